@@ -1,0 +1,4 @@
+//! shoal: a Kafka-compatible streaming broker, one io_uring shard per core.
+
+pub mod protocol;
+pub mod shard;

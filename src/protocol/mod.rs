@@ -1,0 +1,7 @@
+//! The Kafka wire protocol edge: request framing, the record batch header
+//! view, and the hand-written encoders of the hot responses.
+//!
+//! Invariant: this module knows bytes and Kafka message types only. It never
+//! touches a file, a socket or a shard.
+
+pub mod batch;
