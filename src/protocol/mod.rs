@@ -5,3 +5,4 @@
 //! touches a file, a socket or a shard.
 
 pub mod batch;
+pub mod versions;

@@ -1,0 +1,55 @@
+//! The APIs shoal implements and the versions of each it accepts. ApiVersions
+//! advertises exactly this table, the dispatcher refuses anything outside it,
+//! and the round-trip tests walk every version in it.
+
+use kafka_protocol::messages::ApiKey;
+
+/// One implemented API and its inclusive version range.
+#[derive(Debug, Clone, Copy)]
+pub struct SupportedApi {
+    pub key: ApiKey,
+    pub min_version: i16,
+    pub max_version: i16,
+}
+
+const fn api(key: ApiKey, min_version: i16, max_version: i16) -> SupportedApi {
+    SupportedApi {
+        key,
+        min_version,
+        max_version,
+    }
+}
+
+/// Lower bounds are the oldest versions the Kafka clients in use still send;
+/// upper bounds are the newest the `kafka-protocol` crate can encode.
+pub const SUPPORTED_APIS: &[SupportedApi] = &[
+    api(ApiKey::Produce, 3, 13),
+    api(ApiKey::Fetch, 4, 18),
+    api(ApiKey::ListOffsets, 1, 10),
+    api(ApiKey::Metadata, 0, 13),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::DescribeCluster, 0, 2),
+];
+
+/// The supported range of `key`, if shoal implements it.
+pub fn supported(key: ApiKey) -> Option<SupportedApi> {
+    SUPPORTED_APIS.iter().copied().find(|api| api.key == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_stays_inside_what_the_crate_can_encode() {
+        for api in SUPPORTED_APIS {
+            let crate_range = api.key.valid_versions();
+            assert!(api.min_version <= api.max_version, "{:?}", api.key);
+            assert!(api.min_version >= crate_range.min, "{:?}", api.key);
+            assert!(api.max_version <= crate_range.max, "{:?}", api.key);
+        }
+    }
+}
