@@ -1,4 +1,14 @@
 //! shoal: a Kafka-compatible streaming broker, one io_uring shard per core.
+//!
+//! The crate map (see README.md, "Architecture"): `config` (settings by
+//! Kafka's names), `protocol` (wire framing and hot encoders), `log`
+//! (partition storage), `shard` (threads, ownership, messages), `metadata`
+//! (topics, placement, the controller), `server` (listener, connections,
+//! one handler per API).
 
+pub mod config;
+pub mod log;
+pub mod metadata;
 pub mod protocol;
+pub mod server;
 pub mod shard;

@@ -1,1 +1,107 @@
-fn main() {}
+//! The `shoal` command: `serve` runs the broker; the other subcommands are
+//! Kafka-protocol clients of a running broker.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use shoal::config::{split_key_value, BrokerConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "shoal",
+    version,
+    about = "A Kafka-compatible, thread-per-core streaming broker"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// A server.properties file (Kafka config names).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to accept Kafka clients on.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Address clients are told to connect to (defaults to --listen).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Directory holding the partitions and metadata.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Shards (threads, one per core); defaults to every online core.
+    #[arg(long)]
+    shards: Option<usize>,
+    /// This broker's id.
+    #[arg(long)]
+    node_id: Option<i32>,
+    /// Any broker config by Kafka's name, e.g. num.partitions=3 (repeatable).
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
+    let online_cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mut config = BrokerConfig::new(PathBuf::from("./shoal-data"), online_cores);
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?;
+        config.load_properties(&text)?;
+    }
+    for item in &args.overrides {
+        let (key, value) = split_key_value(item)
+            .ok_or_else(|| anyhow::anyhow!("--override expects KEY=VALUE, got {item}"))?;
+        config.set(key, value)?;
+    }
+    let advertise_explicit =
+        args.advertise.is_some() || config.explicit.contains_key("advertised.listeners");
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(advertise) = args.advertise {
+        config.advertise = advertise;
+    }
+    if !advertise_explicit {
+        config.advertise = config.listen.clone();
+    }
+    if let Some(data_dir) = args.data_dir {
+        config.data_dir = data_dir;
+    }
+    if let Some(shards) = args.shards {
+        if shards == 0 {
+            anyhow::bail!("--shards must be at least 1");
+        }
+        config.shards = shards;
+    }
+    if let Some(node_id) = args.node_id {
+        config.node_id = node_id;
+    }
+    Ok(config)
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => broker_config(args).and_then(shoal::server::serve),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("shoal: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -241,17 +241,29 @@ pub(crate) mod tests {
     fn limits_and_lies_are_refused() {
         let batch = sample_batch(5, Compression::None);
         assert_eq!(validate(&batch, batch.len() - 1), Err(BatchError::TooLarge));
-        assert_eq!(validate(&batch[..batch.len() - 1], 1 << 20), Err(BatchError::Truncated));
+        assert_eq!(
+            validate(&batch[..batch.len() - 1], 1 << 20),
+            Err(BatchError::Truncated)
+        );
         assert_eq!(validate(&batch[..30], 1 << 20), Err(BatchError::Truncated));
         let mut wrong_magic = batch.clone();
         wrong_magic[16] = 1;
-        assert_eq!(validate(&wrong_magic, 1 << 20), Err(BatchError::UnsupportedMagic(1)));
+        assert_eq!(
+            validate(&wrong_magic, 1 << 20),
+            Err(BatchError::UnsupportedMagic(1))
+        );
         let mut lying_count = batch.clone();
         lying_count[57..61].copy_from_slice(&1000i32.to_be_bytes());
-        assert_eq!(validate(&lying_count, 1 << 20), Err(BatchError::InvalidRecordCount));
+        assert_eq!(
+            validate(&lying_count, 1 << 20),
+            Err(BatchError::InvalidRecordCount)
+        );
         let mut tiny_length = batch;
         tiny_length[8..12].copy_from_slice(&10i32.to_be_bytes());
-        assert_eq!(validate(&tiny_length, 1 << 20), Err(BatchError::CorruptLength));
+        assert_eq!(
+            validate(&tiny_length, 1 << 20),
+            Err(BatchError::CorruptLength)
+        );
     }
 
     #[test]

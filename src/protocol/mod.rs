@@ -5,4 +5,6 @@
 //! touches a file, a socket or a shard.
 
 pub mod batch;
+pub mod fetch_writer;
+pub mod frame;
 pub mod versions;

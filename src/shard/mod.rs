@@ -3,19 +3,47 @@
 //!
 //! Invariant: this is the only module that knows threads exist. Everything
 //! else runs inside exactly one shard and reaches other shards only through
-//! the messages defined here.
+//! the messages in `messages.rs`. A partition's state is reachable only on its
+//! owner shard (`owned.rs`); shared read-mostly state (the metadata view) is an
+//! immutable snapshot per shard, replaced by a broadcast.
+
+pub mod messages;
+pub mod owned;
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_channel::{mpsc, oneshot};
+use futures_util::future::LocalBoxFuture;
+use futures_util::StreamExt;
+use kafka_protocol::error::ResponseError;
+
+use crate::config::BrokerConfig;
+use crate::metadata::controller::Controller;
+use crate::metadata::ClusterView;
+use messages::{Envelope, KafkaError, ShardReply, ShardRequest};
+use owned::OwnedPartitions;
 
 /// Locked memory each shard's executor registers with io_uring. glommio's
 /// default is 10 MiB, larger than the 8 MiB `ulimit -l` common on servers and
 /// containers; 2 MiB per shard keeps several shards inside it.
 pub const SHARD_IO_MEMORY_BYTES: usize = 2 << 20;
+/// How long a clean shutdown waits for in-flight requests before closing logs.
+const SHUTDOWN_DRAIN_MS_MAX: u64 = 10_000;
+/// Poll period while draining in-flight requests at shutdown (shutdown only).
+const SHUTDOWN_DRAIN_POLL_MS: u64 = 10;
 
-/// Runs the future `make_future` builds to completion on a fresh single-shard executor. For tests
-/// and the command-line tools, never for the broker's own shards.
+/// Runs the future `make_future` builds to completion on a fresh single-shard
+/// executor. For tests and the command-line tools, never for the broker's
+/// own shards.
 pub fn block_on<M, F, T>(make_future: M) -> T
 where
     M: FnOnce() -> F + Send + 'static,
-    F: std::future::Future<Output = T> + 'static,
+    F: Future<Output = T> + 'static,
     T: Send + 'static,
 {
     glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
@@ -24,4 +52,301 @@ where
         .expect("spawn executor")
         .join()
         .expect("executor thread")
+}
+
+/// One shard's state. Lives on its own thread; other shards hold only its inbox.
+pub struct Shard {
+    pub id: usize,
+    pub config: Arc<BrokerConfig>,
+    view: RefCell<Arc<ClusterView>>,
+    inboxes: Vec<mpsc::UnboundedSender<Envelope>>,
+    pub partitions: OwnedPartitions,
+    controller: Option<Controller>,
+    stop: RefCell<Option<oneshot::Sender<()>>>,
+    in_flight_requests: Cell<usize>,
+}
+
+impl Shard {
+    pub fn count(&self) -> usize {
+        self.inboxes.len()
+    }
+
+    /// The current metadata snapshot.
+    pub fn view(&self) -> Arc<ClusterView> {
+        self.view.borrow().clone()
+    }
+
+    /// Runs `request` on shard `owner`: inline when that is this shard,
+    /// otherwise as a message to its inbox.
+    pub async fn call(self: &Rc<Self>, owner: usize, request: ShardRequest) -> ShardReply {
+        if owner == self.id {
+            return self.handle(request).await;
+        }
+        let (reply, answer) = oneshot::channel();
+        let sent = self
+            .inboxes
+            .get(owner)
+            .map(|inbox| inbox.unbounded_send(Envelope { request, reply }));
+        if !matches!(sent, Some(Ok(()))) {
+            return ShardReply::Failed(KafkaError::new(ResponseError::BrokerNotAvailable));
+        }
+        answer.await.unwrap_or(ShardReply::Failed(KafkaError::new(
+            ResponseError::BrokerNotAvailable,
+        )))
+    }
+
+    /// Sends `request` built by `make` to every shard and waits for all.
+    pub async fn broadcast(self: &Rc<Self>, make: impl Fn() -> ShardRequest) {
+        let calls = (0..self.count()).map(|shard| self.call(shard, make()));
+        futures_util::future::join_all(calls).await;
+    }
+
+    async fn handle(self: &Rc<Self>, request: ShardRequest) -> ShardReply {
+        match request {
+            ShardRequest::Produce(parts) => {
+                ShardReply::Produce(self.partitions.produce(parts).await)
+            }
+            ShardRequest::Fetch(parts) => ShardReply::Fetch(self.partitions.fetch(parts).await),
+            ShardRequest::WaitForData { parts, timeout_ms } => {
+                self.partitions.wait_for_data(parts, timeout_ms).await;
+                ShardReply::Done
+            }
+            ShardRequest::ListOffsets(parts) => {
+                ShardReply::ListOffsets(self.partitions.list_offsets(parts).await)
+            }
+            ShardRequest::OpenPartitions { topic, partitions } => {
+                match self
+                    .partitions
+                    .open(&self.config, &topic, &partitions)
+                    .await
+                {
+                    Ok(()) => ShardReply::Done,
+                    Err(error) => ShardReply::Failed(error),
+                }
+            }
+            ShardRequest::DeletePartitions(partitions) => {
+                self.partitions.delete(&partitions).await;
+                ShardReply::Done
+            }
+            ShardRequest::CreateTopics(topics) => match &self.controller {
+                Some(controller) => {
+                    // Boxed: the controller calls back into shards (`call`), so
+                    // the future type would otherwise contain itself.
+                    let create: LocalBoxFuture<'_, _> =
+                        Box::pin(controller.create_topics(self, topics));
+                    ShardReply::CreateTopics(create.await)
+                }
+                None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+            },
+            ShardRequest::DeleteTopics(topics) => match &self.controller {
+                Some(controller) => {
+                    let delete: LocalBoxFuture<'_, _> =
+                        Box::pin(controller.delete_topics(self, topics));
+                    ShardReply::DeleteTopics(delete.await)
+                }
+                None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+            },
+            ShardRequest::InstallView(view) => {
+                *self.view.borrow_mut() = view;
+                ShardReply::Done
+            }
+            ShardRequest::Shutdown => {
+                if let Some(stop) = self.stop.borrow_mut().take() {
+                    let _ = stop.send(());
+                }
+                ShardReply::Done
+            }
+        }
+    }
+
+    /// Counts a client request as in flight until the guard drops, so a
+    /// shutdown lets it finish before logs close.
+    pub fn request_guard(self: &Rc<Self>) -> RequestGuard {
+        self.in_flight_requests
+            .set(self.in_flight_requests.get() + 1);
+        RequestGuard {
+            shard: self.clone(),
+        }
+    }
+}
+
+pub struct RequestGuard {
+    shard: Rc<Shard>,
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        let shard = &self.shard;
+        shard
+            .in_flight_requests
+            .set(shard.in_flight_requests.get() - 1);
+    }
+}
+
+/// What a shard's service (the listener) is given to run.
+pub struct ShardStart {
+    pub shard: Rc<Shard>,
+    /// Resolves when the shard is asked to stop.
+    pub stop: oneshot::Receiver<()>,
+    /// Report readiness (or a fatal start error) to the main thread.
+    pub ready: std_mpsc::Sender<Result<usize, String>>,
+}
+
+/// Handles to the running shards, held by the main thread.
+pub struct ShardSet {
+    threads: Vec<glommio::ExecutorJoinHandle<()>>,
+    inboxes: Vec<mpsc::UnboundedSender<Envelope>>,
+}
+
+impl ShardSet {
+    /// Asks every shard to stop and waits for their threads to finish.
+    pub fn shutdown(self) {
+        for inbox in &self.inboxes {
+            let (reply, _) = oneshot::channel();
+            let _ = inbox.unbounded_send(Envelope {
+                request: ShardRequest::Shutdown,
+                reply,
+            });
+        }
+        for thread in self.threads {
+            if let Err(error) = thread.join() {
+                log::error!("shard thread failed: {error}");
+            }
+        }
+    }
+}
+
+/// Starts `config.shards` shards, pinned one per core where the machine has
+/// enough, each opening the partitions it owns and then running `service`.
+/// Returns once every shard reported ready, or the first start error.
+pub fn spawn_all<S, F>(
+    config: Arc<BrokerConfig>,
+    view: Arc<ClusterView>,
+    service: S,
+) -> Result<ShardSet, String>
+where
+    S: Fn(ShardStart) -> F + Send + Clone + 'static,
+    F: Future<Output = ()> + 'static,
+{
+    let count = config.shards;
+    let cores: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|core| core.id)
+        .collect();
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..count).map(|_| mpsc::unbounded()).unzip();
+    let (ready_tx, ready_rx) = std_mpsc::channel();
+    let mut threads = Vec::with_capacity(count);
+    for (id, inbox) in receivers.into_iter().enumerate() {
+        let placement = if cores.len() >= count {
+            glommio::Placement::Fixed(cores[id])
+        } else {
+            glommio::Placement::Unbound
+        };
+        let config = config.clone();
+        let view = view.clone();
+        let inboxes = senders.clone();
+        let service = service.clone();
+        let ready = ready_tx.clone();
+        let thread = glommio::LocalExecutorBuilder::new(placement)
+            .name(&format!("shoal-shard-{id}"))
+            .io_memory(SHARD_IO_MEMORY_BYTES)
+            .spawn(move || run_shard(id, config, view, inboxes, inbox, service, ready))
+            .map_err(|error| format!("cannot start shard {id}: {error}"))?;
+        threads.push(thread);
+    }
+    drop(ready_tx);
+    let set = ShardSet {
+        threads,
+        inboxes: senders,
+    };
+    for _ in 0..count {
+        match ready_rx.recv() {
+            Ok(Ok(_)) => {}
+            Ok(Err(message)) => {
+                set.shutdown();
+                return Err(message);
+            }
+            Err(_) => {
+                set.shutdown();
+                return Err("a shard exited during start".to_string());
+            }
+        }
+    }
+    Ok(set)
+}
+
+async fn run_shard<S, F>(
+    id: usize,
+    config: Arc<BrokerConfig>,
+    view: Arc<ClusterView>,
+    inboxes: Vec<mpsc::UnboundedSender<Envelope>>,
+    mut inbox: mpsc::UnboundedReceiver<Envelope>,
+    service: S,
+    ready: std_mpsc::Sender<Result<usize, String>>,
+) where
+    S: Fn(ShardStart) -> F,
+    F: Future<Output = ()> + 'static,
+{
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let shard = Rc::new(Shard {
+        id,
+        partitions: OwnedPartitions::new(config.data_dir.clone()),
+        controller: (id == 0).then(Controller::new),
+        config: config.clone(),
+        view: RefCell::new(view.clone()),
+        inboxes,
+        stop: RefCell::new(Some(stop_tx)),
+        in_flight_requests: Cell::new(0),
+    });
+    for topic in view.topics.values() {
+        let mine: Vec<i32> = (0..topic.partitions)
+            .filter(|&partition| view.owner(&topic.name, partition) == id)
+            .collect();
+        if let Err(error) = shard.partitions.open(&config, topic, &mine).await {
+            let _ = ready.send(Err(format!(
+                "shard {id}: cannot open partitions of {}: {:?}",
+                topic.name, error.message
+            )));
+            return;
+        }
+    }
+    let receiver = shard.clone();
+    glommio::spawn_local(async move {
+        while let Some(envelope) = inbox.next().await {
+            let shard = receiver.clone();
+            glommio::spawn_local(async move {
+                let answer = shard.handle(envelope.request).await;
+                let _ = envelope.reply.send(answer);
+            })
+            .detach();
+        }
+    })
+    .detach();
+    let checkpointer = Rc::downgrade(&shard);
+    let checkpoint_interval = Duration::from_millis(config.log_flush_offset_checkpoint_interval_ms);
+    glommio::spawn_local(async move {
+        loop {
+            glommio::timer::sleep(checkpoint_interval).await;
+            match checkpointer.upgrade() {
+                Some(shard) => shard.partitions.checkpoint_all().await,
+                None => break,
+            }
+        }
+    })
+    .detach();
+
+    service(ShardStart {
+        shard: shard.clone(),
+        stop: stop_rx,
+        ready,
+    })
+    .await;
+
+    let mut waited_ms = 0;
+    while shard.in_flight_requests.get() > 0 && waited_ms < SHUTDOWN_DRAIN_MS_MAX {
+        glommio::timer::sleep(Duration::from_millis(SHUTDOWN_DRAIN_POLL_MS)).await;
+        waited_ms += SHUTDOWN_DRAIN_POLL_MS;
+    }
+    shard.partitions.close_all().await;
 }

@@ -1,0 +1,454 @@
+//! Broker and topic configuration: Kafka's names, Kafka's defaults.
+//!
+//! Invariant: plain data. Parsed once at start (broker) or when a topic is
+//! created (topic overrides), validated here, then carried around immutable.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::log::{FlushPolicy, LogConfig};
+
+/// Kafka's `message.max.bytes` default: 1 MiB plus record batch overhead.
+pub const MESSAGE_MAX_BYTES_DEFAULT: usize = 1_048_588;
+/// Kafka's `socket.request.max.bytes` default (100 MiB).
+pub const SOCKET_REQUEST_MAX_BYTES_DEFAULT: usize = 104_857_600;
+/// Kafka's `segment.bytes` default (1 GiB).
+pub const SEGMENT_BYTES_DEFAULT: u64 = 1_073_741_824;
+/// Kafka's `log.roll.hours` default, 168 hours, in ms.
+pub const SEGMENT_MS_DEFAULT: u64 = 604_800_000;
+/// Kafka's `log.retention.hours` default, 168 hours, in ms.
+pub const RETENTION_MS_DEFAULT: i64 = 604_800_000;
+/// Kafka's `log.index.interval.bytes` default.
+pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
+/// Kafka's `log.flush.offset.checkpoint.interval.ms` default.
+pub const CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 60_000;
+/// Fsync interval for `flush.policy=interval` when `flush.ms` is not set.
+pub const FLUSH_INTERVAL_MS_DEFAULT: u64 = 1000;
+/// Kafka's `fetch.max.bytes` broker default (55 MiB).
+pub const FETCH_MAX_BYTES_DEFAULT: usize = 57_671_680;
+/// Kafka's longest legal topic name.
+pub const TOPIC_NAME_LENGTH_MAX: usize = 249;
+/// Upper bound on partitions per topic: each partition holds open files and a
+/// tail cache on its shard, so a typo like 1000000 is refused, not obeyed.
+pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+
+/// A config value that failed validation; becomes INVALID_CONFIG.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Broker-wide settings (`server.properties` plus the command line).
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub listen: String,
+    pub advertise: String,
+    pub data_dir: PathBuf,
+    pub shards: usize,
+    pub node_id: i32,
+    pub auto_create_topics_enable: bool,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub message_max_bytes: usize,
+    pub socket_request_max_bytes: usize,
+    pub log_segment_bytes: u64,
+    pub log_roll_ms: u64,
+    pub log_retention_ms: i64,
+    pub log_index_interval_bytes: u32,
+    pub log_flush_policy: String,
+    pub log_flush_interval_ms: u64,
+    pub log_flush_offset_checkpoint_interval_ms: u64,
+    pub fetch_max_bytes: usize,
+    pub log_message_timestamp_type: String,
+    /// Every key the operator set, as given, for DescribeConfigs.
+    pub explicit: BTreeMap<String, String>,
+}
+
+impl BrokerConfig {
+    /// Defaults as Kafka ships them, for the given data directory and shard count.
+    pub fn new(data_dir: PathBuf, shards: usize) -> BrokerConfig {
+        BrokerConfig {
+            listen: "127.0.0.1:9092".to_string(),
+            advertise: "127.0.0.1:9092".to_string(),
+            data_dir,
+            shards,
+            node_id: 1,
+            auto_create_topics_enable: true,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            message_max_bytes: MESSAGE_MAX_BYTES_DEFAULT,
+            socket_request_max_bytes: SOCKET_REQUEST_MAX_BYTES_DEFAULT,
+            log_segment_bytes: SEGMENT_BYTES_DEFAULT,
+            log_roll_ms: SEGMENT_MS_DEFAULT,
+            log_retention_ms: RETENTION_MS_DEFAULT,
+            log_index_interval_bytes: INDEX_INTERVAL_BYTES_DEFAULT,
+            log_flush_policy: "sync".to_string(),
+            log_flush_interval_ms: FLUSH_INTERVAL_MS_DEFAULT,
+            log_flush_offset_checkpoint_interval_ms: CHECKPOINT_INTERVAL_MS_DEFAULT,
+            fetch_max_bytes: FETCH_MAX_BYTES_DEFAULT,
+            log_message_timestamp_type: "CreateTime".to_string(),
+            explicit: BTreeMap::new(),
+        }
+    }
+
+    /// Applies one `key=value` by Kafka's broker config name. Unknown keys are
+    /// refused so a typo never silently does nothing.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let value = value.trim();
+        match key {
+            "listeners" | "listen" => self.listen = strip_scheme(value),
+            "advertised.listeners" | "advertise" => self.advertise = strip_scheme(value),
+            "log.dirs" | "log.dir" => self.data_dir = PathBuf::from(value),
+            "node.id" | "broker.id" => self.node_id = parse(key, value)?,
+            "auto.create.topics.enable" => self.auto_create_topics_enable = parse(key, value)?,
+            "num.partitions" => {
+                self.num_partitions = parse_range(key, value, 1, PARTITIONS_PER_TOPIC_MAX)?
+            }
+            "default.replication.factor" => {
+                self.default_replication_factor = parse_range(key, value, 1, 1)?
+            }
+            "message.max.bytes" => {
+                self.message_max_bytes = parse_range(key, value, 0, i32::MAX as usize)?
+            }
+            "socket.request.max.bytes" => {
+                self.socket_request_max_bytes = parse_range(key, value, 1, i32::MAX as usize)?
+            }
+            "log.segment.bytes" => {
+                self.log_segment_bytes = parse_range(key, value, 14, i32::MAX as u64)?
+            }
+            "log.roll.ms" => self.log_roll_ms = parse_range(key, value, 1, u64::MAX)?,
+            "log.roll.hours" => {
+                self.log_roll_ms =
+                    parse_range::<u64>(key, value, 1, u64::MAX / 3_600_000)? * 3_600_000
+            }
+            "log.retention.ms" => self.log_retention_ms = parse(key, value)?,
+            "log.retention.hours" => {
+                self.log_retention_ms = parse::<i64>(key, value)?.saturating_mul(3_600_000)
+            }
+            "log.index.interval.bytes" => {
+                self.log_index_interval_bytes = parse_range(key, value, 0, i32::MAX as u32)?
+            }
+            "log.flush.policy" => {
+                flush_policy(value, self.log_flush_interval_ms)?;
+                self.log_flush_policy = value.to_string();
+            }
+            "log.flush.interval.ms" => {
+                self.log_flush_interval_ms = parse_range(key, value, 1, u64::MAX)?
+            }
+            "log.flush.offset.checkpoint.interval.ms" => {
+                self.log_flush_offset_checkpoint_interval_ms = parse_range(key, value, 1, u64::MAX)?
+            }
+            "fetch.max.bytes" => {
+                self.fetch_max_bytes = parse_range(key, value, 0, i32::MAX as usize)?
+            }
+            "log.message.timestamp.type" => {
+                timestamp_type(value)?;
+                self.log_message_timestamp_type = value.to_string();
+            }
+            _ => return Err(ConfigError(format!("unknown broker config {key}"))),
+        }
+        self.explicit.insert(key.to_string(), value.to_string());
+        Ok(())
+    }
+
+    /// Applies a Java-properties file: `key=value` lines, `#`/`!` comments.
+    pub fn load_properties(&mut self, text: &str) -> Result<(), ConfigError> {
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let (key, value) = split_key_value(line)
+                .ok_or_else(|| ConfigError(format!("line {}: expected key=value", number + 1)))?;
+            self.set(key, value)?;
+        }
+        Ok(())
+    }
+
+    /// `host` and `port` clients are told to connect to.
+    pub fn advertised_host_port(&self) -> (String, i32) {
+        split_host_port(&self.advertise).unwrap_or_else(|| ("127.0.0.1".to_string(), 9092))
+    }
+}
+
+/// Splits `key=value` (or `key:value`, as Java properties allow) at the first separator.
+pub fn split_key_value(text: &str) -> Option<(&str, &str)> {
+    let at = text.find(['=', ':'])?;
+    let key = text[..at].trim();
+    if key.is_empty() {
+        return None;
+    }
+    Some((key, text[at + 1..].trim()))
+}
+
+/// `PLAINTEXT://host:port` → `host:port`; plain `host:port` unchanged.
+fn strip_scheme(value: &str) -> String {
+    match value.split_once("://") {
+        Some((_, rest)) => rest.to_string(),
+        None => value.to_string(),
+    }
+}
+
+/// `host:port` → (host, port); IPv6 in brackets is accepted.
+pub fn split_host_port(address: &str) -> Option<(String, i32)> {
+    let at = address.rfind(':')?;
+    let host = address[..at].trim_start_matches('[').trim_end_matches(']');
+    let port: i32 = address[at + 1..].parse().ok()?;
+    if host.is_empty() || !(1..=65535).contains(&port) {
+        return None;
+    }
+    Some((host.to_string(), port))
+}
+
+fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
+    value
+        .parse()
+        .map_err(|_| ConfigError(format!("invalid value {value} for configuration {key}")))
+}
+
+fn parse_range<T: std::str::FromStr + PartialOrd + fmt::Display>(
+    key: &str,
+    value: &str,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError> {
+    let parsed: T = parse(key, value)?;
+    if parsed < min || parsed > max {
+        return Err(ConfigError(format!(
+            "invalid value {value} for configuration {key}: value must be in [{min}, {max}]"
+        )));
+    }
+    Ok(parsed)
+}
+
+fn flush_policy(value: &str, flush_ms: u64) -> Result<FlushPolicy, ConfigError> {
+    match value {
+        "sync" => Ok(FlushPolicy::Sync),
+        "interval" => Ok(FlushPolicy::Interval { flush_ms }),
+        "none" => Ok(FlushPolicy::None),
+        _ => Err(ConfigError(format!(
+            "invalid value {value} for flush.policy: expected sync, interval or none"
+        ))),
+    }
+}
+
+fn timestamp_type(value: &str) -> Result<(), ConfigError> {
+    match value {
+        "CreateTime" | "LogAppendTime" => Ok(()),
+        _ => Err(ConfigError(format!(
+            "invalid value {value} for message.timestamp.type: expected CreateTime or LogAppendTime"
+        ))),
+    }
+}
+
+fn validate_cleanup_policy(value: &str) -> Result<(), ConfigError> {
+    let ok = !value.is_empty()
+        && value
+            .split(',')
+            .all(|part| matches!(part.trim(), "delete" | "compact"));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError(format!(
+            "invalid value {value} for cleanup.policy: expected delete, compact or both"
+        )))
+    }
+}
+
+fn validate_compression(value: &str) -> Result<(), ConfigError> {
+    match value {
+        "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Ok(()),
+        _ => Err(ConfigError(format!(
+            "invalid value {value} for compression.type"
+        ))),
+    }
+}
+
+/// The topic-level configs shoal knows, with the broker setting each one
+/// defaults to. DescribeConfigs lists these; CreateTopics accepts only these.
+pub const TOPIC_CONFIG_NAMES: &[&str] = &[
+    "cleanup.policy",
+    "compression.type",
+    "flush.ms",
+    "flush.policy",
+    "index.interval.bytes",
+    "max.message.bytes",
+    "message.timestamp.type",
+    "min.insync.replicas",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.ms",
+];
+
+/// The broker's default for one topic config, as a string.
+pub fn topic_config_default(broker: &BrokerConfig, name: &str) -> Option<String> {
+    let value = match name {
+        "cleanup.policy" => "delete".to_string(),
+        "compression.type" => "producer".to_string(),
+        "flush.ms" => broker.log_flush_interval_ms.to_string(),
+        "flush.policy" => broker.log_flush_policy.clone(),
+        "index.interval.bytes" => broker.log_index_interval_bytes.to_string(),
+        "max.message.bytes" => broker.message_max_bytes.to_string(),
+        "message.timestamp.type" => broker.log_message_timestamp_type.clone(),
+        "min.insync.replicas" => "1".to_string(),
+        "retention.bytes" => "-1".to_string(),
+        "retention.ms" => broker.log_retention_ms.to_string(),
+        "segment.bytes" => broker.log_segment_bytes.to_string(),
+        "segment.ms" => broker.log_roll_ms.to_string(),
+        _ => return None,
+    };
+    Some(value)
+}
+
+/// The broker config a topic config falls back to (Kafka's synonym).
+pub fn topic_config_broker_synonym(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "flush.ms" => "log.flush.interval.ms",
+        "flush.policy" => "log.flush.policy",
+        "index.interval.bytes" => "log.index.interval.bytes",
+        "max.message.bytes" => "message.max.bytes",
+        "message.timestamp.type" => "log.message.timestamp.type",
+        "retention.ms" => "log.retention.ms",
+        "segment.bytes" => "log.segment.bytes",
+        "segment.ms" => "log.roll.ms",
+        _ => return None,
+    })
+}
+
+/// Checks one topic config override by name and value.
+pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError> {
+    let value = value.trim();
+    match name {
+        "cleanup.policy" => validate_cleanup_policy(value),
+        "compression.type" => validate_compression(value),
+        "flush.ms" => parse_range::<u64>(name, value, 1, u64::MAX).map(drop),
+        "flush.policy" => flush_policy(value, FLUSH_INTERVAL_MS_DEFAULT).map(drop),
+        "index.interval.bytes" => parse_range::<u32>(name, value, 0, i32::MAX as u32).map(drop),
+        "max.message.bytes" => parse_range::<usize>(name, value, 0, i32::MAX as usize).map(drop),
+        "message.timestamp.type" => timestamp_type(value),
+        "min.insync.replicas" => parse_range::<i32>(name, value, 1, i32::MAX).map(drop),
+        "retention.bytes" | "retention.ms" => {
+            parse_range::<i64>(name, value, -1, i64::MAX).map(drop)
+        }
+        "segment.bytes" => parse_range::<u64>(name, value, 14, i32::MAX as u64).map(drop),
+        "segment.ms" => parse_range::<u64>(name, value, 1, u64::MAX).map(drop),
+        _ => Err(ConfigError(format!("unknown topic config {name}"))),
+    }
+}
+
+/// A topic's effective settings: its overrides over the broker defaults.
+#[derive(Debug, Clone)]
+pub struct TopicConfig {
+    pub max_message_bytes: usize,
+    pub log_append_time: bool,
+    pub log: LogConfig,
+}
+
+impl TopicConfig {
+    /// Resolves `overrides` (already validated) against `broker`.
+    pub fn resolve(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> TopicConfig {
+        let effective = |name: &str| -> String {
+            overrides
+                .get(name)
+                .cloned()
+                .or_else(|| topic_config_default(broker, name))
+                .unwrap_or_default()
+        };
+        let flush_ms = effective("flush.ms")
+            .parse()
+            .unwrap_or(broker.log_flush_interval_ms);
+        let log = LogConfig {
+            segment_bytes: effective("segment.bytes")
+                .parse()
+                .unwrap_or(broker.log_segment_bytes),
+            segment_ms: effective("segment.ms")
+                .parse()
+                .unwrap_or(broker.log_roll_ms),
+            index_interval_bytes: effective("index.interval.bytes")
+                .parse()
+                .unwrap_or(broker.log_index_interval_bytes),
+            flush_policy: flush_policy(&effective("flush.policy"), flush_ms)
+                .unwrap_or(FlushPolicy::Sync),
+            ..LogConfig::default()
+        };
+        TopicConfig {
+            max_message_bytes: effective("max.message.bytes")
+                .parse()
+                .unwrap_or(broker.message_max_bytes),
+            log_append_time: effective("message.timestamp.type") == "LogAppendTime",
+            log,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_names_override_defaults() {
+        let mut config = BrokerConfig::new(PathBuf::from("/tmp/x"), 2);
+        assert_eq!(config.message_max_bytes, 1_048_588);
+        config.set("num.partitions", "3").unwrap();
+        config.set("auto.create.topics.enable", "false").unwrap();
+        config.set("log.roll.hours", "2").unwrap();
+        config
+            .load_properties(
+                "# comment\nmessage.max.bytes = 2000\nlisteners=PLAINTEXT://127.0.0.1:9999\n",
+            )
+            .unwrap();
+        assert_eq!(config.num_partitions, 3);
+        assert!(!config.auto_create_topics_enable);
+        assert_eq!(config.log_roll_ms, 7_200_000);
+        assert_eq!(config.message_max_bytes, 2000);
+        assert_eq!(config.listen, "127.0.0.1:9999");
+        assert!(config.set("no.such.key", "1").is_err());
+        assert!(config.set("num.partitions", "zero").is_err());
+        assert!(config.set("num.partitions", "0").is_err());
+    }
+
+    #[test]
+    fn topic_overrides_resolve_over_broker_defaults() {
+        let broker = BrokerConfig::new(PathBuf::from("/tmp/x"), 1);
+        let mut overrides = BTreeMap::new();
+        overrides.insert("segment.bytes".to_string(), "1000".to_string());
+        overrides.insert(
+            "message.timestamp.type".to_string(),
+            "LogAppendTime".to_string(),
+        );
+        let topic = TopicConfig::resolve(&broker, &overrides);
+        assert_eq!(topic.log.segment_bytes, 1000);
+        assert!(topic.log_append_time);
+        assert_eq!(topic.max_message_bytes, MESSAGE_MAX_BYTES_DEFAULT);
+        assert!(validate_topic_config("segment.bytes", "10").is_err());
+        assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate_topic_config("cleanup.policy", "shred").is_err());
+        assert!(validate_topic_config("bogus", "1").is_err());
+        for name in TOPIC_CONFIG_NAMES {
+            let default = topic_config_default(&broker, name).unwrap();
+            assert!(
+                validate_topic_config(name, &default).is_ok(),
+                "{name}={default}"
+            );
+        }
+    }
+
+    #[test]
+    fn host_port_parsing() {
+        assert_eq!(
+            split_host_port("127.0.0.1:9092"),
+            Some(("127.0.0.1".into(), 9092))
+        );
+        assert_eq!(split_host_port("[::1]:9092"), Some(("::1".into(), 9092)));
+        assert_eq!(split_host_port("nope"), None);
+        assert_eq!(split_host_port("h:0"), None);
+    }
+}

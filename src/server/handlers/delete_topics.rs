@@ -1,0 +1,80 @@
+//! DeleteTopics: by name (v1–v5) or by name or id (v6+), via the controller.
+
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    DeleteTopicsRequest, DeleteTopicsResponse, RequestHeader, TopicName,
+};
+
+use super::str_bytes;
+use crate::server::connection::ConnectionContext;
+use crate::shard::messages::{ShardReply, ShardRequest, TopicRef};
+
+const CONTROLLER_SHARD: usize = 0;
+
+pub async fn handle(
+    context: &ConnectionContext,
+    header: &RequestHeader,
+    request: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
+    let version = header.request_api_version;
+    let targets: Vec<TopicRef> = if version >= 6 {
+        request
+            .topics
+            .iter()
+            .map(|topic| match &topic.name {
+                Some(name) => TopicRef::Name(name.0.to_string()),
+                None => TopicRef::Id(topic.topic_id),
+            })
+            .collect()
+    } else {
+        request
+            .topic_names
+            .iter()
+            .map(|name| TopicRef::Name(name.0.to_string()))
+            .collect()
+    };
+    let outcomes = match context
+        .shard
+        .call(
+            CONTROLLER_SHARD,
+            ShardRequest::DeleteTopics(targets.clone()),
+        )
+        .await
+    {
+        ShardReply::DeleteTopics(outcomes) => outcomes,
+        ShardReply::Failed(error) => targets.iter().map(|_| Err(error.clone())).collect(),
+        _ => Vec::new(),
+    };
+    let responses = targets
+        .into_iter()
+        .zip(outcomes)
+        .map(|(target, outcome)| {
+            let mut result = DeletableTopicResult::default();
+            match (&target, &outcome) {
+                (_, Ok((name, id))) => {
+                    result.name = Some(TopicName(str_bytes(name.clone())));
+                    if version >= 6 {
+                        result.topic_id = *id;
+                    }
+                }
+                (TopicRef::Name(name), Err(_)) => {
+                    result.name = Some(TopicName(str_bytes(name.clone())))
+                }
+                (TopicRef::Id(id), Err(_)) => {
+                    result.name = None;
+                    result.topic_id = *id;
+                }
+            }
+            if let Err(error) = outcome {
+                result.error_code = error.code;
+                if version >= 5 {
+                    result.error_message = error.message.map(str_bytes);
+                }
+            }
+            result
+        })
+        .collect();
+    let mut response = DeleteTopicsResponse::default();
+    response.responses = responses;
+    response
+}

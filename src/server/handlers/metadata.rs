@@ -1,0 +1,143 @@
+//! Metadata: brokers, topics, partitions and leaders; creates missing topics
+//! when `auto.create.topics.enable` and the request allow it.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{
+    BrokerId, MetadataRequest, MetadataResponse, RequestHeader, TopicName,
+};
+
+use super::str_bytes;
+use crate::metadata::{validate_topic_name, ClusterView, TopicMeta};
+use crate::server::connection::ConnectionContext;
+use crate::shard::messages::{NewTopic, ShardReply, ShardRequest};
+
+/// The controller's shard.
+const CONTROLLER_SHARD: usize = 0;
+
+pub async fn handle(
+    context: &ConnectionContext,
+    header: &RequestHeader,
+    request: MetadataRequest,
+) -> MetadataResponse {
+    let version = header.request_api_version;
+    let mut view = context.shard.view();
+    let requested: Option<Vec<(Option<String>, uuid::Uuid)>> = match request.topics {
+        Some(topics) if !(version == 0 && topics.is_empty()) => Some(
+            topics
+                .into_iter()
+                .map(|topic| (topic.name.map(|name| name.0.to_string()), topic.topic_id))
+                .collect(),
+        ),
+        _ => None,
+    };
+    let allow_auto_create = (version < 4 || request.allow_auto_topic_creation)
+        && context.shard.config.auto_create_topics_enable;
+
+    if let Some(requested) = &requested {
+        if allow_auto_create {
+            let missing: Vec<NewTopic> = requested
+                .iter()
+                .filter_map(|(name, _)| name.as_ref())
+                .filter(|name| view.topic(name).is_none() && validate_topic_name(name).is_ok())
+                .map(|name| NewTopic {
+                    name: name.clone(),
+                    partitions: -1,
+                    replication_factor: -1,
+                    configs: Vec::new(),
+                    validate_only: false,
+                })
+                .collect();
+            if !missing.is_empty() {
+                let reply = context
+                    .shard
+                    .call(CONTROLLER_SHARD, ShardRequest::CreateTopics(missing))
+                    .await;
+                if let ShardReply::CreateTopics(results) = reply {
+                    for error in results.iter().filter_map(|result| result.as_ref().err()) {
+                        log::debug!("auto-create failed: {:?}", error.message);
+                    }
+                }
+                view = context.shard.view();
+            }
+        }
+    }
+
+    let topics: Vec<MetadataResponseTopic> = match requested {
+        None => view
+            .topics
+            .values()
+            .map(|topic| topic_entry(&view, topic, version))
+            .collect(),
+        Some(requested) => requested
+            .into_iter()
+            .map(|(name, id)| {
+                let found = match &name {
+                    Some(name) => view.topic(name),
+                    None => view.topic_by_id(id),
+                };
+                match (found, name) {
+                    (Some(topic), _) => topic_entry(&view, topic, version),
+                    (None, Some(name)) => {
+                        let error = if validate_topic_name(&name).is_err() {
+                            ResponseError::InvalidTopicException
+                        } else {
+                            ResponseError::UnknownTopicOrPartition
+                        };
+                        missing_entry(Some(name), uuid::Uuid::nil(), error)
+                    }
+                    (None, None) => missing_entry(None, id, ResponseError::UnknownTopicId),
+                }
+            })
+            .collect(),
+    };
+
+    let mut broker = MetadataResponseBroker::default();
+    broker.node_id = BrokerId(view.node_id);
+    broker.host = str_bytes(view.advertised_host.clone());
+    broker.port = view.advertised_port;
+    let mut response = MetadataResponse::default();
+    response.brokers = vec![broker];
+    response.cluster_id = Some(str_bytes(view.cluster_id.clone()));
+    response.controller_id = BrokerId(view.node_id);
+    response.topics = topics;
+    response
+}
+
+fn topic_entry(view: &ClusterView, topic: &Arc<TopicMeta>, version: i16) -> MetadataResponseTopic {
+    let node = BrokerId(view.node_id);
+    let mut entry = MetadataResponseTopic::default();
+    entry.name = Some(TopicName(str_bytes(topic.name.clone())));
+    if version >= 10 {
+        entry.topic_id = topic.id;
+    }
+    entry.is_internal = topic.is_internal();
+    entry.partitions = (0..topic.partitions)
+        .map(|index| {
+            let mut partition = MetadataResponsePartition::default();
+            partition.partition_index = index;
+            partition.leader_id = node;
+            partition.leader_epoch = 0;
+            partition.replica_nodes = vec![node];
+            partition.isr_nodes = vec![node];
+            partition
+        })
+        .collect();
+    entry
+}
+
+fn missing_entry(
+    name: Option<String>,
+    id: uuid::Uuid,
+    error: ResponseError,
+) -> MetadataResponseTopic {
+    let mut entry = MetadataResponseTopic::default();
+    entry.error_code = error.code();
+    entry.name = name.map(|name| TopicName(str_bytes(name)));
+    entry.topic_id = id;
+    entry
+}

@@ -1,0 +1,125 @@
+//! One handler per Kafka API, and the dispatcher that decodes a frame and
+//! routes it to the right one.
+//!
+//! Invariant: handlers turn requests into shard messages and shard answers
+//! into responses; they hold no partition state of their own (fetch sessions,
+//! which belong to a connection's shard, are the one exception).
+
+mod api_versions;
+mod create_topics;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+use std::collections::BTreeMap;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader};
+use kafka_protocol::protocol::{Encodable, StrBytes};
+
+use super::connection::ConnectionContext;
+use crate::protocol::frame::{self, FrameError};
+use crate::protocol::versions;
+
+/// What goes back on the socket for one request.
+pub enum Response {
+    /// Nothing: `acks=0` produce.
+    None,
+    Frame(Bytes),
+    /// A frame in pieces, record bytes shared rather than copied.
+    Chunks(Vec<Bytes>),
+}
+
+/// Decodes one request frame and runs its handler. An error means the frame
+/// was unacceptable and the connection must close.
+pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Response, FrameError> {
+    if let Some(fallback) = api_versions::unsupported_version_fallback(&frame) {
+        return Ok(Response::Frame(fallback));
+    }
+    let (header, mut body) = frame::parse_request_header(&frame)?;
+    let api_key = ApiKey::try_from(header.request_api_key)
+        .map_err(|_| FrameError::UnknownApiKey(header.request_api_key))?;
+    let version = header.request_api_version;
+    match versions::supported(api_key) {
+        Some(api) if (api.min_version..=api.max_version).contains(&version) => {}
+        _ => {
+            return Err(FrameError::UnsupportedVersion {
+                api_key: header.request_api_key,
+                version,
+            })
+        }
+    }
+    let request = frame::decode_request(api_key, version, &mut body)?;
+    let response = match request {
+        RequestKind::ApiVersions(request) => {
+            encode(&header, &api_versions::handle(&header, request))
+        }
+        RequestKind::Metadata(request) => {
+            encode(&header, &metadata::handle(context, &header, request).await)
+        }
+        RequestKind::CreateTopics(request) => encode(
+            &header,
+            &create_topics::handle(context, &header, request).await,
+        ),
+        RequestKind::DeleteTopics(request) => encode(
+            &header,
+            &delete_topics::handle(context, &header, request).await,
+        ),
+        RequestKind::Produce(request) => match produce::handle(context, &header, request).await {
+            Some(response) => encode(&header, &response),
+            None => Ok(Response::None),
+        },
+        RequestKind::Fetch(request) => Ok(fetch::handle(context, &header, request).await),
+        RequestKind::ListOffsets(request) => encode(
+            &header,
+            &list_offsets::handle(context, &header, request).await,
+        ),
+        RequestKind::DescribeConfigs(request) => encode(
+            &header,
+            &describe_configs::handle(context, &header, request),
+        ),
+        RequestKind::DescribeCluster(request) => encode(
+            &header,
+            &describe_cluster::handle(context, &header, request),
+        ),
+        _ => Err(FrameError::UnknownApiKey(header.request_api_key)),
+    };
+    response
+}
+
+/// Encodes `body` as a complete response frame: size, header, body.
+fn encode<R: Encodable>(request: &RequestHeader, body: &R) -> Result<Response, FrameError> {
+    let api_key = ApiKey::try_from(request.request_api_key)
+        .map_err(|_| FrameError::UnknownApiKey(request.request_api_key))?;
+    let version = request.request_api_version;
+    let mut header = ResponseHeader::default();
+    header.correlation_id = request.correlation_id;
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    header
+        .encode(&mut buf, api_key.response_header_version(version))
+        .and_then(|()| body.encode(&mut buf, version))
+        .map_err(|error| FrameError::Encode(format!("{api_key:?} v{version}: {error}")))?;
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(Response::Frame(buf.freeze()))
+}
+
+/// `StrBytes` from an owned string.
+fn str_bytes(text: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(text.into())
+}
+
+/// Groups `items` by the shard that owns each, keeping each shard's items in
+/// request order together with their position in the request.
+fn by_owner<T>(items: Vec<(usize, T)>) -> BTreeMap<usize, Vec<(usize, T)>> {
+    let mut groups: BTreeMap<usize, Vec<(usize, T)>> = BTreeMap::new();
+    for (position, (owner, item)) in items.into_iter().enumerate() {
+        groups.entry(owner).or_default().push((position, item));
+    }
+    groups
+}

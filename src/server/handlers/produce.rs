@@ -1,0 +1,236 @@
+//! Produce: validate every batch on the accepting shard (header and CRC, no
+//! decompression), send each partition's batches to its owner shard, and
+//! answer once each append is as durable as `acks` asks.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader, TopicName};
+
+use super::{by_owner, str_bytes};
+use crate::config::TopicConfig;
+use crate::log::AppendWait;
+use crate::protocol::batch::{self, BatchError};
+use crate::server::connection::ConnectionContext;
+use crate::shard::messages::{KafkaError, ProducePart, ShardReply, ShardRequest, TopicPartition};
+
+/// Produce v13 names topics by id only (KIP-516).
+const TOPIC_IDS_VERSION: i16 = 13;
+
+fn batch_error(error: BatchError) -> KafkaError {
+    let (code, message) = match error {
+        BatchError::TooLarge => (
+            ResponseError::MessageTooLarge,
+            "The record batch is larger than max.message.bytes".to_string(),
+        ),
+        BatchError::UnsupportedMagic(magic) => (
+            ResponseError::UnsupportedForMessageFormat,
+            format!("Record batch magic {magic} is not supported; only magic 2"),
+        ),
+        BatchError::InvalidRecordCount => (
+            ResponseError::InvalidRecord,
+            "Record count disagrees with the batch's offset delta".to_string(),
+        ),
+        BatchError::CrcMismatch => (
+            ResponseError::CorruptMessage,
+            "Record batch failed its CRC-32C check".to_string(),
+        ),
+        BatchError::Truncated | BatchError::CorruptLength => (
+            ResponseError::CorruptMessage,
+            "Record batch length is inconsistent".to_string(),
+        ),
+    };
+    KafkaError::with_message(code, message)
+}
+
+/// Checks every batch in `records`; returns the batches' total size.
+fn validate_batches(records: &[u8], max_batch_bytes: usize) -> Result<(), KafkaError> {
+    if records.is_empty() {
+        return Err(KafkaError::with_message(
+            ResponseError::InvalidRecord,
+            "Produce request carried no record batch".to_string(),
+        ));
+    }
+    let mut position = 0;
+    while position < records.len() {
+        position += batch::validate(&records[position..], max_batch_bytes).map_err(batch_error)?;
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Where one partition of the request stands before the owner answers.
+enum Slot {
+    Done(Result<(i64, i64, i64), KafkaError>),
+    Pending { log_append_time_ms: i64 },
+}
+
+pub async fn handle(
+    context: &ConnectionContext,
+    header: &RequestHeader,
+    request: ProduceRequest,
+) -> Option<ProduceResponse> {
+    let version = header.request_api_version;
+    let view = context.shard.view();
+    let wait = match request.acks {
+        0 => Some(AppendWait::Nothing),
+        1 => Some(AppendWait::Written),
+        -1 => Some(AppendWait::Durable),
+        _ => None,
+    };
+    let now = now_ms();
+    let mut slots: Vec<Vec<Slot>> = Vec::with_capacity(request.topic_data.len());
+    let mut parts: Vec<(usize, ((usize, usize), ProducePart))> = Vec::new();
+    for (topic_index, topic) in request.topic_data.iter().enumerate() {
+        let meta = if version >= TOPIC_IDS_VERSION {
+            view.topic_by_id(topic.topic_id)
+        } else {
+            view.topic(topic.name.0.as_str())
+        };
+        let config = meta.map(|meta| TopicConfig::resolve(&context.shard.config, &meta.configs));
+        let mut topic_slots = Vec::with_capacity(topic.partition_data.len());
+        for (partition_index, partition) in topic.partition_data.iter().enumerate() {
+            let (Some(meta), Some(config)) = (meta, config.as_ref()) else {
+                let error = if version >= TOPIC_IDS_VERSION {
+                    ResponseError::UnknownTopicId
+                } else {
+                    ResponseError::UnknownTopicOrPartition
+                };
+                topic_slots.push(Slot::Done(Err(KafkaError::new(error))));
+                continue;
+            };
+            let Some(wait) = wait else {
+                topic_slots.push(Slot::Done(Err(KafkaError::new(
+                    ResponseError::InvalidRequiredAcks,
+                ))));
+                continue;
+            };
+            if partition.index < 0 || partition.index >= meta.partitions {
+                topic_slots.push(Slot::Done(Err(KafkaError::new(
+                    ResponseError::UnknownTopicOrPartition,
+                ))));
+                continue;
+            }
+            let records = partition.records.as_deref().unwrap_or_default();
+            if let Err(error) = validate_batches(records, config.max_message_bytes) {
+                log::debug!(
+                    "produce to {}-{} refused: {:?}",
+                    meta.name,
+                    partition.index,
+                    error.message
+                );
+                topic_slots.push(Slot::Done(Err(error)));
+                continue;
+            }
+            let log_append_time_ms = config.log_append_time.then_some(now);
+            topic_slots.push(Slot::Pending {
+                log_append_time_ms: log_append_time_ms.unwrap_or(-1),
+            });
+            let owner = view.owner(&meta.name, partition.index);
+            parts.push((
+                owner,
+                (
+                    (topic_index, partition_index),
+                    ProducePart {
+                        partition: TopicPartition::new(&meta.name, partition.index),
+                        batches: BytesMut::from(records),
+                        wait,
+                        log_append_time_ms,
+                    },
+                ),
+            ));
+        }
+        slots.push(topic_slots);
+    }
+
+    let calls = by_owner(parts).into_iter().map(|(owner, group)| {
+        let shard = context.shard.clone();
+        async move {
+            let (positions, parts): (Vec<_>, Vec<_>) = group
+                .into_iter()
+                .map(|(_, (position, part))| (position, part))
+                .unzip();
+            let count = parts.len();
+            let answers = match shard.call(owner, ShardRequest::Produce(parts)).await {
+                ShardReply::Produce(answers) => answers,
+                ShardReply::Failed(error) => vec![Err(error); count],
+                _ => vec![Err(KafkaError::new(ResponseError::UnknownServerError)); count],
+            };
+            positions.into_iter().zip(answers).collect::<Vec<_>>()
+        }
+    });
+    for answers in futures_util::future::join_all(calls).await {
+        for ((topic_index, partition_index), answer) in answers {
+            let slot = &mut slots[topic_index][partition_index];
+            if let Slot::Pending { log_append_time_ms } = *slot {
+                *slot = Slot::Done(answer.map(|appended| {
+                    (
+                        appended.base_offset,
+                        log_append_time_ms,
+                        appended.log_start_offset,
+                    )
+                }));
+            }
+        }
+    }
+    if request.acks == 0 {
+        return None;
+    }
+
+    let responses = request
+        .topic_data
+        .iter()
+        .zip(slots)
+        .map(|(topic, topic_slots)| {
+            let mut entry = TopicProduceResponse::default();
+            if version >= TOPIC_IDS_VERSION {
+                entry.topic_id = topic.topic_id;
+            } else {
+                entry.name = TopicName(topic.name.0.clone());
+            }
+            entry.partition_responses = topic
+                .partition_data
+                .iter()
+                .zip(topic_slots)
+                .map(|(partition, slot)| {
+                    let mut answer = PartitionProduceResponse::default();
+                    answer.index = partition.index;
+                    answer.base_offset = -1;
+                    answer.log_append_time_ms = -1;
+                    answer.log_start_offset = -1;
+                    match slot {
+                        Slot::Done(Ok((base_offset, log_append_time_ms, log_start_offset))) => {
+                            answer.base_offset = base_offset;
+                            answer.log_append_time_ms = log_append_time_ms;
+                            if version >= 5 {
+                                answer.log_start_offset = log_start_offset;
+                            }
+                        }
+                        Slot::Done(Err(error)) => {
+                            answer.error_code = error.code;
+                            if version >= 8 {
+                                answer.error_message = error.message.map(str_bytes);
+                            }
+                        }
+                        Slot::Pending { .. } => {
+                            answer.error_code = ResponseError::UnknownServerError.code();
+                        }
+                    }
+                    answer
+                })
+                .collect();
+            entry
+        })
+        .collect();
+    let mut response = ProduceResponse::default();
+    response.responses = responses;
+    Some(response)
+}

@@ -1,0 +1,93 @@
+//! The Kafka server: start-up checks, the listener on every shard, the
+//! per-connection request loop, and one handler per Kafka API.
+//!
+//! Invariant: the server speaks the protocol and routes work to owner shards;
+//! it never opens a segment file or touches a `PartitionLog` directly.
+
+pub mod connection;
+pub mod handlers;
+pub mod listener;
+pub mod preflight;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Context;
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+use crate::config::BrokerConfig;
+use crate::metadata::{store, ClusterView};
+use crate::shard::messages::TopicPartition;
+
+/// Runs the broker until SIGTERM or SIGINT; returns after a clean shutdown.
+pub fn serve(config: BrokerConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let _lock = preflight::lock_data_dir(&config.data_dir)?;
+    preflight::ensure_locked_memory(config.shards)?;
+    preflight::probe_io_uring()?;
+    preflight::check_port_free(&config.listen)?;
+
+    let cluster_id = store::load_or_create_cluster_id(&config.data_dir, config.node_id)
+        .context("cannot read meta.properties")?;
+    let topics = store::load_topics(&config.data_dir).context("cannot read topic metadata")?;
+    remove_orphan_partitions(&config, &topics);
+    let (advertised_host, advertised_port) = config.advertised_host_port();
+    let view = Arc::new(
+        ClusterView {
+            cluster_id,
+            node_id: config.node_id,
+            advertised_host,
+            advertised_port,
+            shard_count: config.shards,
+            topics: Default::default(),
+            topic_names_by_id: Default::default(),
+        }
+        .with_topics(topics),
+    );
+
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .context("cannot install signal handlers")?;
+    let config = Arc::new(config);
+    let shards =
+        crate::shard::spawn_all(config.clone(), view, listener::run).map_err(anyhow::Error::msg)?;
+    println!("shoal ready on {}", config.listen);
+    let _ = std::io::stdout().flush();
+    if let Some(signal) = signals.forever().next() {
+        log::info!("signal {signal}: shutting down");
+    }
+    shards.shutdown();
+    log::info!("shutdown complete");
+    Ok(())
+}
+
+/// Removes partition directories whose topic no longer exists (a deletion
+/// interrupted by a crash), so a re-created topic never sees stale data.
+fn remove_orphan_partitions(
+    config: &BrokerConfig,
+    topics: &std::collections::BTreeMap<String, Arc<crate::metadata::TopicMeta>>,
+) {
+    let expected: BTreeSet<String> = topics
+        .values()
+        .flat_map(|topic| {
+            (0..topic.partitions).map(move |p| TopicPartition::new(&topic.name, p).dir_name())
+        })
+        .collect();
+    let Ok(entries) = std::fs::read_dir(&config.data_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let is_partition_dir = entry.path().is_dir()
+            && name
+                .rsplit_once('-')
+                .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if is_partition_dir && !expected.contains(&name) {
+            log::warn!("removing orphan partition directory {name}");
+            if let Err(error) = std::fs::remove_dir_all(entry.path()) {
+                log::error!("cannot remove {name}: {error}");
+            }
+        }
+    }
+}

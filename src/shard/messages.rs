@@ -1,0 +1,154 @@
+//! The messages shards send each other. Every per-partition operation is a
+//! request to the partition's owner shard; the answer comes back on a
+//! oneshot channel carried in the envelope.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures_channel::oneshot;
+
+use crate::log::{AppendResult, AppendWait};
+use crate::metadata::{ClusterView, TopicMeta};
+
+/// A partition of a topic, named the way shards address it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: Arc<str>,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: &str, partition: i32) -> TopicPartition {
+        TopicPartition {
+            topic: Arc::from(topic),
+            partition,
+        }
+    }
+
+    /// The partition's directory name under the data directory, as Kafka names it.
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+}
+
+/// A Kafka error code with the message to send back with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaError {
+    pub code: i16,
+    pub message: Option<String>,
+}
+
+impl KafkaError {
+    pub fn new(error: kafka_protocol::error::ResponseError) -> KafkaError {
+        KafkaError {
+            code: error.code(),
+            message: None,
+        }
+    }
+
+    pub fn with_message(
+        error: kafka_protocol::error::ResponseError,
+        message: String,
+    ) -> KafkaError {
+        KafkaError {
+            code: error.code(),
+            message: Some(message),
+        }
+    }
+}
+
+/// Batches for one partition, already validated by the accepting shard.
+#[derive(Debug)]
+pub struct ProducePart {
+    pub partition: TopicPartition,
+    pub batches: BytesMut,
+    pub wait: AppendWait,
+    pub log_append_time_ms: Option<i64>,
+}
+
+/// One partition's read of a Fetch.
+#[derive(Debug, Clone)]
+pub struct FetchPart {
+    pub partition: TopicPartition,
+    pub offset: i64,
+    pub max_bytes: usize,
+}
+
+/// What a partition answered to a read.
+#[derive(Debug, Clone, Default)]
+pub struct FetchOutcome {
+    pub error_code: i16,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub leader_epoch: i32,
+    /// Whole batches, shared with the owner's tail cache (zero copy).
+    pub records: Vec<Bytes>,
+}
+
+/// A topic to create, as the controller receives it.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1: the broker's `num.partitions`.
+    pub partitions: i32,
+    /// -1: the broker's `default.replication.factor`.
+    pub replication_factor: i16,
+    pub configs: Vec<(String, String)>,
+    pub validate_only: bool,
+}
+
+/// A topic to delete, by name or by id.
+#[derive(Debug, Clone)]
+pub enum TopicRef {
+    Name(String),
+    Id(uuid::Uuid),
+}
+
+#[derive(Debug)]
+pub enum ShardRequest {
+    Produce(Vec<ProducePart>),
+    Fetch(Vec<FetchPart>),
+    /// Resolves when any listed partition's high watermark passes the
+    /// offset given for it, or after `timeout_ms`.
+    WaitForData {
+        parts: Vec<(TopicPartition, i64)>,
+        timeout_ms: u64,
+    },
+    /// ListOffsets by timestamp (or -1 latest, -2 earliest, -3 max timestamp).
+    ListOffsets(Vec<(TopicPartition, i64)>),
+    /// Opens (creating when missing) the logs of these partitions of `topic`.
+    OpenPartitions {
+        topic: Arc<TopicMeta>,
+        partitions: Vec<i32>,
+    },
+    /// Closes and removes the logs of these partitions.
+    DeletePartitions(Vec<TopicPartition>),
+    /// To the controller (shard 0).
+    CreateTopics(Vec<NewTopic>),
+    /// To the controller (shard 0).
+    DeleteTopics(Vec<TopicRef>),
+    /// Replaces the shard's metadata snapshot.
+    InstallView(Arc<ClusterView>),
+    /// Stop accepting, finish in-flight requests, flush and close every log.
+    Shutdown,
+}
+
+#[derive(Debug)]
+pub enum ShardReply {
+    Produce(Vec<Result<AppendResult, KafkaError>>),
+    Fetch(Vec<FetchOutcome>),
+    /// (timestamp, offset) per requested partition.
+    ListOffsets(Vec<Result<(i64, i64), KafkaError>>),
+    CreateTopics(Vec<Result<Arc<TopicMeta>, KafkaError>>),
+    /// (name, id) per requested topic.
+    DeleteTopics(Vec<Result<(String, uuid::Uuid), KafkaError>>),
+    Done,
+    /// The request failed as a whole (e.g. a partition could not be opened).
+    Failed(KafkaError),
+}
+
+/// A request in flight between shards.
+pub struct Envelope {
+    pub request: ShardRequest,
+    pub reply: oneshot::Sender<ShardReply>,
+}

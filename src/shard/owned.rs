@@ -1,0 +1,210 @@
+//! The partitions one shard owns: their logs, and the per-partition work
+//! other shards ask of it (append, read, wait, list offsets).
+//!
+//! Invariant: a `PartitionLog` is reachable only through the `OwnedPartitions`
+//! of its owner shard, so it is only ever touched by one thread.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_util::future::{select, select_all};
+use kafka_protocol::error::ResponseError;
+
+use super::messages::{FetchOutcome, FetchPart, KafkaError, ProducePart, TopicPartition};
+use crate::config::{BrokerConfig, TopicConfig};
+use crate::log::{AppendResult, LogError, PartitionLog};
+use crate::metadata::TopicMeta;
+
+/// ListOffsets special timestamps (KIP-79, KIP-734, KIP-405).
+pub const LATEST_TIMESTAMP: i64 = -1;
+pub const EARLIEST_TIMESTAMP: i64 = -2;
+pub const MAX_TIMESTAMP: i64 = -3;
+pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
+
+pub struct OwnedPartitions {
+    data_dir: PathBuf,
+    logs: RefCell<HashMap<TopicPartition, Rc<PartitionLog>>>,
+}
+
+/// Storage errors as Kafka error codes, logged where they lose detail.
+pub fn log_error_to_kafka(partition: &TopicPartition, error: &LogError) -> KafkaError {
+    match error {
+        LogError::OffsetOutOfRange { .. } => KafkaError::new(ResponseError::OffsetOutOfRange),
+        LogError::Closed => KafkaError::new(ResponseError::NotLeaderOrFollower),
+        other => {
+            log::error!("partition {}: storage error: {other}", partition.dir_name());
+            KafkaError::with_message(ResponseError::KafkaStorageError, other.to_string())
+        }
+    }
+}
+
+impl OwnedPartitions {
+    pub fn new(data_dir: PathBuf) -> OwnedPartitions {
+        OwnedPartitions {
+            data_dir,
+            logs: RefCell::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, partition: &TopicPartition) -> Result<Rc<PartitionLog>, KafkaError> {
+        self.logs
+            .borrow()
+            .get(partition)
+            .cloned()
+            .ok_or_else(|| KafkaError::new(ResponseError::UnknownTopicOrPartition))
+    }
+
+    /// Opens the logs of `partitions` of `topic`, running recovery on each.
+    pub async fn open(
+        &self,
+        broker: &BrokerConfig,
+        topic: &TopicMeta,
+        partitions: &[i32],
+    ) -> Result<(), KafkaError> {
+        let config = TopicConfig::resolve(broker, &topic.configs);
+        for &index in partitions {
+            let partition = TopicPartition::new(&topic.name, index);
+            if self.logs.borrow().contains_key(&partition) {
+                continue;
+            }
+            let dir = self.data_dir.join(partition.dir_name());
+            let log = PartitionLog::open(dir, config.log.clone())
+                .await
+                .map_err(|error| log_error_to_kafka(&partition, &error))?;
+            self.logs.borrow_mut().insert(partition, log);
+        }
+        Ok(())
+    }
+
+    pub async fn delete(&self, partitions: &[TopicPartition]) {
+        for partition in partitions {
+            let removed = self.logs.borrow_mut().remove(partition);
+            if let Some(log) = removed {
+                if let Err(error) = log.delete().await {
+                    log::error!("deleting {}: {error}", partition.dir_name());
+                }
+            }
+        }
+    }
+
+    pub async fn produce(&self, parts: Vec<ProducePart>) -> Vec<Result<AppendResult, KafkaError>> {
+        let appends = parts.into_iter().map(|part| async move {
+            let log = self.get(&part.partition)?;
+            log.append(part.batches, part.wait, part.log_append_time_ms)
+                .await
+                .map_err(|error| log_error_to_kafka(&part.partition, &error))
+        });
+        futures_util::future::join_all(appends).await
+    }
+
+    pub async fn fetch(&self, parts: Vec<FetchPart>) -> Vec<FetchOutcome> {
+        let reads = parts.into_iter().map(|part| async move {
+            let log = match self.get(&part.partition) {
+                Ok(log) => log,
+                Err(error) => {
+                    return FetchOutcome {
+                        error_code: error.code,
+                        high_watermark: -1,
+                        log_start_offset: -1,
+                        ..FetchOutcome::default()
+                    }
+                }
+            };
+            let high_watermark = log.high_watermark();
+            let mut outcome = FetchOutcome {
+                error_code: 0,
+                high_watermark,
+                log_start_offset: log.log_start_offset(),
+                leader_epoch: log.leader_epoch(),
+                records: Vec::new(),
+            };
+            match log
+                .read(part.offset, high_watermark, part.max_bytes, true)
+                .await
+            {
+                Ok(records) => outcome.records = records,
+                Err(error) => outcome.error_code = log_error_to_kafka(&part.partition, &error).code,
+            }
+            outcome
+        });
+        futures_util::future::join_all(reads).await
+    }
+
+    /// Waits until one of `parts` has data past its offset, or the timeout.
+    pub async fn wait_for_data(&self, parts: Vec<(TopicPartition, i64)>, timeout_ms: u64) {
+        let mut logs = Vec::new();
+        for (partition, offset) in &parts {
+            if let Ok(log) = self.get(partition) {
+                if log.high_watermark() > *offset {
+                    return;
+                }
+                logs.push(log);
+            }
+        }
+        let timeout = glommio::timer::sleep(Duration::from_millis(timeout_ms));
+        if logs.is_empty() {
+            timeout.await;
+            return;
+        }
+        let waits: Vec<_> = logs
+            .iter()
+            .map(|log| Box::pin(log.wait_for_data()))
+            .collect();
+        let either = select(Box::pin(timeout), select_all(waits)).await;
+        drop(either);
+    }
+
+    pub async fn list_offsets(
+        &self,
+        parts: Vec<(TopicPartition, i64)>,
+    ) -> Vec<Result<(i64, i64), KafkaError>> {
+        let lookups = parts.into_iter().map(|(partition, timestamp)| async move {
+            let log = self.get(&partition)?;
+            let lookup = match timestamp {
+                LATEST_TIMESTAMP => return Ok((-1, log.high_watermark())),
+                EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP | LATEST_TIERED_TIMESTAMP => {
+                    return Ok((-1, log.log_start_offset()))
+                }
+                MAX_TIMESTAMP => log.max_timestamp().await,
+                timestamp if timestamp >= 0 => log.offset_for_timestamp(timestamp).await,
+                _ => return Err(KafkaError::new(ResponseError::InvalidRequest)),
+            };
+            match lookup {
+                Ok(Some((offset, found_timestamp))) => Ok((found_timestamp, offset)),
+                Ok(None) => Ok((-1, -1)),
+                Err(error) => Err(log_error_to_kafka(&partition, &error)),
+            }
+        });
+        futures_util::future::join_all(lookups).await
+    }
+
+    /// Writes every log's checkpoint (recovery point etc.).
+    pub async fn checkpoint_all(&self) {
+        let logs: Vec<(TopicPartition, Rc<PartitionLog>)> = self
+            .logs
+            .borrow()
+            .iter()
+            .map(|(partition, log)| (partition.clone(), log.clone()))
+            .collect();
+        for (partition, log) in logs {
+            if let Err(error) = log.checkpoint().await {
+                log::error!("checkpoint of {}: {error}", partition.dir_name());
+            }
+        }
+    }
+
+    /// Flushes and closes every log (clean shutdown).
+    pub async fn close_all(&self) {
+        let logs: Vec<(TopicPartition, Rc<PartitionLog>)> =
+            self.logs.borrow_mut().drain().collect();
+        for (partition, log) in logs {
+            if let Err(error) = log.close().await {
+                log::error!("closing {}: {error}", partition.dir_name());
+            }
+        }
+    }
+}
