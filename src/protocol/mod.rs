@@ -5,4 +5,5 @@
 //! touches a file, a socket or a shard.
 
 pub mod batch;
+pub mod fetch_writer;
 pub mod versions;
