@@ -6,4 +6,6 @@
 
 pub mod batch;
 pub mod fetch_writer;
+#[cfg(test)]
+mod roundtrip;
 pub mod versions;
