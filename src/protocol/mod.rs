@@ -6,6 +6,7 @@
 
 pub mod batch;
 pub mod fetch_writer;
+pub mod frame;
 #[cfg(test)]
 mod roundtrip;
 pub mod versions;
