@@ -11,8 +11,7 @@ use crate::log::{FlushPolicy, LogConfig};
 
 /// Kafka's `message.max.bytes` default: 1 MiB plus record batch overhead.
 pub const MESSAGE_MAX_BYTES_DEFAULT: usize = 1_048_588;
-/// Kafka's `socket.request.max.bytes` default (100 MiB).
-pub const SOCKET_REQUEST_MAX_BYTES_DEFAULT: usize = 104_857_600;
+pub use crate::protocol::frame::SOCKET_REQUEST_MAX_BYTES_DEFAULT;
 /// Kafka's `segment.bytes` default (1 GiB).
 pub const SEGMENT_BYTES_DEFAULT: u64 = 1_073_741_824;
 /// Kafka's `log.roll.hours` default, 168 hours, in ms.

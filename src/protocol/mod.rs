@@ -7,4 +7,6 @@
 pub mod batch;
 pub mod fetch_writer;
 pub mod frame;
+#[cfg(test)]
+mod roundtrip;
 pub mod versions;

@@ -14,6 +14,24 @@ use glommio::net::TcpStream;
 
 use super::handlers::{self, Response};
 use crate::protocol::frame::{self, FrameError};
+
+/// Why reading a frame stopped.
+enum ReadError {
+    Frame(FrameError),
+    Io(std::io::Error),
+    /// The peer closed inside a frame.
+    Truncated,
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Frame(error) => write!(f, "{error}"),
+            ReadError::Io(error) => write!(f, "read failed: {error}"),
+            ReadError::Truncated => write!(f, "connection closed inside a frame"),
+        }
+    }
+}
 use crate::shard::Shard;
 
 /// Bytes asked of the socket per read when no frame size is known yet.
@@ -68,11 +86,11 @@ async fn read_frame(
     stream: &mut TcpStream,
     buffer: &mut BytesMut,
     max_bytes: usize,
-) -> Result<Option<Bytes>, FrameError> {
+) -> Result<Option<Bytes>, ReadError> {
     loop {
         if buffer.len() >= 4 {
-            let size =
-                frame::check_frame_size([buffer[0], buffer[1], buffer[2], buffer[3]], max_bytes)?;
+            let size = frame::frame_size([buffer[0], buffer[1], buffer[2], buffer[3]], max_bytes)
+                .map_err(ReadError::Frame)?;
             if buffer.len() >= 4 + size {
                 buffer.advance(4);
                 return Ok(Some(buffer.split_to(size).freeze()));
@@ -87,7 +105,7 @@ async fn read_frame(
             Ok(read) => read,
             Err(error) => {
                 buffer.truncate(filled);
-                return Err(FrameError::Io(error.to_string()));
+                return Err(ReadError::Io(error));
             }
         };
         buffer.truncate(filled + read);
@@ -95,7 +113,7 @@ async fn read_frame(
             if filled == 0 {
                 return Ok(None);
             }
-            return Err(FrameError::Truncated);
+            return Err(ReadError::Truncated);
         }
     }
 }

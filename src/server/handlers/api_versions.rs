@@ -6,7 +6,6 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
 use kafka_protocol::protocol::Encodable;
 
-use crate::protocol::frame::peek_request_ids;
 use crate::protocol::versions::{self, SUPPORTED_APIS};
 
 fn response(error_code: i16) -> ApiVersionsResponse {
@@ -33,7 +32,12 @@ pub fn handle(_header: &RequestHeader, _request: ApiVersionsRequest) -> ApiVersi
 /// The broker answers in v0 with UNSUPPORTED_VERSION and its version table,
 /// and the client retries with the highest version listed.
 pub fn unsupported_version_fallback(frame: &[u8]) -> Option<Bytes> {
-    let (key, version, correlation_id) = peek_request_ids(frame)?;
+    if frame.len() < 8 {
+        return None;
+    }
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     let supported = versions::supported(ApiKey::ApiVersions)?;
     if key != ApiKey::ApiVersions as i16 || version <= supported.max_version {
         return None;

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{FetchRequest, RequestHeader};
+use kafka_protocol::protocol::StrBytes;
 
 use super::{by_owner, Response};
 use crate::protocol::fetch_writer::{
@@ -361,7 +362,7 @@ pub async fn handle(
             }
         } else {
             topics.push(FetchTopicParts {
-                name: want.partition.topic.to_string(),
+                name: StrBytes::from_string(want.partition.topic.to_string()),
                 topic_id: want.topic_id,
                 partitions: vec![part],
             });

@@ -18,12 +18,11 @@ mod produce;
 use std::collections::BTreeMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use super::connection::ConnectionContext;
-use crate::protocol::frame::{self, FrameError};
-use crate::protocol::versions;
+use crate::protocol::frame::{self, FrameError, Request};
 
 /// What goes back on the socket for one request.
 pub enum Response {
@@ -34,68 +33,81 @@ pub enum Response {
     Chunks(Vec<Bytes>),
 }
 
+/// Why a connection must close.
+#[derive(Debug)]
+pub enum CloseReason {
+    Frame(FrameError),
+    /// A response that cannot be encoded: a bug, logged, and the client
+    /// reconnects rather than reading a broken frame.
+    Encode(String),
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::Frame(error) => write!(f, "{error}"),
+            CloseReason::Encode(reason) => write!(f, "cannot encode response: {reason}"),
+        }
+    }
+}
+
+impl From<FrameError> for CloseReason {
+    fn from(error: FrameError) -> CloseReason {
+        CloseReason::Frame(error)
+    }
+}
+
 /// Decodes one request frame and runs its handler. An error means the frame
 /// was unacceptable and the connection must close.
-pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Response, FrameError> {
+pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Response, CloseReason> {
     if let Some(fallback) = api_versions::unsupported_version_fallback(&frame) {
         return Ok(Response::Frame(fallback));
     }
     let (header, mut body) = frame::parse_request_header(&frame)?;
-    let api_key = ApiKey::try_from(header.request_api_key)
-        .map_err(|_| FrameError::UnknownApiKey(header.request_api_key))?;
-    let version = header.request_api_version;
-    match versions::supported(api_key) {
-        Some(api) if (api.min_version..=api.max_version).contains(&version) => {}
-        _ => {
-            return Err(FrameError::UnsupportedVersion {
-                api_key: header.request_api_key,
-                version,
-            })
-        }
-    }
-    let request = frame::decode_request(api_key, version, &mut body)?;
-    let response = match request {
-        RequestKind::ApiVersions(request) => {
-            encode(&header, &api_versions::handle(&header, request))
-        }
-        RequestKind::Metadata(request) => {
+    let api_key =
+        ApiKey::try_from(header.request_api_key).map_err(|_| FrameError::UnknownApiKey {
+            api_key: header.request_api_key,
+            correlation_id: header.correlation_id,
+        })?;
+    let request = frame::decode_request(api_key, header.request_api_version, &mut body)?;
+    match request {
+        Request::ApiVersions(request) => encode(&header, &api_versions::handle(&header, request)),
+        Request::Metadata(request) => {
             encode(&header, &metadata::handle(context, &header, request).await)
         }
-        RequestKind::CreateTopics(request) => encode(
+        Request::CreateTopics(request) => encode(
             &header,
             &create_topics::handle(context, &header, request).await,
         ),
-        RequestKind::DeleteTopics(request) => encode(
+        Request::DeleteTopics(request) => encode(
             &header,
             &delete_topics::handle(context, &header, request).await,
         ),
-        RequestKind::Produce(request) => match produce::handle(context, &header, request).await {
+        Request::Produce(request) => match produce::handle(context, &header, request).await {
             Some(response) => encode(&header, &response),
             None => Ok(Response::None),
         },
-        RequestKind::Fetch(request) => Ok(fetch::handle(context, &header, request).await),
-        RequestKind::ListOffsets(request) => encode(
+        Request::Fetch(request) => Ok(fetch::handle(context, &header, request).await),
+        Request::ListOffsets(request) => encode(
             &header,
             &list_offsets::handle(context, &header, request).await,
         ),
-        RequestKind::DescribeConfigs(request) => encode(
+        Request::DescribeConfigs(request) => encode(
             &header,
             &describe_configs::handle(context, &header, request),
         ),
-        RequestKind::DescribeCluster(request) => encode(
+        Request::DescribeCluster(request) => encode(
             &header,
             &describe_cluster::handle(context, &header, request),
         ),
-        _ => Err(FrameError::UnknownApiKey(header.request_api_key)),
-    };
-    response
+    }
 }
 
 /// Encodes `body` as a complete response frame: size, header, body.
-fn encode<R: Encodable>(request: &RequestHeader, body: &R) -> Result<Response, FrameError> {
-    let api_key = ApiKey::try_from(request.request_api_key)
-        .map_err(|_| FrameError::UnknownApiKey(request.request_api_key))?;
+fn encode<R: Encodable>(request: &RequestHeader, body: &R) -> Result<Response, CloseReason> {
     let version = request.request_api_version;
+    let api_key = ApiKey::try_from(request.request_api_key)
+        .map_err(|_| CloseReason::Encode(format!("api key {}", request.request_api_key)))?;
     let mut header = ResponseHeader::default();
     header.correlation_id = request.correlation_id;
     let mut buf = BytesMut::new();
@@ -103,7 +115,7 @@ fn encode<R: Encodable>(request: &RequestHeader, body: &R) -> Result<Response, F
     header
         .encode(&mut buf, api_key.response_header_version(version))
         .and_then(|()| body.encode(&mut buf, version))
-        .map_err(|error| FrameError::Encode(format!("{api_key:?} v{version}: {error}")))?;
+        .map_err(|error| CloseReason::Encode(format!("{api_key:?} v{version}: {error}")))?;
     let size = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&size.to_be_bytes());
     Ok(Response::Frame(buf.freeze()))
