@@ -196,8 +196,7 @@ fn parse_line(
             value: Some(line),
         });
     };
-    let separator = separator.as_bytes();
-    let at = find(&line, separator)
+    let at = find(&line, separator.as_bytes())
         .ok_or_else(|| anyhow!("no key separator {separator:?} found on line {line_number}"))?;
     Ok(ProducerRecord {
         key: Some(line.slice(..at)),

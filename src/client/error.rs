@@ -31,20 +31,17 @@ impl fmt::Display for KafkaError {
 
 impl std::error::Error for KafkaError {}
 
-/// `Ok(())` for error code 0, otherwise a [`KafkaError`] carrying the broker's
-/// message, or the code's description when the broker sent none.
+/// `Ok(())` for error code 0, otherwise a [`KafkaError`] saying what failed
+/// (`context`) and the broker's message, if it sent one.
 pub fn check(code: i16, message: Option<&str>, context: &str) -> Result<(), KafkaError> {
-    let Some(error) = ResponseError::try_from_code(code) else {
+    if code == 0 {
         return Ok(());
+    }
+    let message = match message {
+        Some(detail) if !detail.is_empty() => format!("{context}: {detail}"),
+        _ => context.to_owned(),
     };
-    let detail = match message {
-        Some(message) if !message.is_empty() => message.to_owned(),
-        _ => default_message(error),
-    };
-    Err(KafkaError {
-        code,
-        message: format!("{context}: {detail}"),
-    })
+    Err(KafkaError { code, message })
 }
 
 /// Kafka's upper snake case name for `code`, `NONE` for 0, or
@@ -54,13 +51,6 @@ pub fn error_name(code: i16) -> String {
         None => "NONE".to_owned(),
         Some(ResponseError::Unknown(code)) => format!("UNKNOWN_ERROR_CODE_{code}"),
         Some(error) => upper_snake_case(&format!("{error}")),
-    }
-}
-
-fn default_message(error: ResponseError) -> String {
-    match error {
-        ResponseError::Unknown(code) => format!("unknown error code {code}"),
-        _ => format!("error code {}", error.code()),
     }
 }
 
@@ -100,8 +90,7 @@ mod tests {
             "TOPIC_ALREADY_EXISTS: topic t: Topic 't' already exists."
         );
         let err = check(3, None, "t-0").unwrap_err();
-        assert!(err
-            .to_string()
-            .starts_with("UNKNOWN_TOPIC_OR_PARTITION: t-0: "));
+        assert_eq!(err.to_string(), "UNKNOWN_TOPIC_OR_PARTITION: t-0");
+        assert_eq!(check(3, Some(""), "t-0").unwrap_err(), err);
     }
 }

@@ -382,6 +382,68 @@ mod tests {
         );
     }
 
+    /// Answers one request on `stream` the way a broker would: checks the
+    /// API and version it expects, then replies with `response`.
+    fn answer<Resp: kafka_protocol::protocol::Encodable>(
+        stream: &mut TcpStream,
+        key: ApiKey,
+        expected_version: i16,
+        reply_version: i16,
+        response: &Resp,
+    ) {
+        use kafka_protocol::protocol::{decode_request_header_from_buffer, Encodable};
+        use std::io::Write;
+
+        let mut frame = frame::read_frame(stream, RESPONSE_FRAME_MAX_BYTES).unwrap();
+        let header = decode_request_header_from_buffer(&mut frame).unwrap();
+        assert_eq!(header.request_api_key, key as i16);
+        assert_eq!(header.request_api_version, expected_version);
+        let mut body = bytes::BytesMut::new();
+        kafka_protocol::messages::ResponseHeader::default()
+            .with_correlation_id(header.correlation_id)
+            .encode(&mut body, key.response_header_version(reply_version))
+            .unwrap();
+        response.encode(&mut body, reply_version).unwrap();
+        stream
+            .write_all(&(body.len() as i32).to_be_bytes())
+            .unwrap();
+        stream.write_all(&body).unwrap();
+    }
+
+    #[test]
+    fn falls_back_to_api_versions_v0_then_speaks_negotiated_versions() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let broker = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let refusal = ApiVersionsResponse::default()
+                .with_error_code(UNSUPPORTED_VERSION)
+                .with_api_keys(vec![api(ApiKey::ApiVersions, 0, 2)]);
+            answer(&mut stream, ApiKey::ApiVersions, 3, 0, &refusal);
+            let versions = ApiVersionsResponse::default().with_api_keys(vec![
+                api(ApiKey::ApiVersions, 0, 2),
+                api(ApiKey::Metadata, 0, 9),
+            ]);
+            answer(&mut stream, ApiKey::ApiVersions, 0, 0, &versions);
+            let metadata = metadata_with_leader(1);
+            answer(&mut stream, ApiKey::Metadata, 9, 9, &metadata);
+        });
+
+        let mut conn = Connection::connect(&addr).unwrap();
+        assert_eq!(conn.version(ApiKey::Metadata), Some(9));
+        assert_eq!(conn.version(ApiKey::Produce), None);
+        let metadata = conn.metadata(Some(&["t"])).unwrap();
+        assert_eq!(partition_leader(&metadata, "t", 0).unwrap(), BrokerId(1));
+        let err = conn
+            .send(kafka_protocol::messages::ProduceRequest::default())
+            .unwrap_err();
+        assert_eq!(
+            err.downcast::<KafkaError>().unwrap().name(),
+            "UNSUPPORTED_VERSION"
+        );
+        broker.join().unwrap();
+    }
+
     #[test]
     fn ipv6_hosts_are_bracketed() {
         assert_eq!(format_host_port("::1", 9092), "[::1]:9092");
