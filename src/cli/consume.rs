@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
@@ -99,18 +100,49 @@ pub struct ConsumeArgs {
 
 /// Consumes until `--max-messages` or `--timeout-ms`, printing records to
 /// stdout and `Processed a total of N messages` to stderr.
+/// Ctrl-C and SIGTERM end the run as cleanly as `--max-messages` does.
 pub fn run_consume(args: ConsumeArgs) -> anyhow::Result<()> {
+    stop_on_signals();
     let mut printed = 0u64;
-    let result = consume(&args, &mut printed);
+    let result = match consume(&args, &mut printed) {
+        // A closed stdout (`| head`) is the reader saying it has enough.
+        Err(error) if is_broken_pipe(&error) => Ok(()),
+        other => other,
+    };
     eprintln!("Processed a total of {printed} messages");
     result
+}
+
+/// Set by SIGINT or SIGTERM; the fetch loop checks it between fetches, which
+/// the long-poll bound ([`FETCH_MAX_WAIT_MS`]) keeps frequent.
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_stop(_signal: libc::c_int) {
+    STOP_REQUESTED.store(true, Ordering::Relaxed);
+}
+
+fn stop_on_signals() {
+    let handler = request_stop as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to an atomic, which is
+    // async-signal-safe; glibc's signal() restarts interrupted reads.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// A partition being read and the offset of the next record to print.
 #[derive(Debug, Clone, Copy)]
 struct Position {
     partition: i32,
-    leader: BrokerId,
     next_offset: i64,
 }
 
@@ -140,7 +172,6 @@ fn consume(args: &ConsumeArgs, printed: &mut u64) -> anyhow::Result<()> {
         let leader = cluster.leader(&args.topic, partition)?;
         by_leader.entry(leader).or_default().push(Position {
             partition,
-            leader,
             next_offset: 0,
         });
     }
@@ -153,7 +184,9 @@ fn consume(args: &ConsumeArgs, printed: &mut u64) -> anyhow::Result<()> {
     let timeout = args.timeout_ms.map(Duration::from_millis);
     let mut last_progress = Instant::now();
     loop {
-        if args.max_messages.is_some_and(|max| *printed >= max) {
+        if args.max_messages.is_some_and(|max| *printed >= max)
+            || STOP_REQUESTED.load(Ordering::Relaxed)
+        {
             return Ok(());
         }
         let wait_ms = match timeout {
@@ -167,13 +200,20 @@ fn consume(args: &ConsumeArgs, printed: &mut u64) -> anyhow::Result<()> {
             }
             None => FETCH_MAX_WAIT_MS,
         };
-        for positions in by_leader.values_mut() {
-            let records = fetch(&mut cluster, &args.topic, topic_id, positions, wait_ms)?;
+        for (leader, positions) in &mut by_leader {
+            let records = fetch(
+                &mut cluster,
+                &args.topic,
+                topic_id,
+                *leader,
+                positions,
+                wait_ms,
+            )?;
             for record in records {
                 if args.max_messages.is_some_and(|max| *printed >= max) {
                     break;
                 }
-                print_record(&mut out, &record, args)?;
+                print_record(&mut out, &record, args).context("writing to stdout")?;
                 *printed += 1;
                 last_progress = Instant::now();
             }
@@ -235,18 +275,16 @@ fn resolve_start(
     Ok(())
 }
 
-/// One Fetch to the leader of `positions`; returns the new records in
+/// One Fetch of `positions` from their `leader`; returns the new records in
 /// partition order and advances the positions past them.
 fn fetch(
     cluster: &mut Cluster,
     topic: &str,
     topic_id: uuid::Uuid,
+    leader: BrokerId,
     positions: &mut [Position],
     wait_ms: i32,
 ) -> anyhow::Result<Vec<ConsumedRecord>> {
-    let Some(leader) = positions.first().map(|p| p.leader) else {
-        return Ok(Vec::new());
-    };
     let request = FetchRequest::default()
         .with_max_wait_ms(wait_ms)
         .with_min_bytes(FETCH_MIN_BYTES)

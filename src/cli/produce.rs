@@ -264,6 +264,7 @@ fn send_round(
             );
     }
     for (leader, partitions) in by_leader {
+        let mut sent: Vec<i32> = partitions.iter().map(|p| p.index).collect();
         let request = ProduceRequest::default()
             .with_acks(args.acks)
             .with_timeout_ms(PRODUCE_TIMEOUT_MS)
@@ -283,14 +284,23 @@ fn send_round(
             continue;
         }
         let response = conn.send_version(request, version)?;
-        for topic in &response.responses {
-            for partition in &topic.partition_responses {
-                check(
-                    partition.error_code,
-                    partition.error_message.as_deref(),
-                    &format!("{}-{}", args.topic, partition.index),
-                )?;
-            }
+        for partition in response
+            .responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+        {
+            check(
+                partition.error_code,
+                partition.error_message.as_deref(),
+                &format!("{}-{}", args.topic, partition.index),
+            )?;
+            sent.retain(|&p| p != partition.index);
+        }
+        if let Some(missing) = sent.first() {
+            bail!(
+                "Produce response has no answer for {}-{missing}",
+                args.topic
+            );
         }
     }
     Ok(())

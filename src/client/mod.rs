@@ -35,6 +35,8 @@ pub use error::{check, error_name, KafkaError};
 
 /// How long to wait for a TCP connection to a broker.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a blocked write may wait for the broker to drain its socket.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to wait for a response. Longer than any long-poll wait the tools
 /// ask a broker for, so a slow Fetch is not mistaken for a dead broker.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
@@ -69,6 +71,9 @@ impl Connection {
         stream
             .set_read_timeout(Some(READ_TIMEOUT))
             .context("setting read timeout")?;
+        stream
+            .set_write_timeout(Some(WRITE_TIMEOUT))
+            .context("setting write timeout")?;
         stream.set_nodelay(true).context("setting TCP_NODELAY")?;
         let reader = BufReader::new(stream.try_clone().context("cloning socket")?);
         let mut connection = Connection {
