@@ -37,9 +37,6 @@ const PARTITION_FETCH_MAX_BYTES: i32 = 1 << 20;
 const EARLIEST_TIMESTAMP: i64 = -2;
 /// ListOffsets timestamp meaning "the log end offset".
 const LATEST_TIMESTAMP: i64 = -1;
-/// Newest Fetch version that still names topics; later ones need the topic
-/// id, which brokers that predate topic ids do not report.
-const FETCH_VERSION_BY_NAME_MAX: i16 = 12;
 /// What is printed for a null key or value, as Kafka's formatter does.
 const NULL_TEXT: &[u8] = b"null";
 
@@ -304,12 +301,7 @@ fn fetch(
                     .collect(),
             )]);
     let conn = cluster.broker(leader)?;
-    let mut version = conn
-        .version(ApiKey::Fetch)
-        .ok_or_else(|| anyhow!("broker {} does not support Fetch", conn.addr()))?;
-    if topic_id.is_nil() {
-        version = version.min(FETCH_VERSION_BY_NAME_MAX);
-    }
+    let version = conn.topic_version(ApiKey::Fetch, topic_id)?;
     let response = conn.send_version(request, version)?;
     check(response.error_code, None, "fetch")?;
 

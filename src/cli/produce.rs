@@ -35,9 +35,6 @@ pub const BATCH_BYTES_MAX: usize = 512 << 10;
 const STDIN_QUEUE_LINES_MAX: usize = 2 * BATCH_RECORDS_MAX;
 /// How long the broker may take to make a round durable.
 const PRODUCE_TIMEOUT_MS: i32 = 30_000;
-/// Newest Produce version that still names topics; later ones need the
-/// topic id, which brokers that predate topic ids do not report.
-const PRODUCE_VERSION_BY_NAME_MAX: i16 = 12;
 
 /// `--compression` values, as Kafka names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -273,12 +270,7 @@ fn send_round(
                 .with_topic_id(topic_id)
                 .with_partition_data(partitions)]);
         let conn = cluster.broker(leader)?;
-        let mut version = conn
-            .version(ApiKey::Produce)
-            .ok_or_else(|| anyhow!("broker {} does not support Produce", conn.addr()))?;
-        if topic_id.is_nil() {
-            version = version.min(PRODUCE_VERSION_BY_NAME_MAX);
-        }
+        let version = conn.topic_version(ApiKey::Produce, topic_id)?;
         if args.acks == 0 {
             conn.send_no_response(request, version)?;
             continue;

@@ -29,6 +29,7 @@ use kafka_protocol::messages::{
     TopicName,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
+use uuid::Uuid;
 
 pub use cluster::Cluster;
 pub use error::{check, error_name, KafkaError};
@@ -51,6 +52,9 @@ pub const CLIENT_ID: &str = "shoal-cli";
 const API_VERSIONS_FIRST_TRY: i16 = 3;
 /// ApiVersions version every broker understands, used after a refusal.
 const API_VERSIONS_FALLBACK: i16 = 0;
+/// Newest Produce and Fetch version that still names topics; from v13 on
+/// they carry only topic ids.
+pub const TOPIC_BY_NAME_VERSION_MAX: i16 = 12;
 /// Kafka's UNSUPPORTED_VERSION error code.
 const UNSUPPORTED_VERSION: i16 = 35;
 
@@ -97,9 +101,31 @@ impl Connection {
         self.versions.get(&(key as i16)).copied()
     }
 
+    /// The negotiated version for `key`, or UNSUPPORTED_VERSION.
+    pub fn require_version(&self, key: ApiKey) -> anyhow::Result<i16> {
+        self.version(key).ok_or_else(|| {
+            anyhow!(KafkaError {
+                code: UNSUPPORTED_VERSION,
+                message: format!("broker {} supports no version of {key:?}", self.addr),
+            })
+        })
+    }
+
+    /// The version to send a Produce or Fetch for a topic at: the negotiated
+    /// one, capped at [`TOPIC_BY_NAME_VERSION_MAX`] when the topic id is not
+    /// known (nil), since later versions name topics only by id.
+    pub fn topic_version(&self, key: ApiKey, topic_id: Uuid) -> anyhow::Result<i16> {
+        let version = self.require_version(key)?;
+        Ok(if topic_id.is_nil() {
+            version.min(TOPIC_BY_NAME_VERSION_MAX)
+        } else {
+            version
+        })
+    }
+
     /// Sends `req` at the negotiated version and returns the response.
     pub fn send<Req: Request>(&mut self, req: Req) -> anyhow::Result<Req::Response> {
-        let version = self.negotiated::<Req>()?;
+        let version = self.require_version(frame::api_key_of::<Req>()?)?;
         self.send_version(req, version)
     }
 
@@ -136,17 +162,6 @@ impl Connection {
         )?;
         check(response.error_code, None, "metadata")?;
         Ok(response)
-    }
-
-    /// The chosen version of `Req`'s API, or UNSUPPORTED_VERSION.
-    fn negotiated<Req: Request>(&self) -> anyhow::Result<i16> {
-        let key = frame::api_key_of::<Req>()?;
-        self.version(key).ok_or_else(|| {
-            anyhow!(KafkaError {
-                code: UNSUPPORTED_VERSION,
-                message: format!("broker {} supports no version of {key:?}", self.addr),
-            })
-        })
     }
 
     fn write_request<Req: Request>(&mut self, req: &Req, version: i16) -> anyhow::Result<i32> {
@@ -437,6 +452,8 @@ mod tests {
         let mut conn = Connection::connect(&addr).unwrap();
         assert_eq!(conn.version(ApiKey::Metadata), Some(9));
         assert_eq!(conn.version(ApiKey::Produce), None);
+        let id = Uuid::from_u128(7);
+        assert!(conn.topic_version(ApiKey::Fetch, id).is_err());
         let metadata = conn.metadata(Some(&["t"])).unwrap();
         assert_eq!(partition_leader(&metadata, "t", 0).unwrap(), BrokerId(1));
         let err = conn
@@ -447,6 +464,31 @@ mod tests {
             "UNSUPPORTED_VERSION"
         );
         broker.join().unwrap();
+    }
+
+    #[test]
+    fn topic_version_is_capped_without_a_topic_id() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let broker = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let versions = ApiVersionsResponse::default().with_api_keys(vec![
+                api(ApiKey::ApiVersions, 0, 3),
+                api(ApiKey::Fetch, 4, 17),
+            ]);
+            answer(&mut stream, ApiKey::ApiVersions, 3, 3, &versions);
+        });
+        let conn = Connection::connect(&addr).unwrap();
+        broker.join().unwrap();
+        assert_eq!(
+            conn.topic_version(ApiKey::Fetch, Uuid::from_u128(7))
+                .unwrap(),
+            17
+        );
+        assert_eq!(
+            conn.topic_version(ApiKey::Fetch, Uuid::nil()).unwrap(),
+            TOPIC_BY_NAME_VERSION_MAX
+        );
     }
 
     #[test]
