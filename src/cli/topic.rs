@@ -19,7 +19,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::BootstrapArg;
-use crate::client::{check, topic_name, unknown_topic, Connection};
+use crate::client::{check, topic_name, unknown_topic, Connection, KafkaError};
 
 /// How long the broker may take to create or delete a topic.
 const TOPIC_ADMIN_TIMEOUT_MS: i32 = 30_000;
@@ -102,7 +102,7 @@ pub fn run_topic(cmd: TopicCommand) -> anyhow::Result<()> {
                 .iter()
                 .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some(name.as_str()))
                 .ok_or_else(|| anyhow!(unknown_topic(&name)))?;
-            check(topic.error_code, None, &format!("topic {name}"))?;
+            check_topic(&name, topic.error_code, None)?;
             let configs = non_default_configs(&mut conn, &name)?;
             write!(out, "{}", describe_lines(&name, topic, &configs))?;
         }
@@ -145,11 +145,7 @@ fn create(
         .iter()
         .find(|t| t.name.0.as_str() == name)
         .ok_or_else(|| anyhow!("CreateTopics response does not mention topic {name}"))?;
-    check(
-        result.error_code,
-        result.error_message.as_deref(),
-        &format!("topic {name}"),
-    )?;
+    check_topic(name, result.error_code, result.error_message.as_deref())?;
     Ok(())
 }
 
@@ -178,12 +174,13 @@ fn delete(conn: &mut Connection, name: &str) -> anyhow::Result<()> {
         .iter()
         .find(|r| r.name.as_ref().map(|n| n.0.as_str()) == Some(name))
         .ok_or_else(|| anyhow!("DeleteTopics response does not mention topic {name}"))?;
-    check(
-        result.error_code,
-        result.error_message.as_deref(),
-        &format!("topic {name}"),
-    )?;
+    check_topic(name, result.error_code, result.error_message.as_deref())?;
     Ok(())
+}
+
+/// A topic-level error code as a Kafka error about topic `name`.
+fn check_topic(name: &str, code: i16, message: Option<&str>) -> Result<(), KafkaError> {
+    check(code, message, &format!("topic {name}"))
 }
 
 /// The topic's configs that differ from the defaults, as (name, value).
@@ -199,11 +196,7 @@ fn non_default_configs(conn: &mut Connection, name: &str) -> anyhow::Result<Vec<
         .iter()
         .find(|r| r.resource_name.as_str() == name)
         .context("DescribeConfigs response does not mention the topic")?;
-    check(
-        result.error_code,
-        result.error_message.as_deref(),
-        &format!("configs of topic {name}"),
-    )?;
+    check_topic(name, result.error_code, result.error_message.as_deref())?;
     Ok(shown_configs(&result.configs))
 }
 

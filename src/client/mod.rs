@@ -430,23 +430,33 @@ mod tests {
         stream.write_all(&body).unwrap();
     }
 
-    #[test]
-    fn falls_back_to_api_versions_v0_then_speaks_negotiated_versions() {
+    /// A one-connection broker on a loopback port that plays `script`.
+    fn fake_broker(
+        script: impl FnOnce(&mut TcpStream) + Send + 'static,
+    ) -> (String, std::thread::JoinHandle<()>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let broker = std::thread::spawn(move || {
             let (mut stream, _) = listener.accept().unwrap();
+            script(&mut stream);
+        });
+        (addr, broker)
+    }
+
+    #[test]
+    fn falls_back_to_api_versions_v0_then_speaks_negotiated_versions() {
+        let (addr, broker) = fake_broker(|stream| {
             let refusal = ApiVersionsResponse::default()
                 .with_error_code(UNSUPPORTED_VERSION)
                 .with_api_keys(vec![api(ApiKey::ApiVersions, 0, 2)]);
-            answer(&mut stream, ApiKey::ApiVersions, 3, 0, &refusal);
+            answer(stream, ApiKey::ApiVersions, 3, 0, &refusal);
             let versions = ApiVersionsResponse::default().with_api_keys(vec![
                 api(ApiKey::ApiVersions, 0, 2),
                 api(ApiKey::Metadata, 0, 9),
             ]);
-            answer(&mut stream, ApiKey::ApiVersions, 0, 0, &versions);
+            answer(stream, ApiKey::ApiVersions, 0, 0, &versions);
             let metadata = metadata_with_leader(1);
-            answer(&mut stream, ApiKey::Metadata, 9, 9, &metadata);
+            answer(stream, ApiKey::Metadata, 9, 9, &metadata);
         });
 
         let mut conn = Connection::connect(&addr).unwrap();
@@ -468,15 +478,12 @@ mod tests {
 
     #[test]
     fn topic_version_is_capped_without_a_topic_id() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let broker = std::thread::spawn(move || {
-            let (mut stream, _) = listener.accept().unwrap();
+        let (addr, broker) = fake_broker(|stream| {
             let versions = ApiVersionsResponse::default().with_api_keys(vec![
                 api(ApiKey::ApiVersions, 0, 3),
                 api(ApiKey::Fetch, 4, 17),
             ]);
-            answer(&mut stream, ApiKey::ApiVersions, 3, 3, &versions);
+            answer(stream, ApiKey::ApiVersions, 3, 3, &versions);
         });
         let conn = Connection::connect(&addr).unwrap();
         broker.join().unwrap();
