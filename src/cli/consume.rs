@@ -158,6 +158,12 @@ fn consume(args: &ConsumeArgs, printed: &mut u64) -> anyhow::Result<()> {
         }
         partitions = vec![p];
     }
+    if partitions.is_empty() {
+        bail!(KafkaError {
+            code: UNKNOWN_TOPIC_OR_PARTITION,
+            message: format!("topic {} has no partitions", args.topic),
+        });
+    }
     let start = match (args.offset, args.from_beginning) {
         (Some(spec), _) => spec,
         (None, true) => OffsetSpec::Earliest,
