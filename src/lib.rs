@@ -4,8 +4,11 @@
 //! Kafka's names), `protocol` (wire framing and hot encoders), `log`
 //! (partition storage), `shard` (threads, ownership, messages), `metadata`
 //! (topics, placement, the controller), `server` (listener, connections,
-//! one handler per API).
+//! one handler per API), `client` (a small blocking Kafka client) and `cli`
+//! (the command-line tools built on it).
 
+pub mod cli;
+pub mod client;
 pub mod config;
 pub mod log;
 pub mod metadata;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use shoal::cli::{ConsumeArgs, ProduceArgs, TopicCommand};
 use shoal::config::{split_key_value, BrokerConfig};
 
 #[derive(Parser)]
@@ -23,6 +24,13 @@ struct Cli {
 enum Command {
     /// Run the broker.
     Serve(ServeArgs),
+    /// Create, list, describe and delete topics (like kafka-topics.sh).
+    #[command(subcommand)]
+    Topic(TopicCommand),
+    /// Produce one record per stdin line (like kafka-console-producer.sh).
+    Produce(ProduceArgs),
+    /// Print records to stdout (like kafka-console-consumer.sh).
+    Consume(ConsumeArgs),
 }
 
 #[derive(Args)]
@@ -92,15 +100,31 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    let default_log_level = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_log_level))
+        .init();
     let result = match cli.command {
-        Command::Serve(args) => broker_config(args).and_then(shoal::server::serve),
+        Command::Serve(args) => {
+            return match broker_config(args).and_then(shoal::server::serve) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("shoal: {error:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Command::Topic(command) => shoal::cli::run_topic(command),
+        Command::Produce(args) => shoal::cli::run_produce(args),
+        Command::Consume(args) => shoal::cli::run_consume(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("shoal: {error:#}");
+            eprintln!("Error: {error}");
             ExitCode::FAILURE
         }
     }

@@ -1,0 +1,40 @@
+//! The command-line tools `shoal topic`, `shoal produce` and `shoal consume`:
+//! clap argument types and the functions that run them, speaking the Kafka
+//! protocol through [`crate::client`], with the output shapes of Kafka's
+//! `kafka-topics.sh`, `kafka-console-producer.sh` and
+//! `kafka-console-consumer.sh`.
+//!
+//! Invariant: the tools reach a broker only over the Kafka protocol, exactly
+//! as any other client would; they share no code path with the broker. Errors
+//! come back as `anyhow` errors whose message starts with the Kafka error name
+//! (e.g. `TOPIC_ALREADY_EXISTS: ...`); the caller prints them and exits 1.
+
+mod consume;
+mod produce;
+mod topic;
+
+pub use consume::{run_consume, ConsumeArgs, OffsetSpec};
+pub use produce::{run_produce, CompressionArg, ProduceArgs};
+pub use topic::{run_topic, TopicCommand};
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Where the tools look for a broker unless told otherwise.
+pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
+
+/// The `--bootstrap` option every tool takes.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct BootstrapArg {
+    /// A broker to start from, as HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_BOOTSTRAP)]
+    pub bootstrap: String,
+}
+
+/// Milliseconds since the Unix epoch, for record timestamps.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}

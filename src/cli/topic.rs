@@ -1,0 +1,385 @@
+//! `shoal topic create|list|describe|delete`, the kafka-topics.sh subset,
+//! over CreateTopics, Metadata, DescribeConfigs and DeleteTopics.
+//!
+//! Invariant: output lines have kafka-topics.sh's shape, so scripts written
+//! against Kafka read shoal's output unchanged.
+
+use std::io::Write;
+
+use anyhow::{anyhow, bail, Context};
+use base64::Engine;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult;
+use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
+use kafka_protocol::messages::{
+    BrokerId, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::BootstrapArg;
+use crate::client::{check, topic_name, unknown_topic, Connection, KafkaError};
+
+/// How long the broker may take to create or delete a topic.
+const TOPIC_ADMIN_TIMEOUT_MS: i32 = 30_000;
+/// `-1` asks the broker for its default partition count or replication
+/// factor, as kafka-topics.sh does when the option is omitted.
+const BROKER_DEFAULT: i32 = -1;
+/// DescribeConfigs resource type of a topic.
+const RESOURCE_TYPE_TOPIC: i8 = 2;
+/// DescribeConfigs config source of a value that nobody set.
+const CONFIG_SOURCE_DEFAULT: i8 = 5;
+
+/// `shoal topic ...`
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum TopicCommand {
+    /// Create a topic.
+    Create {
+        /// The topic's name.
+        name: String,
+        /// Number of partitions (default: the broker's `num.partitions`).
+        #[arg(long)]
+        partitions: Option<i32>,
+        /// Replicas per partition (default: the broker's
+        /// `default.replication.factor`).
+        #[arg(long)]
+        replication_factor: Option<i16>,
+        /// A topic config override, as KEY=VALUE; repeatable.
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_config)]
+        configs: Vec<(String, String)>,
+        #[command(flatten)]
+        bootstrap: BootstrapArg,
+    },
+    /// List topic names, one per line, sorted.
+    List {
+        #[command(flatten)]
+        bootstrap: BootstrapArg,
+    },
+    /// Describe a topic, its non-default configs and its partitions.
+    Describe {
+        /// The topic's name.
+        name: String,
+        #[command(flatten)]
+        bootstrap: BootstrapArg,
+    },
+    /// Delete a topic.
+    Delete {
+        /// The topic's name.
+        name: String,
+        #[command(flatten)]
+        bootstrap: BootstrapArg,
+    },
+}
+
+/// Runs one `shoal topic` command, printing to stdout.
+pub fn run_topic(cmd: TopicCommand) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match cmd {
+        TopicCommand::Create {
+            name,
+            partitions,
+            replication_factor,
+            configs,
+            bootstrap,
+        } => {
+            let mut conn = Connection::connect(&bootstrap.bootstrap)?;
+            create(&mut conn, &name, partitions, replication_factor, &configs)?;
+            writeln!(out, "Created topic {name}.")?;
+        }
+        TopicCommand::List { bootstrap } => {
+            let mut conn = Connection::connect(&bootstrap.bootstrap)?;
+            for name in list(&mut conn)? {
+                writeln!(out, "{name}")?;
+            }
+        }
+        TopicCommand::Describe { name, bootstrap } => {
+            let mut conn = Connection::connect(&bootstrap.bootstrap)?;
+            let metadata = conn.metadata(Some(&[&name]))?;
+            let topic = metadata
+                .topics
+                .iter()
+                .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some(name.as_str()))
+                .ok_or_else(|| anyhow!(unknown_topic(&name)))?;
+            check_topic(&name, topic.error_code, None)?;
+            let configs = non_default_configs(&mut conn, &name)?;
+            write!(out, "{}", describe_lines(&name, topic, &configs))?;
+        }
+        TopicCommand::Delete { name, bootstrap } => {
+            let mut conn = Connection::connect(&bootstrap.bootstrap)?;
+            delete(&mut conn, &name)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn create(
+    conn: &mut Connection,
+    name: &str,
+    partitions: Option<i32>,
+    replication_factor: Option<i16>,
+    configs: &[(String, String)],
+) -> anyhow::Result<()> {
+    let configs = configs
+        .iter()
+        .map(|(key, value)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string(key.clone()))
+                .with_value(Some(StrBytes::from_string(value.clone())))
+        })
+        .collect();
+    let topic = CreatableTopic::default()
+        .with_name(topic_name(name))
+        .with_num_partitions(partitions.unwrap_or(BROKER_DEFAULT))
+        .with_replication_factor(replication_factor.unwrap_or(BROKER_DEFAULT as i16))
+        .with_configs(configs);
+    let response = conn.send(
+        CreateTopicsRequest::default()
+            .with_topics(vec![topic])
+            .with_timeout_ms(TOPIC_ADMIN_TIMEOUT_MS),
+    )?;
+    let result = response
+        .topics
+        .iter()
+        .find(|t| t.name.0.as_str() == name)
+        .ok_or_else(|| anyhow!("CreateTopics response does not mention topic {name}"))?;
+    check_topic(name, result.error_code, result.error_message.as_deref())?;
+    Ok(())
+}
+
+fn list(conn: &mut Connection) -> anyhow::Result<Vec<String>> {
+    let metadata = conn.metadata(None)?;
+    let mut names: Vec<String> = metadata
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+fn delete(conn: &mut Connection, name: &str) -> anyhow::Result<()> {
+    let response = conn.send(
+        DeleteTopicsRequest::default()
+            .with_topic_names(vec![topic_name(name)])
+            .with_topics(vec![
+                DeleteTopicState::default().with_name(Some(topic_name(name)))
+            ])
+            .with_timeout_ms(TOPIC_ADMIN_TIMEOUT_MS),
+    )?;
+    let result = response
+        .responses
+        .iter()
+        .find(|r| r.name.as_ref().map(|n| n.0.as_str()) == Some(name))
+        .ok_or_else(|| anyhow!("DeleteTopics response does not mention topic {name}"))?;
+    check_topic(name, result.error_code, result.error_message.as_deref())?;
+    Ok(())
+}
+
+/// A topic-level error code as a Kafka error about topic `name`.
+fn check_topic(name: &str, code: i16, message: Option<&str>) -> Result<(), KafkaError> {
+    check(code, message, &format!("topic {name}"))
+}
+
+/// The topic's configs that differ from the defaults, as (name, value).
+fn non_default_configs(conn: &mut Connection, name: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let response = conn.send(DescribeConfigsRequest::default().with_resources(
+        vec![DescribeConfigsResource::default()
+            .with_resource_type(RESOURCE_TYPE_TOPIC)
+            .with_resource_name(StrBytes::from_string(name.to_owned()))
+            .with_configuration_keys(None)],
+    ))?;
+    let result = response
+        .results
+        .iter()
+        .find(|r| r.resource_name.as_str() == name)
+        .context("DescribeConfigs response does not mention the topic")?;
+    check_topic(name, result.error_code, result.error_message.as_deref())?;
+    Ok(shown_configs(&result.configs))
+}
+
+/// Configs kafka-topics.sh would show: everything not at its default,
+/// sensitive values hidden, sorted by name.
+fn shown_configs(configs: &[DescribeConfigsResourceResult]) -> Vec<(String, String)> {
+    let mut shown: Vec<(String, String)> = configs
+        .iter()
+        .filter(|c| c.config_source != CONFIG_SOURCE_DEFAULT)
+        .map(|c| {
+            let value = match (&c.value, c.is_sensitive) {
+                (Some(value), false) => value.to_string(),
+                _ => "null".to_owned(),
+            };
+            (c.name.to_string(), value)
+        })
+        .collect();
+    shown.sort();
+    shown
+}
+
+/// kafka-topics.sh `--describe` output for one topic.
+fn describe_lines(
+    name: &str,
+    topic: &MetadataResponseTopic,
+    configs: &[(String, String)],
+) -> String {
+    let mut partitions: Vec<_> = topic.partitions.iter().collect();
+    partitions.sort_by_key(|p| p.partition_index);
+    let replication_factor = partitions.first().map_or(0, |p| p.replica_nodes.len());
+    let configs = configs
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut out = format!(
+        "Topic: {name}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {replication_factor}\tConfigs: {configs}\n",
+        kafka_uuid(&topic.topic_id),
+        partitions.len(),
+    );
+    for p in partitions {
+        let leader = if p.leader_id.0 < 0 {
+            "none".to_owned()
+        } else {
+            p.leader_id.0.to_string()
+        };
+        out.push_str(&format!(
+            "\tTopic: {name}\tPartition: {}\tLeader: {leader}\tReplicas: {}\tIsr: {}\n",
+            p.partition_index,
+            broker_list(&p.replica_nodes),
+            broker_list(&p.isr_nodes),
+        ));
+    }
+    out
+}
+
+fn broker_list(brokers: &[BrokerId]) -> String {
+    brokers
+        .iter()
+        .map(|b| b.0.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A topic id as Kafka prints it: URL-safe base64 of the 16 bytes, no padding.
+fn kafka_uuid(id: &uuid::Uuid) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+/// Parses `--config KEY=VALUE`.
+fn parse_config(arg: &str) -> anyhow::Result<(String, String)> {
+    match arg.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => bail!("expected KEY=VALUE, got {arg:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use kafka_protocol::messages::metadata_response::MetadataResponsePartition;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: TopicCommand,
+    }
+
+    fn parse(args: &[&str]) -> TopicCommand {
+        Cli::try_parse_from(std::iter::once("topic").chain(args.iter().copied()))
+            .unwrap()
+            .cmd
+    }
+
+    #[test]
+    fn create_parses_kafka_style_options() {
+        let cmd = parse(&[
+            "create",
+            "orders",
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "1",
+            "--config",
+            "retention.ms=1000",
+            "--config",
+            "cleanup.policy=compact",
+            "--bootstrap",
+            "127.0.0.1:9999",
+        ]);
+        assert_eq!(
+            cmd,
+            TopicCommand::Create {
+                name: "orders".into(),
+                partitions: Some(3),
+                replication_factor: Some(1),
+                configs: vec![
+                    ("retention.ms".into(), "1000".into()),
+                    ("cleanup.policy".into(), "compact".into()),
+                ],
+                bootstrap: BootstrapArg {
+                    bootstrap: "127.0.0.1:9999".into()
+                },
+            }
+        );
+        assert_eq!(
+            parse(&["list"]),
+            TopicCommand::List {
+                bootstrap: BootstrapArg {
+                    bootstrap: "127.0.0.1:9092".into()
+                }
+            }
+        );
+        assert!(Cli::try_parse_from(["topic", "create", "t", "--config", "novalue"]).is_err());
+    }
+
+    #[test]
+    fn describe_has_kafka_topics_shape() {
+        let partition = |index: i32| {
+            MetadataResponsePartition::default()
+                .with_partition_index(index)
+                .with_leader_id(BrokerId(1))
+                .with_replica_nodes(vec![BrokerId(1)])
+                .with_isr_nodes(vec![BrokerId(1)])
+        };
+        let topic = MetadataResponseTopic::default()
+            .with_topic_id(uuid::Uuid::from_bytes([0xfb; 16]))
+            .with_partitions(vec![partition(1), partition(0)]);
+        let configs = vec![
+            ("cleanup.policy".to_owned(), "compact".to_owned()),
+            ("retention.ms".to_owned(), "1000".to_owned()),
+        ];
+        assert_eq!(
+            describe_lines("t", &topic, &configs),
+            "Topic: t\tTopicId: -_v7-_v7-_v7-_v7-_v7-w\tPartitionCount: 2\tReplicationFactor: 1\t\
+             Configs: cleanup.policy=compact,retention.ms=1000\n\
+             \tTopic: t\tPartition: 0\tLeader: 1\tReplicas: 1\tIsr: 1\n\
+             \tTopic: t\tPartition: 1\tLeader: 1\tReplicas: 1\tIsr: 1\n"
+        );
+    }
+
+    #[test]
+    fn only_non_default_configs_are_shown() {
+        let config = |name: &str, value: &str, source: i8| {
+            DescribeConfigsResourceResult::default()
+                .with_name(StrBytes::from_string(name.to_owned()))
+                .with_value(Some(StrBytes::from_string(value.to_owned())))
+                .with_config_source(source)
+        };
+        let configs = vec![
+            config("segment.bytes", "1073741824", CONFIG_SOURCE_DEFAULT),
+            config("retention.ms", "1000", 1),
+            config("cleanup.policy", "compact", 1),
+            config("sasl.secret", "hunter2", 1).with_is_sensitive(true),
+        ];
+        assert_eq!(
+            shown_configs(&configs),
+            [
+                ("cleanup.policy".to_owned(), "compact".to_owned()),
+                ("retention.ms".to_owned(), "1000".to_owned()),
+                ("sasl.secret".to_owned(), "null".to_owned()),
+            ]
+        );
+    }
+}

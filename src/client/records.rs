@@ -1,0 +1,221 @@
+//! Building RecordBatch v2 payloads for Produce and reading the record sets
+//! that Fetch returns, through `kafka-protocol`'s encoder and decoder.
+//!
+//! Invariant: a fetched record set may end in a partial batch (the broker
+//! cuts at `max_bytes`); it is skipped, never decoded, and never an error.
+//! Control records (transaction markers) never reach the caller.
+
+use anyhow::{bail, Context};
+use bytes::{Bytes, BytesMut};
+use indexmap::IndexMap;
+
+use crate::protocol::batch::{self, BatchError, BatchHeader};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+    TimestampType, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
+};
+
+/// The record batch format the client writes.
+const RECORD_BATCH_MAGIC: i8 = 2;
+
+/// One record to produce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerRecord {
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+}
+
+/// One consumed record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumedRecord {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+}
+
+/// Encodes `records` as one RecordBatch v2 with `compression`, timestamps set
+/// to `timestamp_ms`, and no producer id (not idempotent).
+pub fn encode_batch(
+    records: &[ProducerRecord],
+    compression: Compression,
+    timestamp_ms: i64,
+) -> anyhow::Result<Bytes> {
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, record)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+            producer_id: NO_PRODUCER_ID,
+            producer_epoch: NO_PRODUCER_EPOCH,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder starts a new batch wherever `offset - sequence`
+            // changes; stepping both keeps one batch, whose base sequence is
+            // then NO_SEQUENCE as a non-idempotent batch needs.
+            sequence: NO_SEQUENCE.wrapping_add(i as i32),
+            timestamp: timestamp_ms,
+            key: record.key.clone(),
+            value: record.value.clone(),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: RECORD_BATCH_MAGIC,
+            compression,
+        },
+    )
+    .context("encoding record batch")?;
+    Ok(buf.freeze())
+}
+
+/// The records of one fetched record set, and where the next fetch starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchedRecords {
+    pub records: Vec<ConsumedRecord>,
+    /// One past the last offset of the last complete batch, if there was one.
+    /// Batches of only control records, or emptied by compaction, still
+    /// advance it, so a consumer never fetches the same batch forever.
+    pub next_offset: Option<i64>,
+}
+
+/// Decodes every complete batch in a fetched record set, in order, dropping
+/// control records and records before `from_offset` (a fetch returns whole
+/// batches, which may start before the offset asked for).
+pub fn decode_records(records: &Bytes, from_offset: i64) -> anyhow::Result<FetchedRecords> {
+    let mut fetched = FetchedRecords::default();
+    let mut position = 0;
+    loop {
+        let rest = &records[position..];
+        let batch_size = match batch::framed_size(rest) {
+            Ok(size) => size,
+            Err(BatchError::Truncated) => break,
+            Err(error) => bail!("malformed record batch at byte {position}: {error:?}"),
+        };
+        if let Some(header) = BatchHeader::view(rest) {
+            fetched.next_offset = Some(header.last_offset() + 1);
+        }
+        let mut batch = records.slice(position..position + batch_size);
+        let set = RecordBatchDecoder::decode(&mut batch)
+            .with_context(|| format!("decoding record batch at byte {position}"))?;
+        position += batch_size;
+        fetched.records.extend(
+            set.records
+                .into_iter()
+                .filter(|record| !record.control && record.offset >= from_offset)
+                .map(|record| ConsumedRecord {
+                    offset: record.offset,
+                    timestamp: record.timestamp,
+                    key: record.key,
+                    value: record.value,
+                }),
+        );
+    }
+    Ok(fetched)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key: Option<&'static str>, value: &'static str) -> ProducerRecord {
+        ProducerRecord {
+            key: key.map(|k| Bytes::from_static(k.as_bytes())),
+            value: Some(Bytes::from_static(value.as_bytes())),
+        }
+    }
+
+    /// Patches the base offset the way a broker does on append.
+    fn with_base_offset(batch: &Bytes, base_offset: i64) -> BytesMut {
+        let mut batch = BytesMut::from(&batch[..]);
+        batch[..8].copy_from_slice(&base_offset.to_be_bytes());
+        batch
+    }
+
+    #[test]
+    fn every_codec_round_trips() {
+        let records = vec![
+            record(Some("k"), "v1"),
+            record(None, "v2"),
+            record(None, ""),
+        ];
+        for compression in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let batch = encode_batch(&records, compression, 1_700_000_000_000).unwrap();
+            assert_eq!(batch::framed_size(&batch), Ok(batch.len()), "one batch");
+            let header = BatchHeader::view(&batch).unwrap();
+            assert_eq!(header.base_sequence.get(), NO_SEQUENCE);
+            assert_eq!(header.producer_id.get(), NO_PRODUCER_ID);
+            let fetched = decode_records(&batch, 0).unwrap();
+            assert_eq!(fetched.next_offset, Some(3));
+            let decoded = fetched.records;
+            assert_eq!(decoded.len(), 3, "{compression:?}");
+            for (i, (sent, got)) in records.iter().zip(&decoded).enumerate() {
+                assert_eq!(got.offset, i as i64);
+                assert_eq!(got.key, sent.key);
+                assert_eq!(got.value, sent.value);
+                assert_eq!(got.timestamp, 1_700_000_000_000);
+            }
+        }
+    }
+
+    #[test]
+    fn partial_trailing_batch_is_skipped_and_offsets_filtered() {
+        let first = encode_batch(
+            &[record(None, "a"), record(None, "b")],
+            Compression::None,
+            0,
+        )
+        .unwrap();
+        let second = encode_batch(&[record(None, "c")], Compression::Lz4, 0).unwrap();
+        let mut set = with_base_offset(&first, 10);
+        set.extend_from_slice(&with_base_offset(&second, 12));
+        let set = set.freeze();
+
+        let all = decode_records(&set, 0).unwrap();
+        assert_eq!(all.next_offset, Some(13));
+        let all = all.records;
+        assert_eq!(
+            all.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            [10, 11, 12]
+        );
+
+        let from_11 = decode_records(&set, 11).unwrap().records;
+        assert_eq!(
+            from_11.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            [11, 12]
+        );
+
+        for cut in [set.len() - 1, first.len() + 5, first.len() + 11] {
+            let truncated = set.slice(..cut);
+            let decoded = decode_records(&truncated, 0).unwrap();
+            assert_eq!(decoded.records.len(), 2, "cut at {cut}");
+            assert_eq!(decoded.next_offset, Some(12), "cut at {cut}");
+        }
+        assert_eq!(
+            decode_records(&set.slice(..3), 0).unwrap(),
+            FetchedRecords::default()
+        );
+    }
+
+    #[test]
+    fn corrupt_batch_is_an_error() {
+        let batch = encode_batch(&[record(None, "a")], Compression::None, 0).unwrap();
+        let mut corrupt = BytesMut::from(&batch[..]);
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 0xff;
+        assert!(decode_records(&corrupt.freeze(), 0).is_err());
+    }
+}
