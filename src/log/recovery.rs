@@ -1,0 +1,341 @@
+//! What `PartitionLog::open` makes of a partition directory: which segments
+//! to trust, which to scan, where to cut a torn tail.
+//!
+//! Invariant: after `recover`, every segment holds only complete, CRC-valid
+//! batches with contiguous offsets, each segment starts where the previous
+//! ends, and the in-memory indexes describe exactly those batches.
+
+use std::path::Path;
+use std::rc::Rc;
+
+use glommio::io::BufferedFile;
+
+use super::checkpoint::{self, CHECKPOINT_TMP_FILE};
+use super::index::{OffsetIndex, TimeIndex, OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES};
+use super::segment::{self, Segment, SegmentIndexes};
+use super::{LogError, SEGMENT_BYTES_MAX};
+use crate::protocol::batch::{validate, BatchError, BatchHeader, BATCH_HEADER_SIZE};
+
+/// Bytes read per step of a scan: large enough to amortize the read, small
+/// enough not to matter next to the shard's memory.
+const SCAN_WINDOW_BYTES: u64 = 1 << 20;
+
+pub struct Recovered {
+    pub segments: Vec<Rc<Segment>>,
+    pub log_start_offset: i64,
+    pub leader_epoch: i32,
+    pub scanned_bytes: u64,
+}
+
+pub async fn recover(dir: &Path, index_interval_bytes: u32) -> Result<Recovered, LogError> {
+    let checkpoint = match checkpoint::read(dir).await {
+        Ok(checkpoint) => checkpoint,
+        Err(LogError::Corrupt { reason, .. }) => {
+            // Without a trustworthy recovery point, every segment is scanned.
+            ::log::warn!("{}: ignoring checkpoint: {reason}", dir.display());
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    remove_if_present(&dir.join(CHECKPOINT_TMP_FILE))?;
+    let recovery_point = checkpoint.map_or(i64::MIN, |c| c.recovery_point);
+    let bases = segment_bases(dir)?;
+    let now = super::partition::now_ms();
+
+    let mut segments: Vec<Rc<Segment>> = Vec::with_capacity(bases.len());
+    let mut scanned_bytes = 0;
+    let mut scanning = false;
+    for (i, &base) in bases.iter().enumerate() {
+        let expected = segments.last().map(|s| s.next_offset.get());
+        if expected.is_some_and(|next| next != base) {
+            ::log::warn!(
+                "{}: segment {base} does not follow offset {expected:?}; dropping it and later ones",
+                dir.display()
+            );
+            delete_segments(dir, &bases[i..])?;
+            break;
+        }
+        let file = Segment::open_file(&segment::log_path(dir, base)).await?;
+        let size = file.file_size().await?;
+        let trusted = if scanning {
+            None
+        } else {
+            trust(dir, base, &file, size, recovery_point).await?
+        };
+        if let Some((indexes, next_offset)) = trusted {
+            segments.push(Rc::new(Segment::existing(
+                dir,
+                base,
+                file,
+                size,
+                indexes,
+                next_offset,
+                now,
+            )));
+            continue;
+        }
+        scanning = true;
+        let segment = Rc::new(Segment::existing(
+            dir,
+            base,
+            file,
+            size,
+            SegmentIndexes::empty(),
+            base,
+            now,
+        ));
+        let scan = scan(&segment, size, index_interval_bytes).await?;
+        scanned_bytes += scan.valid_bytes;
+        let is_last = i + 1 == bases.len();
+        if scan.valid_bytes < size {
+            ::log::warn!(
+                "{}: truncating segment {base} at {} of {size} bytes: {}",
+                dir.display(),
+                scan.valid_bytes,
+                scan.reason
+            );
+            segment.truncate(scan.valid_bytes).await?;
+            segment.sync().await?;
+            delete_segments(dir, &bases[i + 1..])?;
+        }
+        *segment.indexes.borrow_mut() = scan.indexes;
+        segment.next_offset.set(scan.next_offset);
+        if !is_last && scan.valid_bytes == size {
+            // Sealed again so that the next open can trust it.
+            segment.write_indexes().await?;
+        }
+        segments.push(segment);
+        if scan.valid_bytes < size {
+            break;
+        }
+    }
+    let first_base = segments.first().map(|s| s.base_offset);
+    let log_start_offset = checkpoint
+        .map_or(0, |c| c.log_start_offset)
+        .max(first_base.unwrap_or(0));
+    if segments.is_empty() {
+        segments.push(Rc::new(Segment::new(dir, log_start_offset, now)));
+    }
+    Ok(Recovered {
+        segments,
+        log_start_offset,
+        leader_epoch: checkpoint.map_or(0, |c| c.leader_epoch),
+        scanned_bytes,
+    })
+}
+
+/// Base offsets of the `.log` files in `dir`, ascending. Listing happens
+/// once, at open, so std::fs is fine here.
+fn segment_bases(dir: &Path) -> Result<Vec<i64>, LogError> {
+    let mut bases = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".log")) else {
+            continue;
+        };
+        if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(base) = stem.parse::<i64>() {
+                bases.push(base);
+            }
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+fn remove_if_present(path: &Path) -> Result<(), LogError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn delete_segments(dir: &Path, bases: &[i64]) -> Result<(), LogError> {
+    for &base in bases {
+        remove_if_present(&segment::log_path(dir, base))?;
+        remove_if_present(&segment::index_path(dir, base))?;
+        remove_if_present(&segment::time_index_path(dir, base))?;
+    }
+    Ok(())
+}
+
+/// The indexes and end offset of a segment that ends at or before
+/// `recovery_point`, checked without a scan: the index files must decode and
+/// their last offset entry must name a batch that ends the file. `None` when
+/// the segment has to be scanned.
+async fn trust(
+    dir: &Path,
+    base: i64,
+    file: &BufferedFile,
+    size: u64,
+    recovery_point: i64,
+) -> Result<Option<(SegmentIndexes, i64)>, LogError> {
+    if base > recovery_point {
+        return Ok(None);
+    }
+    // A sealed index has at most one entry per batch.
+    let entries_max = size / BATCH_HEADER_SIZE as u64 + 1;
+    let Some(bytes) = read_small(
+        &segment::index_path(dir, base),
+        entries_max * OFFSET_ENTRY_BYTES as u64,
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let Some(offsets) = OffsetIndex::decode(&bytes, size) else {
+        return Ok(None);
+    };
+    let (next_offset, last_relative) = match offsets.last() {
+        None if size == 0 => (base, 0),
+        None => return Ok(None),
+        Some(entry) => {
+            let position = u64::from(entry.position);
+            let len = (size - position).min(BATCH_HEADER_SIZE as u64) as usize;
+            let header = file.read_at(position, len).await?;
+            let Some(header) = BatchHeader::view(&header) else {
+                return Ok(None);
+            };
+            let last_offset = header.last_offset();
+            let ends_file = position.checked_add_signed(header.total_size()) == Some(size);
+            if !ends_file || last_offset != base + i64::from(entry.relative_offset) {
+                return Ok(None);
+            }
+            (last_offset + 1, entry.relative_offset)
+        }
+    };
+    if next_offset > recovery_point {
+        return Ok(None);
+    }
+    let Some(bytes) = read_small(
+        &segment::time_index_path(dir, base),
+        entries_max * TIME_ENTRY_BYTES as u64,
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let Some(times) = TimeIndex::decode(&bytes, last_relative) else {
+        return Ok(None);
+    };
+    Ok(Some((
+        SegmentIndexes::loaded(offsets, times, base),
+        next_offset,
+    )))
+}
+
+/// The whole file at `path` if it exists and is at most `max_bytes` long.
+async fn read_small(path: &Path, max_bytes: u64) -> Result<Option<Vec<u8>>, LogError> {
+    let file = match BufferedFile::open(path).await {
+        Ok(file) => file,
+        Err(e) => {
+            let e: std::io::Error = e.into();
+            if e.kind() == std::io::ErrorKind::NotFound {
+                return Ok(None);
+            }
+            return Err(e.into());
+        }
+    };
+    let size = file.file_size().await?;
+    let mut out = Vec::new();
+    if size <= max_bytes {
+        while (out.len() as u64) < size {
+            let chunk = file
+                .read_at(out.len() as u64, (size - out.len() as u64) as usize)
+                .await?;
+            if chunk.is_empty() {
+                break;
+            }
+            out.extend_from_slice(&chunk);
+        }
+    }
+    file.close().await?;
+    Ok((size <= max_bytes && out.len() as u64 == size).then_some(out))
+}
+
+struct Scan {
+    indexes: SegmentIndexes,
+    next_offset: i64,
+    /// Bytes of complete, valid, contiguous batches from the segment start.
+    valid_bytes: u64,
+    /// Why the scan stopped before the end of the file.
+    reason: String,
+}
+
+/// Checks every batch of `segment` (`size` bytes) and rebuilds its indexes.
+async fn scan(segment: &Segment, size: u64, index_interval_bytes: u32) -> Result<Scan, LogError> {
+    let base = segment.base_offset;
+    let mut scan = Scan {
+        indexes: SegmentIndexes::empty(),
+        next_offset: base,
+        valid_bytes: 0,
+        reason: String::new(),
+    };
+    let mut window = SCAN_WINDOW_BYTES;
+    while scan.valid_bytes < size {
+        let position = scan.valid_bytes;
+        let buf = segment
+            .read_exact(position, window.min(size - position) as usize)
+            .await?;
+        let mut cursor = 0;
+        while cursor < buf.len() {
+            let rest = &buf[cursor..];
+            let batch_size = match validate(rest, SEGMENT_BYTES_MAX as usize) {
+                Ok(batch_size) => batch_size,
+                Err(BatchError::Truncated) => break,
+                Err(e) => {
+                    scan.reason = format!("{e:?}");
+                    return Ok(scan);
+                }
+            };
+            let Some(header) = BatchHeader::view(rest) else {
+                break;
+            };
+            let last_offset = header.last_offset();
+            if header.base_offset.get() != scan.next_offset
+                || last_offset < scan.next_offset
+                || last_offset - base > i64::from(u32::MAX)
+            {
+                scan.reason = format!(
+                    "batch at offset {} where {} was expected",
+                    header.base_offset.get(),
+                    scan.next_offset
+                );
+                return Ok(scan);
+            }
+            scan.indexes.record(
+                base,
+                scan.valid_bytes as u32,
+                last_offset,
+                header.max_timestamp.get(),
+                batch_size as u64,
+                index_interval_bytes,
+            );
+            scan.next_offset = last_offset + 1;
+            scan.valid_bytes += batch_size as u64;
+            cursor += batch_size;
+        }
+        if cursor > 0 {
+            window = SCAN_WINDOW_BYTES;
+            continue;
+        }
+        // Not one complete batch in the window: it is larger than the window
+        // or runs past the end of the file (torn).
+        let declared = BatchHeader::view(&buf)
+            .map(|h| h.total_size())
+            .filter(|&total| {
+                total > 0
+                    && position
+                        .checked_add_signed(total)
+                        .is_some_and(|end| end <= size)
+            });
+        match declared {
+            Some(total) if total as u64 > window => window = total as u64,
+            _ => {
+                scan.reason = "torn batch at the end of the segment".into();
+                return Ok(scan);
+            }
+        }
+    }
+    Ok(scan)
+}
