@@ -339,3 +339,204 @@ async fn scan(segment: &Segment, size: u64, index_interval_bytes: u32) -> Result
     }
     Ok(scan)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::partition::tests::{
+        read_all, segment_files, small_config, unassigned, with_dir,
+    };
+    use super::super::{AppendWait, PartitionLog};
+    use super::*;
+    use crate::protocol::batch::tests::sample_batch;
+    use bytes::BytesMut;
+    use kafka_protocol::records::Compression;
+    use std::path::PathBuf;
+
+    /// Appends `batches` to a fresh log in `dir` and closes it cleanly.
+    async fn write_log(dir: PathBuf, batches: &[Vec<u8>]) {
+        let log = PartitionLog::open(dir, small_config(0)).await.unwrap();
+        for batch in batches {
+            log.append(BytesMut::from(&batch[..]), AppendWait::Durable, None)
+                .await
+                .unwrap();
+        }
+        log.close().await.unwrap();
+    }
+
+    fn batches() -> Vec<Vec<u8>> {
+        vec![
+            sample_batch(3, Compression::None),
+            sample_batch(2, Compression::Zstd),
+            sample_batch(4, Compression::None),
+        ]
+    }
+
+    /// Opens `dir` with only `log_bytes` as segment 0 (no index, no
+    /// checkpoint) and checks it holds exactly `expected` (unassigned) batches.
+    async fn recover_from(dir: PathBuf, log_bytes: &[u8], expected: &[Vec<u8>]) {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(segment::log_path(&dir, 0), log_bytes).unwrap();
+        let log = PartitionLog::open(dir.clone(), small_config(0))
+            .await
+            .unwrap();
+        let got = read_all(&log).await;
+        let got: Vec<Vec<u8>> = got.iter().map(|b| unassigned(b)).collect();
+        assert_eq!(got, expected);
+        let kept: usize = expected.iter().map(Vec::len).sum();
+        assert_eq!(log.size_bytes(), kept as u64);
+        assert_eq!(
+            std::fs::metadata(segment::log_path(&dir, 0)).unwrap().len(),
+            kept as u64
+        );
+        // The log goes on from there.
+        let next = log.log_end_offset();
+        let result = log
+            .append(
+                BytesMut::from(
+                    &expected
+                        .last()
+                        .unwrap_or(&sample_batch(1, Compression::None))[..],
+                ),
+                AppendWait::Durable,
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(result.base_offset, next);
+        log.close().await.unwrap();
+    }
+
+    #[test]
+    fn a_torn_last_batch_is_cut_at_every_byte() {
+        with_dir(|dir| async move {
+            let sent = batches();
+            write_log(dir.clone(), &sent).await;
+            let whole = std::fs::read(segment::log_path(&dir, 0)).unwrap();
+            let last_len = sent[2].len();
+            let complete = whole.len() - last_len;
+            let expected: Vec<Vec<u8>> = sent[..2].iter().map(|b| unassigned(b)).collect();
+            for cut in 0..last_len {
+                let case = dir.with_file_name(format!("cut-{cut}"));
+                recover_from(case, &whole[..complete + cut], &expected).await;
+            }
+            let all: Vec<Vec<u8>> = sent.iter().map(|b| unassigned(b)).collect();
+            recover_from(dir.with_file_name("whole"), &whole, &all).await;
+        });
+    }
+
+    #[test]
+    fn garbage_after_the_last_batch_is_cut() {
+        with_dir(|dir| async move {
+            let sent = batches();
+            write_log(dir.clone(), &sent).await;
+            let whole = std::fs::read(segment::log_path(&dir, 0)).unwrap();
+            let all: Vec<Vec<u8>> = sent.iter().map(|b| unassigned(b)).collect();
+            // A valid batch out of sequence (offset 0 again), zeros, noise, a
+            // copy with one flipped byte.
+            let mut flipped = whole[..sent[0].len()].to_vec();
+            flipped[40] ^= 1;
+            let tails = [
+                whole[..sent[0].len()].to_vec(),
+                vec![0; 100],
+                (0..=255u8).cycle().take(700).collect(),
+                flipped,
+            ];
+            for (i, tail) in tails.iter().enumerate() {
+                let mut bytes = whole.clone();
+                bytes.extend_from_slice(tail);
+                recover_from(dir.with_file_name(format!("garbage-{i}")), &bytes, &all).await;
+            }
+        });
+    }
+
+    #[test]
+    fn a_corrupt_segment_drops_everything_after_it() {
+        with_dir(|dir| async move {
+            let batch = sample_batch(5, Compression::None);
+            let sent = vec![batch.clone(); 60];
+            write_log(dir.clone(), &sent).await;
+            let mut bases = segment_bases(&dir).unwrap();
+            assert!(bases.len() >= 4);
+            // Flip a byte in the second batch of the second segment.
+            let victim = segment::log_path(&dir, bases[1]);
+            let mut bytes = std::fs::read(&victim).unwrap();
+            bytes[batch.len() + 50] ^= 0x10;
+            std::fs::write(&victim, bytes).unwrap();
+            std::fs::remove_file(dir.join(checkpoint::CHECKPOINT_FILE)).unwrap();
+
+            let log = PartitionLog::open(dir.clone(), small_config(0))
+                .await
+                .unwrap();
+            assert_eq!(log.log_end_offset(), bases[1] + 5);
+            assert_eq!(read_all(&log).await.len() as i64, bases[1] / 5 + 1);
+            bases.truncate(2);
+            assert_eq!(segment_bases(&dir).unwrap(), bases);
+            assert_eq!(segment_files(&dir, "log"), 2);
+        });
+    }
+
+    #[test]
+    fn a_crash_keeps_what_was_acknowledged_and_scans_only_the_tail() {
+        with_dir(|dir| async move {
+            let batch = sample_batch(5, Compression::Gzip);
+            let log = PartitionLog::open(dir.clone(), small_config(0))
+                .await
+                .unwrap();
+            for _ in 0..30 {
+                log.append(BytesMut::from(&batch[..]), AppendWait::Durable, None)
+                    .await
+                    .unwrap();
+            }
+            log.checkpoint().await.unwrap();
+            let active = *segment_bases(&dir).unwrap().last().unwrap();
+            let active_size = std::fs::metadata(segment::log_path(&dir, active))
+                .unwrap()
+                .len();
+            let segments = log.segment_count();
+            drop(log);
+
+            let log = PartitionLog::open(dir.clone(), small_config(0))
+                .await
+                .unwrap();
+            assert_eq!(log.log_end_offset(), 150);
+            assert_eq!(log.segment_count(), segments);
+            assert_eq!(read_all(&log).await.len(), 30);
+            let scanned = log.recovery_scanned_bytes();
+            assert!(scanned > 0);
+            assert_eq!(scanned, active_size, "only the active segment is scanned");
+        });
+    }
+
+    #[test]
+    fn a_damaged_index_or_checkpoint_means_a_scan_not_a_failure() {
+        with_dir(|dir| async move {
+            let sent = vec![sample_batch(5, Compression::None); 30];
+            write_log(dir.clone(), &sent).await;
+            let bases = segment_bases(&dir).unwrap();
+            let index = segment::index_path(&dir, bases[1]);
+            let mut bytes = std::fs::read(&index).unwrap();
+            bytes.pop();
+            std::fs::write(&index, bytes).unwrap();
+            let log = PartitionLog::open(dir.clone(), small_config(0))
+                .await
+                .unwrap();
+            assert!(log.recovery_scanned_bytes() > 0);
+            assert_eq!(read_all(&log).await.len(), 30);
+            log.close().await.unwrap();
+
+            std::fs::write(
+                dir.join(checkpoint::CHECKPOINT_FILE),
+                "shoal-checkpoint 1\nnonsense",
+            )
+            .unwrap();
+            let log = PartitionLog::open(dir.clone(), small_config(0))
+                .await
+                .unwrap();
+            assert_eq!(log.log_end_offset(), 150);
+            assert_eq!(read_all(&log).await.len(), 30);
+            log.close().await.unwrap();
+            let log = PartitionLog::open(dir, small_config(0)).await.unwrap();
+            assert_eq!(log.recovery_scanned_bytes(), 0);
+        });
+    }
+}
