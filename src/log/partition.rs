@@ -395,14 +395,16 @@ impl PartitionLog {
 
     async fn run_writer(self: Rc<Self>) {
         loop {
-            let group = self.take_group();
+            let (group, group_bytes) = self.take_group();
             if group.is_empty() {
                 break;
             }
-            if let Err(e) = self.write_group(group).await {
+            if let Err(e) = self.write_group(group, group_bytes).await {
                 ::log::error!("partition log {}: write failed: {e}", self.dir.display());
                 *self.failure.borrow_mut() = Some(e.to_string());
                 self.pending.borrow_mut().clear();
+                // Long polls are released; appends and reads report the failure.
+                self.marks.closed.set(true);
                 break;
             }
         }
@@ -410,8 +412,9 @@ impl PartitionLog {
         self.marks.progress.notify();
     }
 
-    /// Everything queued, up to `GROUP_BYTES_MAX` (always at least one item).
-    fn take_group(&self) -> Vec<Pending> {
+    /// Everything queued, up to `GROUP_BYTES_MAX` (always at least one
+    /// item), and its size in bytes.
+    fn take_group(&self) -> (Vec<Pending>, usize) {
         let mut pending = self.pending.borrow_mut();
         let mut group = Vec::new();
         let mut group_bytes = 0;
@@ -426,10 +429,14 @@ impl PartitionLog {
             group_bytes += len;
             group.extend(pending.pop_front());
         }
-        group
+        (group, group_bytes)
     }
 
-    async fn write_group(self: &Rc<Self>, group: Vec<Pending>) -> Result<(), LogError> {
+    async fn write_group(
+        self: &Rc<Self>,
+        group: Vec<Pending>,
+        group_bytes: usize,
+    ) -> Result<(), LogError> {
         let mut run: Option<(Rc<Segment>, u64, Vec<u8>)> = None;
         let mut next_offset = self.written_offset.get();
         let mut last_segment = None;
@@ -450,7 +457,8 @@ impl PartitionLog {
                         }
                     }
                     Self::write_run(run.take()).await?;
-                    let mut buf = Vec::with_capacity(GROUP_BYTES_MAX.min(bytes.len() * 4));
+                    // Usually the whole group goes to this one segment.
+                    let mut buf = Vec::with_capacity(group_bytes);
                     buf.extend_from_slice(&bytes);
                     run = Some((segment.clone(), position, buf));
                     last_segment = Some(segment);
@@ -467,6 +475,8 @@ impl PartitionLog {
         self.written_offset.set(next_offset);
         match self.config.flush_policy {
             FlushPolicy::Sync => {
+                // `AppendWait::Written` (acks=1) does not wait for the sync.
+                self.marks.progress.notify();
                 if let Some(segment) = last_segment {
                     segment.sync().await?;
                 }
@@ -577,14 +587,18 @@ impl PartitionLog {
         }
         // Only written bytes are in the files.
         let max_offset = max_offset.min(self.written_offset.get());
-        let segments: Vec<Rc<Segment>> = {
-            let segments = self.segments.borrow();
-            let first = segments
-                .partition_point(|s| s.base_offset <= offset)
-                .saturating_sub(1);
-            segments[first..].to_vec()
-        };
-        for segment in segments {
+        let mut next = self
+            .segments
+            .borrow()
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        // One segment at a time: no borrow of the list across a read.
+        loop {
+            let segment = self.segments.borrow().get(next).cloned();
+            let Some(segment) = segment else {
+                break;
+            };
+            next += 1;
             if segment.base_offset >= max_offset
                 || segment
                     .read_batches(offset, max_offset, &mut budget, &mut out)
@@ -931,7 +945,7 @@ pub(super) mod tests {
                 .unwrap();
             let batch = sample_batch(5, Compression::None);
             for _ in 0..40 {
-                log.append(BytesMut::from(&batch[..]), AppendWait::Written, None)
+                log.append(BytesMut::from(&batch[..]), AppendWait::Durable, None)
                     .await
                     .unwrap();
             }
@@ -1080,9 +1094,20 @@ pub(super) mod tests {
             with_dir(move |dir| async move {
                 let config = LogConfig {
                     flush_policy: policy,
-                    ..small_config(TAIL_CACHE_TEST_BYTES)
+                    ..small_config(0)
                 };
                 let log = PartitionLog::open(dir, config).await.unwrap();
+                // A reader reading from the files while appends roll segments.
+                let reader = {
+                    let log = log.clone();
+                    glommio::spawn_local(async move {
+                        while log.log_end_offset() < 100 {
+                            let got = read_all(&log).await;
+                            assert!(got.len() <= 64);
+                            log.wait_for_data().await;
+                        }
+                    })
+                };
                 let tasks: Vec<_> = (0..64)
                     .map(|i| {
                         let log = log.clone();
@@ -1106,9 +1131,63 @@ pub(super) mod tests {
                 }
                 assert_eq!(log.high_watermark(), next);
                 assert_eq!(read_all(&log).await.len(), 64);
+                assert!(log.segment_count() > 1);
                 log.close().await.unwrap();
+                reader.await;
             });
         }
+    }
+
+    #[test]
+    fn delete_removes_the_partition() {
+        with_dir(|dir| async move {
+            let log = PartitionLog::open(dir.clone(), small_config(0))
+                .await
+                .unwrap();
+            log.append(
+                BytesMut::from(&sample_batch(2, Compression::None)[..]),
+                AppendWait::Nothing,
+                None,
+            )
+            .await
+            .unwrap();
+            log.delete().await.unwrap();
+            assert!(!dir.exists());
+            assert!(matches!(
+                log.append(
+                    BytesMut::from(&sample_batch(2, Compression::None)[..]),
+                    AppendWait::Nothing,
+                    None
+                )
+                .await,
+                Err(LogError::Closed)
+            ));
+        });
+    }
+
+    #[test]
+    fn log_append_time_is_applied_and_found() {
+        with_dir(|dir| async move {
+            let log = PartitionLog::open(dir, small_config(0)).await.unwrap();
+            for now in [5_000, 6_000] {
+                log.append(
+                    BytesMut::from(&batch_at(3, Compression::Snappy, 10)[..]),
+                    AppendWait::Durable,
+                    Some(now),
+                )
+                .await
+                .unwrap();
+            }
+            let got = read_all(&log).await;
+            let header = BatchHeader::view(&got[1]).unwrap();
+            assert_eq!(header.max_timestamp.get(), 6_000);
+            assert!(crate::protocol::batch::validate(&got[1], 1 << 20).is_ok());
+            assert_eq!(
+                log.offset_for_timestamp(5_500).await.unwrap(),
+                Some((3, 6_000))
+            );
+            assert_eq!(log.max_timestamp().await.unwrap(), Some((3, 6_000)));
+        });
     }
 
     #[test]
@@ -1140,6 +1219,60 @@ pub(super) mod tests {
             log.close().await.unwrap();
             wait.await;
         });
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// Random batches in, the same bytes out (but for the assigned
+        /// offsets and epoch), across a clean close or a crash.
+        #[test]
+        fn random_batches_survive_a_restart(
+            appends in proptest::collection::vec(
+                proptest::collection::vec((1usize..20, 0usize..CODECS.len()), 1..4),
+                1..20,
+            ),
+            segment_bytes in 200u64..6000,
+            cached in proptest::bool::ANY,
+            clean in proptest::bool::ANY,
+        ) {
+            with_dir(move |dir| async move {
+                let config = LogConfig {
+                    segment_bytes,
+                    index_interval_bytes: 256,
+                    tail_cache_bytes: if cached { TAIL_CACHE_TEST_BYTES } else { 0 },
+                    ..LogConfig::default()
+                };
+                let log = PartitionLog::open(dir.clone(), config.clone()).await.unwrap();
+                let mut sent = Vec::new();
+                for batches in &appends {
+                    let mut bytes = Vec::new();
+                    for &(records, codec) in batches {
+                        let batch = sample_batch(records, CODECS[codec]);
+                        sent.push(unassigned(&batch));
+                        bytes.extend(batch);
+                    }
+                    log.append(BytesMut::from(&bytes[..]), AppendWait::Durable, None)
+                        .await
+                        .unwrap();
+                }
+                let expect = |got: Vec<Bytes>| {
+                    let got: Vec<Vec<u8>> = got.iter().map(|b| unassigned(b)).collect();
+                    assert_eq!(got, sent);
+                };
+                expect(read_all(&log).await);
+                let log_end_offset = log.log_end_offset();
+                if clean {
+                    log.close().await.unwrap();
+                }
+                drop(log);
+                let log = PartitionLog::open(dir, config).await.unwrap();
+                assert_eq!(log.log_end_offset(), log_end_offset);
+                if clean {
+                    assert_eq!(log.recovery_scanned_bytes(), 0);
+                }
+                expect(read_all(&log).await);
+            });
+        }
     }
 
     #[test]
