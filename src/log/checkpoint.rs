@@ -69,10 +69,26 @@ impl Checkpoint {
     }
 }
 
-/// Reads the checkpoint of `dir`; `Ok(None)` when there is none yet.
+/// Reads the checkpoint of `dir`; `Ok(None)` when there is none yet (or
+/// something far too large to be one: recovery then scans everything).
 pub async fn read(dir: &Path) -> Result<Option<Checkpoint>, LogError> {
     let path = dir.join(CHECKPOINT_FILE);
-    let file = match BufferedFile::open(&path).await {
+    let Some(bytes) = read_whole(&path, CHECKPOINT_BYTES_MAX as u64).await? else {
+        return Ok(None);
+    };
+    let corrupt = |reason: String| LogError::Corrupt {
+        path: path.clone(),
+        position: 0,
+        reason,
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|_| corrupt("not utf-8".into()))?;
+    Checkpoint::decode(text).map(Some).map_err(corrupt)
+}
+
+/// The whole file at `path` if it exists and is at most `max_bytes` long
+/// (the small files beside the segments: checkpoint, indexes).
+pub async fn read_whole(path: &Path, max_bytes: u64) -> Result<Option<Vec<u8>>, LogError> {
+    let file = match BufferedFile::open(path).await {
         Ok(file) => file,
         Err(e) => {
             let e: std::io::Error = e.into();
@@ -82,19 +98,21 @@ pub async fn read(dir: &Path) -> Result<Option<Checkpoint>, LogError> {
             return Err(e.into());
         }
     };
-    let bytes = file.read_at(0, CHECKPOINT_BYTES_MAX + 1).await;
-    file.close().await?;
-    let bytes = bytes?;
-    let corrupt = |reason: String| LogError::Corrupt {
-        path: path.clone(),
-        position: 0,
-        reason,
-    };
-    if bytes.len() > CHECKPOINT_BYTES_MAX {
-        return Err(corrupt("checkpoint too large".into()));
+    let size = file.file_size().await?;
+    let mut out = Vec::new();
+    if size <= max_bytes {
+        while (out.len() as u64) < size {
+            let chunk = file
+                .read_at(out.len() as u64, (size - out.len() as u64) as usize)
+                .await?;
+            if chunk.is_empty() {
+                break;
+            }
+            out.extend_from_slice(&chunk);
+        }
     }
-    let text = std::str::from_utf8(&bytes).map_err(|_| corrupt("not utf-8".into()))?;
-    Checkpoint::decode(text).map(Some).map_err(corrupt)
+    file.close().await?;
+    Ok((size <= max_bytes && out.len() as u64 == size).then_some(out))
 }
 
 /// Replaces the checkpoint of `dir` atomically: a crash leaves either the old

@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use glommio::io::BufferedFile;
 
-use super::checkpoint::{self, CHECKPOINT_TMP_FILE};
+use super::checkpoint::{self, read_whole, CHECKPOINT_TMP_FILE};
 use super::index::{OffsetIndex, TimeIndex, OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES};
 use super::segment::{self, Segment, SegmentIndexes};
 use super::{LogError, SEGMENT_BYTES_MAX};
@@ -175,7 +175,7 @@ async fn trust(
     }
     // A sealed index has at most one entry per batch.
     let entries_max = size / BATCH_HEADER_SIZE as u64 + 1;
-    let Some(bytes) = read_small(
+    let Some(bytes) = read_whole(
         &segment::index_path(dir, base),
         entries_max * OFFSET_ENTRY_BYTES as u64,
     )
@@ -207,7 +207,7 @@ async fn trust(
     if next_offset > recovery_point {
         return Ok(None);
     }
-    let Some(bytes) = read_small(
+    let Some(bytes) = read_whole(
         &segment::time_index_path(dir, base),
         entries_max * TIME_ENTRY_BYTES as u64,
     )
@@ -222,35 +222,6 @@ async fn trust(
         SegmentIndexes::loaded(offsets, times, base),
         next_offset,
     )))
-}
-
-/// The whole file at `path` if it exists and is at most `max_bytes` long.
-async fn read_small(path: &Path, max_bytes: u64) -> Result<Option<Vec<u8>>, LogError> {
-    let file = match BufferedFile::open(path).await {
-        Ok(file) => file,
-        Err(e) => {
-            let e: std::io::Error = e.into();
-            if e.kind() == std::io::ErrorKind::NotFound {
-                return Ok(None);
-            }
-            return Err(e.into());
-        }
-    };
-    let size = file.file_size().await?;
-    let mut out = Vec::new();
-    if size <= max_bytes {
-        while (out.len() as u64) < size {
-            let chunk = file
-                .read_at(out.len() as u64, (size - out.len() as u64) as usize)
-                .await?;
-            if chunk.is_empty() {
-                break;
-            }
-            out.extend_from_slice(&chunk);
-        }
-    }
-    file.close().await?;
-    Ok((size <= max_bytes && out.len() as u64 == size).then_some(out))
 }
 
 struct Scan {
