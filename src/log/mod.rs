@@ -40,7 +40,21 @@
 //! header read: it must name the last batch and end the file). The first
 //! untrusted segment and every later one are scanned batch by batch with
 //! `batch::validate` and offset continuity; the first torn or corrupt batch
-//! truncates its file there and deletes every later segment.
+//! truncates its file there and deletes every later segment. As in Kafka, the
+//! segment holding the recovery point is scanned whole: after a crash, that is
+//! the active segment (at most `segment.bytes`).
+//!
+//! Durability: the high watermark is what consumers may read. Under
+//! `FlushPolicy::Sync` it moves after the fdatasync of the group holding the
+//! offsets; under `Interval` and `None` after the write (the data then reaches
+//! the disk at the next interval flush, roll or close). `AppendWait::Durable`
+//! (acks=all) waits for the high watermark, `Written` (acks=1) for the write.
+//!
+//! Not yet here: retention, compaction and `DeleteRecords` (the log start
+//! offset only comes from the first segment or the checkpoint), leader epoch
+//! changes and truncation to an epoch (KIP-101), producer state snapshots.
+//! Indexes of every segment are held in memory (Kafka mmaps them); the age of
+//! a segment for `segment.ms` restarts when the log is opened.
 
 mod checkpoint;
 mod index;

@@ -318,9 +318,12 @@ impl PartitionLog {
         if last_offset - base_offset > i64::from(u32::MAX) {
             return Err(LogError::InvalidBatch(BatchError::InvalidRecordCount));
         }
-        let segment = self.segment_for(base_offset, last_offset, batches.len() as u64);
+        let batches_len = batches.len() as u64;
+        let segment = self.segment_for(base_offset, last_offset, batches_len);
         let bytes = batches.freeze();
         let start_position = segment.queued_bytes.get();
+        // `segment_for` rolled unless these bytes fit: positions stay u32.
+        debug_assert!(start_position + batches_len <= SEGMENT_BYTES_MAX);
         let mut position = start_position;
         let mut start = 0;
         {
@@ -502,6 +505,8 @@ impl PartitionLog {
         let Some((segment, position, buf)) = run else {
             return Ok(());
         };
+        // Runs of one segment are written in order, each right after the last.
+        debug_assert_eq!(position, segment.written_bytes.get());
         let end = position + buf.len() as u64;
         segment.write_all(buf, position).await?;
         segment.written_bytes.set(end);

@@ -262,6 +262,10 @@ async fn scan(segment: &Segment, size: u64, index_interval_bytes: u32) -> Result
             let Some(header) = BatchHeader::view(rest) else {
                 break;
             };
+            if scan.valid_bytes + batch_size as u64 > SEGMENT_BYTES_MAX {
+                scan.reason = "segment larger than a segment may be".into();
+                return Ok(scan);
+            }
             let last_offset = header.last_offset();
             if header.base_offset.get() != scan.next_offset
                 || last_offset < scan.next_offset
