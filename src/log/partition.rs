@@ -13,8 +13,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
@@ -36,11 +37,14 @@ const GROUP_BYTES_MAX: usize = 16 << 20;
 /// within about `index.interval.bytes` of the answer.
 const TIMESTAMP_SCAN_BYTES: usize = 1 << 20;
 
-/// A tiny waiter list: futures wait for the generation to move on.
+/// A tiny waiter list: futures wait for the generation to move on. A waiter
+/// dropped before it is woken (a fetch long poll that timed out) takes its
+/// waker out, so an idle partition does not collect them.
 #[derive(Default)]
 struct Signal {
     generation: Cell<u64>,
-    wakers: RefCell<Vec<Waker>>,
+    next_key: Cell<u64>,
+    wakers: RefCell<Vec<(u64, Waker)>>,
 }
 
 impl Signal {
@@ -51,21 +55,58 @@ impl Signal {
     fn notify(&self) {
         self.generation.set(self.generation.get() + 1);
         let wakers = std::mem::take(&mut *self.wakers.borrow_mut());
-        for waker in wakers {
+        for (_, waker) in wakers {
             waker.wake();
         }
     }
 
     /// Resolves at the first `notify` after the generation was `seen`.
-    async fn changed(&self, seen: u64) {
-        std::future::poll_fn(|cx| {
-            if self.generation.get() != seen {
-                return Poll::Ready(());
+    fn changed(&self, seen: u64) -> Changed<'_> {
+        Changed {
+            signal: self,
+            seen,
+            key: None,
+        }
+    }
+}
+
+struct Changed<'a> {
+    signal: &'a Signal,
+    seen: u64,
+    /// Key of this waiter's entry in the list, once registered.
+    key: Option<u64>,
+}
+
+impl Future for Changed<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let signal = self.signal;
+        if signal.generation.get() != self.seen {
+            return Poll::Ready(());
+        }
+        let mut wakers = signal.wakers.borrow_mut();
+        let registered = self
+            .key
+            .and_then(|key| wakers.iter_mut().find(|(k, _)| *k == key));
+        match registered {
+            Some((_, waker)) => waker.clone_from(cx.waker()),
+            None => {
+                let key = signal.next_key.get();
+                signal.next_key.set(key + 1);
+                wakers.push((key, cx.waker().clone()));
+                self.key = Some(key);
             }
-            self.wakers.borrow_mut().push(cx.waker().clone());
-            Poll::Pending
-        })
-        .await
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Changed<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            self.signal.wakers.borrow_mut().retain(|(k, _)| *k != key);
+        }
     }
 }
 
@@ -1219,6 +1260,11 @@ pub(super) mod tests {
             .unwrap();
             waiter.await;
             assert!(woke.get());
+            // A long poll given up leaves nothing behind.
+            let abandoned = log.wait_for_data();
+            let polled = futures_lite::future::poll_once(Box::pin(abandoned)).await;
+            assert!(polled.is_none());
+            assert!(log.marks.progress.wakers.borrow().is_empty());
             // A waiter on a closing log is released too.
             let wait = log.wait_for_data();
             log.close().await.unwrap();
