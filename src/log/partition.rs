@@ -1026,6 +1026,39 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn index_files_have_kafkas_layout() {
+        with_dir(|dir| async move {
+            let config = LogConfig {
+                index_interval_bytes: 0,
+                ..small_config(0)
+            };
+            let log = PartitionLog::open(dir.clone(), config).await.unwrap();
+            let mut expected_index = Vec::new();
+            let mut expected_time_index = Vec::new();
+            let mut position = 0u32;
+            for b in 0..5i64 {
+                let batch = batch_at(3, Compression::None, 100 * b);
+                let result = log
+                    .append(BytesMut::from(&batch[..]), AppendWait::Durable, None)
+                    .await
+                    .unwrap();
+                let relative = result.last_offset as u32;
+                expected_index.extend(relative.to_be_bytes());
+                expected_index.extend(position.to_be_bytes());
+                expected_time_index.extend((100 * b + 2).to_be_bytes());
+                expected_time_index.extend(relative.to_be_bytes());
+                position += batch.len() as u32;
+            }
+            log.close().await.unwrap();
+            let name = format!("{:020}", 0);
+            let read = |ext: &str| std::fs::read(dir.join(format!("{name}.{ext}"))).unwrap();
+            assert_eq!(read("index"), expected_index);
+            assert_eq!(read("timeindex"), expected_time_index);
+            assert_eq!(read("log").len() as u32, position);
+        });
+    }
+
+    #[test]
     fn segments_roll_by_age() {
         with_dir(|dir| async move {
             let config = LogConfig {
