@@ -1059,6 +1059,36 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn unacknowledged_appends_are_flushed_by_close() {
+        for policy in [
+            FlushPolicy::Interval { flush_ms: 60_000 },
+            FlushPolicy::None,
+        ] {
+            with_dir(move |dir| async move {
+                let config = LogConfig {
+                    flush_policy: policy,
+                    ..small_config(TAIL_CACHE_TEST_BYTES)
+                };
+                let log = PartitionLog::open(dir.clone(), config.clone())
+                    .await
+                    .unwrap();
+                for _ in 0..50 {
+                    let batch = sample_batch(2, Compression::Lz4);
+                    log.append(BytesMut::from(&batch[..]), AppendWait::Nothing, None)
+                        .await
+                        .unwrap();
+                }
+                assert_eq!(log.log_end_offset(), 100);
+                log.close().await.unwrap();
+                let log = PartitionLog::open(dir, config).await.unwrap();
+                assert_eq!(log.recovery_scanned_bytes(), 0);
+                assert_eq!(log.high_watermark(), 100);
+                assert_eq!(read_all(&log).await.len(), 50);
+            });
+        }
+    }
+
+    #[test]
     fn segments_roll_by_age() {
         with_dir(|dir| async move {
             let config = LogConfig {

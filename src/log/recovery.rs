@@ -95,9 +95,11 @@ pub async fn recover(dir: &Path, index_interval_bytes: u32) -> Result<Recovered,
                 scan.reason
             );
             segment.truncate(scan.valid_bytes).await?;
-            segment.sync().await?;
             delete_segments(dir, &bases[i + 1..])?;
         }
+        // What a crashed process wrote may sit in the page cache only; it is
+        // about to be readable, so it is made durable first.
+        segment.sync().await?;
         *segment.indexes.borrow_mut() = scan.indexes;
         segment.next_offset.set(scan.next_offset);
         if !is_last && scan.valid_bytes == size {
