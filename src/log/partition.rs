@@ -618,6 +618,9 @@ impl PartitionLog {
                 log_end_offset,
             });
         }
+        if self.marks.closed.get() {
+            return Err(LogError::Closed);
+        }
         let mut out = Vec::new();
         let mut budget = ReadBudget::new(max_bytes, min_one_batch);
         let max_offset = max_offset.min(log_end_offset);
@@ -1262,6 +1265,10 @@ pub(super) mod tests {
             .unwrap();
             log.delete().await.unwrap();
             assert!(!dir.exists());
+            assert!(matches!(
+                log.read(0, 2, 100, true).await,
+                Err(LogError::Closed)
+            ));
             assert!(matches!(
                 log.append(
                     BytesMut::from(&sample_batch(2, Compression::None)[..]),
