@@ -1,183 +1,198 @@
-//! TEMPORARY in-memory stand-in with the storage API; replaced by the real log.
-#![allow(dead_code, clippy::all)]
-use bytes::{Bytes, BytesMut};
-use std::cell::{Cell, RefCell};
+//! The partition log: segments of RecordBatch v2 bytes on disk, their sparse
+//! indexes, the group-commit writer, the tail cache and crash recovery.
+//!
+//! Architecture invariant: `log/` knows RecordBatch v2 bytes (through
+//! `crate::protocol::batch`) and files; it never parses a Kafka request and
+//! never sees a socket. A [`PartitionLog`] lives on exactly one shard: it is
+//! `!Send`, its state sits in `Cell`/`RefCell` and no borrow is held across an
+//! `.await`. All file IO after `open` goes through glommio.
+//!
+//! Map of the module:
+//! - `segment.rs`: one `{base_offset:020}.log` file with its in-memory
+//!   indexes, and the batch walker shared by reads and recovery.
+//! - `index.rs`: the `.index` (8-byte entries: u32 BE `last offset of a batch
+//!   − segment base`, u32 BE file position of that batch) and `.timeindex`
+//!   (12-byte entries: i64 BE largest timestamp so far, u32 BE relative offset
+//!   of the batch holding it) formats, as Kafka lays them out. Both are kept in
+//!   memory and written whole when a segment is sealed (rolled or closed).
+//! - `checkpoint.rs`: the `shoal.checkpoint` text file.
+//! - `recovery.rs`: what `open` does with what it finds on disk.
+//! - `partition.rs`: [`PartitionLog`], its append/read paths and the writer.
+//!
+//! Checkpoint format (`shoal.checkpoint`, replaced atomically by writing
+//! `shoal.checkpoint.tmp`, fdatasync, rename, fsync of the directory):
+//!
+//! ```text
+//! shoal-checkpoint 1
+//! recovery_point 1200
+//! log_start_offset 0
+//! high_watermark 1200
+//! leader_epoch 0
+//! ```
+//!
+//! `recovery_point`: every segment that ends at or before this offset is
+//! complete and fdatasync'd together with its index files, so recovery trusts
+//! it without scanning. A running log checkpoints the base offset of its active
+//! segment (older segments were sealed and synced when they rolled); a clean
+//! `close` checkpoints the log end offset, so the next `open` scans nothing.
+//!
+//! Recovery: trusted segments are checked only by their last index entry (one
+//! header read: it must name the last batch and end the file). The first
+//! untrusted segment and every later one are scanned batch by batch with
+//! `batch::validate` and offset continuity; the first torn or corrupt batch
+//! truncates its file there and deletes every later segment. As in Kafka, the
+//! segment holding the recovery point is scanned whole: after a crash, that is
+//! the active segment (at most `segment.bytes`).
+//!
+//! Durability: the high watermark is what consumers may read. Under
+//! `FlushPolicy::Sync` it moves after the fdatasync of the group holding the
+//! offsets; under `Interval` and `None` after the write (the data then reaches
+//! the disk at the next interval flush, roll or close). `AppendWait::Durable`
+//! (acks=all) waits for the high watermark, `Written` (acks=1) for the write.
+//!
+//! Not yet here: retention, compaction and `DeleteRecords` (the log start
+//! offset only comes from the first segment or the checkpoint), leader epoch
+//! changes and truncation to an epoch (KIP-101), producer state snapshots.
+//! Indexes of every segment are held in memory (Kafka mmaps them); the age of
+//! a segment for `segment.ms` restarts when the log is opened.
+
+mod checkpoint;
+mod index;
+mod partition;
+mod recovery;
+mod segment;
+
+use std::fmt;
 use std::path::PathBuf;
-use std::rc::Rc;
 
-use crate::protocol::batch;
+use crate::protocol::batch::BatchError;
 
-#[derive(Debug, Clone)]
+pub use partition::PartitionLog;
+
+/// Kafka's `segment.bytes` default: 1 GiB.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;
+/// Positions in `.index` are u32 and Kafka's `segment.bytes` is an int, so a
+/// segment never grows past `i32::MAX` bytes.
+pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
+/// Kafka's `segment.ms` default: 7 days.
+pub const SEGMENT_MS_DEFAULT: u64 = 7 * 24 * 60 * 60 * 1000;
+/// Kafka's `index.interval.bytes` default.
+pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
+/// Newest batches kept in memory per partition so that consumers at the tail
+/// are served without touching the file: a few seconds of a busy partition.
+pub const TAIL_CACHE_BYTES_DEFAULT: usize = 4 << 20;
+
+/// Topic config `flush.policy`: when a group of appended batches is fdatasync'd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlushPolicy {
+    /// Every group is fdatasync'd before it counts as committed (`sync`).
     Sync,
+    /// At most one fdatasync every `flush_ms`; data counts once written (`interval`).
     Interval { flush_ms: u64 },
+    /// Never fdatasync except at segment roll and close (`none`).
     None,
 }
+
+/// Per-partition storage settings, named after Kafka's topic configs.
 #[derive(Debug, Clone)]
 pub struct LogConfig {
+    /// `segment.bytes`: roll when the active segment would grow past this.
     pub segment_bytes: u64,
+    /// `segment.ms`: roll when the active segment is older than this.
     pub segment_ms: u64,
+    /// `index.interval.bytes`: bytes of batches between two `.index` entries.
     pub index_interval_bytes: u32,
+    /// `flush.policy`.
     pub flush_policy: FlushPolicy,
+    /// Bytes of the newest batches served from memory.
     pub tail_cache_bytes: usize,
 }
+
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
-            segment_bytes: 1 << 30,
-            segment_ms: 604800000,
-            index_interval_bytes: 4096,
+            segment_bytes: SEGMENT_BYTES_DEFAULT,
+            segment_ms: SEGMENT_MS_DEFAULT,
+            index_interval_bytes: INDEX_INTERVAL_BYTES_DEFAULT,
             flush_policy: FlushPolicy::Sync,
-            tail_cache_bytes: 4 << 20,
+            tail_cache_bytes: TAIL_CACHE_BYTES_DEFAULT,
         }
     }
 }
+
+/// How long `append` waits: `acks=0`, `acks=1`, `acks=all`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppendWait {
+    /// Return once offsets are assigned and the bytes are queued.
     Nothing,
+    /// Return once the bytes are written to the segment file.
     Written,
+    /// Return once the bytes are below the high watermark (fdatasync'd under
+    /// `FlushPolicy::Sync`, written otherwise).
     Durable,
 }
-#[derive(Debug, Clone)]
+
+/// Offsets given to one `append`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendResult {
     pub base_offset: i64,
     pub last_offset: i64,
     pub log_start_offset: i64,
 }
+
+/// Everything the log can fail with. Converted to Kafka error codes by the server.
 #[derive(Debug)]
 pub enum LogError {
+    /// A read or lookup outside `[log_start_offset, log_end_offset]`.
     OffsetOutOfRange {
         log_start_offset: i64,
         log_end_offset: i64,
     },
+    /// Bytes on disk that are not what the log wrote.
     Corrupt {
         path: PathBuf,
         position: u64,
         reason: String,
     },
+    /// The appended bytes are not back-to-back complete batches.
+    InvalidBatch(BatchError),
     Io(std::io::Error),
+    /// The log was closed (or failed) and takes no more requests.
     Closed,
 }
-impl std::fmt::Display for LogError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{self:?}")
+
+impl fmt::Display for LogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogError::OffsetOutOfRange {
+                log_start_offset,
+                log_end_offset,
+            } => write!(
+                f,
+                "offset out of range [{log_start_offset}, {log_end_offset}]"
+            ),
+            LogError::Corrupt {
+                path,
+                position,
+                reason,
+            } => write!(f, "corrupt {} at {position}: {reason}", path.display()),
+            LogError::InvalidBatch(e) => write!(f, "invalid record batch: {e:?}"),
+            LogError::Io(e) => write!(f, "log io: {e}"),
+            LogError::Closed => write!(f, "log closed"),
+        }
     }
 }
-pub struct PartitionLog {
-    batches: RefCell<Vec<(i64, Bytes)>>,
-    leo: Cell<i64>,
-    waiters: RefCell<Vec<std::task::Waker>>,
+
+impl std::error::Error for LogError {}
+
+impl From<std::io::Error> for LogError {
+    fn from(e: std::io::Error) -> Self {
+        LogError::Io(e)
+    }
 }
-impl PartitionLog {
-    pub async fn open(_dir: PathBuf, _config: LogConfig) -> Result<Rc<PartitionLog>, LogError> {
-        Ok(Rc::new(PartitionLog {
-            batches: RefCell::new(vec![]),
-            leo: Cell::new(0),
-            waiters: RefCell::new(vec![]),
-        }))
-    }
-    pub fn log_start_offset(&self) -> i64 {
-        0
-    }
-    pub fn log_end_offset(&self) -> i64 {
-        self.leo.get()
-    }
-    pub fn high_watermark(&self) -> i64 {
-        self.leo.get()
-    }
-    pub fn leader_epoch(&self) -> i32 {
-        0
-    }
-    pub fn size_bytes(&self) -> u64 {
-        0
-    }
-    pub async fn append(
-        self: &Rc<Self>,
-        mut batches: BytesMut,
-        _wait: AppendWait,
-        t: Option<i64>,
-    ) -> Result<AppendResult, LogError> {
-        let base = self.leo.get();
-        while !batches.is_empty() {
-            let size = batch::framed_size(&batches).map_err(|e| LogError::Corrupt {
-                path: PathBuf::new(),
-                position: 0,
-                reason: format!("{e:?}"),
-            })?;
-            let mut one = batches.split_to(size);
-            let leo = self.leo.get();
-            batch::set_base_offset(&mut one, leo);
-            if let Some(t) = t {
-                batch::set_log_append_time(&mut one, t);
-            }
-            let last = batch::BatchHeader::view(&one).unwrap().last_offset();
-            self.batches.borrow_mut().push((leo, one.freeze()));
-            self.leo.set(last + 1);
-        }
-        for w in self.waiters.borrow_mut().drain(..) {
-            w.wake();
-        }
-        Ok(AppendResult {
-            base_offset: base,
-            last_offset: self.leo.get() - 1,
-            log_start_offset: 0,
-        })
-    }
-    pub async fn read(
-        &self,
-        offset: i64,
-        max_offset: i64,
-        max_bytes: usize,
-        min_one_batch: bool,
-    ) -> Result<Vec<Bytes>, LogError> {
-        if offset < 0 || offset > self.leo.get() {
-            return Err(LogError::OffsetOutOfRange {
-                log_start_offset: 0,
-                log_end_offset: self.leo.get(),
-            });
-        }
-        let mut out = vec![];
-        let mut size = 0;
-        for (base, b) in self.batches.borrow().iter() {
-            let last = batch::BatchHeader::view(b).unwrap().last_offset();
-            if last < offset {
-                continue;
-            }
-            if *base >= max_offset {
-                break;
-            }
-            if size + b.len() > max_bytes && !(min_one_batch && out.is_empty()) {
-                break;
-            }
-            size += b.len();
-            out.push(b.clone());
-        }
-        Ok(out)
-    }
-    pub fn wait_for_data(&self) -> impl std::future::Future<Output = ()> + '_ {
-        let start = self.leo.get();
-        std::future::poll_fn(move |cx| {
-            if self.leo.get() > start {
-                std::task::Poll::Ready(())
-            } else {
-                self.waiters.borrow_mut().push(cx.waker().clone());
-                std::task::Poll::Pending
-            }
-        })
-    }
-    pub async fn offset_for_timestamp(&self, _ts: i64) -> Result<Option<(i64, i64)>, LogError> {
-        Ok(None)
-    }
-    pub async fn max_timestamp(&self) -> Result<Option<(i64, i64)>, LogError> {
-        Ok(None)
-    }
-    pub async fn checkpoint(&self) -> Result<(), LogError> {
-        Ok(())
-    }
-    pub async fn close(&self) -> Result<(), LogError> {
-        Ok(())
-    }
-    pub async fn delete(&self) -> Result<(), LogError> {
-        Ok(())
+
+impl From<glommio::GlommioError<()>> for LogError {
+    fn from(e: glommio::GlommioError<()>) -> Self {
+        LogError::Io(e.into())
     }
 }

@@ -1,0 +1,183 @@
+//! `shoal.checkpoint`: the few numbers a partition needs at start that the
+//! segments cannot tell cheaply. Format in the module doc of `log`.
+
+use std::path::Path;
+
+use glommio::io::{BufferedFile, Directory, OpenOptions};
+
+use super::LogError;
+
+pub const CHECKPOINT_FILE: &str = "shoal.checkpoint";
+pub const CHECKPOINT_TMP_FILE: &str = "shoal.checkpoint.tmp";
+const VERSION_LINE: &str = "shoal-checkpoint 1";
+/// A checkpoint is five short lines; anything longer is not ours.
+const CHECKPOINT_BYTES_MAX: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub recovery_point: i64,
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    pub leader_epoch: i32,
+}
+
+impl Checkpoint {
+    fn encode(&self) -> String {
+        format!(
+            "{VERSION_LINE}\nrecovery_point {}\nlog_start_offset {}\nhigh_watermark {}\nleader_epoch {}\n",
+            self.recovery_point, self.log_start_offset, self.high_watermark, self.leader_epoch
+        )
+    }
+
+    fn decode(text: &str) -> Result<Checkpoint, String> {
+        let mut lines = text.lines();
+        if lines.next() != Some(VERSION_LINE) {
+            return Err("unknown version line".into());
+        }
+        let mut fields: [Option<i64>; 4] = [None; 4];
+        for line in lines {
+            let (key, value) = line
+                .split_once(' ')
+                .ok_or_else(|| format!("malformed line {line:?}"))?;
+            let value: i64 = value
+                .parse()
+                .map_err(|_| format!("malformed value in {line:?}"))?;
+            let slot = match key {
+                "recovery_point" => 0,
+                "log_start_offset" => 1,
+                "high_watermark" => 2,
+                "leader_epoch" => 3,
+                _ => return Err(format!("unknown key {key:?}")),
+            };
+            fields[slot] = Some(value);
+        }
+        let [Some(recovery_point), Some(log_start_offset), Some(high_watermark), Some(epoch)] =
+            fields
+        else {
+            return Err("missing key".into());
+        };
+        let leader_epoch = i32::try_from(epoch).map_err(|_| "leader_epoch out of range")?;
+        if recovery_point < 0 || log_start_offset < 0 || high_watermark < 0 {
+            return Err("negative offset".into());
+        }
+        Ok(Checkpoint {
+            recovery_point,
+            log_start_offset,
+            high_watermark,
+            leader_epoch,
+        })
+    }
+}
+
+/// Reads the checkpoint of `dir`; `Ok(None)` when there is none yet (or
+/// something far too large to be one: recovery then scans everything).
+pub async fn read(dir: &Path) -> Result<Option<Checkpoint>, LogError> {
+    let path = dir.join(CHECKPOINT_FILE);
+    let Some(bytes) = read_whole(&path, CHECKPOINT_BYTES_MAX as u64).await? else {
+        return Ok(None);
+    };
+    let corrupt = |reason: String| LogError::Corrupt {
+        path: path.clone(),
+        position: 0,
+        reason,
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|_| corrupt("not utf-8".into()))?;
+    Checkpoint::decode(text).map(Some).map_err(corrupt)
+}
+
+/// The whole file at `path` if it exists and is at most `max_bytes` long
+/// (the small files beside the segments: checkpoint, indexes).
+pub async fn read_whole(path: &Path, max_bytes: u64) -> Result<Option<Vec<u8>>, LogError> {
+    let file = match BufferedFile::open(path).await {
+        Ok(file) => file,
+        Err(e) => {
+            let e: std::io::Error = e.into();
+            if e.kind() == std::io::ErrorKind::NotFound {
+                return Ok(None);
+            }
+            return Err(e.into());
+        }
+    };
+    let size = file.file_size().await?;
+    let mut out = Vec::new();
+    if size <= max_bytes {
+        while (out.len() as u64) < size {
+            let chunk = file
+                .read_at(out.len() as u64, (size - out.len() as u64) as usize)
+                .await?;
+            if chunk.is_empty() {
+                break;
+            }
+            out.extend_from_slice(&chunk);
+        }
+    }
+    file.close().await?;
+    Ok((size <= max_bytes && out.len() as u64 == size).then_some(out))
+}
+
+/// Replaces the checkpoint of `dir` atomically: a crash leaves either the old
+/// or the new one, never a mix.
+pub async fn write(dir: &Path, checkpoint: &Checkpoint) -> Result<(), LogError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .buffered_open(dir.join(CHECKPOINT_TMP_FILE))
+        .await?;
+    let bytes = checkpoint.encode().into_bytes();
+    let len = bytes.len();
+    let written = file.write_at(bytes, 0).await?;
+    if written != len {
+        return Err(LogError::Io(std::io::Error::new(
+            std::io::ErrorKind::WriteZero,
+            "short checkpoint write",
+        )));
+    }
+    file.fdatasync().await?;
+    file.rename(dir.join(CHECKPOINT_FILE)).await?;
+    file.close().await?;
+    let directory = Directory::open(dir).await?;
+    directory.sync().await?;
+    directory.close().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shard;
+
+    #[test]
+    fn round_trip_and_refusals() {
+        let cp = Checkpoint {
+            recovery_point: 120,
+            log_start_offset: 3,
+            high_watermark: 119,
+            leader_epoch: 2,
+        };
+        assert_eq!(Checkpoint::decode(&cp.encode()), Ok(cp));
+        assert!(Checkpoint::decode("shoal-checkpoint 2\n").is_err());
+        assert!(Checkpoint::decode("shoal-checkpoint 1\nrecovery_point 1\n").is_err());
+        assert!(Checkpoint::decode(&cp.encode().replace("120", "x")).is_err());
+        assert!(Checkpoint::decode(&cp.encode().replace("120", "-1")).is_err());
+    }
+
+    #[test]
+    fn written_then_read_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        shard::block_on(move || async move {
+            assert_eq!(read(&path).await.unwrap(), None);
+            let cp = Checkpoint {
+                recovery_point: 7,
+                log_start_offset: 0,
+                high_watermark: 7,
+                leader_epoch: 0,
+            };
+            write(&path, &cp).await.unwrap();
+            write(&path, &cp).await.unwrap();
+            assert_eq!(read(&path).await.unwrap(), Some(cp));
+            assert!(!path.join(CHECKPOINT_TMP_FILE).exists());
+        });
+    }
+}

@@ -1,0 +1,1462 @@
+//! [`PartitionLog`]: offsets, the group-commit writer, the tail cache, reads
+//! and timestamp lookups of one partition, all on its owner shard.
+//!
+//! Append path: `append` assigns offsets and patches the batch headers in
+//! place, accounts the batches in the active segment's indexes and the tail
+//! cache, and queues the bytes — all without an `.await`, so offsets are given
+//! in call order and the log end offset moves at once. One writer task per
+//! partition then takes everything queued, writes it with one `write_at` per
+//! segment, fdatasyncs once (`FlushPolicy::Sync`), raises the high watermark
+//! and wakes whoever waits. Appends arriving meanwhile form the next group.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::RecordBatchDecoder;
+
+use super::checkpoint::{self, Checkpoint};
+use super::recovery;
+use super::segment::{ReadBudget, Segment, NO_TIMESTAMP};
+use super::{AppendResult, AppendWait, FlushPolicy, LogConfig, LogError, SEGMENT_BYTES_MAX};
+use crate::protocol::batch::{
+    framed_size, set_base_offset, set_log_append_time, set_partition_leader_epoch, BatchError,
+    BatchHeader, ATTR_TIMESTAMP_TYPE_LOG_APPEND,
+};
+
+/// Most bytes the writer puts in one group (one `write_at`): bounds the
+/// buffer it builds while still coalescing thousands of small produces.
+const GROUP_BYTES_MAX: usize = 16 << 20;
+/// Bytes read per step while looking for a timestamp: the time index lands
+/// within about `index.interval.bytes` of the answer.
+const TIMESTAMP_SCAN_BYTES: usize = 1 << 20;
+
+/// A tiny waiter list: futures wait for the generation to move on. A waiter
+/// dropped before it is woken (a fetch long poll that timed out) takes its
+/// waker out, so an idle partition does not collect them.
+#[derive(Default)]
+struct Signal {
+    generation: Cell<u64>,
+    next_key: Cell<u64>,
+    wakers: RefCell<Vec<(u64, Waker)>>,
+}
+
+impl Signal {
+    fn generation(&self) -> u64 {
+        self.generation.get()
+    }
+
+    fn notify(&self) {
+        self.generation.set(self.generation.get() + 1);
+        let wakers = std::mem::take(&mut *self.wakers.borrow_mut());
+        for (_, waker) in wakers {
+            waker.wake();
+        }
+    }
+
+    /// Resolves at the first `notify` after the generation was `seen`.
+    fn changed(&self, seen: u64) -> Changed<'_> {
+        Changed {
+            signal: self,
+            seen,
+            key: None,
+        }
+    }
+}
+
+struct Changed<'a> {
+    signal: &'a Signal,
+    seen: u64,
+    /// Key of this waiter's entry in the list, once registered.
+    key: Option<u64>,
+}
+
+impl Future for Changed<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let signal = self.signal;
+        if signal.generation.get() != self.seen {
+            return Poll::Ready(());
+        }
+        let mut wakers = signal.wakers.borrow_mut();
+        let registered = self
+            .key
+            .and_then(|key| wakers.iter_mut().find(|(k, _)| *k == key));
+        match registered {
+            Some((_, waker)) => waker.clone_from(cx.waker()),
+            None => {
+                let key = signal.next_key.get();
+                signal.next_key.set(key + 1);
+                wakers.push((key, cx.waker().clone()));
+                self.key = Some(key);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Changed<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            self.signal.wakers.borrow_mut().retain(|(k, _)| *k != key);
+        }
+    }
+}
+
+/// What long polls watch; shared so their futures do not borrow the log.
+#[derive(Default)]
+struct Watermarks {
+    high_watermark: Cell<i64>,
+    closed: Cell<bool>,
+    /// Notified whenever a group is written, synced, or the log closes or fails.
+    progress: Signal,
+}
+
+/// Work for the writer, in append order.
+enum Pending {
+    Write {
+        segment: Rc<Segment>,
+        position: u64,
+        bytes: Bytes,
+        next_offset: i64,
+    },
+    /// The segment rolled: everything before this is its last data.
+    Seal(Rc<Segment>),
+}
+
+struct CachedBatch {
+    last_offset: i64,
+    bytes: Bytes,
+}
+
+/// The newest batches, contiguous up to the log end offset.
+struct TailCache {
+    batches: VecDeque<CachedBatch>,
+    size_bytes: usize,
+    capacity_bytes: usize,
+}
+
+impl TailCache {
+    fn push(&mut self, batch: CachedBatch) {
+        self.size_bytes += batch.bytes.len();
+        self.batches.push_back(batch);
+        while self.size_bytes > self.capacity_bytes {
+            let Some(evicted) = self.batches.pop_front() else {
+                break;
+            };
+            self.size_bytes -= evicted.bytes.len();
+        }
+    }
+
+    /// First offset the cache can serve.
+    fn start_offset(&self) -> Option<i64> {
+        let first = self.batches.front()?;
+        BatchHeader::view(&first.bytes).map(|h| h.base_offset.get())
+    }
+
+    fn read(&self, offset: i64, max_offset: i64, budget: &mut ReadBudget, out: &mut Vec<Bytes>) {
+        let from = self.batches.partition_point(|b| b.last_offset < offset);
+        for batch in self.batches.range(from..) {
+            if batch.last_offset >= max_offset || !budget.admit(batch.bytes.len()) {
+                return;
+            }
+            out.push(batch.bytes.clone());
+        }
+    }
+}
+
+pub(super) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One partition's log. Lives on its owner shard; see the module doc.
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    /// Oldest first; never empty, the last one is active.
+    segments: RefCell<Vec<Rc<Segment>>>,
+    log_start_offset: Cell<i64>,
+    log_end_offset: Cell<i64>,
+    /// One past the last offset in the segment files.
+    written_offset: Cell<i64>,
+    /// Every segment below this offset is sealed and synced (recovery point).
+    sealed_offset: Cell<i64>,
+    leader_epoch: Cell<i32>,
+    pending: RefCell<VecDeque<Pending>>,
+    writer_running: Cell<bool>,
+    flush_scheduled: Cell<bool>,
+    last_sync: Cell<Instant>,
+    tail: RefCell<TailCache>,
+    marks: Rc<Watermarks>,
+    /// Set when a write failed: the log takes nothing more.
+    failure: RefCell<Option<String>>,
+    closing: Cell<bool>,
+    recovery_scanned_bytes: u64,
+}
+
+impl PartitionLog {
+    /// Opens (creating if missing) the partition directory `dir` and recovers
+    /// what is in it.
+    pub async fn open(dir: PathBuf, mut config: LogConfig) -> Result<Rc<PartitionLog>, LogError> {
+        config.segment_bytes = config.segment_bytes.clamp(1, SEGMENT_BYTES_MAX);
+        std::fs::create_dir_all(&dir)?;
+        let recovered = recovery::recover(&dir, config.index_interval_bytes).await?;
+        let active_base = recovered.segments.last().map_or(0, |s| s.base_offset);
+        let log_end_offset = recovered.segments.last().map_or(0, |s| s.next_offset.get());
+        let marks = Rc::new(Watermarks::default());
+        marks.high_watermark.set(log_end_offset);
+        let log = Rc::new(PartitionLog {
+            tail: RefCell::new(TailCache {
+                batches: VecDeque::new(),
+                size_bytes: 0,
+                capacity_bytes: config.tail_cache_bytes,
+            }),
+            dir,
+            config,
+            segments: RefCell::new(recovered.segments),
+            log_start_offset: Cell::new(recovered.log_start_offset),
+            log_end_offset: Cell::new(log_end_offset),
+            written_offset: Cell::new(log_end_offset),
+            sealed_offset: Cell::new(active_base),
+            leader_epoch: Cell::new(recovered.leader_epoch),
+            pending: RefCell::new(VecDeque::new()),
+            writer_running: Cell::new(false),
+            flush_scheduled: Cell::new(false),
+            last_sync: Cell::new(Instant::now()),
+            marks,
+            failure: RefCell::new(None),
+            closing: Cell::new(false),
+            recovery_scanned_bytes: recovered.scanned_bytes,
+        });
+        log.checkpoint().await?;
+        Ok(log)
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.get()
+    }
+
+    /// The next offset to assign.
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset.get()
+    }
+
+    /// What consumers may read: fdatasync'd under `FlushPolicy::Sync`,
+    /// written otherwise.
+    pub fn high_watermark(&self) -> i64 {
+        self.marks.high_watermark.get()
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.get()
+    }
+
+    /// Bytes of all segments, queued bytes included.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments
+            .borrow()
+            .iter()
+            .map(|s| s.queued_bytes.get())
+            .sum()
+    }
+
+    /// Bytes of batches `open` had to scan and check (zero after a clean close).
+    pub fn recovery_scanned_bytes(&self) -> u64 {
+        self.recovery_scanned_bytes
+    }
+
+    /// Number of segment files, the active one included.
+    pub fn segment_count(&self) -> usize {
+        self.segments.borrow().len()
+    }
+
+    /// Appends `batches` (complete RecordBatch v2, back to back, validated by
+    /// the caller): assigns offsets from the log end offset, patches
+    /// `baseOffset` and `partitionLeaderEpoch` in place (the CRC does not
+    /// cover them), applies LogAppendTime when `log_append_time_ms` is set,
+    /// rolls the segment when needed, queues the bytes for the writer and
+    /// returns when they are as durable as `wait` asks.
+    pub async fn append(
+        self: &Rc<Self>,
+        batches: BytesMut,
+        wait: AppendWait,
+        log_append_time_ms: Option<i64>,
+    ) -> Result<AppendResult, LogError> {
+        let result = self.enqueue(batches, log_append_time_ms)?;
+        self.start_writer();
+        let last_offset = result.last_offset;
+        match wait {
+            AppendWait::Nothing => {}
+            AppendWait::Written => {
+                self.wait_until(|log| log.written_offset.get() > last_offset)
+                    .await?
+            }
+            AppendWait::Durable => {
+                self.wait_until(|log| log.high_watermark() > last_offset)
+                    .await?
+            }
+        }
+        Ok(result)
+    }
+
+    fn check_open(&self) -> Result<(), LogError> {
+        self.check_failure()?;
+        if self.closing.get() {
+            return Err(LogError::Closed);
+        }
+        Ok(())
+    }
+
+    /// The synchronous half of `append`: offsets, indexes, cache, queue.
+    fn enqueue(
+        &self,
+        mut batches: BytesMut,
+        log_append_time_ms: Option<i64>,
+    ) -> Result<AppendResult, LogError> {
+        self.check_open()?;
+        if batches.is_empty() {
+            return Err(LogError::InvalidBatch(BatchError::Truncated));
+        }
+        if batches.len() as u64 > SEGMENT_BYTES_MAX {
+            return Err(LogError::InvalidBatch(BatchError::TooLarge));
+        }
+        let base_offset = self.log_end_offset.get();
+        let epoch = self.leader_epoch.get();
+        // (size, last offset, max timestamp) per batch.
+        let mut framed: Vec<(usize, i64, i64)> = Vec::new();
+        let mut next_offset = base_offset;
+        let mut cursor = 0;
+        while cursor < batches.len() {
+            let size = framed_size(&batches[cursor..]).map_err(LogError::InvalidBatch)?;
+            let batch = &mut batches[cursor..cursor + size];
+            let delta = BatchHeader::view(batch)
+                .map(|h| h.last_offset_delta.get())
+                .ok_or(LogError::InvalidBatch(BatchError::Truncated))?;
+            if delta < 0 {
+                return Err(LogError::InvalidBatch(BatchError::InvalidRecordCount));
+            }
+            set_base_offset(batch, next_offset);
+            set_partition_leader_epoch(batch, epoch);
+            if let Some(now) = log_append_time_ms {
+                set_log_append_time(batch, now);
+            }
+            let max_timestamp =
+                BatchHeader::view(batch).map_or(NO_TIMESTAMP, |h| h.max_timestamp.get());
+            next_offset += i64::from(delta) + 1;
+            framed.push((size, next_offset - 1, max_timestamp));
+            cursor += size;
+        }
+        let last_offset = next_offset - 1;
+        if last_offset - base_offset > i64::from(u32::MAX) {
+            return Err(LogError::InvalidBatch(BatchError::InvalidRecordCount));
+        }
+        let batches_len = batches.len() as u64;
+        let segment = self.segment_for(base_offset, last_offset, batches_len);
+        let bytes = batches.freeze();
+        let start_position = segment.queued_bytes.get();
+        // `segment_for` rolled unless these bytes fit: positions stay u32.
+        debug_assert!(start_position + batches_len <= SEGMENT_BYTES_MAX);
+        let mut position = start_position;
+        let mut start = 0;
+        {
+            let mut indexes = segment.indexes.borrow_mut();
+            let mut tail = self.tail.borrow_mut();
+            for (size, batch_last_offset, max_timestamp) in framed {
+                indexes.record(
+                    segment.base_offset,
+                    position as u32,
+                    batch_last_offset,
+                    max_timestamp,
+                    size as u64,
+                    self.config.index_interval_bytes,
+                );
+                tail.push(CachedBatch {
+                    last_offset: batch_last_offset,
+                    bytes: bytes.slice(start..start + size),
+                });
+                position += size as u64;
+                start += size;
+            }
+        }
+        segment.queued_bytes.set(position);
+        segment.next_offset.set(next_offset);
+        self.pending.borrow_mut().push_back(Pending::Write {
+            segment,
+            position: start_position,
+            bytes,
+            next_offset,
+        });
+        self.log_end_offset.set(next_offset);
+        Ok(AppendResult {
+            base_offset,
+            last_offset,
+            log_start_offset: self.log_start_offset.get(),
+        })
+    }
+
+    /// The segment the next `len` bytes (offsets up to `last_offset`) go to,
+    /// rolling to a new one at `base_offset` when the active one is full,
+    /// too old, or would overflow its u32 relative offsets.
+    fn segment_for(&self, base_offset: i64, last_offset: i64, len: u64) -> Rc<Segment> {
+        let active = self.active();
+        let now = now_ms();
+        let roll = active.queued_bytes.get() > 0
+            && (active.queued_bytes.get() + len > self.config.segment_bytes
+                || now.saturating_sub(active.created_ms) >= self.config.segment_ms
+                || last_offset - active.base_offset > i64::from(u32::MAX));
+        if !roll {
+            return active;
+        }
+        let segment = Rc::new(Segment::new(&self.dir, base_offset, now));
+        self.segments.borrow_mut().push(segment.clone());
+        self.pending.borrow_mut().push_back(Pending::Seal(active));
+        segment
+    }
+
+    fn active(&self) -> Rc<Segment> {
+        let segments = self.segments.borrow();
+        debug_assert!(!segments.is_empty());
+        segments[segments.len() - 1].clone()
+    }
+
+    fn start_writer(self: &Rc<Self>) {
+        if self.writer_running.get() || self.pending.borrow().is_empty() {
+            return;
+        }
+        self.writer_running.set(true);
+        let log = self.clone();
+        glommio::spawn_local(async move { log.run_writer().await }).detach();
+    }
+
+    async fn run_writer(self: Rc<Self>) {
+        loop {
+            let (group, group_bytes) = self.take_group();
+            if group.is_empty() {
+                break;
+            }
+            if let Err(e) = self.write_group(group, group_bytes).await {
+                ::log::error!("partition log {}: write failed: {e}", self.dir.display());
+                *self.failure.borrow_mut() = Some(e.to_string());
+                self.pending.borrow_mut().clear();
+                // Long polls are released; appends and reads report the failure.
+                self.marks.closed.set(true);
+                break;
+            }
+        }
+        self.writer_running.set(false);
+        self.marks.progress.notify();
+    }
+
+    /// Everything queued, up to `GROUP_BYTES_MAX` (always at least one
+    /// item), and its size in bytes.
+    fn take_group(&self) -> (Vec<Pending>, usize) {
+        let mut pending = self.pending.borrow_mut();
+        let mut group = Vec::new();
+        let mut group_bytes = 0;
+        while let Some(item) = pending.front() {
+            let len = match item {
+                Pending::Write { bytes, .. } => bytes.len(),
+                Pending::Seal(_) => 0,
+            };
+            if !group.is_empty() && group_bytes + len > GROUP_BYTES_MAX {
+                break;
+            }
+            group_bytes += len;
+            group.extend(pending.pop_front());
+        }
+        (group, group_bytes)
+    }
+
+    async fn write_group(
+        self: &Rc<Self>,
+        group: Vec<Pending>,
+        group_bytes: usize,
+    ) -> Result<(), LogError> {
+        let mut run: Option<(Rc<Segment>, u64, Vec<u8>)> = None;
+        let mut next_offset = self.written_offset.get();
+        let mut last_segment = None;
+        for item in group {
+            match item {
+                Pending::Write {
+                    segment,
+                    position,
+                    bytes,
+                    next_offset: next,
+                } => {
+                    next_offset = next;
+                    if let Some((run_segment, start, buf)) = run.as_mut() {
+                        if Rc::ptr_eq(run_segment, &segment) {
+                            debug_assert_eq!(*start + buf.len() as u64, position);
+                            buf.extend_from_slice(&bytes);
+                            continue;
+                        }
+                    }
+                    Self::write_run(run.take()).await?;
+                    // Usually the whole group goes to this one segment.
+                    let mut buf = Vec::with_capacity(group_bytes);
+                    buf.extend_from_slice(&bytes);
+                    run = Some((segment.clone(), position, buf));
+                    last_segment = Some(segment);
+                }
+                Pending::Seal(segment) => {
+                    Self::write_run(run.take()).await?;
+                    segment.sync().await?;
+                    segment.write_indexes().await?;
+                    self.sealed_offset.set(segment.next_offset.get());
+                }
+            }
+        }
+        Self::write_run(run.take()).await?;
+        self.written_offset.set(next_offset);
+        match self.config.flush_policy {
+            FlushPolicy::Sync => {
+                // `AppendWait::Written` (acks=1) does not wait for the sync.
+                self.marks.progress.notify();
+                if let Some(segment) = last_segment {
+                    segment.sync().await?;
+                }
+                self.last_sync.set(Instant::now());
+            }
+            FlushPolicy::Interval { flush_ms } => {
+                let due = Duration::from_millis(flush_ms);
+                let elapsed = self.last_sync.get().elapsed();
+                if elapsed >= due {
+                    self.active().sync().await?;
+                    self.last_sync.set(Instant::now());
+                } else {
+                    self.schedule_flush(due - elapsed);
+                }
+            }
+            FlushPolicy::None => {}
+        }
+        self.raise_high_watermark(next_offset);
+        Ok(())
+    }
+
+    async fn write_run(run: Option<(Rc<Segment>, u64, Vec<u8>)>) -> Result<(), LogError> {
+        let Some((segment, position, buf)) = run else {
+            return Ok(());
+        };
+        // Runs of one segment are written in order, each right after the last.
+        debug_assert_eq!(position, segment.written_bytes.get());
+        let end = position + buf.len() as u64;
+        segment.write_all(buf, position).await?;
+        segment.written_bytes.set(end);
+        Ok(())
+    }
+
+    fn raise_high_watermark(&self, offset: i64) {
+        if offset > self.marks.high_watermark.get() {
+            self.marks.high_watermark.set(offset);
+        }
+        self.marks.progress.notify();
+    }
+
+    /// `FlushPolicy::Interval`: one fdatasync of the active segment `delay`
+    /// from now, unless one is already planned.
+    fn schedule_flush(self: &Rc<Self>, delay: Duration) {
+        if self.flush_scheduled.replace(true) {
+            return;
+        }
+        let log = self.clone();
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(delay).await;
+            log.flush_scheduled.set(false);
+            if log.marks.closed.get() {
+                return;
+            }
+            if let Err(e) = log.active().sync().await {
+                ::log::error!("partition log {}: flush failed: {e}", log.dir.display());
+                *log.failure.borrow_mut() = Some(e.to_string());
+                log.marks.progress.notify();
+            }
+            log.last_sync.set(Instant::now());
+        })
+        .detach();
+    }
+
+    /// Waits for `done`, failing if the log fails or closes first.
+    async fn wait_until(&self, done: impl Fn(&Self) -> bool) -> Result<(), LogError> {
+        loop {
+            let seen = self.marks.progress.generation();
+            if done(self) {
+                return Ok(());
+            }
+            self.check_failure()?;
+            if self.marks.closed.get() {
+                return Err(LogError::Closed);
+            }
+            self.marks.progress.changed(seen).await;
+        }
+    }
+
+    /// Whole batches from the one holding `offset`, stopping before a batch
+    /// that reaches `max_offset` (exclusive; the caller passes the high
+    /// watermark) and at about `max_bytes`, with at least one whole batch when
+    /// `min_one_batch` (KIP-74). The newest come from the tail cache as
+    /// zero-copy clones, older ones are read from the segment files.
+    pub async fn read(
+        &self,
+        offset: i64,
+        max_offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<Vec<Bytes>, LogError> {
+        let log_end_offset = self.log_end_offset.get();
+        if offset < self.log_start_offset.get() || offset > log_end_offset {
+            return Err(LogError::OffsetOutOfRange {
+                log_start_offset: self.log_start_offset.get(),
+                log_end_offset,
+            });
+        }
+        if self.marks.closed.get() {
+            return Err(LogError::Closed);
+        }
+        let mut out = Vec::new();
+        let mut budget = ReadBudget::new(max_bytes, min_one_batch);
+        let max_offset = max_offset.min(log_end_offset);
+        if offset >= max_offset {
+            return Ok(out);
+        }
+        {
+            let tail = self.tail.borrow();
+            if tail.start_offset().is_some_and(|start| start <= offset) {
+                tail.read(offset, max_offset, &mut budget, &mut out);
+                return Ok(out);
+            }
+        }
+        // Only written bytes are in the files.
+        let max_offset = max_offset.min(self.written_offset.get());
+        let mut next = self
+            .segments
+            .borrow()
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        // One segment at a time: no borrow of the list across a read.
+        loop {
+            let segment = self.segments.borrow().get(next).cloned();
+            let Some(segment) = segment else {
+                break;
+            };
+            next += 1;
+            if segment.base_offset >= max_offset
+                || segment
+                    .read_batches(offset, max_offset, &mut budget, &mut out)
+                    .await?
+            {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Resolves once the high watermark grows past its value at the call (or
+    /// the log closes). Woken by the writer; no timer, no spinning.
+    pub fn wait_for_data(&self) -> impl Future<Output = ()> {
+        let marks = self.marks.clone();
+        let start = marks.high_watermark.get();
+        async move {
+            loop {
+                let seen = marks.progress.generation();
+                if marks.high_watermark.get() > start || marks.closed.get() {
+                    return;
+                }
+                marks.progress.changed(seen).await;
+            }
+        }
+    }
+
+    /// ListOffsets by timestamp: offset and timestamp of the first record
+    /// (below the high watermark) with a timestamp at or above `timestamp`.
+    pub async fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>, LogError> {
+        let start = {
+            let segments = self.segments.borrow();
+            let Some(segment) = segments
+                .iter()
+                .find(|s| s.indexes.borrow().max_timestamp >= timestamp)
+            else {
+                return Ok(None);
+            };
+            let indexes = segment.indexes.borrow();
+            indexes
+                .times
+                .lookup(timestamp)
+                .map_or(segment.base_offset, |relative| {
+                    segment.base_offset + i64::from(relative) + 1
+                })
+        };
+        let high_watermark = self.high_watermark();
+        let mut offset = start.max(self.log_start_offset());
+        while offset < high_watermark {
+            let batches = self
+                .read(offset, high_watermark, TIMESTAMP_SCAN_BYTES, true)
+                .await?;
+            if batches.is_empty() {
+                break;
+            }
+            for batch in batches {
+                let Some(header) = BatchHeader::view(&batch) else {
+                    break;
+                };
+                offset = header.last_offset() + 1;
+                if header.max_timestamp.get() >= timestamp {
+                    if let Some(found) = self.find_record(batch, |ts| ts >= timestamp)? {
+                        return Ok(Some(found));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// ListOffsets MAX_TIMESTAMP: offset and timestamp of the first record
+    /// carrying the largest timestamp, `None` when the log is empty.
+    pub async fn max_timestamp(&self) -> Result<Option<(i64, i64)>, LogError> {
+        let (timestamp, batch_last_offset) = {
+            let segments = self.segments.borrow();
+            let mut best = (NO_TIMESTAMP, -1);
+            for segment in segments.iter() {
+                let indexes = segment.indexes.borrow();
+                if indexes.max_timestamp > best.0 {
+                    best = (indexes.max_timestamp, indexes.offset_of_max_timestamp);
+                }
+            }
+            best
+        };
+        if batch_last_offset < self.log_start_offset() {
+            return Ok(None);
+        }
+        let batches = self
+            .read(batch_last_offset, self.log_end_offset(), 1, true)
+            .await?;
+        if let Some(batch) = batches.into_iter().next() {
+            if let Some(found) = self.find_record(batch, |ts| ts == timestamp)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(Some((batch_last_offset, timestamp)))
+    }
+
+    /// (offset, timestamp) of the first record of `batch` whose timestamp
+    /// matches. Decodes the batch: only for the rare timestamp lookups.
+    fn find_record(
+        &self,
+        batch: Bytes,
+        matches: impl Fn(i64) -> bool,
+    ) -> Result<Option<(i64, i64)>, LogError> {
+        let Some(header) = BatchHeader::view(&batch) else {
+            return Ok(None);
+        };
+        if header.attributes.get() & ATTR_TIMESTAMP_TYPE_LOG_APPEND != 0 {
+            let timestamp = header.max_timestamp.get();
+            return Ok(matches(timestamp).then_some((header.base_offset.get(), timestamp)));
+        }
+        let position = header.base_offset.get();
+        let mut buf = batch;
+        let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| LogError::Corrupt {
+            path: self.dir.clone(),
+            position: position as u64,
+            reason: format!("undecodable batch at offset {position}: {e}"),
+        })?;
+        Ok(set
+            .records
+            .iter()
+            .find(|r| matches(r.timestamp))
+            .map(|r| (r.offset, r.timestamp)))
+    }
+
+    /// Writes the checkpoint. Its recovery point is the start of the first
+    /// segment not yet sealed: everything before it is synced with its indexes.
+    pub async fn checkpoint(&self) -> Result<(), LogError> {
+        self.write_checkpoint(self.sealed_offset.get()).await
+    }
+
+    async fn write_checkpoint(&self, recovery_point: i64) -> Result<(), LogError> {
+        let checkpoint = Checkpoint {
+            recovery_point,
+            log_start_offset: self.log_start_offset(),
+            high_watermark: self.high_watermark(),
+            leader_epoch: self.leader_epoch(),
+        };
+        checkpoint::write(&self.dir, &checkpoint).await
+    }
+
+    /// Clean shutdown: refuse new appends, write everything queued, seal the
+    /// active segment, checkpoint with recovery point = log end offset and
+    /// close the files. The next `open` scans nothing.
+    pub async fn close(&self) -> Result<(), LogError> {
+        if self.closing.replace(true) {
+            return Ok(());
+        }
+        self.wait_until(|log| !log.writer_running.get()).await?;
+        let result = self.seal_and_checkpoint().await;
+        self.marks.closed.set(true);
+        self.marks.progress.notify();
+        let segments = self.segments.borrow().clone();
+        for segment in segments {
+            segment.close().await?;
+        }
+        result
+    }
+
+    async fn seal_and_checkpoint(&self) -> Result<(), LogError> {
+        self.check_failure()?;
+        let active = self.active();
+        active.sync().await?;
+        active.write_indexes().await?;
+        let log_end_offset = self.log_end_offset();
+        self.sealed_offset.set(log_end_offset);
+        self.raise_high_watermark(log_end_offset);
+        self.write_checkpoint(log_end_offset).await
+    }
+
+    fn check_failure(&self) -> Result<(), LogError> {
+        match self.failure.borrow().as_ref() {
+            Some(failure) => Err(LogError::Io(std::io::Error::other(failure.clone()))),
+            None => Ok(()),
+        }
+    }
+
+    /// Closes the log and removes its whole directory (topic deletion).
+    pub async fn delete(&self) -> Result<(), LogError> {
+        // Whatever close reports, the files are going away.
+        if let Err(e) = self.close().await {
+            ::log::warn!(
+                "partition log {}: close before delete: {e}",
+                self.dir.display()
+            );
+        }
+        std::fs::remove_dir_all(&self.dir)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::protocol::batch::tests::sample_batch;
+    use crate::shard;
+    use kafka_protocol::records::Compression;
+    use std::path::Path;
+
+    /// `sample_batch(n, compression)` moved in time: its records carry
+    /// timestamps `base_timestamp .. base_timestamp + n`.
+    pub fn batch_at(n: usize, compression: Compression, base_timestamp: i64) -> Vec<u8> {
+        let mut batch = sample_batch(n, compression);
+        batch[27..35].copy_from_slice(&base_timestamp.to_be_bytes());
+        let max_timestamp = base_timestamp + n as i64 - 1;
+        batch[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[21..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        batch
+    }
+
+    /// A batch with its assigned fields (base offset, leader epoch) blanked,
+    /// to compare what went in with what comes out.
+    pub fn unassigned(batch: &[u8]) -> Vec<u8> {
+        let mut batch = batch.to_vec();
+        batch[..8].fill(0);
+        batch[12..16].fill(0);
+        batch
+    }
+
+    /// Small segments and a dense index so tests cross every boundary.
+    pub fn small_config(tail_cache_bytes: usize) -> LogConfig {
+        LogConfig {
+            segment_bytes: 2048,
+            index_interval_bytes: 300,
+            tail_cache_bytes,
+            ..LogConfig::default()
+        }
+    }
+
+    /// Runs `test` on a fresh shard with a fresh partition directory.
+    pub fn with_dir<M, F>(test: M)
+    where
+        M: FnOnce(PathBuf) -> F + Send + 'static,
+        F: Future<Output = ()> + 'static,
+    {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("topic-0");
+        shard::block_on(move || test(dir));
+    }
+
+    pub async fn read_all(log: &PartitionLog) -> Vec<Bytes> {
+        log.read(
+            log.log_start_offset(),
+            log.high_watermark(),
+            usize::MAX,
+            true,
+        )
+        .await
+        .unwrap()
+    }
+
+    pub fn segment_files(dir: &Path, extension: &str) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == extension)
+            })
+            .count()
+    }
+
+    const CODECS: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
+    #[test]
+    fn round_trip_across_a_clean_restart() {
+        for cache in [0, TAIL_CACHE_TEST_BYTES] {
+            with_dir(move |dir| async move {
+                let log = PartitionLog::open(dir.clone(), small_config(cache))
+                    .await
+                    .unwrap();
+                assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+                let mut sent = Vec::new();
+                let mut next = 0;
+                for (i, codec) in CODECS.iter().cycle().take(12).enumerate() {
+                    let batch = sample_batch(i % 4 + 1, *codec);
+                    let result = log
+                        .append(BytesMut::from(&batch[..]), AppendWait::Durable, None)
+                        .await
+                        .unwrap();
+                    assert_eq!(result.base_offset, next);
+                    assert_eq!(result.last_offset, next + (i % 4) as i64);
+                    next = result.last_offset + 1;
+                    sent.push(unassigned(&batch));
+                }
+                assert_eq!(log.log_end_offset(), next);
+                assert_eq!(log.high_watermark(), next);
+                let check = |got: Vec<Bytes>| {
+                    assert_eq!(got.len(), sent.len());
+                    let mut expected_base = 0;
+                    for (batch, sent) in got.iter().zip(&sent) {
+                        let header = BatchHeader::view(batch).unwrap();
+                        assert_eq!(header.base_offset.get(), expected_base);
+                        expected_base = header.last_offset() + 1;
+                        assert_eq!(&unassigned(batch), sent);
+                    }
+                };
+                check(read_all(&log).await);
+                let size = log.size_bytes();
+                log.close().await.unwrap();
+                assert!(matches!(
+                    log.append(BytesMut::from(&sent[0][..]), AppendWait::Nothing, None)
+                        .await,
+                    Err(LogError::Closed)
+                ));
+
+                let log = PartitionLog::open(dir.clone(), small_config(cache))
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    log.recovery_scanned_bytes(),
+                    0,
+                    "a clean close needs no scan"
+                );
+                assert_eq!(log.log_end_offset(), next);
+                assert_eq!(log.high_watermark(), next);
+                assert_eq!(log.size_bytes(), size);
+                check(read_all(&log).await);
+                log.close().await.unwrap();
+            });
+        }
+    }
+
+    const TAIL_CACHE_TEST_BYTES: usize = 1 << 20;
+
+    #[test]
+    fn segments_roll_by_size_and_reads_cross_them() {
+        with_dir(|dir| async move {
+            let log = PartitionLog::open(dir.clone(), small_config(0))
+                .await
+                .unwrap();
+            let batch = sample_batch(5, Compression::None);
+            for _ in 0..40 {
+                log.append(BytesMut::from(&batch[..]), AppendWait::Durable, None)
+                    .await
+                    .unwrap();
+            }
+            let per_segment = 2048 / batch.len();
+            assert_eq!(log.segment_count(), 40_usize.div_ceil(per_segment));
+            assert!(log.segment_count() >= 3);
+            assert!(segment_files(&dir, "index") >= log.segment_count() - 1);
+            let got = read_all(&log).await;
+            assert_eq!(got.len(), 40);
+            // Every offset, read alone, comes back in the batch that holds it.
+            for offset in 0..log.log_end_offset() {
+                let got = log
+                    .read(offset, log.high_watermark(), 1, true)
+                    .await
+                    .unwrap();
+                let header = BatchHeader::view(&got[0]).unwrap();
+                assert_eq!(header.base_offset.get(), offset / 5 * 5, "offset {offset}");
+            }
+            log.close().await.unwrap();
+            assert_eq!(segment_files(&dir, "log"), segment_files(&dir, "timeindex"));
+
+            let log = PartitionLog::open(dir, small_config(0)).await.unwrap();
+            assert_eq!(log.recovery_scanned_bytes(), 0);
+            assert_eq!(read_all(&log).await.len(), 40);
+            let got = log
+                .read(123, log.high_watermark(), usize::MAX, false)
+                .await
+                .unwrap();
+            assert_eq!(BatchHeader::view(&got[0]).unwrap().base_offset.get(), 120);
+            assert_eq!(got.len(), 40 - 24);
+        });
+    }
+
+    #[test]
+    fn index_files_have_kafkas_layout() {
+        with_dir(|dir| async move {
+            let config = LogConfig {
+                index_interval_bytes: 0,
+                ..small_config(0)
+            };
+            let log = PartitionLog::open(dir.clone(), config).await.unwrap();
+            let mut expected_index = Vec::new();
+            let mut expected_time_index = Vec::new();
+            let mut position = 0u32;
+            for b in 0..5i64 {
+                let batch = batch_at(3, Compression::None, 100 * b);
+                let result = log
+                    .append(BytesMut::from(&batch[..]), AppendWait::Durable, None)
+                    .await
+                    .unwrap();
+                let relative = result.last_offset as u32;
+                expected_index.extend(relative.to_be_bytes());
+                expected_index.extend(position.to_be_bytes());
+                expected_time_index.extend((100 * b + 2).to_be_bytes());
+                expected_time_index.extend(relative.to_be_bytes());
+                position += batch.len() as u32;
+            }
+            log.close().await.unwrap();
+            let name = format!("{:020}", 0);
+            let read = |ext: &str| std::fs::read(dir.join(format!("{name}.{ext}"))).unwrap();
+            assert_eq!(read("index"), expected_index);
+            assert_eq!(read("timeindex"), expected_time_index);
+            assert_eq!(read("log").len() as u32, position);
+        });
+    }
+
+    #[test]
+    fn unacknowledged_appends_are_flushed_by_close() {
+        for policy in [
+            FlushPolicy::Interval { flush_ms: 60_000 },
+            FlushPolicy::None,
+        ] {
+            with_dir(move |dir| async move {
+                let config = LogConfig {
+                    flush_policy: policy,
+                    ..small_config(TAIL_CACHE_TEST_BYTES)
+                };
+                let log = PartitionLog::open(dir.clone(), config.clone())
+                    .await
+                    .unwrap();
+                for _ in 0..50 {
+                    let batch = sample_batch(2, Compression::Lz4);
+                    log.append(BytesMut::from(&batch[..]), AppendWait::Nothing, None)
+                        .await
+                        .unwrap();
+                }
+                assert_eq!(log.log_end_offset(), 100);
+                log.close().await.unwrap();
+                let log = PartitionLog::open(dir, config).await.unwrap();
+                assert_eq!(log.recovery_scanned_bytes(), 0);
+                assert_eq!(log.high_watermark(), 100);
+                assert_eq!(read_all(&log).await.len(), 50);
+            });
+        }
+    }
+
+    #[test]
+    fn segments_roll_by_age() {
+        with_dir(|dir| async move {
+            let config = LogConfig {
+                segment_ms: 0,
+                ..small_config(0)
+            };
+            let log = PartitionLog::open(dir, config).await.unwrap();
+            for _ in 0..3 {
+                log.append(
+                    BytesMut::from(&sample_batch(1, Compression::None)[..]),
+                    AppendWait::Durable,
+                    None,
+                )
+                .await
+                .unwrap();
+            }
+            assert_eq!(log.segment_count(), 3);
+        });
+    }
+
+    #[test]
+    fn max_bytes_and_min_one_batch() {
+        for cache in [0, TAIL_CACHE_TEST_BYTES] {
+            with_dir(move |dir| async move {
+                let log = PartitionLog::open(dir, small_config(cache)).await.unwrap();
+                let batch = sample_batch(3, Compression::None);
+                let size = batch.len();
+                for _ in 0..5 {
+                    log.append(BytesMut::from(&batch[..]), AppendWait::Durable, None)
+                        .await
+                        .unwrap();
+                }
+                let hw = log.high_watermark();
+                assert_eq!(log.read(0, hw, 2 * size + 1, false).await.unwrap().len(), 2);
+                assert_eq!(log.read(0, hw, 2 * size, true).await.unwrap().len(), 2);
+                assert!(log.read(0, hw, size - 1, false).await.unwrap().is_empty());
+                assert_eq!(log.read(0, hw, 1, true).await.unwrap().len(), 1);
+                // max_offset is exclusive and never splits a batch.
+                assert_eq!(log.read(0, 6, usize::MAX, true).await.unwrap().len(), 2);
+                assert_eq!(log.read(0, 7, usize::MAX, true).await.unwrap().len(), 2);
+                assert!(log.read(6, 6, usize::MAX, true).await.unwrap().is_empty());
+            });
+        }
+    }
+
+    #[test]
+    fn offsets_out_of_range() {
+        with_dir(|dir| async move {
+            let log = PartitionLog::open(dir, small_config(0)).await.unwrap();
+            log.append(
+                BytesMut::from(&sample_batch(4, Compression::Lz4)[..]),
+                AppendWait::Durable,
+                None,
+            )
+            .await
+            .unwrap();
+            assert!(log.read(4, 4, 100, true).await.unwrap().is_empty());
+            for offset in [-1, 5, i64::MAX] {
+                match log.read(offset, 4, 100, true).await {
+                    Err(LogError::OffsetOutOfRange {
+                        log_start_offset: 0,
+                        log_end_offset: 4,
+                    }) => {}
+                    other => panic!("offset {offset}: {other:?}"),
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn bad_appends_are_refused_whole() {
+        with_dir(|dir| async move {
+            let log = PartitionLog::open(dir, small_config(0)).await.unwrap();
+            let batch = sample_batch(2, Compression::None);
+            let mut torn = batch.clone();
+            torn.extend_from_slice(&batch[..30]);
+            for bad in [Vec::new(), batch[..40].to_vec(), torn] {
+                assert!(matches!(
+                    log.append(BytesMut::from(&bad[..]), AppendWait::Durable, None)
+                        .await,
+                    Err(LogError::InvalidBatch(_))
+                ));
+            }
+            assert_eq!(log.log_end_offset(), 0);
+        });
+    }
+
+    #[test]
+    fn several_batches_in_one_append() {
+        with_dir(|dir| async move {
+            let log = PartitionLog::open(dir, small_config(0)).await.unwrap();
+            let mut batches = sample_batch(2, Compression::None);
+            batches.extend(sample_batch(3, Compression::Zstd));
+            let result = log
+                .append(BytesMut::from(&batches[..]), AppendWait::Durable, None)
+                .await
+                .unwrap();
+            assert_eq!((result.base_offset, result.last_offset), (0, 4));
+            let got = read_all(&log).await;
+            assert_eq!(got.len(), 2);
+            assert_eq!(BatchHeader::view(&got[1]).unwrap().base_offset.get(), 2);
+        });
+    }
+
+    #[test]
+    fn concurrent_appends_are_group_committed_in_order() {
+        for policy in [
+            FlushPolicy::Sync,
+            FlushPolicy::Interval { flush_ms: 5 },
+            FlushPolicy::None,
+        ] {
+            with_dir(move |dir| async move {
+                let config = LogConfig {
+                    flush_policy: policy,
+                    ..small_config(0)
+                };
+                let log = PartitionLog::open(dir, config).await.unwrap();
+                // A reader reading from the files while appends roll segments.
+                let reader = {
+                    let log = log.clone();
+                    glommio::spawn_local(async move {
+                        while log.log_end_offset() < 100 {
+                            let got = read_all(&log).await;
+                            assert!(got.len() <= 64);
+                            log.wait_for_data().await;
+                        }
+                    })
+                };
+                let tasks: Vec<_> = (0..64)
+                    .map(|i| {
+                        let log = log.clone();
+                        glommio::spawn_local(async move {
+                            let batch = sample_batch(i % 3 + 1, Compression::None);
+                            log.append(BytesMut::from(&batch[..]), AppendWait::Durable, None)
+                                .await
+                                .unwrap()
+                        })
+                    })
+                    .collect();
+                let mut results = Vec::new();
+                for task in tasks {
+                    results.push(task.await);
+                }
+                results.sort_by_key(|r| r.base_offset);
+                let mut next = 0;
+                for result in &results {
+                    assert_eq!(result.base_offset, next);
+                    next = result.last_offset + 1;
+                }
+                assert_eq!(log.high_watermark(), next);
+                assert_eq!(read_all(&log).await.len(), 64);
+                assert!(log.segment_count() > 1);
+                log.close().await.unwrap();
+                reader.await;
+            });
+        }
+    }
+
+    #[test]
+    fn delete_removes_the_partition() {
+        with_dir(|dir| async move {
+            let log = PartitionLog::open(dir.clone(), small_config(0))
+                .await
+                .unwrap();
+            log.append(
+                BytesMut::from(&sample_batch(2, Compression::None)[..]),
+                AppendWait::Nothing,
+                None,
+            )
+            .await
+            .unwrap();
+            log.delete().await.unwrap();
+            assert!(!dir.exists());
+            assert!(matches!(
+                log.read(0, 2, 100, true).await,
+                Err(LogError::Closed)
+            ));
+            assert!(matches!(
+                log.append(
+                    BytesMut::from(&sample_batch(2, Compression::None)[..]),
+                    AppendWait::Nothing,
+                    None
+                )
+                .await,
+                Err(LogError::Closed)
+            ));
+        });
+    }
+
+    #[test]
+    fn log_append_time_is_applied_and_found() {
+        with_dir(|dir| async move {
+            let log = PartitionLog::open(dir, small_config(0)).await.unwrap();
+            for now in [5_000, 6_000] {
+                log.append(
+                    BytesMut::from(&batch_at(3, Compression::Snappy, 10)[..]),
+                    AppendWait::Durable,
+                    Some(now),
+                )
+                .await
+                .unwrap();
+            }
+            let got = read_all(&log).await;
+            let header = BatchHeader::view(&got[1]).unwrap();
+            assert_eq!(header.max_timestamp.get(), 6_000);
+            assert!(crate::protocol::batch::validate(&got[1], 1 << 20).is_ok());
+            assert_eq!(
+                log.offset_for_timestamp(5_500).await.unwrap(),
+                Some((3, 6_000))
+            );
+            assert_eq!(log.max_timestamp().await.unwrap(), Some((3, 6_000)));
+        });
+    }
+
+    #[test]
+    fn wait_for_data_wakes_on_append() {
+        with_dir(|dir| async move {
+            let log = PartitionLog::open(dir, small_config(0)).await.unwrap();
+            let woke = Rc::new(Cell::new(false));
+            let waiter = {
+                let woke = woke.clone();
+                let wait = log.wait_for_data();
+                glommio::spawn_local(async move {
+                    wait.await;
+                    woke.set(true);
+                })
+            };
+            glommio::yield_if_needed().await;
+            assert!(!woke.get());
+            log.append(
+                BytesMut::from(&sample_batch(1, Compression::None)[..]),
+                AppendWait::Durable,
+                None,
+            )
+            .await
+            .unwrap();
+            waiter.await;
+            assert!(woke.get());
+            // A long poll given up leaves nothing behind.
+            let abandoned = log.wait_for_data();
+            let polled = futures_lite::future::poll_once(Box::pin(abandoned)).await;
+            assert!(polled.is_none());
+            assert!(log.marks.progress.wakers.borrow().is_empty());
+            // A waiter on a closing log is released too.
+            let wait = log.wait_for_data();
+            log.close().await.unwrap();
+            wait.await;
+        });
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// Random batches in, the same bytes out (but for the assigned
+        /// offsets and epoch), across a clean close or a crash.
+        #[test]
+        fn random_batches_survive_a_restart(
+            appends in proptest::collection::vec(
+                proptest::collection::vec((1usize..20, 0usize..CODECS.len()), 1..4),
+                1..20,
+            ),
+            segment_bytes in 200u64..6000,
+            cached in proptest::bool::ANY,
+            clean in proptest::bool::ANY,
+        ) {
+            with_dir(move |dir| async move {
+                let config = LogConfig {
+                    segment_bytes,
+                    index_interval_bytes: 256,
+                    tail_cache_bytes: if cached { TAIL_CACHE_TEST_BYTES } else { 0 },
+                    ..LogConfig::default()
+                };
+                let log = PartitionLog::open(dir.clone(), config.clone()).await.unwrap();
+                let mut sent = Vec::new();
+                for batches in &appends {
+                    let mut bytes = Vec::new();
+                    for &(records, codec) in batches {
+                        let batch = sample_batch(records, CODECS[codec]);
+                        sent.push(unassigned(&batch));
+                        bytes.extend(batch);
+                    }
+                    log.append(BytesMut::from(&bytes[..]), AppendWait::Durable, None)
+                        .await
+                        .unwrap();
+                }
+                let expect = |got: Vec<Bytes>| {
+                    let got: Vec<Vec<u8>> = got.iter().map(|b| unassigned(b)).collect();
+                    assert_eq!(got, sent);
+                };
+                expect(read_all(&log).await);
+                let log_end_offset = log.log_end_offset();
+                if clean {
+                    log.close().await.unwrap();
+                }
+                drop(log);
+                let log = PartitionLog::open(dir, config).await.unwrap();
+                assert_eq!(log.log_end_offset(), log_end_offset);
+                if clean {
+                    assert_eq!(log.recovery_scanned_bytes(), 0);
+                }
+                expect(read_all(&log).await);
+            });
+        }
+    }
+
+    #[test]
+    fn timestamps_are_found() {
+        for cache in [0, TAIL_CACHE_TEST_BYTES] {
+            with_dir(move |dir| async move {
+                let log = PartitionLog::open(dir.clone(), small_config(cache))
+                    .await
+                    .unwrap();
+                assert_eq!(log.max_timestamp().await.unwrap(), None);
+                assert_eq!(log.offset_for_timestamp(0).await.unwrap(), None);
+                // 30 batches of 4 records, batch b at timestamps 1000 + 40 * b
+                // + (0..4), except batch 17 at 9000..9004, the largest.
+                for b in 0..30 {
+                    let codec = CODECS[b % CODECS.len()];
+                    let mut batch = batch_at(4, codec, 1000 + 40 * b as i64);
+                    if b == 17 {
+                        batch = batch_at(4, codec, 9000);
+                    }
+                    log.append(BytesMut::from(&batch[..]), AppendWait::Durable, None)
+                        .await
+                        .unwrap();
+                }
+                // Batch 17 holds offsets 68..72.
+                let check = |log: Rc<PartitionLog>| async move {
+                    assert_eq!(log.offset_for_timestamp(0).await.unwrap(), Some((0, 1000)));
+                    assert_eq!(
+                        log.offset_for_timestamp(1000).await.unwrap(),
+                        Some((0, 1000))
+                    );
+                    assert_eq!(
+                        log.offset_for_timestamp(1001).await.unwrap(),
+                        Some((1, 1001))
+                    );
+                    assert_eq!(
+                        log.offset_for_timestamp(1003).await.unwrap(),
+                        Some((3, 1003))
+                    );
+                    assert_eq!(
+                        log.offset_for_timestamp(1004).await.unwrap(),
+                        Some((4, 1040))
+                    );
+                    assert_eq!(
+                        log.offset_for_timestamp(1645).await.unwrap(),
+                        Some((68, 9000))
+                    );
+                    assert_eq!(
+                        log.offset_for_timestamp(1641).await.unwrap(),
+                        Some((65, 1641))
+                    );
+                    assert_eq!(
+                        log.offset_for_timestamp(9001).await.unwrap(),
+                        Some((69, 9001))
+                    );
+                    assert_eq!(log.offset_for_timestamp(9004).await.unwrap(), None);
+                    assert_eq!(log.max_timestamp().await.unwrap(), Some((71, 9003)));
+                    log
+                };
+                let log = check(log).await;
+                log.close().await.unwrap();
+                let log = PartitionLog::open(dir, small_config(cache)).await.unwrap();
+                check(log).await;
+            });
+        }
+    }
+}

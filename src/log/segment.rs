@@ -1,0 +1,425 @@
+//! One segment: the `{base_offset:020}.log` file of back-to-back batches, its
+//! in-memory indexes, and the walk over its batches that reads share.
+
+use std::cell::{Cell, RefCell};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use glommio::io::{BufferedFile, OpenOptions};
+
+use super::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use super::LogError;
+use crate::protocol::batch::{framed_size, BatchError, BatchHeader, BATCH_HEADER_SIZE};
+
+/// Kafka's "no timestamp".
+pub const NO_TIMESTAMP: i64 = -1;
+/// Smallest read from a segment file: one syscall should bring several
+/// batches, and cover the distance from an index entry to the target.
+const READ_WINDOW_BYTES_MIN: u64 = 64 << 10;
+/// Largest single read: reads are sized by the caller's `max_bytes`, this
+/// bounds the buffer one fetch can allocate (a larger batch still gets read,
+/// alone, at its own size).
+const READ_WINDOW_BYTES_MAX: u64 = 16 << 20;
+
+pub fn log_path(dir: &Path, base_offset: i64) -> PathBuf {
+    dir.join(format!("{base_offset:020}.log"))
+}
+
+pub fn index_path(dir: &Path, base_offset: i64) -> PathBuf {
+    dir.join(format!("{base_offset:020}.index"))
+}
+
+pub fn time_index_path(dir: &Path, base_offset: i64) -> PathBuf {
+    dir.join(format!("{base_offset:020}.timeindex"))
+}
+
+/// Size of the batch framed at the start of `buf`: `Ok(None)` when `buf`
+/// holds only part of it, `Err` when its length field cannot be right.
+pub fn frame(buf: &[u8]) -> Result<Option<usize>, BatchError> {
+    match framed_size(buf) {
+        Ok(size) => Ok(Some(size)),
+        Err(BatchError::Truncated) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The indexes of a segment and what is needed to extend them.
+#[derive(Debug, Default)]
+pub struct SegmentIndexes {
+    pub offsets: OffsetIndex,
+    pub times: TimeIndex,
+    bytes_since_entry: u64,
+    /// Largest batch `maxTimestamp` in the segment, `NO_TIMESTAMP` if empty.
+    pub max_timestamp: i64,
+    /// Last offset of the first batch that carries `max_timestamp`.
+    pub offset_of_max_timestamp: i64,
+    /// (last offset, position) of the newest batch.
+    last_batch: Option<(i64, u32)>,
+}
+
+impl SegmentIndexes {
+    pub fn empty() -> Self {
+        SegmentIndexes {
+            max_timestamp: NO_TIMESTAMP,
+            offset_of_max_timestamp: -1,
+            ..Default::default()
+        }
+    }
+
+    /// Loaded from files whose last entries name the last batch (a sealed
+    /// segment always has them).
+    pub fn loaded(offsets: OffsetIndex, times: TimeIndex, base_offset: i64) -> Self {
+        let last_batch = offsets
+            .last()
+            .map(|e| (base_offset + i64::from(e.relative_offset), e.position));
+        let (max_timestamp, offset_of_max_timestamp) =
+            times.last().map_or((NO_TIMESTAMP, -1), |e| {
+                (e.timestamp, base_offset + i64::from(e.relative_offset))
+            });
+        SegmentIndexes {
+            offsets,
+            times,
+            bytes_since_entry: 0,
+            max_timestamp,
+            offset_of_max_timestamp,
+            last_batch,
+        }
+    }
+
+    /// Accounts one batch of `size` bytes written at `position`. Adds an
+    /// index entry for it when `interval_bytes` have passed since the last one
+    /// (and for the first batch), as Kafka does.
+    pub fn record(
+        &mut self,
+        base_offset: i64,
+        position: u32,
+        last_offset: i64,
+        max_timestamp: i64,
+        size: u64,
+        interval_bytes: u32,
+    ) {
+        if max_timestamp > self.max_timestamp {
+            self.max_timestamp = max_timestamp;
+            self.offset_of_max_timestamp = last_offset;
+        }
+        self.last_batch = Some((last_offset, position));
+        if self.offsets.last().is_none() || self.bytes_since_entry >= u64::from(interval_bytes) {
+            self.index_last_batch(base_offset);
+            self.bytes_since_entry = 0;
+        }
+        self.bytes_since_entry += size;
+    }
+
+    /// Makes the last entries of both indexes describe the newest batch and
+    /// the largest timestamp: what recovery relies on to trust a sealed segment.
+    pub fn seal(&mut self, base_offset: i64) {
+        self.index_last_batch(base_offset);
+    }
+
+    fn index_last_batch(&mut self, base_offset: i64) {
+        let Some((last_offset, position)) = self.last_batch else {
+            return;
+        };
+        let relative_offset = relative(base_offset, last_offset);
+        if self
+            .offsets
+            .last()
+            .is_none_or(|e| e.relative_offset < relative_offset)
+        {
+            self.offsets.push(OffsetEntry {
+                relative_offset,
+                position,
+            });
+        }
+        if self.max_timestamp > self.times.last().map_or(NO_TIMESTAMP, |e| e.timestamp) {
+            self.times.push(TimeEntry {
+                timestamp: self.max_timestamp,
+                relative_offset: relative(base_offset, self.offset_of_max_timestamp),
+            });
+        }
+    }
+}
+
+/// Offsets in a segment stay within u32 of its base: the log rolls before.
+fn relative(base_offset: i64, offset: i64) -> u32 {
+    debug_assert!(offset >= base_offset && offset - base_offset <= i64::from(u32::MAX));
+    (offset - base_offset) as u32
+}
+
+/// How much a read may still return.
+pub struct ReadBudget {
+    max_bytes: usize,
+    min_one_batch: bool,
+    used_bytes: usize,
+    batches: usize,
+}
+
+impl ReadBudget {
+    pub fn new(max_bytes: usize, min_one_batch: bool) -> Self {
+        ReadBudget {
+            max_bytes,
+            min_one_batch,
+            used_bytes: 0,
+            batches: 0,
+        }
+    }
+
+    /// Takes a batch of `size` bytes if it fits, or if it is the first and
+    /// one is promised (KIP-74).
+    pub fn admit(&mut self, size: usize) -> bool {
+        let fits = self.used_bytes + size <= self.max_bytes;
+        if fits || (self.batches == 0 && self.min_one_batch) {
+            self.used_bytes += size;
+            self.batches += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// How much to read from a file next: what may still be returned, plus
+    /// slack for the batches skipped before the wanted offset.
+    fn window_bytes(&self) -> u64 {
+        let remaining = self.max_bytes.saturating_sub(self.used_bytes) as u64;
+        remaining
+            .saturating_add(READ_WINDOW_BYTES_MIN)
+            .clamp(READ_WINDOW_BYTES_MIN, READ_WINDOW_BYTES_MAX)
+    }
+}
+
+pub struct Segment {
+    pub base_offset: i64,
+    dir: PathBuf,
+    file: RefCell<Option<Rc<BufferedFile>>>,
+    pub indexes: RefCell<SegmentIndexes>,
+    /// Bytes given to this segment: written plus queued for the writer.
+    pub queued_bytes: Cell<u64>,
+    /// Bytes in the file.
+    pub written_bytes: Cell<u64>,
+    /// One past the last offset given to this segment.
+    pub next_offset: Cell<i64>,
+    /// Wall-clock birth, for `segment.ms`.
+    pub created_ms: u64,
+}
+
+impl Segment {
+    /// A segment whose file is created by its first write.
+    pub fn new(dir: &Path, base_offset: i64, created_ms: u64) -> Segment {
+        Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            file: RefCell::new(None),
+            indexes: RefCell::new(SegmentIndexes::empty()),
+            queued_bytes: Cell::new(0),
+            written_bytes: Cell::new(0),
+            next_offset: Cell::new(base_offset),
+            created_ms,
+        }
+    }
+
+    /// A segment found on disk, `size_bytes` long, ending before `next_offset`.
+    pub fn existing(
+        dir: &Path,
+        base_offset: i64,
+        file: BufferedFile,
+        size_bytes: u64,
+        indexes: SegmentIndexes,
+        next_offset: i64,
+        created_ms: u64,
+    ) -> Segment {
+        Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            file: RefCell::new(Some(Rc::new(file))),
+            indexes: RefCell::new(indexes),
+            queued_bytes: Cell::new(size_bytes),
+            written_bytes: Cell::new(size_bytes),
+            next_offset: Cell::new(next_offset),
+            created_ms,
+        }
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        log_path(&self.dir, self.base_offset)
+    }
+
+    /// Opens the segment file for reading and writing, creating it if needed.
+    pub async fn open_file(path: &Path) -> Result<BufferedFile, LogError> {
+        Ok(OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .buffered_open(path)
+            .await?)
+    }
+
+    async fn file(&self) -> Result<Rc<BufferedFile>, LogError> {
+        if let Some(file) = self.file.borrow().as_ref() {
+            return Ok(file.clone());
+        }
+        let file = Rc::new(Segment::open_file(&self.log_path()).await?);
+        *self.file.borrow_mut() = Some(file.clone());
+        Ok(file)
+    }
+
+    /// Writes all of `buf` at `position`. glommio owns the buffer during the
+    /// write, so a short write (a full disk) is an error, not a retry.
+    pub async fn write_all(&self, buf: Vec<u8>, position: u64) -> Result<(), LogError> {
+        let file = self.file().await?;
+        let len = buf.len();
+        if file.write_at(buf, position).await? != len {
+            return Err(LogError::Io(std::io::Error::new(
+                std::io::ErrorKind::WriteZero,
+                "short segment write",
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads exactly `len` bytes at `position` into one buffer.
+    pub async fn read_exact(&self, position: u64, len: usize) -> Result<Bytes, LogError> {
+        let file = self.file().await?;
+        let mut out = BytesMut::with_capacity(len);
+        while out.len() < len {
+            let at = position + out.len() as u64;
+            let chunk = file.read_at(at, len - out.len()).await?;
+            if chunk.is_empty() {
+                return Err(self.corrupt(at, "unexpected end of segment file"));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out.freeze())
+    }
+
+    pub async fn truncate(&self, size: u64) -> Result<(), LogError> {
+        self.file().await?.truncate(size).await?;
+        self.queued_bytes.set(size);
+        self.written_bytes.set(size);
+        Ok(())
+    }
+
+    pub async fn sync(&self) -> Result<(), LogError> {
+        let file = self.file.borrow().clone();
+        match file {
+            Some(file) => Ok(file.fdatasync().await?),
+            None => Ok(()),
+        }
+    }
+
+    /// Seals the indexes and writes both index files whole, fdatasync'd.
+    pub async fn write_indexes(&self) -> Result<(), LogError> {
+        let (offsets, times) = {
+            let mut indexes = self.indexes.borrow_mut();
+            indexes.seal(self.base_offset);
+            (indexes.offsets.encode(), indexes.times.encode())
+        };
+        write_whole(&index_path(&self.dir, self.base_offset), offsets).await?;
+        write_whole(&time_index_path(&self.dir, self.base_offset), times).await
+    }
+
+    /// Closes the file; the segment must not be used afterwards.
+    pub async fn close(&self) -> Result<(), LogError> {
+        let file = self.file.borrow_mut().take();
+        if let Some(file) = file.and_then(|f| Rc::try_unwrap(f).ok()) {
+            file.close().await?;
+        }
+        Ok(())
+    }
+
+    /// Position to start scanning from for the batch holding `offset`.
+    pub fn lookup(&self, offset: i64) -> u64 {
+        let relative = (offset - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
+        u64::from(self.indexes.borrow().offsets.lookup(relative))
+    }
+
+    pub fn corrupt(&self, position: u64, reason: &str) -> LogError {
+        LogError::Corrupt {
+            path: self.log_path(),
+            position,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Appends to `out` the whole batches of this segment from the one holding
+    /// `offset`, stopping before a batch reaching `max_offset` or one the
+    /// budget refuses. Returns true when the read is over, false when it may
+    /// go on in the next segment.
+    pub async fn read_batches(
+        &self,
+        offset: i64,
+        max_offset: i64,
+        budget: &mut ReadBudget,
+        out: &mut Vec<Bytes>,
+    ) -> Result<bool, LogError> {
+        let end = self.written_bytes.get();
+        let mut position = self.lookup(offset);
+        let mut want = budget.window_bytes();
+        while position < end {
+            let buf = self
+                .read_exact(position, want.min(end - position) as usize)
+                .await?;
+            let mut cursor = 0;
+            while cursor < buf.len() {
+                let size = match frame(&buf[cursor..]) {
+                    Ok(Some(size)) => size,
+                    Ok(None) => break,
+                    Err(e) => return Err(self.corrupt(position + cursor as u64, &format!("{e:?}"))),
+                };
+                let Some(header) = BatchHeader::view(&buf[cursor..]) else {
+                    break;
+                };
+                let last_offset = header.last_offset();
+                if last_offset >= offset {
+                    if last_offset >= max_offset || !budget.admit(size) {
+                        return Ok(true);
+                    }
+                    out.push(buf.slice(cursor..cursor + size));
+                }
+                cursor += size;
+            }
+            if cursor == 0 {
+                // One batch larger than the window: read it alone, at its size.
+                want = self.batch_size_at(position, end).await?;
+                continue;
+            }
+            want = budget.window_bytes();
+            position += cursor as u64;
+        }
+        Ok(false)
+    }
+}
+
+impl Segment {
+    /// Size of the batch at `position` from its header, checked to end
+    /// within the `end` bytes of the segment.
+    async fn batch_size_at(&self, position: u64, end: u64) -> Result<u64, LogError> {
+        let header_len = BATCH_HEADER_SIZE.min((end - position) as usize);
+        let header = self.read_exact(position, header_len).await?;
+        BatchHeader::view(&header)
+            .map(|h| h.total_size())
+            .filter(|&size| size >= BATCH_HEADER_SIZE as i64 && size as u64 <= end - position)
+            .map(|size| size as u64)
+            .ok_or_else(|| self.corrupt(position, "batch runs past the end of the segment"))
+    }
+}
+
+/// Replaces the file at `path` with `bytes`, fdatasync'd.
+async fn write_whole(path: &Path, bytes: Vec<u8>) -> Result<(), LogError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .buffered_open(path)
+        .await?;
+    let len = bytes.len();
+    if len > 0 && file.write_at(bytes, 0).await? != len {
+        return Err(LogError::Io(std::io::Error::new(
+            std::io::ErrorKind::WriteZero,
+            "short index write",
+        )));
+    }
+    file.fdatasync().await?;
+    file.close().await?;
+    Ok(())
+}
