@@ -7,6 +7,7 @@
 //! one handler per API), `client` (a small blocking Kafka client) and `cli`
 //! (the command-line tools built on it).
 
+pub mod alloc;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -15,3 +16,7 @@ pub mod metadata;
 pub mod protocol;
 pub mod server;
 pub mod shard;
+
+/// Every binary linking shoal (the broker, the tools, the tests) uses it.
+#[global_allocator]
+static ALLOCATOR: alloc::ReservingAllocator = alloc::ReservingAllocator;

@@ -11,6 +11,9 @@ use super::by_owner;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{KafkaError, ShardReply, ShardRequest, TopicPartition};
 
+/// (timestamp, offset) of one partition, once its owner answered.
+type OffsetAnswer = Option<Result<(i64, i64), KafkaError>>;
+
 pub async fn handle(
     context: &ConnectionContext,
     header: &RequestHeader,
@@ -18,7 +21,7 @@ pub async fn handle(
 ) -> ListOffsetsResponse {
     let version = header.request_api_version;
     let view = context.shard.view();
-    let mut answers: Vec<Vec<Option<Result<(i64, i64), KafkaError>>>> = Vec::new();
+    let mut answers: Vec<Vec<OffsetAnswer>> = Vec::new();
     let mut lookups = Vec::new();
     for (topic_index, topic) in request.topics.iter().enumerate() {
         let meta = view.topic(topic.name.0.as_str());

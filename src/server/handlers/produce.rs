@@ -73,6 +73,9 @@ enum Slot {
     Pending { log_append_time_ms: i64 },
 }
 
+/// A partition's batches with its owner shard and (topic, partition) position.
+type RoutedPart = (usize, ((usize, usize), ProducePart));
+
 pub async fn handle(
     context: &ConnectionContext,
     header: &RequestHeader,
@@ -88,7 +91,7 @@ pub async fn handle(
     };
     let now = now_ms();
     let mut slots: Vec<Vec<Slot>> = Vec::with_capacity(request.topic_data.len());
-    let mut parts: Vec<(usize, ((usize, usize), ProducePart))> = Vec::new();
+    let mut parts: Vec<RoutedPart> = Vec::new();
     for (topic_index, topic) in request.topic_data.iter().enumerate() {
         let meta = if version >= TOPIC_IDS_VERSION {
             view.topic_by_id(topic.topic_id)
