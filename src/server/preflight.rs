@@ -2,6 +2,8 @@
 //! names the cause and the fix instead of a panic or a hang inside glommio.
 
 use std::fs::File;
+use std::io::ErrorKind;
+use std::time::{Duration, Instant};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
@@ -12,6 +14,9 @@ use crate::shard::SHARD_IO_MEMORY_BYTES;
 /// Locked memory beyond the shards' io_uring buffers: the rings themselves.
 const LOCKED_MEMORY_HEADROOM_BYTES: u64 = 1 << 20;
 const LOCK_FILE: &str = ".lock";
+/// How long a port held by a just-killed process may take to be released.
+const PORT_RELEASE_WAIT_MS_MAX: u64 = 5_000;
+const PORT_RELEASE_POLL_MS: u64 = 50;
 
 /// Holds the data directory's lock for as long as it lives.
 pub struct DataDirLock {
@@ -102,10 +107,18 @@ pub fn probe_io_uring() -> anyhow::Result<()> {
 
 /// Fails early when another process already listens on `listen`. Every shard
 /// binds with SO_REUSEPORT, which would otherwise quietly share the port with
-/// any other SO_REUSEPORT listener of the same user.
+/// any other SO_REUSEPORT listener of the same user. A broker killed a moment
+/// ago can still hold its port while the kernel tears down its io_uring rings,
+/// so "in use" is retried for a bounded time before it is reported.
 pub fn check_port_free(listen: &str) -> anyhow::Result<()> {
-    match std::net::TcpListener::bind(listen) {
-        Ok(_) => Ok(()),
-        Err(error) => bail!("cannot listen on {listen}: {error}"),
+    let deadline = Instant::now() + Duration::from_millis(PORT_RELEASE_WAIT_MS_MAX);
+    loop {
+        match std::net::TcpListener::bind(listen) {
+            Ok(_) => return Ok(()),
+            Err(error) if error.kind() == ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(PORT_RELEASE_POLL_MS));
+            }
+            Err(error) => bail!("cannot listen on {listen}: {error}"),
+        }
     }
 }
