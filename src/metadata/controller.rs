@@ -89,14 +89,8 @@ impl Controller {
         shard: &Rc<Shard>,
         topics: Vec<NewTopic>,
     ) -> Vec<Result<Arc<TopicMeta>, KafkaError>> {
-        let _change = match self.changes.acquire_permit(1).await {
-            Ok(permit) => permit,
-            Err(_) => {
-                return topics
-                    .iter()
-                    .map(|_| Err(KafkaError::new(ResponseError::BrokerNotAvailable)))
-                    .collect()
-            }
+        let Ok(_change) = self.changes.acquire_permit(1).await else {
+            return unavailable(topics.len());
         };
         let view = shard.view();
         let mut table = view.topics.clone();
@@ -152,14 +146,8 @@ impl Controller {
         shard: &Rc<Shard>,
         topics: Vec<TopicRef>,
     ) -> Vec<Result<(String, uuid::Uuid), KafkaError>> {
-        let _change = match self.changes.acquire_permit(1).await {
-            Ok(permit) => permit,
-            Err(_) => {
-                return topics
-                    .iter()
-                    .map(|_| Err(KafkaError::new(ResponseError::BrokerNotAvailable)))
-                    .collect()
-            }
+        let Ok(_change) = self.changes.acquire_permit(1).await else {
+            return unavailable(topics.len());
         };
         let view = shard.view();
         let mut table = view.topics.clone();
@@ -231,6 +219,13 @@ impl Controller {
             .broadcast(|| ShardRequest::InstallView(view.clone()))
             .await;
     }
+}
+
+/// Every result an error: the controller is shutting down.
+fn unavailable<T>(count: usize) -> Vec<Result<T, KafkaError>> {
+    (0..count)
+        .map(|_| Err(KafkaError::new(ResponseError::BrokerNotAvailable)))
+        .collect()
 }
 
 async fn open_partitions(shard: &Rc<Shard>, meta: &Arc<TopicMeta>) -> Result<(), KafkaError> {

@@ -3,9 +3,9 @@
 
 use std::fs::File;
 use std::io::ErrorKind;
-use std::time::{Duration, Instant};
 use std::os::fd::AsRawFd;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
 

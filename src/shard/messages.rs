@@ -147,6 +147,17 @@ pub enum ShardReply {
     Failed(KafkaError),
 }
 
+impl ShardReply {
+    /// The error to report for every item of a request that got this reply
+    /// instead of the one it expected.
+    pub fn into_error(self) -> KafkaError {
+        match self {
+            ShardReply::Failed(error) => error,
+            _ => KafkaError::new(kafka_protocol::error::ResponseError::UnknownServerError),
+        }
+    }
+}
+
 /// A request in flight between shards.
 pub struct Envelope {
     pub request: ShardRequest,

@@ -14,7 +14,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{FetchRequest, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{by_owner, Response};
+use super::{group_by_owner, scatter, Response};
 use crate::protocol::fetch_writer::{
     self, FetchPartitionParts, FetchResponseParts, FetchTopicParts,
 };
@@ -266,30 +266,24 @@ pub async fn handle(
         {
             break;
         }
-        let waits: Vec<(usize, (TopicPartition, i64))> = wanted
+        let waits: Vec<(usize, (), (TopicPartition, i64))> = wanted
             .iter()
             .zip(&outcomes)
             .filter(|(want, _)| want.error.is_none())
             .map(|(want, outcome)| {
                 let owner = view.owner(&want.partition.topic, want.partition.partition);
-                (
-                    owner,
-                    (
-                        want.partition.clone(),
-                        outcome.high_watermark.max(want.fetch_offset),
-                    ),
-                )
+                let seen = outcome.high_watermark.max(want.fetch_offset);
+                (owner, (), (want.partition.clone(), seen))
             })
             .collect();
         if waits.is_empty() {
             break;
         }
         let timeout_ms = (deadline - now).as_millis() as u64 + 1;
-        let calls: Vec<_> = by_owner(waits)
+        let calls: Vec<_> = group_by_owner(waits)
             .into_iter()
-            .map(|(owner, group)| {
+            .map(|(owner, (_, parts))| {
                 let shard = context.shard.clone();
-                let parts = group.into_iter().map(|(_, part)| part).collect();
                 Box::pin(async move {
                     shard
                         .call(owner, ShardRequest::WaitForData { parts, timeout_ms })
@@ -418,51 +412,40 @@ async fn read_all(
             ..FetchOutcome::default()
         })
         .collect();
-    let reads: Vec<(usize, (usize, FetchPart))> = wanted
+    let reads: Vec<(usize, usize, FetchPart)> = wanted
         .iter()
         .enumerate()
         .filter(|(_, want)| want.error.is_none())
         .map(|(position, want)| {
             let owner = view.owner(&want.partition.topic, want.partition.partition);
-            (
-                owner,
-                (
-                    position,
-                    FetchPart {
-                        partition: want.partition.clone(),
-                        offset: want.fetch_offset,
-                        max_bytes: (want.max_bytes.max(0) as usize).min(response_max_bytes),
-                    },
-                ),
-            )
+            let part = FetchPart {
+                partition: want.partition.clone(),
+                offset: want.fetch_offset,
+                max_bytes: (want.max_bytes.max(0) as usize).min(response_max_bytes),
+            };
+            (owner, position, part)
         })
         .collect();
-    let calls = by_owner(reads).into_iter().map(|(owner, group)| {
-        let shard = context.shard.clone();
-        async move {
-            let (positions, parts): (Vec<usize>, Vec<FetchPart>) =
-                group.into_iter().map(|(_, item)| item).unzip();
-            let count = parts.len();
-            let results = match shard.call(owner, ShardRequest::Fetch(parts)).await {
-                ShardReply::Fetch(results) => results,
-                ShardReply::Failed(error) => vec![
-                    FetchOutcome {
-                        error_code: error.code,
-                        high_watermark: -1,
-                        log_start_offset: -1,
-                        ..FetchOutcome::default()
-                    };
-                    count
-                ],
-                _ => vec![FetchOutcome::default(); count],
-            };
-            positions.into_iter().zip(results).collect::<Vec<_>>()
-        }
-    });
-    for results in futures_util::future::join_all(calls).await {
-        for (position, outcome) in results {
-            outcomes[position] = outcome;
-        }
+    let results = scatter(
+        context,
+        reads,
+        ShardRequest::Fetch,
+        |reply, count| match reply {
+            ShardReply::Fetch(results) => results,
+            other => vec![
+                FetchOutcome {
+                    error_code: other.into_error().code,
+                    high_watermark: -1,
+                    log_start_offset: -1,
+                    ..FetchOutcome::default()
+                };
+                count
+            ],
+        },
+    )
+    .await;
+    for (position, outcome) in results {
+        outcomes[position] = outcome;
     }
     outcomes
 }

@@ -7,7 +7,7 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
 
-use super::by_owner;
+use super::scatter;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{KafkaError, ShardReply, ShardRequest, TopicPartition};
 
@@ -33,12 +33,10 @@ pub async fn handle(
                     let owner = view.owner(&meta.name, partition.partition_index);
                     lookups.push((
                         owner,
+                        (topic_index, partition_index),
                         (
-                            (topic_index, partition_index),
-                            (
-                                TopicPartition::new(&meta.name, partition.partition_index),
-                                partition.timestamp,
-                            ),
+                            TopicPartition::new(&meta.name, partition.partition_index),
+                            partition.timestamp,
                         ),
                     ));
                 }
@@ -49,24 +47,18 @@ pub async fn handle(
         }
         answers.push(topic_answers);
     }
-    let calls = by_owner(lookups).into_iter().map(|(owner, group)| {
-        let shard = context.shard.clone();
-        async move {
-            let (positions, parts): (Vec<_>, Vec<_>) =
-                group.into_iter().map(|(_, item)| item).unzip();
-            let count = parts.len();
-            let results = match shard.call(owner, ShardRequest::ListOffsets(parts)).await {
-                ShardReply::ListOffsets(results) => results,
-                ShardReply::Failed(error) => vec![Err(error); count],
-                _ => vec![Err(KafkaError::new(ResponseError::UnknownServerError)); count],
-            };
-            positions.into_iter().zip(results).collect::<Vec<_>>()
-        }
-    });
-    for results in futures_util::future::join_all(calls).await {
-        for ((topic_index, partition_index), result) in results {
-            answers[topic_index][partition_index] = Some(result);
-        }
+    let results = scatter(
+        context,
+        lookups,
+        ShardRequest::ListOffsets,
+        |reply, count| match reply {
+            ShardReply::ListOffsets(results) => results,
+            other => vec![Err(other.into_error()); count],
+        },
+    )
+    .await;
+    for ((topic_index, partition_index), result) in results {
+        answers[topic_index][partition_index] = Some(result);
     }
     let topics = request
         .topics

@@ -23,6 +23,7 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use super::connection::ConnectionContext;
 use crate::protocol::frame::{self, FrameError, Request};
+use crate::shard::messages::{ShardReply, ShardRequest};
 
 /// What goes back on the socket for one request.
 pub enum Response {
@@ -126,12 +127,45 @@ fn str_bytes(text: impl Into<String>) -> StrBytes {
     StrBytes::from_string(text.into())
 }
 
-/// Groups `items` by the shard that owns each, keeping each shard's items in
-/// request order together with their position in the request.
-fn by_owner<T>(items: Vec<(usize, T)>) -> BTreeMap<usize, Vec<(usize, T)>> {
-    let mut groups: BTreeMap<usize, Vec<(usize, T)>> = BTreeMap::new();
-    for (position, (owner, item)) in items.into_iter().enumerate() {
-        groups.entry(owner).or_default().push((position, item));
+/// Groups routed items, `(owner shard, position in the request, item)`, by owner.
+fn group_by_owner<P, T>(routed: Vec<(usize, P, T)>) -> BTreeMap<usize, (Vec<P>, Vec<T>)> {
+    let mut groups: BTreeMap<usize, (Vec<P>, Vec<T>)> = BTreeMap::new();
+    for (owner, position, item) in routed {
+        let group = groups.entry(owner).or_default();
+        group.0.push(position);
+        group.1.push(item);
     }
     groups
+}
+
+/// Sends every owner shard its items as one request, all owners in parallel,
+/// and returns each answer with its item's position. `request` builds one
+/// owner's message; `reply` unpacks its answer into one result per item
+/// (given how many were sent, to fill in failures).
+async fn scatter<P, T, R>(
+    context: &ConnectionContext,
+    routed: Vec<(usize, P, T)>,
+    request: impl Fn(Vec<T>) -> ShardRequest,
+    reply: impl Fn(ShardReply, usize) -> Vec<R>,
+) -> Vec<(P, R)> {
+    let reply = &reply;
+    let calls = group_by_owner(routed)
+        .into_iter()
+        .map(|(owner, (positions, items))| {
+            let shard = context.shard.clone();
+            let message = request(items);
+            async move {
+                let count = positions.len();
+                let answer = shard.call(owner, message).await;
+                positions
+                    .into_iter()
+                    .zip(reply(answer, count))
+                    .collect::<Vec<_>>()
+            }
+        });
+    futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }

@@ -9,7 +9,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader, TopicName};
 
-use super::{by_owner, str_bytes};
+use super::{scatter, str_bytes};
 use crate::config::TopicConfig;
 use crate::log::AppendWait;
 use crate::protocol::batch::{self, BatchError};
@@ -74,7 +74,7 @@ enum Slot {
 }
 
 /// A partition's batches with its owner shard and (topic, partition) position.
-type RoutedPart = (usize, ((usize, usize), ProducePart));
+type RoutedPart = (usize, (usize, usize), ProducePart);
 
 pub async fn handle(
     context: &ConnectionContext,
@@ -140,37 +140,29 @@ pub async fn handle(
             let owner = view.owner(&meta.name, partition.index);
             parts.push((
                 owner,
-                (
-                    (topic_index, partition_index),
-                    ProducePart {
-                        partition: TopicPartition::new(&meta.name, partition.index),
-                        batches: BytesMut::from(records),
-                        wait,
-                        log_append_time_ms,
-                    },
-                ),
+                (topic_index, partition_index),
+                ProducePart {
+                    partition: TopicPartition::new(&meta.name, partition.index),
+                    batches: BytesMut::from(records),
+                    wait,
+                    log_append_time_ms,
+                },
             ));
         }
         slots.push(topic_slots);
     }
 
-    let calls = by_owner(parts).into_iter().map(|(owner, group)| {
-        let shard = context.shard.clone();
-        async move {
-            let (positions, parts): (Vec<_>, Vec<_>) = group
-                .into_iter()
-                .map(|(_, (position, part))| (position, part))
-                .unzip();
-            let count = parts.len();
-            let answers = match shard.call(owner, ShardRequest::Produce(parts)).await {
-                ShardReply::Produce(answers) => answers,
-                ShardReply::Failed(error) => vec![Err(error); count],
-                _ => vec![Err(KafkaError::new(ResponseError::UnknownServerError)); count],
-            };
-            positions.into_iter().zip(answers).collect::<Vec<_>>()
-        }
-    });
-    for answers in futures_util::future::join_all(calls).await {
+    let answers = scatter(
+        context,
+        parts,
+        ShardRequest::Produce,
+        |reply, count| match reply {
+            ShardReply::Produce(answers) => answers,
+            other => vec![Err(other.into_error()); count],
+        },
+    )
+    .await;
+    {
         for ((topic_index, partition_index), answer) in answers {
             let slot = &mut slots[topic_index][partition_index];
             if let Slot::Pending { log_append_time_ms } = *slot {
