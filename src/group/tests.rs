@@ -1,0 +1,930 @@
+//! Scenario tests of the coordinator, driven with a fake clock the way the
+//! shard will drive it: calls, ticks, records appended, completions
+//! delivered.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+
+use super::*;
+
+const SESSION_MS: i32 = 10_000;
+const REBALANCE_MS: i32 = 30_000;
+const GROUP: &str = "g";
+
+/// A coordinator, a clock, and what the shard would have delivered.
+struct Harness {
+    coordinator: GroupCoordinator,
+    now_ms: i64,
+    next_token: RequestToken,
+    joins: BTreeMap<RequestToken, JoinResponse>,
+    syncs: BTreeMap<RequestToken, SyncResponse>,
+    /// Everything appended to `__consumer_offsets`, in order.
+    log: Vec<Record>,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness::with_config(GroupConfig::default())
+    }
+
+    fn with_config(config: GroupConfig) -> Harness {
+        Harness {
+            coordinator: GroupCoordinator::new(config, 7),
+            now_ms: 1_000_000,
+            next_token: 1,
+            joins: BTreeMap::new(),
+            syncs: BTreeMap::new(),
+            log: Vec::new(),
+        }
+    }
+
+    fn absorb(&mut self, effects: Effects) {
+        self.log.extend(effects.records);
+        for completion in effects.completions {
+            match completion {
+                Completion::Join(token, response) => {
+                    assert!(
+                        self.joins.insert(token, response).is_none(),
+                        "join {token} answered twice"
+                    );
+                }
+                Completion::Sync(token, response) => {
+                    assert!(
+                        self.syncs.insert(token, response).is_none(),
+                        "sync {token} answered twice"
+                    );
+                }
+            }
+        }
+    }
+
+    fn advance(&mut self, ms: i64) {
+        self.now_ms += ms;
+        let effects = self.coordinator.tick(self.now_ms);
+        self.absorb(effects);
+    }
+
+    fn token(&mut self) -> RequestToken {
+        self.next_token += 1;
+        self.next_token
+    }
+
+    fn join_request(&self, member_id: &str, instance: Option<&str>, client: &str) -> JoinRequest {
+        JoinRequest {
+            group_id: GROUP.into(),
+            member_id: member_id.into(),
+            group_instance_id: instance.map(str::to_string),
+            client_id: client.into(),
+            client_host: "/10.0.0.1".into(),
+            session_timeout_ms: SESSION_MS,
+            rebalance_timeout_ms: REBALANCE_MS,
+            protocol_type: "consumer".into(),
+            protocols: vec![
+                ("range".into(), Bytes::from(subscription(&["t"]))),
+                ("roundrobin".into(), Bytes::from_static(b"rr")),
+            ],
+            reason: None,
+            api_version: 9,
+        }
+    }
+
+    fn send_join(&mut self, request: JoinRequest) -> RequestToken {
+        let token = self.token();
+        let effects = self.coordinator.join(self.now_ms, token, request);
+        self.absorb(effects);
+        token
+    }
+
+    fn join(&mut self, member_id: &str, instance: Option<&str>, client: &str) -> RequestToken {
+        let request = self.join_request(member_id, instance, client);
+        self.send_join(request)
+    }
+
+    fn join_answer(&mut self, token: RequestToken) -> Option<JoinResponse> {
+        self.joins.remove(&token)
+    }
+
+    /// A dynamic member's first JoinGroup: MEMBER_ID_REQUIRED, then the
+    /// join that waits in the barrier. Returns the id and the waiting token.
+    fn join_new(&mut self, client: &str) -> (String, RequestToken) {
+        let first = self.join("", None, client);
+        let answer = self.join_answer(first).expect("answered at once");
+        assert_eq!(answer.error, Some(ResponseError::MemberIdRequired));
+        assert!(answer.member_id.starts_with(&format!("{client}-")));
+        let token = self.join(&answer.member_id, None, client);
+        (answer.member_id, token)
+    }
+
+    fn sync(
+        &mut self,
+        member_id: &str,
+        instance: Option<&str>,
+        generation_id: i32,
+        assignments: &[(&str, &str)],
+    ) -> RequestToken {
+        let token = self.token();
+        let request = SyncRequest {
+            group_id: GROUP.into(),
+            generation_id,
+            member_id: member_id.into(),
+            group_instance_id: instance.map(str::to_string),
+            protocol_type: Some("consumer".into()),
+            protocol_name: Some("range".into()),
+            assignments: assignments
+                .iter()
+                .map(|(member, assignment)| {
+                    (
+                        member.to_string(),
+                        Bytes::copy_from_slice(assignment.as_bytes()),
+                    )
+                })
+                .collect(),
+        };
+        let effects = self.coordinator.sync(self.now_ms, token, request);
+        self.absorb(effects);
+        token
+    }
+
+    fn heartbeat(
+        &mut self,
+        member_id: &str,
+        instance: Option<&str>,
+        generation_id: i32,
+    ) -> Option<ResponseError> {
+        let request = HeartbeatRequest {
+            group_id: GROUP.into(),
+            generation_id,
+            member_id: member_id.into(),
+            group_instance_id: instance.map(str::to_string),
+        };
+        self.coordinator.heartbeat(self.now_ms, &request)
+    }
+
+    fn commit(
+        &mut self,
+        generation_id: i32,
+        member_id: &str,
+        offsets: &[(&str, i32, i64)],
+    ) -> Vec<Option<ResponseError>> {
+        let request = CommitRequest {
+            group_id: GROUP.into(),
+            generation_id,
+            member_id: member_id.into(),
+            group_instance_id: None,
+            offsets: offsets
+                .iter()
+                .map(|(topic, partition, offset)| OffsetToCommit {
+                    topic: topic.to_string(),
+                    partition: *partition,
+                    offset: *offset,
+                    leader_epoch: 5,
+                    metadata: Some(format!("m{offset}")),
+                })
+                .collect(),
+        };
+        let (results, effects) = self.coordinator.commit(self.now_ms, request);
+        self.absorb(effects);
+        results.into_iter().map(|result| result.error).collect()
+    }
+
+    fn committed(&self, topic: &str, partition: i32) -> Option<i64> {
+        let wanted = [(topic.to_string(), partition)];
+        let fetched = self.coordinator.fetch_offsets(GROUP, Some(&wanted));
+        fetched[0]
+            .committed
+            .as_ref()
+            .map(|committed| committed.offset)
+    }
+
+    fn state(&self) -> GroupState {
+        self.coordinator.describe_group(GROUP).state
+    }
+
+    /// Advances in 1 s ticks until `token` is answered, at most `limit_ms`.
+    fn wait_join(&mut self, token: RequestToken, limit_ms: i64) -> JoinResponse {
+        let deadline_ms = self.now_ms + limit_ms;
+        while self.now_ms < deadline_ms {
+            if let Some(answer) = self.join_answer(token) {
+                return answer;
+            }
+            self.advance(1_000);
+        }
+        self.join_answer(token).expect("join answered in time")
+    }
+
+    /// `count` dynamic members through join and sync: a Stable group.
+    /// Returns member ids (leader first) and the generation.
+    fn stable_group(&mut self, count: usize) -> (Vec<String>, i32) {
+        let pending: Vec<(String, RequestToken)> = (0..count)
+            .map(|index| self.join_new(&format!("c{index}")))
+            .collect();
+        self.finish_rebalance(pending)
+    }
+
+    /// Waits for the given joins, then syncs everyone, the leader last,
+    /// assigning each member `p-<its index>`.
+    fn finish_rebalance(&mut self, pending: Vec<(String, RequestToken)>) -> (Vec<String>, i32) {
+        let answers: Vec<JoinResponse> = pending
+            .iter()
+            .map(|(_, token)| self.wait_join(*token, 60_000))
+            .collect();
+        let generation = answers[0].generation_id;
+        let leader = answers[0].leader.clone();
+        for answer in &answers {
+            assert_eq!(answer.error, None);
+            assert_eq!(answer.generation_id, generation);
+            assert_eq!(answer.leader, leader);
+            assert_eq!(answer.protocol_name.as_deref(), Some("range"));
+            let is_leader = answer.member_id == leader;
+            assert_eq!(
+                answer.members.len(),
+                if is_leader { pending.len() } else { 0 }
+            );
+        }
+        let mut ids: Vec<String> = answers
+            .iter()
+            .map(|answer| answer.member_id.clone())
+            .collect();
+        ids.sort_by_key(|id| *id != leader);
+        let assignments: Vec<(String, String)> = ids
+            .iter()
+            .enumerate()
+            .map(|(index, id)| (id.clone(), format!("p-{index}")))
+            .collect();
+        let mut tokens = Vec::new();
+        for id in ids.iter().skip(1) {
+            tokens.push(self.sync(id, None, generation, &[]));
+        }
+        assert!(
+            tokens.iter().all(|token| !self.syncs.contains_key(token)),
+            "followers wait for the leader"
+        );
+        let pairs: Vec<(&str, &str)> = assignments
+            .iter()
+            .map(|(id, a)| (id.as_str(), a.as_str()))
+            .collect();
+        tokens.insert(0, self.sync(&leader, None, generation, &pairs));
+        for (index, token) in tokens.iter().enumerate() {
+            let answer = self.syncs.remove(token).expect("sync answered");
+            assert_eq!(answer.error, None);
+            assert_eq!(answer.assignment, Bytes::from(format!("p-{index}")));
+        }
+        assert_eq!(self.state(), GroupState::Stable);
+        (ids, generation)
+    }
+}
+
+/// A ConsumerProtocolSubscription v0 naming `topics`.
+fn subscription(topics: &[&str]) -> Vec<u8> {
+    let mut bytes = vec![0, 0];
+    bytes.extend_from_slice(&(topics.len() as i32).to_be_bytes());
+    for topic in topics {
+        bytes.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+        bytes.extend_from_slice(topic.as_bytes());
+    }
+    bytes.extend_from_slice(&(-1i32).to_be_bytes());
+    bytes
+}
+
+#[test]
+fn three_members_form_one_generation_and_sync_distributes_assignments() {
+    let mut h = Harness::new();
+    let (ids, generation) = h.stable_group(3);
+    assert_eq!(generation, 1);
+    let described = h.coordinator.describe_group(GROUP);
+    assert_eq!(described.protocol_type, "consumer");
+    assert_eq!(described.protocol_name, "range");
+    assert_eq!(described.members.len(), 3);
+    for member in &described.members {
+        let index = ids.iter().position(|id| *id == member.member_id).unwrap();
+        assert_eq!(member.assignment, Bytes::from(format!("p-{index}")));
+        assert_eq!(member.client_host, "/10.0.0.1");
+        assert_eq!(member.metadata, Bytes::from(subscription(&["t"])));
+    }
+    for id in &ids {
+        assert_eq!(h.heartbeat(id, None, generation), None);
+    }
+    let group_records = h
+        .log
+        .iter()
+        .filter(|record| record.key == records::encode_group_key(GROUP))
+        .count();
+    assert_eq!(
+        group_records, 2,
+        "created empty, then written after the leader's sync"
+    );
+}
+
+#[test]
+fn initial_delay_waits_for_members_to_keep_arriving() {
+    let mut h = Harness::new();
+    let (_, first) = h.join_new("a");
+    h.advance(2_000);
+    let (_, second) = h.join_new("b");
+    h.advance(1_000);
+    assert!(
+        h.joins.is_empty(),
+        "the delay restarts while members arrive"
+    );
+    h.advance(2_000);
+    assert!(h.joins.is_empty());
+    h.advance(1_000);
+    let answer = h
+        .join_answer(first)
+        .expect("closed one quiet delay after the last arrival");
+    assert_eq!(answer.generation_id, 1);
+    assert!(h.join_answer(second).is_some());
+    assert_eq!(h.state(), GroupState::CompletingRebalance);
+}
+
+#[test]
+fn a_leaving_member_hands_its_share_to_the_others() {
+    let mut h = Harness::new();
+    let (ids, generation) = h.stable_group(3);
+    let (response, effects) = h.coordinator.leave(
+        h.now_ms,
+        GROUP,
+        vec![LeavingMember {
+            member_id: ids[2].clone(),
+            group_instance_id: None,
+        }],
+    );
+    h.absorb(effects);
+    assert_eq!(response.error, None);
+    assert_eq!(response.members[0].1, None);
+    assert_eq!(h.state(), GroupState::PreparingRebalance);
+    assert_eq!(
+        h.heartbeat(&ids[0], None, generation),
+        Some(ResponseError::RebalanceInProgress)
+    );
+    assert_eq!(
+        h.heartbeat(&ids[2], None, generation),
+        Some(ResponseError::UnknownMemberId)
+    );
+    let pending: Vec<(String, RequestToken)> = ids[..2]
+        .iter()
+        .map(|id| (id.clone(), h.join(id, None, "c")))
+        .collect();
+    assert_eq!(
+        h.joins.len(),
+        2,
+        "the barrier closes as soon as every member rejoined"
+    );
+    let (new_ids, new_generation) = h.finish_rebalance(pending);
+    assert_eq!(new_generation, generation + 1);
+    assert_eq!(new_ids.len(), 2);
+    let assigned: Vec<Bytes> = h
+        .coordinator
+        .describe_group(GROUP)
+        .members
+        .iter()
+        .map(|member| member.assignment.clone())
+        .collect();
+    assert_eq!(assigned, vec![Bytes::from("p-0"), Bytes::from("p-1")]);
+}
+
+#[test]
+fn a_silent_member_expires_after_its_session_and_the_group_rebalances() {
+    let mut h = Harness::new();
+    let (ids, generation) = h.stable_group(3);
+    for _ in 0..3 {
+        h.advance(3_000);
+        assert_eq!(h.heartbeat(&ids[0], None, generation), None);
+        assert_eq!(h.heartbeat(&ids[1], None, generation), None);
+    }
+    assert_eq!(
+        h.state(),
+        GroupState::Stable,
+        "9 s of silence is within the 10 s session"
+    );
+    h.advance(1_000);
+    assert_eq!(h.state(), GroupState::PreparingRebalance);
+    assert_eq!(
+        h.heartbeat(&ids[2], None, generation),
+        Some(ResponseError::UnknownMemberId)
+    );
+    let pending: Vec<(String, RequestToken)> = ids[..2]
+        .iter()
+        .map(|id| (id.clone(), h.join(id, None, "c")))
+        .collect();
+    let (_, new_generation) = h.finish_rebalance(pending);
+    assert_eq!(new_generation, generation + 1);
+    assert_eq!(h.coordinator.describe_group(GROUP).members.len(), 2);
+}
+
+#[test]
+fn a_member_that_does_not_rejoin_is_dropped_at_the_rebalance_timeout() {
+    let mut h = Harness::new();
+    let (ids, generation) = h.stable_group(2);
+    let rejoin = h.join(&ids[0], None, "c");
+    assert_eq!(
+        h.state(),
+        GroupState::PreparingRebalance,
+        "a leader rejoining forces a rebalance"
+    );
+    // The follower keeps heartbeating but never rejoins.
+    for _ in 0..REBALANCE_MS / 3_000 {
+        assert!(h.join_answer(rejoin).is_none());
+        assert_eq!(
+            h.heartbeat(&ids[1], None, generation),
+            Some(ResponseError::RebalanceInProgress)
+        );
+        h.advance(3_000);
+    }
+    let answer = h
+        .join_answer(rejoin)
+        .expect("barrier closed at the timeout");
+    assert_eq!(answer.generation_id, generation + 1);
+    assert_eq!(answer.members.len(), 1);
+    assert_eq!(
+        h.heartbeat(&ids[1], None, generation),
+        Some(ResponseError::UnknownMemberId)
+    );
+}
+
+#[test]
+fn a_member_that_never_syncs_is_dropped() {
+    let mut h = Harness::new();
+    let (a, a_join) = h.join_new("a");
+    let (b, b_join) = h.join_new("b");
+    let leader = h.wait_join(a_join, 10_000).leader;
+    h.wait_join(b_join, 0);
+    let follower = if leader == a { b } else { a };
+    let sync = h.sync(&leader, None, 1, &[(&leader, "x"), (&follower, "y")]);
+    assert_eq!(h.syncs.remove(&sync).unwrap().assignment, Bytes::from("x"));
+    // Both heartbeat, so only the missing SyncGroup can remove the follower.
+    for _ in 0..REBALANCE_MS / 3_000 {
+        assert_eq!(h.state(), GroupState::Stable);
+        assert_eq!(h.heartbeat(&leader, None, 1), None);
+        assert_eq!(h.heartbeat(&follower, None, 1), None);
+        h.advance(3_000);
+    }
+    assert_eq!(h.state(), GroupState::PreparingRebalance);
+    assert_eq!(
+        h.heartbeat(&follower, None, 1),
+        Some(ResponseError::UnknownMemberId)
+    );
+}
+
+#[test]
+fn join_errors() {
+    let mut h = Harness::new();
+    let mut request = h.join_request("", None, "a");
+    request.session_timeout_ms = 5_999;
+    let token = h.send_join(request);
+    assert_eq!(
+        h.join_answer(token).unwrap().error,
+        Some(ResponseError::InvalidSessionTimeout)
+    );
+
+    let token = h.join("made-up", None, "a");
+    assert_eq!(
+        h.join_answer(token).unwrap().error,
+        Some(ResponseError::UnknownMemberId)
+    );
+
+    // Before v4 a new member enters at once, without MEMBER_ID_REQUIRED.
+    let mut request = h.join_request("", None, "a");
+    request.api_version = 3;
+    let first = h.send_join(request);
+    assert!(h.join_answer(first).is_none());
+
+    let mut request = h.join_request("", None, "b");
+    request.protocol_type = "connect".into();
+    let token = h.send_join(request);
+    assert_eq!(
+        h.join_answer(token).unwrap().error,
+        Some(ResponseError::InconsistentGroupProtocol)
+    );
+
+    let mut request = h.join_request("", None, "b");
+    request.protocols = vec![("sticky".into(), Bytes::new())];
+    let token = h.send_join(request);
+    assert_eq!(
+        h.join_answer(token).unwrap().error,
+        Some(ResponseError::InconsistentGroupProtocol)
+    );
+
+    let first = h.wait_join(first, 10_000);
+    assert_eq!(first.error, None);
+
+    let mut full = Harness::with_config(GroupConfig {
+        max_size: 1,
+        ..GroupConfig::default()
+    });
+    let (_, first) = full.join_new("a");
+    assert!(full.join_answer(first).is_none());
+    let token = full.join("", None, "b");
+    assert_eq!(
+        full.join_answer(token).unwrap().error,
+        Some(ResponseError::GroupMaxSizeReached)
+    );
+}
+
+#[test]
+fn an_unclaimed_member_id_expires() {
+    let mut h = Harness::new();
+    let token = h.join("", None, "a");
+    let member_id = h.join_answer(token).unwrap().member_id;
+    h.advance(i64::from(SESSION_MS));
+    let token = h.join(&member_id, None, "a");
+    assert_eq!(
+        h.join_answer(token).unwrap().error,
+        Some(ResponseError::UnknownMemberId)
+    );
+}
+
+#[test]
+fn a_static_member_restarting_keeps_its_assignment_without_a_rebalance() {
+    let mut h = Harness::new();
+    let a = h.join("", Some("i-a"), "a");
+    let b = h.join("", Some("i-b"), "b");
+    let a_id = h.wait_join(a, 10_000).member_id;
+    let b_id = h.wait_join(b, 0).member_id;
+    assert!(
+        a_id.starts_with("i-a-"),
+        "static ids start with the instance id"
+    );
+    let a_sync = h.sync(&a_id, Some("i-a"), 1, &[(&a_id, "pa"), (&b_id, "pb")]);
+    let b_sync = h.sync(&b_id, Some("i-b"), 1, &[]);
+    assert_eq!(
+        h.syncs.remove(&a_sync).unwrap().assignment,
+        Bytes::from("pa")
+    );
+    assert_eq!(
+        h.syncs.remove(&b_sync).unwrap().assignment,
+        Bytes::from("pb")
+    );
+
+    // b's process restarts within its session: same instance id, no member id.
+    h.advance(4_000);
+    let records_before = h.log.len();
+    let rejoin = h.join("", Some("i-b"), "b");
+    let answer = h.join_answer(rejoin).expect("answered at once");
+    assert_eq!(answer.error, None);
+    assert_eq!(answer.generation_id, 1, "no new generation");
+    assert_ne!(answer.member_id, b_id);
+    assert_eq!(h.state(), GroupState::Stable);
+    assert_eq!(
+        h.log.len(),
+        records_before + 1,
+        "the new member id is written"
+    );
+    let new_b = answer.member_id;
+    let sync = h.sync(&new_b, Some("i-b"), 1, &[]);
+    assert_eq!(h.syncs.remove(&sync).unwrap().assignment, Bytes::from("pb"));
+    assert_eq!(
+        h.heartbeat(&a_id, Some("i-a"), 1),
+        None,
+        "the others see no rebalance"
+    );
+    assert_eq!(
+        h.heartbeat(&b_id, Some("i-b"), 1),
+        Some(ResponseError::FencedInstanceId)
+    );
+    assert_eq!(h.heartbeat(&new_b, Some("i-b"), 1), None);
+    let stale = CommitRequest {
+        group_id: GROUP.into(),
+        generation_id: 1,
+        member_id: b_id.clone(),
+        group_instance_id: Some("i-b".into()),
+        offsets: vec![OffsetToCommit {
+            topic: "t".into(),
+            partition: 0,
+            offset: 1,
+            leader_epoch: -1,
+            metadata: None,
+        }],
+    };
+    let (results, effects) = h.coordinator.commit(h.now_ms, stale);
+    assert_eq!(results[0].error, Some(ResponseError::FencedInstanceId));
+    assert!(effects.is_empty());
+}
+
+#[test]
+fn a_static_member_that_stays_away_expires() {
+    let mut h = Harness::new();
+    let a = h.join("", Some("i-a"), "a");
+    let a_id = h.wait_join(a, 10_000).member_id;
+    let sync = h.sync(&a_id, Some("i-a"), 1, &[(&a_id, "pa")]);
+    assert!(h.syncs.remove(&sync).is_some());
+    h.advance(i64::from(SESSION_MS));
+    assert_eq!(h.state(), GroupState::Empty);
+    assert_eq!(
+        h.heartbeat(&a_id, Some("i-a"), 1),
+        Some(ResponseError::UnknownMemberId)
+    );
+}
+
+#[test]
+fn offsets_of_a_standalone_consumer_and_of_members() {
+    let mut h = Harness::new();
+    assert_eq!(
+        h.commit(-1, "", &[("t", 0, 10), ("t", 1, 20)]),
+        vec![None, None]
+    );
+    assert_eq!(h.committed("t", 0), Some(10));
+    assert_eq!(h.committed("t", 1), Some(20));
+    assert_eq!(h.committed("t", 2), None);
+    let listed = h.coordinator.list_groups(&[]);
+    assert_eq!(listed[0].protocol_type, "", "a group holding only offsets");
+    assert_eq!(h.coordinator.fetch_offsets(GROUP, None).len(), 2);
+    assert_eq!(h.coordinator.fetch_offsets("other", None), Vec::new());
+
+    let (ids, generation) = h.stable_group(2);
+    assert_eq!(h.commit(generation, &ids[1], &[("t", 0, 11)]), vec![None]);
+    assert_eq!(h.committed("t", 0), Some(11));
+    assert_eq!(
+        h.commit(generation - 1, &ids[1], &[("t", 0, 12)]),
+        vec![Some(ResponseError::IllegalGeneration)]
+    );
+    assert_eq!(
+        h.commit(generation, "stranger", &[("t", 0, 12)]),
+        vec![Some(ResponseError::UnknownMemberId)]
+    );
+    assert_eq!(
+        h.commit(-1, "", &[("t", 0, 12)]),
+        vec![Some(ResponseError::UnknownMemberId)],
+        "the group has members"
+    );
+    assert_eq!(h.committed("t", 0), Some(11));
+
+    let long = OffsetToCommit {
+        topic: "t".into(),
+        partition: 3,
+        offset: 1,
+        leader_epoch: -1,
+        metadata: Some("x".repeat(4097)),
+    };
+    let (results, _) = h.coordinator.commit(
+        h.now_ms,
+        CommitRequest {
+            group_id: GROUP.into(),
+            generation_id: generation,
+            member_id: ids[0].clone(),
+            group_instance_id: None,
+            offsets: vec![long],
+        },
+    );
+    assert_eq!(
+        results[0].error,
+        Some(ResponseError::OffsetMetadataTooLarge)
+    );
+
+    let _rejoin = h.join(&ids[0], None, "c");
+    let _rejoin = h.join(&ids[1], None, "c");
+    assert_eq!(h.state(), GroupState::CompletingRebalance);
+    assert_eq!(
+        h.commit(generation + 1, &ids[0], &[("t", 0, 13)]),
+        vec![Some(ResponseError::RebalanceInProgress)]
+    );
+    assert_eq!(
+        h.commit(7, "", &[("t", 0, 13)]),
+        vec![Some(ResponseError::UnknownMemberId)]
+    );
+    let mut other = CommitRequest {
+        group_id: "new-group".into(),
+        generation_id: 3,
+        member_id: "m".into(),
+        group_instance_id: None,
+        offsets: vec![],
+    };
+    other.offsets.push(OffsetToCommit {
+        topic: "t".into(),
+        partition: 0,
+        offset: 1,
+        leader_epoch: -1,
+        metadata: None,
+    });
+    let (results, _) = h.coordinator.commit(h.now_ms, other);
+    assert_eq!(results[0].error, Some(ResponseError::IllegalGeneration));
+}
+
+#[test]
+fn records_replay_into_the_same_offsets_and_group() {
+    let mut h = Harness::new();
+    let (ids, generation) = h.stable_group(3);
+    assert_eq!(
+        h.commit(
+            generation,
+            &ids[0],
+            &[("t", 0, 5), ("t", 1, 6), ("u", 0, 7)]
+        ),
+        vec![None, None, None]
+    );
+    assert_eq!(h.commit(generation, &ids[1], &[("t", 0, 8)]), vec![None]);
+    let (result, effects) = h.coordinator.delete_offsets(GROUP, &[("u".into(), 0)]);
+    h.absorb(effects);
+    assert_eq!(result.unwrap()[0].error, None, "u is not subscribed");
+
+    let mut loaded = GroupCoordinator::new(GroupConfig::default(), 8);
+    for record in &h.log {
+        assert_eq!(record.partition, offsets_partition(GROUP, 50));
+        loaded
+            .replay(h.now_ms, &record.key, record.value.as_deref())
+            .expect("replays");
+    }
+    assert_eq!(
+        loaded.fetch_offsets(GROUP, None),
+        h.coordinator.fetch_offsets(GROUP, None)
+    );
+    assert_eq!(loaded.fetch_offsets(GROUP, None).len(), 2);
+    assert_eq!(
+        loaded.describe_group(GROUP),
+        h.coordinator.describe_group(GROUP)
+    );
+
+    // The loaded group carries on: same generation, same assignments.
+    let request = HeartbeatRequest {
+        group_id: GROUP.into(),
+        generation_id: generation,
+        member_id: ids[2].clone(),
+        group_instance_id: None,
+    };
+    assert_eq!(loaded.heartbeat(h.now_ms, &request), None);
+    let effects = loaded.sync(
+        h.now_ms,
+        1,
+        SyncRequest {
+            group_id: GROUP.into(),
+            generation_id: generation,
+            member_id: ids[2].clone(),
+            group_instance_id: None,
+            protocol_type: None,
+            protocol_name: None,
+            assignments: vec![],
+        },
+    );
+    assert_eq!(
+        effects.completions,
+        vec![Completion::Sync(
+            1,
+            SyncResponse {
+                error: None,
+                protocol_type: Some("consumer".into()),
+                protocol_name: Some("range".into()),
+                assignment: Bytes::from("p-2"),
+            }
+        )]
+    );
+}
+
+#[test]
+fn offsets_of_empty_groups_expire_after_retention() {
+    let retention_ms = GroupConfig::default().offsets_retention_ms;
+    let mut h = Harness::new();
+    assert_eq!(h.commit(-1, "", &[("t", 0, 10)]), vec![None]);
+    h.advance(retention_ms - 1);
+    assert_eq!(h.committed("t", 0), Some(10));
+    h.advance(GroupConfig::default().offsets_retention_check_interval_ms);
+    assert_eq!(h.committed("t", 0), None);
+    assert!(
+        h.coordinator.list_groups(&[]).is_empty(),
+        "nothing left of the group"
+    );
+    let tombstones: Vec<&Record> = h
+        .log
+        .iter()
+        .filter(|record| record.value.is_none())
+        .collect();
+    assert_eq!(tombstones.len(), 2, "the offset, then the group");
+
+    // A consumer group keeps its offsets while it has members, however old.
+    let short = GroupConfig {
+        offsets_retention_ms: 20_000,
+        offsets_retention_check_interval_ms: 1_000,
+        ..GroupConfig::default()
+    };
+    let mut h2 = Harness::with_config(short);
+    let (ids, generation) = h2.stable_group(1);
+    assert_eq!(h2.commit(generation, &ids[0], &[("t", 0, 30)]), vec![None]);
+    for _ in 0..10 {
+        h2.advance(i64::from(SESSION_MS) / 2);
+        assert_eq!(h2.heartbeat(&ids[0], None, generation), None);
+    }
+    assert_eq!(h2.committed("t", 0), Some(30));
+    let (_, effects) = h2.coordinator.leave(
+        h2.now_ms,
+        GROUP,
+        vec![LeavingMember {
+            member_id: ids[0].clone(),
+            group_instance_id: None,
+        }],
+    );
+    h2.absorb(effects);
+    assert_eq!(h2.state(), GroupState::Empty);
+    h2.advance(19_000);
+    assert_eq!(
+        h2.committed("t", 0),
+        Some(30),
+        "retention counts from when the group emptied"
+    );
+    h2.advance(1_000);
+    assert_eq!(h2.committed("t", 0), None);
+}
+
+#[test]
+fn list_describe_delete() {
+    let mut h = Harness::new();
+    let (ids, _) = h.stable_group(2);
+    let listed = h.coordinator.list_groups(&[GroupState::Stable]);
+    assert_eq!(
+        listed,
+        vec![ListedGroup {
+            group_id: GROUP.into(),
+            protocol_type: "consumer".into(),
+            state: GroupState::Stable
+        }]
+    );
+    assert!(h.coordinator.list_groups(&[GroupState::Empty]).is_empty());
+    assert_eq!(
+        GroupState::parse("completingrebalance"),
+        Some(GroupState::CompletingRebalance)
+    );
+
+    let unknown = h.coordinator.describe_group("nope");
+    assert_eq!(unknown.state, GroupState::Dead);
+    assert!(unknown.members.is_empty());
+
+    let (error, _) = h.coordinator.delete_group(h.now_ms, GROUP);
+    assert_eq!(error, Some(ResponseError::NonEmptyGroup));
+    let (error, _) = h.coordinator.delete_group(h.now_ms, "nope");
+    assert_eq!(error, Some(ResponseError::GroupIdNotFound));
+
+    let leaving = ids
+        .iter()
+        .map(|id| LeavingMember {
+            member_id: id.clone(),
+            group_instance_id: None,
+        })
+        .chain([LeavingMember {
+            member_id: "ghost".into(),
+            group_instance_id: None,
+        }])
+        .collect();
+    let (response, effects) = h.coordinator.leave(h.now_ms, GROUP, leaving);
+    h.absorb(effects);
+    let errors: Vec<Option<ResponseError>> =
+        response.members.iter().map(|(_, error)| *error).collect();
+    assert_eq!(
+        errors,
+        vec![None, None, Some(ResponseError::UnknownMemberId)]
+    );
+    let described = h.coordinator.describe_group(GROUP);
+    assert_eq!(described.state, GroupState::Empty);
+    assert_eq!(described.protocol_type, "consumer");
+
+    assert_eq!(
+        h.commit(-1, "", &[("t", 0, 1)]),
+        vec![None],
+        "an empty group takes standalone commits"
+    );
+    let (error, effects) = h.coordinator.delete_group(h.now_ms, GROUP);
+    assert_eq!(error, None);
+    assert_eq!(effects.records.len(), 2);
+    assert!(effects.records.iter().all(|record| record.value.is_none()));
+    assert!(h.coordinator.list_groups(&[]).is_empty());
+    assert_eq!(h.committed("t", 0), None);
+}
+
+#[test]
+fn offset_delete_refuses_subscribed_topics() {
+    let mut h = Harness::new();
+    let (ids, generation) = h.stable_group(1);
+    assert_eq!(
+        h.commit(generation, &ids[0], &[("t", 0, 1), ("u", 0, 2)]),
+        vec![None, None]
+    );
+    let (result, effects) = h
+        .coordinator
+        .delete_offsets(GROUP, &[("t".into(), 0), ("u".into(), 0)]);
+    let errors: Vec<Option<ResponseError>> = result.unwrap().iter().map(|p| p.error).collect();
+    assert_eq!(
+        errors,
+        vec![Some(ResponseError::GroupSubscribedToTopic), None]
+    );
+    assert_eq!(effects.records.len(), 1);
+    assert_eq!(h.committed("u", 0), None);
+    let (result, _) = h.coordinator.delete_offsets("nope", &[]);
+    assert_eq!(result, Err(ResponseError::GroupIdNotFound));
+}
+
+#[test]
+fn groups_map_to_kafkas_partitions() {
+    // Java: Math.abs("my-group".hashCode()) % 50, "test-group" and a
+    // non-ASCII id (hashed over UTF-16 code units).
+    assert_eq!(
+        offsets_partition("foo", 10),
+        4,
+        "Kafka's own test: 101574 % 10"
+    );
+    assert_eq!(
+        offsets_partition("my-group", 50),
+        12,
+        "negative hash -1906497762"
+    );
+    assert_eq!(offsets_partition("test-group", 50), 12);
+    assert_eq!(offsets_partition("gräs", 50), 10);
+}
