@@ -156,6 +156,22 @@ impl Group {
             .unwrap_or(0)
     }
 
+    /// Whether `tick` has anything to do for this group at `now_ms`.
+    pub fn has_due_timer(&self, now_ms: i64) -> bool {
+        self.join_timer
+            .is_some_and(|timer| timer.deadline_ms <= now_ms)
+            || self
+                .sync_deadline_ms
+                .is_some_and(|deadline_ms| deadline_ms <= now_ms)
+            || self
+                .pending_members
+                .values()
+                .any(|deadline_ms| *deadline_ms <= now_ms)
+            || self.members.values().any(|member| {
+                member.session_deadline_ms <= now_ms && !member.has_satisfied_heartbeat()
+            })
+    }
+
     pub fn awaiting_join_count(&self) -> usize {
         self.members
             .values()

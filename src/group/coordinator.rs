@@ -136,11 +136,16 @@ impl GroupCoordinator {
     }
 
     /// Expires sessions, closes join and sync barriers whose time is up, and
-    /// expires old offsets. Cost is linear in groups and members; the shard
+    /// expires old offsets. A look at every group and member; the shard
     /// calls it on a timer (Kafka's timers resolve to about 100 ms too).
     pub fn tick(&mut self, now_ms: i64) -> Effects {
-        let group_ids: Vec<String> = self.groups.keys().cloned().collect();
-        for group_id in &group_ids {
+        let due: Vec<String> = self
+            .groups
+            .values()
+            .filter(|group| group.has_due_timer(now_ms))
+            .map(|group| group.group_id.clone())
+            .collect();
+        for group_id in &due {
             self.with_group(group_id, |this, group| this.tick_group(group, now_ms));
         }
         self.expire_offsets(now_ms);
@@ -352,7 +357,12 @@ impl GroupCoordinator {
         self.with_group(&group_id, |this, group| {
             if !this.accepts_joining_member(group, &request.member_id) {
                 if group.members.contains_key(&request.member_id) {
-                    this.remove_member_and_update(group, &request.member_id, now_ms);
+                    this.remove_member_and_update(
+                        group,
+                        &request.member_id,
+                        now_ms,
+                        "refused: group full",
+                    );
                 }
                 this.answer_join(
                     token,
@@ -487,6 +497,7 @@ impl GroupCoordinator {
         request: JoinRequest,
         member_id: String,
     ) {
+        let reason = join_reason("joined", &member_id, request.reason.as_deref());
         let member = Member {
             member_id,
             group_instance_id: request.group_instance_id,
@@ -511,7 +522,7 @@ impl GroupCoordinator {
             group.new_member_added = true;
         }
         group.add_member(member, &request.protocol_type);
-        self.maybe_prepare_rebalance_or_complete_join(group, now_ms);
+        self.maybe_prepare_rebalance_or_complete_join(group, now_ms, &reason);
     }
 
     fn update_member_then_rebalance(
@@ -533,7 +544,8 @@ impl GroupCoordinator {
                 JoinResponse::failure(ResponseError::RebalanceInProgress, &request.member_id);
             self.answer_join(old_token, response);
         }
-        self.maybe_prepare_rebalance_or_complete_join(group, now_ms);
+        let reason = join_reason("rejoined", &request.member_id, request.reason.as_deref());
+        self.maybe_prepare_rebalance_or_complete_join(group, now_ms, &reason);
     }
 
     /// KIP-345: a known `group.instance.id` joins without a member id (its
@@ -549,6 +561,7 @@ impl GroupCoordinator {
         new_member_id: String,
     ) {
         let instance_id = request.group_instance_id.clone().unwrap_or_default();
+        let reason = join_reason("restarted", &instance_id, request.reason.as_deref());
         let leader_before = group.leader_id.clone().unwrap_or_default();
         let (fenced_join, fenced_sync) =
             group.replace_static_member(&instance_id, old_member_id, &new_member_id);
@@ -591,22 +604,33 @@ impl GroupCoordinator {
                 }
                 self.answer_join(token, response);
             }
-            GroupState::CompletingRebalance => self.prepare_rebalance(group, now_ms),
-            _ => self.maybe_prepare_rebalance_or_complete_join(group, now_ms),
+            GroupState::CompletingRebalance => self.prepare_rebalance(group, now_ms, &reason),
+            _ => self.maybe_prepare_rebalance_or_complete_join(group, now_ms, &reason),
         }
     }
 
-    fn maybe_prepare_rebalance_or_complete_join(&mut self, group: &mut Group, now_ms: i64) {
+    fn maybe_prepare_rebalance_or_complete_join(
+        &mut self,
+        group: &mut Group,
+        now_ms: i64,
+        reason: &str,
+    ) {
         match group.state {
             GroupState::Empty | GroupState::CompletingRebalance | GroupState::Stable => {
-                self.prepare_rebalance(group, now_ms)
+                self.prepare_rebalance(group, now_ms, reason)
             }
             GroupState::PreparingRebalance => self.maybe_complete_join_phase(group, now_ms),
             GroupState::Dead => {}
         }
     }
 
-    fn prepare_rebalance(&mut self, group: &mut Group, now_ms: i64) {
+    fn prepare_rebalance(&mut self, group: &mut Group, now_ms: i64, reason: &str) {
+        log::info!(
+            "group {}: preparing to rebalance from {} generation {} ({reason})",
+            group.group_id,
+            group.state.as_str(),
+            group.generation_id
+        );
         if group.is(GroupState::CompletingRebalance) {
             self.reset_assignments_with_error(group, ResponseError::RebalanceInProgress);
         }
@@ -673,6 +697,11 @@ impl GroupCoordinator {
         group.generation_id += 1;
         group.pending_sync.clear();
         if group.members.is_empty() {
+            log::info!(
+                "group {}: generation {} is empty",
+                group.group_id,
+                group.generation_id
+            );
             group.protocol_name = None;
             group.transition(GroupState::Empty, now_ms);
             let record = group_record(group);
@@ -681,6 +710,12 @@ impl GroupCoordinator {
         }
         group.protocol_name = group.select_protocol();
         group.transition(GroupState::CompletingRebalance, now_ms);
+        log::info!(
+            "group {}: generation {} with {} members",
+            group.group_id,
+            group.generation_id,
+            group.members.len()
+        );
         let member_ids: Vec<String> = group.members.keys().cloned().collect();
         for member_id in member_ids {
             let is_leader = group.is_leader(&member_id);
@@ -819,7 +854,7 @@ impl GroupCoordinator {
                     None
                 }
                 None if group.members.contains_key(&leaving.member_id) => {
-                    self.remove_member_and_update(group, &leaving.member_id, now_ms);
+                    self.remove_member_and_update(group, &leaving.member_id, now_ms, "left");
                     None
                 }
                 None => Some(ResponseError::UnknownMemberId),
@@ -831,7 +866,7 @@ impl GroupCoordinator {
                         Some(ResponseError::FencedInstanceId)
                     }
                     Some(current) => {
-                        self.remove_member_and_update(group, &current, now_ms);
+                        self.remove_member_and_update(group, &current, now_ms, "left");
                         None
                     }
                 },
@@ -864,7 +899,7 @@ impl GroupCoordinator {
             .map(|member| member.member_id.clone())
             .collect();
         for member_id in expired {
-            self.remove_member_and_update(group, &member_id, now_ms);
+            self.remove_member_and_update(group, &member_id, now_ms, "session expired");
         }
         if let Some(timer) = group.join_timer.filter(|timer| timer.deadline_ms <= now_ms) {
             match timer.kind {
@@ -893,10 +928,11 @@ impl GroupCoordinator {
             let syncing = group.is(GroupState::CompletingRebalance) || group.is(GroupState::Stable);
             if syncing && !group.pending_sync.is_empty() {
                 let late: Vec<String> = group.pending_sync.iter().cloned().collect();
-                for member_id in late {
-                    self.remove_quietly(group, &member_id);
+                for member_id in &late {
+                    self.remove_quietly(group, member_id);
                 }
-                self.prepare_rebalance(group, now_ms);
+                let reason = format!("members {late:?} did not sync in time");
+                self.prepare_rebalance(group, now_ms, &reason);
             }
         }
     }
@@ -919,15 +955,29 @@ impl GroupCoordinator {
     }
 
     /// Removes a member (left, expired, or refused) and moves the group on.
-    fn remove_member_and_update(&mut self, group: &mut Group, member_id: &str, now_ms: i64) {
+    fn remove_member_and_update(
+        &mut self,
+        group: &mut Group,
+        member_id: &str,
+        now_ms: i64,
+        why: &str,
+    ) {
         self.remove_quietly(group, member_id);
         match group.state {
             GroupState::Stable | GroupState::CompletingRebalance => {
-                self.prepare_rebalance(group, now_ms)
+                self.prepare_rebalance(group, now_ms, &format!("member {member_id} {why}"))
             }
             GroupState::PreparingRebalance => self.maybe_complete_join_phase(group, now_ms),
             GroupState::Empty | GroupState::Dead => {}
         }
+    }
+}
+
+/// What the log says caused a rebalance.
+fn join_reason(verb: &str, member_id: &str, client_reason: Option<&str>) -> String {
+    match client_reason {
+        Some(why) => format!("member {member_id} {verb}; client reason: {why}"),
+        None => format!("member {member_id} {verb}"),
     }
 }
 

@@ -157,12 +157,7 @@ pub fn decode_key(key: &[u8]) -> Result<RecordKey, RecordError> {
 }
 
 pub fn decode_offset_value(value: &[u8]) -> Result<CommittedOffset, RecordError> {
-    let mut reader = Reader::new(value, false);
-    let version = reader.i16()?;
-    if !(0..=FIRST_FLEXIBLE_VALUE_VERSION).contains(&version) {
-        return Err(RecordError::UnknownValueVersion(version));
-    }
-    reader.flexible = version >= FIRST_FLEXIBLE_VALUE_VERSION;
+    let (mut reader, version) = Reader::value(value)?;
     let offset = reader.i64()?;
     let leader_epoch = if version >= 3 { reader.i32()? } else { -1 };
     let metadata = reader.string()?;
@@ -181,12 +176,7 @@ pub fn decode_offset_value(value: &[u8]) -> Result<CommittedOffset, RecordError>
 }
 
 pub fn decode_group_value(value: &[u8]) -> Result<GroupValue, RecordError> {
-    let mut reader = Reader::new(value, false);
-    let version = reader.i16()?;
-    if !(0..=FIRST_FLEXIBLE_VALUE_VERSION).contains(&version) {
-        return Err(RecordError::UnknownValueVersion(version));
-    }
-    reader.flexible = version >= FIRST_FLEXIBLE_VALUE_VERSION;
+    let (mut reader, version) = Reader::value(value)?;
     let protocol_type = reader.string()?;
     let generation = reader.i32()?;
     let protocol = reader.nullable_string()?;
@@ -261,12 +251,23 @@ fn put_nullable_string(buf: &mut BytesMut, text: Option<&str>) {
 /// Reads Kafka's primitive types, classic or flexible (compact) encoding.
 pub(super) struct Reader<'a> {
     buf: &'a [u8],
-    pub flexible: bool,
+    flexible: bool,
 }
 
 impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8], flexible: bool) -> Reader<'a> {
         Reader { buf, flexible }
+    }
+
+    /// A reader past a value's version, set to that version's encoding.
+    fn value(value: &'a [u8]) -> Result<(Reader<'a>, i16), RecordError> {
+        let mut reader = Reader::new(value, false);
+        let version = reader.i16()?;
+        if !(0..=FIRST_FLEXIBLE_VALUE_VERSION).contains(&version) {
+            return Err(RecordError::UnknownValueVersion(version));
+        }
+        reader.flexible = version >= FIRST_FLEXIBLE_VALUE_VERSION;
+        Ok((reader, version))
     }
 
     fn take(&mut self, len: usize) -> Result<&'a [u8], RecordError> {

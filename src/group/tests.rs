@@ -106,6 +106,10 @@ impl Harness {
         self.joins.remove(&token)
     }
 
+    fn join_error(&mut self, token: RequestToken) -> Option<ResponseError> {
+        self.join_answer(token).expect("answered at once").error
+    }
+
     /// A dynamic member's first JoinGroup: MEMBER_ID_REQUIRED, then the
     /// join that waits in the barrier. Returns the id and the waiting token.
     fn join_new(&mut self, client: &str) -> (String, RequestToken) {
@@ -212,6 +216,13 @@ impl Harness {
             self.advance(1_000);
         }
         self.join_answer(token).expect("join answered in time")
+    }
+
+    /// Known members joining again (after a rebalance started).
+    fn rejoin(&mut self, ids: &[String]) -> Vec<(String, RequestToken)> {
+        ids.iter()
+            .map(|id| (id.clone(), self.join(id, None, "c")))
+            .collect()
     }
 
     /// `count` dynamic members through join and sync: a Stable group.
@@ -363,10 +374,7 @@ fn a_leaving_member_hands_its_share_to_the_others() {
         h.heartbeat(&ids[2], None, generation),
         Some(ResponseError::UnknownMemberId)
     );
-    let pending: Vec<(String, RequestToken)> = ids[..2]
-        .iter()
-        .map(|id| (id.clone(), h.join(id, None, "c")))
-        .collect();
+    let pending = h.rejoin(&ids[..2]);
     assert_eq!(
         h.joins.len(),
         2,
@@ -405,10 +413,7 @@ fn a_silent_member_expires_after_its_session_and_the_group_rebalances() {
         h.heartbeat(&ids[2], None, generation),
         Some(ResponseError::UnknownMemberId)
     );
-    let pending: Vec<(String, RequestToken)> = ids[..2]
-        .iter()
-        .map(|id| (id.clone(), h.join(id, None, "c")))
-        .collect();
+    let pending = h.rejoin(&ids[..2]);
     let (_, new_generation) = h.finish_rebalance(pending);
     assert_eq!(new_generation, generation + 1);
     assert_eq!(h.coordinator.describe_group(GROUP).members.len(), 2);
@@ -475,15 +480,12 @@ fn join_errors() {
     request.session_timeout_ms = 5_999;
     let token = h.send_join(request);
     assert_eq!(
-        h.join_answer(token).unwrap().error,
+        h.join_error(token),
         Some(ResponseError::InvalidSessionTimeout)
     );
 
     let token = h.join("made-up", None, "a");
-    assert_eq!(
-        h.join_answer(token).unwrap().error,
-        Some(ResponseError::UnknownMemberId)
-    );
+    assert_eq!(h.join_error(token), Some(ResponseError::UnknownMemberId));
 
     // Before v4 a new member enters at once, without MEMBER_ID_REQUIRED.
     let mut request = h.join_request("", None, "a");
@@ -495,7 +497,7 @@ fn join_errors() {
     request.protocol_type = "connect".into();
     let token = h.send_join(request);
     assert_eq!(
-        h.join_answer(token).unwrap().error,
+        h.join_error(token),
         Some(ResponseError::InconsistentGroupProtocol)
     );
 
@@ -503,7 +505,7 @@ fn join_errors() {
     request.protocols = vec![("sticky".into(), Bytes::new())];
     let token = h.send_join(request);
     assert_eq!(
-        h.join_answer(token).unwrap().error,
+        h.join_error(token),
         Some(ResponseError::InconsistentGroupProtocol)
     );
 
@@ -518,7 +520,7 @@ fn join_errors() {
     assert!(full.join_answer(first).is_none());
     let token = full.join("", None, "b");
     assert_eq!(
-        full.join_answer(token).unwrap().error,
+        full.join_error(token),
         Some(ResponseError::GroupMaxSizeReached)
     );
 }
@@ -530,10 +532,7 @@ fn an_unclaimed_member_id_expires() {
     let member_id = h.join_answer(token).unwrap().member_id;
     h.advance(i64::from(SESSION_MS));
     let token = h.join(&member_id, None, "a");
-    assert_eq!(
-        h.join_answer(token).unwrap().error,
-        Some(ResponseError::UnknownMemberId)
-    );
+    assert_eq!(h.join_error(token), Some(ResponseError::UnknownMemberId));
 }
 
 #[test]
