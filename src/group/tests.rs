@@ -927,3 +927,134 @@ fn groups_map_to_kafkas_partitions() {
     assert_eq!(offsets_partition("test-group", 50), 12);
     assert_eq!(offsets_partition("gräs", 50), 10);
 }
+
+#[test]
+fn sync_errors_and_a_sync_cut_short_by_a_new_member() {
+    let mut h = Harness::new();
+    let (a, a_join) = h.join_new("a");
+    let (b, b_join) = h.join_new("b");
+    let leader = h.wait_join(a_join, 10_000).leader;
+    assert_eq!(h.wait_join(b_join, 0).generation_id, 1);
+    let follower = if leader == a { b.clone() } else { a.clone() };
+
+    let stale = h.sync(&follower, None, 0, &[]);
+    assert_eq!(
+        h.syncs.remove(&stale).unwrap().error,
+        Some(ResponseError::IllegalGeneration)
+    );
+    let stranger = h.sync("stranger", None, 1, &[]);
+    assert_eq!(
+        h.syncs.remove(&stranger).unwrap().error,
+        Some(ResponseError::UnknownMemberId)
+    );
+    let mut request = SyncRequest {
+        group_id: GROUP.into(),
+        generation_id: 1,
+        member_id: follower.clone(),
+        group_instance_id: None,
+        protocol_type: Some("consumer".into()),
+        protocol_name: Some("roundrobin".into()),
+        assignments: vec![],
+    };
+    let effects = h.coordinator.sync(h.now_ms, 99, request.clone());
+    h.absorb(effects);
+    assert_eq!(
+        h.syncs.remove(&99).unwrap().error,
+        Some(ResponseError::InconsistentGroupProtocol)
+    );
+
+    // A follower that lost its JoinGroup response asks again: same answer.
+    let again = h.join(&follower, None, "c");
+    let again = h.join_answer(again).expect("answered at once");
+    assert_eq!((again.generation_id, again.members.len()), (1, 0));
+
+    // The follower waits for the leader; a new member arrives first.
+    request.protocol_name = None;
+    let effects = h.coordinator.sync(h.now_ms, 100, request);
+    h.absorb(effects);
+    assert!(!h.syncs.contains_key(&100));
+    let (_, c_join) = h.join_new("c");
+    assert_eq!(
+        h.syncs.remove(&100).unwrap().error,
+        Some(ResponseError::RebalanceInProgress)
+    );
+    assert_eq!(h.state(), GroupState::PreparingRebalance);
+    let late = h.sync(&leader, None, 1, &[]);
+    assert_eq!(
+        h.syncs.remove(&late).unwrap().error,
+        Some(ResponseError::RebalanceInProgress)
+    );
+
+    let mut pending = h.rejoin(&[a, b]);
+    pending.push((String::new(), c_join));
+    let (ids, generation) = h.finish_rebalance(pending);
+    assert_eq!((ids.len(), generation), (3, 2));
+}
+
+#[test]
+fn leaving_by_instance_id() {
+    let mut h = Harness::new();
+    let a = h.join("", Some("i-a"), "a");
+    let a_id = h.wait_join(a, 10_000).member_id;
+    let leave = |member_id: &str, instance: &str| LeavingMember {
+        member_id: member_id.into(),
+        group_instance_id: Some(instance.into()),
+    };
+    let (response, effects) = h.coordinator.leave(
+        h.now_ms,
+        GROUP,
+        vec![leave("someone-else", "i-a"), leave("", "i-z")],
+    );
+    h.absorb(effects);
+    let errors: Vec<Option<ResponseError>> =
+        response.members.iter().map(|(_, error)| *error).collect();
+    assert_eq!(
+        errors,
+        vec![
+            Some(ResponseError::FencedInstanceId),
+            Some(ResponseError::UnknownMemberId)
+        ]
+    );
+    assert_eq!(h.state(), GroupState::CompletingRebalance);
+
+    let (response, effects) = h.coordinator.leave(h.now_ms, GROUP, vec![leave("", "i-a")]);
+    h.absorb(effects);
+    assert_eq!(
+        response.members[0].1, None,
+        "an admin may remove a static member by instance id alone"
+    );
+    assert_eq!(h.state(), GroupState::Empty);
+    assert_eq!(
+        h.heartbeat(&a_id, Some("i-a"), 1),
+        Some(ResponseError::UnknownMemberId)
+    );
+    let (response, _) = h
+        .coordinator
+        .leave(h.now_ms, "nope", vec![leave("", "i-a")]);
+    assert_eq!(response.error, Some(ResponseError::UnknownMemberId));
+}
+
+#[test]
+fn the_protocol_most_members_prefer_wins() {
+    let mut h = Harness::new();
+    let mut pending = Vec::new();
+    for (client, protocols) in [
+        ("a", ["range", "roundrobin"]),
+        ("b", ["roundrobin", "range"]),
+        ("c", ["roundrobin", "range"]),
+    ] {
+        let mut request = h.join_request("", None, client);
+        request.api_version = 3;
+        request.protocols = protocols
+            .iter()
+            .map(|name| (name.to_string(), Bytes::from(*name)))
+            .collect();
+        pending.push(h.send_join(request));
+    }
+    let answer = h.wait_join(pending[0], 10_000);
+    assert_eq!(answer.protocol_name.as_deref(), Some("roundrobin"));
+    assert!(answer
+        .members
+        .iter()
+        .all(|member| member.metadata == "roundrobin"));
+}
