@@ -1114,6 +1114,13 @@ fn load_group(group: &mut Group, value: GroupValue, now_ms: i64) {
             },
         );
     }
+    if group
+        .leader_id
+        .as_ref()
+        .is_none_or(|leader| !group.members.contains_key(leader))
+    {
+        group.leader_id = group.members.keys().next().cloned();
+    }
     group.state = if group.members.is_empty() {
         GroupState::Empty
     } else {

@@ -1058,3 +1058,176 @@ fn the_protocol_most_members_prefer_wins() {
         .iter()
         .all(|member| member.metadata == "roundrobin"));
 }
+
+/// One step of a client population acting at random.
+#[derive(Debug, Clone)]
+enum Step {
+    Join {
+        client: usize,
+        fresh: bool,
+        is_static: bool,
+        old_version: bool,
+    },
+    Sync {
+        client: usize,
+        assign: bool,
+        stale: bool,
+    },
+    Heartbeat {
+        client: usize,
+    },
+    Leave {
+        client: usize,
+    },
+    Commit {
+        client: usize,
+        standalone: bool,
+    },
+    Advance {
+        ms: i64,
+    },
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    let client = 0..4usize;
+    prop_oneof![
+        (client.clone(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+            |(client, fresh, is_static, old_version)| Step::Join {
+                client,
+                fresh,
+                is_static,
+                old_version
+            }
+        ),
+        (client.clone(), any::<bool>(), any::<bool>()).prop_map(|(client, assign, stale)| {
+            Step::Sync {
+                client,
+                assign,
+                stale,
+            }
+        }),
+        client.clone().prop_map(|client| Step::Heartbeat { client }),
+        client.clone().prop_map(|client| Step::Leave { client }),
+        (client, any::<bool>())
+            .prop_map(|(client, standalone)| Step::Commit { client, standalone }),
+        (0..15_000i64).prop_map(|ms| Step::Advance { ms }),
+    ]
+}
+
+/// What must hold after every call, whatever the clients do.
+fn check_invariants(coordinator: &GroupCoordinator) {
+    for group in coordinator.groups.values() {
+        assert_ne!(group.state, GroupState::Dead, "dead groups are dropped");
+        match group.state {
+            GroupState::Empty => assert!(group.members.is_empty()),
+            GroupState::CompletingRebalance | GroupState::Stable => {
+                assert!(!group.members.is_empty())
+            }
+            _ => {}
+        }
+        match &group.leader_id {
+            Some(leader) => assert!(group.members.contains_key(leader), "the leader is a member"),
+            None => assert!(
+                group.members.is_empty(),
+                "a group with members has a leader"
+            ),
+        }
+        for (instance_id, member_id) in &group.static_members {
+            let member = group
+                .members
+                .get(member_id)
+                .expect("static ids point at members");
+            assert_eq!(member.group_instance_id.as_ref(), Some(instance_id));
+        }
+        assert!(group
+            .pending_sync
+            .iter()
+            .all(|id| group.members.contains_key(id)));
+        if group.is(GroupState::PreparingRebalance) {
+            assert!(
+                group.join_timer.is_some(),
+                "a barrier always has a deadline"
+            );
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Random clients never break the group's invariants, never get two
+    /// answers to one request, and every waiting request is answered once
+    /// time runs on long enough.
+    #[test]
+    fn random_clients_keep_the_group_sound(steps in proptest::collection::vec(step(), 1..80)) {
+        let mut h = Harness::new();
+        let mut ids: [String; 4] = Default::default();
+        let mut generations = [-1i32; 4];
+        let mut asked: Vec<RequestToken> = Vec::new();
+        for step in steps {
+            match step {
+                Step::Join { client, fresh, is_static, old_version } => {
+                    let instance = format!("i-{client}");
+                    let member_id = if fresh { String::new() } else { ids[client].clone() };
+                    let mut request = h.join_request(&member_id, is_static.then_some(instance.as_str()), &format!("c{client}"));
+                    if old_version {
+                        request.api_version = 3;
+                    }
+                    asked.push(h.send_join(request));
+                }
+                Step::Sync { client, assign, stale } => {
+                    let assignments: Vec<(String, String)> = if assign {
+                        ids.iter().map(|id| (id.clone(), "p".to_string())).collect()
+                    } else {
+                        Vec::new()
+                    };
+                    let pairs: Vec<(&str, &str)> = assignments.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+                    let generation = generations[client] - i32::from(stale);
+                    let member_id = ids[client].clone();
+                    asked.push(h.sync(&member_id, None, generation, &pairs));
+                }
+                Step::Heartbeat { client } => {
+                    let member_id = ids[client].clone();
+                    h.heartbeat(&member_id, None, generations[client]);
+                }
+                Step::Leave { client } => {
+                    let leaving = vec![LeavingMember { member_id: ids[client].clone(), group_instance_id: None }];
+                    let (_, effects) = h.coordinator.leave(h.now_ms, GROUP, leaving);
+                    h.absorb(effects);
+                }
+                Step::Commit { client, standalone } => {
+                    let (generation, member_id) = match standalone {
+                        true => (-1, String::new()),
+                        false => (generations[client], ids[client].clone()),
+                    };
+                    h.commit(generation, &member_id, &[("t", 0, 1)]);
+                }
+                Step::Advance { ms } => h.advance(ms),
+            }
+            for answer in h.joins.values() {
+                let owner = (0..4).find(|client| {
+                    answer.member_id.starts_with(&format!("c{client}-"))
+                        || answer.member_id.starts_with(&format!("i-{client}-"))
+                });
+                let usable = matches!(answer.error, None | Some(ResponseError::MemberIdRequired));
+                if let (Some(client), true) = (owner, usable) {
+                    ids[client] = answer.member_id.clone();
+                    generations[client] = answer.generation_id;
+                }
+            }
+            check_invariants(&h.coordinator);
+        }
+        for _ in 0..40 {
+            h.advance(30_000);
+            check_invariants(&h.coordinator);
+        }
+        for token in asked {
+            proptest::prop_assert!(
+                h.joins.contains_key(&token) || h.syncs.contains_key(&token),
+                "request {} never answered", token
+            );
+        }
+        proptest::prop_assert!(h.coordinator.groups.values().all(|group| group.members.is_empty()));
+    }
+}
