@@ -277,6 +277,36 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// Forgets every group of `__consumer_offsets` partition `partition`,
+    /// answering their waiting requests with NOT_COORDINATOR (the clients
+    /// look the coordinator up again). For a partition moving to another
+    /// shard, and for recovery when appending records failed: unload, then
+    /// `replay` the partition's log, and the state is what is durable.
+    pub fn unload_partition(&mut self, partition: i32) -> Effects {
+        let unloaded: Vec<String> = self
+            .groups
+            .values()
+            .filter(|group| group.partition == partition)
+            .map(|group| group.group_id.clone())
+            .collect();
+        for group_id in unloaded {
+            let Some(group) = self.groups.remove(&group_id) else {
+                continue;
+            };
+            for member in group.members.into_values() {
+                if let Some(token) = member.awaiting_join {
+                    let response =
+                        JoinResponse::failure(ResponseError::NotCoordinator, &member.member_id);
+                    self.answer_join(token, response);
+                }
+                if let Some(token) = member.awaiting_sync {
+                    self.answer_sync(token, SyncResponse::failure(ResponseError::NotCoordinator));
+                }
+            }
+        }
+        self.take_effects()
+    }
+
     pub(super) fn take_effects(&mut self) -> Effects {
         std::mem::take(&mut self.out)
     }

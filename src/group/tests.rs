@@ -1231,3 +1231,31 @@ proptest::proptest! {
         proptest::prop_assert!(h.coordinator.groups.values().all(|group| group.members.is_empty()));
     }
 }
+
+#[test]
+fn unloading_answers_waiters_and_replay_restores_the_durable_state() {
+    let mut h = Harness::new();
+    let (ids, generation) = h.stable_group(2);
+    assert_eq!(h.commit(generation, &ids[0], &[("t", 0, 3)]), vec![None]);
+    let rejoin = h.join(&ids[0], None, "c");
+    let partition = offsets_partition(GROUP, 50);
+    let effects = h.coordinator.unload_partition(partition + 1);
+    assert!(effects.is_empty(), "other partitions' groups stay");
+    let effects = h.coordinator.unload_partition(partition);
+    assert_eq!(
+        effects.completions,
+        vec![Completion::Join(
+            rejoin,
+            JoinResponse::failure(ResponseError::NotCoordinator, &ids[0])
+        )]
+    );
+    assert!(h.coordinator.list_groups(&[]).is_empty());
+    for record in &h.log {
+        h.coordinator
+            .replay(h.now_ms, &record.key, record.value.as_deref())
+            .unwrap();
+    }
+    assert_eq!(h.state(), GroupState::Stable);
+    assert_eq!(h.committed("t", 0), Some(3));
+    assert_eq!(h.heartbeat(&ids[1], None, generation), None);
+}

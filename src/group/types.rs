@@ -246,7 +246,9 @@ pub enum Completion {
 
 /// What one call changed: records to append to `__consumer_offsets`, then
 /// answers to deliver. Append first: an answer may promise what a record
-/// makes durable.
+/// makes durable. The coordinator's memory is already ahead of the log; if
+/// the append fails, answer with NOT_COORDINATOR instead and rebuild the
+/// partition (`unload_partition`, then `replay`).
 #[must_use = "records must be appended and completions delivered"]
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Effects {
