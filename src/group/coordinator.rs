@@ -65,17 +65,16 @@ impl GroupCoordinator {
     /// SyncGroup. The answer for `token` is a `Completion::Sync` in these
     /// effects or in those of a later call (when the leader syncs).
     pub fn sync(&mut self, now_ms: i64, token: RequestToken, request: SyncRequest) -> Effects {
-        match self.groups.contains_key(&request.group_id) {
-            true => {
-                let group_id = request.group_id.clone();
-                self.with_group(&group_id, |this, group| {
-                    this.sync_group(group, now_ms, token, request)
-                });
-            }
-            false if request.group_id.is_empty() => {
-                self.answer_sync(token, SyncResponse::failure(ResponseError::InvalidGroupId))
-            }
-            false => self.answer_sync(token, SyncResponse::failure(ResponseError::UnknownMemberId)),
+        let group_id = request.group_id.clone();
+        if group_id.is_empty() {
+            self.answer_sync(token, SyncResponse::failure(ResponseError::InvalidGroupId));
+        } else if self
+            .with_group(&group_id, |this, group| {
+                this.sync_group(group, now_ms, token, request)
+            })
+            .is_none()
+        {
+            self.answer_sync(token, SyncResponse::failure(ResponseError::UnknownMemberId));
         }
         self.take_effects()
     }
@@ -99,20 +98,14 @@ impl GroupCoordinator {
         if request.generation_id != group.generation_id {
             return Some(ResponseError::IllegalGeneration);
         }
-        let state = group.state;
-        let Some(member) = group.members.get_mut(&request.member_id) else {
-            return Some(ResponseError::UnknownMemberId);
-        };
-        match state {
-            GroupState::Empty | GroupState::Dead => Some(ResponseError::UnknownMemberId),
-            GroupState::PreparingRebalance => {
+        let rebalancing = group.is(GroupState::PreparingRebalance);
+        let empty = group.is(GroupState::Empty);
+        match group.members.get_mut(&request.member_id) {
+            Some(member) if !empty => {
                 member.session_deadline_ms = now_ms + i64::from(member.session_timeout_ms);
-                Some(ResponseError::RebalanceInProgress)
+                rebalancing.then_some(ResponseError::RebalanceInProgress)
             }
-            GroupState::CompletingRebalance | GroupState::Stable => {
-                member.session_deadline_ms = now_ms + i64::from(member.session_timeout_ms);
-                None
-            }
+            _ => Some(ResponseError::UnknownMemberId),
         }
     }
 
