@@ -156,6 +156,17 @@ impl Group {
             .unwrap_or(0)
     }
 
+    /// Whether the join barrier is the first rebalance's delay.
+    pub fn in_initial_delay(&self) -> bool {
+        matches!(
+            self.join_timer,
+            Some(JoinTimer {
+                kind: JoinTimerKind::Initial { .. },
+                ..
+            })
+        )
+    }
+
     /// Whether `tick` has anything to do for this group at `now_ms`.
     pub fn has_due_timer(&self, now_ms: i64) -> bool {
         self.join_timer

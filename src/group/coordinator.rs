@@ -535,13 +535,7 @@ impl GroupCoordinator {
             is_new: true,
             session_deadline_ms: now_ms + i64::from(self.config.new_member_join_timeout_ms),
         };
-        if matches!(
-            group.join_timer,
-            Some(JoinTimer {
-                kind: JoinTimerKind::Initial { .. },
-                ..
-            })
-        ) {
+        if group.in_initial_delay() {
             group.new_member_added = true;
         }
         group.add_member(member, &request.protocol_type);
@@ -605,30 +599,30 @@ impl GroupCoordinator {
         member.rebalance_timeout_ms = request.rebalance_timeout_ms;
         member.session_timeout_ms = request.session_timeout_ms;
         member.session_deadline_ms = now_ms + i64::from(request.session_timeout_ms);
-        member.awaiting_join = Some(token);
-        match group.state {
-            GroupState::Stable if group.select_protocol() == group.protocol_name => {
-                if let Some(member) = group.members.get_mut(&new_member_id) {
-                    member.awaiting_join = None;
+        if group.is(GroupState::Stable) && group.select_protocol() == group.protocol_name {
+            let record = group_record(group);
+            self.out.records.push(record);
+            let is_leader = group.is_leader(&new_member_id);
+            let mut response = current_generation_response(group, &new_member_id, false);
+            if request.api_version >= JOIN_VERSION_SKIPS_ASSIGNMENT {
+                if is_leader {
+                    response.members = group.members_for_leader();
+                    response.skip_assignment = true;
                 }
-                let record = group_record(group);
-                self.out.records.push(record);
-                let is_leader = group.is_leader(&new_member_id);
-                let mut response = current_generation_response(group, &new_member_id, false);
-                if request.api_version >= JOIN_VERSION_SKIPS_ASSIGNMENT {
-                    if is_leader {
-                        response.members = group.members_for_leader();
-                        response.skip_assignment = true;
-                    }
-                } else {
-                    // An old leader told it leads would assign again
-                    // without the members' metadata: name the old id.
-                    response.leader = leader_before;
-                }
-                self.answer_join(token, response);
+            } else {
+                // An old leader told it leads would assign again
+                // without the members' metadata: name the old id.
+                response.leader = leader_before;
             }
-            GroupState::CompletingRebalance => self.prepare_rebalance(group, now_ms, &reason),
-            _ => self.maybe_prepare_rebalance_or_complete_join(group, now_ms, &reason),
+            return self.answer_join(token, response);
+        }
+        if let Some(member) = group.members.get_mut(&new_member_id) {
+            member.awaiting_join = Some(token);
+        }
+        if group.is(GroupState::CompletingRebalance) {
+            self.prepare_rebalance(group, now_ms, &reason);
+        } else {
+            self.maybe_prepare_rebalance_or_complete_join(group, now_ms, &reason);
         }
     }
 
@@ -682,14 +676,10 @@ impl GroupCoordinator {
     }
 
     fn maybe_complete_join_phase(&mut self, group: &mut Group, now_ms: i64) {
-        let initial = matches!(
-            group.join_timer,
-            Some(JoinTimer {
-                kind: JoinTimerKind::Initial { .. },
-                ..
-            })
-        );
-        if group.is(GroupState::PreparingRebalance) && !initial && group.has_all_members_joined() {
+        if group.is(GroupState::PreparingRebalance)
+            && !group.in_initial_delay()
+            && group.has_all_members_joined()
+        {
             self.complete_join(group, now_ms);
         }
     }

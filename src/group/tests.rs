@@ -1259,3 +1259,31 @@ fn unloading_answers_waiters_and_replay_restores_the_durable_state() {
     assert_eq!(h.committed("t", 0), Some(3));
     assert_eq!(h.heartbeat(&ids[1], None, generation), None);
 }
+
+#[test]
+fn a_restarted_static_leader_skips_the_assignment_or_is_not_named_leader() {
+    let mut h = Harness::new();
+    let a = h.join("", Some("i-a"), "a");
+    let old_id = h.wait_join(a, 10_000).member_id;
+    let sync = h.sync(&old_id, Some("i-a"), 1, &[(&old_id, "pa")]);
+    assert!(h.syncs.remove(&sync).is_some());
+
+    let rejoin = h.join("", Some("i-a"), "a");
+    let answer = h.join_answer(rejoin).unwrap();
+    assert_eq!(answer.leader, answer.member_id, "v9+: it leads");
+    assert!(answer.skip_assignment, "and keeps the current assignment");
+    assert_eq!(answer.members.len(), 1);
+
+    let mut request = h.join_request("", Some("i-a"), "a");
+    request.api_version = 5;
+    let rejoin = h.send_join(request);
+    let older = h.join_answer(rejoin).unwrap();
+    assert_eq!(
+        older.leader, answer.member_id,
+        "before v9 the previous id is named"
+    );
+    assert!(!older.skip_assignment && older.members.is_empty());
+    assert_eq!(h.state(), GroupState::Stable);
+    let sync = h.sync(&older.member_id, Some("i-a"), 1, &[]);
+    assert_eq!(h.syncs.remove(&sync).unwrap().assignment, Bytes::from("pa"));
+}
