@@ -11,6 +11,7 @@ pub mod alloc;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod protocol;

@@ -1,0 +1,480 @@
+//! The `__consumer_offsets` record encodings, byte for byte as Kafka writes
+//! them (group-coordinator/src/main/resources/common/message/*.json): every
+//! key and value starts with its int16 schema version.
+//!
+//! Written: OffsetCommitKey v1 / OffsetCommitValue v3 and GroupMetadataKey v2
+//! / GroupMetadataValue v3, the versions Kafka 2.3+ writes. Read: every
+//! version of those four, including the flexible v4 values newer Kafka
+//! writes, so a log Kafka wrote loads too. Keys of the KIP-848 records
+//! (versions 3 and up) decode as `Unsupported` and are skipped.
+
+use std::fmt;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::types::CommittedOffset;
+
+pub const OFFSET_COMMIT_KEY_VERSION: i16 = 1;
+pub const OFFSET_COMMIT_VALUE_VERSION: i16 = 3;
+pub const GROUP_METADATA_KEY_VERSION: i16 = 2;
+pub const GROUP_METADATA_VALUE_VERSION: i16 = 3;
+/// The first flexible (compact strings, tagged fields) value version.
+const FIRST_FLEXIBLE_VALUE_VERSION: i16 = 4;
+/// Kafka's non-flexible strings carry an int16 length.
+const STRING_BYTES_MAX: usize = i16::MAX as usize;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordError {
+    Truncated,
+    NegativeLength,
+    NotUtf8,
+    UnknownKeyVersion(i16),
+    UnknownValueVersion(i16),
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordError::Truncated => write!(f, "record ends early"),
+            RecordError::NegativeLength => write!(f, "negative length for a non-null field"),
+            RecordError::NotUtf8 => write!(f, "string is not UTF-8"),
+            RecordError::UnknownKeyVersion(version) => write!(f, "unknown key version {version}"),
+            RecordError::UnknownValueVersion(version) => {
+                write!(f, "unknown value version {version}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RecordError {}
+
+/// What a `__consumer_offsets` key names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordKey {
+    Offset {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    Group {
+        group: String,
+    },
+    /// A record type of the KIP-848 protocol, not read by this coordinator.
+    Unsupported(i16),
+}
+
+/// GroupMetadataValue: a group's membership after a completed rebalance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupValue {
+    /// Empty for a group that only holds offsets.
+    pub protocol_type: String,
+    pub generation: i32,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    /// -1 when unknown (v0, v1).
+    pub current_state_timestamp_ms: i64,
+    pub members: Vec<MemberValue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberValue {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    /// -1 when unknown (v0).
+    pub rebalance_timeout_ms: i32,
+    pub session_timeout_ms: i32,
+    /// The member's metadata for the group's protocol.
+    pub subscription: Bytes,
+    pub assignment: Bytes,
+}
+
+pub fn encode_offset_key(group: &str, topic: &str, partition: i32) -> Bytes {
+    let mut buf = BytesMut::with_capacity(8 + group.len() + topic.len());
+    buf.put_i16(OFFSET_COMMIT_KEY_VERSION);
+    put_string(&mut buf, group);
+    put_string(&mut buf, topic);
+    buf.put_i32(partition);
+    buf.freeze()
+}
+
+pub fn encode_group_key(group: &str) -> Bytes {
+    let mut buf = BytesMut::with_capacity(4 + group.len());
+    buf.put_i16(GROUP_METADATA_KEY_VERSION);
+    put_string(&mut buf, group);
+    buf.freeze()
+}
+
+pub fn encode_offset_value(committed: &CommittedOffset) -> Bytes {
+    let mut buf = BytesMut::with_capacity(24 + committed.metadata.len());
+    buf.put_i16(OFFSET_COMMIT_VALUE_VERSION);
+    buf.put_i64(committed.offset);
+    buf.put_i32(committed.leader_epoch);
+    put_string(&mut buf, &committed.metadata);
+    buf.put_i64(committed.commit_timestamp_ms);
+    buf.freeze()
+}
+
+pub fn encode_group_value(group: &GroupValue) -> Bytes {
+    let mut buf = BytesMut::with_capacity(64);
+    buf.put_i16(GROUP_METADATA_VALUE_VERSION);
+    put_string(&mut buf, &group.protocol_type);
+    buf.put_i32(group.generation);
+    put_nullable_string(&mut buf, group.protocol.as_deref());
+    put_nullable_string(&mut buf, group.leader.as_deref());
+    buf.put_i64(group.current_state_timestamp_ms);
+    buf.put_i32(group.members.len() as i32);
+    for member in &group.members {
+        put_string(&mut buf, &member.member_id);
+        put_nullable_string(&mut buf, member.group_instance_id.as_deref());
+        put_string(&mut buf, &member.client_id);
+        put_string(&mut buf, &member.client_host);
+        buf.put_i32(member.rebalance_timeout_ms);
+        buf.put_i32(member.session_timeout_ms);
+        buf.put_i32(member.subscription.len() as i32);
+        buf.put_slice(&member.subscription);
+        buf.put_i32(member.assignment.len() as i32);
+        buf.put_slice(&member.assignment);
+    }
+    buf.freeze()
+}
+
+pub fn decode_key(key: &[u8]) -> Result<RecordKey, RecordError> {
+    let mut reader = Reader::new(key, false);
+    match reader.i16()? {
+        0 | 1 => Ok(RecordKey::Offset {
+            group: reader.string()?,
+            topic: reader.string()?,
+            partition: reader.i32()?,
+        }),
+        2 => Ok(RecordKey::Group {
+            group: reader.string()?,
+        }),
+        version if version > 2 => Ok(RecordKey::Unsupported(version)),
+        version => Err(RecordError::UnknownKeyVersion(version)),
+    }
+}
+
+pub fn decode_offset_value(value: &[u8]) -> Result<CommittedOffset, RecordError> {
+    let (mut reader, version) = Reader::value(value)?;
+    let offset = reader.i64()?;
+    let leader_epoch = if version >= 3 { reader.i32()? } else { -1 };
+    let metadata = reader.string()?;
+    let commit_timestamp_ms = reader.i64()?;
+    if version == 1 {
+        // expireTimestamp: per-commit retention, superseded by KIP-211.
+        reader.i64()?;
+    }
+    reader.tagged_fields()?;
+    Ok(CommittedOffset {
+        offset,
+        leader_epoch,
+        metadata,
+        commit_timestamp_ms,
+    })
+}
+
+pub fn decode_group_value(value: &[u8]) -> Result<GroupValue, RecordError> {
+    let (mut reader, version) = Reader::value(value)?;
+    let protocol_type = reader.string()?;
+    let generation = reader.i32()?;
+    let protocol = reader.nullable_string()?;
+    let leader = reader.nullable_string()?;
+    let current_state_timestamp_ms = if version >= 2 { reader.i64()? } else { -1 };
+    let count = reader.array_len()?;
+    let mut members = Vec::with_capacity(count.min(value.len()));
+    for _ in 0..count {
+        let member_id = reader.string()?;
+        let group_instance_id = if version >= 3 {
+            reader.nullable_string()?
+        } else {
+            None
+        };
+        let client_id = reader.string()?;
+        let client_host = reader.string()?;
+        let rebalance_timeout_ms = if version >= 1 { reader.i32()? } else { -1 };
+        let session_timeout_ms = reader.i32()?;
+        let subscription = reader.bytes()?;
+        let assignment = reader.bytes()?;
+        reader.tagged_fields()?;
+        members.push(MemberValue {
+            member_id,
+            group_instance_id,
+            client_id,
+            client_host,
+            rebalance_timeout_ms,
+            session_timeout_ms,
+            subscription,
+            assignment,
+        });
+    }
+    reader.tagged_fields()?;
+    Ok(GroupValue {
+        protocol_type,
+        generation,
+        protocol,
+        leader,
+        current_state_timestamp_ms,
+        members,
+    })
+}
+
+/// Cuts a string to what an int16 length can carry, at a character
+/// boundary. Strings on this topic come from Kafka requests and never
+/// approach the limit; the cut only keeps a hostile one from corrupting the
+/// record's framing.
+fn bounded(text: &str) -> &str {
+    if text.len() <= STRING_BYTES_MAX {
+        return text;
+    }
+    let mut end = STRING_BYTES_MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+fn put_string(buf: &mut BytesMut, text: &str) {
+    let text = bounded(text);
+    buf.put_i16(text.len() as i16);
+    buf.put_slice(text.as_bytes());
+}
+
+fn put_nullable_string(buf: &mut BytesMut, text: Option<&str>) {
+    match text {
+        Some(text) => put_string(buf, text),
+        None => buf.put_i16(-1),
+    }
+}
+
+/// Reads Kafka's primitive types, classic or flexible (compact) encoding.
+pub(super) struct Reader<'a> {
+    buf: &'a [u8],
+    flexible: bool,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(buf: &'a [u8], flexible: bool) -> Reader<'a> {
+        Reader { buf, flexible }
+    }
+
+    /// A reader past a value's version, set to that version's encoding.
+    fn value(value: &'a [u8]) -> Result<(Reader<'a>, i16), RecordError> {
+        let mut reader = Reader::new(value, false);
+        let version = reader.i16()?;
+        if !(0..=FIRST_FLEXIBLE_VALUE_VERSION).contains(&version) {
+            return Err(RecordError::UnknownValueVersion(version));
+        }
+        reader.flexible = version >= FIRST_FLEXIBLE_VALUE_VERSION;
+        Ok((reader, version))
+    }
+
+    fn take(&mut self, len: usize) -> Result<&'a [u8], RecordError> {
+        if self.buf.len() < len {
+            return Err(RecordError::Truncated);
+        }
+        let (head, tail) = self.buf.split_at(len);
+        self.buf = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], RecordError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    pub fn i16(&mut self) -> Result<i16, RecordError> {
+        Ok(i16::from_be_bytes(self.array()?))
+    }
+
+    pub fn i32(&mut self) -> Result<i32, RecordError> {
+        Ok(i32::from_be_bytes(self.array()?))
+    }
+
+    pub fn i64(&mut self) -> Result<i64, RecordError> {
+        Ok(i64::from_be_bytes(self.array()?))
+    }
+
+    fn unsigned_varint(&mut self) -> Result<u32, RecordError> {
+        let mut value = 0u32;
+        for shift in (0..35).step_by(7) {
+            let byte = self.array::<1>()?[0];
+            value |= u32::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(RecordError::Truncated)
+    }
+
+    /// A length, or None for null (-1 classic, 0 compact).
+    fn length(&mut self, classic_i32: bool) -> Result<Option<usize>, RecordError> {
+        if self.flexible {
+            return Ok((self.unsigned_varint()? as usize).checked_sub(1));
+        }
+        let length = if classic_i32 {
+            self.i32()?
+        } else {
+            i32::from(self.i16()?)
+        };
+        match length {
+            -1 => Ok(None),
+            length if length < 0 => Err(RecordError::NegativeLength),
+            length => Ok(Some(length as usize)),
+        }
+    }
+
+    pub fn nullable_string(&mut self) -> Result<Option<String>, RecordError> {
+        let Some(length) = self.length(false)? else {
+            return Ok(None);
+        };
+        let bytes = self.take(length)?;
+        std::str::from_utf8(bytes)
+            .map(|text| Some(text.to_string()))
+            .map_err(|_| RecordError::NotUtf8)
+    }
+
+    pub fn string(&mut self) -> Result<String, RecordError> {
+        self.nullable_string()?.ok_or(RecordError::NegativeLength)
+    }
+
+    pub fn bytes(&mut self) -> Result<Bytes, RecordError> {
+        let length = self.length(true)?.ok_or(RecordError::NegativeLength)?;
+        Ok(Bytes::copy_from_slice(self.take(length)?))
+    }
+
+    pub fn array_len(&mut self) -> Result<usize, RecordError> {
+        self.length(true)?.ok_or(RecordError::NegativeLength)
+    }
+
+    /// Skips a flexible structure's tagged fields; nothing in classic versions.
+    pub fn tagged_fields(&mut self) -> Result<(), RecordError> {
+        if !self.flexible {
+            return Ok(());
+        }
+        for _ in 0..self.unsigned_varint()? {
+            self.unsigned_varint()?;
+            let size = self.unsigned_varint()? as usize;
+            self.take(size)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_records_match_kafkas_bytes() {
+        let key = encode_offset_key("g", "t", 7);
+        assert_eq!(
+            &key[..],
+            &[0, 1, 0, 1, b'g', 0, 1, b't', 0, 0, 0, 7],
+            "version 1, group, topic, partition"
+        );
+        let committed = CommittedOffset {
+            offset: 42,
+            leader_epoch: 3,
+            metadata: "m".into(),
+            commit_timestamp_ms: 1000,
+        };
+        let value = encode_offset_value(&committed);
+        let mut expected = vec![0, 3];
+        expected.extend_from_slice(&42i64.to_be_bytes());
+        expected.extend_from_slice(&3i32.to_be_bytes());
+        expected.extend_from_slice(&[0, 1, b'm']);
+        expected.extend_from_slice(&1000i64.to_be_bytes());
+        assert_eq!(&value[..], &expected[..]);
+        assert_eq!(decode_offset_value(&value), Ok(committed));
+        assert_eq!(
+            decode_key(&key),
+            Ok(RecordKey::Offset {
+                group: "g".into(),
+                topic: "t".into(),
+                partition: 7
+            })
+        );
+    }
+
+    #[test]
+    fn older_offset_values_decode() {
+        // v1: offset, metadata, commitTimestamp, expireTimestamp.
+        let mut v1 = vec![0, 1];
+        v1.extend_from_slice(&5i64.to_be_bytes());
+        v1.extend_from_slice(&[0, 0]);
+        v1.extend_from_slice(&9i64.to_be_bytes());
+        v1.extend_from_slice(&(-1i64).to_be_bytes());
+        let decoded = decode_offset_value(&v1).unwrap();
+        assert_eq!((decoded.offset, decoded.leader_epoch), (5, -1));
+        assert_eq!(decoded.commit_timestamp_ms, 9);
+        // v4: flexible, compact metadata string, empty tagged fields.
+        let mut v4 = vec![0, 4];
+        v4.extend_from_slice(&6i64.to_be_bytes());
+        v4.extend_from_slice(&2i32.to_be_bytes());
+        v4.extend_from_slice(&[3, b'h', b'i']);
+        v4.extend_from_slice(&11i64.to_be_bytes());
+        v4.push(0);
+        let decoded = decode_offset_value(&v4).unwrap();
+        assert_eq!(
+            (
+                decoded.offset,
+                decoded.leader_epoch,
+                decoded.metadata.as_str()
+            ),
+            (6, 2, "hi")
+        );
+    }
+
+    #[test]
+    fn group_values_round_trip() {
+        let group = GroupValue {
+            protocol_type: "consumer".into(),
+            generation: 4,
+            protocol: Some("range".into()),
+            leader: Some("a-1".into()),
+            current_state_timestamp_ms: 77,
+            members: vec![MemberValue {
+                member_id: "a-1".into(),
+                group_instance_id: Some("i".into()),
+                client_id: "a".into(),
+                client_host: "/127.0.0.1".into(),
+                rebalance_timeout_ms: 300_000,
+                session_timeout_ms: 45_000,
+                subscription: Bytes::from_static(b"sub"),
+                assignment: Bytes::from_static(b"asg"),
+            }],
+        };
+        let bytes = encode_group_value(&group);
+        assert_eq!(&bytes[..2], &[0, 3]);
+        assert_eq!(decode_group_value(&bytes), Ok(group));
+        assert_eq!(
+            decode_key(&encode_group_key("g")),
+            Ok(RecordKey::Group { group: "g".into() })
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert_eq!(decode_key(&[0]), Err(RecordError::Truncated));
+        assert_eq!(
+            decode_key(&[0xff, 0xff]),
+            Err(RecordError::UnknownKeyVersion(-1))
+        );
+        assert_eq!(decode_key(&[0, 3, 1, 2]), Ok(RecordKey::Unsupported(3)));
+        assert_eq!(
+            decode_offset_value(&[0, 9]),
+            Err(RecordError::UnknownValueVersion(9))
+        );
+        assert_eq!(
+            decode_group_value(&[0, 3, 0xff, 0xfe]),
+            Err(RecordError::NegativeLength)
+        );
+        let mut huge_count = vec![0, 3, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
+        huge_count.extend_from_slice(&0i64.to_be_bytes());
+        huge_count.extend_from_slice(&i32::MAX.to_be_bytes());
+        assert_eq!(decode_group_value(&huge_count), Err(RecordError::Truncated));
+    }
+}

@@ -1,0 +1,263 @@
+//! The coordinator's plain-data API: what handlers pass in and get back.
+//! Field names follow Kafka's request and response schemas; errors are
+//! Kafka's error codes (`None` is `NONE`).
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+
+/// A caller-chosen id for a request whose answer may come later (JoinGroup,
+/// SyncGroup). The caller keeps a oneshot sender per token.
+pub type RequestToken = u64;
+
+/// The state of a classic group, named as DescribeGroups and ListGroups name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GroupState {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+    Dead,
+}
+
+impl GroupState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+            GroupState::Dead => "Dead",
+        }
+    }
+
+    /// Parses a ListGroups `statesFilter` entry; Kafka matches them ignoring case.
+    pub fn parse(name: &str) -> Option<GroupState> {
+        [
+            GroupState::Empty,
+            GroupState::PreparingRebalance,
+            GroupState::CompletingRebalance,
+            GroupState::Stable,
+            GroupState::Dead,
+        ]
+        .into_iter()
+        .find(|state| state.as_str().eq_ignore_ascii_case(name))
+    }
+}
+
+/// A JoinGroup request (all versions; fields a version lacks take Kafka's
+/// defaults: `rebalance_timeout_ms` = `session_timeout_ms` before v1,
+/// `group_instance_id` = None before v5).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinRequest {
+    pub group_id: String,
+    /// Empty for a member joining for the first time.
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: String,
+    /// Protocol name and member metadata, most preferred first.
+    pub protocols: Vec<(String, Bytes)>,
+    pub reason: Option<String>,
+    /// From v4 a new member first gets MEMBER_ID_REQUIRED and a member id
+    /// (KIP-394); from v9 a static leader may skip the assignment (KIP-814).
+    pub api_version: i16,
+}
+
+/// One member as the leader sees it in its JoinGroup response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub metadata: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JoinResponse {
+    pub error: Option<ResponseError>,
+    pub generation_id: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub leader: String,
+    pub skip_assignment: bool,
+    pub member_id: String,
+    /// Every member with its metadata for the chosen protocol; leader only.
+    pub members: Vec<JoinMember>,
+}
+
+impl JoinResponse {
+    pub(crate) fn failure(error: ResponseError, member_id: &str) -> JoinResponse {
+        JoinResponse {
+            error: Some(error),
+            generation_id: -1,
+            member_id: member_id.to_string(),
+            ..JoinResponse::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncRequest {
+    pub group_id: String,
+    pub generation_id: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    /// v5+: checked against the group's when present.
+    pub protocol_type: Option<String>,
+    /// v5+: checked against the group's when present.
+    pub protocol_name: Option<String>,
+    /// The leader's assignment per member id; empty from followers.
+    pub assignments: Vec<(String, Bytes)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SyncResponse {
+    pub error: Option<ResponseError>,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub assignment: Bytes,
+}
+
+impl SyncResponse {
+    pub(crate) fn failure(error: ResponseError) -> SyncResponse {
+        SyncResponse {
+            error: Some(error),
+            ..SyncResponse::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeartbeatRequest {
+    pub group_id: String,
+    pub generation_id: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+}
+
+/// One member leaving. Before LeaveGroup v3 a request names exactly one
+/// member by id, and its error is the response's top-level error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeavingMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaveResponse {
+    /// Set when the whole request failed (unknown group).
+    pub error: Option<ResponseError>,
+    pub members: Vec<(LeavingMember, Option<ResponseError>)>,
+}
+
+/// One partition's offset to commit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OffsetToCommit {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// -1 when unknown.
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitRequest {
+    pub group_id: String,
+    /// -1 for a consumer outside group management (`assign()`) or a tool.
+    pub generation_id: i32,
+    /// Empty for a consumer outside group management.
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub offsets: Vec<OffsetToCommit>,
+}
+
+/// A committed offset as OffsetFetch returns it and as it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub offset: i64,
+    /// -1 when unknown.
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp_ms: i64,
+}
+
+/// One partition's answer to OffsetCommit, OffsetFetch or OffsetDelete.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub error: Option<ResponseError>,
+    /// For OffsetFetch: `None` answers offset -1, metadata "" (nothing committed).
+    pub committed: Option<CommittedOffset>,
+}
+
+/// A group as ListGroups shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedGroup {
+    pub group_id: String,
+    /// Empty for groups that only hold offsets (simple consumers, tools).
+    pub protocol_type: String,
+    pub state: GroupState,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DescribedMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    /// The member's metadata for the chosen protocol; empty unless Stable.
+    pub metadata: Bytes,
+    /// Empty unless Stable.
+    pub assignment: Bytes,
+}
+
+/// A group as DescribeGroups shows it. An unknown group is `Dead` with no
+/// members and no error, as in Kafka.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DescribedGroup {
+    pub group_id: String,
+    pub state: GroupState,
+    pub protocol_type: String,
+    /// The chosen protocol; empty unless Stable.
+    pub protocol_name: String,
+    pub members: Vec<DescribedMember>,
+}
+
+/// A record for `__consumer_offsets`: Kafka's key and value encodings, a
+/// `None` value is a tombstone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The `__consumer_offsets` partition it belongs to (`offsets_partition`).
+    pub partition: i32,
+    pub key: Bytes,
+    pub value: Option<Bytes>,
+}
+
+/// A late answer to a waiting request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Completion {
+    Join(RequestToken, JoinResponse),
+    Sync(RequestToken, SyncResponse),
+}
+
+/// What one call changed: records to append to `__consumer_offsets`, then
+/// answers to deliver. Append first: an answer may promise what a record
+/// makes durable. The coordinator's memory is already ahead of the log; if
+/// the append fails, answer with NOT_COORDINATOR instead and rebuild the
+/// partition (`unload_partition`, then `replay`).
+#[must_use = "records must be appended and completions delivered"]
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Effects {
+    pub records: Vec<Record>,
+    pub completions: Vec<Completion>,
+}
+
+impl Effects {
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.completions.is_empty()
+    }
+}
