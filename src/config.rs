@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::group::GroupConfig;
 use crate::log::{FlushPolicy, LogConfig};
 
 /// Kafka's `message.max.bytes` default: 1 MiB plus record batch overhead.
@@ -66,6 +67,8 @@ pub struct BrokerConfig {
     pub log_flush_offset_checkpoint_interval_ms: u64,
     pub fetch_max_bytes: usize,
     pub log_message_timestamp_type: String,
+    /// The group coordinator's settings (`group.*`, `offsets.*`).
+    pub group: GroupConfig,
     /// Every key the operator set, as given, for DescribeConfigs.
     pub explicit: BTreeMap<String, String>,
 }
@@ -93,6 +96,7 @@ impl BrokerConfig {
             log_flush_offset_checkpoint_interval_ms: CHECKPOINT_INTERVAL_MS_DEFAULT,
             fetch_max_bytes: FETCH_MAX_BYTES_DEFAULT,
             log_message_timestamp_type: "CreateTime".to_string(),
+            group: GroupConfig::default(),
             explicit: BTreeMap::new(),
         }
     }
@@ -150,6 +154,34 @@ impl BrokerConfig {
             "log.message.timestamp.type" => {
                 timestamp_type(value)?;
                 self.log_message_timestamp_type = value.to_string();
+            }
+            "group.min.session.timeout.ms" => {
+                self.group.min_session_timeout_ms = parse_range(key, value, 1, i32::MAX)?
+            }
+            "group.max.session.timeout.ms" => {
+                self.group.max_session_timeout_ms = parse_range(key, value, 1, i32::MAX)?
+            }
+            "group.max.size" => {
+                self.group.max_size = parse_range(key, value, 1, i32::MAX as usize)?
+            }
+            "group.initial.rebalance.delay.ms" => {
+                self.group.initial_rebalance_delay_ms = parse_range(key, value, 0, i32::MAX)?
+            }
+            "offsets.retention.minutes" => {
+                self.group.offsets_retention_ms =
+                    parse_range::<i64>(key, value, 1, i64::MAX / 60_000)? * 60_000
+            }
+            "offsets.retention.check.interval.ms" => {
+                self.group.offsets_retention_check_interval_ms =
+                    parse_range(key, value, 1, i64::MAX)?
+            }
+            "offset.metadata.max.bytes" => {
+                self.group.offset_metadata_max_bytes =
+                    parse_range(key, value, 0, i32::MAX as usize)?
+            }
+            "offsets.topic.num.partitions" => {
+                self.group.offsets_topic_num_partitions =
+                    parse_range(key, value, 1, PARTITIONS_PER_TOPIC_MAX)?
             }
             _ => return Err(ConfigError(format!("unknown broker config {key}"))),
         }

@@ -20,8 +20,8 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, ListOffsetsRequest};
 
 use super::BootstrapArg;
-use crate::client::records::{decode_records, ConsumedRecord};
 use crate::client::{check, topic_name, Cluster, KafkaError, UNKNOWN_TOPIC_OR_PARTITION};
+use crate::protocol::records::{decode_records, ConsumedRecord};
 
 /// Longest a Fetch may wait on the broker for new data (`fetch.max.wait.ms`,
 /// Kafka's default).

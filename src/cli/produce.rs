@@ -23,8 +23,8 @@ use kafka_protocol::records::Compression;
 
 use super::{now_ms, BootstrapArg};
 use crate::client::partitioner::{partition_for_key, StickyPartitioner};
-use crate::client::records::{encode_batch, ProducerRecord};
 use crate::client::{check, topic_name, Cluster, KafkaError, UNKNOWN_TOPIC_OR_PARTITION};
+use crate::protocol::records::{encode_batch, ProducerRecord};
 
 /// Most records sent in one round.
 pub const BATCH_RECORDS_MAX: usize = 10_000;

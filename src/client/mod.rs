@@ -14,7 +14,6 @@ pub mod cluster;
 pub mod error;
 pub mod frame;
 pub mod partitioner;
-pub mod records;
 
 use std::collections::HashMap;
 use std::io::{BufReader, BufWriter};

@@ -18,9 +18,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeClusterRequest,
-    DescribeConfigsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
-    RequestHeader,
+    ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest,
+    DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest,
+    FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
+    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
 };
 use kafka_protocol::protocol::Decodable;
 
@@ -174,6 +176,17 @@ pub enum Request {
     DeleteTopics(DeleteTopicsRequest),
     DescribeConfigs(DescribeConfigsRequest),
     DescribeCluster(DescribeClusterRequest),
+    FindCoordinator(FindCoordinatorRequest),
+    JoinGroup(JoinGroupRequest),
+    SyncGroup(SyncGroupRequest),
+    Heartbeat(HeartbeatRequest),
+    LeaveGroup(LeaveGroupRequest),
+    OffsetCommit(OffsetCommitRequest),
+    OffsetFetch(OffsetFetchRequest),
+    DescribeGroups(DescribeGroupsRequest),
+    ListGroups(ListGroupsRequest),
+    DeleteGroups(DeleteGroupsRequest),
+    OffsetDelete(OffsetDeleteRequest),
 }
 
 impl Request {
@@ -188,6 +201,17 @@ impl Request {
             Request::DeleteTopics(_) => ApiKey::DeleteTopics,
             Request::DescribeConfigs(_) => ApiKey::DescribeConfigs,
             Request::DescribeCluster(_) => ApiKey::DescribeCluster,
+            Request::FindCoordinator(_) => ApiKey::FindCoordinator,
+            Request::JoinGroup(_) => ApiKey::JoinGroup,
+            Request::SyncGroup(_) => ApiKey::SyncGroup,
+            Request::Heartbeat(_) => ApiKey::Heartbeat,
+            Request::LeaveGroup(_) => ApiKey::LeaveGroup,
+            Request::OffsetCommit(_) => ApiKey::OffsetCommit,
+            Request::OffsetFetch(_) => ApiKey::OffsetFetch,
+            Request::DescribeGroups(_) => ApiKey::DescribeGroups,
+            Request::ListGroups(_) => ApiKey::ListGroups,
+            Request::DeleteGroups(_) => ApiKey::DeleteGroups,
+            Request::OffsetDelete(_) => ApiKey::OffsetDelete,
         }
     }
 }
@@ -222,6 +246,27 @@ pub fn decode_request(
             }
             ApiKey::DescribeCluster => {
                 Request::DescribeCluster(DescribeClusterRequest::decode(body, version)?)
+            }
+            ApiKey::FindCoordinator => {
+                Request::FindCoordinator(FindCoordinatorRequest::decode(body, version)?)
+            }
+            ApiKey::JoinGroup => Request::JoinGroup(JoinGroupRequest::decode(body, version)?),
+            ApiKey::SyncGroup => Request::SyncGroup(SyncGroupRequest::decode(body, version)?),
+            ApiKey::Heartbeat => Request::Heartbeat(HeartbeatRequest::decode(body, version)?),
+            ApiKey::LeaveGroup => Request::LeaveGroup(LeaveGroupRequest::decode(body, version)?),
+            ApiKey::OffsetCommit => {
+                Request::OffsetCommit(OffsetCommitRequest::decode(body, version)?)
+            }
+            ApiKey::OffsetFetch => Request::OffsetFetch(OffsetFetchRequest::decode(body, version)?),
+            ApiKey::DescribeGroups => {
+                Request::DescribeGroups(DescribeGroupsRequest::decode(body, version)?)
+            }
+            ApiKey::ListGroups => Request::ListGroups(ListGroupsRequest::decode(body, version)?),
+            ApiKey::DeleteGroups => {
+                Request::DeleteGroups(DeleteGroupsRequest::decode(body, version)?)
+            }
+            ApiKey::OffsetDelete => {
+                Request::OffsetDelete(OffsetDeleteRequest::decode(body, version)?)
             }
             _ => anyhow::bail!("{api_key:?} is in SUPPORTED_APIS but not in Request"),
         };

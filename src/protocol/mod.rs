@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod fetch_writer;
 pub mod frame;
+pub mod records;
 #[cfg(test)]
 mod roundtrip;
 pub mod versions;

@@ -43,6 +43,15 @@ pub struct ConnectionContext {
     pub peer: Option<SocketAddr>,
 }
 
+impl ConnectionContext {
+    /// The client's address as Kafka shows it in group descriptions (`/ip`).
+    pub fn client_host(&self) -> String {
+        self.peer
+            .map(|peer| format!("/{}", peer.ip()))
+            .unwrap_or_default()
+    }
+}
+
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);

@@ -7,6 +7,10 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures_channel::oneshot;
 
+use crate::group::{
+    CommitRequest, DescribedGroup, GroupState, HeartbeatRequest, JoinRequest, JoinResponse,
+    LeaveResponse, LeavingMember, ListedGroup, PartitionOffset, SyncRequest, SyncResponse,
+};
 use crate::log::{AppendResult, AppendWait};
 use crate::metadata::{ClusterView, TopicMeta};
 
@@ -129,6 +133,9 @@ pub enum ShardRequest {
     DeleteTopics(Vec<TopicRef>),
     /// Replaces the shard's metadata snapshot.
     InstallView(Arc<ClusterView>),
+    /// To the group coordinator of the shard that owns the group's
+    /// `__consumer_offsets` partition (`List` goes to every shard).
+    Group(GroupCall),
     /// Stop accepting, finish in-flight requests, flush and close every log.
     Shutdown,
 }
@@ -142,9 +149,48 @@ pub enum ShardReply {
     CreateTopics(Vec<Result<Arc<TopicMeta>, KafkaError>>),
     /// (name, id) per requested topic.
     DeleteTopics(Vec<Result<(String, uuid::Uuid), KafkaError>>),
+    Group(GroupAnswer),
     Done,
     /// The request failed as a whole (e.g. a partition could not be opened).
     Failed(KafkaError),
+}
+
+/// A consumer-group request, as the coordinator's plain-data API takes it.
+#[derive(Debug)]
+pub enum GroupCall {
+    Join(JoinRequest),
+    Sync(SyncRequest),
+    Heartbeat(HeartbeatRequest),
+    Leave {
+        group_id: String,
+        members: Vec<LeavingMember>,
+    },
+    Commit(CommitRequest),
+    FetchOffsets {
+        group_id: String,
+        /// None: every partition with a committed offset.
+        partitions: Option<Vec<(String, i32)>>,
+    },
+    DeleteOffsets {
+        group_id: String,
+        partitions: Vec<(String, i32)>,
+    },
+    Describe(String),
+    List(Vec<GroupState>),
+    Delete(String),
+}
+
+#[derive(Debug)]
+pub enum GroupAnswer {
+    Join(JoinResponse),
+    Sync(SyncResponse),
+    Heartbeat(Option<kafka_protocol::error::ResponseError>),
+    Leave(LeaveResponse),
+    Offsets(Vec<PartitionOffset>),
+    DeleteOffsets(Result<Vec<PartitionOffset>, kafka_protocol::error::ResponseError>),
+    Described(DescribedGroup),
+    Listed(Vec<ListedGroup>),
+    Deleted(Option<kafka_protocol::error::ResponseError>),
 }
 
 impl ShardReply {

@@ -7,6 +7,7 @@
 //! owner shard (`owned.rs`); shared read-mostly state (the metadata view) is an
 //! immutable snapshot per shard, replaced by a broadcast.
 
+pub mod groups;
 pub mod messages;
 pub mod owned;
 
@@ -23,8 +24,10 @@ use futures_util::StreamExt;
 use kafka_protocol::error::ResponseError;
 
 use crate::config::BrokerConfig;
+use crate::group::OFFSETS_TOPIC;
 use crate::metadata::controller::Controller;
 use crate::metadata::ClusterView;
+use groups::GroupHost;
 use messages::{Envelope, KafkaError, ShardReply, ShardRequest};
 use owned::OwnedPartitions;
 
@@ -61,6 +64,8 @@ pub struct Shard {
     view: RefCell<Arc<ClusterView>>,
     inboxes: Vec<mpsc::UnboundedSender<Envelope>>,
     pub partitions: OwnedPartitions,
+    /// The consumer groups whose `__consumer_offsets` partition this shard owns.
+    pub groups: GroupHost,
     controller: Option<Controller>,
     stop: RefCell<Option<oneshot::Sender<()>>>,
     in_flight_requests: Cell<usize>,
@@ -146,6 +151,9 @@ impl Shard {
                 }
                 None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
             },
+            ShardRequest::Group(call) => {
+                ShardReply::Group(self.groups.call(&self.partitions, call).await)
+            }
             ShardRequest::InstallView(view) => {
                 *self.view.borrow_mut() = view;
                 ShardReply::Done
@@ -292,6 +300,7 @@ async fn run_shard<S, F>(
     let shard = Rc::new(Shard {
         id,
         partitions: OwnedPartitions::new(config.data_dir.clone()),
+        groups: GroupHost::new(config.group.clone(), id),
         controller: (id == 0).then(Controller::new),
         config: config.clone(),
         view: RefCell::new(view.clone()),
@@ -311,6 +320,13 @@ async fn run_shard<S, F>(
             return;
         }
     }
+    if let Some(offsets) = view.topic(OFFSETS_TOPIC) {
+        let mine: Vec<i32> = (0..offsets.partitions)
+            .filter(|&partition| view.owner(OFFSETS_TOPIC, partition) == id)
+            .collect();
+        shard.groups.load(&shard.partitions, &mine).await;
+    }
+    glommio::spawn_local(groups::run_ticks(Rc::downgrade(&shard))).detach();
     let receiver = shard.clone();
     glommio::spawn_local(async move {
         while let Some(envelope) = inbox.next().await {

@@ -50,6 +50,11 @@ impl OwnedPartitions {
         }
     }
 
+    /// The log of `partition`, if this shard owns it.
+    pub fn log(&self, partition: &TopicPartition) -> Option<Rc<PartitionLog>> {
+        self.logs.borrow().get(partition).cloned()
+    }
+
     fn get(&self, partition: &TopicPartition) -> Result<Rc<PartitionLog>, KafkaError> {
         self.logs
             .borrow()

@@ -193,10 +193,21 @@ pub async fn handle(
             }
             session.next_epoch = session.next_epoch.wrapping_add(1).max(1);
             session.last_used = Instant::now();
+            // A partition sent again only moves its position (KIP-227): what
+            // was last sent for it stays, so an unchanged partition stays quiet.
             for want in wanted.iter().filter(|want| want.error.is_none()) {
-                session
-                    .partitions
-                    .insert(want.partition.clone(), session_partition(want));
+                match session.partitions.get_mut(&want.partition) {
+                    Some(state) => {
+                        state.topic_id = want.topic_id;
+                        state.fetch_offset = want.fetch_offset;
+                        state.max_bytes = want.max_bytes;
+                    }
+                    None => {
+                        session
+                            .partitions
+                            .insert(want.partition.clone(), session_partition(want));
+                    }
+                }
             }
             for forgotten in &request.forgotten_topics_data {
                 let name = if version >= TOPIC_IDS_VERSION {

@@ -7,13 +7,25 @@
 
 mod api_versions;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod fetch;
+mod find_coordinator;
+mod group_route;
+mod heartbeat;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
+mod sync_group;
 
 use std::collections::BTreeMap;
 
@@ -100,6 +112,49 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
         Request::DescribeCluster(request) => encode(
             &header,
             &describe_cluster::handle(context, &header, request),
+        ),
+        Request::FindCoordinator(request) => encode(
+            &header,
+            &find_coordinator::handle(context, &header, request).await,
+        ),
+        Request::JoinGroup(request) => encode(
+            &header,
+            &join_group::handle(context, &header, request).await,
+        ),
+        Request::SyncGroup(request) => encode(
+            &header,
+            &sync_group::handle(context, &header, request).await,
+        ),
+        Request::Heartbeat(request) => {
+            encode(&header, &heartbeat::handle(context, &header, request).await)
+        }
+        Request::LeaveGroup(request) => encode(
+            &header,
+            &leave_group::handle(context, &header, request).await,
+        ),
+        Request::OffsetCommit(request) => encode(
+            &header,
+            &offset_commit::handle(context, &header, request).await,
+        ),
+        Request::OffsetFetch(request) => encode(
+            &header,
+            &offset_fetch::handle(context, &header, request).await,
+        ),
+        Request::DescribeGroups(request) => encode(
+            &header,
+            &describe_groups::handle(context, &header, request).await,
+        ),
+        Request::ListGroups(request) => encode(
+            &header,
+            &list_groups::handle(context, &header, request).await,
+        ),
+        Request::DeleteGroups(request) => encode(
+            &header,
+            &delete_groups::handle(context, &header, request).await,
+        ),
+        Request::OffsetDelete(request) => encode(
+            &header,
+            &offset_delete::handle(context, &header, request).await,
         ),
     }
 }

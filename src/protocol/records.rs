@@ -1,5 +1,5 @@
-//! Building RecordBatch v2 payloads for Produce and reading the record sets
-//! that Fetch returns, through `kafka-protocol`'s encoder and decoder.
+//! Building RecordBatch v2 payloads and reading record sets back
+//! (a Fetch response, a log), through `kafka-protocol`'s encoder and decoder.
 //!
 //! Invariant: a fetched record set may end in a partial batch (the broker
 //! cuts at `max_bytes`); it is skipped, never decoded, and never an error.

@@ -1,0 +1,87 @@
+//! Routing of consumer-group requests to the shard that coordinates the
+//! group: the owner of its `__consumer_offsets` partition, which is created
+//! (compacted, `offsets.topic.num.partitions` partitions) on first use.
+
+use kafka_protocol::error::ResponseError;
+
+use crate::group::{offsets_partition, GroupState, ListedGroup, OFFSETS_TOPIC};
+use crate::server::connection::ConnectionContext;
+use crate::shard::messages::{GroupAnswer, GroupCall, NewTopic, ShardReply, ShardRequest};
+
+const CONTROLLER_SHARD: usize = 0;
+/// `__consumer_offsets` segments: Kafka's `offsets.topic.segment.bytes`.
+const OFFSETS_TOPIC_SEGMENT_BYTES: &str = "104857600";
+
+/// Creates `__consumer_offsets` unless it exists. Errors are Kafka's
+/// COORDINATOR_NOT_AVAILABLE, which clients retry.
+pub async fn ensure_offsets_topic(context: &ConnectionContext) -> Result<(), ResponseError> {
+    if context.shard.view().topic(OFFSETS_TOPIC).is_some() {
+        return Ok(());
+    }
+    let topic = NewTopic {
+        name: OFFSETS_TOPIC.to_string(),
+        partitions: context.shard.config.group.offsets_topic_num_partitions,
+        replication_factor: 1,
+        configs: vec![
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("segment.bytes".to_string(), OFFSETS_TOPIC_SEGMENT_BYTES.to_string()),
+        ],
+        validate_only: false,
+    };
+    context
+        .shard
+        .call(CONTROLLER_SHARD, ShardRequest::CreateTopics(vec![topic]))
+        .await;
+    if context.shard.view().topic(OFFSETS_TOPIC).is_some() {
+        Ok(())
+    } else {
+        log::error!("cannot create {OFFSETS_TOPIC}");
+        Err(ResponseError::CoordinatorNotAvailable)
+    }
+}
+
+/// Runs `call` on the coordinator of `group_id`.
+pub async fn call_group(
+    context: &ConnectionContext,
+    group_id: &str,
+    call: GroupCall,
+) -> Result<GroupAnswer, ResponseError> {
+    if group_id.is_empty() {
+        return Err(ResponseError::InvalidGroupId);
+    }
+    ensure_offsets_topic(context).await?;
+    let view = context.shard.view();
+    let partitions = view
+        .topic(OFFSETS_TOPIC)
+        .map(|topic| topic.partitions)
+        .ok_or(ResponseError::CoordinatorNotAvailable)?;
+    let owner = view.owner(OFFSETS_TOPIC, offsets_partition(group_id, partitions));
+    match context.shard.call(owner, ShardRequest::Group(call)).await {
+        ShardReply::Group(answer) => Ok(answer),
+        _ => Err(ResponseError::CoordinatorNotAvailable),
+    }
+}
+
+/// ListGroups over every shard's coordinator.
+pub async fn list_all(context: &ConnectionContext, states: Vec<GroupState>) -> Vec<ListedGroup> {
+    let calls = (0..context.shard.count()).map(|shard| {
+        context
+            .shard
+            .call(shard, ShardRequest::Group(GroupCall::List(states.clone())))
+    });
+    let mut groups: Vec<ListedGroup> = futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .flat_map(|reply| match reply {
+            ShardReply::Group(GroupAnswer::Listed(groups)) => groups,
+            _ => Vec::new(),
+        })
+        .collect();
+    groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+    groups
+}
+
+/// The code to put in a response for an optional coordinator error.
+pub fn code(error: Option<ResponseError>) -> i16 {
+    error.map_or(0, |error| error.code())
+}

@@ -1,0 +1,52 @@
+//! ListGroups: every group of every shard, filtered by state (v4+) and type (v5+).
+
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse, RequestHeader};
+
+use super::group_route::list_all;
+use super::str_bytes;
+use crate::group::GroupState;
+use crate::server::connection::ConnectionContext;
+
+/// Every group shoal runs is a classic group (KIP-848 type names).
+const CLASSIC_GROUP_TYPE: &str = "classic";
+
+pub async fn handle(
+    context: &ConnectionContext,
+    header: &RequestHeader,
+    request: ListGroupsRequest,
+) -> ListGroupsResponse {
+    let version = header.request_api_version;
+    let states: Vec<GroupState> = request
+        .states_filter
+        .iter()
+        .filter_map(|state| GroupState::parse(state.as_str()))
+        .collect();
+    let wants_state = request.states_filter.is_empty() || !states.is_empty();
+    let wants_type = request.types_filter.is_empty()
+        || request
+            .types_filter
+            .iter()
+            .any(|kind| kind.as_str().eq_ignore_ascii_case(CLASSIC_GROUP_TYPE));
+    let mut response = ListGroupsResponse::default();
+    if !wants_state || !wants_type {
+        return response;
+    }
+    response.groups = list_all(context, states)
+        .await
+        .into_iter()
+        .map(|group| {
+            let mut entry = ListedGroup::default();
+            entry.group_id = GroupId(str_bytes(group.group_id));
+            entry.protocol_type = str_bytes(group.protocol_type);
+            if version >= 4 {
+                entry.group_state = str_bytes(group.state.as_str());
+            }
+            if version >= 5 {
+                entry.group_type = str_bytes(CLASSIC_GROUP_TYPE);
+            }
+            entry
+        })
+        .collect();
+    response
+}

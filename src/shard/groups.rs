@@ -1,0 +1,310 @@
+//! The group coordinator as a shard runs it: the pure state machine of
+//! `crate::group`, fed with requests, a clock and a timer, its records
+//! appended to the `__consumer_offsets` partitions this shard owns, and its
+//! waiting JoinGroup/SyncGroup answers delivered once those records are on
+//! disk.
+//!
+//! Invariant: every group handled here hashes to a `__consumer_offsets`
+//! partition owned by this shard, so its state and its log live on one
+//! thread. A commit is answered only after its record is durable.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use futures_channel::oneshot;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::records::Compression;
+
+use super::messages::{GroupAnswer, GroupCall, TopicPartition};
+use super::owned::OwnedPartitions;
+use crate::group::{
+    Completion, Effects, GroupConfig, GroupCoordinator, JoinResponse, Record, RequestToken,
+    SyncResponse, OFFSETS_TOPIC,
+};
+use crate::log::AppendWait;
+use crate::protocol::records::{decode_records, encode_batch, ProducerRecord};
+
+/// How often sessions, join barriers and offset retention are checked.
+/// Kafka's coordinator timers have the same resolution.
+pub const GROUP_TICK_MS: u64 = 100;
+/// Bytes read per step while loading a `__consumer_offsets` partition.
+const LOAD_READ_BYTES: usize = 1 << 20;
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub struct GroupHost {
+    coordinator: RefCell<GroupCoordinator>,
+    waiting: RefCell<HashMap<RequestToken, oneshot::Sender<Completion>>>,
+    next_token: Cell<RequestToken>,
+}
+
+impl GroupHost {
+    pub fn new(config: GroupConfig, shard_id: usize) -> GroupHost {
+        // Member ids must differ between broker runs and between shards.
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ ((shard_id as u64) << 56);
+        GroupHost {
+            coordinator: RefCell::new(GroupCoordinator::new(config, seed)),
+            waiting: RefCell::new(HashMap::new()),
+            next_token: Cell::new(1),
+        }
+    }
+
+    /// Rebuilds the coordinator's state from `partitions` of
+    /// `__consumer_offsets` (those this shard owns), reading each log from its
+    /// start to its high watermark.
+    pub async fn load(&self, owned: &OwnedPartitions, partitions: &[i32]) {
+        for &partition in partitions {
+            let topic_partition = TopicPartition::new(OFFSETS_TOPIC, partition);
+            let Some(log) = owned.log(&topic_partition) else {
+                continue;
+            };
+            let end = log.high_watermark();
+            let mut offset = log.log_start_offset();
+            while offset < end {
+                let chunks = match log.read(offset, end, LOAD_READ_BYTES, true).await {
+                    Ok(chunks) if !chunks.is_empty() => chunks,
+                    Ok(_) => break,
+                    Err(error) => {
+                        log::error!("loading {}: {error}", topic_partition.dir_name());
+                        break;
+                    }
+                };
+                let mut next = offset;
+                for chunk in chunks {
+                    let fetched = match decode_records(&chunk, offset) {
+                        Ok(fetched) => fetched,
+                        Err(error) => {
+                            log::error!("loading {}: {error}", topic_partition.dir_name());
+                            return;
+                        }
+                    };
+                    let now = now_ms();
+                    let mut coordinator = self.coordinator.borrow_mut();
+                    for record in &fetched.records {
+                        let Some(key) = &record.key else { continue };
+                        if let Err(error) = coordinator.replay(now, key, record.value.as_deref()) {
+                            log::warn!(
+                                "{} offset {}: skipped record: {error:?}",
+                                topic_partition.dir_name(),
+                                record.offset
+                            );
+                        }
+                    }
+                    next = next.max(fetched.next_offset.unwrap_or(next));
+                }
+                if next <= offset {
+                    break;
+                }
+                offset = next;
+            }
+        }
+    }
+
+    fn token(&self) -> (RequestToken, oneshot::Receiver<Completion>) {
+        let token = self.next_token.get();
+        self.next_token.set(token + 1);
+        let (sender, receiver) = oneshot::channel();
+        self.waiting.borrow_mut().insert(token, sender);
+        (token, receiver)
+    }
+
+    /// Runs one group request on this shard's coordinator.
+    pub async fn call(&self, owned: &OwnedPartitions, call: GroupCall) -> GroupAnswer {
+        let now = now_ms();
+        match call {
+            GroupCall::Join(request) => {
+                let member_id = request.member_id.clone();
+                let (token, answer) = self.token();
+                let effects = self.coordinator.borrow_mut().join(now, token, request);
+                self.apply(owned, effects).await;
+                match answer.await {
+                    Ok(Completion::Join(_, response)) => GroupAnswer::Join(response),
+                    _ => GroupAnswer::Join(JoinResponse {
+                        error: Some(ResponseError::NotCoordinator),
+                        generation_id: -1,
+                        member_id,
+                        ..JoinResponse::default()
+                    }),
+                }
+            }
+            GroupCall::Sync(request) => {
+                let (token, answer) = self.token();
+                let effects = self.coordinator.borrow_mut().sync(now, token, request);
+                self.apply(owned, effects).await;
+                match answer.await {
+                    Ok(Completion::Sync(_, response)) => GroupAnswer::Sync(response),
+                    _ => GroupAnswer::Sync(SyncResponse {
+                        error: Some(ResponseError::NotCoordinator),
+                        ..SyncResponse::default()
+                    }),
+                }
+            }
+            GroupCall::Heartbeat(request) => {
+                GroupAnswer::Heartbeat(self.coordinator.borrow_mut().heartbeat(now, &request))
+            }
+            GroupCall::Leave { group_id, members } => {
+                let (response, effects) =
+                    self.coordinator.borrow_mut().leave(now, &group_id, members);
+                self.apply(owned, effects).await;
+                GroupAnswer::Leave(response)
+            }
+            GroupCall::Commit(request) => {
+                let (mut results, effects) = self.coordinator.borrow_mut().commit(now, request);
+                if !self.apply(owned, effects).await {
+                    for result in results.iter_mut().filter(|result| result.error.is_none()) {
+                        result.error = Some(ResponseError::NotCoordinator);
+                    }
+                }
+                GroupAnswer::Offsets(results)
+            }
+            GroupCall::FetchOffsets {
+                group_id,
+                partitions,
+            } => GroupAnswer::Offsets(
+                self.coordinator
+                    .borrow()
+                    .fetch_offsets(&group_id, partitions.as_deref()),
+            ),
+            GroupCall::DeleteOffsets {
+                group_id,
+                partitions,
+            } => {
+                let (result, effects) = self
+                    .coordinator
+                    .borrow_mut()
+                    .delete_offsets(&group_id, &partitions);
+                let durable = self.apply(owned, effects).await;
+                GroupAnswer::DeleteOffsets(match result {
+                    Ok(_) if !durable => Err(ResponseError::NotCoordinator),
+                    other => other,
+                })
+            }
+            GroupCall::Describe(group_id) => {
+                GroupAnswer::Described(self.coordinator.borrow().describe_group(&group_id))
+            }
+            GroupCall::List(states) => {
+                GroupAnswer::Listed(self.coordinator.borrow().list_groups(&states))
+            }
+            GroupCall::Delete(group_id) => {
+                let (error, effects) = self.coordinator.borrow_mut().delete_group(now, &group_id);
+                let durable = self.apply(owned, effects).await;
+                GroupAnswer::Deleted(match error {
+                    None if !durable => Some(ResponseError::NotCoordinator),
+                    other => other,
+                })
+            }
+        }
+    }
+
+    /// Expires sessions, closes barriers, expires offsets; called every
+    /// `GROUP_TICK_MS` by the shard.
+    pub async fn tick(&self, owned: &OwnedPartitions) {
+        let effects = self.coordinator.borrow_mut().tick(now_ms());
+        if !effects.is_empty() {
+            self.apply(owned, effects).await;
+        }
+    }
+
+    /// Appends the records (durably), then hands out the completions.
+    /// Returns false when an append failed: the in-memory state of those
+    /// partitions is then rebuilt from what is on disk.
+    async fn apply(&self, owned: &OwnedPartitions, effects: Effects) -> bool {
+        let Effects {
+            records,
+            completions,
+        } = effects;
+        let mut by_partition: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
+        for record in records {
+            by_partition
+                .entry(record.partition)
+                .or_default()
+                .push(record);
+        }
+        let mut failed = Vec::new();
+        for (partition, records) in by_partition {
+            if let Err(error) = append(owned, partition, &records).await {
+                log::error!("{OFFSETS_TOPIC}-{partition}: cannot append group records: {error}");
+                failed.push(partition);
+            }
+        }
+        for completion in completions {
+            let token = match &completion {
+                Completion::Join(token, _) | Completion::Sync(token, _) => *token,
+            };
+            let waiter = self.waiting.borrow_mut().remove(&token);
+            if let Some(waiter) = waiter {
+                let _ = waiter.send(completion);
+            }
+        }
+        if failed.is_empty() {
+            return true;
+        }
+        for &partition in &failed {
+            let effects = self.coordinator.borrow_mut().unload_partition(partition);
+            for completion in effects.completions {
+                let token = match &completion {
+                    Completion::Join(token, _) | Completion::Sync(token, _) => *token,
+                };
+                let waiter = self.waiting.borrow_mut().remove(&token);
+                if let Some(waiter) = waiter {
+                    let _ = waiter.send(completion);
+                }
+            }
+        }
+        self.load(owned, &failed).await;
+        false
+    }
+}
+
+/// Appends `records` to `__consumer_offsets`-`partition` as one batch and
+/// waits until it is durable.
+async fn append(owned: &OwnedPartitions, partition: i32, records: &[Record]) -> anyhow::Result<()> {
+    let topic_partition = TopicPartition::new(OFFSETS_TOPIC, partition);
+    let log = owned
+        .log(&topic_partition)
+        .ok_or_else(|| anyhow::anyhow!("partition not owned by this shard"))?;
+    let records: Vec<ProducerRecord> = records
+        .iter()
+        .map(|record| ProducerRecord {
+            key: Some(record.key.clone()),
+            value: record.value.clone(),
+        })
+        .collect();
+    let batch = BytesMut::from(&encode_batch(&records, Compression::None, now_ms())?[..]);
+    log.append(batch, AppendWait::Durable, None).await?;
+    Ok(())
+}
+
+/// Drives `host.tick` every `GROUP_TICK_MS` until the shard goes away.
+pub async fn run_ticks(shard: std::rc::Weak<super::Shard>) {
+    loop {
+        glommio::timer::sleep(Duration::from_millis(GROUP_TICK_MS)).await;
+        let Some(shard) = shard.upgrade() else { break };
+        shard.groups.tick(&shard.partitions).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_unique_and_registered() {
+        let host = GroupHost::new(GroupConfig::default(), 0);
+        let (first, _a) = host.token();
+        let (second, _b) = host.token();
+        assert_ne!(first, second);
+        assert_eq!(host.waiting.borrow().len(), 2);
+    }
+}
