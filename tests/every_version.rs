@@ -164,6 +164,15 @@ struct Conn {
 }
 
 impl Conn {
+    /// Sends a request that gets no response (Produce with acks=0).
+    fn send_unanswered<Req: Request>(&mut self, request: &Req, version: i16) {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id += 1;
+        let bytes = frame::encode_request(request, version, correlation_id, "every-version")
+            .unwrap_or_else(|error| panic!("encode v{version}: {error:#}"));
+        frame::write_frame(&mut self.stream, &bytes).unwrap();
+    }
+
     fn call<Req: Request>(&mut self, request: &Req, version: i16) -> Req::Response {
         let api_key = frame::api_key_of::<Req>().unwrap();
         let correlation_id = self.next_correlation_id;
@@ -487,6 +496,45 @@ fn metadata(conn: &mut Conn, broker: &Broker, created: &[CreatedTopic]) -> Vec<(
             );
         }
 
+        // From v12 a topic can be asked for by id alone (KIP-516).
+        if version >= 12 {
+            let wanted = &created[0].name;
+            let id = response
+                .topics
+                .iter()
+                .find(|topic| topic.name.as_ref().map(|n| n.0.as_str()) == Some(wanted))
+                .map(|topic| topic.topic_id)
+                .expect("created topic listed");
+            let mut by_id = MetadataRequestTopic::default();
+            by_id.name = None;
+            by_id.topic_id = id;
+            let mut request = MetadataRequest::default();
+            request.topics = Some(vec![by_id]);
+            request.allow_auto_topic_creation = false;
+            let by_id_response = conn.call(&request, version);
+            assert_eq!(by_id_response.topics.len(), 1, "Metadata v{version} by id");
+            let topic = &by_id_response.topics[0];
+            assert_eq!(topic.error_code, NONE, "Metadata v{version} by id");
+            assert_eq!(topic.topic_id, id, "Metadata v{version} by id");
+            assert_eq!(
+                topic.name.as_ref().map(|n| n.0.as_str()),
+                Some(wanted.as_str()),
+                "Metadata v{version} by id: name"
+            );
+            assert_eq!(topic.partitions.len(), PARTITIONS as usize);
+
+            let mut unknown = MetadataRequestTopic::default();
+            unknown.name = None;
+            unknown.topic_id = Uuid::new_v4();
+            request.topics = Some(vec![unknown]);
+            let unknown_response = conn.call(&request, version);
+            assert_eq!(unknown_response.topics.len(), 1);
+            assert_eq!(
+                unknown_response.topics[0].error_code, UNKNOWN_TOPIC_ID,
+                "Metadata v{version} unknown topic id"
+            );
+        }
+
         if version == *versions_of(ApiKey::Metadata).end() {
             topic_ids = response
                 .topics
@@ -525,45 +573,62 @@ fn produce_request(
     request
 }
 
+fn check_produce(
+    conn: &mut Conn,
+    request: &ProduceRequest,
+    version: i16,
+    topic: &str,
+    topic_id: Uuid,
+    expected_base: i64,
+) {
+    let acks = request.acks;
+    let response = conn.call(request, version);
+
+    assert_eq!(
+        response.responses.len(),
+        1,
+        "Produce v{version} acks={acks}"
+    );
+    let topic_response = &response.responses[0];
+    if version >= 13 {
+        assert_eq!(topic_response.topic_id, topic_id, "Produce v{version}");
+    } else {
+        assert_eq!(topic_response.name.0.as_str(), topic, "Produce v{version}");
+    }
+    assert_eq!(topic_response.partition_responses.len(), 1);
+    let partition = &topic_response.partition_responses[0];
+    assert_eq!(partition.index, 0, "Produce v{version} acks={acks}");
+    assert_eq!(
+        partition.error_code, NONE,
+        "Produce v{version} acks={acks}: {:?}",
+        partition.error_message
+    );
+    assert_eq!(
+        partition.base_offset, expected_base,
+        "Produce v{version} acks={acks} base offset"
+    );
+    if version >= 5 {
+        assert_eq!(partition.log_start_offset, 0, "Produce v{version}");
+    }
+}
+
 fn produce(conn: &mut Conn, topic: &str, topic_id: Uuid) -> Produced {
     let mut produced = Produced::default();
     for version in versions_of(ApiKey::Produce) {
-        // acks=1 is answered once written, before the sync that raises the
-        // high watermark; the acks=-1 batch after it waits for that sync, so
-        // every version leaves all its records below the high watermark.
-        for acks in [1i16, -1] {
+        // acks=0 gets no answer, yet the acks=1 batch after it on the same
+        // connection must land after it. acks=1 is answered once written,
+        // before the sync that raises the high watermark; the acks=-1 batch
+        // last waits for that sync, so every record ends up readable.
+        for acks in [0i16, 1, -1] {
             let label = format!("v{version}-acks{acks}");
             let timestamp = TIMESTAMP_BASE_MS + TIMESTAMP_STEP_MS * produced.batches.len() as i64;
             let batch = record_batch(&label, timestamp);
             let request = produce_request(version, acks, topic, topic_id, batch);
-            let response = conn.call(&request, version);
-
-            assert_eq!(
-                response.responses.len(),
-                1,
-                "Produce v{version} acks={acks}"
-            );
-            let topic_response = &response.responses[0];
-            if version >= 13 {
-                assert_eq!(topic_response.topic_id, topic_id, "Produce v{version}");
-            } else {
-                assert_eq!(topic_response.name.0.as_str(), topic, "Produce v{version}");
-            }
-            assert_eq!(topic_response.partition_responses.len(), 1);
-            let partition = &topic_response.partition_responses[0];
-            assert_eq!(partition.index, 0, "Produce v{version} acks={acks}");
-            assert_eq!(
-                partition.error_code, NONE,
-                "Produce v{version} acks={acks}: {:?}",
-                partition.error_message
-            );
             let expected_base = produced.records.len() as i64;
-            assert_eq!(
-                partition.base_offset, expected_base,
-                "Produce v{version} acks={acks} base offset"
-            );
-            if version >= 5 {
-                assert_eq!(partition.log_start_offset, 0, "Produce v{version}");
+            if acks == 0 {
+                conn.send_unanswered(&request, version);
+            } else {
+                check_produce(conn, &request, version, topic, topic_id, expected_base);
             }
             produced.batches.push((expected_base, timestamp));
             for i in 0..RECORDS_PER_BATCH {
@@ -704,6 +769,20 @@ fn fetch(conn: &mut Conn, topic: &str, topic_id: Uuid, produced: &Produced) {
             partition.error_code, OFFSET_OUT_OF_RANGE,
             "Fetch v{version} beyond the high watermark"
         );
+
+        let unknown_id = Uuid::new_v4();
+        let unknown = fetch_request(version, "t-no-such-topic", unknown_id, 0, (0, -1));
+        let response = conn.call(&unknown, version);
+        let partition = only_partition(&response, version, "t-no-such-topic", unknown_id);
+        let expected = if version >= 13 {
+            UNKNOWN_TOPIC_ID
+        } else {
+            UNKNOWN_TOPIC_OR_PARTITION
+        };
+        assert_eq!(
+            partition.error_code, expected,
+            "Fetch v{version} unknown topic"
+        );
     }
 }
 
@@ -747,30 +826,47 @@ fn incremental_fetch_without_changes(
     assert_eq!(partitions, 0, "Fetch v{version} incremental partitions");
 }
 
+fn list_offsets_request(version: i16, topic: &str, timestamp: i64) -> ListOffsetsRequest {
+    let mut partition = ListOffsetsPartition::default();
+    partition.partition_index = 0;
+    partition.timestamp = timestamp;
+    let mut want = ListOffsetsTopic::default();
+    want.name = name(topic);
+    want.partitions = vec![partition];
+    let mut request = ListOffsetsRequest::default();
+    request.replica_id = BrokerId(-1);
+    request.topics = vec![want];
+    if version >= 10 {
+        request.timeout_ms = 10_000;
+    }
+    request
+}
+
 fn list_offsets(conn: &mut Conn, topic: &str, produced: &Produced) {
     let latest = produced.records.len() as i64;
     let (third_batch_offset, third_batch_timestamp) = produced.batches[2];
+    let (_, last_batch_timestamp) = *produced.batches.last().expect("a produced batch");
+    // (timestamp asked, offset expected, timestamp expected back if any).
     let cases = [
-        (EARLIEST_TIMESTAMP, 0),
-        (LATEST_TIMESTAMP, latest),
-        (third_batch_timestamp, third_batch_offset),
+        (EARLIEST_TIMESTAMP, 0, None),
+        (LATEST_TIMESTAMP, latest, None),
+        (
+            third_batch_timestamp,
+            third_batch_offset,
+            Some(third_batch_timestamp),
+        ),
         // Between two batches: the first batch at or after it.
-        (third_batch_timestamp - 1, third_batch_offset),
+        (
+            third_batch_timestamp - 1,
+            third_batch_offset,
+            Some(third_batch_timestamp),
+        ),
+        // After every record: no offset, as Kafka answers (-1, -1).
+        (last_batch_timestamp + 1, -1, Some(-1)),
     ];
     for version in versions_of(ApiKey::ListOffsets) {
-        for (timestamp, expected) in cases {
-            let mut partition = ListOffsetsPartition::default();
-            partition.partition_index = 0;
-            partition.timestamp = timestamp;
-            let mut want = ListOffsetsTopic::default();
-            want.name = name(topic);
-            want.partitions = vec![partition];
-            let mut request = ListOffsetsRequest::default();
-            request.replica_id = BrokerId(-1);
-            request.topics = vec![want];
-            if version >= 10 {
-                request.timeout_ms = 10_000;
-            }
+        for (timestamp, expected, expected_timestamp) in cases {
+            let request = list_offsets_request(version, topic, timestamp);
             let response = conn.call(&request, version);
             assert_eq!(response.topics.len(), 1, "ListOffsets v{version}");
             assert_eq!(response.topics[0].name.0.as_str(), topic);
@@ -784,13 +880,22 @@ fn list_offsets(conn: &mut Conn, topic: &str, produced: &Produced) {
                 partitions[0].offset, expected,
                 "ListOffsets v{version} ts={timestamp}"
             );
-            if timestamp >= 0 {
+            if let Some(expected_timestamp) = expected_timestamp {
                 assert_eq!(
-                    partitions[0].timestamp, third_batch_timestamp,
+                    partitions[0].timestamp, expected_timestamp,
                     "ListOffsets v{version} ts={timestamp} found timestamp"
                 );
             }
         }
+
+        let request = list_offsets_request(version, "t-no-such-topic", LATEST_TIMESTAMP);
+        let response = conn.call(&request, version);
+        assert_eq!(response.topics.len(), 1, "ListOffsets v{version} unknown");
+        assert_eq!(response.topics[0].partitions.len(), 1);
+        assert_eq!(
+            response.topics[0].partitions[0].error_code, UNKNOWN_TOPIC_OR_PARTITION,
+            "ListOffsets v{version} unknown topic"
+        );
     }
 }
 
