@@ -1154,7 +1154,7 @@ fn unknown_override_is_refused() {
 /// `session.partitions.insert(.., session_partition(want))` of the
 /// incremental branch), which resets them to -1 and re-sends the partition.
 #[test]
-#[ignore = "broker bug: an incremental fetch that moves an offset resets the session's sent marks"]
+
 fn incremental_fetch_that_only_moves_the_offset_names_no_partition() {
     let broker = Broker::start();
     let mut conn = broker.connect();
