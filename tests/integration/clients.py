@@ -25,10 +25,10 @@ def create_topic(bootstrap, name, partitions, config=None):
     wait_for_partitions(bootstrap, name, partitions)
 
 
-def topic_partitions(bootstrap, name):
+def topic_partitions(bootstrap, name, client=None):
     """Partition ids of `name` per Metadata, or None if the broker does not
     know the topic."""
-    md = admin(bootstrap).list_topics(timeout=REQUEST_TIMEOUT_S)
+    md = (client or admin(bootstrap)).list_topics(timeout=REQUEST_TIMEOUT_S)
     topic = md.topics.get(name)
     if topic is None or topic.error is not None:
         return None
@@ -36,9 +36,10 @@ def topic_partitions(bootstrap, name):
 
 
 def wait_for_partitions(bootstrap, name, partitions, timeout_s=REQUEST_TIMEOUT_S):
+    client = admin(bootstrap)
     deadline = time.monotonic() + timeout_s
     while True:
-        got = topic_partitions(bootstrap, name)
+        got = topic_partitions(bootstrap, name, client)
         if got == list(range(partitions)):
             return
         if time.monotonic() >= deadline:

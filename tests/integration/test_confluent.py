@@ -1,7 +1,10 @@
 """Produce and consume with confluent-kafka (librdkafka), every compression
 codec, acks=all, keys, headers and explicit timestamps."""
 
+import time
+
 import pytest
+from confluent_kafka import KafkaError, TopicPartition
 
 import clients
 from records import make_records
@@ -49,3 +52,64 @@ def test_null_key_and_value(broker, topic):
     assert log.errors == []
     msgs = clients.consume(broker.bootstrap, topic, {0: 3})[0]
     assert [(m.key(), m.value()) for m in msgs] == [(b"tombstone", None), (None, b"no key"), (b"", b"")]
+
+
+def test_many_partitions_across_shards(broker_factory, topic):
+    broker = broker_factory(shards=2)
+    partitions = 16
+    clients.create_topic(broker.bootstrap, topic, partitions)
+    records = make_records(seed="many", partitions=partitions, per_partition=25)
+    # One linger window gathers all partitions into the same ProduceRequest,
+    # which the broker has to split over its shards and answer as one.
+    clients.produce_records(broker.bootstrap, topic, records, linger_ms=50, compression_type="gzip")
+    clients.assert_read_back(broker.bootstrap, topic, records)
+
+
+def test_offsets_for_times(broker, topic):
+    clients.create_topic(broker.bootstrap, topic, 1)
+    records = make_records(seed="times", partitions=1, per_partition=80)
+    clients.produce_records(broker.bootstrap, topic, records, batch_num_messages=10)
+    c = clients.consumer(broker.bootstrap)
+    try:
+        for index in (0, 37, 79):
+            ts = records[0][index].timestamp_ms
+            (found,) = c.offsets_for_times([TopicPartition(topic, 0, ts)], timeout=clients.REQUEST_TIMEOUT_S)
+            assert found.error is None
+            assert found.offset == index
+            # A time between two records finds the later one.
+            (found,) = c.offsets_for_times([TopicPartition(topic, 0, ts - 1)], timeout=clients.REQUEST_TIMEOUT_S)
+            assert found.offset == index
+        (found,) = c.offsets_for_times(
+            [TopicPartition(topic, 0, records[0][-1].timestamp_ms + 1)], timeout=clients.REQUEST_TIMEOUT_S
+        )
+        assert found.offset == -1  # past the last record: no offset (Kafka's OFFSET_END)
+    finally:
+        c.close()
+
+
+def test_long_poll_is_woken_by_append(broker, topic):
+    """A consumer waiting at the end of the log (fetch.wait.max.ms far above
+    the bound below) gets a new record as soon as it is appended."""
+    clients.create_topic(broker.bootstrap, topic, 1)
+    c = clients.consumer(broker.bootstrap, fetch_wait_max_ms=20000, fetch_min_bytes=1)
+    try:
+        c.assign([TopicPartition(topic, 0, 0)])
+        deadline = time.monotonic() + 20
+        caught_up = False
+        while not caught_up:
+            assert time.monotonic() < deadline, "no EOF on an empty partition"
+            msg = c.poll(0.5)
+            caught_up = msg is not None and msg.error() is not None and msg.error().code() == KafkaError._PARTITION_EOF
+        prod = clients.producer(broker.bootstrap, linger_ms=0)
+        prod.produce(topic, value=b"wake up", partition=0)
+        clients.flush(prod)
+        acked_at = time.monotonic()
+        got = None
+        while got is None and time.monotonic() - acked_at < 5:
+            msg = c.poll(0.2)
+            if msg is not None and msg.error() is None:
+                got = msg
+        assert got is not None, "long poll not woken within 5 s of the append"
+        assert (got.offset(), got.value()) == (0, b"wake up")
+    finally:
+        c.close()
