@@ -113,3 +113,40 @@ def test_long_poll_is_woken_by_append(broker, topic):
         assert (got.offset(), got.value()) == (0, b"wake up")
     finally:
         c.close()
+
+
+@pytest.mark.parametrize("acks", ["0", "1"])
+def test_weaker_acks_round_trip(broker, topic, acks):
+    clients.create_topic(broker.bootstrap, topic, 1)
+    prod = clients.producer(broker.bootstrap, acks=acks)
+    log = clients.DeliveryLog()
+    values = [f"acks={acks} #{i}".encode() for i in range(200)]
+    for value in values:
+        prod.produce(topic, value=value, partition=0, on_delivery=log)
+    clients.flush(prod)
+    assert log.errors == []
+    got = clients.consume(broker.bootstrap, topic, {0: len(values)})[0]
+    assert [m.value() for m in got] == values
+    assert [m.offset() for m in got] == list(range(len(values)))
+
+
+def test_fetch_past_the_end_is_out_of_range(broker, topic):
+    clients.create_topic(broker.bootstrap, topic, 1)
+    prod = clients.producer(broker.bootstrap)
+    for i in range(10):
+        prod.produce(topic, value=b"v%d" % i, partition=0)
+    clients.flush(prod)
+    c = clients.consumer(broker.bootstrap, auto_offset_reset="error")
+    try:
+        c.assign([TopicPartition(topic, 0, 1000)])
+        deadline = time.monotonic() + 20
+        error = None
+        while error is None:
+            assert time.monotonic() < deadline, "no out-of-range error for offset 1000 of 10"
+            msg = c.poll(0.5)
+            if msg is not None:
+                assert msg.error() is not None, f"got a record at offset {msg.offset()}"
+                error = msg.error()
+        assert error.code() == KafkaError._AUTO_OFFSET_RESET, error
+    finally:
+        c.close()

@@ -5,6 +5,7 @@ import struct
 
 import pytest
 from confluent_kafka import KafkaError
+from confluent_kafka.admin import ConfigResource, ResourceType
 
 import clients
 import kafka_wire
@@ -69,3 +70,25 @@ def test_frame_over_socket_request_max_bytes_closes_connection(limited_broker, s
     limited_broker.answers()
     assert limited_broker.is_running()
 
+
+
+def test_overrides_show_in_broker_configs(limited_broker):
+    admin = clients.admin(limited_broker.bootstrap)
+    (node_id,) = admin.list_topics(timeout=clients.REQUEST_TIMEOUT_S).brokers
+    resource = ConfigResource(ResourceType.BROKER, str(node_id))
+    configs = admin.describe_configs([resource], request_timeout=clients.REQUEST_TIMEOUT_S)[resource].result(
+        timeout=clients.REQUEST_TIMEOUT_S
+    )
+    assert configs["message.max.bytes"].value == str(MESSAGE_MAX_BYTES)
+    assert configs["socket.request.max.bytes"].value == str(SOCKET_REQUEST_MAX_BYTES)
+
+
+def test_default_limits_take_a_900_kib_record(broker, topic):
+    clients.create_topic(broker.bootstrap, topic, 1)
+    value = random.Random(7).randbytes(900 * 1024)
+    prod = clients.producer(broker.bootstrap, compression_type="none")
+    log = clients.DeliveryLog()
+    prod.produce(topic, value=value, partition=0, on_delivery=log)
+    clients.flush(prod)
+    assert log.errors == []
+    assert [m.value() for m in clients.consume(broker.bootstrap, topic, {0: 1})[0]] == [value]
