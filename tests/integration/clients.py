@@ -1,6 +1,7 @@
 """Thin helpers over confluent-kafka (librdkafka) used by several tests. Every
 wait is bounded in time and every loop in count."""
 
+import logging
 import time
 
 from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -10,9 +11,14 @@ REQUEST_TIMEOUT_S = 15.0
 CONSUME_TIMEOUT_S = 30.0
 POLL_TIMEOUT_S = 0.5
 
+# librdkafka's own log lines go through Python logging, so pytest keeps them
+# with the test that made them (shown only when it fails) instead of spraying
+# stderr from clients that outlive their test.
+LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
+
 
 def admin(bootstrap):
-    return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000})
+    return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000, "logger": LIBRDKAFKA_LOG})
 
 
 def create_topic(bootstrap, name, partitions, config=None):
@@ -54,6 +60,7 @@ def producer(bootstrap, **config):
         "enable.idempotence": False,
         "linger.ms": 5,
         "message.timeout.ms": 20000,
+        "logger": LIBRDKAFKA_LOG,
     }
     conf.update({k.replace("_", "."): v for k, v in config.items()})
     return Producer(conf)
@@ -89,6 +96,7 @@ def consumer(bootstrap, **config):
         "enable.auto.offset.store": False,
         "auto.offset.reset": "error",
         "enable.partition.eof": True,
+        "logger": LIBRDKAFKA_LOG,
     }
     conf.update({k.replace("_", "."): v for k, v in config.items()})
     return Consumer(conf)

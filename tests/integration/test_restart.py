@@ -90,6 +90,8 @@ class SequenceProducer(threading.Thread):
             self.producer.flush(10)
         except Exception as e:  # surfaced by the test thread
             self.failure = e
+        finally:
+            self.producer = None  # destroys the client and its threads
 
 
 def read_everything(bootstrap, topic):
@@ -122,6 +124,7 @@ def test_kill9_mid_stream_loses_no_acknowledged_record(broker, topic):
             target = 200 * (round_index + 1)
             deadline = time.monotonic() + 30
             while writer.acked_count() < target:
+                assert broker.is_running(), f"broker died in round {round_index}"
                 assert writer.is_alive() and writer.failure is None, writer.failure
                 assert not writer.log.errors, writer.log.errors[:3]
                 assert time.monotonic() < deadline, f"only {writer.acked_count()} acks in 30s"
