@@ -233,6 +233,14 @@ class Broker:
             parts.extend(tail)
         return "\n".join(parts)
 
+    def panic_lines(self):
+        return [
+            line
+            for path in self.log_paths
+            for line in read_text(path).splitlines()
+            if "panicked at" in line
+        ]
+
     def answers(self):
         """The broker answers ApiVersions on a fresh connection."""
         return kafka_wire.api_versions(self.bootstrap)
@@ -271,13 +279,19 @@ def broker_factory(request):
         brokers.append(broker)
         return broker.start()
 
+    panics = []
     try:
         yield start
     finally:
         for broker in brokers:
             broker.close()
+            panics.extend(broker.panic_lines())
         for root_dir in root_dirs:
             remove_temp_dir(root_dir)
+    # A panic is a bug even when the clients never noticed it (a shard thread
+    # can die while another keeps answering).
+    if panics:
+        pytest.fail("broker panicked:\n" + "\n".join(panics[:20]))
 
 
 @pytest.fixture
