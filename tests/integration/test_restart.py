@@ -114,7 +114,7 @@ def test_kill9_mid_stream_loses_no_acknowledged_record(broker, topic):
     clients.create_topic(broker.bootstrap, topic, PARTITIONS)
     acked = []  # (partition, offset, value) over all rounds
     next_seq = 0
-    rounds = 3
+    rounds = 4
     for round_index in range(rounds):
         writer = SequenceProducer(broker.bootstrap, topic, next_seq)
         writer.start()
@@ -151,7 +151,7 @@ def test_kill9_mid_stream_loses_no_acknowledged_record(broker, topic):
                 assert seq % PARTITIONS == p, f"{p}/{offset} holds seq {seq} of another partition"
                 assert seq < next_seq, f"{p}/{offset} holds seq {seq} never produced"
 
-    assert len(acked) >= 200 * (1 + 2 + 3)
+    assert len(acked) >= 200 * (1 + 2 + 3 + 4)
 
 
 def test_kill9_idle_broker_restarts_with_data(broker, topic):
