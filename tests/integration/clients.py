@@ -86,7 +86,7 @@ def flush(prod, timeout_s=REQUEST_TIMEOUT_S * 2):
     assert remaining == 0, f"{remaining} records still undelivered after {timeout_s}s"
 
 
-def consumer(bootstrap, **config):
+def consumer(bootstrap, extra_config=None, **config):
     # The Python binding insists on a group.id; the tests only assign(), so no
     # group coordinator is ever needed for fetching.
     conf = {
@@ -99,6 +99,7 @@ def consumer(bootstrap, **config):
         "logger": LIBRDKAFKA_LOG,
     }
     conf.update({k.replace("_", "."): v for k, v in config.items()})
+    conf.update(extra_config or {})
     return Consumer(conf)
 
 
@@ -110,12 +111,12 @@ def watermarks(bootstrap, name, partition):
         c.close()
 
 
-def consume(bootstrap, name, counts, start_offsets=None, timeout_s=CONSUME_TIMEOUT_S):
+def consume(bootstrap, name, counts, start_offsets=None, timeout_s=CONSUME_TIMEOUT_S, consumer_config=None):
     """Reads exactly counts[p] records from each partition p, starting at
     start_offsets[p] (default 0), and returns {p: [Message]}. Fails if more
     records show up before each partition's EOF, or on any consumer error."""
     start_offsets = start_offsets or {}
-    c = consumer(bootstrap)
+    c = consumer(bootstrap, extra_config=consumer_config)
     got = {p: [] for p in counts}
     eof = set()
     try:

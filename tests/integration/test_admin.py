@@ -106,3 +106,25 @@ def test_describe_cluster(broker):
     assert f"{node.host}:{node.port}" == broker.bootstrap
     assert cluster.controller is not None and cluster.controller.id == node.id
     assert cluster.cluster_id
+
+
+def test_recreate_after_delete_starts_empty(broker, topic):
+    clients.create_topic(broker.bootstrap, topic, 2)
+    prod = clients.producer(broker.bootstrap)
+    for i in range(20):
+        prod.produce(topic, value=b"old %d" % i, partition=i % 2)
+    clients.flush(prod)
+    admin = clients.admin(broker.bootstrap)
+    admin.delete_topics([topic], request_timeout=REQUEST_TIMEOUT_S)[topic].result(timeout=REQUEST_TIMEOUT_S)
+    deadline = time.monotonic() + REQUEST_TIMEOUT_S
+    while clients.topic_partitions(broker.bootstrap, topic, admin) is not None:
+        assert time.monotonic() < deadline, f"{topic} still listed after delete"
+        time.sleep(0.05)
+
+    clients.create_topic(broker.bootstrap, topic, 1)
+    assert clients.watermarks(broker.bootstrap, topic, 0) == (0, 0)
+    prod = clients.producer(broker.bootstrap)
+    prod.produce(topic, value=b"new", partition=0)
+    clients.flush(prod)
+    got = clients.consume(broker.bootstrap, topic, {0: 1})[0]
+    assert [(m.offset(), m.value()) for m in got] == [(0, b"new")]

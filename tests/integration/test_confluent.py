@@ -1,6 +1,7 @@
 """Produce and consume with confluent-kafka (librdkafka), every compression
 codec, acks=all, keys, headers and explicit timestamps."""
 
+import threading
 import time
 
 import pytest
@@ -152,3 +153,57 @@ def test_fetch_past_the_end_is_out_of_range(broker, topic):
         assert error.code() == KafkaError._AUTO_OFFSET_RESET, error
     finally:
         c.close()
+
+
+def test_small_fetch_limits_still_return_big_records(broker, topic):
+    """A batch larger than max.partition.fetch.bytes and fetch.max.bytes is
+    still returned whole (Kafka returns at least one batch), so a consumer
+    with small limits never gets stuck."""
+    clients.create_topic(broker.bootstrap, topic, 1)
+    records = make_records(seed="small-fetch", partitions=1, per_partition=12, big_every=3)
+    clients.produce_records(broker.bootstrap, topic, records, compression_type="none", linger_ms=0)
+    got = clients.consume(
+        broker.bootstrap,
+        topic,
+        {0: 12},
+        consumer_config={
+            "message.max.bytes": 1000,
+            "max.partition.fetch.bytes": 1024,
+            "fetch.max.bytes": 1024,
+            "receive.message.max.bytes": 1_000_000,
+        },
+    )[0]
+    assert [m.value() for m in got] == [r.value for r in records[0]]
+
+
+def test_concurrent_producers_keep_their_order(broker, topic):
+    partitions = 3
+    clients.create_topic(broker.bootstrap, topic, partitions)
+    writers = 4
+    per_writer = 600
+    errors = []
+
+    def write(writer_id):
+        prod = clients.producer(broker.bootstrap, linger_ms=1, batch_num_messages=25)
+        log = clients.DeliveryLog()
+        for i in range(per_writer):
+            prod.produce(topic, key=b"w%d" % writer_id, value=b"%d:%d" % (writer_id, i), partition=i % partitions, on_delivery=log)
+            prod.poll(0)
+        if prod.flush(60) != 0 or log.errors:
+            errors.append((writer_id, log.errors[:3]))
+
+    threads = [threading.Thread(target=write, args=(w,), daemon=True) for w in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=90)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+
+    per_partition = {p: len(range(p, per_writer, partitions)) * writers for p in range(partitions)}
+    got = clients.consume(broker.bootstrap, topic, per_partition, timeout_s=60)
+    for p, msgs in got.items():
+        assert [m.offset() for m in msgs] == list(range(per_partition[p]))
+        for w in range(writers):
+            mine = [m.value() for m in msgs if m.key() == b"w%d" % w]
+            assert mine == [b"%d:%d" % (w, i) for i in range(p, per_writer, partitions)], f"writer {w} partition {p}"

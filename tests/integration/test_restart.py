@@ -1,9 +1,11 @@
 """Durability across a graceful restart and across kill -9."""
 
+import os
 import threading
 import time
 
 import pytest
+from confluent_kafka import TopicPartition
 
 import clients
 from records import make_records, parse_sequenced_value, sequenced_value
@@ -161,3 +163,66 @@ def test_kill9_idle_broker_restarts_with_data(broker, topic):
     broker.kill9()
     broker.start()
     clients.assert_read_back(broker.bootstrap, topic, records)
+
+
+def segment_files(data_dir, partition_dir_name):
+    """{suffix: sorted file names} of the one directory named
+    partition_dir_name under data_dir."""
+    found = [root for root, dirs, _ in os.walk(data_dir) if os.path.basename(root) == partition_dir_name]
+    assert len(found) == 1, f"directories named {partition_dir_name}: {found}"
+    names = os.listdir(found[0])
+    return {suffix: sorted(n for n in names if n.endswith(suffix)) for suffix in (".log", ".index", ".timeindex")}
+
+
+def test_many_segments_survive_restart(broker, topic):
+    segment_bytes = 100_000
+    clients.create_topic(broker.bootstrap, topic, 2, config={"segment.bytes": str(segment_bytes)})
+    # ~600 KiB per partition, with some records bigger than a whole segment.
+    records = make_records(seed="segments", partitions=2, per_partition=600, big_every=150)
+    clients.produce_records(broker.bootstrap, topic, records, compression_type="none", batch_num_messages=20)
+    broker.stop()
+
+    for p in range(2):
+        files = segment_files(broker.data_dir, f"{topic}-{p}")
+        logs = files[".log"]
+        assert len(logs) >= 5, f"partition {p}: only {logs}"
+        assert logs[0] == "00000000000000000000.log"
+        assert all(len(n) == len("00000000000000000000.log") and n[:20].isdigit() for n in logs), logs
+        for suffix in (".index", ".timeindex"):
+            assert [n[:20] for n in files[suffix]] == [n[:20] for n in logs], f"partition {p} {suffix}"
+
+    broker.start()
+    clients.assert_read_back(broker.bootstrap, topic, records)
+    got = clients.consume(broker.bootstrap, topic, {1: 600 - 451}, start_offsets={1: 451})[1]
+    assert [m.value() for m in got] == [r.value for r in records[1][451:]]
+    c = clients.consumer(broker.bootstrap)
+    try:
+        ts = records[0][333].timestamp_ms
+        (found,) = c.offsets_for_times([TopicPartition(topic, 0, ts)], timeout=clients.REQUEST_TIMEOUT_S)
+        assert found.offset == 333
+    finally:
+        c.close()
+
+
+def test_deleted_topic_stays_deleted_after_restart(broker, topic):
+    clients.create_topic(broker.bootstrap, topic, 2)
+    keep = f"{topic}-keep"
+    clients.create_topic(broker.bootstrap, keep, 1)
+    prod = clients.producer(broker.bootstrap)
+    for i in range(10):
+        prod.produce(topic, value=b"gone %d" % i, partition=i % 2)
+        prod.produce(keep, value=b"kept %d" % i, partition=0)
+    clients.flush(prod)
+    admin = clients.admin(broker.bootstrap)
+    admin.delete_topics([topic], request_timeout=clients.REQUEST_TIMEOUT_S)[topic].result(timeout=clients.REQUEST_TIMEOUT_S)
+    deadline = time.monotonic() + clients.REQUEST_TIMEOUT_S
+    while clients.topic_partitions(broker.bootstrap, topic, admin) is not None:
+        assert time.monotonic() < deadline, f"{topic} still listed after delete"
+        time.sleep(0.05)
+
+    broker.restart()
+    assert clients.topic_partitions(broker.bootstrap, topic) is None
+    got = clients.consume(broker.bootstrap, keep, {0: 10})[0]
+    assert [m.value() for m in got] == [b"kept %d" % i for i in range(10)]
+    clients.create_topic(broker.bootstrap, topic, 1)
+    assert clients.watermarks(broker.bootstrap, topic, 0) == (0, 0)
