@@ -16,12 +16,9 @@ CLI_TIMEOUT_S = 60
 
 
 def shoal(*args, stdin=None, check=True):
-    result = subprocess.run(
-        [shoal_bin(), *args],
-        input=stdin.encode() if stdin is not None else None,
-        capture_output=True,
-        timeout=CLI_TIMEOUT_S,
-    )
+    # Without input the CLI gets /dev/null, never the runner's own stdin.
+    feed = {"input": stdin.encode()} if stdin is not None else {"stdin": subprocess.DEVNULL}
+    result = subprocess.run([shoal_bin(), *args], capture_output=True, timeout=CLI_TIMEOUT_S, **feed)
     if check:
         assert result.returncode == 0, (
             f"shoal {' '.join(args)} exited {result.returncode}\n"

@@ -17,12 +17,8 @@ pytestmark = pytest.mark.skipif(
 
 
 def kcat(*args, stdin=None):
-    result = subprocess.run(
-        [KCAT, *args],
-        input=stdin,
-        capture_output=True,
-        timeout=KCAT_TIMEOUT_S,
-    )
+    feed = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
+    result = subprocess.run([KCAT, *args], capture_output=True, timeout=KCAT_TIMEOUT_S, **feed)
     assert result.returncode == 0, f"kcat {args} exited {result.returncode}: {result.stderr.decode()}"
     return result.stdout
 
