@@ -1,0 +1,179 @@
+"""Thin helpers over confluent-kafka (librdkafka) used by several tests. Every
+wait is bounded in time and every loop in count."""
+
+import logging
+import time
+
+from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+REQUEST_TIMEOUT_S = 15.0
+CONSUME_TIMEOUT_S = 30.0
+POLL_TIMEOUT_S = 0.5
+
+# librdkafka's own log lines go through Python logging, so pytest keeps them
+# with the test that made them (shown only when it fails) instead of spraying
+# stderr from clients that outlive their test.
+LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
+
+
+def admin(bootstrap):
+    return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000, "logger": LIBRDKAFKA_LOG})
+
+
+def create_topic(bootstrap, name, partitions, config=None):
+    client = admin(bootstrap)
+    futures = client.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})],
+        request_timeout=REQUEST_TIMEOUT_S,
+    )
+    futures[name].result(timeout=REQUEST_TIMEOUT_S)
+    wait_for_partitions(bootstrap, name, partitions)
+
+
+def topic_partitions(bootstrap, name, client=None):
+    """Partition ids of `name` per Metadata, or None if the broker does not
+    know the topic."""
+    md = (client or admin(bootstrap)).list_topics(timeout=REQUEST_TIMEOUT_S)
+    topic = md.topics.get(name)
+    if topic is None or topic.error is not None:
+        return None
+    return sorted(topic.partitions)
+
+
+def wait_for_partitions(bootstrap, name, partitions, timeout_s=REQUEST_TIMEOUT_S):
+    client = admin(bootstrap)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = topic_partitions(bootstrap, name, client)
+        if got == list(range(partitions)):
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"topic {name}: partitions {got}, expected {partitions}")
+        time.sleep(0.05)
+
+
+def producer(bootstrap, **config):
+    conf = {
+        "bootstrap.servers": bootstrap,
+        "acks": "all",
+        "enable.idempotence": False,
+        "linger.ms": 5,
+        "message.timeout.ms": 20000,
+        "logger": LIBRDKAFKA_LOG,
+    }
+    conf.update({k.replace("_", "."): v for k, v in config.items()})
+    return Producer(conf)
+
+
+class DeliveryLog:
+    """Collects delivery reports: (partition, offset, key, value) for each
+    acknowledged record and the errors of the others."""
+
+    def __init__(self):
+        self.acked = []
+        self.errors = []
+
+    def __call__(self, err, msg):
+        if err is not None:
+            self.errors.append(err)
+        else:
+            self.acked.append((msg.partition(), msg.offset(), msg.key(), msg.value()))
+
+
+def flush(prod, timeout_s=REQUEST_TIMEOUT_S * 2):
+    remaining = prod.flush(timeout_s)
+    assert remaining == 0, f"{remaining} records still undelivered after {timeout_s}s"
+
+
+def consumer(bootstrap, extra_config=None, **config):
+    # The Python binding insists on a group.id; the tests only assign(), so no
+    # group coordinator is ever needed for fetching.
+    conf = {
+        "bootstrap.servers": bootstrap,
+        "group.id": "shoal-it-assign-only",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "error",
+        "enable.partition.eof": True,
+        "logger": LIBRDKAFKA_LOG,
+    }
+    conf.update({k.replace("_", "."): v for k, v in config.items()})
+    conf.update(extra_config or {})
+    return Consumer(conf)
+
+
+def watermarks(bootstrap, name, partition):
+    c = consumer(bootstrap)
+    try:
+        return c.get_watermark_offsets(TopicPartition(name, partition), timeout=REQUEST_TIMEOUT_S)
+    finally:
+        c.close()
+
+
+def consume(bootstrap, name, counts, start_offsets=None, timeout_s=CONSUME_TIMEOUT_S, consumer_config=None):
+    """Reads exactly counts[p] records from each partition p, starting at
+    start_offsets[p] (default 0), and returns {p: [Message]}. Fails if more
+    records show up before each partition's EOF, or on any consumer error."""
+    start_offsets = start_offsets or {}
+    c = consumer(bootstrap, extra_config=consumer_config)
+    got = {p: [] for p in counts}
+    eof = set()
+    try:
+        c.assign([TopicPartition(name, p, start_offsets.get(p, 0)) for p in counts])
+        deadline = time.monotonic() + timeout_s
+        max_polls = int(timeout_s / 0.01) + 1
+        for _ in range(max_polls):
+            done = all(len(got[p]) >= counts[p] for p in counts) and eof >= set(counts)
+            if done or time.monotonic() >= deadline:
+                break
+            for msg in c.consume(num_messages=500, timeout=POLL_TIMEOUT_S):
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        if len(got[msg.partition()]) >= counts[msg.partition()]:
+                            eof.add(msg.partition())
+                        continue
+                    raise KafkaException(err)
+                got[msg.partition()].append(msg)
+    finally:
+        c.close()
+    for p in counts:
+        assert len(got[p]) == counts[p], (
+            f"partition {p}: read {len(got[p])} records, expected {counts[p]}"
+        )
+    return got
+
+
+def produce_records(bootstrap, topic, records, **config):
+    prod = producer(bootstrap, **config)
+    log = DeliveryLog()
+    for rows in records.values():
+        for r in rows:
+            prod.produce(
+                topic,
+                key=r.key,
+                value=r.value,
+                headers=r.headers,
+                partition=r.partition,
+                timestamp=r.timestamp_ms,
+                on_delivery=log,
+            )
+            prod.poll(0)
+    flush(prod)
+    assert log.errors == []
+    return log
+
+
+def assert_read_back(bootstrap, topic, records):
+    got = consume(bootstrap, topic, {p: len(rows) for p, rows in records.items()})
+    for p, rows in records.items():
+        msgs = got[p]
+        assert [m.offset() for m in msgs] == list(range(len(rows))), f"partition {p} offsets"
+        for r, m in zip(rows, msgs):
+            assert m.partition() == p
+            assert m.topic() == topic
+            assert m.key() == r.key
+            assert m.value() == r.value
+            assert m.headers() == (r.headers or None)
+            assert m.timestamp() == (TIMESTAMP_CREATE_TIME, r.timestamp_ms)

@@ -1,0 +1,161 @@
+"""Just enough of the Kafka wire protocol, written by hand, to poke the broker
+over a raw socket: frame a request, read one response, and tell whether the
+broker closed the connection. Only the non-flexible (pre-KIP-482) versions are
+encoded here, which keeps every field a fixed-width integer or an int16-length
+string."""
+
+import socket
+import struct
+import time
+
+API_PRODUCE = 0
+API_METADATA = 3
+API_VERSIONS = 18
+
+# Kafka error codes the tests look for.
+ERR_NONE = 0
+ERR_UNKNOWN_TOPIC_OR_PARTITION = 3
+ERR_MESSAGE_TOO_LARGE = 10
+
+CLIENT_ID = b"shoal-tests"
+SOCKET_TIMEOUT_S = 10.0
+
+
+def parse_bootstrap(bootstrap):
+    host, port = bootstrap.rsplit(":", 1)
+    return host, int(port)
+
+
+def connect(bootstrap, timeout_s=SOCKET_TIMEOUT_S):
+    sock = socket.create_connection(parse_bootstrap(bootstrap), timeout=timeout_s)
+    sock.settimeout(timeout_s)
+    return sock
+
+
+def string(value):
+    data = value.encode() if isinstance(value, str) else value
+    return struct.pack(">h", len(data)) + data
+
+
+def request_header(api_key, api_version, correlation_id):
+    """Request header v1: api key, version, correlation id, client id."""
+    return struct.pack(">hhi", api_key, api_version, correlation_id) + string(CLIENT_ID)
+
+
+def frame(payload):
+    return struct.pack(">i", len(payload)) + payload
+
+
+def recv_exact(sock, size_bytes, deadline):
+    chunks = []
+    remaining = size_bytes
+    while remaining > 0:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(min(remaining, 1 << 20))
+        if not chunk:
+            raise ConnectionError(f"connection closed with {remaining} bytes still expected")
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_response(sock, correlation_id, timeout_s=SOCKET_TIMEOUT_S):
+    """Reads one response frame and returns its body after the v0 header."""
+    deadline = time.monotonic() + timeout_s
+    (size_bytes,) = struct.unpack(">i", recv_exact(sock, 4, deadline))
+    assert 4 <= size_bytes < 64 << 20, f"implausible response size {size_bytes}"
+    payload = recv_exact(sock, size_bytes, deadline)
+    (got_correlation_id,) = struct.unpack(">i", payload[:4])
+    assert got_correlation_id == correlation_id, (got_correlation_id, correlation_id)
+    return payload[4:]
+
+
+def wait_closed(sock, timeout_s=SOCKET_TIMEOUT_S):
+    """True if the peer closes (EOF or reset) within timeout_s, reading and
+    discarding whatever it sends before that; False on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining_s = deadline - time.monotonic()
+        if remaining_s <= 0:
+            return False
+        sock.settimeout(remaining_s)
+        try:
+            if not sock.recv(65536):
+                return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+
+class Reader:
+    """Cursor over a response body."""
+
+    def __init__(self, data):
+        self.data = data
+        self.pos = 0
+
+    def take(self, fmt):
+        values = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += struct.calcsize(fmt)
+        return values[0] if len(values) == 1 else values
+
+    def string(self):
+        size = self.take(">h")
+        if size < 0:
+            return None
+        value = self.data[self.pos : self.pos + size].decode()
+        self.pos += size
+        return value
+
+    def array(self, read_item):
+        count = self.take(">i")
+        return [] if count < 0 else [read_item() for _ in range(count)]
+
+
+def api_versions(bootstrap, timeout_s=SOCKET_TIMEOUT_S):
+    """ApiVersions v0 on a fresh connection: returns {api_key: (min, max)}.
+    Fails unless the broker answers with error code 0."""
+    with connect(bootstrap, timeout_s) as sock:
+        sock.sendall(frame(request_header(API_VERSIONS, 0, 7)))
+        reader = Reader(read_response(sock, 7, timeout_s))
+        error_code = reader.take(">h")
+        assert error_code == ERR_NONE, f"ApiVersions error {error_code}"
+        apis = reader.array(lambda: reader.take(">hhh"))
+        return {key: (lo, hi) for key, lo, hi in apis}
+
+
+def metadata(bootstrap, topics, allow_auto_topic_creation, timeout_s=SOCKET_TIMEOUT_S):
+    """Metadata v4 on a fresh connection. Returns (brokers, topics) with
+    topics as {name: (error_code, {partition: (error_code, leader)})}."""
+    body = struct.pack(">i", len(topics)) + b"".join(string(t) for t in topics)
+    body += struct.pack(">b", 1 if allow_auto_topic_creation else 0)
+    with connect(bootstrap, timeout_s) as sock:
+        sock.sendall(frame(request_header(API_METADATA, 4, 11) + body))
+        reader = Reader(read_response(sock, 11, timeout_s))
+    reader.take(">i")  # throttle_time_ms
+
+    def broker():
+        node_id = reader.take(">i")
+        host = reader.string()
+        port = reader.take(">i")
+        reader.string()  # rack
+        return node_id, host, port
+
+    brokers = reader.array(broker)
+    reader.string()  # cluster_id
+    reader.take(">i")  # controller_id
+
+    def partition():
+        error_code, index, leader = reader.take(">hii")
+        reader.array(lambda: reader.take(">i"))  # replicas
+        reader.array(lambda: reader.take(">i"))  # isr
+        return index, (error_code, leader)
+
+    def topic():
+        error_code = reader.take(">h")
+        name = reader.string()
+        reader.take(">b")  # is_internal
+        return name, (error_code, dict(reader.array(partition)))
+
+    return brokers, dict(reader.array(topic))
