@@ -1,8 +1,7 @@
 """`shoal serve` checks what io_uring needs before it starts a shard: a
 locked-memory limit it cannot raise is refused at once with the cause and the
-fix, never a panic or a hang; a soft limit below the hard one is raised.
-(io_uring itself being unavailable is reported the same way; a test cannot
-take io_uring away from one process here without root over seccomp.)"""
+fix, never a panic or a hang; a soft limit below the hard one is raised. An
+io_uring refused by seccomp (as container profiles do) is reported likewise."""
 
 import os
 import shutil
@@ -68,3 +67,18 @@ def test_memlock_soft_limit_too_small_is_raised(tmp_root):
         broker.stop()
     finally:
         broker.close()
+
+
+HELPER_SOURCE = os.path.join(os.path.dirname(__file__), "helpers", "no_io_uring.c")
+
+
+@pytest.mark.skipif(not shutil.which("cc"), reason="needs a C compiler for the seccomp helper")
+def test_io_uring_blocked_is_refused_with_the_fix(tmp_root):
+    helper = os.path.join(tmp_root, "no_io_uring")
+    subprocess.run(["cc", "-O1", "-o", helper, HELPER_SOURCE], check=True, timeout=60)
+    cmd = [helper, shoal_bin(), "serve", "--listen", "127.0.0.1:1", "--data-dir", os.path.join(tmp_root, "data")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=REFUSE_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    assert done.returncode != 0
+    assert "shoal ready" not in done.stdout
+    assert "io_uring" in done.stderr and "seccomp" in done.stderr, done.stderr
+    assert "panicked" not in done.stderr, done.stderr
