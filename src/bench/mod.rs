@@ -189,14 +189,17 @@ pub fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
             (args, outcome)
         }
     };
-    let Outcome { report, failure } = outcome?;
+    // The caller prints only the outermost message; the causes (which
+    // broker, what the socket said) belong in it.
+    let with_causes = |error: anyhow::Error| anyhow!("{error:#}");
+    let Outcome { report, failure } = outcome.map_err(with_causes)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!("{}", report.summary());
     }
     match failure {
-        Some(error) => Err(error),
+        Some(error) => Err(with_causes(error)),
         None => Ok(()),
     }
 }
