@@ -12,8 +12,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{ApiKey, FetchRequest};
+use kafka_protocol::messages::ApiKey;
 
 use super::meter::{micros, Meter, Progress};
 use super::{
@@ -21,7 +20,7 @@ use super::{
     EARLIEST_TIMESTAMP,
 };
 use crate::client::records::decode_records;
-use crate::client::{check, error_name, topic_name, Connection};
+use crate::client::{check, error_name, fetch_request, Connection};
 
 /// Longest a Fetch waits on the broker for data (`fetch.max.wait.ms`).
 const FETCH_MAX_WAIT_MS: i32 = 500;
@@ -189,24 +188,14 @@ impl Reader {
             }
             None => FETCH_MAX_WAIT_MS,
         };
-        let request = FetchRequest::default()
-            .with_max_wait_ms(wait_ms)
-            .with_min_bytes(1)
-            .with_max_bytes(FETCH_MAX_BYTES)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(topic_name(&self.topic))
-                .with_topic_id(self.topic_id)
-                .with_partitions(
-                    positions
-                        .iter()
-                        .map(|p| {
-                            FetchPartition::default()
-                                .with_partition(p.partition)
-                                .with_fetch_offset(p.next_offset)
-                                .with_partition_max_bytes(PARTITION_FETCH_MAX_BYTES)
-                        })
-                        .collect(),
-                )]);
+        let request = fetch_request(
+            &self.topic,
+            self.topic_id,
+            positions.iter().map(|p| (p.partition, p.next_offset)),
+            wait_ms,
+            FETCH_MAX_BYTES,
+            PARTITION_FETCH_MAX_BYTES,
+        );
         let version = connection.topic_version(ApiKey::Fetch, self.topic_id)?;
         let sent_at = Instant::now();
         let response = connection

@@ -25,10 +25,11 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use bytes::Buf;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, MetadataRequest, MetadataResponse,
-    TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, FetchRequest, MetadataRequest,
+    MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
 use uuid::Uuid;
@@ -336,6 +337,37 @@ pub fn bootstrap(addr: &str, topic: &str, partition: i32) -> anyhow::Result<Conn
         return Ok(seed);
     }
     Connection::connect(&leader_addr)
+}
+
+/// A Fetch of one topic's `partitions`, each as (index, offset to read
+/// from): up to `partition_max_bytes` each and `max_bytes` in all, waiting
+/// up to `wait_ms` for the first byte.
+pub fn fetch_request(
+    topic: &str,
+    topic_id: Uuid,
+    partitions: impl IntoIterator<Item = (i32, i64)>,
+    wait_ms: i32,
+    max_bytes: i32,
+    partition_max_bytes: i32,
+) -> FetchRequest {
+    FetchRequest::default()
+        .with_max_wait_ms(wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(max_bytes)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic_name(topic))
+            .with_topic_id(topic_id)
+            .with_partitions(
+                partitions
+                    .into_iter()
+                    .map(|(partition, offset)| {
+                        FetchPartition::default()
+                            .with_partition(partition)
+                            .with_fetch_offset(offset)
+                            .with_partition_max_bytes(partition_max_bytes)
+                    })
+                    .collect(),
+            )])
 }
 
 /// Kafka's UNKNOWN_TOPIC_OR_PARTITION error code.
