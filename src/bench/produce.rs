@@ -257,6 +257,7 @@ fn write_loop(
     let mut sticky = 0usize;
     while !meter.stopped() {
         let now = Instant::now();
+        let timestamp_ms = now_ms();
         // Move every record due by now into a batch, until all are full.
         'gather: while !plan.exhausted(seq, now) {
             let due = plan.pacing.map(|pacing| pacing.due(seq));
@@ -281,9 +282,11 @@ fn write_loop(
                 batch.opened_at = now;
             }
             let stamp = shared.stamped.then(|| stamp(due.unwrap_or(now)));
-            batch
-                .builder
-                .push(&shared.payload, stamp.as_ref().map(|s| &s[..]), now_ms());
+            batch.builder.push(
+                &shared.payload,
+                stamp.as_ref().map(|s| &s[..]),
+                timestamp_ms,
+            );
             seq += 1;
         }
 
