@@ -245,24 +245,19 @@ impl Reader {
                 .sum();
             self.meter.add_bytes(bytes);
             counted += claimed;
-            if records.is_empty() {
-                continue;
-            }
-            let mut latencies = self.meter.latencies();
-            match self.timing {
-                Timing::Fetch => {
-                    let _ = latencies.record(micros(fetched_at - sent_at));
-                }
-                Timing::Stamped => {
-                    for record in records {
-                        let stamped = record.value.as_deref().and_then(unstamp);
-                        if let Some(due) = stamped {
-                            let _ =
-                                latencies.record(micros(fetched_at.saturating_duration_since(due)));
-                        }
+            if self.timing == Timing::Stamped {
+                let mut latencies = self.meter.latencies();
+                for record in records {
+                    if let Some(due) = record.value.as_deref().and_then(unstamp) {
+                        let latency = fetched_at.saturating_duration_since(due);
+                        // In range by `micros`; recording cannot fail.
+                        let _ = latencies.record(micros(latency));
                     }
                 }
             }
+        }
+        if self.timing == Timing::Fetch && counted > 0 {
+            let _ = self.meter.latencies().record(micros(fetched_at - sent_at));
         }
         if backoff {
             thread::sleep(ERROR_BACKOFF);
