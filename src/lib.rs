@@ -5,9 +5,11 @@
 //! (partition storage), `shard` (threads, ownership, messages), `metadata`
 //! (topics, placement, the controller), `server` (listener, connections,
 //! one handler per API), `client` (a small blocking Kafka client) and `cli`
-//! (the command-line tools built on it).
+//! (the command-line tools built on it), and `bench` (the load generator
+//! behind `shoal bench`).
 
 pub mod alloc;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -31,6 +31,9 @@ enum Command {
     Produce(ProduceArgs),
     /// Print records to stdout (like kafka-console-consumer.sh).
     Consume(ConsumeArgs),
+    /// Measure a Kafka-compatible broker: throughput and latency percentiles.
+    #[command(subcommand)]
+    Bench(shoal::bench::BenchCommand),
 }
 
 #[derive(Args)]
@@ -120,6 +123,7 @@ fn main() -> ExitCode {
         Command::Topic(command) => shoal::cli::run_topic(command),
         Command::Produce(args) => shoal::cli::run_produce(args),
         Command::Consume(args) => shoal::cli::run_consume(args),
+        Command::Bench(command) => shoal::bench::run_bench(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

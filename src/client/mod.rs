@@ -3,8 +3,10 @@
 //!
 //! A [`Connection`] negotiates API versions when it connects and then sends
 //! any `kafka-protocol` request at the highest version both sides support.
-//! One request is in flight per connection: `send` writes a request and reads
-//! its response before returning.
+//! `send` writes a request and reads its response before returning. For
+//! pipelining, [`Connection::into_pipeline`] splits a connection into a
+//! [`RequestSender`] and a [`ResponseReceiver`] that two threads can drive:
+//! Kafka answers the requests of one connection in order.
 //!
 //! Invariant: the client never trusts the network. Every response is bounded
 //! by [`RESPONSE_FRAME_MAX_BYTES`], matched by correlation id and decoded
@@ -22,10 +24,11 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use bytes::Buf;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, MetadataRequest, MetadataResponse,
-    TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, FetchRequest, MetadataRequest,
+    MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
 use uuid::Uuid;
@@ -59,12 +62,61 @@ const UNSUPPORTED_VERSION: i16 = 35;
 
 /// One blocking connection to one broker.
 pub struct Connection {
-    addr: String,
-    reader: BufReader<TcpStream>,
-    writer: BufWriter<TcpStream>,
-    next_correlation_id: i32,
+    sender: RequestSender,
+    receiver: ResponseReceiver,
     /// Chosen version per API key: the highest both sides support.
     versions: HashMap<i16, i16>,
+}
+
+/// The sending half of a connection: frames and writes requests without
+/// waiting for their responses.
+pub struct RequestSender {
+    addr: String,
+    writer: BufWriter<TcpStream>,
+    next_correlation_id: i32,
+}
+
+impl RequestSender {
+    /// Writes `req` at `version` and returns its correlation id, which the
+    /// response to it will carry.
+    pub fn send<Req: Request>(&mut self, req: &Req, version: i16) -> anyhow::Result<i32> {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
+        let frame = frame::encode_request(req, version, correlation_id, CLIENT_ID)?;
+        frame::write_frame(&mut self.writer, &frame)
+            .with_context(|| format!("sending to {}", self.addr))?;
+        Ok(correlation_id)
+    }
+}
+
+/// The receiving half of a connection: reads responses in the order their
+/// requests were sent.
+pub struct ResponseReceiver {
+    addr: String,
+    reader: BufReader<TcpStream>,
+}
+
+impl ResponseReceiver {
+    /// Reads the next response, which must answer the request sent as
+    /// `correlation_id` at `version`, and decodes it.
+    pub fn receive<Req: Request>(
+        &mut self,
+        version: i16,
+        correlation_id: i32,
+    ) -> anyhow::Result<Req::Response> {
+        let body = self.receive_body::<Req>(version, correlation_id)?;
+        frame::decode_response::<Req>(body, version)
+    }
+
+    fn receive_body<Req: Request>(
+        &mut self,
+        version: i16,
+        correlation_id: i32,
+    ) -> anyhow::Result<bytes::Bytes> {
+        let frame = frame::read_frame(&mut self.reader, RESPONSE_FRAME_MAX_BYTES)
+            .with_context(|| format!("receiving from {}", self.addr))?;
+        frame::split_response::<Req>(frame, version, correlation_id)
+    }
 }
 
 impl Connection {
@@ -80,10 +132,15 @@ impl Connection {
         stream.set_nodelay(true).context("setting TCP_NODELAY")?;
         let reader = BufReader::new(stream.try_clone().context("cloning socket")?);
         let mut connection = Connection {
-            addr: addr.to_owned(),
-            reader,
-            writer: BufWriter::new(stream),
-            next_correlation_id: 0,
+            sender: RequestSender {
+                addr: addr.to_owned(),
+                writer: BufWriter::new(stream),
+                next_correlation_id: 0,
+            },
+            receiver: ResponseReceiver {
+                addr: addr.to_owned(),
+                reader,
+            },
             versions: HashMap::new(),
         };
         connection.negotiate_versions()?;
@@ -92,7 +149,14 @@ impl Connection {
 
     /// The `host:port` this connection was opened to.
     pub fn addr(&self) -> &str {
-        &self.addr
+        &self.sender.addr
+    }
+
+    /// Splits the connection into halves that pipeline: one thread may keep
+    /// sending while another reads the responses, in request order. Versions
+    /// stay as negotiated; ask [`Connection::version`] before splitting.
+    pub fn into_pipeline(self) -> (RequestSender, ResponseReceiver) {
+        (self.sender, self.receiver)
     }
 
     /// The negotiated version for `key`, if both sides support one.
@@ -105,7 +169,7 @@ impl Connection {
         self.version(key).ok_or_else(|| {
             anyhow!(KafkaError {
                 code: UNSUPPORTED_VERSION,
-                message: format!("broker {} supports no version of {key:?}", self.addr),
+                message: format!("broker {} supports no version of {key:?}", self.addr()),
             })
         })
     }
@@ -164,12 +228,7 @@ impl Connection {
     }
 
     fn write_request<Req: Request>(&mut self, req: &Req, version: i16) -> anyhow::Result<i32> {
-        let correlation_id = self.next_correlation_id;
-        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
-        let frame = frame::encode_request(req, version, correlation_id, CLIENT_ID)?;
-        frame::write_frame(&mut self.writer, &frame)
-            .with_context(|| format!("sending to {}", self.addr))?;
-        Ok(correlation_id)
+        self.sender.send(req, version)
     }
 
     fn read_response<Req: Request>(
@@ -177,9 +236,7 @@ impl Connection {
         version: i16,
         correlation_id: i32,
     ) -> anyhow::Result<bytes::Bytes> {
-        let frame = frame::read_frame(&mut self.reader, RESPONSE_FRAME_MAX_BYTES)
-            .with_context(|| format!("receiving from {}", self.addr))?;
-        frame::split_response::<Req>(frame, version, correlation_id)
+        self.receiver.receive_body::<Req>(version, correlation_id)
     }
 
     /// ApiVersions at v3; a broker that refuses it answers in v0 with
@@ -279,6 +336,37 @@ pub fn bootstrap(addr: &str, topic: &str, partition: i32) -> anyhow::Result<Conn
         return Ok(seed);
     }
     Connection::connect(&leader_addr)
+}
+
+/// A Fetch of one topic's `partitions`, each as (index, offset to read
+/// from): up to `partition_max_bytes` each and `max_bytes` in all, waiting
+/// up to `wait_ms` for the first byte.
+pub fn fetch_request(
+    topic: &str,
+    topic_id: Uuid,
+    partitions: impl IntoIterator<Item = (i32, i64)>,
+    wait_ms: i32,
+    max_bytes: i32,
+    partition_max_bytes: i32,
+) -> FetchRequest {
+    FetchRequest::default()
+        .with_max_wait_ms(wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(max_bytes)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic_name(topic))
+            .with_topic_id(topic_id)
+            .with_partitions(
+                partitions
+                    .into_iter()
+                    .map(|(partition, offset)| {
+                        FetchPartition::default()
+                            .with_partition(partition)
+                            .with_fetch_offset(offset)
+                            .with_partition_max_bytes(partition_max_bytes)
+                    })
+                    .collect(),
+            )])
 }
 
 /// Kafka's UNKNOWN_TOPIC_OR_PARTITION error code.

@@ -1,0 +1,267 @@
+//! The consumer side of the benchmarks: one thread per connection, each
+//! reading its share of the partitions with long-polling Fetch requests and
+//! decoding every record, as a real consumer does.
+//!
+//! Invariant: no record is counted twice and the total never exceeds the
+//! target: each thread claims its records from the shared count.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use kafka_protocol::messages::ApiKey;
+
+use super::meter::{micros, Meter, Progress};
+use super::{
+    join_all, offsets, prepare_topic, spread, unstamp, BenchArgs, Outcome, TopicLayout,
+    EARLIEST_TIMESTAMP,
+};
+use crate::client::records::decode_records;
+use crate::client::{check, error_name, fetch_request, Connection};
+
+/// Longest a Fetch waits on the broker for data (`fetch.max.wait.ms`).
+const FETCH_MAX_WAIT_MS: i32 = 500;
+/// Most bytes per Fetch response (`fetch.max.bytes`, Kafka's default).
+const FETCH_MAX_BYTES: i32 = 50 << 20;
+/// Most bytes per partition per Fetch (`max.partition.fetch.bytes`).
+const PARTITION_FETCH_MAX_BYTES: i32 = 1 << 20;
+/// A consumer thread that has received nothing for this long gives up.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause after a partition error before asking again, so a persistent error
+/// is counted at a bounded rate instead of in a busy loop.
+const ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// `shoal bench consume`.
+pub fn run(args: &BenchArgs) -> anyhow::Result<Outcome> {
+    let layout = prepare_topic(args, false)?;
+    let starts = offsets(&layout, EARLIEST_TIMESTAMP)?;
+    let meter = Meter::new()?;
+    let target = Arc::new(AtomicU64::new(args.records.unwrap_or(u64::MAX)));
+    let progress = Progress::start("consume", meter.clone());
+    let start = Instant::now();
+    let deadline = args.deadline(start);
+    let workers = spawn(
+        args,
+        &layout,
+        &starts,
+        Timing::Fetch,
+        &target,
+        deadline,
+        &meter,
+    );
+    let mut failure = join_all(workers);
+    let elapsed = start.elapsed();
+    drop(progress);
+    if failure.is_none() {
+        if let Some(wanted) = args.records.filter(|&n| meter.records() < n) {
+            failure = Some(anyhow::anyhow!(
+                "only {} of {wanted} records arrived; nothing new for {} s",
+                meter.records(),
+                IDLE_TIMEOUT.as_secs()
+            ));
+        }
+    }
+    Ok(Outcome {
+        report: meter.report("consume", &layout.name, elapsed),
+        failure,
+    })
+}
+
+/// What the latency histogram holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Timing {
+    /// The round trip of each Fetch that returned records.
+    Fetch,
+    /// Each record's arrival minus the instant stamped in its value.
+    Stamped,
+}
+
+/// Starts one consumer thread per connection (at most one per partition),
+/// reading from `starts` until `target` records were counted in `meter`,
+/// `deadline`, or [`IDLE_TIMEOUT`] without a record.
+pub(super) fn spawn(
+    args: &BenchArgs,
+    layout: &TopicLayout,
+    starts: &HashMap<i32, i64>,
+    timing: Timing,
+    target: &Arc<AtomicU64>,
+    deadline: Option<Instant>,
+    meter: &Arc<Meter>,
+) -> Vec<JoinHandle<anyhow::Result<()>>> {
+    let positions: Vec<Position> = layout
+        .partitions
+        .iter()
+        .map(|p| Position {
+            partition: p.partition,
+            leader: p.leader.clone(),
+            next_offset: starts.get(&p.partition).copied().unwrap_or(0),
+        })
+        .collect();
+    let connections = args.connections.min(positions.len());
+    spread(&positions, connections)
+        .into_iter()
+        .map(|positions| {
+            let reader = Reader {
+                topic: layout.name.clone(),
+                topic_id: layout.id,
+                timing,
+                deadline,
+                target: target.clone(),
+                meter: meter.clone(),
+            };
+            thread::spawn(move || {
+                let result = reader.read(positions);
+                if result.is_err() {
+                    reader.meter.stop();
+                }
+                result
+            })
+        })
+        .collect()
+}
+
+/// A partition being read and the offset of the next record to count.
+#[derive(Debug, Clone)]
+struct Position {
+    partition: i32,
+    leader: String,
+    next_offset: i64,
+}
+
+/// One consumer thread.
+struct Reader {
+    topic: String,
+    topic_id: uuid::Uuid,
+    timing: Timing,
+    deadline: Option<Instant>,
+    target: Arc<AtomicU64>,
+    meter: Arc<Meter>,
+}
+
+impl Reader {
+    fn done(&self) -> bool {
+        self.meter.stopped()
+            || self.meter.records() >= self.target.load(Ordering::Relaxed)
+            || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    fn read(&self, positions: Vec<Position>) -> anyhow::Result<()> {
+        let mut by_leader: BTreeMap<String, (Connection, Vec<Position>)> = BTreeMap::new();
+        for position in positions {
+            if !by_leader.contains_key(&position.leader) {
+                let connection = Connection::connect(&position.leader)?;
+                by_leader.insert(position.leader.clone(), (connection, Vec::new()));
+            }
+            if let Some((_, list)) = by_leader.get_mut(&position.leader) {
+                list.push(position);
+            }
+        }
+        let mut last_record = Instant::now();
+        while !self.done() {
+            if last_record.elapsed() >= IDLE_TIMEOUT {
+                return Ok(());
+            }
+            for (connection, positions) in by_leader.values_mut() {
+                if self.fetch(connection, positions)? > 0 {
+                    last_record = Instant::now();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One Fetch of `positions` from their leader; returns how many records
+    /// it counted.
+    fn fetch(
+        &self,
+        connection: &mut Connection,
+        positions: &mut [Position],
+    ) -> anyhow::Result<u64> {
+        let wait_ms = match self.deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                i32::try_from(left.as_millis())
+                    .map_or(FETCH_MAX_WAIT_MS, |ms| ms.min(FETCH_MAX_WAIT_MS))
+            }
+            None => FETCH_MAX_WAIT_MS,
+        };
+        let request = fetch_request(
+            &self.topic,
+            self.topic_id,
+            positions.iter().map(|p| (p.partition, p.next_offset)),
+            wait_ms,
+            FETCH_MAX_BYTES,
+            PARTITION_FETCH_MAX_BYTES,
+        );
+        let version = connection.topic_version(ApiKey::Fetch, self.topic_id)?;
+        let sent_at = Instant::now();
+        let response = connection
+            .send_version(request, version)
+            .context("the broker went away")?;
+        let fetched_at = Instant::now();
+        check(response.error_code, None, "fetch")?;
+
+        let mut counted = 0;
+        let mut backoff = false;
+        for data in response.responses.iter().flat_map(|t| &t.partitions) {
+            let Some(position) = positions
+                .iter_mut()
+                .find(|p| p.partition == data.partition_index)
+            else {
+                continue;
+            };
+            if data.error_code != 0 {
+                self.meter.error(error_name(data.error_code), 1);
+                backoff = true;
+                continue;
+            }
+            let Some(set) = &data.records else {
+                continue;
+            };
+            let fetched = decode_records(set, position.next_offset)
+                .with_context(|| format!("{}-{}", self.topic, position.partition))?;
+            if let Some(next) = fetched.next_offset {
+                if next < position.next_offset {
+                    bail!(
+                        "{}-{}: the broker went back from offset {} to {next}",
+                        self.topic,
+                        position.partition,
+                        position.next_offset
+                    );
+                }
+                position.next_offset = next;
+            }
+            let claimed = self.meter.claim(
+                fetched.records.len() as u64,
+                self.target.load(Ordering::Relaxed),
+            );
+            let records = &fetched.records[..claimed as usize];
+            let bytes = records
+                .iter()
+                .map(|r| r.value.as_ref().map_or(0, |v| v.len() as u64))
+                .sum();
+            self.meter.add_bytes(bytes);
+            counted += claimed;
+            if self.timing == Timing::Stamped {
+                let mut latencies = self.meter.latencies();
+                for record in records {
+                    if let Some(due) = record.value.as_deref().and_then(unstamp) {
+                        let latency = fetched_at.saturating_duration_since(due);
+                        // In range by `micros`; recording cannot fail.
+                        let _ = latencies.record(micros(latency));
+                    }
+                }
+            }
+        }
+        if self.timing == Timing::Fetch && counted > 0 {
+            let _ = self.meter.latencies().record(micros(fetched_at - sent_at));
+        }
+        if backoff {
+            thread::sleep(ERROR_BACKOFF);
+        }
+        Ok(counted)
+    }
+}
