@@ -167,8 +167,8 @@ fn put_varint(out: &mut [u8], value: i32) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::records::decode_records;
     use crate::protocol::batch;
+    use crate::protocol::records::decode_records;
 
     #[test]
     fn batches_decode_and_validate_for_every_codec() {

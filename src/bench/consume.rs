@@ -19,8 +19,8 @@ use super::{
     join_all, offsets, prepare_topic, spread, unstamp, BenchArgs, Outcome, TopicLayout,
     EARLIEST_TIMESTAMP,
 };
-use crate::client::records::decode_records;
 use crate::client::{check, error_name, fetch_request, Connection};
+use crate::protocol::records::decode_records;
 
 /// Longest a Fetch waits on the broker for data (`fetch.max.wait.ms`).
 const FETCH_MAX_WAIT_MS: i32 = 500;

@@ -15,19 +15,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, ListOffsetsRequest};
+use kafka_protocol::messages::{ApiKey, BrokerId, ListOffsetsRequest};
 
 use super::BootstrapArg;
+use crate::client::fetch_request;
 use crate::client::{check, topic_name, Cluster, KafkaError, UNKNOWN_TOPIC_OR_PARTITION};
 use crate::protocol::records::{decode_records, ConsumedRecord};
 
 /// Longest a Fetch may wait on the broker for new data (`fetch.max.wait.ms`,
 /// Kafka's default).
 const FETCH_MAX_WAIT_MS: i32 = 500;
-/// Bytes a Fetch waits for before answering early (`fetch.min.bytes`).
-const FETCH_MIN_BYTES: i32 = 1;
 /// Most bytes per Fetch response (`fetch.max.bytes`, Kafka's default 50 MiB);
 /// well under the client's response frame limit.
 const FETCH_MAX_BYTES: i32 = 50 << 20;
@@ -288,24 +286,14 @@ fn fetch(
     positions: &mut [Position],
     wait_ms: i32,
 ) -> anyhow::Result<Vec<ConsumedRecord>> {
-    let request = FetchRequest::default()
-        .with_max_wait_ms(wait_ms)
-        .with_min_bytes(FETCH_MIN_BYTES)
-        .with_max_bytes(FETCH_MAX_BYTES)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(topic_name(topic))
-            .with_topic_id(topic_id)
-            .with_partitions(
-                positions
-                    .iter()
-                    .map(|p| {
-                        FetchPartition::default()
-                            .with_partition(p.partition)
-                            .with_fetch_offset(p.next_offset)
-                            .with_partition_max_bytes(PARTITION_FETCH_MAX_BYTES)
-                    })
-                    .collect(),
-            )]);
+    let request = fetch_request(
+        topic,
+        topic_id,
+        positions.iter().map(|p| (p.partition, p.next_offset)),
+        wait_ms,
+        FETCH_MAX_BYTES,
+        PARTITION_FETCH_MAX_BYTES,
+    );
     let conn = cluster.broker(leader)?;
     let version = conn.topic_version(ApiKey::Fetch, topic_id)?;
     let response = conn.send_version(request, version)?;
