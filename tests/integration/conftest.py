@@ -51,6 +51,23 @@ def _cleanup_everything():
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _on_sigterm(signum, frame):
+    # Python's default SIGTERM handling would skip atexit: clean up first.
+    _cleanup_everything()
+    os._exit(128 + signum)
+
+
+# With util-linux's setpriv the kernel SIGKILLs a broker whose test process
+# died, even by kill -9. (setpriv execs, so the pid stays the broker's. A
+# preexec_fn would do the same but can deadlock in a forked child of a
+# process that runs librdkafka threads.)
+SETPRIV = shutil.which("setpriv")
+
+
+def pytest_configure(config):
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
 def _kill(proc):
     if proc.poll() is None:
         try:
@@ -156,9 +173,12 @@ class Broker:
         self.starts += 1
         log_path = os.path.join(self.root_dir, f"broker-{self.starts}.log")
         self.log_paths.append(log_path)
+        command = self.command()
+        if SETPRIV:
+            command = [SETPRIV, "--pdeathsig", "KILL", "--", *command]
         with open(log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                self.command(),
+                command,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -4,8 +4,10 @@ protocol encoder and its own codecs)."""
 import time
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.codec import has_gzip, has_lz4, has_snappy, has_zstd
+from kafka.errors import TopicAlreadyExistsError
 
 import clients
 from records import make_records
@@ -98,3 +100,29 @@ def test_round_trip_and_seek(broker, topic, compression):
     got = consume(broker.bootstrap, topic, {1: middle}, {1: PER_PARTITION - middle})
     assert [m.offset for m in got[1]] == list(range(middle, PER_PARTITION))
     assert [m.value for m in got[1]] == [r.value for r in records[1][middle:]]
+
+
+def test_admin_client(broker, topic):
+    """kafka-python's own CreateTopics, DescribeConfigs and DeleteTopics
+    encodings. (Its list_topics/describe_topics are left out: they decode
+    authorized-operation bitfields with an enum that lacks DESCRIBE_TOKENS.)"""
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=REQUEST_TIMEOUT_S * 1000)
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1, topic_configs={"retention.ms": "3600000"})])
+        with pytest.raises(TopicAlreadyExistsError):
+            admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+        clients.wait_for_partitions(broker.bootstrap, topic, 3)
+
+        (response,) = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+        (resource,) = response.resources
+        assert resource[0] == 0, resource[:4]
+        entries = {entry[0]: entry[1] for entry in resource[4]}
+        assert entries["retention.ms"] == "3600000"
+
+        admin.delete_topics([topic])
+        deadline = time.monotonic() + REQUEST_TIMEOUT_S
+        while clients.topic_partitions(broker.bootstrap, topic) is not None:
+            assert time.monotonic() < deadline, f"{topic} still listed after delete"
+            time.sleep(0.05)
+    finally:
+        admin.close()
