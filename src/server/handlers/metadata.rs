@@ -18,6 +18,18 @@ use crate::shard::messages::{NewTopic, ShardReply, ShardRequest};
 
 /// The controller's shard.
 const CONTROLLER_SHARD: usize = 0;
+/// Without ACLs every client may do everything Kafka defines for a topic:
+/// READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS,
+/// ALTER_CONFIGS (bit n is AclOperation code n).
+const TOPIC_OPERATIONS_ALL: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// ... and for the cluster: CREATE, ALTER, DESCRIBE, CLUSTER_ACTION,
+/// DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
+const CLUSTER_OPERATIONS_ALL: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+/// Authorized operations exist in Metadata from v8; the cluster's until v10.
+const AUTHORIZED_OPERATIONS_VERSION: i16 = 8;
+const CLUSTER_OPERATIONS_VERSION_MAX: i16 = 10;
 
 pub async fn handle(
     context: &ConnectionContext,
@@ -67,7 +79,10 @@ pub async fn handle(
         }
     }
 
-    let topics: Vec<MetadataResponseTopic> = match requested {
+    let topic_operations = (version >= AUTHORIZED_OPERATIONS_VERSION
+        && request.include_topic_authorized_operations)
+        .then_some(TOPIC_OPERATIONS_ALL);
+    let mut topics: Vec<MetadataResponseTopic> = match requested {
         None => view
             .topics
             .values()
@@ -96,6 +111,11 @@ pub async fn handle(
             .collect(),
     };
 
+    if let Some(operations) = topic_operations {
+        for topic in topics.iter_mut().filter(|topic| topic.error_code == 0) {
+            topic.topic_authorized_operations = operations;
+        }
+    }
     let mut broker = MetadataResponseBroker::default();
     broker.node_id = BrokerId(view.node_id);
     broker.host = str_bytes(view.advertised_host.clone());
@@ -105,6 +125,11 @@ pub async fn handle(
     response.cluster_id = Some(str_bytes(view.cluster_id.clone()));
     response.controller_id = BrokerId(view.node_id);
     response.topics = topics;
+    if (AUTHORIZED_OPERATIONS_VERSION..=CLUSTER_OPERATIONS_VERSION_MAX).contains(&version)
+        && request.include_cluster_authorized_operations
+    {
+        response.cluster_authorized_operations = CLUSTER_OPERATIONS_ALL;
+    }
     response
 }
 
