@@ -88,11 +88,13 @@ impl Shard {
             return self.handle(request).await;
         }
         let (reply, answer) = oneshot::channel();
+        // The send error hands back the envelope, too large to carry
+        // around only to drop it: keep whether it went.
         let sent = self
             .inboxes
             .get(owner)
-            .map(|inbox| inbox.unbounded_send(Envelope { request, reply }));
-        if !matches!(sent, Some(Ok(()))) {
+            .is_some_and(|inbox| inbox.unbounded_send(Envelope { request, reply }).is_ok());
+        if !sent {
             return ShardReply::Failed(KafkaError::new(ResponseError::BrokerNotAvailable));
         }
         answer.await.unwrap_or(ShardReply::Failed(KafkaError::new(
