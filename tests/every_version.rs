@@ -1993,3 +1993,44 @@ fn leave(conn: &mut Conn, round: i16, member: &Member) {
         "DescribeGroups v{describe_version} after LeaveGroup v{version}"
     );
 }
+
+/// A Metadata request naming `__consumer_offsets` (v1–v3 always allow
+/// auto-creation) creates it the way the group coordinator would, as Kafka's
+/// `AutoTopicCreationManager` does: `offsets.topic.num.partitions`
+/// partitions, compacted, rather than with a user topic's `num.partitions`
+/// and `cleanup.policy=delete`, which would expire committed offsets.
+#[test]
+fn metadata_auto_creates_the_offsets_topic_as_the_coordinator_needs_it() {
+    let broker = Broker::start();
+    let mut conn = broker.connect();
+    let mut want = MetadataRequestTopic::default();
+    want.name = Some(name(OFFSETS_TOPIC));
+    let mut request = MetadataRequest::default();
+    request.topics = Some(vec![want]);
+    conn.call(&request, 1);
+    assert_eq!(
+        offsets_topic_partitions(&mut conn, 4),
+        Ok(OFFSETS_TOPIC_PARTITIONS)
+    );
+
+    let mut resource = DescribeConfigsResource::default();
+    resource.resource_type = RESOURCE_TOPIC;
+    resource.resource_name = str_bytes(OFFSETS_TOPIC);
+    resource.configuration_keys = Some(vec![str_bytes("cleanup.policy")]);
+    let mut request = DescribeConfigsRequest::default();
+    request.resources = vec![resource];
+    let version = *versions_of(ApiKey::DescribeConfigs).end();
+    let response = conn.call(&request, version);
+    assert_eq!(response.results.len(), 1);
+    assert_eq!(response.results[0].error_code, NONE);
+    let policy: Vec<Option<&str>> = response.results[0]
+        .configs
+        .iter()
+        .map(|config| config.value.as_deref())
+        .collect();
+    assert_eq!(
+        policy,
+        vec![Some("compact")],
+        "{OFFSETS_TOPIC} cleanup.policy"
+    );
+}
