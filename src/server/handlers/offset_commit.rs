@@ -36,7 +36,10 @@ pub async fn handle(
                 } else {
                     NO_LEADER_EPOCH
                 },
-                metadata: partition.committed_metadata.as_ref().map(|text| text.to_string()),
+                metadata: partition
+                    .committed_metadata
+                    .as_ref()
+                    .map(|text| text.to_string()),
             });
         }
     }
@@ -79,7 +82,8 @@ pub async fn handle(
                 .map(|partition| {
                     let mut answer = OffsetCommitResponsePartition::default();
                     answer.partition_index = partition.partition_index;
-                    answer.error_code = if unknown(topic.name.0.as_str(), partition.partition_index) {
+                    answer.error_code = if unknown(topic.name.0.as_str(), partition.partition_index)
+                    {
                         ResponseError::UnknownTopicOrPartition.code()
                     } else {
                         match &results {
