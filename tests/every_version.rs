@@ -83,6 +83,7 @@ const ILLEGAL_GENERATION: i16 = 22;
 const UNSUPPORTED_VERSION: i16 = 35;
 const TOPIC_ALREADY_EXISTS: i16 = 36;
 const NON_EMPTY_GROUP: i16 = 68;
+const GROUP_ID_NOT_FOUND: i16 = 69;
 const MEMBER_ID_REQUIRED: i16 = 79;
 const UNKNOWN_TOPIC_ID: i16 = 100;
 /// DescribeConfigs config source DYNAMIC_TOPIC_CONFIG.
@@ -1565,6 +1566,40 @@ fn group_round(conn: &mut Conn, round: i16, topic: &str) {
         assert!(
             !listed.iter().any(|(group, _, _)| group == deleted),
             "ListGroups after DeleteGroups v{delete_version}: {deleted} still listed"
+        );
+    }
+    assert_eq!(
+        delete_groups(conn, delete_version, &[&member.group]),
+        vec![GROUP_ID_NOT_FOUND],
+        "DeleteGroups v{delete_version} of a deleted group"
+    );
+    describe_deleted(conn, round, &member.group);
+}
+
+/// DescribeGroups of a group that does not exist: Dead before v6, an error
+/// from v6 (KIP-1043).
+fn describe_deleted(conn: &mut Conn, round: i16, group: &str) {
+    let version = round_version(ApiKey::DescribeGroups, round);
+    let mut request = DescribeGroupsRequest::default();
+    request.groups = vec![group_id(group)];
+    let response = conn.call(&request, version);
+    assert_eq!(response.groups.len(), 1, "DescribeGroups v{version}");
+    let described = &response.groups[0];
+    assert_eq!(described.group_id.0.as_str(), group);
+    assert!(
+        described.members.is_empty(),
+        "DescribeGroups v{version} {group}"
+    );
+    if version >= 6 {
+        assert_eq!(
+            described.error_code, GROUP_ID_NOT_FOUND,
+            "DescribeGroups v{version} of a deleted group"
+        );
+    } else {
+        assert_eq!(
+            (described.error_code, described.group_state.as_str()),
+            (NONE, "Dead"),
+            "DescribeGroups v{version} of a deleted group"
         );
     }
 }
