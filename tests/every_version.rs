@@ -80,6 +80,7 @@ const NONE: i16 = 0;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const ILLEGAL_GENERATION: i16 = 22;
+const UNKNOWN_MEMBER_ID: i16 = 25;
 const UNSUPPORTED_VERSION: i16 = 35;
 const TOPIC_ALREADY_EXISTS: i16 = 36;
 const NON_EMPTY_GROUP: i16 = 68;
@@ -1489,12 +1490,20 @@ fn group_round(conn: &mut Conn, round: i16, topic: &str) {
         topic,
         &offsets,
     );
-    let fetched = fetch_offsets(conn, fetch_version, &member.group, topic, &[0, 1]);
+    let fetched = fetch_offsets(conn, fetch_version, &member.group, topic, Some(&[0, 1]));
     let expected = expected_fetch(&offsets, commit_version, fetch_version);
     assert_eq!(
         fetched, expected,
         "OffsetFetch v{fetch_version} after OffsetCommit v{commit_version}"
     );
+    if fetch_version >= 2 {
+        let mut every = fetch_offsets(conn, fetch_version, &member.group, topic, None);
+        every.sort_by_key(|committed| committed.partition);
+        assert_eq!(
+            every, expected,
+            "OffsetFetch v{fetch_version} of every partition"
+        );
+    }
 
     // A standalone commit (an `assign()` consumer): no generation, no
     // member, and the group it names stays Empty.
@@ -1513,7 +1522,7 @@ fn group_round(conn: &mut Conn, round: i16, topic: &str) {
         topic,
         &standalone_offsets,
     );
-    let fetched = fetch_offsets(conn, fetch_version, &standalone, topic, &[0]);
+    let fetched = fetch_offsets(conn, fetch_version, &standalone, topic, Some(&[0]));
     let expected = expected_fetch(&standalone_offsets, commit_version, fetch_version);
     assert_eq!(
         fetched, expected,
@@ -1548,7 +1557,7 @@ fn group_round(conn: &mut Conn, round: i16, topic: &str) {
         vec![(topic.to_owned(), 0, NONE)],
         "OffsetDelete v{version}"
     );
-    let fetched = fetch_offsets(conn, fetch_version, &standalone, topic, &[0]);
+    let fetched = fetch_offsets(conn, fetch_version, &standalone, topic, Some(&[0]));
     assert_eq!(
         fetched,
         expected_fetch(&[no_offset(0)], commit_version, fetch_version),
@@ -1802,30 +1811,37 @@ fn expected_fetch(
         .collect()
 }
 
-/// The committed offsets of `partitions` of `topic`, through the one-group
-/// form before v8 and the groups form from v8.
+/// The committed offsets of `partitions` of `topic` (None: of every
+/// partition with one, from v2), through the one-group form before v8 and
+/// the groups form from v8.
 fn fetch_offsets(
     conn: &mut Conn,
     version: i16,
     group: &str,
     topic: &str,
-    partitions: &[i32],
+    partitions: Option<&[i32]>,
 ) -> Vec<Committed> {
     let mut request = OffsetFetchRequest::default();
     if version >= 8 {
-        let mut want = OffsetFetchRequestTopics::default();
-        want.name = name(topic);
-        want.partition_indexes = partitions.to_vec();
+        let want = partitions.map(|partitions| {
+            let mut want = OffsetFetchRequestTopics::default();
+            want.name = name(topic);
+            want.partition_indexes = partitions.to_vec();
+            vec![want]
+        });
         let mut one_group = OffsetFetchRequestGroup::default();
         one_group.group_id = group_id(group);
-        one_group.topics = Some(vec![want]);
+        one_group.topics = want;
         request.groups = vec![one_group];
     } else {
-        let mut want = OffsetFetchRequestTopic::default();
-        want.name = name(topic);
-        want.partition_indexes = partitions.to_vec();
+        let want = partitions.map(|partitions| {
+            let mut want = OffsetFetchRequestTopic::default();
+            want.name = name(topic);
+            want.partition_indexes = partitions.to_vec();
+            vec![want]
+        });
         request.group_id = group_id(group);
-        request.topics = Some(vec![want]);
+        request.topics = want;
     }
     let response = conn.call(&request, version);
     let context = format!("OffsetFetch v{version} {group}");
@@ -1980,42 +1996,52 @@ fn delete_groups(conn: &mut Conn, version: i16, groups: &[&str]) -> Vec<i16> {
         .collect()
 }
 
-/// LeaveGroup of the round's only member: by member id (v0–v2) or in the
-/// members list (v3+). The group is Empty after it.
-fn leave(conn: &mut Conn, round: i16, member: &Member) {
-    let version = round_version(ApiKey::LeaveGroup, round);
+/// LeaveGroup of `member_id`: the request's error and, from v3, the one
+/// member's (checked to name it); NONE for the member's before v3.
+fn leave_group(conn: &mut Conn, version: i16, group: &str, member_id: &str) -> (i16, i16) {
     let mut request = LeaveGroupRequest::default();
-    request.group_id = group_id(&member.group);
+    request.group_id = group_id(group);
     if version >= 3 {
         let mut identity = MemberIdentity::default();
-        identity.member_id = str_bytes(&member.member_id);
+        identity.member_id = str_bytes(member_id);
         if version >= 5 {
             identity.reason = Some(str_bytes("every-version round done"));
         }
         request.members = vec![identity];
     } else {
-        request.member_id = str_bytes(&member.member_id);
+        request.member_id = str_bytes(member_id);
     }
     let response = conn.call(&request, version);
-    assert_eq!(response.error_code, NONE, "LeaveGroup v{version}");
-    if version >= 3 {
-        let members: Vec<(String, Option<StrBytes>, i16)> = response
-            .members
-            .iter()
-            .map(|left| {
-                (
-                    left.member_id.to_string(),
-                    left.group_instance_id.clone(),
-                    left.error_code,
-                )
-            })
-            .collect();
-        assert_eq!(
-            members,
-            vec![(member.member_id.clone(), None, NONE)],
-            "LeaveGroup v{version} members"
-        );
+    if version < 3 {
+        return (response.error_code, NONE);
     }
+    assert_eq!(response.members.len(), 1, "LeaveGroup v{version}");
+    let left = &response.members[0];
+    assert_eq!(left.member_id.as_str(), member_id, "LeaveGroup v{version}");
+    assert_eq!(left.group_instance_id, None, "LeaveGroup v{version}");
+    (response.error_code, left.error_code)
+}
+
+/// LeaveGroup of the round's only member: by member id (v0–v2) or in the
+/// members list (v3+). The group is Empty after it.
+fn leave(conn: &mut Conn, round: i16, member: &Member) {
+    let version = round_version(ApiKey::LeaveGroup, round);
+    assert_eq!(
+        leave_group(conn, version, &member.group, &member.member_id),
+        (NONE, NONE),
+        "LeaveGroup v{version}"
+    );
+    // A member the group does not know: the whole request's error before
+    // v3, that member's from v3.
+    assert_eq!(
+        leave_group(conn, version, &member.group, "no-such-member"),
+        if version >= 3 {
+            (NONE, UNKNOWN_MEMBER_ID)
+        } else {
+            (UNKNOWN_MEMBER_ID, NONE)
+        },
+        "LeaveGroup v{version} of an unknown member"
+    );
 
     let describe_version = round_version(ApiKey::DescribeGroups, round);
     let mut request = DescribeGroupsRequest::default();
