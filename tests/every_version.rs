@@ -14,20 +14,36 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use indexmap::IndexMap;
+use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, BrokerId, CreateTopicsRequest, DeleteTopicsRequest,
-    DescribeClusterRequest, DescribeConfigsRequest, FetchRequest, FetchResponse,
-    ListOffsetsRequest, MetadataRequest, MetadataResponse, ProduceRequest, RequestHeader,
-    ResponseHeader, TopicName,
+    ApiKey, ApiVersionsRequest, BrokerId, ConsumerProtocolAssignment, ConsumerProtocolSubscription,
+    CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest, DescribeClusterRequest,
+    DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest, FetchResponse,
+    FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
+    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    SyncGroupRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use kafka_protocol::records::{
@@ -38,6 +54,8 @@ use shoal::client::frame;
 use shoal::protocol::versions::{self, SUPPORTED_APIS};
 use uuid::Uuid;
 
+/// The client id of every request the test sends.
+const CLIENT_ID: &str = "every-version";
 /// How long the broker may take to print its ready line.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a refused `serve` may take to exit.
@@ -61,8 +79,13 @@ const TIMESTAMP_STEP_MS: i64 = 1_000;
 const NONE: i16 = 0;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const ILLEGAL_GENERATION: i16 = 22;
+const UNKNOWN_MEMBER_ID: i16 = 25;
 const UNSUPPORTED_VERSION: i16 = 35;
 const TOPIC_ALREADY_EXISTS: i16 = 36;
+const NON_EMPTY_GROUP: i16 = 68;
+const GROUP_ID_NOT_FOUND: i16 = 69;
+const MEMBER_ID_REQUIRED: i16 = 79;
 const UNKNOWN_TOPIC_ID: i16 = 100;
 /// DescribeConfigs config source DYNAMIC_TOPIC_CONFIG.
 const DYNAMIC_TOPIC_CONFIG: i8 = 1;
@@ -83,6 +106,12 @@ struct Broker {
 
 impl Broker {
     fn start() -> Broker {
+        Broker::start_with(&[])
+    }
+
+    /// A broker started with `extra_args` after the usual ones (say
+    /// `--override KEY=VALUE`).
+    fn start_with(extra_args: &[&str]) -> Broker {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
@@ -95,6 +124,7 @@ impl Broker {
             ])
             .arg("--data-dir")
             .arg(data_dir.path())
+            .args(extra_args)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -168,7 +198,7 @@ impl Conn {
     fn send_unanswered<Req: Request>(&mut self, request: &Req, version: i16) {
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id += 1;
-        let bytes = frame::encode_request(request, version, correlation_id, "every-version")
+        let bytes = frame::encode_request(request, version, correlation_id, CLIENT_ID)
             .unwrap_or_else(|error| panic!("encode v{version}: {error:#}"));
         frame::write_frame(&mut self.stream, &bytes).unwrap();
     }
@@ -177,7 +207,7 @@ impl Conn {
         let api_key = frame::api_key_of::<Req>().unwrap();
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id += 1;
-        let bytes = frame::encode_request(request, version, correlation_id, "every-version")
+        let bytes = frame::encode_request(request, version, correlation_id, CLIENT_ID)
             .unwrap_or_else(|error| panic!("encode {api_key:?} v{version}: {error:#}"));
         frame::write_frame(&mut self.stream, &bytes).unwrap();
         let response = frame::read_frame(&mut self.stream, RESPONSE_FRAME_MAX_BYTES)
@@ -1212,4 +1242,856 @@ fn metadata_topic_id(conn: &mut Conn, topic: &str) -> Uuid {
     assert_eq!(response.topics.len(), 1);
     assert_eq!(response.topics[0].error_code, NONE, "Metadata {topic}");
     response.topics[0].topic_id
+}
+
+/// Every group API at every version, in one classic-group round per
+/// JoinGroup version: the other APIs run at the round's version clamped into
+/// their own range, which walks each of their versions because no range
+/// reaches past JoinGroup's (checked first).
+///
+/// The broker runs with `group.initial.rebalance.delay.ms=0`, so a group's
+/// first (single-member) join completes at the next coordinator tick instead
+/// of after Kafka's 3 s default.
+#[test]
+fn every_advertised_version_of_every_group_api() {
+    let rounds = versions_of(ApiKey::JoinGroup);
+    for key in GROUP_APIS {
+        let range = versions_of(key);
+        assert!(
+            rounds.start() <= range.start() && range.end() <= rounds.end(),
+            "{key:?} {range:?} is not walked by JoinGroup rounds {rounds:?}"
+        );
+    }
+    let broker = Broker::start_with(&["--override", "group.initial.rebalance.delay.ms=0"]);
+    let mut conn = broker.connect();
+    let topic = "t-groups";
+    create_one(&mut conn, topic, &[]);
+
+    assert_eq!(
+        offsets_topic_partitions(&mut conn, 4),
+        Err(UNKNOWN_TOPIC_OR_PARTITION),
+        "{OFFSETS_TOPIC} before any group request"
+    );
+    find_coordinator(&mut conn, &broker);
+    assert_eq!(
+        offsets_topic_partitions(&mut conn, 1),
+        Ok(OFFSETS_TOPIC_PARTITIONS),
+        "{OFFSETS_TOPIC} after FindCoordinator"
+    );
+
+    for round in rounds {
+        group_round(&mut conn, round, topic);
+    }
+}
+
+/// The group APIs a round walks, JoinGroup's rounds aside.
+const GROUP_APIS: [ApiKey; 9] = [
+    ApiKey::SyncGroup,
+    ApiKey::Heartbeat,
+    ApiKey::LeaveGroup,
+    ApiKey::OffsetCommit,
+    ApiKey::OffsetFetch,
+    ApiKey::DescribeGroups,
+    ApiKey::ListGroups,
+    ApiKey::DeleteGroups,
+    ApiKey::OffsetDelete,
+];
+const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// Kafka's `offsets.topic.num.partitions` default.
+const OFFSETS_TOPIC_PARTITIONS: usize = 50;
+/// Within the broker's `group.{min,max}.session.timeout.ms`.
+const SESSION_TIMEOUT_MS: i32 = 30_000;
+const REBALANCE_TIMEOUT_MS: i32 = 30_000;
+const PROTOCOL_TYPE: &str = "consumer";
+const ASSIGNOR: &str = "range";
+/// The leader epoch committed from OffsetCommit v6.
+const COMMITTED_LEADER_EPOCH: i32 = 0;
+const NO_LEADER_EPOCH: i32 = -1;
+
+/// The partitions of `__consumer_offsets` and that it is internal, or the
+/// error Metadata gives for it; at every Metadata version from `first`,
+/// which must be at least 1 (`is_internal`), and at least 4 if the topic
+/// must not be auto-created (v1–v3 cannot ask not to).
+fn offsets_topic_partitions(conn: &mut Conn, first: i16) -> Result<usize, i16> {
+    let mut answers = Vec::new();
+    for version in versions_of(ApiKey::Metadata).filter(|&version| version >= first) {
+        let mut want = MetadataRequestTopic::default();
+        want.name = Some(name(OFFSETS_TOPIC));
+        let mut request = MetadataRequest::default();
+        request.topics = Some(vec![want]);
+        if version >= 4 {
+            request.allow_auto_topic_creation = false;
+        }
+        let response = conn.call(&request, version);
+        assert_eq!(response.topics.len(), 1, "Metadata v{version}");
+        let topic = &response.topics[0];
+        let answer = if topic.error_code == NONE {
+            assert!(topic.is_internal, "Metadata v{version}: {OFFSETS_TOPIC}");
+            Ok(topic.partitions.len())
+        } else {
+            Err(topic.error_code)
+        };
+        answers.push(answer);
+    }
+    let first = answers[0];
+    assert!(
+        answers.iter().all(|answer| *answer == first),
+        "Metadata versions disagree on {OFFSETS_TOPIC}: {answers:?}"
+    );
+    first
+}
+
+fn find_coordinator(conn: &mut Conn, broker: &Broker) {
+    for version in versions_of(ApiKey::FindCoordinator) {
+        let keys = [
+            format!("g-find-v{version}-a"),
+            format!("g-find-v{version}-b"),
+        ];
+        let mut request = FindCoordinatorRequest::default();
+        let asked: &[String] = if version >= 4 {
+            request.coordinator_keys = keys.iter().map(|key| str_bytes(key)).collect();
+            &keys
+        } else {
+            request.key = str_bytes(&keys[0]);
+            &keys[..1]
+        };
+        let response = conn.call(&request, version);
+        // (key, error, node, host, port) per key asked.
+        let answers: Vec<(String, i16, i32, String, i32)> = if version >= 4 {
+            response
+                .coordinators
+                .iter()
+                .map(|coordinator| {
+                    (
+                        coordinator.key.to_string(),
+                        coordinator.error_code,
+                        coordinator.node_id.0,
+                        coordinator.host.to_string(),
+                        coordinator.port,
+                    )
+                })
+                .collect()
+        } else {
+            vec![(
+                keys[0].clone(),
+                response.error_code,
+                response.node_id.0,
+                response.host.to_string(),
+                response.port,
+            )]
+        };
+        let expected: Vec<(String, i16, i32, String, i32)> = asked
+            .iter()
+            .map(|key| {
+                let port = i32::from(broker.port);
+                (key.clone(), NONE, NODE_ID, "127.0.0.1".to_owned(), port)
+            })
+            .collect();
+        assert_eq!(answers, expected, "FindCoordinator v{version}");
+    }
+}
+
+/// The version of `key` a round at JoinGroup `round` uses.
+fn round_version(key: ApiKey, round: i16) -> i16 {
+    let range = versions_of(key);
+    round.clamp(*range.start(), *range.end())
+}
+
+fn group_id(text: &str) -> GroupId {
+    GroupId(str_bytes(text))
+}
+
+/// A ConsumerProtocolSubscription v0 to `topic`, as JoinGroup metadata.
+fn subscription(topic: &str) -> Bytes {
+    let mut subscription = ConsumerProtocolSubscription::default();
+    subscription.topics = vec![str_bytes(topic)];
+    let mut buf = BytesMut::new();
+    buf.put_i16(0);
+    subscription.encode(&mut buf, 0).unwrap();
+    buf.freeze()
+}
+
+/// A ConsumerProtocolAssignment v0 of every partition of `topic`.
+fn assignment(topic: &str) -> Bytes {
+    let mut partitions = TopicPartition::default();
+    partitions.topic = name(topic);
+    partitions.partitions = (0..PARTITIONS).collect();
+    let mut assignment = ConsumerProtocolAssignment::default();
+    assignment.assigned_partitions = vec![partitions];
+    let mut buf = BytesMut::new();
+    buf.put_i16(0);
+    assignment.encode(&mut buf, 0).unwrap();
+    buf.freeze()
+}
+
+/// (topic, partition, error code) of every partition of the per-topic
+/// answers of OffsetCommit or OffsetDelete.
+macro_rules! partition_errors {
+    ($topics:expr) => {
+        $topics
+            .iter()
+            .flat_map(|answer| {
+                answer.partitions.iter().map(move |partition| {
+                    (
+                        answer.name.0.to_string(),
+                        partition.partition_index,
+                        partition.error_code,
+                    )
+                })
+            })
+            .collect::<Vec<(String, i32, i16)>>()
+    };
+}
+
+/// A member of the group of one round, after SyncGroup.
+struct Member {
+    group: String,
+    member_id: String,
+    generation_id: i32,
+}
+
+/// One offset as a commit sends it and a fetch should return it.
+#[derive(Debug, Clone, PartialEq)]
+struct Committed {
+    partition: i32,
+    offset: i64,
+    leader_epoch: i32,
+    metadata: Option<String>,
+}
+
+/// Join, sync, heartbeat, commit and fetch, describe, list, delete, leave:
+/// the life of a one-member consumer group, at JoinGroup version `round`.
+fn group_round(conn: &mut Conn, round: i16, topic: &str) {
+    let member = join_and_sync(conn, round, topic);
+    heartbeat(conn, round, &member);
+
+    let commit_version = round_version(ApiKey::OffsetCommit, round);
+    let fetch_version = round_version(ApiKey::OffsetFetch, round);
+    let round_offset = 100 * i64::from(round);
+    let offsets = [
+        Committed {
+            partition: 0,
+            offset: round_offset + 1,
+            leader_epoch: COMMITTED_LEADER_EPOCH,
+            metadata: Some(format!("round-v{round}")),
+        },
+        Committed {
+            partition: 1,
+            offset: round_offset + 2,
+            leader_epoch: COMMITTED_LEADER_EPOCH,
+            metadata: None,
+        },
+    ];
+    commit(
+        conn,
+        commit_version,
+        &member.group,
+        (member.generation_id, &member.member_id),
+        topic,
+        &offsets,
+    );
+    let fetched = fetch_offsets(conn, fetch_version, &member.group, topic, Some(&[0, 1]));
+    let expected = expected_fetch(&offsets, commit_version, fetch_version);
+    assert_eq!(
+        fetched, expected,
+        "OffsetFetch v{fetch_version} after OffsetCommit v{commit_version}"
+    );
+    if fetch_version >= 2 {
+        let mut every = fetch_offsets(conn, fetch_version, &member.group, topic, None);
+        every.sort_by_key(|committed| committed.partition);
+        assert_eq!(
+            every, expected,
+            "OffsetFetch v{fetch_version} of every partition"
+        );
+    }
+
+    // A standalone commit (an `assign()` consumer): no generation, no
+    // member, and the group it names stays Empty.
+    let standalone = format!("g-standalone-v{round}");
+    let standalone_offsets = [Committed {
+        partition: 0,
+        offset: round_offset + 3,
+        leader_epoch: COMMITTED_LEADER_EPOCH,
+        metadata: Some("standalone".to_owned()),
+    }];
+    commit(
+        conn,
+        commit_version,
+        &standalone,
+        (-1, ""),
+        topic,
+        &standalone_offsets,
+    );
+    let fetched = fetch_offsets(conn, fetch_version, &standalone, topic, Some(&[0]));
+    let expected = expected_fetch(&standalone_offsets, commit_version, fetch_version);
+    assert_eq!(
+        fetched, expected,
+        "OffsetFetch v{fetch_version} after a standalone OffsetCommit v{commit_version}"
+    );
+
+    describe_stable(conn, round, &member, topic);
+    list_groups(conn, round, &member.group, &standalone);
+
+    let delete_version = round_version(ApiKey::DeleteGroups, round);
+    assert_eq!(
+        delete_groups(conn, delete_version, &[&member.group]),
+        vec![NON_EMPTY_GROUP],
+        "DeleteGroups v{delete_version} of a group with a member"
+    );
+
+    // OffsetDelete on the Empty group: the offset is gone, nothing else is.
+    let version = round_version(ApiKey::OffsetDelete, round);
+    let mut partition = OffsetDeleteRequestPartition::default();
+    partition.partition_index = 0;
+    let mut delete_topic = OffsetDeleteRequestTopic::default();
+    delete_topic.name = name(topic);
+    delete_topic.partitions = vec![partition];
+    let mut request = OffsetDeleteRequest::default();
+    request.group_id = group_id(&standalone);
+    request.topics = vec![delete_topic];
+    let response = conn.call(&request, version);
+    assert_eq!(response.error_code, NONE, "OffsetDelete v{version}");
+    let answers = partition_errors!(response.topics);
+    assert_eq!(
+        answers,
+        vec![(topic.to_owned(), 0, NONE)],
+        "OffsetDelete v{version}"
+    );
+    let fetched = fetch_offsets(conn, fetch_version, &standalone, topic, Some(&[0]));
+    assert_eq!(
+        fetched,
+        expected_fetch(&[no_offset(0)], commit_version, fetch_version),
+        "OffsetFetch v{fetch_version} after OffsetDelete v{version}"
+    );
+
+    leave(conn, round, &member);
+    assert_eq!(
+        delete_groups(conn, delete_version, &[&member.group, &standalone]),
+        vec![NONE, NONE],
+        "DeleteGroups v{delete_version} of empty groups"
+    );
+    let listed = listed_groups(conn, round_version(ApiKey::ListGroups, round), &[]);
+    for deleted in [&member.group, &standalone] {
+        assert!(
+            !listed.iter().any(|(group, _, _)| group == deleted),
+            "ListGroups after DeleteGroups v{delete_version}: {deleted} still listed"
+        );
+    }
+    assert_eq!(
+        delete_groups(conn, delete_version, &[&member.group]),
+        vec![GROUP_ID_NOT_FOUND],
+        "DeleteGroups v{delete_version} of a deleted group"
+    );
+    describe_deleted(conn, round, &member.group);
+}
+
+/// DescribeGroups of a group that does not exist: Dead before v6, an error
+/// from v6 (KIP-1043).
+fn describe_deleted(conn: &mut Conn, round: i16, group: &str) {
+    let version = round_version(ApiKey::DescribeGroups, round);
+    let mut request = DescribeGroupsRequest::default();
+    request.groups = vec![group_id(group)];
+    let response = conn.call(&request, version);
+    assert_eq!(response.groups.len(), 1, "DescribeGroups v{version}");
+    let described = &response.groups[0];
+    assert_eq!(described.group_id.0.as_str(), group);
+    assert!(
+        described.members.is_empty(),
+        "DescribeGroups v{version} {group}"
+    );
+    if version >= 6 {
+        assert_eq!(
+            described.error_code, GROUP_ID_NOT_FOUND,
+            "DescribeGroups v{version} of a deleted group"
+        );
+    } else {
+        assert_eq!(
+            (described.error_code, described.group_state.as_str()),
+            (NONE, "Dead"),
+            "DescribeGroups v{version} of a deleted group"
+        );
+    }
+}
+
+/// JoinGroup at `round` (twice from v4: KIP-394's MEMBER_ID_REQUIRED hands
+/// out the member id to rejoin with), then SyncGroup with the leader's
+/// assignment.
+fn join_and_sync(conn: &mut Conn, round: i16, topic: &str) -> Member {
+    let group = format!("g-round-v{round}");
+    let join = |member_id: &str| {
+        let mut protocol = JoinGroupRequestProtocol::default();
+        protocol.name = str_bytes(ASSIGNOR);
+        protocol.metadata = subscription(topic);
+        let mut request = JoinGroupRequest::default();
+        request.group_id = group_id(&group);
+        request.session_timeout_ms = SESSION_TIMEOUT_MS;
+        if round >= 1 {
+            request.rebalance_timeout_ms = REBALANCE_TIMEOUT_MS;
+        }
+        request.member_id = str_bytes(member_id);
+        request.protocol_type = str_bytes(PROTOCOL_TYPE);
+        request.protocols = vec![protocol];
+        if round >= 8 {
+            request.reason = Some(str_bytes("every-version round"));
+        }
+        request
+    };
+    let mut response = conn.call(&join(""), round);
+    if round >= 4 {
+        assert_eq!(
+            response.error_code, MEMBER_ID_REQUIRED,
+            "JoinGroup v{round} without a member id"
+        );
+        assert!(
+            !response.member_id.is_empty(),
+            "JoinGroup v{round}: MEMBER_ID_REQUIRED without a member id"
+        );
+        let member_id = response.member_id.to_string();
+        response = conn.call(&join(&member_id), round);
+        assert_eq!(
+            response.member_id.as_str(),
+            member_id,
+            "JoinGroup v{round} rejoin"
+        );
+    }
+    assert_eq!(response.error_code, NONE, "JoinGroup v{round}");
+    let member_id = response.member_id.to_string();
+    assert!(!member_id.is_empty(), "JoinGroup v{round}: no member id");
+    assert_eq!(response.generation_id, 1, "JoinGroup v{round} generation");
+    assert_eq!(
+        response.leader.as_str(),
+        member_id,
+        "JoinGroup v{round} leader"
+    );
+    assert_eq!(
+        response.protocol_name.as_deref(),
+        Some(ASSIGNOR),
+        "JoinGroup v{round} protocol"
+    );
+    if round >= 7 {
+        assert_eq!(
+            response.protocol_type.as_deref(),
+            Some(PROTOCOL_TYPE),
+            "JoinGroup v{round} protocol type"
+        );
+    }
+    let members: Vec<(String, Option<StrBytes>, Bytes)> = response
+        .members
+        .iter()
+        .map(|member| {
+            let id = member.member_id.to_string();
+            (
+                id,
+                member.group_instance_id.clone(),
+                member.metadata.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        members,
+        vec![(member_id.clone(), None, subscription(topic))],
+        "JoinGroup v{round}: the leader gets the members"
+    );
+
+    let version = round_version(ApiKey::SyncGroup, round);
+    let mut share = SyncGroupRequestAssignment::default();
+    share.member_id = str_bytes(&member_id);
+    share.assignment = assignment(topic);
+    let mut request = SyncGroupRequest::default();
+    request.group_id = group_id(&group);
+    request.generation_id = response.generation_id;
+    request.member_id = str_bytes(&member_id);
+    request.assignments = vec![share];
+    if version >= 5 {
+        request.protocol_type = Some(str_bytes(PROTOCOL_TYPE));
+        request.protocol_name = Some(str_bytes(ASSIGNOR));
+    }
+    let synced = conn.call(&request, version);
+    assert_eq!(synced.error_code, NONE, "SyncGroup v{version}");
+    assert_eq!(synced.assignment, assignment(topic), "SyncGroup v{version}");
+    if version >= 5 {
+        assert_eq!(synced.protocol_type.as_deref(), Some(PROTOCOL_TYPE));
+        assert_eq!(synced.protocol_name.as_deref(), Some(ASSIGNOR));
+    }
+    Member {
+        group,
+        member_id,
+        generation_id: response.generation_id,
+    }
+}
+
+fn heartbeat(conn: &mut Conn, round: i16, member: &Member) {
+    let version = round_version(ApiKey::Heartbeat, round);
+    for (generation_id, expected) in [
+        (member.generation_id, NONE),
+        (member.generation_id + 1, ILLEGAL_GENERATION),
+    ] {
+        let mut request = HeartbeatRequest::default();
+        request.group_id = group_id(&member.group);
+        request.generation_id = generation_id;
+        request.member_id = str_bytes(&member.member_id);
+        let response = conn.call(&request, version);
+        assert_eq!(
+            response.error_code, expected,
+            "Heartbeat v{version} generation {generation_id}"
+        );
+    }
+}
+
+/// Commits `offsets` of `topic` as `(generation, member id)`; every
+/// partition must be accepted.
+fn commit(
+    conn: &mut Conn,
+    version: i16,
+    group: &str,
+    (generation_id, member_id): (i32, &str),
+    topic: &str,
+    offsets: &[Committed],
+) {
+    let partitions = offsets
+        .iter()
+        .map(|committed| {
+            let mut partition = OffsetCommitRequestPartition::default();
+            partition.partition_index = committed.partition;
+            partition.committed_offset = committed.offset;
+            if version >= 6 {
+                partition.committed_leader_epoch = committed.leader_epoch;
+            }
+            partition.committed_metadata = committed.metadata.as_deref().map(str_bytes);
+            partition
+        })
+        .collect();
+    let mut commit_topic = OffsetCommitRequestTopic::default();
+    commit_topic.name = name(topic);
+    commit_topic.partitions = partitions;
+    let mut request = OffsetCommitRequest::default();
+    request.group_id = group_id(group);
+    request.generation_id_or_member_epoch = generation_id;
+    request.member_id = str_bytes(member_id);
+    request.topics = vec![commit_topic];
+    let response = conn.call(&request, version);
+    let answers = partition_errors!(response.topics);
+    let expected: Vec<(String, i32, i16)> = offsets
+        .iter()
+        .map(|committed| (topic.to_owned(), committed.partition, NONE))
+        .collect();
+    assert_eq!(answers, expected, "OffsetCommit v{version} {group}");
+}
+
+/// What OffsetFetch reports for a partition without a committed offset.
+fn no_offset(partition: i32) -> Committed {
+    Committed {
+        partition,
+        offset: -1,
+        leader_epoch: NO_LEADER_EPOCH,
+        metadata: Some(String::new()),
+    }
+}
+
+/// What OffsetFetch at `fetch_version` should return for `offsets`
+/// committed at `commit_version`: metadata null becomes empty (Kafka's
+/// `NO_METADATA`), and the leader epoch shows only if both versions carry
+/// it.
+fn expected_fetch(
+    offsets: &[Committed],
+    commit_version: i16,
+    fetch_version: i16,
+) -> Vec<Committed> {
+    offsets
+        .iter()
+        .map(|committed| Committed {
+            leader_epoch: if commit_version >= 6 && fetch_version >= 5 {
+                committed.leader_epoch
+            } else {
+                NO_LEADER_EPOCH
+            },
+            metadata: Some(committed.metadata.clone().unwrap_or_default()),
+            ..committed.clone()
+        })
+        .collect()
+}
+
+/// The committed offsets of `partitions` of `topic` (None: of every
+/// partition with one, from v2), through the one-group form before v8 and
+/// the groups form from v8.
+fn fetch_offsets(
+    conn: &mut Conn,
+    version: i16,
+    group: &str,
+    topic: &str,
+    partitions: Option<&[i32]>,
+) -> Vec<Committed> {
+    let mut request = OffsetFetchRequest::default();
+    if version >= 8 {
+        let want = partitions.map(|partitions| {
+            let mut want = OffsetFetchRequestTopics::default();
+            want.name = name(topic);
+            want.partition_indexes = partitions.to_vec();
+            vec![want]
+        });
+        let mut one_group = OffsetFetchRequestGroup::default();
+        one_group.group_id = group_id(group);
+        one_group.topics = want;
+        request.groups = vec![one_group];
+    } else {
+        let want = partitions.map(|partitions| {
+            let mut want = OffsetFetchRequestTopic::default();
+            want.name = name(topic);
+            want.partition_indexes = partitions.to_vec();
+            vec![want]
+        });
+        request.group_id = group_id(group);
+        request.topics = want;
+    }
+    let response = conn.call(&request, version);
+    let context = format!("OffsetFetch v{version} {group}");
+    // The topics of the one group asked for, in the form of the version.
+    macro_rules! committed {
+        ($topics:expr) => {
+            $topics
+                .iter()
+                .flat_map(|answer| {
+                    assert_eq!(answer.name.0.as_str(), topic, "{context}");
+                    answer.partitions.iter().map(|partition| {
+                        assert_eq!(partition.error_code, NONE, "{context}");
+                        Committed {
+                            partition: partition.partition_index,
+                            offset: partition.committed_offset,
+                            // Decoded as NO_LEADER_EPOCH before v5.
+                            leader_epoch: partition.committed_leader_epoch,
+                            metadata: partition.metadata.as_deref().map(str::to_owned),
+                        }
+                    })
+                })
+                .collect()
+        };
+    }
+    if version >= 8 {
+        assert_eq!(response.groups.len(), 1, "{context}");
+        let answer = &response.groups[0];
+        assert_eq!(answer.group_id.0.as_str(), group, "{context}");
+        assert_eq!(answer.error_code, NONE, "{context}");
+        committed!(answer.topics)
+    } else {
+        assert_eq!(response.error_code, NONE, "{context}");
+        committed!(response.topics)
+    }
+}
+
+/// DescribeGroups of a Stable one-member group: its protocol, and the member
+/// with the client id and host of this connection, its subscription and its
+/// assignment.
+fn describe_stable(conn: &mut Conn, round: i16, member: &Member, topic: &str) {
+    let version = round_version(ApiKey::DescribeGroups, round);
+    let mut request = DescribeGroupsRequest::default();
+    request.groups = vec![group_id(&member.group)];
+    let response = conn.call(&request, version);
+    assert_eq!(response.groups.len(), 1, "DescribeGroups v{version}");
+    let described = &response.groups[0];
+    assert_eq!(described.error_code, NONE, "DescribeGroups v{version}");
+    assert_eq!(described.group_id.0.as_str(), member.group);
+    assert_eq!(
+        described.group_state.as_str(),
+        "Stable",
+        "DescribeGroups v{version}"
+    );
+    assert_eq!(described.protocol_type.as_str(), PROTOCOL_TYPE);
+    assert_eq!(described.protocol_data.as_str(), ASSIGNOR);
+    assert_eq!(described.members.len(), 1, "DescribeGroups v{version}");
+    let described_member = &described.members[0];
+    assert_eq!(described_member.member_id.as_str(), member.member_id);
+    assert_eq!(described_member.group_instance_id, None);
+    assert_eq!(
+        described_member.client_id.as_str(),
+        CLIENT_ID,
+        "DescribeGroups v{version}"
+    );
+    assert!(
+        described_member.client_host.contains("127.0.0.1"),
+        "DescribeGroups v{version} client host {:?}",
+        described_member.client_host
+    );
+    assert_eq!(described_member.member_metadata, subscription(topic));
+    assert_eq!(described_member.member_assignment, assignment(topic));
+}
+
+/// (group, protocol type, state) of every group ListGroups gives for
+/// `states` (a filter only from v4; the state is "" before v4).
+fn listed_groups(conn: &mut Conn, version: i16, states: &[&str]) -> Vec<(String, String, String)> {
+    let mut request = ListGroupsRequest::default();
+    request.states_filter = states.iter().map(|state| str_bytes(state)).collect();
+    let response = conn.call(&request, version);
+    assert_eq!(response.error_code, NONE, "ListGroups v{version}");
+    response
+        .groups
+        .iter()
+        .map(|group| {
+            (
+                group.group_id.0.to_string(),
+                group.protocol_type.to_string(),
+                group.group_state.to_string(),
+            )
+        })
+        .collect()
+}
+
+fn list_groups(conn: &mut Conn, round: i16, stable: &str, empty: &str) {
+    let version = round_version(ApiKey::ListGroups, round);
+    let state = |text: &'static str| if version >= 4 { text } else { "" };
+    let ours = |listed: Vec<(String, String, String)>| -> Vec<(String, String, String)> {
+        let mut ours: Vec<_> = listed
+            .into_iter()
+            .filter(|(group, _, _)| group == stable || group == empty)
+            .collect();
+        ours.sort();
+        ours
+    };
+    let mut expected = vec![
+        (
+            stable.to_owned(),
+            PROTOCOL_TYPE.to_owned(),
+            state("Stable").to_owned(),
+        ),
+        (empty.to_owned(), String::new(), state("Empty").to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(
+        ours(listed_groups(conn, version, &[])),
+        expected,
+        "ListGroups v{version}"
+    );
+    if version >= 4 {
+        assert_eq!(
+            ours(listed_groups(conn, version, &["Stable"])),
+            vec![(
+                stable.to_owned(),
+                PROTOCOL_TYPE.to_owned(),
+                "Stable".to_owned()
+            )],
+            "ListGroups v{version} states Stable"
+        );
+        assert_eq!(
+            ours(listed_groups(conn, version, &["Dead"])),
+            Vec::new(),
+            "ListGroups v{version} states Dead"
+        );
+    }
+}
+
+/// The error of each of `groups` after DeleteGroups.
+fn delete_groups(conn: &mut Conn, version: i16, groups: &[&str]) -> Vec<i16> {
+    let mut request = DeleteGroupsRequest::default();
+    request.groups_names = groups.iter().map(|group| group_id(group)).collect();
+    let response = conn.call(&request, version);
+    let named: Vec<&str> = response
+        .results
+        .iter()
+        .map(|result| result.group_id.0.as_str())
+        .collect();
+    assert_eq!(named, groups, "DeleteGroups v{version}");
+    response
+        .results
+        .iter()
+        .map(|result| result.error_code)
+        .collect()
+}
+
+/// LeaveGroup of `member_id`: the request's error and, from v3, the one
+/// member's (checked to name it); NONE for the member's before v3.
+fn leave_group(conn: &mut Conn, version: i16, group: &str, member_id: &str) -> (i16, i16) {
+    let mut request = LeaveGroupRequest::default();
+    request.group_id = group_id(group);
+    if version >= 3 {
+        let mut identity = MemberIdentity::default();
+        identity.member_id = str_bytes(member_id);
+        if version >= 5 {
+            identity.reason = Some(str_bytes("every-version round done"));
+        }
+        request.members = vec![identity];
+    } else {
+        request.member_id = str_bytes(member_id);
+    }
+    let response = conn.call(&request, version);
+    if version < 3 {
+        return (response.error_code, NONE);
+    }
+    assert_eq!(response.members.len(), 1, "LeaveGroup v{version}");
+    let left = &response.members[0];
+    assert_eq!(left.member_id.as_str(), member_id, "LeaveGroup v{version}");
+    assert_eq!(left.group_instance_id, None, "LeaveGroup v{version}");
+    (response.error_code, left.error_code)
+}
+
+/// LeaveGroup of the round's only member: by member id (v0–v2) or in the
+/// members list (v3+). The group is Empty after it.
+fn leave(conn: &mut Conn, round: i16, member: &Member) {
+    let version = round_version(ApiKey::LeaveGroup, round);
+    assert_eq!(
+        leave_group(conn, version, &member.group, &member.member_id),
+        (NONE, NONE),
+        "LeaveGroup v{version}"
+    );
+    // A member the group does not know: the whole request's error before
+    // v3, that member's from v3.
+    assert_eq!(
+        leave_group(conn, version, &member.group, "no-such-member"),
+        if version >= 3 {
+            (NONE, UNKNOWN_MEMBER_ID)
+        } else {
+            (UNKNOWN_MEMBER_ID, NONE)
+        },
+        "LeaveGroup v{version} of an unknown member"
+    );
+
+    let describe_version = round_version(ApiKey::DescribeGroups, round);
+    let mut request = DescribeGroupsRequest::default();
+    request.groups = vec![group_id(&member.group)];
+    let response = conn.call(&request, describe_version);
+    let described = &response.groups[0];
+    assert_eq!(
+        (described.group_state.as_str(), described.members.len()),
+        ("Empty", 0),
+        "DescribeGroups v{describe_version} after LeaveGroup v{version}"
+    );
+}
+
+/// A Metadata request naming `__consumer_offsets` (v1–v3 always allow
+/// auto-creation) creates it the way the group coordinator would, as Kafka's
+/// `AutoTopicCreationManager` does: `offsets.topic.num.partitions`
+/// partitions, compacted, rather than with a user topic's `num.partitions`
+/// and `cleanup.policy=delete`, which would expire committed offsets.
+#[test]
+fn metadata_auto_creates_the_offsets_topic_as_the_coordinator_needs_it() {
+    let broker = Broker::start();
+    let mut conn = broker.connect();
+    let mut want = MetadataRequestTopic::default();
+    want.name = Some(name(OFFSETS_TOPIC));
+    let mut request = MetadataRequest::default();
+    request.topics = Some(vec![want]);
+    conn.call(&request, 1);
+    assert_eq!(
+        offsets_topic_partitions(&mut conn, 4),
+        Ok(OFFSETS_TOPIC_PARTITIONS)
+    );
+
+    let mut resource = DescribeConfigsResource::default();
+    resource.resource_type = RESOURCE_TOPIC;
+    resource.resource_name = str_bytes(OFFSETS_TOPIC);
+    resource.configuration_keys = Some(vec![str_bytes("cleanup.policy")]);
+    let mut request = DescribeConfigsRequest::default();
+    request.resources = vec![resource];
+    let version = *versions_of(ApiKey::DescribeConfigs).end();
+    let response = conn.call(&request, version);
+    assert_eq!(response.results.len(), 1);
+    assert_eq!(response.results[0].error_code, NONE);
+    let policy: Vec<Option<&str>> = response.results[0]
+        .configs
+        .iter()
+        .map(|config| config.value.as_deref())
+        .collect();
+    assert_eq!(
+        policy,
+        vec![Some("compact")],
+        "{OFFSETS_TOPIC} cleanup.policy"
+    );
 }

@@ -429,14 +429,16 @@ mod tests {
     fn unimplemented_apis_are_refused() {
         let mut body = Bytes::new();
         assert_eq!(
-            decode_request(ApiKey::JoinGroup, 5, &mut body),
+            decode_request(ApiKey::InitProducerId, 4, &mut body),
             Err(FrameError::UnsupportedVersion {
-                api_key: ApiKey::JoinGroup,
-                version: 5
+                api_key: ApiKey::InitProducerId,
+                version: 4
             })
         );
         assert!(decode_request(ApiKey::Produce, 2, &mut body).is_err());
         assert!(decode_request(ApiKey::Fetch, 19, &mut body).is_err());
+        assert!(decode_request(ApiKey::OffsetCommit, 1, &mut body).is_err());
+        assert!(decode_request(ApiKey::OffsetDelete, 1, &mut body).is_err());
     }
 
     /// Every prefix of every valid frame is refused or decoded, never a panic.

@@ -88,6 +88,8 @@ impl Shard {
             return self.handle(request).await;
         }
         let (reply, answer) = oneshot::channel();
+        // The send error hands back the envelope, too large to carry
+        // around only to drop it: keep whether it went.
         let sent = self
             .inboxes
             .get(owner)

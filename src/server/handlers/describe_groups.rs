@@ -1,5 +1,6 @@
 //! DescribeGroups: state, protocol and members of each group.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{
     DescribeGroupsRequest, DescribeGroupsResponse, GroupId, RequestHeader,
@@ -7,8 +8,13 @@ use kafka_protocol::messages::{
 
 use super::group_route::call_group;
 use super::str_bytes;
+use crate::group::GroupState;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{GroupAnswer, GroupCall};
+
+/// From v6 (KIP-1043) a group that does not exist is GROUP_ID_NOT_FOUND;
+/// before, it is described as Dead.
+const GROUP_NOT_FOUND_VERSION: i16 = 6;
 
 pub async fn handle(
     context: &ConnectionContext,
@@ -27,6 +33,13 @@ pub async fn handle(
         )
         .await
         {
+            Ok(GroupAnswer::Described(group))
+                if version >= GROUP_NOT_FOUND_VERSION && group.state == GroupState::Dead =>
+            {
+                entry.error_code = ResponseError::GroupIdNotFound.code();
+                entry.error_message =
+                    Some(str_bytes(format!("Group {} not found.", group.group_id)));
+            }
             Ok(GroupAnswer::Described(group)) => {
                 entry.group_state = str_bytes(group.state.as_str());
                 entry.protocol_type = str_bytes(group.protocol_type);

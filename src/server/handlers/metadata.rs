@@ -1,5 +1,6 @@
 //! Metadata: brokers, topics, partitions and leaders; creates missing topics
-//! when `auto.create.topics.enable` and the request allow it.
+//! when `auto.create.topics.enable` and the request allow it (`__consumer_offsets`
+//! as the group coordinator makes it).
 
 use std::sync::Arc;
 
@@ -11,7 +12,9 @@ use kafka_protocol::messages::{
     BrokerId, MetadataRequest, MetadataResponse, RequestHeader, TopicName,
 };
 
+use super::group_route::ensure_offsets_topic;
 use super::str_bytes;
+use crate::group::OFFSETS_TOPIC;
 use crate::metadata::{validate_topic_name, ClusterView, TopicMeta};
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{NewTopic, ShardReply, ShardRequest};
@@ -52,9 +55,18 @@ pub async fn handle(
 
     if let Some(requested) = &requested {
         if allow_auto_create {
+            // As in Kafka, the offsets topic is made as the group coordinator
+            // needs it (its partition count, compacted), never as a user topic.
+            let wants_offsets_topic = requested
+                .iter()
+                .any(|(name, _)| name.as_deref() == Some(OFFSETS_TOPIC));
+            if wants_offsets_topic && ensure_offsets_topic(context).await.is_ok() {
+                view = context.shard.view();
+            }
             let missing: Vec<NewTopic> = requested
                 .iter()
                 .filter_map(|(name, _)| name.as_ref())
+                .filter(|name| *name != OFFSETS_TOPIC)
                 .filter(|name| view.topic(name).is_none() && validate_topic_name(name).is_ok())
                 .map(|name| NewTopic {
                     name: name.clone(),
