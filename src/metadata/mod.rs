@@ -15,6 +15,9 @@ use uuid::Uuid;
 
 use crate::config::TOPIC_NAME_LENGTH_MAX;
 
+/// The topics Kafka reports as internal.
+pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
+
 /// A topic as the cluster knows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TopicMeta {
@@ -26,9 +29,9 @@ pub struct TopicMeta {
 }
 
 impl TopicMeta {
-    /// Internal topics (`__consumer_offsets`, `__transaction_state`).
+    /// Kafka's own internal topics; a user topic named `__x` is not one.
     pub fn is_internal(&self) -> bool {
-        self.name.starts_with("__")
+        INTERNAL_TOPICS.contains(&self.name.as_str())
     }
 }
 
