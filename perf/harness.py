@@ -60,6 +60,8 @@ TARGET_W1_RATIO = 1.5
 TARGET_W3_RATIO = 2.0
 TARGET_W4_P99_MS = 5.0
 TARGET_W2_LOOPBACK_FRACTION = 0.40
+# Independent-client check: shoal/peer ratios this close to 1 are a tie.
+CLIENT_TIE_BAND = 0.10
 
 
 @dataclass(frozen=True)
@@ -365,12 +367,17 @@ def last_json_line(text):
 def iperf3_loopback(seconds, commands):
     port = free_port()
     root = make_temp_dir("iperf3-")
-    server = spawn(["iperf3", "-s", "-1", "-B", HOST, "-p", str(port)], os.path.join(root, "server.log"))
+    log_path = os.path.join(root, "server.log")
+    # -1: the server serves one test, so readiness is read from its log; a
+    # probing connect would be that one test.
+    server_command = ["iperf3", "-s", "-1", "-B", HOST, "-p", str(port), "--forceflush"]
+    commands.add(server_command, {f" {port} ": " $PORT "})
+    server = spawn(server_command, log_path)
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while not accepts_connections(port):
+        while "Server listening" not in tail(log_path):
             if server.poll() is not None or time.monotonic() >= deadline:
-                raise RuntimeError(f"iperf3 server did not start:\n{tail(os.path.join(root, 'server.log'))}")
+                raise RuntimeError(f"iperf3 server did not start:\n{tail(log_path)}")
             time.sleep(POLL_INTERVAL_S)
         command = ["iperf3", "-c", HOST, "-p", str(port), "-t", str(seconds), "-J"]
         commands.add(command, {f" {port} ": " $PORT "})
@@ -647,7 +654,7 @@ def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, c
     if size.name != "full":
         lines += [
             f"> **A `--{size.name}` run** ({size.runs} run per cell, {size.duration_s:g} s per produce/e2e "
-            "run, {size.consume_records:,} records for W3): short and noisy, not a result to quote. "
+            f"run, {size.consume_records:,} records for W3): short and noisy, not a result to quote. "
             "The full run (`perf/run`) replaces it.",
             "",
         ]
@@ -727,6 +734,7 @@ def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, c
                   "differently from librdkafka, it would be biased.", "",
                   "| broker | confluent produce | shoal bench W1 c=1 | confluent consume | shoal bench W3 |",
                   "|---|---|---|---|---|"]
+        agreement = client_agreement(independent, medians)
         for b, row in independent.items():
             if "error" in row:
                 lines.append(f"| {b} | failed: {row['error']} | | | |")
@@ -736,7 +744,7 @@ def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, c
                          f"{fmt_rate(medians.get('W1 c=1', {}).get(b))} | {cell(row.get('consume', {}))} | "
                          f"{fmt_rate(medians.get('W3', {}).get(b))} |")
         lines += ["", "The Python client is single-threaded and pays per-record Python calls, so its absolute "
-                  "numbers are client-bound; what matters is the ordering.", ""]
+                  "numbers are client-bound; what matters is the ordering.", ""] + agreement + [""]
     lines += targets(by_key, medians, ceiling, brokers)
     failures = [(w.key, b, e) for w in rows for b in brokers for e in errors_of(w.results.get(b, []))]
     if failures:
@@ -747,6 +755,30 @@ def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, c
         f.write("\n".join(lines))
     with open(os.path.join(out_dir, "results.svg"), "w") as f:
         f.write(svg_chart(medians, brokers, size))
+
+
+def client_agreement(independent, medians):
+    """Whether confluent-kafka sees shoal faster or slower than each peer as
+    `shoal bench` does, per workload. Ratios within CLIENT_TIE_BAND of 1 count
+    as a tie: the Python client is noisy and mostly measures itself."""
+    lines = []
+    shoal = independent.get("shoal", {})
+    for mode, key in (("produce", "W1 c=1"), ("consume", "W3")):
+        for peer, row in independent.items():
+            if peer == "shoal":
+                continue
+            theirs = [r.get(mode, {}).get("records_per_s") for r in (shoal, row)]
+            ours = [medians.get(key, {}).get(b) for b in ("shoal", peer)]
+            if not all(theirs + ours):
+                lines.append(f"- {mode} vs {peer}: not measured by both clients.")
+                continue
+            theirs_ratio, ours_ratio = theirs[0] / theirs[1], ours[0] / ours[1]
+            tie = min(abs(theirs_ratio - 1), abs(ours_ratio - 1)) <= CLIENT_TIE_BAND
+            same = tie or (theirs_ratio > 1) == (ours_ratio > 1)
+            lines.append(f"- {mode}, shoal/{peer}: {theirs_ratio:.2f}× with confluent-kafka, {ours_ratio:.2f}× "
+                         f"with `shoal bench` ({key}): "
+                         + ("they agree." if same else "**they disagree** on which broker is faster."))
+    return lines
 
 
 def targets(by_key, medians, ceiling, brokers):
