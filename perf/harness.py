@@ -818,7 +818,7 @@ def svg_chart(medians, brokers, size):
     keys = list(medians)
     width_bar, gap, left, top, plot_h = 18, 22, 70, 40, 260
     group_w = width_bar * len(brokers) + gap
-    width = left + group_w * len(keys) + 20
+    width = left + group_w * len(keys) + 80  # room for the last rotated label
     height = top + plot_h + 120
     peak = max([v for row in medians.values() for v in row.values() if v] or [1])
     scale = plot_h / peak
