@@ -349,7 +349,8 @@ def run_bounded(command, timeout_s):
         out, err = proc.communicate()
         return None, out, (err or "") + f"\n(killed after {timeout_s:.0f} s)"
     finally:
-        _LIVE_PROCESSES.discard(proc)
+        # Also on Ctrl-C: the child must not outlive the harness.
+        _kill(proc)
     return proc.returncode, out, err
 
 
@@ -873,6 +874,9 @@ def main():
                         os.path.join(REPO, "target", "release", "shoal"))
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _on_sigterm)
+    # Started in the background by a non-interactive shell, Python inherits
+    # SIGINT ignored; Ctrl-C (or kill -INT) must still end the run.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     size = SMOKE if args.smoke else QUICK if args.quick else FULL
     out_dir = args.out or (tempfile.mkdtemp(prefix="shoal-perf-smoke-") if args.smoke else PERF_DIR)
@@ -947,4 +951,9 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        # main's finally and atexit have killed the brokers by now.
+        print("perf: interrupted; no results written", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
