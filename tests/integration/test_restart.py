@@ -216,6 +216,10 @@ def test_deleted_topic_stays_deleted_after_restart(broker, topic):
         prod.produce(topic, value=b"gone %d" % i, partition=i % 2)
         prod.produce(keep, value=b"kept %d" % i, partition=0)
     clients.flush(prod)
+    # A live producer refreshes metadata for the topics it knows, and a
+    # Metadata request for a missing topic creates it (auto.create.topics.enable),
+    # exactly as with Kafka: let it go before the topic does.
+    del prod
     admin = clients.admin(broker.bootstrap)
     admin.delete_topics([topic], request_timeout=clients.REQUEST_TIMEOUT_S)[topic].result(timeout=clients.REQUEST_TIMEOUT_S)
     deadline = time.monotonic() + clients.REQUEST_TIMEOUT_S
