@@ -1,18 +1,19 @@
 //! One client connection: read frames, decode, dispatch to the API handler,
-//! write the response. Requests on a connection are answered in order, one
-//! at a time, as Kafka's own broker does.
+//! write the response. Pipelined requests are handled side by side (up to
+//! `IN_FLIGHT_REQUESTS_MAX`) and answered strictly in request order.
 //!
 //! Invariant: anything wrong with a frame closes this connection only, with
 //! a log line; nothing a client sends can panic the shard.
 
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::rc::Rc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use super::handlers::{self, Response};
+use super::handlers::{self, CloseReason, Response};
 use crate::protocol::frame::{self, FrameError};
 
 /// Why reading a frame stopped.
@@ -52,19 +53,41 @@ impl ConnectionContext {
     }
 }
 
+/// Requests of one connection being handled at once. A durable append waits
+/// for its group's fdatasync; handling the next pipelined request meanwhile
+/// lets one connection's produce requests share a group commit instead of
+/// paying one fdatasync each. Answers still go out in request order, as the
+/// protocol requires; past this many, the connection is not read until the
+/// oldest is answered.
+const IN_FLIGHT_REQUESTS_MAX: usize = 16;
+
+/// A request being handled: resolves to its answer.
+type Pending = glommio::Task<Result<Response, CloseReason>>;
+
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
-    let context = ConnectionContext { shard, peer };
+    // A second handle on the same socket for the writer, so reading the next
+    // request and writing an answer go on side by side without a lock.
+    // SAFETY: dup of a descriptor this function owns; the new one is owned
+    // by the writer's TcpStream, which closes it.
+    let duplicate = unsafe { libc::dup(stream.as_raw_fd()) };
+    if duplicate < 0 {
+        log::warn!(
+            "closing connection from {peer:?}: dup failed: {}",
+            std::io::Error::last_os_error()
+        );
+        return;
+    }
+    // SAFETY: `duplicate` is a fresh descriptor of a connected TCP socket.
+    let writer = unsafe { TcpStream::from_raw_fd(duplicate) };
+    let context = Rc::new(ConnectionContext { shard, peer });
+    let (queue, pending) = glommio::channels::local_channel::new_bounded(IN_FLIGHT_REQUESTS_MAX);
+    let writing = glommio::spawn_local(write_answers(writer, pending, peer));
     let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
     loop {
-        let frame = match read_frame(
-            &mut stream,
-            &mut buffer,
-            context.shard.config.socket_request_max_bytes,
-        )
-        .await
-        {
+        let max_bytes = context.shard.config.socket_request_max_bytes;
+        let frame = match read_frame(&mut stream, &mut buffer, max_bytes).await {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
             Err(error) => {
@@ -72,8 +95,31 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
                 break;
             }
         };
-        let _in_flight = context.shard.request_guard();
-        let response = match handlers::dispatch(&context, frame).await {
+        let in_flight = context.shard.request_guard();
+        let request_context = context.clone();
+        let task: Pending = glommio::spawn_local(async move {
+            let _in_flight = in_flight;
+            handlers::dispatch(&request_context, frame).await
+        });
+        if queue.send(task).await.is_err() {
+            break;
+        }
+    }
+    drop(queue);
+    writing.await;
+    let _ = stream.close().await;
+}
+
+/// Writes the answers in request order. A request that must close the
+/// connection ends it here, after every earlier answer went out; requests
+/// queued behind it are dropped unanswered, as the protocol expects.
+async fn write_answers(
+    mut stream: TcpStream,
+    pending: glommio::channels::local_channel::LocalReceiver<Pending>,
+    peer: Option<SocketAddr>,
+) {
+    while let Some(task) = pending.recv().await {
+        let response = match task.await {
             Ok(response) => response,
             Err(error) => {
                 log::warn!("closing connection from {peer:?}: {error}");
@@ -85,7 +131,8 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             break;
         }
     }
-    let _ = stream.close().await;
+    // Ends the reader's wait too: its next read sees the socket closed.
+    let _ = stream.shutdown(std::net::Shutdown::Both).await;
 }
 
 /// Reads the next complete frame (without its 4-byte size). `Ok(None)` on a
