@@ -343,14 +343,8 @@ fn committed_offsets(
 ) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
     let version = c.conn.require_version(ApiKey::OffsetFetch)?;
     let context = format!("offsets of group {group_id}");
-    let mut offsets = BTreeMap::new();
-    let mut keep = |topic: &str, partition: i32, offset: i64, error_code: i16| {
-        check(error_code, None, &format!("{context}: {topic}-{partition}"))?;
-        if offset >= 0 {
-            offsets.insert((topic.to_owned(), partition), offset);
-        }
-        Ok::<(), KafkaError>(())
-    };
+    // (topic, partition, committed offset, error code) from either shape.
+    let mut answers: Vec<(String, i32, i64, i16)> = Vec::new();
     if version >= OFFSET_FETCH_GROUPS_VERSION {
         let topics = partitions.map(|wanted| {
             wanted
@@ -374,14 +368,10 @@ fn committed_offsets(
             .ok_or_else(|| anyhow!("OffsetFetch response does not mention group {group_id}"))?;
         check(answer.error_code, None, &context)?;
         for topic in &answer.topics {
-            for p in &topic.partitions {
-                keep(
-                    topic.name.0.as_str(),
-                    p.partition_index,
-                    p.committed_offset,
-                    p.error_code,
-                )?;
-            }
+            answers.extend(topic.partitions.iter().map(|p| {
+                let name = topic.name.0.to_string();
+                (name, p.partition_index, p.committed_offset, p.error_code)
+            }));
         }
     } else {
         let topics = partitions.map(|wanted| {
@@ -400,14 +390,18 @@ fn committed_offsets(
         let response = c.conn.send_version(request, version)?;
         check(response.error_code, None, &context)?;
         for topic in &response.topics {
-            for p in &topic.partitions {
-                keep(
-                    topic.name.0.as_str(),
-                    p.partition_index,
-                    p.committed_offset,
-                    p.error_code,
-                )?;
-            }
+            answers.extend(topic.partitions.iter().map(|p| {
+                let name = topic.name.0.to_string();
+                (name, p.partition_index, p.committed_offset, p.error_code)
+            }));
+        }
+    }
+    let mut offsets = BTreeMap::new();
+    for (topic, partition, offset, error_code) in answers {
+        check(error_code, None, &format!("{context}: {topic}-{partition}"))?;
+        // -1: nothing committed for this partition.
+        if offset >= 0 {
+            offsets.insert((topic, partition), offset);
         }
     }
     Ok(offsets)
