@@ -526,3 +526,26 @@ def test_cli_list_describe_reset_delete(group_broker, topic, group):
     again = shoal("group", "delete", group, "--bootstrap", b, check=False)
     assert again.returncode == 1
     assert f"* Group '{group}' could not be deleted due to: GROUP_ID_NOT_FOUND" in again.stdout.decode()
+
+
+def test_live_member_survives_broker_kill9(group_broker, topic, group):
+    """A member consuming while the broker is killed and restarted carries
+    on: it reads what is produced afterwards exactly once, from its
+    committed offsets, and keeps committing."""
+    b = group_broker.bootstrap
+    partitions = 2
+    clients.create_topic(b, topic, partitions)
+    first = produce(b, topic, 10, partitions=partitions)
+    member = Member(b, group, topic, "survivor")
+    try:
+        poll_until([member], lambda: len(member.records) >= len(first), "the first records")
+        group_broker.kill9()
+        group_broker.start()
+        second = produce(b, topic, 10, start=10, partitions=partitions)
+        total = len(first) + len(second)
+        poll_until([member], lambda: len(member.records) >= total and not member.pending, f"{total} records")
+        got = [(p, o) for (p, o, _) in member.records]
+        assert sorted(got) == sorted((p, o) for (p, o, _, _) in first + second)
+    finally:
+        member.close()
+    assert committed_offsets(b, group, topic, partitions) == {0: 20, 1: 20}
