@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use shoal::cli::{ConsumeArgs, ProduceArgs, TopicCommand};
+use shoal::cli::{ConsumeArgs, GroupCommand, ProduceArgs, TopicCommand};
 use shoal::config::{split_key_value, BrokerConfig};
 
 #[derive(Parser)]
@@ -27,6 +27,10 @@ enum Command {
     /// Create, list, describe and delete topics (like kafka-topics.sh).
     #[command(subcommand)]
     Topic(TopicCommand),
+    /// List, describe, reset offsets of and delete consumer groups (like
+    /// kafka-consumer-groups.sh).
+    #[command(subcommand)]
+    Group(GroupCommand),
     /// Produce one record per stdin line (like kafka-console-producer.sh).
     Produce(ProduceArgs),
     /// Print records to stdout (like kafka-console-consumer.sh).
@@ -121,6 +125,7 @@ fn main() -> ExitCode {
             };
         }
         Command::Topic(command) => shoal::cli::run_topic(command),
+        Command::Group(command) => shoal::cli::run_group(command),
         Command::Produce(args) => shoal::cli::run_produce(args),
         Command::Consume(args) => shoal::cli::run_consume(args),
         Command::Bench(command) => shoal::bench::run_bench(command),

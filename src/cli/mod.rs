@@ -1,8 +1,8 @@
-//! The command-line tools `shoal topic`, `shoal produce` and `shoal consume`:
-//! clap argument types and the functions that run them, speaking the Kafka
-//! protocol through [`crate::client`], with the output shapes of Kafka's
-//! `kafka-topics.sh`, `kafka-console-producer.sh` and
-//! `kafka-console-consumer.sh`.
+//! The command-line tools `shoal topic`, `shoal group`, `shoal produce` and
+//! `shoal consume`: clap argument types and the functions that run them,
+//! speaking the Kafka protocol through [`crate::client`], with the output
+//! shapes of Kafka's `kafka-topics.sh`, `kafka-consumer-groups.sh`,
+//! `kafka-console-producer.sh` and `kafka-console-consumer.sh`.
 //!
 //! Invariant: the tools reach a broker only over the Kafka protocol, exactly
 //! as any other client would; they share no code path with the broker. Errors
@@ -10,10 +10,12 @@
 //! (e.g. `TOPIC_ALREADY_EXISTS: ...`); the caller prints them and exits 1.
 
 mod consume;
+mod group;
 mod produce;
 mod topic;
 
 pub use consume::{run_consume, ConsumeArgs, OffsetSpec};
+pub use group::{run_group, GroupCommand, ResetOffsetsArgs, ResetTarget, TopicPartitions};
 pub use produce::{run_produce, CompressionArg, ProduceArgs};
 pub use topic::{run_topic, TopicCommand};
 

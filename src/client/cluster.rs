@@ -6,13 +6,19 @@
 //! to guesses; the metadata is a snapshot and is not refreshed behind the
 //! caller's back.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::anyhow;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
-use kafka_protocol::messages::{BrokerId, MetadataResponse};
+use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, MetadataResponse};
 
-use super::{broker_addr, check, partition_leader, unknown_topic, Connection};
+use super::{broker_addr, check, partition_leader, topic_name, unknown_topic, Connection};
+
+/// ListOffsets timestamp meaning "the log start offset".
+pub const EARLIEST_TIMESTAMP: i64 = -2;
+/// ListOffsets timestamp meaning "the log end offset".
+pub const LATEST_TIMESTAMP: i64 = -1;
 
 /// Metadata for some topics plus the connections opened so far.
 pub struct Cluster {
@@ -69,5 +75,54 @@ impl Cluster {
         self.connections
             .get_mut(&node_id)
             .ok_or_else(|| anyhow!("connection to broker {} vanished", node_id.0))
+    }
+
+    /// ListOffsets for `partitions` of `topic`, each asked of its leader:
+    /// the offset per partition for `timestamp` ([`EARLIEST_TIMESTAMP`],
+    /// [`LATEST_TIMESTAMP`] or a time in ms), `None` where no record is that
+    /// recent.
+    pub fn list_offsets(
+        &mut self,
+        topic: &str,
+        partitions: &[i32],
+        timestamp: i64,
+    ) -> anyhow::Result<BTreeMap<i32, Option<i64>>> {
+        let mut by_leader: BTreeMap<BrokerId, Vec<i32>> = BTreeMap::new();
+        for &partition in partitions {
+            by_leader
+                .entry(self.leader(topic, partition)?)
+                .or_default()
+                .push(partition);
+        }
+        let mut offsets = BTreeMap::new();
+        for (leader, partitions) in by_leader {
+            let request =
+                ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_partitions(
+                        partitions
+                            .iter()
+                            .map(|&p| {
+                                ListOffsetsPartition::default()
+                                    .with_partition_index(p)
+                                    .with_timestamp(timestamp)
+                            })
+                            .collect(),
+                    )]);
+            let response = self.broker(leader)?.send(request)?;
+            for partition in partitions {
+                let answer = response
+                    .topics
+                    .iter()
+                    .flat_map(|t| &t.partitions)
+                    .find(|p| p.partition_index == partition)
+                    .ok_or_else(|| {
+                        anyhow!("ListOffsets response does not mention {topic}-{partition}")
+                    })?;
+                check(answer.error_code, None, &format!("{topic}-{partition}"))?;
+                offsets.insert(partition, (answer.offset >= 0).then_some(answer.offset));
+            }
+        }
+        Ok(offsets)
     }
 }

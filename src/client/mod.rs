@@ -13,6 +13,7 @@
 //! fully; broker error codes surface as [`KafkaError`]s, never as panics.
 
 pub mod cluster;
+pub mod coordinator;
 pub mod error;
 pub mod frame;
 pub mod partitioner;
@@ -34,6 +35,7 @@ use kafka_protocol::protocol::{Request, StrBytes};
 use uuid::Uuid;
 
 pub use cluster::Cluster;
+pub use coordinator::Coordinator;
 pub use error::{check, error_name, KafkaError};
 
 /// How long to wait for a TCP connection to a broker.

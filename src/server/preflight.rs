@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::ErrorKind;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,6 +18,9 @@ const LOCK_FILE: &str = ".lock";
 /// How long a port held by a just-killed process may take to be released.
 const PORT_RELEASE_WAIT_MS_MAX: u64 = 5_000;
 const PORT_RELEASE_POLL_MS: u64 = 50;
+/// How long the probe for a listener on the port waits for a connection;
+/// anything listening on this host answers far sooner.
+const LISTENER_PROBE_TIMEOUT_MS: u64 = 1_000;
 
 /// Holds the data directory's lock for as long as it lives.
 pub struct DataDirLock {
@@ -110,15 +114,31 @@ pub fn probe_io_uring() -> anyhow::Result<()> {
 /// any other SO_REUSEPORT listener of the same user. A broker killed a moment
 /// ago can still hold its port while the kernel tears down its io_uring rings,
 /// so "in use" is retried for a bounded time before it is reported.
+///
+/// The connections a killed broker had open also hold the port, in
+/// TIME_WAIT or FIN_WAIT for up to a minute, and the probe's plain bind
+/// counts them (they lack SO_REUSEADDR); the shards' SO_REUSEPORT binds do
+/// not. So "in use" with nothing accepting connections is no conflict.
 pub fn check_port_free(listen: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_millis(PORT_RELEASE_WAIT_MS_MAX);
     loop {
         match std::net::TcpListener::bind(listen) {
             Ok(_) => return Ok(()),
+            Err(error) if error.kind() == ErrorKind::AddrInUse && !accepts_connections(listen) => {
+                return Ok(())
+            }
             Err(error) if error.kind() == ErrorKind::AddrInUse && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(PORT_RELEASE_POLL_MS));
             }
             Err(error) => bail!("cannot listen on {listen}: {error}"),
         }
     }
+}
+
+/// Whether a listener accepts TCP connections on `listen`.
+fn accepts_connections(listen: &str) -> bool {
+    let timeout = Duration::from_millis(LISTENER_PROBE_TIMEOUT_MS);
+    listen
+        .to_socket_addrs()
+        .is_ok_and(|mut addrs| addrs.any(|addr| TcpStream::connect_timeout(&addr, timeout).is_ok()))
 }
