@@ -8,8 +8,9 @@ use bytes::{Bytes, BytesMut};
 use futures_channel::oneshot;
 
 use crate::group::{
-    CommitRequest, DescribedGroup, GroupState, HeartbeatRequest, JoinRequest, JoinResponse,
-    LeaveResponse, LeavingMember, ListedGroup, PartitionOffset, SyncRequest, SyncResponse,
+    CommitRequest, ConsumerHeartbeatRequest, ConsumerHeartbeatResponse, DescribedConsumerGroup,
+    DescribedGroup, GroupState, HeartbeatRequest, JoinRequest, JoinResponse, LeaveResponse,
+    LeavingMember, ListedGroup, PartitionOffset, SyncRequest, SyncResponse,
 };
 use crate::log::{AppendResult, AppendWait};
 use crate::metadata::{ClusterView, TopicMeta};
@@ -178,6 +179,10 @@ pub enum GroupCall {
     Describe(String),
     List(Vec<GroupState>),
     Delete(String),
+    /// KIP-848; boxed, it is the largest request by far.
+    ConsumerHeartbeat(Box<ConsumerHeartbeatRequest>),
+    /// KIP-848: groups that all hash to the receiving coordinator.
+    ConsumerDescribe(Vec<String>),
 }
 
 #[derive(Debug)]
@@ -191,6 +196,8 @@ pub enum GroupAnswer {
     Described(DescribedGroup),
     Listed(Vec<ListedGroup>),
     Deleted(Option<kafka_protocol::error::ResponseError>),
+    ConsumerHeartbeat(ConsumerHeartbeatResponse),
+    ConsumerDescribed(Vec<DescribedConsumerGroup>),
 }
 
 impl ShardReply {

@@ -91,8 +91,8 @@ impl Shard {
         let sent = self
             .inboxes
             .get(owner)
-            .map(|inbox| inbox.unbounded_send(Envelope { request, reply }));
-        if !matches!(sent, Some(Ok(()))) {
+            .is_some_and(|inbox| inbox.unbounded_send(Envelope { request, reply }).is_ok());
+        if !sent {
             return ShardReply::Failed(KafkaError::new(ResponseError::BrokerNotAvailable));
         }
         answer.await.unwrap_or(ShardReply::Failed(KafkaError::new(
@@ -152,7 +152,7 @@ impl Shard {
                 None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
             },
             ShardRequest::Group(call) => {
-                ShardReply::Group(self.groups.call(&self.partitions, call).await)
+                ShardReply::Group(self.groups.call(&self.partitions, &self.view(), call).await)
             }
             ShardRequest::InstallView(view) => {
                 *self.view.borrow_mut() = view;

@@ -16,7 +16,13 @@ pub async fn handle(
     for group_id in &request.groups_names {
         let mut result = DeletableGroupResult::default();
         result.group_id = GroupId(group_id.0.clone());
-        result.error_code = match call_group(context, group_id.0.as_str(), GroupCall::Delete(group_id.0.to_string())).await {
+        result.error_code = match call_group(
+            context,
+            group_id.0.as_str(),
+            GroupCall::Delete(group_id.0.to_string()),
+        )
+        .await
+        {
             Ok(GroupAnswer::Deleted(error)) => code(error),
             Ok(_) => 0,
             Err(error) => error.code(),

@@ -1,7 +1,9 @@
 //! DescribeGroups: state, protocol and members of each group.
 
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
-use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId, RequestHeader};
+use kafka_protocol::messages::{
+    DescribeGroupsRequest, DescribeGroupsResponse, GroupId, RequestHeader,
+};
 
 use super::group_route::call_group;
 use super::str_bytes;
@@ -18,7 +20,13 @@ pub async fn handle(
     for group_id in &request.groups {
         let mut entry = DescribedGroup::default();
         entry.group_id = GroupId(group_id.0.clone());
-        match call_group(context, group_id.0.as_str(), GroupCall::Describe(group_id.0.to_string())).await {
+        match call_group(
+            context,
+            group_id.0.as_str(),
+            GroupCall::Describe(group_id.0.to_string()),
+        )
+        .await
+        {
             Ok(GroupAnswer::Described(group)) => {
                 entry.group_state = str_bytes(group.state.as_str());
                 entry.protocol_type = str_bytes(group.protocol_type);

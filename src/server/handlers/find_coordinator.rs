@@ -4,7 +4,9 @@
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
-use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, RequestHeader};
+use kafka_protocol::messages::{
+    BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, RequestHeader,
+};
 
 use super::group_route::ensure_offsets_topic;
 use super::str_bytes;
@@ -45,8 +47,16 @@ pub async fn handle(
                 let mut coordinator = Coordinator::default();
                 coordinator.key = key.clone();
                 coordinator.node_id = BrokerId(if error_code == 0 { view.node_id } else { -1 });
-                coordinator.host = str_bytes(if error_code == 0 { view.advertised_host.clone() } else { String::new() });
-                coordinator.port = if error_code == 0 { view.advertised_port } else { -1 };
+                coordinator.host = str_bytes(if error_code == 0 {
+                    view.advertised_host.clone()
+                } else {
+                    String::new()
+                });
+                coordinator.port = if error_code == 0 {
+                    view.advertised_port
+                } else {
+                    -1
+                };
                 coordinator.error_code = error_code;
                 coordinator.error_message = error_message.clone();
                 coordinator
@@ -58,8 +68,16 @@ pub async fn handle(
             response.error_message = error_message;
         }
         response.node_id = BrokerId(if error_code == 0 { view.node_id } else { -1 });
-        response.host = str_bytes(if error_code == 0 { view.advertised_host.clone() } else { String::new() });
-        response.port = if error_code == 0 { view.advertised_port } else { -1 };
+        response.host = str_bytes(if error_code == 0 {
+            view.advertised_host.clone()
+        } else {
+            String::new()
+        });
+        response.port = if error_code == 0 {
+            view.advertised_port
+        } else {
+            -1
+        };
     }
     response
 }

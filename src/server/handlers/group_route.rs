@@ -24,7 +24,10 @@ pub async fn ensure_offsets_topic(context: &ConnectionContext) -> Result<(), Res
         replication_factor: 1,
         configs: vec![
             ("cleanup.policy".to_string(), "compact".to_string()),
-            ("segment.bytes".to_string(), OFFSETS_TOPIC_SEGMENT_BYTES.to_string()),
+            (
+                "segment.bytes".to_string(),
+                OFFSETS_TOPIC_SEGMENT_BYTES.to_string(),
+            ),
         ],
         validate_only: false,
     };

@@ -21,7 +21,11 @@ pub async fn handle(
         group_id: group_id.clone(),
         member_id: request.member_id.to_string(),
         group_instance_id: request.group_instance_id.as_ref().map(|id| id.to_string()),
-        client_id: header.client_id.as_ref().map(|id| id.to_string()).unwrap_or_default(),
+        client_id: header
+            .client_id
+            .as_ref()
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
         client_host: context.client_host(),
         session_timeout_ms: request.session_timeout_ms,
         // v0 has no rebalance timeout: Kafka uses the session timeout.

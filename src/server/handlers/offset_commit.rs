@@ -36,7 +36,10 @@ pub async fn handle(
                 } else {
                     NO_LEADER_EPOCH
                 },
-                metadata: partition.committed_metadata.as_ref().map(|text| text.to_string()),
+                metadata: partition
+                    .committed_metadata
+                    .as_ref()
+                    .map(|text| text.to_string()),
             });
         }
     }
@@ -56,6 +59,7 @@ pub async fn handle(
         member_id: request.member_id.to_string(),
         group_instance_id: request.group_instance_id.as_ref().map(|id| id.to_string()),
         offsets: known,
+        api_version: version,
     };
     let results = if commit.offsets.is_empty() {
         Ok(Vec::new())
@@ -79,7 +83,8 @@ pub async fn handle(
                 .map(|partition| {
                     let mut answer = OffsetCommitResponsePartition::default();
                     answer.partition_index = partition.partition_index;
-                    answer.error_code = if unknown(topic.name.0.as_str(), partition.partition_index) {
+                    answer.error_code = if unknown(topic.name.0.as_str(), partition.partition_index)
+                    {
                         ResponseError::UnknownTopicOrPartition.code()
                     } else {
                         match &results {

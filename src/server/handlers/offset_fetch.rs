@@ -5,7 +5,9 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
-use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, RequestHeader, TopicName};
+use kafka_protocol::messages::{
+    GroupId, OffsetFetchRequest, OffsetFetchResponse, RequestHeader, TopicName,
+};
 
 use super::group_route::{call_group, code};
 use super::str_bytes;
@@ -48,7 +50,11 @@ fn by_topic(offsets: Vec<PartitionOffset>) -> Vec<(String, Vec<PartitionOffset>)
 
 fn values(offset: &PartitionOffset) -> (i64, i32, String) {
     match &offset.committed {
-        Some(committed) => (committed.offset, committed.leader_epoch, committed.metadata.clone()),
+        Some(committed) => (
+            committed.offset,
+            committed.leader_epoch,
+            committed.metadata.clone(),
+        ),
         None => (NO_OFFSET, NO_LEADER_EPOCH, String::new()),
     }
 }
@@ -65,7 +71,12 @@ pub async fn handle(
             let wanted = group.topics.as_ref().map(|topics| {
                 topics
                     .iter()
-                    .flat_map(|topic| topic.partition_indexes.iter().map(|&p| (topic.name.0.to_string(), p)))
+                    .flat_map(|topic| {
+                        topic
+                            .partition_indexes
+                            .iter()
+                            .map(|&p| (topic.name.0.to_string(), p))
+                    })
                     .collect()
             });
             let mut entry = OffsetFetchResponseGroup::default();
@@ -103,7 +114,12 @@ pub async fn handle(
     let wanted = request.topics.as_ref().map(|topics| {
         topics
             .iter()
-            .flat_map(|topic| topic.partition_indexes.iter().map(|&p| (topic.name.0.to_string(), p)))
+            .flat_map(|topic| {
+                topic
+                    .partition_indexes
+                    .iter()
+                    .map(|&p| (topic.name.0.to_string(), p))
+            })
             .collect()
     });
     match fetch(context, request.group_id.0.as_str(), wanted).await {

@@ -25,7 +25,12 @@ pub async fn handle(
         assignments: request
             .assignments
             .iter()
-            .map(|assignment| (assignment.member_id.to_string(), assignment.assignment.clone()))
+            .map(|assignment| {
+                (
+                    assignment.member_id.to_string(),
+                    assignment.assignment.clone(),
+                )
+            })
             .collect(),
     };
     let answer = match call_group(context, &group_id, GroupCall::Sync(sync)).await {
