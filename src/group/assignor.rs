@@ -310,4 +310,56 @@ mod tests {
             );
         }
     }
+
+    /// Members joining one by one, then leaving one by one, over topics of
+    /// every size: every partition once, counts within one of each other,
+    /// and a member never loses a partition while it is under its share.
+    #[test]
+    fn uniform_stays_balanced_as_members_come_and_go() {
+        let all: BTreeSet<String> = ["a".to_string()].into();
+        let ids: Vec<String> = (0..6).map(|i| format!("m{i}")).collect();
+        for partitions in 1..20 {
+            let topics = topics(&[("a", 1, partitions)]);
+            let mut previous: BTreeMap<String, Assignment> = BTreeMap::new();
+            let sizes_in = (1..=ids.len()).chain((1..ids.len()).rev());
+            for size in sizes_in {
+                let members: Vec<AssignorMember<'_>> = ids[..size]
+                    .iter()
+                    .map(|id| AssignorMember {
+                        member_id: id,
+                        subscribed: &all,
+                        previous: previous.get(id),
+                    })
+                    .collect();
+                let result = assign(UNIFORM_ASSIGNOR, &members, &topics);
+                covers_once(&result, &topics);
+                let counts = sizes(&result);
+                let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+                assert!(
+                    max - min <= 1,
+                    "{partitions} partitions, {size} members: {counts:?}"
+                );
+                let floor = partitions as usize / size;
+                for (id, assignment) in &result {
+                    let Some(before) = previous.get(id) else {
+                        continue;
+                    };
+                    let kept = before
+                        .iter()
+                        .map(|(topic, set)| {
+                            assignment
+                                .get(topic)
+                                .map_or(0, |now| now.intersection(set).count())
+                        })
+                        .sum::<usize>();
+                    let had: usize = before.values().map(BTreeSet::len).sum();
+                    assert!(
+                        kept >= had.min(floor),
+                        "{id} lost partitions under its share"
+                    );
+                }
+                previous = result;
+            }
+        }
+    }
 }

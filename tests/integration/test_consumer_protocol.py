@@ -99,13 +99,17 @@ def disjoint_and_complete(members, each):
     )
 
 
-def test_three_members_split_reconcile_and_take_over(broker_factory, topic):
+@pytest.mark.parametrize("assignor", ["uniform", "range"])
+def test_three_members_split_reconcile_and_take_over(broker_factory, topic, assignor):
     broker = broker_factory(overrides=BROKER_OVERRIDES, shards=2)
     clients.create_topic(broker.bootstrap, topic, PARTITIONS)
     first_batch = produce(broker.bootstrap, topic, 0)
     group_id = f"{topic}-group"
 
-    members = [Member(group_consumer(broker.bootstrap, group_id)) for _ in range(MEMBERS)]
+    members = [
+        Member(group_consumer(broker.bootstrap, group_id, group_remote_assignor=assignor))
+        for _ in range(MEMBERS)
+    ]
     for member in members:
         member.consumer.subscribe([topic])
     try:
