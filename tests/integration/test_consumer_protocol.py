@@ -189,3 +189,29 @@ def test_admin_sees_consumer_protocol_groups(broker_factory, topic):
         assert assigned == set(range(PARTITIONS))
     finally:
         member.consumer.close()
+
+
+@pytest.mark.shoal_only
+def test_members_rejoin_after_a_broker_restart(broker_factory, topic):
+    """Membership is in memory: after a restart the member is unknown, rejoins
+    with epoch 0 and resumes from its committed offsets."""
+    broker = broker_factory(overrides=BROKER_OVERRIDES, shards=2)
+    clients.create_topic(broker.bootstrap, topic, PARTITIONS)
+    first_batch = produce(broker.bootstrap, topic, 0)
+    member = Member(group_consumer(broker.bootstrap, f"{topic}-group"))
+    member.consumer.subscribe([topic])
+    try:
+        run_until([member], lambda: len(member.seen) == len(first_batch), "the first batch")
+        broker.restart()
+        second_batch = produce(broker.bootstrap, topic, len(first_batch))
+        run_until(
+            [member],
+            lambda: len(member.seen) == len(first_batch) + len(second_batch)
+            and len(member.partitions()) == PARTITIONS,
+            "the second batch after the restart",
+        )
+    finally:
+        member.consumer.close()
+    positions = [(p, offset) for p, offset, _ in member.seen]
+    assert len(positions) == len(set(positions)), "a record was delivered twice"
+    assert sorted(value for _, _, value in member.seen) == sorted(first_batch + second_batch)
