@@ -506,6 +506,25 @@ impl GroupCoordinator {
         Some(Ok(()))
     }
 
+    /// OffsetFetch v9 from a member (Kafka's
+    /// `ConsumerGroup.validateOffsetFetch`): in a consumer-protocol group it
+    /// must be known and at its current epoch. Other groups check nothing.
+    pub fn validate_consumer_fetch(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        member_epoch: i32,
+    ) -> Option<ResponseError> {
+        let consumer = self.groups.get(group_id)?.consumer.as_ref()?;
+        match consumer.members.get(member_id) {
+            None => Some(ResponseError::UnknownMemberId),
+            Some(member) if member.member_epoch != member_epoch => {
+                Some(ResponseError::StaleMemberEpoch)
+            }
+            Some(_) => None,
+        }
+    }
+
     fn consumer_heartbeat_checked(
         &mut self,
         now_ms: i64,

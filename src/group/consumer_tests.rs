@@ -567,4 +567,15 @@ fn members_commit_with_their_member_epoch() {
         .coordinator
         .fetch_offsets("g", Some(&[(TOPIC.to_string(), 0)]));
     assert_eq!(fetched[0].committed.as_ref().map(|c| c.offset), Some(42));
+    let fetch = |member_id: &str, epoch| {
+        harness
+            .coordinator
+            .validate_consumer_fetch("g", member_id, epoch)
+    };
+    assert_eq!(fetch(&member.member_id, member.epoch), None);
+    assert_eq!(
+        fetch(&member.member_id, member.epoch - 1),
+        Some(ResponseError::StaleMemberEpoch)
+    );
+    assert_eq!(fetch("nobody", 1), Some(ResponseError::UnknownMemberId));
 }

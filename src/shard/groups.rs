@@ -177,12 +177,18 @@ impl GroupHost {
             }
             GroupCall::FetchOffsets {
                 group_id,
+                member,
                 partitions,
-            } => GroupAnswer::Offsets(
-                self.coordinator
-                    .borrow()
-                    .fetch_offsets(&group_id, partitions.as_deref()),
-            ),
+            } => {
+                let coordinator = self.coordinator.borrow();
+                let refused = member.and_then(|(member_id, epoch)| {
+                    coordinator.validate_consumer_fetch(&group_id, &member_id, epoch)
+                });
+                GroupAnswer::FetchedOffsets(match refused {
+                    Some(error) => Err(error),
+                    None => Ok(coordinator.fetch_offsets(&group_id, partitions.as_deref())),
+                })
+            }
             GroupCall::DeleteOffsets {
                 group_id,
                 partitions,

@@ -169,6 +169,9 @@ pub enum GroupCall {
     Commit(CommitRequest),
     FetchOffsets {
         group_id: String,
+        /// OffsetFetch v9: the asking member's id and epoch, checked
+        /// against a consumer-protocol group's membership.
+        member: Option<(String, i32)>,
         /// None: every partition with a committed offset.
         partitions: Option<Vec<(String, i32)>>,
     },
@@ -192,6 +195,7 @@ pub enum GroupAnswer {
     Heartbeat(Option<kafka_protocol::error::ResponseError>),
     Leave(LeaveResponse),
     Offsets(Vec<PartitionOffset>),
+    FetchedOffsets(Result<Vec<PartitionOffset>, kafka_protocol::error::ResponseError>),
     DeleteOffsets(Result<Vec<PartitionOffset>, kafka_protocol::error::ResponseError>),
     Described(DescribedGroup),
     Listed(Vec<ListedGroup>),

@@ -192,26 +192,35 @@ def test_admin_sees_consumer_protocol_groups(broker_factory, topic):
 
 
 @pytest.mark.shoal_only
-def test_members_rejoin_after_a_broker_restart(broker_factory, topic):
-    """Membership is in memory: after a restart the member is unknown, rejoins
-    with epoch 0 and resumes from its committed offsets."""
+def test_a_group_resumes_from_its_commits_after_a_broker_restart(broker_factory, topic):
+    """Membership is in memory, committed offsets are durable: after a restart
+    the group forms again and reads on from where it committed."""
     broker = broker_factory(overrides=BROKER_OVERRIDES, shards=2)
     clients.create_topic(broker.bootstrap, topic, PARTITIONS)
+    group_id = f"{topic}-group"
     first_batch = produce(broker.bootstrap, topic, 0)
-    member = Member(group_consumer(broker.bootstrap, f"{topic}-group"))
-    member.consumer.subscribe([topic])
+    before = Member(group_consumer(broker.bootstrap, group_id))
+    before.consumer.subscribe([topic])
     try:
-        run_until([member], lambda: len(member.seen) == len(first_batch), "the first batch")
-        broker.restart()
-        second_batch = produce(broker.bootstrap, topic, len(first_batch))
+        run_until([before], lambda: len(before.seen) == len(first_batch), "the first batch")
+    finally:
+        # Clients close first, so the broker's port is not held by
+        # connections it closed itself when it comes back.
+        before.consumer.close()
+    broker.restart()
+    second_batch = produce(broker.bootstrap, topic, len(first_batch))
+    after = Member(group_consumer(broker.bootstrap, group_id))
+    after.consumer.subscribe([topic])
+    try:
         run_until(
-            [member],
-            lambda: len(member.seen) == len(first_batch) + len(second_batch)
-            and len(member.partitions()) == PARTITIONS,
+            [after],
+            lambda: len(after.seen) >= len(second_batch) and len(after.partitions()) == PARTITIONS,
             "the second batch after the restart",
         )
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            after.poll()
     finally:
-        member.consumer.close()
-    positions = [(p, offset) for p, offset, _ in member.seen]
-    assert len(positions) == len(set(positions)), "a record was delivered twice"
-    assert sorted(value for _, _, value in member.seen) == sorted(first_batch + second_batch)
+        after.consumer.close()
+    assert sorted(value for _, _, value in before.seen) == sorted(first_batch)
+    assert sorted(value for _, _, value in after.seen) == sorted(second_batch), "resumed elsewhere"
