@@ -167,6 +167,18 @@ impl BrokerConfig {
             "group.initial.rebalance.delay.ms" => {
                 self.group.initial_rebalance_delay_ms = parse_range(key, value, 0, i32::MAX)?
             }
+            "group.consumer.session.timeout.ms" => {
+                self.group.consumer_session_timeout_ms = parse_range(key, value, 1, i32::MAX)?
+            }
+            "group.consumer.heartbeat.interval.ms" => {
+                self.group.consumer_heartbeat_interval_ms = parse_range(key, value, 1, i32::MAX)?
+            }
+            "group.consumer.max.size" => {
+                self.group.consumer_max_size = parse_range(key, value, 1, i32::MAX as usize)?
+            }
+            "group.consumer.assignors" => {
+                self.group.consumer_assignors = consumer_assignors(value)?
+            }
             "offsets.retention.minutes" => {
                 self.group.offsets_retention_ms =
                     parse_range::<i64>(key, value, 1, i64::MAX / 60_000)? * 60_000
@@ -417,6 +429,28 @@ impl TopicConfig {
             log_append_time: effective("message.timestamp.type") == "LogAppendTime",
             log,
         }
+    }
+}
+
+/// `group.consumer.assignors`: a comma-separated list of the server
+/// assignors shoal has (`uniform`, `range`), the first being the default.
+/// Kafka also takes class names; shoal only the short names.
+fn consumer_assignors(value: &str) -> Result<Vec<String>, ConfigError> {
+    let names: Vec<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(str::to_string)
+        .collect();
+    let known = [crate::group::UNIFORM_ASSIGNOR, crate::group::RANGE_ASSIGNOR];
+    match names.iter().find(|name| !known.contains(&name.as_str())) {
+        Some(name) => Err(ConfigError(format!(
+            "group.consumer.assignors: unknown assignor {name} (known: uniform, range)"
+        ))),
+        None if names.is_empty() => Err(ConfigError(
+            "group.consumer.assignors: at least one assignor".to_string(),
+        )),
+        None => Ok(names),
     }
 }
 

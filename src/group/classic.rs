@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use bytes::Bytes;
 use indexmap::IndexMap;
 
-use super::types::{CommittedOffset, GroupState, JoinMember, RequestToken};
+use super::consumer::ConsumerGroup;
+use super::types::{CommittedOffset, GroupState, GroupType, JoinMember, RequestToken};
 
 /// The protocol type of Kafka consumers, whose subscriptions the coordinator
 /// can read (for OffsetDelete's GROUP_SUBSCRIBED_TO_TOPIC).
@@ -107,6 +108,9 @@ pub(super) struct Group {
     /// A member arrived during the initial delay: extend it once more.
     pub new_member_added: bool,
     pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Set while the group is a consumer-protocol group (KIP-848): then the
+    /// classic membership above is empty, and this holds the members.
+    pub consumer: Option<ConsumerGroup>,
 }
 
 impl Group {
@@ -129,6 +133,7 @@ impl Group {
             sync_deadline_ms: None,
             new_member_added: false,
             offsets: BTreeMap::new(),
+            consumer: None,
         }
     }
 
@@ -136,6 +141,13 @@ impl Group {
         self.previous_state = self.state;
         self.state = state;
         self.state_timestamp_ms = Some(now_ms);
+    }
+
+    pub fn group_type(&self) -> GroupType {
+        match self.consumer {
+            Some(_) => GroupType::Consumer,
+            None => GroupType::Classic,
+        }
     }
 
     pub fn is(&self, state: GroupState) -> bool {
@@ -352,6 +364,9 @@ impl Group {
     /// ConsumerProtocolSubscription metadata; None when the group is not a
     /// consumer group or a subscription cannot be read.
     pub fn subscribed_topics(&self) -> Option<BTreeSet<String>> {
+        if let Some(consumer) = &self.consumer {
+            return Some(consumer.subscribed_topic_names());
+        }
         if self.protocol_type.as_deref() != Some(CONSUMER_PROTOCOL_TYPE) {
             return None;
         }

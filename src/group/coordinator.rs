@@ -141,18 +141,19 @@ impl GroupCoordinator {
         for group_id in &due {
             self.with_group(group_id, |this, group| this.tick_group(group, now_ms));
         }
+        self.tick_consumer_groups(now_ms);
         self.expire_offsets(now_ms);
         self.take_effects()
     }
 
-    /// ListGroups. An empty `states` filter lists every group. Every group
-    /// here is a classic group (ListGroups v5 `groupType` "classic").
+    /// ListGroups. An empty `states` filter lists every group.
     pub fn list_groups(&self, states: &[GroupState]) -> Vec<ListedGroup> {
         self.groups
             .values()
             .filter(|group| states.is_empty() || states.contains(&group.state))
             .map(|group| ListedGroup {
                 group_id: group.group_id.clone(),
+                group_type: group.group_type(),
                 protocol_type: group.protocol_type.clone().unwrap_or_default(),
                 state: group.state,
             })
@@ -171,6 +172,9 @@ impl GroupCoordinator {
                 members: Vec::new(),
             };
         };
+        if let Some(consumer) = &group.consumer {
+            return consumer.describe_as_classic(group);
+        }
         let stable = group.is(GroupState::Stable);
         let protocol = group.protocol_name.clone().unwrap_or_default();
         DescribedGroup {
@@ -352,9 +356,14 @@ impl GroupCoordinator {
     }
 
     fn new_member_id(&mut self, prefix: &str) -> String {
-        self.member_id_count += 1;
-        let unique = uuid::Uuid::from_u64_pair(self.member_id_seed, self.member_id_count);
+        let unique = self.new_uuid();
         format!("{prefix}-{unique}")
+    }
+
+    /// A UUID no other member of any run of the broker gets.
+    pub(super) fn new_uuid(&mut self) -> uuid::Uuid {
+        self.member_id_count += 1;
+        uuid::Uuid::from_u64_pair(self.member_id_seed, self.member_id_count)
     }
 
     fn join_group(&mut self, now_ms: i64, token: RequestToken, request: JoinRequest) {
@@ -368,6 +377,21 @@ impl GroupCoordinator {
             return self.answer_join(token, reject(ResponseError::InvalidSessionTimeout));
         }
         let new_member = request.member_id.is_empty();
+        if let Some(group) = self.groups.get_mut(&request.group_id) {
+            // A consumer-protocol group takes no classic members; an empty
+            // one turns back into a classic group, as in Kafka.
+            if group
+                .consumer
+                .as_ref()
+                .is_some_and(|consumer| !consumer.members.is_empty())
+            {
+                return self.answer_join(token, reject(ResponseError::InconsistentGroupProtocol));
+            }
+            if group.consumer.take().is_some() {
+                group.protocol_type = None;
+                group.transition(GroupState::Empty, now_ms);
+            }
+        }
         if !self.groups.contains_key(&request.group_id) {
             if !new_member {
                 return self.answer_join(token, reject(ResponseError::UnknownMemberId));
@@ -409,6 +433,8 @@ impl GroupCoordinator {
         let max_size = self.config.max_size;
         match group.state {
             GroupState::Empty | GroupState::Dead => true,
+            // Consumer-protocol states: such a group takes no classic member.
+            GroupState::Assigning | GroupState::Reconciling => false,
             GroupState::PreparingRebalance => {
                 group
                     .members
@@ -505,7 +531,10 @@ impl GroupCoordinator {
             GroupState::CompletingRebalance | GroupState::Stable => {
                 self.update_member_then_rebalance(group, now_ms, token, request)
             }
-            GroupState::Empty | GroupState::Dead => self.answer_join(
+            GroupState::Empty
+            | GroupState::Dead
+            | GroupState::Assigning
+            | GroupState::Reconciling => self.answer_join(
                 token,
                 JoinResponse::failure(ResponseError::UnknownMemberId, &member_id),
             ),
@@ -637,7 +666,7 @@ impl GroupCoordinator {
                 self.prepare_rebalance(group, now_ms, reason)
             }
             GroupState::PreparingRebalance => self.maybe_complete_join_phase(group, now_ms),
-            GroupState::Dead => {}
+            GroupState::Dead | GroupState::Assigning | GroupState::Reconciling => {}
         }
     }
 
@@ -790,7 +819,10 @@ impl GroupCoordinator {
             );
         }
         match group.state {
-            GroupState::Empty | GroupState::Dead => {
+            GroupState::Empty
+            | GroupState::Dead
+            | GroupState::Assigning
+            | GroupState::Reconciling => {
                 self.answer_sync(token, SyncResponse::failure(ResponseError::UnknownMemberId))
             }
             GroupState::PreparingRebalance => self.answer_sync(
@@ -981,7 +1013,10 @@ impl GroupCoordinator {
                 self.prepare_rebalance(group, now_ms, &format!("member {member_id} {why}"))
             }
             GroupState::PreparingRebalance => self.maybe_complete_join_phase(group, now_ms),
-            GroupState::Empty | GroupState::Dead => {}
+            GroupState::Empty
+            | GroupState::Dead
+            | GroupState::Assigning
+            | GroupState::Reconciling => {}
         }
     }
 }

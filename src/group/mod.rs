@@ -1,5 +1,10 @@
-//! The classic consumer-group coordinator and committed offsets, as a pure
-//! state machine.
+//! The consumer-group coordinator and committed offsets, as a pure state
+//! machine: classic groups (JoinGroup/SyncGroup, `coordinator.rs`) and
+//! consumer-protocol groups of KIP-848 (ConsumerGroupHeartbeat with
+//! server-side assignment, `consumer.rs` and `assignor.rs`). A group id is
+//! one kind or the other at a time; offsets belong to the group either way.
+//! The membership of consumer-protocol groups is kept in memory only (see
+//! `consumer.rs`); everything else is written to `__consumer_offsets`.
 //!
 //! One `GroupCoordinator` runs on the shard that owns the `__consumer_offsets`
 //! partitions of its groups (`offsets_partition`). It is single-threaded and
@@ -20,15 +25,20 @@
 //! shards nor sockets nor the log; the shard drives it, `server/handlers`
 //! translates requests into its plain-data API.
 
+mod assignor;
 mod classic;
+mod consumer;
 mod coordinator;
 mod offsets;
 pub mod records;
 mod types;
 
 #[cfg(test)]
+mod consumer_tests;
+#[cfg(test)]
 mod tests;
 
+pub use assignor::{RANGE_ASSIGNOR, UNIFORM_ASSIGNOR};
 pub use coordinator::GroupCoordinator;
 pub use records::RecordError;
 pub use types::*;
@@ -64,6 +74,16 @@ pub struct GroupConfig {
     /// `offsets.topic.num.partitions`: how groups spread over
     /// `__consumer_offsets`.
     pub offsets_topic_num_partitions: i32,
+    /// `group.consumer.session.timeout.ms`: how long a consumer-protocol
+    /// member lives without a heartbeat.
+    pub consumer_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms`: told to every member.
+    pub consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.assignors`: the server assignors members may ask for;
+    /// the first is the default.
+    pub consumer_assignors: Vec<String>,
+    /// `group.consumer.max.size`: members per consumer-protocol group.
+    pub consumer_max_size: usize,
 }
 
 impl Default for GroupConfig {
@@ -78,6 +98,10 @@ impl Default for GroupConfig {
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
             offsets_topic_num_partitions: 50,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
+            consumer_assignors: vec![UNIFORM_ASSIGNOR.to_string(), RANGE_ASSIGNOR.to_string()],
+            consumer_max_size: i32::MAX as usize,
         }
     }
 }

@@ -95,6 +95,9 @@ impl GroupCoordinator {
             }
             self.group_or_create(&request.group_id, now_ms);
         }
+        if let Some(verdict) = self.validate_consumer_commit(now_ms, request) {
+            return verdict;
+        }
         let Some(group) = self.groups.get_mut(&request.group_id) else {
             return Err(ResponseError::CoordinatorNotAvailable);
         };

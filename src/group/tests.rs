@@ -187,6 +187,7 @@ impl Harness {
                     metadata: Some(format!("m{offset}")),
                 })
                 .collect(),
+            api_version: 9,
         };
         let (results, effects) = self.coordinator.commit(self.now_ms, request);
         self.absorb(effects);
@@ -596,6 +597,7 @@ fn a_static_member_restarting_keeps_its_assignment_without_a_rebalance() {
             leader_epoch: -1,
             metadata: None,
         }],
+        api_version: 9,
     };
     let (results, effects) = h.coordinator.commit(h.now_ms, stale);
     assert_eq!(results[0].error, Some(ResponseError::FencedInstanceId));
@@ -665,6 +667,7 @@ fn offsets_of_a_standalone_consumer_and_of_members() {
             member_id: ids[0].clone(),
             group_instance_id: None,
             offsets: vec![long],
+            api_version: 9,
         },
     );
     assert_eq!(
@@ -689,6 +692,7 @@ fn offsets_of_a_standalone_consumer_and_of_members() {
         member_id: "m".into(),
         group_instance_id: None,
         offsets: vec![],
+        api_version: 9,
     };
     other.offsets.push(OffsetToCommit {
         topic: "t".into(),
@@ -832,6 +836,7 @@ fn list_describe_delete() {
     assert_eq!(
         listed,
         vec![ListedGroup {
+            group_type: GroupType::Classic,
             group_id: GROUP.into(),
             protocol_type: "consumer".into(),
             state: GroupState::Stable

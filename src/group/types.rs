@@ -4,17 +4,24 @@
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
+use uuid::Uuid;
 
 /// A caller-chosen id for a request whose answer may come later (JoinGroup,
 /// SyncGroup). The caller keeps a oneshot sender per token.
 pub type RequestToken = u64;
 
-/// The state of a classic group, named as DescribeGroups and ListGroups name it.
+/// The state of a group, named as DescribeGroups and ListGroups name it.
+/// Classic groups go through the rebalance states, consumer-protocol groups
+/// (KIP-848) through `Assigning` and `Reconciling`; both know the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GroupState {
     Empty,
     PreparingRebalance,
     CompletingRebalance,
+    /// A consumer group whose target assignment is behind its group epoch.
+    Assigning,
+    /// A consumer group whose members are moving to the target assignment.
+    Reconciling,
     Stable,
     Dead,
 }
@@ -25,6 +32,8 @@ impl GroupState {
             GroupState::Empty => "Empty",
             GroupState::PreparingRebalance => "PreparingRebalance",
             GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Assigning => "Assigning",
+            GroupState::Reconciling => "Reconciling",
             GroupState::Stable => "Stable",
             GroupState::Dead => "Dead",
         }
@@ -36,6 +45,8 @@ impl GroupState {
             GroupState::Empty,
             GroupState::PreparingRebalance,
             GroupState::CompletingRebalance,
+            GroupState::Assigning,
+            GroupState::Reconciling,
             GroupState::Stable,
             GroupState::Dead,
         ]
@@ -167,11 +178,15 @@ pub struct OffsetToCommit {
 pub struct CommitRequest {
     pub group_id: String,
     /// -1 for a consumer outside group management (`assign()`) or a tool.
+    /// The member epoch for members of a consumer-protocol group
+    /// (`generation_id_or_member_epoch`).
     pub generation_id: i32,
     /// Empty for a consumer outside group management.
     pub member_id: String,
     pub group_instance_id: Option<String>,
     pub offsets: Vec<OffsetToCommit>,
+    /// Members of consumer-protocol groups must commit with v9 or later.
+    pub api_version: i16,
 }
 
 /// A committed offset as OffsetFetch returns it and as it is stored.
@@ -194,10 +209,36 @@ pub struct PartitionOffset {
     pub committed: Option<CommittedOffset>,
 }
 
+/// Which protocol a group's members speak: ListGroups v5 `groupType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GroupType {
+    /// JoinGroup/SyncGroup/Heartbeat, client-side assignment.
+    Classic,
+    /// ConsumerGroupHeartbeat, server-side assignment (KIP-848).
+    Consumer,
+}
+
+impl GroupType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupType::Classic => "classic",
+            GroupType::Consumer => "consumer",
+        }
+    }
+
+    /// Parses a ListGroups `typesFilter` entry, ignoring case as Kafka does.
+    pub fn parse(name: &str) -> Option<GroupType> {
+        [GroupType::Classic, GroupType::Consumer]
+            .into_iter()
+            .find(|kind| kind.as_str().eq_ignore_ascii_case(name))
+    }
+}
+
 /// A group as ListGroups shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListedGroup {
     pub group_id: String,
+    pub group_type: GroupType,
     /// Empty for groups that only hold offsets (simple consumers, tools).
     pub protocol_type: String,
     pub state: GroupState,
@@ -225,6 +266,103 @@ pub struct DescribedGroup {
     /// The chosen protocol; empty unless Stable.
     pub protocol_name: String,
     pub members: Vec<DescribedMember>,
+}
+
+/// Partitions by topic id, as the consumer protocol names them.
+pub type TopicPartitions = Vec<(Uuid, Vec<i32>)>;
+
+/// What the coordinator needs to know of a topic: its id and partition count.
+/// The caller's view of the cluster answers it by name.
+pub type TopicLookup<'a> = &'a dyn Fn(&str) -> Option<(Uuid, i32)>;
+
+/// The epoch a member sends to join (or rejoin) a consumer group.
+pub const JOIN_MEMBER_EPOCH: i32 = 0;
+/// The epoch a member sends to leave a consumer group for good.
+pub const LEAVE_MEMBER_EPOCH: i32 = -1;
+/// The epoch a static member sends to leave for a while, keeping its
+/// assignment until its session expires.
+pub const LEAVE_STATIC_MEMBER_EPOCH: i32 = -2;
+
+/// A ConsumerGroupHeartbeat (KIP-848), v0 and v1. Optional fields are
+/// `None` when the member did not change them since its last heartbeat.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ConsumerHeartbeatRequest {
+    pub group_id: String,
+    /// Empty from a v0 member joining: the coordinator makes one up. From
+    /// v1 the member always brings its own.
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    /// -1: unchanged.
+    pub rebalance_timeout_ms: i32,
+    pub subscribed_topic_names: Option<Vec<String>>,
+    pub subscribed_topic_regex: Option<String>,
+    pub server_assignor: Option<String>,
+    /// The partitions the member owns now; `None`: unchanged.
+    pub topic_partitions: Option<TopicPartitions>,
+    pub client_id: String,
+    pub client_host: String,
+    pub api_version: i16,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ConsumerHeartbeatResponse {
+    pub error: Option<ResponseError>,
+    pub error_message: Option<String>,
+    pub member_id: Option<String>,
+    pub member_epoch: i32,
+    pub heartbeat_interval_ms: i32,
+    /// The member's whole assignment, when it changed or the request was a
+    /// full one; `None` otherwise.
+    pub assignment: Option<TopicPartitions>,
+}
+
+impl ConsumerHeartbeatResponse {
+    pub(crate) fn failure(error: ResponseError, message: impl Into<String>) -> Self {
+        ConsumerHeartbeatResponse {
+            error: Some(error),
+            error_message: Some(message.into()),
+            ..ConsumerHeartbeatResponse::default()
+        }
+    }
+}
+
+/// Partitions of one topic in a ConsumerGroupDescribe answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DescribedTopicPartitions {
+    pub topic_id: Uuid,
+    /// Empty when the topic is no longer known.
+    pub topic_name: String,
+    pub partitions: Vec<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DescribedConsumerMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub member_epoch: i32,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_regex: Option<String>,
+    pub assignment: Vec<DescribedTopicPartitions>,
+    pub target_assignment: Vec<DescribedTopicPartitions>,
+}
+
+/// A consumer-protocol group as ConsumerGroupDescribe shows it. A group that
+/// does not exist, or is a classic group, carries GROUP_ID_NOT_FOUND.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DescribedConsumerGroup {
+    pub group_id: String,
+    pub error: Option<ResponseError>,
+    pub error_message: Option<String>,
+    pub state: GroupState,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor_name: String,
+    pub members: Vec<DescribedConsumerMember>,
 }
 
 /// A record for `__consumer_offsets`: Kafka's key and value encodings, a

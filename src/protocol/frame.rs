@@ -18,11 +18,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest,
-    DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest,
-    FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
-    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
+    ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest,
+    CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest, DescribeClusterRequest,
+    DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest,
+    HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest,
+    MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest,
+    RequestHeader, SyncGroupRequest,
 };
 use kafka_protocol::protocol::Decodable;
 
@@ -187,6 +188,8 @@ pub enum Request {
     ListGroups(ListGroupsRequest),
     DeleteGroups(DeleteGroupsRequest),
     OffsetDelete(OffsetDeleteRequest),
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
+    ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
 }
 
 impl Request {
@@ -212,6 +215,8 @@ impl Request {
             Request::ListGroups(_) => ApiKey::ListGroups,
             Request::DeleteGroups(_) => ApiKey::DeleteGroups,
             Request::OffsetDelete(_) => ApiKey::OffsetDelete,
+            Request::ConsumerGroupHeartbeat(_) => ApiKey::ConsumerGroupHeartbeat,
+            Request::ConsumerGroupDescribe(_) => ApiKey::ConsumerGroupDescribe,
         }
     }
 }
@@ -267,6 +272,12 @@ pub fn decode_request(
             }
             ApiKey::OffsetDelete => {
                 Request::OffsetDelete(OffsetDeleteRequest::decode(body, version)?)
+            }
+            ApiKey::ConsumerGroupHeartbeat => Request::ConsumerGroupHeartbeat(
+                ConsumerGroupHeartbeatRequest::decode(body, version)?,
+            ),
+            ApiKey::ConsumerGroupDescribe => {
+                Request::ConsumerGroupDescribe(ConsumerGroupDescribeRequest::decode(body, version)?)
             }
             _ => anyhow::bail!("{api_key:?} is in SUPPORTED_APIS but not in Request"),
         };

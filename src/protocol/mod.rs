@@ -10,4 +10,6 @@ pub mod frame;
 pub mod records;
 #[cfg(test)]
 mod roundtrip;
+#[cfg(test)]
+mod roundtrip_kip848;
 pub mod versions;

@@ -20,10 +20,11 @@ use kafka_protocol::records::Compression;
 use super::messages::{GroupAnswer, GroupCall, TopicPartition};
 use super::owned::OwnedPartitions;
 use crate::group::{
-    Completion, Effects, GroupConfig, GroupCoordinator, JoinResponse, Record, RequestToken,
-    SyncResponse, OFFSETS_TOPIC,
+    Completion, ConsumerHeartbeatResponse, Effects, GroupConfig, GroupCoordinator, JoinResponse,
+    Record, RequestToken, SyncResponse, OFFSETS_TOPIC,
 };
 use crate::log::AppendWait;
+use crate::metadata::ClusterView;
 use crate::protocol::records::{decode_records, encode_batch, ProducerRecord};
 
 /// How often sessions, join barriers and offset retention are checked.
@@ -119,8 +120,14 @@ impl GroupHost {
         (token, receiver)
     }
 
-    /// Runs one group request on this shard's coordinator.
-    pub async fn call(&self, owned: &OwnedPartitions, call: GroupCall) -> GroupAnswer {
+    /// Runs one group request on this shard's coordinator. `view` resolves
+    /// the topics consumer-protocol groups subscribe to.
+    pub async fn call(
+        &self,
+        owned: &OwnedPartitions,
+        view: &ClusterView,
+        call: GroupCall,
+    ) -> GroupAnswer {
         let now = now_ms();
         match call {
             GroupCall::Join(request) => {
@@ -170,12 +177,18 @@ impl GroupHost {
             }
             GroupCall::FetchOffsets {
                 group_id,
+                member,
                 partitions,
-            } => GroupAnswer::Offsets(
-                self.coordinator
-                    .borrow()
-                    .fetch_offsets(&group_id, partitions.as_deref()),
-            ),
+            } => {
+                let coordinator = self.coordinator.borrow();
+                let refused = member.and_then(|(member_id, epoch)| {
+                    coordinator.validate_consumer_fetch(&group_id, &member_id, epoch)
+                });
+                GroupAnswer::FetchedOffsets(match refused {
+                    Some(error) => Err(error),
+                    None => Ok(coordinator.fetch_offsets(&group_id, partitions.as_deref())),
+                })
+            }
             GroupCall::DeleteOffsets {
                 group_id,
                 partitions,
@@ -196,6 +209,23 @@ impl GroupHost {
             GroupCall::List(states) => {
                 GroupAnswer::Listed(self.coordinator.borrow().list_groups(&states))
             }
+            GroupCall::ConsumerHeartbeat(request) => {
+                let topics = |name: &str| view.topic(name).map(|meta| (meta.id, meta.partitions));
+                let (mut response, effects) = self
+                    .coordinator
+                    .borrow_mut()
+                    .consumer_heartbeat(now, *request, &topics);
+                if !self.apply(owned, effects).await && response.error.is_none() {
+                    response = ConsumerHeartbeatResponse::failure(
+                        ResponseError::NotCoordinator,
+                        "cannot write the group's records",
+                    );
+                }
+                GroupAnswer::ConsumerHeartbeat(response)
+            }
+            GroupCall::ConsumerDescribe(group_ids) => GroupAnswer::ConsumerDescribed(
+                self.coordinator.borrow().consumer_describe(&group_ids),
+            ),
             GroupCall::Delete(group_id) => {
                 let (error, effects) = self.coordinator.borrow_mut().delete_group(now, &group_id);
                 let durable = self.apply(owned, effects).await;

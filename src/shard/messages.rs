@@ -8,8 +8,9 @@ use bytes::{Bytes, BytesMut};
 use futures_channel::oneshot;
 
 use crate::group::{
-    CommitRequest, DescribedGroup, GroupState, HeartbeatRequest, JoinRequest, JoinResponse,
-    LeaveResponse, LeavingMember, ListedGroup, PartitionOffset, SyncRequest, SyncResponse,
+    CommitRequest, ConsumerHeartbeatRequest, ConsumerHeartbeatResponse, DescribedConsumerGroup,
+    DescribedGroup, GroupState, HeartbeatRequest, JoinRequest, JoinResponse, LeaveResponse,
+    LeavingMember, ListedGroup, PartitionOffset, SyncRequest, SyncResponse,
 };
 use crate::log::{AppendResult, AppendWait};
 use crate::metadata::{ClusterView, TopicMeta};
@@ -168,6 +169,9 @@ pub enum GroupCall {
     Commit(CommitRequest),
     FetchOffsets {
         group_id: String,
+        /// OffsetFetch v9: the asking member's id and epoch, checked
+        /// against a consumer-protocol group's membership.
+        member: Option<(String, i32)>,
         /// None: every partition with a committed offset.
         partitions: Option<Vec<(String, i32)>>,
     },
@@ -178,6 +182,10 @@ pub enum GroupCall {
     Describe(String),
     List(Vec<GroupState>),
     Delete(String),
+    /// KIP-848; boxed, it is the largest request by far.
+    ConsumerHeartbeat(Box<ConsumerHeartbeatRequest>),
+    /// KIP-848: groups that all hash to the receiving coordinator.
+    ConsumerDescribe(Vec<String>),
 }
 
 #[derive(Debug)]
@@ -187,10 +195,13 @@ pub enum GroupAnswer {
     Heartbeat(Option<kafka_protocol::error::ResponseError>),
     Leave(LeaveResponse),
     Offsets(Vec<PartitionOffset>),
+    FetchedOffsets(Result<Vec<PartitionOffset>, kafka_protocol::error::ResponseError>),
     DeleteOffsets(Result<Vec<PartitionOffset>, kafka_protocol::error::ResponseError>),
     Described(DescribedGroup),
     Listed(Vec<ListedGroup>),
     Deleted(Option<kafka_protocol::error::ResponseError>),
+    ConsumerHeartbeat(ConsumerHeartbeatResponse),
+    ConsumerDescribed(Vec<DescribedConsumerGroup>),
 }
 
 impl ShardReply {

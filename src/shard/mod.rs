@@ -154,7 +154,7 @@ impl Shard {
                 None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
             },
             ShardRequest::Group(call) => {
-                ShardReply::Group(self.groups.call(&self.partitions, call).await)
+                ShardReply::Group(self.groups.call(&self.partitions, &self.view(), call).await)
             }
             ShardRequest::InstallView(view) => {
                 *self.view.borrow_mut() = view;

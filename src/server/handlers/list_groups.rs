@@ -5,11 +5,8 @@ use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse, R
 
 use super::group_route::list_all;
 use super::str_bytes;
-use crate::group::GroupState;
+use crate::group::{GroupState, GroupType};
 use crate::server::connection::ConnectionContext;
-
-/// Every group shoal runs is a classic group (KIP-848 type names).
-const CLASSIC_GROUP_TYPE: &str = "classic";
 
 pub async fn handle(
     context: &ConnectionContext,
@@ -23,11 +20,12 @@ pub async fn handle(
         .filter_map(|state| GroupState::parse(state.as_str()))
         .collect();
     let wants_state = request.states_filter.is_empty() || !states.is_empty();
-    let wants_type = request.types_filter.is_empty()
-        || request
-            .types_filter
-            .iter()
-            .any(|kind| kind.as_str().eq_ignore_ascii_case(CLASSIC_GROUP_TYPE));
+    let types: Vec<GroupType> = request
+        .types_filter
+        .iter()
+        .filter_map(|kind| GroupType::parse(kind.as_str()))
+        .collect();
+    let wants_type = request.types_filter.is_empty() || !types.is_empty();
     let mut response = ListGroupsResponse::default();
     if !wants_state || !wants_type {
         return response;
@@ -35,6 +33,7 @@ pub async fn handle(
     response.groups = list_all(context, states)
         .await
         .into_iter()
+        .filter(|group| types.is_empty() || types.contains(&group.group_type))
         .map(|group| {
             let mut entry = ListedGroup::default();
             entry.group_id = GroupId(str_bytes(group.group_id));
@@ -43,7 +42,7 @@ pub async fn handle(
                 entry.group_state = str_bytes(group.state.as_str());
             }
             if version >= 5 {
-                entry.group_type = str_bytes(CLASSIC_GROUP_TYPE);
+                entry.group_type = str_bytes(group.group_type.as_str());
             }
             entry
         })

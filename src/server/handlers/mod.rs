@@ -6,6 +6,8 @@
 //! which belong to a connection's shard, are the one exception).
 
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_topics;
 mod delete_groups;
 mod delete_topics;
@@ -155,6 +157,14 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
         Request::OffsetDelete(request) => encode(
             &header,
             &offset_delete::handle(context, &header, request).await,
+        ),
+        Request::ConsumerGroupHeartbeat(request) => encode(
+            &header,
+            &consumer_group_heartbeat::handle(context, &header, request).await,
+        ),
+        Request::ConsumerGroupDescribe(request) => encode(
+            &header,
+            &consumer_group_describe::handle(context, &header, request).await,
         ),
     }
 }

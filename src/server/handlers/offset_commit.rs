@@ -59,6 +59,7 @@ pub async fn handle(
         member_id: request.member_id.to_string(),
         group_instance_id: request.group_instance_id.as_ref().map(|id| id.to_string()),
         offsets: known,
+        api_version: version,
     };
     let results = if commit.offsets.is_empty() {
         Ok(Vec::new())

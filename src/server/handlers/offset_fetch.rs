@@ -24,14 +24,16 @@ const NO_LEADER_EPOCH: i32 = -1;
 async fn fetch(
     context: &ConnectionContext,
     group_id: &str,
+    member: Option<(String, i32)>,
     partitions: Option<Vec<(String, i32)>>,
 ) -> Result<Vec<PartitionOffset>, ResponseError> {
     let call = GroupCall::FetchOffsets {
         group_id: group_id.to_string(),
+        member,
         partitions,
     };
     match call_group(context, group_id, call).await? {
-        GroupAnswer::Offsets(offsets) => Ok(offsets),
+        GroupAnswer::FetchedOffsets(offsets) => offsets,
         _ => Err(ResponseError::UnknownServerError),
     }
 }
@@ -81,7 +83,12 @@ pub async fn handle(
             });
             let mut entry = OffsetFetchResponseGroup::default();
             entry.group_id = GroupId(group.group_id.0.clone());
-            match fetch(context, group.group_id.0.as_str(), wanted).await {
+            // v9: members of consumer-protocol groups say who they are.
+            let member = group
+                .member_id
+                .as_ref()
+                .map(|member_id| (member_id.to_string(), group.member_epoch));
+            match fetch(context, group.group_id.0.as_str(), member, wanted).await {
                 Ok(offsets) => {
                     entry.topics = by_topic(offsets)
                         .into_iter()
@@ -122,7 +129,7 @@ pub async fn handle(
             })
             .collect()
     });
-    match fetch(context, request.group_id.0.as_str(), wanted).await {
+    match fetch(context, request.group_id.0.as_str(), None, wanted).await {
         Ok(offsets) => {
             response.topics = by_topic(offsets)
                 .into_iter()
