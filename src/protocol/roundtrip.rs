@@ -66,6 +66,8 @@ where
 
 /// Round-trips the sample request and response of `key` at `version` and
 /// returns the encoded request body.
+use super::roundtrip_kip848 as kip848;
+
 pub(super) fn round_trip_api(key: ApiKey, version: i16) -> Bytes {
     macro_rules! both {
         ($request:expr, $response:expr) => {{
@@ -94,6 +96,14 @@ pub(super) fn round_trip_api(key: ApiKey, version: i16) -> Bytes {
         ApiKey::ListGroups => both!(list_groups_request, list_groups_response),
         ApiKey::DeleteGroups => both!(delete_groups_request, delete_groups_response),
         ApiKey::OffsetDelete => both!(offset_delete_request, offset_delete_response),
+        ApiKey::ConsumerGroupHeartbeat => both!(
+            kip848::consumer_group_heartbeat_request,
+            kip848::consumer_group_heartbeat_response
+        ),
+        ApiKey::ConsumerGroupDescribe => both!(
+            kip848::consumer_group_describe_request,
+            kip848::consumer_group_describe_response
+        ),
         other => panic!("{other:?} is advertised but has no round-trip sample"),
     }
 }

@@ -1,20 +1,13 @@
-//! Round trips of the KIP-848 APIs, ConsumerGroupHeartbeat and
-//! ConsumerGroupDescribe, at every version `SUPPORTED_APIS` advertises:
-//! a populated request and response encoded, decoded back to the same
-//! message, and re-encoded to the same bytes. The samples are `pub(super)`
-//! so the table-wide round trip (`roundtrip.rs`) can take them too.
+//! Round-trip samples of the KIP-848 APIs, ConsumerGroupHeartbeat and
+//! ConsumerGroupDescribe: a populated request and response per version, for
+//! the table-wide round trip in `roundtrip.rs`.
 
-use std::fmt::Debug;
-
-use bytes::BytesMut;
 use kafka_protocol::messages::consumer_group_describe_response as describe;
 use kafka_protocol::messages::consumer_group_heartbeat_request as heartbeat_request;
 use kafka_protocol::messages::consumer_group_heartbeat_response as heartbeat_response;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
-
-use crate::protocol::versions;
 
 const TOPIC_ID: Uuid = Uuid::from_u128(0x5a17_0000_0000_4000_8000_0000_0000_0848);
 /// The first version with `subscribed_topic_regex` (heartbeat) and
@@ -23,26 +16,6 @@ const V1: i16 = 1;
 
 fn s(value: &'static str) -> StrBytes {
     StrBytes::from_static_str(value)
-}
-
-fn check<M>(what: &str, version: i16, message: &M)
-where
-    M: Encodable + Decodable + PartialEq + Debug,
-{
-    let mut first = BytesMut::new();
-    message
-        .encode(&mut first, version)
-        .unwrap_or_else(|e| panic!("{what} v{version} does not encode: {e}"));
-    assert_eq!(first.len(), message.compute_size(version).unwrap());
-    let first = first.freeze();
-    let mut cursor = first.clone();
-    let decoded = M::decode(&mut cursor, version)
-        .unwrap_or_else(|e| panic!("{what} v{version} does not decode: {e}"));
-    assert!(cursor.is_empty(), "{what} v{version}: bytes left over");
-    assert_eq!(&decoded, message, "{what} v{version}: decoded differs");
-    let mut second = BytesMut::new();
-    decoded.encode(&mut second, version).unwrap();
-    assert_eq!(first, second, "{what} v{version}: re-encoded bytes differ");
 }
 
 /// A member's first heartbeat (epoch 0, full subscription).
@@ -129,42 +102,4 @@ pub(super) fn consumer_group_describe_response(version: i16) -> ConsumerGroupDes
     let mut response = ConsumerGroupDescribeResponse::default();
     response.groups = vec![group, missing];
     response
-}
-
-#[test]
-fn kip848_apis_round_trip_at_every_advertised_version() {
-    for key in [
-        ApiKey::ConsumerGroupHeartbeat,
-        ApiKey::ConsumerGroupDescribe,
-    ] {
-        let api = versions::supported(key).expect("advertised");
-        for version in api.min_version..=api.max_version {
-            match key {
-                ApiKey::ConsumerGroupHeartbeat => {
-                    check(
-                        "request",
-                        version,
-                        &consumer_group_heartbeat_request(version),
-                    );
-                    check(
-                        "response",
-                        version,
-                        &consumer_group_heartbeat_response(version),
-                    );
-                }
-                _ => {
-                    check(
-                        "request",
-                        version,
-                        &consumer_group_describe_request(version),
-                    );
-                    check(
-                        "response",
-                        version,
-                        &consumer_group_describe_response(version),
-                    );
-                }
-            }
-        }
-    }
 }
