@@ -326,6 +326,13 @@ fn describe_group(c: &mut Coordinator, group_id: &str) -> anyhow::Result<Describ
         .into_iter()
         .find(|g| g.group_id.0.as_str() == group_id)
         .ok_or_else(|| anyhow!("DescribeGroups response does not mention group {group_id}"))?;
+    // DescribeGroups v6 (KIP-1043) says GROUP_ID_NOT_FOUND where older
+    // versions describe the group as Dead; the callers handle Dead.
+    if described.error_code == GROUP_ID_NOT_FOUND {
+        return Ok(DescribedGroup::default()
+            .with_group_id(described.group_id)
+            .with_group_state("Dead".into()));
+    }
     check(
         described.error_code,
         described.error_message.as_deref(),
