@@ -14,7 +14,7 @@ use glommio::sync::Semaphore;
 use kafka_protocol::error::ResponseError;
 
 use super::store;
-use super::{validate_topic_name, TopicMeta};
+use super::{initial_placement, validate_topic_name, TopicMeta};
 use crate::config::{validate_topic_config, PARTITIONS_PER_TOPIC_MAX};
 use crate::shard::messages::{
     KafkaError, NewTopic, ShardReply, ShardRequest, TopicPartition, TopicRef,
@@ -112,6 +112,7 @@ impl Controller {
                 }
             };
             let meta = Arc::new(TopicMeta {
+                placement: initial_placement(&topic.name, partitions, view.shard_count),
                 name: topic.name.clone(),
                 id: uuid::Uuid::new_v4(),
                 partitions,

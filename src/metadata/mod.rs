@@ -26,9 +26,23 @@ pub struct TopicMeta {
     pub partitions: i32,
     /// Topic-level config overrides (Kafka names); defaults are not stored.
     pub configs: BTreeMap<String, String>,
+    /// The placement table: the shard that owns each partition, by index.
+    /// Chosen by `owner_shard` when the topic is made and kept in metadata,
+    /// so that a partition can later move without changing the rule.
+    #[serde(default)]
+    pub placement: Vec<u32>,
 }
 
 impl TopicMeta {
+    /// True when every partition has an owner among `shard_count` shards.
+    pub fn placement_fits(&self, shard_count: usize) -> bool {
+        self.placement.len() == self.partitions.max(0) as usize
+            && self
+                .placement
+                .iter()
+                .all(|&shard| (shard as usize) < shard_count)
+    }
+
     /// Kafka's own internal topics; a user topic named `__x` is not one.
     pub fn is_internal(&self) -> bool {
         INTERNAL_TOPICS.contains(&self.name.as_str())
@@ -70,9 +84,15 @@ impl ClusterView {
             .and_then(|name| self.topics.get(name))
     }
 
-    /// The shard that owns `partition` of `topic`.
+    /// The shard that owns `partition` of `topic`: the placement table's
+    /// entry, or the rule for a partition the table does not place.
     pub fn owner(&self, topic: &str, partition: i32) -> usize {
-        owner_shard(topic, partition, self.shard_count)
+        usize::try_from(partition)
+            .ok()
+            .and_then(|index| self.topics.get(topic)?.placement.get(index).copied())
+            .map(|shard| shard as usize)
+            .filter(|&shard| shard < self.shard_count)
+            .unwrap_or_else(|| owner_shard(topic, partition, self.shard_count))
     }
 }
 
@@ -83,6 +103,13 @@ pub fn owner_shard(topic: &str, partition: i32, shard_count: usize) -> usize {
     let start = u64::from(crc32c::crc32c(topic.as_bytes()));
     let shards = shard_count.max(1) as u64;
     ((start + partition.max(0) as u64) % shards) as usize
+}
+
+/// The initial placement table of a topic: `owner_shard` for each partition.
+pub fn initial_placement(topic: &str, partitions: i32, shard_count: usize) -> Vec<u32> {
+    (0..partitions)
+        .map(|partition| owner_shard(topic, partition, shard_count) as u32)
+        .collect()
 }
 
 /// Why a topic name is illegal, as Kafka words it.
@@ -123,6 +150,41 @@ mod tests {
             assert!(seen.iter().all(|&count| count == 4), "{shards}: {seen:?}");
         }
         assert_eq!(owner_shard("t", 3, 1), 0);
+    }
+
+    #[test]
+    fn the_placement_table_decides_and_the_rule_fills_gaps() {
+        let mut topic = TopicMeta {
+            name: "t".into(),
+            id: uuid::Uuid::nil(),
+            partitions: 3,
+            configs: BTreeMap::new(),
+            placement: vec![1, 1, 0],
+        };
+        assert!(topic.placement_fits(2));
+        assert!(!topic.placement_fits(1));
+        let empty = ClusterView {
+            cluster_id: String::new(),
+            node_id: 1,
+            advertised_host: String::new(),
+            advertised_port: 9092,
+            shard_count: 2,
+            topics: BTreeMap::new(),
+            topic_names_by_id: HashMap::new(),
+        };
+        let mut topics = BTreeMap::new();
+        topics.insert("t".to_string(), Arc::new(topic.clone()));
+        let view = empty.with_topics(topics.clone());
+        assert_eq!(
+            (0..3).map(|p| view.owner("t", p)).collect::<Vec<_>>(),
+            vec![1, 1, 0]
+        );
+        topic.placement = vec![5];
+        topics.insert("t".to_string(), Arc::new(topic));
+        let view = empty.with_topics(topics);
+        assert_eq!(view.owner("t", 0), owner_shard("t", 0, 2));
+        assert_eq!(view.owner("t", 2), owner_shard("t", 2, 2));
+        assert_eq!(initial_placement("t", 3, 2).len(), 3);
     }
 
     #[test]

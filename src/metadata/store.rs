@@ -94,6 +94,7 @@ mod tests {
                 id: uuid::Uuid::new_v4(),
                 partitions: 3,
                 configs,
+                placement: vec![0, 1, 2],
             }),
         );
         save_topics(dir.path(), &topics).unwrap();

@@ -17,7 +17,7 @@ use anyhow::Context;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::config::BrokerConfig;
-use crate::metadata::{store, ClusterView};
+use crate::metadata::{initial_placement, store, ClusterView};
 use crate::shard::messages::TopicPartition;
 
 /// Runs the broker until SIGTERM or SIGINT; returns after a clean shutdown.
@@ -31,7 +31,8 @@ pub fn serve(config: BrokerConfig) -> anyhow::Result<()> {
 
     let cluster_id = store::load_or_create_cluster_id(&config.data_dir, config.node_id)
         .context("cannot read meta.properties")?;
-    let topics = store::load_topics(&config.data_dir).context("cannot read topic metadata")?;
+    let mut topics = store::load_topics(&config.data_dir).context("cannot read topic metadata")?;
+    place_on_shards(&config, &mut topics)?;
     remove_orphan_partitions(&config, &topics);
     let (advertised_host, advertised_port) = config.advertised_host_port();
     let view = Arc::new(
@@ -59,6 +60,29 @@ pub fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     }
     shards.shutdown();
     log::info!("shutdown complete");
+    Ok(())
+}
+
+/// Gives every partition an owner among this run's shards. A placement made
+/// with more shards than this run has (or none, from an older version) is
+/// redone with the placement rule and persisted; partition directories are
+/// shared, so any shard can open any partition.
+fn place_on_shards(
+    config: &BrokerConfig,
+    topics: &mut std::collections::BTreeMap<String, Arc<crate::metadata::TopicMeta>>,
+) -> anyhow::Result<()> {
+    let mut changed = false;
+    for topic in topics.values_mut() {
+        if !topic.placement_fits(config.shards) {
+            let meta = Arc::make_mut(topic);
+            meta.placement = initial_placement(&meta.name, meta.partitions, config.shards);
+            changed = true;
+        }
+    }
+    if changed {
+        log::info!("placing partitions on {} shard(s)", config.shards);
+        store::save_topics(&config.data_dir, topics).context("cannot write topic metadata")?;
+    }
     Ok(())
 }
 
