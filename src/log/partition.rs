@@ -1419,35 +1419,24 @@ pub(super) mod tests {
                 }
                 // Batch 17 holds offsets 68..72.
                 let check = |log: Rc<PartitionLog>| async move {
-                    assert_eq!(log.offset_for_timestamp(0).await.unwrap(), Some((0, 1000)));
-                    assert_eq!(
-                        log.offset_for_timestamp(1000).await.unwrap(),
-                        Some((0, 1000))
-                    );
-                    assert_eq!(
-                        log.offset_for_timestamp(1001).await.unwrap(),
-                        Some((1, 1001))
-                    );
-                    assert_eq!(
-                        log.offset_for_timestamp(1003).await.unwrap(),
-                        Some((3, 1003))
-                    );
-                    assert_eq!(
-                        log.offset_for_timestamp(1004).await.unwrap(),
-                        Some((4, 1040))
-                    );
-                    assert_eq!(
-                        log.offset_for_timestamp(1645).await.unwrap(),
-                        Some((68, 9000))
-                    );
-                    assert_eq!(
-                        log.offset_for_timestamp(1641).await.unwrap(),
-                        Some((65, 1641))
-                    );
-                    assert_eq!(
-                        log.offset_for_timestamp(9001).await.unwrap(),
-                        Some((69, 9001))
-                    );
+                    // (target timestamp, first offset at or after it, its timestamp)
+                    let expected = [
+                        (0, 0, 1000),
+                        (1000, 0, 1000),
+                        (1001, 1, 1001),
+                        (1003, 3, 1003),
+                        (1004, 4, 1040),
+                        (1645, 68, 9000),
+                        (1641, 65, 1641),
+                        (9001, 69, 9001),
+                    ];
+                    for (target, offset, timestamp) in expected {
+                        assert_eq!(
+                            log.offset_for_timestamp(target).await.unwrap(),
+                            Some((offset, timestamp)),
+                            "timestamp {target}"
+                        );
+                    }
                     assert_eq!(log.offset_for_timestamp(9004).await.unwrap(), None);
                     assert_eq!(log.max_timestamp().await.unwrap(), Some((71, 9003)));
                     log
