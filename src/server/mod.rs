@@ -21,9 +21,17 @@ use crate::metadata::{initial_placement, store, ClusterView};
 use crate::shard::messages::TopicPartition;
 
 /// Runs the broker until SIGTERM or SIGINT; returns after a clean shutdown.
-pub fn serve(config: BrokerConfig) -> anyhow::Result<()> {
+pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    // glommio opens directories by absolute path only (a relative one fails
+    // with EBADF), and the default `./shoal-data` is relative.
+    config.data_dir = std::fs::canonicalize(&config.data_dir).with_context(|| {
+        format!(
+            "cannot resolve data directory {}",
+            config.data_dir.display()
+        )
+    })?;
     let _lock = preflight::lock_data_dir(&config.data_dir)?;
     preflight::ensure_locked_memory(config.shards)?;
     preflight::probe_io_uring()?;
