@@ -417,6 +417,18 @@ impl TopicConfig {
                 .or_else(|| topic_config_default(broker, name))
                 .unwrap_or_default()
         };
+        // A compact-only topic (`__consumer_offsets`) is never cut by time
+        // or size: only `cleanup.policy` with `delete` is.
+        let deletes = effective("cleanup.policy")
+            .split(',')
+            .any(|policy| policy.trim() == "delete");
+        let retention = |name: &str, broker_default: i64| -> i64 {
+            if deletes {
+                effective(name).parse().unwrap_or(broker_default)
+            } else {
+                -1
+            }
+        };
         let flush_ms = effective("flush.ms")
             .parse()
             .unwrap_or(broker.log_flush_interval_ms);
@@ -432,12 +444,8 @@ impl TopicConfig {
                 .unwrap_or(broker.log_index_interval_bytes),
             flush_policy: flush_policy(&effective("flush.policy"), flush_ms)
                 .unwrap_or(FlushPolicy::Sync),
-            retention_ms: effective("retention.ms")
-                .parse()
-                .unwrap_or(broker.log_retention_ms),
-            retention_bytes: effective("retention.bytes")
-                .parse()
-                .unwrap_or(broker.log_retention_bytes),
+            retention_ms: retention("retention.ms", broker.log_retention_ms),
+            retention_bytes: retention("retention.bytes", broker.log_retention_bytes),
             ..LogConfig::default()
         };
         TopicConfig {
@@ -538,6 +546,11 @@ mod tests {
             (3_600_000, 123)
         );
         assert!(broker.set("log.retention.bytes", "-2").is_err());
+        for (policy, retained) in [("compact", -1), ("compact,delete", 123), ("delete", 123)] {
+            let overrides = BTreeMap::from([("cleanup.policy".to_string(), policy.to_string())]);
+            let topic = TopicConfig::resolve(&broker, &overrides);
+            assert_eq!(topic.log.retention_bytes, retained, "{policy}");
+        }
     }
 
     #[test]
