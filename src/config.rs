@@ -17,8 +17,9 @@ pub use crate::protocol::frame::SOCKET_REQUEST_MAX_BYTES_DEFAULT;
 pub const SEGMENT_BYTES_DEFAULT: u64 = 1_073_741_824;
 /// Kafka's `log.roll.hours` default, 168 hours, in ms.
 pub const SEGMENT_MS_DEFAULT: u64 = 604_800_000;
-/// Kafka's `log.retention.hours` default, 168 hours, in ms.
-pub const RETENTION_MS_DEFAULT: i64 = 604_800_000;
+pub use crate::log::{RETENTION_BYTES_DEFAULT, RETENTION_MS_DEFAULT};
+/// Kafka's `log.retention.check.interval.ms` default, 5 minutes.
+pub const RETENTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 300_000;
 /// Kafka's `log.index.interval.bytes` default.
 pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
 /// Kafka's `log.flush.offset.checkpoint.interval.ms` default.
@@ -61,6 +62,8 @@ pub struct BrokerConfig {
     pub log_segment_bytes: u64,
     pub log_roll_ms: u64,
     pub log_retention_ms: i64,
+    pub log_retention_bytes: i64,
+    pub log_retention_check_interval_ms: u64,
     pub log_index_interval_bytes: u32,
     pub log_flush_policy: String,
     pub log_flush_interval_ms: u64,
@@ -90,6 +93,8 @@ impl BrokerConfig {
             log_segment_bytes: SEGMENT_BYTES_DEFAULT,
             log_roll_ms: SEGMENT_MS_DEFAULT,
             log_retention_ms: RETENTION_MS_DEFAULT,
+            log_retention_bytes: RETENTION_BYTES_DEFAULT,
+            log_retention_check_interval_ms: RETENTION_CHECK_INTERVAL_MS_DEFAULT,
             log_index_interval_bytes: INDEX_INTERVAL_BYTES_DEFAULT,
             log_flush_policy: "sync".to_string(),
             log_flush_interval_ms: FLUSH_INTERVAL_MS_DEFAULT,
@@ -134,6 +139,12 @@ impl BrokerConfig {
             "log.retention.ms" => self.log_retention_ms = parse(key, value)?,
             "log.retention.hours" => {
                 self.log_retention_ms = parse::<i64>(key, value)?.saturating_mul(3_600_000)
+            }
+            "log.retention.bytes" => {
+                self.log_retention_bytes = parse_range(key, value, -1, i64::MAX)?
+            }
+            "log.retention.check.interval.ms" => {
+                self.log_retention_check_interval_ms = parse_range(key, value, 1, u64::MAX)?
             }
             "log.index.interval.bytes" => {
                 self.log_index_interval_bytes = parse_range(key, value, 0, i32::MAX as u32)?
@@ -342,7 +353,7 @@ pub fn topic_config_default(broker: &BrokerConfig, name: &str) -> Option<String>
         "max.message.bytes" => broker.message_max_bytes.to_string(),
         "message.timestamp.type" => broker.log_message_timestamp_type.clone(),
         "min.insync.replicas" => "1".to_string(),
-        "retention.bytes" => "-1".to_string(),
+        "retention.bytes" => broker.log_retention_bytes.to_string(),
         "retention.ms" => broker.log_retention_ms.to_string(),
         "segment.bytes" => broker.log_segment_bytes.to_string(),
         "segment.ms" => broker.log_roll_ms.to_string(),
@@ -359,6 +370,7 @@ pub fn topic_config_broker_synonym(name: &str) -> Option<&'static str> {
         "index.interval.bytes" => "log.index.interval.bytes",
         "max.message.bytes" => "message.max.bytes",
         "message.timestamp.type" => "log.message.timestamp.type",
+        "retention.bytes" => "log.retention.bytes",
         "retention.ms" => "log.retention.ms",
         "segment.bytes" => "log.segment.bytes",
         "segment.ms" => "log.roll.ms",
@@ -405,6 +417,18 @@ impl TopicConfig {
                 .or_else(|| topic_config_default(broker, name))
                 .unwrap_or_default()
         };
+        // A compact-only topic (`__consumer_offsets`) is never cut by time
+        // or size: only `cleanup.policy` with `delete` is.
+        let deletes = effective("cleanup.policy")
+            .split(',')
+            .any(|policy| policy.trim() == "delete");
+        let retention = |name: &str, broker_default: i64| -> i64 {
+            if deletes {
+                effective(name).parse().unwrap_or(broker_default)
+            } else {
+                -1
+            }
+        };
         let flush_ms = effective("flush.ms")
             .parse()
             .unwrap_or(broker.log_flush_interval_ms);
@@ -420,6 +444,8 @@ impl TopicConfig {
                 .unwrap_or(broker.log_index_interval_bytes),
             flush_policy: flush_policy(&effective("flush.policy"), flush_ms)
                 .unwrap_or(FlushPolicy::Sync),
+            retention_ms: retention("retention.ms", broker.log_retention_ms),
+            retention_bytes: retention("retention.bytes", broker.log_retention_bytes),
             ..LogConfig::default()
         };
         TopicConfig {
@@ -489,8 +515,11 @@ mod tests {
             "message.timestamp.type".to_string(),
             "LogAppendTime".to_string(),
         );
+        overrides.insert("retention.bytes".to_string(), "6000".to_string());
         let topic = TopicConfig::resolve(&broker, &overrides);
         assert_eq!(topic.log.segment_bytes, 1000);
+        assert_eq!(topic.log.retention_bytes, 6000);
+        assert_eq!(topic.log.retention_ms, RETENTION_MS_DEFAULT);
         assert!(topic.log_append_time);
         assert_eq!(topic.max_message_bytes, MESSAGE_MAX_BYTES_DEFAULT);
         assert!(validate_topic_config("segment.bytes", "10").is_err());
@@ -503,6 +532,24 @@ mod tests {
                 validate_topic_config(name, &default).is_ok(),
                 "{name}={default}"
             );
+        }
+        let mut broker = broker;
+        broker.set("log.retention.hours", "1").unwrap();
+        broker.set("log.retention.bytes", "123").unwrap();
+        broker
+            .set("log.retention.check.interval.ms", "200")
+            .unwrap();
+        assert_eq!(broker.log_retention_check_interval_ms, 200);
+        let topic = TopicConfig::resolve(&broker, &BTreeMap::new());
+        assert_eq!(
+            (topic.log.retention_ms, topic.log.retention_bytes),
+            (3_600_000, 123)
+        );
+        assert!(broker.set("log.retention.bytes", "-2").is_err());
+        for (policy, retained) in [("compact", -1), ("compact,delete", 123), ("delete", 123)] {
+            let overrides = BTreeMap::from([("cleanup.policy".to_string(), policy.to_string())]);
+            let topic = TopicConfig::resolve(&broker, &overrides);
+            assert_eq!(topic.log.retention_bytes, retained, "{policy}");
         }
     }
 

@@ -50,8 +50,14 @@
 //! the disk at the next interval flush, roll or close). `AppendWait::Durable`
 //! (acks=all) waits for the high watermark, `Written` (acks=1) for the write.
 //!
-//! Not yet here: retention, compaction and `DeleteRecords` (the log start
-//! offset only comes from the first segment or the checkpoint), leader epoch
+//! Retention (`PartitionLog::enforce_retention`): whole closed segments, the
+//! oldest first, once the writer has sealed them; the log start offset moves
+//! to the first kept segment, in memory at once (reads below it fail with
+//! `OffsetOutOfRange`), then in the checkpoint, and only then are the files
+//! removed. A read already inside a deleted segment finishes on its open file
+//! or reports `OffsetOutOfRange`; a deleted segment never reopens its file.
+//!
+//! Not yet here: compaction and `DeleteRecords`, leader epoch
 //! changes and truncation to an epoch (KIP-101), producer state snapshots.
 //! Indexes of every segment are held in memory (Kafka mmaps them); the age of
 //! a segment for `segment.ms` restarts when the log is opened.
@@ -67,7 +73,7 @@ use std::path::PathBuf;
 
 use crate::protocol::batch::BatchError;
 
-pub use partition::PartitionLog;
+pub use partition::{now_ms, PartitionLog};
 
 /// Kafka's `segment.bytes` default: 1 GiB.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;
@@ -76,6 +82,10 @@ pub const SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;
 pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
 /// Kafka's `segment.ms` default: 7 days.
 pub const SEGMENT_MS_DEFAULT: u64 = 7 * 24 * 60 * 60 * 1000;
+/// Kafka's `retention.ms` default (`log.retention.hours` 168).
+pub const RETENTION_MS_DEFAULT: i64 = 7 * 24 * 60 * 60 * 1000;
+/// Kafka's `retention.bytes` default: no size limit.
+pub const RETENTION_BYTES_DEFAULT: i64 = -1;
 /// Kafka's `index.interval.bytes` default.
 pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
 /// Newest batches kept in memory per partition so that consumers at the tail
@@ -106,6 +116,12 @@ pub struct LogConfig {
     pub flush_policy: FlushPolicy,
     /// Bytes of the newest batches served from memory.
     pub tail_cache_bytes: usize,
+    /// `retention.ms`: closed segments whose newest timestamp is older than
+    /// this are deleted; -1 keeps them forever.
+    pub retention_ms: i64,
+    /// `retention.bytes`: oldest closed segments are deleted while the log
+    /// without them still holds this much; -1 means no size limit.
+    pub retention_bytes: i64,
 }
 
 impl Default for LogConfig {
@@ -116,6 +132,8 @@ impl Default for LogConfig {
             index_interval_bytes: INDEX_INTERVAL_BYTES_DEFAULT,
             flush_policy: FlushPolicy::Sync,
             tail_cache_bytes: TAIL_CACHE_BYTES_DEFAULT,
+            retention_ms: RETENTION_MS_DEFAULT,
+            retention_bytes: RETENTION_BYTES_DEFAULT,
         }
     }
 }
@@ -130,6 +148,15 @@ pub enum AppendWait {
     /// Return once the bytes are below the high watermark (fdatasync'd under
     /// `FlushPolicy::Sync`, written otherwise).
     Durable,
+}
+
+/// What one `enforce_retention` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    /// Whole segments deleted, oldest first.
+    pub deleted_segments: usize,
+    /// The log start offset afterwards.
+    pub log_start_offset: i64,
 }
 
 /// Offsets given to one `append`.

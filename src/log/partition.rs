@@ -19,12 +19,15 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
+use glommio::sync::Semaphore;
 use kafka_protocol::records::RecordBatchDecoder;
 
 use super::checkpoint::{self, Checkpoint};
 use super::recovery;
 use super::segment::{ReadBudget, Segment, NO_TIMESTAMP};
-use super::{AppendResult, AppendWait, FlushPolicy, LogConfig, LogError, SEGMENT_BYTES_MAX};
+use super::{
+    AppendResult, AppendWait, FlushPolicy, LogConfig, LogError, RetentionOutcome, SEGMENT_BYTES_MAX,
+};
 use crate::protocol::batch::{
     framed_size, set_base_offset, set_log_append_time, set_partition_leader_epoch, BatchError,
     BatchHeader, ATTR_TIMESTAMP_TYPE_LOG_APPEND,
@@ -155,6 +158,17 @@ impl TailCache {
         }
     }
 
+    /// Drops the batches that end below `offset` (deleted by retention).
+    fn evict_below(&mut self, offset: i64) {
+        while let Some(first) = self.batches.front() {
+            if first.last_offset >= offset {
+                break;
+            }
+            self.size_bytes -= first.bytes.len();
+            self.batches.pop_front();
+        }
+    }
+
     /// First offset the cache can serve.
     fn start_offset(&self) -> Option<i64> {
         let first = self.batches.front()?;
@@ -172,7 +186,8 @@ impl TailCache {
     }
 }
 
-pub(super) fn now_ms() -> u64 {
+/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -200,6 +215,8 @@ pub struct PartitionLog {
     /// Set when a write failed: the log takes nothing more.
     failure: RefCell<Option<String>>,
     closing: Cell<bool>,
+    /// Held while the checkpoint file is replaced.
+    checkpoint_lock: Semaphore,
     recovery_scanned_bytes: u64,
 }
 
@@ -235,6 +252,7 @@ impl PartitionLog {
             marks,
             failure: RefCell::new(None),
             closing: Cell::new(false),
+            checkpoint_lock: Semaphore::new(1),
             recovery_scanned_bytes: recovered.scanned_bytes,
         });
         log.checkpoint().await?;
@@ -613,10 +631,7 @@ impl PartitionLog {
     ) -> Result<Vec<Bytes>, LogError> {
         let log_end_offset = self.log_end_offset.get();
         if offset < self.log_start_offset.get() || offset > log_end_offset {
-            return Err(LogError::OffsetOutOfRange {
-                log_start_offset: self.log_start_offset.get(),
-                log_end_offset,
-            });
+            return Err(self.out_of_range());
         }
         if self.marks.closed.get() {
             return Err(LogError::Closed);
@@ -636,27 +651,113 @@ impl PartitionLog {
         }
         // Only written bytes are in the files.
         let max_offset = max_offset.min(self.written_offset.get());
-        let mut next = self
-            .segments
-            .borrow()
-            .partition_point(|s| s.base_offset <= offset)
-            .saturating_sub(1);
-        // One segment at a time: no borrow of the list across a read.
-        loop {
-            let segment = self.segments.borrow().get(next).cloned();
-            let Some(segment) = segment else {
-                break;
-            };
-            next += 1;
-            if segment.base_offset >= max_offset
-                || segment
-                    .read_batches(offset, max_offset, &mut budget, &mut out)
-                    .await?
-            {
+        let mut next = {
+            let segments = self.segments.borrow();
+            let holding = segments
+                .partition_point(|s| s.base_offset <= offset)
+                .saturating_sub(1);
+            segments.get(holding).cloned()
+        };
+        // One segment at a time: no borrow of the list across a read, and the
+        // next segment is found by offset, as retention may shorten the list.
+        while let Some(segment) = next {
+            if segment.base_offset >= max_offset {
                 break;
             }
+            match segment
+                .read_batches(offset, max_offset, &mut budget, &mut out)
+                .await
+            {
+                Ok(true) => break,
+                Ok(false) => {}
+                // Retention deleted the segment under the read.
+                Err(_) if out.is_empty() && segment.base_offset < self.log_start_offset() => {
+                    return Err(self.out_of_range());
+                }
+                Err(_) if segment.base_offset < self.log_start_offset() => break,
+                Err(e) => return Err(e),
+            }
+            next = self
+                .segments
+                .borrow()
+                .iter()
+                .find(|s| s.base_offset > segment.base_offset)
+                .cloned();
         }
         Ok(out)
+    }
+
+    fn out_of_range(&self) -> LogError {
+        LogError::OffsetOutOfRange {
+            log_start_offset: self.log_start_offset.get(),
+            log_end_offset: self.log_end_offset.get(),
+        }
+    }
+
+    /// Deletes the oldest closed segments that `retention.ms` or
+    /// `retention.bytes` no longer keep, as Kafka does: whole segments, from
+    /// the oldest, stopping at the first one both limits keep. By time, a
+    /// segment goes when its largest timestamp is older than `now_ms -
+    /// retention.ms` (a segment without timestamps is kept); by size, while
+    /// the log without it still holds at least `retention.bytes`. The active
+    /// segment, and any segment the writer has not sealed yet, always stays.
+    /// The log start offset moves to the first kept segment and is
+    /// checkpointed before the files go.
+    pub async fn enforce_retention(&self, now_ms: i64) -> Result<RetentionOutcome, LogError> {
+        self.check_open()?;
+        let deleted = self.take_expired_segments(now_ms);
+        if !deleted.is_empty() {
+            // Reads below the new start now fail with OffsetOutOfRange; a
+            // read already inside a deleted segment keeps its open file.
+            self.checkpoint().await?;
+            for segment in &deleted {
+                segment.delete_files().await?;
+            }
+        }
+        Ok(RetentionOutcome {
+            deleted_segments: deleted.len(),
+            log_start_offset: self.log_start_offset(),
+        })
+    }
+
+    /// The synchronous half of `enforce_retention`: takes the expired
+    /// segments out of the list and moves the log start offset past them.
+    fn take_expired_segments(&self, now_ms: i64) -> Vec<Rc<Segment>> {
+        let retention_ms = self.config.retention_ms;
+        let retention_bytes = self.config.retention_bytes;
+        let oldest_kept_ms = now_ms.saturating_sub(retention_ms);
+        let mut segments = self.segments.borrow_mut();
+        let mut size_bytes: u64 = segments.iter().map(|s| s.queued_bytes.get()).sum();
+        let sealed_offset = self.sealed_offset.get();
+        let mut expired = 0;
+        for segment in segments.iter().take(segments.len().saturating_sub(1)) {
+            if segment.next_offset.get() > sealed_offset {
+                break;
+            }
+            let segment_bytes = segment.queued_bytes.get();
+            let max_timestamp = segment.indexes.borrow().max_timestamp;
+            let by_time = retention_ms >= 0
+                && max_timestamp != NO_TIMESTAMP
+                && max_timestamp < oldest_kept_ms;
+            let by_size = u64::try_from(retention_bytes)
+                .is_ok_and(|limit| size_bytes - segment_bytes >= limit);
+            if !by_time && !by_size {
+                break;
+            }
+            size_bytes -= segment_bytes;
+            expired += 1;
+        }
+        if expired == 0 {
+            return Vec::new();
+        }
+        // `expired` stops before the active segment: the list stays non-empty.
+        let log_start_offset = segments[expired]
+            .base_offset
+            .max(self.log_start_offset.get());
+        let deleted: Vec<Rc<Segment>> = segments.drain(..expired).collect();
+        self.log_start_offset.set(log_start_offset);
+        self.tail.borrow_mut().evict_below(log_start_offset);
+        deleted
     }
 
     /// Resolves once the high watermark grows past its value at the call (or
@@ -784,6 +885,9 @@ impl PartitionLog {
     }
 
     async fn write_checkpoint(&self, recovery_point: i64) -> Result<(), LogError> {
+        // The periodic checkpoint, retention and close all write it: one at
+        // a time, as they share the temporary file.
+        let _permit = self.checkpoint_lock.acquire_permit(1).await?;
         let checkpoint = Checkpoint {
             recovery_point,
             log_start_offset: self.log_start_offset(),
@@ -1340,6 +1444,206 @@ pub(super) mod tests {
             log.close().await.unwrap();
             wait.await;
         });
+    }
+
+    fn assert_out_of_range(result: Result<Vec<Bytes>, LogError>, log_start: i64) {
+        match result {
+            Err(LogError::OffsetOutOfRange {
+                log_start_offset, ..
+            }) => assert_eq!(log_start_offset, log_start),
+            other => panic!("expected OffsetOutOfRange, got {other:?}"),
+        }
+    }
+
+    /// Appends `count` batches of 5 records stamped `timestamp`, acknowledged.
+    async fn append_at(log: &Rc<PartitionLog>, count: usize, timestamp: i64) {
+        for _ in 0..count {
+            let batch = batch_at(5, Compression::None, timestamp);
+            log.append(BytesMut::from(&batch[..]), AppendWait::Durable, None)
+                .await
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn retention_by_size_keeps_the_newest_segments() {
+        for cache in [0, TAIL_CACHE_TEST_BYTES] {
+            with_dir(move |dir| async move {
+                let config = LogConfig {
+                    retention_bytes: 3 * 2048,
+                    ..small_config(cache)
+                };
+                let log = PartitionLog::open(dir.clone(), config).await.unwrap();
+                append_at(&log, 60, now_ms() as i64).await;
+                let (segments_before, size_before) = (log.segment_count(), log.size_bytes());
+                assert!(segments_before > 4);
+                let outcome = log.enforce_retention(now_ms() as i64).await.unwrap();
+                assert!(outcome.deleted_segments > 0);
+                assert_eq!(
+                    log.segment_count(),
+                    segments_before - outcome.deleted_segments
+                );
+                assert_eq!(outcome.log_start_offset, log.log_start_offset());
+                assert_eq!(log.log_end_offset(), 300);
+                // Kafka's rule: what is left holds at least retention.bytes,
+                // and without its oldest segment it would not.
+                let oldest = log.segments.borrow()[0].queued_bytes.get();
+                assert!(log.size_bytes() >= 3 * 2048);
+                assert!(log.size_bytes() - oldest < 3 * 2048);
+                assert!(log.size_bytes() < size_before);
+                let start = log.log_start_offset();
+                assert_eq!(start, log.segments.borrow()[0].base_offset);
+                assert_out_of_range(log.read(start - 1, 300, usize::MAX, true).await, start);
+                assert_out_of_range(log.read(0, 300, usize::MAX, true).await, start);
+                let got = read_all(&log).await;
+                assert_eq!(BatchHeader::view(&got[0]).unwrap().base_offset.get(), start);
+                assert_eq!(got.len() as i64, (300 - start) / 5);
+                assert_eq!(segment_files(&dir, "log"), log.segment_count());
+                assert_eq!(segment_files(&dir, "index"), log.segment_count() - 1);
+                assert_eq!(segment_files(&dir, "timeindex"), log.segment_count() - 1);
+                // Nothing more to delete until the log grows.
+                let again = log.enforce_retention(now_ms() as i64).await.unwrap();
+                assert_eq!(again.deleted_segments, 0);
+                assert_eq!(again.log_start_offset, start);
+            });
+        }
+    }
+
+    #[test]
+    fn retention_by_time_stops_at_the_first_recent_segment() {
+        with_dir(|dir| async move {
+            let config = LogConfig {
+                retention_ms: 60_000,
+                ..small_config(0)
+            };
+            let log = PartitionLog::open(dir, config).await.unwrap();
+            let now = now_ms() as i64;
+            append_at(&log, 30, 1_000).await;
+            let old_end = log.log_end_offset();
+            append_at(&log, 30, now).await;
+            append_at(&log, 30, 2_000).await;
+            let outcome = log.enforce_retention(now).await.unwrap();
+            assert!(outcome.deleted_segments > 0);
+            // Every kept segment but the one straddling old and new data
+            // holds recent timestamps, and the old ones after them stay.
+            let start = log.log_start_offset();
+            assert!(start <= old_end);
+            assert!(log.segments.borrow()[0].indexes.borrow().max_timestamp >= now - 60_000);
+            assert_eq!(read_all(&log).await.len() as i64, (450 - start) / 5);
+            assert_out_of_range(log.read(0, 450, usize::MAX, true).await, start);
+        });
+    }
+
+    #[test]
+    fn retention_never_deletes_the_active_segment() {
+        with_dir(|dir| async move {
+            let config = LogConfig {
+                retention_ms: 60_000,
+                retention_bytes: 0,
+                ..small_config(0)
+            };
+            let log = PartitionLog::open(dir, config).await.unwrap();
+            append_at(&log, 40, 1_000).await;
+            let outcome = log.enforce_retention(now_ms() as i64).await.unwrap();
+            assert!(outcome.deleted_segments > 0);
+            assert_eq!(log.segment_count(), 1);
+            assert_eq!(log.log_start_offset(), log.active().base_offset);
+            assert_eq!(log.log_end_offset(), 200);
+            assert!(!read_all(&log).await.is_empty());
+            // Appends go on at the log end offset.
+            append_at(&log, 1, 1_000).await;
+            assert_eq!(log.log_end_offset(), 205);
+        });
+    }
+
+    #[test]
+    fn retention_waits_for_the_writer_to_seal_a_segment() {
+        with_dir(|dir| async move {
+            let config = LogConfig {
+                retention_bytes: 0,
+                ..small_config(0)
+            };
+            let log = PartitionLog::open(dir, config).await.unwrap();
+            for _ in 0..40 {
+                let batch = sample_batch(5, Compression::None);
+                log.append(BytesMut::from(&batch[..]), AppendWait::Nothing, None)
+                    .await
+                    .unwrap();
+            }
+            assert!(log.segment_count() > 1);
+            // Nothing is written or sealed yet: nothing may go.
+            let outcome = log.enforce_retention(now_ms() as i64).await.unwrap();
+            assert_eq!(outcome.deleted_segments, 0);
+            log.wait_until(|log| log.sealed_offset.get() == log.active().base_offset)
+                .await
+                .unwrap();
+            let outcome = log.enforce_retention(now_ms() as i64).await.unwrap();
+            assert!(outcome.deleted_segments > 0);
+            assert_eq!(log.segment_count(), 1);
+        });
+    }
+
+    #[test]
+    fn a_read_racing_retention_gets_its_data_or_out_of_range() {
+        with_dir(|dir| async move {
+            let config = LogConfig {
+                retention_bytes: 0,
+                ..small_config(0)
+            };
+            let log = PartitionLog::open(dir, config).await.unwrap();
+            append_at(&log, 40, 1_000).await;
+            let reader = {
+                let log = log.clone();
+                glommio::spawn_local(async move { log.read(0, 200, usize::MAX, true).await })
+            };
+            let outcome = log.enforce_retention(now_ms() as i64).await.unwrap();
+            match reader.await {
+                Ok(got) => {
+                    assert_eq!(BatchHeader::view(&got[0]).unwrap().base_offset.get(), 0)
+                }
+                Err(e) => assert_out_of_range(Err(e), outcome.log_start_offset),
+            }
+            assert_out_of_range(
+                log.read(0, 200, usize::MAX, true).await,
+                outcome.log_start_offset,
+            );
+        });
+    }
+
+    #[test]
+    fn log_start_offset_survives_a_restart() {
+        for clean in [true, false] {
+            with_dir(move |dir| async move {
+                let config = LogConfig {
+                    retention_bytes: 2 * 2048,
+                    ..small_config(0)
+                };
+                let log = PartitionLog::open(dir.clone(), config.clone())
+                    .await
+                    .unwrap();
+                append_at(&log, 40, 1_000).await;
+                let outcome = log.enforce_retention(now_ms() as i64).await.unwrap();
+                assert!(outcome.log_start_offset > 0);
+                let segments = log.segment_count();
+                if clean {
+                    log.close().await.unwrap();
+                }
+                drop(log);
+                let log = PartitionLog::open(dir, config).await.unwrap();
+                assert_eq!(log.log_start_offset(), outcome.log_start_offset);
+                assert_eq!(log.segment_count(), segments);
+                assert_eq!(log.log_end_offset(), 200);
+                assert_out_of_range(
+                    log.read(0, 200, usize::MAX, true).await,
+                    outcome.log_start_offset,
+                );
+                let got = read_all(&log).await;
+                assert_eq!(
+                    BatchHeader::view(&got[0]).unwrap().base_offset.get(),
+                    outcome.log_start_offset
+                );
+            });
+        }
     }
 
     proptest::proptest! {

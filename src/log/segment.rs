@@ -201,6 +201,8 @@ pub struct Segment {
     pub next_offset: Cell<i64>,
     /// Wall-clock birth, for `segment.ms`.
     pub created_ms: u64,
+    /// Set by retention: the files are gone and must not be created again.
+    deleted: Cell<bool>,
 }
 
 impl Segment {
@@ -215,6 +217,7 @@ impl Segment {
             written_bytes: Cell::new(0),
             next_offset: Cell::new(base_offset),
             created_ms,
+            deleted: Cell::new(false),
         }
     }
 
@@ -237,6 +240,7 @@ impl Segment {
             written_bytes: Cell::new(size_bytes),
             next_offset: Cell::new(next_offset),
             created_ms,
+            deleted: Cell::new(false),
         }
     }
 
@@ -257,6 +261,12 @@ impl Segment {
     async fn file(&self) -> Result<Rc<BufferedFile>, LogError> {
         if let Some(file) = self.file.borrow().as_ref() {
             return Ok(file.clone());
+        }
+        if self.deleted.get() {
+            return Err(LogError::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("segment {} was deleted", self.log_path().display()),
+            )));
         }
         let file = Rc::new(Segment::open_file(&self.log_path()).await?);
         *self.file.borrow_mut() = Some(file.clone());
@@ -323,6 +333,26 @@ impl Segment {
         let file = self.file.borrow_mut().take();
         if let Some(file) = file.and_then(|f| Rc::try_unwrap(f).ok()) {
             file.close().await?;
+        }
+        Ok(())
+    }
+
+    /// Closes the file (unless a read still holds it: it closes when that
+    /// read ends) and removes the segment's `.log`, `.index` and `.timeindex`.
+    pub async fn delete_files(&self) -> Result<(), LogError> {
+        self.deleted.set(true);
+        self.close().await?;
+        for path in [
+            self.log_path(),
+            index_path(&self.dir, self.base_offset),
+            time_index_path(&self.dir, self.base_offset),
+        ] {
+            if let Err(e) = glommio::io::remove(&path).await {
+                let e: std::io::Error = e.into();
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(e.into());
+                }
+            }
         }
         Ok(())
     }

@@ -353,6 +353,21 @@ async fn run_shard<S, F>(
         }
     })
     .detach();
+    let retainer = Rc::downgrade(&shard);
+    let retention_interval = Duration::from_millis(config.log_retention_check_interval_ms);
+    glommio::spawn_local(async move {
+        loop {
+            glommio::timer::sleep(retention_interval).await;
+            match retainer.upgrade() {
+                Some(shard) => {
+                    let now_ms = i64::try_from(crate::log::now_ms()).unwrap_or(i64::MAX);
+                    shard.partitions.enforce_retention_all(now_ms).await
+                }
+                None => break,
+            }
+        }
+    })
+    .detach();
 
     service(ShardStart {
         shard: shard.clone(),

@@ -189,17 +189,36 @@ impl OwnedPartitions {
 
     /// Writes every log's checkpoint (recovery point etc.).
     pub async fn checkpoint_all(&self) {
-        let logs: Vec<(TopicPartition, Rc<PartitionLog>)> = self
-            .logs
-            .borrow()
-            .iter()
-            .map(|(partition, log)| (partition.clone(), log.clone()))
-            .collect();
-        for (partition, log) in logs {
+        for (partition, log) in self.all_logs() {
             if let Err(error) = log.checkpoint().await {
                 log::error!("checkpoint of {}: {error}", partition.dir_name());
             }
         }
+    }
+
+    /// Applies `retention.ms` and `retention.bytes` to every log, one at a
+    /// time, and logs what each deleted.
+    pub async fn enforce_retention_all(&self, now_ms: i64) {
+        for (partition, log) in self.all_logs() {
+            match log.enforce_retention(now_ms).await {
+                Ok(outcome) if outcome.deleted_segments > 0 => log::info!(
+                    "retention deleted {} segment(s) of {}; log start offset {}",
+                    outcome.deleted_segments,
+                    partition.dir_name(),
+                    outcome.log_start_offset
+                ),
+                Ok(_) | Err(LogError::Closed) => {}
+                Err(error) => log::error!("retention of {}: {error}", partition.dir_name()),
+            }
+        }
+    }
+
+    fn all_logs(&self) -> Vec<(TopicPartition, Rc<PartitionLog>)> {
+        self.logs
+            .borrow()
+            .iter()
+            .map(|(partition, log)| (partition.clone(), log.clone()))
+            .collect()
     }
 
     /// Flushes and closes every log (clean shutdown).

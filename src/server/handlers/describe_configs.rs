@@ -139,6 +139,16 @@ fn broker_config_entries(broker: &BrokerConfig) -> Vec<(&'static str, String, i8
             TYPE_STRING,
         ),
         (
+            "log.retention.bytes",
+            broker.log_retention_bytes.to_string(),
+            TYPE_LONG,
+        ),
+        (
+            "log.retention.check.interval.ms",
+            broker.log_retention_check_interval_ms.to_string(),
+            TYPE_LONG,
+        ),
+        (
             "log.retention.ms",
             broker.log_retention_ms.to_string(),
             TYPE_LONG,
