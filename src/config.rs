@@ -12,16 +12,13 @@ use crate::log::{FlushPolicy, LogConfig};
 
 /// Kafka's `message.max.bytes` default: 1 MiB plus record batch overhead.
 pub const MESSAGE_MAX_BYTES_DEFAULT: usize = 1_048_588;
+pub use crate::log::{
+    INDEX_INTERVAL_BYTES_DEFAULT, RETENTION_BYTES_DEFAULT, RETENTION_MS_DEFAULT,
+    SEGMENT_BYTES_DEFAULT, SEGMENT_MS_DEFAULT,
+};
 pub use crate::protocol::frame::SOCKET_REQUEST_MAX_BYTES_DEFAULT;
-/// Kafka's `segment.bytes` default (1 GiB).
-pub const SEGMENT_BYTES_DEFAULT: u64 = 1_073_741_824;
-/// Kafka's `log.roll.hours` default, 168 hours, in ms.
-pub const SEGMENT_MS_DEFAULT: u64 = 604_800_000;
-pub use crate::log::{RETENTION_BYTES_DEFAULT, RETENTION_MS_DEFAULT};
 /// Kafka's `log.retention.check.interval.ms` default, 5 minutes.
 pub const RETENTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 300_000;
-/// Kafka's `log.index.interval.bytes` default.
-pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
 /// Kafka's `log.flush.offset.checkpoint.interval.ms` default.
 pub const CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 60_000;
 /// Fsync interval for `flush.policy=interval` when `flush.ms` is not set.

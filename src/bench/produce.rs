@@ -34,6 +34,7 @@ use super::{
     PartitionLeader, TopicLayout,
 };
 use crate::client::{error_name, topic_name, Connection, RequestSender, ResponseReceiver};
+use crate::log::now_ms;
 
 /// Produce requests awaiting an answer per connection, as Kafka allows.
 pub const IN_FLIGHT_MAX: usize = 5;
@@ -257,7 +258,7 @@ fn write_loop(
     let mut sticky = 0usize;
     while !meter.stopped() {
         let now = Instant::now();
-        let timestamp_ms = now_ms();
+        let timestamp_ms = now_ms() as i64;
         // Move every record due by now into a batch, until all are full.
         'gather: while !plan.exhausted(seq, now) {
             let due = plan.pacing.map(|pacing| pacing.due(seq));
@@ -444,13 +445,4 @@ impl Acks {
             }
         }
     }
-}
-
-/// Milliseconds since the Unix epoch, for batch timestamps.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
 }

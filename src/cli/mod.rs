@@ -19,8 +19,6 @@ pub use group::{run_group, GroupCommand, ResetOffsetsArgs, ResetTarget, TopicPar
 pub use produce::{run_produce, CompressionArg, ProduceArgs};
 pub use topic::{run_topic, TopicCommand};
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 /// Where the tools look for a broker unless told otherwise.
 pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
 
@@ -30,13 +28,4 @@ pub struct BootstrapArg {
     /// A broker to start from, as HOST:PORT.
     #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_BOOTSTRAP)]
     pub bootstrap: String,
-}
-
-/// Milliseconds since the Unix epoch, for record timestamps.
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
 }

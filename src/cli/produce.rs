@@ -21,9 +21,10 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{ApiKey, BrokerId, ProduceRequest};
 use kafka_protocol::records::Compression;
 
-use super::{now_ms, BootstrapArg};
+use super::BootstrapArg;
 use crate::client::partitioner::{partition_for_key, StickyPartitioner};
 use crate::client::{check, topic_name, Cluster, KafkaError, UNKNOWN_TOPIC_OR_PARTITION};
+use crate::log::now_ms;
 use crate::protocol::records::{encode_batch, ProducerRecord};
 
 /// Most records sent in one round.
@@ -247,7 +248,7 @@ fn send_round(
     by_partition: BTreeMap<i32, Vec<ProducerRecord>>,
 ) -> anyhow::Result<()> {
     let compression = Compression::from(args.compression);
-    let timestamp_ms = now_ms();
+    let timestamp_ms = now_ms() as i64;
     let mut by_leader: HashMap<BrokerId, Vec<PartitionProduceData>> = HashMap::new();
     for (partition, records) in by_partition {
         let batch = encode_batch(&records, compression, timestamp_ms)?;

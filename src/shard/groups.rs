@@ -23,6 +23,7 @@ use crate::group::{
     Completion, ConsumerHeartbeatResponse, Effects, GroupConfig, GroupCoordinator, JoinResponse,
     Record, RequestToken, SyncResponse, OFFSETS_TOPIC,
 };
+use crate::log::now_ms;
 use crate::log::AppendWait;
 use crate::metadata::ClusterView;
 use crate::protocol::records::{decode_records, encode_batch, ProducerRecord};
@@ -32,13 +33,6 @@ use crate::protocol::records::{decode_records, encode_batch, ProducerRecord};
 pub const GROUP_TICK_MS: u64 = 100;
 /// Bytes read per step while loading a `__consumer_offsets` partition.
 const LOAD_READ_BYTES: usize = 1 << 20;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 pub struct GroupHost {
     coordinator: RefCell<GroupCoordinator>,
@@ -90,7 +84,7 @@ impl GroupHost {
                             return;
                         }
                     };
-                    let now = now_ms();
+                    let now = now_ms() as i64;
                     let mut coordinator = self.coordinator.borrow_mut();
                     for record in &fetched.records {
                         let Some(key) = &record.key else { continue };
@@ -128,7 +122,7 @@ impl GroupHost {
         view: &ClusterView,
         call: GroupCall,
     ) -> GroupAnswer {
-        let now = now_ms();
+        let now = now_ms() as i64;
         match call {
             GroupCall::Join(request) => {
                 let member_id = request.member_id.clone();
@@ -240,7 +234,7 @@ impl GroupHost {
     /// Expires sessions, closes barriers, expires offsets; called every
     /// `GROUP_TICK_MS` by the shard.
     pub async fn tick(&self, owned: &OwnedPartitions) {
-        let effects = self.coordinator.borrow_mut().tick(now_ms());
+        let effects = self.coordinator.borrow_mut().tick(now_ms() as i64);
         if !effects.is_empty() {
             self.apply(owned, effects).await;
         }
@@ -311,7 +305,7 @@ async fn append(owned: &OwnedPartitions, partition: i32, records: &[Record]) -> 
             value: record.value.clone(),
         })
         .collect();
-    let batch = BytesMut::from(&encode_batch(&records, Compression::None, now_ms())?[..]);
+    let batch = BytesMut::from(&encode_batch(&records, Compression::None, now_ms() as i64)?[..]);
     log.append(batch, AppendWait::Durable, None).await?;
     Ok(())
 }

@@ -2,8 +2,6 @@
 //! decompression), send each partition's batches to its owner shard, and
 //! answer once each append is as durable as `acks` asks.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -11,6 +9,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader, T
 
 use super::{scatter, str_bytes};
 use crate::config::TopicConfig;
+use crate::log::now_ms;
 use crate::log::AppendWait;
 use crate::protocol::batch::{self, BatchError};
 use crate::server::connection::ConnectionContext;
@@ -60,13 +59,6 @@ fn validate_batches(records: &[u8], max_batch_bytes: usize) -> Result<(), KafkaE
     Ok(())
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// Where one partition of the request stands before the owner answers.
 enum Slot {
     Done(Result<(i64, i64, i64), KafkaError>),
@@ -89,7 +81,7 @@ pub async fn handle(
         -1 => Some(AppendWait::Durable),
         _ => None,
     };
-    let now = now_ms();
+    let now = now_ms() as i64;
     let mut slots: Vec<Vec<Slot>> = Vec::with_capacity(request.topic_data.len());
     let mut parts: Vec<RoutedPart> = Vec::new();
     for (topic_index, topic) in request.topic_data.iter().enumerate() {
