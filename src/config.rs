@@ -25,6 +25,14 @@ pub const CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 60_000;
 pub const FLUSH_INTERVAL_MS_DEFAULT: u64 = 1000;
 /// Kafka's `fetch.max.bytes` broker default (55 MiB).
 pub const FETCH_MAX_BYTES_DEFAULT: usize = 57_671_680;
+/// Kafka's `log.message.timestamp.before.max.ms` default: no lower bound on
+/// a CreateTime timestamp.
+pub const TIMESTAMP_BEFORE_MAX_MS_DEFAULT: i64 = i64::MAX;
+/// Kafka's `log.message.timestamp.after.max.ms` default since 4.0 (KIP-1030):
+/// a CreateTime timestamp at most one hour ahead of the broker's clock, so a
+/// producer sending microseconds or nanoseconds is refused instead of
+/// pinning retention for centuries.
+pub const TIMESTAMP_AFTER_MAX_MS_DEFAULT: i64 = 3_600_000;
 /// Kafka's longest legal topic name.
 pub const TOPIC_NAME_LENGTH_MAX: usize = 249;
 /// Upper bound on partitions per topic: each partition holds open files and a
@@ -67,6 +75,8 @@ pub struct BrokerConfig {
     pub log_flush_offset_checkpoint_interval_ms: u64,
     pub fetch_max_bytes: usize,
     pub log_message_timestamp_type: String,
+    pub log_message_timestamp_before_max_ms: i64,
+    pub log_message_timestamp_after_max_ms: i64,
     /// The group coordinator's settings (`group.*`, `offsets.*`).
     pub group: GroupConfig,
     /// Every key the operator set, as given, for DescribeConfigs.
@@ -98,6 +108,8 @@ impl BrokerConfig {
             log_flush_offset_checkpoint_interval_ms: CHECKPOINT_INTERVAL_MS_DEFAULT,
             fetch_max_bytes: FETCH_MAX_BYTES_DEFAULT,
             log_message_timestamp_type: "CreateTime".to_string(),
+            log_message_timestamp_before_max_ms: TIMESTAMP_BEFORE_MAX_MS_DEFAULT,
+            log_message_timestamp_after_max_ms: TIMESTAMP_AFTER_MAX_MS_DEFAULT,
             group: GroupConfig::default(),
             explicit: BTreeMap::new(),
         }
@@ -162,6 +174,12 @@ impl BrokerConfig {
             "log.message.timestamp.type" => {
                 timestamp_type(value)?;
                 self.log_message_timestamp_type = value.to_string();
+            }
+            "log.message.timestamp.before.max.ms" => {
+                self.log_message_timestamp_before_max_ms = parse_range(key, value, 0, i64::MAX)?
+            }
+            "log.message.timestamp.after.max.ms" => {
+                self.log_message_timestamp_after_max_ms = parse_range(key, value, 0, i64::MAX)?
             }
             "group.min.session.timeout.ms" => {
                 self.group.min_session_timeout_ms = parse_range(key, value, 1, i32::MAX)?
@@ -331,6 +349,8 @@ pub const TOPIC_CONFIG_NAMES: &[&str] = &[
     "flush.policy",
     "index.interval.bytes",
     "max.message.bytes",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
     "message.timestamp.type",
     "min.insync.replicas",
     "retention.bytes",
@@ -348,6 +368,10 @@ pub fn topic_config_default(broker: &BrokerConfig, name: &str) -> Option<String>
         "flush.policy" => broker.log_flush_policy.clone(),
         "index.interval.bytes" => broker.log_index_interval_bytes.to_string(),
         "max.message.bytes" => broker.message_max_bytes.to_string(),
+        "message.timestamp.after.max.ms" => broker.log_message_timestamp_after_max_ms.to_string(),
+        "message.timestamp.before.max.ms" => {
+            broker.log_message_timestamp_before_max_ms.to_string()
+        }
         "message.timestamp.type" => broker.log_message_timestamp_type.clone(),
         "min.insync.replicas" => "1".to_string(),
         "retention.bytes" => broker.log_retention_bytes.to_string(),
@@ -366,6 +390,8 @@ pub fn topic_config_broker_synonym(name: &str) -> Option<&'static str> {
         "flush.policy" => "log.flush.policy",
         "index.interval.bytes" => "log.index.interval.bytes",
         "max.message.bytes" => "message.max.bytes",
+        "message.timestamp.after.max.ms" => "log.message.timestamp.after.max.ms",
+        "message.timestamp.before.max.ms" => "log.message.timestamp.before.max.ms",
         "message.timestamp.type" => "log.message.timestamp.type",
         "retention.bytes" => "log.retention.bytes",
         "retention.ms" => "log.retention.ms",
@@ -385,6 +411,9 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError>
         "flush.policy" => flush_policy(value, FLUSH_INTERVAL_MS_DEFAULT).map(drop),
         "index.interval.bytes" => parse_range::<u32>(name, value, 0, i32::MAX as u32).map(drop),
         "max.message.bytes" => parse_range::<usize>(name, value, 0, i32::MAX as usize).map(drop),
+        "message.timestamp.after.max.ms" | "message.timestamp.before.max.ms" => {
+            parse_range::<i64>(name, value, 0, i64::MAX).map(drop)
+        }
         "message.timestamp.type" => timestamp_type(value),
         "min.insync.replicas" => parse_range::<i32>(name, value, 1, i32::MAX).map(drop),
         "retention.bytes" | "retention.ms" => {
@@ -401,6 +430,10 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError>
 pub struct TopicConfig {
     pub max_message_bytes: usize,
     pub log_append_time: bool,
+    /// CreateTime bounds: `message.timestamp.before.max.ms` and
+    /// `message.timestamp.after.max.ms` (ignored under LogAppendTime).
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
     pub log: LogConfig,
 }
 
@@ -450,6 +483,12 @@ impl TopicConfig {
                 .parse()
                 .unwrap_or(broker.message_max_bytes),
             log_append_time: effective("message.timestamp.type") == "LogAppendTime",
+            timestamp_before_max_ms: effective("message.timestamp.before.max.ms")
+                .parse()
+                .unwrap_or(broker.log_message_timestamp_before_max_ms),
+            timestamp_after_max_ms: effective("message.timestamp.after.max.ms")
+                .parse()
+                .unwrap_or(broker.log_message_timestamp_after_max_ms),
             log,
         }
     }
@@ -519,6 +558,15 @@ mod tests {
         assert_eq!(topic.log.retention_ms, RETENTION_MS_DEFAULT);
         assert!(topic.log_append_time);
         assert_eq!(topic.max_message_bytes, MESSAGE_MAX_BYTES_DEFAULT);
+        assert_eq!(topic.timestamp_before_max_ms, i64::MAX);
+        assert_eq!(topic.timestamp_after_max_ms, 3_600_000);
+        overrides.insert(
+            "message.timestamp.before.max.ms".to_string(),
+            "5000".to_string(),
+        );
+        let topic = TopicConfig::resolve(&broker, &overrides);
+        assert_eq!(topic.timestamp_before_max_ms, 5000);
+        assert!(validate_topic_config("message.timestamp.after.max.ms", "-1").is_err());
         assert!(validate_topic_config("segment.bytes", "10").is_err());
         assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
         assert!(validate_topic_config("cleanup.policy", "shred").is_err());

@@ -134,6 +134,16 @@ fn broker_config_entries(broker: &BrokerConfig) -> Vec<(&'static str, String, i8
             TYPE_INT,
         ),
         (
+            "log.message.timestamp.after.max.ms",
+            broker.log_message_timestamp_after_max_ms.to_string(),
+            TYPE_LONG,
+        ),
+        (
+            "log.message.timestamp.before.max.ms",
+            broker.log_message_timestamp_before_max_ms.to_string(),
+            TYPE_LONG,
+        ),
+        (
             "log.message.timestamp.type",
             broker.log_message_timestamp_type.clone(),
             TYPE_STRING,
