@@ -369,9 +369,7 @@ pub fn topic_config_default(broker: &BrokerConfig, name: &str) -> Option<String>
         "index.interval.bytes" => broker.log_index_interval_bytes.to_string(),
         "max.message.bytes" => broker.message_max_bytes.to_string(),
         "message.timestamp.after.max.ms" => broker.log_message_timestamp_after_max_ms.to_string(),
-        "message.timestamp.before.max.ms" => {
-            broker.log_message_timestamp_before_max_ms.to_string()
-        }
+        "message.timestamp.before.max.ms" => broker.log_message_timestamp_before_max_ms.to_string(),
         "message.timestamp.type" => broker.log_message_timestamp_type.clone(),
         "min.insync.replicas" => "1".to_string(),
         "retention.bytes" => broker.log_retention_bytes.to_string(),
