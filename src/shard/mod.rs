@@ -153,9 +153,12 @@ impl Shard {
                 }
                 None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
             },
-            ShardRequest::Group(call) => {
-                ShardReply::Group(self.groups.call(&self.partitions, &self.view(), call).await)
-            }
+            ShardRequest::Group(call) => match self.groups.refuse_while_loading(&call) {
+                Some(error) => ShardReply::Failed(KafkaError::new(error)),
+                None => {
+                    ShardReply::Group(self.groups.call(&self.partitions, &self.view(), call).await)
+                }
+            },
             ShardRequest::InstallView(view) => {
                 *self.view.borrow_mut() = view;
                 ShardReply::Done
