@@ -753,10 +753,30 @@ def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, c
         lines += ["## Failed runs", ""] + [f"- {k} / {b}: `{e.splitlines()[-1] if e else e}`" for k, b, e in failures] + [""]
     lines += ["## Commands", "", "Exactly as run (`$PORT`, `$TMP`, `$TOPIC` stand for the per-run port, "
               "temp directory and topic name):", "", "```"] + commands.lines + ["```", ""]
-    with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
-        f.write("\n".join(lines))
+    results_path = os.path.join(out_dir, "RESULTS.md")
+    kept = kept_sections(results_path)
+    with open(results_path, "w") as f:
+        f.write("\n".join(lines) + "\n" + kept)
     with open(os.path.join(out_dir, "results.svg"), "w") as f:
         f.write(svg_chart(medians, brokers, size))
+
+
+KEPT_MARKER = "<!-- perf/run rewrites everything above this line and keeps everything below it -->"
+
+
+def kept_sections(results_path):
+    """The marker and what follows it in the current RESULTS.md: results of
+    other measurements (criterion benches, restart time, compaction), each
+    with its own command, which a side-by-side run must not erase."""
+    try:
+        with open(results_path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        text = ""
+    at = text.find(KEPT_MARKER)
+    if at < 0:
+        return KEPT_MARKER + "\n"
+    return text[at:]
 
 
 def client_agreement(independent, medians):
