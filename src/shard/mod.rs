@@ -10,6 +10,7 @@
 pub mod groups;
 pub mod messages;
 pub mod owned;
+pub mod stall;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -264,6 +265,8 @@ where
         let thread = glommio::LocalExecutorBuilder::new(placement)
             .name(&format!("shoal-shard-{id}"))
             .io_memory(SHARD_IO_MEMORY_BYTES)
+            .preempt_timer(Duration::from_millis(stall::PREEMPT_TIMER_MS))
+            .detect_stalls(Some(Box::new(stall::StallBudget)))
             .spawn(move || run_shard(id, config, view, inboxes, inbox, service, ready))
             .map_err(|error| format!("cannot start shard {id}: {error}"))?;
         threads.push(thread);
