@@ -33,6 +33,12 @@ pub const TIMESTAMP_BEFORE_MAX_MS_DEFAULT: i64 = i64::MAX;
 /// producer sending microseconds or nanoseconds is refused instead of
 /// pinning retention for centuries.
 pub const TIMESTAMP_AFTER_MAX_MS_DEFAULT: i64 = 3_600_000;
+/// `shard.spin.before.park.us` default: how long an idle shard keeps
+/// polling before it sleeps in the kernel. See `shard::stall` and the
+/// `cross_shard` bench: a hop to a sleeping shard costs its wake-up.
+pub const SHARD_SPIN_BEFORE_PARK_US_DEFAULT: u64 = 0;
+/// Upper bound on the spin: past a millisecond an idle broker burns a core.
+pub const SHARD_SPIN_BEFORE_PARK_US_MAX: u64 = 1000;
 /// Kafka's longest legal topic name.
 pub const TOPIC_NAME_LENGTH_MAX: usize = 249;
 /// Upper bound on partitions per topic: each partition holds open files and a
@@ -74,6 +80,8 @@ pub struct BrokerConfig {
     pub log_flush_interval_ms: u64,
     pub log_flush_offset_checkpoint_interval_ms: u64,
     pub fetch_max_bytes: usize,
+    /// shoal's own: `shard.spin.before.park.us`.
+    pub shard_spin_before_park_us: u64,
     pub log_message_timestamp_type: String,
     pub log_message_timestamp_before_max_ms: i64,
     pub log_message_timestamp_after_max_ms: i64,
@@ -107,6 +115,7 @@ impl BrokerConfig {
             log_flush_interval_ms: FLUSH_INTERVAL_MS_DEFAULT,
             log_flush_offset_checkpoint_interval_ms: CHECKPOINT_INTERVAL_MS_DEFAULT,
             fetch_max_bytes: FETCH_MAX_BYTES_DEFAULT,
+            shard_spin_before_park_us: SHARD_SPIN_BEFORE_PARK_US_DEFAULT,
             log_message_timestamp_type: "CreateTime".to_string(),
             log_message_timestamp_before_max_ms: TIMESTAMP_BEFORE_MAX_MS_DEFAULT,
             log_message_timestamp_after_max_ms: TIMESTAMP_AFTER_MAX_MS_DEFAULT,
@@ -170,6 +179,10 @@ impl BrokerConfig {
             }
             "fetch.max.bytes" => {
                 self.fetch_max_bytes = parse_range(key, value, 0, i32::MAX as usize)?
+            }
+            "shard.spin.before.park.us" => {
+                self.shard_spin_before_park_us =
+                    parse_range(key, value, 0, SHARD_SPIN_BEFORE_PARK_US_MAX)?
             }
             "log.message.timestamp.type" => {
                 timestamp_type(value)?;

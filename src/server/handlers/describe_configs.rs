@@ -181,6 +181,11 @@ fn broker_config_entries(broker: &BrokerConfig) -> Vec<(&'static str, String, i8
             TYPE_INT,
         ),
         (
+            "shard.spin.before.park.us",
+            broker.shard_spin_before_park_us.to_string(),
+            TYPE_LONG,
+        ),
+        (
             "socket.request.max.bytes",
             broker.socket_request_max_bytes.to_string(),
             TYPE_INT,
