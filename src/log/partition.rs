@@ -772,7 +772,10 @@ impl PartitionLog {
     /// Takes the oldest sealed, closed segments out of the list while
     /// `expired(segment, bytes of the log without it and those before it)`
     /// holds, and moves the log start offset to the first kept segment.
-    fn take_segments_while(&self, mut expired: impl FnMut(&Segment, u64) -> bool) -> Vec<Rc<Segment>> {
+    fn take_segments_while(
+        &self,
+        mut expired: impl FnMut(&Segment, u64) -> bool,
+    ) -> Vec<Rc<Segment>> {
         let mut segments = self.segments.borrow_mut();
         let mut size_bytes: u64 = segments.iter().map(|s| s.queued_bytes.get()).sum();
         let sealed_offset = self.sealed_offset.get();
@@ -792,9 +795,7 @@ impl PartitionLog {
             return Vec::new();
         }
         // `count` stops before the active segment: the list stays non-empty.
-        let log_start_offset = segments[count]
-            .base_offset
-            .max(self.log_start_offset.get());
+        let log_start_offset = segments[count].base_offset.max(self.log_start_offset.get());
         let deleted: Vec<Rc<Segment>> = segments.drain(..count).collect();
         self.log_start_offset.set(log_start_offset);
         self.tail.borrow_mut().evict_below(log_start_offset);
@@ -1746,7 +1747,11 @@ pub(super) mod tests {
                 // Up to the high watermark: only the active segment is left.
                 assert_eq!(log.delete_records(400).await.unwrap(), 400);
                 assert_eq!(log.segment_count(), 1);
-                assert!(log.read(400, 400, usize::MAX, true).await.unwrap().is_empty());
+                assert!(log
+                    .read(400, 400, usize::MAX, true)
+                    .await
+                    .unwrap()
+                    .is_empty());
                 append_at(&log, 1, 1_000).await;
                 assert_eq!(log.log_end_offset(), 405);
                 let got = read_all(&log).await;
