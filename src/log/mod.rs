@@ -72,7 +72,7 @@
 //! a segment for `segment.ms` restarts when the log is opened.
 
 mod checkpoint;
-mod index;
+pub mod index;
 mod partition;
 mod recovery;
 mod segment;

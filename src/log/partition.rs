@@ -1196,6 +1196,44 @@ pub(super) mod tests {
         });
     }
 
+    /// Zero-copy fetch, the log's half: a read served from the tail cache
+    /// hands out the very memory the append was given (the Fetch writer's
+    /// half is `record_buffers_go_out_as_the_same_memory`).
+    #[test]
+    fn tail_reads_share_the_appended_memory() {
+        with_dir(|dir| async move {
+            let log = PartitionLog::open(dir, small_config(TAIL_CACHE_TEST_BYTES))
+                .await
+                .unwrap();
+            let batch = sample_batch(5, Compression::None);
+            let mut appended = Vec::new();
+            for _ in 0..3 {
+                let buffer = BytesMut::from(&batch[..]);
+                let start = buffer.as_ptr() as usize;
+                appended.push(start..start + buffer.len());
+                log.append(buffer, AppendWait::Durable, None).await.unwrap();
+            }
+            let chunks = log
+                .read(0, log.high_watermark(), usize::MAX, true)
+                .await
+                .unwrap();
+            let fetched: usize = chunks.iter().map(Bytes::len).sum();
+            assert_eq!(fetched, 3 * batch.len());
+            let copied: usize = chunks
+                .iter()
+                .filter(|chunk| {
+                    let start = chunk.as_ptr() as usize;
+                    !appended
+                        .iter()
+                        .any(|range| range.contains(&start) && start + chunk.len() <= range.end)
+                })
+                .map(Bytes::len)
+                .sum();
+            assert_eq!(copied, 0, "bytes copied per {fetched} fetched");
+            log.close().await.unwrap();
+        });
+    }
+
     #[test]
     fn index_files_have_kafkas_layout() {
         with_dir(|dir| async move {

@@ -231,6 +231,30 @@ pub enum GroupCall {
     ConsumerDescribe(Vec<String>),
 }
 
+impl GroupCall {
+    /// The groups the call is about; empty for ListGroups, which is about
+    /// every group of the coordinator.
+    pub fn group_ids(&self) -> Vec<&str> {
+        let group_id = match self {
+            GroupCall::Join(request) => &request.group_id,
+            GroupCall::Sync(request) => &request.group_id,
+            GroupCall::Heartbeat(request) => &request.group_id,
+            GroupCall::Commit(request) => &request.group_id,
+            GroupCall::ConsumerHeartbeat(request) => &request.group_id,
+            GroupCall::Leave { group_id, .. }
+            | GroupCall::FetchOffsets { group_id, .. }
+            | GroupCall::DeleteOffsets { group_id, .. }
+            | GroupCall::Describe(group_id)
+            | GroupCall::Delete(group_id) => group_id,
+            GroupCall::List(_) => return Vec::new(),
+            GroupCall::ConsumerDescribe(group_ids) => {
+                return group_ids.iter().map(String::as_str).collect()
+            }
+        };
+        vec![group_id.as_str()]
+    }
+}
+
 #[derive(Debug)]
 pub enum GroupAnswer {
     Join(JoinResponse),

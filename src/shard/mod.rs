@@ -10,6 +10,7 @@
 pub mod groups;
 pub mod messages;
 pub mod owned;
+pub mod stall;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -173,9 +174,12 @@ impl Shard {
                 ShardReply::DeleteRecords(self.partitions.delete_records(parts).await)
             }
             ShardRequest::PartitionSizes => ShardReply::PartitionSizes(self.partitions.sizes()),
-            ShardRequest::Group(call) => {
-                ShardReply::Group(self.groups.call(&self.partitions, &self.view(), call).await)
-            }
+            ShardRequest::Group(call) => match self.groups.refuse_while_loading(&call) {
+                Some(error) => ShardReply::Failed(KafkaError::new(error)),
+                None => {
+                    ShardReply::Group(self.groups.call(&self.partitions, &self.view(), call).await)
+                }
+            },
             ShardRequest::InstallView(view) => {
                 let old = self.view.replace(view.clone());
                 self.partitions.reconfigure(&self.config, &old, &view);
@@ -282,6 +286,8 @@ where
         let thread = glommio::LocalExecutorBuilder::new(placement)
             .name(&format!("shoal-shard-{id}"))
             .io_memory(SHARD_IO_MEMORY_BYTES)
+            .preempt_timer(Duration::from_millis(stall::PREEMPT_TIMER_MS))
+            .detect_stalls(Some(Box::new(stall::StallBudget)))
             .spawn(move || run_shard(id, config, view, inboxes, inbox, service, ready))
             .map_err(|error| format!("cannot start shard {id}: {error}"))?;
         threads.push(thread);
