@@ -436,6 +436,103 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError>
     }
 }
 
+/// True when a topic with these overrides has `delete` in its
+/// `cleanup.policy`: only then may retention or DeleteRecords remove data.
+pub fn cleanup_deletes(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> bool {
+    overrides
+        .get("cleanup.policy")
+        .cloned()
+        .or_else(|| topic_config_default(broker, "cleanup.policy"))
+        .unwrap_or_default()
+        .split(',')
+        .any(|policy| policy.trim() == "delete")
+}
+
+/// Topic configs of Kafka's type LIST: the only ones IncrementalAlterConfigs
+/// may APPEND to or SUBTRACT from.
+pub fn is_list_topic_config(name: &str) -> bool {
+    name == "cleanup.policy"
+}
+
+/// Checks every `(name, value)` and returns them as an override set, values
+/// trimmed (a later duplicate name wins).
+pub fn validated_overrides(
+    pairs: impl IntoIterator<Item = (String, String)>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut overrides = BTreeMap::new();
+    for (name, value) in pairs {
+        validate_topic_config(&name, &value)?;
+        overrides.insert(name, value.trim().to_string());
+    }
+    Ok(overrides)
+}
+
+/// One IncrementalAlterConfigs operation on a topic config, Kafka's
+/// `AlterConfigOp.OpType`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOp {
+    Set(String),
+    /// Back to the default: the override goes.
+    Delete,
+    /// Adds the comma-separated values a LIST config lacks, in order.
+    Append(String),
+    /// Removes the comma-separated values from a LIST config.
+    Subtract(String),
+}
+
+/// The override set after applying `ops` in order to `overrides`, checked
+/// whole. APPEND and SUBTRACT start from the current value, or from the
+/// default when there is no override, as Kafka's controller does.
+pub fn apply_config_ops(
+    broker: &BrokerConfig,
+    overrides: &BTreeMap<String, String>,
+    ops: &[(String, ConfigOp)],
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut next = overrides.clone();
+    for (name, op) in ops {
+        let (values, adding) = match op {
+            ConfigOp::Set(value) => {
+                next.insert(name.clone(), value.clone());
+                continue;
+            }
+            ConfigOp::Delete => {
+                next.remove(name);
+                continue;
+            }
+            ConfigOp::Append(values) => (values, true),
+            ConfigOp::Subtract(values) => (values, false),
+        };
+        let verb = if adding { "APPEND" } else { "SUBTRACT" };
+        if !is_list_topic_config(name) {
+            return Err(ConfigError(format!(
+                "Can't {verb} to key {name} because its type is not LIST."
+            )));
+        }
+        let current = next
+            .get(name)
+            .cloned()
+            .or_else(|| topic_config_default(broker, name))
+            .unwrap_or_default();
+        let mut list: Vec<String> = current
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(str::to_string)
+            .collect();
+        for value in values.split(',').map(str::trim) {
+            if adding {
+                if !list.iter().any(|part| part == value) {
+                    list.push(value.to_string());
+                }
+            } else {
+                list.retain(|part| part != value);
+            }
+        }
+        next.insert(name.clone(), list.join(","));
+    }
+    validated_overrides(next)
+}
+
 /// A topic's effective settings: its overrides over the broker defaults.
 #[derive(Debug, Clone)]
 pub struct TopicConfig {
@@ -607,6 +704,79 @@ mod tests {
             let topic = TopicConfig::resolve(&broker, &overrides);
             assert_eq!(topic.log.retention_bytes, retained, "{policy}");
         }
+    }
+
+    #[test]
+    fn incremental_ops_follow_kafka_semantics() {
+        let broker = BrokerConfig::new(PathBuf::from("/tmp/x"), 1);
+        let current = BTreeMap::from([
+            ("retention.ms".to_string(), "1000".to_string()),
+            ("segment.bytes".to_string(), "4096".to_string()),
+        ]);
+        let op = |name: &str, op: ConfigOp| (name.to_string(), op);
+        let next = apply_config_ops(
+            &broker,
+            &current,
+            &[
+                op("retention.ms", ConfigOp::Set(" 2000 ".into())),
+                op("segment.bytes", ConfigOp::Delete),
+                op("max.message.bytes", ConfigOp::Delete),
+                op("cleanup.policy", ConfigOp::Append("compact".into())),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            next,
+            BTreeMap::from([
+                ("cleanup.policy".to_string(), "delete,compact".to_string()),
+                ("retention.ms".to_string(), "2000".to_string()),
+            ])
+        );
+        let next = apply_config_ops(
+            &broker,
+            &next,
+            &[
+                op("cleanup.policy", ConfigOp::Subtract("delete".into())),
+                op("cleanup.policy", ConfigOp::Append("compact".into())),
+            ],
+        )
+        .unwrap();
+        assert_eq!(next["cleanup.policy"], "compact");
+        // Nothing left of a list is not a policy.
+        let error = apply_config_ops(
+            &broker,
+            &next,
+            &[op("cleanup.policy", ConfigOp::Subtract("compact".into()))],
+        )
+        .unwrap_err();
+        assert!(error.0.contains("cleanup.policy"), "{error}");
+        let error = apply_config_ops(
+            &broker,
+            &current,
+            &[op("retention.ms", ConfigOp::Append("5".into()))],
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.0,
+            "Can't APPEND to key retention.ms because its type is not LIST."
+        );
+        assert!(apply_config_ops(
+            &broker,
+            &current,
+            &[op("segment.bytes", ConfigOp::Set("1".into()))]
+        )
+        .is_err());
+        assert!(apply_config_ops(
+            &broker,
+            &current,
+            &[op("no.such", ConfigOp::Set("1".into()))]
+        )
+        .is_err());
+        assert_eq!(
+            validated_overrides([("retention.ms".to_string(), " 5 ".to_string())]).unwrap()
+                ["retention.ms"],
+            "5"
+        );
     }
 
     #[test]

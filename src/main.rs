@@ -24,7 +24,9 @@ struct Cli {
 enum Command {
     /// Run the broker.
     Serve(ServeArgs),
-    /// Create, list, describe and delete topics (like kafka-topics.sh).
+    /// Create, list, describe, delete and grow topics, change their configs,
+    /// delete their old records (like kafka-topics.sh, kafka-configs.sh and
+    /// kafka-delete-records.sh).
     #[command(subcommand)]
     Topic(TopicCommand),
     /// List, describe, reset offsets of and delete consumer groups (like

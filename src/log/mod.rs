@@ -57,7 +57,16 @@
 //! removed. A read already inside a deleted segment finishes on its open file
 //! or reports `OffsetOutOfRange`; a deleted segment never reopens its file.
 //!
-//! Not yet here: compaction and `DeleteRecords`, leader epoch
+//! DeleteRecords (`PartitionLog::delete_records`): the log start offset moves
+//! to the requested offset (never past the high watermark) in memory and in
+//! the checkpoint before the answer; the closed segments wholly below it are
+//! deleted as retention deletes them, and one the writer has not sealed yet
+//! goes at the next retention pass.
+//!
+//! Runtime config changes (`PartitionLog::reconfigure`) replace the
+//! `LogConfig`; each setting applies from its next use.
+//!
+//! Not yet here: compaction, leader epoch
 //! changes and truncation to an epoch (KIP-101), producer state snapshots.
 //! Indexes of every segment are held in memory (Kafka mmaps them); the age of
 //! a segment for `segment.ms` restarts when the log is opened.

@@ -193,10 +193,17 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// `config` with `segment.bytes` inside what `.index` positions can address.
+fn bounded(mut config: LogConfig) -> LogConfig {
+    config.segment_bytes = config.segment_bytes.clamp(1, SEGMENT_BYTES_MAX);
+    config
+}
+
 /// One partition's log. Lives on its owner shard; see the module doc.
 pub struct PartitionLog {
     dir: PathBuf,
-    config: LogConfig,
+    /// Replaced whole by `reconfigure`; never borrowed across an `.await`.
+    config: RefCell<LogConfig>,
     /// Oldest first; never empty, the last one is active.
     segments: RefCell<Vec<Rc<Segment>>>,
     log_start_offset: Cell<i64>,
@@ -223,8 +230,8 @@ pub struct PartitionLog {
 impl PartitionLog {
     /// Opens (creating if missing) the partition directory `dir` and recovers
     /// what is in it.
-    pub async fn open(dir: PathBuf, mut config: LogConfig) -> Result<Rc<PartitionLog>, LogError> {
-        config.segment_bytes = config.segment_bytes.clamp(1, SEGMENT_BYTES_MAX);
+    pub async fn open(dir: PathBuf, config: LogConfig) -> Result<Rc<PartitionLog>, LogError> {
+        let config = bounded(config);
         std::fs::create_dir_all(&dir)?;
         let recovered = recovery::recover(&dir, config.index_interval_bytes).await?;
         let active_base = recovered.segments.last().map_or(0, |s| s.base_offset);
@@ -238,7 +245,7 @@ impl PartitionLog {
                 capacity_bytes: config.tail_cache_bytes,
             }),
             dir,
-            config,
+            config: RefCell::new(config),
             segments: RefCell::new(recovered.segments),
             log_start_offset: Cell::new(recovered.log_start_offset),
             log_end_offset: Cell::new(log_end_offset),
@@ -385,6 +392,7 @@ impl PartitionLog {
         debug_assert!(start_position + batches_len <= SEGMENT_BYTES_MAX);
         let mut position = start_position;
         let mut start = 0;
+        let index_interval_bytes = self.config.borrow().index_interval_bytes;
         {
             let mut indexes = segment.indexes.borrow_mut();
             let mut tail = self.tail.borrow_mut();
@@ -395,7 +403,7 @@ impl PartitionLog {
                     batch_last_offset,
                     max_timestamp,
                     size as u64,
-                    self.config.index_interval_bytes,
+                    index_interval_bytes,
                 );
                 tail.push(CachedBatch {
                     last_offset: batch_last_offset,
@@ -427,9 +435,13 @@ impl PartitionLog {
     fn segment_for(&self, base_offset: i64, last_offset: i64, len: u64) -> Rc<Segment> {
         let active = self.active();
         let now = now_ms();
+        let (segment_bytes, segment_ms) = {
+            let config = self.config.borrow();
+            (config.segment_bytes, config.segment_ms)
+        };
         let roll = active.queued_bytes.get() > 0
-            && (active.queued_bytes.get() + len > self.config.segment_bytes
-                || now.saturating_sub(active.created_ms) >= self.config.segment_ms
+            && (active.queued_bytes.get() + len > segment_bytes
+                || now.saturating_sub(active.created_ms) >= segment_ms
                 || last_offset - active.base_offset > i64::from(u32::MAX));
         if !roll {
             return active;
@@ -535,7 +547,8 @@ impl PartitionLog {
         }
         Self::write_run(run.take()).await?;
         self.written_offset.set(next_offset);
-        match self.config.flush_policy {
+        let flush_policy = self.config.borrow().flush_policy;
+        match flush_policy {
             FlushPolicy::Sync => {
                 // `AppendWait::Written` (acks=1) does not wait for the sync.
                 self.marks.progress.notify();
@@ -699,65 +712,116 @@ impl PartitionLog {
     /// the oldest, stopping at the first one both limits keep. By time, a
     /// segment goes when its largest timestamp is older than `now_ms -
     /// retention.ms` (a segment without timestamps is kept); by size, while
-    /// the log without it still holds at least `retention.bytes`. The active
-    /// segment, and any segment the writer has not sealed yet, always stays.
-    /// The log start offset moves to the first kept segment and is
-    /// checkpointed before the files go.
+    /// the log without it still holds at least `retention.bytes`. Segments
+    /// wholly below the log start offset (moved by `delete_records`) go too.
+    /// The active segment, and any segment the writer has not sealed yet,
+    /// always stays. The log start offset moves to the first kept segment and
+    /// is checkpointed before the files go.
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<RetentionOutcome, LogError> {
         self.check_open()?;
-        let deleted = self.take_expired_segments(now_ms);
-        if !deleted.is_empty() {
-            // Reads below the new start now fail with OffsetOutOfRange; a
-            // read already inside a deleted segment keeps its open file.
-            self.checkpoint().await?;
-            for segment in &deleted {
-                segment.delete_files().await?;
-            }
-        }
+        let (retention_ms, retention_bytes) = {
+            let config = self.config.borrow();
+            (config.retention_ms, config.retention_bytes)
+        };
+        let oldest_kept_ms = now_ms.saturating_sub(retention_ms);
+        let log_start_offset = self.log_start_offset();
+        let deleted = self.take_segments_while(|segment, size_without_bytes| {
+            let max_timestamp = segment.indexes.borrow().max_timestamp;
+            let by_time = retention_ms >= 0
+                && max_timestamp != NO_TIMESTAMP
+                && max_timestamp < oldest_kept_ms;
+            let by_size =
+                u64::try_from(retention_bytes).is_ok_and(|limit| size_without_bytes >= limit);
+            let by_start = segment.next_offset.get() <= log_start_offset;
+            by_time || by_size || by_start
+        });
+        self.remove_segments(&deleted).await?;
         Ok(RetentionOutcome {
             deleted_segments: deleted.len(),
             log_start_offset: self.log_start_offset(),
         })
     }
 
-    /// The synchronous half of `enforce_retention`: takes the expired
-    /// segments out of the list and moves the log start offset past them.
-    fn take_expired_segments(&self, now_ms: i64) -> Vec<Rc<Segment>> {
-        let retention_ms = self.config.retention_ms;
-        let retention_bytes = self.config.retention_bytes;
-        let oldest_kept_ms = now_ms.saturating_sub(retention_ms);
+    /// DeleteRecords: moves the log start offset up to `offset` (at most the
+    /// high watermark), checkpoints it, and deletes the closed segments that
+    /// now lie wholly below it. Returns the log start offset afterwards (the
+    /// low watermark); an offset at or below the current start changes
+    /// nothing. Reads below the new start fail with `OffsetOutOfRange` at
+    /// once; a segment the writer has not sealed yet goes at the next
+    /// retention pass.
+    pub async fn delete_records(&self, offset: i64) -> Result<i64, LogError> {
+        self.check_open()?;
+        if offset < 0 || offset > self.high_watermark() {
+            return Err(self.out_of_range());
+        }
+        if offset <= self.log_start_offset() {
+            return Ok(self.log_start_offset());
+        }
+        self.log_start_offset.set(offset);
+        self.tail.borrow_mut().evict_below(offset);
+        let deleted = self.take_segments_while(|segment, _| segment.next_offset.get() <= offset);
+        if deleted.is_empty() {
+            // The new start is durable before the answer, even when no file goes.
+            self.checkpoint().await?;
+        } else {
+            self.remove_segments(&deleted).await?;
+        }
+        Ok(self.log_start_offset())
+    }
+
+    /// Takes the oldest sealed, closed segments out of the list while
+    /// `expired(segment, bytes of the log without it and those before it)`
+    /// holds, and moves the log start offset to the first kept segment.
+    fn take_segments_while(
+        &self,
+        mut expired: impl FnMut(&Segment, u64) -> bool,
+    ) -> Vec<Rc<Segment>> {
         let mut segments = self.segments.borrow_mut();
         let mut size_bytes: u64 = segments.iter().map(|s| s.queued_bytes.get()).sum();
         let sealed_offset = self.sealed_offset.get();
-        let mut expired = 0;
+        let mut count = 0;
         for segment in segments.iter().take(segments.len().saturating_sub(1)) {
             if segment.next_offset.get() > sealed_offset {
                 break;
             }
-            let segment_bytes = segment.queued_bytes.get();
-            let max_timestamp = segment.indexes.borrow().max_timestamp;
-            let by_time = retention_ms >= 0
-                && max_timestamp != NO_TIMESTAMP
-                && max_timestamp < oldest_kept_ms;
-            let by_size = u64::try_from(retention_bytes)
-                .is_ok_and(|limit| size_bytes - segment_bytes >= limit);
-            if !by_time && !by_size {
+            let size_without_bytes = size_bytes - segment.queued_bytes.get();
+            if !expired(segment, size_without_bytes) {
                 break;
             }
-            size_bytes -= segment_bytes;
-            expired += 1;
+            size_bytes = size_without_bytes;
+            count += 1;
         }
-        if expired == 0 {
+        if count == 0 {
             return Vec::new();
         }
-        // `expired` stops before the active segment: the list stays non-empty.
-        let log_start_offset = segments[expired]
-            .base_offset
-            .max(self.log_start_offset.get());
-        let deleted: Vec<Rc<Segment>> = segments.drain(..expired).collect();
+        // `count` stops before the active segment: the list stays non-empty.
+        let log_start_offset = segments[count].base_offset.max(self.log_start_offset.get());
+        let deleted: Vec<Rc<Segment>> = segments.drain(..count).collect();
         self.log_start_offset.set(log_start_offset);
         self.tail.borrow_mut().evict_below(log_start_offset);
         deleted
+    }
+
+    /// Checkpoints the log start offset that `take_segments_while` moved,
+    /// then removes the files of the segments it took. A read already inside
+    /// one of them keeps its open file.
+    async fn remove_segments(&self, deleted: &[Rc<Segment>]) -> Result<(), LogError> {
+        if deleted.is_empty() {
+            return Ok(());
+        }
+        self.checkpoint().await?;
+        for segment in deleted {
+            segment.delete_files().await?;
+        }
+        Ok(())
+    }
+
+    /// Applies new settings (a topic config changed at runtime). Each takes
+    /// effect at its next use: `segment.bytes` and `segment.ms` at the next
+    /// append, `retention.*` at the next retention pass, `flush.policy` at
+    /// the next group. The tail cache keeps the capacity it was opened with.
+    pub fn reconfigure(&self, config: LogConfig) {
+        *self.config.borrow_mut() = bounded(config);
     }
 
     /// Resolves once the high watermark grows past its value at the call (or
@@ -1682,6 +1746,74 @@ pub(super) mod tests {
                 );
             });
         }
+    }
+
+    #[test]
+    fn delete_records_moves_the_start_and_drops_whole_segments() {
+        for (cache, clean) in [(0, true), (TAIL_CACHE_TEST_BYTES, false)] {
+            with_dir(move |dir| async move {
+                let log = PartitionLog::open(dir.clone(), small_config(cache))
+                    .await
+                    .unwrap();
+                append_at(&log, 80, 1_000).await;
+                let segments_before = log.segment_count();
+                assert!(segments_before > 3);
+                assert!(matches!(
+                    log.delete_records(401).await,
+                    Err(LogError::OffsetOutOfRange { .. })
+                ));
+                assert_eq!(log.delete_records(103).await.unwrap(), 103);
+                assert_eq!(log.log_start_offset(), 103);
+                assert!(log.segment_count() < segments_before);
+                assert!(log.segments.borrow()[0].base_offset <= 103);
+                assert_eq!(segment_files(&dir, "log"), log.segment_count());
+                assert_out_of_range(log.read(102, 400, usize::MAX, true).await, 103);
+                // The batch holding the new start is served whole.
+                let got = log.read(103, 400, usize::MAX, true).await.unwrap();
+                assert_eq!(BatchHeader::view(&got[0]).unwrap().base_offset.get(), 100);
+                // Below the start is no change.
+                assert_eq!(log.delete_records(50).await.unwrap(), 103);
+                if clean {
+                    log.close().await.unwrap();
+                }
+                drop(log);
+                let log = PartitionLog::open(dir.clone(), small_config(cache))
+                    .await
+                    .unwrap();
+                assert_eq!(log.log_start_offset(), 103);
+                assert_out_of_range(log.read(0, 400, usize::MAX, true).await, 103);
+                // Up to the high watermark: only the active segment is left.
+                assert_eq!(log.delete_records(400).await.unwrap(), 400);
+                assert_eq!(log.segment_count(), 1);
+                assert!(log
+                    .read(400, 400, usize::MAX, true)
+                    .await
+                    .unwrap()
+                    .is_empty());
+                append_at(&log, 1, 1_000).await;
+                assert_eq!(log.log_end_offset(), 405);
+                let got = read_all(&log).await;
+                assert_eq!(BatchHeader::view(&got[0]).unwrap().base_offset.get(), 400);
+            });
+        }
+    }
+
+    #[test]
+    fn reconfigure_applies_to_the_next_append_and_retention_pass() {
+        with_dir(|dir| async move {
+            let log = PartitionLog::open(dir, LogConfig::default()).await.unwrap();
+            append_at(&log, 20, 1_000).await;
+            assert_eq!(log.segment_count(), 1);
+            log.reconfigure(LogConfig {
+                retention_bytes: 0,
+                ..small_config(0)
+            });
+            append_at(&log, 20, 1_000).await;
+            assert!(log.segment_count() > 1);
+            let outcome = log.enforce_retention(now_ms() as i64).await.unwrap();
+            assert!(outcome.deleted_segments > 0);
+            assert_eq!(log.segment_count(), 1);
+        });
     }
 
     proptest::proptest! {

@@ -1,7 +1,9 @@
 //! The controller: the one place that changes cluster metadata. It runs on
-//! shard 0, validates topic creation and deletion, has the owner shards open
-//! or remove the partitions, persists the topic table, and broadcasts the new
-//! snapshot to every shard before answering.
+//! shard 0, validates topic creation, deletion, config changes and partition
+//! growth, has the owner shards open or remove the partitions, persists the
+//! topic table, and broadcasts the new snapshot to every shard before
+//! answering. Owner shards apply a topic's new configs to its open logs when
+//! the snapshot arrives (`OwnedPartitions::reconfigure`).
 //!
 //! Invariant: changes are serialized (one at a time) and a change is answered
 //! only after it is on disk and installed on every shard.
@@ -15,9 +17,10 @@ use kafka_protocol::error::ResponseError;
 
 use super::store;
 use super::{initial_placement, validate_topic_name, TopicMeta};
-use crate::config::{validate_topic_config, PARTITIONS_PER_TOPIC_MAX};
+use crate::config::{apply_config_ops, validated_overrides, PARTITIONS_PER_TOPIC_MAX};
 use crate::shard::messages::{
-    KafkaError, NewTopic, ShardReply, ShardRequest, TopicPartition, TopicRef,
+    ConfigChange, KafkaError, NewTopic, PartitionGrowth, ShardReply, ShardRequest,
+    TopicConfigChange, TopicPartition, TopicRef,
 };
 use crate::shard::Shard;
 
@@ -75,12 +78,7 @@ impl Controller {
                 format!("Unable to replicate the partition {replication} time(s): The target replication factor of {replication} cannot be reached because only 1 broker(s) are registered."),
             ));
         }
-        let mut configs = BTreeMap::new();
-        for (name, value) in &topic.configs {
-            validate_topic_config(name, value)
-                .map_err(|error| KafkaError::with_message(ResponseError::InvalidConfig, error.0))?;
-            configs.insert(name.clone(), value.trim().to_string());
-        }
+        let configs = validated_overrides(topic.configs.iter().cloned()).map_err(invalid_config)?;
         Ok((partitions, configs))
     }
 
@@ -195,6 +193,148 @@ impl Controller {
         results
     }
 
+    /// Applies config changes (IncrementalAlterConfigs, AlterConfigs) to
+    /// topics: the new override set of each is checked whole
+    /// (INVALID_CONFIG), persisted and broadcast, unless `validate_only`.
+    pub async fn alter_topic_configs(
+        &self,
+        shard: &Rc<Shard>,
+        changes: Vec<TopicConfigChange>,
+    ) -> Vec<Result<(), KafkaError>> {
+        let Ok(_change) = self.changes.acquire_permit(1).await else {
+            return unavailable(changes.len());
+        };
+        let mut table = shard.view().topics.clone();
+        let mut changed = false;
+        let mut results = Vec::with_capacity(changes.len());
+        for change in changes {
+            let Some(meta) = table.get(&change.topic).cloned() else {
+                results.push(Err(unknown_topic(&change.topic)));
+                continue;
+            };
+            let configs = match change.change {
+                ConfigChange::Incremental(ops) => {
+                    apply_config_ops(&shard.config, &meta.configs, &ops)
+                }
+                ConfigChange::Replace(pairs) => validated_overrides(pairs),
+            };
+            match configs {
+                Ok(configs) => {
+                    if !change.validate_only && configs != meta.configs {
+                        let meta = TopicMeta {
+                            configs,
+                            ..meta.as_ref().clone()
+                        };
+                        table.insert(change.topic, Arc::new(meta));
+                        changed = true;
+                    }
+                    results.push(Ok(()));
+                }
+                Err(error) => results.push(Err(invalid_config(error))),
+            }
+        }
+        if changed {
+            self.install(shard, table, &mut results).await;
+        }
+        results
+    }
+
+    /// CreatePartitions: grows topics to the partition counts asked for,
+    /// has the owners open the new partitions, then persists and broadcasts.
+    pub async fn create_partitions(
+        &self,
+        shard: &Rc<Shard>,
+        growths: Vec<PartitionGrowth>,
+    ) -> Vec<Result<(), KafkaError>> {
+        let Ok(_change) = self.changes.acquire_permit(1).await else {
+            return unavailable(growths.len());
+        };
+        let view = shard.view();
+        let mut table = view.topics.clone();
+        let mut results = Vec::with_capacity(growths.len());
+        let mut grown = Vec::new();
+        for growth in growths {
+            let checked = Controller::check_growth(shard, table.get(&growth.topic), &growth);
+            match checked {
+                Ok(meta) if !growth.validate_only => {
+                    let meta = Arc::new(meta);
+                    table.insert(growth.topic, meta.clone());
+                    grown.push((results.len(), meta));
+                    results.push(Ok(()));
+                }
+                Ok(_) => results.push(Ok(())),
+                Err(error) => results.push(Err(error)),
+            }
+        }
+        if grown.is_empty() {
+            return results;
+        }
+        for (index, meta) in &grown {
+            if let Err(error) = open_partitions(shard, meta).await {
+                log::error!("adding partitions to {}: {:?}", meta.name, error.message);
+                if let Some(before) = view.topic(&meta.name) {
+                    table.insert(meta.name.clone(), before.clone());
+                }
+                results[*index] = Err(error);
+            }
+        }
+        self.install(shard, table, &mut results).await;
+        results
+    }
+
+    /// The topic `growth` asks for, with Kafka's errors for a request that
+    /// does not grow it or places replicas elsewhere than this broker.
+    fn check_growth(
+        shard: &Shard,
+        current: Option<&Arc<TopicMeta>>,
+        growth: &PartitionGrowth,
+    ) -> Result<TopicMeta, KafkaError> {
+        let meta = current.ok_or_else(|| unknown_topic(&growth.topic))?;
+        let (now, wanted) = (meta.partitions, growth.count);
+        let invalid = |message| KafkaError::with_message(ResponseError::InvalidPartitions, message);
+        if wanted < now {
+            return Err(invalid(format!(
+                "The topic {} currently has {now} partition(s); {wanted} would not be an increase.",
+                growth.topic
+            )));
+        }
+        if wanted == now {
+            return Err(invalid(format!("Topic already has {now} partition(s).")));
+        }
+        if wanted > PARTITIONS_PER_TOPIC_MAX {
+            return Err(invalid(format!(
+                "Number of partitions must be in [1, {PARTITIONS_PER_TOPIC_MAX}], got {wanted}."
+            )));
+        }
+        if let Some(assignments) = &growth.assignments {
+            let bad = |message| {
+                KafkaError::with_message(ResponseError::InvalidReplicaAssignment, message)
+            };
+            let added = wanted - now;
+            if assignments.len() != added as usize {
+                return Err(bad(format!(
+                    "Attempted to add {added} additional partition(s), but only {} assignment(s) were specified.",
+                    assignments.len()
+                )));
+            }
+            let node_id = shard.config.node_id;
+            for replicas in assignments {
+                if let Some(other) = replicas.iter().find(|&&id| id != node_id) {
+                    return Err(bad(format!(
+                        "The manual partition assignment includes broker {other}, but no broker with that ID is registered."
+                    )));
+                }
+                if replicas.len() != 1 {
+                    return Err(bad(format!(
+                        "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have 1 replica(s).",
+                        replicas.len()
+                    )));
+                }
+            }
+        }
+        Ok(meta.grown(wanted, shard.count()))
+    }
+
     /// Persists `table` and installs it on every shard. When the write fails
     /// nothing is installed and the successful results become storage errors.
     async fn install<T>(
@@ -222,6 +362,18 @@ impl Controller {
     }
 }
 
+/// Kafka's answer for a topic the table does not hold.
+fn unknown_topic(topic: &str) -> KafkaError {
+    KafkaError::with_message(
+        ResponseError::UnknownTopicOrPartition,
+        format!("Topic '{topic}' does not exist."),
+    )
+}
+
+fn invalid_config(error: crate::config::ConfigError) -> KafkaError {
+    KafkaError::with_message(ResponseError::InvalidConfig, error.0)
+}
+
 /// Every result an error: the controller is shutting down.
 fn unavailable<T>(count: usize) -> Vec<Result<T, KafkaError>> {
     (0..count)
@@ -229,12 +381,13 @@ fn unavailable<T>(count: usize) -> Vec<Result<T, KafkaError>> {
         .collect()
 }
 
+/// Has the owners (per `meta`'s placement) open every partition of `meta`
+/// they do not have open yet.
 async fn open_partitions(shard: &Rc<Shard>, meta: &Arc<TopicMeta>) -> Result<(), KafkaError> {
-    let view = shard.view();
     let mut by_owner: BTreeMap<usize, Vec<i32>> = BTreeMap::new();
     for partition in 0..meta.partitions {
         by_owner
-            .entry(view.owner(&meta.name, partition))
+            .entry(meta.owner(partition, shard.count()))
             .or_default()
             .push(partition);
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures_channel::oneshot;
 
+use crate::config::ConfigOp;
 use crate::group::{
     CommitRequest, ConsumerHeartbeatRequest, ConsumerHeartbeatResponse, DescribedConsumerGroup,
     DescribedGroup, GroupState, HeartbeatRequest, JoinRequest, JoinResponse, LeaveResponse,
@@ -102,6 +103,34 @@ pub struct NewTopic {
     pub validate_only: bool,
 }
 
+/// A change to one topic's config overrides, as the controller receives it.
+#[derive(Debug, Clone)]
+pub struct TopicConfigChange {
+    pub topic: String,
+    pub change: ConfigChange,
+    pub validate_only: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum ConfigChange {
+    /// IncrementalAlterConfigs: these operations, in order.
+    Incremental(Vec<(String, ConfigOp)>),
+    /// AlterConfigs: this whole override set replaces the old one.
+    Replace(Vec<(String, String)>),
+}
+
+/// A topic to grow (CreatePartitions), as the controller receives it.
+#[derive(Debug, Clone)]
+pub struct PartitionGrowth {
+    pub topic: String,
+    /// The partition count wanted, the existing partitions included.
+    pub count: i32,
+    /// The replicas (broker ids) of each new partition, when the client
+    /// chose them.
+    pub assignments: Option<Vec<Vec<i32>>>,
+    pub validate_only: bool,
+}
+
 /// A topic to delete, by name or by id.
 #[derive(Debug, Clone)]
 pub enum TopicRef {
@@ -132,6 +161,15 @@ pub enum ShardRequest {
     CreateTopics(Vec<NewTopic>),
     /// To the controller (shard 0).
     DeleteTopics(Vec<TopicRef>),
+    /// To the controller (shard 0).
+    AlterTopicConfigs(Vec<TopicConfigChange>),
+    /// To the controller (shard 0).
+    CreatePartitions(Vec<PartitionGrowth>),
+    /// DeleteRecords: moves each partition's log start offset up to the
+    /// offset given (-1: the high watermark).
+    DeleteRecords(Vec<(TopicPartition, i64)>),
+    /// The size in bytes of every partition the shard owns.
+    PartitionSizes,
     /// Replaces the shard's metadata snapshot.
     InstallView(Arc<ClusterView>),
     /// To the group coordinator of the shard that owns the group's
@@ -150,6 +188,11 @@ pub enum ShardReply {
     CreateTopics(Vec<Result<Arc<TopicMeta>, KafkaError>>),
     /// (name, id) per requested topic.
     DeleteTopics(Vec<Result<(String, uuid::Uuid), KafkaError>>),
+    /// One result per topic of `AlterTopicConfigs` or `CreatePartitions`.
+    Applied(Vec<Result<(), KafkaError>>),
+    /// The log start offset afterwards (low watermark) per partition.
+    DeleteRecords(Vec<Result<i64, KafkaError>>),
+    PartitionSizes(Vec<(TopicPartition, u64)>),
     Group(GroupAnswer),
     Done,
     /// The request failed as a whole (e.g. a partition could not be opened).

@@ -154,6 +154,26 @@ impl Shard {
                 }
                 None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
             },
+            ShardRequest::AlterTopicConfigs(changes) => match &self.controller {
+                Some(controller) => {
+                    let alter: LocalBoxFuture<'_, _> =
+                        Box::pin(controller.alter_topic_configs(self, changes));
+                    ShardReply::Applied(alter.await)
+                }
+                None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+            },
+            ShardRequest::CreatePartitions(growths) => match &self.controller {
+                Some(controller) => {
+                    let grow: LocalBoxFuture<'_, _> =
+                        Box::pin(controller.create_partitions(self, growths));
+                    ShardReply::Applied(grow.await)
+                }
+                None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+            },
+            ShardRequest::DeleteRecords(parts) => {
+                ShardReply::DeleteRecords(self.partitions.delete_records(parts).await)
+            }
+            ShardRequest::PartitionSizes => ShardReply::PartitionSizes(self.partitions.sizes()),
             ShardRequest::Group(call) => match self.groups.refuse_while_loading(&call) {
                 Some(error) => ShardReply::Failed(KafkaError::new(error)),
                 None => {
@@ -161,7 +181,8 @@ impl Shard {
                 }
             },
             ShardRequest::InstallView(view) => {
-                *self.view.borrow_mut() = view;
+                let old = self.view.replace(view.clone());
+                self.partitions.reconfigure(&self.config, &old, &view);
                 ShardReply::Done
             }
             ShardRequest::Shutdown => {

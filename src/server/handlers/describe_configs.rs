@@ -15,8 +15,8 @@ use crate::metadata::TopicMeta;
 use crate::server::connection::ConnectionContext;
 
 /// Kafka's ConfigResource.Type codes.
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
+pub(super) const RESOURCE_TOPIC: i8 = 2;
+pub(super) const RESOURCE_BROKER: i8 = 4;
 
 /// Kafka's ConfigSource codes.
 pub const SOURCE_DYNAMIC_TOPIC: i8 = 1;
