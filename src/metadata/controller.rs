@@ -337,13 +337,20 @@ impl Controller {
 
     /// Persists `table` and installs it on every shard. When the write fails
     /// nothing is installed and the successful results become storage errors.
+    /// The write and its fsyncs run on glommio's blocking pool, so the
+    /// shard's reactor keeps serving meanwhile.
     async fn install<T>(
         &self,
         shard: &Rc<Shard>,
         table: BTreeMap<String, Arc<TopicMeta>>,
         results: &mut [Result<T, KafkaError>],
     ) {
-        if let Err(error) = store::save_topics(&shard.config.data_dir, &table) {
+        let data_dir = shard.config.data_dir.clone();
+        let written = table.clone();
+        let saved = glommio::executor()
+            .spawn_blocking(move || store::save_topics(&data_dir, &written))
+            .await;
+        if let Err(error) = saved {
             log::error!("cannot persist topic metadata: {error}");
             for result in results.iter_mut() {
                 if result.is_ok() {
