@@ -866,10 +866,14 @@ impl PartitionLog {
         }
         let position = header.base_offset.get();
         let mut buf = batch;
-        let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| LogError::Corrupt {
-            path: self.dir.clone(),
-            position: position as u64,
-            reason: format!("undecodable batch at offset {position}: {e}"),
+        let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| {
+            let reason = format!("undecodable batch at offset {position}: {e}");
+            ::log::error!("partition log {}: {reason}", self.dir.display());
+            LogError::Corrupt {
+                path: self.dir.clone(),
+                position: position as u64,
+                reason,
+            }
         })?;
         Ok(set
             .records
@@ -1407,6 +1411,85 @@ pub(super) mod tests {
                 Some((3, 6_000))
             );
             assert_eq!(log.max_timestamp().await.unwrap(), Some((3, 6_000)));
+        });
+    }
+
+    /// Flips one byte of the `index`-th batch of the segment file at `path`
+    /// (`batch_len` bytes each), `at` bytes into the batch.
+    fn flip_byte(path: &Path, batch_len: usize, index: usize, at: usize) {
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes[batch_len * index + at] ^= 0x04;
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    fn base_of(batch: &Bytes) -> i64 {
+        BatchHeader::view(batch).unwrap().base_offset.get()
+    }
+
+    #[test]
+    fn a_flipped_byte_in_a_closed_segment_is_caught_when_read() {
+        with_dir(|dir| async move {
+            let batch = sample_batch(5, Compression::None);
+            let log = PartitionLog::open(dir.clone(), small_config(0))
+                .await
+                .unwrap();
+            append_at(&log, 40, 1_000).await;
+            log.close().await.unwrap();
+            let per_segment = (2048 / batch.len()) as i64;
+            let second = 5 * per_segment;
+            // A byte of a record of the third batch of the second segment.
+            let victim = super::super::segment::log_path(&dir, second);
+            flip_byte(&victim, batch.len(), 2, batch.len() - 3);
+            let bad = second + 10;
+
+            let log = PartitionLog::open(dir.clone(), small_config(0))
+                .await
+                .unwrap();
+            assert_eq!(log.recovery_scanned_bytes(), 0, "a closed log is trusted");
+            let hw = log.high_watermark();
+            // The first batch of a read is bad: an error naming file and position.
+            for offset in [bad, bad + 4] {
+                match log.read(offset, hw, usize::MAX, true).await {
+                    Err(LogError::Corrupt { path, position, .. }) => {
+                        assert_eq!(path, victim);
+                        assert_eq!(position, 2 * batch.len() as u64);
+                    }
+                    other => panic!("offset {offset}: expected Corrupt, got {other:?}"),
+                }
+            }
+            // A read from before it gets the good batches and stops there.
+            let got = log.read(0, hw, usize::MAX, true).await.unwrap();
+            assert_eq!(got.len() as i64, bad / 5);
+            assert_eq!(base_of(got.last().unwrap()), bad - 5);
+            // After it, and in other segments, everything reads.
+            let got = log.read(bad + 5, hw, usize::MAX, true).await.unwrap();
+            assert_eq!(base_of(&got[0]), bad + 5);
+            assert_eq!(got.len() as i64, (200 - bad - 5) / 5);
+            assert_eq!(log.read(0, hw, 1, true).await.unwrap().len(), 1);
+            // Appends go on.
+            append_at(&log, 1, 1_000).await;
+            assert_eq!(log.log_end_offset(), 205);
+        });
+    }
+
+    #[test]
+    fn a_batch_at_the_wrong_offset_is_not_served() {
+        with_dir(|dir| async move {
+            let batch = sample_batch(5, Compression::None);
+            let log = PartitionLog::open(dir.clone(), small_config(0))
+                .await
+                .unwrap();
+            append_at(&log, 4, 1_000).await;
+            log.close().await.unwrap();
+            // baseOffset is outside the CRC: only the offsets give it away.
+            flip_byte(&super::super::segment::log_path(&dir, 0), batch.len(), 2, 7);
+            let log = PartitionLog::open(dir, small_config(0)).await.unwrap();
+            let got = log.read(0, 20, usize::MAX, true).await.unwrap();
+            assert_eq!(got.len(), 2);
+            assert!(matches!(
+                log.read(10, 20, usize::MAX, true).await,
+                Err(LogError::Corrupt { .. })
+            ));
         });
     }
 

@@ -10,7 +10,9 @@ use glommio::io::{BufferedFile, OpenOptions};
 
 use super::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 use super::LogError;
-use crate::protocol::batch::{framed_size, BatchError, BatchHeader, BATCH_HEADER_SIZE};
+use crate::protocol::batch::{
+    framed_size, verify_stored, BatchError, BatchHeader, BATCH_HEADER_SIZE,
+};
 
 /// Kafka's "no timestamp".
 pub const NO_TIMESTAMP: i64 = -1;
@@ -147,6 +149,15 @@ fn relative(base_offset: i64, offset: i64) -> u32 {
     (offset - base_offset) as u32
 }
 
+/// Where the next batch a read returns must sit.
+#[derive(Debug, Clone, Copy)]
+enum Expected {
+    /// The first one: it holds this offset.
+    Holding(i64),
+    /// Any later one: it starts right after the previous.
+    StartingAt(i64),
+}
+
 /// How much a read may still return.
 pub struct ReadBudget {
     max_bytes: usize,
@@ -203,6 +214,8 @@ pub struct Segment {
     pub created_ms: u64,
     /// Set by retention: the files are gone and must not be created again.
     deleted: Cell<bool>,
+    /// File position of the last corruption logged, so it is logged once.
+    reported_corruption: Cell<Option<u64>>,
 }
 
 impl Segment {
@@ -218,6 +231,7 @@ impl Segment {
             next_offset: Cell::new(base_offset),
             created_ms,
             deleted: Cell::new(false),
+            reported_corruption: Cell::new(None),
         }
     }
 
@@ -241,6 +255,7 @@ impl Segment {
             next_offset: Cell::new(next_offset),
             created_ms,
             deleted: Cell::new(false),
+            reported_corruption: Cell::new(None),
         }
     }
 
@@ -363,7 +378,16 @@ impl Segment {
         u64::from(self.indexes.borrow().offsets.lookup(relative))
     }
 
+    /// A `LogError::Corrupt` for the bytes at `position` of this segment,
+    /// logged with the file and position the first time it is found there:
+    /// a consumer retrying the same fetch does not repeat the line.
     pub fn corrupt(&self, position: u64, reason: &str) -> LogError {
+        if self.reported_corruption.replace(Some(position)) != Some(position) {
+            ::log::error!(
+                "corrupt data in {} at file position {position}: {reason}",
+                self.log_path().display()
+            );
+        }
         LogError::Corrupt {
             path: self.log_path(),
             position,
@@ -375,6 +399,12 @@ impl Segment {
     /// `offset`, stopping before a batch reaching `max_offset` or one the
     /// budget refuses. Returns true when the read is over, false when it may
     /// go on in the next segment.
+    ///
+    /// Every batch returned is checked first (magic, CRC-32C, offsets that
+    /// follow on): bytes that are not what the log wrote are never served.
+    /// A bad batch ends the read after the good ones before it, as Kafka's
+    /// consumers see it; only when it would be the first batch of the read
+    /// (`out` still empty) is it an error, `LogError::Corrupt`.
     pub async fn read_batches(
         &self,
         offset: i64,
@@ -385,38 +415,90 @@ impl Segment {
         let end = self.written_bytes.get();
         let mut position = self.lookup(offset);
         let mut want = budget.window_bytes();
+        let mut expected = Expected::Holding(offset.max(self.base_offset));
         while position < end {
             let buf = self
                 .read_exact(position, want.min(end - position) as usize)
                 .await?;
             let mut cursor = 0;
             while cursor < buf.len() {
+                let at = position + cursor as u64;
                 let size = match frame(&buf[cursor..]) {
                     Ok(Some(size)) => size,
                     Ok(None) => break,
-                    Err(e) => return Err(self.corrupt(position + cursor as u64, &format!("{e:?}"))),
+                    Err(e) => return self.end_at_corruption(at, &format!("{e:?}"), out),
                 };
                 let Some(header) = BatchHeader::view(&buf[cursor..]) else {
                     break;
                 };
                 let last_offset = header.last_offset();
                 if last_offset >= offset {
-                    if last_offset >= max_offset || !budget.admit(size) {
+                    if !budget.admit(size) {
                         return Ok(true);
                     }
-                    out.push(buf.slice(cursor..cursor + size));
+                    let batch = buf.slice(cursor..cursor + size);
+                    if let Err(reason) = self.check_batch(&batch, expected) {
+                        return self.end_at_corruption(at, &reason, out);
+                    }
+                    if last_offset >= max_offset {
+                        return Ok(true);
+                    }
+                    expected = Expected::StartingAt(last_offset + 1);
+                    out.push(batch);
                 }
                 cursor += size;
             }
             if cursor == 0 {
                 // One batch larger than the window: read it alone, at its size.
-                want = self.batch_size_at(position, end).await?;
+                want = match self.batch_size_at(position, end).await {
+                    Ok(size) => size,
+                    Err(LogError::Corrupt { .. }) if !out.is_empty() => return Ok(true),
+                    Err(e) => return Err(e),
+                };
                 continue;
             }
             want = budget.window_bytes();
             position += cursor as u64;
         }
         Ok(false)
+    }
+
+    /// A batch about to be served: intact (`batch::verify_stored`) and at
+    /// the offsets this segment holds, where the read expects it. (The base
+    /// offset is outside the CRC; this is what catches a flip there.)
+    fn check_batch(&self, batch: &[u8], expected: Expected) -> Result<(), String> {
+        let header = BatchHeader::view(batch).ok_or("short batch header")?;
+        let (base, last) = (header.base_offset.get(), header.last_offset());
+        verify_stored(batch)
+            .map_err(|e| format!("{e:?} in the batch of offsets {base}..={last}"))?;
+        let in_segment = base >= self.base_offset && last < self.next_offset.get();
+        let in_place = match expected {
+            Expected::Holding(offset) => base <= offset && offset <= last,
+            Expected::StartingAt(offset) => base == offset,
+        };
+        if !in_segment || !in_place {
+            return Err(format!(
+                "batch claims offsets {base}..={last}, expected {expected:?} within [{}, {})",
+                self.base_offset,
+                self.next_offset.get()
+            ));
+        }
+        Ok(())
+    }
+
+    /// What a read does on finding a bad batch at `position`: it ends there
+    /// with what it has, or fails if it has nothing.
+    fn end_at_corruption(
+        &self,
+        position: u64,
+        reason: &str,
+        out: &[Bytes],
+    ) -> Result<bool, LogError> {
+        if out.is_empty() {
+            Err(self.corrupt(position, reason))
+        } else {
+            Ok(true)
+        }
     }
 }
 

@@ -31,10 +31,15 @@ pub struct OwnedPartitions {
 }
 
 /// Storage errors as Kafka error codes, logged where they lose detail.
+/// Corrupt data is KAFKA_STORAGE_ERROR too, and the log already logged its
+/// file and position when it found it (once, not per retried fetch).
 pub fn log_error_to_kafka(partition: &TopicPartition, error: &LogError) -> KafkaError {
     match error {
         LogError::OffsetOutOfRange { .. } => KafkaError::new(ResponseError::OffsetOutOfRange),
         LogError::Closed => KafkaError::new(ResponseError::NotLeaderOrFollower),
+        LogError::Corrupt { .. } => {
+            KafkaError::with_message(ResponseError::KafkaStorageError, error.to_string())
+        }
         other => {
             log::error!("partition {}: storage error: {other}", partition.dir_name());
             KafkaError::with_message(ResponseError::KafkaStorageError, other.to_string())
