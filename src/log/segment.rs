@@ -143,6 +143,42 @@ impl SegmentIndexes {
     }
 }
 
+/// What `SegmentIndexes` held before some batches were recorded, to go back
+/// to when those batches are given up (a failed write): entries only ever
+/// get appended, so counts and the few scalars are the whole state.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexMark {
+    offset_entries: usize,
+    time_entries: usize,
+    bytes_since_entry: u64,
+    max_timestamp: i64,
+    offset_of_max_timestamp: i64,
+    last_batch: Option<(i64, u32)>,
+}
+
+impl SegmentIndexes {
+    pub fn mark(&self) -> IndexMark {
+        IndexMark {
+            offset_entries: self.offsets.entry_count(),
+            time_entries: self.times.entry_count(),
+            bytes_since_entry: self.bytes_since_entry,
+            max_timestamp: self.max_timestamp,
+            offset_of_max_timestamp: self.offset_of_max_timestamp,
+            last_batch: self.last_batch,
+        }
+    }
+
+    /// Forgets everything recorded (or sealed) since `mark` was taken.
+    pub fn rewind(&mut self, mark: IndexMark) {
+        self.offsets.truncate_to(mark.offset_entries);
+        self.times.truncate_to(mark.time_entries);
+        self.bytes_since_entry = mark.bytes_since_entry;
+        self.max_timestamp = mark.max_timestamp;
+        self.offset_of_max_timestamp = mark.offset_of_max_timestamp;
+        self.last_batch = mark.last_batch;
+    }
+}
+
 /// Offsets in a segment stay within u32 of its base: the log rolls before.
 fn relative(base_offset: i64, offset: i64) -> u32 {
     debug_assert!(offset >= base_offset && offset - base_offset <= i64::from(u32::MAX));
@@ -321,6 +357,28 @@ impl Segment {
         self.file().await?.truncate(size).await?;
         self.queued_bytes.set(size);
         self.written_bytes.set(size);
+        Ok(())
+    }
+
+    /// Forgets, in memory, the bytes from `position` on (given up after a
+    /// failed write): the segment ends before `next_offset` again and its
+    /// indexes go back to `mark`, taken when the first of them was queued.
+    /// `truncate_file` then cuts the file.
+    pub fn rewind(&self, position: u64, next_offset: i64, mark: IndexMark) {
+        self.queued_bytes.set(position);
+        self.written_bytes
+            .set(self.written_bytes.get().min(position));
+        self.next_offset.set(next_offset);
+        self.indexes.borrow_mut().rewind(mark);
+    }
+
+    /// Cuts the file to `size` bytes, if this segment has one open (a
+    /// segment whose file was never created has nothing to cut).
+    pub async fn truncate_file(&self, size: u64) -> Result<(), LogError> {
+        let file = self.file.borrow().clone();
+        if let Some(file) = file {
+            file.truncate(size).await?;
+        }
         Ok(())
     }
 
