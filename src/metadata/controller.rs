@@ -7,6 +7,7 @@
 //! only after it is on disk and installed on every shard.
 
 use std::collections::BTreeMap;
+use std::io::ErrorKind;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use glommio::sync::Semaphore;
 use kafka_protocol::error::ResponseError;
 
 use super::store;
-use super::{initial_placement, validate_topic_name, TopicMeta};
+use super::{initial_placement, validate_topic_name, ClusterView, TopicMeta};
 use crate::config::{validate_topic_config, PARTITIONS_PER_TOPIC_MAX};
 use crate::shard::messages::{
     KafkaError, NewTopic, ShardReply, ShardRequest, TopicPartition, TopicRef,
@@ -174,23 +175,25 @@ impl Controller {
         if deleted.is_empty() {
             return results;
         }
-        self.install(shard, table, &mut results).await;
-        if results.iter().all(|result| result.is_err()) {
+        let mut saved = store::save_topics(&shard.config.data_dir, &table);
+        if matches!(&saved, Err(error) if error.kind() == ErrorKind::StorageFull) {
+            // Deleting a topic is how a full disk gets room again, yet the
+            // table that forgets it needs a little room first. So the data
+            // goes first here; a crash before the table is written brings
+            // these topics back, empty, and a second delete finishes them.
+            let names: Vec<&str> = deleted.iter().map(|meta| meta.name.as_str()).collect();
+            log::warn!("disk full: deleting the data of {names:?} before the topic table");
+            for meta in &deleted {
+                delete_partitions(shard, &view, meta).await;
+            }
+            saved = store::save_topics(&shard.config.data_dir, &table);
+        }
+        if !Controller::saved(saved, &mut results) {
             return results;
         }
-        for meta in deleted {
-            let mut by_owner: BTreeMap<usize, Vec<TopicPartition>> = BTreeMap::new();
-            for partition in 0..meta.partitions {
-                by_owner
-                    .entry(view.owner(&meta.name, partition))
-                    .or_default()
-                    .push(TopicPartition::new(&meta.name, partition));
-            }
-            for (owner, partitions) in by_owner {
-                shard
-                    .call(owner, ShardRequest::DeletePartitions(partitions))
-                    .await;
-            }
+        Controller::install_view(shard, table).await;
+        for meta in &deleted {
+            delete_partitions(shard, &view, meta).await;
         }
         results
     }
@@ -203,21 +206,51 @@ impl Controller {
         table: BTreeMap<String, Arc<TopicMeta>>,
         results: &mut [Result<T, KafkaError>],
     ) {
-        if let Err(error) = store::save_topics(&shard.config.data_dir, &table) {
-            log::error!("cannot persist topic metadata: {error}");
-            for result in results.iter_mut() {
-                if result.is_ok() {
-                    *result = Err(KafkaError::with_message(
-                        ResponseError::KafkaStorageError,
-                        error.to_string(),
-                    ));
-                }
-            }
-            return;
+        let saved = store::save_topics(&shard.config.data_dir, &table);
+        if Controller::saved(saved, results) {
+            Controller::install_view(shard, table).await;
         }
+    }
+
+    /// Whether the table was written; if not, the successful results become
+    /// storage errors.
+    fn saved<T>(saved: std::io::Result<()>, results: &mut [Result<T, KafkaError>]) -> bool {
+        let Err(error) = saved else {
+            return true;
+        };
+        log::error!("cannot persist topic metadata: {error}");
+        for result in results.iter_mut() {
+            if result.is_ok() {
+                *result = Err(KafkaError::with_message(
+                    ResponseError::KafkaStorageError,
+                    error.to_string(),
+                ));
+            }
+        }
+        false
+    }
+
+    async fn install_view(shard: &Rc<Shard>, table: BTreeMap<String, Arc<TopicMeta>>) {
         let view = Arc::new(shard.view().with_topics(table));
         shard
             .broadcast(|| ShardRequest::InstallView(view.clone()))
+            .await;
+    }
+}
+
+/// Has the owner shards (per `view`, which still holds the topic) close and
+/// remove every partition of `meta`; those already gone are skipped.
+async fn delete_partitions(shard: &Rc<Shard>, view: &ClusterView, meta: &TopicMeta) {
+    let mut by_owner: BTreeMap<usize, Vec<TopicPartition>> = BTreeMap::new();
+    for partition in 0..meta.partitions {
+        by_owner
+            .entry(view.owner(&meta.name, partition))
+            .or_default()
+            .push(TopicPartition::new(&meta.name, partition));
+    }
+    for (owner, partitions) in by_owner {
+        shard
+            .call(owner, ShardRequest::DeletePartitions(partitions))
             .await;
     }
 }

@@ -85,6 +85,13 @@ impl OwnedPartitions {
             let log = PartitionLog::open(dir, config.log.clone())
                 .await
                 .map_err(|error| log_error_to_kafka(&partition, &error))?;
+            let scanned_bytes = log.recovery_scanned_bytes();
+            if scanned_bytes > 0 {
+                log::info!(
+                    "partition {}: recovery scanned {scanned_bytes} bytes past the recovery point",
+                    partition.dir_name()
+                );
+            }
             self.logs.borrow_mut().insert(partition, log);
         }
         Ok(())
