@@ -23,6 +23,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -647,6 +648,21 @@ def errors_of(reports):
     return [r["error"] for r in reports if "error" in r] + [r["error_note"] for r in reports if "error_note" in r]
 
 
+def kept_sections(path):
+    """The `<!-- section:NAME -->` ... `<!-- /section:NAME -->` blocks of the
+    RESULTS.md at `path`: results other scripts record there (such as
+    perf/restart_time.py), carried over when this harness rewrites the file."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return []
+    kept = []
+    for match in re.finditer(r"<!-- section:([\w-]+) -->.*?<!-- /section:\1 -->", text, re.S):
+        kept += [match.group(0), ""]
+    return kept
+
+
 def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, commands, info):
     by_key = {w.key: w for w in rows}
     lines = [
@@ -753,7 +769,9 @@ def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, c
         lines += ["## Failed runs", ""] + [f"- {k} / {b}: `{e.splitlines()[-1] if e else e}`" for k, b, e in failures] + [""]
     lines += ["## Commands", "", "Exactly as run (`$PORT`, `$TMP`, `$TOPIC` stand for the per-run port, "
               "temp directory and topic name):", "", "```"] + commands.lines + ["```", ""]
-    with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
+    results_path = os.path.join(out_dir, "RESULTS.md")
+    lines += kept_sections(results_path)
+    with open(results_path, "w") as f:
         f.write("\n".join(lines))
     with open(os.path.join(out_dir, "results.svg"), "w") as f:
         f.write(svg_chart(medians, brokers, size))
