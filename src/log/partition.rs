@@ -796,6 +796,9 @@ impl PartitionLog {
         if offset < self.log_start_offset.get() || offset > log_end_offset {
             return Err(self.out_of_range());
         }
+        // A log failed by an fdatasync error serves nothing: the files may
+        // not hold what the log believes it wrote.
+        self.check_failure()?;
         if self.marks.closed.get() {
             return Err(LogError::Closed);
         }
