@@ -248,6 +248,8 @@ pub struct PartitionLog {
     failure: RefCell<Option<String>>,
     /// Why the last appends given up were given up.
     last_write_error: RefCell<String>,
+    /// Set from a write that failed until one succeeds.
+    write_failing: Cell<bool>,
     closing: Cell<bool>,
     /// Held while the checkpoint file is replaced.
     checkpoint_lock: Semaphore,
@@ -286,6 +288,7 @@ impl PartitionLog {
             marks,
             failure: RefCell::new(None),
             last_write_error: RefCell::new(String::new()),
+            write_failing: Cell::new(false),
             closing: Cell::new(false),
             checkpoint_lock: Semaphore::new(1),
             recovery_scanned_bytes: recovered.scanned_bytes,
@@ -527,9 +530,25 @@ impl PartitionLog {
                 break;
             }
             let fatal = match self.write_group(&group, group_bytes).await {
-                Ok(()) => continue,
+                Ok(()) => {
+                    if self.write_failing.replace(false) {
+                        ::log::info!(
+                            "partition log {}: writes resumed at offset {}",
+                            self.dir.display(),
+                            self.written_offset.get()
+                        );
+                    }
+                    continue;
+                }
                 Err(WriteFailure::Retryable(e)) => {
-                    ::log::error!(
+                    // Logged when writes start failing, not at every retry.
+                    let level = if self.write_failing.replace(true) {
+                        ::log::Level::Debug
+                    } else {
+                        ::log::Level::Error
+                    };
+                    ::log::log!(
+                        level,
                         "partition log {}: write failed; appends from offset {} on are given up and new ones go there: {e}",
                         self.dir.display(),
                         self.written_offset.get()

@@ -31,13 +31,14 @@ pub struct OwnedPartitions {
 }
 
 /// Storage errors as Kafka error codes, logged where they lose detail.
-/// Corrupt data is KAFKA_STORAGE_ERROR too, and the log already logged its
-/// file and position when it found it (once, not per retried fetch).
+/// Corrupt data and appends given up after a failed write are
+/// KAFKA_STORAGE_ERROR too; the log already logged those where it found
+/// them (once, not per retried fetch or produce).
 pub fn log_error_to_kafka(partition: &TopicPartition, error: &LogError) -> KafkaError {
     match error {
         LogError::OffsetOutOfRange { .. } => KafkaError::new(ResponseError::OffsetOutOfRange),
         LogError::Closed => KafkaError::new(ResponseError::NotLeaderOrFollower),
-        LogError::Corrupt { .. } => {
+        LogError::Corrupt { .. } | LogError::WriteFailed(_) => {
             KafkaError::with_message(ResponseError::KafkaStorageError, error.to_string())
         }
         other => {
