@@ -24,7 +24,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 
 use super::checkpoint::{self, Checkpoint};
 use super::recovery;
-use super::segment::{ReadBudget, Segment, NO_TIMESTAMP};
+use super::segment::{IndexMark, ReadBudget, Segment, NO_TIMESTAMP};
 use super::{
     AppendResult, AppendWait, FlushPolicy, LogConfig, LogError, RetentionOutcome, SEGMENT_BYTES_MAX,
 };
@@ -32,6 +32,20 @@ use crate::protocol::batch::{
     framed_size, set_base_offset, set_log_append_time, set_partition_leader_epoch, BatchError,
     BatchHeader, ATTR_TIMESTAMP_TYPE_LOG_APPEND,
 };
+
+/// Why the writer could not write a group.
+enum WriteFailure {
+    /// A write, a file creation or an index write failed (typically a full
+    /// disk, ENOSPC): the bytes in question never counted as written, so
+    /// the log goes back to where it is intact (`give_up`) and takes
+    /// appends again once there is room.
+    Retryable(LogError),
+    /// fdatasync failed. The kernel may already have dropped the dirty pages
+    /// it could not write and would report a retried sync as a success, so
+    /// what the file holds is unknown (PostgreSQL's "fsyncgate"). The log
+    /// takes nothing more; a restart re-reads the files through recovery.
+    Fatal(LogError),
+}
 
 /// Most bytes the writer puts in one group (one `write_at`): bounds the
 /// buffer it builds while still coalescing thousands of small produces.
@@ -128,7 +142,13 @@ enum Pending {
         segment: Rc<Segment>,
         position: u64,
         bytes: Bytes,
+        /// The offsets of these bytes are `base_offset..next_offset`.
+        base_offset: i64,
         next_offset: i64,
+        /// The segment's indexes before these batches were recorded.
+        indexes_before: IndexMark,
+        /// Raised when the writer gives these bytes up; their append fails.
+        given_up: Rc<Cell<bool>>,
     },
     /// The segment rolled: everything before this is its last data.
     Seal(Rc<Segment>),
@@ -155,6 +175,17 @@ impl TailCache {
                 break;
             };
             self.size_bytes -= evicted.bytes.len();
+        }
+    }
+
+    /// Drops the batches that end at or after `offset` (given up by the writer).
+    fn truncate_from(&mut self, offset: i64) {
+        while let Some(last) = self.batches.back() {
+            if last.last_offset < offset {
+                break;
+            }
+            self.size_bytes -= last.bytes.len();
+            self.batches.pop_back();
         }
     }
 
@@ -219,8 +250,13 @@ pub struct PartitionLog {
     last_sync: Cell<Instant>,
     tail: RefCell<TailCache>,
     marks: Rc<Watermarks>,
-    /// Set when a write failed: the log takes nothing more.
+    /// Set when an fdatasync failed (or a failed write could not be cut
+    /// back): the log takes nothing more. See `WriteFailure`.
     failure: RefCell<Option<String>>,
+    /// Why the last appends given up were given up.
+    last_write_error: RefCell<String>,
+    /// Set from a write that failed until one succeeds.
+    write_failing: Cell<bool>,
     closing: Cell<bool>,
     /// Held while the checkpoint file is replaced.
     checkpoint_lock: Semaphore,
@@ -258,11 +294,20 @@ impl PartitionLog {
             last_sync: Cell::new(Instant::now()),
             marks,
             failure: RefCell::new(None),
+            last_write_error: RefCell::new(String::new()),
+            write_failing: Cell::new(false),
             closing: Cell::new(false),
             checkpoint_lock: Semaphore::new(1),
             recovery_scanned_bytes: recovered.scanned_bytes,
         });
-        log.checkpoint().await?;
+        // The checkpoint already on disk stays true of the files, so a full
+        // disk does not keep the log from opening: the next one scans more.
+        if let Err(e) = log.checkpoint().await {
+            ::log::warn!(
+                "partition log {}: checkpoint after open: {e}",
+                log.dir.display()
+            );
+        }
         Ok(log)
     }
 
@@ -316,21 +361,37 @@ impl PartitionLog {
         wait: AppendWait,
         log_append_time_ms: Option<i64>,
     ) -> Result<AppendResult, LogError> {
-        let result = self.enqueue(batches, log_append_time_ms)?;
+        let (result, given_up) = self.enqueue(batches, log_append_time_ms)?;
         self.start_writer();
         let last_offset = result.last_offset;
         match wait {
             AppendWait::Nothing => {}
             AppendWait::Written => {
-                self.wait_until(|log| log.written_offset.get() > last_offset)
+                self.wait_for_append(&given_up, |log| log.written_offset.get() > last_offset)
                     .await?
             }
             AppendWait::Durable => {
-                self.wait_until(|log| log.high_watermark() > last_offset)
+                self.wait_for_append(&given_up, |log| log.high_watermark() > last_offset)
                     .await?
             }
         }
         Ok(result)
+    }
+
+    /// `wait_until` for one append: fails once the writer has given its
+    /// bytes up, even when later appends have since reused its offsets.
+    async fn wait_for_append(
+        &self,
+        given_up: &Cell<bool>,
+        done: impl Fn(&Self) -> bool,
+    ) -> Result<(), LogError> {
+        self.wait_until(|log| given_up.get() || done(log)).await?;
+        if given_up.get() {
+            return Err(LogError::WriteFailed(
+                self.last_write_error.borrow().clone(),
+            ));
+        }
+        Ok(())
     }
 
     fn check_open(&self) -> Result<(), LogError> {
@@ -342,11 +403,12 @@ impl PartitionLog {
     }
 
     /// The synchronous half of `append`: offsets, indexes, cache, queue.
+    /// Also returns the flag the writer raises if it gives the bytes up.
     fn enqueue(
         &self,
         mut batches: BytesMut,
         log_append_time_ms: Option<i64>,
-    ) -> Result<AppendResult, LogError> {
+    ) -> Result<(AppendResult, Rc<Cell<bool>>), LogError> {
         self.check_open()?;
         if batches.is_empty() {
             return Err(LogError::InvalidBatch(BatchError::Truncated));
@@ -393,6 +455,7 @@ impl PartitionLog {
         let mut position = start_position;
         let mut start = 0;
         let index_interval_bytes = self.config.borrow().index_interval_bytes;
+        let indexes_before = segment.indexes.borrow().mark();
         {
             let mut indexes = segment.indexes.borrow_mut();
             let mut tail = self.tail.borrow_mut();
@@ -415,18 +478,23 @@ impl PartitionLog {
         }
         segment.queued_bytes.set(position);
         segment.next_offset.set(next_offset);
+        let given_up = Rc::new(Cell::new(false));
         self.pending.borrow_mut().push_back(Pending::Write {
             segment,
             position: start_position,
             bytes,
+            base_offset,
             next_offset,
+            indexes_before,
+            given_up: given_up.clone(),
         });
         self.log_end_offset.set(next_offset);
-        Ok(AppendResult {
+        let result = AppendResult {
             base_offset,
             last_offset,
             log_start_offset: self.log_start_offset.get(),
-        })
+        };
+        Ok((result, given_up))
     }
 
     /// The segment the next `len` bytes (offsets up to `last_offset`) go to,
@@ -473,17 +541,120 @@ impl PartitionLog {
             if group.is_empty() {
                 break;
             }
-            if let Err(e) = self.write_group(group, group_bytes).await {
-                ::log::error!("partition log {}: write failed: {e}", self.dir.display());
-                *self.failure.borrow_mut() = Some(e.to_string());
-                self.pending.borrow_mut().clear();
-                // Long polls are released; appends and reads report the failure.
-                self.marks.closed.set(true);
-                break;
-            }
+            let fatal = match self.write_group(&group, group_bytes).await {
+                Ok(()) => {
+                    if self.write_failing.replace(false) {
+                        ::log::info!(
+                            "partition log {}: writes resumed at offset {}",
+                            self.dir.display(),
+                            self.written_offset.get()
+                        );
+                    }
+                    continue;
+                }
+                Err(WriteFailure::Retryable(e)) => {
+                    // Logged when writes start failing, not at every retry.
+                    let level = if self.write_failing.replace(true) {
+                        ::log::Level::Debug
+                    } else {
+                        ::log::Level::Error
+                    };
+                    ::log::log!(
+                        level,
+                        "partition log {}: write failed; appends from offset {} on are given up and new ones go there: {e}",
+                        self.dir.display(),
+                        self.written_offset.get()
+                    );
+                    *self.last_write_error.borrow_mut() = e.to_string();
+                    match self.give_up(group).await {
+                        Ok(()) => continue,
+                        Err(e) => e,
+                    }
+                }
+                Err(WriteFailure::Fatal(e)) => e,
+            };
+            ::log::error!(
+                "partition log {}: {fatal}; it takes nothing more until the broker restarts",
+                self.dir.display()
+            );
+            *self.failure.borrow_mut() = Some(fatal.to_string());
+            self.pending.borrow_mut().clear();
+            // Long polls are released; appends and reads report the failure.
+            self.marks.closed.set(true);
+            break;
         }
         self.writer_running.set(false);
         self.marks.progress.notify();
+    }
+
+    /// After a failed write: gives up the failed group and everything queued
+    /// behind it, so that the log ends at the written offset again. Their
+    /// appends fail; the log end offset, the active segment's size and
+    /// indexes and the tail cache go back to that offset, segments rolled
+    /// after it are removed, and later appends take those offsets again.
+    /// The in-memory part happens before any `.await`, so no append slips
+    /// in with offsets about to be reused; then the files are cut back (the
+    /// writer is this task, so nothing new is written before that).
+    async fn give_up(&self, group: Vec<Pending>) -> Result<(), LogError> {
+        let to = self.written_offset.get();
+        let mut items = group;
+        items.extend(self.pending.borrow_mut().drain(..));
+        // Per segment: where its first given-up bytes start, and its
+        // indexes before them. Seals are dropped: the segment each names is
+        // either removed below or becomes the active one again.
+        let mut cuts: Vec<(Rc<Segment>, u64, IndexMark)> = Vec::new();
+        for item in items {
+            let Pending::Write {
+                segment,
+                position,
+                base_offset,
+                indexes_before,
+                given_up,
+                ..
+            } = item
+            else {
+                continue;
+            };
+            // Written and synced before a seal that succeeded in the group.
+            if base_offset < to {
+                continue;
+            }
+            given_up.set(true);
+            if !cuts.iter().any(|(s, _, _)| Rc::ptr_eq(s, &segment)) {
+                cuts.push((segment, position, indexes_before));
+            }
+        }
+        let removed = {
+            let mut segments = self.segments.borrow_mut();
+            // The list never empties: a first segment starting at `to` stays, emptied.
+            let keep = segments.partition_point(|s| s.base_offset < to).max(1);
+            segments.split_off(keep)
+        };
+        let active = self.active();
+        // Only the active segment holds both kept and given-up bytes.
+        debug_assert!(cuts
+            .iter()
+            .all(|(segment, _, _)| Rc::ptr_eq(segment, &active)
+                || removed.iter().any(|r| Rc::ptr_eq(r, segment))));
+        for (segment, position, mark) in &cuts {
+            if Rc::ptr_eq(segment, &active) {
+                segment.rewind(*position, to, *mark);
+            }
+        }
+        active.next_offset.set(to);
+        self.sealed_offset
+            .set(self.sealed_offset.get().min(active.base_offset));
+        self.log_end_offset.set(to);
+        self.tail.borrow_mut().truncate_from(to);
+        if let Some((_, position, _)) = cuts.iter().find(|(s, _, _)| Rc::ptr_eq(s, &active)) {
+            active.truncate_file(*position).await?;
+        }
+        for segment in removed {
+            segment.delete_files().await?;
+        }
+        // The given-up appends fail once the files are back too.
+        self.marks.progress.notify();
+        Ok(())
     }
 
     /// Everything queued, up to `GROUP_BYTES_MAX` (always at least one
@@ -506,11 +677,16 @@ impl PartitionLog {
         (group, group_bytes)
     }
 
+    /// Writes one group: one `write_at` per run of bytes of one segment,
+    /// seals where the log rolled, one fdatasync as the policy asks. On a
+    /// `Retryable` failure, `written_offset` is where the log is intact:
+    /// the group start, or the end of a segment sealed in the group.
     async fn write_group(
         self: &Rc<Self>,
-        group: Vec<Pending>,
+        group: &[Pending],
         group_bytes: usize,
-    ) -> Result<(), LogError> {
+    ) -> Result<(), WriteFailure> {
+        use WriteFailure::{Fatal, Retryable};
         let mut run: Option<(Rc<Segment>, u64, Vec<u8>)> = None;
         let mut next_offset = self.written_offset.get();
         let mut last_segment = None;
@@ -521,31 +697,37 @@ impl PartitionLog {
                     position,
                     bytes,
                     next_offset: next,
+                    ..
                 } => {
-                    next_offset = next;
+                    next_offset = *next;
                     if let Some((run_segment, start, buf)) = run.as_mut() {
-                        if Rc::ptr_eq(run_segment, &segment) {
-                            debug_assert_eq!(*start + buf.len() as u64, position);
-                            buf.extend_from_slice(&bytes);
+                        if Rc::ptr_eq(run_segment, segment) {
+                            debug_assert_eq!(*start + buf.len() as u64, *position);
+                            buf.extend_from_slice(bytes);
                             continue;
                         }
                     }
-                    Self::write_run(run.take()).await?;
+                    Self::write_run(run.take()).await.map_err(Retryable)?;
                     // Usually the whole group goes to this one segment.
                     let mut buf = Vec::with_capacity(group_bytes);
-                    buf.extend_from_slice(&bytes);
-                    run = Some((segment.clone(), position, buf));
-                    last_segment = Some(segment);
+                    buf.extend_from_slice(bytes);
+                    run = Some((segment.clone(), *position, buf));
+                    last_segment = Some(segment.clone());
                 }
                 Pending::Seal(segment) => {
-                    Self::write_run(run.take()).await?;
-                    segment.sync().await?;
-                    segment.write_indexes().await?;
-                    self.sealed_offset.set(segment.next_offset.get());
+                    Self::write_run(run.take()).await.map_err(Retryable)?;
+                    segment.sync().await.map_err(Fatal)?;
+                    segment.write_indexes().await.map_err(Retryable)?;
+                    // Everything up to the end of this segment is written
+                    // and synced: a later failure in the group keeps it.
+                    let end = segment.next_offset.get();
+                    self.sealed_offset.set(end);
+                    self.written_offset.set(end);
+                    self.raise_high_watermark(end);
                 }
             }
         }
-        Self::write_run(run.take()).await?;
+        Self::write_run(run.take()).await.map_err(Retryable)?;
         self.written_offset.set(next_offset);
         let flush_policy = self.config.borrow().flush_policy;
         match flush_policy {
@@ -553,7 +735,7 @@ impl PartitionLog {
                 // `AppendWait::Written` (acks=1) does not wait for the sync.
                 self.marks.progress.notify();
                 if let Some(segment) = last_segment {
-                    segment.sync().await?;
+                    segment.sync().await.map_err(Fatal)?;
                 }
                 self.last_sync.set(Instant::now());
             }
@@ -561,7 +743,7 @@ impl PartitionLog {
                 let due = Duration::from_millis(flush_ms);
                 let elapsed = self.last_sync.get().elapsed();
                 if elapsed >= due {
-                    self.active().sync().await?;
+                    self.active().sync().await.map_err(Fatal)?;
                     self.last_sync.set(Instant::now());
                 } else {
                     self.schedule_flush(due - elapsed);
@@ -646,6 +828,9 @@ impl PartitionLog {
         if offset < self.log_start_offset.get() || offset > log_end_offset {
             return Err(self.out_of_range());
         }
+        // A log failed by an fdatasync error serves nothing: the files may
+        // not hold what the log believes it wrote.
+        self.check_failure()?;
         if self.marks.closed.get() {
             return Err(LogError::Closed);
         }
@@ -930,10 +1115,14 @@ impl PartitionLog {
         }
         let position = header.base_offset.get();
         let mut buf = batch;
-        let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| LogError::Corrupt {
-            path: self.dir.clone(),
-            position: position as u64,
-            reason: format!("undecodable batch at offset {position}: {e}"),
+        let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| {
+            let reason = format!("undecodable batch at offset {position}: {e}");
+            ::log::error!("partition log {}: {reason}", self.dir.display());
+            LogError::Corrupt {
+                path: self.dir.clone(),
+                position: position as u64,
+                reason,
+            }
         })?;
         Ok(set
             .records
@@ -1510,6 +1699,162 @@ pub(super) mod tests {
             );
             assert_eq!(log.max_timestamp().await.unwrap(), Some((3, 6_000)));
         });
+    }
+
+    /// Flips one byte of the `index`-th batch of the segment file at `path`
+    /// (`batch_len` bytes each), `at` bytes into the batch.
+    fn flip_byte(path: &Path, batch_len: usize, index: usize, at: usize) {
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes[batch_len * index + at] ^= 0x04;
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    fn base_of(batch: &Bytes) -> i64 {
+        BatchHeader::view(batch).unwrap().base_offset.get()
+    }
+
+    #[test]
+    fn a_flipped_byte_in_a_closed_segment_is_caught_when_read() {
+        with_dir(|dir| async move {
+            let batch = sample_batch(5, Compression::None);
+            let log = PartitionLog::open(dir.clone(), small_config(0))
+                .await
+                .unwrap();
+            append_at(&log, 40, 1_000).await;
+            log.close().await.unwrap();
+            let per_segment = (2048 / batch.len()) as i64;
+            let second = 5 * per_segment;
+            // A byte of a record of the third batch of the second segment.
+            let victim = super::super::segment::log_path(&dir, second);
+            flip_byte(&victim, batch.len(), 2, batch.len() - 3);
+            let bad = second + 10;
+
+            let log = PartitionLog::open(dir.clone(), small_config(0))
+                .await
+                .unwrap();
+            assert_eq!(log.recovery_scanned_bytes(), 0, "a closed log is trusted");
+            let hw = log.high_watermark();
+            // The first batch of a read is bad: an error naming file and position.
+            for offset in [bad, bad + 4] {
+                match log.read(offset, hw, usize::MAX, true).await {
+                    Err(LogError::Corrupt { path, position, .. }) => {
+                        assert_eq!(path, victim);
+                        assert_eq!(position, 2 * batch.len() as u64);
+                    }
+                    other => panic!("offset {offset}: expected Corrupt, got {other:?}"),
+                }
+            }
+            // A read from before it gets the good batches and stops there.
+            let got = log.read(0, hw, usize::MAX, true).await.unwrap();
+            assert_eq!(got.len() as i64, bad / 5);
+            assert_eq!(base_of(got.last().unwrap()), bad - 5);
+            // After it, and in other segments, everything reads.
+            let got = log.read(bad + 5, hw, usize::MAX, true).await.unwrap();
+            assert_eq!(base_of(&got[0]), bad + 5);
+            assert_eq!(got.len() as i64, (200 - bad - 5) / 5);
+            assert_eq!(log.read(0, hw, 1, true).await.unwrap().len(), 1);
+            // Appends go on.
+            append_at(&log, 1, 1_000).await;
+            assert_eq!(log.log_end_offset(), 205);
+        });
+    }
+
+    #[test]
+    fn a_batch_at_the_wrong_offset_is_not_served() {
+        with_dir(|dir| async move {
+            let batch = sample_batch(5, Compression::None);
+            let log = PartitionLog::open(dir.clone(), small_config(0))
+                .await
+                .unwrap();
+            append_at(&log, 4, 1_000).await;
+            log.close().await.unwrap();
+            // baseOffset is outside the CRC: only the offsets give it away.
+            flip_byte(&super::super::segment::log_path(&dir, 0), batch.len(), 2, 7);
+            let log = PartitionLog::open(dir, small_config(0)).await.unwrap();
+            let got = log.read(0, 20, usize::MAX, true).await.unwrap();
+            assert_eq!(got.len(), 2);
+            assert!(matches!(
+                log.read(10, 20, usize::MAX, true).await,
+                Err(LogError::Corrupt { .. })
+            ));
+        });
+    }
+
+    /// Offsets 0.. in 5-record batches, exactly `count` of them.
+    fn assert_contiguous(got: &[Bytes], count: usize) {
+        let bases: Vec<i64> = got.iter().map(base_of).collect();
+        let expected: Vec<i64> = (0..count as i64).map(|b| b * 5).collect();
+        assert_eq!(bases, expected);
+    }
+
+    #[test]
+    fn a_failed_write_gives_up_its_appends_and_the_log_goes_on() {
+        for cache in [0, TAIL_CACHE_TEST_BYTES] {
+            with_dir(move |dir| async move {
+                let batch = sample_batch(5, Compression::None);
+                let per_segment = 2048 / batch.len();
+                let log = PartitionLog::open(dir.clone(), small_config(cache))
+                    .await
+                    .unwrap();
+                append_at(&log, per_segment - 2, 1_000).await;
+                let acked = log.log_end_offset();
+                // Sealing segment 0 fails: its index file cannot be created.
+                let trap = super::super::segment::index_path(&dir, 0);
+                std::fs::create_dir(&trap).unwrap();
+                for _ in 0..2 {
+                    // The end of segment 0, its seal and the start of
+                    // segment 1, unacknowledged (acks=0), then one that waits.
+                    for _ in 0..=per_segment {
+                        if log.segment_count() > 1 {
+                            break;
+                        }
+                        append_one(&log, &batch, AppendWait::Nothing).await.unwrap();
+                    }
+                    assert_eq!(log.segment_count(), 2);
+                    let failed = append_one(&log, &batch, AppendWait::Durable).await;
+                    assert!(
+                        matches!(failed, Err(LogError::WriteFailed(_))),
+                        "{failed:?}"
+                    );
+                    // Back to what was written before the failed group:
+                    // the acknowledged batches, maybe some acks=0 ones.
+                    let end = log.log_end_offset();
+                    assert!((acked..acked + 15).contains(&end), "log end {end}");
+                    assert_eq!(log.high_watermark(), end);
+                    assert_eq!(log.segment_count(), 1);
+                    assert_eq!(log.size_bytes(), (end / 5) as u64 * batch.len() as u64);
+                    let log_file = super::super::segment::log_path(&dir, 0);
+                    let file_size = std::fs::metadata(log_file).unwrap().len();
+                    assert_eq!(file_size, log.size_bytes());
+                    assert_eq!(segment_files(&dir, "log"), 1);
+                    assert_contiguous(&read_all(&log).await, (end / 5) as usize);
+                }
+                // Room again: the given-up offsets are taken anew.
+                std::fs::remove_dir(&trap).unwrap();
+                let end = log.log_end_offset();
+                let result = append_one(&log, &batch, AppendWait::Durable).await.unwrap();
+                assert_eq!(result.base_offset, end);
+                append_at(&log, 5, 1_000).await;
+                let batches = (end / 5 + 6) as usize;
+                assert_eq!(log.log_end_offset(), 5 * batches as i64);
+                assert_eq!(log.segment_count(), 2);
+                assert_contiguous(&read_all(&log).await, batches);
+                log.close().await.unwrap();
+
+                let log = PartitionLog::open(dir, small_config(cache)).await.unwrap();
+                assert_eq!(log.recovery_scanned_bytes(), 0);
+                assert_contiguous(&read_all(&log).await, batches);
+            });
+        }
+    }
+
+    /// Appends `batch` and waits for `wait`.
+    async fn append_one(
+        log: &Rc<PartitionLog>,
+        batch: &[u8],
+        wait: AppendWait,
+    ) -> Result<AppendResult, LogError> {
+        log.append(BytesMut::from(batch), wait, None).await
     }
 
     #[test]

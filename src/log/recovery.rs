@@ -103,8 +103,11 @@ pub async fn recover(dir: &Path, index_interval_bytes: u32) -> Result<Recovered,
         *segment.indexes.borrow_mut() = scan.indexes;
         segment.next_offset.set(scan.next_offset);
         if !is_last && scan.valid_bytes == size {
-            // Sealed again so that the next open can trust it.
-            segment.write_indexes().await?;
+            // Sealed again so that the next open can trust it. Without room
+            // for the index files (a full disk) the next open scans it again.
+            if let Err(e) = segment.write_indexes().await {
+                ::log::warn!("{}: indexes of segment {base}: {e}", dir.display());
+            }
         }
         segments.push(segment);
         if scan.valid_bytes < size {

@@ -9,6 +9,7 @@
 //! only after it is on disk and installed on every shard.
 
 use std::collections::BTreeMap;
+use std::io::ErrorKind;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use glommio::sync::Semaphore;
 use kafka_protocol::error::ResponseError;
 
 use super::store;
-use super::{initial_placement, validate_topic_name, TopicMeta};
+use super::{initial_placement, validate_topic_name, ClusterView, TopicMeta};
 use crate::config::{apply_config_ops, validated_overrides, PARTITIONS_PER_TOPIC_MAX};
 use crate::shard::messages::{
     ConfigChange, KafkaError, NewTopic, PartitionGrowth, ShardReply, ShardRequest,
@@ -172,23 +173,25 @@ impl Controller {
         if deleted.is_empty() {
             return results;
         }
-        self.install(shard, table, &mut results).await;
-        if results.iter().all(|result| result.is_err()) {
+        let mut saved = save(shard, &table).await;
+        if matches!(&saved, Err(error) if error.kind() == ErrorKind::StorageFull) {
+            // Deleting a topic is how a full disk gets room again, yet the
+            // table that forgets it needs a little room first. So the data
+            // goes first here; a crash before the table is written brings
+            // these topics back, empty, and a second delete finishes them.
+            let names: Vec<&str> = deleted.iter().map(|meta| meta.name.as_str()).collect();
+            log::warn!("disk full: deleting the data of {names:?} before the topic table");
+            for meta in &deleted {
+                delete_partitions(shard, &view, meta).await;
+            }
+            saved = save(shard, &table).await;
+        }
+        if !Controller::saved(saved, &mut results) {
             return results;
         }
-        for meta in deleted {
-            let mut by_owner: BTreeMap<usize, Vec<TopicPartition>> = BTreeMap::new();
-            for partition in 0..meta.partitions {
-                by_owner
-                    .entry(view.owner(&meta.name, partition))
-                    .or_default()
-                    .push(TopicPartition::new(&meta.name, partition));
-            }
-            for (owner, partitions) in by_owner {
-                shard
-                    .call(owner, ShardRequest::DeletePartitions(partitions))
-                    .await;
-            }
+        Controller::install_view(shard, table).await;
+        for meta in &deleted {
+            delete_partitions(shard, &view, meta).await;
         }
         results
     }
@@ -337,31 +340,37 @@ impl Controller {
 
     /// Persists `table` and installs it on every shard. When the write fails
     /// nothing is installed and the successful results become storage errors.
-    /// The write and its fsyncs run on glommio's blocking pool, so the
-    /// shard's reactor keeps serving meanwhile.
     async fn install<T>(
         &self,
         shard: &Rc<Shard>,
         table: BTreeMap<String, Arc<TopicMeta>>,
         results: &mut [Result<T, KafkaError>],
     ) {
-        let data_dir = shard.config.data_dir.clone();
-        let written = table.clone();
-        let saved = glommio::executor()
-            .spawn_blocking(move || store::save_topics(&data_dir, &written))
-            .await;
-        if let Err(error) = saved {
-            log::error!("cannot persist topic metadata: {error}");
-            for result in results.iter_mut() {
-                if result.is_ok() {
-                    *result = Err(KafkaError::with_message(
-                        ResponseError::KafkaStorageError,
-                        error.to_string(),
-                    ));
-                }
-            }
-            return;
+        let saved = save(shard, &table).await;
+        if Controller::saved(saved, results) {
+            Controller::install_view(shard, table).await;
         }
+    }
+
+    /// Whether the table was written; if not, the successful results become
+    /// storage errors.
+    fn saved<T>(saved: std::io::Result<()>, results: &mut [Result<T, KafkaError>]) -> bool {
+        let Err(error) = saved else {
+            return true;
+        };
+        log::error!("cannot persist topic metadata: {error}");
+        for result in results.iter_mut() {
+            if result.is_ok() {
+                *result = Err(KafkaError::with_message(
+                    ResponseError::KafkaStorageError,
+                    error.to_string(),
+                ));
+            }
+        }
+        false
+    }
+
+    async fn install_view(shard: &Rc<Shard>, table: BTreeMap<String, Arc<TopicMeta>>) {
         let view = Arc::new(shard.view().with_topics(table));
         shard
             .broadcast(|| ShardRequest::InstallView(view.clone()))
@@ -379,6 +388,23 @@ fn unknown_topic(topic: &str) -> KafkaError {
 
 fn invalid_config(error: crate::config::ConfigError) -> KafkaError {
     KafkaError::with_message(ResponseError::InvalidConfig, error.0)
+}
+
+/// Has the owner shards (per `view`, which still holds the topic) close and
+/// remove every partition of `meta`; those already gone are skipped.
+async fn delete_partitions(shard: &Rc<Shard>, view: &ClusterView, meta: &TopicMeta) {
+    let mut by_owner: BTreeMap<usize, Vec<TopicPartition>> = BTreeMap::new();
+    for partition in 0..meta.partitions {
+        by_owner
+            .entry(view.owner(&meta.name, partition))
+            .or_default()
+            .push(TopicPartition::new(&meta.name, partition));
+    }
+    for (owner, partitions) in by_owner {
+        shard
+            .call(owner, ShardRequest::DeletePartitions(partitions))
+            .await;
+    }
 }
 
 /// Every result an error: the controller is shutting down.
@@ -408,4 +434,14 @@ async fn open_partitions(shard: &Rc<Shard>, meta: &Arc<TopicMeta>) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// Writes the topic table on glommio's blocking pool: the write and its
+/// fsyncs would otherwise hold the controller shard's reactor (a stall).
+async fn save(shard: &Rc<Shard>, table: &BTreeMap<String, Arc<TopicMeta>>) -> std::io::Result<()> {
+    let data_dir = shard.config.data_dir.clone();
+    let table = table.clone();
+    glommio::executor()
+        .spawn_blocking(move || store::save_topics(&data_dir, &table))
+        .await
 }

@@ -34,10 +34,16 @@ pub struct OwnedPartitions {
 }
 
 /// Storage errors as Kafka error codes, logged where they lose detail.
+/// Corrupt data and appends given up after a failed write are
+/// KAFKA_STORAGE_ERROR too; the log already logged those where it found
+/// them (once, not per retried fetch or produce).
 pub fn log_error_to_kafka(partition: &TopicPartition, error: &LogError) -> KafkaError {
     match error {
         LogError::OffsetOutOfRange { .. } => KafkaError::new(ResponseError::OffsetOutOfRange),
         LogError::Closed => KafkaError::new(ResponseError::NotLeaderOrFollower),
+        LogError::Corrupt { .. } | LogError::WriteFailed(_) => {
+            KafkaError::with_message(ResponseError::KafkaStorageError, error.to_string())
+        }
         other => {
             log::error!("partition {}: storage error: {other}", partition.dir_name());
             KafkaError::with_message(ResponseError::KafkaStorageError, other.to_string())
@@ -83,6 +89,13 @@ impl OwnedPartitions {
             let log = PartitionLog::open(dir, config.log.clone())
                 .await
                 .map_err(|error| log_error_to_kafka(&partition, &error))?;
+            let scanned_bytes = log.recovery_scanned_bytes();
+            if scanned_bytes > 0 {
+                log::info!(
+                    "partition {}: recovery scanned {scanned_bytes} bytes past the recovery point",
+                    partition.dir_name()
+                );
+            }
             self.logs.borrow_mut().insert(partition, log);
         }
         Ok(())
