@@ -76,7 +76,15 @@ fn cpus(host: &Host) -> Vec<usize> {
     let mut cpus: Vec<usize> = fs::read_dir(host.path(CPU_DIR))
         .into_iter()
         .flatten()
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.strip_prefix("cpu")?.parse().ok())
+        .filter_map(|entry| {
+            entry
+                .ok()?
+                .file_name()
+                .to_str()?
+                .strip_prefix("cpu")?
+                .parse()
+                .ok()
+        })
         .collect();
     cpus.sort_unstable();
     cpus

@@ -60,7 +60,11 @@ pub(super) fn scheduler(host: &Host, setting: &DiskScheduler) -> Check {
         } else {
             &setting.want
         };
-        let kind = if rotational { "spinning" } else { "solid state" };
+        let kind = if rotational {
+            "spinning"
+        } else {
+            "solid state"
+        };
         found.push(format!("{name}: {current} ({kind})"));
         if want.contains(&current) {
             continue;
@@ -282,7 +286,10 @@ mod tests {
     fn a_partition_is_followed_to_its_disk() {
         let root = FakeRoot::new();
         let disk = "sys/devices/pci0000:00/0000:00:05.0/nvme/nvme0/nvme0n1";
-        root.write(&format!("{disk}/queue/scheduler"), "none [mq-deadline] kyber bfq");
+        root.write(
+            &format!("{disk}/queue/scheduler"),
+            "none [mq-deadline] kyber bfq",
+        );
         root.write(&format!("{disk}/queue/rotational"), "0");
         root.write(&format!("{disk}/nvme0n1p2/partition"), "2");
         root.symlink(
@@ -294,7 +301,10 @@ mod tests {
         assert_eq!(check.found, "nvme0n1: mq-deadline (solid state)");
 
         root.write(&format!("{disk}/queue/rotational"), "1");
-        root.write(&format!("{disk}/queue/scheduler"), "[none] mq-deadline kyber bfq");
+        root.write(
+            &format!("{disk}/queue/scheduler"),
+            "[none] mq-deadline kyber bfq",
+        );
         let spinning = scheduler(&root.host(), &scheduler_setting());
         assert_eq!(spinning.status, Status::Differs);
         assert_eq!(
@@ -317,14 +327,23 @@ mod tests {
             root.write(&format!("{dir}/{disk}1/partition"), "1");
         }
         root.write("sys/devices/virtual/block/dm-0/queue/scheduler", "none");
-        root.symlink("sys/devices/virtual/block/dm-0/slaves/sda1", "../../../../pci0000:00/ata/sda/sda1");
-        root.symlink("sys/devices/virtual/block/dm-0/slaves/sdb1", "../../../../pci0000:00/ata/sdb/sdb1");
+        root.symlink(
+            "sys/devices/virtual/block/dm-0/slaves/sda1",
+            "../../../../pci0000:00/ata/sda/sda1",
+        );
+        root.symlink(
+            "sys/devices/virtual/block/dm-0/slaves/sdb1",
+            "../../../../pci0000:00/ata/sdb/sdb1",
+        );
         root.symlink(
             &format!("sys/dev/block/{}", device_number(&root)),
             "../../devices/virtual/block/dm-0",
         );
         let check = scheduler(&root.host(), &scheduler_setting());
-        assert_eq!(check.found, "sda: bfq (solid state), sdb: bfq (solid state)");
+        assert_eq!(
+            check.found,
+            "sda: bfq (solid state), sdb: bfq (solid state)"
+        );
         assert_eq!(check.changes.len(), 2);
         assert!(check.changes.iter().all(|c| c.value == "none"));
     }
@@ -332,10 +351,17 @@ mod tests {
     #[test]
     fn no_block_device_is_unavailable() {
         let root = FakeRoot::new();
-        root.write(MOUNTINFO, "22 1 0:45 / / rw,relatime - overlay overlay rw,lowerdir=/x");
+        root.write(
+            MOUNTINFO,
+            "22 1 0:45 / / rw,relatime - overlay overlay rw,lowerdir=/x",
+        );
         let check = scheduler(&root.host(), &scheduler_setting());
         assert_eq!(check.status, Status::Unavailable);
-        assert!(check.found.contains("overlay on overlay"), "{}", check.found);
+        assert!(
+            check.found.contains("overlay on overlay"),
+            "{}",
+            check.found
+        );
     }
 
     #[test]
@@ -356,7 +382,10 @@ mod tests {
         assert_eq!(check.status, Status::Ok, "{check:?}");
         assert!(check.found.starts_with("xfs on "), "{}", check.found);
 
-        root.write(MOUNTINFO, "1 0 254:0 / / rw,relatime,discard - ext4 /dev/vda rw");
+        root.write(
+            MOUNTINFO,
+            "1 0 254:0 / / rw,relatime,discard - ext4 /dev/vda rw",
+        );
         let check = mount_options(&host, &noatime());
         assert_eq!(check.status, Status::Differs);
         assert_eq!(check.found, "ext4 on / (/dev/vda): rw,relatime,discard");

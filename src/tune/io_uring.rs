@@ -50,7 +50,9 @@ mod tests {
     use crate::tune::fake::FakeRoot;
 
     fn reason() -> Reason {
-        Reason { why: "shoal's I/O".into() }
+        Reason {
+            why: "shoal's I/O".into(),
+        }
     }
 
     #[test]
@@ -68,7 +70,10 @@ mod tests {
         assert_eq!(blocked.status, Status::Differs);
         assert!(blocked.found.contains("kernel.io_uring_disabled=2"));
         assert!(blocked.found.contains("blocked"));
-        assert!(blocked.advice.unwrap().contains("sysctl -w kernel.io_uring_disabled=0"));
+        assert!(blocked
+            .advice
+            .unwrap()
+            .contains("sysctl -w kernel.io_uring_disabled=0"));
         assert!(blocked.changes.is_empty(), "never applied");
     }
 }

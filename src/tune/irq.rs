@@ -149,9 +149,7 @@ fn nic_irqs(name: &str, device: &Path, interrupts: &BTreeMap<u32, String>) -> Ve
         }
     }
     for (&irq, action) in interrupts {
-        let by_interface = action
-            .split(['-', '@', ':'])
-            .any(|part| part == name);
+        let by_interface = action.split(['-', '@', ':']).any(|part| part == name);
         let by_virtio = virtio && action.split('-').next() == Some(device_name.as_str());
         if by_interface || by_virtio {
             irqs.insert(irq);
@@ -193,9 +191,15 @@ fn irqbalance_running(host: &Host) -> bool {
         .into_iter()
         .flatten()
         .filter_map(Result::ok)
-        .filter(|entry| entry.file_name().to_str().is_some_and(|n| n.parse::<u32>().is_ok()))
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        })
         .any(|entry| {
-            fs::read_to_string(entry.path().join("comm")).is_ok_and(|comm| comm.trim() == "irqbalance")
+            fs::read_to_string(entry.path().join("comm"))
+                .is_ok_and(|comm| comm.trim() == "irqbalance")
         })
 }
 
@@ -232,11 +236,20 @@ NMI:          0          0   Non-maskable interrupts
         for irq in [37, 38, 39] {
             root.write(&format!("{pci}/msi_irqs/{irq}"), "msix");
         }
-        root.symlink("sys/class/net/eth0", "../../devices/pci0000:00/0000:00:03.0/virtio2/net/eth0");
-        root.symlink(&format!("{pci}/virtio2/net/eth0/device"), "../../../virtio2");
+        root.symlink(
+            "sys/class/net/eth0",
+            "../../devices/pci0000:00/0000:00:03.0/virtio2/net/eth0",
+        );
+        root.symlink(
+            &format!("{pci}/virtio2/net/eth0/device"),
+            "../../../virtio2",
+        );
         let eth1 = "sys/devices/pci0000:00/0000:00:04.0";
         root.write(&format!("{eth1}/net/eth1/mtu"), "1500");
-        root.symlink("sys/class/net/eth1", "../../devices/pci0000:00/0000:00:04.0/net/eth1");
+        root.symlink(
+            "sys/class/net/eth1",
+            "../../devices/pci0000:00/0000:00:04.0/net/eth1",
+        );
         root.symlink(&format!("{eth1}/net/eth1/device"), "../../../0000:00:04.0");
         root.write("sys/devices/virtual/net/lo/mtu", "65536");
         root.symlink("sys/class/net/lo", "../../devices/virtual/net/lo");
@@ -251,11 +264,23 @@ NMI:          0          0   Non-maskable interrupts
         let root = machine();
         let check = affinity(&root.host(), &setting());
         assert_eq!(check.status, Status::Differs);
-        assert_eq!(check.found, "eth0: 2 IRQs (2 on 0-1); eth1: 1 IRQs (1 on 0-1)");
+        assert_eq!(
+            check.found,
+            "eth0: 2 IRQs (2 on 0-1); eth1: 1 IRQs (1 on 0-1)"
+        );
         let planned: Vec<(String, String)> = check
             .changes
             .iter()
-            .map(|c| (c.path.strip_prefix(root.path("")).unwrap().display().to_string(), c.value.clone()))
+            .map(|c| {
+                (
+                    c.path
+                        .strip_prefix(root.path(""))
+                        .unwrap()
+                        .display()
+                        .to_string(),
+                    c.value.clone(),
+                )
+            })
             .collect();
         assert_eq!(
             planned,

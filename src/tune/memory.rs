@@ -29,7 +29,10 @@ pub(super) fn memlock(host: &Host, setting: &Reason) -> Check {
         SHARD_IO_MEMORY_BYTES as u64 / KIB,
         LOCKED_MEMORY_HEADROOM_BYTES / KIB
     );
-    let Some((soft, hard)) = host.read(LIMITS).ok().and_then(|text| locked_memory_limits(&text))
+    let Some((soft, hard)) = host
+        .read(LIMITS)
+        .ok()
+        .and_then(|text| locked_memory_limits(&text))
     else {
         return Check::new(
             NAME,
@@ -46,7 +49,9 @@ pub(super) fn memlock(host: &Host, setting: &Reason) -> Check {
         .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE_BIT) != 0);
     let mut found = format!("soft {}, hard {}", show(soft), show(hard));
     if !can_raise_hard {
-        found.push_str("; no CAP_SYS_RESOURCE, so the hard limit cannot be raised from this session");
+        found.push_str(
+            "; no CAP_SYS_RESOURCE, so the hard limit cannot be raised from this session",
+        );
     }
     // `shoal serve` raises its soft limit up to the hard one by itself.
     let enough = |limit: Limit| limit.is_none_or(|bytes| bytes >= needed);
@@ -99,7 +104,10 @@ pub(super) fn transparent_hugepage(host: &Host, file: &str, setting: &OneOf) -> 
     };
     let relative = format!("{THP_DIR}/{file}");
     let wanted = setting.want.join(" or ");
-    let Some((current, offered)) = host.read(&relative).ok().and_then(|text| parse_choice(&text))
+    let Some((current, offered)) = host
+        .read(&relative)
+        .ok()
+        .and_then(|text| parse_choice(&text))
     else {
         return Check::new(
             &name,
@@ -112,26 +120,29 @@ pub(super) fn transparent_hugepage(host: &Host, file: &str, setting: &OneOf) -> 
     if setting.want.contains(&current) {
         return Check::new(&name, Status::Ok, current, wanted, &setting.why);
     }
-    let mut check = Check::new(&name, Status::Differs, current.clone(), wanted, &setting.why);
+    let mut check = Check::new(
+        &name,
+        Status::Differs,
+        current.clone(),
+        wanted,
+        &setting.why,
+    );
     match first_offered(&setting.want, &offered) {
         Some(target) => check.changes.push(Change {
             path: host.path(&relative),
             value: target.clone(),
             previous: current,
         }),
-        None => {
-            check.advice = Some(format!(
-                "this kernel offers only {}",
-                offered.join(", ")
-            ))
-        }
+        None => check.advice = Some(format!("this kernel offers only {}", offered.join(", "))),
     }
     check
 }
 
 /// The soft and hard `Max locked memory` of `/proc/self/limits`.
 fn locked_memory_limits(limits: &str) -> Option<(Limit, Limit)> {
-    let line = limits.lines().find_map(|line| line.strip_prefix("Max locked memory"))?;
+    let line = limits
+        .lines()
+        .find_map(|line| line.strip_prefix("Max locked memory"))?;
     let mut fields = line.split_whitespace();
     let mut limit = || -> Option<Limit> {
         match fields.next()? {
@@ -144,7 +155,9 @@ fn locked_memory_limits(limits: &str) -> Option<(Limit, Limit)> {
 
 /// `CapEff` of `/proc/self/status`.
 fn effective_capabilities(status: &str) -> Option<u64> {
-    let hex = status.lines().find_map(|line| line.strip_prefix("CapEff:"))?;
+    let hex = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))?;
     u64::from_str_radix(hex.trim(), 16).ok()
 }
 
@@ -172,7 +185,9 @@ mod tests {
     }
 
     fn reason() -> Reason {
-        Reason { why: "io_uring".into() }
+        Reason {
+            why: "io_uring".into(),
+        }
     }
 
     #[test]
@@ -183,7 +198,11 @@ mod tests {
         let check = memlock(&root.host(), &reason());
         assert_eq!(check.status, Status::Ok, "{check:?}");
         assert_eq!(check.found, "soft 64 KiB, hard 8192 KiB");
-        assert!(check.wanted.starts_with("at least 5120 KiB"), "{}", check.wanted);
+        assert!(
+            check.wanted.starts_with("at least 5120 KiB"),
+            "{}",
+            check.wanted
+        );
         assert_eq!(check.advice, None);
         assert!(check.changes.is_empty());
     }
@@ -195,7 +214,11 @@ mod tests {
         root.write(STATUS, &format!("CapEff:\t{ROOT_WITHOUT_SYS_RESOURCE}\n"));
         let check = memlock(&root.host(), &reason());
         assert_eq!(check.status, Status::Differs);
-        assert!(check.found.contains("no CAP_SYS_RESOURCE"), "{}", check.found);
+        assert!(
+            check.found.contains("no CAP_SYS_RESOURCE"),
+            "{}",
+            check.found
+        );
         let advice = check.advice.unwrap();
         assert!(advice.contains("LimitMEMLOCK=5242880"), "{advice}");
         assert!(advice.contains("at most 1 shard(s)"), "{advice}");
@@ -227,11 +250,17 @@ mod tests {
         let ok = transparent_hugepage(&host, "enabled", &setting);
         assert_eq!((ok.status, ok.found.as_str()), (Status::Ok, "never"));
 
-        root.write(&format!("{THP_DIR}/defrag"), "[always] defer defer+madvise madvise never");
+        root.write(
+            &format!("{THP_DIR}/defrag"),
+            "[always] defer defer+madvise madvise never",
+        );
         let defrag = transparent_hugepage(&host, "defrag", &setting);
         assert_eq!(defrag.name, "transparent_hugepage_defrag");
         assert_eq!(defrag.status, Status::Differs);
         assert_eq!(defrag.changes[0].value, "madvise");
-        assert_eq!(defrag.changes[0].path, root.path(&format!("{THP_DIR}/defrag")));
+        assert_eq!(
+            defrag.changes[0].path,
+            root.path(&format!("{THP_DIR}/defrag"))
+        );
     }
 }

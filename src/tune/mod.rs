@@ -268,7 +268,10 @@ mod tests {
 
     #[test]
     fn cpu_lists_parse_and_format() {
-        assert_eq!(parse_cpu_list("0-3,8,10-11"), Some(vec![0, 1, 2, 3, 8, 10, 11]));
+        assert_eq!(
+            parse_cpu_list("0-3,8,10-11"),
+            Some(vec![0, 1, 2, 3, 8, 10, 11])
+        );
         assert_eq!(parse_cpu_list("1\n"), Some(vec![1]));
         assert_eq!(parse_cpu_list("3-1"), None);
         assert_eq!(parse_cpu_list("0-4294967295"), None);
@@ -295,13 +298,18 @@ mod tests {
         let root = FakeRoot::new();
         root.write("proc/sys/vm/swappiness", "60");
         root.write("proc/sys/net/core/somaxconn", "128");
-        root.write("sys/kernel/mm/transparent_hugepage/enabled", "[always] madvise never");
+        root.write(
+            "sys/kernel/mm/transparent_hugepage/enabled",
+            "[always] madvise never",
+        );
         let profile = profile::load(profile::DEFAULT_PROFILE).unwrap();
         let host = root.host();
         let checks = check_all(&host, &profile);
         let planned: Vec<&Change> = checks.iter().flat_map(|c| &c.changes).collect();
         assert_eq!(planned.len(), 3, "{planned:?}");
-        assert!(planned.iter().all(|change| change.path.starts_with(root.path(""))));
+        assert!(planned
+            .iter()
+            .all(|change| change.path.starts_with(root.path(""))));
 
         // A file that vanished between check and apply fails alone.
         std::fs::remove_file(root.path("proc/sys/net/core/somaxconn")).unwrap();
@@ -313,9 +321,15 @@ mod tests {
             .map(|a| a.setting.as_str())
             .collect();
         assert_eq!(failed, ["net.core.somaxconn"]);
-        assert!(!root.path("proc/sys/net/core/somaxconn").exists(), "apply never creates files");
+        assert!(
+            !root.path("proc/sys/net/core/somaxconn").exists(),
+            "apply never creates files"
+        );
         assert_eq!(root.read("proc/sys/vm/swappiness"), "1");
-        assert_eq!(root.read("sys/kernel/mm/transparent_hugepage/enabled"), "madvise");
+        assert_eq!(
+            root.read("sys/kernel/mm/transparent_hugepage/enabled"),
+            "madvise"
+        );
 
         let again = check_all(&host, &profile);
         let swappiness = again.iter().find(|c| c.name == "vm.swappiness").unwrap();

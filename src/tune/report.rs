@@ -43,14 +43,21 @@ impl Context {
 
 /// Checks differing from the profile.
 pub fn differing(checks: &[Check]) -> usize {
-    checks.iter().filter(|c| c.status == Status::Differs).count()
+    checks
+        .iter()
+        .filter(|c| c.status == Status::Differs)
+        .count()
 }
 
 pub fn check_text(context: &Context, checks: &[Check]) -> String {
     let name_width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
     let mut out = context.heading();
     out.push('\n');
-    let header = [("SETTING", name_width), ("STATUS", STATUS_WIDTH), ("FOUND", FOUND_WIDTH)];
+    let header = [
+        ("SETTING", name_width),
+        ("STATUS", STATUS_WIDTH),
+        ("FOUND", FOUND_WIDTH),
+    ];
     for (title, width) in header {
         out.push_str(&format!("{title:<width$} "));
     }
@@ -66,7 +73,9 @@ pub fn check_text(context: &Context, checks: &[Check]) -> String {
             };
             let found = found.get(line).map_or("", String::as_str);
             let wanted = wanted.get(line).map_or("", String::as_str);
-            let row = format!("{name:<name_width$} {status:<STATUS_WIDTH$} {found:<FOUND_WIDTH$} {wanted}");
+            let row = format!(
+                "{name:<name_width$} {status:<STATUS_WIDTH$} {found:<FOUND_WIDTH$} {wanted}"
+            );
             out.push_str(row.trim_end());
             out.push('\n');
         }
@@ -79,7 +88,11 @@ pub fn check_text(context: &Context, checks: &[Check]) -> String {
     if !advised.is_empty() {
         out.push_str("\nAdvice (what --apply leaves to you)\n");
         for check in advised {
-            push_note(&mut out, &check.name, check.advice.as_deref().unwrap_or_default());
+            push_note(
+                &mut out,
+                &check.name,
+                check.advice.as_deref().unwrap_or_default(),
+            );
         }
     }
     let differing = differing(checks);
@@ -149,13 +162,21 @@ pub fn apply_text(context: &Context, checks: &[Check], applied: Option<&[Applied
     if !advised.is_empty() {
         out.push_str("\nAdvice, not applied:\n");
         for check in advised {
-            push_note(&mut out, &check.name, check.advice.as_deref().unwrap_or_default());
+            push_note(
+                &mut out,
+                &check.name,
+                check.advice.as_deref().unwrap_or_default(),
+            );
         }
     }
     out
 }
 
-pub fn apply_json(context: &Context, checks: &[Check], applied: Option<&[Applied]>) -> serde_json::Value {
+pub fn apply_json(
+    context: &Context,
+    checks: &[Check],
+    applied: Option<&[Applied]>,
+) -> serde_json::Value {
     let changes = match applied {
         Some(applied) => json!(applied),
         None => json!(checks
@@ -251,7 +272,10 @@ mod tests {
         check.advice = Some("think".into());
         let text = check_text(&context, &[check]);
         assert!(text.contains("2 shard(s) on cores 0-1"), "{text}");
-        let row = text.lines().find(|l| l.starts_with("vm.swappiness")).unwrap();
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("vm.swappiness"))
+            .unwrap();
         let cells: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(cells, ["vm.swappiness", "DIFFERS", "60", "at", "most", "1"]);
         assert!(text.contains("      keep the broker in memory\n"));

@@ -93,23 +93,41 @@ mod tests {
     #[test]
     fn rules_compare_field_by_field() {
         let want = |text: &str| text.split(' ').map(str::to_string).collect::<Vec<_>>();
-        assert_eq!(target(&["60"], &want("1"), Rule::AtMost), Ok(Some("1".into())));
+        assert_eq!(
+            target(&["60"], &want("1"), Rule::AtMost),
+            Ok(Some("1".into()))
+        );
         assert_eq!(target(&["0"], &want("1"), Rule::AtMost), Ok(None));
         assert_eq!(target(&["4096"], &want("1024"), Rule::AtLeast), Ok(None));
         assert_eq!(
-            target(&["4096", "16384", "4194304"], &want("4096 65536 16777216"), Rule::AtLeast),
+            target(
+                &["4096", "16384", "4194304"],
+                &want("4096 65536 16777216"),
+                Rule::AtLeast
+            ),
             Ok(Some("4096 65536 16777216".into()))
         );
         assert_eq!(
-            target(&["4096", "131072", "33554432"], &want("4096 87380 16777216"), Rule::AtLeast),
+            target(
+                &["4096", "131072", "33554432"],
+                &want("4096 87380 16777216"),
+                Rule::AtLeast
+            ),
             Ok(None)
         );
         assert_eq!(
-            target(&["8192", "16384", "4194304"], &want("4096 65536 16777216"), Rule::AtLeast),
+            target(
+                &["8192", "16384", "4194304"],
+                &want("4096 65536 16777216"),
+                Rule::AtLeast
+            ),
             Ok(Some("8192 65536 16777216".into())),
             "a raised field stays raised"
         );
-        assert_eq!(target(&["1"], &want("0"), Rule::Equal), Ok(Some("0".into())));
+        assert_eq!(
+            target(&["1"], &want("0"), Rule::Equal),
+            Ok(Some("0".into()))
+        );
         assert!(target(&["1", "2"], &want("1"), Rule::AtLeast).is_err());
     }
 
@@ -118,7 +136,10 @@ mod tests {
         let root = FakeRoot::new();
         root.write("proc/sys/net/ipv4/tcp_wmem", "4096\t16384\t4194304");
         let host = root.host();
-        let wmem = setting(SysctlValue::Text("4096 65536 16777216".into()), Rule::AtLeast);
+        let wmem = setting(
+            SysctlValue::Text("4096 65536 16777216".into()),
+            Rule::AtLeast,
+        );
         let check = check(&host, "net.ipv4.tcp_wmem", &wmem);
         assert_eq!(check.status, Status::Differs);
         assert_eq!(check.found, "4096 16384 4194304");
@@ -132,7 +153,11 @@ mod tests {
             }]
         );
 
-        let missing = super::check(&host, "net.core.rmem_max", &setting(SysctlValue::Number(1), Rule::AtLeast));
+        let missing = super::check(
+            &host,
+            "net.core.rmem_max",
+            &setting(SysctlValue::Number(1), Rule::AtLeast),
+        );
         assert_eq!(missing.status, Status::Unavailable);
         assert!(missing.changes.is_empty());
     }
