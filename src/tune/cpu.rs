@@ -54,11 +54,7 @@ pub(super) fn governor(host: &Host, setting: &OneOf) -> Check {
         .map(|(governor, cpus)| format!("{governor} on {}", format_cpu_list(cpus)))
         .collect::<Vec<_>>()
         .join(", ");
-    let status = if changes.is_empty() && not_offered.is_empty() {
-        Status::Ok
-    } else {
-        Status::Differs
-    };
+    let status = Status::of(changes.is_empty() && not_offered.is_empty());
     let mut check = Check::new(NAME, status, found, wanted.clone(), &setting.why);
     check.changes = changes;
     if !not_offered.is_empty() {

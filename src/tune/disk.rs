@@ -91,11 +91,7 @@ pub(super) fn scheduler(host: &Host, setting: &DiskScheduler) -> Check {
             &setting.why,
         );
     }
-    let status = if changes.is_empty() && advice.is_empty() {
-        Status::Ok
-    } else {
-        Status::Differs
-    };
+    let status = Status::of(changes.is_empty() && advice.is_empty());
     let mut check = Check::new(NAME, status, found.join(", "), wanted, &setting.why);
     check.changes = changes;
     check.advice = (!advice.is_empty()).then(|| advice.join("; "));

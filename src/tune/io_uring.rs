@@ -21,11 +21,7 @@ pub(super) fn check(host: &Host, setting: &Reason) -> Check {
         Ok(()) => format!("{sysctl}; a ring was created"),
         Err(error) => format!("{sysctl}; {error:#}"),
     };
-    let status = if probe.is_ok() {
-        Status::Ok
-    } else {
-        Status::Differs
-    };
+    let status = Status::of(probe.is_ok());
     let mut check = Check::new(NAME, status, found, wanted, &setting.why);
     check.advice = match disabled.as_deref() {
         Some("0") | None => None,

@@ -83,11 +83,7 @@ pub(super) fn affinity(host: &Host, setting: &Reason) -> Check {
             groups.join(", ")
         ));
     }
-    let status = if changes.is_empty() && unreadable.is_empty() {
-        Status::Ok
-    } else {
-        Status::Differs
-    };
+    let status = Status::of(changes.is_empty() && unreadable.is_empty());
     let mut check = Check::new(NAME, status, found.join("; "), wanted, &setting.why);
     check.changes = changes;
     let mut advice = Vec::new();

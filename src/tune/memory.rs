@@ -55,11 +55,7 @@ pub(super) fn memlock(host: &Host, setting: &Reason) -> Check {
     }
     // `shoal serve` raises its soft limit up to the hard one by itself.
     let enough = |limit: Limit| limit.is_none_or(|bytes| bytes >= needed);
-    let status = if enough(soft) || enough(hard) {
-        Status::Ok
-    } else {
-        Status::Differs
-    };
+    let status = Status::of(enough(soft) || enough(hard));
     let mut check = Check::new(NAME, status, found, wanted, &setting.why);
     let needed_kib = needed / KIB;
     let where_to_set = |bytes: &str| {

@@ -80,6 +80,17 @@ pub enum Status {
     Unavailable,
 }
 
+impl Status {
+    /// `Ok` when the setting matches, else `Differs`.
+    fn of(matches: bool) -> Status {
+        if matches {
+            Status::Ok
+        } else {
+            Status::Differs
+        }
+    }
+}
+
 /// One setting: what was found, what the profile wants, and why.
 #[derive(Debug, Serialize)]
 pub struct Check {

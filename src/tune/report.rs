@@ -84,17 +84,7 @@ pub fn check_text(context: &Context, checks: &[Check]) -> String {
     for check in checks {
         push_note(&mut out, &check.name, &check.why);
     }
-    let advised: Vec<&Check> = checks.iter().filter(|c| c.advice.is_some()).collect();
-    if !advised.is_empty() {
-        out.push_str("\nAdvice (what --apply leaves to you)\n");
-        for check in advised {
-            push_note(
-                &mut out,
-                &check.name,
-                check.advice.as_deref().unwrap_or_default(),
-            );
-        }
-    }
+    push_advice(&mut out, checks, "Advice (what --apply leaves to you)");
     let differing = differing(checks);
     out.push('\n');
     out.push_str(&if differing == 0 {
@@ -158,17 +148,7 @@ pub fn apply_text(context: &Context, checks: &[Check], applied: Option<&[Applied
         }
         out.push_str("These last until the next boot; tuning/README.md says how to keep them.\n");
     }
-    let advised: Vec<&Check> = checks.iter().filter(|c| c.advice.is_some()).collect();
-    if !advised.is_empty() {
-        out.push_str("\nAdvice, not applied:\n");
-        for check in advised {
-            push_note(
-                &mut out,
-                &check.name,
-                check.advice.as_deref().unwrap_or_default(),
-            );
-        }
-    }
+    push_advice(&mut out, checks, "Advice, not applied:");
     out
 }
 
@@ -203,6 +183,21 @@ fn status_label(status: Status) -> &'static str {
         Status::Ok => "ok",
         Status::Differs => "DIFFERS",
         Status::Unavailable => "unavailable",
+    }
+}
+
+/// A titled list of every check's advice, if any has some.
+fn push_advice(out: &mut String, checks: &[Check], title: &str) {
+    let advised: Vec<(&str, &str)> = checks
+        .iter()
+        .filter_map(|check| Some((check.name.as_str(), check.advice.as_deref()?)))
+        .collect();
+    if advised.is_empty() {
+        return;
+    }
+    out.push_str(&format!("\n{title}\n"));
+    for (name, advice) in advised {
+        push_note(out, name, advice);
     }
 }
 
