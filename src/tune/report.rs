@@ -9,8 +9,10 @@ use serde_json::json;
 
 use super::{format_cpu_list, Applied, Change, Check, Status};
 
-/// Width of the STATUS column: "unavailable" and a space.
-const STATUS_WIDTH: usize = 12;
+/// Width of the STATUS column: "unavailable".
+const STATUS_WIDTH: usize = 11;
+/// Between the table's columns.
+const COLUMN_GAP: &str = "  ";
 /// Width of the FOUND column; longer findings wrap inside it.
 const FOUND_WIDTH: usize = 46;
 /// Width of the WANTED column.
@@ -59,7 +61,7 @@ pub fn check_text(context: &Context, checks: &[Check]) -> String {
         ("FOUND", FOUND_WIDTH),
     ];
     for (title, width) in header {
-        out.push_str(&format!("{title:<width$} "));
+        out.push_str(&format!("{title:<width$}{COLUMN_GAP}"));
     }
     out.push_str("WANTED\n");
     for check in checks {
@@ -74,7 +76,7 @@ pub fn check_text(context: &Context, checks: &[Check]) -> String {
             let found = found.get(line).map_or("", String::as_str);
             let wanted = wanted.get(line).map_or("", String::as_str);
             let row = format!(
-                "{name:<name_width$} {status:<STATUS_WIDTH$} {found:<FOUND_WIDTH$} {wanted}"
+                "{name:<name_width$}{COLUMN_GAP}{status:<STATUS_WIDTH$}{COLUMN_GAP}{found:<FOUND_WIDTH$}{COLUMN_GAP}{wanted}"
             );
             out.push_str(row.trim_end());
             out.push('\n');
