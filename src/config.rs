@@ -10,6 +10,9 @@ use std::path::PathBuf;
 use crate::group::GroupConfig;
 use crate::log::{FlushPolicy, LogConfig};
 
+/// Where the broker keeps its data unless `--data-dir` or `log.dirs` says
+/// otherwise (`shoal tune` looks at the same place).
+pub const DEFAULT_DATA_DIR: &str = "./shoal-data";
 /// Kafka's `message.max.bytes` default: 1 MiB plus record batch overhead.
 pub const MESSAGE_MAX_BYTES_DEFAULT: usize = 1_048_588;
 pub use crate::log::{

@@ -58,6 +58,31 @@ where
         .expect("executor thread")
 }
 
+/// Cores this process may run on (its affinity mask), in ascending order.
+pub fn allowed_cores() -> Vec<usize> {
+    core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|core| core.id)
+        .collect()
+}
+
+/// How many shards run when `--shards` is not given: one per core this
+/// process may use.
+pub fn default_shard_count() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// The core each of `count` shards is pinned to, in shard order: the first
+/// `count` allowed cores. `None` when there are more shards than cores; the
+/// shards then run unpinned.
+pub fn shard_cores(count: usize) -> Option<Vec<usize>> {
+    let cores = allowed_cores();
+    (cores.len() >= count).then(|| cores[..count].to_vec())
+}
+
 /// One shard's state. Lives on its own thread; other shards hold only its inbox.
 pub struct Shard {
     pub id: usize,
@@ -264,19 +289,14 @@ where
     F: Future<Output = ()> + 'static,
 {
     let count = config.shards;
-    let cores: Vec<usize> = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|core| core.id)
-        .collect();
+    let cores = shard_cores(count);
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..count).map(|_| mpsc::unbounded()).unzip();
     let (ready_tx, ready_rx) = std_mpsc::channel();
     let mut threads = Vec::with_capacity(count);
     for (id, inbox) in receivers.into_iter().enumerate() {
-        let placement = if cores.len() >= count {
-            glommio::Placement::Fixed(cores[id])
-        } else {
-            glommio::Placement::Unbound
+        let placement = match &cores {
+            Some(cores) => glommio::Placement::Fixed(cores[id]),
+            None => glommio::Placement::Unbound,
         };
         let config = config.clone();
         let view = view.clone();
