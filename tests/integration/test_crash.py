@@ -7,7 +7,6 @@ import os
 import random
 import struct
 import subprocess
-import threading
 import time
 
 import pytest
@@ -15,7 +14,8 @@ from confluent_kafka import KafkaError, TopicPartition
 
 import clients
 import kafka_wire as wire
-from records import parse_sequenced_value, sequenced_value
+from load import SequenceProducer
+from records import parse_sequenced_value
 
 pytestmark = pytest.mark.shoal_only
 
@@ -88,65 +88,9 @@ def assert_acked_present(values, acked, what):
         assert values[p][offset] == value, f"{what}: acked {p}/{offset} holds other bytes"
 
 
-class LoadProducer(threading.Thread):
-    """Produces sequence-numbered values round-robin over the partitions with
-    acks=all, at most RATE_PER_S records/s, until stopped, recording every
-    acknowledged (partition, offset, value) through delivery callbacks.
-    Bounded in records and seconds whatever happens."""
-
-    RATE_PER_S = 8000
-    MAX_RECORDS = 200_000
-    MAX_SECONDS = 30.0
-    STEP_RECORDS = 40
-
-    def __init__(self, bootstrap, topic, partitions, first_seq):
-        super().__init__(daemon=True)
-        self.topic = topic
-        self.partitions = partitions
-        self.next_seq = first_seq
-        self.log = clients.DeliveryLog()
-        self.stop_event = threading.Event()
-        self.producer = clients.producer(
-            bootstrap, acks="all", linger_ms=2, message_timeout_ms=10000, compression_type="lz4"
-        )
-        self.failure = None
-
-    def run(self):
-        try:
-            start = time.monotonic()
-            produced = 0
-            while produced < self.MAX_RECORDS and not self.stop_event.is_set():
-                if time.monotonic() - start > self.MAX_SECONDS:
-                    break
-                for _ in range(self.STEP_RECORDS):
-                    seq = self.next_seq
-                    try:
-                        self.producer.produce(
-                            self.topic,
-                            value=sequenced_value(seq, size_bytes=80),
-                            partition=seq % self.partitions,
-                            on_delivery=self.log,
-                        )
-                    except BufferError:
-                        break
-                    self.next_seq += 1
-                    produced += 1
-                self.producer.poll(0)
-                ahead_s = produced / self.RATE_PER_S - (time.monotonic() - start)
-                if ahead_s > 0:
-                    self.stop_event.wait(ahead_s)
-            # The broker is gone: whatever is not acknowledged by now never
-            # will be. Purged records report errors, not offsets.
-            self.producer.poll(0)
-            self.producer.purge(in_queue=True, in_flight=True, blocking=False)
-            self.producer.flush(10)
-        except Exception as e:  # surfaced by the test thread
-            self.failure = e
-        finally:
-            self.producer = None
-
-
 KILL_ROUNDS = 10
+# Paced so that each round acknowledges thousands of records, not millions.
+LOAD_RATE_PER_S = 8000
 KILL_PARTITIONS = 4
 
 
@@ -160,7 +104,10 @@ def test_kill9_at_random_moments_under_acks_all_load(broker_factory, topic):
     for round_index in range(KILL_ROUNDS):
         delay_s = rng.uniform(0.05, 1.0)
         print(f"round {round_index}: kill -9 {delay_s:.3f}s after the first ack")
-        writer = LoadProducer(broker.bootstrap, topic, KILL_PARTITIONS, next_seq)
+        writer = SequenceProducer(
+            broker.bootstrap, topic, KILL_PARTITIONS, next_seq, rate_per_s=LOAD_RATE_PER_S, value_bytes=80,
+            max_records=200_000, max_seconds=30.0, message_timeout_ms=10000,
+        )
         writer.start()
         try:
             deadline = time.monotonic() + 20

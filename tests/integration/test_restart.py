@@ -1,14 +1,14 @@
 """Durability across a graceful restart and across kill -9."""
 
 import os
-import threading
 import time
 
 import pytest
 from confluent_kafka import TopicPartition
 
 import clients
-from records import make_records, parse_sequenced_value, sequenced_value
+from load import SequenceProducer
+from records import make_records, parse_sequenced_value
 
 pytestmark = pytest.mark.shoal_only
 
@@ -44,58 +44,6 @@ def test_restart_keeps_topics_and_configs(broker, topic):
         assert clients.watermarks(broker.bootstrap, empty, p) == (0, 0)
 
 
-class SequenceProducer(threading.Thread):
-    """Produces sequence-numbered values round-robin over the partitions with
-    acks=all until stopped, recording every acknowledged (partition, offset,
-    value). Bounded by MAX_RECORDS and MAX_SECONDS whatever happens."""
-
-    MAX_RECORDS = 500_000
-    MAX_SECONDS = 60.0
-
-    def __init__(self, bootstrap, topic, first_seq, acks):
-        super().__init__(daemon=True)
-        self.topic = topic
-        self.next_seq = first_seq
-        self.log = clients.DeliveryLog()
-        self.stop_event = threading.Event()
-        self.producer = clients.producer(
-            bootstrap, acks=acks, linger_ms=2, message_timeout_ms=15000, compression_type="lz4"
-        )
-        self.failure = None
-
-    def acked_count(self):
-        return len(self.log.acked)
-
-    def run(self):
-        try:
-            deadline = time.monotonic() + self.MAX_SECONDS
-            for _ in range(self.MAX_RECORDS):
-                if self.stop_event.is_set() or time.monotonic() > deadline:
-                    break
-                seq = self.next_seq
-                try:
-                    self.producer.produce(
-                        self.topic,
-                        value=sequenced_value(seq),
-                        partition=seq % PARTITIONS,
-                        on_delivery=self.log,
-                    )
-                except BufferError:
-                    self.producer.poll(0.05)
-                    continue
-                self.next_seq += 1
-                self.producer.poll(0)
-            # Whatever was not acknowledged by now never will be: the
-            # broker is gone. Purged records report errors, not offsets.
-            self.producer.poll(0)
-            self.producer.purge(in_queue=True, in_flight=True, blocking=False)
-            self.producer.flush(10)
-        except Exception as e:  # surfaced by the test thread
-            self.failure = e
-        finally:
-            self.producer = None  # destroys the client and its threads
-
-
 def read_everything(bootstrap, topic):
     """{partition: [values]} from offset 0 to the high watermark, asserting
     the offsets are exactly 0..hw-1."""
@@ -121,7 +69,7 @@ def test_kill9_mid_stream_loses_no_acknowledged_record(broker, topic, acks):
     next_seq = 0
     rounds = 4
     for round_index in range(rounds):
-        writer = SequenceProducer(broker.bootstrap, topic, next_seq, acks)
+        writer = SequenceProducer(broker.bootstrap, topic, PARTITIONS, next_seq, acks=acks)
         writer.start()
         try:
             # Kill at a different depth each round, while records are still
