@@ -13,12 +13,21 @@ use crate::log::{FlushPolicy, LogConfig};
 /// Kafka's `message.max.bytes` default: 1 MiB plus record batch overhead.
 pub const MESSAGE_MAX_BYTES_DEFAULT: usize = 1_048_588;
 pub use crate::log::{
-    INDEX_INTERVAL_BYTES_DEFAULT, RETENTION_BYTES_DEFAULT, RETENTION_MS_DEFAULT,
-    SEGMENT_BYTES_DEFAULT, SEGMENT_MS_DEFAULT,
+    DELETE_RETENTION_MS_DEFAULT, INDEX_INTERVAL_BYTES_DEFAULT, MAX_COMPACTION_LAG_MS_DEFAULT,
+    MIN_CLEANABLE_DIRTY_RATIO_DEFAULT, MIN_COMPACTION_LAG_MS_DEFAULT, RETENTION_BYTES_DEFAULT,
+    RETENTION_MS_DEFAULT, SEGMENT_BYTES_DEFAULT, SEGMENT_MS_DEFAULT,
 };
 pub use crate::protocol::frame::SOCKET_REQUEST_MAX_BYTES_DEFAULT;
 /// Kafka's `log.retention.check.interval.ms` default, 5 minutes.
 pub const RETENTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 300_000;
+/// Kafka's `log.cleaner.dedupe.buffer.size` default: 128 MiB for the whole
+/// broker, divided between the shards (each shard runs its own cleaner).
+pub const CLEANER_DEDUPE_BUFFER_BYTES_DEFAULT: u64 = 128 << 20;
+/// Smallest `log.cleaner.dedupe.buffer.size` accepted (Kafka's floor for
+/// one cleaner thread).
+pub const CLEANER_DEDUPE_BUFFER_BYTES_MIN: u64 = 1 << 20;
+/// Kafka's `log.cleaner.backoff.ms` default: the pause when no log needs cleaning.
+pub const CLEANER_BACKOFF_MS_DEFAULT: u64 = 15_000;
 /// Kafka's `log.flush.offset.checkpoint.interval.ms` default.
 pub const CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 60_000;
 /// Fsync interval for `flush.policy=interval` when `flush.ms` is not set.
@@ -67,6 +76,23 @@ pub struct BrokerConfig {
     pub log_flush_offset_checkpoint_interval_ms: u64,
     pub fetch_max_bytes: usize,
     pub log_message_timestamp_type: String,
+    /// `log.cleanup.policy`: the default `cleanup.policy` of topics.
+    pub log_cleanup_policy: String,
+    /// `log.cleaner.enable`: whether the shards run their cleaners.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.dedupe.buffer.size`: bytes of key→offset maps of all
+    /// shards together.
+    pub log_cleaner_dedupe_buffer_size: u64,
+    /// `log.cleaner.backoff.ms`: the pause when no log needs cleaning.
+    pub log_cleaner_backoff_ms: u64,
+    /// `log.cleaner.min.cleanable.ratio`: default `min.cleanable.dirty.ratio`.
+    pub log_cleaner_min_cleanable_ratio: f64,
+    /// `log.cleaner.min.compaction.lag.ms`: default `min.compaction.lag.ms`.
+    pub log_cleaner_min_compaction_lag_ms: i64,
+    /// `log.cleaner.max.compaction.lag.ms`: default `max.compaction.lag.ms`.
+    pub log_cleaner_max_compaction_lag_ms: i64,
+    /// `log.cleaner.delete.retention.ms`: default `delete.retention.ms`.
+    pub log_cleaner_delete_retention_ms: i64,
     /// The group coordinator's settings (`group.*`, `offsets.*`).
     pub group: GroupConfig,
     /// Every key the operator set, as given, for DescribeConfigs.
@@ -98,6 +124,14 @@ impl BrokerConfig {
             log_flush_offset_checkpoint_interval_ms: CHECKPOINT_INTERVAL_MS_DEFAULT,
             fetch_max_bytes: FETCH_MAX_BYTES_DEFAULT,
             log_message_timestamp_type: "CreateTime".to_string(),
+            log_cleanup_policy: "delete".to_string(),
+            log_cleaner_enable: true,
+            log_cleaner_dedupe_buffer_size: CLEANER_DEDUPE_BUFFER_BYTES_DEFAULT,
+            log_cleaner_backoff_ms: CLEANER_BACKOFF_MS_DEFAULT,
+            log_cleaner_min_cleanable_ratio: MIN_CLEANABLE_DIRTY_RATIO_DEFAULT,
+            log_cleaner_min_compaction_lag_ms: MIN_COMPACTION_LAG_MS_DEFAULT,
+            log_cleaner_max_compaction_lag_ms: MAX_COMPACTION_LAG_MS_DEFAULT,
+            log_cleaner_delete_retention_ms: DELETE_RETENTION_MS_DEFAULT,
             group: GroupConfig::default(),
             explicit: BTreeMap::new(),
         }
@@ -162,6 +196,30 @@ impl BrokerConfig {
             "log.message.timestamp.type" => {
                 timestamp_type(value)?;
                 self.log_message_timestamp_type = value.to_string();
+            }
+            "log.cleanup.policy" => {
+                validate_cleanup_policy(value)?;
+                self.log_cleanup_policy = value.to_string();
+            }
+            "log.cleaner.enable" => self.log_cleaner_enable = parse(key, value)?,
+            "log.cleaner.dedupe.buffer.size" => {
+                self.log_cleaner_dedupe_buffer_size =
+                    parse_range(key, value, CLEANER_DEDUPE_BUFFER_BYTES_MIN, i64::MAX as u64)?
+            }
+            "log.cleaner.backoff.ms" => {
+                self.log_cleaner_backoff_ms = parse_range(key, value, 0, i64::MAX as u64)?
+            }
+            "log.cleaner.min.cleanable.ratio" => {
+                self.log_cleaner_min_cleanable_ratio = dirty_ratio(key, value)?
+            }
+            "log.cleaner.min.compaction.lag.ms" => {
+                self.log_cleaner_min_compaction_lag_ms = parse_range(key, value, 0, i64::MAX)?
+            }
+            "log.cleaner.max.compaction.lag.ms" => {
+                self.log_cleaner_max_compaction_lag_ms = parse_range(key, value, 1, i64::MAX)?
+            }
+            "log.cleaner.delete.retention.ms" => {
+                self.log_cleaner_delete_retention_ms = parse_range(key, value, 0, i64::MAX)?
             }
             "group.min.session.timeout.ms" => {
                 self.group.min_session_timeout_ms = parse_range(key, value, 1, i32::MAX)?
@@ -313,6 +371,17 @@ fn validate_cleanup_policy(value: &str) -> Result<(), ConfigError> {
     }
 }
 
+/// A `min.cleanable.dirty.ratio`: a fraction in [0, 1].
+fn dirty_ratio(key: &str, value: &str) -> Result<f64, ConfigError> {
+    let ratio: f64 = parse(key, value)?;
+    if !(0.0..=1.0).contains(&ratio) {
+        return Err(ConfigError(format!(
+            "invalid value {value} for configuration {key}: value must be in [0, 1]"
+        )));
+    }
+    Ok(ratio)
+}
+
 fn validate_compression(value: &str) -> Result<(), ConfigError> {
     match value {
         "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Ok(()),
@@ -327,11 +396,15 @@ fn validate_compression(value: &str) -> Result<(), ConfigError> {
 pub const TOPIC_CONFIG_NAMES: &[&str] = &[
     "cleanup.policy",
     "compression.type",
+    "delete.retention.ms",
     "flush.ms",
     "flush.policy",
     "index.interval.bytes",
+    "max.compaction.lag.ms",
     "max.message.bytes",
     "message.timestamp.type",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
     "min.insync.replicas",
     "retention.bytes",
     "retention.ms",
@@ -342,13 +415,17 @@ pub const TOPIC_CONFIG_NAMES: &[&str] = &[
 /// The broker's default for one topic config, as a string.
 pub fn topic_config_default(broker: &BrokerConfig, name: &str) -> Option<String> {
     let value = match name {
-        "cleanup.policy" => "delete".to_string(),
+        "cleanup.policy" => broker.log_cleanup_policy.clone(),
         "compression.type" => "producer".to_string(),
+        "delete.retention.ms" => broker.log_cleaner_delete_retention_ms.to_string(),
         "flush.ms" => broker.log_flush_interval_ms.to_string(),
         "flush.policy" => broker.log_flush_policy.clone(),
         "index.interval.bytes" => broker.log_index_interval_bytes.to_string(),
+        "max.compaction.lag.ms" => broker.log_cleaner_max_compaction_lag_ms.to_string(),
         "max.message.bytes" => broker.message_max_bytes.to_string(),
         "message.timestamp.type" => broker.log_message_timestamp_type.clone(),
+        "min.cleanable.dirty.ratio" => broker.log_cleaner_min_cleanable_ratio.to_string(),
+        "min.compaction.lag.ms" => broker.log_cleaner_min_compaction_lag_ms.to_string(),
         "min.insync.replicas" => "1".to_string(),
         "retention.bytes" => broker.log_retention_bytes.to_string(),
         "retention.ms" => broker.log_retention_ms.to_string(),
@@ -362,6 +439,11 @@ pub fn topic_config_default(broker: &BrokerConfig, name: &str) -> Option<String>
 /// The broker config a topic config falls back to (Kafka's synonym).
 pub fn topic_config_broker_synonym(name: &str) -> Option<&'static str> {
     Some(match name {
+        "cleanup.policy" => "log.cleanup.policy",
+        "delete.retention.ms" => "log.cleaner.delete.retention.ms",
+        "max.compaction.lag.ms" => "log.cleaner.max.compaction.lag.ms",
+        "min.cleanable.dirty.ratio" => "log.cleaner.min.cleanable.ratio",
+        "min.compaction.lag.ms" => "log.cleaner.min.compaction.lag.ms",
         "flush.ms" => "log.flush.interval.ms",
         "flush.policy" => "log.flush.policy",
         "index.interval.bytes" => "log.index.interval.bytes",
@@ -381,6 +463,11 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError>
     match name {
         "cleanup.policy" => validate_cleanup_policy(value),
         "compression.type" => validate_compression(value),
+        "delete.retention.ms" | "min.compaction.lag.ms" => {
+            parse_range::<i64>(name, value, 0, i64::MAX).map(drop)
+        }
+        "max.compaction.lag.ms" => parse_range::<i64>(name, value, 1, i64::MAX).map(drop),
+        "min.cleanable.dirty.ratio" => dirty_ratio(name, value).map(drop),
         "flush.ms" => parse_range::<u64>(name, value, 1, u64::MAX).map(drop),
         "flush.policy" => flush_policy(value, FLUSH_INTERVAL_MS_DEFAULT).map(drop),
         "index.interval.bytes" => parse_range::<u32>(name, value, 0, i32::MAX as u32).map(drop),
@@ -416,9 +503,16 @@ impl TopicConfig {
         };
         // A compact-only topic (`__consumer_offsets`) is never cut by time
         // or size: only `cleanup.policy` with `delete` is.
-        let deletes = effective("cleanup.policy")
-            .split(',')
-            .any(|policy| policy.trim() == "delete");
+        let policy = effective("cleanup.policy");
+        let has_policy = |wanted: &str| policy.split(',').any(|p| p.trim() == wanted);
+        let deletes = has_policy("delete");
+        let compact = has_policy("compact");
+        let max_compaction_lag_ms = effective("max.compaction.lag.ms")
+            .parse()
+            .unwrap_or(broker.log_cleaner_max_compaction_lag_ms);
+        let segment_ms = effective("segment.ms")
+            .parse()
+            .unwrap_or(broker.log_roll_ms);
         let retention = |name: &str, broker_default: i64| -> i64 {
             if deletes {
                 effective(name).parse().unwrap_or(broker_default)
@@ -433,9 +527,13 @@ impl TopicConfig {
             segment_bytes: effective("segment.bytes")
                 .parse()
                 .unwrap_or(broker.log_segment_bytes),
-            segment_ms: effective("segment.ms")
-                .parse()
-                .unwrap_or(broker.log_roll_ms),
+            // As in Kafka, a compacted topic rolls by `max.compaction.lag.ms`
+            // too: the active segment is never cleaned.
+            segment_ms: if compact {
+                segment_ms.min(u64::try_from(max_compaction_lag_ms).unwrap_or(u64::MAX))
+            } else {
+                segment_ms
+            },
             index_interval_bytes: effective("index.interval.bytes")
                 .parse()
                 .unwrap_or(broker.log_index_interval_bytes),
@@ -443,6 +541,17 @@ impl TopicConfig {
                 .unwrap_or(FlushPolicy::Sync),
             retention_ms: retention("retention.ms", broker.log_retention_ms),
             retention_bytes: retention("retention.bytes", broker.log_retention_bytes),
+            compact,
+            delete_retention_ms: effective("delete.retention.ms")
+                .parse()
+                .unwrap_or(broker.log_cleaner_delete_retention_ms),
+            min_cleanable_dirty_ratio: effective("min.cleanable.dirty.ratio")
+                .parse()
+                .unwrap_or(broker.log_cleaner_min_cleanable_ratio),
+            min_compaction_lag_ms: effective("min.compaction.lag.ms")
+                .parse()
+                .unwrap_or(broker.log_cleaner_min_compaction_lag_ms),
+            max_compaction_lag_ms,
             ..LogConfig::default()
         };
         TopicConfig {

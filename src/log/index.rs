@@ -102,6 +102,12 @@ impl TimeIndex {
         self.entries.last().copied()
     }
 
+    /// The entry of the first batch (every segment indexes its first batch):
+    /// about the segment's oldest timestamp.
+    pub fn first(&self) -> Option<TimeEntry> {
+        self.entries.first().copied()
+    }
+
     pub fn push(&mut self, entry: TimeEntry) {
         debug_assert!(self.last().is_none_or(
             |l| l.timestamp < entry.timestamp && l.relative_offset < entry.relative_offset

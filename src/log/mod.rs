@@ -63,6 +63,9 @@
 //! a segment for `segment.ms` restarts when the log is opened.
 
 mod checkpoint;
+mod cleaner;
+#[cfg(test)]
+mod cleaner_tests;
 mod index;
 mod partition;
 mod recovery;
@@ -88,6 +91,14 @@ pub const RETENTION_MS_DEFAULT: i64 = 7 * 24 * 60 * 60 * 1000;
 pub const RETENTION_BYTES_DEFAULT: i64 = -1;
 /// Kafka's `index.interval.bytes` default.
 pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
+/// Kafka's `delete.retention.ms` default: tombstones stay a day after cleaning.
+pub const DELETE_RETENTION_MS_DEFAULT: i64 = 24 * 60 * 60 * 1000;
+/// Kafka's `min.cleanable.dirty.ratio` default.
+pub const MIN_CLEANABLE_DIRTY_RATIO_DEFAULT: f64 = 0.5;
+/// Kafka's `min.compaction.lag.ms` default: records may be cleaned at once.
+pub const MIN_COMPACTION_LAG_MS_DEFAULT: i64 = 0;
+/// Kafka's `max.compaction.lag.ms` default (`Long.MAX_VALUE`): no deadline.
+pub const MAX_COMPACTION_LAG_MS_DEFAULT: i64 = i64::MAX;
 /// Newest batches kept in memory per partition so that consumers at the tail
 /// are served without touching the file: a few seconds of a busy partition.
 pub const TAIL_CACHE_BYTES_DEFAULT: usize = 4 << 20;
@@ -122,6 +133,20 @@ pub struct LogConfig {
     /// `retention.bytes`: oldest closed segments are deleted while the log
     /// without them still holds this much; -1 means no size limit.
     pub retention_bytes: i64,
+    /// `cleanup.policy` includes `compact`: the cleaner keeps the latest
+    /// record of every key.
+    pub compact: bool,
+    /// `delete.retention.ms`: how long a tombstone outlives the cleaning that
+    /// first saw it.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: the share of the log that must be dirty
+    /// before it is cleaned.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: records younger than this stay uncleaned.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty record older than this makes the log
+    /// cleanable whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -134,6 +159,11 @@ impl Default for LogConfig {
             tail_cache_bytes: TAIL_CACHE_BYTES_DEFAULT,
             retention_ms: RETENTION_MS_DEFAULT,
             retention_bytes: RETENTION_BYTES_DEFAULT,
+            compact: false,
+            delete_retention_ms: DELETE_RETENTION_MS_DEFAULT,
+            min_cleanable_dirty_ratio: MIN_CLEANABLE_DIRTY_RATIO_DEFAULT,
+            min_compaction_lag_ms: MIN_COMPACTION_LAG_MS_DEFAULT,
+            max_compaction_lag_ms: MAX_COMPACTION_LAG_MS_DEFAULT,
         }
     }
 }
@@ -157,6 +187,30 @@ pub struct RetentionOutcome {
     pub deleted_segments: usize,
     /// The log start offset afterwards.
     pub log_start_offset: i64,
+}
+
+/// Why the cleaner should take a log now (`PartitionLog::cleaning_need`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CleaningNeed {
+    /// Dirty bytes over cleanable bytes; the dirtiest log goes first.
+    pub dirty_ratio: f64,
+    /// `max.compaction.lag.ms` passed, or tombstones reached their delete
+    /// horizon: goes before any log that is only dirty.
+    pub urgent: bool,
+}
+
+/// What one cleaning pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanOutcome {
+    /// Segments rewritten, and the segments they became.
+    pub segments_before: usize,
+    pub segments_after: usize,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// Superseded records, expired tombstones and keyless records dropped.
+    pub records_removed: u64,
+    /// Where the next pass's dirty section starts.
+    pub cleaner_offset: i64,
 }
 
 /// Offsets given to one `append`.

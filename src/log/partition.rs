@@ -22,11 +22,13 @@ use bytes::{Bytes, BytesMut};
 use glommio::sync::Semaphore;
 use kafka_protocol::records::RecordBatchDecoder;
 
-use super::checkpoint::{self, Checkpoint};
+use super::checkpoint::{self, Checkpoint, CleanerCheckpoint};
+use super::cleaner::{self, CleanRules, CleanedGroup, OffsetMap, Pacer};
 use super::recovery;
-use super::segment::{ReadBudget, Segment, NO_TIMESTAMP};
+use super::segment::{self, ReadBudget, Segment, CLEANED_SUFFIX, NO_TIMESTAMP, SWAP_SUFFIX};
 use super::{
-    AppendResult, AppendWait, FlushPolicy, LogConfig, LogError, RetentionOutcome, SEGMENT_BYTES_MAX,
+    AppendResult, AppendWait, CleanOutcome, CleaningNeed, FlushPolicy, LogConfig, LogError,
+    RetentionOutcome, SEGMENT_BYTES_MAX,
 };
 use crate::protocol::batch::{
     framed_size, set_base_offset, set_log_append_time, set_partition_leader_epoch, BatchError,
@@ -217,7 +219,27 @@ pub struct PartitionLog {
     closing: Cell<bool>,
     /// Held while the checkpoint file is replaced.
     checkpoint_lock: Semaphore,
+    /// Held by retention, the cleaner and `close`: one at a time changes
+    /// the closed segments.
+    maintenance_lock: Semaphore,
+    /// The cleaner has cleaned every offset below this; the dirty section
+    /// starts here.
+    cleaner_offset: Cell<i64>,
+    /// Earliest delete horizon of a tombstone in the cleaned section
+    /// (`i64::MAX` for none): from then on a pass can drop it.
+    tombstone_horizon_ms: Cell<i64>,
     recovery_scanned_bytes: u64,
+}
+
+/// The closed segments a cleaning pass may touch, and how dirty they are.
+struct CleanableRange {
+    /// Oldest first: sealed, and old enough for `min.compaction.lag.ms`.
+    segments: Vec<Rc<Segment>>,
+    first_dirty: i64,
+    clean_bytes: u64,
+    dirty_bytes: u64,
+    /// About the oldest timestamp of the dirty section.
+    dirty_since_ms: Option<i64>,
 }
 
 impl PartitionLog {
@@ -231,6 +253,7 @@ impl PartitionLog {
         let log_end_offset = recovered.segments.last().map_or(0, |s| s.next_offset.get());
         let marks = Rc::new(Watermarks::default());
         marks.high_watermark.set(log_end_offset);
+        let cleaner = checkpoint::read_cleaner(&dir).await?;
         let log = Rc::new(PartitionLog {
             tail: RefCell::new(TailCache {
                 batches: VecDeque::new(),
@@ -253,6 +276,13 @@ impl PartitionLog {
             failure: RefCell::new(None),
             closing: Cell::new(false),
             checkpoint_lock: Semaphore::new(1),
+            maintenance_lock: Semaphore::new(1),
+            cleaner_offset: Cell::new(
+                cleaner
+                    .map_or(0, |c| c.cleaner_offset)
+                    .clamp(recovered.log_start_offset, log_end_offset),
+            ),
+            tombstone_horizon_ms: Cell::new(cleaner.map_or(i64::MAX, |c| c.tombstone_horizon_ms)),
             recovery_scanned_bytes: recovered.scanned_bytes,
         });
         log.checkpoint().await?;
@@ -651,21 +681,17 @@ impl PartitionLog {
         }
         // Only written bytes are in the files.
         let max_offset = max_offset.min(self.written_offset.get());
-        let mut next = {
-            let segments = self.segments.borrow();
-            let holding = segments
-                .partition_point(|s| s.base_offset <= offset)
-                .saturating_sub(1);
-            segments.get(holding).cloned()
-        };
+        let mut from = offset;
+        let mut next = self.segment_after(from, None);
         // One segment at a time: no borrow of the list across a read, and the
-        // next segment is found by offset, as retention may shorten the list.
+        // next segment is found by offset, as retention may shorten the list
+        // and the cleaner replace segments while a read waits.
         while let Some(segment) = next {
             if segment.base_offset >= max_offset {
                 break;
             }
             match segment
-                .read_batches(offset, max_offset, &mut budget, &mut out)
+                .read_batches(from, max_offset, &mut budget, &mut out)
                 .await
             {
                 Ok(true) => break,
@@ -677,14 +703,25 @@ impl PartitionLog {
                 Err(_) if segment.base_offset < self.log_start_offset() => break,
                 Err(e) => return Err(e),
             }
-            next = self
-                .segments
-                .borrow()
-                .iter()
-                .find(|s| s.base_offset > segment.base_offset)
-                .cloned();
+            from = from.max(segment.next_offset.get());
+            next = self.segment_after(from, Some(&segment));
         }
         Ok(out)
+    }
+
+    /// The segment holding `offset` (or the first one, when it is below
+    /// them all), unless that is `done`: then the one after it.
+    fn segment_after(&self, offset: i64, done: Option<&Rc<Segment>>) -> Option<Rc<Segment>> {
+        let segments = self.segments.borrow();
+        let holding = segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        match segments.get(holding) {
+            Some(segment) if done.is_some_and(|done| Rc::ptr_eq(segment, done)) => {
+                segments.get(holding + 1).cloned()
+            }
+            other => other.cloned(),
+        }
     }
 
     fn out_of_range(&self) -> LogError {
@@ -704,6 +741,8 @@ impl PartitionLog {
     /// The log start offset moves to the first kept segment and is
     /// checkpointed before the files go.
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<RetentionOutcome, LogError> {
+        self.check_open()?;
+        let _permit = self.maintenance_lock.acquire_permit(1).await?;
         self.check_open()?;
         let deleted = self.take_expired_segments(now_ms);
         if !deleted.is_empty() {
@@ -758,6 +797,214 @@ impl PartitionLog {
         self.log_start_offset.set(log_start_offset);
         self.tail.borrow_mut().evict_below(log_start_offset);
         deleted
+    }
+
+    /// The closed segments a cleaning pass may touch now: sealed (and below
+    /// the high watermark), and, with `min.compaction.lag.ms`, holding no
+    /// record younger than that. Never the active segment.
+    fn cleanable_range(&self, now_ms: i64) -> CleanableRange {
+        let segments = self.segments.borrow();
+        let bound = self.sealed_offset.get().min(self.high_watermark());
+        let lag_ms = self.config.min_compaction_lag_ms;
+        let first_dirty = self.cleaner_offset.get().max(self.log_start_offset.get());
+        let mut range = CleanableRange {
+            segments: Vec::new(),
+            first_dirty,
+            clean_bytes: 0,
+            dirty_bytes: 0,
+            dirty_since_ms: None,
+        };
+        for segment in segments.iter().take(segments.len().saturating_sub(1)) {
+            let indexes = segment.indexes.borrow();
+            if segment.next_offset.get() > bound
+                || (lag_ms > 0 && indexes.max_timestamp > now_ms.saturating_sub(lag_ms))
+            {
+                break;
+            }
+            let size = segment.queued_bytes.get();
+            if segment.next_offset.get() <= first_dirty {
+                range.clean_bytes += size;
+            } else {
+                range.dirty_bytes += size;
+                if range.dirty_since_ms.is_none() {
+                    range.dirty_since_ms = indexes.times.first().map(|e| e.timestamp);
+                }
+            }
+            range.segments.push(segment.clone());
+        }
+        range
+    }
+
+    /// Whether the cleaner should clean this log now, as Kafka decides: a
+    /// compacted log whose dirty share of the cleanable bytes is above
+    /// `min.cleanable.dirty.ratio`, or whose oldest dirty record is older
+    /// than `max.compaction.lag.ms`, or whose cleaned tombstones have
+    /// reached their delete horizon. `None` when there is nothing to do.
+    pub fn cleaning_need(&self, now_ms: i64) -> Option<CleaningNeed> {
+        if !self.config.compact || self.check_open().is_err() {
+            return None;
+        }
+        let range = self.cleanable_range(now_ms);
+        let total = range.clean_bytes + range.dirty_bytes;
+        let dirty_ratio = if total == 0 {
+            0.0
+        } else {
+            range.dirty_bytes as f64 / total as f64
+        };
+        let overdue = range.dirty_since_ms.is_some_and(|oldest| {
+            oldest != NO_TIMESTAMP
+                && oldest <= now_ms.saturating_sub(self.config.max_compaction_lag_ms)
+        });
+        let tombstones_due = range.clean_bytes > 0 && self.tombstone_horizon_ms.get() <= now_ms;
+        let dirty = range.dirty_bytes > 0
+            && (dirty_ratio > self.config.min_cleanable_dirty_ratio || overdue);
+        (dirty || tombstones_due).then_some(CleaningNeed {
+            dirty_ratio,
+            urgent: overdue || tombstones_due,
+        })
+    }
+
+    /// One cleaning pass (see `cleaner.rs`): maps the keys of the dirty
+    /// section, at most `map_budget_bytes` of them, then rewrites every
+    /// cleanable segment below where the map stopped, a group of segments
+    /// at a time, each group swapped in whole. Reads in flight finish on the
+    /// files they opened; new reads see the cleaned segments.
+    pub async fn clean(
+        &self,
+        now_ms: i64,
+        map_budget_bytes: usize,
+    ) -> Result<CleanOutcome, LogError> {
+        self.check_open()?;
+        let _permit = self.maintenance_lock.acquire_permit(1).await?;
+        self.check_open()?;
+        let range = self.cleanable_range(now_ms);
+        let first_dirty = range.first_dirty;
+        let dirty_end = range
+            .segments
+            .last()
+            .map_or(first_dirty, |s| s.next_offset.get())
+            .max(first_dirty);
+        let mut map = OffsetMap::new(map_budget_bytes, (dirty_end - first_dirty) as u64);
+        let mut pacer = Pacer::new(&self.closing);
+        let map_end =
+            cleaner::build_offset_map(&range.segments, first_dirty, &mut map, &mut pacer).await?;
+        let to_clean: Vec<Rc<Segment>> = range
+            .segments
+            .into_iter()
+            .filter(|s| s.base_offset < map_end)
+            .collect();
+        let mut outcome = CleanOutcome {
+            segments_before: to_clean.len(),
+            bytes_before: to_clean.iter().map(|s| s.queued_bytes.get()).sum(),
+            cleaner_offset: map_end,
+            ..CleanOutcome::default()
+        };
+        let rules = CleanRules {
+            map: &map,
+            map_end,
+            now_ms,
+            delete_retention_ms: self.config.delete_retention_ms,
+            index_interval_bytes: self.config.index_interval_bytes,
+        };
+        let mut tombstone_horizon_ms = i64::MAX;
+        for group in group_by_size(&to_clean, self.config.segment_bytes) {
+            let cleaned = match cleaner::clean_group(&self.dir, &group, &rules, &mut pacer).await {
+                Ok(cleaned) => cleaned,
+                Err(e) => {
+                    self.remove_cleaner_files(group[0].base_offset, CLEANED_SUFFIX)
+                        .await;
+                    return Err(e);
+                }
+            };
+            tombstone_horizon_ms = tombstone_horizon_ms.min(cleaned.tombstone_horizon_ms);
+            outcome.records_removed += cleaned.records_removed;
+            outcome.bytes_after += cleaned.size_bytes;
+            outcome.segments_after += 1;
+            self.install_cleaned(&group, cleaned).await?;
+        }
+        self.cleaner_offset
+            .set(self.cleaner_offset.get().max(map_end));
+        self.tombstone_horizon_ms.set(tombstone_horizon_ms);
+        let state = CleanerCheckpoint {
+            cleaner_offset: self.cleaner_offset.get(),
+            tombstone_horizon_ms,
+        };
+        checkpoint::write_cleaner(&self.dir, &state).await?;
+        Ok(outcome)
+    }
+
+    /// Puts a cleaned group in place of the segments it was made from. On
+    /// disk: its `.cleaned` files become `.swap` (complete: recovery would
+    /// finish from here), the old segments' files go, and the `.swap` files
+    /// take the final names, the `.log` last. In memory, the segment list
+    /// changes in one step, before any old file goes.
+    async fn install_cleaned(
+        &self,
+        group: &[Rc<Segment>],
+        cleaned: CleanedGroup,
+    ) -> Result<(), LogError> {
+        let base = cleaned.base_offset;
+        let renamed = |from: &str, to: &str| {
+            segment_file_paths(&self.dir, base).map(|path| {
+                (
+                    segment::with_suffix(path.clone(), from),
+                    segment::with_suffix(path, to),
+                )
+            })
+        };
+        for (from, to) in renamed(CLEANED_SUFFIX, SWAP_SUFFIX) {
+            if let Err(e) = glommio::io::rename(&from, &to).await {
+                self.remove_cleaner_files(base, CLEANED_SUFFIX).await;
+                self.remove_cleaner_files(base, SWAP_SUFFIX).await;
+                return Err(LogError::Io(e.into()));
+            }
+        }
+        sync_dir(&self.dir).await?;
+        let (Some(first), Some(last)) = (group.first(), group.last()) else {
+            return Ok(());
+        };
+        let next_offset = last.next_offset.get();
+        let segment = Rc::new(Segment::existing(
+            &self.dir,
+            base,
+            cleaned.file,
+            cleaned.size_bytes,
+            cleaned.indexes,
+            next_offset,
+            first.created_ms,
+        ));
+        {
+            let mut segments = self.segments.borrow_mut();
+            // The maintenance lock kept the group in the list, in order.
+            let Some(start) = segments.iter().position(|s| Rc::ptr_eq(s, first)) else {
+                return Err(LogError::Closed);
+            };
+            segments.splice(start..start + group.len(), [segment]);
+        }
+        self.tail.borrow_mut().evict_below(next_offset);
+        first.retire().await?;
+        for old in &group[1..] {
+            old.delete_files().await?;
+        }
+        for (from, to) in renamed(SWAP_SUFFIX, "") {
+            glommio::io::rename(&from, &to)
+                .await
+                .map_err(|e| LogError::Io(e.into()))?;
+        }
+        sync_dir(&self.dir).await
+    }
+
+    /// Removes what a failed pass left of segment `base`'s `suffix` files.
+    async fn remove_cleaner_files(&self, base: i64, suffix: &str) {
+        for path in segment_file_paths(&self.dir, base) {
+            let path = segment::with_suffix(path, suffix);
+            if let Err(e) = glommio::io::remove(&path).await {
+                let e: std::io::Error = e.into();
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    ::log::warn!("removing {}: {e}", path.display());
+                }
+            }
+        }
     }
 
     /// Resolves once the high watermark grows past its value at the call (or
@@ -904,6 +1151,8 @@ impl PartitionLog {
         if self.closing.replace(true) {
             return Ok(());
         }
+        // A cleaning pass sees `closing` and stops within a slice.
+        let _permit = self.maintenance_lock.acquire_permit(1).await?;
         self.wait_until(|log| !log.writer_running.get()).await?;
         let result = self.seal_and_checkpoint().await;
         self.marks.closed.set(true);
@@ -945,6 +1194,45 @@ impl PartitionLog {
         std::fs::remove_dir_all(&self.dir)?;
         Ok(())
     }
+}
+
+/// The `.index`, `.timeindex` and `.log` paths of segment `base`, the log
+/// last (renamed last, so that a `.log.swap` means its indexes are done).
+fn segment_file_paths(dir: &std::path::Path, base: i64) -> [PathBuf; 3] {
+    [
+        segment::index_path(dir, base),
+        segment::time_index_path(dir, base),
+        segment::log_path(dir, base),
+    ]
+}
+
+async fn sync_dir(dir: &std::path::Path) -> Result<(), LogError> {
+    let directory = glommio::io::Directory::open(dir).await?;
+    directory.sync().await?;
+    directory.close().await?;
+    Ok(())
+}
+
+/// Adjacent segments in groups that fit one segment: at most `segment_bytes`
+/// together, offsets within u32 of the group's base (Kafka's grouping).
+fn group_by_size(segments: &[Rc<Segment>], segment_bytes: u64) -> Vec<Vec<Rc<Segment>>> {
+    let mut groups: Vec<Vec<Rc<Segment>>> = Vec::new();
+    let mut size_bytes = 0;
+    for segment in segments {
+        let fits = groups.last().and_then(|g| g.first()).is_some_and(|first| {
+            size_bytes + segment.queued_bytes.get() <= segment_bytes
+                && segment.next_offset.get() - first.base_offset <= i64::from(u32::MAX)
+        });
+        match groups.last_mut() {
+            Some(group) if fits => group.push(segment.clone()),
+            _ => {
+                groups.push(vec![segment.clone()]);
+                size_bytes = 0;
+            }
+        }
+        size_bytes += segment.queued_bytes.get();
+    }
+    groups
 }
 
 #[cfg(test)]

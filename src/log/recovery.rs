@@ -10,11 +10,11 @@ use std::rc::Rc;
 
 use glommio::io::BufferedFile;
 
-use super::checkpoint::{self, read_whole, CHECKPOINT_TMP_FILE};
+use super::checkpoint::{self, read_whole, CHECKPOINT_TMP_FILE, CLEANER_TMP_FILE};
 use super::index::{OffsetIndex, TimeIndex, OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES};
-use super::segment::{self, Segment, SegmentIndexes};
+use super::segment::{self, Segment, SegmentIndexes, CLEANED_SUFFIX, SWAP_SUFFIX};
 use super::{LogError, SEGMENT_BYTES_MAX};
-use crate::protocol::batch::{validate, BatchError, BatchHeader, BATCH_HEADER_SIZE};
+use crate::protocol::batch::{validate_stored, BatchError, BatchHeader, BATCH_HEADER_SIZE};
 
 /// Bytes read per step of a scan: large enough to amortize the read, small
 /// enough not to matter next to the shard's memory.
@@ -38,6 +38,8 @@ pub async fn recover(dir: &Path, index_interval_bytes: u32) -> Result<Recovered,
         Err(e) => return Err(e),
     };
     remove_if_present(&dir.join(CHECKPOINT_TMP_FILE))?;
+    remove_if_present(&dir.join(CLEANER_TMP_FILE))?;
+    finish_cleaning(dir, index_interval_bytes).await?;
     let recovery_point = checkpoint.map_or(i64::MIN, |c| c.recovery_point);
     let bases = segment_bases(dir)?;
     let now = super::partition::now_ms();
@@ -135,14 +137,79 @@ fn segment_bases(dir: &Path) -> Result<Vec<i64>, LogError> {
         let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".log")) else {
             continue;
         };
-        if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
-            if let Ok(base) = stem.parse::<i64>() {
-                bases.push(base);
-            }
-        }
+        bases.extend(segment_base(stem));
     }
     bases.sort_unstable();
     Ok(bases)
+}
+
+/// What a cleaning pass interrupted by a crash left behind. `.cleaned`
+/// files were still being written: they go. A `{base}.log.swap` is a
+/// complete cleaned segment (its indexes were renamed before it) replacing
+/// the segments from `base` to its end: those go, and the `.swap` files take
+/// their final names, as the pass would have done.
+async fn finish_cleaning(dir: &Path, index_interval_bytes: u32) -> Result<(), LogError> {
+    let mut swapped = Vec::new();
+    let mut changed = false;
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        if name.ends_with(CLEANED_SUFFIX) {
+            remove_if_present(&dir.join(name))?;
+            changed = true;
+        } else if let Some(base) = name
+            .strip_suffix(SWAP_SUFFIX)
+            .and_then(|n| n.strip_suffix(".log"))
+            .and_then(segment_base)
+        {
+            swapped.push(base);
+        }
+    }
+    swapped.sort_unstable();
+    for base in swapped {
+        let swap_path = segment::with_suffix(segment::log_path(dir, base), SWAP_SUFFIX);
+        let file = Segment::open_file(&swap_path).await?;
+        let size = file.file_size().await?;
+        let swap = Segment::existing(dir, base, file, size, SegmentIndexes::empty(), base, 0);
+        let end = scan(&swap, size, index_interval_bytes).await?.next_offset;
+        swap.close().await?;
+        let replaced: Vec<i64> = segment_bases(dir)?
+            .into_iter()
+            .filter(|&b| b > base && b < end)
+            .collect();
+        ::log::warn!(
+            "{}: finishing an interrupted cleaning: segment {base} replaces {} more",
+            dir.display(),
+            replaced.len()
+        );
+        delete_segments(dir, &replaced)?;
+        for path in [
+            segment::index_path(dir, base),
+            segment::time_index_path(dir, base),
+            segment::log_path(dir, base),
+        ] {
+            let swap = segment::with_suffix(path.clone(), SWAP_SUFFIX);
+            if swap.exists() {
+                std::fs::rename(&swap, &path)?;
+            }
+        }
+        changed = true;
+    }
+    if changed {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// The base offset a segment file stem names: 20 digits.
+fn segment_base(stem: &str) -> Option<i64> {
+    if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
+        stem.parse().ok()
+    } else {
+        None
+    }
 }
 
 fn remove_if_present(path: &Path) -> Result<(), LogError> {
@@ -253,7 +320,7 @@ async fn scan(segment: &Segment, size: u64, index_interval_bytes: u32) -> Result
         let mut cursor = 0;
         while cursor < buf.len() {
             let rest = &buf[cursor..];
-            let batch_size = match validate(rest, SEGMENT_BYTES_MAX as usize) {
+            let batch_size = match validate_stored(rest, SEGMENT_BYTES_MAX as usize) {
                 Ok(batch_size) => batch_size,
                 Err(BatchError::Truncated) => break,
                 Err(e) => {
@@ -269,8 +336,10 @@ async fn scan(segment: &Segment, size: u64, index_interval_bytes: u32) -> Result
                 return Ok(scan);
             }
             let last_offset = header.last_offset();
-            if header.base_offset.get() != scan.next_offset
-                || last_offset < scan.next_offset
+            // Offsets only grow: the cleaner leaves gaps where it dropped
+            // whole batches, never overlaps.
+            if header.base_offset.get() < scan.next_offset
+                || last_offset < header.base_offset.get()
                 || last_offset - base > i64::from(u32::MAX)
             {
                 scan.reason = format!(

@@ -111,6 +111,26 @@ pub fn framed_size(buf: &[u8]) -> Result<usize, BatchError> {
 /// framing, magic, CRC-32C, record count against length and offset delta,
 /// and the `max_batch_bytes` limit (`max.message.bytes`).
 pub fn validate(buf: &[u8], max_batch_bytes: usize) -> Result<usize, BatchError> {
+    check(buf, max_batch_bytes, Counting::Dense)
+}
+
+/// `validate` for a batch read back from a log: there the cleaner may have
+/// dropped records, so a batch may hold fewer records than its offsets span
+/// (none at all, even), as in Kafka.
+pub fn validate_stored(buf: &[u8], max_batch_bytes: usize) -> Result<usize, BatchError> {
+    check(buf, max_batch_bytes, Counting::Compacted)
+}
+
+/// How a batch's record count must relate to its `lastOffsetDelta`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Counting {
+    /// As produced: one record per offset.
+    Dense,
+    /// As a cleaner may leave it: at most one record per offset.
+    Compacted,
+}
+
+fn check(buf: &[u8], max_batch_bytes: usize, counting: Counting) -> Result<usize, BatchError> {
     if buf.len() >= BATCH_LENGTH_PREFIX_SIZE {
         let declared = i32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
         if declared > 0 && BATCH_LENGTH_PREFIX_SIZE + declared as usize > max_batch_bytes {
@@ -123,7 +143,12 @@ pub fn validate(buf: &[u8], max_batch_bytes: usize) -> Result<usize, BatchError>
         return Err(BatchError::UnsupportedMagic(header.magic));
     }
     let count = header.records_count.get();
-    if count < 0 || (count > 0 && header.last_offset_delta.get() != count - 1) {
+    let delta = header.last_offset_delta.get();
+    let count_fits = match counting {
+        Counting::Dense => count == 0 || delta == count - 1,
+        Counting::Compacted => delta >= 0 && i64::from(count) <= i64::from(delta) + 1,
+    };
+    if count < 0 || !count_fits {
         return Err(BatchError::InvalidRecordCount);
     }
     let body = total - BATCH_HEADER_SIZE;

@@ -35,6 +35,10 @@ use owned::OwnedPartitions;
 /// default is 10 MiB, larger than the 8 MiB `ulimit -l` common on servers and
 /// containers; 2 MiB per shard keeps several shards inside it.
 pub const SHARD_IO_MEMORY_BYTES: usize = 2 << 20;
+/// Scheduler shares of the log cleaner's task queue against the default
+/// queue's 1000 (glommio's default): when requests and the cleaner both have
+/// work, the requests get about 90% of the core.
+const CLEANER_SHARES: usize = 100;
 /// How long a clean shutdown waits for in-flight requests before closing logs.
 const SHUTDOWN_DRAIN_MS_MAX: u64 = 10_000;
 /// Poll period while draining in-flight requests at shutdown (shutdown only).
@@ -286,6 +290,50 @@ where
     Ok(set)
 }
 
+/// The shard's log cleaner: one pass at a time on the neediest compacted
+/// log, at once again after a pass, `log.cleaner.backoff.ms` after finding
+/// nothing to do. It runs in its own low-share task queue, so requests on
+/// the shard go first, and its passes yield every few hundred microseconds.
+/// Each shard gets an equal part of `log.cleaner.dedupe.buffer.size`.
+fn spawn_cleaner(shard: &Rc<Shard>) {
+    let config = &shard.config;
+    let backoff = Duration::from_millis(config.log_cleaner_backoff_ms);
+    let map_budget_bytes =
+        usize::try_from(config.log_cleaner_dedupe_buffer_size / config.shards.max(1) as u64)
+            .unwrap_or(usize::MAX);
+    let queue = glommio::executor().create_task_queue(
+        glommio::Shares::Static(CLEANER_SHARES),
+        glommio::Latency::NotImportant,
+        "log-cleaner",
+    );
+    let cleaner = Rc::downgrade(shard);
+    let spawned = glommio::spawn_local_into(
+        async move {
+            loop {
+                let Some(shard) = cleaner.upgrade() else {
+                    break;
+                };
+                let now_ms = i64::try_from(crate::log::now_ms()).unwrap_or(i64::MAX);
+                let cleaned = shard
+                    .partitions
+                    .clean_neediest(now_ms, map_budget_bytes)
+                    .await;
+                drop(shard);
+                if !cleaned {
+                    glommio::timer::sleep(backoff).await;
+                }
+            }
+        },
+        queue,
+    );
+    match spawned {
+        Ok(task) => {
+            task.detach();
+        }
+        Err(error) => log::error!("shard {}: cannot start the log cleaner: {error}", shard.id),
+    }
+}
+
 async fn run_shard<S, F>(
     id: usize,
     config: Arc<BrokerConfig>,
@@ -368,6 +416,10 @@ async fn run_shard<S, F>(
         }
     })
     .detach();
+
+    if config.log_cleaner_enable {
+        spawn_cleaner(&shard);
+    }
 
     service(ShardStart {
         shard: shard.clone(),

@@ -11,7 +11,8 @@ use super::{scatter, str_bytes};
 use crate::config::TopicConfig;
 use crate::log::now_ms;
 use crate::log::AppendWait;
-use crate::protocol::batch::{self, BatchError};
+use crate::protocol::batch::{self, BatchError, BatchHeader};
+use crate::protocol::batch_records;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{KafkaError, ProducePart, ShardReply, ShardRequest, TopicPartition};
 
@@ -55,6 +56,39 @@ fn validate_batches(records: &[u8], max_batch_bytes: usize) -> Result<(), KafkaE
     let mut position = 0;
     while position < records.len() {
         position += batch::validate(&records[position..], max_batch_bytes).map_err(batch_error)?;
+    }
+    Ok(())
+}
+
+/// Kafka's rule for compacted topics: every record needs a key, or the
+/// cleaner could not tell which value is the latest. Looks inside each batch
+/// (decompressing it, bounded); control batches are the coordinator's.
+fn check_keys(records: &[u8], topic: &str, partition: i32) -> Result<(), KafkaError> {
+    let mut position = 0;
+    while position < records.len() {
+        let size = batch::framed_size(&records[position..]).map_err(batch_error)?;
+        let one = &records[position..position + size];
+        position += size;
+        if BatchHeader::view(one).is_some_and(|h| h.is_control()) {
+            continue;
+        }
+        match batch_records::all_keyed(one) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(KafkaError::with_message(
+                    ResponseError::InvalidRecord,
+                    format!(
+                        "Compacted topic cannot accept message without key in topic partition {topic}-{partition}."
+                    ),
+                ))
+            }
+            Err(error) => {
+                return Err(KafkaError::with_message(
+                    ResponseError::CorruptMessage,
+                    format!("Record batch cannot be read: {error}"),
+                ))
+            }
+        }
     }
     Ok(())
 }
@@ -115,7 +149,14 @@ pub async fn handle(
                 continue;
             }
             let records = partition.records.as_deref().unwrap_or_default();
-            if let Err(error) = validate_batches(records, config.max_message_bytes) {
+            let checked = validate_batches(records, config.max_message_bytes).and_then(|()| {
+                if config.log.compact {
+                    check_keys(records, &meta.name, partition.index)
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(error) = checked {
                 log::debug!(
                     "produce to {}-{} refused: {:?}",
                     meta.name,
