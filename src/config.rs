@@ -28,6 +28,9 @@ pub const CLEANER_DEDUPE_BUFFER_BYTES_DEFAULT: u64 = 128 << 20;
 pub const CLEANER_DEDUPE_BUFFER_BYTES_MIN: u64 = 1 << 20;
 /// Kafka's `log.cleaner.backoff.ms` default: the pause when no log needs cleaning.
 pub const CLEANER_BACKOFF_MS_DEFAULT: u64 = 15_000;
+/// Kafka's `offsets.topic.segment.bytes` default: `__consumer_offsets`
+/// segments roll sooner than data segments so the cleaner can compact them.
+pub const OFFSETS_TOPIC_SEGMENT_BYTES_DEFAULT: u64 = 104_857_600;
 /// Kafka's `log.flush.offset.checkpoint.interval.ms` default.
 pub const CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 60_000;
 /// Fsync interval for `flush.policy=interval` when `flush.ms` is not set.
@@ -93,6 +96,9 @@ pub struct BrokerConfig {
     pub log_cleaner_max_compaction_lag_ms: i64,
     /// `log.cleaner.delete.retention.ms`: default `delete.retention.ms`.
     pub log_cleaner_delete_retention_ms: i64,
+    /// `offsets.topic.segment.bytes`: `segment.bytes` of `__consumer_offsets`
+    /// when it is created.
+    pub offsets_topic_segment_bytes: u64,
     /// The group coordinator's settings (`group.*`, `offsets.*`).
     pub group: GroupConfig,
     /// Every key the operator set, as given, for DescribeConfigs.
@@ -132,6 +138,7 @@ impl BrokerConfig {
             log_cleaner_min_compaction_lag_ms: MIN_COMPACTION_LAG_MS_DEFAULT,
             log_cleaner_max_compaction_lag_ms: MAX_COMPACTION_LAG_MS_DEFAULT,
             log_cleaner_delete_retention_ms: DELETE_RETENTION_MS_DEFAULT,
+            offsets_topic_segment_bytes: OFFSETS_TOPIC_SEGMENT_BYTES_DEFAULT,
             group: GroupConfig::default(),
             explicit: BTreeMap::new(),
         }
@@ -256,6 +263,9 @@ impl BrokerConfig {
             "offset.metadata.max.bytes" => {
                 self.group.offset_metadata_max_bytes =
                     parse_range(key, value, 0, i32::MAX as usize)?
+            }
+            "offsets.topic.segment.bytes" => {
+                self.offsets_topic_segment_bytes = parse_range(key, value, 14, i32::MAX as u64)?
             }
             "offsets.topic.num.partitions" => {
                 self.group.offsets_topic_num_partitions =
@@ -657,6 +667,74 @@ mod tests {
             let topic = TopicConfig::resolve(&broker, &overrides);
             assert_eq!(topic.log.retention_bytes, retained, "{policy}");
         }
+    }
+
+    #[test]
+    fn compaction_configs_resolve_with_kafkas_names_and_defaults() {
+        let mut broker = BrokerConfig::new(PathBuf::from("/tmp/x"), 2);
+        let topic = TopicConfig::resolve(&broker, &BTreeMap::new());
+        assert!(!topic.log.compact);
+        assert_eq!(topic.log.delete_retention_ms, 86_400_000);
+        assert_eq!(topic.log.min_cleanable_dirty_ratio, 0.5);
+        assert_eq!(topic.log.min_compaction_lag_ms, 0);
+        assert_eq!(topic.log.max_compaction_lag_ms, i64::MAX);
+        assert_eq!(
+            topic_config_default(&broker, "min.cleanable.dirty.ratio").unwrap(),
+            "0.5"
+        );
+        broker
+            .set("log.cleaner.min.cleanable.ratio", "0.25")
+            .unwrap();
+        broker
+            .set("log.cleaner.delete.retention.ms", "1000")
+            .unwrap();
+        broker
+            .set("log.cleaner.min.compaction.lag.ms", "5")
+            .unwrap();
+        broker
+            .set("log.cleaner.max.compaction.lag.ms", "60000")
+            .unwrap();
+        broker.set("log.cleaner.backoff.ms", "100").unwrap();
+        broker.set("log.cleaner.enable", "false").unwrap();
+        broker
+            .set("log.cleaner.dedupe.buffer.size", "2097152")
+            .unwrap();
+        assert!(broker
+            .set("log.cleaner.dedupe.buffer.size", "1000")
+            .is_err());
+        assert!(broker
+            .set("log.cleaner.min.cleanable.ratio", "1.5")
+            .is_err());
+        assert!(broker
+            .set("log.cleaner.max.compaction.lag.ms", "0")
+            .is_err());
+        assert!(!broker.log_cleaner_enable);
+        assert_eq!(broker.log_cleaner_backoff_ms, 100);
+        assert_eq!(broker.log_cleaner_dedupe_buffer_size, 2 << 20);
+        let overrides = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("min.compaction.lag.ms".to_string(), "7".to_string()),
+        ]);
+        let topic = TopicConfig::resolve(&broker, &overrides);
+        assert!(topic.log.compact);
+        assert_eq!(topic.log.min_cleanable_dirty_ratio, 0.25);
+        assert_eq!(topic.log.delete_retention_ms, 1000);
+        assert_eq!(topic.log.min_compaction_lag_ms, 7);
+        // A compacted topic rolls by max.compaction.lag.ms as well.
+        assert_eq!(topic.log.segment_ms, 60_000);
+        assert_eq!(topic.log.retention_ms, -1);
+        broker.set("log.cleanup.policy", "compact,delete").unwrap();
+        let topic = TopicConfig::resolve(&broker, &BTreeMap::new());
+        assert!(topic.log.compact);
+        assert_eq!(topic.log.retention_ms, RETENTION_MS_DEFAULT);
+        assert!(validate_topic_config("min.cleanable.dirty.ratio", "0.9").is_ok());
+        assert!(validate_topic_config("min.cleanable.dirty.ratio", "-0.1").is_err());
+        assert!(validate_topic_config("delete.retention.ms", "-1").is_err());
+        assert!(validate_topic_config("max.compaction.lag.ms", "0").is_err());
+        assert_eq!(
+            topic_config_broker_synonym("min.cleanable.dirty.ratio"),
+            Some("log.cleaner.min.cleanable.ratio")
+        );
     }
 
     #[test]

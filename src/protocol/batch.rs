@@ -292,6 +292,28 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_compacted_batch_is_valid_only_as_stored() {
+        // Three records spanning offsets 0..=9, as a cleaner leaves them.
+        let mut batch = sample_batch(3, Compression::None);
+        batch[23..27].copy_from_slice(&9i32.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[CRC_START..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(validate_stored(&batch, 1 << 20), Ok(batch.len()));
+        assert_eq!(
+            validate(&batch, 1 << 20),
+            Err(BatchError::InvalidRecordCount)
+        );
+        // More records than offsets is never valid.
+        batch[23..27].copy_from_slice(&1i32.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[CRC_START..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(
+            validate_stored(&batch, 1 << 20),
+            Err(BatchError::InvalidRecordCount)
+        );
+    }
+
+    #[test]
     fn every_prefix_of_a_batch_is_truncated_never_a_panic() {
         let batch = sample_batch(4, Compression::Zstd);
         for cut in 0..batch.len() {

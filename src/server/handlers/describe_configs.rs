@@ -208,6 +208,11 @@ fn broker_config_entries(broker: &BrokerConfig) -> Vec<(&'static str, String, i8
         ),
         ("node.id", broker.node_id.to_string(), TYPE_INT),
         (
+            "offsets.topic.segment.bytes",
+            broker.offsets_topic_segment_bytes.to_string(),
+            TYPE_INT,
+        ),
+        (
             "num.partitions",
             broker.num_partitions.to_string(),
             TYPE_INT,
