@@ -23,6 +23,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -753,10 +754,25 @@ def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, c
         lines += ["## Failed runs", ""] + [f"- {k} / {b}: `{e.splitlines()[-1] if e else e}`" for k, b, e in failures] + [""]
     lines += ["## Commands", "", "Exactly as run (`$PORT`, `$TMP`, `$TOPIC` stand for the per-run port, "
               "temp directory and topic name):", "", "```"] + commands.lines + ["```", ""]
-    with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
+    path = os.path.join(out_dir, "RESULTS.md")
+    kept = kept_sections(path)
+    with open(path, "w") as f:
         f.write("\n".join(lines))
+        f.write("".join("\n" + section + "\n" for section in kept))
     with open(os.path.join(out_dir, "results.svg"), "w") as f:
         f.write(svg_chart(medians, brokers, size))
+
+
+def kept_sections(path):
+    """Sections other scripts own in RESULTS.md (perf/compaction.py), between
+    `<!-- kept: NAME -->` and `<!-- /kept: NAME -->`: carried over when this
+    harness rewrites the file."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return []
+    return re.findall(r"<!-- kept: [^>]*-->.*?<!-- /kept: [^>]*-->", text, re.S)
 
 
 def client_agreement(independent, medians):
