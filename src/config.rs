@@ -88,6 +88,9 @@ pub struct BrokerConfig {
     pub log_cleaner_dedupe_buffer_size: u64,
     /// `log.cleaner.backoff.ms`: the pause when no log needs cleaning.
     pub log_cleaner_backoff_ms: u64,
+    /// `log.cleaner.io.max.bytes.per.second`: bytes the cleaners of all
+    /// shards together read and write per second.
+    pub log_cleaner_io_max_bytes_per_second: f64,
     /// `log.cleaner.min.cleanable.ratio`: default `min.cleanable.dirty.ratio`.
     pub log_cleaner_min_cleanable_ratio: f64,
     /// `log.cleaner.min.compaction.lag.ms`: default `min.compaction.lag.ms`.
@@ -134,6 +137,7 @@ impl BrokerConfig {
             log_cleaner_enable: true,
             log_cleaner_dedupe_buffer_size: CLEANER_DEDUPE_BUFFER_BYTES_DEFAULT,
             log_cleaner_backoff_ms: CLEANER_BACKOFF_MS_DEFAULT,
+            log_cleaner_io_max_bytes_per_second: f64::MAX,
             log_cleaner_min_cleanable_ratio: MIN_CLEANABLE_DIRTY_RATIO_DEFAULT,
             log_cleaner_min_compaction_lag_ms: MIN_COMPACTION_LAG_MS_DEFAULT,
             log_cleaner_max_compaction_lag_ms: MAX_COMPACTION_LAG_MS_DEFAULT,
@@ -215,6 +219,15 @@ impl BrokerConfig {
             }
             "log.cleaner.backoff.ms" => {
                 self.log_cleaner_backoff_ms = parse_range(key, value, 0, i64::MAX as u64)?
+            }
+            "log.cleaner.io.max.bytes.per.second" => {
+                let rate: f64 = parse(key, value)?;
+                if rate.is_nan() || rate <= 0.0 {
+                    return Err(ConfigError(format!(
+                        "invalid value {value} for configuration {key}: value must be above 0"
+                    )));
+                }
+                self.log_cleaner_io_max_bytes_per_second = rate;
             }
             "log.cleaner.min.cleanable.ratio" => {
                 self.log_cleaner_min_cleanable_ratio = dirty_ratio(key, value)?
@@ -699,6 +712,13 @@ mod tests {
         broker
             .set("log.cleaner.dedupe.buffer.size", "2097152")
             .unwrap();
+        broker
+            .set("log.cleaner.io.max.bytes.per.second", "1e7")
+            .unwrap();
+        assert_eq!(broker.log_cleaner_io_max_bytes_per_second, 1e7);
+        assert!(broker
+            .set("log.cleaner.io.max.bytes.per.second", "0")
+            .is_err());
         assert!(broker
             .set("log.cleaner.dedupe.buffer.size", "1000")
             .is_err());

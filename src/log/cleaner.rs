@@ -147,28 +147,42 @@ impl OffsetMap {
     }
 }
 
-/// Keeps the cleaner's turns short (see `CLEANER_SLICE`) and stops it when
-/// its log closes.
+/// Keeps the cleaner's turns short (see `CLEANER_SLICE`), holds its IO to
+/// `log.cleaner.io.max.bytes.per.second`, and stops it when its log closes.
 pub struct Pacer<'a> {
     slice_start: Instant,
     stopped: &'a Cell<bool>,
+    io_bytes_per_second: f64,
+    io_start: Instant,
+    io_bytes: f64,
 }
 
 impl<'a> Pacer<'a> {
     /// A pacer that fails the pass with `LogError::Closed` once `stopped`.
-    pub fn new(stopped: &'a Cell<bool>) -> Pacer<'a> {
+    pub fn new(stopped: &'a Cell<bool>, io_bytes_per_second: f64) -> Pacer<'a> {
+        let now = Instant::now();
         Pacer {
-            slice_start: Instant::now(),
+            slice_start: now,
             stopped,
+            io_bytes_per_second,
+            io_start: now,
+            io_bytes: 0.0,
         }
     }
 
-    pub async fn pace(&mut self) -> Result<(), LogError> {
+    /// Called after each batch with the bytes it read and wrote: yields when
+    /// the slice is over, sleeps while the IO is ahead of its rate (as
+    /// Kafka's throttler does).
+    pub async fn pace(&mut self, io_bytes: usize) -> Result<(), LogError> {
         if self.stopped.get() {
             return Err(LogError::Closed);
         }
-        if self.slice_start.elapsed() >= CLEANER_SLICE {
-            glommio::timer::sleep(CLEANER_PAUSE).await;
+        self.io_bytes += io_bytes as f64;
+        let due = Duration::try_from_secs_f64(self.io_bytes / self.io_bytes_per_second)
+            .unwrap_or(Duration::ZERO);
+        let ahead = due.saturating_sub(self.io_start.elapsed());
+        if self.slice_start.elapsed() >= CLEANER_SLICE || !ahead.is_zero() {
+            glommio::timer::sleep(ahead.max(CLEANER_PAUSE)).await;
             self.slice_start = Instant::now();
             if self.stopped.get() {
                 return Err(LogError::Closed);
@@ -279,7 +293,7 @@ pub async fn build_offset_map(
                 }
             }
             map_end = last_offset + 1;
-            pacer.pace().await?;
+            pacer.pace(batch.len()).await?;
         }
     }
     Ok(map_end)
@@ -355,10 +369,12 @@ pub async fn clean_group(
                 &mut records_removed,
             )
             .map_err(|e| corrupt(&path, e))?;
-            if let Some((previous, outcome)) = held.replace((batch, filtered)) {
-                output.push(&previous, outcome).await?;
-            }
-            pacer.pace().await?;
+            let read_bytes = batch.len();
+            let written_bytes = match held.replace((batch, filtered)) {
+                Some((previous, outcome)) => output.push(&previous, outcome).await?,
+                None => 0,
+            };
+            pacer.pace(read_bytes + written_bytes).await?;
         }
     }
     if let Some((last, outcome)) = held {
@@ -464,14 +480,15 @@ struct Output {
 }
 
 impl Output {
-    async fn push(&mut self, original: &Bytes, outcome: Filtered) -> Result<(), LogError> {
+    /// Appends what `outcome` keeps of `original`; returns its size.
+    async fn push(&mut self, original: &Bytes, outcome: Filtered) -> Result<usize, LogError> {
         let bytes: &[u8] = match &outcome {
             Filtered::Keep => original,
             Filtered::Rebuilt(bytes) => bytes,
-            Filtered::Drop => return Ok(()),
+            Filtered::Drop => return Ok(0),
         };
         let Some(header) = BatchHeader::view(bytes) else {
-            return Ok(());
+            return Ok(0);
         };
         let position = self.position + self.buffer.len() as u64;
         // The group fits one segment, so positions fit the index's u32.
@@ -488,7 +505,7 @@ impl Output {
         if self.buffer.len() >= CLEANER_IO_BYTES {
             self.flush().await?;
         }
-        Ok(())
+        Ok(bytes.len())
     }
 
     async fn flush(&mut self) -> Result<(), LogError> {

@@ -11,7 +11,7 @@ use kafka_protocol::records::{
 };
 
 use super::partition::tests::{small_config, with_dir};
-use super::{AppendWait, LogConfig, PartitionLog};
+use super::{AppendWait, CleanerBudget, LogConfig, PartitionLog};
 use crate::protocol::batch::{validate_stored, BatchHeader, ATTR_COMPRESSION_MASK};
 use crate::protocol::records::{decode_records, encode_batch, ProducerRecord};
 
@@ -26,6 +26,14 @@ const CODECS: [Compression; 5] = [
     Compression::Lz4,
     Compression::Zstd,
 ];
+
+/// A cleaner with a map of `map_bytes` and no IO limit.
+fn budget(map_bytes: usize) -> CleanerBudget {
+    CleanerBudget {
+        map_bytes,
+        io_bytes_per_second: f64::MAX,
+    }
+}
 
 /// A compacted topic's log config with the small segments of `small_config`.
 fn compacted() -> LogConfig {
@@ -148,11 +156,11 @@ fn latest_value_of_every_key_wins_and_offsets_stay() {
         let active = files(&dir, "log").pop().unwrap();
         let active_bytes = std::fs::read(&active).unwrap();
 
-        let outcome = log.clean(NOW_MS, MAP_BYTES).await.unwrap();
+        let outcome = log.clean(NOW_MS, budget(MAP_BYTES)).await.unwrap();
         assert!(outcome.records_removed > 0);
         assert!(outcome.bytes_after < outcome.bytes_before);
         // Segments shrunk by this pass merge in the next, as in Kafka.
-        log.clean(NOW_MS, MAP_BYTES).await.unwrap();
+        log.clean(NOW_MS, budget(MAP_BYTES)).await.unwrap();
         assert!(log.segment_count() < segments, "small segments merge");
         let after = contents(&log).await;
         assert_eq!(latest(&after), latest(&before));
@@ -203,7 +211,7 @@ fn kept_batches_keep_their_offsets_and_the_last_one_stays() {
         let log = PartitionLog::open(dir.clone(), compacted()).await.unwrap();
         churn(&log, 5, 12, |_, _| false).await;
         let before = batch_offsets(&log).await;
-        let outcome = log.clean(NOW_MS, MAP_BYTES).await.unwrap();
+        let outcome = log.clean(NOW_MS, budget(MAP_BYTES)).await.unwrap();
         let after = batch_offsets(&log).await;
         for offsets in &after {
             assert!(before.contains(offsets), "{offsets:?} is a batch of before");
@@ -240,7 +248,7 @@ fn tombstones_stay_for_delete_retention_then_go() {
         churn(&log, 5, 1, |_, i| i == 1 || i == 3).await;
         churn(&log, 5, 6, |_, i| i == 1 || i == 3).await;
         // Only tombstones for k1 and k3 are left after the third round.
-        let first = log.clean(NOW_MS, MAP_BYTES).await.unwrap();
+        let first = log.clean(NOW_MS, budget(MAP_BYTES)).await.unwrap();
         assert!(first.records_removed > 0);
         let after_first = latest(&contents(&log).await);
         assert_eq!(after_first.get(&Bytes::from("k1")), Some(&None));
@@ -248,14 +256,14 @@ fn tombstones_stay_for_delete_retention_then_go() {
         assert!(after_first.get(&Bytes::from("k0")).unwrap().is_some());
         // Before the horizon nothing is due and a pass keeps them.
         assert!(log.cleaning_need(NOW_MS + 59_999).is_none());
-        log.clean(NOW_MS + 59_999, MAP_BYTES).await.unwrap();
+        log.clean(NOW_MS + 59_999, budget(MAP_BYTES)).await.unwrap();
         assert_eq!(latest(&contents(&log).await), after_first);
         // The horizon survives a restart.
         log.close().await.unwrap();
         let log = PartitionLog::open(dir, config).await.unwrap();
         let need = log.cleaning_need(NOW_MS + 60_000).unwrap();
         assert!(need.urgent);
-        let last = log.clean(NOW_MS + 60_000, MAP_BYTES).await.unwrap();
+        let last = log.clean(NOW_MS + 60_000, budget(MAP_BYTES)).await.unwrap();
         let gone = latest(&contents(&log).await);
         // Tombstones in the active segment are not cleaned yet.
         let cleaned: Vec<_> = contents(&log)
@@ -288,7 +296,7 @@ fn compressed_batches_are_recompressed_with_their_codec() {
                 append(&log, &records, codec, NOW_MS).await;
             }
             let before = contents(&log).await;
-            log.clean(NOW_MS, MAP_BYTES).await.unwrap();
+            log.clean(NOW_MS, budget(MAP_BYTES)).await.unwrap();
             let after = contents(&log).await;
             assert_eq!(latest(&after), latest(&before), "{codec:?}");
             assert!(after.len() < before.len());
@@ -361,7 +369,7 @@ fn control_batches_and_unreadable_keys_are_kept_keyless_records_go() {
             .find(|b| BatchHeader::view(b).unwrap().base_offset.get() == marker.base_offset)
             .unwrap()
             .clone();
-        log.clean(NOW_MS, MAP_BYTES).await.unwrap();
+        log.clean(NOW_MS, budget(MAP_BYTES)).await.unwrap();
         let after = log
             .read(0, log.high_watermark(), usize::MAX, true)
             .await
@@ -389,11 +397,11 @@ fn a_small_map_cleans_in_several_passes() {
         churn(&log, 40, 4, |_, _| false).await;
         let before = contents(&log).await;
         // Room for 18 keys: a pass maps fewer batches than the log holds.
-        let budget = 20 * super::cleaner::OFFSET_MAP_SLOT_BYTES;
+        let map_bytes = 20 * super::cleaner::OFFSET_MAP_SLOT_BYTES;
         let mut passes = 0;
         let mut offsets = Vec::new();
         while log.cleaning_need(NOW_MS).is_some() {
-            let outcome = log.clean(NOW_MS, budget).await.unwrap();
+            let outcome = log.clean(NOW_MS, budget(map_bytes)).await.unwrap();
             offsets.push(outcome.cleaner_offset);
             passes += 1;
             assert!(passes < 100, "passes must make progress");
@@ -428,11 +436,11 @@ fn min_compaction_lag_keeps_young_records_dirty() {
         let before = contents(&log).await;
         // Written at NOW_MS: too young at NOW_MS + 59 s.
         assert!(log.cleaning_need(NOW_MS + 59_000).is_none());
-        let outcome = log.clean(NOW_MS + 59_000, MAP_BYTES).await.unwrap();
+        let outcome = log.clean(NOW_MS + 59_000, budget(MAP_BYTES)).await.unwrap();
         assert_eq!(outcome.records_removed, 0);
         assert_eq!(contents(&log).await, before);
         assert!(log.cleaning_need(NOW_MS + 61_000).is_some());
-        let outcome = log.clean(NOW_MS + 61_000, MAP_BYTES).await.unwrap();
+        let outcome = log.clean(NOW_MS + 61_000, budget(MAP_BYTES)).await.unwrap();
         assert!(outcome.records_removed > 0);
     });
 }
@@ -451,7 +459,7 @@ fn dirty_ratio_and_max_compaction_lag_decide() {
         let need = log.cleaning_need(NOW_MS).unwrap();
         assert_eq!(need.dirty_ratio, 1.0);
         assert!(!need.urgent);
-        log.clean(NOW_MS, MAP_BYTES).await.unwrap();
+        log.clean(NOW_MS, budget(MAP_BYTES)).await.unwrap();
         assert!(log.cleaning_need(NOW_MS).is_none());
         // A little more dirt: under the ratio, until it is an hour old.
         let segments = log.segment_count();
@@ -469,6 +477,23 @@ fn dirty_ratio_and_max_compaction_lag_decide() {
         assert!(log.cleaning_need(NOW_MS).is_none());
         let need = log.cleaning_need(NOW_MS + 3_600_000).unwrap();
         assert!(need.urgent);
+    });
+}
+
+#[test]
+fn the_io_limit_slows_a_pass() {
+    with_dir(|dir| async move {
+        let log = PartitionLog::open(dir, compacted()).await.unwrap();
+        churn(&log, 10, 16, |_, _| false).await;
+        let started = std::time::Instant::now();
+        let throttled = CleanerBudget {
+            map_bytes: MAP_BYTES,
+            io_bytes_per_second: 20_000.0,
+        };
+        let outcome = log.clean(NOW_MS, throttled).await.unwrap();
+        // Read once to map, read and written to clean: at least this much IO.
+        let io_bytes = (outcome.bytes_before + outcome.bytes_after) as f64;
+        assert!(started.elapsed().as_secs_f64() >= io_bytes / 20_000.0 * 0.9);
     });
 }
 
@@ -491,7 +516,7 @@ fn reads_racing_a_pass_see_whole_batches() {
                 })
             })
             .collect();
-        log.clean(NOW_MS, MAP_BYTES).await.unwrap();
+        log.clean(NOW_MS, budget(MAP_BYTES)).await.unwrap();
         for reader in readers {
             for read in reader.await {
                 assert_eq!(latest(&read), expected);
@@ -514,7 +539,7 @@ fn a_pass_interrupted_at_any_step_recovers() {
             let copy = dir.with_file_name("cleaned-copy");
             copy_dir(&dir, &copy);
             let log = PartitionLog::open(copy.clone(), compacted()).await.unwrap();
-            log.clean(NOW_MS, MAP_BYTES).await.unwrap();
+            log.clean(NOW_MS, budget(MAP_BYTES)).await.unwrap();
             let cleaned = contents(&log).await;
             log.close().await.unwrap();
             drop(log);
@@ -610,7 +635,7 @@ proptest::proptest! {
             }
             let before = contents(&log).await;
             for _ in 0..passes {
-                log.clean(NOW_MS, map_slots * super::cleaner::OFFSET_MAP_SLOT_BYTES)
+                log.clean(NOW_MS, budget(map_slots * super::cleaner::OFFSET_MAP_SLOT_BYTES))
                     .await
                     .unwrap();
             }

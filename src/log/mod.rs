@@ -199,6 +199,16 @@ pub struct CleaningNeed {
     pub urgent: bool,
 }
 
+/// A shard's share of the cleaner's broker-wide limits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CleanerBudget {
+    /// Bytes of the key→offset map (`log.cleaner.dedupe.buffer.size`).
+    pub map_bytes: usize,
+    /// Bytes read and written per second
+    /// (`log.cleaner.io.max.bytes.per.second`).
+    pub io_bytes_per_second: f64,
+}
+
 /// What one cleaning pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CleanOutcome {

@@ -27,8 +27,8 @@ use super::cleaner::{self, CleanRules, CleanedGroup, OffsetMap, Pacer};
 use super::recovery;
 use super::segment::{self, ReadBudget, Segment, CLEANED_SUFFIX, NO_TIMESTAMP, SWAP_SUFFIX};
 use super::{
-    AppendResult, AppendWait, CleanOutcome, CleaningNeed, FlushPolicy, LogConfig, LogError,
-    RetentionOutcome, SEGMENT_BYTES_MAX,
+    AppendResult, AppendWait, CleanOutcome, CleanerBudget, CleaningNeed, FlushPolicy, LogConfig,
+    LogError, RetentionOutcome, SEGMENT_BYTES_MAX,
 };
 use crate::protocol::batch::{
     framed_size, set_base_offset, set_log_append_time, set_partition_leader_epoch, BatchError,
@@ -865,14 +865,14 @@ impl PartitionLog {
     }
 
     /// One cleaning pass (see `cleaner.rs`): maps the keys of the dirty
-    /// section, at most `map_budget_bytes` of them, then rewrites every
+    /// section, at most `budget.map_bytes` of them, then rewrites every
     /// cleanable segment below where the map stopped, a group of segments
     /// at a time, each group swapped in whole. Reads in flight finish on the
     /// files they opened; new reads see the cleaned segments.
     pub async fn clean(
         &self,
         now_ms: i64,
-        map_budget_bytes: usize,
+        budget: CleanerBudget,
     ) -> Result<CleanOutcome, LogError> {
         self.check_open()?;
         let _permit = self.maintenance_lock.acquire_permit(1).await?;
@@ -884,8 +884,8 @@ impl PartitionLog {
             .last()
             .map_or(first_dirty, |s| s.next_offset.get())
             .max(first_dirty);
-        let mut map = OffsetMap::new(map_budget_bytes, (dirty_end - first_dirty) as u64);
-        let mut pacer = Pacer::new(&self.closing);
+        let mut map = OffsetMap::new(budget.map_bytes, (dirty_end - first_dirty) as u64);
+        let mut pacer = Pacer::new(&self.closing, budget.io_bytes_per_second);
         let map_end =
             cleaner::build_offset_map(&range.segments, first_dirty, &mut map, &mut pacer).await?;
         let to_clean: Vec<Rc<Segment>> = range

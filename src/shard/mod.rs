@@ -25,6 +25,7 @@ use kafka_protocol::error::ResponseError;
 
 use crate::config::BrokerConfig;
 use crate::group::OFFSETS_TOPIC;
+use crate::log::CleanerBudget;
 use crate::metadata::controller::Controller;
 use crate::metadata::ClusterView;
 use groups::GroupHost;
@@ -293,14 +294,18 @@ where
 /// The shard's log cleaner: one pass at a time on the neediest compacted
 /// log, at once again after a pass, `log.cleaner.backoff.ms` after finding
 /// nothing to do. It runs in its own low-share task queue, so requests on
-/// the shard go first, and its passes yield every few hundred microseconds.
-/// Each shard gets an equal part of `log.cleaner.dedupe.buffer.size`.
+/// the shard go first, and its passes yield every millisecond. Each shard
+/// gets an equal part of `log.cleaner.dedupe.buffer.size` and of
+/// `log.cleaner.io.max.bytes.per.second`.
 fn spawn_cleaner(shard: &Rc<Shard>) {
     let config = &shard.config;
     let backoff = Duration::from_millis(config.log_cleaner_backoff_ms);
-    let map_budget_bytes =
-        usize::try_from(config.log_cleaner_dedupe_buffer_size / config.shards.max(1) as u64)
-            .unwrap_or(usize::MAX);
+    let shards = config.shards.max(1);
+    let budget = CleanerBudget {
+        map_bytes: usize::try_from(config.log_cleaner_dedupe_buffer_size / shards as u64)
+            .unwrap_or(usize::MAX),
+        io_bytes_per_second: config.log_cleaner_io_max_bytes_per_second / shards as f64,
+    };
     let queue = glommio::executor().create_task_queue(
         glommio::Shares::Static(CLEANER_SHARES),
         glommio::Latency::NotImportant,
@@ -314,10 +319,7 @@ fn spawn_cleaner(shard: &Rc<Shard>) {
                     break;
                 };
                 let now_ms = i64::try_from(crate::log::now_ms()).unwrap_or(i64::MAX);
-                let cleaned = shard
-                    .partitions
-                    .clean_neediest(now_ms, map_budget_bytes)
-                    .await;
+                let cleaned = shard.partitions.clean_neediest(now_ms, budget).await;
                 drop(shard);
                 if !cleaned {
                     glommio::timer::sleep(backoff).await;

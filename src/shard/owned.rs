@@ -15,7 +15,7 @@ use kafka_protocol::error::ResponseError;
 
 use super::messages::{FetchOutcome, FetchPart, KafkaError, ProducePart, TopicPartition};
 use crate::config::{BrokerConfig, TopicConfig};
-use crate::log::{AppendResult, LogError, PartitionLog};
+use crate::log::{AppendResult, CleanerBudget, LogError, PartitionLog};
 use crate::metadata::TopicMeta;
 
 /// ListOffsets special timestamps (KIP-79, KIP-734, KIP-405).
@@ -217,7 +217,7 @@ impl OwnedPartitions {
     /// Kafka's cleaner picks: an urgent one (`max.compaction.lag.ms` passed,
     /// tombstones due) first, else the highest dirty ratio. Returns whether
     /// there was one.
-    pub async fn clean_neediest(&self, now_ms: i64, map_budget_bytes: usize) -> bool {
+    pub async fn clean_neediest(&self, now_ms: i64, budget: CleanerBudget) -> bool {
         let neediest = self
             .all_logs()
             .into_iter()
@@ -233,7 +233,7 @@ impl OwnedPartitions {
         let Some((_, partition, log)) = neediest else {
             return false;
         };
-        match log.clean(now_ms, map_budget_bytes).await {
+        match log.clean(now_ms, budget).await {
             Ok(outcome) => log::info!(
                 "cleaned {}: {} segment(s) of {} bytes into {} of {} bytes, {} record(s) removed, cleaned up to offset {}",
                 partition.dir_name(),

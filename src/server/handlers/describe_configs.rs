@@ -131,6 +131,11 @@ fn broker_config_entries(broker: &BrokerConfig) -> Vec<(&'static str, String, i8
             TYPE_BOOLEAN,
         ),
         (
+            "log.cleaner.io.max.bytes.per.second",
+            broker.log_cleaner_io_max_bytes_per_second.to_string(),
+            TYPE_DOUBLE,
+        ),
+        (
             "log.cleaner.max.compaction.lag.ms",
             broker.log_cleaner_max_compaction_lag_ms.to_string(),
             TYPE_LONG,
