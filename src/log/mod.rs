@@ -15,9 +15,13 @@
 //!   (12-byte entries: i64 BE largest timestamp so far, u32 BE relative offset
 //!   of the batch holding it) formats, as Kafka lays them out. Both are kept in
 //!   memory and written whole when a segment is sealed (rolled or closed).
-//! - `checkpoint.rs`: the `shoal.checkpoint` text file.
+//! - `checkpoint.rs`: the `shoal.checkpoint` and `shoal.cleaner` text files.
 //! - `recovery.rs`: what `open` does with what it finds on disk.
-//! - `partition.rs`: [`PartitionLog`], its append/read paths and the writer.
+//! - `partition.rs`: [`PartitionLog`], its append/read paths, the writer,
+//!   retention, and the cleaning pass's bookkeeping (which segments, the
+//!   swap into the segment list).
+//! - `cleaner.rs`: compaction's pieces: the key→offset map, the pacing, the
+//!   rewriting of a group of segments into `.cleaned` files.
 //!
 //! Checkpoint format (`shoal.checkpoint`, replaced atomically by writing
 //! `shoal.checkpoint.tmp`, fdatasync, rename, fsync of the directory):
@@ -39,7 +43,7 @@
 //! Recovery: trusted segments are checked only by their last index entry (one
 //! header read: it must name the last batch and end the file). The first
 //! untrusted segment and every later one are scanned batch by batch with
-//! `batch::validate` and offset continuity; the first torn or corrupt batch
+//! `batch::validate_stored` and growing offsets; the first torn or corrupt batch
 //! truncates its file there and deletes every later segment. As in Kafka, the
 //! segment holding the recovery point is scanned whole: after a crash, that is
 //! the active segment (at most `segment.bytes`).
@@ -57,7 +61,25 @@
 //! removed. A read already inside a deleted segment finishes on its open file
 //! or reports `OffsetOutOfRange`; a deleted segment never reopens its file.
 //!
-//! Not yet here: compaction and `DeleteRecords`, leader epoch
+//! Compaction (`PartitionLog::clean`, see `cleaner.rs`): only sealed
+//! segments, never the active one, under the same lock as retention. A
+//! cleaned group is complete once its files are renamed `.swap`; the segment
+//! list then changes in one step, the old files go, the new ones take their
+//! names. Recovery deletes `.cleaned` files and finishes any `.swap`. Batches
+//! in a cleaned segment may hold fewer records than offsets and leave offset
+//! gaps between them, so recovery checks that offsets grow, not that they are
+//! contiguous; segments still chain exactly (a cleaned group keeps its last
+//! batch, emptied if need be). `shoal.cleaner` holds the cleaner offset (the
+//! dirty section starts there) and the earliest delete horizon of a kept
+//! tombstone:
+//!
+//! ```text
+//! shoal-cleaner 1
+//! cleaner_offset 5000
+//! tombstone_horizon_ms 9223372036854775807
+//! ```
+//!
+//! Not yet here: `DeleteRecords`, leader epoch
 //! changes and truncation to an epoch (KIP-101), producer state snapshots.
 //! Indexes of every segment are held in memory (Kafka mmaps them); the age of
 //! a segment for `segment.ms` restarts when the log is opened.

@@ -1,9 +1,11 @@
 //! What `PartitionLog::open` makes of a partition directory: which segments
-//! to trust, which to scan, where to cut a torn tail.
+//! to trust, which to scan, where to cut a torn tail, and how to finish a
+//! cleaning pass a crash interrupted.
 //!
-//! Invariant: after `recover`, every segment holds only complete, CRC-valid
-//! batches with contiguous offsets, each segment starts where the previous
-//! ends, and the in-memory indexes describe exactly those batches.
+//! Invariant: after `recover`, no `.cleaned` or `.swap` file is left, every
+//! segment holds only complete, CRC-valid batches with growing offsets
+//! (contiguous unless the cleaner left gaps), each segment starts where the
+//! previous ends, and the in-memory indexes describe exactly those batches.
 
 use std::path::Path;
 use std::rc::Rc;
@@ -296,7 +298,8 @@ async fn trust(
 struct Scan {
     indexes: SegmentIndexes,
     next_offset: i64,
-    /// Bytes of complete, valid, contiguous batches from the segment start.
+    /// Bytes of complete, valid batches with growing offsets from the
+    /// segment start.
     valid_bytes: u64,
     /// Why the scan stopped before the end of the file.
     reason: String,
