@@ -30,18 +30,8 @@ impl Checkpoint {
     }
 
     fn decode(text: &str) -> Result<Checkpoint, String> {
-        let mut lines = text.lines();
-        if lines.next() != Some(VERSION_LINE) {
-            return Err("unknown version line".into());
-        }
         let mut fields: [Option<i64>; 4] = [None; 4];
-        for line in lines {
-            let (key, value) = line
-                .split_once(' ')
-                .ok_or_else(|| format!("malformed line {line:?}"))?;
-            let value: i64 = value
-                .parse()
-                .map_err(|_| format!("malformed value in {line:?}"))?;
+        for (key, value) in numbered_lines(text, VERSION_LINE)? {
             let slot = match key {
                 "recovery_point" => 0,
                 "log_start_offset" => 1,
@@ -67,6 +57,25 @@ impl Checkpoint {
             leader_epoch,
         })
     }
+}
+
+/// The `key value` lines after `version_line`, each value an i64.
+fn numbered_lines<'a>(text: &'a str, version_line: &str) -> Result<Vec<(&'a str, i64)>, String> {
+    let mut lines = text.lines();
+    if lines.next() != Some(version_line) {
+        return Err("unknown version line".into());
+    }
+    lines
+        .map(|line| {
+            let (key, value) = line
+                .split_once(' ')
+                .ok_or_else(|| format!("malformed line {line:?}"))?;
+            let value = value
+                .parse()
+                .map_err(|_| format!("malformed value in {line:?}"))?;
+            Ok((key, value))
+        })
+        .collect()
 }
 
 /// Reads the checkpoint of `dir`; `Ok(None)` when there is none yet (or
@@ -182,22 +191,12 @@ impl CleanerCheckpoint {
     }
 
     fn decode(text: &str) -> Result<CleanerCheckpoint, String> {
-        let mut lines = text.lines();
-        if lines.next() != Some(CLEANER_VERSION_LINE) {
-            return Err("unknown version line".into());
-        }
         let (mut offset, mut horizon) = (None, None);
-        for line in lines {
-            let (key, value) = line
-                .split_once(' ')
-                .ok_or_else(|| format!("malformed line {line:?}"))?;
-            let value: i64 = value
-                .parse()
-                .map_err(|_| format!("malformed value in {line:?}"))?;
+        for (key, value) in numbered_lines(text, CLEANER_VERSION_LINE)? {
             match key {
                 "cleaner_offset" if value >= 0 => offset = Some(value),
                 "tombstone_horizon_ms" => horizon = Some(value),
-                _ => return Err(format!("unexpected line {line:?}")),
+                _ => return Err(format!("unexpected {key} {value}")),
             }
         }
         match (offset, horizon) {

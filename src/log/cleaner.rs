@@ -62,6 +62,9 @@ const CLEANER_SLICE: Duration = Duration::from_micros(1000);
 /// The pause after a slice. Any timer makes the executor poll io_uring (a
 /// yield alone would not when nothing else is runnable yet).
 const CLEANER_PAUSE: Duration = Duration::from_micros(50);
+/// Longest sleep of a throttled cleaner before it checks whether its log is
+/// closing: a close waits at most this long for the cleaner to let go.
+const CLEANER_NAP_MAX: Duration = Duration::from_millis(100);
 
 /// Key hash → offset of the newest record with that key, in a fixed number
 /// of slots (open addressing, linear probing). Keys are compared by a
@@ -172,21 +175,33 @@ impl<'a> Pacer<'a> {
 
     /// Called after each batch with the bytes it read and wrote: yields when
     /// the slice is over, sleeps while the IO is ahead of its rate (as
-    /// Kafka's throttler does).
+    /// Kafka's throttler does), in naps short enough to notice a close.
     pub async fn pace(&mut self, io_bytes: usize) -> Result<(), LogError> {
+        self.io_bytes += io_bytes as f64;
+        if self.slice_start.elapsed() >= CLEANER_SLICE {
+            self.nap(CLEANER_PAUSE).await?;
+        }
+        loop {
+            self.check_stopped()?;
+            let due = Duration::try_from_secs_f64(self.io_bytes / self.io_bytes_per_second)
+                .unwrap_or(Duration::ZERO);
+            let ahead = due.saturating_sub(self.io_start.elapsed());
+            if ahead.is_zero() {
+                return Ok(());
+            }
+            self.nap(ahead.min(CLEANER_NAP_MAX)).await?;
+        }
+    }
+
+    async fn nap(&mut self, duration: Duration) -> Result<(), LogError> {
+        glommio::timer::sleep(duration).await;
+        self.slice_start = Instant::now();
+        self.check_stopped()
+    }
+
+    fn check_stopped(&self) -> Result<(), LogError> {
         if self.stopped.get() {
             return Err(LogError::Closed);
-        }
-        self.io_bytes += io_bytes as f64;
-        let due = Duration::try_from_secs_f64(self.io_bytes / self.io_bytes_per_second)
-            .unwrap_or(Duration::ZERO);
-        let ahead = due.saturating_sub(self.io_start.elapsed());
-        if self.slice_start.elapsed() >= CLEANER_SLICE || !ahead.is_zero() {
-            glommio::timer::sleep(ahead.max(CLEANER_PAUSE)).await;
-            self.slice_start = Instant::now();
-            if self.stopped.get() {
-                return Err(LogError::Closed);
-            }
         }
         Ok(())
     }

@@ -10,8 +10,9 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
-use super::partition::tests::{small_config, with_dir};
+use super::partition::tests::{read_all, small_config, with_dir};
 use super::{AppendWait, CleanerBudget, LogConfig, PartitionLog};
+use crate::protocol::batch::tests::CODECS;
 use crate::protocol::batch::{validate_stored, BatchHeader, ATTR_COMPRESSION_MASK};
 use crate::protocol::records::{decode_records, encode_batch, ProducerRecord};
 
@@ -19,14 +20,6 @@ use crate::protocol::records::{decode_records, encode_batch, ProducerRecord};
 const MAP_BYTES: usize = 1 << 20;
 /// A wall-clock time for the tests' records and passes.
 const NOW_MS: i64 = 1_700_000_000_000;
-const CODECS: [Compression; 5] = [
-    Compression::None,
-    Compression::Gzip,
-    Compression::Snappy,
-    Compression::Lz4,
-    Compression::Zstd,
-];
-
 /// A cleaner with a map of `map_bytes` and no IO limit.
 fn budget(map_bytes: usize) -> CleanerBudget {
     CleanerBudget {
@@ -87,15 +80,7 @@ async fn churn(
 type Read = Vec<(i64, Option<Bytes>, Option<Bytes>)>;
 
 async fn contents(log: &PartitionLog) -> Read {
-    let batches = log
-        .read(
-            log.log_start_offset(),
-            log.high_watermark(),
-            usize::MAX,
-            true,
-        )
-        .await
-        .unwrap();
+    let batches = read_all(log).await;
     let mut out = Vec::new();
     for batch in batches {
         assert!(validate_stored(&batch, usize::MAX).is_ok());
@@ -107,6 +92,19 @@ async fn contents(log: &PartitionLog) -> Read {
     out
 }
 
+/// Checks that below `cleaned_end` every key is read once.
+fn assert_keys_once(read: &Read, cleaned_end: i64) {
+    let mut keys: Vec<_> = read
+        .iter()
+        .filter(|(offset, ..)| *offset < cleaned_end)
+        .map(|(_, key, _)| key.clone())
+        .collect();
+    let total = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), total, "a key twice below offset {cleaned_end}");
+}
+
 /// The latest value of every key, `None` for a tombstone.
 fn latest(read: &Read) -> BTreeMap<Bytes, Option<Bytes>> {
     read.iter()
@@ -116,15 +114,7 @@ fn latest(read: &Read) -> BTreeMap<Bytes, Option<Bytes>> {
 
 /// (base offset, last offset) of every batch readable.
 async fn batch_offsets(log: &PartitionLog) -> Vec<(i64, i64)> {
-    let batches = log
-        .read(
-            log.log_start_offset(),
-            log.high_watermark(),
-            usize::MAX,
-            true,
-        )
-        .await
-        .unwrap();
+    let batches = read_all(log).await;
     batches
         .iter()
         .map(|b| {
@@ -177,15 +167,7 @@ fn latest_value_of_every_key_wins_and_offsets_stay() {
         );
         // The cleaned section holds each key once.
         let cleaned_end = outcome.cleaner_offset;
-        let mut keys: Vec<_> = after
-            .iter()
-            .filter(|(offset, ..)| *offset < cleaned_end)
-            .map(|(_, key, _)| key.clone())
-            .collect();
-        let total = keys.len();
-        keys.sort();
-        keys.dedup();
-        assert_eq!(keys.len(), total);
+        assert_keys_once(&after, cleaned_end);
         // Nothing dirty is left but the active segment.
         assert!(log.cleaning_need(NOW_MS).is_none());
         // Appends go on at the log end offset, and all survives a reopen.
@@ -300,10 +282,7 @@ fn compressed_batches_are_recompressed_with_their_codec() {
             let after = contents(&log).await;
             assert_eq!(latest(&after), latest(&before), "{codec:?}");
             assert!(after.len() < before.len());
-            let batches = log
-                .read(0, log.high_watermark(), usize::MAX, true)
-                .await
-                .unwrap();
+            let batches = read_all(&log).await;
             for batch in &batches {
                 let header = BatchHeader::view(batch).unwrap();
                 if header.records_count.get() > 0 {
@@ -360,20 +339,14 @@ fn control_batches_and_unreadable_keys_are_kept_keyless_records_go() {
             .await
             .unwrap();
         churn(&log, 3, 10, |_, _| false).await;
-        let before = log
-            .read(0, log.high_watermark(), usize::MAX, true)
-            .await
-            .unwrap();
+        let before = read_all(&log).await;
         let original_marker = before
             .iter()
             .find(|b| BatchHeader::view(b).unwrap().base_offset.get() == marker.base_offset)
             .unwrap()
             .clone();
         log.clean(NOW_MS, budget(MAP_BYTES)).await.unwrap();
-        let after = log
-            .read(0, log.high_watermark(), usize::MAX, true)
-            .await
-            .unwrap();
+        let after = read_all(&log).await;
         assert!(
             after.contains(&original_marker),
             "the marker is kept byte for byte"
@@ -412,15 +385,7 @@ fn a_small_map_cleans_in_several_passes() {
         assert_eq!(latest(&after), latest(&before));
         // As clean as one pass with a large map would leave it.
         let cleaned_end = *offsets.last().unwrap();
-        let mut keys: Vec<_> = after
-            .iter()
-            .filter(|(offset, ..)| *offset < cleaned_end)
-            .map(|(_, key, _)| key.clone())
-            .collect();
-        let total = keys.len();
-        keys.sort();
-        keys.dedup();
-        assert_eq!(keys.len(), total);
+        assert_keys_once(&after, cleaned_end);
     });
 }
 
@@ -494,6 +459,38 @@ fn the_io_limit_slows_a_pass() {
         // Read once to map, read and written to clean: at least this much IO.
         let io_bytes = (outcome.bytes_before + outcome.bytes_after) as f64;
         assert!(started.elapsed().as_secs_f64() >= io_bytes / 20_000.0 * 0.9);
+    });
+}
+
+#[test]
+fn a_close_stops_a_slow_pass_and_leaves_the_log_as_it_was() {
+    with_dir(|dir| async move {
+        let log = PartitionLog::open(dir.clone(), compacted()).await.unwrap();
+        churn(&log, 10, 16, |_, _| false).await;
+        let before = contents(&log).await;
+        let crawling = CleanerBudget {
+            map_bytes: MAP_BYTES,
+            io_bytes_per_second: 1.0,
+        };
+        let pass = {
+            let log = log.clone();
+            glommio::spawn_local(async move { log.clean(NOW_MS, crawling).await })
+        };
+        glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
+        let started = std::time::Instant::now();
+        log.close().await.unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        assert!(matches!(pass.await, Err(super::LogError::Closed)));
+        let leftovers = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_str().unwrap().ends_with(".cleaned")
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+        let log = PartitionLog::open(dir, compacted()).await.unwrap();
+        assert_eq!(contents(&log).await, before);
     });
 }
 

@@ -1238,7 +1238,7 @@ fn group_by_size(segments: &[Rc<Segment>], segment_bytes: u64) -> Vec<Vec<Rc<Seg
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::protocol::batch::tests::sample_batch;
+    use crate::protocol::batch::tests::{sample_batch, CODECS};
     use crate::shard;
     use kafka_protocol::records::Compression;
     use std::path::Path;
@@ -1308,14 +1308,6 @@ pub(super) mod tests {
             })
             .count()
     }
-
-    const CODECS: [Compression; 5] = [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ];
 
     #[test]
     fn round_trip_across_a_clean_restart() {

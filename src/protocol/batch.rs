@@ -190,6 +190,15 @@ pub(crate) mod tests {
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
 
+    /// Every codec Kafka defines.
+    pub const CODECS: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
     /// Encodes `n` small records as one batch with the real Kafka encoder.
     pub fn sample_batch(n: usize, compression: Compression) -> Vec<u8> {
         let records: Vec<Record> = (0..n)
@@ -220,13 +229,7 @@ pub(crate) mod tests {
 
     #[test]
     fn valid_batches_pass_in_every_codec() {
-        for codec in [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ] {
+        for codec in CODECS {
             let batch = sample_batch(10, codec);
             assert_eq!(validate(&batch, 1 << 20), Ok(batch.len()), "{codec:?}");
             let header = BatchHeader::view(&batch).unwrap();

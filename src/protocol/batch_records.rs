@@ -401,20 +401,13 @@ fn write_varlong(out: &mut Vec<u8>, value: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::batch::tests::CODECS;
     use crate::protocol::batch::{validate_stored as validate, ATTR_COMPRESSION_MASK};
     use bytes::{Bytes, BytesMut};
     use kafka_protocol::records::{
         Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
         TimestampType,
     };
-
-    const CODECS: [Compression; 5] = [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ];
 
     /// A batch of `(key, value)` records with timestamps 1000 + i, as the
     /// Kafka encoder writes it, based at offset 100.
