@@ -155,6 +155,11 @@ async fn replace(dir: &Path, name: &str, tmp_name: &str, bytes: Vec<u8>) -> Resu
     file.fdatasync().await?;
     file.rename(dir.join(name)).await?;
     file.close().await?;
+    sync_dir(dir).await
+}
+
+/// fsyncs directory `dir`, making the renames and removals in it durable.
+pub async fn sync_dir(dir: &Path) -> Result<(), LogError> {
     let directory = Directory::open(dir).await?;
     directory.sync().await?;
     directory.close().await?;

@@ -283,11 +283,11 @@ pub async fn build_offset_map(
             let last_offset = header.last_offset();
             if !header.is_control() {
                 let decoded = BatchRecords::decode(&batch);
-                match decoded
-                    .as_ref()
-                    .map_err(Clone::clone)
-                    .and_then(|d| d.records())
-                {
+                let records = match &decoded {
+                    Ok(decoded) => decoded.records(),
+                    Err(e) => Err(e.clone()),
+                };
+                match records {
                     Ok(records) => {
                         if !map.make_room(records.len()) {
                             return Ok(map_end);

@@ -22,7 +22,7 @@ use bytes::{Bytes, BytesMut};
 use glommio::sync::Semaphore;
 use kafka_protocol::records::RecordBatchDecoder;
 
-use super::checkpoint::{self, Checkpoint, CleanerCheckpoint};
+use super::checkpoint::{self, sync_dir, Checkpoint, CleanerCheckpoint};
 use super::cleaner::{self, CleanRules, CleanedGroup, OffsetMap, Pacer};
 use super::recovery;
 use super::segment::{self, ReadBudget, Segment, CLEANED_SUFFIX, NO_TIMESTAMP, SWAP_SUFFIX};
@@ -1204,13 +1204,6 @@ fn segment_file_paths(dir: &std::path::Path, base: i64) -> [PathBuf; 3] {
         segment::time_index_path(dir, base),
         segment::log_path(dir, base),
     ]
-}
-
-async fn sync_dir(dir: &std::path::Path) -> Result<(), LogError> {
-    let directory = glommio::io::Directory::open(dir).await?;
-    directory.sync().await?;
-    directory.close().await?;
-    Ok(())
 }
 
 /// Adjacent segments in groups that fit one segment: at most `segment_bytes`

@@ -122,14 +122,6 @@ impl<'a> BatchRecords<'a> {
         })
     }
 
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
     /// Every record, in order; an error when the bytes do not hold exactly
     /// the header's record count.
     pub fn records(&self) -> Result<Vec<RecordView<'_>>, RecordsError> {
