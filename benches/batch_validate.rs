@@ -1,6 +1,8 @@
-//! `protocol::batch::validate`, the check every produced batch passes: its
-//! cost is the CRC-32C over the wire bytes, so throughput is in those bytes
-//! (compressed ones for lz4, which validate never decompresses).
+//! `protocol::batch::validate`, the check every produced batch passes, and
+//! `verify_stored`, the check every batch read back from a segment file
+//! passes before it is served: both cost the CRC-32C over the batch bytes,
+//! so throughput is in those bytes (compressed ones for lz4, which neither
+//! decompresses).
 
 use std::time::Duration;
 
@@ -93,12 +95,27 @@ fn validate(c: &mut Criterion) {
     }
 }
 
+fn verify_stored(c: &mut Criterion) {
+    let mut group = c.benchmark_group("batch_verify_stored");
+    for size_bytes in BATCH_SIZES_BYTES {
+        let batch = batch_of(size_bytes, Compression::None);
+        assert_eq!(batch::verify_stored(&batch), Ok(()));
+        group.throughput(Throughput::Bytes(batch.len() as u64));
+        group.bench_with_input(
+            BenchmarkId::from_parameter(label(size_bytes)),
+            &batch,
+            |b, batch| b.iter(|| batch::verify_stored(black_box(batch))),
+        );
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = validate
+    targets = validate, verify_stored
 }
 criterion_main!(benches);

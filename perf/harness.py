@@ -62,6 +62,12 @@ TARGET_W1_RATIO = 1.5
 TARGET_W3_RATIO = 2.0
 TARGET_W4_P99_MS = 5.0
 TARGET_W2_LOOPBACK_FRACTION = 0.40
+IDLE_CPU_PERCENT_MAX = 1.0
+# What glommio's stall detector writes; the budget is src/shard/stall.rs's.
+STALL_MARK = "stall-detector"
+STALL_BUDGET_MS = 10
+# Idle measurement: the broker settles this long before CPU is counted.
+IDLE_SETTLE_S = 1.0
 # Independent-client check: shoal/peer ratios this close to 1 are a tie.
 CLIENT_TIE_BAND = 0.10
 
@@ -75,11 +81,12 @@ class Size:
     duration_s: float  # produce and e2e runs
     consume_records: int  # W3: preloaded, then read from the beginning
     ceiling_s: int  # iperf3 and fio
+    idle_s: float  # idle CPU measurement
 
 
-FULL = Size("full", runs=3, duration_s=10.0, consume_records=10_000_000, ceiling_s=10)
-QUICK = Size("quick", runs=1, duration_s=3.0, consume_records=1_000_000, ceiling_s=3)
-SMOKE = Size("smoke", runs=1, duration_s=1.0, consume_records=100_000, ceiling_s=1)
+FULL = Size("full", runs=3, duration_s=10.0, consume_records=10_000_000, ceiling_s=10, idle_s=10.0)
+QUICK = Size("quick", runs=1, duration_s=3.0, consume_records=1_000_000, ceiling_s=3, idle_s=3.0)
+SMOKE = Size("smoke", runs=1, duration_s=1.0, consume_records=100_000, ceiling_s=1, idle_s=1.0)
 
 
 # ---------------------------------------------------------------- cleanup
@@ -239,6 +246,20 @@ class Shoal(Broker):
 
     def is_ready(self):
         return f"shoal ready on {self.bootstrap}" in tail(self.log_path)
+
+    def reactor_stalls(self):
+        """Stalls glommio's detector logged so far (see src/shard/stall.rs)."""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return sum(STALL_MARK in line for line in f)
+        except OSError:
+            return None
+
+    def cpu_seconds(self):
+        """User + system CPU time the broker process has used."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Tansu(Broker):
@@ -534,9 +555,34 @@ def run_workload_once(workload, make_broker, shoal_bin, size, commands):
                 report = last_json_line(out)
         if report.get("errors"):
             report["error_note"] = f"broker errors: {report['errors']}"
+        if isinstance(broker, Shoal):
+            report["reactor_stalls"] = broker.reactor_stalls()
         return report
     except Exception as error:  # noqa: BLE001 - one failed run must not end the comparison
         return {"error": str(error).strip()[-400:]}
+    finally:
+        broker.close()
+
+
+def idle_cpu(shoal_bin, seconds, commands):
+    """Percent of one core shoal uses while idle: started, one topic
+    created, no clients, measured over `seconds` after a settling second."""
+    broker = Shoal(shoal_bin)
+    try:
+        broker.start(commands)
+        topic = f"perf-{uuid.uuid4().hex[:8]}"
+        code, _, err = run_bounded([shoal_bin, "topic", "create", topic, "--bootstrap", broker.bootstrap,
+                                    "--partitions", str(PARTITIONS)], 60)
+        if code != 0:
+            return {"error": f"topic create exited with {code}: {err.strip()[-300:]}"}
+        time.sleep(IDLE_SETTLE_S)
+        before, start = broker.cpu_seconds(), time.monotonic()
+        time.sleep(seconds)
+        used, elapsed = broker.cpu_seconds() - before, time.monotonic() - start
+        return {"percent_of_one_core": 100 * used / elapsed, "seconds": elapsed,
+                "reactor_stalls": broker.reactor_stalls()}
+    except Exception as error:  # noqa: BLE001
+        return {"error": str(error).strip()[-300:]}
     finally:
         broker.close()
 
@@ -640,6 +686,29 @@ def fmt_bytes(value):
     return f"{value / 1e6:,.0f} MB/s" if isinstance(value, (int, float)) else f"not measured ({value['error']})"
 
 
+def reactor_section(rows, idle):
+    """Stalls glommio reported per workload (over every shoal run of it) and
+    the idle CPU, against issue 5's bounds."""
+    lines = ["## Reactor stalls and idle CPU (shoal)", "",
+             f"A stall is a shard's reactor going more than {STALL_BUDGET_MS} ms without polling "
+             "io_uring, as glommio's stall detector reports it in the broker log (`src/shard/stall.rs`).",
+             "", "| workload | runs | stalls over 10 ms |", "|---|---|---|"]
+    total = 0
+    for w in rows:
+        counts = [r.get("reactor_stalls") for r in w.results.get("shoal", []) if "error" not in r]
+        known = [c for c in counts if c is not None]
+        total += sum(known)
+        lines.append(f"| {w.key} | {len(counts)} | {sum(known) if known else '—'} |")
+    lines += ["", f"Stalls over 10 ms in all runs: {total} ({verdict(total == 0)})."]
+    if "error" in idle:
+        lines.append(f"Idle CPU: not measured ({idle['error']}).")
+    else:
+        pct = idle["percent_of_one_core"]
+        lines.append(f"Idle CPU: {pct:.2f}% of one core over {idle['seconds']:.0f} s, 8 partitions, no clients "
+                     f"(target under 1%: {verdict(pct < IDLE_CPU_PERCENT_MAX)}).")
+    return lines + [""]
+
+
 def verdict(met):
     return "—" if met is None else ("met" if met else "**NOT met**")
 
@@ -648,7 +717,7 @@ def errors_of(reports):
     return [r["error"] for r in reports if "error" in r] + [r["error_note"] for r in reports if "error_note" in r]
 
 
-def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, commands, info):
+def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, commands, info, idle):
     by_key = {w.key: w for w in rows}
     lines = [
         "# shoal vs its peers: side-by-side results",
@@ -748,31 +817,37 @@ def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, c
                          f"{fmt_rate(medians.get('W3', {}).get(b))} |")
         lines += ["", "The Python client is single-threaded and pays per-record Python calls, so its absolute "
                   "numbers are client-bound; what matters is the ordering.", ""] + agreement + [""]
+    lines += reactor_section(rows, idle)
     lines += targets(by_key, medians, ceiling, brokers)
     failures = [(w.key, b, e) for w in rows for b in brokers for e in errors_of(w.results.get(b, []))]
     if failures:
         lines += ["## Failed runs", ""] + [f"- {k} / {b}: `{e.splitlines()[-1] if e else e}`" for k, b, e in failures] + [""]
     lines += ["## Commands", "", "Exactly as run (`$PORT`, `$TMP`, `$TOPIC` stand for the per-run port, "
               "temp directory and topic name):", "", "```"] + commands.lines + ["```", ""]
-    path = os.path.join(out_dir, "RESULTS.md")
-    kept = kept_sections(path)
-    with open(path, "w") as f:
-        f.write("\n".join(lines))
-        f.write("".join("\n" + section + "\n" for section in kept))
+    results_path = os.path.join(out_dir, "RESULTS.md")
+    kept = kept_sections(results_path)
+    with open(results_path, "w") as f:
+        f.write("\n".join(lines) + "\n" + kept)
     with open(os.path.join(out_dir, "results.svg"), "w") as f:
         f.write(svg_chart(medians, brokers, size))
 
 
-def kept_sections(path):
-    """Sections other scripts own in RESULTS.md (perf/compaction.py), between
-    `<!-- kept: NAME -->` and `<!-- /kept: NAME -->`: carried over when this
-    harness rewrites the file."""
+KEPT_MARKER = "<!-- perf/run rewrites everything above this line and keeps everything below it -->"
+
+
+def kept_sections(results_path):
+    """The marker and what follows it in the current RESULTS.md: results of
+    other measurements (criterion benches, restart time, compaction), each
+    with its own command, which a side-by-side run must not erase."""
     try:
-        with open(path) as f:
+        with open(results_path) as f:
             text = f.read()
     except FileNotFoundError:
-        return []
-    return re.findall(r"<!-- kept: [^>]*-->.*?<!-- /kept: [^>]*-->", text, re.S)
+        text = ""
+    at = text.find(KEPT_MARKER)
+    if at < 0:
+        return KEPT_MARKER + "\n"
+    return text[at:]
 
 
 def client_agreement(independent, medians):
@@ -930,6 +1005,8 @@ def main():
     if not args.smoke:
         print("perf: ceilings (iperf3, fio)", file=sys.stderr)
         ceiling = ceilings(size, commands)
+    print("perf: idle CPU", file=sys.stderr)
+    idle = idle_cpu(shoal_bin, size.idle_s, commands)
     rows = workloads(args.smoke)
     try:
         for w in rows:
@@ -953,8 +1030,9 @@ def main():
     finally:
         _cleanup_everything()
 
-    write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, commands, info)
+    write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, commands, info, idle)
     raw = {"size": size.name, "machine": info, "ceilings": ceiling, "independent_client": independent,
+           "idle": idle,
            "runs": {w.key: w.results for w in rows}}
     with open(os.path.join(out_dir, "raw.json"), "w") as f:
         json.dump(raw, f, indent=1)

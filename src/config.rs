@@ -10,6 +10,9 @@ use std::path::PathBuf;
 use crate::group::GroupConfig;
 use crate::log::{FlushPolicy, LogConfig};
 
+/// Where the broker keeps its data unless `--data-dir` or `log.dirs` says
+/// otherwise (`shoal tune` looks at the same place).
+pub const DEFAULT_DATA_DIR: &str = "./shoal-data";
 /// Kafka's `message.max.bytes` default: 1 MiB plus record batch overhead.
 pub const MESSAGE_MAX_BYTES_DEFAULT: usize = 1_048_588;
 pub use crate::log::{
@@ -37,6 +40,20 @@ pub const CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 60_000;
 pub const FLUSH_INTERVAL_MS_DEFAULT: u64 = 1000;
 /// Kafka's `fetch.max.bytes` broker default (55 MiB).
 pub const FETCH_MAX_BYTES_DEFAULT: usize = 57_671_680;
+/// Kafka's `log.message.timestamp.before.max.ms` default: no lower bound on
+/// a CreateTime timestamp.
+pub const TIMESTAMP_BEFORE_MAX_MS_DEFAULT: i64 = i64::MAX;
+/// Kafka's `log.message.timestamp.after.max.ms` default since 4.0 (KIP-1030):
+/// a CreateTime timestamp at most one hour ahead of the broker's clock, so a
+/// producer sending microseconds or nanoseconds is refused instead of
+/// pinning retention for centuries.
+pub const TIMESTAMP_AFTER_MAX_MS_DEFAULT: i64 = 3_600_000;
+/// `shard.spin.before.park.us` default: how long an idle shard keeps
+/// polling before it sleeps in the kernel. See `shard::stall` and the
+/// `cross_shard` bench: a hop to a sleeping shard costs its wake-up.
+pub const SHARD_SPIN_BEFORE_PARK_US_DEFAULT: u64 = 0;
+/// Upper bound on the spin: past a millisecond an idle broker burns a core.
+pub const SHARD_SPIN_BEFORE_PARK_US_MAX: u64 = 1000;
 /// Kafka's longest legal topic name.
 pub const TOPIC_NAME_LENGTH_MAX: usize = 249;
 /// Upper bound on partitions per topic: each partition holds open files and a
@@ -78,6 +95,8 @@ pub struct BrokerConfig {
     pub log_flush_interval_ms: u64,
     pub log_flush_offset_checkpoint_interval_ms: u64,
     pub fetch_max_bytes: usize,
+    /// shoal's own: `shard.spin.before.park.us`.
+    pub shard_spin_before_park_us: u64,
     pub log_message_timestamp_type: String,
     /// `log.cleanup.policy`: the default `cleanup.policy` of topics.
     pub log_cleanup_policy: String,
@@ -102,6 +121,8 @@ pub struct BrokerConfig {
     /// `offsets.topic.segment.bytes`: `segment.bytes` of `__consumer_offsets`
     /// when it is created.
     pub offsets_topic_segment_bytes: u64,
+    pub log_message_timestamp_before_max_ms: i64,
+    pub log_message_timestamp_after_max_ms: i64,
     /// The group coordinator's settings (`group.*`, `offsets.*`).
     pub group: GroupConfig,
     /// Every key the operator set, as given, for DescribeConfigs.
@@ -132,6 +153,7 @@ impl BrokerConfig {
             log_flush_interval_ms: FLUSH_INTERVAL_MS_DEFAULT,
             log_flush_offset_checkpoint_interval_ms: CHECKPOINT_INTERVAL_MS_DEFAULT,
             fetch_max_bytes: FETCH_MAX_BYTES_DEFAULT,
+            shard_spin_before_park_us: SHARD_SPIN_BEFORE_PARK_US_DEFAULT,
             log_message_timestamp_type: "CreateTime".to_string(),
             log_cleanup_policy: "delete".to_string(),
             log_cleaner_enable: true,
@@ -143,6 +165,8 @@ impl BrokerConfig {
             log_cleaner_max_compaction_lag_ms: MAX_COMPACTION_LAG_MS_DEFAULT,
             log_cleaner_delete_retention_ms: DELETE_RETENTION_MS_DEFAULT,
             offsets_topic_segment_bytes: OFFSETS_TOPIC_SEGMENT_BYTES_DEFAULT,
+            log_message_timestamp_before_max_ms: TIMESTAMP_BEFORE_MAX_MS_DEFAULT,
+            log_message_timestamp_after_max_ms: TIMESTAMP_AFTER_MAX_MS_DEFAULT,
             group: GroupConfig::default(),
             explicit: BTreeMap::new(),
         }
@@ -204,6 +228,10 @@ impl BrokerConfig {
             "fetch.max.bytes" => {
                 self.fetch_max_bytes = parse_range(key, value, 0, i32::MAX as usize)?
             }
+            "shard.spin.before.park.us" => {
+                self.shard_spin_before_park_us =
+                    parse_range(key, value, 0, SHARD_SPIN_BEFORE_PARK_US_MAX)?
+            }
             "log.message.timestamp.type" => {
                 timestamp_type(value)?;
                 self.log_message_timestamp_type = value.to_string();
@@ -240,6 +268,12 @@ impl BrokerConfig {
             }
             "log.cleaner.delete.retention.ms" => {
                 self.log_cleaner_delete_retention_ms = parse_range(key, value, 0, i64::MAX)?
+            }
+            "log.message.timestamp.before.max.ms" => {
+                self.log_message_timestamp_before_max_ms = parse_range(key, value, 0, i64::MAX)?
+            }
+            "log.message.timestamp.after.max.ms" => {
+                self.log_message_timestamp_after_max_ms = parse_range(key, value, 0, i64::MAX)?
             }
             "group.min.session.timeout.ms" => {
                 self.group.min_session_timeout_ms = parse_range(key, value, 1, i32::MAX)?
@@ -425,6 +459,8 @@ pub const TOPIC_CONFIG_NAMES: &[&str] = &[
     "index.interval.bytes",
     "max.compaction.lag.ms",
     "max.message.bytes",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
     "message.timestamp.type",
     "min.cleanable.dirty.ratio",
     "min.compaction.lag.ms",
@@ -446,6 +482,8 @@ pub fn topic_config_default(broker: &BrokerConfig, name: &str) -> Option<String>
         "index.interval.bytes" => broker.log_index_interval_bytes.to_string(),
         "max.compaction.lag.ms" => broker.log_cleaner_max_compaction_lag_ms.to_string(),
         "max.message.bytes" => broker.message_max_bytes.to_string(),
+        "message.timestamp.after.max.ms" => broker.log_message_timestamp_after_max_ms.to_string(),
+        "message.timestamp.before.max.ms" => broker.log_message_timestamp_before_max_ms.to_string(),
         "message.timestamp.type" => broker.log_message_timestamp_type.clone(),
         "min.cleanable.dirty.ratio" => broker.log_cleaner_min_cleanable_ratio.to_string(),
         "min.compaction.lag.ms" => broker.log_cleaner_min_compaction_lag_ms.to_string(),
@@ -471,6 +509,8 @@ pub fn topic_config_broker_synonym(name: &str) -> Option<&'static str> {
         "flush.policy" => "log.flush.policy",
         "index.interval.bytes" => "log.index.interval.bytes",
         "max.message.bytes" => "message.max.bytes",
+        "message.timestamp.after.max.ms" => "log.message.timestamp.after.max.ms",
+        "message.timestamp.before.max.ms" => "log.message.timestamp.before.max.ms",
         "message.timestamp.type" => "log.message.timestamp.type",
         "retention.bytes" => "log.retention.bytes",
         "retention.ms" => "log.retention.ms",
@@ -495,6 +535,9 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError>
         "flush.policy" => flush_policy(value, FLUSH_INTERVAL_MS_DEFAULT).map(drop),
         "index.interval.bytes" => parse_range::<u32>(name, value, 0, i32::MAX as u32).map(drop),
         "max.message.bytes" => parse_range::<usize>(name, value, 0, i32::MAX as usize).map(drop),
+        "message.timestamp.after.max.ms" | "message.timestamp.before.max.ms" => {
+            parse_range::<i64>(name, value, 0, i64::MAX).map(drop)
+        }
         "message.timestamp.type" => timestamp_type(value),
         "min.insync.replicas" => parse_range::<i32>(name, value, 1, i32::MAX).map(drop),
         "retention.bytes" | "retention.ms" => {
@@ -506,11 +549,112 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError>
     }
 }
 
+/// True when a topic with these overrides has `delete` in its
+/// `cleanup.policy`: only then may retention or DeleteRecords remove data.
+pub fn cleanup_deletes(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> bool {
+    overrides
+        .get("cleanup.policy")
+        .cloned()
+        .or_else(|| topic_config_default(broker, "cleanup.policy"))
+        .unwrap_or_default()
+        .split(',')
+        .any(|policy| policy.trim() == "delete")
+}
+
+/// Topic configs of Kafka's type LIST: the only ones IncrementalAlterConfigs
+/// may APPEND to or SUBTRACT from.
+pub fn is_list_topic_config(name: &str) -> bool {
+    name == "cleanup.policy"
+}
+
+/// Checks every `(name, value)` and returns them as an override set, values
+/// trimmed (a later duplicate name wins).
+pub fn validated_overrides(
+    pairs: impl IntoIterator<Item = (String, String)>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut overrides = BTreeMap::new();
+    for (name, value) in pairs {
+        validate_topic_config(&name, &value)?;
+        overrides.insert(name, value.trim().to_string());
+    }
+    Ok(overrides)
+}
+
+/// One IncrementalAlterConfigs operation on a topic config, Kafka's
+/// `AlterConfigOp.OpType`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOp {
+    Set(String),
+    /// Back to the default: the override goes.
+    Delete,
+    /// Adds the comma-separated values a LIST config lacks, in order.
+    Append(String),
+    /// Removes the comma-separated values from a LIST config.
+    Subtract(String),
+}
+
+/// The override set after applying `ops` in order to `overrides`, checked
+/// whole. APPEND and SUBTRACT start from the current value, or from the
+/// default when there is no override, as Kafka's controller does.
+pub fn apply_config_ops(
+    broker: &BrokerConfig,
+    overrides: &BTreeMap<String, String>,
+    ops: &[(String, ConfigOp)],
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut next = overrides.clone();
+    for (name, op) in ops {
+        let (values, adding) = match op {
+            ConfigOp::Set(value) => {
+                next.insert(name.clone(), value.clone());
+                continue;
+            }
+            ConfigOp::Delete => {
+                next.remove(name);
+                continue;
+            }
+            ConfigOp::Append(values) => (values, true),
+            ConfigOp::Subtract(values) => (values, false),
+        };
+        let verb = if adding { "APPEND" } else { "SUBTRACT" };
+        if !is_list_topic_config(name) {
+            return Err(ConfigError(format!(
+                "Can't {verb} to key {name} because its type is not LIST."
+            )));
+        }
+        let current = next
+            .get(name)
+            .cloned()
+            .or_else(|| topic_config_default(broker, name))
+            .unwrap_or_default();
+        let mut list: Vec<String> = current
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(str::to_string)
+            .collect();
+        for value in values.split(',').map(str::trim) {
+            if adding {
+                if !list.iter().any(|part| part == value) {
+                    list.push(value.to_string());
+                }
+            } else {
+                list.retain(|part| part != value);
+            }
+        }
+        next.insert(name.clone(), list.join(","));
+    }
+    validated_overrides(next)
+}
+
 /// A topic's effective settings: its overrides over the broker defaults.
 #[derive(Debug, Clone)]
 pub struct TopicConfig {
     pub max_message_bytes: usize,
     pub log_append_time: bool,
+    /// CreateTime bounds: `message.timestamp.before.max.ms` and
+    /// `message.timestamp.after.max.ms` (ignored under LogAppendTime).
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
     pub log: LogConfig,
 }
 
@@ -582,6 +726,12 @@ impl TopicConfig {
                 .parse()
                 .unwrap_or(broker.message_max_bytes),
             log_append_time: effective("message.timestamp.type") == "LogAppendTime",
+            timestamp_before_max_ms: effective("message.timestamp.before.max.ms")
+                .parse()
+                .unwrap_or(broker.log_message_timestamp_before_max_ms),
+            timestamp_after_max_ms: effective("message.timestamp.after.max.ms")
+                .parse()
+                .unwrap_or(broker.log_message_timestamp_after_max_ms),
             log,
         }
     }
@@ -651,6 +801,15 @@ mod tests {
         assert_eq!(topic.log.retention_ms, RETENTION_MS_DEFAULT);
         assert!(topic.log_append_time);
         assert_eq!(topic.max_message_bytes, MESSAGE_MAX_BYTES_DEFAULT);
+        assert_eq!(topic.timestamp_before_max_ms, i64::MAX);
+        assert_eq!(topic.timestamp_after_max_ms, 3_600_000);
+        overrides.insert(
+            "message.timestamp.before.max.ms".to_string(),
+            "5000".to_string(),
+        );
+        let topic = TopicConfig::resolve(&broker, &overrides);
+        assert_eq!(topic.timestamp_before_max_ms, 5000);
+        assert!(validate_topic_config("message.timestamp.after.max.ms", "-1").is_err());
         assert!(validate_topic_config("segment.bytes", "10").is_err());
         assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
         assert!(validate_topic_config("cleanup.policy", "shred").is_err());
@@ -754,6 +913,79 @@ mod tests {
         assert_eq!(
             topic_config_broker_synonym("min.cleanable.dirty.ratio"),
             Some("log.cleaner.min.cleanable.ratio")
+        );
+    }
+
+    #[test]
+    fn incremental_ops_follow_kafka_semantics() {
+        let broker = BrokerConfig::new(PathBuf::from("/tmp/x"), 1);
+        let current = BTreeMap::from([
+            ("retention.ms".to_string(), "1000".to_string()),
+            ("segment.bytes".to_string(), "4096".to_string()),
+        ]);
+        let op = |name: &str, op: ConfigOp| (name.to_string(), op);
+        let next = apply_config_ops(
+            &broker,
+            &current,
+            &[
+                op("retention.ms", ConfigOp::Set(" 2000 ".into())),
+                op("segment.bytes", ConfigOp::Delete),
+                op("max.message.bytes", ConfigOp::Delete),
+                op("cleanup.policy", ConfigOp::Append("compact".into())),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            next,
+            BTreeMap::from([
+                ("cleanup.policy".to_string(), "delete,compact".to_string()),
+                ("retention.ms".to_string(), "2000".to_string()),
+            ])
+        );
+        let next = apply_config_ops(
+            &broker,
+            &next,
+            &[
+                op("cleanup.policy", ConfigOp::Subtract("delete".into())),
+                op("cleanup.policy", ConfigOp::Append("compact".into())),
+            ],
+        )
+        .unwrap();
+        assert_eq!(next["cleanup.policy"], "compact");
+        // Nothing left of a list is not a policy.
+        let error = apply_config_ops(
+            &broker,
+            &next,
+            &[op("cleanup.policy", ConfigOp::Subtract("compact".into()))],
+        )
+        .unwrap_err();
+        assert!(error.0.contains("cleanup.policy"), "{error}");
+        let error = apply_config_ops(
+            &broker,
+            &current,
+            &[op("retention.ms", ConfigOp::Append("5".into()))],
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.0,
+            "Can't APPEND to key retention.ms because its type is not LIST."
+        );
+        assert!(apply_config_ops(
+            &broker,
+            &current,
+            &[op("segment.bytes", ConfigOp::Set("1".into()))]
+        )
+        .is_err());
+        assert!(apply_config_ops(
+            &broker,
+            &current,
+            &[op("no.such", ConfigOp::Set("1".into()))]
+        )
+        .is_err());
+        assert_eq!(
+            validated_overrides([("retention.ms".to_string(), " 5 ".to_string())]).unwrap()
+                ["retention.ms"],
+            "5"
         );
     }
 

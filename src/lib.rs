@@ -5,8 +5,8 @@
 //! (partition storage), `shard` (threads, ownership, messages), `metadata`
 //! (topics, placement, the controller), `server` (listener, connections,
 //! one handler per API), `client` (a small blocking Kafka client) and `cli`
-//! (the command-line tools built on it), and `bench` (the load generator
-//! behind `shoal bench`).
+//! (the command-line tools built on it), `bench` (the load generator
+//! behind `shoal bench`), and `tune` (host checks against `tuning/`).
 
 pub mod alloc;
 pub mod bench;
@@ -19,6 +19,7 @@ pub mod metadata;
 pub mod protocol;
 pub mod server;
 pub mod shard;
+pub mod tune;
 
 /// Every binary linking shoal (the broker, the tools, the tests) uses it.
 #[global_allocator]

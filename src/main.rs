@@ -1,5 +1,6 @@
-//! The `shoal` command: `serve` runs the broker; the other subcommands are
-//! Kafka-protocol clients of a running broker.
+//! The `shoal` command: `serve` runs the broker; `tune` checks the host it
+//! runs on; the other subcommands are Kafka-protocol clients of a running
+//! broker.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,7 +25,9 @@ struct Cli {
 enum Command {
     /// Run the broker.
     Serve(ServeArgs),
-    /// Create, list, describe and delete topics (like kafka-topics.sh).
+    /// Create, list, describe, delete and grow topics, change their configs,
+    /// delete their old records (like kafka-topics.sh, kafka-configs.sh and
+    /// kafka-delete-records.sh).
     #[command(subcommand)]
     Topic(TopicCommand),
     /// List, describe, reset offsets of and delete consumer groups (like
@@ -38,6 +41,9 @@ enum Command {
     /// Measure a Kafka-compatible broker: throughput and latency percentiles.
     #[command(subcommand)]
     Bench(shoal::bench::BenchCommand),
+    /// Check (or apply) the host settings of a profile in tuning/: CPU
+    /// governor, IRQ affinity, sysctls, memlock, io_uring, huge pages, disk.
+    Tune(shoal::tune::command::TuneArgs),
 }
 
 #[derive(Args)]
@@ -66,10 +72,10 @@ struct ServeArgs {
 }
 
 fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
-    let online_cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let mut config = BrokerConfig::new(PathBuf::from("./shoal-data"), online_cores);
+    let mut config = BrokerConfig::new(
+        PathBuf::from(shoal::config::DEFAULT_DATA_DIR),
+        shoal::shard::default_shard_count(),
+    );
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path)
             .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?;
@@ -129,6 +135,12 @@ fn main() -> ExitCode {
         Command::Produce(args) => shoal::cli::run_produce(args),
         Command::Consume(args) => shoal::cli::run_consume(args),
         Command::Bench(command) => shoal::bench::run_bench(command),
+        Command::Tune(args) => {
+            return shoal::tune::command::run_tune(args).unwrap_or_else(|error| {
+                eprintln!("shoal tune: {error:#}");
+                ExitCode::from(shoal::tune::command::EXIT_ERROR)
+            });
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

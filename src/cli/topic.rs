@@ -1,25 +1,36 @@
-//! `shoal topic create|list|describe|delete`, the kafka-topics.sh subset,
-//! over CreateTopics, Metadata, DescribeConfigs and DeleteTopics.
+//! `shoal topic create|list|describe|delete|add-partitions`, the
+//! kafka-topics.sh subset, over CreateTopics, Metadata, DescribeConfigs,
+//! DeleteTopics and CreatePartitions; `shoal topic alter-config` (the topic
+//! part of kafka-configs.sh, over IncrementalAlterConfigs) and `shoal topic
+//! delete-records` (kafka-delete-records.sh, over DeleteRecords).
 //!
-//! Invariant: output lines have kafka-topics.sh's shape, so scripts written
-//! against Kafka read shoal's output unchanged.
+//! Invariant: output lines have the shape of Kafka's tools, so scripts
+//! written against Kafka read shoal's output unchanged.
 
 use std::io::Write;
 
 use anyhow::{anyhow, bail, Context};
 use base64::Engine;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
 use kafka_protocol::messages::{
-    BrokerId, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+    BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest,
+    DeleteTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use super::BootstrapArg;
-use crate::client::{check, topic_name, unknown_topic, Connection, KafkaError};
+use crate::client::{bootstrap, check, topic_name, unknown_topic, Connection, KafkaError};
 
 /// How long the broker may take to create or delete a topic.
 const TOPIC_ADMIN_TIMEOUT_MS: i32 = 30_000;
@@ -30,6 +41,9 @@ const BROKER_DEFAULT: i32 = -1;
 const RESOURCE_TYPE_TOPIC: i8 = 2;
 /// DescribeConfigs config source of a value that nobody set.
 const CONFIG_SOURCE_DEFAULT: i8 = 5;
+/// IncrementalAlterConfigs operations (Kafka's `AlterConfigOp.OpType`).
+const CONFIG_OP_SET: i8 = 0;
+const CONFIG_OP_DELETE: i8 = 1;
 
 /// `shoal topic ...`
 #[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
@@ -67,6 +81,41 @@ pub enum TopicCommand {
     Delete {
         /// The topic's name.
         name: String,
+        #[command(flatten)]
+        bootstrap: BootstrapArg,
+    },
+    /// Change a topic's config overrides (like kafka-configs.sh --alter).
+    AlterConfig {
+        /// The topic's name.
+        name: String,
+        /// Set a topic config override, as KEY=VALUE; repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_config)]
+        set: Vec<(String, String)>,
+        /// Remove an override, back to the broker's default; repeatable.
+        #[arg(long = "delete", value_name = "KEY")]
+        delete: Vec<String>,
+        #[command(flatten)]
+        bootstrap: BootstrapArg,
+    },
+    /// Grow a topic to more partitions (like kafka-topics.sh --alter --partitions).
+    AddPartitions {
+        /// The topic's name.
+        name: String,
+        /// The partition count wanted, the existing ones included.
+        #[arg(long)]
+        partitions: i32,
+        #[command(flatten)]
+        bootstrap: BootstrapArg,
+    },
+    /// Delete a partition's records below an offset (like kafka-delete-records.sh).
+    DeleteRecords {
+        /// The topic's name.
+        name: String,
+        #[arg(long)]
+        partition: i32,
+        /// The new earliest offset; -1 deletes up to the high watermark.
+        #[arg(long, allow_negative_numbers = true)]
+        before_offset: i64,
         #[command(flatten)]
         bootstrap: BootstrapArg,
     },
@@ -109,6 +158,43 @@ pub fn run_topic(cmd: TopicCommand) -> anyhow::Result<()> {
         TopicCommand::Delete { name, bootstrap } => {
             let mut conn = Connection::connect(&bootstrap.bootstrap)?;
             delete(&mut conn, &name)?;
+        }
+        TopicCommand::AlterConfig {
+            name,
+            set,
+            delete,
+            bootstrap,
+        } => {
+            if set.is_empty() && delete.is_empty() {
+                bail!("nothing to change: give --set KEY=VALUE or --delete KEY");
+            }
+            let mut conn = Connection::connect(&bootstrap.bootstrap)?;
+            alter_config(&mut conn, &name, &set, &delete)?;
+            writeln!(out, "Completed updating config for topic {name}.")?;
+        }
+        TopicCommand::AddPartitions {
+            name,
+            partitions,
+            bootstrap,
+        } => {
+            let mut conn = Connection::connect(&bootstrap.bootstrap)?;
+            add_partitions(&mut conn, &name, partitions)?;
+            writeln!(out, "Adding partitions succeeded!")?;
+        }
+        TopicCommand::DeleteRecords {
+            name,
+            partition,
+            before_offset,
+            bootstrap: addr,
+        } => {
+            let mut conn = bootstrap(&addr.bootstrap, &name, partition)?;
+            writeln!(out, "Executing records delete operation")?;
+            let low_watermark = delete_records(&mut conn, &name, partition, before_offset)?;
+            writeln!(out, "Records delete operation completed:")?;
+            writeln!(
+                out,
+                "partition: {name}-{partition}\tlow_watermark: {low_watermark}"
+            )?;
         }
     }
     out.flush()?;
@@ -176,6 +262,87 @@ fn delete(conn: &mut Connection, name: &str) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow!("DeleteTopics response does not mention topic {name}"))?;
     check_topic(name, result.error_code, result.error_message.as_deref())?;
     Ok(())
+}
+
+/// IncrementalAlterConfigs of topic `name`: `set` overrides, `delete`
+/// others, in one request.
+fn alter_config(
+    conn: &mut Connection,
+    name: &str,
+    set: &[(String, String)],
+    delete: &[String],
+) -> anyhow::Result<()> {
+    let op = |key: &str, operation, value: Option<&str>| {
+        AlterableConfig::default()
+            .with_name(StrBytes::from_string(key.to_owned()))
+            .with_config_operation(operation)
+            .with_value(value.map(|value| StrBytes::from_string(value.to_owned())))
+    };
+    let configs = set
+        .iter()
+        .map(|(key, value)| op(key, CONFIG_OP_SET, Some(value)))
+        .chain(delete.iter().map(|key| op(key, CONFIG_OP_DELETE, None)))
+        .collect();
+    let response = conn.send(
+        IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(RESOURCE_TYPE_TOPIC)
+                .with_resource_name(StrBytes::from_string(name.to_owned()))
+                .with_configs(configs),
+        ]),
+    )?;
+    let result = response
+        .responses
+        .iter()
+        .find(|r| r.resource_name.as_str() == name)
+        .ok_or_else(|| anyhow!("IncrementalAlterConfigs response does not mention topic {name}"))?;
+    check_topic(name, result.error_code, result.error_message.as_deref())?;
+    Ok(())
+}
+
+fn add_partitions(conn: &mut Connection, name: &str, partitions: i32) -> anyhow::Result<()> {
+    let response = conn.send(
+        CreatePartitionsRequest::default()
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(topic_name(name))
+                .with_count(partitions)
+                .with_assignments(None)])
+            .with_timeout_ms(TOPIC_ADMIN_TIMEOUT_MS),
+    )?;
+    let result = response
+        .results
+        .iter()
+        .find(|r| r.name.0.as_str() == name)
+        .ok_or_else(|| anyhow!("CreatePartitions response does not mention topic {name}"))?;
+    check_topic(name, result.error_code, result.error_message.as_deref())?;
+    Ok(())
+}
+
+/// DeleteRecords of `partition` below `offset`; returns the new low watermark.
+fn delete_records(
+    conn: &mut Connection,
+    name: &str,
+    partition: i32,
+    offset: i64,
+) -> anyhow::Result<i64> {
+    let response = conn.send(
+        DeleteRecordsRequest::default()
+            .with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(topic_name(name))
+                .with_partitions(vec![DeleteRecordsPartition::default()
+                    .with_partition_index(partition)
+                    .with_offset(offset)])])
+            .with_timeout_ms(TOPIC_ADMIN_TIMEOUT_MS),
+    )?;
+    let result = response
+        .topics
+        .iter()
+        .filter(|t| t.name.0.as_str() == name)
+        .flat_map(|t| t.partitions.iter())
+        .find(|p| p.partition_index == partition)
+        .ok_or_else(|| anyhow!("DeleteRecords response does not mention {name}-{partition}"))?;
+    check(result.error_code, None, &format!("{name}-{partition}"))?;
+    Ok(result.low_watermark)
 }
 
 /// A topic-level error code as a Kafka error about topic `name`.
@@ -332,6 +499,59 @@ mod tests {
             }
         );
         assert!(Cli::try_parse_from(["topic", "create", "t", "--config", "novalue"]).is_err());
+    }
+
+    #[test]
+    fn admin_commands_parse() {
+        let bootstrap = BootstrapArg {
+            bootstrap: "127.0.0.1:9092".into(),
+        };
+        assert_eq!(
+            parse(&[
+                "alter-config",
+                "orders",
+                "--set",
+                "retention.ms=1000",
+                "--set",
+                "cleanup.policy=compact,delete",
+                "--delete",
+                "segment.bytes",
+            ]),
+            TopicCommand::AlterConfig {
+                name: "orders".into(),
+                set: vec![
+                    ("retention.ms".into(), "1000".into()),
+                    ("cleanup.policy".into(), "compact,delete".into()),
+                ],
+                delete: vec!["segment.bytes".into()],
+                bootstrap: bootstrap.clone(),
+            }
+        );
+        assert_eq!(
+            parse(&["add-partitions", "orders", "--partitions", "6"]),
+            TopicCommand::AddPartitions {
+                name: "orders".into(),
+                partitions: 6,
+                bootstrap: bootstrap.clone(),
+            }
+        );
+        assert_eq!(
+            parse(&[
+                "delete-records",
+                "orders",
+                "--partition",
+                "2",
+                "--before-offset",
+                "-1"
+            ]),
+            TopicCommand::DeleteRecords {
+                name: "orders".into(),
+                partition: 2,
+                before_offset: -1,
+                bootstrap,
+            }
+        );
+        assert!(Cli::try_parse_from(["topic", "add-partitions", "orders"]).is_err());
     }
 
     #[test]

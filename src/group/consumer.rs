@@ -21,10 +21,9 @@
 //! changes kind. Committed offsets belong to the group whatever its kind.
 //!
 //! Persistence: the membership of consumer groups (members, epochs, target
-//! and current assignments) stays in memory in this version; committed
-//! offsets are durable as for classic groups. After a coordinator restart a
-//! member's heartbeat gets UNKNOWN_MEMBER_ID (where Kafka, which persists
-//! the membership, would know it) and the member rejoins with epoch 0.
+//! and current assignments) is written to `__consumer_offsets` as Kafka's
+//! ConsumerGroup* records by `consumer_records.rs`, so members keep their
+//! ids, epochs and partitions across a coordinator restart.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -167,7 +166,7 @@ impl ConsumerGroup {
     }
 
     /// The assignor most members ask for, else the broker's default.
-    fn preferred_assignor(&self, default: &str) -> String {
+    pub(super) fn preferred_assignor(&self, default: &str) -> String {
         let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
         for member in self.members.values() {
             if let Some(name) = &member.server_assignor {
@@ -374,6 +373,7 @@ impl GroupCoordinator {
         request: ConsumerHeartbeatRequest,
         topics: TopicLookup<'_>,
     ) -> (ConsumerHeartbeatResponse, Effects) {
+        self.touched_consumers.insert(request.group_id.clone());
         let response = match self.consumer_heartbeat_checked(now_ms, request, topics) {
             Ok(response) => response,
             Err((error, message)) => ConsumerHeartbeatResponse::failure(error, message),
@@ -468,6 +468,7 @@ impl GroupCoordinator {
             if expired.is_empty() {
                 continue;
             }
+            self.touched_consumers.insert(group.group_id.clone());
             for (member_id, why) in expired {
                 log::info!(
                     "group {}: member {member_id} removed: {why}",
@@ -928,7 +929,7 @@ fn check_epoch(
 }
 
 /// Sets a consumer group's `state` from its membership.
-fn refresh_state(group: &mut Group, now_ms: i64) {
+pub(super) fn refresh_state(group: &mut Group, now_ms: i64) {
     if let Some(state) = group.consumer.as_ref().map(ConsumerGroup::state) {
         if state != group.state {
             group.transition(state, now_ms);

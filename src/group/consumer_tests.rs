@@ -32,6 +32,10 @@ struct Client {
 
 struct Harness {
     coordinator: GroupCoordinator,
+    /// Fed every record the coordinator writes, as a restarted coordinator
+    /// would load them: it must describe the group the same way.
+    restarted: GroupCoordinator,
+    records_written: usize,
     now_ms: i64,
     topics: BTreeMap<String, (Uuid, i32)>,
 }
@@ -40,6 +44,8 @@ impl Harness {
     fn new(partitions: &[(&str, i32)]) -> Harness {
         Harness {
             coordinator: GroupCoordinator::new(GroupConfig::default(), 7),
+            restarted: GroupCoordinator::new(GroupConfig::default(), 8),
+            records_written: 0,
             now_ms: 1_000_000,
             topics: partitions
                 .iter()
@@ -65,8 +71,31 @@ impl Harness {
         let (response, effects) =
             self.coordinator
                 .consumer_heartbeat(self.now_ms, request, &lookup);
-        assert!(effects.records.is_empty(), "membership stays in memory");
+        self.persist(&effects);
         response
+    }
+
+    fn tick(&mut self) -> Effects {
+        let effects = self.coordinator.tick(self.now_ms);
+        self.persist(&effects);
+        effects
+    }
+
+    /// Replays `effects`' records into `restarted` and checks that it now
+    /// holds the same membership, epochs and assignments.
+    fn persist(&mut self, effects: &Effects) {
+        self.records_written += effects.records.len();
+        for record in &effects.records {
+            self.restarted
+                .replay(self.now_ms, &record.key, record.value.as_deref())
+                .expect("replays");
+        }
+        let groups = vec!["g".to_string()];
+        assert_eq!(
+            self.restarted.consumer_describe(&groups),
+            self.coordinator.consumer_describe(&groups),
+            "what is written describes the live group"
+        );
     }
 
     fn request(&self, client: &Client) -> ConsumerHeartbeatRequest {
@@ -178,6 +207,21 @@ fn three_stable(harness: &mut Harness) -> Vec<Client> {
 }
 
 #[test]
+fn steady_heartbeats_write_nothing() {
+    let mut harness = Harness::new(&[(TOPIC, 6)]);
+    let mut clients = three_stable(&mut harness);
+    let written = harness.records_written;
+    assert!(written > 0);
+    for _ in 0..5 {
+        harness.now_ms += 5_000;
+        for client in clients.iter_mut() {
+            harness.beat(client).unwrap();
+        }
+    }
+    assert_eq!(harness.records_written, written);
+}
+
+#[test]
 fn three_members_split_six_partitions_after_reconciliation() {
     let mut harness = Harness::new(&[(TOPIC, 6)]);
     let mut clients = three_stable(&mut harness);
@@ -270,7 +314,7 @@ fn a_silent_member_expires_after_the_session_timeout() {
         for client in clients.iter_mut() {
             harness.beat(client).unwrap();
         }
-        let effects = harness.coordinator.tick(harness.now_ms);
+        let effects = harness.tick();
         assert!(effects.is_empty());
     }
     assert!(harness.coordinator.consumer_describe(&["g".into()])[0]
@@ -281,7 +325,7 @@ fn a_silent_member_expires_after_the_session_timeout() {
     for client in clients.iter_mut() {
         harness.beat(client).unwrap();
     }
-    let _ = harness.coordinator.tick(harness.now_ms);
+    let _ = harness.tick();
     let members = &harness.coordinator.consumer_describe(&["g".into()])[0].members;
     assert_eq!(members.len(), 2);
     harness.settle(&mut clients);
@@ -301,7 +345,7 @@ fn a_member_that_does_not_revoke_in_time_is_removed() {
     harness.now_ms += 299_000;
     let _ = harness.send(harness.request(&stubborn));
     harness.beat(&mut second).unwrap();
-    let _ = harness.coordinator.tick(harness.now_ms);
+    let _ = harness.tick();
     assert_eq!(
         harness.coordinator.consumer_describe(&["g".into()])[0]
             .members
@@ -310,7 +354,7 @@ fn a_member_that_does_not_revoke_in_time_is_removed() {
     );
     harness.now_ms += 2_000;
     harness.beat(&mut second).unwrap();
-    let _ = harness.coordinator.tick(harness.now_ms);
+    let _ = harness.tick();
     assert_eq!(
         harness.coordinator.consumer_describe(&["g".into()])[0]
             .members
@@ -488,6 +532,7 @@ fn classic_and_consumer_groups_do_not_mix() {
         api_version: 9,
     };
     let effects = harness.coordinator.join(harness.now_ms, 1, join.clone());
+    harness.persist(&effects);
     match &effects.completions[..] {
         [Completion::Join(1, response)] => {
             assert_eq!(
@@ -503,7 +548,22 @@ fn classic_and_consumer_groups_do_not_mix() {
     let mut join = join;
     join.api_version = 3;
     let effects = harness.coordinator.join(harness.now_ms, 2, join);
-    assert!(effects.records.len() <= 1);
+    harness.persist(&effects);
+    // The consumer group's records are tombstoned, its epoch record last.
+    let epoch_key = crate::group::records::encode_consumer_key(
+        "g",
+        &crate::group::records::ConsumerRecordKind::GroupEpoch,
+    );
+    let tombstones: Vec<_> = effects
+        .records
+        .iter()
+        .filter(|record| record.key[..2] != [0, 2])
+        .collect();
+    assert!(tombstones.iter().all(|record| record.value.is_none()));
+    assert_eq!(
+        tombstones.last().map(|record| &record.key),
+        Some(&epoch_key)
+    );
     assert_eq!(
         harness.coordinator.list_groups(&[])[0].group_type,
         GroupType::Classic

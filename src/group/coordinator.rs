@@ -7,12 +7,13 @@
 //! once, by a `Completion` in the `Effects` of some later (or the same) call,
 //! whatever happens to the member or the group in between.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 
 use super::classic::{Group, JoinTimer, JoinTimerKind, Member};
+use super::consumer_records::DurableConsumerGroups;
 use super::records::{self, GroupValue, MemberValue, RecordError, RecordKey};
 use super::types::*;
 use super::{offsets_partition, GroupConfig};
@@ -35,6 +36,10 @@ pub struct GroupCoordinator {
     /// Collected during one call, handed back at its end.
     pub(super) out: Effects,
     pub(super) next_offset_expiry_ms: i64,
+    /// Consumer groups as their records last described them.
+    pub(super) durable_consumers: DurableConsumerGroups,
+    /// Consumer groups changed since the last `take_effects`.
+    pub(super) touched_consumers: BTreeSet<String>,
 }
 
 impl GroupCoordinator {
@@ -48,6 +53,8 @@ impl GroupCoordinator {
             member_id_count: 0,
             out: Effects::default(),
             next_offset_expiry_ms: i64::MIN,
+            durable_consumers: DurableConsumerGroups::default(),
+            touched_consumers: BTreeSet::new(),
         }
     }
 
@@ -269,6 +276,9 @@ impl GroupCoordinator {
                     });
                 }
             },
+            RecordKey::Consumer { group, kind } => {
+                self.replay_consumer(now_ms, &group, kind, value)?;
+            }
             RecordKey::Unsupported(_) => {}
         }
         Ok(())
@@ -286,6 +296,7 @@ impl GroupCoordinator {
             .filter(|group| group.partition == partition)
             .map(|group| group.group_id.clone())
             .collect();
+        self.forget_consumer_groups(&unloaded);
         for group_id in unloaded {
             let Some(group) = self.groups.remove(&group_id) else {
                 continue;
@@ -305,6 +316,7 @@ impl GroupCoordinator {
     }
 
     pub(super) fn take_effects(&mut self) -> Effects {
+        self.persist_consumer_groups();
         std::mem::take(&mut self.out)
     }
 
@@ -317,6 +329,9 @@ impl GroupCoordinator {
     ) -> Option<R> {
         let mut group = self.groups.remove(group_id)?;
         let result = f(self, &mut group);
+        if group.consumer.is_some() || self.durable_consumers.contains_key(group_id) {
+            self.touched_consumers.insert(group_id.to_string());
+        }
         if !group.is(GroupState::Dead) {
             self.groups.insert(group.group_id.clone(), group);
         }
@@ -388,6 +403,7 @@ impl GroupCoordinator {
                 return self.answer_join(token, reject(ResponseError::InconsistentGroupProtocol));
             }
             if group.consumer.take().is_some() {
+                self.touched_consumers.insert(request.group_id.clone());
                 group.protocol_type = None;
                 group.transition(GroupState::Empty, now_ms);
             }

@@ -28,6 +28,7 @@
 mod assignor;
 mod classic;
 mod consumer;
+mod consumer_records;
 mod coordinator;
 mod offsets;
 pub mod records;

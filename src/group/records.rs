@@ -5,8 +5,10 @@
 //! Written: OffsetCommitKey v1 / OffsetCommitValue v3 and GroupMetadataKey v2
 //! / GroupMetadataValue v3, the versions Kafka 2.3+ writes. Read: every
 //! version of those four, including the flexible v4 values newer Kafka
-//! writes, so a log Kafka wrote loads too. Keys of the KIP-848 records
-//! (versions 3 and up) decode as `Unsupported` and are skipped.
+//! writes, so a log Kafka wrote loads too. The keys of the KIP-848 records
+//! (versions 3 to 8) are here too; their values are in `consumer_records.rs`.
+//! Later key versions (share and streams groups) decode as `Unsupported` and
+//! are skipped.
 
 use std::fmt;
 
@@ -59,8 +61,52 @@ pub enum RecordKey {
     Group {
         group: String,
     },
-    /// A record type of the KIP-848 protocol, not read by this coordinator.
+    /// KIP-848 records of consumer group `group`, by key version.
+    Consumer {
+        group: String,
+        kind: ConsumerRecordKind,
+    },
+    /// A record type this coordinator does not read (share, streams groups).
     Unsupported(i16),
+}
+
+/// The KIP-848 consumer group records; the discriminant is the key version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsumerRecordKind {
+    /// ConsumerGroupMetadata: the group epoch.
+    GroupEpoch,
+    /// ConsumerGroupPartitionMetadata: the subscribed topics' metadata.
+    PartitionMetadata,
+    /// ConsumerGroupMemberMetadata: a member's subscription and client.
+    MemberMetadata(String),
+    /// ConsumerGroupTargetAssignmentMetadata: the target assignment's epoch.
+    TargetEpoch,
+    /// ConsumerGroupTargetAssignmentMember: a member's target partitions.
+    TargetMember(String),
+    /// ConsumerGroupCurrentMemberAssignment: a member's epoch and partitions.
+    CurrentAssignment(String),
+}
+
+impl ConsumerRecordKind {
+    fn key_version(&self) -> i16 {
+        match self {
+            ConsumerRecordKind::GroupEpoch => 3,
+            ConsumerRecordKind::PartitionMetadata => 4,
+            ConsumerRecordKind::MemberMetadata(_) => 5,
+            ConsumerRecordKind::TargetEpoch => 6,
+            ConsumerRecordKind::TargetMember(_) => 7,
+            ConsumerRecordKind::CurrentAssignment(_) => 8,
+        }
+    }
+
+    fn member_id(&self) -> Option<&str> {
+        match self {
+            ConsumerRecordKind::MemberMetadata(member)
+            | ConsumerRecordKind::TargetMember(member)
+            | ConsumerRecordKind::CurrentAssignment(member) => Some(member),
+            _ => None,
+        }
+    }
 }
 
 /// GroupMetadataValue: a group's membership after a completed rebalance.
@@ -103,6 +149,19 @@ pub fn encode_group_key(group: &str) -> Bytes {
     let mut buf = BytesMut::with_capacity(4 + group.len());
     buf.put_i16(GROUP_METADATA_KEY_VERSION);
     put_string(&mut buf, group);
+    buf.freeze()
+}
+
+/// The key of a KIP-848 record: its version, the group id, and the member
+/// id for the per-member kinds.
+pub fn encode_consumer_key(group: &str, kind: &ConsumerRecordKind) -> Bytes {
+    let member = kind.member_id();
+    let mut buf = BytesMut::with_capacity(6 + group.len() + member.map_or(0, str::len));
+    buf.put_i16(kind.key_version());
+    put_string(&mut buf, group);
+    if let Some(member) = member {
+        put_string(&mut buf, member);
+    }
     buf.freeze()
 }
 
@@ -151,7 +210,19 @@ pub fn decode_key(key: &[u8]) -> Result<RecordKey, RecordError> {
         2 => Ok(RecordKey::Group {
             group: reader.string()?,
         }),
-        version if version > 2 => Ok(RecordKey::Unsupported(version)),
+        version @ 3..=8 => {
+            let group = reader.string()?;
+            let kind = match version {
+                3 => ConsumerRecordKind::GroupEpoch,
+                4 => ConsumerRecordKind::PartitionMetadata,
+                5 => ConsumerRecordKind::MemberMetadata(reader.string()?),
+                6 => ConsumerRecordKind::TargetEpoch,
+                7 => ConsumerRecordKind::TargetMember(reader.string()?),
+                _ => ConsumerRecordKind::CurrentAssignment(reader.string()?),
+            };
+            Ok(RecordKey::Consumer { group, kind })
+        }
+        version if version > 8 => Ok(RecordKey::Unsupported(version)),
         version => Err(RecordError::UnknownKeyVersion(version)),
     }
 }
@@ -248,6 +319,33 @@ fn put_nullable_string(buf: &mut BytesMut, text: Option<&str>) {
     }
 }
 
+/// Flexible (compact) encoding: an unsigned varint.
+pub(super) fn put_unsigned_varint(buf: &mut BytesMut, mut value: u32) {
+    while value >= 0x80 {
+        buf.put_u8((value as u8 & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    buf.put_u8(value as u8);
+}
+
+/// Flexible encoding: a length as N+1, 0 for null.
+pub(super) fn put_compact_length(buf: &mut BytesMut, length: Option<usize>) {
+    let length = length.map_or(0, |length| u32::try_from(length + 1).unwrap_or(u32::MAX));
+    put_unsigned_varint(buf, length);
+}
+
+pub(super) fn put_compact_string(buf: &mut BytesMut, text: Option<&str>) {
+    put_compact_length(buf, text.map(str::len));
+    if let Some(text) = text {
+        buf.put_slice(text.as_bytes());
+    }
+}
+
+/// Flexible encoding: an empty tagged-field section.
+pub(super) fn put_no_tagged_fields(buf: &mut BytesMut) {
+    buf.put_u8(0);
+}
+
 /// Reads Kafka's primitive types, classic or flexible (compact) encoding.
 pub(super) struct Reader<'a> {
     buf: &'a [u8],
@@ -270,6 +368,16 @@ impl<'a> Reader<'a> {
         Ok((reader, version))
     }
 
+    /// A reader past a KIP-848 value's version: those values are flexible
+    /// from version 0, and 0 is the only version Kafka has written.
+    pub(super) fn consumer_value(value: &'a [u8]) -> Result<Reader<'a>, RecordError> {
+        let mut reader = Reader::new(value, true);
+        match reader.i16()? {
+            0 => Ok(reader),
+            version => Err(RecordError::UnknownValueVersion(version)),
+        }
+    }
+
     fn take(&mut self, len: usize) -> Result<&'a [u8], RecordError> {
         if self.buf.len() < len {
             return Err(RecordError::Truncated);
@@ -283,6 +391,14 @@ impl<'a> Reader<'a> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N)?);
         Ok(out)
+    }
+
+    pub fn i8(&mut self) -> Result<i8, RecordError> {
+        Ok(i8::from_be_bytes(self.array()?))
+    }
+
+    pub fn uuid(&mut self) -> Result<uuid::Uuid, RecordError> {
+        Ok(uuid::Uuid::from_bytes(self.array()?))
     }
 
     pub fn i16(&mut self) -> Result<i16, RecordError> {
@@ -463,7 +579,8 @@ mod tests {
             decode_key(&[0xff, 0xff]),
             Err(RecordError::UnknownKeyVersion(-1))
         );
-        assert_eq!(decode_key(&[0, 3, 1, 2]), Ok(RecordKey::Unsupported(3)));
+        assert_eq!(decode_key(&[0, 3, 1, 2]), Err(RecordError::Truncated));
+        assert_eq!(decode_key(&[0, 9, 1, 2]), Ok(RecordKey::Unsupported(9)));
         assert_eq!(
             decode_offset_value(&[0, 9]),
             Err(RecordError::UnknownValueVersion(9))

@@ -43,7 +43,7 @@ use super::segment::{
     self, write_index_files, ReadBudget, Segment, SegmentIndexes, CLEANED_SUFFIX,
 };
 use super::{LogError, SEGMENT_BYTES_MAX};
-use crate::protocol::batch::{validate_stored, BatchHeader};
+use crate::protocol::batch::BatchHeader;
 use crate::protocol::batch_records::{
     emptied, rebuild, BatchRecords, RecordView, RecordsError, ATTR_DELETE_HORIZON,
 };
@@ -208,8 +208,8 @@ impl<'a> Pacer<'a> {
 }
 
 /// The batches of one sealed segment from an offset on, read
-/// `CLEANER_IO_BYTES` at a time and checked (CRC included) before use: a
-/// damaged batch is never rewritten with a fresh CRC.
+/// `CLEANER_IO_BYTES` at a time. `read_batches` checks each (CRC included)
+/// and fails at a damaged one: it is never rewritten with a fresh CRC.
 struct SegmentBatches<'a> {
     segment: &'a Segment,
     next_offset: i64,
@@ -230,14 +230,6 @@ impl<'a> SegmentBatches<'a> {
     async fn next(&mut self) -> Result<Option<Bytes>, LogError> {
         loop {
             if let Some(batch) = self.buffered.pop_front() {
-                if let Err(e) = validate_stored(&batch, SEGMENT_BYTES_MAX as usize) {
-                    let offset = BatchHeader::view(&batch).map_or(-1, |h| h.base_offset.get());
-                    return Err(LogError::Corrupt {
-                        path: self.segment.log_path(),
-                        position: 0,
-                        reason: format!("batch at offset {offset}: {e:?}"),
-                    });
-                }
                 return Ok(Some(batch));
             }
             if self.exhausted {

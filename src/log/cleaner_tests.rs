@@ -540,8 +540,11 @@ fn a_pass_interrupted_at_any_step_recovers() {
             let cleaned = contents(&log).await;
             log.close().await.unwrap();
             drop(log);
-            // Stage what a crash at `step` leaves: the cleaned segments'
-            // files under their in-flight names, beside the old segments.
+            // Stage what a crash at `step` leaves: the cleaner checkpoint a
+            // pass writes before its first segment, and the cleaned
+            // segments' files under their in-flight names, beside the old
+            // segments.
+            std::fs::copy(copy.join("shoal.cleaner"), dir.join("shoal.cleaner")).unwrap();
             let suffix = if step == 0 { ".cleaned" } else { ".swap" };
             for extension in ["log", "index", "timeindex"] {
                 for path in files(&copy, extension) {

@@ -42,6 +42,16 @@ impl OffsetIndex {
         self.entries.last().copied()
     }
 
+    /// How many entries there are: a mark to `truncate_to` later.
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Drops the entries past the first `count` (batches given up).
+    pub fn truncate_to(&mut self, count: usize) {
+        self.entries.truncate(count);
+    }
+
     pub fn push(&mut self, entry: OffsetEntry) {
         debug_assert!(self.last().is_none_or(
             |l| l.relative_offset < entry.relative_offset && l.position < entry.position
@@ -106,6 +116,16 @@ impl TimeIndex {
     /// about the segment's oldest timestamp.
     pub fn first(&self) -> Option<TimeEntry> {
         self.entries.first().copied()
+    }
+
+    /// How many entries there are: a mark to `truncate_to` later.
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Drops the entries past the first `count` (batches given up).
+    pub fn truncate_to(&mut self, count: usize) {
+        self.entries.truncate(count);
     }
 
     pub fn push(&mut self, entry: TimeEntry) {

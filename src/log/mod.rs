@@ -54,12 +54,38 @@
 //! the disk at the next interval flush, roll or close). `AppendWait::Durable`
 //! (acks=all) waits for the high watermark, `Written` (acks=1) for the write.
 //!
+//! Write failures: a failed write, file creation or index write (a full
+//! disk) gives up the group being written and everything queued behind it:
+//! those appends fail with `LogError::WriteFailed`, the log end offset, the
+//! active segment (file, size, indexes) and the tail cache go back to the
+//! written offset, segments rolled past it are removed, and the next append
+//! retries at that offset. A failed fdatasync is different: the kernel may
+//! have dropped the pages it could not write and a second sync would not
+//! say so, so the log fails for good (appends and reads report it) until a
+//! restart lets recovery re-read the files.
+//!
+//! Reads check what they serve: every batch read from a segment file is
+//! checked (magic, CRC-32C, offsets in place) before it is returned, so a
+//! byte that rotted on disk is never served (the tail cache holds bytes
+//! checked on append). A bad batch ends a read after the good batches
+//! before it; a read that would start with it fails with
+//! `LogError::Corrupt`, logged once with the file and position.
+//!
 //! Retention (`PartitionLog::enforce_retention`): whole closed segments, the
 //! oldest first, once the writer has sealed them; the log start offset moves
 //! to the first kept segment, in memory at once (reads below it fail with
 //! `OffsetOutOfRange`), then in the checkpoint, and only then are the files
 //! removed. A read already inside a deleted segment finishes on its open file
 //! or reports `OffsetOutOfRange`; a deleted segment never reopens its file.
+//!
+//! DeleteRecords (`PartitionLog::delete_records`): the log start offset moves
+//! to the requested offset (never past the high watermark) in memory and in
+//! the checkpoint before the answer; the closed segments wholly below it are
+//! deleted as retention deletes them, and one the writer has not sealed yet
+//! goes at the next retention pass.
+//!
+//! Runtime config changes (`PartitionLog::reconfigure`) replace the
+//! `LogConfig`; each setting applies from its next use.
 //!
 //! Compaction (`PartitionLog::clean`, see `cleaner.rs`): only sealed
 //! segments, never the active one, under the same lock as retention. A
@@ -79,7 +105,7 @@
 //! tombstone_horizon_ms 9223372036854775807
 //! ```
 //!
-//! Not yet here: `DeleteRecords`, leader epoch
+//! Not yet here: leader epoch
 //! changes and truncation to an epoch (KIP-101), producer state snapshots.
 //! Indexes of every segment are held in memory (Kafka mmaps them); the age of
 //! a segment for `segment.ms` restarts when the log is opened.
@@ -88,7 +114,7 @@ mod checkpoint;
 mod cleaner;
 #[cfg(test)]
 mod cleaner_tests;
-mod index;
+pub mod index;
 mod partition;
 mod recovery;
 mod segment;
@@ -269,6 +295,9 @@ pub enum LogError {
     },
     /// The appended bytes are not back-to-back complete batches.
     InvalidBatch(BatchError),
+    /// The append was given up after a write of its group failed (a full
+    /// disk): nothing of it is in the log, and the log takes appends again.
+    WriteFailed(String),
     Io(std::io::Error),
     /// The log was closed (or failed) and takes no more requests.
     Closed,
@@ -290,6 +319,7 @@ impl fmt::Display for LogError {
                 reason,
             } => write!(f, "corrupt {} at {position}: {reason}", path.display()),
             LogError::InvalidBatch(e) => write!(f, "invalid record batch: {e:?}"),
+            LogError::WriteFailed(reason) => write!(f, "append given up: {reason}"),
             LogError::Io(e) => write!(f, "log io: {e}"),
             LogError::Closed => write!(f, "log closed"),
         }

@@ -25,7 +25,9 @@ use kafka_protocol::records::RecordBatchDecoder;
 use super::checkpoint::{self, sync_dir, Checkpoint, CleanerCheckpoint};
 use super::cleaner::{self, CleanRules, CleanedGroup, OffsetMap, Pacer};
 use super::recovery;
-use super::segment::{self, ReadBudget, Segment, CLEANED_SUFFIX, NO_TIMESTAMP, SWAP_SUFFIX};
+use super::segment::{
+    self, IndexMark, ReadBudget, Segment, CLEANED_SUFFIX, NO_TIMESTAMP, SWAP_SUFFIX,
+};
 use super::{
     AppendResult, AppendWait, CleanOutcome, CleanerBudget, CleaningNeed, FlushPolicy, LogConfig,
     LogError, RetentionOutcome, SEGMENT_BYTES_MAX,
@@ -34,6 +36,20 @@ use crate::protocol::batch::{
     framed_size, set_base_offset, set_log_append_time, set_partition_leader_epoch, BatchError,
     BatchHeader, ATTR_TIMESTAMP_TYPE_LOG_APPEND,
 };
+
+/// Why the writer could not write a group.
+enum WriteFailure {
+    /// A write, a file creation or an index write failed (typically a full
+    /// disk, ENOSPC): the bytes in question never counted as written, so
+    /// the log goes back to where it is intact (`give_up`) and takes
+    /// appends again once there is room.
+    Retryable(LogError),
+    /// fdatasync failed. The kernel may already have dropped the dirty pages
+    /// it could not write and would report a retried sync as a success, so
+    /// what the file holds is unknown (PostgreSQL's "fsyncgate"). The log
+    /// takes nothing more; a restart re-reads the files through recovery.
+    Fatal(LogError),
+}
 
 /// Most bytes the writer puts in one group (one `write_at`): bounds the
 /// buffer it builds while still coalescing thousands of small produces.
@@ -130,7 +146,13 @@ enum Pending {
         segment: Rc<Segment>,
         position: u64,
         bytes: Bytes,
+        /// The offsets of these bytes are `base_offset..next_offset`.
+        base_offset: i64,
         next_offset: i64,
+        /// The segment's indexes before these batches were recorded.
+        indexes_before: IndexMark,
+        /// Raised when the writer gives these bytes up; their append fails.
+        given_up: Rc<Cell<bool>>,
     },
     /// The segment rolled: everything before this is its last data.
     Seal(Rc<Segment>),
@@ -157,6 +179,17 @@ impl TailCache {
                 break;
             };
             self.size_bytes -= evicted.bytes.len();
+        }
+    }
+
+    /// Drops the batches that end at or after `offset` (given up by the writer).
+    fn truncate_from(&mut self, offset: i64) {
+        while let Some(last) = self.batches.back() {
+            if last.last_offset < offset {
+                break;
+            }
+            self.size_bytes -= last.bytes.len();
+            self.batches.pop_back();
         }
     }
 
@@ -195,10 +228,17 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// `config` with `segment.bytes` inside what `.index` positions can address.
+fn bounded(mut config: LogConfig) -> LogConfig {
+    config.segment_bytes = config.segment_bytes.clamp(1, SEGMENT_BYTES_MAX);
+    config
+}
+
 /// One partition's log. Lives on its owner shard; see the module doc.
 pub struct PartitionLog {
     dir: PathBuf,
-    config: LogConfig,
+    /// Replaced whole by `reconfigure`; never borrowed across an `.await`.
+    config: RefCell<LogConfig>,
     /// Oldest first; never empty, the last one is active.
     segments: RefCell<Vec<Rc<Segment>>>,
     log_start_offset: Cell<i64>,
@@ -214,8 +254,13 @@ pub struct PartitionLog {
     last_sync: Cell<Instant>,
     tail: RefCell<TailCache>,
     marks: Rc<Watermarks>,
-    /// Set when a write failed: the log takes nothing more.
+    /// Set when an fdatasync failed (or a failed write could not be cut
+    /// back): the log takes nothing more. See `WriteFailure`.
     failure: RefCell<Option<String>>,
+    /// Why the last appends given up were given up.
+    last_write_error: RefCell<String>,
+    /// Set from a write that failed until one succeeds.
+    write_failing: Cell<bool>,
     closing: Cell<bool>,
     /// Held while the checkpoint file is replaced.
     checkpoint_lock: Semaphore,
@@ -228,6 +273,9 @@ pub struct PartitionLog {
     /// Earliest delete horizon of a tombstone in the cleaned section
     /// (`i64::MAX` for none): from then on a pass can drop it.
     tombstone_horizon_ms: Cell<i64>,
+    /// The cleaner has worked on this log (`shoal.cleaner` exists): its
+    /// segments may have offset gaps.
+    offset_gaps: Cell<bool>,
     recovery_scanned_bytes: u64,
 }
 
@@ -245,8 +293,8 @@ struct CleanableRange {
 impl PartitionLog {
     /// Opens (creating if missing) the partition directory `dir` and recovers
     /// what is in it.
-    pub async fn open(dir: PathBuf, mut config: LogConfig) -> Result<Rc<PartitionLog>, LogError> {
-        config.segment_bytes = config.segment_bytes.clamp(1, SEGMENT_BYTES_MAX);
+    pub async fn open(dir: PathBuf, config: LogConfig) -> Result<Rc<PartitionLog>, LogError> {
+        let config = bounded(config);
         std::fs::create_dir_all(&dir)?;
         let recovered = recovery::recover(&dir, config.index_interval_bytes).await?;
         let active_base = recovered.segments.last().map_or(0, |s| s.base_offset);
@@ -261,7 +309,7 @@ impl PartitionLog {
                 capacity_bytes: config.tail_cache_bytes,
             }),
             dir,
-            config,
+            config: RefCell::new(config),
             segments: RefCell::new(recovered.segments),
             log_start_offset: Cell::new(recovered.log_start_offset),
             log_end_offset: Cell::new(log_end_offset),
@@ -274,6 +322,8 @@ impl PartitionLog {
             last_sync: Cell::new(Instant::now()),
             marks,
             failure: RefCell::new(None),
+            last_write_error: RefCell::new(String::new()),
+            write_failing: Cell::new(false),
             closing: Cell::new(false),
             checkpoint_lock: Semaphore::new(1),
             maintenance_lock: Semaphore::new(1),
@@ -283,9 +333,17 @@ impl PartitionLog {
                     .clamp(recovered.log_start_offset, log_end_offset),
             ),
             tombstone_horizon_ms: Cell::new(cleaner.map_or(i64::MAX, |c| c.tombstone_horizon_ms)),
+            offset_gaps: Cell::new(recovered.offset_gaps),
             recovery_scanned_bytes: recovered.scanned_bytes,
         });
-        log.checkpoint().await?;
+        // The checkpoint already on disk stays true of the files, so a full
+        // disk does not keep the log from opening: the next one scans more.
+        if let Err(e) = log.checkpoint().await {
+            ::log::warn!(
+                "partition log {}: checkpoint after open: {e}",
+                log.dir.display()
+            );
+        }
         Ok(log)
     }
 
@@ -339,21 +397,37 @@ impl PartitionLog {
         wait: AppendWait,
         log_append_time_ms: Option<i64>,
     ) -> Result<AppendResult, LogError> {
-        let result = self.enqueue(batches, log_append_time_ms)?;
+        let (result, given_up) = self.enqueue(batches, log_append_time_ms)?;
         self.start_writer();
         let last_offset = result.last_offset;
         match wait {
             AppendWait::Nothing => {}
             AppendWait::Written => {
-                self.wait_until(|log| log.written_offset.get() > last_offset)
+                self.wait_for_append(&given_up, |log| log.written_offset.get() > last_offset)
                     .await?
             }
             AppendWait::Durable => {
-                self.wait_until(|log| log.high_watermark() > last_offset)
+                self.wait_for_append(&given_up, |log| log.high_watermark() > last_offset)
                     .await?
             }
         }
         Ok(result)
+    }
+
+    /// `wait_until` for one append: fails once the writer has given its
+    /// bytes up, even when later appends have since reused its offsets.
+    async fn wait_for_append(
+        &self,
+        given_up: &Cell<bool>,
+        done: impl Fn(&Self) -> bool,
+    ) -> Result<(), LogError> {
+        self.wait_until(|log| given_up.get() || done(log)).await?;
+        if given_up.get() {
+            return Err(LogError::WriteFailed(
+                self.last_write_error.borrow().clone(),
+            ));
+        }
+        Ok(())
     }
 
     fn check_open(&self) -> Result<(), LogError> {
@@ -365,11 +439,12 @@ impl PartitionLog {
     }
 
     /// The synchronous half of `append`: offsets, indexes, cache, queue.
+    /// Also returns the flag the writer raises if it gives the bytes up.
     fn enqueue(
         &self,
         mut batches: BytesMut,
         log_append_time_ms: Option<i64>,
-    ) -> Result<AppendResult, LogError> {
+    ) -> Result<(AppendResult, Rc<Cell<bool>>), LogError> {
         self.check_open()?;
         if batches.is_empty() {
             return Err(LogError::InvalidBatch(BatchError::Truncated));
@@ -415,6 +490,8 @@ impl PartitionLog {
         debug_assert!(start_position + batches_len <= SEGMENT_BYTES_MAX);
         let mut position = start_position;
         let mut start = 0;
+        let index_interval_bytes = self.config.borrow().index_interval_bytes;
+        let indexes_before = segment.indexes.borrow().mark();
         {
             let mut indexes = segment.indexes.borrow_mut();
             let mut tail = self.tail.borrow_mut();
@@ -425,7 +502,7 @@ impl PartitionLog {
                     batch_last_offset,
                     max_timestamp,
                     size as u64,
-                    self.config.index_interval_bytes,
+                    index_interval_bytes,
                 );
                 tail.push(CachedBatch {
                     last_offset: batch_last_offset,
@@ -437,18 +514,23 @@ impl PartitionLog {
         }
         segment.queued_bytes.set(position);
         segment.next_offset.set(next_offset);
+        let given_up = Rc::new(Cell::new(false));
         self.pending.borrow_mut().push_back(Pending::Write {
             segment,
             position: start_position,
             bytes,
+            base_offset,
             next_offset,
+            indexes_before,
+            given_up: given_up.clone(),
         });
         self.log_end_offset.set(next_offset);
-        Ok(AppendResult {
+        let result = AppendResult {
             base_offset,
             last_offset,
             log_start_offset: self.log_start_offset.get(),
-        })
+        };
+        Ok((result, given_up))
     }
 
     /// The segment the next `len` bytes (offsets up to `last_offset`) go to,
@@ -457,9 +539,13 @@ impl PartitionLog {
     fn segment_for(&self, base_offset: i64, last_offset: i64, len: u64) -> Rc<Segment> {
         let active = self.active();
         let now = now_ms();
+        let (segment_bytes, segment_ms) = {
+            let config = self.config.borrow();
+            (config.segment_bytes, config.segment_ms)
+        };
         let roll = active.queued_bytes.get() > 0
-            && (active.queued_bytes.get() + len > self.config.segment_bytes
-                || now.saturating_sub(active.created_ms) >= self.config.segment_ms
+            && (active.queued_bytes.get() + len > segment_bytes
+                || now.saturating_sub(active.created_ms) >= segment_ms
                 || last_offset - active.base_offset > i64::from(u32::MAX));
         if !roll {
             return active;
@@ -491,17 +577,120 @@ impl PartitionLog {
             if group.is_empty() {
                 break;
             }
-            if let Err(e) = self.write_group(group, group_bytes).await {
-                ::log::error!("partition log {}: write failed: {e}", self.dir.display());
-                *self.failure.borrow_mut() = Some(e.to_string());
-                self.pending.borrow_mut().clear();
-                // Long polls are released; appends and reads report the failure.
-                self.marks.closed.set(true);
-                break;
-            }
+            let fatal = match self.write_group(&group, group_bytes).await {
+                Ok(()) => {
+                    if self.write_failing.replace(false) {
+                        ::log::info!(
+                            "partition log {}: writes resumed at offset {}",
+                            self.dir.display(),
+                            self.written_offset.get()
+                        );
+                    }
+                    continue;
+                }
+                Err(WriteFailure::Retryable(e)) => {
+                    // Logged when writes start failing, not at every retry.
+                    let level = if self.write_failing.replace(true) {
+                        ::log::Level::Debug
+                    } else {
+                        ::log::Level::Error
+                    };
+                    ::log::log!(
+                        level,
+                        "partition log {}: write failed; appends from offset {} on are given up and new ones go there: {e}",
+                        self.dir.display(),
+                        self.written_offset.get()
+                    );
+                    *self.last_write_error.borrow_mut() = e.to_string();
+                    match self.give_up(group).await {
+                        Ok(()) => continue,
+                        Err(e) => e,
+                    }
+                }
+                Err(WriteFailure::Fatal(e)) => e,
+            };
+            ::log::error!(
+                "partition log {}: {fatal}; it takes nothing more until the broker restarts",
+                self.dir.display()
+            );
+            *self.failure.borrow_mut() = Some(fatal.to_string());
+            self.pending.borrow_mut().clear();
+            // Long polls are released; appends and reads report the failure.
+            self.marks.closed.set(true);
+            break;
         }
         self.writer_running.set(false);
         self.marks.progress.notify();
+    }
+
+    /// After a failed write: gives up the failed group and everything queued
+    /// behind it, so that the log ends at the written offset again. Their
+    /// appends fail; the log end offset, the active segment's size and
+    /// indexes and the tail cache go back to that offset, segments rolled
+    /// after it are removed, and later appends take those offsets again.
+    /// The in-memory part happens before any `.await`, so no append slips
+    /// in with offsets about to be reused; then the files are cut back (the
+    /// writer is this task, so nothing new is written before that).
+    async fn give_up(&self, group: Vec<Pending>) -> Result<(), LogError> {
+        let to = self.written_offset.get();
+        let mut items = group;
+        items.extend(self.pending.borrow_mut().drain(..));
+        // Per segment: where its first given-up bytes start, and its
+        // indexes before them. Seals are dropped: the segment each names is
+        // either removed below or becomes the active one again.
+        let mut cuts: Vec<(Rc<Segment>, u64, IndexMark)> = Vec::new();
+        for item in items {
+            let Pending::Write {
+                segment,
+                position,
+                base_offset,
+                indexes_before,
+                given_up,
+                ..
+            } = item
+            else {
+                continue;
+            };
+            // Written and synced before a seal that succeeded in the group.
+            if base_offset < to {
+                continue;
+            }
+            given_up.set(true);
+            if !cuts.iter().any(|(s, _, _)| Rc::ptr_eq(s, &segment)) {
+                cuts.push((segment, position, indexes_before));
+            }
+        }
+        let removed = {
+            let mut segments = self.segments.borrow_mut();
+            // The list never empties: a first segment starting at `to` stays, emptied.
+            let keep = segments.partition_point(|s| s.base_offset < to).max(1);
+            segments.split_off(keep)
+        };
+        let active = self.active();
+        // Only the active segment holds both kept and given-up bytes.
+        debug_assert!(cuts
+            .iter()
+            .all(|(segment, _, _)| Rc::ptr_eq(segment, &active)
+                || removed.iter().any(|r| Rc::ptr_eq(r, segment))));
+        for (segment, position, mark) in &cuts {
+            if Rc::ptr_eq(segment, &active) {
+                segment.rewind(*position, to, *mark);
+            }
+        }
+        active.next_offset.set(to);
+        self.sealed_offset
+            .set(self.sealed_offset.get().min(active.base_offset));
+        self.log_end_offset.set(to);
+        self.tail.borrow_mut().truncate_from(to);
+        if let Some((_, position, _)) = cuts.iter().find(|(s, _, _)| Rc::ptr_eq(s, &active)) {
+            active.truncate_file(*position).await?;
+        }
+        for segment in removed {
+            segment.delete_files().await?;
+        }
+        // The given-up appends fail once the files are back too.
+        self.marks.progress.notify();
+        Ok(())
     }
 
     /// Everything queued, up to `GROUP_BYTES_MAX` (always at least one
@@ -524,11 +713,16 @@ impl PartitionLog {
         (group, group_bytes)
     }
 
+    /// Writes one group: one `write_at` per run of bytes of one segment,
+    /// seals where the log rolled, one fdatasync as the policy asks. On a
+    /// `Retryable` failure, `written_offset` is where the log is intact:
+    /// the group start, or the end of a segment sealed in the group.
     async fn write_group(
         self: &Rc<Self>,
-        group: Vec<Pending>,
+        group: &[Pending],
         group_bytes: usize,
-    ) -> Result<(), LogError> {
+    ) -> Result<(), WriteFailure> {
+        use WriteFailure::{Fatal, Retryable};
         let mut run: Option<(Rc<Segment>, u64, Vec<u8>)> = None;
         let mut next_offset = self.written_offset.get();
         let mut last_segment = None;
@@ -539,38 +733,45 @@ impl PartitionLog {
                     position,
                     bytes,
                     next_offset: next,
+                    ..
                 } => {
-                    next_offset = next;
+                    next_offset = *next;
                     if let Some((run_segment, start, buf)) = run.as_mut() {
-                        if Rc::ptr_eq(run_segment, &segment) {
-                            debug_assert_eq!(*start + buf.len() as u64, position);
-                            buf.extend_from_slice(&bytes);
+                        if Rc::ptr_eq(run_segment, segment) {
+                            debug_assert_eq!(*start + buf.len() as u64, *position);
+                            buf.extend_from_slice(bytes);
                             continue;
                         }
                     }
-                    Self::write_run(run.take()).await?;
+                    Self::write_run(run.take()).await.map_err(Retryable)?;
                     // Usually the whole group goes to this one segment.
                     let mut buf = Vec::with_capacity(group_bytes);
-                    buf.extend_from_slice(&bytes);
-                    run = Some((segment.clone(), position, buf));
-                    last_segment = Some(segment);
+                    buf.extend_from_slice(bytes);
+                    run = Some((segment.clone(), *position, buf));
+                    last_segment = Some(segment.clone());
                 }
                 Pending::Seal(segment) => {
-                    Self::write_run(run.take()).await?;
-                    segment.sync().await?;
-                    segment.write_indexes().await?;
-                    self.sealed_offset.set(segment.next_offset.get());
+                    Self::write_run(run.take()).await.map_err(Retryable)?;
+                    segment.sync().await.map_err(Fatal)?;
+                    segment.write_indexes().await.map_err(Retryable)?;
+                    // Everything up to the end of this segment is written
+                    // and synced: a later failure in the group keeps it.
+                    let end = segment.next_offset.get();
+                    self.sealed_offset.set(end);
+                    self.written_offset.set(end);
+                    self.raise_high_watermark(end);
                 }
             }
         }
-        Self::write_run(run.take()).await?;
+        Self::write_run(run.take()).await.map_err(Retryable)?;
         self.written_offset.set(next_offset);
-        match self.config.flush_policy {
+        let flush_policy = self.config.borrow().flush_policy;
+        match flush_policy {
             FlushPolicy::Sync => {
                 // `AppendWait::Written` (acks=1) does not wait for the sync.
                 self.marks.progress.notify();
                 if let Some(segment) = last_segment {
-                    segment.sync().await?;
+                    segment.sync().await.map_err(Fatal)?;
                 }
                 self.last_sync.set(Instant::now());
             }
@@ -578,7 +779,7 @@ impl PartitionLog {
                 let due = Duration::from_millis(flush_ms);
                 let elapsed = self.last_sync.get().elapsed();
                 if elapsed >= due {
-                    self.active().sync().await?;
+                    self.active().sync().await.map_err(Fatal)?;
                     self.last_sync.set(Instant::now());
                 } else {
                     self.schedule_flush(due - elapsed);
@@ -663,6 +864,9 @@ impl PartitionLog {
         if offset < self.log_start_offset.get() || offset > log_end_offset {
             return Err(self.out_of_range());
         }
+        // A log failed by an fdatasync error serves nothing: the files may
+        // not hold what the log believes it wrote.
+        self.check_failure()?;
         if self.marks.closed.get() {
             return Err(LogError::Closed);
         }
@@ -736,64 +940,93 @@ impl PartitionLog {
     /// the oldest, stopping at the first one both limits keep. By time, a
     /// segment goes when its largest timestamp is older than `now_ms -
     /// retention.ms` (a segment without timestamps is kept); by size, while
-    /// the log without it still holds at least `retention.bytes`. The active
-    /// segment, and any segment the writer has not sealed yet, always stays.
-    /// The log start offset moves to the first kept segment and is
-    /// checkpointed before the files go.
+    /// the log without it still holds at least `retention.bytes`. Segments
+    /// wholly below the log start offset (moved by `delete_records`) go too.
+    /// The active segment, and any segment the writer has not sealed yet,
+    /// always stays. The log start offset moves to the first kept segment and
+    /// is checkpointed before the files go.
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<RetentionOutcome, LogError> {
         self.check_open()?;
         let _permit = self.maintenance_lock.acquire_permit(1).await?;
         self.check_open()?;
-        let deleted = self.take_expired_segments(now_ms);
-        if !deleted.is_empty() {
-            // Reads below the new start now fail with OffsetOutOfRange; a
-            // read already inside a deleted segment keeps its open file.
-            self.checkpoint().await?;
-            for segment in &deleted {
-                segment.delete_files().await?;
-            }
-        }
+        let (retention_ms, retention_bytes) = {
+            let config = self.config.borrow();
+            (config.retention_ms, config.retention_bytes)
+        };
+        let oldest_kept_ms = now_ms.saturating_sub(retention_ms);
+        let log_start_offset = self.log_start_offset();
+        let deleted = self.take_segments_while(|segment, size_without_bytes| {
+            let max_timestamp = segment.indexes.borrow().max_timestamp;
+            let by_time = retention_ms >= 0
+                && max_timestamp != NO_TIMESTAMP
+                && max_timestamp < oldest_kept_ms;
+            let by_size =
+                u64::try_from(retention_bytes).is_ok_and(|limit| size_without_bytes >= limit);
+            let by_start = segment.next_offset.get() <= log_start_offset;
+            by_time || by_size || by_start
+        });
+        self.remove_segments(&deleted).await?;
         Ok(RetentionOutcome {
             deleted_segments: deleted.len(),
             log_start_offset: self.log_start_offset(),
         })
     }
 
-    /// The synchronous half of `enforce_retention`: takes the expired
-    /// segments out of the list and moves the log start offset past them.
-    fn take_expired_segments(&self, now_ms: i64) -> Vec<Rc<Segment>> {
-        let retention_ms = self.config.retention_ms;
-        let retention_bytes = self.config.retention_bytes;
-        let oldest_kept_ms = now_ms.saturating_sub(retention_ms);
+    /// DeleteRecords: moves the log start offset up to `offset` (at most the
+    /// high watermark), checkpoints it, and deletes the closed segments that
+    /// now lie wholly below it. Returns the log start offset afterwards (the
+    /// low watermark); an offset at or below the current start changes
+    /// nothing. Reads below the new start fail with `OffsetOutOfRange` at
+    /// once; a segment the writer has not sealed yet goes at the next
+    /// retention pass.
+    pub async fn delete_records(&self, offset: i64) -> Result<i64, LogError> {
+        self.check_open()?;
+        if offset < 0 || offset > self.high_watermark() {
+            return Err(self.out_of_range());
+        }
+        if offset <= self.log_start_offset() {
+            return Ok(self.log_start_offset());
+        }
+        self.log_start_offset.set(offset);
+        self.tail.borrow_mut().evict_below(offset);
+        let deleted = self.take_segments_while(|segment, _| segment.next_offset.get() <= offset);
+        if deleted.is_empty() {
+            // The new start is durable before the answer, even when no file goes.
+            self.checkpoint().await?;
+        } else {
+            self.remove_segments(&deleted).await?;
+        }
+        Ok(self.log_start_offset())
+    }
+
+    /// Takes the oldest sealed, closed segments out of the list while
+    /// `expired(segment, bytes of the log without it and those before it)`
+    /// holds, and moves the log start offset to the first kept segment.
+    fn take_segments_while(
+        &self,
+        mut expired: impl FnMut(&Segment, u64) -> bool,
+    ) -> Vec<Rc<Segment>> {
         let mut segments = self.segments.borrow_mut();
         let mut size_bytes: u64 = segments.iter().map(|s| s.queued_bytes.get()).sum();
         let sealed_offset = self.sealed_offset.get();
-        let mut expired = 0;
+        let mut count = 0;
         for segment in segments.iter().take(segments.len().saturating_sub(1)) {
             if segment.next_offset.get() > sealed_offset {
                 break;
             }
-            let segment_bytes = segment.queued_bytes.get();
-            let max_timestamp = segment.indexes.borrow().max_timestamp;
-            let by_time = retention_ms >= 0
-                && max_timestamp != NO_TIMESTAMP
-                && max_timestamp < oldest_kept_ms;
-            let by_size = u64::try_from(retention_bytes)
-                .is_ok_and(|limit| size_bytes - segment_bytes >= limit);
-            if !by_time && !by_size {
+            let size_without_bytes = size_bytes - segment.queued_bytes.get();
+            if !expired(segment, size_without_bytes) {
                 break;
             }
-            size_bytes -= segment_bytes;
-            expired += 1;
+            size_bytes = size_without_bytes;
+            count += 1;
         }
-        if expired == 0 {
+        if count == 0 {
             return Vec::new();
         }
-        // `expired` stops before the active segment: the list stays non-empty.
-        let log_start_offset = segments[expired]
-            .base_offset
-            .max(self.log_start_offset.get());
-        let deleted: Vec<Rc<Segment>> = segments.drain(..expired).collect();
+        // `count` stops before the active segment: the list stays non-empty.
+        let log_start_offset = segments[count].base_offset.max(self.log_start_offset.get());
+        let deleted: Vec<Rc<Segment>> = segments.drain(..count).collect();
         self.log_start_offset.set(log_start_offset);
         self.tail.borrow_mut().evict_below(log_start_offset);
         deleted
@@ -805,7 +1038,7 @@ impl PartitionLog {
     fn cleanable_range(&self, now_ms: i64) -> CleanableRange {
         let segments = self.segments.borrow();
         let bound = self.sealed_offset.get().min(self.high_watermark());
-        let lag_ms = self.config.min_compaction_lag_ms;
+        let lag_ms = self.config.borrow().min_compaction_lag_ms;
         let first_dirty = self.cleaner_offset.get().max(self.log_start_offset.get());
         let mut range = CleanableRange {
             segments: Vec::new(),
@@ -841,7 +1074,8 @@ impl PartitionLog {
     /// than `max.compaction.lag.ms`, or whose cleaned tombstones have
     /// reached their delete horizon. `None` when there is nothing to do.
     pub fn cleaning_need(&self, now_ms: i64) -> Option<CleaningNeed> {
-        if !self.config.compact || self.check_open().is_err() {
+        let config = self.config.borrow().clone();
+        if !config.compact || self.check_open().is_err() {
             return None;
         }
         let range = self.cleanable_range(now_ms);
@@ -852,12 +1086,11 @@ impl PartitionLog {
             range.dirty_bytes as f64 / total as f64
         };
         let overdue = range.dirty_since_ms.is_some_and(|oldest| {
-            oldest != NO_TIMESTAMP
-                && oldest <= now_ms.saturating_sub(self.config.max_compaction_lag_ms)
+            oldest != NO_TIMESTAMP && oldest <= now_ms.saturating_sub(config.max_compaction_lag_ms)
         });
         let tombstones_due = range.clean_bytes > 0 && self.tombstone_horizon_ms.get() <= now_ms;
-        let dirty = range.dirty_bytes > 0
-            && (dirty_ratio > self.config.min_cleanable_dirty_ratio || overdue);
+        let dirty =
+            range.dirty_bytes > 0 && (dirty_ratio > config.min_cleanable_dirty_ratio || overdue);
         (dirty || tombstones_due).then_some(CleaningNeed {
             dirty_ratio,
             urgent: overdue || tombstones_due,
@@ -877,6 +1110,8 @@ impl PartitionLog {
         self.check_open()?;
         let _permit = self.maintenance_lock.acquire_permit(1).await?;
         self.check_open()?;
+        // The settings as they are at the start hold for the whole pass.
+        let config = self.config.borrow().clone();
         let range = self.cleanable_range(now_ms);
         let first_dirty = range.first_dirty;
         let dirty_end = range
@@ -903,11 +1138,20 @@ impl PartitionLog {
             map: &map,
             map_end,
             now_ms,
-            delete_retention_ms: self.config.delete_retention_ms,
-            index_interval_bytes: self.config.index_interval_bytes,
+            delete_retention_ms: config.delete_retention_ms,
+            index_interval_bytes: config.index_interval_bytes,
         };
+        if !self.offset_gaps.get() && !to_clean.is_empty() {
+            // From the first swap on, segments may have gaps: the checkpoint
+            // that says so (to recovery) is on disk before it.
+            self.write_cleaner_checkpoint().await?;
+            self.offset_gaps.set(true);
+            for segment in self.segments.borrow().iter() {
+                segment.offset_gaps.set(true);
+            }
+        }
         let mut tombstone_horizon_ms = i64::MAX;
-        for group in group_by_size(&to_clean, self.config.segment_bytes) {
+        for group in group_by_size(&to_clean, config.segment_bytes) {
             let cleaned = match cleaner::clean_group(&self.dir, &group, &rules, &mut pacer).await {
                 Ok(cleaned) => cleaned,
                 Err(e) => {
@@ -916,33 +1160,45 @@ impl PartitionLog {
                     return Err(e);
                 }
             };
-            tombstone_horizon_ms = tombstone_horizon_ms.min(cleaned.tombstone_horizon_ms);
-            outcome.records_removed += cleaned.records_removed;
-            outcome.bytes_after += cleaned.size_bytes;
-            outcome.segments_after += 1;
-            self.install_cleaned(&group, cleaned).await?;
+            let (horizon, removed, size) = (
+                cleaned.tombstone_horizon_ms,
+                cleaned.records_removed,
+                cleaned.size_bytes,
+            );
+            if self.install_cleaned(&group, cleaned).await? {
+                tombstone_horizon_ms = tombstone_horizon_ms.min(horizon);
+                outcome.records_removed += removed;
+                outcome.bytes_after += size;
+                outcome.segments_after += 1;
+            }
         }
         self.cleaner_offset
             .set(self.cleaner_offset.get().max(map_end));
         self.tombstone_horizon_ms.set(tombstone_horizon_ms);
+        self.write_cleaner_checkpoint().await?;
+        Ok(outcome)
+    }
+
+    async fn write_cleaner_checkpoint(&self) -> Result<(), LogError> {
         let state = CleanerCheckpoint {
             cleaner_offset: self.cleaner_offset.get(),
-            tombstone_horizon_ms,
+            tombstone_horizon_ms: self.tombstone_horizon_ms.get(),
         };
-        checkpoint::write_cleaner(&self.dir, &state).await?;
-        Ok(outcome)
+        checkpoint::write_cleaner(&self.dir, &state).await
     }
 
     /// Puts a cleaned group in place of the segments it was made from. On
     /// disk: its `.cleaned` files become `.swap` (complete: recovery would
     /// finish from here), the old segments' files go, and the `.swap` files
     /// take the final names, the `.log` last. In memory, the segment list
-    /// changes in one step, before any old file goes.
+    /// changes in one step, before any old file goes. Returns false, and
+    /// changes nothing, when `delete_records` took segments of the group
+    /// out of the log meanwhile.
     async fn install_cleaned(
         &self,
         group: &[Rc<Segment>],
         cleaned: CleanedGroup,
-    ) -> Result<(), LogError> {
+    ) -> Result<bool, LogError> {
         let base = cleaned.base_offset;
         let renamed = |from: &str, to: &str| {
             segment_file_paths(&self.dir, base).map(|path| {
@@ -952,6 +1208,10 @@ impl PartitionLog {
                 )
             })
         };
+        if self.group_position(group).is_none() {
+            self.remove_cleaner_files(base, CLEANED_SUFFIX).await;
+            return Ok(false);
+        }
         for (from, to) in renamed(CLEANED_SUFFIX, SWAP_SUFFIX) {
             if let Err(e) = glommio::io::rename(&from, &to).await {
                 self.remove_cleaner_files(base, CLEANED_SUFFIX).await;
@@ -961,7 +1221,7 @@ impl PartitionLog {
         }
         sync_dir(&self.dir).await?;
         let (Some(first), Some(last)) = (group.first(), group.last()) else {
-            return Ok(());
+            return Ok(false);
         };
         let next_offset = last.next_offset.get();
         let segment = Rc::new(Segment::existing(
@@ -973,14 +1233,17 @@ impl PartitionLog {
             next_offset,
             first.created_ms,
         ));
-        {
-            let mut segments = self.segments.borrow_mut();
-            // The maintenance lock kept the group in the list, in order.
-            let Some(start) = segments.iter().position(|s| Rc::ptr_eq(s, first)) else {
-                return Err(LogError::Closed);
-            };
-            segments.splice(start..start + group.len(), [segment]);
-        }
+        segment.offset_gaps.set(true);
+        // No await from the check to the splice: the group is still there.
+        let Some(start) = self.group_position(group) else {
+            // What a crash would leave now is finished by recovery below the
+            // log start offset, where retention removes it.
+            self.remove_cleaner_files(base, SWAP_SUFFIX).await;
+            return Ok(false);
+        };
+        self.segments
+            .borrow_mut()
+            .splice(start..start + group.len(), [segment]);
         self.tail.borrow_mut().evict_below(next_offset);
         first.retire().await?;
         for old in &group[1..] {
@@ -991,7 +1254,21 @@ impl PartitionLog {
                 .await
                 .map_err(|e| LogError::Io(e.into()))?;
         }
-        sync_dir(&self.dir).await
+        sync_dir(&self.dir).await?;
+        Ok(true)
+    }
+
+    /// Where `group` starts in the segment list, if all of it is still
+    /// there, in order.
+    fn group_position(&self, group: &[Rc<Segment>]) -> Option<usize> {
+        let segments = self.segments.borrow();
+        let first = group.first()?;
+        let start = segments.iter().position(|s| Rc::ptr_eq(s, first))?;
+        let here = segments.get(start..start + group.len())?;
+        here.iter()
+            .zip(group)
+            .all(|(a, b)| Rc::ptr_eq(a, b))
+            .then_some(start)
     }
 
     /// Removes what a failed pass left of segment `base`'s `suffix` files.
@@ -1005,6 +1282,28 @@ impl PartitionLog {
                 }
             }
         }
+    }
+
+    /// Checkpoints the log start offset that `take_segments_while` moved,
+    /// then removes the files of the segments it took. A read already inside
+    /// one of them keeps its open file.
+    async fn remove_segments(&self, deleted: &[Rc<Segment>]) -> Result<(), LogError> {
+        if deleted.is_empty() {
+            return Ok(());
+        }
+        self.checkpoint().await?;
+        for segment in deleted {
+            segment.delete_files().await?;
+        }
+        Ok(())
+    }
+
+    /// Applies new settings (a topic config changed at runtime). Each takes
+    /// effect at its next use: `segment.bytes` and `segment.ms` at the next
+    /// append, `retention.*` at the next retention pass, `flush.policy` at
+    /// the next group. The tail cache keeps the capacity it was opened with.
+    pub fn reconfigure(&self, config: LogConfig) {
+        *self.config.borrow_mut() = bounded(config);
     }
 
     /// Resolves once the high watermark grows past its value at the call (or
@@ -1113,10 +1412,14 @@ impl PartitionLog {
         }
         let position = header.base_offset.get();
         let mut buf = batch;
-        let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| LogError::Corrupt {
-            path: self.dir.clone(),
-            position: position as u64,
-            reason: format!("undecodable batch at offset {position}: {e}"),
+        let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| {
+            let reason = format!("undecodable batch at offset {position}: {e}");
+            ::log::error!("partition log {}: {reason}", self.dir.display());
+            LogError::Corrupt {
+                path: self.dir.clone(),
+                position: position as u64,
+                reason,
+            }
         })?;
         Ok(set
             .records
@@ -1405,6 +1708,44 @@ pub(super) mod tests {
         });
     }
 
+    /// Zero-copy fetch, the log's half: a read served from the tail cache
+    /// hands out the very memory the append was given (the Fetch writer's
+    /// half is `record_buffers_go_out_as_the_same_memory`).
+    #[test]
+    fn tail_reads_share_the_appended_memory() {
+        with_dir(|dir| async move {
+            let log = PartitionLog::open(dir, small_config(TAIL_CACHE_TEST_BYTES))
+                .await
+                .unwrap();
+            let batch = sample_batch(5, Compression::None);
+            let mut appended = Vec::new();
+            for _ in 0..3 {
+                let buffer = BytesMut::from(&batch[..]);
+                let start = buffer.as_ptr() as usize;
+                appended.push(start..start + buffer.len());
+                log.append(buffer, AppendWait::Durable, None).await.unwrap();
+            }
+            let chunks = log
+                .read(0, log.high_watermark(), usize::MAX, true)
+                .await
+                .unwrap();
+            let fetched: usize = chunks.iter().map(Bytes::len).sum();
+            assert_eq!(fetched, 3 * batch.len());
+            let copied: usize = chunks
+                .iter()
+                .filter(|chunk| {
+                    let start = chunk.as_ptr() as usize;
+                    !appended
+                        .iter()
+                        .any(|range| range.contains(&start) && start + chunk.len() <= range.end)
+                })
+                .map(Bytes::len)
+                .sum();
+            assert_eq!(copied, 0, "bytes copied per {fetched} fetched");
+            log.close().await.unwrap();
+        });
+    }
+
     #[test]
     fn index_files_have_kafkas_layout() {
         with_dir(|dir| async move {
@@ -1683,6 +2024,162 @@ pub(super) mod tests {
         });
     }
 
+    /// Flips one byte of the `index`-th batch of the segment file at `path`
+    /// (`batch_len` bytes each), `at` bytes into the batch.
+    fn flip_byte(path: &Path, batch_len: usize, index: usize, at: usize) {
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes[batch_len * index + at] ^= 0x04;
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    fn base_of(batch: &Bytes) -> i64 {
+        BatchHeader::view(batch).unwrap().base_offset.get()
+    }
+
+    #[test]
+    fn a_flipped_byte_in_a_closed_segment_is_caught_when_read() {
+        with_dir(|dir| async move {
+            let batch = sample_batch(5, Compression::None);
+            let log = PartitionLog::open(dir.clone(), small_config(0))
+                .await
+                .unwrap();
+            append_at(&log, 40, 1_000).await;
+            log.close().await.unwrap();
+            let per_segment = (2048 / batch.len()) as i64;
+            let second = 5 * per_segment;
+            // A byte of a record of the third batch of the second segment.
+            let victim = super::super::segment::log_path(&dir, second);
+            flip_byte(&victim, batch.len(), 2, batch.len() - 3);
+            let bad = second + 10;
+
+            let log = PartitionLog::open(dir.clone(), small_config(0))
+                .await
+                .unwrap();
+            assert_eq!(log.recovery_scanned_bytes(), 0, "a closed log is trusted");
+            let hw = log.high_watermark();
+            // The first batch of a read is bad: an error naming file and position.
+            for offset in [bad, bad + 4] {
+                match log.read(offset, hw, usize::MAX, true).await {
+                    Err(LogError::Corrupt { path, position, .. }) => {
+                        assert_eq!(path, victim);
+                        assert_eq!(position, 2 * batch.len() as u64);
+                    }
+                    other => panic!("offset {offset}: expected Corrupt, got {other:?}"),
+                }
+            }
+            // A read from before it gets the good batches and stops there.
+            let got = log.read(0, hw, usize::MAX, true).await.unwrap();
+            assert_eq!(got.len() as i64, bad / 5);
+            assert_eq!(base_of(got.last().unwrap()), bad - 5);
+            // After it, and in other segments, everything reads.
+            let got = log.read(bad + 5, hw, usize::MAX, true).await.unwrap();
+            assert_eq!(base_of(&got[0]), bad + 5);
+            assert_eq!(got.len() as i64, (200 - bad - 5) / 5);
+            assert_eq!(log.read(0, hw, 1, true).await.unwrap().len(), 1);
+            // Appends go on.
+            append_at(&log, 1, 1_000).await;
+            assert_eq!(log.log_end_offset(), 205);
+        });
+    }
+
+    #[test]
+    fn a_batch_at_the_wrong_offset_is_not_served() {
+        with_dir(|dir| async move {
+            let batch = sample_batch(5, Compression::None);
+            let log = PartitionLog::open(dir.clone(), small_config(0))
+                .await
+                .unwrap();
+            append_at(&log, 4, 1_000).await;
+            log.close().await.unwrap();
+            // baseOffset is outside the CRC: only the offsets give it away.
+            flip_byte(&super::super::segment::log_path(&dir, 0), batch.len(), 2, 7);
+            let log = PartitionLog::open(dir, small_config(0)).await.unwrap();
+            let got = log.read(0, 20, usize::MAX, true).await.unwrap();
+            assert_eq!(got.len(), 2);
+            assert!(matches!(
+                log.read(10, 20, usize::MAX, true).await,
+                Err(LogError::Corrupt { .. })
+            ));
+        });
+    }
+
+    /// Offsets 0.. in 5-record batches, exactly `count` of them.
+    fn assert_contiguous(got: &[Bytes], count: usize) {
+        let bases: Vec<i64> = got.iter().map(base_of).collect();
+        let expected: Vec<i64> = (0..count as i64).map(|b| b * 5).collect();
+        assert_eq!(bases, expected);
+    }
+
+    #[test]
+    fn a_failed_write_gives_up_its_appends_and_the_log_goes_on() {
+        for cache in [0, TAIL_CACHE_TEST_BYTES] {
+            with_dir(move |dir| async move {
+                let batch = sample_batch(5, Compression::None);
+                let per_segment = 2048 / batch.len();
+                let log = PartitionLog::open(dir.clone(), small_config(cache))
+                    .await
+                    .unwrap();
+                append_at(&log, per_segment - 2, 1_000).await;
+                let acked = log.log_end_offset();
+                // Sealing segment 0 fails: its index file cannot be created.
+                let trap = super::super::segment::index_path(&dir, 0);
+                std::fs::create_dir(&trap).unwrap();
+                for _ in 0..2 {
+                    // The end of segment 0, its seal and the start of
+                    // segment 1, unacknowledged (acks=0), then one that waits.
+                    for _ in 0..=per_segment {
+                        if log.segment_count() > 1 {
+                            break;
+                        }
+                        append_one(&log, &batch, AppendWait::Nothing).await.unwrap();
+                    }
+                    assert_eq!(log.segment_count(), 2);
+                    let failed = append_one(&log, &batch, AppendWait::Durable).await;
+                    assert!(
+                        matches!(failed, Err(LogError::WriteFailed(_))),
+                        "{failed:?}"
+                    );
+                    // Back to what was written before the failed group:
+                    // the acknowledged batches, maybe some acks=0 ones.
+                    let end = log.log_end_offset();
+                    assert!((acked..acked + 15).contains(&end), "log end {end}");
+                    assert_eq!(log.high_watermark(), end);
+                    assert_eq!(log.segment_count(), 1);
+                    assert_eq!(log.size_bytes(), (end / 5) as u64 * batch.len() as u64);
+                    let log_file = super::super::segment::log_path(&dir, 0);
+                    let file_size = std::fs::metadata(log_file).unwrap().len();
+                    assert_eq!(file_size, log.size_bytes());
+                    assert_eq!(segment_files(&dir, "log"), 1);
+                    assert_contiguous(&read_all(&log).await, (end / 5) as usize);
+                }
+                // Room again: the given-up offsets are taken anew.
+                std::fs::remove_dir(&trap).unwrap();
+                let end = log.log_end_offset();
+                let result = append_one(&log, &batch, AppendWait::Durable).await.unwrap();
+                assert_eq!(result.base_offset, end);
+                append_at(&log, 5, 1_000).await;
+                let batches = (end / 5 + 6) as usize;
+                assert_eq!(log.log_end_offset(), 5 * batches as i64);
+                assert_eq!(log.segment_count(), 2);
+                assert_contiguous(&read_all(&log).await, batches);
+                log.close().await.unwrap();
+
+                let log = PartitionLog::open(dir, small_config(cache)).await.unwrap();
+                assert_eq!(log.recovery_scanned_bytes(), 0);
+                assert_contiguous(&read_all(&log).await, batches);
+            });
+        }
+    }
+
+    /// Appends `batch` and waits for `wait`.
+    async fn append_one(
+        log: &Rc<PartitionLog>,
+        batch: &[u8],
+        wait: AppendWait,
+    ) -> Result<AppendResult, LogError> {
+        log.append(BytesMut::from(batch), wait, None).await
+    }
+
     #[test]
     fn wait_for_data_wakes_on_append() {
         with_dir(|dir| async move {
@@ -1917,6 +2414,74 @@ pub(super) mod tests {
                 );
             });
         }
+    }
+
+    #[test]
+    fn delete_records_moves_the_start_and_drops_whole_segments() {
+        for (cache, clean) in [(0, true), (TAIL_CACHE_TEST_BYTES, false)] {
+            with_dir(move |dir| async move {
+                let log = PartitionLog::open(dir.clone(), small_config(cache))
+                    .await
+                    .unwrap();
+                append_at(&log, 80, 1_000).await;
+                let segments_before = log.segment_count();
+                assert!(segments_before > 3);
+                assert!(matches!(
+                    log.delete_records(401).await,
+                    Err(LogError::OffsetOutOfRange { .. })
+                ));
+                assert_eq!(log.delete_records(103).await.unwrap(), 103);
+                assert_eq!(log.log_start_offset(), 103);
+                assert!(log.segment_count() < segments_before);
+                assert!(log.segments.borrow()[0].base_offset <= 103);
+                assert_eq!(segment_files(&dir, "log"), log.segment_count());
+                assert_out_of_range(log.read(102, 400, usize::MAX, true).await, 103);
+                // The batch holding the new start is served whole.
+                let got = log.read(103, 400, usize::MAX, true).await.unwrap();
+                assert_eq!(BatchHeader::view(&got[0]).unwrap().base_offset.get(), 100);
+                // Below the start is no change.
+                assert_eq!(log.delete_records(50).await.unwrap(), 103);
+                if clean {
+                    log.close().await.unwrap();
+                }
+                drop(log);
+                let log = PartitionLog::open(dir.clone(), small_config(cache))
+                    .await
+                    .unwrap();
+                assert_eq!(log.log_start_offset(), 103);
+                assert_out_of_range(log.read(0, 400, usize::MAX, true).await, 103);
+                // Up to the high watermark: only the active segment is left.
+                assert_eq!(log.delete_records(400).await.unwrap(), 400);
+                assert_eq!(log.segment_count(), 1);
+                assert!(log
+                    .read(400, 400, usize::MAX, true)
+                    .await
+                    .unwrap()
+                    .is_empty());
+                append_at(&log, 1, 1_000).await;
+                assert_eq!(log.log_end_offset(), 405);
+                let got = read_all(&log).await;
+                assert_eq!(BatchHeader::view(&got[0]).unwrap().base_offset.get(), 400);
+            });
+        }
+    }
+
+    #[test]
+    fn reconfigure_applies_to_the_next_append_and_retention_pass() {
+        with_dir(|dir| async move {
+            let log = PartitionLog::open(dir, LogConfig::default()).await.unwrap();
+            append_at(&log, 20, 1_000).await;
+            assert_eq!(log.segment_count(), 1);
+            log.reconfigure(LogConfig {
+                retention_bytes: 0,
+                ..small_config(0)
+            });
+            append_at(&log, 20, 1_000).await;
+            assert!(log.segment_count() > 1);
+            let outcome = log.enforce_retention(now_ms() as i64).await.unwrap();
+            assert!(outcome.deleted_segments > 0);
+            assert_eq!(log.segment_count(), 1);
+        });
     }
 
     proptest::proptest! {

@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use glommio::io::BufferedFile;
 
-use super::checkpoint::{self, read_whole, CHECKPOINT_TMP_FILE, CLEANER_TMP_FILE};
+use super::checkpoint::{self, read_whole, CHECKPOINT_TMP_FILE, CLEANER_FILE, CLEANER_TMP_FILE};
 use super::index::{OffsetIndex, TimeIndex, OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES};
 use super::segment::{self, Segment, SegmentIndexes, CLEANED_SUFFIX, SWAP_SUFFIX};
 use super::{LogError, SEGMENT_BYTES_MAX};
@@ -27,6 +27,9 @@ pub struct Recovered {
     pub log_start_offset: i64,
     pub leader_epoch: i32,
     pub scanned_bytes: u64,
+    /// The cleaner has worked on this log (it has a `shoal.cleaner`): its
+    /// segments may have offset gaps.
+    pub offset_gaps: bool,
 }
 
 pub async fn recover(dir: &Path, index_interval_bytes: u32) -> Result<Recovered, LogError> {
@@ -41,6 +44,9 @@ pub async fn recover(dir: &Path, index_interval_bytes: u32) -> Result<Recovered,
     };
     remove_if_present(&dir.join(CHECKPOINT_TMP_FILE))?;
     remove_if_present(&dir.join(CLEANER_TMP_FILE))?;
+    // Written before the cleaner first replaces a segment, so a log without
+    // it has no gaps, and any gap in it is damage.
+    let offset_gaps = dir.join(CLEANER_FILE).exists();
     finish_cleaning(dir, index_interval_bytes).await?;
     let recovery_point = checkpoint.map_or(i64::MIN, |c| c.recovery_point);
     let bases = segment_bases(dir)?;
@@ -88,6 +94,7 @@ pub async fn recover(dir: &Path, index_interval_bytes: u32) -> Result<Recovered,
             base,
             now,
         ));
+        segment.offset_gaps.set(offset_gaps);
         let scan = scan(&segment, size, index_interval_bytes).await?;
         scanned_bytes += scan.valid_bytes;
         let is_last = i + 1 == bases.len();
@@ -107,8 +114,11 @@ pub async fn recover(dir: &Path, index_interval_bytes: u32) -> Result<Recovered,
         *segment.indexes.borrow_mut() = scan.indexes;
         segment.next_offset.set(scan.next_offset);
         if !is_last && scan.valid_bytes == size {
-            // Sealed again so that the next open can trust it.
-            segment.write_indexes().await?;
+            // Sealed again so that the next open can trust it. Without room
+            // for the index files (a full disk) the next open scans it again.
+            if let Err(e) = segment.write_indexes().await {
+                ::log::warn!("{}: indexes of segment {base}: {e}", dir.display());
+            }
         }
         segments.push(segment);
         if scan.valid_bytes < size {
@@ -122,11 +132,15 @@ pub async fn recover(dir: &Path, index_interval_bytes: u32) -> Result<Recovered,
     if segments.is_empty() {
         segments.push(Rc::new(Segment::new(dir, log_start_offset, now)));
     }
+    for segment in &segments {
+        segment.offset_gaps.set(offset_gaps);
+    }
     Ok(Recovered {
         segments,
         log_start_offset,
         leader_epoch: checkpoint.map_or(0, |c| c.leader_epoch),
         scanned_bytes,
+        offset_gaps,
     })
 }
 
@@ -175,6 +189,7 @@ async fn finish_cleaning(dir: &Path, index_interval_bytes: u32) -> Result<(), Lo
         let file = Segment::open_file(&swap_path).await?;
         let size = file.file_size().await?;
         let swap = Segment::existing(dir, base, file, size, SegmentIndexes::empty(), base, 0);
+        swap.offset_gaps.set(true);
         let end = scan(&swap, size, index_interval_bytes).await?.next_offset;
         swap.close().await?;
         let replaced: Vec<i64> = segment_bases(dir)?
@@ -339,9 +354,14 @@ async fn scan(segment: &Segment, size: u64, index_interval_bytes: u32) -> Result
                 return Ok(scan);
             }
             let last_offset = header.last_offset();
-            // Offsets only grow: the cleaner leaves gaps where it dropped
-            // whole batches, never overlaps.
-            if header.base_offset.get() < scan.next_offset
+            // Offsets follow on, or, where the cleaner may have dropped whole
+            // batches, grow.
+            let in_place = if segment.offset_gaps.get() {
+                header.base_offset.get() >= scan.next_offset
+            } else {
+                header.base_offset.get() == scan.next_offset
+            };
+            if !in_place
                 || last_offset < header.base_offset.get()
                 || last_offset - base > i64::from(u32::MAX)
             {

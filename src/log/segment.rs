@@ -10,7 +10,9 @@ use glommio::io::{BufferedFile, OpenOptions};
 
 use super::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 use super::LogError;
-use crate::protocol::batch::{framed_size, BatchError, BatchHeader, BATCH_HEADER_SIZE};
+use crate::protocol::batch::{
+    framed_size, verify_stored, BatchError, BatchHeader, BATCH_HEADER_SIZE,
+};
 
 /// Kafka's "no timestamp".
 pub const NO_TIMESTAMP: i64 = -1;
@@ -155,10 +157,56 @@ impl SegmentIndexes {
     }
 }
 
+/// What `SegmentIndexes` held before some batches were recorded, to go back
+/// to when those batches are given up (a failed write): entries only ever
+/// get appended, so counts and the few scalars are the whole state.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexMark {
+    offset_entries: usize,
+    time_entries: usize,
+    bytes_since_entry: u64,
+    max_timestamp: i64,
+    offset_of_max_timestamp: i64,
+    last_batch: Option<(i64, u32)>,
+}
+
+impl SegmentIndexes {
+    pub fn mark(&self) -> IndexMark {
+        IndexMark {
+            offset_entries: self.offsets.entry_count(),
+            time_entries: self.times.entry_count(),
+            bytes_since_entry: self.bytes_since_entry,
+            max_timestamp: self.max_timestamp,
+            offset_of_max_timestamp: self.offset_of_max_timestamp,
+            last_batch: self.last_batch,
+        }
+    }
+
+    /// Forgets everything recorded (or sealed) since `mark` was taken.
+    pub fn rewind(&mut self, mark: IndexMark) {
+        self.offsets.truncate_to(mark.offset_entries);
+        self.times.truncate_to(mark.time_entries);
+        self.bytes_since_entry = mark.bytes_since_entry;
+        self.max_timestamp = mark.max_timestamp;
+        self.offset_of_max_timestamp = mark.offset_of_max_timestamp;
+        self.last_batch = mark.last_batch;
+    }
+}
+
 /// Offsets in a segment stay within u32 of its base: the log rolls before.
 fn relative(base_offset: i64, offset: i64) -> u32 {
     debug_assert!(offset >= base_offset && offset - base_offset <= i64::from(u32::MAX));
     (offset - base_offset) as u32
+}
+
+/// Where the next batch a read returns must sit (in a segment with
+/// `offset_gaps`: at or after it).
+#[derive(Debug, Clone, Copy)]
+enum Expected {
+    /// The first one: it holds this offset.
+    Holding(i64),
+    /// Any later one: it starts right after the previous.
+    StartingAt(i64),
 }
 
 /// How much a read may still return.
@@ -217,6 +265,11 @@ pub struct Segment {
     pub created_ms: u64,
     /// Set by retention: the files are gone and must not be created again.
     deleted: Cell<bool>,
+    /// File position of the last corruption logged, so it is logged once.
+    reported_corruption: Cell<Option<u64>>,
+    /// The cleaner may have left offset gaps between batches here: reads
+    /// check that offsets grow instead of that they follow on.
+    pub offset_gaps: Cell<bool>,
 }
 
 impl Segment {
@@ -232,6 +285,8 @@ impl Segment {
             next_offset: Cell::new(base_offset),
             created_ms,
             deleted: Cell::new(false),
+            reported_corruption: Cell::new(None),
+            offset_gaps: Cell::new(false),
         }
     }
 
@@ -255,6 +310,8 @@ impl Segment {
             next_offset: Cell::new(next_offset),
             created_ms,
             deleted: Cell::new(false),
+            reported_corruption: Cell::new(None),
+            offset_gaps: Cell::new(false),
         }
     }
 
@@ -323,6 +380,28 @@ impl Segment {
         Ok(())
     }
 
+    /// Forgets, in memory, the bytes from `position` on (given up after a
+    /// failed write): the segment ends before `next_offset` again and its
+    /// indexes go back to `mark`, taken when the first of them was queued.
+    /// `truncate_file` then cuts the file.
+    pub fn rewind(&self, position: u64, next_offset: i64, mark: IndexMark) {
+        self.queued_bytes.set(position);
+        self.written_bytes
+            .set(self.written_bytes.get().min(position));
+        self.next_offset.set(next_offset);
+        self.indexes.borrow_mut().rewind(mark);
+    }
+
+    /// Cuts the file to `size` bytes, if this segment has one open (a
+    /// segment whose file was never created has nothing to cut).
+    pub async fn truncate_file(&self, size: u64) -> Result<(), LogError> {
+        let file = self.file.borrow().clone();
+        if let Some(file) = file {
+            file.truncate(size).await?;
+        }
+        Ok(())
+    }
+
     pub async fn sync(&self) -> Result<(), LogError> {
         let file = self.file.borrow().clone();
         match file {
@@ -383,7 +462,16 @@ impl Segment {
         u64::from(self.indexes.borrow().offsets.lookup(relative))
     }
 
+    /// A `LogError::Corrupt` for the bytes at `position` of this segment,
+    /// logged with the file and position the first time it is found there:
+    /// a consumer retrying the same fetch does not repeat the line.
     pub fn corrupt(&self, position: u64, reason: &str) -> LogError {
+        if self.reported_corruption.replace(Some(position)) != Some(position) {
+            ::log::error!(
+                "corrupt data in {} at file position {position}: {reason}",
+                self.log_path().display()
+            );
+        }
         LogError::Corrupt {
             path: self.log_path(),
             position,
@@ -395,6 +483,12 @@ impl Segment {
     /// `offset`, stopping before a batch reaching `max_offset` or one the
     /// budget refuses. Returns true when the read is over, false when it may
     /// go on in the next segment.
+    ///
+    /// Every batch returned is checked first (magic, CRC-32C, offsets that
+    /// follow on): bytes that are not what the log wrote are never served.
+    /// A bad batch ends the read after the good ones before it, as Kafka's
+    /// consumers see it; only when it would be the first batch of the read
+    /// (`out` still empty) is it an error, `LogError::Corrupt`.
     pub async fn read_batches(
         &self,
         offset: i64,
@@ -405,38 +499,93 @@ impl Segment {
         let end = self.written_bytes.get();
         let mut position = self.lookup(offset);
         let mut want = budget.window_bytes();
+        let mut expected = Expected::Holding(offset.max(self.base_offset));
         while position < end {
             let buf = self
                 .read_exact(position, want.min(end - position) as usize)
                 .await?;
             let mut cursor = 0;
             while cursor < buf.len() {
+                let at = position + cursor as u64;
                 let size = match frame(&buf[cursor..]) {
                     Ok(Some(size)) => size,
                     Ok(None) => break,
-                    Err(e) => return Err(self.corrupt(position + cursor as u64, &format!("{e:?}"))),
+                    Err(e) => return self.end_at_corruption(at, &format!("{e:?}"), out),
                 };
                 let Some(header) = BatchHeader::view(&buf[cursor..]) else {
                     break;
                 };
                 let last_offset = header.last_offset();
                 if last_offset >= offset {
-                    if last_offset >= max_offset || !budget.admit(size) {
+                    if !budget.admit(size) {
                         return Ok(true);
                     }
-                    out.push(buf.slice(cursor..cursor + size));
+                    let batch = buf.slice(cursor..cursor + size);
+                    if let Err(reason) = self.check_batch(&batch, expected) {
+                        return self.end_at_corruption(at, &reason, out);
+                    }
+                    if last_offset >= max_offset {
+                        return Ok(true);
+                    }
+                    expected = Expected::StartingAt(last_offset + 1);
+                    out.push(batch);
                 }
                 cursor += size;
             }
             if cursor == 0 {
                 // One batch larger than the window: read it alone, at its size.
-                want = self.batch_size_at(position, end).await?;
+                want = match self.batch_size_at(position, end).await {
+                    Ok(size) => size,
+                    Err(LogError::Corrupt { .. }) if !out.is_empty() => return Ok(true),
+                    Err(e) => return Err(e),
+                };
                 continue;
             }
             want = budget.window_bytes();
             position += cursor as u64;
         }
         Ok(false)
+    }
+
+    /// A batch about to be served: intact (`batch::verify_stored`) and at
+    /// the offsets this segment holds, where the read expects it. (The base
+    /// offset is outside the CRC; this is what catches a flip there.)
+    fn check_batch(&self, batch: &[u8], expected: Expected) -> Result<(), String> {
+        let header = BatchHeader::view(batch).ok_or("short batch header")?;
+        let (base, last) = (header.base_offset.get(), header.last_offset());
+        verify_stored(batch)
+            .map_err(|e| format!("{e:?} in the batch of offsets {base}..={last}"))?;
+        let in_segment = base >= self.base_offset && last < self.next_offset.get();
+        let in_place = match (expected, self.offset_gaps.get()) {
+            (Expected::Holding(offset), false) => base <= offset && offset <= last,
+            (Expected::StartingAt(offset), false) => base == offset,
+            // The first batch at or after `offset`; then any later one.
+            (Expected::Holding(offset), true) => offset <= last,
+            (Expected::StartingAt(offset), true) => base >= offset,
+        };
+        if !in_segment || !in_place {
+            return Err(format!(
+                "batch claims offsets {base}..={last}, expected {expected:?} within [{}, {})",
+                self.base_offset,
+                self.next_offset.get()
+            ));
+        }
+        Ok(())
+    }
+
+    /// What a read does on finding a bad batch at `position`: it ends there
+    /// with what it has, or fails if it has nothing.
+    fn end_at_corruption(
+        &self,
+        position: u64,
+        reason: &str,
+        out: &[Bytes],
+    ) -> Result<bool, LogError> {
+        if out.is_empty() {
+            Err(self.corrupt(position, reason))
+        } else {
+            Ok(true)
+        }
     }
 }
 

@@ -1,12 +1,15 @@
 //! The controller: the one place that changes cluster metadata. It runs on
-//! shard 0, validates topic creation and deletion, has the owner shards open
-//! or remove the partitions, persists the topic table, and broadcasts the new
-//! snapshot to every shard before answering.
+//! shard 0, validates topic creation, deletion, config changes and partition
+//! growth, has the owner shards open or remove the partitions, persists the
+//! topic table, and broadcasts the new snapshot to every shard before
+//! answering. Owner shards apply a topic's new configs to its open logs when
+//! the snapshot arrives (`OwnedPartitions::reconfigure`).
 //!
 //! Invariant: changes are serialized (one at a time) and a change is answered
 //! only after it is on disk and installed on every shard.
 
 use std::collections::BTreeMap;
+use std::io::ErrorKind;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -14,10 +17,11 @@ use glommio::sync::Semaphore;
 use kafka_protocol::error::ResponseError;
 
 use super::store;
-use super::{initial_placement, validate_topic_name, TopicMeta};
-use crate::config::{validate_topic_config, PARTITIONS_PER_TOPIC_MAX};
+use super::{initial_placement, validate_topic_name, ClusterView, TopicMeta};
+use crate::config::{apply_config_ops, validated_overrides, PARTITIONS_PER_TOPIC_MAX};
 use crate::shard::messages::{
-    KafkaError, NewTopic, ShardReply, ShardRequest, TopicPartition, TopicRef,
+    ConfigChange, KafkaError, NewTopic, PartitionGrowth, ShardReply, ShardRequest,
+    TopicConfigChange, TopicPartition, TopicRef,
 };
 use crate::shard::Shard;
 
@@ -75,12 +79,7 @@ impl Controller {
                 format!("Unable to replicate the partition {replication} time(s): The target replication factor of {replication} cannot be reached because only 1 broker(s) are registered."),
             ));
         }
-        let mut configs = BTreeMap::new();
-        for (name, value) in &topic.configs {
-            validate_topic_config(name, value)
-                .map_err(|error| KafkaError::with_message(ResponseError::InvalidConfig, error.0))?;
-            configs.insert(name.clone(), value.trim().to_string());
-        }
+        let configs = validated_overrides(topic.configs.iter().cloned()).map_err(invalid_config)?;
         Ok((partitions, configs))
     }
 
@@ -174,25 +173,169 @@ impl Controller {
         if deleted.is_empty() {
             return results;
         }
-        self.install(shard, table, &mut results).await;
-        if results.iter().all(|result| result.is_err()) {
+        let mut saved = save(shard, &table).await;
+        if matches!(&saved, Err(error) if error.kind() == ErrorKind::StorageFull) {
+            // Deleting a topic is how a full disk gets room again, yet the
+            // table that forgets it needs a little room first. So the data
+            // goes first here; a crash before the table is written brings
+            // these topics back, empty, and a second delete finishes them.
+            let names: Vec<&str> = deleted.iter().map(|meta| meta.name.as_str()).collect();
+            log::warn!("disk full: deleting the data of {names:?} before the topic table");
+            for meta in &deleted {
+                delete_partitions(shard, &view, meta).await;
+            }
+            saved = save(shard, &table).await;
+        }
+        if !Controller::saved(saved, &mut results) {
             return results;
         }
-        for meta in deleted {
-            let mut by_owner: BTreeMap<usize, Vec<TopicPartition>> = BTreeMap::new();
-            for partition in 0..meta.partitions {
-                by_owner
-                    .entry(view.owner(&meta.name, partition))
-                    .or_default()
-                    .push(TopicPartition::new(&meta.name, partition));
-            }
-            for (owner, partitions) in by_owner {
-                shard
-                    .call(owner, ShardRequest::DeletePartitions(partitions))
-                    .await;
-            }
+        Controller::install_view(shard, table).await;
+        for meta in &deleted {
+            delete_partitions(shard, &view, meta).await;
         }
         results
+    }
+
+    /// Applies config changes (IncrementalAlterConfigs, AlterConfigs) to
+    /// topics: the new override set of each is checked whole
+    /// (INVALID_CONFIG), persisted and broadcast, unless `validate_only`.
+    pub async fn alter_topic_configs(
+        &self,
+        shard: &Rc<Shard>,
+        changes: Vec<TopicConfigChange>,
+    ) -> Vec<Result<(), KafkaError>> {
+        let Ok(_change) = self.changes.acquire_permit(1).await else {
+            return unavailable(changes.len());
+        };
+        let mut table = shard.view().topics.clone();
+        let mut changed = false;
+        let mut results = Vec::with_capacity(changes.len());
+        for change in changes {
+            let Some(meta) = table.get(&change.topic).cloned() else {
+                results.push(Err(unknown_topic(&change.topic)));
+                continue;
+            };
+            let configs = match change.change {
+                ConfigChange::Incremental(ops) => {
+                    apply_config_ops(&shard.config, &meta.configs, &ops)
+                }
+                ConfigChange::Replace(pairs) => validated_overrides(pairs),
+            };
+            match configs {
+                Ok(configs) => {
+                    if !change.validate_only && configs != meta.configs {
+                        let meta = TopicMeta {
+                            configs,
+                            ..meta.as_ref().clone()
+                        };
+                        table.insert(change.topic, Arc::new(meta));
+                        changed = true;
+                    }
+                    results.push(Ok(()));
+                }
+                Err(error) => results.push(Err(invalid_config(error))),
+            }
+        }
+        if changed {
+            self.install(shard, table, &mut results).await;
+        }
+        results
+    }
+
+    /// CreatePartitions: grows topics to the partition counts asked for,
+    /// has the owners open the new partitions, then persists and broadcasts.
+    pub async fn create_partitions(
+        &self,
+        shard: &Rc<Shard>,
+        growths: Vec<PartitionGrowth>,
+    ) -> Vec<Result<(), KafkaError>> {
+        let Ok(_change) = self.changes.acquire_permit(1).await else {
+            return unavailable(growths.len());
+        };
+        let view = shard.view();
+        let mut table = view.topics.clone();
+        let mut results = Vec::with_capacity(growths.len());
+        let mut grown = Vec::new();
+        for growth in growths {
+            let checked = Controller::check_growth(shard, table.get(&growth.topic), &growth);
+            match checked {
+                Ok(meta) if !growth.validate_only => {
+                    let meta = Arc::new(meta);
+                    table.insert(growth.topic, meta.clone());
+                    grown.push((results.len(), meta));
+                    results.push(Ok(()));
+                }
+                Ok(_) => results.push(Ok(())),
+                Err(error) => results.push(Err(error)),
+            }
+        }
+        if grown.is_empty() {
+            return results;
+        }
+        for (index, meta) in &grown {
+            if let Err(error) = open_partitions(shard, meta).await {
+                log::error!("adding partitions to {}: {:?}", meta.name, error.message);
+                if let Some(before) = view.topic(&meta.name) {
+                    table.insert(meta.name.clone(), before.clone());
+                }
+                results[*index] = Err(error);
+            }
+        }
+        self.install(shard, table, &mut results).await;
+        results
+    }
+
+    /// The topic `growth` asks for, with Kafka's errors for a request that
+    /// does not grow it or places replicas elsewhere than this broker.
+    fn check_growth(
+        shard: &Shard,
+        current: Option<&Arc<TopicMeta>>,
+        growth: &PartitionGrowth,
+    ) -> Result<TopicMeta, KafkaError> {
+        let meta = current.ok_or_else(|| unknown_topic(&growth.topic))?;
+        let (now, wanted) = (meta.partitions, growth.count);
+        let invalid = |message| KafkaError::with_message(ResponseError::InvalidPartitions, message);
+        if wanted < now {
+            return Err(invalid(format!(
+                "The topic {} currently has {now} partition(s); {wanted} would not be an increase.",
+                growth.topic
+            )));
+        }
+        if wanted == now {
+            return Err(invalid(format!("Topic already has {now} partition(s).")));
+        }
+        if wanted > PARTITIONS_PER_TOPIC_MAX {
+            return Err(invalid(format!(
+                "Number of partitions must be in [1, {PARTITIONS_PER_TOPIC_MAX}], got {wanted}."
+            )));
+        }
+        if let Some(assignments) = &growth.assignments {
+            let bad = |message| {
+                KafkaError::with_message(ResponseError::InvalidReplicaAssignment, message)
+            };
+            let added = wanted - now;
+            if assignments.len() != added as usize {
+                return Err(bad(format!(
+                    "Attempted to add {added} additional partition(s), but only {} assignment(s) were specified.",
+                    assignments.len()
+                )));
+            }
+            let node_id = shard.config.node_id;
+            for replicas in assignments {
+                if let Some(other) = replicas.iter().find(|&&id| id != node_id) {
+                    return Err(bad(format!(
+                        "The manual partition assignment includes broker {other}, but no broker with that ID is registered."
+                    )));
+                }
+                if replicas.len() != 1 {
+                    return Err(bad(format!(
+                        "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have 1 replica(s).",
+                        replicas.len()
+                    )));
+                }
+            }
+        }
+        Ok(meta.grown(wanted, shard.count()))
     }
 
     /// Persists `table` and installs it on every shard. When the write fails
@@ -203,21 +346,63 @@ impl Controller {
         table: BTreeMap<String, Arc<TopicMeta>>,
         results: &mut [Result<T, KafkaError>],
     ) {
-        if let Err(error) = store::save_topics(&shard.config.data_dir, &table) {
-            log::error!("cannot persist topic metadata: {error}");
-            for result in results.iter_mut() {
-                if result.is_ok() {
-                    *result = Err(KafkaError::with_message(
-                        ResponseError::KafkaStorageError,
-                        error.to_string(),
-                    ));
-                }
-            }
-            return;
+        let saved = save(shard, &table).await;
+        if Controller::saved(saved, results) {
+            Controller::install_view(shard, table).await;
         }
+    }
+
+    /// Whether the table was written; if not, the successful results become
+    /// storage errors.
+    fn saved<T>(saved: std::io::Result<()>, results: &mut [Result<T, KafkaError>]) -> bool {
+        let Err(error) = saved else {
+            return true;
+        };
+        log::error!("cannot persist topic metadata: {error}");
+        for result in results.iter_mut() {
+            if result.is_ok() {
+                *result = Err(KafkaError::with_message(
+                    ResponseError::KafkaStorageError,
+                    error.to_string(),
+                ));
+            }
+        }
+        false
+    }
+
+    async fn install_view(shard: &Rc<Shard>, table: BTreeMap<String, Arc<TopicMeta>>) {
         let view = Arc::new(shard.view().with_topics(table));
         shard
             .broadcast(|| ShardRequest::InstallView(view.clone()))
+            .await;
+    }
+}
+
+/// Kafka's answer for a topic the table does not hold.
+fn unknown_topic(topic: &str) -> KafkaError {
+    KafkaError::with_message(
+        ResponseError::UnknownTopicOrPartition,
+        format!("Topic '{topic}' does not exist."),
+    )
+}
+
+fn invalid_config(error: crate::config::ConfigError) -> KafkaError {
+    KafkaError::with_message(ResponseError::InvalidConfig, error.0)
+}
+
+/// Has the owner shards (per `view`, which still holds the topic) close and
+/// remove every partition of `meta`; those already gone are skipped.
+async fn delete_partitions(shard: &Rc<Shard>, view: &ClusterView, meta: &TopicMeta) {
+    let mut by_owner: BTreeMap<usize, Vec<TopicPartition>> = BTreeMap::new();
+    for partition in 0..meta.partitions {
+        by_owner
+            .entry(view.owner(&meta.name, partition))
+            .or_default()
+            .push(TopicPartition::new(&meta.name, partition));
+    }
+    for (owner, partitions) in by_owner {
+        shard
+            .call(owner, ShardRequest::DeletePartitions(partitions))
             .await;
     }
 }
@@ -229,12 +414,13 @@ fn unavailable<T>(count: usize) -> Vec<Result<T, KafkaError>> {
         .collect()
 }
 
+/// Has the owners (per `meta`'s placement) open every partition of `meta`
+/// they do not have open yet.
 async fn open_partitions(shard: &Rc<Shard>, meta: &Arc<TopicMeta>) -> Result<(), KafkaError> {
-    let view = shard.view();
     let mut by_owner: BTreeMap<usize, Vec<i32>> = BTreeMap::new();
     for partition in 0..meta.partitions {
         by_owner
-            .entry(view.owner(&meta.name, partition))
+            .entry(meta.owner(partition, shard.count()))
             .or_default()
             .push(partition);
     }
@@ -248,4 +434,14 @@ async fn open_partitions(shard: &Rc<Shard>, meta: &Arc<TopicMeta>) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// Writes the topic table on glommio's blocking pool: the write and its
+/// fsyncs would otherwise hold the controller shard's reactor (a stall).
+async fn save(shard: &Rc<Shard>, table: &BTreeMap<String, Arc<TopicMeta>>) -> std::io::Result<()> {
+    let data_dir = shard.config.data_dir.clone();
+    let table = table.clone();
+    glommio::executor()
+        .spawn_blocking(move || store::save_topics(&data_dir, &table))
+        .await
 }

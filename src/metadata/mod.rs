@@ -43,6 +43,29 @@ impl TopicMeta {
                 .all(|&shard| (shard as usize) < shard_count)
     }
 
+    /// The shard that owns `partition` among `shard_count` shards: the
+    /// placement table's entry, or the rule for a partition it does not place.
+    pub fn owner(&self, partition: i32, shard_count: usize) -> usize {
+        usize::try_from(partition)
+            .ok()
+            .and_then(|index| self.placement.get(index).copied())
+            .map(|shard| shard as usize)
+            .filter(|&shard| shard < shard_count)
+            .unwrap_or_else(|| owner_shard(&self.name, partition, shard_count))
+    }
+
+    /// This topic grown to `partitions`: the new partitions are placed by
+    /// the rule, the existing ones stay where they are.
+    pub fn grown(&self, partitions: i32, shard_count: usize) -> TopicMeta {
+        TopicMeta {
+            placement: (0..partitions)
+                .map(|partition| self.owner(partition, shard_count) as u32)
+                .collect(),
+            partitions,
+            ..self.clone()
+        }
+    }
+
     /// Kafka's own internal topics; a user topic named `__x` is not one.
     pub fn is_internal(&self) -> bool {
         INTERNAL_TOPICS.contains(&self.name.as_str())
@@ -87,12 +110,10 @@ impl ClusterView {
     /// The shard that owns `partition` of `topic`: the placement table's
     /// entry, or the rule for a partition the table does not place.
     pub fn owner(&self, topic: &str, partition: i32) -> usize {
-        usize::try_from(partition)
-            .ok()
-            .and_then(|index| self.topics.get(topic)?.placement.get(index).copied())
-            .map(|shard| shard as usize)
-            .filter(|&shard| shard < self.shard_count)
-            .unwrap_or_else(|| owner_shard(topic, partition, self.shard_count))
+        match self.topics.get(topic) {
+            Some(meta) => meta.owner(partition, self.shard_count),
+            None => owner_shard(topic, partition, self.shard_count),
+        }
     }
 }
 
@@ -185,6 +206,18 @@ mod tests {
         assert_eq!(view.owner("t", 0), owner_shard("t", 0, 2));
         assert_eq!(view.owner("t", 2), owner_shard("t", 2, 2));
         assert_eq!(initial_placement("t", 3, 2).len(), 3);
+        let grown = TopicMeta {
+            name: "t".into(),
+            id: uuid::Uuid::nil(),
+            partitions: 2,
+            configs: BTreeMap::new(),
+            placement: vec![1, 1],
+        }
+        .grown(5, 2);
+        assert_eq!(grown.partitions, 5);
+        assert_eq!(&grown.placement[..2], &[1, 1]);
+        assert_eq!(grown.placement[2..], initial_placement("t", 5, 2)[2..]);
+        assert!(grown.placement_fits(2));
     }
 
     #[test]

@@ -155,10 +155,31 @@ fn check(buf: &[u8], max_batch_bytes: usize, counting: Counting) -> Result<usize
     if header.compression() == 0 && (count as usize).saturating_mul(RECORD_SIZE_MIN) > body {
         return Err(BatchError::CorruptLength);
     }
-    if crc32c::crc32c(&buf[CRC_START..total]) != header.crc.get() {
+    if !crc_matches(&buf[..total], header) {
         return Err(BatchError::CrcMismatch);
     }
     Ok(total)
+}
+
+/// Checks one complete batch read back from a segment file (`batch` is
+/// exactly its framed bytes): magic 2 and the CRC-32C, nothing that needs
+/// the records decoded. The fields outside the CRC (base offset, length,
+/// leader epoch) are for the log to check against its own offsets.
+pub fn verify_stored(batch: &[u8]) -> Result<(), BatchError> {
+    let header = BatchHeader::view(batch).ok_or(BatchError::Truncated)?;
+    if header.magic != MAGIC_V2 {
+        return Err(BatchError::UnsupportedMagic(header.magic));
+    }
+    if !crc_matches(batch, header) {
+        return Err(BatchError::CrcMismatch);
+    }
+    Ok(())
+}
+
+/// CRC-32C (hardware accelerated by the `crc32c` crate) over attributes to
+/// the end of `batch` against the header's.
+fn crc_matches(batch: &[u8], header: &BatchHeader) -> bool {
+    crc32c::crc32c(&batch[CRC_START..]) == header.crc.get()
 }
 
 /// Rewrites `baseOffset` in place. The CRC does not cover it, so the batch
@@ -244,6 +265,28 @@ pub(crate) mod tests {
         let last = batch.len() - 1;
         batch[last] ^= 0x40;
         assert_eq!(validate(&batch, 1 << 20), Err(BatchError::CrcMismatch));
+    }
+
+    #[test]
+    fn stored_batches_are_verified_by_magic_and_crc() {
+        let batch = sample_batch(4, Compression::Zstd);
+        assert_eq!(verify_stored(&batch), Ok(()));
+        for at in [CRC_START, 40, batch.len() - 1] {
+            let mut flipped = batch.clone();
+            flipped[at] ^= 0x01;
+            assert_eq!(
+                verify_stored(&flipped),
+                Err(BatchError::CrcMismatch),
+                "byte {at}"
+            );
+        }
+        let mut wrong_magic = batch.clone();
+        wrong_magic[16] = 0;
+        assert_eq!(
+            verify_stored(&wrong_magic),
+            Err(BatchError::UnsupportedMagic(0))
+        );
+        assert_eq!(verify_stored(&batch[..20]), Err(BatchError::Truncated));
     }
 
     #[test]

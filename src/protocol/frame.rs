@@ -18,12 +18,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest,
-    CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest, DescribeClusterRequest,
-    DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest,
-    HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest,
-    MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest,
-    RequestHeader, SyncGroupRequest,
+    AlterConfigsRequest, ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest,
+    ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
+    DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest, FetchRequest,
+    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest, JoinGroupRequest,
+    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
 };
 use kafka_protocol::protocol::Decodable;
 
@@ -190,6 +191,11 @@ pub enum Request {
     OffsetDelete(OffsetDeleteRequest),
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
+    DeleteRecords(DeleteRecordsRequest),
+    CreatePartitions(CreatePartitionsRequest),
+    AlterConfigs(AlterConfigsRequest),
+    IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
+    DescribeLogDirs(DescribeLogDirsRequest),
 }
 
 impl Request {
@@ -217,6 +223,11 @@ impl Request {
             Request::OffsetDelete(_) => ApiKey::OffsetDelete,
             Request::ConsumerGroupHeartbeat(_) => ApiKey::ConsumerGroupHeartbeat,
             Request::ConsumerGroupDescribe(_) => ApiKey::ConsumerGroupDescribe,
+            Request::DeleteRecords(_) => ApiKey::DeleteRecords,
+            Request::CreatePartitions(_) => ApiKey::CreatePartitions,
+            Request::AlterConfigs(_) => ApiKey::AlterConfigs,
+            Request::IncrementalAlterConfigs(_) => ApiKey::IncrementalAlterConfigs,
+            Request::DescribeLogDirs(_) => ApiKey::DescribeLogDirs,
         }
     }
 }
@@ -278,6 +289,21 @@ pub fn decode_request(
             ),
             ApiKey::ConsumerGroupDescribe => {
                 Request::ConsumerGroupDescribe(ConsumerGroupDescribeRequest::decode(body, version)?)
+            }
+            ApiKey::DeleteRecords => {
+                Request::DeleteRecords(DeleteRecordsRequest::decode(body, version)?)
+            }
+            ApiKey::CreatePartitions => {
+                Request::CreatePartitions(CreatePartitionsRequest::decode(body, version)?)
+            }
+            ApiKey::AlterConfigs => {
+                Request::AlterConfigs(AlterConfigsRequest::decode(body, version)?)
+            }
+            ApiKey::IncrementalAlterConfigs => Request::IncrementalAlterConfigs(
+                IncrementalAlterConfigsRequest::decode(body, version)?,
+            ),
+            ApiKey::DescribeLogDirs => {
+                Request::DescribeLogDirs(DescribeLogDirsRequest::decode(body, version)?)
             }
             _ => anyhow::bail!("{api_key:?} is in SUPPORTED_APIS but not in Request"),
         };

@@ -12,5 +12,7 @@ pub mod records;
 #[cfg(test)]
 mod roundtrip;
 #[cfg(test)]
+mod roundtrip_admin;
+#[cfg(test)]
 mod roundtrip_kip848;
 pub mod versions;

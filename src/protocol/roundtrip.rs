@@ -66,6 +66,7 @@ where
 
 /// Round-trips the sample request and response of `key` at `version` and
 /// returns the encoded request body.
+use super::roundtrip_admin as admin;
 use super::roundtrip_kip848 as kip848;
 
 pub(super) fn round_trip_api(key: ApiKey, version: i16) -> Bytes {
@@ -103,6 +104,23 @@ pub(super) fn round_trip_api(key: ApiKey, version: i16) -> Bytes {
         ApiKey::ConsumerGroupDescribe => both!(
             kip848::consumer_group_describe_request,
             kip848::consumer_group_describe_response
+        ),
+        ApiKey::DeleteRecords => both!(
+            admin::delete_records_request,
+            admin::delete_records_response
+        ),
+        ApiKey::CreatePartitions => both!(
+            admin::create_partitions_request,
+            admin::create_partitions_response
+        ),
+        ApiKey::AlterConfigs => both!(admin::alter_configs_request, admin::alter_configs_response),
+        ApiKey::IncrementalAlterConfigs => both!(
+            admin::incremental_alter_configs_request,
+            admin::incremental_alter_configs_response
+        ),
+        ApiKey::DescribeLogDirs => both!(
+            admin::describe_log_dirs_request,
+            admin::describe_log_dirs_response
         ),
         other => panic!("{other:?} is advertised but has no round-trip sample"),
     }

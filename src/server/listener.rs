@@ -12,7 +12,7 @@ use super::connection;
 use crate::shard::ShardStart;
 
 /// Accept backlog per shard, as Kafka's default `net.core.somaxconn`-bounded listen.
-const LISTEN_BACKLOG: i32 = 1024;
+pub const LISTEN_BACKLOG: i32 = 1024;
 
 /// Binds the shared port: SO_REUSEPORT so every shard listens on it, and
 /// SO_REUSEADDR (as Kafka sets) so a restarted broker can bind while the

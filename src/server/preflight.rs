@@ -13,7 +13,7 @@ use anyhow::bail;
 use crate::shard::SHARD_IO_MEMORY_BYTES;
 
 /// Locked memory beyond the shards' io_uring buffers: the rings themselves.
-const LOCKED_MEMORY_HEADROOM_BYTES: u64 = 1 << 20;
+pub const LOCKED_MEMORY_HEADROOM_BYTES: u64 = 1 << 20;
 const LOCK_FILE: &str = ".lock";
 /// How long a port held by a just-killed process may take to be released.
 const PORT_RELEASE_WAIT_MS_MAX: u64 = 5_000;
@@ -45,10 +45,16 @@ pub fn lock_data_dir(data_dir: &Path) -> anyhow::Result<DataDirLock> {
     Ok(DataDirLock { _file: file })
 }
 
+/// The `RLIMIT_MEMLOCK` that `shards` shards need: their io_uring buffers
+/// and the rings.
+pub fn locked_memory_needed_bytes(shards: usize) -> u64 {
+    SHARD_IO_MEMORY_BYTES as u64 * shards as u64 + LOCKED_MEMORY_HEADROOM_BYTES
+}
+
 /// Makes sure `RLIMIT_MEMLOCK` covers every shard's io_uring buffers, raising
 /// it when allowed (root, or a hard limit high enough).
 pub fn ensure_locked_memory(shards: usize) -> anyhow::Result<()> {
-    let needed = SHARD_IO_MEMORY_BYTES as u64 * shards as u64 + LOCKED_MEMORY_HEADROOM_BYTES;
+    let needed = locked_memory_needed_bytes(shards);
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

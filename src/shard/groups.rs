@@ -9,7 +9,7 @@
 //! thread. A commit is answered only after its record is durable.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
@@ -20,8 +20,8 @@ use kafka_protocol::records::Compression;
 use super::messages::{GroupAnswer, GroupCall, TopicPartition};
 use super::owned::OwnedPartitions;
 use crate::group::{
-    Completion, ConsumerHeartbeatResponse, Effects, GroupConfig, GroupCoordinator, JoinResponse,
-    Record, RequestToken, SyncResponse, OFFSETS_TOPIC,
+    offsets_partition, Completion, ConsumerHeartbeatResponse, Effects, GroupConfig,
+    GroupCoordinator, JoinResponse, Record, RequestToken, SyncResponse, OFFSETS_TOPIC,
 };
 use crate::log::now_ms;
 use crate::log::AppendWait;
@@ -38,6 +38,9 @@ pub struct GroupHost {
     coordinator: RefCell<GroupCoordinator>,
     waiting: RefCell<HashMap<RequestToken, oneshot::Sender<Completion>>>,
     next_token: Cell<RequestToken>,
+    /// `__consumer_offsets` partitions being (re)loaded: their groups are
+    /// half-built, so requests for them get COORDINATOR_LOAD_IN_PROGRESS.
+    loading: RefCell<BTreeSet<i32>>,
 }
 
 impl GroupHost {
@@ -52,57 +55,85 @@ impl GroupHost {
             coordinator: RefCell::new(GroupCoordinator::new(config, seed)),
             waiting: RefCell::new(HashMap::new()),
             next_token: Cell::new(1),
+            loading: RefCell::new(BTreeSet::new()),
         }
+    }
+
+    /// COORDINATOR_LOAD_IN_PROGRESS when `call`'s group lives in a
+    /// partition that is loading (clients retry it, as with Kafka).
+    pub fn refuse_while_loading(&self, call: &GroupCall) -> Option<ResponseError> {
+        let loading = self.loading.borrow();
+        if loading.is_empty() {
+            return None;
+        }
+        let partitions = self
+            .coordinator
+            .borrow()
+            .config()
+            .offsets_topic_num_partitions;
+        let group_ids = call.group_ids();
+        let busy = group_ids.is_empty()
+            || group_ids
+                .iter()
+                .any(|group_id| loading.contains(&offsets_partition(group_id, partitions)));
+        busy.then_some(ResponseError::CoordinatorLoadInProgress)
     }
 
     /// Rebuilds the coordinator's state from `partitions` of
     /// `__consumer_offsets` (those this shard owns), reading each log from its
-    /// start to its high watermark.
+    /// start to its high watermark. Until a partition is loaded, requests
+    /// for its groups are refused (`refuse_while_loading`).
     pub async fn load(&self, owned: &OwnedPartitions, partitions: &[i32]) {
+        self.loading.borrow_mut().extend(partitions);
         for &partition in partitions {
-            let topic_partition = TopicPartition::new(OFFSETS_TOPIC, partition);
-            let Some(log) = owned.log(&topic_partition) else {
-                continue;
-            };
-            let end = log.high_watermark();
-            let mut offset = log.log_start_offset();
-            while offset < end {
-                let chunks = match log.read(offset, end, LOAD_READ_BYTES, true).await {
-                    Ok(chunks) if !chunks.is_empty() => chunks,
-                    Ok(_) => break,
-                    Err(error) => {
-                        log::error!("loading {}: {error}", topic_partition.dir_name());
-                        break;
-                    }
-                };
-                let mut next = offset;
-                for chunk in chunks {
-                    let fetched = match decode_records(&chunk, offset) {
-                        Ok(fetched) => fetched,
-                        Err(error) => {
-                            log::error!("loading {}: {error}", topic_partition.dir_name());
-                            return;
-                        }
-                    };
-                    let now = now_ms() as i64;
-                    let mut coordinator = self.coordinator.borrow_mut();
-                    for record in &fetched.records {
-                        let Some(key) = &record.key else { continue };
-                        if let Err(error) = coordinator.replay(now, key, record.value.as_deref()) {
-                            log::warn!(
-                                "{} offset {}: skipped record: {error:?}",
-                                topic_partition.dir_name(),
-                                record.offset
-                            );
-                        }
-                    }
-                    next = next.max(fetched.next_offset.unwrap_or(next));
-                }
-                if next <= offset {
+            self.load_partition(owned, partition).await;
+            self.loading.borrow_mut().remove(&partition);
+        }
+    }
+
+    async fn load_partition(&self, owned: &OwnedPartitions, partition: i32) {
+        let topic_partition = TopicPartition::new(OFFSETS_TOPIC, partition);
+        let Some(log) = owned.log(&topic_partition) else {
+            return;
+        };
+        let end = log.high_watermark();
+        let mut offset = log.log_start_offset();
+        while offset < end {
+            let chunks = match log.read(offset, end, LOAD_READ_BYTES, true).await {
+                Ok(chunks) if !chunks.is_empty() => chunks,
+                Ok(_) => break,
+                Err(error) => {
+                    log::error!("loading {}: {error}", topic_partition.dir_name());
                     break;
                 }
-                offset = next;
+            };
+            let mut next = offset;
+            for chunk in chunks {
+                let fetched = match decode_records(&chunk, offset) {
+                    Ok(fetched) => fetched,
+                    Err(error) => {
+                        log::error!("loading {}: {error}", topic_partition.dir_name());
+                        return;
+                    }
+                };
+                let now = now_ms() as i64;
+                let mut coordinator = self.coordinator.borrow_mut();
+                for record in &fetched.records {
+                    let Some(key) = &record.key else { continue };
+                    if let Err(error) = coordinator.replay(now, key, record.value.as_deref()) {
+                        log::warn!(
+                            "{} offset {}: skipped record: {error:?}",
+                            topic_partition.dir_name(),
+                            record.offset
+                        );
+                    }
+                }
+                next = next.max(fetched.next_offset.unwrap_or(next));
             }
+            if next <= offset {
+                break;
+            }
+            offset = next;
         }
     }
 
@@ -330,5 +361,34 @@ mod tests {
         let (second, _b) = host.token();
         assert_ne!(first, second);
         assert_eq!(host.waiting.borrow().len(), 2);
+    }
+
+    #[test]
+    fn groups_of_a_loading_partition_are_refused_until_it_is_loaded() {
+        crate::shard::block_on(|| async {
+            let host = GroupHost::new(GroupConfig::default(), 0);
+            let partitions = GroupConfig::default().offsets_topic_num_partitions;
+            let describe = |group: &str| GroupCall::Describe(group.to_string());
+            let loading = offsets_partition("loading-group", partitions);
+            let other = (0..1000)
+                .map(|n| format!("other-{n}"))
+                .find(|group| offsets_partition(group, partitions) != loading)
+                .expect("a group in another partition");
+            host.loading.borrow_mut().insert(loading);
+            assert_eq!(
+                host.refuse_while_loading(&describe("loading-group")),
+                Some(ResponseError::CoordinatorLoadInProgress)
+            );
+            assert_eq!(host.refuse_while_loading(&describe(&other)), None);
+            assert_eq!(
+                host.refuse_while_loading(&GroupCall::List(Vec::new())),
+                Some(ResponseError::CoordinatorLoadInProgress)
+            );
+            // Loading ends with the partition served again (no log here:
+            // the partition is simply empty).
+            let owned = OwnedPartitions::new(std::path::PathBuf::from("/nonexistent"));
+            host.load(&owned, &[loading]).await;
+            assert_eq!(host.refuse_while_loading(&describe("loading-group")), None);
+        });
     }
 }

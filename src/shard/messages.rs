@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures_channel::oneshot;
 
+use crate::config::ConfigOp;
 use crate::group::{
     CommitRequest, ConsumerHeartbeatRequest, ConsumerHeartbeatResponse, DescribedConsumerGroup,
     DescribedGroup, GroupState, HeartbeatRequest, JoinRequest, JoinResponse, LeaveResponse,
@@ -102,6 +103,34 @@ pub struct NewTopic {
     pub validate_only: bool,
 }
 
+/// A change to one topic's config overrides, as the controller receives it.
+#[derive(Debug, Clone)]
+pub struct TopicConfigChange {
+    pub topic: String,
+    pub change: ConfigChange,
+    pub validate_only: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum ConfigChange {
+    /// IncrementalAlterConfigs: these operations, in order.
+    Incremental(Vec<(String, ConfigOp)>),
+    /// AlterConfigs: this whole override set replaces the old one.
+    Replace(Vec<(String, String)>),
+}
+
+/// A topic to grow (CreatePartitions), as the controller receives it.
+#[derive(Debug, Clone)]
+pub struct PartitionGrowth {
+    pub topic: String,
+    /// The partition count wanted, the existing partitions included.
+    pub count: i32,
+    /// The replicas (broker ids) of each new partition, when the client
+    /// chose them.
+    pub assignments: Option<Vec<Vec<i32>>>,
+    pub validate_only: bool,
+}
+
 /// A topic to delete, by name or by id.
 #[derive(Debug, Clone)]
 pub enum TopicRef {
@@ -132,6 +161,15 @@ pub enum ShardRequest {
     CreateTopics(Vec<NewTopic>),
     /// To the controller (shard 0).
     DeleteTopics(Vec<TopicRef>),
+    /// To the controller (shard 0).
+    AlterTopicConfigs(Vec<TopicConfigChange>),
+    /// To the controller (shard 0).
+    CreatePartitions(Vec<PartitionGrowth>),
+    /// DeleteRecords: moves each partition's log start offset up to the
+    /// offset given (-1: the high watermark).
+    DeleteRecords(Vec<(TopicPartition, i64)>),
+    /// The size in bytes of every partition the shard owns.
+    PartitionSizes,
     /// Replaces the shard's metadata snapshot.
     InstallView(Arc<ClusterView>),
     /// To the group coordinator of the shard that owns the group's
@@ -150,6 +188,11 @@ pub enum ShardReply {
     CreateTopics(Vec<Result<Arc<TopicMeta>, KafkaError>>),
     /// (name, id) per requested topic.
     DeleteTopics(Vec<Result<(String, uuid::Uuid), KafkaError>>),
+    /// One result per topic of `AlterTopicConfigs` or `CreatePartitions`.
+    Applied(Vec<Result<(), KafkaError>>),
+    /// The log start offset afterwards (low watermark) per partition.
+    DeleteRecords(Vec<Result<i64, KafkaError>>),
+    PartitionSizes(Vec<(TopicPartition, u64)>),
     Group(GroupAnswer),
     Done,
     /// The request failed as a whole (e.g. a partition could not be opened).
@@ -186,6 +229,30 @@ pub enum GroupCall {
     ConsumerHeartbeat(Box<ConsumerHeartbeatRequest>),
     /// KIP-848: groups that all hash to the receiving coordinator.
     ConsumerDescribe(Vec<String>),
+}
+
+impl GroupCall {
+    /// The groups the call is about; empty for ListGroups, which is about
+    /// every group of the coordinator.
+    pub fn group_ids(&self) -> Vec<&str> {
+        let group_id = match self {
+            GroupCall::Join(request) => &request.group_id,
+            GroupCall::Sync(request) => &request.group_id,
+            GroupCall::Heartbeat(request) => &request.group_id,
+            GroupCall::Commit(request) => &request.group_id,
+            GroupCall::ConsumerHeartbeat(request) => &request.group_id,
+            GroupCall::Leave { group_id, .. }
+            | GroupCall::FetchOffsets { group_id, .. }
+            | GroupCall::DeleteOffsets { group_id, .. }
+            | GroupCall::Describe(group_id)
+            | GroupCall::Delete(group_id) => group_id,
+            GroupCall::List(_) => return Vec::new(),
+            GroupCall::ConsumerDescribe(group_ids) => {
+                return group_ids.iter().map(String::as_str).collect()
+            }
+        };
+        vec![group_id.as_str()]
+    }
 }
 
 #[derive(Debug)]

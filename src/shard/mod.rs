@@ -10,6 +10,7 @@
 pub mod groups;
 pub mod messages;
 pub mod owned;
+pub mod stall;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -60,6 +61,31 @@ where
         .expect("spawn executor")
         .join()
         .expect("executor thread")
+}
+
+/// Cores this process may run on (its affinity mask), in ascending order.
+pub fn allowed_cores() -> Vec<usize> {
+    core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|core| core.id)
+        .collect()
+}
+
+/// How many shards run when `--shards` is not given: one per core this
+/// process may use.
+pub fn default_shard_count() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// The core each of `count` shards is pinned to, in shard order: the first
+/// `count` allowed cores. `None` when there are more shards than cores; the
+/// shards then run unpinned.
+pub fn shard_cores(count: usize) -> Option<Vec<usize>> {
+    let cores = allowed_cores();
+    (cores.len() >= count).then(|| cores[..count].to_vec())
 }
 
 /// One shard's state. Lives on its own thread; other shards hold only its inbox.
@@ -158,11 +184,35 @@ impl Shard {
                 }
                 None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
             },
-            ShardRequest::Group(call) => {
-                ShardReply::Group(self.groups.call(&self.partitions, &self.view(), call).await)
+            ShardRequest::AlterTopicConfigs(changes) => match &self.controller {
+                Some(controller) => {
+                    let alter: LocalBoxFuture<'_, _> =
+                        Box::pin(controller.alter_topic_configs(self, changes));
+                    ShardReply::Applied(alter.await)
+                }
+                None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+            },
+            ShardRequest::CreatePartitions(growths) => match &self.controller {
+                Some(controller) => {
+                    let grow: LocalBoxFuture<'_, _> =
+                        Box::pin(controller.create_partitions(self, growths));
+                    ShardReply::Applied(grow.await)
+                }
+                None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+            },
+            ShardRequest::DeleteRecords(parts) => {
+                ShardReply::DeleteRecords(self.partitions.delete_records(parts).await)
             }
+            ShardRequest::PartitionSizes => ShardReply::PartitionSizes(self.partitions.sizes()),
+            ShardRequest::Group(call) => match self.groups.refuse_while_loading(&call) {
+                Some(error) => ShardReply::Failed(KafkaError::new(error)),
+                None => {
+                    ShardReply::Group(self.groups.call(&self.partitions, &self.view(), call).await)
+                }
+            },
             ShardRequest::InstallView(view) => {
-                *self.view.borrow_mut() = view;
+                let old = self.view.replace(view.clone());
+                self.partitions.reconfigure(&self.config, &old, &view);
                 ShardReply::Done
             }
             ShardRequest::Shutdown => {
@@ -244,19 +294,14 @@ where
     F: Future<Output = ()> + 'static,
 {
     let count = config.shards;
-    let cores: Vec<usize> = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|core| core.id)
-        .collect();
+    let cores = shard_cores(count);
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..count).map(|_| mpsc::unbounded()).unzip();
     let (ready_tx, ready_rx) = std_mpsc::channel();
     let mut threads = Vec::with_capacity(count);
     for (id, inbox) in receivers.into_iter().enumerate() {
-        let placement = if cores.len() >= count {
-            glommio::Placement::Fixed(cores[id])
-        } else {
-            glommio::Placement::Unbound
+        let placement = match &cores {
+            Some(cores) => glommio::Placement::Fixed(cores[id]),
+            None => glommio::Placement::Unbound,
         };
         let config = config.clone();
         let view = view.clone();
@@ -266,6 +311,9 @@ where
         let thread = glommio::LocalExecutorBuilder::new(placement)
             .name(&format!("shoal-shard-{id}"))
             .io_memory(SHARD_IO_MEMORY_BYTES)
+            .preempt_timer(Duration::from_millis(stall::PREEMPT_TIMER_MS))
+            .spin_before_park(Duration::from_micros(config.shard_spin_before_park_us))
+            .detect_stalls(Some(Box::new(stall::StallBudget)))
             .spawn(move || run_shard(id, config, view, inboxes, inbox, service, ready))
             .map_err(|error| format!("cannot start shard {id}: {error}"))?;
         threads.push(thread);

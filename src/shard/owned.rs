@@ -1,5 +1,6 @@
 //! The partitions one shard owns: their logs, and the per-partition work
-//! other shards ask of it (append, read, wait, list offsets).
+//! other shards ask of it (append, read, wait, list offsets, delete records),
+//! and the topic config changes it applies to them.
 //!
 //! Invariant: a `PartitionLog` is reachable only through the `OwnedPartitions`
 //! of its owner shard, so it is only ever touched by one thread.
@@ -16,7 +17,7 @@ use kafka_protocol::error::ResponseError;
 use super::messages::{FetchOutcome, FetchPart, KafkaError, ProducePart, TopicPartition};
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::log::{AppendResult, CleanerBudget, LogError, PartitionLog};
-use crate::metadata::TopicMeta;
+use crate::metadata::{ClusterView, TopicMeta};
 
 /// ListOffsets special timestamps (KIP-79, KIP-734, KIP-405).
 pub const LATEST_TIMESTAMP: i64 = -1;
@@ -24,6 +25,8 @@ pub const EARLIEST_TIMESTAMP: i64 = -2;
 pub const MAX_TIMESTAMP: i64 = -3;
 pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
+/// DeleteRecords offset meaning "up to the high watermark".
+pub const DELETE_TO_HIGH_WATERMARK: i64 = -1;
 
 pub struct OwnedPartitions {
     data_dir: PathBuf,
@@ -31,10 +34,16 @@ pub struct OwnedPartitions {
 }
 
 /// Storage errors as Kafka error codes, logged where they lose detail.
+/// Corrupt data and appends given up after a failed write are
+/// KAFKA_STORAGE_ERROR too; the log already logged those where it found
+/// them (once, not per retried fetch or produce).
 pub fn log_error_to_kafka(partition: &TopicPartition, error: &LogError) -> KafkaError {
     match error {
         LogError::OffsetOutOfRange { .. } => KafkaError::new(ResponseError::OffsetOutOfRange),
         LogError::Closed => KafkaError::new(ResponseError::NotLeaderOrFollower),
+        LogError::Corrupt { .. } | LogError::WriteFailed(_) => {
+            KafkaError::with_message(ResponseError::KafkaStorageError, error.to_string())
+        }
         other => {
             log::error!("partition {}: storage error: {other}", partition.dir_name());
             KafkaError::with_message(ResponseError::KafkaStorageError, other.to_string())
@@ -80,6 +89,13 @@ impl OwnedPartitions {
             let log = PartitionLog::open(dir, config.log.clone())
                 .await
                 .map_err(|error| log_error_to_kafka(&partition, &error))?;
+            let scanned_bytes = log.recovery_scanned_bytes();
+            if scanned_bytes > 0 {
+                log::info!(
+                    "partition {}: recovery scanned {scanned_bytes} bytes past the recovery point",
+                    partition.dir_name()
+                );
+            }
             self.logs.borrow_mut().insert(partition, log);
         }
         Ok(())
@@ -185,6 +201,52 @@ impl OwnedPartitions {
             }
         });
         futures_util::future::join_all(lookups).await
+    }
+
+    /// DeleteRecords: each partition's log start offset moved up to its
+    /// offset; the answer is the log start offset afterwards.
+    pub async fn delete_records(
+        &self,
+        parts: Vec<(TopicPartition, i64)>,
+    ) -> Vec<Result<i64, KafkaError>> {
+        let deletes = parts.into_iter().map(|(partition, offset)| async move {
+            let log = self.get(&partition)?;
+            let offset = match offset {
+                DELETE_TO_HIGH_WATERMARK => log.high_watermark(),
+                offset => offset,
+            };
+            log.delete_records(offset)
+                .await
+                .map_err(|error| log_error_to_kafka(&partition, &error))
+        });
+        futures_util::future::join_all(deletes).await
+    }
+
+    /// Bytes on disk (and queued for it) of every partition this shard owns.
+    pub fn sizes(&self) -> Vec<(TopicPartition, u64)> {
+        self.logs
+            .borrow()
+            .iter()
+            .map(|(partition, log)| (partition.clone(), log.size_bytes()))
+            .collect()
+    }
+
+    /// Applies the configs of every topic whose overrides differ between
+    /// `old` and `new` to the logs of it this shard owns. Produce-side
+    /// settings (`max.message.bytes`, timestamps) need nothing: the produce
+    /// path reads them from the view per request.
+    pub fn reconfigure(&self, broker: &BrokerConfig, old: &ClusterView, new: &ClusterView) {
+        for (partition, log) in self.logs.borrow().iter() {
+            let Some(topic) = new.topic(&partition.topic) else {
+                continue;
+            };
+            let changed = old
+                .topic(&partition.topic)
+                .is_some_and(|before| before.id == topic.id && before.configs != topic.configs);
+            if changed {
+                log.reconfigure(TopicConfig::resolve(broker, &topic.configs).log);
+            }
+        }
     }
 
     /// Writes every log's checkpoint (recovery point etc.).

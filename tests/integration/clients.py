@@ -5,7 +5,7 @@ import logging
 import time
 
 from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 REQUEST_TIMEOUT_S = 15.0
 CONSUME_TIMEOUT_S = 30.0
@@ -29,6 +29,14 @@ def create_topic(bootstrap, name, partitions, config=None):
     )
     futures[name].result(timeout=REQUEST_TIMEOUT_S)
     wait_for_partitions(bootstrap, name, partitions)
+
+
+def describe_topic_configs(bootstrap, name):
+    """{config name: ConfigEntry} of topic `name` per DescribeConfigs."""
+    resource = ConfigResource(ResourceType.TOPIC, name)
+    client = admin(bootstrap)  # kept alive until the answer is in
+    futures = client.describe_configs([resource], request_timeout=REQUEST_TIMEOUT_S)
+    return futures[resource].result(timeout=REQUEST_TIMEOUT_S)
 
 
 def topic_partitions(bootstrap, name, client=None):

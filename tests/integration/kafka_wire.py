@@ -9,6 +9,7 @@ import struct
 import time
 
 API_PRODUCE = 0
+API_FETCH = 1
 API_METADATA = 3
 API_VERSIONS = 18
 
@@ -16,6 +17,7 @@ API_VERSIONS = 18
 ERR_NONE = 0
 ERR_UNKNOWN_TOPIC_OR_PARTITION = 3
 ERR_MESSAGE_TOO_LARGE = 10
+ERR_KAFKA_STORAGE_ERROR = 56
 
 CLIENT_ID = b"shoal-tests"
 SOCKET_TIMEOUT_S = 10.0
@@ -159,3 +161,59 @@ def metadata(bootstrap, topics, allow_auto_topic_creation, timeout_s=SOCKET_TIME
         return name, (error_code, dict(reader.array(partition)))
 
     return brokers, dict(reader.array(topic))
+
+
+FETCH_VERSION = 4
+# Byte offsets inside a RecordBatch v2 header.
+BATCH_HEADER_BYTES = 61
+BATCH_LENGTH_PREFIX_BYTES = 12
+LAST_OFFSET_DELTA_AT = 23
+
+
+def fetch(bootstrap, partitions, max_bytes=64 << 20, timeout_s=SOCKET_TIMEOUT_S):
+    """Fetch v4 (no wait) on a fresh connection. partitions is
+    [(topic, partition, offset, partition_max_bytes)]; returns
+    {(topic, partition): (error_code, high_watermark, records_bytes)}."""
+    by_topic = {}
+    for topic, partition, offset, partition_max_bytes in partitions:
+        by_topic.setdefault(topic, []).append(struct.pack(">iqi", partition, offset, partition_max_bytes))
+    body = struct.pack(">iiiib", -1, 0, 0, max_bytes, 0) + struct.pack(">i", len(by_topic))
+    for topic, parts in by_topic.items():
+        body += string(topic) + struct.pack(">i", len(parts)) + b"".join(parts)
+    with connect(bootstrap, timeout_s) as sock:
+        sock.sendall(frame(request_header(API_FETCH, FETCH_VERSION, 13) + body))
+        reader = Reader(read_response(sock, 13, timeout_s))
+    reader.take(">i")  # throttle_time_ms
+    out = {}
+
+    def partition(topic):
+        index, error_code, high_watermark, _last_stable = reader.take(">ihqq")
+        reader.array(lambda: reader.take(">qq"))  # aborted transactions
+        size = reader.take(">i")
+        records = b"" if size < 0 else reader.data[reader.pos : reader.pos + size]
+        reader.pos += max(size, 0)
+        out[(topic, index)] = (error_code, high_watermark, records)
+
+    def topic():
+        name = reader.string()
+        reader.array(lambda: partition(name))
+
+    reader.array(topic)
+    return out
+
+
+def batch_offsets(records):
+    """[(base_offset, last_offset)] of the complete batches in a Fetch
+    response's records bytes (a trailing partial batch is ignored, as
+    clients do)."""
+    out = []
+    pos = 0
+    while pos + BATCH_HEADER_BYTES <= len(records):
+        base_offset, batch_length = struct.unpack_from(">qi", records, pos)
+        total = BATCH_LENGTH_PREFIX_BYTES + batch_length
+        if pos + total > len(records):
+            break
+        (delta,) = struct.unpack_from(">i", records, pos + LAST_OFFSET_DELTA_AT)
+        out.append((base_offset, base_offset + delta))
+        pos += total
+    return out

@@ -193,8 +193,8 @@ def test_admin_sees_consumer_protocol_groups(broker_factory, topic):
 
 @pytest.mark.shoal_only
 def test_a_group_resumes_from_its_commits_after_a_broker_restart(broker_factory, topic):
-    """Membership is in memory, committed offsets are durable: after a restart
-    the group forms again and reads on from where it committed."""
+    """Committed offsets are durable: after a restart a new member of the
+    group reads on from where the group committed."""
     broker = broker_factory(overrides=BROKER_OVERRIDES, shards=2)
     clients.create_topic(broker.bootstrap, topic, PARTITIONS)
     group_id = f"{topic}-group"
@@ -224,3 +224,53 @@ def test_a_group_resumes_from_its_commits_after_a_broker_restart(broker_factory,
         after.consumer.close()
     assert sorted(value for _, _, value in before.seen) == sorted(first_batch)
     assert sorted(value for _, _, value in after.seen) == sorted(second_batch), "resumed elsewhere"
+
+
+@pytest.mark.shoal_only
+def test_membership_survives_a_broker_kill(broker_factory, topic):
+    """Members, epochs and assignments are durable records: after `kill -9`
+    and a restart the members carry on heartbeating with their epochs, and
+    no partition is revoked or reassigned."""
+    broker = broker_factory(overrides=BROKER_OVERRIDES, shards=2)
+    clients.create_topic(broker.bootstrap, topic, PARTITIONS)
+    group_id = f"{topic}-group"
+    produce(broker.bootstrap, topic, 0)
+    changes = []
+    members = []
+    for name in ["a", "b"]:
+        member = Member(group_consumer(broker.bootstrap, group_id, client_id=f"durable-{name}"))
+        member.consumer.subscribe(
+            [topic],
+            on_assign=lambda c, tps, name=name: changes.append((name, "assign", sorted(tp.partition for tp in tps))),
+            on_revoke=lambda c, tps, name=name: changes.append((name, "revoke", sorted(tp.partition for tp in tps))),
+            on_lost=lambda c, tps, name=name: changes.append((name, "lost", sorted(tp.partition for tp in tps))),
+        )
+        members.append(member)
+    try:
+        run_until(members, lambda: disjoint_and_complete(members, PARTITIONS // 2), "a stable split")
+        before = [sorted(member.partitions()) for member in members]
+        settled = len(changes)
+
+        broker.kill9()
+        broker.start()
+        second_batch = produce(broker.bootstrap, topic, PARTITIONS * RECORDS_PER_PARTITION)
+        run_until(
+            members,
+            lambda: sum(len(m.seen) for m in members) >= 2 * len(second_batch),
+            "the records produced after the restart",
+        )
+        # A few more heartbeat intervals, to let a fencing show if there is one.
+        deadline = time.monotonic() + 4 * HEARTBEAT_INTERVAL_MS / 1000
+        while time.monotonic() < deadline:
+            for member in members:
+                member.poll()
+        assert changes[settled:] == [], "the restart moved partitions"
+        assert [sorted(member.partitions()) for member in members] == before
+        admin = clients.admin(broker.bootstrap)
+        described = admin.describe_consumer_groups([group_id], request_timeout=clients.REQUEST_TIMEOUT_S)[
+            group_id
+        ].result(timeout=clients.REQUEST_TIMEOUT_S)
+        assert sorted(m.client_id for m in described.members) == ["durable-a", "durable-b"]
+    finally:
+        for member in members:
+            member.consumer.close()

@@ -15,8 +15,8 @@ use crate::metadata::TopicMeta;
 use crate::server::connection::ConnectionContext;
 
 /// Kafka's ConfigResource.Type codes.
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
+pub(super) const RESOURCE_TOPIC: i8 = 2;
+pub(super) const RESOURCE_BROKER: i8 = 4;
 
 /// Kafka's ConfigSource codes.
 pub const SOURCE_DYNAMIC_TOPIC: i8 = 1;
@@ -181,6 +181,16 @@ fn broker_config_entries(broker: &BrokerConfig) -> Vec<(&'static str, String, i8
             TYPE_INT,
         ),
         (
+            "log.message.timestamp.after.max.ms",
+            broker.log_message_timestamp_after_max_ms.to_string(),
+            TYPE_LONG,
+        ),
+        (
+            "log.message.timestamp.before.max.ms",
+            broker.log_message_timestamp_before_max_ms.to_string(),
+            TYPE_LONG,
+        ),
+        (
             "log.message.timestamp.type",
             broker.log_message_timestamp_type.clone(),
             TYPE_STRING,
@@ -221,6 +231,11 @@ fn broker_config_entries(broker: &BrokerConfig) -> Vec<(&'static str, String, i8
             "num.partitions",
             broker.num_partitions.to_string(),
             TYPE_INT,
+        ),
+        (
+            "shard.spin.before.park.us",
+            broker.shard_spin_before_park_us.to_string(),
+            TYPE_LONG,
         ),
         (
             "socket.request.max.bytes",

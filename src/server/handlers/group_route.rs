@@ -59,6 +59,8 @@ pub async fn call_group(
     let owner = view.owner(OFFSETS_TOPIC, offsets_partition(group_id, partitions));
     match context.shard.call(owner, ShardRequest::Group(call)).await {
         ShardReply::Group(answer) => Ok(answer),
+        ShardReply::Failed(error) => Err(ResponseError::try_from_code(error.code)
+            .unwrap_or(ResponseError::CoordinatorNotAvailable)),
         _ => Err(ResponseError::CoordinatorNotAvailable),
     }
 }

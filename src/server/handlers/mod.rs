@@ -5,19 +5,24 @@
 //! into responses; they hold no partition state of their own (fetch sessions,
 //! which belong to a connection's shard, are the one exception).
 
+mod alter_configs;
 mod api_versions;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
+mod create_partitions;
 mod create_topics;
 mod delete_groups;
+mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
 mod fetch;
 mod find_coordinator;
 mod group_route;
 mod heartbeat;
+mod incremental_alter_configs;
 mod join_group;
 mod leave_group;
 mod list_groups;
@@ -165,6 +170,26 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
         Request::ConsumerGroupDescribe(request) => encode(
             &header,
             &consumer_group_describe::handle(context, &header, request).await,
+        ),
+        Request::IncrementalAlterConfigs(request) => encode(
+            &header,
+            &incremental_alter_configs::handle(context, &header, request).await,
+        ),
+        Request::AlterConfigs(request) => encode(
+            &header,
+            &alter_configs::handle(context, &header, request).await,
+        ),
+        Request::CreatePartitions(request) => encode(
+            &header,
+            &create_partitions::handle(context, &header, request).await,
+        ),
+        Request::DeleteRecords(request) => encode(
+            &header,
+            &delete_records::handle(context, &header, request).await,
+        ),
+        Request::DescribeLogDirs(request) => encode(
+            &header,
+            &describe_log_dirs::handle(context, &header, request).await,
         ),
     }
 }

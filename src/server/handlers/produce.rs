@@ -45,8 +45,50 @@ fn batch_error(error: BatchError) -> KafkaError {
     KafkaError::with_message(code, message)
 }
 
-/// Checks every batch in `records`; returns the batches' total size.
-fn validate_batches(records: &[u8], max_batch_bytes: usize) -> Result<(), KafkaError> {
+/// The CreateTime window a topic accepts, `[earliest_ms, latest_ms]`, from
+/// `message.timestamp.before.max.ms` and `message.timestamp.after.max.ms`.
+#[derive(Debug, Clone, Copy)]
+struct TimestampWindow {
+    earliest_ms: i64,
+    latest_ms: i64,
+}
+
+impl TimestampWindow {
+    /// None under LogAppendTime: the broker's clock replaces the timestamps.
+    fn of(config: &TopicConfig, now_ms: i64) -> Option<TimestampWindow> {
+        (!config.log_append_time).then(|| TimestampWindow {
+            earliest_ms: now_ms.saturating_sub(config.timestamp_before_max_ms),
+            latest_ms: now_ms.saturating_add(config.timestamp_after_max_ms),
+        })
+    }
+
+    /// Checks a batch's first and max timestamps from its header, so that
+    /// compressed batches stay undecoded (Kafka decompresses to check every
+    /// record). The future bound is exact: `maxTimestamp` is the largest
+    /// record timestamp. The past bound checks the first record, so an older
+    /// record placed later in the same batch is not caught.
+    fn check(&self, header: &batch::BatchHeader) -> Result<(), KafkaError> {
+        for timestamp in [header.base_timestamp.get(), header.max_timestamp.get()] {
+            if !(self.earliest_ms..=self.latest_ms).contains(&timestamp) {
+                return Err(KafkaError::with_message(
+                    ResponseError::InvalidTimestamp,
+                    format!(
+                        "Timestamp {timestamp} of a record batch is out of range. The timestamp should be within [{}, {}]",
+                        self.earliest_ms, self.latest_ms
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks every batch in `records`: framing, CRC, size and timestamps.
+fn validate_batches(
+    records: &[u8],
+    max_batch_bytes: usize,
+    window: Option<TimestampWindow>,
+) -> Result<(), KafkaError> {
     if records.is_empty() {
         return Err(KafkaError::with_message(
             ResponseError::InvalidRecord,
@@ -55,7 +97,11 @@ fn validate_batches(records: &[u8], max_batch_bytes: usize) -> Result<(), KafkaE
     }
     let mut position = 0;
     while position < records.len() {
-        position += batch::validate(&records[position..], max_batch_bytes).map_err(batch_error)?;
+        let batch = &records[position..];
+        position += batch::validate(batch, max_batch_bytes).map_err(batch_error)?;
+        if let (Some(window), Some(header)) = (window, batch::BatchHeader::view(batch)) {
+            window.check(header)?;
+        }
     }
     Ok(())
 }
@@ -149,13 +195,15 @@ pub async fn handle(
                 continue;
             }
             let records = partition.records.as_deref().unwrap_or_default();
-            let checked = validate_batches(records, config.max_message_bytes).and_then(|()| {
-                if config.log.compact {
-                    check_keys(records, &meta.name, partition.index)
-                } else {
-                    Ok(())
-                }
-            });
+            let window = TimestampWindow::of(config, now);
+            let checked =
+                validate_batches(records, config.max_message_bytes, window).and_then(|()| {
+                    if config.log.compact {
+                        check_keys(records, &meta.name, partition.index)
+                    } else {
+                        Ok(())
+                    }
+                });
             if let Err(error) = checked {
                 log::debug!(
                     "produce to {}-{} refused: {:?}",

@@ -1,0 +1,216 @@
+//! The log's produce path and its index, on a real glommio shard and real
+//! files:
+//!
+//! - `offset_assignment`: `PartitionLog::append` without waiting, i.e. the
+//!   synchronous half every produce request pays on the owner shard (offsets
+//!   and leader epoch patched into the batches, index entries, tail cache,
+//!   queueing). Writes run between measured stretches, not inside them.
+//! - `segment_append`: `append` until the bytes are written to the segment
+//!   file (`acks=1`), with the group writer coalescing concurrent appends;
+//!   `flush.policy=none`, so this is the write path without the disk's sync.
+//! - `index_lookup`: the offset and time index searches every fetch and
+//!   ListOffsets starts with, on an index as full as a 1 GiB segment's.
+//!
+//! Throughput is in record-batch bytes (appends) or lookups.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use kafka_protocol::records::Compression;
+use shoal::log::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use shoal::log::{AppendWait, FlushPolicy, LogConfig, PartitionLog};
+use shoal::protocol::records::{encode_batch, ProducerRecord};
+
+/// Records per appended batch, of `VALUE_SIZE_BYTES` each: a producer's
+/// batch at `linger.ms` 5 under moderate load.
+const RECORDS_PER_BATCH: [usize; 2] = [16, 256];
+const VALUE_SIZE_BYTES: usize = 100;
+/// Appends between two drains in `offset_assignment`: bounds the bytes
+/// queued in memory while only the synchronous half is timed.
+const APPENDS_PER_DRAIN: u64 = 256;
+/// Concurrent appends in `segment_append`, as pipelined requests give.
+const APPENDS_IN_FLIGHT: u64 = 16;
+/// Segments small enough that retention, run at every drain, keeps the
+/// bench's disk use to a few of them.
+const SEGMENT_BYTES: u64 = 64 << 20;
+const RETENTION_BYTES: i64 = 128 << 20;
+/// A 1 GiB segment indexed every 4 KiB (Kafka's `index.interval.bytes`).
+const INDEX_ENTRIES: u32 = (1 << 30) / 4096;
+
+fn batch(records: usize) -> Bytes {
+    let value = Bytes::from(vec![b'v'; VALUE_SIZE_BYTES]);
+    let records: Vec<ProducerRecord> = (0..records)
+        .map(|_| ProducerRecord {
+            key: None,
+            value: Some(value.clone()),
+        })
+        .collect();
+    encode_batch(&records, Compression::None, 1_700_000_000_000).expect("encodes")
+}
+
+fn config() -> LogConfig {
+    LogConfig {
+        segment_bytes: SEGMENT_BYTES,
+        flush_policy: FlushPolicy::None,
+        retention_bytes: RETENTION_BYTES,
+        ..LogConfig::default()
+    }
+}
+
+/// Runs `body` with a fresh log on a one-shard glommio executor in a
+/// temporary directory, removed afterwards.
+fn with_log<T: Send + 'static>(
+    body: impl FnOnce(Rc<PartitionLog>) -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>>
+        + Send
+        + 'static,
+) -> T {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("bench-0");
+    let result = shoal::shard::block_on(move || async move {
+        let log = PartitionLog::open(path, config()).await.expect("opens");
+        let result = body(log.clone()).await;
+        log.close().await.expect("closes");
+        result
+    });
+    drop(dir);
+    result
+}
+
+/// Waits until everything appended so far is written, then applies
+/// retention so the bench's files stay few.
+async fn drain(log: &Rc<PartitionLog>, batch: &Bytes) {
+    log.append(BytesMut::from(&batch[..]), AppendWait::Written, None)
+        .await
+        .expect("append");
+    log.enforce_retention(i64::MAX).await.expect("retention");
+}
+
+fn offset_assignment(c: &mut Criterion) {
+    let mut group = c.benchmark_group("offset_assignment");
+    for records in RECORDS_PER_BATCH {
+        let batch = batch(records);
+        group.throughput(Throughput::Bytes(batch.len() as u64));
+        group.bench_with_input(
+            BenchmarkId::new("records_per_batch", records),
+            &batch,
+            |b, batch| {
+                b.iter_custom(|iters| {
+                    let batch = batch.clone();
+                    with_log(move |log| {
+                        Box::pin(async move {
+                            let mut measured = Duration::ZERO;
+                            let mut left = iters;
+                            while left > 0 {
+                                let stretch = left.min(APPENDS_PER_DRAIN);
+                                // Copies made outside the timed stretch: a
+                                // produce request hands the log its own buffer.
+                                let copies: Vec<BytesMut> =
+                                    (0..stretch).map(|_| BytesMut::from(&batch[..])).collect();
+                                let start = Instant::now();
+                                for copy in copies {
+                                    black_box(log.append(copy, AppendWait::Nothing, None).await)
+                                        .expect("append");
+                                }
+                                measured += start.elapsed();
+                                left -= stretch;
+                                drain(&log, &batch).await;
+                            }
+                            measured
+                        })
+                    })
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+fn segment_append(c: &mut Criterion) {
+    let mut group = c.benchmark_group("segment_append");
+    for records in RECORDS_PER_BATCH {
+        let batch = batch(records);
+        group.throughput(Throughput::Bytes(batch.len() as u64));
+        group.bench_with_input(
+            BenchmarkId::new("records_per_batch", records),
+            &batch,
+            |b, batch| {
+                b.iter_custom(|iters| {
+                    let batch = batch.clone();
+                    with_log(move |log| {
+                        Box::pin(async move {
+                            let start = Instant::now();
+                            let mut left = iters;
+                            while left > 0 {
+                                let wave = left.min(APPENDS_IN_FLIGHT);
+                                let appends = (0..wave).map(|_| {
+                                    log.append(
+                                        BytesMut::from(&batch[..]),
+                                        AppendWait::Written,
+                                        None,
+                                    )
+                                });
+                                for result in futures_util::future::join_all(appends).await {
+                                    result.expect("append");
+                                }
+                                left -= wave;
+                                if left % (APPENDS_PER_DRAIN * APPENDS_IN_FLIGHT) < wave {
+                                    log.enforce_retention(i64::MAX).await.expect("retention");
+                                }
+                            }
+                            start.elapsed()
+                        })
+                    })
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+fn index_lookup(c: &mut Criterion) {
+    let mut offsets = OffsetIndex::default();
+    let mut times = TimeIndex::default();
+    for entry in 0..INDEX_ENTRIES {
+        offsets.push(OffsetEntry {
+            relative_offset: entry * 40,
+            position: entry * 4096,
+        });
+        times.push(TimeEntry {
+            timestamp: 1_700_000_000_000 + i64::from(entry) * 10,
+            relative_offset: entry * 40,
+        });
+    }
+    // Spread-out targets so the branch predictor and caches see a fetch
+    // mix, not one hot key.
+    let targets: Vec<u32> = (0..1024u32)
+        .map(|n| n.wrapping_mul(2_654_435_761) % (INDEX_ENTRIES * 40))
+        .collect();
+    let mut group = c.benchmark_group("index_lookup");
+    group.throughput(Throughput::Elements(targets.len() as u64));
+    group.bench_function("offset_1GiB_segment", |b| {
+        b.iter(|| {
+            for &target in &targets {
+                black_box(offsets.lookup(black_box(target)));
+            }
+        })
+    });
+    group.bench_function("time_1GiB_segment", |b| {
+        b.iter(|| {
+            for &target in &targets {
+                black_box(times.lookup(black_box(1_700_000_000_000 + i64::from(target) / 4)));
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .measurement_time(Duration::from_secs(5))
+        .warm_up_time(Duration::from_secs(1));
+    targets = offset_assignment, segment_append, index_lookup
+}
+criterion_main!(benches);

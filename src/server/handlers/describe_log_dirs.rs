@@ -1,0 +1,108 @@
+//! DescribeLogDirs: shoal has one log directory, the data directory. Every
+//! shard reports the size of the partitions it owns; the answer lists those
+//! asked for (all when the topic list is null), each with offset lag 0 (one
+//! replica, no future log), and from v4 the volume's total and usable bytes.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use kafka_protocol::messages::describe_log_dirs_response::{
+    DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
+};
+use kafka_protocol::messages::{
+    DescribeLogDirsRequest, DescribeLogDirsResponse, RequestHeader, TopicName,
+};
+
+use super::str_bytes;
+use crate::server::connection::ConnectionContext;
+use crate::shard::messages::{ShardReply, ShardRequest};
+
+/// Kafka's value for sizes a version does not carry or cannot tell.
+const UNKNOWN_BYTES: i64 = -1;
+
+/// (total, usable) bytes of the filesystem holding `path`, from statvfs.
+fn volume_bytes(path: &Path) -> Option<(i64, i64)> {
+    let path = CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is NUL-terminated and `stats` is written by the call
+    // before it is read, which happens only when the call succeeded.
+    let stats = unsafe {
+        if libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stats.assume_init()
+    };
+    let block_bytes = stats.f_frsize as i64;
+    Some((
+        (stats.f_blocks as i64).saturating_mul(block_bytes),
+        (stats.f_bavail as i64).saturating_mul(block_bytes),
+    ))
+}
+
+pub async fn handle(
+    context: &ConnectionContext,
+    header: &RequestHeader,
+    request: DescribeLogDirsRequest,
+) -> DescribeLogDirsResponse {
+    let version = header.request_api_version;
+    let calls = (0..context.shard.count()).map(|owner| {
+        let shard = context.shard.clone();
+        async move { shard.call(owner, ShardRequest::PartitionSizes).await }
+    });
+    // topic → partition → size; a BTreeMap so the answer comes sorted.
+    let mut sizes: BTreeMap<String, BTreeMap<i32, u64>> = BTreeMap::new();
+    for reply in futures_util::future::join_all(calls).await {
+        if let ShardReply::PartitionSizes(partitions) = reply {
+            for (partition, size) in partitions {
+                sizes
+                    .entry(partition.topic.to_string())
+                    .or_default()
+                    .insert(partition.partition, size);
+            }
+        }
+    }
+    let wanted = |topic: &str, partition: i32| match &request.topics {
+        None => true,
+        Some(topics) => topics
+            .iter()
+            .any(|t| t.topic.0.as_str() == topic && t.partitions.contains(&partition)),
+    };
+    let topics = sizes
+        .into_iter()
+        .filter_map(|(topic, partitions)| {
+            let partitions: Vec<DescribeLogDirsPartition> = partitions
+                .into_iter()
+                .filter(|&(partition, _)| wanted(&topic, partition))
+                .map(|(partition, size)| {
+                    let mut entry = DescribeLogDirsPartition::default();
+                    entry.partition_index = partition;
+                    entry.partition_size = i64::try_from(size).unwrap_or(i64::MAX);
+                    entry.offset_lag = 0;
+                    entry.is_future_key = false;
+                    entry
+                })
+                .collect();
+            if partitions.is_empty() {
+                return None;
+            }
+            let mut entry = DescribeLogDirsTopic::default();
+            entry.name = TopicName(str_bytes(topic));
+            entry.partitions = partitions;
+            Some(entry)
+        })
+        .collect();
+    let data_dir = &context.shard.config.data_dir;
+    let mut result = DescribeLogDirsResult::default();
+    result.log_dir = str_bytes(data_dir.display().to_string());
+    result.topics = topics;
+    (result.total_bytes, result.usable_bytes) = if version >= 4 {
+        volume_bytes(data_dir).unwrap_or((UNKNOWN_BYTES, UNKNOWN_BYTES))
+    } else {
+        (UNKNOWN_BYTES, UNKNOWN_BYTES)
+    };
+    let mut response = DescribeLogDirsResponse::default();
+    response.results = vec![result];
+    response
+}
