@@ -495,6 +495,45 @@ fn a_close_stops_a_slow_pass_and_leaves_the_log_as_it_was() {
 }
 
 #[test]
+fn delete_records_during_a_pass_wins() {
+    with_dir(|dir| async move {
+        let log = PartitionLog::open(dir.clone(), compacted()).await.unwrap();
+        churn(&log, 10, 16, |_, _| false).await;
+        let cut = log.log_end_offset() / 2;
+        let slow = CleanerBudget {
+            map_bytes: MAP_BYTES,
+            io_bytes_per_second: 40_000.0,
+        };
+        let pass = {
+            let log = log.clone();
+            glommio::spawn_local(async move { log.clean(NOW_MS, slow).await })
+        };
+        glommio::timer::sleep(std::time::Duration::from_millis(150)).await;
+        assert_eq!(log.delete_records(cut).await.unwrap(), cut);
+        pass.await.unwrap();
+        let check = |read: Read| {
+            assert!(read.iter().all(|(offset, ..)| *offset >= cut));
+            read
+        };
+        let after = check(contents(&log).await);
+        assert_eq!(log.log_start_offset(), cut);
+        let in_flight = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                let name = name.to_str().unwrap();
+                name.ends_with(".cleaned") || name.ends_with(".swap")
+            })
+            .count();
+        assert_eq!(in_flight, 0);
+        log.close().await.unwrap();
+        let log = PartitionLog::open(dir, compacted()).await.unwrap();
+        assert_eq!(log.log_start_offset(), cut);
+        assert_eq!(check(contents(&log).await), after);
+    });
+}
+
+#[test]
 fn reads_racing_a_pass_see_whole_batches() {
     with_dir(|dir| async move {
         let log = PartitionLog::open(dir, compacted()).await.unwrap();

@@ -93,11 +93,13 @@
 //! list then changes in one step, the old files go, the new ones take their
 //! names. Recovery deletes `.cleaned` files and finishes any `.swap`. Batches
 //! in a cleaned segment may hold fewer records than offsets and leave offset
-//! gaps between them, so recovery checks that offsets grow, not that they are
-//! contiguous; segments still chain exactly (a cleaned group keeps its last
-//! batch, emptied if need be). `shoal.cleaner` holds the cleaner offset (the
-//! dirty section starts there) and the earliest delete horizon of a kept
-//! tombstone:
+//! gaps between them, so in a log the cleaner has touched (one with a
+//! `shoal.cleaner`, written before its first swap) recovery and reads check
+//! that offsets grow; elsewhere, that they follow on. Segments still chain
+//! exactly (a cleaned group keeps its last batch, emptied if need be), and a
+//! `delete_records` during a pass wins: a group it took segments from is not
+//! swapped in. `shoal.cleaner` holds the cleaner offset (the dirty section
+//! starts there) and the earliest delete horizon of a kept tombstone:
 //!
 //! ```text
 //! shoal-cleaner 1

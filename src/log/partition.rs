@@ -1122,7 +1122,20 @@ impl PartitionLog {
         let mut map = OffsetMap::new(budget.map_bytes, (dirty_end - first_dirty) as u64);
         let mut pacer = Pacer::new(&self.closing, budget.io_bytes_per_second);
         let map_end =
-            cleaner::build_offset_map(&range.segments, first_dirty, &mut map, &mut pacer).await?;
+            match cleaner::build_offset_map(&range.segments, first_dirty, &mut map, &mut pacer)
+                .await
+            {
+                Ok(map_end) => map_end,
+                // `delete_records` removed segments under the pass: the next
+                // pass starts from what is left.
+                Err(_) if self.any_removed(&range.segments) => {
+                    return Ok(CleanOutcome {
+                        cleaner_offset: self.cleaner_offset.get(),
+                        ..CleanOutcome::default()
+                    })
+                }
+                Err(e) => return Err(e),
+            };
         let to_clean: Vec<Rc<Segment>> = range
             .segments
             .into_iter()
@@ -1157,6 +1170,9 @@ impl PartitionLog {
                 Err(e) => {
                     self.remove_cleaner_files(group[0].base_offset, CLEANED_SUFFIX)
                         .await;
+                    if self.any_removed(&group) {
+                        continue;
+                    }
                     return Err(e);
                 }
             };
@@ -1256,6 +1272,14 @@ impl PartitionLog {
         }
         sync_dir(&self.dir).await?;
         Ok(true)
+    }
+
+    /// Whether any of `segments` left the segment list (`delete_records`).
+    fn any_removed(&self, segments: &[Rc<Segment>]) -> bool {
+        let list = self.segments.borrow();
+        segments
+            .iter()
+            .any(|s| !list.iter().any(|kept| Rc::ptr_eq(kept, s)))
     }
 
     /// Where `group` starts in the segment list, if all of it is still
