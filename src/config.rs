@@ -16,12 +16,24 @@ pub const DEFAULT_DATA_DIR: &str = "./shoal-data";
 /// Kafka's `message.max.bytes` default: 1 MiB plus record batch overhead.
 pub const MESSAGE_MAX_BYTES_DEFAULT: usize = 1_048_588;
 pub use crate::log::{
-    INDEX_INTERVAL_BYTES_DEFAULT, RETENTION_BYTES_DEFAULT, RETENTION_MS_DEFAULT,
-    SEGMENT_BYTES_DEFAULT, SEGMENT_MS_DEFAULT,
+    DELETE_RETENTION_MS_DEFAULT, INDEX_INTERVAL_BYTES_DEFAULT, MAX_COMPACTION_LAG_MS_DEFAULT,
+    MIN_CLEANABLE_DIRTY_RATIO_DEFAULT, MIN_COMPACTION_LAG_MS_DEFAULT, RETENTION_BYTES_DEFAULT,
+    RETENTION_MS_DEFAULT, SEGMENT_BYTES_DEFAULT, SEGMENT_MS_DEFAULT,
 };
 pub use crate::protocol::frame::SOCKET_REQUEST_MAX_BYTES_DEFAULT;
 /// Kafka's `log.retention.check.interval.ms` default, 5 minutes.
 pub const RETENTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 300_000;
+/// Kafka's `log.cleaner.dedupe.buffer.size` default: 128 MiB for the whole
+/// broker, divided between the shards (each shard runs its own cleaner).
+pub const CLEANER_DEDUPE_BUFFER_BYTES_DEFAULT: u64 = 128 << 20;
+/// Smallest `log.cleaner.dedupe.buffer.size` accepted (Kafka's floor for
+/// one cleaner thread).
+pub const CLEANER_DEDUPE_BUFFER_BYTES_MIN: u64 = 1 << 20;
+/// Kafka's `log.cleaner.backoff.ms` default: the pause when no log needs cleaning.
+pub const CLEANER_BACKOFF_MS_DEFAULT: u64 = 15_000;
+/// Kafka's `offsets.topic.segment.bytes` default: `__consumer_offsets`
+/// segments roll sooner than data segments so the cleaner can compact them.
+pub const OFFSETS_TOPIC_SEGMENT_BYTES_DEFAULT: u64 = 104_857_600;
 /// Kafka's `log.flush.offset.checkpoint.interval.ms` default.
 pub const CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 60_000;
 /// Fsync interval for `flush.policy=interval` when `flush.ms` is not set.
@@ -86,6 +98,29 @@ pub struct BrokerConfig {
     /// shoal's own: `shard.spin.before.park.us`.
     pub shard_spin_before_park_us: u64,
     pub log_message_timestamp_type: String,
+    /// `log.cleanup.policy`: the default `cleanup.policy` of topics.
+    pub log_cleanup_policy: String,
+    /// `log.cleaner.enable`: whether the shards run their cleaners.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.dedupe.buffer.size`: bytes of key→offset maps of all
+    /// shards together.
+    pub log_cleaner_dedupe_buffer_size: u64,
+    /// `log.cleaner.backoff.ms`: the pause when no log needs cleaning.
+    pub log_cleaner_backoff_ms: u64,
+    /// `log.cleaner.io.max.bytes.per.second`: bytes the cleaners of all
+    /// shards together read and write per second.
+    pub log_cleaner_io_max_bytes_per_second: f64,
+    /// `log.cleaner.min.cleanable.ratio`: default `min.cleanable.dirty.ratio`.
+    pub log_cleaner_min_cleanable_ratio: f64,
+    /// `log.cleaner.min.compaction.lag.ms`: default `min.compaction.lag.ms`.
+    pub log_cleaner_min_compaction_lag_ms: i64,
+    /// `log.cleaner.max.compaction.lag.ms`: default `max.compaction.lag.ms`.
+    pub log_cleaner_max_compaction_lag_ms: i64,
+    /// `log.cleaner.delete.retention.ms`: default `delete.retention.ms`.
+    pub log_cleaner_delete_retention_ms: i64,
+    /// `offsets.topic.segment.bytes`: `segment.bytes` of `__consumer_offsets`
+    /// when it is created.
+    pub offsets_topic_segment_bytes: u64,
     pub log_message_timestamp_before_max_ms: i64,
     pub log_message_timestamp_after_max_ms: i64,
     /// The group coordinator's settings (`group.*`, `offsets.*`).
@@ -120,6 +155,16 @@ impl BrokerConfig {
             fetch_max_bytes: FETCH_MAX_BYTES_DEFAULT,
             shard_spin_before_park_us: SHARD_SPIN_BEFORE_PARK_US_DEFAULT,
             log_message_timestamp_type: "CreateTime".to_string(),
+            log_cleanup_policy: "delete".to_string(),
+            log_cleaner_enable: true,
+            log_cleaner_dedupe_buffer_size: CLEANER_DEDUPE_BUFFER_BYTES_DEFAULT,
+            log_cleaner_backoff_ms: CLEANER_BACKOFF_MS_DEFAULT,
+            log_cleaner_io_max_bytes_per_second: f64::MAX,
+            log_cleaner_min_cleanable_ratio: MIN_CLEANABLE_DIRTY_RATIO_DEFAULT,
+            log_cleaner_min_compaction_lag_ms: MIN_COMPACTION_LAG_MS_DEFAULT,
+            log_cleaner_max_compaction_lag_ms: MAX_COMPACTION_LAG_MS_DEFAULT,
+            log_cleaner_delete_retention_ms: DELETE_RETENTION_MS_DEFAULT,
+            offsets_topic_segment_bytes: OFFSETS_TOPIC_SEGMENT_BYTES_DEFAULT,
             log_message_timestamp_before_max_ms: TIMESTAMP_BEFORE_MAX_MS_DEFAULT,
             log_message_timestamp_after_max_ms: TIMESTAMP_AFTER_MAX_MS_DEFAULT,
             group: GroupConfig::default(),
@@ -191,6 +236,39 @@ impl BrokerConfig {
                 timestamp_type(value)?;
                 self.log_message_timestamp_type = value.to_string();
             }
+            "log.cleanup.policy" => {
+                validate_cleanup_policy(value)?;
+                self.log_cleanup_policy = value.to_string();
+            }
+            "log.cleaner.enable" => self.log_cleaner_enable = parse(key, value)?,
+            "log.cleaner.dedupe.buffer.size" => {
+                self.log_cleaner_dedupe_buffer_size =
+                    parse_range(key, value, CLEANER_DEDUPE_BUFFER_BYTES_MIN, i64::MAX as u64)?
+            }
+            "log.cleaner.backoff.ms" => {
+                self.log_cleaner_backoff_ms = parse_range(key, value, 0, i64::MAX as u64)?
+            }
+            "log.cleaner.io.max.bytes.per.second" => {
+                let rate: f64 = parse(key, value)?;
+                if rate.is_nan() || rate <= 0.0 {
+                    return Err(ConfigError(format!(
+                        "invalid value {value} for configuration {key}: value must be above 0"
+                    )));
+                }
+                self.log_cleaner_io_max_bytes_per_second = rate;
+            }
+            "log.cleaner.min.cleanable.ratio" => {
+                self.log_cleaner_min_cleanable_ratio = dirty_ratio(key, value)?
+            }
+            "log.cleaner.min.compaction.lag.ms" => {
+                self.log_cleaner_min_compaction_lag_ms = parse_range(key, value, 0, i64::MAX)?
+            }
+            "log.cleaner.max.compaction.lag.ms" => {
+                self.log_cleaner_max_compaction_lag_ms = parse_range(key, value, 1, i64::MAX)?
+            }
+            "log.cleaner.delete.retention.ms" => {
+                self.log_cleaner_delete_retention_ms = parse_range(key, value, 0, i64::MAX)?
+            }
             "log.message.timestamp.before.max.ms" => {
                 self.log_message_timestamp_before_max_ms = parse_range(key, value, 0, i64::MAX)?
             }
@@ -232,6 +310,9 @@ impl BrokerConfig {
             "offset.metadata.max.bytes" => {
                 self.group.offset_metadata_max_bytes =
                     parse_range(key, value, 0, i32::MAX as usize)?
+            }
+            "offsets.topic.segment.bytes" => {
+                self.offsets_topic_segment_bytes = parse_range(key, value, 14, i32::MAX as u64)?
             }
             "offsets.topic.num.partitions" => {
                 self.group.offsets_topic_num_partitions =
@@ -347,6 +428,17 @@ fn validate_cleanup_policy(value: &str) -> Result<(), ConfigError> {
     }
 }
 
+/// A `min.cleanable.dirty.ratio`: a fraction in [0, 1].
+fn dirty_ratio(key: &str, value: &str) -> Result<f64, ConfigError> {
+    let ratio: f64 = parse(key, value)?;
+    if !(0.0..=1.0).contains(&ratio) {
+        return Err(ConfigError(format!(
+            "invalid value {value} for configuration {key}: value must be in [0, 1]"
+        )));
+    }
+    Ok(ratio)
+}
+
 fn validate_compression(value: &str) -> Result<(), ConfigError> {
     match value {
         "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Ok(()),
@@ -361,13 +453,17 @@ fn validate_compression(value: &str) -> Result<(), ConfigError> {
 pub const TOPIC_CONFIG_NAMES: &[&str] = &[
     "cleanup.policy",
     "compression.type",
+    "delete.retention.ms",
     "flush.ms",
     "flush.policy",
     "index.interval.bytes",
+    "max.compaction.lag.ms",
     "max.message.bytes",
     "message.timestamp.after.max.ms",
     "message.timestamp.before.max.ms",
     "message.timestamp.type",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
     "min.insync.replicas",
     "retention.bytes",
     "retention.ms",
@@ -378,15 +474,19 @@ pub const TOPIC_CONFIG_NAMES: &[&str] = &[
 /// The broker's default for one topic config, as a string.
 pub fn topic_config_default(broker: &BrokerConfig, name: &str) -> Option<String> {
     let value = match name {
-        "cleanup.policy" => "delete".to_string(),
+        "cleanup.policy" => broker.log_cleanup_policy.clone(),
         "compression.type" => "producer".to_string(),
+        "delete.retention.ms" => broker.log_cleaner_delete_retention_ms.to_string(),
         "flush.ms" => broker.log_flush_interval_ms.to_string(),
         "flush.policy" => broker.log_flush_policy.clone(),
         "index.interval.bytes" => broker.log_index_interval_bytes.to_string(),
+        "max.compaction.lag.ms" => broker.log_cleaner_max_compaction_lag_ms.to_string(),
         "max.message.bytes" => broker.message_max_bytes.to_string(),
         "message.timestamp.after.max.ms" => broker.log_message_timestamp_after_max_ms.to_string(),
         "message.timestamp.before.max.ms" => broker.log_message_timestamp_before_max_ms.to_string(),
         "message.timestamp.type" => broker.log_message_timestamp_type.clone(),
+        "min.cleanable.dirty.ratio" => broker.log_cleaner_min_cleanable_ratio.to_string(),
+        "min.compaction.lag.ms" => broker.log_cleaner_min_compaction_lag_ms.to_string(),
         "min.insync.replicas" => "1".to_string(),
         "retention.bytes" => broker.log_retention_bytes.to_string(),
         "retention.ms" => broker.log_retention_ms.to_string(),
@@ -400,6 +500,11 @@ pub fn topic_config_default(broker: &BrokerConfig, name: &str) -> Option<String>
 /// The broker config a topic config falls back to (Kafka's synonym).
 pub fn topic_config_broker_synonym(name: &str) -> Option<&'static str> {
     Some(match name {
+        "cleanup.policy" => "log.cleanup.policy",
+        "delete.retention.ms" => "log.cleaner.delete.retention.ms",
+        "max.compaction.lag.ms" => "log.cleaner.max.compaction.lag.ms",
+        "min.cleanable.dirty.ratio" => "log.cleaner.min.cleanable.ratio",
+        "min.compaction.lag.ms" => "log.cleaner.min.compaction.lag.ms",
         "flush.ms" => "log.flush.interval.ms",
         "flush.policy" => "log.flush.policy",
         "index.interval.bytes" => "log.index.interval.bytes",
@@ -421,6 +526,11 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError>
     match name {
         "cleanup.policy" => validate_cleanup_policy(value),
         "compression.type" => validate_compression(value),
+        "delete.retention.ms" | "min.compaction.lag.ms" => {
+            parse_range::<i64>(name, value, 0, i64::MAX).map(drop)
+        }
+        "max.compaction.lag.ms" => parse_range::<i64>(name, value, 1, i64::MAX).map(drop),
+        "min.cleanable.dirty.ratio" => dirty_ratio(name, value).map(drop),
         "flush.ms" => parse_range::<u64>(name, value, 1, u64::MAX).map(drop),
         "flush.policy" => flush_policy(value, FLUSH_INTERVAL_MS_DEFAULT).map(drop),
         "index.interval.bytes" => parse_range::<u32>(name, value, 0, i32::MAX as u32).map(drop),
@@ -560,9 +670,16 @@ impl TopicConfig {
         };
         // A compact-only topic (`__consumer_offsets`) is never cut by time
         // or size: only `cleanup.policy` with `delete` is.
-        let deletes = effective("cleanup.policy")
-            .split(',')
-            .any(|policy| policy.trim() == "delete");
+        let policy = effective("cleanup.policy");
+        let has_policy = |wanted: &str| policy.split(',').any(|p| p.trim() == wanted);
+        let deletes = has_policy("delete");
+        let compact = has_policy("compact");
+        let max_compaction_lag_ms = effective("max.compaction.lag.ms")
+            .parse()
+            .unwrap_or(broker.log_cleaner_max_compaction_lag_ms);
+        let segment_ms = effective("segment.ms")
+            .parse()
+            .unwrap_or(broker.log_roll_ms);
         let retention = |name: &str, broker_default: i64| -> i64 {
             if deletes {
                 effective(name).parse().unwrap_or(broker_default)
@@ -577,9 +694,13 @@ impl TopicConfig {
             segment_bytes: effective("segment.bytes")
                 .parse()
                 .unwrap_or(broker.log_segment_bytes),
-            segment_ms: effective("segment.ms")
-                .parse()
-                .unwrap_or(broker.log_roll_ms),
+            // As in Kafka, a compacted topic rolls by `max.compaction.lag.ms`
+            // too: the active segment is never cleaned.
+            segment_ms: if compact {
+                segment_ms.min(u64::try_from(max_compaction_lag_ms).unwrap_or(u64::MAX))
+            } else {
+                segment_ms
+            },
             index_interval_bytes: effective("index.interval.bytes")
                 .parse()
                 .unwrap_or(broker.log_index_interval_bytes),
@@ -587,6 +708,17 @@ impl TopicConfig {
                 .unwrap_or(FlushPolicy::Sync),
             retention_ms: retention("retention.ms", broker.log_retention_ms),
             retention_bytes: retention("retention.bytes", broker.log_retention_bytes),
+            compact,
+            delete_retention_ms: effective("delete.retention.ms")
+                .parse()
+                .unwrap_or(broker.log_cleaner_delete_retention_ms),
+            min_cleanable_dirty_ratio: effective("min.cleanable.dirty.ratio")
+                .parse()
+                .unwrap_or(broker.log_cleaner_min_cleanable_ratio),
+            min_compaction_lag_ms: effective("min.compaction.lag.ms")
+                .parse()
+                .unwrap_or(broker.log_cleaner_min_compaction_lag_ms),
+            max_compaction_lag_ms,
             ..LogConfig::default()
         };
         TopicConfig {
@@ -707,6 +839,81 @@ mod tests {
             let topic = TopicConfig::resolve(&broker, &overrides);
             assert_eq!(topic.log.retention_bytes, retained, "{policy}");
         }
+    }
+
+    #[test]
+    fn compaction_configs_resolve_with_kafkas_names_and_defaults() {
+        let mut broker = BrokerConfig::new(PathBuf::from("/tmp/x"), 2);
+        let topic = TopicConfig::resolve(&broker, &BTreeMap::new());
+        assert!(!topic.log.compact);
+        assert_eq!(topic.log.delete_retention_ms, 86_400_000);
+        assert_eq!(topic.log.min_cleanable_dirty_ratio, 0.5);
+        assert_eq!(topic.log.min_compaction_lag_ms, 0);
+        assert_eq!(topic.log.max_compaction_lag_ms, i64::MAX);
+        assert_eq!(
+            topic_config_default(&broker, "min.cleanable.dirty.ratio").unwrap(),
+            "0.5"
+        );
+        broker
+            .set("log.cleaner.min.cleanable.ratio", "0.25")
+            .unwrap();
+        broker
+            .set("log.cleaner.delete.retention.ms", "1000")
+            .unwrap();
+        broker
+            .set("log.cleaner.min.compaction.lag.ms", "5")
+            .unwrap();
+        broker
+            .set("log.cleaner.max.compaction.lag.ms", "60000")
+            .unwrap();
+        broker.set("log.cleaner.backoff.ms", "100").unwrap();
+        broker.set("log.cleaner.enable", "false").unwrap();
+        broker
+            .set("log.cleaner.dedupe.buffer.size", "2097152")
+            .unwrap();
+        broker
+            .set("log.cleaner.io.max.bytes.per.second", "1e7")
+            .unwrap();
+        assert_eq!(broker.log_cleaner_io_max_bytes_per_second, 1e7);
+        assert!(broker
+            .set("log.cleaner.io.max.bytes.per.second", "0")
+            .is_err());
+        assert!(broker
+            .set("log.cleaner.dedupe.buffer.size", "1000")
+            .is_err());
+        assert!(broker
+            .set("log.cleaner.min.cleanable.ratio", "1.5")
+            .is_err());
+        assert!(broker
+            .set("log.cleaner.max.compaction.lag.ms", "0")
+            .is_err());
+        assert!(!broker.log_cleaner_enable);
+        assert_eq!(broker.log_cleaner_backoff_ms, 100);
+        assert_eq!(broker.log_cleaner_dedupe_buffer_size, 2 << 20);
+        let overrides = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("min.compaction.lag.ms".to_string(), "7".to_string()),
+        ]);
+        let topic = TopicConfig::resolve(&broker, &overrides);
+        assert!(topic.log.compact);
+        assert_eq!(topic.log.min_cleanable_dirty_ratio, 0.25);
+        assert_eq!(topic.log.delete_retention_ms, 1000);
+        assert_eq!(topic.log.min_compaction_lag_ms, 7);
+        // A compacted topic rolls by max.compaction.lag.ms as well.
+        assert_eq!(topic.log.segment_ms, 60_000);
+        assert_eq!(topic.log.retention_ms, -1);
+        broker.set("log.cleanup.policy", "compact,delete").unwrap();
+        let topic = TopicConfig::resolve(&broker, &BTreeMap::new());
+        assert!(topic.log.compact);
+        assert_eq!(topic.log.retention_ms, RETENTION_MS_DEFAULT);
+        assert!(validate_topic_config("min.cleanable.dirty.ratio", "0.9").is_ok());
+        assert!(validate_topic_config("min.cleanable.dirty.ratio", "-0.1").is_err());
+        assert!(validate_topic_config("delete.retention.ms", "-1").is_err());
+        assert!(validate_topic_config("max.compaction.lag.ms", "0").is_err());
+        assert_eq!(
+            topic_config_broker_synonym("min.cleanable.dirty.ratio"),
+            Some("log.cleaner.min.cleanable.ratio")
+        );
     }
 
     #[test]

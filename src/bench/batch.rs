@@ -22,11 +22,10 @@ const ATTRIBUTES_OFFSET: usize = CRC_OFFSET + 4;
 /// Longest zigzag varint of an i32.
 const VARINT_BYTES_MAX: usize = 5;
 /// A record's fixed fields after its length: attributes, timestamp delta (0),
-/// offset delta (up to a varint), key length (-1), value length (a varint)
-/// and header count (0).
-const RECORD_OVERHEAD_BYTES_MAX: usize = 1 + 1 + VARINT_BYTES_MAX + 1 + VARINT_BYTES_MAX + 1;
+/// offset delta, key length, value length (varints) and header count (0).
+const RECORD_OVERHEAD_BYTES_MAX: usize = 1 + 1 + 3 * VARINT_BYTES_MAX + 1;
 
-/// One batch being filled: keyless records whose values the caller supplies.
+/// One batch being filled: records whose keys and values the caller supplies.
 pub struct BatchBuilder {
     compression: Compression,
     records: BytesMut,
@@ -53,43 +52,54 @@ impl BatchBuilder {
         self.count == 0
     }
 
-    /// Whether a record of `value_bytes` would take the uncompressed records
-    /// past `batch_bytes`. An empty batch always takes one record, as
-    /// Kafka's producer does with a record larger than `batch.size`.
-    pub fn is_full(&self, value_bytes: usize, batch_bytes: usize) -> bool {
+    /// Whether a record of `payload_bytes` (key and value) would take the
+    /// uncompressed records past `batch_bytes`. An empty batch always takes
+    /// one record, as Kafka's producer does with a record larger than
+    /// `batch.size`.
+    pub fn is_full(&self, payload_bytes: usize, batch_bytes: usize) -> bool {
         self.count > 0
             && BATCH_HEADER_SIZE
                 + self.records.len()
                 + VARINT_BYTES_MAX
                 + RECORD_OVERHEAD_BYTES_MAX
-                + value_bytes
+                + payload_bytes
                 > batch_bytes
     }
 
-    /// Appends a keyless record whose value is `value`, with its first bytes
-    /// replaced by `stamp` (the end-to-end timestamp) when given.
-    pub fn push(&mut self, value: &[u8], stamp: Option<&[u8]>, timestamp_ms: i64) {
+    /// Appends a record with `key` (none: keyless) and `value`, the value's
+    /// first bytes replaced by `stamp` (the end-to-end timestamp) when given.
+    pub fn push(
+        &mut self,
+        key: Option<&[u8]>,
+        value: &[u8],
+        stamp: Option<&[u8]>,
+        timestamp_ms: i64,
+    ) {
         if self.count == 0 {
             self.timestamp_ms = timestamp_ms;
         }
+        let key_len = key.map_or(-1, |k| i32::try_from(k.len()).unwrap_or(i32::MAX));
         let value_len = i32::try_from(value.len()).unwrap_or(i32::MAX);
-        let mut fields = [0u8; RECORD_OVERHEAD_BYTES_MAX];
+        let mut head = [0u8; RECORD_OVERHEAD_BYTES_MAX];
         let mut at = 0;
-        fields[at] = 0; // attributes
+        head[at] = 0; // attributes
         at += 1;
-        at += put_varint(&mut fields[at..], 0); // timestamp delta
-        at += put_varint(&mut fields[at..], self.count); // offset delta
-        at += put_varint(&mut fields[at..], -1); // null key
-        at += put_varint(&mut fields[at..], value_len);
-        let value_at = at;
+        at += put_varint(&mut head[at..], 0); // timestamp delta
+        at += put_varint(&mut head[at..], self.count); // offset delta
+        at += put_varint(&mut head[at..], key_len);
+        let mut value_length = [0u8; VARINT_BYTES_MAX];
+        let value_length_len = put_varint(&mut value_length, value_len);
         let headers_bytes = 1;
-        let body_len = value_at + value.len() + headers_bytes;
+        let key = key.unwrap_or_default();
+        let body_len = at + key.len() + value_length_len + value.len() + headers_bytes;
         let mut length = [0u8; VARINT_BYTES_MAX];
         let length_len = put_varint(&mut length, i32::try_from(body_len).unwrap_or(i32::MAX));
 
         self.records.reserve(length_len + body_len);
         self.records.put_slice(&length[..length_len]);
-        self.records.put_slice(&fields[..value_at]);
+        self.records.put_slice(&head[..at]);
+        self.records.put_slice(key);
+        self.records.put_slice(&value_length[..value_length_len]);
         match stamp {
             Some(stamp) if stamp.len() <= value.len() => {
                 self.records.put_slice(stamp);
@@ -184,9 +194,9 @@ mod tests {
             for round in 0..2 {
                 for i in 0..200u64 {
                     let stamp = (round * 1000 + i).to_be_bytes();
-                    builder.push(&value, Some(&stamp), 1_700_000_000_000);
+                    builder.push(None, &value, Some(&stamp), 1_700_000_000_000);
                 }
-                builder.push(&value[..3], None, 0);
+                builder.push(Some(b"key"), &value[..3], None, 0);
                 assert_eq!(builder.len(), 201);
                 let built = builder.finish().unwrap();
                 assert!(builder.is_empty());
@@ -196,11 +206,12 @@ mod tests {
                 for (i, record) in decoded.records.iter().enumerate() {
                     assert_eq!(record.offset, i as i64);
                     assert_eq!(record.timestamp, 1_700_000_000_000);
-                    assert_eq!(record.key, None);
                     let got = record.value.as_deref().unwrap();
                     if i == 200 {
+                        assert_eq!(record.key.as_deref(), Some(&b"key"[..]));
                         assert_eq!(got, &value[..3]);
                     } else {
+                        assert_eq!(record.key, None);
                         let stamp = (round * 1000 + i as u64).to_be_bytes();
                         assert_eq!(&got[..8], stamp);
                         assert_eq!(&got[8..], &value[8..]);
@@ -214,7 +225,7 @@ mod tests {
     fn fullness_counts_header_and_record_overhead() {
         let mut builder = BatchBuilder::new(Compression::None);
         assert!(!builder.is_full(1 << 20, 100), "an empty batch takes one");
-        builder.push(&[0; 100], None, 0);
+        builder.push(None, &[0; 100], None, 0);
         assert!(builder.is_full(100, 200));
         assert!(!builder.is_full(100, 400));
         let built = builder.finish().unwrap();

@@ -99,6 +99,10 @@ pub struct BenchArgs {
     /// Bytes of each record's value.
     #[arg(long, default_value_t = 100)]
     pub record_size: usize,
+    /// Give the records keys, cycling through this many distinct 8-byte ones
+    /// (for compacted topics); keyless when omitted.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keys: Option<u64>,
     /// Records to send or receive in total [default: run for 10 s].
     #[arg(long, conflicts_with = "duration")]
     pub records: Option<u64>,

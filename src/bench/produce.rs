@@ -77,6 +77,7 @@ pub(super) fn spawn(
         batch_bytes: args.batch_bytes,
         linger: Duration::from_millis(args.linger_ms),
         payload: payload(args.record_size),
+        keys: args.keys,
         stamped,
     });
     let connections = args.connections;
@@ -115,8 +116,13 @@ struct Shared {
     batch_bytes: usize,
     linger: Duration,
     payload: Vec<u8>,
+    /// `--keys`: record `n` gets key `n % keys` as a u64 BE.
+    keys: Option<u64>,
     stamped: bool,
 }
+
+/// Bytes of a `--keys` key: a u64, big-endian.
+const KEY_BYTES: usize = 8;
 
 /// One producer thread's share of the work.
 struct Plan {
@@ -253,7 +259,8 @@ fn write_loop(
     open: &mut [Open],
     meter: &Meter,
 ) -> anyhow::Result<()> {
-    let value_bytes = shared.payload.len();
+    let key_bytes = if shared.keys.is_some() { KEY_BYTES } else { 0 };
+    let payload_bytes = key_bytes + shared.payload.len();
     let mut seq = 0u64;
     let mut sticky = 0usize;
     while !meter.stopped() {
@@ -267,11 +274,11 @@ fn write_loop(
             }
             if open[sticky]
                 .builder
-                .is_full(value_bytes, shared.batch_bytes)
+                .is_full(payload_bytes, shared.batch_bytes)
             {
                 let next = (1..open.len())
                     .map(|k| (sticky + k) % open.len())
-                    .find(|&i| !open[i].builder.is_full(value_bytes, shared.batch_bytes));
+                    .find(|&i| !open[i].builder.is_full(payload_bytes, shared.batch_bytes));
                 match next {
                     Some(next) => sticky = next,
                     None => break 'gather,
@@ -283,7 +290,9 @@ fn write_loop(
                 batch.opened_at = now;
             }
             let stamp = shared.stamped.then(|| stamp(due.unwrap_or(now)));
+            let key = shared.keys.map(|keys| (seq % keys).to_be_bytes());
             batch.builder.push(
+                key.as_ref().map(|k| &k[..]),
                 &shared.payload,
                 stamp.as_ref().map(|s| &s[..]),
                 timestamp_ms,
@@ -297,7 +306,7 @@ fn write_loop(
                 let batch = &open[i];
                 !batch.builder.is_empty()
                     && (exhausted
-                        || batch.builder.is_full(value_bytes, shared.batch_bytes)
+                        || batch.builder.is_full(payload_bytes, shared.batch_bytes)
                         || now >= batch.opened_at + shared.linger)
             })
             .collect();

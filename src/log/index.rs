@@ -112,6 +112,12 @@ impl TimeIndex {
         self.entries.last().copied()
     }
 
+    /// The entry of the first batch (every segment indexes its first batch):
+    /// about the segment's oldest timestamp.
+    pub fn first(&self) -> Option<TimeEntry> {
+        self.entries.first().copied()
+    }
+
     /// How many entries there are: a mark to `truncate_to` later.
     pub fn entry_count(&self) -> usize {
         self.entries.len()

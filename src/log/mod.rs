@@ -15,9 +15,13 @@
 //!   (12-byte entries: i64 BE largest timestamp so far, u32 BE relative offset
 //!   of the batch holding it) formats, as Kafka lays them out. Both are kept in
 //!   memory and written whole when a segment is sealed (rolled or closed).
-//! - `checkpoint.rs`: the `shoal.checkpoint` text file.
+//! - `checkpoint.rs`: the `shoal.checkpoint` and `shoal.cleaner` text files.
 //! - `recovery.rs`: what `open` does with what it finds on disk.
-//! - `partition.rs`: [`PartitionLog`], its append/read paths and the writer.
+//! - `partition.rs`: [`PartitionLog`], its append/read paths, the writer,
+//!   retention, and the cleaning pass's bookkeeping (which segments, the
+//!   swap into the segment list).
+//! - `cleaner.rs`: compaction's pieces: the key→offset map, the pacing, the
+//!   rewriting of a group of segments into `.cleaned` files.
 //!
 //! Checkpoint format (`shoal.checkpoint`, replaced atomically by writing
 //! `shoal.checkpoint.tmp`, fdatasync, rename, fsync of the directory):
@@ -39,7 +43,7 @@
 //! Recovery: trusted segments are checked only by their last index entry (one
 //! header read: it must name the last batch and end the file). The first
 //! untrusted segment and every later one are scanned batch by batch with
-//! `batch::validate` and offset continuity; the first torn or corrupt batch
+//! `batch::validate_stored` and growing offsets; the first torn or corrupt batch
 //! truncates its file there and deletes every later segment. As in Kafka, the
 //! segment holding the recovery point is scanned whole: after a crash, that is
 //! the active segment (at most `segment.bytes`).
@@ -83,12 +87,35 @@
 //! Runtime config changes (`PartitionLog::reconfigure`) replace the
 //! `LogConfig`; each setting applies from its next use.
 //!
-//! Not yet here: compaction, leader epoch
+//! Compaction (`PartitionLog::clean`, see `cleaner.rs`): only sealed
+//! segments, never the active one, under the same lock as retention. A
+//! cleaned group is complete once its files are renamed `.swap`; the segment
+//! list then changes in one step, the old files go, the new ones take their
+//! names. Recovery deletes `.cleaned` files and finishes any `.swap`. Batches
+//! in a cleaned segment may hold fewer records than offsets and leave offset
+//! gaps between them, so in a log the cleaner has touched (one with a
+//! `shoal.cleaner`, written before its first swap) recovery and reads check
+//! that offsets grow; elsewhere, that they follow on. Segments still chain
+//! exactly (a cleaned group keeps its last batch, emptied if need be), and a
+//! `delete_records` during a pass wins: a group it took segments from is not
+//! swapped in. `shoal.cleaner` holds the cleaner offset (the dirty section
+//! starts there) and the earliest delete horizon of a kept tombstone:
+//!
+//! ```text
+//! shoal-cleaner 1
+//! cleaner_offset 5000
+//! tombstone_horizon_ms 9223372036854775807
+//! ```
+//!
+//! Not yet here: leader epoch
 //! changes and truncation to an epoch (KIP-101), producer state snapshots.
 //! Indexes of every segment are held in memory (Kafka mmaps them); the age of
 //! a segment for `segment.ms` restarts when the log is opened.
 
 mod checkpoint;
+mod cleaner;
+#[cfg(test)]
+mod cleaner_tests;
 pub mod index;
 mod partition;
 mod recovery;
@@ -114,6 +141,14 @@ pub const RETENTION_MS_DEFAULT: i64 = 7 * 24 * 60 * 60 * 1000;
 pub const RETENTION_BYTES_DEFAULT: i64 = -1;
 /// Kafka's `index.interval.bytes` default.
 pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
+/// Kafka's `delete.retention.ms` default: tombstones stay a day after cleaning.
+pub const DELETE_RETENTION_MS_DEFAULT: i64 = 24 * 60 * 60 * 1000;
+/// Kafka's `min.cleanable.dirty.ratio` default.
+pub const MIN_CLEANABLE_DIRTY_RATIO_DEFAULT: f64 = 0.5;
+/// Kafka's `min.compaction.lag.ms` default: records may be cleaned at once.
+pub const MIN_COMPACTION_LAG_MS_DEFAULT: i64 = 0;
+/// Kafka's `max.compaction.lag.ms` default (`Long.MAX_VALUE`): no deadline.
+pub const MAX_COMPACTION_LAG_MS_DEFAULT: i64 = i64::MAX;
 /// Newest batches kept in memory per partition so that consumers at the tail
 /// are served without touching the file: a few seconds of a busy partition.
 pub const TAIL_CACHE_BYTES_DEFAULT: usize = 4 << 20;
@@ -148,6 +183,20 @@ pub struct LogConfig {
     /// `retention.bytes`: oldest closed segments are deleted while the log
     /// without them still holds this much; -1 means no size limit.
     pub retention_bytes: i64,
+    /// `cleanup.policy` includes `compact`: the cleaner keeps the latest
+    /// record of every key.
+    pub compact: bool,
+    /// `delete.retention.ms`: how long a tombstone outlives the cleaning that
+    /// first saw it.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: the share of the log that must be dirty
+    /// before it is cleaned.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: records younger than this stay uncleaned.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty record older than this makes the log
+    /// cleanable whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -160,6 +209,11 @@ impl Default for LogConfig {
             tail_cache_bytes: TAIL_CACHE_BYTES_DEFAULT,
             retention_ms: RETENTION_MS_DEFAULT,
             retention_bytes: RETENTION_BYTES_DEFAULT,
+            compact: false,
+            delete_retention_ms: DELETE_RETENTION_MS_DEFAULT,
+            min_cleanable_dirty_ratio: MIN_CLEANABLE_DIRTY_RATIO_DEFAULT,
+            min_compaction_lag_ms: MIN_COMPACTION_LAG_MS_DEFAULT,
+            max_compaction_lag_ms: MAX_COMPACTION_LAG_MS_DEFAULT,
         }
     }
 }
@@ -183,6 +237,40 @@ pub struct RetentionOutcome {
     pub deleted_segments: usize,
     /// The log start offset afterwards.
     pub log_start_offset: i64,
+}
+
+/// Why the cleaner should take a log now (`PartitionLog::cleaning_need`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CleaningNeed {
+    /// Dirty bytes over cleanable bytes; the dirtiest log goes first.
+    pub dirty_ratio: f64,
+    /// `max.compaction.lag.ms` passed, or tombstones reached their delete
+    /// horizon: goes before any log that is only dirty.
+    pub urgent: bool,
+}
+
+/// A shard's share of the cleaner's broker-wide limits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CleanerBudget {
+    /// Bytes of the key→offset map (`log.cleaner.dedupe.buffer.size`).
+    pub map_bytes: usize,
+    /// Bytes read and written per second
+    /// (`log.cleaner.io.max.bytes.per.second`).
+    pub io_bytes_per_second: f64,
+}
+
+/// What one cleaning pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanOutcome {
+    /// Segments rewritten, and the segments they became.
+    pub segments_before: usize,
+    pub segments_after: usize,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// Superseded records, expired tombstones and keyless records dropped.
+    pub records_removed: u64,
+    /// Where the next pass's dirty section starts.
+    pub cleaner_offset: i64,
 }
 
 /// Offsets given to one `append`.

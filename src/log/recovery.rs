@@ -1,20 +1,22 @@
 //! What `PartitionLog::open` makes of a partition directory: which segments
-//! to trust, which to scan, where to cut a torn tail.
+//! to trust, which to scan, where to cut a torn tail, and how to finish a
+//! cleaning pass a crash interrupted.
 //!
-//! Invariant: after `recover`, every segment holds only complete, CRC-valid
-//! batches with contiguous offsets, each segment starts where the previous
-//! ends, and the in-memory indexes describe exactly those batches.
+//! Invariant: after `recover`, no `.cleaned` or `.swap` file is left, every
+//! segment holds only complete, CRC-valid batches with growing offsets
+//! (contiguous unless the cleaner left gaps), each segment starts where the
+//! previous ends, and the in-memory indexes describe exactly those batches.
 
 use std::path::Path;
 use std::rc::Rc;
 
 use glommio::io::BufferedFile;
 
-use super::checkpoint::{self, read_whole, CHECKPOINT_TMP_FILE};
+use super::checkpoint::{self, read_whole, CHECKPOINT_TMP_FILE, CLEANER_FILE, CLEANER_TMP_FILE};
 use super::index::{OffsetIndex, TimeIndex, OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES};
-use super::segment::{self, Segment, SegmentIndexes};
+use super::segment::{self, Segment, SegmentIndexes, CLEANED_SUFFIX, SWAP_SUFFIX};
 use super::{LogError, SEGMENT_BYTES_MAX};
-use crate::protocol::batch::{validate, BatchError, BatchHeader, BATCH_HEADER_SIZE};
+use crate::protocol::batch::{validate_stored, BatchError, BatchHeader, BATCH_HEADER_SIZE};
 
 /// Bytes read per step of a scan: large enough to amortize the read, small
 /// enough not to matter next to the shard's memory.
@@ -25,6 +27,9 @@ pub struct Recovered {
     pub log_start_offset: i64,
     pub leader_epoch: i32,
     pub scanned_bytes: u64,
+    /// The cleaner has worked on this log (it has a `shoal.cleaner`): its
+    /// segments may have offset gaps.
+    pub offset_gaps: bool,
 }
 
 pub async fn recover(dir: &Path, index_interval_bytes: u32) -> Result<Recovered, LogError> {
@@ -38,6 +43,11 @@ pub async fn recover(dir: &Path, index_interval_bytes: u32) -> Result<Recovered,
         Err(e) => return Err(e),
     };
     remove_if_present(&dir.join(CHECKPOINT_TMP_FILE))?;
+    remove_if_present(&dir.join(CLEANER_TMP_FILE))?;
+    // Written before the cleaner first replaces a segment, so a log without
+    // it has no gaps, and any gap in it is damage.
+    let offset_gaps = dir.join(CLEANER_FILE).exists();
+    finish_cleaning(dir, index_interval_bytes).await?;
     let recovery_point = checkpoint.map_or(i64::MIN, |c| c.recovery_point);
     let bases = segment_bases(dir)?;
     let now = super::partition::now_ms();
@@ -84,6 +94,7 @@ pub async fn recover(dir: &Path, index_interval_bytes: u32) -> Result<Recovered,
             base,
             now,
         ));
+        segment.offset_gaps.set(offset_gaps);
         let scan = scan(&segment, size, index_interval_bytes).await?;
         scanned_bytes += scan.valid_bytes;
         let is_last = i + 1 == bases.len();
@@ -121,11 +132,15 @@ pub async fn recover(dir: &Path, index_interval_bytes: u32) -> Result<Recovered,
     if segments.is_empty() {
         segments.push(Rc::new(Segment::new(dir, log_start_offset, now)));
     }
+    for segment in &segments {
+        segment.offset_gaps.set(offset_gaps);
+    }
     Ok(Recovered {
         segments,
         log_start_offset,
         leader_epoch: checkpoint.map_or(0, |c| c.leader_epoch),
         scanned_bytes,
+        offset_gaps,
     })
 }
 
@@ -138,14 +153,80 @@ fn segment_bases(dir: &Path) -> Result<Vec<i64>, LogError> {
         let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".log")) else {
             continue;
         };
-        if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
-            if let Ok(base) = stem.parse::<i64>() {
-                bases.push(base);
-            }
-        }
+        bases.extend(segment_base(stem));
     }
     bases.sort_unstable();
     Ok(bases)
+}
+
+/// What a cleaning pass interrupted by a crash left behind. `.cleaned`
+/// files were still being written: they go. A `{base}.log.swap` is a
+/// complete cleaned segment (its indexes were renamed before it) replacing
+/// the segments from `base` to its end: those go, and the `.swap` files take
+/// their final names, as the pass would have done.
+async fn finish_cleaning(dir: &Path, index_interval_bytes: u32) -> Result<(), LogError> {
+    let mut swapped = Vec::new();
+    let mut changed = false;
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        if name.ends_with(CLEANED_SUFFIX) {
+            remove_if_present(&dir.join(name))?;
+            changed = true;
+        } else if let Some(base) = name
+            .strip_suffix(SWAP_SUFFIX)
+            .and_then(|n| n.strip_suffix(".log"))
+            .and_then(segment_base)
+        {
+            swapped.push(base);
+        }
+    }
+    swapped.sort_unstable();
+    for base in swapped {
+        let swap_path = segment::with_suffix(segment::log_path(dir, base), SWAP_SUFFIX);
+        let file = Segment::open_file(&swap_path).await?;
+        let size = file.file_size().await?;
+        let swap = Segment::existing(dir, base, file, size, SegmentIndexes::empty(), base, 0);
+        swap.offset_gaps.set(true);
+        let end = scan(&swap, size, index_interval_bytes).await?.next_offset;
+        swap.close().await?;
+        let replaced: Vec<i64> = segment_bases(dir)?
+            .into_iter()
+            .filter(|&b| b > base && b < end)
+            .collect();
+        ::log::warn!(
+            "{}: finishing an interrupted cleaning: segment {base} replaces {} more",
+            dir.display(),
+            replaced.len()
+        );
+        delete_segments(dir, &replaced)?;
+        for path in [
+            segment::index_path(dir, base),
+            segment::time_index_path(dir, base),
+            segment::log_path(dir, base),
+        ] {
+            let swap = segment::with_suffix(path.clone(), SWAP_SUFFIX);
+            if swap.exists() {
+                std::fs::rename(&swap, &path)?;
+            }
+        }
+        changed = true;
+    }
+    if changed {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// The base offset a segment file stem names: 20 digits.
+fn segment_base(stem: &str) -> Option<i64> {
+    if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
+        stem.parse().ok()
+    } else {
+        None
+    }
 }
 
 fn remove_if_present(path: &Path) -> Result<(), LogError> {
@@ -232,7 +313,8 @@ async fn trust(
 struct Scan {
     indexes: SegmentIndexes,
     next_offset: i64,
-    /// Bytes of complete, valid, contiguous batches from the segment start.
+    /// Bytes of complete, valid batches with growing offsets from the
+    /// segment start.
     valid_bytes: u64,
     /// Why the scan stopped before the end of the file.
     reason: String,
@@ -256,7 +338,7 @@ async fn scan(segment: &Segment, size: u64, index_interval_bytes: u32) -> Result
         let mut cursor = 0;
         while cursor < buf.len() {
             let rest = &buf[cursor..];
-            let batch_size = match validate(rest, SEGMENT_BYTES_MAX as usize) {
+            let batch_size = match validate_stored(rest, SEGMENT_BYTES_MAX as usize) {
                 Ok(batch_size) => batch_size,
                 Err(BatchError::Truncated) => break,
                 Err(e) => {
@@ -272,8 +354,15 @@ async fn scan(segment: &Segment, size: u64, index_interval_bytes: u32) -> Result
                 return Ok(scan);
             }
             let last_offset = header.last_offset();
-            if header.base_offset.get() != scan.next_offset
-                || last_offset < scan.next_offset
+            // Offsets follow on, or, where the cleaner may have dropped whole
+            // batches, grow.
+            let in_place = if segment.offset_gaps.get() {
+                header.base_offset.get() >= scan.next_offset
+            } else {
+                header.base_offset.get() == scan.next_offset
+            };
+            if !in_place
+                || last_offset < header.base_offset.get()
                 || last_offset - base > i64::from(u32::MAX)
             {
                 scan.reason = format!(

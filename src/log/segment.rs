@@ -36,6 +36,20 @@ pub fn time_index_path(dir: &Path, base_offset: i64) -> PathBuf {
     dir.join(format!("{base_offset:020}.timeindex"))
 }
 
+/// Suffix of a segment's files while the cleaner writes them (incomplete:
+/// recovery deletes them).
+pub const CLEANED_SUFFIX: &str = ".cleaned";
+/// Suffix of a cleaned segment's complete files that replace the segments
+/// they cover (recovery finishes the replacement).
+pub const SWAP_SUFFIX: &str = ".swap";
+
+/// `path` with `suffix` appended to its file name.
+pub fn with_suffix(path: PathBuf, suffix: &str) -> PathBuf {
+    let mut name = path.into_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// Size of the batch framed at the start of `buf`: `Ok(None)` when `buf`
 /// holds only part of it, `Err` when its length field cannot be right.
 pub fn frame(buf: &[u8]) -> Result<Option<usize>, BatchError> {
@@ -185,7 +199,8 @@ fn relative(base_offset: i64, offset: i64) -> u32 {
     (offset - base_offset) as u32
 }
 
-/// Where the next batch a read returns must sit.
+/// Where the next batch a read returns must sit (in a segment with
+/// `offset_gaps`: at or after it).
 #[derive(Debug, Clone, Copy)]
 enum Expected {
     /// The first one: it holds this offset.
@@ -252,6 +267,9 @@ pub struct Segment {
     deleted: Cell<bool>,
     /// File position of the last corruption logged, so it is logged once.
     reported_corruption: Cell<Option<u64>>,
+    /// The cleaner may have left offset gaps between batches here: reads
+    /// check that offsets grow instead of that they follow on.
+    pub offset_gaps: Cell<bool>,
 }
 
 impl Segment {
@@ -268,6 +286,7 @@ impl Segment {
             created_ms,
             deleted: Cell::new(false),
             reported_corruption: Cell::new(None),
+            offset_gaps: Cell::new(false),
         }
     }
 
@@ -292,6 +311,7 @@ impl Segment {
             created_ms,
             deleted: Cell::new(false),
             reported_corruption: Cell::new(None),
+            offset_gaps: Cell::new(false),
         }
     }
 
@@ -397,8 +417,14 @@ impl Segment {
             indexes.seal(self.base_offset);
             (indexes.offsets.encode(), indexes.times.encode())
         };
-        write_whole(&index_path(&self.dir, self.base_offset), offsets).await?;
-        write_whole(&time_index_path(&self.dir, self.base_offset), times).await
+        write_index_files(&self.dir, self.base_offset, offsets, times, "").await
+    }
+
+    /// Takes the segment out of service without removing its files (they
+    /// are being replaced): like `delete_files`, its file is never reopened.
+    pub async fn retire(&self) -> Result<(), LogError> {
+        self.deleted.set(true);
+        self.close().await
     }
 
     /// Closes the file; the segment must not be used afterwards.
@@ -530,9 +556,12 @@ impl Segment {
         verify_stored(batch)
             .map_err(|e| format!("{e:?} in the batch of offsets {base}..={last}"))?;
         let in_segment = base >= self.base_offset && last < self.next_offset.get();
-        let in_place = match expected {
-            Expected::Holding(offset) => base <= offset && offset <= last,
-            Expected::StartingAt(offset) => base == offset,
+        let in_place = match (expected, self.offset_gaps.get()) {
+            (Expected::Holding(offset), false) => base <= offset && offset <= last,
+            (Expected::StartingAt(offset), false) => base == offset,
+            // The first batch at or after `offset`; then any later one.
+            (Expected::Holding(offset), true) => offset <= last,
+            (Expected::StartingAt(offset), true) => base >= offset,
         };
         if !in_segment || !in_place {
             return Err(format!(
@@ -572,6 +601,23 @@ impl Segment {
             .map(|size| size as u64)
             .ok_or_else(|| self.corrupt(position, "batch runs past the end of the segment"))
     }
+}
+
+/// Writes the encoded `.index` and `.timeindex` of segment `base_offset`,
+/// their names ending in `suffix`, each fdatasync'd.
+pub async fn write_index_files(
+    dir: &Path,
+    base_offset: i64,
+    offsets: Vec<u8>,
+    times: Vec<u8>,
+    suffix: &str,
+) -> Result<(), LogError> {
+    write_whole(&with_suffix(index_path(dir, base_offset), suffix), offsets).await?;
+    write_whole(
+        &with_suffix(time_index_path(dir, base_offset), suffix),
+        times,
+    )
+    .await
 }
 
 /// Replaces the file at `path` with `bytes`, fdatasync'd.

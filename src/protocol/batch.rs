@@ -111,6 +111,26 @@ pub fn framed_size(buf: &[u8]) -> Result<usize, BatchError> {
 /// framing, magic, CRC-32C, record count against length and offset delta,
 /// and the `max_batch_bytes` limit (`max.message.bytes`).
 pub fn validate(buf: &[u8], max_batch_bytes: usize) -> Result<usize, BatchError> {
+    check(buf, max_batch_bytes, Counting::Dense)
+}
+
+/// `validate` for a batch read back from a log: there the cleaner may have
+/// dropped records, so a batch may hold fewer records than its offsets span
+/// (none at all, even), as in Kafka.
+pub fn validate_stored(buf: &[u8], max_batch_bytes: usize) -> Result<usize, BatchError> {
+    check(buf, max_batch_bytes, Counting::Compacted)
+}
+
+/// How a batch's record count must relate to its `lastOffsetDelta`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Counting {
+    /// As produced: one record per offset.
+    Dense,
+    /// As a cleaner may leave it: at most one record per offset.
+    Compacted,
+}
+
+fn check(buf: &[u8], max_batch_bytes: usize, counting: Counting) -> Result<usize, BatchError> {
     if buf.len() >= BATCH_LENGTH_PREFIX_SIZE {
         let declared = i32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
         if declared > 0 && BATCH_LENGTH_PREFIX_SIZE + declared as usize > max_batch_bytes {
@@ -123,7 +143,12 @@ pub fn validate(buf: &[u8], max_batch_bytes: usize) -> Result<usize, BatchError>
         return Err(BatchError::UnsupportedMagic(header.magic));
     }
     let count = header.records_count.get();
-    if count < 0 || (count > 0 && header.last_offset_delta.get() != count - 1) {
+    let delta = header.last_offset_delta.get();
+    let count_fits = match counting {
+        Counting::Dense => count == 0 || delta == count - 1,
+        Counting::Compacted => delta >= 0 && i64::from(count) <= i64::from(delta) + 1,
+    };
+    if count < 0 || !count_fits {
         return Err(BatchError::InvalidRecordCount);
     }
     let body = total - BATCH_HEADER_SIZE;
@@ -186,6 +211,15 @@ pub(crate) mod tests {
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
 
+    /// Every codec Kafka defines.
+    pub const CODECS: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
     /// Encodes `n` small records as one batch with the real Kafka encoder.
     pub fn sample_batch(n: usize, compression: Compression) -> Vec<u8> {
         let records: Vec<Record> = (0..n)
@@ -216,13 +250,7 @@ pub(crate) mod tests {
 
     #[test]
     fn valid_batches_pass_in_every_codec() {
-        for codec in [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ] {
+        for codec in CODECS {
             let batch = sample_batch(10, codec);
             assert_eq!(validate(&batch, 1 << 20), Ok(batch.len()), "{codec:?}");
             let header = BatchHeader::view(&batch).unwrap();
@@ -306,6 +334,28 @@ pub(crate) mod tests {
         assert_eq!(
             validate(&tiny_length, 1 << 20),
             Err(BatchError::CorruptLength)
+        );
+    }
+
+    #[test]
+    fn a_compacted_batch_is_valid_only_as_stored() {
+        // Three records spanning offsets 0..=9, as a cleaner leaves them.
+        let mut batch = sample_batch(3, Compression::None);
+        batch[23..27].copy_from_slice(&9i32.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[CRC_START..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(validate_stored(&batch, 1 << 20), Ok(batch.len()));
+        assert_eq!(
+            validate(&batch, 1 << 20),
+            Err(BatchError::InvalidRecordCount)
+        );
+        // More records than offsets is never valid.
+        batch[23..27].copy_from_slice(&1i32.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[CRC_START..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(
+            validate_stored(&batch, 1 << 20),
+            Err(BatchError::InvalidRecordCount)
         );
     }
 

@@ -5,6 +5,7 @@
 //! touches a file, a socket or a shard.
 
 pub mod batch;
+pub mod batch_records;
 pub mod fetch_writer;
 pub mod frame;
 pub mod records;

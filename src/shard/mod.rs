@@ -26,6 +26,7 @@ use kafka_protocol::error::ResponseError;
 
 use crate::config::BrokerConfig;
 use crate::group::OFFSETS_TOPIC;
+use crate::log::CleanerBudget;
 use crate::metadata::controller::Controller;
 use crate::metadata::ClusterView;
 use groups::GroupHost;
@@ -36,6 +37,10 @@ use owned::OwnedPartitions;
 /// default is 10 MiB, larger than the 8 MiB `ulimit -l` common on servers and
 /// containers; 2 MiB per shard keeps several shards inside it.
 pub const SHARD_IO_MEMORY_BYTES: usize = 2 << 20;
+/// Scheduler shares of the log cleaner's task queue against the default
+/// queue's 1000 (glommio's default): when requests and the cleaner both have
+/// work, the requests get about 90% of the core.
+const CLEANER_SHARES: usize = 100;
 /// How long a clean shutdown waits for in-flight requests before closing logs.
 const SHUTDOWN_DRAIN_MS_MAX: u64 = 10_000;
 /// Poll period while draining in-flight requests at shutdown (shutdown only).
@@ -334,6 +339,51 @@ where
     Ok(set)
 }
 
+/// The shard's log cleaner: one pass at a time on the neediest compacted
+/// log, at once again after a pass, `log.cleaner.backoff.ms` after finding
+/// nothing to do. It runs in its own low-share task queue, so requests on
+/// the shard go first, and its passes yield every millisecond. Each shard
+/// gets an equal part of `log.cleaner.dedupe.buffer.size` and of
+/// `log.cleaner.io.max.bytes.per.second`.
+fn spawn_cleaner(shard: &Rc<Shard>) {
+    let config = &shard.config;
+    let backoff = Duration::from_millis(config.log_cleaner_backoff_ms);
+    let shards = config.shards.max(1);
+    let budget = CleanerBudget {
+        map_bytes: usize::try_from(config.log_cleaner_dedupe_buffer_size / shards as u64)
+            .unwrap_or(usize::MAX),
+        io_bytes_per_second: config.log_cleaner_io_max_bytes_per_second / shards as f64,
+    };
+    let queue = glommio::executor().create_task_queue(
+        glommio::Shares::Static(CLEANER_SHARES),
+        glommio::Latency::NotImportant,
+        "log-cleaner",
+    );
+    let cleaner = Rc::downgrade(shard);
+    let spawned = glommio::spawn_local_into(
+        async move {
+            loop {
+                let Some(shard) = cleaner.upgrade() else {
+                    break;
+                };
+                let now_ms = i64::try_from(crate::log::now_ms()).unwrap_or(i64::MAX);
+                let cleaned = shard.partitions.clean_neediest(now_ms, budget).await;
+                drop(shard);
+                if !cleaned {
+                    glommio::timer::sleep(backoff).await;
+                }
+            }
+        },
+        queue,
+    );
+    match spawned {
+        Ok(task) => {
+            task.detach();
+        }
+        Err(error) => log::error!("shard {}: cannot start the log cleaner: {error}", shard.id),
+    }
+}
+
 async fn run_shard<S, F>(
     id: usize,
     config: Arc<BrokerConfig>,
@@ -416,6 +466,10 @@ async fn run_shard<S, F>(
         }
     })
     .detach();
+
+    if config.log_cleaner_enable {
+        spawn_cleaner(&shard);
+    }
 
     service(ShardStart {
         shard: shard.clone(),

@@ -16,7 +16,7 @@ use kafka_protocol::error::ResponseError;
 
 use super::messages::{FetchOutcome, FetchPart, KafkaError, ProducePart, TopicPartition};
 use crate::config::{BrokerConfig, TopicConfig};
-use crate::log::{AppendResult, LogError, PartitionLog};
+use crate::log::{AppendResult, CleanerBudget, LogError, PartitionLog};
 use crate::metadata::{ClusterView, TopicMeta};
 
 /// ListOffsets special timestamps (KIP-79, KIP-734, KIP-405).
@@ -273,6 +273,48 @@ impl OwnedPartitions {
                 Err(error) => log::error!("retention of {}: {error}", partition.dir_name()),
             }
         }
+    }
+
+    /// Runs one cleaning pass on the compacted log that needs it most, as
+    /// Kafka's cleaner picks: an urgent one (`max.compaction.lag.ms` passed,
+    /// tombstones due) first, else the highest dirty ratio. Returns whether
+    /// there was one.
+    pub async fn clean_neediest(&self, now_ms: i64, budget: CleanerBudget) -> bool {
+        let neediest = self
+            .all_logs()
+            .into_iter()
+            .filter_map(|(partition, log)| {
+                let need = log.cleaning_need(now_ms)?;
+                Some((need, partition, log))
+            })
+            .max_by(|(a, ..), (b, ..)| {
+                (a.urgent, a.dirty_ratio)
+                    .partial_cmp(&(b.urgent, b.dirty_ratio))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
+        let Some((_, partition, log)) = neediest else {
+            return false;
+        };
+        match log.clean(now_ms, budget).await {
+            Ok(outcome) => log::info!(
+                "cleaned {}: {} segment(s) of {} bytes into {} of {} bytes, {} record(s) removed, cleaned up to offset {}",
+                partition.dir_name(),
+                outcome.segments_before,
+                outcome.bytes_before,
+                outcome.segments_after,
+                outcome.bytes_after,
+                outcome.records_removed,
+                outcome.cleaner_offset
+            ),
+            Err(LogError::Closed) => {}
+            Err(error) => {
+                // Kafka marks such a partition uncleanable; here it is retried
+                // after the backoff, and the log says why.
+                log::error!("cleaning {}: {error}", partition.dir_name());
+                return false;
+            }
+        }
+        true
     }
 
     fn all_logs(&self) -> Vec<(TopicPartition, Rc<PartitionLog>)> {

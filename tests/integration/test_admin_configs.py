@@ -67,12 +67,12 @@ def value_and_source(bootstrap, topic, name):
     return entry.value, entry.source
 
 
-def produce_values(bootstrap, topic, values, partition=0, **config):
+def produce_values(bootstrap, topic, values, partition=0, key=None, **config):
     """Produces one record per value, one batch each; returns the delivery log."""
     prod = clients.producer(bootstrap, linger_ms=0, batch_num_messages=1, **config)
     log = clients.DeliveryLog()
     for value in values:
-        prod.produce(topic, value=value, partition=partition, on_delivery=log)
+        prod.produce(topic, key=key, value=value, partition=partition, on_delivery=log)
         prod.poll(0)
     clients.flush(prod)
     return log
@@ -304,7 +304,8 @@ def test_delete_records_then_consume_from_earliest(broker, topic):
 
 def test_delete_records_of_a_compacted_topic_is_a_policy_violation(broker, topic):
     clients.create_topic(broker.bootstrap, topic, 1, config={"cleanup.policy": "compact"})
-    assert produce_values(broker.bootstrap, topic, [b"v"]).errors == []
+    # A compacted topic takes keyed records only.
+    assert produce_values(broker.bootstrap, topic, [b"v"], key=b"k").errors == []
     assert delete_records(clients.admin(broker.bootstrap), topic, 0, 1)[0] == KafkaError.POLICY_VIOLATION
     assert clients.watermarks(broker.bootstrap, topic, 0) == (0, 1)
 

@@ -27,6 +27,7 @@ pub const SOURCE_DEFAULT: i8 = 5;
 const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
 const TYPE_LONG: i8 = 5;
+const TYPE_DOUBLE: i8 = 6;
 const TYPE_LIST: i8 = 7;
 const TYPE_BOOLEAN: i8 = 1;
 
@@ -42,6 +43,7 @@ pub struct ConfigEntry {
 fn topic_config_type(name: &str) -> i8 {
     match name {
         "cleanup.policy" => TYPE_LIST,
+        "min.cleanable.dirty.ratio" => TYPE_DOUBLE,
         "compression.type" | "message.timestamp.type" | "flush.policy" => TYPE_STRING,
         "index.interval.bytes" | "max.message.bytes" | "min.insync.replicas" | "segment.bytes" => {
             TYPE_INT
@@ -107,6 +109,51 @@ fn broker_config_entries(broker: &BrokerConfig) -> Vec<(&'static str, String, i8
             "listeners",
             format!("PLAINTEXT://{}", broker.listen),
             TYPE_STRING,
+        ),
+        (
+            "log.cleaner.backoff.ms",
+            broker.log_cleaner_backoff_ms.to_string(),
+            TYPE_LONG,
+        ),
+        (
+            "log.cleaner.dedupe.buffer.size",
+            broker.log_cleaner_dedupe_buffer_size.to_string(),
+            TYPE_LONG,
+        ),
+        (
+            "log.cleaner.delete.retention.ms",
+            broker.log_cleaner_delete_retention_ms.to_string(),
+            TYPE_LONG,
+        ),
+        (
+            "log.cleaner.enable",
+            broker.log_cleaner_enable.to_string(),
+            TYPE_BOOLEAN,
+        ),
+        (
+            "log.cleaner.io.max.bytes.per.second",
+            broker.log_cleaner_io_max_bytes_per_second.to_string(),
+            TYPE_DOUBLE,
+        ),
+        (
+            "log.cleaner.max.compaction.lag.ms",
+            broker.log_cleaner_max_compaction_lag_ms.to_string(),
+            TYPE_LONG,
+        ),
+        (
+            "log.cleaner.min.cleanable.ratio",
+            broker.log_cleaner_min_cleanable_ratio.to_string(),
+            TYPE_DOUBLE,
+        ),
+        (
+            "log.cleaner.min.compaction.lag.ms",
+            broker.log_cleaner_min_compaction_lag_ms.to_string(),
+            TYPE_LONG,
+        ),
+        (
+            "log.cleanup.policy",
+            broker.log_cleanup_policy.clone(),
+            TYPE_LIST,
         ),
         (
             "log.dirs",
@@ -175,6 +222,11 @@ fn broker_config_entries(broker: &BrokerConfig) -> Vec<(&'static str, String, i8
             TYPE_INT,
         ),
         ("node.id", broker.node_id.to_string(), TYPE_INT),
+        (
+            "offsets.topic.segment.bytes",
+            broker.offsets_topic_segment_bytes.to_string(),
+            TYPE_INT,
+        ),
         (
             "num.partitions",
             broker.num_partitions.to_string(),

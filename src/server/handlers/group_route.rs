@@ -9,8 +9,6 @@ use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{GroupAnswer, GroupCall, NewTopic, ShardReply, ShardRequest};
 
 const CONTROLLER_SHARD: usize = 0;
-/// `__consumer_offsets` segments: Kafka's `offsets.topic.segment.bytes`.
-const OFFSETS_TOPIC_SEGMENT_BYTES: &str = "104857600";
 
 /// Creates `__consumer_offsets` unless it exists. Errors are Kafka's
 /// COORDINATOR_NOT_AVAILABLE, which clients retry.
@@ -26,7 +24,7 @@ pub async fn ensure_offsets_topic(context: &ConnectionContext) -> Result<(), Res
             ("cleanup.policy".to_string(), "compact".to_string()),
             (
                 "segment.bytes".to_string(),
-                OFFSETS_TOPIC_SEGMENT_BYTES.to_string(),
+                context.shard.config.offsets_topic_segment_bytes.to_string(),
             ),
         ],
         validate_only: false,

@@ -11,7 +11,8 @@ use super::{scatter, str_bytes};
 use crate::config::TopicConfig;
 use crate::log::now_ms;
 use crate::log::AppendWait;
-use crate::protocol::batch::{self, BatchError};
+use crate::protocol::batch::{self, BatchError, BatchHeader};
+use crate::protocol::batch_records;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{KafkaError, ProducePart, ShardReply, ShardRequest, TopicPartition};
 
@@ -105,6 +106,39 @@ fn validate_batches(
     Ok(())
 }
 
+/// Kafka's rule for compacted topics: every record needs a key, or the
+/// cleaner could not tell which value is the latest. Looks inside each batch
+/// (decompressing it, bounded); control batches are the coordinator's.
+fn check_keys(records: &[u8], topic: &str, partition: i32) -> Result<(), KafkaError> {
+    let mut position = 0;
+    while position < records.len() {
+        let size = batch::framed_size(&records[position..]).map_err(batch_error)?;
+        let one = &records[position..position + size];
+        position += size;
+        if BatchHeader::view(one).is_some_and(|h| h.is_control()) {
+            continue;
+        }
+        match batch_records::all_keyed(one) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(KafkaError::with_message(
+                    ResponseError::InvalidRecord,
+                    format!(
+                        "Compacted topic cannot accept message without key in topic partition {topic}-{partition}."
+                    ),
+                ))
+            }
+            Err(error) => {
+                return Err(KafkaError::with_message(
+                    ResponseError::CorruptMessage,
+                    format!("Record batch cannot be read: {error}"),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Where one partition of the request stands before the owner answers.
 enum Slot {
     Done(Result<(i64, i64, i64), KafkaError>),
@@ -162,7 +196,15 @@ pub async fn handle(
             }
             let records = partition.records.as_deref().unwrap_or_default();
             let window = TimestampWindow::of(config, now);
-            if let Err(error) = validate_batches(records, config.max_message_bytes, window) {
+            let checked =
+                validate_batches(records, config.max_message_bytes, window).and_then(|()| {
+                    if config.log.compact {
+                        check_keys(records, &meta.name, partition.index)
+                    } else {
+                        Ok(())
+                    }
+                });
+            if let Err(error) = checked {
                 log::debug!(
                     "produce to {}-{} refused: {:?}",
                     meta.name,
