@@ -58,7 +58,9 @@ const OFFSET_MAP_LOAD_FACTOR: f64 = 0.9;
 pub const OFFSET_MAP_SLOT_BYTES: usize = 24;
 /// Longest the cleaner computes before it lets the shard poll its sockets
 /// and run what is waiting: bounds the latency it adds to produce and fetch.
-const CLEANER_SLICE: Duration = Duration::from_micros(1000);
+/// 200 µs rather than 1 ms took produce p99 under full-speed cleaning from
+/// 4.1 to 3.4 ms in `perf/compaction.py` (2.4 ms without the cleaner).
+const CLEANER_SLICE: Duration = Duration::from_micros(200);
 /// The pause after a slice. Any timer makes the executor poll io_uring (a
 /// yield alone would not when nothing else is runnable yet).
 const CLEANER_PAUSE: Duration = Duration::from_micros(50);

@@ -342,7 +342,7 @@ where
 /// The shard's log cleaner: one pass at a time on the neediest compacted
 /// log, at once again after a pass, `log.cleaner.backoff.ms` after finding
 /// nothing to do. It runs in its own low-share task queue, so requests on
-/// the shard go first, and its passes yield every millisecond. Each shard
+/// the shard go first, and its passes yield every 200 µs. Each shard
 /// gets an equal part of `log.cleaner.dedupe.buffer.size` and of
 /// `log.cleaner.io.max.bytes.per.second`.
 fn spawn_cleaner(shard: &Rc<Shard>) {
