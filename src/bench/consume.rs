@@ -37,7 +37,7 @@ const ERROR_BACKOFF: Duration = Duration::from_millis(100);
 /// `shoal bench consume`.
 pub fn run(args: &BenchArgs) -> anyhow::Result<Outcome> {
     let layout = prepare_topic(args, false)?;
-    let starts = offsets(&layout, EARLIEST_TIMESTAMP)?;
+    let starts = offsets(args, &layout, EARLIEST_TIMESTAMP)?;
     let meter = Meter::new()?;
     let target = Arc::new(AtomicU64::new(args.records.unwrap_or(u64::MAX)));
     let progress = Progress::start("consume", meter.clone());

@@ -20,7 +20,7 @@ use super::{join_all, offsets, prepare_topic, produce, BenchArgs, Outcome, LATES
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<Outcome> {
     let layout = prepare_topic(args, true)?;
-    let starts = offsets(&layout, LATEST_TIMESTAMP)?;
+    let starts = offsets(args, &layout, LATEST_TIMESTAMP)?;
     let sent = Meter::new()?;
     let received = Meter::new()?;
     let target = Arc::new(AtomicU64::new(u64::MAX));

@@ -34,13 +34,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::{CreateTopicsRequest, ListOffsetsRequest, MetadataResponse};
+use kafka_protocol::messages::{CreateTopicsRequest, MetadataResponse};
 use uuid::Uuid;
 
 use crate::cli::{BootstrapArg, CompressionArg};
 use crate::client::{
-    broker_addr, check, error_name, partition_leader, topic_name, Connection,
+    broker_addr, check, error_name, partition_leader, topic_name, Cluster, Connection,
     UNKNOWN_TOPIC_OR_PARTITION,
 };
 pub use meter::{Percentiles, Report};
@@ -330,41 +329,24 @@ fn create_topic(conn: &mut Connection, topic: &str, partitions: Option<i32>) -> 
     Ok(())
 }
 
-/// Each partition's offset at `timestamp` (earliest or latest), asked of its
-/// leader.
-fn offsets(layout: &TopicLayout, timestamp: i64) -> anyhow::Result<HashMap<i32, i64>> {
-    let mut by_leader: HashMap<&str, Vec<i32>> = HashMap::new();
-    for p in &layout.partitions {
-        by_leader.entry(&p.leader).or_default().push(p.partition);
-    }
-    let mut offsets = HashMap::new();
-    for (leader, partitions) in by_leader {
-        let request = ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
-            .with_name(topic_name(&layout.name))
-            .with_partitions(
-                partitions
-                    .iter()
-                    .map(|&p| {
-                        ListOffsetsPartition::default()
-                            .with_partition_index(p)
-                            .with_timestamp(timestamp)
-                    })
-                    .collect(),
-            )]);
-        let response = Connection::connect(leader)?.send(request)?;
-        for answer in response.topics.iter().flat_map(|t| &t.partitions) {
-            let context = format!("{}-{}", layout.name, answer.partition_index);
-            check(answer.error_code, None, &context)?;
-            offsets.insert(answer.partition_index, answer.offset);
-        }
-        if let Some(missing) = partitions.iter().find(|p| !offsets.contains_key(p)) {
-            bail!(
-                "ListOffsets response does not mention {}-{missing}",
-                layout.name
-            );
-        }
-    }
-    Ok(offsets)
+/// Each partition's offset at `timestamp` (earliest or latest), asked of
+/// its leader through the client's `Cluster::list_offsets`.
+fn offsets(
+    args: &BenchArgs,
+    layout: &TopicLayout,
+    timestamp: i64,
+) -> anyhow::Result<HashMap<i32, i64>> {
+    let partitions: Vec<i32> = layout.partitions.iter().map(|p| p.partition).collect();
+    let mut cluster = Cluster::connect(&args.bootstrap.bootstrap, &[&layout.name])?;
+    cluster
+        .list_offsets(&layout.name, &partitions, timestamp)?
+        .into_iter()
+        .map(|(partition, offset)| {
+            let offset =
+                offset.ok_or_else(|| anyhow!("no offset for {}-{partition}", layout.name))?;
+            Ok((partition, offset))
+        })
+        .collect()
 }
 
 /// Deals `items` to `connections` lanes: round-robin when there are at
