@@ -70,6 +70,9 @@ STALL_BUDGET_MS = 10
 IDLE_SETTLE_S = 1.0
 # Independent-client check: shoal/peer ratios this close to 1 are a tie.
 CLIENT_TIE_BAND = 0.10
+# The independent client also drives a shoal that never fsyncs, so the table
+# separates what durability costs from what the broker itself costs.
+NOSYNC = "shoal, flush.policy=none"
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,13 @@ class Broker:
             time.sleep(POLL_INTERVAL_S)
         return self
 
+    def cpu_seconds(self):
+        """User + system CPU time the broker process has used, its
+        io_uring worker threads included (they are threads of the process)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def close(self):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -232,16 +242,19 @@ class Broker:
 class Shoal(Broker):
     name = "shoal"
 
-    def __init__(self, shoal_bin, shards=None):
+    def __init__(self, shoal_bin, shards=None, overrides=()):
         super().__init__()
         self.shoal_bin = shoal_bin
         self.shards = shards
+        self.overrides = overrides
 
     def command(self):
         cmd = [self.shoal_bin, "serve", "--listen", self.bootstrap, "--advertise", self.bootstrap,
                "--data-dir", self.data_dir]
         if self.shards is not None:
             cmd += ["--shards", str(self.shards)]
+        for override in self.overrides:
+            cmd += ["--override", override]
         return cmd
 
     def is_ready(self):
@@ -255,11 +268,6 @@ class Shoal(Broker):
         except OSError:
             return None
 
-    def cpu_seconds(self):
-        """User + system CPU time the broker process has used."""
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Tansu(Broker):
@@ -617,8 +625,11 @@ def independent_client(make_brokers, size, commands):
                     if code != 0:
                         row[mode] = {"error": f"preload exited with {code}: {err.strip()[-300:]}"}
                         continue
+                cpu_before = broker.cpu_seconds()
                 code, out, err = run_bounded(command, bench_timeout_s(size))
                 row[mode] = last_json_line(out) if code == 0 else {"error": f"exited with {code}: {err.strip()[-300:]}"}
+                if "error" not in row[mode]:
+                    row[mode]["broker_cpu_s"] = broker.cpu_seconds() - cpu_before
             results[name] = row
         except Exception as error:  # noqa: BLE001
             results[name] = {"error": str(error).strip()[-300:]}
@@ -801,22 +812,34 @@ def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, c
     if independent is not None:
         lines += ["## Independent client (confluent-kafka)", "",
                   "W1 and W3 driven once by confluent-kafka (perf/kafka_client.py: one producer, `acks=all`, "
-                  "librdkafka's default linger/batching; one consumer reading from the beginning), next to "
-                  "`shoal bench` (1 connection) on the same workload. If `shoal bench` ranked the brokers "
-                  "differently from librdkafka, it would be biased.", "",
-                  "| broker | confluent produce | shoal bench W1 c=1 | confluent consume | shoal bench W3 |",
-                  "|---|---|---|---|---|"]
+                  "librdkafka's default linger/batching; one consumer reading from the beginning, "
+                  "`fetch.queue.backoff.ms=10`), next to `shoal bench` (1 connection) on the same workload. "
+                  "If `shoal bench` ranked the brokers differently from librdkafka, it would be biased. "
+                  f"`{NOSYNC}` is shoal with no fdatasync at all, as Tansu's memory storage; it is driven "
+                  "only by this client. CPU is the broker process's user + system time (its io_uring "
+                  "workers included) per million records.", "",
+                  "| broker | confluent produce | CPU s/M | shoal bench W1 c=1 | confluent consume | CPU s/M "
+                  "| shoal bench W3 |",
+                  "|---|---|---|---|---|---|---|"]
         agreement = client_agreement(independent, medians)
         for b, row in independent.items():
             if "error" in row:
-                lines.append(f"| {b} | failed: {row['error']} | | | |")
+                lines.append(f"| {b} | failed: {row['error']} | | | | | |")
                 continue
-            cell = lambda r: fmt_rate(r.get("records_per_s")) if "error" not in r else f"failed: {r['error']}"  # noqa: E731
-            lines.append(f"| {b} | {cell(row.get('produce', {}))} | "
-                         f"{fmt_rate(medians.get('W1 c=1', {}).get(b))} | {cell(row.get('consume', {}))} | "
-                         f"{fmt_rate(medians.get('W3', {}).get(b))} |")
+            cells = []
+            for mode, key in (("produce", "W1 c=1"), ("consume", "W3")):
+                r = row.get(mode, {})
+                if "error" in r:
+                    cells += [f"failed: {r['error']}", ""]
+                else:
+                    cells += [fmt_rate(r.get("records_per_s")), cpu_per_million(r)]
+                cells.append(fmt_rate(medians.get(key, {}).get(b)) if b != NOSYNC else "—")
+            lines.append(f"| {b} | " + " | ".join(cells) + " |")
         lines += ["", "The Python client is single-threaded and pays per-record Python calls, so its absolute "
-                  "numbers are client-bound; what matters is the ordering.", ""] + agreement + [""]
+                  "numbers are client-bound; what matters is the ordering. On 2 cores a client-bound run "
+                  "also measures the CPU the broker leaves to the client: the fdatasync work of a durable "
+                  "broker (kernel time in its io_uring workers) comes out of the client's share.", ""]
+        lines += agreement + [""]
     lines += reactor_section(rows, idle)
     lines += targets(by_key, medians, ceiling, brokers)
     failures = [(w.key, b, e) for w in rows for b in brokers for e in errors_of(w.results.get(b, []))]
@@ -850,6 +873,11 @@ def kept_sections(results_path):
     return text[at:]
 
 
+def cpu_per_million(report):
+    cpu, records = report.get("broker_cpu_s"), report.get("records")
+    return f"{cpu / records * 1e6:.2f}" if cpu is not None and records else "—"
+
+
 def client_agreement(independent, medians):
     """Whether confluent-kafka sees shoal faster or slower than each peer as
     `shoal bench` does, per workload. Ratios within CLIENT_TIE_BAND of 1 count
@@ -858,7 +886,7 @@ def client_agreement(independent, medians):
     shoal = independent.get("shoal", {})
     for mode, key in (("produce", "W1 c=1"), ("consume", "W3")):
         for peer, row in independent.items():
-            if peer == "shoal":
+            if peer in ("shoal", NOSYNC):
                 continue
             theirs = [r.get(mode, {}).get("records_per_s") for r in (shoal, row)]
             ours = [medians.get(key, {}).get(b) for b in ("shoal", peer)]
@@ -875,6 +903,10 @@ def client_agreement(independent, medians):
                 verdict_text = "**they disagree** on which broker is faster."
             lines.append(f"- {mode}, shoal/{peer}: {theirs_ratio:.2f}× with confluent-kafka, {ours_ratio:.2f}× "
                          f"with `shoal bench` ({key}): {verdict_text}")
+            nosync = independent.get(NOSYNC, {}).get(mode, {}).get("records_per_s")
+            if nosync and theirs[1]:
+                lines.append(f"- {mode}, `{NOSYNC}`/{peer}: {nosync / theirs[1]:.2f}× with confluent-kafka "
+                             "(what is left once durability costs nothing, as for the peer).")
     return lines
 
 
@@ -1021,7 +1053,8 @@ def main():
                     print(f"perf: {w.key} run {run + 1}/{size.runs} {name}: {shown}", file=sys.stderr)
         independent = None
         if not args.smoke:
-            makers = {"shoal": lambda: Shoal(shoal_bin)}
+            makers = {"shoal": lambda: Shoal(shoal_bin),
+                      NOSYNC: lambda: Shoal(shoal_bin, overrides=["log.flush.policy=none"])}
             makers.update(peers)
             print("perf: independent client (confluent-kafka)", file=sys.stderr)
             independent = independent_client(makers, size, commands)
