@@ -1,5 +1,5 @@
-//! Cluster metadata: topics, their partitions and configs, and which shard
-//! owns each partition.
+//! Cluster metadata: topics, their partitions and configs, which shard owns
+//! each partition, and the brokers clients see (`brokers.rs`).
 //!
 //! Invariant: every shard reads an immutable [`ClusterView`] snapshot; only
 //! the controller (shard 0, see `controller.rs`) builds a new one, persists it
