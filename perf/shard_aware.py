@@ -155,6 +155,12 @@ def hop_share(report, kind):
     return "—" if total == 0 else f"{forwarded:,} / {total:,} ({100 * forwarded / total:.0f}%)"
 
 
+def hop_shares(reports, kind):
+    """hop_share of every run, or one dash when no run had such parts."""
+    shares = [hop_share(r, kind) for r in reports if "error" not in r]
+    return "—" if all(share == "—" for share in shares) else "; ".join(shares)
+
+
 def section(results, args, commands, info, load_end):
     names = [name for name, _ in workloads(args.duration, args.consume_records)]
     lines = [
@@ -170,9 +176,9 @@ def section(results, args, commands, info, load_end):
         "`shoal bench consume` of them from the beginning (1 connection), measured. records/s; "
         "the bench client shares the 2 cores with the broker.",
         "",
-        "| workload | mode | records/s (median) | runs | p99 ms (median) | "
+        "| workload | mode | records/s (median) | runs | p99 ms (median) | stalls > 10 ms (all runs) | "
         "produce parts forwarded (per run) | fetch parts forwarded (per run) |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
         default_median = harness.median_of(results[name]["default"], ("records_per_s",))
@@ -183,10 +189,11 @@ def section(results, args, commands, info, load_end):
                               for r in reports)
             ratio = "" if mode == "default" else f" ({harness.fmt_ratio(median, default_median)})"
             p99 = harness.median_of(reports, ("latency_ms", "p99"))
-            produce = "; ".join(hop_share(r, "produce") for r in reports if "error" not in r)
-            fetch = "; ".join(hop_share(r, "fetch") for r in reports if "error" not in r)
+            produce = hop_shares(reports, "produce")
+            fetch = hop_shares(reports, "fetch")
+            stalls = sum(r.get("reactor_stalls") or 0 for r in reports if "error" not in r)
             lines.append(f"| {name} | {label} | {harness.fmt_rate(median)}{ratio} | {runs} | {p99} | "
-                         f"{produce} | {fetch} |")
+                         f"{stalls} | {produce} | {fetch} |")
     errors = [f"{name} {mode}: {r['error']}" for name in names for mode, _ in MODES
               for r in results[name][mode] if "error" in r]
     stalls = sum(r.get("reactor_stalls") or 0 for name in names for mode, _ in MODES
