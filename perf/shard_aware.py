@@ -215,17 +215,6 @@ def section(results, args, commands, info, load_end):
     return "\n".join(lines) + "\n"
 
 
-def replace_section(path, text):
-    """Puts `text` in place of the marked section of `path` (or at its end)."""
-    with open(path) as f:
-        current = f.read()
-    start, end = current.find(BEGIN_MARKER), current.find(END_MARKER)
-    if start >= 0 and end > start:
-        current = current[:start] + current[end + len(END_MARKER):].lstrip("\n")
-    with open(path, "w") as f:
-        f.write(current.rstrip("\n") + "\n\n" + text)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
@@ -247,7 +236,7 @@ def main():
                 print(f"run {run + 1} {name} {mode}: {report.get('records_per_s', report)} "
                       f"routed {report.get('routed')}", file=sys.stderr)
     text = section(results, args, commands, info, harness.loadavg())
-    replace_section(os.path.join(args.out, "RESULTS.md"), text)
+    harness.replace_section(os.path.join(args.out, "RESULTS.md"), BEGIN_MARKER, END_MARKER, text)
     print(text)
 
 
