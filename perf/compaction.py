@@ -158,20 +158,6 @@ def section(reports, duration_s, runs, commands, info):
     return "\n".join(lines) + "\n"
 
 
-def replace_section(path, text):
-    """Puts `text` in place of the marked section of `path` (or at its end)."""
-    try:
-        with open(path) as f:
-            current = f.read()
-    except FileNotFoundError:
-        current = ""
-    start, end = current.find(BEGIN_MARKER), current.find(END_MARKER)
-    if start >= 0 and end > start:
-        current = current[:start] + current[end + len(END_MARKER):].lstrip("\n")
-    with open(path, "w") as f:
-        f.write(current.rstrip("\n") + "\n\n" + text)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
@@ -192,7 +178,7 @@ def main():
             print(f"run {run + 1} cleaner {mode}: {report.get('latency_ms', report)}, "
                   f"passes {report.get('cleaner_passes')}", file=sys.stderr)
     text = section(reports, args.duration, args.runs, commands, info)
-    replace_section(os.path.join(args.out, "RESULTS.md"), text)
+    harness.replace_section(os.path.join(args.out, "RESULTS.md"), BEGIN_MARKER, END_MARKER, text)
     print(text)
 
 

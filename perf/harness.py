@@ -697,6 +697,21 @@ def fmt_bytes(value):
     return f"{value / 1e6:,.0f} MB/s" if isinstance(value, (int, float)) else f"not measured ({value['error']})"
 
 
+def replace_section(path, begin_marker, end_marker, text):
+    """Puts `text` (which starts with begin_marker and ends with end_marker)
+    in place of the section so marked in `path`, or at its end."""
+    try:
+        with open(path) as f:
+            current = f.read()
+    except FileNotFoundError:
+        current = ""
+    start, end = current.find(begin_marker), current.find(end_marker)
+    if start >= 0 and end > start:
+        current = current[:start] + current[end + len(end_marker):].lstrip("\n")
+    with open(path, "w") as f:
+        f.write(current.rstrip("\n") + "\n\n" + text)
+
+
 def reactor_section(rows, idle):
     """Stalls glommio reported per workload (over every shoal run of it) and
     the idle CPU, against issue 5's bounds."""

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use crate::group::GroupConfig;
 use crate::log::{FlushPolicy, LogConfig};
+use crate::metadata::brokers::{NODE_ID_MAX_SHARD_AWARE, SHARDS_PER_NODE_MAX};
 
 /// Where the broker keeps its data unless `--data-dir` or `log.dirs` says
 /// otherwise (`shoal tune` looks at the same place).
@@ -54,6 +55,8 @@ pub const TIMESTAMP_AFTER_MAX_MS_DEFAULT: i64 = 3_600_000;
 pub const SHARD_SPIN_BEFORE_PARK_US_DEFAULT: u64 = 0;
 /// Upper bound on the spin: past a millisecond an idle broker burns a core.
 pub const SHARD_SPIN_BEFORE_PARK_US_MAX: u64 = 1000;
+/// Highest port number, for `listener.shard.port.base` plus the shard count.
+const PORT_MAX: u32 = 65_535;
 /// Kafka's longest legal topic name.
 pub const TOPIC_NAME_LENGTH_MAX: usize = 249;
 /// Upper bound on partitions per topic: each partition holds open files and a
@@ -97,6 +100,14 @@ pub struct BrokerConfig {
     pub fetch_max_bytes: usize,
     /// shoal's own: `shard.spin.before.park.us`.
     pub shard_spin_before_park_us: u64,
+    /// shoal's own `listener.shard.aware`: every shard also listens on a
+    /// port of its own and clients see each shard as a broker
+    /// (`metadata::brokers`), so they send each partition's requests to the
+    /// shard that owns it.
+    pub listener_shard_aware: bool,
+    /// shoal's own `listener.shard.port.base`: shard `s` listens on this
+    /// port plus `s`; unset, the listener's port plus one.
+    pub listener_shard_port_base: Option<u16>,
     pub log_message_timestamp_type: String,
     /// `log.cleanup.policy`: the default `cleanup.policy` of topics.
     pub log_cleanup_policy: String,
@@ -154,6 +165,8 @@ impl BrokerConfig {
             log_flush_offset_checkpoint_interval_ms: CHECKPOINT_INTERVAL_MS_DEFAULT,
             fetch_max_bytes: FETCH_MAX_BYTES_DEFAULT,
             shard_spin_before_park_us: SHARD_SPIN_BEFORE_PARK_US_DEFAULT,
+            listener_shard_aware: false,
+            listener_shard_port_base: None,
             log_message_timestamp_type: "CreateTime".to_string(),
             log_cleanup_policy: "delete".to_string(),
             log_cleaner_enable: true,
@@ -231,6 +244,10 @@ impl BrokerConfig {
             "shard.spin.before.park.us" => {
                 self.shard_spin_before_park_us =
                     parse_range(key, value, 0, SHARD_SPIN_BEFORE_PARK_US_MAX)?
+            }
+            "listener.shard.aware" => self.listener_shard_aware = parse(key, value)?,
+            "listener.shard.port.base" => {
+                self.listener_shard_port_base = Some(parse_range(key, value, 1, u16::MAX)?)
             }
             "log.message.timestamp.type" => {
                 timestamp_type(value)?;
@@ -341,6 +358,65 @@ impl BrokerConfig {
     /// `host` and `port` clients are told to connect to.
     pub fn advertised_host_port(&self) -> (String, i32) {
         split_host_port(&self.advertise).unwrap_or_else(|| ("127.0.0.1".to_string(), 9092))
+    }
+
+    /// The first shard's own port in shard-aware mode: `listener.shard.port.base`,
+    /// or the listener's port plus one.
+    pub fn shard_port_base(&self) -> i32 {
+        match self.listener_shard_port_base {
+            Some(base) => i32::from(base),
+            None => split_host_port(&self.listen).map_or(9093, |(_, port)| port + 1),
+        }
+    }
+
+    /// Where shard `shard`'s own listener binds in shard-aware mode: the
+    /// listener's host, the shard's port.
+    pub fn shard_listen_address(&self, shard: usize) -> String {
+        let host =
+            split_host_port(&self.listen).map_or_else(|| "127.0.0.1".to_string(), |(h, _)| h);
+        let port = self.shard_port_base() + shard as i32;
+        if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        }
+    }
+
+    /// Checks what shard-aware mode needs of the final config (after the
+    /// command line): a broker id for every shard (`metadata::brokers`) and
+    /// a port for every shard that is not the shared listener's.
+    pub fn check_shard_listeners(&self) -> Result<(), ConfigError> {
+        if !self.listener_shard_aware {
+            return Ok(());
+        }
+        if self.shards > SHARDS_PER_NODE_MAX {
+            return Err(ConfigError(format!(
+                "listener.shard.aware=true supports at most {SHARDS_PER_NODE_MAX} shards (broker ids are node.id * {SHARDS_PER_NODE_MAX} + shard), got {}",
+                self.shards
+            )));
+        }
+        if !(0..=NODE_ID_MAX_SHARD_AWARE).contains(&self.node_id) {
+            return Err(ConfigError(format!(
+                "listener.shard.aware=true needs node.id in [0, {NODE_ID_MAX_SHARD_AWARE}] (broker ids are node.id * {SHARDS_PER_NODE_MAX} + shard), got {}",
+                self.node_id
+            )));
+        }
+        let base = self.shard_port_base();
+        let last = base as u32 + self.shards as u32 - 1;
+        if last > PORT_MAX {
+            return Err(ConfigError(format!(
+                "listener.shard.port.base {base} + {} shards goes past port {PORT_MAX}",
+                self.shards
+            )));
+        }
+        if let Some((_, port)) = split_host_port(&self.listen) {
+            if (base..=last as i32).contains(&port) {
+                return Err(ConfigError(format!(
+                    "the shards' own ports {base}..={last} (listener.shard.port.base) include the listener's port {port}"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -998,5 +1074,39 @@ mod tests {
         assert_eq!(split_host_port("[::1]:9092"), Some(("::1".into(), 9092)));
         assert_eq!(split_host_port("nope"), None);
         assert_eq!(split_host_port("h:0"), None);
+    }
+
+    #[test]
+    fn shard_listeners_follow_the_listener_and_are_checked() {
+        let mut config = BrokerConfig::new(PathBuf::from("/tmp/x"), 3);
+        config.listen = "127.0.0.1:7000".to_string();
+        assert!(
+            config.check_shard_listeners().is_ok(),
+            "off: nothing to check"
+        );
+        config.set("listener.shard.aware", "true").unwrap();
+        assert_eq!(config.shard_port_base(), 7001);
+        assert_eq!(config.shard_listen_address(2), "127.0.0.1:7003");
+        assert!(config.check_shard_listeners().is_ok());
+        config.set("listener.shard.port.base", "6999").unwrap();
+        let error = config.check_shard_listeners().unwrap_err();
+        assert!(
+            error.0.contains("include the listener's port 7000"),
+            "{error}"
+        );
+        config.set("listener.shard.port.base", "65534").unwrap();
+        assert!(config.check_shard_listeners().is_err(), "65534 + 3 shards");
+        config.set("listener.shard.port.base", "8000").unwrap();
+        assert_eq!(config.shard_listen_address(1), "127.0.0.1:8001");
+        config.node_id = -1;
+        assert!(config.check_shard_listeners().is_err());
+        config.node_id = 7;
+        assert!(config.check_shard_listeners().is_ok());
+        config.shards = 1001;
+        assert!(config.check_shard_listeners().is_err());
+        config.listen = "[::1]:7000".to_string();
+        assert_eq!(config.shard_listen_address(0), "[::1]:8000");
+        assert!(config.set("listener.shard.port.base", "0").is_err());
+        assert!(config.set("listener.shard.aware", "yes").is_err());
     }
 }

@@ -1,6 +1,8 @@
 //! The consumer side of the benchmarks: one thread per connection, each
 //! reading its share of the partitions with long-polling Fetch requests and
-//! decoding every record, as a real consumer does.
+//! decoding every record, as a real consumer does. A thread whose partitions
+//! have several leaders (shard-aware shoal, a cluster) keeps one Fetch in
+//! flight to each at once.
 //!
 //! Invariant: no record is counted twice and the total never exceeds the
 //! target: each thread claims its records from the shared count.
@@ -12,7 +14,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::{ApiKey, FetchRequest};
 
 use super::meter::{micros, Meter, Progress};
 use super::{
@@ -131,6 +133,13 @@ struct Position {
     next_offset: i64,
 }
 
+/// A Fetch sent and not yet answered.
+struct SentFetch {
+    version: i16,
+    correlation_id: i32,
+    sent_at: Instant,
+}
+
 /// One consumer thread.
 struct Reader {
     topic: String,
@@ -164,8 +173,14 @@ impl Reader {
             if last_record.elapsed() >= IDLE_TIMEOUT {
                 return Ok(());
             }
+            // One Fetch to every leader, then their answers: the leaders
+            // work side by side, as with any consumer of several brokers.
+            let mut sent = Vec::with_capacity(by_leader.len());
             for (connection, positions) in by_leader.values_mut() {
-                if self.fetch(connection, positions)? > 0 {
+                sent.push(self.send_fetch(connection, positions)?);
+            }
+            for ((connection, positions), fetch) in by_leader.values_mut().zip(sent) {
+                if self.receive_fetch(connection, positions, fetch)? > 0 {
                     last_record = Instant::now();
                 }
             }
@@ -173,13 +188,12 @@ impl Reader {
         Ok(())
     }
 
-    /// One Fetch of `positions` from their leader; returns how many records
-    /// it counted.
-    fn fetch(
+    /// Sends one Fetch of `positions` to their leader.
+    fn send_fetch(
         &self,
         connection: &mut Connection,
-        positions: &mut [Position],
-    ) -> anyhow::Result<u64> {
+        positions: &[Position],
+    ) -> anyhow::Result<SentFetch> {
         let wait_ms = match self.deadline {
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -198,8 +212,31 @@ impl Reader {
         );
         let version = connection.topic_version(ApiKey::Fetch, self.topic_id)?;
         let sent_at = Instant::now();
+        let correlation_id = connection
+            .send_only(&request, version)
+            .context("the broker went away")?;
+        Ok(SentFetch {
+            version,
+            correlation_id,
+            sent_at,
+        })
+    }
+
+    /// Reads the answer to `fetch` and counts its records; returns how many
+    /// it counted.
+    fn receive_fetch(
+        &self,
+        connection: &mut Connection,
+        positions: &mut [Position],
+        fetch: SentFetch,
+    ) -> anyhow::Result<u64> {
+        let SentFetch {
+            version,
+            correlation_id,
+            sent_at,
+        } = fetch;
         let response = connection
-            .send_version(request, version)
+            .receive::<FetchRequest>(version, correlation_id)
             .context("the broker went away")?;
         let fetched_at = Instant::now();
         check(response.error_code, None, "fetch")?;

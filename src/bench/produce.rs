@@ -9,14 +9,16 @@
 //! [`IN_FLIGHT_MAX`] requests per connection await their answers (Kafka's
 //! `max.in.flight.requests.per.connection`); while the writer waits for one
 //! to be answered, due records pile up and go out together in the next
-//! request, as they do in Kafka's accumulator.
+//! request, as they do in Kafka's accumulator. A thread whose partitions have
+//! several leaders (shard-aware shoal, a cluster) has one connection per
+//! leader and waits only when none of them can take a request.
 //!
 //! Invariant: every record generated is counted exactly once, as acknowledged
 //! (with its latency) or as lost to a named broker error; with `--acks 0` it
 //! counts as sent once written to the socket.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -335,7 +337,11 @@ fn write_loop(
     Ok(())
 }
 
-/// Sends the `ready` batches, one request per lane.
+/// Sends the `ready` batches, one request per lane. A lane with
+/// [`IN_FLIGHT_MAX`] requests unanswered is passed over while another lane
+/// can send (its batches stay open and keep filling), as Kafka's sender skips
+/// a broker that is not ready; only when no lane could send does the writer
+/// wait, on the first full one.
 fn send_ready(
     shared: &Shared,
     lanes: &mut [Lane],
@@ -343,58 +349,90 @@ fn send_ready(
     ready: &[usize],
     meter: &Meter,
 ) -> anyhow::Result<()> {
+    let mut sent = false;
+    let mut full = None;
     for (lane_index, lane) in lanes.iter_mut().enumerate() {
-        let mut partition_data = Vec::new();
-        let mut batches = Vec::new();
-        for &i in ready {
-            let batch = &mut open[i];
-            if batch.lane != lane_index {
-                continue;
+        if !ready.iter().any(|&i| open[i].lane == lane_index) {
+            continue;
+        }
+        if shared.acks != 0 {
+            match lane.slots.try_send(()) {
+                Ok(()) => {}
+                Err(TrySendError::Full(())) => {
+                    full.get_or_insert(lane_index);
+                    continue;
+                }
+                Err(TrySendError::Disconnected(())) => {
+                    return Err(anyhow!("the acknowledgement reader stopped"))
+                }
             }
-            batches.push(SentBatch {
-                partition: batch.partition,
-                first_seq: batch.first_seq,
-                records: batch.builder.len() as u64,
-            });
-            let records: Bytes = batch.builder.finish()?;
-            partition_data.push(
-                PartitionProduceData::default()
-                    .with_index(batch.partition)
-                    .with_records(Some(records)),
-            );
         }
-        if batches.is_empty() {
-            continue;
-        }
-        let request = ProduceRequest::default()
-            .with_acks(shared.acks)
-            .with_timeout_ms(PRODUCE_TIMEOUT_MS)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(topic_name(&shared.topic))
-                .with_topic_id(shared.topic_id)
-                .with_partition_data(partition_data)]);
-        if shared.acks == 0 {
-            lane.sender.send(&request, lane.version)?;
-            let records: u64 = batches.iter().map(|b| b.records).sum();
-            meter.add(records, records * shared.payload.len() as u64);
-            continue;
-        }
+        send_lane(shared, lane, lane_index, open, ready, meter)?;
+        sent = true;
+    }
+    if let (false, Some(lane_index)) = (sent, full) {
+        let lane = &mut lanes[lane_index];
         // Blocks while IN_FLIGHT_MAX requests await answers; fails when
         // the reader has ended (its error is reported when it is joined).
         lane.slots
             .send(())
             .map_err(|_| anyhow!("the acknowledgement reader stopped"))?;
-        let sent_at = Instant::now();
-        let correlation_id = lane.sender.send(&request, lane.version)?;
-        lane.in_flight
-            .send(InFlight {
-                correlation_id,
-                sent_at,
-                batches,
-            })
-            .map_err(|_| anyhow!("the acknowledgement reader stopped"))?;
+        send_lane(shared, lane, lane_index, open, ready, meter)?;
     }
     Ok(())
+}
+
+/// Sends lane `lane_index`'s `ready` batches as one request; the lane's
+/// in-flight slot is already taken (unless `acks=0`).
+fn send_lane(
+    shared: &Shared,
+    lane: &mut Lane,
+    lane_index: usize,
+    open: &mut [Open],
+    ready: &[usize],
+    meter: &Meter,
+) -> anyhow::Result<()> {
+    let mut partition_data = Vec::new();
+    let mut batches = Vec::new();
+    for &i in ready {
+        let batch = &mut open[i];
+        if batch.lane != lane_index {
+            continue;
+        }
+        batches.push(SentBatch {
+            partition: batch.partition,
+            first_seq: batch.first_seq,
+            records: batch.builder.len() as u64,
+        });
+        let records: Bytes = batch.builder.finish()?;
+        partition_data.push(
+            PartitionProduceData::default()
+                .with_index(batch.partition)
+                .with_records(Some(records)),
+        );
+    }
+    let request = ProduceRequest::default()
+        .with_acks(shared.acks)
+        .with_timeout_ms(PRODUCE_TIMEOUT_MS)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name(&shared.topic))
+            .with_topic_id(shared.topic_id)
+            .with_partition_data(partition_data)]);
+    if shared.acks == 0 {
+        lane.sender.send(&request, lane.version)?;
+        let records: u64 = batches.iter().map(|b| b.records).sum();
+        meter.add(records, records * shared.payload.len() as u64);
+        return Ok(());
+    }
+    let sent_at = Instant::now();
+    let correlation_id = lane.sender.send(&request, lane.version)?;
+    lane.in_flight
+        .send(InFlight {
+            correlation_id,
+            sent_at,
+            batches,
+        })
+        .map_err(|_| anyhow!("the acknowledgement reader stopped"))
 }
 
 /// Reads one lane's Produce responses, in the order the requests went out.

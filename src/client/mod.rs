@@ -206,6 +206,23 @@ impl Connection {
         frame::decode_response::<Req>(body, version)
     }
 
+    /// Sends `req` at `version` and returns its correlation id without
+    /// waiting, so that requests to several brokers are in flight together;
+    /// [`Connection::receive`] reads the answer.
+    pub fn send_only<Req: Request>(&mut self, req: &Req, version: i16) -> anyhow::Result<i32> {
+        self.write_request(req, version)
+    }
+
+    /// The answer to the request [`Connection::send_only`] sent as
+    /// `correlation_id` at `version`.
+    pub fn receive<Req: Request>(
+        &mut self,
+        version: i16,
+        correlation_id: i32,
+    ) -> anyhow::Result<Req::Response> {
+        self.receiver.receive::<Req>(version, correlation_id)
+    }
+
     /// Sends `req` at `version` without waiting for a response, for requests
     /// the broker does not answer (Produce with `acks=0`).
     pub fn send_no_response<Req: Request>(&mut self, req: Req, version: i16) -> anyhow::Result<()> {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use glommio::sync::Semaphore;
 use kafka_protocol::error::ResponseError;
 
+use super::brokers::LocalBroker;
 use super::store;
 use super::{initial_placement, validate_topic_name, ClusterView, TopicMeta};
 use crate::config::{apply_config_ops, validated_overrides, PARTITIONS_PER_TOPIC_MAX};
@@ -110,8 +111,12 @@ impl Controller {
                     continue;
                 }
             };
+            let placement = match &topic.placement {
+                Some(owners) if owners.len() == partitions as usize => owners.clone(),
+                _ => initial_placement(&topic.name, partitions, view.shard_count),
+            };
             let meta = Arc::new(TopicMeta {
-                placement: initial_placement(&topic.name, partitions, view.shard_count),
+                placement,
                 name: topic.name.clone(),
                 id: uuid::Uuid::new_v4(),
                 partitions,
@@ -286,7 +291,9 @@ impl Controller {
     }
 
     /// The topic `growth` asks for, with Kafka's errors for a request that
-    /// does not grow it or places replicas elsewhere than this broker.
+    /// does not grow it or places replicas elsewhere than this node's
+    /// brokers. A new partition assigned to a shard's broker (shard-aware
+    /// mode) is placed on that shard.
     fn check_growth(
         shard: &Shard,
         current: Option<&Arc<TopicMeta>>,
@@ -320,9 +327,10 @@ impl Controller {
                     assignments.len()
                 )));
             }
-            let node_id = shard.config.node_id;
-            for replicas in assignments {
-                if let Some(other) = replicas.iter().find(|&&id| id != node_id) {
+            let view = shard.view();
+            let mut grown = meta.grown(wanted, shard.count());
+            for (index, replicas) in assignments.iter().enumerate() {
+                if let Some(other) = replicas.iter().find(|&&id| view.local_broker(id).is_none()) {
                     return Err(bad(format!(
                         "The manual partition assignment includes broker {other}, but no broker with that ID is registered."
                     )));
@@ -333,7 +341,11 @@ impl Controller {
                         replicas.len()
                     )));
                 }
+                if let Some(LocalBroker::Shard(owner)) = view.local_broker(replicas[0]) {
+                    grown.placement[now as usize + index] = owner as u32;
+                }
             }
+            return Ok(grown);
         }
         Ok(meta.grown(wanted, shard.count()))
     }

@@ -1,10 +1,11 @@
-//! Cluster metadata: topics, their partitions and configs, and which shard
-//! owns each partition.
+//! Cluster metadata: topics, their partitions and configs, which shard owns
+//! each partition, and the brokers clients see (`brokers.rs`).
 //!
 //! Invariant: every shard reads an immutable [`ClusterView`] snapshot; only
 //! the controller (shard 0, see `controller.rs`) builds a new one, persists it
 //! and broadcasts it. Nothing here does IO on the data path.
 
+pub mod brokers;
 pub mod controller;
 pub mod store;
 
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::config::TOPIC_NAME_LENGTH_MAX;
+pub use brokers::BrokerLayout;
 
 /// The topics Kafka reports as internal.
 pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
@@ -79,6 +81,8 @@ pub struct ClusterView {
     pub node_id: i32,
     pub advertised_host: String,
     pub advertised_port: i32,
+    /// One broker for the node, or one per shard (`brokers.rs`).
+    pub broker_layout: BrokerLayout,
     pub shard_count: usize,
     pub topics: BTreeMap<String, Arc<TopicMeta>>,
     pub topic_names_by_id: HashMap<Uuid, String>,
@@ -189,6 +193,7 @@ mod tests {
             node_id: 1,
             advertised_host: String::new(),
             advertised_port: 9092,
+            broker_layout: BrokerLayout::Node,
             shard_count: 2,
             topics: BTreeMap::new(),
             topic_names_by_id: HashMap::new(),

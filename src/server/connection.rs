@@ -38,10 +38,22 @@ use crate::shard::Shard;
 /// Bytes asked of the socket per read when no frame size is known yet.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
+/// Which listener accepted a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// The port every shard shares (SO_REUSEPORT): the node.
+    Shared,
+    /// This shard's own port in shard-aware mode: the shard's broker.
+    Own,
+}
+
 /// Per-connection state the handlers may keep (fetch sessions live per shard).
 pub struct ConnectionContext {
     pub shard: Rc<Shard>,
     pub peer: Option<SocketAddr>,
+    /// The listener the client connected to: a client on a shard's own port
+    /// talks to that shard's broker, which lists only its own groups.
+    pub port: Port,
 }
 
 impl ConnectionContext {
@@ -64,7 +76,7 @@ const IN_FLIGHT_REQUESTS_MAX: usize = 16;
 /// A request being handled: resolves to its answer.
 type Pending = glommio::Task<Result<Response, CloseReason>>;
 
-pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
+pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, port: Port) {
     let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
     // A second handle on the same socket for the writer, so reading the next
@@ -81,7 +93,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     }
     // SAFETY: `duplicate` is a fresh descriptor of a connected TCP socket.
     let writer = unsafe { TcpStream::from_raw_fd(duplicate) };
-    let context = Rc::new(ConnectionContext { shard, peer });
+    let context = Rc::new(ConnectionContext { shard, peer, port });
     let (queue, pending) = glommio::channels::local_channel::new_bounded(IN_FLIGHT_REQUESTS_MAX);
     let writing = glommio::spawn_local(write_answers(writer, pending, peer));
     let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);

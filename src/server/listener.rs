@@ -1,23 +1,24 @@
 //! The listener every shard runs: bind the shared port (SO_REUSEPORT, so the
-//! kernel spreads connections over the shards), accept until told to stop,
-//! and serve each connection on this shard.
+//! kernel spreads connections over the shards), and in shard-aware mode the
+//! shard's own port too (`metadata::brokers`); accept until told to stop, and
+//! serve each connection on this shard.
 
 use std::net::ToSocketAddrs;
 use std::os::fd::{FromRawFd, IntoRawFd};
 
-use futures_util::future::{select, Either};
+use futures_util::future::{select, Either, FutureExt, Shared};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::connection;
-use crate::shard::ShardStart;
+use super::connection::{self, Port};
+use crate::shard::{Shard, ShardStart};
 
 /// Accept backlog per shard, as Kafka's default `net.core.somaxconn`-bounded listen.
 pub const LISTEN_BACKLOG: i32 = 1024;
 
-/// Binds the shared port: SO_REUSEPORT so every shard listens on it, and
-/// SO_REUSEADDR (as Kafka sets) so a restarted broker can bind while the
-/// previous one's closed connections linger in FIN_WAIT or TIME_WAIT.
-fn bind(address: &str) -> std::io::Result<glommio::net::TcpListener> {
+/// Binds a port with SO_REUSEADDR (as Kafka sets) so a restarted broker can
+/// bind while the previous one's closed connections linger in FIN_WAIT or
+/// TIME_WAIT, and for the shared port SO_REUSEPORT so every shard listens on it.
+fn bind(address: &str, port: Port) -> std::io::Result<glommio::net::TcpListener> {
     let address: std::net::SocketAddr = address
         .to_socket_addrs()?
         .next()
@@ -29,7 +30,7 @@ fn bind(address: &str) -> std::io::Result<glommio::net::TcpListener> {
     };
     let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
+    socket.set_reuse_port(port == Port::Shared)?;
     socket.bind(&address.into())?;
     socket.listen(LISTEN_BACKLOG)?;
     // SAFETY: the descriptor is a listening TCP socket we own; ownership
@@ -39,23 +40,44 @@ fn bind(address: &str) -> std::io::Result<glommio::net::TcpListener> {
 
 pub async fn run(start: ShardStart) {
     let ShardStart { shard, stop, ready } = start;
-    let listener = match bind(shard.config.listen.as_str()) {
-        Ok(listener) => listener,
-        Err(error) => {
-            let _ = ready.send(Err(format!(
-                "shard {}: cannot listen on {}: {error}",
-                shard.id, shard.config.listen
-            )));
-            return;
+    let mut addresses = vec![(shard.config.listen.clone(), Port::Shared)];
+    if shard.config.listener_shard_aware {
+        addresses.push((shard.config.shard_listen_address(shard.id), Port::Own));
+    }
+    let mut listeners = Vec::with_capacity(addresses.len());
+    for (address, port) in addresses {
+        match bind(&address, port) {
+            Ok(listener) => listeners.push((listener, port)),
+            Err(error) => {
+                let _ = ready.send(Err(format!(
+                    "shard {}: cannot listen on {address}: {error}",
+                    shard.id
+                )));
+                return;
+            }
         }
-    };
+    }
     let _ = ready.send(Ok(shard.id));
-    let mut stop = stop;
+    let stop = stop.shared();
+    let accepting = listeners
+        .into_iter()
+        .map(|(listener, port)| accept(shard.clone(), listener, port, stop.clone()));
+    futures_util::future::join_all(accepting).await;
+}
+
+/// Accepts on `listener` until `stop` resolves. One loop per listener, so an
+/// accept in progress is never dropped for another listener's connection.
+async fn accept(
+    shard: std::rc::Rc<Shard>,
+    listener: glommio::net::TcpListener,
+    port: Port,
+    mut stop: Shared<futures_channel::oneshot::Receiver<()>>,
+) {
     loop {
         match select(Box::pin(listener.accept()), &mut stop).await {
             Either::Left((Ok(stream), _)) => {
                 let shard = shard.clone();
-                glommio::spawn_local(connection::serve(shard, stream)).detach();
+                glommio::spawn_local(connection::serve(shard, stream, port)).detach();
             }
             Either::Left((Err(error), _)) => {
                 log::warn!("shard {}: accept failed: {error}", shard.id);

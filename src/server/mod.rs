@@ -17,7 +17,7 @@ use anyhow::Context;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::config::BrokerConfig;
-use crate::metadata::{initial_placement, store, ClusterView};
+use crate::metadata::{initial_placement, store, BrokerLayout, ClusterView};
 use crate::shard::messages::TopicPartition;
 
 /// Runs the broker until SIGTERM or SIGINT; returns after a clean shutdown.
@@ -35,7 +35,13 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     let _lock = preflight::lock_data_dir(&config.data_dir)?;
     preflight::ensure_locked_memory(config.shards)?;
     preflight::probe_io_uring()?;
+    config.check_shard_listeners()?;
     preflight::check_port_free(&config.listen)?;
+    if config.listener_shard_aware {
+        for shard in 0..config.shards {
+            preflight::check_port_free(&config.shard_listen_address(shard))?;
+        }
+    }
 
     let cluster_id = store::load_or_create_cluster_id(&config.data_dir, config.node_id)
         .context("cannot read meta.properties")?;
@@ -49,6 +55,13 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
             node_id: config.node_id,
             advertised_host,
             advertised_port,
+            broker_layout: if config.listener_shard_aware {
+                BrokerLayout::PerShard {
+                    port_base: config.shard_port_base(),
+                }
+            } else {
+                BrokerLayout::Node
+            },
             shard_count: config.shards,
             topics: Default::default(),
             topic_names_by_id: Default::default(),

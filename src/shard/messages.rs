@@ -100,6 +100,9 @@ pub struct NewTopic {
     /// -1: the broker's `default.replication.factor`.
     pub replication_factor: i16,
     pub configs: Vec<(String, String)>,
+    /// The owner shard of each partition, when the client assigned the
+    /// replicas to shards' brokers (shard-aware mode); None: the placement rule.
+    pub placement: Option<Vec<u32>>,
     pub validate_only: bool,
 }
 

@@ -100,6 +100,32 @@ pub struct Shard {
     controller: Option<Controller>,
     stop: RefCell<Option<oneshot::Sender<()>>>,
     in_flight_requests: Cell<usize>,
+    routing: RoutingCounts,
+}
+
+/// Produce and fetch partition parts this shard routed: run here (it owns
+/// the partition) or forwarded to the owner over the mesh. Logged at
+/// shutdown, to see what shard-aware mode saves; plain cells, since only
+/// this shard touches them.
+#[derive(Default)]
+struct RoutingCounts {
+    produce_here: Cell<u64>,
+    produce_forwarded: Cell<u64>,
+    fetch_here: Cell<u64>,
+    fetch_forwarded: Cell<u64>,
+}
+
+impl RoutingCounts {
+    fn count(&self, request: &ShardRequest, here: bool) {
+        let (counter, parts) = match request {
+            ShardRequest::Produce(parts) if here => (&self.produce_here, parts.len()),
+            ShardRequest::Produce(parts) => (&self.produce_forwarded, parts.len()),
+            ShardRequest::Fetch(parts) if here => (&self.fetch_here, parts.len()),
+            ShardRequest::Fetch(parts) => (&self.fetch_forwarded, parts.len()),
+            _ => return,
+        };
+        counter.set(counter.get() + parts as u64);
+    }
 }
 
 impl Shard {
@@ -115,6 +141,7 @@ impl Shard {
     /// Runs `request` on shard `owner`: inline when that is this shard,
     /// otherwise as a message to its inbox.
     pub async fn call(self: &Rc<Self>, owner: usize, request: ShardRequest) -> ShardReply {
+        self.routing.count(&request, owner == self.id);
         if owner == self.id {
             return self.handle(request).await;
         }
@@ -407,6 +434,7 @@ async fn run_shard<S, F>(
         inboxes,
         stop: RefCell::new(Some(stop_tx)),
         in_flight_requests: Cell::new(0),
+        routing: RoutingCounts::default(),
     });
     for topic in view.topics.values() {
         let mine: Vec<i32> = (0..topic.partitions)
@@ -484,4 +512,12 @@ async fn run_shard<S, F>(
         waited_ms += SHUTDOWN_DRAIN_POLL_MS;
     }
     shard.partitions.close_all().await;
+    let routing = &shard.routing;
+    log::info!(
+        "shard {id}: partition parts routed: produce {} here, {} forwarded; fetch {} here, {} forwarded",
+        routing.produce_here.get(),
+        routing.produce_forwarded.get(),
+        routing.fetch_here.get(),
+        routing.fetch_forwarded.get()
+    );
 }

@@ -18,6 +18,7 @@ use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, Reques
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::str_bytes;
+use crate::metadata::ClusterView;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{
     ConfigChange, KafkaError, ShardReply, ShardRequest, TopicConfigChange,
@@ -47,7 +48,7 @@ fn invalid_request(message: String) -> KafkaError {
 }
 
 /// The shared checks, one route per resource, in order.
-pub(super) fn route(node_id: i32, resources: &[Resource<'_>]) -> Vec<Route> {
+pub(super) fn route(view: &ClusterView, resources: &[Resource<'_>]) -> Vec<Route> {
     let mut seen = BTreeSet::new();
     let repeated: BTreeSet<(i8, &str)> = resources
         .iter()
@@ -76,7 +77,7 @@ pub(super) fn route(node_id: i32, resources: &[Resource<'_>]) -> Vec<Route> {
             }
             match resource.resource_type {
                 RESOURCE_TOPIC => Route::Topic,
-                RESOURCE_BROKER => Route::Done(broker_change(node_id, resource)),
+                RESOURCE_BROKER => Route::Done(broker_change(view, resource)),
                 other => Route::Done(Err(invalid_request(format!(
                     "Unknown resource type {other}"
                 )))),
@@ -85,9 +86,9 @@ pub(super) fn route(node_id: i32, resources: &[Resource<'_>]) -> Vec<Route> {
         .collect()
 }
 
-/// A change to the broker's own configs: the resource must name this broker
-/// (or be empty, for the cluster default), and no config can change.
-fn broker_change(node_id: i32, resource: &Resource<'_>) -> Result<(), KafkaError> {
+/// A change to the broker's own configs: the resource must name a broker of
+/// this node (or be empty, for the cluster default), and no config can change.
+fn broker_change(view: &ClusterView, resource: &Resource<'_>) -> Result<(), KafkaError> {
     if !resource.name.is_empty() {
         let id: i32 = resource.name.parse().map_err(|_| {
             invalid_request(format!(
@@ -95,9 +96,15 @@ fn broker_change(node_id: i32, resource: &Resource<'_>) -> Result<(), KafkaError
                 resource.name
             ))
         })?;
-        if id != node_id {
+        if view.local_broker(id).is_none() {
+            let expected: Vec<String> = view
+                .brokers()
+                .iter()
+                .map(|broker| broker.id.to_string())
+                .collect();
             return Err(invalid_request(format!(
-                "Unexpected broker id, expected {node_id}, but received {}",
+                "Unexpected broker id, expected {}, but received {}",
+                expected.join(" or "),
                 resource.name
             )));
         }
@@ -169,7 +176,7 @@ pub async fn handle(
                 .collect(),
         })
         .collect();
-    let routes = route(context.shard.config.node_id, &resources);
+    let routes = route(&context.shard.view(), &resources);
     let changes = request
         .resources
         .iter()

@@ -10,6 +10,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, Reques
 
 use super::describe_configs::topic_config_entries;
 use super::str_bytes;
+use crate::metadata::brokers::LocalBroker;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{KafkaError, NewTopic, ShardReply, ShardRequest};
 
@@ -21,7 +22,7 @@ pub async fn handle(
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let version = header.request_api_version;
-    let node_id = context.shard.config.node_id;
+    let view = context.shard.view();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for topic in &request.topics {
         *seen.entry(topic.name.0.to_string()).or_default() += 1;
@@ -39,6 +40,7 @@ pub async fn handle(
         }
         let mut partitions = topic.num_partitions;
         let mut replication_factor = topic.replication_factor;
+        let mut placement = None;
         if !topic.assignments.is_empty() {
             if partitions != -1 || replication_factor != -1 {
                 results.push(Some(Err(KafkaError::with_message(
@@ -48,22 +50,38 @@ pub async fn handle(
                 ))));
                 continue;
             }
-            let valid = topic
+            let owners: Option<Vec<LocalBroker>> = topic
                 .assignments
                 .iter()
                 .enumerate()
-                .all(|(index, assignment)| {
-                    assignment.partition_index == index as i32
-                        && assignment.broker_ids.len() == 1
-                        && assignment.broker_ids[0].0 == node_id
-                });
-            if !valid {
+                .map(
+                    |(index, assignment)| match assignment.broker_ids.as_slice() {
+                        [only] if assignment.partition_index == index as i32 => {
+                            view.local_broker(only.0)
+                        }
+                        _ => None,
+                    },
+                )
+                .collect();
+            let Some(owners) = owners else {
+                let brokers: Vec<String> =
+                    view.brokers().iter().map(|b| b.id.to_string()).collect();
                 results.push(Some(Err(KafkaError::with_message(
                     ResponseError::InvalidReplicaAssignment,
-                    format!("Replica assignment must list partitions 0.. in order, each on broker {node_id} only."),
+                    format!(
+                        "Replica assignment must list partitions 0.. in order, each on one broker of {} only.",
+                        brokers.join(", ")
+                    ),
                 ))));
                 continue;
-            }
+            };
+            placement = owners
+                .iter()
+                .map(|owner| match owner {
+                    LocalBroker::Shard(shard) => Some(*shard as u32),
+                    LocalBroker::Node => None,
+                })
+                .collect();
             partitions = topic.assignments.len() as i32;
             replication_factor = 1;
         }
@@ -83,6 +101,7 @@ pub async fn handle(
             partitions,
             replication_factor,
             configs,
+            placement,
             validate_only: request.validate_only,
         });
     }

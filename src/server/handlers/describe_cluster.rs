@@ -1,4 +1,5 @@
-//! DescribeCluster: this node, the cluster id and the controller (itself).
+//! DescribeCluster: the cluster id, the brokers this node advertises (itself,
+//! or one per shard in shard-aware mode) and the controller among them.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{
@@ -14,16 +15,23 @@ pub fn handle(
     request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let view = context.shard.view();
-    let mut broker = DescribeClusterBroker::default();
-    broker.broker_id = BrokerId(view.node_id);
-    broker.host = str_bytes(view.advertised_host.clone());
-    broker.port = view.advertised_port;
     let mut response = DescribeClusterResponse::default();
     if header.request_api_version >= 1 {
         response.endpoint_type = request.endpoint_type;
     }
     response.cluster_id = str_bytes(view.cluster_id.clone());
-    response.controller_id = BrokerId(view.node_id);
-    response.brokers = vec![broker];
+    response.controller_id = BrokerId(view.controller_id());
+    response.brokers = view
+        .brokers()
+        .into_iter()
+        .map(|broker| {
+            let mut entry = DescribeClusterBroker::default();
+            entry.broker_id = BrokerId(broker.id);
+            entry.host = str_bytes(broker.host);
+            entry.port = broker.port;
+            entry.rack = broker.rack.map(str_bytes);
+            entry
+        })
+        .collect();
     response
 }

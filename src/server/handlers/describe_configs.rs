@@ -106,6 +106,16 @@ fn broker_config_entries(broker: &BrokerConfig) -> Vec<(&'static str, String, i8
             TYPE_INT,
         ),
         (
+            "listener.shard.aware",
+            broker.listener_shard_aware.to_string(),
+            TYPE_BOOLEAN,
+        ),
+        (
+            "listener.shard.port.base",
+            broker.shard_port_base().to_string(),
+            TYPE_INT,
+        ),
+        (
             "listeners",
             format!("PLAINTEXT://{}", broker.listen),
             TYPE_STRING,
@@ -326,7 +336,10 @@ pub fn handle(
                 },
                 RESOURCE_BROKER => {
                     let name = resource.resource_name.as_str();
-                    if name.is_empty() || name == broker.node_id.to_string() {
+                    let ours = name
+                        .parse::<i32>()
+                        .is_ok_and(|id| view.local_broker(id).is_some());
+                    if name.is_empty() || ours {
                         result.configs = broker_config_entries(broker)
                             .into_iter()
                             .filter(|(name, _, _)| wanted(name))

@@ -1,15 +1,21 @@
-//! FindCoordinator: this broker coordinates every group (key type 0). The
-//! shard that owns the group's state is reached internally, so every group
-//! has the same answer: this node.
+//! FindCoordinator: the coordinator of a group (key type 0) is the broker of
+//! the shard owning its `__consumer_offsets` partition: the node itself by
+//! default, that shard's own broker in shard-aware mode (`metadata::brokers`).
+//! Group requests sent elsewhere still reach the coordinating shard over the
+//! mesh.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{
     BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, RequestHeader,
 };
+use kafka_protocol::protocol::StrBytes;
 
 use super::group_route::ensure_offsets_topic;
 use super::str_bytes;
+use crate::group::{offsets_partition, OFFSETS_TOPIC};
+use crate::metadata::brokers::Broker;
+use crate::metadata::ClusterView;
 use crate::server::connection::ConnectionContext;
 
 /// FindCoordinator v4+ carries a list of keys (KIP-699).
@@ -21,12 +27,12 @@ pub async fn handle(
     header: &RequestHeader,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let view = context.shard.view();
     let outcome = if request.key_type != KEY_TYPE_GROUP {
         Err(ResponseError::CoordinatorNotAvailable)
     } else {
         ensure_offsets_topic(context).await
     };
+    let view = context.shard.view();
     let (error_code, error_message) = match outcome {
         Ok(()) => (0, None),
         Err(error) => (
@@ -38,25 +44,19 @@ pub async fn handle(
             })),
         ),
     };
+    let found = |key: &StrBytes| (error_code == 0).then(|| coordinator(&view, key.as_str()));
     let mut response = FindCoordinatorResponse::default();
     if header.request_api_version >= BATCHED_VERSION {
         response.coordinators = request
             .coordinator_keys
             .iter()
             .map(|key| {
+                let (node_id, host, port) = address(found(key));
                 let mut coordinator = Coordinator::default();
                 coordinator.key = key.clone();
-                coordinator.node_id = BrokerId(if error_code == 0 { view.node_id } else { -1 });
-                coordinator.host = str_bytes(if error_code == 0 {
-                    view.advertised_host.clone()
-                } else {
-                    String::new()
-                });
-                coordinator.port = if error_code == 0 {
-                    view.advertised_port
-                } else {
-                    -1
-                };
+                coordinator.node_id = node_id;
+                coordinator.host = host;
+                coordinator.port = port;
                 coordinator.error_code = error_code;
                 coordinator.error_message = error_message.clone();
                 coordinator
@@ -67,17 +67,25 @@ pub async fn handle(
         if header.request_api_version >= 1 {
             response.error_message = error_message;
         }
-        response.node_id = BrokerId(if error_code == 0 { view.node_id } else { -1 });
-        response.host = str_bytes(if error_code == 0 {
-            view.advertised_host.clone()
-        } else {
-            String::new()
-        });
-        response.port = if error_code == 0 {
-            view.advertised_port
-        } else {
-            -1
-        };
+        (response.node_id, response.host, response.port) = address(found(&request.key));
     }
     response
+}
+
+/// The broker coordinating `group_id`; `__consumer_offsets` exists.
+fn coordinator(view: &ClusterView, group_id: &str) -> Broker {
+    let partitions = view
+        .topic(OFFSETS_TOPIC)
+        .map_or(1, |topic| topic.partitions.max(1));
+    let owner = view.owner(OFFSETS_TOPIC, offsets_partition(group_id, partitions));
+    view.broker_of_shard(owner)
+}
+
+/// A coordinator's id, host and port as the response carries them; with
+/// none (an error), Kafka's -1, "" and -1.
+fn address(broker: Option<Broker>) -> (BrokerId, StrBytes, i32) {
+    match broker {
+        Some(broker) => (BrokerId(broker.id), str_bytes(broker.host), broker.port),
+        None => (BrokerId(-1), str_bytes(String::new()), -1),
+    }
 }

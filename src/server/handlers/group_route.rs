@@ -5,7 +5,7 @@
 use kafka_protocol::error::ResponseError;
 
 use crate::group::{offsets_partition, GroupState, ListedGroup, OFFSETS_TOPIC};
-use crate::server::connection::ConnectionContext;
+use crate::server::connection::{ConnectionContext, Port};
 use crate::shard::messages::{GroupAnswer, GroupCall, NewTopic, ShardReply, ShardRequest};
 
 const CONTROLLER_SHARD: usize = 0;
@@ -27,6 +27,7 @@ pub async fn ensure_offsets_topic(context: &ConnectionContext) -> Result<(), Res
                 context.shard.config.offsets_topic_segment_bytes.to_string(),
             ),
         ],
+        placement: None,
         validate_only: false,
     };
     context
@@ -65,9 +66,15 @@ pub async fn call_group(
     }
 }
 
-/// ListGroups over every shard's coordinator.
+/// ListGroups over the coordinators a connection speaks for: every shard's
+/// on the shared port, only its own shard's on a shard's own port (where the
+/// client talks to that shard's broker and asks every broker in turn).
 pub async fn list_all(context: &ConnectionContext, states: Vec<GroupState>) -> Vec<ListedGroup> {
-    let calls = (0..context.shard.count()).map(|shard| {
+    let shards = match context.port {
+        Port::Shared => 0..context.shard.count(),
+        Port::Own => context.shard.id..context.shard.id + 1,
+    };
+    let calls = shards.map(|shard| {
         context
             .shard
             .call(shard, ShardRequest::Group(GroupCall::List(states.clone())))

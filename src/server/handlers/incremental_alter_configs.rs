@@ -61,7 +61,7 @@ pub async fn handle(
                 .collect(),
         })
         .collect();
-    let mut routes = route(context.shard.config.node_id, &resources);
+    let mut routes = route(&context.shard.view(), &resources);
     let mut changes = Vec::new();
     for (resource, route) in request.resources.iter().zip(routes.iter_mut()) {
         if !matches!(route, Route::Topic) {

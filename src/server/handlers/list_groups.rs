@@ -1,4 +1,5 @@
-//! ListGroups: every group of every shard, filtered by state (v4+) and type (v5+).
+//! ListGroups: the groups of every shard (of this shard only on its own port
+//! in shard-aware mode), filtered by state (v4+) and type (v5+).
 
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse, RequestHeader};

@@ -1,4 +1,5 @@
-//! Metadata: brokers, topics, partitions and leaders; creates missing topics
+//! Metadata: brokers, topics, partitions and leaders (as `metadata::brokers`
+//! lays them out: the node, or one broker per shard); creates missing topics
 //! when `auto.create.topics.enable` and the request allow it (`__consumer_offsets`
 //! as the group coordinator makes it).
 
@@ -73,6 +74,7 @@ pub async fn handle(
                     partitions: -1,
                     replication_factor: -1,
                     configs: Vec::new(),
+                    placement: None,
                     validate_only: false,
                 })
                 .collect();
@@ -128,14 +130,21 @@ pub async fn handle(
             topic.topic_authorized_operations = operations;
         }
     }
-    let mut broker = MetadataResponseBroker::default();
-    broker.node_id = BrokerId(view.node_id);
-    broker.host = str_bytes(view.advertised_host.clone());
-    broker.port = view.advertised_port;
     let mut response = MetadataResponse::default();
-    response.brokers = vec![broker];
+    response.brokers = view
+        .brokers()
+        .into_iter()
+        .map(|broker| {
+            let mut entry = MetadataResponseBroker::default();
+            entry.node_id = BrokerId(broker.id);
+            entry.host = str_bytes(broker.host);
+            entry.port = broker.port;
+            entry.rack = broker.rack.map(str_bytes);
+            entry
+        })
+        .collect();
     response.cluster_id = Some(str_bytes(view.cluster_id.clone()));
-    response.controller_id = BrokerId(view.node_id);
+    response.controller_id = BrokerId(view.controller_id());
     response.topics = topics;
     if (AUTHORIZED_OPERATIONS_VERSION..=CLUSTER_OPERATIONS_VERSION_MAX).contains(&version)
         && request.include_cluster_authorized_operations
@@ -146,7 +155,6 @@ pub async fn handle(
 }
 
 fn topic_entry(view: &ClusterView, topic: &Arc<TopicMeta>, version: i16) -> MetadataResponseTopic {
-    let node = BrokerId(view.node_id);
     let mut entry = MetadataResponseTopic::default();
     entry.name = Some(TopicName(str_bytes(topic.name.clone())));
     if version >= 10 {
@@ -155,12 +163,13 @@ fn topic_entry(view: &ClusterView, topic: &Arc<TopicMeta>, version: i16) -> Meta
     entry.is_internal = topic.is_internal();
     entry.partitions = (0..topic.partitions)
         .map(|index| {
+            let leader = BrokerId(view.leader_id(&topic.name, index));
             let mut partition = MetadataResponsePartition::default();
             partition.partition_index = index;
-            partition.leader_id = node;
+            partition.leader_id = leader;
             partition.leader_epoch = 0;
-            partition.replica_nodes = vec![node];
-            partition.isr_nodes = vec![node];
+            partition.replica_nodes = vec![leader];
+            partition.isr_nodes = vec![leader];
             partition
         })
         .collect();
