@@ -161,17 +161,6 @@ def section(runs, info, commands, duration_s):
     return "\n".join(lines) + "\n"
 
 
-def replace_section(path, text):
-    """Puts `text` in place of the marked section of `path` (or at its end)."""
-    with open(path) as f:
-        current = f.read()
-    start, end = current.find(BEGIN_MARKER), current.find(END_MARKER)
-    if start >= 0 and end > start:
-        current = current[:start] + current[end + len(END_MARKER):].lstrip("\n")
-    with open(path, "w") as f:
-        f.write(current.rstrip("\n") + "\n\n" + text)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=8.0, help="seconds perf samples per workload")
@@ -189,7 +178,7 @@ def main():
     text = section(runs, info, commands, args.duration)
     print(text)
     if args.record:
-        replace_section(os.path.join(harness.PERF_DIR, "RESULTS.md"), text)
+        harness.replace_section(os.path.join(harness.PERF_DIR, "RESULTS.md"), BEGIN_MARKER, END_MARKER, text)
         print("wrote the section into perf/RESULTS.md", file=sys.stderr)
 
 
