@@ -29,6 +29,10 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECORD_BYTES = 1024
 READY_TIMEOUT_S = 600
@@ -204,16 +208,7 @@ def section(args, results, on_disk, segments):
 
 def record(text):
     path = os.path.join(ROOT, "perf", "RESULTS.md")
-    with open(path) as f:
-        current = f.read()
-    if SECTION_BEGIN in current and SECTION_END in current:
-        before = current[: current.index(SECTION_BEGIN)]
-        after = current[current.index(SECTION_END) + len(SECTION_END):].lstrip("\n")
-        updated = before + text + after
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text
-    with open(path, "w") as f:
-        f.write(updated)
+    harness.replace_section(path, SECTION_BEGIN, SECTION_END, text)
     print(f"wrote the section into {path}", file=sys.stderr)
 
 
