@@ -181,6 +181,10 @@ async fn write_response(stream: &mut TcpStream, response: Response) -> std::io::
         Response::Chunks(chunks) => {
             for chunk in &chunks {
                 stream.write_all(chunk).await?;
+                // A socket with room takes every chunk at once: without this,
+                // a fetch response of many megabytes to a fast reader goes out
+                // in one poll of this task, holding the reactor.
+                glommio::yield_if_needed().await;
             }
             Ok(())
         }

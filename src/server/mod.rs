@@ -36,6 +36,7 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     preflight::ensure_locked_memory(config.shards)?;
     preflight::probe_io_uring()?;
     preflight::check_port_free(&config.listen)?;
+    crate::alloc::keep_freed_memory();
 
     let cluster_id = store::load_or_create_cluster_id(&config.data_dir, config.node_id)
         .context("cannot read meta.properties")?;

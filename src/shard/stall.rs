@@ -126,9 +126,12 @@ pub struct StalledRun {
 impl StalledRun {
     /// The thread was on a CPU for most of the run: a task did not yield.
     /// Otherwise the OS (or the hypervisor) gave the core to something else
-    /// for more than half the budget, and the task may have been short.
+    /// for more than half the budget, and the task may have been short. A
+    /// signal that comes before the budget is out was sent late, for an
+    /// earlier run, by the detector's thread, which waited for a CPU itself:
+    /// the machine was busy with something else, so that is preempted too.
     pub fn busy(&self) -> bool {
-        self.on_cpu * 2 >= self.wall
+        self.wall >= Duration::from_millis(STALL_BUDGET_MS) && self.on_cpu * 2 >= self.wall
     }
 }
 
@@ -211,8 +214,13 @@ mod tests {
             wall: budget * 3,
             on_cpu: budget / 2,
         };
+        let late = StalledRun {
+            wall: budget / 4,
+            on_cpu: budget / 4,
+        };
         assert!(held.busy());
         assert!(!preempted.busy());
+        assert!(!late.busy());
         assert_eq!(
             preempted.to_string(),
             "reactor stall (preempted): on CPU 5.0 ms of 30.0 ms"
