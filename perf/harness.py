@@ -65,6 +65,10 @@ TARGET_W2_LOOPBACK_FRACTION = 0.40
 IDLE_CPU_PERCENT_MAX = 1.0
 # What glommio's stall detector writes; the budget is src/shard/stall.rs's.
 STALL_MARK = "stall-detector"
+# What src/shard/stall.rs puts before a report when the shard held the CPU
+# for most of the run (a task did not yield), as opposed to "(preempted)":
+# the OS ran something else on its core.
+STALL_BUSY_MARK = "reactor stall (busy)"
 STALL_BUDGET_MS = 10
 # Idle measurement: the broker settles this long before CPU is counted.
 IDLE_SETTLE_S = 1.0
@@ -260,11 +264,12 @@ class Shoal(Broker):
     def is_ready(self):
         return f"shoal ready on {self.bootstrap}" in tail(self.log_path)
 
-    def reactor_stalls(self):
-        """Stalls glommio's detector logged so far (see src/shard/stall.rs)."""
+    def reactor_stalls(self, mark=STALL_MARK):
+        """Stalls glommio's detector logged so far (see src/shard/stall.rs);
+        with `mark=STALL_BUSY_MARK`, those the shard was busy for."""
         try:
             with open(self.log_path, errors="replace") as f:
-                return sum(STALL_MARK in line for line in f)
+                return sum(STALL_MARK in line and mark in line for line in f)
         except OSError:
             return None
 
@@ -565,6 +570,7 @@ def run_workload_once(workload, make_broker, shoal_bin, size, commands):
             report["error_note"] = f"broker errors: {report['errors']}"
         if isinstance(broker, Shoal):
             report["reactor_stalls"] = broker.reactor_stalls()
+            report["reactor_stalls_busy"] = broker.reactor_stalls(STALL_BUSY_MARK)
         return report
     except Exception as error:  # noqa: BLE001 - one failed run must not end the comparison
         return {"error": str(error).strip()[-400:]}
@@ -717,14 +723,17 @@ def reactor_section(rows, idle):
     the idle CPU, against issue 5's bounds."""
     lines = ["## Reactor stalls and idle CPU (shoal)", "",
              f"A stall is a shard's reactor going more than {STALL_BUDGET_MS} ms without polling "
-             "io_uring, as glommio's stall detector reports it in the broker log (`src/shard/stall.rs`).",
-             "", "| workload | runs | stalls over 10 ms |", "|---|---|---|"]
+             "io_uring, as glommio's stall detector reports it in the broker log (`src/shard/stall.rs`). "
+             "*Busy*: the shard thread was on a CPU for most of the stall (a task did not yield); the others "
+             "are the OS running something else on its core (the benchmark client, other processes).",
+             "", "| workload | runs | stalls over 10 ms | of them busy |", "|---|---|---|---|"]
     total = 0
     for w in rows:
-        counts = [r.get("reactor_stalls") for r in w.results.get("shoal", []) if "error" not in r]
-        known = [c for c in counts if c is not None]
+        runs = [r for r in w.results.get("shoal", []) if "error" not in r]
+        known = [r["reactor_stalls"] for r in runs if r.get("reactor_stalls") is not None]
+        busy = [r["reactor_stalls_busy"] for r in runs if r.get("reactor_stalls_busy") is not None]
         total += sum(known)
-        lines.append(f"| {w.key} | {len(counts)} | {sum(known) if known else '—'} |")
+        lines.append(f"| {w.key} | {len(runs)} | {sum(known) if known else '—'} | {sum(busy) if busy else '—'} |")
     lines += ["", f"Stalls over 10 ms in all runs: {total} ({verdict(total == 0)})."]
     if "error" in idle:
         lines.append(f"Idle CPU: not measured ({idle['error']}).")

@@ -11,6 +11,9 @@
 //! decoder writes at most what the frame (bounded by
 //! `socket.request.max.bytes`) can describe.
 //!
+//! The broker also sets how the system allocator (glibc's malloc) gives
+//! memory back to the OS: see [`keep_freed_memory`].
+//!
 //! Invariant: small allocations (nearly all) go straight to the system
 //! allocator; only requests of `LARGE_ALLOCATION_BYTES` or more are mapped.
 
@@ -21,6 +24,47 @@ use std::alloc::{GlobalAlloc, Layout, System};
 pub const LARGE_ALLOCATION_BYTES: usize = 256 << 20;
 /// mmap returns page-aligned memory; larger alignments go to the system allocator.
 const PAGE_BYTES: usize = 4096;
+
+/// Buffers under this size come from malloc's heaps and are reused after a
+/// free; larger ones are mapped and unmapped each time. glibc's largest
+/// accepted value (half its 64 MiB per-thread heap), and above every buffer
+/// the hot paths size: fetch reads, responses, the 16 MiB group-commit write.
+const MALLOC_MMAP_THRESHOLD_BYTES: libc::c_int = 32 << 20;
+/// Free memory at the top of a heap that malloc keeps instead of handing it
+/// back to the OS. Above a per-thread heap's 64 MiB, so a shard's heap stays
+/// at its high-water mark, which the broker's own bounds on buffers limit.
+const MALLOC_TRIM_THRESHOLD_BYTES: libc::c_int = 128 << 20;
+
+/// Makes glibc's malloc keep and reuse the memory the broker frees.
+///
+/// By default it unmaps every buffer over 128 KiB when it is freed, then
+/// adjusts that threshold and trims heap tops past twice it: the megabytes
+/// a large consume reads and sends per fetch went back to the OS and came
+/// back as fresh zero-filled pages, a page fault per 4 KiB on the shard's
+/// reactor. That was the largest cost of serving a consume from segment
+/// files (page clearing and faults, about 40% of the broker's CPU) and what
+/// held shards in reactor stalls (perf/run's W3). The cost: a shard keeps
+/// the memory of its busiest moment.
+pub fn keep_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    for (parameter, name, value) in [
+        (
+            libc::M_MMAP_THRESHOLD,
+            "M_MMAP_THRESHOLD",
+            MALLOC_MMAP_THRESHOLD_BYTES,
+        ),
+        (
+            libc::M_TRIM_THRESHOLD,
+            "M_TRIM_THRESHOLD",
+            MALLOC_TRIM_THRESHOLD_BYTES,
+        ),
+    ] {
+        // SAFETY: mallopt only sets one of malloc's parameters.
+        if unsafe { libc::mallopt(parameter, value) } == 0 {
+            log::warn!("malloc refused {name}={value}: freed memory goes back to the OS");
+        }
+    }
+}
 
 pub struct ReservingAllocator;
 

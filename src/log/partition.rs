@@ -2127,6 +2127,46 @@ pub(super) mod tests {
         });
     }
 
+    #[test]
+    fn batches_larger_than_a_read_step_are_read_whole_and_checked() {
+        with_dir(|dir| async move {
+            let records = 20_000;
+            let batch = sample_batch(records, Compression::None);
+            let step = super::super::segment::READ_STEP_BYTES;
+            assert!(batch.len() > step + 100, "{} bytes", batch.len());
+            let config = small_config(0);
+            let config = LogConfig {
+                segment_bytes: LogConfig::default().segment_bytes,
+                ..config
+            };
+            let log = PartitionLog::open(dir.clone(), config.clone())
+                .await
+                .unwrap();
+            for _ in 0..3 {
+                append_one(&log, &batch, AppendWait::Durable).await.unwrap();
+            }
+            let got: Vec<Vec<u8>> = read_all(&log).await.iter().map(|b| unassigned(b)).collect();
+            assert_eq!(got, vec![unassigned(&batch); 3]);
+            log.close().await.unwrap();
+            // A byte of the second batch that its first step does not cover.
+            let path = super::super::segment::log_path(&dir, 0);
+            flip_byte(&path, batch.len(), 1, step + 100);
+
+            let log = PartitionLog::open(dir, config).await.unwrap();
+            let hw = log.high_watermark();
+            let got = log.read(0, hw, usize::MAX, true).await.unwrap();
+            assert_eq!(got.len(), 1, "the read stops before the damaged batch");
+            match log.read(records as i64, hw, usize::MAX, true).await {
+                Err(LogError::Corrupt { position, .. }) => {
+                    assert_eq!(position, batch.len() as u64)
+                }
+                other => panic!("expected Corrupt, got {other:?}"),
+            }
+            let got = log.read(2 * records as i64, hw, 1, true).await.unwrap();
+            assert_eq!(got.len(), 1, "the batch after it reads");
+        });
+    }
+
     /// Offsets 0.. in 5-record batches, exactly `count` of them.
     fn assert_contiguous(got: &[Bytes], count: usize) {
         let bases: Vec<i64> = got.iter().map(base_of).collect();

@@ -11,7 +11,7 @@ use glommio::io::{BufferedFile, OpenOptions};
 use super::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 use super::LogError;
 use crate::protocol::batch::{
-    framed_size, verify_stored, BatchError, BatchHeader, BATCH_HEADER_SIZE,
+    framed_size, stored_crc, verify_stored, BatchError, BatchHeader, BATCH_HEADER_SIZE,
 };
 
 /// Kafka's "no timestamp".
@@ -19,10 +19,17 @@ pub const NO_TIMESTAMP: i64 = -1;
 /// Smallest read from a segment file: one syscall should bring several
 /// batches, and cover the distance from an index entry to the target.
 const READ_WINDOW_BYTES_MIN: u64 = 64 << 10;
-/// Largest single read: reads are sized by the caller's `max_bytes`, this
-/// bounds the buffer one fetch can allocate (a larger batch still gets read,
-/// alone, at its own size).
-const READ_WINDOW_BYTES_MAX: u64 = 16 << 20;
+/// Largest single read from a segment file, and the most bytes a read
+/// copies or checksums before it lets the shard's other tasks run
+/// (`yield_if_needed`): reads are sized by the caller's `max_bytes` and
+/// taken this much at a time. Copying and checking 256 KiB takes well under
+/// a millisecond, so a fetch of many megabytes never holds the reactor near
+/// its 10 ms stall budget (`shard::stall`); a window of typical 16 KiB
+/// batches re-reads little of the partial batch at its end; and the windows
+/// of several partitions read at once fit in the shard's io memory
+/// (`SHARD_IO_MEMORY_BYTES`), which glommio reads into without faulting in
+/// fresh pages. A larger batch is read alone, in steps of this size.
+pub const READ_STEP_BYTES: usize = 256 << 10;
 
 pub fn log_path(dir: &Path, base_offset: i64) -> PathBuf {
     dir.join(format!("{base_offset:020}.log"))
@@ -246,7 +253,7 @@ impl ReadBudget {
         let remaining = self.max_bytes.saturating_sub(self.used_bytes) as u64;
         remaining
             .saturating_add(READ_WINDOW_BYTES_MIN)
-            .clamp(READ_WINDOW_BYTES_MIN, READ_WINDOW_BYTES_MAX)
+            .clamp(READ_WINDOW_BYTES_MIN, READ_STEP_BYTES as u64)
     }
 }
 
@@ -358,17 +365,22 @@ impl Segment {
         Ok(())
     }
 
-    /// Reads exactly `len` bytes at `position` into one buffer.
+    /// Reads exactly `len` bytes at `position` into one buffer, at most
+    /// `READ_STEP_BYTES` per read, letting other tasks run between reads.
     pub async fn read_exact(&self, position: u64, len: usize) -> Result<Bytes, LogError> {
         let file = self.file().await?;
         let mut out = BytesMut::with_capacity(len);
         while out.len() < len {
             let at = position + out.len() as u64;
-            let chunk = file.read_at(at, len - out.len()).await?;
+            let chunk = file
+                .read_at(at, (len - out.len()).min(READ_STEP_BYTES))
+                .await?;
             if chunk.is_empty() {
                 return Err(self.corrupt(at, "unexpected end of segment file"));
             }
             out.extend_from_slice(&chunk);
+            drop(chunk);
+            glommio::yield_if_needed().await;
         }
         Ok(out.freeze())
     }
@@ -521,7 +533,7 @@ impl Segment {
                         return Ok(true);
                     }
                     let batch = buf.slice(cursor..cursor + size);
-                    if let Err(reason) = self.check_batch(&batch, expected) {
+                    if let Err(reason) = self.check_batch(&batch, expected).await {
                         return self.end_at_corruption(at, &reason, out);
                     }
                     if last_offset >= max_offset {
@@ -550,10 +562,11 @@ impl Segment {
     /// A batch about to be served: intact (`batch::verify_stored`) and at
     /// the offsets this segment holds, where the read expects it. (The base
     /// offset is outside the CRC; this is what catches a flip there.)
-    fn check_batch(&self, batch: &[u8], expected: Expected) -> Result<(), String> {
+    async fn check_batch(&self, batch: &[u8], expected: Expected) -> Result<(), String> {
         let header = BatchHeader::view(batch).ok_or("short batch header")?;
         let (base, last) = (header.base_offset.get(), header.last_offset());
-        verify_stored(batch)
+        verify_in_steps(batch)
+            .await
             .map_err(|e| format!("{e:?} in the batch of offsets {base}..={last}"))?;
         let in_segment = base >= self.base_offset && last < self.next_offset.get();
         let in_place = match (expected, self.offset_gaps.get()) {
@@ -587,6 +600,25 @@ impl Segment {
             Ok(true)
         }
     }
+}
+
+/// `batch::verify_stored`, checksumming `READ_STEP_BYTES` at a time and
+/// letting other tasks run after each step, so a batch of many megabytes
+/// does not hold the reactor.
+async fn verify_in_steps(batch: &[u8]) -> Result<(), BatchError> {
+    if batch.len() <= READ_STEP_BYTES {
+        return verify_stored(batch);
+    }
+    let (covered, claimed) = stored_crc(batch)?;
+    let mut crc = 0;
+    for step in covered.chunks(READ_STEP_BYTES) {
+        crc = crc32c::crc32c_append(crc, step);
+        glommio::yield_if_needed().await;
+    }
+    if crc != claimed {
+        return Err(BatchError::CrcMismatch);
+    }
+    Ok(())
 }
 
 impl Segment {

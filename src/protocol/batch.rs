@@ -166,14 +166,22 @@ fn check(buf: &[u8], max_batch_bytes: usize, counting: Counting) -> Result<usize
 /// the records decoded. The fields outside the CRC (base offset, length,
 /// leader epoch) are for the log to check against its own offsets.
 pub fn verify_stored(batch: &[u8]) -> Result<(), BatchError> {
+    let (covered, claimed) = stored_crc(batch)?;
+    if crc32c::crc32c(covered) != claimed {
+        return Err(BatchError::CrcMismatch);
+    }
+    Ok(())
+}
+
+/// `verify_stored` up to the CRC: after the magic check, the bytes the
+/// CRC-32C covers and the CRC the header claims, for a caller that
+/// checksums a large batch in steps (`crc32c::crc32c_append`).
+pub fn stored_crc(batch: &[u8]) -> Result<(&[u8], u32), BatchError> {
     let header = BatchHeader::view(batch).ok_or(BatchError::Truncated)?;
     if header.magic != MAGIC_V2 {
         return Err(BatchError::UnsupportedMagic(header.magic));
     }
-    if !crc_matches(batch, header) {
-        return Err(BatchError::CrcMismatch);
-    }
-    Ok(())
+    Ok((&batch[CRC_START..], header.crc.get()))
 }
 
 /// CRC-32C (hardware accelerated by the `crc32c` crate) over attributes to

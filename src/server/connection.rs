@@ -207,7 +207,13 @@ async fn write_chunks(stream: &mut TcpStream, chunks: &[Bytes]) -> std::io::Resu
     while position.index < chunks.len() {
         match send_now(stream.as_raw_fd(), chunks, position) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(sent) => position = position.advance(chunks, sent),
+            Ok(sent) => {
+                position = position.advance(chunks, sent);
+                // A fast reader empties the socket as quickly as it fills:
+                // without this, a response of many megabytes goes out in
+                // one poll of this task, holding the reactor.
+                glommio::yield_if_needed().await;
+            }
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
             Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
                 stream

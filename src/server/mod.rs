@@ -42,6 +42,7 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
             preflight::check_port_free(&config.shard_listen_address(shard))?;
         }
     }
+    crate::alloc::keep_freed_memory();
 
     let cluster_id = store::load_or_create_cluster_id(&config.data_dir, config.node_id)
         .context("cannot read meta.properties")?;

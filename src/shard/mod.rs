@@ -340,7 +340,7 @@ where
             .io_memory(SHARD_IO_MEMORY_BYTES)
             .preempt_timer(Duration::from_millis(stall::PREEMPT_TIMER_MS))
             .spin_before_park(Duration::from_micros(config.shard_spin_before_park_us))
-            .detect_stalls(Some(Box::new(stall::StallBudget)))
+            .detect_stalls(Some(Box::new(stall::StallBudget::installed())))
             .spawn(move || run_shard(id, config, view, inboxes, inbox, service, ready))
             .map_err(|error| format!("cannot start shard {id}: {error}"))?;
         threads.push(thread);

@@ -39,3 +39,5 @@ def test_perf_smoke_writes_results(tmp_path):
         (report,) = raw["runs"][workload]["shoal"]
         assert "error" not in report, report
         assert report["records"] > 0
+        assert 0 <= report["reactor_stalls_busy"] <= report["reactor_stalls"], report
+    assert "| of them busy |" in results
