@@ -82,6 +82,20 @@ def cleaned_bytes(log_path):
     return passes, total
 
 
+def topic_bytes(data_dir):
+    """Bytes of the topic's files on disk (segments and indexes); a file the
+    cleaner removes while they are counted counts as gone."""
+    total = 0
+    for entry in os.scandir(data_dir):
+        if entry.is_dir() and entry.name.startswith(f"{TOPIC}-"):
+            for file in os.scandir(entry.path):
+                try:
+                    total += file.stat().st_size
+                except FileNotFoundError:
+                    pass
+    return total
+
+
 def run_once(shoal_bin, overrides, duration_s, commands):
     broker = CleanerShoal(shoal_bin, overrides).start(commands)
     try:
@@ -108,6 +122,7 @@ def run_once(shoal_bin, overrides, duration_s, commands):
         report = harness.last_json_line(out)
         report["cleaner_passes"] = after[0] - before[0]
         report["cleaner_bytes"] = after[1] - before[1]
+        report["topic_bytes"] = topic_bytes(broker.data_dir)
         return report
     except RuntimeError as error:
         raise RuntimeError(f"{error}\nbroker log:\n{harness.tail(broker.log_path)}") from error
@@ -134,8 +149,8 @@ def section(reports, duration_s, runs, commands, info):
         "broker and its cleaner.",
         "",
         "| cleaner | records/s | p50 ms | p99 ms | p999 ms | p99 / off | p99 of each run | "
-        "cleaner passes in the run | MB cleaned |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "cleaner passes in the run | MB cleaned | topic MB at the end |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for mode, label, _ in MODES:
         per_run = [r.get("latency_ms", {}).get("p99") for r in reports[mode]]
@@ -144,11 +159,13 @@ def section(reports, duration_s, runs, commands, info):
             f"{med(mode, 'latency_ms', 'p99')} | {med(mode, 'latency_ms', 'p999')} | "
             f"{harness.fmt_ratio(med(mode, 'latency_ms', 'p99'), off_p99)} | {per_run} | "
             f"{harness.fmt_rate(med(mode, 'cleaner_passes'))} | "
-            f"{harness.fmt_rate((med(mode, 'cleaner_bytes') or 0) / 1e6)} |"
+            f"{harness.fmt_rate((med(mode, 'cleaner_bytes') or 0) / 1e6)} | "
+            f"{harness.fmt_rate((med(mode, 'topic_bytes') or 0) / 1e6)} |"
         )
     lines += [
         "",
-        "MB cleaned: bytes of the segments the cleaner rewrote during the measured run.",
+        "MB cleaned: bytes of the segments the cleaner rewrote during the measured run. Topic MB: "
+        "the topic's files on disk when the run ends (what the cleaner has not yet removed).",
         "",
         "```",
         *commands.lines,

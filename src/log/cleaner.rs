@@ -25,8 +25,12 @@
 //! segments still chain and nothing moves the log end offset. Every kept
 //! batch keeps its base and last offsets. The map holds at most its budget,
 //! but for the first batch of a pass, always taken so that a pass moves on.
-//! Between batches the cleaner yields once it has run for `CLEANER_SLICE`,
+//! Between batches the cleaner pauses once its turn is over: after
+//! `CLEANER_SLICE` on an idle shard, after `CLEANER_BUSY_SLICE` when a
+//! request is waiting or the shard has started work since the last pause,
 //! so produce and fetch on the same shard wait at most about that long.
+//! While the shard stays busy the pauses grow to `CLEANER_BUSY_PAUSE_MAX`:
+//! the cleaner then takes about 2.5% of the shard, never nothing.
 
 use std::cell::Cell;
 use std::collections::hash_map::DefaultHasher;
@@ -42,7 +46,7 @@ use glommio::io::{BufferedFile, OpenOptions};
 use super::segment::{
     self, write_index_files, ReadBudget, Segment, SegmentIndexes, CLEANED_SUFFIX,
 };
-use super::{LogError, SEGMENT_BYTES_MAX};
+use super::{LogError, ShardLoad, SEGMENT_BYTES_MAX};
 use crate::protocol::batch::BatchHeader;
 use crate::protocol::batch_records::{
     emptied, rebuild, BatchRecords, RecordView, RecordsError, ATTR_DELETE_HORIZON,
@@ -56,14 +60,31 @@ const OFFSET_MAP_LOAD_FACTOR: f64 = 0.9;
 /// One slot: a 16-byte hash of the key and the 8-byte offset, as in
 /// Kafka's SkimpyOffsetMap (which hashes with MD5).
 pub const OFFSET_MAP_SLOT_BYTES: usize = 24;
-/// Longest the cleaner computes before it lets the shard poll its sockets
-/// and run what is waiting: bounds the latency it adds to produce and fetch.
-/// 200 µs rather than 1 ms took produce p99 under full-speed cleaning from
-/// 4.1 to 3.4 ms in `perf/compaction.py` (2.4 ms without the cleaner).
+/// Longest turn of the cleaner on an idle shard before it lets the shard
+/// poll its sockets and run what is waiting. 200 µs rather than 1 ms took
+/// produce p99 under full-speed cleaning from 4.1 to 3.4 ms in
+/// `perf/compaction.py` (2.4 ms without the cleaner).
 const CLEANER_SLICE: Duration = Duration::from_micros(200);
-/// The pause after a slice. Any timer makes the executor poll io_uring (a
-/// yield alone would not when nothing else is runnable yet).
+/// The shard counts as busy while it started work (a request, a call from
+/// another shard) less than this long ago: a shard serving a steady load
+/// (hundreds of requests a second) never looks idle between two of them,
+/// and one that served a burst is left to the cleaner 10 ms after it.
+const CLEANER_BUSY_WINDOW: Duration = Duration::from_millis(10);
+/// Turn of the cleaner while a request waits or the shard is busy: how long
+/// a request arriving during a turn waits for it, at most about one batch
+/// more.
+const CLEANER_BUSY_SLICE: Duration = Duration::from_micros(50);
+/// The pause after a turn on an idle shard. Any timer makes the executor
+/// poll io_uring (a yield alone would not when nothing else is runnable yet).
 const CLEANER_PAUSE: Duration = Duration::from_micros(50);
+/// Longest pause between turns while the shard stays busy: the pause
+/// doubles from `CLEANER_PAUSE` each busy turn up to this. With
+/// `CLEANER_BUSY_SLICE` it is the floor a shard that never idles still
+/// leaves the cleaner, about 2.5% of it: enough to keep a topic taking
+/// 25,000 keyed records/s per shard within about twice its compacted size
+/// in `perf/compaction.py`, and each sleep and wake of the shard costs
+/// CPU too, so shorter pauses cost produce more.
+const CLEANER_BUSY_PAUSE_MAX: Duration = Duration::from_millis(2);
 /// Longest sleep of a throttled cleaner before it checks whether its log is
 /// closing: a close waits at most this long for the cleaner to let go.
 const CLEANER_NAP_MAX: Duration = Duration::from_millis(100);
@@ -152,10 +173,60 @@ impl OffsetMap {
     }
 }
 
-/// Keeps the cleaner's turns short (see `CLEANER_SLICE`), holds its IO to
-/// `log.cleaner.io.max.bytes.per.second`, and stops it when its log closes.
+/// When the cleaner's turns end and how long it pauses after each: the
+/// arithmetic of [`Pacer`], apart from clocks and the shard.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Turns {
+    pause: Duration,
+}
+
+impl Turns {
+    fn new() -> Turns {
+        Turns {
+            pause: CLEANER_PAUSE,
+        }
+    }
+
+    /// After a batch, `ran` into the turn: the pause to take now if the
+    /// turn is over. `idle_for`: how long ago the shard last started work
+    /// (`None`: not watched, or never); `request_waiting`: a socket of the
+    /// shard has data. A busy shard (work within `CLEANER_BUSY_WINDOW`)
+    /// shortens turns and doubles the pause after each, up to
+    /// `CLEANER_BUSY_PAUSE_MAX`; the first turn that finds it idle drops the
+    /// pause back to `CLEANER_PAUSE`.
+    fn after_batch(
+        &mut self,
+        ran: Duration,
+        idle_for: Option<Duration>,
+        request_waiting: bool,
+    ) -> Option<Duration> {
+        let busy = idle_for.is_some_and(|idle| idle < CLEANER_BUSY_WINDOW);
+        let turn = if busy || request_waiting {
+            CLEANER_BUSY_SLICE
+        } else {
+            CLEANER_SLICE
+        };
+        if ran < turn {
+            return None;
+        }
+        self.pause = if busy {
+            (self.pause * 2).clamp(CLEANER_PAUSE, CLEANER_BUSY_PAUSE_MAX)
+        } else {
+            CLEANER_PAUSE
+        };
+        Some(self.pause)
+    }
+}
+
+/// Keeps the cleaner's turns short and backs it off while its shard is busy
+/// (see [`Turns`]), holds its IO to `log.cleaner.io.max.bytes.per.second`,
+/// and stops it when its log closes.
 pub struct Pacer<'a> {
     slice_start: Instant,
+    turns: Turns,
+    /// `None`: the pass does not back off for load (an urgent one), but
+    /// still keeps its turns short.
+    load: Option<&'a ShardLoad>,
     stopped: &'a Cell<bool>,
     io_bytes_per_second: f64,
     io_start: Instant,
@@ -164,10 +235,16 @@ pub struct Pacer<'a> {
 
 impl<'a> Pacer<'a> {
     /// A pacer that fails the pass with `LogError::Closed` once `stopped`.
-    pub fn new(stopped: &'a Cell<bool>, io_bytes_per_second: f64) -> Pacer<'a> {
+    pub fn new(
+        stopped: &'a Cell<bool>,
+        load: Option<&'a ShardLoad>,
+        io_bytes_per_second: f64,
+    ) -> Pacer<'a> {
         let now = Instant::now();
         Pacer {
             slice_start: now,
+            turns: Turns::new(),
+            load,
             stopped,
             io_bytes_per_second,
             io_start: now,
@@ -175,13 +252,19 @@ impl<'a> Pacer<'a> {
         }
     }
 
-    /// Called after each batch with the bytes it read and wrote: yields when
-    /// the slice is over, sleeps while the IO is ahead of its rate (as
+    /// Called after each batch with the bytes it read and wrote: pauses when
+    /// the turn is over, sleeps while the IO is ahead of its rate (as
     /// Kafka's throttler does), in naps short enough to notice a close.
     pub async fn pace(&mut self, io_bytes: usize) -> Result<(), LogError> {
         self.io_bytes += io_bytes as f64;
-        if self.slice_start.elapsed() >= CLEANER_SLICE {
-            self.nap(CLEANER_PAUSE).await?;
+        let now = Instant::now();
+        let idle_for = self.load.and_then(|load| load.idle_for(now));
+        // Network receives complete on glommio's latency ring, which is
+        // what `need_preempt` watches.
+        let request_waiting = glommio::executor().need_preempt();
+        let ran = now.saturating_duration_since(self.slice_start);
+        if let Some(pause) = self.turns.after_batch(ran, idle_for, request_waiting) {
+            self.nap(pause).await?;
         }
         loop {
             self.check_stopped()?;
@@ -572,6 +655,54 @@ mod tests {
         }
         assert_eq!(map.get(&999u32.to_be_bytes()), Some(999));
         assert!(!map.make_room(1000));
+    }
+
+    #[test]
+    fn turns_shorten_and_pauses_grow_while_the_shard_is_busy() {
+        let us = Duration::from_micros;
+        let busy = Some(us(100));
+        let idle = Some(CLEANER_BUSY_WINDOW);
+        let mut turns = Turns::new();
+        // Idle (or not watched): full turns, shortest pauses.
+        assert_eq!(turns.after_batch(us(199), idle, false), None);
+        assert_eq!(
+            turns.after_batch(CLEANER_SLICE, idle, false),
+            Some(CLEANER_PAUSE)
+        );
+        assert_eq!(
+            turns.after_batch(CLEANER_SLICE, None, false),
+            Some(CLEANER_PAUSE)
+        );
+        // A request waiting ends the turn early, without a longer pause.
+        assert_eq!(turns.after_batch(us(49), None, true), None);
+        assert_eq!(
+            turns.after_batch(CLEANER_BUSY_SLICE, None, true),
+            Some(CLEANER_PAUSE)
+        );
+        // Busy: short turns, and the pause doubles up to its cap and stays...
+        assert_eq!(turns.after_batch(us(49), busy, false), None);
+        let pauses: Vec<Duration> = (0..8)
+            .filter_map(|_| turns.after_batch(CLEANER_BUSY_SLICE, busy, false))
+            .collect();
+        assert_eq!(
+            pauses,
+            [100, 200, 400, 800, 1600, 2000, 2000, 2000]
+                .map(us)
+                .to_vec()
+        );
+        // ...so a shard that never idles still leaves the cleaner its floor.
+        let floor = CLEANER_BUSY_SLICE.as_secs_f64()
+            / (CLEANER_BUSY_SLICE + CLEANER_BUSY_PAUSE_MAX).as_secs_f64();
+        assert!(floor > 0.02, "{floor}");
+        // The first idle turn drops the pause back.
+        assert_eq!(
+            turns.after_batch(CLEANER_SLICE, idle, false),
+            Some(CLEANER_PAUSE)
+        );
+        assert_eq!(
+            turns.after_batch(CLEANER_BUSY_SLICE, busy, false),
+            Some(us(100))
+        );
     }
 
     #[test]

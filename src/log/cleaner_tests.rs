@@ -11,7 +11,7 @@ use kafka_protocol::records::{
 };
 
 use super::partition::tests::{read_all, small_config, with_dir};
-use super::{AppendWait, CleanerBudget, LogConfig, PartitionLog};
+use super::{AppendWait, CleanerBudget, LogConfig, PartitionLog, ShardLoad};
 use crate::protocol::batch::tests::CODECS;
 use crate::protocol::batch::{validate_stored, BatchHeader, ATTR_COMPRESSION_MASK};
 use crate::protocol::records::{decode_records, encode_batch, ProducerRecord};
@@ -146,11 +146,11 @@ fn latest_value_of_every_key_wins_and_offsets_stay() {
         let active = files(&dir, "log").pop().unwrap();
         let active_bytes = std::fs::read(&active).unwrap();
 
-        let outcome = log.clean(NOW_MS, budget(MAP_BYTES)).await.unwrap();
+        let outcome = log.clean(NOW_MS, budget(MAP_BYTES), None).await.unwrap();
         assert!(outcome.records_removed > 0);
         assert!(outcome.bytes_after < outcome.bytes_before);
         // Segments shrunk by this pass merge in the next, as in Kafka.
-        log.clean(NOW_MS, budget(MAP_BYTES)).await.unwrap();
+        log.clean(NOW_MS, budget(MAP_BYTES), None).await.unwrap();
         assert!(log.segment_count() < segments, "small segments merge");
         let after = contents(&log).await;
         assert_eq!(latest(&after), latest(&before));
@@ -193,7 +193,7 @@ fn kept_batches_keep_their_offsets_and_the_last_one_stays() {
         let log = PartitionLog::open(dir.clone(), compacted()).await.unwrap();
         churn(&log, 5, 12, |_, _| false).await;
         let before = batch_offsets(&log).await;
-        let outcome = log.clean(NOW_MS, budget(MAP_BYTES)).await.unwrap();
+        let outcome = log.clean(NOW_MS, budget(MAP_BYTES), None).await.unwrap();
         let after = batch_offsets(&log).await;
         for offsets in &after {
             assert!(before.contains(offsets), "{offsets:?} is a batch of before");
@@ -230,7 +230,7 @@ fn tombstones_stay_for_delete_retention_then_go() {
         churn(&log, 5, 1, |_, i| i == 1 || i == 3).await;
         churn(&log, 5, 6, |_, i| i == 1 || i == 3).await;
         // Only tombstones for k1 and k3 are left after the third round.
-        let first = log.clean(NOW_MS, budget(MAP_BYTES)).await.unwrap();
+        let first = log.clean(NOW_MS, budget(MAP_BYTES), None).await.unwrap();
         assert!(first.records_removed > 0);
         let after_first = latest(&contents(&log).await);
         assert_eq!(after_first.get(&Bytes::from("k1")), Some(&None));
@@ -238,14 +238,19 @@ fn tombstones_stay_for_delete_retention_then_go() {
         assert!(after_first.get(&Bytes::from("k0")).unwrap().is_some());
         // Before the horizon nothing is due and a pass keeps them.
         assert!(log.cleaning_need(NOW_MS + 59_999).is_none());
-        log.clean(NOW_MS + 59_999, budget(MAP_BYTES)).await.unwrap();
+        log.clean(NOW_MS + 59_999, budget(MAP_BYTES), None)
+            .await
+            .unwrap();
         assert_eq!(latest(&contents(&log).await), after_first);
         // The horizon survives a restart.
         log.close().await.unwrap();
         let log = PartitionLog::open(dir, config).await.unwrap();
         let need = log.cleaning_need(NOW_MS + 60_000).unwrap();
         assert!(need.urgent);
-        let last = log.clean(NOW_MS + 60_000, budget(MAP_BYTES)).await.unwrap();
+        let last = log
+            .clean(NOW_MS + 60_000, budget(MAP_BYTES), None)
+            .await
+            .unwrap();
         let gone = latest(&contents(&log).await);
         // Tombstones in the active segment are not cleaned yet.
         let cleaned: Vec<_> = contents(&log)
@@ -278,7 +283,7 @@ fn compressed_batches_are_recompressed_with_their_codec() {
                 append(&log, &records, codec, NOW_MS).await;
             }
             let before = contents(&log).await;
-            log.clean(NOW_MS, budget(MAP_BYTES)).await.unwrap();
+            log.clean(NOW_MS, budget(MAP_BYTES), None).await.unwrap();
             let after = contents(&log).await;
             assert_eq!(latest(&after), latest(&before), "{codec:?}");
             assert!(after.len() < before.len());
@@ -345,7 +350,7 @@ fn control_batches_and_unreadable_keys_are_kept_keyless_records_go() {
             .find(|b| BatchHeader::view(b).unwrap().base_offset.get() == marker.base_offset)
             .unwrap()
             .clone();
-        log.clean(NOW_MS, budget(MAP_BYTES)).await.unwrap();
+        log.clean(NOW_MS, budget(MAP_BYTES), None).await.unwrap();
         let after = read_all(&log).await;
         assert!(
             after.contains(&original_marker),
@@ -374,7 +379,7 @@ fn a_small_map_cleans_in_several_passes() {
         let mut passes = 0;
         let mut offsets = Vec::new();
         while log.cleaning_need(NOW_MS).is_some() {
-            let outcome = log.clean(NOW_MS, budget(map_bytes)).await.unwrap();
+            let outcome = log.clean(NOW_MS, budget(map_bytes), None).await.unwrap();
             offsets.push(outcome.cleaner_offset);
             passes += 1;
             assert!(passes < 100, "passes must make progress");
@@ -401,11 +406,17 @@ fn min_compaction_lag_keeps_young_records_dirty() {
         let before = contents(&log).await;
         // Written at NOW_MS: too young at NOW_MS + 59 s.
         assert!(log.cleaning_need(NOW_MS + 59_000).is_none());
-        let outcome = log.clean(NOW_MS + 59_000, budget(MAP_BYTES)).await.unwrap();
+        let outcome = log
+            .clean(NOW_MS + 59_000, budget(MAP_BYTES), None)
+            .await
+            .unwrap();
         assert_eq!(outcome.records_removed, 0);
         assert_eq!(contents(&log).await, before);
         assert!(log.cleaning_need(NOW_MS + 61_000).is_some());
-        let outcome = log.clean(NOW_MS + 61_000, budget(MAP_BYTES)).await.unwrap();
+        let outcome = log
+            .clean(NOW_MS + 61_000, budget(MAP_BYTES), None)
+            .await
+            .unwrap();
         assert!(outcome.records_removed > 0);
     });
 }
@@ -424,7 +435,7 @@ fn dirty_ratio_and_max_compaction_lag_decide() {
         let need = log.cleaning_need(NOW_MS).unwrap();
         assert_eq!(need.dirty_ratio, 1.0);
         assert!(!need.urgent);
-        log.clean(NOW_MS, budget(MAP_BYTES)).await.unwrap();
+        log.clean(NOW_MS, budget(MAP_BYTES), None).await.unwrap();
         assert!(log.cleaning_need(NOW_MS).is_none());
         // A little more dirt: under the ratio, until it is an hour old.
         let segments = log.segment_count();
@@ -455,10 +466,39 @@ fn the_io_limit_slows_a_pass() {
             map_bytes: MAP_BYTES,
             io_bytes_per_second: 20_000.0,
         };
-        let outcome = log.clean(NOW_MS, throttled).await.unwrap();
+        let outcome = log.clean(NOW_MS, throttled, None).await.unwrap();
         // Read once to map, read and written to clean: at least this much IO.
         let io_bytes = (outcome.bytes_before + outcome.bytes_after) as f64;
         assert!(started.elapsed().as_secs_f64() >= io_bytes / 20_000.0 * 0.9);
+    });
+}
+
+#[test]
+fn a_shard_that_never_idles_slows_a_pass_but_does_not_stop_it() {
+    with_dir(|dir| async move {
+        let log = PartitionLog::open(dir, compacted()).await.unwrap();
+        churn(&log, 10, 16, |_, _| false).await;
+        let before = contents(&log).await;
+        // Work starts on the shard every 100 µs for as long as the pass runs.
+        let load = Rc::new(ShardLoad::default());
+        let done = Rc::new(std::cell::Cell::new(false));
+        let busy = {
+            let (load, done) = (load.clone(), done.clone());
+            glommio::spawn_local(async move {
+                while !done.get() {
+                    load.started_work();
+                    glommio::timer::sleep(std::time::Duration::from_micros(100)).await;
+                }
+            })
+        };
+        let outcome = log.clean(NOW_MS, budget(MAP_BYTES), Some(&load)).await;
+        done.set(true);
+        busy.await;
+        let outcome = outcome.unwrap();
+        assert!(outcome.records_removed > 0);
+        let after = contents(&log).await;
+        assert_eq!(latest(&after), latest(&before));
+        assert_keys_once(&after, outcome.cleaner_offset);
     });
 }
 
@@ -474,7 +514,7 @@ fn a_close_stops_a_slow_pass_and_leaves_the_log_as_it_was() {
         };
         let pass = {
             let log = log.clone();
-            glommio::spawn_local(async move { log.clean(NOW_MS, crawling).await })
+            glommio::spawn_local(async move { log.clean(NOW_MS, crawling, None).await })
         };
         glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
         let started = std::time::Instant::now();
@@ -506,7 +546,7 @@ fn delete_records_during_a_pass_wins() {
         };
         let pass = {
             let log = log.clone();
-            glommio::spawn_local(async move { log.clean(NOW_MS, slow).await })
+            glommio::spawn_local(async move { log.clean(NOW_MS, slow, None).await })
         };
         glommio::timer::sleep(std::time::Duration::from_millis(150)).await;
         assert_eq!(log.delete_records(cut).await.unwrap(), cut);
@@ -552,7 +592,7 @@ fn reads_racing_a_pass_see_whole_batches() {
                 })
             })
             .collect();
-        log.clean(NOW_MS, budget(MAP_BYTES)).await.unwrap();
+        log.clean(NOW_MS, budget(MAP_BYTES), None).await.unwrap();
         for reader in readers {
             for read in reader.await {
                 assert_eq!(latest(&read), expected);
@@ -575,7 +615,7 @@ fn a_pass_interrupted_at_any_step_recovers() {
             let copy = dir.with_file_name("cleaned-copy");
             copy_dir(&dir, &copy);
             let log = PartitionLog::open(copy.clone(), compacted()).await.unwrap();
-            log.clean(NOW_MS, budget(MAP_BYTES)).await.unwrap();
+            log.clean(NOW_MS, budget(MAP_BYTES), None).await.unwrap();
             let cleaned = contents(&log).await;
             log.close().await.unwrap();
             drop(log);
@@ -674,8 +714,7 @@ proptest::proptest! {
             }
             let before = contents(&log).await;
             for _ in 0..passes {
-                log.clean(NOW_MS, budget(map_slots * super::cleaner::OFFSET_MAP_SLOT_BYTES))
-                    .await
+                log.clean(NOW_MS, budget(map_slots * super::cleaner::OFFSET_MAP_SLOT_BYTES), None).await
                     .unwrap();
             }
             let after = contents(&log).await;

@@ -121,8 +121,10 @@ mod partition;
 mod recovery;
 mod segment;
 
+use std::cell::Cell;
 use std::fmt;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use crate::protocol::batch::BatchError;
 
@@ -257,6 +259,29 @@ pub struct CleanerBudget {
     /// Bytes read and written per second
     /// (`log.cleaner.io.max.bytes.per.second`).
     pub io_bytes_per_second: f64,
+}
+
+/// When the shard running a cleaner last took on work: a client request
+/// read from one of its connections or a call from another shard. The shard
+/// notes it, the cleaner reads it and backs off while the shard is busy (see
+/// `cleaner::Pacer`).
+#[derive(Debug, Default)]
+pub struct ShardLoad {
+    last_work: Cell<Option<Instant>>,
+}
+
+impl ShardLoad {
+    /// The shard starts a piece of work now.
+    pub fn started_work(&self) {
+        self.last_work.set(Some(Instant::now()));
+    }
+
+    /// How long before `now` the shard last started work; `None` if never.
+    fn idle_for(&self, now: Instant) -> Option<Duration> {
+        self.last_work
+            .get()
+            .map(|last| now.saturating_duration_since(last))
+    }
 }
 
 /// What one cleaning pass did.

@@ -30,7 +30,7 @@ use super::segment::{
 };
 use super::{
     AppendResult, AppendWait, CleanOutcome, CleanerBudget, CleaningNeed, FlushPolicy, LogConfig,
-    LogError, RetentionOutcome, SEGMENT_BYTES_MAX,
+    LogError, RetentionOutcome, ShardLoad, SEGMENT_BYTES_MAX,
 };
 use crate::protocol::batch::{
     framed_size, set_base_offset, set_log_append_time, set_partition_leader_epoch, BatchError,
@@ -1101,11 +1101,13 @@ impl PartitionLog {
     /// section, at most `budget.map_bytes` of them, then rewrites every
     /// cleanable segment below where the map stopped, a group of segments
     /// at a time, each group swapped in whole. Reads in flight finish on the
-    /// files they opened; new reads see the cleaned segments.
+    /// files they opened; new reads see the cleaned segments. With `load`,
+    /// the pass backs off while that shard is busy.
     pub async fn clean(
         &self,
         now_ms: i64,
         budget: CleanerBudget,
+        load: Option<&ShardLoad>,
     ) -> Result<CleanOutcome, LogError> {
         self.check_open()?;
         let _permit = self.maintenance_lock.acquire_permit(1).await?;
@@ -1120,7 +1122,7 @@ impl PartitionLog {
             .map_or(first_dirty, |s| s.next_offset.get())
             .max(first_dirty);
         let mut map = OffsetMap::new(budget.map_bytes, (dirty_end - first_dirty) as u64);
-        let mut pacer = Pacer::new(&self.closing, budget.io_bytes_per_second);
+        let mut pacer = Pacer::new(&self.closing, load, budget.io_bytes_per_second);
         let map_end =
             match cleaner::build_offset_map(&range.segments, first_dirty, &mut map, &mut pacer)
                 .await

@@ -26,7 +26,7 @@ use kafka_protocol::error::ResponseError;
 
 use crate::config::BrokerConfig;
 use crate::group::OFFSETS_TOPIC;
-use crate::log::CleanerBudget;
+use crate::log::{CleanerBudget, ShardLoad};
 use crate::metadata::controller::Controller;
 use crate::metadata::ClusterView;
 use groups::GroupHost;
@@ -101,6 +101,9 @@ pub struct Shard {
     stop: RefCell<Option<oneshot::Sender<()>>>,
     in_flight_requests: Cell<usize>,
     routing: RoutingCounts,
+    /// Requests and calls from other shards started here, which the log
+    /// cleaner watches to stay out of their way.
+    load: ShardLoad,
 }
 
 /// Produce and fetch partition parts this shard routed: run here (it owns
@@ -254,6 +257,7 @@ impl Shard {
     /// Counts a client request as in flight until the guard drops, so a
     /// shutdown lets it finish before logs close.
     pub fn request_guard(self: &Rc<Self>) -> RequestGuard {
+        self.load.started_work();
         self.in_flight_requests
             .set(self.in_flight_requests.get() + 1);
         RequestGuard {
@@ -369,7 +373,8 @@ where
 /// The shard's log cleaner: one pass at a time on the neediest compacted
 /// log, at once again after a pass, `log.cleaner.backoff.ms` after finding
 /// nothing to do. It runs in its own low-share task queue, so requests on
-/// the shard go first, and its passes yield every 200 µs. Each shard
+/// the shard go first; its passes take short turns and back off while the
+/// shard serves requests (`log/cleaner.rs`, `Pacer`). Each shard
 /// gets an equal part of `log.cleaner.dedupe.buffer.size` and of
 /// `log.cleaner.io.max.bytes.per.second`.
 fn spawn_cleaner(shard: &Rc<Shard>) {
@@ -394,7 +399,10 @@ fn spawn_cleaner(shard: &Rc<Shard>) {
                     break;
                 };
                 let now_ms = i64::try_from(crate::log::now_ms()).unwrap_or(i64::MAX);
-                let cleaned = shard.partitions.clean_neediest(now_ms, budget).await;
+                let cleaned = shard
+                    .partitions
+                    .clean_neediest(now_ms, budget, &shard.load)
+                    .await;
                 drop(shard);
                 if !cleaned {
                     glommio::timer::sleep(backoff).await;
@@ -435,6 +443,7 @@ async fn run_shard<S, F>(
         stop: RefCell::new(Some(stop_tx)),
         in_flight_requests: Cell::new(0),
         routing: RoutingCounts::default(),
+        load: ShardLoad::default(),
     });
     for topic in view.topics.values() {
         let mine: Vec<i32> = (0..topic.partitions)
@@ -459,6 +468,7 @@ async fn run_shard<S, F>(
     glommio::spawn_local(async move {
         while let Some(envelope) = inbox.next().await {
             let shard = receiver.clone();
+            shard.load.started_work();
             glommio::spawn_local(async move {
                 let answer = shard.handle(envelope.request).await;
                 let _ = envelope.reply.send(answer);

@@ -16,7 +16,7 @@ use kafka_protocol::error::ResponseError;
 
 use super::messages::{FetchOutcome, FetchPart, KafkaError, ProducePart, TopicPartition};
 use crate::config::{BrokerConfig, TopicConfig};
-use crate::log::{AppendResult, CleanerBudget, LogError, PartitionLog};
+use crate::log::{AppendResult, CleanerBudget, LogError, PartitionLog, ShardLoad};
 use crate::metadata::{ClusterView, TopicMeta};
 
 /// ListOffsets special timestamps (KIP-79, KIP-734, KIP-405).
@@ -278,8 +278,15 @@ impl OwnedPartitions {
     /// Runs one cleaning pass on the compacted log that needs it most, as
     /// Kafka's cleaner picks: an urgent one (`max.compaction.lag.ms` passed,
     /// tombstones due) first, else the highest dirty ratio. Returns whether
-    /// there was one.
-    pub async fn clean_neediest(&self, now_ms: i64, budget: CleanerBudget) -> bool {
+    /// there was one. The pass backs off while `load` shows the shard busy,
+    /// unless it is urgent: `max.compaction.lag.ms` bounds how long a record
+    /// stays uncleaned whatever the load.
+    pub async fn clean_neediest(
+        &self,
+        now_ms: i64,
+        budget: CleanerBudget,
+        load: &ShardLoad,
+    ) -> bool {
         let neediest = self
             .all_logs()
             .into_iter()
@@ -292,10 +299,11 @@ impl OwnedPartitions {
                     .partial_cmp(&(b.urgent, b.dirty_ratio))
                     .unwrap_or(std::cmp::Ordering::Equal)
             });
-        let Some((_, partition, log)) = neediest else {
+        let Some((need, partition, log)) = neediest else {
             return false;
         };
-        match log.clean(now_ms, budget).await {
+        let load = (!need.urgent).then_some(load);
+        match log.clean(now_ms, budget, load).await {
             Ok(outcome) => log::info!(
                 "cleaned {}: {} segment(s) of {} bytes into {} of {} bytes, {} record(s) removed, cleaned up to offset {}",
                 partition.dir_name(),
