@@ -961,7 +961,7 @@ def targets(by_key, medians, ceiling, brokers):
         rows.append(f"| {key}: ≥ {TARGET_W2_LOOPBACK_FRACTION:.0%} of loopback bytes/s | {fraction:.1%} "
                     f"(payload bytes) | {verdict(fraction >= TARGET_W2_LOOPBACK_FRACTION)} |")
     rows += ["", "A target not met stays written as not met; the profile that shows where the time "
-             "goes is part of issue 5's hot-path work and is not produced by this harness.", ""]
+             "goes is in the section `perf/profile.py --record` writes below (kept across runs).", ""]
     return rows
 
 
