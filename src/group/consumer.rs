@@ -69,6 +69,10 @@ pub(super) struct ConsumerMember {
     pub previous_member_epoch: i32,
     pub assigned: Assignment,
     pub pending_revocation: Assignment,
+    /// KIP-1251: the member epoch at which the member got each partition
+    /// of `assigned` and `pending_revocation`. A commit carrying an older
+    /// member epoch is accepted for a partition held since that epoch.
+    pub assignment_epochs: BTreeMap<(Uuid, i32), i32>,
     pub session_deadline_ms: i64,
     /// While partitions wait for revocation: when the member is fenced if
     /// it has not given them up.
@@ -91,6 +95,7 @@ impl ConsumerMember {
             previous_member_epoch: 0,
             assigned: Assignment::new(),
             pending_revocation: Assignment::new(),
+            assignment_epochs: BTreeMap::new(),
             session_deadline_ms: 0,
             rebalance_deadline_ms: None,
         }
@@ -103,6 +108,39 @@ impl ConsumerMember {
     fn set_epoch(&mut self, epoch: i32) {
         self.previous_member_epoch = self.member_epoch;
         self.member_epoch = epoch;
+    }
+
+    /// Gives every partition the member holds its assignment epoch: the
+    /// one it had in `earlier` if it was held then, else the member epoch.
+    pub(super) fn carry_assignment_epochs(&mut self, earlier: &BTreeMap<(Uuid, i32), i32>) {
+        let epoch = self.member_epoch;
+        self.assignment_epochs = [&self.assigned, &self.pending_revocation]
+            .into_iter()
+            .flat_map(|assignment| {
+                assignment.iter().flat_map(|(topic_id, partitions)| {
+                    partitions
+                        .iter()
+                        .map(move |partition| (*topic_id, *partition))
+                })
+            })
+            .map(|key| (key, earlier.get(&key).copied().unwrap_or(epoch)))
+            .collect();
+    }
+
+    /// KIP-1251's commit check: the member's current epoch, or an older
+    /// one no older than when it got each committed partition. `None` in
+    /// `partitions` is a topic the group does not know.
+    fn may_commit_at(
+        &self,
+        epoch: i32,
+        mut partitions: impl Iterator<Item = Option<(Uuid, i32)>>,
+    ) -> bool {
+        epoch == self.member_epoch
+            || (epoch < self.member_epoch
+                && partitions.all(|key| {
+                    key.and_then(|key| self.assignment_epochs.get(&key))
+                        .is_some_and(|since| *since <= epoch)
+                }))
     }
 }
 
@@ -360,6 +398,7 @@ fn reconcile(
     if next.member_epoch == member.member_epoch {
         next.previous_member_epoch = member.previous_member_epoch;
     }
+    next.carry_assignment_epochs(&member.assignment_epochs);
     next
 }
 
@@ -483,7 +522,10 @@ impl GroupCoordinator {
     /// OffsetCommit checks for a consumer-protocol group (Kafka's
     /// `ConsumerGroup.validateOffsetCommit`): a commit from outside the group
     /// is accepted while it has no members; a member must commit with v9+
-    /// at its current member epoch. The commit keeps the member alive.
+    /// at its current member epoch, or (KIP-1251, Kafka 4.3) at an older
+    /// one if it has held every partition it commits since that epoch: a
+    /// commit sent while a heartbeat bumps the epoch is no zombie. The
+    /// commit keeps the member alive.
     pub(super) fn validate_consumer_commit(
         &mut self,
         now_ms: i64,
@@ -500,7 +542,13 @@ impl GroupCoordinator {
         if request.api_version < OFFSET_COMMIT_VERSION_MEMBER_EPOCH {
             return Some(Err(ResponseError::UnsupportedVersion));
         }
-        if request.generation_id != member.member_epoch {
+        let topics = &consumer.topics;
+        let partitions = request.offsets.iter().map(|offset| {
+            topics
+                .get(&offset.topic)
+                .map(|(topic_id, _)| (*topic_id, offset.partition))
+        });
+        if !member.may_commit_at(request.generation_id, partitions) {
             return Some(Err(ResponseError::StaleMemberEpoch));
         }
         member.session_deadline_ms = now_ms + session_timeout_ms;
@@ -885,6 +933,7 @@ fn find_member(
     replacement.member_id = member_id.clone();
     replacement.member_epoch = 0;
     replacement.previous_member_epoch = 0;
+    replacement.assignment_epochs.clear();
     replacement.state = MemberState::Stable;
     if let Some(target) = consumer.target.remove(&previous_id) {
         consumer.target.insert(member_id.clone(), target);

@@ -144,7 +144,7 @@ impl DurableConsumerGroup {
                     .static_members
                     .insert(instance_id.clone(), member_id.clone());
             }
-            let member = ConsumerMember {
+            let mut member = ConsumerMember {
                 member_id: member_id.clone(),
                 instance_id: subscription.instance_id,
                 rack_id: subscription.rack_id,
@@ -158,9 +158,15 @@ impl DurableConsumerGroup {
                 previous_member_epoch: assignment.previous_member_epoch,
                 assigned: assignment.assigned,
                 pending_revocation: assignment.pending_revocation,
+                assignment_epochs: BTreeMap::new(),
                 session_deadline_ms: now_ms + session_timeout_ms,
                 rebalance_deadline_ms,
             };
+            // Kafka 4.3 writes each partition's assignment epoch in the
+            // record (KIP-1251); this format predates that field, so a
+            // reloaded member holds all it has since its current epoch and
+            // commits must carry that epoch until its next change.
+            member.carry_assignment_epochs(&BTreeMap::new());
             group.members.insert(member_id.clone(), member);
         }
         group.assignor = group.preferred_assignor(default_assignor);

@@ -607,7 +607,7 @@ fn members_commit_with_their_member_epoch() {
         None
     );
     assert_eq!(
-        error(&mut harness, commit(member.epoch - 1, &member.member_id, 9)),
+        error(&mut harness, commit(member.epoch + 1, &member.member_id, 9)),
         Some(ResponseError::StaleMemberEpoch)
     );
     assert_eq!(
@@ -638,4 +638,62 @@ fn members_commit_with_their_member_epoch() {
         Some(ResponseError::StaleMemberEpoch)
     );
     assert_eq!(fetch("nobody", 1), Some(ResponseError::UnknownMemberId));
+}
+
+#[test]
+fn a_commit_racing_an_epoch_bump_is_accepted_for_partitions_held_since() {
+    let mut harness = Harness::new(&[(TOPIC, 6)]);
+    let mut clients = three_stable(&mut harness);
+    let mut leaving = clients.remove(1);
+    leaving.epoch = LEAVE_MEMBER_EPOCH;
+    harness.send(harness.request(&leaving));
+    let before = clients[0].clone();
+    harness.settle(&mut clients);
+    let after = &clients[0];
+    assert!(after.epoch > before.epoch);
+    let kept = *before.owned[&topic_id(TOPIC)].iter().next().unwrap();
+    let gained = *after.owned[&topic_id(TOPIC)]
+        .difference(&before.owned[&topic_id(TOPIC)])
+        .next()
+        .expect("the member took some of the leaver's partitions");
+    let commit = |epoch: i32, partitions: &[i32]| CommitRequest {
+        group_id: "g".into(),
+        generation_id: epoch,
+        member_id: after.member_id.clone(),
+        group_instance_id: None,
+        offsets: partitions
+            .iter()
+            .map(|partition| OffsetToCommit {
+                topic: TOPIC.into(),
+                partition: *partition,
+                offset: 7,
+                leader_epoch: -1,
+                metadata: None,
+            })
+            .collect(),
+        api_version: 9,
+    };
+    let mut error = |request| harness.coordinator.commit(harness.now_ms, request).0[0].error;
+    assert_eq!(
+        error(commit(before.epoch, &[kept])),
+        None,
+        "held since the old epoch"
+    );
+    assert_eq!(
+        error(commit(before.epoch, &[kept, gained])),
+        Some(ResponseError::StaleMemberEpoch),
+        "the new partition was not the member's at the old epoch"
+    );
+    assert_eq!(error(commit(after.epoch, &[kept, gained])), None);
+    assert_eq!(
+        error(commit(after.epoch + 1, &[kept])),
+        Some(ResponseError::StaleMemberEpoch),
+        "an epoch from the future"
+    );
+    let foreign = *clients[1].owned[&topic_id(TOPIC)].iter().next().unwrap();
+    assert_eq!(
+        error(commit(before.epoch, &[foreign])),
+        Some(ResponseError::StaleMemberEpoch),
+        "another member's partition"
+    );
 }
