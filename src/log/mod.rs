@@ -49,8 +49,10 @@
 //! the active segment (at most `segment.bytes`).
 //!
 //! Durability: the high watermark is what consumers may read. Under
-//! `FlushPolicy::Sync` it moves after the fdatasync of the group holding the
-//! offsets; under `Interval` and `None` after the write (the data then reaches
+//! `FlushPolicy::Sync` it moves once the group holding the offsets is on the
+//! disk: new segments are opened `O_DSYNC`, so the group's one write returns
+//! only then (and acks=1 waits for it too), and a segment opened before
+//! (recovered, or under another policy) gets an fdatasync after the write; under `Interval` and `None` after the write (the data then reaches
 //! the disk at the next interval flush, roll or close). `AppendWait::Durable`
 //! (acks=all) waits for the high watermark, `Written` (acks=1) for the write.
 //!

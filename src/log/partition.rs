@@ -336,6 +336,9 @@ impl PartitionLog {
             offset_gaps: Cell::new(recovered.offset_gaps),
             recovery_scanned_bytes: recovered.scanned_bytes,
         });
+        // A fresh log's first segment has no file yet; a recovered active
+        // segment keeps its plain file (and fdatasync) until it rolls.
+        log.active().prefer_write_through(log.writes_through());
         // The checkpoint already on disk stays true of the files, so a full
         // disk does not keep the log from opening: the next one scans more.
         if let Err(e) = log.checkpoint().await {
@@ -551,9 +554,18 @@ impl PartitionLog {
             return active;
         }
         let segment = Rc::new(Segment::new(&self.dir, base_offset, now));
+        segment.prefer_write_through(self.writes_through());
         self.segments.borrow_mut().push(segment.clone());
         self.pending.borrow_mut().push_back(Pending::Seal(active));
         segment
+    }
+
+    /// New segments are written through (`O_DSYNC`) under
+    /// `flush.policy=sync`: every group must reach the disk before it is
+    /// acknowledged, and one synchronous write costs less than a write and
+    /// an fdatasync (`perf/RESULTS.md`, W1 with 1 connection).
+    fn writes_through(&self) -> bool {
+        self.config.borrow().flush_policy == FlushPolicy::Sync
     }
 
     fn active(&self) -> Rc<Segment> {
@@ -743,7 +755,7 @@ impl PartitionLog {
                             continue;
                         }
                     }
-                    Self::write_run(run.take()).await.map_err(Retryable)?;
+                    Self::write_run(run.take()).await?;
                     // Usually the whole group goes to this one segment.
                     let mut buf = Vec::with_capacity(group_bytes);
                     buf.extend_from_slice(bytes);
@@ -751,7 +763,7 @@ impl PartitionLog {
                     last_segment = Some(segment.clone());
                 }
                 Pending::Seal(segment) => {
-                    Self::write_run(run.take()).await.map_err(Retryable)?;
+                    Self::write_run(run.take()).await?;
                     segment.sync().await.map_err(Fatal)?;
                     segment.write_indexes().await.map_err(Retryable)?;
                     // Everything up to the end of this segment is written
@@ -763,12 +775,13 @@ impl PartitionLog {
                 }
             }
         }
-        Self::write_run(run.take()).await.map_err(Retryable)?;
+        Self::write_run(run.take()).await?;
         self.written_offset.set(next_offset);
         let flush_policy = self.config.borrow().flush_policy;
         match flush_policy {
             FlushPolicy::Sync => {
-                // `AppendWait::Written` (acks=1) does not wait for the sync.
+                // `AppendWait::Written` (acks=1) does not wait for the sync
+                // (on a write-through segment the write was the sync).
                 self.marks.progress.notify();
                 if let Some(segment) = last_segment {
                     segment.sync().await.map_err(Fatal)?;
@@ -791,14 +804,20 @@ impl PartitionLog {
         Ok(())
     }
 
-    async fn write_run(run: Option<(Rc<Segment>, u64, Vec<u8>)>) -> Result<(), LogError> {
+    async fn write_run(run: Option<(Rc<Segment>, u64, Vec<u8>)>) -> Result<(), WriteFailure> {
         let Some((segment, position, buf)) = run else {
             return Ok(());
         };
         // Runs of one segment are written in order, each right after the last.
         debug_assert_eq!(position, segment.written_bytes.get());
         let end = position + buf.len() as u64;
-        segment.write_all(buf, position).await?;
+        if let Err(e) = segment.write_all(buf, position).await {
+            return Err(if segment.write_error_is_fatal(&e) {
+                WriteFailure::Fatal(e)
+            } else {
+                WriteFailure::Retryable(e)
+            });
+        }
         segment.written_bytes.set(end);
         Ok(())
     }
@@ -1921,6 +1940,53 @@ pub(super) mod tests {
             }
             assert_eq!(log.log_end_offset(), 0);
         });
+    }
+
+    /// The open-file flags of this process's descriptor for `path`, from
+    /// `/proc/self/fdinfo` (octal).
+    fn open_flags(path: &Path) -> Option<u32> {
+        std::fs::read_dir("/proc/self/fd").ok()?.find_map(|entry| {
+            let entry = entry.ok()?;
+            if std::fs::read_link(entry.path()).ok()? != path {
+                return None;
+            }
+            let info = std::fs::read_to_string(format!(
+                "/proc/self/fdinfo/{}",
+                entry.file_name().to_str()?
+            ))
+            .ok()?;
+            let flags = info.lines().find_map(|line| line.strip_prefix("flags:"))?;
+            u32::from_str_radix(flags.trim(), 8).ok()
+        })
+    }
+
+    #[test]
+    fn segments_are_written_through_only_under_the_sync_policy() {
+        for (policy, through) in [
+            (FlushPolicy::Sync, true),
+            (FlushPolicy::Interval { flush_ms: 5 }, false),
+            (FlushPolicy::None, false),
+        ] {
+            with_dir(move |dir| async move {
+                let config = LogConfig {
+                    flush_policy: policy,
+                    ..small_config(0)
+                };
+                let log = PartitionLog::open(dir.clone(), config).await.unwrap();
+                let batch = sample_batch(2, Compression::None);
+                log.append(BytesMut::from(&batch[..]), AppendWait::Durable, None)
+                    .await
+                    .unwrap();
+                let path = segment::log_path(&dir, 0);
+                let flags = open_flags(&path).expect("the segment file is open");
+                assert_eq!(
+                    flags & libc::O_DSYNC as u32 != 0,
+                    through,
+                    "{policy:?}: flags {flags:o}"
+                );
+                assert_eq!(read_all(&log).await.len(), 1);
+            });
+        }
     }
 
     #[test]

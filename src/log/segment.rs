@@ -277,6 +277,10 @@ pub struct Segment {
     /// The cleaner may have left offset gaps between batches here: reads
     /// check that offsets grow instead of that they follow on.
     pub offset_gaps: Cell<bool>,
+    /// The file is (or will be, when created) opened with `O_DSYNC`: each
+    /// write returns once its bytes and the file's size are on the disk,
+    /// so `sync` has nothing to do.
+    write_through: Cell<bool>,
 }
 
 impl Segment {
@@ -294,6 +298,7 @@ impl Segment {
             deleted: Cell::new(false),
             reported_corruption: Cell::new(None),
             offset_gaps: Cell::new(false),
+            write_through: Cell::new(false),
         }
     }
 
@@ -319,6 +324,7 @@ impl Segment {
             deleted: Cell::new(false),
             reported_corruption: Cell::new(None),
             offset_gaps: Cell::new(false),
+            write_through: Cell::new(false),
         }
     }
 
@@ -328,7 +334,12 @@ impl Segment {
 
     /// Opens the segment file for reading and writing, creating it if needed.
     pub async fn open_file(path: &Path) -> Result<BufferedFile, LogError> {
+        Segment::open_file_with(path, 0).await
+    }
+
+    async fn open_file_with(path: &Path, flags: libc::c_int) -> Result<BufferedFile, LogError> {
         Ok(OpenOptions::new()
+            .custom_flags(flags)
             .read(true)
             .write(true)
             .create(true)
@@ -346,9 +357,37 @@ impl Segment {
                 format!("segment {} was deleted", self.log_path().display()),
             )));
         }
-        let file = Rc::new(Segment::open_file(&self.log_path()).await?);
+        let flags = if self.write_through.get() {
+            libc::O_DSYNC
+        } else {
+            0
+        };
+        let file = Rc::new(Segment::open_file_with(&self.log_path(), flags).await?);
         *self.file.borrow_mut() = Some(file.clone());
         Ok(file)
+    }
+
+    /// Makes the segment's writes durable as they return (`O_DSYNC`), for
+    /// `flush.policy=sync`: one trip to the kernel's IO workers per group
+    /// instead of a write and then an fdatasync. Only before the file is
+    /// opened; a segment whose file is open keeps its mode.
+    pub fn prefer_write_through(&self, on: bool) {
+        if self.file.borrow().is_none() {
+            self.write_through.set(on);
+        }
+    }
+
+    /// Whether a failed write may have lost earlier acknowledged bytes: on
+    /// a write-through file the write includes the sync, and after a
+    /// failed sync the kernel may have dropped pages it could not write
+    /// (see the module doc); a full disk fails before anything is written.
+    pub fn write_error_is_fatal(&self, error: &LogError) -> bool {
+        let no_space = matches!(
+            error,
+            LogError::Io(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+                || e.kind() == std::io::ErrorKind::WriteZero
+        );
+        self.write_through.get() && !no_space
     }
 
     /// Writes all of `buf` at `position`. glommio owns the buffer during the
@@ -415,6 +454,9 @@ impl Segment {
     }
 
     pub async fn sync(&self) -> Result<(), LogError> {
+        if self.write_through.get() {
+            return Ok(());
+        }
         let file = self.file.borrow().clone();
         match file {
             Some(file) => Ok(file.fdatasync().await?),
