@@ -13,6 +13,8 @@
 //!
 //! Throughput is in record-batch bytes (appends) or lookups.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -62,9 +64,7 @@ fn config() -> LogConfig {
 /// Runs `body` with a fresh log on a one-shard glommio executor in a
 /// temporary directory, removed afterwards.
 fn with_log<T: Send + 'static>(
-    body: impl FnOnce(Rc<PartitionLog>) -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>>
-        + Send
-        + 'static,
+    body: impl FnOnce(Rc<PartitionLog>) -> Pin<Box<dyn Future<Output = T>>> + Send + 'static,
 ) -> T {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("bench-0");
@@ -87,8 +87,13 @@ async fn drain(log: &Rc<PartitionLog>, batch: &Bytes) {
     log.enforce_retention(i64::MAX).await.expect("retention");
 }
 
-fn offset_assignment(c: &mut Criterion) {
-    let mut group = c.benchmark_group("offset_assignment");
+/// What one append bench times: `iters` appends of `batch` to `log`.
+type AppendBody = fn(Rc<PartitionLog>, Bytes, u64) -> Pin<Box<dyn Future<Output = Duration>>>;
+
+/// Runs `body` as the bench `name`, once per batch size, each time on a
+/// fresh log.
+fn bench_appends(c: &mut Criterion, name: &str, body: AppendBody) {
+    let mut group = c.benchmark_group(name);
     for records in RECORDS_PER_BATCH {
         let batch = batch(records);
         group.throughput(Throughput::Bytes(batch.len() as u64));
@@ -98,28 +103,7 @@ fn offset_assignment(c: &mut Criterion) {
             |b, batch| {
                 b.iter_custom(|iters| {
                     let batch = batch.clone();
-                    with_log(move |log| {
-                        Box::pin(async move {
-                            let mut measured = Duration::ZERO;
-                            let mut left = iters;
-                            while left > 0 {
-                                let stretch = left.min(APPENDS_PER_DRAIN);
-                                // Copies made outside the timed stretch: a
-                                // produce request hands the log its own buffer.
-                                let copies: Vec<BytesMut> =
-                                    (0..stretch).map(|_| BytesMut::from(&batch[..])).collect();
-                                let start = Instant::now();
-                                for copy in copies {
-                                    black_box(log.append(copy, AppendWait::Nothing, None).await)
-                                        .expect("append");
-                                }
-                                measured += start.elapsed();
-                                left -= stretch;
-                                drain(&log, &batch).await;
-                            }
-                            measured
-                        })
-                    })
+                    with_log(move |log| body(log, batch, iters))
                 })
             },
         );
@@ -127,46 +111,50 @@ fn offset_assignment(c: &mut Criterion) {
     group.finish();
 }
 
+fn offset_assignment(c: &mut Criterion) {
+    bench_appends(c, "offset_assignment", |log, batch, iters| {
+        Box::pin(async move {
+            let mut measured = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let stretch = left.min(APPENDS_PER_DRAIN);
+                // Copies made outside the timed stretch: a produce request
+                // hands the log its own buffer.
+                let copies: Vec<BytesMut> =
+                    (0..stretch).map(|_| BytesMut::from(&batch[..])).collect();
+                let start = Instant::now();
+                for copy in copies {
+                    black_box(log.append(copy, AppendWait::Nothing, None).await).expect("append");
+                }
+                measured += start.elapsed();
+                left -= stretch;
+                drain(&log, &batch).await;
+            }
+            measured
+        })
+    });
+}
+
 fn segment_append(c: &mut Criterion) {
-    let mut group = c.benchmark_group("segment_append");
-    for records in RECORDS_PER_BATCH {
-        let batch = batch(records);
-        group.throughput(Throughput::Bytes(batch.len() as u64));
-        group.bench_with_input(
-            BenchmarkId::new("records_per_batch", records),
-            &batch,
-            |b, batch| {
-                b.iter_custom(|iters| {
-                    let batch = batch.clone();
-                    with_log(move |log| {
-                        Box::pin(async move {
-                            let start = Instant::now();
-                            let mut left = iters;
-                            while left > 0 {
-                                let wave = left.min(APPENDS_IN_FLIGHT);
-                                let appends = (0..wave).map(|_| {
-                                    log.append(
-                                        BytesMut::from(&batch[..]),
-                                        AppendWait::Written,
-                                        None,
-                                    )
-                                });
-                                for result in futures_util::future::join_all(appends).await {
-                                    result.expect("append");
-                                }
-                                left -= wave;
-                                if left % (APPENDS_PER_DRAIN * APPENDS_IN_FLIGHT) < wave {
-                                    log.enforce_retention(i64::MAX).await.expect("retention");
-                                }
-                            }
-                            start.elapsed()
-                        })
-                    })
-                })
-            },
-        );
-    }
-    group.finish();
+    bench_appends(c, "segment_append", |log, batch, iters| {
+        Box::pin(async move {
+            let start = Instant::now();
+            let mut left = iters;
+            while left > 0 {
+                let wave = left.min(APPENDS_IN_FLIGHT);
+                let appends = (0..wave)
+                    .map(|_| log.append(BytesMut::from(&batch[..]), AppendWait::Written, None));
+                for result in futures_util::future::join_all(appends).await {
+                    result.expect("append");
+                }
+                left -= wave;
+                if left % (APPENDS_PER_DRAIN * APPENDS_IN_FLIGHT) < wave {
+                    log.enforce_retention(i64::MAX).await.expect("retention");
+                }
+            }
+            start.elapsed()
+        })
+    });
 }
 
 fn index_lookup(c: &mut Criterion) {

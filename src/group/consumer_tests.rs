@@ -143,6 +143,18 @@ impl Harness {
         Ok(())
     }
 
+    /// Takes client `index` out of `clients` and sends its leave heartbeat.
+    fn leave(
+        &mut self,
+        clients: &mut Vec<Client>,
+        index: usize,
+    ) -> (Client, ConsumerHeartbeatResponse) {
+        let mut leaving = clients.remove(index);
+        leaving.epoch = LEAVE_MEMBER_EPOCH;
+        let response = self.send(self.request(&leaving));
+        (leaving, response)
+    }
+
     fn state(&self) -> GroupState {
         self.coordinator.list_groups(&[])[0].state
     }
@@ -288,9 +300,7 @@ fn a_partition_moves_only_after_its_owner_revoked_it() {
 fn a_member_leaving_hands_its_partitions_to_the_others() {
     let mut harness = Harness::new(&[(TOPIC, 6)]);
     let mut clients = three_stable(&mut harness);
-    let mut leaving = clients.remove(1);
-    leaving.epoch = LEAVE_MEMBER_EPOCH;
-    let response = harness.send(harness.request(&leaving));
+    let (mut leaving, response) = harness.leave(&mut clients, 1);
     assert_eq!(response.error, None);
     assert_eq!(response.member_epoch, LEAVE_MEMBER_EPOCH);
     harness.settle(&mut clients);
@@ -644,9 +654,7 @@ fn members_commit_with_their_member_epoch() {
 fn a_commit_racing_an_epoch_bump_is_accepted_for_partitions_held_since() {
     let mut harness = Harness::new(&[(TOPIC, 6)]);
     let mut clients = three_stable(&mut harness);
-    let mut leaving = clients.remove(1);
-    leaving.epoch = LEAVE_MEMBER_EPOCH;
-    harness.send(harness.request(&leaving));
+    harness.leave(&mut clients, 1);
     let before = clients[0].clone();
     harness.settle(&mut clients);
     let after = &clients[0];

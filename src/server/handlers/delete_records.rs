@@ -9,10 +9,10 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, RequestHeader};
 
-use super::scatter;
+use super::per_partition;
 use crate::config::cleanup_deletes;
 use crate::server::connection::ConnectionContext;
-use crate::shard::messages::{KafkaError, ShardReply, ShardRequest, TopicPartition};
+use crate::shard::messages::{KafkaError, ShardReply, ShardRequest};
 
 /// The low watermark Kafka reports with an error.
 const NO_LOW_WATERMARK: i64 = -1;
@@ -22,42 +22,21 @@ pub async fn handle(
     _header: &RequestHeader,
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
-    let view = context.shard.view();
-    let mut answers: Vec<Vec<Option<Result<i64, KafkaError>>>> = Vec::new();
-    let mut deletes = Vec::new();
-    for (topic_index, topic) in request.topics.iter().enumerate() {
-        let meta = view.topic(topic.name.0.as_str());
-        let deletes_allowed =
-            meta.is_some_and(|meta| cleanup_deletes(&context.shard.config, &meta.configs));
-        let mut topic_answers = Vec::new();
-        for (partition_index, partition) in topic.partitions.iter().enumerate() {
-            match meta {
-                Some(meta) if (0..meta.partitions).contains(&partition.partition_index) => {
-                    if !deletes_allowed {
-                        topic_answers
-                            .push(Some(Err(KafkaError::new(ResponseError::PolicyViolation))));
-                        continue;
-                    }
-                    topic_answers.push(None);
-                    deletes.push((
-                        view.owner(&meta.name, partition.partition_index),
-                        (topic_index, partition_index),
-                        (
-                            TopicPartition::new(&meta.name, partition.partition_index),
-                            partition.offset,
-                        ),
-                    ));
-                }
-                _ => topic_answers.push(Some(Err(KafkaError::new(
-                    ResponseError::UnknownTopicOrPartition,
-                )))),
-            }
-        }
-        answers.push(topic_answers);
-    }
-    let results = scatter(
+    let config = &context.shard.config;
+    let answers = per_partition(
         context,
-        deletes,
+        request.topics.iter().map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|partition| (partition.partition_index, partition.offset))
+                .collect();
+            (topic.name.0.as_str(), partitions)
+        }),
+        |meta| {
+            (!cleanup_deletes(config, &meta.configs))
+                .then(|| KafkaError::new(ResponseError::PolicyViolation))
+        },
         ShardRequest::DeleteRecords,
         |reply, count| match reply {
             ShardReply::DeleteRecords(results) if results.len() == count => results,
@@ -65,9 +44,6 @@ pub async fn handle(
         },
     )
     .await;
-    for ((topic_index, partition_index), result) in results {
-        answers[topic_index][partition_index] = Some(result);
-    }
     let mut response = DeleteRecordsResponse::default();
     response.topics = request
         .topics
@@ -84,14 +60,10 @@ pub async fn handle(
                     let mut out = DeleteRecordsPartitionResult::default();
                     out.partition_index = partition.partition_index;
                     match answer {
-                        Some(Ok(low_watermark)) => out.low_watermark = low_watermark,
-                        Some(Err(error)) => {
+                        Ok(low_watermark) => out.low_watermark = low_watermark,
+                        Err(error) => {
                             out.low_watermark = NO_LOW_WATERMARK;
                             out.error_code = error.code;
-                        }
-                        None => {
-                            out.low_watermark = NO_LOW_WATERMARK;
-                            out.error_code = ResponseError::UnknownServerError.code();
                         }
                     }
                     out

@@ -1,18 +1,14 @@
 //! ListOffsets: earliest, latest, max timestamp, or the first offset at or
 //! after a timestamp, answered by each partition's owner shard.
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
 
-use super::scatter;
+use super::per_partition;
 use crate::server::connection::ConnectionContext;
-use crate::shard::messages::{KafkaError, ShardReply, ShardRequest, TopicPartition};
-
-/// (timestamp, offset) of one partition, once its owner answered.
-type OffsetAnswer = Option<Result<(i64, i64), KafkaError>>;
+use crate::shard::messages::{ShardReply, ShardRequest};
 
 pub async fn handle(
     context: &ConnectionContext,
@@ -20,46 +16,24 @@ pub async fn handle(
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let version = header.request_api_version;
-    let view = context.shard.view();
-    let mut answers: Vec<Vec<OffsetAnswer>> = Vec::new();
-    let mut lookups = Vec::new();
-    for (topic_index, topic) in request.topics.iter().enumerate() {
-        let meta = view.topic(topic.name.0.as_str());
-        let mut topic_answers = Vec::new();
-        for (partition_index, partition) in topic.partitions.iter().enumerate() {
-            match meta {
-                Some(meta) if (0..meta.partitions).contains(&partition.partition_index) => {
-                    topic_answers.push(None);
-                    let owner = view.owner(&meta.name, partition.partition_index);
-                    lookups.push((
-                        owner,
-                        (topic_index, partition_index),
-                        (
-                            TopicPartition::new(&meta.name, partition.partition_index),
-                            partition.timestamp,
-                        ),
-                    ));
-                }
-                _ => topic_answers.push(Some(Err(KafkaError::new(
-                    ResponseError::UnknownTopicOrPartition,
-                )))),
-            }
-        }
-        answers.push(topic_answers);
-    }
-    let results = scatter(
+    let answers = per_partition(
         context,
-        lookups,
+        request.topics.iter().map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|partition| (partition.partition_index, partition.timestamp))
+                .collect();
+            (topic.name.0.as_str(), partitions)
+        }),
+        |_| None,
         ShardRequest::ListOffsets,
         |reply, count| match reply {
-            ShardReply::ListOffsets(results) => results,
+            ShardReply::ListOffsets(results) if results.len() == count => results,
             other => vec![Err(other.into_error()); count],
         },
     )
     .await;
-    for ((topic_index, partition_index), result) in results {
-        answers[topic_index][partition_index] = Some(result);
-    }
     let topics = request
         .topics
         .iter()
@@ -77,15 +51,14 @@ pub async fn handle(
                     out.timestamp = -1;
                     out.offset = -1;
                     match answer {
-                        Some(Ok((timestamp, offset))) => {
+                        Ok((timestamp, offset)) => {
                             out.timestamp = timestamp;
                             out.offset = offset;
                             if version >= 4 {
                                 out.leader_epoch = 0;
                             }
                         }
-                        Some(Err(error)) => out.error_code = error.code,
-                        None => out.error_code = ResponseError::UnknownServerError.code(),
+                        Err(error) => out.error_code = error.code,
                     }
                     out
                 })

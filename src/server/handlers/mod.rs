@@ -37,12 +37,14 @@ mod sync_group;
 use std::collections::BTreeMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use super::connection::ConnectionContext;
+use crate::metadata::TopicMeta;
 use crate::protocol::frame::{self, FrameError, Request};
-use crate::shard::messages::{ShardReply, ShardRequest};
+use crate::shard::messages::{KafkaError, ShardReply, ShardRequest, TopicPartition};
 
 /// What goes back on the socket for one request.
 pub enum Response {
@@ -215,6 +217,64 @@ fn encode<R: Encodable>(request: &RequestHeader, body: &R) -> Result<Response, C
 /// `StrBytes` from an owned string.
 fn str_bytes(text: impl Into<String>) -> StrBytes {
     StrBytes::from_string(text.into())
+}
+
+/// Partition work for requests shaped as topics of partitions, each
+/// partition carrying an `X` (ListOffsets' timestamp, DeleteRecords'
+/// offset): a partition this broker does not have gets
+/// UNKNOWN_TOPIC_OR_PARTITION, `refuse` may answer those of a topic at once
+/// (a policy), and the rest go to their owner shards through `scatter`.
+/// The results stand `[topic][partition]` in the request's order.
+async fn per_partition<'a, X, R>(
+    context: &ConnectionContext,
+    topics: impl Iterator<Item = (&'a str, Vec<(i32, X)>)>,
+    refuse: impl Fn(&TopicMeta) -> Option<KafkaError>,
+    request: impl Fn(Vec<(TopicPartition, X)>) -> ShardRequest,
+    reply: impl Fn(ShardReply, usize) -> Vec<Result<R, KafkaError>>,
+) -> Vec<Vec<Result<R, KafkaError>>> {
+    let view = context.shard.view();
+    let mut answers: Vec<Vec<Option<Result<R, KafkaError>>>> = Vec::new();
+    let mut routed = Vec::new();
+    for (topic_index, (name, partitions)) in topics.enumerate() {
+        let meta = view.topic(name);
+        let refused = meta.and_then(|meta| refuse(meta));
+        let mut topic_answers = Vec::with_capacity(partitions.len());
+        for (partition_index, (partition, item)) in partitions.into_iter().enumerate() {
+            match meta {
+                Some(meta) if (0..meta.partitions).contains(&partition) => {
+                    if let Some(error) = &refused {
+                        topic_answers.push(Some(Err(error.clone())));
+                        continue;
+                    }
+                    topic_answers.push(None);
+                    routed.push((
+                        view.owner(&meta.name, partition),
+                        (topic_index, partition_index),
+                        (TopicPartition::new(&meta.name, partition), item),
+                    ));
+                }
+                _ => topic_answers.push(Some(Err(KafkaError::new(
+                    ResponseError::UnknownTopicOrPartition,
+                )))),
+            }
+        }
+        answers.push(topic_answers);
+    }
+    for ((topic_index, partition_index), result) in scatter(context, routed, request, reply).await {
+        answers[topic_index][partition_index] = Some(result);
+    }
+    answers
+        .into_iter()
+        .map(|topic| {
+            topic
+                .into_iter()
+                .map(|answer| {
+                    answer
+                        .unwrap_or_else(|| Err(KafkaError::new(ResponseError::UnknownServerError)))
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Groups routed items, `(owner shard, position in the request, item)`, by owner.
