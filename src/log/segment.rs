@@ -382,10 +382,12 @@ impl Segment {
     /// failed sync the kernel may have dropped pages it could not write
     /// (see the module doc); a full disk fails before anything is written.
     pub fn write_error_is_fatal(&self, error: &LogError) -> bool {
+        use std::io::ErrorKind::{QuotaExceeded, StorageFull, WriteZero};
+        // glommio's errors keep the kind of the OS error, not its number.
         let no_space = matches!(
             error,
             LogError::Io(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
-                || e.kind() == std::io::ErrorKind::WriteZero
+                || matches!(e.kind(), StorageFull | QuotaExceeded | WriteZero)
         );
         self.write_through.get() && !no_space
     }
@@ -712,4 +714,34 @@ async fn write_whole(path: &Path, bytes: Vec<u8>) -> Result<(), LogError> {
     file.fdatasync().await?;
     file.close().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_full_disk_leaves_a_write_through_segment_usable() {
+        let segment = Segment::new(Path::new("/nonexistent"), 0, 0);
+        let enospc = || std::io::Error::from_raw_os_error(libc::ENOSPC);
+        // What glommio hands back for a failed write: the OS error's kind
+        // survives, its number does not.
+        let glommio_enospc = || {
+            LogError::from(glommio::GlommioError::<()>::EnhancedIoError {
+                source: enospc(),
+                op: "Writing",
+                path: None,
+                fd: Some(3),
+            })
+        };
+        let eio = || LogError::Io(std::io::Error::from_raw_os_error(libc::EIO));
+        assert!(
+            !segment.write_error_is_fatal(&eio()),
+            "buffered: the sync comes later"
+        );
+        segment.prefer_write_through(true);
+        assert!(segment.write_error_is_fatal(&eio()));
+        assert!(!segment.write_error_is_fatal(&LogError::Io(enospc())));
+        assert!(!segment.write_error_is_fatal(&glommio_enospc()));
+    }
 }

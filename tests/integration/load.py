@@ -39,6 +39,13 @@ class SequenceProducer(threading.Thread):
     def acked_count(self):
         return len(self.log.acked)
 
+    def stop(self, timeout_s=30):
+        """Stops the thread; fails the test if it does not stop or failed."""
+        self.stop_event.set()
+        self.join(timeout=timeout_s)
+        assert not self.is_alive(), "producer thread did not stop"
+        assert self.failure is None, self.failure
+
     def run(self):
         try:
             start = time.monotonic()

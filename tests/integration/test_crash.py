@@ -121,10 +121,7 @@ def test_kill9_at_random_moments_under_acks_all_load(broker_factory, topic):
             assert not writer.log.errors, writer.log.errors[:3]
             broker.kill9()
         finally:
-            writer.stop_event.set()
-            writer.join(timeout=30)
-        assert not writer.is_alive(), "producer thread did not stop"
-        assert writer.failure is None, writer.failure
+            writer.stop()
         acked.extend((p, o, v) for p, o, _, v in writer.log.acked)
         print(f"round {round_index}: {len(writer.log.acked)} acknowledged of {writer.next_seq - next_seq} sent")
         next_seq = writer.next_seq
