@@ -383,11 +383,11 @@ impl Segment {
     /// (see the module doc); a full disk fails before anything is written.
     pub fn write_error_is_fatal(&self, error: &LogError) -> bool {
         use std::io::ErrorKind::{QuotaExceeded, StorageFull, WriteZero};
-        // glommio's errors keep the kind of the OS error, not its number.
+        // By kind: glommio's errors keep the OS error's kind (ENOSPC is
+        // StorageFull, EDQUOT QuotaExceeded), not its number.
         let no_space = matches!(
             error,
-            LogError::Io(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
-                || matches!(e.kind(), StorageFull | QuotaExceeded | WriteZero)
+            LogError::Io(e) if matches!(e.kind(), StorageFull | QuotaExceeded | WriteZero)
         );
         self.write_through.get() && !no_space
     }
