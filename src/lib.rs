@@ -1,6 +1,6 @@
 //! shoal: a Kafka-compatible streaming broker, one io_uring shard per core.
 //!
-//! The crate map (see README.md, "Architecture"): `config` (settings by
+//! The crate map (see docs/ARCHITECTURE.md): `config` (settings by
 //! Kafka's names), `protocol` (wire framing and hot encoders), `log`
 //! (partition storage), `shard` (threads, ownership, messages), `metadata`
 //! (topics, placement, the controller), `server` (listener, connections,
