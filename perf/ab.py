@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""Two shoal binaries against each other, A/B in one run (issue 11: "a
+perf/run A/B in one run against the commit before this work shows no loss on
+W1 and W3 beyond noise").
+
+Only the broker differs: both sides are driven by B's `shoal bench`, so a
+change in the client cannot pass for a change in the broker. Workloads are
+perf/run's (`perf/harness.py`), each run on a fresh broker with an empty data
+directory, A then B in every run (ABAB...), so the machine's drift and the
+other work on it fall on both sides alike:
+- W1 c=1 and c=4: `shoal bench produce --partitions 8 --record-size 100
+  --acks -1 --duration D`, 1 and 4 connections;
+- W3-like: N records of 100 B produced (4 connections), then `shoal bench
+  consume` of them from the beginning (1 connection), measured.
+
+Per workload the section it writes into RESULTS.md (between `<!-- kept: ab
+-->` markers, which perf/run keeps) has each side's median records/s and
+spread, B/A, and a Mann-Whitney test of B's runs against A's (exact over
+every split of the pooled runs while that is small, else the normal
+approximation), then the raw runs and the exact commands.
+
+    perf/ab.py --a BIN --a-label TEXT --b BIN --b-label TEXT [--runs 5] [--duration 5]
+               [--consume-records 3000000] [--out perf]
+
+Standard library only.
+"""
+
+import argparse
+import hashlib
+import itertools
+import math
+import os
+import shlex
+import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness  # noqa: E402
+
+BEGIN_MARKER = "<!-- kept: ab -->"
+END_MARKER = "<!-- /kept: ab -->"
+WORKLOADS = ("W1 c=1", "W1 c=4", "W3")
+SIDES = ("A", "B")
+# Below this two-sided p the test calls B faster or slower than A.
+ALPHA = 0.05
+# Splits of the pooled runs counted one by one for the exact test: 10 runs a
+# side is 184,756 splits, a second of Python; beyond, the normal approximation.
+EXACT_SPLITS_MAX = 200_000
+# Bytes of a binary read at a time when hashing it.
+HASH_CHUNK_BYTES = 1 << 20
+
+
+def midranks(values):
+    """Rank of each value among `values` from 1, tied values sharing the mean
+    of their ranks."""
+    order = sorted(values)
+    first = {}
+    for i, v in enumerate(order):
+        first.setdefault(v, i)
+    return [first[v] + (order.count(v) + 1) / 2 for v in values]
+
+
+def mann_whitney(a, b):
+    """(share of (A run, B run) pairs in which B's is the higher, a tie
+    counting half; two-sided p) for "A and B come from the same
+    distribution"; None when a side has no runs."""
+    if not a or not b:
+        return None
+    pooled, pairs = a + b, len(a) * len(b)
+    ranks = midranks(pooled)
+    # U of B: its rank sum less the least that sum can be.
+    floor = len(b) * (len(b) + 1) / 2
+    u = sum(ranks[len(a):]) - floor
+    distance = abs(u - pairs / 2)
+    if math.comb(len(pooled), len(b)) <= EXACT_SPLITS_MAX:
+        # Every way the pooled runs could have fallen into B: the share of
+        # them at least as far from an even split as the runs that happened.
+        extreme = total = 0
+        for chosen in itertools.combinations(ranks, len(b)):
+            total += 1
+            extreme += abs(sum(chosen) - floor - pairs / 2) >= distance - 1e-9
+        return u / pairs, extreme / total
+    n = len(pooled)
+    ties = sum(t ** 3 - t for t in (pooled.count(v) for v in set(pooled)))
+    variance = pairs / 12 * ((n + 1) - ties / (n * (n - 1)))
+    if variance == 0:
+        return u / pairs, 1.0
+    return u / pairs, math.erfc(distance / math.sqrt(variance) / math.sqrt(2))
+
+
+def smallest_p(a_runs, b_runs):
+    """The smallest two-sided p the exact test can give for these run
+    counts (no ties): both extreme splits out of all."""
+    return min(1.0, 2 / math.comb(a_runs + b_runs, b_runs))
+
+
+def rates(reports):
+    return [r["records_per_s"] for r in harness.ok_reports(reports) if r.get("records_per_s") is not None]
+
+
+def spread(values):
+    return "—" if not values else f"{harness.fmt_rate(min(values))} – {harness.fmt_rate(max(values))}"
+
+
+def reading(test):
+    if test is None:
+        return "—"
+    share, p = test
+    if p >= ALPHA:
+        return "no difference shown"
+    return "**B slower**" if share < 0.5 else "B faster"
+
+
+def sha256_prefix(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
+def section(results, args, argv, binaries, commands, info, load_end):
+    lines = [
+        BEGIN_MARKER,
+        f"## A/B: {args.a_label} (A) against {args.b_label} (B)",
+        "",
+        f"Written by `{argv}` ({info['date']}, perf/ab.py from commit `{info['commit']}`, load average "
+        f"{info['loadavg']} at the start, {load_end} at the end).",
+        "",
+        *[f"- {side}: {label}: `{path}` (sha256 `{digest}`)" for side, label, path, digest in binaries],
+        "",
+        f"Each run: a fresh broker (default shards) on an empty data directory, A then B; both driven by "
+        f"B's `shoal bench`. W1: 100 B records to {harness.PARTITIONS} partitions, `acks=all`, "
+        f"{args.duration:g} s. W3-like: {args.consume_records:,} records produced (4 connections), then "
+        "consumed from the beginning (1 connection), measured. records/s; the bench client shares the "
+        "machine's cores with the broker. *B above A*: the share of (A run, B run) pairs in which B's "
+        f"run is the faster (Mann–Whitney U over the pairs; 50% is no difference); p: two-sided, "
+        f"\"no difference shown\" at p ≥ {ALPHA:g}.",
+        "",
+        "| workload | A records/s (median) | A spread | B records/s (median) | B spread | B/A | "
+        "B above A | p | reading |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in WORKLOADS:
+        a, b = rates(results[name]["A"]), rates(results[name]["B"])
+        a_median = harness.median_of(results[name]["A"], ("records_per_s",))
+        b_median = harness.median_of(results[name]["B"], ("records_per_s",))
+        test = mann_whitney(a, b)
+        share, p = ("—", "—") if test is None else (f"{test[0]:.0%}", f"{test[1]:.3f}")
+        lines.append(f"| {label_of(name)} | {harness.fmt_rate(a_median)} | {spread(a)} | "
+                     f"{harness.fmt_rate(b_median)} | {spread(b)} | {harness.fmt_ratio(b_median, a_median)} | "
+                     f"{share} | {p} | {reading(test)} |")
+    floor = smallest_p(args.runs, args.runs)
+    if floor >= ALPHA:
+        lines += ["", f"With {args.runs} run(s) a side the smallest p the test can give is {floor:.2f}: "
+                  f"no difference can reach p < {ALPHA:g}, so the readings say nothing; take more runs."]
+    lines += [
+        "",
+        "Raw runs, records/s in the order run (run i of A came just before run i of B); stalls: "
+        "reactor stalls over 10 ms the broker logged, all runs of the side.",
+        "",
+        "| workload | side | runs | stalls > 10 ms |",
+        "|---|---|---|---|",
+    ]
+    for name in WORKLOADS:
+        for side in SIDES:
+            reports = results[name][side]
+            runs = " / ".join("error" if "error" in r else harness.fmt_rate(r.get("records_per_s"))
+                              for r in reports)
+            stalls = sum(r.get("reactor_stalls") or 0 for r in harness.ok_reports(reports))
+            lines.append(f"| {label_of(name)} | {side} | {runs} | {stalls} |")
+    problems = [f"{label_of(name)} {side} run {i + 1}: {problem}" for name in WORKLOADS for side in SIDES
+                for i, r in enumerate(results[name][side])
+                for problem in (r.get("error"), r.get("error_note")) if problem]
+    if problems:
+        lines += ["", "Failed runs and broker errors:", *[f"- {p}" for p in problems]]
+    lines += [
+        "",
+        "Commands (`$A_BIN`, `$B_BIN` the binaries above; `$PORT`, `$TMP`, `$TOPIC` per run):",
+        "",
+        "```",
+        *commands.lines,
+        "```",
+        END_MARKER,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def label_of(name):
+    return "W3-like" if name == "W3" else name
+
+
+def executable(path):
+    path = os.path.abspath(path)
+    if not os.access(path, os.X_OK):
+        sys.exit(f"ab: {path} is not an executable")
+    return path
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--a", required=True, help="the baseline broker binary")
+    parser.add_argument("--a-label", required=True, help="what A is, e.g. its commit")
+    parser.add_argument("--b", required=True, help="the broker binary compared; its `shoal bench` drives both")
+    parser.add_argument("--b-label", required=True, help="what B is, e.g. its commit")
+    parser.add_argument("--runs", type=int, default=5, help="runs per workload and side")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per W1 run")
+    parser.add_argument("--consume-records", type=int, default=3_000_000, help="records the W3-like run reads")
+    parser.add_argument("--out", default=harness.PERF_DIR, help="directory of the RESULTS.md to update")
+    args = parser.parse_args()
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    signal.signal(signal.SIGTERM, harness._on_sigterm)
+    # Started in the background by a non-interactive shell, Python inherits
+    # SIGINT ignored; Ctrl-C (or kill -INT) must still end the run.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    brokers = {"A": executable(args.a), "B": executable(args.b)}
+    bench_bin = brokers["B"]
+    argv = " ".join(["perf/ab.py", *map(shlex.quote, sys.argv[1:])])
+    binaries = [(side, label, path, sha256_prefix(path))
+                for side, label, path in (("A", args.a_label, brokers["A"]), ("B", args.b_label, brokers["B"]))]
+    size = harness.Size("ab", runs=args.runs, duration_s=args.duration, consume_records=args.consume_records,
+                        ceiling_s=0, idle_s=0.0)
+    plan = [w for w in harness.workloads(smoke=False) if w.key in WORKLOADS]
+    info = harness.machine()
+    commands = harness.CommandsLog()
+    # The binaries' paths as placeholders, so A's and B's commands read apart.
+    named = {brokers["A"]: "$A_BIN", brokers["B"]: "$B_BIN"}
+    logged = NamedCommands(commands, named)
+    results = {w.key: {side: [] for side in SIDES} for w in plan}
+    try:
+        for run in range(args.runs):
+            for w in plan:
+                for side in SIDES:
+                    report = harness.run_workload_once(w, lambda side=side: harness.Shoal(brokers[side]),
+                                                       bench_bin, size, logged)
+                    results[w.key][side].append(report)
+                    shown = report.get("error") or f"{report['records_per_s']:,.0f} records/s"
+                    print(f"ab: run {run + 1}/{args.runs} {label_of(w.key)} {side}: {shown}", file=sys.stderr)
+    finally:
+        harness._cleanup_everything()
+    text = section(results, args, argv, binaries, commands, info, harness.loadavg())
+    harness.replace_section(os.path.join(args.out, "RESULTS.md"), BEGIN_MARKER, END_MARKER, text)
+    print(text)
+    failed = any("error" in r for sides in results.values() for reports in sides.values() for r in reports)
+    return 1 if failed else 0
+
+
+class NamedCommands:
+    """A CommandsLog view that also shows the binaries by name."""
+
+    def __init__(self, log, named):
+        self.log, self.named = log, named
+
+    def add(self, command, placeholders=None):
+        self.log.add(command, {**self.named, **(placeholders or {})})
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        # main's finally and atexit have killed the brokers by now.
+        print("ab: interrupted; no results written", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
