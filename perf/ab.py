@@ -47,6 +47,9 @@ ALPHA = 0.05
 # Splits of the pooled runs counted one by one for the exact test: 10 runs a
 # side is 184,756 splits, a second of Python; beyond, the normal approximation.
 EXACT_SPLITS_MAX = 200_000
+# A failed run's message in RESULTS.md, cut to this (the broker log's tail
+# is in the terminal output too).
+PROBLEM_CHARS_MAX = 300
 # Bytes of a binary read at a time when hashing it.
 HASH_CHUNK_BYTES = 1 << 20
 
@@ -130,12 +133,12 @@ def section(results, args, argv, binaries, commands, info, load_end):
         "",
         *[f"- {side}: {label}: `{path}` (sha256 `{digest}`)" for side, label, path, digest in binaries],
         "",
-        f"Each run: a fresh broker (default shards) on an empty data directory, A then B; both driven by "
+        "Each run: a fresh broker (default shards) on an empty data directory, A then B; both driven by "
         f"B's `shoal bench`. W1: 100 B records to {harness.PARTITIONS} partitions, `acks=all`, "
         f"{args.duration:g} s. W3-like: {args.consume_records:,} records produced (4 connections), then "
         "consumed from the beginning (1 connection), measured. records/s; the bench client shares the "
         "machine's cores with the broker. *B above A*: the share of (A run, B run) pairs in which B's "
-        f"run is the faster (Mann–Whitney U over the pairs; 50% is no difference); p: two-sided, "
+        "run is the faster (Mann–Whitney U over the pairs; 50% is no difference); p: two-sided, "
         f"\"no difference shown\" at p ≥ {ALPHA:g}.",
         "",
         "| workload | A records/s (median) | A spread | B records/s (median) | B spread | B/A | "
@@ -168,13 +171,16 @@ def section(results, args, argv, binaries, commands, info, load_end):
             reports = results[name][side]
             runs = " / ".join("error" if "error" in r else harness.fmt_rate(r.get("records_per_s"))
                               for r in reports)
-            stalls = sum(r.get("reactor_stalls") or 0 for r in harness.ok_reports(reports))
+            ok = harness.ok_reports(reports)
+            stalls = sum(r.get("reactor_stalls") or 0 for r in ok) if ok else "—"
             lines.append(f"| {label_of(name)} | {side} | {runs} | {stalls} |")
     problems = [f"{label_of(name)} {side} run {i + 1}: {problem}" for name in WORKLOADS for side in SIDES
                 for i, r in enumerate(results[name][side])
                 for problem in (r.get("error"), r.get("error_note")) if problem]
     if problems:
-        lines += ["", "Failed runs and broker errors:", *[f"- {p}" for p in problems]]
+        # One line each: a failed start carries the broker log's tail.
+        lines += ["", "Failed runs and broker errors:",
+                  *[f"- {' '.join(p.split())[:PROBLEM_CHARS_MAX]}" for p in problems]]
     lines += [
         "",
         "Commands (`$A_BIN`, `$B_BIN` the binaries above; `$PORT`, `$TMP`, `$TOPIC` per run):",
