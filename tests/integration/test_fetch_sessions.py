@@ -7,19 +7,25 @@ reconnect (the Java client's FetchSessionHandler does: epoch 0 with the id it
 had, which closes that session); when the reconnection lands on another
 shard, it must not close whatever session happens to have the same id there.
 
-Real clients cannot make that collision reproducible (which shard a
-reconnection lands on is the kernel's SO_REUSEPORT hash), so these tests
-speak Fetch v7 on raw sockets, on the shards' own ports of shard-aware mode
-to choose each connection's shard."""
+A real client cannot make that collision reproducible (which shard a
+reconnection lands on is the kernel's SO_REUSEPORT hash), so the reconnecting
+client here speaks Fetch v7 on raw sockets, on the shards' own ports of
+shard-aware mode to choose each connection's shard. The client whose session
+must survive is kafka-python, which keeps incremental fetch sessions
+(librdkafka does not)."""
 
+import logging
 import struct
 
 import pytest
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka import TopicPartition as KafkaTopicPartition
+from kafka.admin import NewTopic
 
 import clients
 import kafka_wire
 from conftest import HOST
-from test_shard_aware import free_port_run
+from test_shard_aware import BROKER_IDS, free_port_run
 
 pytestmark = pytest.mark.shoal_only
 
@@ -32,6 +38,12 @@ ERR_FETCH_SESSION_ID_NOT_FOUND = 70
 PARTITION_MAX_BYTES = 1 << 20
 RECORDS_PER_ROUND = 10
 SESSIONS_PER_SHARD = 20
+ROUNDS = 5
+POLL_LIMIT = 200
+POLL_TIMEOUT_MS = 200
+FETCH_MAX_WAIT_MS = 50
+REQUEST_TIMEOUT_MS = 30_000
+FETCHER_LOG = "kafka.consumer.fetcher"
 
 
 def sessions_broker(broker_factory, overrides=None):
@@ -200,3 +212,73 @@ def test_a_full_cache_answers_without_a_session(broker_factory, topic):
         assert last_offset(answer, topic) == RECORDS_PER_ROUND - 1, "the fetch itself is served"
         error, _ = first.next()
         assert error == kafka_wire.ERR_NONE
+
+
+def create_on_shard(broker, name, shard):
+    """Topic `name` with its one partition owned by `shard`."""
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=REQUEST_TIMEOUT_MS)
+    try:
+        admin.create_topics(
+            [NewTopic(name, num_partitions=-1, replication_factor=-1, replica_assignments={0: [BROKER_IDS[shard]]})]
+        )
+    finally:
+        admin.close()
+    clients.wait_for_partitions(broker.bootstrap, name, 1)
+
+
+def reconnect_elsewhere(broker, topic):
+    """Client B: a session on shard 1, then a reconnection that lands on
+    shard 0 and sends the old id in a full fetch and in a close."""
+    with connect_to_shard(broker, 1) as sock:
+        client = FetchSession(sock)
+        client.open([(topic, 0, 0)])
+    with connect_to_shard(broker, 0) as sock:
+        reconnected = FetchSession(sock)
+        for epoch in (INITIAL_EPOCH, FINAL_EPOCH):
+            error, _, _ = reconnected.fetch(client.session_id, epoch, [(topic, 0, 0)])
+            assert error == kafka_wire.ERR_NONE
+
+
+def poll_values(consumer, count):
+    """The values of the next `count` records (bounded polls)."""
+    values = []
+    for _ in range(POLL_LIMIT):
+        for records in consumer.poll(timeout_ms=POLL_TIMEOUT_MS).values():
+            values.extend(record.value.decode() for record in records)
+        if len(values) >= count:
+            return values
+    pytest.fail(f"read {len(values)} of {count} records in {POLL_LIMIT} polls")
+
+
+def test_kafka_python_keeps_its_session_while_another_client_reconnects(broker_factory, topic, caplog):
+    caplog.set_level(logging.DEBUG, logger=FETCHER_LOG)
+    broker = sessions_broker(broker_factory)
+    topic_a, topic_b = f"{topic}-a", f"{topic}-b"
+    create_on_shard(broker, topic_a, 0)
+    create_on_shard(broker, topic_b, 1)
+    produce(broker, topic_b, 0)
+    consumer = KafkaConsumer(
+        bootstrap_servers=broker.bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
+    )
+    got = []
+    try:
+        consumer.assign([KafkaTopicPartition(topic_a, 0)])
+        for round_index in range(ROUNDS):
+            produce(broker, topic_a, round_index)
+            got += poll_values(consumer, RECORDS_PER_ROUND)
+            reconnect_elsewhere(broker, topic_b)
+    finally:
+        consumer.close()
+
+    expected = [f"{r}-{i}" for r in range(ROUNDS) for i in range(RECORDS_PER_ROUND)]
+    assert got == expected
+    lines = [record.getMessage() for record in caplog.records if record.name == FETCHER_LOG]
+    refused = [line for line in lines if "unable to process the fetch request" in line]
+    assert refused == [], "kafka-python's session was closed under it"
+    created = [line for line in lines if "created a new incremental fetch session" in line]
+    assert len(created) == 1, created
