@@ -90,3 +90,87 @@ fn unchanged(want: &Wanted, outcome: &FetchOutcome) -> bool {
             && log_start_offset == outcome.log_start_offset
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn outcome(record_bytes: &[usize]) -> FetchOutcome {
+        FetchOutcome {
+            high_watermark: 10,
+            log_start_offset: 0,
+            records: record_bytes
+                .iter()
+                .map(|&size| Bytes::from(vec![0u8; size]))
+                .collect(),
+            ..FetchOutcome::default()
+        }
+    }
+
+    fn want(topic: &str, partition: i32, sent: Option<(i64, i64)>) -> Wanted {
+        Wanted {
+            partition: TopicPartition::new(topic, partition),
+            topic_id: uuid::Uuid::nil(),
+            fetch_offset: 0,
+            max_bytes: 1 << 20,
+            error: None,
+            sent,
+        }
+    }
+
+    #[test]
+    fn the_first_non_empty_partition_goes_whole_and_the_rest_fit_the_budget() {
+        let mut outcomes = vec![
+            outcome(&[]),
+            outcome(&[60, 60]),
+            outcome(&[30]),
+            outcome(&[10]),
+        ];
+        trim_to_max_bytes(&mut outcomes, 100);
+        let kept: Vec<usize> = outcomes
+            .iter()
+            .map(|outcome| outcome.records.iter().map(Bytes::len).sum())
+            .collect();
+        assert_eq!(kept, vec![0, 120, 0, 0]);
+
+        let mut outcomes = vec![outcome(&[50]), outcome(&[60]), outcome(&[40])];
+        trim_to_max_bytes(&mut outcomes, 100);
+        let kept: Vec<usize> = outcomes.iter().map(|o| o.records.len()).collect();
+        assert_eq!(kept, vec![1, 0, 1]);
+    }
+
+    #[test]
+    fn an_incremental_response_omits_only_what_it_already_said() {
+        let wanted = vec![
+            want("a", 0, Some((10, 0))),
+            want("a", 1, Some((9, 0))),
+            want("b", 0, Some((10, 0))),
+            want("b", 1, None),
+        ];
+        let outcomes = vec![outcome(&[]), outcome(&[]), outcome(&[5]), outcome(&[])];
+        let assembled = assemble(&wanted, outcomes);
+        let named: Vec<(String, Vec<i32>)> = assembled
+            .topics
+            .iter()
+            .map(|topic| {
+                let partitions = topic.partitions.iter().map(|p| p.partition_index).collect();
+                (topic.name.to_string(), partitions)
+            })
+            .collect();
+        assert_eq!(
+            named,
+            vec![("a".to_string(), vec![1]), ("b".to_string(), vec![0, 1])]
+        );
+        let sent: Vec<(String, i32)> = assembled
+            .sent
+            .iter()
+            .map(|(partition, _, _)| (partition.topic.to_string(), partition.partition))
+            .collect();
+        assert_eq!(
+            sent,
+            vec![("a".into(), 1), ("b".into(), 0), ("b".into(), 1)]
+        );
+    }
+}
