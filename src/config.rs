@@ -41,6 +41,9 @@ pub const CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 60_000;
 pub const FLUSH_INTERVAL_MS_DEFAULT: u64 = 1000;
 /// Kafka's `fetch.max.bytes` broker default (55 MiB).
 pub const FETCH_MAX_BYTES_DEFAULT: usize = 57_671_680;
+/// Kafka's `max.incremental.fetch.session.cache.slots` default: fetch
+/// sessions the broker keeps, divided between the shards.
+pub const MAX_INCREMENTAL_FETCH_SESSION_CACHE_SLOTS_DEFAULT: usize = 1000;
 /// Kafka's `log.message.timestamp.before.max.ms` default: no lower bound on
 /// a CreateTime timestamp.
 pub const TIMESTAMP_BEFORE_MAX_MS_DEFAULT: i64 = i64::MAX;
@@ -98,6 +101,9 @@ pub struct BrokerConfig {
     pub log_flush_interval_ms: u64,
     pub log_flush_offset_checkpoint_interval_ms: u64,
     pub fetch_max_bytes: usize,
+    /// `max.incremental.fetch.session.cache.slots`: fetch sessions kept by
+    /// all shards together.
+    pub max_incremental_fetch_session_cache_slots: usize,
     /// shoal's own: `shard.spin.before.park.us`.
     pub shard_spin_before_park_us: u64,
     /// shoal's own `listener.shard.aware`: every shard also listens on a
@@ -164,6 +170,8 @@ impl BrokerConfig {
             log_flush_interval_ms: FLUSH_INTERVAL_MS_DEFAULT,
             log_flush_offset_checkpoint_interval_ms: CHECKPOINT_INTERVAL_MS_DEFAULT,
             fetch_max_bytes: FETCH_MAX_BYTES_DEFAULT,
+            max_incremental_fetch_session_cache_slots:
+                MAX_INCREMENTAL_FETCH_SESSION_CACHE_SLOTS_DEFAULT,
             shard_spin_before_park_us: SHARD_SPIN_BEFORE_PARK_US_DEFAULT,
             listener_shard_aware: false,
             listener_shard_port_base: None,
@@ -240,6 +248,10 @@ impl BrokerConfig {
             }
             "fetch.max.bytes" => {
                 self.fetch_max_bytes = parse_range(key, value, 0, i32::MAX as usize)?
+            }
+            "max.incremental.fetch.session.cache.slots" => {
+                self.max_incremental_fetch_session_cache_slots =
+                    parse_range(key, value, 0, i32::MAX as usize)?
             }
             "shard.spin.before.park.us" => {
                 self.shard_spin_before_park_us =

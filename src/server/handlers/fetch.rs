@@ -1,91 +1,51 @@
-//! Fetch: reads whole batches from each partition's owner shard, long-polls
-//! by `max_wait_ms`/`min_bytes` on the owners' append wake-ups, keeps
-//! incremental fetch sessions (KIP-227), and writes the response without
-//! copying record bytes.
+//! Fetch: resolves the partitions a request names, opens or advances its
+//! incremental fetch session (KIP-227, `session`), long-polls the owner
+//! shards (`long_poll`), and writes the response without copying record
+//! bytes (`response`).
+//!
+//! Invariant: the handler holds no partition state; the one state it keeps
+//! is this shard's session cache, touched only by this shard's thread and
+//! only here. A session lives on the shard whose connection made it; a
+//! client that reconnects to another shard gets FETCH_SESSION_ID_NOT_FOUND
+//! and starts over, as after a broker restart.
+
+mod long_poll;
+mod response;
+mod session;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::Bytes;
-use indexmap::IndexMap;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{FetchRequest, RequestHeader};
-use kafka_protocol::protocol::StrBytes;
 
-use super::{group_by_owner, scatter, Response};
-use crate::protocol::fetch_writer::{
-    self, FetchPartitionParts, FetchResponseParts, FetchTopicParts,
-};
+use super::Response;
+use crate::metadata::ClusterView;
+use crate::protocol::fetch_writer::{self, FetchResponseParts};
 use crate::server::connection::ConnectionContext;
-use crate::shard::messages::{FetchOutcome, FetchPart, ShardReply, ShardRequest, TopicPartition};
+use crate::shard::messages::TopicPartition;
+use session::{
+    IncrementalFetch, SessionCache, SessionPartition, SessionPartitions, INVALID_SESSION_ID,
+};
 
 /// Fetch v13+ names topics by id (KIP-516).
 const TOPIC_IDS_VERSION: i16 = 13;
 /// Fetch sessions exist from v7 (KIP-227).
 const SESSIONS_VERSION: i16 = 7;
+/// Session epoch of a full fetch that opens a new session.
+const INITIAL_EPOCH: i32 = 0;
 /// Session epoch meaning "no session" (full fetch, close any session).
 const FINAL_EPOCH: i32 = -1;
-/// Sessions one shard keeps (Kafka's `max.incremental.fetch.session.cache.slots`
-/// counts partitions; a session per consumer is the unit that matters here).
-const FETCH_SESSIONS_PER_SHARD_MAX: usize = 1000;
-/// Longest long poll honoured, whatever the client asks.
-const MAX_WAIT_MS_MAX: u64 = 30_000;
 
-#[derive(Clone)]
-struct SessionPartition {
-    topic_id: uuid::Uuid,
-    fetch_offset: i64,
-    max_bytes: i32,
-    sent_high_watermark: i64,
-    sent_log_start_offset: i64,
-}
-
-struct Session {
-    next_epoch: i32,
-    partitions: IndexMap<TopicPartition, SessionPartition>,
-    last_used: Instant,
-}
-
-#[derive(Default)]
-struct SessionCache {
-    sessions: HashMap<i32, Session>,
-    next_id: i32,
-}
-
-impl SessionCache {
-    fn new_id(&mut self) -> i32 {
-        loop {
-            self.next_id = self.next_id.wrapping_add(1).max(1);
-            if !self.sessions.contains_key(&self.next_id) {
-                return self.next_id;
-            }
-        }
-    }
-
-    fn insert(&mut self, session: Session) -> i32 {
-        if self.sessions.len() >= FETCH_SESSIONS_PER_SHARD_MAX {
-            let oldest = self
-                .sessions
-                .iter()
-                .min_by_key(|(_, session)| session.last_used)
-                .map(|(&id, _)| id);
-            if let Some(oldest) = oldest {
-                self.sessions.remove(&oldest);
-            }
-        }
-        let id = self.new_id();
-        self.sessions.insert(id, session);
-        id
-    }
+/// This shard's fetch sessions, made on first use, and the instant its
+/// clock counts from.
+struct ShardSessions {
+    cache: SessionCache,
+    started: Instant,
 }
 
 thread_local! {
-    /// This shard's fetch sessions. A connection stays on its shard, so a
-    /// client's session is always found where it was made; a client that
-    /// reconnects elsewhere gets FETCH_SESSION_ID_NOT_FOUND and starts over.
-    static SESSIONS: RefCell<SessionCache> = RefCell::new(SessionCache::default());
+    static SESSIONS: RefCell<Option<ShardSessions>> = const { RefCell::new(None) };
 }
 
 /// One partition the response may speak of.
@@ -95,24 +55,9 @@ struct Wanted {
     fetch_offset: i64,
     max_bytes: i32,
     error: Option<ResponseError>,
-}
-
-fn error_response(
-    correlation_id: i32,
-    version: i16,
-    error: ResponseError,
-    session_id: i32,
-) -> Response {
-    let parts = FetchResponseParts {
-        error_code: error.code(),
-        session_id,
-        ..FetchResponseParts::default()
-    };
-    Response::Chunks(fetch_writer::encode_fetch_response(
-        correlation_id,
-        version,
-        &parts,
-    ))
+    /// In an incremental fetch, the high watermark and log start offset the
+    /// session last sent of this partition.
+    sent: Option<(i64, i64)>,
 }
 
 pub async fn handle(
@@ -122,8 +67,41 @@ pub async fn handle(
 ) -> Response {
     let version = header.request_api_version;
     let view = context.shard.view();
+    let wanted = resolve(&view, version, &request);
+    let (session_id, wanted) = match open_session(context, &view, version, &request, wanted) {
+        Ok(opened) => opened,
+        Err(error) => return error_response(header.correlation_id, version, error),
+    };
+    let poll = long_poll::Poll {
+        min_bytes: request.min_bytes,
+        max_wait_ms: request.max_wait_ms,
+        response_max_bytes: (request.max_bytes.max(0) as usize)
+            .min(context.shard.config.fetch_max_bytes),
+    };
+    let mut outcomes = long_poll::read_until_ready(context, &view, &wanted, &poll).await;
+    response::trim_to_max_bytes(&mut outcomes, poll.response_max_bytes);
+    let assembled = response::assemble(&wanted, outcomes);
+    if session_id != INVALID_SESSION_ID {
+        with_sessions(context, |cache, _| {
+            cache.record_sent(session_id, assembled.sent)
+        });
+    }
+    let parts = FetchResponseParts {
+        session_id,
+        topics: assembled.topics,
+        ..FetchResponseParts::default()
+    };
+    Response::Chunks(fetch_writer::encode_fetch_response(
+        header.correlation_id,
+        version,
+        &parts,
+    ))
+}
 
-    let mut wanted: Vec<Wanted> = Vec::new();
+/// The partitions the request names, each with the error it earns if
+/// metadata does not know it.
+fn resolve(view: &ClusterView, version: i16, request: &FetchRequest) -> Vec<Wanted> {
+    let mut wanted = Vec::new();
     for topic in &request.topics {
         let meta = if version >= TOPIC_IDS_VERSION {
             view.topic_by_id(topic.topic_id)
@@ -157,306 +135,158 @@ pub async fn handle(
                 fetch_offset: partition.fetch_offset,
                 max_bytes: partition.partition_max_bytes,
                 error,
+                sent: None,
             });
         }
     }
+    wanted
+}
 
-    // Session bookkeeping: which partitions this fetch covers, and the id to answer with.
-    let mut session_id = 0;
-    let mut incremental = false;
-    if version >= SESSIONS_VERSION {
-        let outcome = SESSIONS.with(|cache| {
-            let mut cache = cache.borrow_mut();
-            if request.session_epoch == FINAL_EPOCH {
-                cache.sessions.remove(&request.session_id);
-                return Ok(None);
-            }
-            if request.session_epoch == 0 {
-                cache.sessions.remove(&request.session_id);
-                let partitions = wanted
-                    .iter()
-                    .filter(|want| want.error.is_none())
-                    .map(|want| (want.partition.clone(), session_partition(want)))
-                    .collect();
-                let id = cache.insert(Session {
-                    next_epoch: 1,
-                    partitions,
-                    last_used: Instant::now(),
-                });
-                return Ok(Some((id, false, Vec::new())));
-            }
-            let Some(session) = cache.sessions.get_mut(&request.session_id) else {
-                return Err(ResponseError::FetchSessionIdNotFound);
-            };
-            if session.next_epoch != request.session_epoch {
-                return Err(ResponseError::InvalidFetchSessionEpoch);
-            }
-            session.next_epoch = session.next_epoch.wrapping_add(1).max(1);
-            session.last_used = Instant::now();
-            // A partition sent again only moves its position (KIP-227): what
-            // was last sent for it stays, so an unchanged partition stays quiet.
-            for want in wanted.iter().filter(|want| want.error.is_none()) {
-                match session.partitions.get_mut(&want.partition) {
-                    Some(state) => {
-                        state.topic_id = want.topic_id;
-                        state.fetch_offset = want.fetch_offset;
-                        state.max_bytes = want.max_bytes;
-                    }
-                    None => {
-                        session
-                            .partitions
-                            .insert(want.partition.clone(), session_partition(want));
-                    }
-                }
-            }
-            for forgotten in &request.forgotten_topics_data {
-                let name = if version >= TOPIC_IDS_VERSION {
-                    view.topic_by_id(forgotten.topic_id)
-                        .map(|meta| meta.name.clone())
-                } else {
-                    Some(forgotten.topic.0.to_string())
-                };
-                if let Some(name) = name {
-                    for &partition in &forgotten.partitions {
-                        session
-                            .partitions
-                            .shift_remove(&TopicPartition::new(&name, partition));
-                    }
-                }
-            }
-            let covered: Vec<(TopicPartition, SessionPartition)> = session
-                .partitions
-                .iter()
-                .map(|(partition, state)| (partition.clone(), state.clone()))
-                .collect();
-            Ok(Some((request.session_id, true, covered)))
-        });
-        match outcome {
-            Err(error) => return error_response(header.correlation_id, version, error, 0),
-            Ok(None) => {}
-            Ok(Some((id, is_incremental, covered))) => {
-                session_id = id;
-                incremental = is_incremental;
-                if incremental {
-                    let errors: Vec<Wanted> = wanted
-                        .into_iter()
-                        .filter(|want| want.error.is_some())
-                        .collect();
-                    wanted = covered
-                        .into_iter()
-                        .map(|(partition, state)| Wanted {
-                            partition,
-                            topic_id: state.topic_id,
-                            fetch_offset: state.fetch_offset,
-                            max_bytes: state.max_bytes,
-                            error: None,
-                        })
-                        .chain(errors)
-                        .collect();
-                }
-            }
-        }
+/// Kafka's session rules for one request: the session id to answer with
+/// and the partitions the response covers. A full fetch (epoch 0 or -1)
+/// closes the session it names, then epoch 0 opens a new one; an
+/// incremental fetch covers its session's partitions.
+fn open_session(
+    context: &ConnectionContext,
+    view: &ClusterView,
+    version: i16,
+    request: &FetchRequest,
+    wanted: Vec<Wanted>,
+) -> Result<(i32, Vec<Wanted>), ResponseError> {
+    if version < SESSIONS_VERSION {
+        return Ok((INVALID_SESSION_ID, wanted));
     }
+    let uses_topic_ids = version >= TOPIC_IDS_VERSION;
+    if request.session_epoch != INITIAL_EPOCH && request.session_epoch != FINAL_EPOCH {
+        return incremental(context, view, request, uses_topic_ids, wanted);
+    }
+    with_sessions(context, |cache, now_ms| {
+        if request.session_id != INVALID_SESSION_ID {
+            cache.close(request.session_id);
+        }
+        if request.session_epoch == FINAL_EPOCH {
+            return Ok((INVALID_SESSION_ID, wanted));
+        }
+        let partitions = known(&wanted).collect();
+        let id = cache.create(now_ms, uses_topic_ids, partitions, &mut random_u64);
+        Ok((id, wanted))
+    })
+}
 
-    let response_max_bytes =
-        (request.max_bytes.max(0) as usize).min(context.shard.config.fetch_max_bytes);
-    let max_wait = Duration::from_millis((request.max_wait_ms.max(0) as u64).min(MAX_WAIT_MS_MAX));
-    let deadline = Instant::now() + max_wait;
-    let mut outcomes = read_all(context, &view, &wanted, response_max_bytes).await;
-    loop {
-        let total: usize = outcomes
-            .iter()
-            .map(|outcome| outcome.records.iter().map(Bytes::len).sum::<usize>())
-            .sum();
-        let any_error = outcomes.iter().any(|outcome| outcome.error_code != 0);
-        let now = Instant::now();
-        if total >= request.min_bytes.max(0) as usize
-            || any_error
-            || now >= deadline
-            || wanted.is_empty()
-        {
-            break;
-        }
-        let waits: Vec<(usize, (), (TopicPartition, i64))> = wanted
-            .iter()
-            .zip(&outcomes)
-            .filter(|(want, _)| want.error.is_none())
-            .map(|(want, outcome)| {
-                let owner = view.owner(&want.partition.topic, want.partition.partition);
-                let seen = outcome.high_watermark.max(want.fetch_offset);
-                (owner, (), (want.partition.clone(), seen))
-            })
-            .collect();
-        if waits.is_empty() {
-            break;
-        }
-        let timeout_ms = (deadline - now).as_millis() as u64 + 1;
-        let calls: Vec<_> = group_by_owner(waits)
-            .into_iter()
-            .map(|(owner, (_, parts))| {
-                let shard = context.shard.clone();
-                Box::pin(async move {
-                    shard
-                        .call(owner, ShardRequest::WaitForData { parts, timeout_ms })
-                        .await;
-                })
-            })
-            .collect();
-        futures_util::future::select_all(calls).await;
-        outcomes = read_all(context, &view, &wanted, response_max_bytes).await;
-    }
-
-    // KIP-74: the response stays within max_bytes, except that the first
-    // non-empty partition is returned whole so a large batch cannot stall a consumer.
-    let mut total_bytes = 0usize;
-    for outcome in outcomes.iter_mut() {
-        let size: usize = outcome.records.iter().map(Bytes::len).sum();
-        if size == 0 {
-            continue;
-        }
-        if total_bytes > 0 && total_bytes + size > response_max_bytes {
-            outcome.records.clear();
-            continue;
-        }
-        total_bytes += size;
-    }
-
-    let mut topics: Vec<FetchTopicParts> = Vec::new();
-    let mut sent: Vec<(TopicPartition, i64, i64)> = Vec::new();
-    for (want, outcome) in wanted.iter().zip(outcomes) {
-        if incremental && want.error.is_none() {
-            let unchanged = SESSIONS.with(|cache| {
-                cache
-                    .borrow()
-                    .sessions
-                    .get(&session_id)
-                    .and_then(|session| session.partitions.get(&want.partition))
-                    .is_some_and(|state| {
-                        outcome.error_code == 0
-                            && outcome.records.is_empty()
-                            && state.sent_high_watermark == outcome.high_watermark
-                            && state.sent_log_start_offset == outcome.log_start_offset
-                    })
-            });
-            if unchanged {
-                continue;
-            }
-        }
-        sent.push((
-            want.partition.clone(),
-            outcome.high_watermark,
-            outcome.log_start_offset,
-        ));
-        let part = FetchPartitionParts {
-            partition_index: want.partition.partition,
-            error_code: outcome.error_code,
-            high_watermark: outcome.high_watermark,
-            last_stable_offset: outcome.high_watermark,
-            log_start_offset: outcome.log_start_offset,
-            aborted_transactions: None,
-            preferred_read_replica: -1,
-            current_leader: None,
-            records: outcome.records,
-        };
-        let same_topic = topics.last().is_some_and(|last| {
-            last.name.as_str() == &*want.partition.topic && last.topic_id == want.topic_id
-        });
-        if same_topic {
-            if let Some(last) = topics.last_mut() {
-                last.partitions.push(part);
-            }
-        } else {
-            topics.push(FetchTopicParts {
-                name: StrBytes::from_string(want.partition.topic.to_string()),
-                topic_id: want.topic_id,
-                partitions: vec![part],
-            });
-        }
-    }
-    if session_id != 0 {
-        SESSIONS.with(|cache| {
-            if let Some(session) = cache.borrow_mut().sessions.get_mut(&session_id) {
-                for (partition, high_watermark, log_start_offset) in sent {
-                    if let Some(state) = session.partitions.get_mut(&partition) {
-                        state.sent_high_watermark = high_watermark;
-                        state.sent_log_start_offset = log_start_offset;
-                    }
-                }
-            }
-        });
-    }
-    let parts = FetchResponseParts {
-        session_id,
-        topics,
-        ..FetchResponseParts::default()
+/// An incremental fetch: the session's partitions after this request's
+/// changes, then the partitions it named that metadata does not know.
+fn incremental(
+    context: &ConnectionContext,
+    view: &ClusterView,
+    request: &FetchRequest,
+    uses_topic_ids: bool,
+    wanted: Vec<Wanted>,
+) -> Result<(i32, Vec<Wanted>), ResponseError> {
+    let update = IncrementalFetch {
+        session_id: request.session_id,
+        epoch: request.session_epoch,
+        uses_topic_ids,
+        upserts: known(&wanted).collect(),
+        forgotten: forgotten(view, request, uses_topic_ids),
     };
-    Response::Chunks(fetch_writer::encode_fetch_response(
-        header.correlation_id,
-        version,
-        &parts,
+    let covered = with_sessions(context, |cache, now_ms| cache.update(now_ms, update))?;
+    let Some(covered) = covered else {
+        return Ok((INVALID_SESSION_ID, wanted));
+    };
+    let errors = wanted.into_iter().filter(|want| want.error.is_some());
+    Ok((
+        request.session_id,
+        covered_wanted(covered).chain(errors).collect(),
     ))
 }
 
-fn session_partition(want: &Wanted) -> SessionPartition {
-    SessionPartition {
-        topic_id: want.topic_id,
-        fetch_offset: want.fetch_offset,
-        max_bytes: want.max_bytes,
-        sent_high_watermark: -1,
-        sent_log_start_offset: -1,
-    }
+fn covered_wanted(covered: SessionPartitions) -> impl Iterator<Item = Wanted> {
+    covered.into_iter().map(|(partition, state)| Wanted {
+        partition,
+        topic_id: state.topic_id,
+        fetch_offset: state.fetch_offset,
+        max_bytes: state.max_bytes,
+        error: None,
+        sent: Some((state.sent_high_watermark, state.sent_log_start_offset)),
+    })
 }
 
-/// Reads every wanted partition from its owner, in parallel across owners.
-async fn read_all(
-    context: &ConnectionContext,
-    view: &Arc<crate::metadata::ClusterView>,
-    wanted: &[Wanted],
-    response_max_bytes: usize,
-) -> Vec<FetchOutcome> {
-    let mut outcomes: Vec<FetchOutcome> = wanted
+/// The wanted partitions metadata knows, as a session keeps them.
+fn known(wanted: &[Wanted]) -> impl Iterator<Item = (TopicPartition, SessionPartition)> + '_ {
+    wanted
         .iter()
-        .map(|want| FetchOutcome {
-            error_code: want.error.map(|error| error.code()).unwrap_or(0),
-            high_watermark: -1,
-            log_start_offset: -1,
-            ..FetchOutcome::default()
+        .filter(|want| want.error.is_none())
+        .map(|want| {
+            (
+                want.partition.clone(),
+                SessionPartition::new(want.topic_id, want.fetch_offset, want.max_bytes),
+            )
         })
-        .collect();
-    let reads: Vec<(usize, usize, FetchPart)> = wanted
-        .iter()
-        .enumerate()
-        .filter(|(_, want)| want.error.is_none())
-        .map(|(position, want)| {
-            let owner = view.owner(&want.partition.topic, want.partition.partition);
-            let part = FetchPart {
-                partition: want.partition.clone(),
-                offset: want.fetch_offset,
-                max_bytes: (want.max_bytes.max(0) as usize).min(response_max_bytes),
-            };
-            (owner, position, part)
-        })
-        .collect();
-    let results = scatter(
-        context,
-        reads,
-        ShardRequest::Fetch,
-        |reply, count| match reply {
-            ShardReply::Fetch(results) => results,
-            other => vec![
-                FetchOutcome {
-                    error_code: other.into_error().code,
-                    high_watermark: -1,
-                    log_start_offset: -1,
-                    ..FetchOutcome::default()
-                };
-                count
-            ],
-        },
-    )
-    .await;
-    for (position, outcome) in results {
-        outcomes[position] = outcome;
+}
+
+/// The partitions the request drops from its session; a topic id metadata
+/// no longer knows names nothing the session could hold.
+fn forgotten(
+    view: &ClusterView,
+    request: &FetchRequest,
+    uses_topic_ids: bool,
+) -> Vec<TopicPartition> {
+    let mut forgotten = Vec::new();
+    for topic in &request.forgotten_topics_data {
+        let name = if uses_topic_ids {
+            view.topic_by_id(topic.topic_id)
+                .map(|meta| meta.name.clone())
+        } else {
+            Some(topic.topic.0.to_string())
+        };
+        if let Some(name) = name {
+            forgotten.extend(
+                topic
+                    .partitions
+                    .iter()
+                    .map(|&partition| TopicPartition::new(&name, partition)),
+            );
+        }
     }
-    outcomes
+    forgotten
+}
+
+/// Runs `f` on this shard's session cache with the shard's clock in ms.
+fn with_sessions<T>(context: &ConnectionContext, f: impl FnOnce(&mut SessionCache, u64) -> T) -> T {
+    SESSIONS.with(|cell| {
+        let mut sessions = cell.borrow_mut();
+        let sessions = sessions.get_or_insert_with(|| ShardSessions {
+            cache: SessionCache::new(
+                context.shard.id,
+                context.shard.count(),
+                context
+                    .shard
+                    .config
+                    .max_incremental_fetch_session_cache_slots,
+            ),
+            started: Instant::now(),
+        });
+        let now_ms = sessions.started.elapsed().as_millis() as u64;
+        f(&mut sessions.cache, now_ms)
+    })
+}
+
+/// Random bits for session ids, from the OS (ids must not be guessable: a
+/// client that guessed another's id could close its session). The low half
+/// of a v4 UUID: 62 random bits under the 2 variant bits.
+fn random_u64() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().1
+}
+
+fn error_response(correlation_id: i32, version: i16, error: ResponseError) -> Response {
+    let parts = FetchResponseParts {
+        error_code: error.code(),
+        session_id: INVALID_SESSION_ID,
+        ..FetchResponseParts::default()
+    };
+    Response::Chunks(fetch_writer::encode_fetch_response(
+        correlation_id,
+        version,
+        &parts,
+    ))
 }

@@ -1,0 +1,152 @@
+//! Fetch's reads and long poll: reads every wanted partition from its owner
+//! shard and, while the answer is smaller than `min_bytes`, waits for an
+//! append on one of the owners and reads again.
+//!
+//! Invariant: the wait ends at the first of `min_bytes` reached, an error in
+//! any partition, nothing left to wait on, or the deadline (`max_wait_ms`,
+//! capped by `MAX_WAIT_MS_MAX`); it is woken by the owners' append wake-ups,
+//! never by a timer that spins. Reads only: no session or response state here.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::super::{group_by_owner, scatter};
+use super::Wanted;
+use crate::metadata::ClusterView;
+use crate::server::connection::ConnectionContext;
+use crate::shard::messages::{FetchOutcome, FetchPart, ShardReply, ShardRequest, TopicPartition};
+
+/// Longest long poll honoured, whatever the client asks.
+const MAX_WAIT_MS_MAX: u64 = 30_000;
+
+/// What the request asks of the wait.
+pub struct Poll {
+    pub min_bytes: i32,
+    pub max_wait_ms: i32,
+    /// The response's byte budget (request's `max_bytes` within `fetch.max.bytes`).
+    pub response_max_bytes: usize,
+}
+
+/// One outcome per wanted partition, in order, once the poll is satisfied
+/// or its time is up.
+pub async fn read_until_ready(
+    context: &ConnectionContext,
+    view: &ClusterView,
+    wanted: &[Wanted],
+    poll: &Poll,
+) -> Vec<FetchOutcome> {
+    let max_wait_ms = (poll.max_wait_ms.max(0) as u64).min(MAX_WAIT_MS_MAX);
+    let deadline = Instant::now() + Duration::from_millis(max_wait_ms);
+    let min_bytes = poll.min_bytes.max(0) as usize;
+    loop {
+        let outcomes = read_all(context, view, wanted, poll.response_max_bytes).await;
+        let now = Instant::now();
+        if ready(&outcomes, min_bytes) || now >= deadline {
+            return outcomes;
+        }
+        let timeout_ms = (deadline - now).as_millis() as u64 + 1;
+        if !wait_for_append(context, view, wanted, &outcomes, timeout_ms).await {
+            return outcomes;
+        }
+    }
+}
+
+fn ready(outcomes: &[FetchOutcome], min_bytes: usize) -> bool {
+    let total_bytes: usize = outcomes
+        .iter()
+        .map(|outcome| outcome.records.iter().map(Bytes::len).sum::<usize>())
+        .sum();
+    total_bytes >= min_bytes || outcomes.iter().any(|outcome| outcome.error_code != 0)
+}
+
+/// Waits until an owner appends past what was read of one of its partitions,
+/// or `timeout_ms` passes. False when there is nothing to wait on.
+async fn wait_for_append(
+    context: &ConnectionContext,
+    view: &ClusterView,
+    wanted: &[Wanted],
+    outcomes: &[FetchOutcome],
+    timeout_ms: u64,
+) -> bool {
+    let waits: Vec<(usize, (), (TopicPartition, i64))> = wanted
+        .iter()
+        .zip(outcomes)
+        .filter(|(want, _)| want.error.is_none())
+        .map(|(want, outcome)| {
+            let owner = view.owner(&want.partition.topic, want.partition.partition);
+            let seen = outcome.high_watermark.max(want.fetch_offset);
+            (owner, (), (want.partition.clone(), seen))
+        })
+        .collect();
+    if waits.is_empty() {
+        return false;
+    }
+    let calls: Vec<_> = group_by_owner(waits)
+        .into_iter()
+        .map(|(owner, (_, parts))| {
+            let shard = context.shard.clone();
+            Box::pin(async move {
+                shard
+                    .call(owner, ShardRequest::WaitForData { parts, timeout_ms })
+                    .await;
+            })
+        })
+        .collect();
+    futures_util::future::select_all(calls).await;
+    true
+}
+
+/// Reads every wanted partition from its owner, in parallel across owners.
+async fn read_all(
+    context: &ConnectionContext,
+    view: &ClusterView,
+    wanted: &[Wanted],
+    response_max_bytes: usize,
+) -> Vec<FetchOutcome> {
+    let mut outcomes: Vec<FetchOutcome> = wanted
+        .iter()
+        .map(|want| FetchOutcome {
+            error_code: want.error.map(|error| error.code()).unwrap_or(0),
+            high_watermark: -1,
+            log_start_offset: -1,
+            ..FetchOutcome::default()
+        })
+        .collect();
+    let reads: Vec<(usize, usize, FetchPart)> = wanted
+        .iter()
+        .enumerate()
+        .filter(|(_, want)| want.error.is_none())
+        .map(|(position, want)| {
+            let owner = view.owner(&want.partition.topic, want.partition.partition);
+            let part = FetchPart {
+                partition: want.partition.clone(),
+                offset: want.fetch_offset,
+                max_bytes: (want.max_bytes.max(0) as usize).min(response_max_bytes),
+            };
+            (owner, position, part)
+        })
+        .collect();
+    let results = scatter(
+        context,
+        reads,
+        ShardRequest::Fetch,
+        |reply, count| match reply {
+            ShardReply::Fetch(results) => results,
+            other => vec![
+                FetchOutcome {
+                    error_code: other.into_error().code,
+                    high_watermark: -1,
+                    log_start_offset: -1,
+                    ..FetchOutcome::default()
+                };
+                count
+            ],
+        },
+    )
+    .await;
+    for (position, outcome) in results {
+        outcomes[position] = outcome;
+    }
+    outcomes
+}
