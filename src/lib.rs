@@ -1,6 +1,7 @@
 //! shoal: a Kafka-compatible streaming broker, one io_uring shard per core.
 //!
-//! The crate map (see README.md, "Architecture"): `config` (settings by
+//! The crate map (see README.md, "Architecture"): `clock` (wall-clock
+//! milliseconds), `config` (settings by
 //! Kafka's names), `protocol` (wire framing and hot encoders), `log`
 //! (partition storage), `shard` (threads, ownership, messages), `metadata`
 //! (topics, placement, the controller), `server` (listener, connections,
@@ -12,6 +13,7 @@ pub mod alloc;
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod group;
 pub mod log;

@@ -130,7 +130,7 @@ use std::time::{Duration, Instant};
 
 use crate::protocol::batch::BatchError;
 
-pub use partition::{now_ms, PartitionLog};
+pub use partition::PartitionLog;
 
 /// Kafka's `segment.bytes` default: 1 GiB.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use glommio::sync::Semaphore;
@@ -32,6 +32,7 @@ use super::{
     AppendResult, AppendWait, CleanOutcome, CleanerBudget, CleaningNeed, FlushPolicy, LogConfig,
     LogError, RetentionOutcome, ShardLoad, SEGMENT_BYTES_MAX,
 };
+use crate::clock::now_ms;
 use crate::protocol::batch::{
     framed_size, set_base_offset, set_log_append_time, set_partition_leader_epoch, BatchError,
     BatchHeader, ATTR_TIMESTAMP_TYPE_LOG_APPEND,
@@ -219,13 +220,6 @@ impl TailCache {
             out.push(batch.bytes.clone());
         }
     }
-}
-
-/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before it).
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `config` with `segment.bytes` inside what `.index` positions can address.
