@@ -44,7 +44,7 @@ impl PartitionLog {
         match wait {
             AppendWait::Nothing => {}
             AppendWait::Written => {
-                self.wait_for_append(&given_up, |log| log.offsets.written.get() > last_offset)
+                self.wait_for_append(&given_up, |log| log.offsets.written() > last_offset)
                     .await?
             }
             AppendWait::Durable => {
@@ -85,7 +85,7 @@ impl PartitionLog {
         if batches.len() as u64 > SEGMENT_BYTES_MAX {
             return Err(LogError::InvalidBatch(BatchError::TooLarge));
         }
-        let base_offset = self.offsets.log_end.get();
+        let base_offset = self.offsets.log_end();
         let epoch = self.leader_epoch.get();
         // (size, last offset, max timestamp) per batch.
         let mut framed: Vec<(usize, i64, i64)> = Vec::new();
@@ -120,7 +120,9 @@ impl PartitionLog {
         let bytes = batches.freeze();
         let start_position = segment.queued_bytes.get();
         // `segment_for` rolled unless these bytes fit: positions stay u32.
-        debug_assert!(start_position + batches_len <= SEGMENT_BYTES_MAX);
+        assert!(start_position + batches_len <= SEGMENT_BYTES_MAX);
+        // The active segment ends at the log end offset.
+        assert_eq!(segment.next_offset.get(), base_offset);
         let mut position = start_position;
         let mut start = 0;
         let index_interval_bytes = self.config.borrow().index_interval_bytes;
@@ -157,11 +159,11 @@ impl PartitionLog {
             indexes_before,
             given_up: given_up.clone(),
         });
-        self.offsets.log_end.set(next_offset);
+        self.offsets.appended(base_offset, next_offset);
         let result = AppendResult {
             base_offset,
             last_offset,
-            log_start_offset: self.offsets.log_start.get(),
+            log_start_offset: self.offsets.log_start(),
         };
         Ok((result, given_up))
     }

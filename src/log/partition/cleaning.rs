@@ -48,9 +48,9 @@ impl PartitionLog {
     /// record younger than that. Never the active segment.
     fn cleanable_range(&self, now_ms: i64) -> CleanableRange {
         let segments = self.segments.borrow();
-        let bound = self.offsets.sealed.get().min(self.high_watermark());
+        let bound = self.offsets.sealed().min(self.high_watermark());
         let lag_ms = self.config.borrow().min_compaction_lag_ms;
-        let first_dirty = self.cleaning.offset.get().max(self.offsets.log_start.get());
+        let first_dirty = self.cleaning.offset.get().max(self.offsets.log_start());
         let mut range = CleanableRange {
             segments: Vec::new(),
             first_dirty,

@@ -104,12 +104,7 @@ impl PartitionLog {
             dir,
             config: RefCell::new(config),
             segments: RefCell::new(recovered.segments),
-            offsets: Offsets {
-                log_start: Cell::new(recovered.log_start_offset),
-                log_end: Cell::new(log_end_offset),
-                written: Cell::new(log_end_offset),
-                sealed: Cell::new(active_base),
-            },
+            offsets: Offsets::recovered(recovered.log_start_offset, log_end_offset, active_base),
             leader_epoch: Cell::new(recovered.leader_epoch),
             writer: Writer::new(),
             marks,
@@ -145,12 +140,12 @@ impl PartitionLog {
     }
 
     pub fn log_start_offset(&self) -> i64 {
-        self.offsets.log_start.get()
+        self.offsets.log_start()
     }
 
     /// The next offset to assign.
     pub fn log_end_offset(&self) -> i64 {
-        self.offsets.log_end.get()
+        self.offsets.log_end()
     }
 
     /// What consumers may read: fdatasync'd under `FlushPolicy::Sync`,
@@ -246,7 +241,7 @@ impl PartitionLog {
     /// Writes the checkpoint. Its recovery point is the start of the first
     /// segment not yet sealed: everything before it is synced with its indexes.
     pub async fn checkpoint(&self) -> Result<(), LogError> {
-        self.write_checkpoint(self.offsets.sealed.get()).await
+        self.write_checkpoint(self.offsets.sealed()).await
     }
 
     async fn write_checkpoint(&self, recovery_point: i64) -> Result<(), LogError> {
@@ -288,7 +283,7 @@ impl PartitionLog {
         active.sync().await?;
         active.write_indexes().await?;
         let log_end_offset = self.log_end_offset();
-        self.offsets.sealed.set(log_end_offset);
+        self.offsets.sealed_to(log_end_offset);
         self.raise_high_watermark(log_end_offset);
         self.write_checkpoint(log_end_offset).await
     }

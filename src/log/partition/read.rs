@@ -14,6 +14,7 @@ use bytes::Bytes;
 use super::super::segment::{ReadBudget, Segment};
 use super::super::LogError;
 use super::PartitionLog;
+use crate::protocol::batch::BatchHeader;
 
 impl PartitionLog {
     /// Whole batches from the one holding `offset`, stopping before a batch
@@ -28,8 +29,8 @@ impl PartitionLog {
         max_bytes: usize,
         min_one_batch: bool,
     ) -> Result<Vec<Bytes>, LogError> {
-        let log_end_offset = self.offsets.log_end.get();
-        if offset < self.offsets.log_start.get() || offset > log_end_offset {
+        let log_end_offset = self.offsets.log_end();
+        if offset < self.offsets.log_start() || offset > log_end_offset {
             return Err(self.out_of_range());
         }
         // A log failed by an fdatasync error serves nothing: the files may
@@ -48,11 +49,15 @@ impl PartitionLog {
             let tail = self.tail.borrow();
             if tail.start_offset().is_some_and(|start| start <= offset) {
                 tail.read(offset, max_offset, &mut budget, &mut out);
+                assert_served(&out, offset, max_offset, false);
                 return Ok(out);
             }
         }
         // Only written bytes are in the files.
-        let max_offset = max_offset.min(self.offsets.written.get());
+        let max_offset = max_offset.min(self.offsets.written());
+        if offset >= max_offset {
+            return Ok(out);
+        }
         let mut from = offset;
         let mut next = self.segment_after(from, None);
         // One segment at a time: no borrow of the list across a read, and the
@@ -60,6 +65,15 @@ impl PartitionLog {
         // and the cleaner replace segments while a read waits.
         while let Some(segment) = next {
             if segment.base_offset >= max_offset {
+                break;
+            }
+            // Retention removed the segments from `from` on under the read
+            // (the list then starts past it): what was read is all there is
+            // before a gap, and serving past it would skip offsets.
+            if segment.base_offset > from {
+                if out.is_empty() {
+                    return Err(self.out_of_range());
+                }
                 break;
             }
             match segment
@@ -78,6 +92,7 @@ impl PartitionLog {
             from = from.max(segment.next_offset.get());
             next = self.segment_after(from, Some(&segment));
         }
+        assert_served(&out, offset, max_offset, self.cleaning.offset_gaps.get());
         Ok(out)
     }
 
@@ -98,8 +113,31 @@ impl PartitionLog {
 
     pub(super) fn out_of_range(&self) -> LogError {
         LogError::OffsetOutOfRange {
-            log_start_offset: self.offsets.log_start.get(),
-            log_end_offset: self.offsets.log_end.get(),
+            log_start_offset: self.offsets.log_start(),
+            log_end_offset: self.offsets.log_end(),
         }
+    }
+}
+
+/// What a read hands out, checked after the bytes came back: the first
+/// batch holds `offset` (in a log with offset gaps, it may start past it),
+/// each next one starts right after the last (or later, with gaps), and
+/// none reaches `max_offset`. Headers only, O(1) per batch.
+fn assert_served(out: &[Bytes], offset: i64, max_offset: i64, gaps: bool) {
+    let mut expected = offset;
+    for (i, batch) in out.iter().enumerate() {
+        let header = BatchHeader::view(batch).expect("a served batch has a header");
+        let (base, last) = (header.base_offset.get(), header.last_offset());
+        let in_place = match (i, gaps) {
+            (0, false) => base <= expected && expected <= last,
+            (0, true) => expected <= last,
+            (_, false) => base == expected,
+            (_, true) => base >= expected,
+        };
+        assert!(
+            in_place && last < max_offset,
+            "read from {offset} below {max_offset}: batch {i} holds {base}..={last}"
+        );
+        expected = last + 1;
     }
 }

@@ -64,7 +64,7 @@ impl PartitionLog {
         if offset <= self.log_start_offset() {
             return Ok(self.log_start_offset());
         }
-        self.offsets.log_start.set(offset);
+        self.offsets.start_at(offset);
         self.tail.borrow_mut().evict_below(offset);
         let deleted = self.take_segments_while(|segment, _| segment.next_offset.get() <= offset);
         if deleted.is_empty() {
@@ -85,7 +85,7 @@ impl PartitionLog {
     ) -> Vec<Rc<Segment>> {
         let mut segments = self.segments.borrow_mut();
         let mut size_bytes: u64 = segments.iter().map(|s| s.queued_bytes.get()).sum();
-        let sealed_offset = self.offsets.sealed.get();
+        let sealed_offset = self.offsets.sealed();
         let mut count = 0;
         for segment in segments.iter().take(segments.len().saturating_sub(1)) {
             if segment.next_offset.get() > sealed_offset {
@@ -102,11 +102,9 @@ impl PartitionLog {
             return Vec::new();
         }
         // `count` stops before the active segment: the list stays non-empty.
-        let log_start_offset = segments[count]
-            .base_offset
-            .max(self.offsets.log_start.get());
+        let log_start_offset = segments[count].base_offset.max(self.offsets.log_start());
         let deleted: Vec<Rc<Segment>> = segments.drain(..count).collect();
-        self.offsets.log_start.set(log_start_offset);
+        self.offsets.start_at(log_start_offset);
         self.tail.borrow_mut().evict_below(log_start_offset);
         deleted
     }

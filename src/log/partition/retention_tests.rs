@@ -128,7 +128,7 @@ fn retention_waits_for_the_writer_to_seal_a_segment() {
         // Nothing is written or sealed yet: nothing may go.
         let outcome = log.enforce_retention(now_ms() as i64).await.unwrap();
         assert_eq!(outcome.deleted_segments, 0);
-        log.wait_until(|log| log.offsets.sealed.get() == log.active().base_offset)
+        log.wait_until(|log| log.offsets.sealed() == log.active().base_offset)
             .await
             .unwrap();
         let outcome = log.enforce_retention(now_ms() as i64).await.unwrap();

@@ -36,6 +36,13 @@ impl TailCache {
     }
 
     pub(super) fn push(&mut self, batch: CachedBatch) {
+        if let Some(last) = self.batches.back() {
+            assert_eq!(
+                BatchHeader::view(&batch.bytes).map(|h| h.base_offset.get()),
+                Some(last.last_offset + 1),
+                "the tail cache holds contiguous batches"
+            );
+        }
         self.size_bytes += batch.bytes.len();
         self.batches.push_back(batch);
         while self.size_bytes > self.capacity_bytes {
@@ -82,6 +89,12 @@ impl TailCache {
         out: &mut Vec<Bytes>,
     ) {
         let from = self.batches.partition_point(|b| b.last_offset < offset);
+        if let Some(first) = self.batches.get(from) {
+            assert!(
+                BatchHeader::view(&first.bytes).is_some_and(|h| h.base_offset.get() <= offset),
+                "a tail read starts at the batch holding its offset"
+            );
+        }
         for batch in self.batches.range(from..) {
             if batch.last_offset >= max_offset || !budget.admit(batch.bytes.len()) {
                 return;

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use super::super::segment::{IndexMark, Segment};
 use super::super::{FlushPolicy, LogError};
 use super::PartitionLog;
+use crate::protocol::batch::{framed_size, BatchHeader};
 
 /// Why the writer could not write a group.
 enum WriteFailure {
@@ -55,6 +56,51 @@ pub(super) enum Pending {
     },
     /// The segment rolled: everything before this is its last data.
     Seal(Rc<Segment>),
+}
+
+/// Bytes of one segment the writer puts down with one `write_at`.
+struct Run {
+    segment: Rc<Segment>,
+    /// Where `buf` goes in the segment file.
+    position: u64,
+    /// `buf` holds the batches of offsets `base_offset..next_offset`.
+    base_offset: i64,
+    next_offset: i64,
+    buf: Vec<u8>,
+}
+
+impl Run {
+    /// Adds the bytes of the next append, queued at `position` up to
+    /// offset `next_offset`.
+    fn extend(&mut self, position: u64, bytes: &[u8], next_offset: i64) {
+        assert_eq!(self.position + self.buf.len() as u64, position);
+        self.buf.extend_from_slice(bytes);
+        self.next_offset = next_offset;
+    }
+
+    /// Before the bytes go to disk: back-to-back well-framed batches whose
+    /// offsets follow on from `base_offset` to `next_offset`. Reads the
+    /// batch headers only (O(1) per batch), so it runs in production too.
+    fn check_framing(&self) {
+        let mut cursor = 0;
+        let mut offset = self.base_offset;
+        while cursor < self.buf.len() {
+            let batch = &self.buf[cursor..];
+            let size = framed_size(batch).expect("a queued batch is framed");
+            let header = BatchHeader::view(batch).expect("a framed batch has a header");
+            assert_eq!(
+                header.base_offset.get(),
+                offset,
+                "a batch out of place in a group"
+            );
+            offset = header.last_offset() + 1;
+            cursor += size;
+        }
+        assert_eq!(
+            offset, self.next_offset,
+            "a group that ends off its offsets"
+        );
+    }
 }
 
 /// The writer's state: what is queued for it and how its last writes went.
@@ -107,7 +153,7 @@ impl PartitionLog {
                         ::log::info!(
                             "partition log {}: writes resumed at offset {}",
                             self.dir.display(),
-                            self.offsets.written.get()
+                            self.offsets.written()
                         );
                     }
                     continue;
@@ -123,7 +169,7 @@ impl PartitionLog {
                         level,
                         "partition log {}: write failed; appends from offset {} on are given up and new ones go there: {e}",
                         self.dir.display(),
-                        self.offsets.written.get()
+                        self.offsets.written()
                     );
                     *self.writer.last_write_error.borrow_mut() = e.to_string();
                     match self.give_up(group).await {
@@ -156,7 +202,7 @@ impl PartitionLog {
     /// in with offsets about to be reused; then the files are cut back (the
     /// writer is this task, so nothing new is written before that).
     async fn give_up(&self, group: Vec<Pending>) -> Result<(), LogError> {
-        let to = self.offsets.written.get();
+        let to = self.offsets.written();
         let mut items = group;
         items.extend(self.writer.pending.borrow_mut().drain(..));
         // Per segment: where its first given-up bytes start, and its
@@ -202,10 +248,7 @@ impl PartitionLog {
             }
         }
         active.next_offset.set(to);
-        self.offsets
-            .sealed
-            .set(self.offsets.sealed.get().min(active.base_offset));
-        self.offsets.log_end.set(to);
+        self.offsets.give_up_to_written(active.base_offset);
         self.tail.borrow_mut().truncate_from(to);
         if let Some((_, position, _)) = cuts.iter().find(|(s, _, _)| Rc::ptr_eq(s, &active)) {
             active.truncate_file(*position).await?;
@@ -240,7 +283,7 @@ impl PartitionLog {
 
     /// Writes one group: one `write_at` per run of bytes of one segment,
     /// seals where the log rolled, one fdatasync as the policy asks. On a
-    /// `Retryable` failure, `written_offset` is where the log is intact:
+    /// `Retryable` failure, the written offset is where the log is intact:
     /// the group start, or the end of a segment sealed in the group.
     async fn write_group(
         self: &Rc<Self>,
@@ -248,8 +291,8 @@ impl PartitionLog {
         group_bytes: usize,
     ) -> Result<(), WriteFailure> {
         use WriteFailure::{Fatal, Retryable};
-        let mut run: Option<(Rc<Segment>, u64, Vec<u8>)> = None;
-        let mut next_offset = self.offsets.written.get();
+        let mut run: Option<Run> = None;
+        let mut next_offset = self.offsets.written();
         let mut last_segment = None;
         for item in group {
             match item {
@@ -257,22 +300,29 @@ impl PartitionLog {
                     segment,
                     position,
                     bytes,
+                    base_offset,
                     next_offset: next,
                     ..
                 } => {
+                    // Appends are queued in offset order, each from where
+                    // the last ended: the group is one run of offsets.
+                    assert_eq!(*base_offset, next_offset, "a gap or overlap in a group");
                     next_offset = *next;
-                    if let Some((run_segment, start, buf)) = run.as_mut() {
-                        if Rc::ptr_eq(run_segment, segment) {
-                            debug_assert_eq!(*start + buf.len() as u64, *position);
-                            buf.extend_from_slice(bytes);
-                            continue;
-                        }
+                    if let Some(run) = run.as_mut().filter(|r| Rc::ptr_eq(&r.segment, segment)) {
+                        run.extend(*position, bytes, *next);
+                        continue;
                     }
                     Self::write_run(run.take()).await?;
                     // Usually the whole group goes to this one segment.
                     let mut buf = Vec::with_capacity(group_bytes);
                     buf.extend_from_slice(bytes);
-                    run = Some((segment.clone(), *position, buf));
+                    run = Some(Run {
+                        segment: segment.clone(),
+                        position: *position,
+                        base_offset: *base_offset,
+                        next_offset: *next,
+                        buf,
+                    });
                     last_segment = Some(segment.clone());
                 }
                 Pending::Seal(segment) => {
@@ -282,14 +332,15 @@ impl PartitionLog {
                     // Everything up to the end of this segment is written
                     // and synced: a later failure in the group keeps it.
                     let end = segment.next_offset.get();
-                    self.offsets.sealed.set(end);
-                    self.offsets.written.set(end);
+                    assert_eq!(end, next_offset, "a segment sealed before its last batch");
+                    self.offsets.wrote_to(end);
+                    self.offsets.sealed_to(end);
                     self.raise_high_watermark(end);
                 }
             }
         }
         Self::write_run(run.take()).await?;
-        self.offsets.written.set(next_offset);
+        self.offsets.wrote_to(next_offset);
         let flush_policy = self.config.borrow().flush_policy;
         match flush_policy {
             FlushPolicy::Sync => {
@@ -317,14 +368,22 @@ impl PartitionLog {
         Ok(())
     }
 
-    async fn write_run(run: Option<(Rc<Segment>, u64, Vec<u8>)>) -> Result<(), WriteFailure> {
-        let Some((segment, position, buf)) = run else {
+    async fn write_run(run: Option<Run>) -> Result<(), WriteFailure> {
+        let Some(run) = run else {
             return Ok(());
         };
-        // Runs of one segment are written in order, each right after the last.
-        debug_assert_eq!(position, segment.written_bytes.get());
-        let end = position + buf.len() as u64;
-        if let Err(e) = segment.write_all(buf, position).await {
+        let segment = run.segment.clone();
+        // A run starts where the last write to its segment ended: nothing
+        // is written twice, nothing skipped.
+        assert_eq!(
+            run.position,
+            segment.written_bytes.get(),
+            "a write out of place"
+        );
+        let end = run.position + run.buf.len() as u64;
+        assert!(end <= segment.queued_bytes.get());
+        run.check_framing();
+        if let Err(e) = segment.write_all(run.buf, run.position).await {
             return Err(if segment.write_error_is_fatal(&e) {
                 WriteFailure::Fatal(e)
             } else {
@@ -335,7 +394,14 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Raises the high watermark to `offset` (it never moves back) and wakes
+    /// the waiters. Only over written bytes: `HW <= written <= LEO`.
     pub(super) fn raise_high_watermark(&self, offset: i64) {
+        assert!(
+            offset <= self.offsets.written(),
+            "high watermark {offset} past the written offset {}",
+            self.offsets.written()
+        );
         if offset > self.marks.high_watermark.get() {
             self.marks.high_watermark.set(offset);
         }
