@@ -1,6 +1,7 @@
 //! shoal: a Kafka-compatible streaming broker, one io_uring shard per core.
 //!
-//! The crate map (see docs/ARCHITECTURE.md): `config` (settings by
+//! The crate map (see docs/ARCHITECTURE.md): `clock` (wall-clock
+//! milliseconds), `config` (settings by
 //! Kafka's names), `protocol` (wire framing and hot encoders), `log`
 //! (partition storage), `shard` (threads, ownership, messages), `metadata`
 //! (topics, placement, the controller), `server` (listener, connections,
@@ -12,6 +13,7 @@ pub mod alloc;
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod group;
 pub mod log;

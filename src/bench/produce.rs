@@ -36,7 +36,7 @@ use super::{
     PartitionLeader, TopicLayout,
 };
 use crate::client::{error_name, topic_name, Connection, RequestSender, ResponseReceiver};
-use crate::log::now_ms;
+use crate::clock::now_ms;
 
 /// Produce requests awaiting an answer per connection, as Kafka allows.
 pub const IN_FLIGHT_MAX: usize = 5;

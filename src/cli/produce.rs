@@ -24,7 +24,7 @@ use kafka_protocol::records::Compression;
 use super::BootstrapArg;
 use crate::client::partitioner::{partition_for_key, StickyPartitioner};
 use crate::client::{check, topic_name, Cluster, KafkaError, UNKNOWN_TOPIC_OR_PARTITION};
-use crate::log::now_ms;
+use crate::clock::now_ms;
 use crate::protocol::records::{encode_batch, ProducerRecord};
 
 /// Most records sent in one round.

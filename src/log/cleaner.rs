@@ -109,7 +109,9 @@ impl OffsetMap {
     /// A map within `budget_bytes`, no larger than `expected_keys` need.
     pub fn new(budget_bytes: usize, expected_keys: u64) -> OffsetMap {
         let budget_slots = (budget_bytes / OFFSET_MAP_SLOT_BYTES).max(1);
-        let needed_slots = (expected_keys as f64 / OFFSET_MAP_LOAD_FACTOR) as usize + 1;
+        // Saturates: a dirty section of more offsets than memory can map.
+        let needed_slots =
+            ((expected_keys as f64 / OFFSET_MAP_LOAD_FACTOR) as usize).saturating_add(1);
         OffsetMap::with_slots(budget_slots.min(needed_slots))
     }
 

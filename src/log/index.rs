@@ -53,7 +53,7 @@ impl OffsetIndex {
     }
 
     pub fn push(&mut self, entry: OffsetEntry) {
-        debug_assert!(self.last().is_none_or(
+        assert!(self.last().is_none_or(
             |l| l.relative_offset < entry.relative_offset && l.position < entry.position
         ));
         self.entries.push(entry);
@@ -129,7 +129,7 @@ impl TimeIndex {
     }
 
     pub fn push(&mut self, entry: TimeEntry) {
-        debug_assert!(self.last().is_none_or(
+        assert!(self.last().is_none_or(
             |l| l.timestamp < entry.timestamp && l.relative_offset < entry.relative_offset
         ));
         self.entries.push(entry);

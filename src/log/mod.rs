@@ -17,9 +17,11 @@
 //!   memory and written whole when a segment is sealed (rolled or closed).
 //! - `checkpoint.rs`: the `shoal.checkpoint` and `shoal.cleaner` text files.
 //! - `recovery.rs`: what `open` does with what it finds on disk.
-//! - `partition.rs`: [`PartitionLog`], its append/read paths, the writer,
-//!   retention, and the cleaning pass's bookkeeping (which segments, the
-//!   swap into the segment list).
+//! - `partition/`: [`PartitionLog`], one file per concern: its front
+//!   (`mod.rs`: what it owns, open, close, checkpoints), the append path,
+//!   the group-commit writer, the tail cache, reads, retention, the cleaning
+//!   pass's bookkeeping (which segments, the swap into the segment list),
+//!   timestamp lookups, the waiters, and the offsets with their rules.
 //! - `cleaner.rs`: compaction's pieces: the key→offset map, the pacing, the
 //!   rewriting of a group of segments into `.cleaned` files.
 //!
@@ -65,6 +67,15 @@
 //! have dropped the pages it could not write and a second sync would not
 //! say so, so the log fails for good (appends and reads report it) until a
 //! restart lets recovery re-read the files.
+//!
+//! Assertions run in every build, the cheap ones (O(1) per batch or group)
+//! in production too: offsets only grow (each append starts at the log end
+//! offset; only a given-up write moves it back, to the written offset), the
+//! high watermark stays at or below the written offset and never moves back,
+//! each write starts where the last one to its segment ended and carries
+//! well-framed batches with consecutive offsets, reads and index entries stay
+//! within a segment's written bytes, and what a read hands out starts at the
+//! batch holding the offset asked for.
 //!
 //! Reads check what they serve: every batch read from a segment file is
 //! checked (magic, CRC-32C, offsets in place) before it is returned, so a
@@ -130,7 +141,7 @@ use std::time::{Duration, Instant};
 
 use crate::protocol::batch::BatchError;
 
-pub use partition::{now_ms, PartitionLog};
+pub use partition::PartitionLog;
 
 /// Kafka's `segment.bytes` default: 1 GiB.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;

@@ -50,7 +50,7 @@ pub async fn recover(dir: &Path, index_interval_bytes: u32) -> Result<Recovered,
     finish_cleaning(dir, index_interval_bytes).await?;
     let recovery_point = checkpoint.map_or(i64::MIN, |c| c.recovery_point);
     let bases = segment_bases(dir)?;
-    let now = super::partition::now_ms();
+    let now = crate::clock::now_ms();
 
     let mut segments: Vec<Rc<Segment>> = Vec::with_capacity(bases.len());
     let mut scanned_bytes = 0;

@@ -202,7 +202,7 @@ impl SegmentIndexes {
 
 /// Offsets in a segment stay within u32 of its base: the log rolls before.
 fn relative(base_offset: i64, offset: i64) -> u32 {
-    debug_assert!(offset >= base_offset && offset - base_offset <= i64::from(u32::MAX));
+    assert!(offset >= base_offset && offset - base_offset <= i64::from(u32::MAX));
     (offset - base_offset) as u32
 }
 
@@ -409,6 +409,11 @@ impl Segment {
     /// Reads exactly `len` bytes at `position` into one buffer, at most
     /// `READ_STEP_BYTES` per read, letting other tasks run between reads.
     pub async fn read_exact(&self, position: u64, len: usize) -> Result<Bytes, LogError> {
+        assert!(
+            position + len as u64 <= self.written_bytes.get(),
+            "a read past the written bytes of {}",
+            self.log_path().display()
+        );
         let file = self.file().await?;
         let mut out = BytesMut::with_capacity(len);
         while out.len() < len {
@@ -471,6 +476,11 @@ impl Segment {
         let (offsets, times) = {
             let mut indexes = self.indexes.borrow_mut();
             indexes.seal(self.base_offset);
+            // Index entries point at written batches.
+            assert!(indexes
+                .offsets
+                .last()
+                .is_none_or(|e| u64::from(e.position) < self.written_bytes.get()));
             (indexes.offsets.encode(), indexes.times.encode())
         };
         write_index_files(&self.dir, self.base_offset, offsets, times, "").await
@@ -554,6 +564,9 @@ impl Segment {
     ) -> Result<bool, LogError> {
         let end = self.written_bytes.get();
         let mut position = self.lookup(offset);
+        // The caller reads below the written offset: the batch the index
+        // names is written.
+        assert!(position <= end, "an index entry past the written bytes");
         let mut want = budget.window_bytes();
         let mut expected = Expected::Holding(offset.max(self.base_offset));
         while position < end {

@@ -19,11 +19,11 @@ use kafka_protocol::records::Compression;
 
 use super::messages::{GroupAnswer, GroupCall, TopicPartition};
 use super::owned::OwnedPartitions;
+use crate::clock::now_ms;
 use crate::group::{
     offsets_partition, Completion, ConsumerHeartbeatResponse, Effects, GroupConfig,
     GroupCoordinator, JoinResponse, Record, RequestToken, SyncResponse, OFFSETS_TOPIC,
 };
-use crate::log::now_ms;
 use crate::log::AppendWait;
 use crate::metadata::ClusterView;
 use crate::protocol::records::{decode_records, encode_batch, ProducerRecord};

@@ -398,7 +398,7 @@ fn spawn_cleaner(shard: &Rc<Shard>) {
                 let Some(shard) = cleaner.upgrade() else {
                     break;
                 };
-                let now_ms = i64::try_from(crate::log::now_ms()).unwrap_or(i64::MAX);
+                let now_ms = i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX);
                 let cleaned = shard
                     .partitions
                     .clean_neediest(now_ms, budget, &shard.load)
@@ -496,7 +496,7 @@ async fn run_shard<S, F>(
             glommio::timer::sleep(retention_interval).await;
             match retainer.upgrade() {
                 Some(shard) => {
-                    let now_ms = i64::try_from(crate::log::now_ms()).unwrap_or(i64::MAX);
+                    let now_ms = i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX);
                     shard.partitions.enforce_retention_all(now_ms).await
                 }
                 None => break,

@@ -8,8 +8,8 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader, TopicName};
 
 use super::{scatter, str_bytes};
+use crate::clock::now_ms;
 use crate::config::TopicConfig;
-use crate::log::now_ms;
 use crate::log::AppendWait;
 use crate::protocol::batch::{self, BatchError, BatchHeader};
 use crate::protocol::batch_records;

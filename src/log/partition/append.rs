@@ -1,0 +1,197 @@
+//! The append path: `append` assigns offsets and patches the batch headers
+//! in place, accounts the batches in the active segment's indexes and the
+//! tail cache, rolls the segment when it is full or old, and queues the
+//! bytes for the writer, all without an `.await`, so offsets are given in
+//! call order and the log end offset moves at once. It then waits as long
+//! as `AppendWait` asks.
+//!
+//! Invariant: each append starts at the log end offset and moves it to one
+//! past its last offset; every batch queued is well framed with consecutive
+//! offsets and sits at the segment position where the previous one ended.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use bytes::BytesMut;
+
+use super::super::segment::{Segment, NO_TIMESTAMP};
+use super::super::{AppendResult, AppendWait, LogError, SEGMENT_BYTES_MAX};
+use super::tail::CachedBatch;
+use super::writer::Pending;
+use super::PartitionLog;
+use crate::clock::now_ms;
+use crate::protocol::batch::{
+    framed_size, set_base_offset, set_log_append_time, set_partition_leader_epoch, BatchError,
+    BatchHeader,
+};
+
+impl PartitionLog {
+    /// Appends `batches` (complete RecordBatch v2, back to back, validated by
+    /// the caller): assigns offsets from the log end offset, patches
+    /// `baseOffset` and `partitionLeaderEpoch` in place (the CRC does not
+    /// cover them), applies LogAppendTime when `log_append_time_ms` is set,
+    /// rolls the segment when needed, queues the bytes for the writer and
+    /// returns when they are as durable as `wait` asks.
+    pub async fn append(
+        self: &Rc<Self>,
+        batches: BytesMut,
+        wait: AppendWait,
+        log_append_time_ms: Option<i64>,
+    ) -> Result<AppendResult, LogError> {
+        let (result, given_up) = self.enqueue(batches, log_append_time_ms)?;
+        self.start_writer();
+        let last_offset = result.last_offset;
+        match wait {
+            AppendWait::Nothing => {}
+            AppendWait::Written => {
+                self.wait_for_append(&given_up, |log| log.offsets.written() > last_offset)
+                    .await?
+            }
+            AppendWait::Durable => {
+                self.wait_for_append(&given_up, |log| log.high_watermark() > last_offset)
+                    .await?
+            }
+        }
+        Ok(result)
+    }
+
+    /// `wait_until` for one append: fails once the writer has given its
+    /// bytes up, even when later appends have since reused its offsets.
+    async fn wait_for_append(
+        &self,
+        given_up: &Cell<bool>,
+        done: impl Fn(&Self) -> bool,
+    ) -> Result<(), LogError> {
+        self.wait_until(|log| given_up.get() || done(log)).await?;
+        if given_up.get() {
+            return Err(LogError::WriteFailed(
+                self.writer.last_write_error.borrow().clone(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The synchronous half of `append`: offsets, indexes, cache, queue.
+    /// Also returns the flag the writer raises if it gives the bytes up.
+    fn enqueue(
+        &self,
+        mut batches: BytesMut,
+        log_append_time_ms: Option<i64>,
+    ) -> Result<(AppendResult, Rc<Cell<bool>>), LogError> {
+        self.check_open()?;
+        if batches.is_empty() {
+            return Err(LogError::InvalidBatch(BatchError::Truncated));
+        }
+        if batches.len() as u64 > SEGMENT_BYTES_MAX {
+            return Err(LogError::InvalidBatch(BatchError::TooLarge));
+        }
+        let base_offset = self.offsets.log_end();
+        let epoch = self.leader_epoch.get();
+        // (size, last offset, max timestamp) per batch.
+        let mut framed: Vec<(usize, i64, i64)> = Vec::new();
+        let mut next_offset = base_offset;
+        let mut cursor = 0;
+        while cursor < batches.len() {
+            let size = framed_size(&batches[cursor..]).map_err(LogError::InvalidBatch)?;
+            let batch = &mut batches[cursor..cursor + size];
+            let delta = BatchHeader::view(batch)
+                .map(|h| h.last_offset_delta.get())
+                .ok_or(LogError::InvalidBatch(BatchError::Truncated))?;
+            if delta < 0 {
+                return Err(LogError::InvalidBatch(BatchError::InvalidRecordCount));
+            }
+            set_base_offset(batch, next_offset);
+            set_partition_leader_epoch(batch, epoch);
+            if let Some(now) = log_append_time_ms {
+                set_log_append_time(batch, now);
+            }
+            let max_timestamp =
+                BatchHeader::view(batch).map_or(NO_TIMESTAMP, |h| h.max_timestamp.get());
+            next_offset += i64::from(delta) + 1;
+            framed.push((size, next_offset - 1, max_timestamp));
+            cursor += size;
+        }
+        let last_offset = next_offset - 1;
+        if last_offset - base_offset > i64::from(u32::MAX) {
+            return Err(LogError::InvalidBatch(BatchError::InvalidRecordCount));
+        }
+        let batches_len = batches.len() as u64;
+        let segment = self.segment_for(base_offset, last_offset, batches_len);
+        let bytes = batches.freeze();
+        let start_position = segment.queued_bytes.get();
+        // `segment_for` rolled unless these bytes fit: positions stay u32.
+        assert!(start_position + batches_len <= SEGMENT_BYTES_MAX);
+        // The active segment ends at the log end offset.
+        assert_eq!(segment.next_offset.get(), base_offset);
+        let mut position = start_position;
+        let mut start = 0;
+        let index_interval_bytes = self.config.borrow().index_interval_bytes;
+        let indexes_before = segment.indexes.borrow().mark();
+        {
+            let mut indexes = segment.indexes.borrow_mut();
+            let mut tail = self.tail.borrow_mut();
+            for (size, batch_last_offset, max_timestamp) in framed {
+                indexes.record(
+                    segment.base_offset,
+                    position as u32,
+                    batch_last_offset,
+                    max_timestamp,
+                    size as u64,
+                    index_interval_bytes,
+                );
+                tail.push(CachedBatch {
+                    last_offset: batch_last_offset,
+                    bytes: bytes.slice(start..start + size),
+                });
+                position += size as u64;
+                start += size;
+            }
+        }
+        segment.queued_bytes.set(position);
+        segment.next_offset.set(next_offset);
+        let given_up = Rc::new(Cell::new(false));
+        self.writer.pending.borrow_mut().push_back(Pending::Write {
+            segment,
+            position: start_position,
+            bytes,
+            base_offset,
+            next_offset,
+            indexes_before,
+            given_up: given_up.clone(),
+        });
+        self.offsets.appended(base_offset, next_offset);
+        let result = AppendResult {
+            base_offset,
+            last_offset,
+            log_start_offset: self.offsets.log_start(),
+        };
+        Ok((result, given_up))
+    }
+
+    /// The segment the next `len` bytes (offsets up to `last_offset`) go to,
+    /// rolling to a new one at `base_offset` when the active one is full,
+    /// too old, or would overflow its u32 relative offsets.
+    fn segment_for(&self, base_offset: i64, last_offset: i64, len: u64) -> Rc<Segment> {
+        let active = self.active();
+        let now = now_ms();
+        let (segment_bytes, segment_ms) = {
+            let config = self.config.borrow();
+            (config.segment_bytes, config.segment_ms)
+        };
+        let roll = active.queued_bytes.get() > 0
+            && (active.queued_bytes.get() + len > segment_bytes
+                || now.saturating_sub(active.created_ms) >= segment_ms
+                || last_offset - active.base_offset > i64::from(u32::MAX));
+        if !roll {
+            return active;
+        }
+        let segment = Rc::new(Segment::new(&self.dir, base_offset, now));
+        segment.prefer_write_through(self.writes_through());
+        self.segments.borrow_mut().push(segment.clone());
+        self.writer
+            .pending
+            .borrow_mut()
+            .push_back(Pending::Seal(active));
+        segment
+    }
+}

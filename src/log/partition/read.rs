@@ -1,0 +1,143 @@
+//! Reads: whole batches from an offset, the newest from the tail cache as
+//! zero-copy clones, older ones from the segment files (each checked before
+//! it is served, see `Segment::read_batches`).
+//!
+//! Invariant: a read never returns bytes past the high watermark the caller
+//! passes nor past what the writer has written, starts at the batch holding
+//! the offset asked for, and holds no borrow of the segment list across an
+//! `.await` (retention and the cleaner change the list under a read).
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+
+use super::super::segment::{ReadBudget, Segment};
+use super::super::LogError;
+use super::PartitionLog;
+use crate::protocol::batch::BatchHeader;
+
+impl PartitionLog {
+    /// Whole batches from the one holding `offset`, stopping before a batch
+    /// that reaches `max_offset` (exclusive; the caller passes the high
+    /// watermark) and at about `max_bytes`, with at least one whole batch when
+    /// `min_one_batch` (KIP-74). The newest come from the tail cache as
+    /// zero-copy clones, older ones are read from the segment files.
+    pub async fn read(
+        &self,
+        offset: i64,
+        max_offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<Vec<Bytes>, LogError> {
+        let log_end_offset = self.offsets.log_end();
+        if offset < self.offsets.log_start() || offset > log_end_offset {
+            return Err(self.out_of_range());
+        }
+        // A log failed by an fdatasync error serves nothing: the files may
+        // not hold what the log believes it wrote.
+        self.check_failure()?;
+        if self.marks.closed.get() {
+            return Err(LogError::Closed);
+        }
+        let mut out = Vec::new();
+        let mut budget = ReadBudget::new(max_bytes, min_one_batch);
+        let max_offset = max_offset.min(log_end_offset);
+        if offset >= max_offset {
+            return Ok(out);
+        }
+        {
+            let tail = self.tail.borrow();
+            if tail.start_offset().is_some_and(|start| start <= offset) {
+                tail.read(offset, max_offset, &mut budget, &mut out);
+                assert_served(&out, offset, max_offset, false);
+                return Ok(out);
+            }
+        }
+        // Only written bytes are in the files.
+        let max_offset = max_offset.min(self.offsets.written());
+        if offset >= max_offset {
+            return Ok(out);
+        }
+        let mut from = offset;
+        let mut next = self.segment_after(from, None);
+        // One segment at a time: no borrow of the list across a read, and the
+        // next segment is found by offset, as retention may shorten the list
+        // and the cleaner replace segments while a read waits.
+        while let Some(segment) = next {
+            if segment.base_offset >= max_offset {
+                break;
+            }
+            // Retention removed the segments from `from` on under the read
+            // (the list then starts past it): what was read is all there is
+            // before a gap, and serving past it would skip offsets.
+            if segment.base_offset > from {
+                if out.is_empty() {
+                    return Err(self.out_of_range());
+                }
+                break;
+            }
+            match segment
+                .read_batches(from, max_offset, &mut budget, &mut out)
+                .await
+            {
+                Ok(true) => break,
+                Ok(false) => {}
+                // Retention deleted the segment under the read.
+                Err(_) if out.is_empty() && segment.base_offset < self.log_start_offset() => {
+                    return Err(self.out_of_range());
+                }
+                Err(_) if segment.base_offset < self.log_start_offset() => break,
+                Err(e) => return Err(e),
+            }
+            from = from.max(segment.next_offset.get());
+            next = self.segment_after(from, Some(&segment));
+        }
+        assert_served(&out, offset, max_offset, self.cleaning.offset_gaps.get());
+        Ok(out)
+    }
+
+    /// The segment holding `offset` (or the first one, when it is below
+    /// them all), unless that is `done`: then the one after it.
+    fn segment_after(&self, offset: i64, done: Option<&Rc<Segment>>) -> Option<Rc<Segment>> {
+        let segments = self.segments.borrow();
+        let holding = segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        match segments.get(holding) {
+            Some(segment) if done.is_some_and(|done| Rc::ptr_eq(segment, done)) => {
+                segments.get(holding + 1).cloned()
+            }
+            other => other.cloned(),
+        }
+    }
+
+    pub(super) fn out_of_range(&self) -> LogError {
+        LogError::OffsetOutOfRange {
+            log_start_offset: self.offsets.log_start(),
+            log_end_offset: self.offsets.log_end(),
+        }
+    }
+}
+
+/// What a read hands out, checked after the bytes came back: the first
+/// batch holds `offset` (in a log with offset gaps, it may start past it),
+/// each next one starts right after the last (or later, with gaps), and
+/// none reaches `max_offset`. Headers only, O(1) per batch.
+fn assert_served(out: &[Bytes], offset: i64, max_offset: i64, gaps: bool) {
+    let mut expected = offset;
+    for (i, batch) in out.iter().enumerate() {
+        let header = BatchHeader::view(batch).expect("a served batch has a header");
+        let (base, last) = (header.base_offset.get(), header.last_offset());
+        let in_place = match (i, gaps) {
+            (0, false) => base <= expected && expected <= last,
+            (0, true) => expected <= last,
+            (_, false) => base == expected,
+            (_, true) => base >= expected,
+        };
+        assert!(
+            in_place && last < max_offset,
+            "read from {offset} below {max_offset}: batch {i} holds {base}..={last}"
+        );
+        expected = last + 1;
+    }
+}
