@@ -32,6 +32,8 @@ KILL_MARGIN_S = 10
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 PARTITIONS = 3
 PER_PARTITION = 100
+# As conftest: the kernel kills a program whose test process died.
+SETPRIV = shutil.which("setpriv")
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -49,12 +51,22 @@ def go_programs():
         pytest.fail(f"tests/go/build --check: {check.stderr.strip()}")
 
 
+@pytest.fixture
+def broker(broker_factory):
+    """group.initial.rebalance.delay.ms=0, so a group's first rebalance does
+    not wait three seconds for more members."""
+    return broker_factory(overrides={"group.initial.rebalance.delay.ms": 0}, shards=2)
+
+
 def run(program, *args, records=None, expect_ok=True):
     """Runs target/go-bin/<program> with args; returns its JSON answer, or the
     CompletedProcess when expect_ok is False."""
     stdin = None if records is None else json.dumps([encode(r) for r in records])
+    command = [os.path.join(GO_BIN, program), *args, "-timeout", f"{PROGRAM_TIMEOUT_S}s"]
+    if SETPRIV:
+        command = [SETPRIV, "--pdeathsig", "KILL", "--", *command]
     proc = subprocess.run(
-        [os.path.join(GO_BIN, program), *args, "-timeout", f"{PROGRAM_TIMEOUT_S}s"],
+        command,
         input=stdin,
         capture_output=True,
         text=True,
@@ -173,42 +185,98 @@ def test_franz_kip848_group(broker, topic):
     assert franz("admin", "-brokers", b, "-op", "fetch-offsets", "-group", group) == {topic: {str(p): 40 for p in records}}
 
 
-@pytest.mark.parametrize("protocol", ["classic", "consumer"])
-def test_franz_member_seen_while_consuming(broker, topic, protocol):
-    """A member that is still consuming shows in DescribeGroups (classic) or
-    ConsumerGroupDescribe (KIP-848) with every partition assigned to it."""
-    b = broker.bootstrap
-    franz("admin", "-brokers", b, "-op", "create-topic", "-topic", topic, "-partitions", str(PARTITIONS))
-    group = group_name()
-    # It waits for a record that never comes, so it stays in the group.
-    member = subprocess.Popen(
-        [os.path.join(GO_BIN, "franz"), "consume", "-brokers", b, "-topic", topic, "-group", group,
-         "-protocol", protocol, "-count", "1", "-timeout", f"{PROGRAM_TIMEOUT_S}s"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+class Members:
+    """Group members that wait for records that never come, so they stay in
+    the group until the test kills them (at the end, whatever happened)."""
+
+    def __init__(self):
+        self.procs = []
+
+    def start(self, program, bootstrap, topic, group, *args):
+        command = [os.path.join(GO_BIN, program), "consume", "-brokers", bootstrap, "-topic", topic,
+                   "-group", group, "-count", "1000000", *args, "-timeout", f"{PROGRAM_TIMEOUT_S}s"]
+        if SETPRIV:
+            command = [SETPRIV, "--pdeathsig", "KILL", "--", *command]
+        self.procs.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+
+    def assert_alive(self):
+        for proc in self.procs:
+            assert proc.poll() is None, proc.stderr.read().decode()
+
+    def close(self):
+        for proc in self.procs:
+            proc.kill()
+            proc.wait(timeout=10)
+            proc.stderr.close()
+
+
+@pytest.fixture
+def members():
+    m = Members()
     try:
-        op = "describe-groups" if protocol == "classic" else "describe-consumer-groups"
-        deadline = time.monotonic() + 30
-        while True:
-            assert member.poll() is None, member.stderr.read().decode()
-            proc = franz("admin", "-brokers", b, "-op", op, "-group", group, expect_ok=False)
-            # Until the member's first join or heartbeat the group does not
-            # exist (DescribeGroups v6+ and ConsumerGroupDescribe say so).
-            assert proc.returncode == 0 or "GROUP_ID_NOT_FOUND" in proc.stderr, proc.stderr
-            described = json.loads(proc.stdout) if proc.returncode == 0 else {"state": None, "members": None}
-            members = described["members"] or []
-            if described["state"] == "Stable" and members and members[0]["assigned"]:
-                break
-            assert time.monotonic() < deadline, f"group never stable with an assignment: {described}"
-            time.sleep(0.2)
-        assert len(members) == 1
-        assert members[0]["client_id"] == "kgo"
-        assert members[0]["assigned"] == {topic: list(range(PARTITIONS))}
+        yield m
     finally:
-        member.kill()
-        member.wait(timeout=10)
-        member.stderr.close()
+        m.close()
+
+
+def wait_for_split(members, describe, topic, count, partitions):
+    """Polls describe() until the group is Stable with count members whose
+    assignments split the topic's partitions; returns the members."""
+    deadline = time.monotonic() + 30
+    while True:
+        members.assert_alive()
+        described = describe()
+        rows = (described or {}).get("members") or []
+        got = sorted(p for m in rows for p in m["assigned"].get(topic, []))
+        if described and described["state"] == "Stable" and len(rows) == count and got == list(range(partitions)):
+            return rows
+        assert time.monotonic() < deadline, f"group never split {partitions} partitions over {count} members: {described}"
+        time.sleep(0.2)
+
+
+def franz_describe(bootstrap, group, op):
+    proc = franz("admin", "-brokers", bootstrap, "-op", op, "-group", group, expect_ok=False)
+    # Until the first member's first join or heartbeat the group does not
+    # exist (DescribeGroups v6+ and ConsumerGroupDescribe say so).
+    if proc.returncode != 0:
+        assert "GROUP_ID_NOT_FOUND" in proc.stderr, proc.stderr
+        return None
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_franz_members_split_partitions(broker, topic, members, protocol):
+    """Two franz-go members share the partitions: classic with franz-go's
+    default cooperative-sticky balancer (seen through DescribeGroups), KIP-848
+    with the broker's range assignor (seen through ConsumerGroupDescribe)."""
+    b = broker.bootstrap
+    franz("admin", "-brokers", b, "-op", "create-topic", "-topic", topic, "-partitions", "4")
+    group = group_name()
+    op = "describe-groups" if protocol == "classic" else "describe-consumer-groups"
+    members.start("franz", b, topic, group, "-protocol", protocol)
+    wait_for_split(members, lambda: franz_describe(b, group, op), topic, 1, 4)
+    members.start("franz", b, topic, group, "-protocol", protocol)
+    rows = wait_for_split(members, lambda: franz_describe(b, group, op), topic, 2, 4)
+    assert sorted(len(m["assigned"][topic]) for m in rows) == [2, 2]
+    assert {m["client_id"] for m in rows} == {"kgo"}
+
+
+def test_kafkago_members_split_partitions(broker, topic, members):
+    """Two kafka-go Readers in one group share the partitions (kafka-go's
+    range balancer runs in the leader), seen through kafka-go's
+    DescribeGroups."""
+    b = broker.bootstrap
+    kafkago("admin", "-brokers", b, "-op", "create-topic", "-topic", topic, "-partitions", "4")
+    group = group_name()
+
+    def describe():
+        return kafkago("admin", "-brokers", b, "-op", "describe-groups", "-group", group)
+
+    members.start("kafkago", b, topic, group)
+    wait_for_split(members, describe, topic, 1, 4)
+    members.start("kafkago", b, topic, group)
+    rows = wait_for_split(members, describe, topic, 2, 4)
+    assert sorted(len(m["assigned"][topic]) for m in rows) == [2, 2]
 
 
 def test_franz_default_config_produces(broker, topic):
@@ -277,6 +345,9 @@ def test_franz_admin(broker, topic):
     assert adm("list-groups")[group]["state"] == "Empty"
     adm("delete-group", "-group", group)
     assert group not in adm("list-groups")
+    # DescribeGroups v6 (KIP-1043): an unknown group is an error.
+    gone = franz("admin", "-brokers", b, "-op", "describe-groups", "-group", group, expect_ok=False)
+    assert gone.returncode == 1 and "GROUP_ID_NOT_FOUND" in gone.stderr
 
     adm("delete-topic", "-topic", topic)
     assert topic not in adm("topics")
@@ -335,6 +406,9 @@ def test_kafkago_admin(broker, topic):
     assert described == {"state": "Empty", "members": None}
     adm("delete-group", "-group", group)
     assert group not in adm("list-groups")
+    # kafka-go's DescribeGroups is older than v6: an unknown group is Dead,
+    # not an error.
+    assert adm("describe-groups", "-group", group) == {"state": "Dead", "members": None}
 
     adm("delete-topic", "-topic", topic)
     assert topic not in adm("topics")["topics"]
