@@ -113,8 +113,8 @@ func produce(args []string) {
 	drive.Print(acked)
 }
 
-// consume joins a group, reads until it has count records, commits what it
-// read and leaves, printing the records in the order received.
+// consume joins a group, reads count records, commits just those and
+// leaves, printing the records in the order received.
 func consume(args []string) {
 	fs := flag.NewFlagSet("consume", flag.ExitOnError)
 	brokers := fs.String("brokers", "", "bootstrap host:port")
@@ -151,6 +151,7 @@ func consume(args []string) {
 	defer cancel()
 
 	var got []drive.Record
+	var taken []*kgo.Record
 	for len(got) < *count {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -160,6 +161,12 @@ func consume(args []string) {
 			drive.Fail("poll: %v", err)
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
+			// A poll can return more than asked for: the rest stays
+			// uncommitted, for the group's next member to read.
+			if len(got) == *count {
+				return
+			}
+			taken = append(taken, r)
 			producerID := r.ProducerID
 			rec := drive.Record{
 				Partition:   r.Partition,
@@ -175,7 +182,7 @@ func consume(args []string) {
 			got = append(got, rec)
 		})
 	}
-	if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+	if err := cl.CommitRecords(ctx, taken...); err != nil {
 		drive.Fail("commit: %v", err)
 	}
 	if err := cl.LeaveGroupContext(ctx); err != nil {
@@ -194,6 +201,7 @@ func admin(args []string) {
 	partitions := fs.Int("partitions", 1, "partitions to create or add")
 	configs := fs.String("config", "", "k=v,... topic configs (create-topic) or to set (alter-configs)")
 	offsets := fs.String("offsets", "", "partition=offset,... (commit-offsets, delete-records)")
+	millis := fs.Int64("millis", 0, "timestamp (offsets-after)")
 	timeout := fs.Duration("timeout", 30*time.Second, "bound on the whole run")
 	_ = fs.Parse(args)
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(*brokers)}, debug...)...)
@@ -312,6 +320,13 @@ func admin(args []string) {
 		out := map[string]map[string]int64{"start": {}, "end": {}}
 		start.Each(func(o kadm.ListedOffset) { out["start"][strconv.Itoa(int(o.Partition))] = o.Offset })
 		end.Each(func(o kadm.ListedOffset) { out["end"][strconv.Itoa(int(o.Partition))] = o.Offset })
+		drive.Print(out)
+	case "offsets-after":
+		// ListOffsets by timestamp: the first offset at or after -millis.
+		listed, err := adm.ListOffsetsAfterMilli(ctx, *millis, *topic)
+		check(err, listed.Error())
+		out := map[string]int64{}
+		listed.Each(func(o kadm.ListedOffset) { out[strconv.Itoa(int(o.Partition))] = o.Offset })
 		drive.Print(out)
 	case "delete-records":
 		resps, err := adm.DeleteRecords(ctx, topicOffsets(*topic, *offsets))
