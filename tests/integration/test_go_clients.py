@@ -185,18 +185,21 @@ def test_franz_kip848_group(broker, topic):
     assert franz("admin", "-brokers", b, "-op", "fetch-offsets", "-group", group) == {topic: {str(p): 40 for p in records}}
 
 
-@pytest.mark.parametrize("program", ["franz", "kafkago"])
-def test_group_resumes_from_its_commits(broker, topic, program):
+@pytest.mark.parametrize(
+    "program, protocol", [("franz", "classic"), ("franz", "consumer"), ("kafkago", None)], ids=["franz-classic", "franz-kip848", "kafkago"]
+)
+def test_group_resumes_from_its_commits(broker, topic, program, protocol):
     """A second consumer of a group reads exactly what the first did not
     commit: per partition, the two reads together are the log, in order,
     once."""
     b = broker.bootstrap
+    member = ["-protocol", protocol] if protocol else []
     run(program, "admin", "-brokers", b, "-op", "create-topic", "-topic", topic, "-partitions", str(PARTITIONS))
     records = make_records(seed=f"resume-{program}", partitions=PARTITIONS, per_partition=30)
     run(program, "produce", "-brokers", b, "-topic", topic, "-codec", "gzip", records=flat(records))
     group = group_name()
-    first = run(program, "consume", "-brokers", b, "-topic", topic, "-group", group, "-count", "40")
-    second = run(program, "consume", "-brokers", b, "-topic", topic, "-group", group, "-count", "50")
+    first = run(program, "consume", "-brokers", b, "-topic", topic, "-group", group, "-count", "40", *member)
+    second = run(program, "consume", "-brokers", b, "-topic", topic, "-group", group, "-count", "50", *member)
     assert len(first) == 40
     null_is_empty = program == "kafkago"
     assert by_partition(first + second, null_is_empty) == expected(records, null_is_empty)
@@ -419,6 +422,10 @@ def test_kafkago_admin(broker, topic):
     records = make_records(seed="kafkago-admin", partitions=3, per_partition=5)
     kafkago("produce", "-brokers", b, "-topic", topic, records=flat(records))
     assert adm("offsets", "-topic", topic) == {"start": {"0": 0, "1": 0, "2": 0}, "end": {"0": 5, "1": 5, "2": 5}}
+    # ListOffsets by timestamp: kafka-go passes Kafka's -1 through where no
+    # record is that late.
+    at = records[1][2].timestamp_ms
+    assert adm("offsets-after", "-topic", topic, "-millis", str(at)) == {"0": -1, "1": 2, "2": 0}
 
     group = group_name()
     adm("commit-offsets", "-group", group, "-topic", topic, "-offsets", "0=2,1=5")

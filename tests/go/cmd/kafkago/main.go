@@ -159,6 +159,7 @@ func admin(args []string) {
 	partitions := fs.Int("partitions", 1, "partitions to create, or the new total")
 	configs := fs.String("config", "", "k=v,... topic configs (create-topic) or to set (alter-configs)")
 	offsets := fs.String("offsets", "", "partition=offset,... (commit-offsets)")
+	millis := fs.Int64("millis", 0, "timestamp (offsets-after)")
 	timeout := fs.Duration("timeout", 30*time.Second, "bound on the whole run")
 	_ = fs.Parse(args)
 	addr := kafka.TCP(*brokers)
@@ -274,6 +275,33 @@ func admin(args []string) {
 			check(p.Error)
 			out["start"][strconv.Itoa(p.Partition)] = p.FirstOffset
 			out["end"][strconv.Itoa(p.Partition)] = p.LastOffset
+		}
+		drive.Print(out)
+	case "offsets-after":
+		// ListOffsets by timestamp: the first offset at or after -millis, per
+		// partition (-1: none).
+		meta, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{*topic}})
+		check(err)
+		var requests []kafka.OffsetRequest
+		for _, t := range meta.Topics {
+			check(t.Error)
+			for _, p := range t.Partitions {
+				requests = append(requests, kafka.TimeOffsetOf(p.ID, time.UnixMilli(*millis)))
+			}
+		}
+		resp, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{*topic: requests}})
+		check(err)
+		out := map[string]int64{}
+		for _, p := range resp.Topics[*topic] {
+			check(p.Error)
+			// One request per partition, so one offset; kafka-go pairs it
+			// with the requested time, not the record's.
+			if len(p.Offsets) != 1 {
+				drive.Fail("partition %d: %d offsets for one timestamp", p.Partition, len(p.Offsets))
+			}
+			for offset := range p.Offsets {
+				out[strconv.Itoa(p.Partition)] = offset
+			}
 		}
 		drive.Print(out)
 	case "commit-offsets":
