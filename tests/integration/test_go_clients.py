@@ -121,7 +121,10 @@ def by_partition(consumed, null_is_empty=False):
 def expected(records, null_is_empty=False):
     fix = (lambda b: b or b"") if null_is_empty else (lambda b: b)
     return {
-        p: [(i, fix(r.key), fix(r.value), [(k, fix(v)) for k, v in r.headers], r.timestamp_ms) for i, r in enumerate(rows)]
+        p: [
+            (i, fix(r.key), fix(r.value), [(k, fix(v)) for k, v in r.headers], r.timestamp_ms)
+            for i, r in enumerate(rows)
+        ]
         for p, rows in records.items()
     }
 
@@ -145,7 +148,9 @@ def with_tombstone(records):
 def test_franz_round_trip(broker, topic, codec):
     b = broker.bootstrap
     franz("admin", "-brokers", b, "-op", "create-topic", "-topic", topic, "-partitions", str(PARTITIONS))
-    records = with_tombstone(make_records(seed=f"franz-{codec}", partitions=PARTITIONS, per_partition=PER_PARTITION, big_every=50))
+    records = with_tombstone(
+        make_records(seed=f"franz-{codec}", partitions=PARTITIONS, per_partition=PER_PARTITION, big_every=50)
+    )
     acks = franz("produce", "-brokers", b, "-topic", topic, "-codec", codec, records=flat(records))
     # Offsets acknowledged in the order produced, contiguous per partition.
     want_acks = [{"partition": p, "offset": i} for p in sorted(records) for i in range(len(records[p]))]
@@ -175,18 +180,22 @@ def test_franz_kip848_group(broker, topic):
     records = make_records(seed="franz-848", partitions=PARTITIONS, per_partition=40)
     franz("produce", "-brokers", b, "-topic", topic, "-codec", "lz4", records=flat(records))
     group = group_name()
-    consumed = franz("consume", "-brokers", b, "-topic", topic, "-group", group, "-protocol", "consumer", "-count", str(PARTITIONS * 40))
+    total = PARTITIONS * 40
+    consumed = franz("consume", "-brokers", b, "-topic", topic, "-group", group, "-protocol", "consumer", "-count", str(total))
     assert by_partition(consumed) == expected(records)
     # The group is a KIP-848 one: franz-go would have fallen back to the
     # classic protocol without a word if the broker had not taken it.
     assert franz("admin", "-brokers", b, "-op", "list-groups")[group]["type"] == "consumer"
     described = franz("admin", "-brokers", b, "-op", "describe-consumer-groups", "-group", group)
     assert (described["state"], described["assignor"], described["members"]) == ("Empty", "range", None)
-    assert franz("admin", "-brokers", b, "-op", "fetch-offsets", "-group", group) == {topic: {str(p): 40 for p in records}}
+    committed = franz("admin", "-brokers", b, "-op", "fetch-offsets", "-group", group)
+    assert committed == {topic: {str(p): 40 for p in records}}
 
 
 @pytest.mark.parametrize(
-    "program, protocol", [("franz", "classic"), ("franz", "consumer"), ("kafkago", None)], ids=["franz-classic", "franz-kip848", "kafkago"]
+    "program, protocol",
+    [("franz", "classic"), ("franz", "consumer"), ("kafkago", None)],
+    ids=["franz-classic", "franz-kip848", "kafkago"],
 )
 def test_group_resumes_from_its_commits(broker, topic, program, protocol):
     """A second consumer of a group reads exactly what the first did not
@@ -203,7 +212,8 @@ def test_group_resumes_from_its_commits(broker, topic, program, protocol):
     assert len(first) == 40
     null_is_empty = program == "kafkago"
     assert by_partition(first + second, null_is_empty) == expected(records, null_is_empty)
-    assert franz("admin", "-brokers", b, "-op", "fetch-offsets", "-group", group) == {topic: {str(p): 30 for p in records}}
+    committed = franz("admin", "-brokers", b, "-op", "fetch-offsets", "-group", group)
+    assert committed == {topic: {str(p): 30 for p in records}}
 
 
 class Members:
@@ -251,7 +261,7 @@ def wait_for_split(members, describe, topic, count, partitions):
         got = sorted(p for m in rows for p in m["assigned"].get(topic, []))
         if described and described["state"] == "Stable" and len(rows) == count and got == list(range(partitions)):
             return rows
-        assert time.monotonic() < deadline, f"group never split {partitions} partitions over {count} members: {described}"
+        assert time.monotonic() < deadline, f"group never split {partitions} partitions over {count}: {described}"
         time.sleep(0.2)
 
 
@@ -386,7 +396,8 @@ def test_kafkago_round_trip(broker, topic, codec):
     kafkago("admin", "-brokers", b, "-op", "create-topic", "-topic", topic, "-partitions", str(PARTITIONS))
     records = make_records(seed=f"kafkago-{codec}", partitions=PARTITIONS, per_partition=PER_PARTITION, big_every=50)
     total = PARTITIONS * PER_PARTITION
-    assert kafkago("produce", "-brokers", b, "-topic", topic, "-codec", codec, records=flat(records)) == {"written": total}
+    written = kafkago("produce", "-brokers", b, "-topic", topic, "-codec", codec, records=flat(records))
+    assert written == {"written": total}
 
     group = group_name()
     consumed = kafkago("consume", "-brokers", b, "-topic", topic, "-group", group, "-count", str(total))
