@@ -341,6 +341,17 @@ impl PartitionLog {
         }
         Self::write_run(run.take()).await?;
         self.offsets.wrote_to(next_offset);
+        self.flush_group(last_segment).await?;
+        self.raise_high_watermark(next_offset);
+        Ok(())
+    }
+
+    /// After a group is written: fdatasync as the flush policy asks
+    /// (`last_segment` is the one the group's last bytes went to).
+    async fn flush_group(
+        self: &Rc<Self>,
+        last_segment: Option<Rc<Segment>>,
+    ) -> Result<(), WriteFailure> {
         let flush_policy = self.config.borrow().flush_policy;
         match flush_policy {
             FlushPolicy::Sync => {
@@ -348,7 +359,7 @@ impl PartitionLog {
                 // (on a write-through segment the write was the sync).
                 self.marks.progress.notify();
                 if let Some(segment) = last_segment {
-                    segment.sync().await.map_err(Fatal)?;
+                    segment.sync().await.map_err(WriteFailure::Fatal)?;
                 }
                 self.writer.last_sync.set(Instant::now());
             }
@@ -356,7 +367,7 @@ impl PartitionLog {
                 let due = Duration::from_millis(flush_ms);
                 let elapsed = self.writer.last_sync.get().elapsed();
                 if elapsed >= due {
-                    self.active().sync().await.map_err(Fatal)?;
+                    self.active().sync().await.map_err(WriteFailure::Fatal)?;
                     self.writer.last_sync.set(Instant::now());
                 } else {
                     self.schedule_flush(due - elapsed);
@@ -364,7 +375,6 @@ impl PartitionLog {
             }
             FlushPolicy::None => {}
         }
-        self.raise_high_watermark(next_offset);
         Ok(())
     }
 
