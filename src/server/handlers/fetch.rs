@@ -5,7 +5,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -410,7 +409,7 @@ fn session_partition(want: &Wanted) -> SessionPartition {
 /// Reads every wanted partition from its owner, in parallel across owners.
 async fn read_all(
     context: &ConnectionContext,
-    view: &Arc<crate::metadata::ClusterView>,
+    view: &crate::metadata::ClusterView,
     wanted: &[Wanted],
     response_max_bytes: usize,
 ) -> Vec<FetchOutcome> {
