@@ -1,10 +1,13 @@
 //! The consumer-group coordinator and committed offsets, as a pure state
-//! machine: classic groups (JoinGroup/SyncGroup, `coordinator.rs`) and
-//! consumer-protocol groups of KIP-848 (ConsumerGroupHeartbeat with
-//! server-side assignment, `consumer.rs` and `assignor.rs`). A group id is
-//! one kind or the other at a time; offsets belong to the group either way.
-//! The membership of consumer-protocol groups is kept in memory only (see
-//! `consumer.rs`); everything else is written to `__consumer_offsets`.
+//! machine, laid out by protocol: a thin front (`coordinator.rs`: the one
+//! `GroupCoordinator`, routing, loading) with committed offsets shared by
+//! both kinds (`offsets.rs`); classic groups (JoinGroup/SyncGroup,
+//! `classic/`); consumer-protocol groups of KIP-848 (ConsumerGroupHeartbeat
+//! with server-side assignment, `consumer/`). Each protocol's tests sit in
+//! its directory. A group id is one kind or the other at a time; offsets
+//! belong to the group either way. Every state change, the membership of
+//! consumer-protocol groups included (`consumer/records.rs`), is written to
+//! `__consumer_offsets`.
 //!
 //! One `GroupCoordinator` runs on the shard that owns the `__consumer_offsets`
 //! partitions of its groups (`offsets_partition`). It is single-threaded and
@@ -26,17 +29,13 @@
 //! shards nor sockets nor the log; the shard drives it, `server/handlers`
 //! translates requests into its plain-data API.
 
-mod assignor;
 mod classic;
 mod consumer;
-mod consumer_records;
 mod coordinator;
 mod offsets;
 pub mod records;
 mod types;
 
-#[cfg(test)]
-mod consumer_tests;
 #[cfg(test)]
 mod tests;
 

@@ -14,10 +14,10 @@ use uuid::Uuid;
 use crate::config::RANGE_ASSIGNOR;
 
 /// Partitions by topic id.
-pub(super) type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
+pub(in crate::group) type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
 
 /// A member as an assignor sees it.
-pub(super) struct AssignorMember<'a> {
+pub(in crate::group) struct AssignorMember<'a> {
     pub member_id: &'a str,
     pub subscribed: &'a BTreeSet<String>,
     /// The member's current target, the starting point for stickiness.
@@ -28,7 +28,7 @@ pub(super) struct AssignorMember<'a> {
 /// (`UNIFORM_ASSIGNOR` or `RANGE_ASSIGNOR`; anything else is `uniform`).
 /// `topics` maps each subscribed topic that exists to its id and partition
 /// count.
-pub(super) fn assign(
+pub(in crate::group) fn assign(
     name: &str,
     members: &[AssignorMember<'_>],
     topics: &BTreeMap<String, (Uuid, i32)>,
