@@ -14,5 +14,7 @@ mod roundtrip;
 #[cfg(test)]
 mod roundtrip_admin;
 #[cfg(test)]
+mod roundtrip_groups;
+#[cfg(test)]
 mod roundtrip_kip848;
 pub mod versions;
