@@ -5,7 +5,8 @@
 //! `crate::protocol::batch`) and files; it never parses a Kafka request and
 //! never sees a socket. A [`PartitionLog`] lives on exactly one shard: it is
 //! `!Send`, its state sits in `Cell`/`RefCell` and no borrow is held across an
-//! `.await`. All file IO after `open` goes through glommio.
+//! `.await`. All file IO after `open` goes through glommio. It imports no
+//! `server`, `shard` or `metadata` outside its tests (`tests/architecture.rs`).
 //!
 //! Map of the module:
 //! - `segment.rs`: one `{base_offset:020}.log` file with its in-memory

@@ -578,4 +578,105 @@ mod tests {
         let unchanged = alter_topic_configs(&config, &current, vec![]);
         assert!(!unchanged.changes_table());
     }
+
+    /// One admin request of a random client.
+    #[derive(Debug, Clone)]
+    enum Request {
+        Create { topic: u8, partitions: i32 },
+        Delete { topic: u8 },
+        Grow { topic: u8, count: i32 },
+        Configure { topic: u8, retention_ms: i64 },
+    }
+
+    fn request() -> impl proptest::strategy::Strategy<Value = Request> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0..4u8, -1..6i32)
+                .prop_map(|(topic, partitions)| Request::Create { topic, partitions }),
+            (0..4u8).prop_map(|topic| Request::Delete { topic }),
+            (0..4u8, 0..8i32).prop_map(|(topic, count)| Request::Grow { topic, count }),
+            (0..4u8, -2..5i64).prop_map(|(topic, retention_ms)| Request::Configure {
+                topic,
+                retention_ms
+            }),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever clients ask, a request succeeds exactly when Kafka's
+        /// rules allow it, and the table stays sound: every topic placed on
+        /// existing shards, ids unique and kept, partitions never fewer,
+        /// existing partitions never moved.
+        #[test]
+        fn random_requests_keep_the_topic_table_sound(
+            requests in proptest::collection::vec(request(), 1..40)
+        ) {
+            let config = BrokerConfig::new(PathBuf::from("/tmp/x"), 2);
+            let mut current = view(BrokerLayout::Node);
+            let mut new_id = ids();
+            for request in requests {
+                let before = current.topics.clone();
+                let (ok, allowed, table) = match request {
+                    Request::Create { topic, partitions } => {
+                        let name = format!("t{topic}");
+                        let plan = create_topics(
+                            &config,
+                            &current,
+                            vec![new_topic(&name, partitions)],
+                            &mut new_id,
+                        );
+                        let allowed = !before.contains_key(&name) && partitions != 0;
+                        (plan.results[0].is_ok(), allowed, plan.table)
+                    }
+                    Request::Delete { topic } => {
+                        let name = format!("t{topic}");
+                        let plan = delete_topics(&current, vec![TopicRef::Name(name.clone())]);
+                        (plan.results[0].is_ok(), before.contains_key(&name), plan.table)
+                    }
+                    Request::Grow { topic, count } => {
+                        let name = format!("t{topic}");
+                        let growth = PartitionGrowth {
+                            topic: name.clone(),
+                            count,
+                            assignments: None,
+                            validate_only: false,
+                        };
+                        let plan = create_partitions(&current, vec![growth]);
+                        let allowed = before.get(&name).is_some_and(|meta| count > meta.partitions);
+                        (plan.results[0].is_ok(), allowed, plan.table)
+                    }
+                    Request::Configure { topic, retention_ms } => {
+                        let name = format!("t{topic}");
+                        let change = TopicConfigChange {
+                            topic: name.clone(),
+                            change: ConfigChange::Incremental(vec![(
+                                "retention.ms".to_string(),
+                                ConfigOp::Set(retention_ms.to_string()),
+                            )]),
+                            validate_only: false,
+                        };
+                        let plan = alter_topic_configs(&config, &current, vec![change]);
+                        let allowed = before.contains_key(&name) && retention_ms >= -1;
+                        (plan.results[0].is_ok(), allowed, plan.table)
+                    }
+                };
+                proptest::prop_assert_eq!(ok, allowed);
+                let mut seen_ids = std::collections::BTreeSet::new();
+                for (name, meta) in &table {
+                    proptest::prop_assert_eq!(&meta.name, name);
+                    proptest::prop_assert!(meta.placement_fits(current.shard_count));
+                    proptest::prop_assert!(seen_ids.insert(meta.id), "ids are unique");
+                    if let Some(earlier) = before.get(name) {
+                        proptest::prop_assert_eq!(earlier.id, meta.id);
+                        proptest::prop_assert!(meta.partitions >= earlier.partitions);
+                        proptest::prop_assert_eq!(
+                            &earlier.placement[..],
+                            &meta.placement[..earlier.placement.len()]
+                        );
+                    }
+                }
+                current = current.with_topics(table);
+            }
+        }
+    }
 }

@@ -5,7 +5,10 @@
 //! else runs inside exactly one shard and reaches other shards only through
 //! the messages in `messages.rs`. A partition's state is reachable only on its
 //! owner shard (`owned.rs`); shared read-mostly state (the metadata view) is an
-//! immutable snapshot per shard, replaced by a broadcast.
+//! immutable snapshot per shard, replaced by a broadcast: each shard copies
+//! it into its own `ShardView` (`view.rs`). The metadata controller runs on
+//! `CONTROLLER_SHARD` (`controller.rs`, driving the pure
+//! `metadata::controller`), as `groups.rs` drives the pure `group`.
 
 pub mod controller;
 pub mod groups;
