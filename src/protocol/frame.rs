@@ -30,10 +30,6 @@ use kafka_protocol::protocol::Decodable;
 
 use crate::protocol::versions;
 
-/// Kafka's `socket.request.max.bytes` default: the largest request frame a
-/// connection accepts, size prefix excluded.
-pub const SOCKET_REQUEST_MAX_BYTES_DEFAULT: usize = 104_857_600;
-
 /// Bytes of the big-endian `INT32` that precedes every frame.
 pub const SIZE_PREFIX_BYTES: usize = 4;
 
@@ -356,7 +352,7 @@ mod tests {
 
     #[test]
     fn size_prefix_limits() {
-        let max = SOCKET_REQUEST_MAX_BYTES_DEFAULT;
+        let max = 104_857_600;
         assert_eq!(frame_size(100i32.to_be_bytes(), max), Ok(100));
         assert_eq!(frame_size((max as i32).to_be_bytes(), max), Ok(max));
         assert_eq!(

@@ -2,7 +2,8 @@
 //! per-connection request loop, and one handler per Kafka API.
 //!
 //! Invariant: the server speaks the protocol and routes work to owner shards;
-//! it never opens a segment file or touches a `PartitionLog` directly.
+//! it never opens a segment file or touches a `PartitionLog` directly
+//! (`tests/architecture.rs` fails on any path through `log::segment` here).
 
 pub mod connection;
 pub mod handlers;
