@@ -7,10 +7,11 @@ of a frame's size and stopped.
     perf/conn_memory.py [--connections 4000] [--shards 2] --bin LABEL=PATH [--bin LABEL=PATH ...]
 
 For each binary: a fresh broker on a free port and an empty data directory
-(its file-descriptor limit raised to fit), one warm-up request, then
---connections connections that each send ApiVersions, read the answer and go
-quiet; then as many more that send b"\\x00\\x00\\x00" (a size prefix cut short).
-After each step it waits --settle-s and reads VmRSS. Prints one Markdown
+(its file-descriptor limit raised to fit), then --connections connections
+that each send ApiVersions, read the answer and go quiet; then as many more
+that send b"\\x00\\x00\\x00" (a size prefix cut short). Connections open in
+batches of 250; the growth of VmRSS over each batch, divided by 250, gives
+one sample, and the median of the samples is reported. Prints one Markdown
 table for all binaries. The broker is stopped and its directory removed at
 the end, whatever happens.
 
@@ -22,6 +23,7 @@ import resource
 import shutil
 import signal
 import socket
+import statistics
 import struct
 import subprocess
 import tempfile
@@ -36,6 +38,9 @@ BROKER_FDS_PER_CONNECTION = 2
 BROKER_FDS_BASE = 1024
 API_VERSIONS_REQUEST = struct.pack(">ihhih", 14, 18, 0, 1, 4) + b"perf"
 HALF_SIZE_PREFIX = b"\x00\x00\x00"
+BATCH_CONNECTIONS = 250
+# Time for the broker to accept and read what a batch sent.
+BATCH_SETTLE_S = 0.3
 
 
 def vm_rss_bytes(pid):
@@ -68,7 +73,25 @@ def connect(bootstrap_port):
     return sock
 
 
-def measure(binary, connections, shards, settle_s):
+def step(pid, port, connections, sockets, use):
+    """Opens `connections` connections in batches, each handed to `use`;
+    returns the median RSS growth per connection over the batches. The
+    median leaves out one-time costs: the broker's first stall report
+    (which the OS scheduler can cause on a busy machine) symbolizes a
+    backtrace and maps tens of MiB of debug info."""
+    growth = []
+    for _ in range(max(1, connections // BATCH_CONNECTIONS)):
+        before = vm_rss_bytes(pid)
+        for _ in range(BATCH_CONNECTIONS):
+            sock = connect(port)
+            sockets.append(sock)
+            use(sock)
+        time.sleep(BATCH_SETTLE_S)
+        growth.append((vm_rss_bytes(pid) - before) / BATCH_CONNECTIONS)
+    return statistics.median(growth)
+
+
+def measure(binary, connections, shards):
     nofile = BROKER_FDS_BASE + BROKER_FDS_PER_CONNECTION * 2 * connections
     work = tempfile.mkdtemp(prefix="shoal-conn-memory-")
     port = free_port()
@@ -90,24 +113,10 @@ def measure(binary, connections, shards, settle_s):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"broker did not start:\n{open(log_path, errors='replace').read()[-2000:]}")
             time.sleep(0.05)
-        warm = connect(port)
-        sockets.append(warm)
-        ask_api_versions(warm)
-        time.sleep(settle_s)
         base = vm_rss_bytes(proc.pid)
-        for _ in range(connections):
-            sock = connect(port)
-            sockets.append(sock)
-            ask_api_versions(sock)
-        time.sleep(settle_s)
-        idle = vm_rss_bytes(proc.pid)
-        for _ in range(connections):
-            sock = connect(port)
-            sockets.append(sock)
-            sock.sendall(HALF_SIZE_PREFIX)
-        time.sleep(settle_s)
-        half = vm_rss_bytes(proc.pid)
-        return base, (idle - base) / connections, (half - idle) / connections
+        idle = step(proc.pid, port, connections, sockets, ask_api_versions)
+        half = step(proc.pid, port, connections, sockets, lambda sock: sock.sendall(HALF_SIZE_PREFIX))
+        return base, idle, half
     finally:
         for sock in sockets:
             sock.close()
@@ -132,7 +141,6 @@ def main():
     parser.add_argument("--bin", action="append", required=True, help="LABEL=PATH of a shoal binary")
     parser.add_argument("--connections", type=int, default=4000)
     parser.add_argument("--shards", type=int, default=2)
-    parser.add_argument("--settle-s", type=float, default=2.0)
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     needed = 2 * args.connections + 64
@@ -143,7 +151,7 @@ def main():
     print("|---|---|---|---|")
     for spec in args.bin:
         label, _, path = spec.partition("=")
-        base, idle, half = measure(path, args.connections, args.shards, args.settle_s)
+        base, idle, half = measure(path, args.connections, args.shards)
         print(f"| {label} | {base / 2**20:.1f} MiB | {idle / 1024:.1f} KiB | {half / 1024:.1f} KiB |", flush=True)
 
 

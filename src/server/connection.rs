@@ -444,6 +444,85 @@ mod tests {
         assert_eq!(start.advance(&pieces, 10), at(4, 0));
     }
 
+    /// Runs `reader` against a real socket whose client sends `pieces`
+    /// (pausing between them) and then stays connected and silent.
+    fn read_from_client<T: Send + 'static>(
+        pieces: Vec<Vec<u8>>,
+        reader: impl FnOnce(TcpStream) -> futures_lite::future::BoxedLocal<T> + Send + 'static,
+    ) -> T {
+        crate::shard::block_on(move || async move {
+            let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let address = listener.local_addr().expect("address");
+            let (done, finished) = futures_channel::oneshot::channel::<()>();
+            let client = glommio::spawn_local(async move {
+                let mut stream = TcpStream::connect(address).await.expect("connect");
+                for piece in pieces {
+                    stream.write_all(&piece).await.expect("write");
+                    glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                let _ = finished.await;
+            });
+            let stream = listener.accept().await.expect("accept");
+            let result = reader(stream).await;
+            drop(done);
+            client.await;
+            result
+        })
+    }
+
+    fn frame_bytes(body: &[u8]) -> Vec<u8> {
+        let mut bytes = (body.len() as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    #[test]
+    fn frames_split_and_joined_anyhow_come_out_whole_and_in_order() {
+        let bodies: Vec<Vec<u8>> = (1..=5u8).map(|n| vec![n; n as usize * 1000]).collect();
+        let stream: Vec<u8> = bodies.iter().flat_map(|b| frame_bytes(b)).collect();
+        // Cuts inside a size prefix, inside bodies, and several frames at once.
+        let cuts = [0, 2, 3, 1500, 1504, 9000, stream.len()];
+        let pieces = cuts
+            .windows(2)
+            .map(|w| stream[w[0]..w[1]].to_vec())
+            .collect();
+        let frames = read_from_client(pieces, move |mut stream| {
+            Box::pin(async move {
+                let mut reader = FrameReader::default();
+                let in_flight = Cell::new(0);
+                let mut frames = Vec::new();
+                for _ in 0..5 {
+                    let frame = reader.next(&mut stream, 1 << 20, &in_flight).await;
+                    frames.push(frame.ok().flatten().expect("a frame").to_vec());
+                }
+                frames
+            })
+        });
+        assert!(frames == bodies, "frames differ");
+    }
+
+    #[test]
+    fn a_big_announced_frame_pins_only_what_arrived() {
+        let announced: u32 = 100_000_000;
+        let mut piece = announced.to_be_bytes().to_vec();
+        piece.extend_from_slice(&[7; 10]);
+        let (error, capacity) = read_from_client(vec![piece], |mut stream| {
+            Box::pin(async move {
+                stream
+                    .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+                    .expect("timeout");
+                let mut reader = FrameReader::default();
+                let result = reader.next(&mut stream, 1 << 30, &Cell::new(0)).await;
+                (
+                    result.err().map(|e| e.to_string()),
+                    reader.buffer.capacity(),
+                )
+            })
+        });
+        assert_eq!(error.as_deref(), Some("idle for connections.max.idle.ms"));
+        assert!(capacity < 1024, "{capacity} bytes held for 14 received");
+    }
+
     #[test]
     fn chunks_arrive_whole_and_in_order_through_a_small_socket_buffer() {
         // Pieces much larger than the socket buffer force the WouldBlock
