@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use glommio::sync::{Semaphore, StaticPermit};
+use kafka_protocol::messages::ApiKey;
 
 use crate::config::ConnectionConfig;
 
@@ -47,7 +48,7 @@ const CLOSE_LOG_WINDOW: Duration = Duration::from_secs(1);
 /// Holding a share of `queued.max.requests` while parked could stop the
 /// shard from reading the very requests they wait for; Kafka parks them in
 /// purgatory, outside its request queue, too.
-const PARKING_API_KEYS: [i16; 2] = [11, 14];
+const PARKING_API_KEYS: [i16; 2] = [ApiKey::JoinGroup as i16, ApiKey::SyncGroup as i16];
 
 /// The connection counts of the whole broker, shared by every shard.
 pub struct BrokerConnections {
@@ -412,6 +413,30 @@ mod tests {
             assert_eq!(limits.open(), 2);
             drop((b, c));
             assert_eq!(limits.open(), 0);
+        });
+    }
+
+    #[test]
+    fn a_shard_holds_back_requests_past_its_share_but_not_parking_ones() {
+        let mut config = ConnectionConfig::default();
+        config.set("queued.max.requests", "2").expect("set");
+        let broker = limits(&config);
+        crate::shard::block_on(move || async move {
+            // Two shards: a share of one request each.
+            let shard = ShardConnections::new(0, 2, &config, broker);
+            let produce = [0u8, 0, 0, 9];
+            let join_group = (ApiKey::JoinGroup as i16).to_be_bytes();
+            let first = shard.request_permit(&produce).await;
+            assert!(first.is_some());
+            let waiting = futures_util::future::select(
+                Box::pin(shard.request_permit(&produce)),
+                Box::pin(glommio::timer::sleep(Duration::from_millis(50))),
+            )
+            .await;
+            assert!(matches!(waiting, futures_util::future::Either::Right(_)));
+            assert!(shard.request_permit(&join_group).await.is_none());
+            drop(first);
+            assert!(shard.request_permit(&produce).await.is_some());
         });
     }
 

@@ -131,5 +131,8 @@ async fn accept(
             permit,
         ))
         .detach();
+        // A backlog full of connections is accepted without waiting: give
+        // the connections (and everything else on the shard) their turn.
+        glommio::yield_if_needed().await;
     }
 }
