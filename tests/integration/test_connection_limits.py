@@ -200,3 +200,32 @@ def _answers(broker):
         return bool(broker.answers())
     except (OSError, AssertionError):
         return False
+
+
+# Lines a shard logs per second about connections it closes for a fault
+# (server/limits.rs), before one summary line per second.
+CLOSE_LOG_LINES_PER_SECOND = 10
+BAD_CONNECTIONS = 300
+
+
+def test_closes_of_bad_connections_are_logged_at_a_bounded_rate(broker_factory):
+    broker = broker_factory(shards=2)
+    started = time.monotonic()
+    for _ in range(BAD_CONNECTIONS):
+        with contextlib.closing(connect_from(broker)) as sock:
+            sock.sendall(struct.pack(">i", -1))
+            assert kafka_wire.wait_closed(sock, CLOSED_TIMEOUT_S)
+    # The summary of the last second is written a second after it.
+    time.sleep(2)
+    elapsed_s = time.monotonic() - started
+    text = open(broker.log_path, errors="replace").read()
+    closes = text.count("closing connection from")
+    seconds = int(elapsed_s) + 1
+    assert closes <= 2 * CLOSE_LOG_LINES_PER_SECOND * seconds, f"{closes} close lines in {elapsed_s:.1f} s"
+    summarized = sum(
+        int(line.split("... and ", 1)[1].split()[0])
+        for line in text.splitlines()
+        if "more closed connections not logged" in line
+    )
+    assert closes + summarized == BAD_CONNECTIONS, (closes, summarized)
+    assert broker.answers()
