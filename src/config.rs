@@ -93,6 +93,93 @@ pub const TOPIC_NAME_LENGTH_MAX: usize = 249;
 /// tail cache on its shard, so a typo like 1000000 is refused, not obeyed.
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
 
+/// Kafka's `max.connections` and `max.connections.per.ip` default: `Int.MaxValue`, no limit.
+pub const MAX_CONNECTIONS_DEFAULT: usize = i32::MAX as usize;
+/// Kafka's `connections.max.idle.ms` default, 10 minutes.
+pub const CONNECTIONS_MAX_IDLE_MS_DEFAULT: u64 = 600_000;
+/// Kafka's `queued.max.requests` default.
+pub const QUEUED_MAX_REQUESTS_DEFAULT: usize = 500;
+
+/// How many connections and requests the broker holds, by Kafka's names and
+/// with Kafka's defaults; `server::limits` enforces them.
+///
+/// - `max.connections`: connections of all shards together. At the limit
+///   the broker stops accepting until one closes (new ones wait in the
+///   kernel's backlog), as Kafka blocks its acceptor.
+/// - `max.connections.per.ip`: connections from one client address; one
+///   past it is closed right after accept. 0 is allowed only with overrides
+///   (only the listed hosts may connect), as in Kafka.
+/// - `max.connections.per.ip.overrides`: `host:count,host:count`, a host
+///   being an address or a name resolved at start.
+/// - `connections.max.idle.ms`: a connection that sends nothing and has no
+///   request in flight for this long is closed.
+/// - `queued.max.requests`: requests read and not yet handled, broker-wide;
+///   each shard takes an equal share (rounded up) and stops reading its
+///   connections while its share is in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionConfig {
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_connections_per_ip_overrides: BTreeMap<String, usize>,
+    pub connections_max_idle_ms: u64,
+    pub queued_max_requests: usize,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> ConnectionConfig {
+        ConnectionConfig {
+            max_connections: MAX_CONNECTIONS_DEFAULT,
+            max_connections_per_ip: MAX_CONNECTIONS_DEFAULT,
+            max_connections_per_ip_overrides: BTreeMap::new(),
+            connections_max_idle_ms: CONNECTIONS_MAX_IDLE_MS_DEFAULT,
+            queued_max_requests: QUEUED_MAX_REQUESTS_DEFAULT,
+        }
+    }
+}
+
+impl ConnectionConfig {
+    /// Applies one of its keys; `Ok(false)` when `key` is not one of them.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+        let count = |value: &str| parse_range(key, value, 0, i32::MAX as usize);
+        match key {
+            "max.connections" => self.max_connections = count(value)?,
+            "max.connections.per.ip" => self.max_connections_per_ip = count(value)?,
+            "max.connections.per.ip.overrides" => {
+                let mut overrides = BTreeMap::new();
+                for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                    let (host, limit) = entry.rsplit_once(':').ok_or_else(|| {
+                        ConfigError(format!(
+                            "invalid value {value} for configuration {key}: expected host:count"
+                        ))
+                    })?;
+                    overrides.insert(host.trim().to_string(), count(limit.trim())?);
+                }
+                self.max_connections_per_ip_overrides = overrides;
+            }
+            "connections.max.idle.ms" => {
+                self.connections_max_idle_ms = parse_range(key, value, 1, i64::MAX as u64)?
+            }
+            "queued.max.requests" => {
+                self.queued_max_requests = parse_range(key, value, 1, i32::MAX as usize)?
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Checks what no single key can: Kafka refuses a per-IP limit of 0
+    /// without overrides, which would let no client in.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.max_connections_per_ip == 0 && self.max_connections_per_ip_overrides.is_empty() {
+            return Err(ConfigError(
+                "max.connections.per.ip can be 0 only if max.connections.per.ip.overrides is set"
+                    .to_string(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A config value that failed validation; becomes INVALID_CONFIG.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(pub String);
@@ -169,6 +256,8 @@ pub struct BrokerConfig {
     pub log_message_timestamp_after_max_ms: i64,
     /// The group coordinator's settings (`group.*`, `offsets.*`).
     pub group: GroupConfig,
+    /// `max.connections`, `connections.max.idle.ms` and the other bounds at the edge.
+    pub connections: ConnectionConfig,
     /// Every key the operator set, as given, for DescribeConfigs.
     pub explicit: BTreeMap<String, String>,
 }
@@ -216,6 +305,7 @@ impl BrokerConfig {
             log_message_timestamp_before_max_ms: TIMESTAMP_BEFORE_MAX_MS_DEFAULT,
             log_message_timestamp_after_max_ms: TIMESTAMP_AFTER_MAX_MS_DEFAULT,
             group: GroupConfig::default(),
+            connections: ConnectionConfig::default(),
             explicit: BTreeMap::new(),
         }
     }
@@ -242,6 +332,7 @@ impl BrokerConfig {
             "socket.request.max.bytes" => {
                 self.socket_request_max_bytes = parse_range(key, value, 1, i32::MAX as usize)?
             }
+            _ if self.connections.set(key, value)? => {}
             "log.segment.bytes" => {
                 self.log_segment_bytes = parse_range(key, value, 14, i32::MAX as u64)?
             }
