@@ -27,8 +27,10 @@ use kafka_protocol::messages::ApiKey;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use shoal::protocol::batch;
-use shoal::protocol::batch_records;
+use shoal::protocol::batch::{
+    self, BatchError, BatchHeader, BATCH_HEADER_SIZE, BATCH_LENGTH_PREFIX_SIZE,
+};
+use shoal::protocol::batch_records::{self, BatchRecords, RecordsError, DECOMPRESSED_BYTES_MAX};
 use shoal::protocol::frame::{decode_request, parse_request_header, FrameError, Request};
 use shoal::protocol::versions::{self, SUPPORTED_APIS};
 
@@ -38,10 +40,19 @@ const FUZZ_CASES_DEFAULT: u32 = 20_000;
 const MUTATIONS_PER_CASE_MAX: usize = 4;
 /// Bytes one insertion adds.
 const INSERTED_BYTES_MAX: usize = 16;
+/// Where a batch's CRC-32C sits, and where the bytes it covers begin.
+const CRC_AT: usize = 17;
+const CRC_COVERS_FROM: usize = 21;
+/// Where a batch's length sits, after its base offset.
+const BATCH_LENGTH_AT: usize = 8;
+/// Kafka's codec id of snappy.
+const CODEC_SNAPPY: i16 = 2;
+/// Where a batch's record count sits: the last field of its header.
+const RECORDS_COUNT_AT: usize = 57;
 /// A claimed array length of 2^31 must not commit memory for 2^31 elements.
 /// Decoding frames of a few KB commits far less than this; the test
 /// process's whole peak resident set must stay under it.
-const PEAK_RESIDENT_BYTES_MAX: u64 = 512 << 20;
+const PEAK_RESIDENT_BYTES_MAX: u64 = 64 << 20;
 /// The largest batch the produce-path checks accept here, as
 /// `max.message.bytes` would: above every corpus frame.
 const MAX_BATCH_BYTES: usize = 1 << 20;
@@ -193,19 +204,65 @@ fn outcome_of(error: &FrameError) -> Outcome {
 
 /// What the produce path does with a partition's record bytes (framing, CRC,
 /// counts), and what it does for a compacted topic (every record's key,
-/// decompressing as needed), on every framed batch whether its CRC holds or
-/// not, so the record decoding sees mutated bytes too.
+/// decompressing as needed), on every framed batch.
 fn check_records(records: &[u8]) {
     let mut position = 0;
     while position < records.len() {
         let Ok(size) = batch::framed_size(&records[position..]) else {
             return;
         };
-        let one = &records[position..position + size];
-        let _ = batch::validate(one, MAX_BATCH_BYTES);
-        let _ = batch_records::all_keyed(one);
+        check_batch(&records[position..position + size]);
         position += size;
     }
+}
+
+/// Every check the broker makes of one batch's bytes, whether its CRC holds
+/// or not, so that the record decoding sees mutated bytes too: as produced
+/// (`validate`), as read back from a log (`validate_stored`,
+/// `verify_stored`), and its records (the produce path's key check, the
+/// cleaner's reading).
+fn check_batch(one: &[u8]) {
+    let _ = batch::validate(one, MAX_BATCH_BYTES);
+    let _ = batch::validate_stored(one, MAX_BATCH_BYTES);
+    let _ = batch::verify_stored(one);
+    let _ = batch_records::all_keyed(one);
+    if let Ok(records) = BatchRecords::decode(one) {
+        let _ = records.records();
+    }
+}
+
+/// Reseals a batch's CRC-32C (attributes to the end) after a mutation, so
+/// that the checks behind the CRC see mutated bytes.
+fn reseal(batch: &mut [u8]) {
+    if batch.len() >= BATCH_HEADER_SIZE {
+        let crc = crc32c::crc32c(&batch[CRC_COVERS_FROM..]);
+        batch[CRC_AT..CRC_COVERS_FROM].copy_from_slice(&crc.to_be_bytes());
+    }
+}
+
+/// The record batches inside the corpus's Produce requests.
+fn corpus_batches(corpus: &[CorpusFrame]) -> Vec<Vec<u8>> {
+    let mut batches = Vec::new();
+    for frame in corpus {
+        let Ok((header, mut body)) = parse_request_header(&frame.bytes) else {
+            continue;
+        };
+        let version = header.request_api_version;
+        let Ok(Request::Produce(produce)) = decode_request(ApiKey::Produce, version, &mut body)
+        else {
+            continue;
+        };
+        for topic in &produce.topic_data {
+            for partition in &topic.partition_data {
+                let mut rest: &[u8] = partition.records.as_deref().unwrap_or_default();
+                while let Ok(size) = batch::framed_size(rest) {
+                    batches.push(rest[..size].to_vec());
+                    rest = &rest[size..];
+                }
+            }
+        }
+    }
+    batches
 }
 
 #[derive(Debug, Clone)]
@@ -447,11 +504,8 @@ fn a_lying_length_anywhere_is_refused_without_allocating_it() {
     );
 }
 
-/// Mutated corpus frames, decoded as the broker decodes them.
-#[test]
-fn mutated_client_requests_never_panic() {
-    count_panics();
-    let corpus = corpus();
+/// The fuzz run's size and seed: `SHOAL_FUZZ_CASES`, `SHOAL_FUZZ_SEED`.
+fn fuzz_runner() -> (TestRunner, u32, u64) {
     let cases = env_number("SHOAL_FUZZ_CASES").map_or(FUZZ_CASES_DEFAULT, |cases| {
         u32::try_from(cases).expect("SHOAL_FUZZ_CASES fits in u32")
     });
@@ -468,10 +522,16 @@ fn mutated_client_requests_never_panic() {
         failure_persistence: None,
         ..Config::default()
     };
-    let mut runner = TestRunner::new_with_rng(
-        config,
-        TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
-    );
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes);
+    (TestRunner::new_with_rng(config, rng), cases, seed)
+}
+
+/// Mutated corpus frames, decoded as the broker decodes them.
+#[test]
+fn mutated_client_requests_never_panic() {
+    count_panics();
+    let corpus = corpus();
+    let (mut runner, cases, seed) = fuzz_runner();
     let outcomes = std::cell::RefCell::new(std::collections::BTreeMap::<Outcome, u64>::new());
     let started = Instant::now();
     let strategy = (
@@ -487,10 +547,9 @@ fn mutated_client_requests_never_panic() {
         *outcomes.borrow_mut().entry(outcome).or_default() += 1;
         Ok(())
     });
-    let elapsed = started.elapsed();
     println!(
-        "SHOAL_FUZZ_SEED={seed} SHOAL_FUZZ_CASES={cases}: {:.1} s, {} corpus frames, outcomes {:?}, peak resident {} MiB",
-        elapsed.as_secs_f64(),
+        "requests: SHOAL_FUZZ_SEED={seed} SHOAL_FUZZ_CASES={cases}: {:.1} s, {} corpus frames, outcomes {:?}, peak resident {} MiB",
+        started.elapsed().as_secs_f64(),
         corpus.len(),
         outcomes.borrow(),
         peak_resident_bytes() >> 20,
@@ -502,5 +561,102 @@ fn mutated_client_requests_never_panic() {
     assert!(
         peak < PEAK_RESIDENT_BYTES_MAX,
         "peak resident set {peak} bytes"
+    );
+}
+
+/// Mutated record batches from the corpus's Produce requests, half of them
+/// with their CRC resealed, through every check the broker makes of a batch.
+#[test]
+fn mutated_record_batches_never_panic() {
+    count_panics();
+    let corpus = corpus();
+    let batches = corpus_batches(&corpus);
+    assert!(!batches.is_empty(), "the corpus holds no record batch");
+    let (mut runner, cases, seed) = fuzz_runner();
+    let started = Instant::now();
+    let strategy = (
+        any::<Index>(),
+        proptest::collection::vec(mutation(), 1..=MUTATIONS_PER_CASE_MAX),
+        any::<bool>(),
+    );
+    let result = runner.run(&strategy, |(which, mutations, resealed)| {
+        let mut one = which.get(&batches).clone();
+        for mutation in &mutations {
+            apply(&mut one, mutation, &corpus);
+        }
+        if resealed {
+            reseal(&mut one);
+        }
+        let before = PANICS.with(Cell::get);
+        check_batch(&one);
+        prop_assert_eq!(PANICS.with(Cell::get), before, "panicked on {:02x?}", one);
+        Ok(())
+    });
+    println!(
+        "batches: SHOAL_FUZZ_SEED={seed} SHOAL_FUZZ_CASES={cases}: {:.1} s, {} corpus batches, peak resident {} MiB",
+        started.elapsed().as_secs_f64(),
+        batches.len(),
+        peak_resident_bytes() >> 20,
+    );
+    if let Err(failure) = result {
+        panic!("SHOAL_FUZZ_SEED={seed}: {failure}");
+    }
+}
+
+/// Found by `mutated_record_batches_never_panic`: a batch with a base
+/// offset near i64::MAX made a record's offset overflow while the produce
+/// path read its keys (compacted topics), a panic with overflow checks on.
+#[test]
+fn a_record_offset_past_i64_max_is_malformed() {
+    let batches = corpus_batches(&corpus());
+    let mut one = batches
+        .into_iter()
+        .find(|one| BatchHeader::view(one).is_some_and(|h| h.records_count.get() >= 2))
+        .expect("a corpus batch of two records or more");
+    // The CRC does not cover the base offset.
+    one[..8].copy_from_slice(&i64::MAX.to_be_bytes());
+    assert_eq!(batch::validate(&one, MAX_BATCH_BYTES), Ok(one.len()));
+    assert_eq!(
+        batch_records::all_keyed(&one),
+        Err(RecordsError::Malformed("offset delta"))
+    );
+}
+
+/// Found by the memory check of `a_lying_length_anywhere_...`: a snappy
+/// block whose length preamble claimed 64 MiB made the produce path's key
+/// check zero-fill 64 MiB before it found the block empty.
+#[test]
+fn a_snappy_block_claiming_more_than_it_can_hold_is_refused() {
+    let batches = corpus_batches(&corpus());
+    let snappy = batches
+        .iter()
+        .find(|one| BatchHeader::view(one).is_some_and(|h| h.compression() == CODEC_SNAPPY))
+        .expect("a snappy batch in the corpus");
+    let mut one = snappy[..BATCH_HEADER_SIZE].to_vec();
+    one.extend(encode_varint(DECOMPRESSED_BYTES_MAX as u32 - 1));
+    let batch_length = i32::try_from(one.len() - BATCH_LENGTH_PREFIX_SIZE).unwrap();
+    one[BATCH_LENGTH_AT..BATCH_LENGTH_PREFIX_SIZE].copy_from_slice(&batch_length.to_be_bytes());
+    reseal(&mut one);
+    assert_eq!(
+        batch_records::all_keyed(&one),
+        Err(RecordsError::Malformed(
+            "snappy length past what its block holds"
+        ))
+    );
+}
+
+/// Found by the garbage flood: a batch claiming i32::MIN records made the
+/// record count check overflow, and with overflow checks on that panicked
+/// the shard's thread.
+#[test]
+fn a_record_count_of_i32_min_is_refused() {
+    let batches = corpus_batches(&corpus());
+    let mut one = batches[0].clone();
+    one[RECORDS_COUNT_AT..BATCH_HEADER_SIZE].copy_from_slice(&i32::MIN.to_be_bytes());
+    reseal(&mut one);
+    assert!(BatchHeader::view(&one).is_some());
+    assert_eq!(
+        batch::validate(&one, MAX_BATCH_BYTES),
+        Err(BatchError::InvalidRecordCount)
     );
 }
