@@ -6,6 +6,10 @@ every record to the well-behaved client, answer a fresh request afterwards,
 never hold a shard in a busy reactor stall, and log a bounded number of
 lines however many connections the flood costs.
 
+The busy-stall and bounded-log assertions are what the flood is for: a
+shard must not zero-fill the size a frame claims before the bytes arrive,
+and closing connections must be logged at a bounded rate.
+
 The seed is printed; SHOAL_FLOOD_SEED=N replays a flood, SHOAL_FLOOD_SECONDS
 makes it longer."""
 
@@ -38,11 +42,15 @@ MUTATIONS_PER_FRAME_MAX = 4
 # read_frame stall.
 SOCKET_REQUEST_MAX_BYTES = 104_857_600
 LYING_SIZE_ONE_IN = 20
-# The whole broker log for the test: start-up, topic creation, the
-# rate-limited reports of the flood's closed connections. The flood opens
-# thousands of connections; a line for each would be far past this.
-LOG_LINES_MAX = 300
+# Log records (a timestamped line and whatever follows it, such as a
+# backtrace) for the whole test: start-up, topic creation, the rate-limited
+# reports of the flood's closed connections. The flood opens thousands of
+# connections; a record for each would be far past this. Reports of
+# preempted stalls are not counted: they say the OS took a shard's thread
+# off its core, which on a small shared machine is the load's doing.
+LOG_RECORDS_MAX = 300
 BUSY_STALL = "reactor stall (busy)"
+PREEMPTED_STALL = "reactor stall (preempted)"
 CONSUME_AFTER_FLOOD_S = 60
 
 
@@ -244,25 +252,39 @@ def test_garbage_flood_costs_no_stall_and_a_bounded_log(broker, topic):
     assert kafka_wire.API_PRODUCE in broker.answers()
     assert broker.is_running()
 
-    log = broker_log_lines(broker)
-    stalls = [line for line in log if BUSY_STALL in line]
-    assert not stalls, f"{len(stalls)} busy reactor stalls, the first: {stalls[0]}"
-    assert len(log) <= LOG_LINES_MAX, (
-        f"{len(log)} log lines for a flood of {connections} connections; the most common: "
-        + repr(most_common_lines(log))
+    records = log_records(broker)
+    stalls = [record for record in records if BUSY_STALL in record]
+    counted = [record for record in records if PREEMPTED_STALL not in record]
+    print(
+        f"broker log: {len(records)} records, {len(stalls)} busy stalls, "
+        f"{len(records) - len(counted)} preempted stalls"
+    )
+    assert not stalls, f"{len(stalls)} busy reactor stalls, the first: {stalls[0][:2000]}"
+    assert len(counted) <= LOG_RECORDS_MAX, (
+        f"{len(counted)} log records for a flood of {connections} connections; the most common: "
+        + repr(most_common_lines(counted))
     )
 
 
-def broker_log_lines(broker):
+def log_records(broker):
+    """The broker's log as records: each line with the indented lines after
+    it (a stall report's backtrace)."""
+    records = []
     with open(broker.log_path, errors="replace") as f:
-        return f.read().splitlines()
+        for line in f:
+            if not line[:1].isspace() or not records:
+                records.append(line)
+            else:
+                records[-1] += line
+    return records
 
 
-def most_common_lines(lines, count=3):
-    """The most frequent log lines, with their timestamps and addresses cut,
-    to show what filled the log."""
+def most_common_lines(records, count=3):
+    """The most frequent log records, first line only, with timestamps and
+    addresses cut, to show what filled the log."""
     shapes = {}
-    for line in lines:
-        shape = " ".join(word for word in line.split() if not any(c.isdigit() for c in word))
+    for record in records:
+        first = record.split("\n", 1)[0]
+        shape = " ".join(word for word in first.split() if not any(c.isdigit() for c in word))
         shapes[shape] = shapes.get(shape, 0) + 1
     return sorted(shapes.items(), key=lambda item: -item[1])[:count]
