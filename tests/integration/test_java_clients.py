@@ -267,8 +267,12 @@ def members():
         m.close()
 
 
-def describe(bootstrap, group):
+def describe(bootstrap, group, missing_ok=False):
+    """Admin's describeConsumerGroups; None for a group that does not exist
+    (yet: until its first member's first join or heartbeat) if missing_ok."""
     proc = java("admin", "-brokers", bootstrap, "-op", "describe-groups", "-group", group, expect_ok=False)
+    if missing_ok and proc.returncode != 0 and "GroupIdNotFoundException" in proc.stderr:
+        return None
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout)
 
@@ -280,10 +284,10 @@ def wait_for_split(members, bootstrap, group, topic, count, partitions):
     deadline = time.monotonic() + 60
     while True:
         members.assert_alive()
-        described = describe(bootstrap, group)
-        rows = described["members"]
+        described = describe(bootstrap, group, missing_ok=True)
+        rows = (described or {}).get("members", [])
         got = sorted(p for m in rows for p in m["assigned"].get(topic, []))
-        if described["state"] == "Stable" and len(rows) == count and got == list(range(partitions)):
+        if described and described["state"] == "Stable" and len(rows) == count and got == list(range(partitions)):
             return described
         assert time.monotonic() < deadline, f"group never split {partitions} partitions over {count}: {described}"
         time.sleep(0.5)

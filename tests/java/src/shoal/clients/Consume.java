@@ -151,8 +151,13 @@ final class Consume {
                     default -> throw new IllegalArgumentException("unknown -commit " + commit);
                 }
             }
+            if (asyncIssued.get() > 0) {
+                // KafkaConsumer's contract: commitSync, even of nothing, returns only after the
+                // async commits before it completed and their callbacks ran (close() does not
+                // promise the callbacks).
+                consumer.commitSync(Map.of(), flags.timeout());
+            }
         }
-        // close() waits for the commits in flight and runs their callbacks.
         if (asyncError.get() != null) {
             throw asyncError.get();
         }
