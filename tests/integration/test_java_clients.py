@@ -461,5 +461,12 @@ def test_java_unsupported_admin_calls(broker, topic):
         "describeDelegationToken": "UnsupportedVersionException",
         "describeProducers": "UnsupportedVersionException",
         "electLeaders": "UnsupportedVersionException",
+        "createAcls": "UnsupportedVersionException",
+        "alterClientQuotas": "UnsupportedVersionException",
+        "alterUserScramCredentials": "UnsupportedVersionException",
+        "alterPartitionReassignments": "UnsupportedVersionException",
+        # FindCoordinator for a transactional id answers the retriable
+        # COORDINATOR_NOT_AVAILABLE, so the client retries to its deadline.
+        "fenceProducers": "TimeoutException",
         "describeFeatures": "ok",
     }

@@ -45,6 +45,9 @@ import org.apache.kafka.common.quota.ClientQuotaFilter;
 
 /** Admin: one call (or one short sequence) per -op, its answer as JSON. */
 final class AdminOps {
+    /** fenceProducers' bound in the `unsupported` probe: long enough for an answer, short enough to wait out. */
+    private static final int FENCE_TIMEOUT_MS = 3000;
+
     private AdminOps() {}
 
     static JsonNode run(Main.Flags flags) throws Exception {
@@ -313,6 +316,27 @@ final class AdminOps {
                     admin.describeProducers(List.of(new TopicPartition(flags.get("topic"), 0))).all());
             calls.put("electLeaders", admin.electLeaders(
                     org.apache.kafka.common.ElectionType.PREFERRED, Set.of(new TopicPartition(flags.get("topic"), 0))).all());
+            calls.put("createAcls", admin.createAcls(List.of(new org.apache.kafka.common.acl.AclBinding(
+                    new org.apache.kafka.common.resource.ResourcePattern(
+                            org.apache.kafka.common.resource.ResourceType.TOPIC, flags.get("topic"),
+                            org.apache.kafka.common.resource.PatternType.LITERAL),
+                    new org.apache.kafka.common.acl.AccessControlEntry(
+                            "User:test", "*", org.apache.kafka.common.acl.AclOperation.READ,
+                            org.apache.kafka.common.acl.AclPermissionType.ALLOW)))).all());
+            calls.put("alterClientQuotas", admin.alterClientQuotas(List.of(new org.apache.kafka.common.quota.ClientQuotaAlteration(
+                    new org.apache.kafka.common.quota.ClientQuotaEntity(Map.of("client-id", "test")),
+                    List.of(new org.apache.kafka.common.quota.ClientQuotaAlteration.Op("producer_byte_rate", 1024.0))))).all());
+            calls.put("alterUserScramCredentials", admin.alterUserScramCredentials(List.of(
+                    new org.apache.kafka.clients.admin.UserScramCredentialUpsertion("test",
+                            new org.apache.kafka.clients.admin.ScramCredentialInfo(
+                                    org.apache.kafka.clients.admin.ScramMechanism.SCRAM_SHA_256, 4096), "secret"))).all());
+            calls.put("alterPartitionReassignments", admin.alterPartitionReassignments(Map.of(
+                    new TopicPartition(flags.get("topic"), 0),
+                    Optional.of(new org.apache.kafka.clients.admin.NewPartitionReassignment(List.of(1))))).all());
+            // Retried until its deadline (shoal's transaction FindCoordinator answer is retriable):
+            // a short one keeps the run short.
+            calls.put("fenceProducers", admin.fenceProducers(List.of("shoal-test-txn"),
+                    new org.apache.kafka.clients.admin.FenceProducersOptions().timeoutMs(FENCE_TIMEOUT_MS)).all());
             calls.put("describeFeatures", admin.describeFeatures().featureMetadata());
             ObjectNode out = Main.object();
             calls.forEach((name, f) -> {
