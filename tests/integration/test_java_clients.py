@@ -18,6 +18,7 @@ import uuid
 
 import pytest
 
+from clients import assert_read_back, create_topic, produce_records
 from conftest import HOST
 from records import Record, make_records
 
@@ -442,6 +443,22 @@ def test_java_admin(broker, topic):
     assert topic not in adm("topics")
     gone = java("admin", "-brokers", b, "-op", "delete-topic", "-topic", topic, expect_ok=False)
     assert gone.returncode == 1 and "UnknownTopicOrPartitionException" in gone.stderr
+
+
+def test_java_and_librdkafka_read_each_other(broker, topic):
+    """What the Java client wrote librdkafka reads, and the other way round,
+    headers and CreateTime included."""
+    b = broker.bootstrap
+    java_records = make_records(seed="java-to-rdkafka", partitions=2, per_partition=40)
+    produce_and_create(b, topic, java_records, "-codec", "zstd")
+    assert_read_back(b, topic, java_records)
+
+    other = f"{topic}-rdkafka"
+    create_topic(b, other, 2)
+    rdkafka_records = make_records(seed="rdkafka-to-java", partitions=2, per_partition=40)
+    produce_records(b, other, rdkafka_records, compression_type="lz4")
+    consumed = java("consume", "-brokers", b, "-topic", other, "-assign", "0,1", "-count", "80")
+    assert by_partition(consumed) == expected(rdkafka_records)
 
 
 @pytest.mark.shoal_only

@@ -4,7 +4,9 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -22,6 +24,23 @@ import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.CreateTopicsResult;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
 import org.apache.kafka.clients.admin.GroupListing;
+import org.apache.kafka.clients.admin.FenceProducersOptions;
+import org.apache.kafka.clients.admin.ListTopicsOptions;
+import org.apache.kafka.clients.admin.NewPartitionReassignment;
+import org.apache.kafka.clients.admin.ScramCredentialInfo;
+import org.apache.kafka.clients.admin.ScramMechanism;
+import org.apache.kafka.clients.admin.UserScramCredentialUpsertion;
+import org.apache.kafka.common.ElectionType;
+import org.apache.kafka.common.acl.AccessControlEntry;
+import org.apache.kafka.common.acl.AclBinding;
+import org.apache.kafka.common.acl.AclOperation;
+import org.apache.kafka.common.acl.AclPermissionType;
+import org.apache.kafka.common.errors.ApiException;
+import org.apache.kafka.common.quota.ClientQuotaAlteration;
+import org.apache.kafka.common.quota.ClientQuotaEntity;
+import org.apache.kafka.common.resource.PatternType;
+import org.apache.kafka.common.resource.ResourcePattern;
+import org.apache.kafka.common.resource.ResourceType;
 import org.apache.kafka.clients.admin.ListOffsetsResult;
 import org.apache.kafka.clients.admin.LogDirDescription;
 import org.apache.kafka.clients.admin.MemberDescription;
@@ -70,6 +89,10 @@ final class AdminOps {
             return flags.get("topic");
         }
 
+        TopicPartition partition0() {
+            return new TopicPartition(topic(), 0);
+        }
+
         JsonNode run() throws Exception {
             return switch (flags.get("op")) {
                 case "create-topic" -> createTopic();
@@ -77,7 +100,8 @@ final class AdminOps {
                 case "topics" -> topics();
                 case "describe-topic" -> describeTopic();
                 case "create-partitions" -> {
-                    get(admin.createPartitions(Map.of(topic(), NewPartitions.increaseTo(flags.integer("total")))).all());
+                    NewPartitions total = NewPartitions.increaseTo(flags.integer("total"));
+                    get(admin.createPartitions(Map.of(topic(), total)).all());
                     yield Main.object();
                 }
                 case "describe-configs" -> describeConfigs();
@@ -91,19 +115,20 @@ final class AdminOps {
                 case "fetch-offsets" -> fetchOffsets();
                 case "alter-offsets" -> {
                     Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
-                    flags.keyValues("offsets").forEach((p, o) ->
-                            offsets.put(new TopicPartition(topic(), Integer.parseInt(p)), new OffsetAndMetadata(Long.parseLong(o))));
+                    flags.keyValues("offsets").forEach((p, o) -> offsets.put(
+                            new TopicPartition(topic(), Integer.parseInt(p)), new OffsetAndMetadata(Long.parseLong(o))));
                     get(admin.alterConsumerGroupOffsets(flags.get("group"), offsets).all());
                     yield Main.object();
                 }
                 case "delete-offsets" -> {
-                    Set<TopicPartition> partitions = new java.util.HashSet<>();
+                    Set<TopicPartition> partitions = new HashSet<>();
                     flags.partitions("partitions").forEach(p -> partitions.add(new TopicPartition(topic(), p)));
                     get(admin.deleteConsumerGroupOffsets(flags.get("group"), partitions).all());
                     yield Main.object();
                 }
                 case "remove-members" -> {
-                    get(admin.removeMembersFromConsumerGroup(flags.get("group"), new RemoveMembersFromConsumerGroupOptions()).all());
+                    var everyone = new RemoveMembersFromConsumerGroupOptions();
+                    get(admin.removeMembersFromConsumerGroup(flags.get("group"), everyone).all());
                     yield Main.object();
                 }
                 case "delete-group" -> {
@@ -135,7 +160,7 @@ final class AdminOps {
         }
 
         JsonNode topics() throws Exception {
-            var options = new org.apache.kafka.clients.admin.ListTopicsOptions().listInternal(flags.has("internal"));
+            var options = new ListTopicsOptions().listInternal(flags.has("internal"));
             ObjectNode out = Main.object();
             for (TopicListing l : new TreeMap<>(get(admin.listTopics(options).namesToListings())).values()) {
                 out.set(l.name(), Main.object().put("id", l.topicId().toString()).put("internal", l.isInternal()));
@@ -177,7 +202,8 @@ final class AdminOps {
 
         JsonNode alterConfigs() throws Exception {
             List<AlterConfigOp> ops = new ArrayList<>();
-            flags.keyValues("set").forEach((k, v) -> ops.add(new AlterConfigOp(new ConfigEntry(k, v), AlterConfigOp.OpType.SET)));
+            flags.keyValues("set").forEach((k, v) ->
+                    ops.add(new AlterConfigOp(new ConfigEntry(k, v), AlterConfigOp.OpType.SET)));
             for (String k : flags.get("delete", "").split(",")) {
                 if (!k.isEmpty()) {
                     ops.add(new AlterConfigOp(new ConfigEntry(k, null), AlterConfigOp.OpType.DELETE));
@@ -190,7 +216,8 @@ final class AdminOps {
         JsonNode deleteRecords() throws Exception {
             Map<TopicPartition, RecordsToDelete> which = new LinkedHashMap<>();
             flags.keyValues("offsets").forEach((p, o) ->
-                    which.put(new TopicPartition(topic(), Integer.parseInt(p)), RecordsToDelete.beforeOffset(Long.parseLong(o))));
+                    which.put(new TopicPartition(topic(), Integer.parseInt(p)),
+                            RecordsToDelete.beforeOffset(Long.parseLong(o))));
             ObjectNode out = Main.object();
             for (var e : admin.deleteRecords(which).lowWatermarks().entrySet()) {
                 out.put(String.valueOf(e.getKey().partition()), get(e.getValue()).lowWatermark());
@@ -207,7 +234,8 @@ final class AdminOps {
                 case "max-timestamp" -> OffsetSpec.maxTimestamp();
                 default -> OffsetSpec.forTimestamp(Long.parseLong(s));
             };
-            int partitions = get(admin.describeTopics(List.of(topic())).allTopicNames()).get(topic()).partitions().size();
+            TopicDescription described = get(admin.describeTopics(List.of(topic())).allTopicNames()).get(topic());
+            int partitions = described.partitions().size();
             Map<TopicPartition, OffsetSpec> query = new LinkedHashMap<>();
             for (int p = 0; p < partitions; p++) {
                 query.put(new TopicPartition(topic(), p), spec);
@@ -216,7 +244,8 @@ final class AdminOps {
             ObjectNode out = Main.object();
             for (TopicPartition tp : query.keySet()) {
                 var i = found.get(tp);
-                out.set(String.valueOf(tp.partition()), Main.object().put("offset", i.offset()).put("timestamp_ms", i.timestamp()));
+                out.set(String.valueOf(tp.partition()),
+                        Main.object().put("offset", i.offset()).put("timestamp_ms", i.timestamp()));
             }
             return out;
         }
@@ -227,12 +256,12 @@ final class AdminOps {
             ObjectNode out = Main.object();
             for (var perBroker : get(admin.describeLogDirs(brokers).allDescriptions()).entrySet()) {
                 for (Map.Entry<String, LogDirDescription> dir : perBroker.getValue().entrySet()) {
-                    ObjectNode o = Main.object().put("broker", perBroker.getKey())
-                            .put("error", dir.getValue().error() == null ? null : dir.getValue().error().getClass().getSimpleName());
+                    ApiException error = dir.getValue().error();
+                    ObjectNode o = Main.object()
+                            .put("broker", perBroker.getKey())
+                            .put("error", error == null ? null : error.getClass().getSimpleName());
                     ObjectNode replicas = o.putObject("replicas");
-                    new TreeMap<>(Map.copyOf(dir.getValue().replicaInfos().entrySet().stream()
-                            .collect(java.util.stream.Collectors.toMap(e -> e.getKey().toString(), e -> e.getValue().size()))))
-                            .forEach(replicas::put);
+                    dir.getValue().replicaInfos().forEach((tp, info) -> replicas.put(tp.toString(), info.size()));
                     out.set(dir.getKey(), o);
                 }
             }
@@ -241,7 +270,9 @@ final class AdminOps {
 
         JsonNode cluster() throws Exception {
             DescribeClusterResult r = admin.describeCluster();
-            ObjectNode out = Main.object().put("cluster_id", get(r.clusterId())).put("controller", get(r.controller()).id());
+            ObjectNode out = Main.object()
+                    .put("cluster_id", get(r.clusterId()))
+                    .put("controller", get(r.controller()).id());
             ArrayNode nodes = out.putArray("nodes");
             for (Node n : get(r.nodes())) {
                 nodes.addObject().put("id", n.id()).put("host", n.host()).put("port", n.port());
@@ -290,7 +321,7 @@ final class AdminOps {
                     get(admin.listConsumerGroupOffsets(flags.get("group")).partitionsToOffsetAndMetadata());
             ObjectNode out = Main.object();
             offsets.entrySet().stream()
-                    .sorted(Map.Entry.comparingByKey(java.util.Comparator.comparing(TopicPartition::toString)))
+                    .sorted(Map.Entry.comparingByKey(Comparator.comparing(TopicPartition::toString)))
                     .forEach(e -> {
                         ObjectNode perTopic = out.has(e.getKey().topic()) ? (ObjectNode) out.get(e.getKey().topic())
                                 : out.putObject(e.getKey().topic());
@@ -312,31 +343,28 @@ final class AdminOps {
             calls.put("listPartitionReassignments", admin.listPartitionReassignments().reassignments());
             calls.put("describeMetadataQuorum", admin.describeMetadataQuorum().quorumInfo());
             calls.put("describeDelegationToken", admin.describeDelegationToken().delegationTokens());
-            calls.put("describeProducers",
-                    admin.describeProducers(List.of(new TopicPartition(flags.get("topic"), 0))).all());
-            calls.put("electLeaders", admin.electLeaders(
-                    org.apache.kafka.common.ElectionType.PREFERRED, Set.of(new TopicPartition(flags.get("topic"), 0))).all());
-            calls.put("createAcls", admin.createAcls(List.of(new org.apache.kafka.common.acl.AclBinding(
-                    new org.apache.kafka.common.resource.ResourcePattern(
-                            org.apache.kafka.common.resource.ResourceType.TOPIC, flags.get("topic"),
-                            org.apache.kafka.common.resource.PatternType.LITERAL),
-                    new org.apache.kafka.common.acl.AccessControlEntry(
-                            "User:test", "*", org.apache.kafka.common.acl.AclOperation.READ,
-                            org.apache.kafka.common.acl.AclPermissionType.ALLOW)))).all());
-            calls.put("alterClientQuotas", admin.alterClientQuotas(List.of(new org.apache.kafka.common.quota.ClientQuotaAlteration(
-                    new org.apache.kafka.common.quota.ClientQuotaEntity(Map.of("client-id", "test")),
-                    List.of(new org.apache.kafka.common.quota.ClientQuotaAlteration.Op("producer_byte_rate", 1024.0))))).all());
+            calls.put("describeProducers", admin.describeProducers(List.of(partition0())).all());
+            calls.put("electLeaders", admin.electLeaders(ElectionType.PREFERRED, Set.of(partition0())).all());
+            calls.put("createAcls", admin.createAcls(List.of(new AclBinding(
+                            new ResourcePattern(ResourceType.TOPIC, topic(), PatternType.LITERAL),
+                            new AccessControlEntry("User:test", "*", AclOperation.READ, AclPermissionType.ALLOW))))
+                    .all());
+            calls.put("alterClientQuotas", admin.alterClientQuotas(List.of(new ClientQuotaAlteration(
+                            new ClientQuotaEntity(Map.of(ClientQuotaEntity.CLIENT_ID, "test")),
+                            List.of(new ClientQuotaAlteration.Op("producer_byte_rate", 1024.0)))))
+                    .all());
             calls.put("alterUserScramCredentials", admin.alterUserScramCredentials(List.of(
-                    new org.apache.kafka.clients.admin.UserScramCredentialUpsertion("test",
-                            new org.apache.kafka.clients.admin.ScramCredentialInfo(
-                                    org.apache.kafka.clients.admin.ScramMechanism.SCRAM_SHA_256, 4096), "secret"))).all());
-            calls.put("alterPartitionReassignments", admin.alterPartitionReassignments(Map.of(
-                    new TopicPartition(flags.get("topic"), 0),
-                    Optional.of(new org.apache.kafka.clients.admin.NewPartitionReassignment(List.of(1))))).all());
+                            new UserScramCredentialUpsertion(
+                                    "test", new ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), "secret")))
+                    .all());
+            calls.put("alterPartitionReassignments", admin.alterPartitionReassignments(
+                            Map.of(partition0(), Optional.of(new NewPartitionReassignment(List.of(1)))))
+                    .all());
             // Retried until its deadline (shoal's transaction FindCoordinator answer is retriable):
             // a short one keeps the run short.
-            calls.put("fenceProducers", admin.fenceProducers(List.of("shoal-test-txn"),
-                    new org.apache.kafka.clients.admin.FenceProducersOptions().timeoutMs(FENCE_TIMEOUT_MS)).all());
+            calls.put("fenceProducers", admin.fenceProducers(
+                            List.of("shoal-test-txn"), new FenceProducersOptions().timeoutMs(FENCE_TIMEOUT_MS))
+                    .all());
             calls.put("describeFeatures", admin.describeFeatures().featureMetadata());
             ObjectNode out = Main.object();
             calls.forEach((name, f) -> {

@@ -209,7 +209,8 @@ final class Consume {
         String topic = flags.get("topic");
         try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(config(flags))) {
             List<TopicPartition> partitions = new ArrayList<>();
-            consumer.partitionsFor(topic, flags.timeout()).forEach(i -> partitions.add(new TopicPartition(topic, i.partition())));
+            consumer.partitionsFor(topic, flags.timeout())
+                    .forEach(i -> partitions.add(new TopicPartition(topic, i.partition())));
             ObjectNode out = Main.object();
             switch (flags.get("op")) {
                 case "for-times" -> {

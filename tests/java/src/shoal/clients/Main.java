@@ -12,6 +12,9 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutionException;
+import org.apache.kafka.common.KafkaException;
 
 /**
  * The Java client programs that tests/integration/test_java_clients.py runs: one JVM per call,
@@ -57,9 +60,9 @@ public final class Main {
     /** The exception a Kafka future or a client wrapped around the one that names the cause. */
     static Throwable unwrap(Throwable e) {
         Throwable t = e;
-        while ((t instanceof java.util.concurrent.ExecutionException
-                        || t instanceof java.util.concurrent.CompletionException
-                        || t.getClass() == org.apache.kafka.common.KafkaException.class)
+        while ((t instanceof ExecutionException
+                        || t instanceof CompletionException
+                        || t.getClass() == KafkaException.class)
                 && t.getCause() != null) {
             t = t.getCause();
         }
