@@ -2,26 +2,47 @@
 //!
 //! Invariant: plain data. Parsed once at start (broker) or when a topic is
 //! created (topic overrides), validated here, then carried around immutable.
+//! `config` imports nothing of shoal (checked by `tests/architecture.rs`):
+//! the settings types other layers obey (`LogConfig`, `GroupConfig`) live
+//! here and those layers re-export them, so any layer may read a config and
+//! a config never pulls a layer in.
+//!
+//! `config.rs` holds the broker's settings; `topic.rs` topic configs and
+//! their resolution; `storage.rs` and `group.rs` the settings of the log and
+//! of the group coordinator; `parse.rs` the value parsers.
+
+mod group;
+mod parse;
+mod storage;
+mod topic;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::group::GroupConfig;
-use crate::log::{FlushPolicy, LogConfig};
-use crate::metadata::brokers::{NODE_ID_MAX_SHARD_AWARE, SHARDS_PER_NODE_MAX};
+pub use group::{GroupConfig, RANGE_ASSIGNOR, UNIFORM_ASSIGNOR};
+pub use parse::{split_host_port, split_key_value};
+pub use storage::*;
+pub use topic::{
+    apply_config_ops, cleanup_deletes, is_list_topic_config, topic_config_broker_synonym,
+    topic_config_default, validate_topic_config, validated_overrides, ConfigOp, TopicConfig,
+    TOPIC_CONFIG_NAMES,
+};
+
+use group::consumer_assignors;
+use parse::{
+    dirty_ratio, flush_policy, parse, parse_range, strip_scheme, timestamp_type,
+    validate_cleanup_policy,
+};
 
 /// Where the broker keeps its data unless `--data-dir` or `log.dirs` says
 /// otherwise (`shoal tune` looks at the same place).
 pub const DEFAULT_DATA_DIR: &str = "./shoal-data";
 /// Kafka's `message.max.bytes` default: 1 MiB plus record batch overhead.
 pub const MESSAGE_MAX_BYTES_DEFAULT: usize = 1_048_588;
-pub use crate::log::{
-    DELETE_RETENTION_MS_DEFAULT, INDEX_INTERVAL_BYTES_DEFAULT, MAX_COMPACTION_LAG_MS_DEFAULT,
-    MIN_CLEANABLE_DIRTY_RATIO_DEFAULT, MIN_COMPACTION_LAG_MS_DEFAULT, RETENTION_BYTES_DEFAULT,
-    RETENTION_MS_DEFAULT, SEGMENT_BYTES_DEFAULT, SEGMENT_MS_DEFAULT,
-};
-pub use crate::protocol::frame::SOCKET_REQUEST_MAX_BYTES_DEFAULT;
+/// Kafka's `socket.request.max.bytes` default: the largest request frame a
+/// connection accepts, size prefix excluded.
+pub const SOCKET_REQUEST_MAX_BYTES_DEFAULT: usize = 104_857_600;
 /// Kafka's `log.retention.check.interval.ms` default, 5 minutes.
 pub const RETENTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 300_000;
 /// Kafka's `log.cleaner.dedupe.buffer.size` default: 128 MiB for the whole
@@ -58,6 +79,12 @@ pub const TIMESTAMP_AFTER_MAX_MS_DEFAULT: i64 = 3_600_000;
 pub const SHARD_SPIN_BEFORE_PARK_US_DEFAULT: u64 = 0;
 /// Upper bound on the spin: past a millisecond an idle broker burns a core.
 pub const SHARD_SPIN_BEFORE_PARK_US_MAX: u64 = 1000;
+/// Broker ids a node's shards take in shard-aware mode: `node.id` times this
+/// plus the shard. A power of ten so that `1003` reads as "node 1, shard 3".
+pub const SHARDS_PER_NODE_MAX: usize = 1000;
+/// Largest `node.id` whose shards' broker ids fit in an `i32`.
+pub const NODE_ID_MAX_SHARD_AWARE: i32 =
+    (i32::MAX - (SHARDS_PER_NODE_MAX as i32 - 1)) / SHARDS_PER_NODE_MAX as i32;
 /// Highest port number, for `listener.shard.port.base` plus the shard count.
 const PORT_MAX: u32 = 65_535;
 /// Kafka's longest legal topic name.
@@ -65,6 +92,93 @@ pub const TOPIC_NAME_LENGTH_MAX: usize = 249;
 /// Upper bound on partitions per topic: each partition holds open files and a
 /// tail cache on its shard, so a typo like 1000000 is refused, not obeyed.
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+
+/// Kafka's `max.connections` and `max.connections.per.ip` default: `Int.MaxValue`, no limit.
+pub const MAX_CONNECTIONS_DEFAULT: usize = i32::MAX as usize;
+/// Kafka's `connections.max.idle.ms` default, 10 minutes.
+pub const CONNECTIONS_MAX_IDLE_MS_DEFAULT: u64 = 600_000;
+/// Kafka's `queued.max.requests` default.
+pub const QUEUED_MAX_REQUESTS_DEFAULT: usize = 500;
+
+/// How many connections and requests the broker holds, by Kafka's names and
+/// with Kafka's defaults; `server::limits` enforces them.
+///
+/// - `max.connections`: connections of all shards together. At the limit
+///   the broker stops accepting until one closes (new ones wait in the
+///   kernel's backlog), as Kafka blocks its acceptor.
+/// - `max.connections.per.ip`: connections from one client address; one
+///   past it is closed right after accept. 0 is allowed only with overrides
+///   (only the listed hosts may connect), as in Kafka.
+/// - `max.connections.per.ip.overrides`: `host:count,host:count`, a host
+///   being an address or a name resolved at start.
+/// - `connections.max.idle.ms`: a connection that sends nothing and has no
+///   request in flight for this long is closed.
+/// - `queued.max.requests`: requests read and not yet handled, broker-wide;
+///   each shard takes an equal share (rounded up) and stops reading its
+///   connections while its share is in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionConfig {
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_connections_per_ip_overrides: BTreeMap<String, usize>,
+    pub connections_max_idle_ms: u64,
+    pub queued_max_requests: usize,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> ConnectionConfig {
+        ConnectionConfig {
+            max_connections: MAX_CONNECTIONS_DEFAULT,
+            max_connections_per_ip: MAX_CONNECTIONS_DEFAULT,
+            max_connections_per_ip_overrides: BTreeMap::new(),
+            connections_max_idle_ms: CONNECTIONS_MAX_IDLE_MS_DEFAULT,
+            queued_max_requests: QUEUED_MAX_REQUESTS_DEFAULT,
+        }
+    }
+}
+
+impl ConnectionConfig {
+    /// Applies one of its keys; `Ok(false)` when `key` is not one of them.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+        let count = |value: &str| parse_range(key, value, 0, i32::MAX as usize);
+        match key {
+            "max.connections" => self.max_connections = count(value)?,
+            "max.connections.per.ip" => self.max_connections_per_ip = count(value)?,
+            "max.connections.per.ip.overrides" => {
+                let mut overrides = BTreeMap::new();
+                for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                    let (host, limit) = entry.rsplit_once(':').ok_or_else(|| {
+                        ConfigError(format!(
+                            "invalid value {value} for configuration {key}: expected host:count"
+                        ))
+                    })?;
+                    overrides.insert(host.trim().to_string(), count(limit.trim())?);
+                }
+                self.max_connections_per_ip_overrides = overrides;
+            }
+            "connections.max.idle.ms" => {
+                self.connections_max_idle_ms = parse_range(key, value, 1, i64::MAX as u64)?
+            }
+            "queued.max.requests" => {
+                self.queued_max_requests = parse_range(key, value, 1, i32::MAX as usize)?
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Checks what no single key can: Kafka refuses a per-IP limit of 0
+    /// without overrides, which would let no client in.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.max_connections_per_ip == 0 && self.max_connections_per_ip_overrides.is_empty() {
+            return Err(ConfigError(
+                "max.connections.per.ip can be 0 only if max.connections.per.ip.overrides is set"
+                    .to_string(),
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// A config value that failed validation; becomes INVALID_CONFIG.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +256,8 @@ pub struct BrokerConfig {
     pub log_message_timestamp_after_max_ms: i64,
     /// The group coordinator's settings (`group.*`, `offsets.*`).
     pub group: GroupConfig,
+    /// `max.connections`, `connections.max.idle.ms` and the other bounds at the edge.
+    pub connections: ConnectionConfig,
     /// Every key the operator set, as given, for DescribeConfigs.
     pub explicit: BTreeMap<String, String>,
 }
@@ -189,6 +305,7 @@ impl BrokerConfig {
             log_message_timestamp_before_max_ms: TIMESTAMP_BEFORE_MAX_MS_DEFAULT,
             log_message_timestamp_after_max_ms: TIMESTAMP_AFTER_MAX_MS_DEFAULT,
             group: GroupConfig::default(),
+            connections: ConnectionConfig::default(),
             explicit: BTreeMap::new(),
         }
     }
@@ -215,6 +332,7 @@ impl BrokerConfig {
             "socket.request.max.bytes" => {
                 self.socket_request_max_bytes = parse_range(key, value, 1, i32::MAX as usize)?
             }
+            _ if self.connections.set(key, value)? => {}
             "log.segment.bytes" => {
                 self.log_segment_bytes = parse_range(key, value, 14, i32::MAX as u64)?
             }
@@ -432,421 +550,6 @@ impl BrokerConfig {
     }
 }
 
-/// Splits `key=value` (or `key:value`, as Java properties allow) at the first separator.
-pub fn split_key_value(text: &str) -> Option<(&str, &str)> {
-    let at = text.find(['=', ':'])?;
-    let key = text[..at].trim();
-    if key.is_empty() {
-        return None;
-    }
-    Some((key, text[at + 1..].trim()))
-}
-
-/// `PLAINTEXT://host:port` → `host:port`; plain `host:port` unchanged.
-fn strip_scheme(value: &str) -> String {
-    match value.split_once("://") {
-        Some((_, rest)) => rest.to_string(),
-        None => value.to_string(),
-    }
-}
-
-/// `host:port` → (host, port); IPv6 in brackets is accepted.
-pub fn split_host_port(address: &str) -> Option<(String, i32)> {
-    let at = address.rfind(':')?;
-    let host = address[..at].trim_start_matches('[').trim_end_matches(']');
-    let port: i32 = address[at + 1..].parse().ok()?;
-    if host.is_empty() || !(1..=65535).contains(&port) {
-        return None;
-    }
-    Some((host.to_string(), port))
-}
-
-fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
-    value
-        .parse()
-        .map_err(|_| ConfigError(format!("invalid value {value} for configuration {key}")))
-}
-
-fn parse_range<T: std::str::FromStr + PartialOrd + fmt::Display>(
-    key: &str,
-    value: &str,
-    min: T,
-    max: T,
-) -> Result<T, ConfigError> {
-    let parsed: T = parse(key, value)?;
-    if parsed < min || parsed > max {
-        return Err(ConfigError(format!(
-            "invalid value {value} for configuration {key}: value must be in [{min}, {max}]"
-        )));
-    }
-    Ok(parsed)
-}
-
-fn flush_policy(value: &str, flush_ms: u64) -> Result<FlushPolicy, ConfigError> {
-    match value {
-        "sync" => Ok(FlushPolicy::Sync),
-        "interval" => Ok(FlushPolicy::Interval { flush_ms }),
-        "none" => Ok(FlushPolicy::None),
-        _ => Err(ConfigError(format!(
-            "invalid value {value} for flush.policy: expected sync, interval or none"
-        ))),
-    }
-}
-
-fn timestamp_type(value: &str) -> Result<(), ConfigError> {
-    match value {
-        "CreateTime" | "LogAppendTime" => Ok(()),
-        _ => Err(ConfigError(format!(
-            "invalid value {value} for message.timestamp.type: expected CreateTime or LogAppendTime"
-        ))),
-    }
-}
-
-fn validate_cleanup_policy(value: &str) -> Result<(), ConfigError> {
-    let ok = !value.is_empty()
-        && value
-            .split(',')
-            .all(|part| matches!(part.trim(), "delete" | "compact"));
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError(format!(
-            "invalid value {value} for cleanup.policy: expected delete, compact or both"
-        )))
-    }
-}
-
-/// A `min.cleanable.dirty.ratio`: a fraction in [0, 1].
-fn dirty_ratio(key: &str, value: &str) -> Result<f64, ConfigError> {
-    let ratio: f64 = parse(key, value)?;
-    if !(0.0..=1.0).contains(&ratio) {
-        return Err(ConfigError(format!(
-            "invalid value {value} for configuration {key}: value must be in [0, 1]"
-        )));
-    }
-    Ok(ratio)
-}
-
-fn validate_compression(value: &str) -> Result<(), ConfigError> {
-    match value {
-        "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Ok(()),
-        _ => Err(ConfigError(format!(
-            "invalid value {value} for compression.type"
-        ))),
-    }
-}
-
-/// The topic-level configs shoal knows, with the broker setting each one
-/// defaults to. DescribeConfigs lists these; CreateTopics accepts only these.
-pub const TOPIC_CONFIG_NAMES: &[&str] = &[
-    "cleanup.policy",
-    "compression.type",
-    "delete.retention.ms",
-    "flush.ms",
-    "flush.policy",
-    "index.interval.bytes",
-    "max.compaction.lag.ms",
-    "max.message.bytes",
-    "message.timestamp.after.max.ms",
-    "message.timestamp.before.max.ms",
-    "message.timestamp.type",
-    "min.cleanable.dirty.ratio",
-    "min.compaction.lag.ms",
-    "min.insync.replicas",
-    "retention.bytes",
-    "retention.ms",
-    "segment.bytes",
-    "segment.ms",
-];
-
-/// The broker's default for one topic config, as a string.
-pub fn topic_config_default(broker: &BrokerConfig, name: &str) -> Option<String> {
-    let value = match name {
-        "cleanup.policy" => broker.log_cleanup_policy.clone(),
-        "compression.type" => "producer".to_string(),
-        "delete.retention.ms" => broker.log_cleaner_delete_retention_ms.to_string(),
-        "flush.ms" => broker.log_flush_interval_ms.to_string(),
-        "flush.policy" => broker.log_flush_policy.clone(),
-        "index.interval.bytes" => broker.log_index_interval_bytes.to_string(),
-        "max.compaction.lag.ms" => broker.log_cleaner_max_compaction_lag_ms.to_string(),
-        "max.message.bytes" => broker.message_max_bytes.to_string(),
-        "message.timestamp.after.max.ms" => broker.log_message_timestamp_after_max_ms.to_string(),
-        "message.timestamp.before.max.ms" => broker.log_message_timestamp_before_max_ms.to_string(),
-        "message.timestamp.type" => broker.log_message_timestamp_type.clone(),
-        "min.cleanable.dirty.ratio" => broker.log_cleaner_min_cleanable_ratio.to_string(),
-        "min.compaction.lag.ms" => broker.log_cleaner_min_compaction_lag_ms.to_string(),
-        "min.insync.replicas" => "1".to_string(),
-        "retention.bytes" => broker.log_retention_bytes.to_string(),
-        "retention.ms" => broker.log_retention_ms.to_string(),
-        "segment.bytes" => broker.log_segment_bytes.to_string(),
-        "segment.ms" => broker.log_roll_ms.to_string(),
-        _ => return None,
-    };
-    Some(value)
-}
-
-/// The broker config a topic config falls back to (Kafka's synonym).
-pub fn topic_config_broker_synonym(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "cleanup.policy" => "log.cleanup.policy",
-        "delete.retention.ms" => "log.cleaner.delete.retention.ms",
-        "max.compaction.lag.ms" => "log.cleaner.max.compaction.lag.ms",
-        "min.cleanable.dirty.ratio" => "log.cleaner.min.cleanable.ratio",
-        "min.compaction.lag.ms" => "log.cleaner.min.compaction.lag.ms",
-        "flush.ms" => "log.flush.interval.ms",
-        "flush.policy" => "log.flush.policy",
-        "index.interval.bytes" => "log.index.interval.bytes",
-        "max.message.bytes" => "message.max.bytes",
-        "message.timestamp.after.max.ms" => "log.message.timestamp.after.max.ms",
-        "message.timestamp.before.max.ms" => "log.message.timestamp.before.max.ms",
-        "message.timestamp.type" => "log.message.timestamp.type",
-        "retention.bytes" => "log.retention.bytes",
-        "retention.ms" => "log.retention.ms",
-        "segment.bytes" => "log.segment.bytes",
-        "segment.ms" => "log.roll.ms",
-        _ => return None,
-    })
-}
-
-/// Checks one topic config override by name and value.
-pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError> {
-    let value = value.trim();
-    match name {
-        "cleanup.policy" => validate_cleanup_policy(value),
-        "compression.type" => validate_compression(value),
-        "delete.retention.ms" | "min.compaction.lag.ms" => {
-            parse_range::<i64>(name, value, 0, i64::MAX).map(drop)
-        }
-        "max.compaction.lag.ms" => parse_range::<i64>(name, value, 1, i64::MAX).map(drop),
-        "min.cleanable.dirty.ratio" => dirty_ratio(name, value).map(drop),
-        "flush.ms" => parse_range::<u64>(name, value, 1, u64::MAX).map(drop),
-        "flush.policy" => flush_policy(value, FLUSH_INTERVAL_MS_DEFAULT).map(drop),
-        "index.interval.bytes" => parse_range::<u32>(name, value, 0, i32::MAX as u32).map(drop),
-        "max.message.bytes" => parse_range::<usize>(name, value, 0, i32::MAX as usize).map(drop),
-        "message.timestamp.after.max.ms" | "message.timestamp.before.max.ms" => {
-            parse_range::<i64>(name, value, 0, i64::MAX).map(drop)
-        }
-        "message.timestamp.type" => timestamp_type(value),
-        "min.insync.replicas" => parse_range::<i32>(name, value, 1, i32::MAX).map(drop),
-        "retention.bytes" | "retention.ms" => {
-            parse_range::<i64>(name, value, -1, i64::MAX).map(drop)
-        }
-        "segment.bytes" => parse_range::<u64>(name, value, 14, i32::MAX as u64).map(drop),
-        "segment.ms" => parse_range::<u64>(name, value, 1, u64::MAX).map(drop),
-        _ => Err(ConfigError(format!("unknown topic config {name}"))),
-    }
-}
-
-/// True when a topic with these overrides has `delete` in its
-/// `cleanup.policy`: only then may retention or DeleteRecords remove data.
-pub fn cleanup_deletes(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> bool {
-    overrides
-        .get("cleanup.policy")
-        .cloned()
-        .or_else(|| topic_config_default(broker, "cleanup.policy"))
-        .unwrap_or_default()
-        .split(',')
-        .any(|policy| policy.trim() == "delete")
-}
-
-/// Topic configs of Kafka's type LIST: the only ones IncrementalAlterConfigs
-/// may APPEND to or SUBTRACT from.
-pub fn is_list_topic_config(name: &str) -> bool {
-    name == "cleanup.policy"
-}
-
-/// Checks every `(name, value)` and returns them as an override set, values
-/// trimmed (a later duplicate name wins).
-pub fn validated_overrides(
-    pairs: impl IntoIterator<Item = (String, String)>,
-) -> Result<BTreeMap<String, String>, ConfigError> {
-    let mut overrides = BTreeMap::new();
-    for (name, value) in pairs {
-        validate_topic_config(&name, &value)?;
-        overrides.insert(name, value.trim().to_string());
-    }
-    Ok(overrides)
-}
-
-/// One IncrementalAlterConfigs operation on a topic config, Kafka's
-/// `AlterConfigOp.OpType`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigOp {
-    Set(String),
-    /// Back to the default: the override goes.
-    Delete,
-    /// Adds the comma-separated values a LIST config lacks, in order.
-    Append(String),
-    /// Removes the comma-separated values from a LIST config.
-    Subtract(String),
-}
-
-/// The override set after applying `ops` in order to `overrides`, checked
-/// whole. APPEND and SUBTRACT start from the current value, or from the
-/// default when there is no override, as Kafka's controller does.
-pub fn apply_config_ops(
-    broker: &BrokerConfig,
-    overrides: &BTreeMap<String, String>,
-    ops: &[(String, ConfigOp)],
-) -> Result<BTreeMap<String, String>, ConfigError> {
-    let mut next = overrides.clone();
-    for (name, op) in ops {
-        let (values, adding) = match op {
-            ConfigOp::Set(value) => {
-                next.insert(name.clone(), value.clone());
-                continue;
-            }
-            ConfigOp::Delete => {
-                next.remove(name);
-                continue;
-            }
-            ConfigOp::Append(values) => (values, true),
-            ConfigOp::Subtract(values) => (values, false),
-        };
-        let verb = if adding { "APPEND" } else { "SUBTRACT" };
-        if !is_list_topic_config(name) {
-            return Err(ConfigError(format!(
-                "Can't {verb} to key {name} because its type is not LIST."
-            )));
-        }
-        let current = next
-            .get(name)
-            .cloned()
-            .or_else(|| topic_config_default(broker, name))
-            .unwrap_or_default();
-        let mut list: Vec<String> = current
-            .split(',')
-            .map(str::trim)
-            .filter(|part| !part.is_empty())
-            .map(str::to_string)
-            .collect();
-        for value in values.split(',').map(str::trim) {
-            if adding {
-                if !list.iter().any(|part| part == value) {
-                    list.push(value.to_string());
-                }
-            } else {
-                list.retain(|part| part != value);
-            }
-        }
-        next.insert(name.clone(), list.join(","));
-    }
-    validated_overrides(next)
-}
-
-/// A topic's effective settings: its overrides over the broker defaults.
-#[derive(Debug, Clone)]
-pub struct TopicConfig {
-    pub max_message_bytes: usize,
-    pub log_append_time: bool,
-    /// CreateTime bounds: `message.timestamp.before.max.ms` and
-    /// `message.timestamp.after.max.ms` (ignored under LogAppendTime).
-    pub timestamp_before_max_ms: i64,
-    pub timestamp_after_max_ms: i64,
-    pub log: LogConfig,
-}
-
-impl TopicConfig {
-    /// Resolves `overrides` (already validated) against `broker`.
-    pub fn resolve(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> TopicConfig {
-        let effective = |name: &str| -> String {
-            overrides
-                .get(name)
-                .cloned()
-                .or_else(|| topic_config_default(broker, name))
-                .unwrap_or_default()
-        };
-        // A compact-only topic (`__consumer_offsets`) is never cut by time
-        // or size: only `cleanup.policy` with `delete` is.
-        let policy = effective("cleanup.policy");
-        let has_policy = |wanted: &str| policy.split(',').any(|p| p.trim() == wanted);
-        let deletes = has_policy("delete");
-        let compact = has_policy("compact");
-        let max_compaction_lag_ms = effective("max.compaction.lag.ms")
-            .parse()
-            .unwrap_or(broker.log_cleaner_max_compaction_lag_ms);
-        let segment_ms = effective("segment.ms")
-            .parse()
-            .unwrap_or(broker.log_roll_ms);
-        let retention = |name: &str, broker_default: i64| -> i64 {
-            if deletes {
-                effective(name).parse().unwrap_or(broker_default)
-            } else {
-                -1
-            }
-        };
-        let flush_ms = effective("flush.ms")
-            .parse()
-            .unwrap_or(broker.log_flush_interval_ms);
-        let log = LogConfig {
-            segment_bytes: effective("segment.bytes")
-                .parse()
-                .unwrap_or(broker.log_segment_bytes),
-            // As in Kafka, a compacted topic rolls by `max.compaction.lag.ms`
-            // too: the active segment is never cleaned.
-            segment_ms: if compact {
-                segment_ms.min(u64::try_from(max_compaction_lag_ms).unwrap_or(u64::MAX))
-            } else {
-                segment_ms
-            },
-            index_interval_bytes: effective("index.interval.bytes")
-                .parse()
-                .unwrap_or(broker.log_index_interval_bytes),
-            flush_policy: flush_policy(&effective("flush.policy"), flush_ms)
-                .unwrap_or(FlushPolicy::Sync),
-            retention_ms: retention("retention.ms", broker.log_retention_ms),
-            retention_bytes: retention("retention.bytes", broker.log_retention_bytes),
-            compact,
-            delete_retention_ms: effective("delete.retention.ms")
-                .parse()
-                .unwrap_or(broker.log_cleaner_delete_retention_ms),
-            min_cleanable_dirty_ratio: effective("min.cleanable.dirty.ratio")
-                .parse()
-                .unwrap_or(broker.log_cleaner_min_cleanable_ratio),
-            min_compaction_lag_ms: effective("min.compaction.lag.ms")
-                .parse()
-                .unwrap_or(broker.log_cleaner_min_compaction_lag_ms),
-            max_compaction_lag_ms,
-            ..LogConfig::default()
-        };
-        TopicConfig {
-            max_message_bytes: effective("max.message.bytes")
-                .parse()
-                .unwrap_or(broker.message_max_bytes),
-            log_append_time: effective("message.timestamp.type") == "LogAppendTime",
-            timestamp_before_max_ms: effective("message.timestamp.before.max.ms")
-                .parse()
-                .unwrap_or(broker.log_message_timestamp_before_max_ms),
-            timestamp_after_max_ms: effective("message.timestamp.after.max.ms")
-                .parse()
-                .unwrap_or(broker.log_message_timestamp_after_max_ms),
-            log,
-        }
-    }
-}
-
-/// `group.consumer.assignors`: a comma-separated list of the server
-/// assignors shoal has (`uniform`, `range`), the first being the default.
-/// Kafka also takes class names; shoal only the short names.
-fn consumer_assignors(value: &str) -> Result<Vec<String>, ConfigError> {
-    let names: Vec<String> = value
-        .split(',')
-        .map(str::trim)
-        .filter(|name| !name.is_empty())
-        .map(str::to_string)
-        .collect();
-    let known = [crate::group::UNIFORM_ASSIGNOR, crate::group::RANGE_ASSIGNOR];
-    match names.iter().find(|name| !known.contains(&name.as_str())) {
-        Some(name) => Err(ConfigError(format!(
-            "group.consumer.assignors: unknown assignor {name} (known: uniform, range)"
-        ))),
-        None if names.is_empty() => Err(ConfigError(
-            "group.consumer.assignors: at least one assignor".to_string(),
-        )),
-        None => Ok(names),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -871,210 +574,6 @@ mod tests {
         assert!(config.set("no.such.key", "1").is_err());
         assert!(config.set("num.partitions", "zero").is_err());
         assert!(config.set("num.partitions", "0").is_err());
-    }
-
-    #[test]
-    fn topic_overrides_resolve_over_broker_defaults() {
-        let broker = BrokerConfig::new(PathBuf::from("/tmp/x"), 1);
-        let mut overrides = BTreeMap::new();
-        overrides.insert("segment.bytes".to_string(), "1000".to_string());
-        overrides.insert(
-            "message.timestamp.type".to_string(),
-            "LogAppendTime".to_string(),
-        );
-        overrides.insert("retention.bytes".to_string(), "6000".to_string());
-        let topic = TopicConfig::resolve(&broker, &overrides);
-        assert_eq!(topic.log.segment_bytes, 1000);
-        assert_eq!(topic.log.retention_bytes, 6000);
-        assert_eq!(topic.log.retention_ms, RETENTION_MS_DEFAULT);
-        assert!(topic.log_append_time);
-        assert_eq!(topic.max_message_bytes, MESSAGE_MAX_BYTES_DEFAULT);
-        assert_eq!(topic.timestamp_before_max_ms, i64::MAX);
-        assert_eq!(topic.timestamp_after_max_ms, 3_600_000);
-        overrides.insert(
-            "message.timestamp.before.max.ms".to_string(),
-            "5000".to_string(),
-        );
-        let topic = TopicConfig::resolve(&broker, &overrides);
-        assert_eq!(topic.timestamp_before_max_ms, 5000);
-        assert!(validate_topic_config("message.timestamp.after.max.ms", "-1").is_err());
-        assert!(validate_topic_config("segment.bytes", "10").is_err());
-        assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
-        assert!(validate_topic_config("cleanup.policy", "shred").is_err());
-        assert!(validate_topic_config("bogus", "1").is_err());
-        for name in TOPIC_CONFIG_NAMES {
-            let default = topic_config_default(&broker, name).unwrap();
-            assert!(
-                validate_topic_config(name, &default).is_ok(),
-                "{name}={default}"
-            );
-        }
-        let mut broker = broker;
-        broker.set("log.retention.hours", "1").unwrap();
-        broker.set("log.retention.bytes", "123").unwrap();
-        broker
-            .set("log.retention.check.interval.ms", "200")
-            .unwrap();
-        assert_eq!(broker.log_retention_check_interval_ms, 200);
-        let topic = TopicConfig::resolve(&broker, &BTreeMap::new());
-        assert_eq!(
-            (topic.log.retention_ms, topic.log.retention_bytes),
-            (3_600_000, 123)
-        );
-        assert!(broker.set("log.retention.bytes", "-2").is_err());
-        for (policy, retained) in [("compact", -1), ("compact,delete", 123), ("delete", 123)] {
-            let overrides = BTreeMap::from([("cleanup.policy".to_string(), policy.to_string())]);
-            let topic = TopicConfig::resolve(&broker, &overrides);
-            assert_eq!(topic.log.retention_bytes, retained, "{policy}");
-        }
-    }
-
-    #[test]
-    fn compaction_configs_resolve_with_kafkas_names_and_defaults() {
-        let mut broker = BrokerConfig::new(PathBuf::from("/tmp/x"), 2);
-        let topic = TopicConfig::resolve(&broker, &BTreeMap::new());
-        assert!(!topic.log.compact);
-        assert_eq!(topic.log.delete_retention_ms, 86_400_000);
-        assert_eq!(topic.log.min_cleanable_dirty_ratio, 0.5);
-        assert_eq!(topic.log.min_compaction_lag_ms, 0);
-        assert_eq!(topic.log.max_compaction_lag_ms, i64::MAX);
-        assert_eq!(
-            topic_config_default(&broker, "min.cleanable.dirty.ratio").unwrap(),
-            "0.5"
-        );
-        broker
-            .set("log.cleaner.min.cleanable.ratio", "0.25")
-            .unwrap();
-        broker
-            .set("log.cleaner.delete.retention.ms", "1000")
-            .unwrap();
-        broker
-            .set("log.cleaner.min.compaction.lag.ms", "5")
-            .unwrap();
-        broker
-            .set("log.cleaner.max.compaction.lag.ms", "60000")
-            .unwrap();
-        broker.set("log.cleaner.backoff.ms", "100").unwrap();
-        broker.set("log.cleaner.enable", "false").unwrap();
-        broker
-            .set("log.cleaner.dedupe.buffer.size", "2097152")
-            .unwrap();
-        broker
-            .set("log.cleaner.io.max.bytes.per.second", "1e7")
-            .unwrap();
-        assert_eq!(broker.log_cleaner_io_max_bytes_per_second, 1e7);
-        assert!(broker
-            .set("log.cleaner.io.max.bytes.per.second", "0")
-            .is_err());
-        assert!(broker
-            .set("log.cleaner.dedupe.buffer.size", "1000")
-            .is_err());
-        assert!(broker
-            .set("log.cleaner.min.cleanable.ratio", "1.5")
-            .is_err());
-        assert!(broker
-            .set("log.cleaner.max.compaction.lag.ms", "0")
-            .is_err());
-        assert!(!broker.log_cleaner_enable);
-        assert_eq!(broker.log_cleaner_backoff_ms, 100);
-        assert_eq!(broker.log_cleaner_dedupe_buffer_size, 2 << 20);
-        let overrides = BTreeMap::from([
-            ("cleanup.policy".to_string(), "compact".to_string()),
-            ("min.compaction.lag.ms".to_string(), "7".to_string()),
-        ]);
-        let topic = TopicConfig::resolve(&broker, &overrides);
-        assert!(topic.log.compact);
-        assert_eq!(topic.log.min_cleanable_dirty_ratio, 0.25);
-        assert_eq!(topic.log.delete_retention_ms, 1000);
-        assert_eq!(topic.log.min_compaction_lag_ms, 7);
-        // A compacted topic rolls by max.compaction.lag.ms as well.
-        assert_eq!(topic.log.segment_ms, 60_000);
-        assert_eq!(topic.log.retention_ms, -1);
-        broker.set("log.cleanup.policy", "compact,delete").unwrap();
-        let topic = TopicConfig::resolve(&broker, &BTreeMap::new());
-        assert!(topic.log.compact);
-        assert_eq!(topic.log.retention_ms, RETENTION_MS_DEFAULT);
-        assert!(validate_topic_config("min.cleanable.dirty.ratio", "0.9").is_ok());
-        assert!(validate_topic_config("min.cleanable.dirty.ratio", "-0.1").is_err());
-        assert!(validate_topic_config("delete.retention.ms", "-1").is_err());
-        assert!(validate_topic_config("max.compaction.lag.ms", "0").is_err());
-        assert_eq!(
-            topic_config_broker_synonym("min.cleanable.dirty.ratio"),
-            Some("log.cleaner.min.cleanable.ratio")
-        );
-    }
-
-    #[test]
-    fn incremental_ops_follow_kafka_semantics() {
-        let broker = BrokerConfig::new(PathBuf::from("/tmp/x"), 1);
-        let current = BTreeMap::from([
-            ("retention.ms".to_string(), "1000".to_string()),
-            ("segment.bytes".to_string(), "4096".to_string()),
-        ]);
-        let op = |name: &str, op: ConfigOp| (name.to_string(), op);
-        let next = apply_config_ops(
-            &broker,
-            &current,
-            &[
-                op("retention.ms", ConfigOp::Set(" 2000 ".into())),
-                op("segment.bytes", ConfigOp::Delete),
-                op("max.message.bytes", ConfigOp::Delete),
-                op("cleanup.policy", ConfigOp::Append("compact".into())),
-            ],
-        )
-        .unwrap();
-        assert_eq!(
-            next,
-            BTreeMap::from([
-                ("cleanup.policy".to_string(), "delete,compact".to_string()),
-                ("retention.ms".to_string(), "2000".to_string()),
-            ])
-        );
-        let next = apply_config_ops(
-            &broker,
-            &next,
-            &[
-                op("cleanup.policy", ConfigOp::Subtract("delete".into())),
-                op("cleanup.policy", ConfigOp::Append("compact".into())),
-            ],
-        )
-        .unwrap();
-        assert_eq!(next["cleanup.policy"], "compact");
-        // Nothing left of a list is not a policy.
-        let error = apply_config_ops(
-            &broker,
-            &next,
-            &[op("cleanup.policy", ConfigOp::Subtract("compact".into()))],
-        )
-        .unwrap_err();
-        assert!(error.0.contains("cleanup.policy"), "{error}");
-        let error = apply_config_ops(
-            &broker,
-            &current,
-            &[op("retention.ms", ConfigOp::Append("5".into()))],
-        )
-        .unwrap_err();
-        assert_eq!(
-            error.0,
-            "Can't APPEND to key retention.ms because its type is not LIST."
-        );
-        assert!(apply_config_ops(
-            &broker,
-            &current,
-            &[op("segment.bytes", ConfigOp::Set("1".into()))]
-        )
-        .is_err());
-        assert!(apply_config_ops(
-            &broker,
-            &current,
-            &[op("no.such", ConfigOp::Set("1".into()))]
-        )
-        .is_err());
-        assert_eq!(
-            validated_overrides([("retention.ms".to_string(), " 5 ".to_string())]).unwrap()
-                ["retention.ms"],
-            "5"
-        );
     }
 
     #[test]

@@ -3,8 +3,8 @@
 
 use kafka_protocol::error::ResponseError;
 
-use super::classic::{Group, CONSUMER_PROTOCOL_TYPE};
-use super::coordinator::{drop_if_unused, validate_member, GroupCoordinator};
+use super::classic::{drop_if_unused, validate_member, Group, CONSUMER_PROTOCOL_TYPE};
+use super::coordinator::GroupCoordinator;
 use super::records;
 use super::types::*;
 

@@ -25,16 +25,9 @@
 //! Invariant: every answer that names a broker (Metadata, DescribeCluster,
 //! FindCoordinator) takes it from here, so that they never disagree.
 
+use super::controller::CONTROLLER_SHARD;
 use super::ClusterView;
-
-/// Broker ids a node's shards take in shard-aware mode: `node.id` times this
-/// plus the shard. A power of ten so that `1003` reads as "node 1, shard 3".
-pub const SHARDS_PER_NODE_MAX: usize = 1000;
-/// Largest `node.id` whose shards' broker ids fit in an `i32`.
-pub const NODE_ID_MAX_SHARD_AWARE: i32 =
-    (i32::MAX - (SHARDS_PER_NODE_MAX as i32 - 1)) / SHARDS_PER_NODE_MAX as i32;
-/// The shard that runs the controller (`shard::run_shard`).
-const CONTROLLER_SHARD: usize = 0;
+pub use crate::config::{NODE_ID_MAX_SHARD_AWARE, SHARDS_PER_NODE_MAX};
 
 /// How the node presents itself to clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,8 +2,11 @@
 //! each partition, and the brokers clients see (`brokers.rs`).
 //!
 //! Invariant: every shard reads an immutable [`ClusterView`] snapshot; only
-//! the controller (shard 0, see `controller.rs`) builds a new one, persists it
-//! and broadcasts it. Nothing here does IO on the data path.
+//! the controller builds a new one (its decisions are `controller.rs`, pure;
+//! `shard/controller.rs` persists and broadcasts the result on
+//! `CONTROLLER_SHARD`). Nothing here does IO on the data path but `store.rs`,
+//! which the controller's driver calls. `metadata` imports no `shard` or
+//! `server` (`tests/architecture.rs`).
 
 pub mod brokers;
 pub mod controller;

@@ -145,7 +145,8 @@ fn check(buf: &[u8], max_batch_bytes: usize, counting: Counting) -> Result<usize
     let count = header.records_count.get();
     let delta = header.last_offset_delta.get();
     let count_fits = match counting {
-        Counting::Dense => count == 0 || delta == count - 1,
+        // Widened: a client's count of i32::MIN must not overflow.
+        Counting::Dense => count == 0 || i64::from(delta) == i64::from(count) - 1,
         Counting::Compacted => delta >= 0 && i64::from(count) <= i64::from(delta) + 1,
     };
     if count < 0 || !count_fits {

@@ -31,6 +31,10 @@ pub const ATTR_DELETE_HORIZON: i16 = 0x40;
 pub const DECOMPRESSED_BYTES_MAX: usize = 64 << 20;
 /// First byte the CRC-32C covers (attributes).
 const CRC_START: usize = 21;
+/// Most bytes one byte of a raw snappy block can stand for: a 3-byte copy
+/// element repeats at most 64 bytes. A block claiming more lies, and the
+/// output buffer, zero-filled before decompressing, is sized by the claim.
+const SNAPPY_EXPANSION_MAX: usize = 22;
 
 /// Kafka's codec ids (the low three attribute bits).
 const CODEC_NONE: i16 = 0;
@@ -157,8 +161,14 @@ impl<'a> BatchRecords<'a> {
         let offset_delta = read_varint(body, &mut position).ok_or(malformed("offset delta"))?;
         let key = read_bytes(body, &mut position).ok_or(malformed("key"))?;
         let value = read_bytes(body, &mut position).ok_or(malformed("value"))?;
+        // A client's batch carries any base offset until the broker assigns
+        // one: an overflow is a malformed batch, not a panic.
+        let offset = self
+            .base_offset
+            .checked_add(i64::from(offset_delta))
+            .ok_or(malformed("offset delta"))?;
         Ok(RecordView {
-            offset: self.base_offset + i64::from(offset_delta),
+            offset,
             timestamp: self.base_timestamp.wrapping_add(timestamp_delta),
             key,
             is_tombstone: value.is_none(),
@@ -289,6 +299,11 @@ fn snappy_decompress(payload: &[u8]) -> Result<Vec<u8>, RecordsError> {
     let mut out = Vec::new();
     let mut append = |block: &[u8], out: &mut Vec<u8>| -> Result<(), RecordsError> {
         let len = snap::raw::decompress_len(block).map_err(codec_error)?;
+        if len > block.len().saturating_mul(SNAPPY_EXPANSION_MAX) {
+            return Err(RecordsError::Malformed(
+                "snappy length past what its block holds",
+            ));
+        }
         let start = out.len();
         if start + len > DECOMPRESSED_BYTES_MAX {
             return Err(RecordsError::TooLarge);

@@ -6,12 +6,14 @@
 //! under `catch_unwind` as a second line of defense. Every error says which
 //! request it belongs to as far as the bytes allowed reading that.
 //!
-//! Known hole: the `kafka-protocol` 0.18 decoders size a `Vec` from an array
-//! length read off the wire before checking that the bytes are there, so a
-//! small body declaring billions of elements can make the allocator abort
-//! the process, which `catch_unwind` cannot catch (kafka-protocol-rs PRs
-//! #152, #161 and #200, open). Until a release bounds it, bodies are trusted
-//! that far.
+//! The `kafka-protocol` 0.18 decoders size a `Vec` from an array length read
+//! off the wire before checking that the bytes are there (kafka-protocol-rs
+//! PRs #152, #161 and #200, open), so a small body declaring 2^31 elements
+//! asks for hundreds of GB at once. The process allocator (`crate::alloc`)
+//! serves such a request with a mapping that commits no memory; the decoder
+//! then runs out of bytes after a few elements and fails. What it commits is
+//! bounded by the frame. `tests/fuzz_requests.rs` checks both, on mutated
+//! copies of real clients' requests.
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -29,10 +31,6 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::Decodable;
 
 use crate::protocol::versions;
-
-/// Kafka's `socket.request.max.bytes` default: the largest request frame a
-/// connection accepts, size prefix excluded.
-pub const SOCKET_REQUEST_MAX_BYTES_DEFAULT: usize = 104_857_600;
 
 /// Bytes of the big-endian `INT32` that precedes every frame.
 pub const SIZE_PREFIX_BYTES: usize = 4;
@@ -356,7 +354,7 @@ mod tests {
 
     #[test]
     fn size_prefix_limits() {
-        let max = SOCKET_REQUEST_MAX_BYTES_DEFAULT;
+        let max = 104_857_600;
         assert_eq!(frame_size(100i32.to_be_bytes(), max), Ok(100));
         assert_eq!(frame_size((max as i32).to_be_bytes(), max), Ok(max));
         assert_eq!(

@@ -2,7 +2,8 @@
 //! view, and the hand-written encoders of the hot responses.
 //!
 //! Invariant: this module knows bytes and Kafka message types only. It never
-//! touches a file, a socket or a shard.
+//! touches a file, a socket or a shard, and imports nothing else of shoal
+//! (checked by `tests/architecture.rs`).
 
 pub mod batch;
 pub mod batch_records;
@@ -13,6 +14,8 @@ pub mod records;
 mod roundtrip;
 #[cfg(test)]
 mod roundtrip_admin;
+#[cfg(test)]
+mod roundtrip_groups;
 #[cfg(test)]
 mod roundtrip_kip848;
 pub mod versions;

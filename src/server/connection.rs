@@ -1,10 +1,15 @@
 //! One client connection: read frames, decode, dispatch to the API handler,
 //! write the response. Pipelined requests are handled side by side (up to
-//! `IN_FLIGHT_REQUESTS_MAX`) and answered strictly in request order.
+//! `IN_FLIGHT_REQUESTS_MAX`, and within the shard's share of
+//! `queued.max.requests`) and answered strictly in request order.
 //!
 //! Invariant: anything wrong with a frame closes this connection only, with
-//! a log line; nothing a client sends can panic the shard.
+//! a rate-limited log line; nothing a client sends can panic the shard. The
+//! read buffer holds no more than the bytes that arrived (grown with them,
+//! never to a size a frame announces), so an idle connection holds no
+//! buffer and a half-sent frame pins about what was sent.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::rc::Rc;
@@ -14,6 +19,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use super::handlers::{self, CloseReason, Response};
+use super::limits::{ConnectionPermit, ShardConnections};
 use crate::protocol::frame::{self, FrameError};
 
 /// Why reading a frame stopped.
@@ -22,6 +28,8 @@ enum ReadError {
     Io(std::io::Error),
     /// The peer closed inside a frame.
     Truncated,
+    /// Nothing arrived and nothing was in flight for `connections.max.idle.ms`.
+    Idle,
 }
 
 impl std::fmt::Display for ReadError {
@@ -30,13 +38,15 @@ impl std::fmt::Display for ReadError {
             ReadError::Frame(error) => write!(f, "{error}"),
             ReadError::Io(error) => write!(f, "read failed: {error}"),
             ReadError::Truncated => write!(f, "connection closed inside a frame"),
+            ReadError::Idle => write!(f, "idle for connections.max.idle.ms"),
         }
     }
 }
 use crate::shard::Shard;
 
-/// Bytes asked of the socket per read when no frame size is known yet.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Most bytes taken from the socket by one read: bounds the buffer grown and
+/// zero-filled per read, and the time one read holds the shard.
+const READ_CHUNK_BYTES_MAX: usize = 64 * 1024;
 
 /// Which listener accepted a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,42 +86,74 @@ const IN_FLIGHT_REQUESTS_MAX: usize = 16;
 /// A request being handled: resolves to its answer.
 type Pending = glommio::Task<Result<Response, CloseReason>>;
 
-pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, port: Port) {
+pub async fn serve(
+    shard: Rc<Shard>,
+    limits: Rc<ShardConnections>,
+    mut stream: TcpStream,
+    port: Port,
+    _permit: ConnectionPermit,
+) {
     let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
+    // The idle timeout is the wait for a request's first byte: a read that
+    // times out while requests are in flight waits on.
+    let _ = stream.set_read_timeout(Some(limits.idle_timeout));
     // A second handle on the same socket for the writer, so reading the next
     // request and writing an answer go on side by side without a lock.
     // SAFETY: dup of a descriptor this function owns; the new one is owned
     // by the writer's TcpStream, which closes it.
     let duplicate = unsafe { libc::dup(stream.as_raw_fd()) };
     if duplicate < 0 {
-        log::warn!(
-            "closing connection from {peer:?}: dup failed: {}",
-            std::io::Error::last_os_error()
-        );
+        if limits.close_log.allow() {
+            log::warn!(
+                "closing connection from {peer:?}: dup failed: {}",
+                std::io::Error::last_os_error()
+            );
+        }
         return;
     }
     // SAFETY: `duplicate` is a fresh descriptor of a connected TCP socket.
     let writer = unsafe { TcpStream::from_raw_fd(duplicate) };
     let context = Rc::new(ConnectionContext { shard, peer, port });
+    // Requests read and not yet answered: while any is, the connection is
+    // not idle, however long its client stays silent.
+    let in_flight = Rc::new(Cell::new(0usize));
     let (queue, pending) = glommio::channels::local_channel::new_bounded(IN_FLIGHT_REQUESTS_MAX);
-    let writing = glommio::spawn_local(write_answers(writer, pending, peer));
-    let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let writing = glommio::spawn_local(write_answers(
+        writer,
+        pending,
+        peer,
+        limits.clone(),
+        in_flight.clone(),
+    ));
+    let mut reader = FrameReader::default();
     loop {
         let max_bytes = context.shard.config.socket_request_max_bytes;
-        let frame = match read_frame(&mut stream, &mut buffer, max_bytes).await {
+        let frame = match reader.next(&mut stream, max_bytes, &in_flight).await {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
+            Err(ReadError::Idle) => {
+                log::debug!("closing connection from {peer:?}: {}", ReadError::Idle);
+                break;
+            }
             Err(error) => {
-                log::warn!("closing connection from {peer:?}: {error}");
+                if limits.close_log.allow() {
+                    log::warn!("closing connection from {peer:?}: {error}");
+                }
                 break;
             }
         };
-        let in_flight = context.shard.request_guard();
+        // Waiting here stops this connection's reads while the shard's
+        // share of `queued.max.requests` is in use.
+        let queued = limits.request_permit(&frame).await;
+        let guard = context.shard.request_guard();
         let request_context = context.clone();
+        in_flight.set(in_flight.get() + 1);
         let task: Pending = glommio::spawn_local(async move {
-            let _in_flight = in_flight;
-            handlers::dispatch(&request_context, frame).await
+            let _in_flight = guard;
+            let answer = handlers::dispatch(&request_context, frame).await;
+            drop(queued);
+            answer
         });
         if queue.send(task).await.is_err() {
             break;
@@ -129,12 +171,16 @@ async fn write_answers(
     mut stream: TcpStream,
     pending: glommio::channels::local_channel::LocalReceiver<Pending>,
     peer: Option<SocketAddr>,
+    limits: Rc<ShardConnections>,
+    in_flight: Rc<Cell<usize>>,
 ) {
     while let Some(task) = pending.recv().await {
         let response = match task.await {
             Ok(response) => response,
             Err(error) => {
-                log::warn!("closing connection from {peer:?}: {error}");
+                if limits.close_log.allow() {
+                    log::warn!("closing connection from {peer:?}: {error}");
+                }
                 break;
             }
         };
@@ -142,48 +188,130 @@ async fn write_answers(
             log::debug!("connection from {peer:?} closed while writing: {error}");
             break;
         }
+        in_flight.set(in_flight.get() - 1);
     }
     // Ends the reader's wait too: its next read sees the socket closed.
     let _ = stream.shutdown(std::net::Shutdown::Both).await;
 }
 
-/// Reads the next complete frame (without its 4-byte size). `Ok(None)` on a
-/// clean close between frames. A size over `max_bytes` is refused before any
-/// buffer is grown for it.
-async fn read_frame(
-    stream: &mut TcpStream,
-    buffer: &mut BytesMut,
-    max_bytes: usize,
-) -> Result<Option<Bytes>, ReadError> {
-    loop {
-        if buffer.len() >= 4 {
-            let size = frame::frame_size([buffer[0], buffer[1], buffer[2], buffer[3]], max_bytes)
-                .map_err(ReadError::Frame)?;
-            if buffer.len() >= 4 + size {
-                buffer.advance(4);
-                return Ok(Some(buffer.split_to(size).freeze()));
+/// The bytes of a connection read and not yet handed out as frames.
+#[derive(Default)]
+struct FrameReader {
+    buffer: BytesMut,
+    /// The buffer is the tail of an allocation whose frames were handed out:
+    /// kept while the client is silent, it would pin their whole allocation.
+    shares_allocation: bool,
+}
+
+impl FrameReader {
+    /// Reads the next complete frame (without its 4-byte size). `Ok(None)`
+    /// on a clean close between frames. A size over `max_bytes` is refused
+    /// before any byte of the frame is read.
+    async fn next(
+        &mut self,
+        stream: &mut TcpStream,
+        max_bytes: usize,
+        in_flight: &Cell<usize>,
+    ) -> Result<Option<Bytes>, ReadError> {
+        loop {
+            if let Some(frame) = self.take_frame(max_bytes)? {
+                return Ok(Some(frame));
             }
-            buffer.reserve(4 + size - buffer.len());
-        }
-        let filled = buffer.len();
-        let room = (buffer.capacity() - filled).max(READ_CHUNK_BYTES);
-        buffer.resize(filled + room, 0);
-        let read = stream.read(&mut buffer[filled..]).await;
-        let read = match read {
-            Ok(read) => read,
-            Err(error) => {
-                buffer.truncate(filled);
-                return Err(ReadError::Io(error));
+            let waiting = bytes_waiting(stream);
+            if waiting == 0 {
+                self.release_allocation();
+                if !self.wait_for_bytes(stream, in_flight).await? {
+                    return match self.buffer.is_empty() {
+                        true => Ok(None),
+                        false => Err(ReadError::Truncated),
+                    };
+                }
+                continue;
             }
-        };
-        buffer.truncate(filled + read);
-        if read == 0 {
-            if filled == 0 {
-                return Ok(None);
+            // Only what the kernel holds: the buffer grows with the bytes
+            // that arrived, and no more is zero-filled than this read fills.
+            let room = waiting.min(READ_CHUNK_BYTES_MAX);
+            let filled = self.buffer.len();
+            self.buffer.resize(filled + room, 0);
+            match stream.read(&mut self.buffer[filled..]).await {
+                Ok(0) => {
+                    self.buffer.truncate(filled);
+                    return Err(ReadError::Truncated);
+                }
+                Ok(read) => self.buffer.truncate(filled + read),
+                Err(error) => {
+                    self.buffer.truncate(filled);
+                    return Err(ReadError::Io(error));
+                }
             }
-            return Err(ReadError::Truncated);
         }
     }
+
+    fn take_frame(&mut self, max_bytes: usize) -> Result<Option<Bytes>, ReadError> {
+        let buffer = &mut self.buffer;
+        if buffer.len() < frame::SIZE_PREFIX_BYTES {
+            return Ok(None);
+        }
+        let size = frame::frame_size([buffer[0], buffer[1], buffer[2], buffer[3]], max_bytes)
+            .map_err(ReadError::Frame)?;
+        if buffer.len() < frame::SIZE_PREFIX_BYTES + size {
+            return Ok(None);
+        }
+        buffer.advance(frame::SIZE_PREFIX_BYTES);
+        let frame = buffer.split_to(size).freeze();
+        self.shares_allocation = true;
+        Ok(Some(frame))
+    }
+
+    /// Before waiting on a silent client: an empty buffer gives its memory
+    /// back; a partial frame left behind handed-out frames moves to a buffer
+    /// of its own size (at most one read's worth, once per wait).
+    fn release_allocation(&mut self) {
+        if self.buffer.is_empty() {
+            self.buffer = BytesMut::new();
+        } else if self.shares_allocation {
+            self.buffer = BytesMut::from(&self.buffer[..]);
+        }
+        self.shares_allocation = false;
+    }
+
+    /// Waits until the socket has bytes, reading the first one; `false` when
+    /// the peer closed. With nothing in flight for `connections.max.idle.ms`
+    /// (the socket's read timeout), fails with `Idle`.
+    async fn wait_for_bytes(
+        &mut self,
+        stream: &mut TcpStream,
+        in_flight: &Cell<usize>,
+    ) -> Result<bool, ReadError> {
+        let mut first = [0u8; 1];
+        loop {
+            match stream.read(&mut first).await {
+                Ok(0) => return Ok(false),
+                Ok(_) => {
+                    self.buffer.extend_from_slice(&first);
+                    return Ok(true);
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
+                    if in_flight.get() == 0 {
+                        return Err(ReadError::Idle);
+                    }
+                }
+                Err(error) => return Err(ReadError::Io(error)),
+            }
+        }
+    }
+}
+
+/// Bytes the kernel holds for this socket (FIONREAD); 0 when none or on error.
+fn bytes_waiting(stream: &TcpStream) -> usize {
+    let mut waiting: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which points to
+    // a live local; the descriptor is this connection's open socket.
+    let result = unsafe { libc::ioctl(stream.as_raw_fd(), libc::FIONREAD, &mut waiting) };
+    if result < 0 {
+        return 0;
+    }
+    usize::try_from(waiting).unwrap_or(0)
 }
 
 async fn write_response(stream: &mut TcpStream, response: Response) -> std::io::Result<()> {
@@ -314,6 +442,85 @@ mod tests {
         assert_eq!(at(2, 1).advance(&pieces, 4), at(3, 0));
         assert_eq!(at(2, 1).advance(&pieces, 5), at(3, 1));
         assert_eq!(start.advance(&pieces, 10), at(4, 0));
+    }
+
+    /// Runs `reader` against a real socket whose client sends `pieces`
+    /// (pausing between them) and then stays connected and silent.
+    fn read_from_client<T: Send + 'static>(
+        pieces: Vec<Vec<u8>>,
+        reader: impl FnOnce(TcpStream) -> futures_lite::future::BoxedLocal<T> + Send + 'static,
+    ) -> T {
+        crate::shard::block_on(move || async move {
+            let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let address = listener.local_addr().expect("address");
+            let (done, finished) = futures_channel::oneshot::channel::<()>();
+            let client = glommio::spawn_local(async move {
+                let mut stream = TcpStream::connect(address).await.expect("connect");
+                for piece in pieces {
+                    stream.write_all(&piece).await.expect("write");
+                    glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                let _ = finished.await;
+            });
+            let stream = listener.accept().await.expect("accept");
+            let result = reader(stream).await;
+            drop(done);
+            client.await;
+            result
+        })
+    }
+
+    fn frame_bytes(body: &[u8]) -> Vec<u8> {
+        let mut bytes = (body.len() as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    #[test]
+    fn frames_split_and_joined_anyhow_come_out_whole_and_in_order() {
+        let bodies: Vec<Vec<u8>> = (1..=5u8).map(|n| vec![n; n as usize * 1000]).collect();
+        let stream: Vec<u8> = bodies.iter().flat_map(|b| frame_bytes(b)).collect();
+        // Cuts inside a size prefix, inside bodies, and several frames at once.
+        let cuts = [0, 2, 3, 1500, 1504, 9000, stream.len()];
+        let pieces = cuts
+            .windows(2)
+            .map(|w| stream[w[0]..w[1]].to_vec())
+            .collect();
+        let frames = read_from_client(pieces, move |mut stream| {
+            Box::pin(async move {
+                let mut reader = FrameReader::default();
+                let in_flight = Cell::new(0);
+                let mut frames = Vec::new();
+                for _ in 0..5 {
+                    let frame = reader.next(&mut stream, 1 << 20, &in_flight).await;
+                    frames.push(frame.ok().flatten().expect("a frame").to_vec());
+                }
+                frames
+            })
+        });
+        assert!(frames == bodies, "frames differ");
+    }
+
+    #[test]
+    fn a_big_announced_frame_pins_only_what_arrived() {
+        let announced: u32 = 100_000_000;
+        let mut piece = announced.to_be_bytes().to_vec();
+        piece.extend_from_slice(&[7; 10]);
+        let (error, capacity) = read_from_client(vec![piece], |mut stream| {
+            Box::pin(async move {
+                stream
+                    .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+                    .expect("timeout");
+                let mut reader = FrameReader::default();
+                let result = reader.next(&mut stream, 1 << 30, &Cell::new(0)).await;
+                (
+                    result.err().map(|e| e.to_string()),
+                    reader.buffer.capacity(),
+                )
+            })
+        });
+        assert_eq!(error.as_deref(), Some("idle for connections.max.idle.ms"));
+        assert!(capacity < 1024, "{capacity} bytes held for 14 received");
     }
 
     #[test]

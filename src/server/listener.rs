@@ -1,15 +1,19 @@
 //! The listener every shard runs: bind the shared port (SO_REUSEPORT, so the
 //! kernel spreads connections over the shards), and in shard-aware mode the
-//! shard's own port too (`metadata::brokers`); accept until told to stop, and
-//! serve each connection on this shard.
+//! shard's own port too (`metadata::brokers`); accept until told to stop,
+//! within the connection limits (`limits`), and serve each connection on
+//! this shard.
 
 use std::net::ToSocketAddrs;
 use std::os::fd::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::sync::Arc;
 
 use futures_util::future::{select, Either, FutureExt, Shared};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::connection::{self, Port};
+use super::limits::{AcceptBackoff, BrokerConnections, ShardConnections};
 use crate::shard::{Shard, ShardStart};
 
 /// Accept backlog per shard, as Kafka's default `net.core.somaxconn`-bounded listen.
@@ -38,7 +42,7 @@ fn bind(address: &str, port: Port) -> std::io::Result<glommio::net::TcpListener>
     Ok(unsafe { glommio::net::TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
-pub async fn run(start: ShardStart) {
+pub async fn run(start: ShardStart, connections: Arc<BrokerConnections>) {
     let ShardStart { shard, stop, ready } = start;
     let mut addresses = vec![(shard.config.listen.clone(), Port::Shared)];
     if shard.config.listener_shard_aware {
@@ -58,31 +62,77 @@ pub async fn run(start: ShardStart) {
         }
     }
     let _ = ready.send(Ok(shard.id));
+    let limits = Rc::new(ShardConnections::new(
+        shard.id,
+        shard.config.shards,
+        &shard.config.connections,
+        connections,
+    ));
     let stop = stop.shared();
-    let accepting = listeners
-        .into_iter()
-        .map(|(listener, port)| accept(shard.clone(), listener, port, stop.clone()));
+    let accepting = listeners.into_iter().map(|(listener, port)| {
+        accept(shard.clone(), limits.clone(), listener, port, stop.clone())
+    });
     futures_util::future::join_all(accepting).await;
 }
 
 /// Accepts on `listener` until `stop` resolves. One loop per listener, so an
 /// accept in progress is never dropped for another listener's connection.
+/// A failed accept pauses the loop (`AcceptBackoff`); at `max.connections`
+/// the accepted connection waits for a slot and the loop with it, so further
+/// clients wait in the kernel's backlog, as Kafka's acceptor blocks.
 async fn accept(
-    shard: std::rc::Rc<Shard>,
+    shard: Rc<Shard>,
+    limits: Rc<ShardConnections>,
     listener: glommio::net::TcpListener,
     port: Port,
     mut stop: Shared<futures_channel::oneshot::Receiver<()>>,
 ) {
+    let mut backoff = AcceptBackoff::default();
     loop {
-        match select(Box::pin(listener.accept()), &mut stop).await {
+        let stream = match select(Box::pin(listener.accept()), &mut stop).await {
             Either::Left((Ok(stream), _)) => {
-                let shard = shard.clone();
-                glommio::spawn_local(connection::serve(shard, stream, port)).detach();
+                backoff.succeeded(shard.id);
+                stream
             }
             Either::Left((Err(error), _)) => {
-                log::warn!("shard {}: accept failed: {error}", shard.id);
+                let pause = backoff.failed(shard.id, &error);
+                let sleeping = Box::pin(glommio::timer::sleep(pause));
+                if let Either::Right(_) = select(sleeping, &mut stop).await {
+                    break;
+                }
+                continue;
             }
             Either::Right(_) => break,
+        };
+        let peer = stream.peer_addr().ok();
+        let Some(mut permit) = limits.broker.admit(peer.map(|peer| peer.ip())) else {
+            if limits.close_log.allow() {
+                log::info!(
+                    "shard {}: closing connection from {peer:?}: its address has max.connections.per.ip connections",
+                    shard.id
+                );
+            }
+            continue;
+        };
+        if !limits.broker.has_room() && limits.close_log.allow() {
+            log::info!(
+                "shard {}: max.connections reached: accepting again when one closes",
+                shard.id
+            );
         }
+        if !permit.count((&mut stop).map(|_| ())).await {
+            break;
+        }
+        glommio::spawn_local(connection::serve(
+            shard.clone(),
+            limits.clone(),
+            stream,
+            port,
+            permit,
+        ))
+        .detach();
+        // A backlog full of connections is accepted without waiting: give
+        // the connections (and everything else on the shard) their turn.
+        glommio::yield_if_needed().await;
     }
 }

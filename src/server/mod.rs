@@ -2,10 +2,12 @@
 //! per-connection request loop, and one handler per Kafka API.
 //!
 //! Invariant: the server speaks the protocol and routes work to owner shards;
-//! it never opens a segment file or touches a `PartitionLog` directly.
+//! it never opens a segment file or touches a `PartitionLog` directly
+//! (`tests/architecture.rs` fails on any path through `log::segment` here).
 
 pub mod connection;
 pub mod handlers;
+pub mod limits;
 pub mod listener;
 pub mod preflight;
 
@@ -72,9 +74,11 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
 
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
         .context("cannot install signal handlers")?;
+    let connections = Arc::new(limits::BrokerConnections::new(&config.connections)?);
     let config = Arc::new(config);
+    let serve = move |start| listener::run(start, connections.clone());
     let shards =
-        crate::shard::spawn_all(config.clone(), view, listener::run).map_err(anyhow::Error::msg)?;
+        crate::shard::spawn_all(config.clone(), view, serve).map_err(anyhow::Error::msg)?;
     println!("shoal ready on {}", config.listen);
     let _ = std::io::stdout().flush();
     if let Some(signal) = signals.forever().next() {

@@ -7,13 +7,16 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures_channel::oneshot;
 
-use crate::config::ConfigOp;
 use crate::group::{
     CommitRequest, ConsumerHeartbeatRequest, ConsumerHeartbeatResponse, DescribedConsumerGroup,
     DescribedGroup, GroupState, HeartbeatRequest, JoinRequest, JoinResponse, LeaveResponse,
     LeavingMember, ListedGroup, PartitionOffset, SyncRequest, SyncResponse,
 };
 use crate::log::{AppendResult, AppendWait};
+// The controller's requests and errors are the pure controller's types.
+pub use crate::metadata::controller::{
+    ConfigChange, KafkaError, NewTopic, PartitionGrowth, TopicConfigChange, TopicRef,
+};
 use crate::metadata::{ClusterView, TopicMeta};
 
 /// A partition of a topic, named the way shards address it.
@@ -34,32 +37,6 @@ impl TopicPartition {
     /// The partition's directory name under the data directory, as Kafka names it.
     pub fn dir_name(&self) -> String {
         format!("{}-{}", self.topic, self.partition)
-    }
-}
-
-/// A Kafka error code with the message to send back with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KafkaError {
-    pub code: i16,
-    pub message: Option<String>,
-}
-
-impl KafkaError {
-    pub fn new(error: kafka_protocol::error::ResponseError) -> KafkaError {
-        KafkaError {
-            code: error.code(),
-            message: None,
-        }
-    }
-
-    pub fn with_message(
-        error: kafka_protocol::error::ResponseError,
-        message: String,
-    ) -> KafkaError {
-        KafkaError {
-            code: error.code(),
-            message: Some(message),
-        }
     }
 }
 
@@ -89,56 +66,6 @@ pub struct FetchOutcome {
     pub leader_epoch: i32,
     /// Whole batches, shared with the owner's tail cache (zero copy).
     pub records: Vec<Bytes>,
-}
-
-/// A topic to create, as the controller receives it.
-#[derive(Debug, Clone)]
-pub struct NewTopic {
-    pub name: String,
-    /// -1: the broker's `num.partitions`.
-    pub partitions: i32,
-    /// -1: the broker's `default.replication.factor`.
-    pub replication_factor: i16,
-    pub configs: Vec<(String, String)>,
-    /// The owner shard of each partition, when the client assigned the
-    /// replicas to shards' brokers (shard-aware mode); None: the placement rule.
-    pub placement: Option<Vec<u32>>,
-    pub validate_only: bool,
-}
-
-/// A change to one topic's config overrides, as the controller receives it.
-#[derive(Debug, Clone)]
-pub struct TopicConfigChange {
-    pub topic: String,
-    pub change: ConfigChange,
-    pub validate_only: bool,
-}
-
-#[derive(Debug, Clone)]
-pub enum ConfigChange {
-    /// IncrementalAlterConfigs: these operations, in order.
-    Incremental(Vec<(String, ConfigOp)>),
-    /// AlterConfigs: this whole override set replaces the old one.
-    Replace(Vec<(String, String)>),
-}
-
-/// A topic to grow (CreatePartitions), as the controller receives it.
-#[derive(Debug, Clone)]
-pub struct PartitionGrowth {
-    pub topic: String,
-    /// The partition count wanted, the existing partitions included.
-    pub count: i32,
-    /// The replicas (broker ids) of each new partition, when the client
-    /// chose them.
-    pub assignments: Option<Vec<Vec<i32>>>,
-    pub validate_only: bool,
-}
-
-/// A topic to delete, by name or by id.
-#[derive(Debug, Clone)]
-pub enum TopicRef {
-    Name(String),
-    Id(uuid::Uuid),
 }
 
 #[derive(Debug)]

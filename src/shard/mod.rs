@@ -5,12 +5,17 @@
 //! else runs inside exactly one shard and reaches other shards only through
 //! the messages in `messages.rs`. A partition's state is reachable only on its
 //! owner shard (`owned.rs`); shared read-mostly state (the metadata view) is an
-//! immutable snapshot per shard, replaced by a broadcast.
+//! immutable snapshot per shard, replaced by a broadcast: each shard copies
+//! it into its own `ShardView` (`view.rs`). The metadata controller runs on
+//! `CONTROLLER_SHARD` (`controller.rs`, driving the pure
+//! `metadata::controller`), as `groups.rs` drives the pure `group`.
 
+pub mod controller;
 pub mod groups;
 pub mod messages;
 pub mod owned;
 pub mod stall;
+pub mod view;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -27,11 +32,16 @@ use kafka_protocol::error::ResponseError;
 use crate::config::BrokerConfig;
 use crate::group::OFFSETS_TOPIC;
 use crate::log::{CleanerBudget, ShardLoad};
-use crate::metadata::controller::Controller;
 use crate::metadata::ClusterView;
+use controller::Controller;
 use groups::GroupHost;
 use messages::{Envelope, KafkaError, ShardReply, ShardRequest};
 use owned::OwnedPartitions;
+use view::ShardView;
+
+/// The shard that runs the metadata controller (`controller.rs`); the one
+/// definition, which handlers address admin requests to.
+pub use crate::metadata::controller::CONTROLLER_SHARD;
 
 /// Locked memory each shard's executor registers with io_uring. glommio's
 /// default is 10 MiB, larger than the 8 MiB `ulimit -l` common on servers and
@@ -92,7 +102,8 @@ pub fn shard_cores(count: usize) -> Option<Vec<usize>> {
 pub struct Shard {
     pub id: usize,
     pub config: Arc<BrokerConfig>,
-    view: RefCell<Arc<ClusterView>>,
+    /// This shard's own copy of the cluster view (`view.rs`).
+    view: RefCell<Rc<ShardView>>,
     inboxes: Vec<mpsc::UnboundedSender<Envelope>>,
     pub partitions: OwnedPartitions,
     /// The consumer groups whose `__consumer_offsets` partition this shard owns.
@@ -136,8 +147,9 @@ impl Shard {
         self.inboxes.len()
     }
 
-    /// The current metadata snapshot.
-    pub fn view(&self) -> Arc<ClusterView> {
+    /// The current metadata snapshot: this shard's own copy, so taking it
+    /// writes only this shard's memory.
+    pub fn view(&self) -> Rc<ShardView> {
         self.view.borrow().clone()
     }
 
@@ -240,9 +252,10 @@ impl Shard {
                     ShardReply::Group(self.groups.call(&self.partitions, &self.view(), call).await)
                 }
             },
-            ShardRequest::InstallView(view) => {
+            ShardRequest::InstallView(shared) => {
+                let view = Rc::new(ShardView::new(&shared, &self.config));
                 let old = self.view.replace(view.clone());
-                self.partitions.reconfigure(&self.config, &old, &view);
+                self.partitions.reconfigure(&old, &view);
                 ShardReply::Done
             }
             ShardRequest::Shutdown => {
@@ -436,9 +449,9 @@ async fn run_shard<S, F>(
         id,
         partitions: OwnedPartitions::new(config.data_dir.clone()),
         groups: GroupHost::new(config.group.clone(), id),
-        controller: (id == 0).then(Controller::new),
+        controller: (id == CONTROLLER_SHARD).then(Controller::new),
         config: config.clone(),
-        view: RefCell::new(view.clone()),
+        view: RefCell::new(Rc::new(ShardView::new(&view, &config))),
         inboxes,
         stop: RefCell::new(Some(stop_tx)),
         in_flight_requests: Cell::new(0),

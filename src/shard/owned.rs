@@ -15,9 +15,10 @@ use futures_util::future::{select, select_all};
 use kafka_protocol::error::ResponseError;
 
 use super::messages::{FetchOutcome, FetchPart, KafkaError, ProducePart, TopicPartition};
+use super::view::ShardView;
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::log::{AppendResult, CleanerBudget, LogError, PartitionLog, ShardLoad};
-use crate::metadata::{ClusterView, TopicMeta};
+use crate::metadata::TopicMeta;
 
 /// ListOffsets special timestamps (KIP-79, KIP-734, KIP-405).
 pub const LATEST_TIMESTAMP: i64 = -1;
@@ -235,7 +236,7 @@ impl OwnedPartitions {
     /// `old` and `new` to the logs of it this shard owns. Produce-side
     /// settings (`max.message.bytes`, timestamps) need nothing: the produce
     /// path reads them from the view per request.
-    pub fn reconfigure(&self, broker: &BrokerConfig, old: &ClusterView, new: &ClusterView) {
+    pub fn reconfigure(&self, old: &ShardView, new: &ShardView) {
         for (partition, log) in self.logs.borrow().iter() {
             let Some(topic) = new.topic(&partition.topic) else {
                 continue;
@@ -243,8 +244,8 @@ impl OwnedPartitions {
             let changed = old
                 .topic(&partition.topic)
                 .is_some_and(|before| before.id == topic.id && before.configs != topic.configs);
-            if changed {
-                log.reconfigure(TopicConfig::resolve(broker, &topic.configs).log);
+            if let Some(config) = new.topic_config(&partition.topic).filter(|_| changed) {
+                log.reconfigure(config.log.clone());
             }
         }
     }

@@ -1,6 +1,7 @@
 """The reference broker: tests/kafka/kafka-server starts Apache Kafka from the
 jars that tests/kafka/setup brought from Maven Central, serves a record to a
-real client, and stops on SIGTERM with nothing left behind. It is what
+real client, keeps it across a restart on the same data dir, and stops on
+SIGTERM with nothing left behind. It is what
 SHOAL_TEST_SERVE_CMD runs to hold this suite against Kafka itself, so a broken
 setup shows here rather than as a hundred failures of that run.
 """
@@ -55,33 +56,71 @@ def cmdline(pid):
         return f.read().split(b"\0")
 
 
-def test_reference_broker_serves_a_record_and_stops_on_sigterm(topic):
-    assert os.path.isdir(JARS), f"no {JARS}: run tests/kafka/setup (tests/run does)"
-    root = make_temp_dir("shoal-kafka-")
-    log_path = os.path.join(root, "kafka.log")
-    port = free_port()
-    bootstrap = f"{HOST}:{port}"
-    command = [SERVER, str(port), os.path.join(root, "data")]
-    if SETPRIV:
-        command = [SETPRIV, "--pdeathsig", "KILL", "--", *command]
-    proc = None
-    try:
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
+class ReferenceBroker:
+    """One run of tests/kafka/kafka-server on `port` and `data_dir`."""
+
+    def __init__(self, root, port, data_dir, run):
+        self.log_path = os.path.join(root, f"kafka-{run}.log")
+        command = [SERVER, str(port), data_dir]
+        if SETPRIV:
+            command = [SETPRIV, "--pdeathsig", "KILL", "--", *command]
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
             )
-        _LIVE_PROCESSES.add(proc)
+        _LIVE_PROCESSES.add(self.proc)
 
         def up():
-            assert proc.poll() is None, (
-                f"kafka-server exited with {proc.returncode}:\n{tail(log_path)}"
+            assert self.proc.poll() is None, (
+                f"kafka-server exited with {self.proc.returncode}:\n{tail(self.log_path)}"
             )
             return accepts_connections(port)
 
-        wait_until(up, EXTERNAL_READY_TIMEOUT_S, f"Apache Kafka on {bootstrap}")
+        wait_until(up, EXTERNAL_READY_TIMEOUT_S, f"Apache Kafka on {HOST}:{port}")
         # The script execs java: the pid a test signals is the broker's JVM.
-        assert b"kafka.Kafka" in cmdline(proc.pid)
+        assert b"kafka.Kafka" in cmdline(self.proc.pid)
 
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=STOP_TIMEOUT_S)
+        _LIVE_PROCESSES.discard(self.proc)
+        assert code in EXTERNAL_STOP_CODES, f"exit {code} after SIGTERM:\n{tail(self.log_path)}"
+        # The logging backend is in place: Kafka said it started.
+        assert "Kafka Server started" in read_text(self.log_path)
+
+    def close(self):
+        _kill(self.proc)
+
+
+def read_back(bootstrap, topic):
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": topic, "enable.auto.commit": False})
+    try:
+        consumer.assign([TopicPartition(topic, 0, 0)])
+
+        def record():
+            msg = consumer.poll(1.0)
+            if msg is None:
+                return None
+            assert msg.error() is None, msg.error()
+            return msg
+
+        msg = wait_until(record, CLIENT_TIMEOUT_S, "the record back")
+    finally:
+        consumer.close()
+    return msg.key(), msg.value(), msg.headers(), msg.offset()
+
+
+def test_reference_broker_serves_a_record_across_a_restart(topic):
+    """Started, a record in and out, SIGTERM, started again on the same data
+    dir (as the suite's restart tests do) and the record is still there."""
+    assert os.path.isdir(JARS), f"no {JARS}: run tests/kafka/setup (tests/run does)"
+    root = make_temp_dir("shoal-kafka-")
+    data_dir = os.path.join(root, "data")
+    port = free_port()
+    bootstrap = f"{HOST}:{port}"
+    runs = []
+    try:
+        runs.append(ReferenceBroker(root, port, data_dir, 1))
         admin = AdminClient({"bootstrap.servers": bootstrap})
         admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(CLIENT_TIMEOUT_S)
 
@@ -96,37 +135,18 @@ def test_reference_broker_serves_a_record_and_stops_on_sigterm(topic):
         )
         assert producer.flush(CLIENT_TIMEOUT_S) == 0
         assert delivered == [(None, 0)]
+        # Gone before the broker stops, so that they do not keep reconnecting.
+        del producer, admin
+        expected = (b"k", b"reference", [("h", b"1")], 0)
+        assert read_back(bootstrap, topic) == expected
+        runs[-1].stop()
 
-        consumer = Consumer(
-            {"bootstrap.servers": bootstrap, "group.id": topic, "enable.auto.commit": False}
-        )
-        try:
-            consumer.assign([TopicPartition(topic, 0, 0)])
-
-            def record():
-                msg = consumer.poll(1.0)
-                if msg is None:
-                    return None
-                assert msg.error() is None, msg.error()
-                return msg
-
-            msg = wait_until(record, CLIENT_TIMEOUT_S, "the record back")
-        finally:
-            consumer.close()
-        assert (msg.key(), msg.value(), msg.headers(), msg.offset()) == (
-            b"k",
-            b"reference",
-            [("h", b"1")],
-            0,
-        )
-
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=STOP_TIMEOUT_S)
-        assert code in EXTERNAL_STOP_CODES, f"exit {code} after SIGTERM:\n{tail(log_path)}"
-        assert "Kafka Server started" in read_text(log_path)
+        runs.append(ReferenceBroker(root, port, data_dir, 2))
+        assert read_back(bootstrap, topic) == expected
+        runs[-1].stop()
     finally:
-        if proc is not None:
-            _kill(proc)
+        for run in runs:
+            run.close()
         remove_temp_dir(root)
 
 

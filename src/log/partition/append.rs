@@ -38,6 +38,8 @@ impl PartitionLog {
         wait: AppendWait,
         log_append_time_ms: Option<i64>,
     ) -> Result<AppendResult, LogError> {
+        self.wait_for_room(batches.len()).await?;
+        // No `.await` from the admission to the queue: nothing overtakes.
         let (result, given_up) = self.enqueue(batches, log_append_time_ms)?;
         self.start_writer();
         let last_offset = result.last_offset;
@@ -53,6 +55,21 @@ impl PartitionLog {
             }
         }
         Ok(result)
+    }
+
+    /// Waits until `len` more bytes may be queued for the writer, in the
+    /// order appends asked (`admission`); at once when there is room and
+    /// nobody waits.
+    async fn wait_for_room(&self, len: usize) -> Result<(), LogError> {
+        if self.writer.admission.admits_now(len) {
+            return Ok(());
+        }
+        let turn = Turn {
+            log: self,
+            ticket: self.writer.admission.take_ticket(),
+        };
+        self.wait_until(|log| log.writer.admission.turn_of(turn.ticket, len))
+            .await
     }
 
     /// `wait_until` for one append: fails once the writer has given its
@@ -150,6 +167,7 @@ impl PartitionLog {
         segment.queued_bytes.set(position);
         segment.next_offset.set(next_offset);
         let given_up = Rc::new(Cell::new(false));
+        self.writer.admission.queued(bytes.len());
         self.writer.pending.borrow_mut().push_back(Pending::Write {
             segment,
             position: start_position,
@@ -193,5 +211,20 @@ impl PartitionLog {
             .borrow_mut()
             .push_back(Pending::Seal(active));
         segment
+    }
+}
+
+/// A place in the line of appends waiting for room. Dropped when the
+/// append is admitted or stops waiting (its log failed or closed, or its
+/// request went away): it leaves the line, and the next one is woken.
+struct Turn<'a> {
+    log: &'a PartitionLog,
+    ticket: u64,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.log.writer.admission.leave(self.ticket);
+        self.log.marks.progress.notify();
     }
 }

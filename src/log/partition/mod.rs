@@ -21,6 +21,7 @@
 //! concern (`Offsets`, `Writer`, `TailCache`, `CleanerState`); no borrow is
 //! held across an `.await`.
 
+mod admission;
 mod append;
 mod cleaning;
 mod offsets;

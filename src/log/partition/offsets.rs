@@ -62,37 +62,24 @@ impl Offsets {
 
     /// The writer wrote everything below `offset`.
     pub(super) fn wrote_to(&self, offset: i64) {
-        let written = self.written.get();
-        assert!(
-            written <= offset && offset <= self.log_end.get(),
-            "written offset {written} -> {offset} past log end {}",
-            self.log_end.get()
-        );
-        self.written.set(offset);
+        raise(&self.written, offset, self.log_end.get(), "written offset");
     }
 
     /// Every segment below `offset` is sealed and synced; nothing past
     /// what is written.
     pub(super) fn sealed_to(&self, offset: i64) {
-        let sealed = self.sealed.get();
-        assert!(
-            sealed <= offset && offset <= self.written.get(),
-            "sealed offset {sealed} -> {offset} past written {}",
-            self.written.get()
-        );
-        self.sealed.set(offset);
+        raise(&self.sealed, offset, self.written.get(), "sealed offset");
     }
 
     /// The log starts at `offset` now (retention, DeleteRecords): never
     /// back, never past the end.
     pub(super) fn start_at(&self, offset: i64) {
-        let start = self.log_start.get();
-        assert!(
-            start <= offset && offset <= self.log_end.get(),
-            "log start {start} -> {offset} past log end {}",
-            self.log_end.get()
+        raise(
+            &self.log_start,
+            offset,
+            self.log_end.get(),
+            "log start offset",
         );
-        self.log_start.set(offset);
     }
 
     /// After a failed write: the log ends at the written offset again, and
@@ -105,6 +92,16 @@ impl Offsets {
         self.sealed.set(self.sealed.get().min(active_base));
         to
     }
+}
+
+/// Moves `offset_cell` up to `offset`: never back, never past `bound`.
+fn raise(offset_cell: &Cell<i64>, offset: i64, bound: i64, name: &str) {
+    let from = offset_cell.get();
+    assert!(
+        from <= offset && offset <= bound,
+        "{name} {from} -> {offset}: it only grows, up to {bound}"
+    );
+    offset_cell.set(offset);
 }
 
 #[cfg(test)]
@@ -133,7 +130,7 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "past log end")]
+    #[should_panic(expected = "written offset 10 -> 11: it only grows, up to 10")]
     fn a_write_past_the_log_end_is_caught() {
         Offsets::recovered(0, 10, 0).wrote_to(11);
     }

@@ -19,6 +19,7 @@ use bytes::Bytes;
 
 use super::super::segment::{IndexMark, Segment};
 use super::super::{FlushPolicy, LogError};
+use super::admission::Admission;
 use super::PartitionLog;
 use crate::protocol::batch::{framed_size, BatchHeader};
 
@@ -38,7 +39,7 @@ enum WriteFailure {
 
 /// Most bytes the writer puts in one group (one `write_at`): bounds the
 /// buffer it builds while still coalescing thousands of small produces.
-const GROUP_BYTES_MAX: usize = 16 << 20;
+pub(super) const GROUP_BYTES_MAX: usize = 16 << 20;
 
 /// Work for the writer, in append order.
 pub(super) enum Pending {
@@ -116,6 +117,8 @@ pub(super) struct Writer {
     pub(super) last_write_error: RefCell<String>,
     /// Set from a write that failed until one succeeds.
     pub(super) failing: Cell<bool>,
+    /// Bounds the bytes in `pending`; appends wait their turn past it.
+    pub(super) admission: Admission,
 }
 
 impl Writer {
@@ -127,6 +130,7 @@ impl Writer {
             last_sync: Cell::new(Instant::now()),
             last_write_error: RefCell::new(String::new()),
             failing: Cell::new(false),
+            admission: Admission::default(),
         }
     }
 }
@@ -185,6 +189,7 @@ impl PartitionLog {
             );
             *self.failure.borrow_mut() = Some(fatal.to_string());
             self.writer.pending.borrow_mut().clear();
+            self.writer.admission.emptied();
             // Long polls are released; appends and reads report the failure.
             self.marks.closed.set(true);
             break;
@@ -205,6 +210,7 @@ impl PartitionLog {
         let to = self.offsets.written();
         let mut items = group;
         items.extend(self.writer.pending.borrow_mut().drain(..));
+        self.writer.admission.emptied();
         // Per segment: where its first given-up bytes start, and its
         // indexes before them. Seals are dropped: the segment each names is
         // either removed below or becomes the active one again.
@@ -276,6 +282,7 @@ impl PartitionLog {
                 break;
             }
             group_bytes += len;
+            self.writer.admission.taken(len);
             group.extend(pending.pop_front());
         }
         (group, group_bytes)
@@ -341,6 +348,17 @@ impl PartitionLog {
         }
         Self::write_run(run.take()).await?;
         self.offsets.wrote_to(next_offset);
+        self.flush_group(last_segment).await?;
+        self.raise_high_watermark(next_offset);
+        Ok(())
+    }
+
+    /// After a group is written: fdatasync as the flush policy asks
+    /// (`last_segment` is the one the group's last bytes went to).
+    async fn flush_group(
+        self: &Rc<Self>,
+        last_segment: Option<Rc<Segment>>,
+    ) -> Result<(), WriteFailure> {
         let flush_policy = self.config.borrow().flush_policy;
         match flush_policy {
             FlushPolicy::Sync => {
@@ -348,7 +366,7 @@ impl PartitionLog {
                 // (on a write-through segment the write was the sync).
                 self.marks.progress.notify();
                 if let Some(segment) = last_segment {
-                    segment.sync().await.map_err(Fatal)?;
+                    segment.sync().await.map_err(WriteFailure::Fatal)?;
                 }
                 self.writer.last_sync.set(Instant::now());
             }
@@ -356,7 +374,7 @@ impl PartitionLog {
                 let due = Duration::from_millis(flush_ms);
                 let elapsed = self.writer.last_sync.get().elapsed();
                 if elapsed >= due {
-                    self.active().sync().await.map_err(Fatal)?;
+                    self.active().sync().await.map_err(WriteFailure::Fatal)?;
                     self.writer.last_sync.set(Instant::now());
                 } else {
                     self.schedule_flush(due - elapsed);
@@ -364,7 +382,6 @@ impl PartitionLog {
             }
             FlushPolicy::None => {}
         }
-        self.raise_high_watermark(next_offset);
         Ok(())
     }
 

@@ -534,3 +534,35 @@ proptest::proptest! {
         });
     }
 }
+
+#[test]
+fn appends_past_the_queue_bound_wait_their_turn_and_keep_their_order() {
+    use super::admission::QUEUED_BYTES_MAX;
+    with_dir(|dir| async move {
+        let config = LogConfig {
+            tail_cache_bytes: 0,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open(dir, config).await.unwrap();
+        let batch = sample_batch(2000, Compression::None);
+        let records = i64::from(BatchHeader::view(&batch).unwrap().last_offset_delta.get()) + 1;
+        // Twice the bound, all asking before the writer runs: without the
+        // admission, the queue would pass the bound (`Admission::queued`
+        // asserts it does not).
+        let count = 2 * QUEUED_BYTES_MAX / batch.len() + 2;
+        let appends: Vec<_> = (0..count)
+            .map(|_| {
+                let log = log.clone();
+                let bytes = BytesMut::from(&batch[..]);
+                glommio::spawn_local(
+                    async move { log.append(bytes, AppendWait::Nothing, None).await },
+                )
+            })
+            .collect();
+        for (n, append) in appends.into_iter().enumerate() {
+            let result = append.await.unwrap();
+            assert_eq!(result.base_offset, n as i64 * records, "out of order");
+        }
+        log.close().await.unwrap();
+    });
+}

@@ -23,8 +23,7 @@ use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{
     ConfigChange, KafkaError, ShardReply, ShardRequest, TopicConfigChange,
 };
-
-pub(super) const CONTROLLER_SHARD: usize = 0;
+use crate::shard::CONTROLLER_SHARD;
 
 /// One resource of an alter request, as the shared checks see it.
 pub(super) struct Resource<'a> {

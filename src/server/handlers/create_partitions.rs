@@ -8,10 +8,10 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, RequestHeader};
 
-use super::alter_configs::CONTROLLER_SHARD;
 use super::str_bytes;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{KafkaError, PartitionGrowth, ShardReply, ShardRequest};
+use crate::shard::CONTROLLER_SHARD;
 
 pub async fn handle(
     context: &ConnectionContext,

@@ -13,8 +13,7 @@ use super::str_bytes;
 use crate::metadata::brokers::LocalBroker;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{KafkaError, NewTopic, ShardReply, ShardRequest};
-
-const CONTROLLER_SHARD: usize = 0;
+use crate::shard::CONTROLLER_SHARD;
 
 pub async fn handle(
     context: &ConnectionContext,

@@ -8,8 +8,7 @@ use kafka_protocol::messages::{
 use super::str_bytes;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{ShardReply, ShardRequest, TopicRef};
-
-const CONTROLLER_SHARD: usize = 0;
+use crate::shard::CONTROLLER_SHARD;
 
 pub async fn handle(
     context: &ConnectionContext,

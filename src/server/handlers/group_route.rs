@@ -7,8 +7,7 @@ use kafka_protocol::error::ResponseError;
 use crate::group::{offsets_partition, GroupState, ListedGroup, OFFSETS_TOPIC};
 use crate::server::connection::{ConnectionContext, Port};
 use crate::shard::messages::{GroupAnswer, GroupCall, NewTopic, ShardReply, ShardRequest};
-
-const CONTROLLER_SHARD: usize = 0;
+use crate::shard::CONTROLLER_SHARD;
 
 /// Creates `__consumer_offsets` unless it exists. Errors are Kafka's
 /// COORDINATOR_NOT_AVAILABLE, which clients retry.

@@ -19,9 +19,8 @@ use crate::group::OFFSETS_TOPIC;
 use crate::metadata::{validate_topic_name, ClusterView, TopicMeta};
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{NewTopic, ShardReply, ShardRequest};
+use crate::shard::CONTROLLER_SHARD;
 
-/// The controller's shard.
-const CONTROLLER_SHARD: usize = 0;
 /// Without ACLs every client may do everything Kafka defines for a topic:
 /// READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS,
 /// ALTER_CONFIGS (bit n is AclOperation code n).

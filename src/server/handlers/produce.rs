@@ -170,10 +170,10 @@ pub async fn handle(
         } else {
             view.topic(topic.name.0.as_str())
         };
-        let config = meta.map(|meta| TopicConfig::resolve(&context.shard.config, &meta.configs));
+        let config = meta.and_then(|meta| view.topic_config(&meta.name));
         let mut topic_slots = Vec::with_capacity(topic.partition_data.len());
         for (partition_index, partition) in topic.partition_data.iter().enumerate() {
-            let (Some(meta), Some(config)) = (meta, config.as_ref()) else {
+            let (Some(meta), Some(config)) = (meta, config) else {
                 let error = if version >= TOPIC_IDS_VERSION {
                     ResponseError::UnknownTopicId
                 } else {

@@ -22,7 +22,7 @@
 //!
 //! Persistence: the membership of consumer groups (members, epochs, target
 //! and current assignments) is written to `__consumer_offsets` as Kafka's
-//! ConsumerGroup* records by `consumer_records.rs`, so members keep their
+//! ConsumerGroup* records by `records.rs`, so members keep their
 //! ids, epochs and partitions across a coordinator restart.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -30,10 +30,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
-use super::assignor::{self, Assignment, AssignorMember};
-use super::classic::{Group, CONSUMER_PROTOCOL_TYPE};
-use super::coordinator::GroupCoordinator;
-use super::types::*;
+pub(in crate::group) mod assignor;
+pub(in crate::group) mod records;
+#[cfg(test)]
+mod tests;
+
+use crate::group::classic::{Group, CONSUMER_PROTOCOL_TYPE};
+use crate::group::coordinator::GroupCoordinator;
+use crate::group::types::*;
+use assignor::{Assignment, AssignorMember};
 
 /// From this ConsumerGroupHeartbeat version the member makes up its own id.
 const HEARTBEAT_VERSION_CLIENT_MEMBER_ID: i16 = 1;
@@ -45,7 +50,7 @@ const UNCHANGED_REBALANCE_TIMEOUT_MS: i32 = -1;
 
 /// Where a member stands on its way to its target assignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum MemberState {
+pub(in crate::group) enum MemberState {
     /// Holds its target (or all of it that is free), at the target epoch.
     Stable,
     /// Must give up `pending_revocation` before it moves on.
@@ -55,7 +60,7 @@ pub(super) enum MemberState {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct ConsumerMember {
+pub(in crate::group) struct ConsumerMember {
     pub member_id: String,
     pub instance_id: Option<String>,
     pub rack_id: Option<String>,
@@ -112,7 +117,10 @@ impl ConsumerMember {
 
     /// Gives every partition the member holds its assignment epoch: the
     /// one it had in `earlier` if it was held then, else the member epoch.
-    pub(super) fn carry_assignment_epochs(&mut self, earlier: &BTreeMap<(Uuid, i32), i32>) {
+    pub(in crate::group) fn carry_assignment_epochs(
+        &mut self,
+        earlier: &BTreeMap<(Uuid, i32), i32>,
+    ) {
         let epoch = self.member_epoch;
         self.assignment_epochs = [&self.assigned, &self.pending_revocation]
             .into_iter()
@@ -147,7 +155,7 @@ impl ConsumerMember {
 /// The KIP-848 side of a group: present while the group is a consumer
 /// group.
 #[derive(Debug, Clone, Default)]
-pub(super) struct ConsumerGroup {
+pub(in crate::group) struct ConsumerGroup {
     pub group_epoch: i32,
     /// The epoch of `target`.
     pub assignment_epoch: i32,
@@ -204,7 +212,7 @@ impl ConsumerGroup {
     }
 
     /// The assignor most members ask for, else the broker's default.
-    pub(super) fn preferred_assignor(&self, default: &str) -> String {
+    pub(in crate::group) fn preferred_assignor(&self, default: &str) -> String {
         let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
         for member in self.members.values() {
             if let Some(name) = &member.server_assignor {
@@ -482,7 +490,7 @@ impl GroupCoordinator {
 
     /// Removes members of consumer groups whose session expired, or who
     /// held partitions to revoke past their rebalance timeout.
-    pub(super) fn tick_consumer_groups(&mut self, now_ms: i64) {
+    pub(in crate::group) fn tick_consumer_groups(&mut self, now_ms: i64) {
         for group in self.groups.values_mut() {
             let Some(consumer) = group.consumer.as_mut() else {
                 continue;
@@ -526,7 +534,7 @@ impl GroupCoordinator {
     /// one if it has held every partition it commits since that epoch: a
     /// commit sent while a heartbeat bumps the epoch is no zombie. The
     /// commit keeps the member alive.
-    pub(super) fn validate_consumer_commit(
+    pub(in crate::group) fn validate_consumer_commit(
         &mut self,
         now_ms: i64,
         request: &CommitRequest,
@@ -763,7 +771,7 @@ impl GroupCoordinator {
 /// The heartbeat of a joining or known member of `group` (a consumer group).
 fn heartbeat_member(
     group: &mut Group,
-    config: &super::GroupConfig,
+    config: &crate::group::GroupConfig,
     now_ms: i64,
     request: ConsumerHeartbeatRequest,
     topics: TopicLookup<'_>,
@@ -865,7 +873,7 @@ fn heartbeat_member(
 /// member taking over the assignment of its instance's previous member.
 fn find_member(
     consumer: &mut ConsumerGroup,
-    config: &super::GroupConfig,
+    config: &crate::group::GroupConfig,
     request: &ConsumerHeartbeatRequest,
 ) -> Result<ConsumerMember, Failure> {
     let joining = request.member_epoch == JOIN_MEMBER_EPOCH;
@@ -978,7 +986,7 @@ fn check_epoch(
 }
 
 /// Sets a consumer group's `state` from its membership.
-pub(super) fn refresh_state(group: &mut Group, now_ms: i64) {
+pub(in crate::group) fn refresh_state(group: &mut Group, now_ms: i64) {
     if let Some(state) = group.consumer.as_ref().map(ConsumerGroup::state) {
         if state != group.state {
             group.transition(state, now_ms);

@@ -11,26 +11,24 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
-/// Partitions by topic id.
-pub(super) type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
+use crate::config::RANGE_ASSIGNOR;
 
-/// `uniform`: Kafka's default server assignor.
-pub const UNIFORM_ASSIGNOR: &str = "uniform";
-/// `range`: co-partitions topics the way the client-side range assignor does.
-pub const RANGE_ASSIGNOR: &str = "range";
+/// Partitions by topic id.
+pub(in crate::group) type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
 
 /// A member as an assignor sees it.
-pub(super) struct AssignorMember<'a> {
+pub(in crate::group) struct AssignorMember<'a> {
     pub member_id: &'a str,
     pub subscribed: &'a BTreeSet<String>,
     /// The member's current target, the starting point for stickiness.
     pub previous: Option<&'a Assignment>,
 }
 
-/// Computes the target assignment with the assignor named `name` (one of
-/// the constants above; anything else is `uniform`). `topics` maps each
-/// subscribed topic that exists to its id and partition count.
-pub(super) fn assign(
+/// Computes the target assignment with the assignor named `name`
+/// (`UNIFORM_ASSIGNOR` or `RANGE_ASSIGNOR`; anything else is `uniform`).
+/// `topics` maps each subscribed topic that exists to its id and partition
+/// count.
+pub(in crate::group) fn assign(
     name: &str,
     members: &[AssignorMember<'_>],
     topics: &BTreeMap<String, (Uuid, i32)>,
@@ -176,6 +174,7 @@ fn give(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::UNIFORM_ASSIGNOR;
 
     fn topics(list: &[(&str, u128, i32)]) -> BTreeMap<String, (Uuid, i32)> {
         list.iter()

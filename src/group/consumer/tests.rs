@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
-use super::*;
+use crate::group::*;
 
 const TOPIC: &str = "events";
 const OTHER: &str = "audit";

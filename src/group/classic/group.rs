@@ -1,21 +1,21 @@
 //! A classic group and its members: the data and the rules that need no
 //! clock (protocol choice, leader succession, static member bookkeeping).
-//! The transitions that involve time and answers live in `coordinator.rs`.
+//! The transitions that involve time and answers live in `mod.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bytes::Bytes;
 use indexmap::IndexMap;
 
-use super::consumer::ConsumerGroup;
-use super::types::{CommittedOffset, GroupState, GroupType, JoinMember, RequestToken};
+use crate::group::consumer::ConsumerGroup;
+use crate::group::types::{CommittedOffset, GroupState, GroupType, JoinMember, RequestToken};
 
 /// The protocol type of Kafka consumers, whose subscriptions the coordinator
 /// can read (for OffsetDelete's GROUP_SUBSCRIBED_TO_TOPIC).
-pub(super) const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
+pub(in crate::group) const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
 
 #[derive(Debug, Clone)]
-pub(super) struct Member {
+pub(in crate::group) struct Member {
     pub member_id: String,
     pub group_instance_id: Option<String>,
     pub client_id: String,
@@ -67,7 +67,7 @@ impl Member {
 
 /// What the join barrier is waiting for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum JoinTimerKind {
+pub(in crate::group) enum JoinTimerKind {
     /// The first rebalance of an empty group: wait `delay_ms` for more
     /// members, and again while members keep arriving, up to `remaining_ms`.
     Initial { delay_ms: i32, remaining_ms: i32 },
@@ -76,13 +76,13 @@ pub(super) enum JoinTimerKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct JoinTimer {
+pub(in crate::group) struct JoinTimer {
     pub deadline_ms: i64,
     pub kind: JoinTimerKind,
 }
 
 #[derive(Debug, Clone)]
-pub(super) struct Group {
+pub(in crate::group) struct Group {
     pub group_id: String,
     /// Its `__consumer_offsets` partition.
     pub partition: i32,
@@ -382,7 +382,7 @@ impl Group {
 /// The topics of a ConsumerProtocolSubscription (every version starts with
 /// `version: int16, topics: [string]`, non-flexible).
 fn subscription_topics(metadata: &[u8]) -> Option<Vec<String>> {
-    let mut reader = super::records::Reader::new(metadata, false);
+    let mut reader = crate::group::records::Reader::new(metadata, false);
     reader.i16().ok()?;
     let count = reader.array_len().ok()?;
     (0..count).map(|_| reader.string().ok()).collect()

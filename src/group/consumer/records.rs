@@ -21,19 +21,19 @@ use bytes::{BufMut, Bytes, BytesMut};
 use uuid::Uuid;
 
 use super::assignor::Assignment;
-use super::classic::CONSUMER_PROTOCOL_TYPE;
-use super::consumer::{ConsumerGroup, ConsumerMember, MemberState};
-use super::coordinator::{drop_if_unused, GroupCoordinator};
-use super::offsets_partition;
-use super::records::{
+use super::{ConsumerGroup, ConsumerMember, MemberState};
+use crate::group::classic::{drop_if_unused, CONSUMER_PROTOCOL_TYPE};
+use crate::group::coordinator::GroupCoordinator;
+use crate::group::offsets_partition;
+use crate::group::records::{
     encode_consumer_key, put_compact_length, put_compact_string, put_no_tagged_fields,
     ConsumerRecordKind, Reader, RecordError,
 };
-use super::types::{GroupState, Record};
+use crate::group::types::{GroupState, Record};
 
 /// ConsumerGroupMemberMetadataValue: who a member is and what it wants.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(super) struct MemberSubscription {
+pub(in crate::group) struct MemberSubscription {
     pub instance_id: Option<String>,
     pub rack_id: Option<String>,
     pub client_id: String,
@@ -45,7 +45,7 @@ pub(super) struct MemberSubscription {
 
 /// ConsumerGroupCurrentMemberAssignmentValue: where a member stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct MemberAssignment {
+pub(in crate::group) struct MemberAssignment {
     pub member_epoch: i32,
     pub previous_member_epoch: i32,
     pub state: MemberState,
@@ -68,14 +68,14 @@ impl Default for MemberAssignment {
 /// A member as its records describe it. Either half may be missing while
 /// a log is replayed (Kafka writes them as separate records).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(super) struct DurableMember {
+pub(in crate::group) struct DurableMember {
     pub subscription: Option<MemberSubscription>,
     pub assignment: Option<MemberAssignment>,
 }
 
 /// What Kafka keeps of a consumer group in `__consumer_offsets`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(super) struct DurableConsumerGroup {
+pub(in crate::group) struct DurableConsumerGroup {
     pub group_epoch: i32,
     /// The subscribed topics that existed: name → (id, partition count).
     pub topics: BTreeMap<String, (Uuid, i32)>,
@@ -232,7 +232,7 @@ impl DurableConsumerGroup {
 
 impl GroupCoordinator {
     /// Replays one KIP-848 record into the durable and the live state.
-    pub(super) fn replay_consumer(
+    pub(in crate::group) fn replay_consumer(
         &mut self,
         now_ms: i64,
         group_id: &str,
@@ -271,7 +271,7 @@ impl GroupCoordinator {
                     drop_if_unused(group, now_ms);
                 }
             }
-            super::consumer::refresh_state(group, now_ms);
+            super::refresh_state(group, now_ms);
         });
         // Replayed state is written state: nothing to append for it.
         self.touched_consumers.remove(group_id);
@@ -280,7 +280,7 @@ impl GroupCoordinator {
 
     /// Appends the records that bring what is written of every touched
     /// consumer group up to its live state. Called by `take_effects`.
-    pub(super) fn persist_consumer_groups(&mut self) {
+    pub(in crate::group) fn persist_consumer_groups(&mut self) {
         for group_id in std::mem::take(&mut self.touched_consumers) {
             let now = self
                 .groups
@@ -308,7 +308,7 @@ impl GroupCoordinator {
     }
 
     /// Forgets what was written of the groups of an unloaded partition.
-    pub(super) fn forget_consumer_groups(&mut self, group_ids: &[String]) {
+    pub(in crate::group) fn forget_consumer_groups(&mut self, group_ids: &[String]) {
         for group_id in group_ids {
             self.durable_consumers.remove(group_id);
             self.touched_consumers.remove(group_id);
@@ -317,7 +317,7 @@ impl GroupCoordinator {
 }
 
 /// The per-group map of what was written, kept by the coordinator.
-pub(super) type DurableConsumerGroups = HashMap<String, DurableConsumerGroup>;
+pub(in crate::group) type DurableConsumerGroups = HashMap<String, DurableConsumerGroup>;
 
 type KeyValue = (Bytes, Option<Bytes>);
 
