@@ -63,8 +63,8 @@ TARGET_W3_RATIO = 2.0
 TARGET_W4_P99_MS = 5.0
 TARGET_W2_LOOPBACK_FRACTION = 0.40
 IDLE_CPU_PERCENT_MAX = 1.0
-# What glommio's stall detector writes; the budget is src/shard/stall.rs's.
-STALL_MARK = "stall-detector"
+# What each shard's stall watchdog writes (src/shard/stall.rs, its budget too).
+STALL_MARK = "reactor stall"
 # What src/shard/stall.rs puts before a report when the shard held the CPU
 # for most of the run (a task did not yield), as opposed to "(preempted)":
 # the OS ran something else on its core.
@@ -265,7 +265,7 @@ class Shoal(Broker):
         return f"shoal ready on {self.bootstrap}" in tail(self.log_path)
 
     def reactor_stalls(self, mark=STALL_MARK):
-        """Stalls glommio's detector logged so far (see src/shard/stall.rs);
+        """Stalls the shards' watchdogs logged so far (see src/shard/stall.rs);
         with `mark=STALL_BUSY_MARK`, those the shard was busy for."""
         try:
             with open(self.log_path, errors="replace") as f:
@@ -723,7 +723,7 @@ def reactor_section(rows, idle):
     the idle CPU, against issue 5's bounds."""
     lines = ["## Reactor stalls and idle CPU (shoal)", "",
              f"A stall is a shard's reactor going more than {STALL_BUDGET_MS} ms without polling "
-             "io_uring, as glommio's stall detector reports it in the broker log (`src/shard/stall.rs`). "
+             "io_uring, as each shard's stall watchdog reports it in the broker log (`src/shard/stall.rs`). "
              "*Busy*: the shard thread was on a CPU for most of the stall (a task did not yield); the others "
              "are the OS running something else on its core (the benchmark client, other processes).",
              "", "| workload | runs | stalls over 10 ms | of them busy |", "|---|---|---|---|"]

@@ -124,7 +124,7 @@ fn main() -> ExitCode {
     .build();
     log::set_max_level(logger.filter());
     // Only fails if a logger is already set, and none is before this point.
-    let _ = log::set_boxed_logger(Box::new(shoal::shard::stall::StallLogger::new(logger)));
+    let _ = log::set_boxed_logger(Box::new(logger));
     let result = match cli.command {
         Command::Serve(args) => {
             return match broker_config(args).and_then(shoal::server::serve) {

@@ -1,5 +1,5 @@
 //! A task that blocks its shard's reactor past the stall budget is reported
-//! by glommio's stall detector with the shard executor settings shoal uses
+//! by the shard's stall watchdog with the executor settings shoal uses
 //! (`shard::stall`), a shard that only does short work reports nothing, and
 //! the report says whether the task held the CPU (busy) or the thread was off
 //! it (preempted).
@@ -7,9 +7,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use shoal::shard::stall::{
-    thread_cpu_time, StallBudget, StallLogger, PREEMPT_TIMER_MS, STALL_BUDGET_MS,
-};
+use shoal::shard::stall::{spawn_watchdog, thread_cpu_time, PREEMPT_TIMER_MS, STALL_BUDGET_MS};
 
 /// Warnings logged by this test binary.
 static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -37,7 +35,7 @@ fn stall_lines(mark: &str) -> usize {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
-        .filter(|line| line.contains("stall-detector") && line.contains(mark))
+        .filter(|line| line.contains("reactor stall") && line.contains(mark))
         .count()
 }
 
@@ -66,8 +64,8 @@ fn run_on_shard_executor(how: Block, block_ms: u64) {
     glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .io_memory(shoal::shard::SHARD_IO_MEMORY_BYTES)
         .preempt_timer(Duration::from_millis(PREEMPT_TIMER_MS))
-        .detect_stalls(Some(Box::new(StallBudget::installed())))
         .spawn(move || async move {
+            spawn_watchdog(0);
             for _ in 0..20 {
                 // Blocking on purpose: this is the stall being detected.
                 block(how, Duration::from_millis(block_ms));
@@ -82,7 +80,7 @@ fn run_on_shard_executor(how: Block, block_ms: u64) {
 
 #[test]
 fn stalls_over_the_budget_are_reported_and_short_work_is_not() {
-    log::set_boxed_logger(Box::new(StallLogger::new(Capture))).expect("logger");
+    log::set_boxed_logger(Box::new(Capture)).expect("logger");
     log::set_max_level(log::LevelFilter::Warn);
 
     run_on_shard_executor(Block::Spin, 1);

@@ -51,6 +51,16 @@ pub const SHARD_IO_MEMORY_BYTES: usize = 2 << 20;
 /// queue's 1000 (glommio's default): when requests and the cleaner both have
 /// work, the requests get about 90% of the core.
 const CLEANER_SHARES: usize = 100;
+/// Calls one shard may have waiting on another at once. Each is a message
+/// in the other's inbox or a reply on its way back; past this many the
+/// caller waits for one to finish, which holds its client request and so,
+/// through the connection's in-flight bound, stops the reading of more. So
+/// no inbox holds more than this times the number of shards, whatever the
+/// clients send. Well above what a shard serves at once in normal load (its
+/// share of `queued.max.requests`, 250 of 500 on 2 shards), so it binds only
+/// when an owner falls behind. No cycle of waits: the one handler that
+/// calls further (the controller's) calls handlers that call no one.
+const CROSS_SHARD_CALLS_MAX: usize = 1024;
 /// How long a clean shutdown waits for in-flight requests before closing logs.
 const SHUTDOWN_DRAIN_MS_MAX: u64 = 10_000;
 /// Poll period while draining in-flight requests at shutdown (shutdown only).
@@ -105,6 +115,9 @@ pub struct Shard {
     /// This shard's own copy of the cluster view (`view.rs`).
     view: RefCell<Rc<ShardView>>,
     inboxes: Vec<mpsc::UnboundedSender<Envelope>>,
+    /// Per other shard, the calls this one may still have waiting there
+    /// (`CROSS_SHARD_CALLS_MAX`): what bounds the other's inbox.
+    calls_to: Vec<glommio::sync::Semaphore>,
     pub partitions: OwnedPartitions,
     /// The consumer groups whose `__consumer_offsets` partition this shard owns.
     pub groups: GroupHost,
@@ -160,6 +173,14 @@ impl Shard {
         if owner == self.id {
             return self.handle(request).await;
         }
+        let Some(calls) = self.calls_to.get(owner) else {
+            return ShardReply::Failed(KafkaError::new(ResponseError::BrokerNotAvailable));
+        };
+        // Held until the reply is back: the envelope counts against the
+        // owner's inbox until it has been handled.
+        let Ok(_call) = calls.acquire_permit(1).await else {
+            return ShardReply::Failed(KafkaError::new(ResponseError::BrokerNotAvailable));
+        };
         let (reply, answer) = oneshot::channel();
         // The send error hands back the envelope, too large to carry
         // around only to drop it: keep whether it went.
@@ -357,7 +378,6 @@ where
             .io_memory(SHARD_IO_MEMORY_BYTES)
             .preempt_timer(Duration::from_millis(stall::PREEMPT_TIMER_MS))
             .spin_before_park(Duration::from_micros(config.shard_spin_before_park_us))
-            .detect_stalls(Some(Box::new(stall::StallBudget::installed())))
             .spawn(move || run_shard(id, config, view, inboxes, inbox, service, ready))
             .map_err(|error| format!("cannot start shard {id}: {error}"))?;
         threads.push(thread);
@@ -452,6 +472,9 @@ async fn run_shard<S, F>(
         controller: (id == CONTROLLER_SHARD).then(Controller::new),
         config: config.clone(),
         view: RefCell::new(Rc::new(ShardView::new(&view, &config))),
+        calls_to: (0..inboxes.len())
+            .map(|_| glommio::sync::Semaphore::new(CROSS_SHARD_CALLS_MAX as u64))
+            .collect(),
         inboxes,
         stop: RefCell::new(Some(stop_tx)),
         in_flight_requests: Cell::new(0),
@@ -521,6 +544,7 @@ async fn run_shard<S, F>(
     if config.log_cleaner_enable {
         spawn_cleaner(&shard);
     }
+    stall::spawn_watchdog(id);
 
     service(ShardStart {
         shard: shard.clone(),
