@@ -1,0 +1,491 @@
+"""The Java client (kafka-clients, the release pinned in tests/kafka/pom.xml)
+against shoal: KafkaProducer, KafkaConsumer with the classic protocol and
+KIP-848, and Admin.
+
+The clients run as the programs in tests/java (compiled into
+target/java-classes by tests/java/build, which tests/run calls), one JVM per
+call, talking JSON: records to produce on stdin, what the client answered on
+stdout, the client's own exception on stderr with exit code 1. Every check is
+here."""
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from clients import assert_read_back, create_topic, produce_records
+from conftest import HOST
+from records import Record, make_records
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CLASSES = os.path.join(REPO, "target", "java-classes")
+JARS = os.path.join(REPO, "target", "kafka")
+BUILD = os.path.join(REPO, "tests", "java", "build")
+LOG_CONFIG = os.path.join(REPO, "tests", "java", "log4j2.properties")
+# A short-lived client JVM: the C1 compiler and the serial collector start
+# fastest, and one call never runs long enough to want more.
+JVM_FLAGS = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xmx256m"]
+
+# Each program bounds its own run (-timeout); the subprocess bound is a last
+# resort that kills a program which did not honour it.
+PROGRAM_TIMEOUT_S = 40
+KILL_MARGIN_S = 10
+CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
+PARTITIONS = 3
+PER_PARTITION = 100
+# As conftest: the kernel kills a program whose test process died.
+SETPRIV = shutil.which("setpriv")
+# A JVM per call, several calls per test, on a loaded machine.
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def java_programs():
+    """The programs are compiled by tests/java/build; a stale build is an
+    error (it would test old code), no JDK at all a skip (tests/run has
+    warned)."""
+    if shutil.which("javac") is None:
+        pytest.skip("no JDK: tests/run could not install one")
+    check = subprocess.run([BUILD, "--check"], capture_output=True, text=True, timeout=60)
+    if check.returncode != 0:
+        pytest.fail(f"tests/java/build --check: {check.stderr.strip()}")
+
+
+@pytest.fixture
+def broker(broker_factory):
+    """group.initial.rebalance.delay.ms=0, so a group's first rebalance does
+    not wait three seconds for more members."""
+    return broker_factory(overrides={"group.initial.rebalance.delay.ms": 0}, shards=2)
+
+
+def command(*args):
+    cmd = [
+        "java",
+        *JVM_FLAGS,
+        f"-Dlog4j2.configurationFile={LOG_CONFIG}",
+        "-cp",
+        f"{CLASSES}{os.pathsep}{JARS}/*",
+        "shoal.clients.Main",
+        *args,
+        "-timeout",
+        f"{PROGRAM_TIMEOUT_S}s",
+    ]
+    return [SETPRIV, "--pdeathsig", "KILL", "--", *cmd] if SETPRIV else cmd
+
+
+def java(*args, records=None, expect_ok=True):
+    """Runs one call; returns its JSON answer, or the CompletedProcess when
+    expect_ok is False."""
+    stdin = None if records is None else json.dumps([encode(r) for r in records])
+    proc = subprocess.run(
+        command(*args), input=stdin, capture_output=True, text=True, timeout=PROGRAM_TIMEOUT_S + KILL_MARGIN_S
+    )
+    if not expect_ok:
+        return proc
+    assert proc.returncode == 0, f"java {' '.join(args)} failed:\n{proc.stderr[-4000:]}"
+    return json.loads(proc.stdout)
+
+
+def b64(data):
+    return None if data is None else base64.b64encode(data).decode()
+
+
+def unb64(text):
+    return None if text is None else base64.b64decode(text)
+
+
+def encode(r):
+    return {
+        "partition": r.partition,
+        "key": b64(r.key),
+        "value": b64(r.value),
+        "headers": [{"key": k, "value": b64(v)} for k, v in r.headers],
+        "timestamp_ms": r.timestamp_ms,
+    }
+
+
+def by_partition(consumed):
+    """{partition: [(offset, key, value, headers, timestamp)]} in the order
+    received; every record must carry its producer's CreateTime."""
+    out = {}
+    for c in consumed:
+        assert c["timestamp_type"] == "CreateTime", c
+        headers = [(h["key"], unb64(h["value"])) for h in c["headers"]]
+        out.setdefault(c["partition"], []).append(
+            (c["offset"], unb64(c["key"]), unb64(c["value"]), headers, c["timestamp_ms"])
+        )
+    return out
+
+
+def expected(records, first=0):
+    """As by_partition for what was produced, from offset `first` on."""
+    return {
+        p: [
+            (i, r.key, r.value, list(r.headers), r.timestamp_ms)
+            for i, r in enumerate(rows)
+            if i >= first
+        ]
+        for p, rows in records.items()
+    }
+
+
+def flat(records):
+    return [r for p in sorted(records) for r in records[p]]
+
+
+def group_name():
+    return f"java-{uuid.uuid4().hex[:10]}"
+
+
+def with_nulls(records):
+    """Adds a tombstone with a null key and a record with a null header
+    value to partition 0."""
+    rows = records[0]
+    ts = rows[-1].timestamp_ms
+    rows.append(Record(partition=0, key=None, value=None, headers=[], timestamp_ms=ts + 1))
+    rows.append(Record(partition=0, key=b"k", value=b"v", headers=[("null", None)], timestamp_ms=ts + 2))
+    return records
+
+
+def produce_and_create(b, topic, records, *args):
+    java("admin", "-brokers", b, "-op", "create-topic", "-topic", topic, "-partitions", str(len(records)))
+    return java("produce", "-brokers", b, "-topic", topic, *args, records=flat(records))
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_java_round_trip(broker, topic, codec):
+    """Every codec, acks=all: keys, headers, CreateTime, null key, value and
+    header value come back exactly, in order per partition, through a classic
+    group whose commits Admin then sees."""
+    b = broker.bootstrap
+    records = with_nulls(
+        make_records(seed=f"java-{codec}", partitions=PARTITIONS, per_partition=PER_PARTITION, big_every=50)
+    )
+    acks = produce_and_create(b, topic, records, "-codec", codec, "-acks", "all")
+    assert acks == [{"partition": p, "offset": i} for p in sorted(records) for i in range(len(records[p]))]
+
+    group = group_name()
+    total = sum(len(rows) for rows in records.values())
+    consumed = java("consume", "-brokers", b, "-topic", topic, "-group", group, "-count", str(total))
+    assert by_partition(consumed) == expected(records)
+
+    ends = {str(p): len(rows) for p, rows in records.items()}
+    assert java("admin", "-brokers", b, "-op", "fetch-offsets", "-group", group) == {topic: ends}
+    assert java("admin", "-brokers", b, "-op", "list-groups")[group] == {
+        "state": "Empty",
+        "type": "Classic",
+        "protocol": "consumer",
+    }
+
+
+@pytest.mark.parametrize("acks", ["0", "1"])
+def test_java_acks(broker, topic, acks):
+    """acks=1 learns each offset; acks=0 learns none (the client reports -1)
+    but the records land all the same."""
+    b = broker.bootstrap
+    records = make_records(seed=f"java-acks-{acks}", partitions=2, per_partition=50)
+    got = produce_and_create(b, topic, records, "-acks", acks, "-codec", "lz4")
+    want_offset = (lambda i: i) if acks == "1" else (lambda i: -1)
+    assert got == [{"partition": p, "offset": want_offset(i)} for p in sorted(records) for i in range(50)]
+    consumed = java("consume", "-brokers", b, "-topic", topic, "-assign", "0,1", "-count", "100")
+    assert by_partition(consumed) == expected(records)
+
+
+@pytest.mark.shoal_only
+@pytest.mark.xfail(
+    strict=True,
+    reason="no InitProducerId yet (the issue after 12): KafkaProducer's default config is idempotent "
+    "and fails every send with UnsupportedVersionException (INIT_PRODUCER_ID)",
+)
+def test_java_default_producer(broker, topic):
+    b = broker.bootstrap
+    records = make_records(seed="java-default", partitions=1, per_partition=10)
+    java("admin", "-brokers", b, "-op", "create-topic", "-topic", topic, "-partitions", "1")
+    proc = java("produce", "-brokers", b, "-topic", topic, "-default-config", "true", records=flat(records),
+                expect_ok=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout) == [{"partition": 0, "offset": i} for i in range(10)]
+
+
+@pytest.mark.parametrize(
+    "protocol, commit",
+    [("classic", "sync"), ("classic", "async"), ("consumer", "sync"), ("consumer", "async")],
+)
+def test_java_group_resumes_from_its_commits(broker, topic, protocol, commit):
+    """A second consumer of the group reads exactly what the first did not
+    commit (commitSync or commitAsync): per partition, the two reads together
+    are the log, in order, once."""
+    b = broker.bootstrap
+    records = make_records(seed=f"java-resume-{protocol}-{commit}", partitions=PARTITIONS, per_partition=30)
+    produce_and_create(b, topic, records, "-codec", "gzip")
+    group = group_name()
+    member = ["-group", group, "-protocol", protocol, "-commit", commit]
+    first = java("consume", "-brokers", b, "-topic", topic, "-count", "40", *member)
+    second = java("consume", "-brokers", b, "-topic", topic, "-count", "50", *member)
+    assert len(first) == 40
+    assert by_partition(first + second) == expected(records)
+    assert java("admin", "-brokers", b, "-op", "fetch-offsets", "-group", group) == {
+        topic: {str(p): 30 for p in records}
+    }
+    assert java("admin", "-brokers", b, "-op", "list-groups")[group]["type"] == (
+        "Classic" if protocol == "classic" else "Consumer"
+    )
+
+
+class Members:
+    """Group members that wait for records that never come, so they stay in
+    the group until the test kills them (at the end, whatever happened)."""
+
+    def __init__(self):
+        self.procs = []
+
+    def start(self, bootstrap, topic, group, *args):
+        cmd = command("consume", "-brokers", bootstrap, "-topic", topic, "-group", group, "-count", "1000000", *args)
+        self.procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+
+    def assert_alive(self):
+        for proc in self.procs:
+            assert proc.poll() is None, proc.stderr.read().decode()
+
+    def close(self):
+        for proc in self.procs:
+            proc.kill()
+            proc.wait(timeout=10)
+            proc.stderr.close()
+
+
+@pytest.fixture
+def members():
+    m = Members()
+    try:
+        yield m
+    finally:
+        m.close()
+
+
+def describe(bootstrap, group, missing_ok=False):
+    """Admin's describeConsumerGroups; None for a group that does not exist
+    (yet: until its first member's first join or heartbeat) if missing_ok."""
+    proc = java("admin", "-brokers", bootstrap, "-op", "describe-groups", "-group", group, expect_ok=False)
+    if missing_ok and proc.returncode != 0 and "GroupIdNotFoundException" in proc.stderr:
+        return None
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+
+
+def wait_for_split(members, bootstrap, group, topic, count, partitions):
+    """Polls Admin's describeConsumerGroups until the group is Stable with
+    count members whose assignments split the topic's partitions; returns the
+    description."""
+    deadline = time.monotonic() + 60
+    while True:
+        members.assert_alive()
+        described = describe(bootstrap, group, missing_ok=True)
+        rows = (described or {}).get("members", [])
+        got = sorted(p for m in rows for p in m["assigned"].get(topic, []))
+        if described and described["state"] == "Stable" and len(rows) == count and got == list(range(partitions)):
+            return described
+        assert time.monotonic() < deadline, f"group never split {partitions} partitions over {count}: {described}"
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize(
+    "protocol, assignor",
+    [("classic", "range"), ("classic", "cooperative-sticky"), ("consumer", "uniform"), ("consumer", "range")],
+)
+def test_java_members_split_partitions(broker, topic, members, protocol, assignor):
+    """Two KafkaConsumers share the partitions: with the classic protocol the
+    client's assignor runs in the leader, with KIP-848 the broker's."""
+    b = broker.bootstrap
+    java("admin", "-brokers", b, "-op", "create-topic", "-topic", topic, "-partitions", "4")
+    group = group_name()
+    args = ["-protocol", protocol, "-assignor", assignor]
+    members.start(b, topic, group, *args)
+    wait_for_split(members, b, group, topic, 1, 4)
+    members.start(b, topic, group, *args)
+    described = wait_for_split(members, b, group, topic, 2, 4)
+    assert sorted(len(m["assigned"][topic]) for m in described["members"]) == [2, 2]
+    assert (described["type"], described["assignor"]) == ("Classic" if protocol == "classic" else "Consumer", assignor)
+
+
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_java_static_membership(broker, topic, protocol):
+    """A member with group.instance.id does not leave on close (KIP-345;
+    KIP-848 keeps it too, until its session times out): the group keeps it
+    and its partitions until it comes back under the same id and reads on
+    from its commits. A KIP-848 group with a member away (epoch -2) is
+    Reconciling, not Stable, as in Kafka."""
+    b = broker.bootstrap
+    records = make_records(seed=f"java-static-{protocol}", partitions=2, per_partition=20)
+    produce_and_create(b, topic, records)
+    group = group_name()
+    member = ["-group", group, "-instance-id", "static-a", "-protocol", protocol]
+    first = java("consume", "-brokers", b, "-topic", topic, "-count", "15", *member)
+    gone = describe(b, group)
+    assert gone["state"] == ("Stable" if protocol == "classic" else "Reconciling")
+    assert [(m["instance_id"], m["assigned"]) for m in gone["members"]] == [("static-a", {topic: [0, 1]})]
+    second = java("consume", "-brokers", b, "-topic", topic, "-count", "25", *member)
+    assert by_partition(first + second) == expected(records)
+    if protocol == "classic":
+        # LeaveGroup by instance id (KIP-345's way to let a static member go).
+        java("admin", "-brokers", b, "-op", "remove-members", "-group", group)
+        assert describe(b, group) == {"state": "Empty", "type": "Classic", "assignor": "", "members": []}
+
+
+def test_java_seek_and_offsets_for_times(broker, topic):
+    """assign() and seek() to offsets or to a time (offsetsForTimes), and the
+    consumer's own offset queries."""
+    b = broker.bootstrap
+    records = make_records(seed="java-seek", partitions=3, per_partition=10)
+    produce_and_create(b, topic, records, "-codec", "snappy")
+    consumed = java("consume", "-brokers", b, "-topic", topic, "-assign", "0,2", "-seek", "0=4,2=9", "-count", "7")
+    assert by_partition(consumed) == {0: expected(records, first=4)[0], 2: expected(records, first=9)[2]}
+
+    # Partition 1's sixth record is the first at or after that time; the other
+    # partitions' timestamps lie wholly before it (0) or after it (2).
+    at = records[1][5].timestamp_ms
+    found = java("query", "-brokers", b, "-topic", topic, "-op", "for-times", "-millis", str(at))
+    assert found == {
+        "0": None,
+        "1": {"offset": 5, "timestamp_ms": at},
+        "2": {"offset": 0, "timestamp_ms": records[2][0].timestamp_ms},
+    }
+    consumed = java("consume", "-brokers", b, "-topic", topic, "-assign", "0,1,2", "-seek-time", str(at),
+                    "-count", "15")
+    assert by_partition(consumed) == {1: expected(records, first=5)[1], 2: expected(records)[2]}
+    ends = java("query", "-brokers", b, "-topic", topic, "-op", "ends")
+    assert ends == {"start": {"0": 0, "1": 0, "2": 0}, "end": {"0": 10, "1": 10, "2": 10}}
+
+
+def test_java_pause_resume(broker, topic):
+    """A paused partition yields nothing until resumed, then everything."""
+    b = broker.bootstrap
+    records = make_records(seed="java-pause", partitions=3, per_partition=20)
+    produce_and_create(b, topic, records)
+    consumed = java("consume", "-brokers", b, "-topic", topic, "-group", group_name(), "-pause", "0",
+                    "-resume-after", "40", "-count", "60")
+    assert all(c["partition"] != 0 for c in consumed[:40])
+    assert by_partition(consumed) == expected(records)
+
+
+def test_java_admin(broker, topic):
+    """Every Admin call for an API shoal serves, checked by its effect."""
+    b = broker.bootstrap
+
+    def adm(op, *args):
+        return java("admin", "-brokers", b, "-op", op, *args)
+
+    created = adm("create-topic", "-topic", topic, "-partitions", "2", "-config", "retention.ms=3600000")
+    assert (created["partitions"], created["replication_factor"]) == (2, 1)
+    assert adm("topics")[topic] == {"id": created["id"], "internal": False}
+    cluster = adm("cluster")
+    assert [(n["host"], n["port"]) for n in cluster["nodes"]] == [(HOST, broker.port)]
+    node = cluster["nodes"][0]["id"]
+    assert cluster["controller"] == node
+    assert adm("describe-topic", "-topic", topic) == {
+        "id": created["id"],
+        "internal": False,
+        "partitions": [{"partition": p, "leader": node, "replicas": [node], "isr": [node]} for p in range(2)],
+    }
+
+    configs = adm("describe-configs", "-topic", topic)
+    assert configs["retention.ms"] == {
+        "value": "3600000", "source": "DYNAMIC_TOPIC_CONFIG", "sensitive": False, "read_only": False
+    }
+    assert configs["cleanup.policy"]["source"] == "DEFAULT_CONFIG"
+    adm("alter-configs", "-topic", topic, "-set", "segment.bytes=1048576", "-delete", "retention.ms")
+    configs = adm("describe-configs", "-topic", topic)
+    assert configs["segment.bytes"]["value"] == "1048576"
+    assert (configs["retention.ms"]["value"], configs["retention.ms"]["source"]) == ("604800000", "DEFAULT_CONFIG")
+    broker_configs = adm("describe-configs", "-broker", str(node))
+    assert broker_configs["message.max.bytes"]["value"] == "1048588"
+
+    adm("create-partitions", "-topic", topic, "-total", "4")
+    assert len(adm("describe-topic", "-topic", topic)["partitions"]) == 4
+
+    records = make_records(seed="java-admin", partitions=4, per_partition=10)
+    java("produce", "-brokers", b, "-topic", topic, records=flat(records))
+    assert adm("delete-records", "-topic", topic, "-offsets", "0=4,3=10") == {"0": 4, "3": 10}
+    assert {p: o["offset"] for p, o in adm("offsets", "-topic", topic, "-spec", "earliest").items()} == {
+        "0": 4, "1": 0, "2": 0, "3": 10
+    }
+    assert {p: o["offset"] for p, o in adm("offsets", "-topic", topic, "-spec", "latest").items()} == {
+        str(p): 10 for p in range(4)
+    }
+    newest = adm("offsets", "-topic", topic, "-spec", "max-timestamp")
+    assert newest["1"] == {"offset": 9, "timestamp_ms": records[1][9].timestamp_ms}
+    at = records[1][5].timestamp_ms
+    # The first record at or after the time; -1 where none is (partition 0's
+    # are all earlier, partition 3's all deleted).
+    assert {p: o["offset"] for p, o in adm("offsets", "-topic", topic, "-spec", str(at)).items()} == {
+        "0": -1, "1": 5, "2": 0, "3": -1
+    }
+
+    dirs = adm("log-dirs")
+    assert len(dirs) == 1
+    (described,) = dirs.values()
+    assert described["error"] is None and described["broker"] == node
+    assert all(described["replicas"][f"{topic}-{p}"] > 0 for p in range(4))
+
+    group = group_name()
+    adm("alter-offsets", "-group", group, "-topic", topic, "-offsets", "0=7,2=3")
+    assert adm("fetch-offsets", "-group", group) == {topic: {"0": 7, "2": 3}}
+    adm("delete-offsets", "-group", group, "-topic", topic, "-partitions", "2")
+    assert adm("fetch-offsets", "-group", group) == {topic: {"0": 7}}
+    assert adm("list-groups")[group] == {"state": "Empty", "type": "Classic", "protocol": ""}
+    adm("delete-group", "-group", group)
+    assert group not in adm("list-groups")
+
+    adm("delete-topic", "-topic-id", created["id"])
+    assert topic not in adm("topics")
+    gone = java("admin", "-brokers", b, "-op", "delete-topic", "-topic", topic, expect_ok=False)
+    assert gone.returncode == 1 and "UnknownTopicOrPartitionException" in gone.stderr
+
+
+def test_java_and_librdkafka_read_each_other(broker, topic):
+    """What the Java client wrote librdkafka reads, and the other way round,
+    headers and CreateTime included."""
+    b = broker.bootstrap
+    java_records = make_records(seed="java-to-rdkafka", partitions=2, per_partition=40)
+    produce_and_create(b, topic, java_records, "-codec", "zstd")
+    assert_read_back(b, topic, java_records)
+
+    other = f"{topic}-rdkafka"
+    create_topic(b, other, 2)
+    rdkafka_records = make_records(seed="rdkafka-to-java", partitions=2, per_partition=40)
+    produce_records(b, other, rdkafka_records, compression_type="lz4")
+    consumed = java("consume", "-brokers", b, "-topic", other, "-assign", "0,1", "-count", "80")
+    assert by_partition(consumed) == expected(rdkafka_records)
+
+
+@pytest.mark.shoal_only
+def test_java_unsupported_admin_calls(broker, topic):
+    """Admin calls for APIs shoal does not serve fail with the client's
+    UnsupportedVersionException, as against a Kafka too old for them.
+    docs/compatibility.md lists them."""
+    b = broker.bootstrap
+    java("admin", "-brokers", b, "-op", "create-topic", "-topic", topic, "-partitions", "1")
+    assert java("admin", "-brokers", b, "-op", "unsupported", "-topic", topic) == {
+        "describeAcls": "UnsupportedVersionException",
+        "describeClientQuotas": "UnsupportedVersionException",
+        "describeUserScramCredentials": "UnsupportedVersionException",
+        "listTransactions": "UnsupportedVersionException",
+        "listPartitionReassignments": "UnsupportedVersionException",
+        "describeMetadataQuorum": "UnsupportedVersionException",
+        "describeDelegationToken": "UnsupportedVersionException",
+        "describeProducers": "UnsupportedVersionException",
+        "electLeaders": "UnsupportedVersionException",
+        "createAcls": "UnsupportedVersionException",
+        "alterClientQuotas": "UnsupportedVersionException",
+        "alterUserScramCredentials": "UnsupportedVersionException",
+        "alterPartitionReassignments": "UnsupportedVersionException",
+        # FindCoordinator for a transactional id answers the retriable
+        # COORDINATOR_NOT_AVAILABLE, so the client retries to its deadline.
+        "fenceProducers": "TimeoutException",
+        "describeFeatures": "ok",
+    }
