@@ -229,42 +229,40 @@ impl Shard {
                 self.partitions.delete(&partitions).await;
                 ShardReply::Done
             }
-            ShardRequest::CreateTopics(topics) => {
-                match self
-                    .change(|c, s| Box::pin(c.create_topics(s, topics)))
-                    .await
-                {
-                    Some(results) => ShardReply::CreateTopics(results),
-                    None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+            ShardRequest::CreateTopics(topics) => match &self.controller {
+                Some(controller) => {
+                    // Boxed: the controller calls back into shards (`call`), so
+                    // the future type would otherwise contain itself.
+                    let create: LocalBoxFuture<'_, _> =
+                        Box::pin(controller.create_topics(self, topics));
+                    ShardReply::CreateTopics(create.await)
                 }
-            }
-            ShardRequest::DeleteTopics(topics) => {
-                match self
-                    .change(|c, s| Box::pin(c.delete_topics(s, topics)))
-                    .await
-                {
-                    Some(results) => ShardReply::DeleteTopics(results),
-                    None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+                None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+            },
+            ShardRequest::DeleteTopics(topics) => match &self.controller {
+                Some(controller) => {
+                    let delete: LocalBoxFuture<'_, _> =
+                        Box::pin(controller.delete_topics(self, topics));
+                    ShardReply::DeleteTopics(delete.await)
                 }
-            }
-            ShardRequest::AlterTopicConfigs(changes) => {
-                match self
-                    .change(|c, s| Box::pin(c.alter_topic_configs(s, changes)))
-                    .await
-                {
-                    Some(results) => ShardReply::Applied(results),
-                    None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+                None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+            },
+            ShardRequest::AlterTopicConfigs(changes) => match &self.controller {
+                Some(controller) => {
+                    let alter: LocalBoxFuture<'_, _> =
+                        Box::pin(controller.alter_topic_configs(self, changes));
+                    ShardReply::Applied(alter.await)
                 }
-            }
-            ShardRequest::CreatePartitions(growths) => {
-                match self
-                    .change(|c, s| Box::pin(c.create_partitions(s, growths)))
-                    .await
-                {
-                    Some(results) => ShardReply::Applied(results),
-                    None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+                None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+            },
+            ShardRequest::CreatePartitions(growths) => match &self.controller {
+                Some(controller) => {
+                    let grow: LocalBoxFuture<'_, _> =
+                        Box::pin(controller.create_partitions(self, growths));
+                    ShardReply::Applied(grow.await)
                 }
-            }
+                None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+            },
             ShardRequest::DeleteRecords(parts) => {
                 ShardReply::DeleteRecords(self.partitions.delete_records(parts).await)
             }
@@ -288,26 +286,6 @@ impl Shard {
                 ShardReply::Done
             }
         }
-    }
-
-    /// Runs a metadata change on this shard's controller in a task of its
-    /// own, so that it runs to its end (persisted, installed, partitions
-    /// opened or removed) even when the request that asked for it goes away
-    /// (its connection closed). `None` when this shard is not the controller.
-    async fn change<T, M>(self: &Rc<Self>, make: M) -> Option<T>
-    where
-        T: 'static,
-        M: for<'a> FnOnce(&'a Controller, &'a Rc<Shard>) -> LocalBoxFuture<'a, T> + 'static,
-    {
-        self.controller.as_ref()?;
-        let shard = self.clone();
-        glommio::spawn_local(async move {
-            let controller = shard.controller.as_ref()?;
-            Some(make(controller, &shard).await)
-        })
-        .detach()
-        .await
-        .flatten()
     }
 
     /// Counts a client request as in flight until the guard drops, so a
