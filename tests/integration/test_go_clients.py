@@ -7,16 +7,15 @@ tests/go/build, which tests/run calls), one process per call, talking JSON:
 records to produce on stdin, what the client answered on stdout, and the
 client's own error on stderr with exit code 1. Every check is here."""
 
-import base64
 import json
 import os
 import shutil
 import subprocess
-import time
-import uuid
 
 import pytest
 
+import client_programs
+from client_programs import b64, members, unb64, wait_for_split  # noqa: F401 (members: a fixture)
 from records import BASE_TIMESTAMP_MS, Record, make_records
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -86,14 +85,6 @@ def kafkago(*args, **kw):
     return run("kafkago", *args, **kw)
 
 
-def b64(data):
-    return None if data is None else base64.b64encode(data).decode()
-
-
-def unb64(text):
-    return None if text is None else base64.b64decode(text)
-
-
 def encode(r):
     return {
         "partition": r.partition,
@@ -134,7 +125,7 @@ def flat(records):
 
 
 def group_name():
-    return f"go-{uuid.uuid4().hex[:10]}"
+    return client_programs.group_name("go")
 
 
 def with_tombstone(records):
@@ -216,53 +207,12 @@ def test_group_resumes_from_its_commits(broker, topic, program, protocol):
     assert committed == {topic: {str(p): 30 for p in records}}
 
 
-class Members:
-    """Group members that wait for records that never come, so they stay in
-    the group until the test kills them (at the end, whatever happened)."""
-
-    def __init__(self):
-        self.procs = []
-
-    def start(self, program, bootstrap, topic, group, *args):
-        command = [os.path.join(GO_BIN, program), "consume", "-brokers", bootstrap, "-topic", topic,
-                   "-group", group, "-count", "1000000", *args, "-timeout", f"{PROGRAM_TIMEOUT_S}s"]
-        if SETPRIV:
-            command = [SETPRIV, "--pdeathsig", "KILL", "--", *command]
-        self.procs.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-
-    def assert_alive(self):
-        for proc in self.procs:
-            assert proc.poll() is None, proc.stderr.read().decode()
-
-    def close(self):
-        for proc in self.procs:
-            proc.kill()
-            proc.wait(timeout=10)
-            proc.stderr.close()
-
-
-@pytest.fixture
-def members():
-    m = Members()
-    try:
-        yield m
-    finally:
-        m.close()
-
-
-def wait_for_split(members, describe, topic, count, partitions):
-    """Polls describe() until the group is Stable with count members whose
-    assignments split the topic's partitions; returns the members."""
-    deadline = time.monotonic() + 30
-    while True:
-        members.assert_alive()
-        described = describe()
-        rows = (described or {}).get("members") or []
-        got = sorted(p for m in rows for p in m["assigned"].get(topic, []))
-        if described and described["state"] == "Stable" and len(rows) == count and got == list(range(partitions)):
-            return rows
-        assert time.monotonic() < deadline, f"group never split {partitions} partitions over {count}: {described}"
-        time.sleep(0.2)
+def start_member(members, program, bootstrap, topic, group, *args):
+    command = [os.path.join(GO_BIN, program), "consume", "-brokers", bootstrap, "-topic", topic,
+               "-group", group, "-count", "1000000", *args, "-timeout", f"{PROGRAM_TIMEOUT_S}s"]
+    if SETPRIV:
+        command = [SETPRIV, "--pdeathsig", "KILL", "--", *command]
+    members.start(command)
 
 
 def franz_describe(bootstrap, group, op):
@@ -284,10 +234,10 @@ def test_franz_members_split_partitions(broker, topic, members, protocol):
     franz("admin", "-brokers", b, "-op", "create-topic", "-topic", topic, "-partitions", "4")
     group = group_name()
     op = "describe-groups" if protocol == "classic" else "describe-consumer-groups"
-    members.start("franz", b, topic, group, "-protocol", protocol)
+    start_member(members, "franz", b, topic, group, "-protocol", protocol)
     wait_for_split(members, lambda: franz_describe(b, group, op), topic, 1, 4)
-    members.start("franz", b, topic, group, "-protocol", protocol)
-    rows = wait_for_split(members, lambda: franz_describe(b, group, op), topic, 2, 4)
+    start_member(members, "franz", b, topic, group, "-protocol", protocol)
+    rows = wait_for_split(members, lambda: franz_describe(b, group, op), topic, 2, 4)["members"]
     assert sorted(len(m["assigned"][topic]) for m in rows) == [2, 2]
     assert {m["client_id"] for m in rows} == {"kgo"}
 
@@ -303,10 +253,10 @@ def test_kafkago_members_split_partitions(broker, topic, members):
     def describe():
         return kafkago("admin", "-brokers", b, "-op", "describe-groups", "-group", group)
 
-    members.start("kafkago", b, topic, group)
+    start_member(members, "kafkago", b, topic, group)
     wait_for_split(members, describe, topic, 1, 4)
-    members.start("kafkago", b, topic, group)
-    rows = wait_for_split(members, describe, topic, 2, 4)
+    start_member(members, "kafkago", b, topic, group)
+    rows = wait_for_split(members, describe, topic, 2, 4)["members"]
     assert sorted(len(m["assigned"][topic]) for m in rows) == [2, 2]
 
 

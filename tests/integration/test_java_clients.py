@@ -8,16 +8,15 @@ call, talking JSON: records to produce on stdin, what the client answered on
 stdout, the client's own exception on stderr with exit code 1. Every check is
 here."""
 
-import base64
 import json
 import os
 import shutil
 import subprocess
-import time
-import uuid
 
 import pytest
 
+import client_programs
+from client_programs import b64, members, unb64, wait_for_split  # noqa: F401 (members: a fixture)
 from clients import assert_read_back, create_topic, produce_records
 from conftest import HOST
 from records import Record, make_records
@@ -91,14 +90,6 @@ def java(*args, records=None, expect_ok=True):
     return json.loads(proc.stdout)
 
 
-def b64(data):
-    return None if data is None else base64.b64encode(data).decode()
-
-
-def unb64(text):
-    return None if text is None else base64.b64decode(text)
-
-
 def encode(r):
     return {
         "partition": r.partition,
@@ -139,7 +130,7 @@ def flat(records):
 
 
 def group_name():
-    return f"java-{uuid.uuid4().hex[:10]}"
+    return client_programs.group_name("java")
 
 
 def with_nulls(records):
@@ -237,35 +228,8 @@ def test_java_group_resumes_from_its_commits(broker, topic, protocol, commit):
     )
 
 
-class Members:
-    """Group members that wait for records that never come, so they stay in
-    the group until the test kills them (at the end, whatever happened)."""
-
-    def __init__(self):
-        self.procs = []
-
-    def start(self, bootstrap, topic, group, *args):
-        cmd = command("consume", "-brokers", bootstrap, "-topic", topic, "-group", group, "-count", "1000000", *args)
-        self.procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-
-    def assert_alive(self):
-        for proc in self.procs:
-            assert proc.poll() is None, proc.stderr.read().decode()
-
-    def close(self):
-        for proc in self.procs:
-            proc.kill()
-            proc.wait(timeout=10)
-            proc.stderr.close()
-
-
-@pytest.fixture
-def members():
-    m = Members()
-    try:
-        yield m
-    finally:
-        m.close()
+def start_member(members, bootstrap, topic, group, *args):
+    members.start(command("consume", "-brokers", bootstrap, "-topic", topic, "-group", group, "-count", "1000000", *args))
 
 
 def describe(bootstrap, group, missing_ok=False):
@@ -276,22 +240,6 @@ def describe(bootstrap, group, missing_ok=False):
         return None
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout)
-
-
-def wait_for_split(members, bootstrap, group, topic, count, partitions):
-    """Polls Admin's describeConsumerGroups until the group is Stable with
-    count members whose assignments split the topic's partitions; returns the
-    description."""
-    deadline = time.monotonic() + 60
-    while True:
-        members.assert_alive()
-        described = describe(bootstrap, group, missing_ok=True)
-        rows = (described or {}).get("members", [])
-        got = sorted(p for m in rows for p in m["assigned"].get(topic, []))
-        if described and described["state"] == "Stable" and len(rows) == count and got == list(range(partitions)):
-            return described
-        assert time.monotonic() < deadline, f"group never split {partitions} partitions over {count}: {described}"
-        time.sleep(0.5)
 
 
 @pytest.mark.parametrize(
@@ -305,10 +253,10 @@ def test_java_members_split_partitions(broker, topic, members, protocol, assigno
     java("admin", "-brokers", b, "-op", "create-topic", "-topic", topic, "-partitions", "4")
     group = group_name()
     args = ["-protocol", protocol, "-assignor", assignor]
-    members.start(b, topic, group, *args)
-    wait_for_split(members, b, group, topic, 1, 4)
-    members.start(b, topic, group, *args)
-    described = wait_for_split(members, b, group, topic, 2, 4)
+    start_member(members, b, topic, group, *args)
+    wait_for_split(members, lambda: describe(b, group, missing_ok=True), topic, 1, 4)
+    start_member(members, b, topic, group, *args)
+    described = wait_for_split(members, lambda: describe(b, group, missing_ok=True), topic, 2, 4)
     assert sorted(len(m["assigned"][topic]) for m in described["members"]) == [2, 2]
     assert (described["type"], described["assignor"]) == ("Classic" if protocol == "classic" else "Consumer", assignor)
 
