@@ -17,15 +17,16 @@ import java.util.concurrent.ExecutionException;
 import org.apache.kafka.common.KafkaException;
 
 /**
- * The Java client programs that tests/integration/test_java_clients.py runs: one JVM per call,
- * records to produce as JSON on stdin, the client's answer as JSON on stdout, the client's own
- * error on stderr with exit code 1. The programs check nothing themselves: every check is in the
+ * The Java client programs that tests/integration/test_java_clients.py and test_kafka_streams.py
+ * run: one JVM per call, records to produce as JSON on stdin, the client's answer as JSON on
+ * stdout, the client's own error on stderr with exit code 1. The programs check nothing themselves: every check is in the
  * Python test. They depend on the Kafka jars of tests/kafka/pom.xml only (Jackson comes with them).
  *
  * <pre>
  *   produce -brokers B -topic T [-codec C] [-acks A] [-config k=v,...] [-default-config true]
  *   consume -brokers B -topic T -count N [-group G | -assign 0,1] [-protocol classic|consumer] ...
  *   admin   -brokers B -op OP ...
+ *   wordcount -brokers B -app-id A -input T -output O -state-dir D (Kafka Streams, until stdin ends)
  * </pre>
  */
 public final class Main {
@@ -45,6 +46,7 @@ public final class Main {
                         case "consume" -> Consume.run(flags);
                         case "query" -> Consume.query(flags);
                         case "admin" -> AdminOps.run(flags);
+                        case "wordcount" -> WordCount.run(flags);
                         default -> throw new IllegalArgumentException("unknown command " + args[0]);
                     };
             System.out.println(JSON.writeValueAsString(result));
