@@ -18,9 +18,9 @@ import uuid
 
 import pytest
 
-from clients import consumer, create_topic, describe_topic_configs, flush, producer, topic_partitions, watermarks
+from clients import admin, consumer, create_topic, describe_topic_configs, flush, producer, topic_partitions, watermarks
 from conftest import make_temp_dir, read_text, remove_temp_dir
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import ConsumerGroupState, KafkaError, KafkaException, TopicPartition
 from test_java_clients import command, java_programs  # noqa: F401 (java_programs: an autouse fixture)
 
 # The names WordCount.java gives its repartition and its store; Streams
@@ -50,6 +50,12 @@ CLOSE_TIMEOUT_S = 30
 # A commit interval no run of the test lasts.
 NEVER_MS = 600_000
 REQUEST_TIMEOUT_S = 15
+# librdkafka marks none of these retriable in an admin answer.
+COORDINATOR_ERRORS = (
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+)
 
 
 def lines(seed, words, count):
@@ -184,13 +190,18 @@ def caught_up(bootstrap, app_id, topics):
     return committed(bootstrap, app_id, topics.repartition) == ends(bootstrap, topics.repartition)
 
 
-def wait_for(app, what, predicate, timeout_s=CATCH_UP_TIMEOUT_S):
+def wait_for(apps, what, predicate, timeout_s=CATCH_UP_TIMEOUT_S):
+    """Polls predicate until it holds; apps (an App or a tuple of them) must
+    stay alive meanwhile."""
+    apps = apps if isinstance(apps, tuple) else (apps,)
     deadline = time.monotonic() + timeout_s
     while True:
-        app.assert_alive()
+        for app in apps:
+            app.assert_alive()
         if predicate():
             return
-        assert time.monotonic() < deadline, f"timed out after {timeout_s}s waiting for {what}:\n{app.stderr()}"
+        stderr = "\n".join(app.stderr() for app in apps)
+        assert time.monotonic() < deadline, f"timed out after {timeout_s}s waiting for {what}:\n{stderr}"
         time.sleep(POLL_S)
 
 
@@ -318,6 +329,79 @@ def test_streams_word_count_survives_a_crash(broker, topic, run):
         assert closed["last"] == "NOT_RUNNING", closed
         assert output.read() == expected
         assert committed(b, app_id, topics.input) == ends(b, topics.input)
+    finally:
+        output.close()
+
+
+def assignments(bootstrap, group):
+    """{member's client id: {topic: [partitions]}} once the group is Stable
+    with its assignments known, else None. So is a coordinator error, which
+    clients retry: Kafka answers NOT_COORDINATOR while it loads a new
+    __consumer_offsets."""
+    client = admin(bootstrap)  # kept alive until the answer is in
+    future = client.describe_consumer_groups([group], request_timeout=REQUEST_TIMEOUT_S)[group]
+    try:
+        described = future.result(timeout=REQUEST_TIMEOUT_S)
+    except KafkaException as e:
+        if e.args[0].code() in COORDINATOR_ERRORS:
+            return None
+        raise
+    if described.state != ConsumerGroupState.STABLE:
+        return None
+    out = {}
+    for m in described.members:
+        for tp in m.assignment.topic_partitions:
+            out.setdefault(m.client_id, {}).setdefault(tp.topic, []).append(tp.partition)
+    return out
+
+
+def split_over(bootstrap, group, topic_names, members):
+    """True once `members` members of the group share out every partition of
+    each of `topic_names`, each partition to one member only."""
+    got = assignments(bootstrap, group)
+    if got is None or len(got) != members:
+        return False
+    for name in topic_names:
+        held = [p for topics in got.values() for p in topics.get(name, [])]
+        if sorted(held) != list(range(PARTITIONS)):
+            return False
+    return all(got.values())
+
+
+def test_streams_instances_split_the_tasks(broker, topic, run):
+    """Two instances of the application share its tasks through Streams' own
+    assignor on the classic group protocol; when one closes, the other takes
+    its tasks over, restoring their stores from the changelog. Without a
+    crash nothing is counted twice: rebalances commit before they move a
+    task."""
+    b = broker.bootstrap
+    app_id = f"wordcount-{uuid.uuid4().hex[:8]}"
+    topics = Topics(topic, app_id)
+    create_topic(b, topics.input, PARTITIONS)
+    create_topic(b, topics.output, PARTITIONS)
+    output = Output(b, topics.output)
+    try:
+        exact = collections.Counter()
+        first = lines("split-first", SHARED, 300)
+        produce_lines(b, topics.input, first)
+        exact += word_counts(first)
+        one, two = run(app_id, topics), run(app_id, topics)
+        wait_for((one, two), "both instances to hold tasks",
+                 lambda: split_over(b, app_id, [topics.input, topics.repartition], 2))
+        second = lines("split-second", SHARED, 300)
+        produce_lines(b, topics.input, second)
+        exact += word_counts(second)
+        wait_for((one, two), "the counts of both instances", lambda: output.read() == exact)
+
+        two.close()
+        third = lines("split-third", SHARED, 300)
+        produce_lines(b, topics.input, third)
+        exact += word_counts(third)
+        wait_for(one, "the counts after one instance left", lambda: output.read() == exact)
+        wait_for(one, "the one instance left to hold every task",
+                 lambda: split_over(b, app_id, [topics.input, topics.repartition], 1))
+        wait_for(one, "the last commits", lambda: caught_up(b, app_id, topics))
+        assert one.close()["last"] == "NOT_RUNNING"
     finally:
         output.close()
 
