@@ -1,7 +1,9 @@
 """Kafka Streams (the release pinned in tests/kafka/pom.xml) against shoal: a
 word count with a repartition (groupBy on the word) and a state store whose
 changelog is a compacted topic, both internal topics created by Streams
-itself, at-least-once, including a SIGKILL of the application mid-stream.
+itself, at-least-once, including a SIGKILL of the application mid-stream,
+and two instances sharing the work. Two gaps are pinned down too: Streams'
+default (idempotent) producers, and the KIP-1071 streams group protocol.
 
 The application is the `wordcount` program of tests/java (WordCount.java),
 one JVM that runs until the test closes its stdin. The test feeds the input
