@@ -15,6 +15,7 @@ import glob
 import json
 import os
 import re
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -22,7 +23,7 @@ import pytest
 import kafka_tools as kt
 from clients import admin, create_topic, produce_records, watermarks
 from conftest import EXTERNAL_SERVE_CMD, wait_until
-from records import BASE_TIMESTAMP_MS, Record
+from records import Record
 
 # Every tool call is a JVM start; a test makes up to a dozen on a loaded
 # machine.
@@ -67,8 +68,11 @@ def broker_id(bootstrap):
 
 def text_records(partitions, per_partition):
     """Records whose key, value and header print as plain text (the dump
-    tool prints them raw), with CreateTimes 1 s apart from BASE_TIMESTAMP_MS,
-    each partition starting 1000 s after the one before."""
+    tool prints them raw), with CreateTimes 1 s apart, each partition
+    starting 1000 s after the one before. The first is an hour ago: recent
+    enough that a broker's time retention (a week by default) keeps them
+    all, Kafka's from its first check a few minutes after it starts."""
+    base_ms = (int(time.time()) - 3600) * 1000
     return {
         p: [
             Record(
@@ -76,7 +80,7 @@ def text_records(partitions, per_partition):
                 key=f"k{p}-{i}".encode(),
                 value=f"v{p}-{i}".encode(),
                 headers=[("seq", str(i).encode())],
-                timestamp_ms=BASE_TIMESTAMP_MS + p * 1_000_000 + i * 1000,
+                timestamp_ms=base_ms + p * 1_000_000 + i * 1000,
             )
             for i in range(per_partition)
         ]
@@ -173,11 +177,13 @@ def test_console_producer_and_consumer(broker, topic):
     assert all(r["LAG"] == "0" and r["TOPIC"] == topic for r in rows), rows
 
 
-def test_consumer_groups_tool(broker, topic):
+def test_consumer_groups_tool(broker, topic, background):
     """kafka-consumer-groups: --reset-offsets --execute by datetime, by a
     shift on one partition and from a CSV file; --describe shows the new
     offsets and their lag; a console consumer of the group reads on from
-    exactly there; --delete-offsets, --list, --delete."""
+    exactly there; --describe --members shows a live member and its
+    assignment, and a reset is refused while it is there; --delete-offsets,
+    --list, --delete."""
     b = broker.bootstrap
     create_topic(b, topic, 3)
     records = text_records(3, 10)
@@ -215,6 +221,27 @@ def test_consumer_groups_tool(broker, topic):
     assert sorted(out.splitlines()) == sorted(
         f"k{p}-{i}\tv{p}-{i}" for p, first in ((0, 2), (1, 3)) for i in range(first, 10)
     )
+
+    member, member_out = background.start("member", kt.VERIFIABLE_CONSUMER, "--bootstrap-server", b,
+                                          "--topic", topic, "--group-id", group)
+
+    def assigned():
+        assert member.poll() is None, open(member_out + ".err").read()[-3000:]
+        return any(e["name"] == "partitions_assigned" for e in verifiable_events(member_out))
+
+    wait_until(assigned, CONSUMER_TIMEOUT_MS / 1000, "the member's assignment")
+    out = kt.run(kt.CONSUMER_GROUPS, "--bootstrap-server", b, "--describe", "--group", group, "--members",
+                 "--verbose")
+    [row] = kt.table(out, "GROUP")
+    assert (row["HOST"], row["CLIENT-ID"], row["#PARTITIONS"]) == ("/127.0.0.1", f"consumer-{group}-1", "3"), row
+    assert row["CURRENT-ASSIGNMENT"] == f"{topic}:0,1,2", row
+    out = kt.run(kt.CONSUMER_GROUPS, "--bootstrap-server", b, "--group", group, "--reset-offsets",
+                 "--to-earliest", "--topic", topic, "--execute")
+    assert (f"Error: Assignments can only be reset if the group '{group}' is inactive, "
+            "but the current state is Stable.") in out
+    # SIGTERM: the consumer's shutdown hook leaves the group.
+    member.terminate()
+    member.wait(timeout=kt.TOOL_TIMEOUT_S)
 
     out = kt.run(kt.CONSUMER_GROUPS, "--bootstrap-server", b, "--group", group, "--delete-offsets",
                  "--topic", f"{topic}:0")
