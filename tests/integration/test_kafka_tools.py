@@ -21,7 +21,9 @@ from datetime import datetime, timezone
 import pytest
 
 import kafka_tools as kt
-from clients import admin, create_topic, produce_records, watermarks
+from confluent_kafka import TopicPartition
+
+from clients import admin, consumer, create_topic, produce_records, watermarks
 from conftest import EXTERNAL_SERVE_CMD, wait_until
 from records import Record
 
@@ -383,6 +385,52 @@ def test_perf_tools(broker, topic):
     stats = dict(zip([c.strip() for c in header.split(",")], [c.strip() for c in row.split(",")]))
     assert int(stats["data.consumed.in.nMsg"]) == count, out
     assert float(stats["data.consumed.in.MB"]) == pytest.approx(count * 100 / 1024 / 1024, abs=0.001)
+
+
+def test_streams_application_reset(broker, topic):
+    """kafka-streams-application-reset: an application's committed input
+    offsets go back to the earliest, and its internal topics (changelog,
+    repartition) are deleted; a topic of another application stays."""
+    b = broker.bootstrap
+    app = f"{topic}-app"
+    create_topic(b, topic, 2)
+    produce_records(b, topic, text_records(2, 5))
+    internal = [f"{app}-KSTREAM-AGGREGATE-STATE-STORE-0000000003-changelog",
+                f"{app}-KSTREAM-AGGREGATE-STATE-STORE-0000000003-repartition"]
+    other = f"{topic}-other-KSTREAM-AGGREGATE-STATE-STORE-0000000003-changelog"
+    for name in [*internal, other]:
+        create_topic(b, name, 1)
+    commit_offsets(b, app, topic, {0: 5, 1: 3})
+
+    out = kt.run(kt.STREAMS_RESETTER, "--bootstrap-server", b, "--application-id", app, "--input-topics", topic,
+                 "--to-earliest")
+    assert sorted(line for line in out.splitlines() if line.startswith("Topic: ")) == [
+        f"Topic: {topic} Partition: {p} Offset: 0" for p in range(2)
+    ]
+    prefix = "Deleting inferred internal topics ["
+    [deleted] = [line.removeprefix(prefix).removesuffix("]") for line in out.splitlines() if line.startswith(prefix)]
+    assert sorted(deleted.split(", ")) == sorted(internal)
+    assert committed_offsets(b, app, topic, 2) == {0: 0, 1: 0}
+    topics = admin(b).list_topics(timeout=15).topics
+    assert not any(name in topics for name in internal)
+    assert other in topics and topic in topics
+
+
+def commit_offsets(bootstrap, group, topic, offsets):
+    client = consumer(bootstrap, group_id=group)
+    try:
+        client.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
+    finally:
+        client.close()
+
+
+def committed_offsets(bootstrap, group, topic, partitions):
+    client = consumer(bootstrap, group_id=group)
+    try:
+        got = client.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=15)
+    finally:
+        client.close()
+    return {tp.partition: tp.offset for tp in got}
 
 
 def verifiable_events(path):
