@@ -369,7 +369,8 @@ def test_offsets_delete_records_and_log_dirs(broker, topic):
 
 def test_perf_tools(broker, topic):
     """kafka-producer-perf-test sends every record with acks=all, and
-    kafka-consumer-perf-test reads every one back."""
+    kafka-consumer-perf-test reads every one back; kafka-e2e-latency sends
+    and receives records one by one."""
     b = broker.bootstrap
     create_topic(b, topic, 2)
     count = 5000
@@ -385,6 +386,16 @@ def test_perf_tools(broker, topic):
     stats = dict(zip([c.strip() for c in header.split(",")], [c.strip() for c in row.split(",")]))
     assert int(stats["data.consumed.in.nMsg"]) == count, out
     assert float(stats["data.consumed.in.MB"]) == pytest.approx(count * 100 / 1024 / 1024, abs=0.001)
+
+    latency_topic = f"{topic}-latency"
+    create_topic(b, latency_topic, 1)
+    config = os.path.join(broker.root_dir, "producer.properties")
+    with open(config, "w") as f:
+        f.write(NOT_IDEMPOTENT + "\n")
+    out = kt.run(kt.END_TO_END_LATENCY, "--bootstrap-server", b, "--topic", latency_topic, "--num-records", 100,
+                 "--producer-acks", "all", "--record-size", 100, "--command-config", config)
+    assert re.search(r"^Avg latency: [0-9.]+ ms$", out, re.M), out
+    assert watermarks(b, latency_topic, 0) == (0, 100)
 
 
 def test_streams_application_reset(broker, topic):
