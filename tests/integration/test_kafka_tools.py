@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 import pytest
 
 import kafka_tools as kt
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from clients import admin, consumer, create_topic, produce_records, watermarks
 from conftest import EXTERNAL_SERVE_CMD, wait_until
@@ -427,10 +427,28 @@ def test_streams_application_reset(broker, topic):
     assert other in topics and topic in topics
 
 
+COORDINATOR_MOVING = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
+                      KafkaError.COORDINATOR_LOAD_IN_PROGRESS)
+
+
 def commit_offsets(bootstrap, group, topic, offsets):
+    """Commits as a consumer would, retrying what is retriable: Kafka
+    answers NOT_COORDINATOR while it creates and loads __consumer_offsets
+    on a group's first commit (shoal creates it at start)."""
     client = consumer(bootstrap, group_id=group)
+
+    def commit():
+        try:
+            client.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
+            return True
+        except KafkaException as error:
+            # librdkafka does not flag these retriable, though they are.
+            if error.args[0].code() not in COORDINATOR_MOVING and not error.args[0].retriable():
+                raise
+            return False
+
     try:
-        client.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
+        wait_until(commit, 30, f"a commit of group {group}", interval_s=0.5)
     finally:
         client.close()
 
