@@ -3,7 +3,8 @@ would run them; kafka_tools.py) against shoal: kafka-topics, the console
 producer and consumer, kafka-consumer-groups, kafka-configs,
 kafka-get-offsets, kafka-delete-records, kafka-log-dirs,
 kafka-dump-log on shoal's own segment files, the producer and consumer perf
-tests, and the verifiable producer and consumer with their delivery check.
+tests and kafka-e2e-latency, kafka-streams-application-reset, and the
+verifiable producer and consumer with their delivery check.
 
 What the tools print is what a user reads, so its shape is checked, and the
 same checks pass against Apache Kafka itself
@@ -19,10 +20,9 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-
-import kafka_tools as kt
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+import kafka_tools as kt
 from clients import admin, consumer, create_topic, produce_records, watermarks
 from conftest import EXTERNAL_SERVE_CMD, wait_until
 from records import Record
@@ -35,8 +35,8 @@ pytestmark = pytest.mark.timeout(120)
 # told to expect before it gives up (inside kafka_tools.TOOL_TIMEOUT_S).
 CONSUMER_TIMEOUT_MS = 30000
 # Records produced with idempotence off: shoal does not serve InitProducerId
-# yet (issue 13), and the console producer and the producer perf test are
-# idempotent by default.
+# yet (issue 13), and the console producer, the producer perf test and
+# kafka-e2e-latency are idempotent by default.
 NOT_IDEMPOTENT = "enable.idempotence=false"
 
 
