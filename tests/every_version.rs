@@ -101,6 +101,8 @@ const RESOURCE_BROKER: i8 = 4;
 /// ListOffsets special timestamps.
 const LATEST_TIMESTAMP: i64 = -1;
 const EARLIEST_TIMESTAMP: i64 = -2;
+/// KIP-1005, from ListOffsets v9.
+const LATEST_TIERED_TIMESTAMP: i64 = -5;
 
 /// A running broker; killed and its data directory removed on drop.
 struct Broker {
@@ -899,9 +901,14 @@ fn list_offsets(conn: &mut Conn, topic: &str, produced: &Produced) {
         ),
         // After every record: no offset, as Kafka answers (-1, -1).
         (last_batch_timestamp + 1, -1, Some(-1)),
+        // Nothing is tiered: no offset, as Kafka without remote storage.
+        (LATEST_TIERED_TIMESTAMP, -1, Some(-1)),
     ];
     for version in versions_of(ApiKey::ListOffsets) {
         for (timestamp, expected, expected_timestamp) in cases {
+            if timestamp == LATEST_TIERED_TIMESTAMP && version < 9 {
+                continue;
+            }
             let request = list_offsets_request(version, topic, timestamp);
             let response = conn.call(&request, version);
             assert_eq!(response.topics.len(), 1, "ListOffsets v{version}");
@@ -920,6 +927,14 @@ fn list_offsets(conn: &mut Conn, topic: &str, produced: &Produced) {
                 assert_eq!(
                     partitions[0].timestamp, expected_timestamp,
                     "ListOffsets v{version} ts={timestamp} found timestamp"
+                );
+            }
+            if version >= 4 {
+                // No offset, no epoch (Kafka's -1); the only epoch otherwise.
+                let epoch = if expected < 0 { -1 } else { 0 };
+                assert_eq!(
+                    partitions[0].leader_epoch, epoch,
+                    "ListOffsets v{version} ts={timestamp} leader epoch"
                 );
             }
         }

@@ -188,9 +188,12 @@ impl OwnedPartitions {
             let log = self.get(&partition)?;
             let lookup = match timestamp {
                 LATEST_TIMESTAMP => return Ok((-1, log.high_watermark())),
-                EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP | LATEST_TIERED_TIMESTAMP => {
+                EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
                     return Ok((-1, log.log_start_offset()))
                 }
+                // Nothing is tiered: Kafka without remote storage answers
+                // no offset (-1), not the log start.
+                LATEST_TIERED_TIMESTAMP => return Ok((-1, -1)),
                 MAX_TIMESTAMP => log.max_timestamp().await,
                 timestamp if timestamp >= 0 => log.offset_for_timestamp(timestamp).await,
                 _ => return Err(KafkaError::new(ResponseError::InvalidRequest)),

@@ -54,7 +54,8 @@ pub async fn handle(
                         Ok((timestamp, offset)) => {
                             out.timestamp = timestamp;
                             out.offset = offset;
-                            if version >= 4 {
+                            // No offset found has no epoch either (-1, as in Kafka).
+                            if version >= 4 && offset >= 0 {
                                 out.leader_epoch = 0;
                             }
                         }
