@@ -10,8 +10,12 @@
 //!   `flush.policy=none`, so this is the write path without the disk's sync.
 //! - `index_lookup`: the offset and time index searches every fetch and
 //!   ListOffsets starts with, on an index as full as a 1 GiB segment's.
+//! - `segment_read`: `PartitionLog::read` of 1 MiB (a consumer's
+//!   `max.partition.fetch.bytes`) from a segment file whose pages are in the
+//!   page cache, with no tail cache: the read of every consumer that is
+//!   behind, batches checked (CRC-32C) before they are served.
 //!
-//! Throughput is in record-batch bytes (appends) or lookups.
+//! Throughput is in record-batch bytes (appends, reads) or lookups.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,6 +27,7 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 use kafka_protocol::records::Compression;
 use shoal::log::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 use shoal::log::{AppendWait, FlushPolicy, LogConfig, PartitionLog};
+use shoal::protocol::batch::BatchHeader;
 use shoal::protocol::records::{encode_batch, ProducerRecord};
 
 /// Records per appended batch, of `VALUE_SIZE_BYTES` each: a producer's
@@ -38,6 +43,13 @@ const APPENDS_IN_FLIGHT: u64 = 16;
 /// bench's disk use to a few of them.
 const SEGMENT_BYTES: u64 = 64 << 20;
 const RETENTION_BYTES: i64 = 128 << 20;
+/// What `segment_read` appends and then reads over and over: past any tail
+/// cache, within the page cache, and small enough to append at every sample.
+const READ_LOG_BYTES: usize = 16 << 20;
+/// What one read asks for: Kafka's `max.partition.fetch.bytes`.
+const READ_MAX_BYTES: usize = 1 << 20;
+/// Samples of `segment_read`: each appends `READ_LOG_BYTES` first.
+const READ_SAMPLES: usize = 10;
 /// A 1 GiB segment indexed every 4 KiB (Kafka's `index.interval.bytes`).
 const INDEX_ENTRIES: u32 = (1 << 30) / 4096;
 
@@ -61,15 +73,16 @@ fn config() -> LogConfig {
     }
 }
 
-/// Runs `body` with a fresh log on a one-shard glommio executor in a
-/// temporary directory, removed afterwards.
+/// Runs `body` with a fresh log of `config` on a one-shard glommio executor
+/// in a temporary directory, removed afterwards.
 fn with_log<T: Send + 'static>(
+    config: LogConfig,
     body: impl FnOnce(Rc<PartitionLog>) -> Pin<Box<dyn Future<Output = T>>> + Send + 'static,
 ) -> T {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("bench-0");
     let result = shoal::shard::block_on(move || async move {
-        let log = PartitionLog::open(path, config()).await.expect("opens");
+        let log = PartitionLog::open(path, config).await.expect("opens");
         let result = body(log.clone()).await;
         log.close().await.expect("closes");
         result
@@ -103,7 +116,7 @@ fn bench_appends(c: &mut Criterion, name: &str, body: AppendBody) {
             |b, batch| {
                 b.iter_custom(|iters| {
                     let batch = batch.clone();
-                    with_log(move |log| body(log, batch, iters))
+                    with_log(config(), move |log| body(log, batch, iters))
                 })
             },
         );
@@ -194,11 +207,58 @@ fn index_lookup(c: &mut Criterion) {
     group.finish();
 }
 
+fn segment_read(c: &mut Criterion) {
+    let mut group = c.benchmark_group("segment_read");
+    group.sample_size(READ_SAMPLES);
+    group.throughput(Throughput::Bytes(READ_MAX_BYTES as u64));
+    group.bench_function("page_cache_1MiB", |b| {
+        b.iter_custom(|iters| {
+            let config = LogConfig {
+                tail_cache_bytes: 0,
+                ..config()
+            };
+            with_log(config, move |log| Box::pin(read_over_and_over(log, iters)))
+        })
+    });
+    group.finish();
+}
+
+/// Appends `READ_LOG_BYTES`, then times `iters` reads of `READ_MAX_BYTES`
+/// walking the log from its start, round and round.
+async fn read_over_and_over(log: Rc<PartitionLog>, iters: u64) -> Duration {
+    let batch = batch(RECORDS_PER_BATCH[1]);
+    for _ in 0..READ_LOG_BYTES / batch.len() {
+        log.append(BytesMut::from(&batch[..]), AppendWait::Nothing, None)
+            .await
+            .expect("append");
+    }
+    drain(&log, &batch).await;
+    let end = log.high_watermark();
+    let mut offset = 0;
+    let start = Instant::now();
+    for _ in 0..iters {
+        let got = log
+            .read(offset, end, READ_MAX_BYTES, true)
+            .await
+            .expect("read");
+        let last = got
+            .last()
+            .and_then(|b| BatchHeader::view(b))
+            .expect("a batch");
+        offset = last.last_offset() + 1;
+        if offset >= end {
+            offset = 0;
+        }
+        black_box(got);
+    }
+    start.elapsed()
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .measurement_time(Duration::from_secs(5))
         .warm_up_time(Duration::from_secs(1));
-    targets = offset_assignment, segment_append, index_lookup
+    targets = offset_assignment, segment_append, index_lookup, segment_read
 }
 criterion_main!(benches);

@@ -1,7 +1,8 @@
 //! The records inside one RecordBatch v2: reading them (decompressing the
 //! batch when it is compressed) and building a batch from some of them. The
 //! broker looks inside a batch in two places only: the log cleaner, and the
-//! produce check that a compacted topic gets keyed records.
+//! produce checks made record by record (a compacted topic gets keyed
+//! records; the timestamps of a batch whose header is out of the window).
 //!
 //! Invariant: a rebuilt batch keeps what consumers, producers and recovery
 //! rely on: `baseOffset` and `lastOffsetDelta` (so its last offset, and with
@@ -177,13 +178,6 @@ impl<'a> BatchRecords<'a> {
             raw,
         })
     }
-}
-
-/// Whether every record of `batch` has a key (Kafka refuses keyless records
-/// on compacted topics).
-pub fn all_keyed(batch: &[u8]) -> Result<bool, RecordsError> {
-    let records = BatchRecords::decode(batch)?;
-    Ok(records.records()?.iter().all(|r| r.key.is_some()))
 }
 
 /// A batch like `original` holding only `kept`, records of it in order.
@@ -470,12 +464,6 @@ mod tests {
                     .map(|r| (r.offset, r.timestamp))
                     .collect::<Vec<_>>(),
                 [(100, 1000), (101, 1001), (102, 1002)]
-            );
-            assert_eq!(all_keyed(&batch), Ok(false));
-            assert_eq!(
-                all_keyed(&keyed_batch(&input[..2], codec)),
-                Ok(true),
-                "{codec:?}"
             );
         }
     }

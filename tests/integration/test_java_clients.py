@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -437,3 +438,30 @@ def test_java_unsupported_admin_calls(broker, topic):
         "fenceProducers": "TimeoutException",
         "describeFeatures": "ok",
     }
+
+
+def test_java_producer_fails_a_batch_naming_its_keyless_records(broker, topic):
+    """KIP-467 as the Java producer takes it (Sender.failBatch): a batch to a
+    compacted topic with keyless records fails whole; each record the answer
+    names gets an InvalidRecordException with the broker's reason, the other
+    records of the batch a generic KafkaException, and none of it lands."""
+    b = broker.bootstrap
+    java("admin", "-brokers", b, "-op", "create-topic", "-topic", topic, "-partitions", "1",
+         "-config", "cleanup.policy=compact")
+    ts = int(time.time() * 1000)
+    keys = [b"a", None, b"c", None]
+    mixed = [Record(partition=0, key=k, value=b"v%d" % i, timestamp_ms=ts) for i, k in enumerate(keys)]
+    # A long linger: the four records go as one batch, sent by the flush.
+    got = java("produce", "-brokers", b, "-topic", topic, "-config", "linger.ms=5000", "-report-errors", "true",
+               records=mixed)
+    named = {
+        "error": "InvalidRecordException",
+        "message": f"Compacted topic cannot accept message without key in topic partition {topic}-0",
+    }
+    bystander = {
+        "error": "KafkaException",
+        "message": "Failed to append record because it was part of a batch which had one more more invalid records",
+    }
+    assert got == [bystander, named, bystander, named]
+    keyed = [Record(partition=0, key=b"k", value=b"v", timestamp_ms=ts)]
+    assert java("produce", "-brokers", b, "-topic", topic, records=keyed) == [{"partition": 0, "offset": 0}]

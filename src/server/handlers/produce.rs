@@ -1,10 +1,15 @@
 //! Produce: validate every batch on the accepting shard (header and CRC, no
 //! decompression), send each partition's batches to its owner shard, and
-//! answer once each append is as durable as `acks` asks.
+//! answer once each append is as durable as `acks` asks. A batch is read
+//! record by record only where Kafka refuses records one by one (keys on a
+//! compacted topic; timestamps, when the header is out of the window), and
+//! a batch refused that way names its bad records (KIP-467).
 
 use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader, TopicName};
 
 use super::{scatter, str_bytes};
@@ -12,12 +17,76 @@ use crate::clock::now_ms;
 use crate::config::TopicConfig;
 use crate::log::AppendWait;
 use crate::protocol::batch::{self, BatchError, BatchHeader};
-use crate::protocol::batch_records;
+use crate::protocol::batch_records::BatchRecords;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{KafkaError, ProducePart, ShardReply, ShardRequest, TopicPartition};
 
 /// Produce v13 names topics by id only (KIP-516).
 const TOPIC_IDS_VERSION: i16 = 13;
+/// Kafka's "no timestamp": such a record is not held to the window.
+const NO_TIMESTAMP: i64 = -1;
+/// Produce v8 answers name the records that made a batch fail (KIP-467).
+const RECORD_ERRORS_VERSION: i16 = 8;
+/// Most records one partition's answer names. Kafka names them all; a batch
+/// of `max.message.bytes` can hold a hundred thousand records, and a request
+/// many such batches, so an answer naming each would grow to many times the
+/// request. The Java producer fails the records it is not told about with a
+/// generic error, so the whole batch still fails, as it must.
+const RECORD_ERRORS_MAX: usize = 1000;
+/// Kafka's answer names at most this many record errors in `error_message`.
+const RECORD_ERRORS_IN_MESSAGE_MAX: usize = 3;
+
+/// Why a partition's batches were not appended: the error and, for a batch
+/// refused for some of its records (KIP-467), those records' index in the
+/// batch and why.
+#[derive(Debug)]
+struct Refusal {
+    error: KafkaError,
+    record_errors: Vec<(i32, String)>,
+}
+
+impl From<KafkaError> for Refusal {
+    fn from(error: KafkaError) -> Refusal {
+        Refusal {
+            error,
+            record_errors: Vec::new(),
+        }
+    }
+}
+
+impl Refusal {
+    /// Kafka's answer for a batch whose records `record_errors` (index in
+    /// the batch, reason) are refused: INVALID_TIMESTAMP when a timestamp is
+    /// among the reasons, else INVALID_RECORD, with Kafka's summary.
+    fn of_records(record_errors: Vec<(i32, String)>, bad_timestamp: bool) -> Refusal {
+        let error = if bad_timestamp {
+            KafkaError::with_message(
+                ResponseError::InvalidTimestamp,
+                "One or more records have been rejected due to invalid timestamp".to_string(),
+            )
+        } else {
+            let shown: Vec<String> = record_errors
+                .iter()
+                .take(RECORD_ERRORS_IN_MESSAGE_MAX)
+                .map(|(index, message)| {
+                    format!("RecordError(batchIndex={index}, message='{message}')")
+                })
+                .collect();
+            KafkaError::with_message(
+                ResponseError::InvalidRecord,
+                format!(
+                    "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+                    record_errors.len(),
+                    shown.join(", ")
+                ),
+            )
+        };
+        Refusal {
+            error,
+            record_errors: record_errors.into_iter().take(RECORD_ERRORS_MAX).collect(),
+        }
+    }
+}
 
 fn batch_error(error: BatchError) -> KafkaError {
     let (code, message) = match error {
@@ -62,86 +131,123 @@ impl TimestampWindow {
         })
     }
 
+    fn contains(&self, timestamp_ms: i64) -> bool {
+        (self.earliest_ms..=self.latest_ms).contains(&timestamp_ms)
+    }
+
     /// Checks a batch's first and max timestamps from its header, so that
     /// compressed batches stay undecoded (Kafka decompresses to check every
     /// record). The future bound is exact: `maxTimestamp` is the largest
     /// record timestamp. The past bound checks the first record, so an older
-    /// record placed later in the same batch is not caught.
-    fn check(&self, header: &batch::BatchHeader) -> Result<(), KafkaError> {
-        for timestamp in [header.base_timestamp.get(), header.max_timestamp.get()] {
-            if !(self.earliest_ms..=self.latest_ms).contains(&timestamp) {
-                return Err(KafkaError::with_message(
-                    ResponseError::InvalidTimestamp,
-                    format!(
-                        "Timestamp {timestamp} of a record batch is out of range. The timestamp should be within [{}, {}]",
-                        self.earliest_ms, self.latest_ms
-                    ),
-                ));
-            }
-        }
-        Ok(())
+    /// record placed later in the same batch is not caught unless the batch
+    /// is decoded anyway (a compacted topic's, for its keys).
+    fn refuses(&self, header: &BatchHeader) -> Option<KafkaError> {
+        let timestamp = [header.base_timestamp.get(), header.max_timestamp.get()]
+            .into_iter()
+            .find(|&t| !self.contains(t))?;
+        Some(KafkaError::with_message(
+            ResponseError::InvalidTimestamp,
+            format!(
+                "Timestamp {timestamp} of a record batch is out of range. The timestamp should be within [{}, {}]",
+                self.earliest_ms, self.latest_ms
+            ),
+        ))
+    }
+
+    /// Kafka's reason for a record out of the window.
+    fn record_error(&self, timestamp_ms: i64, offset: i64) -> String {
+        format!(
+            "Timestamp {timestamp_ms} of message with offset {offset} is out of range. The timestamp should be within [{}, {}]",
+            self.earliest_ms, self.latest_ms
+        )
     }
 }
 
-/// Checks every batch in `records`: framing, CRC, size and timestamps.
-fn validate_batches(
-    records: &[u8],
+/// What a partition's batches must pass, from its topic's config.
+struct Rules<'a> {
     max_batch_bytes: usize,
     window: Option<TimestampWindow>,
-) -> Result<(), KafkaError> {
+    /// Set for a compacted topic: every record needs a key, or the cleaner
+    /// could not tell which value is the latest (Kafka's rule).
+    compacted: Option<(&'a str, i32)>,
+}
+
+/// Checks every batch in `records`: framing, CRC and size (the batch fails
+/// as a whole), then timestamps and, on a compacted topic, keys (the batch
+/// fails naming its bad records, as Kafka's `LogValidator` does).
+fn validate_batches(records: &[u8], rules: &Rules) -> Result<(), Refusal> {
     if records.is_empty() {
         return Err(KafkaError::with_message(
             ResponseError::InvalidRecord,
             "Produce request carried no record batch".to_string(),
-        ));
+        )
+        .into());
     }
     let mut position = 0;
     while position < records.len() {
-        let batch = &records[position..];
-        position += batch::validate(batch, max_batch_bytes).map_err(batch_error)?;
-        if let (Some(window), Some(header)) = (window, batch::BatchHeader::view(batch)) {
-            window.check(header)?;
+        let size =
+            batch::validate(&records[position..], rules.max_batch_bytes).map_err(batch_error)?;
+        let one = &records[position..position + size];
+        position += size;
+        let Some(header) = BatchHeader::view(one) else {
+            continue;
+        };
+        let header_out_of_window = rules.window.and_then(|w| w.refuses(header));
+        // Control batches are the coordinator's, keyed by it.
+        let keys_to_check = rules.compacted.is_some() && !header.is_control();
+        if header_out_of_window.is_some() || keys_to_check {
+            check_records(one, rules)?;
+        }
+        if let Some(error) = header_out_of_window {
+            // No record is out of the window: the header's timestamps are
+            // wrong, or absent (-1), and the time index would take them.
+            return Err(error.into());
         }
     }
     Ok(())
 }
 
-/// Kafka's rule for compacted topics: every record needs a key, or the
-/// cleaner could not tell which value is the latest. Looks inside each batch
-/// (decompressing it, bounded); control batches are the coordinator's.
-fn check_keys(records: &[u8], topic: &str, partition: i32) -> Result<(), KafkaError> {
-    let mut position = 0;
-    while position < records.len() {
-        let size = batch::framed_size(&records[position..]).map_err(batch_error)?;
-        let one = &records[position..position + size];
-        position += size;
-        if BatchHeader::view(one).is_some_and(|h| h.is_control()) {
-            continue;
-        }
-        match batch_records::all_keyed(one) {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(KafkaError::with_message(
-                    ResponseError::InvalidRecord,
-                    format!(
-                        "Compacted topic cannot accept message without key in topic partition {topic}-{partition}."
-                    ),
-                ))
-            }
-            Err(error) => {
-                return Err(KafkaError::with_message(
-                    ResponseError::CorruptMessage,
-                    format!("Record batch cannot be read: {error}"),
-                ))
-            }
+/// Looks at each record of one batch (decompressing it, bounded) for what
+/// Kafka refuses record by record: a keyless record on a compacted topic,
+/// a timestamp out of the window. In Kafka's order: the key first.
+fn check_records(batch: &[u8], rules: &Rules) -> Result<(), Refusal> {
+    let unreadable = |error| {
+        KafkaError::with_message(
+            ResponseError::CorruptMessage,
+            format!("Record batch cannot be read: {error}"),
+        )
+    };
+    let decoded = BatchRecords::decode(batch).map_err(unreadable)?;
+    let records = decoded.records().map_err(unreadable)?;
+    let is_control = BatchHeader::view(batch).is_some_and(|h| h.is_control());
+    let mut record_errors = Vec::new();
+    let mut bad_timestamp = false;
+    for (index, record) in records.iter().enumerate() {
+        let index = i32::try_from(index).unwrap_or(i32::MAX);
+        if let (Some((topic, partition)), None, false) = (rules.compacted, record.key, is_control) {
+            record_errors.push((
+                index,
+                format!(
+                    "Compacted topic cannot accept message without key in topic partition {topic}-{partition}"
+                ),
+            ));
+        } else if let Some(window) = rules
+            .window
+            .filter(|w| record.timestamp != NO_TIMESTAMP && !w.contains(record.timestamp))
+        {
+            bad_timestamp = true;
+            record_errors.push((index, window.record_error(record.timestamp, record.offset)));
         }
     }
-    Ok(())
+    if record_errors.is_empty() {
+        return Ok(());
+    }
+    Err(Refusal::of_records(record_errors, bad_timestamp))
 }
 
 /// Where one partition of the request stands before the owner answers.
 enum Slot {
-    Done(Result<(i64, i64, i64), KafkaError>),
+    Done(Result<(i64, i64, i64), Refusal>),
     Pending { log_append_time_ms: i64 },
 }
 
@@ -179,39 +285,40 @@ pub async fn handle(
                 } else {
                     ResponseError::UnknownTopicOrPartition
                 };
-                topic_slots.push(Slot::Done(Err(KafkaError::new(error))));
+                topic_slots.push(Slot::Done(Err(KafkaError::new(error).into())));
                 continue;
             };
             let Some(wait) = wait else {
                 topic_slots.push(Slot::Done(Err(KafkaError::new(
                     ResponseError::InvalidRequiredAcks,
-                ))));
+                )
+                .into())));
                 continue;
             };
             if partition.index < 0 || partition.index >= meta.partitions {
                 topic_slots.push(Slot::Done(Err(KafkaError::new(
                     ResponseError::UnknownTopicOrPartition,
-                ))));
+                )
+                .into())));
                 continue;
             }
             let records = partition.records.as_deref().unwrap_or_default();
-            let window = TimestampWindow::of(config, now);
-            let checked =
-                validate_batches(records, config.max_message_bytes, window).and_then(|()| {
-                    if config.log.compact {
-                        check_keys(records, &meta.name, partition.index)
-                    } else {
-                        Ok(())
-                    }
-                });
-            if let Err(error) = checked {
+            let rules = Rules {
+                max_batch_bytes: config.max_message_bytes,
+                window: TimestampWindow::of(config, now),
+                compacted: config
+                    .log
+                    .compact
+                    .then_some((meta.name.as_str(), partition.index)),
+            };
+            if let Err(refusal) = validate_batches(records, &rules) {
                 log::debug!(
                     "produce to {}-{} refused: {:?}",
                     meta.name,
                     partition.index,
-                    error.message
+                    refusal.error.message
                 );
-                topic_slots.push(Slot::Done(Err(error)));
+                topic_slots.push(Slot::Done(Err(refusal)));
                 continue;
             }
             let log_append_time_ms = config.log_append_time.then_some(now);
@@ -247,13 +354,17 @@ pub async fn handle(
         for ((topic_index, partition_index), answer) in answers {
             let slot = &mut slots[topic_index][partition_index];
             if let Slot::Pending { log_append_time_ms } = *slot {
-                *slot = Slot::Done(answer.map(|appended| {
-                    (
-                        appended.base_offset,
-                        log_append_time_ms,
-                        appended.log_start_offset,
-                    )
-                }));
+                *slot = Slot::Done(
+                    answer
+                        .map(|appended| {
+                            (
+                                appended.base_offset,
+                                log_append_time_ms,
+                                appended.log_start_offset,
+                            )
+                        })
+                        .map_err(Refusal::from),
+                );
             }
         }
     }
@@ -276,32 +387,7 @@ pub async fn handle(
                 .partition_data
                 .iter()
                 .zip(topic_slots)
-                .map(|(partition, slot)| {
-                    let mut answer = PartitionProduceResponse::default();
-                    answer.index = partition.index;
-                    answer.base_offset = -1;
-                    answer.log_append_time_ms = -1;
-                    answer.log_start_offset = -1;
-                    match slot {
-                        Slot::Done(Ok((base_offset, log_append_time_ms, log_start_offset))) => {
-                            answer.base_offset = base_offset;
-                            answer.log_append_time_ms = log_append_time_ms;
-                            if version >= 5 {
-                                answer.log_start_offset = log_start_offset;
-                            }
-                        }
-                        Slot::Done(Err(error)) => {
-                            answer.error_code = error.code;
-                            if version >= 8 {
-                                answer.error_message = error.message.map(str_bytes);
-                            }
-                        }
-                        Slot::Pending { .. } => {
-                            answer.error_code = ResponseError::UnknownServerError.code();
-                        }
-                    }
-                    answer
-                })
+                .map(|(partition, slot)| partition_answer(version, partition.index, slot))
                 .collect();
             entry
         })
@@ -309,4 +395,42 @@ pub async fn handle(
     let mut response = ProduceResponse::default();
     response.responses = responses;
     Some(response)
+}
+
+/// One partition's answer: where its batches landed, or why they did not.
+fn partition_answer(version: i16, index: i32, slot: Slot) -> PartitionProduceResponse {
+    let mut answer = PartitionProduceResponse::default();
+    answer.index = index;
+    answer.base_offset = -1;
+    answer.log_append_time_ms = -1;
+    answer.log_start_offset = -1;
+    match slot {
+        Slot::Done(Ok((base_offset, log_append_time_ms, log_start_offset))) => {
+            answer.base_offset = base_offset;
+            answer.log_append_time_ms = log_append_time_ms;
+            if version >= 5 {
+                answer.log_start_offset = log_start_offset;
+            }
+        }
+        Slot::Done(Err(refusal)) => {
+            answer.error_code = refusal.error.code;
+            if version >= RECORD_ERRORS_VERSION {
+                answer.error_message = refusal.error.message.map(str_bytes);
+                answer.record_errors = refusal
+                    .record_errors
+                    .into_iter()
+                    .map(|(index, message)| {
+                        let mut entry = BatchIndexAndErrorMessage::default();
+                        entry.batch_index = index;
+                        entry.batch_index_error_message = Some(str_bytes(message));
+                        entry
+                    })
+                    .collect();
+            }
+        }
+        Slot::Pending { .. } => {
+            answer.error_code = ResponseError::UnknownServerError.code();
+        }
+    }
+    answer
 }

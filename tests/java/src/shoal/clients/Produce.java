@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.producer.KafkaProducer;
@@ -20,7 +21,8 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * KafkaProducer: sends the records read from stdin (each with its partition, key, value, headers
  * and CreateTime) and prints where each landed, in the order given. Without -default-config the
  * producer is not idempotent (shoal has no InitProducerId yet); with it, it is the user's
- * out-of-the-box producer.
+ * out-of-the-box producer. With -report-errors a record that fails is printed as its exception's
+ * class and message instead of failing the run.
  */
 final class Produce {
     private Produce() {}
@@ -63,7 +65,19 @@ final class Produce {
             producer.flush();
             ArrayNode acks = Main.array();
             for (Future<RecordMetadata> f : sent) {
-                RecordMetadata m = f.get(timeoutMs, TimeUnit.MILLISECONDS);
+                RecordMetadata m;
+                try {
+                    m = f.get(timeoutMs, TimeUnit.MILLISECONDS);
+                } catch (ExecutionException e) {
+                    if (!flags.has("report-errors")) {
+                        throw e;
+                    }
+                    // What the application is told about this one record.
+                    acks.add(Main.object()
+                            .put("error", e.getCause().getClass().getSimpleName())
+                            .put("message", e.getCause().getMessage()));
+                    continue;
+                }
                 // acks=0 learns no offset: Kafka's client reports -1.
                 acks.add(Main.object().put("partition", m.partition()).put("offset", m.offset()));
             }
