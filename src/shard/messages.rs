@@ -1,11 +1,10 @@
 //! The messages shards send each other. Every per-partition operation is a
-//! request to the partition's owner shard; the answer comes back on a
-//! oneshot channel carried in the envelope.
+//! request to the partition's owner shard; the answer comes back over the
+//! mesh (`mesh.rs`).
 
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use futures_channel::oneshot;
 
 use crate::group::{
     CommitRequest, ConsumerHeartbeatRequest, ConsumerHeartbeatResponse, DescribedConsumerGroup,
@@ -105,8 +104,6 @@ pub enum ShardRequest {
     /// To the group coordinator of the shard that owns the group's
     /// `__consumer_offsets` partition (`List` goes to every shard).
     Group(GroupCall),
-    /// Stop accepting, finish in-flight requests, flush and close every log.
-    Shutdown,
 }
 
 #[derive(Debug)]
@@ -210,10 +207,4 @@ impl ShardReply {
             _ => KafkaError::new(kafka_protocol::error::ResponseError::UnknownServerError),
         }
     }
-}
-
-/// A request in flight between shards.
-pub struct Envelope {
-    pub request: ShardRequest,
-    pub reply: oneshot::Sender<ShardReply>,
 }

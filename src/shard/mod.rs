@@ -12,6 +12,7 @@
 
 pub mod controller;
 pub mod groups;
+pub mod mesh;
 pub mod messages;
 pub mod owned;
 pub mod stall;
@@ -20,13 +21,13 @@ pub mod view;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_channel::{mpsc, oneshot};
+use futures_channel::oneshot;
 use futures_util::future::LocalBoxFuture;
-use futures_util::StreamExt;
 use kafka_protocol::error::ResponseError;
 
 use crate::config::BrokerConfig;
@@ -35,7 +36,8 @@ use crate::log::{CleanerBudget, ShardLoad};
 use crate::metadata::ClusterView;
 use controller::Controller;
 use groups::GroupHost;
-use messages::{Envelope, KafkaError, ShardReply, ShardRequest};
+use mesh::{Links, Mesh, Unreachable};
+use messages::{KafkaError, ShardReply, ShardRequest};
 use owned::OwnedPartitions;
 use view::ShardView;
 
@@ -51,12 +53,13 @@ pub const SHARD_IO_MEMORY_BYTES: usize = 2 << 20;
 /// queue's 1000 (glommio's default): when requests and the cleaner both have
 /// work, the requests get about 90% of the core.
 const CLEANER_SHARES: usize = 100;
-/// Calls one shard may have waiting on another at once. Each is a message
-/// in the other's inbox or a reply on its way back; past this many the
-/// caller waits for one to finish, which holds its client request and so,
-/// through the connection's in-flight bound, stops the reading of more. So
-/// no inbox holds more than this times the number of shards, whatever the
-/// clients send. Well above what a shard serves at once in normal load (its
+/// Calls one shard may have waiting on another at once, counted until the
+/// answer is back even when the caller stopped waiting. Each is a request
+/// queued or running on the other shard, or an answer on its way back; past
+/// this many the caller waits for one to finish, which holds its client
+/// request and so, through the connection's in-flight bound, stops the
+/// reading of more. So no shard holds more than this times the number of
+/// shards of others' work, whatever the clients send. Well above what a shard serves at once in normal load (its
 /// share of `queued.max.requests`, 250 of 500 on 2 shards), so it binds only
 /// when an owner falls behind. No cycle of waits: the one handler that
 /// calls further (the controller's) calls handlers that call no one.
@@ -65,6 +68,9 @@ const CROSS_SHARD_CALLS_MAX: usize = 1024;
 const SHUTDOWN_DRAIN_MS_MAX: u64 = 10_000;
 /// Poll period while draining in-flight requests at shutdown (shutdown only).
 const SHUTDOWN_DRAIN_POLL_MS: u64 = 10;
+/// How often a shard looks whether it was asked to stop: SIGTERM is answered
+/// within this; a timer this slow costs nothing.
+const STOP_POLL_MS: u64 = 20;
 
 /// Runs the future `make_future` builds to completion on a fresh single-shard
 /// executor. For tests and the command-line tools, never for the broker's
@@ -108,16 +114,18 @@ pub fn shard_cores(count: usize) -> Option<Vec<usize>> {
     (cores.len() >= count).then(|| cores[..count].to_vec())
 }
 
-/// One shard's state. Lives on its own thread; other shards hold only its inbox.
+/// One shard's state. Lives on its own thread; other shards reach it only
+/// through the mesh (`mesh.rs`).
 pub struct Shard {
     pub id: usize,
     pub config: Arc<BrokerConfig>,
     /// This shard's own copy of the cluster view (`view.rs`).
     view: RefCell<Rc<ShardView>>,
-    inboxes: Vec<mpsc::UnboundedSender<Envelope>>,
+    shard_count: usize,
+    mesh: Mesh,
     /// Per other shard, the calls this one may still have waiting there
-    /// (`CROSS_SHARD_CALLS_MAX`): what bounds the other's inbox.
-    calls_to: Vec<glommio::sync::Semaphore>,
+    /// (`CROSS_SHARD_CALLS_MAX`): what bounds the work it queues there.
+    calls_to: Vec<Rc<glommio::sync::Semaphore>>,
     pub partitions: OwnedPartitions,
     /// The consumer groups whose `__consumer_offsets` partition this shard owns.
     pub groups: GroupHost,
@@ -157,7 +165,7 @@ impl RoutingCounts {
 
 impl Shard {
     pub fn count(&self) -> usize {
-        self.inboxes.len()
+        self.shard_count
     }
 
     /// The current metadata snapshot: this shard's own copy, so taking it
@@ -167,7 +175,7 @@ impl Shard {
     }
 
     /// Runs `request` on shard `owner`: inline when that is this shard,
-    /// otherwise as a message to its inbox.
+    /// otherwise as a message over the mesh.
     pub async fn call(self: &Rc<Self>, owner: usize, request: ShardRequest) -> ShardReply {
         self.routing.count(&request, owner == self.id);
         if owner == self.id {
@@ -176,24 +184,12 @@ impl Shard {
         let Some(calls) = self.calls_to.get(owner) else {
             return ShardReply::Failed(KafkaError::new(ResponseError::BrokerNotAvailable));
         };
-        // Held until the reply is back: the envelope counts against the
-        // owner's inbox until it has been handled.
-        let Ok(_call) = calls.acquire_permit(1).await else {
-            return ShardReply::Failed(KafkaError::new(ResponseError::BrokerNotAvailable));
-        };
-        let (reply, answer) = oneshot::channel();
-        // The send error hands back the envelope, too large to carry
-        // around only to drop it: keep whether it went.
-        let sent = self
-            .inboxes
-            .get(owner)
-            .is_some_and(|inbox| inbox.unbounded_send(Envelope { request, reply }).is_ok());
-        if !sent {
-            return ShardReply::Failed(KafkaError::new(ResponseError::BrokerNotAvailable));
-        }
-        answer.await.unwrap_or(ShardReply::Failed(KafkaError::new(
-            ResponseError::BrokerNotAvailable,
-        )))
+        self.mesh
+            .call(owner, calls, request)
+            .await
+            .unwrap_or_else(|Unreachable| {
+                ShardReply::Failed(KafkaError::new(ResponseError::BrokerNotAvailable))
+            })
     }
 
     /// Sends `request` built by `make` to every shard and waits for all.
@@ -279,12 +275,6 @@ impl Shard {
                 self.partitions.reconfigure(&old, &view);
                 ShardReply::Done
             }
-            ShardRequest::Shutdown => {
-                if let Some(stop) = self.stop.borrow_mut().take() {
-                    let _ = stop.send(());
-                }
-                ShardReply::Done
-            }
         }
     }
 
@@ -325,19 +315,16 @@ pub struct ShardStart {
 /// Handles to the running shards, held by the main thread.
 pub struct ShardSet {
     threads: Vec<glommio::ExecutorJoinHandle<()>>,
-    inboxes: Vec<mpsc::UnboundedSender<Envelope>>,
+    /// Set once to stop every shard; each looks at it every
+    /// `STOP_POLL_MS` (a flag, not a message: the main thread is not a
+    /// shard, and no waker may cross threads, see `mesh.rs`).
+    stopping: Arc<AtomicBool>,
 }
 
 impl ShardSet {
     /// Asks every shard to stop and waits for their threads to finish.
     pub fn shutdown(self) {
-        for inbox in &self.inboxes {
-            let (reply, _) = oneshot::channel();
-            let _ = inbox.unbounded_send(Envelope {
-                request: ShardRequest::Shutdown,
-                reply,
-            });
-        }
+        self.stopping.store(true, Ordering::Release);
         for thread in self.threads {
             if let Err(error) = thread.join() {
                 log::error!("shard thread failed: {error}");
@@ -360,17 +347,17 @@ where
 {
     let count = config.shards;
     let cores = shard_cores(count);
-    let (senders, receivers): (Vec<_>, Vec<_>) = (0..count).map(|_| mpsc::unbounded()).unzip();
+    let stopping = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = std_mpsc::channel();
     let mut threads = Vec::with_capacity(count);
-    for (id, inbox) in receivers.into_iter().enumerate() {
+    for (id, links) in mesh::links(count).into_iter().enumerate() {
         let placement = match &cores {
             Some(cores) => glommio::Placement::Fixed(cores[id]),
             None => glommio::Placement::Unbound,
         };
         let config = config.clone();
         let view = view.clone();
-        let inboxes = senders.clone();
+        let stopping = stopping.clone();
         let service = service.clone();
         let ready = ready_tx.clone();
         let thread = glommio::LocalExecutorBuilder::new(placement)
@@ -378,15 +365,12 @@ where
             .io_memory(SHARD_IO_MEMORY_BYTES)
             .preempt_timer(Duration::from_millis(stall::PREEMPT_TIMER_MS))
             .spin_before_park(Duration::from_micros(config.shard_spin_before_park_us))
-            .spawn(move || run_shard(id, config, view, inboxes, inbox, service, ready))
+            .spawn(move || run_shard(id, config, view, links, stopping, service, ready))
             .map_err(|error| format!("cannot start shard {id}: {error}"))?;
         threads.push(thread);
     }
     drop(ready_tx);
-    let set = ShardSet {
-        threads,
-        inboxes: senders,
-    };
+    let set = ShardSet { threads, stopping };
     for _ in 0..count {
         match ready_rx.recv() {
             Ok(Ok(_)) => {}
@@ -401,6 +385,47 @@ where
         }
     }
     Ok(set)
+}
+
+/// Reads what shard `peer` sends: its calls, each run in a task of its own
+/// whose answer goes back when done, and the answers to this shard's calls.
+/// Never waits on anything but the channel (`mesh.rs`).
+async fn serve_peer(
+    shard: Rc<Shard>,
+    peer: usize,
+    receiver: glommio::channels::shared_channel::ConnectedReceiver<mesh::Message>,
+) {
+    while let Some(message) = receiver.recv().await {
+        match message {
+            mesh::Message::Request { id, request } => {
+                let shard = shard.clone();
+                shard.load.started_work();
+                glommio::spawn_local(async move {
+                    let reply = shard.handle(*request).await;
+                    shard.mesh.reply(peer, id, reply).await;
+                })
+                .detach();
+            }
+            mesh::Message::Reply { id, reply } => shard.mesh.answered(id, *reply),
+        }
+    }
+    shard.mesh.peer_gone(peer);
+}
+
+/// Stops the shard's service once the main thread sets `stopping`.
+async fn watch_stop(stopping: Arc<AtomicBool>, shard: std::rc::Weak<Shard>) {
+    loop {
+        glommio::timer::sleep(Duration::from_millis(STOP_POLL_MS)).await;
+        let Some(shard) = shard.upgrade() else {
+            return;
+        };
+        if stopping.load(Ordering::Acquire) {
+            if let Some(stop) = shard.stop.borrow_mut().take() {
+                let _ = stop.send(());
+            }
+            return;
+        }
+    }
 }
 
 /// The shard's log cleaner: one pass at a time on the neediest compacted
@@ -456,8 +481,8 @@ async fn run_shard<S, F>(
     id: usize,
     config: Arc<BrokerConfig>,
     view: Arc<ClusterView>,
-    inboxes: Vec<mpsc::UnboundedSender<Envelope>>,
-    mut inbox: mpsc::UnboundedReceiver<Envelope>,
+    links: Links,
+    stopping: Arc<AtomicBool>,
     service: S,
     ready: std_mpsc::Sender<Result<usize, String>>,
 ) where
@@ -465,6 +490,8 @@ async fn run_shard<S, F>(
     F: Future<Output = ()> + 'static,
 {
     let (stop_tx, stop_rx) = oneshot::channel();
+    let shard_count = config.shards;
+    let (mesh, receivers) = links.connect().await;
     let shard = Rc::new(Shard {
         id,
         partitions: OwnedPartitions::new(config.data_dir.clone()),
@@ -472,10 +499,11 @@ async fn run_shard<S, F>(
         controller: (id == CONTROLLER_SHARD).then(Controller::new),
         config: config.clone(),
         view: RefCell::new(Rc::new(ShardView::new(&view, &config))),
-        calls_to: (0..inboxes.len())
-            .map(|_| glommio::sync::Semaphore::new(CROSS_SHARD_CALLS_MAX as u64))
+        calls_to: (0..shard_count)
+            .map(|_| Rc::new(glommio::sync::Semaphore::new(CROSS_SHARD_CALLS_MAX as u64)))
             .collect(),
-        inboxes,
+        shard_count,
+        mesh,
         stop: RefCell::new(Some(stop_tx)),
         in_flight_requests: Cell::new(0),
         routing: RoutingCounts::default(),
@@ -500,19 +528,10 @@ async fn run_shard<S, F>(
         shard.groups.load(&shard.partitions, &mine).await;
     }
     glommio::spawn_local(groups::run_ticks(Rc::downgrade(&shard))).detach();
-    let receiver = shard.clone();
-    glommio::spawn_local(async move {
-        while let Some(envelope) = inbox.next().await {
-            let shard = receiver.clone();
-            shard.load.started_work();
-            glommio::spawn_local(async move {
-                let answer = shard.handle(envelope.request).await;
-                let _ = envelope.reply.send(answer);
-            })
-            .detach();
-        }
-    })
-    .detach();
+    for (peer, receiver) in receivers {
+        glommio::spawn_local(serve_peer(shard.clone(), peer, receiver)).detach();
+    }
+    glommio::spawn_local(watch_stop(stopping, Rc::downgrade(&shard))).detach();
     let checkpointer = Rc::downgrade(&shard);
     let checkpoint_interval = Duration::from_millis(config.log_flush_offset_checkpoint_interval_ms);
     glommio::spawn_local(async move {
@@ -559,6 +578,7 @@ async fn run_shard<S, F>(
         waited_ms += SHUTDOWN_DRAIN_POLL_MS;
     }
     shard.partitions.close_all().await;
+    shard.mesh.close();
     let routing = &shard.routing;
     log::info!(
         "shard {id}: partition parts routed: produce {} here, {} forwarded; fetch {} here, {} forwarded",
