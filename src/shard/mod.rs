@@ -491,7 +491,12 @@ async fn run_shard<S, F>(
 {
     let (stop_tx, stop_rx) = oneshot::channel();
     let shard_count = config.shards;
-    let (mesh, receivers) = links.connect().await;
+    // In a task of its own, not in the executor's main future: connecting
+    // there, a shard sometimes never saw its peer connect (one start in
+    // twenty on a loaded machine); a task is woken by glommio's connection
+    // wakers as it should be.
+    let connecting = glommio::spawn_local(links.connect());
+    let (mesh, receivers) = connecting.await;
     let shard = Rc::new(Shard {
         id,
         partitions: OwnedPartitions::new(config.data_dir.clone()),
