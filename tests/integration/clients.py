@@ -16,9 +16,20 @@ POLL_TIMEOUT_S = 0.5
 # stderr from clients that outlive their test.
 LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
 
+# What Kafka without an authorizer answers as a resource's authorized
+# operations (every operation it defines for that resource type), by name.
+GROUP_OPERATIONS = ["ALTER_CONFIGS", "DELETE", "DESCRIBE", "DESCRIBE_CONFIGS", "READ"]
+CLUSTER_OPERATIONS = ["ALTER", "ALTER_CONFIGS", "CLUSTER_ACTION", "CREATE", "DESCRIBE", "DESCRIBE_CONFIGS", "IDEMPOTENT_WRITE"]
+
 
 def admin(bootstrap):
     return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000, "logger": LIBRDKAFKA_LOG})
+
+
+def operation_names(operations):
+    """A confluent-kafka `authorized_operations` list (None when not asked
+    for) as sorted names."""
+    return None if operations is None else sorted(op.name for op in operations)
 
 
 def create_topic(bootstrap, name, partitions, config=None):

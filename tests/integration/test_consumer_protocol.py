@@ -187,6 +187,11 @@ def test_admin_sees_consumer_protocol_groups(broker_factory, topic):
         assert described.members[0].client_id == "kip848-client"
         assigned = {tp.partition for tp in described.members[0].assignment.topic_partitions}
         assert assigned == set(range(PARTITIONS))
+        assert described.authorized_operations is None
+        asked = admin.describe_consumer_groups(
+            [group_id], include_authorized_operations=True, request_timeout=clients.REQUEST_TIMEOUT_S
+        )[group_id].result()
+        assert clients.operation_names(asked.authorized_operations) == clients.GROUP_OPERATIONS
     finally:
         member.consumer.close()
 
