@@ -16,6 +16,10 @@ POLL_TIMEOUT_S = 0.5
 # stderr from clients that outlive their test.
 LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
 
+# Errors a partition's leader answers while its leadership settles (Kafka
+# just after a change); clients retry them.
+SETTLING_ERRORS = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
+
 # What Kafka without an authorizer answers as a resource's authorized
 # operations (every operation it defines for that resource type), by name.
 GROUP_OPERATIONS = ["ALTER_CONFIGS", "DELETE", "DESCRIBE", "DESCRIBE_CONFIGS", "READ"]
@@ -122,10 +126,21 @@ def consumer(bootstrap, extra_config=None, **config):
     return Consumer(conf)
 
 
-def watermarks(bootstrap, name, partition):
+def watermarks(bootstrap, name, partition, timeout_s=REQUEST_TIMEOUT_S):
+    """(low, high) of a partition. A retriable error (Kafka answers
+    NOT_LEADER_OR_FOLLOWER while a partition's leadership settles) is asked
+    again, as a client's own calls would, until timeout_s."""
     c = consumer(bootstrap)
+    deadline = time.monotonic() + timeout_s
     try:
-        return c.get_watermark_offsets(TopicPartition(name, partition), timeout=REQUEST_TIMEOUT_S)
+        for _ in range(int(timeout_s / POLL_TIMEOUT_S) + 1):
+            try:
+                return c.get_watermark_offsets(TopicPartition(name, partition), timeout=REQUEST_TIMEOUT_S)
+            except KafkaException as e:
+                if e.args[0].code() not in SETTLING_ERRORS or time.monotonic() >= deadline:
+                    raise
+            time.sleep(POLL_TIMEOUT_S)
+        raise AssertionError(f"no watermarks of {name}[{partition}] within {timeout_s}s")
     finally:
         c.close()
 
