@@ -211,3 +211,24 @@ def assert_read_back(bootstrap, topic, records):
             assert m.value() == r.value
             assert m.headers() == (r.headers or None)
             assert m.timestamp() == (TIMESTAMP_CREATE_TIME, r.timestamp_ms)
+
+
+def first_record_from_earliest(bootstrap, topic, timeout_s=CONSUME_TIMEOUT_S):
+    """The first record of partition 0 that a consumer starting at offset 0
+    reads, reset to the earliest offset when 0 is gone."""
+    c = consumer(bootstrap, auto_offset_reset="earliest")
+    try:
+        c.assign([TopicPartition(topic, 0, 0)])
+        for _ in range(int(timeout_s / POLL_TIMEOUT_S)):
+            msg = c.poll(POLL_TIMEOUT_S)
+            if msg is None:
+                continue
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaException(err)
+            return msg
+    finally:
+        c.close()
+    raise AssertionError(f"no record of {topic}[0] read from earliest within {timeout_s}s")

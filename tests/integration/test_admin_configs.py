@@ -245,27 +245,6 @@ def test_create_partitions_grows_the_topic_across_a_restart(broker, topic):
     assert [m.value() for m in got[2]] == [b"p2-%d" % i for i in range(5)]
 
 
-def first_record_from_earliest(bootstrap, topic):
-    """The first record a consumer starting at offset 0 reads, reset to the
-    earliest offset when 0 is gone."""
-    c = clients.consumer(bootstrap, auto_offset_reset="earliest")
-    try:
-        c.assign([TopicPartition(topic, 0, 0)])
-        for _ in range(int(RETENTION_WAIT_S / clients.POLL_TIMEOUT_S)):
-            msg = c.poll(clients.POLL_TIMEOUT_S)
-            if msg is None:
-                continue
-            err = msg.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise KafkaException(err)
-            return msg
-    finally:
-        c.close()
-    raise AssertionError("no record read from earliest")
-
-
 def delete_records(admin, topic, partition, offset):
     """(error code, low watermark or None) of DeleteRecords."""
     futures = admin.delete_records([TopicPartition(topic, partition, offset)], request_timeout=REQUEST_TIMEOUT_S)
@@ -284,7 +263,7 @@ def test_delete_records_then_consume_from_earliest(broker, topic):
 
     assert delete_records(admin, topic, 0, 40) == (KafkaError.NO_ERROR, 40)
     assert clients.watermarks(broker.bootstrap, topic, 0) == (40, 100)
-    first = first_record_from_earliest(broker.bootstrap, topic)
+    first = clients.first_record_from_earliest(broker.bootstrap, topic)
     assert (first.offset(), first.value()) == (40, b"00000040")
     # Below the low watermark changes nothing; past the high watermark fails.
     assert delete_records(admin, topic, 0, 10) == (KafkaError.NO_ERROR, 40)
@@ -302,7 +281,7 @@ def test_delete_records_then_consume_from_earliest(broker, topic):
     broker.restart()
     assert clients.watermarks(broker.bootstrap, topic, 0) == (100, 100)
     assert produce_values(broker.bootstrap, topic, [b"after"]).errors == []
-    first = first_record_from_earliest(broker.bootstrap, topic)
+    first = clients.first_record_from_earliest(broker.bootstrap, topic)
     assert (first.offset(), first.value()) == (100, b"after")
 
 
