@@ -7,10 +7,11 @@
 //! here and those layers re-export them, so any layer may read a config and
 //! a config never pulls a layer in.
 //!
-//! `config.rs` holds the broker's settings; `topic.rs` topic configs and
-//! their resolution; `storage.rs` and `group.rs` the settings of the log and
+//! `config.rs` holds the broker's settings; `describe.rs` them as
+//! DescribeConfigs lists them; `topic.rs` topic configs and their resolution; `storage.rs` and `group.rs` the settings of the log and
 //! of the group coordinator; `parse.rs` the value parsers.
 
+mod describe;
 mod group;
 mod parse;
 mod storage;
@@ -20,6 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+pub use describe::{ConfigKind, ConfigSource, ConfigSynonym, DescribedConfig};
 pub use group::{GroupConfig, RANGE_ASSIGNOR, UNIFORM_ASSIGNOR};
 pub use parse::{split_host_port, split_key_value};
 pub use storage::*;
@@ -43,6 +45,10 @@ pub const MESSAGE_MAX_BYTES_DEFAULT: usize = 1_048_588;
 /// Kafka's `socket.request.max.bytes` default: the largest request frame a
 /// connection accepts, size prefix excluded.
 pub const SOCKET_REQUEST_MAX_BYTES_DEFAULT: usize = 104_857_600;
+/// Kafka's `log.retention.hours` default: `RETENTION_MS_DEFAULT` in hours.
+pub const RETENTION_HOURS_DEFAULT: i64 = RETENTION_MS_DEFAULT / 3_600_000;
+/// Kafka's `log.roll.hours` default: `SEGMENT_MS_DEFAULT` in hours.
+pub const ROLL_HOURS_DEFAULT: u64 = SEGMENT_MS_DEFAULT / 3_600_000;
 /// Kafka's `log.retention.check.interval.ms` default, 5 minutes.
 pub const RETENTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 300_000;
 /// Kafka's `log.cleaner.dedupe.buffer.size` default: 128 MiB for the whole
@@ -336,14 +342,27 @@ impl BrokerConfig {
             "log.segment.bytes" => {
                 self.log_segment_bytes = parse_range(key, value, 14, i32::MAX as u64)?
             }
+            // The finer unit wins whatever the order, as in Kafka.
             "log.roll.ms" => self.log_roll_ms = parse_range(key, value, 1, u64::MAX)?,
             "log.roll.hours" => {
-                self.log_roll_ms =
-                    parse_range::<u64>(key, value, 1, u64::MAX / 3_600_000)? * 3_600_000
+                let roll_ms = parse_range::<u64>(key, value, 1, u64::MAX / 3_600_000)? * 3_600_000;
+                if !self.explicit.contains_key("log.roll.ms") {
+                    self.log_roll_ms = roll_ms;
+                }
             }
             "log.retention.ms" => self.log_retention_ms = parse(key, value)?,
+            "log.retention.minutes" => {
+                let retention_ms = parse::<i64>(key, value)?.saturating_mul(60_000);
+                if !self.explicit.contains_key("log.retention.ms") {
+                    self.log_retention_ms = retention_ms;
+                }
+            }
             "log.retention.hours" => {
-                self.log_retention_ms = parse::<i64>(key, value)?.saturating_mul(3_600_000)
+                let retention_ms = parse::<i64>(key, value)?.saturating_mul(3_600_000);
+                let finer = ["log.retention.ms", "log.retention.minutes"];
+                if !finer.iter().any(|key| self.explicit.contains_key(*key)) {
+                    self.log_retention_ms = retention_ms;
+                }
             }
             "log.retention.bytes" => {
                 self.log_retention_bytes = parse_range(key, value, -1, i64::MAX)?

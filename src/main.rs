@@ -88,17 +88,21 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
     }
     let advertise_explicit =
         args.advertise.is_some() || config.explicit.contains_key("advertised.listeners");
+    // The flags that stand for configs count as set, as an --override
+    // would (DescribeConfigs shows them as the operator's).
     if let Some(listen) = args.listen {
-        config.listen = listen;
+        config.set("listeners", &listen)?;
     }
     if let Some(advertise) = args.advertise {
-        config.advertise = advertise;
+        config.set("advertised.listeners", &advertise)?;
     }
     if !advertise_explicit {
         config.advertise = config.listen.clone();
     }
     if let Some(data_dir) = args.data_dir {
+        let shown = data_dir.display().to_string();
         config.data_dir = data_dir;
+        config.explicit.insert("log.dirs".to_string(), shown);
     }
     if let Some(shards) = args.shards {
         if shards == 0 {
@@ -107,7 +111,7 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
         config.shards = shards;
     }
     if let Some(node_id) = args.node_id {
-        config.node_id = node_id;
+        config.set("node.id", &node_id.to_string())?;
     }
     Ok(config)
 }

@@ -1038,6 +1038,16 @@ fn describe_cluster(conn: &mut Conn, broker: &Broker) {
             i32::from(broker.port),
             "DescribeCluster v{version}"
         );
+        // Not asked: Kafka's "not asked" value. Asked: every operation Kafka
+        // defines on the cluster (CREATE, ALTER, DESCRIBE, CLUSTER_ACTION,
+        // DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE), as without ACLs.
+        assert_eq!(response.cluster_authorized_operations, i32::MIN);
+        request.include_cluster_authorized_operations = true;
+        let asked = conn.call(&request, version);
+        assert_eq!(
+            asked.cluster_authorized_operations, 0b1_1111_1010_0000,
+            "DescribeCluster v{version} authorized operations"
+        );
     }
 }
 

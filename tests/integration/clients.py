@@ -16,9 +16,24 @@ POLL_TIMEOUT_S = 0.5
 # stderr from clients that outlive their test.
 LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
 
+# Errors a partition's leader answers while its leadership settles (Kafka
+# just after a change); clients retry them.
+SETTLING_ERRORS = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
+
+# What Kafka without an authorizer answers as a resource's authorized
+# operations (every operation it defines for that resource type), by name.
+GROUP_OPERATIONS = ["ALTER_CONFIGS", "DELETE", "DESCRIBE", "DESCRIBE_CONFIGS", "READ"]
+CLUSTER_OPERATIONS = ["ALTER", "ALTER_CONFIGS", "CLUSTER_ACTION", "CREATE", "DESCRIBE", "DESCRIBE_CONFIGS", "IDEMPOTENT_WRITE"]
+
 
 def admin(bootstrap):
     return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000, "logger": LIBRDKAFKA_LOG})
+
+
+def operation_names(operations):
+    """A confluent-kafka `authorized_operations` list (None when not asked
+    for) as sorted names."""
+    return None if operations is None else sorted(op.name for op in operations)
 
 
 def create_topic(bootstrap, name, partitions, config=None):
@@ -111,10 +126,21 @@ def consumer(bootstrap, extra_config=None, **config):
     return Consumer(conf)
 
 
-def watermarks(bootstrap, name, partition):
+def watermarks(bootstrap, name, partition, timeout_s=REQUEST_TIMEOUT_S):
+    """(low, high) of a partition. A retriable error (Kafka answers
+    NOT_LEADER_OR_FOLLOWER while a partition's leadership settles) is asked
+    again, as a client's own calls would, until timeout_s."""
     c = consumer(bootstrap)
+    deadline = time.monotonic() + timeout_s
     try:
-        return c.get_watermark_offsets(TopicPartition(name, partition), timeout=REQUEST_TIMEOUT_S)
+        for _ in range(int(timeout_s / POLL_TIMEOUT_S) + 1):
+            try:
+                return c.get_watermark_offsets(TopicPartition(name, partition), timeout=REQUEST_TIMEOUT_S)
+            except KafkaException as e:
+                if e.args[0].code() not in SETTLING_ERRORS or time.monotonic() >= deadline:
+                    raise
+            time.sleep(POLL_TIMEOUT_S)
+        raise AssertionError(f"no watermarks of {name}[{partition}] within {timeout_s}s")
     finally:
         c.close()
 
@@ -185,3 +211,24 @@ def assert_read_back(bootstrap, topic, records):
             assert m.value() == r.value
             assert m.headers() == (r.headers or None)
             assert m.timestamp() == (TIMESTAMP_CREATE_TIME, r.timestamp_ms)
+
+
+def first_record_from_earliest(bootstrap, topic, timeout_s=CONSUME_TIMEOUT_S):
+    """The first record of partition 0 that a consumer starting at offset 0
+    reads, reset to the earliest offset when 0 is gone."""
+    c = consumer(bootstrap, auto_offset_reset="earliest")
+    try:
+        c.assign([TopicPartition(topic, 0, 0)])
+        for _ in range(int(timeout_s / POLL_TIMEOUT_S)):
+            msg = c.poll(POLL_TIMEOUT_S)
+            if msg is None:
+                continue
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaException(err)
+            return msg
+    finally:
+        c.close()
+    raise AssertionError(f"no record of {topic}[0] read from earliest within {timeout_s}s")

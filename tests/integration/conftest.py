@@ -8,6 +8,7 @@ teardown, and by an atexit hook for anything a crash left behind.
 
 For trying the tests' client code against another Kafka broker, set
 SHOAL_TEST_SERVE_CMD to a command with `{port}` and `{data_dir}` placeholders;
+a test's broker config overrides follow it as `KEY=VALUE` arguments,
 readiness is then a successful TCP connect, and tests marked `shoal_only` skip.
 tests/kafka/kafka-server is such a command for Apache Kafka.
 """
@@ -156,7 +157,8 @@ class Broker:
 
     def command(self):
         if EXTERNAL_SERVE_CMD:
-            return shlex.split(EXTERNAL_SERVE_CMD.format(port=self.port, data_dir=self.data_dir))
+            command = shlex.split(EXTERNAL_SERVE_CMD.format(port=self.port, data_dir=self.data_dir))
+            return command + [f"{key}={value}" for key, value in self.overrides.items()]
         cmd = [
             shoal_bin(),
             "serve",

@@ -170,36 +170,73 @@ BATCH_LENGTH_PREFIX_BYTES = 12
 LAST_OFFSET_DELTA_AT = 23
 
 
-def fetch(bootstrap, partitions, max_bytes=64 << 20, timeout_s=SOCKET_TIMEOUT_S):
-    """Fetch v4 (no wait) on a fresh connection. partitions is
-    [(topic, partition, offset, partition_max_bytes)]; returns
-    {(topic, partition): (error_code, high_watermark, records_bytes)}."""
+# Fetch versions whose shapes the encoder below knows: v5 adds log start
+# offsets to partitions, v7 fetch sessions (KIP-227).
+FETCH_LOG_START_VERSION = 5
+FETCH_SESSIONS_VERSION = 7
+NO_FETCH_SESSION = 0
+NO_FETCH_SESSION_EPOCH = -1
+
+
+def fetch_request(partitions, version, max_bytes=64 << 20, session_id=NO_FETCH_SESSION, epoch=NO_FETCH_SESSION_EPOCH):
+    """A Fetch body (v4 to v7, no wait). partitions is [(topic, partition,
+    offset, partition_max_bytes)]; session_id and epoch are sent from v7."""
     by_topic = {}
     for topic, partition, offset, partition_max_bytes in partitions:
-        by_topic.setdefault(topic, []).append(struct.pack(">iqi", partition, offset, partition_max_bytes))
-    body = struct.pack(">iiiib", -1, 0, 0, max_bytes, 0) + struct.pack(">i", len(by_topic))
+        if version >= FETCH_LOG_START_VERSION:
+            part = struct.pack(">iqqi", partition, offset, -1, partition_max_bytes)
+        else:
+            part = struct.pack(">iqi", partition, offset, partition_max_bytes)
+        by_topic.setdefault(topic, []).append(part)
+    body = struct.pack(">iiiib", -1, 0, 0, max_bytes, 0)
+    if version >= FETCH_SESSIONS_VERSION:
+        body += struct.pack(">ii", session_id, epoch)
+    body += struct.pack(">i", len(by_topic))
     for topic, parts in by_topic.items():
         body += string(topic) + struct.pack(">i", len(parts)) + b"".join(parts)
-    with connect(bootstrap, timeout_s) as sock:
-        sock.sendall(frame(request_header(API_FETCH, FETCH_VERSION, 13) + body))
-        reader = Reader(read_response(sock, 13, timeout_s))
+    if version >= FETCH_SESSIONS_VERSION:
+        body += struct.pack(">i", 0)  # forgotten topics
+    return body
+
+
+def parse_fetch_response(body, version):
+    """(error_code, session_id, {(topic, partition): (error_code,
+    high_watermark, records_bytes)}) of a Fetch response (v4 to v7; before
+    v7 there is no top-level error or session, given as ERR_NONE and
+    NO_FETCH_SESSION)."""
+    reader = Reader(body)
     reader.take(">i")  # throttle_time_ms
+    error_code, session_id = ERR_NONE, NO_FETCH_SESSION
+    if version >= FETCH_SESSIONS_VERSION:
+        error_code, session_id = reader.take(">hi")
+    partition_header = ">ihqqq" if version >= FETCH_LOG_START_VERSION else ">ihqq"
     out = {}
 
     def partition(topic):
-        index, error_code, high_watermark, _last_stable = reader.take(">ihqq")
+        index, part_error, high_watermark = reader.take(partition_header)[:3]
         reader.array(lambda: reader.take(">qq"))  # aborted transactions
         size = reader.take(">i")
         records = b"" if size < 0 else reader.data[reader.pos : reader.pos + size]
         reader.pos += max(size, 0)
-        out[(topic, index)] = (error_code, high_watermark, records)
+        out[(topic, index)] = (part_error, high_watermark, records)
 
     def topic():
         name = reader.string()
         reader.array(lambda: partition(name))
 
     reader.array(topic)
-    return out
+    return error_code, session_id, out
+
+
+def fetch(bootstrap, partitions, max_bytes=64 << 20, timeout_s=SOCKET_TIMEOUT_S):
+    """Fetch v4 (no wait) on a fresh connection. partitions is
+    [(topic, partition, offset, partition_max_bytes)]; returns
+    {(topic, partition): (error_code, high_watermark, records_bytes)}."""
+    body = fetch_request(partitions, FETCH_VERSION, max_bytes)
+    with connect(bootstrap, timeout_s) as sock:
+        sock.sendall(frame(request_header(API_FETCH, FETCH_VERSION, 13) + body))
+        response = read_response(sock, 13, timeout_s)
+    return parse_fetch_response(response, FETCH_VERSION)[2]
 
 
 def batch_offsets(records):

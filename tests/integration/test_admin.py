@@ -106,6 +106,12 @@ def test_describe_cluster(broker):
     assert f"{node.host}:{node.port}" == broker.bootstrap
     assert cluster.controller is not None and cluster.controller.id == node.id
     assert cluster.cluster_id
+    assert cluster.authorized_operations is None
+
+    asked = admin.describe_cluster(include_authorized_operations=True, request_timeout=REQUEST_TIMEOUT_S).result(
+        timeout=REQUEST_TIMEOUT_S
+    )
+    assert clients.operation_names(asked.authorized_operations) == clients.CLUSTER_OPERATIONS
 
 
 def test_recreate_after_delete_starts_empty(broker, topic):

@@ -25,7 +25,7 @@ from kafka.errors import InvalidConfigurationError, InvalidPartitionsError
 
 import clients
 from clients import REQUEST_TIMEOUT_S
-from conftest import wait_until
+from conftest import EXTERNAL_SERVE_CMD, wait_until
 from test_cli import shoal
 
 # Retention runs this often in the tests that need it to.
@@ -40,6 +40,9 @@ DYNAMIC = ConfigSource.DYNAMIC_TOPIC_CONFIG.value
 DEFAULT = ConfigSource.DEFAULT_CONFIG.value
 RETENTION_BYTES = 4000
 VALUE_BYTES = 100
+STATIC = ConfigSource.STATIC_BROKER_CONFIG.value
+# Broker configs the describe test sets, and what Kafka shows for them.
+BROKER_OVERRIDES = {"max.connections": "1000", "log.retention.hours": "24", "queued.max.requests": "200"}
 
 
 def incremental(admin, topic, ops):
@@ -242,27 +245,6 @@ def test_create_partitions_grows_the_topic_across_a_restart(broker, topic):
     assert [m.value() for m in got[2]] == [b"p2-%d" % i for i in range(5)]
 
 
-def first_record_from_earliest(bootstrap, topic):
-    """The first record a consumer starting at offset 0 reads, reset to the
-    earliest offset when 0 is gone."""
-    c = clients.consumer(bootstrap, auto_offset_reset="earliest")
-    try:
-        c.assign([TopicPartition(topic, 0, 0)])
-        for _ in range(int(RETENTION_WAIT_S / clients.POLL_TIMEOUT_S)):
-            msg = c.poll(clients.POLL_TIMEOUT_S)
-            if msg is None:
-                continue
-            err = msg.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise KafkaException(err)
-            return msg
-    finally:
-        c.close()
-    raise AssertionError("no record read from earliest")
-
-
 def delete_records(admin, topic, partition, offset):
     """(error code, low watermark or None) of DeleteRecords."""
     futures = admin.delete_records([TopicPartition(topic, partition, offset)], request_timeout=REQUEST_TIMEOUT_S)
@@ -281,7 +263,7 @@ def test_delete_records_then_consume_from_earliest(broker, topic):
 
     assert delete_records(admin, topic, 0, 40) == (KafkaError.NO_ERROR, 40)
     assert clients.watermarks(broker.bootstrap, topic, 0) == (40, 100)
-    first = first_record_from_earliest(broker.bootstrap, topic)
+    first = clients.first_record_from_earliest(broker.bootstrap, topic)
     assert (first.offset(), first.value()) == (40, b"00000040")
     # Below the low watermark changes nothing; past the high watermark fails.
     assert delete_records(admin, topic, 0, 10) == (KafkaError.NO_ERROR, 40)
@@ -299,7 +281,7 @@ def test_delete_records_then_consume_from_earliest(broker, topic):
     broker.restart()
     assert clients.watermarks(broker.bootstrap, topic, 0) == (100, 100)
     assert produce_values(broker.bootstrap, topic, [b"after"]).errors == []
-    first = first_record_from_earliest(broker.bootstrap, topic)
+    first = clients.first_record_from_earliest(broker.bootstrap, topic)
     assert (first.offset(), first.value()) == (100, b"after")
 
 
@@ -385,3 +367,52 @@ def test_cli_alter_config_add_partitions_delete_records(broker, topic):
     past = shoal("topic", "delete-records", topic, "--partition", "2", "--before-offset", "11", "--bootstrap", b, check=False)
     assert past.returncode == 1
     assert past.stderr.decode().startswith("Error: OFFSET_OUT_OF_RANGE"), past.stderr
+
+
+def test_broker_configs_are_described_as_kafka_describes_them(broker_factory):
+    """DescribeConfigs of the broker, as kafka-python receives it (name,
+    value, read_only, source, sensitive, synonyms): a config that was set is
+    STATIC_BROKER_CONFIG with its default as the next synonym; one that was
+    not is DEFAULT_CONFIG; one with no default of its own (log.retention.ms
+    falls back to log.retention.hours) has no value and no synonyms."""
+    broker = broker_factory(overrides=BROKER_OVERRIDES)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=int(REQUEST_TIMEOUT_S * 1000))
+    try:
+        (node,) = [b.nodeId for b in admin._client.cluster.brokers()]
+        resource = KafkaPythonConfigResource(ConfigResourceType.BROKER, str(node))
+        (response,) = admin.describe_configs([resource], include_synonyms=True)
+    finally:
+        admin.close()
+    ((error, _, _, name, entries),) = [r[:5] for r in response.resources]
+    assert (error, name) == (0, str(node))
+    configs = {entry[0]: entry[1:] for entry in entries}
+
+    def shown(name):
+        value, read_only, source, sensitive, synonyms = configs[name]
+        # Kafka can change some of these at runtime; shoal none.
+        assert read_only or EXTERNAL_SERVE_CMD, f"{name} is not read-only"
+        assert not sensitive
+        return value, source, [tuple(synonym) for synonym in synonyms]
+
+    assert shown("max.connections") == (
+        "1000", STATIC, [("max.connections", "1000", STATIC), ("max.connections", "2147483647", DEFAULT)]
+    )
+    assert shown("queued.max.requests") == (
+        "200", STATIC, [("queued.max.requests", "200", STATIC), ("queued.max.requests", "500", DEFAULT)]
+    )
+    assert shown("log.retention.hours") == (
+        "24", STATIC, [("log.retention.hours", "24", STATIC), ("log.retention.hours", "168", DEFAULT)]
+    )
+    assert shown("log.retention.ms") == (None, DEFAULT, [])
+    assert shown("message.max.bytes") == ("1048588", DEFAULT, [("message.max.bytes", "1048588", DEFAULT)])
+    for name, default in [
+        ("max.connections.per.ip", "2147483647"),
+        ("max.connections.per.ip.overrides", ""),
+        ("connections.max.idle.ms", "600000"),
+        ("max.incremental.fetch.session.cache.slots", "1000"),
+        ("log.cleaner.io.max.bytes.per.second", "1.7976931348623157E308"),
+        ("offsets.retention.minutes", "10080"),
+    ]:
+        assert shown(name) == (default, DEFAULT, [(name, default, DEFAULT)])
+    assert shown("node.id")[0] == str(node)
+    assert shown("listeners")[1] == STATIC

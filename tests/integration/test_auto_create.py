@@ -1,12 +1,9 @@
 """Topic auto-creation on produce/metadata, and turning it off."""
 
-import pytest
 from confluent_kafka import KafkaError
 
 import clients
 import kafka_wire
-
-pytestmark = pytest.mark.shoal_only
 
 
 def test_produce_creates_topic_with_num_partitions(broker_factory, topic):

@@ -184,7 +184,12 @@ def test_concurrent_producers_keep_their_order(broker, topic):
     errors = []
 
     def write(writer_id):
-        prod = clients.producer(broker.bootstrap, linger_ms=1, batch_num_messages=25)
+        # Without idempotence a retried batch may land after later ones
+        # (Kafka answers retriable errors for a moment after CreateTopics):
+        # one request in flight keeps each writer's order through retries.
+        prod = clients.producer(
+            broker.bootstrap, linger_ms=1, batch_num_messages=25, max_in_flight_requests_per_connection=1
+        )
         log = clients.DeliveryLog()
         for i in range(per_writer):
             prod.produce(topic, key=b"w%d" % writer_id, value=b"%d:%d" % (writer_id, i), partition=i % partitions, on_delivery=log)

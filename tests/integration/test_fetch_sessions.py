@@ -15,7 +15,6 @@ must survive is kafka-python, which keeps incremental fetch sessions
 (librdkafka does not)."""
 
 import logging
-import struct
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer
@@ -30,10 +29,10 @@ from test_shard_aware import BROKER_IDS, free_port_run
 pytestmark = pytest.mark.shoal_only
 
 SHARDS = 2
-FETCH_SESSIONS_VERSION = 7
+FETCH_SESSIONS_VERSION = kafka_wire.FETCH_SESSIONS_VERSION
 INITIAL_EPOCH = 0
 FINAL_EPOCH = -1
-NO_SESSION = 0
+NO_SESSION = kafka_wire.NO_FETCH_SESSION
 ERR_FETCH_SESSION_ID_NOT_FOUND = 70
 PARTITION_MAX_BYTES = 1 << 20
 RECORDS_PER_ROUND = 10
@@ -78,17 +77,16 @@ class FetchSession:
         Returns (error_code, session_id, {(topic, partition): (error_code,
         high_watermark, records)})."""
         self.correlation_id += 1
-        by_topic = {}
-        for topic, partition, offset in partitions:
-            by_topic.setdefault(topic, []).append(struct.pack(">iqqi", partition, offset, -1, PARTITION_MAX_BYTES))
-        body = struct.pack(">iiiibii", -1, 0, 0, 64 << 20, 0, session_id, epoch)
-        body += struct.pack(">i", len(by_topic))
-        for topic, parts in by_topic.items():
-            body += kafka_wire.string(topic) + struct.pack(">i", len(parts)) + b"".join(parts)
-        body += struct.pack(">i", 0)  # forgotten topics
+        body = kafka_wire.fetch_request(
+            [(topic, partition, offset, PARTITION_MAX_BYTES) for topic, partition, offset in partitions],
+            FETCH_SESSIONS_VERSION,
+            session_id=session_id,
+            epoch=epoch,
+        )
         header = kafka_wire.request_header(kafka_wire.API_FETCH, FETCH_SESSIONS_VERSION, self.correlation_id)
         self.sock.sendall(kafka_wire.frame(header + body))
-        return parse_fetch_response(kafka_wire.read_response(self.sock, self.correlation_id))
+        response = kafka_wire.read_response(self.sock, self.correlation_id)
+        return kafka_wire.parse_fetch_response(response, FETCH_SESSIONS_VERSION)
 
     def open(self, partitions):
         error, session_id, answer = self.fetch(NO_SESSION, INITIAL_EPOCH, partitions)
@@ -104,28 +102,6 @@ class FetchSession:
             assert session_id == self.session_id
             self.epoch += 1
         return error, answer
-
-
-def parse_fetch_response(body):
-    reader = kafka_wire.Reader(body)
-    reader.take(">i")  # throttle_time_ms
-    error_code, session_id = reader.take(">hi")
-    out = {}
-
-    def partition(topic):
-        index, part_error, high_watermark, _last_stable, _log_start = reader.take(">ihqqq")
-        reader.array(lambda: reader.take(">qq"))  # aborted transactions
-        size = reader.take(">i")
-        records = b"" if size < 0 else reader.data[reader.pos : reader.pos + size]
-        reader.pos += max(size, 0)
-        out[(topic, index)] = (part_error, high_watermark, records)
-
-    def topic():
-        name = reader.string()
-        reader.array(lambda: partition(name))
-
-    reader.array(topic)
-    return error_code, session_id, out
 
 
 def produce(broker, topic, round_index):

@@ -26,6 +26,7 @@ from confluent_kafka import TopicPartition
 
 import clients
 import kafka_wire
+from conftest import EXTERNAL_SERVE_CMD
 from test_bad_input import PARTITIONS, SteadyProducer, wait_for_acks
 
 CORPUS_DIR = os.path.join(os.path.dirname(__file__), "..", "corpus")
@@ -262,6 +263,10 @@ def test_garbage_flood_costs_no_stall_and_a_bounded_log(broker, topic):
     assert kafka_wire.API_PRODUCE in broker.answers()
     assert broker.is_running()
 
+    if EXTERNAL_SERVE_CMD:
+        # The stall and log bounds are shoal's own: Kafka logs every bad
+        # connection (three records each) and prints no stall reports.
+        return
     records = log_records(broker)
     stalls = [record for record in records if BUSY_STALL in record]
     counted = [record for record in records if PREEMPTED_STALL not in record]

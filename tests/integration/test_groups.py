@@ -407,6 +407,9 @@ def test_admin_client_group_apis(group_broker, topic, group):
         assert [m.client_id for m in described.members] == ["solo"]
         assigned = sorted(tp.partition for tp in described.members[0].assignment.topic_partitions)
         assert assigned == list(range(PARTITIONS))
+        assert described.authorized_operations is None
+        asked = admin.describe_consumer_groups([group], include_authorized_operations=True)[group].result(timeout=20)
+        assert clients.operation_names(asked.authorized_operations) == clients.GROUP_OPERATIONS
 
         # Offsets of a group with a member can be read but not altered.
         request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in range(PARTITIONS)])

@@ -17,6 +17,11 @@ PER_PARTITION = 120
 REQUEST_TIMEOUT_S = 30
 POLL_LIMIT = 400
 
+# Kafka's answer without an authorizer: every operation it defines on a
+# topic (kafka-python always asks for them).
+TOPIC_OPERATIONS = ["ALTER", "ALTER_CONFIGS", "CREATE", "DELETE", "DESCRIBE", "DESCRIBE_CONFIGS", "READ", "WRITE"]
+GROUP_POLL_LIMIT = 200
+
 CODECS = {"none": lambda: True, "gzip": has_gzip, "snappy": has_snappy, "lz4": has_lz4, "zstd": has_zstd}
 
 
@@ -103,15 +108,18 @@ def test_round_trip_and_seek(broker, topic, compression):
 
 
 def test_admin_client(broker, topic):
-    """kafka-python's own CreateTopics, DescribeConfigs and DeleteTopics
-    encodings. (Its list_topics/describe_topics are left out: they decode
-    authorized-operation bitfields with an enum that lacks DESCRIBE_TOKENS.)"""
+    """kafka-python's own CreateTopics, Metadata (with the topic's authorized
+    operations), DescribeConfigs and DeleteTopics encodings."""
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=REQUEST_TIMEOUT_S * 1000)
     try:
         admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1, topic_configs={"retention.ms": "3600000"})])
         with pytest.raises(TopicAlreadyExistsError):
             admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
         clients.wait_for_partitions(broker.bootstrap, topic, 3)
+        assert topic in admin.list_topics()
+        (described,) = admin.describe_topics([topic])
+        assert (described["error_code"], described["topic"], len(described["partitions"])) == (0, topic, 3)
+        assert sorted(described["authorized_operations"]) == TOPIC_OPERATIONS
 
         (response,) = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
         (resource,) = response.resources
@@ -125,4 +133,40 @@ def test_admin_client(broker, topic):
             assert time.monotonic() < deadline, f"{topic} still listed after delete"
             time.sleep(0.05)
     finally:
+        admin.close()
+
+
+def test_admin_describes_a_consumer_group(broker, topic):
+    """kafka-python's describe_consumer_groups: DescribeGroups v3 with the
+    group's authorized operations, and the member's subscription and
+    assignment decoded from the consumer protocol."""
+    clients.create_topic(broker.bootstrap, topic, PARTITIONS)
+    group = f"g-{topic}"
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=broker.bootstrap,
+        group_id=group,
+        client_id="kp-member",
+        request_timeout_ms=REQUEST_TIMEOUT_S * 1000,
+    )
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=REQUEST_TIMEOUT_S * 1000)
+    try:
+        deadline = time.monotonic() + REQUEST_TIMEOUT_S
+        for _ in range(GROUP_POLL_LIMIT):
+            if len(consumer.assignment()) == PARTITIONS or time.monotonic() > deadline:
+                break
+            consumer.poll(timeout_ms=100)
+        assert len(consumer.assignment()) == PARTITIONS, "the member never got the whole topic"
+
+        (described,) = admin.describe_consumer_groups([group])
+        assert (described.error_code, described.group, described.state) == (0, group, "Stable")
+        assert (described.protocol_type, described.protocol) == ("consumer", "range")
+        assert sorted(described.authorized_operations) == clients.GROUP_OPERATIONS
+        (member,) = described.members
+        assert member.client_id == "kp-member"
+        assert member.member_metadata.topics == [topic]
+        ((assigned_topic, partitions),) = member.member_assignment.assignment
+        assert (assigned_topic, sorted(partitions)) == (topic, list(range(PARTITIONS)))
+    finally:
+        consumer.close()
         admin.close()

@@ -4,7 +4,6 @@ consumer asking for a deleted offset is reset to the earliest one left."""
 import os
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 import clients
 from conftest import wait_until
@@ -71,23 +70,6 @@ def test_size_retention_deletes_old_segments_and_resets_consumers(broker_factory
 
     # Offset 0 is gone: auto.offset.reset=earliest starts at the new low
     # watermark.
-    c = clients.consumer(broker.bootstrap, auto_offset_reset="earliest")
-    try:
-        c.assign([TopicPartition(topic, 0, 0)])
-        first = None
-        for _ in range(RETENTION_WAIT_S * 10):
-            msg = c.poll(0.1)
-            if msg is None:
-                continue
-            err = msg.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise KafkaException(err)
-            first = msg
-            break
-    finally:
-        c.close()
-    assert first is not None, "no record read after the offset reset"
+    first = clients.first_record_from_earliest(broker.bootstrap, topic, RETENTION_WAIT_S)
     assert first.offset() == low
     assert first.value()[:8] == b"%08d" % first.offset()

@@ -10,13 +10,11 @@ use kafka_protocol::messages::{
 };
 
 use super::group_route::{call_group, code};
-use super::str_bytes;
+use super::{authorized, str_bytes};
 use crate::group::DescribedTopicPartitions;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{GroupAnswer, GroupCall};
 
-/// Kafka's `authorizedOperations` when the client did not ask for them.
-const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 /// ConsumerGroupDescribe v1 `memberType` of a member speaking the consumer
 /// protocol (0 is classic, -1 unknown).
 const CONSUMER_MEMBER_TYPE: i8 = 1;
@@ -31,7 +29,6 @@ pub async fn handle(
         let name = group_id.0.to_string();
         let mut entry = DescribedGroup::default();
         entry.group_id = GroupId(group_id.0.clone());
-        entry.authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
         let call = GroupCall::ConsumerDescribe(vec![name.clone()]);
         match call_group(context, &name, call).await {
             Ok(GroupAnswer::ConsumerDescribed(mut groups)) if groups.len() == 1 => {
@@ -70,6 +67,9 @@ pub async fn handle(
                 entry.error_code = kafka_protocol::error::ResponseError::UnknownServerError.code()
             }
             Err(error) => entry.error_code = error.code(),
+        }
+        if request.include_authorized_operations && entry.error_code == 0 {
+            entry.authorized_operations = authorized::GROUP;
         }
         response.groups.push(entry);
     }

@@ -6,7 +6,7 @@ use kafka_protocol::messages::{
     BrokerId, DescribeClusterRequest, DescribeClusterResponse, RequestHeader,
 };
 
-use super::str_bytes;
+use super::{authorized, str_bytes};
 use crate::server::connection::ConnectionContext;
 
 pub fn handle(
@@ -20,6 +20,9 @@ pub fn handle(
         response.endpoint_type = request.endpoint_type;
     }
     response.cluster_id = str_bytes(view.cluster_id.clone());
+    if request.include_cluster_authorized_operations {
+        response.cluster_authorized_operations = authorized::CLUSTER;
+    }
     response.controller_id = BrokerId(view.controller_id());
     response.brokers = view
         .brokers()

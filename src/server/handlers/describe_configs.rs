@@ -9,7 +9,8 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, 
 
 use super::str_bytes;
 use crate::config::{
-    topic_config_broker_synonym, topic_config_default, BrokerConfig, TOPIC_CONFIG_NAMES,
+    topic_config_broker_synonym, topic_config_default, BrokerConfig, ConfigKind, ConfigSource,
+    TOPIC_CONFIG_NAMES,
 };
 use crate::metadata::TopicMeta;
 use crate::server::connection::ConnectionContext;
@@ -82,178 +83,22 @@ pub fn topic_config_entries(broker: &BrokerConfig, topic: &TopicMeta) -> Vec<Con
         .collect()
 }
 
-/// The broker configs shoal reads, with their current values.
-fn broker_config_entries(broker: &BrokerConfig) -> Vec<(&'static str, String, i8)> {
-    let values: Vec<(&'static str, String, i8)> = vec![
-        (
-            "advertised.listeners",
-            format!("PLAINTEXT://{}", broker.advertise),
-            TYPE_STRING,
-        ),
-        (
-            "auto.create.topics.enable",
-            broker.auto_create_topics_enable.to_string(),
-            TYPE_BOOLEAN,
-        ),
-        (
-            "default.replication.factor",
-            broker.default_replication_factor.to_string(),
-            TYPE_INT,
-        ),
-        (
-            "fetch.max.bytes",
-            broker.fetch_max_bytes.to_string(),
-            TYPE_INT,
-        ),
-        (
-            "listener.shard.aware",
-            broker.listener_shard_aware.to_string(),
-            TYPE_BOOLEAN,
-        ),
-        (
-            "listener.shard.port.base",
-            broker.shard_port_base().to_string(),
-            TYPE_INT,
-        ),
-        (
-            "listeners",
-            format!("PLAINTEXT://{}", broker.listen),
-            TYPE_STRING,
-        ),
-        (
-            "log.cleaner.backoff.ms",
-            broker.log_cleaner_backoff_ms.to_string(),
-            TYPE_LONG,
-        ),
-        (
-            "log.cleaner.dedupe.buffer.size",
-            broker.log_cleaner_dedupe_buffer_size.to_string(),
-            TYPE_LONG,
-        ),
-        (
-            "log.cleaner.delete.retention.ms",
-            broker.log_cleaner_delete_retention_ms.to_string(),
-            TYPE_LONG,
-        ),
-        (
-            "log.cleaner.enable",
-            broker.log_cleaner_enable.to_string(),
-            TYPE_BOOLEAN,
-        ),
-        (
-            "log.cleaner.io.max.bytes.per.second",
-            broker.log_cleaner_io_max_bytes_per_second.to_string(),
-            TYPE_DOUBLE,
-        ),
-        (
-            "log.cleaner.max.compaction.lag.ms",
-            broker.log_cleaner_max_compaction_lag_ms.to_string(),
-            TYPE_LONG,
-        ),
-        (
-            "log.cleaner.min.cleanable.ratio",
-            broker.log_cleaner_min_cleanable_ratio.to_string(),
-            TYPE_DOUBLE,
-        ),
-        (
-            "log.cleaner.min.compaction.lag.ms",
-            broker.log_cleaner_min_compaction_lag_ms.to_string(),
-            TYPE_LONG,
-        ),
-        (
-            "log.cleanup.policy",
-            broker.log_cleanup_policy.clone(),
-            TYPE_LIST,
-        ),
-        (
-            "log.dirs",
-            broker.data_dir.display().to_string(),
-            TYPE_STRING,
-        ),
-        (
-            "log.flush.interval.ms",
-            broker.log_flush_interval_ms.to_string(),
-            TYPE_LONG,
-        ),
-        (
-            "log.flush.offset.checkpoint.interval.ms",
-            broker.log_flush_offset_checkpoint_interval_ms.to_string(),
-            TYPE_INT,
-        ),
-        (
-            "log.flush.policy",
-            broker.log_flush_policy.clone(),
-            TYPE_STRING,
-        ),
-        (
-            "log.index.interval.bytes",
-            broker.log_index_interval_bytes.to_string(),
-            TYPE_INT,
-        ),
-        (
-            "log.message.timestamp.after.max.ms",
-            broker.log_message_timestamp_after_max_ms.to_string(),
-            TYPE_LONG,
-        ),
-        (
-            "log.message.timestamp.before.max.ms",
-            broker.log_message_timestamp_before_max_ms.to_string(),
-            TYPE_LONG,
-        ),
-        (
-            "log.message.timestamp.type",
-            broker.log_message_timestamp_type.clone(),
-            TYPE_STRING,
-        ),
-        (
-            "log.retention.bytes",
-            broker.log_retention_bytes.to_string(),
-            TYPE_LONG,
-        ),
-        (
-            "log.retention.check.interval.ms",
-            broker.log_retention_check_interval_ms.to_string(),
-            TYPE_LONG,
-        ),
-        (
-            "log.retention.ms",
-            broker.log_retention_ms.to_string(),
-            TYPE_LONG,
-        ),
-        ("log.roll.ms", broker.log_roll_ms.to_string(), TYPE_LONG),
-        (
-            "log.segment.bytes",
-            broker.log_segment_bytes.to_string(),
-            TYPE_INT,
-        ),
-        (
-            "message.max.bytes",
-            broker.message_max_bytes.to_string(),
-            TYPE_INT,
-        ),
-        ("node.id", broker.node_id.to_string(), TYPE_INT),
-        (
-            "offsets.topic.segment.bytes",
-            broker.offsets_topic_segment_bytes.to_string(),
-            TYPE_INT,
-        ),
-        (
-            "num.partitions",
-            broker.num_partitions.to_string(),
-            TYPE_INT,
-        ),
-        (
-            "shard.spin.before.park.us",
-            broker.shard_spin_before_park_us.to_string(),
-            TYPE_LONG,
-        ),
-        (
-            "socket.request.max.bytes",
-            broker.socket_request_max_bytes.to_string(),
-            TYPE_INT,
-        ),
-    ];
-    values
+fn config_type(kind: ConfigKind) -> i8 {
+    match kind {
+        ConfigKind::Boolean => TYPE_BOOLEAN,
+        ConfigKind::String => TYPE_STRING,
+        ConfigKind::Int => TYPE_INT,
+        ConfigKind::Long => TYPE_LONG,
+        ConfigKind::Double => TYPE_DOUBLE,
+        ConfigKind::List => TYPE_LIST,
+    }
+}
+
+fn source_code(source: ConfigSource) -> i8 {
+    match source {
+        ConfigSource::StaticBroker => SOURCE_STATIC_BROKER,
+        ConfigSource::Default => SOURCE_DEFAULT,
+    }
 }
 
 pub fn handle(
@@ -278,13 +123,13 @@ pub fn handle(
                     .is_none_or(|keys| keys.iter().any(|key| key.as_str() == name))
             };
             let entry = |name: &str,
-                         value: String,
+                         value: Option<String>,
                          source: i8,
                          config_type: i8,
-                         synonyms: Vec<(String, String, i8)>| {
+                         synonyms: Vec<(String, Option<String>, i8)>| {
                 let mut config = DescribeConfigsResourceResult::default();
                 config.name = str_bytes(name);
-                config.value = Some(str_bytes(value));
+                config.value = value.map(str_bytes);
                 config.config_source = source;
                 if request.include_synonyms {
                     config.synonyms = synonyms
@@ -292,7 +137,7 @@ pub fn handle(
                         .map(|(name, value, source)| {
                             let mut synonym = DescribeConfigsSynonym::default();
                             synonym.name = str_bytes(name);
-                            synonym.value = Some(str_bytes(value));
+                            synonym.value = value.map(str_bytes);
                             synonym.source = source;
                             synonym
                         })
@@ -318,10 +163,13 @@ pub fn handle(
                                 ));
                                 entry(
                                     config.name,
-                                    config.value,
+                                    Some(config.value),
                                     config.source,
                                     topic_config_type(config.name),
-                                    synonyms,
+                                    synonyms
+                                        .into_iter()
+                                        .map(|(name, value, source)| (name, Some(value), source))
+                                        .collect(),
                                 )
                             })
                             .collect();
@@ -339,30 +187,37 @@ pub fn handle(
                     let ours = name
                         .parse::<i32>()
                         .is_ok_and(|id| view.local_broker(id).is_some());
-                    if name.is_empty() || ours {
-                        result.configs = broker_config_entries(broker)
+                    if ours {
+                        result.configs = broker
+                            .describe()
                             .into_iter()
-                            .filter(|(name, _, _)| wanted(name))
-                            .map(|(name, value, config_type)| {
-                                let source = if broker.explicit.contains_key(name) {
-                                    SOURCE_STATIC_BROKER
-                                } else {
-                                    SOURCE_DEFAULT
-                                };
-                                entry(
-                                    name,
-                                    value.clone(),
-                                    source,
-                                    config_type,
-                                    vec![(name.to_string(), value, source)],
-                                )
+                            .filter(|config| wanted(config.name))
+                            .map(|config| {
+                                let synonyms = config
+                                    .synonyms
+                                    .into_iter()
+                                    .map(|s| (s.name.to_string(), s.value, source_code(s.source)))
+                                    .collect();
+                                let mut entry = entry(
+                                    config.name,
+                                    config.value,
+                                    source_code(config.source),
+                                    config_type(config.kind),
+                                    synonyms,
+                                );
+                                // shoal reads its broker configs at start only.
+                                entry.read_only = true;
+                                entry
                             })
                             .collect();
-                    } else {
+                    } else if !name.is_empty() {
                         result.error_code = ResponseError::InvalidRequest.code();
                         result.error_message =
                             Some(str_bytes(format!("Unexpected broker id {name}")));
                     }
+                    // The empty name asks for the cluster-wide dynamic
+                    // defaults, which shoal does not have: none, as Kafka
+                    // answers before any is set.
                 }
                 other => {
                     result.error_code = ResponseError::InvalidRequest.code();

@@ -7,7 +7,7 @@ use kafka_protocol::messages::{
 };
 
 use super::group_route::call_group;
-use super::str_bytes;
+use super::{authorized, str_bytes};
 use crate::group::GroupState;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{GroupAnswer, GroupCall};
@@ -15,6 +15,8 @@ use crate::shard::messages::{GroupAnswer, GroupCall};
 /// From v6 (KIP-1043) a group that does not exist is GROUP_ID_NOT_FOUND;
 /// before, it is described as Dead.
 const GROUP_NOT_FOUND_VERSION: i16 = 6;
+/// Authorized operations exist in DescribeGroups from v3.
+const AUTHORIZED_OPERATIONS_VERSION: i16 = 3;
 
 pub async fn handle(
     context: &ConnectionContext,
@@ -63,6 +65,12 @@ pub async fn handle(
             }
             Ok(_) => {}
             Err(error) => entry.error_code = error.code(),
+        }
+        if version >= AUTHORIZED_OPERATIONS_VERSION
+            && request.include_authorized_operations
+            && entry.error_code == 0
+        {
+            entry.authorized_operations = authorized::GROUP;
         }
         response.groups.push(entry);
     }

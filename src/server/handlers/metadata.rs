@@ -13,6 +13,7 @@ use kafka_protocol::messages::{
     BrokerId, MetadataRequest, MetadataResponse, RequestHeader, TopicName,
 };
 
+use super::authorized;
 use super::group_route::ensure_offsets_topic;
 use super::str_bytes;
 use crate::group::OFFSETS_TOPIC;
@@ -21,15 +22,6 @@ use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{NewTopic, ShardReply, ShardRequest};
 use crate::shard::CONTROLLER_SHARD;
 
-/// Without ACLs every client may do everything Kafka defines for a topic:
-/// READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS,
-/// ALTER_CONFIGS (bit n is AclOperation code n).
-const TOPIC_OPERATIONS_ALL: i32 =
-    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
-/// ... and for the cluster: CREATE, ALTER, DESCRIBE, CLUSTER_ACTION,
-/// DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
-const CLUSTER_OPERATIONS_ALL: i32 =
-    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 /// Authorized operations exist in Metadata from v8; the cluster's until v10.
 const AUTHORIZED_OPERATIONS_VERSION: i16 = 8;
 const CLUSTER_OPERATIONS_VERSION_MAX: i16 = 10;
@@ -94,7 +86,7 @@ pub async fn handle(
 
     let topic_operations = (version >= AUTHORIZED_OPERATIONS_VERSION
         && request.include_topic_authorized_operations)
-        .then_some(TOPIC_OPERATIONS_ALL);
+        .then_some(authorized::TOPIC);
     let mut topics: Vec<MetadataResponseTopic> = match requested {
         None => view
             .topics
@@ -148,7 +140,7 @@ pub async fn handle(
     if (AUTHORIZED_OPERATIONS_VERSION..=CLUSTER_OPERATIONS_VERSION_MAX).contains(&version)
         && request.include_cluster_authorized_operations
     {
-        response.cluster_authorized_operations = CLUSTER_OPERATIONS_ALL;
+        response.cluster_authorized_operations = authorized::CLUSTER;
     }
     response
 }

@@ -7,6 +7,7 @@
 
 mod alter_configs;
 mod api_versions;
+mod authorized;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_partitions;
