@@ -2675,11 +2675,13 @@ fn describe_log_dirs(conn: &mut Conn) {
 fn every_advertised_version_of_init_producer_id() {
     use kafka_protocol::messages::{InitProducerIdRequest, ProducerId, TransactionalId};
     const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    const INVALID_REQUEST: i16 = 42;
     let broker = Broker::start();
     let mut conn = broker.connect();
     let mut ids = Vec::new();
     for version in versions_of(ApiKey::InitProducerId) {
         let mut request = InitProducerIdRequest::default();
+        request.transactional_id = None;
         request.transaction_timeout_ms = 60_000;
         if version >= 3 {
             request.producer_id = ProducerId(ids.last().copied().unwrap_or(-1));
@@ -2700,5 +2702,10 @@ fn every_advertised_version_of_init_producer_id() {
         let context = format!("InitProducerId v{version} transactional");
         assert_eq!(response.error_code, COORDINATOR_NOT_AVAILABLE, "{context}");
         assert_eq!(response.producer_id.0, -1, "{context}");
+
+        // Kafka refuses an empty transactional id.
+        request.transactional_id = Some(TransactionalId(str_bytes("")));
+        let response = conn.call(&request, version);
+        assert_eq!(response.error_code, INVALID_REQUEST, "InitProducerId v{version} empty id");
     }
 }
