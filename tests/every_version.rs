@@ -2706,6 +2706,9 @@ fn every_advertised_version_of_init_producer_id() {
         // Kafka refuses an empty transactional id.
         request.transactional_id = Some(TransactionalId(str_bytes("")));
         let response = conn.call(&request, version);
-        assert_eq!(response.error_code, INVALID_REQUEST, "InitProducerId v{version} empty id");
+        assert_eq!(
+            response.error_code, INVALID_REQUEST,
+            "InitProducerId v{version} empty id"
+        );
     }
 }
