@@ -28,6 +28,8 @@ mod append;
 mod cleaning;
 mod offsets;
 mod producers;
+#[cfg(test)]
+mod producers_tests;
 mod read;
 #[cfg(test)]
 mod read_tests;
