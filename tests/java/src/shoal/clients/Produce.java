@@ -19,8 +19,8 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 /**
  * KafkaProducer: sends the records read from stdin (each with its partition, key, value, headers
  * and CreateTime) and prints where each landed, in the order given. Without -default-config the
- * producer is not idempotent (shoal has no InitProducerId yet); with it, it is the user's
- * out-of-the-box producer.
+ * producer is not idempotent (so that -acks may be 0 or 1, which idempotence forbids); with it,
+ * it is the user's out-of-the-box producer.
  */
 final class Produce {
     private Produce() {}
