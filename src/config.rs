@@ -62,6 +62,11 @@ pub const CLEANER_BACKOFF_MS_DEFAULT: u64 = 15_000;
 /// Kafka's `offsets.topic.segment.bytes` default: `__consumer_offsets`
 /// segments roll sooner than data segments so the cleaner can compact them.
 pub const OFFSETS_TOPIC_SEGMENT_BYTES_DEFAULT: u64 = 104_857_600;
+/// Kafka's `producer.id.expiration.ms` default, one day: how long a
+/// partition remembers an idle idempotent producer.
+pub const PRODUCER_ID_EXPIRATION_MS_DEFAULT: i64 = 86_400_000;
+/// Kafka's `producer.id.expiration.check.interval.ms` default, 10 minutes.
+pub const PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS_DEFAULT: u64 = 600_000;
 /// Kafka's `log.flush.offset.checkpoint.interval.ms` default.
 pub const CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 60_000;
 /// Fsync interval for `flush.policy=interval` when `flush.ms` is not set.
@@ -220,6 +225,8 @@ pub struct BrokerConfig {
     pub log_flush_policy: String,
     pub log_flush_interval_ms: u64,
     pub log_flush_offset_checkpoint_interval_ms: u64,
+    pub producer_id_expiration_ms: i64,
+    pub producer_id_expiration_check_interval_ms: u64,
     pub fetch_max_bytes: usize,
     /// `max.incremental.fetch.session.cache.slots`: fetch sessions kept by
     /// all shards together.
@@ -291,6 +298,9 @@ impl BrokerConfig {
             log_flush_policy: "sync".to_string(),
             log_flush_interval_ms: FLUSH_INTERVAL_MS_DEFAULT,
             log_flush_offset_checkpoint_interval_ms: CHECKPOINT_INTERVAL_MS_DEFAULT,
+            producer_id_expiration_ms: PRODUCER_ID_EXPIRATION_MS_DEFAULT,
+            producer_id_expiration_check_interval_ms:
+                PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS_DEFAULT,
             fetch_max_bytes: FETCH_MAX_BYTES_DEFAULT,
             max_incremental_fetch_session_cache_slots:
                 MAX_INCREMENTAL_FETCH_SESSION_CACHE_SLOTS_DEFAULT,
@@ -382,6 +392,13 @@ impl BrokerConfig {
             }
             "log.flush.offset.checkpoint.interval.ms" => {
                 self.log_flush_offset_checkpoint_interval_ms = parse_range(key, value, 1, u64::MAX)?
+            }
+            "producer.id.expiration.ms" => {
+                self.producer_id_expiration_ms = parse_range(key, value, 1, i64::from(i32::MAX))?
+            }
+            "producer.id.expiration.check.interval.ms" => {
+                self.producer_id_expiration_check_interval_ms =
+                    parse_range(key, value, 1, i32::MAX as u64)?
             }
             "fetch.max.bytes" => {
                 self.fetch_max_bytes = parse_range(key, value, 0, i32::MAX as usize)?

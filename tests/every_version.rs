@@ -2692,3 +2692,48 @@ fn describe_log_dirs(conn: &mut Conn) {
         }
     }
 }
+
+/// InitProducerId at every version: a new producer id with epoch 0 without
+/// a transactional id (whatever id and epoch v3+ passes), and Kafka's
+/// answer while no transaction coordinator is available with one.
+#[test]
+fn every_advertised_version_of_init_producer_id() {
+    use kafka_protocol::messages::{InitProducerIdRequest, ProducerId, TransactionalId};
+    const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    const INVALID_REQUEST: i16 = 42;
+    let broker = Broker::start();
+    let mut conn = broker.connect();
+    let mut ids = Vec::new();
+    for version in versions_of(ApiKey::InitProducerId) {
+        let mut request = InitProducerIdRequest::default();
+        request.transactional_id = None;
+        request.transaction_timeout_ms = 60_000;
+        if version >= 3 {
+            request.producer_id = ProducerId(ids.last().copied().unwrap_or(-1));
+            request.producer_epoch = 0;
+        }
+        let response = conn.call(&request, version);
+        assert_eq!(response.error_code, NONE, "InitProducerId v{version}");
+        assert_eq!(response.producer_epoch, 0, "InitProducerId v{version}");
+        assert!(response.producer_id.0 >= 0, "InitProducerId v{version}");
+        assert!(
+            !ids.contains(&response.producer_id.0),
+            "InitProducerId v{version}: id reused"
+        );
+        ids.push(response.producer_id.0);
+
+        request.transactional_id = Some(TransactionalId(str_bytes("tx")));
+        let response = conn.call(&request, version);
+        let context = format!("InitProducerId v{version} transactional");
+        assert_eq!(response.error_code, COORDINATOR_NOT_AVAILABLE, "{context}");
+        assert_eq!(response.producer_id.0, -1, "{context}");
+
+        // Kafka refuses an empty transactional id.
+        request.transactional_id = Some(TransactionalId(str_bytes("")));
+        let response = conn.call(&request, version);
+        assert_eq!(
+            response.error_code, INVALID_REQUEST,
+            "InitProducerId v{version} empty id"
+        );
+    }
+}

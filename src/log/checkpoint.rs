@@ -137,7 +137,12 @@ pub async fn write(dir: &Path, checkpoint: &Checkpoint) -> Result<(), LogError> 
 }
 
 /// Replaces `dir/name` with `bytes` atomically, through `dir/tmp_name`.
-async fn replace(dir: &Path, name: &str, tmp_name: &str, bytes: Vec<u8>) -> Result<(), LogError> {
+pub(super) async fn replace(
+    dir: &Path,
+    name: &str,
+    tmp_name: &str,
+    bytes: Vec<u8>,
+) -> Result<(), LogError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)

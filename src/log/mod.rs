@@ -25,6 +25,10 @@
 //!   timestamp lookups, the waiters, and the offsets with their rules.
 //! - `cleaner.rs`: compaction's pieces: the key→offset map, the pacing, the
 //!   rewriting of a group of segments into `.cleaned` files.
+//! - `producer_state.rs`: the idempotent producers of a partition (epoch,
+//!   last five batches), Kafka's checks on append and the snapshot format;
+//!   pure. `partition/producers.rs` keeps it with the log: checked before an
+//!   append gets offsets, `<offset>.snapshot` files, rebuilt at `open`.
 //!
 //! Checkpoint format (`shoal.checkpoint`, replaced atomically by writing
 //! `shoal.checkpoint.tmp`, fdatasync, rename, fsync of the directory):
@@ -122,7 +126,7 @@
 //! ```
 //!
 //! Not yet here: leader epoch
-//! changes and truncation to an epoch (KIP-101), producer state snapshots.
+//! changes and truncation to an epoch (KIP-101).
 //! Indexes of every segment are held in memory (Kafka mmaps them); the age of
 //! a segment for `segment.ms` restarts when the log is opened.
 
@@ -132,6 +136,7 @@ mod cleaner;
 mod cleaner_tests;
 pub mod index;
 mod partition;
+mod producer_state;
 mod recovery;
 mod segment;
 
@@ -143,6 +148,7 @@ use std::time::{Duration, Instant};
 use crate::protocol::batch::BatchError;
 
 pub use partition::PartitionLog;
+pub use producer_state::ProducerError;
 // The storage settings are plain data of `config`, so that `config` needs
 // nothing of `log`; they are re-exported here as the log's own API.
 pub use crate::config::{
@@ -258,6 +264,9 @@ pub enum LogError {
     },
     /// The appended bytes are not back-to-back complete batches.
     InvalidBatch(BatchError),
+    /// An idempotent producer's batch out of epoch or sequence
+    /// (`producer_state`).
+    Producer(producer_state::ProducerError),
     /// The append was given up after a write of its group failed (a full
     /// disk): nothing of it is in the log, and the log takes appends again.
     WriteFailed(String),
@@ -282,6 +291,7 @@ impl fmt::Display for LogError {
                 reason,
             } => write!(f, "corrupt {} at {position}: {reason}", path.display()),
             LogError::InvalidBatch(e) => write!(f, "invalid record batch: {e:?}"),
+            LogError::Producer(e) => write!(f, "producer state: {e:?}"),
             LogError::WriteFailed(reason) => write!(f, "append given up: {reason}"),
             LogError::Io(e) => write!(f, "log io: {e}"),
             LogError::Closed => write!(f, "log closed"),

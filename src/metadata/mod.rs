@@ -10,6 +10,7 @@
 
 pub mod brokers;
 pub mod controller;
+pub mod producer_ids;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap};

@@ -61,7 +61,7 @@ pub fn save_topics(
     write_atomically(data_dir, TOPICS_FILE, &text)
 }
 
-fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> std::io::Result<()> {
+pub(super) fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let mut file = fs::File::create(&tmp)?;
     file.write_all(contents)?;

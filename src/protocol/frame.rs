@@ -24,9 +24,10 @@ use kafka_protocol::messages::{
     ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
     DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest, FetchRequest,
-    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest, JoinGroupRequest,
-    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
+    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
+    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
+    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
 };
 use kafka_protocol::protocol::Decodable;
 
@@ -194,6 +195,7 @@ pub enum Request {
     AlterConfigs(AlterConfigsRequest),
     IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
     DescribeLogDirs(DescribeLogDirsRequest),
+    InitProducerId(InitProducerIdRequest),
 }
 
 impl Request {
@@ -226,6 +228,7 @@ impl Request {
             Request::AlterConfigs(_) => ApiKey::AlterConfigs,
             Request::IncrementalAlterConfigs(_) => ApiKey::IncrementalAlterConfigs,
             Request::DescribeLogDirs(_) => ApiKey::DescribeLogDirs,
+            Request::InitProducerId(_) => ApiKey::InitProducerId,
         }
     }
 }
@@ -302,6 +305,9 @@ pub fn decode_request(
             ),
             ApiKey::DescribeLogDirs => {
                 Request::DescribeLogDirs(DescribeLogDirsRequest::decode(body, version)?)
+            }
+            ApiKey::InitProducerId => {
+                Request::InitProducerId(InitProducerIdRequest::decode(body, version)?)
             }
             _ => anyhow::bail!("{api_key:?} is in SUPPORTED_APIS but not in Request"),
         };

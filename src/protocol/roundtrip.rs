@@ -138,6 +138,10 @@ pub(super) fn round_trip_api(key: ApiKey, version: i16) -> Bytes {
             admin::describe_log_dirs_request,
             admin::describe_log_dirs_response
         ),
+        ApiKey::InitProducerId => both!(
+            admin::init_producer_id_request,
+            admin::init_producer_id_response
+        ),
         other => panic!("{other:?} is advertised but has no round-trip sample"),
     }
 }

@@ -1,7 +1,7 @@
 //! Round-trip samples of the admin APIs of issue 4 — DeleteRecords,
 //! CreatePartitions, AlterConfigs, IncrementalAlterConfigs and
-//! DescribeLogDirs: a populated request and response per version, for the
-//! table-wide round trip in `roundtrip.rs`.
+//! DescribeLogDirs, and InitProducerId (issue 13): a populated request and
+//! response per version, for the table-wide round trip in `roundtrip.rs`.
 
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -189,4 +189,26 @@ pub(super) fn describe_log_dirs_response(version: i16) -> DescribeLogDirsRespons
         response.error_code = 0;
     }
     response
+}
+
+/// InitProducerId v3 added the producer id and epoch a producer resumes
+/// with (KIP-360).
+const INIT_PRODUCER_ID_RESUME: i16 = 3;
+
+pub(super) fn init_producer_id_request(version: i16) -> InitProducerIdRequest {
+    let mut request = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000);
+    if version >= INIT_PRODUCER_ID_RESUME {
+        request.producer_id = ProducerId(4001);
+        request.producer_epoch = 7;
+    }
+    request
+}
+
+pub(super) fn init_producer_id_response(_version: i16) -> InitProducerIdResponse {
+    InitProducerIdResponse::default()
+        .with_throttle_time_ms(1)
+        .with_producer_id(ProducerId(4002))
+        .with_producer_epoch(0)
 }

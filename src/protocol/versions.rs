@@ -21,7 +21,9 @@ const fn api(key: ApiKey, min_version: i16, max_version: i16) -> SupportedApi {
 }
 
 /// Lower bounds are the oldest versions the Kafka clients in use still send;
-/// upper bounds are the newest the `kafka-protocol` crate can encode.
+/// upper bounds are the newest the `kafka-protocol` crate can encode (for
+/// InitProducerId, v5: the crate knows responses up to v6 but requests only
+/// up to v5).
 pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::Produce, 3, 13),
     api(ApiKey::Fetch, 4, 18),
@@ -50,6 +52,7 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::DescribeLogDirs, 1, 4),
+    api(ApiKey::InitProducerId, 0, 5),
 ];
 
 /// The supported range of `key`, if shoal implements it.

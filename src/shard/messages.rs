@@ -16,6 +16,7 @@ use crate::log::{AppendResult, AppendWait};
 pub use crate::metadata::controller::{
     ConfigChange, KafkaError, NewTopic, PartitionGrowth, TopicConfigChange, TopicRef,
 };
+use crate::metadata::producer_ids::ProducerIdBlock;
 use crate::metadata::{ClusterView, TopicMeta};
 
 /// A partition of a topic, named the way shards address it.
@@ -97,6 +98,9 @@ pub enum ShardRequest {
     /// DeleteRecords: moves each partition's log start offset up to the
     /// offset given (-1: the high watermark).
     DeleteRecords(Vec<(TopicPartition, i64)>),
+    /// To the controller (shard 0): a block of producer ids for the
+    /// calling shard, persisted before the answer.
+    AllocateProducerIds,
     /// The size in bytes of every partition the shard owns.
     PartitionSizes,
     /// Replaces the shard's metadata snapshot.
@@ -120,6 +124,7 @@ pub enum ShardReply {
     /// The log start offset afterwards (low watermark) per partition.
     DeleteRecords(Vec<Result<i64, KafkaError>>),
     PartitionSizes(Vec<(TopicPartition, u64)>),
+    ProducerIds(Result<ProducerIdBlock, KafkaError>),
     Group(GroupAnswer),
     Done,
     /// The request failed as a whole (e.g. a partition could not be opened).

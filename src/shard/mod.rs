@@ -15,6 +15,7 @@ pub mod groups;
 pub mod mesh;
 pub mod messages;
 pub mod owned;
+pub mod producer_ids;
 pub mod stall;
 pub mod view;
 
@@ -39,6 +40,7 @@ use groups::GroupHost;
 use mesh::{Links, Mesh, Unreachable};
 use messages::{KafkaError, ShardReply, ShardRequest};
 use owned::OwnedPartitions;
+use producer_ids::ProducerIds;
 use view::ShardView;
 
 /// The shard that runs the metadata controller (`controller.rs`); the one
@@ -129,6 +131,9 @@ pub struct Shard {
     pub partitions: OwnedPartitions,
     /// The consumer groups whose `__consumer_offsets` partition this shard owns.
     pub groups: GroupHost,
+    /// The producer ids this shard hands out (and, on the controller
+    /// shard, the blocks it gives every shard).
+    pub producer_ids: ProducerIds,
     controller: Option<Controller>,
     stop: RefCell<Option<oneshot::Sender<()>>>,
     in_flight_requests: Cell<usize>,
@@ -261,6 +266,9 @@ impl Shard {
             },
             ShardRequest::DeleteRecords(parts) => {
                 ShardReply::DeleteRecords(self.partitions.delete_records(parts).await)
+            }
+            ShardRequest::AllocateProducerIds => {
+                ShardReply::ProducerIds(self.producer_ids.allocate_block(self))
             }
             ShardRequest::PartitionSizes => ShardReply::PartitionSizes(self.partitions.sizes()),
             ShardRequest::Group(call) => match self.groups.refuse_while_loading(&call) {
@@ -501,6 +509,7 @@ async fn run_shard<S, F>(
         id,
         partitions: OwnedPartitions::new(config.data_dir.clone()),
         groups: GroupHost::new(config.group.clone(), id),
+        producer_ids: ProducerIds::default(),
         controller: (id == CONTROLLER_SHARD).then(Controller::new),
         config: config.clone(),
         view: RefCell::new(Rc::new(ShardView::new(&view, &config))),
@@ -544,6 +553,23 @@ async fn run_shard<S, F>(
             glommio::timer::sleep(checkpoint_interval).await;
             match checkpointer.upgrade() {
                 Some(shard) => shard.partitions.checkpoint_all().await,
+                None => break,
+            }
+        }
+    })
+    .detach();
+    let expirer = Rc::downgrade(&shard);
+    let expiration_interval =
+        Duration::from_millis(config.producer_id_expiration_check_interval_ms);
+    let expiration_ms = config.producer_id_expiration_ms;
+    glommio::spawn_local(async move {
+        loop {
+            glommio::timer::sleep(expiration_interval).await;
+            match expirer.upgrade() {
+                Some(shard) => {
+                    let now_ms = i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX);
+                    shard.partitions.expire_producers_all(now_ms, expiration_ms)
+                }
                 None => break,
             }
         }

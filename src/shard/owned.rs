@@ -17,7 +17,7 @@ use kafka_protocol::error::ResponseError;
 use super::messages::{FetchOutcome, FetchPart, KafkaError, ProducePart, TopicPartition};
 use super::view::ShardView;
 use crate::config::{BrokerConfig, TopicConfig};
-use crate::log::{AppendResult, CleanerBudget, LogError, PartitionLog, ShardLoad};
+use crate::log::{AppendResult, CleanerBudget, LogError, PartitionLog, ProducerError, ShardLoad};
 use crate::metadata::TopicMeta;
 
 /// ListOffsets special timestamps (KIP-79, KIP-734, KIP-405).
@@ -42,6 +42,12 @@ pub fn log_error_to_kafka(partition: &TopicPartition, error: &LogError) -> Kafka
     match error {
         LogError::OffsetOutOfRange { .. } => KafkaError::new(ResponseError::OffsetOutOfRange),
         LogError::Closed => KafkaError::new(ResponseError::NotLeaderOrFollower),
+        LogError::Producer(ProducerError::InvalidProducerEpoch(message)) => {
+            KafkaError::with_message(ResponseError::InvalidProducerEpoch, message.clone())
+        }
+        LogError::Producer(ProducerError::OutOfOrderSequence(message)) => {
+            KafkaError::with_message(ResponseError::OutOfOrderSequenceNumber, message.clone())
+        }
         LogError::Corrupt { .. } | LogError::WriteFailed(_) => {
             KafkaError::with_message(ResponseError::KafkaStorageError, error.to_string())
         }
@@ -258,6 +264,20 @@ impl OwnedPartitions {
         for (partition, log) in self.all_logs() {
             if let Err(error) = log.checkpoint().await {
                 log::error!("checkpoint of {}: {error}", partition.dir_name());
+            }
+        }
+    }
+
+    /// Forgets, in every log, the idempotent producers idle for
+    /// `producer.id.expiration.ms`.
+    pub fn expire_producers_all(&self, now_ms: i64, expiration_ms: i64) {
+        for (partition, log) in self.all_logs() {
+            let expired = log.expire_producers(now_ms, expiration_ms);
+            if expired > 0 {
+                log::debug!(
+                    "{}: {expired} idle producer id(s) expired",
+                    partition.dir_name()
+                );
             }
         }
     }

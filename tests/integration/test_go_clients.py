@@ -261,10 +261,8 @@ def test_kafkago_members_split_partitions(broker, topic, members):
 
 
 def test_franz_default_config_produces(broker, topic):
-    """franz-go's default producer is idempotent. shoal does not advertise
-    InitProducerId, so franz-go carries on without a producer id (it does so
-    for brokers too old to have one): the records arrive, without the
-    deduplication the user asked for."""
+    """franz-go's default producer is idempotent: the records arrive once,
+    in order, with the offsets acknowledged."""
     b = broker.bootstrap
     franz("admin", "-brokers", b, "-op", "create-topic", "-topic", topic, "-partitions", "2")
     records = make_records(seed="franz-default", partitions=2, per_partition=30)
@@ -274,13 +272,9 @@ def test_franz_default_config_produces(broker, topic):
     assert by_partition(consumed) == expected(records)
 
 
-@pytest.mark.shoal_only
-@pytest.mark.xfail(
-    strict=True,
-    reason="no InitProducerId yet (the issue after 12): franz-go's default idempotent producer "
-    "silently produces without a producer id",
-)
 def test_franz_default_config_is_idempotent(broker, topic):
+    """franz-go's default producer gets a producer id (InitProducerId) and
+    every record it wrote carries it."""
     b = broker.bootstrap
     franz("admin", "-brokers", b, "-op", "create-topic", "-topic", topic, "-partitions", "1")
     records = make_records(seed="franz-idempotent", partitions=1, per_partition=10)

@@ -188,13 +188,10 @@ def test_java_acks(broker, topic, acks):
     assert by_partition(consumed) == expected(records)
 
 
-@pytest.mark.shoal_only
-@pytest.mark.xfail(
-    strict=True,
-    reason="no InitProducerId yet (the issue after 12): KafkaProducer's default config is idempotent "
-    "and fails every send with UnsupportedVersionException (INIT_PRODUCER_ID)",
-)
 def test_java_default_producer(broker, topic):
+    """KafkaProducer's default config is idempotent (acks=all,
+    enable.idempotence=true): it asks InitProducerId for a producer id and
+    sends sequenced batches."""
     b = broker.bootstrap
     records = make_records(seed="java-default", partitions=1, per_partition=10)
     java("admin", "-brokers", b, "-op", "create-topic", "-topic", topic, "-partitions", "1")

@@ -14,6 +14,7 @@ use std::rc::Rc;
 
 use bytes::BytesMut;
 
+use super::super::producer_state::Admission;
 use super::super::segment::{Segment, NO_TIMESTAMP};
 use super::super::{AppendResult, AppendWait, LogError, SEGMENT_BYTES_MAX};
 use super::tail::CachedBatch;
@@ -39,8 +40,14 @@ impl PartitionLog {
         log_append_time_ms: Option<i64>,
     ) -> Result<AppendResult, LogError> {
         self.wait_for_room(batches.len()).await?;
-        // No `.await` from the admission to the queue: nothing overtakes.
+        // No `.await` from the admission to the queue: nothing overtakes,
+        // and the producer checks see the log end the batches will get.
+        let producers = match self.admit_producers(&batches)? {
+            Admission::Append(updated) => updated,
+            Admission::Duplicate(batch) => return self.answer_duplicate(batch, wait).await,
+        };
         let (result, given_up) = self.enqueue(batches, log_append_time_ms)?;
+        self.commit_producers(producers);
         self.start_writer();
         let last_offset = result.last_offset;
         match wait {
@@ -203,6 +210,7 @@ impl PartitionLog {
         if !roll {
             return active;
         }
+        self.snapshot_producers_at(base_offset);
         let segment = Rc::new(Segment::new(&self.dir, base_offset, now));
         segment.prefer_write_through(self.writes_through());
         self.segments.borrow_mut().push(segment.clone());

@@ -14,6 +14,8 @@
 //! - `timestamps.rs`: ListOffsets by timestamp.
 //! - `waiters.rs`: the `Signal` that appends and long polls wait on.
 //! - `offsets.rs`: the offsets of the log and the order they keep.
+//! - `producers.rs`: the idempotent producers' state, its checks on append
+//!   and its `<offset>.snapshot` files.
 //!
 //! Invariant: `log_start_offset <= high watermark <= written offset <= log
 //! end offset`; every segment below the sealed offset (the recovery point)
@@ -25,6 +27,9 @@ mod admission;
 mod append;
 mod cleaning;
 mod offsets;
+mod producers;
+#[cfg(test)]
+mod producers_tests;
 mod read;
 #[cfg(test)]
 mod read_tests;
@@ -53,6 +58,7 @@ use super::segment::Segment;
 use super::{FlushPolicy, LogConfig, LogError, SEGMENT_BYTES_MAX};
 use cleaning::CleanerState;
 use offsets::Offsets;
+use producers::Producers;
 use tail::TailCache;
 use waiters::Watermarks;
 use writer::Writer;
@@ -85,6 +91,7 @@ pub struct PartitionLog {
     /// the closed segments.
     maintenance_lock: Semaphore,
     cleaning: CleanerState,
+    producers: Producers,
     recovery_scanned_bytes: u64,
 }
 
@@ -124,14 +131,18 @@ impl PartitionLog {
                 ),
                 offset_gaps: Cell::new(recovered.offset_gaps),
             },
+            producers: Producers::default(),
             recovery_scanned_bytes: recovered.scanned_bytes,
         });
+        log.load_producers().await?;
         // A fresh log's first segment has no file yet; a recovered active
         // segment keeps its plain file (and fdatasync) until it rolls.
         log.active().prefer_write_through(log.writes_through());
         // The checkpoint already on disk stays true of the files, so a full
         // disk does not keep the log from opening: the next one scans more.
-        if let Err(e) = log.checkpoint().await {
+        // The producer snapshot waits for the periodic checkpoint: one fsync
+        // less per partition at start, when the disk is busiest.
+        if let Err(e) = log.write_checkpoint(log.offsets.sealed()).await {
             ::log::warn!(
                 "partition log {}: checkpoint after open: {e}",
                 log.dir.display()
@@ -241,8 +252,10 @@ impl PartitionLog {
 
     /// Writes the checkpoint. Its recovery point is the start of the first
     /// segment not yet sealed: everything before it is synced with its indexes.
+    /// Also writes the producer state's snapshot when one is due.
     pub async fn checkpoint(&self) -> Result<(), LogError> {
-        self.write_checkpoint(self.offsets.sealed()).await
+        self.write_checkpoint(self.offsets.sealed()).await?;
+        self.write_producer_snapshot().await
     }
 
     async fn write_checkpoint(&self, recovery_point: i64) -> Result<(), LogError> {
@@ -286,7 +299,8 @@ impl PartitionLog {
         let log_end_offset = self.log_end_offset();
         self.offsets.sealed_to(log_end_offset);
         self.raise_high_watermark(log_end_offset);
-        self.write_checkpoint(log_end_offset).await
+        self.write_checkpoint(log_end_offset).await?;
+        self.write_producer_snapshot().await
     }
 
     fn check_failure(&self) -> Result<(), LogError> {

@@ -256,6 +256,7 @@ impl PartitionLog {
         active.next_offset.set(to);
         self.offsets.give_up_to_written(active.base_offset);
         self.tail.borrow_mut().truncate_from(to);
+        self.give_up_producers(to);
         if let Some((_, position, _)) = cuts.iter().find(|(s, _, _)| Rc::ptr_eq(s, &active)) {
             active.truncate_file(*position).await?;
         }

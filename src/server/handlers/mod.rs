@@ -24,6 +24,7 @@ mod find_coordinator;
 mod group_route;
 mod heartbeat;
 mod incremental_alter_configs;
+mod init_producer_id;
 mod join_group;
 mod leave_group;
 mod list_groups;
@@ -190,6 +191,9 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
             &header,
             &delete_records::handle(context, &header, request).await,
         ),
+        Request::InitProducerId(request) => {
+            encode(&header, &init_producer_id::handle(context, request).await)
+        }
         Request::DescribeLogDirs(request) => encode(
             &header,
             &describe_log_dirs::handle(context, &header, request).await,

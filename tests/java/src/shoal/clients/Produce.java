@@ -20,9 +20,9 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 /**
  * KafkaProducer: sends the records read from stdin (each with its partition, key, value, headers
  * and CreateTime) and prints where each landed, in the order given. Without -default-config the
- * producer is not idempotent (shoal has no InitProducerId yet); with it, it is the user's
- * out-of-the-box producer. With -report-errors a record that fails is printed as its exception's
- * class and message instead of failing the run.
+ * producer is not idempotent (so that -acks may be 0 or 1, which idempotence forbids); with it,
+ * it is the user's out-of-the-box producer. With -report-errors a record that fails is printed as
+ * its exception's class and message instead of failing the run.
  */
 final class Produce {
     private Produce() {}

@@ -1,0 +1,218 @@
+"""Idempotent producers: InitProducerId, Kafka's sequence and epoch checks on
+append (a retried batch answered with the offsets it got the first time,
+gaps and stale epochs refused), producer state that survives kill -9, and
+librdkafka's idempotent producer writing every record exactly once, in
+order, while the broker is killed under it."""
+
+import os
+import random
+import struct
+import threading
+import time
+
+import crc32c
+import pytest
+
+import clients
+import kafka_wire as wire
+from records import parse_sequenced_value, sequenced_value
+
+API_INIT_PRODUCER_ID = 22
+PRODUCE_VERSION = 3
+ERR_OUT_OF_ORDER_SEQUENCE_NUMBER = 45
+ERR_INVALID_PRODUCER_EPOCH = 47
+
+SEED = int(os.environ.get("SHOAL_CRASH_SEED", random.SystemRandom().randrange(1 << 32)))
+
+
+def varint(value):
+    value = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if not value:
+            out.append(byte)
+            return bytes(out)
+        out.append(byte | 0x80)
+
+
+def idempotent_batch(values, producer_id, epoch, base_sequence):
+    """A RecordBatch v2 of `values` from producer_id/epoch, first sequence base_sequence."""
+    records = b""
+    for i, value in enumerate(values):
+        body = b"\x00" + varint(0) + varint(i) + varint(-1) + varint(len(value)) + value + varint(0)
+        records += varint(len(body)) + body
+    now = int(time.time() * 1000)
+    after_crc = struct.pack(
+        ">hiqqqhii", 0, len(values) - 1, now, now, producer_id, epoch, base_sequence, len(values)
+    ) + records
+    after_length = struct.pack(">ibI", 0, 2, crc32c.crc32c(after_crc)) + after_crc
+    return struct.pack(">qi", 0, len(after_length)) + after_length
+
+
+def init_producer_id(sock, correlation_id):
+    """InitProducerId v0 without a transactional id: (error, producer id, epoch)."""
+    body = struct.pack(">hi", -1, 60_000)
+    sock.sendall(wire.frame(wire.request_header(API_INIT_PRODUCER_ID, 0, correlation_id) + body))
+    reader = wire.Reader(wire.read_response(sock, correlation_id))
+    _throttle, error, producer_id, epoch = reader.take(">ihqh")
+    return error, producer_id, epoch
+
+
+def produce(sock, correlation_id, topic, partition, data):
+    """Produce v3, acks=-1, one partition: (error_code, base_offset)."""
+    body = struct.pack(">hhi", -1, -1, 10_000) + struct.pack(">i", 1) + wire.string(topic)
+    body += struct.pack(">iii", 1, partition, len(data)) + data
+    sock.sendall(wire.frame(wire.request_header(wire.API_PRODUCE, PRODUCE_VERSION, correlation_id) + body))
+    reader = wire.Reader(wire.read_response(sock, correlation_id))
+    reader.take(">i")
+    reader.string()
+    reader.take(">i")
+    _partition, error_code, base_offset, _append_time = reader.take(">ihqq")
+    return error_code, base_offset
+
+
+def test_init_producer_id_gives_new_ids(broker):
+    with wire.connect(broker.bootstrap) as sock:
+        answers = [init_producer_id(sock, i) for i in range(3)]
+    assert [(error, epoch) for error, _, epoch in answers] == [(0, 0)] * 3
+    ids = [producer_id for _, producer_id, _ in answers]
+    assert len(set(ids)) == 3 and min(ids) >= 0
+
+
+@pytest.mark.shoal_only  # restarts the broker: Kafka answers NOT_LEADER_OR_FOLLOWER for a while after
+def test_sequences_and_epochs_are_checked_and_a_retry_keeps_its_offsets(broker_factory, topic):
+    broker = broker_factory(shards=1)
+    clients.create_topic(broker.bootstrap, topic, 1)
+    with wire.connect(broker.bootstrap) as sock:
+        error, pid, epoch = init_producer_id(sock, 1)
+        assert error == 0
+        first = idempotent_batch([b"a", b"b"], pid, epoch, 0)
+        assert produce(sock, 2, topic, 0, first) == (0, 0)
+        assert produce(sock, 3, topic, 0, idempotent_batch([b"c"], pid, epoch, 2)) == (0, 2)
+        # A retry is answered with the offsets of the first append.
+        assert produce(sock, 4, topic, 0, first) == (0, 0)
+        assert produce(sock, 5, topic, 0, idempotent_batch([b"x"], pid, epoch, 7))[0] == (
+            ERR_OUT_OF_ORDER_SEQUENCE_NUMBER
+        )
+        # A new epoch starts at sequence 0 (the client's own bump, KIP-360).
+        assert produce(sock, 6, topic, 0, idempotent_batch([b"x"], pid, epoch + 1, 3))[0] == (
+            ERR_OUT_OF_ORDER_SEQUENCE_NUMBER
+        )
+        assert produce(sock, 7, topic, 0, idempotent_batch([b"d"], pid, epoch + 1, 0)) == (0, 3)
+        assert produce(sock, 8, topic, 0, idempotent_batch([b"x"], pid, epoch, 3))[0] == (
+            ERR_INVALID_PRODUCER_EPOCH
+        )
+    # The state survives kill -9 (rebuilt from the log) and a clean restart
+    # (its snapshot): the retry is still known, the sequence goes on.
+    retry = idempotent_batch([b"d"], pid, epoch + 1, 0)
+    for restart, correlation_id in [(broker.kill9, 10), (broker.stop, 20)]:
+        restart()
+        broker.start()
+        with wire.connect(broker.bootstrap) as sock:
+            assert produce(sock, correlation_id, topic, 0, retry) == (0, 3)
+            gap = idempotent_batch([b"x"], pid, epoch + 1, 5)
+            assert produce(sock, correlation_id + 1, topic, 0, gap)[0] == ERR_OUT_OF_ORDER_SEQUENCE_NUMBER
+    with wire.connect(broker.bootstrap) as sock:
+        assert produce(sock, 30, topic, 0, idempotent_batch([b"e"], pid, epoch + 1, 1)) == (0, 4)
+        # Producer ids never repeat across restarts.
+        error, new_pid, _ = init_producer_id(sock, 31)
+        assert error == 0 and new_pid != pid
+    consumed = clients.consume(broker.bootstrap, topic, {0: 5})
+    assert [m.value() for m in consumed[0]] == [b"a", b"b", b"c", b"d", b"e"]
+
+
+def test_confluent_idempotent_producer(broker, topic):
+    clients.create_topic(broker.bootstrap, topic, 3)
+    prod = clients.producer(broker.bootstrap, enable_idempotence=True, linger_ms=2)
+    log = clients.DeliveryLog()
+    for seq in range(300):
+        prod.produce(topic, value=sequenced_value(seq, 50), partition=seq % 3, on_delivery=log)
+        prod.poll(0)
+    clients.flush(prod)
+    assert log.errors == []
+    got = clients.consume(broker.bootstrap, topic, {p: 100 for p in range(3)})
+    for p, msgs in got.items():
+        assert [parse_sequenced_value(m.value()) for m in msgs] == list(range(p, 300, 3))
+
+
+class IdempotentWriter(threading.Thread):
+    """Sends sequence-numbered values round-robin over the partitions with one
+    idempotent librdkafka producer that lives through every broker crash."""
+
+    def __init__(self, bootstrap, topic, partitions, total, rate_per_s):
+        super().__init__(daemon=True)
+        self.topic, self.partitions, self.total, self.rate_per_s = topic, partitions, total, rate_per_s
+        # Retries run for as long as the test may keep the broker down.
+        self.prod = clients.producer(
+            bootstrap, enable_idempotence=True, linger_ms=5, message_timeout_ms=90_000,
+            batch_num_messages=50, reconnect_backoff_max_ms=200,
+        )
+        self.log = clients.DeliveryLog()
+        self.sent = 0
+        self.stopped = threading.Event()
+
+    def run(self):
+        start = time.monotonic()
+        while self.sent < self.total and not self.stopped.is_set():
+            due = start + self.sent / self.rate_per_s
+            if time.monotonic() < due:
+                self.prod.poll(min(0.01, due - time.monotonic()))
+                continue
+            try:
+                self.prod.produce(
+                    self.topic, value=sequenced_value(self.sent, 60),
+                    partition=self.sent % self.partitions, on_delivery=self.log,
+                )
+            except BufferError:
+                self.prod.poll(0.05)
+                continue
+            self.sent += 1
+            self.prod.poll(0)
+
+
+KILLS = 4
+CRASH_PARTITIONS = 3
+CRASH_RECORDS = 6000
+
+
+@pytest.mark.shoal_only
+def test_idempotent_producer_writes_each_record_once_through_kill9(broker_factory, topic):
+    rng = random.Random(f"{SEED}-idempotent-kill9")
+    print(f"SHOAL_CRASH_SEED={SEED}")
+    broker = broker_factory(shards=2)
+    # Small segments: kills land on rolls and snapshots too.
+    clients.create_topic(broker.bootstrap, topic, CRASH_PARTITIONS, config={"segment.bytes": str(64 << 10)})
+    writer = IdempotentWriter(broker.bootstrap, topic, CRASH_PARTITIONS, CRASH_RECORDS, rate_per_s=1500)
+    writer.start()
+    try:
+        for kill in range(KILLS):
+            acked_before = len(writer.log.acked)
+            deadline = time.monotonic() + 30
+            while len(writer.log.acked) == acked_before:
+                assert time.monotonic() < deadline, f"kill {kill}: no ack in 30 s"
+                assert writer.is_alive() or writer.sent == CRASH_RECORDS
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.05, 0.6))
+            print(f"kill {kill}: after {writer.sent} sent, {len(writer.log.acked)} acked")
+            broker.kill9()
+            time.sleep(rng.uniform(0.0, 0.5))
+            broker.start()
+        writer.join(timeout=60)
+        assert not writer.is_alive(), "the writer did not finish sending"
+        clients.flush(writer.prod, timeout_s=90)
+    finally:
+        writer.stopped.set()
+    assert writer.log.errors == []
+    assert len(writer.log.acked) == CRASH_RECORDS
+    counts = {p: len(range(p, CRASH_RECORDS, CRASH_PARTITIONS)) for p in range(CRASH_PARTITIONS)}
+    assert [clients.watermarks(broker.bootstrap, topic, p)[1] for p in range(CRASH_PARTITIONS)] == [
+        counts[p] for p in range(CRASH_PARTITIONS)
+    ]
+    got = clients.consume(broker.bootstrap, topic, counts)
+    for p, msgs in got.items():
+        seqs = [parse_sequenced_value(m.value()) for m in msgs]
+        assert seqs == list(range(p, CRASH_RECORDS, CRASH_PARTITIONS)), f"partition {p}"
+    acked_offsets = sorted((p, o) for p, o, _, _ in writer.log.acked)
+    assert acked_offsets == [(p, o) for p in range(CRASH_PARTITIONS) for o in range(counts[p])]
