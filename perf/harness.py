@@ -1043,7 +1043,7 @@ def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, c
         agreement = client_agreement(independent, medians, brokers)
         for b, row in independent.items():
             if "error" in row:
-                lines.append(f"| {b} | failed: {row['error']} | | | | | | | | |")
+                lines.append(f"| {b} | failed: {one_line(row['error'])} | | | | | | | | |")
                 continue
             cells = []
             for mode, key in (("produce", None), ("perf_test", "W1 c=1"), ("consume", "W3")):
@@ -1051,7 +1051,7 @@ def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, c
                 if r is None:
                     cells += ["not run", ""]
                 elif "error" in r:
-                    cells += [f"failed: {r['error']}", ""]
+                    cells += [f"failed: {one_line(r['error'])}", ""]
                 else:
                     partial = (f" ({r['partial_windows']} windows of 5 s before the bound)"
                                if r.get("partial_windows") else "")
@@ -1099,6 +1099,11 @@ def kept_sections(results_path):
     if at < 0:
         return KEPT_MARKER + "\n"
     return text[at:]
+
+
+def one_line(text):
+    """An error's text as one table cell: no newlines, no pipes."""
+    return " ".join(str(text).replace("|", "/").split())
 
 
 def cpu_per_million(report):
@@ -1357,13 +1362,14 @@ def main():
     finally:
         _cleanup_everything()
 
-    write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, commands, info, idle, shoal_bin)
+    # The raw runs first: a report that fails to render leaves them behind.
     raw = {"size": size.name, "machine": info, "ceilings": ceiling, "independent_client": independent,
            "idle": idle,
            "runs": {w.key: w.results for w in rows}}
     with open(os.path.join(out_dir, "raw.json"), "w") as f:
         json.dump(raw, f, indent=1)
         f.write("\n")
+    write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, commands, info, idle, shoal_bin)
     print(f"perf: wrote {os.path.join(out_dir, 'RESULTS.md')}", file=sys.stderr)
     failed = [w.key for w in rows if any("error" in r for r in w.results.get("shoal", []))]
     if failed:
