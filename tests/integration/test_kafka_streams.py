@@ -30,8 +30,9 @@ from test_java_clients import command, java_programs  # noqa: F401 (java_program
 REPARTITION_SUFFIX = "-words-repartition"
 CHANGELOG_SUFFIX = "-counts-changelog"
 PARTITIONS = 3
-# Until idempotence lands (the issue after 12), Streams' producers must not
-# ask for a producer id: see test_streams_default_config.
+# The at-least-once tests run Streams' producers without idempotence, the
+# path Kafka 2.x applications took; test_streams_default_config runs the
+# default (idempotent) one.
 NOT_IDEMPOTENT = "producer.enable.idempotence=false"
 
 # Words only in the first batch, in every batch, only in the last: the first
@@ -408,12 +409,6 @@ def test_streams_instances_split_the_tasks(broker, topic, run):
         output.close()
 
 
-@pytest.mark.shoal_only
-@pytest.mark.xfail(
-    strict=True,
-    reason="no InitProducerId yet (the issue after 12): Streams' producers are idempotent by default, "
-    "and the first send fails with UnsupportedVersionException (INIT_PRODUCER_ID)",
-)
 def test_streams_default_config(broker, topic, run):
     b = broker.bootstrap
     app_id = f"wordcount-{uuid.uuid4().hex[:8]}"

@@ -34,9 +34,9 @@ pytestmark = pytest.mark.timeout(120)
 # How long a console or verifiable consumer waits for the records it was
 # told to expect before it gives up (inside kafka_tools.TOOL_TIMEOUT_S).
 CONSUMER_TIMEOUT_MS = 30000
-# Records produced with idempotence off: shoal does not serve InitProducerId
-# yet (issue 13), and the console producer, the producer perf test and
-# kafka-e2e-latency are idempotent by default.
+# Records produced with idempotence off in most tests, the path older
+# clients take; test_console_producer_default_config runs the default
+# (idempotent) console producer.
 NOT_IDEMPOTENT = "enable.idempotence=false"
 
 
@@ -509,12 +509,6 @@ def test_verifiable_producer_and_consumer(broker, topic, background):
     assert sorted(delivered([json.loads(line) for line in out.splitlines() if line.startswith("{")])) == acked
 
 
-@pytest.mark.shoal_only
-@pytest.mark.xfail(
-    strict=True,
-    reason="no InitProducerId yet (issue 13): the console producer's default config is idempotent and "
-    "every send fails with UnsupportedVersionException (INIT_PRODUCER_ID)",
-)
 def test_console_producer_default_config(broker, topic):
     b = broker.bootstrap
     create_topic(b, topic, 1)
