@@ -282,6 +282,12 @@ const ROWS: &[Row] = &[
     row!("offsets.topic.segment.bytes", Int, |c| Some(
         c.offsets_topic_segment_bytes.to_string()
     )),
+    row!("producer.id.expiration.check.interval.ms", Int, |c| Some(
+        c.producer_id_expiration_check_interval_ms.to_string()
+    )),
+    row!("producer.id.expiration.ms", Int, |c| Some(
+        c.producer_id_expiration_ms.to_string()
+    )),
     row!("queued.max.requests", Int, |c| Some(
         c.connections.queued_max_requests.to_string()
     )),

@@ -470,9 +470,9 @@ mod tests {
     fn unimplemented_apis_are_refused() {
         let mut body = Bytes::new();
         assert_eq!(
-            decode_request(ApiKey::InitProducerId, 4, &mut body),
+            decode_request(ApiKey::AddPartitionsToTxn, 4, &mut body),
             Err(FrameError::UnsupportedVersion {
-                api_key: ApiKey::InitProducerId,
+                api_key: ApiKey::AddPartitionsToTxn,
                 version: 4
             })
         );
