@@ -227,8 +227,9 @@ def main():
     argv = " ".join(["perf/ab.py", *map(shlex.quote, sys.argv[1:])])
     binaries = [(side, label, path, sha256_prefix(path))
                 for side, label, path in (("A", args.a_label, brokers["A"]), ("B", args.b_label, brokers["B"]))]
+    # No warm-up and no kafka-producer-perf-test: both sides are shoal, alike.
     size = harness.Size("ab", runs=args.runs, duration_s=args.duration, consume_records=args.consume_records,
-                        ceiling_s=0, idle_s=0.0)
+                        ceiling_s=0, idle_s=0.0, warmup_s=0.0, perf_test_records=0)
     plan = [w for w in harness.workloads(smoke=False) if w.key in WORKLOADS]
     info = harness.machine()
     commands = harness.CommandsLog()
