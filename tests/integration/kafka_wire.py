@@ -254,3 +254,16 @@ def batch_offsets(records):
         out.append((base_offset, base_offset + delta))
         pos += total
     return out
+
+
+def varint(value):
+    """Zig-zag varint, as record fields are encoded."""
+    value = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if not value:
+            out.append(byte)
+            return bytes(out)
+        out.append(byte | 0x80)

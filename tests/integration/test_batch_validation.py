@@ -17,23 +17,9 @@ ERR_INVALID_RECORD = 87
 PRODUCE_VERSION = 3
 
 
-def varint(value):
-    """Zig-zag varint, as record fields are encoded."""
-    value = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def record(offset_delta, value):
-    body = b"\x00" + varint(0) + varint(offset_delta) + varint(-1) + varint(len(value)) + value + varint(0)
-    return varint(len(body)) + body
+    body = b"\x00" + wire.varint(0) + wire.varint(offset_delta) + wire.varint(-1) + wire.varint(len(value)) + value + wire.varint(0)
+    return wire.varint(len(body)) + body
 
 
 def batch(values, magic=2, records_count=None, corrupt_crc=False, batch_length_delta=0):

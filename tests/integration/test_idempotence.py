@@ -25,24 +25,12 @@ ERR_INVALID_PRODUCER_EPOCH = 47
 SEED = int(os.environ.get("SHOAL_CRASH_SEED", random.SystemRandom().randrange(1 << 32)))
 
 
-def varint(value):
-    value = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if not value:
-            out.append(byte)
-            return bytes(out)
-        out.append(byte | 0x80)
-
-
 def idempotent_batch(values, producer_id, epoch, base_sequence):
     """A RecordBatch v2 of `values` from producer_id/epoch, first sequence base_sequence."""
     records = b""
     for i, value in enumerate(values):
-        body = b"\x00" + varint(0) + varint(i) + varint(-1) + varint(len(value)) + value + varint(0)
-        records += varint(len(body)) + body
+        body = b"\x00" + wire.varint(0) + wire.varint(i) + wire.varint(-1) + wire.varint(len(value)) + value + wire.varint(0)
+        records += wire.varint(len(body)) + body
     now = int(time.time() * 1000)
     after_crc = struct.pack(
         ">hiqqqhii", 0, len(values) - 1, now, now, producer_id, epoch, base_sequence, len(values)

@@ -22,22 +22,8 @@ LEADER_WAIT_S = 10.0
 RETRY_INTERVAL_S = 0.1
 
 
-def varint(value):
-    """Zig-zag varint, as record fields are encoded."""
-    value = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def field(data):
-    return varint(-1) if data is None else varint(len(data)) + data
+    return wire.varint(-1) if data is None else wire.varint(len(data)) + data
 
 
 def batch(records):
@@ -45,8 +31,8 @@ def batch(records):
     base_ts = records[0][0]
     body = b""
     for delta, (ts, key, value) in enumerate(records):
-        one = b"\x00" + varint(ts - base_ts) + varint(delta) + field(key) + field(value) + varint(0)
-        body += varint(len(one)) + one
+        one = b"\x00" + wire.varint(ts - base_ts) + wire.varint(delta) + field(key) + field(value) + wire.varint(0)
+        body += wire.varint(len(one)) + one
     max_ts = max(ts for ts, _, _ in records)
     after_crc = struct.pack(">hiqqqhii", 0, len(records) - 1, base_ts, max_ts, -1, -1, -1, len(records)) + body
     after_length = struct.pack(">ibI", 0, 2, crc32c.crc32c(after_crc)) + after_crc
