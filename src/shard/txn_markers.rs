@@ -15,6 +15,9 @@ use super::messages::{KafkaError, ShardReply, ShardRequest, TopicPartition};
 use super::Shard;
 use crate::protocol::records::TxnMarker;
 
+/// One owner's markers, with their positions in the caller's list.
+type OwnerMarkers = (Vec<usize>, Vec<(TopicPartition, TxnMarker)>);
+
 impl Shard {
     /// Appends each marker to its partition, on the partition's owner;
     /// one result per item of `parts`, in order.
@@ -24,8 +27,7 @@ impl Shard {
     ) -> Vec<Result<(), KafkaError>> {
         let view = self.view();
         let mut results: Vec<Option<Result<(), KafkaError>>> = Vec::with_capacity(parts.len());
-        let mut by_owner: BTreeMap<usize, (Vec<usize>, Vec<(TopicPartition, TxnMarker)>)> =
-            BTreeMap::new();
+        let mut by_owner: BTreeMap<usize, OwnerMarkers> = BTreeMap::new();
         for (position, (partition, marker)) in parts.into_iter().enumerate() {
             let known = view
                 .topic(&partition.topic)
