@@ -49,6 +49,12 @@ pub fn log_error_to_kafka(partition: &TopicPartition, error: &LogError) -> Kafka
         LogError::Producer(ProducerError::OutOfOrderSequence(message)) => {
             KafkaError::with_message(ResponseError::OutOfOrderSequenceNumber, message.clone())
         }
+        LogError::Producer(ProducerError::InvalidTxnState(message)) => {
+            KafkaError::with_message(ResponseError::InvalidTxnState, message.clone())
+        }
+        LogError::Producer(ProducerError::CoordinatorFenced(message)) => {
+            KafkaError::with_message(ResponseError::TransactionCoordinatorFenced, message.clone())
+        }
         LogError::Corrupt { .. } | LogError::WriteFailed(_) => {
             KafkaError::with_message(ResponseError::KafkaStorageError, error.to_string())
         }

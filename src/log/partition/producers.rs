@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 
 use super::super::checkpoint::{self, read_whole};
 use super::super::producer_state::{
-    Admission, BatchMetadata, ProducerBatch, ProducerEntry, ProducerStateTable,
+    Admission, BatchMetadata, CompletedTxn, ProducerAppend, ProducerDescription,
+    ProducerStateTable, ProducerUpdate,
 };
 use super::super::{AppendResult, AppendWait, LogError};
 use super::PartitionLog;
@@ -86,14 +87,15 @@ impl PartitionLog {
         let mut cursor = 0;
         while cursor < batches.len() {
             let size = framed_size(&batches[cursor..]).map_err(LogError::InvalidBatch)?;
-            if let Some(header) = BatchHeader::view(&batches[cursor..]) {
-                producer_batches.extend(ProducerBatch::of(header, offset));
+            let batch = &batches[cursor..cursor + size];
+            if let Some(header) = BatchHeader::view(batch) {
+                producer_batches.extend(ProducerAppend::of(batch, offset));
                 offset += i64::from(header.last_offset_delta.get()) + 1;
             }
             cursor += size;
         }
         if producer_batches.is_empty() {
-            return Ok(Admission::Append(Vec::new()));
+            return Ok(Admission::Append(ProducerUpdate::default()));
         }
         let partition = self.dir.file_name().map_or_else(
             || self.dir.display().to_string(),
@@ -106,11 +108,10 @@ impl PartitionLog {
             .map_err(LogError::Producer)
     }
 
-    /// Applies what `admit_producers` returned, once the append is queued.
-    pub(super) fn commit_producers(&self, updated: Vec<(i64, ProducerEntry)>) {
-        if !updated.is_empty() {
-            self.producers.table.borrow_mut().commit(updated);
-        }
+    /// Applies what `admit_producers` returned, once the append is queued;
+    /// the transactions its markers completed.
+    pub(super) fn commit_producers(&self, update: ProducerUpdate) -> Vec<CompletedTxn> {
+        self.producers.table.borrow_mut().commit(update)
     }
 
     /// The answer to a retried batch: the offsets it got the first time,
@@ -243,10 +244,10 @@ impl PartitionLog {
             let next = BatchHeader::view(last).map_or(log_end, |h| h.last_offset() + 1);
             let mut table = self.producers.table.borrow_mut();
             for batch in &batches {
-                if let Some(producer_batch) =
-                    BatchHeader::view(batch).and_then(|h| ProducerBatch::of(h, h.base_offset.get()))
-                {
-                    table.replay(&producer_batch);
+                let append = BatchHeader::view(batch)
+                    .and_then(|h| ProducerAppend::of(batch, h.base_offset.get()));
+                if let Some(append) = append {
+                    table.replay(&append);
                 }
             }
             assert!(next > offset, "a replay read must move forward");
@@ -267,5 +268,22 @@ impl PartitionLog {
     /// The producers this partition remembers.
     pub fn producer_count(&self) -> usize {
         self.producers.table.borrow().len()
+    }
+
+    /// Every producer this partition remembers, as DescribeProducers shows it.
+    pub fn describe_producers(&self) -> Vec<ProducerDescription> {
+        self.producers.table.borrow().describe()
+    }
+
+    /// The last stable offset: read_committed consumers read below it. The
+    /// first offset of the oldest open transaction, or the high watermark
+    /// when that is lower (or no transaction is open).
+    pub fn last_stable_offset(&self) -> i64 {
+        let high_watermark = self.high_watermark();
+        self.producers
+            .table
+            .borrow()
+            .first_unstable_offset()
+            .map_or(high_watermark, |first| first.min(high_watermark))
     }
 }
