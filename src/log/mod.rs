@@ -139,6 +139,7 @@ mod partition;
 mod producer_state;
 mod recovery;
 mod segment;
+mod txn_index;
 
 use std::cell::Cell;
 use std::fmt;

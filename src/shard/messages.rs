@@ -56,6 +56,9 @@ pub struct FetchPart {
     pub partition: TopicPartition,
     pub offset: i64,
     pub max_bytes: usize,
+    /// `isolation_level` 1 (READ_COMMITTED): read below the last stable
+    /// offset, with the aborted transactions of what is read.
+    pub read_committed: bool,
 }
 
 /// What a partition answered to a read.
@@ -63,8 +66,12 @@ pub struct FetchPart {
 pub struct FetchOutcome {
     pub error_code: i16,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
     pub leader_epoch: i32,
+    /// READ_COMMITTED only: (producer id, first offset) of each aborted
+    /// transaction overlapping the records.
+    pub aborted_transactions: Option<Vec<(i64, i64)>>,
     /// Whole batches, shared with the owner's tail cache (zero copy).
     pub records: Vec<Bytes>,
 }
@@ -73,14 +80,17 @@ pub struct FetchOutcome {
 pub enum ShardRequest {
     Produce(Vec<ProducePart>),
     Fetch(Vec<FetchPart>),
-    /// Resolves when any listed partition's high watermark passes the
+    /// Resolves when any listed partition's high watermark (its last
+    /// stable offset, when the flag is set: read_committed) passes the
     /// offset given for it, or after `timeout_ms`.
     WaitForData {
-        parts: Vec<(TopicPartition, i64)>,
+        parts: Vec<(TopicPartition, i64, bool)>,
         timeout_ms: u64,
     },
-    /// ListOffsets by timestamp (or -1 latest, -2 earliest, -3 max timestamp).
-    ListOffsets(Vec<(TopicPartition, i64)>),
+    /// ListOffsets by timestamp (or -1 latest, -2 earliest, -3 max
+    /// timestamp), with whether the isolation level is read_committed
+    /// (latest is then the last stable offset).
+    ListOffsets(Vec<(TopicPartition, (i64, bool))>),
     /// Opens (creating when missing) the logs of these partitions of `topic`.
     OpenPartitions {
         topic: Arc<TopicMeta>,
