@@ -11,7 +11,7 @@ use crate::group::{
     DescribedGroup, GroupState, HeartbeatRequest, JoinRequest, JoinResponse, LeaveResponse,
     LeavingMember, ListedGroup, PartitionOffset, SyncRequest, SyncResponse,
 };
-use crate::log::{AppendResult, AppendWait};
+use crate::log::{AppendResult, AppendWait, ProducerDescription};
 // The controller's requests and errors are the pure controller's types.
 pub use crate::metadata::controller::{
     ConfigChange, KafkaError, NewTopic, PartitionGrowth, TopicConfigChange, TopicRef,
@@ -115,6 +115,8 @@ pub enum ShardRequest {
     /// Appends each transaction marker to its partition, answering once
     /// it is durable (`Shard::write_txn_markers`).
     WriteTxnMarkers(Vec<(TopicPartition, TxnMarker)>),
+    /// DescribeProducers: the producers each partition remembers.
+    DescribeProducers(Vec<TopicPartition>),
     /// The size in bytes of every partition the shard owns.
     PartitionSizes,
     /// Replaces the shard's metadata snapshot.
@@ -140,6 +142,8 @@ pub enum ShardReply {
     PartitionSizes(Vec<(TopicPartition, u64)>),
     /// One per marker of `WriteTxnMarkers`, in order.
     TxnMarkers(Vec<Result<(), KafkaError>>),
+    /// One per partition of `DescribeProducers`, in order.
+    Producers(Vec<Result<Vec<ProducerDescription>, KafkaError>>),
     ProducerIds(Result<ProducerIdBlock, KafkaError>),
     Group(GroupAnswer),
     Done,

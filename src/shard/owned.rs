@@ -1,5 +1,6 @@
 //! The partitions one shard owns: their logs, and the per-partition work
-//! other shards ask of it (append, read, wait, list offsets, delete records),
+//! other shards ask of it (append, read, wait, list offsets, delete records,
+//! transaction markers, producer descriptions),
 //! and the topic config changes it applies to them.
 //!
 //! Invariant: a `PartitionLog` is reachable only through the `OwnedPartitions`
@@ -18,7 +19,10 @@ use kafka_protocol::error::ResponseError;
 use super::messages::{FetchOutcome, FetchPart, KafkaError, ProducePart, TopicPartition};
 use super::view::ShardView;
 use crate::config::{BrokerConfig, TopicConfig};
-use crate::log::{AppendResult, CleanerBudget, LogError, PartitionLog, ProducerError, ShardLoad};
+use crate::log::{
+    AppendResult, CleanerBudget, LogError, PartitionLog, ProducerDescription, ProducerError,
+    ShardLoad,
+};
 use crate::metadata::TopicMeta;
 use crate::protocol::batch::BatchHeader;
 use crate::protocol::records::TxnMarker;
@@ -298,6 +302,17 @@ impl OwnedPartitions {
                 .map_err(|error| log_error_to_kafka(&partition, &error))
         });
         futures_util::future::join_all(appends).await
+    }
+
+    /// The producers each partition remembers (DescribeProducers).
+    pub fn describe_producers(
+        &self,
+        parts: &[TopicPartition],
+    ) -> Vec<Result<Vec<ProducerDescription>, KafkaError>> {
+        parts
+            .iter()
+            .map(|partition| Ok(self.get(partition)?.describe_producers()))
+            .collect()
     }
 
     /// Bytes on disk (and queued for it) of every partition this shard owns.
