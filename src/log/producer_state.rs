@@ -1,7 +1,9 @@
-//! The idempotent producers of one partition, as Kafka's
-//! `ProducerStateManager` keeps them: per producer id its epoch and its last
+//! The idempotent and transactional producers of one partition, as Kafka's
+//! `ProducerStateManager` keeps them: per producer id its epoch, its last
 //! `BATCHES_TO_RETAIN` batches (first and last sequence, first and last
-//! offset, max timestamp), and the checks an append passes against them.
+//! offset, max timestamp), the coordinator epoch of its last transaction
+//! marker and the first offset of its ongoing transaction; and the checks an
+//! append passes against them.
 //!
 //! Kafka's rules, in its order: a batch that repeats one of the last five of
 //! its producer (same epoch, same first and last sequence) is a duplicate,
@@ -15,28 +17,46 @@
 //! sequence, as Kafka accepts since KIP-360 instead of answering
 //! UNKNOWN_PRODUCER_ID.
 //!
+//! Transactions (Kafka's `ProducerAppendInfo`): a transactional batch starts
+//! its producer's transaction at its first offset unless one is open; a
+//! non-transactional batch while one is open is INVALID_TXN_STATE. A
+//! COMMIT or ABORT marker (a control batch) ends it: a marker whose producer
+//! epoch is older than the producer's is INVALID_PRODUCER_EPOCH, one whose
+//! coordinator epoch is older than the last marker's is
+//! TRANSACTION_COORDINATOR_FENCED. A marker that ends a transaction with
+//! data here completes it ([`CompletedTxn`]: an aborted one goes to the
+//! `.txnindex`). The open transactions give the first unstable offset, the
+//! smallest first offset among them: the last stable offset is it or the
+//! high watermark, whichever is lower.
+//!
 //! Snapshot format (`<offset>.snapshot`: the state of the producers after
 //! every batch below `offset`), all integers big-endian:
 //!
 //! ```text
-//! magic "shoal-producers-1" (17 bytes) | crc32c u32 of what follows |
+//! magic "shoal-producers-2" (17 bytes) | crc32c u32 of what follows |
 //! count u32 | count × (producer_id i64, epoch i16, last_timestamp i64,
+//!   coordinator_epoch i32, txn_first_offset i64 (-1: none),
 //!   batches u8, batches × (first_seq i32, last_seq i32,
 //!   first_offset i64, last_offset i64, max_timestamp i64))
 //! ```
 //!
-//! Unlike Kafka's snapshot (the last batch of each producer) it keeps all
-//! five, so a retry of any in-flight batch is still known as a duplicate
-//! after a restart.
+//! Version 1 (magic "shoal-producers-1", before transactions) lacks the
+//! coordinator epoch and transaction offset and has 1 to 5 batches per
+//! producer; it is still read. Unlike Kafka's snapshot (the last batch of
+//! each producer) it keeps all five, so a retry of any in-flight batch is
+//! still known as a duplicate after a restart.
 //!
 //! Invariant: pure (no IO, no clock: time comes in as arguments); an entry
-//! holds 1 to `BATCHES_TO_RETAIN` batches of one epoch, oldest first, with
-//! growing offsets; `admit` changes nothing, `commit` applies what it
-//! admitted.
+//! holds up to `BATCHES_TO_RETAIN` batches of one epoch, oldest first, with
+//! growing offsets, and has a batch, an open transaction or a marker seen;
+//! `ongoing` holds exactly the open transactions of the entries; `admit`
+//! changes nothing, `commit` applies what it admitted.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::protocol::batch::BatchHeader;
+use crate::protocol::batch_records::BatchRecords;
+use crate::protocol::records::TxnMarker;
 
 /// Batches remembered per producer: Kafka's `NUM_BATCHES_TO_RETAIN`, the
 /// most requests an idempotent client keeps in flight per connection
@@ -44,22 +64,28 @@ use crate::protocol::batch::BatchHeader;
 /// be retried and recognised.
 pub const BATCHES_TO_RETAIN: usize = 5;
 
-const SNAPSHOT_MAGIC: &[u8] = b"shoal-producers-1";
-const ENTRY_BYTES: usize = 8 + 2 + 8 + 1;
+/// The coordinator epoch of a producer no marker has been seen of (Kafka's
+/// `RecordBatch.NO_PARTITION_LEADER_EPOCH`, which DescribeProducers shows).
+pub const NO_COORDINATOR_EPOCH: i32 = -1;
+
+const SNAPSHOT_MAGIC: &[u8] = b"shoal-producers-2";
+const SNAPSHOT_MAGIC_V1: &[u8] = b"shoal-producers-1";
+const ENTRY_BYTES_V1: usize = 8 + 2 + 8 + 1;
+const ENTRY_BYTES: usize = ENTRY_BYTES_V1 + 4 + 8;
 const BATCH_BYTES: usize = 4 + 4 + 8 + 8 + 8;
 
-/// One batch as the producer state sees it.
+/// One data batch as the producer state sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProducerBatch {
     pub producer_id: i64,
     pub epoch: i16,
+    pub transactional: bool,
     pub meta: BatchMetadata,
 }
 
 impl ProducerBatch {
     /// The batch whose header is `header`, at `first_offset`; `None` for a
-    /// batch without a producer id (not idempotent) or a control batch
-    /// (transaction markers are the transaction coordinator's).
+    /// batch without a producer id (not idempotent) or a control batch.
     pub fn of(header: &BatchHeader, first_offset: i64) -> Option<ProducerBatch> {
         let producer_id = header.producer_id.get();
         if producer_id < 0 || header.is_control() {
@@ -70,6 +96,7 @@ impl ProducerBatch {
         Some(ProducerBatch {
             producer_id,
             epoch: header.producer_epoch.get(),
+            transactional: header.is_transactional(),
             meta: BatchMetadata {
                 first_seq,
                 last_seq: increment_sequence(first_seq, delta),
@@ -79,6 +106,72 @@ impl ProducerBatch {
             },
         })
     }
+}
+
+/// A COMMIT or ABORT marker as the producer state sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerMarker {
+    pub marker: TxnMarker,
+    pub offset: i64,
+    pub timestamp: i64,
+}
+
+/// One batch of an append (or of a replay) that concerns a producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProducerAppend {
+    Data(ProducerBatch),
+    Marker(ProducerMarker),
+}
+
+impl ProducerAppend {
+    /// What the complete batch `batch` (framed, checked) at `first_offset`
+    /// means to its producer: a data batch with a producer id, or a
+    /// transaction marker; `None` for anything else (no producer id, an
+    /// emptied control batch, another kind of control record).
+    pub fn of(batch: &[u8], first_offset: i64) -> Option<ProducerAppend> {
+        let header = BatchHeader::view(batch)?;
+        if !header.is_control() {
+            return ProducerBatch::of(header, first_offset).map(ProducerAppend::Data);
+        }
+        let records = BatchRecords::decode(batch).ok()?;
+        let records = records.records().ok()?;
+        let record = records.first()?;
+        let marker = TxnMarker::decode(
+            header.producer_id.get(),
+            header.producer_epoch.get(),
+            record.key?,
+            record.value?,
+        )?;
+        Some(ProducerAppend::Marker(ProducerMarker {
+            marker,
+            offset: first_offset,
+            timestamp: header.max_timestamp.get(),
+        }))
+    }
+
+    fn producer_id(&self) -> i64 {
+        match self {
+            ProducerAppend::Data(batch) => batch.producer_id,
+            ProducerAppend::Marker(marker) => marker.marker.producer_id,
+        }
+    }
+
+    fn epoch(&self) -> i16 {
+        match self {
+            ProducerAppend::Data(batch) => batch.epoch,
+            ProducerAppend::Marker(marker) => marker.marker.producer_epoch,
+        }
+    }
+}
+
+/// A transaction a marker ended, with data in this partition (Kafka's
+/// `CompletedTxn`): `first_offset` its first batch, `last_offset` the marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub aborted: bool,
 }
 
 /// `sequence + increment`, wrapping past `i32::MAX` to 0 as Kafka's
@@ -107,10 +200,20 @@ pub struct BatchMetadata {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerEntry {
     pub epoch: i16,
-    /// Oldest first; 1 to `BATCHES_TO_RETAIN` of them.
+    /// Oldest first; up to `BATCHES_TO_RETAIN` of them (none when only a
+    /// marker was seen, or the producer's batches were given up).
     pub batches: VecDeque<BatchMetadata>,
-    /// The max timestamp of its last batch, which expiration goes by (as Kafka's).
+    /// The max timestamp of its last batch or marker, which expiration goes
+    /// by (as Kafka's).
     pub last_timestamp: i64,
+    /// The coordinator epoch of its last marker.
+    pub coordinator_epoch: i32,
+    /// The first offset of its ongoing transaction.
+    pub txn_first_offset: Option<i64>,
+    /// Its last marker's offset, and the transaction that marker ended, so
+    /// that giving the marker up opens that transaction again. Not in
+    /// snapshots: a snapshot holds only written batches, never given up.
+    last_marker: Option<(i64, Option<i64>)>,
 }
 
 impl ProducerEntry {
@@ -119,19 +222,52 @@ impl ProducerEntry {
             epoch,
             batches: VecDeque::with_capacity(BATCHES_TO_RETAIN),
             last_timestamp: i64::MIN,
+            coordinator_epoch: NO_COORDINATOR_EPOCH,
+            txn_first_offset: None,
+            last_marker: None,
         }
     }
 
-    fn add(&mut self, epoch: i16, meta: BatchMetadata) {
+    /// Kafka's `maybeUpdateProducerEpoch`: a new epoch forgets the batches.
+    fn update_epoch(&mut self, epoch: i16) {
         if epoch != self.epoch {
             self.epoch = epoch;
             self.batches.clear();
         }
+    }
+
+    fn add(&mut self, batch: &ProducerBatch) {
+        self.update_epoch(batch.epoch);
         if self.batches.len() == BATCHES_TO_RETAIN {
             self.batches.pop_front();
         }
-        self.batches.push_back(meta);
-        self.last_timestamp = meta.max_timestamp;
+        self.batches.push_back(batch.meta);
+        self.last_timestamp = batch.meta.max_timestamp;
+        if batch.transactional && self.txn_first_offset.is_none() {
+            self.txn_first_offset = Some(batch.meta.first_offset);
+        }
+    }
+
+    /// Ends the open transaction, if any: the one it completes.
+    fn end_txn(&mut self, marker: &ProducerMarker) -> Option<CompletedTxn> {
+        let completed = self.txn_first_offset.map(|first_offset| CompletedTxn {
+            producer_id: marker.marker.producer_id,
+            first_offset,
+            last_offset: marker.offset,
+            aborted: !marker.marker.commit,
+        });
+        self.update_epoch(marker.marker.producer_epoch);
+        self.coordinator_epoch = marker.marker.coordinator_epoch;
+        self.last_timestamp = marker.timestamp;
+        self.last_marker = Some((marker.offset, self.txn_first_offset.take()));
+        completed
+    }
+
+    /// The last offset this entry has seen, batch or marker.
+    fn last_offset(&self) -> Option<i64> {
+        let batch = self.batches.back().map(|b| b.last_offset);
+        let marker = self.last_marker.map(|(offset, _)| offset);
+        batch.max(marker)
     }
 
     fn duplicate_of(&self, batch: &ProducerBatch) -> Option<BatchMetadata> {
@@ -148,10 +284,11 @@ impl ProducerEntry {
     fn check(&self, batch: &ProducerBatch, partition: &str) -> Result<(), ProducerError> {
         let id = batch.producer_id;
         let first_seq = batch.meta.first_seq;
-        if batch.epoch < self.epoch {
-            return Err(ProducerError::InvalidProducerEpoch(format!(
-                "Epoch of producer {id} in {partition} is {}, which is smaller than the last seen epoch {}",
-                batch.epoch, self.epoch
+        self.check_epoch(id, batch.epoch, partition)?;
+        if self.txn_first_offset.is_some() && !batch.transactional {
+            return Err(ProducerError::InvalidTxnState(format!(
+                "Expected transactional write from producer {id} at offset {} in partition {partition}",
+                batch.meta.first_offset
             )));
         }
         if batch.epoch != self.epoch {
@@ -173,6 +310,41 @@ impl ProducerEntry {
             _ => Ok(()),
         }
     }
+
+    fn check_epoch(&self, id: i64, epoch: i16, partition: &str) -> Result<(), ProducerError> {
+        if epoch < self.epoch {
+            return Err(ProducerError::InvalidProducerEpoch(format!(
+                "Epoch of producer {id} in {partition} is {epoch}, which is smaller than the last seen epoch {}",
+                self.epoch
+            )));
+        }
+        Ok(())
+    }
+
+    /// Kafka's checks of a marker appended after this entry.
+    fn check_marker(&self, marker: &ProducerMarker, partition: &str) -> Result<(), ProducerError> {
+        let id = marker.marker.producer_id;
+        self.check_epoch(id, marker.marker.producer_epoch, partition)?;
+        if self.coordinator_epoch > marker.marker.coordinator_epoch {
+            return Err(ProducerError::CoordinatorFenced(format!(
+                "Invalid coordinator epoch for producerId {id} at offset {} in partition {partition}: {} (zombie), {} (current)",
+                marker.offset, marker.marker.coordinator_epoch, self.coordinator_epoch
+            )));
+        }
+        Ok(())
+    }
+
+    /// Applies one batch or marker without checks; the transaction a marker
+    /// completed.
+    fn apply(&mut self, append: &ProducerAppend) -> Option<CompletedTxn> {
+        match append {
+            ProducerAppend::Data(batch) => {
+                self.add(batch);
+                None
+            }
+            ProducerAppend::Marker(marker) => self.end_txn(marker),
+        }
+    }
 }
 
 /// Why an append was refused. Kafka's error codes at the protocol edge.
@@ -182,21 +354,48 @@ pub enum ProducerError {
     InvalidProducerEpoch(String),
     /// OUT_OF_ORDER_SEQUENCE_NUMBER.
     OutOfOrderSequence(String),
+    /// INVALID_TXN_STATE: a non-transactional batch in a transaction.
+    InvalidTxnState(String),
+    /// TRANSACTION_COORDINATOR_FENCED: a marker from an older coordinator.
+    CoordinatorFenced(String),
+}
+
+/// What an admitted append does to the producers, for `commit`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ProducerUpdate {
+    entries: Vec<(i64, ProducerEntry)>,
+    completed: Vec<CompletedTxn>,
 }
 
 /// What `admit` decided for an append.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Admission {
-    /// Append it, then `commit` these entries.
-    Append(Vec<(i64, ProducerEntry)>),
+    /// Append it, then `commit` this.
+    Append(ProducerUpdate),
     /// A retry of a batch already in the log: answer with its offsets.
     Duplicate(BatchMetadata),
+}
+
+/// One producer as DescribeProducers shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerDescription {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// -1 when no batch is remembered.
+    pub last_sequence: i32,
+    /// -1 when none is known.
+    pub last_timestamp: i64,
+    pub coordinator_epoch: i32,
+    /// -1 when no transaction is open.
+    pub txn_start_offset: i64,
 }
 
 /// The producers of one partition.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
+    /// The open transactions: first offset -> producer id.
+    ongoing: BTreeMap<i64, i64>,
 }
 
 impl ProducerStateTable {
@@ -209,72 +408,133 @@ impl ProducerStateTable {
         self.producers.get(&producer_id)
     }
 
+    /// The first offset of the oldest open transaction: nothing at or past
+    /// it is stable.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.keys().next().copied()
+    }
+
+    /// Every producer, by id.
+    pub fn describe(&self) -> Vec<ProducerDescription> {
+        let mut described: Vec<ProducerDescription> = self
+            .producers
+            .iter()
+            .map(|(&producer_id, entry)| ProducerDescription {
+                producer_id,
+                epoch: entry.epoch,
+                last_sequence: entry.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: if entry.last_timestamp == i64::MIN {
+                    -1
+                } else {
+                    entry.last_timestamp
+                },
+                coordinator_epoch: entry.coordinator_epoch,
+                txn_start_offset: entry.txn_first_offset.unwrap_or(-1),
+            })
+            .collect();
+        described.sort_by_key(|d| d.producer_id);
+        described
+    }
+
     /// Checks the batches of one append, in order, as Kafka does: any batch
     /// that repeats one already appended makes the whole append that
     /// duplicate; otherwise each batch must follow its producer's last one
-    /// (or the one before it in this append). Changes nothing.
+    /// (or the one before it in this append), and each marker must come
+    /// from the producer's epoch or a newer one. Changes nothing.
     pub fn admit(
         &self,
-        batches: &[ProducerBatch],
+        appends: &[ProducerAppend],
         partition: &str,
     ) -> Result<Admission, ProducerError> {
-        let mut updated: Vec<(i64, ProducerEntry)> = Vec::new();
-        for batch in batches {
-            let current = self.producers.get(&batch.producer_id);
-            if let Some(duplicate) = current.and_then(|entry| entry.duplicate_of(batch)) {
-                return Ok(Admission::Duplicate(duplicate));
+        let mut update = ProducerUpdate::default();
+        for append in appends {
+            let id = append.producer_id();
+            let current = self.producers.get(&id);
+            if let ProducerAppend::Data(batch) = append {
+                if let Some(duplicate) = current.and_then(|entry| entry.duplicate_of(batch)) {
+                    return Ok(Admission::Duplicate(duplicate));
+                }
             }
-            let index = match updated.iter().position(|(id, _)| *id == batch.producer_id) {
+            let index = match update.entries.iter().position(|(known, _)| *known == id) {
                 Some(index) => index,
-                None => match current {
-                    Some(entry) => {
-                        updated.push((batch.producer_id, entry.clone()));
-                        updated.len() - 1
-                    }
-                    None => {
-                        // Unknown: any epoch and sequence start it.
-                        updated.push((batch.producer_id, ProducerEntry::new(batch.epoch)));
-                        let entry = &mut updated.last_mut().expect("just pushed").1;
-                        entry.add(batch.epoch, batch.meta);
-                        continue;
-                    }
-                },
+                None => {
+                    let entry = match current {
+                        Some(entry) => entry.clone(),
+                        None => {
+                            // Unknown: any epoch and sequence start it.
+                            let mut entry = ProducerEntry::new(append.epoch());
+                            update.completed.extend(entry.apply(append));
+                            update.entries.push((id, entry));
+                            continue;
+                        }
+                    };
+                    update.entries.push((id, entry));
+                    update.entries.len() - 1
+                }
             };
-            let entry = &mut updated[index].1;
-            entry.check(batch, partition)?;
-            entry.add(batch.epoch, batch.meta);
+            let entry = &mut update.entries[index].1;
+            match append {
+                ProducerAppend::Data(batch) => entry.check(batch, partition)?,
+                ProducerAppend::Marker(marker) => entry.check_marker(marker, partition)?,
+            }
+            update.completed.extend(entry.apply(append));
         }
-        Ok(Admission::Append(updated))
+        Ok(Admission::Append(update))
     }
 
-    /// Applies what `admit` returned, once the append has its offsets.
-    pub fn commit(&mut self, updated: Vec<(i64, ProducerEntry)>) {
-        for (producer_id, entry) in updated {
-            debug_assert!(!entry.batches.is_empty());
-            self.producers.insert(producer_id, entry);
+    /// Applies what `admit` returned, once the append has its offsets;
+    /// returns the transactions its markers completed.
+    pub fn commit(&mut self, update: ProducerUpdate) -> Vec<CompletedTxn> {
+        for (producer_id, entry) in update.entries {
+            self.insert(producer_id, entry);
         }
+        update.completed
     }
 
-    /// A batch read back from the log (recovery): applied without checks,
-    /// as Kafka rebuilds its state.
-    pub fn replay(&mut self, batch: &ProducerBatch) {
-        let entry = self
+    /// Puts `entry` in place of the producer's, keeping `ongoing` in step.
+    fn insert(&mut self, producer_id: i64, entry: ProducerEntry) {
+        let before = self
             .producers
-            .entry(batch.producer_id)
-            .or_insert_with(|| ProducerEntry::new(batch.epoch));
-        if entry
-            .batches
-            .back()
-            .is_some_and(|last| last.last_offset >= batch.meta.first_offset)
-        {
-            return;
+            .get(&producer_id)
+            .and_then(|e| e.txn_first_offset);
+        if before != entry.txn_first_offset {
+            if let Some(first) = before {
+                self.ongoing.remove(&first);
+            }
+            if let Some(first) = entry.txn_first_offset {
+                self.ongoing.insert(first, producer_id);
+            }
         }
-        entry.add(batch.epoch, batch.meta);
+        self.producers.insert(producer_id, entry);
     }
 
-    /// Forgets every batch at or after `offset` (appends given up after a
-    /// failed write). A producer left with none is forgotten: its retry may
-    /// then start at any sequence, as for an unknown producer.
+    /// A batch or marker read back from the log (recovery): applied
+    /// without checks, as Kafka rebuilds its state; the transaction a
+    /// marker completed.
+    pub fn replay(&mut self, append: &ProducerAppend) -> Option<CompletedTxn> {
+        let id = append.producer_id();
+        let mut entry = self
+            .producers
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| ProducerEntry::new(append.epoch()));
+        let first_offset = match append {
+            ProducerAppend::Data(batch) => batch.meta.first_offset,
+            ProducerAppend::Marker(marker) => marker.offset,
+        };
+        if entry.last_offset().is_some_and(|last| last >= first_offset) {
+            return None;
+        }
+        let completed = entry.apply(append);
+        self.insert(id, entry);
+        completed
+    }
+
+    /// Forgets every batch and marker at or after `offset` (appends given
+    /// up after a failed write): a transaction started there is no longer
+    /// open, one a given-up marker ended is open again. A producer left
+    /// with nothing is forgotten: its retry may then start at any sequence,
+    /// as for an unknown producer.
     pub fn truncate_from(&mut self, offset: i64) {
         self.producers.retain(|_, entry| {
             while entry
@@ -284,19 +544,42 @@ impl ProducerStateTable {
             {
                 entry.batches.pop_back();
             }
+            if let Some((marker_offset, ended)) = entry.last_marker {
+                if marker_offset >= offset {
+                    entry.txn_first_offset = ended;
+                    entry.last_marker = None;
+                }
+            }
+            if entry.txn_first_offset.is_some_and(|first| first >= offset) {
+                entry.txn_first_offset = None;
+            }
             if let Some(last) = entry.batches.back() {
                 entry.last_timestamp = last.max_timestamp;
             }
             !entry.batches.is_empty()
+                || entry.txn_first_offset.is_some()
+                || entry.coordinator_epoch != NO_COORDINATOR_EPOCH
         });
+        self.rebuild_ongoing();
+    }
+
+    fn rebuild_ongoing(&mut self) {
+        self.ongoing = self
+            .producers
+            .iter()
+            .filter_map(|(&id, entry)| entry.txn_first_offset.map(|first| (first, id)))
+            .collect();
     }
 
     /// Removes the producers whose last batch is `expiration_ms` or more
-    /// older than `now_ms` (`producer.id.expiration.ms`); returns how many.
+    /// older than `now_ms` (`producer.id.expiration.ms`) and that have no
+    /// open transaction (as Kafka's `isProducerExpired`); returns how many.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, entry| now_ms.saturating_sub(entry.last_timestamp) < expiration_ms);
+        self.producers.retain(|_, entry| {
+            entry.txn_first_offset.is_some()
+                || now_ms.saturating_sub(entry.last_timestamp) < expiration_ms
+        });
         before - self.producers.len()
     }
 
@@ -312,6 +595,8 @@ impl ProducerStateTable {
             body.extend_from_slice(&id.to_be_bytes());
             body.extend_from_slice(&entry.epoch.to_be_bytes());
             body.extend_from_slice(&entry.last_timestamp.to_be_bytes());
+            body.extend_from_slice(&entry.coordinator_epoch.to_be_bytes());
+            body.extend_from_slice(&entry.txn_first_offset.unwrap_or(-1).to_be_bytes());
             body.push(entry.batches.len() as u8);
             for meta in &entry.batches {
                 body.extend_from_slice(&meta.first_seq.to_be_bytes());
@@ -328,27 +613,48 @@ impl ProducerStateTable {
         out
     }
 
-    /// Reads a snapshot `encode` wrote; any damage is an error, never a panic.
+    /// Reads a snapshot `encode` wrote (or version 1); any damage is an
+    /// error, never a panic.
     pub fn decode(bytes: &[u8]) -> Result<ProducerStateTable, String> {
-        let rest = bytes
-            .strip_prefix(SNAPSHOT_MAGIC)
-            .ok_or("not a producer snapshot")?;
+        let (rest, v1) = match bytes.strip_prefix(SNAPSHOT_MAGIC) {
+            Some(rest) => (rest, false),
+            None => (
+                bytes
+                    .strip_prefix(SNAPSHOT_MAGIC_V1)
+                    .ok_or("not a producer snapshot")?,
+                true,
+            ),
+        };
         let mut reader = Reader(rest);
         let crc = reader.u32()?;
         if crc32c::crc32c(reader.0) != crc {
             return Err("producer snapshot fails its CRC-32C".into());
         }
         let count = reader.u32()? as usize;
-        if count > reader.0.len() / (ENTRY_BYTES + BATCH_BYTES) {
+        let entry_bytes_min = if v1 {
+            ENTRY_BYTES_V1 + BATCH_BYTES
+        } else {
+            ENTRY_BYTES
+        };
+        if count > reader.0.len() / entry_bytes_min {
             return Err("producer count larger than the snapshot".into());
         }
-        let mut producers = HashMap::with_capacity(count);
+        let mut table = ProducerStateTable::default();
         for _ in 0..count {
             let id = reader.i64()?;
             let mut entry = ProducerEntry::new(reader.i16()?);
             entry.last_timestamp = reader.i64()?;
+            if !v1 {
+                entry.coordinator_epoch = reader.i32()?;
+                entry.txn_first_offset = match reader.i64()? {
+                    -1 => None,
+                    first if first >= 0 => Some(first),
+                    other => return Err(format!("producer {id} with transaction at {other}")),
+                };
+            }
             let batches = reader.u8()? as usize;
-            if !(1..=BATCHES_TO_RETAIN).contains(&batches) {
+            let batches_min = usize::from(v1);
+            if !(batches_min..=BATCHES_TO_RETAIN).contains(&batches) {
                 return Err(format!("producer {id} with {batches} batches"));
             }
             for _ in 0..batches {
@@ -369,14 +675,19 @@ impl ProducerStateTable {
                 }
                 entry.batches.push_back(meta);
             }
-            if producers.insert(id, entry).is_some() {
+            if let Some(first) = entry.txn_first_offset {
+                if table.ongoing.insert(first, id).is_some() {
+                    return Err(format!("two transactions at offset {first}"));
+                }
+            }
+            if table.producers.insert(id, entry).is_some() {
                 return Err(format!("producer {id} twice"));
             }
         }
         if !reader.0.is_empty() {
             return Err("bytes after the last producer".into());
         }
-        Ok(ProducerStateTable { producers })
+        Ok(table)
     }
 }
 
@@ -424,6 +735,7 @@ mod tests {
         ProducerBatch {
             producer_id,
             epoch,
+            transactional: false,
             meta: BatchMetadata {
                 first_seq,
                 last_seq: increment_sequence(first_seq, records - 1),
@@ -439,7 +751,9 @@ mod tests {
         table: &mut ProducerStateTable,
         batches: &[ProducerBatch],
     ) -> Result<Option<BatchMetadata>, ProducerError> {
-        match table.admit(batches, PARTITION)? {
+        let appends: Vec<ProducerAppend> =
+            batches.iter().copied().map(ProducerAppend::Data).collect();
+        match table.admit(&appends, PARTITION)? {
             Admission::Append(updated) => {
                 table.commit(updated);
                 Ok(None)
@@ -571,10 +885,10 @@ mod tests {
         ];
         for b in &batches {
             append(&mut appended, &[*b]).unwrap();
-            replayed.replay(b);
+            replayed.replay(&ProducerAppend::Data(*b));
         }
         // A batch already covered (replay from an older offset) changes nothing.
-        replayed.replay(&batches[2]);
+        replayed.replay(&ProducerAppend::Data(batches[2]));
         assert_eq!(appended, replayed);
     }
 
@@ -605,5 +919,175 @@ mod tests {
             flipped[i] ^= 0x40;
             assert!(ProducerStateTable::decode(&flipped).is_err(), "flip at {i}");
         }
+    }
+
+    fn txn_batch(producer_id: i64, epoch: i16, first_seq: i32, offset: i64) -> ProducerAppend {
+        ProducerAppend::Data(ProducerBatch {
+            transactional: true,
+            ..batch(producer_id, epoch, first_seq, 2, offset)
+        })
+    }
+
+    fn marker(
+        producer_id: i64,
+        epoch: i16,
+        coordinator_epoch: i32,
+        commit: bool,
+        offset: i64,
+    ) -> ProducerAppend {
+        ProducerAppend::Marker(ProducerMarker {
+            marker: TxnMarker {
+                producer_id,
+                producer_epoch: epoch,
+                coordinator_epoch,
+                commit,
+            },
+            offset,
+            timestamp: 5_000 + offset,
+        })
+    }
+
+    /// Admits and commits one batch or marker; the completed transactions.
+    fn apply(
+        table: &mut ProducerStateTable,
+        append: ProducerAppend,
+    ) -> Result<Vec<CompletedTxn>, ProducerError> {
+        match table.admit(&[append], PARTITION)? {
+            Admission::Append(update) => Ok(table.commit(update)),
+            Admission::Duplicate(_) => panic!("not a duplicate"),
+        }
+    }
+
+    #[test]
+    fn transactions_open_at_their_first_batch_and_markers_close_them() {
+        let mut table = ProducerStateTable::default();
+        assert_eq!(table.first_unstable_offset(), None);
+        apply(&mut table, txn_batch(1, 0, 0, 10)).unwrap();
+        apply(&mut table, txn_batch(2, 0, 0, 12)).unwrap();
+        apply(&mut table, txn_batch(1, 0, 2, 14)).unwrap();
+        assert_eq!(table.first_unstable_offset(), Some(10));
+        assert_eq!(table.get(1).unwrap().txn_first_offset, Some(10));
+        let committed = apply(&mut table, marker(1, 0, 3, true, 16)).unwrap();
+        assert_eq!(
+            committed,
+            vec![CompletedTxn {
+                producer_id: 1,
+                first_offset: 10,
+                last_offset: 16,
+                aborted: false
+            }]
+        );
+        assert_eq!(table.first_unstable_offset(), Some(12));
+        let aborted = apply(&mut table, marker(2, 0, 3, false, 17)).unwrap();
+        assert!(aborted[0].aborted && aborted[0].first_offset == 12);
+        assert_eq!(table.first_unstable_offset(), None);
+        // A marker of a transaction with no data here completes nothing.
+        assert_eq!(apply(&mut table, marker(3, 0, 3, false, 18)), Ok(vec![]));
+        let described = table.describe();
+        assert_eq!(described.len(), 3);
+        assert_eq!(described[0].coordinator_epoch, 3);
+        assert_eq!(described[0].last_sequence, 3);
+        assert_eq!(described[2].last_sequence, -1);
+        assert!(described.iter().all(|d| d.txn_start_offset == -1));
+    }
+
+    #[test]
+    fn markers_of_old_epochs_and_coordinators_are_refused() {
+        let mut table = ProducerStateTable::default();
+        apply(&mut table, txn_batch(1, 2, 0, 0)).unwrap();
+        assert!(matches!(
+            apply(&mut table, marker(1, 1, 0, true, 2)),
+            Err(ProducerError::InvalidProducerEpoch(_))
+        ));
+        apply(&mut table, marker(1, 2, 5, false, 2)).unwrap();
+        apply(&mut table, txn_batch(1, 2, 2, 3)).unwrap();
+        assert!(matches!(
+            apply(&mut table, marker(1, 2, 4, true, 5)),
+            Err(ProducerError::CoordinatorFenced(_))
+        ));
+        // A bumped epoch (the coordinator fencing the producer) ends it.
+        apply(&mut table, marker(1, 3, 5, false, 5)).unwrap();
+        assert_eq!(table.get(1).unwrap().epoch, 3);
+        assert_eq!(table.first_unstable_offset(), None);
+    }
+
+    #[test]
+    fn a_plain_batch_inside_a_transaction_is_invalid_txn_state() {
+        let mut table = ProducerStateTable::default();
+        apply(&mut table, txn_batch(1, 0, 0, 0)).unwrap();
+        assert!(matches!(
+            append(&mut table, &[batch(1, 0, 2, 1, 2)]),
+            Err(ProducerError::InvalidTxnState(_))
+        ));
+        apply(&mut table, marker(1, 0, 0, true, 2)).unwrap();
+        assert_eq!(append(&mut table, &[batch(1, 0, 2, 1, 3)]), Ok(None));
+    }
+
+    #[test]
+    fn giving_up_undoes_transaction_starts_and_ends() {
+        let mut table = ProducerStateTable::default();
+        apply(&mut table, txn_batch(1, 0, 0, 0)).unwrap();
+        apply(&mut table, marker(1, 0, 0, false, 2)).unwrap();
+        apply(&mut table, txn_batch(2, 0, 0, 3)).unwrap();
+        table.truncate_from(3);
+        assert_eq!(table.first_unstable_offset(), None);
+        assert!(table.get(2).is_none());
+        table.truncate_from(2);
+        assert_eq!(table.first_unstable_offset(), Some(0));
+        // The retried marker completes the transaction again.
+        let completed = apply(&mut table, marker(1, 0, 0, false, 2)).unwrap();
+        assert_eq!(completed.len(), 1);
+    }
+
+    #[test]
+    fn replay_rebuilds_transactions_and_open_ones_do_not_expire() {
+        let appends = [
+            txn_batch(1, 0, 0, 0),
+            txn_batch(2, 0, 0, 2),
+            marker(1, 0, 1, false, 4),
+            txn_batch(1, 0, 2, 5),
+        ];
+        let mut appended = ProducerStateTable::default();
+        let mut replayed = ProducerStateTable::default();
+        let mut completed = Vec::new();
+        for append in appends {
+            apply(&mut appended, append).unwrap();
+            completed.extend(replayed.replay(&append));
+        }
+        assert_eq!(replayed.replay(&appends[2]), None);
+        assert_eq!(appended, replayed);
+        assert_eq!(completed.len(), 1);
+        assert_eq!(replayed.first_unstable_offset(), Some(2));
+        assert_eq!(replayed.expire(i64::MAX, 1), 0);
+    }
+
+    #[test]
+    fn snapshots_keep_open_transactions_and_read_version_one() {
+        let mut table = ProducerStateTable::default();
+        apply(&mut table, txn_batch(1, 0, 0, 0)).unwrap();
+        apply(&mut table, marker(2, 4, 7, true, 2)).unwrap();
+        append(&mut table, &[batch(3, 0, 0, 1, 3)]).unwrap();
+        let decoded = ProducerStateTable::decode(&table.encode()).unwrap();
+        assert_eq!(decoded.first_unstable_offset(), Some(0));
+        assert_eq!(decoded.get(2).unwrap().coordinator_epoch, 7);
+        assert_eq!(decoded.describe(), table.describe());
+        // Version 1: producer 3 alone, as the idempotence release wrote it.
+        let mut body = Vec::new();
+        body.extend_from_slice(&1u32.to_be_bytes());
+        body.extend_from_slice(&3i64.to_be_bytes());
+        body.extend_from_slice(&0i16.to_be_bytes());
+        body.extend_from_slice(&1_003i64.to_be_bytes());
+        body.push(1);
+        for field in [0i32, 0] {
+            body.extend_from_slice(&field.to_be_bytes());
+        }
+        for field in [3i64, 3, 1_003] {
+            body.extend_from_slice(&field.to_be_bytes());
+        }
+        let mut v1 = SNAPSHOT_MAGIC_V1.to_vec();
+        v1.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        v1.extend_from_slice(&body);
+        let old = ProducerStateTable::decode(&v1).unwrap();
+        assert_eq!(old.get(3), table.get(3));
     }
 }

@@ -15,12 +15,16 @@ use glommio::io::BufferedFile;
 use super::checkpoint::{self, read_whole, CHECKPOINT_TMP_FILE, CLEANER_FILE, CLEANER_TMP_FILE};
 use super::index::{OffsetIndex, TimeIndex, OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES};
 use super::segment::{self, Segment, SegmentIndexes, CLEANED_SUFFIX, SWAP_SUFFIX};
+use super::txn_index;
 use super::{LogError, SEGMENT_BYTES_MAX};
 use crate::protocol::batch::{validate_stored, BatchError, BatchHeader, BATCH_HEADER_SIZE};
 
 /// Bytes read per step of a scan: large enough to amortize the read, small
 /// enough not to matter next to the shard's memory.
 const SCAN_WINDOW_BYTES: u64 = 1 << 20;
+/// Largest `.txnindex` read: some two million aborted transactions in one
+/// segment. A larger file is logged and not used rather than held whole.
+const TXN_INDEX_BYTES_MAX: u64 = 64 << 20;
 
 pub struct Recovered {
     pub segments: Vec<Rc<Segment>>,
@@ -30,6 +34,11 @@ pub struct Recovered {
     /// The cleaner has worked on this log (it has a `shoal.cleaner`): its
     /// segments may have offset gaps.
     pub offset_gaps: bool,
+    /// The base offset of the first segment scanned, if any was: from
+    /// there on the `.txnindex` files may lack entries (the active
+    /// segment's is written only when it is sealed), which the producer
+    /// state's replay adds back.
+    pub scanned_from: Option<i64>,
 }
 
 pub async fn recover(dir: &Path, index_interval_bytes: u32) -> Result<Recovered, LogError> {
@@ -55,6 +64,7 @@ pub async fn recover(dir: &Path, index_interval_bytes: u32) -> Result<Recovered,
     let mut segments: Vec<Rc<Segment>> = Vec::with_capacity(bases.len());
     let mut scanned_bytes = 0;
     let mut scanning = false;
+    let mut scanned_from = None;
     for (i, &base) in bases.iter().enumerate() {
         let expected = segments.last().map(|s| s.next_offset.get());
         if expected.is_some_and(|next| next != base) {
@@ -73,7 +83,7 @@ pub async fn recover(dir: &Path, index_interval_bytes: u32) -> Result<Recovered,
             trust(dir, base, &file, size, recovery_point).await?
         };
         if let Some((indexes, next_offset)) = trusted {
-            segments.push(Rc::new(Segment::existing(
+            let segment = Rc::new(Segment::existing(
                 dir,
                 base,
                 file,
@@ -81,10 +91,13 @@ pub async fn recover(dir: &Path, index_interval_bytes: u32) -> Result<Recovered,
                 indexes,
                 next_offset,
                 now,
-            )));
+            ));
+            load_txn_index(&segment).await?;
+            segments.push(segment);
             continue;
         }
         scanning = true;
+        scanned_from.get_or_insert(base);
         let segment = Rc::new(Segment::existing(
             dir,
             base,
@@ -113,6 +126,7 @@ pub async fn recover(dir: &Path, index_interval_bytes: u32) -> Result<Recovered,
         segment.sync().await?;
         *segment.indexes.borrow_mut() = scan.indexes;
         segment.next_offset.set(scan.next_offset);
+        load_txn_index(&segment).await?;
         if !is_last && scan.valid_bytes == size {
             // Sealed again so that the next open can trust it. Without room
             // for the index files (a full disk) the next open scans it again.
@@ -141,7 +155,28 @@ pub async fn recover(dir: &Path, index_interval_bytes: u32) -> Result<Recovered,
         leader_epoch: checkpoint.map_or(0, |c| c.leader_epoch),
         scanned_bytes,
         offset_gaps,
+        scanned_from,
     })
+}
+
+/// Loads the `.txnindex` of `segment` (its end offset known), keeping the
+/// entries whose marker is still in it: a torn tail may have cut some.
+/// A damaged file is logged and left out: the aborted transactions it held
+/// are then not reported to read_committed consumers.
+async fn load_txn_index(segment: &Segment) -> Result<(), LogError> {
+    let path = segment.txn_index_path();
+    let Some(bytes) = read_whole(&path, TXN_INDEX_BYTES_MAX).await? else {
+        return Ok(());
+    };
+    match txn_index::decode(&bytes) {
+        Ok(mut entries) => {
+            let end = segment.next_offset.get();
+            entries.retain(|txn| txn.last_offset >= segment.base_offset && txn.last_offset < end);
+            *segment.aborted.borrow_mut() = entries;
+        }
+        Err(reason) => ::log::warn!("{}: not used: {reason}", path.display()),
+    }
+    Ok(())
 }
 
 /// Base offsets of the `.log` files in `dir`, ascending. Listing happens
@@ -205,6 +240,7 @@ async fn finish_cleaning(dir: &Path, index_interval_bytes: u32) -> Result<(), Lo
         for path in [
             segment::index_path(dir, base),
             segment::time_index_path(dir, base),
+            segment::txn_index_path(dir, base),
             segment::log_path(dir, base),
         ] {
             let swap = segment::with_suffix(path.clone(), SWAP_SUFFIX);
@@ -241,6 +277,7 @@ fn delete_segments(dir: &Path, bases: &[i64]) -> Result<(), LogError> {
         remove_if_present(&segment::log_path(dir, base))?;
         remove_if_present(&segment::index_path(dir, base))?;
         remove_if_present(&segment::time_index_path(dir, base))?;
+        remove_if_present(&segment::txn_index_path(dir, base))?;
     }
     Ok(())
 }

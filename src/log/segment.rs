@@ -1,5 +1,6 @@
 //! One segment: the `{base_offset:020}.log` file of back-to-back batches, its
-//! in-memory indexes, and the walk over its batches that reads share.
+//! in-memory indexes (offsets, timestamps, aborted transactions), and the
+//! walk over its batches that reads share.
 
 use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, RawFd};
@@ -10,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use glommio::io::{BufferedFile, OpenOptions};
 
 use super::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use super::txn_index::{self, AbortedTxn};
 use super::LogError;
 use crate::protocol::batch::{
     framed_size, stored_crc, verify_stored, BatchError, BatchHeader, BATCH_HEADER_SIZE,
@@ -42,6 +44,10 @@ pub fn index_path(dir: &Path, base_offset: i64) -> PathBuf {
 
 pub fn time_index_path(dir: &Path, base_offset: i64) -> PathBuf {
     dir.join(format!("{base_offset:020}.timeindex"))
+}
+
+pub fn txn_index_path(dir: &Path, base_offset: i64) -> PathBuf {
+    dir.join(format!("{base_offset:020}.txnindex"))
 }
 
 /// Suffix of a segment's files while the cleaner writes them (incomplete:
@@ -263,6 +269,9 @@ pub struct Segment {
     dir: PathBuf,
     file: RefCell<Option<Rc<BufferedFile>>>,
     pub indexes: RefCell<SegmentIndexes>,
+    /// The transactions aborted by a marker in this segment (its
+    /// `.txnindex`, written with the other indexes), in marker order.
+    pub aborted: RefCell<Vec<AbortedTxn>>,
     /// Bytes given to this segment: written plus queued for the writer.
     pub queued_bytes: Cell<u64>,
     /// Bytes in the file.
@@ -292,6 +301,7 @@ impl Segment {
             dir: dir.to_path_buf(),
             file: RefCell::new(None),
             indexes: RefCell::new(SegmentIndexes::empty()),
+            aborted: RefCell::new(Vec::new()),
             queued_bytes: Cell::new(0),
             written_bytes: Cell::new(0),
             next_offset: Cell::new(base_offset),
@@ -318,6 +328,7 @@ impl Segment {
             dir: dir.to_path_buf(),
             file: RefCell::new(Some(Rc::new(file))),
             indexes: RefCell::new(indexes),
+            aborted: RefCell::new(Vec::new()),
             queued_bytes: Cell::new(size_bytes),
             written_bytes: Cell::new(size_bytes),
             next_offset: Cell::new(next_offset),
@@ -331,6 +342,10 @@ impl Segment {
 
     pub fn log_path(&self) -> PathBuf {
         log_path(&self.dir, self.base_offset)
+    }
+
+    pub fn txn_index_path(&self) -> PathBuf {
+        txn_index_path(&self.dir, self.base_offset)
     }
 
     /// Opens the segment file for reading and writing, creating it if needed.
@@ -454,6 +469,34 @@ impl Segment {
             .set(self.written_bytes.get().min(position));
         self.next_offset.set(next_offset);
         self.indexes.borrow_mut().rewind(mark);
+        self.aborted
+            .borrow_mut()
+            .retain(|txn| txn.last_offset < next_offset);
+    }
+
+    /// Records a transaction aborted by a marker in this segment, unless
+    /// it is already there (recovery replays markers the file may hold);
+    /// true when it was added.
+    pub fn add_aborted(&self, txn: AbortedTxn) -> bool {
+        let mut aborted = self.aborted.borrow_mut();
+        if aborted
+            .last()
+            .is_some_and(|last| last.last_offset >= txn.last_offset)
+        {
+            return false;
+        }
+        aborted.push(txn);
+        true
+    }
+
+    /// Writes the `.txnindex` whole, fdatasync'd, when it has entries
+    /// (Kafka too makes the file only for a segment with an abort).
+    pub async fn write_txn_index(&self) -> Result<(), LogError> {
+        let bytes = txn_index::encode(&self.aborted.borrow());
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        write_whole(&self.txn_index_path(), bytes).await
     }
 
     /// Cuts the file to `size` bytes, if this segment has one open (a
@@ -489,7 +532,8 @@ impl Segment {
                 .is_none_or(|e| u64::from(e.position) < self.written_bytes.get()));
             (indexes.offsets.encode(), indexes.times.encode())
         };
-        write_index_files(&self.dir, self.base_offset, offsets, times, "").await
+        write_index_files(&self.dir, self.base_offset, offsets, times, "").await?;
+        self.write_txn_index().await
     }
 
     /// Takes the segment out of service without removing its files (they
@@ -509,7 +553,8 @@ impl Segment {
     }
 
     /// Closes the file (unless a read still holds it: it closes when that
-    /// read ends) and removes the segment's `.log`, `.index` and `.timeindex`.
+    /// read ends) and removes the segment's `.log`, `.index`, `.timeindex`
+    /// and `.txnindex`.
     pub async fn delete_files(&self) -> Result<(), LogError> {
         self.deleted.set(true);
         self.close().await?;
@@ -517,6 +562,7 @@ impl Segment {
             self.log_path(),
             index_path(&self.dir, self.base_offset),
             time_index_path(&self.dir, self.base_offset),
+            txn_index_path(&self.dir, self.base_offset),
         ] {
             if let Err(e) = glommio::io::remove(&path).await {
                 let e: std::io::Error = e.into();
@@ -746,6 +792,18 @@ pub async fn write_index_files(
         times,
     )
     .await
+}
+
+/// Writes `entries` as the `.txnindex` of segment `base_offset`, its name
+/// ending in `suffix`, fdatasync'd.
+pub async fn write_txn_index_file(
+    dir: &Path,
+    base_offset: i64,
+    entries: &[AbortedTxn],
+    suffix: &str,
+) -> Result<(), LogError> {
+    let path = with_suffix(txn_index_path(dir, base_offset), suffix);
+    write_whole(&path, txn_index::encode(entries)).await
 }
 
 /// Replaces the file at `path` with `bytes`, fdatasync'd.

@@ -85,6 +85,7 @@ pub struct RecordView<'a> {
     pub offset: i64,
     pub timestamp: i64,
     pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
     /// A null value: in a compacted topic, the key's deletion.
     pub is_tombstone: bool,
     attributes: u8,
@@ -172,6 +173,7 @@ impl<'a> BatchRecords<'a> {
             offset,
             timestamp: self.base_timestamp.wrapping_add(timestamp_delta),
             key,
+            value,
             is_tombstone: value.is_none(),
             attributes,
             after_timestamp,

@@ -23,11 +23,12 @@ use kafka_protocol::messages::{
     AlterConfigsRequest, ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest,
     ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
-    DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest, FetchRequest,
-    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
-    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
-    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
-    OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest, WriteTxnMarkersRequest,
+    DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest,
+    DescribeProducersRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
+    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
+    WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::Decodable;
 
@@ -191,6 +192,7 @@ pub enum Request {
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
     DeleteRecords(DeleteRecordsRequest),
+    DescribeProducers(DescribeProducersRequest),
     CreatePartitions(CreatePartitionsRequest),
     AlterConfigs(AlterConfigsRequest),
     IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
@@ -225,6 +227,7 @@ impl Request {
             Request::ConsumerGroupHeartbeat(_) => ApiKey::ConsumerGroupHeartbeat,
             Request::ConsumerGroupDescribe(_) => ApiKey::ConsumerGroupDescribe,
             Request::DeleteRecords(_) => ApiKey::DeleteRecords,
+            Request::DescribeProducers(_) => ApiKey::DescribeProducers,
             Request::CreatePartitions(_) => ApiKey::CreatePartitions,
             Request::AlterConfigs(_) => ApiKey::AlterConfigs,
             Request::IncrementalAlterConfigs(_) => ApiKey::IncrementalAlterConfigs,
@@ -295,6 +298,9 @@ pub fn decode_request(
             }
             ApiKey::DeleteRecords => {
                 Request::DeleteRecords(DeleteRecordsRequest::decode(body, version)?)
+            }
+            ApiKey::DescribeProducers => {
+                Request::DescribeProducers(DescribeProducersRequest::decode(body, version)?)
             }
             ApiKey::CreatePartitions => {
                 Request::CreatePartitions(CreatePartitionsRequest::decode(body, version)?)

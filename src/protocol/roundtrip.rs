@@ -126,6 +126,10 @@ pub(super) fn round_trip_api(key: ApiKey, version: i16) -> Bytes {
             admin::delete_records_request,
             admin::delete_records_response
         ),
+        ApiKey::DescribeProducers => both!(
+            txn::describe_producers_request,
+            txn::describe_producers_response
+        ),
         ApiKey::CreatePartitions => both!(
             admin::create_partitions_request,
             admin::create_partitions_response

@@ -1,5 +1,5 @@
 //! Round-trip samples of the transaction APIs of issue 13 (WriteTxnMarkers,
-//! ...): a populated request and response per version, for the table-wide
+//! DescribeProducers, ...): a populated request and response per version, for the table-wide
 //! round trip in `roundtrip.rs`.
 
 use kafka_protocol::messages::*;
@@ -40,4 +40,35 @@ pub(super) fn write_txn_markers_response(_version: i16) -> WriteTxnMarkersRespon
                     .with_partitions(vec![partition(0, 0), partition(2, 3)]),
             ]),
     ])
+}
+
+pub(super) fn describe_producers_request(_version: i16) -> DescribeProducersRequest {
+    DescribeProducersRequest::default().with_topics(vec![
+        describe_producers_request::TopicRequest::default()
+            .with_name(topic("orders"))
+            .with_partition_indexes(vec![0, 3]),
+    ])
+}
+
+pub(super) fn describe_producers_response(_version: i16) -> DescribeProducersResponse {
+    let producer = describe_producers_response::ProducerState::default()
+        .with_producer_id(ProducerId(4001))
+        .with_producer_epoch(2)
+        .with_last_sequence(41)
+        .with_last_timestamp(1_700_000_000_000)
+        .with_coordinator_epoch(5)
+        .with_current_txn_start_offset(120);
+    DescribeProducersResponse::default()
+        .with_throttle_time_ms(7)
+        .with_topics(vec![describe_producers_response::TopicResponse::default()
+            .with_name(topic("orders"))
+            .with_partitions(vec![
+                describe_producers_response::PartitionResponse::default()
+                    .with_partition_index(0)
+                    .with_active_producers(vec![producer]),
+                describe_producers_response::PartitionResponse::default()
+                    .with_partition_index(3)
+                    .with_error_code(3)
+                    .with_error_message(Some(StrBytes::from_static_str("unknown"))),
+            ])])
 }

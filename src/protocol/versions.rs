@@ -48,6 +48,7 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     api(ApiKey::ConsumerGroupDescribe, 0, 1),
     api(ApiKey::DeleteRecords, 0, 2),
+    api(ApiKey::DescribeProducers, 0, 0),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),

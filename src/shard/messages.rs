@@ -11,7 +11,7 @@ use crate::group::{
     DescribedGroup, GroupState, HeartbeatRequest, JoinRequest, JoinResponse, LeaveResponse,
     LeavingMember, ListedGroup, PartitionOffset, SyncRequest, SyncResponse,
 };
-use crate::log::{AppendResult, AppendWait};
+use crate::log::{AppendResult, AppendWait, ProducerDescription};
 // The controller's requests and errors are the pure controller's types.
 pub use crate::metadata::controller::{
     ConfigChange, KafkaError, NewTopic, PartitionGrowth, TopicConfigChange, TopicRef,
@@ -56,6 +56,9 @@ pub struct FetchPart {
     pub partition: TopicPartition,
     pub offset: i64,
     pub max_bytes: usize,
+    /// `isolation_level` 1 (READ_COMMITTED): read below the last stable
+    /// offset, with the aborted transactions of what is read.
+    pub read_committed: bool,
 }
 
 /// What a partition answered to a read.
@@ -63,8 +66,12 @@ pub struct FetchPart {
 pub struct FetchOutcome {
     pub error_code: i16,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
     pub leader_epoch: i32,
+    /// READ_COMMITTED only: (producer id, first offset) of each aborted
+    /// transaction overlapping the records.
+    pub aborted_transactions: Option<Vec<(i64, i64)>>,
     /// Whole batches, shared with the owner's tail cache (zero copy).
     pub records: Vec<Bytes>,
 }
@@ -73,14 +80,17 @@ pub struct FetchOutcome {
 pub enum ShardRequest {
     Produce(Vec<ProducePart>),
     Fetch(Vec<FetchPart>),
-    /// Resolves when any listed partition's high watermark passes the
+    /// Resolves when any listed partition's high watermark (its last
+    /// stable offset, when the flag is set: read_committed) passes the
     /// offset given for it, or after `timeout_ms`.
     WaitForData {
-        parts: Vec<(TopicPartition, i64)>,
+        parts: Vec<(TopicPartition, i64, bool)>,
         timeout_ms: u64,
     },
-    /// ListOffsets by timestamp (or -1 latest, -2 earliest, -3 max timestamp).
-    ListOffsets(Vec<(TopicPartition, i64)>),
+    /// ListOffsets by timestamp (or -1 latest, -2 earliest, -3 max
+    /// timestamp), with whether the isolation level is read_committed
+    /// (latest is then the last stable offset).
+    ListOffsets(Vec<(TopicPartition, (i64, bool))>),
     /// Opens (creating when missing) the logs of these partitions of `topic`.
     OpenPartitions {
         topic: Arc<TopicMeta>,
@@ -105,6 +115,8 @@ pub enum ShardRequest {
     /// Appends each transaction marker to its partition, answering once
     /// it is durable (`Shard::write_txn_markers`).
     WriteTxnMarkers(Vec<(TopicPartition, TxnMarker)>),
+    /// DescribeProducers: the producers each partition remembers.
+    DescribeProducers(Vec<TopicPartition>),
     /// The size in bytes of every partition the shard owns.
     PartitionSizes,
     /// Replaces the shard's metadata snapshot.
@@ -130,6 +142,8 @@ pub enum ShardReply {
     PartitionSizes(Vec<(TopicPartition, u64)>),
     /// One per marker of `WriteTxnMarkers`, in order.
     TxnMarkers(Vec<Result<(), KafkaError>>),
+    /// One per partition of `DescribeProducers`, in order.
+    Producers(Vec<Result<Vec<ProducerDescription>, KafkaError>>),
     ProducerIds(Result<ProducerIdBlock, KafkaError>),
     Group(GroupAnswer),
     Done,

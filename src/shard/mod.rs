@@ -275,6 +275,9 @@ impl Shard {
             ShardRequest::WriteTxnMarkers(parts) => {
                 ShardReply::TxnMarkers(self.partitions.write_txn_markers(parts).await)
             }
+            ShardRequest::DescribeProducers(parts) => {
+                ShardReply::Producers(self.partitions.describe_producers(&parts))
+            }
             ShardRequest::Group(call) => match self.groups.refuse_while_loading(&call) {
                 Some(error) => ShardReply::Failed(KafkaError::new(error)),
                 None => {

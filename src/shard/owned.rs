@@ -1,5 +1,6 @@
 //! The partitions one shard owns: their logs, and the per-partition work
-//! other shards ask of it (append, read, wait, list offsets, delete records),
+//! other shards ask of it (append, read, wait, list offsets, delete records,
+//! transaction markers, producer descriptions),
 //! and the topic config changes it applies to them.
 //!
 //! Invariant: a `PartitionLog` is reachable only through the `OwnedPartitions`
@@ -11,14 +12,19 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::future::{select, select_all};
 use kafka_protocol::error::ResponseError;
 
 use super::messages::{FetchOutcome, FetchPart, KafkaError, ProducePart, TopicPartition};
 use super::view::ShardView;
 use crate::config::{BrokerConfig, TopicConfig};
-use crate::log::{AppendResult, CleanerBudget, LogError, PartitionLog, ProducerError, ShardLoad};
+use crate::log::{
+    AppendResult, CleanerBudget, LogError, PartitionLog, ProducerDescription, ProducerError,
+    ShardLoad,
+};
 use crate::metadata::TopicMeta;
+use crate::protocol::batch::BatchHeader;
 use crate::protocol::records::TxnMarker;
 
 /// ListOffsets special timestamps (KIP-79, KIP-734, KIP-405).
@@ -35,6 +41,20 @@ pub struct OwnedPartitions {
     logs: RefCell<HashMap<TopicPartition, Rc<PartitionLog>>>,
 }
 
+/// The aborted transactions a read_committed consumer needs for `records`
+/// read from `fetch_offset`: those overlapping up to the last one's end.
+/// Empty for no records, as Kafka answers an empty read.
+fn aborted_in(log: &PartitionLog, fetch_offset: i64, records: &[Bytes]) -> Vec<(i64, i64)> {
+    let Some(upper_offset) = records
+        .last()
+        .and_then(|batch| BatchHeader::view(batch))
+        .map(|header| header.last_offset() + 1)
+    else {
+        return Vec::new();
+    };
+    log.aborted_transactions(fetch_offset, upper_offset)
+}
+
 /// Storage errors as Kafka error codes, logged where they lose detail.
 /// Corrupt data and appends given up after a failed write are
 /// KAFKA_STORAGE_ERROR too; the log already logged those where it found
@@ -48,6 +68,12 @@ pub fn log_error_to_kafka(partition: &TopicPartition, error: &LogError) -> Kafka
         }
         LogError::Producer(ProducerError::OutOfOrderSequence(message)) => {
             KafkaError::with_message(ResponseError::OutOfOrderSequenceNumber, message.clone())
+        }
+        LogError::Producer(ProducerError::InvalidTxnState(message)) => {
+            KafkaError::with_message(ResponseError::InvalidTxnState, message.clone())
+        }
+        LogError::Producer(ProducerError::CoordinatorFenced(message)) => {
+            KafkaError::with_message(ResponseError::TransactionCoordinatorFenced, message.clone())
         }
         LogError::Corrupt { .. } | LogError::WriteFailed(_) => {
             KafkaError::with_message(ResponseError::KafkaStorageError, error.to_string())
@@ -138,37 +164,61 @@ impl OwnedPartitions {
                     return FetchOutcome {
                         error_code: error.code,
                         high_watermark: -1,
+                        last_stable_offset: -1,
                         log_start_offset: -1,
                         ..FetchOutcome::default()
                     }
                 }
             };
             let high_watermark = log.high_watermark();
+            let last_stable_offset = log.last_stable_offset();
             let mut outcome = FetchOutcome {
                 error_code: 0,
                 high_watermark,
+                last_stable_offset,
                 log_start_offset: log.log_start_offset(),
                 leader_epoch: log.leader_epoch(),
+                aborted_transactions: None,
                 records: Vec::new(),
             };
+            let max_offset = if part.read_committed {
+                last_stable_offset
+            } else {
+                high_watermark
+            };
             match log
-                .read(part.offset, high_watermark, part.max_bytes, true)
+                .read(part.offset, max_offset, part.max_bytes, true)
                 .await
             {
                 Ok(records) => outcome.records = records,
-                Err(error) => outcome.error_code = log_error_to_kafka(&part.partition, &error).code,
+                Err(error) => {
+                    outcome.error_code = log_error_to_kafka(&part.partition, &error).code;
+                    return outcome;
+                }
+            }
+            if part.read_committed {
+                outcome.aborted_transactions =
+                    Some(aborted_in(&log, part.offset, &outcome.records));
             }
             outcome
         });
         futures_util::future::join_all(reads).await
     }
 
-    /// Waits until one of `parts` has data past its offset, or the timeout.
-    pub async fn wait_for_data(&self, parts: Vec<(TopicPartition, i64)>, timeout_ms: u64) {
+    /// Waits until one of `parts` has data past its offset (below its last
+    /// stable offset, for a read_committed one), or the timeout. The LSO
+    /// moves only when the high watermark does (a marker is an append), so
+    /// waiting on the high watermark misses no change of it.
+    pub async fn wait_for_data(&self, parts: Vec<(TopicPartition, i64, bool)>, timeout_ms: u64) {
         let mut logs = Vec::new();
-        for (partition, offset) in &parts {
+        for (partition, offset, read_committed) in &parts {
             if let Ok(log) = self.get(partition) {
-                if log.high_watermark() > *offset {
+                let readable = if *read_committed {
+                    log.last_stable_offset()
+                } else {
+                    log.high_watermark()
+                };
+                if readable > *offset {
                     return;
                 }
                 logs.push(log);
@@ -189,28 +239,34 @@ impl OwnedPartitions {
 
     pub async fn list_offsets(
         &self,
-        parts: Vec<(TopicPartition, i64)>,
+        parts: Vec<(TopicPartition, (i64, bool))>,
     ) -> Vec<Result<(i64, i64), KafkaError>> {
-        let lookups = parts.into_iter().map(|(partition, timestamp)| async move {
-            let log = self.get(&partition)?;
-            let lookup = match timestamp {
-                LATEST_TIMESTAMP => return Ok((-1, log.high_watermark())),
-                EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
-                    return Ok((-1, log.log_start_offset()))
-                }
-                // Nothing is tiered: Kafka without remote storage answers
-                // no offset (-1), not the log start.
-                LATEST_TIERED_TIMESTAMP => return Ok((-1, -1)),
-                MAX_TIMESTAMP => log.max_timestamp().await,
-                timestamp if timestamp >= 0 => log.offset_for_timestamp(timestamp).await,
-                _ => return Err(KafkaError::new(ResponseError::InvalidRequest)),
-            };
-            match lookup {
-                Ok(Some((offset, found_timestamp))) => Ok((found_timestamp, offset)),
-                Ok(None) => Ok((-1, -1)),
-                Err(error) => Err(log_error_to_kafka(&partition, &error)),
-            }
-        });
+        let lookups =
+            parts
+                .into_iter()
+                .map(|(partition, (timestamp, read_committed))| async move {
+                    let log = self.get(&partition)?;
+                    let lookup = match timestamp {
+                        LATEST_TIMESTAMP if read_committed => {
+                            return Ok((-1, log.last_stable_offset()))
+                        }
+                        LATEST_TIMESTAMP => return Ok((-1, log.high_watermark())),
+                        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
+                            return Ok((-1, log.log_start_offset()))
+                        }
+                        // Nothing is tiered: Kafka without remote storage answers
+                        // no offset (-1), not the log start.
+                        LATEST_TIERED_TIMESTAMP => return Ok((-1, -1)),
+                        MAX_TIMESTAMP => log.max_timestamp().await,
+                        timestamp if timestamp >= 0 => log.offset_for_timestamp(timestamp).await,
+                        _ => return Err(KafkaError::new(ResponseError::InvalidRequest)),
+                    };
+                    match lookup {
+                        Ok(Some((offset, found_timestamp))) => Ok((found_timestamp, offset)),
+                        Ok(None) => Ok((-1, -1)),
+                        Err(error) => Err(log_error_to_kafka(&partition, &error)),
+                    }
+                });
         futures_util::future::join_all(lookups).await
     }
 
@@ -246,6 +302,17 @@ impl OwnedPartitions {
                 .map_err(|error| log_error_to_kafka(&partition, &error))
         });
         futures_util::future::join_all(appends).await
+    }
+
+    /// The producers each partition remembers (DescribeProducers).
+    pub fn describe_producers(
+        &self,
+        parts: &[TopicPartition],
+    ) -> Vec<Result<Vec<ProducerDescription>, KafkaError>> {
+        parts
+            .iter()
+            .map(|partition| Ok(self.get(partition)?.describe_producers()))
+            .collect()
     }
 
     /// Bytes on disk (and queued for it) of every partition this shard owns.

@@ -47,7 +47,8 @@ impl PartitionLog {
             Admission::Duplicate(batch) => return self.answer_duplicate(batch, wait).await,
         };
         let (result, given_up) = self.enqueue(batches, log_append_time_ms)?;
-        self.commit_producers(producers);
+        let completed = self.commit_producers(producers);
+        self.index_aborted(&completed);
         self.start_writer();
         let last_offset = result.last_offset;
         match wait {

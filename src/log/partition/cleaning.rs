@@ -231,17 +231,36 @@ impl PartitionLog {
         cleaned: CleanedGroup,
     ) -> Result<bool, LogError> {
         let base = cleaned.base_offset;
+        // The cleaner keeps markers and aborted data as they are: the
+        // group's aborted transactions stay, in the new segment's
+        // `.txnindex`, which moves with its other files.
+        let aborted: Vec<_> = group
+            .iter()
+            .flat_map(|segment| segment.aborted.borrow().clone())
+            .collect();
         let renamed = |from: &str, to: &str| {
-            segment_file_paths(&self.dir, base).map(|path| {
-                (
-                    segment::with_suffix(path.clone(), from),
-                    segment::with_suffix(path, to),
-                )
-            })
+            segment_file_paths(&self.dir, base)
+                .into_iter()
+                .filter(|path| !aborted.is_empty() || !is_txn_index(path))
+                .map(|path| {
+                    (
+                        segment::with_suffix(path.clone(), from),
+                        segment::with_suffix(path, to),
+                    )
+                })
+                .collect::<Vec<_>>()
         };
         if self.group_position(group).is_none() {
             self.remove_cleaner_files(base, CLEANED_SUFFIX).await;
             return Ok(false);
+        }
+        if !aborted.is_empty() {
+            if let Err(e) =
+                segment::write_txn_index_file(&self.dir, base, &aborted, CLEANED_SUFFIX).await
+            {
+                self.remove_cleaner_files(base, CLEANED_SUFFIX).await;
+                return Err(e);
+            }
         }
         for (from, to) in renamed(CLEANED_SUFFIX, SWAP_SUFFIX) {
             if let Err(e) = glommio::io::rename(&from, &to).await {
@@ -265,6 +284,7 @@ impl PartitionLog {
             first.created_ms,
         ));
         segment.offset_gaps.set(true);
+        *segment.aborted.borrow_mut() = aborted.clone();
         // No await from the check to the splice: the group is still there.
         let Some(start) = self.group_position(group) else {
             // What a crash would leave now is finished by recovery below the
@@ -324,14 +344,21 @@ impl PartitionLog {
     }
 }
 
-/// The `.index`, `.timeindex` and `.log` paths of segment `base`, the log
-/// last (renamed last, so that a `.log.swap` means its indexes are done).
-fn segment_file_paths(dir: &std::path::Path, base: i64) -> [PathBuf; 3] {
+/// The `.index`, `.timeindex`, `.txnindex` and `.log` paths of segment
+/// `base`, the log last (renamed last, so that a `.log.swap` means its
+/// indexes are done).
+fn segment_file_paths(dir: &std::path::Path, base: i64) -> [PathBuf; 4] {
     [
         segment::index_path(dir, base),
         segment::time_index_path(dir, base),
+        segment::txn_index_path(dir, base),
         segment::log_path(dir, base),
     ]
+}
+
+fn is_txn_index(path: &std::path::Path) -> bool {
+    path.extension()
+        .is_some_and(|extension| extension == "txnindex")
 }
 
 /// Adjacent segments in groups that fit one segment: at most `segment_bytes`

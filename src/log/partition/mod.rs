@@ -14,10 +14,11 @@
 //! - `timestamps.rs`: ListOffsets by timestamp.
 //! - `waiters.rs`: the `Signal` that appends and long polls wait on.
 //! - `offsets.rs`: the offsets of the log and the order they keep.
-//! - `producers.rs`: the idempotent producers' state, its checks on append
-//!   and its `<offset>.snapshot` files.
+//! - `producers.rs`: the idempotent and transactional producers' state, its
+//!   checks on append, the last stable offset and its `<offset>.snapshot`
+//!   files.
 //! - `markers.rs`: transaction markers (control batches) appended for a
-//!   transaction coordinator.
+//!   transaction coordinator, and the aborted transactions they record.
 //!
 //! Invariant: `log_start_offset <= high watermark <= written offset <= log
 //! end offset`; every segment below the sealed offset (the recovery point)
@@ -43,6 +44,8 @@ mod tail;
 #[cfg(test)]
 pub(in crate::log) mod tests;
 mod timestamps;
+#[cfg(test)]
+mod transactions_tests;
 mod waiters;
 mod writer;
 #[cfg(test)]
@@ -110,6 +113,7 @@ impl PartitionLog {
         let marks = Rc::new(Watermarks::default());
         marks.high_watermark.set(log_end_offset);
         let cleaner = checkpoint::read_cleaner(&dir).await?;
+        let scanned_from = recovered.scanned_from;
         let log = Rc::new(PartitionLog {
             tail: RefCell::new(TailCache::new(config.tail_cache_bytes)),
             dir,
@@ -137,7 +141,7 @@ impl PartitionLog {
             producers: Producers::default(),
             recovery_scanned_bytes: recovered.scanned_bytes,
         });
-        log.load_producers().await?;
+        log.load_producers(scanned_from).await?;
         // A fresh log's first segment has no file yet; a recovered active
         // segment keeps its plain file (and fdatasync) until it rolls.
         log.active().prefer_write_through(log.writes_through());

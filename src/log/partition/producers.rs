@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 
 use super::super::checkpoint::{self, read_whole};
 use super::super::producer_state::{
-    Admission, BatchMetadata, ProducerBatch, ProducerEntry, ProducerStateTable,
+    Admission, BatchMetadata, CompletedTxn, ProducerAppend, ProducerDescription,
+    ProducerStateTable, ProducerUpdate,
 };
 use super::super::{AppendResult, AppendWait, LogError};
 use super::PartitionLog;
@@ -86,14 +87,15 @@ impl PartitionLog {
         let mut cursor = 0;
         while cursor < batches.len() {
             let size = framed_size(&batches[cursor..]).map_err(LogError::InvalidBatch)?;
-            if let Some(header) = BatchHeader::view(&batches[cursor..]) {
-                producer_batches.extend(ProducerBatch::of(header, offset));
+            let batch = &batches[cursor..cursor + size];
+            if let Some(header) = BatchHeader::view(batch) {
+                producer_batches.extend(ProducerAppend::of(batch, offset));
                 offset += i64::from(header.last_offset_delta.get()) + 1;
             }
             cursor += size;
         }
         if producer_batches.is_empty() {
-            return Ok(Admission::Append(Vec::new()));
+            return Ok(Admission::Append(ProducerUpdate::default()));
         }
         let partition = self.dir.file_name().map_or_else(
             || self.dir.display().to_string(),
@@ -106,11 +108,10 @@ impl PartitionLog {
             .map_err(LogError::Producer)
     }
 
-    /// Applies what `admit_producers` returned, once the append is queued.
-    pub(super) fn commit_producers(&self, updated: Vec<(i64, ProducerEntry)>) {
-        if !updated.is_empty() {
-            self.producers.table.borrow_mut().commit(updated);
-        }
+    /// Applies what `admit_producers` returned, once the append is queued;
+    /// the transactions its markers completed.
+    pub(super) fn commit_producers(&self, update: ProducerUpdate) -> Vec<CompletedTxn> {
+        self.producers.table.borrow_mut().commit(update)
     }
 
     /// The answer to a retried batch: the offsets it got the first time,
@@ -192,23 +193,34 @@ impl PartitionLog {
         let name = format!("{offset:020}{SNAPSHOT_SUFFIX}");
         checkpoint::replace(&self.dir, &name, SNAPSHOT_TMP_FILE, bytes).await?;
         self.producers.snapshot_offset.set(Some(offset));
-        for old in snapshot_offsets(&self.dir)?
-            .into_iter()
-            .skip(SNAPSHOTS_KEPT)
-        {
-            remove_snapshot(&self.dir, old)?;
+        // Also kept: the newest at or below the active segment's base, the
+        // one a replay after a crash starts from (`load_producers`).
+        let active_base = self.active().base_offset;
+        let offsets = snapshot_offsets(&self.dir)?;
+        let for_recovery = offsets.iter().copied().find(|&at| at <= active_base);
+        for old in offsets.into_iter().skip(SNAPSHOTS_KEPT) {
+            if Some(old) != for_recovery {
+                remove_snapshot(&self.dir, old)?;
+            }
         }
         Ok(())
     }
 
     /// At `open`: the newest usable snapshot, then the batches after it.
-    pub(super) async fn load_producers(&self) -> Result<(), LogError> {
+    /// When recovery scanned segments from `scanned_from`, the snapshot is
+    /// one at or below it, so that the replay also puts back the aborted
+    /// transactions their `.txnindex` may lack.
+    pub(super) async fn load_producers(&self, scanned_from: Option<i64>) -> Result<(), LogError> {
         let log_end = self.offsets.log_end();
+        let limit = scanned_from.map_or(log_end, |from| from.min(log_end));
         let mut table = None;
         for offset in snapshot_offsets(&self.dir)? {
             if offset > log_end {
                 // The log was cut below it (a crash lost unsynced bytes).
                 remove_snapshot(&self.dir, offset)?;
+                continue;
+            }
+            if offset > limit {
                 continue;
             }
             let path = snapshot_path(&self.dir, offset);
@@ -235,24 +247,45 @@ impl PartitionLog {
 
     async fn replay_producers(&self, mut offset: i64) -> Result<(), LogError> {
         let log_end = self.offsets.log_end();
+        let mut sealed_changed = false;
         while offset < log_end {
             let batches = self.read(offset, log_end, REPLAY_READ_BYTES, true).await?;
             let Some(last) = batches.last() else {
                 break;
             };
             let next = BatchHeader::view(last).map_or(log_end, |h| h.last_offset() + 1);
-            let mut table = self.producers.table.borrow_mut();
             for batch in &batches {
-                if let Some(producer_batch) =
-                    BatchHeader::view(batch).and_then(|h| ProducerBatch::of(h, h.base_offset.get()))
-                {
-                    table.replay(&producer_batch);
+                let append = BatchHeader::view(batch)
+                    .and_then(|h| ProducerAppend::of(batch, h.base_offset.get()));
+                let completed = append.and_then(|a| self.producers.table.borrow_mut().replay(&a));
+                if let Some(completed) = completed {
+                    sealed_changed |= self.index_aborted(&[completed]);
                 }
             }
             assert!(next > offset, "a replay read must move forward");
             offset = next;
         }
+        if sealed_changed {
+            self.rewrite_txn_indexes().await?;
+        }
         Ok(())
+    }
+
+    /// Writes again the `.txnindex` of every sealed segment: the replay
+    /// found aborted transactions a crash kept out of them.
+    async fn rewrite_txn_indexes(&self) -> Result<(), LogError> {
+        let sealed: Vec<_> = {
+            let segments = self.segments.borrow();
+            segments[..segments.len() - 1].to_vec()
+        };
+        for segment in sealed {
+            segment.write_txn_index().await?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn producers_first_unstable_offset(&self) -> Option<i64> {
+        self.producers.table.borrow().first_unstable_offset()
     }
 
     /// Forgets the producers idle for `expiration_ms` or more
@@ -267,5 +300,19 @@ impl PartitionLog {
     /// The producers this partition remembers.
     pub fn producer_count(&self) -> usize {
         self.producers.table.borrow().len()
+    }
+
+    /// Every producer this partition remembers, as DescribeProducers shows it.
+    pub fn describe_producers(&self) -> Vec<ProducerDescription> {
+        self.producers.table.borrow().describe()
+    }
+
+    /// The last stable offset: read_committed consumers read below it. The
+    /// first offset of the oldest open transaction, or the high watermark
+    /// when that is lower (or no transaction is open).
+    pub fn last_stable_offset(&self) -> i64 {
+        let high_watermark = self.high_watermark();
+        self.producers_first_unstable_offset()
+            .map_or(high_watermark, |first| first.min(high_watermark))
     }
 }

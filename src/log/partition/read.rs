@@ -98,7 +98,11 @@ impl PartitionLog {
 
     /// The segment holding `offset` (or the first one, when it is below
     /// them all), unless that is `done`: then the one after it.
-    fn segment_after(&self, offset: i64, done: Option<&Rc<Segment>>) -> Option<Rc<Segment>> {
+    pub(super) fn segment_after(
+        &self,
+        offset: i64,
+        done: Option<&Rc<Segment>>,
+    ) -> Option<Rc<Segment>> {
         let segments = self.segments.borrow();
         let holding = segments
             .partition_point(|s| s.base_offset <= offset)

@@ -1,7 +1,9 @@
 //! Fetch: resolves the partitions a request names, opens or advances its
 //! incremental fetch session (KIP-227, `session`), long-polls the owner
 //! shards (`long_poll`), and writes the response without copying record
-//! bytes (`response`).
+//! bytes (`response`). `isolation_level` 1 (read_committed) reads below each
+//! partition's last stable offset and answers the aborted transactions of
+//! what it read; every answer carries the LSO, as Kafka's does.
 //!
 //! Invariant: the handler holds no partition state; the one state it keeps
 //! is this shard's session cache, touched only by this shard's thread and
@@ -36,6 +38,8 @@ const SESSIONS_VERSION: i16 = 7;
 const INITIAL_EPOCH: i32 = 0;
 /// Session epoch meaning "no session" (full fetch, close any session).
 const FINAL_EPOCH: i32 = -1;
+/// `isolation_level` of a read_committed consumer (Fetch v4+).
+const READ_COMMITTED: i8 = 1;
 
 /// This shard's fetch sessions, made on first use, and the instant its
 /// clock counts from.
@@ -77,6 +81,9 @@ pub async fn handle(
         max_wait_ms: request.max_wait_ms,
         response_max_bytes: (request.max_bytes.max(0) as usize)
             .min(context.shard.config.fetch_max_bytes),
+        // Taken from each request, not the session, as Kafka does; v0-v3
+        // have no isolation level (0).
+        read_committed: request.isolation_level == READ_COMMITTED,
     };
     let mut outcomes = long_poll::read_until_ready(context, &view, &wanted, &poll).await;
     response::trim_to_max_bytes(&mut outcomes, poll.response_max_bytes);

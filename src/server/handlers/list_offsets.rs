@@ -1,5 +1,7 @@
 //! ListOffsets: earliest, latest, max timestamp, or the first offset at or
-//! after a timestamp, answered by each partition's owner shard.
+//! after a timestamp, answered by each partition's owner shard. Latest is
+//! the last stable offset for `isolation_level` 1 (read_committed), the high
+//! watermark otherwise, as Kafka answers.
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -9,6 +11,9 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestH
 use super::per_partition;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{ShardReply, ShardRequest};
+
+/// `isolation_level` of a read_committed consumer (ListOffsets v2+).
+const READ_COMMITTED: i8 = 1;
 
 pub async fn handle(
     context: &ConnectionContext,
@@ -22,7 +27,13 @@ pub async fn handle(
             let partitions = topic
                 .partitions
                 .iter()
-                .map(|partition| (partition.partition_index, partition.timestamp))
+                .map(|partition| {
+                    let read_committed = request.isolation_level == READ_COMMITTED;
+                    (
+                        partition.partition_index,
+                        (partition.timestamp, read_committed),
+                    )
+                })
                 .collect();
             (topic.name.0.as_str(), partitions)
         }),

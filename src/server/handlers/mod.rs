@@ -19,6 +19,7 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_producers;
 mod fetch;
 mod find_coordinator;
 mod group_route;
@@ -192,6 +193,9 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
             &header,
             &delete_records::handle(context, &header, request).await,
         ),
+        Request::DescribeProducers(request) => {
+            encode(&header, &describe_producers::handle(context, request).await)
+        }
         Request::InitProducerId(request) => {
             encode(&header, &init_producer_id::handle(context, request).await)
         }

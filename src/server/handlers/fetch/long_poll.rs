@@ -1,6 +1,7 @@
 //! Fetch's reads and long poll: reads every wanted partition from its owner
 //! shard and, while the answer is smaller than `min_bytes`, waits for an
-//! append on one of the owners and reads again.
+//! append on one of the owners and reads again. A read_committed fetch reads
+//! below each partition's last stable offset and waits for that to move.
 //!
 //! Invariant: the wait ends at the first of `min_bytes` reached, an error in
 //! any partition, nothing left to wait on, or the deadline (`max_wait_ms`,
@@ -26,6 +27,9 @@ pub struct Poll {
     pub max_wait_ms: i32,
     /// The response's byte budget (request's `max_bytes` within `fetch.max.bytes`).
     pub response_max_bytes: usize,
+    /// `isolation_level` 1: reads stop at the last stable offset, and the
+    /// wait is for it to move.
+    pub read_committed: bool,
 }
 
 /// One outcome per wanted partition, in order, once the poll is satisfied
@@ -40,13 +44,13 @@ pub async fn read_until_ready(
     let deadline = Instant::now() + Duration::from_millis(max_wait_ms);
     let min_bytes = poll.min_bytes.max(0) as usize;
     loop {
-        let outcomes = read_all(context, view, wanted, poll.response_max_bytes).await;
+        let outcomes = read_all(context, view, wanted, poll).await;
         let now = Instant::now();
         if ready(&outcomes, min_bytes) || now >= deadline {
             return outcomes;
         }
         let timeout_ms = (deadline - now).as_millis() as u64 + 1;
-        if !wait_for_append(context, view, wanted, &outcomes, timeout_ms).await {
+        if !wait_for_append(context, view, wanted, &outcomes, poll, timeout_ms).await {
             return outcomes;
         }
     }
@@ -67,16 +71,26 @@ async fn wait_for_append(
     view: &ClusterView,
     wanted: &[Wanted],
     outcomes: &[FetchOutcome],
+    poll: &Poll,
     timeout_ms: u64,
 ) -> bool {
-    let waits: Vec<(usize, (), (TopicPartition, i64))> = wanted
+    let waits: Vec<(usize, (), (TopicPartition, i64, bool))> = wanted
         .iter()
         .zip(outcomes)
         .filter(|(want, _)| want.error.is_none())
         .map(|(want, outcome)| {
             let owner = view.owner(&want.partition.topic, want.partition.partition);
-            let seen = outcome.high_watermark.max(want.fetch_offset);
-            (owner, (), (want.partition.clone(), seen))
+            let readable = if poll.read_committed {
+                outcome.last_stable_offset
+            } else {
+                outcome.high_watermark
+            };
+            let seen = readable.max(want.fetch_offset);
+            (
+                owner,
+                (),
+                (want.partition.clone(), seen, poll.read_committed),
+            )
         })
         .collect();
     if waits.is_empty() {
@@ -102,13 +116,14 @@ async fn read_all(
     context: &ConnectionContext,
     view: &ClusterView,
     wanted: &[Wanted],
-    response_max_bytes: usize,
+    poll: &Poll,
 ) -> Vec<FetchOutcome> {
     let mut outcomes: Vec<FetchOutcome> = wanted
         .iter()
         .map(|want| FetchOutcome {
             error_code: want.error.map(|error| error.code()).unwrap_or(0),
             high_watermark: -1,
+            last_stable_offset: -1,
             log_start_offset: -1,
             ..FetchOutcome::default()
         })
@@ -122,7 +137,8 @@ async fn read_all(
             let part = FetchPart {
                 partition: want.partition.clone(),
                 offset: want.fetch_offset,
-                max_bytes: (want.max_bytes.max(0) as usize).min(response_max_bytes),
+                max_bytes: (want.max_bytes.max(0) as usize).min(poll.response_max_bytes),
+                read_committed: poll.read_committed,
             };
             (owner, position, part)
         })
@@ -137,6 +153,7 @@ async fn read_all(
                 FetchOutcome {
                     error_code: other.into_error().code,
                     high_watermark: -1,
+                    last_stable_offset: -1,
                     log_start_offset: -1,
                     ..FetchOutcome::default()
                 };

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use kafka_protocol::protocol::StrBytes;
 
 use super::Wanted;
-use crate::protocol::fetch_writer::{FetchPartitionParts, FetchTopicParts};
+use crate::protocol::fetch_writer::{AbortedTransaction, FetchPartitionParts, FetchTopicParts};
 use crate::shard::messages::{FetchOutcome, TopicPartition};
 
 /// The topics of a response, and what it said of each partition it named:
@@ -57,9 +57,17 @@ pub fn assemble(wanted: &[Wanted], outcomes: Vec<FetchOutcome>) -> Assembled {
             partition_index: want.partition.partition,
             error_code: outcome.error_code,
             high_watermark: outcome.high_watermark,
-            last_stable_offset: outcome.high_watermark,
+            last_stable_offset: outcome.last_stable_offset,
             log_start_offset: outcome.log_start_offset,
-            aborted_transactions: None,
+            aborted_transactions: outcome.aborted_transactions.map(|aborted| {
+                aborted
+                    .into_iter()
+                    .map(|(producer_id, first_offset)| AbortedTransaction {
+                        producer_id,
+                        first_offset,
+                    })
+                    .collect()
+            }),
             preferred_read_replica: -1,
             current_leader: None,
             records: outcome.records,
