@@ -383,6 +383,14 @@ impl TxnCoordinator {
                 txn.last_producer_epoch = NO_PRODUCER_EPOCH;
                 txn.failed_epoch_fence = true;
             }
+            if matches!(
+                target.state,
+                TxnState::CompleteCommit | TxnState::CompleteAbort
+            ) {
+                // The markers are written: still waiting, for another try
+                // at the record (`markers_written` again).
+                txn.pending = Some(target.state);
+            }
             return failed(error);
         }
         if target.state == TxnState::Dead {
@@ -461,6 +469,18 @@ impl TxnCoordinator {
         // started, so nothing else starts meanwhile.
         txn.pending = None;
         Some(transit(txn, target, last_epoch, Waiter::Coordinator))
+    }
+
+    /// Whether the transaction `job` is for still waits for its markers.
+    pub fn awaits_markers(&self, job: &MarkerJob) -> bool {
+        self.txns.get(&job.transactional_id).is_some_and(|txn| {
+            txn.producer_id == job.producer_id
+                && txn.producer_epoch == job.producer_epoch
+                && matches!(
+                    txn.pending,
+                    Some(TxnState::CompleteCommit | TxnState::CompleteAbort)
+                )
+        })
     }
 
     /// Ongoing transactions past their timeout, each aborted with an epoch
