@@ -8,14 +8,15 @@
 //! a config never pulls a layer in.
 //!
 //! `config.rs` holds the broker's settings; `describe.rs` them as
-//! DescribeConfigs lists them; `topic.rs` topic configs and their resolution; `storage.rs` and `group.rs` the settings of the log and
-//! of the group coordinator; `parse.rs` the value parsers.
+//! DescribeConfigs lists them; `topic.rs` topic configs and their resolution; `storage.rs`, `group.rs` and `txn.rs` the settings of the log,
+//! of the group coordinator and of the transaction coordinator; `parse.rs` the value parsers.
 
 mod describe;
 mod group;
 mod parse;
 mod storage;
 mod topic;
+mod txn;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -30,6 +31,7 @@ pub use topic::{
     topic_config_default, validate_topic_config, validated_overrides, ConfigOp, TopicConfig,
     TOPIC_CONFIG_NAMES,
 };
+pub use txn::TxnConfig;
 
 use group::consumer_assignors;
 use parse::{
@@ -269,6 +271,8 @@ pub struct BrokerConfig {
     pub log_message_timestamp_after_max_ms: i64,
     /// The group coordinator's settings (`group.*`, `offsets.*`).
     pub group: GroupConfig,
+    /// The transaction coordinator's settings (`transaction.*`).
+    pub txn: TxnConfig,
     /// `max.connections`, `connections.max.idle.ms` and the other bounds at the edge.
     pub connections: ConnectionConfig,
     /// Every key the operator set, as given, for DescribeConfigs.
@@ -321,6 +325,7 @@ impl BrokerConfig {
             log_message_timestamp_before_max_ms: TIMESTAMP_BEFORE_MAX_MS_DEFAULT,
             log_message_timestamp_after_max_ms: TIMESTAMP_AFTER_MAX_MS_DEFAULT,
             group: GroupConfig::default(),
+            txn: TxnConfig::default(),
             connections: ConnectionConfig::default(),
             explicit: BTreeMap::new(),
         }
@@ -500,6 +505,27 @@ impl BrokerConfig {
             "offsets.topic.num.partitions" => {
                 self.group.offsets_topic_num_partitions =
                     parse_range(key, value, 1, PARTITIONS_PER_TOPIC_MAX)?
+            }
+            "transaction.max.timeout.ms" => {
+                self.txn.max_timeout_ms = parse_range(key, value, 1, i32::MAX)?
+            }
+            "transactional.id.expiration.ms" => {
+                self.txn.id_expiration_ms = parse_range(key, value, 1, i64::from(i32::MAX))?
+            }
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
+                self.txn.abort_timed_out_interval_ms =
+                    parse_range(key, value, 1, i64::from(i32::MAX))?
+            }
+            "transaction.remove.expired.transaction.cleanup.interval.ms" => {
+                self.txn.remove_expired_interval_ms =
+                    parse_range(key, value, 1, i64::from(i32::MAX))?
+            }
+            "transaction.state.log.num.partitions" => {
+                self.txn.state_log_num_partitions =
+                    parse_range(key, value, 1, PARTITIONS_PER_TOPIC_MAX)?
+            }
+            "transaction.state.log.segment.bytes" => {
+                self.txn.state_log_segment_bytes = parse_range(key, value, 1, i32::MAX as u64)?
             }
             _ => return Err(ConfigError(format!("unknown broker config {key}"))),
         }

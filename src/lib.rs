@@ -22,6 +22,7 @@ pub mod protocol;
 pub mod server;
 pub mod shard;
 pub mod tune;
+pub mod txn;
 
 /// Every binary linking shoal (the broker, the tools, the tests) uses it.
 #[global_allocator]

@@ -9,6 +9,7 @@
 //! - `protocol` imports nothing of shoal: it knows bytes and Kafka's types.
 //! - `group` imports nothing of shoal but `config` (its settings): no
 //!   server, shard, log or metadata.
+//! - `txn` imports nothing of shoal but `config` (its settings), as `group`.
 //! - `log` never imports `server`, `shard` or `metadata`.
 //! - `metadata` never imports `shard` or `server`.
 //! - `server` never opens a segment: no path through `log::segment`.
@@ -35,6 +36,7 @@ const RULES: &[(&str, Allowed)] = &[
     ("config", Allowed::Only(&[])),
     ("protocol", Allowed::Only(&[])),
     ("group", Allowed::Only(&["config"])),
+    ("txn", Allowed::Only(&["config"])),
     ("log", Allowed::AllBut(&["server", "shard", "metadata"])),
     ("metadata", Allowed::AllBut(&["shard", "server"])),
     ("server", Allowed::AllBut(&["log::segment"])),

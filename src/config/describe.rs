@@ -297,6 +297,28 @@ const ROWS: &[Row] = &[
     row!("socket.request.max.bytes", Int, |c| Some(
         c.socket_request_max_bytes.to_string()
     )),
+    row!(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        Int,
+        |c| Some(c.txn.abort_timed_out_interval_ms.to_string())
+    ),
+    row!("transaction.max.timeout.ms", Int, |c| Some(
+        c.txn.max_timeout_ms.to_string()
+    )),
+    row!(
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        Int,
+        |c| Some(c.txn.remove_expired_interval_ms.to_string())
+    ),
+    row!("transaction.state.log.num.partitions", Int, |c| Some(
+        c.txn.state_log_num_partitions.to_string()
+    )),
+    row!("transaction.state.log.segment.bytes", Int, |c| Some(
+        c.txn.state_log_segment_bytes.to_string()
+    )),
+    row!("transactional.id.expiration.ms", Int, |c| Some(
+        c.txn.id_expiration_ms.to_string()
+    )),
 ];
 
 impl BrokerConfig {

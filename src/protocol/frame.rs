@@ -20,6 +20,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, DescribeTransactionsRequest, EndTxnRequest,
+    ListTransactionsRequest,
+};
+use kafka_protocol::messages::{
     AlterConfigsRequest, ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest,
     ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
@@ -199,6 +203,11 @@ pub enum Request {
     DescribeLogDirs(DescribeLogDirsRequest),
     InitProducerId(InitProducerIdRequest),
     WriteTxnMarkers(WriteTxnMarkersRequest),
+    AddPartitionsToTxn(AddPartitionsToTxnRequest),
+    AddOffsetsToTxn(AddOffsetsToTxnRequest),
+    EndTxn(EndTxnRequest),
+    DescribeTransactions(DescribeTransactionsRequest),
+    ListTransactions(ListTransactionsRequest),
 }
 
 impl Request {
@@ -234,6 +243,11 @@ impl Request {
             Request::DescribeLogDirs(_) => ApiKey::DescribeLogDirs,
             Request::InitProducerId(_) => ApiKey::InitProducerId,
             Request::WriteTxnMarkers(_) => ApiKey::WriteTxnMarkers,
+            Request::AddPartitionsToTxn(_) => ApiKey::AddPartitionsToTxn,
+            Request::AddOffsetsToTxn(_) => ApiKey::AddOffsetsToTxn,
+            Request::EndTxn(_) => ApiKey::EndTxn,
+            Request::DescribeTransactions(_) => ApiKey::DescribeTransactions,
+            Request::ListTransactions(_) => ApiKey::ListTransactions,
         }
     }
 }
@@ -319,6 +333,19 @@ pub fn decode_request(
             }
             ApiKey::WriteTxnMarkers => {
                 Request::WriteTxnMarkers(WriteTxnMarkersRequest::decode(body, version)?)
+            }
+            ApiKey::AddPartitionsToTxn => {
+                Request::AddPartitionsToTxn(AddPartitionsToTxnRequest::decode(body, version)?)
+            }
+            ApiKey::AddOffsetsToTxn => {
+                Request::AddOffsetsToTxn(AddOffsetsToTxnRequest::decode(body, version)?)
+            }
+            ApiKey::EndTxn => Request::EndTxn(EndTxnRequest::decode(body, version)?),
+            ApiKey::DescribeTransactions => {
+                Request::DescribeTransactions(DescribeTransactionsRequest::decode(body, version)?)
+            }
+            ApiKey::ListTransactions => {
+                Request::ListTransactions(ListTransactionsRequest::decode(body, version)?)
             }
             _ => anyhow::bail!("{api_key:?} is in SUPPORTED_APIS but not in Request"),
         };
@@ -481,10 +508,10 @@ mod tests {
     fn unimplemented_apis_are_refused() {
         let mut body = Bytes::new();
         assert_eq!(
-            decode_request(ApiKey::AddPartitionsToTxn, 4, &mut body),
+            decode_request(ApiKey::DescribeAcls, 1, &mut body),
             Err(FrameError::UnsupportedVersion {
-                api_key: ApiKey::AddPartitionsToTxn,
-                version: 4
+                api_key: ApiKey::DescribeAcls,
+                version: 1
             })
         );
         assert!(decode_request(ApiKey::Produce, 2, &mut body).is_err());

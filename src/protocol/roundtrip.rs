@@ -151,6 +151,23 @@ pub(super) fn round_trip_api(key: ApiKey, version: i16) -> Bytes {
             txn::write_txn_markers_request,
             txn::write_txn_markers_response
         ),
+        ApiKey::AddPartitionsToTxn => both!(
+            txn::add_partitions_to_txn_request,
+            txn::add_partitions_to_txn_response
+        ),
+        ApiKey::AddOffsetsToTxn => both!(
+            txn::add_offsets_to_txn_request,
+            txn::add_offsets_to_txn_response
+        ),
+        ApiKey::EndTxn => both!(txn::end_txn_request, txn::end_txn_response),
+        ApiKey::DescribeTransactions => both!(
+            txn::describe_transactions_request,
+            txn::describe_transactions_response
+        ),
+        ApiKey::ListTransactions => both!(
+            txn::list_transactions_request,
+            txn::list_transactions_response
+        ),
         other => panic!("{other:?} is advertised but has no round-trip sample"),
     }
 }

@@ -55,6 +55,15 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DescribeLogDirs, 1, 4),
     api(ApiKey::InitProducerId, 0, 5),
     api(ApiKey::WriteTxnMarkers, 1, 1),
+    api(ApiKey::AddPartitionsToTxn, 0, 5),
+    api(ApiKey::AddOffsetsToTxn, 0, 4),
+    // v5 bumps the epoch at every EndTxn (KIP-890 transactions version 2),
+    // which shoal does not do yet.
+    api(ApiKey::EndTxn, 0, 4),
+    api(ApiKey::DescribeTransactions, 0, 0),
+    // v2's transactional id pattern (KIP-1152) is newer than Kafka 4's
+    // brokers, which serve up to v1.
+    api(ApiKey::ListTransactions, 0, 1),
 ];
 
 /// The supported range of `key`, if shoal implements it.

@@ -19,6 +19,7 @@ pub use crate::metadata::controller::{
 use crate::metadata::producer_ids::ProducerIdBlock;
 use crate::metadata::{ClusterView, TopicMeta};
 use crate::protocol::records::TxnMarker;
+use crate::txn::{DescribedTxn, ListedTxn, TxnState};
 
 /// A partition of a topic, named the way shards address it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -124,6 +125,9 @@ pub enum ShardRequest {
     /// To the group coordinator of the shard that owns the group's
     /// `__consumer_offsets` partition (`List` goes to every shard).
     Group(GroupCall),
+    /// To the transaction coordinator of the shard that owns the id's
+    /// `__transaction_state` partition (`List` goes to every shard).
+    Txn(TxnCall),
 }
 
 #[derive(Debug)]
@@ -146,6 +150,7 @@ pub enum ShardReply {
     Producers(Vec<Result<Vec<ProducerDescription>, KafkaError>>),
     ProducerIds(Result<ProducerIdBlock, KafkaError>),
     Group(GroupAnswer),
+    Txn(TxnAnswer),
     Done,
     /// The request failed as a whole (e.g. a partition could not be opened).
     Failed(KafkaError),
@@ -221,6 +226,78 @@ pub enum GroupAnswer {
     Deleted(Option<kafka_protocol::error::ResponseError>),
     ConsumerHeartbeat(ConsumerHeartbeatResponse),
     ConsumerDescribed(Vec<DescribedConsumerGroup>),
+}
+
+/// A transaction coordinator request, as its plain-data API takes it.
+#[derive(Debug)]
+pub enum TxnCall {
+    InitProducerId {
+        transactional_id: String,
+        timeout_ms: i32,
+        /// KIP-360: the producer id and epoch the client had.
+        expected: Option<(i64, i16)>,
+    },
+    /// AddPartitionsToTxn (and AddOffsetsToTxn, with the group's
+    /// `__consumer_offsets` partition).
+    AddPartitions {
+        transactional_id: String,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: Vec<(String, i32)>,
+        /// AddPartitionsToTxn v4+: only say whether each is in.
+        verify_only: bool,
+    },
+    EndTxn {
+        transactional_id: String,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    },
+    Describe(String),
+    List {
+        states: Vec<TxnState>,
+        producer_ids: Vec<i64>,
+        /// KIP-994: only transactions running longer; -1 for all.
+        min_duration_ms: i64,
+    },
+}
+
+impl TxnCall {
+    /// The transactional id the call is about; None for List, which is
+    /// about every id of the coordinator.
+    pub fn transactional_id(&self) -> Option<&str> {
+        match self {
+            TxnCall::InitProducerId {
+                transactional_id, ..
+            }
+            | TxnCall::AddPartitions {
+                transactional_id, ..
+            }
+            | TxnCall::EndTxn {
+                transactional_id, ..
+            }
+            | TxnCall::Describe(transactional_id) => Some(transactional_id),
+            TxnCall::List { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum TxnAnswer {
+    /// InitProducerId: the producer id and epoch.
+    ProducerId(Result<(i64, i16), kafka_protocol::error::ResponseError>),
+    /// AddPartitions: nothing per partition once added; with
+    /// `verify_only`, each partition's error in the request's order.
+    Added(
+        Result<
+            Vec<Option<kafka_protocol::error::ResponseError>>,
+            kafka_protocol::error::ResponseError,
+        >,
+    ),
+    /// EndTxn: the producer id and epoch.
+    Ended(Result<(i64, i16), kafka_protocol::error::ResponseError>),
+    Described(Result<DescribedTxn, kafka_protocol::error::ResponseError>),
+    Listed(Vec<ListedTxn>),
 }
 
 impl ShardReply {

@@ -8,7 +8,8 @@
 //! immutable snapshot per shard, replaced by a broadcast: each shard copies
 //! it into its own `ShardView` (`view.rs`). The metadata controller runs on
 //! `CONTROLLER_SHARD` (`controller.rs`, driving the pure
-//! `metadata::controller`), as `groups.rs` drives the pure `group`.
+//! `metadata::controller`), as `groups.rs` drives the pure `group` and
+//! `transactions.rs` the pure `txn`.
 
 pub mod controller;
 pub mod groups;
@@ -17,6 +18,7 @@ pub mod messages;
 pub mod owned;
 pub mod producer_ids;
 pub mod stall;
+pub mod transactions;
 mod txn_markers;
 pub mod view;
 
@@ -36,12 +38,14 @@ use crate::config::BrokerConfig;
 use crate::group::OFFSETS_TOPIC;
 use crate::log::{CleanerBudget, ShardLoad};
 use crate::metadata::ClusterView;
+use crate::txn::TRANSACTION_STATE_TOPIC;
 use controller::Controller;
 use groups::GroupHost;
 use mesh::{Links, Mesh, Unreachable};
 use messages::{KafkaError, ShardReply, ShardRequest};
 use owned::OwnedPartitions;
 use producer_ids::ProducerIds;
+use transactions::TxnHost;
 use view::ShardView;
 
 /// The shard that runs the metadata controller (`controller.rs`); the one
@@ -132,6 +136,9 @@ pub struct Shard {
     pub partitions: OwnedPartitions,
     /// The consumer groups whose `__consumer_offsets` partition this shard owns.
     pub groups: GroupHost,
+    /// The transactional ids whose `__transaction_state` partition this
+    /// shard owns.
+    pub transactions: TxnHost,
     /// The producer ids this shard hands out (and, on the controller
     /// shard, the blocks it gives every shard).
     pub producer_ids: ProducerIds,
@@ -282,6 +289,15 @@ impl Shard {
                 Some(error) => ShardReply::Failed(KafkaError::new(error)),
                 None => {
                     ShardReply::Group(self.groups.call(&self.partitions, &self.view(), call).await)
+                }
+            },
+            ShardRequest::Txn(call) => match self.transactions.refuse_while_loading(self, &call) {
+                Some(error) => ShardReply::Failed(KafkaError::new(error)),
+                None => {
+                    // Boxed: taking a producer id may call the controller
+                    // shard (`call`), so the future would contain itself.
+                    let run: LocalBoxFuture<'_, _> = Box::pin(self.transactions.call(self, call));
+                    ShardReply::Txn(run.await)
                 }
             },
             ShardRequest::InstallView(shared) => {
@@ -516,6 +532,7 @@ async fn run_shard<S, F>(
         id,
         partitions: OwnedPartitions::new(config.data_dir.clone()),
         groups: GroupHost::new(config.group.clone(), id),
+        transactions: TxnHost::new(config.txn.clone()),
         producer_ids: ProducerIds::default(),
         controller: (id == CONTROLLER_SHARD).then(Controller::new),
         config: config.clone(),
@@ -549,6 +566,13 @@ async fn run_shard<S, F>(
         shard.groups.load(&shard.partitions, &mine).await;
     }
     glommio::spawn_local(groups::run_ticks(Rc::downgrade(&shard))).detach();
+    if let Some(states) = view.topic(TRANSACTION_STATE_TOPIC) {
+        let mine: Vec<i32> = (0..states.partitions)
+            .filter(|&partition| view.owner(TRANSACTION_STATE_TOPIC, partition) == id)
+            .collect();
+        shard.transactions.load(&shard, &mine).await;
+    }
+    transactions::spawn_timers(&shard);
     for (peer, receiver) in receivers {
         glommio::spawn_local(serve_peer(shard.clone(), peer, receiver)).detach();
     }

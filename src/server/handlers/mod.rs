@@ -5,6 +5,8 @@
 //! into responses; they hold no partition state of their own (fetch sessions,
 //! which belong to a connection's shard, are the one exception).
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
 mod authorized;
@@ -20,6 +22,8 @@ mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
+mod describe_transactions;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod group_route;
@@ -30,12 +34,14 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_transactions;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
 mod produce;
 mod sync_group;
+mod txn_route;
 mod write_txn_markers;
 
 use std::collections::BTreeMap;
@@ -196,9 +202,10 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
         Request::DescribeProducers(request) => {
             encode(&header, &describe_producers::handle(context, request).await)
         }
-        Request::InitProducerId(request) => {
-            encode(&header, &init_producer_id::handle(context, request).await)
-        }
+        Request::InitProducerId(request) => encode(
+            &header,
+            &init_producer_id::handle(context, header.request_api_version, request).await,
+        ),
         Request::DescribeLogDirs(request) => encode(
             &header,
             &describe_log_dirs::handle(context, &header, request).await,
@@ -206,6 +213,26 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
         Request::WriteTxnMarkers(request) => {
             encode(&header, &write_txn_markers::handle(context, request).await)
         }
+        Request::AddPartitionsToTxn(request) => encode(
+            &header,
+            &add_partitions_to_txn::handle(context, header.request_api_version, request).await,
+        ),
+        Request::AddOffsetsToTxn(request) => encode(
+            &header,
+            &add_offsets_to_txn::handle(context, header.request_api_version, request).await,
+        ),
+        Request::EndTxn(request) => encode(
+            &header,
+            &end_txn::handle(context, header.request_api_version, request).await,
+        ),
+        Request::DescribeTransactions(request) => encode(
+            &header,
+            &describe_transactions::handle(context, request).await,
+        ),
+        Request::ListTransactions(request) => encode(
+            &header,
+            &list_transactions::handle(context, header.request_api_version, request).await,
+        ),
     }
 }
 

@@ -1,0 +1,42 @@
+//! The transaction coordinator's broker settings (`transaction.*`,
+//! `transactional.id.*`), as plain data.
+//!
+//! Invariant: as all of `config`, imports nothing of shoal; `txn` takes its
+//! settings from here.
+
+/// Broker settings of the transaction coordinator, by Kafka's names, with
+/// Kafka's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnConfig {
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a
+    /// producer may ask for (INVALID_TRANSACTION_TIMEOUT above it).
+    pub max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`: how long a transactional id with no
+    /// transaction in progress is kept after its last update.
+    pub id_expiration_ms: i64,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how
+    /// often transactions past their timeout are looked for and aborted.
+    pub abort_timed_out_interval_ms: i64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`: how
+    /// often expired transactional ids are looked for and removed.
+    pub remove_expired_interval_ms: i64,
+    /// `transaction.state.log.num.partitions`: how transactional ids spread
+    /// over `__transaction_state`.
+    pub state_log_num_partitions: i32,
+    /// `transaction.state.log.segment.bytes`: `segment.bytes` of
+    /// `__transaction_state` when it is created.
+    pub state_log_segment_bytes: u64,
+}
+
+impl Default for TxnConfig {
+    fn default() -> TxnConfig {
+        TxnConfig {
+            max_timeout_ms: 900_000,
+            id_expiration_ms: 604_800_000,
+            abort_timed_out_interval_ms: 10_000,
+            remove_expired_interval_ms: 3_600_000,
+            state_log_num_partitions: 50,
+            state_log_segment_bytes: 104_857_600,
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Routing of transaction requests to the shard that coordinates the
+//! transactional id: the owner of its `__transaction_state` partition
+//! (Kafka's `partitionFor`: the id's Java string hash modulo
+//! `transaction.state.log.num.partitions`), the topic created on first use
+//! with the configs Kafka gives it.
+
+use kafka_protocol::error::ResponseError;
+
+use crate::group::offsets_partition;
+use crate::server::connection::{ConnectionContext, Port};
+use crate::shard::messages::{NewTopic, ShardReply, ShardRequest, TxnAnswer, TxnCall};
+use crate::shard::CONTROLLER_SHARD;
+use crate::txn::{ListedTxn, TxnState, TRANSACTION_STATE_TOPIC};
+
+/// Creates `__transaction_state` unless it exists. Errors are Kafka's
+/// COORDINATOR_NOT_AVAILABLE, which clients retry.
+pub async fn ensure_txn_topic(context: &ConnectionContext) -> Result<(), ResponseError> {
+    if context
+        .shard
+        .view()
+        .topic(TRANSACTION_STATE_TOPIC)
+        .is_some()
+    {
+        return Ok(());
+    }
+    let config = &context.shard.config.txn;
+    // Kafka's TransactionLog: compacted, uncompressed, its own segment size.
+    let topic = NewTopic {
+        name: TRANSACTION_STATE_TOPIC.to_string(),
+        partitions: config.state_log_num_partitions,
+        replication_factor: 1,
+        configs: vec![
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("compression.type".to_string(), "uncompressed".to_string()),
+            (
+                "segment.bytes".to_string(),
+                config.state_log_segment_bytes.to_string(),
+            ),
+        ],
+        placement: None,
+        validate_only: false,
+    };
+    context
+        .shard
+        .call(CONTROLLER_SHARD, ShardRequest::CreateTopics(vec![topic]))
+        .await;
+    if context
+        .shard
+        .view()
+        .topic(TRANSACTION_STATE_TOPIC)
+        .is_some()
+    {
+        Ok(())
+    } else {
+        log::error!("cannot create {TRANSACTION_STATE_TOPIC}");
+        Err(ResponseError::CoordinatorNotAvailable)
+    }
+}
+
+/// The shard coordinating `transactional_id`; `__transaction_state` exists.
+pub fn coordinator_shard(context: &ConnectionContext, transactional_id: &str) -> Option<usize> {
+    let view = context.shard.view();
+    let partitions = view.topic(TRANSACTION_STATE_TOPIC)?.partitions;
+    Some(view.owner(
+        TRANSACTION_STATE_TOPIC,
+        offsets_partition(transactional_id, partitions),
+    ))
+}
+
+/// Runs `call` on the coordinator of its transactional id.
+pub async fn call_txn(
+    context: &ConnectionContext,
+    transactional_id: &str,
+    call: TxnCall,
+) -> Result<TxnAnswer, ResponseError> {
+    if transactional_id.is_empty() {
+        return Err(ResponseError::InvalidRequest);
+    }
+    ensure_txn_topic(context).await?;
+    let owner = coordinator_shard(context, transactional_id)
+        .ok_or(ResponseError::CoordinatorNotAvailable)?;
+    match context.shard.call(owner, ShardRequest::Txn(call)).await {
+        ShardReply::Txn(answer) => Ok(answer),
+        ShardReply::Failed(error) => Err(ResponseError::try_from_code(error.code)
+            .unwrap_or(ResponseError::CoordinatorNotAvailable)),
+        _ => Err(ResponseError::CoordinatorNotAvailable),
+    }
+}
+
+/// ListTransactions over the coordinators a connection speaks for: every
+/// shard's on the shared port, only its own shard's on a shard's own port.
+/// COORDINATOR_LOAD_IN_PROGRESS while any of them loads, as Kafka.
+pub async fn list_all(
+    context: &ConnectionContext,
+    states: Vec<TxnState>,
+    producer_ids: Vec<i64>,
+    min_duration_ms: i64,
+) -> Result<Vec<ListedTxn>, ResponseError> {
+    let shards = match context.port {
+        Port::Shared => 0..context.shard.count(),
+        Port::Own => context.shard.id..context.shard.id + 1,
+    };
+    let calls = shards.map(|shard| {
+        let call = TxnCall::List {
+            states: states.clone(),
+            producer_ids: producer_ids.clone(),
+            min_duration_ms,
+        };
+        context.shard.call(shard, ShardRequest::Txn(call))
+    });
+    let mut listed = Vec::new();
+    for reply in futures_util::future::join_all(calls).await {
+        match reply {
+            ShardReply::Txn(TxnAnswer::Listed(txns)) => listed.extend(txns),
+            ShardReply::Failed(error) => {
+                return Err(ResponseError::try_from_code(error.code)
+                    .unwrap_or(ResponseError::CoordinatorNotAvailable))
+            }
+            _ => return Err(ResponseError::CoordinatorNotAvailable),
+        }
+    }
+    listed.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
+    Ok(listed)
+}
+
+/// Kafka answers clients older than PRODUCER_FENCED (added by KIP-588)
+/// with INVALID_PRODUCER_EPOCH, which they handle the same way.
+pub fn fenced_for(version: i16, first_fenced_version: i16, error: ResponseError) -> ResponseError {
+    if error == ResponseError::ProducerFenced && version < first_fenced_version {
+        ResponseError::InvalidProducerEpoch
+    } else {
+        error
+    }
+}

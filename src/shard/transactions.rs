@@ -1,0 +1,459 @@
+//! The transaction coordinator as a shard runs it: the pure state machine
+//! of `crate::txn`, fed with requests, a clock, producer ids and timers; its
+//! records appended to the `__transaction_state` partitions this shard owns
+//! before anything is answered; the markers of each prepared commit or
+//! abort written to the transaction's partitions (`Shard::write_txn_markers`)
+//! in a task of their own after EndTxn is answered, then the record that
+//! completes the transaction. A partition the broker no longer has is
+//! dropped from the markers, as Kafka drops a partition without a leader;
+//! other errors are retried with a backoff.
+//!
+//! Invariant: every transactional id handled here hashes to a
+//! `__transaction_state` partition owned by this shard, so its state and
+//! its log live on one thread. A state change is answered only after its
+//! record is durable. After a restart, the markers of every transaction
+//! loaded in PrepareCommit or PrepareAbort are written again.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::records::Compression;
+
+use super::messages::{TopicPartition, TxnAnswer, TxnCall};
+use super::owned::OwnedPartitions;
+use super::Shard;
+use crate::clock::now_ms;
+use crate::group::offsets_partition;
+use crate::log::AppendWait;
+use crate::protocol::records::{decode_records, encode_batch, ProducerRecord, TxnMarker};
+use crate::txn::{
+    Completion, EndOutcome, MarkerJob, Transit, TxnConfig, TxnCoordinator, TRANSACTION_STATE_TOPIC,
+};
+
+/// Bytes read per step while loading a `__transaction_state` partition.
+const LOAD_READ_BYTES: usize = 1 << 20;
+/// First wait before markers (or the record completing them) are tried
+/// again; doubled up to `RETRY_BACKOFF_MS_MAX`. Kafka's marker sender
+/// retries at its request backoff, 100 ms.
+const RETRY_BACKOFF_MS: u64 = 100;
+/// A partition that keeps failing is tried at least this often.
+const RETRY_BACKOFF_MS_MAX: u64 = 5_000;
+
+pub struct TxnHost {
+    coordinator: RefCell<TxnCoordinator>,
+    /// `__transaction_state` partitions being loaded: their ids are not
+    /// known yet, so requests for them get COORDINATOR_LOAD_IN_PROGRESS.
+    loading: RefCell<BTreeSet<i32>>,
+}
+
+fn now() -> i64 {
+    i64::try_from(now_ms()).unwrap_or(i64::MAX)
+}
+
+impl TxnHost {
+    pub fn new(config: TxnConfig) -> TxnHost {
+        TxnHost {
+            coordinator: RefCell::new(TxnCoordinator::new(config)),
+            loading: RefCell::new(BTreeSet::new()),
+        }
+    }
+
+    fn partition_of(&self, shard: &Shard, transactional_id: &str) -> i32 {
+        let partitions = shard
+            .view()
+            .topic(TRANSACTION_STATE_TOPIC)
+            .map_or(1, |topic| topic.partitions.max(1));
+        offsets_partition(transactional_id, partitions)
+    }
+
+    /// COORDINATOR_LOAD_IN_PROGRESS when `call`'s id lives in a partition
+    /// that is loading (clients retry it, as with Kafka).
+    pub fn refuse_while_loading(&self, shard: &Shard, call: &TxnCall) -> Option<ResponseError> {
+        let loading = self.loading.borrow();
+        if loading.is_empty() {
+            return None;
+        }
+        let busy = match call.transactional_id() {
+            Some(id) => loading.contains(&self.partition_of(shard, id)),
+            None => true,
+        };
+        busy.then_some(ResponseError::CoordinatorLoadInProgress)
+    }
+
+    /// Rebuilds the coordinator's state from `partitions` of
+    /// `__transaction_state` (those this shard owns), then resumes the
+    /// markers of every transaction left prepared.
+    pub async fn load(&self, shard: &Rc<Shard>, partitions: &[i32]) {
+        self.loading.borrow_mut().extend(partitions);
+        for &partition in partitions {
+            let topic_partition = TopicPartition::new(TRANSACTION_STATE_TOPIC, partition);
+            replay_log(&shard.partitions, &topic_partition, |key, value| {
+                self.coordinator
+                    .borrow_mut()
+                    .replay(partition, key, value)
+                    .map_err(|error| error.to_string())
+            })
+            .await;
+            self.loading.borrow_mut().remove(&partition);
+            let jobs = self.coordinator.borrow_mut().loaded(partition);
+            for job in jobs {
+                spawn_markers(shard, job);
+            }
+        }
+    }
+
+    /// Runs one transaction request on this shard's coordinator.
+    pub async fn call(&self, shard: &Rc<Shard>, call: TxnCall) -> TxnAnswer {
+        match call {
+            TxnCall::InitProducerId {
+                transactional_id,
+                timeout_ms,
+                expected,
+            } => TxnAnswer::ProducerId(
+                self.init_producer_id(shard, &transactional_id, timeout_ms, expected)
+                    .await,
+            ),
+            TxnCall::AddPartitions {
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                partitions,
+                verify_only: true,
+            } => TxnAnswer::Added(self.coordinator.borrow().verify_partitions(
+                &transactional_id,
+                producer_id,
+                producer_epoch,
+                &partitions,
+            )),
+            TxnCall::AddPartitions {
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                partitions,
+                verify_only: false,
+            } => {
+                let outcome = self.coordinator.borrow_mut().add_partitions(
+                    now(),
+                    &transactional_id,
+                    producer_id,
+                    producer_epoch,
+                    &partitions,
+                );
+                TxnAnswer::Added(match outcome {
+                    Ok(None) => Ok(Vec::new()),
+                    Ok(Some(transit)) => {
+                        self.write(shard, transit).await.answer.map(|_| Vec::new())
+                    }
+                    Err(error) => Err(error),
+                })
+            }
+            TxnCall::EndTxn {
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                commit,
+            } => {
+                let outcome = self.coordinator.borrow_mut().end_txn(
+                    now(),
+                    &transactional_id,
+                    producer_id,
+                    producer_epoch,
+                    commit,
+                );
+                TxnAnswer::Ended(match outcome {
+                    Ok(EndOutcome::Done(producer_id, epoch)) => Ok((producer_id, epoch)),
+                    Ok(EndOutcome::Write(transit)) => self.write(shard, transit).await.answer,
+                    Err(error) => Err(error),
+                })
+            }
+            TxnCall::Describe(transactional_id) => {
+                TxnAnswer::Described(self.coordinator.borrow().describe(&transactional_id))
+            }
+            TxnCall::List {
+                states,
+                producer_ids,
+                min_duration_ms,
+            } => TxnAnswer::Listed(self.coordinator.borrow().list(
+                now(),
+                &states,
+                &producer_ids,
+                min_duration_ms,
+            )),
+        }
+    }
+
+    async fn init_producer_id(
+        &self,
+        shard: &Rc<Shard>,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), ResponseError> {
+        let new_producer_id = if self
+            .coordinator
+            .borrow()
+            .needs_producer_id(transactional_id)
+        {
+            let id = shard.producer_ids.next(shard).await.map_err(|error| {
+                ResponseError::try_from_code(error.code)
+                    .unwrap_or(ResponseError::CoordinatorNotAvailable)
+            })?;
+            Some(id)
+        } else {
+            None
+        };
+        let txn_partition = self.partition_of(shard, transactional_id);
+        let transit = self.coordinator.borrow_mut().init_producer_id(
+            now(),
+            txn_partition,
+            transactional_id,
+            timeout_ms,
+            expected,
+            new_producer_id,
+        )?;
+        self.write(shard, transit).await.answer
+    }
+
+    /// Appends `transit`'s record durably, completes it, and starts the
+    /// markers it leads to.
+    async fn write(&self, shard: &Rc<Shard>, transit: Transit) -> Completion {
+        let appended = append(&shard.partitions, &transit).await;
+        let completion = self.coordinator.borrow_mut().complete(transit, appended);
+        if let Some(job) = completion.markers.clone() {
+            spawn_markers(shard, job);
+        }
+        completion
+    }
+
+    /// Aborts the transactions past their timeout; called every
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
+    async fn abort_timed_out(&self, shard: &Rc<Shard>) {
+        let transits = self.coordinator.borrow_mut().abort_timed_out(now());
+        for transit in transits {
+            log::info!(
+                "transactional id {}: aborting its transaction past its timeout",
+                transit.transactional_id
+            );
+            self.write(shard, transit).await;
+        }
+    }
+
+    /// Removes the transactional ids idle past
+    /// `transactional.id.expiration.ms`; called every
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
+    async fn expire(&self, shard: &Rc<Shard>) {
+        let transits = self.coordinator.borrow_mut().expire(now());
+        for transit in transits {
+            self.write(shard, transit).await;
+        }
+    }
+
+    /// The coordinator epoch markers carry: the leader epoch of the id's
+    /// `__transaction_state` partition.
+    fn coordinator_epoch(&self, shard: &Shard, txn_partition: i32) -> i32 {
+        shard
+            .partitions
+            .log(&TopicPartition::new(TRANSACTION_STATE_TOPIC, txn_partition))
+            .map_or(0, |log| log.leader_epoch())
+    }
+
+    /// Writes `job`'s markers until every partition has one (or is gone),
+    /// then the record completing the transaction; returns early when the
+    /// transaction stops waiting (its partition unloaded) or the shard
+    /// stops.
+    async fn finish(shard: Weak<Shard>, job: MarkerJob) {
+        let mut remaining = job.partitions.clone();
+        let mut backoff_ms = RETRY_BACKOFF_MS;
+        while !remaining.is_empty() {
+            let Some(shard) = shard.upgrade() else { return };
+            if !shard.transactions.coordinator.borrow().awaits_markers(&job) {
+                return;
+            }
+            let marker = TxnMarker {
+                producer_id: job.producer_id,
+                producer_epoch: job.producer_epoch,
+                coordinator_epoch: shard
+                    .transactions
+                    .coordinator_epoch(&shard, job.txn_partition),
+                commit: job.commit,
+            };
+            let parts = remaining
+                .iter()
+                .map(|(topic, partition)| (TopicPartition::new(topic, *partition), marker))
+                .collect();
+            let results = shard.write_txn_markers(parts).await;
+            remaining = remaining
+                .into_iter()
+                .zip(results)
+                .filter(|((topic, partition), result)| {
+                    retry_marker(&job, topic, *partition, result)
+                })
+                .map(|(partition, _)| partition)
+                .collect();
+            if remaining.is_empty() {
+                break;
+            }
+            drop(shard);
+            glommio::timer::sleep(Duration::from_millis(backoff_ms)).await;
+            backoff_ms = (backoff_ms * 2).min(RETRY_BACKOFF_MS_MAX);
+        }
+        loop {
+            let Some(shard) = shard.upgrade() else { return };
+            let host = &shard.transactions;
+            let transit = host.coordinator.borrow_mut().markers_written(now(), &job);
+            let Some(transit) = transit else { return };
+            if host.write(&shard, transit).await.answer.is_ok() {
+                return;
+            }
+            drop(shard);
+            glommio::timer::sleep(Duration::from_millis(backoff_ms)).await;
+            backoff_ms = (backoff_ms * 2).min(RETRY_BACKOFF_MS_MAX);
+        }
+    }
+}
+
+/// Whether a marker's result means trying that partition again.
+fn retry_marker(
+    job: &MarkerJob,
+    topic: &str,
+    partition: i32,
+    result: &Result<(), super::messages::KafkaError>,
+) -> bool {
+    let Err(error) = result else { return false };
+    match ResponseError::try_from_code(error.code) {
+        // The partition is gone (deleted): its marker is not needed.
+        Some(ResponseError::UnknownTopicOrPartition) => false,
+        // The partition has seen a newer epoch of the producer: a later
+        // transaction of the id already superseded this one there.
+        Some(ResponseError::InvalidProducerEpoch | ResponseError::ProducerFenced) => {
+            log::warn!(
+                "transactional id {}: {topic}-{partition} refused the marker of epoch {}: {:?}",
+                job.transactional_id,
+                job.producer_epoch,
+                error.message
+            );
+            false
+        }
+        _ => true,
+    }
+}
+
+fn spawn_markers(shard: &Rc<Shard>, job: MarkerJob) {
+    glommio::spawn_local(TxnHost::finish(Rc::downgrade(shard), job)).detach();
+}
+
+/// Appends `transit`'s record to its `__transaction_state` partition as one
+/// batch and waits until it is durable. Kafka answers a failed append with
+/// a retriable coordinator error; so does this.
+async fn append(owned: &OwnedPartitions, transit: &Transit) -> Result<(), ResponseError> {
+    let record = &transit.record;
+    let topic_partition = TopicPartition::new(TRANSACTION_STATE_TOPIC, record.partition);
+    let Some(log) = owned.log(&topic_partition) else {
+        return Err(ResponseError::NotCoordinator);
+    };
+    let records = [ProducerRecord {
+        key: Some(record.key.clone()),
+        value: record.value.clone(),
+    }];
+    let batch = encode_batch(&records, Compression::None, now()).map_err(|error| {
+        log::error!("{}: cannot encode: {error}", topic_partition.dir_name());
+        ResponseError::UnknownServerError
+    })?;
+    match log
+        .append(BytesMut::from(&batch[..]), AppendWait::Durable, None)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(error) => {
+            log::error!(
+                "{}: cannot append transaction state: {error}",
+                topic_partition.dir_name()
+            );
+            Err(ResponseError::CoordinatorNotAvailable)
+        }
+    }
+}
+
+/// Reads a partition's log from its start to its high watermark, handing
+/// every keyed record to `apply`; a record `apply` refuses is logged and
+/// skipped.
+async fn replay_log(
+    owned: &OwnedPartitions,
+    topic_partition: &TopicPartition,
+    mut apply: impl FnMut(&[u8], Option<&[u8]>) -> Result<(), String>,
+) {
+    let Some(log) = owned.log(topic_partition) else {
+        return;
+    };
+    let end = log.high_watermark();
+    let mut offset = log.log_start_offset();
+    while offset < end {
+        let chunks = match log.read(offset, end, LOAD_READ_BYTES, true).await {
+            Ok(chunks) if !chunks.is_empty() => chunks,
+            Ok(_) => break,
+            Err(error) => {
+                log::error!("loading {}: {error}", topic_partition.dir_name());
+                break;
+            }
+        };
+        let mut next = offset;
+        for chunk in chunks {
+            let fetched = match decode_records(&chunk, offset) {
+                Ok(fetched) => fetched,
+                Err(error) => {
+                    log::error!("loading {}: {error}", topic_partition.dir_name());
+                    return;
+                }
+            };
+            for record in &fetched.records {
+                let Some(key) = &record.key else { continue };
+                if let Err(error) = apply(key, record.value.as_deref()) {
+                    log::warn!(
+                        "{} offset {}: skipped record: {error}",
+                        topic_partition.dir_name(),
+                        record.offset
+                    );
+                }
+            }
+            next = next.max(fetched.next_offset.unwrap_or(next));
+        }
+        if next <= offset {
+            break;
+        }
+        offset = next;
+    }
+}
+
+/// Starts the timers of the timeouts and of expiration, each at its
+/// configured interval until the shard goes away.
+pub fn spawn_timers(shard: &Rc<Shard>) {
+    let config = &shard.config.txn;
+    let abort_every = Duration::from_millis(config.abort_timed_out_interval_ms.max(1) as u64);
+    let expire_every = Duration::from_millis(config.remove_expired_interval_ms.max(1) as u64);
+    let aborter = Rc::downgrade(shard);
+    glommio::spawn_local(async move {
+        loop {
+            glommio::timer::sleep(abort_every).await;
+            let Some(shard) = aborter.upgrade() else {
+                break;
+            };
+            shard.transactions.abort_timed_out(&shard).await;
+        }
+    })
+    .detach();
+    let expirer = Rc::downgrade(shard);
+    glommio::spawn_local(async move {
+        loop {
+            glommio::timer::sleep(expire_every).await;
+            let Some(shard) = expirer.upgrade() else {
+                break;
+            };
+            shard.transactions.expire(&shard).await;
+        }
+    })
+    .detach();
+}
