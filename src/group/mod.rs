@@ -34,6 +34,7 @@ mod consumer;
 mod coordinator;
 mod offsets;
 pub mod records;
+mod txn_offsets;
 mod types;
 
 #[cfg(test)]

@@ -144,8 +144,14 @@ impl ProducerEntry {
             .flatten()
     }
 
-    /// Kafka's epoch and sequence checks of a batch appended after this entry.
-    fn check(&self, batch: &ProducerBatch, partition: &str) -> Result<(), ProducerError> {
+    /// Kafka's epoch and sequence checks of a batch appended after this
+    /// entry; only the epoch's for a coordinator's batch.
+    fn check(
+        &self,
+        batch: &ProducerBatch,
+        partition: &str,
+        origin: AppendOrigin,
+    ) -> Result<(), ProducerError> {
         let id = batch.producer_id;
         let first_seq = batch.meta.first_seq;
         if batch.epoch < self.epoch {
@@ -153,6 +159,9 @@ impl ProducerEntry {
                 "Epoch of producer {id} in {partition} is {}, which is smaller than the last seen epoch {}",
                 batch.epoch, self.epoch
             )));
+        }
+        if origin == AppendOrigin::Coordinator {
+            return Ok(());
         }
         if batch.epoch != self.epoch {
             if first_seq != 0 {
@@ -182,6 +191,16 @@ pub enum ProducerError {
     InvalidProducerEpoch(String),
     /// OUT_OF_ORDER_SEQUENCE_NUMBER.
     OutOfOrderSequence(String),
+}
+
+/// Who appends, as Kafka's `AppendOrigin` says: a client's batches pass
+/// every check; a coordinator of this broker writing its internal topic
+/// (the group coordinator's batches of a transaction's offsets, base
+/// sequence 0 each time) only the epoch check, as in Kafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOrigin {
+    Client,
+    Coordinator,
 }
 
 /// What `admit` decided for an append.
@@ -217,11 +236,16 @@ impl ProducerStateTable {
         &self,
         batches: &[ProducerBatch],
         partition: &str,
+        origin: AppendOrigin,
     ) -> Result<Admission, ProducerError> {
         let mut updated: Vec<(i64, ProducerEntry)> = Vec::new();
         for batch in batches {
             let current = self.producers.get(&batch.producer_id);
-            if let Some(duplicate) = current.and_then(|entry| entry.duplicate_of(batch)) {
+            let client = origin == AppendOrigin::Client;
+            if let Some(duplicate) = current
+                .filter(|_| client)
+                .and_then(|entry| entry.duplicate_of(batch))
+            {
                 return Ok(Admission::Duplicate(duplicate));
             }
             let index = match updated.iter().position(|(id, _)| *id == batch.producer_id) {
@@ -241,7 +265,7 @@ impl ProducerStateTable {
                 },
             };
             let entry = &mut updated[index].1;
-            entry.check(batch, partition)?;
+            entry.check(batch, partition, origin)?;
             entry.add(batch.epoch, batch.meta);
         }
         Ok(Admission::Append(updated))
@@ -439,7 +463,7 @@ mod tests {
         table: &mut ProducerStateTable,
         batches: &[ProducerBatch],
     ) -> Result<Option<BatchMetadata>, ProducerError> {
-        match table.admit(batches, PARTITION)? {
+        match table.admit(batches, PARTITION, AppendOrigin::Client)? {
             Admission::Append(updated) => {
                 table.commit(updated);
                 Ok(None)

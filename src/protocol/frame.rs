@@ -27,7 +27,7 @@ use kafka_protocol::messages::{
     FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
     InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
     ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
-    OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
+    OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest, TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::Decodable;
 
@@ -184,6 +184,7 @@ pub enum Request {
     LeaveGroup(LeaveGroupRequest),
     OffsetCommit(OffsetCommitRequest),
     OffsetFetch(OffsetFetchRequest),
+    TxnOffsetCommit(TxnOffsetCommitRequest),
     DescribeGroups(DescribeGroupsRequest),
     ListGroups(ListGroupsRequest),
     DeleteGroups(DeleteGroupsRequest),
@@ -217,6 +218,7 @@ impl Request {
             Request::LeaveGroup(_) => ApiKey::LeaveGroup,
             Request::OffsetCommit(_) => ApiKey::OffsetCommit,
             Request::OffsetFetch(_) => ApiKey::OffsetFetch,
+            Request::TxnOffsetCommit(_) => ApiKey::TxnOffsetCommit,
             Request::DescribeGroups(_) => ApiKey::DescribeGroups,
             Request::ListGroups(_) => ApiKey::ListGroups,
             Request::DeleteGroups(_) => ApiKey::DeleteGroups,
@@ -275,6 +277,9 @@ pub fn decode_request(
                 Request::OffsetCommit(OffsetCommitRequest::decode(body, version)?)
             }
             ApiKey::OffsetFetch => Request::OffsetFetch(OffsetFetchRequest::decode(body, version)?),
+            ApiKey::TxnOffsetCommit => {
+                Request::TxnOffsetCommit(TxnOffsetCommitRequest::decode(body, version)?)
+            }
             ApiKey::DescribeGroups => {
                 Request::DescribeGroups(DescribeGroupsRequest::decode(body, version)?)
             }

@@ -24,15 +24,20 @@ use crate::group::{
     offsets_partition, Completion, ConsumerHeartbeatResponse, Effects, GroupConfig,
     GroupCoordinator, JoinResponse, Record, RequestToken, SyncResponse, OFFSETS_TOPIC,
 };
-use crate::log::AppendWait;
+use crate::log::{AppendOrigin, AppendWait, LogError, ProducerError};
 use crate::metadata::ClusterView;
-use crate::protocol::records::{decode_records, encode_batch, ProducerRecord};
+use crate::protocol::records::{
+    decode_batches, encode_batch, encode_txn_batch, DecodedBatch, ProducerRecord,
+};
 
 /// How often sessions, join barriers and offset retention are checked.
 /// Kafka's coordinator timers have the same resolution.
 pub const GROUP_TICK_MS: u64 = 100;
 /// Bytes read per step while loading a `__consumer_offsets` partition.
 const LOAD_READ_BYTES: usize = 1 << 20;
+/// Kafka's `ControlRecordType` of a transaction marker.
+const CONTROL_TYPE_ABORT: i16 = 0;
+const CONTROL_TYPE_COMMIT: i16 = 1;
 
 pub struct GroupHost {
     coordinator: RefCell<GroupCoordinator>,
@@ -96,9 +101,11 @@ impl GroupHost {
         let Some(log) = owned.log(&topic_partition) else {
             return;
         };
-        let end = log.high_watermark();
         let mut offset = log.log_start_offset();
-        while offset < end {
+        // Up to the high watermark as it moves: a transaction marker may
+        // land meanwhile, and `complete_txn` leaves it to the load.
+        while offset < log.high_watermark() {
+            let end = log.high_watermark();
             let chunks = match log.read(offset, end, LOAD_READ_BYTES, true).await {
                 Ok(chunks) if !chunks.is_empty() => chunks,
                 Ok(_) => break,
@@ -109,32 +116,68 @@ impl GroupHost {
             };
             let mut next = offset;
             for chunk in chunks {
-                let fetched = match decode_records(&chunk, offset) {
-                    Ok(fetched) => fetched,
+                let (batches, next_offset) = match decode_batches(&chunk, offset) {
+                    Ok(decoded) => decoded,
                     Err(error) => {
                         log::error!("loading {}: {error}", topic_partition.dir_name());
                         return;
                     }
                 };
-                let now = now_ms() as i64;
-                let mut coordinator = self.coordinator.borrow_mut();
-                for record in &fetched.records {
-                    let Some(key) = &record.key else { continue };
-                    if let Err(error) = coordinator.replay(now, key, record.value.as_deref()) {
-                        log::warn!(
-                            "{} offset {}: skipped record: {error:?}",
-                            topic_partition.dir_name(),
-                            record.offset
-                        );
-                    }
+                for batch in &batches {
+                    self.replay_batch(&topic_partition, batch);
                 }
-                next = next.max(fetched.next_offset.unwrap_or(next));
+                next = next.max(next_offset.unwrap_or(next));
             }
             if next <= offset {
                 break;
             }
             offset = next;
         }
+    }
+
+    /// Replays one batch read back from `__consumer_offsets`: its records,
+    /// pending in their producer's transaction if the batch is
+    /// transactional, or the transaction marker it holds.
+    fn replay_batch(&self, topic_partition: &TopicPartition, batch: &DecodedBatch) {
+        let now = now_ms() as i64;
+        let mut coordinator = self.coordinator.borrow_mut();
+        for record in &batch.records {
+            if batch.control {
+                let marker = record.key.as_deref().and_then(marker_commits);
+                if let Some(commit) = marker {
+                    let partition = topic_partition.partition;
+                    coordinator.complete_txn(now, partition, batch.producer_id, commit);
+                }
+                continue;
+            }
+            let Some(key) = &record.key else { continue };
+            let txn = batch.transactional.then_some(batch.producer_id);
+            let value = record.value.as_deref();
+            if let Err(error) = coordinator.replay(now, record.offset, txn, key, value) {
+                log::warn!(
+                    "{} offset {}: skipped record: {error:?}",
+                    topic_partition.dir_name(),
+                    record.offset
+                );
+            }
+        }
+    }
+
+    /// The end of producer `producer_id`'s transaction, whose marker
+    /// (COMMIT when `commit`) is now durable in `__consumer_offsets`
+    /// partition `offsets_partition`: its pending offsets there become
+    /// committed or are dropped. While the partition loads, the load reads
+    /// the marker itself.
+    pub fn complete_txn(&self, offsets_partition: i32, producer_id: i64, commit: bool) {
+        if self.loading.borrow().contains(&offsets_partition) {
+            return;
+        }
+        self.coordinator.borrow_mut().complete_txn(
+            now_ms() as i64,
+            offsets_partition,
+            producer_id,
+            commit,
+        );
     }
 
     fn token(&self) -> (RequestToken, oneshot::Receiver<Completion>) {
@@ -200,10 +243,20 @@ impl GroupHost {
                 }
                 GroupAnswer::Offsets(results)
             }
+            GroupCall::TxnCommit(request) => {
+                let (mut results, effects) = self.coordinator.borrow_mut().txn_commit(now, request);
+                if let Err(error) = self.apply_all(owned, effects).await {
+                    for result in results.iter_mut().filter(|result| result.error.is_none()) {
+                        result.error = Some(error);
+                    }
+                }
+                GroupAnswer::Offsets(results)
+            }
             GroupCall::FetchOffsets {
                 group_id,
                 member,
                 partitions,
+                require_stable,
             } => {
                 let coordinator = self.coordinator.borrow();
                 let refused = member.and_then(|(member_id, epoch)| {
@@ -211,7 +264,11 @@ impl GroupHost {
                 });
                 GroupAnswer::FetchedOffsets(match refused {
                     Some(error) => Err(error),
-                    None => Ok(coordinator.fetch_offsets(&group_id, partitions.as_deref())),
+                    None => Ok(coordinator.fetch_offsets(
+                        &group_id,
+                        partitions.as_deref(),
+                        require_stable,
+                    )),
                 })
             }
             GroupCall::DeleteOffsets {
@@ -275,6 +332,17 @@ impl GroupHost {
     /// Returns false when an append failed: the in-memory state of those
     /// partitions is then rebuilt from what is on disk.
     async fn apply(&self, owned: &OwnedPartitions, effects: Effects) -> bool {
+        self.apply_all(owned, effects).await.is_ok()
+    }
+
+    /// `apply`, with the error to answer when an append failed:
+    /// INVALID_PRODUCER_EPOCH when the log refused a transaction's batch of
+    /// a fenced producer, else NOT_COORDINATOR.
+    async fn apply_all(
+        &self,
+        owned: &OwnedPartitions,
+        effects: Effects,
+    ) -> Result<(), ResponseError> {
         let Effects {
             records,
             completions,
@@ -287,12 +355,33 @@ impl GroupHost {
                 .push(record);
         }
         let mut failed = Vec::new();
+        let mut answer = Ok(());
         for (partition, records) in by_partition {
-            if let Err(error) = append(owned, partition, &records).await {
-                log::error!("{OFFSETS_TOPIC}-{partition}: cannot append group records: {error}");
-                failed.push(partition);
+            // One batch per run of records of one transaction (or of none).
+            for run in records.chunk_by(|a, b| a.txn == b.txn) {
+                if let Err(error) = append(owned, partition, run).await {
+                    log::error!(
+                        "{OFFSETS_TOPIC}-{partition}: cannot append group records: {error}"
+                    );
+                    answer = Err(append_error(&error));
+                    failed.push(partition);
+                    break;
+                }
             }
         }
+        self.deliver(completions);
+        if failed.is_empty() {
+            return Ok(());
+        }
+        for &partition in &failed {
+            let effects = self.coordinator.borrow_mut().unload_partition(partition);
+            self.deliver(effects.completions);
+        }
+        self.load(owned, &failed).await;
+        answer
+    }
+
+    fn deliver(&self, completions: Vec<Completion>) {
         for completion in completions {
             let token = match &completion {
                 Completion::Join(token, _) | Completion::Sync(token, _) => *token,
@@ -302,33 +391,41 @@ impl GroupHost {
                 let _ = waiter.send(completion);
             }
         }
-        if failed.is_empty() {
-            return true;
-        }
-        for &partition in &failed {
-            let effects = self.coordinator.borrow_mut().unload_partition(partition);
-            for completion in effects.completions {
-                let token = match &completion {
-                    Completion::Join(token, _) | Completion::Sync(token, _) => *token,
-                };
-                let waiter = self.waiting.borrow_mut().remove(&token);
-                if let Some(waiter) = waiter {
-                    let _ = waiter.send(completion);
-                }
-            }
-        }
-        self.load(owned, &failed).await;
-        false
     }
 }
 
-/// Appends `records` to `__consumer_offsets`-`partition` as one batch and
-/// waits until it is durable.
+/// The Kafka error for a failed append of group records.
+fn append_error(error: &anyhow::Error) -> ResponseError {
+    match error.downcast_ref::<LogError>() {
+        Some(LogError::Producer(ProducerError::InvalidProducerEpoch(_))) => {
+            ResponseError::InvalidProducerEpoch
+        }
+        _ => ResponseError::NotCoordinator,
+    }
+}
+
+/// Whether a control record is a COMMIT marker (Kafka's `ControlRecordType`:
+/// key version i16, type i16, 0 ABORT, 1 COMMIT); `None` when it is no
+/// transaction marker.
+fn marker_commits(key: &[u8]) -> Option<bool> {
+    let kind = i16::from_be_bytes(key.get(2..4)?.try_into().ok()?);
+    match kind {
+        CONTROL_TYPE_ABORT => Some(false),
+        CONTROL_TYPE_COMMIT => Some(true),
+        _ => None,
+    }
+}
+
+/// Appends `records` to `__consumer_offsets`-`partition` as one batch (a
+/// transactional one of their producer if they belong to a transaction)
+/// and waits until it is durable.
 async fn append(owned: &OwnedPartitions, partition: i32, records: &[Record]) -> anyhow::Result<()> {
     let topic_partition = TopicPartition::new(OFFSETS_TOPIC, partition);
     let log = owned
         .log(&topic_partition)
         .ok_or_else(|| anyhow::anyhow!("partition not owned by this shard"))?;
+    let txn = records.first().and_then(|record| record.txn);
+    debug_assert!(records.iter().all(|record| record.txn == txn));
     let records: Vec<ProducerRecord> = records
         .iter()
         .map(|record| ProducerRecord {
@@ -336,8 +433,24 @@ async fn append(owned: &OwnedPartitions, partition: i32, records: &[Record]) -> 
             value: record.value.clone(),
         })
         .collect();
-    let batch = BytesMut::from(&encode_batch(&records, Compression::None, now_ms() as i64)?[..]);
-    log.append(batch, AppendWait::Durable, None).await?;
+    let timestamp_ms = now_ms() as i64;
+    let batch = match txn {
+        None => encode_batch(&records, Compression::None, timestamp_ms)?,
+        Some(txn) => encode_txn_batch(
+            &records,
+            Compression::None,
+            timestamp_ms,
+            txn.producer_id,
+            txn.producer_epoch,
+        )?,
+    };
+    log.append_from(
+        AppendOrigin::Coordinator,
+        BytesMut::from(&batch[..]),
+        AppendWait::Durable,
+        None,
+    )
+    .await?;
     Ok(())
 }
 

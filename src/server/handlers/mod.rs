@@ -35,6 +35,7 @@ mod offset_delete;
 mod offset_fetch;
 mod produce;
 mod sync_group;
+mod txn_offset_commit;
 
 use std::collections::BTreeMap;
 
@@ -146,6 +147,10 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
         Request::OffsetCommit(request) => encode(
             &header,
             &offset_commit::handle(context, &header, request).await,
+        ),
+        Request::TxnOffsetCommit(request) => encode(
+            &header,
+            &txn_offset_commit::handle(context, &header, request).await,
         ),
         Request::OffsetFetch(request) => encode(
             &header,
