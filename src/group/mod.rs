@@ -39,6 +39,8 @@ mod types;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_tests;
 
 pub use coordinator::GroupCoordinator;
 // The settings are plain data of `config` (which imports nothing of shoal).
