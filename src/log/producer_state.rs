@@ -472,6 +472,37 @@ mod tests {
         }
     }
 
+    /// The group coordinator writes every transactional batch at sequence
+    /// 0: only the epoch is checked, as Kafka checks a coordinator's.
+    #[test]
+    fn a_coordinators_batches_pass_on_their_epoch_alone() {
+        let mut table = ProducerStateTable::default();
+        for (epoch, offset) in [(3, 0), (3, 1), (4, 2), (4, 3)] {
+            let admitted = table.admit(
+                &[batch(9, epoch, 0, 1, offset)],
+                PARTITION,
+                AppendOrigin::Coordinator,
+            );
+            match admitted {
+                Ok(Admission::Append(updated)) => table.commit(updated),
+                other => panic!("epoch {epoch} at {offset}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            table.admit(
+                &[batch(9, 3, 0, 1, 4)],
+                PARTITION,
+                AppendOrigin::Coordinator
+            ),
+            Err(ProducerError::InvalidProducerEpoch(_))
+        ));
+        assert_eq!(
+            table.admit(&[batch(9, 4, 0, 1, 4)], PARTITION, AppendOrigin::Client),
+            Ok(Admission::Duplicate(batch(9, 4, 0, 1, 2).meta)),
+            "the same batch from a client is a retry"
+        );
+    }
+
     #[test]
     fn sequences_follow_on_and_gaps_are_out_of_order() {
         let mut table = ProducerStateTable::default();

@@ -248,6 +248,45 @@ mod tests {
         }
     }
 
+    /// A coordinator's transactional batch: its producer and attributes in
+    /// the header, read back by `decode_batches` beside a plain batch.
+    #[test]
+    fn transactional_batches_carry_their_producer() {
+        let records = [record(Some("k"), "a"), record(Some("k"), "b")];
+        let txn = encode_txn_batch(&records, Compression::None, 0, 4_000, 3).unwrap();
+        let header = BatchHeader::view(&txn).unwrap();
+        assert!(header.is_transactional() && !header.is_control());
+        assert_eq!(header.producer_id.get(), 4_000);
+        assert_eq!(header.producer_epoch.get(), 3);
+        assert_eq!(header.base_sequence.get(), 0);
+        assert_eq!(header.last_offset_delta.get(), 1, "one batch");
+        let plain = encode_batch(&records[..1], Compression::None, 0).unwrap();
+        let mut set = with_base_offset(&plain, 5);
+        set.extend_from_slice(&with_base_offset(&txn, 6));
+        let (batches, next_offset) = decode_batches(&set.freeze(), 0).unwrap();
+        assert_eq!(next_offset, Some(8));
+        let seen: Vec<_> = batches
+            .iter()
+            .map(|b| {
+                (
+                    b.producer_id,
+                    b.producer_epoch,
+                    b.transactional,
+                    b.control,
+                    b.records.len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (NO_PRODUCER_ID, NO_PRODUCER_EPOCH, false, false, 1),
+                (4_000, 3, true, false, 2)
+            ]
+        );
+        assert_eq!(batches[1].records[1].offset, 7);
+    }
+
     #[test]
     fn partial_trailing_batch_is_skipped_and_offsets_filtered() {
         let first = encode_batch(

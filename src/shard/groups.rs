@@ -476,6 +476,192 @@ mod tests {
         assert_eq!(host.waiting.borrow().len(), 2);
     }
 
+    use std::collections::BTreeMap;
+
+    use bytes::Bytes;
+    use indexmap::IndexMap;
+    use kafka_protocol::records::{
+        Record as KafkaRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+        NO_PARTITION_LEADER_EPOCH, NO_SEQUENCE,
+    };
+
+    use crate::config::BrokerConfig;
+    use crate::group::{OffsetToCommit, TxnCommitRequest, TxnProducer};
+    use crate::metadata::TopicMeta;
+
+    const GROUP: &str = "txn-group";
+
+    /// A COMMIT or ABORT marker as a transaction coordinator writes it: one
+    /// control record, key version 0 and type, value version 0 and the
+    /// coordinator epoch.
+    fn marker_batch(producer: TxnProducer, commit: bool) -> BytesMut {
+        let kind = if commit {
+            CONTROL_TYPE_COMMIT
+        } else {
+            CONTROL_TYPE_ABORT
+        };
+        let key = [0i16.to_be_bytes(), kind.to_be_bytes()].concat();
+        let value = [&0i16.to_be_bytes()[..], &0i32.to_be_bytes()[..]].concat();
+        let record = KafkaRecord {
+            transactional: true,
+            control: true,
+            delete_horizon: false,
+            partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+            producer_id: producer.producer_id,
+            producer_epoch: producer.producer_epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: NO_SEQUENCE,
+            timestamp: 0,
+            key: Some(Bytes::from(key)),
+            value: Some(Bytes::from(value)),
+            headers: IndexMap::new(),
+        };
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, [&record], &options).unwrap();
+        buf
+    }
+
+    fn txn_commit(producer: TxnProducer, topic_partition: i32, offset: i64) -> TxnCommitRequest {
+        TxnCommitRequest {
+            group_id: GROUP.into(),
+            producer,
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+            offsets: vec![OffsetToCommit {
+                topic: "t".into(),
+                partition: topic_partition,
+                offset,
+                leader_epoch: -1,
+                metadata: None,
+            }],
+        }
+    }
+
+    /// What OffsetFetch with `require_stable` answers for t-0 .. t-2:
+    /// (error code, offset).
+    fn stable(host: &GroupHost) -> Vec<(i16, i64)> {
+        let wanted: Vec<(String, i32)> = (0..3).map(|p| ("t".to_string(), p)).collect();
+        let coordinator = host.coordinator.borrow();
+        coordinator
+            .fetch_offsets(GROUP, Some(&wanted), true)
+            .iter()
+            .map(|fetched| {
+                let offset = fetched.committed.as_ref().map_or(-1, |c| c.offset);
+                (fetched.error.map_or(0, |e| e.code()), offset)
+            })
+            .collect()
+    }
+
+    /// The transactional records and the markers of a real
+    /// `__consumer_offsets` log: applied live, then loaded by a fresh host
+    /// (a restart) into the same offsets; a fenced producer's batch is
+    /// refused by the log with INVALID_PRODUCER_EPOCH.
+    #[test]
+    fn transactions_in_the_log_load_into_what_their_markers_decided() {
+        crate::shard::block_on(|| async {
+            let tmp = tempfile::tempdir().unwrap();
+            let config = GroupConfig::default();
+            let partitions = config.offsets_topic_num_partitions;
+            let partition = offsets_partition(GROUP, partitions);
+            let owned = OwnedPartitions::new(tmp.path().to_path_buf());
+            let topic = TopicMeta {
+                name: OFFSETS_TOPIC.into(),
+                id: uuid::Uuid::from_u128(7),
+                partitions,
+                configs: BTreeMap::new(),
+                placement: Vec::new(),
+            };
+            let broker = BrokerConfig::new(tmp.path().to_path_buf(), 1);
+            owned.open(&broker, &topic, &[partition]).await.unwrap();
+            let log = owned
+                .log(&TopicPartition::new(OFFSETS_TOPIC, partition))
+                .unwrap();
+            let committing = TxnProducer {
+                producer_id: 4_000,
+                producer_epoch: 3,
+            };
+            let aborting = TxnProducer {
+                producer_id: 4_001,
+                producer_epoch: 0,
+            };
+            let host = GroupHost::new(config.clone(), 0);
+            let commit = |request| {
+                let (results, effects) = host.coordinator.borrow_mut().txn_commit(0, request);
+                assert!(results.iter().all(|result| result.error.is_none()));
+                effects
+            };
+            for (producer, topic_partition, offset) in
+                [(committing, 0, 10), (committing, 0, 11), (aborting, 1, 20)]
+            {
+                let effects = commit(txn_commit(producer, topic_partition, offset));
+                assert_eq!(host.apply_all(&owned, effects).await, Ok(()));
+            }
+            let effects = commit(txn_commit(committing, 2, 30));
+            let (_, plain) = host.coordinator.borrow_mut().commit(
+                0,
+                crate::group::CommitRequest {
+                    group_id: GROUP.into(),
+                    generation_id: -1,
+                    member_id: String::new(),
+                    group_instance_id: None,
+                    offsets: txn_commit(committing, 1, 5).offsets,
+                    api_version: 9,
+                },
+            );
+            let mut both = effects;
+            both.records.extend(plain.records);
+            assert_eq!(host.apply_all(&owned, both).await, Ok(()));
+            let unstable = ResponseError::UnstableOffsetCommit.code();
+            assert_eq!(
+                stable(&host),
+                [(unstable, -1), (unstable, -1), (unstable, -1)]
+            );
+
+            log.append(marker_batch(committing, true), AppendWait::Durable, None)
+                .await
+                .unwrap();
+            host.complete_txn(partition, committing.producer_id, true);
+            let decided = [(0, 11), (unstable, -1), (0, 30)];
+            assert_eq!(stable(&host), decided);
+
+            // A restart with one transaction still open.
+            let restarted = GroupHost::new(config.clone(), 0);
+            restarted.load(&owned, &[partition]).await;
+            assert_eq!(stable(&restarted), decided);
+            log.append(marker_batch(aborting, false), AppendWait::Durable, None)
+                .await
+                .unwrap();
+            restarted.complete_txn(partition, aborting.producer_id, false);
+            let decided = [(0, 11), (0, 5), (0, 30)];
+            assert_eq!(stable(&restarted), decided);
+            let again = GroupHost::new(config, 0);
+            again.load(&owned, &[partition]).await;
+            assert_eq!(stable(&again), decided);
+
+            // A zombie: its epoch is older than the one the log has seen.
+            let zombie = TxnProducer {
+                producer_id: 4_000,
+                producer_epoch: 2,
+            };
+            let effects = again
+                .coordinator
+                .borrow_mut()
+                .txn_commit(0, txn_commit(zombie, 0, 99))
+                .1;
+            assert_eq!(
+                again.apply_all(&owned, effects).await,
+                Err(ResponseError::InvalidProducerEpoch)
+            );
+            assert_eq!(stable(&again), decided, "reloaded from what is durable");
+        });
+    }
+
     #[test]
     fn groups_of_a_loading_partition_are_refused_until_it_is_loaded() {
         crate::shard::block_on(|| async {
