@@ -2,7 +2,11 @@
 //! `crate::group`, fed with requests, a clock and a timer, its records
 //! appended to the `__consumer_offsets` partitions this shard owns, and its
 //! waiting JoinGroup/SyncGroup answers delivered once those records are on
-//! disk.
+//! disk. A transaction's offsets go in transactional batches of its
+//! producer, appended as a coordinator's (Kafka's `AppendOrigin`: only the
+//! producer epoch is checked); the transaction coordinator calls
+//! `complete_txn` once the marker is in, and loading replays markers with
+//! the records.
 //!
 //! Invariant: every group handled here hashes to a `__consumer_offsets`
 //! partition owned by this shard, so its state and its log live on one
