@@ -34,6 +34,11 @@ pub struct GroupCoordinator {
     pub(super) durable_consumers: DurableConsumerGroups,
     /// Consumer groups changed since the last `take_effects`.
     pub(super) touched_consumers: BTreeSet<String>,
+    /// The groups with offsets pending in each open transaction, by
+    /// `__consumer_offsets` partition and producer id (`txn_offsets.rs`).
+    pub(super) open_txns: BTreeMap<(i32, i64), BTreeSet<String>>,
+    /// See `StoredOffset::order`.
+    pub(super) next_record_order: i64,
 }
 
 impl GroupCoordinator {
@@ -49,6 +54,8 @@ impl GroupCoordinator {
             next_offset_expiry_ms: i64::MIN,
             durable_consumers: DurableConsumerGroups::default(),
             touched_consumers: BTreeSet::new(),
+            open_txns: BTreeMap::new(),
+            next_record_order: 0,
         }
     }
 
@@ -109,11 +116,16 @@ impl GroupCoordinator {
     }
 
     /// Applies one `__consumer_offsets` record while the coordinator loads
-    /// its partitions (`value` None is a tombstone). Loaded members get a
-    /// full session from `now_ms` to heartbeat in, as in Kafka.
+    /// its partitions (`value` None is a tombstone): the record at log
+    /// offset `offset`, of a transactional batch of `txn_producer_id` or
+    /// of none. Loaded members get a full session from `now_ms` to
+    /// heartbeat in, as in Kafka. The partition's transaction markers go to
+    /// `complete_txn`, in log order with the records.
     pub fn replay(
         &mut self,
         now_ms: i64,
+        offset: i64,
+        txn_producer_id: Option<i64>,
         key: &[u8],
         value: Option<&[u8]>,
     ) -> Result<(), RecordError> {
@@ -122,20 +134,11 @@ impl GroupCoordinator {
                 group,
                 topic,
                 partition,
-            } => match value {
-                Some(value) => {
-                    let committed = records::decode_offset_value(value)?;
-                    self.group_or_create(&group, now_ms)
-                        .offsets
-                        .insert((topic, partition), committed);
-                }
-                None => {
-                    self.with_group(&group, |_, group| {
-                        group.offsets.remove(&(topic, partition));
-                        drop_if_unused(group, now_ms);
-                    });
-                }
-            },
+            } => {
+                let committed = value.map(records::decode_offset_value).transpose()?;
+                let key = (group, topic, partition);
+                self.replay_offset(now_ms, offset, txn_producer_id, key, committed);
+            }
             RecordKey::Group { group } => match value {
                 Some(value) => {
                     let value = records::decode_group_value(value)?;
@@ -169,6 +172,8 @@ impl GroupCoordinator {
             .map(|group| group.group_id.clone())
             .collect();
         self.forget_consumer_groups(&unloaded);
+        self.open_txns
+            .retain(|(txn_partition, _), _| *txn_partition != partition);
         for group_id in unloaded {
             let Some(group) = self.groups.remove(&group_id) else {
                 continue;
@@ -217,19 +222,32 @@ impl GroupCoordinator {
             .or_insert_with(|| Group::new(group_id, partition, now_ms))
     }
 
-    /// Tombstones for every offset and the group metadata, and the group dies.
+    /// Tombstones for every offset, pending ones included (Kafka's
+    /// `deleteAllOffsets`: their transactions then commit nothing here),
+    /// and the group metadata, and the group dies.
     pub(super) fn delete_all(&mut self, group: &mut Group, now_ms: i64) {
-        for (topic, partition) in std::mem::take(&mut group.offsets).into_keys() {
+        let mut keys: BTreeSet<(String, i32)> =
+            std::mem::take(&mut group.offsets).into_keys().collect();
+        keys.extend(
+            group
+                .pending_txn
+                .values()
+                .flat_map(|offsets| offsets.keys().cloned()),
+        );
+        self.forget_pending(group);
+        for (topic, partition) in keys {
             self.out.records.push(Record {
                 partition: group.partition,
                 key: records::encode_offset_key(&group.group_id, &topic, partition),
                 value: None,
+                txn: None,
             });
         }
         self.out.records.push(Record {
             partition: group.partition,
             key: records::encode_group_key(&group.group_id),
             value: None,
+            txn: None,
         });
         group.transition(GroupState::Dead, now_ms);
     }

@@ -1,7 +1,8 @@
 //! The consumer-group coordinator and committed offsets, as a pure state
 //! machine, laid out by protocol: a thin front (`coordinator.rs`: the one
 //! `GroupCoordinator`, routing, loading) with committed offsets shared by
-//! both kinds (`offsets.rs`); classic groups (JoinGroup/SyncGroup,
+//! both kinds (`offsets.rs`) and those pending in transactions until their
+//! marker (`txn_offsets.rs`); classic groups (JoinGroup/SyncGroup,
 //! `classic/`); consumer-protocol groups of KIP-848 (ConsumerGroupHeartbeat
 //! with server-side assignment, `consumer/`). Each protocol's tests sit in
 //! its directory. A group id is one kind or the other at a time; offsets
@@ -34,10 +35,13 @@ mod consumer;
 mod coordinator;
 mod offsets;
 pub mod records;
+mod txn_offsets;
 mod types;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_tests;
 
 pub use coordinator::GroupCoordinator;
 // The settings are plain data of `config` (which imports nothing of shoal).

@@ -1,12 +1,28 @@
 //! Committed offsets: OffsetCommit, OffsetFetch, OffsetDelete and their
-//! expiry under `offsets.retention.minutes` (KIP-211).
+//! expiry under `offsets.retention.minutes` (KIP-211). Offsets pending in a
+//! transaction are `txn_offsets.rs`'s; here they only hold things back
+//! (OffsetFetch's `require_stable`, expiry).
 
 use kafka_protocol::error::ResponseError;
 
 use super::classic::{drop_if_unused, validate_member, Group, CONSUMER_PROTOCOL_TYPE};
 use super::coordinator::GroupCoordinator;
 use super::records;
+use super::txn_offsets::{has_pending, remove_pending};
 use super::types::*;
+
+/// An offset as the coordinator keeps it: what OffsetFetch answers, and
+/// where its record sits among the partition's records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct StoredOffset {
+    pub committed: CommittedOffset,
+    /// Grows with the record's position in its `__consumer_offsets`
+    /// partition: the log offset when replayed, the order of the calls
+    /// since (`GroupCoordinator::next_order`). A transaction's offset is
+    /// made visible at its COMMIT only over an older one: Kafka keeps the
+    /// most recent record when plain and transactional commits mix.
+    pub order: i64,
+}
 
 impl GroupCoordinator {
     /// OffsetCommit. Generation -1 with an empty member id is a commit from
@@ -18,65 +34,71 @@ impl GroupCoordinator {
         now_ms: i64,
         request: CommitRequest,
     ) -> (Vec<PartitionOffset>, Effects) {
-        let verdict = self.validate_commit(now_ms, &request);
-        let metadata_max = self.config.offset_metadata_max_bytes;
-        let mut results = Vec::with_capacity(request.offsets.len());
-        let group = match verdict {
-            Ok(()) => self.groups.get_mut(&request.group_id),
-            Err(_) => None,
+        let results = match self.validate_commit(now_ms, &request) {
+            Ok(()) => self.write_offsets(now_ms, &request.group_id, request.offsets, None),
+            Err(error) => refuse_all(request.offsets, error),
         };
-        match group {
-            None => {
-                let error = verdict.err().unwrap_or(ResponseError::UnknownServerError);
-                for offset in request.offsets {
-                    results.push(PartitionOffset {
-                        topic: offset.topic,
-                        partition: offset.partition,
-                        error: Some(error),
-                        committed: None,
-                    });
-                }
-            }
-            Some(group) => {
-                for offset in request.offsets {
-                    let metadata = offset.metadata.unwrap_or_default();
-                    if metadata.len() > metadata_max {
-                        results.push(PartitionOffset {
-                            topic: offset.topic,
-                            partition: offset.partition,
-                            error: Some(ResponseError::OffsetMetadataTooLarge),
-                            committed: None,
-                        });
-                        continue;
-                    }
-                    let committed = CommittedOffset {
-                        offset: offset.offset,
-                        leader_epoch: offset.leader_epoch,
-                        metadata,
-                        commit_timestamp_ms: now_ms,
-                    };
-                    self.out.records.push(Record {
-                        partition: group.partition,
-                        key: records::encode_offset_key(
-                            &group.group_id,
-                            &offset.topic,
-                            offset.partition,
-                        ),
-                        value: Some(records::encode_offset_value(&committed)),
-                    });
-                    group
-                        .offsets
-                        .insert((offset.topic.clone(), offset.partition), committed.clone());
-                    results.push(PartitionOffset {
-                        topic: offset.topic,
-                        partition: offset.partition,
-                        error: None,
-                        committed: Some(committed),
-                    });
-                }
-            }
-        }
         (results, self.take_effects())
+    }
+
+    /// Writes one record per offset within `offset.metadata.max.bytes` to
+    /// the validated group `group_id`: committed at once, or pending in
+    /// `txn` until its transaction ends.
+    pub(super) fn write_offsets(
+        &mut self,
+        now_ms: i64,
+        group_id: &str,
+        offsets: Vec<OffsetToCommit>,
+        txn: Option<TxnProducer>,
+    ) -> Vec<PartitionOffset> {
+        let metadata_max = self.config.offset_metadata_max_bytes;
+        let Some(mut group) = self.groups.remove(group_id) else {
+            return refuse_all(offsets, ResponseError::CoordinatorNotAvailable);
+        };
+        let mut results = Vec::with_capacity(offsets.len());
+        for offset in offsets {
+            let metadata = offset.metadata.unwrap_or_default();
+            if metadata.len() > metadata_max {
+                results.push(PartitionOffset {
+                    topic: offset.topic,
+                    partition: offset.partition,
+                    error: Some(ResponseError::OffsetMetadataTooLarge),
+                    committed: None,
+                });
+                continue;
+            }
+            let committed = CommittedOffset {
+                offset: offset.offset,
+                leader_epoch: offset.leader_epoch,
+                metadata,
+                commit_timestamp_ms: now_ms,
+            };
+            self.out.records.push(Record {
+                partition: group.partition,
+                key: records::encode_offset_key(&group.group_id, &offset.topic, offset.partition),
+                value: Some(records::encode_offset_value(&committed)),
+                txn,
+            });
+            let stored = StoredOffset {
+                committed: committed.clone(),
+                order: self.next_order(),
+            };
+            let key = (offset.topic.clone(), offset.partition);
+            match txn {
+                None => {
+                    group.offsets.insert(key, stored);
+                }
+                Some(txn) => self.add_pending(&mut group, txn.producer_id, key, stored),
+            }
+            results.push(PartitionOffset {
+                topic: offset.topic,
+                partition: offset.partition,
+                error: None,
+                committed: Some(committed),
+            });
+        }
+        self.groups.insert(group.group_id.clone(), group);
+        results
     }
 
     /// Kafka's `validateOffsetCommit` for classic groups. A member's
@@ -128,35 +150,38 @@ impl GroupCoordinator {
     /// OffsetFetch for one group: the listed partitions (those never
     /// committed answer `committed: None`, offset -1), or with `None` every
     /// partition the group has committed. An unknown group is no error.
+    /// With `require_stable` (v7+, KIP-447), a partition with offsets
+    /// pending in an open transaction answers UNSTABLE_OFFSET_COMMIT, which
+    /// the client retries until the transaction ends.
     pub fn fetch_offsets(
         &self,
         group_id: &str,
         partitions: Option<&[(String, i32)]>,
+        require_stable: bool,
     ) -> Vec<PartitionOffset> {
         let group = self.groups.get(group_id);
+        let answer = |key: &(String, i32), stored: Option<&StoredOffset>| {
+            let unstable = require_stable && group.is_some_and(|group| has_pending(group, key));
+            PartitionOffset {
+                topic: key.0.clone(),
+                partition: key.1,
+                error: unstable.then_some(ResponseError::UnstableOffsetCommit),
+                committed: stored
+                    .filter(|_| !unstable)
+                    .map(|stored| stored.committed.clone()),
+            }
+        };
         match partitions {
             Some(partitions) => partitions
                 .iter()
-                .map(|(topic, partition)| PartitionOffset {
-                    topic: topic.clone(),
-                    partition: *partition,
-                    error: None,
-                    committed: group
-                        .and_then(|group| group.offsets.get(&(topic.clone(), *partition)))
-                        .cloned(),
-                })
+                .map(|key| answer(key, group.and_then(|group| group.offsets.get(key))))
                 .collect(),
             None => group
                 .map(|group| {
                     group
                         .offsets
                         .iter()
-                        .map(|((topic, partition), committed)| PartitionOffset {
-                            topic: topic.clone(),
-                            partition: *partition,
-                            error: None,
-                            committed: Some(committed.clone()),
-                        })
+                        .map(|(key, stored)| answer(key, Some(stored)))
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -189,7 +214,12 @@ impl GroupCoordinator {
                     let in_use = subscribed
                         .as_ref()
                         .is_some_and(|topics| topics.contains(topic));
-                    if !in_use && group.offsets.remove(&(topic.clone(), *partition)).is_some() {
+                    // Kafka writes the tombstone for a pending offset too:
+                    // it ends that offset whatever the transaction does.
+                    let key = (topic.clone(), *partition);
+                    if !in_use
+                        && (group.offsets.remove(&key).is_some() | remove_pending(group, &key))
+                    {
                         self.out
                             .records
                             .push(offset_tombstone(group, topic, *partition));
@@ -231,6 +261,7 @@ impl GroupCoordinator {
                 if group.is(GroupState::Empty)
                     && group.offsets.is_empty()
                     && group.pending_members.is_empty()
+                    && group.pending_txn.is_empty()
                 {
                     this.delete_all(group, now_ms);
                 }
@@ -240,13 +271,15 @@ impl GroupCoordinator {
     }
 }
 
+/// The offsets of `group` past retention. An offset with one pending in a
+/// transaction waits for the transaction, as in Kafka.
 fn expired_offsets(group: &Group, now_ms: i64, retention_ms: i64) -> Vec<(String, i32)> {
     let expired = |base_ms: i64| now_ms.saturating_sub(base_ms) >= retention_ms;
     let keys_where = |keep: &dyn Fn(&(String, i32), &CommittedOffset) -> bool| {
         group
             .offsets
             .iter()
-            .filter(|(key, committed)| keep(key, committed))
+            .filter(|(key, stored)| keep(key, &stored.committed) && !has_pending(group, key))
             .map(|(key, _)| key.clone())
             .collect()
     };
@@ -277,5 +310,19 @@ fn offset_tombstone(group: &Group, topic: &str, partition: i32) -> Record {
         partition: group.partition,
         key: records::encode_offset_key(&group.group_id, topic, partition),
         value: None,
+        txn: None,
     }
+}
+
+/// Every offset refused with `error`.
+fn refuse_all(offsets: Vec<OffsetToCommit>, error: ResponseError) -> Vec<PartitionOffset> {
+    offsets
+        .into_iter()
+        .map(|offset| PartitionOffset {
+            topic: offset.topic,
+            partition: offset.partition,
+            error: Some(error),
+            committed: None,
+        })
+        .collect()
 }

@@ -14,6 +14,18 @@ pub(super) const SESSION_MS: i32 = 10_000;
 pub(super) const REBALANCE_MS: i32 = 30_000;
 pub(super) const GROUP: &str = "g";
 
+/// Replays `log` into `coordinator`, each record at its position in `log`
+/// as its offset.
+pub(super) fn replay_records(coordinator: &mut GroupCoordinator, now_ms: i64, log: &[Record]) {
+    for (offset, record) in log.iter().enumerate() {
+        let txn = record.txn.map(|txn| txn.producer_id);
+        let value = record.value.as_deref();
+        coordinator
+            .replay(now_ms, offset as i64, txn, &record.key, value)
+            .expect("replays");
+    }
+}
+
 /// A coordinator, a clock, and what the shard would have delivered.
 pub(super) struct Harness {
     pub(super) coordinator: GroupCoordinator,
@@ -207,7 +219,7 @@ impl Harness {
 
     pub(super) fn committed(&self, topic: &str, partition: i32) -> Option<i64> {
         let wanted = [(topic.to_string(), partition)];
-        let fetched = self.coordinator.fetch_offsets(GROUP, Some(&wanted));
+        let fetched = self.coordinator.fetch_offsets(GROUP, Some(&wanted), false);
         fetched[0]
             .committed
             .as_ref()
@@ -326,8 +338,11 @@ fn offsets_of_a_standalone_consumer_and_of_members() {
     assert_eq!(h.committed("t", 2), None);
     let listed = h.coordinator.list_groups(&[]);
     assert_eq!(listed[0].protocol_type, "", "a group holding only offsets");
-    assert_eq!(h.coordinator.fetch_offsets(GROUP, None).len(), 2);
-    assert_eq!(h.coordinator.fetch_offsets("other", None), Vec::new());
+    assert_eq!(h.coordinator.fetch_offsets(GROUP, None, false).len(), 2);
+    assert_eq!(
+        h.coordinator.fetch_offsets("other", None, false),
+        Vec::new()
+    );
 
     let (ids, generation) = h.stable_group(2);
     assert_eq!(h.commit(generation, &ids[1], &[("t", 0, 11)]), vec![None]);
@@ -420,15 +435,13 @@ fn records_replay_into_the_same_offsets_and_group() {
     let mut loaded = GroupCoordinator::new(GroupConfig::default(), 8);
     for record in &h.log {
         assert_eq!(record.partition, offsets_partition(GROUP, 50));
-        loaded
-            .replay(h.now_ms, &record.key, record.value.as_deref())
-            .expect("replays");
     }
+    replay_records(&mut loaded, h.now_ms, &h.log);
     assert_eq!(
-        loaded.fetch_offsets(GROUP, None),
-        h.coordinator.fetch_offsets(GROUP, None)
+        loaded.fetch_offsets(GROUP, None, false),
+        h.coordinator.fetch_offsets(GROUP, None, false)
     );
-    assert_eq!(loaded.fetch_offsets(GROUP, None).len(), 2);
+    assert_eq!(loaded.fetch_offsets(GROUP, None, false).len(), 2);
     assert_eq!(
         loaded.describe_group(GROUP),
         h.coordinator.describe_group(GROUP)
@@ -646,11 +659,7 @@ fn unloading_answers_waiters_and_replay_restores_the_durable_state() {
         )]
     );
     assert!(h.coordinator.list_groups(&[]).is_empty());
-    for record in &h.log {
-        h.coordinator
-            .replay(h.now_ms, &record.key, record.value.as_deref())
-            .unwrap();
-    }
+    replay_records(&mut h.coordinator, h.now_ms, &h.log);
     assert_eq!(h.state(), GroupState::Stable);
     assert_eq!(h.committed("t", 0), Some(3));
     assert_eq!(h.heartbeat(&ids[1], None, generation), None);

@@ -189,6 +189,19 @@ pub struct CommitRequest {
     pub api_version: i16,
 }
 
+/// A TxnOffsetCommit (all versions; before v3 there is no member, and
+/// `generation_id` is -1, `member_id` empty). Its offsets stay pending
+/// until the producer's transaction ends (`complete_txn`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TxnCommitRequest {
+    pub group_id: String,
+    pub producer: TxnProducer,
+    pub generation_id: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub offsets: Vec<OffsetToCommit>,
+}
+
 /// A committed offset as OffsetFetch returns it and as it is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommittedOffset {
@@ -373,6 +386,17 @@ pub struct Record {
     pub partition: i32,
     pub key: Bytes,
     pub value: Option<Bytes>,
+    /// The transaction it belongs to (TxnOffsetCommit): written in a
+    /// transactional batch of that producer, whose COMMIT or ABORT marker in
+    /// the same partition later decides it. `None` for everything else.
+    pub txn: Option<TxnProducer>,
+}
+
+/// A transactional producer as its batches name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TxnProducer {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
 }
 
 /// A late answer to a waiting request.

@@ -281,7 +281,12 @@ impl ProducerEntry {
     }
 
     /// Kafka's epoch and sequence checks of a batch appended after this entry.
-    fn check(&self, batch: &ProducerBatch, partition: &str) -> Result<(), ProducerError> {
+    fn check(
+        &self,
+        batch: &ProducerBatch,
+        partition: &str,
+        origin: AppendOrigin,
+    ) -> Result<(), ProducerError> {
         let id = batch.producer_id;
         let first_seq = batch.meta.first_seq;
         self.check_epoch(id, batch.epoch, partition)?;
@@ -290,6 +295,9 @@ impl ProducerEntry {
                 "Expected transactional write from producer {id} at offset {} in partition {partition}",
                 batch.meta.first_offset
             )));
+        }
+        if origin == AppendOrigin::Coordinator {
+            return Ok(());
         }
         if batch.epoch != self.epoch {
             if first_seq != 0 {
@@ -358,6 +366,16 @@ pub enum ProducerError {
     InvalidTxnState(String),
     /// TRANSACTION_COORDINATOR_FENCED: a marker from an older coordinator.
     CoordinatorFenced(String),
+}
+
+/// Who appends, as Kafka's `AppendOrigin` says: a client's batches pass
+/// every check; a coordinator of this broker writing its internal topic
+/// (the group coordinator's batches of a transaction's offsets, base
+/// sequence 0 each time) only the epoch checks, as in Kafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOrigin {
+    Client,
+    Coordinator,
 }
 
 /// What an admitted append does to the producers, for `commit`.
@@ -445,13 +463,18 @@ impl ProducerStateTable {
         &self,
         appends: &[ProducerAppend],
         partition: &str,
+        origin: AppendOrigin,
     ) -> Result<Admission, ProducerError> {
         let mut update = ProducerUpdate::default();
         for append in appends {
             let id = append.producer_id();
             let current = self.producers.get(&id);
             if let ProducerAppend::Data(batch) = append {
-                if let Some(duplicate) = current.and_then(|entry| entry.duplicate_of(batch)) {
+                let client = origin == AppendOrigin::Client;
+                if let Some(duplicate) = current
+                    .filter(|_| client)
+                    .and_then(|entry| entry.duplicate_of(batch))
+                {
                     return Ok(Admission::Duplicate(duplicate));
                 }
             }
@@ -474,7 +497,7 @@ impl ProducerStateTable {
             };
             let entry = &mut update.entries[index].1;
             match append {
-                ProducerAppend::Data(batch) => entry.check(batch, partition)?,
+                ProducerAppend::Data(batch) => entry.check(batch, partition, origin)?,
                 ProducerAppend::Marker(marker) => entry.check_marker(marker, partition)?,
             }
             update.completed.extend(entry.apply(append));
@@ -753,13 +776,41 @@ mod tests {
     ) -> Result<Option<BatchMetadata>, ProducerError> {
         let appends: Vec<ProducerAppend> =
             batches.iter().copied().map(ProducerAppend::Data).collect();
-        match table.admit(&appends, PARTITION)? {
+        match table.admit(&appends, PARTITION, AppendOrigin::Client)? {
             Admission::Append(updated) => {
                 table.commit(updated);
                 Ok(None)
             }
             Admission::Duplicate(batch) => Ok(Some(batch)),
         }
+    }
+
+    /// The group coordinator writes every transactional batch at sequence
+    /// 0: only the epoch is checked, as Kafka checks a coordinator's.
+    #[test]
+    fn a_coordinators_batches_pass_on_their_epoch_alone() {
+        let mut table = ProducerStateTable::default();
+        let coordinator = |table: &ProducerStateTable, epoch, offset| {
+            let append = ProducerAppend::Data(batch(9, epoch, 0, 1, offset));
+            table.admit(&[append], PARTITION, AppendOrigin::Coordinator)
+        };
+        for (epoch, offset) in [(3, 0), (3, 1), (4, 2), (4, 3)] {
+            match coordinator(&table, epoch, offset) {
+                Ok(Admission::Append(updated)) => {
+                    table.commit(updated);
+                }
+                other => panic!("epoch {epoch} at {offset}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            coordinator(&table, 3, 4),
+            Err(ProducerError::InvalidProducerEpoch(_))
+        ));
+        assert_eq!(
+            append(&mut table, &[batch(9, 4, 0, 1, 4)]),
+            Ok(Some(batch(9, 4, 0, 1, 2).meta)),
+            "the same batch from a client is a retry"
+        );
     }
 
     #[test]
@@ -952,7 +1003,7 @@ mod tests {
         table: &mut ProducerStateTable,
         append: ProducerAppend,
     ) -> Result<Vec<CompletedTxn>, ProducerError> {
-        match table.admit(&[append], PARTITION)? {
+        match table.admit(&[append], PARTITION, AppendOrigin::Client)? {
             Admission::Append(update) => Ok(table.commit(update)),
             Admission::Duplicate(_) => panic!("not a duplicate"),
         }

@@ -21,7 +21,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, DescribeTransactionsRequest, EndTxnRequest,
-    ListTransactionsRequest,
+    ListTransactionsRequest, TxnOffsetCommitRequest,
 };
 use kafka_protocol::messages::{
     AlterConfigsRequest, ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest,
@@ -189,6 +189,7 @@ pub enum Request {
     LeaveGroup(LeaveGroupRequest),
     OffsetCommit(OffsetCommitRequest),
     OffsetFetch(OffsetFetchRequest),
+    TxnOffsetCommit(TxnOffsetCommitRequest),
     DescribeGroups(DescribeGroupsRequest),
     ListGroups(ListGroupsRequest),
     DeleteGroups(DeleteGroupsRequest),
@@ -229,6 +230,7 @@ impl Request {
             Request::LeaveGroup(_) => ApiKey::LeaveGroup,
             Request::OffsetCommit(_) => ApiKey::OffsetCommit,
             Request::OffsetFetch(_) => ApiKey::OffsetFetch,
+            Request::TxnOffsetCommit(_) => ApiKey::TxnOffsetCommit,
             Request::DescribeGroups(_) => ApiKey::DescribeGroups,
             Request::ListGroups(_) => ApiKey::ListGroups,
             Request::DeleteGroups(_) => ApiKey::DeleteGroups,
@@ -294,6 +296,9 @@ pub fn decode_request(
                 Request::OffsetCommit(OffsetCommitRequest::decode(body, version)?)
             }
             ApiKey::OffsetFetch => Request::OffsetFetch(OffsetFetchRequest::decode(body, version)?),
+            ApiKey::TxnOffsetCommit => {
+                Request::TxnOffsetCommit(TxnOffsetCommitRequest::decode(body, version)?)
+            }
             ApiKey::DescribeGroups => {
                 Request::DescribeGroups(DescribeGroupsRequest::decode(body, version)?)
             }

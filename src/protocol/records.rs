@@ -3,7 +3,9 @@
 //!
 //! Invariant: a fetched record set may end in a partial batch (the broker
 //! cuts at `max_bytes`); it is skipped, never decoded, and never an error.
-//! Control records (transaction markers) never reach the caller.
+//! Control records (transaction markers) never reach the caller of
+//! `decode_records`; `decode_batches` keeps them, with each batch's producer
+//! and attributes, for readers of internal topics that follow transactions.
 
 use anyhow::{bail, Context};
 use bytes::{Bytes, BytesMut};
@@ -41,22 +43,54 @@ pub fn encode_batch(
     compression: Compression,
     timestamp_ms: i64,
 ) -> anyhow::Result<Bytes> {
+    encode(records, compression, timestamp_ms, None)
+}
+
+/// Encodes `records` as one transactional RecordBatch v2 of producer
+/// `producer_id` at `producer_epoch`, as a coordinator writes a
+/// transaction's records to an internal topic (Kafka's group coordinator
+/// for TxnOffsetCommit): base sequence 0, the transactional attribute set.
+pub fn encode_txn_batch(
+    records: &[ProducerRecord],
+    compression: Compression,
+    timestamp_ms: i64,
+    producer_id: i64,
+    producer_epoch: i16,
+) -> anyhow::Result<Bytes> {
+    encode(
+        records,
+        compression,
+        timestamp_ms,
+        Some((producer_id, producer_epoch)),
+    )
+}
+
+fn encode(
+    records: &[ProducerRecord],
+    compression: Compression,
+    timestamp_ms: i64,
+    producer: Option<(i64, i16)>,
+) -> anyhow::Result<Bytes> {
+    let (producer_id, producer_epoch, base_sequence) = match producer {
+        Some((producer_id, producer_epoch)) => (producer_id, producer_epoch, 0),
+        None => (NO_PRODUCER_ID, NO_PRODUCER_EPOCH, NO_SEQUENCE),
+    };
     let records: Vec<Record> = records
         .iter()
         .enumerate()
         .map(|(i, record)| Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
-            producer_id: NO_PRODUCER_ID,
-            producer_epoch: NO_PRODUCER_EPOCH,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // The encoder starts a new batch wherever `offset - sequence`
             // changes; stepping both keeps one batch, whose base sequence is
-            // then NO_SEQUENCE as a non-idempotent batch needs.
-            sequence: NO_SEQUENCE.wrapping_add(i as i32),
+            // then the first record's.
+            sequence: base_sequence.wrapping_add(i as i32),
             timestamp: timestamp_ms,
             key: record.key.clone(),
             value: record.value.clone(),
@@ -176,7 +210,41 @@ pub struct FetchedRecords {
 /// control records and records before `from_offset` (a fetch returns whole
 /// batches, which may start before the offset asked for).
 pub fn decode_records(records: &Bytes, from_offset: i64) -> anyhow::Result<FetchedRecords> {
-    let mut fetched = FetchedRecords::default();
+    let (batches, next_offset) = decode_batches(records, from_offset)?;
+    let records = batches
+        .into_iter()
+        .filter(|batch| !batch.control)
+        .flat_map(|batch| batch.records)
+        .collect();
+    Ok(FetchedRecords {
+        records,
+        next_offset,
+    })
+}
+
+/// One batch of a record set, with what its header says of its producer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedBatch {
+    /// `NO_PRODUCER_ID` (-1) for a batch of no idempotent producer.
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// Attributes bit 4: part of a transaction.
+    pub transactional: bool,
+    /// Attributes bit 5: its records are control records (markers).
+    pub control: bool,
+    /// Records before `from_offset` left out; control records kept.
+    pub records: Vec<ConsumedRecord>,
+}
+
+/// Decodes every complete batch in a record set, in order, keeping control
+/// batches; a partial batch at the end is skipped. Also returns where the
+/// next read starts (see `FetchedRecords::next_offset`).
+pub fn decode_batches(
+    records: &Bytes,
+    from_offset: i64,
+) -> anyhow::Result<(Vec<DecodedBatch>, Option<i64>)> {
+    let mut batches = Vec::new();
+    let mut next_offset = None;
     let mut position = 0;
     loop {
         let rest = &records[position..];
@@ -185,26 +253,35 @@ pub fn decode_records(records: &Bytes, from_offset: i64) -> anyhow::Result<Fetch
             Err(BatchError::Truncated) => break,
             Err(error) => bail!("malformed record batch at byte {position}: {error:?}"),
         };
-        if let Some(header) = BatchHeader::view(rest) {
-            fetched.next_offset = Some(header.last_offset() + 1);
-        }
+        let Some(header) = BatchHeader::view(rest) else {
+            bail!("record batch at byte {position} has no full header");
+        };
+        next_offset = Some(header.last_offset() + 1);
+        let (producer_id, producer_epoch) = (header.producer_id.get(), header.producer_epoch.get());
+        let (transactional, control) = (header.is_transactional(), header.is_control());
         let mut batch = records.slice(position..position + batch_size);
         let set = RecordBatchDecoder::decode(&mut batch)
             .with_context(|| format!("decoding record batch at byte {position}"))?;
         position += batch_size;
-        fetched.records.extend(
-            set.records
+        batches.push(DecodedBatch {
+            producer_id,
+            producer_epoch,
+            transactional,
+            control,
+            records: set
+                .records
                 .into_iter()
-                .filter(|record| !record.control && record.offset >= from_offset)
+                .filter(|record| record.offset >= from_offset)
                 .map(|record| ConsumedRecord {
                     offset: record.offset,
                     timestamp: record.timestamp,
                     key: record.key,
                     value: record.value,
-                }),
-        );
+                })
+                .collect(),
+        });
     }
-    Ok(fetched)
+    Ok((batches, next_offset))
 }
 
 #[cfg(test)]
@@ -299,6 +376,45 @@ mod tests {
                 assert_eq!(got.timestamp, 1_700_000_000_000);
             }
         }
+    }
+
+    /// A coordinator's transactional batch: its producer and attributes in
+    /// the header, read back by `decode_batches` beside a plain batch.
+    #[test]
+    fn transactional_batches_carry_their_producer() {
+        let records = [record(Some("k"), "a"), record(Some("k"), "b")];
+        let txn = encode_txn_batch(&records, Compression::None, 0, 4_000, 3).unwrap();
+        let header = BatchHeader::view(&txn).unwrap();
+        assert!(header.is_transactional() && !header.is_control());
+        assert_eq!(header.producer_id.get(), 4_000);
+        assert_eq!(header.producer_epoch.get(), 3);
+        assert_eq!(header.base_sequence.get(), 0);
+        assert_eq!(header.last_offset_delta.get(), 1, "one batch");
+        let plain = encode_batch(&records[..1], Compression::None, 0).unwrap();
+        let mut set = with_base_offset(&plain, 5);
+        set.extend_from_slice(&with_base_offset(&txn, 6));
+        let (batches, next_offset) = decode_batches(&set.freeze(), 0).unwrap();
+        assert_eq!(next_offset, Some(8));
+        let seen: Vec<_> = batches
+            .iter()
+            .map(|b| {
+                (
+                    b.producer_id,
+                    b.producer_epoch,
+                    b.transactional,
+                    b.control,
+                    b.records.len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (NO_PRODUCER_ID, NO_PRODUCER_EPOCH, false, false, 1),
+                (4_000, 3, true, false, 2)
+            ]
+        );
+        assert_eq!(batches[1].records[1].offset, 7);
     }
 
     #[test]

@@ -100,6 +100,10 @@ pub(super) fn round_trip_api(key: ApiKey, version: i16) -> Bytes {
             groups::offset_commit_request,
             groups::offset_commit_response
         ),
+        ApiKey::TxnOffsetCommit => both!(
+            groups::txn_offset_commit_request,
+            groups::txn_offset_commit_response
+        ),
         ApiKey::OffsetFetch => both!(groups::offset_fetch_request, groups::offset_fetch_response),
         ApiKey::DescribeGroups => both!(
             groups::describe_groups_request,

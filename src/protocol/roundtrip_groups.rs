@@ -1,5 +1,6 @@
 //! Round-trip samples of the consumer group APIs (FindCoordinator,
-//! JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
+//! JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, TxnOffsetCommit,
+//! OffsetFetch,
 //! DescribeGroups, ListGroups, DeleteGroups, OffsetDelete): a populated
 //! request and response per version, for the table-wide round trip in
 //! `roundtrip.rs`.
@@ -261,6 +262,54 @@ pub(super) fn offset_commit_response(version: i16) -> OffsetCommitResponse {
         response.throttle_time_ms = 1;
     }
     response
+}
+
+pub(super) fn txn_offset_commit_request(version: i16) -> TxnOffsetCommitRequest {
+    let partition = |index, offset, metadata| {
+        let mut partition = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+            .with_partition_index(index)
+            .with_committed_offset(offset)
+            .with_committed_metadata(metadata);
+        if version >= 2 {
+            partition.committed_leader_epoch = 4;
+        }
+        partition
+    };
+    let mut request = TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(s("orders-enricher-0")))
+        .with_group_id(group("orders-app"))
+        .with_producer_id(ProducerId(4_001))
+        .with_producer_epoch(3)
+        .with_topics(vec![
+            txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                .with_name(topic("orders"))
+                .with_partitions(vec![
+                    partition(0, 1_234, Some(s("checkpoint-17"))),
+                    partition(2, 0, None),
+                ]),
+        ]);
+    if version >= 3 {
+        request.generation_id = 5;
+        request.member_id = s("member-a");
+        request.group_instance_id = Some(s("orders-app-1"));
+    }
+    request
+}
+
+pub(super) fn txn_offset_commit_response(_version: i16) -> TxnOffsetCommitResponse {
+    TxnOffsetCommitResponse::default()
+        .with_throttle_time_ms(1)
+        .with_topics(vec![
+            txn_offset_commit_response::TxnOffsetCommitResponseTopic::default()
+                .with_name(topic("orders"))
+                .with_partitions(vec![
+                    txn_offset_commit_response::TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(0),
+                    txn_offset_commit_response::TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(2)
+                        .with_error_code(47), // INVALID_PRODUCER_EPOCH
+                ]),
+        ])
 }
 
 pub(super) fn offset_fetch_request(version: i16) -> OffsetFetchRequest {

@@ -41,6 +41,7 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::LeaveGroup, 0, 5),
     api(ApiKey::OffsetCommit, 2, 9),
     api(ApiKey::OffsetFetch, 1, 9),
+    api(ApiKey::TxnOffsetCommit, 0, 5),
     api(ApiKey::DescribeGroups, 0, 6),
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::DeleteGroups, 0, 2),

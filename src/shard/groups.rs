@@ -2,7 +2,11 @@
 //! `crate::group`, fed with requests, a clock and a timer, its records
 //! appended to the `__consumer_offsets` partitions this shard owns, and its
 //! waiting JoinGroup/SyncGroup answers delivered once those records are on
-//! disk.
+//! disk. A transaction's offsets go in transactional batches of its
+//! producer, appended as a coordinator's (Kafka's `AppendOrigin`: only the
+//! producer epoch is checked); the transaction coordinator calls
+//! `complete_txn` once the marker is in, and loading replays markers with
+//! the records.
 //!
 //! Invariant: every group handled here hashes to a `__consumer_offsets`
 //! partition owned by this shard, so its state and its log live on one
@@ -24,15 +28,20 @@ use crate::group::{
     offsets_partition, Completion, ConsumerHeartbeatResponse, Effects, GroupConfig,
     GroupCoordinator, JoinResponse, Record, RequestToken, SyncResponse, OFFSETS_TOPIC,
 };
-use crate::log::AppendWait;
+use crate::log::{AppendOrigin, AppendWait, LogError, ProducerError};
 use crate::metadata::ClusterView;
-use crate::protocol::records::{decode_records, encode_batch, ProducerRecord};
+use crate::protocol::records::{
+    decode_batches, encode_batch, encode_txn_batch, DecodedBatch, ProducerRecord,
+};
 
 /// How often sessions, join barriers and offset retention are checked.
 /// Kafka's coordinator timers have the same resolution.
 pub const GROUP_TICK_MS: u64 = 100;
 /// Bytes read per step while loading a `__consumer_offsets` partition.
 const LOAD_READ_BYTES: usize = 1 << 20;
+/// Kafka's `ControlRecordType` of a transaction marker.
+const CONTROL_TYPE_ABORT: i16 = 0;
+const CONTROL_TYPE_COMMIT: i16 = 1;
 
 pub struct GroupHost {
     coordinator: RefCell<GroupCoordinator>,
@@ -96,9 +105,11 @@ impl GroupHost {
         let Some(log) = owned.log(&topic_partition) else {
             return;
         };
-        let end = log.high_watermark();
         let mut offset = log.log_start_offset();
-        while offset < end {
+        // Up to the high watermark as it moves: a transaction marker may
+        // land meanwhile, and `complete_txn` leaves it to the load.
+        while offset < log.high_watermark() {
+            let end = log.high_watermark();
             let chunks = match log.read(offset, end, LOAD_READ_BYTES, true).await {
                 Ok(chunks) if !chunks.is_empty() => chunks,
                 Ok(_) => break,
@@ -109,32 +120,68 @@ impl GroupHost {
             };
             let mut next = offset;
             for chunk in chunks {
-                let fetched = match decode_records(&chunk, offset) {
-                    Ok(fetched) => fetched,
+                let (batches, next_offset) = match decode_batches(&chunk, offset) {
+                    Ok(decoded) => decoded,
                     Err(error) => {
                         log::error!("loading {}: {error}", topic_partition.dir_name());
                         return;
                     }
                 };
-                let now = now_ms() as i64;
-                let mut coordinator = self.coordinator.borrow_mut();
-                for record in &fetched.records {
-                    let Some(key) = &record.key else { continue };
-                    if let Err(error) = coordinator.replay(now, key, record.value.as_deref()) {
-                        log::warn!(
-                            "{} offset {}: skipped record: {error:?}",
-                            topic_partition.dir_name(),
-                            record.offset
-                        );
-                    }
+                for batch in &batches {
+                    self.replay_batch(&topic_partition, batch);
                 }
-                next = next.max(fetched.next_offset.unwrap_or(next));
+                next = next.max(next_offset.unwrap_or(next));
             }
             if next <= offset {
                 break;
             }
             offset = next;
         }
+    }
+
+    /// Replays one batch read back from `__consumer_offsets`: its records,
+    /// pending in their producer's transaction if the batch is
+    /// transactional, or the transaction marker it holds.
+    fn replay_batch(&self, topic_partition: &TopicPartition, batch: &DecodedBatch) {
+        let now = now_ms() as i64;
+        let mut coordinator = self.coordinator.borrow_mut();
+        for record in &batch.records {
+            if batch.control {
+                let marker = record.key.as_deref().and_then(marker_commits);
+                if let Some(commit) = marker {
+                    let partition = topic_partition.partition;
+                    coordinator.complete_txn(now, partition, batch.producer_id, commit);
+                }
+                continue;
+            }
+            let Some(key) = &record.key else { continue };
+            let txn = batch.transactional.then_some(batch.producer_id);
+            let value = record.value.as_deref();
+            if let Err(error) = coordinator.replay(now, record.offset, txn, key, value) {
+                log::warn!(
+                    "{} offset {}: skipped record: {error:?}",
+                    topic_partition.dir_name(),
+                    record.offset
+                );
+            }
+        }
+    }
+
+    /// The end of producer `producer_id`'s transaction, whose marker
+    /// (COMMIT when `commit`) is now durable in `__consumer_offsets`
+    /// partition `offsets_partition`: its pending offsets there become
+    /// committed or are dropped. While the partition loads, the load reads
+    /// the marker itself.
+    pub fn complete_txn(&self, offsets_partition: i32, producer_id: i64, commit: bool) {
+        if self.loading.borrow().contains(&offsets_partition) {
+            return;
+        }
+        self.coordinator.borrow_mut().complete_txn(
+            now_ms() as i64,
+            offsets_partition,
+            producer_id,
+            commit,
+        );
     }
 
     fn token(&self) -> (RequestToken, oneshot::Receiver<Completion>) {
@@ -200,10 +247,20 @@ impl GroupHost {
                 }
                 GroupAnswer::Offsets(results)
             }
+            GroupCall::TxnCommit(request) => {
+                let (mut results, effects) = self.coordinator.borrow_mut().txn_commit(now, request);
+                if let Err(error) = self.apply_all(owned, effects).await {
+                    for result in results.iter_mut().filter(|result| result.error.is_none()) {
+                        result.error = Some(error);
+                    }
+                }
+                GroupAnswer::Offsets(results)
+            }
             GroupCall::FetchOffsets {
                 group_id,
                 member,
                 partitions,
+                require_stable,
             } => {
                 let coordinator = self.coordinator.borrow();
                 let refused = member.and_then(|(member_id, epoch)| {
@@ -211,7 +268,11 @@ impl GroupHost {
                 });
                 GroupAnswer::FetchedOffsets(match refused {
                     Some(error) => Err(error),
-                    None => Ok(coordinator.fetch_offsets(&group_id, partitions.as_deref())),
+                    None => Ok(coordinator.fetch_offsets(
+                        &group_id,
+                        partitions.as_deref(),
+                        require_stable,
+                    )),
                 })
             }
             GroupCall::DeleteOffsets {
@@ -275,6 +336,17 @@ impl GroupHost {
     /// Returns false when an append failed: the in-memory state of those
     /// partitions is then rebuilt from what is on disk.
     async fn apply(&self, owned: &OwnedPartitions, effects: Effects) -> bool {
+        self.apply_all(owned, effects).await.is_ok()
+    }
+
+    /// `apply`, with the error to answer when an append failed:
+    /// INVALID_PRODUCER_EPOCH when the log refused a transaction's batch of
+    /// a fenced producer, else NOT_COORDINATOR.
+    async fn apply_all(
+        &self,
+        owned: &OwnedPartitions,
+        effects: Effects,
+    ) -> Result<(), ResponseError> {
         let Effects {
             records,
             completions,
@@ -287,12 +359,33 @@ impl GroupHost {
                 .push(record);
         }
         let mut failed = Vec::new();
+        let mut answer = Ok(());
         for (partition, records) in by_partition {
-            if let Err(error) = append(owned, partition, &records).await {
-                log::error!("{OFFSETS_TOPIC}-{partition}: cannot append group records: {error}");
-                failed.push(partition);
+            // One batch per run of records of one transaction (or of none).
+            for run in records.chunk_by(|a, b| a.txn == b.txn) {
+                if let Err(error) = append(owned, partition, run).await {
+                    log::error!(
+                        "{OFFSETS_TOPIC}-{partition}: cannot append group records: {error}"
+                    );
+                    answer = Err(append_error(&error));
+                    failed.push(partition);
+                    break;
+                }
             }
         }
+        self.deliver(completions);
+        if failed.is_empty() {
+            return Ok(());
+        }
+        for &partition in &failed {
+            let effects = self.coordinator.borrow_mut().unload_partition(partition);
+            self.deliver(effects.completions);
+        }
+        self.load(owned, &failed).await;
+        answer
+    }
+
+    fn deliver(&self, completions: Vec<Completion>) {
         for completion in completions {
             let token = match &completion {
                 Completion::Join(token, _) | Completion::Sync(token, _) => *token,
@@ -302,33 +395,41 @@ impl GroupHost {
                 let _ = waiter.send(completion);
             }
         }
-        if failed.is_empty() {
-            return true;
-        }
-        for &partition in &failed {
-            let effects = self.coordinator.borrow_mut().unload_partition(partition);
-            for completion in effects.completions {
-                let token = match &completion {
-                    Completion::Join(token, _) | Completion::Sync(token, _) => *token,
-                };
-                let waiter = self.waiting.borrow_mut().remove(&token);
-                if let Some(waiter) = waiter {
-                    let _ = waiter.send(completion);
-                }
-            }
-        }
-        self.load(owned, &failed).await;
-        false
     }
 }
 
-/// Appends `records` to `__consumer_offsets`-`partition` as one batch and
-/// waits until it is durable.
+/// The Kafka error for a failed append of group records.
+fn append_error(error: &anyhow::Error) -> ResponseError {
+    match error.downcast_ref::<LogError>() {
+        Some(LogError::Producer(ProducerError::InvalidProducerEpoch(_))) => {
+            ResponseError::InvalidProducerEpoch
+        }
+        _ => ResponseError::NotCoordinator,
+    }
+}
+
+/// Whether a control record is a COMMIT marker (Kafka's `ControlRecordType`:
+/// key version i16, type i16, 0 ABORT, 1 COMMIT); `None` when it is no
+/// transaction marker.
+fn marker_commits(key: &[u8]) -> Option<bool> {
+    let kind = i16::from_be_bytes(key.get(2..4)?.try_into().ok()?);
+    match kind {
+        CONTROL_TYPE_ABORT => Some(false),
+        CONTROL_TYPE_COMMIT => Some(true),
+        _ => None,
+    }
+}
+
+/// Appends `records` to `__consumer_offsets`-`partition` as one batch (a
+/// transactional one of their producer if they belong to a transaction)
+/// and waits until it is durable.
 async fn append(owned: &OwnedPartitions, partition: i32, records: &[Record]) -> anyhow::Result<()> {
     let topic_partition = TopicPartition::new(OFFSETS_TOPIC, partition);
     let log = owned
         .log(&topic_partition)
         .ok_or_else(|| anyhow::anyhow!("partition not owned by this shard"))?;
+    let txn = records.first().and_then(|record| record.txn);
+    debug_assert!(records.iter().all(|record| record.txn == txn));
     let records: Vec<ProducerRecord> = records
         .iter()
         .map(|record| ProducerRecord {
@@ -336,8 +437,24 @@ async fn append(owned: &OwnedPartitions, partition: i32, records: &[Record]) -> 
             value: record.value.clone(),
         })
         .collect();
-    let batch = BytesMut::from(&encode_batch(&records, Compression::None, now_ms() as i64)?[..]);
-    log.append(batch, AppendWait::Durable, None).await?;
+    let timestamp_ms = now_ms() as i64;
+    let batch = match txn {
+        None => encode_batch(&records, Compression::None, timestamp_ms)?,
+        Some(txn) => encode_txn_batch(
+            &records,
+            Compression::None,
+            timestamp_ms,
+            txn.producer_id,
+            txn.producer_epoch,
+        )?,
+    };
+    log.append_from(
+        AppendOrigin::Coordinator,
+        BytesMut::from(&batch[..]),
+        AppendWait::Durable,
+        None,
+    )
+    .await?;
     Ok(())
 }
 
@@ -361,6 +478,192 @@ mod tests {
         let (second, _b) = host.token();
         assert_ne!(first, second);
         assert_eq!(host.waiting.borrow().len(), 2);
+    }
+
+    use std::collections::BTreeMap;
+
+    use bytes::Bytes;
+    use indexmap::IndexMap;
+    use kafka_protocol::records::{
+        Record as KafkaRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+        NO_PARTITION_LEADER_EPOCH, NO_SEQUENCE,
+    };
+
+    use crate::config::BrokerConfig;
+    use crate::group::{OffsetToCommit, TxnCommitRequest, TxnProducer};
+    use crate::metadata::TopicMeta;
+
+    const GROUP: &str = "txn-group";
+
+    /// A COMMIT or ABORT marker as a transaction coordinator writes it: one
+    /// control record, key version 0 and type, value version 0 and the
+    /// coordinator epoch.
+    fn marker_batch(producer: TxnProducer, commit: bool) -> BytesMut {
+        let kind = if commit {
+            CONTROL_TYPE_COMMIT
+        } else {
+            CONTROL_TYPE_ABORT
+        };
+        let key = [0i16.to_be_bytes(), kind.to_be_bytes()].concat();
+        let value = [&0i16.to_be_bytes()[..], &0i32.to_be_bytes()[..]].concat();
+        let record = KafkaRecord {
+            transactional: true,
+            control: true,
+            delete_horizon: false,
+            partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+            producer_id: producer.producer_id,
+            producer_epoch: producer.producer_epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: NO_SEQUENCE,
+            timestamp: 0,
+            key: Some(Bytes::from(key)),
+            value: Some(Bytes::from(value)),
+            headers: IndexMap::new(),
+        };
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, [&record], &options).unwrap();
+        buf
+    }
+
+    fn txn_commit(producer: TxnProducer, topic_partition: i32, offset: i64) -> TxnCommitRequest {
+        TxnCommitRequest {
+            group_id: GROUP.into(),
+            producer,
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+            offsets: vec![OffsetToCommit {
+                topic: "t".into(),
+                partition: topic_partition,
+                offset,
+                leader_epoch: -1,
+                metadata: None,
+            }],
+        }
+    }
+
+    /// What OffsetFetch with `require_stable` answers for t-0 .. t-2:
+    /// (error code, offset).
+    fn stable(host: &GroupHost) -> Vec<(i16, i64)> {
+        let wanted: Vec<(String, i32)> = (0..3).map(|p| ("t".to_string(), p)).collect();
+        let coordinator = host.coordinator.borrow();
+        coordinator
+            .fetch_offsets(GROUP, Some(&wanted), true)
+            .iter()
+            .map(|fetched| {
+                let offset = fetched.committed.as_ref().map_or(-1, |c| c.offset);
+                (fetched.error.map_or(0, |e| e.code()), offset)
+            })
+            .collect()
+    }
+
+    /// The transactional records and the markers of a real
+    /// `__consumer_offsets` log: applied live, then loaded by a fresh host
+    /// (a restart) into the same offsets; a fenced producer's batch is
+    /// refused by the log with INVALID_PRODUCER_EPOCH.
+    #[test]
+    fn transactions_in_the_log_load_into_what_their_markers_decided() {
+        crate::shard::block_on(|| async {
+            let tmp = tempfile::tempdir().unwrap();
+            let config = GroupConfig::default();
+            let partitions = config.offsets_topic_num_partitions;
+            let partition = offsets_partition(GROUP, partitions);
+            let owned = OwnedPartitions::new(tmp.path().to_path_buf());
+            let topic = TopicMeta {
+                name: OFFSETS_TOPIC.into(),
+                id: uuid::Uuid::from_u128(7),
+                partitions,
+                configs: BTreeMap::new(),
+                placement: Vec::new(),
+            };
+            let broker = BrokerConfig::new(tmp.path().to_path_buf(), 1);
+            owned.open(&broker, &topic, &[partition]).await.unwrap();
+            let log = owned
+                .log(&TopicPartition::new(OFFSETS_TOPIC, partition))
+                .unwrap();
+            let committing = TxnProducer {
+                producer_id: 4_000,
+                producer_epoch: 3,
+            };
+            let aborting = TxnProducer {
+                producer_id: 4_001,
+                producer_epoch: 0,
+            };
+            let host = GroupHost::new(config.clone(), 0);
+            let commit = |request| {
+                let (results, effects) = host.coordinator.borrow_mut().txn_commit(0, request);
+                assert!(results.iter().all(|result| result.error.is_none()));
+                effects
+            };
+            for (producer, topic_partition, offset) in
+                [(committing, 0, 10), (committing, 0, 11), (aborting, 1, 20)]
+            {
+                let effects = commit(txn_commit(producer, topic_partition, offset));
+                assert_eq!(host.apply_all(&owned, effects).await, Ok(()));
+            }
+            let effects = commit(txn_commit(committing, 2, 30));
+            let (_, plain) = host.coordinator.borrow_mut().commit(
+                0,
+                crate::group::CommitRequest {
+                    group_id: GROUP.into(),
+                    generation_id: -1,
+                    member_id: String::new(),
+                    group_instance_id: None,
+                    offsets: txn_commit(committing, 1, 5).offsets,
+                    api_version: 9,
+                },
+            );
+            let mut both = effects;
+            both.records.extend(plain.records);
+            assert_eq!(host.apply_all(&owned, both).await, Ok(()));
+            let unstable = ResponseError::UnstableOffsetCommit.code();
+            assert_eq!(
+                stable(&host),
+                [(unstable, -1), (unstable, -1), (unstable, -1)]
+            );
+
+            log.append(marker_batch(committing, true), AppendWait::Durable, None)
+                .await
+                .unwrap();
+            host.complete_txn(partition, committing.producer_id, true);
+            let decided = [(0, 11), (unstable, -1), (0, 30)];
+            assert_eq!(stable(&host), decided);
+
+            // A restart with one transaction still open.
+            let restarted = GroupHost::new(config.clone(), 0);
+            restarted.load(&owned, &[partition]).await;
+            assert_eq!(stable(&restarted), decided);
+            log.append(marker_batch(aborting, false), AppendWait::Durable, None)
+                .await
+                .unwrap();
+            restarted.complete_txn(partition, aborting.producer_id, false);
+            let decided = [(0, 11), (0, 5), (0, 30)];
+            assert_eq!(stable(&restarted), decided);
+            let again = GroupHost::new(config, 0);
+            again.load(&owned, &[partition]).await;
+            assert_eq!(stable(&again), decided);
+
+            // A zombie: its epoch is older than the one the log has seen.
+            let zombie = TxnProducer {
+                producer_id: 4_000,
+                producer_epoch: 2,
+            };
+            let effects = again
+                .coordinator
+                .borrow_mut()
+                .txn_commit(0, txn_commit(zombie, 0, 99))
+                .1;
+            assert_eq!(
+                again.apply_all(&owned, effects).await,
+                Err(ResponseError::InvalidProducerEpoch)
+            );
+            assert_eq!(stable(&again), decided, "reloaded from what is durable");
+        });
     }
 
     #[test]

@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use crate::group::{
     CommitRequest, ConsumerHeartbeatRequest, ConsumerHeartbeatResponse, DescribedConsumerGroup,
     DescribedGroup, GroupState, HeartbeatRequest, JoinRequest, JoinResponse, LeaveResponse,
-    LeavingMember, ListedGroup, PartitionOffset, SyncRequest, SyncResponse,
+    LeavingMember, ListedGroup, PartitionOffset, SyncRequest, SyncResponse, TxnCommitRequest,
 };
 use crate::log::{AppendResult, AppendWait, ProducerDescription};
 // The controller's requests and errors are the pure controller's types.
@@ -167,6 +167,8 @@ pub enum GroupCall {
         members: Vec<LeavingMember>,
     },
     Commit(CommitRequest),
+    /// TxnOffsetCommit: answered with `GroupAnswer::Offsets`.
+    TxnCommit(TxnCommitRequest),
     FetchOffsets {
         group_id: String,
         /// OffsetFetch v9: the asking member's id and epoch, checked
@@ -174,6 +176,9 @@ pub enum GroupCall {
         member: Option<(String, i32)>,
         /// None: every partition with a committed offset.
         partitions: Option<Vec<(String, i32)>>,
+        /// OffsetFetch v7+: UNSTABLE_OFFSET_COMMIT for a partition with
+        /// offsets pending in an open transaction.
+        require_stable: bool,
     },
     DeleteOffsets {
         group_id: String,
@@ -197,6 +202,7 @@ impl GroupCall {
             GroupCall::Sync(request) => &request.group_id,
             GroupCall::Heartbeat(request) => &request.group_id,
             GroupCall::Commit(request) => &request.group_id,
+            GroupCall::TxnCommit(request) => &request.group_id,
             GroupCall::ConsumerHeartbeat(request) => &request.group_id,
             GroupCall::Leave { group_id, .. }
             | GroupCall::FetchOffsets { group_id, .. }

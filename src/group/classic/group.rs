@@ -8,7 +8,9 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 
 use crate::group::consumer::ConsumerGroup;
-use crate::group::types::{CommittedOffset, GroupState, GroupType, JoinMember, RequestToken};
+use crate::group::offsets::StoredOffset;
+use crate::group::txn_offsets::PendingTxnOffsets;
+use crate::group::types::{GroupState, GroupType, JoinMember, RequestToken};
 
 /// The protocol type of Kafka consumers, whose subscriptions the coordinator
 /// can read (for OffsetDelete's GROUP_SUBSCRIBED_TO_TOPIC).
@@ -107,7 +109,9 @@ pub(in crate::group) struct Group {
     pub sync_deadline_ms: Option<i64>,
     /// A member arrived during the initial delay: extend it once more.
     pub new_member_added: bool,
-    pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    pub offsets: BTreeMap<(String, i32), StoredOffset>,
+    /// Offsets of open transactions by producer id (`txn_offsets.rs`).
+    pub pending_txn: PendingTxnOffsets,
     /// Set while the group is a consumer-protocol group (KIP-848): then the
     /// classic membership above is empty, and this holds the members.
     pub consumer: Option<ConsumerGroup>,
@@ -133,6 +137,7 @@ impl Group {
             sync_deadline_ms: None,
             new_member_added: false,
             offsets: BTreeMap::new(),
+            pending_txn: PendingTxnOffsets::new(),
             consumer: None,
         }
     }

@@ -898,6 +898,7 @@ pub(in crate::group) fn group_record(group: &Group) -> Record {
         partition: group.partition,
         key: records::encode_group_key(&group.group_id),
         value: Some(records::encode_group_value(&value)),
+        txn: None,
     }
 }
 
@@ -970,11 +971,13 @@ pub(in crate::group) fn load_group(group: &mut Group, value: GroupValue, now_ms:
     group.previous_state = group.state;
 }
 
-/// A group with no members, no protocol and no offsets is forgotten.
+/// A group with no members, no protocol, no offsets and no open
+/// transaction is forgotten.
 pub(in crate::group) fn drop_if_unused(group: &mut Group, now_ms: i64) {
     if group.members.is_empty()
         && group.pending_members.is_empty()
         && group.offsets.is_empty()
+        && group.pending_txn.is_empty()
         && group.protocol_type.is_none()
     {
         group.transition(GroupState::Dead, now_ms);

@@ -299,6 +299,7 @@ impl GroupCoordinator {
                     partition,
                     key,
                     value,
+                    txn: None,
                 }));
             match now {
                 Some(now) => self.durable_consumers.insert(group_id, now),

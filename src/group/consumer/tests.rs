@@ -84,10 +84,17 @@ impl Harness {
     /// Replays `effects`' records into `restarted` and checks that it now
     /// holds the same membership, epochs and assignments.
     fn persist(&mut self, effects: &Effects) {
-        self.records_written += effects.records.len();
         for record in &effects.records {
+            let offset = self.records_written as i64;
+            self.records_written += 1;
             self.restarted
-                .replay(self.now_ms, &record.key, record.value.as_deref())
+                .replay(
+                    self.now_ms,
+                    offset,
+                    None,
+                    &record.key,
+                    record.value.as_deref(),
+                )
                 .expect("replays");
         }
         let groups = vec!["g".to_string()];
@@ -635,7 +642,7 @@ fn members_commit_with_their_member_epoch() {
     );
     let fetched = harness
         .coordinator
-        .fetch_offsets("g", Some(&[(TOPIC.to_string(), 0)]));
+        .fetch_offsets("g", Some(&[(TOPIC.to_string(), 0)]), false);
     assert_eq!(fetched[0].committed.as_ref().map(|c| c.offset), Some(42));
     let fetch = |member_id: &str, epoch| {
         harness

@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use bytes::BytesMut;
 
-use super::super::producer_state::Admission;
+use super::super::producer_state::{Admission, AppendOrigin};
 use super::super::segment::{Segment, NO_TIMESTAMP};
 use super::super::{AppendResult, AppendWait, LogError, SEGMENT_BYTES_MAX};
 use super::tail::CachedBatch;
@@ -39,10 +39,23 @@ impl PartitionLog {
         wait: AppendWait,
         log_append_time_ms: Option<i64>,
     ) -> Result<AppendResult, LogError> {
+        self.append_from(AppendOrigin::Client, batches, wait, log_append_time_ms)
+            .await
+    }
+
+    /// `append` of batches from `origin`: a coordinator's pass only the
+    /// producer epoch check (`AppendOrigin`).
+    pub async fn append_from(
+        self: &Rc<Self>,
+        origin: AppendOrigin,
+        batches: BytesMut,
+        wait: AppendWait,
+        log_append_time_ms: Option<i64>,
+    ) -> Result<AppendResult, LogError> {
         self.wait_for_room(batches.len()).await?;
         // No `.await` from the admission to the queue: nothing overtakes,
         // and the producer checks see the log end the batches will get.
-        let producers = match self.admit_producers(&batches)? {
+        let producers = match self.admit_producers(&batches, origin)? {
             Admission::Append(updated) => updated,
             Admission::Duplicate(batch) => return self.answer_duplicate(batch, wait).await,
         };

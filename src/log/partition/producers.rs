@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use super::super::checkpoint::{self, read_whole};
 use super::super::producer_state::{
-    Admission, BatchMetadata, CompletedTxn, ProducerAppend, ProducerDescription,
+    Admission, AppendOrigin, BatchMetadata, CompletedTxn, ProducerAppend, ProducerDescription,
     ProducerStateTable, ProducerUpdate,
 };
 use super::super::{AppendResult, AppendWait, LogError};
@@ -81,7 +81,11 @@ fn remove_snapshot(dir: &Path, offset: i64) -> Result<(), LogError> {
 impl PartitionLog {
     /// Kafka's producer checks of `batches` if they were appended now at the
     /// log end offset. Changes nothing; `commit_producers` applies them.
-    pub(super) fn admit_producers(&self, batches: &[u8]) -> Result<Admission, LogError> {
+    pub(super) fn admit_producers(
+        &self,
+        batches: &[u8],
+        origin: AppendOrigin,
+    ) -> Result<Admission, LogError> {
         let mut offset = self.offsets.log_end();
         let mut producer_batches = Vec::new();
         let mut cursor = 0;
@@ -104,7 +108,7 @@ impl PartitionLog {
         self.producers
             .table
             .borrow()
-            .admit(&producer_batches, &partition)
+            .admit(&producer_batches, &partition, origin)
             .map_err(LogError::Producer)
     }
 

@@ -43,6 +43,7 @@ mod produce;
 mod sync_group;
 mod txn_route;
 mod write_txn_markers;
+mod txn_offset_commit;
 
 use std::collections::BTreeMap;
 
@@ -154,6 +155,10 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
         Request::OffsetCommit(request) => encode(
             &header,
             &offset_commit::handle(context, &header, request).await,
+        ),
+        Request::TxnOffsetCommit(request) => encode(
+            &header,
+            &txn_offset_commit::handle(context, &header, request).await,
         ),
         Request::OffsetFetch(request) => encode(
             &header,

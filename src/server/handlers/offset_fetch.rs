@@ -21,16 +21,19 @@ const GROUPS_VERSION: i16 = 8;
 const NO_OFFSET: i64 = -1;
 const NO_LEADER_EPOCH: i32 = -1;
 
+/// One group's offsets; `require_stable` as the request's (v7+).
 async fn fetch(
     context: &ConnectionContext,
     group_id: &str,
     member: Option<(String, i32)>,
     partitions: Option<Vec<(String, i32)>>,
+    require_stable: bool,
 ) -> Result<Vec<PartitionOffset>, ResponseError> {
     let call = GroupCall::FetchOffsets {
         group_id: group_id.to_string(),
         member,
         partitions,
+        require_stable,
     };
     match call_group(context, group_id, call).await? {
         GroupAnswer::FetchedOffsets(offsets) => offsets,
@@ -88,7 +91,8 @@ pub async fn handle(
                 .member_id
                 .as_ref()
                 .map(|member_id| (member_id.to_string(), group.member_epoch));
-            match fetch(context, group.group_id.0.as_str(), member, wanted).await {
+            let group_id = group.group_id.0.as_str();
+            match fetch(context, group_id, member, wanted, request.require_stable).await {
                 Ok(offsets) => {
                     entry.topics = by_topic(offsets)
                         .into_iter()
@@ -129,7 +133,9 @@ pub async fn handle(
             })
             .collect()
     });
-    match fetch(context, request.group_id.0.as_str(), None, wanted).await {
+    // `require_stable` exists from v7 (the crate reads false before).
+    let group_id = request.group_id.0.as_str();
+    match fetch(context, group_id, None, wanted, request.require_stable).await {
         Ok(offsets) => {
             response.topics = by_topic(offsets)
                 .into_iter()
