@@ -280,7 +280,7 @@ impl Shard {
             }
             ShardRequest::PartitionSizes => ShardReply::PartitionSizes(self.partitions.sizes()),
             ShardRequest::WriteTxnMarkers(parts) => {
-                ShardReply::TxnMarkers(self.partitions.write_txn_markers(parts).await)
+                ShardReply::TxnMarkers(self.write_txn_markers_here(parts).await)
             }
             ShardRequest::DescribeProducers(parts) => {
                 ShardReply::Producers(self.partitions.describe_producers(&parts))

@@ -3,7 +3,9 @@
 //! partition's owner shard, all owners at once.
 //!
 //! Invariant: an answer of success means the marker is durable in that
-//! partition's log; a partition the broker does not have gets
+//! partition's log, and for a `__consumer_offsets` partition that the group
+//! coordinator has made the transaction's offsets committed (or dropped
+//! them); a partition the broker does not have gets
 //! UNKNOWN_TOPIC_OR_PARTITION and nothing is written for it.
 
 use std::collections::BTreeMap;
@@ -13,6 +15,7 @@ use kafka_protocol::error::ResponseError;
 
 use super::messages::{KafkaError, ShardReply, ShardRequest, TopicPartition};
 use super::Shard;
+use crate::group::OFFSETS_TOPIC;
 use crate::protocol::records::TxnMarker;
 
 /// One owner's markers, with their positions in the caller's list.
@@ -67,5 +70,29 @@ impl Shard {
                 result.unwrap_or_else(|| Err(KafkaError::new(ResponseError::UnknownServerError)))
             })
             .collect()
+    }
+
+    /// On the owner of every partition in `parts`: appends each marker, and
+    /// once one is durable in a `__consumer_offsets` partition, ends the
+    /// producer's pending offsets there (Kafka's
+    /// `GroupCoordinator.onTransactionCompleted`).
+    pub(super) async fn write_txn_markers_here(
+        &self,
+        parts: Vec<(TopicPartition, TxnMarker)>,
+    ) -> Vec<Result<(), KafkaError>> {
+        let offsets_ends: Vec<Option<(i32, TxnMarker)>> = parts
+            .iter()
+            .map(|(partition, marker)| {
+                (&*partition.topic == OFFSETS_TOPIC).then_some((partition.partition, *marker))
+            })
+            .collect();
+        let results = self.partitions.write_txn_markers(parts).await;
+        for (result, end) in results.iter().zip(offsets_ends) {
+            if let (Ok(()), Some((partition, marker))) = (result, end) {
+                self.groups
+                    .complete_txn(partition, marker.producer_id, marker.commit);
+            }
+        }
+        results
     }
 }
