@@ -125,8 +125,7 @@ pub fn run_transactions(cmd: TransactionsCommand) -> anyhow::Result<()> {
             transactional_id,
             bootstrap,
         } => {
-            let row = describe(&bootstrap.bootstrap, &transactional_id)
-                .with_context(|| format!("describing transactional id {transactional_id}"))?;
+            let row = describe(&bootstrap.bootstrap, &transactional_id)?;
             write!(out, "{}", table(&DESCRIBE_HEADERS, &[row]))?;
         }
         TransactionsCommand::Abort(args) => abort(&args)?,
@@ -197,7 +196,11 @@ fn describe(bootstrap: &str, transactional_id: &str) -> anyhow::Result<Vec<Strin
                 .ok_or_else(|| {
                     anyhow!("DescribeTransactions response does not mention {transactional_id}")
                 })?;
-            check(state.error_code, None, transactional_id)?;
+            check(
+                state.error_code,
+                None,
+                &format!("transactional id {transactional_id}"),
+            )?;
             Ok((coordinator.node_id.0, state))
         },
     )?;

@@ -23,7 +23,7 @@ from confluent_kafka.admin import OffsetSpec
 import clients
 import test_java_clients as java_clients
 from client_programs import b64, unb64
-from conftest import SETPRIV, make_temp_dir, read_text, remove_temp_dir, wait_until
+from conftest import SETPRIV, make_temp_dir, read_text, remove_temp_dir, shoal_bin, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TXN_APP = os.path.join(HERE, "helpers", "txn_app.py")
@@ -244,8 +244,13 @@ class App:
             self.lines.append(line.decode().strip())
 
     def wait_for_line(self, line, timeout_s):
-        wait_until(lambda: line in self.lines or self.proc.poll() is not None, timeout_s, f"the app to print {line!r}")
-        assert line in self.lines, f"the app exited with {self.proc.returncode}:\n{read_text(self.log_path)[-3000:]}"
+        deadline = time.monotonic() + timeout_s
+        while line not in self.lines:
+            self.assert_alive()
+            assert time.monotonic() < deadline, (
+                f"the app printed no {line!r} in {timeout_s}s:\n{read_text(self.log_path)[-3000:]}"
+            )
+            time.sleep(0.05)
 
     def assert_alive(self):
         assert self.proc.poll() is None, f"the app exited with {self.proc.returncode}:\n{read_text(self.log_path)[-3000:]}"
@@ -407,3 +412,75 @@ def test_java_transactional_producer_and_read_committed_consumer(broker, topic, 
     assert decoded(out["read_uncommitted"]) == joined(spread(committed_vals, 2), spread(aborted, 2), spread(open_vals, 2))
     assert out["ends_after"] == {"0": 18, "1": 18}
     assert read_values(b, topic, 2, "read_committed") == spread(committed_vals, 2)
+
+
+def tool_rows(output):
+    """kafka-transactions.sh's tables (shoal's tool prints the same): cells
+    padded to their column's width, each followed by a tab; header first.
+    Returns [{header: cell}]."""
+    lines = [[cell.strip() for cell in line.split("\t")[:-1]] for line in output.splitlines() if line.strip()]
+    assert lines, f"no table in {output!r}"
+    header = lines[0]
+    assert all(len(line) == len(header) for line in lines), output
+    return [dict(zip(header, line)) for line in lines[1:]]
+
+
+def shoal_tool(*args, check=True):
+    result = subprocess.run([shoal_bin(), "transactions", *args], capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL, timeout=60)
+    if check:
+        assert result.returncode == 0, f"shoal transactions {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def open_and_committed(bootstrap, topic):
+    """A transaction left open on partition 0 (three records from offset 0)
+    and one committed on partition 1: returns their transactional ids and
+    the open one's producer, which must stay alive."""
+    open_id, done_id = txn_id(), txn_id()
+    done = txn_producer(bootstrap, done_id)
+    done.begin_transaction()
+    done.produce(topic, value=b"done", partition=1)
+    clients.flush(done)
+    done.commit_transaction(CALL_TIMEOUT_S)
+    hanging = txn_producer(bootstrap, open_id, transaction_timeout_ms=120_000)
+    hanging.begin_transaction()
+    produce_values(hanging, topic, 1, values("open", 3))
+    return open_id, done_id, hanging
+
+
+def test_shoal_transactions_tool(broker, topic):
+    """`shoal transactions list | describe | abort`, against any
+    Kafka-compatible broker: the open transaction is listed and described
+    with its partition; abort by its start offset writes the marker that
+    lets read_committed consumers past it."""
+    b = broker.bootstrap
+    clients.create_topic(b, topic, 2)
+    # The open transaction's producer goes unused: the tool ends its
+    # transaction on the partition, as for a producer that hung.
+    open_id, done_id, _ = open_and_committed(b, topic)
+
+    listed = {r["TransactionalId"]: r for r in tool_rows(shoal_tool("list", "--bootstrap", b).stdout)}
+    assert listed[open_id]["TransactionState"] == "Ongoing"
+    assert listed[done_id]["TransactionState"] == "CompleteCommit"
+    [described] = tool_rows(shoal_tool("describe", "--transactional-id", open_id, "--bootstrap", b).stdout)
+    assert described["TransactionalId"] == open_id
+    assert described["ProducerId"] == listed[open_id]["ProducerId"]
+    assert described["CoordinatorId"] == listed[open_id]["Coordinator"]
+    assert described["TransactionState"] == "Ongoing"
+    assert described["TransactionTimeoutMs"] == "120000"
+    assert int(described["CurrentTransactionStartTimeMs"]) > 0 and int(described["TransactionDurationMs"]) >= 0
+    assert described["TopicPartitions"] == f"{topic}-0"
+    unknown = shoal_tool("describe", "--transactional-id", "no-such-id", "--bootstrap", b, check=False)
+    assert unknown.returncode == 1 and "TRANSACTIONAL_ID_NOT_FOUND" in unknown.stderr, unknown.stderr
+
+    assert latest(b, topic, 2, IsolationLevel.READ_COMMITTED)[0] == 0
+    wrong = shoal_tool("abort", "--topic", topic, "--partition", "0", "--start-offset", "1", "--bootstrap", b,
+                       check=False)
+    assert wrong.returncode == 1
+    assert f"Could not find any open transactions starting at offset 1 on partition {topic}-0" in wrong.stderr
+    shoal_tool("abort", "--topic", topic, "--partition", "0", "--start-offset", "0", "--bootstrap", b)
+    # The ABORT marker follows the three records: the partition is stable
+    # again, and read_committed consumers skip the aborted records.
+    assert latest(b, topic, 2, IsolationLevel.READ_COMMITTED)[0] == 4
+    assert read_values(b, topic, 2, "read_committed") == {0: [], 1: [b"done"]}

@@ -21,7 +21,7 @@ import logging
 import sys
 import time
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 BATCH_MAX = 25
 POLL_S = 0.2
@@ -33,6 +33,14 @@ TRANSACTION_TIMEOUT_MS = 60_000
 # Kafka's group.min.session.timeout.ms: the program never joins the group,
 # but librdkafka wants one.
 SESSION_TIMEOUT_MS = 6000
+# How long the group's coordinator may take to answer the committed offsets.
+COMMITTED_TIMEOUT_S = 30
+COORDINATOR_ERRORS = (
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError._TIMED_OUT,
+)
 
 LOG = logging.getLogger("txn_app")
 
@@ -66,9 +74,7 @@ def main():
         "session.timeout.ms": SESSION_TIMEOUT_MS,
         "logger": LOG,
     })
-    # No offset given: each partition starts at the group's committed offset
-    # (a stable one: librdkafka asks with require_stable under read_committed).
-    consumer.assign([TopicPartition(args.input, p) for p in range(args.partitions)])
+    consumer.assign(start_offsets(consumer, args.input, args.partitions))
 
     transactions = 0
     deadline = time.monotonic() + RUN_MAX_S
@@ -94,6 +100,27 @@ def main():
         producer.commit_transaction()
         print(f"committed {transactions}", flush=True)
     sys.exit(1)
+
+
+def start_offsets(consumer, topic, partitions):
+    """The group's committed offsets (stable ones: librdkafka asks with
+    require_stable under read_committed), the beginning where there is none.
+    Asked here rather than left to assign(), which does not ask again after
+    a coordinator error (Kafka answers NOT_COORDINATOR while it loads the
+    group's __consumer_offsets partition)."""
+    deadline = time.monotonic() + COMMITTED_TIMEOUT_S
+    while True:
+        try:
+            got = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=POLL_S * 10)
+            return [TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
+                    for tp in got]
+        except KafkaException as e:
+            if not e.args[0].retriable() and e.args[0].code() not in COORDINATOR_ERRORS:
+                raise
+            if time.monotonic() > deadline:
+                raise
+            LOG.warning("committed offsets: %s", e)
+            time.sleep(POLL_S)
 
 
 def skip(msg):

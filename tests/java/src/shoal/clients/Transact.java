@@ -64,7 +64,11 @@ final class Transact {
                 }
                 switch (txn.get("end").asText()) {
                     case "commit" -> producer.commitTransaction();
-                    case "abort" -> producer.abortTransaction();
+                    case "abort" -> {
+                        // Records not sent yet would be dropped by the abort, never reaching the log.
+                        producer.flush();
+                        producer.abortTransaction();
+                    }
                     case "open" -> {
                         producer.flush();
                         open = true;
