@@ -27,7 +27,7 @@ use kafka_protocol::messages::{
     FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
     InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
     ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
-    OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
+    OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::Decodable;
 
@@ -196,6 +196,7 @@ pub enum Request {
     IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
     DescribeLogDirs(DescribeLogDirsRequest),
     InitProducerId(InitProducerIdRequest),
+    WriteTxnMarkers(WriteTxnMarkersRequest),
 }
 
 impl Request {
@@ -229,6 +230,7 @@ impl Request {
             Request::IncrementalAlterConfigs(_) => ApiKey::IncrementalAlterConfigs,
             Request::DescribeLogDirs(_) => ApiKey::DescribeLogDirs,
             Request::InitProducerId(_) => ApiKey::InitProducerId,
+            Request::WriteTxnMarkers(_) => ApiKey::WriteTxnMarkers,
         }
     }
 }
@@ -308,6 +310,9 @@ pub fn decode_request(
             }
             ApiKey::InitProducerId => {
                 Request::InitProducerId(InitProducerIdRequest::decode(body, version)?)
+            }
+            ApiKey::WriteTxnMarkers => {
+                Request::WriteTxnMarkers(WriteTxnMarkersRequest::decode(body, version)?)
             }
             _ => anyhow::bail!("{api_key:?} is in SUPPORTED_APIS but not in Request"),
         };

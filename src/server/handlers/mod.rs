@@ -35,6 +35,7 @@ mod offset_delete;
 mod offset_fetch;
 mod produce;
 mod sync_group;
+mod write_txn_markers;
 
 use std::collections::BTreeMap;
 
@@ -198,6 +199,9 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
             &header,
             &describe_log_dirs::handle(context, &header, request).await,
         ),
+        Request::WriteTxnMarkers(request) => {
+            encode(&header, &write_txn_markers::handle(context, request).await)
+        }
     }
 }
 
