@@ -484,3 +484,18 @@ def test_shoal_transactions_tool(broker, topic):
     # again, and read_committed consumers skip the aborted records.
     assert latest(b, topic, 2, IsolationLevel.READ_COMMITTED)[0] == 4
     assert read_values(b, topic, 2, "read_committed") == {0: [], 1: [b"done"]}
+
+    # The older form names the producer outright; a producer that never
+    # ended a transaction on the partition has no coordinator epoch (-1).
+    other_id = txn_id()
+    other = txn_producer(b, other_id)
+    other.begin_transaction()
+    other.produce(topic, value=b"other", partition=1)
+    clients.flush(other)
+    [row] = tool_rows(shoal_tool("describe", "--transactional-id", other_id, "--bootstrap", b).stdout)
+    high = latest(b, topic, 2, IsolationLevel.READ_UNCOMMITTED)[1]
+    assert latest(b, topic, 2, IsolationLevel.READ_COMMITTED)[1] == high - 1
+    shoal_tool("abort", "--topic", topic, "--partition", "1", "--producer-id", row["ProducerId"],
+               "--producer-epoch", row["ProducerEpoch"], "--coordinator-epoch", "-1", "--bootstrap", b)
+    assert latest(b, topic, 2, IsolationLevel.READ_COMMITTED)[1] == high + 1
+    assert read_values(b, topic, 2, "read_committed") == {0: [], 1: [b"done"]}
