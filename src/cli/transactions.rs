@@ -1,7 +1,7 @@
-//! `shoal transactions list|describe|abort`, the kafka-transactions.sh
-//! subset, over ListTransactions (every broker), FindCoordinator (key type
-//! transaction) with DescribeTransactions, and DescribeProducers with
-//! WriteTxnMarkers (the partition leader).
+//! `shoal transactions list|describe|describe-producers|abort`, the
+//! kafka-transactions.sh subset, over ListTransactions (every broker),
+//! FindCoordinator (key type transaction) with DescribeTransactions, and
+//! DescribeProducers and WriteTxnMarkers (the partition leader).
 //!
 //! Invariant: tables have kafka-transactions.sh's shape (its headers, `None`
 //! where a value is absent, each cell padded to its column's width and
@@ -22,8 +22,8 @@ use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
 };
 use kafka_protocol::messages::{
-    ApiKey, DescribeProducersRequest, DescribeTransactionsRequest, ListTransactionsRequest,
-    ProducerId, TransactionalId, WriteTxnMarkersRequest,
+    ApiKey, BrokerId, DescribeProducersRequest, DescribeTransactionsRequest,
+    ListTransactionsRequest, ProducerId, TransactionalId, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -45,6 +45,14 @@ const LIST_HEADERS: [&str; 4] = [
     "Coordinator",
     "ProducerId",
     "TransactionState",
+];
+const PRODUCERS_HEADERS: [&str; 6] = [
+    "ProducerId",
+    "ProducerEpoch",
+    "LatestCoordinatorEpoch",
+    "LastSequence",
+    "LastTimestamp",
+    "CurrentTransactionStartOffset",
 ];
 const DESCRIBE_HEADERS: [&str; 9] = [
     "CoordinatorId",
@@ -74,6 +82,20 @@ pub enum TransactionsCommand {
         /// The transactional id.
         #[arg(long)]
         transactional_id: String,
+        #[command(flatten)]
+        bootstrap: BootstrapArg,
+    },
+    /// Describe the producers of one partition, with their open transactions.
+    DescribeProducers {
+        /// The topic.
+        #[arg(long)]
+        topic: String,
+        /// The partition.
+        #[arg(long)]
+        partition: i32,
+        /// Ask this broker rather than the partition's leader.
+        #[arg(long)]
+        broker_id: Option<i32>,
         #[command(flatten)]
         bootstrap: BootstrapArg,
     },
@@ -127,6 +149,21 @@ pub fn run_transactions(cmd: TransactionsCommand) -> anyhow::Result<()> {
         } => {
             let row = describe(&bootstrap.bootstrap, &transactional_id)?;
             write!(out, "{}", table(&DESCRIBE_HEADERS, &[row]))?;
+        }
+        TransactionsCommand::DescribeProducers {
+            topic,
+            partition,
+            broker_id,
+            bootstrap,
+        } => {
+            let mut cluster = Cluster::connect(&bootstrap.bootstrap, &[&topic])?;
+            let node_id = match broker_id {
+                Some(id) => BrokerId(id),
+                None => cluster.leader(&topic, partition)?,
+            };
+            let producers = describe_producers(cluster.broker(node_id)?, &topic, partition)?;
+            let rows: Vec<_> = producers.iter().map(producer_row).collect();
+            write!(out, "{}", table(&PRODUCERS_HEADERS, &rows))?;
         }
         TransactionsCommand::Abort(args) => abort(&args)?,
     }
@@ -318,6 +355,22 @@ fn describe_producers(
     Ok(answer.active_producers)
 }
 
+fn producer_row(p: &ProducerState) -> Vec<String> {
+    let start = if p.current_txn_start_offset >= 0 {
+        p.current_txn_start_offset.to_string()
+    } else {
+        NONE.to_owned()
+    };
+    vec![
+        p.producer_id.0.to_string(),
+        p.producer_epoch.to_string(),
+        p.coordinator_epoch.to_string(),
+        p.last_sequence.to_string(),
+        p.last_timestamp.to_string(),
+        start,
+    ]
+}
+
 fn open_transaction_at(producers: &[ProducerState], start_offset: i64) -> Option<&ProducerState> {
     producers
         .iter()
@@ -405,6 +458,23 @@ mod tests {
                 "a-3,b-0,b-1"
             ]
         );
+    }
+
+    #[test]
+    fn producer_rows_show_none_without_an_open_transaction() {
+        let producer = ProducerState::default()
+            .with_producer_id(ProducerId(4))
+            .with_producer_epoch(1)
+            .with_last_sequence(9)
+            .with_last_timestamp(1_700)
+            .with_coordinator_epoch(-1)
+            .with_current_txn_start_offset(-1);
+        assert_eq!(
+            producer_row(&producer),
+            ["4", "1", "-1", "9", "1700", "None"]
+        );
+        let open = producer.with_current_txn_start_offset(12);
+        assert_eq!(producer_row(&open)[5], "12");
     }
 
     #[test]

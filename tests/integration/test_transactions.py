@@ -450,10 +450,11 @@ def open_and_committed(bootstrap, topic):
 
 
 def test_shoal_transactions_tool(broker, topic):
-    """`shoal transactions list | describe | abort`, against any
-    Kafka-compatible broker: the open transaction is listed and described
-    with its partition; abort by its start offset writes the marker that
-    lets read_committed consumers past it."""
+    """`shoal transactions list | describe | describe-producers | abort`,
+    against any Kafka-compatible broker: the open transaction is listed and
+    described with its partition, its producer with its start offset; abort
+    by that offset writes the marker that lets read_committed consumers past
+    it."""
     b = broker.bootstrap
     clients.create_topic(b, topic, 2)
     # The open transaction's producer goes unused: the tool ends its
@@ -473,6 +474,13 @@ def test_shoal_transactions_tool(broker, topic):
     assert described["TopicPartitions"] == f"{topic}-0"
     unknown = shoal_tool("describe", "--transactional-id", "no-such-id", "--bootstrap", b, check=False)
     assert unknown.returncode == 1 and "TRANSACTIONAL_ID_NOT_FOUND" in unknown.stderr, unknown.stderr
+
+    [producer] = tool_rows(shoal_tool("describe-producers", "--topic", topic, "--partition", "0",
+                                      "--bootstrap", b).stdout)
+    assert producer["ProducerId"] == listed[open_id]["ProducerId"]
+    assert producer["ProducerEpoch"] == described["ProducerEpoch"]
+    assert producer["LastSequence"] == "2"
+    assert producer["CurrentTransactionStartOffset"] == "0"
 
     assert latest(b, topic, 2, IsolationLevel.READ_COMMITTED)[0] == 0
     wrong = shoal_tool("abort", "--topic", topic, "--partition", "0", "--start-offset", "1", "--bootstrap", b,
