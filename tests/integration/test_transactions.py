@@ -201,11 +201,20 @@ def test_an_older_producer_with_the_same_transactional_id_is_fenced(broker, topi
     assert read_values(b, topic, 1, "read_uncommitted") == {0: values("older", 5) + values("newer", 5)}
 
 
-def test_the_broker_aborts_a_transaction_that_outlives_its_timeout(broker, topic):
+# How often the broker looks for timed-out transactions: a second, not
+# Kafka's default 10 s, so that the test does not wait for the default.
+TIMEOUT_CHECK_INTERVAL_MS = 1000
+
+
+def test_the_broker_aborts_a_transaction_that_outlives_its_timeout(broker_factory, topic):
     """A producer that begins a transaction and stalls past
-    transaction.timeout.ms: the broker aborts it (Kafka checks every
-    transaction.abort.timed.out.transaction.cleanup.interval.ms, 10 s), the
-    last stable offset moves past it, and the producer is fenced."""
+    transaction.timeout.ms: the broker aborts it (it checks every
+    transaction.abort.timed.out.transaction.cleanup.interval.ms), the last
+    stable offset moves past it, and the producer is fenced."""
+    broker = broker_factory(
+        overrides={"transaction.abort.timed.out.transaction.cleanup.interval.ms": TIMEOUT_CHECK_INTERVAL_MS},
+        shards=2,
+    )
     b = broker.bootstrap
     clients.create_topic(b, topic, 1)
     stalled = txn_producer(b, txn_id(), transaction_timeout_ms=2000, message_timeout_ms=2000)
@@ -216,7 +225,7 @@ def test_the_broker_aborts_a_transaction_that_outlives_its_timeout(broker, topic
     produce_values(plain, topic, 1, after)
     assert latest(b, topic, 1, IsolationLevel.READ_COMMITTED) == {0: 0}
     # The abort marker is one offset past the ten records.
-    wait_until(lambda: latest(b, topic, 1, IsolationLevel.READ_COMMITTED) == {0: 11}, 40,
+    wait_until(lambda: latest(b, topic, 1, IsolationLevel.READ_COMMITTED) == {0: 11}, 30,
                "the broker to abort the timed-out transaction", interval_s=0.5)
     assert read_values(b, topic, 1, "read_committed") == {0: after}
     with pytest.raises(KafkaException) as raised:
