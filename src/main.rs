@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use shoal::cli::{ConsumeArgs, GroupCommand, ProduceArgs, TopicCommand};
+use shoal::cli::{ConsumeArgs, GroupCommand, ProduceArgs, TopicCommand, TransactionsCommand};
 use shoal::config::{split_key_value, BrokerConfig};
 
 #[derive(Parser)]
@@ -34,6 +34,10 @@ enum Command {
     /// kafka-consumer-groups.sh).
     #[command(subcommand)]
     Group(GroupCommand),
+    /// List and describe transactions, abort a hanging one (like
+    /// kafka-transactions.sh).
+    #[command(subcommand)]
+    Transactions(TransactionsCommand),
     /// Produce one record per stdin line (like kafka-console-producer.sh).
     Produce(ProduceArgs),
     /// Print records to stdout (like kafka-console-consumer.sh).
@@ -141,6 +145,7 @@ fn main() -> ExitCode {
         }
         Command::Topic(command) => shoal::cli::run_topic(command),
         Command::Group(command) => shoal::cli::run_group(command),
+        Command::Transactions(command) => shoal::cli::run_transactions(command),
         Command::Produce(args) => shoal::cli::run_produce(args),
         Command::Consume(args) => shoal::cli::run_consume(args),
         Command::Bench(command) => shoal::bench::run_bench(command),

@@ -1,8 +1,9 @@
-//! The command-line tools `shoal topic`, `shoal group`, `shoal produce` and
-//! `shoal consume`: clap argument types and the functions that run them,
-//! speaking the Kafka protocol through [`crate::client`], with the output
-//! shapes of Kafka's `kafka-topics.sh`, `kafka-consumer-groups.sh`,
-//! `kafka-console-producer.sh` and `kafka-console-consumer.sh`.
+//! The command-line tools `shoal topic`, `shoal group`, `shoal transactions`,
+//! `shoal produce` and `shoal consume`: clap argument types and the functions
+//! that run them, speaking the Kafka protocol through [`crate::client`], with
+//! the output shapes of Kafka's `kafka-topics.sh`, `kafka-consumer-groups.sh`,
+//! `kafka-transactions.sh`, `kafka-console-producer.sh` and
+//! `kafka-console-consumer.sh`.
 //!
 //! Invariant: the tools reach a broker only over the Kafka protocol, exactly
 //! as any other client would; they share no code path with the broker. Errors
@@ -13,11 +14,13 @@ mod consume;
 mod group;
 mod produce;
 mod topic;
+mod transactions;
 
 pub use consume::{run_consume, ConsumeArgs, OffsetSpec};
 pub use group::{run_group, GroupCommand, ResetOffsetsArgs, ResetTarget, TopicPartitions};
 pub use produce::{run_produce, CompressionArg, ProduceArgs};
 pub use topic::{run_topic, TopicCommand};
+pub use transactions::{run_transactions, AbortArgs, TransactionsCommand};
 
 /// Where the tools look for a broker unless told otherwise.
 pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";

@@ -1,8 +1,9 @@
-//! Finding a consumer group's coordinator (FindCoordinator) and talking to
-//! it, looking it up again when it moved or was still loading.
+//! Finding the coordinator of a consumer group or of a transactional id
+//! (FindCoordinator) and talking to it, looking it up again when it moved or
+//! was still loading.
 //!
-//! Invariant: a group request goes only to the broker FindCoordinator named
-//! for the group; retries are bounded in count and time and happen only for
+//! Invariant: a group or transaction request goes only to the broker
+//! FindCoordinator named for its key; retries are bounded in count and time and happen only for
 //! the three errors that mean "ask again" (COORDINATOR_LOAD_IN_PROGRESS,
 //! COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR).
 
@@ -15,7 +16,9 @@ use kafka_protocol::protocol::StrBytes;
 use super::{check, format_host_port, Connection, KafkaError};
 
 /// FindCoordinator key type of a consumer group.
-const KEY_TYPE_GROUP: i8 = 0;
+pub const KEY_TYPE_GROUP: i8 = 0;
+/// FindCoordinator key type of a transactional id.
+pub const KEY_TYPE_TRANSACTION: i8 = 1;
 /// From this version FindCoordinator carries a list of keys (KIP-699).
 const BATCHED_KEYS_VERSION: i16 = 4;
 /// Kafka's COORDINATOR_LOAD_IN_PROGRESS error code.
@@ -30,7 +33,7 @@ const COORDINATOR_ATTEMPTS_MAX: u32 = 40;
 /// Pause between attempts.
 const COORDINATOR_RETRY_BACKOFF: Duration = Duration::from_millis(250);
 
-/// A connection to the coordinator of one group.
+/// A connection to the coordinator of one group or transactional id.
 pub struct Coordinator {
     pub node_id: BrokerId,
     pub conn: Connection,
@@ -40,23 +43,34 @@ impl Coordinator {
     /// Asks the broker at `bootstrap` for the coordinator of `group_id` and
     /// connects to it (reusing the bootstrap connection when it is the one).
     pub fn find(bootstrap: &str, group_id: &str) -> anyhow::Result<Coordinator> {
+        Coordinator::find_key(bootstrap, KEY_TYPE_GROUP, group_id)
+    }
+
+    /// As [`Coordinator::find`] for a key of `key_type` ([`KEY_TYPE_GROUP`]
+    /// or [`KEY_TYPE_TRANSACTION`]).
+    pub fn find_key(bootstrap: &str, key_type: i8, key_name: &str) -> anyhow::Result<Coordinator> {
         let mut seed = Connection::connect(bootstrap)?;
         let version = seed.require_version(ApiKey::FindCoordinator)?;
-        let key = StrBytes::from_string(group_id.to_owned());
-        let request = FindCoordinatorRequest::default().with_key_type(KEY_TYPE_GROUP);
+        let key = StrBytes::from_string(key_name.to_owned());
+        let request = FindCoordinatorRequest::default().with_key_type(key_type);
         let request = if version >= BATCHED_KEYS_VERSION {
             request.with_coordinator_keys(vec![key])
         } else {
             request.with_key(key)
         };
         let response = seed.send_version(request, version)?;
-        let context = format!("coordinator of group {group_id}");
+        let kind = if key_type == KEY_TYPE_TRANSACTION {
+            "transactional id"
+        } else {
+            "group"
+        };
+        let context = format!("coordinator of {kind} {key_name}");
         let (node_id, host, port) = if version >= BATCHED_KEYS_VERSION {
             let found = response
                 .coordinators
                 .iter()
-                .find(|c| c.key.as_str() == group_id)
-                .ok_or_else(|| anyhow!("FindCoordinator response does not mention {group_id}"))?;
+                .find(|c| c.key.as_str() == key_name)
+                .ok_or_else(|| anyhow!("FindCoordinator response does not mention {key_name}"))?;
             check(found.error_code, found.error_message.as_deref(), &context)?;
             (found.node_id, found.host.to_string(), found.port)
         } else {
@@ -81,11 +95,22 @@ impl Coordinator {
     pub fn call<T>(
         bootstrap: &str,
         group_id: &str,
+        call: impl FnMut(&mut Coordinator) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        Coordinator::call_key(bootstrap, KEY_TYPE_GROUP, group_id, call)
+    }
+
+    /// As [`Coordinator::call`] for a key of `key_type`.
+    pub fn call_key<T>(
+        bootstrap: &str,
+        key_type: i8,
+        key: &str,
         mut call: impl FnMut(&mut Coordinator) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
         let mut attempt = 1;
         loop {
-            let result = Coordinator::find(bootstrap, group_id).and_then(|mut c| call(&mut c));
+            let result =
+                Coordinator::find_key(bootstrap, key_type, key).and_then(|mut c| call(&mut c));
             match result {
                 Err(error) if attempt < COORDINATOR_ATTEMPTS_MAX && is_retriable(&error) => {
                     attempt += 1;

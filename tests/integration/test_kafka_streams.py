@@ -2,7 +2,8 @@
 word count with a repartition (groupBy on the word) and a state store whose
 changelog is a compacted topic, both internal topics created by Streams
 itself, at-least-once, including a SIGKILL of the application mid-stream,
-and two instances sharing the work. Two gaps are pinned down too: Streams'
+and two instances sharing the work; exactly_once_v2 with a SIGKILL
+mid-transaction, after which the counts are exact. Two gaps are pinned down too: Streams'
 default (idempotent) producers, and the KIP-1071 streams group protocol.
 
 The application is the `wordcount` program of tests/java (WordCount.java),
@@ -140,9 +141,9 @@ class Output:
     """The output topic as a table: the latest count per word, read on from
     where the last look stopped."""
 
-    def __init__(self, bootstrap, topic):
+    def __init__(self, bootstrap, topic, isolation="read_committed"):
         self.latest = {}
-        self.consumer = consumer(bootstrap, auto_offset_reset="earliest")
+        self.consumer = consumer(bootstrap, auto_offset_reset="earliest", isolation_level=isolation)
         self.consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
 
     def read(self):
@@ -332,6 +333,73 @@ def test_streams_word_count_survives_a_crash(broker, topic, run):
         assert closed["last"] == "NOT_RUNNING", closed
         assert output.read() == expected
         assert committed(b, app_id, topics.input) == ends(b, topics.input)
+    finally:
+        output.close()
+
+
+EXACTLY_ONCE = "processing.guarantee=exactly_once_v2"
+
+
+def written(bootstrap, topic):
+    """The sum of the topic's high watermarks, open transactions included
+    (a read_committed consumer's latest offset would be the last stable
+    offset)."""
+    c = consumer(bootstrap, isolation_level="read_uncommitted")
+    try:
+        return sum(c.get_watermark_offsets(TopicPartition(topic, p), timeout=REQUEST_TIMEOUT_S)[1]
+                   for p in range(PARTITIONS))
+    finally:
+        c.close()
+
+
+def test_streams_exactly_once_survives_a_crash(broker, topic, run):
+    """exactly_once_v2: each task's output, changelog writes, repartition
+    writes and input offsets go in one transaction. The application is
+    SIGKILLed with a transaction open (its repartition records written,
+    nothing committed); the restart, on the same state dir (the same process
+    id, so the same transactional.id, which fences the killed producer and
+    aborts its transaction) counts every word exactly as often as it occurs."""
+    b = broker.bootstrap
+    app_id = f"wordcount-{uuid.uuid4().hex[:8]}"
+    topics = Topics(topic, app_id)
+    create_topic(b, topics.input, PARTITIONS)
+    create_topic(b, topics.output, PARTITIONS)
+    first = lines("eos-first", FIRST_ONLY + SHARED, 200)
+    before_kill = lines("eos-before-kill", SHARED, 200)
+    after_kill = lines("eos-after-kill", SHARED + LAST_ONLY, 150)
+    # librdkafka's consumer reads committed data by default.
+    output = Output(b, topics.output)
+    try:
+        produce_lines(b, topics.input, first)
+        app = run(app_id, topics, EXACTLY_ONCE)
+        exact = word_counts(first)
+        wait_for(app, "the first counts", lambda: output.read() == exact)
+        state_dir = app.state_dir
+        assert app.close()["last"] == "NOT_RUNNING"
+        first_commits = committed(b, app_id, topics.input)
+        assert first_commits == ends(b, topics.input)
+        repartitioned = written(b, topics.repartition)
+
+        # A transaction that never commits: the commit interval and the
+        # transaction timeout outlast the test.
+        app = run(app_id, topics, f"{EXACTLY_ONCE},commit.interval.ms={NEVER_MS},"
+                                  f"producer.transaction.timeout.ms={NEVER_MS}", state_dir)
+        produce_lines(b, topics.input, before_kill)
+        words = sum(word_counts(before_kill).values())
+        wait_for(app, "the repartition records of the batch before the kill",
+                 lambda: written(b, topics.repartition) >= repartitioned + words)
+        assert output.read() == exact
+        assert committed(b, app_id, topics.input) == first_commits
+        app.kill()
+        produce_lines(b, topics.input, after_kill)
+        exact = exact + word_counts(before_kill) + word_counts(after_kill)
+
+        app = run(app_id, topics, EXACTLY_ONCE, state_dir)
+        wait_for(app, "the exact counts", lambda: output.read() == exact)
+        # Closing commits all it processed: a count made twice would show now.
+        assert app.close()["last"] == "NOT_RUNNING"
+        assert committed(b, app_id, topics.input) == ends(b, topics.input)
+        assert output.read() == exact
     finally:
         output.close()
 

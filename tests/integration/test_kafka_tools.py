@@ -3,8 +3,9 @@ would run them; kafka_tools.py) against shoal: kafka-topics, the console
 producer and consumer, kafka-consumer-groups, kafka-configs,
 kafka-get-offsets, kafka-delete-records, kafka-log-dirs,
 kafka-dump-log on shoal's own segment files, the producer and consumer perf
-tests and kafka-e2e-latency, kafka-streams-application-reset, and the
-verifiable producer and consumer with their delivery check.
+tests and kafka-e2e-latency, kafka-streams-application-reset, the
+verifiable producer and consumer with their delivery check, and
+kafka-transactions.
 
 What the tools print is what a user reads, so its shape is checked, and the
 same checks pass against Apache Kafka itself
@@ -26,6 +27,7 @@ import kafka_tools as kt
 from clients import admin, consumer, create_topic, produce_records, watermarks
 from conftest import EXTERNAL_SERVE_CMD, wait_until
 from records import Record
+from test_transactions import open_and_committed, tool_rows
 
 # Every tool call is a JVM start; a test makes up to a dozen on a loaded
 # machine.
@@ -516,3 +518,34 @@ def test_console_producer_default_config(broker, topic):
                   expect_ok=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert watermarks(b, topic, 0) == (0, 2)
+
+
+# kafka-transactions.sh's main class.
+TRANSACTIONS = "org.apache.kafka.tools.TransactionsCommand"
+
+
+def test_transactions_tool(broker, topic):
+    """kafka-transactions: list shows an open and a committed transaction,
+    describe the open one with its partition, describe-producers its
+    producer with the transaction's start offset on that partition."""
+    b = broker.bootstrap
+    create_topic(b, topic, 2)
+    open_id, done_id, hanging = open_and_committed(b, topic)
+
+    listed = {r["TransactionalId"]: r for r in tool_rows(kt.run(TRANSACTIONS, "--bootstrap-server", b, "list"))}
+    assert listed[open_id]["TransactionState"] == "Ongoing"
+    assert listed[done_id]["TransactionState"] == "CompleteCommit"
+    assert listed[open_id]["Coordinator"] == str(broker_id(b))
+    [described] = tool_rows(kt.run(TRANSACTIONS, "--bootstrap-server", b, "describe", "--transactional-id", open_id))
+    assert described["TransactionalId"] == open_id
+    assert described["CoordinatorId"] == str(broker_id(b))
+    assert described["ProducerId"] == listed[open_id]["ProducerId"]
+    assert described["TransactionState"] == "Ongoing"
+    assert described["TransactionTimeoutMs"] == "120000"
+    assert described["TopicPartitions"] == f"{topic}-0"
+    [producer] = tool_rows(kt.run(TRANSACTIONS, "--bootstrap-server", b, "describe-producers", "--topic", topic,
+                                  "--partition", 0))
+    assert producer["ProducerId"] == listed[open_id]["ProducerId"]
+    assert producer["CurrentTransactionStartOffset"] == "0"
+    assert producer["LastSequence"] == "2"
+    hanging.abort_transaction(30)

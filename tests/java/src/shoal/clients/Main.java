@@ -27,6 +27,7 @@ import org.apache.kafka.common.KafkaException;
  *   consume -brokers B -topic T -count N [-group G | -assign 0,1] [-protocol classic|consumer] ...
  *   admin   -brokers B -op OP ...
  *   wordcount -brokers B -app-id A -input T -output O -state-dir D (Kafka Streams, until stdin ends)
+ *   transact -brokers B -topic T -transactional-id X (transactions from stdin, then reads back)
  * </pre>
  */
 public final class Main {
@@ -36,7 +37,7 @@ public final class Main {
 
     public static void main(String[] args) {
         if (args.length < 1) {
-            fail("usage: produce|consume|admin -flag value ...");
+            fail("usage: produce|consume|query|admin|wordcount|transact -flag value ...");
         }
         Flags flags = Flags.parse(args);
         try {
@@ -47,6 +48,7 @@ public final class Main {
                         case "query" -> Consume.query(flags);
                         case "admin" -> AdminOps.run(flags);
                         case "wordcount" -> WordCount.run(flags);
+                        case "transact" -> Transact.run(flags);
                         default -> throw new IllegalArgumentException("unknown command " + args[0]);
                     };
             System.out.println(JSON.writeValueAsString(result));
