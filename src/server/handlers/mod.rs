@@ -41,9 +41,9 @@ mod offset_delete;
 mod offset_fetch;
 mod produce;
 mod sync_group;
+mod txn_offset_commit;
 mod txn_route;
 mod write_txn_markers;
-mod txn_offset_commit;
 
 use std::collections::BTreeMap;
 
