@@ -327,9 +327,14 @@ fn retry_marker(
     match ResponseError::try_from_code(error.code) {
         // The partition is gone (deleted): its marker is not needed.
         Some(ResponseError::UnknownTopicOrPartition) => false,
-        // The partition has seen a newer epoch of the producer: a later
-        // transaction of the id already superseded this one there.
-        Some(ResponseError::InvalidProducerEpoch | ResponseError::ProducerFenced) => {
+        // The partition has seen a newer epoch of the producer (a later
+        // transaction of the id superseded this one there) or a newer
+        // coordinator epoch.
+        Some(
+            ResponseError::InvalidProducerEpoch
+            | ResponseError::ProducerFenced
+            | ResponseError::TransactionCoordinatorFenced,
+        ) => {
             log::warn!(
                 "transactional id {}: {topic}-{partition} refused the marker of epoch {}: {:?}",
                 job.transactional_id,

@@ -146,7 +146,8 @@ impl TxnCoordinator {
         expected: Option<(i64, i16)>,
         new_producer_id: Option<i64>,
     ) -> Result<Transit, ResponseError> {
-        if transactional_id.is_empty() {
+        // The record key holds the id as a non-flexible string.
+        if transactional_id.is_empty() || transactional_id.len() > records::STRING_BYTES_MAX {
             return Err(ResponseError::InvalidRequest);
         }
         if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {

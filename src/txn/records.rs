@@ -22,7 +22,7 @@ const FLEXIBLE_VALUE_VERSION: i16 = 1;
 /// Tags of the flexible value's tagged fields.
 const TAG_PREVIOUS_PRODUCER_ID: u32 = 0;
 /// Kafka's non-flexible strings carry an int16 length.
-const STRING_BYTES_MAX: usize = i16::MAX as usize;
+pub const STRING_BYTES_MAX: usize = i16::MAX as usize;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordError {
@@ -126,9 +126,14 @@ fn by_topic(partitions: &BTreeSet<(String, i32)>) -> Vec<(&str, Vec<i32>)> {
 }
 
 fn put_string(out: &mut BytesMut, value: &str) {
-    let bytes = &value.as_bytes()[..value.len().min(STRING_BYTES_MAX)];
-    out.put_i16(bytes.len() as i16);
-    out.put_slice(bytes);
+    // Ids longer are refused at InitProducerId; topic names are shorter.
+    assert!(
+        value.len() <= STRING_BYTES_MAX,
+        "string of {} bytes",
+        value.len()
+    );
+    out.put_i16(value.len() as i16);
+    out.put_slice(value.as_bytes());
 }
 
 /// The transactional id a key names.

@@ -233,10 +233,12 @@ fn timeouts_above_the_maximum_are_refused() {
             Err(ResponseError::InvalidTransactionTimeout)
         );
     }
-    assert_eq!(
-        coordinator.init_producer_id(1, TXN_PARTITION, "", TIMEOUT_MS, None, Some(1)),
-        Err(ResponseError::InvalidRequest)
-    );
+    for id in [String::new(), "x".repeat(records::STRING_BYTES_MAX + 1)] {
+        assert_eq!(
+            coordinator.init_producer_id(1, TXN_PARTITION, &id, TIMEOUT_MS, None, Some(1)),
+            Err(ResponseError::InvalidRequest)
+        );
+    }
 }
 
 #[test]

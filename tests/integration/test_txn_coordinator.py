@@ -120,11 +120,19 @@ def test_transactions_survive_restarts(broker_factory, topic):
     transaction(producer, topic, [b"before"], commit=True)
     producer.flush(0)
     del producer
+    # Between transactions: its markers written and the transaction
+    # complete (a restart before that writes its markers again, so twice).
+    wait_until(
+        lambda: describe_transaction(broker.bootstrap, transactional_id)[1] == "CompleteCommit",
+        clients.REQUEST_TIMEOUT_S,
+        "the first transaction to complete",
+    )
 
     broker.restart()
     producer = transactional_producer(broker.bootstrap, transactional_id)
     transaction(producer, topic, [b"between"], commit=True)
-    # A transaction in flight when the broker dies.
+    # A transaction in flight when the broker dies (its partition added
+    # only once the previous commit completed).
     producer.begin_transaction()
     send(producer, topic, [b"in-flight"])
     broker.kill9()
