@@ -25,10 +25,16 @@
 //!   timestamp lookups, the waiters, and the offsets with their rules.
 //! - `cleaner.rs`: compaction's pieces: the key→offset map, the pacing, the
 //!   rewriting of a group of segments into `.cleaned` files.
-//! - `producer_state.rs`: the idempotent producers of a partition (epoch,
-//!   last five batches), Kafka's checks on append and the snapshot format;
-//!   pure. `partition/producers.rs` keeps it with the log: checked before an
-//!   append gets offsets, `<offset>.snapshot` files, rebuilt at `open`.
+//! - `producer_state.rs`: the idempotent and transactional producers of a
+//!   partition (epoch, last five batches, coordinator epoch, open
+//!   transaction), Kafka's checks on append and markers, the first unstable
+//!   offset and the snapshot format; pure. `partition/producers.rs` keeps
+//!   it with the log: checked before an append gets offsets, the last
+//!   stable offset, `<offset>.snapshot` files, rebuilt at `open`.
+//! - `txn_index.rs`: the `.txnindex` format (Kafka's `AbortedTxn` entries)
+//!   and the search of it a read_committed fetch makes; pure. Each
+//!   `Segment` holds its entries in memory and writes them when sealed;
+//!   `partition/markers.rs` adds them as ABORT markers are appended.
 //!
 //! Checkpoint format (`shoal.checkpoint`, replaced atomically by writing
 //! `shoal.checkpoint.tmp`, fdatasync, rename, fsync of the directory):

@@ -280,25 +280,30 @@ impl ProducerEntry {
             .flatten()
     }
 
-    /// Kafka's epoch and sequence checks of a batch appended after this entry.
+    /// Kafka's checks of a batch appended after this entry, in its order:
+    /// epoch, sequence (not for a coordinator's batch), transaction state.
     fn check(
         &self,
         batch: &ProducerBatch,
         partition: &str,
         origin: AppendOrigin,
     ) -> Result<(), ProducerError> {
-        let id = batch.producer_id;
-        let first_seq = batch.meta.first_seq;
-        self.check_epoch(id, batch.epoch, partition)?;
+        self.check_epoch(batch.producer_id, batch.epoch, partition)?;
+        if origin == AppendOrigin::Client {
+            self.check_sequence(batch, partition)?;
+        }
         if self.txn_first_offset.is_some() && !batch.transactional {
             return Err(ProducerError::InvalidTxnState(format!(
-                "Expected transactional write from producer {id} at offset {} in partition {partition}",
-                batch.meta.first_offset
+                "Expected transactional write from producer {} at offset {} in partition {partition}",
+                batch.producer_id, batch.meta.first_offset
             )));
         }
-        if origin == AppendOrigin::Coordinator {
-            return Ok(());
-        }
+        Ok(())
+    }
+
+    fn check_sequence(&self, batch: &ProducerBatch, partition: &str) -> Result<(), ProducerError> {
+        let id = batch.producer_id;
+        let first_seq = batch.meta.first_seq;
         if batch.epoch != self.epoch {
             if first_seq != 0 {
                 return Err(ProducerError::OutOfOrderSequence(format!(

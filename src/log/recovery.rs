@@ -1,6 +1,8 @@
 //! What `PartitionLog::open` makes of a partition directory: which segments
 //! to trust, which to scan, where to cut a torn tail, and how to finish a
-//! cleaning pass a crash interrupted.
+//! cleaning pass a crash interrupted. Each segment's `.txnindex` is loaded
+//! here, without the entries whose marker a cut took; what the scanned
+//! segments' files lack, the producer state's replay adds (`scanned_from`).
 //!
 //! Invariant: after `recover`, no `.cleaned` or `.swap` file is left, every
 //! segment holds only complete, CRC-valid batches with growing offsets

@@ -43,7 +43,7 @@ pub fn encode(entries: &[AbortedTxn]) -> Vec<u8> {
 /// The entries of a `.txnindex`; an error for a length that is not whole
 /// entries, an unknown version or entries out of order.
 pub fn decode(bytes: &[u8]) -> Result<Vec<AbortedTxn>, String> {
-    if bytes.len() % ENTRY_BYTES != 0 {
+    if !bytes.len().is_multiple_of(ENTRY_BYTES) {
         return Err(format!("{} bytes is not whole entries", bytes.len()));
     }
     let mut entries: Vec<AbortedTxn> = Vec::with_capacity(bytes.len() / ENTRY_BYTES);

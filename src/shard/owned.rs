@@ -261,8 +261,14 @@ impl OwnedPartitions {
                         timestamp if timestamp >= 0 => log.offset_for_timestamp(timestamp).await,
                         _ => return Err(KafkaError::new(ResponseError::InvalidRequest)),
                     };
+                    // Kafka answers no offset for one a read_committed
+                    // consumer could not read yet.
+                    let stable = |offset: i64| !read_committed || offset < log.last_stable_offset();
                     match lookup {
-                        Ok(Some((offset, found_timestamp))) => Ok((found_timestamp, offset)),
+                        Ok(Some((offset, found_timestamp))) if stable(offset) => {
+                            Ok((found_timestamp, offset))
+                        }
+                        Ok(Some(_)) => Ok((-1, -1)),
                         Ok(None) => Ok((-1, -1)),
                         Err(error) => Err(log_error_to_kafka(&partition, &error)),
                     }

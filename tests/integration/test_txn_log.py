@@ -26,20 +26,23 @@ FETCH_VERSION = 11
 LIST_OFFSETS_VERSION = 2
 WRITE_TXN_MARKERS_VERSION = 1
 ATTR_TRANSACTIONAL = 0x10
+ATTR_CONTROL = 0x20
 READ_UNCOMMITTED = 0
 READ_COMMITTED = 1
 ERR_INVALID_PRODUCER_EPOCH = 47
+ERR_INVALID_RECORD = 87
 
 
-def txn_batch(values, producer_id, epoch, base_sequence):
+def txn_batch(values, producer_id, epoch, base_sequence, attributes=ATTR_TRANSACTIONAL, key=None):
     """A transactional RecordBatch v2 of `values`, first sequence base_sequence."""
     records = b""
+    key_field = wire.varint(-1) if key is None else wire.varint(len(key)) + key
     for i, value in enumerate(values):
-        body = b"\x00" + wire.varint(0) + wire.varint(i) + wire.varint(-1) + wire.varint(len(value)) + value + wire.varint(0)
+        body = b"\x00" + wire.varint(0) + wire.varint(i) + key_field + wire.varint(len(value)) + value + wire.varint(0)
         records += wire.varint(len(body)) + body
     now = int(time.time() * 1000)
     after_crc = struct.pack(
-        ">hiqqqhii", ATTR_TRANSACTIONAL, len(values) - 1, now, now, producer_id, epoch, base_sequence, len(values)
+        ">hiqqqhii", attributes, len(values) - 1, now, now, producer_id, epoch, base_sequence, len(values)
     ) + records
     after_length = struct.pack(">ibI", 0, 2, crc32c.crc32c(after_crc)) + after_crc
     return struct.pack(">qi", 0, len(after_length)) + after_length
@@ -182,6 +185,11 @@ def test_read_committed_sees_committed_records_only_across_restarts(broker_facto
         # A third transaction stays open across the restarts.
         assert produce(sock, 15, topic, txn_batch([b"a4"], committed_pid, epoch, 3)) == (0, 6)
         assert latest_offset(sock, 16, topic, READ_COMMITTED) == 6
+        # A client may not write a marker (Kafka's rule): it would end the transaction.
+        abort = txn_batch([b"\x00\x00\x00\x00\x00\x00"], committed_pid, epoch, -1,
+                          ATTR_TRANSACTIONAL | ATTR_CONTROL, key=b"\x00\x00\x00\x00")
+        assert produce(sock, 17, topic, abort)[0] == ERR_INVALID_RECORD
+        assert latest_offset(sock, 18, topic, READ_COMMITTED) == 6
 
     assert consumed_values(broker.bootstrap, topic, 3, "read_committed") == [b"a1", b"a2", b"a3"]
     assert consumed_values(broker.bootstrap, topic, 5, "read_uncommitted") == [b"a1", b"a2", b"b1", b"a3", b"a4"]

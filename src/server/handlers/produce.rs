@@ -192,9 +192,17 @@ fn validate_batches(records: &[u8], rules: &Rules) -> Result<(), Refusal> {
         let Some(header) = BatchHeader::view(one) else {
             continue;
         };
+        // Markers are the transaction coordinator's (WriteTxnMarkers): one
+        // from a client would end a transaction (Kafka's `LogValidator`).
+        if header.is_control() {
+            return Err(KafkaError::with_message(
+                ResponseError::InvalidRecord,
+                "Clients are not allowed to write control records".to_string(),
+            )
+            .into());
+        }
         let header_out_of_window = rules.window.and_then(|w| w.refuses(header));
-        // Control batches are the coordinator's, keyed by it.
-        let keys_to_check = rules.compacted.is_some() && !header.is_control();
+        let keys_to_check = rules.compacted.is_some();
         if header_out_of_window.is_some() || keys_to_check {
             check_records(one, rules)?;
         }
@@ -219,12 +227,11 @@ fn check_records(batch: &[u8], rules: &Rules) -> Result<(), Refusal> {
     };
     let decoded = BatchRecords::decode(batch).map_err(unreadable)?;
     let records = decoded.records().map_err(unreadable)?;
-    let is_control = BatchHeader::view(batch).is_some_and(|h| h.is_control());
     let mut record_errors = Vec::new();
     let mut bad_timestamp = false;
     for (index, record) in records.iter().enumerate() {
         let index = i32::try_from(index).unwrap_or(i32::MAX);
-        if let (Some((topic, partition)), None, false) = (rules.compacted, record.key, is_control) {
+        if let (Some((topic, partition)), None) = (rules.compacted, record.key) {
             record_errors.push((
                 index,
                 format!(
