@@ -315,7 +315,10 @@ fn offset_tombstone(group: &Group, topic: &str, partition: i32) -> Record {
 }
 
 /// Every offset refused with `error`.
-fn refuse_all(offsets: Vec<OffsetToCommit>, error: ResponseError) -> Vec<PartitionOffset> {
+pub(super) fn refuse_all(
+    offsets: Vec<OffsetToCommit>,
+    error: ResponseError,
+) -> Vec<PartitionOffset> {
     offsets
         .into_iter()
         .map(|offset| PartitionOffset {

@@ -21,7 +21,7 @@ use kafka_protocol::error::ResponseError;
 
 use super::classic::{drop_if_unused, validate_member, Group};
 use super::coordinator::GroupCoordinator;
-use super::offsets::StoredOffset;
+use super::offsets::{refuse_all, StoredOffset};
 use super::types::*;
 
 impl GroupCoordinator {
@@ -43,16 +43,7 @@ impl GroupCoordinator {
                 request.offsets,
                 Some(request.producer),
             ),
-            Err(error) => request
-                .offsets
-                .into_iter()
-                .map(|offset| PartitionOffset {
-                    topic: offset.topic,
-                    partition: offset.partition,
-                    error: Some(error),
-                    committed: None,
-                })
-                .collect(),
+            Err(error) => refuse_all(request.offsets, error),
         };
         (results, self.take_effects())
     }
