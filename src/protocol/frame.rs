@@ -28,6 +28,7 @@ use kafka_protocol::messages::{
     InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
     ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
     OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest, TxnOffsetCommitRequest,
+    WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::Decodable;
 
@@ -197,6 +198,7 @@ pub enum Request {
     IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
     DescribeLogDirs(DescribeLogDirsRequest),
     InitProducerId(InitProducerIdRequest),
+    WriteTxnMarkers(WriteTxnMarkersRequest),
 }
 
 impl Request {
@@ -231,6 +233,7 @@ impl Request {
             Request::IncrementalAlterConfigs(_) => ApiKey::IncrementalAlterConfigs,
             Request::DescribeLogDirs(_) => ApiKey::DescribeLogDirs,
             Request::InitProducerId(_) => ApiKey::InitProducerId,
+            Request::WriteTxnMarkers(_) => ApiKey::WriteTxnMarkers,
         }
     }
 }
@@ -313,6 +316,9 @@ pub fn decode_request(
             }
             ApiKey::InitProducerId => {
                 Request::InitProducerId(InitProducerIdRequest::decode(body, version)?)
+            }
+            ApiKey::WriteTxnMarkers => {
+                Request::WriteTxnMarkers(WriteTxnMarkersRequest::decode(body, version)?)
             }
             _ => anyhow::bail!("{api_key:?} is in SUPPORTED_APIS but not in Request"),
         };

@@ -18,4 +18,6 @@ mod roundtrip_admin;
 mod roundtrip_groups;
 #[cfg(test)]
 mod roundtrip_kip848;
+#[cfg(test)]
+mod roundtrip_txn;
 pub mod versions;

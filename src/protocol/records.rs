@@ -110,6 +110,92 @@ fn encode(
     Ok(buf.freeze())
 }
 
+/// A transaction marker's control record type (Kafka's `ControlRecordType`).
+const CONTROL_TYPE_ABORT: i16 = 0;
+const CONTROL_TYPE_COMMIT: i16 = 1;
+/// The version of a control record's key and of an end-transaction
+/// marker's value.
+const CONTROL_RECORD_VERSION: i16 = 0;
+
+/// A transaction's end as a partition's log records it: one control batch
+/// (transactional, control) of one record whose key is the marker's type
+/// and whose value names the coordinator epoch that wrote it, Kafka's
+/// `EndTransactionMarker`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnMarker {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub coordinator_epoch: i32,
+    /// COMMIT when true, ABORT when false.
+    pub commit: bool,
+}
+
+impl TxnMarker {
+    /// The marker as a RecordBatch v2 at offset 0, stamped `timestamp_ms`.
+    pub fn encode(&self, timestamp_ms: i64) -> anyhow::Result<Bytes> {
+        let kind = if self.commit {
+            CONTROL_TYPE_COMMIT
+        } else {
+            CONTROL_TYPE_ABORT
+        };
+        let mut key = BytesMut::with_capacity(4);
+        key.extend_from_slice(&CONTROL_RECORD_VERSION.to_be_bytes());
+        key.extend_from_slice(&kind.to_be_bytes());
+        let mut value = BytesMut::with_capacity(6);
+        value.extend_from_slice(&CONTROL_RECORD_VERSION.to_be_bytes());
+        value.extend_from_slice(&self.coordinator_epoch.to_be_bytes());
+        let record = Record {
+            transactional: true,
+            control: true,
+            delete_horizon: false,
+            partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: NO_SEQUENCE,
+            timestamp: timestamp_ms,
+            key: Some(key.freeze()),
+            value: Some(value.freeze()),
+            headers: IndexMap::new(),
+        };
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            [&record],
+            &RecordEncodeOptions {
+                version: RECORD_BATCH_MAGIC,
+                compression: Compression::None,
+            },
+        )
+        .context("encoding a transaction marker")?;
+        Ok(buf.freeze())
+    }
+
+    /// The marker of a control batch's record, from its key and value;
+    /// `None` for a control record that is not a transaction marker.
+    pub fn decode(
+        producer_id: i64,
+        producer_epoch: i16,
+        key: &[u8],
+        value: &[u8],
+    ) -> Option<TxnMarker> {
+        let kind = i16::from_be_bytes(key.get(2..4)?.try_into().ok()?);
+        let commit = match kind {
+            CONTROL_TYPE_COMMIT => true,
+            CONTROL_TYPE_ABORT => false,
+            _ => return None,
+        };
+        let coordinator_epoch = i32::from_be_bytes(value.get(2..6)?.try_into().ok()?);
+        Some(TxnMarker {
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            commit,
+        })
+    }
+}
+
 /// The records of one fetched record set, and where the next fetch starts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchedRecords {
@@ -207,6 +293,50 @@ mod tests {
             key: key.map(|k| Bytes::from_static(k.as_bytes())),
             value: Some(Bytes::from_static(value.as_bytes())),
         }
+    }
+
+    /// A marker is one transactional control batch whose record reads back
+    /// as the same marker, and which consumers never see as a record.
+    #[test]
+    fn txn_marker_round_trip() {
+        for commit in [true, false] {
+            let marker = TxnMarker {
+                producer_id: 4_000,
+                producer_epoch: 7,
+                coordinator_epoch: 3,
+                commit,
+            };
+            let bytes = marker.encode(1_700_000_000_000).unwrap();
+            let header = BatchHeader::view(&bytes).unwrap();
+            assert!(header.is_control() && header.is_transactional());
+            assert_eq!(header.producer_id.get(), 4_000);
+            assert_eq!(header.producer_epoch.get(), 7);
+            assert_eq!(header.base_sequence.get(), NO_SEQUENCE);
+            assert_eq!(header.last_offset_delta.get(), 0);
+            let set = RecordBatchDecoder::decode(&mut bytes.clone()).unwrap();
+            let record = &set.records[0];
+            assert!(record.control);
+            let decoded = TxnMarker::decode(
+                record.producer_id,
+                record.producer_epoch,
+                record.key.as_deref().unwrap(),
+                record.value.as_deref().unwrap(),
+            );
+            assert_eq!(decoded, Some(marker));
+            let fetched = decode_records(&bytes, 0).unwrap();
+            assert!(fetched.records.is_empty());
+            assert_eq!(fetched.next_offset, Some(1));
+        }
+    }
+
+    #[test]
+    fn control_records_that_are_not_markers_decode_to_none() {
+        assert_eq!(
+            TxnMarker::decode(1, 0, &[0, 0, 0, 5], &[0, 0, 0, 0, 0, 1]),
+            None
+        );
+        assert_eq!(TxnMarker::decode(1, 0, &[0, 0], &[0, 0, 0, 0, 0, 1]), None);
+        assert_eq!(TxnMarker::decode(1, 0, &[0, 0, 0, 1], &[0, 0, 0]), None);
     }
 
     /// Patches the base offset the way a broker does on append.

@@ -69,6 +69,7 @@ where
 use super::roundtrip_admin as admin;
 use super::roundtrip_groups as groups;
 use super::roundtrip_kip848 as kip848;
+use super::roundtrip_txn as txn;
 
 pub(super) fn round_trip_api(key: ApiKey, version: i16) -> Bytes {
     macro_rules! both {
@@ -145,6 +146,10 @@ pub(super) fn round_trip_api(key: ApiKey, version: i16) -> Bytes {
         ApiKey::InitProducerId => both!(
             admin::init_producer_id_request,
             admin::init_producer_id_response
+        ),
+        ApiKey::WriteTxnMarkers => both!(
+            txn::write_txn_markers_request,
+            txn::write_txn_markers_response
         ),
         other => panic!("{other:?} is advertised but has no round-trip sample"),
     }

@@ -54,6 +54,7 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::DescribeLogDirs, 1, 4),
     api(ApiKey::InitProducerId, 0, 5),
+    api(ApiKey::WriteTxnMarkers, 1, 1),
 ];
 
 /// The supported range of `key`, if shoal implements it.

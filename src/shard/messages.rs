@@ -18,6 +18,7 @@ pub use crate::metadata::controller::{
 };
 use crate::metadata::producer_ids::ProducerIdBlock;
 use crate::metadata::{ClusterView, TopicMeta};
+use crate::protocol::records::TxnMarker;
 
 /// A partition of a topic, named the way shards address it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -101,6 +102,9 @@ pub enum ShardRequest {
     /// To the controller (shard 0): a block of producer ids for the
     /// calling shard, persisted before the answer.
     AllocateProducerIds,
+    /// Appends each transaction marker to its partition, answering once
+    /// it is durable (`Shard::write_txn_markers`).
+    WriteTxnMarkers(Vec<(TopicPartition, TxnMarker)>),
     /// The size in bytes of every partition the shard owns.
     PartitionSizes,
     /// Replaces the shard's metadata snapshot.
@@ -124,6 +128,8 @@ pub enum ShardReply {
     /// The log start offset afterwards (low watermark) per partition.
     DeleteRecords(Vec<Result<i64, KafkaError>>),
     PartitionSizes(Vec<(TopicPartition, u64)>),
+    /// One per marker of `WriteTxnMarkers`, in order.
+    TxnMarkers(Vec<Result<(), KafkaError>>),
     ProducerIds(Result<ProducerIdBlock, KafkaError>),
     Group(GroupAnswer),
     Done,

@@ -17,6 +17,7 @@ pub mod messages;
 pub mod owned;
 pub mod producer_ids;
 pub mod stall;
+mod txn_markers;
 pub mod view;
 
 use std::cell::{Cell, RefCell};
@@ -271,6 +272,9 @@ impl Shard {
                 ShardReply::ProducerIds(self.producer_ids.allocate_block(self))
             }
             ShardRequest::PartitionSizes => ShardReply::PartitionSizes(self.partitions.sizes()),
+            ShardRequest::WriteTxnMarkers(parts) => {
+                ShardReply::TxnMarkers(self.partitions.write_txn_markers(parts).await)
+            }
             ShardRequest::Group(call) => match self.groups.refuse_while_loading(&call) {
                 Some(error) => ShardReply::Failed(KafkaError::new(error)),
                 None => {

@@ -19,6 +19,7 @@ use super::view::ShardView;
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::log::{AppendResult, CleanerBudget, LogError, PartitionLog, ProducerError, ShardLoad};
 use crate::metadata::TopicMeta;
+use crate::protocol::records::TxnMarker;
 
 /// ListOffsets special timestamps (KIP-79, KIP-734, KIP-405).
 pub const LATEST_TIMESTAMP: i64 = -1;
@@ -230,6 +231,21 @@ impl OwnedPartitions {
                 .map_err(|error| log_error_to_kafka(&partition, &error))
         });
         futures_util::future::join_all(deletes).await
+    }
+
+    /// Appends each marker to its partition, each answered once durable.
+    pub async fn write_txn_markers(
+        &self,
+        parts: Vec<(TopicPartition, TxnMarker)>,
+    ) -> Vec<Result<(), KafkaError>> {
+        let appends = parts.into_iter().map(|(partition, marker)| async move {
+            let log = self.get(&partition)?;
+            log.append_txn_marker(marker)
+                .await
+                .map(|_| ())
+                .map_err(|error| log_error_to_kafka(&partition, &error))
+        });
+        futures_util::future::join_all(appends).await
     }
 
     /// Bytes on disk (and queued for it) of every partition this shard owns.

@@ -16,6 +16,8 @@
 //! - `offsets.rs`: the offsets of the log and the order they keep.
 //! - `producers.rs`: the idempotent producers' state, its checks on append
 //!   and its `<offset>.snapshot` files.
+//! - `markers.rs`: transaction markers (control batches) appended for a
+//!   transaction coordinator.
 //!
 //! Invariant: `log_start_offset <= high watermark <= written offset <= log
 //! end offset`; every segment below the sealed offset (the recovery point)
@@ -26,6 +28,7 @@
 mod admission;
 mod append;
 mod cleaning;
+mod markers;
 mod offsets;
 mod producers;
 #[cfg(test)]

@@ -36,6 +36,7 @@ mod offset_fetch;
 mod produce;
 mod sync_group;
 mod txn_offset_commit;
+mod write_txn_markers;
 
 use std::collections::BTreeMap;
 
@@ -203,6 +204,9 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
             &header,
             &describe_log_dirs::handle(context, &header, request).await,
         ),
+        Request::WriteTxnMarkers(request) => {
+            encode(&header, &write_txn_markers::handle(context, request).await)
+        }
     }
 }
 
