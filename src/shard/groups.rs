@@ -31,7 +31,7 @@ use crate::group::{
 use crate::log::{AppendOrigin, AppendWait, LogError, ProducerError};
 use crate::metadata::ClusterView;
 use crate::protocol::records::{
-    decode_batches, encode_batch, encode_txn_batch, DecodedBatch, ProducerRecord,
+    decode_batches, encode_batch, encode_txn_batch, DecodedBatch, ProducerRecord, TxnMarker,
 };
 
 /// How often sessions, join barriers and offset retention are checked.
@@ -39,9 +39,6 @@ use crate::protocol::records::{
 pub const GROUP_TICK_MS: u64 = 100;
 /// Bytes read per step while loading a `__consumer_offsets` partition.
 const LOAD_READ_BYTES: usize = 1 << 20;
-/// Kafka's `ControlRecordType` of a transaction marker.
-const CONTROL_TYPE_ABORT: i16 = 0;
-const CONTROL_TYPE_COMMIT: i16 = 1;
 
 pub struct GroupHost {
     coordinator: RefCell<GroupCoordinator>,
@@ -147,10 +144,14 @@ impl GroupHost {
         let mut coordinator = self.coordinator.borrow_mut();
         for record in &batch.records {
             if batch.control {
-                let marker = record.key.as_deref().and_then(marker_commits);
-                if let Some(commit) = marker {
+                let (id, epoch) = (batch.producer_id, batch.producer_epoch);
+                let marker = match (&record.key, &record.value) {
+                    (Some(key), Some(value)) => TxnMarker::decode(id, epoch, key, value),
+                    _ => None,
+                };
+                if let Some(marker) = marker {
                     let partition = topic_partition.partition;
-                    coordinator.complete_txn(now, partition, batch.producer_id, commit);
+                    coordinator.complete_txn(now, partition, id, marker.commit);
                 }
                 continue;
             }
@@ -408,18 +409,6 @@ fn append_error(error: &anyhow::Error) -> ResponseError {
     }
 }
 
-/// Whether a control record is a COMMIT marker (Kafka's `ControlRecordType`:
-/// key version i16, type i16, 0 ABORT, 1 COMMIT); `None` when it is no
-/// transaction marker.
-fn marker_commits(key: &[u8]) -> Option<bool> {
-    let kind = i16::from_be_bytes(key.get(2..4)?.try_into().ok()?);
-    match kind {
-        CONTROL_TYPE_ABORT => Some(false),
-        CONTROL_TYPE_COMMIT => Some(true),
-        _ => None,
-    }
-}
-
 /// Appends `records` to `__consumer_offsets`-`partition` as one batch (a
 /// transactional one of their producer if they belong to a transaction)
 /// and waits until it is durable.
@@ -482,52 +471,20 @@ mod tests {
 
     use std::collections::BTreeMap;
 
-    use bytes::Bytes;
-    use indexmap::IndexMap;
-    use kafka_protocol::records::{
-        Record as KafkaRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-        NO_PARTITION_LEADER_EPOCH, NO_SEQUENCE,
-    };
-
     use crate::config::BrokerConfig;
     use crate::group::{OffsetToCommit, TxnCommitRequest, TxnProducer};
     use crate::metadata::TopicMeta;
 
     const GROUP: &str = "txn-group";
 
-    /// A COMMIT or ABORT marker as a transaction coordinator writes it: one
-    /// control record, key version 0 and type, value version 0 and the
-    /// coordinator epoch.
-    fn marker_batch(producer: TxnProducer, commit: bool) -> BytesMut {
-        let kind = if commit {
-            CONTROL_TYPE_COMMIT
-        } else {
-            CONTROL_TYPE_ABORT
-        };
-        let key = [0i16.to_be_bytes(), kind.to_be_bytes()].concat();
-        let value = [&0i16.to_be_bytes()[..], &0i32.to_be_bytes()[..]].concat();
-        let record = KafkaRecord {
-            transactional: true,
-            control: true,
-            delete_horizon: false,
-            partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+    /// The COMMIT or ABORT marker of `producer`'s transaction.
+    fn marker(producer: TxnProducer, commit: bool) -> TxnMarker {
+        TxnMarker {
             producer_id: producer.producer_id,
             producer_epoch: producer.producer_epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: NO_SEQUENCE,
-            timestamp: 0,
-            key: Some(Bytes::from(key)),
-            value: Some(Bytes::from(value)),
-            headers: IndexMap::new(),
-        };
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut buf, [&record], &options).unwrap();
-        buf
+            coordinator_epoch: 0,
+            commit,
+        }
     }
 
     fn txn_commit(producer: TxnProducer, topic_partition: i32, offset: i64) -> TxnCommitRequest {
@@ -627,7 +584,7 @@ mod tests {
                 [(unstable, -1), (unstable, -1), (unstable, -1)]
             );
 
-            log.append(marker_batch(committing, true), AppendWait::Durable, None)
+            log.append_txn_marker(marker(committing, true))
                 .await
                 .unwrap();
             host.complete_txn(partition, committing.producer_id, true);
@@ -638,7 +595,7 @@ mod tests {
             let restarted = GroupHost::new(config.clone(), 0);
             restarted.load(&owned, &[partition]).await;
             assert_eq!(stable(&restarted), decided);
-            log.append(marker_batch(aborting, false), AppendWait::Durable, None)
+            log.append_txn_marker(marker(aborting, false))
                 .await
                 .unwrap();
             restarted.complete_txn(partition, aborting.producer_id, false);

@@ -404,7 +404,7 @@ where
     let set = ShardSet { threads, stopping };
     for _ in 0..count {
         match ready_rx.recv() {
-            Ok(Ok(_)) => {}
+            Ok(Ok(id)) => log::debug!("shard {id} is ready"),
             Ok(Err(message)) => {
                 set.shutdown();
                 return Err(message);
@@ -528,6 +528,7 @@ async fn run_shard<S, F>(
     // wakers as it should be.
     let connecting = glommio::spawn_local(links.connect());
     let (mesh, receivers) = connecting.await;
+    log::debug!("shard {id}: connected to the other shards");
     let shard = Rc::new(Shard {
         id,
         partitions: OwnedPartitions::new(config.data_dir.clone()),
@@ -626,6 +627,7 @@ async fn run_shard<S, F>(
         spawn_cleaner(&shard);
     }
     stall::spawn_watchdog(id);
+    log::debug!("shard {id}: started, running its service");
 
     service(ShardStart {
         shard: shard.clone(),
