@@ -4,6 +4,7 @@ way a widely used client does.
 
     kafka_client.py produce --bootstrap H:P --topic T --partitions 8 --record-size 100 --duration 3
     kafka_client.py produce ... --records N
+    kafka_client.py produce ... --idempotent     (enable.idempotence=true)
     kafka_client.py consume --bootstrap H:P --topic T --records N
 
 Prints one JSON object shaped like `shoal bench --json` (records, bytes,
@@ -59,7 +60,8 @@ def report(records, seconds, record_size):
 
 def produce(args):
     create_topic(args.bootstrap, args.topic, args.partitions)
-    producer = Producer({"bootstrap.servers": args.bootstrap, "acks": "all"})
+    producer = Producer({"bootstrap.servers": args.bootstrap, "acks": "all",
+                         "enable.idempotence": args.idempotent})
     failed = 0
 
     def on_delivery(error, _message):
@@ -121,6 +123,8 @@ def main():
     parser.add_argument("--record-size", type=int, default=100)
     parser.add_argument("--records", type=int)
     parser.add_argument("--duration", type=float)
+    parser.add_argument("--idempotent", action="store_true",
+                        help="produce with enable.idempotence=true (librdkafka's default is false)")
     args = parser.parse_args()
     if (args.records is None) == (args.duration is None):
         parser.error("give exactly one of --records and --duration")

@@ -25,6 +25,14 @@ const VARINT_BYTES_MAX: usize = 5;
 /// offset delta, key length, value length (varints) and header count (0).
 const RECORD_OVERHEAD_BYTES_MAX: usize = 1 + 1 + 3 * VARINT_BYTES_MAX + 1;
 
+/// The idempotent producer a batch is stamped with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerStamp {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub base_sequence: i32,
+}
+
 /// One batch being filled: records whose keys and values the caller supplies.
 pub struct BatchBuilder {
     compression: Compression,
@@ -111,8 +119,9 @@ impl BatchBuilder {
         self.count += 1;
     }
 
-    /// The finished batch; the builder is empty again, keeping its buffer.
-    pub fn finish(&mut self) -> anyhow::Result<Bytes> {
+    /// The finished batch, from `producer` when given (else without a
+    /// producer id); the builder is empty again, keeping its buffer.
+    pub fn finish(&mut self, producer: Option<ProducerStamp>) -> anyhow::Result<Bytes> {
         let mut batch = BytesMut::with_capacity(BATCH_HEADER_SIZE + self.records.len());
         batch.put_i64(0); // base offset, assigned by the broker
         batch.put_i32(0); // batch length, patched below
@@ -123,9 +132,18 @@ impl BatchBuilder {
         batch.put_i32(self.count - 1); // last offset delta
         batch.put_i64(self.timestamp_ms);
         batch.put_i64(self.timestamp_ms);
-        batch.put_i64(NO_PRODUCER_ID);
-        batch.put_i16(NO_PRODUCER_EPOCH);
-        batch.put_i32(NO_SEQUENCE);
+        match producer {
+            Some(stamp) => {
+                batch.put_i64(stamp.producer_id);
+                batch.put_i16(stamp.epoch);
+                batch.put_i32(stamp.base_sequence);
+            }
+            None => {
+                batch.put_i64(NO_PRODUCER_ID);
+                batch.put_i16(NO_PRODUCER_EPOCH);
+                batch.put_i32(NO_SEQUENCE);
+            }
+        }
         batch.put_i32(self.count);
         let records = &self.records[..];
         let fill = |tmp: &mut BytesMut| {
@@ -198,7 +216,7 @@ mod tests {
                 }
                 builder.push(Some(b"key"), &value[..3], None, 0);
                 assert_eq!(builder.len(), 201);
-                let built = builder.finish().unwrap();
+                let built = builder.finish(None).unwrap();
                 assert!(builder.is_empty());
                 assert_eq!(batch::validate(&built, 1 << 20), Ok(built.len()));
                 let decoded = decode_records(&built, 0).unwrap();
@@ -228,7 +246,7 @@ mod tests {
         builder.push(None, &[0; 100], None, 0);
         assert!(builder.is_full(100, 200));
         assert!(!builder.is_full(100, 400));
-        let built = builder.finish().unwrap();
+        let built = builder.finish(None).unwrap();
         assert!(built.len() <= 200);
     }
 

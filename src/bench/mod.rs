@@ -128,6 +128,11 @@ pub struct BenchArgs {
     /// Parallel connections, each on its own thread.
     #[arg(long, default_value_t = 1)]
     pub connections: usize,
+    /// Produce as an idempotent producer, as Kafka's producer does by
+    /// default: a producer id per connection (InitProducerId) and
+    /// sequenced batches. Needs `--acks -1`.
+    #[arg(long)]
+    pub idempotent: bool,
     /// Print one JSON object at the end instead of a summary line.
     #[arg(long)]
     pub json: bool,
@@ -155,6 +160,10 @@ impl BenchArgs {
             .is_some_and(|seconds| !(seconds.is_finite() && seconds > 0.0))
         {
             bail!("--duration must be a positive number of seconds");
+        }
+        if self.idempotent && self.acks != -1 {
+            // Kafka's producer refuses the same combination.
+            bail!("--idempotent needs --acks -1");
         }
         Ok(())
     }

@@ -26,17 +26,23 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 use bytes::Bytes;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{
+    ApiKey, InitProducerIdRequest, ProduceRequest, ProduceResponse, ProducerId,
+};
 use kafka_protocol::records::Compression;
 
-use super::batch::BatchBuilder;
+use super::batch::{BatchBuilder, ProducerStamp};
 use super::meter::{micros, Meter, Progress};
 use super::{
     join_all, payload, prepare_topic, share, spread, stamp, BenchArgs, Outcome, Pacing,
     PartitionLeader, TopicLayout,
 };
+use crate::client::coordinator::{
+    COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR,
+};
 use crate::client::{error_name, topic_name, Connection, RequestSender, ResponseReceiver};
 use crate::clock::now_ms;
+use crate::protocol::batch::increment_sequence;
 
 /// Produce requests awaiting an answer per connection, as Kafka allows.
 pub const IN_FLIGHT_MAX: usize = 5;
@@ -81,6 +87,7 @@ pub(super) fn spawn(
         payload: payload(args.record_size),
         keys: args.keys,
         stamped,
+        idempotent: args.idempotent,
     });
     let connections = args.connections;
     spread(&layout.partitions, connections)
@@ -121,6 +128,8 @@ struct Shared {
     /// `--keys`: record `n` gets key `n % keys` as a u64 BE.
     keys: Option<u64>,
     stamped: bool,
+    /// `--idempotent`: each thread is one idempotent producer.
+    idempotent: bool,
 }
 
 /// Bytes of a `--keys` key: a u64, big-endian.
@@ -152,6 +161,9 @@ struct Open {
     /// batch holds consecutive records.
     first_seq: u64,
     opened_at: Instant,
+    /// With `--idempotent`: the producer sequence of the next batch's first
+    /// record in this partition.
+    next_sequence: i32,
 }
 
 /// A connection to one leader: the sending half, the slots that bound the
@@ -181,12 +193,19 @@ struct SentBatch {
 fn produce(shared: &Shared, plan: Plan, meter: &Arc<Meter>) -> anyhow::Result<()> {
     let mut lanes = Vec::new();
     let mut lane_of_leader: HashMap<&str, usize> = HashMap::new();
+    let mut producer = None;
     let mut open = Vec::with_capacity(plan.partitions.len());
     for p in &plan.partitions {
         let lane = match lane_of_leader.get(p.leader.as_str()) {
             Some(&lane) => lane,
             None => {
-                lanes.push(open_lane(shared, &p.leader, plan.pacing, meter)?);
+                lanes.push(open_lane(
+                    shared,
+                    &p.leader,
+                    plan.pacing,
+                    meter,
+                    &mut producer,
+                )?);
                 lane_of_leader.insert(&p.leader, lanes.len() - 1);
                 lanes.len() - 1
             }
@@ -197,9 +216,10 @@ fn produce(shared: &Shared, plan: Plan, meter: &Arc<Meter>) -> anyhow::Result<()
             builder: BatchBuilder::new(shared.compression),
             first_seq: 0,
             opened_at: plan.start,
+            next_sequence: 0,
         });
     }
-    let result = write_loop(shared, &plan, &mut lanes, &mut open, meter);
+    let result = write_loop(shared, &plan, producer, &mut lanes, &mut open, meter);
     let mut failure = result.err();
     for mut lane in lanes {
         let reader = lane.reader.take();
@@ -221,14 +241,19 @@ fn produce(shared: &Shared, plan: Plan, meter: &Arc<Meter>) -> anyhow::Result<()
     }
 }
 
-/// Connects a lane to `leader` and starts its acknowledgement reader.
+/// Connects a lane to `leader` and starts its acknowledgement reader. With
+/// `--idempotent`, the thread's first lane also gets its producer id.
 fn open_lane(
     shared: &Shared,
     leader: &str,
     pacing: Option<Pacing>,
     meter: &Arc<Meter>,
+    producer: &mut Option<(i64, i16)>,
 ) -> anyhow::Result<Lane> {
-    let connection = Connection::connect(leader)?;
+    let mut connection = Connection::connect(leader)?;
+    if shared.idempotent && producer.is_none() {
+        *producer = Some(init_producer_id(&mut connection)?);
+    }
     let version = connection.topic_version(ApiKey::Produce, shared.topic_id)?;
     let (sender, receiver) = connection.into_pipeline();
     let (slots, slots_back) = mpsc::sync_channel(IN_FLIGHT_MAX);
@@ -252,11 +277,42 @@ fn open_lane(
     })
 }
 
+/// InitProducerId attempts while the broker answers "ask again" (a Kafka
+/// just started loads its coordinators first): with the backoff, about ten
+/// seconds, as the group calls of `client::coordinator` allow.
+const INIT_PRODUCER_ID_ATTEMPTS_MAX: u32 = 40;
+const INIT_PRODUCER_ID_BACKOFF: Duration = Duration::from_millis(250);
+
+/// A producer id and epoch for an idempotent producer (no transactional id).
+fn init_producer_id(connection: &mut Connection) -> anyhow::Result<(i64, i16)> {
+    let mut attempt = 1;
+    loop {
+        let response = connection.send(
+            InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(-1)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        )?;
+        match response.error_code {
+            0 => return Ok((response.producer_id.0, response.producer_epoch)),
+            COORDINATOR_LOAD_IN_PROGRESS | COORDINATOR_NOT_AVAILABLE | NOT_COORDINATOR
+                if attempt < INIT_PRODUCER_ID_ATTEMPTS_MAX =>
+            {
+                attempt += 1;
+                thread::sleep(INIT_PRODUCER_ID_BACKOFF);
+            }
+            code => return Err(anyhow!("InitProducerId failed: {}", error_name(code))),
+        }
+    }
+}
+
 /// Generates records into the open batches and sends them until the plan is
 /// done, the run is stopped, or a connection fails.
 fn write_loop(
     shared: &Shared,
     plan: &Plan,
+    producer: Option<(i64, i16)>,
     lanes: &mut [Lane],
     open: &mut [Open],
     meter: &Meter,
@@ -332,7 +388,7 @@ fn write_loop(
             }
             continue;
         }
-        send_ready(shared, lanes, open, &ready, meter)?;
+        send_ready(shared, producer, lanes, open, &ready, meter)?;
     }
     Ok(())
 }
@@ -344,6 +400,7 @@ fn write_loop(
 /// wait, on the first full one.
 fn send_ready(
     shared: &Shared,
+    producer: Option<(i64, i16)>,
     lanes: &mut [Lane],
     open: &mut [Open],
     ready: &[usize],
@@ -367,7 +424,7 @@ fn send_ready(
                 }
             }
         }
-        send_lane(shared, lane, lane_index, open, ready, meter)?;
+        send_lane(shared, producer, lane, lane_index, open, ready, meter)?;
         sent = true;
     }
     if let (false, Some(lane_index)) = (sent, full) {
@@ -377,7 +434,7 @@ fn send_ready(
         lane.slots
             .send(())
             .map_err(|_| anyhow!("the acknowledgement reader stopped"))?;
-        send_lane(shared, lane, lane_index, open, ready, meter)?;
+        send_lane(shared, producer, lane, lane_index, open, ready, meter)?;
     }
     Ok(())
 }
@@ -386,6 +443,7 @@ fn send_ready(
 /// in-flight slot is already taken (unless `acks=0`).
 fn send_lane(
     shared: &Shared,
+    producer: Option<(i64, i16)>,
     lane: &mut Lane,
     lane_index: usize,
     open: &mut [Open],
@@ -404,7 +462,14 @@ fn send_lane(
             first_seq: batch.first_seq,
             records: batch.builder.len() as u64,
         });
-        let records: Bytes = batch.builder.finish()?;
+        let count = i32::try_from(batch.builder.len()).context("too many records in a batch")?;
+        let stamp = producer.map(|(producer_id, epoch)| ProducerStamp {
+            producer_id,
+            epoch,
+            base_sequence: batch.next_sequence,
+        });
+        batch.next_sequence = increment_sequence(batch.next_sequence, count);
+        let records: Bytes = batch.builder.finish(stamp)?;
         partition_data.push(
             PartitionProduceData::default()
                 .with_index(batch.partition)

@@ -191,6 +191,16 @@ fn crc_matches(batch: &[u8], header: &BatchHeader) -> bool {
     crc32c::crc32c(&batch[CRC_START..]) == header.crc.get()
 }
 
+/// `sequence + increment` for an idempotent producer's sequence numbers,
+/// which wrap from `i32::MAX` to 0 (Kafka's `DefaultRecordBatch.incrementSequence`).
+pub fn increment_sequence(sequence: i32, increment: i32) -> i32 {
+    if sequence > i32::MAX - increment {
+        increment - (i32::MAX - sequence) - 1
+    } else {
+        sequence + increment
+    }
+}
+
 /// Rewrites `baseOffset` in place. The CRC does not cover it, so the batch
 /// stays valid.
 pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
@@ -214,6 +224,14 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    #[test]
+    fn sequences_wrap_past_i32_max_to_zero() {
+        assert_eq!(super::increment_sequence(5, 3), 8);
+        assert_eq!(super::increment_sequence(i32::MAX - 2, 2), i32::MAX);
+        assert_eq!(super::increment_sequence(i32::MAX - 2, 3), 0);
+        assert_eq!(super::increment_sequence(i32::MAX, 5), 4);
+    }
+
     use super::*;
     use bytes::BytesMut;
     use kafka_protocol::records::{

@@ -369,6 +369,29 @@ def test_cli_alter_config_add_partitions_delete_records(broker, topic):
     assert past.stderr.decode().startswith("Error: OFFSET_OUT_OF_RANGE"), past.stderr
 
 
+def test_topic_config_synonyms_name_the_broker_defaults(broker, topic):
+    """DescribeConfigs of a topic with synonyms, as Kafka lists them: an
+    override first, then the default under the broker config it comes from;
+    none for retention.ms and segment.ms, whose broker configs
+    (log.retention.ms, log.roll.ms) have no default of their own."""
+    clients.create_topic(broker.bootstrap, topic, 1, config={"retention.ms": "3600000"})
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=int(REQUEST_TIMEOUT_S * 1000))
+    try:
+        resource = KafkaPythonConfigResource(ConfigResourceType.TOPIC, topic)
+        (response,) = admin.describe_configs([resource], include_synonyms=True)
+    finally:
+        admin.close()
+    ((error, _, _, name, entries),) = [r[:5] for r in response.resources]
+    assert (error, name) == (0, topic)
+    configs = {entry[0]: (entry[1], entry[3], [tuple(s) for s in entry[5]]) for entry in entries}
+    assert configs["retention.ms"] == (
+        "3600000", DYNAMIC, [("retention.ms", "3600000", DYNAMIC)]
+    )
+    assert configs["segment.ms"] == ("604800000", DEFAULT, [])
+    assert configs["max.message.bytes"] == ("1048588", DEFAULT, [("message.max.bytes", "1048588", DEFAULT)])
+    assert configs["cleanup.policy"] == ("delete", DEFAULT, [("log.cleanup.policy", "delete", DEFAULT)])
+
+
 def test_broker_configs_are_described_as_kafka_describes_them(broker_factory):
     """DescribeConfigs of the broker, as kafka-python receives it (name,
     value, read_only, source, sensitive, synonyms): a config that was set is

@@ -7,6 +7,7 @@ order, while the broker is killed under it."""
 import os
 import random
 import struct
+import subprocess
 import threading
 import time
 
@@ -15,12 +16,16 @@ import pytest
 
 import clients
 import kafka_wire as wire
+from clients import REQUEST_TIMEOUT_S
+from conftest import shoal_bin
 from records import parse_sequenced_value, sequenced_value
 
 API_INIT_PRODUCER_ID = 22
 PRODUCE_VERSION = 3
 ERR_OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 ERR_INVALID_PRODUCER_EPOCH = 47
+# Where a batch header keeps its producer id, epoch and base sequence.
+PRODUCER_FIELDS_AT = 43
 
 SEED = int(os.environ.get("SHOAL_CRASH_SEED", random.SystemRandom().randrange(1 << 32)))
 
@@ -204,3 +209,49 @@ def test_idempotent_producer_writes_each_record_once_through_kill9(broker_factor
         assert seqs == list(range(p, CRASH_RECORDS, CRASH_PARTITIONS)), f"partition {p}"
     acked_offsets = sorted((p, o) for p, o, _, _ in writer.log.acked)
     assert acked_offsets == [(p, o) for p in range(CRASH_PARTITIONS) for o in range(counts[p])]
+
+
+def producer_fields(records):
+    """[(producer_id, epoch, base_sequence, record_count)] of the complete
+    batches in a Fetch response's records bytes."""
+    out = []
+    pos = 0
+    for base_offset, last_offset in wire.batch_offsets(records):
+        (batch_length,) = struct.unpack_from(">i", records, pos + 8)
+        producer_id, epoch, base_sequence = struct.unpack_from(">qhi", records, pos + PRODUCER_FIELDS_AT)
+        out.append((producer_id, epoch, base_sequence, last_offset - base_offset + 1))
+        pos += 12 + batch_length
+    return out
+
+
+def test_bench_produces_as_an_idempotent_producer(broker, topic):
+    """`shoal bench produce --idempotent` (perf W1 with idempotence): every
+    batch carries its connection's producer id, and each partition's
+    sequences run on without a gap, which the broker checked on append."""
+    clients.create_topic(broker.bootstrap, topic, 4)
+    command = [shoal_bin(), "bench", "produce", "--bootstrap", broker.bootstrap, "--topic", topic,
+               "--partitions", "4", "--records", "8000", "--record-size", "50", "--connections", "2",
+               "--idempotent", "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=REQUEST_TIMEOUT_S * 2)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert '"errors":{}' in done.stdout.replace(" ", ""), done.stdout
+    fetched = wire.fetch(broker.bootstrap, [(topic, p, 0, 64 << 20) for p in range(4)])
+    producers, total = set(), 0
+    for partition in range(4):
+        error, high_watermark, records = fetched[(topic, partition)]
+        assert error == 0
+        batches = producer_fields(records)
+        assert sum(count for *_, count in batches) == high_watermark
+        total += high_watermark
+        next_sequence = {}
+        for producer_id, epoch, base_sequence, count in batches:
+            assert producer_id >= 0 and epoch == 0
+            assert base_sequence == next_sequence.get(producer_id, 0), (partition, batches)
+            next_sequence[producer_id] = base_sequence + count
+            producers.add(producer_id)
+    assert total == 8000
+    assert 1 <= len(producers) <= 2
+
+    refused = subprocess.run([*command[:-1], "--acks", "1"], capture_output=True, text=True,
+                             timeout=REQUEST_TIMEOUT_S)
+    assert refused.returncode != 0 and "--idempotent needs --acks -1" in refused.stderr

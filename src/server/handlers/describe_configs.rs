@@ -83,6 +83,19 @@ pub fn topic_config_entries(broker: &BrokerConfig, topic: &TopicMeta) -> Vec<Con
         .collect()
 }
 
+/// The DEFAULT_CONFIG synonym of topic config `name`, as Kafka lists it:
+/// under the broker config the default comes from. `retention.ms` and
+/// `segment.ms` have none: their broker configs (`log.retention.ms`,
+/// `log.roll.ms`) have no default of their own in Kafka, which lists only
+/// synonyms with a value.
+fn default_synonym(name: &str, default: String) -> Option<(String, String, i8)> {
+    if matches!(name, "retention.ms" | "segment.ms") {
+        return None;
+    }
+    let synonym = topic_config_broker_synonym(name).unwrap_or(name);
+    Some((synonym.to_string(), default, SOURCE_DEFAULT))
+}
+
 fn config_type(kind: ConfigKind) -> i8 {
     match kind {
         ConfigKind::Boolean => TYPE_BOOLEAN,
@@ -156,10 +169,9 @@ pub fn handle(
                             .filter(|config| wanted(config.name))
                             .map(|config| {
                                 let mut synonyms = config.synonyms;
-                                synonyms.push((
-                                    config.name.to_string(),
+                                synonyms.extend(default_synonym(
+                                    config.name,
                                     topic_config_default(broker, config.name).unwrap_or_default(),
-                                    SOURCE_DEFAULT,
                                 ));
                                 entry(
                                     config.name,

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""What idempotence costs (issue 13): W1 (100 B records, 8 partitions,
+acks=all, one connection) with and without idempotence, through two
+clients: `shoal bench produce` (perf/run's W1 c=1; `--idempotent`: a
+producer id and sequenced batches, up to 5 requests in flight, as before)
+and confluent-kafka (`enable.idempotence=true`, which also makes librdkafka
+keep at most 5 requests in flight where it otherwise keeps many), on shoal
+and on Apache Kafka, in one run.
+
+    perf/idempotence.py [--runs 5] [--duration 5] [--record] [--brokers shoal,kafka]
+
+Each broker is started once (fresh data directory, harness.Shoal /
+harness.Kafka), warmed up as perf/run does, and then measured in
+alternating pairs (plain, idempotent, plain, ...) on one topic, so both
+sides of a ratio meet the same broker, page cache and machine load. It
+prints the median records/s of each side and their ratio per broker and
+client; with
+--record it writes that table into perf/RESULTS.md below the KEPT marker
+(perf/run keeps it), replacing an earlier one.
+
+The bound issue 13 sets: idempotent W1 within 10% of plain W1 (ratio >= 0.90)."""
+
+import argparse
+import os
+import statistics
+import sys
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness  # noqa: E402
+
+SECTION_BEGIN = "<!-- section:idempotence -->"
+SECTION_END = "<!-- /section:idempotence -->"
+BOUND = 0.90
+CLIENTS = ("shoal bench", "confluent")
+
+
+def client_command(client, side, broker, topic, args):
+    """The W1 command of `client` ("shoal bench" or "confluent") for `side`."""
+    if client == "shoal bench":
+        command = [args.shoal_bin, "bench", "produce", "--bootstrap", broker.bootstrap, "--topic", topic,
+                   "--partitions", str(harness.PARTITIONS), "--record-size", "100", "--acks", "-1",
+                   "--connections", "1", "--duration", str(args.duration), "--json"]
+        return command + (["--idempotent"] if side == "idempotent" else [])
+    python = os.path.join(harness.VENV, "bin", "python")
+    command = [python, os.path.join(harness.PERF_DIR, "kafka_client.py"), "produce", "--bootstrap",
+               broker.bootstrap, "--topic", topic, "--partitions", str(harness.PARTITIONS),
+               "--record-size", "100", "--duration", str(args.duration)]
+    return command + (["--idempotent"] if side == "idempotent" else [])
+
+
+def measure(name, make_broker, args, commands):
+    """{client: {"plain": [records/s], "idempotent": [records/s]}} on one broker."""
+    size = harness.QUICK if args.duration <= harness.QUICK.duration_s else harness.FULL
+    broker = make_broker()
+    results = {client: {"plain": [], "idempotent": []} for client in CLIENTS}
+    try:
+        broker.start(commands)
+        topic = f"perf-{uuid.uuid4().hex[:8]}"
+        harness.prepare_topic(broker, args.shoal_bin, topic, size, commands)
+        for run in range(args.runs):
+            for client in CLIENTS:
+                for side in ("plain", "idempotent"):
+                    command = client_command(client, side, broker, topic, args)
+                    commands.add(command, {**broker.placeholders(), topic: "$TOPIC"})
+                    code, out, err = harness.run_bounded(command, args.duration * 10 + 60)
+                    if code != 0:
+                        raise RuntimeError(f"{client} {side} exited with {code}: {(err or out).strip()[-300:]}")
+                    rate = harness.last_json_line(out)["records_per_s"]
+                    results[client][side].append(rate)
+                    print(f"idempotence: {name} run {run + 1}/{args.runs} {client} {side}: {rate:,.0f} records/s",
+                          file=sys.stderr)
+    finally:
+        broker.close()
+    return results
+
+
+def table(results, args, commands):
+    info = harness.machine()
+    lines = [SECTION_BEGIN, "## Idempotence cost (issue 13)", "",
+             f"`perf/idempotence.py --runs {args.runs} --duration {args.duration:g}`, {info['date']}, commit "
+             f"{info['commit']}, {info['nproc']} × {info['cpu']}, load average at the end {info['loadavg']}: W1 "
+             "(100 B, 8 partitions, acks=all, one connection), plain and idempotent, alternating on one broker, "
+             "through `shoal bench produce` (`--idempotent`) and confluent-kafka (`enable.idempotence=true`). "
+             f"Issue 13's bound: idempotent within 10% of plain (ratio >= {BOUND:.2f}).", "",
+             "| broker | client | plain records/s (median) | idempotent records/s (median) | idempotent / plain "
+             "| bound |",
+             "|---|---|---|---|---|---|"]
+    for name, by_client in results.items():
+        for client, sides in by_client.items():
+            plain, idem = statistics.median(sides["plain"]), statistics.median(sides["idempotent"])
+            ratio = idem / plain
+            lines.append(f"| {name} | {client} | {plain:,.0f} | {idem:,.0f} | {ratio:.2f} | "
+                         f"{'met' if ratio >= BOUND else 'NOT met'} |")
+    lines += ["", "Commands:", "", "```"] + commands.lines + ["```", "", SECTION_END]
+    return "\n".join(lines) + "\n"
+
+
+def record(text):
+    path = os.path.join(harness.PERF_DIR, "RESULTS.md")
+    with open(path) as f:
+        current = f.read()
+    if SECTION_BEGIN in current:
+        begin = current.index(SECTION_BEGIN)
+        end = current.index(SECTION_END) + len(SECTION_END) + 1
+        current = current[:begin] + text + current[end:]
+    else:
+        if harness.KEPT_MARKER not in current:
+            sys.exit(f"{path} has no KEPT marker")
+        current = current.rstrip("\n") + "\n\n" + text
+    with open(path, "w") as f:
+        f.write(current)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--brokers", default="shoal,kafka")
+    parser.add_argument("--record", action="store_true")
+    parser.add_argument("--shoal-bin", default=os.environ.get("SHOAL_BIN")
+                        or os.path.join(harness.REPO, "target", "release", "shoal"))
+    args = parser.parse_args()
+    args.shoal_bin = os.path.abspath(args.shoal_bin)
+    makers = {"shoal": lambda: harness.Shoal(args.shoal_bin), "kafka": harness.Kafka}
+    commands = harness.CommandsLog()
+    results = {}
+    try:
+        for name in args.brokers.split(","):
+            if name == "kafka" and not harness.kafka_jars_present():
+                print("idempotence: kafka skipped: no jars (tests/kafka/setup)", file=sys.stderr)
+                continue
+            results[name] = measure(name, makers[name], args, commands)
+    finally:
+        harness._cleanup_everything()
+    text = table(results, args, commands)
+    print(text)
+    if args.record:
+        record(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
