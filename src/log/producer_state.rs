@@ -54,7 +54,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use crate::protocol::batch::BatchHeader;
+use crate::protocol::batch::{increment_sequence, BatchHeader};
 use crate::protocol::batch_records::BatchRecords;
 use crate::protocol::records::TxnMarker;
 
@@ -172,16 +172,6 @@ pub struct CompletedTxn {
     pub first_offset: i64,
     pub last_offset: i64,
     pub aborted: bool,
-}
-
-/// `sequence + increment`, wrapping past `i32::MAX` to 0 as Kafka's
-/// sequences do.
-fn increment_sequence(sequence: i32, increment: i32) -> i32 {
-    if sequence > i32::MAX - increment {
-        increment - (i32::MAX - sequence) - 1
-    } else {
-        sequence + increment
-    }
 }
 
 fn in_sequence(last_seq: i32, next_seq: i32) -> bool {

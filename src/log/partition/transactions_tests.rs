@@ -104,33 +104,32 @@ async fn mixed_transactions(log: &std::rc::Rc<PartitionLog>, count: i64) -> i64 
     open.base_offset
 }
 
-#[test]
-fn a_crash_loses_no_aborted_transaction_nor_open_one() {
-    with_dir(|dir| async move {
+/// A crash: no close, so the active segment's `.txnindex` was never
+/// written; with `damage`, the sealed ones' files are damaged too and the
+/// checkpoint is gone (every segment is scanned).
+fn a_crash_loses_no_aborted_transaction_nor_open_one(damage: bool) {
+    with_dir(move |dir| async move {
         let log = PartitionLog::open(dir.clone(), small_config(1 << 20))
             .await
             .unwrap();
-        let open_at = mixed_transactions(&log, 30).await;
+        // The last transaction before the open one is aborted: its marker
+        // is in the active segment.
+        let open_at = mixed_transactions(&log, 31).await;
         assert!(log.segment_count() > 3, "the test wants rolls");
         let end = log.log_end_offset();
         let aborted = log.aborted_transactions(0, end);
-        assert_eq!(aborted.len(), 15);
+        assert_eq!(aborted.len(), 16);
         assert!(aborted.windows(2).all(|pair| pair[0].1 < pair[1].1));
         assert_eq!(log.last_stable_offset(), open_at);
+        // The snapshot of the last roll, then one at the log end: the
+        // replay must start from the first.
         log.checkpoint().await.unwrap();
-        // A crash: no close, so the active segment's `.txnindex` was never
-        // written; and the sealed ones' files are damaged or gone.
+        log.checkpoint().await.unwrap();
+        assert_eq!(segment_files(&dir, "snapshot"), 2);
         drop(log);
-        let mut removed = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "txnindex") {
-                std::fs::write(&path, b"damaged").unwrap();
-                removed += 1;
-            }
+        if damage {
+            damage_txn_indexes(&dir);
         }
-        assert!(removed > 0);
-        std::fs::remove_file(dir.join("shoal.checkpoint")).unwrap();
         let log = PartitionLog::open(dir.clone(), small_config(1 << 20))
             .await
             .unwrap();
@@ -142,6 +141,29 @@ fn a_crash_loses_no_aborted_transaction_nor_open_one() {
         assert_eq!(log.last_stable_offset(), log.high_watermark());
         log.close().await.unwrap();
     });
+}
+
+#[test]
+fn a_crash_rebuilds_the_active_segments_txnindex() {
+    a_crash_loses_no_aborted_transaction_nor_open_one(false);
+}
+
+#[test]
+fn a_crash_with_damaged_txnindex_files_rebuilds_them_all() {
+    a_crash_loses_no_aborted_transaction_nor_open_one(true);
+}
+
+fn damage_txn_indexes(dir: &std::path::Path) {
+    let mut damaged = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "txnindex") {
+            std::fs::write(&path, b"damaged").unwrap();
+            damaged += 1;
+        }
+    }
+    assert!(damaged > 0);
+    std::fs::remove_file(dir.join("shoal.checkpoint")).unwrap();
 }
 
 #[test]
