@@ -35,6 +35,11 @@ use super::messages::{ShardReply, ShardRequest};
 /// Room in each channel. Messages are boxed, so a slot is a few words; a
 /// sender finding it full waits for the reader, which never waits itself.
 const CHANNEL_MESSAGES_MAX: usize = 256;
+/// How often a shard looks again at the ends it is connecting (see
+/// `Links::connect`).
+const CONNECT_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+/// Connecting polls past which the wait is worth a debug line.
+const CONNECT_POLLS_LOGGED: u64 = 20;
 
 /// What travels between shards. Boxed, so a channel's slots stay small
 /// whatever the largest request.
@@ -89,7 +94,25 @@ impl Links {
         );
         // Together: a shard connecting its senders first would wait for
         // peers doing the same.
-        let (senders, receivers) = futures_util::future::join(senders, receivers).await;
+        let mut connecting = std::pin::pin!(futures_util::future::join(senders, receivers));
+        // glommio re-polls a connecting end only when its reactor passes
+        // for some other reason; on a loaded machine, one start in ten to
+        // twenty had a shard asleep with its peers connected and never
+        // woke (both threads parked in io_uring; tests timed out waiting
+        // for "shoal ready": 9 of 160 starts with three CPU hogs). Polling
+        // the ends again on a timer sees the peers' connections whatever
+        // wakes the reactor: 0 of 350 starts under the same load.
+        let mut polls = 0u64;
+        let (senders, receivers) = loop {
+            let tick = std::pin::pin!(glommio::timer::sleep(CONNECT_POLL));
+            match futures_util::future::select(connecting.as_mut(), tick).await {
+                futures_util::future::Either::Left((connected, _)) => break connected,
+                futures_util::future::Either::Right(((), _)) => polls += 1,
+            }
+        };
+        if polls > CONNECT_POLLS_LOGGED {
+            log::debug!("mesh connected after {polls} polls");
+        }
         (Mesh::new(senders), receivers)
     }
 }

@@ -522,10 +522,9 @@ async fn run_shard<S, F>(
 {
     let (stop_tx, stop_rx) = oneshot::channel();
     let shard_count = config.shards;
-    // In a task of its own, not in the executor's main future: connecting
-    // there, a shard sometimes never saw its peer connect (one start in
-    // twenty on a loaded machine); a task is woken by glommio's connection
-    // wakers as it should be.
+    // In a task of its own, and polled on a timer (`Links::connect`): a
+    // shard waiting for its peers' connections otherwise sometimes slept
+    // through them.
     let connecting = glommio::spawn_local(links.connect());
     let (mesh, receivers) = connecting.await;
     log::debug!("shard {id}: connected to the other shards");

@@ -424,7 +424,8 @@ def test_java_unsupported_admin_calls(broker, topic):
         "listPartitionReassignments": "UnsupportedVersionException",
         "describeMetadataQuorum": "UnsupportedVersionException",
         "describeDelegationToken": "UnsupportedVersionException",
-        "describeProducers": "UnsupportedVersionException",
+        # Served since transactions: each partition's producer state.
+        "describeProducers": "ok",
         "electLeaders": "UnsupportedVersionException",
         "createAcls": "UnsupportedVersionException",
         "alterClientQuotas": "UnsupportedVersionException",
