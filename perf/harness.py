@@ -1032,7 +1032,7 @@ def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, c
                   f"`kafka-producer-perf-test` ({PRODUCER_PERF_TEST} from the jars in target/kafka, "
                   f"{size.perf_test_records:,} records of 100 B, `acks=all`, the Java producer's defaults "
                   "otherwise except `enable.idempotence=false`, the same producer as the confluent-kafka one "
-                  "(perf/idempotence.py measures what idempotence costs); the client's JVM has "
+                  "(perf/exactly_once.py measures what idempotence costs); the client's JVM has "
                   f"`{PERF_TEST_HEAP}`; a broker too slow to take them all within {perf_test_timeout_s(size):.0f} s "
                   "is measured over the tool's completed 5 s windows). If `shoal bench` ranked the brokers differently from them, it would be "
                   "biased. CPU is the broker process's user + system time (all its threads: shoal's io_uring "

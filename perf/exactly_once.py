@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""What idempotence costs (issue 13): W1 (100 B records, 8 partitions,
+"""Exactly-once on shoal and on Apache Kafka, in one run (issue 13).
+
+What idempotence costs: W1 (100 B records, 8 partitions,
 acks=all, one connection) with and without idempotence, through two
 clients: `shoal bench produce` (perf/run's W1 c=1; `--idempotent`: a
 producer id and sequenced batches, up to 5 requests in flight, as before)
@@ -7,7 +9,11 @@ and confluent-kafka (`enable.idempotence=true`, which also makes librdkafka
 keep at most 5 requests in flight where it otherwise keeps many), on shoal
 and on Apache Kafka, in one run.
 
-    perf/idempotence.py [--runs 5] [--duration 5] [--record] [--brokers shoal,kafka]
+The transactional workload: one confluent-kafka transactional producer
+(perf/txn_client.py) committing a transaction every 100 ms of producing to
+8 partitions; records/s and commit latency per broker.
+
+    perf/exactly_once.py [--runs 5] [--duration 5] [--record] [--brokers shoal,kafka]
 
 Each broker is started once (fresh data directory, harness.Shoal /
 harness.Kafka), warmed up as perf/run does, and then measured in
@@ -30,8 +36,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
 
-SECTION_BEGIN = "<!-- section:idempotence -->"
-SECTION_END = "<!-- /section:idempotence -->"
+SECTION_BEGIN = "<!-- section:exactly-once -->"
+SECTION_END = "<!-- /section:exactly-once -->"
+TXN_MS = 100
 BOUND = 0.90
 CLIENTS = ("shoal bench", "confluent")
 
@@ -55,6 +62,7 @@ def measure(name, make_broker, args, commands):
     size = harness.QUICK if args.duration <= harness.QUICK.duration_s else harness.FULL
     broker = make_broker()
     results = {client: {"plain": [], "idempotent": []} for client in CLIENTS}
+    results["transactions"] = []
     try:
         broker.start(commands)
         topic = f"perf-{uuid.uuid4().hex[:8]}"
@@ -69,8 +77,20 @@ def measure(name, make_broker, args, commands):
                         raise RuntimeError(f"{client} {side} exited with {code}: {(err or out).strip()[-300:]}")
                     rate = harness.last_json_line(out)["records_per_s"]
                     results[client][side].append(rate)
-                    print(f"idempotence: {name} run {run + 1}/{args.runs} {client} {side}: {rate:,.0f} records/s",
+                    print(f"exactly-once: {name} run {run + 1}/{args.runs} {client} {side}: {rate:,.0f} records/s",
                           file=sys.stderr)
+            command = [os.path.join(harness.VENV, "bin", "python"), os.path.join(harness.PERF_DIR, "txn_client.py"),
+                       "--bootstrap", broker.bootstrap, "--topic", topic, "--partitions", str(harness.PARTITIONS),
+                       "--duration", str(args.duration), "--txn-ms", str(TXN_MS)]
+            commands.add(command, {**broker.placeholders(), topic: "$TOPIC"})
+            code, out, err = harness.run_bounded(command, args.duration * 10 + 60)
+            if code != 0:
+                raise RuntimeError(f"transactions exited with {code}: {(err or out).strip()[-300:]}")
+            report = harness.last_json_line(out)
+            results["transactions"].append(report)
+            print(f"exactly-once: {name} run {run + 1}/{args.runs} transactions: "
+                  f"{report['records_per_s']:,.0f} records/s, commit p50 {report['commit_ms']['p50']:.1f} ms",
+                  file=sys.stderr)
     finally:
         broker.close()
     return results
@@ -78,8 +98,8 @@ def measure(name, make_broker, args, commands):
 
 def table(results, args, commands):
     info = harness.machine()
-    lines = [SECTION_BEGIN, "## Idempotence cost (issue 13)", "",
-             f"`perf/idempotence.py --runs {args.runs} --duration {args.duration:g}`, {info['date']}, commit "
+    lines = [SECTION_BEGIN, "## Exactly-once: idempotence cost and transactions (issue 13)", "",
+             f"`perf/exactly_once.py --runs {args.runs} --duration {args.duration:g}`, {info['date']}, commit "
              f"{info['commit']}, {info['nproc']} × {info['cpu']}, load average at the end {info['loadavg']}: W1 "
              "(100 B, 8 partitions, acks=all, one connection), plain and idempotent, alternating on one broker, "
              "through `shoal bench produce` (`--idempotent`) and confluent-kafka (`enable.idempotence=true`). "
@@ -88,11 +108,27 @@ def table(results, args, commands):
              "| bound |",
              "|---|---|---|---|---|---|"]
     for name, by_client in results.items():
-        for client, sides in by_client.items():
+        for client in CLIENTS:
+            sides = by_client[client]
             plain, idem = statistics.median(sides["plain"]), statistics.median(sides["idempotent"])
             ratio = idem / plain
             lines.append(f"| {name} | {client} | {plain:,.0f} | {idem:,.0f} | {ratio:.2f} | "
                          f"{'met' if ratio >= BOUND else 'NOT met'} |")
+    lines += ["", f"The transactional workload: one confluent-kafka transactional producer, a commit every "
+              f"{TXN_MS} ms of producing 100 B records over 8 partitions (perf/txn_client.py); medians of "
+              f"{args.runs} runs.", "",
+              "| broker | records/s | commits/s | commit p50 ms | commit p99 ms | records/s vs kafka |",
+              "|---|---|---|---|---|---|"]
+    kafka_rate = (statistics.median(r["records_per_s"] for r in results["kafka"]["transactions"])
+                  if "kafka" in results else None)
+    for name, by_client in results.items():
+        runs = by_client["transactions"]
+        rate = statistics.median(r["records_per_s"] for r in runs)
+        commits = statistics.median(r["transactions"] / r["seconds"] for r in runs)
+        p50 = statistics.median(r["commit_ms"]["p50"] for r in runs)
+        p99 = statistics.median(r["commit_ms"]["p99"] for r in runs)
+        ratio = f"{rate / kafka_rate:.2f}" if kafka_rate else "—"
+        lines.append(f"| {name} | {rate:,.0f} | {commits:.1f} | {p50:.1f} | {p99:.1f} | {ratio} |")
     lines += ["", "Commands:", "", "```"] + commands.lines + ["```", "", SECTION_END]
     return "\n".join(lines) + "\n"
 
@@ -129,7 +165,7 @@ def main():
     try:
         for name in args.brokers.split(","):
             if name == "kafka" and not harness.kafka_jars_present():
-                print("idempotence: kafka skipped: no jars (tests/kafka/setup)", file=sys.stderr)
+                print("exactly-once: kafka skipped: no jars (tests/kafka/setup)", file=sys.stderr)
                 continue
             results[name] = measure(name, makers[name], args, commands)
     finally:
