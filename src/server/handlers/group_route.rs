@@ -12,20 +12,39 @@ use crate::shard::CONTROLLER_SHARD;
 /// Creates `__consumer_offsets` unless it exists. Errors are Kafka's
 /// COORDINATOR_NOT_AVAILABLE, which clients retry.
 pub async fn ensure_offsets_topic(context: &ConnectionContext) -> Result<(), ResponseError> {
-    if context.shard.view().topic(OFFSETS_TOPIC).is_some() {
-        return Ok(());
-    }
-    let topic = NewTopic {
-        name: OFFSETS_TOPIC.to_string(),
-        partitions: context.shard.config.group.offsets_topic_num_partitions,
-        replication_factor: 1,
-        configs: vec![
+    let config = &context.shard.config;
+    ensure_internal_topic(
+        context,
+        OFFSETS_TOPIC,
+        config.group.offsets_topic_num_partitions,
+        vec![
             ("cleanup.policy".to_string(), "compact".to_string()),
             (
                 "segment.bytes".to_string(),
-                context.shard.config.offsets_topic_segment_bytes.to_string(),
+                config.offsets_topic_segment_bytes.to_string(),
             ),
         ],
+    )
+    .await
+}
+
+/// Creates the internal topic `name` (a coordinator's log) with
+/// `partitions` and `configs` unless it exists. Errors are Kafka's
+/// COORDINATOR_NOT_AVAILABLE, which clients retry.
+pub async fn ensure_internal_topic(
+    context: &ConnectionContext,
+    name: &str,
+    partitions: i32,
+    configs: Vec<(String, String)>,
+) -> Result<(), ResponseError> {
+    if context.shard.view().topic(name).is_some() {
+        return Ok(());
+    }
+    let topic = NewTopic {
+        name: name.to_string(),
+        partitions,
+        replication_factor: 1,
+        configs,
         placement: None,
         validate_only: false,
     };
@@ -33,10 +52,10 @@ pub async fn ensure_offsets_topic(context: &ConnectionContext) -> Result<(), Res
         .shard
         .call(CONTROLLER_SHARD, ShardRequest::CreateTopics(vec![topic]))
         .await;
-    if context.shard.view().topic(OFFSETS_TOPIC).is_some() {
+    if context.shard.view().topic(name).is_some() {
         Ok(())
     } else {
-        log::error!("cannot create {OFFSETS_TOPIC}");
+        log::error!("cannot create {name}");
         Err(ResponseError::CoordinatorNotAvailable)
     }
 }

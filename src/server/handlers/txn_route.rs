@@ -6,30 +6,22 @@
 
 use kafka_protocol::error::ResponseError;
 
+use super::group_route::ensure_internal_topic;
 use crate::group::offsets_partition;
 use crate::server::connection::{ConnectionContext, Port};
-use crate::shard::messages::{NewTopic, ShardReply, ShardRequest, TxnAnswer, TxnCall};
-use crate::shard::CONTROLLER_SHARD;
+use crate::shard::messages::{ShardReply, ShardRequest, TxnAnswer, TxnCall};
 use crate::txn::{ListedTxn, TxnState, TRANSACTION_STATE_TOPIC};
 
 /// Creates `__transaction_state` unless it exists. Errors are Kafka's
 /// COORDINATOR_NOT_AVAILABLE, which clients retry.
 pub async fn ensure_txn_topic(context: &ConnectionContext) -> Result<(), ResponseError> {
-    if context
-        .shard
-        .view()
-        .topic(TRANSACTION_STATE_TOPIC)
-        .is_some()
-    {
-        return Ok(());
-    }
     let config = &context.shard.config.txn;
     // Kafka's TransactionLog: compacted, uncompressed, its own segment size.
-    let topic = NewTopic {
-        name: TRANSACTION_STATE_TOPIC.to_string(),
-        partitions: config.state_log_num_partitions,
-        replication_factor: 1,
-        configs: vec![
+    ensure_internal_topic(
+        context,
+        TRANSACTION_STATE_TOPIC,
+        config.state_log_num_partitions,
+        vec![
             ("cleanup.policy".to_string(), "compact".to_string()),
             ("compression.type".to_string(), "uncompressed".to_string()),
             (
@@ -37,24 +29,8 @@ pub async fn ensure_txn_topic(context: &ConnectionContext) -> Result<(), Respons
                 config.state_log_segment_bytes.to_string(),
             ),
         ],
-        placement: None,
-        validate_only: false,
-    };
-    context
-        .shard
-        .call(CONTROLLER_SHARD, ShardRequest::CreateTopics(vec![topic]))
-        .await;
-    if context
-        .shard
-        .view()
-        .topic(TRANSACTION_STATE_TOPIC)
-        .is_some()
-    {
-        Ok(())
-    } else {
-        log::error!("cannot create {TRANSACTION_STATE_TOPIC}");
-        Err(ResponseError::CoordinatorNotAvailable)
-    }
+    )
+    .await
 }
 
 /// The shard coordinating `transactional_id`; `__transaction_state` exists.
