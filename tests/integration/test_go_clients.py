@@ -57,10 +57,13 @@ def broker(broker_factory):
     return broker_factory(overrides={"group.initial.rebalance.delay.ms": 0}, shards=2)
 
 
-def run(program, *args, records=None, expect_ok=True):
-    """Runs target/go-bin/<program> with args; returns its JSON answer, or the
-    CompletedProcess when expect_ok is False."""
-    stdin = None if records is None else json.dumps([encode(r) for r in records])
+def run(program, *args, records=None, stdin=None, expect_ok=True):
+    """Runs target/go-bin/<program> with args, `records` (or any other JSON
+    `stdin`) on its stdin; returns its JSON answer, or the CompletedProcess
+    when expect_ok is False."""
+    if records is not None:
+        stdin = [encode(r) for r in records]
+    stdin = None if stdin is None else json.dumps(stdin)
     command = [os.path.join(GO_BIN, program), *args, "-timeout", f"{PROGRAM_TIMEOUT_S}s"]
     if SETPRIV:
         command = [SETPRIV, "--pdeathsig", "KILL", "--", *command]
@@ -407,3 +410,97 @@ def test_franz_produced_kafkago_consumed(broker, topic):
     kafkago("produce", "-brokers", b, "-topic", topic, "-codec", "gzip", records=rows[3:])
     consumed = kafkago("consume", "-brokers", b, "-topic", topic, "-group", group_name(), "-count", "6")
     assert by_partition(consumed, null_is_empty=True) == expected({0: rows}, null_is_empty=True)
+
+
+# franz-go's transactions (the franztxn program): what a consumer of each
+# isolation level reads, zombie fencing, and consume-transform-produce in a
+# GroupTransactSession. franz-go's idempotent producer is its default, above.
+
+
+def franztxn(*args, **kw):
+    return run("franztxn", *args, **kw)
+
+
+def txn_id():
+    return client_programs.group_name("go-txn")
+
+
+def values(prefix, count):
+    return [f"{prefix}-{i}".encode() for i in range(count)]
+
+
+def spread(vals, partitions):
+    return {p: vals[p::partitions] for p in range(partitions)}
+
+
+def joined(*parts):
+    out = {}
+    for part in parts:
+        for p, vals in part.items():
+            out.setdefault(p, []).extend(vals)
+    return out
+
+
+def value_records(vals, partitions):
+    """vals round-robin over the partitions, as JSON records."""
+    return [{"partition": i % partitions, "key": None, "value": b64(v), "headers": [], "timestamp_ms": -1}
+            for i, v in enumerate(vals)]
+
+
+def franz_read(bootstrap, topic, isolation, count):
+    """franz-go's consumer at `isolation` ("committed" or "uncommitted"):
+    count records from the start, and whatever else comes in the half
+    second after; {partition: values} in offset order."""
+    got = {}
+    for r in franztxn("read", "-brokers", bootstrap, "-topic", topic, "-isolation", isolation, "-count", str(count)):
+        got.setdefault(r["partition"], []).append((r["offset"], unb64(r["value"])))
+    return {p: [v for _, v in sorted(rows)] for p, rows in got.items()}
+
+
+def test_franz_transactions_commit_and_abort(broker, topic):
+    """A committed, an aborted and a committed transaction: franz-go's
+    read_committed consumer reads the committed ones, read_uncommitted all."""
+    b = broker.bootstrap
+    franz("admin", "-brokers", b, "-op", "create-topic", "-topic", topic, "-partitions", "2")
+    first, aborted, last = values("first", 20), values("aborted", 20), values("last", 20)
+    txns = [{"end": end, "records": value_records(vals, 2)}
+            for vals, end in [(first, "commit"), (aborted, "abort"), (last, "commit")]]
+    franztxn("transact", "-brokers", b, "-topic", topic, "-transactional-id", txn_id(), stdin=txns)
+    assert franz_read(b, topic, "committed", 40) == joined(spread(first, 2), spread(last, 2))
+    assert franz_read(b, topic, "uncommitted", 60) == joined(spread(first, 2), spread(aborted, 2), spread(last, 2))
+
+
+def test_franz_older_transactional_producer_is_fenced(broker, topic):
+    b = broker.bootstrap
+    franz("admin", "-brokers", b, "-op", "create-topic", "-topic", topic, "-partitions", "1")
+    older, newer = values("older", 5), values("newer", 5)
+    out = franztxn("fence", "-brokers", b, "-topic", topic, "-transactional-id", txn_id(),
+                   stdin={"older": value_records(older, 1), "newer": value_records(newer, 1)})
+    assert out["older_commit_error"].startswith("PRODUCER_FENCED:"), out
+    assert franz_read(b, topic, "committed", 5) == {0: newer}
+    assert franz_read(b, topic, "uncommitted", 10) == {0: older + newer}
+
+
+def test_franz_consume_transform_produce(broker, topic):
+    """A GroupTransactSession commits two transactions (output and input
+    offsets) and leaves with the third open; a second instance with the same
+    transactional id fences it, resumes from the committed offsets and
+    finishes the input: each input is in the committed output exactly once,
+    and the group's offsets are the input's end."""
+    b = broker.bootstrap
+    partitions = 2
+    source, sink, group, tid = f"{topic}-in", f"{topic}-out", group_name(), txn_id()
+    for t in (source, sink):
+        franz("admin", "-brokers", b, "-op", "create-topic", "-topic", t, "-partitions", str(partitions))
+    inputs = values("input", 150)
+    franz("produce", "-brokers", b, "-topic", source, records=[
+        Record(partition=i % partitions, key=None, value=v, headers=[], timestamp_ms=BASE_TIMESTAMP_MS + i)
+        for i, v in enumerate(inputs)])
+    app = ["etl", "-brokers", b, "-input", source, "-output", sink, "-group", group, "-transactional-id", tid]
+    assert franztxn(*app, "-stall-at", "3")["transactions"] == 3
+    resumed = franztxn(*app)
+    assert 0 < sum(resumed["first"].values()) < len(inputs), resumed
+    committed = franz("admin", "-brokers", b, "-op", "fetch-offsets", "-group", group)
+    assert committed == {source: {str(p): len(vals) for p, vals in spread(inputs, partitions).items()}}
+    want = {p: [b"out:" + v for v in vals] for p, vals in spread(inputs, partitions).items()}
+    assert franz_read(b, sink, "committed", len(inputs)) == want
