@@ -1,5 +1,5 @@
 """Idempotence and transactions with the pure-Python clients, kafka-python
-(2.1 and later) and aiokafka: an idempotent producer, a committed and an
+(2.2 and later) and aiokafka: an idempotent producer, a committed and an
 aborted transaction seen by read_committed and read_uncommitted consumers of
 the same client, consume-transform-produce with the input offsets sent to
 the transaction (one instance left with a transaction open, the next one
@@ -22,6 +22,7 @@ import kafka.errors
 import pytest
 
 import clients
+from conftest import wait_until
 
 REQUEST_TIMEOUT_S = 30
 # Records each transaction of the consume-transform-produce app reads at most,
@@ -39,8 +40,10 @@ pytestmark = pytest.mark.timeout(90)
 class KafkaPython:
     """kafka-python's KafkaProducer and KafkaConsumer, called directly."""
 
-    # What a fenced producer's next transactional call raises.
-    FENCED = (kafka.errors.ProducerFencedError, kafka.errors.InvalidProducerEpochError)
+    # What a fenced producer's commit raises: kafka-python's EndTxn is older
+    # than v2, to which Kafka answers INVALID_PRODUCER_EPOCH, not
+    # PRODUCER_FENCED.
+    FENCED = kafka.errors.InvalidProducerEpochError
 
     def producer(self, bootstrap, **config):
         prod = kafka.KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5,
@@ -106,7 +109,7 @@ class AioKafka:
     end on the adapter's own event loop (the clients belong to the loop they
     were made on)."""
 
-    FENCED = (aiokafka.errors.ProducerFenced, aiokafka.errors.InvalidProducerEpoch)
+    FENCED = aiokafka.errors.ProducerFenced
 
     def __init__(self):
         self.loop = asyncio.new_event_loop()
@@ -378,13 +381,14 @@ def test_consume_transform_produce(broker, topic, client):
         apps[1].run(ends)
     finally:
         for app in apps:
-            try:
-                app.close()
-            except client.FENCED:
-                pass  # the first instance's producer, fenced by the second
+            app.close()
+    # EndTxn answers once the commit is decided; the COMMIT marker that makes
+    # the last transaction's offsets visible to OffsetFetch follows (in
+    # Kafka too).
     check = client.consumer(b, "read_committed", group=group)
     try:
-        assert client.committed(check, source, partitions) == ends
+        wait_until(lambda: client.committed(check, source, partitions) == ends, REQUEST_TIMEOUT_S,
+                   "the group's offsets to reach the input's end", interval_s=0.2)
     finally:
         client.close_consumer(check)
     want = {p: [b"out:" + v for v in vals] for p, vals in spread(inputs, partitions).items()}

@@ -16,6 +16,7 @@ import pytest
 
 import client_programs
 from client_programs import b64, members, unb64, wait_for_split  # noqa: F401 (members: a fixture)
+from conftest import wait_until
 from records import BASE_TIMESTAMP_MS, Record, make_records
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -500,7 +501,11 @@ def test_franz_consume_transform_produce(broker, topic):
     assert franztxn(*app, "-stall-at", "3")["transactions"] == 3
     resumed = franztxn(*app)
     assert 0 < sum(resumed["first"].values()) < len(inputs), resumed
-    committed = franz("admin", "-brokers", b, "-op", "fetch-offsets", "-group", group)
-    assert committed == {source: {str(p): len(vals) for p, vals in spread(inputs, partitions).items()}}
+    # EndTxn answers once the commit is decided; the COMMIT marker that makes
+    # the last transaction's offsets visible to OffsetFetch follows (in
+    # Kafka too).
+    ends = {source: {str(p): len(vals) for p, vals in spread(inputs, partitions).items()}}
+    wait_until(lambda: franz("admin", "-brokers", b, "-op", "fetch-offsets", "-group", group) == ends, 30,
+               "the group's offsets to reach the input's end", interval_s=0.2)
     want = {p: [b"out:" + v for v in vals] for p, vals in spread(inputs, partitions).items()}
     assert franz_read(b, sink, "committed", len(inputs)) == want
