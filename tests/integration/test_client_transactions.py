@@ -1,7 +1,8 @@
 """Idempotence and transactions with the pure-Python clients, kafka-python
 (2.2 and later) and aiokafka: an idempotent producer, a committed and an
 aborted transaction seen by read_committed and read_uncommitted consumers of
-the same client, consume-transform-produce with the input offsets sent to
+the same client, a read_committed consumer stopped by an open transaction,
+consume-transform-produce with the input offsets sent to
 the transaction (one instance left with a transaction open, the next one
 fencing it and finishing the input), and a producer fenced by a newer one
 with its transactional id.
@@ -278,6 +279,31 @@ def test_read_committed_sees_committed_transactions_only(broker, topic, client):
     committed = joined(spread(first, 2), spread(last, 2))
     everything = joined(spread(first, 2), spread(aborted, 2), spread(last, 2))
     expected = {"read_committed": committed, "read_uncommitted": everything}
+    assert read_values(client, b, topic, expected) == expected
+
+
+def test_read_committed_stops_at_an_open_transaction(broker, topic, client):
+    """A read_committed consumer reads nothing from the first offset of an
+    open transaction on (the last stable offset), not even the records
+    written after it outside any transaction; after the commit it reads
+    them all."""
+    b = broker.bootstrap
+    clients.create_topic(b, topic, 1)
+    plain = client.producer(b)
+    txn = client.producer(b, transactional_id=txn_id())
+    before, open_txn, after = values("before", 5), values("open", 10), values("after", 5)
+    try:
+        produce_values(client, plain, topic, 1, before)
+        client.begin(txn)
+        produce_values(client, txn, topic, 1, open_txn)
+        produce_values(client, plain, topic, 1, after)
+        expected = {"read_committed": {0: before}, "read_uncommitted": {0: before + open_txn + after}}
+        assert read_values(client, b, topic, expected) == expected
+        client.commit(txn)
+    finally:
+        client.close_producer(txn)
+        client.close_producer(plain)
+    expected = {"read_committed": {0: before + open_txn + after}}
     assert read_values(client, b, topic, expected) == expected
 
 

@@ -471,6 +471,25 @@ def test_franz_transactions_commit_and_abort(broker, topic):
     assert franz_read(b, topic, "uncommitted", 60) == joined(spread(first, 2), spread(aborted, 2), spread(last, 2))
 
 
+def test_franz_read_committed_stops_at_an_open_transaction(broker, topic):
+    """franz-go's read_committed consumer reads nothing from the first offset
+    of an open transaction on, not even records written after it outside
+    any transaction; read_uncommitted reads them all."""
+    b = broker.bootstrap
+    franz("admin", "-brokers", b, "-op", "create-topic", "-topic", topic, "-partitions", "1")
+    before, open_txn, after = values("before", 5), values("open", 10), values("after", 5)
+
+    def plain(vals):
+        return [Record(partition=0, key=None, value=v, headers=[], timestamp_ms=BASE_TIMESTAMP_MS) for v in vals]
+
+    franz("produce", "-brokers", b, "-topic", topic, records=plain(before))
+    franztxn("transact", "-brokers", b, "-topic", topic, "-transactional-id", txn_id(),
+             stdin=[{"end": "open", "records": value_records(open_txn, 1)}])
+    franz("produce", "-brokers", b, "-topic", topic, records=plain(after))
+    assert franz_read(b, topic, "committed", 5) == {0: before}
+    assert franz_read(b, topic, "uncommitted", 20) == {0: before + open_txn + after}
+
+
 def test_franz_older_transactional_producer_is_fenced(broker, topic):
     b = broker.bootstrap
     franz("admin", "-brokers", b, "-op", "create-topic", "-topic", topic, "-partitions", "1")

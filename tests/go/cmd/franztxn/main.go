@@ -50,7 +50,8 @@ func main() {
 var debug []kgo.Opt
 
 // Transaction is one transaction to produce: its records, then how it ends
-// ("commit" or "abort").
+// ("commit" or "abort"; "open", last only, leaves it open as the program
+// exits, for the broker to abort when it times out).
 type Transaction struct {
 	End     string         `json:"end"`
 	Records []drive.Record `json:"records"`
@@ -104,6 +105,9 @@ func transact(args []string) {
 			drive.Fail("begin: %v", err)
 		}
 		produceAll(ctx, cl, txn.Records)
+		if txn.End == "open" {
+			break
+		}
 		if err := cl.EndTransaction(ctx, txn.End == "commit"); err != nil {
 			drive.Fail("end (%s): %v", txn.End, err)
 		}
