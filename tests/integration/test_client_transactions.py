@@ -24,6 +24,7 @@ import pytest
 
 import clients
 from conftest import wait_until
+from test_transactions import shoal_tool, tool_rows
 
 REQUEST_TIMEOUT_S = 30
 # Records each transaction of the consume-transform-produce app reads at most,
@@ -228,8 +229,9 @@ def produce_values(client, prod, topic, partitions, vals):
 def read_values(client, bootstrap, topic, expected):
     """What a consumer of `client` reads from offset 0 of each partition:
     polls until it has as many records as `expected` ({partition: values})
-    holds, then a little longer for any that should not be there. Returns
-    {isolation: {partition: values}} for both isolation levels."""
+    holds, then a little longer for any that should not be there; one
+    consumer per isolation level in `expected`. Returns {isolation:
+    {partition: values}}."""
     out = {}
     for isolation, want in expected.items():
         cons = client.consumer(bootstrap, isolation)
@@ -262,6 +264,11 @@ def test_idempotent_producer(broker, topic, client):
     assert acks == [(i % 2, i // 2) for i in range(100)]
     want = spread(vals, 2)
     assert read_values(client, b, topic, {"read_uncommitted": want}) == {"read_uncommitted": want}
+    # One producer wrote each partition, its sequences from 0 (DescribeProducers).
+    for p in range(2):
+        [producer] = tool_rows(shoal_tool("describe-producers", "--topic", topic, "--partition", str(p),
+                                          "--bootstrap", b).stdout)
+        assert producer["LastSequence"] == "49", producer
 
 
 def test_read_committed_sees_committed_transactions_only(broker, topic, client):
