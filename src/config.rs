@@ -29,7 +29,7 @@ pub use storage::*;
 pub use topic::{
     apply_config_ops, cleanup_deletes, is_list_topic_config, topic_config_broker_synonym,
     topic_config_default, validate_topic_config, validated_overrides, ConfigOp, TopicConfig,
-    TOPIC_CONFIG_NAMES,
+    INTERNAL_SEGMENT_BYTES, TOPIC_CONFIG_NAMES,
 };
 pub use txn::TxnConfig;
 

@@ -33,6 +33,13 @@ pub const TOPIC_CONFIG_NAMES: &[&str] = &[
     "segment.ms",
 ];
 
+/// Kafka 4's testing override of `segment.bytes`: accepted by CreateTopics
+/// and AlterConfigs, it wins over `segment.bytes` without that config's
+/// 1 MiB floor (which shoal does not have either), and DescribeConfigs lists
+/// it only where a topic sets it, as Kafka does. Suites that need small
+/// segments on both brokers set it.
+pub const INTERNAL_SEGMENT_BYTES: &str = "internal.segment.bytes";
+
 /// The broker's default for one topic config, as a string.
 pub fn topic_config_default(broker: &BrokerConfig, name: &str) -> Option<String> {
     let value = match name {
@@ -105,7 +112,9 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError>
         "retention.bytes" | "retention.ms" => {
             parse_range::<i64>(name, value, -1, i64::MAX).map(drop)
         }
-        "segment.bytes" => parse_range::<u64>(name, value, 14, i32::MAX as u64).map(drop),
+        "segment.bytes" | INTERNAL_SEGMENT_BYTES => {
+            parse_range::<u64>(name, value, 14, i32::MAX as u64).map(drop)
+        }
         "segment.ms" => parse_range::<u64>(name, value, 1, u64::MAX).map(drop),
         _ => Err(ConfigError(format!("unknown topic config {name}"))),
     }
@@ -253,7 +262,10 @@ impl TopicConfig {
             .parse()
             .unwrap_or(broker.log_flush_interval_ms);
         let log = LogConfig {
-            segment_bytes: effective("segment.bytes")
+            segment_bytes: overrides
+                .get(INTERNAL_SEGMENT_BYTES)
+                .cloned()
+                .unwrap_or_else(|| effective("segment.bytes"))
                 .parse()
                 .unwrap_or(broker.log_segment_bytes),
             // As in Kafka, a compacted topic rolls by `max.compaction.lag.ms`
@@ -318,6 +330,9 @@ mod tests {
         overrides.insert("retention.bytes".to_string(), "6000".to_string());
         let topic = TopicConfig::resolve(&broker, &overrides);
         assert_eq!(topic.log.segment_bytes, 1000);
+        overrides.insert(INTERNAL_SEGMENT_BYTES.to_string(), "200".to_string());
+        let topic = TopicConfig::resolve(&broker, &overrides);
+        assert_eq!(topic.log.segment_bytes, 200, "the internal override wins");
         assert_eq!(topic.log.retention_bytes, 6000);
         assert_eq!(topic.log.retention_ms, RETENTION_MS_DEFAULT);
         assert!(topic.log_append_time);
@@ -332,6 +347,7 @@ mod tests {
         assert_eq!(topic.timestamp_before_max_ms, 5000);
         assert!(validate_topic_config("message.timestamp.after.max.ms", "-1").is_err());
         assert!(validate_topic_config("segment.bytes", "10").is_err());
+        assert!(validate_topic_config(INTERNAL_SEGMENT_BYTES, "abc").is_err());
         assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
         assert!(validate_topic_config("cleanup.policy", "shred").is_err());
         assert!(validate_topic_config("bogus", "1").is_err());

@@ -155,6 +155,16 @@ class Broker:
     def log_path(self):
         return self.log_paths[-1]
 
+    def partition_dir(self, topic, partition):
+        """The directory of one partition's files: `<topic>-<partition>` in
+        the data directory, or one level down (where another broker puts
+        its log dir inside the data directory)."""
+        name = f"{topic}-{partition}"
+        for path in [self.data_dir, *sorted(d.path for d in os.scandir(self.data_dir) if d.is_dir())]:
+            if os.path.isdir(os.path.join(path, name)):
+                return os.path.join(path, name)
+        raise AssertionError(f"no directory {name} under {self.data_dir}")
+
     def command(self):
         if EXTERNAL_SERVE_CMD:
             command = shlex.split(EXTERNAL_SERVE_CMD.format(port=self.port, data_dir=self.data_dir))

@@ -14,7 +14,6 @@ from kafka import TopicPartition as KafkaPythonPartition
 import clients
 from conftest import wait_until
 
-pytestmark = pytest.mark.shoal_only
 
 KEYS = 20
 ROUNDS = 8
@@ -112,7 +111,7 @@ def test_compaction_keeps_latest_values_drops_tombstones_and_survives_restart(br
         1,
         config={
             "cleanup.policy": "compact",
-            "segment.bytes": str(SEGMENT_BYTES),
+            "internal.segment.bytes": str(SEGMENT_BYTES),
             "min.cleanable.dirty.ratio": "0.01",
             "delete.retention.ms": str(DELETE_RETENTION_MS),
         },
@@ -156,8 +155,12 @@ def test_compaction_keeps_latest_values_drops_tombstones_and_survives_restart(br
     assert (low, high) == (0, total)
     assert len(records) < total
 
-    # delete.retention.ms after the pass that kept them, tombstones go.
+    # delete.retention.ms after the pass that kept them, tombstones go. Each
+    # look adds a filler record: Kafka's cleaner takes a log again only once
+    # it is dirty again.
     def tombstones_gone():
+        prod.produce(topic, key=b"filler", value=b"%040d" % 0, partition=0, on_delivery=log)
+        clients.flush(prod)
         r = read_all(broker.bootstrap, topic)
         present = {k for _, k, _ in r}
         return r if compacted(r, expected) and not any(key(i) in present for i in range(DELETED)) else None
@@ -165,6 +168,7 @@ def test_compaction_keeps_latest_values_drops_tombstones_and_survives_restart(br
     records = wait_until(tombstones_gone, CLEAN_WAIT_S, "the tombstones to be removed", interval_s=0.5)
     assert [r[:2] for r in main_keys(records)] == sorted(r[:2] for r in main_keys(records))
     assert len(main_keys(records)) == KEYS - DELETED
+    total = len(log.acked)
 
     # kafka-python reads the same across the gaps.
     assert main_keys(read_all_kafka_python(broker.bootstrap, topic, total)) == main_keys(records)
@@ -188,6 +192,10 @@ def offsets_log_bytes(data_dir):
     return total
 
 
+# Kafka 4 refuses `offsets.topic.segment.bytes` under 1 MiB (its `segment.bytes`
+# floor) and has no internal override for `__consumer_offsets`, so this test
+# cannot make Kafka roll that topic's segments small enough.
+@pytest.mark.shoal_only
 def test_consumer_offsets_are_compacted(broker_factory, topic):
     broker = broker_factory(
         overrides={

@@ -16,7 +16,6 @@ import pytest
 import kafka_wire
 from conftest import HOST, Broker, wait_until
 
-pytestmark = pytest.mark.shoal_only
 
 # Connections the broker takes from 127.0.0.1, and from 127.0.0.2 by override.
 PER_IP = 3
@@ -161,6 +160,8 @@ def accept_failure_lines(broker):
     return [line for line in open(broker.log_path, errors="replace") if "accept failed" in line]
 
 
+# shoal's own process under prlimit, and its log lines.
+@pytest.mark.shoal_only
 def test_a_broker_out_of_descriptors_backs_off_and_recovers(tmp_root):
     broker = Broker(tmp_root, shards=2)
     original = broker.command
@@ -208,6 +209,8 @@ CLOSE_LOG_LINES_PER_SECOND = 10
 BAD_CONNECTIONS = 300
 
 
+# The rate bound is shoal's own logging's (server/limits.rs).
+@pytest.mark.shoal_only
 def test_closes_of_bad_connections_are_logged_at_a_bounded_rate(broker_factory):
     broker = broker_factory(shards=2)
     started = time.monotonic()

@@ -265,6 +265,8 @@ def aiokafka_consume(bootstrap, group, topic, count, timeout_s=GROUP_WAIT_S):
     return asyncio.run(run())
 
 
+# Against Kafka 4.4, reading the committed offsets right after these
+# consumers close fails with NOT_COORDINATOR, not yet explained.
 @pytest.mark.shoal_only
 @pytest.mark.parametrize("consume", [kafka_python_consume, aiokafka_consume], ids=["kafka-python", "aiokafka"])
 def test_group_consumer_resumes_after_restarts_and_kill9(group_broker, topic, group, consume):
@@ -532,7 +534,6 @@ def test_cli_list_describe_reset_delete(group_broker, topic, group):
     assert f"* Group '{group}' could not be deleted due to: GROUP_ID_NOT_FOUND" in again.stdout.decode()
 
 
-@pytest.mark.shoal_only
 def test_live_member_survives_broker_kill9(group_broker, topic, group):
     """A member consuming while the broker is killed and restarted carries
     on: it reads what is produced afterwards exactly once, from its

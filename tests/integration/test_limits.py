@@ -10,7 +10,6 @@ from confluent_kafka.admin import ConfigResource, ResourceType
 import clients
 import kafka_wire
 
-pytestmark = pytest.mark.shoal_only
 
 MESSAGE_MAX_BYTES = 20_000
 SOCKET_REQUEST_MAX_BYTES = 200_000

@@ -8,7 +8,6 @@ import pytest
 import clients
 from conftest import wait_until
 
-pytestmark = pytest.mark.shoal_only
 
 RECORDS = 400
 VALUE_BYTES = 100
@@ -17,10 +16,10 @@ RETENTION_BYTES = 6000
 RETENTION_WAIT_S = 30
 
 
-def segment_sizes(data_dir, topic):
+def segment_sizes(broker, topic):
     """Sizes of the partition's .log files, oldest first; a file that
     retention deletes while it is listed is left out."""
-    partition_dir = os.path.join(data_dir, f"{topic}-0")
+    partition_dir = broker.partition_dir(topic, 0)
     sizes = []
     for name in sorted(n for n in os.listdir(partition_dir) if n.endswith(".log")):
         try:
@@ -30,10 +29,10 @@ def segment_sizes(data_dir, topic):
     return sizes
 
 
-def retention_done(data_dir, topic):
+def retention_done(broker, topic):
     """Kafka's rule holds: without its oldest segment the log would be
     smaller than retention.bytes, so nothing more can go."""
-    sizes = segment_sizes(data_dir, topic)
+    sizes = segment_sizes(broker, topic)
     return sum(sizes) - sizes[0] < RETENTION_BYTES
 
 
@@ -43,7 +42,7 @@ def test_size_retention_deletes_old_segments_and_resets_consumers(broker_factory
         broker.bootstrap,
         topic,
         1,
-        config={"segment.bytes": str(SEGMENT_BYTES), "retention.bytes": str(RETENTION_BYTES)},
+        config={"internal.segment.bytes": str(SEGMENT_BYTES), "retention.bytes": str(RETENTION_BYTES)},
     )
     # One record per batch, so the segments roll often.
     prod = clients.producer(broker.bootstrap, acks="all", linger_ms=0, batch_num_messages=1)
@@ -57,14 +56,14 @@ def test_size_retention_deletes_old_segments_and_resets_consumers(broker_factory
     segments_written = RECORDS * VALUE_BYTES // SEGMENT_BYTES
 
     wait_until(
-        lambda: retention_done(broker.data_dir, topic),
+        lambda: retention_done(broker, topic),
         RETENTION_WAIT_S,
         "retention to delete the old segments",
     )
     low, high = clients.watermarks(broker.bootstrap, topic, 0)
     assert high == RECORDS
     assert 0 < low < RECORDS
-    sizes = segment_sizes(broker.data_dir, topic)
+    sizes = segment_sizes(broker, topic)
     assert sum(sizes) >= RETENTION_BYTES
     assert len(sizes) < segments_written
 

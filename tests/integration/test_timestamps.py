@@ -11,7 +11,6 @@ from kafka.errors import InvalidTimestampError
 
 import clients
 
-pytestmark = pytest.mark.shoal_only
 
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
@@ -96,7 +95,7 @@ def test_log_append_time_ignores_the_window_and_stamps_the_broker_clock(broker, 
 def test_offsets_for_times_across_segments(broker, topic):
     # Small segments so the lookup has to pick the right segment by its
     # time index before scanning batches.
-    clients.create_topic(broker.bootstrap, topic, 1, config={"segment.bytes": "2000"})
+    clients.create_topic(broker.bootstrap, topic, 1, config={"internal.segment.bytes": "2000"})
     base = now_ms() - HOUR_MS
     stamped = [(base + i * 1000, f"v{i:03d}".encode() * 20) for i in range(60)]
     prod = clients.producer(broker.bootstrap, linger_ms=0)

@@ -10,7 +10,7 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, 
 use super::str_bytes;
 use crate::config::{
     topic_config_broker_synonym, topic_config_default, BrokerConfig, ConfigKind, ConfigSource,
-    TOPIC_CONFIG_NAMES,
+    INTERNAL_SEGMENT_BYTES, TOPIC_CONFIG_NAMES,
 };
 use crate::metadata::TopicMeta;
 use crate::server::connection::ConnectionContext;
@@ -46,18 +46,24 @@ fn topic_config_type(name: &str) -> i8 {
         "cleanup.policy" => TYPE_LIST,
         "min.cleanable.dirty.ratio" => TYPE_DOUBLE,
         "compression.type" | "message.timestamp.type" | "flush.policy" => TYPE_STRING,
-        "index.interval.bytes" | "max.message.bytes" | "min.insync.replicas" | "segment.bytes" => {
-            TYPE_INT
-        }
+        "index.interval.bytes"
+        | "max.message.bytes"
+        | "min.insync.replicas"
+        | "segment.bytes"
+        | INTERNAL_SEGMENT_BYTES => TYPE_INT,
         _ => TYPE_LONG,
     }
 }
 
-/// Every known config of `topic`: its value and where the value comes from.
+/// Every known config of `topic`: its value and where the value comes from;
+/// `internal.segment.bytes` only where the topic sets it, as Kafka lists it.
 pub fn topic_config_entries(broker: &BrokerConfig, topic: &TopicMeta) -> Vec<ConfigEntry> {
+    let internal = topic.configs.contains_key(INTERNAL_SEGMENT_BYTES);
     TOPIC_CONFIG_NAMES
         .iter()
-        .map(|&name| {
+        .copied()
+        .chain(internal.then_some(INTERNAL_SEGMENT_BYTES))
+        .map(|name| {
             let default = topic_config_default(broker, name).unwrap_or_default();
             let broker_name = topic_config_broker_synonym(name);
             let broker_set = broker_name.and_then(|key| broker.explicit.get(key).map(|_| key));
