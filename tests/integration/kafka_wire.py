@@ -1,8 +1,10 @@
 """Just enough of the Kafka wire protocol, written by hand, to poke the broker
 over a raw socket: frame a request, read one response, and tell whether the
-broker closed the connection. Only the non-flexible (pre-KIP-482) versions are
-encoded here, which keeps every field a fixed-width integer or an int16-length
-string."""
+broker closed the connection. The requests built here are non-flexible
+(pre-KIP-482): every field a fixed-width integer or an int16-length string;
+for the APIs that exist only in flexible versions, `call` sends header v2 and
+the compact helpers (`uvarint`, `compact_string`, `compact_array`, and the
+`Reader` methods of the same names) encode and read their bodies."""
 
 import socket
 import struct
@@ -113,6 +115,63 @@ class Reader:
     def array(self, read_item):
         count = self.take(">i")
         return [] if count < 0 else [read_item() for _ in range(count)]
+
+    def uvarint(self):
+        value, shift = 0, 0
+        while True:
+            byte = self.take(">B")
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return value
+
+    def compact_string(self):
+        size = self.uvarint() - 1
+        value = self.data[self.pos : self.pos + size].decode()
+        self.pos += size
+        return value
+
+    def compact_array(self, read_item):
+        return [read_item() for _ in range(self.uvarint() - 1)]
+
+    def tagged_fields(self):
+        """Skips a flexible structure's tagged fields."""
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.pos += self.uvarint()
+
+
+def uvarint(value):
+    """Unsigned varint, as flexible versions encode lengths and tags."""
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def compact_string(value):
+    data = value.encode()
+    return uvarint(len(data) + 1) + data
+
+
+def compact_array(items):
+    return uvarint(len(items) + 1) + b"".join(items)
+
+
+def call(sock, api_key, version, correlation_id, body, flexible=False):
+    """Sends one request and returns the response body. Flexible: request
+    header v2 (no tagged fields) and the response header's tagged fields
+    skipped; `body` carries its own."""
+    header = request_header(api_key, version, correlation_id) + (uvarint(0) if flexible else b"")
+    sock.sendall(frame(header + body))
+    response = read_response(sock, correlation_id)
+    if not flexible:
+        return response
+    reader = Reader(response)
+    reader.tagged_fields()
+    return response[reader.pos :]
 
 
 def api_versions(bootstrap, timeout_s=SOCKET_TIMEOUT_S):

@@ -48,18 +48,9 @@ def txn_batch(values, producer_id, epoch, base_sequence, attributes=ATTR_TRANSAC
     return struct.pack(">qi", 0, len(after_length)) + after_length
 
 
-def call(sock, api_key, version, correlation_id, body, flexible=False):
-    """Sends one request and returns the response body (header v2 and
-    response header v1, with empty tagged fields, when flexible)."""
-    header = wire.request_header(api_key, version, correlation_id) + (b"\x00" if flexible else b"")
-    sock.sendall(wire.frame(header + body))
-    response = wire.read_response(sock, correlation_id)
-    return response[1:] if flexible else response
-
-
 def init_producer_id(sock, correlation_id):
     body = struct.pack(">hi", -1, 60_000)
-    reader = wire.Reader(call(sock, API_INIT_PRODUCER_ID, 0, correlation_id, body))
+    reader = wire.Reader(wire.call(sock, API_INIT_PRODUCER_ID, 0, correlation_id, body))
     _throttle, error, producer_id, epoch = reader.take(">ihqh")
     assert error == 0
     return producer_id, epoch
@@ -70,7 +61,7 @@ def produce(sock, correlation_id, topic, data):
     coordinator to check it against), acks=-1, partition 0: (error, base offset)."""
     body = struct.pack(">hhi", -1, -1, 10_000) + struct.pack(">i", 1) + wire.string(topic)
     body += struct.pack(">iii", 1, 0, len(data)) + data
-    reader = wire.Reader(call(sock, wire.API_PRODUCE, 3, correlation_id, body))
+    reader = wire.Reader(wire.call(sock, wire.API_PRODUCE, 3, correlation_id, body))
     reader.take(">i")
     reader.string()
     reader.take(">i")
@@ -78,37 +69,19 @@ def produce(sock, correlation_id, topic, data):
     return error, base_offset
 
 
-def uvarint(value):
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def compact_string(value):
-    data = value.encode()
-    return uvarint(len(data) + 1) + data
-
-
 def write_marker(sock, correlation_id, topic, producer_id, epoch, commit):
     """WriteTxnMarkers v1, one marker for partition 0: its error code."""
-    body = uvarint(2)  # one marker
-    body += struct.pack(">qh?", producer_id, epoch, commit)
-    body += uvarint(2) + compact_string(topic) + uvarint(2) + struct.pack(">i", 0) + b"\x00"
-    body += struct.pack(">i", 0) + b"\x00"  # coordinator epoch, tags
-    body += b"\x00"
-    reader = wire.Reader(call(sock, API_WRITE_TXN_MARKERS, WRITE_TXN_MARKERS_VERSION, correlation_id, body, True))
-    assert reader.data[0] == 2  # one marker
-    reader.pos = 1
+    topic_entry = wire.compact_string(topic) + wire.compact_array([struct.pack(">i", 0)]) + b"\x00"
+    marker = struct.pack(">qh?", producer_id, epoch, commit) + wire.compact_array([topic_entry])
+    marker += struct.pack(">i", 0) + b"\x00"  # coordinator epoch, tags
+    body = wire.compact_array([marker]) + b"\x00"
+    response = wire.call(sock, API_WRITE_TXN_MARKERS, WRITE_TXN_MARKERS_VERSION, correlation_id, body, True)
+    reader = wire.Reader(response)
+    assert reader.uvarint() == 2  # one marker
     assert reader.take(">q") == producer_id
-    assert reader.data[reader.pos] == 2  # one topic
-    reader.pos += 1
-    name_size = reader.data[reader.pos] - 1
-    reader.pos += 1 + name_size
-    assert reader.data[reader.pos] == 2  # one partition
-    reader.pos += 1
+    assert reader.uvarint() == 2  # one topic
+    reader.compact_string()
+    assert reader.uvarint() == 2  # one partition
     partition, error = reader.take(">ih")
     assert partition == 0
     return error
@@ -122,7 +95,7 @@ def fetch(sock, correlation_id, topic, offset, isolation_level):
     body += struct.pack(">i", 1) + wire.string(topic)
     body += struct.pack(">i", 1) + struct.pack(">iiqqi", 0, -1, offset, -1, 1 << 20)
     body += struct.pack(">i", 0) + wire.string("")  # forgotten topics, rack
-    reader = wire.Reader(call(sock, wire.API_FETCH, FETCH_VERSION, correlation_id, body))
+    reader = wire.Reader(wire.call(sock, wire.API_FETCH, FETCH_VERSION, correlation_id, body))
     reader.take(">ihi")  # throttle, error, session
     assert reader.take(">i") == 1
     reader.string()
@@ -140,7 +113,7 @@ def latest_offset(sock, correlation_id, topic, isolation_level):
     """ListOffsets v2 latest (-1) of partition 0."""
     body = struct.pack(">ib", -1, isolation_level) + struct.pack(">i", 1) + wire.string(topic)
     body += struct.pack(">i", 1) + struct.pack(">iq", 0, -1)
-    reader = wire.Reader(call(sock, API_LIST_OFFSETS, LIST_OFFSETS_VERSION, correlation_id, body))
+    reader = wire.Reader(wire.call(sock, API_LIST_OFFSETS, LIST_OFFSETS_VERSION, correlation_id, body))
     reader.take(">i")
     reader.take(">i")
     reader.string()
