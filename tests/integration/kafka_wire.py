@@ -10,10 +10,14 @@ import socket
 import struct
 import time
 
+import crc32c
+
 API_PRODUCE = 0
 API_FETCH = 1
 API_METADATA = 3
 API_VERSIONS = 18
+API_INIT_PRODUCER_ID = 22
+PRODUCE_VERSION = 3
 
 # Kafka error codes the tests look for.
 ERR_NONE = 0
@@ -326,3 +330,40 @@ def varint(value):
             out.append(byte)
             return bytes(out)
         out.append(byte | 0x80)
+
+
+def record_batch(values, producer_id, epoch, base_sequence, attributes=0, key=None):
+    """A RecordBatch v2 of `values` (each with `key`) from producer_id/epoch,
+    first sequence base_sequence; `attributes` as the header carries them."""
+    records = b""
+    key_field = varint(-1) if key is None else varint(len(key)) + key
+    for i, value in enumerate(values):
+        body = b"\x00" + varint(0) + varint(i) + key_field + varint(len(value)) + value + varint(0)
+        records += varint(len(body)) + body
+    now = int(time.time() * 1000)
+    after_crc = struct.pack(
+        ">hiqqqhii", attributes, len(values) - 1, now, now, producer_id, epoch, base_sequence, len(values)
+    ) + records
+    after_length = struct.pack(">ibI", 0, 2, crc32c.crc32c(after_crc)) + after_crc
+    return struct.pack(">qi", 0, len(after_length)) + after_length
+
+
+def init_producer_id(sock, correlation_id):
+    """InitProducerId v0 without a transactional id: (error, producer id, epoch)."""
+    body = struct.pack(">hi", -1, 60_000)
+    reader = Reader(call(sock, API_INIT_PRODUCER_ID, 0, correlation_id, body))
+    _throttle, error, producer_id, epoch = reader.take(">ihqh")
+    return error, producer_id, epoch
+
+
+def produce(sock, correlation_id, topic, partition, data):
+    """Produce v3 (a null transactional id), acks=-1, one partition:
+    (error code, base offset)."""
+    body = struct.pack(">hhi", -1, -1, 10_000) + struct.pack(">i", 1) + string(topic)
+    body += struct.pack(">iii", 1, partition, len(data)) + data
+    reader = Reader(call(sock, API_PRODUCE, PRODUCE_VERSION, correlation_id, body))
+    reader.take(">i")
+    reader.string()
+    reader.take(">i")
+    _partition, error, base_offset, _append_time = reader.take(">ihqq")
+    return error, base_offset

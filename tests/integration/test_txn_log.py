@@ -10,9 +10,7 @@ producer state (DescribeProducers) and the `.txnindex`."""
 import glob
 import os
 import struct
-import time
 
-import crc32c
 import pytest
 
 import clients
@@ -20,7 +18,6 @@ import kafka_tools
 import kafka_wire as wire
 
 API_LIST_OFFSETS = 2
-API_INIT_PRODUCER_ID = 22
 API_WRITE_TXN_MARKERS = 27
 FETCH_VERSION = 11
 LIST_OFFSETS_VERSION = 2
@@ -34,39 +31,13 @@ ERR_INVALID_RECORD = 87
 
 
 def txn_batch(values, producer_id, epoch, base_sequence, attributes=ATTR_TRANSACTIONAL, key=None):
-    """A transactional RecordBatch v2 of `values`, first sequence base_sequence."""
-    records = b""
-    key_field = wire.varint(-1) if key is None else wire.varint(len(key)) + key
-    for i, value in enumerate(values):
-        body = b"\x00" + wire.varint(0) + wire.varint(i) + key_field + wire.varint(len(value)) + value + wire.varint(0)
-        records += wire.varint(len(body)) + body
-    now = int(time.time() * 1000)
-    after_crc = struct.pack(
-        ">hiqqqhii", attributes, len(values) - 1, now, now, producer_id, epoch, base_sequence, len(values)
-    ) + records
-    after_length = struct.pack(">ibI", 0, 2, crc32c.crc32c(after_crc)) + after_crc
-    return struct.pack(">qi", 0, len(after_length)) + after_length
+    return wire.record_batch(values, producer_id, epoch, base_sequence, attributes, key)
 
 
 def init_producer_id(sock, correlation_id):
-    body = struct.pack(">hi", -1, 60_000)
-    reader = wire.Reader(wire.call(sock, API_INIT_PRODUCER_ID, 0, correlation_id, body))
-    _throttle, error, producer_id, epoch = reader.take(">ihqh")
+    error, producer_id, epoch = wire.init_producer_id(sock, correlation_id)
     assert error == 0
     return producer_id, epoch
-
-
-def produce(sock, correlation_id, topic, data):
-    """Produce v3 with a transactional id field (null: the broker has no
-    coordinator to check it against), acks=-1, partition 0: (error, base offset)."""
-    body = struct.pack(">hhi", -1, -1, 10_000) + struct.pack(">i", 1) + wire.string(topic)
-    body += struct.pack(">iii", 1, 0, len(data)) + data
-    reader = wire.Reader(wire.call(sock, wire.API_PRODUCE, 3, correlation_id, body))
-    reader.take(">i")
-    reader.string()
-    reader.take(">i")
-    _partition, error, base_offset, _append_time = reader.take(">ihqq")
-    return error, base_offset
 
 
 def write_marker(sock, correlation_id, topic, producer_id, epoch, commit):
@@ -135,9 +106,9 @@ def test_read_committed_sees_committed_records_only_across_restarts(broker_facto
     with wire.connect(broker.bootstrap) as sock:
         committed_pid, epoch = init_producer_id(sock, 1)
         aborted_pid, aborted_epoch = init_producer_id(sock, 2)
-        assert produce(sock, 3, topic, txn_batch([b"a1", b"a2"], committed_pid, epoch, 0)) == (0, 0)
-        assert produce(sock, 4, topic, txn_batch([b"b1"], aborted_pid, aborted_epoch, 0)) == (0, 2)
-        assert produce(sock, 5, topic, txn_batch([b"a3"], committed_pid, epoch, 2)) == (0, 3)
+        assert wire.produce(sock, 3, topic, 0, txn_batch([b"a1", b"a2"], committed_pid, epoch, 0)) == (0, 0)
+        assert wire.produce(sock, 4, topic, 0, txn_batch([b"b1"], aborted_pid, aborted_epoch, 0)) == (0, 2)
+        assert wire.produce(sock, 5, topic, 0, txn_batch([b"a3"], committed_pid, epoch, 2)) == (0, 3)
         # Both transactions are open: nothing is stable yet.
         assert fetch(sock, 6, topic, 0, READ_COMMITTED) == (0, 4, 0, [], [])
         error, hw, lso, aborted, batches = fetch(sock, 7, topic, 0, READ_UNCOMMITTED)
@@ -156,12 +127,12 @@ def test_read_committed_sees_committed_records_only_across_restarts(broker_facto
         assert aborted == [(aborted_pid, 2)]
         assert batches == [(0, 1), (2, 2), (3, 3), (4, 4), (5, 5)]
         # A third transaction stays open across the restarts.
-        assert produce(sock, 15, topic, txn_batch([b"a4"], committed_pid, epoch, 3)) == (0, 6)
+        assert wire.produce(sock, 15, topic, 0, txn_batch([b"a4"], committed_pid, epoch, 3)) == (0, 6)
         assert latest_offset(sock, 16, topic, READ_COMMITTED) == 6
         # A client may not write a marker (Kafka's rule): it would end the transaction.
         abort = txn_batch([b"\x00\x00\x00\x00\x00\x00"], committed_pid, epoch, -1,
                           ATTR_TRANSACTIONAL | ATTR_CONTROL, key=b"\x00\x00\x00\x00")
-        assert produce(sock, 17, topic, abort)[0] == ERR_INVALID_RECORD
+        assert wire.produce(sock, 17, topic, 0, abort)[0] == ERR_INVALID_RECORD
         assert latest_offset(sock, 18, topic, READ_COMMITTED) == 6
 
     assert consumed_values(broker.bootstrap, topic, 3, "read_committed") == [b"a1", b"a2", b"a3"]
@@ -193,9 +164,9 @@ def test_kafka_tools_read_the_txnindex_and_describe_producers(broker_factory, to
     with wire.connect(broker.bootstrap) as sock:
         aborted_pid, epoch = init_producer_id(sock, 1)
         open_pid, open_epoch = init_producer_id(sock, 2)
-        assert produce(sock, 3, topic, txn_batch([b"x1", b"x2"], aborted_pid, epoch, 0)) == (0, 0)
+        assert wire.produce(sock, 3, topic, 0, txn_batch([b"x1", b"x2"], aborted_pid, epoch, 0)) == (0, 0)
         assert write_marker(sock, 4, topic, aborted_pid, epoch, False) == 0
-        assert produce(sock, 5, topic, txn_batch([b"y1"], open_pid, open_epoch, 0)) == (0, 3)
+        assert wire.produce(sock, 5, topic, 0, txn_batch([b"y1"], open_pid, open_epoch, 0)) == (0, 3)
     out = kafka_tools.run(TRANSACTIONS, "--bootstrap-server", broker.bootstrap, "describe-producers",
                           "--topic", topic, "--partition", 0)
     rows = {int(row["ProducerId"]): row for row in kafka_tools.table(out, "ProducerId")}
