@@ -7,9 +7,10 @@
 //!   the settings types other layers obey (`LogConfig`, `GroupConfig`) live
 //!   in it.
 //! - `protocol` imports nothing of shoal: it knows bytes and Kafka's types.
-//! - `group` imports nothing of shoal but `config` (its settings): no
-//!   server, shard, log or metadata.
-//! - `txn` imports nothing of shoal but `config` (its settings), as `group`.
+//! - `group` imports nothing of shoal but `config` (its settings) and
+//!   `protocol` (the framing of its records): no server, shard, log or
+//!   metadata.
+//! - `txn` imports nothing of shoal but `config` and `protocol`, as `group`.
 //! - `log` never imports `server`, `shard` or `metadata`.
 //! - `metadata` never imports `shard` or `server`.
 //! - `server` never opens a segment: no path through `log::segment`.
@@ -35,8 +36,8 @@ enum Allowed {
 const RULES: &[(&str, Allowed)] = &[
     ("config", Allowed::Only(&[])),
     ("protocol", Allowed::Only(&[])),
-    ("group", Allowed::Only(&["config"])),
-    ("txn", Allowed::Only(&["config"])),
+    ("group", Allowed::Only(&["config", "protocol"])),
+    ("txn", Allowed::Only(&["config", "protocol"])),
     ("log", Allowed::AllBut(&["server", "shard", "metadata"])),
     ("metadata", Allowed::AllBut(&["shard", "server"])),
     ("server", Allowed::AllBut(&["log::segment"])),

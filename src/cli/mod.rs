@@ -13,6 +13,7 @@
 mod consume;
 mod group;
 mod produce;
+mod table;
 mod topic;
 mod transactions;
 

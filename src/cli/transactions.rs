@@ -27,6 +27,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::table::{broker_ids, table, Layout};
 use super::BootstrapArg;
 use crate::client::coordinator::KEY_TYPE_TRANSACTION;
 use crate::client::{check, topic_name, Cluster, Coordinator, KafkaError};
@@ -141,14 +142,14 @@ pub fn run_transactions(cmd: TransactionsCommand) -> anyhow::Result<()> {
             bootstrap,
         } => {
             let rows = list(&bootstrap.bootstrap, duration_filter)?;
-            write!(out, "{}", table(&LIST_HEADERS, &rows))?;
+            write!(out, "{}", table(Layout::Tabbed, &LIST_HEADERS, &rows))?;
         }
         TransactionsCommand::Describe {
             transactional_id,
             bootstrap,
         } => {
             let row = describe(&bootstrap.bootstrap, &transactional_id)?;
-            write!(out, "{}", table(&DESCRIBE_HEADERS, &[row]))?;
+            write!(out, "{}", table(Layout::Tabbed, &DESCRIBE_HEADERS, &[row]))?;
         }
         TransactionsCommand::DescribeProducers {
             topic,
@@ -163,7 +164,7 @@ pub fn run_transactions(cmd: TransactionsCommand) -> anyhow::Result<()> {
             };
             let producers = describe_producers(cluster.broker(node_id)?, &topic, partition)?;
             let rows: Vec<_> = producers.iter().map(producer_row).collect();
-            write!(out, "{}", table(&PRODUCERS_HEADERS, &rows))?;
+            write!(out, "{}", table(Layout::Tabbed, &PRODUCERS_HEADERS, &rows))?;
         }
         TransactionsCommand::Abort(args) => abort(&args)?,
     }
@@ -174,14 +175,8 @@ pub fn run_transactions(cmd: TransactionsCommand) -> anyhow::Result<()> {
 /// One row per transactional id, by coordinator then id.
 fn list(bootstrap: &str, duration_filter: Option<i64>) -> anyhow::Result<Vec<Vec<String>>> {
     let mut cluster = Cluster::connect(bootstrap, &[])?;
-    let brokers: Vec<_> = cluster
-        .metadata()
-        .brokers
-        .iter()
-        .map(|b| b.node_id)
-        .collect();
     let mut rows = BTreeMap::new();
-    for node_id in brokers {
+    for node_id in broker_ids(&cluster) {
         let conn = cluster.broker(node_id)?;
         let version = conn.require_version(ApiKey::ListTransactions)?;
         let mut request = ListTransactionsRequest::default();
@@ -379,27 +374,6 @@ fn open_transaction_at(producers: &[ProducerState], start_offset: i64) -> Option
 
 /// kafka-transactions.sh's table: each cell padded to its column's width,
 /// then a tab; header first.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
-        for (cell, width) in cells.zip(&widths) {
-            out.push_str(&format!("{cell:<width$}\t"));
-        }
-        out.push('\n');
-    };
-    line(&mut header.iter().copied());
-    for row in rows {
-        line(&mut row.iter().map(String::as_str));
-    }
-    out
-}
-
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -410,15 +384,6 @@ fn now_ms() -> i64 {
 mod tests {
     use super::*;
     use kafka_protocol::messages::describe_transactions_response::TopicData;
-
-    #[test]
-    fn tables_pad_every_cell_and_end_each_with_a_tab() {
-        let rows = vec![vec!["a-long-id".to_owned(), "1".to_owned()]];
-        assert_eq!(
-            table(&["TransactionalId", "Coordinator"], &rows),
-            "TransactionalId\tCoordinator\t\na-long-id      \t1          \t\n"
-        );
-    }
 
     #[test]
     fn describe_row_shows_none_without_a_start_time() {

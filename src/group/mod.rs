@@ -26,7 +26,8 @@
 //! `replay` rebuilds the state from those records at load time.
 //!
 //! Invariant: this module depends on nothing else in shoal but `config` (its
-//! settings, plain data); `tests/architecture.rs` checks it. It knows neither
+//! settings, plain data) and `protocol` (the framing of its records, bytes
+//! only); `tests/architecture.rs` checks it. It knows neither
 //! shards nor sockets nor the log; the shard drives it, `server/handlers`
 //! translates requests into its plain-data API.
 

@@ -108,34 +108,21 @@ impl GroupCoordinator {
         now_ms: i64,
         request: &CommitRequest,
     ) -> Result<(), ResponseError> {
-        if request.group_id.is_empty() {
-            return Err(ResponseError::InvalidGroupId);
-        }
-        if !self.groups.contains_key(&request.group_id) {
-            if request.generation_id >= 0 {
-                return Err(ResponseError::IllegalGeneration);
-            }
-            self.group_or_create(&request.group_id, now_ms);
-        }
+        self.commit_target(now_ms, &request.group_id, request.generation_id)?;
         if let Some(verdict) = self.validate_consumer_commit(now_ms, request) {
             return verdict;
         }
         let Some(group) = self.groups.get_mut(&request.group_id) else {
             return Err(ResponseError::CoordinatorNotAvailable);
         };
-        if group.is(GroupState::Dead) {
-            return Err(ResponseError::CoordinatorNotAvailable);
-        }
-        if request.generation_id < 0 && group.is(GroupState::Empty) {
-            return Ok(());
-        }
         let instance_id = request.group_instance_id.as_deref();
-        if request.generation_id >= 0 || !request.member_id.is_empty() || instance_id.is_some() {
-            validate_member(group, &request.member_id, instance_id)?;
-            if request.generation_id != group.generation_id {
-                return Err(ResponseError::IllegalGeneration);
-            }
-        } else if !group.is(GroupState::Empty) {
+        let from_member = validate_classic_commit(
+            group,
+            request.generation_id,
+            &request.member_id,
+            instance_id,
+        )?;
+        if !from_member && !group.is(GroupState::Empty) {
             return Err(ResponseError::UnknownMemberId);
         }
         if group.is(GroupState::CompletingRebalance) {
@@ -143,6 +130,27 @@ impl GroupCoordinator {
         }
         if let Some(member) = group.members.get_mut(&request.member_id) {
             member.session_deadline_ms = now_ms + i64::from(member.session_timeout_ms);
+        }
+        Ok(())
+    }
+
+    /// Makes sure group `group_id`, which a commit (plain or transactional)
+    /// names, exists: an unknown group is created (a simple group) for a
+    /// commit from outside group management, else ILLEGAL_GENERATION.
+    pub(super) fn commit_target(
+        &mut self,
+        now_ms: i64,
+        group_id: &str,
+        generation_id: i32,
+    ) -> Result<(), ResponseError> {
+        if group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        if !self.groups.contains_key(group_id) {
+            if generation_id >= 0 {
+                return Err(ResponseError::IllegalGeneration);
+            }
+            self.group_or_create(group_id, now_ms);
         }
         Ok(())
     }
@@ -312,6 +320,33 @@ fn offset_tombstone(group: &Group, topic: &str, partition: i32) -> Record {
         value: None,
         txn: None,
     }
+}
+
+/// The checks of a commit (plain or transactional) to classic group
+/// `group` that both make in Kafka: a commit naming a member (a generation,
+/// a member id or an instance id) must come from a current member at the
+/// current generation, unless it has no generation and the group is Empty.
+/// True when the commit was checked as a member's.
+pub(super) fn validate_classic_commit(
+    group: &Group,
+    generation_id: i32,
+    member_id: &str,
+    instance_id: Option<&str>,
+) -> Result<bool, ResponseError> {
+    if group.is(GroupState::Dead) {
+        return Err(ResponseError::CoordinatorNotAvailable);
+    }
+    if generation_id < 0 && group.is(GroupState::Empty) {
+        return Ok(false);
+    }
+    if generation_id < 0 && member_id.is_empty() && instance_id.is_none() {
+        return Ok(false);
+    }
+    validate_member(group, member_id, instance_id)?;
+    if generation_id != group.generation_id {
+        return Err(ResponseError::IllegalGeneration);
+    }
+    Ok(true)
 }
 
 /// Every offset refused with `error`.

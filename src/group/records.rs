@@ -8,47 +8,23 @@
 //! writes, so a log Kafka wrote loads too. The keys of the KIP-848 records
 //! (versions 3 to 8) are here too; their values are in `consumer_records.rs`.
 //! Later key versions (share and streams groups) decode as `Unsupported` and
-//! are skipped.
-
-use std::fmt;
+//! are skipped. The framing (versions, strings, tagged fields) is
+//! `protocol::schema`'s.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::types::CommittedOffset;
+pub use crate::protocol::schema::RecordError;
+use crate::protocol::schema::{put_nullable_string, put_string, Reader};
 
 pub const OFFSET_COMMIT_KEY_VERSION: i16 = 1;
 pub const OFFSET_COMMIT_VALUE_VERSION: i16 = 3;
 pub const GROUP_METADATA_KEY_VERSION: i16 = 2;
 pub const GROUP_METADATA_VALUE_VERSION: i16 = 3;
-/// The first flexible (compact strings, tagged fields) value version.
+/// The first flexible (compact strings, tagged fields) value version, and
+/// the last Kafka has written of OffsetCommitValue and GroupMetadataValue.
 const FIRST_FLEXIBLE_VALUE_VERSION: i16 = 4;
-/// Kafka's non-flexible strings carry an int16 length.
-const STRING_BYTES_MAX: usize = i16::MAX as usize;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordError {
-    Truncated,
-    NegativeLength,
-    NotUtf8,
-    UnknownKeyVersion(i16),
-    UnknownValueVersion(i16),
-}
-
-impl fmt::Display for RecordError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RecordError::Truncated => write!(f, "record ends early"),
-            RecordError::NegativeLength => write!(f, "negative length for a non-null field"),
-            RecordError::NotUtf8 => write!(f, "string is not UTF-8"),
-            RecordError::UnknownKeyVersion(version) => write!(f, "unknown key version {version}"),
-            RecordError::UnknownValueVersion(version) => {
-                write!(f, "unknown value version {version}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for RecordError {}
+const VALUE_VERSION_MAX: i16 = FIRST_FLEXIBLE_VALUE_VERSION;
 
 /// What a `__consumer_offsets` key names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,7 +204,8 @@ pub fn decode_key(key: &[u8]) -> Result<RecordKey, RecordError> {
 }
 
 pub fn decode_offset_value(value: &[u8]) -> Result<CommittedOffset, RecordError> {
-    let (mut reader, version) = Reader::value(value)?;
+    let (mut reader, version) =
+        Reader::value(value, FIRST_FLEXIBLE_VALUE_VERSION, VALUE_VERSION_MAX)?;
     let offset = reader.i64()?;
     let leader_epoch = if version >= 3 { reader.i32()? } else { -1 };
     let metadata = reader.string()?;
@@ -247,7 +224,8 @@ pub fn decode_offset_value(value: &[u8]) -> Result<CommittedOffset, RecordError>
 }
 
 pub fn decode_group_value(value: &[u8]) -> Result<GroupValue, RecordError> {
-    let (mut reader, version) = Reader::value(value)?;
+    let (mut reader, version) =
+        Reader::value(value, FIRST_FLEXIBLE_VALUE_VERSION, VALUE_VERSION_MAX)?;
     let protocol_type = reader.string()?;
     let generation = reader.i32()?;
     let protocol = reader.nullable_string()?;
@@ -289,194 +267,6 @@ pub fn decode_group_value(value: &[u8]) -> Result<GroupValue, RecordError> {
         current_state_timestamp_ms,
         members,
     })
-}
-
-/// Cuts a string to what an int16 length can carry, at a character
-/// boundary. Strings on this topic come from Kafka requests and never
-/// approach the limit; the cut only keeps a hostile one from corrupting the
-/// record's framing.
-fn bounded(text: &str) -> &str {
-    if text.len() <= STRING_BYTES_MAX {
-        return text;
-    }
-    let mut end = STRING_BYTES_MAX;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-fn put_string(buf: &mut BytesMut, text: &str) {
-    let text = bounded(text);
-    buf.put_i16(text.len() as i16);
-    buf.put_slice(text.as_bytes());
-}
-
-fn put_nullable_string(buf: &mut BytesMut, text: Option<&str>) {
-    match text {
-        Some(text) => put_string(buf, text),
-        None => buf.put_i16(-1),
-    }
-}
-
-/// Flexible (compact) encoding: an unsigned varint.
-pub(super) fn put_unsigned_varint(buf: &mut BytesMut, mut value: u32) {
-    while value >= 0x80 {
-        buf.put_u8((value as u8 & 0x7f) | 0x80);
-        value >>= 7;
-    }
-    buf.put_u8(value as u8);
-}
-
-/// Flexible encoding: a length as N+1, 0 for null.
-pub(super) fn put_compact_length(buf: &mut BytesMut, length: Option<usize>) {
-    let length = length.map_or(0, |length| u32::try_from(length + 1).unwrap_or(u32::MAX));
-    put_unsigned_varint(buf, length);
-}
-
-pub(super) fn put_compact_string(buf: &mut BytesMut, text: Option<&str>) {
-    put_compact_length(buf, text.map(str::len));
-    if let Some(text) = text {
-        buf.put_slice(text.as_bytes());
-    }
-}
-
-/// Flexible encoding: an empty tagged-field section.
-pub(super) fn put_no_tagged_fields(buf: &mut BytesMut) {
-    buf.put_u8(0);
-}
-
-/// Reads Kafka's primitive types, classic or flexible (compact) encoding.
-pub(super) struct Reader<'a> {
-    buf: &'a [u8],
-    flexible: bool,
-}
-
-impl<'a> Reader<'a> {
-    pub fn new(buf: &'a [u8], flexible: bool) -> Reader<'a> {
-        Reader { buf, flexible }
-    }
-
-    /// A reader past a value's version, set to that version's encoding.
-    fn value(value: &'a [u8]) -> Result<(Reader<'a>, i16), RecordError> {
-        let mut reader = Reader::new(value, false);
-        let version = reader.i16()?;
-        if !(0..=FIRST_FLEXIBLE_VALUE_VERSION).contains(&version) {
-            return Err(RecordError::UnknownValueVersion(version));
-        }
-        reader.flexible = version >= FIRST_FLEXIBLE_VALUE_VERSION;
-        Ok((reader, version))
-    }
-
-    /// A reader past a KIP-848 value's version: those values are flexible
-    /// from version 0, and 0 is the only version Kafka has written.
-    pub(super) fn consumer_value(value: &'a [u8]) -> Result<Reader<'a>, RecordError> {
-        let mut reader = Reader::new(value, true);
-        match reader.i16()? {
-            0 => Ok(reader),
-            version => Err(RecordError::UnknownValueVersion(version)),
-        }
-    }
-
-    fn take(&mut self, len: usize) -> Result<&'a [u8], RecordError> {
-        if self.buf.len() < len {
-            return Err(RecordError::Truncated);
-        }
-        let (head, tail) = self.buf.split_at(len);
-        self.buf = tail;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], RecordError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
-    }
-
-    pub fn i8(&mut self) -> Result<i8, RecordError> {
-        Ok(i8::from_be_bytes(self.array()?))
-    }
-
-    pub fn uuid(&mut self) -> Result<uuid::Uuid, RecordError> {
-        Ok(uuid::Uuid::from_bytes(self.array()?))
-    }
-
-    pub fn i16(&mut self) -> Result<i16, RecordError> {
-        Ok(i16::from_be_bytes(self.array()?))
-    }
-
-    pub fn i32(&mut self) -> Result<i32, RecordError> {
-        Ok(i32::from_be_bytes(self.array()?))
-    }
-
-    pub fn i64(&mut self) -> Result<i64, RecordError> {
-        Ok(i64::from_be_bytes(self.array()?))
-    }
-
-    fn unsigned_varint(&mut self) -> Result<u32, RecordError> {
-        let mut value = 0u32;
-        for shift in (0..35).step_by(7) {
-            let byte = self.array::<1>()?[0];
-            value |= u32::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(RecordError::Truncated)
-    }
-
-    /// A length, or None for null (-1 classic, 0 compact).
-    fn length(&mut self, classic_i32: bool) -> Result<Option<usize>, RecordError> {
-        if self.flexible {
-            return Ok((self.unsigned_varint()? as usize).checked_sub(1));
-        }
-        let length = if classic_i32 {
-            self.i32()?
-        } else {
-            i32::from(self.i16()?)
-        };
-        match length {
-            -1 => Ok(None),
-            length if length < 0 => Err(RecordError::NegativeLength),
-            length => Ok(Some(length as usize)),
-        }
-    }
-
-    pub fn nullable_string(&mut self) -> Result<Option<String>, RecordError> {
-        let Some(length) = self.length(false)? else {
-            return Ok(None);
-        };
-        let bytes = self.take(length)?;
-        std::str::from_utf8(bytes)
-            .map(|text| Some(text.to_string()))
-            .map_err(|_| RecordError::NotUtf8)
-    }
-
-    pub fn string(&mut self) -> Result<String, RecordError> {
-        self.nullable_string()?.ok_or(RecordError::NegativeLength)
-    }
-
-    pub fn bytes(&mut self) -> Result<Bytes, RecordError> {
-        let length = self.length(true)?.ok_or(RecordError::NegativeLength)?;
-        Ok(Bytes::copy_from_slice(self.take(length)?))
-    }
-
-    pub fn array_len(&mut self) -> Result<usize, RecordError> {
-        self.length(true)?.ok_or(RecordError::NegativeLength)
-    }
-
-    /// Skips a flexible structure's tagged fields; nothing in classic versions.
-    pub fn tagged_fields(&mut self) -> Result<(), RecordError> {
-        if !self.flexible {
-            return Ok(());
-        }
-        for _ in 0..self.unsigned_varint()? {
-            self.unsigned_varint()?;
-            let size = self.unsigned_varint()? as usize;
-            self.take(size)?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

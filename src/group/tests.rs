@@ -200,16 +200,7 @@ impl Harness {
             generation_id,
             member_id: member_id.into(),
             group_instance_id: None,
-            offsets: offsets
-                .iter()
-                .map(|(topic, partition, offset)| OffsetToCommit {
-                    topic: topic.to_string(),
-                    partition: *partition,
-                    offset: *offset,
-                    leader_epoch: 5,
-                    metadata: Some(format!("m{offset}")),
-                })
-                .collect(),
+            offsets: to_commit(offsets),
             api_version: 9,
         };
         let (results, effects) = self.coordinator.commit(self.now_ms, request);
@@ -324,6 +315,21 @@ pub(super) fn subscription(topics: &[&str]) -> Vec<u8> {
     }
     bytes.extend_from_slice(&(-1i32).to_be_bytes());
     bytes
+}
+
+/// `(topic, partition, offset)`s as a commit carries them: leader epoch 5,
+/// metadata `m<offset>`.
+pub(super) fn to_commit(offsets: &[(&str, i32, i64)]) -> Vec<OffsetToCommit> {
+    offsets
+        .iter()
+        .map(|(topic, partition, offset)| OffsetToCommit {
+            topic: topic.to_string(),
+            partition: *partition,
+            offset: *offset,
+            leader_epoch: 5,
+            metadata: Some(format!("m{offset}")),
+        })
+        .collect()
 }
 
 #[test]

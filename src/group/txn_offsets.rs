@@ -19,9 +19,9 @@ use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
 
-use super::classic::{drop_if_unused, validate_member, Group};
+use super::classic::{drop_if_unused, Group};
 use super::coordinator::GroupCoordinator;
-use super::offsets::{refuse_all, StoredOffset};
+use super::offsets::{refuse_all, validate_classic_commit, StoredOffset};
 use super::types::*;
 
 impl GroupCoordinator {
@@ -48,23 +48,13 @@ impl GroupCoordinator {
         (results, self.take_effects())
     }
 
-    /// Kafka's `validateTransactionalOffsetCommit`: an unknown group is
-    /// created (a simple group) for a request from outside group
-    /// management, else ILLEGAL_GENERATION.
+    /// Kafka's `validateTransactionalOffsetCommit`.
     fn validate_txn_commit(
         &mut self,
         now_ms: i64,
         request: &TxnCommitRequest,
     ) -> Result<(), ResponseError> {
-        if request.group_id.is_empty() {
-            return Err(ResponseError::InvalidGroupId);
-        }
-        if !self.groups.contains_key(&request.group_id) {
-            if request.generation_id >= 0 {
-                return Err(ResponseError::IllegalGeneration);
-            }
-            self.group_or_create(&request.group_id, now_ms);
-        }
+        self.commit_target(now_ms, &request.group_id, request.generation_id)?;
         let Some(group) = self.groups.get(&request.group_id) else {
             return Err(ResponseError::CoordinatorNotAvailable);
         };
@@ -82,20 +72,14 @@ impl GroupCoordinator {
                 std::cmp::Ordering::Equal => Ok(()),
             };
         }
-        if group.is(GroupState::Dead) {
-            return Err(ResponseError::CoordinatorNotAvailable);
-        }
-        if request.generation_id < 0 && group.is(GroupState::Empty) {
-            return Ok(());
-        }
         let instance_id = request.group_instance_id.as_deref();
-        if request.generation_id >= 0 || !request.member_id.is_empty() || instance_id.is_some() {
-            validate_member(group, &request.member_id, instance_id)?;
-            if request.generation_id != group.generation_id {
-                return Err(ResponseError::IllegalGeneration);
-            }
-        }
-        Ok(())
+        validate_classic_commit(
+            group,
+            request.generation_id,
+            &request.member_id,
+            instance_id,
+        )
+        .map(|_| ())
     }
 
     /// The end of producer `producer_id`'s transaction in `__consumer_offsets`

@@ -4,7 +4,7 @@
 
 use kafka_protocol::error::ResponseError;
 
-use super::tests::{replay_records, Harness, GROUP};
+use super::tests::{replay_records, to_commit, Harness, GROUP};
 use super::*;
 
 const PRODUCER: i64 = 4_000;
@@ -29,16 +29,7 @@ fn txn_request(
         generation_id,
         member_id: member_id.into(),
         group_instance_id: None,
-        offsets: offsets
-            .iter()
-            .map(|(topic, partition, offset)| OffsetToCommit {
-                topic: topic.to_string(),
-                partition: *partition,
-                offset: *offset,
-                leader_epoch: 5,
-                metadata: Some(format!("m{offset}")),
-            })
-            .collect(),
+        offsets: to_commit(offsets),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The Kafka wire protocol edge: request framing, the record batch header
-//! view, and the hand-written encoders of the hot responses.
+//! view, the hand-written encoders of the hot responses, and the
+//! versioned-struct framing of the internal topics' records (`schema.rs`).
 //!
 //! Invariant: this module knows bytes and Kafka message types only. It never
 //! touches a file, a socket or a shard, and imports nothing else of shoal
@@ -20,4 +21,5 @@ mod roundtrip_groups;
 mod roundtrip_kip848;
 #[cfg(test)]
 mod roundtrip_txn;
+pub mod schema;
 pub mod versions;

@@ -23,22 +23,21 @@ use kafka_protocol::records::Compression;
 
 use super::messages::{GroupAnswer, GroupCall, TopicPartition};
 use super::owned::OwnedPartitions;
+use super::replay::replay_partition;
 use crate::clock::now_ms;
 use crate::group::{
     offsets_partition, Completion, ConsumerHeartbeatResponse, Effects, GroupConfig,
-    GroupCoordinator, JoinResponse, Record, RequestToken, SyncResponse, OFFSETS_TOPIC,
+    GroupCoordinator, JoinResponse, Record, RecordError, RequestToken, SyncResponse, OFFSETS_TOPIC,
 };
 use crate::log::{AppendOrigin, AppendWait, LogError, ProducerError};
 use crate::metadata::ClusterView;
 use crate::protocol::records::{
-    decode_batches, encode_batch, encode_txn_batch, DecodedBatch, ProducerRecord, TxnMarker,
+    encode_batch, encode_txn_batch, ConsumedRecord, DecodedBatch, ProducerRecord, TxnMarker,
 };
 
 /// How often sessions, join barriers and offset retention are checked.
 /// Kafka's coordinator timers have the same resolution.
 pub const GROUP_TICK_MS: u64 = 100;
-/// Bytes read per step while loading a `__consumer_offsets` partition.
-const LOAD_READ_BYTES: usize = 1 << 20;
 
 pub struct GroupHost {
     coordinator: RefCell<GroupCoordinator>,
@@ -99,73 +98,39 @@ impl GroupHost {
 
     async fn load_partition(&self, owned: &OwnedPartitions, partition: i32) {
         let topic_partition = TopicPartition::new(OFFSETS_TOPIC, partition);
-        let Some(log) = owned.log(&topic_partition) else {
-            return;
-        };
-        let mut offset = log.log_start_offset();
-        // Up to the high watermark as it moves: a transaction marker may
-        // land meanwhile, and `complete_txn` leaves it to the load.
-        while offset < log.high_watermark() {
-            let end = log.high_watermark();
-            let chunks = match log.read(offset, end, LOAD_READ_BYTES, true).await {
-                Ok(chunks) if !chunks.is_empty() => chunks,
-                Ok(_) => break,
-                Err(error) => {
-                    log::error!("loading {}: {error}", topic_partition.dir_name());
-                    break;
-                }
-            };
-            let mut next = offset;
-            for chunk in chunks {
-                let (batches, next_offset) = match decode_batches(&chunk, offset) {
-                    Ok(decoded) => decoded,
-                    Err(error) => {
-                        log::error!("loading {}: {error}", topic_partition.dir_name());
-                        return;
-                    }
-                };
-                for batch in &batches {
-                    self.replay_batch(&topic_partition, batch);
-                }
-                next = next.max(next_offset.unwrap_or(next));
-            }
-            if next <= offset {
-                break;
-            }
-            offset = next;
-        }
+        replay_partition(owned, &topic_partition, |batch, record| {
+            self.replay_record(partition, batch, record)
+        })
+        .await;
     }
 
-    /// Replays one batch read back from `__consumer_offsets`: its records,
-    /// pending in their producer's transaction if the batch is
+    /// Replays one record read back from `__consumer_offsets` partition
+    /// `partition`: pending in its producer's transaction if its batch is
     /// transactional, or the transaction marker it holds.
-    fn replay_batch(&self, topic_partition: &TopicPartition, batch: &DecodedBatch) {
+    fn replay_record(
+        &self,
+        partition: i32,
+        batch: &DecodedBatch,
+        record: &ConsumedRecord,
+    ) -> Result<(), RecordError> {
         let now = now_ms() as i64;
         let mut coordinator = self.coordinator.borrow_mut();
-        for record in &batch.records {
-            if batch.control {
-                let (id, epoch) = (batch.producer_id, batch.producer_epoch);
-                let marker = match (&record.key, &record.value) {
-                    (Some(key), Some(value)) => TxnMarker::decode(id, epoch, key, value),
-                    _ => None,
-                };
-                if let Some(marker) = marker {
-                    let partition = topic_partition.partition;
-                    coordinator.complete_txn(now, partition, id, marker.commit);
-                }
-                continue;
+        if batch.control {
+            let (id, epoch) = (batch.producer_id, batch.producer_epoch);
+            let marker = match (&record.key, &record.value) {
+                (Some(key), Some(value)) => TxnMarker::decode(id, epoch, key, value),
+                _ => None,
+            };
+            if let Some(marker) = marker {
+                coordinator.complete_txn(now, partition, id, marker.commit);
             }
-            let Some(key) = &record.key else { continue };
-            let txn = batch.transactional.then_some(batch.producer_id);
-            let value = record.value.as_deref();
-            if let Err(error) = coordinator.replay(now, record.offset, txn, key, value) {
-                log::warn!(
-                    "{} offset {}: skipped record: {error:?}",
-                    topic_partition.dir_name(),
-                    record.offset
-                );
-            }
+            return Ok(());
         }
+        let Some(key) = &record.key else {
+            return Ok(());
+        };
+        let txn = batch.transactional.then_some(batch.producer_id);
+        coordinator.replay(now, record.offset, txn, key, record.value.as_deref())
     }
 
     /// The end of producer `producer_id`'s transaction, whose marker

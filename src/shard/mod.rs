@@ -9,7 +9,8 @@
 //! it into its own `ShardView` (`view.rs`). The metadata controller runs on
 //! `CONTROLLER_SHARD` (`controller.rs`, driving the pure
 //! `metadata::controller`), as `groups.rs` drives the pure `group` and
-//! `transactions.rs` the pure `txn`.
+//! `transactions.rs` the pure `txn`, both loading from their internal topic
+//! through `replay.rs`.
 
 pub mod controller;
 pub mod groups;
@@ -17,6 +18,7 @@ pub mod mesh;
 pub mod messages;
 pub mod owned;
 pub mod producer_ids;
+mod replay;
 pub mod stall;
 pub mod transactions;
 mod txn_markers;

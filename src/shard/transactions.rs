@@ -25,17 +25,16 @@ use kafka_protocol::records::Compression;
 
 use super::messages::{TopicPartition, TxnAnswer, TxnCall};
 use super::owned::OwnedPartitions;
+use super::replay::replay_partition;
 use super::Shard;
 use crate::clock::now_ms;
 use crate::group::offsets_partition;
 use crate::log::AppendWait;
-use crate::protocol::records::{decode_records, encode_batch, ProducerRecord, TxnMarker};
+use crate::protocol::records::{encode_batch, ProducerRecord, TxnMarker};
 use crate::txn::{
     Completion, EndOutcome, MarkerJob, Transit, TxnConfig, TxnCoordinator, TRANSACTION_STATE_TOPIC,
 };
 
-/// Bytes read per step while loading a `__transaction_state` partition.
-const LOAD_READ_BYTES: usize = 1 << 20;
 /// First wait before markers (or the record completing them) are tried
 /// again; doubled up to `RETRY_BACKOFF_MS_MAX`. Kafka's marker sender
 /// retries at its request backoff, 100 ms.
@@ -91,11 +90,15 @@ impl TxnHost {
         self.loading.borrow_mut().extend(partitions);
         for &partition in partitions {
             let topic_partition = TopicPartition::new(TRANSACTION_STATE_TOPIC, partition);
-            replay_log(&shard.partitions, &topic_partition, |key, value| {
-                self.coordinator
-                    .borrow_mut()
-                    .replay(partition, key, value)
-                    .map_err(|error| error.to_string())
+            replay_partition(&shard.partitions, &topic_partition, |batch, record| match (
+                &record.key,
+                batch.control,
+            ) {
+                (Some(key), false) => {
+                    let value = record.value.as_deref();
+                    self.coordinator.borrow_mut().replay(partition, key, value)
+                }
+                _ => Ok(()),
             })
             .await;
             self.loading.borrow_mut().remove(&partition);
@@ -380,56 +383,6 @@ async fn append(owned: &OwnedPartitions, transit: &Transit) -> Result<(), Respon
             );
             Err(ResponseError::CoordinatorNotAvailable)
         }
-    }
-}
-
-/// Reads a partition's log from its start to its high watermark, handing
-/// every keyed record to `apply`; a record `apply` refuses is logged and
-/// skipped.
-async fn replay_log(
-    owned: &OwnedPartitions,
-    topic_partition: &TopicPartition,
-    mut apply: impl FnMut(&[u8], Option<&[u8]>) -> Result<(), String>,
-) {
-    let Some(log) = owned.log(topic_partition) else {
-        return;
-    };
-    let end = log.high_watermark();
-    let mut offset = log.log_start_offset();
-    while offset < end {
-        let chunks = match log.read(offset, end, LOAD_READ_BYTES, true).await {
-            Ok(chunks) if !chunks.is_empty() => chunks,
-            Ok(_) => break,
-            Err(error) => {
-                log::error!("loading {}: {error}", topic_partition.dir_name());
-                break;
-            }
-        };
-        let mut next = offset;
-        for chunk in chunks {
-            let fetched = match decode_records(&chunk, offset) {
-                Ok(fetched) => fetched,
-                Err(error) => {
-                    log::error!("loading {}: {error}", topic_partition.dir_name());
-                    return;
-                }
-            };
-            for record in &fetched.records {
-                let Some(key) = &record.key else { continue };
-                if let Err(error) = apply(key, record.value.as_deref()) {
-                    log::warn!(
-                        "{} offset {}: skipped record: {error}",
-                        topic_partition.dir_name(),
-                        record.offset
-                    );
-                }
-            }
-            next = next.max(fetched.next_offset.unwrap_or(next));
-        }
-        if next <= offset {
-            break;
-        }
-        offset = next;
     }
 }
 

@@ -19,7 +19,8 @@
 //! commit or abort; `markers_written` gives the record that completes it.
 //!
 //! Invariant: this module depends on nothing else in shoal but `config` (its
-//! settings, plain data); `tests/architecture.rs` checks it. It knows neither
+//! settings, plain data) and `protocol` (the framing of its records, bytes
+//! only); `tests/architecture.rs` checks it. It knows neither
 //! shards nor sockets nor the log; `shard/transactions.rs` drives it,
 //! `server/handlers` translates requests into its plain-data API.
 

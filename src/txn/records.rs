@@ -6,50 +6,24 @@
 //! Written: key v0 and value v0, what Kafka writes while the
 //! `transaction.version` feature is below 1 (shoal does not finalize it).
 //! Read: value v0 and the flexible v1 (tagged previous/next producer id and
-//! client transaction version), so a log newer Kafka wrote loads too.
+//! client transaction version), so a log newer Kafka wrote loads too. The
+//! framing (versions, strings, tagged fields) is `protocol::schema`'s.
 
 use std::collections::BTreeSet;
-use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::state::{TxnMetadata, TxnState};
+use crate::protocol::schema::{put_string, Reader};
+pub use crate::protocol::schema::{RecordError, STRING_BYTES_MAX};
 
 pub const KEY_VERSION: i16 = 0;
 pub const VALUE_VERSION: i16 = 0;
-/// The first flexible value version (compact strings, tagged fields).
+/// The first flexible value version (compact strings, tagged fields), and
+/// the last Kafka has written.
 const FLEXIBLE_VALUE_VERSION: i16 = 1;
 /// Tags of the flexible value's tagged fields.
 const TAG_PREVIOUS_PRODUCER_ID: u32 = 0;
-/// Kafka's non-flexible strings carry an int16 length.
-pub const STRING_BYTES_MAX: usize = i16::MAX as usize;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordError {
-    Truncated,
-    NegativeLength,
-    NotUtf8,
-    UnknownKeyVersion(i16),
-    UnknownValueVersion(i16),
-    UnknownState(i8),
-}
-
-impl fmt::Display for RecordError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RecordError::Truncated => write!(f, "record ends early"),
-            RecordError::NegativeLength => write!(f, "negative length for a non-null field"),
-            RecordError::NotUtf8 => write!(f, "string is not UTF-8"),
-            RecordError::UnknownKeyVersion(version) => write!(f, "unknown key version {version}"),
-            RecordError::UnknownValueVersion(version) => {
-                write!(f, "unknown value version {version}")
-            }
-            RecordError::UnknownState(id) => write!(f, "unknown transaction state {id}"),
-        }
-    }
-}
-
-impl std::error::Error for RecordError {}
 
 /// What a value says about a transactional id: the durable part of its
 /// metadata.
@@ -125,20 +99,9 @@ fn by_topic(partitions: &BTreeSet<(String, i32)>) -> Vec<(&str, Vec<i32>)> {
     topics
 }
 
-fn put_string(out: &mut BytesMut, value: &str) {
-    // Ids longer are refused at InitProducerId; topic names are shorter.
-    assert!(
-        value.len() <= STRING_BYTES_MAX,
-        "string of {} bytes",
-        value.len()
-    );
-    out.put_i16(value.len() as i16);
-    out.put_slice(value.as_bytes());
-}
-
 /// The transactional id a key names.
 pub fn decode_key(key: &[u8]) -> Result<String, RecordError> {
-    let mut reader = Reader(key);
+    let mut reader = Reader::new(key, false);
     let version = reader.i16()?;
     if version != KEY_VERSION {
         return Err(RecordError::UnknownKeyVersion(version));
@@ -147,44 +110,34 @@ pub fn decode_key(key: &[u8]) -> Result<String, RecordError> {
 }
 
 pub fn decode_value(value: &[u8]) -> Result<TxnValue, RecordError> {
-    let mut reader = Reader(value);
-    let version = reader.i16()?;
-    let flexible = match version {
-        VALUE_VERSION => false,
-        FLEXIBLE_VALUE_VERSION => true,
-        other => return Err(RecordError::UnknownValueVersion(other)),
-    };
+    let (mut reader, _) = Reader::value(value, FLEXIBLE_VALUE_VERSION, FLEXIBLE_VALUE_VERSION)?;
     let producer_id = reader.i64()?;
     let producer_epoch = reader.i16()?;
     let timeout_ms = reader.i32()?;
     let state_id = reader.i8()?;
-    let state = TxnState::from_id(state_id).ok_or(RecordError::UnknownState(state_id))?;
+    let state = TxnState::from_id(state_id).ok_or(RecordError::UnknownEnumValue {
+        what: "transaction state",
+        value: state_id,
+    })?;
     let mut partitions = BTreeSet::new();
-    if let Some(topics) = reader.array_len(flexible)? {
+    if let Some(topics) = reader.nullable_array_len()? {
         for _ in 0..topics {
-            let topic = reader.string_of(flexible)?;
-            let count = reader
-                .array_len(flexible)?
-                .ok_or(RecordError::NegativeLength)?;
-            for _ in 0..count {
+            let topic = reader.string()?;
+            for _ in 0..reader.array_len()? {
                 partitions.insert((topic.clone(), reader.i32()?));
             }
-            if flexible {
-                reader.skip_tagged_fields(|_, _| Ok(()))?;
-            }
+            reader.tagged_fields()?;
         }
     }
     let last_update_ms = reader.i64()?;
     let start_ms = reader.i64()?;
     let mut previous_producer_id = -1;
-    if flexible {
-        reader.skip_tagged_fields(|tag, mut field| {
-            if tag == TAG_PREVIOUS_PRODUCER_ID {
-                previous_producer_id = field.i64()?;
-            }
-            Ok(())
-        })?;
-    }
+    reader.read_tagged_fields(|tag, mut field| {
+        if tag == TAG_PREVIOUS_PRODUCER_ID {
+            previous_producer_id = field.i64()?;
+        }
+        Ok(())
+    })?;
     // Kafka ignores the partitions of an Empty value.
     if state == TxnState::Empty {
         partitions.clear();
@@ -199,107 +152,6 @@ pub fn decode_value(value: &[u8]) -> Result<TxnValue, RecordError> {
         last_update_ms,
         start_ms,
     })
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, count: usize) -> Result<&'a [u8], RecordError> {
-        if self.0.len() < count {
-            return Err(RecordError::Truncated);
-        }
-        let (head, rest) = self.0.split_at(count);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], RecordError> {
-        let mut out = [0; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
-    }
-
-    fn i8(&mut self) -> Result<i8, RecordError> {
-        Ok(i8::from_be_bytes(self.array()?))
-    }
-
-    fn i16(&mut self) -> Result<i16, RecordError> {
-        Ok(i16::from_be_bytes(self.array()?))
-    }
-
-    fn i32(&mut self) -> Result<i32, RecordError> {
-        Ok(i32::from_be_bytes(self.array()?))
-    }
-
-    fn i64(&mut self) -> Result<i64, RecordError> {
-        Ok(i64::from_be_bytes(self.array()?))
-    }
-
-    fn unsigned_varint(&mut self) -> Result<u32, RecordError> {
-        let mut value: u32 = 0;
-        for shift in (0..35).step_by(7) {
-            let [byte] = self.array()?;
-            value |= u32::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(RecordError::Truncated)
-    }
-
-    fn string(&mut self) -> Result<String, RecordError> {
-        let length = usize::try_from(self.i16()?).map_err(|_| RecordError::NegativeLength)?;
-        self.utf8(length)
-    }
-
-    fn string_of(&mut self, flexible: bool) -> Result<String, RecordError> {
-        if !flexible {
-            return self.string();
-        }
-        let length = self
-            .unsigned_varint()?
-            .checked_sub(1)
-            .ok_or(RecordError::NegativeLength)?;
-        self.utf8(length as usize)
-    }
-
-    fn utf8(&mut self, length: usize) -> Result<String, RecordError> {
-        let bytes = self.take(length)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| RecordError::NotUtf8)
-    }
-
-    /// An array's length; None for a null array. Each element takes at
-    /// least one byte, so a length beyond what is left is truncation.
-    fn array_len(&mut self, flexible: bool) -> Result<Option<usize>, RecordError> {
-        let length = if flexible {
-            match self.unsigned_varint()? {
-                0 => return Ok(None),
-                length => (length - 1) as usize,
-            }
-        } else {
-            match self.i32()? {
-                -1 => return Ok(None),
-                length => usize::try_from(length).map_err(|_| RecordError::NegativeLength)?,
-            }
-        };
-        if length > self.0.len() {
-            return Err(RecordError::Truncated);
-        }
-        Ok(Some(length))
-    }
-
-    fn skip_tagged_fields(
-        &mut self,
-        mut read: impl FnMut(u32, Reader<'a>) -> Result<(), RecordError>,
-    ) -> Result<(), RecordError> {
-        let count = self.unsigned_varint()?;
-        for _ in 0..count {
-            let tag = self.unsigned_varint()?;
-            let size = self.unsigned_varint()? as usize;
-            read(tag, Reader(self.take(size)?))?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

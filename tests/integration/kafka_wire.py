@@ -1,17 +1,23 @@
 """Just enough of the Kafka wire protocol, written by hand, to poke the broker
 over a raw socket: frame a request, read one response, and tell whether the
-broker closed the connection. Only the non-flexible (pre-KIP-482) versions are
-encoded here, which keeps every field a fixed-width integer or an int16-length
-string."""
+broker closed the connection. The requests built here are non-flexible
+(pre-KIP-482): every field a fixed-width integer or an int16-length string;
+for the APIs that exist only in flexible versions, `call` sends header v2 and
+the compact helpers (`uvarint`, `compact_string`, `compact_array`, and the
+`Reader` methods of the same names) encode and read their bodies."""
 
 import socket
 import struct
 import time
 
+import crc32c
+
 API_PRODUCE = 0
 API_FETCH = 1
 API_METADATA = 3
 API_VERSIONS = 18
+API_INIT_PRODUCER_ID = 22
+PRODUCE_VERSION = 3
 
 # Kafka error codes the tests look for.
 ERR_NONE = 0
@@ -113,6 +119,63 @@ class Reader:
     def array(self, read_item):
         count = self.take(">i")
         return [] if count < 0 else [read_item() for _ in range(count)]
+
+    def uvarint(self):
+        value, shift = 0, 0
+        while True:
+            byte = self.take(">B")
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return value
+
+    def compact_string(self):
+        size = self.uvarint() - 1
+        value = self.data[self.pos : self.pos + size].decode()
+        self.pos += size
+        return value
+
+    def compact_array(self, read_item):
+        return [read_item() for _ in range(self.uvarint() - 1)]
+
+    def tagged_fields(self):
+        """Skips a flexible structure's tagged fields."""
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.pos += self.uvarint()
+
+
+def uvarint(value):
+    """Unsigned varint, as flexible versions encode lengths and tags."""
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def compact_string(value):
+    data = value.encode()
+    return uvarint(len(data) + 1) + data
+
+
+def compact_array(items):
+    return uvarint(len(items) + 1) + b"".join(items)
+
+
+def call(sock, api_key, version, correlation_id, body, flexible=False):
+    """Sends one request and returns the response body. Flexible: request
+    header v2 (no tagged fields) and the response header's tagged fields
+    skipped; `body` carries its own."""
+    header = request_header(api_key, version, correlation_id) + (uvarint(0) if flexible else b"")
+    sock.sendall(frame(header + body))
+    response = read_response(sock, correlation_id)
+    if not flexible:
+        return response
+    reader = Reader(response)
+    reader.tagged_fields()
+    return response[reader.pos :]
 
 
 def api_versions(bootstrap, timeout_s=SOCKET_TIMEOUT_S):
@@ -267,3 +330,40 @@ def varint(value):
             out.append(byte)
             return bytes(out)
         out.append(byte | 0x80)
+
+
+def record_batch(values, producer_id, epoch, base_sequence, attributes=0, key=None):
+    """A RecordBatch v2 of `values` (each with `key`) from producer_id/epoch,
+    first sequence base_sequence; `attributes` as the header carries them."""
+    records = b""
+    key_field = varint(-1) if key is None else varint(len(key)) + key
+    for i, value in enumerate(values):
+        body = b"\x00" + varint(0) + varint(i) + key_field + varint(len(value)) + value + varint(0)
+        records += varint(len(body)) + body
+    now = int(time.time() * 1000)
+    after_crc = struct.pack(
+        ">hiqqqhii", attributes, len(values) - 1, now, now, producer_id, epoch, base_sequence, len(values)
+    ) + records
+    after_length = struct.pack(">ibI", 0, 2, crc32c.crc32c(after_crc)) + after_crc
+    return struct.pack(">qi", 0, len(after_length)) + after_length
+
+
+def init_producer_id(sock, correlation_id):
+    """InitProducerId v0 without a transactional id: (error, producer id, epoch)."""
+    body = struct.pack(">hi", -1, 60_000)
+    reader = Reader(call(sock, API_INIT_PRODUCER_ID, 0, correlation_id, body))
+    _throttle, error, producer_id, epoch = reader.take(">ihqh")
+    return error, producer_id, epoch
+
+
+def produce(sock, correlation_id, topic, partition, data):
+    """Produce v3 (a null transactional id), acks=-1, one partition:
+    (error code, base offset)."""
+    body = struct.pack(">hhi", -1, -1, 10_000) + struct.pack(">i", 1) + string(topic)
+    body += struct.pack(">iii", 1, partition, len(data)) + data
+    reader = Reader(call(sock, API_PRODUCE, PRODUCE_VERSION, correlation_id, body))
+    reader.take(">i")
+    reader.string()
+    reader.take(">i")
+    _partition, error, base_offset, _append_time = reader.take(">ihqq")
+    return error, base_offset

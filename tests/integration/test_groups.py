@@ -211,17 +211,22 @@ def committed_offsets(bootstrap, group, topic, partitions=PARTITIONS):
         c.close()
 
 
+def python_group_member(bootstrap, group):
+    """The settings of a kafka-python or aiokafka group member (the two
+    take the same names): from the start, committing by hand."""
+    return {
+        "bootstrap_servers": bootstrap,
+        "group_id": group,
+        "auto_offset_reset": "earliest",
+        "enable_auto_commit": False,
+        "session_timeout_ms": SESSION_TIMEOUT_MS,
+        "heartbeat_interval_ms": HEARTBEAT_INTERVAL_MS,
+    }
+
+
 def kafka_python_consume(bootstrap, group, topic, count, timeout_s=GROUP_WAIT_S):
     """Joins `group`, reads `count` records, commits, leaves; returns them."""
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=group,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        session_timeout_ms=SESSION_TIMEOUT_MS,
-        heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
-    )
+    consumer = KafkaConsumer(topic, **python_group_member(bootstrap, group))
     got = []
     try:
         deadline = time.monotonic() + timeout_s
@@ -238,15 +243,7 @@ def kafka_python_consume(bootstrap, group, topic, count, timeout_s=GROUP_WAIT_S)
 
 def aiokafka_consume(bootstrap, group, topic, count, timeout_s=GROUP_WAIT_S):
     async def run():
-        consumer = AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=bootstrap,
-            group_id=group,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            session_timeout_ms=SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
-        )
+        consumer = AIOKafkaConsumer(topic, **python_group_member(bootstrap, group))
         await consumer.start()
         got = []
         try:

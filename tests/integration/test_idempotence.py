@@ -11,7 +11,6 @@ import subprocess
 import threading
 import time
 
-import crc32c
 import pytest
 
 import clients
@@ -20,8 +19,6 @@ from clients import REQUEST_TIMEOUT_S
 from conftest import shoal_bin
 from records import parse_sequenced_value, sequenced_value
 
-API_INIT_PRODUCER_ID = 22
-PRODUCE_VERSION = 3
 ERR_OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 ERR_INVALID_PRODUCER_EPOCH = 47
 # Where a batch header keeps its producer id, epoch and base sequence.
@@ -30,45 +27,9 @@ PRODUCER_FIELDS_AT = 43
 SEED = int(os.environ.get("SHOAL_CRASH_SEED", random.SystemRandom().randrange(1 << 32)))
 
 
-def idempotent_batch(values, producer_id, epoch, base_sequence):
-    """A RecordBatch v2 of `values` from producer_id/epoch, first sequence base_sequence."""
-    records = b""
-    for i, value in enumerate(values):
-        body = b"\x00" + wire.varint(0) + wire.varint(i) + wire.varint(-1) + wire.varint(len(value)) + value + wire.varint(0)
-        records += wire.varint(len(body)) + body
-    now = int(time.time() * 1000)
-    after_crc = struct.pack(
-        ">hiqqqhii", 0, len(values) - 1, now, now, producer_id, epoch, base_sequence, len(values)
-    ) + records
-    after_length = struct.pack(">ibI", 0, 2, crc32c.crc32c(after_crc)) + after_crc
-    return struct.pack(">qi", 0, len(after_length)) + after_length
-
-
-def init_producer_id(sock, correlation_id):
-    """InitProducerId v0 without a transactional id: (error, producer id, epoch)."""
-    body = struct.pack(">hi", -1, 60_000)
-    sock.sendall(wire.frame(wire.request_header(API_INIT_PRODUCER_ID, 0, correlation_id) + body))
-    reader = wire.Reader(wire.read_response(sock, correlation_id))
-    _throttle, error, producer_id, epoch = reader.take(">ihqh")
-    return error, producer_id, epoch
-
-
-def produce(sock, correlation_id, topic, partition, data):
-    """Produce v3, acks=-1, one partition: (error_code, base_offset)."""
-    body = struct.pack(">hhi", -1, -1, 10_000) + struct.pack(">i", 1) + wire.string(topic)
-    body += struct.pack(">iii", 1, partition, len(data)) + data
-    sock.sendall(wire.frame(wire.request_header(wire.API_PRODUCE, PRODUCE_VERSION, correlation_id) + body))
-    reader = wire.Reader(wire.read_response(sock, correlation_id))
-    reader.take(">i")
-    reader.string()
-    reader.take(">i")
-    _partition, error_code, base_offset, _append_time = reader.take(">ihqq")
-    return error_code, base_offset
-
-
 def test_init_producer_id_gives_new_ids(broker):
     with wire.connect(broker.bootstrap) as sock:
-        answers = [init_producer_id(sock, i) for i in range(3)]
+        answers = [wire.init_producer_id(sock, i) for i in range(3)]
     assert [(error, epoch) for error, _, epoch in answers] == [(0, 0)] * 3
     ids = [producer_id for _, producer_id, _ in answers]
     assert len(set(ids)) == 3 and min(ids) >= 0
@@ -79,38 +40,38 @@ def test_sequences_and_epochs_are_checked_and_a_retry_keeps_its_offsets(broker_f
     broker = broker_factory(shards=1)
     clients.create_topic(broker.bootstrap, topic, 1)
     with wire.connect(broker.bootstrap) as sock:
-        error, pid, epoch = init_producer_id(sock, 1)
+        error, pid, epoch = wire.init_producer_id(sock, 1)
         assert error == 0
-        first = idempotent_batch([b"a", b"b"], pid, epoch, 0)
-        assert produce(sock, 2, topic, 0, first) == (0, 0)
-        assert produce(sock, 3, topic, 0, idempotent_batch([b"c"], pid, epoch, 2)) == (0, 2)
+        first = wire.record_batch([b"a", b"b"], pid, epoch, 0)
+        assert wire.produce(sock, 2, topic, 0, first) == (0, 0)
+        assert wire.produce(sock, 3, topic, 0, wire.record_batch([b"c"], pid, epoch, 2)) == (0, 2)
         # A retry is answered with the offsets of the first append.
-        assert produce(sock, 4, topic, 0, first) == (0, 0)
-        assert produce(sock, 5, topic, 0, idempotent_batch([b"x"], pid, epoch, 7))[0] == (
+        assert wire.produce(sock, 4, topic, 0, first) == (0, 0)
+        assert wire.produce(sock, 5, topic, 0, wire.record_batch([b"x"], pid, epoch, 7))[0] == (
             ERR_OUT_OF_ORDER_SEQUENCE_NUMBER
         )
         # A new epoch starts at sequence 0 (the client's own bump, KIP-360).
-        assert produce(sock, 6, topic, 0, idempotent_batch([b"x"], pid, epoch + 1, 3))[0] == (
+        assert wire.produce(sock, 6, topic, 0, wire.record_batch([b"x"], pid, epoch + 1, 3))[0] == (
             ERR_OUT_OF_ORDER_SEQUENCE_NUMBER
         )
-        assert produce(sock, 7, topic, 0, idempotent_batch([b"d"], pid, epoch + 1, 0)) == (0, 3)
-        assert produce(sock, 8, topic, 0, idempotent_batch([b"x"], pid, epoch, 3))[0] == (
+        assert wire.produce(sock, 7, topic, 0, wire.record_batch([b"d"], pid, epoch + 1, 0)) == (0, 3)
+        assert wire.produce(sock, 8, topic, 0, wire.record_batch([b"x"], pid, epoch, 3))[0] == (
             ERR_INVALID_PRODUCER_EPOCH
         )
     # The state survives kill -9 (rebuilt from the log) and a clean restart
     # (its snapshot): the retry is still known, the sequence goes on.
-    retry = idempotent_batch([b"d"], pid, epoch + 1, 0)
+    retry = wire.record_batch([b"d"], pid, epoch + 1, 0)
     for restart, correlation_id in [(broker.kill9, 10), (broker.stop, 20)]:
         restart()
         broker.start()
         with wire.connect(broker.bootstrap) as sock:
-            assert produce(sock, correlation_id, topic, 0, retry) == (0, 3)
-            gap = idempotent_batch([b"x"], pid, epoch + 1, 5)
-            assert produce(sock, correlation_id + 1, topic, 0, gap)[0] == ERR_OUT_OF_ORDER_SEQUENCE_NUMBER
+            assert wire.produce(sock, correlation_id, topic, 0, retry) == (0, 3)
+            gap = wire.record_batch([b"x"], pid, epoch + 1, 5)
+            assert wire.produce(sock, correlation_id + 1, topic, 0, gap)[0] == ERR_OUT_OF_ORDER_SEQUENCE_NUMBER
     with wire.connect(broker.bootstrap) as sock:
-        assert produce(sock, 30, topic, 0, idempotent_batch([b"e"], pid, epoch + 1, 1)) == (0, 4)
+        assert wire.produce(sock, 30, topic, 0, wire.record_batch([b"e"], pid, epoch + 1, 1)) == (0, 4)
         # Producer ids never repeat across restarts.
-        error, new_pid, _ = init_producer_id(sock, 31)
+        error, new_pid, _ = wire.init_producer_id(sock, 31)
         assert error == 0 and new_pid != pid
     consumed = clients.consume(broker.bootstrap, topic, {0: 5})
     assert [m.value() for m in consumed[0]] == [b"a", b"b", b"c", b"d", b"e"]

@@ -152,61 +152,11 @@ API_LIST_TRANSACTIONS = 66
 ERR_TRANSACTIONAL_ID_NOT_FOUND = 105
 
 
-def uvarint(value):
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def compact_string(value):
-    data = value.encode()
-    return uvarint(len(data) + 1) + data
-
-
-def compact_array(items):
-    return uvarint(len(items) + 1) + b"".join(items)
-
-
-class FlexibleReader(wire.Reader):
-    """A cursor over a flexible response body (compact strings and arrays,
-    tagged fields skipped)."""
-
-    def uvarint(self):
-        value, shift = 0, 0
-        while True:
-            byte = self.take(">B")
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                return value
-
-    def compact_string(self):
-        size = self.uvarint() - 1
-        value = self.data[self.pos : self.pos + size].decode()
-        self.pos += size
-        return value
-
-    def compact_array(self, read_item):
-        return [read_item() for _ in range(self.uvarint() - 1)]
-
-    def tagged_fields(self):
-        for _ in range(self.uvarint()):
-            self.uvarint()
-            self.pos += self.uvarint()
-
-
 def flexible_call(bootstrap, api_key, version, body):
-    """Sends a flexible request (header v2) and returns a reader of its
-    response body (after the header v1)."""
+    """Sends a flexible request (no tagged fields) and returns a reader of
+    its response body."""
     with wire.connect(bootstrap) as sock:
-        header = wire.request_header(api_key, version, 1) + uvarint(0)
-        sock.sendall(wire.frame(header + body + uvarint(0)))
-        reader = FlexibleReader(wire.read_response(sock, 1))
-    reader.tagged_fields()
-    return reader
+        return wire.Reader(wire.call(sock, api_key, version, 1, body + wire.uvarint(0), flexible=True))
 
 
 def describe_transaction(bootstrap, transactional_id):
@@ -216,7 +166,7 @@ def describe_transaction(bootstrap, transactional_id):
         bootstrap,
         API_DESCRIBE_TRANSACTIONS,
         0,
-        compact_array([compact_string(transactional_id)]),
+        wire.compact_array([wire.compact_string(transactional_id)]),
     )
     reader.take(">i")
 
@@ -241,8 +191,8 @@ def describe_transaction(bootstrap, transactional_id):
 
 def list_transactions(bootstrap, states):
     """ListTransactions v1: (error, unknown state filters, {id: state})."""
-    body = compact_array([compact_string(state) for state in states])
-    body += compact_array([]) + struct.pack(">q", -1)
+    body = wire.compact_array([wire.compact_string(state) for state in states])
+    body += wire.compact_array([]) + struct.pack(">q", -1)
     reader = flexible_call(bootstrap, API_LIST_TRANSACTIONS, 1, body)
     _throttle, error = reader.take(">ih")
     unknown = reader.compact_array(reader.compact_string)

@@ -10,9 +10,7 @@ producer state (DescribeProducers) and the `.txnindex`."""
 import glob
 import os
 import struct
-import time
 
-import crc32c
 import pytest
 
 import clients
@@ -20,7 +18,6 @@ import kafka_tools
 import kafka_wire as wire
 
 API_LIST_OFFSETS = 2
-API_INIT_PRODUCER_ID = 22
 API_WRITE_TXN_MARKERS = 27
 FETCH_VERSION = 11
 LIST_OFFSETS_VERSION = 2
@@ -34,81 +31,28 @@ ERR_INVALID_RECORD = 87
 
 
 def txn_batch(values, producer_id, epoch, base_sequence, attributes=ATTR_TRANSACTIONAL, key=None):
-    """A transactional RecordBatch v2 of `values`, first sequence base_sequence."""
-    records = b""
-    key_field = wire.varint(-1) if key is None else wire.varint(len(key)) + key
-    for i, value in enumerate(values):
-        body = b"\x00" + wire.varint(0) + wire.varint(i) + key_field + wire.varint(len(value)) + value + wire.varint(0)
-        records += wire.varint(len(body)) + body
-    now = int(time.time() * 1000)
-    after_crc = struct.pack(
-        ">hiqqqhii", attributes, len(values) - 1, now, now, producer_id, epoch, base_sequence, len(values)
-    ) + records
-    after_length = struct.pack(">ibI", 0, 2, crc32c.crc32c(after_crc)) + after_crc
-    return struct.pack(">qi", 0, len(after_length)) + after_length
-
-
-def call(sock, api_key, version, correlation_id, body, flexible=False):
-    """Sends one request and returns the response body (header v2 and
-    response header v1, with empty tagged fields, when flexible)."""
-    header = wire.request_header(api_key, version, correlation_id) + (b"\x00" if flexible else b"")
-    sock.sendall(wire.frame(header + body))
-    response = wire.read_response(sock, correlation_id)
-    return response[1:] if flexible else response
+    return wire.record_batch(values, producer_id, epoch, base_sequence, attributes, key)
 
 
 def init_producer_id(sock, correlation_id):
-    body = struct.pack(">hi", -1, 60_000)
-    reader = wire.Reader(call(sock, API_INIT_PRODUCER_ID, 0, correlation_id, body))
-    _throttle, error, producer_id, epoch = reader.take(">ihqh")
+    error, producer_id, epoch = wire.init_producer_id(sock, correlation_id)
     assert error == 0
     return producer_id, epoch
 
 
-def produce(sock, correlation_id, topic, data):
-    """Produce v3 with a transactional id field (null: the broker has no
-    coordinator to check it against), acks=-1, partition 0: (error, base offset)."""
-    body = struct.pack(">hhi", -1, -1, 10_000) + struct.pack(">i", 1) + wire.string(topic)
-    body += struct.pack(">iii", 1, 0, len(data)) + data
-    reader = wire.Reader(call(sock, wire.API_PRODUCE, 3, correlation_id, body))
-    reader.take(">i")
-    reader.string()
-    reader.take(">i")
-    _partition, error, base_offset, _append_time = reader.take(">ihqq")
-    return error, base_offset
-
-
-def uvarint(value):
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def compact_string(value):
-    data = value.encode()
-    return uvarint(len(data) + 1) + data
-
-
 def write_marker(sock, correlation_id, topic, producer_id, epoch, commit):
     """WriteTxnMarkers v1, one marker for partition 0: its error code."""
-    body = uvarint(2)  # one marker
-    body += struct.pack(">qh?", producer_id, epoch, commit)
-    body += uvarint(2) + compact_string(topic) + uvarint(2) + struct.pack(">i", 0) + b"\x00"
-    body += struct.pack(">i", 0) + b"\x00"  # coordinator epoch, tags
-    body += b"\x00"
-    reader = wire.Reader(call(sock, API_WRITE_TXN_MARKERS, WRITE_TXN_MARKERS_VERSION, correlation_id, body, True))
-    assert reader.data[0] == 2  # one marker
-    reader.pos = 1
+    topic_entry = wire.compact_string(topic) + wire.compact_array([struct.pack(">i", 0)]) + b"\x00"
+    marker = struct.pack(">qh?", producer_id, epoch, commit) + wire.compact_array([topic_entry])
+    marker += struct.pack(">i", 0) + b"\x00"  # coordinator epoch, tags
+    body = wire.compact_array([marker]) + b"\x00"
+    response = wire.call(sock, API_WRITE_TXN_MARKERS, WRITE_TXN_MARKERS_VERSION, correlation_id, body, True)
+    reader = wire.Reader(response)
+    assert reader.uvarint() == 2  # one marker
     assert reader.take(">q") == producer_id
-    assert reader.data[reader.pos] == 2  # one topic
-    reader.pos += 1
-    name_size = reader.data[reader.pos] - 1
-    reader.pos += 1 + name_size
-    assert reader.data[reader.pos] == 2  # one partition
-    reader.pos += 1
+    assert reader.uvarint() == 2  # one topic
+    reader.compact_string()
+    assert reader.uvarint() == 2  # one partition
     partition, error = reader.take(">ih")
     assert partition == 0
     return error
@@ -122,7 +66,7 @@ def fetch(sock, correlation_id, topic, offset, isolation_level):
     body += struct.pack(">i", 1) + wire.string(topic)
     body += struct.pack(">i", 1) + struct.pack(">iiqqi", 0, -1, offset, -1, 1 << 20)
     body += struct.pack(">i", 0) + wire.string("")  # forgotten topics, rack
-    reader = wire.Reader(call(sock, wire.API_FETCH, FETCH_VERSION, correlation_id, body))
+    reader = wire.Reader(wire.call(sock, wire.API_FETCH, FETCH_VERSION, correlation_id, body))
     reader.take(">ihi")  # throttle, error, session
     assert reader.take(">i") == 1
     reader.string()
@@ -140,7 +84,7 @@ def latest_offset(sock, correlation_id, topic, isolation_level):
     """ListOffsets v2 latest (-1) of partition 0."""
     body = struct.pack(">ib", -1, isolation_level) + struct.pack(">i", 1) + wire.string(topic)
     body += struct.pack(">i", 1) + struct.pack(">iq", 0, -1)
-    reader = wire.Reader(call(sock, API_LIST_OFFSETS, LIST_OFFSETS_VERSION, correlation_id, body))
+    reader = wire.Reader(wire.call(sock, API_LIST_OFFSETS, LIST_OFFSETS_VERSION, correlation_id, body))
     reader.take(">i")
     reader.take(">i")
     reader.string()
@@ -162,9 +106,9 @@ def test_read_committed_sees_committed_records_only_across_restarts(broker_facto
     with wire.connect(broker.bootstrap) as sock:
         committed_pid, epoch = init_producer_id(sock, 1)
         aborted_pid, aborted_epoch = init_producer_id(sock, 2)
-        assert produce(sock, 3, topic, txn_batch([b"a1", b"a2"], committed_pid, epoch, 0)) == (0, 0)
-        assert produce(sock, 4, topic, txn_batch([b"b1"], aborted_pid, aborted_epoch, 0)) == (0, 2)
-        assert produce(sock, 5, topic, txn_batch([b"a3"], committed_pid, epoch, 2)) == (0, 3)
+        assert wire.produce(sock, 3, topic, 0, txn_batch([b"a1", b"a2"], committed_pid, epoch, 0)) == (0, 0)
+        assert wire.produce(sock, 4, topic, 0, txn_batch([b"b1"], aborted_pid, aborted_epoch, 0)) == (0, 2)
+        assert wire.produce(sock, 5, topic, 0, txn_batch([b"a3"], committed_pid, epoch, 2)) == (0, 3)
         # Both transactions are open: nothing is stable yet.
         assert fetch(sock, 6, topic, 0, READ_COMMITTED) == (0, 4, 0, [], [])
         error, hw, lso, aborted, batches = fetch(sock, 7, topic, 0, READ_UNCOMMITTED)
@@ -183,12 +127,12 @@ def test_read_committed_sees_committed_records_only_across_restarts(broker_facto
         assert aborted == [(aborted_pid, 2)]
         assert batches == [(0, 1), (2, 2), (3, 3), (4, 4), (5, 5)]
         # A third transaction stays open across the restarts.
-        assert produce(sock, 15, topic, txn_batch([b"a4"], committed_pid, epoch, 3)) == (0, 6)
+        assert wire.produce(sock, 15, topic, 0, txn_batch([b"a4"], committed_pid, epoch, 3)) == (0, 6)
         assert latest_offset(sock, 16, topic, READ_COMMITTED) == 6
         # A client may not write a marker (Kafka's rule): it would end the transaction.
         abort = txn_batch([b"\x00\x00\x00\x00\x00\x00"], committed_pid, epoch, -1,
                           ATTR_TRANSACTIONAL | ATTR_CONTROL, key=b"\x00\x00\x00\x00")
-        assert produce(sock, 17, topic, abort)[0] == ERR_INVALID_RECORD
+        assert wire.produce(sock, 17, topic, 0, abort)[0] == ERR_INVALID_RECORD
         assert latest_offset(sock, 18, topic, READ_COMMITTED) == 6
 
     assert consumed_values(broker.bootstrap, topic, 3, "read_committed") == [b"a1", b"a2", b"a3"]
@@ -220,9 +164,9 @@ def test_kafka_tools_read_the_txnindex_and_describe_producers(broker_factory, to
     with wire.connect(broker.bootstrap) as sock:
         aborted_pid, epoch = init_producer_id(sock, 1)
         open_pid, open_epoch = init_producer_id(sock, 2)
-        assert produce(sock, 3, topic, txn_batch([b"x1", b"x2"], aborted_pid, epoch, 0)) == (0, 0)
+        assert wire.produce(sock, 3, topic, 0, txn_batch([b"x1", b"x2"], aborted_pid, epoch, 0)) == (0, 0)
         assert write_marker(sock, 4, topic, aborted_pid, epoch, False) == 0
-        assert produce(sock, 5, topic, txn_batch([b"y1"], open_pid, open_epoch, 0)) == (0, 3)
+        assert wire.produce(sock, 5, topic, 0, txn_batch([b"y1"], open_pid, open_epoch, 0)) == (0, 3)
     out = kafka_tools.run(TRANSACTIONS, "--bootstrap-server", broker.bootstrap, "describe-producers",
                           "--topic", topic, "--partition", 0)
     rows = {int(row["ProducerId"]): row for row in kafka_tools.table(out, "ProducerId")}

@@ -31,9 +31,7 @@ def txn_offset_commit(sock, correlation_id, group, producer_epoch, offsets):
         body += wire.string(topic) + struct.pack(">i", len(partitions))
         for partition, offset in partitions:
             body += struct.pack(">iqi", partition, offset, -1) + wire.string("")
-    header = wire.request_header(API_TXN_OFFSET_COMMIT, TXN_OFFSET_COMMIT_VERSION, correlation_id)
-    sock.sendall(wire.frame(header + body))
-    reader = wire.Reader(wire.read_response(sock, correlation_id))
+    reader = wire.Reader(wire.call(sock, API_TXN_OFFSET_COMMIT, TXN_OFFSET_COMMIT_VERSION, correlation_id, body))
     reader.take(">i")  # throttle time
     errors = {}
     for _ in range(reader.take(">i")):
@@ -48,9 +46,7 @@ def offset_fetch(sock, correlation_id, group, topic, partitions):
     """OffsetFetch v1: {partition: (offset, error)}."""
     body = wire.string(group) + struct.pack(">i", 1) + wire.string(topic)
     body += struct.pack(">i", len(partitions)) + b"".join(struct.pack(">i", p) for p in partitions)
-    header = wire.request_header(API_OFFSET_FETCH, OFFSET_FETCH_VERSION, correlation_id)
-    sock.sendall(wire.frame(header + body))
-    reader = wire.Reader(wire.read_response(sock, correlation_id))
+    reader = wire.Reader(wire.call(sock, API_OFFSET_FETCH, OFFSET_FETCH_VERSION, correlation_id, body))
     fetched = {}
     for _ in range(reader.take(">i")):
         reader.string()

@@ -270,6 +270,7 @@ impl GroupDescription {
         if !rows.is_empty() {
             out.push('\n');
             out.push_str(&table(
+                Layout::Spaced,
                 &[
                     "GROUP",
                     "TOPIC",
@@ -286,6 +287,7 @@ impl GroupDescription {
         }
         out.push('\n');
         out.push_str(&table(
+            Layout::Spaced,
             &[
                 "GROUP",
                 "COORDINATOR (ID)",
@@ -326,6 +328,7 @@ impl GroupDescription {
                 .collect();
             out.push('\n');
             out.push_str(&table(
+                Layout::Spaced,
                 &[
                     "GROUP",
                     "CONSUMER-ID",

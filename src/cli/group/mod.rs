@@ -8,7 +8,7 @@
 //! unchanged. Offsets are only ever written by `reset-offsets --execute`,
 //! and only to a group without active members.
 //!
-//! One file per subcommand: `list` and the shared table helpers here,
+//! One file per subcommand: `list` and the shared helpers here,
 //! `describe.rs`, `reset.rs` (with the `--to-datetime` parser), `delete.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,6 +33,7 @@ mod delete;
 mod describe;
 mod reset;
 
+use super::table::{broker_ids, table, Layout};
 use super::BootstrapArg;
 use crate::client::cluster::{EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 use crate::client::coordinator::{
@@ -175,14 +176,8 @@ pub fn run_group(cmd: GroupCommand) -> anyhow::Result<()> {
 /// Consumer group ids of every broker, sorted.
 fn list(bootstrap: &str) -> anyhow::Result<Vec<String>> {
     let mut cluster = Cluster::connect(bootstrap, &[])?;
-    let brokers: Vec<_> = cluster
-        .metadata()
-        .brokers
-        .iter()
-        .map(|b| b.node_id)
-        .collect();
     let mut groups = BTreeSet::new();
-    for node_id in brokers {
+    for node_id in broker_ids(&cluster) {
         let response = cluster
             .broker(node_id)?
             .send(ListGroupsRequest::default())?;
@@ -216,34 +211,6 @@ fn state_notice(group_id: &str, state: &str) -> Option<String> {
 
 fn or_missing(value: Option<i64>) -> String {
     value.map_or(MISSING.to_owned(), |v| v.to_string())
-}
-
-/// Left-aligned columns, each as wide as its widest cell, one space apart;
-/// the last column is not padded. One line per row, header first.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
-        }
-    }
-    let line = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut text = String::new();
-        for (index, (cell, width)) in cells.zip(&widths).enumerate() {
-            if index + 1 == widths.len() {
-                text.push_str(cell);
-            } else {
-                text.push_str(&format!("{cell:<width$} "));
-            }
-        }
-        text.push('\n');
-        text
-    };
-    let mut out = line(&mut header.iter().copied());
-    for row in rows {
-        out.push_str(&line(&mut row.iter().map(String::as_str)));
-    }
-    out
 }
 
 fn group(group_id: &str) -> GroupId {

@@ -173,7 +173,11 @@ pub(super) fn reset_table(group_id: &str, offsets: &BTreeMap<(String, i32), i64>
             ]
         })
         .collect();
-    table(&["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"], &rows)
+    table(
+        Layout::Spaced,
+        &["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"],
+        &rows,
+    )
 }
 
 /// Parses an ISO 8601 date and time as kafka-consumer-groups.sh takes it,

@@ -387,7 +387,7 @@ impl Group {
 /// The topics of a ConsumerProtocolSubscription (every version starts with
 /// `version: int16, topics: [string]`, non-flexible).
 fn subscription_topics(metadata: &[u8]) -> Option<Vec<String>> {
-    let mut reader = crate::group::records::Reader::new(metadata, false);
+    let mut reader = crate::protocol::schema::Reader::new(metadata, false);
     reader.i16().ok()?;
     let count = reader.array_len().ok()?;
     (0..count).map(|_| reader.string().ok()).collect()

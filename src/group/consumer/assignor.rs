@@ -182,6 +182,18 @@ mod tests {
             .collect()
     }
 
+    fn member<'a>(
+        member_id: &'a str,
+        subscribed: &'a BTreeSet<String>,
+        previous: Option<&'a Assignment>,
+    ) -> AssignorMember<'a> {
+        AssignorMember {
+            member_id,
+            subscribed,
+            previous,
+        }
+    }
+
     fn sizes(result: &BTreeMap<String, Assignment>) -> Vec<usize> {
         result
             .values()
@@ -209,18 +221,7 @@ mod tests {
     #[test]
     fn range_gives_contiguous_ranges_per_topic() {
         let all: BTreeSet<String> = ["a".to_string(), "b".to_string()].into();
-        let members = [
-            AssignorMember {
-                member_id: "m1",
-                subscribed: &all,
-                previous: None,
-            },
-            AssignorMember {
-                member_id: "m2",
-                subscribed: &all,
-                previous: None,
-            },
-        ];
+        let members = [member("m1", &all, None), member("m2", &all, None)];
         let topics = topics(&[("a", 1, 3), ("b", 2, 3)]);
         let result = assign(RANGE_ASSIGNOR, &members, &topics);
         covers_once(&result, &topics);
@@ -234,37 +235,14 @@ mod tests {
     fn uniform_balances_across_topics_and_sticks() {
         let all: BTreeSet<String> = ["a".to_string(), "b".to_string()].into();
         let topics = topics(&[("a", 1, 3), ("b", 2, 3)]);
-        let two = [
-            AssignorMember {
-                member_id: "m1",
-                subscribed: &all,
-                previous: None,
-            },
-            AssignorMember {
-                member_id: "m2",
-                subscribed: &all,
-                previous: None,
-            },
-        ];
+        let two = [member("m1", &all, None), member("m2", &all, None)];
         let before = assign(UNIFORM_ASSIGNOR, &two, &topics);
         covers_once(&before, &topics);
         assert_eq!(sizes(&before), vec![3, 3]);
         let three = [
-            AssignorMember {
-                member_id: "m1",
-                subscribed: &all,
-                previous: before.get("m1"),
-            },
-            AssignorMember {
-                member_id: "m2",
-                subscribed: &all,
-                previous: before.get("m2"),
-            },
-            AssignorMember {
-                member_id: "m3",
-                subscribed: &all,
-                previous: None,
-            },
+            member("m1", &all, before.get("m1")),
+            member("m2", &all, before.get("m2")),
+            member("m3", &all, None),
         ];
         let after = assign(UNIFORM_ASSIGNOR, &three, &topics);
         covers_once(&after, &topics);
@@ -284,18 +262,7 @@ mod tests {
         let only_a: BTreeSet<String> = ["a".to_string()].into();
         let only_b: BTreeSet<String> = ["b".to_string()].into();
         let topics = topics(&[("a", 1, 4), ("b", 2, 2)]);
-        let members = [
-            AssignorMember {
-                member_id: "m1",
-                subscribed: &only_a,
-                previous: None,
-            },
-            AssignorMember {
-                member_id: "m2",
-                subscribed: &only_b,
-                previous: None,
-            },
-        ];
+        let members = [member("m1", &only_a, None), member("m2", &only_b, None)];
         for name in [UNIFORM_ASSIGNOR, RANGE_ASSIGNOR] {
             let result = assign(name, &members, &topics);
             covers_once(&result, &topics);
@@ -324,11 +291,7 @@ mod tests {
             for size in sizes_in {
                 let members: Vec<AssignorMember<'_>> = ids[..size]
                     .iter()
-                    .map(|id| AssignorMember {
-                        member_id: id,
-                        subscribed: &all,
-                        previous: previous.get(id),
-                    })
+                    .map(|id| member(id, &all, previous.get(id)))
                     .collect();
                 let result = assign(UNIFORM_ASSIGNOR, &members, &topics);
                 covers_once(&result, &topics);

@@ -25,11 +25,11 @@ use super::{ConsumerGroup, ConsumerMember, MemberState};
 use crate::group::classic::{drop_if_unused, CONSUMER_PROTOCOL_TYPE};
 use crate::group::coordinator::GroupCoordinator;
 use crate::group::offsets_partition;
-use crate::group::records::{
-    encode_consumer_key, put_compact_length, put_compact_string, put_no_tagged_fields,
-    ConsumerRecordKind, Reader, RecordError,
-};
+use crate::group::records::{encode_consumer_key, ConsumerRecordKind};
 use crate::group::types::{GroupState, Record};
+use crate::protocol::schema::{
+    put_compact_length, put_compact_string, put_no_tagged_fields, Reader, RecordError,
+};
 
 /// ConsumerGroupMemberMetadataValue: who a member is and what it wants.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -202,7 +202,9 @@ impl DurableConsumerGroup {
             }
             return Ok(true);
         };
-        let mut reader = Reader::consumer_value(value)?;
+        // KIP-848 values are flexible from version 0, the only version
+        // Kafka has written.
+        let (mut reader, _) = Reader::value(value, 0, 0)?;
         match kind {
             ConsumerRecordKind::GroupEpoch => self.group_epoch = reader.i32()?,
             ConsumerRecordKind::PartitionMetadata => self.topics = read_topics(&mut reader)?,
