@@ -25,6 +25,8 @@
 //!   timestamp lookups, the waiters, and the offsets with their rules.
 //! - `cleaner.rs`: compaction's pieces: the key→offset map, the pacing, the
 //!   rewriting of a group of segments into `.cleaned` files.
+//! - `cleaner_txns.rs`: the transactions a cleaning pass reads through:
+//!   aborted batches, and the markers that may go; pure.
 //! - `producer_state.rs`: the idempotent and transactional producers of a
 //!   partition (epoch, last five batches, coordinator epoch, open
 //!   transaction), Kafka's checks on append and markers, the first unstable
@@ -140,6 +142,7 @@ mod checkpoint;
 mod cleaner;
 #[cfg(test)]
 mod cleaner_tests;
+mod cleaner_txns;
 pub mod index;
 mod partition;
 mod producer_state;
