@@ -10,7 +10,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
-use super::partition::tests::{read_all, small_config, with_dir};
+use super::partition::tests::{as_producer, read_all, small_config, with_dir};
 use super::{AppendWait, CleanerBudget, LogConfig, PartitionLog, ShardLoad};
 use crate::protocol::batch::tests::CODECS;
 use crate::protocol::batch::{
@@ -38,6 +38,14 @@ fn compacted() -> LogConfig {
         retention_ms: -1,
         min_cleanable_dirty_ratio: 0.0,
         ..small_config(0)
+    }
+}
+
+/// `compacted()` keeping tombstones and markers a minute.
+fn compacted_keeping_deletes() -> LogConfig {
+    LogConfig {
+        delete_retention_ms: 60_000,
+        ..compacted()
     }
 }
 
@@ -221,10 +229,7 @@ fn kept_batches_keep_their_offsets_and_the_last_one_stays() {
 #[test]
 fn tombstones_stay_for_delete_retention_then_go() {
     with_dir(|dir| async move {
-        let config = LogConfig {
-            delete_retention_ms: 60_000,
-            ..compacted()
-        };
+        let config = compacted_keeping_deletes();
         let log = PartitionLog::open(dir.clone(), config.clone())
             .await
             .unwrap();
@@ -354,10 +359,7 @@ async fn header_at(log: &PartitionLog, offset: i64) -> Option<(i16, i64, i32)> {
 #[test]
 fn a_marker_without_data_follows_its_horizon_keyless_records_go() {
     with_dir(|dir| async move {
-        let config = LogConfig {
-            delete_retention_ms: 60_000,
-            ..compacted()
-        };
+        let config = compacted_keeping_deletes();
         let log = PartitionLog::open(dir, config).await.unwrap();
         append(
             &log,
@@ -408,15 +410,7 @@ fn produced(
     transactional: bool,
 ) -> BytesMut {
     let mut batch = batch(records, Compression::None, NOW_MS);
-    if transactional {
-        let attributes = i16::from_be_bytes([batch[21], batch[22]]) | ATTR_TRANSACTIONAL;
-        batch[21..23].copy_from_slice(&attributes.to_be_bytes());
-    }
-    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
-    batch[51..53].copy_from_slice(&0i16.to_be_bytes());
-    batch[53..57].copy_from_slice(&sequence.to_be_bytes());
-    let crc = crc32c::crc32c(&batch[21..]);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    as_producer(&mut batch, producer_id, sequence, transactional);
     batch
 }
 
@@ -462,11 +456,10 @@ fn value_of(read: &Read, key: &str) -> Option<Option<Bytes>> {
 #[test]
 fn aborted_records_go_whatever_their_keys_and_their_markers_follow() {
     with_dir(|dir| async move {
-        let config = LogConfig {
-            delete_retention_ms: 60_000,
-            ..compacted()
-        };
-        let log = PartitionLog::open(dir, config).await.unwrap();
+        let config = compacted_keeping_deletes();
+        let log = PartitionLog::open(dir.clone(), config.clone())
+            .await
+            .unwrap();
         let abort = committed_and_aborted(&log).await;
         let end = log.log_end_offset();
         assert_eq!(log.aborted_transactions(0, end), vec![(2, 3)]);
@@ -497,6 +490,10 @@ fn aborted_records_go_whatever_their_keys_and_their_markers_follow() {
             Some((MARKER | ATTR_DELETE_HORIZON, horizon, 1))
         );
         assert_eq!(header_at(&log, 2).await.map(|h| h.0), Some(MARKER));
+        assert_eq!(log.aborted_transactions(0, end), vec![]);
+        // Nor does the entry come back with a restart.
+        log.close().await.unwrap();
+        let log = PartitionLog::open(dir, config).await.unwrap();
         assert_eq!(log.aborted_transactions(0, end), vec![]);
 
         // At the horizon it goes; the records read stay the same.
@@ -537,10 +534,7 @@ fn an_open_transaction_holds_the_cleaner_back() {
 #[test]
 fn a_crash_after_cleaning_rebuilds_producers_and_transactions() {
     with_dir(|dir| async move {
-        let config = LogConfig {
-            delete_retention_ms: 60_000,
-            ..compacted()
-        };
+        let config = compacted_keeping_deletes();
         let log = PartitionLog::open(dir.clone(), config.clone())
             .await
             .unwrap();

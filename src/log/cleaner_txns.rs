@@ -59,7 +59,7 @@ impl TxnCleaning {
             .into_iter()
             .filter(|txn| txn.last_offset >= from)
             .collect();
-        pending.sort_unstable_by(|a, b| b.first_offset.cmp(&a.first_offset));
+        pending.sort_unstable_by_key(|txn| std::cmp::Reverse(txn.first_offset));
         TxnCleaning {
             pending,
             ..TxnCleaning::default()

@@ -124,8 +124,11 @@
 //! that offsets grow; elsewhere, that they follow on. Segments still chain
 //! exactly (a cleaned group keeps its last batch, emptied if need be), and a
 //! `delete_records` during a pass wins: a group it took segments from is not
-//! swapped in. `shoal.cleaner` holds the cleaner offset (the dirty section
-//! starts there) and the earliest delete horizon of a kept tombstone:
+//! swapped in. The cleaner follows transactions as Kafka's does (see
+//! `cleaner_txns.rs`) and never cleans at or past the last stable offset's
+//! segment. `shoal.cleaner` holds the cleaner offset (the dirty section
+//! starts there) and the earliest time a pass has something more to drop
+//! (a kept tombstone's or marker's delete horizon):
 //!
 //! ```text
 //! shoal-cleaner 1

@@ -88,8 +88,9 @@ impl PartitionLog {
     /// Whether the cleaner should clean this log now, as Kafka decides: a
     /// compacted log whose dirty share of the cleanable bytes is above
     /// `min.cleanable.dirty.ratio`, or whose oldest dirty record is older
-    /// than `max.compaction.lag.ms`, or whose cleaned tombstones have
-    /// reached their delete horizon. `None` when there is nothing to do.
+    /// than `max.compaction.lag.ms`, or whose cleaned tombstones or markers
+    /// have reached their delete horizon (or markers a pass left free to
+    /// go). `None` when there is nothing to do.
     pub fn cleaning_need(&self, now_ms: i64) -> Option<CleaningNeed> {
         let config = self.config.borrow().clone();
         if !config.compact || self.check_open().is_err() {
@@ -268,10 +269,17 @@ impl PartitionLog {
         // The aborted transactions whose markers the group kept with data:
         // the new segment's `.txnindex`, which moves with its other files.
         let aborted = cleaned.aborted.clone();
+        // Written, even empty, when the group's first segment has one: the
+        // new file takes its name, so no entry the pass dropped comes back
+        // with the old file at the next open.
+        let txn_index = !aborted.is_empty()
+            || group
+                .first()
+                .is_some_and(|first| !first.aborted.borrow().is_empty());
         let renamed = |from: &str, to: &str| {
             segment_file_paths(&self.dir, base)
                 .into_iter()
-                .filter(|path| !aborted.is_empty() || !is_txn_index(path))
+                .filter(|path| txn_index || !is_txn_index(path))
                 .map(|path| {
                     (
                         segment::with_suffix(path.clone(), from),
@@ -284,7 +292,7 @@ impl PartitionLog {
             self.remove_cleaner_files(base, CLEANED_SUFFIX).await;
             return Ok(false);
         }
-        if !aborted.is_empty() {
+        if txn_index {
             if let Err(e) =
                 segment::write_txn_index_file(&self.dir, base, &aborted, CLEANED_SUFFIX).await
             {

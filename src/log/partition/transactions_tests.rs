@@ -5,7 +5,9 @@
 use kafka_protocol::records::Compression;
 
 use super::super::{AppendWait, LogError, ProducerError};
-use super::tests::{append_at, append_one, batch_at, segment_files, small_config, with_dir};
+use super::tests::{
+    append_at, append_one, as_producer, batch_at, segment_files, small_config, with_dir,
+};
 use super::PartitionLog;
 use crate::protocol::records::TxnMarker;
 
@@ -15,13 +17,7 @@ const RECORDS: i32 = 3;
 /// first sequence `sequence`.
 fn transactional(producer_id: i64, sequence: i32) -> Vec<u8> {
     let mut batch = batch_at(RECORDS as usize, Compression::None, 1_700_000_000_000);
-    let attributes = i16::from_be_bytes([batch[21], batch[22]]) | 0x10;
-    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
-    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
-    batch[51..53].copy_from_slice(&0i16.to_be_bytes());
-    batch[53..57].copy_from_slice(&sequence.to_be_bytes());
-    let crc = crc32c::crc32c(&batch[21..]);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    as_producer(&mut batch, producer_id, sequence, true);
     batch
 }
 
