@@ -3,16 +3,25 @@
 //! `shard` decides when and on which log.
 //!
 //! A pass: the dirty section (from the cleaner offset to the first segment
-//! that may not be cleaned yet) is read into an [`OffsetMap`], key hash →
-//! latest offset, until the map is full; `map_end` is where it stopped, at a
-//! batch boundary. Then every closed segment from the log start up to
-//! `map_end` is rewritten, in groups of adjacent segments that fit one
-//! segment (`segment.bytes`): a record is kept when no later record of its
-//! key is in the map; keyless records below `map_end` go; a tombstone stays
-//! until `delete.retention.ms` after the pass that first kept it, which marks
-//! its batch with that delete horizon (KIP-534). Batches from `map_end` on,
-//! control batches and batches that cannot be read as records are kept as
-//! they are.
+//! that may not be cleaned yet: the active one, or the one holding the last
+//! stable offset) is read into an [`OffsetMap`], key hash → latest offset,
+//! until the map is full; `map_end` is where it stopped, at a batch
+//! boundary. Then every closed segment from the log start up to `map_end`
+//! is rewritten, in groups of adjacent segments that fit one segment
+//! (`segment.bytes`): a record is kept when no later record of its key is
+//! in the map; keyless records below `map_end` go; a tombstone stays until
+//! `delete.retention.ms` after the pass that first kept it, which marks its
+//! batch with that delete horizon (KIP-534). Batches from `map_end` on and
+//! batches that cannot be read as records are kept as they are.
+//!
+//! Transactions, as Kafka's cleaner (see `cleaner_txns.rs`): the batches of
+//! aborted transactions go, whatever their keys, and are never mapped; a
+//! marker stays while its transaction has a batch in the log, then, like a
+//! tombstone, `delete.retention.ms` more; the `.txnindex` of a cleaned
+//! group holds the aborted transactions whose markers it kept with data.
+//! The batch holding a producer's last data offset (or, with none, its
+//! markers of its epoch) stays, emptied if nothing of it survives, so that
+//! the producer's sequence and epoch survive a restart's replay.
 //!
 //! A group is written to `{base}.log.cleaned` and its indexes to
 //! `.index.cleaned` / `.timeindex.cleaned`, all fdatasync'd, then renamed to
@@ -34,7 +43,7 @@
 
 use std::cell::Cell;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hasher;
 use std::path::Path;
 use std::rc::Rc;
@@ -43,9 +52,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use glommio::io::{BufferedFile, OpenOptions};
 
+use super::cleaner_txns::TxnCleaning;
+use super::producer_state::LastRecord;
 use super::segment::{
     self, write_index_files, ReadBudget, Segment, SegmentIndexes, CLEANED_SUFFIX,
 };
+use super::txn_index::AbortedTxn;
 use super::{LogError, ShardLoad, SEGMENT_BYTES_MAX};
 use crate::protocol::batch::BatchHeader;
 use crate::protocol::batch_records::{
@@ -345,12 +357,14 @@ impl<'a> SegmentBatches<'a> {
 }
 
 /// Fills `map` with the keys of the batches of `segments` from offset
-/// `from`, until the map is full or the segments end. Returns `map_end`: one
-/// past the last offset mapped, a batch boundary.
+/// `from`, until the map is full or the segments end; `txns` (started at
+/// `from`) tells the batches of aborted transactions, left out. Returns
+/// `map_end`: one past the last offset mapped, a batch boundary.
 pub async fn build_offset_map(
     segments: &[Rc<Segment>],
     from: i64,
     map: &mut OffsetMap,
+    txns: &mut TxnCleaning,
     pacer: &mut Pacer<'_>,
 ) -> Result<i64, LogError> {
     let mut map_end = from;
@@ -364,7 +378,9 @@ pub async fn build_offset_map(
                 break;
             };
             let last_offset = header.last_offset();
-            if !header.is_control() {
+            if header.is_control() {
+                txns.marker(&batch, header);
+            } else if !txns.data_batch(header) {
                 let decoded = BatchRecords::decode(&batch);
                 let records = match &decoded {
                     Ok(decoded) => decoded.records(),
@@ -407,6 +423,24 @@ pub struct CleanRules<'a> {
     pub delete_retention_ms: i64,
     /// `index.interval.bytes`, for the new segment's index.
     pub index_interval_bytes: u32,
+    /// The producers the log remembers: their last batches stay.
+    pub producers: &'a HashMap<i64, LastRecord>,
+}
+
+impl CleanRules<'_> {
+    /// Kafka's `isBatchLastRecordOfProducer`: the batch that keeps its
+    /// producer's state, kept even when emptied.
+    fn keeps_producer(&self, header: &BatchHeader) -> bool {
+        let producer_id = header.producer_id.get();
+        producer_id >= 0
+            && self
+                .producers
+                .get(&producer_id)
+                .is_some_and(|last| match last.last_data_offset {
+                    Some(offset) => header.last_offset() == offset,
+                    None => header.is_control() && header.producer_epoch.get() == last.epoch,
+                })
+    }
 }
 
 /// A group rewritten into `.cleaned` files, fdatasync'd, not yet in use.
@@ -416,9 +450,20 @@ pub struct CleanedGroup {
     pub file: BufferedFile,
     pub size_bytes: u64,
     pub indexes: SegmentIndexes,
-    /// Earliest delete horizon of a tombstone kept, `i64::MAX` for none.
+    /// Earliest delete horizon of a tombstone or marker kept, `i64::MAX`
+    /// for none.
     pub tombstone_horizon_ms: i64,
     pub records_removed: u64,
+    /// The aborted transactions of the markers it kept with data: its
+    /// `.txnindex`.
+    pub aborted: Vec<AbortedTxn>,
+}
+
+/// What a group's filtering adds up.
+struct Tally {
+    /// Earliest delete horizon of a tombstone or marker kept.
+    horizon_ms: i64,
+    records_removed: u64,
 }
 
 /// What becomes of one batch.
@@ -430,10 +475,13 @@ enum Filtered {
 
 /// Rewrites the batches of `group` (adjacent sealed segments, oldest first)
 /// under `rules` into the `.cleaned` files of a segment at the group's base.
+/// `txns` follows the transactions from the log start through every group
+/// of the pass.
 pub async fn clean_group(
     dir: &Path,
     group: &[Rc<Segment>],
     rules: &CleanRules<'_>,
+    txns: &mut TxnCleaning,
     pacer: &mut Pacer<'_>,
 ) -> Result<CleanedGroup, LogError> {
     let base_offset = group.first().map_or(0, |s| s.base_offset);
@@ -453,20 +501,17 @@ pub async fn clean_group(
         indexes: SegmentIndexes::empty(),
         index_interval_bytes: rules.index_interval_bytes,
     };
-    let mut tombstone_horizon_ms = i64::MAX;
-    let mut records_removed = 0;
+    let mut tally = Tally {
+        horizon_ms: i64::MAX,
+        records_removed: 0,
+    };
     // One batch behind: the group's last batch stays even if emptied.
     let mut held: Option<(Bytes, Filtered)> = None;
     for segment in group {
         let mut batches = SegmentBatches::new(segment, segment.base_offset);
         while let Some(batch) = batches.next().await? {
-            let filtered = filter(
-                &batch,
-                rules,
-                &mut tombstone_horizon_ms,
-                &mut records_removed,
-            )
-            .map_err(|e| corrupt(&path, e))?;
+            let filtered =
+                filter(&batch, rules, txns, &mut tally).map_err(|e| corrupt(&path, e))?;
             let read_bytes = batch.len();
             let written_bytes = match held.replace((batch, filtered)) {
                 Some((previous, outcome)) => output.push(&previous, outcome).await?,
@@ -499,8 +544,9 @@ pub async fn clean_group(
         file: output.file,
         size_bytes: output.position,
         indexes,
-        tombstone_horizon_ms,
-        records_removed,
+        tombstone_horizon_ms: tally.horizon_ms,
+        records_removed: tally.records_removed,
+        aborted: txns.take_kept(),
     })
 }
 
@@ -512,18 +558,95 @@ fn corrupt(path: &Path, e: impl std::fmt::Display) -> LogError {
     }
 }
 
-/// Decides what of `batch` survives `rules`; notes the delete horizon of
-/// the tombstones it keeps and how many records it drops.
+/// Decides what of `batch` survives `rules` and the transactions `txns`
+/// has read; notes in `tally` the delete horizons it keeps and the records
+/// it drops.
 fn filter(
     batch: &Bytes,
     rules: &CleanRules<'_>,
-    tombstone_horizon_ms: &mut i64,
-    records_removed: &mut u64,
+    txns: &mut TxnCleaning,
+    tally: &mut Tally,
 ) -> Result<Filtered, RecordsError> {
     let Some(header) = BatchHeader::view(batch) else {
         return Ok(Filtered::Keep);
     };
-    if header.is_control() || header.last_offset() >= rules.map_end {
+    if header.is_control() {
+        let free = txns.marker(batch, header);
+        return filter_marker(batch, header, free, rules, tally);
+    }
+    let filtered = if txns.data_batch(header) {
+        tally.records_removed += u64::try_from(header.records_count.get()).unwrap_or(0);
+        remove(batch, header, rules)?
+    } else {
+        filter_records(batch, header, rules, tally)?
+    };
+    if !matches!(filtered, Filtered::Drop) {
+        txns.batch_kept(header);
+    }
+    Ok(filtered)
+}
+
+/// A batch all of whose records go: dropped, or emptied when it keeps its
+/// producer's state.
+fn remove(
+    batch: &Bytes,
+    header: &BatchHeader,
+    rules: &CleanRules<'_>,
+) -> Result<Filtered, RecordsError> {
+    if !rules.keeps_producer(header) {
+        Ok(Filtered::Drop)
+    } else if header.records_count.get() == 0 {
+        Ok(Filtered::Keep)
+    } else {
+        emptied(batch).map(Filtered::Rebuilt)
+    }
+}
+
+/// A control batch: kept as it is while its transaction has data (`free`
+/// false) or it is not a marker; else stamped with a delete horizon by the
+/// first pass that finds it free, removed by the first one past that.
+fn filter_marker(
+    batch: &Bytes,
+    header: &BatchHeader,
+    free: bool,
+    rules: &CleanRules<'_>,
+    tally: &mut Tally,
+) -> Result<Filtered, RecordsError> {
+    if !free {
+        return Ok(Filtered::Keep);
+    }
+    if header.records_count.get() == 0 {
+        return remove(batch, header, rules);
+    }
+    let horizon =
+        (header.attributes.get() & ATTR_DELETE_HORIZON != 0).then(|| header.base_timestamp.get());
+    match horizon {
+        Some(horizon) if rules.now_ms >= horizon => {
+            tally.records_removed += u64::try_from(header.records_count.get()).unwrap_or(0);
+            remove(batch, header, rules)
+        }
+        Some(horizon) => {
+            tally.horizon_ms = tally.horizon_ms.min(horizon);
+            Ok(Filtered::Keep)
+        }
+        None => {
+            let horizon = rules.now_ms.saturating_add(rules.delete_retention_ms);
+            tally.horizon_ms = tally.horizon_ms.min(horizon);
+            let decoded = BatchRecords::decode(batch)?;
+            rebuild(batch, &decoded.records()?, Some(horizon)).map(Filtered::Rebuilt)
+        }
+    }
+}
+
+/// A data batch of no aborted transaction: its records whose key has no
+/// later record in the map, and its tombstones until their horizon.
+fn filter_records(
+    batch: &Bytes,
+    header: &BatchHeader,
+    rules: &CleanRules<'_>,
+    tally: &mut Tally,
+) -> Result<Filtered, RecordsError> {
+    if header.last_offset() >= rules.map_end {
         return Ok(Filtered::Keep);
     }
     let decoded = match BatchRecords::decode(batch) {
@@ -550,19 +673,20 @@ fn filter(
         })
         .copied()
         .collect();
-    *records_removed += (records.len() - kept.len()) as u64;
+    tally.records_removed += (records.len() - kept.len()) as u64;
     let keeps_tombstone = kept.iter().any(|r| r.is_tombstone);
     let new_horizon = (keeps_tombstone && horizon.is_none())
         .then(|| rules.now_ms.saturating_add(rules.delete_retention_ms));
     if keeps_tombstone {
-        *tombstone_horizon_ms =
-            (*tombstone_horizon_ms).min(horizon.or(new_horizon).unwrap_or(i64::MAX));
+        tally.horizon_ms = tally
+            .horizon_ms
+            .min(horizon.or(new_horizon).unwrap_or(i64::MAX));
+    }
+    if kept.is_empty() {
+        return remove(batch, header, rules);
     }
     if kept.len() == records.len() && new_horizon.is_none() {
         return Ok(Filtered::Keep);
-    }
-    if kept.is_empty() {
-        return Ok(Filtered::Drop);
     }
     rebuild(batch, &kept, new_horizon).map(Filtered::Rebuilt)
 }

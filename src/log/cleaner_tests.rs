@@ -10,11 +10,14 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
-use super::partition::tests::{read_all, small_config, with_dir};
+use super::partition::tests::{as_producer, read_all, small_config, with_dir};
 use super::{AppendWait, CleanerBudget, LogConfig, PartitionLog, ShardLoad};
 use crate::protocol::batch::tests::CODECS;
-use crate::protocol::batch::{validate_stored, BatchHeader, ATTR_COMPRESSION_MASK};
-use crate::protocol::records::{decode_records, encode_batch, ProducerRecord};
+use crate::protocol::batch::{
+    validate_stored, BatchHeader, ATTR_COMPRESSION_MASK, ATTR_CONTROL, ATTR_TRANSACTIONAL,
+};
+use crate::protocol::batch_records::ATTR_DELETE_HORIZON;
+use crate::protocol::records::{decode_records, encode_batch, ProducerRecord, TxnMarker};
 
 /// Room for every key the tests use.
 const MAP_BYTES: usize = 1 << 20;
@@ -35,6 +38,14 @@ fn compacted() -> LogConfig {
         retention_ms: -1,
         min_cleanable_dirty_ratio: 0.0,
         ..small_config(0)
+    }
+}
+
+/// `compacted()` keeping tombstones and markers a minute.
+fn compacted_keeping_deletes() -> LogConfig {
+    LogConfig {
+        delete_retention_ms: 60_000,
+        ..compacted()
     }
 }
 
@@ -218,10 +229,7 @@ fn kept_batches_keep_their_offsets_and_the_last_one_stays() {
 #[test]
 fn tombstones_stay_for_delete_retention_then_go() {
     with_dir(|dir| async move {
-        let config = LogConfig {
-            delete_retention_ms: 60_000,
-            ..compacted()
-        };
+        let config = compacted_keeping_deletes();
         let log = PartitionLog::open(dir.clone(), config.clone())
             .await
             .unwrap();
@@ -328,10 +336,31 @@ fn control_batch() -> BytesMut {
     buf
 }
 
+/// The attributes of a transaction marker.
+const MARKER: i16 = ATTR_TRANSACTIONAL | ATTR_CONTROL;
+
+/// The header of the batch at `offset`, if one is readable there.
+async fn header_at(log: &PartitionLog, offset: i64) -> Option<(i16, i64, i32)> {
+    read_all(log).await.iter().find_map(|b| {
+        let header = BatchHeader::view(b).unwrap();
+        (header.base_offset.get() == offset).then(|| {
+            (
+                header.attributes.get(),
+                header.base_timestamp.get(),
+                header.records_count.get(),
+            )
+        })
+    })
+}
+
+/// A marker with no transaction behind it may go, after
+/// `delete.retention.ms`; as the last record of its producer (which has no
+/// data batch) it stays, emptied.
 #[test]
-fn control_batches_and_unreadable_keys_are_kept_keyless_records_go() {
+fn a_marker_without_data_follows_its_horizon_keyless_records_go() {
     with_dir(|dir| async move {
-        let log = PartitionLog::open(dir, compacted()).await.unwrap();
+        let config = compacted_keeping_deletes();
+        let log = PartitionLog::open(dir, config).await.unwrap();
         append(
             &log,
             &[(Some("a"), Some("1")), (None, Some("keyless"))],
@@ -342,20 +371,10 @@ fn control_batches_and_unreadable_keys_are_kept_keyless_records_go() {
         let marker = log
             .append(control_batch(), AppendWait::Durable, None)
             .await
-            .unwrap();
-        churn(&log, 3, 10, |_, _| false).await;
-        let before = read_all(&log).await;
-        let original_marker = before
-            .iter()
-            .find(|b| BatchHeader::view(b).unwrap().base_offset.get() == marker.base_offset)
             .unwrap()
-            .clone();
+            .base_offset;
+        churn(&log, 3, 10, |_, _| false).await;
         log.clean(NOW_MS, budget(MAP_BYTES), None).await.unwrap();
-        let after = read_all(&log).await;
-        assert!(
-            after.contains(&original_marker),
-            "the marker is kept byte for byte"
-        );
         let read = contents(&log).await;
         assert!(
             read.iter().all(|(_, key, _)| key.is_some()),
@@ -365,6 +384,185 @@ fn control_batches_and_unreadable_keys_are_kept_keyless_records_go() {
             latest(&read).get(&Bytes::from("a")),
             Some(&Some(Bytes::from("1")))
         );
+        let horizon = NOW_MS + 60_000;
+        assert_eq!(
+            header_at(&log, marker).await,
+            Some((MARKER | ATTR_DELETE_HORIZON, horizon, 1))
+        );
+        log.clean(horizon - 1, budget(MAP_BYTES), None)
+            .await
+            .unwrap();
+        assert_eq!(header_at(&log, marker).await.map(|h| h.2), Some(1));
+        log.clean(horizon, budget(MAP_BYTES), None).await.unwrap();
+        let (attributes, _, count) = header_at(&log, marker).await.unwrap();
+        assert_eq!((attributes & MARKER, count), (MARKER, 0), "emptied, kept");
+        log.clean(horizon, budget(MAP_BYTES), None).await.unwrap();
+        assert_eq!(header_at(&log, marker).await.map(|h| h.2), Some(0));
+    });
+}
+
+/// `records` as one batch of producer `producer_id` (epoch 0) from
+/// sequence `sequence`, in a transaction or only idempotent.
+fn produced(
+    records: &[Entry<'_>],
+    producer_id: i64,
+    sequence: i32,
+    transactional: bool,
+) -> BytesMut {
+    let mut batch = batch(records, Compression::None, NOW_MS);
+    as_producer(&mut batch, producer_id, sequence, transactional);
+    batch
+}
+
+async fn produce(log: &Rc<PartitionLog>, batch: BytesMut) -> i64 {
+    log.append(batch, AppendWait::Durable, None)
+        .await
+        .unwrap()
+        .base_offset
+}
+
+async fn end_txn(log: &Rc<PartitionLog>, producer_id: i64, commit: bool) -> i64 {
+    let marker = TxnMarker {
+        producer_id,
+        producer_epoch: 0,
+        coordinator_epoch: 0,
+        commit,
+    };
+    log.append_txn_marker(marker).await.unwrap().base_offset
+}
+
+/// Producer 1 commits a and b; producer 2 aborts a newer a and c, then
+/// commits d. Returns the ABORT marker's offset; the churn after them
+/// rolls segments so that all of it is cleanable.
+async fn committed_and_aborted(log: &Rc<PartitionLog>) -> i64 {
+    let committed = [(Some("a"), Some("1")), (Some("b"), Some("1"))];
+    produce(log, produced(&committed, 1, 0, true)).await;
+    end_txn(log, 1, true).await;
+    let aborted = [(Some("a"), Some("2")), (Some("c"), Some("2"))];
+    produce(log, produced(&aborted, 2, 0, true)).await;
+    let abort = end_txn(log, 2, false).await;
+    produce(log, produced(&[(Some("d"), Some("3"))], 2, 2, true)).await;
+    end_txn(log, 2, true).await;
+    churn(log, 3, 20, |_, _| false).await;
+    abort
+}
+
+fn value_of(read: &Read, key: &str) -> Option<Option<Bytes>> {
+    latest(read)
+        .get(&Bytes::copy_from_slice(key.as_bytes()))
+        .cloned()
+}
+
+#[test]
+fn aborted_records_go_whatever_their_keys_and_their_markers_follow() {
+    with_dir(|dir| async move {
+        let config = compacted_keeping_deletes();
+        let log = PartitionLog::open(dir.clone(), config.clone())
+            .await
+            .unwrap();
+        let abort = committed_and_aborted(&log).await;
+        let end = log.log_end_offset();
+        assert_eq!(log.aborted_transactions(0, end), vec![(2, 3)]);
+        assert!(log.segment_count() > 2, "the test wants rolls");
+
+        // First pass: the aborted records go, and the committed value of a
+        // stays (the aborted one was not mapped). The marker stays, with
+        // its entry: its transaction had data in this pass.
+        let first = log.clean(NOW_MS, budget(MAP_BYTES), None).await.unwrap();
+        assert!(first.records_removed >= 2);
+        let read = contents(&log).await;
+        assert!(read.iter().all(|(offset, ..)| !(3..=4).contains(offset)));
+        assert_eq!(value_of(&read, "a"), Some(Some(Bytes::from("1"))));
+        assert_eq!(value_of(&read, "b"), Some(Some(Bytes::from("1"))));
+        assert_eq!(value_of(&read, "c"), None);
+        assert_eq!(value_of(&read, "d"), Some(Some(Bytes::from("3"))));
+        assert_eq!(header_at(&log, abort).await.map(|h| h.0), Some(MARKER));
+        assert_eq!(log.aborted_transactions(0, end), vec![(2, 3)]);
+
+        // The next pass is due at once: the marker has no data left. It
+        // gets its delete horizon and loses its entry; the COMMIT markers,
+        // whose data stays, stay as they were.
+        assert!(log.cleaning_need(NOW_MS).unwrap().urgent);
+        log.clean(NOW_MS, budget(MAP_BYTES), None).await.unwrap();
+        let horizon = NOW_MS + 60_000;
+        assert_eq!(
+            header_at(&log, abort).await,
+            Some((MARKER | ATTR_DELETE_HORIZON, horizon, 1))
+        );
+        assert_eq!(header_at(&log, 2).await.map(|h| h.0), Some(MARKER));
+        assert_eq!(log.aborted_transactions(0, end), vec![]);
+        // Nor does the entry come back with a restart.
+        log.close().await.unwrap();
+        let log = PartitionLog::open(dir, config).await.unwrap();
+        assert_eq!(log.aborted_transactions(0, end), vec![]);
+
+        // At the horizon it goes; the records read stay the same.
+        assert!(log.cleaning_need(horizon).unwrap().urgent);
+        log.clean(horizon, budget(MAP_BYTES), None).await.unwrap();
+        assert_eq!(header_at(&log, abort).await, None);
+        assert_eq!(contents(&log).await, read);
+        assert_eq!(header_at(&log, 2).await.map(|h| h.0), Some(MARKER));
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn an_open_transaction_holds_the_cleaner_back() {
+    with_dir(|dir| async move {
+        let log = PartitionLog::open(dir, compacted()).await.unwrap();
+        produce(&log, produced(&[(Some("k0"), Some("open"))], 1, 0, true)).await;
+        churn(&log, 3, 20, |_, _| false).await;
+        assert!(log.segment_count() > 2, "the test wants rolls");
+        assert_eq!(log.last_stable_offset(), 0);
+        let before = contents(&log).await;
+        assert!(log.cleaning_need(NOW_MS).is_none());
+        let held = log.clean(NOW_MS, budget(MAP_BYTES), None).await.unwrap();
+        assert_eq!((held.segments_before, held.records_removed), (0, 0));
+        assert_eq!(contents(&log).await, before);
+        end_txn(&log, 1, true).await;
+        assert!(log.cleaning_need(NOW_MS).is_some());
+        let cleaned = log.clean(NOW_MS, budget(MAP_BYTES), None).await.unwrap();
+        assert!(cleaned.records_removed > 0);
+        log.close().await.unwrap();
+    });
+}
+
+/// Producer 3's only batch is superseded, yet stays, emptied: it holds the
+/// producer's sequence. After a crash with no snapshot, the replay of the
+/// cleaned log gives back every producer, the aborted transactions and the
+/// open one.
+#[test]
+fn a_crash_after_cleaning_rebuilds_producers_and_transactions() {
+    with_dir(|dir| async move {
+        let config = compacted_keeping_deletes();
+        let log = PartitionLog::open(dir.clone(), config.clone())
+            .await
+            .unwrap();
+        let idempotent = produce(&log, produced(&[(Some("k1"), Some("x"))], 3, 0, false)).await;
+        committed_and_aborted(&log).await;
+        let open = produce(&log, produced(&[(Some("k2"), Some("open"))], 4, 0, true)).await;
+        log.clean(NOW_MS, budget(MAP_BYTES), None).await.unwrap();
+        assert_eq!(header_at(&log, idempotent).await.map(|h| h.2), Some(0));
+        assert_eq!(log.last_stable_offset(), open);
+        let producers = log.describe_producers();
+        assert_eq!(producers.len(), 4);
+        let end = log.log_end_offset();
+        let read = contents(&log).await;
+        let aborted = log.aborted_transactions(0, end);
+        assert_eq!(aborted, vec![(2, 4)]);
+        drop(log);
+        for snapshot in files(&dir, "snapshot") {
+            std::fs::remove_file(snapshot).unwrap();
+        }
+        let log = PartitionLog::open(dir, config).await.unwrap();
+        assert_eq!(log.log_end_offset(), end);
+        assert_eq!(log.describe_producers(), producers);
+        assert_eq!(log.last_stable_offset(), open);
+        assert_eq!(log.aborted_transactions(0, end), aborted);
+        assert_eq!(contents(&log).await, read);
+        end_txn(&log, 4, false).await;
+        assert_eq!(log.last_stable_offset(), log.high_watermark());
+        log.close().await.unwrap();
     });
 }
 

@@ -25,6 +25,8 @@
 //!   timestamp lookups, the waiters, and the offsets with their rules.
 //! - `cleaner.rs`: compaction's pieces: the key→offset map, the pacing, the
 //!   rewriting of a group of segments into `.cleaned` files.
+//! - `cleaner_txns.rs`: the transactions a cleaning pass reads through:
+//!   aborted batches, and the markers that may go; pure.
 //! - `producer_state.rs`: the idempotent and transactional producers of a
 //!   partition (epoch, last five batches, coordinator epoch, open
 //!   transaction), Kafka's checks on append and markers, the first unstable
@@ -122,8 +124,11 @@
 //! that offsets grow; elsewhere, that they follow on. Segments still chain
 //! exactly (a cleaned group keeps its last batch, emptied if need be), and a
 //! `delete_records` during a pass wins: a group it took segments from is not
-//! swapped in. `shoal.cleaner` holds the cleaner offset (the dirty section
-//! starts there) and the earliest delete horizon of a kept tombstone:
+//! swapped in. The cleaner follows transactions as Kafka's does (see
+//! `cleaner_txns.rs`) and never cleans at or past the last stable offset's
+//! segment. `shoal.cleaner` holds the cleaner offset (the dirty section
+//! starts there) and the earliest time a pass has something more to drop
+//! (a kept tombstone's or marker's delete horizon):
 //!
 //! ```text
 //! shoal-cleaner 1
@@ -140,6 +145,7 @@ mod checkpoint;
 mod cleaner;
 #[cfg(test)]
 mod cleaner_tests;
+mod cleaner_txns;
 pub mod index;
 mod partition;
 mod producer_state;

@@ -403,6 +403,15 @@ pub struct ProducerDescription {
     pub txn_start_offset: i64,
 }
 
+/// What the cleaner keeps of a producer so that its state survives
+/// cleaning (Kafka's `LastRecord`): the batch ending at its last data
+/// batch's last offset, or, when it has no batch, its markers of its epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastRecord {
+    pub last_data_offset: Option<i64>,
+    pub epoch: i16,
+}
+
 /// The producers of one partition.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ProducerStateTable {
@@ -425,6 +434,21 @@ impl ProducerStateTable {
     /// it is stable.
     pub fn first_unstable_offset(&self) -> Option<i64> {
         self.ongoing.keys().next().copied()
+    }
+
+    /// The last record of every producer, by id (Kafka's
+    /// `lastRecordsOfActiveProducers`).
+    pub fn last_records(&self) -> HashMap<i64, LastRecord> {
+        self.producers
+            .iter()
+            .map(|(&id, entry)| {
+                let last = LastRecord {
+                    last_data_offset: entry.batches.back().map(|b| b.last_offset),
+                    epoch: entry.epoch,
+                };
+                (id, last)
+            })
+            .collect()
     }
 
     /// Every producer, by id.

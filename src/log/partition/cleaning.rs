@@ -2,8 +2,9 @@
 //! how dirty they are, the pass itself (driving `cleaner.rs`), and the swap
 //! of a cleaned group into the segment list.
 //!
-//! Invariant: only sealed segments below the high watermark, never the
-//! active one, under the maintenance lock; a cleaned group is complete on
+//! Invariant: only sealed segments below the last stable offset (so below
+//! the high watermark, and holding no open transaction), never the active
+//! one, under the maintenance lock; a cleaned group is complete on
 //! disk (`.swap`) before the segment list changes, the list changes in one
 //! step, and a group that `delete_records` took segments from is not
 //! swapped in. The cleaner offset only grows.
@@ -14,7 +15,9 @@ use std::rc::Rc;
 
 use super::super::checkpoint::{self, sync_dir, CleanerCheckpoint};
 use super::super::cleaner::{self, CleanRules, CleanedGroup, OffsetMap, Pacer};
+use super::super::cleaner_txns::TxnCleaning;
 use super::super::segment::{self, Segment, CLEANED_SUFFIX, NO_TIMESTAMP, SWAP_SUFFIX};
+use super::super::txn_index::AbortedTxn;
 use super::super::{CleanOutcome, CleanerBudget, CleaningNeed, LogError, ShardLoad};
 use super::PartitionLog;
 
@@ -23,8 +26,9 @@ pub(super) struct CleanerState {
     /// The cleaner has cleaned every offset below this; the dirty section
     /// starts here.
     pub(super) offset: Cell<i64>,
-    /// Earliest delete horizon of a tombstone in the cleaned section
-    /// (`i64::MAX` for none): from then on a pass can drop it.
+    /// Earliest delete horizon of a tombstone or transaction marker in the
+    /// cleaned section, or the end of a pass that left markers free to go
+    /// (`i64::MAX` for none): from then on a pass has something to drop.
     pub(super) tombstone_horizon_ms: Cell<i64>,
     /// The cleaner has worked on this log (`shoal.cleaner` exists): its
     /// segments may have offset gaps.
@@ -43,12 +47,14 @@ struct CleanableRange {
 }
 
 impl PartitionLog {
-    /// The closed segments a cleaning pass may touch now: sealed (and below
-    /// the high watermark), and, with `min.compaction.lag.ms`, holding no
-    /// record younger than that. Never the active segment.
+    /// The closed segments a cleaning pass may touch now: sealed, below the
+    /// last stable offset (Kafka's first uncleanable offset: a segment
+    /// holding an open transaction's batch, or one past it, waits for its
+    /// end), and, with `min.compaction.lag.ms`, holding no record younger
+    /// than that. Never the active segment.
     fn cleanable_range(&self, now_ms: i64) -> CleanableRange {
+        let bound = self.offsets.sealed().min(self.last_stable_offset());
         let segments = self.segments.borrow();
-        let bound = self.offsets.sealed().min(self.high_watermark());
         let lag_ms = self.config.borrow().min_compaction_lag_ms;
         let first_dirty = self.cleaning.offset.get().max(self.offsets.log_start());
         let mut range = CleanableRange {
@@ -82,8 +88,9 @@ impl PartitionLog {
     /// Whether the cleaner should clean this log now, as Kafka decides: a
     /// compacted log whose dirty share of the cleanable bytes is above
     /// `min.cleanable.dirty.ratio`, or whose oldest dirty record is older
-    /// than `max.compaction.lag.ms`, or whose cleaned tombstones have
-    /// reached their delete horizon. `None` when there is nothing to do.
+    /// than `max.compaction.lag.ms`, or whose cleaned tombstones or markers
+    /// have reached their delete horizon (or markers a pass left free to
+    /// go). `None` when there is nothing to do.
     pub fn cleaning_need(&self, now_ms: i64) -> Option<CleaningNeed> {
         let config = self.config.borrow().clone();
         if !config.compact || self.check_open().is_err() {
@@ -135,21 +142,28 @@ impl PartitionLog {
             .max(first_dirty);
         let mut map = OffsetMap::new(budget.map_bytes, (dirty_end - first_dirty) as u64);
         let mut pacer = Pacer::new(&self.closing, load, budget.io_bytes_per_second);
-        let map_end =
-            match cleaner::build_offset_map(&range.segments, first_dirty, &mut map, &mut pacer)
-                .await
-            {
-                Ok(map_end) => map_end,
-                // `delete_records` removed segments under the pass: the next
-                // pass starts from what is left.
-                Err(_) if self.any_removed(&range.segments) => {
-                    return Ok(CleanOutcome {
-                        cleaner_offset: self.cleaning.offset.get(),
-                        ..CleanOutcome::default()
-                    })
-                }
-                Err(e) => return Err(e),
-            };
+        let aborted = self.aborted_txns();
+        let mut map_txns = TxnCleaning::new(aborted.iter().copied(), first_dirty);
+        let map_end = match cleaner::build_offset_map(
+            &range.segments,
+            first_dirty,
+            &mut map,
+            &mut map_txns,
+            &mut pacer,
+        )
+        .await
+        {
+            Ok(map_end) => map_end,
+            // `delete_records` removed segments under the pass: the next
+            // pass starts from what is left.
+            Err(_) if self.any_removed(&range.segments) => {
+                return Ok(CleanOutcome {
+                    cleaner_offset: self.cleaning.offset.get(),
+                    ..CleanOutcome::default()
+                })
+            }
+            Err(e) => return Err(e),
+        };
         let to_clean: Vec<Rc<Segment>> = range
             .segments
             .into_iter()
@@ -161,13 +175,17 @@ impl PartitionLog {
             cleaner_offset: map_end,
             ..CleanOutcome::default()
         };
+        let producers = self.producers_last_records();
         let rules = CleanRules {
             map: &map,
             map_end,
             now_ms,
             delete_retention_ms: config.delete_retention_ms,
             index_interval_bytes: config.index_interval_bytes,
+            producers: &producers,
         };
+        let log_start = to_clean.first().map_or(first_dirty, |s| s.base_offset);
+        let mut txns = TxnCleaning::new(aborted, log_start);
         if !self.cleaning.offset_gaps.get() && !to_clean.is_empty() {
             // From the first swap on, segments may have gaps: the checkpoint
             // that says so (to recovery) is on disk before it.
@@ -179,7 +197,11 @@ impl PartitionLog {
         }
         let mut tombstone_horizon_ms = i64::MAX;
         for group in group_by_size(&to_clean, config.segment_bytes) {
-            let cleaned = match cleaner::clean_group(&self.dir, &group, &rules, &mut pacer).await {
+            let cleaned = match cleaner::clean_group(
+                &self.dir, &group, &rules, &mut txns, &mut pacer,
+            )
+            .await
+            {
                 Ok(cleaned) => cleaned,
                 Err(e) => {
                     self.remove_cleaner_files(group[0].base_offset, CLEANED_SUFFIX)
@@ -202,12 +224,25 @@ impl PartitionLog {
                 outcome.segments_after += 1;
             }
         }
+        if txns.markers_freed() {
+            tombstone_horizon_ms = tombstone_horizon_ms.min(now_ms);
+        }
         self.cleaning
             .offset
             .set(self.cleaning.offset.get().max(map_end));
         self.cleaning.tombstone_horizon_ms.set(tombstone_horizon_ms);
         self.write_cleaner_checkpoint().await?;
         Ok(outcome)
+    }
+
+    /// Every aborted transaction the segments' `.txnindex` entries hold,
+    /// in marker order.
+    fn aborted_txns(&self) -> Vec<AbortedTxn> {
+        self.segments
+            .borrow()
+            .iter()
+            .flat_map(|segment| segment.aborted.borrow().clone())
+            .collect()
     }
 
     async fn write_cleaner_checkpoint(&self) -> Result<(), LogError> {
@@ -231,17 +266,20 @@ impl PartitionLog {
         cleaned: CleanedGroup,
     ) -> Result<bool, LogError> {
         let base = cleaned.base_offset;
-        // The cleaner keeps markers and aborted data as they are: the
-        // group's aborted transactions stay, in the new segment's
-        // `.txnindex`, which moves with its other files.
-        let aborted: Vec<_> = group
-            .iter()
-            .flat_map(|segment| segment.aborted.borrow().clone())
-            .collect();
+        // The aborted transactions whose markers the group kept with data:
+        // the new segment's `.txnindex`, which moves with its other files.
+        let aborted = cleaned.aborted.clone();
+        // Written, even empty, when the group's first segment has one: the
+        // new file takes its name, so no entry the pass dropped comes back
+        // with the old file at the next open.
+        let txn_index = !aborted.is_empty()
+            || group
+                .first()
+                .is_some_and(|first| !first.aborted.borrow().is_empty());
         let renamed = |from: &str, to: &str| {
             segment_file_paths(&self.dir, base)
                 .into_iter()
-                .filter(|path| !aborted.is_empty() || !is_txn_index(path))
+                .filter(|path| txn_index || !is_txn_index(path))
                 .map(|path| {
                     (
                         segment::with_suffix(path.clone(), from),
@@ -254,7 +292,7 @@ impl PartitionLog {
             self.remove_cleaner_files(base, CLEANED_SUFFIX).await;
             return Ok(false);
         }
-        if !aborted.is_empty() {
+        if txn_index {
             if let Err(e) =
                 segment::write_txn_index_file(&self.dir, base, &aborted, CLEANED_SUFFIX).await
             {

@@ -18,12 +18,13 @@
 //! between them, and a give-up truncates it with the log.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::super::checkpoint::{self, read_whole};
 use super::super::producer_state::{
-    Admission, AppendOrigin, BatchMetadata, CompletedTxn, ProducerAppend, ProducerDescription,
-    ProducerStateTable, ProducerUpdate,
+    Admission, AppendOrigin, BatchMetadata, CompletedTxn, LastRecord, ProducerAppend,
+    ProducerDescription, ProducerStateTable, ProducerUpdate,
 };
 use super::super::{AppendResult, AppendWait, LogError};
 use super::PartitionLog;
@@ -292,6 +293,11 @@ impl PartitionLog {
         self.producers.table.borrow().first_unstable_offset()
     }
 
+    /// What the cleaner keeps of each producer (see `LastRecord`).
+    pub(super) fn producers_last_records(&self) -> HashMap<i64, LastRecord> {
+        self.producers.table.borrow().last_records()
+    }
+
     /// Forgets the producers idle for `expiration_ms` or more
     /// (`producer.id.expiration.ms`); returns how many.
     pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
@@ -313,10 +319,14 @@ impl PartitionLog {
 
     /// The last stable offset: read_committed consumers read below it. The
     /// first offset of the oldest open transaction, or the high watermark
-    /// when that is lower (or no transaction is open).
+    /// when that is lower (or no transaction is open). Never below the log
+    /// start: retention and DeleteRecords may remove an open transaction's
+    /// first batches, and Kafka then counts it from the log start.
     pub fn last_stable_offset(&self) -> i64 {
         let high_watermark = self.high_watermark();
         self.producers_first_unstable_offset()
-            .map_or(high_watermark, |first| first.min(high_watermark))
+            .map_or(high_watermark, |first| {
+                first.max(self.log_start_offset()).min(high_watermark)
+            })
     }
 }

@@ -11,7 +11,7 @@ use kafka_protocol::records::Compression;
 use super::super::{AppendResult, AppendWait, LogConfig, LogError};
 use super::PartitionLog;
 use crate::protocol::batch::tests::sample_batch;
-use crate::protocol::batch::BatchHeader;
+use crate::protocol::batch::{BatchHeader, ATTR_TRANSACTIONAL};
 use crate::shard;
 
 /// Room in the tail cache for all a test appends.
@@ -27,6 +27,20 @@ pub fn batch_at(n: usize, compression: Compression, base_timestamp: i64) -> Vec<
     let crc = crc32c::crc32c(&batch[21..]);
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
     batch
+}
+
+/// Makes `batch` one of producer `producer_id` (epoch 0) from sequence
+/// `sequence`, in a transaction or only idempotent, with its CRC again.
+pub fn as_producer(batch: &mut [u8], producer_id: i64, sequence: i32, transactional: bool) {
+    if transactional {
+        let attributes = i16::from_be_bytes([batch[21], batch[22]]) | ATTR_TRANSACTIONAL;
+        batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+    }
+    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    batch[51..53].copy_from_slice(&0i16.to_be_bytes());
+    batch[53..57].copy_from_slice(&sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// A batch with its assigned fields (base offset, leader epoch) blanked,

@@ -5,7 +5,9 @@
 use kafka_protocol::records::Compression;
 
 use super::super::{AppendWait, LogError, ProducerError};
-use super::tests::{append_one, batch_at, segment_files, small_config, with_dir};
+use super::tests::{
+    append_at, append_one, as_producer, batch_at, segment_files, small_config, with_dir,
+};
 use super::PartitionLog;
 use crate::protocol::records::TxnMarker;
 
@@ -15,13 +17,7 @@ const RECORDS: i32 = 3;
 /// first sequence `sequence`.
 fn transactional(producer_id: i64, sequence: i32) -> Vec<u8> {
     let mut batch = batch_at(RECORDS as usize, Compression::None, 1_700_000_000_000);
-    let attributes = i16::from_be_bytes([batch[21], batch[22]]) | 0x10;
-    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
-    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
-    batch[51..53].copy_from_slice(&0i16.to_be_bytes());
-    batch[53..57].copy_from_slice(&sequence.to_be_bytes());
-    let crc = crc32c::crc32c(&batch[21..]);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    as_producer(&mut batch, producer_id, sequence, true);
     batch
 }
 
@@ -188,6 +184,37 @@ fn the_txnindex_goes_with_its_segments() {
             .await
             .unwrap();
         assert_eq!(log.aborted_transactions(log.log_start_offset(), end), left);
+        log.close().await.unwrap();
+    });
+}
+
+/// Retention or DeleteRecords may take an open transaction's first batches
+/// (DeleteRecords up to the high watermark, past the LSO, as Kafka): the
+/// LSO is then the log start, through a restart, until the transaction ends.
+#[test]
+fn the_lso_never_falls_below_the_log_start() {
+    with_dir(|dir| async move {
+        let config = small_config(1 << 20);
+        let log = PartitionLog::open(dir.clone(), config.clone())
+            .await
+            .unwrap();
+        append_one(&log, &transactional(7, 0), AppendWait::Durable)
+            .await
+            .unwrap();
+        append_at(&log, 40, 1_700_000_000_000).await;
+        assert_eq!(log.last_stable_offset(), 0);
+        let high_watermark = log.high_watermark();
+        assert!(matches!(
+            log.delete_records(high_watermark + 1).await,
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(log.delete_records(10).await.unwrap(), 10);
+        assert_eq!(log.last_stable_offset(), 10);
+        log.close().await.unwrap();
+        let log = PartitionLog::open(dir, config).await.unwrap();
+        assert_eq!(log.last_stable_offset(), 10);
+        log.append_txn_marker(marker(7, 0, true)).await.unwrap();
+        assert_eq!(log.last_stable_offset(), log.high_watermark());
         log.close().await.unwrap();
     });
 }
