@@ -60,8 +60,10 @@ def report(records, seconds, record_size):
 
 def produce(args):
     create_topic(args.bootstrap, args.topic, args.partitions)
-    producer = Producer({"bootstrap.servers": args.bootstrap, "acks": "all",
-                         "enable.idempotence": args.idempotent})
+    config = {"bootstrap.servers": args.bootstrap, "acks": "all", "enable.idempotence": args.idempotent}
+    if args.max_in_flight is not None:
+        config["max.in.flight.requests.per.connection"] = args.max_in_flight
+    producer = Producer(config)
     failed = 0
 
     def on_delivery(error, _message):
@@ -125,6 +127,9 @@ def main():
     parser.add_argument("--duration", type=float)
     parser.add_argument("--idempotent", action="store_true",
                         help="produce with enable.idempotence=true (librdkafka's default is false)")
+    parser.add_argument("--max-in-flight", type=int,
+                        help="max.in.flight.requests.per.connection (librdkafka's default is 1000000; "
+                             "idempotence caps it at 5)")
     args = parser.parse_args()
     if (args.records is None) == (args.duration is None):
         parser.error("give exactly one of --records and --duration")

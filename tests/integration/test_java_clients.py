@@ -10,6 +10,7 @@ here."""
 
 import json
 import os
+import random
 import shutil
 import subprocess
 import time
@@ -18,7 +19,7 @@ import pytest
 
 import client_programs
 from client_programs import b64, members, unb64, wait_for_split  # noqa: F401 (members: a fixture)
-from clients import assert_read_back, create_topic, produce_records
+from clients import assert_read_back, create_topic, produce_records, watermarks
 from conftest import HOST
 from records import Record, make_records
 
@@ -38,6 +39,11 @@ KILL_MARGIN_S = 10
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 PARTITIONS = 3
 PER_PARTITION = 100
+# The kill -9 test: records sent at a pace, so that each kill meets the
+# producer mid-stream (900 records take 6 s), and the kills.
+KILL_TEST_PER_PARTITION = 300
+KILL_TEST_RATE_PER_S = 150
+KILLS = 3
 # As conftest: the kernel kills a program whose test process died.
 SETPRIV = shutil.which("setpriv")
 # A JVM per call, several calls per test, on a loaded machine.
@@ -199,6 +205,53 @@ def test_java_default_producer(broker, topic):
                 expect_ok=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout) == [{"partition": 0, "offset": i} for i in range(10)]
+
+
+def test_java_default_producer_writes_each_record_once_through_kill9(broker, topic, tmp_root):
+    """The out-of-the-box (idempotent) KafkaProducer while the broker is
+    killed with kill -9 and restarted mid-stream: every record is in the log
+    once, in send order per partition, and each acknowledgement names the
+    offset where its record is."""
+    rng = random.Random(f"java-kill9-{topic}")
+    b = broker.bootstrap
+    records = make_records(seed="java-kill9", partitions=PARTITIONS, per_partition=KILL_TEST_PER_PARTITION)
+    create_topic(b, topic, PARTITIONS)
+    # Round robin over the partitions, so that every kill meets all three.
+    sent = [records[p][i] for i in range(KILL_TEST_PER_PARTITION) for p in sorted(records)]
+    records_path = os.path.join(tmp_root, "records.json")
+    with open(records_path, "w") as f:
+        json.dump([encode(r) for r in sent], f)
+    with open(records_path) as stdin:
+        proc = subprocess.Popen(
+            command("produce", "-brokers", b, "-topic", topic, "-default-config", "true",
+                    "-rate-per-s", str(KILL_TEST_RATE_PER_S)),
+            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+    try:
+        deadline = time.monotonic() + PROGRAM_TIMEOUT_S
+        while watermarks(b, topic, 0)[1] == 0:
+            assert time.monotonic() < deadline and proc.poll() is None, "the producer never wrote"
+            time.sleep(0.1)
+        for kill in range(KILLS):
+            time.sleep(rng.uniform(0.3, 1.0))
+            if proc.poll() is not None:
+                errors = [line for line in proc.stderr.read().splitlines() if line.startswith("error:")]
+                pytest.fail(f"the producer was done before kill {kill}: {errors}")
+            broker.kill9()
+            time.sleep(rng.uniform(0.0, 0.3))
+            broker.start()
+        out, err = proc.communicate(timeout=PROGRAM_TIMEOUT_S + KILL_MARGIN_S)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, err[-4000:]
+    acks = json.loads(out)
+    position = {p: 0 for p in records}
+    for record, ack in zip(sent, acks, strict=True):
+        assert ack == {"partition": record.partition, "offset": position[record.partition]}
+        position[record.partition] += 1
+    assert [watermarks(b, topic, p)[1] for p in sorted(records)] == [KILL_TEST_PER_PARTITION] * PARTITIONS
+    assert_read_back(b, topic, records)
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,9 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * and CreateTime) and prints where each landed, in the order given. Without -default-config the
  * producer is not idempotent (so that -acks may be 0 or 1, which idempotence forbids); with it,
  * it is the user's out-of-the-box producer. With -report-errors a record that fails is printed as
- * its exception's class and message instead of failing the run.
+ * its exception's class and message instead of failing the run. With -rate-per-s the records are
+ * sent at that pace rather than all at once, so that a broker killed meanwhile meets the producer
+ * mid-stream.
  */
 final class Produce {
     private Produce() {}
@@ -47,9 +49,18 @@ final class Produce {
         }
         String topic = flags.get("topic");
         JsonNode records = Main.readStdin();
+        long ratePerS = Long.parseLong(flags.get("rate-per-s", "0"));
         List<Future<RecordMetadata>> sent = new ArrayList<>();
         try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(props)) {
+            long startNs = System.nanoTime();
             for (JsonNode r : records) {
+                if (ratePerS > 0) {
+                    long dueNs = startNs + sent.size() * 1_000_000_000L / ratePerS;
+                    long aheadNs = dueNs - System.nanoTime();
+                    if (aheadNs > 0) {
+                        TimeUnit.NANOSECONDS.sleep(aheadNs);
+                    }
+                }
                 RecordHeaders headers = new RecordHeaders();
                 for (JsonNode h : r.path("headers")) {
                     headers.add(new RecordHeader(h.get("key").asText(), Main.unb64(h.get("value"))));
