@@ -269,6 +269,18 @@ def test_delete_records_then_consume_from_earliest(broker, topic):
     assert delete_records(admin, topic, 0, 10) == (KafkaError.NO_ERROR, 40)
     assert delete_records(admin, topic, 0, 101)[0] == KafkaError.OFFSET_OUT_OF_RANGE
 
+
+# Kafka checkpoints the log start every `log.flush.start.offset.checkpoint.interval.ms`
+# (a minute): after kill -9 its low watermark falls back to the first segment's
+# base. shoal's DeleteRecords answers once the new log start is durable.
+@pytest.mark.shoal_only
+def test_delete_records_survives_kill9(broker, topic):
+    clients.create_topic(broker.bootstrap, topic, 1)
+    values = [b"%08d" % i for i in range(100)]
+    assert produce_values(broker.bootstrap, topic, values).errors == []
+    admin = clients.admin(broker.bootstrap)
+    assert delete_records(admin, topic, 0, 40) == (KafkaError.NO_ERROR, 40)
+
     broker.kill9()
     broker.start()
     assert clients.watermarks(broker.bootstrap, topic, 0) == (40, 100)

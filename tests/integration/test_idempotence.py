@@ -27,9 +27,25 @@ PRODUCER_FIELDS_AT = 43
 SEED = int(os.environ.get("SHOAL_CRASH_SEED", random.SystemRandom().randrange(1 << 32)))
 
 
+ERR_COORDINATOR_LOAD_IN_PROGRESS = 14
+# Kafka answers COORDINATOR_LOAD_IN_PROGRESS until its first block of
+# producer ids arrives from its controller, a while after it starts.
+PRODUCER_ID_WAIT_S = 30
+
+
+def init_producer_id_when_ready(sock, correlation_id):
+    """InitProducerId, asked again while the broker is still loading."""
+    deadline = time.monotonic() + PRODUCER_ID_WAIT_S
+    while True:
+        answer = wire.init_producer_id(sock, correlation_id)
+        if answer[0] != ERR_COORDINATOR_LOAD_IN_PROGRESS or time.monotonic() >= deadline:
+            return answer
+        time.sleep(0.2)
+
+
 def test_init_producer_id_gives_new_ids(broker):
     with wire.connect(broker.bootstrap) as sock:
-        answers = [wire.init_producer_id(sock, i) for i in range(3)]
+        answers = [init_producer_id_when_ready(sock, i) for i in range(3)]
     assert [(error, epoch) for error, _, epoch in answers] == [(0, 0)] * 3
     ids = [producer_id for _, producer_id, _ in answers]
     assert len(set(ids)) == 3 and min(ids) >= 0
