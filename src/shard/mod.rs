@@ -80,6 +80,9 @@ const SHUTDOWN_DRAIN_POLL_MS: u64 = 10;
 /// How often a shard looks whether it was asked to stop: SIGTERM is answered
 /// within this; a timer this slow costs nothing.
 const STOP_POLL_MS: u64 = 20;
+/// The reactor's tick while a shard starts, before the stall watchdog's
+/// timer takes over (`start_tick`).
+const START_TICK_MS: u64 = 5;
 
 /// Runs the future `make_future` builds to completion on a fresh single-shard
 /// executor. For tests and the command-line tools, never for the broker's
@@ -510,6 +513,22 @@ fn spawn_cleaner(shard: &Rc<Shard>) {
     }
 }
 
+/// A task that wakes the shard's reactor every `START_TICK_MS` until it is
+/// dropped (a glommio task is cancelled with its handle). glommio 0.9 can
+/// miss the wake-up for a blocking-pool result (the truncate of a torn
+/// segment tail in recovery): the reactor slept on, and the start hung,
+/// in 1 to 2 of 100 restarts after kill -9 on a loaded machine (both shard
+/// threads parked in io_uring, the pool's threads idle). Every reactor pass
+/// collects the pool's results, so a tick bounds that wait. Once started,
+/// the stall watchdog's timer wakes the reactor as often.
+fn start_tick() -> glommio::Task<()> {
+    glommio::spawn_local(async {
+        loop {
+            glommio::timer::sleep(Duration::from_millis(START_TICK_MS)).await;
+        }
+    })
+}
+
 async fn run_shard<S, F>(
     id: usize,
     config: Arc<BrokerConfig>,
@@ -524,6 +543,7 @@ async fn run_shard<S, F>(
 {
     let (stop_tx, stop_rx) = oneshot::channel();
     let shard_count = config.shards;
+    let ticking = start_tick();
     // In a task of its own, and polled on a timer (`Links::connect`): a
     // shard waiting for its peers' connections otherwise sometimes slept
     // through them.
@@ -628,6 +648,7 @@ async fn run_shard<S, F>(
         spawn_cleaner(&shard);
     }
     stall::spawn_watchdog(id);
+    drop(ticking);
     log::debug!("shard {id}: started, running its service");
 
     service(ShardStart {
