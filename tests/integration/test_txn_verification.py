@@ -2,8 +2,8 @@
 only once the transaction coordinator confirms the partition is in the
 producer's transaction (`transaction.partition.verification.enable`, on by
 default). By hand, as no client sends such a batch on purpose: Produce
-before AddPartitionsToTxn is refused INVALID_TXN_STATE (Produce v3; v11+
-clients get TRANSACTION_ABORTABLE) and nothing is appended; once added it
+before AddPartitionsToTxn is refused INVALID_TXN_STATE (Produce v3; v11
+gets TRANSACTION_ABORTABLE) and nothing is appended; once added it
 is appended; after the transaction is aborted, a batch of it is refused
 again. With verification off the same batch is appended, as before KIP-890."""
 
@@ -16,6 +16,7 @@ import crc32c
 import clients
 import kafka_wire as wire
 from conftest import wait_until
+from test_txn_coordinator import compact_array, compact_string, flexible_call, uvarint
 
 API_END_TXN = 26
 API_ADD_PARTITIONS_TO_TXN = 24
@@ -27,6 +28,9 @@ TXN_TIMEOUT_MS = 60_000
 ATTRIBUTE_TRANSACTIONAL = 0x10
 ERR_NOT_ENOUGH_REPLICAS = 19
 ERR_INVALID_TXN_STATE = 48
+ERR_TRANSACTION_ABORTABLE = 120
+# Produce v11 is the first whose clients know TRANSACTION_ABORTABLE.
+PRODUCE_ABORTABLE_VERSION = 11
 # Retriable while the coordinator or the partition settles (Kafka creates
 # __transaction_state on the first FindCoordinator and loads it).
 RETRIABLE = {5, 6, 14, 15, 16, 51}
@@ -129,6 +133,19 @@ def produce(conn, transactional_id, topic, partition, data):
     return error, base_offset
 
 
+def produce_flexible(bootstrap, transactional_id, topic, partition, data):
+    """Produce v11, acks=-1, one partition: its error code."""
+    partition_data = struct.pack(">i", partition) + uvarint(len(data) + 1) + data + uvarint(0)
+    topic_data = compact_string(topic) + compact_array([partition_data]) + uvarint(0)
+    body = compact_string(transactional_id) + struct.pack(">hi", -1, 10_000) + compact_array([topic_data])
+    reader = flexible_call(bootstrap, wire.API_PRODUCE, PRODUCE_ABORTABLE_VERSION, body)
+    assert reader.uvarint() == 2, "one topic"
+    reader.compact_string()
+    assert reader.uvarint() == 2, "one partition"
+    _partition, error = reader.take(">ih")
+    return error
+
+
 def high_watermark(bootstrap, topic):
     return clients.watermarks(bootstrap, topic, 0)[1]
 
@@ -177,6 +194,14 @@ def test_a_batch_outside_the_transaction_is_refused(broker, topic):
         assert high_watermark(broker.bootstrap, topic) == 3
     finally:
         conn.close()
+
+
+def test_produce_v11_is_told_transaction_abortable(broker, topic):
+    conn, transactional_id, producer_id, epoch = start_producer(broker, topic)
+    conn.close()
+    batch = transactional_batch(b"early", producer_id, epoch, 0)
+    assert produce_flexible(broker.bootstrap, transactional_id, topic, 0, batch) == ERR_TRANSACTION_ABORTABLE
+    assert high_watermark(broker.bootstrap, topic) == 0
 
 
 def test_without_verification_the_batch_is_appended(broker_factory, topic):
