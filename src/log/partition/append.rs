@@ -39,14 +39,8 @@ impl PartitionLog {
         wait: AppendWait,
         log_append_time_ms: Option<i64>,
     ) -> Result<AppendResult, LogError> {
-        self.append_checked(
-            AppendOrigin::Client,
-            TxnVerification::Off,
-            batches,
-            wait,
-            log_append_time_ms,
-        )
-        .await
+        self.append_verified(TxnVerification::Off, batches, wait, log_append_time_ms)
+            .await
     }
 
     /// `append` of a client's batches under KIP-890's `verification`.
@@ -86,6 +80,7 @@ impl PartitionLog {
         .await
     }
 
+    /// What `append`, `append_verified` and `append_from` share.
     async fn append_checked(
         self: &Rc<Self>,
         origin: AppendOrigin,

@@ -700,3 +700,32 @@ fn partition_answer(version: i16, index: i32, slot: Slot) -> PartitionProduceRes
     }
     answer
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::error::ResponseError;
+
+    use super::verification_error;
+
+    /// Kafka's translations of the coordinator's answers, per version.
+    #[test]
+    fn verification_errors_are_kafkas_per_produce_version() {
+        let code = |version, error| verification_error(version, error).code;
+        let abortable = ResponseError::TransactionAbortable;
+        assert_eq!(code(10, abortable), ResponseError::InvalidTxnState.code());
+        assert_eq!(code(11, abortable), abortable.code());
+        assert_eq!(
+            code(11, ResponseError::ProducerFenced),
+            ResponseError::InvalidProducerEpoch.code()
+        );
+        let busy = verification_error(9, ResponseError::CoordinatorLoadInProgress);
+        assert_eq!(busy.code, ResponseError::NotEnoughReplicas.code());
+        assert!(busy.message.is_some_and(
+            |message| message.ends_with("Underlying error: COORDINATOR_LOAD_IN_PROGRESS")
+        ));
+        assert_eq!(
+            code(3, ResponseError::InvalidProducerIdMapping),
+            ResponseError::InvalidProducerIdMapping.code()
+        );
+    }
+}
