@@ -5,7 +5,9 @@ default). By hand, as no client sends such a batch on purpose: Produce
 before AddPartitionsToTxn is refused INVALID_TXN_STATE (Produce v3; v11
 gets TRANSACTION_ABORTABLE) and nothing is appended; once added it
 is appended; after the transaction is aborted, a batch of it is refused
-again. With verification off the same batch is appended, as before KIP-890."""
+again; with no coordinator yet (no `__transaction_state`) it is refused
+NOT_ENOUGH_REPLICAS, which clients retry. With verification off the same
+batch is appended, as before KIP-890."""
 
 import struct
 import time
@@ -133,6 +135,17 @@ def produce(conn, transactional_id, topic, partition, data):
     return error, base_offset
 
 
+def first_produce(conn, transactional_id, topic, batch):
+    """produce() to partition 0 of a new topic, again while Kafka's new
+    partition has no leader yet."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    answer = produce(conn, transactional_id, topic, 0, batch)
+    while answer[0] in RETRIABLE and time.monotonic() < deadline:
+        time.sleep(0.2)
+        answer = produce(conn, transactional_id, topic, 0, batch)
+    return answer
+
+
 def produce_flexible(bootstrap, transactional_id, topic, partition, data):
     """Produce v11, acks=-1, one partition: its error code."""
     partition_data = struct.pack(">i", partition) + uvarint(len(data) + 1) + data + uvarint(0)
@@ -167,7 +180,7 @@ def test_a_batch_outside_the_transaction_is_refused(broker, topic):
         batch = transactional_batch(b"early", producer_id, epoch, 0)
         # Not added to the transaction (none is even open): refused, and
         # nothing is appended.
-        assert produce(conn, transactional_id, topic, 0, batch)[0] == ERR_INVALID_TXN_STATE
+        assert first_produce(conn, transactional_id, topic, batch)[0] == ERR_INVALID_TXN_STATE
         assert high_watermark(broker.bootstrap, topic) == 0
 
         assert add_partition(conn, transactional_id, producer_id, epoch, topic, 0) == 0
@@ -204,11 +217,25 @@ def test_produce_v11_is_told_transaction_abortable(broker, topic):
     assert high_watermark(broker.bootstrap, topic) == 0
 
 
+def test_a_transactional_batch_without_a_coordinator_is_retriable(broker, topic):
+    # A transactional id nobody initialised, before any transactional
+    # client: no coordinator to ask, NOT_ENOUGH_REPLICAS (which clients
+    # retry), nothing appended.
+    clients.create_topic(broker.bootstrap, topic, 1)
+    conn = Conversation(broker.bootstrap)
+    try:
+        batch = transactional_batch(b"stray", 4242, 0, 0)
+        assert first_produce(conn, f"nobody-{uuid.uuid4()}", topic, batch)[0] == ERR_NOT_ENOUGH_REPLICAS
+    finally:
+        conn.close()
+    assert high_watermark(broker.bootstrap, topic) == 0
+
+
 def test_without_verification_the_batch_is_appended(broker_factory, topic):
     broker = broker_factory({"transaction.partition.verification.enable": "false"})
     conn, transactional_id, producer_id, epoch = start_producer(broker, topic)
     try:
         batch = transactional_batch(b"early", producer_id, epoch, 0)
-        assert produce(conn, transactional_id, topic, 0, batch) == (0, 0)
+        assert first_produce(conn, transactional_id, topic, batch) == (0, 0)
     finally:
         conn.close()

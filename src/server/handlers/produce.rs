@@ -23,7 +23,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader, TopicName};
 
-use super::txn_route::call_txn;
+use super::txn_route::{call_txn, coordinator_shard};
 use super::{scatter, str_bytes};
 use crate::clock::now_ms;
 use crate::config::TopicConfig;
@@ -596,7 +596,8 @@ async fn verify_and_append(
 }
 
 /// Each partition's error from the coordinator, None when it is in the
-/// transaction.
+/// transaction. Without `__transaction_state` there is no coordinator (a
+/// produce does not create it, as Kafka's does not).
 async fn verify(
     context: &ConnectionContext,
     transactional_id: &str,
@@ -605,6 +606,9 @@ async fn verify(
     partitions: Vec<(String, i32)>,
 ) -> Vec<Option<ResponseError>> {
     let count = partitions.len();
+    if coordinator_shard(context, transactional_id).is_none() {
+        return vec![Some(ResponseError::CoordinatorNotAvailable); count];
+    }
     let call = TxnCall::AddPartitions {
         transactional_id: transactional_id.to_string(),
         producer_id,
