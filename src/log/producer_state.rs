@@ -374,11 +374,7 @@ pub enum ProducerError {
     /// KIP-890: a transactional batch that would open its producer's
     /// transaction here, before the coordinator confirmed the partition is
     /// in it (`verification`); not an answer to a client, a step.
-    Unverified {
-        producer_id: i64,
-        epoch: i16,
-        first_sequence: i32,
-    },
+    Unverified { producer_id: i64, epoch: i16 },
 }
 
 /// Who appends, as Kafka's `AppendOrigin` says: a client's batches pass
@@ -497,16 +493,13 @@ impl ProducerStateTable {
                 {
                     return Ok(Admission::Duplicate(duplicate));
                 }
-                let earlier = update
-                    .entries
-                    .iter()
-                    .find(|(known, _)| *known == id)
-                    .map(|(_, entry)| entry);
-                if client && earlier.is_none() {
-                    self.check_lowest_sequence(batch, partition)?;
-                }
                 if client && batch.transactional {
-                    let latest = earlier.or(current);
+                    let latest = update
+                        .entries
+                        .iter()
+                        .find(|(known, _)| *known == id)
+                        .map(|(_, entry)| entry)
+                        .or(current);
                     self.check_verified(batch, latest, partition, verification)?;
                 }
             }
@@ -555,7 +548,6 @@ impl ProducerStateTable {
             TxnVerification::Start => Err(ProducerError::Unverified {
                 producer_id: batch.producer_id,
                 epoch: batch.epoch,
-                first_sequence: batch.meta.first_seq,
             }),
             TxnVerification::Verified(guard)
                 if self.verifications.verifies(batch.producer_id, guard) =>
@@ -569,38 +561,10 @@ impl ProducerStateTable {
         }
     }
 
-    /// Kafka's first sequence check of a producer verifying: a batch above
-    /// the lowest sequence its verification started with waits for that
-    /// one (OUT_OF_ORDER_SEQUENCE_NUMBER, which a client retries while the
-    /// lower batch is in flight).
-    fn check_lowest_sequence(
-        &self,
-        batch: &ProducerBatch,
-        partition: &str,
-    ) -> Result<(), ProducerError> {
-        match self.verifications.lowest_sequence(batch.producer_id) {
-            Some(lowest) if batch.meta.first_seq > lowest => {
-                Err(ProducerError::OutOfOrderSequence(format!(
-                    "Out of order sequence number for producer {} in partition {partition}: {} (incoming seq. number), {lowest} (earliest seen sequence)",
-                    batch.producer_id, batch.meta.first_seq
-                )))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Starts the producer's verification (or finds the one in flight) for
-    /// a batch of `epoch` from `first_sequence`: the guard its verified
-    /// append brings back.
-    pub fn start_verification(
-        &mut self,
-        producer_id: i64,
-        epoch: i16,
-        first_sequence: i32,
-        now_ms: i64,
-    ) -> u64 {
-        self.verifications
-            .start(producer_id, epoch, first_sequence, now_ms)
+    /// Starts the producer's verification (or finds the one in flight):
+    /// the guard its verified append brings back.
+    pub fn start_verification(&mut self, producer_id: i64, now_ms: i64) -> u64 {
+        self.verifications.start(producer_id, now_ms)
     }
 
     /// Verifications in flight.

@@ -115,18 +115,13 @@ impl PartitionLog {
             verification,
         );
         admitted.map_err(|error| match error {
-            ProducerError::Unverified {
-                producer_id,
-                epoch,
-                first_sequence,
-            } => {
+            ProducerError::Unverified { producer_id, epoch } => {
                 let now_ms = i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX);
-                let guard = self.producers.table.borrow_mut().start_verification(
-                    producer_id,
-                    epoch,
-                    first_sequence,
-                    now_ms,
-                );
+                let guard = self
+                    .producers
+                    .table
+                    .borrow_mut()
+                    .start_verification(producer_id, now_ms);
                 LogError::TxnUnverified {
                     producer_id,
                     epoch,

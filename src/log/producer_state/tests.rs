@@ -432,20 +432,15 @@ fn a_transactions_first_batch_needs_its_verification_guard() {
         apply_verified(&mut table, txn_batch(1, 0, 0, 0), TxnVerification::Start),
         Err(ProducerError::Unverified {
             producer_id: 1,
-            epoch: 0,
-            first_sequence: 0
+            epoch: 0
         })
     );
     assert!(
         table.get(1).is_none(),
         "a refused first try changes nothing"
     );
-    let guard = table.start_verification(1, 0, 0, 100);
-    assert_eq!(
-        table.start_verification(1, 0, 0, 200),
-        guard,
-        "one per producer"
-    );
+    let guard = table.start_verification(1, 100);
+    assert_eq!(table.start_verification(1, 200), guard, "one per producer");
     assert!(matches!(
         apply_verified(
             &mut table,
@@ -479,7 +474,7 @@ fn a_transactions_first_batch_needs_its_verification_guard() {
 #[test]
 fn a_guard_from_before_an_abort_marker_is_refused_after_it() {
     let mut table = ProducerStateTable::default();
-    let guard = table.start_verification(1, 0, 0, 100);
+    let guard = table.start_verification(1, 100);
     apply(&mut table, marker(1, 0, 0, false, 0)).unwrap();
     assert!(matches!(
         apply_verified(
@@ -491,7 +486,7 @@ fn a_guard_from_before_an_abort_marker_is_refused_after_it() {
     ));
     assert_eq!(table.first_unstable_offset(), None);
     // The client's retry verifies again, with a new guard.
-    let again = table.start_verification(1, 0, 0, 300);
+    let again = table.start_verification(1, 300);
     assert_ne!(again, guard);
     apply_verified(
         &mut table,
@@ -511,8 +506,7 @@ fn a_new_epoch_verifies_again() {
         apply_verified(&mut table, txn_batch(1, 1, 0, 2), TxnVerification::Start),
         Err(ProducerError::Unverified {
             producer_id: 1,
-            epoch: 1,
-            first_sequence: 0
+            epoch: 1
         })
     );
 }
@@ -521,9 +515,9 @@ fn a_new_epoch_verifies_again() {
 #[test]
 fn verifications_are_bounded_and_expire() {
     let mut table = ProducerStateTable::default();
-    let first = table.start_verification(0, 0, 0, 0);
+    let first = table.start_verification(0, 0);
     for producer_id in 1..=verification::VERIFICATIONS_MAX as i64 {
-        table.start_verification(producer_id, 0, 0, 10);
+        table.start_verification(producer_id, 10);
     }
     assert_eq!(table.verifications(), verification::VERIFICATIONS_MAX);
     assert!(
@@ -539,44 +533,4 @@ fn verifications_are_bounded_and_expire() {
     );
     table.expire(20, 10);
     assert_eq!(table.verifications(), 0);
-}
-
-/// Kafka's lowest sequence of a verification: a later batch verified first
-/// waits (OUT_OF_ORDER_SEQUENCE_NUMBER) for the lower one it follows.
-#[test]
-fn a_verified_batch_waits_for_the_lowest_sequence_verifying() {
-    let mut table = ProducerStateTable::default();
-    let guard = table.start_verification(1, 0, 2, 100);
-    assert_eq!(table.start_verification(1, 0, 0, 100), guard);
-    assert!(matches!(
-        apply_verified(
-            &mut table,
-            txn_batch(1, 0, 2, 0),
-            TxnVerification::Verified(guard)
-        ),
-        Err(ProducerError::OutOfOrderSequence(_))
-    ));
-    apply_verified(
-        &mut table,
-        txn_batch(1, 0, 0, 0),
-        TxnVerification::Verified(guard),
-    )
-    .unwrap();
-    apply_verified(
-        &mut table,
-        txn_batch(1, 0, 2, 2),
-        TxnVerification::Verified(guard),
-    )
-    .unwrap();
-    // A newer epoch starts its lowest sequence again.
-    let guard = table.start_verification(2, 0, 5, 100);
-    table.start_verification(2, 1, 7, 100);
-    assert!(matches!(
-        apply_verified(
-            &mut table,
-            txn_batch(2, 1, 8, 4),
-            TxnVerification::Verified(guard)
-        ),
-        Err(ProducerError::OutOfOrderSequence(_))
-    ));
 }

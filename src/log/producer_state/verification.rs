@@ -8,9 +8,6 @@
 //! append of the producer (a batch or a marker) ends the verification, so
 //! a guard obtained before an abort marker is no longer accepted after it:
 //! the batch cannot open a transaction the coordinator has already ended.
-//! A verification also keeps the lowest sequence its producer started one
-//! with (in its newest epoch): a batch after it may not be appended first,
-//! so that a retried lower batch does not then fail out of order forever.
 //!
 //! Invariant: pure (time comes in as arguments); at most
 //! `VERIFICATIONS_MAX` entries, the oldest dropped first; `order` indexes
@@ -43,8 +40,6 @@ struct Entry {
     guard: u64,
     /// When it started, for `producer.id.expiration.ms`.
     started_ms: i64,
-    epoch: i16,
-    lowest_sequence: i32,
 }
 
 /// The verifications in flight on one partition, by producer id.
@@ -58,17 +53,9 @@ pub struct Verifications {
 
 impl Verifications {
     /// The producer's guard: the one in flight, else a new one (Kafka's
-    /// `maybeCreateVerificationStateEntry`), for a batch of `epoch` from
-    /// `sequence` on.
-    pub fn start(&mut self, producer_id: i64, epoch: i16, sequence: i32, now_ms: i64) -> u64 {
-        if let Some(entry) = self.by_producer.get_mut(&producer_id) {
-            // Kafka's `maybeUpdateLowestSequenceAndEpoch`.
-            if epoch > entry.epoch {
-                entry.epoch = epoch;
-                entry.lowest_sequence = sequence;
-            } else if epoch == entry.epoch {
-                entry.lowest_sequence = entry.lowest_sequence.min(sequence);
-            }
+    /// `maybeCreateVerificationStateEntry`).
+    pub fn start(&mut self, producer_id: i64, now_ms: i64) -> u64 {
+        if let Some(entry) = self.by_producer.get(&producer_id) {
             return entry.guard;
         }
         if self.by_producer.len() >= VERIFICATIONS_MAX {
@@ -83,8 +70,6 @@ impl Verifications {
             Entry {
                 guard,
                 started_ms: now_ms,
-                epoch,
-                lowest_sequence: sequence,
             },
         );
         self.order.insert(guard, producer_id);
@@ -97,14 +82,6 @@ impl Verifications {
         self.by_producer
             .get(&producer_id)
             .is_some_and(|entry| entry.guard == guard)
-    }
-
-    /// The lowest sequence the producer's verification in flight started
-    /// with.
-    pub fn lowest_sequence(&self, producer_id: i64) -> Option<i32> {
-        self.by_producer
-            .get(&producer_id)
-            .map(|entry| entry.lowest_sequence)
     }
 
     /// The producer appended (a batch or a marker): its verification, if
