@@ -527,6 +527,9 @@ impl BrokerConfig {
             "transaction.state.log.segment.bytes" => {
                 self.txn.state_log_segment_bytes = parse_range(key, value, 1, i32::MAX as u64)?
             }
+            "transaction.partition.verification.enable" => {
+                self.txn.partition_verification_enable = parse(key, value)?
+            }
             _ => return Err(ConfigError(format!("unknown broker config {key}"))),
         }
         self.explicit.insert(key.to_string(), value.to_string());

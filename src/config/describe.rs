@@ -305,6 +305,9 @@ const ROWS: &[Row] = &[
     row!("transaction.max.timeout.ms", Int, |c| Some(
         c.txn.max_timeout_ms.to_string()
     )),
+    row!("transaction.partition.verification.enable", Boolean, |c| {
+        Some(c.txn.partition_verification_enable.to_string())
+    }),
     row!(
         "transaction.remove.expired.transaction.cleanup.interval.ms",
         Int,

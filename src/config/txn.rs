@@ -26,6 +26,10 @@ pub struct TxnConfig {
     /// `transaction.state.log.segment.bytes`: `segment.bytes` of
     /// `__transaction_state` when it is created.
     pub state_log_segment_bytes: u64,
+    /// `transaction.partition.verification.enable` (KIP-890 part 1): the
+    /// first transactional batch of a transaction into a partition is
+    /// appended only once the coordinator confirms the partition is in it.
+    pub partition_verification_enable: bool,
 }
 
 impl Default for TxnConfig {
@@ -37,6 +41,7 @@ impl Default for TxnConfig {
             remove_expired_interval_ms: 3_600_000,
             state_log_num_partitions: 50,
             state_log_segment_bytes: 104_857_600,
+            partition_verification_enable: true,
         }
     }
 }

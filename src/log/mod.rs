@@ -161,7 +161,7 @@ use std::time::{Duration, Instant};
 use crate::protocol::batch::BatchError;
 
 pub use partition::PartitionLog;
-pub use producer_state::{AppendOrigin, ProducerDescription, ProducerError};
+pub use producer_state::{AppendOrigin, ProducerDescription, ProducerError, TxnVerification};
 // The storage settings are plain data of `config`, so that `config` needs
 // nothing of `log`; they are re-exported here as the log's own API.
 pub use crate::config::{
@@ -280,6 +280,14 @@ pub enum LogError {
     /// An idempotent producer's batch out of epoch or sequence
     /// (`producer_state`).
     Producer(producer_state::ProducerError),
+    /// KIP-890: the batch would open its producer's transaction here; the
+    /// transaction coordinator must confirm the partition is in it, then
+    /// the append comes again with `guard` (`TxnVerification::Verified`).
+    TxnUnverified {
+        producer_id: i64,
+        epoch: i16,
+        guard: u64,
+    },
     /// The append was given up after a write of its group failed (a full
     /// disk): nothing of it is in the log, and the log takes appends again.
     WriteFailed(String),
@@ -305,6 +313,14 @@ impl fmt::Display for LogError {
             } => write!(f, "corrupt {} at {position}: {reason}", path.display()),
             LogError::InvalidBatch(e) => write!(f, "invalid record batch: {e:?}"),
             LogError::Producer(e) => write!(f, "producer state: {e:?}"),
+            LogError::TxnUnverified {
+                producer_id,
+                epoch,
+                guard,
+            } => write!(
+                f,
+                "producer {producer_id} epoch {epoch}: partition not yet verified in its transaction (guard {guard})"
+            ),
             LogError::WriteFailed(reason) => write!(f, "append given up: {reason}"),
             LogError::Io(e) => write!(f, "log io: {e}"),
             LogError::Closed => write!(f, "log closed"),

@@ -29,6 +29,12 @@
 //! smallest first offset among them: the last stable offset is it or the
 //! high watermark, whichever is lower.
 //!
+//! KIP-890 part 1 (`verification`): with verification asked for, a client's
+//! transactional batch that would open its producer's transaction (none is
+//! open here in its epoch) needs the guard of a verification the
+//! transaction coordinator confirmed; without one it is refused
+//! `Unverified` (first try) or INVALID_TXN_STATE (a stale guard).
+//!
 //! Snapshot format (`<offset>.snapshot`: the state of the producers after
 //! every batch below `offset`), all integers big-endian:
 //!
@@ -57,6 +63,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use crate::protocol::batch::{increment_sequence, BatchHeader};
 use crate::protocol::batch_records::BatchRecords;
 use crate::protocol::records::TxnMarker;
+
+mod verification;
+
+pub use verification::{TxnVerification, Verifications};
 
 /// Batches remembered per producer: Kafka's `NUM_BATCHES_TO_RETAIN`, the
 /// most requests an idempotent client keeps in flight per connection
@@ -361,6 +371,10 @@ pub enum ProducerError {
     InvalidTxnState(String),
     /// TRANSACTION_COORDINATOR_FENCED: a marker from an older coordinator.
     CoordinatorFenced(String),
+    /// KIP-890: a transactional batch that would open its producer's
+    /// transaction here, before the coordinator confirmed the partition is
+    /// in it (`verification`); not an answer to a client, a step.
+    Unverified { producer_id: i64, epoch: i16 },
 }
 
 /// Who appends, as Kafka's `AppendOrigin` says: a client's batches pass
@@ -418,6 +432,9 @@ pub struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
     /// The open transactions: first offset -> producer id.
     ongoing: BTreeMap<i64, i64>,
+    /// KIP-890 verifications in flight; not in snapshots (a restart
+    /// forgets them, and the producers' retries start new ones).
+    verifications: Verifications,
 }
 
 impl ProducerStateTable {
@@ -477,12 +494,16 @@ impl ProducerStateTable {
     /// that repeats one already appended makes the whole append that
     /// duplicate; otherwise each batch must follow its producer's last one
     /// (or the one before it in this append), and each marker must come
-    /// from the producer's epoch or a newer one. Changes nothing.
+    /// from the producer's epoch or a newer one. A client's transactional
+    /// batch that would open its producer's transaction passes only with
+    /// the guard of a verification in flight (`verification`). Changes
+    /// nothing.
     pub fn admit(
         &self,
         appends: &[ProducerAppend],
         partition: &str,
         origin: AppendOrigin,
+        verification: TxnVerification,
     ) -> Result<Admission, ProducerError> {
         let mut update = ProducerUpdate::default();
         for append in appends {
@@ -495,6 +516,15 @@ impl ProducerStateTable {
                     .and_then(|entry| entry.duplicate_of(batch))
                 {
                     return Ok(Admission::Duplicate(duplicate));
+                }
+                if client && batch.transactional {
+                    let latest = update
+                        .entries
+                        .iter()
+                        .find(|(known, _)| *known == id)
+                        .map(|(_, entry)| entry)
+                        .or(current);
+                    self.check_verified(batch, latest, partition, verification)?;
                 }
             }
             let index = match update.entries.iter().position(|(known, _)| *known == id) {
@@ -524,10 +554,56 @@ impl ProducerStateTable {
         Ok(Admission::Append(update))
     }
 
+    /// KIP-890 (Kafka's `analyzeAndValidateProducerState`): a
+    /// transactional batch of a producer with no transaction open here, in
+    /// its epoch, needs the guard of its verification in flight.
+    fn check_verified(
+        &self,
+        batch: &ProducerBatch,
+        latest: Option<&ProducerEntry>,
+        partition: &str,
+        verification: TxnVerification,
+    ) -> Result<(), ProducerError> {
+        let open = latest
+            .is_some_and(|entry| entry.txn_first_offset.is_some() && entry.epoch == batch.epoch);
+        match verification {
+            TxnVerification::Off => Ok(()),
+            _ if open => Ok(()),
+            TxnVerification::Start => Err(ProducerError::Unverified {
+                producer_id: batch.producer_id,
+                epoch: batch.epoch,
+            }),
+            TxnVerification::Verified(guard)
+                if self.verifications.verifies(batch.producer_id, guard) =>
+            {
+                Ok(())
+            }
+            TxnVerification::Verified(_) => Err(ProducerError::InvalidTxnState(format!(
+                "Record was not part of an ongoing transaction: producer {} in partition {partition}",
+                batch.producer_id
+            ))),
+        }
+    }
+
+    /// Starts the producer's verification (or finds the one in flight):
+    /// the guard its verified append brings back.
+    pub fn start_verification(&mut self, producer_id: i64, now_ms: i64) -> u64 {
+        self.verifications.start(producer_id, now_ms)
+    }
+
+    /// Verifications in flight.
+    #[cfg(test)]
+    pub fn verifications(&self) -> usize {
+        self.verifications.len()
+    }
+
     /// Applies what `admit` returned, once the append has its offsets;
-    /// returns the transactions its markers completed.
+    /// returns the transactions its markers completed. Every producer it
+    /// touched has ended its verification: its transaction is open here or
+    /// just ended.
     pub fn commit(&mut self, update: ProducerUpdate) -> Vec<CompletedTxn> {
         for (producer_id, entry) in update.entries {
+            self.verifications.end(producer_id);
             self.insert(producer_id, entry);
         }
         update.completed
@@ -617,6 +693,7 @@ impl ProducerStateTable {
     /// older than `now_ms` (`producer.id.expiration.ms`) and that have no
     /// open transaction (as Kafka's `isProducerExpired`); returns how many.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.verifications.expire(now_ms, expiration_ms);
         let before = self.producers.len();
         self.producers.retain(|_, entry| {
             entry.txn_first_offset.is_some()

@@ -11,7 +11,7 @@ use crate::group::{
     DescribedGroup, GroupState, HeartbeatRequest, JoinRequest, JoinResponse, LeaveResponse,
     LeavingMember, ListedGroup, PartitionOffset, SyncRequest, SyncResponse, TxnCommitRequest,
 };
-use crate::log::{AppendResult, AppendWait, ProducerDescription};
+use crate::log::{AppendResult, AppendWait, ProducerDescription, TxnVerification};
 // The controller's requests and errors are the pure controller's types.
 pub use crate::metadata::controller::{
     ConfigChange, KafkaError, NewTopic, PartitionGrowth, TopicConfigChange, TopicRef,
@@ -49,6 +49,23 @@ pub struct ProducePart {
     pub batches: BytesMut,
     pub wait: AppendWait,
     pub log_append_time_ms: Option<i64>,
+    /// KIP-890: what the batches bring to the check that a transaction's
+    /// first batch here is in the coordinator's transaction.
+    pub verification: TxnVerification,
+}
+
+/// Why the owner did not append a partition's batches.
+#[derive(Debug, Clone)]
+pub enum ProduceRefusal {
+    Error(KafkaError),
+    /// KIP-890: the batches would open their producer's transaction on the
+    /// partition; once the transaction coordinator confirms the partition
+    /// is in it, they come again with `guard`.
+    Unverified {
+        producer_id: i64,
+        epoch: i16,
+        guard: u64,
+    },
 }
 
 /// One partition's read of a Fetch.
@@ -132,7 +149,7 @@ pub enum ShardRequest {
 
 #[derive(Debug)]
 pub enum ShardReply {
-    Produce(Vec<Result<AppendResult, KafkaError>>),
+    Produce(Vec<Result<AppendResult, ProduceRefusal>>),
     Fetch(Vec<FetchOutcome>),
     /// (timestamp, offset) per requested partition.
     ListOffsets(Vec<Result<(i64, i64), KafkaError>>),

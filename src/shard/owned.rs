@@ -16,7 +16,9 @@ use bytes::Bytes;
 use futures_util::future::{select, select_all};
 use kafka_protocol::error::ResponseError;
 
-use super::messages::{FetchOutcome, FetchPart, KafkaError, ProducePart, TopicPartition};
+use super::messages::{
+    FetchOutcome, FetchPart, KafkaError, ProducePart, ProduceRefusal, TopicPartition,
+};
 use super::view::ShardView;
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::log::{
@@ -74,6 +76,11 @@ pub fn log_error_to_kafka(partition: &TopicPartition, error: &LogError) -> Kafka
         }
         LogError::Producer(ProducerError::CoordinatorFenced(message)) => {
             KafkaError::with_message(ResponseError::TransactionCoordinatorFenced, message.clone())
+        }
+        // Verification is a step of the produce path, which answers it
+        // (`ProduceRefusal::Unverified`); no client gets this from the log.
+        LogError::Producer(ProducerError::Unverified { .. }) | LogError::TxnUnverified { .. } => {
+            KafkaError::new(ResponseError::InvalidTxnState)
         }
         LogError::Corrupt { .. } | LogError::WriteFailed(_) => {
             KafkaError::with_message(ResponseError::KafkaStorageError, error.to_string())
@@ -146,12 +153,32 @@ impl OwnedPartitions {
         }
     }
 
-    pub async fn produce(&self, parts: Vec<ProducePart>) -> Vec<Result<AppendResult, KafkaError>> {
+    pub async fn produce(
+        &self,
+        parts: Vec<ProducePart>,
+    ) -> Vec<Result<AppendResult, ProduceRefusal>> {
         let appends = parts.into_iter().map(|part| async move {
-            let log = self.get(&part.partition)?;
-            log.append(part.batches, part.wait, part.log_append_time_ms)
-                .await
-                .map_err(|error| log_error_to_kafka(&part.partition, &error))
+            let log = self.get(&part.partition).map_err(ProduceRefusal::Error)?;
+            let appended = log
+                .append_verified(
+                    part.verification,
+                    part.batches,
+                    part.wait,
+                    part.log_append_time_ms,
+                )
+                .await;
+            appended.map_err(|error| match error {
+                LogError::TxnUnverified {
+                    producer_id,
+                    epoch,
+                    guard,
+                } => ProduceRefusal::Unverified {
+                    producer_id,
+                    epoch,
+                    guard,
+                },
+                error => ProduceRefusal::Error(log_error_to_kafka(&part.partition, &error)),
+            })
         });
         futures_util::future::join_all(appends).await
     }

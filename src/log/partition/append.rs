@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use bytes::BytesMut;
 
-use super::super::producer_state::{Admission, AppendOrigin};
+use super::super::producer_state::{Admission, AppendOrigin, TxnVerification};
 use super::super::segment::{Segment, NO_TIMESTAMP};
 use super::super::{AppendResult, AppendWait, LogError, SEGMENT_BYTES_MAX};
 use super::tail::CachedBatch;
@@ -39,8 +39,26 @@ impl PartitionLog {
         wait: AppendWait,
         log_append_time_ms: Option<i64>,
     ) -> Result<AppendResult, LogError> {
-        self.append_from(AppendOrigin::Client, batches, wait, log_append_time_ms)
+        self.append_verified(TxnVerification::Off, batches, wait, log_append_time_ms)
             .await
+    }
+
+    /// `append` of a client's batches under KIP-890's `verification`.
+    pub async fn append_verified(
+        self: &Rc<Self>,
+        verification: TxnVerification,
+        batches: BytesMut,
+        wait: AppendWait,
+        log_append_time_ms: Option<i64>,
+    ) -> Result<AppendResult, LogError> {
+        self.append_checked(
+            AppendOrigin::Client,
+            verification,
+            batches,
+            wait,
+            log_append_time_ms,
+        )
+        .await
     }
 
     /// `append` of batches from `origin`: a coordinator's pass only the
@@ -52,10 +70,29 @@ impl PartitionLog {
         wait: AppendWait,
         log_append_time_ms: Option<i64>,
     ) -> Result<AppendResult, LogError> {
+        self.append_checked(
+            origin,
+            TxnVerification::Off,
+            batches,
+            wait,
+            log_append_time_ms,
+        )
+        .await
+    }
+
+    /// What `append`, `append_verified` and `append_from` share.
+    async fn append_checked(
+        self: &Rc<Self>,
+        origin: AppendOrigin,
+        verification: TxnVerification,
+        batches: BytesMut,
+        wait: AppendWait,
+        log_append_time_ms: Option<i64>,
+    ) -> Result<AppendResult, LogError> {
         self.wait_for_room(batches.len()).await?;
         // No `.await` from the admission to the queue: nothing overtakes,
         // and the producer checks see the log end the batches will get.
-        let producers = match self.admit_producers(&batches, origin)? {
+        let producers = match self.admit_producers(&batches, origin, verification)? {
             Admission::Append(updated) => updated,
             Admission::Duplicate(batch) => return self.answer_duplicate(batch, wait).await,
         };

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use super::super::checkpoint::{self, read_whole};
 use super::super::producer_state::{
     Admission, AppendOrigin, BatchMetadata, CompletedTxn, LastRecord, ProducerAppend,
-    ProducerDescription, ProducerStateTable, ProducerUpdate,
+    ProducerDescription, ProducerError, ProducerStateTable, ProducerUpdate, TxnVerification,
 };
 use super::super::{AppendResult, AppendWait, LogError};
 use super::PartitionLog;
@@ -81,11 +81,14 @@ fn remove_snapshot(dir: &Path, offset: i64) -> Result<(), LogError> {
 
 impl PartitionLog {
     /// Kafka's producer checks of `batches` if they were appended now at the
-    /// log end offset. Changes nothing; `commit_producers` applies them.
+    /// log end offset. Changes nothing, but for starting a KIP-890
+    /// verification (`LogError::TxnUnverified`, with its guard);
+    /// `commit_producers` applies them.
     pub(super) fn admit_producers(
         &self,
         batches: &[u8],
         origin: AppendOrigin,
+        verification: TxnVerification,
     ) -> Result<Admission, LogError> {
         let mut offset = self.offsets.log_end();
         let mut producer_batches = Vec::new();
@@ -106,11 +109,28 @@ impl PartitionLog {
             || self.dir.display().to_string(),
             |name| name.to_string_lossy().into_owned(),
         );
-        self.producers
-            .table
-            .borrow()
-            .admit(&producer_batches, &partition, origin)
-            .map_err(LogError::Producer)
+        let admitted = self.producers.table.borrow().admit(
+            &producer_batches,
+            &partition,
+            origin,
+            verification,
+        );
+        admitted.map_err(|error| match error {
+            ProducerError::Unverified { producer_id, epoch } => {
+                let now_ms = i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX);
+                let guard = self
+                    .producers
+                    .table
+                    .borrow_mut()
+                    .start_verification(producer_id, now_ms);
+                LogError::TxnUnverified {
+                    producer_id,
+                    epoch,
+                    guard,
+                }
+            }
+            other => LogError::Producer(other),
+        })
     }
 
     /// Applies what `admit_producers` returned, once the append is queued;

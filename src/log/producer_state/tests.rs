@@ -1,5 +1,6 @@
 //! The unit tests of `producer_state`: sequences, epochs, duplicates,
-//! transactions and their markers, the last stable offset, snapshots.
+//! transactions and their markers, the last stable offset, snapshots,
+//! KIP-890's verification.
 use super::*;
 
 const PARTITION: &str = "t-0";
@@ -25,7 +26,12 @@ fn append(
     batches: &[ProducerBatch],
 ) -> Result<Option<BatchMetadata>, ProducerError> {
     let appends: Vec<ProducerAppend> = batches.iter().copied().map(ProducerAppend::Data).collect();
-    match table.admit(&appends, PARTITION, AppendOrigin::Client)? {
+    match table.admit(
+        &appends,
+        PARTITION,
+        AppendOrigin::Client,
+        TxnVerification::Off,
+    )? {
         Admission::Append(updated) => {
             table.commit(updated);
             Ok(None)
@@ -41,7 +47,12 @@ fn a_coordinators_batches_pass_on_their_epoch_alone() {
     let mut table = ProducerStateTable::default();
     let coordinator = |table: &ProducerStateTable, epoch, offset| {
         let append = ProducerAppend::Data(batch(9, epoch, 0, 1, offset));
-        table.admit(&[append], PARTITION, AppendOrigin::Coordinator)
+        table.admit(
+            &[append],
+            PARTITION,
+            AppendOrigin::Coordinator,
+            TxnVerification::Off,
+        )
     };
     for (epoch, offset) in [(3, 0), (3, 1), (4, 2), (4, 3)] {
         match coordinator(&table, epoch, offset) {
@@ -252,7 +263,12 @@ fn apply(
     table: &mut ProducerStateTable,
     append: ProducerAppend,
 ) -> Result<Vec<CompletedTxn>, ProducerError> {
-    match table.admit(&[append], PARTITION, AppendOrigin::Client)? {
+    match table.admit(
+        &[append],
+        PARTITION,
+        AppendOrigin::Client,
+        TxnVerification::Off,
+    )? {
         Admission::Append(update) => Ok(table.commit(update)),
         Admission::Duplicate(_) => panic!("not a duplicate"),
     }
@@ -389,4 +405,132 @@ fn snapshots_keep_open_transactions_and_read_version_one() {
     v1.extend_from_slice(&body);
     let old = ProducerStateTable::decode(&v1).unwrap();
     assert_eq!(old.get(3), table.get(3));
+}
+
+/// Admits and commits one batch or marker of a client under
+/// `verification`.
+fn apply_verified(
+    table: &mut ProducerStateTable,
+    append: ProducerAppend,
+    verification: TxnVerification,
+) -> Result<(), ProducerError> {
+    match table.admit(&[append], PARTITION, AppendOrigin::Client, verification)? {
+        Admission::Append(update) => {
+            table.commit(update);
+            Ok(())
+        }
+        Admission::Duplicate(_) => panic!("not a duplicate"),
+    }
+}
+
+/// KIP-890: the first transactional batch of a transaction needs a guard;
+/// the ones after it (the transaction is open here) need none.
+#[test]
+fn a_transactions_first_batch_needs_its_verification_guard() {
+    let mut table = ProducerStateTable::default();
+    assert_eq!(
+        apply_verified(&mut table, txn_batch(1, 0, 0, 0), TxnVerification::Start),
+        Err(ProducerError::Unverified {
+            producer_id: 1,
+            epoch: 0
+        })
+    );
+    assert!(
+        table.get(1).is_none(),
+        "a refused first try changes nothing"
+    );
+    let guard = table.start_verification(1, 100);
+    assert_eq!(table.start_verification(1, 200), guard, "one per producer");
+    assert!(matches!(
+        apply_verified(
+            &mut table,
+            txn_batch(1, 0, 0, 0),
+            TxnVerification::Verified(guard + 1)
+        ),
+        Err(ProducerError::InvalidTxnState(_))
+    ));
+    apply_verified(
+        &mut table,
+        txn_batch(1, 0, 0, 0),
+        TxnVerification::Verified(guard),
+    )
+    .unwrap();
+    assert_eq!(table.verifications(), 0, "the append ends the verification");
+    apply_verified(&mut table, txn_batch(1, 0, 2, 2), TxnVerification::Start).unwrap();
+    // Plain batches, and appends without verification, pass as before.
+    apply_verified(
+        &mut table,
+        ProducerAppend::Data(batch(2, 0, 0, 1, 4)),
+        TxnVerification::Start,
+    )
+    .unwrap();
+    apply_verified(&mut table, txn_batch(3, 0, 0, 5), TxnVerification::Off).unwrap();
+    assert_eq!(table.first_unstable_offset(), Some(0));
+}
+
+/// The hanging transaction KIP-890 closes: a batch verified in a
+/// transaction whose abort marker got here first must not open a new
+/// transaction nobody will end.
+#[test]
+fn a_guard_from_before_an_abort_marker_is_refused_after_it() {
+    let mut table = ProducerStateTable::default();
+    let guard = table.start_verification(1, 100);
+    apply(&mut table, marker(1, 0, 0, false, 0)).unwrap();
+    assert!(matches!(
+        apply_verified(
+            &mut table,
+            txn_batch(1, 0, 0, 1),
+            TxnVerification::Verified(guard)
+        ),
+        Err(ProducerError::InvalidTxnState(_))
+    ));
+    assert_eq!(table.first_unstable_offset(), None);
+    // The client's retry verifies again, with a new guard.
+    let again = table.start_verification(1, 300);
+    assert_ne!(again, guard);
+    apply_verified(
+        &mut table,
+        txn_batch(1, 0, 0, 1),
+        TxnVerification::Verified(again),
+    )
+    .unwrap();
+    assert_eq!(table.first_unstable_offset(), Some(1));
+}
+
+/// A transaction open in an older epoch does not stand for the new one's.
+#[test]
+fn a_new_epoch_verifies_again() {
+    let mut table = ProducerStateTable::default();
+    apply_verified(&mut table, txn_batch(1, 0, 0, 0), TxnVerification::Off).unwrap();
+    assert_eq!(
+        apply_verified(&mut table, txn_batch(1, 1, 0, 2), TxnVerification::Start),
+        Err(ProducerError::Unverified {
+            producer_id: 1,
+            epoch: 1
+        })
+    );
+}
+
+/// Verifications are bounded and expire with `producer.id.expiration.ms`.
+#[test]
+fn verifications_are_bounded_and_expire() {
+    let mut table = ProducerStateTable::default();
+    let first = table.start_verification(0, 0);
+    for producer_id in 1..=verification::VERIFICATIONS_MAX as i64 {
+        table.start_verification(producer_id, 10);
+    }
+    assert_eq!(table.verifications(), verification::VERIFICATIONS_MAX);
+    assert!(
+        matches!(
+            apply_verified(
+                &mut table,
+                txn_batch(0, 0, 0, 0),
+                TxnVerification::Verified(first)
+            ),
+            Err(ProducerError::InvalidTxnState(_))
+        ),
+        "the oldest was dropped"
+    );
+    table.expire(20, 10);
+    assert_eq!(table.verifications(), 0);
 }

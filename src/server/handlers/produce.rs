@@ -4,6 +4,17 @@
 //! record by record only where Kafka refuses records one by one (keys on a
 //! compacted topic; timestamps, when the header is out of the window), and
 //! a batch refused that way names its bad records (KIP-467).
+//!
+//! KIP-890 part 1 (`transaction.partition.verification.enable`): the owner
+//! refuses a transactional batch that would open its producer's
+//! transaction on a partition, with a guard; this handler then asks the
+//! transaction coordinator whether the partition is in that transaction
+//! (AddPartitionsToTxn's `verify_only`, over the mesh) and sends the
+//! batches again with the guard, or answers the coordinator's error as
+//! Kafka translates it per Produce version. So a batch reaches a partition
+//! only inside a transaction the coordinator knows, and never after that
+//! transaction's abort marker (the guard dies with any append of the
+//! producer there).
 
 use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
@@ -12,14 +23,18 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader, TopicName};
 
+use super::txn_route::{call_txn, coordinator_shard};
 use super::{scatter, str_bytes};
 use crate::clock::now_ms;
 use crate::config::TopicConfig;
-use crate::log::AppendWait;
+use crate::log::{AppendResult, AppendWait, TxnVerification};
 use crate::protocol::batch::{self, BatchError, BatchHeader};
 use crate::protocol::batch_records::BatchRecords;
 use crate::server::connection::ConnectionContext;
-use crate::shard::messages::{KafkaError, ProducePart, ShardReply, ShardRequest, TopicPartition};
+use crate::shard::messages::{
+    KafkaError, ProducePart, ProduceRefusal, ShardReply, ShardRequest, TopicPartition, TxnAnswer,
+    TxnCall,
+};
 
 /// Produce v13 names topics by id only (KIP-516).
 const TOPIC_IDS_VERSION: i16 = 13;
@@ -35,6 +50,9 @@ const RECORD_ERRORS_VERSION: i16 = 8;
 const RECORD_ERRORS_MAX: usize = 1000;
 /// Kafka's answer names at most this many record errors in `error_message`.
 const RECORD_ERRORS_IN_MESSAGE_MAX: usize = 3;
+/// Produce v11+ clients know TRANSACTION_ABORTABLE (KIP-890); older ones
+/// get INVALID_TXN_STATE for a partition not in the transaction.
+const TRANSACTION_ABORTABLE_VERSION: i16 = 11;
 
 /// Why a partition's batches were not appended: the error and, for a batch
 /// refused for some of its records (KIP-467), those records' index in the
@@ -261,6 +279,44 @@ enum Slot {
 /// A partition's batches with its owner shard and (topic, partition) position.
 type RoutedPart = (usize, (usize, usize), ProducePart);
 
+/// Where a partition's batches go, kept to send them again once verified.
+struct Route {
+    owner: usize,
+    position: (usize, usize),
+    partition: TopicPartition,
+    wait: AppendWait,
+    log_append_time_ms: Option<i64>,
+}
+
+/// A partition whose batches wait for the coordinator's confirmation.
+struct Unverified {
+    route: Route,
+    producer_id: i64,
+    epoch: i16,
+    guard: u64,
+}
+
+/// Whether `records` (validated) hold a transactional batch.
+fn has_transactional_batch(records: &[u8]) -> bool {
+    let mut position = 0;
+    while position < records.len() {
+        let Ok(size) = batch::framed_size(&records[position..]) else {
+            return false;
+        };
+        let Some(header) = records
+            .get(position..position + size)
+            .and_then(BatchHeader::view)
+        else {
+            return false;
+        };
+        if header.is_transactional() && header.producer_id.get() >= 0 {
+            return true;
+        }
+        position += size;
+    }
+    false
+}
+
 pub async fn handle(
     context: &ConnectionContext,
     header: &RequestHeader,
@@ -275,8 +331,15 @@ pub async fn handle(
         _ => None,
     };
     let now = now_ms() as i64;
+    let transactional_id = request
+        .transactional_id
+        .as_ref()
+        .map(|id| id.0.to_string())
+        .filter(|_| context.shard.config.txn.partition_verification_enable);
     let mut slots: Vec<Vec<Slot>> = Vec::with_capacity(request.topic_data.len());
     let mut parts: Vec<RoutedPart> = Vec::new();
+    // Only when batches may need verification: the routes to send them again.
+    let mut routes: Vec<Route> = Vec::new();
     for (topic_index, topic) in request.topic_data.iter().enumerate() {
         let meta = if version >= TOPIC_IDS_VERSION {
             view.topic_by_id(topic.topic_id)
@@ -333,46 +396,64 @@ pub async fn handle(
                 log_append_time_ms: log_append_time_ms.unwrap_or(-1),
             });
             let owner = view.owner(&meta.name, partition.index);
+            let topic_partition = TopicPartition::new(&meta.name, partition.index);
+            let verification = if transactional_id.is_some() && has_transactional_batch(records) {
+                routes.push(Route {
+                    owner,
+                    position: (topic_index, partition_index),
+                    partition: topic_partition.clone(),
+                    wait,
+                    log_append_time_ms,
+                });
+                TxnVerification::Start
+            } else {
+                TxnVerification::Off
+            };
             parts.push((
                 owner,
                 (topic_index, partition_index),
                 ProducePart {
-                    partition: TopicPartition::new(&meta.name, partition.index),
+                    partition: topic_partition,
                     batches: BytesMut::from(records),
                     wait,
                     log_append_time_ms,
+                    verification,
                 },
             ));
         }
         slots.push(topic_slots);
     }
 
-    let answers = scatter(
-        context,
-        parts,
-        ShardRequest::Produce,
-        |reply, count| match reply {
-            ShardReply::Produce(answers) => answers,
-            other => vec![Err(other.into_error()); count],
-        },
-    )
-    .await;
-    {
-        for ((topic_index, partition_index), answer) in answers {
-            let slot = &mut slots[topic_index][partition_index];
-            if let Slot::Pending { log_append_time_ms } = *slot {
-                *slot = Slot::Done(
-                    answer
-                        .map(|appended| {
-                            (
-                                appended.base_offset,
-                                log_append_time_ms,
-                                appended.log_start_offset,
-                            )
-                        })
-                        .map_err(Refusal::from),
-                );
-            }
+    let answers = append(context, parts).await;
+    let mut unverified = Vec::new();
+    for (position, answer) in answers {
+        match answer {
+            Err(ProduceRefusal::Unverified {
+                producer_id,
+                epoch,
+                guard,
+            }) => match routes.iter().position(|route| route.position == position) {
+                Some(index) => unverified.push(Unverified {
+                    route: routes.swap_remove(index),
+                    producer_id,
+                    epoch,
+                    guard,
+                }),
+                None => fill(
+                    &mut slots,
+                    position,
+                    Err(KafkaError::new(ResponseError::UnknownServerError)),
+                ),
+            },
+            Err(ProduceRefusal::Error(error)) => fill(&mut slots, position, Err(error)),
+            Ok(appended) => fill(&mut slots, position, Ok(appended)),
+        }
+    }
+    if let Some(transactional_id) = transactional_id.filter(|_| !unverified.is_empty()) {
+        let answers =
+            verify_and_append(context, version, &request, &transactional_id, unverified).await;
+        for (position, answer) in answers {
+            fill(&mut slots, position, answer);
         }
     }
     if request.acks == 0 {
@@ -402,6 +483,188 @@ pub async fn handle(
     let mut response = ProduceResponse::default();
     response.responses = responses;
     Some(response)
+}
+
+/// Sends each partition's batches to its owner.
+async fn append(
+    context: &ConnectionContext,
+    parts: Vec<RoutedPart>,
+) -> Vec<((usize, usize), Result<AppendResult, ProduceRefusal>)> {
+    scatter(
+        context,
+        parts,
+        ShardRequest::Produce,
+        |reply, count| match reply {
+            ShardReply::Produce(answers) => answers,
+            other => vec![Err(ProduceRefusal::Error(other.into_error())); count],
+        },
+    )
+    .await
+}
+
+/// Puts the owner's answer for the partition at `position` in its slot.
+fn fill(
+    slots: &mut [Vec<Slot>],
+    position: (usize, usize),
+    answer: Result<AppendResult, KafkaError>,
+) {
+    let slot = &mut slots[position.0][position.1];
+    if let Slot::Pending { log_append_time_ms } = *slot {
+        *slot = Slot::Done(
+            answer
+                .map(|appended| {
+                    (
+                        appended.base_offset,
+                        log_append_time_ms,
+                        appended.log_start_offset,
+                    )
+                })
+                .map_err(Refusal::from),
+        );
+    }
+}
+
+/// Asks the coordinator whether each `unverified` partition is in its
+/// producer's transaction (Kafka's AddPartitionsToTxnManager, one call per
+/// producer), then appends the confirmed ones under their guards.
+async fn verify_and_append(
+    context: &ConnectionContext,
+    version: i16,
+    request: &ProduceRequest,
+    transactional_id: &str,
+    unverified: Vec<Unverified>,
+) -> Vec<((usize, usize), Result<AppendResult, KafkaError>)> {
+    let mut answers = Vec::new();
+    let mut producers: Vec<(i64, i16)> = unverified
+        .iter()
+        .map(|u| (u.producer_id, u.epoch))
+        .collect();
+    producers.sort_unstable();
+    producers.dedup();
+    let mut verified: Vec<RoutedPart> = Vec::new();
+    for (producer_id, epoch) in producers {
+        let mine: Vec<&Unverified> = unverified
+            .iter()
+            .filter(|u| (u.producer_id, u.epoch) == (producer_id, epoch))
+            .collect();
+        let partitions = mine
+            .iter()
+            .map(|u| {
+                (
+                    u.route.partition.topic.to_string(),
+                    u.route.partition.partition,
+                )
+            })
+            .collect();
+        let errors = verify(context, transactional_id, producer_id, epoch, partitions).await;
+        for (u, error) in mine.into_iter().zip(errors) {
+            if let Some(error) = error {
+                log::debug!(
+                    "produce to {} by producer {producer_id} epoch {epoch} not verified: {error:?}",
+                    u.route.partition.dir_name()
+                );
+                answers.push((u.route.position, Err(verification_error(version, error))));
+                continue;
+            }
+            let (topic_index, partition_index) = u.route.position;
+            let records = request.topic_data[topic_index].partition_data[partition_index]
+                .records
+                .as_deref()
+                .unwrap_or_default();
+            verified.push((
+                u.route.owner,
+                u.route.position,
+                ProducePart {
+                    partition: u.route.partition.clone(),
+                    batches: BytesMut::from(records),
+                    wait: u.route.wait,
+                    log_append_time_ms: u.route.log_append_time_ms,
+                    verification: TxnVerification::Verified(u.guard),
+                },
+            ));
+        }
+    }
+    for (position, answer) in append(context, verified).await {
+        let answer = answer.map_err(|refusal| match refusal {
+            ProduceRefusal::Error(error) => error,
+            // A guard never starts a verification again.
+            ProduceRefusal::Unverified { .. } => KafkaError::new(ResponseError::UnknownServerError),
+        });
+        answers.push((position, answer));
+    }
+    answers
+}
+
+/// Each partition's error from the coordinator, None when it is in the
+/// transaction. Without `__transaction_state` there is no coordinator (a
+/// produce does not create it, as Kafka's does not).
+async fn verify(
+    context: &ConnectionContext,
+    transactional_id: &str,
+    producer_id: i64,
+    producer_epoch: i16,
+    partitions: Vec<(String, i32)>,
+) -> Vec<Option<ResponseError>> {
+    let count = partitions.len();
+    if coordinator_shard(context, transactional_id).is_none() {
+        return vec![Some(ResponseError::CoordinatorNotAvailable); count];
+    }
+    let call = TxnCall::AddPartitions {
+        transactional_id: transactional_id.to_string(),
+        producer_id,
+        producer_epoch,
+        partitions,
+        verify_only: true,
+    };
+    match call_txn(context, transactional_id, call).await {
+        Ok(TxnAnswer::Added(Ok(errors))) if errors.len() == count => errors,
+        Ok(TxnAnswer::Added(Err(error))) | Err(error) => vec![Some(error); count],
+        Ok(_) => vec![Some(ResponseError::UnknownServerError); count],
+    }
+}
+
+/// The coordinator's `error` as Kafka answers it to a Produce of `version`
+/// (AddPartitionsToTxnManager's and ReplicaManager's translations).
+fn verification_error(version: i16, error: ResponseError) -> KafkaError {
+    match error {
+        // Producers expect INVALID_PRODUCER_EPOCH from a produce.
+        ResponseError::ProducerFenced => KafkaError::new(ResponseError::InvalidProducerEpoch),
+        ResponseError::TransactionAbortable if version >= TRANSACTION_ABORTABLE_VERSION => {
+            KafkaError::new(error)
+        }
+        ResponseError::TransactionAbortable | ResponseError::InvalidTxnState => {
+            KafkaError::with_message(
+                ResponseError::InvalidTxnState,
+                "Partition was not added to the transaction".to_string(),
+            )
+        }
+        // Retriable for the coordinator, not for every producer: Kafka picks
+        // an error all of them retry without a metadata refresh.
+        ResponseError::ConcurrentTransactions
+        | ResponseError::NetworkException
+        | ResponseError::CoordinatorLoadInProgress
+        | ResponseError::CoordinatorNotAvailable
+        | ResponseError::NotCoordinator => KafkaError::with_message(
+            ResponseError::NotEnoughReplicas,
+            format!(
+                "Unable to verify the partition has been added to the transaction. Underlying error: {}",
+                error_name(error)
+            ),
+        ),
+        other => KafkaError::new(other),
+    }
+}
+
+/// Kafka's name of an error (`CONCURRENT_TRANSACTIONS`).
+fn error_name(error: ResponseError) -> String {
+    let mut name = String::new();
+    for (index, character) in format!("{error:?}").chars().enumerate() {
+        if character.is_uppercase() && index > 0 {
+            name.push('_');
+        }
+        name.push(character.to_ascii_uppercase());
+    }
+    name
 }
 
 /// One partition's answer: where its batches landed, or why they did not.
@@ -440,4 +703,33 @@ fn partition_answer(version: i16, index: i32, slot: Slot) -> PartitionProduceRes
         }
     }
     answer
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::error::ResponseError;
+
+    use super::verification_error;
+
+    /// Kafka's translations of the coordinator's answers, per version.
+    #[test]
+    fn verification_errors_are_kafkas_per_produce_version() {
+        let code = |version, error| verification_error(version, error).code;
+        let abortable = ResponseError::TransactionAbortable;
+        assert_eq!(code(10, abortable), ResponseError::InvalidTxnState.code());
+        assert_eq!(code(11, abortable), abortable.code());
+        assert_eq!(
+            code(11, ResponseError::ProducerFenced),
+            ResponseError::InvalidProducerEpoch.code()
+        );
+        let busy = verification_error(9, ResponseError::CoordinatorLoadInProgress);
+        assert_eq!(busy.code, ResponseError::NotEnoughReplicas.code());
+        assert!(busy.message.is_some_and(
+            |message| message.ends_with("Underlying error: COORDINATOR_LOAD_IN_PROGRESS")
+        ));
+        assert_eq!(
+            code(3, ResponseError::InvalidProducerIdMapping),
+            ResponseError::InvalidProducerIdMapping.code()
+        );
+    }
 }
