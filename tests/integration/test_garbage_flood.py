@@ -20,8 +20,6 @@ import struct
 import threading
 import time
 
-import pytest
-
 from confluent_kafka import TopicPartition
 
 import clients

@@ -16,7 +16,6 @@ import time
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka import TopicPartition as AioTopicPartition
 from confluent_kafka import (
     OFFSET_INVALID,
     Consumer,
@@ -26,7 +25,6 @@ from confluent_kafka import (
     TopicPartition,
 )
 from kafka import KafkaConsumer
-from kafka import TopicPartition as KpTopicPartition
 
 import clients
 from test_cli import shoal

@@ -13,12 +13,10 @@ import struct
 import time
 import uuid
 
-import crc32c
-
 import clients
 import kafka_wire as wire
 from conftest import wait_until
-from test_txn_coordinator import compact_array, compact_string, flexible_call, uvarint
+from test_txn_coordinator import flexible_call
 
 API_END_TXN = 26
 API_ADD_PARTITIONS_TO_TXN = 24
@@ -112,14 +110,7 @@ def end_txn(conn, transactional_id, producer_id, epoch, commit):
 
 def transactional_batch(value, producer_id, epoch, base_sequence):
     """A RecordBatch v2 of one record, transactional."""
-    body = b"\x00" + wire.varint(0) + wire.varint(0) + wire.varint(-1) + wire.varint(len(value)) + value + wire.varint(0)
-    records = wire.varint(len(body)) + body
-    now = int(time.time() * 1000)
-    after_crc = struct.pack(
-        ">hiqqqhii", ATTRIBUTE_TRANSACTIONAL, 0, now, now, producer_id, epoch, base_sequence, 1
-    ) + records
-    after_length = struct.pack(">ibI", 0, 2, crc32c.crc32c(after_crc)) + after_crc
-    return struct.pack(">qi", 0, len(after_length)) + after_length
+    return wire.record_batch([value], producer_id, epoch, base_sequence, attributes=ATTRIBUTE_TRANSACTIONAL)
 
 
 def produce(conn, transactional_id, topic, partition, data):
@@ -148,9 +139,9 @@ def first_produce(conn, transactional_id, topic, batch):
 
 def produce_flexible(bootstrap, transactional_id, topic, partition, data):
     """Produce v11, acks=-1, one partition: its error code."""
-    partition_data = struct.pack(">i", partition) + uvarint(len(data) + 1) + data + uvarint(0)
-    topic_data = compact_string(topic) + compact_array([partition_data]) + uvarint(0)
-    body = compact_string(transactional_id) + struct.pack(">hi", -1, 10_000) + compact_array([topic_data])
+    partition_data = struct.pack(">i", partition) + wire.uvarint(len(data) + 1) + data + wire.uvarint(0)
+    topic_data = wire.compact_string(topic) + wire.compact_array([partition_data]) + wire.uvarint(0)
+    body = wire.compact_string(transactional_id) + struct.pack(">hi", -1, 10_000) + wire.compact_array([topic_data])
     reader = flexible_call(bootstrap, wire.API_PRODUCE, PRODUCE_ABORTABLE_VERSION, body)
     assert reader.uvarint() == 2, "one topic"
     reader.compact_string()
