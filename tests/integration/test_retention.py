@@ -3,8 +3,6 @@ consumer asking for a deleted offset is reset to the earliest one left."""
 
 import os
 
-import pytest
-
 import clients
 from conftest import wait_until
 
