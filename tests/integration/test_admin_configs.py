@@ -255,13 +255,19 @@ def delete_records(admin, topic, partition, offset):
         return e.args[0].code(), None
 
 
-def test_delete_records_then_consume_from_earliest(broker, topic):
+def hundred_records_forty_deleted(broker, topic):
+    """A one-partition topic of 100 records, the first 40 deleted with
+    DeleteRecords: (the admin client, the values)."""
     clients.create_topic(broker.bootstrap, topic, 1)
     values = [b"%08d" % i for i in range(100)]
     assert produce_values(broker.bootstrap, topic, values).errors == []
     admin = clients.admin(broker.bootstrap)
-
     assert delete_records(admin, topic, 0, 40) == (KafkaError.NO_ERROR, 40)
+    return admin, values
+
+
+def test_delete_records_then_consume_from_earliest(broker, topic):
+    admin, _ = hundred_records_forty_deleted(broker, topic)
     assert clients.watermarks(broker.bootstrap, topic, 0) == (40, 100)
     first = clients.first_record_from_earliest(broker.bootstrap, topic)
     assert (first.offset(), first.value()) == (40, b"00000040")
@@ -275,12 +281,7 @@ def test_delete_records_then_consume_from_earliest(broker, topic):
 # base. shoal's DeleteRecords answers once the new log start is durable.
 @pytest.mark.shoal_only
 def test_delete_records_survives_kill9(broker, topic):
-    clients.create_topic(broker.bootstrap, topic, 1)
-    values = [b"%08d" % i for i in range(100)]
-    assert produce_values(broker.bootstrap, topic, values).errors == []
-    admin = clients.admin(broker.bootstrap)
-    assert delete_records(admin, topic, 0, 40) == (KafkaError.NO_ERROR, 40)
-
+    _, values = hundred_records_forty_deleted(broker, topic)
     broker.kill9()
     broker.start()
     assert clients.watermarks(broker.bootstrap, topic, 0) == (40, 100)

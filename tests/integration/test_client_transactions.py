@@ -14,7 +14,6 @@ test_go_clients.py."""
 
 import asyncio
 import time
-import uuid
 
 import aiokafka
 import aiokafka.errors
@@ -24,7 +23,7 @@ import pytest
 
 import clients
 from conftest import wait_until
-from test_transactions import shoal_tool, tool_rows
+from test_transactions import joined, shoal_tool, spread, tool_rows, txn_id, values
 
 REQUEST_TIMEOUT_S = 30
 # Records each transaction of the consume-transform-produce app reads at most,
@@ -195,27 +194,6 @@ def client(request):
         yield c
     finally:
         c.close()
-
-
-def txn_id():
-    return f"txn-{uuid.uuid4().hex[:10]}"
-
-
-def values(prefix, count):
-    return [f"{prefix}-{i}".encode() for i in range(count)]
-
-
-def spread(vals, partitions):
-    """What produce_values puts on each partition, in order."""
-    return {p: vals[p::partitions] for p in range(partitions)}
-
-
-def joined(*parts):
-    out = {}
-    for part in parts:
-        for p, vals in part.items():
-            out.setdefault(p, []).extend(vals)
-    return out
 
 
 def produce_values(client, prod, topic, partitions, vals):

@@ -16,6 +16,7 @@ import pytest
 
 import client_programs
 from client_programs import b64, members, unb64, wait_for_split  # noqa: F401 (members: a fixture)
+from test_transactions import joined, spread, values
 from conftest import wait_until
 from records import BASE_TIMESTAMP_MS, Record, make_records
 
@@ -424,22 +425,6 @@ def franztxn(*args, **kw):
 
 def txn_id():
     return client_programs.group_name("go-txn")
-
-
-def values(prefix, count):
-    return [f"{prefix}-{i}".encode() for i in range(count)]
-
-
-def spread(vals, partitions):
-    return {p: vals[p::partitions] for p in range(partitions)}
-
-
-def joined(*parts):
-    out = {}
-    for part in parts:
-        for p, vals in part.items():
-            out.setdefault(p, []).extend(vals)
-    return out
 
 
 def value_records(vals, partitions):
