@@ -126,6 +126,17 @@ def consumer(bootstrap, extra_config=None, **config):
     return Consumer(conf)
 
 
+def committed(bootstrap, group, topic, partitions, **config):
+    """The group's committed offset of each of the topic's first
+    `partitions` partitions (OFFSET_INVALID, -1001, where none)."""
+    c = consumer(bootstrap, group_id=group, **config)
+    try:
+        got = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=REQUEST_TIMEOUT_S)
+        return {tp.partition: tp.offset for tp in got}
+    finally:
+        c.close()
+
+
 def watermarks(bootstrap, name, partition, timeout_s=REQUEST_TIMEOUT_S):
     """(low, high) of a partition. A retriable error (Kafka answers
     NOT_LEADER_OR_FOLLOWER while a partition's leadership settles) is asked

@@ -21,7 +21,7 @@ import uuid
 
 import pytest
 
-from clients import admin, consumer, create_topic, describe_topic_configs, flush, producer, topic_partitions, watermarks
+from clients import admin, committed, consumer, create_topic, describe_topic_configs, flush, producer, topic_partitions, watermarks
 from conftest import make_temp_dir, read_text, remove_temp_dir
 from confluent_kafka import ConsumerGroupState, KafkaError, KafkaException, TopicPartition
 from test_java_clients import command, java_programs  # noqa: F401 (java_programs: an autouse fixture)
@@ -167,16 +167,6 @@ class Output:
         self.consumer.close()
 
 
-def committed(bootstrap, group, topic):
-    """The group's committed offset per partition (-1001 where none)."""
-    c = consumer(bootstrap, group_id=group)
-    try:
-        got = c.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=REQUEST_TIMEOUT_S)
-        return {tp.partition: tp.offset for tp in got}
-    finally:
-        c.close()
-
-
 def starts(bootstrap, topic):
     return {p: watermarks(bootstrap, topic, p)[0] for p in range(PARTITIONS)}
 
@@ -189,9 +179,9 @@ def caught_up(bootstrap, app_id, topics):
     """True once the application committed all its input and then all of its
     repartition topic. A commit comes after Streams flushed its producer, so
     by then every count it made is in the output and the changelog."""
-    if committed(bootstrap, app_id, topics.input) != ends(bootstrap, topics.input):
+    if committed(bootstrap, app_id, topics.input, PARTITIONS) != ends(bootstrap, topics.input):
         return False
-    return committed(bootstrap, app_id, topics.repartition) == ends(bootstrap, topics.repartition)
+    return committed(bootstrap, app_id, topics.repartition, PARTITIONS) == ends(bootstrap, topics.repartition)
 
 
 def wait_for(apps, what, predicate, timeout_s=CATCH_UP_TIMEOUT_S):
@@ -281,7 +271,7 @@ def test_streams_word_count_survives_a_crash(broker, topic, run):
         state_dir = app.state_dir
         closed = app.close()
         assert "RUNNING" in closed["states"] and closed["last"] == "NOT_RUNNING", closed
-        first_commits = committed(b, app_id, topics.input)
+        first_commits = committed(b, app_id, topics.input, PARTITIONS)
         assert first_commits == ends(b, topics.input)
 
         # The second run, on the first one's state dir, counts the next batch
@@ -293,7 +283,7 @@ def test_streams_word_count_survives_a_crash(broker, topic, run):
         produce_lines(b, topics.input, before_kill)
         exact = exact + word_counts(before_kill)
         wait_for(app, "the counts before the kill", lambda: output.read() == exact)
-        assert committed(b, app_id, topics.input) == first_commits
+        assert committed(b, app_id, topics.input, PARTITIONS) == first_commits
         app.kill()
         produce_lines(b, topics.input, after_kill)
         exact = exact + word_counts(after_kill)
@@ -328,11 +318,11 @@ def test_streams_word_count_survives_a_crash(broker, topic, run):
         wait_for(app, "the last counts", lambda: output.read() == expected)
         # Streams deletes the records of its repartition topic it committed.
         wait_for(app, "the repartition topic purged up to the commits",
-                 lambda: starts(b, topics.repartition) == committed(b, app_id, topics.repartition))
+                 lambda: starts(b, topics.repartition) == committed(b, app_id, topics.repartition, PARTITIONS))
         closed = app.close()
         assert closed["last"] == "NOT_RUNNING", closed
         assert output.read() == expected
-        assert committed(b, app_id, topics.input) == ends(b, topics.input)
+        assert committed(b, app_id, topics.input, PARTITIONS) == ends(b, topics.input)
     finally:
         output.close()
 
@@ -376,7 +366,7 @@ def test_streams_exactly_once_survives_a_crash(broker, topic, run):
         wait_for(app, "the first counts", lambda: output.read() == exact)
         state_dir = app.state_dir
         assert app.close()["last"] == "NOT_RUNNING"
-        first_commits = committed(b, app_id, topics.input)
+        first_commits = committed(b, app_id, topics.input, PARTITIONS)
         assert first_commits == ends(b, topics.input)
         repartitioned = written(b, topics.repartition)
 
@@ -389,7 +379,7 @@ def test_streams_exactly_once_survives_a_crash(broker, topic, run):
         wait_for(app, "the repartition records of the batch before the kill",
                  lambda: written(b, topics.repartition) >= repartitioned + words)
         assert output.read() == exact
-        assert committed(b, app_id, topics.input) == first_commits
+        assert committed(b, app_id, topics.input, PARTITIONS) == first_commits
         app.kill()
         produce_lines(b, topics.input, after_kill)
         exact = exact + word_counts(before_kill) + word_counts(after_kill)
@@ -398,7 +388,7 @@ def test_streams_exactly_once_survives_a_crash(broker, topic, run):
         wait_for(app, "the exact counts", lambda: output.read() == exact)
         # Closing commits all it processed: a count made twice would show now.
         assert app.close()["last"] == "NOT_RUNNING"
-        assert committed(b, app_id, topics.input) == ends(b, topics.input)
+        assert committed(b, app_id, topics.input, PARTITIONS) == ends(b, topics.input)
         assert output.read() == exact
     finally:
         output.close()

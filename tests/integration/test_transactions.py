@@ -273,15 +273,6 @@ class App:
         self.log.close()
 
 
-def committed(bootstrap, group, topic, partitions):
-    c = clients.consumer(bootstrap, group_id=group, isolation_level="read_committed")
-    try:
-        got = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=REQUEST_TIMEOUT_S)
-        return {tp.partition: tp.offset for tp in got}
-    finally:
-        c.close()
-
-
 def test_consume_transform_produce_killed_mid_transaction(broker, topic):
     """The application is SIGKILLed with a transaction's output written but
     not committed; its restart fences it, aborts that transaction and goes
@@ -309,8 +300,11 @@ def test_consume_transform_produce_killed_mid_transaction(broker, topic):
 
         apps.append(App(root, 2, args))
         ends = latest(b, source, partitions, IsolationLevel.READ_UNCOMMITTED)
-        wait_until(lambda: apps[1].assert_alive() or committed(b, group, source, partitions) == ends, 60,
-                   "the restarted application to commit all its input", interval_s=0.3)
+        def all_committed():
+            apps[1].assert_alive()
+            return clients.committed(b, group, source, partitions, isolation_level="read_committed") == ends
+
+        wait_until(all_committed, 60, "the restarted application to commit all its input", interval_s=0.3)
     finally:
         for app in apps:
             app.kill()
