@@ -24,7 +24,8 @@ harness.Kafka), warmed up as perf/run does, and then measured in
 alternating pairs (plain, idempotent, plain, ...) on one topic, so both
 sides of a ratio meet the same broker, page cache and machine load. It
 prints the median records/s of each side and their ratio per broker and
-client; with
+client, and the CPU seconds per million records the broker and the client
+each spent on either side (the client shares the machine's cores); with
 --record it writes that table into perf/RESULTS.md below the KEPT marker
 (perf/run keeps it), replacing an earlier one.
 
@@ -32,6 +33,7 @@ The bound issue 13 sets: idempotent W1 within 10% of plain W1 (ratio >= 0.90).""
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import uuid
@@ -64,12 +66,24 @@ def client_command(client, side, broker, topic, args):
     return command + (["--idempotent"] if side == "idempotent" else [])
 
 
+def children_cpu_seconds():
+    """User + system CPU time of this process's finished children: a client
+    run's share is the difference across it."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure(name, make_broker, args, commands):
     """{client: {"plain": [records/s], "idempotent": [records/s]}} on one broker."""
     size = harness.QUICK if args.duration <= harness.QUICK.duration_s else harness.FULL
     broker = make_broker()
     results = {client: {"plain": [], "idempotent": []} for client in CLIENTS}
     results["transactions"] = []
+    # {client: {side: [(broker s, client s) per million records]}}: where
+    # the cost of idempotence lands, the broker or the client, which share
+    # the machine's cores.
+    cpu = {client: {"plain": [], "idempotent": []} for client in CLIENTS}
+    results["cpu"] = cpu
     try:
         broker.start(commands)
         topic = f"perf-{uuid.uuid4().hex[:8]}"
@@ -79,11 +93,16 @@ def measure(name, make_broker, args, commands):
                 for side in ("plain", "idempotent"):
                     command = client_command(client, side, broker, topic, args)
                     commands.add(command, {**broker.placeholders(), topic: "$TOPIC"})
+                    broker_before, client_before = broker.cpu_seconds(), children_cpu_seconds()
                     code, out, err = harness.run_bounded(command, args.duration * 10 + 60)
                     if code != 0:
                         raise RuntimeError(f"{client} {side} exited with {code}: {(err or out).strip()[-300:]}")
-                    rate = harness.last_json_line(out)["records_per_s"]
+                    report = harness.last_json_line(out)
+                    rate = report["records_per_s"]
                     results[client][side].append(rate)
+                    per_million = 1e6 / max(report["records"], 1)
+                    cpu[client][side].append(((broker.cpu_seconds() - broker_before) * per_million,
+                                              (children_cpu_seconds() - client_before) * per_million))
                     print(f"exactly-once: {name} run {run + 1}/{args.runs} {client} {side}: {rate:,.0f} records/s",
                           file=sys.stderr)
             command = [os.path.join(harness.VENV, "bin", "python"), os.path.join(harness.PERF_DIR, "txn_client.py"),
@@ -126,6 +145,18 @@ def table(results, args, commands):
             ratio = statistics.median(pairs)
             lines.append(f"| {name} | {client} | {plain:,.0f} | {idem:,.0f} | {ratio:.2f} | "
                          f"{', '.join(f'{r:.2f}' for r in pairs)} | {'met' if ratio >= BOUND else 'NOT met'} |")
+    lines += ["", "CPU seconds per million records (medians of the runs), of the broker process (all its threads) "
+              "and of the client process (its children included); both share the machine's cores, so a client "
+              "that spends more per record leaves the broker less room.", "",
+              "| broker | client | broker plain | broker idempotent | client plain | client idempotent |",
+              "|---|---|---|---|---|---|"]
+    for name, by_client in results.items():
+        for client in CLIENTS:
+            sides = by_client["cpu"][client]
+            broker_cpu = {side: statistics.median(b for b, _ in runs) for side, runs in sides.items()}
+            client_cpu = {side: statistics.median(c for _, c in runs) for side, runs in sides.items()}
+            lines.append(f"| {name} | {client} | {broker_cpu['plain']:.2f} | {broker_cpu['idempotent']:.2f} | "
+                         f"{client_cpu['plain']:.2f} | {client_cpu['idempotent']:.2f} |")
     lines += ["", f"The transactional workload: one confluent-kafka transactional producer, a commit every "
               f"{TXN_MS} ms of producing 100 B records over 8 partitions (perf/txn_client.py); medians of "
               f"{args.runs} runs.", "",
