@@ -1,0 +1,87 @@
+"""A KRaft quorum's state read over the wire: DescribeQuorum v1 (KIP-836) for
+the metadata log, `__cluster_metadata` partition 0. Any broker answers it (a
+broker forwards it to the active controller), so a test can ask any live
+node. Needs tests/integration on sys.path for `kafka_wire` (the integration
+suite's conftest puts it there)."""
+
+import struct
+from dataclasses import dataclass
+
+import kafka_wire
+
+API_DESCRIBE_QUORUM = 55
+DESCRIBE_QUORUM_VERSION = 1
+METADATA_TOPIC = "__cluster_metadata"
+METADATA_PARTITION = 0
+NO_LEADER = -1
+CORRELATION_ID = 55
+
+
+@dataclass
+class Replica:
+    replica_id: int
+    log_end_offset: int
+    # Wall-clock ms on the leader; -1 when unknown (and for the leader's own
+    # fetch time).
+    last_fetch_timestamp_ms: int
+    last_caught_up_timestamp_ms: int
+
+
+@dataclass
+class Quorum:
+    leader_id: int
+    leader_epoch: int
+    high_watermark: int
+    voters: dict
+    observers: dict
+
+
+class QuorumError(Exception):
+    """The broker answered DescribeQuorum with an error code."""
+
+    def __init__(self, error_code):
+        super().__init__(f"DescribeQuorum error code {error_code}")
+        self.error_code = error_code
+
+
+def describe_quorum(bootstrap, timeout_s=kafka_wire.SOCKET_TIMEOUT_S):
+    """Asks the node at `bootstrap` for the metadata quorum's state; raises
+    OSError when it does not answer and QuorumError on an error code."""
+    body = kafka_wire.compact_array([
+        kafka_wire.compact_string(METADATA_TOPIC)
+        + kafka_wire.compact_array([struct.pack(">i", METADATA_PARTITION) + kafka_wire.uvarint(0)])
+        + kafka_wire.uvarint(0)
+    ]) + kafka_wire.uvarint(0)
+    with kafka_wire.connect(bootstrap, timeout_s) as sock:
+        response = kafka_wire.call(sock, API_DESCRIBE_QUORUM, DESCRIBE_QUORUM_VERSION, CORRELATION_ID, body,
+                                   flexible=True)
+    reader = kafka_wire.Reader(response)
+    error_code = reader.take(">h")
+    if error_code != kafka_wire.ERR_NONE:
+        raise QuorumError(error_code)
+
+    def replica():
+        replica_id, log_end_offset, last_fetch, last_caught_up = reader.take(">iqqq")
+        reader.tagged_fields()
+        return replica_id, Replica(replica_id, log_end_offset, last_fetch, last_caught_up)
+
+    def partition():
+        index, partition_error, leader_id, leader_epoch, high_watermark = reader.take(">ihiiq")
+        voters = dict(reader.compact_array(replica))
+        observers = dict(reader.compact_array(replica))
+        reader.tagged_fields()
+        return index, partition_error, Quorum(leader_id, leader_epoch, high_watermark, voters, observers)
+
+    def topic():
+        name = reader.compact_string()
+        partitions = reader.compact_array(partition)
+        reader.tagged_fields()
+        return name, partitions
+
+    for name, partitions in reader.compact_array(topic):
+        for index, partition_error, quorum in partitions:
+            if name == METADATA_TOPIC and index == METADATA_PARTITION:
+                if partition_error != kafka_wire.ERR_NONE:
+                    raise QuorumError(partition_error)
+                return quorum
+    raise AssertionError(f"DescribeQuorum answered without {METADATA_TOPIC}-{METADATA_PARTITION}")
