@@ -417,14 +417,8 @@ class Cluster:
         self.subnet = self._free_subnet()
         self.bridge = f"{self.link_prefix}b"
         # forward_delay 0: a port joins (and rejoins after heal) forwarding
-        # at once instead of after STP's 15 s of listening and learning. A
-        # fixed (locally administered) MAC: by default a bridge takes the
-        # lowest of its ports', so isolating a node could change it and
-        # every node's ARP entry for the test process would go stale for
-        # about 30 s.
-        third_octet = int(self.subnet.rsplit(".", 1)[1])
-        mac = f"02:00:0a:d5:{third_octet:02x}:{BRIDGE_HOST_OCTET:02x}"
-        _run([IP, "link", "add", self.bridge, "address", mac, "type", "bridge", "forward_delay", "0"])
+        # at once instead of after STP's 15 s of listening and learning.
+        _run([IP, "link", "add", self.bridge, "type", "bridge", "forward_delay", "0"])
         _run([IP, "addr", "add", f"{self.subnet}.{BRIDGE_HOST_OCTET}/24", "dev", self.bridge])
         _run([IP, "link", "set", self.bridge, "up"])
         for i in range(self.n):

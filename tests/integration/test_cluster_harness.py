@@ -9,12 +9,13 @@ processes (Python's http.server), which start in a blink.
 Needs root for namespaces (the tests that need them skip, saying why, when
 `ip netns add` fails), Java and Kafka's jars (tests/kafka/setup)."""
 
+import functools
 import os
-import shutil
+import select
+import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
@@ -47,9 +48,13 @@ CATCH_UP_TIMEOUT_S = 60.0
 # fault's worth of waits.
 KAFKA_TEST_TIMEOUT_S = 240
 PAUSE_S = 3.0
-CONNECT_TIMEOUT_S = 2.0
+CONNECT_TIMEOUT_S = 1.0
 NETEM_DELAY_MS = 300
 POLL_INTERVAL_S = 0.2
+NOTHING = {"namespaces": [], "links": [], "dirs": [], "pids": []}
+needs_namespaces = pytest.mark.skipif(probe()["namespaces"] is not None, reason=str(probe()["namespaces"]))
+# Namespaced where this machine allows it, and the loopback fallback.
+modes = pytest.mark.parametrize("namespaces", [True, False], ids=["namespaces", "loopback"])
 
 
 def wait_until(predicate, timeout_s, what):
@@ -94,7 +99,7 @@ def connect_from(cluster, i, node):
 
 def assert_nothing_left(pid, root_dir, subnet):
     left = leftovers(pid)
-    assert left == {"namespaces": [], "links": [], "dirs": [], "pids": []}, left
+    assert left == NOTHING, left
     assert not os.path.exists(root_dir)
     # No process of the run (every node's command line names its data dir).
     pgrep = subprocess.run(["pgrep", "-f", root_dir], capture_output=True, text=True)
@@ -107,8 +112,9 @@ def assert_nothing_left(pid, root_dir, subnet):
 # --- the harness's mechanics, on plain processes -------------------------------------------------
 
 
-def test_harness_leaves_nothing_after_a_failing_step():
-    cluster = Cluster(NODES, PLAIN_NODE)
+@modes
+def test_harness_leaves_nothing_after_a_failing_step(namespaces):
+    cluster = Cluster(NODES, PLAIN_NODE, namespaces=namespaces)
     with pytest.raises(RuntimeError, match="deliberate"):
         with cluster:
             for node in cluster.nodes:
@@ -119,8 +125,9 @@ def test_harness_leaves_nothing_after_a_failing_step():
     assert_nothing_left(os.getpid(), cluster.root_dir, cluster.subnet)
 
 
-def test_harness_faults_on_plain_processes():
-    with Cluster(NODES, PLAIN_NODE) as cluster:
+@modes
+def test_harness_faults_on_plain_processes(namespaces):
+    with Cluster(NODES, PLAIN_NODE, namespaces=namespaces) as cluster:
         a, b, c = cluster.nodes
         # kill -9 and restart on the same address and port.
         first_pid = a.proc.pid
@@ -155,32 +162,74 @@ def test_harness_faults_on_plain_processes():
         assert connect_from(cluster, 0, b) and connect_from(cluster, 1, a)
 
 
-def test_sweep_removes_what_a_dead_run_left():
-    reason = probe()["namespaces"]
-    if reason is not None:
-        pytest.skip(reason)
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    namespace = f"{harness.NAMESPACE_PREFIX}{dead.pid}-z-0"
-    link = f"{harness.LINK_PREFIX}{dead.pid}zb"
-    leftover_dir = tempfile.mkdtemp(prefix=f"{harness.TEMP_PREFIX}{dead.pid}-z-")
+# A test process that opens a cluster of plain nodes, says so and waits to be
+# killed; argv: the tests directory, the node command.
+HOLDER = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from cluster import Cluster
+with Cluster(2, sys.argv[2]):
+    print("open", flush=True)
+    time.sleep(60)
+"""
+HOLDER_OPEN_TIMEOUT_S = 30.0
+
+
+def open_holder():
+    tests_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, tests_dir, PLAIN_NODE], stdout=subprocess.PIPE,
+                              text=True)
     try:
-        subprocess.run([harness.IP, "netns", "add", namespace], check=True)
-        subprocess.run([harness.IP, "link", "add", link, "type", "bridge"], check=True)
-        # A process the dead run left in its namespace (without setpriv's
-        # death signal, as if it had escaped).
-        subprocess.Popen([harness.IP, "netns", "exec", namespace, "sleep", "60"], start_new_session=True)
-        wait_until(lambda: leftovers(dead.pid)["pids"], 10, "the leftover process to start")
-        removed = sweep()
-        assert {namespace, link, leftover_dir} <= set(removed)
-        assert leftovers(dead.pid) == {"namespaces": [], "links": [], "dirs": [], "pids": []}
-    finally:
-        subprocess.run([harness.IP, "netns", "del", namespace], capture_output=True)
-        subprocess.run([harness.IP, "link", "del", link], capture_output=True)
-        shutil.rmtree(leftover_dir, ignore_errors=True)
+        ready = select.select([holder.stdout], [], [], HOLDER_OPEN_TIMEOUT_S)[0]
+        assert ready and holder.stdout.readline() == "open\n", "the holder did not open its cluster"
+        left = leftovers(holder.pid)
+        assert len(left["namespaces"]) == 2 and len(left["links"]) == 3 and len(left["dirs"]) == 1, left
+        return holder
+    except BaseException:
+        holder.kill()
+        holder.wait()
+        sweep()
+        raise
+
+
+@needs_namespaces
+def test_sigterm_of_the_test_process_removes_its_cluster():
+    holder = open_holder()
+    holder.terminate()
+    assert holder.wait(timeout=HOLDER_OPEN_TIMEOUT_S) == 128 + signal.SIGTERM
+    assert leftovers(holder.pid) == NOTHING
+
+
+@needs_namespaces
+def test_sweep_removes_what_a_killed_test_process_left():
+    holder = open_holder()
+    holder.kill()
+    holder.wait()
+    left = leftovers(holder.pid)
+    assert left["namespaces"] and left["links"] and left["dirs"], left
+    # The nodes die with their test process (setpriv's death signal); the
+    # network and the temp dir wait for the next run's sweep.
+    wait_until(lambda: not leftovers(holder.pid)["pids"], 10, "the dead run's nodes to die")
+    removed = sweep()
+    # A veth goes with its namespace (its peer is there), the bridge by name.
+    assert set(left["namespaces"] + left["dirs"]) <= set(removed)
+    assert leftovers(holder.pid) == NOTHING
 
 
 # --- an Apache Kafka cluster -----------------------------------------------------------------------
+
+
+def logs_on_failure(test):
+    """Prints the tail of every node's log when the test fails (shown with
+    its report): a cluster's failure is read in its nodes' logs."""
+    @functools.wraps(test)
+    def wrapper(kafka_cluster, *args, **kwargs):
+        try:
+            return test(kafka_cluster, *args, **kwargs)
+        except BaseException:
+            print(kafka_cluster.log_tails())
+            raise
+    return wrapper
 
 
 @pytest.fixture(scope="module")
@@ -275,6 +324,7 @@ def assert_read_once(bootstrap, topic, sent, start_offsets=None):
 
 
 @pytest.mark.timeout(KAFKA_TEST_TIMEOUT_S)
+@logs_on_failure
 def test_kafka_cluster_produce_through_one_node_consume_through_another(kafka_cluster):
     cluster = kafka_cluster
     topic = "spread"
@@ -284,6 +334,7 @@ def test_kafka_cluster_produce_through_one_node_consume_through_another(kafka_cl
 
 
 @pytest.mark.timeout(KAFKA_TEST_TIMEOUT_S)
+@logs_on_failure
 def test_kafka_quorum_leader_killed_then_restarted(kafka_cluster):
     cluster = kafka_cluster
     everyone = list(range(NODES))
@@ -308,6 +359,7 @@ def test_kafka_quorum_leader_killed_then_restarted(kafka_cluster):
 
 
 @pytest.mark.timeout(KAFKA_TEST_TIMEOUT_S)
+@logs_on_failure
 def test_kafka_isolated_node_then_healed(kafka_cluster):
     cluster = kafka_cluster
     require(cluster, "isolate")
@@ -338,6 +390,7 @@ def test_kafka_isolated_node_then_healed(kafka_cluster):
 
 
 @pytest.mark.timeout(KAFKA_TEST_TIMEOUT_S)
+@logs_on_failure
 def test_kafka_paused_node_then_resumed(kafka_cluster):
     cluster = kafka_cluster
     everyone = list(range(NODES))
@@ -366,6 +419,7 @@ def test_kafka_paused_node_then_resumed(kafka_cluster):
 
 
 @pytest.mark.timeout(KAFKA_TEST_TIMEOUT_S)
+@logs_on_failure
 def test_kafka_netem_delays_requests(kafka_cluster):
     cluster = kafka_cluster
     require(cluster, "netem")
