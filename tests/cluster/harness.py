@@ -9,9 +9,9 @@ Network (namespaced mode, needs root and `ip`):
                     <prefix>n<i> (bridge side) / <prefix>p<i> (node side),
                     10.213.X.(10+i)/24, loopback up
 
-where <prefix> is `shc<pid><letter>`: the test process's pid (so that a later
-run can tell leftovers of a dead run from a live one) and one letter per
-Cluster of that process. X is drawn from the run id and moved on while another
+where <prefix> is `shc<pid><letters>`: the test process's pid (so that a later
+run can tell leftovers of a dead run from a live one) and two letters counting
+the Clusters of that process. X is drawn from the run id and moved on while another
 interface already uses that /24.
 
 Faults and how each is made:
@@ -48,6 +48,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -73,10 +74,11 @@ NAMESPACED_PORT = 9092
 NAMESPACED_CONTROLLER_PORT = 9093
 LOOPBACK_HOST = "127.0.0.1"
 # Linux interface names are at most 15 bytes: "shc" + a pid of up to 7 digits
-# + one letter + "n" + the node index.
+# + two letters + "n" + the node index.
 IFNAME_MAX_BYTES = 15
 MAX_NODES = 99
-MAX_CLUSTERS_PER_PROCESS = 26
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+MAX_CLUSTERS_PER_PROCESS = len(LETTERS) ** 2
 
 # One ip / tc / iptables call; they answer in milliseconds unless the
 # machine is stuck.
@@ -269,7 +271,11 @@ _handler_installed = False
 
 def _close_all():
     for cluster in list(_LIVE_CLUSTERS):
-        cluster.close()
+        try:
+            cluster.close()
+        except Exception as e:
+            # At exit nobody catches it: say so and close the next one.
+            sys.stderr.write(f"closing cluster {cluster.run_id}: {e!r}\n")
 
 
 atexit.register(_close_all)
@@ -341,10 +347,10 @@ class Cluster:
             raise ValueError(f"a cluster has 1 to {MAX_NODES} nodes, not {n}")
         if _clusters_made >= MAX_CLUSTERS_PER_PROCESS:
             raise RuntimeError(f"one test process makes at most {MAX_CLUSTERS_PER_PROCESS} clusters")
-        self.run_letter = chr(ord("a") + _clusters_made)
+        self.run_letters = LETTERS[_clusters_made // len(LETTERS)] + LETTERS[_clusters_made % len(LETTERS)]
         _clusters_made += 1
         self.pid = os.getpid()
-        self.run_id = f"{self.pid}-{self.run_letter}"
+        self.run_id = f"{self.pid}-{self.run_letters}"
         self.command_template = shlex.split(node_command)
         self.ready_timeout_s = ready_timeout_s
         self.cluster_id = new_cluster_id()
@@ -352,7 +358,7 @@ class Cluster:
         if not namespaces:
             self.reasons["namespaces"] = self.reasons["iptables"] = self.reasons["netem"] = "loopback mode asked for"
         self.namespaced = self.reasons["namespaces"] is None
-        self.link_prefix = f"{LINK_PREFIX}{self.pid}{self.run_letter}"
+        self.link_prefix = f"{LINK_PREFIX}{self.pid}{self.run_letters}"
         assert len(f"{self.link_prefix}n{MAX_NODES}") <= IFNAME_MAX_BYTES
         self.bridge = None
         self.subnet = None
@@ -406,7 +412,7 @@ class Cluster:
     def _free_subnet(self):
         addresses = _run([IP, "-o", "-4", "addr", "show"]).stdout
         routes = _run([IP, "-4", "route", "show", "table", "all"]).stdout
-        first = (self.pid * 7 + ord(self.run_letter)) % SUBNETS
+        first = (self.pid * 7 + _clusters_made) % SUBNETS
         for step in range(SUBNETS):
             subnet = f"{SUBNET_FIRST_OCTETS}.{(first + step) % SUBNETS + 1}"
             if f" {subnet}." not in addresses and f"{subnet}." not in routes:
@@ -573,28 +579,36 @@ class Cluster:
 
     def close(self):
         """Removes everything of this cluster; safe to call twice and after
-        a failed start. Each step runs whatever the previous ones did."""
+        a failed start. Every step is tried whatever the ones before did;
+        the first error is raised at the end."""
         if self.closed:
             return
         self.closed = True
-        try:
+        steps = [lambda node=node: _kill_node(node) for node in self.nodes]
+        if self.namespaced:
             for node in self.nodes:
-                if node.proc is not None and node.proc.poll() is None:
-                    try:
-                        node.proc.kill()
-                        node.proc.wait(timeout=KILL_WAIT_S)
-                    except (ProcessLookupError, subprocess.TimeoutExpired):
-                        pass
-            if self.namespaced:
-                for node in self.nodes:
-                    _delete_namespace(node.namespace)
-                    _run([IP, "link", "del", node.veth], check=False)
-                if self.bridge is not None:
-                    _run([IP, "link", "del", self.bridge], check=False)
-        finally:
-            if self.root_dir is not None:
-                shutil.rmtree(self.root_dir, ignore_errors=True)
-            _LIVE_CLUSTERS.discard(self)
+                steps.append(lambda node=node: _delete_namespace(node.namespace))
+                steps.append(lambda node=node: _run([IP, "link", "del", node.veth], check=False))
+            if self.bridge is not None:
+                steps.append(lambda: _run([IP, "link", "del", self.bridge], check=False))
+        if self.root_dir is not None:
+            steps.append(lambda: shutil.rmtree(self.root_dir, ignore_errors=True))
+        first_error = None
+        for step in steps:
+            try:
+                step()
+            except Exception as e:
+                # The remaining steps must still run.
+                first_error = first_error or e
+        _LIVE_CLUSTERS.discard(self)
+        if first_error is not None:
+            raise first_error
+
+
+def _kill_node(node):
+    if node.proc is not None and node.proc.poll() is None:
+        node.proc.kill()
+        node.proc.wait(timeout=KILL_WAIT_S)
 
 
 def _free_port():
