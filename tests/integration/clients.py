@@ -19,6 +19,15 @@ LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
 # Errors a partition's leader answers while its leadership settles (Kafka
 # just after a change); clients retry them.
 SETTLING_ERRORS = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
+# Errors a group coordinator answers while it takes its partition of
+# `__consumer_offsets` (Kafka accepts connections right after a start, before
+# its coordinators have loaded); the Java consumer's `committed` retries them
+# until its timeout, librdkafka's returns them.
+COORDINATOR_SETTLING_ERRORS = (
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+)
 
 # What Kafka without an authorizer answers as a resource's authorized
 # operations (every operation it defines for that resource type), by name.
@@ -130,9 +139,17 @@ def committed(bootstrap, group, topic, partitions, **config):
     """The group's committed offset of each of the topic's first
     `partitions` partitions (OFFSET_INVALID, -1001, where none)."""
     c = consumer(bootstrap, group_id=group, **config)
+    deadline = time.monotonic() + REQUEST_TIMEOUT_S
     try:
-        got = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=REQUEST_TIMEOUT_S)
-        return {tp.partition: tp.offset for tp in got}
+        for _ in range(int(REQUEST_TIMEOUT_S / POLL_TIMEOUT_S) + 1):
+            try:
+                got = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=REQUEST_TIMEOUT_S)
+                return {tp.partition: tp.offset for tp in got}
+            except KafkaException as e:
+                if e.args[0].code() not in COORDINATOR_SETTLING_ERRORS or time.monotonic() >= deadline:
+                    raise
+            time.sleep(POLL_TIMEOUT_S)
+        raise AssertionError(f"no committed offsets of group {group} within {REQUEST_TIMEOUT_S}s")
     finally:
         c.close()
 

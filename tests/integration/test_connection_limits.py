@@ -17,10 +17,14 @@ import kafka_wire
 from conftest import HOST, Broker, wait_until
 
 
-# Connections the broker takes from 127.0.0.1, and from 127.0.0.2 by override.
+# Connections the broker takes from 127.0.0.3 (the default limit), and from
+# 127.0.0.2 by override. Not from 127.0.0.1: an external broker's readiness
+# probe connects from there, and Kafka counts that connection against the
+# limit until it has seen it close.
 PER_IP = 3
 PER_IP_OVERRIDE = 5
 OTHER_LOOPBACK = "127.0.0.2"
+LIMITED_LOOPBACK = "127.0.0.3"
 SERVED_TIMEOUT_S = 10.0
 CLOSED_TIMEOUT_S = 10.0
 
@@ -63,9 +67,11 @@ def test_connections_past_the_per_ip_limit_are_closed_and_overrides_apply(broker
         },
     )
     with contextlib.ExitStack() as stack:
-        ours = [stack.enter_context(contextlib.closing(connect_from(broker))) for _ in range(PER_IP)]
+        ours = [
+            stack.enter_context(contextlib.closing(connect_from(broker, LIMITED_LOOPBACK))) for _ in range(PER_IP)
+        ]
         assert all(served(sock) for sock in ours)
-        extra = stack.enter_context(contextlib.closing(connect_from(broker)))
+        extra = stack.enter_context(contextlib.closing(connect_from(broker, LIMITED_LOOPBACK)))
         assert kafka_wire.wait_closed(extra, CLOSED_TIMEOUT_S), "connection past the per-IP limit stayed open"
         # The broker keeps serving the connections it took.
         assert all(served(sock, correlation_id=2) for sock in ours)
@@ -82,7 +88,7 @@ def test_connections_past_the_per_ip_limit_are_closed_and_overrides_apply(broker
         # Once one closes, a new connection from that address is served (the
         # broker frees the slot when it sees the close).
         ours.pop().close()
-        wait_until(lambda: served_new_connection(broker, HOST), SERVED_TIMEOUT_S, "a freed per-IP slot")
+        wait_until(lambda: served_new_connection(broker, LIMITED_LOOPBACK), SERVED_TIMEOUT_S, "a freed per-IP slot")
         assert "max.connections.per.ip" in open(broker.log_path, errors="replace").read()
 
 

@@ -201,12 +201,8 @@ def test_three_members_share_rebalance_and_deliver_once(group_broker, topic, gro
 
 
 def committed_offsets(bootstrap, group, topic, partitions=PARTITIONS):
-    c = clients.consumer(bootstrap, {"group.id": group})
-    try:
-        got = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=15)
-        return {tp.partition: tp.offset for tp in got if tp.offset != OFFSET_INVALID}
-    finally:
-        c.close()
+    got = clients.committed(bootstrap, group, topic, partitions)
+    return {p: offset for p, offset in got.items() if offset != OFFSET_INVALID}
 
 
 def python_group_member(bootstrap, group):
@@ -260,9 +256,6 @@ def aiokafka_consume(bootstrap, group, topic, count, timeout_s=GROUP_WAIT_S):
     return asyncio.run(run())
 
 
-# Against Kafka 4.4, reading the committed offsets right after these
-# consumers close fails with NOT_COORDINATOR, not yet explained.
-@pytest.mark.shoal_only
 @pytest.mark.parametrize("consume", [kafka_python_consume, aiokafka_consume], ids=["kafka-python", "aiokafka"])
 def test_group_consumer_resumes_after_restarts_and_kill9(group_broker, topic, group, consume):
     b = group_broker.bootstrap

@@ -211,6 +211,10 @@ def test_bench_produces_as_an_idempotent_producer(broker, topic):
     batch carries its connection's producer id, and each partition's
     sequences run on without a gap, which the broker checked on append."""
     clients.create_topic(broker.bootstrap, topic, 4)
+    # The bench does not retry, and Kafka answers NOT_LEADER_OR_FOLLOWER for
+    # a moment after CreateTopics: each partition is asked until it is led.
+    for partition in range(4):
+        clients.watermarks(broker.bootstrap, topic, partition)
     command = [shoal_bin(), "bench", "produce", "--bootstrap", broker.bootstrap, "--topic", topic,
                "--partitions", "4", "--records", "8000", "--record-size", "50", "--connections", "2",
                "--idempotent", "--json"]

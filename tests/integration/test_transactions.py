@@ -362,9 +362,15 @@ def test_broker_killed_mid_transaction(broker, topic):
 
     # The open transaction: its producer goes on and aborts it.
     first.abort_transaction(90)
-    high = latest(b, topic, partitions, IsolationLevel.READ_UNCOMMITTED)
-    wait_until(lambda: latest(b, topic, partitions, IsolationLevel.READ_COMMITTED) == high, 30,
-               "the last stable offset to reach the high watermark", interval_s=0.5)
+    # EndTxn is answered once PrepareAbort is durable, and the markers that
+    # follow move the high watermark too: both are read afresh each time.
+    wait_until(
+        lambda: latest(b, topic, partitions, IsolationLevel.READ_COMMITTED)
+        == latest(b, topic, partitions, IsolationLevel.READ_UNCOMMITTED),
+        30,
+        "the last stable offset to reach the high watermark",
+        interval_s=0.5,
+    )
     got = read_values(b, topic, partitions, "read_committed")
     whole = joined(spread(committed_txn, partitions), spread(committing_txn, partitions))
     none = spread(committed_txn, partitions)

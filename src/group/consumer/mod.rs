@@ -457,7 +457,9 @@ impl GroupCoordinator {
                     state: group.state,
                     group_epoch: consumer.group_epoch,
                     assignment_epoch: consumer.assignment_epoch,
-                    assignor_name: consumer.assignor.clone(),
+                    // As Kafka: what the members ask for now, so an empty
+                    // group names the default, not the last one used.
+                    assignor_name: consumer.preferred_assignor(&self.config.consumer_assignors[0]),
                     members: consumer
                         .members
                         .values()

@@ -468,6 +468,15 @@ fn range_and_uniform_assign_differently() {
             harness.coordinator.consumer_describe(&["g".into()])[0].assignor_name,
             assignor
         );
+        let mut leaving = clients.clone();
+        while !leaving.is_empty() {
+            harness.leave(&mut leaving, 0);
+        }
+        assert_eq!(
+            harness.coordinator.consumer_describe(&["g".into()])[0].assignor_name,
+            UNIFORM_ASSIGNOR,
+            "an empty group names the default assignor, as Kafka's does"
+        );
         clients
     };
     let range = assign(RANGE_ASSIGNOR);
