@@ -241,8 +241,7 @@ impl TxnHost {
         let outcome = self.coordinator.borrow_mut().end_txn(
             now(),
             transactional_id,
-            producer_id,
-            producer_epoch,
+            (producer_id, producer_epoch),
             commit,
             client_tv,
             new_producer_id,

@@ -43,7 +43,7 @@ fn add(coordinator: &mut TxnCoordinator, now_ms: i64, producer: (i64, i16), part
 /// EndTxn, its markers all written, the Complete record durable.
 fn end(coordinator: &mut TxnCoordinator, now_ms: i64, producer: (i64, i16), commit: bool) {
     let EndOutcome::Write(transit) = coordinator
-        .end_txn(now_ms, ID, producer.0, producer.1, commit, TV_0, None)
+        .end_txn(now_ms, ID, producer, commit, TV_0, None)
         .unwrap()
     else {
         panic!("expected a write");
@@ -87,7 +87,7 @@ fn commit_walks_ongoing_prepare_and_complete() {
     let again = coordinator.add_partitions(30, ID, 4000, 0, &[("t".into(), 1)], TV_0);
     assert_eq!(again, Ok(None));
     let EndOutcome::Write(transit) = coordinator
-        .end_txn(40, ID, 4000, 0, true, TV_0, None)
+        .end_txn(40, ID, (4000, 0), true, TV_0, None)
         .unwrap()
     else {
         panic!()
@@ -104,7 +104,7 @@ fn commit_walks_ongoing_prepare_and_complete() {
     assert_eq!((job.producer_id, job.producer_epoch), (4000, 0));
     // A retry while markers are written, and the wrong direction.
     assert_eq!(
-        coordinator.end_txn(42, ID, 4000, 0, true, TV_0, None),
+        coordinator.end_txn(42, ID, (4000, 0), true, TV_0, None),
         Err(ResponseError::ConcurrentTransactions)
     );
     finish_markers(&mut coordinator, 50, &job);
@@ -112,11 +112,11 @@ fn commit_walks_ongoing_prepare_and_complete() {
     assert!(coordinator.metadata(ID).unwrap().partitions.is_empty());
     // A retried commit is answered as done; an abort is refused.
     assert_eq!(
-        coordinator.end_txn(60, ID, 4000, 0, true, TV_0, None),
+        coordinator.end_txn(60, ID, (4000, 0), true, TV_0, None),
         Ok(EndOutcome::Done(4000, 0))
     );
     assert_eq!(
-        coordinator.end_txn(60, ID, 4000, 0, false, TV_0, None),
+        coordinator.end_txn(60, ID, (4000, 0), false, TV_0, None),
         Err(ResponseError::InvalidTxnState)
     );
     // The next transaction starts from CompleteCommit.
@@ -129,14 +129,14 @@ fn abort_completes_abort_and_end_in_empty_is_invalid() {
     let mut coordinator = coordinator();
     let producer = init(&mut coordinator, 1, 4000);
     assert_eq!(
-        coordinator.end_txn(2, ID, 4000, 0, true, TV_0, None),
+        coordinator.end_txn(2, ID, (4000, 0), true, TV_0, None),
         Err(ResponseError::InvalidTxnState)
     );
     add(&mut coordinator, 3, producer, 0);
     end(&mut coordinator, 4, producer, false);
     assert_eq!(state(&coordinator), TxnState::CompleteAbort);
     assert_eq!(
-        coordinator.end_txn(5, ID, 4000, 0, true, TV_0, None),
+        coordinator.end_txn(5, ID, (4000, 0), true, TV_0, None),
         Err(ResponseError::InvalidTxnState)
     );
 }
@@ -161,7 +161,7 @@ fn requests_with_a_stale_epoch_or_other_producer_id_are_refused() {
         Err(ResponseError::InvalidProducerIdMapping)
     );
     assert_eq!(
-        coordinator.end_txn(3, ID, 4000, 0, true, TV_0, None),
+        coordinator.end_txn(3, ID, (4000, 0), true, TV_0, None),
         Err(ResponseError::ProducerFenced)
     );
 }
@@ -184,7 +184,7 @@ fn init_during_a_transaction_fences_and_aborts_it_first() {
     // The abort markers carry the bumped epoch: they fence the old producer.
     assert_eq!((job.producer_epoch, job.commit), (1, false));
     assert_eq!(
-        coordinator.end_txn(4, ID, old.0, old.1, true, TV_0, None),
+        coordinator.end_txn(4, ID, old, true, TV_0, None),
         Err(ResponseError::ProducerFenced)
     );
     // The new producer retries while the markers are written...
@@ -306,7 +306,7 @@ fn a_transaction_past_its_timeout_is_aborted_with_an_epoch_bump() {
     finish_markers(&mut coordinator, 200_000, &job);
     assert_eq!(state(&coordinator), TxnState::CompleteAbort);
     assert_eq!(
-        coordinator.end_txn(200_001, ID, 4000, 0, true, TV_0, None),
+        coordinator.end_txn(200_001, ID, (4000, 0), true, TV_0, None),
         Err(ResponseError::ProducerFenced)
     );
 }
@@ -347,7 +347,7 @@ fn replay_rebuilds_the_state_and_resumes_prepared_markers() {
     keep(&transit);
     durable(&mut coordinator, transit);
     let EndOutcome::Write(transit) = coordinator
-        .end_txn(3, ID, 4000, 0, true, TV_0, None)
+        .end_txn(3, ID, (4000, 0), true, TV_0, None)
         .unwrap()
     else {
         panic!()
@@ -370,7 +370,7 @@ fn replay_rebuilds_the_state_and_resumes_prepared_markers() {
     );
     finish_markers(&mut reloaded, 4, &job);
     assert_eq!(
-        reloaded.end_txn(5, ID, producer.0, producer.1, true, TV_0, None),
+        reloaded.end_txn(5, ID, producer, true, TV_0, None),
         Ok(EndOutcome::Done(4000, 0))
     );
     // A tombstone forgets the id.
@@ -442,7 +442,7 @@ mod version_2 {
         commit: bool,
         new_id: Option<i64>,
     ) -> Result<EndOutcome, ResponseError> {
-        coordinator.end_txn(now_ms, ID, producer.0, producer.1, commit, TV_2, new_id)
+        coordinator.end_txn(now_ms, ID, producer, commit, TV_2, new_id)
     }
 
     /// EndTxn written durably: its answer and the markers to write.
