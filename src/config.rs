@@ -31,7 +31,7 @@ pub use topic::{
     topic_config_default, validate_topic_config, validated_overrides, ConfigOp, TopicConfig,
     INTERNAL_SEGMENT_BYTES, TOPIC_CONFIG_NAMES,
 };
-pub use txn::TxnConfig;
+pub use txn::{TxnConfig, TRANSACTION_VERSION_MAX};
 
 use group::consumer_assignors;
 use parse::{
@@ -529,6 +529,9 @@ impl BrokerConfig {
             }
             "transaction.partition.verification.enable" => {
                 self.txn.partition_verification_enable = parse(key, value)?
+            }
+            "transaction.version" => {
+                self.txn.transaction_version = parse_range(key, value, 0, TRANSACTION_VERSION_MAX)?
             }
             _ => return Err(ConfigError(format!("unknown broker config {key}"))),
         }

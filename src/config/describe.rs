@@ -313,6 +313,10 @@ const ROWS: &[Row] = &[
         Int,
         |c| Some(c.txn.remove_expired_interval_ms.to_string())
     ),
+    // shoal's setting of Kafka's `transaction.version` feature level.
+    row!("transaction.version", Int, |c| Some(
+        c.txn.transaction_version.to_string()
+    )),
     row!("transaction.state.log.num.partitions", Int, |c| Some(
         c.txn.state_log_num_partitions.to_string()
     )),

@@ -30,7 +30,18 @@ pub struct TxnConfig {
     /// first transactional batch of a transaction into a partition is
     /// appended only once the coordinator confirms the partition is in it.
     pub partition_verification_enable: bool,
+    /// `transaction.version`: the level of Kafka's `transaction.version`
+    /// feature this broker finalizes (Kafka sets it when the storage is
+    /// formatted, `--feature transaction.version=N`, and a fresh Kafka 4
+    /// cluster takes 2). 0: value v0 records; 1: flexible value v1 records
+    /// (KIP-890); 2: also advertised to clients, which then run
+    /// transactions version 2 (an epoch bump at every EndTxn, partitions
+    /// added by Produce and TxnOffsetCommit themselves).
+    pub transaction_version: i16,
 }
+
+/// The highest `transaction.version` level shoal supports (Kafka 4's).
+pub const TRANSACTION_VERSION_MAX: i16 = 2;
 
 impl Default for TxnConfig {
     fn default() -> TxnConfig {
@@ -42,6 +53,7 @@ impl Default for TxnConfig {
             state_log_num_partitions: 50,
             state_log_segment_bytes: 104_857_600,
             partition_verification_enable: true,
+            transaction_version: TRANSACTION_VERSION_MAX,
         }
     }
 }

@@ -58,9 +58,8 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::WriteTxnMarkers, 1, 1),
     api(ApiKey::AddPartitionsToTxn, 0, 5),
     api(ApiKey::AddOffsetsToTxn, 0, 4),
-    // v5 bumps the epoch at every EndTxn (KIP-890 transactions version 2),
-    // which shoal does not do yet.
-    api(ApiKey::EndTxn, 0, 4),
+    // v5: transactions version 2 (KIP-890), an epoch bump at every EndTxn.
+    api(ApiKey::EndTxn, 0, 5),
     api(ApiKey::DescribeTransactions, 0, 0),
     // v2's transactional id pattern (KIP-1152) is newer than Kafka 4's
     // brokers, which serve up to v1.

@@ -270,11 +270,22 @@ pub enum TxnCall {
         /// AddPartitionsToTxn v4+: only say whether each is in.
         verify_only: bool,
     },
+    /// Transactions version 2 (Produce v12+, TxnOffsetCommit v5): the
+    /// request's partitions join the producer's transaction as it writes
+    /// to them, with no AddPartitionsToTxn before.
+    AddImplicitly {
+        transactional_id: String,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: Vec<(String, i32)>,
+    },
     EndTxn {
         transactional_id: String,
         producer_id: i64,
         producer_epoch: i16,
         commit: bool,
+        /// The client's transactions version: 2 from EndTxn v5.
+        client_tv: i16,
     },
     Describe(String),
     List {
@@ -296,6 +307,9 @@ impl TxnCall {
             | TxnCall::AddPartitions {
                 transactional_id, ..
             }
+            | TxnCall::AddImplicitly {
+                transactional_id, ..
+            }
             | TxnCall::EndTxn {
                 transactional_id, ..
             }
@@ -309,8 +323,8 @@ impl TxnCall {
 pub enum TxnAnswer {
     /// InitProducerId: the producer id and epoch.
     ProducerId(Result<(i64, i16), kafka_protocol::error::ResponseError>),
-    /// AddPartitions: nothing per partition once added; with
-    /// `verify_only`, each partition's error in the request's order.
+    /// AddPartitions and AddImplicitly: nothing per partition once added;
+    /// with `verify_only`, each partition's error in the request's order.
     Added(
         Result<
             Vec<Option<kafka_protocol::error::ResponseError>>,

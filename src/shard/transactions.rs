@@ -33,6 +33,7 @@ use crate::log::AppendWait;
 use crate::protocol::records::{encode_batch, ProducerRecord, TxnMarker};
 use crate::txn::{
     Completion, EndOutcome, MarkerJob, Transit, TxnConfig, TxnCoordinator, TRANSACTION_STATE_TOPIC,
+    TV_0, TV_2,
 };
 
 /// First wait before markers (or the record completing them) are tried
@@ -138,41 +139,47 @@ impl TxnHost {
                 producer_epoch,
                 partitions,
                 verify_only: false,
-            } => {
-                let outcome = self.coordinator.borrow_mut().add_partitions(
-                    now(),
+            } => TxnAnswer::Added(
+                self.add(
+                    shard,
                     &transactional_id,
-                    producer_id,
-                    producer_epoch,
+                    (producer_id, producer_epoch),
                     &partitions,
-                );
-                TxnAnswer::Added(match outcome {
-                    Ok(None) => Ok(Vec::new()),
-                    Ok(Some(transit)) => {
-                        self.write(shard, transit).await.answer.map(|_| Vec::new())
-                    }
-                    Err(error) => Err(error),
-                })
-            }
+                    TV_0,
+                )
+                .await,
+            ),
+            TxnCall::AddImplicitly {
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                partitions,
+            } => TxnAnswer::Added(
+                self.add(
+                    shard,
+                    &transactional_id,
+                    (producer_id, producer_epoch),
+                    &partitions,
+                    TV_2,
+                )
+                .await,
+            ),
             TxnCall::EndTxn {
                 transactional_id,
                 producer_id,
                 producer_epoch,
                 commit,
-            } => {
-                let outcome = self.coordinator.borrow_mut().end_txn(
-                    now(),
+                client_tv,
+            } => TxnAnswer::Ended(
+                self.end_txn(
+                    shard,
                     &transactional_id,
-                    producer_id,
-                    producer_epoch,
+                    (producer_id, producer_epoch),
                     commit,
-                );
-                TxnAnswer::Ended(match outcome {
-                    Ok(EndOutcome::Done(producer_id, epoch)) => Ok((producer_id, epoch)),
-                    Ok(EndOutcome::Write(transit)) => self.write(shard, transit).await.answer,
-                    Err(error) => Err(error),
-                })
-            }
+                    client_tv,
+                )
+                .await,
+            ),
             TxnCall::Describe(transactional_id) => {
                 TxnAnswer::Described(self.coordinator.borrow().describe(&transactional_id))
             }
@@ -189,6 +196,70 @@ impl TxnHost {
         }
     }
 
+    /// Adds `partitions` to the producer's transaction, writing the
+    /// record when that changes it.
+    async fn add(
+        &self,
+        shard: &Rc<Shard>,
+        transactional_id: &str,
+        (producer_id, producer_epoch): (i64, i16),
+        partitions: &[(String, i32)],
+        client_tv: i16,
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        let outcome = self.coordinator.borrow_mut().add_partitions(
+            now(),
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            partitions,
+            client_tv,
+        );
+        match outcome {
+            Ok(None) => Ok(Vec::new()),
+            Ok(Some(transit)) => self.write(shard, transit).await.answer.map(|_| Vec::new()),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn end_txn(
+        &self,
+        shard: &Rc<Shard>,
+        transactional_id: &str,
+        (producer_id, producer_epoch): (i64, i16),
+        commit: bool,
+        client_tv: i16,
+    ) -> Result<(i64, i16), ResponseError> {
+        let rotates = self
+            .coordinator
+            .borrow()
+            .end_needs_producer_id(transactional_id, client_tv);
+        let new_producer_id = if rotates {
+            Some(self.allocate(shard).await?)
+        } else {
+            None
+        };
+        let outcome = self.coordinator.borrow_mut().end_txn(
+            now(),
+            transactional_id,
+            (producer_id, producer_epoch),
+            commit,
+            client_tv,
+            new_producer_id,
+        );
+        match outcome? {
+            EndOutcome::Done(producer_id, epoch) => Ok((producer_id, epoch)),
+            EndOutcome::Write(transit) => self.write(shard, transit).await.answer,
+        }
+    }
+
+    /// A producer id never handed out.
+    async fn allocate(&self, shard: &Rc<Shard>) -> Result<i64, ResponseError> {
+        shard.producer_ids.next(shard).await.map_err(|error| {
+            ResponseError::try_from_code(error.code)
+                .unwrap_or(ResponseError::CoordinatorNotAvailable)
+        })
+    }
+
     async fn init_producer_id(
         &self,
         shard: &Rc<Shard>,
@@ -201,11 +272,7 @@ impl TxnHost {
             .borrow()
             .needs_producer_id(transactional_id)
         {
-            let id = shard.producer_ids.next(shard).await.map_err(|error| {
-                ResponseError::try_from_code(error.code)
-                    .unwrap_or(ResponseError::CoordinatorNotAvailable)
-            })?;
-            Some(id)
+            Some(self.allocate(shard).await?)
         } else {
             None
         };

@@ -6,6 +6,15 @@
 //! to write. Markers written, `markers_written` gives the Complete
 //! `Transit`.
 //!
+//! Transactions version 2 (KIP-890 part 2, an EndTxn v5 client): every
+//! commit or abort bumps the epoch, so its markers fence the transaction's
+//! own late batches and the next transaction starts at the new epoch; at
+//! the last epoch the commit or abort rotates to a new producer id
+//! (`next_producer_id`, taken once the markers are written). A retry of a
+//! completed EndTxn (the epoch one below, or the rotated id's last epoch)
+//! gets the same answer again; an abort with nothing added bumps the epoch
+//! too. Version 1 clients keep the epoch, as before.
+//!
 //! Invariant: a transactional id has at most one `Transit` in flight
 //! (`TxnMetadata::pending`); every request meeting one is answered
 //! CONCURRENT_TRANSACTIONS, as Kafka answers it.
@@ -15,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use kafka_protocol::error::ResponseError;
 
 use super::records::{self, RecordError, TxnValue};
-use super::state::{TxnMetadata, TxnState, NO_PRODUCER_EPOCH};
+use super::state::{TxnMetadata, TxnState, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, TV_0, TV_2};
 use super::TxnConfig;
 
 /// A record for `__transaction_state` partition `partition`; a tombstone
@@ -116,6 +125,16 @@ impl TxnCoordinator {
         &self.config
     }
 
+    /// The value version this broker writes (Kafka's
+    /// `transactionLogValueVersion` of its `transaction.version`).
+    fn value_version(&self) -> i16 {
+        if self.config.transaction_version >= 1 {
+            records::FLEXIBLE_VALUE_VERSION
+        } else {
+            records::VALUE_VERSION
+        }
+    }
+
     pub fn metadata(&self, transactional_id: &str) -> Option<&TxnMetadata> {
         self.txns.get(transactional_id)
     }
@@ -153,6 +172,8 @@ impl TxnCoordinator {
         if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
             return Err(ResponseError::InvalidTransactionTimeout);
         }
+        let version = self.value_version();
+        let server_tv = self.config.transaction_version;
         if !self.txns.contains_key(transactional_id) {
             // The caller was told to bring one; without it, let it retry.
             let producer_id = new_producer_id.ok_or(ResponseError::ConcurrentTransactions)?;
@@ -205,22 +226,38 @@ impl TxnCoordinator {
                 let target = TxnValue {
                     producer_id,
                     previous_producer_id: txn.producer_id,
+                    next_producer_id: NO_PRODUCER_ID,
                     producer_epoch: epoch,
                     timeout_ms,
                     state: TxnState::Empty,
                     partitions: BTreeSet::new(),
                     last_update_ms: now_ms,
                     start_ms: -1,
+                    client_transaction_version: TV_0,
                 };
-                Ok(transit(txn, target, last_epoch, Waiter::InitProducerId))
+                Ok(transit(
+                    txn,
+                    target,
+                    last_epoch,
+                    Waiter::InitProducerId,
+                    version,
+                ))
             }
-            TxnState::Ongoing => Ok(fence_and_abort(txn, now_ms, Waiter::Fence)),
+            TxnState::Ongoing => Ok(fence_and_abort(
+                txn,
+                now_ms,
+                Waiter::Fence,
+                server_tv,
+                version,
+            )),
             TxnState::Dead | TxnState::PrepareEpochFence => Err(ResponseError::UnknownServerError),
         }
     }
 
-    /// AddPartitionsToTxn and AddOffsetsToTxn: None when every partition is
-    /// in the transaction already (answered at once, nothing written).
+    /// AddPartitionsToTxn and AddOffsetsToTxn (`client_tv` 0), or a
+    /// transactions version 2 Produce or TxnOffsetCommit adding its
+    /// partitions itself (`client_tv` 2): None when every partition is in
+    /// the transaction already (answered at once, nothing written).
     pub fn add_partitions(
         &mut self,
         now_ms: i64,
@@ -228,7 +265,19 @@ impl TxnCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         partitions: &[(String, i32)],
+        client_tv: i16,
     ) -> Result<Option<Transit>, ResponseError> {
+        let version = self.value_version();
+        let rotating = self.txns.get(transactional_id).is_some_and(|txn| {
+            txn.pending.is_some()
+                && txn.next_producer_id == producer_id
+                && producer_id != NO_PRODUCER_ID
+        });
+        if rotating {
+            // The id a version 2 commit or abort rotates to, used before
+            // the markers completed it: the same wait as for the epoch.
+            return Err(ResponseError::ConcurrentTransactions);
+        }
         let txn = self.checked(transactional_id, producer_id, producer_epoch)?;
         if txn.pending.is_some()
             || matches!(txn.state, TxnState::PrepareCommit | TxnState::PrepareAbort)
@@ -253,12 +302,14 @@ impl TxnCoordinator {
         target.partitions.extend(partitions.iter().cloned());
         target.start_ms = start_ms;
         target.last_update_ms = now_ms;
+        target.client_transaction_version = client_tv;
         let last_epoch = txn.last_producer_epoch;
         Ok(Some(transit(
             txn,
             target,
             last_epoch,
             Waiter::AddPartitions,
+            version,
         )))
     }
 
@@ -292,57 +343,88 @@ impl TxnCoordinator {
             .collect())
     }
 
-    /// EndTxn from a client (transactions version 1: the epoch must be the
-    /// current one).
+    /// Whether EndTxn at `client_tv` would rotate the producer id (its
+    /// epochs are used up under transactions version 2): the caller then
+    /// allocates one before calling `end_txn`.
+    pub fn end_needs_producer_id(&self, transactional_id: &str, client_tv: i16) -> bool {
+        client_tv >= TV_2
+            && self
+                .txns
+                .get(transactional_id)
+                .is_some_and(TxnMetadata::epoch_exhausted)
+    }
+
+    /// EndTxn from a client of transactions version `client_tv` (EndTxn
+    /// v5 is version 2). `new_producer_id`: one never handed out, when
+    /// `end_needs_producer_id` said so.
     pub fn end_txn(
         &mut self,
         now_ms: i64,
         transactional_id: &str,
-        producer_id: i64,
-        producer_epoch: i16,
+        (producer_id, producer_epoch): (i64, i16),
         commit: bool,
+        client_tv: i16,
+        new_producer_id: Option<i64>,
     ) -> Result<EndOutcome, ResponseError> {
         if transactional_id.is_empty() {
             return Err(ResponseError::InvalidRequest);
         }
+        let version = self.value_version();
         let txn = self
             .txns
             .get_mut(transactional_id)
             .ok_or(ResponseError::InvalidProducerIdMapping)?;
-        if txn.producer_id != producer_id {
-            return Err(ResponseError::InvalidProducerIdMapping);
+        if client_tv < TV_2 {
+            return end_v1(txn, now_ms, producer_id, producer_epoch, commit, version);
         }
-        if producer_epoch != txn.producer_epoch {
-            return Err(ResponseError::ProducerFenced);
-        }
+        let retry = Retry::of(txn, producer_id, producer_epoch);
         if txn.pending.is_some() {
             return Err(ResponseError::ConcurrentTransactions);
         }
-        match (txn.state, commit) {
-            (TxnState::Ongoing, _) => {
-                let mut target = TxnValue::of(txn);
-                target.state = if commit {
-                    TxnState::PrepareCommit
-                } else {
-                    TxnState::PrepareAbort
-                };
-                target.last_update_ms = now_ms;
-                let last_epoch = txn.last_producer_epoch;
-                Ok(EndOutcome::Write(transit(
-                    txn,
-                    target,
-                    last_epoch,
-                    Waiter::EndTxn,
-                )))
-            }
-            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
-                Ok(EndOutcome::Done(txn.producer_id, txn.producer_epoch))
-            }
-            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
-                Err(ResponseError::ConcurrentTransactions)
-            }
-            _ => Err(ResponseError::InvalidTxnState),
+        if txn.producer_id != producer_id && !retry.on_overflow {
+            return Err(ResponseError::InvalidProducerIdMapping);
         }
+        if !retry.valid_epoch(txn, producer_epoch) {
+            return Err(ResponseError::ProducerFenced);
+        }
+        let is_retry = retry.on_bump || retry.on_overflow;
+        use TxnState::*;
+        let next = match (txn.state, commit) {
+            (Ongoing, true) => PrepareCommit,
+            (Ongoing, false) => PrepareAbort,
+            (CompleteCommit, true) | (CompleteAbort, false) if is_retry => {
+                return Ok(EndOutcome::Done(txn.producer_id, txn.producer_epoch));
+            }
+            // An abort with nothing added since the last transaction.
+            (Empty | CompleteCommit | CompleteAbort, false) if !is_retry => PrepareAbort,
+            (PrepareCommit, true) | (PrepareAbort, false) => {
+                return Err(ResponseError::ConcurrentTransactions)
+            }
+            (Dead | PrepareEpochFence, _) => return Err(ResponseError::UnknownServerError),
+            _ => return Err(ResponseError::InvalidTxnState),
+        };
+        let next_producer_id = if txn.epoch_exhausted() {
+            new_producer_id.ok_or(ResponseError::ConcurrentTransactions)?
+        } else {
+            NO_PRODUCER_ID
+        };
+        let mut target = TxnValue::of(txn);
+        target.state = next;
+        target.producer_epoch = bumped(txn.producer_epoch);
+        target.next_producer_id = next_producer_id;
+        target.client_transaction_version = TV_2;
+        target.last_update_ms = now_ms;
+        if txn.state != Ongoing {
+            target.start_ms = now_ms;
+        }
+        let last_epoch = txn.producer_epoch;
+        Ok(EndOutcome::Write(transit(
+            txn,
+            target,
+            last_epoch,
+            Waiter::EndTxn,
+            version,
+        )))
     }
 
     /// Applies `transit` once its record is durable (`appended` Ok), or
@@ -375,12 +457,18 @@ impl TxnCoordinator {
         if let Err(error) = appended {
             let fence = target.state == TxnState::PrepareAbort
                 && txn.state == TxnState::Ongoing
+                && waiter != Waiter::EndTxn
                 && target.producer_epoch > txn.producer_epoch;
             if fence {
                 // Kafka keeps a fence's bumped epoch even when its record
                 // failed: the old producer stays fenced, and the next fence
-                // does not bump again.
-                txn.producer_epoch = target.producer_epoch;
+                // does not bump again (under version 2 its abort bumps once
+                // more, from the fence's epoch).
+                txn.producer_epoch = if target.client_transaction_version >= TV_2 {
+                    last_producer_epoch
+                } else {
+                    target.producer_epoch
+                };
                 txn.last_producer_epoch = NO_PRODUCER_EPOCH;
                 txn.failed_epoch_fence = true;
             }
@@ -417,10 +505,13 @@ impl TxnCoordinator {
         } else {
             txn.last_producer_epoch = last_producer_epoch;
         }
-        txn.producer_id = target.producer_id;
-        if target.state == TxnState::Empty {
+        let version_2_end = ending && target.client_transaction_version >= TV_2;
+        if target.state == TxnState::Empty || version_2_end {
             txn.previous_producer_id = target.previous_producer_id;
         }
+        txn.producer_id = target.producer_id;
+        txn.next_producer_id = target.next_producer_id;
+        txn.client_transaction_version = target.client_transaction_version;
         txn.producer_epoch = target.producer_epoch;
         txn.timeout_ms = target.timeout_ms;
         txn.state = target.state;
@@ -430,6 +521,9 @@ impl TxnCoordinator {
         let markers = start_markers(txn);
         let answer = match waiter {
             Waiter::Fence => Err(ResponseError::ConcurrentTransactions),
+            // Version 2 at the last epoch: the id the transaction rotates
+            // to, as Kafka answers from the completion it prepares.
+            _ if txn.next_producer_id != NO_PRODUCER_ID => Ok((txn.next_producer_id, 0)),
             _ => Ok((txn.producer_id, txn.producer_epoch)),
         };
         Completion {
@@ -443,6 +537,7 @@ impl TxnCoordinator {
     /// partition is gone): the CompleteCommit or CompleteAbort record.
     /// None when the transaction is no longer waiting for them.
     pub fn markers_written(&mut self, now_ms: i64, job: &MarkerJob) -> Option<Transit> {
+        let version = self.value_version();
         let txn = self.txns.get_mut(&job.transactional_id)?;
         let complete = if job.commit {
             TxnState::CompleteCommit
@@ -465,11 +560,27 @@ impl TxnCoordinator {
         target.state = complete;
         target.partitions.clear();
         target.last_update_ms = now_ms;
+        if txn.client_transaction_version >= TV_2 {
+            // Kafka's `prepareComplete`: the markers are written under the
+            // old id, so a rotation takes effect now.
+            target.previous_producer_id = txn.producer_id;
+            if txn.next_producer_id != NO_PRODUCER_ID {
+                target.producer_id = txn.next_producer_id;
+                target.producer_epoch = 0;
+                target.next_producer_id = NO_PRODUCER_ID;
+            }
+        }
         let last_epoch = txn.last_producer_epoch;
         // `pending` is already `complete`: it was set when the markers
         // started, so nothing else starts meanwhile.
         txn.pending = None;
-        Some(transit(txn, target, last_epoch, Waiter::Coordinator))
+        Some(transit(
+            txn,
+            target,
+            last_epoch,
+            Waiter::Coordinator,
+            version,
+        ))
     }
 
     /// Whether the transaction `job` is for still waits for its markers.
@@ -487,6 +598,8 @@ impl TxnCoordinator {
     /// Ongoing transactions past their timeout, each aborted with an epoch
     /// bump that fences its producer (Kafka's `abortTimedOutTransactions`).
     pub fn abort_timed_out(&mut self, now_ms: i64) -> Vec<Transit> {
+        let version = self.value_version();
+        let server_tv = self.config.transaction_version;
         self.txns
             .values_mut()
             .filter(|txn| {
@@ -495,7 +608,7 @@ impl TxnCoordinator {
                     && txn.start_ms.saturating_add(i64::from(txn.timeout_ms)) < now_ms
                     && txn.producer_epoch < i16::MAX
             })
-            .map(|txn| fence_and_abort(txn, now_ms, Waiter::Coordinator))
+            .map(|txn| fence_and_abort(txn, now_ms, Waiter::Coordinator, server_tv, version))
             .collect()
     }
 
@@ -590,6 +703,7 @@ impl TxnCoordinator {
             partition: txn_partition,
             producer_id: value.producer_id,
             previous_producer_id: value.previous_producer_id,
+            next_producer_id: value.next_producer_id,
             producer_epoch: value.producer_epoch,
             last_producer_epoch: NO_PRODUCER_EPOCH,
             timeout_ms: value.timeout_ms,
@@ -598,6 +712,7 @@ impl TxnCoordinator {
             start_ms: value.start_ms,
             last_update_ms: value.last_update_ms,
             pending: None,
+            client_transaction_version: value.client_transaction_version,
             failed_epoch_fence: false,
         };
         self.txns.insert(transactional_id, txn);
@@ -665,22 +780,136 @@ fn next_epoch(txn: &TxnMetadata, expected_epoch: Option<i16>) -> Result<(i16, i1
 
 /// Aborts an ongoing transaction under a bumped epoch, so its producer is
 /// fenced on every partition by the abort markers (Kafka's
-/// PrepareEpochFence, then PrepareAbort with the bumped epoch).
-fn fence_and_abort(txn: &mut TxnMetadata, now_ms: i64, waiter: Waiter) -> Transit {
-    let epoch = if txn.failed_epoch_fence {
+/// PrepareEpochFence, then PrepareAbort with the bumped epoch). Under
+/// `transaction.version` 2 the abort bumps once more, as Kafka's does (the
+/// fence is not a client's, so the broker's level decides).
+fn fence_and_abort(
+    txn: &mut TxnMetadata,
+    now_ms: i64,
+    waiter: Waiter,
+    server_tv: i16,
+    version: i16,
+) -> Transit {
+    let fenced = if txn.failed_epoch_fence {
         txn.producer_epoch
     } else {
         txn.producer_epoch.saturating_add(1)
     };
     let mut target = TxnValue::of(txn);
     target.state = TxnState::PrepareAbort;
-    target.producer_epoch = epoch;
     target.last_update_ms = now_ms;
-    transit(txn, target, NO_PRODUCER_EPOCH, waiter)
+    let last_epoch = if server_tv >= TV_2 {
+        target.producer_epoch = bumped(fenced);
+        target.client_transaction_version = TV_2;
+        fenced
+    } else {
+        target.producer_epoch = fenced;
+        NO_PRODUCER_EPOCH
+    };
+    transit(txn, target, last_epoch, waiter, version)
+}
+
+/// The epoch a version 2 commit or abort moves to: one more, except at
+/// `i16::MAX`, which only a fence reaches and which stays (Kafka's
+/// `prepareAbortOrCommit`).
+fn bumped(epoch: i16) -> i16 {
+    epoch.saturating_add(1)
+}
+
+/// Kafka's tests of a version 2 EndTxn that repeats one already applied.
+struct Retry {
+    /// The epoch is one below the coordinator's: the bump was this
+    /// request's.
+    on_bump: bool,
+    /// The id rotated: the request names the old id at its last epoch.
+    on_overflow: bool,
+}
+
+impl Retry {
+    fn of(txn: &TxnMetadata, producer_id: i64, producer_epoch: i16) -> Retry {
+        let version_2 = txn.client_transaction_version >= TV_2;
+        Retry {
+            on_bump: version_2 && i32::from(txn.producer_epoch) == i32::from(producer_epoch) + 1,
+            on_overflow: version_2
+                && txn.previous_producer_id == producer_id
+                && producer_epoch == i16::MAX - 1
+                && txn.producer_epoch == 0,
+        }
+    }
+
+    /// Kafka's `isValidEpoch` for a version 2 client: the current epoch
+    /// where a new request may come, a retry's where only a retry may.
+    fn valid_epoch(&self, txn: &TxnMetadata, producer_epoch: i16) -> bool {
+        use TxnState::*;
+        if txn.client_transaction_version < TV_2 {
+            return producer_epoch == txn.producer_epoch;
+        }
+        match txn.state {
+            Ongoing | Empty | Dead | PrepareEpochFence => producer_epoch == txn.producer_epoch,
+            PrepareCommit | PrepareAbort => self.on_bump,
+            CompleteCommit | CompleteAbort => {
+                self.on_bump || self.on_overflow || producer_epoch == txn.producer_epoch
+            }
+        }
+    }
+}
+
+/// EndTxn of a version 1 client: the epoch must be the current one and
+/// stays.
+fn end_v1(
+    txn: &mut TxnMetadata,
+    now_ms: i64,
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+    version: i16,
+) -> Result<EndOutcome, ResponseError> {
+    if txn.producer_id != producer_id {
+        return Err(ResponseError::InvalidProducerIdMapping);
+    }
+    if producer_epoch != txn.producer_epoch {
+        return Err(ResponseError::ProducerFenced);
+    }
+    if txn.pending.is_some() {
+        return Err(ResponseError::ConcurrentTransactions);
+    }
+    match (txn.state, commit) {
+        (TxnState::Ongoing, _) => {
+            let mut target = TxnValue::of(txn);
+            target.state = if commit {
+                TxnState::PrepareCommit
+            } else {
+                TxnState::PrepareAbort
+            };
+            target.last_update_ms = now_ms;
+            target.client_transaction_version = TV_0;
+            let last_epoch = txn.last_producer_epoch;
+            Ok(EndOutcome::Write(transit(
+                txn,
+                target,
+                last_epoch,
+                Waiter::EndTxn,
+                version,
+            )))
+        }
+        (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
+            Ok(EndOutcome::Done(txn.producer_id, txn.producer_epoch))
+        }
+        (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+            Err(ResponseError::ConcurrentTransactions)
+        }
+        _ => Err(ResponseError::InvalidTxnState),
+    }
 }
 
 /// Marks `txn` pending `target.state` and builds the record for it.
-fn transit(txn: &mut TxnMetadata, target: TxnValue, last_epoch: i16, waiter: Waiter) -> Transit {
+fn transit(
+    txn: &mut TxnMetadata,
+    target: TxnValue,
+    last_epoch: i16,
+    waiter: Waiter,
+    version: i16,
+) -> Transit {
     assert!(
         txn.pending.is_none(),
         "{} has a change in flight",
@@ -693,7 +922,7 @@ fn transit(txn: &mut TxnMetadata, target: TxnValue, last_epoch: i16, waiter: Wai
         record: Record {
             partition: txn.partition,
             key: records::encode_key(&txn.transactional_id),
-            value: Some(records::encode_value(&target)),
+            value: Some(records::encode_value(&target, version)),
         },
         waiter,
         target,

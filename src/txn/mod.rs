@@ -6,8 +6,11 @@
 //! AddOffsetsToTxn, EndTxn, timeouts, expiration, Describe and
 //! ListTransactions) and the `__transaction_state` records they write
 //! (`records.rs`, Kafka's TransactionLogKey/TransactionLogValue), which
-//! `replay` reads back at load. Transactions version 1: the client adds
-//! partitions with AddPartitionsToTxn and EndTxn keeps the epoch.
+//! `replay` reads back at load. Transactions version 1 (the client adds
+//! partitions with AddPartitionsToTxn, EndTxn keeps the epoch) and 2
+//! (KIP-890 part 2: EndTxn v5 bumps the epoch, rotating the producer id at
+//! the last one; Produce and TxnOffsetCommit add their partitions), per
+//! request; `TxnConfig::transaction_version` picks the records' version.
 //!
 //! One `TxnCoordinator` runs on the shard that owns the
 //! `__transaction_state` partitions of its ids. It is single-threaded and
@@ -38,7 +41,7 @@ pub use coordinator::{
 // The settings are plain data of `config` (which imports nothing of shoal).
 pub use crate::config::TxnConfig;
 pub use records::RecordError;
-pub use state::{TxnMetadata, TxnState, NO_PRODUCER_EPOCH, NO_PRODUCER_ID};
+pub use state::{TxnMetadata, TxnState, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, TV_0, TV_2};
 
 /// Name of the internal topic holding the transactions' state.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";

@@ -79,7 +79,12 @@ impl TxnState {
             Empty => matches!(previous, Empty | CompleteCommit | CompleteAbort),
             Ongoing => matches!(previous, Ongoing | Empty | CompleteCommit | CompleteAbort),
             PrepareCommit => previous == Ongoing,
-            PrepareAbort => matches!(previous, Ongoing | PrepareEpochFence),
+            // Transactions version 2 aborts with no partition added too
+            // (the client cannot tell whether a produce added one).
+            PrepareAbort => matches!(
+                previous,
+                Ongoing | PrepareEpochFence | Empty | CompleteCommit | CompleteAbort
+            ),
             CompleteCommit => previous == PrepareCommit,
             CompleteAbort => previous == PrepareAbort,
             Dead => matches!(previous, Empty | CompleteAbort | CompleteCommit),
@@ -96,6 +101,13 @@ impl TxnState {
     }
 }
 
+/// Transactions version 0: the client adds partitions itself and EndTxn
+/// keeps the epoch (levels 0 and 1 of the feature behave alike for clients).
+pub const TV_0: i16 = 0;
+/// Transactions version 2 (KIP-890 part 2): EndTxn v5 bumps the epoch;
+/// Produce v12+ and TxnOffsetCommit v5 add their partitions themselves.
+pub const TV_2: i16 = 2;
+
 /// Epochs at or past this are used up: the coordinator keeps the last one
 /// to fence with (Kafka's `isEpochExhausted`, `Short.MaxValue - 1`).
 pub fn epoch_exhausted(epoch: i16) -> bool {
@@ -111,6 +123,9 @@ pub struct TxnMetadata {
     pub producer_id: i64,
     /// The producer id before the last rotation (KIP-360 retries).
     pub previous_producer_id: i64,
+    /// Transactions version 2: the producer id a commit or abort at the
+    /// last epoch rotates to once its markers are written; -1 otherwise.
+    pub next_producer_id: i64,
     pub producer_epoch: i16,
     /// The epoch before the last bump by a KIP-360 InitProducerId, so its
     /// retry gets the same answer; -1 once another producer initialized.
@@ -124,6 +139,10 @@ pub struct TxnMetadata {
     /// The state a change in flight (its record being appended, or its
     /// markers being written) leads to.
     pub pending: Option<TxnState>,
+    /// The transactions version of the client's last request that
+    /// changed the state (Kafka's `clientTransactionVersion`): 2 when its
+    /// EndTxn bumps the epoch.
+    pub client_transaction_version: i16,
     /// A fence's PrepareAbort could not be written but its epoch bump was
     /// kept: the next fence does not bump again (Kafka's
     /// `hasFailedEpochFence`).
@@ -144,6 +163,7 @@ impl TxnMetadata {
             partition,
             producer_id,
             previous_producer_id: NO_PRODUCER_ID,
+            next_producer_id: NO_PRODUCER_ID,
             producer_epoch: NO_PRODUCER_EPOCH,
             last_producer_epoch: NO_PRODUCER_EPOCH,
             timeout_ms,
@@ -152,6 +172,7 @@ impl TxnMetadata {
             start_ms: -1,
             last_update_ms: now_ms,
             pending: None,
+            client_transaction_version: TV_0,
             failed_epoch_fence: false,
         }
     }
@@ -190,6 +211,9 @@ mod tests {
             (Ongoing, PrepareCommit),
             (Ongoing, PrepareAbort),
             (PrepareEpochFence, PrepareAbort),
+            (Empty, PrepareAbort),
+            (CompleteCommit, PrepareAbort),
+            (CompleteAbort, PrepareAbort),
             (PrepareCommit, CompleteCommit),
             (PrepareAbort, CompleteAbort),
             (Empty, Dead),

@@ -327,6 +327,44 @@ fn markers_of_old_epochs_and_coordinators_are_refused() {
     assert_eq!(table.first_unstable_offset(), None);
 }
 
+/// Transactions version 2: the marker carries the epoch the EndTxn
+/// bumped; the next transaction starts there at sequence 0, and the old
+/// epoch's late batches are fenced.
+#[test]
+fn a_bumped_epochs_marker_ends_the_transaction_and_the_next_starts_at_zero() {
+    let mut table = ProducerStateTable::default();
+    apply(&mut table, txn_batch(1, 4, 0, 0)).unwrap();
+    apply(&mut table, txn_batch(1, 4, 2, 2)).unwrap();
+    let committed = apply(&mut table, marker(1, 5, 0, true, 4)).unwrap();
+    assert_eq!(
+        (committed[0].first_offset, committed[0].aborted),
+        (0, false)
+    );
+    assert_eq!(table.get(1).unwrap().epoch, 5);
+    assert!(matches!(
+        apply(&mut table, txn_batch(1, 4, 4, 5)),
+        Err(ProducerError::InvalidProducerEpoch(_))
+    ));
+    apply(&mut table, txn_batch(1, 5, 0, 5)).unwrap();
+    assert_eq!(table.first_unstable_offset(), Some(5));
+    // An abort with nothing written here still moves the epoch on.
+    apply(&mut table, marker(1, 6, 0, false, 7)).unwrap();
+    apply(&mut table, marker(1, 7, 0, false, 8)).unwrap();
+    assert_eq!(table.get(1).unwrap().epoch, 7);
+    apply(&mut table, txn_batch(1, 7, 0, 9)).unwrap();
+    // The same through a replay of the log.
+    let mut replayed = ProducerStateTable::default();
+    for append in [
+        txn_batch(1, 4, 0, 0),
+        marker(1, 5, 0, true, 4),
+        txn_batch(1, 5, 0, 5),
+    ] {
+        replayed.replay(&append);
+    }
+    assert_eq!(replayed.get(1).unwrap().epoch, 5);
+    assert_eq!(replayed.first_unstable_offset(), Some(5));
+}
+
 #[test]
 fn a_plain_batch_inside_a_transaction_is_invalid_txn_state() {
     let mut table = ProducerStateTable::default();

@@ -1,6 +1,8 @@
 //! EndTxn: commits or aborts the producer's transaction. Answered once the
 //! PrepareCommit or PrepareAbort record is durable; the coordinator then
-//! writes the markers and completes the transaction on its own.
+//! writes the markers and completes the transaction on its own. v5 is a
+//! client of transactions version 2 (KIP-890 part 2): the epoch is bumped
+//! and the answer names the producer id and epoch to go on with.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
@@ -8,10 +10,13 @@ use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 use super::txn_route::{call_txn, fenced_for};
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{TxnAnswer, TxnCall};
-use crate::txn::{NO_PRODUCER_EPOCH, NO_PRODUCER_ID};
+use crate::txn::{NO_PRODUCER_EPOCH, NO_PRODUCER_ID, TV_0, TV_2};
 
 /// EndTxn v2 is the first whose clients know PRODUCER_FENCED.
 const PRODUCER_FENCED_VERSION: i16 = 2;
+/// EndTxn v5 is sent by clients of transactions version 2 only (Kafka's
+/// `EndTxnRequest.isTransactionV2Enabled`).
+const TRANSACTIONS_V2_VERSION: i16 = 5;
 
 pub async fn handle(
     context: &ConnectionContext,
@@ -24,6 +29,11 @@ pub async fn handle(
         producer_id: request.producer_id.0,
         producer_epoch: request.producer_epoch,
         commit: request.committed,
+        client_tv: if version >= TRANSACTIONS_V2_VERSION {
+            TV_2
+        } else {
+            TV_0
+        },
     };
     let outcome = match call_txn(context, &transactional_id, call).await {
         Ok(TxnAnswer::Ended(answer)) => answer,

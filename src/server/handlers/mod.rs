@@ -104,7 +104,9 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
         })?;
     let request = frame::decode_request(api_key, header.request_api_version, &mut body)?;
     match request {
-        Request::ApiVersions(request) => encode(&header, &api_versions::handle(&header, request)),
+        Request::ApiVersions(request) => {
+            encode(&header, &api_versions::handle(context, &header, request))
+        }
         Request::Metadata(request) => {
             encode(&header, &metadata::handle(context, &header, request).await)
         }

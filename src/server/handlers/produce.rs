@@ -15,6 +15,11 @@
 //! only inside a transaction the coordinator knows, and never after that
 //! transaction's abort marker (the guard dies with any append of the
 //! producer there).
+//!
+//! KIP-890 part 2: a Produce v12+ comes from a client of transactions
+//! version 2, which sends no AddPartitionsToTxn; the same round trip then
+//! adds the partition to the transaction instead of verifying it (Kafka's
+//! `ADD_PARTITION` operation), whatever the verification setting.
 
 use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
@@ -23,7 +28,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader, TopicName};
 
-use super::txn_route::{call_txn, coordinator_shard};
+use super::txn_route::{add_implicitly, call_txn, coordinator_shard};
 use super::{scatter, str_bytes};
 use crate::clock::now_ms;
 use crate::config::TopicConfig;
@@ -53,6 +58,10 @@ const RECORD_ERRORS_IN_MESSAGE_MAX: usize = 3;
 /// Produce v11+ clients know TRANSACTION_ABORTABLE (KIP-890); older ones
 /// get INVALID_TXN_STATE for a partition not in the transaction.
 const TRANSACTION_ABORTABLE_VERSION: i16 = 11;
+/// Produce v12+ is sent by clients of transactions version 2 only: their
+/// partitions join the transaction through their first batch (Kafka's
+/// `produceRequestVersionToTransactionSupportedOperation`).
+const IMPLICIT_ADD_VERSION: i16 = 12;
 
 /// Why a partition's batches were not appended: the error and, for a batch
 /// refused for some of its records (KIP-467), those records' index in the
@@ -335,7 +344,10 @@ pub async fn handle(
         .transactional_id
         .as_ref()
         .map(|id| id.0.to_string())
-        .filter(|_| context.shard.config.txn.partition_verification_enable);
+        .filter(|_| {
+            context.shard.config.txn.partition_verification_enable
+                || version >= IMPLICIT_ADD_VERSION
+        });
     let mut slots: Vec<Vec<Slot>> = Vec::with_capacity(request.topic_data.len());
     let mut parts: Vec<RoutedPart> = Vec::new();
     // Only when batches may need verification: the routes to send them again.
@@ -525,8 +537,9 @@ fn fill(
 }
 
 /// Asks the coordinator whether each `unverified` partition is in its
-/// producer's transaction (Kafka's AddPartitionsToTxnManager, one call per
-/// producer), then appends the confirmed ones under their guards.
+/// producer's transaction, or adds them to it from Produce v12 on (Kafka's
+/// AddPartitionsToTxnManager, one call per producer), then appends the
+/// confirmed ones under their guards.
 async fn verify_and_append(
     context: &ConnectionContext,
     version: i16,
@@ -556,7 +569,13 @@ async fn verify_and_append(
                 )
             })
             .collect();
-        let errors = verify(context, transactional_id, producer_id, epoch, partitions).await;
+        let errors = if version >= IMPLICIT_ADD_VERSION {
+            let count = mine.len();
+            let added = add_implicitly(context, transactional_id, (producer_id, epoch), partitions);
+            vec![added.await.err(); count]
+        } else {
+            verify(context, transactional_id, producer_id, epoch, partitions).await
+        };
         for (u, error) in mine.into_iter().zip(errors) {
             if let Some(error) = error {
                 log::debug!(

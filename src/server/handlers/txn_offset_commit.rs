@@ -2,9 +2,11 @@
 //! (`sendOffsetsToTransaction`), pending in the group's coordinator until
 //! the transaction's marker lands; answered once their records are durable.
 //!
-//! Version 5 is accepted as version 4: it differs only in what a client of
-//! transactions version 2 (KIP-890) expects the broker to verify, and shoal
-//! does not advertise that version, so no client sends it in a transaction.
+//! Version 5 comes from a client of transactions version 2 (KIP-890 part
+//! 2), which sends no AddOffsetsToTxn: the group's `__consumer_offsets`
+//! partition is first added to the producer's transaction here (Kafka's
+//! `ADD_PARTITION` operation for TxnOffsetCommit v5), so that the
+//! transaction's marker settles these offsets.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::txn_offset_commit_response::{
@@ -12,8 +14,10 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{RequestHeader, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
+use super::group_route::ensure_offsets_topic;
 use super::offset_commit::{commit_offsets, commit_partitions, CommitPartition};
-use crate::group::{TxnCommitRequest, TxnProducer};
+use super::txn_route::add_implicitly;
+use crate::group::{offsets_partition, TxnCommitRequest, TxnProducer, OFFSETS_TOPIC};
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::GroupCall;
 
@@ -22,6 +26,8 @@ const LEADER_EPOCH_VERSION: i16 = 2;
 /// Clients before v2 (Kafka 0.11 to 2.0) may fail on a loading error:
 /// Kafka answers them COORDINATOR_NOT_AVAILABLE instead (KAFKA-7296).
 const LOAD_IN_PROGRESS_VERSION: i16 = 2;
+/// TxnOffsetCommit v5 is sent by clients of transactions version 2 only.
+const IMPLICIT_ADD_VERSION: i16 = 5;
 
 pub async fn handle(
     context: &ConnectionContext,
@@ -29,6 +35,16 @@ pub async fn handle(
     request: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
     let version = header.request_api_version;
+    if version >= IMPLICIT_ADD_VERSION {
+        if let Err(error) = add_offsets_partition(context, &request).await {
+            log::debug!(
+                "transactional id {}: offsets of group {} not added: {error:?}",
+                request.transactional_id.0,
+                request.group_id.0
+            );
+            return refused(&request, adding_error(error));
+        }
+    }
     let partitions = commit_partitions!(request.topics, version >= LEADER_EPOCH_VERSION);
     let results = commit_offsets(context, &request.group_id.0, partitions, |offsets| {
         GroupCall::TxnCommit(TxnCommitRequest {
@@ -60,6 +76,68 @@ pub async fn handle(
                     let mut answer = TxnOffsetCommitResponsePartition::default();
                     answer.partition_index = index;
                     answer.error_code = for_version(results.code(&topic.name.0, index), version);
+                    answer
+                })
+                .collect();
+            entry
+        })
+        .collect();
+    response
+}
+
+/// Adds the group's `__consumer_offsets` partition to the transaction.
+async fn add_offsets_partition(
+    context: &ConnectionContext,
+    request: &TxnOffsetCommitRequest,
+) -> Result<(), ResponseError> {
+    ensure_offsets_topic(context).await?;
+    let partitions = context
+        .shard
+        .view()
+        .topic(OFFSETS_TOPIC)
+        .map(|topic| topic.partitions)
+        .ok_or(ResponseError::CoordinatorNotAvailable)?;
+    let partition = offsets_partition(&request.group_id.0, partitions);
+    add_implicitly(
+        context,
+        &request.transactional_id.0,
+        (request.producer_id.0, request.producer_epoch),
+        vec![(OFFSETS_TOPIC.to_string(), partition)],
+    )
+    .await
+}
+
+/// The coordinator's refusal as the producer reads it: its retriable
+/// errors become COORDINATOR_NOT_AVAILABLE, which the Java producer
+/// retries after finding the coordinator again (as Kafka's group
+/// coordinator normalizes them).
+fn adding_error(error: ResponseError) -> ResponseError {
+    match error {
+        ResponseError::ConcurrentTransactions
+        | ResponseError::CoordinatorLoadInProgress
+        | ResponseError::NotCoordinator
+        | ResponseError::NotEnoughReplicas
+        | ResponseError::NetworkException => ResponseError::CoordinatorNotAvailable,
+        other => other,
+    }
+}
+
+/// Every partition of `request` answered `error`.
+fn refused(request: &TxnOffsetCommitRequest, error: ResponseError) -> TxnOffsetCommitResponse {
+    let mut response = TxnOffsetCommitResponse::default();
+    response.topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let mut entry = TxnOffsetCommitResponseTopic::default();
+            entry.name = topic.name.clone();
+            entry.partitions = topic
+                .partitions
+                .iter()
+                .map(|partition| {
+                    let mut answer = TxnOffsetCommitResponsePartition::default();
+                    answer.partition_index = partition.partition_index;
+                    answer.error_code = error.code();
                     answer
                 })
                 .collect();

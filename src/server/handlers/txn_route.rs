@@ -4,13 +4,26 @@
 //! `transaction.state.log.num.partitions`), the topic created on first use
 //! with the configs Kafka gives it.
 
+use std::time::Duration;
+
 use kafka_protocol::error::ResponseError;
 
 use super::group_route::ensure_internal_topic;
+use crate::clock::now_ms;
 use crate::group::offsets_partition;
 use crate::server::connection::{ConnectionContext, Port};
 use crate::shard::messages::{ShardReply, ShardRequest, TxnAnswer, TxnCall};
 use crate::txn::{ListedTxn, TxnState, TRANSACTION_STATE_TOPIC};
+
+/// Transactions version 2 adds a partition from the request that writes to
+/// it; the coordinator answers CONCURRENT_TRANSACTIONS while the previous
+/// transaction's markers are still being written, which is usual right
+/// after an EndTxn. Kafka's broker retries it itself, every
+/// `add.partitions.to.txn.retry.backoff.ms` (default 20) for up to
+/// `add.partitions.to.txn.retry.backoff.max.ms` (default 100), before the
+/// client sees a retriable error; so does shoal, with Kafka's defaults.
+const ADD_PARTITIONS_RETRY_BACKOFF_MS: u64 = 20;
+const ADD_PARTITIONS_RETRY_MAX_MS: u64 = 100;
 
 /// Creates `__transaction_state` unless it exists. Errors are Kafka's
 /// COORDINATOR_NOT_AVAILABLE, which clients retry.
@@ -60,6 +73,43 @@ pub async fn call_txn(
         ShardReply::Failed(error) => Err(ResponseError::try_from_code(error.code)
             .unwrap_or(ResponseError::CoordinatorNotAvailable)),
         _ => Err(ResponseError::CoordinatorNotAvailable),
+    }
+}
+
+/// Transactions version 2: adds `partitions` to the producer's
+/// transaction on its coordinator (no AddPartitionsToTxn came before), with
+/// Kafka's retries of CONCURRENT_TRANSACTIONS. Without
+/// `__transaction_state` there is no coordinator: a produce does not
+/// create it, as Kafka's does not.
+pub async fn add_implicitly(
+    context: &ConnectionContext,
+    transactional_id: &str,
+    (producer_id, producer_epoch): (i64, i16),
+    partitions: Vec<(String, i32)>,
+) -> Result<(), ResponseError> {
+    if coordinator_shard(context, transactional_id).is_none() {
+        return Err(ResponseError::CoordinatorNotAvailable);
+    }
+    let started_ms = now_ms();
+    loop {
+        let call = TxnCall::AddImplicitly {
+            transactional_id: transactional_id.to_string(),
+            producer_id,
+            producer_epoch,
+            partitions: partitions.clone(),
+        };
+        let error = match call_txn(context, transactional_id, call).await {
+            Ok(TxnAnswer::Added(Ok(_))) => return Ok(()),
+            Ok(TxnAnswer::Added(Err(error))) | Err(error) => error,
+            Ok(_) => ResponseError::UnknownServerError,
+        };
+        let waited_ms = now_ms().saturating_sub(started_ms);
+        if error != ResponseError::ConcurrentTransactions
+            || waited_ms + ADD_PARTITIONS_RETRY_BACKOFF_MS > ADD_PARTITIONS_RETRY_MAX_MS
+        {
+            return Err(error);
+        }
+        glommio::timer::sleep(Duration::from_millis(ADD_PARTITIONS_RETRY_BACKOFF_MS)).await;
     }
 }
 
