@@ -5,6 +5,9 @@
 //!   synchronous half every produce request pays on the owner shard (offsets
 //!   and leader epoch patched into the batches, index entries, tail cache,
 //!   queueing). Writes run between measured stretches, not inside them.
+//! - `request_append`: the same from a request's `Bytes` as the produce
+//!   handler has them, its copy into the `BytesMut` the log patches
+//!   included: against `offset_assignment`, the price of that copy.
 //! - `segment_append`: `append` until the bytes are written to the segment
 //!   file (`acks=1`), with the group writer coalescing concurrent appends;
 //!   `flush.policy=none`, so this is the write path without the disk's sync.
@@ -148,6 +151,27 @@ fn offset_assignment(c: &mut Criterion) {
     });
 }
 
+fn request_append(c: &mut Criterion) {
+    bench_appends(c, "request_append", |log, batch, iters| {
+        Box::pin(async move {
+            let mut measured = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let stretch = left.min(APPENDS_PER_DRAIN);
+                let start = Instant::now();
+                for _ in 0..stretch {
+                    let copy = BytesMut::from(&batch[..]);
+                    black_box(log.append(copy, AppendWait::Nothing, None).await).expect("append");
+                }
+                measured += start.elapsed();
+                left -= stretch;
+                drain(&log, &batch).await;
+            }
+            measured
+        })
+    });
+}
+
 fn segment_append(c: &mut Criterion) {
     bench_appends(c, "segment_append", |log, batch, iters| {
         Box::pin(async move {
@@ -259,6 +283,6 @@ criterion_group! {
     config = Criterion::default()
         .measurement_time(Duration::from_secs(5))
         .warm_up_time(Duration::from_secs(1));
-    targets = offset_assignment, segment_append, index_lookup, segment_read
+    targets = offset_assignment, request_append, segment_append, index_lookup, segment_read
 }
 criterion_main!(benches);

@@ -8,8 +8,9 @@
 //! read buffer holds no more than the bytes that arrived (grown with them,
 //! never to a size a frame announces), so an idle connection holds no
 //! buffer and a half-sent frame pins about what was sent. What the kernel
-//! already holds of a frame gets its room in one step, so a request's bytes
-//! are copied once, by the kernel, and not again as the buffer grows.
+//! already holds of a frame gets its room in one step, so the buffer's
+//! growth moves at most the bytes read before the frame's size was known,
+//! not the whole frame at every doubling.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
