@@ -129,47 +129,46 @@ fn bench_appends(c: &mut Criterion, name: &str, body: AppendBody) {
 
 fn offset_assignment(c: &mut Criterion) {
     bench_appends(c, "offset_assignment", |log, batch, iters| {
-        Box::pin(async move {
-            let mut measured = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let stretch = left.min(APPENDS_PER_DRAIN);
-                // Copies made outside the timed stretch: a produce request
-                // hands the log its own buffer.
-                let copies: Vec<BytesMut> =
-                    (0..stretch).map(|_| BytesMut::from(&batch[..])).collect();
-                let start = Instant::now();
-                for copy in copies {
-                    black_box(log.append(copy, AppendWait::Nothing, None).await).expect("append");
-                }
-                measured += start.elapsed();
-                left -= stretch;
-                drain(&log, &batch).await;
-            }
-            measured
-        })
+        Box::pin(unwaited_appends(log, batch, iters, false))
     });
 }
 
 fn request_append(c: &mut Criterion) {
     bench_appends(c, "request_append", |log, batch, iters| {
-        Box::pin(async move {
-            let mut measured = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let stretch = left.min(APPENDS_PER_DRAIN);
-                let start = Instant::now();
-                for _ in 0..stretch {
-                    let copy = BytesMut::from(&batch[..]);
-                    black_box(log.append(copy, AppendWait::Nothing, None).await).expect("append");
-                }
-                measured += start.elapsed();
-                left -= stretch;
-                drain(&log, &batch).await;
-            }
-            measured
-        })
+        Box::pin(unwaited_appends(log, batch, iters, true))
     });
+}
+
+/// Times `iters` appends of `batch` that do not wait for the writer, in
+/// stretches of `APPENDS_PER_DRAIN` with the writes run between them. Each
+/// append gets a copy of `batch` of its own, as the produce handler makes
+/// one from the request; `copy_timed` times those copies too, else they are
+/// made before the stretch.
+async fn unwaited_appends(
+    log: Rc<PartitionLog>,
+    batch: Bytes,
+    iters: u64,
+    copy_timed: bool,
+) -> Duration {
+    let copy = || BytesMut::from(&batch[..]);
+    let mut measured = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let stretch = left.min(APPENDS_PER_DRAIN);
+        let mut copies: Vec<BytesMut> = match copy_timed {
+            true => Vec::new(),
+            false => (0..stretch).map(|_| copy()).collect(),
+        };
+        let start = Instant::now();
+        for _ in 0..stretch {
+            let batches = copies.pop().unwrap_or_else(copy);
+            black_box(log.append(batches, AppendWait::Nothing, None).await).expect("append");
+        }
+        measured += start.elapsed();
+        left -= stretch;
+        drain(&log, &batch).await;
+    }
+    measured
 }
 
 fn segment_append(c: &mut Criterion) {
