@@ -5,6 +5,9 @@
 //!   synchronous half every produce request pays on the owner shard (offsets
 //!   and leader epoch patched into the batches, index entries, tail cache,
 //!   queueing). Writes run between measured stretches, not inside them.
+//! - `request_append`: the same from a request's `Bytes` as the produce
+//!   handler has them, its copy into the `BytesMut` the log patches
+//!   included: against `offset_assignment`, the price of that copy.
 //! - `segment_append`: `append` until the bytes are written to the segment
 //!   file (`acks=1`), with the group writer coalescing concurrent appends;
 //!   `flush.policy=none`, so this is the write path without the disk's sync.
@@ -126,26 +129,46 @@ fn bench_appends(c: &mut Criterion, name: &str, body: AppendBody) {
 
 fn offset_assignment(c: &mut Criterion) {
     bench_appends(c, "offset_assignment", |log, batch, iters| {
-        Box::pin(async move {
-            let mut measured = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let stretch = left.min(APPENDS_PER_DRAIN);
-                // Copies made outside the timed stretch: a produce request
-                // hands the log its own buffer.
-                let copies: Vec<BytesMut> =
-                    (0..stretch).map(|_| BytesMut::from(&batch[..])).collect();
-                let start = Instant::now();
-                for copy in copies {
-                    black_box(log.append(copy, AppendWait::Nothing, None).await).expect("append");
-                }
-                measured += start.elapsed();
-                left -= stretch;
-                drain(&log, &batch).await;
-            }
-            measured
-        })
+        Box::pin(unwaited_appends(log, batch, iters, false))
     });
+}
+
+fn request_append(c: &mut Criterion) {
+    bench_appends(c, "request_append", |log, batch, iters| {
+        Box::pin(unwaited_appends(log, batch, iters, true))
+    });
+}
+
+/// Times `iters` appends of `batch` that do not wait for the writer, in
+/// stretches of `APPENDS_PER_DRAIN` with the writes run between them. Each
+/// append gets a copy of `batch` of its own, as the produce handler makes
+/// one from the request; `copy_timed` times those copies too, else they are
+/// made before the stretch.
+async fn unwaited_appends(
+    log: Rc<PartitionLog>,
+    batch: Bytes,
+    iters: u64,
+    copy_timed: bool,
+) -> Duration {
+    let copy = || BytesMut::from(&batch[..]);
+    let mut measured = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let stretch = left.min(APPENDS_PER_DRAIN);
+        let mut copies: Vec<BytesMut> = match copy_timed {
+            true => Vec::new(),
+            false => (0..stretch).map(|_| copy()).collect(),
+        };
+        let start = Instant::now();
+        for _ in 0..stretch {
+            let batches = copies.pop().unwrap_or_else(copy);
+            black_box(log.append(batches, AppendWait::Nothing, None).await).expect("append");
+        }
+        measured += start.elapsed();
+        left -= stretch;
+        drain(&log, &batch).await;
+    }
+    measured
 }
 
 fn segment_append(c: &mut Criterion) {
@@ -259,6 +282,6 @@ criterion_group! {
     config = Criterion::default()
         .measurement_time(Duration::from_secs(5))
         .warm_up_time(Duration::from_secs(1));
-    targets = offset_assignment, segment_append, index_lookup, segment_read
+    targets = offset_assignment, request_append, segment_append, index_lookup, segment_read
 }
 criterion_main!(benches);

@@ -7,7 +7,10 @@
 //! a rate-limited log line; nothing a client sends can panic the shard. The
 //! read buffer holds no more than the bytes that arrived (grown with them,
 //! never to a size a frame announces), so an idle connection holds no
-//! buffer and a half-sent frame pins about what was sent.
+//! buffer and a half-sent frame pins about what was sent. What the kernel
+//! already holds of a frame gets its room in one step, so the buffer's
+//! growth moves at most the bytes read before the frame's size was known,
+//! not the whole frame at every doubling.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -231,6 +234,11 @@ impl FrameReader {
             // Only what the kernel holds: the buffer grows with the bytes
             // that arrived, and no more is zero-filled than this read fills.
             let room = waiting.min(READ_CHUNK_BYTES_MAX);
+            // The part of the frame that the kernel already holds gets its
+            // room at once: grown one read at a time, the buffer would copy
+            // the frame's bytes read so far at every reallocation.
+            let arrived = self.frame_rest(max_bytes).min(waiting);
+            self.buffer.reserve(arrived.max(room));
             let filled = self.buffer.len();
             self.buffer.resize(filled + room, 0);
             match stream.read(&mut self.buffer[filled..]).await {
@@ -261,6 +269,18 @@ impl FrameReader {
         let frame = buffer.split_to(size).freeze();
         self.shares_allocation = true;
         Ok(Some(frame))
+    }
+
+    /// Bytes of the frame at the start of the buffer still to be read; 0
+    /// before its size prefix is complete (or when the prefix is refused,
+    /// which `take_frame` reports).
+    fn frame_rest(&self, max_bytes: usize) -> usize {
+        let Some(&[a, b, c, d]) = self.buffer.get(..frame::SIZE_PREFIX_BYTES) else {
+            return 0;
+        };
+        frame::frame_size([a, b, c, d], max_bytes).map_or(0, |size| {
+            (frame::SIZE_PREFIX_BYTES + size).saturating_sub(self.buffer.len())
+        })
     }
 
     /// Before waiting on a silent client: an empty buffer gives its memory
@@ -521,6 +541,52 @@ mod tests {
         });
         assert_eq!(error.as_deref(), Some("idle for connections.max.idle.ms"));
         assert!(capacity < 1024, "{capacity} bytes held for 14 received");
+    }
+
+    #[test]
+    fn a_frame_the_kernel_holds_whole_is_read_without_moving_its_bytes() {
+        const FRAME_BYTES: usize = 1 << 20;
+        // Room for the whole frame in the socket, set before the connection
+        // is made so that the window offered covers it.
+        const RECEIVE_BUFFER_BYTES: usize = 4 << 20;
+        let body: Vec<u8> = (0..FRAME_BYTES).map(|n| (n % 251) as u8).collect();
+        let sent = frame_bytes(&body);
+        let (frame, capacity_left) = crate::shard::block_on(move || async move {
+            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                .expect("socket");
+            socket
+                .set_recv_buffer_size(RECEIVE_BUFFER_BYTES)
+                .expect("SO_RCVBUF");
+            let any_port: SocketAddr = "127.0.0.1:0".parse().expect("address");
+            socket.bind(&any_port.into()).expect("bind");
+            socket.listen(1).expect("listen");
+            // SAFETY: the listening socket's descriptor, whose ownership
+            // passes to the glommio listener.
+            let listener = unsafe {
+                glommio::net::TcpListener::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(socket))
+            };
+            let address = listener.local_addr().expect("address");
+            let (written, all_written) = futures_channel::oneshot::channel::<()>();
+            let client = glommio::spawn_local(async move {
+                let mut stream = TcpStream::connect(address).await.expect("connect");
+                stream.write_all(&sent).await.expect("write");
+                let _ = written.send(());
+                stream
+            });
+            let mut stream = listener.accept().await.expect("accept");
+            all_written.await.expect("the client wrote");
+            let mut reader = FrameReader::default();
+            let frame = reader.next(&mut stream, 1 << 30, &Cell::new(0)).await;
+            drop(client.await);
+            (frame.ok().flatten(), reader.buffer.capacity())
+        });
+        assert!(frame.is_some_and(|f| f == body), "the frame differs");
+        // Grown read by read, the buffer would have doubled past the frame
+        // (copying it at each step) and kept about as much again.
+        assert!(
+            capacity_left < READ_CHUNK_BYTES_MAX,
+            "{capacity_left} bytes of room left past a frame read whole"
+        );
     }
 
     #[test]
