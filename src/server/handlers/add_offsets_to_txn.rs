@@ -5,9 +5,9 @@
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 
-use super::group_route::ensure_offsets_topic;
+use super::group_route::group_offsets_partition;
 use super::txn_route::{call_txn, fenced_for};
-use crate::group::{offsets_partition, OFFSETS_TOPIC};
+use crate::group::OFFSETS_TOPIC;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{TxnAnswer, TxnCall};
 
@@ -30,14 +30,7 @@ async fn add(
     context: &ConnectionContext,
     request: &AddOffsetsToTxnRequest,
 ) -> Result<(), ResponseError> {
-    ensure_offsets_topic(context).await?;
-    let partitions = context
-        .shard
-        .view()
-        .topic(OFFSETS_TOPIC)
-        .map(|topic| topic.partitions)
-        .ok_or(ResponseError::CoordinatorNotAvailable)?;
-    let partition = offsets_partition(&request.group_id.0, partitions);
+    let partition = group_offsets_partition(context, &request.group_id.0).await?;
     let transactional_id = request.transactional_id.0.to_string();
     let call = TxnCall::AddPartitions {
         transactional_id: transactional_id.clone(),

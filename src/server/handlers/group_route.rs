@@ -60,6 +60,22 @@ pub async fn ensure_internal_topic(
     }
 }
 
+/// The `__consumer_offsets` partition of `group_id`, the topic created on
+/// first use.
+pub async fn group_offsets_partition(
+    context: &ConnectionContext,
+    group_id: &str,
+) -> Result<i32, ResponseError> {
+    ensure_offsets_topic(context).await?;
+    let partitions = context
+        .shard
+        .view()
+        .topic(OFFSETS_TOPIC)
+        .map(|topic| topic.partitions)
+        .ok_or(ResponseError::CoordinatorNotAvailable)?;
+    Ok(offsets_partition(group_id, partitions))
+}
+
 /// Runs `call` on the coordinator of `group_id`.
 pub async fn call_group(
     context: &ConnectionContext,
@@ -69,13 +85,8 @@ pub async fn call_group(
     if group_id.is_empty() {
         return Err(ResponseError::InvalidGroupId);
     }
-    ensure_offsets_topic(context).await?;
-    let view = context.shard.view();
-    let partitions = view
-        .topic(OFFSETS_TOPIC)
-        .map(|topic| topic.partitions)
-        .ok_or(ResponseError::CoordinatorNotAvailable)?;
-    let owner = view.owner(OFFSETS_TOPIC, offsets_partition(group_id, partitions));
+    let partition = group_offsets_partition(context, group_id).await?;
+    let owner = context.shard.view().owner(OFFSETS_TOPIC, partition);
     match context.shard.call(owner, ShardRequest::Group(call)).await {
         ShardReply::Group(answer) => Ok(answer),
         ShardReply::Failed(error) => Err(ResponseError::try_from_code(error.code)

@@ -14,10 +14,10 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{RequestHeader, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
-use super::group_route::ensure_offsets_topic;
+use super::group_route::group_offsets_partition;
 use super::offset_commit::{commit_offsets, commit_partitions, CommitPartition};
 use super::txn_route::add_implicitly;
-use crate::group::{offsets_partition, TxnCommitRequest, TxnProducer, OFFSETS_TOPIC};
+use crate::group::{TxnCommitRequest, TxnProducer, OFFSETS_TOPIC};
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::GroupCall;
 
@@ -61,28 +61,9 @@ pub async fn handle(
         })
     })
     .await;
-    let mut response = TxnOffsetCommitResponse::default();
-    response.topics = request
-        .topics
-        .iter()
-        .map(|topic| {
-            let mut entry = TxnOffsetCommitResponseTopic::default();
-            entry.name = topic.name.clone();
-            entry.partitions = topic
-                .partitions
-                .iter()
-                .map(|partition| {
-                    let index = partition.partition_index;
-                    let mut answer = TxnOffsetCommitResponsePartition::default();
-                    answer.partition_index = index;
-                    answer.error_code = for_version(results.code(&topic.name.0, index), version);
-                    answer
-                })
-                .collect();
-            entry
-        })
-        .collect();
-    response
+    answer(&request, |topic, index| {
+        for_version(results.code(topic, index), version)
+    })
 }
 
 /// Adds the group's `__consumer_offsets` partition to the transaction.
@@ -90,14 +71,7 @@ async fn add_offsets_partition(
     context: &ConnectionContext,
     request: &TxnOffsetCommitRequest,
 ) -> Result<(), ResponseError> {
-    ensure_offsets_topic(context).await?;
-    let partitions = context
-        .shard
-        .view()
-        .topic(OFFSETS_TOPIC)
-        .map(|topic| topic.partitions)
-        .ok_or(ResponseError::CoordinatorNotAvailable)?;
-    let partition = offsets_partition(&request.group_id.0, partitions);
+    let partition = group_offsets_partition(context, &request.group_id.0).await?;
     add_implicitly(
         context,
         &request.transactional_id.0,
@@ -124,6 +98,15 @@ fn adding_error(error: ResponseError) -> ResponseError {
 
 /// Every partition of `request` answered `error`.
 fn refused(request: &TxnOffsetCommitRequest, error: ResponseError) -> TxnOffsetCommitResponse {
+    answer(request, |_, _| error.code())
+}
+
+/// The response naming each partition of `request` with `error_code(topic,
+/// partition)`.
+fn answer(
+    request: &TxnOffsetCommitRequest,
+    error_code: impl Fn(&str, i32) -> i16,
+) -> TxnOffsetCommitResponse {
     let mut response = TxnOffsetCommitResponse::default();
     response.topics = request
         .topics
@@ -135,9 +118,10 @@ fn refused(request: &TxnOffsetCommitRequest, error: ResponseError) -> TxnOffsetC
                 .partitions
                 .iter()
                 .map(|partition| {
+                    let index = partition.partition_index;
                     let mut answer = TxnOffsetCommitResponsePartition::default();
-                    answer.partition_index = partition.partition_index;
-                    answer.error_code = error.code();
+                    answer.partition_index = index;
+                    answer.error_code = error_code(&topic.name.0, index);
                     answer
                 })
                 .collect();
