@@ -532,8 +532,10 @@ mod version_2 {
         );
     }
 
-    #[test]
-    fn the_last_epoch_rotates_the_producer_id_once_the_markers_are_written() {
+    /// A coordinator whose producer 4000 is in a version 2 transaction on
+    /// ("t", 0) at the last epoch before the maximum, as replayed from
+    /// its log.
+    fn ongoing_at_the_last_epoch() -> TxnCoordinator {
         let mut coordinator = coordinator();
         init(&mut coordinator, 1, 4000);
         let mut txn = coordinator.metadata(ID).unwrap().clone();
@@ -546,6 +548,12 @@ mod version_2 {
         coordinator
             .replay(TXN_PARTITION, &records::encode_key(ID), Some(&record))
             .unwrap();
+        coordinator
+    }
+
+    #[test]
+    fn the_last_epoch_rotates_the_producer_id_once_the_markers_are_written() {
+        let mut coordinator = ongoing_at_the_last_epoch();
         let last = (4000, i16::MAX - 1);
         assert!(coordinator.end_needs_producer_id(ID, TV_2));
         assert!(!coordinator.end_needs_producer_id(ID, TV_0));
@@ -582,17 +590,7 @@ mod version_2 {
 
     #[test]
     fn a_rotation_in_flight_survives_a_restart() {
-        let mut coordinator = coordinator();
-        init(&mut coordinator, 1, 4000);
-        let mut txn = coordinator.metadata(ID).unwrap().clone();
-        txn.producer_epoch = i16::MAX - 1;
-        txn.state = TxnState::Ongoing;
-        txn.partitions.insert(("t".to_string(), 0));
-        txn.client_transaction_version = TV_2;
-        let record = records::encode_value(&records::TxnValue::of(&txn), 1);
-        coordinator
-            .replay(TXN_PARTITION, &records::encode_key(ID), Some(&record))
-            .unwrap();
+        let mut coordinator = ongoing_at_the_last_epoch();
         let Ok(EndOutcome::Write(transit)) =
             end_v2(&mut coordinator, 2, (4000, i16::MAX - 1), false, Some(5000))
         else {
