@@ -69,10 +69,11 @@ def broker(broker_factory):
     return broker_factory(overrides={"group.initial.rebalance.delay.ms": 0}, shards=2)
 
 
-def command(*args):
+def command(*args, jvm_args=()):
     cmd = [
         "java",
         *JVM_FLAGS,
+        *jvm_args,
         f"-Dlog4j2.configurationFile={LOG_CONFIG}",
         "-cp",
         f"{CLASSES}{os.pathsep}{JARS}/*",

@@ -88,6 +88,11 @@ class App:
         self.state_dir = state_dir
         self.log_path = log_path
         self.log = open(log_path, "wb")
+        # RocksDB unpacks its native library into java.io.tmpdir on every
+        # start and a killed JVM never removes it: inside the state dir it
+        # goes with the test's temp dir.
+        jvm_tmp = os.path.join(state_dir, "jvm-tmp")
+        os.makedirs(jvm_tmp, exist_ok=True)
         self.proc = subprocess.Popen(
             command(
                 "wordcount",
@@ -97,6 +102,7 @@ class App:
                 "-output", topics.output,
                 "-state-dir", state_dir,
                 "-config", config,
+                jvm_args=[f"-Djava.io.tmpdir={jvm_tmp}"],
             ),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
