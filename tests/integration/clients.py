@@ -135,21 +135,29 @@ def consumer(bootstrap, extra_config=None, **config):
     return Consumer(conf)
 
 
+def retried(call, settling_errors, timeout_s, what):
+    """call()'s answer, asked again while it fails with one of
+    settling_errors (as a client's own calls would) until timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    for _ in range(int(timeout_s / POLL_TIMEOUT_S) + 1):
+        try:
+            return call()
+        except KafkaException as e:
+            if e.args[0].code() not in settling_errors or time.monotonic() >= deadline:
+                raise
+        time.sleep(POLL_TIMEOUT_S)
+    raise AssertionError(f"no {what} within {timeout_s}s")
+
+
 def committed(bootstrap, group, topic, partitions, **config):
     """The group's committed offset of each of the topic's first
     `partitions` partitions (OFFSET_INVALID, -1001, where none)."""
     c = consumer(bootstrap, group_id=group, **config)
-    deadline = time.monotonic() + REQUEST_TIMEOUT_S
     try:
-        for _ in range(int(REQUEST_TIMEOUT_S / POLL_TIMEOUT_S) + 1):
-            try:
-                got = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=REQUEST_TIMEOUT_S)
-                return {tp.partition: tp.offset for tp in got}
-            except KafkaException as e:
-                if e.args[0].code() not in COORDINATOR_SETTLING_ERRORS or time.monotonic() >= deadline:
-                    raise
-            time.sleep(POLL_TIMEOUT_S)
-        raise AssertionError(f"no committed offsets of group {group} within {REQUEST_TIMEOUT_S}s")
+        got = retried(lambda: c.committed([TopicPartition(topic, p) for p in range(partitions)],
+                                          timeout=REQUEST_TIMEOUT_S),
+                      COORDINATOR_SETTLING_ERRORS, REQUEST_TIMEOUT_S, f"committed offsets of group {group}")
+        return {tp.partition: tp.offset for tp in got}
     finally:
         c.close()
 
@@ -159,16 +167,9 @@ def watermarks(bootstrap, name, partition, timeout_s=REQUEST_TIMEOUT_S):
     NOT_LEADER_OR_FOLLOWER while a partition's leadership settles) is asked
     again, as a client's own calls would, until timeout_s."""
     c = consumer(bootstrap)
-    deadline = time.monotonic() + timeout_s
     try:
-        for _ in range(int(timeout_s / POLL_TIMEOUT_S) + 1):
-            try:
-                return c.get_watermark_offsets(TopicPartition(name, partition), timeout=REQUEST_TIMEOUT_S)
-            except KafkaException as e:
-                if e.args[0].code() not in SETTLING_ERRORS or time.monotonic() >= deadline:
-                    raise
-            time.sleep(POLL_TIMEOUT_S)
-        raise AssertionError(f"no watermarks of {name}[{partition}] within {timeout_s}s")
+        return retried(lambda: c.get_watermark_offsets(TopicPartition(name, partition), timeout=REQUEST_TIMEOUT_S),
+                       SETTLING_ERRORS, timeout_s, f"watermarks of {name}[{partition}]")
     finally:
         c.close()
 
