@@ -28,7 +28,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader, TopicName};
 
-use super::txn_route::{add_implicitly, call_txn, coordinator_shard};
+use super::txn_route::{add_once, call_txn, coordinator_shard, AddRetries};
 use super::{scatter, str_bytes};
 use crate::clock::now_ms;
 use crate::config::TopicConfig;
@@ -287,6 +287,8 @@ enum Slot {
 
 /// A partition's batches with its owner shard and (topic, partition) position.
 type RoutedPart = (usize, (usize, usize), ProducePart);
+/// A partition's answer, by its position in the request.
+type Answer = ((usize, usize), Result<AppendResult, KafkaError>);
 
 /// Where a partition's batches go, kept to send them again once verified.
 struct Route {
@@ -545,8 +547,8 @@ async fn verify_and_append(
     version: i16,
     request: &ProduceRequest,
     transactional_id: &str,
-    unverified: Vec<Unverified>,
-) -> Vec<((usize, usize), Result<AppendResult, KafkaError>)> {
+    mut unverified: Vec<Unverified>,
+) -> Vec<Answer> {
     let mut answers = Vec::new();
     let mut producers: Vec<(i64, i16)> = unverified
         .iter()
@@ -556,25 +558,22 @@ async fn verify_and_append(
     producers.dedup();
     let mut verified: Vec<RoutedPart> = Vec::new();
     for (producer_id, epoch) in producers {
-        let mine: Vec<&Unverified> = unverified
-            .iter()
-            .filter(|u| (u.producer_id, u.epoch) == (producer_id, epoch))
-            .collect();
-        let partitions = mine
-            .iter()
-            .map(|u| {
-                (
-                    u.route.partition.topic.to_string(),
-                    u.route.partition.partition,
-                )
-            })
-            .collect();
-        let errors = if version >= IMPLICIT_ADD_VERSION {
-            let count = mine.len();
-            let added = add_implicitly(context, transactional_id, (producer_id, epoch), partitions);
-            vec![added.await.err(); count]
+        let (mine, rest) = unverified
+            .into_iter()
+            .partition(|u| (u.producer_id, u.epoch) == (producer_id, epoch));
+        unverified = rest;
+        let (mine, errors) = if version >= IMPLICIT_ADD_VERSION {
+            add_to_transaction(context, request, transactional_id, mine, &mut answers).await
         } else {
-            verify(context, transactional_id, producer_id, epoch, partitions).await
+            let errors = verify(
+                context,
+                transactional_id,
+                producer_id,
+                epoch,
+                partitions_of(&mine),
+            )
+            .await;
+            (mine, errors)
         };
         for (u, error) in mine.into_iter().zip(errors) {
             if let Some(error) = error {
@@ -585,33 +584,129 @@ async fn verify_and_append(
                 answers.push((u.route.position, Err(verification_error(version, error))));
                 continue;
             }
-            let (topic_index, partition_index) = u.route.position;
-            let records = request.topic_data[topic_index].partition_data[partition_index]
-                .records
-                .as_deref()
-                .unwrap_or_default();
-            verified.push((
-                u.route.owner,
-                u.route.position,
-                ProducePart {
-                    partition: u.route.partition.clone(),
-                    batches: BytesMut::from(records),
-                    wait: u.route.wait,
-                    log_append_time_ms: u.route.log_append_time_ms,
-                    verification: TxnVerification::Verified(u.guard),
-                },
+            verified.push(routed(
+                request,
+                &u.route,
+                TxnVerification::Verified(u.guard),
             ));
         }
     }
     for (position, answer) in append(context, verified).await {
-        let answer = answer.map_err(|refusal| match refusal {
-            ProduceRefusal::Error(error) => error,
-            // A guard never starts a verification again.
-            ProduceRefusal::Unverified { .. } => KafkaError::new(ResponseError::UnknownServerError),
-        });
-        answers.push((position, answer));
+        // A guard never starts a verification again.
+        answers.push((position, answer.map_err(refusal_error)));
     }
     answers
+}
+
+/// Produce v12+: adds one producer's `unverified` partitions to its
+/// transaction, with Kafka's retries of CONCURRENT_TRANSACTIONS; gives back
+/// the partitions to append, each with the coordinator's error or none. A
+/// retry takes each partition's guard again before asking again: the
+/// previous transaction's markers, still being written when the
+/// coordinator answered CONCURRENT_TRANSACTIONS, end the guards taken
+/// before them, as they must (a guard taken before an abort marker may not
+/// open a transaction after it).
+async fn add_to_transaction(
+    context: &ConnectionContext,
+    request: &ProduceRequest,
+    transactional_id: &str,
+    mut unverified: Vec<Unverified>,
+    answers: &mut Vec<Answer>,
+) -> (Vec<Unverified>, Vec<Option<ResponseError>>) {
+    let retries = AddRetries::new();
+    loop {
+        let Some(first) = unverified.first() else {
+            return (unverified, Vec::new());
+        };
+        let producer = (first.producer_id, first.epoch);
+        let partitions = partitions_of(&unverified);
+        let error = match add_once(context, transactional_id, producer, partitions).await {
+            Ok(()) => None,
+            Err(error) if retries.wait(error).await => {
+                unverified = guard_again(context, request, unverified, answers).await;
+                continue;
+            }
+            Err(error) => Some(error),
+        };
+        let errors = vec![error; unverified.len()];
+        return (unverified, errors);
+    }
+}
+
+/// Sends `unverified`'s batches again as first tries, so each partition
+/// takes a guard anew; one appended or refused meanwhile (as a first try
+/// can be) has its answer in `answers`. The partitions still unverified.
+async fn guard_again(
+    context: &ConnectionContext,
+    request: &ProduceRequest,
+    unverified: Vec<Unverified>,
+    answers: &mut Vec<Answer>,
+) -> Vec<Unverified> {
+    let parts = unverified
+        .iter()
+        .map(|u| routed(request, &u.route, TxnVerification::Start))
+        .collect();
+    let mut unverified: Vec<Option<Unverified>> = unverified.into_iter().map(Some).collect();
+    let mut again = Vec::new();
+    for (position, answer) in append(context, parts).await {
+        let Some(mut u) = unverified
+            .iter_mut()
+            .find(|u| u.as_ref().is_some_and(|u| u.route.position == position))
+            .and_then(Option::take)
+        else {
+            continue;
+        };
+        match answer {
+            Err(ProduceRefusal::Unverified { guard, .. }) => {
+                u.guard = guard;
+                again.push(u);
+            }
+            answer => answers.push((position, answer.map_err(refusal_error))),
+        }
+    }
+    again
+}
+
+/// The records of the partition `route` names, sent to its owner under
+/// `verification`.
+fn routed(request: &ProduceRequest, route: &Route, verification: TxnVerification) -> RoutedPart {
+    let (topic_index, partition_index) = route.position;
+    let records = request.topic_data[topic_index].partition_data[partition_index]
+        .records
+        .as_deref()
+        .unwrap_or_default();
+    (
+        route.owner,
+        route.position,
+        ProducePart {
+            partition: route.partition.clone(),
+            batches: BytesMut::from(records),
+            wait: route.wait,
+            log_append_time_ms: route.log_append_time_ms,
+            verification,
+        },
+    )
+}
+
+/// The (topic, partition) pairs of `unverified`, for the coordinator.
+fn partitions_of(unverified: &[Unverified]) -> Vec<(String, i32)> {
+    unverified
+        .iter()
+        .map(|u| {
+            (
+                u.route.partition.topic.to_string(),
+                u.route.partition.partition,
+            )
+        })
+        .collect()
+}
+
+/// An owner's refusal of a batch that came with its guard.
+fn refusal_error(refusal: ProduceRefusal) -> KafkaError {
+    match refusal {
+        ProduceRefusal::Error(error) => error,
+        ProduceRefusal::Unverified { .. } => KafkaError::new(ResponseError::UnknownServerError),
+    }
 }
 
 /// Each partition's error from the coordinator, None when it is in the

@@ -78,10 +78,26 @@ pub async fn call_txn(
 
 /// Transactions version 2: adds `partitions` to the producer's
 /// transaction on its coordinator (no AddPartitionsToTxn came before), with
-/// Kafka's retries of CONCURRENT_TRANSACTIONS. Without
-/// `__transaction_state` there is no coordinator: a produce does not
-/// create it, as Kafka's does not.
+/// Kafka's retries of CONCURRENT_TRANSACTIONS.
 pub async fn add_implicitly(
+    context: &ConnectionContext,
+    transactional_id: &str,
+    producer: (i64, i16),
+    partitions: Vec<(String, i32)>,
+) -> Result<(), ResponseError> {
+    let retries = AddRetries::new();
+    loop {
+        match add_once(context, transactional_id, producer, partitions.clone()).await {
+            Err(error) if retries.wait(error).await => continue,
+            added => return added,
+        }
+    }
+}
+
+/// One implicit add of `partitions` to the producer's transaction. Without
+/// `__transaction_state` there is no coordinator: a produce does not create
+/// it, as Kafka's does not.
+pub async fn add_once(
     context: &ConnectionContext,
     transactional_id: &str,
     (producer_id, producer_epoch): (i64, i16),
@@ -90,26 +106,43 @@ pub async fn add_implicitly(
     if coordinator_shard(context, transactional_id).is_none() {
         return Err(ResponseError::CoordinatorNotAvailable);
     }
-    let started_ms = now_ms();
-    loop {
-        let call = TxnCall::AddImplicitly {
-            transactional_id: transactional_id.to_string(),
-            producer_id,
-            producer_epoch,
-            partitions: partitions.clone(),
-        };
-        let error = match call_txn(context, transactional_id, call).await {
-            Ok(TxnAnswer::Added(Ok(_))) => return Ok(()),
-            Ok(TxnAnswer::Added(Err(error))) | Err(error) => error,
-            Ok(_) => ResponseError::UnknownServerError,
-        };
-        let waited_ms = now_ms().saturating_sub(started_ms);
+    let call = TxnCall::AddImplicitly {
+        transactional_id: transactional_id.to_string(),
+        producer_id,
+        producer_epoch,
+        partitions,
+    };
+    match call_txn(context, transactional_id, call).await {
+        Ok(TxnAnswer::Added(Ok(_))) => Ok(()),
+        Ok(TxnAnswer::Added(Err(error))) | Err(error) => Err(error),
+        Ok(_) => Err(ResponseError::UnknownServerError),
+    }
+}
+
+/// Kafka's broker-side retries of an implicit add answered
+/// CONCURRENT_TRANSACTIONS, from one request's first try.
+pub struct AddRetries {
+    started_ms: u64,
+}
+
+impl AddRetries {
+    pub fn new() -> AddRetries {
+        AddRetries {
+            started_ms: now_ms(),
+        }
+    }
+
+    /// Waits the backoff and says true when `error` is worth another try
+    /// within the bound; false at once otherwise.
+    pub async fn wait(&self, error: ResponseError) -> bool {
+        let waited_ms = now_ms().saturating_sub(self.started_ms);
         if error != ResponseError::ConcurrentTransactions
             || waited_ms + ADD_PARTITIONS_RETRY_BACKOFF_MS > ADD_PARTITIONS_RETRY_MAX_MS
         {
-            return Err(error);
+            return false;
         }
         glommio::timer::sleep(Duration::from_millis(ADD_PARTITIONS_RETRY_BACKOFF_MS)).await;
+        true
     }
 }
 
