@@ -63,6 +63,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use crate::protocol::batch::{increment_sequence, BatchHeader};
 use crate::protocol::batch_records::BatchRecords;
 use crate::protocol::records::TxnMarker;
+use kafka_protocol::records::NO_SEQUENCE;
 
 mod verification;
 
@@ -313,15 +314,20 @@ impl ProducerEntry {
             }
             return Ok(());
         }
-        match self.batches.back() {
-            Some(last) if !in_sequence(last.last_seq, first_seq) => {
-                Err(ProducerError::OutOfOrderSequence(format!(
-                    "Out of order sequence number for producer {id} in partition {partition}: {first_seq} (incoming seq. number), {} (current end sequence number)",
-                    last.last_seq
-                )))
-            }
-            _ => Ok(()),
+        // An epoch with no batch yet (a marker brought it: transactions
+        // version 2 bumps the epoch at every end) starts at sequence 0, as
+        // in Kafka; a later batch appended first, say of a second request
+        // in flight verified sooner, would make the first out of order.
+        let last_seq = self
+            .batches
+            .back()
+            .map_or(NO_SEQUENCE, |last| last.last_seq);
+        if in_sequence(last_seq, first_seq) {
+            return Ok(());
         }
+        Err(ProducerError::OutOfOrderSequence(format!(
+            "Out of order sequence number for producer {id} in partition {partition}: {first_seq} (incoming seq. number), {last_seq} (current end sequence number)"
+        )))
     }
 
     fn check_epoch(&self, id: i64, epoch: i16, partition: &str) -> Result<(), ProducerError> {
@@ -369,12 +375,20 @@ pub enum ProducerError {
     OutOfOrderSequence(String),
     /// INVALID_TXN_STATE: a non-transactional batch in a transaction.
     InvalidTxnState(String),
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER for a batch after the earliest one
+    /// waiting for its producer's verification; the produce path waits a
+    /// little for that one before answering it.
+    BehindVerifying(String),
     /// TRANSACTION_COORDINATOR_FENCED: a marker from an older coordinator.
     CoordinatorFenced(String),
     /// KIP-890: a transactional batch that would open its producer's
     /// transaction here, before the coordinator confirmed the partition is
     /// in it (`verification`); not an answer to a client, a step.
-    Unverified { producer_id: i64, epoch: i16 },
+    Unverified {
+        producer_id: i64,
+        epoch: i16,
+        first_seq: i32,
+    },
 }
 
 /// Who appends, as Kafka's `AppendOrigin` says: a client's batches pass
@@ -517,6 +531,7 @@ impl ProducerStateTable {
                 {
                     return Ok(Admission::Duplicate(duplicate));
                 }
+                let first_of_producer = !update.entries.iter().any(|(known, _)| *known == id);
                 if client && batch.transactional {
                     let latest = update
                         .entries
@@ -525,6 +540,9 @@ impl ProducerStateTable {
                         .map(|(_, entry)| entry)
                         .or(current);
                     self.check_verified(batch, latest, partition, verification)?;
+                }
+                if client && first_of_producer {
+                    self.check_earliest_verified(batch, partition)?;
                 }
             }
             let index = match update.entries.iter().position(|(known, _)| *known == id) {
@@ -554,6 +572,30 @@ impl ProducerStateTable {
         Ok(Admission::Append(update))
     }
 
+    /// While a verification of the producer is in flight, no batch after
+    /// the earliest one waiting for it may come first (Kafka's
+    /// `VerificationStateEntry.lowestSequence`): two requests in flight
+    /// whose coordinator answers arrive out of order would otherwise
+    /// append the second first, which makes the first out of order for
+    /// good. Kafka refuses the later one OUT_OF_ORDER_SEQUENCE_NUMBER,
+    /// which the Java producer 4.x takes as abortable inside a
+    /// transaction; shoal's produce path waits for the earlier one first.
+    fn check_earliest_verified(
+        &self,
+        batch: &ProducerBatch,
+        partition: &str,
+    ) -> Result<(), ProducerError> {
+        match self.verifications.lowest_seq(batch.producer_id) {
+            Some(lowest) if batch.meta.first_seq > lowest => {
+                Err(ProducerError::BehindVerifying(format!(
+                    "Out of order sequence number for producer {} in partition {partition}: {} (incoming seq. number), {lowest} (earliest seen sequence)",
+                    batch.producer_id, batch.meta.first_seq
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// KIP-890 (Kafka's `analyzeAndValidateProducerState`): a
     /// transactional batch of a producer with no transaction open here, in
     /// its epoch, needs the guard of its verification in flight.
@@ -572,6 +614,7 @@ impl ProducerStateTable {
             TxnVerification::Start => Err(ProducerError::Unverified {
                 producer_id: batch.producer_id,
                 epoch: batch.epoch,
+                first_seq: batch.meta.first_seq,
             }),
             TxnVerification::Verified(guard)
                 if self.verifications.verifies(batch.producer_id, guard) =>
@@ -585,10 +628,17 @@ impl ProducerStateTable {
         }
     }
 
-    /// Starts the producer's verification (or finds the one in flight):
-    /// the guard its verified append brings back.
-    pub fn start_verification(&mut self, producer_id: i64, now_ms: i64) -> u64 {
-        self.verifications.start(producer_id, now_ms)
+    /// Starts the producer's verification (or finds the one in flight) for
+    /// a batch of `epoch` from sequence `first_seq`: the guard its verified
+    /// append brings back.
+    pub fn start_verification(
+        &mut self,
+        producer_id: i64,
+        (epoch, first_seq): (i16, i32),
+        now_ms: i64,
+    ) -> u64 {
+        self.verifications
+            .start(producer_id, (epoch, first_seq), now_ms)
     }
 
     /// Verifications in flight.

@@ -66,6 +66,9 @@ pub enum ProduceRefusal {
         epoch: i16,
         guard: u64,
     },
+    /// A verified batch after an earlier one of its producer still
+    /// waiting for the same verification; the error if it stays so.
+    BehindVerifying(KafkaError),
 }
 
 /// One partition's read of a Fetch.

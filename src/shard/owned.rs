@@ -68,9 +68,9 @@ pub fn log_error_to_kafka(partition: &TopicPartition, error: &LogError) -> Kafka
         LogError::Producer(ProducerError::InvalidProducerEpoch(message)) => {
             KafkaError::with_message(ResponseError::InvalidProducerEpoch, message.clone())
         }
-        LogError::Producer(ProducerError::OutOfOrderSequence(message)) => {
-            KafkaError::with_message(ResponseError::OutOfOrderSequenceNumber, message.clone())
-        }
+        LogError::Producer(
+            ProducerError::OutOfOrderSequence(message) | ProducerError::BehindVerifying(message),
+        ) => KafkaError::with_message(ResponseError::OutOfOrderSequenceNumber, message.clone()),
         LogError::Producer(ProducerError::InvalidTxnState(message)) => {
             KafkaError::with_message(ResponseError::InvalidTxnState, message.clone())
         }
@@ -177,6 +177,9 @@ impl OwnedPartitions {
                     epoch,
                     guard,
                 },
+                LogError::Producer(ProducerError::BehindVerifying(_)) => {
+                    ProduceRefusal::BehindVerifying(log_error_to_kafka(&part.partition, &error))
+                }
                 error => ProduceRefusal::Error(log_error_to_kafka(&part.partition, &error)),
             })
         });

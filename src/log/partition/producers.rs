@@ -116,13 +116,17 @@ impl PartitionLog {
             verification,
         );
         admitted.map_err(|error| match error {
-            ProducerError::Unverified { producer_id, epoch } => {
+            ProducerError::Unverified {
+                producer_id,
+                epoch,
+                first_seq,
+            } => {
                 let now_ms = i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX);
-                let guard = self
-                    .producers
-                    .table
-                    .borrow_mut()
-                    .start_verification(producer_id, now_ms);
+                let guard = self.producers.table.borrow_mut().start_verification(
+                    producer_id,
+                    (epoch, first_seq),
+                    now_ms,
+                );
                 LogError::TxnUnverified {
                     producer_id,
                     epoch,

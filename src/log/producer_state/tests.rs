@@ -345,6 +345,12 @@ fn a_bumped_epochs_marker_ends_the_transaction_and_the_next_starts_at_zero() {
         apply(&mut table, txn_batch(1, 4, 4, 5)),
         Err(ProducerError::InvalidProducerEpoch(_))
     ));
+    // The marker brought the epoch with no batch: the second batch of
+    // the next transaction may not come first (two requests in flight).
+    assert!(matches!(
+        apply(&mut table, txn_batch(1, 5, 2, 5)),
+        Err(ProducerError::OutOfOrderSequence(_))
+    ));
     apply(&mut table, txn_batch(1, 5, 0, 5)).unwrap();
     assert_eq!(table.first_unstable_offset(), Some(5));
     // An abort with nothing written here still moves the epoch on.
@@ -470,15 +476,20 @@ fn a_transactions_first_batch_needs_its_verification_guard() {
         apply_verified(&mut table, txn_batch(1, 0, 0, 0), TxnVerification::Start),
         Err(ProducerError::Unverified {
             producer_id: 1,
-            epoch: 0
+            epoch: 0,
+            first_seq: 0
         })
     );
     assert!(
         table.get(1).is_none(),
         "a refused first try changes nothing"
     );
-    let guard = table.start_verification(1, 100);
-    assert_eq!(table.start_verification(1, 200), guard, "one per producer");
+    let guard = table.start_verification(1, (0, 0), 100);
+    assert_eq!(
+        table.start_verification(1, (0, 0), 200),
+        guard,
+        "one per producer"
+    );
     assert!(matches!(
         apply_verified(
             &mut table,
@@ -512,7 +523,7 @@ fn a_transactions_first_batch_needs_its_verification_guard() {
 #[test]
 fn a_guard_from_before_an_abort_marker_is_refused_after_it() {
     let mut table = ProducerStateTable::default();
-    let guard = table.start_verification(1, 100);
+    let guard = table.start_verification(1, (0, 0), 100);
     apply(&mut table, marker(1, 0, 0, false, 0)).unwrap();
     assert!(matches!(
         apply_verified(
@@ -524,7 +535,7 @@ fn a_guard_from_before_an_abort_marker_is_refused_after_it() {
     ));
     assert_eq!(table.first_unstable_offset(), None);
     // The client's retry verifies again, with a new guard.
-    let again = table.start_verification(1, 300);
+    let again = table.start_verification(1, (0, 0), 300);
     assert_ne!(again, guard);
     apply_verified(
         &mut table,
@@ -533,6 +544,42 @@ fn a_guard_from_before_an_abort_marker_is_refused_after_it() {
     )
     .unwrap();
     assert_eq!(table.first_unstable_offset(), Some(1));
+}
+
+/// Two requests in flight wait for one verification: the later batch may
+/// not be appended before the earlier (Kafka's lowest sequence), however
+/// the coordinator's answers come back; a newer epoch starts over.
+#[test]
+fn a_later_batch_waiting_for_a_verification_may_not_come_first() {
+    let mut table = ProducerStateTable::default();
+    let guard = table.start_verification(1, (0, 2), 100);
+    assert_eq!(table.start_verification(1, (0, 0), 100), guard);
+    assert!(matches!(
+        apply_verified(
+            &mut table,
+            txn_batch(1, 0, 2, 0),
+            TxnVerification::Verified(guard)
+        ),
+        Err(ProducerError::BehindVerifying(_))
+    ));
+    apply_verified(
+        &mut table,
+        txn_batch(1, 0, 0, 0),
+        TxnVerification::Verified(guard),
+    )
+    .unwrap();
+    apply_verified(&mut table, txn_batch(1, 0, 2, 2), TxnVerification::Start).unwrap();
+    let newer = table.start_verification(1, (1, 3), 200);
+    assert_eq!(table.start_verification(1, (2, 5), 200), newer);
+    assert_eq!(table.start_verification(1, (1, 0), 200), newer);
+    assert!(matches!(
+        apply_verified(
+            &mut table,
+            txn_batch(1, 2, 6, 4),
+            TxnVerification::Verified(newer)
+        ),
+        Err(ProducerError::BehindVerifying(_))
+    ));
 }
 
 /// A transaction open in an older epoch does not stand for the new one's.
@@ -544,7 +591,8 @@ fn a_new_epoch_verifies_again() {
         apply_verified(&mut table, txn_batch(1, 1, 0, 2), TxnVerification::Start),
         Err(ProducerError::Unverified {
             producer_id: 1,
-            epoch: 1
+            epoch: 1,
+            first_seq: 0
         })
     );
 }
@@ -553,9 +601,9 @@ fn a_new_epoch_verifies_again() {
 #[test]
 fn verifications_are_bounded_and_expire() {
     let mut table = ProducerStateTable::default();
-    let first = table.start_verification(0, 0);
+    let first = table.start_verification(0, (0, 0), 0);
     for producer_id in 1..=verification::VERIFICATIONS_MAX as i64 {
-        table.start_verification(producer_id, 10);
+        table.start_verification(producer_id, (0, 0), 10);
     }
     assert_eq!(table.verifications(), verification::VERIFICATIONS_MAX);
     assert!(

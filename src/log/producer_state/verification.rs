@@ -40,6 +40,10 @@ struct Entry {
     guard: u64,
     /// When it started, for `producer.id.expiration.ms`.
     started_ms: i64,
+    /// The newest epoch of the batches waiting for it, and the lowest
+    /// first sequence among that epoch's: no later batch may come first.
+    epoch: i16,
+    lowest_seq: i32,
 }
 
 /// The verifications in flight on one partition, by producer id.
@@ -52,10 +56,17 @@ pub struct Verifications {
 }
 
 impl Verifications {
-    /// The producer's guard: the one in flight, else a new one (Kafka's
-    /// `maybeCreateVerificationStateEntry`).
-    pub fn start(&mut self, producer_id: i64, now_ms: i64) -> u64 {
-        if let Some(entry) = self.by_producer.get(&producer_id) {
+    /// The producer's guard for a batch of `epoch` from `first_seq`: the
+    /// one in flight, else a new one (Kafka's
+    /// `maybeCreateVerificationStateEntry`, with its lowest sequence).
+    pub fn start(&mut self, producer_id: i64, (epoch, first_seq): (i16, i32), now_ms: i64) -> u64 {
+        if let Some(entry) = self.by_producer.get_mut(&producer_id) {
+            if epoch > entry.epoch {
+                entry.epoch = epoch;
+                entry.lowest_seq = first_seq;
+            } else if epoch == entry.epoch {
+                entry.lowest_seq = entry.lowest_seq.min(first_seq);
+            }
             return entry.guard;
         }
         if self.by_producer.len() >= VERIFICATIONS_MAX {
@@ -70,6 +81,8 @@ impl Verifications {
             Entry {
                 guard,
                 started_ms: now_ms,
+                epoch,
+                lowest_seq: first_seq,
             },
         );
         self.order.insert(guard, producer_id);
@@ -82,6 +95,14 @@ impl Verifications {
         self.by_producer
             .get(&producer_id)
             .is_some_and(|entry| entry.guard == guard)
+    }
+
+    /// The lowest first sequence of the producer's batches waiting for
+    /// its verification in flight, if one is.
+    pub fn lowest_seq(&self, producer_id: i64) -> Option<i32> {
+        self.by_producer
+            .get(&producer_id)
+            .map(|entry| entry.lowest_seq)
     }
 
     /// The producer appended (a batch or a marker): its verification, if

@@ -21,6 +21,8 @@
 //! adds the partition to the transaction instead of verifying it (Kafka's
 //! `ADD_PARTITION` operation), whatever the verification setting.
 
+use std::time::Duration;
+
 use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
@@ -62,6 +64,12 @@ const TRANSACTION_ABORTABLE_VERSION: i16 = 11;
 /// partitions join the transaction through their first batch (Kafka's
 /// `produceRequestVersionToTransactionSupportedOperation`).
 const IMPLICIT_ADD_VERSION: i16 = 12;
+/// How long a verified batch waits, and how often, for an earlier batch of
+/// its producer verified under the same guard: within Kafka's 100 ms
+/// budget for a verification's retries
+/// (`add.partitions.to.txn.retry.backoff.max.ms`).
+const BEHIND_VERIFYING_WAIT_MS: u64 = 5;
+const BEHIND_VERIFYING_WAITS_MAX: usize = 20;
 
 /// Why a partition's batches were not appended: the error and, for a batch
 /// refused for some of its records (KIP-467), those records' index in the
@@ -459,7 +467,9 @@ pub async fn handle(
                     Err(KafkaError::new(ResponseError::UnknownServerError)),
                 ),
             },
-            Err(ProduceRefusal::Error(error)) => fill(&mut slots, position, Err(error)),
+            Err(ProduceRefusal::Error(error) | ProduceRefusal::BehindVerifying(error)) => {
+                fill(&mut slots, position, Err(error))
+            }
             Ok(appended) => fill(&mut slots, position, Ok(appended)),
         }
     }
@@ -556,7 +566,7 @@ async fn verify_and_append(
         .collect();
     producers.sort_unstable();
     producers.dedup();
-    let mut verified: Vec<RoutedPart> = Vec::new();
+    let mut verified: Vec<Unverified> = Vec::new();
     for (producer_id, epoch) in producers {
         let (mine, rest) = unverified
             .into_iter()
@@ -584,18 +594,45 @@ async fn verify_and_append(
                 answers.push((u.route.position, Err(verification_error(version, error))));
                 continue;
             }
-            verified.push(routed(
-                request,
-                &u.route,
-                TxnVerification::Verified(u.guard),
-            ));
+            verified.push(u);
         }
     }
-    for (position, answer) in append(context, verified).await {
-        // A guard never starts a verification again.
-        answers.push((position, answer.map_err(refusal_error)));
-    }
+    append_verified(context, request, verified, &mut answers).await;
     answers
+}
+
+/// Appends the `verified` partitions under their guards. One whose
+/// producer's earlier batch, in another request, waits for the same
+/// verification goes again once that one had its time to land (a few
+/// milliseconds: its coordinator answer is on its way), so the
+/// transaction's batches land in sequence order.
+async fn append_verified(
+    context: &ConnectionContext,
+    request: &ProduceRequest,
+    mut verified: Vec<Unverified>,
+    answers: &mut Vec<Answer>,
+) {
+    for waits in 0.. {
+        let parts = verified
+            .iter()
+            .map(|u| routed(request, &u.route, TxnVerification::Verified(u.guard)))
+            .collect();
+        let mut behind = Vec::new();
+        for (position, answer) in append(context, parts).await {
+            match answer {
+                Err(ProduceRefusal::BehindVerifying(_)) if waits < BEHIND_VERIFYING_WAITS_MAX => {
+                    behind.push(position)
+                }
+                // A guard never starts a verification again.
+                answer => answers.push((position, answer.map_err(refusal_error))),
+            }
+        }
+        if behind.is_empty() {
+            return;
+        }
+        verified.retain(|u| behind.contains(&u.route.position));
+        glommio::timer::sleep(Duration::from_millis(BEHIND_VERIFYING_WAIT_MS)).await;
+    }
 }
 
 /// Produce v12+: adds one producer's `unverified` partitions to its
@@ -704,7 +741,7 @@ fn partitions_of(unverified: &[Unverified]) -> Vec<(String, i32)> {
 /// An owner's refusal of a batch that came with its guard.
 fn refusal_error(refusal: ProduceRefusal) -> KafkaError {
     match refusal {
-        ProduceRefusal::Error(error) => error,
+        ProduceRefusal::Error(error) | ProduceRefusal::BehindVerifying(error) => error,
         ProduceRefusal::Unverified { .. } => KafkaError::new(ResponseError::UnknownServerError),
     }
 }
