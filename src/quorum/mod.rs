@@ -9,3 +9,6 @@
 pub mod storage;
 
 pub use storage::{RaftLogStore, StoreError, METADATA_LOG_DIR};
+
+#[cfg(test)]
+mod single_voter_tests;
