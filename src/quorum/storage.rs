@@ -199,6 +199,12 @@ pub struct RaftLogStore {
     dir: PathBuf,
     file: File,
     state: State,
+    /// A write or sync failed: the file may end in a partial frame that
+    /// later frames would follow and a reopen would cut off with them, and
+    /// a failed sync may have dropped dirty pages. Every later write is
+    /// refused (fail-stop, as Kafka halts on a metadata log error) until
+    /// the store is reopened, which cuts the tail.
+    failed: bool,
 }
 
 impl RaftLogStore {
@@ -228,7 +234,12 @@ impl RaftLogStore {
             file.sync_data()?;
         }
         sync_dir(&dir)?;
-        Ok(RaftLogStore { dir, file, state })
+        Ok(RaftLogStore {
+            dir,
+            file,
+            state,
+            failed: false,
+        })
     }
 
     /// Persists a `Ready`'s entries and hard state with one sync; only
@@ -337,14 +348,34 @@ impl RaftLogStore {
     }
 
     fn write_synced(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
-        self.file.write_all(bytes)?;
-        self.file.sync_data()?;
+        self.check_not_failed()?;
+        let written = self
+            .file
+            .write_all(bytes)
+            .and_then(|()| self.file.sync_data());
+        self.failed = written.is_err();
+        Ok(written?)
+    }
+
+    fn check_not_failed(&self) -> Result<(), StoreError> {
+        if self.failed {
+            return Err(StoreError::Io(io::Error::other(
+                "an earlier write failed; reopen the metadata log",
+            )));
+        }
         Ok(())
     }
 
     /// Writes `state` whole to the temp file, syncs it and renames it over
     /// the log: a crash leaves the old file or the new, never a mix.
     fn rewrite(&mut self, state: &State) -> Result<(), StoreError> {
+        self.check_not_failed()?;
+        let rewritten = self.write_and_rename(state);
+        self.failed = rewritten.is_err();
+        rewritten
+    }
+
+    fn write_and_rename(&mut self, state: &State) -> Result<(), StoreError> {
         let mut buf = BytesMut::new();
         put_frame(&mut buf, |payload| put_snapshot(payload, &state.snapshot));
         put_frame(&mut buf, |payload| {
