@@ -4,7 +4,8 @@
 //! milliseconds), `config` (settings by
 //! Kafka's names), `protocol` (wire framing and hot encoders), `log`
 //! (partition storage), `shard` (threads, ownership, messages), `metadata`
-//! (topics, placement, the controller), `server` (listener, connections,
+//! (topics, placement, the controller, the metadata records and image),
+//! `quorum` (the metadata log's Raft storage), `server` (listener, connections,
 //! one handler per API), `client` (a small blocking Kafka client) and `cli`
 //! (the command-line tools built on it), `bench` (the load generator
 //! behind `shoal bench`), and `tune` (host checks against `tuning/`).
@@ -19,6 +20,7 @@ pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod protocol;
+pub mod quorum;
 pub mod server;
 pub mod shard;
 pub mod tune;

@@ -13,6 +13,8 @@
 //! - `txn` imports nothing of shoal but `config` and `protocol`, as `group`.
 //! - `log` never imports `server`, `shard` or `metadata`.
 //! - `metadata` never imports `shard` or `server`.
+//! - `quorum` (the metadata log's Raft storage and driver) never imports
+//!   `shard` or `server`: whoever runs it hands it bytes and files.
 //! - `server` never opens a segment: no path through `log::segment`.
 //!
 //! An import is any `crate::` path (in a `use` or inline, groups
@@ -40,6 +42,7 @@ const RULES: &[(&str, Allowed)] = &[
     ("txn", Allowed::Only(&["config", "protocol"])),
     ("log", Allowed::AllBut(&["server", "shard", "metadata"])),
     ("metadata", Allowed::AllBut(&["shard", "server"])),
+    ("quorum", Allowed::AllBut(&["shard", "server"])),
     ("server", Allowed::AllBut(&["log::segment"])),
 ];
 

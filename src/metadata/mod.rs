@@ -10,7 +10,9 @@
 
 pub mod brokers;
 pub mod controller;
+pub mod image;
 pub mod producer_ids;
+pub mod records;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap};

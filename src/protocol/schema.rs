@@ -132,6 +132,11 @@ impl<'a> Reader<'a> {
         Ok((reader, version))
     }
 
+    /// The bytes not read yet: a whole record read leaves none.
+    pub fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+
     fn take(&mut self, len: usize) -> Result<&'a [u8], RecordError> {
         if self.buf.len() < len {
             return Err(RecordError::Truncated);
