@@ -513,6 +513,46 @@ mod tests {
         assert_eq!(hours.value.as_deref(), Some("168"));
         assert_eq!(hours.source, ConfigSource::Default);
         assert_eq!(described(&config, "advertised.listeners").value, None);
+        assert_eq!(
+            described(&config, "process.roles").value.as_deref(),
+            Some("")
+        );
+        assert_eq!(described(&config, "controller.listener.names").value, None);
+        let map = described(&config, "listener.security.protocol.map");
+        assert_eq!(
+            map.value.as_deref(),
+            Some("SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT")
+        );
+        let session = described(&config, "broker.session.timeout.ms");
+        assert_eq!(session.value.as_deref(), Some("9000"));
+    }
+
+    #[test]
+    fn cluster_configs_as_set() {
+        let mut config = BrokerConfig::new(PathBuf::from("/tmp/x"), 2);
+        config
+            .load_properties(
+                "process.roles=controller,broker\nnode.id=3\ncontroller.quorum.voters=3@[::1]:9093\nlisteners=plaintext://[::1]:9092,CONTROLLER://[::1]:9093\ncontroller.listener.names=CONTROLLER\nbroker.rack=r1\n",
+            )
+            .unwrap();
+        config.check_cluster().unwrap();
+        assert_eq!(config.listen, "[::1]:9092");
+        assert_eq!(config.advertise, "[::1]:9092");
+        let value = |name| described(&config, name).value;
+        assert_eq!(value("process.roles").as_deref(), Some("broker,controller"));
+        assert_eq!(
+            value("controller.quorum.voters").as_deref(),
+            Some("3@[::1]:9093")
+        );
+        assert_eq!(
+            value("listeners").as_deref(),
+            Some("PLAINTEXT://[::1]:9092,CONTROLLER://[::1]:9093")
+        );
+        assert_eq!(value("broker.rack").as_deref(), Some("r1"));
+        assert_eq!(
+            described(&config, "process.roles").source,
+            ConfigSource::StaticBroker
+        );
     }
 
     #[test]
