@@ -9,8 +9,10 @@
 //!
 //! `config.rs` holds the broker's settings; `describe.rs` them as
 //! DescribeConfigs lists them; `topic.rs` topic configs and their resolution; `storage.rs`, `group.rs` and `txn.rs` the settings of the log,
-//! of the group coordinator and of the transaction coordinator; `parse.rs` the value parsers.
+//! of the group coordinator and of the transaction coordinator; `cluster.rs`
+//! the node's roles, quorum and named listeners; `parse.rs` the value parsers.
 
+mod cluster;
 mod describe;
 mod group;
 mod parse;
@@ -20,8 +22,14 @@ mod txn;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+pub use cluster::{
+    ClusterConfig, Listener, ProcessRole, Voter, BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT,
+    BROKER_SESSION_TIMEOUT_MS_DEFAULT, QUORUM_ELECTION_BACKOFF_MAX_MS_DEFAULT,
+    QUORUM_ELECTION_TIMEOUT_MS_DEFAULT, QUORUM_FETCH_TIMEOUT_MS_DEFAULT,
+    SECURITY_PROTOCOL_MAP_DEFAULT,
+};
 pub use describe::{ConfigKind, ConfigSource, ConfigSynonym, DescribedConfig};
 pub use group::{GroupConfig, RANGE_ASSIGNOR, UNIFORM_ASSIGNOR};
 pub use parse::{split_host_port, split_key_value};
@@ -35,8 +43,7 @@ pub use txn::{TxnConfig, TRANSACTION_VERSION_MAX};
 
 use group::consumer_assignors;
 use parse::{
-    dirty_ratio, flush_policy, parse, parse_range, strip_scheme, timestamp_type,
-    validate_cleanup_policy,
+    dirty_ratio, flush_policy, parse, parse_range, timestamp_type, validate_cleanup_policy,
 };
 
 /// Where the broker keeps its data unless `--data-dir` or `log.dirs` says
@@ -208,7 +215,10 @@ impl std::error::Error for ConfigError {}
 /// Broker-wide settings (`server.properties` plus the command line).
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
+    /// `host:port` of the listener clients are served on
+    /// (`ClusterConfig::broker_listener`), kept in step with `cluster`.
     pub listen: String,
+    /// `host:port` clients are told to connect to, kept in step with `cluster`.
     pub advertise: String,
     pub data_dir: PathBuf,
     pub shards: usize,
@@ -275,6 +285,8 @@ pub struct BrokerConfig {
     pub txn: TxnConfig,
     /// `max.connections`, `connections.max.idle.ms` and the other bounds at the edge.
     pub connections: ConnectionConfig,
+    /// Roles, quorum, named listeners and rack (`process.roles`, `listeners`...).
+    pub cluster: ClusterConfig,
     /// Every key the operator set, as given, for DescribeConfigs.
     pub explicit: BTreeMap<String, String>,
 }
@@ -327,6 +339,7 @@ impl BrokerConfig {
             group: GroupConfig::default(),
             txn: TxnConfig::default(),
             connections: ConnectionConfig::default(),
+            cluster: ClusterConfig::default(),
             explicit: BTreeMap::new(),
         }
     }
@@ -336,8 +349,22 @@ impl BrokerConfig {
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         let value = value.trim();
         match key {
-            "listeners" | "listen" => self.listen = strip_scheme(value),
-            "advertised.listeners" | "advertise" => self.advertise = strip_scheme(value),
+            "listeners" => self.set_cluster(key, value)?,
+            "listen" => self.set_cluster(key, value)?,
+            "advertised.listeners" => self.set_cluster(key, value)?,
+            "advertise" => self.set_cluster(key, value)?,
+            "process.roles" => self.set_cluster(key, value)?,
+            "controller.quorum.voters" => self.set_cluster(key, value)?,
+            "controller.quorum.bootstrap.servers" => self.set_cluster(key, value)?,
+            "listener.security.protocol.map" => self.set_cluster(key, value)?,
+            "controller.listener.names" => self.set_cluster(key, value)?,
+            "inter.broker.listener.name" => self.set_cluster(key, value)?,
+            "broker.rack" => self.set_cluster(key, value)?,
+            "controller.quorum.election.timeout.ms" => self.set_cluster(key, value)?,
+            "controller.quorum.fetch.timeout.ms" => self.set_cluster(key, value)?,
+            "controller.quorum.election.backoff.max.ms" => self.set_cluster(key, value)?,
+            "broker.session.timeout.ms" => self.set_cluster(key, value)?,
+            "broker.heartbeat.interval.ms" => self.set_cluster(key, value)?,
             "log.dirs" | "log.dir" => self.data_dir = PathBuf::from(value),
             "node.id" | "broker.id" => self.node_id = parse(key, value)?,
             "auto.create.topics.enable" => self.auto_create_topics_enable = parse(key, value)?,
@@ -537,6 +564,54 @@ impl BrokerConfig {
         }
         self.explicit.insert(key.to_string(), value.to_string());
         Ok(())
+    }
+
+    /// Applies a key of `ClusterConfig` and keeps the client listener's
+    /// addresses in step with it.
+    fn set_cluster(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        self.cluster.set(key, value)?;
+        if let Some(listener) = self.cluster.broker_listener() {
+            self.listen = listener.address();
+        }
+        if let Some(listener) = self.cluster.advertised_broker_listener() {
+            self.advertise = listener.address();
+        }
+        Ok(())
+    }
+
+    /// Applies a `server.properties` file, if any, then `KEY=VALUE`
+    /// overrides, as `serve` and `storage format` take them.
+    pub fn apply_file_and_overrides(
+        &mut self,
+        path: Option<&Path>,
+        overrides: &[String],
+    ) -> Result<(), ConfigError> {
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(path)
+                .map_err(|error| ConfigError(format!("cannot read {}: {error}", path.display())))?;
+            self.load_properties(&text)?;
+        }
+        for item in overrides {
+            let (key, value) = split_key_value(item)
+                .ok_or_else(|| ConfigError(format!("--override expects KEY=VALUE, got {item}")))?;
+            self.set(key, value)?;
+        }
+        Ok(())
+    }
+
+    /// Checks the rules that span keys, once every key is known: Kafka's
+    /// cluster rules (`ClusterConfig::check`) and shoal's one data directory.
+    pub fn check_cluster(&self) -> Result<(), ConfigError> {
+        let dirs = self.data_dir.to_string_lossy();
+        if dirs.contains(',') {
+            return Err(ConfigError(format!(
+                "shoal keeps its data in one directory; log.dirs lists several: {dirs}"
+            )));
+        }
+        let node_id_set = ["node.id", "broker.id"]
+            .iter()
+            .any(|key| self.explicit.contains_key(*key));
+        self.cluster.check(self.node_id, node_id_set)
     }
 
     /// Applies a Java-properties file: `key=value` lines, `#`/`!` comments.

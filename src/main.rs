@@ -1,14 +1,16 @@
-//! The `shoal` command: `serve` runs the broker; `tune` checks the host it
-//! runs on; the other subcommands are Kafka-protocol clients of a running
-//! broker.
+//! The `shoal` command: `serve` runs the broker; `storage` formats its data
+//! directory for a cluster; `tune` checks the host it runs on; the other
+//! subcommands are Kafka-protocol clients of a running broker.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use shoal::cli::{ConsumeArgs, GroupCommand, ProduceArgs, TopicCommand, TransactionsCommand};
-use shoal::config::{split_key_value, BrokerConfig};
+use shoal::cli::{
+    ConsumeArgs, GroupCommand, ProduceArgs, StorageCommand, TopicCommand, TransactionsCommand,
+};
+use shoal::config::BrokerConfig;
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +27,10 @@ struct Cli {
 enum Command {
     /// Run the broker.
     Serve(ServeArgs),
+    /// Print a cluster id, format or inspect the data directory of a node
+    /// that runs with process.roles (like kafka-storage.sh).
+    #[command(subcommand)]
+    Storage(StorageCommand),
     /// Create, list, describe, delete and grow topics, change their configs,
     /// delete their old records (like kafka-topics.sh, kafka-configs.sh and
     /// kafka-delete-records.sh).
@@ -80,18 +86,7 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
         PathBuf::from(shoal::config::DEFAULT_DATA_DIR),
         shoal::shard::default_shard_count(),
     );
-    if let Some(path) = &args.config {
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?;
-        config.load_properties(&text)?;
-    }
-    for item in &args.overrides {
-        let (key, value) = split_key_value(item)
-            .ok_or_else(|| anyhow::anyhow!("--override expects KEY=VALUE, got {item}"))?;
-        config.set(key, value)?;
-    }
-    let advertise_explicit =
-        args.advertise.is_some() || config.explicit.contains_key("advertised.listeners");
+    config.apply_file_and_overrides(args.config.as_deref(), &args.overrides)?;
     // The flags that stand for configs count as set, as an --override
     // would (DescribeConfigs shows them as the operator's).
     if let Some(listen) = args.listen {
@@ -99,9 +94,6 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
     }
     if let Some(advertise) = args.advertise {
         config.set("advertised.listeners", &advertise)?;
-    }
-    if !advertise_explicit {
-        config.advertise = config.listen.clone();
     }
     if let Some(data_dir) = args.data_dir {
         let shown = data_dir.display().to_string();
@@ -117,6 +109,7 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
     if let Some(node_id) = args.node_id {
         config.set("node.id", &node_id.to_string())?;
     }
+    config.check_cluster()?;
     Ok(config)
 }
 
@@ -139,6 +132,16 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("shoal: {error:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Command::Storage(command) => {
+            return match shoal::cli::run_storage(command) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(error) => {
+                    eprintln!("Error: {error:#}");
                     ExitCode::FAILURE
                 }
             };

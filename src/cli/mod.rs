@@ -5,6 +5,9 @@
 //! `kafka-transactions.sh`, `kafka-console-producer.sh` and
 //! `kafka-console-consumer.sh`.
 //!
+//! `shoal storage` (like `kafka-storage.sh`) is the exception: it formats
+//! and inspects a node's own data directory and reaches no broker.
+//!
 //! Invariant: the tools reach a broker only over the Kafka protocol, exactly
 //! as any other client would; they share no code path with the broker. Errors
 //! come back as `anyhow` errors whose message starts with the Kafka error name
@@ -13,6 +16,7 @@
 mod consume;
 mod group;
 mod produce;
+mod storage;
 mod table;
 mod topic;
 mod transactions;
@@ -20,6 +24,7 @@ mod transactions;
 pub use consume::{run_consume, ConsumeArgs, OffsetSpec};
 pub use group::{run_group, GroupCommand, ResetOffsetsArgs, ResetTarget, TopicPartitions};
 pub use produce::{run_produce, CompressionArg, ProduceArgs};
+pub use storage::{run_storage, FormatArgs, InfoArgs, StorageCommand};
 pub use topic::{run_topic, TopicCommand};
 pub use transactions::{run_transactions, AbortArgs, TransactionsCommand};
 

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use super::{BrokerConfig, DEFAULT_DATA_DIR};
+use super::{BrokerConfig, ClusterConfig, DEFAULT_DATA_DIR, SECURITY_PROTOCOL_MAP_DEFAULT};
 
 /// Kafka's `ConfigDef.Type` of a config, as DescribeConfigs v3+ reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,15 +112,22 @@ fn java_double(value: f64) -> String {
 }
 
 const ROWS: &[Row] = &[
-    row!("advertised.listeners", String, |c| {
-        explicit(c, "advertised.listeners")
-            .or_else(|| explicit(c, "advertise"))
-            .map(|_| format!("PLAINTEXT://{}", c.advertise))
-    }),
+    row!("advertised.listeners", String, |c| c
+        .cluster
+        .advertised_listeners
+        .as_deref()
+        .map(ClusterConfig::listeners_text)),
     row!("auto.create.topics.enable", Boolean, |c| Some(
         c.auto_create_topics_enable.to_string()
     )),
+    row!("broker.heartbeat.interval.ms", Int, |c| Some(
+        c.cluster.broker_heartbeat_interval_ms.to_string()
+    )),
     row!("broker.id", Int, |c| Some(c.node_id.to_string())),
+    row!("broker.rack", String, |c| c.cluster.broker_rack.clone()),
+    row!("broker.session.timeout.ms", Int, |c| Some(
+        c.cluster.broker_session_timeout_ms.to_string()
+    )),
     row!("connections.max.idle.ms", Long, |c| Some(
         c.connections.connections_max_idle_ms.to_string()
     )),
@@ -160,10 +167,48 @@ const ROWS: &[Row] = &[
     row!("listener.shard.port.base", Int, |c| c
         .listener_shard_port_base
         .map(|base| base.to_string())),
-    row!("listeners", String, |c| Some(format!(
-        "PLAINTEXT://{}",
-        c.listen
-    ))),
+    row!("controller.listener.names", String, |c| (!c
+        .cluster
+        .controller_listener_names
+        .is_empty())
+    .then(|| c.cluster.controller_listener_names.join(","))),
+    row!("controller.quorum.bootstrap.servers", List, |c| Some(
+        c.cluster
+            .quorum_bootstrap_servers
+            .iter()
+            .map(|(host, port)| format!("{host}:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    )),
+    row!("controller.quorum.election.backoff.max.ms", Int, |c| Some(
+        c.cluster.quorum_election_backoff_max_ms.to_string()
+    )),
+    row!("controller.quorum.election.timeout.ms", Int, |c| Some(
+        c.cluster.quorum_election_timeout_ms.to_string()
+    )),
+    row!("controller.quorum.fetch.timeout.ms", Int, |c| Some(
+        c.cluster.quorum_fetch_timeout_ms.to_string()
+    )),
+    row!("controller.quorum.voters", List, |c| Some(
+        c.cluster
+            .quorum_voters
+            .iter()
+            .map(|v| format!("{}@{}", v.id, v.address()))
+            .collect::<Vec<_>>()
+            .join(",")
+    )),
+    row!("inter.broker.listener.name", String, |c| c
+        .cluster
+        .inter_broker_listener_name
+        .clone()),
+    row!("listener.security.protocol.map", String, |c| explicit(
+        c,
+        "listener.security.protocol.map"
+    )
+    .or_else(|| Some(SECURITY_PROTOCOL_MAP_DEFAULT.to_string()))),
+    row!("listeners", String, |c| Some(
+        ClusterConfig::listeners_text(&c.cluster.listeners)
+    )),
     row!("log.cleaner.backoff.ms", Long, |c| Some(
         c.log_cleaner_backoff_ms.to_string()
     )),
@@ -281,6 +326,14 @@ const ROWS: &[Row] = &[
     )),
     row!("offsets.topic.segment.bytes", Int, |c| Some(
         c.offsets_topic_segment_bytes.to_string()
+    )),
+    row!("process.roles", List, |c| Some(
+        c.cluster
+            .process_roles
+            .iter()
+            .map(|role| role.name())
+            .collect::<Vec<_>>()
+            .join(",")
     )),
     row!("producer.id.expiration.check.interval.ms", Int, |c| Some(
         c.producer_id_expiration_check_interval_ms.to_string()
@@ -460,6 +513,46 @@ mod tests {
         assert_eq!(hours.value.as_deref(), Some("168"));
         assert_eq!(hours.source, ConfigSource::Default);
         assert_eq!(described(&config, "advertised.listeners").value, None);
+        assert_eq!(
+            described(&config, "process.roles").value.as_deref(),
+            Some("")
+        );
+        assert_eq!(described(&config, "controller.listener.names").value, None);
+        let map = described(&config, "listener.security.protocol.map");
+        assert_eq!(
+            map.value.as_deref(),
+            Some("SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT")
+        );
+        let session = described(&config, "broker.session.timeout.ms");
+        assert_eq!(session.value.as_deref(), Some("9000"));
+    }
+
+    #[test]
+    fn cluster_configs_as_set() {
+        let mut config = BrokerConfig::new(PathBuf::from("/tmp/x"), 2);
+        config
+            .load_properties(
+                "process.roles=controller,broker\nnode.id=3\ncontroller.quorum.voters=3@[::1]:9093\nlisteners=plaintext://[::1]:9092,CONTROLLER://[::1]:9093\ncontroller.listener.names=CONTROLLER\nbroker.rack=r1\n",
+            )
+            .unwrap();
+        config.check_cluster().unwrap();
+        assert_eq!(config.listen, "[::1]:9092");
+        assert_eq!(config.advertise, "[::1]:9092");
+        let value = |name| described(&config, name).value;
+        assert_eq!(value("process.roles").as_deref(), Some("broker,controller"));
+        assert_eq!(
+            value("controller.quorum.voters").as_deref(),
+            Some("3@[::1]:9093")
+        );
+        assert_eq!(
+            value("listeners").as_deref(),
+            Some("PLAINTEXT://[::1]:9092,CONTROLLER://[::1]:9093")
+        );
+        assert_eq!(value("broker.rack").as_deref(), Some("r1"));
+        assert_eq!(
+            described(&config, "process.roles").source,
+            ConfigSource::StaticBroker
+        );
     }
 
     #[test]

@@ -16,14 +16,6 @@ pub fn split_key_value(text: &str) -> Option<(&str, &str)> {
     Some((key, text[at + 1..].trim()))
 }
 
-/// `PLAINTEXT://host:port` → `host:port`; plain `host:port` unchanged.
-pub(super) fn strip_scheme(value: &str) -> String {
-    match value.split_once("://") {
-        Some((_, rest)) => rest.to_string(),
-        None => value.to_string(),
-    }
-}
-
 /// `host:port` → (host, port); IPv6 in brackets is accepted.
 pub fn split_host_port(address: &str) -> Option<(String, i32)> {
     let at = address.rfind(':')?;

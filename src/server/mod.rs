@@ -24,6 +24,9 @@ use crate::shard::messages::TopicPartition;
 
 /// Runs the broker until SIGTERM or SIGINT; returns after a clean shutdown.
 pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
+    if let Some(reason) = config.cluster.unsupported_quorum(config.node_id) {
+        anyhow::bail!(reason);
+    }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     // glommio opens directories by absolute path only (a relative one fails
@@ -46,8 +49,14 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     }
     crate::alloc::keep_freed_memory();
 
-    let cluster_id = store::load_or_create_cluster_id(&config.data_dir, config.node_id)
-        .context("cannot read meta.properties")?;
+    // A node of a cluster (`process.roles`) starts only from storage
+    // `shoal storage format` prepared, as Kafka's; a plain node formats its own.
+    let cluster_id = if config.cluster.kraft() {
+        store::formatted_cluster_id(&config.data_dir, config.node_id)?
+    } else {
+        store::load_or_create_cluster_id(&config.data_dir, config.node_id)
+            .context("cannot read meta.properties")?
+    };
     let mut topics = store::load_topics(&config.data_dir).context("cannot read topic metadata")?;
     place_on_shards(&config, &mut topics)?;
     remove_orphan_partitions(&config, &topics);
