@@ -35,6 +35,7 @@ mod producers;
 #[cfg(test)]
 mod producers_tests;
 mod read;
+pub use read::ReadChunks;
 #[cfg(test)]
 mod read_tests;
 mod retention;

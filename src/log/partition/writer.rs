@@ -46,7 +46,10 @@ pub(super) enum Pending {
     Write {
         segment: Rc<Segment>,
         position: u64,
-        bytes: Bytes,
+        /// Bytes in `chunks`.
+        len: usize,
+        /// The batches, back to back, as the tail cache holds them.
+        chunks: Vec<Bytes>,
         /// The offsets of these bytes are `base_offset..next_offset`.
         base_offset: i64,
         next_offset: i64,
@@ -72,10 +75,13 @@ struct Run {
 
 impl Run {
     /// Adds the bytes of the next append, queued at `position` up to
-    /// offset `next_offset`.
-    fn extend(&mut self, position: u64, bytes: &[u8], next_offset: i64) {
+    /// offset `next_offset`: the copy every produced byte takes once, as
+    /// `write_at` takes its buffer by value.
+    fn extend(&mut self, position: u64, chunks: &[Bytes], next_offset: i64) {
         assert_eq!(self.position + self.buf.len() as u64, position);
-        self.buf.extend_from_slice(bytes);
+        for chunk in chunks {
+            self.buf.extend_from_slice(chunk);
+        }
         self.next_offset = next_offset;
     }
 
@@ -276,7 +282,7 @@ impl PartitionLog {
         let mut group_bytes = 0;
         while let Some(item) = pending.front() {
             let len = match item {
-                Pending::Write { bytes, .. } => bytes.len(),
+                Pending::Write { len, .. } => *len,
                 Pending::Seal(_) => 0,
             };
             if !group.is_empty() && group_bytes + len > GROUP_BYTES_MAX {
@@ -307,7 +313,7 @@ impl PartitionLog {
                 Pending::Write {
                     segment,
                     position,
-                    bytes,
+                    chunks,
                     base_offset,
                     next_offset: next,
                     ..
@@ -317,20 +323,20 @@ impl PartitionLog {
                     assert_eq!(*base_offset, next_offset, "a gap or overlap in a group");
                     next_offset = *next;
                     if let Some(run) = run.as_mut().filter(|r| Rc::ptr_eq(&r.segment, segment)) {
-                        run.extend(*position, bytes, *next);
+                        run.extend(*position, chunks, *next);
                         continue;
                     }
                     Self::write_run(run.take()).await?;
                     // Usually the whole group goes to this one segment.
-                    let mut buf = Vec::with_capacity(group_bytes);
-                    buf.extend_from_slice(bytes);
-                    run = Some(Run {
+                    let mut new_run = Run {
                         segment: segment.clone(),
                         position: *position,
                         base_offset: *base_offset,
-                        next_offset: *next,
-                        buf,
-                    });
+                        next_offset: *base_offset,
+                        buf: Vec::with_capacity(group_bytes),
+                    };
+                    new_run.extend(*position, chunks, *next);
+                    run = Some(new_run);
                     last_segment = Some(segment.clone());
                 }
                 Pending::Seal(segment) => {

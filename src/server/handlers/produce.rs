@@ -21,7 +21,6 @@
 //! adds the partition to the transaction instead of verifying it (Kafka's
 //! `ADD_PARTITION` operation), whatever the verification setting.
 
-use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -428,7 +427,7 @@ pub async fn handle(
                 (topic_index, partition_index),
                 ProducePart {
                     partition: topic_partition,
-                    batches: BytesMut::from(records),
+                    batches: partition.records.clone().unwrap_or_default(),
                     wait,
                     log_append_time_ms,
                     verification,
@@ -673,14 +672,14 @@ fn routed(request: &ProduceRequest, route: &Route, verification: TxnVerification
     let (topic_index, partition_index) = route.position;
     let records = request.topic_data[topic_index].partition_data[partition_index]
         .records
-        .as_deref()
+        .clone()
         .unwrap_or_default();
     (
         route.owner,
         route.position,
         ProducePart {
             partition: route.partition.clone(),
-            batches: BytesMut::from(records),
+            batches: records,
             wait: route.wait,
             log_append_time_ms: route.log_append_time_ms,
             verification,
