@@ -6,8 +6,9 @@
 //!   and leader epoch patched into the batches, index entries, tail cache,
 //!   queueing). Writes run between measured stretches, not inside them.
 //! - `request_append`: the same from a request's `Bytes` as the produce
-//!   handler has them, its copy into the `BytesMut` the log patches
-//!   included: against `offset_assignment`, the price of that copy.
+//!   handler passes them (slices of the frame, no copy of their own): the
+//!   log copies each batch's header to patch it, and a batch under
+//!   `SLICE_BATCH_BYTES_MIN` whole.
 //! - `segment_append`: `append` until the bytes are written to the segment
 //!   file (`acks=1`), with the group writer coalescing concurrent appends;
 //!   `flush.policy=none`, so this is the write path without the disk's sync.
@@ -140,28 +141,28 @@ fn request_append(c: &mut Criterion) {
 }
 
 /// Times `iters` appends of `batch` that do not wait for the writer, in
-/// stretches of `APPENDS_PER_DRAIN` with the writes run between them. Each
-/// append gets a copy of `batch` of its own, as the produce handler makes
-/// one from the request; `copy_timed` times those copies too, else they are
-/// made before the stretch.
+/// stretches of `APPENDS_PER_DRAIN` with the writes run between them. With
+/// `from_request`, each append takes `batch` itself, as the produce handler
+/// passes a slice of the request; else a copy of its own made before the
+/// stretch, in memory nothing else shares.
 async fn unwaited_appends(
     log: Rc<PartitionLog>,
     batch: Bytes,
     iters: u64,
-    copy_timed: bool,
+    from_request: bool,
 ) -> Duration {
-    let copy = || BytesMut::from(&batch[..]);
+    let copy = || Bytes::from(BytesMut::from(&batch[..]));
     let mut measured = Duration::ZERO;
     let mut left = iters;
     while left > 0 {
         let stretch = left.min(APPENDS_PER_DRAIN);
-        let mut copies: Vec<BytesMut> = match copy_timed {
+        let mut copies: Vec<Bytes> = match from_request {
             true => Vec::new(),
             false => (0..stretch).map(|_| copy()).collect(),
         };
         let start = Instant::now();
         for _ in 0..stretch {
-            let batches = copies.pop().unwrap_or_else(copy);
+            let batches = copies.pop().unwrap_or_else(|| batch.clone());
             black_box(log.append(batches, AppendWait::Nothing, None).await).expect("append");
         }
         measured += start.elapsed();

@@ -1,5 +1,6 @@
 //! The append path: `append` assigns offsets and patches the batch headers
-//! in place, accounts the batches in the active segment's indexes and the
+//! in copies of its own (the caller's bytes are never written to: they are
+//! slices of a request), accounts the batches in the active segment's indexes and the
 //! tail cache, rolls the segment when it is full or old, and queues the
 //! bytes for the writer, all without an `.await`, so offsets are given in
 //! call order and the log end offset moves at once. It then waits as long
@@ -40,8 +41,8 @@ const CRC_START: usize = 21;
 impl PartitionLog {
     /// Appends `batches` (complete RecordBatch v2, back to back, validated by
     /// the caller): assigns offsets from the log end offset, patches
-    /// `baseOffset` and `partitionLeaderEpoch` in place (the CRC does not
-    /// cover them), applies LogAppendTime when `log_append_time_ms` is set,
+    /// `baseOffset` and `partitionLeaderEpoch` in a copy of each header (the
+    /// CRC does not cover them), applies LogAppendTime when `log_append_time_ms` is set,
     /// rolls the segment when needed, queues the bytes for the writer and
     /// returns when they are as durable as `wait` asks.
     pub async fn append(
