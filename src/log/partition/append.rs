@@ -178,21 +178,21 @@ impl PartitionLog {
         }
         let base_offset = self.offsets.log_end();
         let epoch = self.leader_epoch.get();
-        // (start in `batches`, size) per batch, and the bytes copied.
-        let mut framed: Vec<(usize, usize)> = Vec::new();
+        // (start in `batches`, size, last offset, max timestamp) per batch,
+        // the last two filled in once patched.
+        let mut framed: Vec<(usize, usize, i64, i64)> = Vec::new();
         let mut owned_len = 0;
         let mut cursor = 0;
         while cursor < batches.len() {
             let size = framed_size(&batches[cursor..]).map_err(LogError::InvalidBatch)?;
             owned_len += owned_part(size);
-            framed.push((cursor, size));
+            framed.push((cursor, size, 0, NO_TIMESTAMP));
             cursor += size;
         }
         let mut owned = BytesMut::with_capacity(owned_len);
-        // (last offset, max timestamp) per batch.
-        let mut patched: Vec<(i64, i64)> = Vec::with_capacity(framed.len());
         let mut next_offset = base_offset;
-        for &(start, size) in &framed {
+        for (start, size, patched_last_offset, patched_max_timestamp) in &mut framed {
+            let (start, size) = (*start, *size);
             let batch = &batches[start..start + size];
             let at = owned.len();
             owned.extend_from_slice(&batch[..owned_part(size)]);
@@ -215,7 +215,8 @@ impl PartitionLog {
             let max_timestamp =
                 BatchHeader::view(head).map_or(NO_TIMESTAMP, |h| h.max_timestamp.get());
             next_offset += i64::from(delta) + 1;
-            patched.push((next_offset - 1, max_timestamp));
+            *patched_last_offset = next_offset - 1;
+            *patched_max_timestamp = max_timestamp;
         }
         let last_offset = next_offset - 1;
         if last_offset - base_offset > i64::from(u32::MAX) {
@@ -231,14 +232,14 @@ impl PartitionLog {
         assert_eq!(segment.next_offset.get(), base_offset);
         let mut position = start_position;
         let mut owned_at = 0;
-        let mut chunks = Vec::with_capacity(framed.len());
+        // Usually empty: only batches of `SLICE_BATCH_BYTES_MIN` or more.
+        let mut bodies = Vec::new();
         let index_interval_bytes = self.config.borrow().index_interval_bytes;
         let indexes_before = segment.indexes.borrow().mark();
         {
             let mut indexes = segment.indexes.borrow_mut();
             let mut tail = self.tail.borrow_mut();
-            for (&(start, size), &(batch_last_offset, max_timestamp)) in framed.iter().zip(&patched)
-            {
+            for (start, size, batch_last_offset, max_timestamp) in framed {
                 indexes.record(
                     segment.base_offset,
                     position as u32,
@@ -248,15 +249,19 @@ impl PartitionLog {
                     index_interval_bytes,
                 );
                 let head = owned.slice(owned_at..owned_at + owned_part(size));
-                let body = batches.slice(start + head.len()..start + size);
                 owned_at += head.len();
-                let batch = CachedBatch {
+                let body = if head.len() < size {
+                    let body = batches.slice(start + head.len()..start + size);
+                    bodies.push((owned_at, body.clone()));
+                    body
+                } else {
+                    Bytes::new()
+                };
+                tail.push(CachedBatch {
                     last_offset: batch_last_offset,
                     head,
                     body,
-                };
-                batch.push_chunks(&mut chunks);
-                tail.push(batch);
+                });
                 position += size as u64;
             }
         }
@@ -268,7 +273,8 @@ impl PartitionLog {
             segment,
             position: start_position,
             len: batches.len(),
-            chunks,
+            owned,
+            bodies,
             base_offset,
             next_offset,
             indexes_before,

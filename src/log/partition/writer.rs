@@ -46,10 +46,13 @@ pub(super) enum Pending {
     Write {
         segment: Rc<Segment>,
         position: u64,
-        /// Bytes in `chunks`.
+        /// Bytes in `owned` and `bodies`.
         len: usize,
-        /// The batches, back to back, as the tail cache holds them.
-        chunks: Vec<Bytes>,
+        /// The patched headers and the batches copied whole, back to back.
+        owned: Bytes,
+        /// The bodies kept as slices of the request, each with where in
+        /// `owned` its header ends (where it goes).
+        bodies: Vec<(usize, Bytes)>,
         /// The offsets of these bytes are `base_offset..next_offset`.
         base_offset: i64,
         next_offset: i64,
@@ -77,11 +80,15 @@ impl Run {
     /// Adds the bytes of the next append, queued at `position` up to
     /// offset `next_offset`: the copy every produced byte takes once, as
     /// `write_at` takes its buffer by value.
-    fn extend(&mut self, position: u64, chunks: &[Bytes], next_offset: i64) {
+    fn extend(&mut self, position: u64, owned: &[u8], bodies: &[(usize, Bytes)], next_offset: i64) {
         assert_eq!(self.position + self.buf.len() as u64, position);
-        for chunk in chunks {
-            self.buf.extend_from_slice(chunk);
+        let mut from = 0;
+        for (at, body) in bodies {
+            self.buf.extend_from_slice(&owned[from..*at]);
+            self.buf.extend_from_slice(body);
+            from = *at;
         }
+        self.buf.extend_from_slice(&owned[from..]);
         self.next_offset = next_offset;
     }
 
@@ -313,7 +320,8 @@ impl PartitionLog {
                 Pending::Write {
                     segment,
                     position,
-                    chunks,
+                    owned,
+                    bodies,
                     base_offset,
                     next_offset: next,
                     ..
@@ -323,7 +331,7 @@ impl PartitionLog {
                     assert_eq!(*base_offset, next_offset, "a gap or overlap in a group");
                     next_offset = *next;
                     if let Some(run) = run.as_mut().filter(|r| Rc::ptr_eq(&r.segment, segment)) {
-                        run.extend(*position, chunks, *next);
+                        run.extend(*position, owned, bodies, *next);
                         continue;
                     }
                     Self::write_run(run.take()).await?;
@@ -335,7 +343,7 @@ impl PartitionLog {
                         next_offset: *base_offset,
                         buf: Vec::with_capacity(group_bytes),
                     };
-                    new_run.extend(*position, chunks, *next);
+                    new_run.extend(*position, owned, bodies, *next);
                     run = Some(new_run);
                     last_segment = Some(segment.clone());
                 }
