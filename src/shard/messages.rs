@@ -47,6 +47,10 @@ impl TopicPartition {
 pub struct ProducePart {
     pub partition: TopicPartition,
     pub batches: Bytes,
+    /// The most memory a slice of `batches` keeps allocated: the request
+    /// frame's allocation (`connection::frame_allocation_bytes_max`), what
+    /// the tail cache charges for a body it keeps as a slice.
+    pub pinned_bytes: usize,
     pub wait: AppendWait,
     pub log_append_time_ms: Option<i64>,
     /// KIP-890: what the batches bring to the check that a transaction's

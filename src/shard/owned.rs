@@ -157,6 +157,7 @@ impl OwnedPartitions {
                 .append_verified(
                     part.verification,
                     part.batches,
+                    part.pinned_bytes,
                     part.wait,
                     part.log_append_time_ms,
                 )

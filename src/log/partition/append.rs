@@ -27,13 +27,20 @@ use crate::protocol::batch::{
     BatchHeader, ATTR_TIMESTAMP_TYPE_LOG_APPEND, BATCH_HEADER_SIZE,
 };
 
-/// Batches from this size on are kept as a slice of the request's records
-/// (only their header is copied, to be patched); smaller ones are copied
-/// whole. A slice pins the whole read buffer it lies in (64 KiB for a frame
-/// read in one go, the frame's size for a larger one), which a small batch
-/// would hold up for a fraction of its size; copying 4 KiB costs about
-/// 0.2 us (benches/log.rs `request_append`), far less than writing it.
+/// Batches from this size on may be kept as a slice of the request's
+/// records (only their header is copied, to be patched); smaller ones are
+/// copied whole: copying 4 KiB costs about 0.2 us (benches/log.rs
+/// `request_append`), far less than writing it.
 pub(super) const SLICE_BATCH_BYTES_MIN: usize = 4096;
+
+/// A batch is sliced only when what its slice pins (the request frame's
+/// allocation, `pinned_bytes`) is at most this many times its size; else
+/// it is copied. The tail cache charges a slice at what it pins, so one
+/// batch of a request to many partitions, sliced, would make its tail
+/// evict up to the whole request's worth early; copied, it costs its size.
+/// With 4, slices at most quarter the tail's reach (a charge no more than
+/// four times the batch), and at most 4 slices of one frame are charged.
+pub(super) const PINNED_PER_SLICED_BYTE_MAX: usize = 4;
 
 /// Where the CRC's coverage starts: the attributes (see `protocol::batch`).
 const CRC_START: usize = 21;
@@ -51,22 +58,33 @@ impl PartitionLog {
         wait: AppendWait,
         log_append_time_ms: Option<i64>,
     ) -> Result<AppendResult, LogError> {
-        self.append_verified(TxnVerification::Off, batches, wait, log_append_time_ms)
-            .await
+        let batches = batches.into();
+        let pinned_bytes = batches.len();
+        self.append_verified(
+            TxnVerification::Off,
+            batches,
+            pinned_bytes,
+            wait,
+            log_append_time_ms,
+        )
+        .await
     }
 
-    /// `append` of a client's batches under KIP-890's `verification`.
+    /// `append` of a client's batches under KIP-890's `verification`;
+    /// `pinned_bytes` bounds the allocation `batches` lie in (a request
+    /// frame's: `ProducePart::pinned_bytes`).
     pub async fn append_verified(
         self: &Rc<Self>,
         verification: TxnVerification,
         batches: impl Into<Bytes>,
+        pinned_bytes: usize,
         wait: AppendWait,
         log_append_time_ms: Option<i64>,
     ) -> Result<AppendResult, LogError> {
         self.append_checked(
             AppendOrigin::Client,
             verification,
-            batches.into(),
+            (batches.into(), pinned_bytes),
             wait,
             log_append_time_ms,
         )
@@ -82,10 +100,12 @@ impl PartitionLog {
         wait: AppendWait,
         log_append_time_ms: Option<i64>,
     ) -> Result<AppendResult, LogError> {
+        let batches = batches.into();
+        let pinned_bytes = batches.len();
         self.append_checked(
             origin,
             TxnVerification::Off,
-            batches.into(),
+            (batches, pinned_bytes),
             wait,
             log_append_time_ms,
         )
@@ -97,7 +117,7 @@ impl PartitionLog {
         self: &Rc<Self>,
         origin: AppendOrigin,
         verification: TxnVerification,
-        batches: Bytes,
+        (batches, pinned_bytes): (Bytes, usize),
         wait: AppendWait,
         log_append_time_ms: Option<i64>,
     ) -> Result<AppendResult, LogError> {
@@ -108,7 +128,7 @@ impl PartitionLog {
             Admission::Append(updated) => updated,
             Admission::Duplicate(batch) => return self.answer_duplicate(batch, wait).await,
         };
-        let (result, given_up) = self.enqueue(batches, log_append_time_ms)?;
+        let (result, given_up) = self.enqueue(batches, pinned_bytes, log_append_time_ms)?;
         let completed = self.commit_producers(producers);
         self.index_aborted(&completed);
         self.start_writer();
@@ -163,10 +183,13 @@ impl PartitionLog {
     /// The request's bytes are not written to: each batch's header (where
     /// every patched field lies) is copied to a buffer of the log's own
     /// and patched there, with the whole batch when it is small
-    /// (`SLICE_BATCH_BYTES_MIN`); a larger one's body stays a slice.
+    /// (`SLICE_BATCH_BYTES_MIN`) or small against the `pinned_bytes` its
+    /// slice would keep allocated (`PINNED_PER_SLICED_BYTE_MAX`); a larger
+    /// one's body stays a slice.
     fn enqueue(
         &self,
         batches: Bytes,
+        pinned_bytes: usize,
         log_append_time_ms: Option<i64>,
     ) -> Result<(AppendResult, Rc<Cell<bool>>), LogError> {
         self.check_open()?;
@@ -185,7 +208,7 @@ impl PartitionLog {
         let mut cursor = 0;
         while cursor < batches.len() {
             let size = framed_size(&batches[cursor..]).map_err(LogError::InvalidBatch)?;
-            owned_len += owned_part(size);
+            owned_len += owned_part(size, pinned_bytes);
             framed.push((cursor, size, 0, NO_TIMESTAMP));
             cursor += size;
         }
@@ -195,8 +218,8 @@ impl PartitionLog {
             let (start, size) = (*start, *size);
             let batch = &batches[start..start + size];
             let at = owned.len();
-            owned.extend_from_slice(&batch[..owned_part(size)]);
-            let (head, body) = (&mut owned[at..], &batch[owned_part(size)..]);
+            owned.extend_from_slice(&batch[..owned_part(size, pinned_bytes)]);
+            let (head, body) = (&mut owned[at..], &batch[owned_part(size, pinned_bytes)..]);
             let delta = BatchHeader::view(head)
                 .map(|h| h.last_offset_delta.get())
                 .ok_or(LogError::InvalidBatch(BatchError::Truncated))?;
@@ -239,7 +262,10 @@ impl PartitionLog {
         {
             let mut indexes = segment.indexes.borrow_mut();
             let mut tail = self.tail.borrow_mut();
-            for (start, size, batch_last_offset, max_timestamp) in framed {
+            let newest = framed.len() - 1;
+            for (index, (start, size, batch_last_offset, max_timestamp)) in
+                framed.into_iter().enumerate()
+            {
                 indexes.record(
                     segment.base_offset,
                     position as u32,
@@ -248,7 +274,7 @@ impl PartitionLog {
                     size as u64,
                     index_interval_bytes,
                 );
-                let head = owned.slice(owned_at..owned_at + owned_part(size));
+                let head = owned.slice(owned_at..owned_at + owned_part(size, pinned_bytes));
                 owned_at += head.len();
                 let body = if head.len() < size {
                     let body = batches.slice(start + head.len()..start + size);
@@ -257,10 +283,21 @@ impl PartitionLog {
                 } else {
                     Bytes::new()
                 };
+                // `owned` is allocated to its size (`with_capacity`).
+                let append_pinned_bytes = if bodies.is_empty() {
+                    owned.len()
+                } else {
+                    owned.len() + pinned_bytes
+                };
                 tail.push(CachedBatch {
                     last_offset: batch_last_offset,
                     head,
                     body,
+                    pinned_bytes: if index == newest {
+                        append_pinned_bytes
+                    } else {
+                        0
+                    },
                 });
                 position += size as u64;
             }
@@ -333,10 +370,13 @@ impl Drop for Turn<'_> {
     }
 }
 
-/// Bytes of a framed batch of `size` the log copies: all of a small one,
-/// the header of a larger one.
-fn owned_part(size: usize) -> usize {
-    if size < SLICE_BATCH_BYTES_MIN {
+/// Bytes of a framed batch of `size` the log copies: all of a small one
+/// (or one small against the `pinned_bytes` of its request), the header of
+/// a larger one.
+fn owned_part(size: usize, pinned_bytes: usize) -> usize {
+    if size < SLICE_BATCH_BYTES_MIN
+        || size.saturating_mul(PINNED_PER_SLICED_BYTE_MAX) < pinned_bytes
+    {
         size
     } else {
         BATCH_HEADER_SIZE

@@ -6,8 +6,8 @@ use std::path::Path;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::Compression;
 
-use super::super::{AppendWait, LogConfig, LogError};
-use super::append::SLICE_BATCH_BYTES_MIN;
+use super::super::{AppendWait, LogConfig, LogError, TxnVerification};
+use super::append::{PINNED_PER_SLICED_BYTE_MAX, SLICE_BATCH_BYTES_MIN};
 use super::tests::*;
 use super::PartitionLog;
 use crate::protocol::batch::tests::sample_batch;
@@ -113,6 +113,136 @@ fn a_sliced_batch_from_the_tail_is_the_batch_in_the_segment() {
             if let Some(now) = log_append_time_ms {
                 assert_eq!(second.max_timestamp.get(), now);
             }
+            log.close().await.unwrap();
+        });
+    }
+}
+
+/// Appends `batches` as a request's records lying in an allocation of
+/// `pinned_bytes`.
+async fn append_pinned(log: &std::rc::Rc<PartitionLog>, batches: &[u8], pinned_bytes: usize) {
+    log.append_verified(
+        TxnVerification::Off,
+        BytesMut::from(batches),
+        pinned_bytes,
+        AppendWait::Durable,
+        None,
+    )
+    .await
+    .unwrap();
+}
+
+/// What the log serves from `from`, split as the tail holds it, equals
+/// what the segment gives back once the tail is gone (the log reopened).
+async fn served_from_tail_as_from_segment(
+    dir: std::path::PathBuf,
+    config: LogConfig,
+    log: std::rc::Rc<PartitionLog>,
+    from: i64,
+) -> usize {
+    let hw = log.high_watermark();
+    let read = log.read_chunks(from, hw, usize::MAX, true).await.unwrap();
+    assert_eq!(read.last_offset, Some(hw - 1));
+    log.close().await.unwrap();
+    let log = PartitionLog::open(dir, config).await.unwrap();
+    let from_segment = log.read_chunks(from, hw, usize::MAX, true).await.unwrap();
+    assert_eq!(from_segment.chunks.concat(), read.chunks.concat());
+    log.close().await.unwrap();
+    read.chunks.len()
+}
+
+/// The bound on what the tail pins: a slice of a request keeps the
+/// request's whole allocation, so the tail charges it that, and a tail of
+/// slices of big requests holds fewer batches than their lengths would fit
+/// (charged by length, all 8 would stay).
+#[test]
+fn sliced_batches_are_charged_what_their_request_pins() {
+    with_dir(|dir| async move {
+        let (large, _) = large_and_small();
+        let pinned_bytes = 3 * large.len();
+        let capacity_bytes = 4 * pinned_bytes;
+        let config = LogConfig {
+            segment_bytes: 1 << 20,
+            ..small_config(capacity_bytes)
+        };
+        let log = PartitionLog::open(dir.clone(), config.clone())
+            .await
+            .unwrap();
+        for _ in 0..8 {
+            append_pinned(&log, &large, pinned_bytes).await;
+        }
+        let charge = BATCH_HEADER_SIZE + pinned_bytes;
+        let kept = capacity_bytes / charge;
+        assert_eq!(kept, 3);
+        let (pinned, start) = {
+            let tail = log.tail.borrow();
+            (tail.pinned_bytes(), tail.start_offset())
+        };
+        assert_eq!(pinned, kept * charge);
+        assert!(pinned <= capacity_bytes);
+        let per_batch = log.log_end_offset() / 8;
+        let from = (8 - kept as i64) * per_batch;
+        assert_eq!(start, Some(from));
+        let chunks = served_from_tail_as_from_segment(dir, config, log, from).await;
+        assert_eq!(chunks, 2 * kept, "each batch as its header and its slice");
+    });
+}
+
+/// A batch small against the allocation its slice would pin (one batch of
+/// a request to many partitions) is copied, and charged its size.
+#[test]
+fn a_small_batch_of_a_big_request_is_copied_not_sliced() {
+    with_dir(|dir| async move {
+        let (large, _) = large_and_small();
+        let pinned_bytes = PINNED_PER_SLICED_BYTE_MAX * large.len() + 1;
+        let config = LogConfig {
+            segment_bytes: 1 << 20,
+            ..small_config(TAIL_CACHE_TEST_BYTES)
+        };
+        let log = PartitionLog::open(dir.clone(), config.clone())
+            .await
+            .unwrap();
+        append_pinned(&log, &large, pinned_bytes).await;
+        assert_eq!(log.tail.borrow().pinned_bytes(), large.len());
+        let chunks = served_from_tail_as_from_segment(dir, config, log, 0).await;
+        assert_eq!(chunks, 1, "the batch copied whole");
+    });
+}
+
+/// One append's batches share what they pin (the log's copies and the
+/// request): it stays charged until the last of them leaves the tail,
+/// from the front (retention) or from the back (a given-up write).
+#[test]
+fn a_multi_batch_append_is_charged_until_its_last_batch_goes() {
+    for from_the_front in [true, false] {
+        with_dir(move |dir| async move {
+            let (large, small) = large_and_small();
+            let log = PartitionLog::open(dir, small_config(TAIL_CACHE_TEST_BYTES))
+                .await
+                .unwrap();
+            let mut request = BytesMut::from(&large[..]);
+            request.extend_from_slice(&small);
+            request.extend_from_slice(&large);
+            let pinned_bytes = request.len();
+            append_pinned(&log, &request, pinned_bytes).await;
+            let charge = 2 * BATCH_HEADER_SIZE + small.len() + pinned_bytes;
+            let end = log.log_end_offset();
+            let mut tail = log.tail.borrow_mut();
+            assert_eq!(tail.pinned_bytes(), charge);
+            let third = end - (end - 5) / 2;
+            if from_the_front {
+                tail.evict_below(end - 1);
+            } else {
+                tail.truncate_from(third);
+            }
+            assert_eq!(tail.pinned_bytes(), charge);
+            if from_the_front {
+                tail.evict_below(end);
+            } else {
+                tail.truncate_from(0);
+            }
+            assert_eq!(tail.pinned_bytes(), 0);
+            drop(tail);
             log.close().await.unwrap();
         });
     }

@@ -6,8 +6,17 @@
 //!
 //! Invariant: the cached batches are contiguous and end at the log end
 //! offset (append pushes, a given-up write truncates back, retention and
-//! DeleteRecords evict from the front), and hold at most `capacity_bytes`
-//! (evicting the oldest first). Holds bytes checked on append; never does IO.
+//! DeleteRecords evict from the front), and keep at most `capacity_bytes`
+//! allocated (evicting the oldest first), counted as what they pin, not
+//! their length: the batches of one append share the buffer the log copied
+//! their headers (and small batches) to, and a body slice keeps the whole
+//! allocation of its request frame alive. So the newest batch of each
+//! append still cached is charged that buffer's size plus, when it holds a
+//! slice, the frame's allocation (`ProducePart::pinned_bytes`, an upper
+//! bound); the others are charged nothing. A partition's tail pins at most
+//! `tail_cache_bytes` (the allocator's rounding aside), a shard's at most
+//! that times the partitions it leads. Holds bytes checked on append; never
+//! does IO.
 
 use std::collections::VecDeque;
 
@@ -21,6 +30,9 @@ pub(super) struct CachedBatch {
     pub(super) last_offset: i64,
     pub(super) head: Bytes,
     pub(super) body: Bytes,
+    /// What the cache counts for this batch: the memory its append keeps
+    /// allocated when it is the append's newest batch, else 0.
+    pub(super) pinned_bytes: usize,
 }
 
 impl CachedBatch {
@@ -51,7 +63,8 @@ impl CachedBatch {
 /// The newest batches, contiguous up to the log end offset.
 pub(super) struct TailCache {
     batches: VecDeque<CachedBatch>,
-    size_bytes: usize,
+    /// The sum of the batches' `pinned_bytes`.
+    pinned_bytes: usize,
     capacity_bytes: usize,
 }
 
@@ -59,7 +72,7 @@ impl TailCache {
     pub(super) fn new(capacity_bytes: usize) -> TailCache {
         TailCache {
             batches: VecDeque::new(),
-            size_bytes: 0,
+            pinned_bytes: 0,
             capacity_bytes,
         }
     }
@@ -72,25 +85,38 @@ impl TailCache {
                 "the tail cache holds contiguous batches"
             );
         }
-        self.size_bytes += batch.len();
+        self.pinned_bytes += batch.pinned_bytes;
         self.batches.push_back(batch);
-        while self.size_bytes > self.capacity_bytes {
+        while self.pinned_bytes > self.capacity_bytes {
             let Some(evicted) = self.batches.pop_front() else {
                 break;
             };
-            self.size_bytes -= evicted.len();
+            self.pinned_bytes -= evicted.pinned_bytes;
         }
     }
 
-    /// Drops the batches that end at or after `offset` (given up by the writer).
+    /// Drops the batches that end at or after `offset` (given up by the
+    /// writer). Should that leave an append's older batches, the newest of
+    /// them takes over the charge of what they still pin.
     pub(super) fn truncate_from(&mut self, offset: i64) {
+        let mut dropped_bytes = 0;
         while let Some(last) = self.batches.back() {
             if last.last_offset < offset {
                 break;
             }
-            self.size_bytes -= last.len();
+            dropped_bytes += last.pinned_bytes;
             self.batches.pop_back();
         }
+        match self.batches.back_mut() {
+            Some(last) if last.pinned_bytes == 0 => last.pinned_bytes = dropped_bytes,
+            _ => self.pinned_bytes -= dropped_bytes,
+        }
+    }
+
+    /// What the cached batches pin, as charged.
+    #[cfg(test)]
+    pub(super) fn pinned_bytes(&self) -> usize {
+        self.pinned_bytes
     }
 
     /// Drops the batches that end below `offset` (deleted by retention).
@@ -99,7 +125,7 @@ impl TailCache {
             if first.last_offset >= offset {
                 break;
             }
-            self.size_bytes -= first.len();
+            self.pinned_bytes -= first.pinned_bytes;
             self.batches.pop_front();
         }
     }

@@ -34,7 +34,7 @@ use crate::config::TopicConfig;
 use crate::log::{AppendResult, AppendWait, TxnVerification};
 use crate::protocol::batch::{self, BatchError, BatchHeader};
 use crate::protocol::batch_records::BatchRecords;
-use crate::server::connection::ConnectionContext;
+use crate::server::connection::{frame_allocation_bytes_max, ConnectionContext};
 use crate::shard::messages::{
     KafkaError, ProducePart, ProduceRefusal, ShardReply, ShardRequest, TopicPartition, TxnAnswer,
     TxnCall,
@@ -296,6 +296,8 @@ struct Route {
     partition: TopicPartition,
     wait: AppendWait,
     log_append_time_ms: Option<i64>,
+    /// `ProducePart::pinned_bytes` of the request.
+    pinned_bytes: usize,
 }
 
 /// A partition whose batches wait for the coordinator's confirmation.
@@ -331,7 +333,9 @@ pub async fn handle(
     context: &ConnectionContext,
     header: &RequestHeader,
     request: ProduceRequest,
+    frame_len: usize,
 ) -> Option<ProduceResponse> {
+    let pinned_bytes = frame_allocation_bytes_max(frame_len);
     let version = header.request_api_version;
     let view = context.shard.view();
     let wait = match request.acks {
@@ -417,6 +421,7 @@ pub async fn handle(
                     partition: topic_partition.clone(),
                     wait,
                     log_append_time_ms,
+                    pinned_bytes,
                 });
                 TxnVerification::Start
             } else {
@@ -428,6 +433,7 @@ pub async fn handle(
                 ProducePart {
                     partition: topic_partition,
                     batches: partition.records.clone().unwrap_or_default(),
+                    pinned_bytes,
                     wait,
                     log_append_time_ms,
                     verification,
@@ -680,6 +686,7 @@ fn routed(request: &ProduceRequest, route: &Route, verification: TxnVerification
         ProducePart {
             partition: route.partition.clone(),
             batches: records,
+            pinned_bytes: route.pinned_bytes,
             wait: route.wait,
             log_append_time_ms: route.log_append_time_ms,
             verification,
