@@ -227,22 +227,23 @@ fn a_multi_batch_append_is_charged_until_its_last_batch_goes() {
             append_pinned(&log, &request, pinned_bytes).await;
             let charge = 2 * BATCH_HEADER_SIZE + small.len() + pinned_bytes;
             let end = log.log_end_offset();
-            let mut tail = log.tail.borrow_mut();
-            assert_eq!(tail.pinned_bytes(), charge);
-            let third = end - (end - 5) / 2;
-            if from_the_front {
-                tail.evict_below(end - 1);
-            } else {
-                tail.truncate_from(third);
+            {
+                let mut tail = log.tail.borrow_mut();
+                assert_eq!(tail.pinned_bytes(), charge);
+                let third = end - (end - 5) / 2;
+                if from_the_front {
+                    tail.evict_below(end - 1);
+                } else {
+                    tail.truncate_from(third);
+                }
+                assert_eq!(tail.pinned_bytes(), charge);
+                if from_the_front {
+                    tail.evict_below(end);
+                } else {
+                    tail.truncate_from(0);
+                }
+                assert_eq!(tail.pinned_bytes(), 0);
             }
-            assert_eq!(tail.pinned_bytes(), charge);
-            if from_the_front {
-                tail.evict_below(end);
-            } else {
-                tail.truncate_from(0);
-            }
-            assert_eq!(tail.pinned_bytes(), 0);
-            drop(tail);
             log.close().await.unwrap();
         });
     }
