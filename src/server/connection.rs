@@ -560,6 +560,41 @@ mod tests {
         assert!(frames == bodies, "frames differ");
     }
 
+    /// A frame whose size is known before all of it is read lies in an
+    /// allocation that ends where it ends: the bytes of the next frame, sent
+    /// with its last piece, go to another (`frame_allocation_bytes_max`).
+    #[test]
+    fn a_frame_read_in_pieces_shares_its_allocation_with_no_other() {
+        let first = vec![1u8; 3 * READ_CHUNK_BYTES_MAX];
+        let second = vec![2u8; 100];
+        let mut stream = frame_bytes(&first);
+        stream.extend_from_slice(&frame_bytes(&second));
+        let cuts = [0, 1000, READ_CHUNK_BYTES_MAX, stream.len()];
+        let pieces = cuts
+            .windows(2)
+            .map(|w| stream[w[0]..w[1]].to_vec())
+            .collect();
+        let (frames, spare_after_first) = read_from_client(pieces, move |mut stream| {
+            Box::pin(async move {
+                let mut reader = FrameReader::default();
+                let in_flight = Cell::new(0);
+                let one = reader.next(&mut stream, 1 << 20, &in_flight).await;
+                let spare = reader.buffer.capacity();
+                let two = reader.next(&mut stream, 1 << 20, &in_flight).await;
+                let frames: Vec<Vec<u8>> = [one, two]
+                    .into_iter()
+                    .map(|frame| frame.ok().flatten().expect("a frame").to_vec())
+                    .collect();
+                (frames, spare)
+            })
+        });
+        assert!(frames == [first, second], "frames differ");
+        assert_eq!(
+            spare_after_first, 0,
+            "room past the frame in its allocation"
+        );
+    }
+
     #[test]
     fn a_big_announced_frame_pins_only_what_arrived() {
         let announced: u32 = 100_000_000;

@@ -51,7 +51,9 @@ impl PartitionLog {
     /// `baseOffset` and `partitionLeaderEpoch` in a copy of each header (the
     /// CRC does not cover them), applies LogAppendTime when `log_append_time_ms` is set,
     /// rolls the segment when needed, queues the bytes for the writer and
-    /// returns when they are as durable as `wait` asks.
+    /// returns when they are as durable as `wait` asks. `batches` are taken
+    /// to pin their own length (the log's callers pass a buffer of exactly
+    /// their size); a request's go through `append_verified`.
     pub async fn append(
         self: &Rc<Self>,
         batches: impl Into<Bytes>,
