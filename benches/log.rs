@@ -6,8 +6,10 @@
 //!   and leader epoch patched into the batches, index entries, tail cache,
 //!   queueing). Writes run between measured stretches, not inside them.
 //! - `request_append`: the same from a request's `Bytes` as the produce
-//!   handler has them, its copy into the `BytesMut` the log patches
-//!   included: against `offset_assignment`, the price of that copy.
+//!   handler passes them (slices of the frame, no copy of their own, with
+//!   what a frame of one batch pins): the log copies each batch's header to
+//!   patch it, and a batch under `SLICE_BATCH_BYTES_MIN` (or under a
+//!   quarter of what its slice would pin) whole.
 //! - `segment_append`: `append` until the bytes are written to the segment
 //!   file (`acks=1`), with the group writer coalescing concurrent appends;
 //!   `flush.policy=none`, so this is the write path without the disk's sync.
@@ -29,9 +31,10 @@ use bytes::{Bytes, BytesMut};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kafka_protocol::records::Compression;
 use shoal::log::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
-use shoal::log::{AppendWait, FlushPolicy, LogConfig, PartitionLog};
+use shoal::log::{AppendWait, FlushPolicy, LogConfig, PartitionLog, TxnVerification};
 use shoal::protocol::batch::BatchHeader;
 use shoal::protocol::records::{encode_batch, ProducerRecord};
+use shoal::server::connection::frame_allocation_bytes_max;
 
 /// Records per appended batch, of `VALUE_SIZE_BYTES` each: a producer's
 /// batch at `linger.ms` 5 under moderate load.
@@ -140,29 +143,41 @@ fn request_append(c: &mut Criterion) {
 }
 
 /// Times `iters` appends of `batch` that do not wait for the writer, in
-/// stretches of `APPENDS_PER_DRAIN` with the writes run between them. Each
-/// append gets a copy of `batch` of its own, as the produce handler makes
-/// one from the request; `copy_timed` times those copies too, else they are
-/// made before the stretch.
+/// stretches of `APPENDS_PER_DRAIN` with the writes run between them. With
+/// `from_request`, each append takes `batch` itself, as the produce handler
+/// passes a slice of the request; else a copy of its own made before the
+/// stretch, in memory nothing else shares.
 async fn unwaited_appends(
     log: Rc<PartitionLog>,
     batch: Bytes,
     iters: u64,
-    copy_timed: bool,
+    from_request: bool,
 ) -> Duration {
-    let copy = || BytesMut::from(&batch[..]);
+    let copy = || Bytes::from(BytesMut::from(&batch[..]));
+    // A frame holds a little more than its one batch: this bounds it below.
+    let pinned_bytes = match from_request {
+        true => frame_allocation_bytes_max(batch.len()),
+        false => batch.len(),
+    };
     let mut measured = Duration::ZERO;
     let mut left = iters;
     while left > 0 {
         let stretch = left.min(APPENDS_PER_DRAIN);
-        let mut copies: Vec<BytesMut> = match copy_timed {
+        let mut copies: Vec<Bytes> = match from_request {
             true => Vec::new(),
             false => (0..stretch).map(|_| copy()).collect(),
         };
         let start = Instant::now();
         for _ in 0..stretch {
-            let batches = copies.pop().unwrap_or_else(copy);
-            black_box(log.append(batches, AppendWait::Nothing, None).await).expect("append");
+            let batches = copies.pop().unwrap_or_else(|| batch.clone());
+            let appended = log.append_verified(
+                TxnVerification::Off,
+                batches,
+                pinned_bytes,
+                AppendWait::Nothing,
+                None,
+            );
+            black_box(appended.await).expect("append");
         }
         measured += start.elapsed();
         left -= stretch;

@@ -160,7 +160,7 @@ use std::time::{Duration, Instant};
 
 use crate::protocol::batch::BatchError;
 
-pub use partition::PartitionLog;
+pub use partition::{PartitionLog, ReadChunks};
 pub use producer_state::{AppendOrigin, ProducerDescription, ProducerError, TxnVerification};
 // The storage settings are plain data of `config`, so that `config` needs
 // nothing of `log`; they are re-exported here as the log's own API.

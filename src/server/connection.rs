@@ -10,7 +10,9 @@
 //! buffer and a half-sent frame pins about what was sent. What the kernel
 //! already holds of a frame gets its room in one step, so the buffer's
 //! growth moves at most the bytes read before the frame's size was known,
-//! not the whole frame at every doubling.
+//! not the whole frame at every doubling. A frame handed out lies in an
+//! allocation of at most `frame_allocation_bytes_max` of its length (a read
+//! chunk, or one that ends where the frame does): what a slice of it pins.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -50,6 +52,16 @@ use crate::shard::Shard;
 /// Most bytes taken from the socket by one read: bounds the buffer grown and
 /// zero-filled per read, and the time one read holds the shard.
 const READ_CHUNK_BYTES_MAX: usize = 64 * 1024;
+
+/// The most a slice of a request frame of `frame_len` bytes keeps
+/// allocated (the allocator's rounding aside). `FrameReader` makes every
+/// allocation in one of two ways: for a read while no frame's size is
+/// known, of at most the prefix bytes held plus one read; or for the
+/// frame whose size is known, ending where that frame ends, so that
+/// nothing but that frame is read into it.
+pub fn frame_allocation_bytes_max(frame_len: usize) -> usize {
+    (frame::SIZE_PREFIX_BYTES + frame_len).max(frame::SIZE_PREFIX_BYTES - 1 + READ_CHUNK_BYTES_MAX)
+}
 
 /// Which listener accepted a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,7 +235,7 @@ impl FrameReader {
             let waiting = bytes_waiting(stream);
             if waiting == 0 {
                 self.release_allocation();
-                if !self.wait_for_bytes(stream, in_flight).await? {
+                if !self.wait_for_bytes(stream, in_flight, max_bytes).await? {
                     return match self.buffer.is_empty() {
                         true => Ok(None),
                         false => Err(ReadError::Truncated),
@@ -237,8 +249,14 @@ impl FrameReader {
             // The part of the frame that the kernel already holds gets its
             // room at once: grown one read at a time, the buffer would copy
             // the frame's bytes read so far at every reallocation.
-            let arrived = self.frame_rest(max_bytes).min(waiting);
-            self.buffer.reserve(arrived.max(room));
+            let rest = self.frame_rest(max_bytes);
+            if rest > 0 {
+                self.make_room(rest.min(waiting), rest);
+            } else {
+                self.make_room(room, room);
+            }
+            // Within the allocation: one made for a frame ends where it does.
+            let room = room.min(self.buffer.capacity() - self.buffer.len());
             let filled = self.buffer.len();
             self.buffer.resize(filled + room, 0);
             match stream.read(&mut self.buffer[filled..]).await {
@@ -283,6 +301,24 @@ impl FrameReader {
         })
     }
 
+    /// Room for `wanted` more bytes: the buffer's own when it has it, else a
+    /// new allocation for at most `limit` more (doubling the bytes held, so
+    /// a frame that trickles in is moved a bounded number of times). Never
+    /// `BytesMut::reserve` past the room: it may grow an allocation beyond
+    /// `frame_allocation_bytes_max`, or move bytes within a shared one.
+    fn make_room(&mut self, wanted: usize, limit: usize) {
+        debug_assert!(wanted <= limit);
+        let held = self.buffer.len();
+        if self.buffer.capacity() - held >= wanted {
+            return;
+        }
+        let capacity = held + wanted.max(held).min(limit);
+        let mut grown = BytesMut::with_capacity(capacity);
+        grown.extend_from_slice(&self.buffer);
+        self.buffer = grown;
+        self.shares_allocation = false;
+    }
+
     /// Before waiting on a silent client: an empty buffer gives its memory
     /// back; a partial frame left behind handed-out frames moves to a buffer
     /// of its own size (at most one read's worth, once per wait).
@@ -302,12 +338,15 @@ impl FrameReader {
         &mut self,
         stream: &mut TcpStream,
         in_flight: &Cell<usize>,
+        max_bytes: usize,
     ) -> Result<bool, ReadError> {
         let mut first = [0u8; 1];
         loop {
             match stream.read(&mut first).await {
                 Ok(0) => return Ok(false),
                 Ok(_) => {
+                    let rest = self.frame_rest(max_bytes).max(1);
+                    self.make_room(1, rest);
                     self.buffer.extend_from_slice(&first);
                     return Ok(true);
                 }
@@ -519,6 +558,41 @@ mod tests {
             })
         });
         assert!(frames == bodies, "frames differ");
+    }
+
+    /// A frame whose size is known before all of it is read lies in an
+    /// allocation that ends where it ends: the bytes of the next frame, sent
+    /// with its last piece, go to another (`frame_allocation_bytes_max`).
+    #[test]
+    fn a_frame_read_in_pieces_shares_its_allocation_with_no_other() {
+        let first = vec![1u8; 3 * READ_CHUNK_BYTES_MAX];
+        let second = vec![2u8; 100];
+        let mut stream = frame_bytes(&first);
+        stream.extend_from_slice(&frame_bytes(&second));
+        let cuts = [0, 1000, READ_CHUNK_BYTES_MAX, stream.len()];
+        let pieces = cuts
+            .windows(2)
+            .map(|w| stream[w[0]..w[1]].to_vec())
+            .collect();
+        let (frames, spare_after_first) = read_from_client(pieces, move |mut stream| {
+            Box::pin(async move {
+                let mut reader = FrameReader::default();
+                let in_flight = Cell::new(0);
+                let one = reader.next(&mut stream, 1 << 20, &in_flight).await;
+                let spare = reader.buffer.capacity();
+                let two = reader.next(&mut stream, 1 << 20, &in_flight).await;
+                let frames: Vec<Vec<u8>> = [one, two]
+                    .into_iter()
+                    .map(|frame| frame.ok().flatten().expect("a frame").to_vec())
+                    .collect();
+                (frames, spare)
+            })
+        });
+        assert!(frames == [first, second], "frames differ");
+        assert_eq!(
+            spare_after_first, 0,
+            "room past the frame in its allocation"
+        );
     }
 
     #[test]

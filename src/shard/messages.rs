@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::group::{
     CommitRequest, ConsumerHeartbeatRequest, ConsumerHeartbeatResponse, DescribedConsumerGroup,
@@ -46,7 +46,11 @@ impl TopicPartition {
 #[derive(Debug)]
 pub struct ProducePart {
     pub partition: TopicPartition,
-    pub batches: BytesMut,
+    pub batches: Bytes,
+    /// The most memory a slice of `batches` keeps allocated: the request
+    /// frame's allocation (`connection::frame_allocation_bytes_max`), what
+    /// the tail cache charges for a body it keeps as a slice.
+    pub pinned_bytes: usize,
     pub wait: AppendWait,
     pub log_append_time_ms: Option<i64>,
     /// KIP-890: what the batches bring to the check that a transaction's

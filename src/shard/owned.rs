@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::future::{select, select_all};
 use kafka_protocol::error::ResponseError;
 
@@ -26,7 +25,6 @@ use crate::log::{
     ShardLoad,
 };
 use crate::metadata::TopicMeta;
-use crate::protocol::batch::BatchHeader;
 use crate::protocol::records::TxnMarker;
 
 /// ListOffsets special timestamps (KIP-79, KIP-734, KIP-405).
@@ -43,18 +41,14 @@ pub struct OwnedPartitions {
     logs: RefCell<HashMap<TopicPartition, Rc<PartitionLog>>>,
 }
 
-/// The aborted transactions a read_committed consumer needs for `records`
-/// read from `fetch_offset`: those overlapping up to the last one's end.
+/// The aborted transactions a read_committed consumer needs for the batches
+/// read from `fetch_offset` to `last_offset`: those overlapping them.
 /// Empty for no records, as Kafka answers an empty read.
-fn aborted_in(log: &PartitionLog, fetch_offset: i64, records: &[Bytes]) -> Vec<(i64, i64)> {
-    let Some(upper_offset) = records
-        .last()
-        .and_then(|batch| BatchHeader::view(batch))
-        .map(|header| header.last_offset() + 1)
-    else {
+fn aborted_in(log: &PartitionLog, fetch_offset: i64, last_offset: Option<i64>) -> Vec<(i64, i64)> {
+    let Some(last_offset) = last_offset else {
         return Vec::new();
     };
-    log.aborted_transactions(fetch_offset, upper_offset)
+    log.aborted_transactions(fetch_offset, last_offset + 1)
 }
 
 /// Storage errors as Kafka error codes, logged where they lose detail.
@@ -163,6 +157,7 @@ impl OwnedPartitions {
                 .append_verified(
                     part.verification,
                     part.batches,
+                    part.pinned_bytes,
                     part.wait,
                     part.log_append_time_ms,
                 )
@@ -216,19 +211,21 @@ impl OwnedPartitions {
             } else {
                 high_watermark
             };
-            match log
-                .read(part.offset, max_offset, part.max_bytes, true)
+            let last_offset = match log
+                .read_chunks(part.offset, max_offset, part.max_bytes, true)
                 .await
             {
-                Ok(records) => outcome.records = records,
+                Ok(read) => {
+                    outcome.records = read.chunks;
+                    read.last_offset
+                }
                 Err(error) => {
                     outcome.error_code = log_error_to_kafka(&part.partition, &error).code;
                     return outcome;
                 }
-            }
+            };
             if part.read_committed {
-                outcome.aborted_transactions =
-                    Some(aborted_in(&log, part.offset, &outcome.records));
+                outcome.aborted_transactions = Some(aborted_in(&log, part.offset, last_offset));
             }
             outcome
         });

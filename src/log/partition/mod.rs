@@ -2,7 +2,7 @@
 //! its front: what it owns, opening, the state getters the broker reads,
 //! configuration, checkpoints and close. Each concern is a file beside it:
 //!
-//! - `append.rs`: offsets assigned and headers patched in place, indexes and
+//! - `append.rs`: offsets assigned and header copies patched, indexes and
 //!   tail cache updated, bytes queued, all without an `.await`.
 //! - `writer.rs`: the group-commit writer task (one `write_at` per segment
 //!   per group, seals, fdatasync per the flush policy, the high watermark),
@@ -35,6 +35,7 @@ mod producers;
 #[cfg(test)]
 mod producers_tests;
 mod read;
+pub use read::ReadChunks;
 #[cfg(test)]
 mod read_tests;
 mod retention;

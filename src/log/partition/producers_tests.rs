@@ -121,6 +121,7 @@ fn a_transactions_first_batch_waits_for_its_verification() {
                 log.append_verified(
                     verification,
                     BytesMut::from(&batch[..]),
+                    batch.len(),
                     AppendWait::Durable,
                     None,
                 )

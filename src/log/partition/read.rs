@@ -1,6 +1,8 @@
 //! Reads: whole batches from an offset, the newest from the tail cache as
 //! zero-copy clones, older ones from the segment files (each checked before
-//! it is served, see `Segment::read_batches`).
+//! it is served, see `Segment::read_batches`). A fetch takes them as chunks
+//! (`read_chunks`: a batch the tail holds in two parts is two chunks); the
+//! log's own readers take each batch in one buffer (`read`).
 //!
 //! Invariant: a read never returns bytes past the high watermark the caller
 //! passes nor past what the writer has written, starts at the batch holding
@@ -22,12 +24,47 @@ impl PartitionLog {
     /// watermark) and at about `max_bytes`, with at least one whole batch when
     /// `min_one_batch` (KIP-74). The newest come from the tail cache as
     /// zero-copy clones, older ones are read from the segment files.
+    /// Each batch in one buffer: a tail batch held in two parts is copied.
     pub async fn read(
         &self,
         offset: i64,
         max_offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
+    ) -> Result<Vec<Bytes>, LogError> {
+        self.read_batches(offset, max_offset, max_bytes, min_one_batch, true)
+            .await
+    }
+
+    /// `read` for a fetch: the batches as the chunks they are held in (no
+    /// copy), to be sent back to back.
+    pub async fn read_chunks(
+        &self,
+        offset: i64,
+        max_offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<ReadChunks, LogError> {
+        let chunks = self
+            .read_batches(offset, max_offset, max_bytes, min_one_batch, false)
+            .await?;
+        let last_offset = batch_starts(&chunks)
+            .last()
+            .and_then(|&i| BatchHeader::view(&chunks[i]))
+            .map(|header| header.last_offset());
+        Ok(ReadChunks {
+            chunks,
+            last_offset,
+        })
+    }
+
+    async fn read_batches(
+        &self,
+        offset: i64,
+        max_offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        contiguous: bool,
     ) -> Result<Vec<Bytes>, LogError> {
         let log_end_offset = self.offsets.log_end();
         if offset < self.offsets.log_start() || offset > log_end_offset {
@@ -48,7 +85,7 @@ impl PartitionLog {
         {
             let tail = self.tail.borrow();
             if tail.start_offset().is_some_and(|start| start <= offset) {
-                tail.read(offset, max_offset, &mut budget, &mut out);
+                tail.read(offset, max_offset, &mut budget, contiguous, &mut out);
                 assert_served(&out, offset, max_offset, false);
                 return Ok(out);
             }
@@ -123,14 +160,43 @@ impl PartitionLog {
     }
 }
 
+/// What `read_chunks` hands out: batches back to back, each one chunk or
+/// two (its header, then its body).
+pub struct ReadChunks {
+    pub chunks: Vec<Bytes>,
+    /// The last offset of the last batch; `None` when there is none.
+    pub last_offset: Option<i64>,
+}
+
+/// Where each batch starts among `chunks`: a chunk shorter than the batch
+/// its header frames is followed by the rest of that batch.
+fn batch_starts(chunks: &[Bytes]) -> Vec<usize> {
+    let mut starts = Vec::with_capacity(chunks.len());
+    let mut i = 0;
+    while i < chunks.len() {
+        starts.push(i);
+        let size = BatchHeader::view(&chunks[i])
+            .and_then(|header| usize::try_from(header.total_size()).ok())
+            .expect("a served batch starts with its header");
+        let mut have = chunks[i].len();
+        i += 1;
+        if have < size {
+            have += chunks.get(i).map_or(0, Bytes::len);
+            i += 1;
+        }
+        assert_eq!(have, size, "a served batch in more than two chunks");
+    }
+    starts
+}
+
 /// What a read hands out, checked after the bytes came back: the first
 /// batch holds `offset` (in a log with offset gaps, it may start past it),
 /// each next one starts right after the last (or later, with gaps), and
 /// none reaches `max_offset`. Headers only, O(1) per batch.
 fn assert_served(out: &[Bytes], offset: i64, max_offset: i64, gaps: bool) {
     let mut expected = offset;
-    for (i, batch) in out.iter().enumerate() {
-        let header = BatchHeader::view(batch).expect("a served batch has a header");
+    for (i, start) in batch_starts(out).into_iter().enumerate() {
+        let header = BatchHeader::view(&out[start]).expect("a served batch has a header");
         let (base, last) = (header.base_offset.get(), header.last_offset());
         let in_place = match (i, gaps) {
             (0, false) => base <= expected && expected <= last,

@@ -6,35 +6,50 @@ use std::path::Path;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::Compression;
 
-use super::super::{AppendWait, LogConfig, LogError};
+use super::super::{AppendWait, LogConfig, LogError, TxnVerification};
+use super::append::{PINNED_PER_SLICED_BYTE_MAX, SLICE_BATCH_BYTES_MIN};
 use super::tests::*;
 use super::PartitionLog;
 use crate::protocol::batch::tests::sample_batch;
+use crate::protocol::batch::{BatchHeader, ATTR_TIMESTAMP_TYPE_LOG_APPEND, BATCH_HEADER_SIZE};
 
-/// Zero-copy fetch, the log's half: a read served from the tail cache
-/// hands out the very memory the append was given (the Fetch writer's
-/// half is `record_buffers_go_out_as_the_same_memory`).
+/// A batch of `SLICE_BATCH_BYTES_MIN` or more, and one below it.
+fn large_and_small() -> (Vec<u8>, Vec<u8>) {
+    let large = sample_batch(400, Compression::None);
+    let small = sample_batch(5, Compression::None);
+    assert!(large.len() >= SLICE_BATCH_BYTES_MIN && small.len() < SLICE_BATCH_BYTES_MIN);
+    (large, small)
+}
+
+/// Zero-copy fetch, the log's half: a read for a fetch served from the
+/// tail cache hands out the very memory the append was given, but for the
+/// headers the log patched and the small batches it copied whole (the
+/// Fetch writer's half is `record_buffers_go_out_as_the_same_memory`).
 #[test]
 fn tail_reads_share_the_appended_memory() {
     with_dir(|dir| async move {
         let log = PartitionLog::open(dir, small_config(TAIL_CACHE_TEST_BYTES))
             .await
             .unwrap();
-        let batch = sample_batch(5, Compression::None);
+        let (large, small) = large_and_small();
         let mut appended = Vec::new();
         for _ in 0..3 {
-            let buffer = BytesMut::from(&batch[..]);
+            let mut request = BytesMut::from(&large[..]);
+            request.extend_from_slice(&small);
+            let buffer = request.freeze();
             let start = buffer.as_ptr() as usize;
             appended.push(start..start + buffer.len());
             log.append(buffer, AppendWait::Durable, None).await.unwrap();
         }
-        let chunks = log
-            .read(0, log.high_watermark(), usize::MAX, true)
+        let read = log
+            .read_chunks(0, log.high_watermark(), usize::MAX, true)
             .await
             .unwrap();
-        let fetched: usize = chunks.iter().map(Bytes::len).sum();
-        assert_eq!(fetched, 3 * batch.len());
-        let copied: usize = chunks
+        let fetched: usize = read.chunks.iter().map(Bytes::len).sum();
+        assert_eq!(fetched, 3 * (large.len() + small.len()));
+        assert_eq!(read.last_offset, Some(log.log_end_offset() - 1));
+        let copied: usize = read
+            .chunks
             .iter()
             .filter(|chunk| {
                 let start = chunk.as_ptr() as usize;
@@ -44,9 +59,194 @@ fn tail_reads_share_the_appended_memory() {
             })
             .map(Bytes::len)
             .sum();
-        assert_eq!(copied, 0, "bytes copied per {fetched} fetched");
+        assert_eq!(
+            copied,
+            3 * (BATCH_HEADER_SIZE + small.len()),
+            "bytes copied per {fetched} fetched"
+        );
         log.close().await.unwrap();
     });
+}
+
+/// A batch held as its patched header and a slice of the request is, from
+/// the tail, byte for byte what the segment gives back once the tail is
+/// gone (the log reopened), with CreateTime and with LogAppendTime (whose
+/// CRC the log computes over the two parts); every read checks the CRC.
+#[test]
+fn a_sliced_batch_from_the_tail_is_the_batch_in_the_segment() {
+    for log_append_time_ms in [None, Some(1_700_000_000_123)] {
+        with_dir(move |dir| async move {
+            let config = LogConfig {
+                segment_bytes: 1 << 20,
+                ..small_config(TAIL_CACHE_TEST_BYTES)
+            };
+            let log = PartitionLog::open(dir.clone(), config.clone())
+                .await
+                .unwrap();
+            let (large, small) = large_and_small();
+            let mut request = BytesMut::from(&small[..]);
+            request.extend_from_slice(&large);
+            request.extend_from_slice(&small);
+            log.append(request.freeze(), AppendWait::Durable, log_append_time_ms)
+                .await
+                .unwrap();
+            log.append(BytesMut::from(&large[..]), AppendWait::Durable, None)
+                .await
+                .unwrap();
+            let hw = log.high_watermark();
+            let read = log.read_chunks(0, hw, usize::MAX, true).await.unwrap();
+            assert_eq!(read.chunks.len(), 6, "two batches in two parts each");
+            assert_eq!(read.last_offset, Some(hw - 1));
+            let from_tail: Vec<u8> = read.chunks.concat();
+            let whole: Vec<u8> = log.read(0, hw, usize::MAX, true).await.unwrap().concat();
+            assert_eq!(from_tail, whole);
+            log.close().await.unwrap();
+
+            let log = PartitionLog::open(dir, config).await.unwrap();
+            let from_segment = log.read_chunks(0, hw, usize::MAX, true).await.unwrap();
+            assert_eq!(from_segment.chunks.len(), 4);
+            assert_eq!(from_segment.last_offset, Some(hw - 1));
+            assert_eq!(from_segment.chunks.concat(), from_tail);
+            let second = BatchHeader::view(&from_segment.chunks[1]).unwrap();
+            let stamped = second.attributes.get() & ATTR_TIMESTAMP_TYPE_LOG_APPEND != 0;
+            assert_eq!(stamped, log_append_time_ms.is_some());
+            if let Some(now) = log_append_time_ms {
+                assert_eq!(second.max_timestamp.get(), now);
+            }
+            log.close().await.unwrap();
+        });
+    }
+}
+
+/// Appends `batches` as a request's records lying in an allocation of
+/// `pinned_bytes`.
+async fn append_pinned(log: &std::rc::Rc<PartitionLog>, batches: &[u8], pinned_bytes: usize) {
+    log.append_verified(
+        TxnVerification::Off,
+        BytesMut::from(batches),
+        pinned_bytes,
+        AppendWait::Durable,
+        None,
+    )
+    .await
+    .unwrap();
+}
+
+/// What the log serves from `from`, split as the tail holds it, equals
+/// what the segment gives back once the tail is gone (the log reopened).
+async fn served_from_tail_as_from_segment(
+    dir: std::path::PathBuf,
+    config: LogConfig,
+    log: std::rc::Rc<PartitionLog>,
+    from: i64,
+) -> usize {
+    let hw = log.high_watermark();
+    let read = log.read_chunks(from, hw, usize::MAX, true).await.unwrap();
+    assert_eq!(read.last_offset, Some(hw - 1));
+    log.close().await.unwrap();
+    let log = PartitionLog::open(dir, config).await.unwrap();
+    let from_segment = log.read_chunks(from, hw, usize::MAX, true).await.unwrap();
+    assert_eq!(from_segment.chunks.concat(), read.chunks.concat());
+    log.close().await.unwrap();
+    read.chunks.len()
+}
+
+/// The bound on what the tail pins: a slice of a request keeps the
+/// request's whole allocation, so the tail charges it that, and a tail of
+/// slices of big requests holds fewer batches than their lengths would fit
+/// (charged by length, all 8 would stay).
+#[test]
+fn sliced_batches_are_charged_what_their_request_pins() {
+    with_dir(|dir| async move {
+        let (large, _) = large_and_small();
+        let pinned_bytes = 3 * large.len();
+        let capacity_bytes = 4 * pinned_bytes;
+        let config = LogConfig {
+            segment_bytes: 1 << 20,
+            ..small_config(capacity_bytes)
+        };
+        let log = PartitionLog::open(dir.clone(), config.clone())
+            .await
+            .unwrap();
+        for _ in 0..8 {
+            append_pinned(&log, &large, pinned_bytes).await;
+        }
+        let charge = BATCH_HEADER_SIZE + pinned_bytes;
+        let kept = capacity_bytes / charge;
+        assert_eq!(kept, 3);
+        let (pinned, start) = {
+            let tail = log.tail.borrow();
+            (tail.pinned_bytes(), tail.start_offset())
+        };
+        assert_eq!(pinned, kept * charge);
+        assert!(pinned <= capacity_bytes);
+        let per_batch = log.log_end_offset() / 8;
+        let from = (8 - kept as i64) * per_batch;
+        assert_eq!(start, Some(from));
+        let chunks = served_from_tail_as_from_segment(dir, config, log, from).await;
+        assert_eq!(chunks, 2 * kept, "each batch as its header and its slice");
+    });
+}
+
+/// A batch small against the allocation its slice would pin (one batch of
+/// a request to many partitions) is copied, and charged its size.
+#[test]
+fn a_small_batch_of_a_big_request_is_copied_not_sliced() {
+    with_dir(|dir| async move {
+        let (large, _) = large_and_small();
+        let pinned_bytes = PINNED_PER_SLICED_BYTE_MAX * large.len() + 1;
+        let config = LogConfig {
+            segment_bytes: 1 << 20,
+            ..small_config(TAIL_CACHE_TEST_BYTES)
+        };
+        let log = PartitionLog::open(dir.clone(), config.clone())
+            .await
+            .unwrap();
+        append_pinned(&log, &large, pinned_bytes).await;
+        assert_eq!(log.tail.borrow().pinned_bytes(), large.len());
+        let chunks = served_from_tail_as_from_segment(dir, config, log, 0).await;
+        assert_eq!(chunks, 1, "the batch copied whole");
+    });
+}
+
+/// One append's batches share what they pin (the log's copies and the
+/// request): it stays charged until the last of them leaves the tail,
+/// from the front (retention) or from the back (a given-up write).
+#[test]
+fn a_multi_batch_append_is_charged_until_its_last_batch_goes() {
+    for from_the_front in [true, false] {
+        with_dir(move |dir| async move {
+            let (large, small) = large_and_small();
+            let log = PartitionLog::open(dir, small_config(TAIL_CACHE_TEST_BYTES))
+                .await
+                .unwrap();
+            let mut request = BytesMut::from(&large[..]);
+            request.extend_from_slice(&small);
+            request.extend_from_slice(&large);
+            let pinned_bytes = request.len();
+            append_pinned(&log, &request, pinned_bytes).await;
+            let charge = 2 * BATCH_HEADER_SIZE + small.len() + pinned_bytes;
+            let end = log.log_end_offset();
+            {
+                let mut tail = log.tail.borrow_mut();
+                assert_eq!(tail.pinned_bytes(), charge);
+                let third = end - (end - 5) / 2;
+                if from_the_front {
+                    tail.evict_below(end - 1);
+                } else {
+                    tail.truncate_from(third);
+                }
+                assert_eq!(tail.pinned_bytes(), charge);
+                if from_the_front {
+                    tail.evict_below(end);
+                } else {
+                    tail.truncate_from(0);
+                }
+                assert_eq!(tail.pinned_bytes(), 0);
+            }
+            log.close().await.unwrap();
+        });
+    }
 }
 
 #[test]

@@ -1,28 +1,70 @@
-//! The tail cache: the newest batches of a partition, as `Bytes` slices of
-//! the buffers they were appended in, so consumers at the tail are served
-//! without touching the file.
+//! The tail cache: the newest batches of a partition, so consumers at the
+//! tail are served without touching the file. A batch is held as its
+//! patched header plus a body: small batches whole in a buffer of the log's
+//! own, larger ones as the 61-byte header the log patched and a `Bytes`
+//! slice of the produce request's records (see `append.rs`).
 //!
 //! Invariant: the cached batches are contiguous and end at the log end
 //! offset (append pushes, a given-up write truncates back, retention and
-//! DeleteRecords evict from the front), and hold at most `capacity_bytes`
-//! (evicting the oldest first). Holds bytes checked on append; never does IO.
+//! DeleteRecords evict from the front), and keep at most `capacity_bytes`
+//! allocated (evicting the oldest first), counted as what they pin, not
+//! their length: the batches of one append share the buffer the log copied
+//! their headers (and small batches) to, and a body slice keeps the whole
+//! allocation of its request frame alive. So the newest batch of each
+//! append still cached is charged that buffer's size plus, when it holds a
+//! slice, the frame's allocation (`ProducePart::pinned_bytes`, an upper
+//! bound); the others are charged nothing. A partition's tail pins at most
+//! `tail_cache_bytes` (the allocator's rounding aside), a shard's at most
+//! that times the partitions it leads. Holds bytes checked on append; never
+//! does IO.
 
 use std::collections::VecDeque;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::super::segment::ReadBudget;
 use crate::protocol::batch::BatchHeader;
 
+/// One batch: `head` followed by `body` (empty when `head` is the whole batch).
 pub(super) struct CachedBatch {
     pub(super) last_offset: i64,
-    pub(super) bytes: Bytes,
+    pub(super) head: Bytes,
+    pub(super) body: Bytes,
+    /// What the cache counts for this batch: the memory its append keeps
+    /// allocated when it is the append's newest batch, else 0.
+    pub(super) pinned_bytes: usize,
+}
+
+impl CachedBatch {
+    pub(super) fn len(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+
+    /// The batch's bytes as the chunks they are held in, without copying.
+    pub(super) fn push_chunks(&self, out: &mut Vec<Bytes>) {
+        out.push(self.head.clone());
+        if !self.body.is_empty() {
+            out.push(self.body.clone());
+        }
+    }
+
+    /// The batch in one buffer: a copy when it is held in two parts.
+    pub(super) fn contiguous(&self) -> Bytes {
+        if self.body.is_empty() {
+            return self.head.clone();
+        }
+        let mut whole = BytesMut::with_capacity(self.len());
+        whole.extend_from_slice(&self.head);
+        whole.extend_from_slice(&self.body);
+        whole.freeze()
+    }
 }
 
 /// The newest batches, contiguous up to the log end offset.
 pub(super) struct TailCache {
     batches: VecDeque<CachedBatch>,
-    size_bytes: usize,
+    /// The sum of the batches' `pinned_bytes`.
+    pinned_bytes: usize,
     capacity_bytes: usize,
 }
 
@@ -30,7 +72,7 @@ impl TailCache {
     pub(super) fn new(capacity_bytes: usize) -> TailCache {
         TailCache {
             batches: VecDeque::new(),
-            size_bytes: 0,
+            pinned_bytes: 0,
             capacity_bytes,
         }
     }
@@ -38,30 +80,43 @@ impl TailCache {
     pub(super) fn push(&mut self, batch: CachedBatch) {
         if let Some(last) = self.batches.back() {
             assert_eq!(
-                BatchHeader::view(&batch.bytes).map(|h| h.base_offset.get()),
+                BatchHeader::view(&batch.head).map(|h| h.base_offset.get()),
                 Some(last.last_offset + 1),
                 "the tail cache holds contiguous batches"
             );
         }
-        self.size_bytes += batch.bytes.len();
+        self.pinned_bytes += batch.pinned_bytes;
         self.batches.push_back(batch);
-        while self.size_bytes > self.capacity_bytes {
+        while self.pinned_bytes > self.capacity_bytes {
             let Some(evicted) = self.batches.pop_front() else {
                 break;
             };
-            self.size_bytes -= evicted.bytes.len();
+            self.pinned_bytes -= evicted.pinned_bytes;
         }
     }
 
-    /// Drops the batches that end at or after `offset` (given up by the writer).
+    /// Drops the batches that end at or after `offset` (given up by the
+    /// writer). Should that leave an append's older batches, the newest of
+    /// them takes over the charge of what they still pin.
     pub(super) fn truncate_from(&mut self, offset: i64) {
+        let mut dropped_bytes = 0;
         while let Some(last) = self.batches.back() {
             if last.last_offset < offset {
                 break;
             }
-            self.size_bytes -= last.bytes.len();
+            dropped_bytes += last.pinned_bytes;
             self.batches.pop_back();
         }
+        match self.batches.back_mut() {
+            Some(last) if last.pinned_bytes == 0 => last.pinned_bytes = dropped_bytes,
+            _ => self.pinned_bytes -= dropped_bytes,
+        }
+    }
+
+    /// What the cached batches pin, as charged.
+    #[cfg(test)]
+    pub(super) fn pinned_bytes(&self) -> usize {
+        self.pinned_bytes
     }
 
     /// Drops the batches that end below `offset` (deleted by retention).
@@ -70,7 +125,7 @@ impl TailCache {
             if first.last_offset >= offset {
                 break;
             }
-            self.size_bytes -= first.bytes.len();
+            self.pinned_bytes -= first.pinned_bytes;
             self.batches.pop_front();
         }
     }
@@ -78,28 +133,36 @@ impl TailCache {
     /// First offset the cache can serve.
     pub(super) fn start_offset(&self) -> Option<i64> {
         let first = self.batches.front()?;
-        BatchHeader::view(&first.bytes).map(|h| h.base_offset.get())
+        BatchHeader::view(&first.head).map(|h| h.base_offset.get())
     }
 
+    /// The batches from the one holding `offset` below `max_offset`, as
+    /// `budget` admits: each in one buffer when `contiguous`, else as the
+    /// chunks it is held in (a header and a body, no copy).
     pub(super) fn read(
         &self,
         offset: i64,
         max_offset: i64,
         budget: &mut ReadBudget,
+        contiguous: bool,
         out: &mut Vec<Bytes>,
     ) {
         let from = self.batches.partition_point(|b| b.last_offset < offset);
         if let Some(first) = self.batches.get(from) {
             assert!(
-                BatchHeader::view(&first.bytes).is_some_and(|h| h.base_offset.get() <= offset),
+                BatchHeader::view(&first.head).is_some_and(|h| h.base_offset.get() <= offset),
                 "a tail read starts at the batch holding its offset"
             );
         }
         for batch in self.batches.range(from..) {
-            if batch.last_offset >= max_offset || !budget.admit(batch.bytes.len()) {
+            if batch.last_offset >= max_offset || !budget.admit(batch.len()) {
                 return;
             }
-            out.push(batch.bytes.clone());
+            if contiguous {
+                out.push(batch.contiguous());
+            } else {
+                batch.push_chunks(out);
+            }
         }
     }
 }

@@ -46,7 +46,13 @@ pub(super) enum Pending {
     Write {
         segment: Rc<Segment>,
         position: u64,
-        bytes: Bytes,
+        /// Bytes in `owned` and `bodies`.
+        len: usize,
+        /// The patched headers and the batches copied whole, back to back.
+        owned: Bytes,
+        /// The bodies kept as slices of the request, each with where in
+        /// `owned` its header ends (where it goes).
+        bodies: Vec<(usize, Bytes)>,
         /// The offsets of these bytes are `base_offset..next_offset`.
         base_offset: i64,
         next_offset: i64,
@@ -72,10 +78,17 @@ struct Run {
 
 impl Run {
     /// Adds the bytes of the next append, queued at `position` up to
-    /// offset `next_offset`.
-    fn extend(&mut self, position: u64, bytes: &[u8], next_offset: i64) {
+    /// offset `next_offset`: the copy every produced byte takes once, as
+    /// `write_at` takes its buffer by value.
+    fn extend(&mut self, position: u64, owned: &[u8], bodies: &[(usize, Bytes)], next_offset: i64) {
         assert_eq!(self.position + self.buf.len() as u64, position);
-        self.buf.extend_from_slice(bytes);
+        let mut from = 0;
+        for (at, body) in bodies {
+            self.buf.extend_from_slice(&owned[from..*at]);
+            self.buf.extend_from_slice(body);
+            from = *at;
+        }
+        self.buf.extend_from_slice(&owned[from..]);
         self.next_offset = next_offset;
     }
 
@@ -276,7 +289,7 @@ impl PartitionLog {
         let mut group_bytes = 0;
         while let Some(item) = pending.front() {
             let len = match item {
-                Pending::Write { bytes, .. } => bytes.len(),
+                Pending::Write { len, .. } => *len,
                 Pending::Seal(_) => 0,
             };
             if !group.is_empty() && group_bytes + len > GROUP_BYTES_MAX {
@@ -307,7 +320,8 @@ impl PartitionLog {
                 Pending::Write {
                     segment,
                     position,
-                    bytes,
+                    owned,
+                    bodies,
                     base_offset,
                     next_offset: next,
                     ..
@@ -317,20 +331,20 @@ impl PartitionLog {
                     assert_eq!(*base_offset, next_offset, "a gap or overlap in a group");
                     next_offset = *next;
                     if let Some(run) = run.as_mut().filter(|r| Rc::ptr_eq(&r.segment, segment)) {
-                        run.extend(*position, bytes, *next);
+                        run.extend(*position, owned, bodies, *next);
                         continue;
                     }
                     Self::write_run(run.take()).await?;
                     // Usually the whole group goes to this one segment.
-                    let mut buf = Vec::with_capacity(group_bytes);
-                    buf.extend_from_slice(bytes);
-                    run = Some(Run {
+                    let mut new_run = Run {
                         segment: segment.clone(),
                         position: *position,
                         base_offset: *base_offset,
-                        next_offset: *next,
-                        buf,
-                    });
+                        next_offset: *base_offset,
+                        buf: Vec::with_capacity(group_bytes),
+                    };
+                    new_run.extend(*position, owned, bodies, *next);
+                    run = Some(new_run);
                     last_segment = Some(segment.clone());
                 }
                 Pending::Seal(segment) => {

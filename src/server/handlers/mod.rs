@@ -118,10 +118,12 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
             &header,
             &delete_topics::handle(context, &header, request).await,
         ),
-        Request::Produce(request) => match produce::handle(context, &header, request).await {
-            Some(response) => encode(&header, &response),
-            None => Ok(Response::None),
-        },
+        Request::Produce(request) => {
+            match produce::handle(context, &header, request, frame.len()).await {
+                Some(response) => encode(&header, &response),
+                None => Ok(Response::None),
+            }
+        }
         Request::Fetch(request) => Ok(fetch::handle(context, &header, request).await),
         Request::ListOffsets(request) => encode(
             &header,

@@ -23,7 +23,6 @@
 
 use std::time::Duration;
 
-use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -37,7 +36,7 @@ use crate::config::TopicConfig;
 use crate::log::{AppendResult, AppendWait, TxnVerification};
 use crate::protocol::batch::{self, BatchError, BatchHeader};
 use crate::protocol::batch_records::BatchRecords;
-use crate::server::connection::ConnectionContext;
+use crate::server::connection::{frame_allocation_bytes_max, ConnectionContext};
 use crate::shard::messages::{
     KafkaError, ProducePart, ProduceRefusal, ShardReply, ShardRequest, TopicPartition, TxnAnswer,
     TxnCall,
@@ -305,6 +304,8 @@ struct Route {
     partition: TopicPartition,
     wait: AppendWait,
     log_append_time_ms: Option<i64>,
+    /// `ProducePart::pinned_bytes` of the request.
+    pinned_bytes: usize,
 }
 
 /// A partition whose batches wait for the coordinator's confirmation.
@@ -340,7 +341,9 @@ pub async fn handle(
     context: &ConnectionContext,
     header: &RequestHeader,
     request: ProduceRequest,
+    frame_len: usize,
 ) -> Option<ProduceResponse> {
+    let pinned_bytes = frame_allocation_bytes_max(frame_len);
     let version = header.request_api_version;
     let view = context.shard.view();
     let wait = match request.acks {
@@ -426,6 +429,7 @@ pub async fn handle(
                     partition: topic_partition.clone(),
                     wait,
                     log_append_time_ms,
+                    pinned_bytes,
                 });
                 TxnVerification::Start
             } else {
@@ -436,7 +440,8 @@ pub async fn handle(
                 (topic_index, partition_index),
                 ProducePart {
                     partition: topic_partition,
-                    batches: BytesMut::from(records),
+                    batches: partition.records.clone().unwrap_or_default(),
+                    pinned_bytes,
                     wait,
                     log_append_time_ms,
                     verification,
@@ -710,14 +715,15 @@ fn routed(request: &ProduceRequest, route: &Route, verification: TxnVerification
     let (topic_index, partition_index) = route.position;
     let records = request.topic_data[topic_index].partition_data[partition_index]
         .records
-        .as_deref()
+        .clone()
         .unwrap_or_default();
     (
         route.owner,
         route.position,
         ProducePart {
             partition: route.partition.clone(),
-            batches: BytesMut::from(records),
+            batches: records,
+            pinned_bytes: route.pinned_bytes,
             wait: route.wait,
             log_append_time_ms: route.log_append_time_ms,
             verification,
