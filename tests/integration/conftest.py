@@ -98,6 +98,17 @@ def shoal_bin():
     return path
 
 
+def wait_ready(proc, log_path, bootstrap):
+    """Waits for a broker started by hand (not the fixture) to print its
+    ready line in `log_path`; fails with the log if it exits or takes longer
+    than READY_TIMEOUT_S."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while f"shoal ready on {bootstrap}" not in read_text(log_path):
+        assert proc.poll() is None, read_text(log_path)
+        assert time.monotonic() < deadline, read_text(log_path)
+        time.sleep(POLL_INTERVAL_S)
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))

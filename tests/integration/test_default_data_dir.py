@@ -4,12 +4,11 @@
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 
 import clients
-from conftest import READY_TIMEOUT_S, STOP_TIMEOUT_S, free_port, shoal_bin
+from conftest import STOP_TIMEOUT_S, free_port, shoal_bin, wait_ready
 from records import make_records
 
 pytestmark = pytest.mark.shoal_only
@@ -28,11 +27,7 @@ def test_default_relative_data_dir_works(tmp_root, topic):
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while f"shoal ready on {bootstrap}" not in open(log_path).read():
-            assert proc.poll() is None, open(log_path).read()
-            assert time.monotonic() < deadline, open(log_path).read()
-            time.sleep(0.05)
+        wait_ready(proc, log_path, bootstrap)
         clients.create_topic(bootstrap, topic, 2)
         records = make_records(seed="default-dir", partitions=2, per_partition=20)
         clients.produce_records(bootstrap, topic, records)

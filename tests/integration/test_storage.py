@@ -9,13 +9,12 @@ import base64
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 from confluent_kafka.admin import ConfigResource, ResourceType
 
 import clients
-from conftest import HOST, READY_TIMEOUT_S, STOP_TIMEOUT_S, free_port, shoal_bin
+from conftest import HOST, STOP_TIMEOUT_S, free_port, shoal_bin, wait_ready
 
 pytestmark = pytest.mark.shoal_only
 
@@ -121,11 +120,7 @@ def test_format_then_serve_a_combined_node(node):
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while f"shoal ready on {bootstrap}" not in open(log_path).read():
-            assert proc.poll() is None, open(log_path).read()
-            assert time.monotonic() < deadline, open(log_path).read()
-            time.sleep(0.05)
+        wait_ready(proc, log_path, bootstrap)
         admin = clients.admin(bootstrap)
         cluster = admin.describe_cluster(request_timeout=REQUEST_TIMEOUT_S).result(timeout=REQUEST_TIMEOUT_S)
         assert cluster.cluster_id == cluster_id

@@ -2,6 +2,7 @@
 //! the checks that keep a rotten or misplaced batch from being served.
 
 use std::path::Path;
+use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::Compression;
@@ -12,6 +13,19 @@ use super::tests::*;
 use super::PartitionLog;
 use crate::protocol::batch::tests::sample_batch;
 use crate::protocol::batch::{BatchHeader, ATTR_TIMESTAMP_TYPE_LOG_APPEND, BATCH_HEADER_SIZE};
+
+/// A log whose segments hold these tests' large batches and whose tail
+/// holds `tail_cache_bytes`, with its config for reopening it.
+async fn open_large(dir: &Path, tail_cache_bytes: usize) -> (Rc<PartitionLog>, LogConfig) {
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        ..small_config(tail_cache_bytes)
+    };
+    let log = PartitionLog::open(dir.to_path_buf(), config.clone())
+        .await
+        .unwrap();
+    (log, config)
+}
 
 /// A batch of `SLICE_BATCH_BYTES_MIN` or more, and one below it.
 fn large_and_small() -> (Vec<u8>, Vec<u8>) {
@@ -76,13 +90,7 @@ fn tail_reads_share_the_appended_memory() {
 fn a_sliced_batch_from_the_tail_is_the_batch_in_the_segment() {
     for log_append_time_ms in [None, Some(1_700_000_000_123)] {
         with_dir(move |dir| async move {
-            let config = LogConfig {
-                segment_bytes: 1 << 20,
-                ..small_config(TAIL_CACHE_TEST_BYTES)
-            };
-            let log = PartitionLog::open(dir.clone(), config.clone())
-                .await
-                .unwrap();
+            let (log, config) = open_large(&dir, TAIL_CACHE_TEST_BYTES).await;
             let (large, small) = large_and_small();
             let mut request = BytesMut::from(&small[..]);
             request.extend_from_slice(&large);
@@ -161,13 +169,7 @@ fn sliced_batches_are_charged_what_their_request_pins() {
         let (large, _) = large_and_small();
         let pinned_bytes = 3 * large.len();
         let capacity_bytes = 4 * pinned_bytes;
-        let config = LogConfig {
-            segment_bytes: 1 << 20,
-            ..small_config(capacity_bytes)
-        };
-        let log = PartitionLog::open(dir.clone(), config.clone())
-            .await
-            .unwrap();
+        let (log, config) = open_large(&dir, capacity_bytes).await;
         for _ in 0..8 {
             append_pinned(&log, &large, pinned_bytes).await;
         }
@@ -195,13 +197,7 @@ fn a_small_batch_of_a_big_request_is_copied_not_sliced() {
     with_dir(|dir| async move {
         let (large, _) = large_and_small();
         let pinned_bytes = PINNED_PER_SLICED_BYTE_MAX * large.len() + 1;
-        let config = LogConfig {
-            segment_bytes: 1 << 20,
-            ..small_config(TAIL_CACHE_TEST_BYTES)
-        };
-        let log = PartitionLog::open(dir.clone(), config.clone())
-            .await
-            .unwrap();
+        let (log, config) = open_large(&dir, TAIL_CACHE_TEST_BYTES).await;
         append_pinned(&log, &large, pinned_bytes).await;
         assert_eq!(log.tail.borrow().pinned_bytes(), large.len());
         let chunks = served_from_tail_as_from_segment(dir, config, log, 0).await;
