@@ -6,10 +6,16 @@
 //!   and leader epoch patched into the batches, index entries, tail cache,
 //!   queueing). Writes run between measured stretches, not inside them.
 //! - `request_append`: the same from a request's `Bytes` as the produce
-//!   handler passes them (slices of the frame, no copy of their own, with
-//!   what a frame of one batch pins): the log copies each batch's header to
-//!   patch it, and a batch under `SLICE_BATCH_BYTES_MIN` (or under a
-//!   quarter of what its slice would pin) whole.
+//!   handler passes them (slices of the frame, no copy of their own, in a
+//!   frame of that one batch charged to a shard's budget): the log copies
+//!   each batch's header to patch it, and a batch under
+//!   `SLICE_BATCH_BYTES_MIN` whole.
+//! - `frame_append`: W1's shape: one request frame holding a 16 KiB batch
+//!   for each of 8 partitions, appended to the 8 logs as the owner shard
+//!   does (one `PinnedFrame` for the frame), with the shard's budget at its
+//!   bound (`sliced`: each batch's body kept as a slice, the frame charged
+//!   once) and full (`copied`: each batch copied whole, as before the
+//!   budget, when each tail charged itself the whole frame).
 //! - `segment_append`: `append` until the bytes are written to the segment
 //!   file (`acks=1`), with the group writer coalescing concurrent appends;
 //!   `flush.policy=none`, so this is the write path without the disk's sync.
@@ -31,7 +37,10 @@ use bytes::{Bytes, BytesMut};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kafka_protocol::records::Compression;
 use shoal::log::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
-use shoal::log::{AppendWait, FlushPolicy, LogConfig, PartitionLog, TxnVerification};
+use shoal::log::{
+    AppendWait, Backing, FlushPolicy, FrameBudget, LogConfig, PartitionLog, PinnedFrame,
+    TxnVerification, SHARD_PINNED_FRAME_BYTES_MAX,
+};
 use shoal::protocol::batch::BatchHeader;
 use shoal::protocol::records::{encode_batch, ProducerRecord};
 use shoal::server::connection::frame_allocation_bytes_max;
@@ -56,6 +65,10 @@ const READ_LOG_BYTES: usize = 16 << 20;
 const READ_MAX_BYTES: usize = 1 << 20;
 /// Samples of `segment_read`: each appends `READ_LOG_BYTES` first.
 const READ_SAMPLES: usize = 10;
+/// W1's requests (`shoal bench produce --partitions 8 --record-size 100`):
+/// a batch of about 16 KiB for each of 8 partitions in one frame.
+const FRAME_PARTITIONS: usize = 8;
+const FRAME_RECORDS_PER_BATCH: usize = 150;
 /// A 1 GiB segment indexed every 4 KiB (Kafka's `index.interval.bytes`).
 const INDEX_ENTRIES: u32 = (1 << 30) / 4096;
 
@@ -85,12 +98,31 @@ fn with_log<T: Send + 'static>(
     config: LogConfig,
     body: impl FnOnce(Rc<PartitionLog>) -> Pin<Box<dyn Future<Output = T>>> + Send + 'static,
 ) -> T {
+    with_logs(1, config, move |mut logs| body(logs.remove(0)))
+}
+
+/// `with_log` of `partitions` logs on the one shard.
+fn with_logs<T: Send + 'static>(
+    partitions: usize,
+    config: LogConfig,
+    body: impl FnOnce(Vec<Rc<PartitionLog>>) -> Pin<Box<dyn Future<Output = T>>> + Send + 'static,
+) -> T {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("bench-0");
+    let path = dir.path().to_path_buf();
     let result = shoal::shard::block_on(move || async move {
-        let log = PartitionLog::open(path, config).await.expect("opens");
-        let result = body(log.clone()).await;
-        log.close().await.expect("closes");
+        let mut logs = Vec::with_capacity(partitions);
+        for partition in 0..partitions {
+            let dir = path.join(format!("bench-{partition}"));
+            logs.push(
+                PartitionLog::open(dir, config.clone())
+                    .await
+                    .expect("opens"),
+            );
+        }
+        let result = body(logs.clone()).await;
+        for log in logs {
+            log.close().await.expect("closes");
+        }
         result
     });
     drop(dir);
@@ -154,11 +186,9 @@ async fn unwaited_appends(
     from_request: bool,
 ) -> Duration {
     let copy = || Bytes::from(BytesMut::from(&batch[..]));
+    let budget = FrameBudget::new(SHARD_PINNED_FRAME_BYTES_MAX);
     // A frame holds a little more than its one batch: this bounds it below.
-    let pinned_bytes = match from_request {
-        true => frame_allocation_bytes_max(batch.len()),
-        false => batch.len(),
-    };
+    let allocation_bytes = frame_allocation_bytes_max(batch.len());
     let mut measured = Duration::ZERO;
     let mut left = iters;
     while left > 0 {
@@ -169,11 +199,17 @@ async fn unwaited_appends(
         };
         let start = Instant::now();
         for _ in 0..stretch {
-            let batches = copies.pop().unwrap_or_else(|| batch.clone());
+            let (batches, backing) = match copies.pop() {
+                Some(copy) => (copy, Backing::Own),
+                None => (
+                    batch.clone(),
+                    Backing::Frame(PinnedFrame::new(&budget, allocation_bytes)),
+                ),
+            };
             let appended = log.append_verified(
                 TxnVerification::Off,
                 batches,
-                pinned_bytes,
+                backing,
                 AppendWait::Nothing,
                 None,
             );
@@ -182,6 +218,78 @@ async fn unwaited_appends(
         measured += start.elapsed();
         left -= stretch;
         drain(&log, &batch).await;
+    }
+    measured
+}
+
+fn frame_append(c: &mut Criterion) {
+    let batch = batch(FRAME_RECORDS_PER_BATCH);
+    let mut frame = BytesMut::new();
+    for _ in 0..FRAME_PARTITIONS {
+        frame.extend_from_slice(&batch);
+    }
+    let frame = frame.freeze();
+    let mut group = c.benchmark_group("frame_append");
+    group.throughput(Throughput::Bytes(frame.len() as u64));
+    for (name, budget_bytes) in [("sliced", SHARD_PINNED_FRAME_BYTES_MAX), ("copied", 0)] {
+        group.bench_with_input(BenchmarkId::new("budget", name), &frame, |b, frame| {
+            b.iter_custom(|iters| {
+                let frame = frame.clone();
+                with_logs(FRAME_PARTITIONS, config(), move |logs| {
+                    Box::pin(frame_appends(logs, frame, budget_bytes, iters))
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Times `iters` frames appended to `logs`, each log its slice of the
+/// frame, without waiting for the writers, in stretches of about
+/// `APPENDS_PER_DRAIN` appends with the writes run between them.
+async fn frame_appends(
+    logs: Vec<Rc<PartitionLog>>,
+    frame: Bytes,
+    budget_bytes: usize,
+    iters: u64,
+) -> Duration {
+    let budget = FrameBudget::new(budget_bytes);
+    let allocation_bytes = frame_allocation_bytes_max(frame.len());
+    let batch_len = frame.len() / logs.len();
+    let stretch_max = APPENDS_PER_DRAIN / logs.len() as u64;
+    let append_frames = |frames: u64| {
+        let (logs, frame, budget) = (&logs, &frame, &budget);
+        async move {
+            let start = Instant::now();
+            for _ in 0..frames {
+                // As the owner shard does: one handle per frame, for all its parts.
+                let pinned = PinnedFrame::new(budget, allocation_bytes);
+                for (index, log) in logs.iter().enumerate() {
+                    let appended = log.append_verified(
+                        TxnVerification::Off,
+                        frame.slice(index * batch_len..(index + 1) * batch_len),
+                        Backing::Frame(pinned.clone()),
+                        AppendWait::Nothing,
+                        None,
+                    );
+                    black_box(appended.await).expect("append");
+                }
+            }
+            let elapsed = start.elapsed();
+            for log in logs {
+                drain(log, &frame.slice(..batch_len)).await;
+            }
+            elapsed
+        }
+    };
+    // Untimed: the first stretch into fresh logs grows their tails and queues.
+    append_frames(stretch_max).await;
+    let mut measured = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let stretch = left.min(stretch_max);
+        measured += append_frames(stretch).await;
+        left -= stretch;
     }
     measured
 }
@@ -297,6 +405,7 @@ criterion_group! {
     config = Criterion::default()
         .measurement_time(Duration::from_secs(5))
         .warm_up_time(Duration::from_secs(1));
-    targets = offset_assignment, request_append, segment_append, index_lookup, segment_read
+    targets = offset_assignment, request_append, frame_append, segment_append, index_lookup,
+        segment_read
 }
 criterion_main!(benches);

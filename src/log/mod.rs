@@ -37,6 +37,8 @@
 //!   and the search of it a read_committed fetch makes; pure. Each
 //!   `Segment` holds its entries in memory and writes them when sealed;
 //!   `partition/markers.rs` adds them as ABORT markers are appended.
+//! - `pinned.rs`: the request frames that sliced bodies keep alive, each
+//!   charged once to its shard's `FrameBudget`.
 //!
 //! Checkpoint format (`shoal.checkpoint`, replaced atomically by writing
 //! `shoal.checkpoint.tmp`, fdatasync, rename, fsync of the directory):
@@ -148,6 +150,7 @@ mod cleaner_tests;
 mod cleaner_txns;
 pub mod index;
 mod partition;
+mod pinned;
 mod producer_state;
 mod recovery;
 mod segment;
@@ -161,6 +164,7 @@ use std::time::{Duration, Instant};
 use crate::protocol::batch::BatchError;
 
 pub use partition::{PartitionLog, ReadChunks};
+pub use pinned::{Backing, FrameBudget, PinnedFrame, SHARD_PINNED_FRAME_BYTES_MAX};
 pub use producer_state::{AppendOrigin, ProducerDescription, ProducerError, TxnVerification};
 // The storage settings are plain data of `config`, so that `config` needs
 // nothing of `log`; they are re-exported here as the log's own API.

@@ -21,8 +21,8 @@ use super::messages::{
 use super::view::ShardView;
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::log::{
-    AppendResult, CleanerBudget, LogError, PartitionLog, ProducerDescription, ProducerError,
-    ShardLoad,
+    AppendResult, Backing, CleanerBudget, FrameBudget, LogError, PartitionLog, PinnedFrame,
+    ProducerDescription, ProducerError, ShardLoad, SHARD_PINNED_FRAME_BYTES_MAX,
 };
 use crate::metadata::TopicMeta;
 use crate::protocol::records::TxnMarker;
@@ -39,6 +39,8 @@ pub const DELETE_TO_HIGH_WATERMARK: i64 = -1;
 pub struct OwnedPartitions {
     data_dir: PathBuf,
     logs: RefCell<HashMap<TopicPartition, Rc<PartitionLog>>>,
+    /// What the request frames this shard's logs keep slices of may pin.
+    frames: Rc<FrameBudget>,
 }
 
 /// The aborted transactions a read_committed consumer needs for the batches
@@ -91,6 +93,7 @@ impl OwnedPartitions {
         OwnedPartitions {
             data_dir,
             logs: RefCell::new(HashMap::new()),
+            frames: FrameBudget::new(SHARD_PINNED_FRAME_BYTES_MAX),
         }
     }
 
@@ -147,36 +150,49 @@ impl OwnedPartitions {
         }
     }
 
+    /// Appends each part to its log. The parts of one call are one request
+    /// frame's for this shard (the produce handler sends each owner one
+    /// message per request), so the frame is charged once to this shard's
+    /// budget however many of its logs slice it: the budget of the shard
+    /// whose tails and writers hold the slices, and where the handle to it
+    /// stays (the `Rc` never leaves this thread; only the `Bytes` and the
+    /// frame's size crossed the mesh). A frame whose parts reach several
+    /// shards is charged by each: more than it pins, never less.
     pub async fn produce(
         &self,
         parts: Vec<ProducePart>,
     ) -> Vec<Result<AppendResult, ProduceRefusal>> {
-        let appends = parts.into_iter().map(|part| async move {
-            let log = self.get(&part.partition).map_err(ProduceRefusal::Error)?;
-            let appended = log
-                .append_verified(
-                    part.verification,
-                    part.batches,
-                    part.pinned_bytes,
-                    part.wait,
-                    part.log_append_time_ms,
-                )
-                .await;
-            appended.map_err(|error| match error {
-                LogError::TxnUnverified {
-                    producer_id,
-                    epoch,
-                    guard,
-                } => ProduceRefusal::Unverified {
-                    producer_id,
-                    epoch,
-                    guard,
-                },
-                LogError::Producer(ProducerError::BehindVerifying(_)) => {
-                    ProduceRefusal::BehindVerifying(log_error_to_kafka(&part.partition, &error))
-                }
-                error => ProduceRefusal::Error(log_error_to_kafka(&part.partition, &error)),
-            })
+        let allocation_bytes = parts.iter().map(|part| part.pinned_bytes).max();
+        let frame = PinnedFrame::new(&self.frames, allocation_bytes.unwrap_or(0));
+        let appends = parts.into_iter().map(|part| {
+            let frame = frame.clone();
+            async move {
+                let log = self.get(&part.partition).map_err(ProduceRefusal::Error)?;
+                let appended = log
+                    .append_verified(
+                        part.verification,
+                        part.batches,
+                        Backing::Frame(frame),
+                        part.wait,
+                        part.log_append_time_ms,
+                    )
+                    .await;
+                appended.map_err(|error| match error {
+                    LogError::TxnUnverified {
+                        producer_id,
+                        epoch,
+                        guard,
+                    } => ProduceRefusal::Unverified {
+                        producer_id,
+                        epoch,
+                        guard,
+                    },
+                    LogError::Producer(ProducerError::BehindVerifying(_)) => {
+                        ProduceRefusal::BehindVerifying(log_error_to_kafka(&part.partition, &error))
+                    }
+                    error => ProduceRefusal::Error(log_error_to_kafka(&part.partition, &error)),
+                })
+            }
         });
         futures_util::future::join_all(appends).await
     }

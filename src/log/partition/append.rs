@@ -15,6 +15,7 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 
+use super::super::pinned::Backing;
 use super::super::producer_state::{Admission, AppendOrigin, TxnVerification};
 use super::super::segment::{Segment, NO_TIMESTAMP};
 use super::super::{AppendResult, AppendWait, LogError, SEGMENT_BYTES_MAX};
@@ -28,19 +29,11 @@ use crate::protocol::batch::{
 };
 
 /// Batches from this size on may be kept as a slice of the request's
-/// records (only their header is copied, to be patched); smaller ones are
-/// copied whole: copying 4 KiB costs about 0.2 us (benches/log.rs
-/// `request_append`), far less than writing it.
+/// records (only their header is copied, to be patched), when what they
+/// lie in may be kept (`Backing`); smaller ones are copied whole: copying
+/// 4 KiB costs about 0.2 us (benches/log.rs `request_append`), far less
+/// than writing it.
 pub(super) const SLICE_BATCH_BYTES_MIN: usize = 4096;
-
-/// A batch is sliced only when what its slice pins (the request frame's
-/// allocation, `pinned_bytes`) is at most this many times its size; else
-/// it is copied. The tail cache charges a slice at what it pins, so one
-/// batch of a request to many partitions, sliced, would make its tail
-/// evict up to the whole request's worth early; copied, it costs its size.
-/// With 4, slices at most quarter the tail's reach (a charge no more than
-/// four times the batch), and at most 4 slices of one frame are charged.
-pub(super) const PINNED_PER_SLICED_BYTE_MAX: usize = 4;
 
 /// Where the CRC's coverage starts: the attributes (see `protocol::batch`).
 const CRC_START: usize = 21;
@@ -52,20 +45,18 @@ impl PartitionLog {
     /// CRC does not cover them), applies LogAppendTime when `log_append_time_ms` is set,
     /// rolls the segment when needed, queues the bytes for the writer and
     /// returns when they are as durable as `wait` asks. `batches` are taken
-    /// to pin their own length (the log's callers pass a buffer of exactly
-    /// their size); a request's go through `append_verified`.
+    /// to lie in a buffer of exactly their size (`Backing::Own`: the log's
+    /// callers'); a request's go through `append_verified`.
     pub async fn append(
         self: &Rc<Self>,
         batches: impl Into<Bytes>,
         wait: AppendWait,
         log_append_time_ms: Option<i64>,
     ) -> Result<AppendResult, LogError> {
-        let batches = batches.into();
-        let pinned_bytes = batches.len();
         self.append_verified(
             TxnVerification::Off,
             batches,
-            pinned_bytes,
+            Backing::Own,
             wait,
             log_append_time_ms,
         )
@@ -73,20 +64,19 @@ impl PartitionLog {
     }
 
     /// `append` of a client's batches under KIP-890's `verification`;
-    /// `pinned_bytes` bounds the allocation `batches` lie in (a request
-    /// frame's: `ProducePart::pinned_bytes`).
+    /// `backing` is what `batches` lie in (a request frame, `Backing::Frame`).
     pub async fn append_verified(
         self: &Rc<Self>,
         verification: TxnVerification,
         batches: impl Into<Bytes>,
-        pinned_bytes: usize,
+        backing: Backing,
         wait: AppendWait,
         log_append_time_ms: Option<i64>,
     ) -> Result<AppendResult, LogError> {
         self.append_checked(
             AppendOrigin::Client,
             verification,
-            (batches.into(), pinned_bytes),
+            (batches.into(), backing),
             wait,
             log_append_time_ms,
         )
@@ -102,12 +92,10 @@ impl PartitionLog {
         wait: AppendWait,
         log_append_time_ms: Option<i64>,
     ) -> Result<AppendResult, LogError> {
-        let batches = batches.into();
-        let pinned_bytes = batches.len();
         self.append_checked(
             origin,
             TxnVerification::Off,
-            (batches, pinned_bytes),
+            (batches.into(), Backing::Own),
             wait,
             log_append_time_ms,
         )
@@ -119,7 +107,7 @@ impl PartitionLog {
         self: &Rc<Self>,
         origin: AppendOrigin,
         verification: TxnVerification,
-        (batches, pinned_bytes): (Bytes, usize),
+        (batches, backing): (Bytes, Backing),
         wait: AppendWait,
         log_append_time_ms: Option<i64>,
     ) -> Result<AppendResult, LogError> {
@@ -130,7 +118,7 @@ impl PartitionLog {
             Admission::Append(updated) => updated,
             Admission::Duplicate(batch) => return self.answer_duplicate(batch, wait).await,
         };
-        let (result, given_up) = self.enqueue(batches, pinned_bytes, log_append_time_ms)?;
+        let (result, given_up) = self.enqueue(batches, backing, log_append_time_ms)?;
         let completed = self.commit_producers(producers);
         self.index_aborted(&completed);
         self.start_writer();
@@ -185,13 +173,13 @@ impl PartitionLog {
     /// The request's bytes are not written to: each batch's header (where
     /// every patched field lies) is copied to a buffer of the log's own
     /// and patched there, with the whole batch when it is small
-    /// (`SLICE_BATCH_BYTES_MIN`) or small against the `pinned_bytes` its
-    /// slice would keep allocated (`PINNED_PER_SLICED_BYTE_MAX`); a larger
-    /// one's body stays a slice.
+    /// (`SLICE_BATCH_BYTES_MIN`) or when what it lies in may not be kept
+    /// (`backing`'s frame finds no room in its shard's budget); a larger one's
+    /// body stays a slice.
     fn enqueue(
         &self,
         batches: Bytes,
-        pinned_bytes: usize,
+        backing: Backing,
         log_append_time_ms: Option<i64>,
     ) -> Result<(AppendResult, Rc<Cell<bool>>), LogError> {
         self.check_open()?;
@@ -206,22 +194,33 @@ impl PartitionLog {
         // (start in `batches`, size, last offset, max timestamp) per batch,
         // the last two filled in once patched.
         let mut framed: Vec<(usize, usize, i64, i64)> = Vec::new();
-        let mut owned_len = 0;
         let mut cursor = 0;
         while cursor < batches.len() {
             let size = framed_size(&batches[cursor..]).map_err(LogError::InvalidBatch)?;
-            owned_len += owned_part(size, pinned_bytes);
             framed.push((cursor, size, 0, NO_TIMESTAMP));
             cursor += size;
         }
+        // The frame is charged only when a batch would slice it.
+        let slicing = framed
+            .iter()
+            .any(|&(_, size, ..)| size >= SLICE_BATCH_BYTES_MIN)
+            && match &backing {
+                Backing::Own => true,
+                Backing::Frame(frame) => frame.charge(),
+            };
+        let owned_part = |size: usize| match slicing && size >= SLICE_BATCH_BYTES_MIN {
+            true => BATCH_HEADER_SIZE,
+            false => size,
+        };
+        let owned_len = framed.iter().map(|&(_, size, ..)| owned_part(size)).sum();
         let mut owned = BytesMut::with_capacity(owned_len);
         let mut next_offset = base_offset;
         for (start, size, patched_last_offset, patched_max_timestamp) in &mut framed {
             let (start, size) = (*start, *size);
             let batch = &batches[start..start + size];
             let at = owned.len();
-            owned.extend_from_slice(&batch[..owned_part(size, pinned_bytes)]);
-            let (head, body) = (&mut owned[at..], &batch[owned_part(size, pinned_bytes)..]);
+            owned.extend_from_slice(&batch[..owned_part(size)]);
+            let (head, body) = (&mut owned[at..], &batch[owned_part(size)..]);
             let delta = BatchHeader::view(head)
                 .map(|h| h.last_offset_delta.get())
                 .ok_or(LogError::InvalidBatch(BatchError::Truncated))?;
@@ -276,7 +275,7 @@ impl PartitionLog {
                     size as u64,
                     index_interval_bytes,
                 );
-                let head = owned.slice(owned_at..owned_at + owned_part(size, pinned_bytes));
+                let head = owned.slice(owned_at..owned_at + owned_part(size));
                 owned_at += head.len();
                 let body = if head.len() < size {
                     let body = batches.slice(start + head.len()..start + size);
@@ -285,21 +284,20 @@ impl PartitionLog {
                 } else {
                     Bytes::new()
                 };
-                // `owned` is allocated to its size (`with_capacity`).
-                let append_pinned_bytes = if bodies.is_empty() {
-                    owned.len()
-                } else {
-                    owned.len() + pinned_bytes
+                let frame = match &backing {
+                    Backing::Frame(frame) if !body.is_empty() => Some(frame.clone()),
+                    _ => None,
                 };
                 tail.push(CachedBatch {
                     last_offset: batch_last_offset,
                     head,
                     body,
                     pinned_bytes: if index == newest {
-                        append_pinned_bytes
+                        tail_charge(&owned, &bodies, &backing, batches.len())
                     } else {
                         0
                     },
+                    _frame: frame,
                 });
                 position += size as u64;
             }
@@ -307,6 +305,10 @@ impl PartitionLog {
         segment.queued_bytes.set(position);
         segment.next_offset.set(next_offset);
         let given_up = Rc::new(Cell::new(false));
+        let frame = match backing {
+            Backing::Frame(frame) if !bodies.is_empty() => Some(frame),
+            _ => None,
+        };
         self.writer.admission.queued(batches.len());
         self.writer.pending.borrow_mut().push_back(Pending::Write {
             segment,
@@ -318,6 +320,7 @@ impl PartitionLog {
             next_offset,
             indexes_before,
             given_up: given_up.clone(),
+            _frame: frame,
         });
         self.offsets.appended(base_offset, next_offset);
         let result = AppendResult {
@@ -372,17 +375,24 @@ impl Drop for Turn<'_> {
     }
 }
 
-/// Bytes of a framed batch of `size` the log copies: all of a small one
-/// (or one small against the `pinned_bytes` of its request), the header of
-/// a larger one.
-fn owned_part(size: usize, pinned_bytes: usize) -> usize {
-    if size < SLICE_BATCH_BYTES_MIN
-        || size.saturating_mul(PINNED_PER_SLICED_BYTE_MAX) < pinned_bytes
-    {
-        size
-    } else {
-        BATCH_HEADER_SIZE
-    }
+/// What a partition's tail charges for one append (on its newest batch):
+/// the buffer the log copied to (allocated to its size, `with_capacity`),
+/// plus, when bodies are slices, the caller's whole buffer of
+/// `batches_len` (`Backing::Own`) or only the bodies themselves (`Backing::Frame`:
+/// the frame is charged once to its shard's budget, and each tail holding
+/// slices of it counts its share).
+fn tail_charge(
+    owned: &Bytes,
+    bodies: &[(usize, Bytes)],
+    backing: &Backing,
+    batches_len: usize,
+) -> usize {
+    let sliced_bytes = match backing {
+        _ if bodies.is_empty() => 0,
+        Backing::Own => batches_len,
+        Backing::Frame(_) => bodies.iter().map(|(_, body)| body.len()).sum(),
+    };
+    owned.len() + sliced_bytes
 }
 
 /// `set_log_append_time` on a batch held as its header and its body: the

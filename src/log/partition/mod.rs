@@ -31,6 +31,8 @@ mod append;
 mod cleaning;
 mod markers;
 mod offsets;
+#[cfg(test)]
+mod pinned_tests;
 mod producers;
 #[cfg(test)]
 mod producers_tests;
@@ -292,6 +294,8 @@ impl PartitionLog {
         let result = self.seal_and_checkpoint().await;
         self.marks.closed.set(true);
         self.marks.progress.notify();
+        // Whoever still holds the log, its frames go back to the budget.
+        self.tail.borrow_mut().clear();
         let segments = self.segments.borrow().clone();
         for segment in segments {
             segment.close().await?;

@@ -6,7 +6,7 @@
 use bytes::BytesMut;
 use kafka_protocol::records::Compression;
 
-use super::super::{AppendWait, LogError, ProducerError, TxnVerification};
+use super::super::{AppendWait, Backing, LogError, ProducerError, TxnVerification};
 use super::tests::{append_one, batch_at, segment_files, small_config, with_dir};
 use super::PartitionLog;
 use crate::protocol::records::TxnMarker;
@@ -121,7 +121,7 @@ fn a_transactions_first_batch_waits_for_its_verification() {
                 log.append_verified(
                     verification,
                     BytesMut::from(&batch[..]),
-                    batch.len(),
+                    Backing::Own,
                     AppendWait::Durable,
                     None,
                 )

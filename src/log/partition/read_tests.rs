@@ -7,8 +7,8 @@ use std::rc::Rc;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::Compression;
 
-use super::super::{AppendWait, LogConfig, LogError, TxnVerification};
-use super::append::{PINNED_PER_SLICED_BYTE_MAX, SLICE_BATCH_BYTES_MIN};
+use super::super::{AppendWait, LogConfig, LogError};
+use super::append::SLICE_BATCH_BYTES_MIN;
 use super::tests::*;
 use super::PartitionLog;
 use crate::protocol::batch::tests::sample_batch;
@@ -16,7 +16,10 @@ use crate::protocol::batch::{BatchHeader, ATTR_TIMESTAMP_TYPE_LOG_APPEND, BATCH_
 
 /// A log whose segments hold these tests' large batches and whose tail
 /// holds `tail_cache_bytes`, with its config for reopening it.
-async fn open_large(dir: &Path, tail_cache_bytes: usize) -> (Rc<PartitionLog>, LogConfig) {
+pub(super) async fn open_large(
+    dir: &Path,
+    tail_cache_bytes: usize,
+) -> (Rc<PartitionLog>, LogConfig) {
     let config = LogConfig {
         segment_bytes: 1 << 20,
         ..small_config(tail_cache_bytes)
@@ -28,7 +31,7 @@ async fn open_large(dir: &Path, tail_cache_bytes: usize) -> (Rc<PartitionLog>, L
 }
 
 /// A batch of `SLICE_BATCH_BYTES_MIN` or more, and one below it.
-fn large_and_small() -> (Vec<u8>, Vec<u8>) {
+pub(super) fn large_and_small() -> (Vec<u8>, Vec<u8>) {
     let large = sample_batch(400, Compression::None);
     let small = sample_batch(5, Compression::None);
     assert!(large.len() >= SLICE_BATCH_BYTES_MIN && small.len() < SLICE_BATCH_BYTES_MIN);
@@ -126,87 +129,8 @@ fn a_sliced_batch_from_the_tail_is_the_batch_in_the_segment() {
     }
 }
 
-/// Appends `batches` as a request's records lying in an allocation of
-/// `pinned_bytes`.
-async fn append_pinned(log: &std::rc::Rc<PartitionLog>, batches: &[u8], pinned_bytes: usize) {
-    log.append_verified(
-        TxnVerification::Off,
-        BytesMut::from(batches),
-        pinned_bytes,
-        AppendWait::Durable,
-        None,
-    )
-    .await
-    .unwrap();
-}
-
-/// What the log serves from `from`, split as the tail holds it, equals
-/// what the segment gives back once the tail is gone (the log reopened).
-async fn served_from_tail_as_from_segment(
-    dir: std::path::PathBuf,
-    config: LogConfig,
-    log: std::rc::Rc<PartitionLog>,
-    from: i64,
-) -> usize {
-    let hw = log.high_watermark();
-    let read = log.read_chunks(from, hw, usize::MAX, true).await.unwrap();
-    assert_eq!(read.last_offset, Some(hw - 1));
-    log.close().await.unwrap();
-    let log = PartitionLog::open(dir, config).await.unwrap();
-    let from_segment = log.read_chunks(from, hw, usize::MAX, true).await.unwrap();
-    assert_eq!(from_segment.chunks.concat(), read.chunks.concat());
-    log.close().await.unwrap();
-    read.chunks.len()
-}
-
-/// The bound on what the tail pins: a slice of a request keeps the
-/// request's whole allocation, so the tail charges it that, and a tail of
-/// slices of big requests holds fewer batches than their lengths would fit
-/// (charged by length, all 8 would stay).
-#[test]
-fn sliced_batches_are_charged_what_their_request_pins() {
-    with_dir(|dir| async move {
-        let (large, _) = large_and_small();
-        let pinned_bytes = 3 * large.len();
-        let capacity_bytes = 4 * pinned_bytes;
-        let (log, config) = open_large(&dir, capacity_bytes).await;
-        for _ in 0..8 {
-            append_pinned(&log, &large, pinned_bytes).await;
-        }
-        let charge = BATCH_HEADER_SIZE + pinned_bytes;
-        let kept = capacity_bytes / charge;
-        assert_eq!(kept, 3);
-        let (pinned, start) = {
-            let tail = log.tail.borrow();
-            (tail.pinned_bytes(), tail.start_offset())
-        };
-        assert_eq!(pinned, kept * charge);
-        assert!(pinned <= capacity_bytes);
-        let per_batch = log.log_end_offset() / 8;
-        let from = (8 - kept as i64) * per_batch;
-        assert_eq!(start, Some(from));
-        let chunks = served_from_tail_as_from_segment(dir, config, log, from).await;
-        assert_eq!(chunks, 2 * kept, "each batch as its header and its slice");
-    });
-}
-
-/// A batch small against the allocation its slice would pin (one batch of
-/// a request to many partitions) is copied, and charged its size.
-#[test]
-fn a_small_batch_of_a_big_request_is_copied_not_sliced() {
-    with_dir(|dir| async move {
-        let (large, _) = large_and_small();
-        let pinned_bytes = PINNED_PER_SLICED_BYTE_MAX * large.len() + 1;
-        let (log, config) = open_large(&dir, TAIL_CACHE_TEST_BYTES).await;
-        append_pinned(&log, &large, pinned_bytes).await;
-        assert_eq!(log.tail.borrow().pinned_bytes(), large.len());
-        let chunks = served_from_tail_as_from_segment(dir, config, log, 0).await;
-        assert_eq!(chunks, 1, "the batch copied whole");
-    });
-}
-
 /// One append's batches share what they pin (the log's copies and the
-/// request): it stays charged until the last of them leaves the tail,
+/// caller's buffer, `Backing::Own`): it stays charged until the last of them leaves the tail,
 /// from the front (retention) or from the back (a given-up write).
 #[test]
 fn a_multi_batch_append_is_charged_until_its_last_batch_goes() {
@@ -219,9 +143,11 @@ fn a_multi_batch_append_is_charged_until_its_last_batch_goes() {
             let mut request = BytesMut::from(&large[..]);
             request.extend_from_slice(&small);
             request.extend_from_slice(&large);
-            let pinned_bytes = request.len();
-            append_pinned(&log, &request, pinned_bytes).await;
-            let charge = 2 * BATCH_HEADER_SIZE + small.len() + pinned_bytes;
+            let request_len = request.len();
+            log.append(request, AppendWait::Durable, None)
+                .await
+                .unwrap();
+            let charge = 2 * BATCH_HEADER_SIZE + small.len() + request_len;
             let end = log.log_end_offset();
             {
                 let mut tail = log.tail.borrow_mut();

@@ -6,22 +6,24 @@
 //!
 //! Invariant: the cached batches are contiguous and end at the log end
 //! offset (append pushes, a given-up write truncates back, retention and
-//! DeleteRecords evict from the front), and keep at most `capacity_bytes`
-//! allocated (evicting the oldest first), counted as what they pin, not
-//! their length: the batches of one append share the buffer the log copied
-//! their headers (and small batches) to, and a body slice keeps the whole
-//! allocation of its request frame alive. So the newest batch of each
-//! append still cached is charged that buffer's size plus, when it holds a
-//! slice, the frame's allocation (`ProducePart::pinned_bytes`, an upper
-//! bound); the others are charged nothing. A partition's tail pins at most
-//! `tail_cache_bytes` (the allocator's rounding aside), a shard's at most
-//! that times the partitions it leads. Holds bytes checked on append; never
-//! does IO.
+//! DeleteRecords evict from the front), and count at most `capacity_bytes`
+//! (evicting the oldest first) as charged by `append.rs`: the batches of
+//! one append share the buffer the log copied their headers (and small
+//! batches) to, so the newest batch of each append still cached is charged
+//! that buffer's size plus its slices (a caller's own buffer whole; of a
+//! request frame, the bodies' length), the others nothing. A body sliced
+//! from a request frame holds its `PinnedFrame`, which its shard's
+//! `FrameBudget` charges once however many tails hold it (`pinned.rs`). So
+//! a shard's tails keep at most `tail_cache_bytes` per partition it leads
+//! allocated (the allocator's rounding aside) plus that budget of frames.
+//! Holds bytes checked on append; never does IO.
 
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 
+use super::super::pinned::PinnedFrame;
 use super::super::segment::ReadBudget;
 use crate::protocol::batch::BatchHeader;
 
@@ -33,6 +35,9 @@ pub(super) struct CachedBatch {
     /// What the cache counts for this batch: the memory its append keeps
     /// allocated when it is the append's newest batch, else 0.
     pub(super) pinned_bytes: usize,
+    /// The request frame `body` is a slice of, kept charged to its shard's
+    /// budget while the body is held.
+    pub(super) _frame: Option<Rc<PinnedFrame>>,
 }
 
 impl CachedBatch {
@@ -111,6 +116,12 @@ impl TailCache {
             Some(last) if last.pinned_bytes == 0 => last.pinned_bytes = dropped_bytes,
             _ => self.pinned_bytes -= dropped_bytes,
         }
+    }
+
+    /// Drops every batch (the log closed), giving their frames back.
+    pub(super) fn clear(&mut self) {
+        self.batches.clear();
+        self.pinned_bytes = 0;
     }
 
     /// What the cached batches pin, as charged.

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::super::pinned::PinnedFrame;
 use super::super::segment::{IndexMark, Segment};
 use super::super::{FlushPolicy, LogError};
 use super::admission::Admission;
@@ -60,6 +61,9 @@ pub(super) enum Pending {
         indexes_before: IndexMark,
         /// Raised when the writer gives these bytes up; their append fails.
         given_up: Rc<Cell<bool>>,
+        /// The request frame `bodies` are slices of, kept charged to its
+        /// shard's budget until they are written.
+        _frame: Option<Rc<PinnedFrame>>,
     },
     /// The segment rolled: everything before this is its last data.
     Seal(Rc<Segment>),
