@@ -19,11 +19,11 @@ use std::rc::Rc;
 
 /// What the request frames a shard's logs keep alive past their requests
 /// may hold allocated at most: the tails of 16 partitions at the default
-/// `tail_cache_bytes` (4 MiB), so that a shard leading a handful of busy
-/// partitions slices every frame (W1's 128 KiB frames over 8 partitions
-/// pin about twice what their tails hold), while a frame held by one
-/// forgotten slice costs at most its share of this, not a partition's
-/// whole tail.
+/// `tail_cache_bytes` (4 MiB). W1 (8 partitions, a 16 KiB batch for each
+/// in a frame of 128 KiB) fills its tails with 256 frames' bodies, 32 MiB
+/// of frames, on one shard or spread over two, so it is sliced
+/// throughout; partitions whose slices linger (an idle tail keeps its last
+/// frames) cost later frames a copy once this is spent, never memory.
 pub const SHARD_PINNED_FRAME_BYTES_MAX: usize = 64 << 20;
 
 /// One shard's allowance for pinned frames.

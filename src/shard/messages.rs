@@ -49,7 +49,10 @@ pub struct ProducePart {
     pub batches: Bytes,
     /// The most memory a slice of `batches` keeps allocated: the request
     /// frame's allocation (`connection::frame_allocation_bytes_max`), what
-    /// the tail cache charges for a body it keeps as a slice.
+    /// the owner charges its shard's frame budget, once for all the parts
+    /// of the frame it appends (`OwnedPartitions::produce`). A size, not a
+    /// handle: the budget's handle (`log::PinnedFrame`) is `!Send` and is
+    /// made on the owner.
     pub pinned_bytes: usize,
     pub wait: AppendWait,
     pub log_append_time_ms: Option<i64>,
