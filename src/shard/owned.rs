@@ -500,3 +500,68 @@ impl OwnedPartitions {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::records::Compression;
+
+    use super::*;
+    use crate::log::{AppendWait, TxnVerification};
+    use crate::protocol::batch::tests::sample_batch;
+
+    /// W1's request on its owner: one message with a batch for each of 8
+    /// partitions, sliced by all, charges the shard's budget the frame
+    /// once; deleting the partitions gives it back.
+    #[test]
+    fn a_frame_for_eight_partitions_is_charged_once_to_the_owner() {
+        crate::shard::block_on(|| async {
+            let tmp = tempfile::tempdir().unwrap();
+            let owned = OwnedPartitions::new(tmp.path().to_path_buf());
+            let topic = TopicMeta {
+                name: "w1".into(),
+                id: uuid::Uuid::from_u128(1),
+                partitions: 8,
+                configs: BTreeMap::new(),
+                placement: Vec::new(),
+            };
+            let broker = BrokerConfig::new(tmp.path().to_path_buf(), 1);
+            let indexes: Vec<i32> = (0..8).collect();
+            owned.open(&broker, &topic, &indexes).await.unwrap();
+            let batch = sample_batch(400, Compression::None);
+            let mut frame = BytesMut::new();
+            for _ in &indexes {
+                frame.extend_from_slice(&batch);
+            }
+            let frame: Bytes = frame.freeze();
+            let pinned_bytes = frame.len() + 4;
+            let parts = indexes
+                .iter()
+                .map(|&index| {
+                    let at = index as usize * batch.len();
+                    ProducePart {
+                        partition: TopicPartition::new("w1", index),
+                        batches: frame.slice(at..at + batch.len()),
+                        pinned_bytes,
+                        wait: AppendWait::Durable,
+                        log_append_time_ms: None,
+                        verification: TxnVerification::Off,
+                    }
+                })
+                .collect();
+            drop(frame);
+            for answer in owned.produce(parts).await {
+                assert_eq!(answer.map(|appended| appended.base_offset).ok(), Some(0));
+            }
+            assert_eq!(owned.frames.charged_bytes(), pinned_bytes);
+            let partitions: Vec<TopicPartition> = indexes
+                .iter()
+                .map(|&index| TopicPartition::new("w1", index))
+                .collect();
+            owned.delete(&partitions).await;
+            assert_eq!(owned.frames.charged_bytes(), 0);
+        });
+    }
+}
