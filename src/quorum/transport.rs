@@ -1,0 +1,665 @@
+//! The quorum's transport on the CONTROLLER listener, on one glommio
+//! executor (shard 0 of a controller): an accept loop that speaks Kafka
+//! framing, and one outbound connection per other voter.
+//!
+//! Inbound, each frame is one of: Kafka's ApiVersions, DescribeCluster and
+//! DescribeQuorum (answered from `describe`, for Kafka's tools), or
+//! shoal's private batch of Raft messages (`wire`), checked (the sender
+//! and every message's `from` a voter of `controller.quorum.voters` other
+//! than this node, every `to` this node) and handed to the driver through
+//! a bounded channel. Anything else closes that connection with one log
+//! line, as Kafka closes a connection that sends an API its listener does
+//! not serve; other connections carry on.
+//!
+//! Outbound, `Transport::send` encodes each message and queues it for its
+//! peer without waiting. Raft tolerates loss, so a full queue drops its
+//! oldest messages (newer ones carry newer terms and commit indexes),
+//! counted and logged once per burst. Each peer's task connects, writes
+//! the queue in frames and reconnects with Kafka's backoff
+//! (`reconnect.backoff.ms` doubling to `reconnect.backoff.max.ms`).
+//!
+//! Invariants: every queue, frame and connection count is bounded; nothing
+//! read from a socket is unwrapped; dropping the `Transport` stops every
+//! task it started and closes every socket.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::net::{TcpListener, TcpStream};
+use glommio::task::JoinHandle;
+use glommio::{GlommioError, Task};
+use kafka_protocol::messages::{
+    ApiKey, DescribeClusterRequest, DescribeQuorumRequest, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use log::{info, warn};
+use raft::eraftpb::Message;
+
+use super::describe::{self, QuorumStatus};
+use super::wire::{self, CONTROLLER_FRAME_BYTES_MAX, RAFT_MESSAGES_API_KEY};
+use crate::clock::now_ms;
+use crate::config::Voter;
+use crate::protocol::frame::{self, SIZE_PREFIX_BYTES};
+
+/// Kafka's `reconnect.backoff.ms` default: the wait after a first failed
+/// connection to a peer.
+pub const RECONNECT_BACKOFF_MS: u64 = 50;
+/// Kafka's `reconnect.backoff.max.ms` default: the backoff doubles up to it.
+pub const RECONNECT_BACKOFF_MAX_MS: u64 = 1_000;
+/// Kafka's `socket.connection.setup.timeout.ms` default.
+const CONNECTION_SETUP_TIMEOUT_MS: u64 = 10_000;
+/// Kafka's `controller.quorum.request.timeout.ms` default. A write to a
+/// peer blocked this long means the peer reads nothing (stopped, cut off):
+/// the connection is dropped and made again, so a peer that comes back
+/// starts from fresh messages, not from a stale socket buffer.
+const QUORUM_REQUEST_TIMEOUT_MS: u64 = 2_000;
+/// Kafka's `connections.max.idle.ms` default: an inbound connection that
+/// sends nothing this long is closed.
+const CONNECTIONS_MAX_IDLE_MS: u64 = 600_000;
+
+/// Messages queued for one peer. Raft sends a few per tick per peer
+/// (heartbeat, append, their responses); a thousand is seconds of a
+/// disconnected peer, after which the oldest are worthless anyway.
+pub const PEER_QUEUE_MESSAGES_MAX: usize = 1_024;
+/// Bytes queued for one peer: two frames' worth, so a peer's backlog can
+/// never pin more than that however large its messages are.
+pub const PEER_QUEUE_BYTES_MAX: usize = 2 * CONTROLLER_FRAME_BYTES_MAX;
+/// Messages received and not yet taken by the driver. The driver drains
+/// them every tick; if it lags this far behind, newer messages are dropped
+/// (the senders' Raft retries) rather than buffered without bound.
+pub const INBOUND_MESSAGES_MAX: usize = 4_096;
+/// Inbound connections at once: one per other voter, plus operators'
+/// tools. More are closed at accept, with one log line.
+pub const INBOUND_CONNECTIONS_MAX: usize = 64;
+/// Bytes asked of the socket per read while a frame arrives, so a large
+/// announced frame pins only what was actually sent.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Who this transport is and what it serves.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// `node.id`: must be one of `voters`.
+    pub local_id: i32,
+    /// `cluster.id` from meta.properties, for DescribeCluster.
+    pub cluster_id: String,
+    /// The CONTROLLER listener's name, reported by DescribeQuorum v2.
+    pub listener_name: String,
+    /// `controller.quorum.voters`.
+    pub voters: Vec<Voter>,
+}
+
+/// The driver's current view, asked for each DescribeQuorum and
+/// DescribeCluster.
+pub type StatusFn = Rc<dyn Fn() -> QuorumStatus>;
+
+/// Counters of one peer's outbound queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerStats {
+    /// Messages written to the peer's socket.
+    pub sent_messages: u64,
+    /// Messages dropped: queue full, lost with a failed write, or too large.
+    pub dropped_messages: u64,
+    /// Connections made to the peer.
+    pub connects: u64,
+    /// Messages waiting now.
+    pub queued_messages: usize,
+    /// Their bytes.
+    pub queued_bytes: usize,
+}
+
+/// Counts drops and logs the first of each burst, and its total when
+/// messages flow again.
+#[derive(Default)]
+struct Drops {
+    total: u64,
+    in_burst: u64,
+}
+
+impl Drops {
+    fn dropped(&mut self, count: u64, what: &dyn Fn() -> String) {
+        if self.in_burst == 0 {
+            warn!("{}: dropping raft messages", what());
+        }
+        self.in_burst += count;
+        self.total += count;
+    }
+
+    fn flowing(&mut self, what: &dyn Fn() -> String) {
+        if self.in_burst > 0 {
+            info!(
+                "{}: {} raft messages dropped, flowing again",
+                what(),
+                self.in_burst
+            );
+            self.in_burst = 0;
+        }
+    }
+}
+
+/// One peer's outbound messages, encoded.
+#[derive(Default)]
+struct PeerQueue {
+    messages: VecDeque<Bytes>,
+    bytes: usize,
+    drops: Drops,
+    sent_messages: u64,
+    connects: u64,
+}
+
+impl PeerQueue {
+    /// Queues `message`, dropping the oldest until both bounds hold.
+    fn push(&mut self, peer_id: i32, message: Bytes) {
+        let what = || format!("queue to voter {peer_id} full");
+        if message.len() > wire::RAFT_MESSAGE_BYTES_MAX {
+            self.drops.dropped(1, &|| {
+                format!(
+                    "message of {} bytes to voter {peer_id} over the frame bound",
+                    message.len()
+                )
+            });
+            return;
+        }
+        while self.messages.len() >= PEER_QUEUE_MESSAGES_MAX
+            || self.bytes + message.len() > PEER_QUEUE_BYTES_MAX
+        {
+            let Some(oldest) = self.messages.pop_front() else {
+                break;
+            };
+            self.bytes -= oldest.len();
+            self.drops.dropped(1, &what);
+        }
+        self.bytes += message.len();
+        self.messages.push_back(message);
+        assert!(self.messages.len() <= PEER_QUEUE_MESSAGES_MAX);
+        assert!(self.bytes <= PEER_QUEUE_BYTES_MAX);
+    }
+
+    /// The oldest messages that fit one frame (at least one: `push` keeps
+    /// each message within a frame alone).
+    fn take_batch(&mut self) -> Vec<Bytes> {
+        let mut batch = Vec::new();
+        let mut size_bytes = wire::frame_bytes(std::iter::empty());
+        while let Some(next) = self.messages.front() {
+            let next_bytes = wire::MESSAGE_LENGTH_BYTES + next.len();
+            if !batch.is_empty() && size_bytes + next_bytes > CONTROLLER_FRAME_BYTES_MAX {
+                break;
+            }
+            size_bytes += next_bytes;
+            self.bytes -= next.len();
+            batch.extend(self.messages.pop_front());
+        }
+        batch
+    }
+}
+
+struct Peer {
+    queue: Rc<RefCell<PeerQueue>>,
+    /// Wakes the peer's task; capacity one, a full bell is already rung.
+    doorbell: LocalSender<()>,
+    _task: Task<()>,
+}
+
+/// What the inbound connections share.
+struct Shared {
+    config: TransportConfig,
+    status: StatusFn,
+    inbound: LocalSender<Message>,
+    inbound_drops: RefCell<Drops>,
+    connections: RefCell<BTreeMap<u64, JoinHandle<()>>>,
+    next_connection: Cell<u64>,
+}
+
+/// The running transport; dropping it stops everything it started.
+pub struct Transport {
+    shared: Rc<Shared>,
+    local_address: SocketAddr,
+    peers: BTreeMap<i32, Peer>,
+    _accept: Task<()>,
+}
+
+#[derive(Debug)]
+pub enum TransportError {
+    /// `local_id` is not among the voters.
+    NotAVoter {
+        local_id: i32,
+    },
+    Io(io::Error),
+}
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransportError::NotAVoter { local_id } => {
+                write!(f, "node {local_id} is not in controller.quorum.voters")
+            }
+            TransportError::Io(error) => write!(f, "controller listener: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for TransportError {}
+
+impl Transport {
+    /// Starts serving `listener` (bound by the caller to the CONTROLLER
+    /// listener's address) and connecting to every other voter, on the
+    /// current glommio executor. Returns the transport and the receiver of
+    /// the Raft messages other voters send this node.
+    pub fn start(
+        config: TransportConfig,
+        listener: std::net::TcpListener,
+        status: StatusFn,
+    ) -> Result<(Transport, LocalReceiver<Message>), TransportError> {
+        if !config
+            .voters
+            .iter()
+            .any(|voter| voter.id == config.local_id)
+        {
+            return Err(TransportError::NotAVoter {
+                local_id: config.local_id,
+            });
+        }
+        let local_address = listener.local_addr().map_err(TransportError::Io)?;
+        // glommio's listener takes the socket over; it accepts through
+        // io_uring, which needs no blocking mode either way.
+        let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
+        let (inbound, receiver) = local_channel::new_bounded(INBOUND_MESSAGES_MAX);
+        let peers = config
+            .voters
+            .iter()
+            .filter(|voter| voter.id != config.local_id)
+            .map(|voter| (voter.id, start_peer(config.local_id, voter.clone())))
+            .collect();
+        let shared = Rc::new(Shared {
+            config,
+            status,
+            inbound,
+            inbound_drops: RefCell::default(),
+            connections: RefCell::default(),
+            next_connection: Cell::new(0),
+        });
+        let accept = glommio::spawn_local(accept_loop(listener, Rc::downgrade(&shared)));
+        Ok((
+            Transport {
+                shared,
+                local_address,
+                peers,
+                _accept: accept,
+            },
+            receiver,
+        ))
+    }
+
+    /// The address the CONTROLLER listener is bound to.
+    pub fn local_address(&self) -> SocketAddr {
+        self.local_address
+    }
+
+    /// Queues each message for the voter it is addressed to (`to`); never
+    /// waits. A message to an unknown voter or to this node is dropped
+    /// with a log line: the driver's configuration and this transport's
+    /// disagree, which Raft cannot repair by retrying.
+    pub fn send(&self, messages: impl IntoIterator<Item = Message>) {
+        for message in messages {
+            let peer = i32::try_from(message.to)
+                .ok()
+                .and_then(|to| self.peers.get(&to).map(|peer| (to, peer)));
+            let Some((to, peer)) = peer else {
+                warn!(
+                    "raft message to {} dropped: not another voter of controller.quorum.voters",
+                    message.to
+                );
+                continue;
+            };
+            let Some(encoded) = wire::encode_message(&message) else {
+                warn!("raft message to voter {to} dropped: it does not encode");
+                continue;
+            };
+            peer.queue.borrow_mut().push(to, encoded);
+            // Full means the bell already rings.
+            let _ = peer.doorbell.try_send(());
+        }
+    }
+
+    /// The counters of the queue to voter `peer_id`, if it is another voter.
+    pub fn peer_stats(&self, peer_id: i32) -> Option<PeerStats> {
+        self.peers.get(&peer_id).map(|peer| {
+            let queue = peer.queue.borrow();
+            PeerStats {
+                sent_messages: queue.sent_messages,
+                dropped_messages: queue.drops.total,
+                connects: queue.connects,
+                queued_messages: queue.messages.len(),
+                queued_bytes: queue.bytes,
+            }
+        })
+    }
+
+    /// Received messages dropped because the driver did not take them.
+    pub fn inbound_dropped(&self) -> u64 {
+        self.shared.inbound_drops.borrow().total
+    }
+
+    /// Inbound connections open now.
+    pub fn inbound_connections(&self) -> usize {
+        self.shared.connections.borrow().len()
+    }
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        for (_, connection) in std::mem::take(&mut *self.shared.connections.borrow_mut()) {
+            connection.cancel();
+        }
+    }
+}
+
+fn start_peer(local_id: i32, voter: Voter) -> Peer {
+    let queue = Rc::new(RefCell::new(PeerQueue::default()));
+    let (doorbell, bell) = local_channel::new_bounded(1);
+    let task = glommio::spawn_local(run_peer(local_id, voter, Rc::clone(&queue), bell));
+    Peer {
+        queue,
+        doorbell,
+        _task: task,
+    }
+}
+
+/// Connects to `voter` and writes its queue, for as long as the transport
+/// lives. A failed write loses the frame in flight (Raft resends what
+/// matters) and the connection is made again after the backoff.
+async fn run_peer(
+    local_id: i32,
+    voter: Voter,
+    queue: Rc<RefCell<PeerQueue>>,
+    bell: LocalReceiver<()>,
+) {
+    let mut backoff_ms = RECONNECT_BACKOFF_MS;
+    let mut failing = false;
+    let mut correlation_id = 0i32;
+    loop {
+        let mut stream = match connect(&voter).await {
+            Ok(stream) => stream,
+            Err(error) => {
+                if !failing {
+                    warn!(
+                        "cannot connect to voter {} at {}: {error}; retrying every {}..{} ms",
+                        voter.id,
+                        voter.address(),
+                        RECONNECT_BACKOFF_MS,
+                        RECONNECT_BACKOFF_MAX_MS
+                    );
+                    failing = true;
+                }
+                glommio::timer::sleep(Duration::from_millis(backoff_ms)).await;
+                backoff_ms = (backoff_ms * 2).min(RECONNECT_BACKOFF_MAX_MS);
+                continue;
+            }
+        };
+        info!("connected to voter {} at {}", voter.id, voter.address());
+        failing = false;
+        backoff_ms = RECONNECT_BACKOFF_MS;
+        queue.borrow_mut().connects += 1;
+        loop {
+            while queue.borrow().messages.is_empty() {
+                if bell.recv().await.is_none() {
+                    return;
+                }
+            }
+            let batch = queue.borrow_mut().take_batch();
+            let frame = wire::encode_frame(local_id, correlation_id, &batch);
+            correlation_id = correlation_id.wrapping_add(1);
+            let written = stream.write_all(&frame).await;
+            let mut queue = queue.borrow_mut();
+            let what = || format!("connection to voter {}", voter.id);
+            if let Err(error) = written {
+                warn!("{}: {error}; reconnecting", what());
+                queue.drops.dropped(batch.len() as u64, &what);
+                break;
+            }
+            queue.sent_messages += batch.len() as u64;
+            queue.drops.flowing(&what);
+        }
+    }
+}
+
+async fn connect(voter: &Voter) -> io::Result<TcpStream> {
+    // Resolved at each attempt, as Kafka does, so a voter's host name may
+    // move. glommio's connect assumes a resolved address.
+    let address = voter
+        .address()
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
+    let stream =
+        TcpStream::connect_timeout(address, Duration::from_millis(CONNECTION_SETUP_TIMEOUT_MS))
+            .await
+            .map_err(io::Error::from)?;
+    stream.set_nodelay(true).map_err(io::Error::from)?;
+    stream
+        .set_write_timeout(Some(Duration::from_millis(QUORUM_REQUEST_TIMEOUT_MS)))
+        .map_err(io::Error::from)?;
+    Ok(stream)
+}
+
+async fn accept_loop(listener: TcpListener, shared: Weak<Shared>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(error) => {
+                // A refused accept (EMFILE, a reset before accept) passes;
+                // the backoff keeps a persistent one from spinning.
+                warn!("controller listener: accept failed: {error}");
+                glommio::timer::sleep(Duration::from_millis(RECONNECT_BACKOFF_MS)).await;
+                continue;
+            }
+        };
+        let Some(owner) = shared.upgrade() else {
+            return;
+        };
+        if owner.connections.borrow().len() >= INBOUND_CONNECTIONS_MAX {
+            warn!(
+                "controller listener: connection from {:?} closed: {INBOUND_CONNECTIONS_MAX} open",
+                stream.peer_addr().ok()
+            );
+            continue;
+        }
+        let id = owner.next_connection.get();
+        owner.next_connection.set(id + 1);
+        let handle =
+            glommio::spawn_local(serve_connection(stream, Weak::clone(&shared), id)).detach();
+        owner.connections.borrow_mut().insert(id, handle);
+    }
+}
+
+async fn serve_connection(mut stream: TcpStream, shared: Weak<Shared>, id: u64) {
+    let peer = stream.peer_addr().ok();
+    let idle = Duration::from_millis(CONNECTIONS_MAX_IDLE_MS);
+    let outcome = match stream.set_read_timeout(Some(idle)) {
+        Ok(()) => serve_frames(&mut stream, &shared).await,
+        Err(error) => Err(error.to_string()),
+    };
+    if let Err(reason) = outcome {
+        warn!("controller listener: connection from {peer:?} closed: {reason}");
+    }
+    if let Some(shared) = shared.upgrade() {
+        shared.connections.borrow_mut().remove(&id);
+    }
+}
+
+/// Answers the connection's frames in order until it closes (`Ok`) or
+/// sends what it must not (`Err`, the reason to log).
+async fn serve_frames(stream: &mut TcpStream, shared: &Weak<Shared>) -> Result<(), String> {
+    loop {
+        let Some(frame) = read_frame(stream).await? else {
+            return Ok(());
+        };
+        let Some(shared) = shared.upgrade() else {
+            return Ok(());
+        };
+        if let Some(answer) = handle_frame(&shared, &frame)? {
+            stream
+                .write_all(&answer)
+                .await
+                .map_err(|error| error.to_string())?;
+        }
+    }
+}
+
+/// The next frame without its size prefix, or `None` at a clean end of
+/// stream. The size is checked before anything is allocated, and the
+/// buffer grows only with what arrives.
+async fn read_frame(stream: &mut TcpStream) -> Result<Option<Vec<u8>>, String> {
+    let mut prefix = [0u8; SIZE_PREFIX_BYTES];
+    let mut filled = 0;
+    while filled < SIZE_PREFIX_BYTES {
+        match stream.read(&mut prefix[filled..]).await {
+            Ok(0) if filled == 0 => return Ok(None),
+            Ok(0) => return Err("end of stream inside a size prefix".to_string()),
+            Ok(read) => filled += read,
+            Err(error) => return Err(error.to_string()),
+        }
+    }
+    let size_bytes =
+        frame::frame_size(prefix, CONTROLLER_FRAME_BYTES_MAX).map_err(|error| error.to_string())?;
+    let mut frame = Vec::with_capacity(size_bytes.min(READ_CHUNK_BYTES));
+    let mut chunk = vec![0u8; size_bytes.min(READ_CHUNK_BYTES)];
+    while frame.len() < size_bytes {
+        let wanted = (size_bytes - frame.len()).min(chunk.len());
+        match stream.read(&mut chunk[..wanted]).await {
+            Ok(0) => {
+                return Err(format!(
+                    "end of stream inside a frame of {size_bytes} bytes"
+                ))
+            }
+            Ok(read) => frame.extend_from_slice(&chunk[..read]),
+            Err(error) => return Err(error.to_string()),
+        }
+    }
+    Ok(Some(frame))
+}
+
+/// The answer to one frame (`None` for the one-way Raft batch), or why
+/// the connection must close.
+fn handle_frame(shared: &Shared, frame: &[u8]) -> Result<Option<Bytes>, String> {
+    if frame.len() >= 2 && i16::from_be_bytes([frame[0], frame[1]]) == RAFT_MESSAGES_API_KEY {
+        let (sender_id, messages) = wire::decode_frame(frame).map_err(|error| error.to_string())?;
+        deliver(shared, sender_id, messages)?;
+        return Ok(None);
+    }
+    let frame = Bytes::copy_from_slice(frame);
+    let (header, mut body) =
+        frame::parse_request_header(&frame).map_err(|error| error.to_string())?;
+    let api_key = ApiKey::try_from(header.request_api_key)
+        .map_err(|()| format!("unknown api key {}", header.request_api_key))?;
+    let version = header.request_api_version;
+    if api_key == ApiKey::ApiVersions {
+        // Answered whatever the version, in v0 if it is unsupported, so a
+        // newer client learns the versions it may use (Kafka's rule).
+        let answer = describe::api_versions(version);
+        let served = describe::served_versions(api_key)
+            .is_some_and(|(min, max)| min <= version && version <= max);
+        return encode_response(&header, if served { version } else { 0 }, &answer).map(Some);
+    }
+    let served = describe::served_versions(api_key)
+        .is_some_and(|(min, max)| min <= version && version <= max);
+    if !served {
+        return Err(format!(
+            "{api_key:?} v{version} is not served on the controller listener"
+        ));
+    }
+    let status = (shared.status)();
+    let config = &shared.config;
+    match api_key {
+        ApiKey::DescribeCluster => {
+            let request: DescribeClusterRequest = decode_body(&mut body, api_key, version)?;
+            let answer = describe::describe_cluster(
+                &request,
+                &config.cluster_id,
+                status.leader_id,
+                &config.voters,
+            );
+            encode_response(&header, version, &answer).map(Some)
+        }
+        ApiKey::DescribeQuorum => {
+            let request: DescribeQuorumRequest = decode_body(&mut body, api_key, version)?;
+            let now_ms = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+            let answer = describe::describe_quorum(
+                &request,
+                version,
+                &status,
+                &config.voters,
+                &config.listener_name,
+                now_ms,
+            );
+            encode_response(&header, version, &answer).map(Some)
+        }
+        _ => Err(format!(
+            "{api_key:?} v{version} is not served on the controller listener"
+        )),
+    }
+}
+
+/// Hands a voter's messages to the driver, after checking that the
+/// sender is another voter and each message is from it and to this node.
+fn deliver(shared: &Shared, sender_id: i32, messages: Vec<Message>) -> Result<(), String> {
+    let config = &shared.config;
+    let is_voter = config.voters.iter().any(|voter| voter.id == sender_id);
+    if !is_voter || sender_id == config.local_id {
+        return Err(format!(
+            "raft messages from {sender_id}, not another voter of controller.quorum.voters"
+        ));
+    }
+    for message in messages {
+        if message.from != sender_id as u64 || message.to != config.local_id as u64 {
+            return Err(format!(
+                "raft message from {} to {} on the connection of voter {sender_id}",
+                message.from, message.to
+            ));
+        }
+        let what = || "driver behind on received messages".to_string();
+        match shared.inbound.try_send(message) {
+            Ok(()) => shared.inbound_drops.borrow_mut().flowing(&what),
+            Err(GlommioError::Closed(_)) => return Ok(()),
+            Err(_) => shared.inbound_drops.borrow_mut().dropped(1, &what),
+        }
+    }
+    Ok(())
+}
+
+fn decode_body<R: Decodable>(body: &mut Bytes, api_key: ApiKey, version: i16) -> Result<R, String> {
+    // The crate's decoders may panic on hostile input (protocol::frame).
+    match catch_unwind(AssertUnwindSafe(|| R::decode(body, version))) {
+        Ok(Ok(request)) => Ok(request),
+        Ok(Err(_)) | Err(_) => Err(format!("malformed {api_key:?} v{version} request body")),
+    }
+}
+
+/// A whole response frame: size, header, body of `version`.
+fn encode_response<R: Encodable>(
+    request: &RequestHeader,
+    version: i16,
+    body: &R,
+) -> Result<Bytes, String> {
+    let api_key = ApiKey::try_from(request.request_api_key)
+        .map_err(|()| format!("unknown api key {}", request.request_api_key))?;
+    let mut header = ResponseHeader::default();
+    header.correlation_id = request.correlation_id;
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    header
+        .encode(&mut buf, api_key.response_header_version(version))
+        .and_then(|()| body.encode(&mut buf, version))
+        .map_err(|error| format!("{api_key:?} v{version} does not encode: {error}"))?;
+    let size_bytes = (buf.len() - SIZE_PREFIX_BYTES) as i32;
+    buf[..SIZE_PREFIX_BYTES].copy_from_slice(&size_bytes.to_be_bytes());
+    Ok(buf.freeze())
+}
