@@ -148,6 +148,7 @@ impl Drops {
 /// One peer's outbound messages, encoded.
 #[derive(Default)]
 struct PeerQueue {
+    peer_id: i32,
     messages: VecDeque<Bytes>,
     bytes: usize,
     drops: Drops,
@@ -157,7 +158,8 @@ struct PeerQueue {
 
 impl PeerQueue {
     /// Queues `message`, dropping the oldest until both bounds hold.
-    fn push(&mut self, peer_id: i32, message: Bytes) {
+    fn push(&mut self, message: Bytes) {
+        let peer_id = self.peer_id;
         let what = || format!("queue to voter {peer_id} full");
         if message.len() > wire::RAFT_MESSAGE_BYTES_MAX {
             self.drops.dropped(1, &|| {
@@ -323,7 +325,7 @@ impl Transport {
                 warn!("raft message to voter {to} dropped: it does not encode");
                 continue;
             };
-            peer.queue.borrow_mut().push(to, encoded);
+            peer.queue.borrow_mut().push(encoded);
             // Full means the bell already rings.
             let _ = peer.doorbell.try_send(());
         }
@@ -363,7 +365,10 @@ impl Drop for Transport {
 }
 
 fn start_peer(local_id: i32, voter: Voter) -> Peer {
-    let queue = Rc::new(RefCell::new(PeerQueue::default()));
+    let queue = Rc::new(RefCell::new(PeerQueue {
+        peer_id: voter.id,
+        ..PeerQueue::default()
+    }));
     let (doorbell, bell) = local_channel::new_bounded(1);
     let task = glommio::spawn_local(run_peer(local_id, voter, Rc::clone(&queue), bell));
     Peer {
@@ -374,8 +379,10 @@ fn start_peer(local_id: i32, voter: Voter) -> Peer {
 }
 
 /// Connects to `voter` and writes its queue, for as long as the transport
-/// lives. A failed write loses the frame in flight (Raft resends what
-/// matters) and the connection is made again after the backoff.
+/// lives. A failed connection or write waits the backoff before the next
+/// attempt, doubling while failures repeat and reset by a write that goes
+/// through, so a peer that keeps closing on us is not hammered. One log
+/// line per outage, not per attempt.
 async fn run_peer(
     local_id: i32,
     voter: Voter,
@@ -386,48 +393,75 @@ async fn run_peer(
     let mut failing = false;
     let mut correlation_id = 0i32;
     loop {
-        let mut stream = match connect(&voter).await {
-            Ok(stream) => stream,
-            Err(error) => {
-                if !failing {
-                    warn!(
-                        "cannot connect to voter {} at {}: {error}; retrying every {}..{} ms",
-                        voter.id,
-                        voter.address(),
-                        RECONNECT_BACKOFF_MS,
-                        RECONNECT_BACKOFF_MAX_MS
-                    );
-                    failing = true;
-                }
-                glommio::timer::sleep(Duration::from_millis(backoff_ms)).await;
-                backoff_ms = (backoff_ms * 2).min(RECONNECT_BACKOFF_MAX_MS);
-                continue;
-            }
-        };
-        info!("connected to voter {} at {}", voter.id, voter.address());
-        failing = false;
-        backoff_ms = RECONNECT_BACKOFF_MS;
-        queue.borrow_mut().connects += 1;
-        loop {
-            while queue.borrow().messages.is_empty() {
-                if bell.recv().await.is_none() {
+        let failure = match connect(&voter).await {
+            Ok(mut stream) => {
+                info!("connected to voter {} at {}", voter.id, voter.address());
+                queue.borrow_mut().connects += 1;
+                let mut written = false;
+                let Some(error) = write_queue(
+                    &mut stream,
+                    local_id,
+                    &mut correlation_id,
+                    &queue,
+                    &bell,
+                    &mut written,
+                )
+                .await
+                else {
                     return;
+                };
+                if written {
+                    failing = false;
+                    backoff_ms = RECONNECT_BACKOFF_MS;
                 }
+                format!("connection lost: {error}")
             }
-            let batch = queue.borrow_mut().take_batch();
-            let frame = wire::encode_frame(local_id, correlation_id, &batch);
-            correlation_id = correlation_id.wrapping_add(1);
-            let written = stream.write_all(&frame).await;
-            let mut queue = queue.borrow_mut();
-            let what = || format!("connection to voter {}", voter.id);
-            if let Err(error) = written {
-                warn!("{}: {error}; reconnecting", what());
-                queue.drops.dropped(batch.len() as u64, &what);
-                break;
-            }
-            queue.sent_messages += batch.len() as u64;
-            queue.drops.flowing(&what);
+            Err(error) => format!("cannot connect: {error}"),
+        };
+        if !failing {
+            warn!(
+                "voter {} at {}: {failure}; retrying every {}..{} ms",
+                voter.id,
+                voter.address(),
+                RECONNECT_BACKOFF_MS,
+                RECONNECT_BACKOFF_MAX_MS
+            );
+            failing = true;
         }
+        glommio::timer::sleep(Duration::from_millis(backoff_ms)).await;
+        backoff_ms = (backoff_ms * 2).min(RECONNECT_BACKOFF_MAX_MS);
+    }
+}
+
+/// Writes the queue to `stream` in frames as messages come, until a write
+/// fails (its error; the frame in flight is counted as dropped) or the
+/// transport is gone (`None`). `written` tells whether a frame went out.
+async fn write_queue(
+    stream: &mut TcpStream,
+    local_id: i32,
+    correlation_id: &mut i32,
+    queue: &RefCell<PeerQueue>,
+    bell: &LocalReceiver<()>,
+    written: &mut bool,
+) -> Option<io::Error> {
+    loop {
+        while queue.borrow().messages.is_empty() {
+            bell.recv().await?;
+        }
+        let batch = queue.borrow_mut().take_batch();
+        let frame = wire::encode_frame(local_id, *correlation_id, &batch);
+        *correlation_id = correlation_id.wrapping_add(1);
+        let result = stream.write_all(&frame).await;
+        let mut queue = queue.borrow_mut();
+        let peer_id = queue.peer_id;
+        let what = || format!("connection to voter {peer_id}");
+        if let Err(error) = result {
+            queue.drops.dropped(batch.len() as u64, &what);
+            return Some(error);
+        }
+        *written = true;
+        queue.sent_messages += batch.len() as u64;
+        queue.drops.flowing(&what);
     }
 }
 
@@ -498,6 +532,7 @@ async fn serve_connection(mut stream: TcpStream, shared: Weak<Shared>, id: u64) 
 /// Answers the connection's frames in order until it closes (`Ok`) or
 /// sends what it must not (`Err`, the reason to log).
 async fn serve_frames(stream: &mut TcpStream, shared: &Weak<Shared>) -> Result<(), String> {
+    let mut sender = None;
     loop {
         let Some(frame) = read_frame(stream).await? else {
             return Ok(());
@@ -505,7 +540,7 @@ async fn serve_frames(stream: &mut TcpStream, shared: &Weak<Shared>) -> Result<(
         let Some(shared) = shared.upgrade() else {
             return Ok(());
         };
-        if let Some(answer) = handle_frame(&shared, &frame)? {
+        if let Some(answer) = handle_frame(&shared, &frame, &mut sender)? {
             stream
                 .write_all(&answer)
                 .await
@@ -530,17 +565,17 @@ async fn read_frame(stream: &mut TcpStream) -> Result<Option<Vec<u8>>, String> {
     }
     let size_bytes =
         frame::frame_size(prefix, CONTROLLER_FRAME_BYTES_MAX).map_err(|error| error.to_string())?;
-    let mut frame = Vec::with_capacity(size_bytes.min(READ_CHUNK_BYTES));
-    let mut chunk = vec![0u8; size_bytes.min(READ_CHUNK_BYTES)];
+    let mut frame = Vec::new();
     while frame.len() < size_bytes {
-        let wanted = (size_bytes - frame.len()).min(chunk.len());
-        match stream.read(&mut chunk[..wanted]).await {
+        let filled = frame.len();
+        frame.resize(filled + (size_bytes - filled).min(READ_CHUNK_BYTES), 0);
+        match stream.read(&mut frame[filled..]).await {
             Ok(0) => {
                 return Err(format!(
                     "end of stream inside a frame of {size_bytes} bytes"
                 ))
             }
-            Ok(read) => frame.extend_from_slice(&chunk[..read]),
+            Ok(read) => frame.truncate(filled + read),
             Err(error) => return Err(error.to_string()),
         }
     }
@@ -548,11 +583,22 @@ async fn read_frame(stream: &mut TcpStream) -> Result<Option<Vec<u8>>, String> {
 }
 
 /// The answer to one frame (`None` for the one-way Raft batch), or why
-/// the connection must close.
-fn handle_frame(shared: &Shared, frame: &[u8]) -> Result<Option<Bytes>, String> {
+/// the connection must close. `sender` is the voter whose Raft batches
+/// this connection carries, fixed by its first.
+fn handle_frame(
+    shared: &Shared,
+    frame: &[u8],
+    sender: &mut Option<i32>,
+) -> Result<Option<Bytes>, String> {
     if frame.len() >= 2 && i16::from_be_bytes([frame[0], frame[1]]) == RAFT_MESSAGES_API_KEY {
         let (sender_id, messages) = wire::decode_frame(frame).map_err(|error| error.to_string())?;
+        if sender.is_some_and(|pinned| pinned != sender_id) {
+            return Err(format!(
+                "raft messages from {sender_id} on the connection of voter {sender:?}"
+            ));
+        }
         deliver(shared, sender_id, messages)?;
+        *sender = Some(sender_id);
         return Ok(None);
     }
     let frame = Bytes::copy_from_slice(frame);

@@ -116,6 +116,21 @@ fn heartbeat(from: i32, to: i32, commit: u64) -> Message {
     message
 }
 
+/// Bytes of the entry `append` carries.
+const APPEND_BYTES: usize = 1024 * 1024;
+
+/// An append of one entry of `APPEND_BYTES`, told apart by `commit`.
+fn append(from: i32, to: i32, commit: u64) -> Message {
+    let mut message = heartbeat(from, to, commit);
+    message.set_msg_type(MessageType::MsgAppend);
+    let entry = Entry {
+        data: Bytes::from(vec![7u8; APPEND_BYTES]),
+        ..Entry::default()
+    };
+    message.entries = vec![entry].into();
+    message
+}
+
 /// `future`, or `None` after `wait`.
 async fn within<T>(wait: Duration, future: impl Future<Output = T>) -> Option<T> {
     futures_lite::future::or(async { Some(future.await) }, async {
@@ -235,19 +250,8 @@ fn a_full_queue_drops_its_oldest_and_stays_bounded() {
         );
 
         // Large messages meet the byte bound first.
-        let entry_bytes = 1024 * 1024;
-        let big = |commit| {
-            let mut message = heartbeat(1, 2, commit);
-            message.set_msg_type(MessageType::MsgAppend);
-            let entry = Entry {
-                data: Bytes::from(vec![7u8; entry_bytes]),
-                ..Entry::default()
-            };
-            message.entries = vec![entry].into();
-            message
-        };
-        let big_count = 2 * PEER_QUEUE_BYTES_MAX / entry_bytes;
-        one.send((0..big_count as u64).map(|n| big(sent + n)));
+        let big_count = 2 * PEER_QUEUE_BYTES_MAX / APPEND_BYTES;
+        one.send((0..big_count as u64).map(|n| append(1, 2, sent + n)));
         let stats = one.peer_stats(2).expect("voter 2");
         assert!(stats.queued_bytes <= PEER_QUEUE_BYTES_MAX);
         assert!(stats.queued_messages < big_count);
@@ -276,6 +280,28 @@ fn a_full_queue_drops_its_oldest_and_stays_bounded() {
             last = Some(message.commit);
         }
         assert_eq!(last, Some(newest));
+    });
+}
+
+#[test]
+fn a_peer_that_reads_nothing_is_dropped_and_connected_again() {
+    block_on(|| async {
+        let (mut listeners, voters) = bind_voters(2);
+        // Voter 2's port completes connections (the kernel's backlog) but
+        // nothing ever reads them, as with a stopped process.
+        let _stalled = listeners.pop();
+        let (one, _) = start(&voters, 1, listeners.pop().expect("listener 1"));
+        let deadline = Instant::now() + WAIT;
+        let mut commit = 0;
+        while one.peer_stats(2).expect("voter 2").connects < 2 {
+            assert!(Instant::now() < deadline, "a stalled peer is never dropped");
+            one.send([append(1, 2, commit)]);
+            commit += 1;
+            glommio::timer::sleep(RESEND_EVERY).await;
+        }
+        let stats = one.peer_stats(2).expect("voter 2");
+        assert!(stats.dropped_messages > 0);
+        assert!(stats.queued_bytes <= PEER_QUEUE_BYTES_MAX);
     });
 }
 
@@ -399,7 +425,9 @@ fn raft_frame(sender_id: i32, message: &Message) -> Bytes {
 #[test]
 fn a_bad_frame_closes_its_connection_and_no_other() {
     block_on(|| async {
-        let (mut listeners, voters) = bind_voters(2);
+        let (mut listeners, voters) = bind_voters(3);
+        // Voter 3 is only a port: a voter id that may not speak for 2.
+        let _three = listeners.pop();
         let (two, _) = start(&voters, 2, listeners.pop().expect("listener 2"));
         let (one, from_two) = start(&voters, 1, listeners.pop().expect("listener 1"));
         let mut produce = BytesMut::new();
@@ -420,6 +448,12 @@ fn a_bad_frame_closes_its_connection_and_no_other() {
             raft_frame(2, &heartbeat(3, 1, 1)),
             raft_frame(2, &heartbeat(2, 3, 1)),
             raft_frame(1, &heartbeat(1, 1, 1)),
+            [
+                raft_frame(2, &heartbeat(2, 1, 1)),
+                raft_frame(3, &heartbeat(3, 1, 1)),
+            ]
+            .concat()
+            .into(),
             {
                 let mut frame = BytesMut::new();
                 frame.put_i32(produce.len() as i32);
