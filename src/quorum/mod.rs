@@ -7,6 +7,7 @@
 //! it is storage and consensus state, handed bytes by whoever runs it.
 
 pub mod describe;
+pub mod queue;
 pub mod storage;
 pub mod transport;
 pub mod wire;

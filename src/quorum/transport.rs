@@ -4,26 +4,29 @@
 //!
 //! Inbound, each frame is one of: Kafka's ApiVersions, DescribeCluster and
 //! DescribeQuorum (answered from `describe`, for Kafka's tools), or
-//! shoal's private batch of Raft messages (`wire`), checked (the sender
-//! and every message's `from` a voter of `controller.quorum.voters` other
-//! than this node, every `to` this node) and handed to the driver through
-//! a bounded channel. Anything else closes that connection with one log
-//! line, as Kafka closes a connection that sends an API its listener does
-//! not serve; other connections carry on.
+//! shoal's private batch of Raft messages (`wire`), checked (the sender a
+//! voter of `controller.quorum.voters` other than this node, the same
+//! sender for every batch of a connection, every message from it and to
+//! this node) and queued for the driver (`Inbound`). Anything else closes
+//! that connection with one log line, as Kafka closes a connection that
+//! sends an API its listener does not serve; other connections carry on.
 //!
 //! Outbound, `Transport::send` encodes each message and queues it for its
-//! peer without waiting. Raft tolerates loss, so a full queue drops its
-//! oldest messages (newer ones carry newer terms and commit indexes),
-//! counted and logged once per burst. Each peer's task connects, writes
-//! the queue in frames and reconnects with Kafka's backoff
-//! (`reconnect.backoff.ms` doubling to `reconnect.backoff.max.ms`).
+//! peer without waiting. Every queue is a `queue::BoundedQueue`: full, it
+//! drops its oldest, counted and logged once per burst. Each peer's task
+//! connects, writes the queue in frames, drops a connection whose writes
+//! stall for `controller.quorum.request.timeout.ms`, and reconnects with
+//! Kafka's backoff (`reconnect.backoff.ms` doubling to
+//! `reconnect.backoff.max.ms`, without Kafka's jitter: a few voters do not
+//! make a thundering herd).
 //!
-//! Invariants: every queue, frame and connection count is bounded; nothing
-//! read from a socket is unwrapped; dropping the `Transport` stops every
-//! task it started and closes every socket.
+//! Invariants: every queue, frame, connection count and the bytes of all
+//! frames being read together are bounded; nothing read from a socket is
+//! unwrapped; dropping the `Transport` stops every task it started and
+//! closes every socket.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{FromRawFd, IntoRawFd};
@@ -36,15 +39,17 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::task::JoinHandle;
-use glommio::{GlommioError, Task};
+use glommio::Task;
 use kafka_protocol::messages::{
     ApiKey, DescribeClusterRequest, DescribeQuorumRequest, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use log::{info, warn};
+use protobuf::Message as _;
 use raft::eraftpb::Message;
 
 use super::describe::{self, QuorumStatus};
+use super::queue::BoundedQueue;
 use super::wire::{self, CONTROLLER_FRAME_BYTES_MAX, RAFT_MESSAGES_API_KEY};
 use crate::clock::now_ms;
 use crate::config::Voter;
@@ -74,9 +79,17 @@ pub const PEER_QUEUE_MESSAGES_MAX: usize = 1_024;
 /// never pin more than that however large its messages are.
 pub const PEER_QUEUE_BYTES_MAX: usize = 2 * CONTROLLER_FRAME_BYTES_MAX;
 /// Messages received and not yet taken by the driver. The driver drains
-/// them every tick; if it lags this far behind, newer messages are dropped
-/// (the senders' Raft retries) rather than buffered without bound.
+/// them every tick; if it lags this far behind, the oldest are dropped
+/// (the senders' Raft resends) rather than buffered without bound.
 pub const INBOUND_MESSAGES_MAX: usize = 4_096;
+/// Their bytes: two frames' worth, as a peer's queue.
+pub const INBOUND_BYTES_MAX: usize = 2 * CONTROLLER_FRAME_BYTES_MAX;
+/// Bytes of inbound frames being read or handled on all connections at
+/// once: four whole frames, room for every other voter of a five-voter
+/// quorum sending its largest. A frame that would go over it closes its
+/// connection (one log line; Raft resends), so connections that announce
+/// large frames and trickle them cannot pin more than this together.
+pub const INBOUND_FRAME_BYTES_BUDGET: usize = 4 * CONTROLLER_FRAME_BYTES_MAX;
 /// Inbound connections at once: one per other voter, plus operators'
 /// tools. More are closed at accept, with one log line.
 pub const INBOUND_CONNECTIONS_MAX: usize = 64;
@@ -116,88 +129,26 @@ pub struct PeerStats {
     pub queued_bytes: usize,
 }
 
-/// Counts drops and logs the first of each burst, and its total when
-/// messages flow again.
-#[derive(Default)]
-struct Drops {
-    total: u64,
-    in_burst: u64,
-}
-
-impl Drops {
-    fn dropped(&mut self, count: u64, what: &dyn Fn() -> String) {
-        if self.in_burst == 0 {
-            warn!("{}: dropping raft messages", what());
-        }
-        self.in_burst += count;
-        self.total += count;
-    }
-
-    fn flowing(&mut self, what: &dyn Fn() -> String) {
-        if self.in_burst > 0 {
-            info!(
-                "{}: {} raft messages dropped, flowing again",
-                what(),
-                self.in_burst
-            );
-            self.in_burst = 0;
-        }
-    }
-}
-
-/// One peer's outbound messages, encoded.
-#[derive(Default)]
+/// One peer's outbound messages, encoded, and its counters.
 struct PeerQueue {
-    peer_id: i32,
-    messages: VecDeque<Bytes>,
-    bytes: usize,
-    drops: Drops,
+    messages: BoundedQueue<Bytes>,
     sent_messages: u64,
     connects: u64,
 }
 
 impl PeerQueue {
-    /// Queues `message`, dropping the oldest until both bounds hold.
-    fn push(&mut self, message: Bytes) {
-        let peer_id = self.peer_id;
-        let what = || format!("queue to voter {peer_id} full");
-        if message.len() > wire::RAFT_MESSAGE_BYTES_MAX {
-            self.drops.dropped(1, &|| {
-                format!(
-                    "message of {} bytes to voter {peer_id} over the frame bound",
-                    message.len()
-                )
-            });
-            return;
-        }
-        while self.messages.len() >= PEER_QUEUE_MESSAGES_MAX
-            || self.bytes + message.len() > PEER_QUEUE_BYTES_MAX
-        {
-            let Some(oldest) = self.messages.pop_front() else {
-                break;
-            };
-            self.bytes -= oldest.len();
-            self.drops.dropped(1, &what);
-        }
-        self.bytes += message.len();
-        self.messages.push_back(message);
-        assert!(self.messages.len() <= PEER_QUEUE_MESSAGES_MAX);
-        assert!(self.bytes <= PEER_QUEUE_BYTES_MAX);
-    }
-
-    /// The oldest messages that fit one frame (at least one: `push` keeps
-    /// each message within a frame alone).
+    /// The oldest messages that fit one frame (at least one: the queue
+    /// refuses a message over a frame alone).
     fn take_batch(&mut self) -> Vec<Bytes> {
         let mut batch = Vec::new();
         let mut size_bytes = wire::frame_bytes(std::iter::empty());
-        while let Some(next) = self.messages.front() {
-            let next_bytes = wire::MESSAGE_LENGTH_BYTES + next.len();
-            if !batch.is_empty() && size_bytes + next_bytes > CONTROLLER_FRAME_BYTES_MAX {
+        while let Some(next_bytes) = self.messages.front_bytes() {
+            let framed_bytes = wire::MESSAGE_LENGTH_BYTES + next_bytes;
+            if !batch.is_empty() && size_bytes + framed_bytes > CONTROLLER_FRAME_BYTES_MAX {
                 break;
             }
-            size_bytes += next_bytes;
-            self.bytes -= next.len();
-            batch.extend(self.messages.pop_front());
+            size_bytes += framed_bytes;
+            batch.extend(self.messages.pop().map(|(message, _)| message));
         }
         batch
     }
@@ -210,14 +161,42 @@ struct Peer {
     _task: Task<()>,
 }
 
+/// The Raft messages other voters sent this node, for the driver to step.
+/// Ends (`recv` gives `None`) once the transport is dropped and drained.
+pub struct Inbound {
+    queue: Rc<RefCell<BoundedQueue<Message>>>,
+    bell: LocalReceiver<()>,
+}
+
+impl Inbound {
+    /// The oldest message not yet taken, without waiting: the driver
+    /// drains these before each `ready`.
+    pub fn try_recv(&self) -> Option<Message> {
+        self.queue.borrow_mut().pop().map(|(message, _)| message)
+    }
+
+    /// The oldest message not yet taken, waiting for one.
+    pub async fn recv(&self) -> Option<Message> {
+        loop {
+            if let Some(message) = self.try_recv() {
+                return Some(message);
+            }
+            self.bell.recv().await?;
+        }
+    }
+}
+
 /// What the inbound connections share.
 struct Shared {
     config: TransportConfig,
     status: StatusFn,
-    inbound: LocalSender<Message>,
-    inbound_drops: RefCell<Drops>,
+    inbound: Rc<RefCell<BoundedQueue<Message>>>,
+    /// Rings `Inbound::recv`; capacity one, as a peer's doorbell.
+    inbound_bell: LocalSender<()>,
     connections: RefCell<BTreeMap<u64, JoinHandle<()>>>,
     next_connection: Cell<u64>,
+    /// Bytes of frames being read or handled, all connections together.
+    frame_bytes_pinned: Rc<Cell<usize>>,
 }
 
 /// The running transport; dropping it stops everything it started.
@@ -259,7 +238,7 @@ impl Transport {
         config: TransportConfig,
         listener: std::net::TcpListener,
         status: StatusFn,
-    ) -> Result<(Transport, LocalReceiver<Message>), TransportError> {
+    ) -> Result<(Transport, Inbound), TransportError> {
         if !config
             .voters
             .iter()
@@ -273,7 +252,17 @@ impl Transport {
         // glommio's listener takes the socket over; it accepts through
         // io_uring, which needs no blocking mode either way.
         let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
-        let (inbound, receiver) = local_channel::new_bounded(INBOUND_MESSAGES_MAX);
+        let inbound = Rc::new(RefCell::new(BoundedQueue::new(
+            "raft messages the driver has not taken".to_string(),
+            INBOUND_MESSAGES_MAX,
+            INBOUND_BYTES_MAX,
+            wire::RAFT_MESSAGE_BYTES_MAX,
+        )));
+        let (inbound_bell, bell) = local_channel::new_bounded(1);
+        let receiver = Inbound {
+            queue: Rc::clone(&inbound),
+            bell,
+        };
         let peers = config
             .voters
             .iter()
@@ -284,9 +273,10 @@ impl Transport {
             config,
             status,
             inbound,
-            inbound_drops: RefCell::default(),
+            inbound_bell,
             connections: RefCell::default(),
             next_connection: Cell::new(0),
+            frame_bytes_pinned: Rc::default(),
         });
         let accept = glommio::spawn_local(accept_loop(listener, Rc::downgrade(&shared)));
         Ok((
@@ -325,7 +315,8 @@ impl Transport {
                 warn!("raft message to voter {to} dropped: it does not encode");
                 continue;
             };
-            peer.queue.borrow_mut().push(encoded);
+            let size_bytes = encoded.len();
+            peer.queue.borrow_mut().messages.push(encoded, size_bytes);
             // Full means the bell already rings.
             let _ = peer.doorbell.try_send(());
         }
@@ -337,17 +328,17 @@ impl Transport {
             let queue = peer.queue.borrow();
             PeerStats {
                 sent_messages: queue.sent_messages,
-                dropped_messages: queue.drops.total,
+                dropped_messages: queue.messages.drops.total(),
                 connects: queue.connects,
                 queued_messages: queue.messages.len(),
-                queued_bytes: queue.bytes,
+                queued_bytes: queue.messages.bytes(),
             }
         })
     }
 
     /// Received messages dropped because the driver did not take them.
     pub fn inbound_dropped(&self) -> u64 {
-        self.shared.inbound_drops.borrow().total
+        self.shared.inbound.borrow().drops.total()
     }
 
     /// Inbound connections open now.
@@ -366,8 +357,14 @@ impl Drop for Transport {
 
 fn start_peer(local_id: i32, voter: Voter) -> Peer {
     let queue = Rc::new(RefCell::new(PeerQueue {
-        peer_id: voter.id,
-        ..PeerQueue::default()
+        messages: BoundedQueue::new(
+            format!("raft messages to voter {}", voter.id),
+            PEER_QUEUE_MESSAGES_MAX,
+            PEER_QUEUE_BYTES_MAX,
+            wire::RAFT_MESSAGE_BYTES_MAX,
+        ),
+        sent_messages: 0,
+        connects: 0,
     }));
     let (doorbell, bell) = local_channel::new_bounded(1);
     let task = glommio::spawn_local(run_peer(local_id, voter, Rc::clone(&queue), bell));
@@ -453,15 +450,13 @@ async fn write_queue(
         *correlation_id = correlation_id.wrapping_add(1);
         let result = stream.write_all(&frame).await;
         let mut queue = queue.borrow_mut();
-        let peer_id = queue.peer_id;
-        let what = || format!("connection to voter {peer_id}");
         if let Err(error) = result {
-            queue.drops.dropped(batch.len() as u64, &what);
+            queue.messages.lost(batch.len() as u64);
             return Some(error);
         }
         *written = true;
         queue.sent_messages += batch.len() as u64;
-        queue.drops.flowing(&what);
+        queue.messages.flowing();
     }
 }
 
@@ -532,9 +527,15 @@ async fn serve_connection(mut stream: TcpStream, shared: Weak<Shared>, id: u64) 
 /// Answers the connection's frames in order until it closes (`Ok`) or
 /// sends what it must not (`Err`, the reason to log).
 async fn serve_frames(stream: &mut TcpStream, shared: &Weak<Shared>) -> Result<(), String> {
+    let Some(budget) = shared
+        .upgrade()
+        .map(|shared| Rc::clone(&shared.frame_bytes_pinned))
+    else {
+        return Ok(());
+    };
     let mut sender = None;
     loop {
-        let Some(frame) = read_frame(stream).await? else {
+        let Some((frame, _pinned)) = read_frame(stream, &budget).await? else {
             return Ok(());
         };
         let Some(shared) = shared.upgrade() else {
@@ -552,7 +553,10 @@ async fn serve_frames(stream: &mut TcpStream, shared: &Weak<Shared>) -> Result<(
 /// The next frame without its size prefix, or `None` at a clean end of
 /// stream. The size is checked before anything is allocated, and the
 /// buffer grows only with what arrives.
-async fn read_frame(stream: &mut TcpStream) -> Result<Option<Vec<u8>>, String> {
+async fn read_frame(
+    stream: &mut TcpStream,
+    budget: &Rc<Cell<usize>>,
+) -> Result<Option<(Vec<u8>, Pinned)>, String> {
     let mut prefix = [0u8; SIZE_PREFIX_BYTES];
     let mut filled = 0;
     while filled < SIZE_PREFIX_BYTES {
@@ -566,9 +570,14 @@ async fn read_frame(stream: &mut TcpStream) -> Result<Option<Vec<u8>>, String> {
     let size_bytes =
         frame::frame_size(prefix, CONTROLLER_FRAME_BYTES_MAX).map_err(|error| error.to_string())?;
     let mut frame = Vec::new();
+    let mut pinned = Pinned {
+        budget: Rc::clone(budget),
+        bytes: 0,
+    };
     while frame.len() < size_bytes {
         let filled = frame.len();
         frame.resize(filled + (size_bytes - filled).min(READ_CHUNK_BYTES), 0);
+        pinned.grow_to(frame.capacity())?;
         match stream.read(&mut frame[filled..]).await {
             Ok(0) => {
                 return Err(format!(
@@ -579,7 +588,37 @@ async fn read_frame(stream: &mut TcpStream) -> Result<Option<Vec<u8>>, String> {
             Err(error) => return Err(error.to_string()),
         }
     }
-    Ok(Some(frame))
+    Ok(Some((frame, pinned)))
+}
+
+/// The bytes one connection holds of `INBOUND_FRAME_BYTES_BUDGET`, given
+/// back when dropped.
+struct Pinned {
+    budget: Rc<Cell<usize>>,
+    bytes: usize,
+}
+
+impl Pinned {
+    /// Holds `bytes` in all, if the budget has them.
+    fn grow_to(&mut self, bytes: usize) -> Result<(), String> {
+        let more = bytes.saturating_sub(self.bytes);
+        let pinned = self.budget.get() + more;
+        if pinned > INBOUND_FRAME_BYTES_BUDGET {
+            return Err(format!(
+                "frames being read on the controller listener over \
+                 {INBOUND_FRAME_BYTES_BUDGET} bytes together"
+            ));
+        }
+        self.budget.set(pinned);
+        self.bytes += more;
+        Ok(())
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        self.budget.set(self.budget.get() - self.bytes);
+    }
 }
 
 /// The answer to one frame (`None` for the one-way Raft batch), or why
@@ -664,20 +703,25 @@ fn deliver(shared: &Shared, sender_id: i32, messages: Vec<Message>) -> Result<()
             "raft messages from {sender_id}, not another voter of controller.quorum.voters"
         ));
     }
-    for message in messages {
-        if message.from != sender_id as u64 || message.to != config.local_id as u64 {
-            return Err(format!(
-                "raft message from {} to {} on the connection of voter {sender_id}",
-                message.from, message.to
-            ));
-        }
-        let what = || "driver behind on received messages".to_string();
-        match shared.inbound.try_send(message) {
-            Ok(()) => shared.inbound_drops.borrow_mut().flowing(&what),
-            Err(GlommioError::Closed(_)) => return Ok(()),
-            Err(_) => shared.inbound_drops.borrow_mut().dropped(1, &what),
-        }
+    let misaddressed = messages
+        .iter()
+        .find(|message| message.from != sender_id as u64 || message.to != config.local_id as u64);
+    if let Some(message) = misaddressed {
+        return Err(format!(
+            "raft message from {} to {} on the connection of voter {sender_id}",
+            message.from, message.to
+        ));
     }
+    let mut inbound = shared.inbound.borrow_mut();
+    for message in messages {
+        let size_bytes = message.compute_size() as usize;
+        inbound.push(message, size_bytes);
+    }
+    if inbound.len() < INBOUND_MESSAGES_MAX {
+        inbound.flowing();
+    }
+    // Full means the bell already rings.
+    let _ = shared.inbound_bell.try_send(());
     Ok(())
 }
 

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::channels::local_channel::LocalReceiver;
 use glommio::net::TcpStream;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::{
@@ -26,8 +25,8 @@ use raft::eraftpb::{Entry, Message, MessageType};
 
 use super::describe::{QuorumStatus, ReplicaStatus, METADATA_TOPIC};
 use super::transport::{
-    StatusFn, Transport, TransportConfig, INBOUND_MESSAGES_MAX, PEER_QUEUE_BYTES_MAX,
-    PEER_QUEUE_MESSAGES_MAX,
+    Inbound, StatusFn, Transport, TransportConfig, INBOUND_FRAME_BYTES_BUDGET,
+    INBOUND_MESSAGES_MAX, PEER_QUEUE_BYTES_MAX, PEER_QUEUE_MESSAGES_MAX,
 };
 use super::wire::{self, CONTROLLER_FRAME_BYTES_MAX};
 use crate::config::Voter;
@@ -90,11 +89,7 @@ fn status(local_id: i32, leader_id: i32) -> QuorumStatus {
     }
 }
 
-fn start(
-    voters: &[Voter],
-    local_id: i32,
-    listener: StdListener,
-) -> (Transport, LocalReceiver<Message>) {
+fn start(voters: &[Voter], local_id: i32, listener: StdListener) -> (Transport, Inbound) {
     let config = TransportConfig {
         local_id,
         cluster_id: CLUSTER_ID.to_string(),
@@ -142,11 +137,7 @@ async fn within<T>(wait: Duration, future: impl Future<Output = T>) -> Option<T>
 
 /// Sends `message` again every `RESEND_EVERY` until `receiver` yields one
 /// with its `commit`, skipping older ones.
-async fn send_until_received(
-    sender: &Transport,
-    receiver: &LocalReceiver<Message>,
-    message: Message,
-) {
+async fn send_until_received(sender: &Transport, receiver: &Inbound, message: Message) {
     let deadline = Instant::now() + WAIT;
     loop {
         assert!(Instant::now() < deadline, "{message:?} never arrived");
@@ -494,6 +485,52 @@ fn a_bad_frame_closes_its_connection_and_no_other() {
 }
 
 #[test]
+fn frames_being_read_share_one_budget() {
+    block_on(|| async {
+        let (mut listeners, voters) = bind_voters(2);
+        let (one, _) = start(&voters, 1, listeners.remove(0));
+        // Each announces a whole frame and sends all of it but its last
+        // byte, so none ever completes.
+        let mut almost = BytesMut::new();
+        almost.put_i32(CONTROLLER_FRAME_BYTES_MAX as i32);
+        almost.put_bytes(0, CONTROLLER_FRAME_BYTES_MAX - 1);
+        let almost = almost.freeze();
+        let connections = INBOUND_FRAME_BYTES_BUDGET / CONTROLLER_FRAME_BYTES_MAX + 1;
+        let mut streams = Vec::new();
+        let mut refused = 0;
+        for _ in 0..connections {
+            let mut stream = TcpStream::connect(one.local_address())
+                .await
+                .expect("connect");
+            match stream.write_all(&almost).await {
+                Ok(()) => streams.push(stream),
+                Err(_) => refused += 1,
+            }
+        }
+        let mut byte = [0u8; 1];
+        for mut stream in streams {
+            // A closed connection reads its end at once; an open one waits.
+            match within(Duration::from_millis(500), stream.read(&mut byte)).await {
+                Some(Ok(0) | Err(_)) => refused += 1,
+                Some(Ok(_)) => panic!("an unfinished frame was answered"),
+                None => {}
+            }
+        }
+        assert_eq!(refused, 1);
+        // The budget comes back when the frames go.
+        let deadline = Instant::now() + WAIT;
+        while one.inbound_connections() > 0 {
+            assert!(Instant::now() < deadline, "closed connections linger");
+            glommio::timer::sleep(RESEND_EVERY).await;
+        }
+        let mut stream = TcpStream::connect(one.local_address())
+            .await
+            .expect("connect");
+        stream.write_all(&almost).await.expect("the budget is back");
+    });
+}
+
+#[test]
 fn messages_the_driver_does_not_take_are_dropped_not_buffered() {
     block_on(|| async {
         let (mut listeners, voters) = bind_voters(2);
@@ -518,8 +555,16 @@ fn messages_the_driver_does_not_take_are_dropped_not_buffered() {
             glommio::timer::sleep(RESEND_EVERY).await;
         }
         assert_eq!(one.inbound_dropped(), sent - kept);
-        let first = from_two.recv().await.expect("the oldest kept");
-        assert_eq!(first.commit, 0);
+        // The oldest went; the driver finds the newest.
+        let first = from_two.try_recv().expect("the oldest kept");
+        assert_eq!(first.commit, sent - kept);
+        let mut last = first;
+        while let Some(message) = from_two.try_recv() {
+            last = message;
+        }
+        assert_eq!(last.commit, sent - 1);
+        drop(one);
+        assert!(from_two.recv().await.is_none());
     });
 }
 
