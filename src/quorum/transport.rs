@@ -232,8 +232,8 @@ impl std::error::Error for TransportError {}
 impl Transport {
     /// Starts serving `listener` (bound by the caller to the CONTROLLER
     /// listener's address) and connecting to every other voter, on the
-    /// current glommio executor. Returns the transport and the receiver of
-    /// the Raft messages other voters send this node.
+    /// current glommio executor. Returns the transport and the `Inbound`
+    /// queue of the Raft messages other voters send this node.
     pub fn start(
         config: TransportConfig,
         listener: std::net::TcpListener,
@@ -249,8 +249,9 @@ impl Transport {
             });
         }
         let local_address = listener.local_addr().map_err(TransportError::Io)?;
-        // glommio's listener takes the socket over; it accepts through
-        // io_uring, which needs no blocking mode either way.
+        // SAFETY: `into_raw_fd` consumed the std listener, so the fd is
+        // open and owned by nothing else; glommio's listener closes it.
+        // io_uring accepts on it whatever its blocking mode.
         let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
         let inbound = Rc::new(RefCell::new(BoundedQueue::new(
             "raft messages the driver has not taken".to_string(),
