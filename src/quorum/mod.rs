@@ -6,9 +6,15 @@
 //! `quorum` imports no `server` and no `shard` (`tests/architecture.rs`):
 //! it is storage and consensus state, handed bytes by whoever runs it.
 
+pub mod describe;
+pub mod queue;
 pub mod storage;
+pub mod transport;
+pub mod wire;
 
 pub use storage::{RaftLogStore, StoreError, METADATA_LOG_DIR};
 
 #[cfg(test)]
 mod single_voter_tests;
+#[cfg(test)]
+mod transport_tests;
