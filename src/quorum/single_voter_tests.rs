@@ -146,6 +146,7 @@ fn a_single_voter_commits_records_and_replays_them_to_the_same_image() {
             leader_epoch: 0,
             partition_epoch: 0,
             directories: Vec::new(),
+            shards: vec![0],
         })
     };
     let mut change = PartitionChangeRecord::new(topic_id, 1);
