@@ -10,6 +10,8 @@
 //! rides in the PartitionRecord's shoal-only tagged field
 //! (`PartitionRecord::shards`), so the image alone rebuilds the table.
 //!
+//! A new log starts with `bootstrap_records`.
+//!
 //! Invariant: pure. Applying `changes(image, table)` to `image` gives an
 //! image whose `topic_table` is `table`.
 
@@ -19,9 +21,30 @@ use super::controller::TopicTable;
 use super::image::{MetadataImage, TopicImage};
 use super::owner_shard;
 use super::records::{
-    ConfigRecord, MetadataRecord, PartitionRecord, TopicRecord, CONFIG_RESOURCE_TOPIC,
+    ConfigRecord, FeatureLevelRecord, MetadataRecord, PartitionRecord, TopicRecord,
+    CONFIG_RESOURCE_TOPIC,
 };
 use super::TopicMeta;
+
+/// Kafka's feature that versions the metadata records.
+pub const METADATA_VERSION_FEATURE: &str = "metadata.version";
+/// The `metadata.version` a new log is bootstrapped at: 4.0-IV3 (25),
+/// Kafka 4.0's newest, whose records (PartitionRecord version 1 with
+/// directories, no eligible leader replicas) are the ones shoal writes.
+pub const METADATA_VERSION_LEVEL: i16 = 25;
+
+/// The records a log needs before any other, as Kafka's storage format
+/// writes them: the `metadata.version` feature level, when `image` has
+/// none yet.
+pub fn bootstrap_records(image: &MetadataImage) -> Vec<MetadataRecord> {
+    if image.features.contains_key(METADATA_VERSION_FEATURE) {
+        return Vec::new();
+    }
+    vec![MetadataRecord::FeatureLevel(FeatureLevelRecord {
+        name: METADATA_VERSION_FEATURE.to_string(),
+        feature_level: METADATA_VERSION_LEVEL,
+    })]
+}
 
 /// The topic table `image` holds, each partition owned by the shard its
 /// record names for `node_id`'s replica (the placement rule when none).

@@ -11,7 +11,7 @@
 pub mod node;
 pub mod storage;
 
-pub use node::{QuorumError, QuorumNode};
+pub use node::{QuorumError, QuorumNode, QuorumSettings};
 pub use storage::{RaftLogStore, StoreError, METADATA_LOG_DIR};
 
 #[cfg(test)]

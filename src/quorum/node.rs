@@ -29,15 +29,42 @@ use super::storage::{RaftLogStore, StoreError};
 use crate::metadata::image::MetadataImage;
 use crate::metadata::records::MetadataRecord;
 
-/// One tick of the Raft clock. Kafka's election timeout
-/// (`controller.quorum.election.timeout.ms`, 1000) is `ELECTION_TICKS` of
-/// these; a leader's heartbeat goes every `HEARTBEAT_TICKS` (200 ms): a
-/// Kafka follower fetches from the leader continuously, so the leader's
-/// sign of life comes far more often than the timeout, and five
-/// heartbeats fit in one timeout as Raft's papers advise.
+/// One tick of the Raft clock: Kafka's election timeout
+/// (`controller.quorum.election.timeout.ms`, 1000 by default) is that
+/// many ms of these ticks (10). A leader's heartbeat goes every
+/// `HEARTBEAT_TICKS` (200 ms): a Kafka follower fetches from the leader
+/// continuously, so the leader's sign of life comes far more often than
+/// the timeout, and several heartbeats fit in one timeout as Raft's
+/// papers advise.
 pub const TICK_MS: u64 = 100;
-pub const ELECTION_TICKS: usize = 10;
 pub const HEARTBEAT_TICKS: usize = 2;
+
+/// How a voter runs, from the broker's config.
+#[derive(Debug, Clone, Copy)]
+pub struct QuorumSettings {
+    /// Kafka's `node.id`.
+    pub node_id: i32,
+    /// `controller.quorum.election.timeout.ms`.
+    pub election_timeout_ms: u64,
+    /// `metadata.log.max.record.bytes.between.snapshots`.
+    pub snapshot_bytes: u64,
+}
+
+impl QuorumSettings {
+    /// The voter's id in raft-rs, which reserves 0 (`INVALID_ID`) where
+    /// Kafka's node ids start: `node.id` + 1 (a negative id is refused by
+    /// the config's checks before it gets here).
+    pub fn raft_id(&self) -> u64 {
+        u64::try_from(self.node_id).unwrap_or(0) + 1
+    }
+
+    /// The election timeout in ticks: more than a heartbeat, as raft-rs
+    /// requires.
+    fn election_ticks(&self) -> usize {
+        let ticks = usize::try_from(self.election_timeout_ms / TICK_MS).unwrap_or(usize::MAX);
+        ticks.max(HEARTBEAT_TICKS + 1)
+    }
+}
 
 /// Ready rounds a voter alone needs to elect itself or commit what it
 /// proposed: a handful. The bound keeps start-up from spinning forever on
@@ -150,10 +177,12 @@ impl Persist {
     }
 }
 
-/// A ready round taken from the node, to be persisted then finished.
+/// A ready round taken from the node, to be finished once its `Persist`
+/// is durable.
 pub struct Round {
     ready: raft::Ready,
-    pub persist: Persist,
+    /// A leader's snapshot the round installs, for the image.
+    snapshot: Option<Snapshot>,
 }
 
 /// What a finished round leaves to the caller.
@@ -183,9 +212,9 @@ impl QuorumNode {
     /// rebuilds the image from its snapshot and committed entries.
     pub fn open(
         data_dir: &std::path::Path,
-        node_id: u64,
-        snapshot_bytes: u64,
+        settings: QuorumSettings,
     ) -> Result<QuorumNode, QuorumError> {
+        let node_id = settings.raft_id();
         let mut store = RaftLogStore::open(data_dir)?;
         let RaftState {
             hard_state,
@@ -211,7 +240,7 @@ impl QuorumNode {
         }
         let config = Config {
             id: node_id,
-            election_tick: ELECTION_TICKS,
+            election_tick: settings.election_ticks(),
             heartbeat_tick: HEARTBEAT_TICKS,
             applied,
             ..Config::default()
@@ -226,7 +255,7 @@ impl QuorumNode {
             image: Arc::new(image),
             applied,
             bytes_since_snapshot: 0,
-            snapshot_bytes,
+            snapshot_bytes: settings.snapshot_bytes,
         })
     }
 
@@ -268,27 +297,32 @@ impl QuorumNode {
         Ok((index, self.raw.raft.term))
     }
 
-    /// The next ready round, if the node has one.
-    pub fn next_ready(&mut self) -> Option<Round> {
+    /// The next ready round, if the node has one, and what it must make
+    /// durable before it is finished.
+    pub fn next_ready(&mut self) -> Option<(Round, Persist)> {
         if !self.raw.has_ready() {
             return None;
         }
         let ready = self.raw.ready();
         let snapshot = ready.snapshot();
+        let snapshot = (snapshot.get_metadata().index > 0).then(|| snapshot.clone());
         let persist = Persist {
             entries: ready.entries().clone(),
             hard_state: ready.hs().cloned(),
-            snapshot: (snapshot.get_metadata().index > 0).then(|| snapshot.clone()),
+            snapshot: snapshot.clone(),
         };
-        Some(Round { ready, persist })
+        Some((Round { ready, snapshot }, persist))
     }
 
     /// Finishes a round whose `persist` is durable: installs its snapshot,
     /// applies what it commits, and advances the node. The caller persists
     /// `commit` and then calls `advance_apply`.
     pub fn finish(&mut self, round: Round) -> Result<Finished, QuorumError> {
-        let Round { mut ready, persist } = round;
-        if let Some(snapshot) = &persist.snapshot {
+        let Round {
+            mut ready,
+            snapshot,
+        } = round;
+        if let Some(snapshot) = &snapshot {
             self.image = Arc::new(image_of_records(&snapshot.data)?);
             self.applied = snapshot.get_metadata().index;
             self.bytes_since_snapshot = 0;
@@ -340,8 +374,8 @@ impl QuorumNode {
     /// before a reactor runs. Blocking.
     pub fn run_blocking(&mut self) -> Result<Vec<(u64, u64)>, QuorumError> {
         let mut applied = Vec::new();
-        while let Some(round) = self.next_ready() {
-            round.persist.run(&self.log)?;
+        while let Some((round, persist)) = self.next_ready() {
+            persist.run(&self.log)?;
             let finished = self.finish(round)?;
             if let Some(commit) = finished.commit {
                 self.log.lock().set_commit(commit)?;

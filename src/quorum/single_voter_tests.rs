@@ -5,13 +5,20 @@
 
 use uuid::Uuid;
 
+use super::node::QuorumSettings;
 use super::QuorumNode;
 use crate::metadata::records::{
     ConfigRecord, FeatureLevelRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord,
     TopicRecord, CONFIG_RESOURCE_TOPIC,
 };
 
-const NODE_ID: u64 = 1;
+fn settings(snapshot_bytes: u64) -> QuorumSettings {
+    QuorumSettings {
+        node_id: 1,
+        election_timeout_ms: 1000,
+        snapshot_bytes,
+    }
+}
 
 fn partition(topic_id: Uuid, partition_id: i32) -> MetadataRecord {
     MetadataRecord::Partition(PartitionRecord {
@@ -47,7 +54,7 @@ fn a_single_voter_commits_records_and_replays_them_to_the_same_image() {
     ];
     let second = [partition(topic_id, 0), partition(topic_id, 1)];
     let snapshot_bytes = (super::node::encode_records(&first).len() + 1) as u64;
-    let mut node = QuorumNode::open(dir.path(), NODE_ID, snapshot_bytes).unwrap();
+    let mut node = QuorumNode::open(dir.path(), settings(snapshot_bytes)).unwrap();
     node.elect_blocking().unwrap();
     assert!(node.is_leader());
     node.propose_blocking(&first).unwrap();
@@ -81,7 +88,7 @@ fn a_single_voter_commits_records_and_replays_them_to_the_same_image() {
 
     // Restart: the snapshot rebuilds the image to its index, the log's
     // committed entries after it bring the rest.
-    let mut node = QuorumNode::open(dir.path(), NODE_ID, u64::MAX).unwrap();
+    let mut node = QuorumNode::open(dir.path(), settings(u64::MAX)).unwrap();
     assert_eq!(node.image(), &image);
     node.elect_blocking().unwrap();
     assert_eq!(node.image(), &image);
@@ -94,7 +101,7 @@ fn a_single_voter_commits_records_and_replays_them_to_the_same_image() {
 #[test]
 fn a_node_that_is_not_leader_refuses_proposals() {
     let dir = tempfile::tempdir().unwrap();
-    let mut node = QuorumNode::open(dir.path(), NODE_ID, u64::MAX).unwrap();
+    let mut node = QuorumNode::open(dir.path(), settings(u64::MAX)).unwrap();
     assert!(matches!(
         node.propose(&[MetadataRecord::NoOp]),
         Err(super::QuorumError::NotLeader)
