@@ -59,7 +59,12 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
         store::load_or_create_cluster_id(&config.data_dir, config.node_id)
             .context("cannot read meta.properties")?
     };
-    let (quorum, topics) = start_quorum(&config)?;
+    let settings = QuorumSettings {
+        node_id: config.node_id,
+        election_timeout_ms: u64::try_from(config.cluster.quorum_election_timeout_ms).unwrap_or(0),
+        snapshot_bytes: config.cluster.metadata_snapshot_bytes,
+    };
+    let (quorum, topics) = start_quorum(&config, settings)?;
     remove_orphan_partitions(&config, &topics);
     let (advertised_host, advertised_port) = config.advertised_host_port();
     let view = Arc::new(
@@ -87,8 +92,8 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     let connections = Arc::new(limits::BrokerConnections::new(&config.connections)?);
     let config = Arc::new(config);
     let serve = move |start| listener::run(start, connections.clone());
-    let shards =
-        crate::shard::spawn_all(config.clone(), view, quorum, serve).map_err(anyhow::Error::msg)?;
+    let shards = crate::shard::spawn_all(config.clone(), view, (quorum, settings), serve)
+        .map_err(anyhow::Error::msg)?;
     println!("shoal ready on {}", config.listen);
     let _ = std::io::stdout().flush();
     if let Some(signal) = signals.forever().next() {
@@ -104,12 +109,10 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
 /// log up to date: the bootstrap records of a new log, the topics of a
 /// `shoal-topics.json` from before the log, the partitions re-placed on
 /// this run's shards. Returns the node and the topic table it holds.
-fn start_quorum(config: &BrokerConfig) -> anyhow::Result<(QuorumNode, TopicTable)> {
-    let settings = QuorumSettings {
-        node_id: config.node_id,
-        election_timeout_ms: u64::try_from(config.cluster.quorum_election_timeout_ms).unwrap_or(0),
-        snapshot_bytes: config.cluster.metadata_snapshot_bytes,
-    };
+fn start_quorum(
+    config: &BrokerConfig,
+    settings: QuorumSettings,
+) -> anyhow::Result<(QuorumNode, TopicTable)> {
     let mut quorum =
         QuorumNode::open(&config.data_dir, settings).context("cannot open the metadata log")?;
     quorum

@@ -12,7 +12,6 @@
 //! answered only after it is committed to the metadata log and installed
 //! on every shard.
 
-use std::cell::RefCell;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -26,7 +25,6 @@ use super::messages::{
 use super::quorum::QuorumHandle;
 use super::Shard;
 use crate::metadata::controller::{self, partitions_by_owner, unavailable, Plan, TopicTable};
-use crate::metadata::image::MetadataImage;
 use crate::metadata::table;
 use crate::metadata::{ClusterView, TopicMeta};
 
@@ -40,17 +38,13 @@ pub struct Controller {
     /// other shards, and two changes must not interleave.
     changes: Semaphore,
     quorum: QuorumHandle,
-    /// The image of every change committed so far: only this controller
-    /// proposes, so it is the quorum's.
-    image: RefCell<Arc<MetadataImage>>,
 }
 
 impl Controller {
-    pub fn new(quorum: QuorumHandle, image: Arc<MetadataImage>) -> Controller {
+    pub fn new(quorum: QuorumHandle) -> Controller {
         Controller {
             changes: Semaphore::new(1),
             quorum,
-            image: RefCell::new(image),
         }
     }
 
@@ -167,23 +161,16 @@ impl Controller {
     /// not commit them (the plan's results say why).
     async fn commit<T>(&self, shard: &Rc<Shard>, plan: &mut Plan<T>) -> Option<TopicTable> {
         let (node_id, shard_count) = (shard.view().node_id, shard.count());
-        let image = self.image.borrow().clone();
-        let records = table::changes(&image, &plan.table, node_id, shard_count);
-        let image = if records.is_empty() {
-            image
-        } else {
-            match self.quorum.propose(records).await {
-                Ok(image) => image,
-                Err(error) => {
-                    log::error!("cannot commit topic metadata: {error}");
-                    plan.save_failed(&error);
-                    return None;
-                }
+        let wanted = plan.table.clone();
+        let make = move |image: &_| table::changes(image, &wanted, node_id, shard_count);
+        match self.quorum.propose(Box::new(make)).await {
+            Ok(image) => Some(table::topic_table(&image, node_id, shard_count)),
+            Err(error) => {
+                log::error!("cannot commit topic metadata: {error}");
+                plan.save_failed(&error);
+                None
             }
-        };
-        let table = table::topic_table(&image, node_id, shard_count);
-        *self.image.borrow_mut() = image;
-        Some(table)
+        }
     }
 }
 

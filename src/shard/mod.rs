@@ -42,7 +42,7 @@ use crate::config::BrokerConfig;
 use crate::group::OFFSETS_TOPIC;
 use crate::log::{CleanerBudget, ShardLoad};
 use crate::metadata::ClusterView;
-use crate::quorum::QuorumNode;
+use crate::quorum::{QuorumNode, QuorumSettings};
 use crate::txn::TRANSACTION_STATE_TOPIC;
 use controller::Controller;
 use groups::GroupHost;
@@ -378,7 +378,7 @@ impl ShardSet {
 pub fn spawn_all<S, F>(
     config: Arc<BrokerConfig>,
     view: Arc<ClusterView>,
-    quorum: QuorumNode,
+    quorum: (QuorumNode, QuorumSettings),
     service: S,
 ) -> Result<ShardSet, String>
 where
@@ -546,7 +546,7 @@ fn start_tick() -> glommio::Task<()> {
 /// `CONTROLLER_SHARD`, the metadata quorum's voter.
 struct StartMetadata {
     view: Arc<ClusterView>,
-    quorum: Option<QuorumNode>,
+    quorum: Option<(QuorumNode, QuorumSettings)>,
 }
 
 async fn run_shard<S, F>(
@@ -577,9 +577,8 @@ async fn run_shard<S, F>(
         groups: GroupHost::new(config.group.clone(), id),
         transactions: TxnHost::new(config.txn.clone()),
         producer_ids: ProducerIds::default(),
-        controller: quorum.map(|node| {
-            let image = node.image().clone();
-            Controller::new(quorum::start(node), image)
+        controller: quorum.map(|(node, settings)| {
+            Controller::new(quorum::start(node, config.data_dir.clone(), settings))
         }),
         config: config.clone(),
         view: RefCell::new(Rc::new(ShardView::new(&view, &config))),

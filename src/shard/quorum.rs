@@ -6,12 +6,20 @@
 //! take), then the round finished on the reactor. A proposal is answered
 //! with the image once its entry is committed and applied.
 //!
+//! A proposal's records are made from the image as the task holds it when
+//! it takes the proposal (`QuorumHandle::propose`'s `make`), so they are
+//! always the difference from what is committed.
+//!
 //! Invariant: one round at a time, and the node is not touched while a
-//! round's write is under way. A write that fails stops the quorum
-//! (fail-stop, as Kafka's controller halts on a metadata log error: the
-//! file may end in a partial frame): every proposal after it is refused
-//! with that error until the broker restarts.
+//! round's write is under way. A write that fails (a full disk) is taken
+//! as a crash of the voter: the node is dropped, and the next proposal
+//! first restarts it from what is durable, on the blocking pool (the log
+//! reopened, its torn tail cut, the node elected again); until that
+//! succeeds every proposal is refused with the error. What the failed
+//! round wrote whole may still commit then: its proposal was answered with
+//! an error, as a request that timed out, and may or may not have happened.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +29,7 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use crate::metadata::image::MetadataImage;
 use crate::metadata::records::MetadataRecord;
 use crate::quorum::node::{Finished, TICK_MS};
-use crate::quorum::{QuorumError, QuorumNode};
+use crate::quorum::{QuorumError, QuorumNode, QuorumSettings};
 
 /// Proposals queued for the quorum's task: the controller makes one
 /// change at a time (`Controller::changes`), so a few is ample; a sender
@@ -37,8 +45,12 @@ const WAITING_MAX: usize = 64;
 /// or why it was not committed.
 pub type Committed = Result<Arc<MetadataImage>, String>;
 
+/// Makes a proposal's records from the committed image; none: nothing to
+/// propose, answered with the image as it is.
+pub type MakeRecords = Box<dyn FnOnce(&MetadataImage) -> Vec<MetadataRecord>>;
+
 struct Proposal {
-    records: Vec<MetadataRecord>,
+    make: MakeRecords,
     reply: oneshot::Sender<Committed>,
 }
 
@@ -48,28 +60,106 @@ pub struct QuorumHandle {
 }
 
 impl QuorumHandle {
-    /// Proposes `records` as one entry and waits until it is applied.
-    pub async fn propose(&self, records: Vec<MetadataRecord>) -> Committed {
+    /// Proposes the records `make` makes from the committed image as one
+    /// entry and waits until it is applied.
+    pub async fn propose(&self, make: MakeRecords) -> Committed {
         let stopped = || "the metadata quorum is stopped".to_string();
         let (reply, answer) = oneshot::channel();
-        if self
-            .proposals
-            .send(Proposal { records, reply })
-            .await
-            .is_err()
-        {
+        if self.proposals.send(Proposal { make, reply }).await.is_err() {
             return Err(stopped());
         }
         answer.await.unwrap_or_else(|_| Err(stopped()))
     }
 }
 
-/// Starts the quorum's task on this shard; it ends when the handle is
-/// dropped.
-pub fn start(node: QuorumNode) -> QuorumHandle {
+/// Starts the quorum's task on this shard for `node`, whose log is under
+/// `data_dir`; it ends when the handle is dropped.
+pub fn start(node: QuorumNode, data_dir: PathBuf, settings: QuorumSettings) -> QuorumHandle {
     let (proposals, receiver) = local_channel::new_bounded(COMMANDS_MAX);
-    glommio::spawn_local(run(node, receiver)).detach();
+    let voter = Voter {
+        node: Ok(node),
+        data_dir,
+        settings,
+        waiting: Vec::new(),
+    };
+    glommio::spawn_local(run(voter, receiver)).detach();
     QuorumHandle { proposals }
+}
+
+/// The node, or why it is down since a write failed.
+struct Voter {
+    node: Result<QuorumNode, String>,
+    data_dir: PathBuf,
+    settings: QuorumSettings,
+    waiting: Vec<Waiting>,
+}
+
+impl Voter {
+    /// The node, restarted from the log first if a write failed.
+    async fn node(&mut self) -> Result<&mut QuorumNode, String> {
+        if self.node.is_err() {
+            let (data_dir, settings) = (self.data_dir.clone(), self.settings);
+            let restarted = glommio::executor()
+                .spawn_blocking(move || {
+                    let mut node = QuorumNode::open(&data_dir, settings)?;
+                    node.elect_blocking()?;
+                    Ok::<_, QuorumError>(node)
+                })
+                .await;
+            match restarted {
+                Ok(node) => {
+                    log::info!("metadata quorum restarted from its log");
+                    self.node = Ok(node);
+                }
+                Err(error) => {
+                    let error = error.to_string();
+                    log::warn!("metadata quorum still down: {error}");
+                    self.node = Err(error);
+                }
+            }
+        }
+        self.node.as_mut().map_err(|error| error.clone())
+    }
+
+    async fn propose(&mut self, Proposal { make, reply }: Proposal) {
+        if self.waiting.len() >= WAITING_MAX {
+            let _ = reply.send(Err("too many metadata changes waiting".to_string()));
+            return;
+        }
+        let node = match self.node().await {
+            Ok(node) => node,
+            Err(error) => {
+                let _ = reply.send(Err(error));
+                return;
+            }
+        };
+        let records = make(node.image());
+        if records.is_empty() {
+            let _ = reply.send(Ok(node.image().clone()));
+            return;
+        }
+        match node.propose(&records) {
+            Ok((index, term)) => self.waiting.push(Waiting { index, term, reply }),
+            Err(error) => {
+                let _ = reply.send(Err(error.to_string()));
+            }
+        }
+    }
+
+    /// Runs the node's rounds; a failure takes it down and fails what waits.
+    async fn drive(&mut self) {
+        let Ok(node) = &mut self.node else {
+            return;
+        };
+        if let Err(error) = drive(node, &mut self.waiting).await {
+            log::error!("metadata quorum down: {error}; the next metadata change restarts it");
+            let error = error.to_string();
+            for waiter in self.waiting.drain(..) {
+                let _ = waiter.reply.send(Err(error.clone()));
+            }
+            self.node = Err(error);
+        }
+    }
 }
 
 enum Event {
@@ -84,11 +174,9 @@ struct Waiting {
     reply: oneshot::Sender<Committed>,
 }
 
-async fn run(mut node: QuorumNode, proposals: LocalReceiver<Proposal>) {
+async fn run(mut voter: Voter, proposals: LocalReceiver<Proposal>) {
     let tick = Duration::from_millis(TICK_MS);
     let mut next_tick = Instant::now() + tick;
-    let mut waiting: Vec<Waiting> = Vec::new();
-    let mut failed: Option<String> = None;
     loop {
         let wait = next_tick.saturating_duration_since(Instant::now());
         let event = futures_lite::future::or(
@@ -108,39 +196,13 @@ async fn run(mut node: QuorumNode, proposals: LocalReceiver<Proposal>) {
             Event::Stop => return,
             Event::Tick => {
                 next_tick = Instant::now() + tick;
-                if failed.is_none() {
+                if let Ok(node) = &mut voter.node {
                     node.tick();
                 }
             }
-            Event::Proposal(Proposal { records, reply }) => {
-                let proposed = match &failed {
-                    Some(error) => Err(error.clone()),
-                    None if waiting.len() >= WAITING_MAX => {
-                        Err("too many metadata changes waiting".to_string())
-                    }
-                    None => node.propose(&records).map_err(|error| error.to_string()),
-                };
-                match proposed {
-                    Ok((index, term)) => waiting.push(Waiting { index, term, reply }),
-                    Err(error) => {
-                        let _ = reply.send(Err(error));
-                    }
-                }
-            }
+            Event::Proposal(proposal) => voter.propose(proposal).await,
         }
-        if failed.is_some() {
-            continue;
-        }
-        if let Err(error) = drive(&mut node, &mut waiting).await {
-            log::error!(
-                "metadata quorum stopped: {error}; metadata changes are refused until a restart"
-            );
-            let error = error.to_string();
-            for waiter in waiting.drain(..) {
-                let _ = waiter.reply.send(Err(error.clone()));
-            }
-            failed = Some(error);
-        }
+        voter.drive().await;
     }
 }
 
