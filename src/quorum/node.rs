@@ -51,6 +51,15 @@ pub struct QuorumSettings {
 }
 
 impl QuorumSettings {
+    pub fn of(config: &crate::config::BrokerConfig) -> QuorumSettings {
+        QuorumSettings {
+            node_id: config.node_id,
+            election_timeout_ms: u64::try_from(config.cluster.quorum_election_timeout_ms)
+                .unwrap_or(0),
+            snapshot_bytes: config.cluster.metadata_snapshot_bytes,
+        }
+    }
+
     /// The voter's id in raft-rs, which reserves 0 (`INVALID_ID`) where
     /// Kafka's node ids start: `node.id` + 1 (a negative id is refused by
     /// the config's checks before it gets here).
@@ -257,6 +266,22 @@ impl QuorumNode {
             bytes_since_snapshot: 0,
             snapshot_bytes: settings.snapshot_bytes,
         })
+    }
+
+    /// Opens the log, elects this node its one voter and commits the
+    /// bootstrap records (`metadata::table::bootstrap_records`) when the
+    /// log has none yet, as Kafka's storage format writes them. Blocking.
+    pub fn start_blocking(
+        data_dir: &std::path::Path,
+        settings: QuorumSettings,
+    ) -> Result<QuorumNode, QuorumError> {
+        let mut node = QuorumNode::open(data_dir, settings)?;
+        node.elect_blocking()?;
+        let bootstrap = crate::metadata::table::bootstrap_records(node.image());
+        if !bootstrap.is_empty() {
+            node.propose_blocking(&bootstrap)?;
+        }
+        Ok(node)
     }
 
     pub fn log(&self) -> &SharedLog {

@@ -59,11 +59,7 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
         store::load_or_create_cluster_id(&config.data_dir, config.node_id)
             .context("cannot read meta.properties")?
     };
-    let settings = QuorumSettings {
-        node_id: config.node_id,
-        election_timeout_ms: u64::try_from(config.cluster.quorum_election_timeout_ms).unwrap_or(0),
-        snapshot_bytes: config.cluster.metadata_snapshot_bytes,
-    };
+    let settings = QuorumSettings::of(&config);
     let (quorum, topics) = start_quorum(&config, settings)?;
     remove_orphan_partitions(&config, &topics);
     let (advertised_host, advertised_port) = config.advertised_host_port();
@@ -113,17 +109,8 @@ fn start_quorum(
     config: &BrokerConfig,
     settings: QuorumSettings,
 ) -> anyhow::Result<(QuorumNode, TopicTable)> {
-    let mut quorum =
-        QuorumNode::open(&config.data_dir, settings).context("cannot open the metadata log")?;
-    quorum
-        .elect_blocking()
+    let mut quorum = QuorumNode::start_blocking(&config.data_dir, settings)
         .context("cannot start the metadata quorum")?;
-    let bootstrap = table::bootstrap_records(quorum.image());
-    if !bootstrap.is_empty() {
-        quorum
-            .propose_blocking(&bootstrap)
-            .context("cannot write the bootstrap metadata records")?;
-    }
     // The file stays until its topics are committed: a crash before that
     // migrates it again, and the records are the difference from what the
     // log holds, so nothing is written twice.

@@ -147,3 +147,16 @@ def test_a_snapshot_bounds_the_log_and_a_restart_reads_it(broker_factory, topic)
     broker.kill9()
     broker.start()
     assert_topics(broker.bootstrap, specs)
+
+
+def test_storage_format_writes_the_bootstrap_records_into_the_log(tmp_root):
+    from test_storage import Node, shoal
+
+    node = Node(tmp_root)
+    cluster_id = shoal("storage", "random-uuid").stdout.strip()
+    formatted = node.format(cluster_id)
+    assert formatted.returncode == 0, formatted.stderr
+    with open(os.path.join(node.data_dir, METADATA_LOG), "rb") as f:
+        log = f.read()
+    # FeatureLevelRecord's name, a compact string: its length + 1, then it.
+    assert bytes([len("metadata.version") + 1]) + b"metadata.version" in log
