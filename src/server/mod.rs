@@ -20,7 +20,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::config::BrokerConfig;
 use crate::metadata::controller::TopicTable;
-use crate::metadata::{initial_placement, store, table, BrokerLayout, ClusterView};
+use crate::metadata::{initial_placement, producer_ids, store, table, BrokerLayout, ClusterView};
 use crate::quorum::{QuorumNode, QuorumSettings, METADATA_LOG_DIR};
 use crate::shard::messages::TopicPartition;
 
@@ -103,7 +103,8 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
 /// Opens the metadata log and elects this node, the quorum's one voter
 /// (before any shard runs, so its writes may block), then brings the
 /// log up to date: the bootstrap records of a new log, the topics of a
-/// `shoal-topics.json` from before the log, the partitions re-placed on
+/// `shoal-topics.json` and the producer id block of a `shoal-producer-ids`
+/// from before the log, the partitions re-placed on
 /// this run's shards. Returns the node and the topic table it holds.
 fn start_quorum(
     config: &BrokerConfig,
@@ -124,6 +125,19 @@ fn start_quorum(
             "{} topic(s) of shoal-topics.json migrated into the metadata log",
             legacy.len()
         );
+    }
+    if let Some(start) = producer_ids::load_legacy_next_block_start(&config.data_dir)
+        .context("cannot read shoal-producer-ids")?
+    {
+        let records = producer_ids::migration_records(quorum.image().next_producer_id, start);
+        if !records.is_empty() {
+            quorum
+                .propose_blocking(&records)
+                .context("cannot commit the producer id block")?;
+        }
+        producer_ids::retire_file(&config.data_dir)
+            .context("cannot rename the migrated shoal-producer-ids")?;
+        log::info!("shoal-producer-ids migrated into the metadata log (next block at {start})");
     }
     let mut topics = table::topic_table(quorum.image(), config.node_id, config.shards);
     if place_on_shards(config, &mut topics) {

@@ -12,11 +12,13 @@
 //! answered only after it is committed to the metadata log and installed
 //! on every shard.
 
+use std::cell::Cell;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use glommio::sync::Semaphore;
+use kafka_protocol::error::ResponseError;
 
 use super::messages::{
     KafkaError, NewTopic, PartitionGrowth, ShardReply, ShardRequest, TopicConfigChange,
@@ -25,6 +27,8 @@ use super::messages::{
 use super::quorum::QuorumHandle;
 use super::Shard;
 use crate::metadata::controller::{self, partitions_by_owner, unavailable, Plan, TopicTable};
+use crate::metadata::image::MetadataImage;
+use crate::metadata::producer_ids::{self, ProducerIdBlock};
 use crate::metadata::table;
 use crate::metadata::{ClusterView, TopicMeta};
 
@@ -124,6 +128,49 @@ impl Controller {
         };
         let plan = controller::create_partitions(&shard.view(), growths);
         self.carry_out(shard, plan).await
+    }
+
+    /// A block of producer ids for a shard: its `ProducerIdsRecord`,
+    /// made from the committed image, is committed before it is handed
+    /// out. Serialized with the other changes, so two blocks are never
+    /// made from the same image.
+    pub async fn allocate_producer_ids(
+        &self,
+        shard: &Rc<Shard>,
+    ) -> Result<ProducerIdBlock, KafkaError> {
+        let unavailable = |reason: String| {
+            KafkaError::with_message(ResponseError::CoordinatorNotAvailable, reason)
+        };
+        let Ok(_change) = self.changes.acquire_permit(1).await else {
+            return Err(unavailable("the controller is stopping".into()));
+        };
+        let node_id = shard.view().node_id;
+        let block = Rc::new(Cell::new(None));
+        let made = block.clone();
+        let make = move |image: &MetadataImage| match producer_ids::next_block(
+            image.next_producer_id,
+            node_id,
+        ) {
+            Some((block, record)) => {
+                made.set(Some(block));
+                vec![record]
+            }
+            None => Vec::new(),
+        };
+        match self.quorum.propose(Box::new(make)).await {
+            Ok(_) => block.get().ok_or_else(|| {
+                KafkaError::with_message(
+                    ResponseError::UnknownServerError,
+                    "producer ids are used up".into(),
+                )
+            }),
+            Err(error) => {
+                log::error!("producer ids: cannot commit the next block: {error}");
+                Err(unavailable(format!(
+                    "producer ids cannot be persisted: {error}"
+                )))
+            }
+        }
     }
 
     /// Has the owners open the partitions `plan` adds (a topic whose opens

@@ -283,9 +283,12 @@ impl Shard {
             ShardRequest::DeleteRecords(parts) => {
                 ShardReply::DeleteRecords(self.partitions.delete_records(parts).await)
             }
-            ShardRequest::AllocateProducerIds => {
-                ShardReply::ProducerIds(self.producer_ids.allocate_block(self))
-            }
+            ShardRequest::AllocateProducerIds => match &self.controller {
+                Some(controller) => {
+                    ShardReply::ProducerIds(controller.allocate_producer_ids(self).await)
+                }
+                None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+            },
             ShardRequest::PartitionSizes => ShardReply::PartitionSizes(self.partitions.sizes()),
             ShardRequest::WriteTxnMarkers(parts) => {
                 ShardReply::TxnMarkers(self.write_txn_markers_here(parts).await)

@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 import clients
+import kafka_wire as wire
 
 pytestmark = pytest.mark.shoal_only
 
@@ -103,6 +104,17 @@ def test_kill9_during_topic_creation_loses_no_acknowledged_topic(broker_factory,
     assert_topics(broker.bootstrap, dict(list(specs.items())[-2:]))
 
 
+LEGACY_NEXT_PRODUCER_ID = 7000
+
+
+def producer_ids(bootstrap, count=3):
+    """New producer ids from InitProducerId (no transactional id)."""
+    with wire.connect(bootstrap) as sock:
+        answers = [wire.init_producer_id(sock, i) for i in range(count)]
+    assert [error for error, _, _ in answers] == [0] * count, answers
+    return [producer_id for _, producer_id, _ in answers]
+
+
 def test_a_topic_table_from_before_the_log_is_migrated_once(broker_factory, tmp_root, topic):
     data_dir = os.path.join(tmp_root, "data")
     os.makedirs(data_dir)
@@ -118,7 +130,12 @@ def test_a_topic_table_from_before_the_log_is_migrated_once(broker_factory, tmp_
     ]
     with open(os.path.join(data_dir, "shoal-topics.json"), "w") as f:
         json.dump(old, f)
+    with open(os.path.join(data_dir, "shoal-producer-ids"), "w") as f:
+        f.write(f"shoal-producer-ids 1\nnext_block_start {LEGACY_NEXT_PRODUCER_ID}\n")
     broker = broker_factory(shards=2, data_dir=data_dir)
+    first_ids = producer_ids(broker.bootstrap)
+    assert min(first_ids) >= LEGACY_NEXT_PRODUCER_ID, first_ids
+    assert os.path.exists(os.path.join(data_dir, "shoal-producer-ids.migrated"))
     specs = {t["name"]: (t["partitions"], t["configs"]) for t in old}
     assert_topics(broker.bootstrap, specs)
     assert "migrated into the metadata log" in open(broker.log_path, errors="replace").read()
@@ -134,6 +151,9 @@ def test_a_topic_table_from_before_the_log_is_migrated_once(broker_factory, tmp_
     assert_topics(broker.bootstrap, specs)
     assert clients.topic_partitions(broker.bootstrap, deleted) is None
     assert "migrated into the metadata log" not in open(broker.log_path, errors="replace").read()
+    # Blocks come from the log now: none is handed out twice.
+    again = producer_ids(broker.bootstrap)
+    assert min(again) > max(first_ids), (first_ids, again)
 
 
 def test_a_snapshot_bounds_the_log_and_a_restart_reads_it(broker_factory, topic):
