@@ -365,6 +365,7 @@ impl BrokerConfig {
             "controller.quorum.election.backoff.max.ms" => self.set_cluster(key, value)?,
             "broker.session.timeout.ms" => self.set_cluster(key, value)?,
             "broker.heartbeat.interval.ms" => self.set_cluster(key, value)?,
+            "metadata.log.max.record.bytes.between.snapshots" => self.set_cluster(key, value)?,
             "log.dirs" | "log.dir" => self.data_dir = PathBuf::from(value),
             "node.id" | "broker.id" => self.node_id = parse(key, value)?,
             "auto.create.topics.enable" => self.auto_create_topics_enable = parse(key, value)?,

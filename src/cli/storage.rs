@@ -10,6 +10,7 @@ use clap::{Args, Subcommand};
 
 use crate::config::{BrokerConfig, ProcessRole, DEFAULT_DATA_DIR};
 use crate::metadata::store;
+use crate::quorum::{QuorumNode, QuorumSettings};
 
 #[derive(Debug, Subcommand)]
 pub enum StorageCommand {
@@ -108,6 +109,12 @@ fn format(args: &FormatArgs) -> anyhow::Result<()> {
         config.node_id
     );
     store::format_meta_properties(dir, &args.cluster_id, config.node_id)?;
+    // The one voter's log gets its bootstrap records now, as Kafka's
+    // format writes them; a quorum of several voters is bootstrapped by
+    // the increment that runs one.
+    if config.cluster.unsupported_quorum(config.node_id).is_none() {
+        QuorumNode::start_blocking(dir, QuorumSettings::of(&config))?;
+    }
     Ok(())
 }
 

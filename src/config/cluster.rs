@@ -12,6 +12,8 @@ use super::ConfigError;
 
 /// Kafka's `controller.quorum.election.timeout.ms` default.
 pub const QUORUM_ELECTION_TIMEOUT_MS_DEFAULT: i32 = 1000;
+/// Kafka's `metadata.log.max.record.bytes.between.snapshots` default (20 MiB).
+pub const METADATA_SNAPSHOT_BYTES_DEFAULT: u64 = 20 * 1024 * 1024;
 /// Kafka's `controller.quorum.fetch.timeout.ms` default.
 pub const QUORUM_FETCH_TIMEOUT_MS_DEFAULT: i32 = 2000;
 /// Kafka's `controller.quorum.election.backoff.max.ms` default.
@@ -104,6 +106,10 @@ pub struct ClusterConfig {
     pub quorum_election_backoff_max_ms: i32,
     pub broker_session_timeout_ms: i32,
     pub broker_heartbeat_interval_ms: i32,
+    /// `metadata.log.max.record.bytes.between.snapshots`: the record bytes
+    /// the metadata log takes before the image is snapshot and the log
+    /// compacted.
+    pub metadata_snapshot_bytes: u64,
 }
 
 impl Default for ClusterConfig {
@@ -127,6 +133,7 @@ impl Default for ClusterConfig {
             quorum_election_backoff_max_ms: QUORUM_ELECTION_BACKOFF_MAX_MS_DEFAULT,
             broker_session_timeout_ms: BROKER_SESSION_TIMEOUT_MS_DEFAULT,
             broker_heartbeat_interval_ms: BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT,
+            metadata_snapshot_bytes: METADATA_SNAPSHOT_BYTES_DEFAULT,
         }
     }
 }
@@ -273,6 +280,9 @@ impl ClusterConfig {
             }
             "broker.session.timeout.ms" => self.broker_session_timeout_ms = timeout(value)?,
             "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = timeout(value)?,
+            "metadata.log.max.record.bytes.between.snapshots" => {
+                self.metadata_snapshot_bytes = parse_range(key, value, 1, i64::MAX as u64)?
+            }
             _ => return Ok(false),
         }
         Ok(true)

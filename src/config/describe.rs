@@ -308,6 +308,11 @@ const ROWS: &[Row] = &[
     row!("message.max.bytes", Int, |c| Some(
         c.message_max_bytes.to_string()
     )),
+    row!(
+        "metadata.log.max.record.bytes.between.snapshots",
+        Long,
+        |c| Some(c.cluster.metadata_snapshot_bytes.to_string())
+    ),
     row!("node.id", Int, |c| Some(c.node_id.to_string())),
     row!("num.partitions", Int, |c| Some(
         c.num_partitions.to_string()

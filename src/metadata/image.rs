@@ -93,6 +93,8 @@ pub struct PartitionImage {
     pub leader_epoch: i32,
     pub partition_epoch: i32,
     pub directories: Vec<Uuid>,
+    /// The owner shard of each replica (`PartitionRecord::shards`).
+    pub shards: Vec<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,6 +212,7 @@ impl MetadataImage {
                 leader_epoch: record.leader_epoch,
                 partition_epoch: record.partition_epoch,
                 directories: record.directories.clone(),
+                shards: record.shards.clone(),
             },
         );
         Ok(())
@@ -340,6 +343,7 @@ impl MetadataImage {
                     leader_epoch: partition.leader_epoch,
                     partition_epoch: partition.partition_epoch,
                     directories: partition.directories.clone(),
+                    shards: partition.shards.clone(),
                 }));
             }
         }
@@ -409,6 +413,7 @@ mod tests {
             leader_recovery_state: 0,
             leader_epoch: 0,
             partition_epoch: 0,
+            shards: Vec::new(),
         })
     }
 

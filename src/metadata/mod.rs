@@ -14,6 +14,7 @@ pub mod image;
 pub mod producer_ids;
 pub mod records;
 pub mod store;
+pub mod table;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

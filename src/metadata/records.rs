@@ -27,6 +27,11 @@ use crate::protocol::schema::{
 /// `AbstractApiMessageSerde.DEFAULT_FRAME_VERSION`, the only one Kafka reads.
 pub const FRAME_VERSION: u32 = 1;
 
+/// The tag of shoal's replica shards in PartitionRecord: far above the
+/// tags Kafka numbers from 0 up (2 at version 2), so that a later Kafka
+/// field never takes it.
+pub const SHARDS_TAG: u32 = 10_000;
+
 /// Kafka's leader sentinels (`LeaderConstants`).
 pub const NO_LEADER: i32 = -1;
 pub const NO_LEADER_CHANGE: i32 = -2;
@@ -132,6 +137,10 @@ pub struct PartitionRecord {
     /// The log directory of each replica, in `replicas` order; empty at
     /// version 0.
     pub directories: Vec<Uuid>,
+    /// shoal's own field: the shard of each replica's broker that owns the
+    /// partition, in `replicas` order (tag `SHARDS_TAG`; Kafka's decoders
+    /// keep an unknown tagged field aside). Empty: the placement rule.
+    pub shards: Vec<i32>,
 }
 
 /// ConfigRecord (api key 4): `value` None deletes the key.
@@ -549,6 +558,9 @@ fn put_partition(buf: &mut BytesMut, record: &PartitionRecord) {
     if record.leader_recovery_state != 0 {
         fields.push((0, tagged(|buf| buf.put_i8(record.leader_recovery_state))));
     }
+    if !record.shards.is_empty() {
+        fields.push((SHARDS_TAG, tagged(|buf| put_i32_array(buf, &record.shards))));
+    }
     put_tagged_fields(buf, &fields);
 }
 
@@ -568,9 +580,12 @@ fn read_partition(reader: &mut Reader<'_>, version: u32) -> Result<PartitionReco
         Vec::new()
     };
     let mut leader_recovery_state = 0;
+    let mut shards = Vec::new();
     reader.read_tagged_fields(|tag, mut field| {
-        if tag == 0 {
-            leader_recovery_state = field.i8()?;
+        match tag {
+            0 => leader_recovery_state = field.i8()?,
+            SHARDS_TAG => shards = read_i32_array(&mut field)?,
+            _ => {}
         }
         Ok(())
     })?;
@@ -586,6 +601,7 @@ fn read_partition(reader: &mut Reader<'_>, version: u32) -> Result<PartitionReco
         leader_epoch,
         partition_epoch,
         directories,
+        shards,
     })
 }
 
@@ -783,7 +799,8 @@ mod tests {
                 ids(),
                 ids(),
                 any::<(i32, i8, i32, i32)>(),
-                uuids()
+                uuids(),
+                ids()
             )
                 .prop_map(
                     |(
@@ -792,6 +809,7 @@ mod tests {
                         isr,
                         (leader, lrs, leader_epoch, partition_epoch),
                         directories,
+                        shards,
                     )| {
                         MetadataRecord::Partition(PartitionRecord {
                             partition_id,
@@ -805,6 +823,7 @@ mod tests {
                             leader_epoch,
                             partition_epoch,
                             directories,
+                            shards,
                         })
                     }
                 ),

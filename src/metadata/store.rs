@@ -14,6 +14,8 @@ use std::sync::Arc;
 use super::TopicMeta;
 
 const TOPICS_FILE: &str = "shoal-topics.json";
+/// What `shoal-topics.json` becomes once its topics are in the metadata log.
+const TOPICS_FILE_MIGRATED: &str = "shoal-topics.json.migrated";
 const META_PROPERTIES_FILE: &str = "meta.properties";
 
 /// Version 1 of Kafka's `meta.properties`, the KRaft one.
@@ -184,12 +186,13 @@ pub fn load_or_create_cluster_id(data_dir: &Path, node_id: i32) -> std::io::Resu
     Ok(id)
 }
 
-/// Loads the topic table; an absent file is an empty table.
-pub fn load_topics(data_dir: &Path) -> std::io::Result<BTreeMap<String, Arc<TopicMeta>>> {
+/// Loads the topic table of `shoal-topics.json`; None when there is none
+/// (a new directory, or one already migrated).
+pub fn load_topics(data_dir: &Path) -> std::io::Result<Option<BTreeMap<String, Arc<TopicMeta>>>> {
     let path = data_dir.join(TOPICS_FILE);
     let text = match fs::read_to_string(&path) {
         Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(error),
     };
     let topics: Vec<TopicMeta> = serde_json::from_str(&text).map_err(|error| {
@@ -198,20 +201,23 @@ pub fn load_topics(data_dir: &Path) -> std::io::Result<BTreeMap<String, Arc<Topi
             format!("{}: {error}", path.display()),
         )
     })?;
-    Ok(topics
-        .into_iter()
-        .map(|topic| (topic.name.clone(), Arc::new(topic)))
-        .collect())
+    Ok(Some(
+        topics
+            .into_iter()
+            .map(|topic| (topic.name.clone(), Arc::new(topic)))
+            .collect(),
+    ))
 }
 
-/// Replaces the topic table on disk.
-pub fn save_topics(
-    data_dir: &Path,
-    topics: &BTreeMap<String, Arc<TopicMeta>>,
-) -> std::io::Result<()> {
-    let list: Vec<&TopicMeta> = topics.values().map(|topic| topic.as_ref()).collect();
-    let text = serde_json::to_vec_pretty(&list).map_err(std::io::Error::other)?;
-    write_atomically(data_dir, TOPICS_FILE, &text)
+/// Renames `shoal-topics.json` once its topics are committed to the
+/// metadata log, durably: a later start must not migrate it again over
+/// changes made since.
+pub fn retire_topics_file(data_dir: &Path) -> std::io::Result<()> {
+    fs::rename(
+        data_dir.join(TOPICS_FILE),
+        data_dir.join(TOPICS_FILE_MIGRATED),
+    )?;
+    fs::File::open(data_dir)?.sync_all()
 }
 
 pub(super) fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> std::io::Result<()> {
@@ -234,9 +240,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn topics_survive_a_save_and_load() {
+    fn the_old_topic_table_is_read_then_retired() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(load_topics(dir.path()).unwrap().is_empty());
+        assert_eq!(load_topics(dir.path()).unwrap(), None);
         let mut topics = BTreeMap::new();
         let mut configs = BTreeMap::new();
         configs.insert("segment.bytes".to_string(), "1000".to_string());
@@ -250,8 +256,13 @@ mod tests {
                 placement: vec![0, 1, 2],
             }),
         );
-        save_topics(dir.path(), &topics).unwrap();
-        assert_eq!(load_topics(dir.path()).unwrap(), topics);
+        let list: Vec<&TopicMeta> = topics.values().map(|topic| topic.as_ref()).collect();
+        let text = serde_json::to_vec(&list).unwrap();
+        write_atomically(dir.path(), TOPICS_FILE, &text).unwrap();
+        assert_eq!(load_topics(dir.path()).unwrap(), Some(topics));
+        retire_topics_file(dir.path()).unwrap();
+        assert_eq!(load_topics(dir.path()).unwrap(), None);
+        assert!(dir.path().join(TOPICS_FILE_MIGRATED).exists());
         let id = load_or_create_cluster_id(dir.path(), 1).unwrap();
         assert_eq!(load_or_create_cluster_id(dir.path(), 1).unwrap(), id);
         assert_eq!(id.len(), 22);

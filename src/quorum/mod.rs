@@ -1,17 +1,26 @@
 //! The metadata quorum (issue 14): a Raft log of the metadata records
 //! (`metadata::records`) on shard 0 of each controller, driven by TiKV's
-//! sans-IO `raft::RawNode`. So far this is the log's durable storage
-//! (`storage.rs`); the driver that wires it into serve comes next.
+//! sans-IO `raft::RawNode`: the log's durable storage (`storage.rs`) and
+//! one voter's node over it (`node.rs`: ready rounds split where the IO
+//! goes, the image its committed entries build, snapshots). The glommio
+//! loop that ticks it and carries its rounds out is `shard/quorum.rs`.
+//! Between voters, the CONTROLLER listener (`transport.rs`, `wire.rs`,
+//! `queue.rs`) carries shoal's private one-way request of Raft messages
+//! in Kafka framing, and answers Kafka's tools (ApiVersions,
+//! DescribeCluster, DescribeQuorum: `describe.rs`); serve does not run it
+//! yet (one voter has no one to talk to).
 //!
 //! `quorum` imports no `server` and no `shard` (`tests/architecture.rs`):
 //! it is storage and consensus state, handed bytes by whoever runs it.
 
 pub mod describe;
+pub mod node;
 pub mod queue;
 pub mod storage;
 pub mod transport;
 pub mod wire;
 
+pub use node::{QuorumError, QuorumNode, QuorumSettings};
 pub use storage::{RaftLogStore, StoreError, METADATA_LOG_DIR};
 
 #[cfg(test)]

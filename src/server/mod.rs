@@ -19,7 +19,9 @@ use anyhow::Context;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::config::BrokerConfig;
-use crate::metadata::{initial_placement, store, BrokerLayout, ClusterView};
+use crate::metadata::controller::TopicTable;
+use crate::metadata::{initial_placement, producer_ids, store, table, BrokerLayout, ClusterView};
+use crate::quorum::{QuorumNode, QuorumSettings, METADATA_LOG_DIR};
 use crate::shard::messages::TopicPartition;
 
 /// Runs the broker until SIGTERM or SIGINT; returns after a clean shutdown.
@@ -57,8 +59,8 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
         store::load_or_create_cluster_id(&config.data_dir, config.node_id)
             .context("cannot read meta.properties")?
     };
-    let mut topics = store::load_topics(&config.data_dir).context("cannot read topic metadata")?;
-    place_on_shards(&config, &mut topics)?;
+    let settings = QuorumSettings::of(&config);
+    let (quorum, topics) = start_quorum(&config, settings)?;
     remove_orphan_partitions(&config, &topics);
     let (advertised_host, advertised_port) = config.advertised_host_port();
     let view = Arc::new(
@@ -86,8 +88,8 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     let connections = Arc::new(limits::BrokerConnections::new(&config.connections)?);
     let config = Arc::new(config);
     let serve = move |start| listener::run(start, connections.clone());
-    let shards =
-        crate::shard::spawn_all(config.clone(), view, serve).map_err(anyhow::Error::msg)?;
+    let shards = crate::shard::spawn_all(config.clone(), view, (quorum, settings), serve)
+        .map_err(anyhow::Error::msg)?;
     println!("shoal ready on {}", config.listen);
     let _ = std::io::stdout().flush();
     if let Some(signal) = signals.forever().next() {
@@ -98,14 +100,73 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Gives every partition an owner among this run's shards. A placement made
-/// with more shards than this run has (or none, from an older version) is
-/// redone with the placement rule and persisted; partition directories are
-/// shared, so any shard can open any partition.
-fn place_on_shards(
+/// Opens the metadata log and elects this node, the quorum's one voter
+/// (before any shard runs, so its writes may block), then brings the
+/// log up to date: the bootstrap records of a new log, the topics of a
+/// `shoal-topics.json` and the producer id block of a `shoal-producer-ids`
+/// from before the log, the partitions re-placed on
+/// this run's shards. Returns the node and the topic table it holds.
+fn start_quorum(
     config: &BrokerConfig,
-    topics: &mut std::collections::BTreeMap<String, Arc<crate::metadata::TopicMeta>>,
+    settings: QuorumSettings,
+) -> anyhow::Result<(QuorumNode, TopicTable)> {
+    let mut quorum = QuorumNode::start_blocking(&config.data_dir, settings)
+        .context("cannot start the metadata quorum")?;
+    // The file stays until its topics are committed: a crash before that
+    // migrates it again, and the records are the difference from what the
+    // log holds, so nothing is written twice.
+    if let Some(legacy) =
+        store::load_topics(&config.data_dir).context("cannot read shoal-topics.json")?
+    {
+        commit_table(config, &mut quorum, &legacy)?;
+        store::retire_topics_file(&config.data_dir)
+            .context("cannot rename the migrated shoal-topics.json")?;
+        log::info!(
+            "{} topic(s) of shoal-topics.json migrated into the metadata log",
+            legacy.len()
+        );
+    }
+    if let Some(start) = producer_ids::load_legacy_next_block_start(&config.data_dir)
+        .context("cannot read shoal-producer-ids")?
+    {
+        let records = producer_ids::migration_records(quorum.image().next_producer_id, start);
+        if !records.is_empty() {
+            quorum
+                .propose_blocking(&records)
+                .context("cannot commit the producer id block")?;
+        }
+        producer_ids::retire_file(&config.data_dir)
+            .context("cannot rename the migrated shoal-producer-ids")?;
+        log::info!("shoal-producer-ids migrated into the metadata log (next block at {start})");
+    }
+    let mut topics = table::topic_table(quorum.image(), config.node_id, config.shards);
+    if place_on_shards(config, &mut topics) {
+        log::info!("placing partitions on {} shard(s)", config.shards);
+        commit_table(config, &mut quorum, &topics)?;
+    }
+    Ok((quorum, topics))
+}
+
+/// Commits the records that make the quorum's topic table `topics`.
+fn commit_table(
+    config: &BrokerConfig,
+    quorum: &mut QuorumNode,
+    topics: &TopicTable,
 ) -> anyhow::Result<()> {
+    let records = table::changes(quorum.image(), topics, config.node_id, config.shards);
+    if !records.is_empty() {
+        quorum
+            .propose_blocking(&records)
+            .context("cannot commit topic metadata")?;
+    }
+    Ok(())
+}
+
+/// Gives every partition an owner among this run's shards; true when a
+/// placement made with more shards than this run has is redone with the
+/// placement rule. Partition directories are shared, so any shard can
+/// open any partition.
+fn place_on_shards(config: &BrokerConfig, topics: &mut TopicTable) -> bool {
     let mut changed = false;
     for topic in topics.values_mut() {
         if !topic.placement_fits(config.shards) {
@@ -114,19 +175,12 @@ fn place_on_shards(
             changed = true;
         }
     }
-    if changed {
-        log::info!("placing partitions on {} shard(s)", config.shards);
-        store::save_topics(&config.data_dir, topics).context("cannot write topic metadata")?;
-    }
-    Ok(())
+    changed
 }
 
 /// Removes partition directories whose topic no longer exists (a deletion
 /// interrupted by a crash), so a re-created topic never sees stale data.
-fn remove_orphan_partitions(
-    config: &BrokerConfig,
-    topics: &std::collections::BTreeMap<String, Arc<crate::metadata::TopicMeta>>,
-) {
+fn remove_orphan_partitions(config: &BrokerConfig, topics: &TopicTable) {
     let expected: BTreeSet<String> = topics
         .values()
         .flat_map(|topic| {
@@ -142,7 +196,9 @@ fn remove_orphan_partitions(
             && name
                 .rsplit_once('-')
                 .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-        if is_partition_dir && !expected.contains(&name) {
+        // The metadata log's directory is named as Kafka names it, like a
+        // partition's, but is no topic's.
+        if is_partition_dir && name != METADATA_LOG_DIR && !expected.contains(&name) {
             log::warn!("removing orphan partition directory {name}");
             if let Err(error) = std::fs::remove_dir_all(entry.path()) {
                 log::error!("cannot remove {name}: {error}");

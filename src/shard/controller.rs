@@ -1,44 +1,54 @@
 //! The metadata controller as `CONTROLLER_SHARD` runs it: the pure decisions
 //! of `metadata::controller`, carried out. For each admin request it takes
-//! the plan, has the owner shards open (or remove) the partitions, writes
-//! the topic table, broadcasts the new snapshot to every shard, and only
-//! then answers. Owner shards apply a topic's new configs to its open logs
-//! when the snapshot arrives (`OwnedPartitions::reconfigure`).
+//! the plan, has the owner shards open (or remove) the partitions, turns
+//! the plan's topic table into metadata records (`metadata::table`),
+//! proposes them to the quorum as one entry (`quorum.rs`), and once they
+//! are committed and applied broadcasts the table the image holds to every
+//! shard, and only then answers. Owner shards apply a topic's new configs
+//! to its open logs when the snapshot arrives
+//! (`OwnedPartitions::reconfigure`).
 //!
 //! Invariant: changes are serialized (one at a time) and a change is
-//! answered only after it is on disk and installed on every shard.
+//! answered only after it is committed to the metadata log and installed
+//! on every shard.
 
-use std::collections::BTreeMap;
-use std::io::ErrorKind;
+use std::cell::Cell;
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use glommio::sync::Semaphore;
+use kafka_protocol::error::ResponseError;
 
 use super::messages::{
     KafkaError, NewTopic, PartitionGrowth, ShardReply, ShardRequest, TopicConfigChange,
     TopicPartition, TopicRef,
 };
+use super::quorum::QuorumHandle;
 use super::Shard;
 use crate::metadata::controller::{self, partitions_by_owner, unavailable, Plan, TopicTable};
-use crate::metadata::{store, ClusterView, TopicMeta};
+use crate::metadata::image::MetadataImage;
+use crate::metadata::producer_ids::{self, ProducerIdBlock};
+use crate::metadata::table;
+use crate::metadata::{ClusterView, TopicMeta};
+
+/// Free bytes below which the disk counts as full for a deletion: room for
+/// a few metadata log frames (a removal, a hard state, a commit) with a
+/// filesystem block to spare.
+const DISK_FULL_BYTES: u64 = 64 * 1024;
 
 pub struct Controller {
     /// One metadata change at a time: creation awaits partition opens on
     /// other shards, and two changes must not interleave.
     changes: Semaphore,
-}
-
-impl Default for Controller {
-    fn default() -> Self {
-        Controller::new()
-    }
+    quorum: QuorumHandle,
 }
 
 impl Controller {
-    pub fn new() -> Controller {
+    pub fn new(quorum: QuorumHandle) -> Controller {
         Controller {
             changes: Semaphore::new(1),
+            quorum,
         }
     }
 
@@ -68,26 +78,25 @@ impl Controller {
         if !plan.changes_table() {
             return plan.results;
         }
-        let mut saved = save(shard, &plan.table).await;
-        if matches!(&saved, Err(error) if error.kind() == ErrorKind::StorageFull) {
+        let data_first = disk_full(&shard.config.data_dir);
+        if data_first {
             // Deleting a topic is how a full disk gets room again, yet the
-            // table that forgets it needs a little room first. So the data
-            // goes first here; a crash before the table is written brings
-            // these topics back, empty, and a second delete finishes them.
+            // records that forget it need a little room first, and a
+            // metadata log write that fails stops the quorum. So the data
+            // goes first here; a crash before the removal is committed
+            // brings these topics back, empty, and a second delete
+            // finishes them.
             let names: Vec<&str> = plan.delete.iter().map(|meta| meta.name.as_str()).collect();
             log::warn!("disk full: deleting the data of {names:?} before the topic table");
             for meta in &plan.delete {
                 delete_partitions(shard, &view, meta).await;
             }
-            saved = save(shard, &plan.table).await;
         }
-        if let Err(error) = saved {
-            log::error!("cannot persist topic metadata: {error}");
-            plan.save_failed(&error.to_string());
+        let Some(table) = self.commit(shard, &mut plan).await else {
             return plan.results;
-        }
-        install_view(shard, plan.table).await;
-        for meta in &plan.delete {
+        };
+        install_view(shard, table).await;
+        for meta in plan.delete.iter().filter(|_| !data_first) {
             delete_partitions(shard, &view, meta).await;
         }
         plan.results
@@ -121,10 +130,53 @@ impl Controller {
         self.carry_out(shard, plan).await
     }
 
+    /// A block of producer ids for a shard: its `ProducerIdsRecord`,
+    /// made from the committed image, is committed before it is handed
+    /// out. Serialized with the other changes, so two blocks are never
+    /// made from the same image.
+    pub async fn allocate_producer_ids(
+        &self,
+        shard: &Rc<Shard>,
+    ) -> Result<ProducerIdBlock, KafkaError> {
+        let unavailable = |reason: String| {
+            KafkaError::with_message(ResponseError::CoordinatorNotAvailable, reason)
+        };
+        let Ok(_change) = self.changes.acquire_permit(1).await else {
+            return Err(unavailable("the controller is stopping".into()));
+        };
+        let node_id = shard.view().node_id;
+        let block = Rc::new(Cell::new(None));
+        let made = block.clone();
+        let make = move |image: &MetadataImage| match producer_ids::next_block(
+            image.next_producer_id,
+            node_id,
+        ) {
+            Some((block, record)) => {
+                made.set(Some(block));
+                vec![record]
+            }
+            None => Vec::new(),
+        };
+        match self.quorum.propose(Box::new(make)).await {
+            Ok(_) => block.get().ok_or_else(|| {
+                KafkaError::with_message(
+                    ResponseError::UnknownServerError,
+                    "producer ids are used up".into(),
+                )
+            }),
+            Err(error) => {
+                log::error!("producer ids: cannot commit the next block: {error}");
+                Err(unavailable(format!(
+                    "producer ids cannot be persisted: {error}"
+                )))
+            }
+        }
+    }
+
     /// Has the owners open the partitions `plan` adds (a topic whose opens
-    /// fail goes back to what it was), then persists the table and installs
-    /// it on every shard. When the write fails nothing is installed and the
-    /// successful results become storage errors.
+    /// fail goes back to what it was), then commits the table and installs
+    /// it on every shard. When the commit fails nothing is installed and
+    /// the successful results become storage errors.
     async fn carry_out<T>(
         &self,
         shard: &Rc<Shard>,
@@ -144,14 +196,45 @@ impl Controller {
                 plan.open_failed(index, view.topic(&meta.name).cloned(), error);
             }
         }
-        if let Err(error) = save(shard, &plan.table).await {
-            log::error!("cannot persist topic metadata: {error}");
-            plan.save_failed(&error.to_string());
+        let Some(table) = self.commit(shard, &mut plan).await else {
             return plan.results;
-        }
-        install_view(shard, plan.table).await;
+        };
+        install_view(shard, table).await;
         plan.results
     }
+
+    /// Commits the records that make the image's table `plan.table`, and
+    /// returns the table the image then holds; None when the quorum did
+    /// not commit them (the plan's results say why).
+    async fn commit<T>(&self, shard: &Rc<Shard>, plan: &mut Plan<T>) -> Option<TopicTable> {
+        let (node_id, shard_count) = (shard.view().node_id, shard.count());
+        let wanted = plan.table.clone();
+        let make = move |image: &_| table::changes(image, &wanted, node_id, shard_count);
+        match self.quorum.propose(Box::new(make)).await {
+            Ok(image) => Some(table::topic_table(&image, node_id, shard_count)),
+            Err(error) => {
+                log::error!("cannot commit topic metadata: {error}");
+                plan.save_failed(&error);
+                None
+            }
+        }
+    }
+}
+
+/// Whether the data directory's filesystem has less than `DISK_FULL_BYTES`
+/// free (for an unprivileged writer); false when that cannot be read.
+fn disk_full(data_dir: &Path) -> bool {
+    let Ok(path) = std::ffi::CString::new(data_dir.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a NUL-terminated string and `stats` is written
+    // whole by a successful call, read only then.
+    if unsafe { libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    let stats = unsafe { stats.assume_init() };
+    stats.f_bavail.saturating_mul(stats.f_frsize) < DISK_FULL_BYTES
 }
 
 /// Broadcasts the snapshot with `table` to every shard and waits for all.
@@ -189,14 +272,4 @@ async fn open_partitions(shard: &Rc<Shard>, meta: &Arc<TopicMeta>) -> Result<(),
         }
     }
     Ok(())
-}
-
-/// Writes the topic table on glommio's blocking pool: the write and its
-/// fsyncs would otherwise hold the controller shard's reactor (a stall).
-async fn save(shard: &Rc<Shard>, table: &BTreeMap<String, Arc<TopicMeta>>) -> std::io::Result<()> {
-    let data_dir = shard.config.data_dir.clone();
-    let table = table.clone();
-    glommio::executor()
-        .spawn_blocking(move || store::save_topics(&data_dir, &table))
-        .await
 }

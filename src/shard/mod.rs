@@ -8,7 +8,8 @@
 //! immutable snapshot per shard, replaced by a broadcast: each shard copies
 //! it into its own `ShardView` (`view.rs`). The metadata controller runs on
 //! `CONTROLLER_SHARD` (`controller.rs`, driving the pure
-//! `metadata::controller`), as `groups.rs` drives the pure `group` and
+//! `metadata::controller`, its changes committed through the metadata
+//! quorum's voter there, `quorum.rs`), as `groups.rs` drives the pure `group` and
 //! `transactions.rs` the pure `txn`, both loading from their internal topic
 //! through `replay.rs`.
 
@@ -18,6 +19,7 @@ pub mod mesh;
 pub mod messages;
 pub mod owned;
 pub mod producer_ids;
+pub mod quorum;
 mod replay;
 pub mod stall;
 pub mod transactions;
@@ -40,6 +42,7 @@ use crate::config::BrokerConfig;
 use crate::group::OFFSETS_TOPIC;
 use crate::log::{CleanerBudget, ShardLoad};
 use crate::metadata::ClusterView;
+use crate::quorum::{QuorumNode, QuorumSettings};
 use crate::txn::TRANSACTION_STATE_TOPIC;
 use controller::Controller;
 use groups::GroupHost;
@@ -280,9 +283,12 @@ impl Shard {
             ShardRequest::DeleteRecords(parts) => {
                 ShardReply::DeleteRecords(self.partitions.delete_records(parts).await)
             }
-            ShardRequest::AllocateProducerIds => {
-                ShardReply::ProducerIds(self.producer_ids.allocate_block(self))
-            }
+            ShardRequest::AllocateProducerIds => match &self.controller {
+                Some(controller) => {
+                    ShardReply::ProducerIds(controller.allocate_producer_ids(self).await)
+                }
+                None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+            },
             ShardRequest::PartitionSizes => ShardReply::PartitionSizes(self.partitions.sizes()),
             ShardRequest::WriteTxnMarkers(parts) => {
                 ShardReply::TxnMarkers(self.write_txn_markers_here(parts).await)
@@ -375,6 +381,7 @@ impl ShardSet {
 pub fn spawn_all<S, F>(
     config: Arc<BrokerConfig>,
     view: Arc<ClusterView>,
+    quorum: (QuorumNode, QuorumSettings),
     service: S,
 ) -> Result<ShardSet, String>
 where
@@ -386,7 +393,13 @@ where
     let stopping = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = std_mpsc::channel();
     let mut threads = Vec::with_capacity(count);
+    let mut quorum = Some(quorum);
     for (id, links) in mesh::links(count).into_iter().enumerate() {
+        let quorum = if id == CONTROLLER_SHARD {
+            quorum.take()
+        } else {
+            None
+        };
         let placement = match &cores {
             Some(cores) => glommio::Placement::Fixed(cores[id]),
             None => glommio::Placement::Unbound,
@@ -401,7 +414,10 @@ where
             .io_memory(SHARD_IO_MEMORY_BYTES)
             .preempt_timer(Duration::from_millis(stall::PREEMPT_TIMER_MS))
             .spin_before_park(Duration::from_micros(config.shard_spin_before_park_us))
-            .spawn(move || run_shard(id, config, view, links, stopping, service, ready))
+            .spawn(move || {
+                let metadata = StartMetadata { view, quorum };
+                run_shard(id, config, metadata, links, stopping, service, ready)
+            })
             .map_err(|error| format!("cannot start shard {id}: {error}"))?;
         threads.push(thread);
     }
@@ -529,10 +545,17 @@ fn start_tick() -> glommio::Task<()> {
     })
 }
 
+/// The metadata a shard starts from: the cluster view and, on
+/// `CONTROLLER_SHARD`, the metadata quorum's voter.
+struct StartMetadata {
+    view: Arc<ClusterView>,
+    quorum: Option<(QuorumNode, QuorumSettings)>,
+}
+
 async fn run_shard<S, F>(
     id: usize,
     config: Arc<BrokerConfig>,
-    view: Arc<ClusterView>,
+    metadata: StartMetadata,
     links: Links,
     stopping: Arc<AtomicBool>,
     service: S,
@@ -541,6 +564,7 @@ async fn run_shard<S, F>(
     S: Fn(ShardStart) -> F,
     F: Future<Output = ()> + 'static,
 {
+    let StartMetadata { view, quorum } = metadata;
     let (stop_tx, stop_rx) = oneshot::channel();
     let shard_count = config.shards;
     let ticking = start_tick();
@@ -556,7 +580,9 @@ async fn run_shard<S, F>(
         groups: GroupHost::new(config.group.clone(), id),
         transactions: TxnHost::new(config.txn.clone()),
         producer_ids: ProducerIds::default(),
-        controller: (id == CONTROLLER_SHARD).then(Controller::new),
+        controller: quorum.map(|(node, settings)| {
+            Controller::new(quorum::start(node, config.data_dir.clone(), settings))
+        }),
         config: config.clone(),
         view: RefCell::new(Rc::new(ShardView::new(&view, &config))),
         calls_to: (0..shard_count)
