@@ -39,6 +39,8 @@
 //!   `partition/markers.rs` adds them as ABORT markers are appended.
 //! - `pinned.rs`: the request frames that sliced bodies keep alive, each
 //!   charged once to its shard's `FrameBudget`.
+//! - `volume.rs`: the size and free space of the data directory's
+//!   filesystem (statvfs).
 //!
 //! Checkpoint format (`shoal.checkpoint`, replaced atomically by writing
 //! `shoal.checkpoint.tmp`, fdatasync, rename, fsync of the directory):
@@ -155,6 +157,7 @@ mod producer_state;
 mod recovery;
 mod segment;
 mod txn_index;
+mod volume;
 
 use std::cell::Cell;
 use std::fmt;
@@ -166,6 +169,7 @@ use crate::protocol::batch::BatchError;
 pub use partition::{PartitionLog, ReadChunks};
 pub use pinned::{Backing, FrameBudget, PinnedFrame, SHARD_PINNED_FRAME_BYTES_MAX};
 pub use producer_state::{AppendOrigin, ProducerDescription, ProducerError, TxnVerification};
+pub use volume::{volume_bytes, VolumeBytes};
 // The storage settings are plain data of `config`, so that `config` needs
 // nothing of `log`; they are re-exported here as the log's own API.
 pub use crate::config::{

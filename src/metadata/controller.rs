@@ -18,7 +18,9 @@ use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
 use super::brokers::LocalBroker;
-use super::{initial_placement, validate_topic_name, ClusterView, TopicMeta};
+use super::{
+    initial_placement, validate_topic_name, ClusterView, TopicMeta, CLUSTER_METADATA_TOPIC,
+};
 use crate::config::{
     apply_config_ops, validated_overrides, BrokerConfig, ConfigError, ConfigOp,
     PARTITIONS_PER_TOPIC_MAX,
@@ -315,6 +317,13 @@ fn check_new_topic(
     validate_topic_name(&topic.name).map_err(|message| {
         KafkaError::with_message(ResponseError::InvalidTopicException, message)
     })?;
+    if topic.name == CLUSTER_METADATA_TOPIC {
+        // Kafka's answer (`ControllerApis.createTopics`).
+        return Err(KafkaError::with_message(
+            ResponseError::InvalidRequest,
+            format!("Creation of internal topic {CLUSTER_METADATA_TOPIC} is prohibited."),
+        ));
+    }
     let partitions = if topic.partitions == -1 {
         config.num_partitions
     } else {
@@ -478,6 +487,7 @@ mod tests {
                 bad_config,
                 dry,
                 new_topic("zero", 0),
+                new_topic(CLUSTER_METADATA_TOPIC, 1),
             ],
             ids(),
         );
@@ -491,6 +501,7 @@ mod tests {
                 ResponseError::InvalidConfig.code(),
                 0,
                 ResponseError::InvalidPartitions.code(),
+                ResponseError::InvalidRequest.code(),
             ]
         );
         assert_eq!(plan.table.keys().collect::<Vec<_>>(), vec!["a"]);

@@ -27,6 +27,11 @@ pub use brokers::BrokerLayout;
 /// The topics Kafka reports as internal.
 pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
 
+/// The metadata log's name, as Kafka's: its one partition lives in the
+/// data directory as a partition would (`quorum::METADATA_LOG_DIR`), so no
+/// topic may take the name.
+pub const CLUSTER_METADATA_TOPIC: &str = "__cluster_metadata";
+
 /// A topic as the cluster knows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TopicMeta {

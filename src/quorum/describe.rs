@@ -23,7 +23,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::config::Voter;
 
 /// The metadata log's name and partition, as Kafka's (`__cluster_metadata-0`).
-pub const METADATA_TOPIC: &str = "__cluster_metadata";
+pub use crate::metadata::CLUSTER_METADATA_TOPIC as METADATA_TOPIC;
 pub const METADATA_PARTITION: i32 = 0;
 
 /// Kafka's "no leader", "no end offset", "no timestamp".

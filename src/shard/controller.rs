@@ -26,6 +26,7 @@ use super::messages::{
 };
 use super::quorum::QuorumHandle;
 use super::Shard;
+use crate::log::volume_bytes;
 use crate::metadata::controller::{self, partitions_by_owner, unavailable, Plan, TopicTable};
 use crate::metadata::image::MetadataImage;
 use crate::metadata::producer_ids::{self, ProducerIdBlock};
@@ -224,17 +225,7 @@ impl Controller {
 /// Whether the data directory's filesystem has less than `DISK_FULL_BYTES`
 /// free (for an unprivileged writer); false when that cannot be read.
 fn disk_full(data_dir: &Path) -> bool {
-    let Ok(path) = std::ffi::CString::new(data_dir.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `path` is a NUL-terminated string and `stats` is written
-    // whole by a successful call, read only then.
-    if unsafe { libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) } != 0 {
-        return false;
-    }
-    let stats = unsafe { stats.assume_init() };
-    stats.f_bavail.saturating_mul(stats.f_frsize) < DISK_FULL_BYTES
+    volume_bytes(data_dir).is_some_and(|volume| volume.usable < DISK_FULL_BYTES)
 }
 
 /// Broadcasts the snapshot with `table` to every shard and waits for all.

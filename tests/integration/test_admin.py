@@ -75,6 +75,15 @@ def test_create_invalid_name_fails(broker, name):
     broker.answers()
 
 
+def test_create_cluster_metadata_topic_fails(broker):
+    # The metadata log's name: Kafka refuses it with INVALID_REQUEST, and
+    # in shoal its partition would share the metadata log's directory.
+    admin = clients.admin(broker.bootstrap)
+    assert create_error_code(admin, "__cluster_metadata") == KafkaError.INVALID_REQUEST
+    assert "__cluster_metadata" not in admin.list_topics(timeout=REQUEST_TIMEOUT_S).topics
+    broker.answers()
+
+
 def test_delete_unknown_topic_fails(broker, topic):
     admin = clients.admin(broker.bootstrap)
     future = admin.delete_topics([topic], request_timeout=REQUEST_TIMEOUT_S)[topic]

@@ -4,9 +4,6 @@
 //! replica, no future log), and from v4 the volume's total and usable bytes.
 
 use std::collections::BTreeMap;
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
@@ -16,30 +13,12 @@ use kafka_protocol::messages::{
 };
 
 use super::str_bytes;
+use crate::log::volume_bytes;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{ShardReply, ShardRequest};
 
 /// Kafka's value for sizes a version does not carry or cannot tell.
 const UNKNOWN_BYTES: i64 = -1;
-
-/// (total, usable) bytes of the filesystem holding `path`, from statvfs.
-fn volume_bytes(path: &Path) -> Option<(i64, i64)> {
-    let path = CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `path` is NUL-terminated and `stats` is written by the call
-    // before it is read, which happens only when the call succeeded.
-    let stats = unsafe {
-        if libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) != 0 {
-            return None;
-        }
-        stats.assume_init()
-    };
-    let block_bytes = stats.f_frsize as i64;
-    Some((
-        (stats.f_blocks as i64).saturating_mul(block_bytes),
-        (stats.f_bavail as i64).saturating_mul(block_bytes),
-    ))
-}
 
 pub async fn handle(
     context: &ConnectionContext,
@@ -98,7 +77,10 @@ pub async fn handle(
     result.log_dir = str_bytes(data_dir.display().to_string());
     result.topics = topics;
     (result.total_bytes, result.usable_bytes) = if version >= 4 {
-        volume_bytes(data_dir).unwrap_or((UNKNOWN_BYTES, UNKNOWN_BYTES))
+        volume_bytes(data_dir).map_or((UNKNOWN_BYTES, UNKNOWN_BYTES), |volume| {
+            let bytes = |count: u64| i64::try_from(count).unwrap_or(i64::MAX);
+            (bytes(volume.total), bytes(volume.usable))
+        })
     } else {
         (UNKNOWN_BYTES, UNKNOWN_BYTES)
     };
