@@ -101,10 +101,26 @@ const IN_FLIGHT_REQUESTS_MAX: usize = 16;
 /// A request being handled: resolves to its answer.
 type Pending = glommio::Task<Result<Response, CloseReason>>;
 
+/// A second handle on the connection's socket, for the writer: reading the
+/// next request and writing an answer go on side by side without a lock.
+/// It fails as `accept` does when the process is out of descriptors.
+pub fn writer_handle(stream: &TcpStream) -> std::io::Result<TcpStream> {
+    // SAFETY: dup of a descriptor `stream` owns and keeps open for the call.
+    let duplicate = unsafe { libc::dup(stream.as_raw_fd()) };
+    if duplicate < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `duplicate` is a fresh descriptor of a connected TCP socket,
+    // owned by nothing else; the returned TcpStream closes it.
+    Ok(unsafe { TcpStream::from_raw_fd(duplicate) })
+}
+
+/// Serves one connection: `stream` reads requests, `writer` (its
+/// `writer_handle`) writes the answers.
 pub async fn serve(
     shard: Rc<Shard>,
     limits: Rc<ShardConnections>,
-    mut stream: TcpStream,
+    (mut stream, writer): (TcpStream, TcpStream),
     port: Port,
     _permit: ConnectionPermit,
 ) {
@@ -113,22 +129,6 @@ pub async fn serve(
     // The idle timeout is the wait for a request's first byte: a read that
     // times out while requests are in flight waits on.
     let _ = stream.set_read_timeout(Some(limits.idle_timeout));
-    // A second handle on the same socket for the writer, so reading the next
-    // request and writing an answer go on side by side without a lock.
-    // SAFETY: dup of a descriptor this function owns; the new one is owned
-    // by the writer's TcpStream, which closes it.
-    let duplicate = unsafe { libc::dup(stream.as_raw_fd()) };
-    if duplicate < 0 {
-        if limits.close_log.allow() {
-            log::warn!(
-                "closing connection from {peer:?}: dup failed: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-        return;
-    }
-    // SAFETY: `duplicate` is a fresh descriptor of a connected TCP socket.
-    let writer = unsafe { TcpStream::from_raw_fd(duplicate) };
     let context = Rc::new(ConnectionContext { shard, peer, port });
     // Requests read and not yet answered: while any is, the connection is
     // not idle, however long its client stays silent.

@@ -89,12 +89,22 @@ async fn accept(
 ) {
     let mut backoff = AcceptBackoff::default();
     loop {
-        let stream = match select(Box::pin(listener.accept()), &mut stop).await {
-            Either::Left((Ok(stream), _)) => {
+        // A connection takes two descriptors (its writer's handle), so
+        // running out of them shows at either step, and both back off.
+        let accepted = select(Box::pin(listener.accept()), &mut stop).await;
+        let accepted = match accepted {
+            Either::Left((Ok(stream), _)) => connection::writer_handle(&stream)
+                .map(|writer| (stream, writer))
+                .map_err(glommio::GlommioError::from),
+            Either::Left((Err(error), _)) => Err(error),
+            Either::Right(_) => break,
+        };
+        let (stream, writer) = match accepted {
+            Ok(halves) => {
                 backoff.succeeded(shard.id);
-                stream
+                halves
             }
-            Either::Left((Err(error), _)) => {
+            Err(error) => {
                 let pause = backoff.failed(shard.id, &error);
                 let sleeping = Box::pin(glommio::timer::sleep(pause));
                 if let Either::Right(_) = select(sleeping, &mut stop).await {
@@ -102,7 +112,6 @@ async fn accept(
                 }
                 continue;
             }
-            Either::Right(_) => break,
         };
         let peer = stream.peer_addr().ok();
         let Some(mut permit) = limits.broker.admit(peer.map(|peer| peer.ip())) else {
@@ -126,7 +135,7 @@ async fn accept(
         glommio::spawn_local(connection::serve(
             shard.clone(),
             limits.clone(),
-            stream,
+            (stream, writer),
             port,
             permit,
         ))
