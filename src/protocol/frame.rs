@@ -18,7 +18,7 @@
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, DescribeTransactionsRequest, EndTxnRequest,
     ListTransactionsRequest, TxnOffsetCommitRequest,
@@ -31,10 +31,10 @@ use kafka_protocol::messages::{
     DescribeProducersRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
     IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
     ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
-    WriteTxnMarkersRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    SyncGroupRequest, WriteTxnMarkersRequest,
 };
-use kafka_protocol::protocol::Decodable;
+use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::protocol::versions;
 
@@ -121,6 +121,29 @@ impl fmt::Display for FrameError {
 }
 
 impl std::error::Error for FrameError {}
+
+/// `body` as a complete response frame to `request` at `version`: size
+/// prefix, response header, body. An error says what did not encode.
+pub fn encode_response<R: Encodable>(
+    request: &RequestHeader,
+    version: i16,
+    body: &R,
+) -> Result<Bytes, String> {
+    let api_key = ApiKey::try_from(request.request_api_key)
+        .map_err(|()| format!("unknown api key {}", request.request_api_key))?;
+    let mut header = ResponseHeader::default();
+    header.correlation_id = request.correlation_id;
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    header
+        .encode(&mut buf, api_key.response_header_version(version))
+        .and_then(|()| body.encode(&mut buf, version))
+        .map_err(|error| format!("{api_key:?} v{version} does not encode: {error}"))?;
+    let size_bytes = i32::try_from(buf.len() - SIZE_PREFIX_BYTES)
+        .map_err(|_| format!("{api_key:?} v{version}: {} bytes", buf.len()))?;
+    buf[..SIZE_PREFIX_BYTES].copy_from_slice(&size_bytes.to_be_bytes());
+    Ok(buf.freeze())
+}
 
 /// The length of the frame announced by a size prefix, refused unless it is
 /// positive and at most `max_bytes`. Call it before allocating for the frame.

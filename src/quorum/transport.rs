@@ -34,16 +34,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::task::JoinHandle;
 use glommio::Task;
-use kafka_protocol::messages::{
-    ApiKey, DescribeClusterRequest, DescribeQuorumRequest, RequestHeader, ResponseHeader,
-};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::messages::{ApiKey, DescribeClusterRequest, DescribeQuorumRequest};
+use kafka_protocol::protocol::Decodable;
 use log::{info, warn};
 use protobuf::Message as _;
 use raft::eraftpb::Message;
@@ -653,7 +651,8 @@ fn handle_frame(
         let answer = describe::api_versions(version);
         let served = describe::served_versions(api_key)
             .is_some_and(|(min, max)| min <= version && version <= max);
-        return encode_response(&header, if served { version } else { 0 }, &answer).map(Some);
+        return frame::encode_response(&header, if served { version } else { 0 }, &answer)
+            .map(Some);
     }
     let served = describe::served_versions(api_key)
         .is_some_and(|(min, max)| min <= version && version <= max);
@@ -673,7 +672,7 @@ fn handle_frame(
                 status.leader_id,
                 &config.voters,
             );
-            encode_response(&header, version, &answer).map(Some)
+            frame::encode_response(&header, version, &answer).map(Some)
         }
         ApiKey::DescribeQuorum => {
             let request: DescribeQuorumRequest = decode_body(&mut body, api_key, version)?;
@@ -686,7 +685,7 @@ fn handle_frame(
                 &config.listener_name,
                 now_ms,
             );
-            encode_response(&header, version, &answer).map(Some)
+            frame::encode_response(&header, version, &answer).map(Some)
         }
         _ => Err(format!(
             "{api_key:?} v{version} is not served on the controller listener"
@@ -732,25 +731,4 @@ fn decode_body<R: Decodable>(body: &mut Bytes, api_key: ApiKey, version: i16) ->
         Ok(Ok(request)) => Ok(request),
         Ok(Err(_)) | Err(_) => Err(format!("malformed {api_key:?} v{version} request body")),
     }
-}
-
-/// A whole response frame: size, header, body of `version`.
-fn encode_response<R: Encodable>(
-    request: &RequestHeader,
-    version: i16,
-    body: &R,
-) -> Result<Bytes, String> {
-    let api_key = ApiKey::try_from(request.request_api_key)
-        .map_err(|()| format!("unknown api key {}", request.request_api_key))?;
-    let mut header = ResponseHeader::default();
-    header.correlation_id = request.correlation_id;
-    let mut buf = BytesMut::new();
-    buf.put_i32(0);
-    header
-        .encode(&mut buf, api_key.response_header_version(version))
-        .and_then(|()| body.encode(&mut buf, version))
-        .map_err(|error| format!("{api_key:?} v{version} does not encode: {error}"))?;
-    let size_bytes = (buf.len() - SIZE_PREFIX_BYTES) as i32;
-    buf[..SIZE_PREFIX_BYTES].copy_from_slice(&size_bytes.to_be_bytes());
-    Ok(buf.freeze())
 }

@@ -47,9 +47,9 @@ mod write_txn_markers;
 
 use std::collections::BTreeMap;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use super::connection::ConnectionContext;
@@ -247,20 +247,9 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
 
 /// Encodes `body` as a complete response frame: size, header, body.
 fn encode<R: Encodable>(request: &RequestHeader, body: &R) -> Result<Response, CloseReason> {
-    let version = request.request_api_version;
-    let api_key = ApiKey::try_from(request.request_api_key)
-        .map_err(|_| CloseReason::Encode(format!("api key {}", request.request_api_key)))?;
-    let mut header = ResponseHeader::default();
-    header.correlation_id = request.correlation_id;
-    let mut buf = BytesMut::new();
-    buf.put_i32(0);
-    header
-        .encode(&mut buf, api_key.response_header_version(version))
-        .and_then(|()| body.encode(&mut buf, version))
-        .map_err(|error| CloseReason::Encode(format!("{api_key:?} v{version}: {error}")))?;
-    let size = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(Response::Frame(buf.freeze()))
+    frame::encode_response(request, request.request_api_version, body)
+        .map(Response::Frame)
+        .map_err(CloseReason::Encode)
 }
 
 /// `StrBytes` from an owned string.
