@@ -860,11 +860,19 @@ mod tests {
         assert_eq!(read_cached(file.as_raw_fd(), 299_990, 900, &mut out), 10);
         assert_eq!(read_cached(file.as_raw_fd(), 400_000, 900, &mut out), 0);
 
-        evict_from_page_cache(&file);
-        let mut cold = BytesMut::with_capacity(1000);
-        assert_eq!(read_cached(file.as_raw_fd(), 200_000, 1000, &mut cold), 0);
-        assert!(cold.is_empty());
+        // fadvise may keep a page another CPU still holds in its LRU batch,
+        // and a refused read starts readahead: each try evicts again.
+        let cold_read_refused = (0..EVICTION_TRIES).any(|_| {
+            evict_from_page_cache(&file);
+            let mut cold = BytesMut::with_capacity(1000);
+            read_cached(file.as_raw_fd(), 200_000, 1000, &mut cold) == 0 && cold.is_empty()
+        });
+        assert!(cold_read_refused, "every read of evicted pages was served");
     }
+
+    /// How often the cold read is tried before the test fails: the kernel
+    /// drops clean pages on the first try but for the rare one in flight.
+    const EVICTION_TRIES: usize = 5;
 
     /// A segment read over pages the cache dropped, or holds only in part,
     /// returns the file's bytes all the same.
