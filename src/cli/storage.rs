@@ -110,10 +110,16 @@ fn format(args: &FormatArgs) -> anyhow::Result<()> {
     );
     store::format_meta_properties(dir, &args.cluster_id, config.node_id)?;
     // The one voter's log gets its bootstrap records now, as Kafka's
-    // format writes them; a quorum of several voters is bootstrapped by
-    // the increment that runs one.
+    // format writes them; a voter among several gets its log with the
+    // voter set (Kafka's static `controller.quorum.voters`), and the first
+    // leader commits the bootstrap records.
     if config.cluster.unsupported_quorum(config.node_id).is_none() {
-        QuorumNode::start_blocking(dir, QuorumSettings::of(&config))?;
+        let settings = QuorumSettings::of(&config);
+        if settings.sole_voter() {
+            QuorumNode::start_blocking(dir, settings)?;
+        } else {
+            QuorumNode::open(dir, settings)?;
+        }
     }
     Ok(())
 }

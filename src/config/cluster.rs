@@ -302,6 +302,14 @@ impl ClusterConfig {
         self.controller_listener_names.iter().any(|n| n == name)
     }
 
+    /// The listener the quorum's voters reach this node on: the first of
+    /// `listeners` named in `controller.listener.names`, as Kafka's.
+    pub fn controller_listener(&self) -> Option<&Listener> {
+        self.controller_listener_names
+            .iter()
+            .find_map(|name| self.listeners.iter().find(|l| &l.name == name))
+    }
+
     /// The advertised listeners: `advertised.listeners`, else `listeners`.
     pub fn effective_advertised(&self) -> &[Listener] {
         self.advertised_listeners
@@ -518,21 +526,24 @@ impl ClusterConfig {
         Ok(())
     }
 
-    /// Why this node cannot run yet, if it cannot: until the metadata
-    /// quorum is built (issue 14) a KRaft node runs only as one combined
-    /// broker and controller that is the sole voter.
+    /// Why this node cannot run yet, if it cannot: until brokers register
+    /// with the quorum (issue 14, increment 4) a KRaft node runs only as a
+    /// combined broker and controller that is one of the voters.
     pub fn unsupported_quorum(&self, node_id: i32) -> Option<String> {
         if !self.kraft() {
             return None;
         }
         let combined = self.has_role(ProcessRole::Broker) && self.has_role(ProcessRole::Controller);
-        let sole_voter = self.quorum_voters.len() == 1 && self.quorum_voters[0].id == node_id;
-        if combined && sole_voter {
+        let voter = self.quorum_voters.iter().any(|voter| voter.id == node_id);
+        if combined && voter {
             return None;
+        }
+        if self.quorum_voters.is_empty() {
+            return Some("a dynamic quorum (controller.quorum.bootstrap.servers without controller.quorum.voters) is not built yet (issue 14): set controller.quorum.voters".to_string());
         }
         let roles: Vec<&str> = self.process_roles.iter().map(|r| r.name()).collect();
         Some(format!(
-            "multi-node clusters are not built yet (issue 14): this shoal runs only as process.roles=broker,controller with controller.quorum.voters naming this node alone (got process.roles={} and {} voter(s))",
+            "pure brokers and pure controllers are not built yet (issue 14, increment 4: broker registration): this shoal runs only as process.roles=broker,controller with this node among controller.quorum.voters (got process.roles={} and {} voter(s))",
             roles.join(","),
             self.quorum_voters.len()
         ))
@@ -652,7 +663,10 @@ mod tests {
         c.set("controller.quorum.bootstrap.servers", "127.0.0.1:19093")
             .unwrap();
         c.check(1, true).unwrap();
-        assert!(c.unsupported_quorum(1).is_some(), "a dynamic quorum");
+        assert!(c
+            .unsupported_quorum(1)
+            .unwrap()
+            .contains("a dynamic quorum"));
 
         let mut c = config(COMBINED);
         c.set("process.roles", "broker").unwrap();
@@ -665,7 +679,7 @@ mod tests {
         assert!(c
             .unsupported_quorum(1)
             .unwrap()
-            .contains("not built yet (issue 14)"));
+            .contains("not built yet (issue 14, increment 4"));
 
         let mut c = config(COMBINED);
         c.set("process.roles", "controller").unwrap();
@@ -678,7 +692,11 @@ mod tests {
         )
         .unwrap();
         c.check(1, true).unwrap();
-        assert!(c.unsupported_quorum(1).unwrap().contains("2 voter(s)"));
+        assert_eq!(
+            c.unsupported_quorum(1),
+            None,
+            "one combined voter of several"
+        );
 
         let mut c = config(COMBINED);
         c.set(

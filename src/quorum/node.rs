@@ -40,10 +40,13 @@ pub const TICK_MS: u64 = 100;
 pub const HEARTBEAT_TICKS: usize = 2;
 
 /// How a voter runs, from the broker's config.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct QuorumSettings {
     /// Kafka's `node.id`.
     pub node_id: i32,
+    /// The node ids of `controller.quorum.voters`; empty for a plain node,
+    /// which is its own one voter.
+    pub voters: Vec<i32>,
     /// `controller.quorum.election.timeout.ms`.
     pub election_timeout_ms: u64,
     /// `metadata.log.max.record.bytes.between.snapshots`.
@@ -54,6 +57,12 @@ impl QuorumSettings {
     pub fn of(config: &crate::config::BrokerConfig) -> QuorumSettings {
         QuorumSettings {
             node_id: config.node_id,
+            voters: config
+                .cluster
+                .quorum_voters
+                .iter()
+                .map(|voter| voter.id)
+                .collect(),
             election_timeout_ms: u64::try_from(config.cluster.quorum_election_timeout_ms)
                 .unwrap_or(0),
             snapshot_bytes: config.cluster.metadata_snapshot_bytes,
@@ -64,7 +73,21 @@ impl QuorumSettings {
     /// Kafka's node ids start: `node.id` + 1 (a negative id is refused by
     /// the config's checks before it gets here).
     pub fn raft_id(&self) -> u64 {
-        u64::try_from(self.node_id).unwrap_or(0) + 1
+        raft_id(self.node_id)
+    }
+
+    /// The raft ids of the voters: this node alone when none are set.
+    pub fn raft_voters(&self) -> Vec<u64> {
+        if self.voters.is_empty() {
+            return vec![self.raft_id()];
+        }
+        self.voters.iter().map(|&id| raft_id(id)).collect()
+    }
+
+    /// Whether this node is the quorum's only voter: it elects itself and
+    /// commits alone, so start-up may do both inline.
+    pub fn sole_voter(&self) -> bool {
+        self.raft_voters() == [self.raft_id()]
     }
 
     /// The election timeout in ticks: more than a heartbeat, as raft-rs
@@ -73,6 +96,30 @@ impl QuorumSettings {
         let ticks = usize::try_from(self.election_timeout_ms / TICK_MS).unwrap_or(usize::MAX);
         ticks.max(HEARTBEAT_TICKS + 1)
     }
+}
+
+/// Entry bytes one append to a follower carries (at least one entry
+/// whatever its size): well under a transport frame
+/// (`wire::RAFT_MESSAGE_BYTES_MAX`), so a catching-up follower gets its
+/// backlog in pieces each frame holds.
+const APPEND_BYTES_MAX: u64 = 1024 * 1024;
+/// Appends sent to a follower and not yet acknowledged: with
+/// `APPEND_BYTES_MAX` each, half of a peer's outbound queue
+/// (`transport::PEER_QUEUE_BYTES_MAX`), so catch-up does not overflow it.
+const APPENDS_IN_FLIGHT_MAX: usize = 16;
+
+/// raft-rs's id of Kafka's `node.id` (see `QuorumSettings::raft_id`).
+pub fn raft_id(node_id: i32) -> u64 {
+    u64::try_from(node_id).unwrap_or(0) + 1
+}
+
+/// Kafka's `node.id` of a raft-rs id; `describe::UNKNOWN` for raft's
+/// `INVALID_ID` (0: no leader known).
+pub fn node_id(raft_id: u64) -> i32 {
+    raft_id
+        .checked_sub(1)
+        .and_then(|id| i32::try_from(id).ok())
+        .unwrap_or(super::describe::UNKNOWN)
 }
 
 /// Ready rounds a voter alone needs to elect itself or commit what it
@@ -216,9 +263,10 @@ pub struct QuorumNode {
 }
 
 impl QuorumNode {
-    /// Opens the log under `data_dir` as voter `node_id`, bootstrapping a
-    /// one-voter configuration (this node) into a log that has none, and
-    /// rebuilds the image from its snapshot and committed entries.
+    /// Opens the log under `data_dir` as voter `node_id`, bootstrapping the
+    /// configuration of `settings.voters` (this node alone when none) into a
+    /// log that has none, and rebuilds the image from its snapshot and
+    /// committed entries.
     pub fn open(
         data_dir: &std::path::Path,
         settings: QuorumSettings,
@@ -231,7 +279,7 @@ impl QuorumNode {
         } = store.initial_state()?;
         if conf_state.voters.is_empty() {
             let mut voters = ConfState::default();
-            voters.set_voters(vec![node_id]);
+            voters.set_voters(settings.raft_voters());
             store.set_conf_state(&voters)?;
         }
         let snapshot = store.last_snapshot().clone();
@@ -252,6 +300,18 @@ impl QuorumNode {
             election_tick: settings.election_ticks(),
             heartbeat_tick: HEARTBEAT_TICKS,
             applied,
+            // A leader that has not heard from a majority for an election
+            // timeout steps down (Kafka's leader resigns after
+            // `controller.quorum.fetch.timeout.ms` without fetches from a
+            // majority): cut off, it stops taking proposals that could
+            // never commit, and answers NOT_CONTROLLER instead.
+            check_quorum: true,
+            // A voter that was cut off asks before it raises the term
+            // (Kafka's pre-vote, KIP-996), so healing it does not depose
+            // a leader the majority kept.
+            pre_vote: true,
+            max_size_per_msg: APPEND_BYTES_MAX,
+            max_inflight_msgs: APPENDS_IN_FLIGHT_MAX,
             ..Config::default()
         };
         config.validate()?;
@@ -299,6 +359,103 @@ impl QuorumNode {
 
     pub fn is_leader(&self) -> bool {
         self.raw.raft.state == StateRole::Leader
+    }
+
+    /// The leader's `node.id` as this node knows it, or `describe::UNKNOWN`.
+    pub fn leader_id(&self) -> i32 {
+        node_id(self.raw.raft.leader_id)
+    }
+
+    /// The current term (Kafka's epoch).
+    pub fn term(&self) -> u64 {
+        self.raw.raft.term
+    }
+
+    /// Whether this node leads and has committed an entry of its own term:
+    /// only then is its image every committed record (Raft's leader
+    /// commits the earlier terms' entries with its first one).
+    pub fn leads_committed(&self) -> bool {
+        self.is_leader()
+            && self.raw.raft.commit_to_current_term()
+            && self.applied >= self.raw.raft.raft_log.committed
+    }
+
+    /// The quorum as this node knows it, for DescribeQuorum. The leader
+    /// reports each voter's matched index as its end offset; a follower
+    /// knows only its own log, as Kafka's. `contacts` gives, per voter
+    /// node id, the wall-clock ms this node last heard from it, and
+    /// `caught_up` when it last matched the leader's end (`describe::UNKNOWN`
+    /// where never).
+    pub fn status(
+        &self,
+        now_ms: i64,
+        contact: impl Fn(i32) -> (i64, i64),
+    ) -> super::describe::QuorumStatus {
+        use super::describe::{QuorumStatus, ReplicaStatus, UNKNOWN};
+        let raft = &self.raw.raft;
+        let local = node_id(raft.id);
+        let last_index = to_offset(raft.raft_log.last_index());
+        let leader = self.is_leader();
+        let mut voters: Vec<ReplicaStatus> = raft
+            .prs()
+            .iter()
+            // Every replica is a voter: shoal's quorum has no learners.
+            .map(|(&id, _)| {
+                let id = node_id(id);
+                if id == local {
+                    return ReplicaStatus {
+                        id,
+                        log_end_offset: last_index,
+                        last_fetch_timestamp_ms: now_ms,
+                        last_caught_up_timestamp_ms: now_ms,
+                    };
+                }
+                let matched = raft
+                    .prs()
+                    .get(raft_id(id))
+                    .filter(|_| leader)
+                    .map_or(i64::from(UNKNOWN), |progress| to_offset(progress.matched));
+                let (fetch_ms, caught_up_ms) = if leader {
+                    contact(id)
+                } else {
+                    (i64::from(UNKNOWN), i64::from(UNKNOWN))
+                };
+                ReplicaStatus {
+                    id,
+                    log_end_offset: matched,
+                    last_fetch_timestamp_ms: fetch_ms,
+                    last_caught_up_timestamp_ms: caught_up_ms,
+                }
+            })
+            .collect();
+        voters.sort_by_key(|voter| voter.id);
+        let leader_id = self.leader_id();
+        QuorumStatus {
+            local_id: local,
+            leader_id,
+            epoch: i32::try_from(raft.term).unwrap_or(i32::MAX),
+            high_watermark: if leader_id == UNKNOWN {
+                i64::from(UNKNOWN)
+            } else {
+                to_offset(raft.raft_log.committed)
+            },
+            voters,
+            observers: Vec::new(),
+        }
+    }
+
+    /// The leader's last index, for telling when a voter caught up.
+    pub fn last_index(&self) -> u64 {
+        self.raw.raft.raft_log.last_index()
+    }
+
+    /// What the leader knows a voter (by node id) has matched; None on a
+    /// follower or for a node that is not a voter.
+    pub fn matched(&self, node: i32) -> Option<u64> {
+        if !self.is_leader() {
+            return None;
+        }
+        self.raw.raft.prs().get(raft_id(node)).map(|p| p.matched)
     }
 
     pub fn tick(&mut self) {
@@ -442,6 +599,12 @@ impl QuorumNode {
         }
         Err(QuorumError::NotElected)
     }
+}
+
+/// Raft's index as Kafka's offset: entry `i` is offset `i - 1`, so an index
+/// is the end offset of the log up to it (`describe::QuorumStatus`).
+fn to_offset(index: u64) -> i64 {
+    i64::try_from(index).unwrap_or(i64::MAX)
 }
 
 /// Applies the records of a committed entry; false for an entry with none

@@ -15,6 +15,7 @@ use crate::metadata::records::{
 fn settings(snapshot_bytes: u64) -> QuorumSettings {
     QuorumSettings {
         node_id: 1,
+        voters: vec![1],
         election_timeout_ms: 1000,
         snapshot_bytes,
     }

@@ -21,8 +21,10 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use crate::config::BrokerConfig;
 use crate::metadata::controller::TopicTable;
 use crate::metadata::{initial_placement, producer_ids, store, table, BrokerLayout, ClusterView};
+use crate::quorum::transport::TransportConfig;
 use crate::quorum::{QuorumNode, QuorumSettings, METADATA_LOG_DIR};
 use crate::shard::messages::TopicPartition;
+use crate::shard::quorum::QuorumStart;
 
 /// Runs the broker until SIGTERM or SIGINT; returns after a clean shutdown.
 pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
@@ -60,7 +62,17 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
             .context("cannot read meta.properties")?
     };
     let settings = QuorumSettings::of(&config);
-    let (quorum, topics) = start_quorum(&config, settings)?;
+    let (quorum, topics) = if settings.sole_voter() {
+        let (node, topics) = start_quorum(&config, settings.clone())?;
+        let quorum = QuorumStart {
+            node,
+            settings,
+            network: None,
+        };
+        (quorum, topics)
+    } else {
+        start_voter(&config, settings, &cluster_id)?
+    };
     remove_orphan_partitions(&config, &topics);
     let (advertised_host, advertised_port) = config.advertised_host_port();
     let view = Arc::new(
@@ -88,8 +100,8 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     let connections = Arc::new(limits::BrokerConnections::new(&config.connections)?);
     let config = Arc::new(config);
     let serve = move |start| listener::run(start, connections.clone());
-    let shards = crate::shard::spawn_all(config.clone(), view, (quorum, settings), serve)
-        .map_err(anyhow::Error::msg)?;
+    let shards =
+        crate::shard::spawn_all(config.clone(), view, quorum, serve).map_err(anyhow::Error::msg)?;
     println!("shoal ready on {}", config.listen);
     let _ = std::io::stdout().flush();
     if let Some(signal) = signals.forever().next() {
@@ -144,6 +156,64 @@ fn start_quorum(
         log::info!("placing partitions on {} shard(s)", config.shards);
         commit_table(config, &mut quorum, &topics)?;
     }
+    Ok((quorum, topics))
+}
+
+/// Opens the metadata log of one voter among several and replays it to
+/// its commit; binds the CONTROLLER listener the other voters reach it
+/// on. Nothing is proposed here: the quorum elects a leader once the
+/// shards run, and that leader commits the bootstrap records a new log
+/// lacks. Returns the quorum's start and the topic table of the image.
+fn start_voter(
+    config: &BrokerConfig,
+    settings: QuorumSettings,
+    cluster_id: &str,
+) -> anyhow::Result<(QuorumStart, TopicTable)> {
+    // The files of a node from before the metadata log are only ever a
+    // single node's: merged into a cluster's log they would fight the
+    // topics the other voters hold.
+    let legacy_topics = store::load_topics(&config.data_dir)
+        .context("cannot read shoal-topics.json")?
+        .is_some();
+    let legacy_ids = producer_ids::load_legacy_next_block_start(&config.data_dir)
+        .context("cannot read shoal-producer-ids")?
+        .is_some();
+    if legacy_topics || legacy_ids {
+        anyhow::bail!(
+            "{} holds shoal-topics.json or shoal-producer-ids, the metadata of a single node from before the metadata log: start it once as its own sole voter to migrate them, or use an empty formatted directory for a node of a cluster",
+            config.data_dir.display()
+        );
+    }
+    let listener = config.cluster.controller_listener().with_context(|| {
+        format!(
+            "no listener of controller.listener.names ({}) in listeners",
+            config.cluster.controller_listener_names.join(",")
+        )
+    })?;
+    let address = listener.address();
+    preflight::check_port_free(&address)?;
+    let socket = std::net::TcpListener::bind(&address)
+        .with_context(|| format!("cannot listen on {address} (the controller listener)"))?;
+    let transport = TransportConfig {
+        local_id: config.node_id,
+        cluster_id: cluster_id.to_string(),
+        listener_name: listener.name.clone(),
+        voters: config.cluster.quorum_voters.clone(),
+    };
+    let node = QuorumNode::open(&config.data_dir, settings.clone())
+        .context("cannot open the metadata log")?;
+    let topics = table::topic_table(node.image(), config.node_id, config.shards);
+    log::info!(
+        "metadata quorum: voter {} of {} on {address}, log applied to {}",
+        config.node_id,
+        settings.voters.len(),
+        node.applied()
+    );
+    let quorum = QuorumStart {
+        node,
+        settings,
+        network: Some((transport, socket)),
+    };
     Ok((quorum, topics))
 }
 

@@ -8,13 +8,20 @@
 //! to its open logs when the snapshot arrives
 //! (`OwnedPartitions::reconfigure`).
 //!
-//! Invariant: changes are serialized (one at a time) and a change is
-//! answered only after it is committed to the metadata log and installed
-//! on every shard.
+//! On a node that is not the quorum's leader every change is answered
+//! NOT_CONTROLLER (until admin requests are forwarded to the leader, as
+//! Kafka's brokers do). What the leader commits reaches every other voter
+//! through the log: `follow` installs each applied image's table on every
+//! shard, in log order, whoever proposed it.
+//!
+//! Invariant: changes and installs are serialized (one at a time, under
+//! `changes`); a change is answered only after it is committed to the
+//! metadata log and installed on every shard; an install never goes back
+//! to an older index (`installed`).
 
 use std::cell::Cell;
 use std::path::Path;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use glommio::sync::Semaphore;
@@ -24,7 +31,7 @@ use super::messages::{
     KafkaError, NewTopic, PartitionGrowth, ShardReply, ShardRequest, TopicConfigChange,
     TopicPartition, TopicRef,
 };
-use super::quorum::QuorumHandle;
+use super::quorum::{AppliedBell, ProposeError, QuorumHandle};
 use super::Shard;
 use crate::log::volume_bytes;
 use crate::metadata::controller::{self, partitions_by_owner, unavailable, Plan, TopicTable};
@@ -43,14 +50,36 @@ pub struct Controller {
     /// other shards, and two changes must not interleave.
     changes: Semaphore,
     quorum: QuorumHandle,
+    /// The log index of the image whose table every shard has.
+    installed: Cell<u64>,
 }
 
 impl Controller {
     pub fn new(quorum: QuorumHandle) -> Controller {
+        let installed = Cell::new(quorum.latest().index);
         Controller {
             changes: Semaphore::new(1),
             quorum,
+            installed,
         }
+    }
+
+    /// The quorum leader's node id as this node knows it, or -1.
+    pub fn leader_id(&self) -> i32 {
+        self.quorum.leader_id()
+    }
+
+    /// Starts the task that installs on every shard the table of each
+    /// image the quorum applies (the entries other nodes' leaders commit);
+    /// it ends with the shard.
+    pub fn follow(&self, shard: &Rc<Shard>) {
+        glommio::spawn_local(follow(Rc::downgrade(shard), self.quorum.applied_bell())).detach();
+    }
+
+    /// Installs `table`, the table of the image at `index`, on every shard.
+    async fn install(&self, shard: &Rc<Shard>, index: u64, table: TopicTable) {
+        install_view(shard, table).await;
+        self.installed.set(self.installed.get().max(index));
     }
 
     pub async fn create_topics(
@@ -61,6 +90,9 @@ impl Controller {
         let Ok(_change) = self.changes.acquire_permit(1).await else {
             return unavailable(topics.len());
         };
+        if !self.quorum.leads() {
+            return not_controller(topics.len());
+        }
         let plan =
             controller::create_topics(&shard.config, &shard.view(), topics, uuid::Uuid::new_v4);
         self.carry_out(shard, plan).await
@@ -74,6 +106,9 @@ impl Controller {
         let Ok(_change) = self.changes.acquire_permit(1).await else {
             return unavailable(topics.len());
         };
+        if !self.quorum.leads() {
+            return not_controller(topics.len());
+        }
         let view = shard.view();
         let mut plan = controller::delete_topics(&view, topics);
         if !plan.changes_table() {
@@ -93,10 +128,10 @@ impl Controller {
                 delete_partitions(shard, &view, meta).await;
             }
         }
-        let Some(table) = self.commit(shard, &mut plan).await else {
+        let Some((index, table)) = self.commit(shard, &mut plan).await else {
             return plan.results;
         };
-        install_view(shard, table).await;
+        self.install(shard, index, table).await;
         for meta in plan.delete.iter().filter(|_| !data_first) {
             delete_partitions(shard, &view, meta).await;
         }
@@ -113,6 +148,9 @@ impl Controller {
         let Ok(_change) = self.changes.acquire_permit(1).await else {
             return unavailable(changes.len());
         };
+        if !self.quorum.leads() {
+            return not_controller(changes.len());
+        }
         let plan = controller::alter_topic_configs(&shard.config, &shard.view(), changes);
         self.carry_out(shard, plan).await
     }
@@ -127,6 +165,9 @@ impl Controller {
         let Ok(_change) = self.changes.acquire_permit(1).await else {
             return unavailable(growths.len());
         };
+        if !self.quorum.leads() {
+            return not_controller(growths.len());
+        }
         let plan = controller::create_partitions(&shard.view(), growths);
         self.carry_out(shard, plan).await
     }
@@ -145,6 +186,9 @@ impl Controller {
         let Ok(_change) = self.changes.acquire_permit(1).await else {
             return Err(unavailable("the controller is stopping".into()));
         };
+        if !self.quorum.leads() {
+            return Err(KafkaError::new(ResponseError::NotController));
+        }
         let node_id = shard.view().node_id;
         let block = Rc::new(Cell::new(None));
         let made = block.clone();
@@ -165,6 +209,7 @@ impl Controller {
                     "producer ids are used up".into(),
                 )
             }),
+            Err(ProposeError::NotController) => Err(KafkaError::new(ResponseError::NotController)),
             Err(error) => {
                 log::error!("producer ids: cannot commit the next block: {error}");
                 Err(unavailable(format!(
@@ -197,28 +242,79 @@ impl Controller {
                 plan.open_failed(index, view.topic(&meta.name).cloned(), error);
             }
         }
-        let Some(table) = self.commit(shard, &mut plan).await else {
+        let Some((index, table)) = self.commit(shard, &mut plan).await else {
             return plan.results;
         };
-        install_view(shard, table).await;
+        self.install(shard, index, table).await;
         plan.results
     }
 
     /// Commits the records that make the image's table `plan.table`, and
-    /// returns the table the image then holds; None when the quorum did
-    /// not commit them (the plan's results say why).
-    async fn commit<T>(&self, shard: &Rc<Shard>, plan: &mut Plan<T>) -> Option<TopicTable> {
+    /// returns the table the image then holds and its index; None when the
+    /// quorum did not commit them (the plan's results say why).
+    async fn commit<T>(&self, shard: &Rc<Shard>, plan: &mut Plan<T>) -> Option<(u64, TopicTable)> {
         let (node_id, shard_count) = (shard.view().node_id, shard.count());
         let wanted = plan.table.clone();
         let make = move |image: &_| table::changes(image, &wanted, node_id, shard_count);
         match self.quorum.propose(Box::new(make)).await {
-            Ok(image) => Some(table::topic_table(&image, node_id, shard_count)),
+            Ok(applied) => Some((
+                applied.index,
+                table::topic_table(&applied.image, node_id, shard_count),
+            )),
+            Err(ProposeError::NotController) => {
+                fail_succeeded(&mut plan.results, ResponseError::NotController);
+                None
+            }
+            Err(ProposeError::TimedOut) => {
+                fail_succeeded(&mut plan.results, ResponseError::RequestTimedOut);
+                None
+            }
             Err(error) => {
                 log::error!("cannot commit topic metadata: {error}");
-                plan.save_failed(&error);
+                plan.save_failed(&error.to_string());
                 None
             }
         }
+    }
+}
+
+/// Every result NOT_CONTROLLER (Kafka's code 41): this node does not lead
+/// the quorum; the client looks for the controller again and retries.
+fn not_controller<T>(count: usize) -> Vec<Result<T, KafkaError>> {
+    (0..count)
+        .map(|_| Err(KafkaError::new(ResponseError::NotController)))
+        .collect()
+}
+
+/// Turns each result that succeeded so far into `error`: the change they
+/// belong to was not committed.
+fn fail_succeeded<T>(results: &mut [Result<T, KafkaError>], error: ResponseError) {
+    for result in results.iter_mut().filter(|result| result.is_ok()) {
+        *result = Err(KafkaError::new(error));
+    }
+}
+
+/// Installs the table of each image the quorum applies past what is
+/// installed, one at a time with the local changes. Holds the shard only
+/// while it installs, so the shard's end ends the quorum's task and then
+/// this one.
+async fn follow(shard: Weak<Shard>, applied: AppliedBell) {
+    while applied.recv().await.is_some() {
+        let Some(shard) = shard.upgrade() else {
+            return;
+        };
+        let Some(controller) = &shard.controller else {
+            return;
+        };
+        let Ok(_change) = controller.changes.acquire_permit(1).await else {
+            return;
+        };
+        let latest = controller.quorum.latest();
+        if latest.index <= controller.installed.get() {
+            continue;
+        }
+        let table = table::topic_table(&latest.image, shard.view().node_id, shard.count());
+        controller.install(&shard, latest.index, table).await;
     }
 }
 

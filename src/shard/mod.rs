@@ -42,7 +42,6 @@ use crate::config::BrokerConfig;
 use crate::group::OFFSETS_TOPIC;
 use crate::log::{CleanerBudget, ShardLoad};
 use crate::metadata::ClusterView;
-use crate::quorum::{QuorumNode, QuorumSettings};
 use crate::txn::TRANSACTION_STATE_TOPIC;
 use controller::Controller;
 use groups::GroupHost;
@@ -381,7 +380,7 @@ impl ShardSet {
 pub fn spawn_all<S, F>(
     config: Arc<BrokerConfig>,
     view: Arc<ClusterView>,
-    quorum: (QuorumNode, QuorumSettings),
+    quorum: quorum::QuorumStart,
     service: S,
 ) -> Result<ShardSet, String>
 where
@@ -549,7 +548,7 @@ fn start_tick() -> glommio::Task<()> {
 /// `CONTROLLER_SHARD`, the metadata quorum's voter.
 struct StartMetadata {
     view: Arc<ClusterView>,
-    quorum: Option<(QuorumNode, QuorumSettings)>,
+    quorum: Option<quorum::QuorumStart>,
 }
 
 async fn run_shard<S, F>(
@@ -565,6 +564,16 @@ async fn run_shard<S, F>(
     F: Future<Output = ()> + 'static,
 {
     let StartMetadata { view, quorum } = metadata;
+    let controller = match quorum.map(|start| quorum::start(start, config.data_dir.clone())) {
+        None => None,
+        Some(Ok(handle)) => Some(Controller::new(handle)),
+        Some(Err(error)) => {
+            let _ = ready.send(Err(format!(
+                "shard {id}: cannot start the metadata quorum: {error}"
+            )));
+            return;
+        }
+    };
     let (stop_tx, stop_rx) = oneshot::channel();
     let shard_count = config.shards;
     let ticking = start_tick();
@@ -580,9 +589,7 @@ async fn run_shard<S, F>(
         groups: GroupHost::new(config.group.clone(), id),
         transactions: TxnHost::new(config.txn.clone()),
         producer_ids: ProducerIds::default(),
-        controller: quorum.map(|(node, settings)| {
-            Controller::new(quorum::start(node, config.data_dir.clone(), settings))
-        }),
+        controller,
         config: config.clone(),
         view: RefCell::new(Rc::new(ShardView::new(&view, &config))),
         calls_to: (0..shard_count)
@@ -623,6 +630,10 @@ async fn run_shard<S, F>(
     transactions::spawn_timers(&shard);
     for (peer, receiver) in receivers {
         glommio::spawn_local(serve_peer(shard.clone(), peer, receiver)).detach();
+    }
+    // After the shards serve each other: installing a view calls them all.
+    if let Some(controller) = &shard.controller {
+        controller.follow(&shard);
     }
     glommio::spawn_local(watch_stop(stopping, Rc::downgrade(&shard))).detach();
     let checkpointer = Rc::downgrade(&shard);

@@ -1,34 +1,58 @@
 //! The metadata quorum's voter as `CONTROLLER_SHARD` runs it: one task owns
-//! the `quorum::QuorumNode`, ticks it every `TICK_MS`, takes the
-//! controller's proposals from a bounded channel, and carries out each
-//! ready round: its write on glommio's blocking pool (a synced append
-//! stalls its thread for milliseconds, which the shard's reactor must not
-//! take), then the round finished on the reactor. A proposal is answered
-//! with the image once its entry is committed and applied.
+//! the `quorum::QuorumNode`, ticks it every `TICK_MS`, steps the Raft
+//! messages other voters send (the transport's `Inbound`, on the
+//! CONTROLLER listener), takes the controller's proposals from a bounded
+//! channel, and carries out each ready round: its write on glommio's
+//! blocking pool (a synced append stalls its thread for milliseconds,
+//! which the shard's reactor must not take), then the round finished on
+//! the reactor and its messages handed to the transport. A proposal is
+//! answered with the image once its entry is committed and applied.
 //!
 //! A proposal's records are made from the image as the task holds it when
 //! it takes the proposal (`QuorumHandle::propose`'s `make`), so they are
-//! always the difference from what is committed.
+//! always the difference from what is committed: only a leader that has
+//! committed an entry of its own term takes one (before that its image may
+//! lack entries of earlier terms); any other node answers NOT_CONTROLLER.
+//! The leader commits the bootstrap records (`table::bootstrap_records`)
+//! itself when the log has none (a new multi-voter cluster).
+//!
+//! Every round that applies records publishes the image and its index
+//! (`QuorumHandle::latest`, `applied_changed`), so the controller installs
+//! what other voters' leaders committed (`controller.rs`), in log order.
+//! DescribeQuorum on the CONTROLLER listener is answered from the
+//! `QuorumStatus` the task refreshes after each event.
 //!
 //! Invariant: one round at a time, and the node is not touched while a
-//! round's write is under way. A write that fails (a full disk) is taken
-//! as a crash of the voter: the node is dropped, and the next proposal
-//! first restarts it from what is durable, on the blocking pool (the log
-//! reopened, its torn tail cut, the node elected again); until that
+//! round's write is under way; every queue is bounded (proposals here,
+//! messages in the transport); a tick is never starved by messages (it is
+//! taken first once due). A proposal waiting for its entry is answered
+//! within `PROPOSAL_TIMEOUT_MS`, and at once with NOT_CONTROLLER when this
+//! node stops leading. A write that fails (a full disk) is taken as a
+//! crash of the voter: the node is dropped, and the next proposal first
+//! restarts it from what is durable, on the blocking pool (the log
+//! reopened, its torn tail cut, a lone voter elected again); until that
 //! succeeds every proposal is refused with the error. What the failed
 //! round wrote whole may still commit then: its proposal was answered with
 //! an error, as a request that timed out, and may or may not have happened.
 
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use raft::eraftpb::Message;
 
+use crate::clock::now_ms;
 use crate::metadata::image::MetadataImage;
 use crate::metadata::records::MetadataRecord;
-use crate::quorum::node::{Finished, TICK_MS};
+use crate::metadata::table;
+use crate::quorum::describe::{QuorumStatus, UNKNOWN};
+use crate::quorum::node::{node_id, raft_id, Finished, TICK_MS};
+use crate::quorum::transport::{Inbound, Transport, TransportConfig};
 use crate::quorum::{QuorumError, QuorumNode, QuorumSettings};
 
 /// Proposals queued for the quorum's task: the controller makes one
@@ -36,14 +60,58 @@ use crate::quorum::{QuorumError, QuorumNode, QuorumSettings};
 /// beyond waits.
 const COMMANDS_MAX: usize = 8;
 
-/// Proposals waiting for their entry to commit. A voter alone commits
-/// each before it takes the next; with several voters the controller
-/// still waits for each, so this bound is never reached by it.
+/// Proposals waiting for their entry to commit. The controller waits for
+/// each before it proposes the next, so this bound is never reached by it.
 const WAITING_MAX: usize = 64;
+
+/// Raft messages stepped in one go before the task looks at its clock and
+/// its proposals again: the transport's inbound queue holds more, and a
+/// burst must not hold the tick back.
+const STEPS_PER_EVENT_MAX: usize = 256;
+
+/// How long a proposal may wait for its entry to be applied: Kafka's
+/// `request.timeout.ms` default. A leader that loses its majority steps
+/// down within an election timeout and fails its proposals then; this
+/// bounds the rest (a majority that acknowledges nothing).
+const PROPOSAL_TIMEOUT_MS: u64 = 30_000;
+
+/// Why a proposal was not applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProposeError {
+    /// This node is not (or no longer) the quorum's leader with its term's
+    /// first entry committed: Kafka's NOT_CONTROLLER, which clients retry.
+    NotController,
+    /// Not applied within `PROPOSAL_TIMEOUT_MS`; it may still be.
+    TimedOut,
+    /// The quorum is down (a failed write) or stopped.
+    Failed(String),
+}
+
+impl std::fmt::Display for ProposeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProposeError::NotController => {
+                f.write_str("this node is not the metadata quorum's leader")
+            }
+            ProposeError::TimedOut => write!(
+                f,
+                "the metadata change was not committed within {PROPOSAL_TIMEOUT_MS} ms"
+            ),
+            ProposeError::Failed(error) => f.write_str(error),
+        }
+    }
+}
+
+/// An image and the log index it was applied through.
+#[derive(Clone)]
+pub struct Applied {
+    pub index: u64,
+    pub image: Arc<MetadataImage>,
+}
 
 /// What a proposal is answered with: the image with its records applied,
 /// or why it was not committed.
-pub type Committed = Result<Arc<MetadataImage>, String>;
+pub type Committed = Result<Applied, ProposeError>;
 
 /// Makes a proposal's records from the committed image; none: nothing to
 /// propose, answered with the image as it is.
@@ -54,36 +122,127 @@ struct Proposal {
     reply: oneshot::Sender<Committed>,
 }
 
+/// What the task publishes for the controller on the same shard.
+struct Published {
+    /// This node leads and may take proposals (`QuorumNode::leads_committed`).
+    leads: Cell<bool>,
+    /// The leader's node id as this node knows it, or -1.
+    leader_id: Cell<i32>,
+    latest: RefCell<Applied>,
+}
+
 /// The controller's way to the quorum's task.
 pub struct QuorumHandle {
     proposals: LocalSender<Proposal>,
+    published: Rc<Published>,
+    applied: AppliedBell,
 }
+
+/// Rung when `QuorumHandle::latest` moves on (capacity one: a full bell
+/// already rings); ends when the quorum's task does.
+pub type AppliedBell = Rc<LocalReceiver<()>>;
 
 impl QuorumHandle {
     /// Proposes the records `make` makes from the committed image as one
     /// entry and waits until it is applied.
     pub async fn propose(&self, make: MakeRecords) -> Committed {
-        let stopped = || "the metadata quorum is stopped".to_string();
+        let stopped = || ProposeError::Failed("the metadata quorum is stopped".to_string());
         let (reply, answer) = oneshot::channel();
         if self.proposals.send(Proposal { make, reply }).await.is_err() {
             return Err(stopped());
         }
         answer.await.unwrap_or_else(|_| Err(stopped()))
     }
+
+    /// Whether this node may take metadata changes now (the leader, caught
+    /// up in its term).
+    pub fn leads(&self) -> bool {
+        self.published.leads.get()
+    }
+
+    /// The quorum leader's node id as this node knows it, or -1.
+    pub fn leader_id(&self) -> i32 {
+        self.published.leader_id.get()
+    }
+
+    /// The newest image applied here and its index.
+    pub fn latest(&self) -> Applied {
+        self.published.latest.borrow().clone()
+    }
+
+    /// The bell of newly applied entries with records.
+    pub fn applied_bell(&self) -> AppliedBell {
+        self.applied.clone()
+    }
 }
 
-/// Starts the quorum's task on this shard for `node`, whose log is under
-/// `data_dir`; it ends when the handle is dropped.
-pub fn start(node: QuorumNode, data_dir: PathBuf, settings: QuorumSettings) -> QuorumHandle {
+/// What the quorum's task starts from: the node opened by serve (a lone
+/// voter already elected), and for several voters the CONTROLLER listener
+/// serve bound and whom to reach.
+pub struct QuorumStart {
+    pub node: QuorumNode,
+    pub settings: QuorumSettings,
+    pub network: Option<(TransportConfig, std::net::TcpListener)>,
+}
+
+/// Starts the quorum's task on this shard, whose log is under `data_dir`;
+/// it ends when the handle is dropped.
+pub fn start(start: QuorumStart, data_dir: PathBuf) -> Result<QuorumHandle, String> {
+    let QuorumStart {
+        node,
+        settings,
+        network,
+    } = start;
     let (proposals, receiver) = local_channel::new_bounded(COMMANDS_MAX);
-    let voter = Voter {
+    let (applied_bell, applied) = local_channel::new_bounded(1);
+    let published = Rc::new(Published {
+        leads: Cell::new(false),
+        leader_id: Cell::new(UNKNOWN),
+        latest: RefCell::new(Applied {
+            index: node.applied(),
+            image: node.image().clone(),
+        }),
+    });
+    let status = Rc::new(RefCell::new(node.status(now_ms() as i64, |_| {
+        (i64::from(UNKNOWN), i64::from(UNKNOWN))
+    })));
+    let (transport, inbound) = match network {
+        Some((config, listener)) => {
+            let shown = status.clone();
+            let (transport, inbound) =
+                Transport::start(config, listener, Rc::new(move || shown.borrow().clone()))
+                    .map_err(|error| error.to_string())?;
+            (Some(transport), Some(inbound))
+        }
+        None => (None, None),
+    };
+    let mut voter = Voter {
         node: Ok(node),
         data_dir,
         settings,
         waiting: Vec::new(),
+        transport,
+        contacts: BTreeMap::new(),
+        status,
+        published: published.clone(),
+        applied_bell,
+        bootstrap_term: 0,
     };
-    glommio::spawn_local(run(voter, receiver)).detach();
-    QuorumHandle { proposals }
+    voter.publish();
+    glommio::spawn_local(run(voter, receiver, inbound)).detach();
+    Ok(QuorumHandle {
+        proposals,
+        published,
+        applied: Rc::new(applied),
+    })
+}
+
+/// When this node last heard from a voter and when the voter last matched
+/// the leader's log end (wall-clock ms; `UNKNOWN` for never).
+#[derive(Clone, Copy)]
+struct Contact {
+    heard_ms: i64,
+    caught_up_ms: i64,
 }
 
 /// The node, or why it is down since a write failed.
@@ -92,17 +251,27 @@ struct Voter {
     data_dir: PathBuf,
     settings: QuorumSettings,
     waiting: Vec<Waiting>,
+    transport: Option<Transport>,
+    contacts: BTreeMap<i32, Contact>,
+    status: Rc<RefCell<QuorumStatus>>,
+    published: Rc<Published>,
+    applied_bell: LocalSender<()>,
+    /// The term whose leader (this node) last proposed the bootstrap records.
+    bootstrap_term: u64,
 }
 
 impl Voter {
     /// The node, restarted from the log first if a write failed.
     async fn node(&mut self) -> Result<&mut QuorumNode, String> {
         if self.node.is_err() {
-            let (data_dir, settings) = (self.data_dir.clone(), self.settings);
+            let (data_dir, settings) = (self.data_dir.clone(), self.settings.clone());
             let restarted = glommio::executor()
                 .spawn_blocking(move || {
+                    let sole = settings.sole_voter();
                     let mut node = QuorumNode::open(&data_dir, settings)?;
-                    node.elect_blocking()?;
+                    if sole {
+                        node.elect_blocking()?;
+                    }
                     Ok::<_, QuorumError>(node)
                 })
                 .await;
@@ -123,27 +292,77 @@ impl Voter {
 
     async fn propose(&mut self, Proposal { make, reply }: Proposal) {
         if self.waiting.len() >= WAITING_MAX {
-            let _ = reply.send(Err("too many metadata changes waiting".to_string()));
+            let _ = reply.send(Err(ProposeError::Failed(
+                "too many metadata changes waiting".to_string(),
+            )));
             return;
         }
         let node = match self.node().await {
             Ok(node) => node,
             Err(error) => {
-                let _ = reply.send(Err(error));
+                let _ = reply.send(Err(ProposeError::Failed(error)));
                 return;
             }
         };
+        if !node.leads_committed() {
+            let _ = reply.send(Err(ProposeError::NotController));
+            return;
+        }
         let records = make(node.image());
         if records.is_empty() {
-            let _ = reply.send(Ok(node.image().clone()));
+            let _ = reply.send(Ok(Applied {
+                index: node.applied(),
+                image: node.image().clone(),
+            }));
             return;
         }
         match node.propose(&records) {
-            Ok((index, term)) => self.waiting.push(Waiting { index, term, reply }),
+            Ok((index, term)) => self.waiting.push(Waiting {
+                index,
+                term,
+                deadline: Instant::now() + Duration::from_millis(PROPOSAL_TIMEOUT_MS),
+                reply,
+            }),
+            Err(QuorumError::NotLeader) => {
+                let _ = reply.send(Err(ProposeError::NotController));
+            }
             Err(error) => {
-                let _ = reply.send(Err(error.to_string()));
+                let _ = reply.send(Err(ProposeError::Failed(error.to_string())));
             }
         }
+    }
+
+    /// Steps a message from another voter, noting when it was heard from.
+    fn step(&mut self, mut message: Message) {
+        let Ok(node) = &mut self.node else {
+            return;
+        };
+        let from = i32::try_from(message.from).unwrap_or(UNKNOWN);
+        message.from = raft_id(from);
+        message.to = self.settings.raft_id();
+        let heard_ms = now_ms() as i64;
+        self.contacts
+            .entry(from)
+            .and_modify(|contact| contact.heard_ms = heard_ms)
+            .or_insert(Contact {
+                heard_ms,
+                caught_up_ms: i64::from(UNKNOWN),
+            });
+        if let Err(error) = node.step(message) {
+            log::debug!("metadata quorum: a message from voter {from} not stepped: {error}");
+        }
+    }
+
+    /// Runs the node's rounds, then what follows from where they leave it:
+    /// the bootstrap records of a new leader's log, the proposals a lost
+    /// leadership or their deadline fails, what is published.
+    async fn settle(&mut self) {
+        self.drive().await;
+        if self.bootstrap() {
+            self.drive().await;
+        }
+        self.expire();
+        self.publish();
     }
 
     /// Runs the node's rounds; a failure takes it down and fails what waits.
@@ -151,70 +370,193 @@ impl Voter {
         let Ok(node) = &mut self.node else {
             return;
         };
-        if let Err(error) = drive(node, &mut self.waiting).await {
+        let rounds = Rounds {
+            transport: self.transport.as_ref(),
+            published: &self.published,
+            applied_bell: &self.applied_bell,
+        };
+        if let Err(error) = drive(node, &mut self.waiting, rounds).await {
             log::error!("metadata quorum down: {error}; the next metadata change restarts it");
             let error = error.to_string();
             for waiter in self.waiting.drain(..) {
-                let _ = waiter.reply.send(Err(error.clone()));
+                let _ = waiter.reply.send(Err(ProposeError::Failed(error.clone())));
             }
             self.node = Err(error);
         }
+    }
+
+    /// Proposes the bootstrap records once per term when this node leads a
+    /// log that lacks them; true when it did.
+    fn bootstrap(&mut self) -> bool {
+        let Ok(node) = &mut self.node else {
+            return false;
+        };
+        if !node.leads_committed() || self.bootstrap_term == node.term() {
+            return false;
+        }
+        self.bootstrap_term = node.term();
+        let records = table::bootstrap_records(node.image());
+        if records.is_empty() {
+            return false;
+        }
+        match node.propose(&records) {
+            Ok(_) => {
+                log::info!("metadata quorum: the leader proposes the bootstrap records");
+                true
+            }
+            Err(error) => {
+                log::warn!("metadata quorum: the bootstrap records not proposed: {error}");
+                false
+            }
+        }
+    }
+
+    /// Fails the proposals of a node that no longer leads, and those past
+    /// their deadline.
+    fn expire(&mut self) {
+        let leads = matches!(&self.node, Ok(node) if node.is_leader());
+        let now = Instant::now();
+        let mut index = 0;
+        while index < self.waiting.len() {
+            let error = if !leads {
+                ProposeError::NotController
+            } else if self.waiting[index].deadline <= now {
+                ProposeError::TimedOut
+            } else {
+                index += 1;
+                continue;
+            };
+            let _ = self.waiting.swap_remove(index).reply.send(Err(error));
+        }
+    }
+
+    /// Refreshes what the controller and DescribeQuorum see.
+    fn publish(&mut self) {
+        let Ok(node) = &self.node else {
+            self.published.leads.set(false);
+            self.published.leader_id.set(UNKNOWN);
+            return;
+        };
+        self.published.leads.set(node.leads_committed());
+        self.published.leader_id.set(node.leader_id());
+        let now = now_ms() as i64;
+        let last_index = node.last_index();
+        for (id, contact) in self.contacts.iter_mut() {
+            if node
+                .matched(*id)
+                .is_some_and(|matched| matched >= last_index)
+            {
+                contact.caught_up_ms = contact.heard_ms;
+            }
+        }
+        let contacts = &self.contacts;
+        *self.status.borrow_mut() = node.status(now, |id| {
+            contacts
+                .get(&id)
+                .map_or((i64::from(UNKNOWN), i64::from(UNKNOWN)), |contact| {
+                    (contact.heard_ms, contact.caught_up_ms)
+                })
+        });
     }
 }
 
 enum Event {
     Tick,
     Proposal(Proposal),
+    Message(Message),
     Stop,
 }
 
 struct Waiting {
     index: u64,
     term: u64,
+    deadline: Instant,
     reply: oneshot::Sender<Committed>,
 }
 
-async fn run(mut voter: Voter, proposals: LocalReceiver<Proposal>) {
+async fn run(mut voter: Voter, proposals: LocalReceiver<Proposal>, inbound: Option<Inbound>) {
     let tick = Duration::from_millis(TICK_MS);
     let mut next_tick = Instant::now() + tick;
     loop {
         let wait = next_tick.saturating_duration_since(Instant::now());
-        let event = futures_lite::future::or(
-            async {
-                match proposals.recv().await {
-                    Some(proposal) => Event::Proposal(proposal),
-                    None => Event::Stop,
-                }
-            },
-            async {
-                glommio::timer::sleep(wait).await;
-                Event::Tick
-            },
-        )
-        .await;
+        let event = if wait.is_zero() {
+            Event::Tick
+        } else {
+            futures_lite::future::or(
+                async {
+                    match proposals.recv().await {
+                        Some(proposal) => Event::Proposal(proposal),
+                        None => Event::Stop,
+                    }
+                },
+                futures_lite::future::or(
+                    async {
+                        match &inbound {
+                            Some(inbound) => match inbound.recv().await {
+                                Some(message) => Event::Message(message),
+                                None => std::future::pending().await,
+                            },
+                            None => std::future::pending().await,
+                        }
+                    },
+                    async {
+                        glommio::timer::sleep(wait).await;
+                        Event::Tick
+                    },
+                ),
+            )
+            .await
+        };
         match event {
             Event::Stop => return,
             Event::Tick => {
-                next_tick = Instant::now() + tick;
+                next_tick += tick;
+                if next_tick < Instant::now() {
+                    // Behind by more than a tick (a long round): one tick
+                    // now, the next a period on, rather than a burst.
+                    next_tick = Instant::now() + tick;
+                }
                 if let Ok(node) = &mut voter.node {
                     node.tick();
                 }
             }
             Event::Proposal(proposal) => voter.propose(proposal).await,
+            Event::Message(message) => {
+                voter.step(message);
+                for _ in 1..STEPS_PER_EVENT_MAX {
+                    match inbound.as_ref().and_then(Inbound::try_recv) {
+                        Some(message) => voter.step(message),
+                        None => break,
+                    }
+                }
+            }
         }
-        voter.drive().await;
+        voter.settle().await;
     }
 }
 
-/// Runs the node's ready rounds until it has none, answering the
-/// proposals they apply; then compacts the log when a snapshot is due.
-async fn drive(node: &mut QuorumNode, waiting: &mut Vec<Waiting>) -> Result<(), QuorumError> {
+/// Where a round's results go besides the node.
+struct Rounds<'a> {
+    transport: Option<&'a Transport>,
+    published: &'a Published,
+    applied_bell: &'a LocalSender<()>,
+}
+
+/// Runs the node's ready rounds until it has none, sending their messages,
+/// publishing what they apply and answering the proposals they apply;
+/// then compacts the log when a snapshot is due.
+async fn drive(
+    node: &mut QuorumNode,
+    waiting: &mut Vec<Waiting>,
+    rounds: Rounds<'_>,
+) -> Result<(), QuorumError> {
     while let Some((round, persist)) = node.next_ready() {
         let log = node.log().clone();
         glommio::executor()
             .spawn_blocking(move || persist.run(&log))
             .await?;
-        let finished = node.finish(round)?;
+        let mut finished = node.finish(round)?;
+        let messages = std::mem::take(&mut finished.messages);
         if let Some(commit) = finished.commit {
             let log = node.log().clone();
             glommio::executor()
@@ -222,13 +564,24 @@ async fn drive(node: &mut QuorumNode, waiting: &mut Vec<Waiting>) -> Result<(), 
                 .await?;
         }
         node.advance_apply();
-        if !finished.messages.is_empty() {
-            // A quorum of this node alone has no one to send to; the
-            // transport of several voters takes them.
-            log::warn!(
-                "metadata quorum: {} messages and no transport",
-                finished.messages.len()
-            );
+        match rounds.transport {
+            Some(transport) => transport.send(messages.into_iter().map(to_node_ids)),
+            None if !messages.is_empty() => {
+                // A lone voter has no one to send to.
+                log::warn!(
+                    "metadata quorum: {} messages and no other voter",
+                    messages.len()
+                );
+            }
+            None => {}
+        }
+        if !finished.applied.is_empty() {
+            *rounds.published.latest.borrow_mut() = Applied {
+                index: node.applied(),
+                image: node.image().clone(),
+            };
+            // Full means the bell already rings.
+            let _ = rounds.applied_bell.try_send(());
         }
         answer(node, waiting, &finished);
     }
@@ -241,6 +594,19 @@ async fn drive(node: &mut QuorumNode, waiting: &mut Vec<Waiting>) -> Result<(), 
         log::info!("metadata log compacted to a snapshot at {index}");
     }
     Ok(())
+}
+
+/// A message as the transport routes it: `from` and `to` are Kafka's node
+/// ids on the wire (raft-rs numbers its voters from 1, `raft_id`), so the
+/// transport checks senders against `controller.quorum.voters` as they are.
+fn to_node_ids(mut message: Message) -> Message {
+    message.from = node_id_u64(message.from);
+    message.to = node_id_u64(message.to);
+    message
+}
+
+fn node_id_u64(raft: u64) -> u64 {
+    u64::try_from(node_id(raft)).unwrap_or(u64::MAX)
 }
 
 /// Answers each proposal applied in its term with the image; one whose
@@ -257,9 +623,12 @@ fn answer(node: &QuorumNode, waiting: &mut Vec<Waiting>, finished: &Finished) {
         }
         let waiter = waiting.swap_remove(index);
         let reply = if committed {
-            Ok(node.image().clone())
+            Ok(Applied {
+                index: applied,
+                image: node.image().clone(),
+            })
         } else {
-            Err(QuorumError::NotLeader.to_string())
+            Err(ProposeError::NotController)
         };
         let _ = waiter.reply.send(reply);
     }

@@ -85,3 +85,38 @@ def describe_quorum(bootstrap, timeout_s=kafka_wire.SOCKET_TIMEOUT_S):
                     raise QuorumError(partition_error)
                 return quorum
     raise AssertionError(f"DescribeQuorum answered without {METADATA_TOPIC}-{METADATA_PARTITION}")
+
+
+API_CREATE_TOPICS = 19
+# The last CreateTopics version before flexible encoding (v5): plain arrays
+# and strings, as kafka_wire writes them.
+CREATE_TOPICS_VERSION = 4
+CREATE_TOPICS_CORRELATION_ID = 19
+ERR_REQUEST_TIMED_OUT = 7
+ERR_NOT_CONTROLLER = 41
+# How long the broker may take to commit the topic (the request's timeout_ms).
+CREATE_TIMEOUT_MS = 5000
+
+
+def create_topic(bootstrap, name, partitions, timeout_s=kafka_wire.SOCKET_TIMEOUT_S):
+    """CreateTopics of one topic (replication factor 1) sent to the node at
+    `bootstrap` itself, never redirected as an admin client would to the
+    controller it finds: returns the topic's error code (0 when created)."""
+    topic = (kafka_wire.string(name) + struct.pack(">ih", partitions, 1)
+             + struct.pack(">i", 0)  # no replica assignments
+             + struct.pack(">i", 0))  # no configs
+    body = struct.pack(">i", 1) + topic + struct.pack(">ib", CREATE_TIMEOUT_MS, 0)
+    with kafka_wire.connect(bootstrap, timeout_s) as sock:
+        response = kafka_wire.call(sock, API_CREATE_TOPICS, CREATE_TOPICS_VERSION, CREATE_TOPICS_CORRELATION_ID,
+                                   body)
+    reader = kafka_wire.Reader(response)
+    reader.take(">i")  # throttle_time_ms
+
+    def result():
+        topic_name = reader.string()
+        error_code = reader.take(">h")
+        reader.string()  # error_message
+        return topic_name, error_code
+
+    results = dict(reader.array(result))
+    return results[name]
