@@ -32,6 +32,7 @@ use super::messages::{
     TopicPartition, TopicRef,
 };
 use super::quorum::{AppliedBell, ProposeError, QuorumHandle};
+use super::view::QuorumLeader;
 use super::Shard;
 use crate::log::volume_bytes;
 use crate::metadata::controller::{self, partitions_by_owner, unavailable, Plan, TopicTable};
@@ -52,6 +53,8 @@ pub struct Controller {
     quorum: QuorumHandle,
     /// The log index of the image whose table every shard has.
     installed: Cell<u64>,
+    /// The quorum leader every shard reports.
+    installed_leader: Cell<QuorumLeader>,
 }
 
 impl Controller {
@@ -59,14 +62,10 @@ impl Controller {
         let installed = Cell::new(quorum.latest().index);
         Controller {
             changes: Semaphore::new(1),
+            installed_leader: Cell::new(quorum.quorum_leader()),
             quorum,
             installed,
         }
-    }
-
-    /// The quorum leader's node id as this node knows it, or -1.
-    pub fn leader_id(&self) -> i32 {
-        self.quorum.leader_id()
     }
 
     /// Starts the task that installs on every shard the table of each
@@ -76,10 +75,16 @@ impl Controller {
         glommio::spawn_local(follow(Rc::downgrade(shard), self.quorum.applied_bell())).detach();
     }
 
-    /// Installs `table`, the table of the image at `index`, on every shard.
+    /// Installs `table`, the table of the image at `index`, on every shard,
+    /// with the quorum leader as this node knows it now.
     async fn install(&self, shard: &Rc<Shard>, index: u64, table: TopicTable) {
-        install_view(shard, table).await;
+        let leader = self.quorum.quorum_leader();
+        let view = Arc::new(shard.view().with_topics(table));
+        shard
+            .broadcast(|| ShardRequest::InstallView(view.clone(), leader))
+            .await;
         self.installed.set(self.installed.get().max(index));
+        self.installed_leader.set(leader);
     }
 
     pub async fn create_topics(
@@ -310,10 +315,13 @@ async fn follow(shard: Weak<Shard>, applied: AppliedBell) {
             return;
         };
         let latest = controller.quorum.latest();
-        if latest.index <= controller.installed.get() {
+        let table = if latest.index > controller.installed.get() {
+            table::topic_table(&latest.image, shard.view().node_id, shard.count())
+        } else if controller.quorum.quorum_leader() != controller.installed_leader.get() {
+            shard.view().topics.clone()
+        } else {
             continue;
-        }
-        let table = table::topic_table(&latest.image, shard.view().node_id, shard.count());
+        };
         controller.install(&shard, latest.index, table).await;
     }
 }
@@ -322,14 +330,6 @@ async fn follow(shard: Weak<Shard>, applied: AppliedBell) {
 /// free (for an unprivileged writer); false when that cannot be read.
 fn disk_full(data_dir: &Path) -> bool {
     volume_bytes(data_dir).is_some_and(|volume| volume.usable < DISK_FULL_BYTES)
-}
-
-/// Broadcasts the snapshot with `table` to every shard and waits for all.
-async fn install_view(shard: &Rc<Shard>, table: TopicTable) {
-    let view = Arc::new(shard.view().with_topics(table));
-    shard
-        .broadcast(|| ShardRequest::InstallView(view.clone()))
-        .await;
 }
 
 /// Has the owner shards (per `view`, which still holds the topic) close and

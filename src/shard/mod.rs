@@ -42,6 +42,8 @@ use crate::config::BrokerConfig;
 use crate::group::OFFSETS_TOPIC;
 use crate::log::{CleanerBudget, ShardLoad};
 use crate::metadata::ClusterView;
+use crate::quorum::describe::UNKNOWN;
+use crate::quorum::QuorumSettings;
 use crate::txn::TRANSACTION_STATE_TOPIC;
 use controller::Controller;
 use groups::GroupHost;
@@ -310,8 +312,8 @@ impl Shard {
                     ShardReply::Txn(run.await)
                 }
             },
-            ShardRequest::InstallView(shared) => {
-                let view = Rc::new(ShardView::new(&shared, &self.config));
+            ShardRequest::InstallView(shared, quorum_leader) => {
+                let view = Rc::new(ShardView::new(&shared, &self.config, quorum_leader));
                 let old = self.view.replace(view.clone());
                 self.partitions.reconfigure(&old, &view);
                 ShardReply::Done
@@ -564,6 +566,8 @@ async fn run_shard<S, F>(
     F: Future<Output = ()> + 'static,
 {
     let StartMetadata { view, quorum } = metadata;
+    // Until the controller installs a view with the leader it finds.
+    let quorum_leader = (!QuorumSettings::of(&config).sole_voter()).then_some(UNKNOWN);
     let controller = match quorum.map(|start| quorum::start(start, config.data_dir.clone())) {
         None => None,
         Some(Ok(handle)) => Some(Controller::new(handle)),
@@ -591,7 +595,7 @@ async fn run_shard<S, F>(
         producer_ids: ProducerIds::default(),
         controller,
         config: config.clone(),
-        view: RefCell::new(Rc::new(ShardView::new(&view, &config))),
+        view: RefCell::new(Rc::new(ShardView::new(&view, &config, quorum_leader))),
         calls_to: (0..shard_count)
             .map(|_| Rc::new(glommio::sync::Semaphore::new(CROSS_SHARD_CALLS_MAX as u64)))
             .collect(),

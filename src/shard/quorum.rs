@@ -54,6 +54,7 @@ use crate::quorum::describe::{QuorumStatus, UNKNOWN};
 use crate::quorum::node::{node_id, raft_id, Finished, TICK_MS};
 use crate::quorum::transport::{Inbound, Transport, TransportConfig};
 use crate::quorum::{QuorumError, QuorumNode, QuorumSettings};
+use crate::shard::view::QuorumLeader;
 
 /// Proposals queued for the quorum's task: the controller makes one
 /// change at a time (`Controller::changes`), so a few is ample; a sender
@@ -124,6 +125,8 @@ struct Proposal {
 
 /// What the task publishes for the controller on the same shard.
 struct Published {
+    /// This node is the quorum's only voter.
+    sole: bool,
     /// This node leads and may take proposals (`QuorumNode::leads_committed`).
     leads: Cell<bool>,
     /// The leader's node id as this node knows it, or -1.
@@ -138,7 +141,7 @@ pub struct QuorumHandle {
     applied: AppliedBell,
 }
 
-/// Rung when `QuorumHandle::latest` moves on (capacity one: a full bell
+/// Rung when `QuorumHandle::latest` or the leader moves on (capacity one: a full bell
 /// already rings); ends when the quorum's task does.
 pub type AppliedBell = Rc<LocalReceiver<()>>;
 
@@ -163,6 +166,12 @@ impl QuorumHandle {
     /// The quorum leader's node id as this node knows it, or -1.
     pub fn leader_id(&self) -> i32 {
         self.published.leader_id.get()
+    }
+
+    /// The leader shards report as the controller: none for a lone voter
+    /// (`ShardView::controller_id`).
+    pub fn quorum_leader(&self) -> QuorumLeader {
+        (!self.published.sole).then(|| self.leader_id())
     }
 
     /// The newest image applied here and its index.
@@ -196,6 +205,7 @@ pub fn start(start: QuorumStart, data_dir: PathBuf) -> Result<QuorumHandle, Stri
     let (proposals, receiver) = local_channel::new_bounded(COMMANDS_MAX);
     let (applied_bell, applied) = local_channel::new_bounded(1);
     let published = Rc::new(Published {
+        sole: settings.sole_voter(),
         leads: Cell::new(false),
         leader_id: Cell::new(UNKNOWN),
         latest: RefCell::new(Applied {
@@ -438,7 +448,10 @@ impl Voter {
             return;
         };
         self.published.leads.set(node.leads_committed());
-        self.published.leader_id.set(node.leader_id());
+        if self.published.leader_id.replace(node.leader_id()) != node.leader_id() {
+            // The controller reports the new leader on every shard.
+            let _ = self.applied_bell.try_send(());
+        }
         let now = now_ms() as i64;
         let last_index = node.last_index();
         for (id, contact) in self.contacts.iter_mut() {

@@ -21,6 +21,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import kafka_tools  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 import kafka_wire  # noqa: E402
 from cluster import Cluster  # noqa: E402
 from cluster.quorum import ERR_NOT_CONTROLLER, QuorumError, create_topic, describe_quorum  # noqa: E402
@@ -41,6 +42,7 @@ POLL_INTERVAL_S = 0.2
 # A request to a node that is cut off may wait for its answer this long:
 # the node steps down an election timeout or two after it lost its majority.
 ISOLATED_REQUEST_TIMEOUT_S = 15.0
+REQUEST_TIMEOUT_S = 10
 QUORUM_TOOL = "org.apache.kafka.tools.MetadataQuorumCommand"
 
 
@@ -139,6 +141,12 @@ def assert_unknown_everywhere(cluster, indexes, name):
         assert topic_state(cluster.nodes[i], name)[0] == kafka_wire.ERR_UNKNOWN_TOPIC_OR_PARTITION, (i, name)
 
 
+def controller_named_by(node):
+    """The controller id node's Metadata names (librdkafka's view)."""
+    admin = AdminClient({"bootstrap.servers": node.bootstrap})
+    return admin.list_topics(timeout=REQUEST_TIMEOUT_S).controller_id
+
+
 def others(leader):
     return [i for i in range(NODES) if i != leader]
 
@@ -154,6 +162,15 @@ def test_three_voters_form_a_quorum_create_topics_through_the_leader_only():
         assert_listed_everywhere(cluster, everyone, "voters-made")
         for i in others(leader):
             assert create_topic(cluster.nodes[i].bootstrap, f"refused-{i}", PARTITIONS) == ERR_NOT_CONTROLLER
+        # Every node names the leader as the controller (an admin client goes
+        # there once Metadata lists every broker: increment 4), and Kafka's
+        # admin client creates topics through the leader.
+        leader_id = cluster.nodes[leader].node_id
+        wait_until(lambda: all(controller_named_by(cluster.nodes[i]) == leader_id for i in everyone),
+                   CONVERGE_WAIT_S, f"every node to name {leader_id} the controller")
+        admin = AdminClient({"bootstrap.servers": cluster.nodes[leader].bootstrap})
+        admin.create_topics([NewTopic("by-admin", PARTITIONS, 1)])["by-admin"].result(REQUEST_TIMEOUT_S)
+        assert_listed_everywhere(cluster, everyone, "by-admin")
         _, after = agreed_leader(cluster, everyone, epochs)
         assert after.high_watermark > quorum.high_watermark
         for i in others(leader):
@@ -178,6 +195,9 @@ def test_a_killed_leader_is_replaced_and_rejoins_as_a_follower():
         new_leader, second = agreed_leader(cluster, survivors, epochs,
                                            exclude_leader=cluster.nodes[leader].node_id)
         assert second.leader_epoch > first.leader_epoch
+        new_id = cluster.nodes[new_leader].node_id
+        wait_until(lambda: all(controller_named_by(cluster.nodes[i]) == new_id for i in survivors),
+                   CONVERGE_WAIT_S, f"the survivors to name {new_id} the controller")
         assert create_topic(cluster.nodes[new_leader].bootstrap, "after-kill", PARTITIONS) == kafka_wire.ERR_NONE
         assert_listed_everywhere(cluster, survivors, "after-kill")
 
