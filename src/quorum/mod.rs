@@ -27,3 +27,5 @@ pub use storage::{RaftLogStore, StoreError, METADATA_LOG_DIR};
 mod single_voter_tests;
 #[cfg(test)]
 mod transport_tests;
+#[cfg(test)]
+mod voters_tests;
