@@ -7,8 +7,9 @@
 //! Between voters, the CONTROLLER listener (`transport.rs`, `wire.rs`,
 //! `queue.rs`) carries shoal's private one-way request of Raft messages
 //! in Kafka framing, and answers Kafka's tools (ApiVersions,
-//! DescribeCluster, DescribeQuorum: `describe.rs`); serve does not run it
-//! yet (one voter has no one to talk to).
+//! DescribeCluster, DescribeQuorum: `describe.rs`); serve runs it when
+//! `controller.quorum.voters` names several voters (one has no one to
+//! talk to).
 //!
 //! `quorum` imports no `server` and no `shard` (`tests/architecture.rs`):
 //! it is storage and consensus state, handed bytes by whoever runs it.

@@ -4,8 +4,9 @@ the faults a replicated broker must survive (kill -9, SIGTERM, restart,
 SIGSTOP/SIGCONT, isolation, partitions, netem delay and loss) and a cleanup
 that leaves no process, namespace, link, firewall rule or temp dir behind.
 `harness.py` holds it all; `quorum.py` reads a KRaft quorum's state over the
-wire (DescribeQuorum), which Apache Kafka answers today and shoal's Raft
-quorum will."""
+wire (DescribeQuorum), which Apache Kafka and shoal answer, and sends
+CreateTopics to one chosen node; `shoal-node` runs shoal as one node of a
+cluster, as tests/kafka/kafka-cluster-node runs Kafka."""
 
 from .harness import Cluster, Node, Unavailable, leftovers, new_cluster_id, probe, sweep
 

@@ -1,8 +1,10 @@
 """A KRaft quorum's state read over the wire: DescribeQuorum v1 (KIP-836) for
-the metadata log, `__cluster_metadata` partition 0. Any broker answers it (a
-broker forwards it to the active controller), so a test can ask any live
-node. Needs tests/integration on sys.path for `kafka_wire` (the integration
-suite's conftest puts it there)."""
+the metadata log, `__cluster_metadata` partition 0. Any Kafka broker answers
+it (a broker forwards it to the active controller), so a test can ask any
+live node; a controller listener (Kafka's or shoal's) answers it on the
+leader only, NOT_LEADER_OR_FOLLOWER elsewhere. And CreateTopics sent to one
+node itself (`create_topic`). Needs tests/integration on sys.path for
+`kafka_wire` (the integration suite's conftest puts it there)."""
 
 import struct
 from dataclasses import dataclass
