@@ -28,9 +28,10 @@
 //! taken first once due). A proposal waiting for its entry is answered
 //! within `PROPOSAL_TIMEOUT_MS`, and at once with NOT_CONTROLLER when this
 //! node stops leading. A write that fails (a full disk) is taken as a
-//! crash of the voter: the node is dropped, and the next proposal first
-//! restarts it from what is durable, on the blocking pool (the log
-//! reopened, its torn tail cut, a lone voter elected again); until that
+//! crash of the voter: the node is dropped and restarted from what is
+//! durable, on the blocking pool (the log reopened, its torn tail cut, a
+//! lone voter elected again), by the next proposal to a lone voter or
+//! every `RESTART_INTERVAL_MS` of ticks for one of several; until that
 //! succeeds every proposal is refused with the error. What the failed
 //! round wrote whole may still commit then: its proposal was answered with
 //! an error, as a request that timed out, and may or may not have happened.
@@ -75,6 +76,12 @@ const STEPS_PER_EVENT_MAX: usize = 256;
 /// down within an election timeout and fails its proposals then; this
 /// bounds the rest (a majority that acknowledges nothing).
 const PROPOSAL_TIMEOUT_MS: u64 = 30_000;
+
+/// How often a voter among several, down since a write failed, tries to
+/// restart from its log: each try reopens and replays the log on the
+/// blocking pool, so not every tick; soon enough that it rejoins within
+/// about an election timeout of the disk having room again.
+const RESTART_INTERVAL_MS: u64 = 1_000;
 
 /// Why a proposal was not applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -443,7 +450,11 @@ impl Voter {
     /// Refreshes what the controller and DescribeQuorum see.
     fn publish(&mut self) {
         let Ok(node) = &self.node else {
-            self.published.leads.set(false);
+            // A lone voter that is down restarts with the next proposal
+            // and leads again, so it still takes them (and answers the
+            // error while it cannot restart); one of several restarts on
+            // its ticks and follows whoever leads then.
+            self.published.leads.set(self.published.sole);
             self.published.leader_id.set(UNKNOWN);
             return;
         };
@@ -490,6 +501,7 @@ struct Waiting {
 async fn run(mut voter: Voter, proposals: LocalReceiver<Proposal>, inbound: Option<Inbound>) {
     let tick = Duration::from_millis(TICK_MS);
     let mut next_tick = Instant::now() + tick;
+    let mut next_restart = Instant::now();
     loop {
         let wait = next_tick.saturating_duration_since(Instant::now());
         let event = if wait.is_zero() {
@@ -529,8 +541,13 @@ async fn run(mut voter: Voter, proposals: LocalReceiver<Proposal>, inbound: Opti
                     // now, the next a period on, rather than a burst.
                     next_tick = Instant::now() + tick;
                 }
-                if let Ok(node) = &mut voter.node {
-                    node.tick();
+                match &mut voter.node {
+                    Ok(node) => node.tick(),
+                    Err(_) if !voter.published.sole && Instant::now() >= next_restart => {
+                        next_restart = Instant::now() + Duration::from_millis(RESTART_INTERVAL_MS);
+                        let _ = voter.node().await;
+                    }
+                    Err(_) => {}
                 }
             }
             Event::Proposal(proposal) => voter.propose(proposal).await,
