@@ -75,6 +75,17 @@ impl Controller {
         glommio::spawn_local(follow(Rc::downgrade(shard), self.quorum.applied_bell())).detach();
     }
 
+    /// Installs the newest image's table if the shards lag behind it (a
+    /// leader's plan is made from the installed view, and `follow` may
+    /// not have installed the last entries of the leader before it).
+    async fn catch_up(&self, shard: &Rc<Shard>) {
+        let latest = self.quorum.latest();
+        if latest.index > self.installed.get() {
+            let table = table::topic_table(&latest.image, shard.view().node_id, shard.count());
+            self.install(shard, latest.index, table).await;
+        }
+    }
+
     /// Installs `table`, the table of the image at `index`, on every shard,
     /// with the quorum leader as this node knows it now.
     async fn install(&self, shard: &Rc<Shard>, index: u64, table: TopicTable) {
@@ -98,6 +109,7 @@ impl Controller {
         if !self.quorum.leads() {
             return not_controller(topics.len());
         }
+        self.catch_up(shard).await;
         let plan =
             controller::create_topics(&shard.config, &shard.view(), topics, uuid::Uuid::new_v4);
         self.carry_out(shard, plan).await
@@ -114,6 +126,7 @@ impl Controller {
         if !self.quorum.leads() {
             return not_controller(topics.len());
         }
+        self.catch_up(shard).await;
         let view = shard.view();
         let mut plan = controller::delete_topics(&view, topics);
         if !plan.changes_table() {
@@ -156,6 +169,7 @@ impl Controller {
         if !self.quorum.leads() {
             return not_controller(changes.len());
         }
+        self.catch_up(shard).await;
         let plan = controller::alter_topic_configs(&shard.config, &shard.view(), changes);
         self.carry_out(shard, plan).await
     }
@@ -173,6 +187,7 @@ impl Controller {
         if !self.quorum.leads() {
             return not_controller(growths.len());
         }
+        self.catch_up(shard).await;
         let plan = controller::create_partitions(&shard.view(), growths);
         self.carry_out(shard, plan).await
     }
