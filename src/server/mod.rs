@@ -19,6 +19,7 @@ use anyhow::Context;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::config::BrokerConfig;
+use crate::metadata::brokers::DEFAULT_LISTENER_NAME;
 use crate::metadata::controller::TopicTable;
 use crate::metadata::{initial_placement, producer_ids, store, table, BrokerLayout, ClusterView};
 use crate::quorum::{QuorumNode, QuorumSettings, METADATA_LOG_DIR};
@@ -79,8 +80,14 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
             shard_count: config.shards,
             topics: Default::default(),
             topic_names_by_id: Default::default(),
+            listener_name: config
+                .cluster
+                .broker_listener()
+                .map_or_else(|| DEFAULT_LISTENER_NAME.to_string(), |l| l.name.clone()),
+            controller_node_id: config.node_id,
+            registered: Vec::new(),
         }
-        .with_topics(topics),
+        .with_image(quorum.image()),
     );
 
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])

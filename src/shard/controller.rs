@@ -27,7 +27,7 @@ use super::messages::{
 use super::quorum::QuorumHandle;
 use super::Shard;
 use crate::log::volume_bytes;
-use crate::metadata::controller::{self, partitions_by_owner, unavailable, Plan, TopicTable};
+use crate::metadata::controller::{self, partitions_by_owner, unavailable, Plan};
 use crate::metadata::image::MetadataImage;
 use crate::metadata::producer_ids::{self, ProducerIdBlock};
 use crate::metadata::table;
@@ -93,10 +93,10 @@ impl Controller {
                 delete_partitions(shard, &view, meta).await;
             }
         }
-        let Some(table) = self.commit(shard, &mut plan).await else {
+        let Some(image) = self.commit(shard, &mut plan).await else {
             return plan.results;
         };
-        install_view(shard, table).await;
+        install_view(shard, &image).await;
         for meta in plan.delete.iter().filter(|_| !data_first) {
             delete_partitions(shard, &view, meta).await;
         }
@@ -197,22 +197,22 @@ impl Controller {
                 plan.open_failed(index, view.topic(&meta.name).cloned(), error);
             }
         }
-        let Some(table) = self.commit(shard, &mut plan).await else {
+        let Some(image) = self.commit(shard, &mut plan).await else {
             return plan.results;
         };
-        install_view(shard, table).await;
+        install_view(shard, &image).await;
         plan.results
     }
 
     /// Commits the records that make the image's table `plan.table`, and
-    /// returns the table the image then holds; None when the quorum did
-    /// not commit them (the plan's results say why).
-    async fn commit<T>(&self, shard: &Rc<Shard>, plan: &mut Plan<T>) -> Option<TopicTable> {
+    /// returns the image then committed; None when the quorum did not
+    /// commit them (the plan's results say why).
+    async fn commit<T>(&self, shard: &Rc<Shard>, plan: &mut Plan<T>) -> Option<Arc<MetadataImage>> {
         let (node_id, shard_count) = (shard.view().node_id, shard.count());
         let wanted = plan.table.clone();
         let make = move |image: &_| table::changes(image, &wanted, node_id, shard_count);
         match self.quorum.propose(Box::new(make)).await {
-            Ok(image) => Some(table::topic_table(&image, node_id, shard_count)),
+            Ok(image) => Some(image),
             Err(error) => {
                 log::error!("cannot commit topic metadata: {error}");
                 plan.save_failed(&error);
@@ -228,9 +228,9 @@ fn disk_full(data_dir: &Path) -> bool {
     volume_bytes(data_dir).is_some_and(|volume| volume.usable < DISK_FULL_BYTES)
 }
 
-/// Broadcasts the snapshot with `table` to every shard and waits for all.
-async fn install_view(shard: &Rc<Shard>, table: TopicTable) {
-    let view = Arc::new(shard.view().with_topics(table));
+/// Broadcasts the snapshot of `image` to every shard and waits for all.
+async fn install_view(shard: &Rc<Shard>, image: &MetadataImage) {
+    let view = Arc::new(shard.view().with_image(image));
     shard
         .broadcast(|| ShardRequest::InstallView(view.clone()))
         .await;

@@ -596,9 +596,7 @@ async fn run_shard<S, F>(
         load: ShardLoad::default(),
     });
     for topic in view.topics.values() {
-        let mine: Vec<i32> = (0..topic.partitions)
-            .filter(|&partition| view.owner(&topic.name, partition) == id)
-            .collect();
+        let mine = view.local_partitions(topic, id);
         if let Err(error) = shard.partitions.open(&config, topic, &mine).await {
             let _ = ready.send(Err(format!(
                 "shard {id}: cannot open partitions of {}: {:?}",
@@ -608,16 +606,12 @@ async fn run_shard<S, F>(
         }
     }
     if let Some(offsets) = view.topic(OFFSETS_TOPIC) {
-        let mine: Vec<i32> = (0..offsets.partitions)
-            .filter(|&partition| view.owner(OFFSETS_TOPIC, partition) == id)
-            .collect();
+        let mine = view.led_partitions(offsets, id);
         shard.groups.load(&shard.partitions, &mine).await;
     }
     glommio::spawn_local(groups::run_ticks(Rc::downgrade(&shard))).detach();
     if let Some(states) = view.topic(TRANSACTION_STATE_TOPIC) {
-        let mine: Vec<i32> = (0..states.partitions)
-            .filter(|&partition| view.owner(TRANSACTION_STATE_TOPIC, partition) == id)
-            .collect();
+        let mine = view.led_partitions(states, id);
         shard.transactions.load(&shard, &mine).await;
     }
     transactions::spawn_timers(&shard);

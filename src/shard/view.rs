@@ -70,6 +70,7 @@ mod tests {
                     .map(|(key, value)| (key.to_string(), value.to_string()))
                     .collect(),
                 placement: vec![0],
+                states: Vec::new(),
             };
             (name.to_string(), Arc::new(meta))
         };
@@ -82,6 +83,9 @@ mod tests {
             shard_count: 1,
             topics: BTreeMap::new(),
             topic_names_by_id: HashMap::new(),
+            listener_name: "PLAINTEXT".into(),
+            controller_node_id: 1,
+            registered: Vec::new(),
         }
         .with_topics(BTreeMap::from([
             topic("plain", &[]),

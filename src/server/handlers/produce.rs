@@ -25,15 +25,19 @@ use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader, TopicName};
+use kafka_protocol::messages::{
+    BrokerId, ProduceRequest, ProduceResponse, RequestHeader, TopicName,
+};
 
 use super::txn_route::{add_once, call_txn, coordinator_shard, AddRetries};
-use super::{scatter, str_bytes};
+use super::{hinted_endpoints, leader_hint, scatter, str_bytes};
 use crate::clock::now_ms;
 use crate::config::TopicConfig;
 use crate::log::{AppendResult, AppendWait, TxnVerification};
+use crate::metadata::brokers::Broker;
+use crate::metadata::NO_LEADER_EPOCH;
 use crate::protocol::batch::{self, BatchError, BatchHeader};
 use crate::protocol::batch_records::BatchRecords;
 use crate::server::connection::{frame_allocation_bytes_max, ConnectionContext};
@@ -42,6 +46,10 @@ use crate::shard::messages::{
     TxnCall,
 };
 
+/// Produce v10+ answers a partition sent to the wrong broker with its
+/// `current_leader` and the response with those leaders' `node_endpoints`
+/// (KIP-951).
+const CURRENT_LEADER_VERSION: i16 = 10;
 /// Produce v13 names topics by id only (KIP-516).
 const TOPIC_IDS_VERSION: i16 = 13;
 /// Kafka's "no timestamp": such a record is not held to the window.
@@ -77,6 +85,8 @@ const BEHIND_VERIFYING_WAITS_MAX: usize = 20;
 struct Refusal {
     error: KafkaError,
     record_errors: Vec<(i32, String)>,
+    /// KIP-951: the leader to send to instead, and its epoch.
+    leader: Option<(Broker, i32)>,
 }
 
 impl From<KafkaError> for Refusal {
@@ -84,6 +94,7 @@ impl From<KafkaError> for Refusal {
         Refusal {
             error,
             record_errors: Vec::new(),
+            leader: None,
         }
     }
 }
@@ -118,6 +129,7 @@ impl Refusal {
         Refusal {
             error,
             record_errors: record_errors.into_iter().take(RECORD_ERRORS_MAX).collect(),
+            leader: None,
         }
     }
 }
@@ -397,6 +409,18 @@ pub async fn handle(
                 .into())));
                 continue;
             }
+            // Leadership before the batches, as Kafka's
+            // `Partition.appendRecordsToLeader` checks it.
+            let owner = match view.lead(meta, partition.index, NO_LEADER_EPOCH) {
+                Ok(owner) => owner,
+                Err(error) => {
+                    topic_slots.push(Slot::Done(Err(Refusal {
+                        leader: leader_hint(&view, meta, partition.index, error),
+                        ..KafkaError::new(error).into()
+                    })));
+                    continue;
+                }
+            };
             let records = partition.records.as_deref().unwrap_or_default();
             let rules = Rules {
                 max_batch_bytes: config.max_message_bytes,
@@ -420,7 +444,6 @@ pub async fn handle(
             topic_slots.push(Slot::Pending {
                 log_append_time_ms: log_append_time_ms.unwrap_or(-1),
             });
-            let owner = view.owner(&meta.name, partition.index);
             let topic_partition = TopicPartition::new(&meta.name, partition.index);
             let verification = if transactional_id.is_some() && has_transactional_batch(records) {
                 routes.push(Route {
@@ -489,6 +512,25 @@ pub async fn handle(
         return None;
     }
 
+    let node_endpoints = if version >= CURRENT_LEADER_VERSION {
+        let hints = slots.iter().flatten().filter_map(|slot| match slot {
+            Slot::Done(Err(refusal)) => refusal.leader.as_ref(),
+            _ => None,
+        });
+        hinted_endpoints(hints)
+            .into_iter()
+            .map(|broker| {
+                let mut node = NodeEndpoint::default();
+                node.node_id = BrokerId(broker.id);
+                node.host = str_bytes(broker.host);
+                node.port = broker.port;
+                node.rack = broker.rack.map(str_bytes);
+                node
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let responses = request
         .topic_data
         .iter()
@@ -511,6 +553,7 @@ pub async fn handle(
         .collect();
     let mut response = ProduceResponse::default();
     response.responses = responses;
+    response.node_endpoints = node_endpoints;
     Some(response)
 }
 
@@ -763,8 +806,8 @@ async fn verify(
     partitions: Vec<(String, i32)>,
 ) -> Vec<Option<ResponseError>> {
     let count = partitions.len();
-    if coordinator_shard(context, transactional_id).is_none() {
-        return vec![Some(ResponseError::CoordinatorNotAvailable); count];
+    if let Err(error) = coordinator_shard(context, transactional_id) {
+        return vec![Some(error); count];
     }
     let call = TxnCall::AddPartitions {
         transactional_id: transactional_id.to_string(),
@@ -841,6 +884,12 @@ fn partition_answer(version: i16, index: i32, slot: Slot) -> PartitionProduceRes
         }
         Slot::Done(Err(refusal)) => {
             answer.error_code = refusal.error.code;
+            if let Some((broker, epoch)) =
+                refusal.leader.filter(|_| version >= CURRENT_LEADER_VERSION)
+            {
+                answer.current_leader.leader_id = BrokerId(broker.id);
+                answer.current_leader.leader_epoch = epoch;
+            }
             if version >= RECORD_ERRORS_VERSION {
                 answer.error_message = refusal.error.message.map(str_bytes);
                 answer.record_errors = refusal
