@@ -278,7 +278,8 @@ mod tests {
         };
         assert_eq!(view.brokers(), vec![node.clone()]);
         assert_eq!(view.broker_of_shard(1), node);
-        assert_eq!(view.leader_id("t", 0), 7);
+        let topic = view.topic("t").unwrap().clone();
+        assert_eq!(view.leader_id(&topic, 0), 7);
         assert_eq!(view.controller_id(), 7);
         assert_eq!(view.local_broker(7), Some(LocalBroker::Node));
         assert_eq!(view.local_broker(7000), None);
@@ -296,7 +297,9 @@ mod tests {
             .iter()
             .all(|b| b.rack.as_deref() == Some("node-7") && b.host == "broker.example"));
         assert_eq!(
-            (0..4).map(|p| view.leader_id("t", p)).collect::<Vec<_>>(),
+            (0..4)
+                .map(|p| view.leader_id(view.topic("t").unwrap(), p))
+                .collect::<Vec<_>>(),
             vec![7001, 7000, 7001, 7001],
             "leaders follow the placement table"
         );

@@ -20,6 +20,8 @@ pub mod producer_ids;
 pub mod records;
 pub mod store;
 pub mod table;
+#[cfg(test)]
+pub(crate) mod view_tests;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};

@@ -348,3 +348,64 @@ fn error_response(correlation_id: i32, version: i16, error: ResponseError) -> Re
         &parts,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::TopicName;
+
+    use super::*;
+    use crate::metadata::view_tests::cluster_view;
+    use crate::metadata::BrokerLayout;
+
+    /// Partitions 0 (led here at epoch 5, asked at epochs 5, 4, 6 and
+    /// none), 1 (led by broker 2 at epoch 3) and 3 (its leader fenced).
+    #[test]
+    fn only_partitions_led_here_are_read_and_the_others_name_their_leader() {
+        let view = cluster_view(BrokerLayout::Node);
+        let asked = [(0, 5), (0, 4), (0, 6), (0, -1), (1, -1), (3, -1)];
+        let mut topic = FetchTopic::default();
+        topic.topic = TopicName("t".to_string().into());
+        topic.partitions = asked
+            .iter()
+            .map(|&(partition, epoch)| {
+                FetchPartition::default()
+                    .with_partition(partition)
+                    .with_current_leader_epoch(epoch)
+            })
+            .collect();
+        let request = FetchRequest::default().with_topics(vec![topic]);
+        let wanted = resolve(&view, 12, &request);
+        let errors: Vec<Option<ResponseError>> = wanted.iter().map(|want| want.error).collect();
+        assert_eq!(
+            errors,
+            vec![
+                None,
+                Some(ResponseError::FencedLeaderEpoch),
+                Some(ResponseError::UnknownLeaderEpoch),
+                None,
+                Some(ResponseError::NotLeaderOrFollower),
+                Some(ResponseError::NotLeaderOrFollower),
+            ]
+        );
+        assert_eq!(wanted[0].owner, 1, "this node's shard for partition 0");
+        let hints: Vec<Option<(i32, i32)>> = wanted
+            .iter()
+            .map(|want| {
+                want.leader
+                    .as_ref()
+                    .map(|(broker, epoch)| (broker.id, *epoch))
+            })
+            .collect();
+        assert_eq!(
+            hints,
+            vec![None, Some((1, 5)), None, None, Some((2, 3)), None],
+            "FENCED_LEADER_EPOCH and NOT_LEADER_OR_FOLLOWER name the live leader"
+        );
+        let endpoints = hinted_endpoints(wanted.iter().filter_map(|want| want.leader.as_ref()));
+        assert_eq!(
+            endpoints.iter().map(|broker| broker.id).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+    }
+}

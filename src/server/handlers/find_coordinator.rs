@@ -125,3 +125,58 @@ fn answer(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::metadata::view_tests::cluster_view;
+    use crate::metadata::{BrokerLayout, PartitionState, TopicMeta};
+    use crate::server::handlers::group_route::coordinating_shard;
+
+    /// `__consumer_offsets` of 3 partitions led by broker 2, by the fenced
+    /// broker 3, and by this node.
+    #[test]
+    fn the_coordinator_is_the_leader_of_the_keys_partition() {
+        let view = cluster_view(BrokerLayout::Node);
+        let led_by = |leader| PartitionState {
+            replicas: vec![leader],
+            isr: vec![leader],
+            leader,
+            leader_epoch: 0,
+        };
+        let offsets = TopicMeta {
+            name: OFFSETS_TOPIC.to_string(),
+            id: uuid::Uuid::from_u128(99),
+            partitions: 3,
+            configs: Default::default(),
+            placement: vec![0, 0, 1],
+            states: vec![led_by(2), led_by(3), led_by(1)],
+        };
+        let mut topics = view.topics.clone();
+        topics.insert(OFFSETS_TOPIC.to_string(), Arc::new(offsets));
+        let view = view.with_topics(topics);
+        let key_of = |partition| {
+            (0..1000)
+                .map(|n| format!("group-{n}"))
+                .find(|key| offsets_partition(key, 3) == partition)
+                .expect("some key lands there")
+        };
+        let found = |partition| coordinator(&view, OFFSETS_TOPIC, &key_of(partition));
+        assert_eq!(found(0).map(|broker| broker.id), Ok(2));
+        assert_eq!(found(1), Err(ResponseError::CoordinatorNotAvailable));
+        assert_eq!(found(2).map(|broker| broker.port), Ok(9092));
+        assert_eq!(
+            coordinator(&view, TRANSACTION_STATE_TOPIC, "txn"),
+            Err(ResponseError::CoordinatorNotAvailable),
+            "no such topic yet"
+        );
+        let meta = view.topic(OFFSETS_TOPIC).unwrap();
+        assert_eq!(
+            coordinating_shard(&view, meta, 0),
+            Err(ResponseError::NotCoordinator)
+        );
+        assert_eq!(coordinating_shard(&view, meta, 2), Ok(1));
+    }
+}

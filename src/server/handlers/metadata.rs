@@ -198,3 +198,43 @@ fn missing_entry(
     entry.topic_id = id;
     entry
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::view_tests::cluster_view;
+    use crate::metadata::BrokerLayout;
+
+    #[test]
+    fn partitions_carry_the_clusters_leaders_replicas_and_isr() {
+        let view = cluster_view(BrokerLayout::Node);
+        let t = view.topic("t").unwrap().clone();
+        let entry = topic_entry(&view, &t, 12);
+        let ids = |nodes: &[BrokerId]| nodes.iter().map(|id| id.0).collect::<Vec<_>>();
+        let seen: Vec<(i16, i32, i32, Vec<i32>, Vec<i32>, Vec<i32>)> = entry
+            .partitions
+            .iter()
+            .map(|p| {
+                (
+                    p.error_code,
+                    p.leader_id.0,
+                    p.leader_epoch,
+                    ids(&p.replica_nodes),
+                    ids(&p.isr_nodes),
+                    ids(&p.offline_replicas),
+                )
+            })
+            .collect();
+        let unavailable = ResponseError::LeaderNotAvailable.code();
+        assert_eq!(
+            seen,
+            vec![
+                (0, 1, 5, vec![1, 2, 3], vec![1, 2], vec![3]),
+                (0, 2, 3, vec![2, 1], vec![2, 1], vec![]),
+                (0, 2, 0, vec![2, 3], vec![2], vec![3]),
+                (unavailable, -1, 1, vec![3, 1], vec![1], vec![3]),
+                (unavailable, -1, 2, vec![1, 2], vec![1, 2], vec![]),
+            ]
+        );
+    }
+}

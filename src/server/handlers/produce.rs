@@ -512,25 +512,7 @@ pub async fn handle(
         return None;
     }
 
-    let node_endpoints = if version >= CURRENT_LEADER_VERSION {
-        let hints = slots.iter().flatten().filter_map(|slot| match slot {
-            Slot::Done(Err(refusal)) => refusal.leader.as_ref(),
-            _ => None,
-        });
-        hinted_endpoints(hints)
-            .into_iter()
-            .map(|broker| {
-                let mut node = NodeEndpoint::default();
-                node.node_id = BrokerId(broker.id);
-                node.host = str_bytes(broker.host);
-                node.port = broker.port;
-                node.rack = broker.rack.map(str_bytes);
-                node
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let node_endpoints = node_endpoints(version, &slots);
     let responses = request
         .topic_data
         .iter()
@@ -867,6 +849,28 @@ fn error_name(error: ResponseError) -> String {
     name
 }
 
+/// KIP-951: the brokers the refusals name as leaders, each once (v10+).
+fn node_endpoints(version: i16, slots: &[Vec<Slot>]) -> Vec<NodeEndpoint> {
+    if version < CURRENT_LEADER_VERSION {
+        return Vec::new();
+    }
+    let hints = slots.iter().flatten().filter_map(|slot| match slot {
+        Slot::Done(Err(refusal)) => refusal.leader.as_ref(),
+        _ => None,
+    });
+    hinted_endpoints(hints)
+        .into_iter()
+        .map(|broker| {
+            let mut node = NodeEndpoint::default();
+            node.node_id = BrokerId(broker.id);
+            node.host = str_bytes(broker.host);
+            node.port = broker.port;
+            node.rack = broker.rack.map(str_bytes);
+            node
+        })
+        .collect()
+}
+
 /// One partition's answer: where its batches landed, or why they did not.
 fn partition_answer(version: i16, index: i32, slot: Slot) -> PartitionProduceResponse {
     let mut answer = PartitionProduceResponse::default();
@@ -915,7 +919,54 @@ fn partition_answer(version: i16, index: i32, slot: Slot) -> PartitionProduceRes
 mod tests {
     use kafka_protocol::error::ResponseError;
 
-    use super::verification_error;
+    use super::*;
+    use crate::metadata::view_tests::cluster_view;
+    use crate::metadata::BrokerLayout;
+
+    /// A partition led by broker 2 answers NOT_LEADER_OR_FOLLOWER, naming
+    /// it from v10 (KIP-951); one led by a fenced broker names none.
+    #[test]
+    fn a_partition_led_elsewhere_names_its_leader_from_v10() {
+        let view = cluster_view(BrokerLayout::Node);
+        let t = view.topic("t").unwrap().clone();
+        let refused = |partition| {
+            let error = view.lead(&t, partition, NO_LEADER_EPOCH).unwrap_err();
+            Slot::Done(Err(Refusal {
+                leader: leader_hint(&view, &t, partition, error),
+                ..KafkaError::new(error).into()
+            }))
+        };
+        for version in [9, 10, 13] {
+            let slots = vec![vec![refused(1), refused(2), refused(3)]];
+            let endpoints = node_endpoints(version, &slots);
+            let answers: Vec<PartitionProduceResponse> = slots
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .map(|(index, slot)| partition_answer(version, index as i32, slot))
+                .collect();
+            assert!(answers
+                .iter()
+                .all(|answer| answer.error_code == ResponseError::NotLeaderOrFollower.code()));
+            let leaders: Vec<(i32, i32)> = answers
+                .iter()
+                .map(|a| (a.current_leader.leader_id.0, a.current_leader.leader_epoch))
+                .collect();
+            if version >= 10 {
+                assert_eq!(leaders, vec![(2, 3), (2, 0), (-1, -1)]);
+                assert_eq!(endpoints.len(), 1, "broker 2, once");
+                let node = &endpoints[0];
+                assert_eq!(
+                    (node.node_id.0, node.host.as_str(), node.port),
+                    (2, "node2.example", 19092)
+                );
+                assert_eq!(node.rack.as_deref(), Some("r2"));
+            } else {
+                assert_eq!(leaders, vec![(-1, -1); 3]);
+                assert!(endpoints.is_empty());
+            }
+        }
+    }
 
     /// Kafka's translations of the coordinator's answers, per version.
     #[test]

@@ -129,6 +129,8 @@ mod tests {
             fetch_offset: 0,
             max_bytes: 1 << 20,
             error: None,
+            owner: 0,
+            leader: None,
             sent,
         }
     }
