@@ -205,13 +205,16 @@ mod tests {
     use crate::metadata::view_tests::cluster_view;
     use crate::metadata::BrokerLayout;
 
+    /// Error, leader, leader epoch, replicas, ISR, offline replicas.
+    type Seen = (i16, i32, i32, Vec<i32>, Vec<i32>, Vec<i32>);
+
     #[test]
     fn partitions_carry_the_clusters_leaders_replicas_and_isr() {
         let view = cluster_view(BrokerLayout::Node);
         let t = view.topic("t").unwrap().clone();
         let entry = topic_entry(&view, &t, 12);
         let ids = |nodes: &[BrokerId]| nodes.iter().map(|id| id.0).collect::<Vec<_>>();
-        let seen: Vec<(i16, i32, i32, Vec<i32>, Vec<i32>, Vec<i32>)> = entry
+        let seen: Vec<Seen> = entry
             .partitions
             .iter()
             .map(|p| {
