@@ -194,15 +194,6 @@ impl ClusterView {
             .and_then(|name| self.topics.get(name))
     }
 
-    /// The shard that owns `partition` of `topic`: the placement table's
-    /// entry, or the rule for a partition the table does not place.
-    pub fn owner(&self, topic: &str, partition: i32) -> usize {
-        match self.topics.get(topic) {
-            Some(meta) => meta.owner(partition, self.shard_count),
-            None => owner_shard(topic, partition, self.shard_count),
-        }
-    }
-
     /// The state of `partition` of `meta`: the image's, or the planned one
     /// of a partition the controller is making here.
     pub fn state<'a>(&self, meta: &'a TopicMeta, partition: i32) -> Cow<'a, PartitionState> {
@@ -364,14 +355,17 @@ mod tests {
         topics.insert("t".to_string(), Arc::new(topic.clone()));
         let view = empty.with_topics(topics.clone());
         assert_eq!(
-            (0..3).map(|p| view.owner("t", p)).collect::<Vec<_>>(),
+            (0..3)
+                .map(|p| view.topic("t").unwrap().owner(p, 2))
+                .collect::<Vec<_>>(),
             vec![1, 1, 0]
         );
         topic.placement = vec![5];
         topics.insert("t".to_string(), Arc::new(topic));
         let view = empty.with_topics(topics);
-        assert_eq!(view.owner("t", 0), owner_shard("t", 0, 2));
-        assert_eq!(view.owner("t", 2), owner_shard("t", 2, 2));
+        let t = view.topic("t").unwrap();
+        assert_eq!(t.owner(0, 2), owner_shard("t", 0, 2));
+        assert_eq!(t.owner(2, 2), owner_shard("t", 2, 2));
         assert_eq!(initial_placement("t", 3, 2).len(), 3);
         let grown = TopicMeta {
             name: "t".into(),

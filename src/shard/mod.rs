@@ -233,6 +233,13 @@ impl Shard {
                 ShardReply::ListOffsets(self.partitions.list_offsets(parts).await)
             }
             ShardRequest::OpenPartitions { topic, partitions } => {
+                // Only replicas are opened: nothing is made on disk for a
+                // partition other nodes hold.
+                let view = self.view();
+                let partitions: Vec<i32> = partitions
+                    .into_iter()
+                    .filter(|&partition| view.hosts(&topic, partition))
+                    .collect();
                 match self
                     .partitions
                     .open(&self.config, &topic, &partitions)
