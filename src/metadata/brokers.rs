@@ -141,6 +141,22 @@ impl ClusterView {
         brokers
     }
 
+    /// The fenced registered brokers with an endpoint on the view's
+    /// listener, in id order (DescribeCluster v2 lists them on request).
+    pub fn fenced_brokers(&self) -> Vec<Broker> {
+        self.registered
+            .iter()
+            .filter(|broker| broker.fenced && broker.id != self.node_id)
+            .filter_map(|broker| {
+                let unfenced = ClusterBroker {
+                    fenced: false,
+                    ..broker.clone()
+                };
+                unfenced.live()
+            })
+            .collect()
+    }
+
     /// The live broker with client-visible id `id`.
     pub fn broker(&self, id: i32) -> Option<Broker> {
         match self.local_broker(id) {

@@ -50,9 +50,11 @@ pub struct TopicMeta {
     pub partitions: i32,
     /// Topic-level config overrides (Kafka names); defaults are not stored.
     pub configs: BTreeMap<String, String>,
-    /// The placement table: the shard that owns each partition, by index.
-    /// Chosen by `owner_shard` when the topic is made and kept in metadata,
-    /// so that a partition can later move without changing the rule.
+    /// The placement table: the shard that owns each partition on this
+    /// node, by index (for a partition this node holds no replica of, the
+    /// rule's shard, never used). Chosen by `owner_shard` when the topic is
+    /// made and kept in metadata, so that a partition can later move
+    /// without changing the rule.
     #[serde(default)]
     pub placement: Vec<u32>,
     /// Each partition's replicas and leader, by index, as the image's

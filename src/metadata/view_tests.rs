@@ -156,6 +156,10 @@ fn the_brokers_are_the_live_registered_ones_on_the_clients_listener() {
         Some(broker(2, "node2.example", 19092, Some("r2")))
     );
     assert_eq!(view.broker(3), None);
+    assert_eq!(
+        view.fenced_brokers(),
+        vec![broker(3, "node3.example", 29092, None)]
+    );
     assert!(view.node_is_live(1) && view.node_is_live(2));
     assert!(!view.node_is_live(3) && !view.node_is_live(4) && !view.node_is_live(5));
     assert_eq!(view.controller_id(), HERE);
