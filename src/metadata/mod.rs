@@ -9,8 +9,8 @@
 //! (`ClusterView::lead`), and opens only the partitions it replicates
 //! (`ClusterView::local_partitions`). Only the controller builds a new view
 //! (its decisions are `controller.rs`, pure; `shard/controller.rs` persists
-//! and broadcasts the result on `CONTROLLER_SHARD`). Nothing here does IO on the data path but `store.rs`,
-//! which the controller's driver calls. `metadata` imports no `shard` or
+//! and broadcasts the result on `CONTROLLER_SHARD`). Nothing here does IO
+//! on the data path but `store.rs`, which the controller's driver calls. `metadata` imports no `shard` or
 //! `server` (`tests/architecture.rs`).
 
 pub mod brokers;
@@ -160,9 +160,6 @@ pub struct ClusterView {
     pub topic_names_by_id: HashMap<Uuid, String>,
 }
 
-/// Why this node does not serve a partition's data.
-pub type NotServed = ResponseError;
-
 impl ClusterView {
     /// This view with the topics and brokers `image` holds: each topic's
     /// partitions with their replicas and leaders, placed on this node's
@@ -229,7 +226,7 @@ impl ClusterView {
         meta: &TopicMeta,
         partition: i32,
         current_leader_epoch: i32,
-    ) -> Result<usize, NotServed> {
+    ) -> Result<usize, ResponseError> {
         let state = self.state(meta, partition);
         if !state.replicas.contains(&self.node_id) {
             return Err(ResponseError::NotLeaderOrFollower);
