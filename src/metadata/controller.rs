@@ -199,6 +199,7 @@ pub fn create_topics(
             id: new_id(),
             partitions,
             configs,
+            states: Vec::new(),
         });
         if !topic.validate_only {
             plan.table.insert(meta.name.clone(), meta.clone());
@@ -443,6 +444,9 @@ mod tests {
             shard_count: 2,
             topics: BTreeMap::new(),
             topic_names_by_id: HashMap::new(),
+            listener_name: "PLAINTEXT".into(),
+            controller_node_id: 1,
+            registered: Vec::new(),
         }
     }
 

@@ -1,11 +1,16 @@
-//! Cluster metadata: topics, their partitions and configs, which shard owns
-//! each partition, and the brokers clients see (`brokers.rs`).
+//! Cluster metadata: topics, their partitions and configs, each partition's
+//! replicas and leader, which shard owns each partition this node holds,
+//! and the brokers clients see (`brokers.rs`).
 //!
-//! Invariant: every shard reads an immutable [`ClusterView`] snapshot; only
-//! the controller builds a new one (its decisions are `controller.rs`, pure;
-//! `shard/controller.rs` persists and broadcasts the result on
-//! `CONTROLLER_SHARD`). Nothing here does IO on the data path but `store.rs`,
-//! which the controller's driver calls. `metadata` imports no `shard` or
+//! Invariant: every shard reads an immutable [`ClusterView`] snapshot, the
+//! cluster's as the metadata image holds it (`ClusterView::with_image`), so
+//! the same code answers on one node and on any node of a cluster: this
+//! node serves a partition's data only when the view names it the leader
+//! (`ClusterView::lead`), and opens only the partitions it replicates
+//! (`ClusterView::local_partitions`). Only the controller builds a new view
+//! (its decisions are `controller.rs`, pure; `shard/controller.rs` persists
+//! and broadcasts the result on `CONTROLLER_SHARD`). Nothing here does IO
+//! on the data path but `store.rs`, which the controller's driver calls. `metadata` imports no `shard` or
 //! `server` (`tests/architecture.rs`).
 
 pub mod brokers;
@@ -15,14 +20,19 @@ pub mod producer_ids;
 pub mod records;
 pub mod store;
 pub mod table;
+#[cfg(test)]
+pub(crate) mod view_tests;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
 use crate::config::TOPIC_NAME_LENGTH_MAX;
-pub use brokers::BrokerLayout;
+pub use brokers::{BrokerLayout, ClusterBroker};
+use image::MetadataImage;
 
 /// The topics Kafka reports as internal.
 pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
@@ -40,11 +50,44 @@ pub struct TopicMeta {
     pub partitions: i32,
     /// Topic-level config overrides (Kafka names); defaults are not stored.
     pub configs: BTreeMap<String, String>,
-    /// The placement table: the shard that owns each partition, by index.
-    /// Chosen by `owner_shard` when the topic is made and kept in metadata,
-    /// so that a partition can later move without changing the rule.
+    /// The placement table: the shard that owns each partition on this
+    /// node, by index (for a partition this node holds no replica of, the
+    /// rule's shard, never used). Chosen by `owner_shard` when the topic is
+    /// made and kept in metadata, so that a partition can later move
+    /// without changing the rule.
     #[serde(default)]
     pub placement: Vec<u32>,
+    /// Each partition's replicas and leader, by index, as the image's
+    /// PartitionRecords left them. A table the controller plans holds none
+    /// for the partitions it is making: those are made on this node, which
+    /// leads them (`PartitionState::planned`).
+    #[serde(skip)]
+    pub states: Vec<PartitionState>,
+}
+
+/// One partition's replicas and leadership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionState {
+    /// Node ids, the preferred leader first.
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// The leading node, or `NO_LEADER`.
+    pub leader: i32,
+    pub leader_epoch: i32,
+}
+
+impl PartitionState {
+    /// A partition the controller is making on `node_id` before the image
+    /// holds it: its one replica, leader at epoch 0 (`table::changes`
+    /// writes it so).
+    pub fn planned(node_id: i32) -> PartitionState {
+        PartitionState {
+            replicas: vec![node_id],
+            isr: vec![node_id],
+            leader: node_id,
+            leader_epoch: 0,
+        }
+    }
 }
 
 impl TopicMeta {
@@ -80,6 +123,14 @@ impl TopicMeta {
         }
     }
 
+    /// The state of `partition`, None for one the image does not hold yet
+    /// (or that does not exist).
+    pub fn state(&self, partition: i32) -> Option<&PartitionState> {
+        usize::try_from(partition)
+            .ok()
+            .and_then(|index| self.states.get(index))
+    }
+
     /// Kafka's own internal topics; a user topic named `__x` is not one.
     pub fn is_internal(&self) -> bool {
         INTERNAL_TOPICS.contains(&self.name.as_str())
@@ -93,14 +144,33 @@ pub struct ClusterView {
     pub node_id: i32,
     pub advertised_host: String,
     pub advertised_port: i32,
+    /// The name of the listener clients reach this node on (`PLAINTEXT`):
+    /// other brokers are advertised at their endpoint of that name, as
+    /// Kafka matches the listener a request came in on.
+    pub listener_name: String,
     /// One broker for the node, or one per shard (`brokers.rs`).
     pub broker_layout: BrokerLayout,
     pub shard_count: usize,
+    /// The node that is the active controller (the metadata quorum's
+    /// leader); this node until the quorum names another.
+    pub controller_node_id: i32,
+    /// Every broker registered in the image, by id.
+    pub registered: Vec<ClusterBroker>,
     pub topics: BTreeMap<String, Arc<TopicMeta>>,
     pub topic_names_by_id: HashMap<Uuid, String>,
 }
 
 impl ClusterView {
+    /// This view with the topics and brokers `image` holds: each topic's
+    /// partitions with their replicas and leaders, placed on this node's
+    /// shards by `table::topic_table`.
+    pub fn with_image(&self, image: &MetadataImage) -> ClusterView {
+        ClusterView {
+            registered: brokers::registered(image, &self.listener_name),
+            ..self.with_topics(table::topic_table(image, self.node_id, self.shard_count))
+        }
+    }
+
     pub fn with_topics(&self, topics: BTreeMap<String, Arc<TopicMeta>>) -> ClusterView {
         let topic_names_by_id = topics
             .values()
@@ -123,15 +193,81 @@ impl ClusterView {
             .and_then(|name| self.topics.get(name))
     }
 
-    /// The shard that owns `partition` of `topic`: the placement table's
-    /// entry, or the rule for a partition the table does not place.
-    pub fn owner(&self, topic: &str, partition: i32) -> usize {
-        match self.topics.get(topic) {
-            Some(meta) => meta.owner(partition, self.shard_count),
-            None => owner_shard(topic, partition, self.shard_count),
+    /// The state of `partition` of `meta`: the image's, or the planned one
+    /// of a partition the controller is making here.
+    pub fn state<'a>(&self, meta: &'a TopicMeta, partition: i32) -> Cow<'a, PartitionState> {
+        match meta.state(partition) {
+            Some(state) => Cow::Borrowed(state),
+            None => Cow::Owned(PartitionState::planned(self.node_id)),
         }
     }
+
+    /// True when this node holds a replica of `partition` of `meta`.
+    pub fn hosts(&self, meta: &TopicMeta, partition: i32) -> bool {
+        meta.state(partition)
+            .is_none_or(|state| state.replicas.contains(&self.node_id))
+    }
+
+    /// True when this node leads `partition` of `meta`.
+    pub fn leads(&self, meta: &TopicMeta, partition: i32) -> bool {
+        meta.state(partition)
+            .is_none_or(|state| state.leader == self.node_id)
+    }
+
+    /// The owner shard of `partition` of `meta` when this node serves its
+    /// data, as Kafka's `Partition.localLogWithEpochOrThrow` decides: not a
+    /// replica here, NOT_LEADER_OR_FOLLOWER; a `current_leader_epoch`
+    /// (`-1` for none) older than the partition's, FENCED_LEADER_EPOCH,
+    /// newer, UNKNOWN_LEADER_EPOCH; a replica that does not lead,
+    /// NOT_LEADER_OR_FOLLOWER. On the data path: a served view holds every
+    /// partition's state, so this allocates nothing.
+    pub fn lead(
+        &self,
+        meta: &TopicMeta,
+        partition: i32,
+        current_leader_epoch: i32,
+    ) -> Result<usize, ResponseError> {
+        let state = self.state(meta, partition);
+        if !state.replicas.contains(&self.node_id) {
+            return Err(ResponseError::NotLeaderOrFollower);
+        }
+        if current_leader_epoch != NO_LEADER_EPOCH {
+            if current_leader_epoch < state.leader_epoch {
+                return Err(ResponseError::FencedLeaderEpoch);
+            }
+            if current_leader_epoch > state.leader_epoch {
+                return Err(ResponseError::UnknownLeaderEpoch);
+            }
+        }
+        if state.leader != self.node_id {
+            return Err(ResponseError::NotLeaderOrFollower);
+        }
+        Ok(meta.owner(partition, self.shard_count))
+    }
+
+    /// The partitions of `meta` this node replicates and `shard` owns: the
+    /// ones that shard opens and recovers.
+    pub fn local_partitions(&self, meta: &TopicMeta, shard: usize) -> Vec<i32> {
+        (0..meta.partitions)
+            .filter(|&partition| {
+                self.hosts(meta, partition) && meta.owner(partition, self.shard_count) == shard
+            })
+            .collect()
+    }
+
+    /// The partitions of `meta` this node leads and `shard` owns: the ones
+    /// whose coordinators (groups, transactions) that shard runs.
+    pub fn led_partitions(&self, meta: &TopicMeta, shard: usize) -> Vec<i32> {
+        (0..meta.partitions)
+            .filter(|&partition| {
+                self.leads(meta, partition) && meta.owner(partition, self.shard_count) == shard
+            })
+            .collect()
+    }
 }
+
+/// A request's `current_leader_epoch` when the client names none.
+pub const NO_LEADER_EPOCH: i32 = -1;
 
 /// Placement rule: a topic's partitions go round-robin over the shards,
 /// starting at a shard chosen by the topic name's hash, so one topic's
@@ -197,6 +333,7 @@ mod tests {
             partitions: 3,
             configs: BTreeMap::new(),
             placement: vec![1, 1, 0],
+            states: Vec::new(),
         };
         assert!(topic.placement_fits(2));
         assert!(!topic.placement_fits(1));
@@ -209,19 +346,25 @@ mod tests {
             shard_count: 2,
             topics: BTreeMap::new(),
             topic_names_by_id: HashMap::new(),
+            listener_name: "PLAINTEXT".into(),
+            controller_node_id: 1,
+            registered: Vec::new(),
         };
         let mut topics = BTreeMap::new();
         topics.insert("t".to_string(), Arc::new(topic.clone()));
         let view = empty.with_topics(topics.clone());
         assert_eq!(
-            (0..3).map(|p| view.owner("t", p)).collect::<Vec<_>>(),
+            (0..3)
+                .map(|p| view.topic("t").unwrap().owner(p, 2))
+                .collect::<Vec<_>>(),
             vec![1, 1, 0]
         );
         topic.placement = vec![5];
         topics.insert("t".to_string(), Arc::new(topic));
         let view = empty.with_topics(topics);
-        assert_eq!(view.owner("t", 0), owner_shard("t", 0, 2));
-        assert_eq!(view.owner("t", 2), owner_shard("t", 2, 2));
+        let t = view.topic("t").unwrap();
+        assert_eq!(t.owner(0, 2), owner_shard("t", 0, 2));
+        assert_eq!(t.owner(2, 2), owner_shard("t", 2, 2));
         assert_eq!(initial_placement("t", 3, 2).len(), 3);
         let grown = TopicMeta {
             name: "t".into(),
@@ -229,6 +372,7 @@ mod tests {
             partitions: 2,
             configs: BTreeMap::new(),
             placement: vec![1, 1],
+            states: Vec::new(),
         }
         .grown(5, 2);
         assert_eq!(grown.partitions, 5);

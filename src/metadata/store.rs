@@ -254,6 +254,7 @@ mod tests {
                 partitions: 3,
                 configs,
                 placement: vec![0, 1, 2],
+                states: Vec::new(),
             }),
         );
         let list: Vec<&TopicMeta> = topics.values().map(|topic| topic.as_ref()).collect();

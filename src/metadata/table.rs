@@ -5,10 +5,12 @@
 //! re-place partitions on fewer shards), and the table an image holds
 //! (`topic_table`).
 //!
-//! On one node every partition has one replica, this node, which leads it
-//! at epoch 0 with itself as the ISR; the shard that owns it on this node
-//! rides in the PartitionRecord's shoal-only tagged field
-//! (`PartitionRecord::shards`), so the image alone rebuilds the table.
+//! A partition the controller makes has one replica, this node, which leads
+//! it at epoch 0 with itself as the ISR; the shard that owns it on each
+//! replica rides in the PartitionRecord's shoal-only tagged field
+//! (`PartitionRecord::shards`), so the image alone rebuilds the table. The
+//! table carries each partition's replicas, ISR, leader and leader epoch
+//! (`TopicMeta::states`) as the image holds them, whoever wrote them.
 //!
 //! A new log starts with `bootstrap_records`.
 //!
@@ -24,7 +26,7 @@ use super::records::{
     ConfigRecord, FeatureLevelRecord, MetadataRecord, PartitionRecord, TopicRecord,
     CONFIG_RESOURCE_TOPIC,
 };
-use super::TopicMeta;
+use super::{PartitionState, TopicMeta};
 
 /// Kafka's feature that versions the metadata records.
 pub const METADATA_VERSION_FEATURE: &str = "metadata.version";
@@ -47,7 +49,9 @@ pub fn bootstrap_records(image: &MetadataImage) -> Vec<MetadataRecord> {
 }
 
 /// The topic table `image` holds, each partition owned by the shard its
-/// record names for `node_id`'s replica (the placement rule when none).
+/// record names for `node_id`'s replica (the placement rule when none,
+/// or when `node_id` holds no replica: such a partition is never opened
+/// here), with its replicas and leader.
 pub fn topic_table(image: &MetadataImage, node_id: i32, shard_count: usize) -> TopicTable {
     image
         .topics
@@ -78,6 +82,16 @@ fn topic_meta(
                 .unwrap_or_else(|| owner_shard(&topic.name, partition_id, shard_count) as u32)
         })
         .collect();
+    let states = topic
+        .partitions
+        .values()
+        .map(|partition| PartitionState {
+            replicas: partition.replicas.clone(),
+            isr: partition.isr.clone(),
+            leader: partition.leader,
+            leader_epoch: partition.leader_epoch,
+        })
+        .collect();
     TopicMeta {
         name: topic.name.clone(),
         id: topic.id,
@@ -88,6 +102,7 @@ fn topic_meta(
             .cloned()
             .unwrap_or_default(),
         placement,
+        states,
     }
 }
 
@@ -240,6 +255,7 @@ mod tests {
                 .map(|(name, value)| (name.to_string(), value.to_string()))
                 .collect(),
             placement,
+            states: Vec::new(),
         })
     }
 
@@ -247,6 +263,28 @@ mod tests {
         topics
             .iter()
             .map(|meta| (meta.name.clone(), meta.clone()))
+            .collect()
+    }
+
+    /// `table` as the controller plans it: without the partitions' states,
+    /// which only the image holds.
+    fn planned(table: TopicTable) -> TopicTable {
+        table
+            .into_iter()
+            .map(|(name, meta)| {
+                let states = &meta.states;
+                assert!(
+                    states
+                        .iter()
+                        .all(|state| *state == PartitionState::planned(NODE)),
+                    "one node's partitions: {states:?}"
+                );
+                let meta = TopicMeta {
+                    states: Vec::new(),
+                    ..meta.as_ref().clone()
+                };
+                (name, Arc::new(meta))
+            })
             .collect()
     }
 
@@ -270,7 +308,7 @@ mod tests {
             (&vec![NODE], &vec![NODE], NODE, &vec![2])
         );
         apply(&mut image, &records);
-        assert_eq!(topic_table(&image, NODE, SHARDS), wanted);
+        assert_eq!(planned(topic_table(&image, NODE, SHARDS)), wanted);
         assert!(changes(&image, &wanted, NODE, SHARDS).is_empty());
     }
 
@@ -306,7 +344,7 @@ mod tests {
         assert_eq!(partitions, vec![0, 2]);
         assert_eq!(records.len(), 1 + 2 + 3);
         apply(&mut image, &records);
-        assert_eq!(topic_table(&image, NODE, SHARDS), after);
+        assert_eq!(planned(topic_table(&image, NODE, SHARDS)), after);
     }
 
     #[test]
@@ -318,7 +356,7 @@ mod tests {
         let after = table(&[meta("t", 9, vec![1, 1], &[])]);
         let records = changes(&image, &after, NODE, SHARDS);
         apply(&mut image, &records);
-        assert_eq!(topic_table(&image, NODE, SHARDS), after);
+        assert_eq!(planned(topic_table(&image, NODE, SHARDS)), after);
     }
 
     fn arbitrary_table() -> impl Strategy<Value = TopicTable> {
@@ -337,6 +375,7 @@ mod tests {
                     partitions: placement.len() as i32,
                     configs,
                     placement,
+                    states: Vec::new(),
                 };
                 if !table
                     .values()
@@ -374,7 +413,7 @@ mod tests {
                 for record in &records {
                     prop_assert_eq!(image.apply(record), Ok(()));
                 }
-                prop_assert_eq!(&topic_table(&image, NODE, SHARDS), &wanted);
+                prop_assert_eq!(&planned(topic_table(&image, NODE, SHARDS)), &wanted);
             }
         }
     }

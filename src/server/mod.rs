@@ -19,6 +19,7 @@ use anyhow::Context;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::config::BrokerConfig;
+use crate::metadata::brokers::DEFAULT_LISTENER_NAME;
 use crate::metadata::controller::TopicTable;
 use crate::metadata::{initial_placement, producer_ids, store, table, BrokerLayout, ClusterView};
 use crate::quorum::transport::TransportConfig;
@@ -62,6 +63,13 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
             .context("cannot read meta.properties")?
     };
     let settings = QuorumSettings::of(&config);
+    // A lone voter is its own controller; one of several names the leader
+    // once the controller finds it.
+    let controller_node_id = if settings.sole_voter() {
+        config.node_id
+    } else {
+        crate::quorum::describe::UNKNOWN
+    };
     let (quorum, topics) = if settings.sole_voter() {
         let (node, topics) = start_quorum(&config, settings.clone())?;
         let quorum = QuorumStart {
@@ -91,8 +99,14 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
             shard_count: config.shards,
             topics: Default::default(),
             topic_names_by_id: Default::default(),
+            listener_name: config
+                .cluster
+                .broker_listener()
+                .map_or_else(|| DEFAULT_LISTENER_NAME.to_string(), |l| l.name.clone()),
+            controller_node_id,
+            registered: Vec::new(),
         }
-        .with_topics(topics),
+        .with_image(quorum.node.image()),
     );
 
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])

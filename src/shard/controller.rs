@@ -31,11 +31,10 @@ use super::messages::{
     KafkaError, NewTopic, PartitionGrowth, ShardReply, ShardRequest, TopicConfigChange,
     TopicPartition, TopicRef,
 };
-use super::quorum::{AppliedBell, ProposeError, QuorumHandle};
-use super::view::QuorumLeader;
+use super::quorum::{Applied, AppliedBell, ProposeError, QuorumHandle};
 use super::Shard;
 use crate::log::volume_bytes;
-use crate::metadata::controller::{self, partitions_by_owner, unavailable, Plan, TopicTable};
+use crate::metadata::controller::{self, partitions_by_owner, unavailable, Plan};
 use crate::metadata::image::MetadataImage;
 use crate::metadata::producer_ids::{self, ProducerIdBlock};
 use crate::metadata::table;
@@ -54,7 +53,7 @@ pub struct Controller {
     /// The log index of the image whose table every shard has.
     installed: Cell<u64>,
     /// The quorum leader every shard reports.
-    installed_leader: Cell<QuorumLeader>,
+    installed_leader: Cell<Option<i32>>,
 }
 
 impl Controller {
@@ -81,20 +80,27 @@ impl Controller {
     async fn catch_up(&self, shard: &Rc<Shard>) {
         let latest = self.quorum.latest();
         if latest.index > self.installed.get() {
-            let table = table::topic_table(&latest.image, shard.view().node_id, shard.count());
-            self.install(shard, latest.index, table).await;
+            self.install(shard, Some(&latest)).await;
         }
     }
 
-    /// Installs `table`, the table of the image at `index`, on every shard,
-    /// with the quorum leader as this node knows it now.
-    async fn install(&self, shard: &Rc<Shard>, index: u64, table: TopicTable) {
+    /// Installs on every shard the view of `applied`'s image (none: the
+    /// installed view's topics and brokers), naming as the controller the
+    /// quorum leader as this node knows it now.
+    async fn install(&self, shard: &Rc<Shard>, applied: Option<&Applied>) {
         let leader = self.quorum.quorum_leader();
-        let view = Arc::new(shard.view().with_topics(table));
+        let mut view = match applied {
+            Some(applied) => shard.view().with_image(&applied.image),
+            None => ClusterView::clone(&shard.view()),
+        };
+        view.controller_node_id = leader.unwrap_or(view.node_id);
+        let view = Arc::new(view);
         shard
-            .broadcast(|| ShardRequest::InstallView(view.clone(), leader))
+            .broadcast(|| ShardRequest::InstallView(view.clone()))
             .await;
-        self.installed.set(self.installed.get().max(index));
+        if let Some(applied) = applied {
+            self.installed.set(self.installed.get().max(applied.index));
+        }
         self.installed_leader.set(leader);
     }
 
@@ -146,10 +152,10 @@ impl Controller {
                 delete_partitions(shard, &view, meta).await;
             }
         }
-        let Some((index, table)) = self.commit(shard, &mut plan).await else {
+        let Some(applied) = self.commit(shard, &mut plan).await else {
             return plan.results;
         };
-        self.install(shard, index, table).await;
+        self.install(shard, Some(&applied)).await;
         for meta in plan.delete.iter().filter(|_| !data_first) {
             delete_partitions(shard, &view, meta).await;
         }
@@ -262,25 +268,22 @@ impl Controller {
                 plan.open_failed(index, view.topic(&meta.name).cloned(), error);
             }
         }
-        let Some((index, table)) = self.commit(shard, &mut plan).await else {
+        let Some(applied) = self.commit(shard, &mut plan).await else {
             return plan.results;
         };
-        self.install(shard, index, table).await;
+        self.install(shard, Some(&applied)).await;
         plan.results
     }
 
     /// Commits the records that make the image's table `plan.table`, and
-    /// returns the table the image then holds and its index; None when the
-    /// quorum did not commit them (the plan's results say why).
-    async fn commit<T>(&self, shard: &Rc<Shard>, plan: &mut Plan<T>) -> Option<(u64, TopicTable)> {
+    /// returns what the quorum then applied; None when the quorum did not
+    /// commit them (the plan's results say why).
+    async fn commit<T>(&self, shard: &Rc<Shard>, plan: &mut Plan<T>) -> Option<Applied> {
         let (node_id, shard_count) = (shard.view().node_id, shard.count());
         let wanted = plan.table.clone();
         let make = move |image: &_| table::changes(image, &wanted, node_id, shard_count);
         match self.quorum.propose(Box::new(make)).await {
-            Ok(applied) => Some((
-                applied.index,
-                table::topic_table(&applied.image, node_id, shard_count),
-            )),
+            Ok(applied) => Some(applied),
             Err(ProposeError::NotController) => {
                 fail_succeeded(&mut plan.results, ResponseError::NotController);
                 None
@@ -330,14 +333,11 @@ async fn follow(shard: Weak<Shard>, applied: AppliedBell) {
             return;
         };
         let latest = controller.quorum.latest();
-        let table = if latest.index > controller.installed.get() {
-            table::topic_table(&latest.image, shard.view().node_id, shard.count())
+        if latest.index > controller.installed.get() {
+            controller.install(&shard, Some(&latest)).await;
         } else if controller.quorum.quorum_leader() != controller.installed_leader.get() {
-            shard.view().topics.clone()
-        } else {
-            continue;
-        };
-        controller.install(&shard, latest.index, table).await;
+            controller.install(&shard, None).await;
+        }
     }
 }
 

@@ -502,6 +502,7 @@ mod tests {
                 partitions,
                 configs: BTreeMap::new(),
                 placement: Vec::new(),
+                states: Vec::new(),
             };
             let broker = BrokerConfig::new(tmp.path().to_path_buf(), 1);
             owned.open(&broker, &topic, &[partition]).await.unwrap();

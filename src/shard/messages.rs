@@ -19,7 +19,6 @@ pub use crate::metadata::controller::{
 use crate::metadata::producer_ids::ProducerIdBlock;
 use crate::metadata::{ClusterView, TopicMeta};
 use crate::protocol::records::TxnMarker;
-use crate::shard::view::QuorumLeader;
 use crate::txn::{DescribedTxn, ListedTxn, TxnState};
 
 /// A partition of a topic, named the way shards address it.
@@ -148,9 +147,8 @@ pub enum ShardRequest {
     DescribeProducers(Vec<TopicPartition>),
     /// The size in bytes of every partition the shard owns.
     PartitionSizes,
-    /// Replaces the shard's metadata snapshot, with the quorum leader the
-    /// controller knows (`ShardView::controller_id`).
-    InstallView(Arc<ClusterView>, QuorumLeader),
+    /// Replaces the shard's metadata snapshot.
+    InstallView(Arc<ClusterView>),
     /// To the group coordinator of the shard that owns the group's
     /// `__consumer_offsets` partition (`List` goes to every shard).
     Group(GroupCall),

@@ -42,8 +42,6 @@ use crate::config::BrokerConfig;
 use crate::group::OFFSETS_TOPIC;
 use crate::log::{CleanerBudget, ShardLoad};
 use crate::metadata::ClusterView;
-use crate::quorum::describe::UNKNOWN;
-use crate::quorum::QuorumSettings;
 use crate::txn::TRANSACTION_STATE_TOPIC;
 use controller::Controller;
 use groups::GroupHost;
@@ -234,6 +232,13 @@ impl Shard {
                 ShardReply::ListOffsets(self.partitions.list_offsets(parts).await)
             }
             ShardRequest::OpenPartitions { topic, partitions } => {
+                // Only replicas are opened: nothing is made on disk for a
+                // partition other nodes hold.
+                let view = self.view();
+                let partitions: Vec<i32> = partitions
+                    .into_iter()
+                    .filter(|&partition| view.hosts(&topic, partition))
+                    .collect();
                 match self
                     .partitions
                     .open(&self.config, &topic, &partitions)
@@ -312,8 +317,8 @@ impl Shard {
                     ShardReply::Txn(run.await)
                 }
             },
-            ShardRequest::InstallView(shared, quorum_leader) => {
-                let view = Rc::new(ShardView::new(&shared, &self.config, quorum_leader));
+            ShardRequest::InstallView(shared) => {
+                let view = Rc::new(ShardView::new(&shared, &self.config));
                 let old = self.view.replace(view.clone());
                 self.partitions.reconfigure(&old, &view);
                 ShardReply::Done
@@ -566,8 +571,6 @@ async fn run_shard<S, F>(
     F: Future<Output = ()> + 'static,
 {
     let StartMetadata { view, quorum } = metadata;
-    // Until the controller installs a view with the leader it finds.
-    let quorum_leader = (!QuorumSettings::of(&config).sole_voter()).then_some(UNKNOWN);
     let controller = match quorum.map(|start| quorum::start(start, config.data_dir.clone())) {
         None => None,
         Some(Ok(handle)) => Some(Controller::new(handle)),
@@ -595,7 +598,7 @@ async fn run_shard<S, F>(
         producer_ids: ProducerIds::default(),
         controller,
         config: config.clone(),
-        view: RefCell::new(Rc::new(ShardView::new(&view, &config, quorum_leader))),
+        view: RefCell::new(Rc::new(ShardView::new(&view, &config))),
         calls_to: (0..shard_count)
             .map(|_| Rc::new(glommio::sync::Semaphore::new(CROSS_SHARD_CALLS_MAX as u64)))
             .collect(),
@@ -607,9 +610,7 @@ async fn run_shard<S, F>(
         load: ShardLoad::default(),
     });
     for topic in view.topics.values() {
-        let mine: Vec<i32> = (0..topic.partitions)
-            .filter(|&partition| view.owner(&topic.name, partition) == id)
-            .collect();
+        let mine = view.local_partitions(topic, id);
         if let Err(error) = shard.partitions.open(&config, topic, &mine).await {
             let _ = ready.send(Err(format!(
                 "shard {id}: cannot open partitions of {}: {:?}",
@@ -619,16 +620,12 @@ async fn run_shard<S, F>(
         }
     }
     if let Some(offsets) = view.topic(OFFSETS_TOPIC) {
-        let mine: Vec<i32> = (0..offsets.partitions)
-            .filter(|&partition| view.owner(OFFSETS_TOPIC, partition) == id)
-            .collect();
+        let mine = view.led_partitions(offsets, id);
         shard.groups.load(&shard.partitions, &mine).await;
     }
     glommio::spawn_local(groups::run_ticks(Rc::downgrade(&shard))).detach();
     if let Some(states) = view.topic(TRANSACTION_STATE_TOPIC) {
-        let mine: Vec<i32> = (0..states.partitions)
-            .filter(|&partition| view.owner(TRANSACTION_STATE_TOPIC, partition) == id)
-            .collect();
+        let mine = view.led_partitions(states, id);
         shard.transactions.load(&shard, &mine).await;
     }
     transactions::spawn_timers(&shard);

@@ -526,6 +526,7 @@ mod tests {
                 partitions: 8,
                 configs: BTreeMap::new(),
                 placement: Vec::new(),
+                states: Vec::new(),
             };
             let broker = BrokerConfig::new(tmp.path().to_path_buf(), 1);
             let indexes: Vec<i32> = (0..8).collect();

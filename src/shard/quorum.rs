@@ -55,7 +55,6 @@ use crate::quorum::describe::{QuorumStatus, UNKNOWN};
 use crate::quorum::node::{node_id, raft_id, Finished, TICK_MS};
 use crate::quorum::transport::{Inbound, Transport, TransportConfig};
 use crate::quorum::{QuorumError, QuorumNode, QuorumSettings};
-use crate::shard::view::QuorumLeader;
 
 /// Proposals queued for the quorum's task: the controller makes one
 /// change at a time (`Controller::changes`), so a few is ample; a sender
@@ -175,9 +174,10 @@ impl QuorumHandle {
         self.published.leader_id.get()
     }
 
-    /// The leader shards report as the controller: none for a lone voter
-    /// (`ShardView::controller_id`).
-    pub fn quorum_leader(&self) -> QuorumLeader {
+    /// The leader the view names as the controller
+    /// (`ClusterView::controller_node_id`): none for a lone voter, which
+    /// is its own.
+    pub fn quorum_leader(&self) -> Option<i32> {
         (!self.published.sole).then(|| self.leader_id())
     }
 

@@ -16,13 +16,15 @@ use kafka_protocol::error::ResponseError;
 use super::messages::{KafkaError, ShardReply, ShardRequest, TopicPartition};
 use super::Shard;
 use crate::group::OFFSETS_TOPIC;
+use crate::metadata::NO_LEADER_EPOCH;
 use crate::protocol::records::TxnMarker;
 
 /// One owner's markers, with their positions in the caller's list.
 type OwnerMarkers = (Vec<usize>, Vec<(TopicPartition, TxnMarker)>);
 
 impl Shard {
-    /// Appends each marker to its partition, on the partition's owner;
+    /// Appends each marker to its partition, on the partition's owner
+    /// (NOT_LEADER_OR_FOLLOWER for a partition this node does not lead);
     /// one result per item of `parts`, in order.
     pub async fn write_txn_markers(
         self: &Rc<Self>,
@@ -32,17 +34,20 @@ impl Shard {
         let mut results: Vec<Option<Result<(), KafkaError>>> = Vec::with_capacity(parts.len());
         let mut by_owner: BTreeMap<usize, OwnerMarkers> = BTreeMap::new();
         for (position, (partition, marker)) in parts.into_iter().enumerate() {
-            let known = view
-                .topic(&partition.topic)
-                .is_some_and(|topic| (0..topic.partitions).contains(&partition.partition));
-            if !known {
-                results.push(Some(Err(KafkaError::new(
-                    ResponseError::UnknownTopicOrPartition,
-                ))));
-                continue;
-            }
+            let led = match view.topic(&partition.topic) {
+                Some(topic) if (0..topic.partitions).contains(&partition.partition) => {
+                    view.lead(topic, partition.partition, NO_LEADER_EPOCH)
+                }
+                _ => Err(ResponseError::UnknownTopicOrPartition),
+            };
+            let owner = match led {
+                Ok(owner) => owner,
+                Err(error) => {
+                    results.push(Some(Err(KafkaError::new(error))));
+                    continue;
+                }
+            };
             results.push(None);
-            let owner = view.owner(&partition.topic, partition.partition);
             let group = by_owner.entry(owner).or_default();
             group.0.push(position);
             group.1.push((partition, marker));

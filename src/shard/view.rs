@@ -4,10 +4,6 @@
 //! broker's defaults then, once. A request then takes an `Rc` of this copy:
 //! no reference count that every core writes, no config parsed per request.
 //!
-//! It also carries the metadata quorum's leader as the controller last
-//! saw it, which `Metadata` and `DescribeCluster` report as the controller
-//! (Kafka's clients send admin requests there).
-//!
 //! Invariant: a `ShardView` is immutable and held only in an `Rc` of its
 //! shard; it has a resolved `TopicConfig` for every topic it holds.
 
@@ -17,26 +13,15 @@ use std::ops::Deref;
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::metadata::ClusterView;
 
-/// The quorum leader a view reports as the controller: `None` on a node
-/// that is its quorum's only voter (the cluster view's own controller, as
-/// before there were several), else the leader's node id or -1 while
-/// there is none.
-pub type QuorumLeader = Option<i32>;
-
 pub struct ShardView {
     cluster: ClusterView,
-    quorum_leader: QuorumLeader,
     /// Each topic's overrides resolved over the broker's defaults, by name.
     configs: BTreeMap<String, TopicConfig>,
 }
 
 impl ShardView {
     /// This shard's copy of `shared`, with every topic's configs resolved.
-    pub fn new(
-        shared: &ClusterView,
-        broker: &BrokerConfig,
-        quorum_leader: QuorumLeader,
-    ) -> ShardView {
+    pub fn new(shared: &ClusterView, broker: &BrokerConfig) -> ShardView {
         let configs = shared
             .topics
             .iter()
@@ -44,20 +29,8 @@ impl ShardView {
             .collect();
         ShardView {
             cluster: shared.clone(),
-            quorum_leader,
             configs,
         }
-    }
-
-    /// The broker id Metadata and DescribeCluster name as the controller:
-    /// the quorum's leader where there are several voters.
-    pub fn controller_id(&self) -> i32 {
-        self.quorum_leader
-            .unwrap_or_else(|| self.cluster.controller_id())
-    }
-
-    pub fn quorum_leader(&self) -> QuorumLeader {
-        self.quorum_leader
     }
 
     /// The resolved configs of `topic`, if the view holds it.
@@ -97,6 +70,7 @@ mod tests {
                     .map(|(key, value)| (key.to_string(), value.to_string()))
                     .collect(),
                 placement: vec![0],
+                states: Vec::new(),
             };
             (name.to_string(), Arc::new(meta))
         };
@@ -109,6 +83,9 @@ mod tests {
             shard_count: 1,
             topics: BTreeMap::new(),
             topic_names_by_id: HashMap::new(),
+            listener_name: "PLAINTEXT".into(),
+            controller_node_id: 1,
+            registered: Vec::new(),
         }
         .with_topics(BTreeMap::from([
             topic("plain", &[]),
@@ -117,9 +94,7 @@ mod tests {
                 &[("max.message.bytes", "1000"), ("segment.bytes", "4096")],
             ),
         ]));
-        let view = ShardView::new(&shared, &broker, None);
-        assert_eq!(view.controller_id(), shared.controller_id());
-        assert_eq!(ShardView::new(&shared, &broker, Some(3)).controller_id(), 3);
+        let view = ShardView::new(&shared, &broker);
         assert_eq!(view.topics.len(), 2, "reads as the cluster view");
         let small = view.topic_config("small").expect("resolved");
         assert_eq!(

@@ -11,6 +11,7 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, Requ
 
 use super::per_partition;
 use crate::config::cleanup_deletes;
+use crate::metadata::NO_LEADER_EPOCH;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{KafkaError, ShardReply, ShardRequest};
 
@@ -29,7 +30,7 @@ pub async fn handle(
             let partitions = topic
                 .partitions
                 .iter()
-                .map(|partition| (partition.partition_index, partition.offset))
+                .map(|partition| (partition.partition_index, NO_LEADER_EPOCH, partition.offset))
                 .collect();
             (topic.name.0.as_str(), partitions)
         }),

@@ -11,6 +11,7 @@ use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersRespon
 
 use super::per_partition;
 use crate::log::ProducerDescription;
+use crate::metadata::NO_LEADER_EPOCH;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{ShardReply, ShardRequest};
 
@@ -24,7 +25,7 @@ pub async fn handle(
             let partitions = topic
                 .partition_indexes
                 .iter()
-                .map(|&partition| (partition, ()))
+                .map(|&partition| (partition, NO_LEADER_EPOCH, ()))
                 .collect();
             (topic.name.0.as_str(), partitions)
         }),

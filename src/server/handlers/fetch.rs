@@ -20,10 +20,12 @@ use std::time::Instant;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{FetchRequest, RequestHeader};
+use kafka_protocol::protocol::StrBytes;
 
-use super::Response;
-use crate::metadata::ClusterView;
-use crate::protocol::fetch_writer::{self, FetchResponseParts};
+use super::{hinted_endpoints, leader_hint, Response};
+use crate::metadata::brokers::Broker;
+use crate::metadata::{ClusterView, NO_LEADER_EPOCH};
+use crate::protocol::fetch_writer::{self, FetchResponseParts, NodeEndpoint};
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::TopicPartition;
 use session::{
@@ -59,6 +61,11 @@ struct Wanted {
     fetch_offset: i64,
     max_bytes: i32,
     error: Option<ResponseError>,
+    /// The shard that owns the partition, when it has no error.
+    owner: usize,
+    /// KIP-951: the leader to ask instead, and its epoch, for a partition
+    /// this node does not lead.
+    leader: Option<(Broker, i32)>,
     /// In an incremental fetch, the high watermark and log start offset the
     /// session last sent of this partition.
     sent: Option<(i64, i64)>,
@@ -85,7 +92,7 @@ pub async fn handle(
         // have no isolation level (0).
         read_committed: request.isolation_level == READ_COMMITTED,
     };
-    let mut outcomes = long_poll::read_until_ready(context, &view, &wanted, &poll).await;
+    let mut outcomes = long_poll::read_until_ready(context, &wanted, &poll).await;
     response::trim_to_max_bytes(&mut outcomes, poll.response_max_bytes);
     let assembled = response::assemble(&wanted, outcomes);
     if session_id != INVALID_SESSION_ID {
@@ -96,6 +103,15 @@ pub async fn handle(
     let parts = FetchResponseParts {
         session_id,
         topics: assembled.topics,
+        node_endpoints: hinted_endpoints(wanted.iter().filter_map(|want| want.leader.as_ref()))
+            .into_iter()
+            .map(|broker| NodeEndpoint {
+                node_id: broker.id,
+                host: StrBytes::from_string(broker.host),
+                port: broker.port,
+                rack: broker.rack.map(StrBytes::from_string),
+            })
+            .collect(),
         ..FetchResponseParts::default()
     };
     Response::Chunks(fetch_writer::encode_fetch_response(
@@ -105,8 +121,9 @@ pub async fn handle(
     ))
 }
 
-/// The partitions the request names, each with the error it earns if
-/// metadata does not know it.
+/// The partitions the request names, each with its owner shard, or the
+/// error it earns if metadata does not know it or this node does not lead
+/// it (with the leader to ask instead).
 fn resolve(view: &ClusterView, version: i16, request: &FetchRequest) -> Vec<Wanted> {
     let mut wanted = Vec::new();
     for topic in &request.topics {
@@ -116,9 +133,22 @@ fn resolve(view: &ClusterView, version: i16, request: &FetchRequest) -> Vec<Want
             view.topic(topic.topic.0.as_str())
         };
         for partition in &topic.partitions {
+            let mut owner = 0;
+            let mut leader = None;
             let (name, topic_id, error) = match meta {
                 Some(meta) if (0..meta.partitions).contains(&partition.partition) => {
-                    (meta.name.clone(), meta.id, None)
+                    let led = view.lead(meta, partition.partition, partition.current_leader_epoch);
+                    let error = match led {
+                        Ok(shard) => {
+                            owner = shard;
+                            None
+                        }
+                        Err(error) => {
+                            leader = leader_hint(view, meta, partition.partition, error);
+                            Some(error)
+                        }
+                    };
+                    (meta.name.clone(), meta.id, error)
                 }
                 Some(meta) => (
                     meta.name.clone(),
@@ -142,6 +172,8 @@ fn resolve(view: &ClusterView, version: i16, request: &FetchRequest) -> Vec<Want
                 fetch_offset: partition.fetch_offset,
                 max_bytes: partition.partition_max_bytes,
                 error,
+                owner,
+                leader,
                 sent: None,
             });
         }
@@ -203,18 +235,37 @@ fn incremental(
     let errors = wanted.into_iter().filter(|want| want.error.is_some());
     Ok((
         request.session_id,
-        covered_wanted(covered).chain(errors).collect(),
+        covered_wanted(view, covered).chain(errors).collect(),
     ))
 }
 
-fn covered_wanted(covered: SessionPartitions) -> impl Iterator<Item = Wanted> {
-    covered.into_iter().map(|(partition, state)| Wanted {
-        partition,
-        topic_id: state.topic_id,
-        fetch_offset: state.fetch_offset,
-        max_bytes: state.max_bytes,
-        error: None,
-        sent: Some((state.sent_high_watermark, state.sent_log_start_offset)),
+/// The session's partitions, each with its owner shard, or the error it
+/// earns now that metadata has moved on (deleted, led elsewhere).
+fn covered_wanted(
+    view: &ClusterView,
+    covered: SessionPartitions,
+) -> impl Iterator<Item = Wanted> + '_ {
+    covered.into_iter().map(|(partition, state)| {
+        let index = partition.partition;
+        let (owner, error, leader) = match view.topic(&partition.topic) {
+            Some(meta) if meta.id == state.topic_id || state.topic_id.is_nil() => {
+                match view.lead(meta, index, NO_LEADER_EPOCH) {
+                    Ok(owner) => (owner, None, None),
+                    Err(error) => (0, Some(error), leader_hint(view, meta, index, error)),
+                }
+            }
+            _ => (0, Some(ResponseError::UnknownTopicOrPartition), None),
+        };
+        Wanted {
+            partition,
+            topic_id: state.topic_id,
+            fetch_offset: state.fetch_offset,
+            max_bytes: state.max_bytes,
+            error,
+            owner,
+            leader,
+            sent: Some((state.sent_high_watermark, state.sent_log_start_offset)),
+        }
     })
 }
 
@@ -296,4 +347,65 @@ fn error_response(correlation_id: i32, version: i16, error: ResponseError) -> Re
         version,
         &parts,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::TopicName;
+
+    use super::*;
+    use crate::metadata::view_tests::cluster_view;
+    use crate::metadata::BrokerLayout;
+
+    /// Partitions 0 (led here at epoch 5, asked at epochs 5, 4, 6 and
+    /// none), 1 (led by broker 2 at epoch 3) and 3 (its leader fenced).
+    #[test]
+    fn only_partitions_led_here_are_read_and_the_others_name_their_leader() {
+        let view = cluster_view(BrokerLayout::Node);
+        let asked = [(0, 5), (0, 4), (0, 6), (0, -1), (1, -1), (3, -1)];
+        let mut topic = FetchTopic::default();
+        topic.topic = TopicName("t".to_string().into());
+        topic.partitions = asked
+            .iter()
+            .map(|&(partition, epoch)| {
+                FetchPartition::default()
+                    .with_partition(partition)
+                    .with_current_leader_epoch(epoch)
+            })
+            .collect();
+        let request = FetchRequest::default().with_topics(vec![topic]);
+        let wanted = resolve(&view, 12, &request);
+        let errors: Vec<Option<ResponseError>> = wanted.iter().map(|want| want.error).collect();
+        assert_eq!(
+            errors,
+            vec![
+                None,
+                Some(ResponseError::FencedLeaderEpoch),
+                Some(ResponseError::UnknownLeaderEpoch),
+                None,
+                Some(ResponseError::NotLeaderOrFollower),
+                Some(ResponseError::NotLeaderOrFollower),
+            ]
+        );
+        assert_eq!(wanted[0].owner, 1, "this node's shard for partition 0");
+        let hints: Vec<Option<(i32, i32)>> = wanted
+            .iter()
+            .map(|want| {
+                want.leader
+                    .as_ref()
+                    .map(|(broker, epoch)| (broker.id, *epoch))
+            })
+            .collect();
+        assert_eq!(
+            hints,
+            vec![None, Some((1, 5)), None, None, Some((2, 3)), None],
+            "FENCED_LEADER_EPOCH and NOT_LEADER_OR_FOLLOWER name the live leader"
+        );
+        let endpoints = hinted_endpoints(wanted.iter().filter_map(|want| want.leader.as_ref()));
+        assert_eq!(
+            endpoints.iter().map(|broker| broker.id).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+    }
 }

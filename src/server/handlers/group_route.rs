@@ -5,6 +5,7 @@
 use kafka_protocol::error::ResponseError;
 
 use crate::group::{offsets_partition, GroupState, ListedGroup, OFFSETS_TOPIC};
+use crate::metadata::{ClusterView, TopicMeta};
 use crate::server::connection::{ConnectionContext, Port};
 use crate::shard::messages::{GroupAnswer, GroupCall, NewTopic, ShardReply, ShardRequest};
 use crate::shard::CONTROLLER_SHARD;
@@ -76,6 +77,19 @@ pub async fn group_offsets_partition(
     Ok(offsets_partition(group_id, partitions))
 }
 
+/// The owner shard of `partition` of an internal topic when this node
+/// leads it and so runs its coordinator; NOT_COORDINATOR when it does not.
+pub fn coordinating_shard(
+    view: &ClusterView,
+    meta: &TopicMeta,
+    partition: i32,
+) -> Result<usize, ResponseError> {
+    if !view.leads(meta, partition) {
+        return Err(ResponseError::NotCoordinator);
+    }
+    Ok(meta.owner(partition, view.shard_count))
+}
+
 /// Runs `call` on the coordinator of `group_id`.
 pub async fn call_group(
     context: &ConnectionContext,
@@ -86,7 +100,11 @@ pub async fn call_group(
         return Err(ResponseError::InvalidGroupId);
     }
     let partition = group_offsets_partition(context, group_id).await?;
-    let owner = context.shard.view().owner(OFFSETS_TOPIC, partition);
+    let view = context.shard.view();
+    let meta = view
+        .topic(OFFSETS_TOPIC)
+        .ok_or(ResponseError::CoordinatorNotAvailable)?;
+    let owner = coordinating_shard(&view, meta, partition)?;
     match context.shard.call(owner, ShardRequest::Group(call)).await {
         ShardReply::Group(answer) => Ok(answer),
         ShardReply::Failed(error) => Err(ResponseError::try_from_code(error.code)

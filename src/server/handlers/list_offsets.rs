@@ -31,6 +31,7 @@ pub async fn handle(
                     let read_committed = request.isolation_level == READ_COMMITTED;
                     (
                         partition.partition_index,
+                        partition.current_leader_epoch,
                         (partition.timestamp, read_committed),
                     )
                 })

@@ -1,4 +1,5 @@
-//! Metadata: brokers, topics, partitions and leaders (as `metadata::brokers`
+//! Metadata: brokers, topics, partitions, their leaders, replicas and ISR
+//! (the cluster's, as the view holds them; brokers as `metadata::brokers`
 //! lays them out: the node, or one broker per shard); creates missing topics
 //! when `auto.create.topics.enable` and the request allow it (`__consumer_offsets`
 //! as the group coordinator makes it).
@@ -17,6 +18,7 @@ use super::authorized;
 use super::group_route::ensure_offsets_topic;
 use super::str_bytes;
 use crate::group::OFFSETS_TOPIC;
+use crate::metadata::records::NO_LEADER;
 use crate::metadata::{validate_topic_name, ClusterView, TopicMeta};
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{NewTopic, ShardReply, ShardRequest};
@@ -153,18 +155,36 @@ fn topic_entry(view: &ClusterView, topic: &Arc<TopicMeta>, version: i16) -> Meta
     }
     entry.is_internal = topic.is_internal();
     entry.partitions = (0..topic.partitions)
-        .map(|index| {
-            let leader = BrokerId(view.leader_id(&topic.name, index));
-            let mut partition = MetadataResponsePartition::default();
-            partition.partition_index = index;
-            partition.leader_id = leader;
-            partition.leader_epoch = 0;
-            partition.replica_nodes = vec![leader];
-            partition.isr_nodes = vec![leader];
-            partition
-        })
+        .map(|index| partition_entry(view, topic, index))
         .collect();
     entry
+}
+
+/// One partition as the view holds it: its leader when live (else
+/// LEADER_NOT_AVAILABLE, as Kafka answers), leader epoch, replicas, ISR,
+/// and the replicas whose broker is not live.
+fn partition_entry(view: &ClusterView, topic: &TopicMeta, index: i32) -> MetadataResponsePartition {
+    let state = view.state(topic, index);
+    let ids = |nodes: &mut dyn Iterator<Item = &i32>| -> Vec<BrokerId> {
+        nodes
+            .map(|&node| BrokerId(view.replica_broker_id(topic, index, node)))
+            .collect()
+    };
+    let leader = view.leader_id(topic, index);
+    let mut partition = MetadataResponsePartition::default();
+    partition.partition_index = index;
+    if leader == NO_LEADER {
+        partition.error_code = ResponseError::LeaderNotAvailable.code();
+    }
+    partition.leader_id = BrokerId(leader);
+    partition.leader_epoch = state.leader_epoch;
+    partition.replica_nodes = ids(&mut state.replicas.iter());
+    partition.isr_nodes = ids(&mut state.isr.iter());
+    partition.offline_replicas = ids(&mut state
+        .replicas
+        .iter()
+        .filter(|&&node| !view.node_is_live(node)));
+    partition
 }
 
 fn missing_entry(
@@ -177,4 +197,47 @@ fn missing_entry(
     entry.name = name.map(|name| TopicName(str_bytes(name)));
     entry.topic_id = id;
     entry
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::view_tests::cluster_view;
+    use crate::metadata::BrokerLayout;
+
+    /// Error, leader, leader epoch, replicas, ISR, offline replicas.
+    type Seen = (i16, i32, i32, Vec<i32>, Vec<i32>, Vec<i32>);
+
+    #[test]
+    fn partitions_carry_the_clusters_leaders_replicas_and_isr() {
+        let view = cluster_view(BrokerLayout::Node);
+        let t = view.topic("t").unwrap().clone();
+        let entry = topic_entry(&view, &t, 12);
+        let ids = |nodes: &[BrokerId]| nodes.iter().map(|id| id.0).collect::<Vec<_>>();
+        let seen: Vec<Seen> = entry
+            .partitions
+            .iter()
+            .map(|p| {
+                (
+                    p.error_code,
+                    p.leader_id.0,
+                    p.leader_epoch,
+                    ids(&p.replica_nodes),
+                    ids(&p.isr_nodes),
+                    ids(&p.offline_replicas),
+                )
+            })
+            .collect();
+        let unavailable = ResponseError::LeaderNotAvailable.code();
+        assert_eq!(
+            seen,
+            vec![
+                (0, 1, 5, vec![1, 2, 3], vec![1, 2], vec![3]),
+                (0, 2, 3, vec![2, 1], vec![2, 1], vec![]),
+                (0, 2, 0, vec![2, 3], vec![2], vec![3]),
+                (unavailable, -1, 1, vec![3, 1], vec![1], vec![3]),
+                (unavailable, -1, 2, vec![1, 2], vec![1, 2], vec![]),
+            ]
+        );
+    }
 }

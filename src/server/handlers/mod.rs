@@ -53,7 +53,8 @@ use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use super::connection::ConnectionContext;
-use crate::metadata::TopicMeta;
+use crate::metadata::brokers::Broker;
+use crate::metadata::{ClusterView, TopicMeta};
 use crate::protocol::frame::{self, FrameError, Request};
 use crate::shard::messages::{KafkaError, ShardReply, ShardRequest, TopicPartition};
 
@@ -252,20 +253,48 @@ fn encode<R: Encodable>(request: &RequestHeader, body: &R) -> Result<Response, C
         .map_err(CloseReason::Encode)
 }
 
+/// KIP-951's hint for a partition refused with `error`: the leader to ask
+/// instead, and its epoch, where Kafka gives one (NOT_LEADER_OR_FOLLOWER,
+/// FENCED_LEADER_EPOCH) and the view knows a live leader.
+fn leader_hint(
+    view: &ClusterView,
+    meta: &TopicMeta,
+    partition: i32,
+    error: ResponseError,
+) -> Option<(Broker, i32)> {
+    match error {
+        ResponseError::NotLeaderOrFollower | ResponseError::FencedLeaderEpoch => {
+            view.leader(meta, partition)
+        }
+        _ => None,
+    }
+}
+
+/// The brokers named by leader hints, each once, in id order: a
+/// response's `node_endpoints` (KIP-951).
+fn hinted_endpoints<'a>(hints: impl Iterator<Item = &'a (Broker, i32)>) -> Vec<Broker> {
+    let mut brokers: Vec<Broker> = hints.map(|(broker, _)| broker.clone()).collect();
+    brokers.sort_by_key(|broker| broker.id);
+    brokers.dedup_by_key(|broker| broker.id);
+    brokers
+}
+
 /// `StrBytes` from an owned string.
 fn str_bytes(text: impl Into<String>) -> StrBytes {
     StrBytes::from_string(text.into())
 }
 
 /// Partition work for requests shaped as topics of partitions, each
-/// partition carrying an `X` (ListOffsets' timestamp, DeleteRecords'
-/// offset): a partition this broker does not have gets
-/// UNKNOWN_TOPIC_OR_PARTITION, `refuse` may answer those of a topic at once
-/// (a policy), and the rest go to their owner shards through `scatter`.
-/// The results stand `[topic][partition]` in the request's order.
+/// partition carrying its `current_leader_epoch` (`NO_LEADER_EPOCH` where
+/// the request has none) and an `X` (ListOffsets' timestamp,
+/// DeleteRecords' offset): a partition the cluster does not have gets
+/// UNKNOWN_TOPIC_OR_PARTITION, one this node does not lead the view's
+/// answer (`ClusterView::lead`), `refuse` may answer those of a topic at
+/// once (a policy), and the rest go to their owner shards through
+/// `scatter`. The results stand `[topic][partition]` in the request's order.
 async fn per_partition<'a, X, R>(
     context: &ConnectionContext,
-    topics: impl Iterator<Item = (&'a str, Vec<(i32, X)>)>,
+    topics: impl Iterator<Item = (&'a str, Vec<(i32, i32, X)>)>,
     refuse: impl Fn(&TopicMeta) -> Option<KafkaError>,
     request: impl Fn(Vec<(TopicPartition, X)>) -> ShardRequest,
     reply: impl Fn(ShardReply, usize) -> Vec<Result<R, KafkaError>>,
@@ -277,16 +306,23 @@ async fn per_partition<'a, X, R>(
         let meta = view.topic(name);
         let refused = meta.and_then(|meta| refuse(meta));
         let mut topic_answers = Vec::with_capacity(partitions.len());
-        for (partition_index, (partition, item)) in partitions.into_iter().enumerate() {
+        for (partition_index, (partition, epoch, item)) in partitions.into_iter().enumerate() {
             match meta {
                 Some(meta) if (0..meta.partitions).contains(&partition) => {
+                    let owner = match view.lead(meta, partition, epoch) {
+                        Ok(owner) => owner,
+                        Err(error) => {
+                            topic_answers.push(Some(Err(KafkaError::new(error))));
+                            continue;
+                        }
+                    };
                     if let Some(error) = &refused {
                         topic_answers.push(Some(Err(error.clone())));
                         continue;
                     }
                     topic_answers.push(None);
                     routed.push((
-                        view.owner(&meta.name, partition),
+                        owner,
                         (topic_index, partition_index),
                         (TopicPartition::new(&meta.name, partition), item),
                     ));

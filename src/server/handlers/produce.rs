@@ -25,15 +25,19 @@ use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader, TopicName};
+use kafka_protocol::messages::{
+    BrokerId, ProduceRequest, ProduceResponse, RequestHeader, TopicName,
+};
 
 use super::txn_route::{add_once, call_txn, coordinator_shard, AddRetries};
-use super::{scatter, str_bytes};
+use super::{hinted_endpoints, leader_hint, scatter, str_bytes};
 use crate::clock::now_ms;
 use crate::config::TopicConfig;
 use crate::log::{AppendResult, AppendWait, TxnVerification};
+use crate::metadata::brokers::Broker;
+use crate::metadata::NO_LEADER_EPOCH;
 use crate::protocol::batch::{self, BatchError, BatchHeader};
 use crate::protocol::batch_records::BatchRecords;
 use crate::server::connection::{frame_allocation_bytes_max, ConnectionContext};
@@ -42,6 +46,10 @@ use crate::shard::messages::{
     TxnCall,
 };
 
+/// Produce v10+ answers a partition sent to the wrong broker with its
+/// `current_leader` and the response with those leaders' `node_endpoints`
+/// (KIP-951).
+const CURRENT_LEADER_VERSION: i16 = 10;
 /// Produce v13 names topics by id only (KIP-516).
 const TOPIC_IDS_VERSION: i16 = 13;
 /// Kafka's "no timestamp": such a record is not held to the window.
@@ -77,6 +85,8 @@ const BEHIND_VERIFYING_WAITS_MAX: usize = 20;
 struct Refusal {
     error: KafkaError,
     record_errors: Vec<(i32, String)>,
+    /// KIP-951: the leader to send to instead, and its epoch.
+    leader: Option<(Broker, i32)>,
 }
 
 impl From<KafkaError> for Refusal {
@@ -84,6 +94,7 @@ impl From<KafkaError> for Refusal {
         Refusal {
             error,
             record_errors: Vec::new(),
+            leader: None,
         }
     }
 }
@@ -118,6 +129,7 @@ impl Refusal {
         Refusal {
             error,
             record_errors: record_errors.into_iter().take(RECORD_ERRORS_MAX).collect(),
+            leader: None,
         }
     }
 }
@@ -397,6 +409,18 @@ pub async fn handle(
                 .into())));
                 continue;
             }
+            // Leadership before the batches, as Kafka's
+            // `Partition.appendRecordsToLeader` checks it.
+            let owner = match view.lead(meta, partition.index, NO_LEADER_EPOCH) {
+                Ok(owner) => owner,
+                Err(error) => {
+                    topic_slots.push(Slot::Done(Err(Refusal {
+                        leader: leader_hint(&view, meta, partition.index, error),
+                        ..KafkaError::new(error).into()
+                    })));
+                    continue;
+                }
+            };
             let records = partition.records.as_deref().unwrap_or_default();
             let rules = Rules {
                 max_batch_bytes: config.max_message_bytes,
@@ -420,7 +444,6 @@ pub async fn handle(
             topic_slots.push(Slot::Pending {
                 log_append_time_ms: log_append_time_ms.unwrap_or(-1),
             });
-            let owner = view.owner(&meta.name, partition.index);
             let topic_partition = TopicPartition::new(&meta.name, partition.index);
             let verification = if transactional_id.is_some() && has_transactional_batch(records) {
                 routes.push(Route {
@@ -489,6 +512,7 @@ pub async fn handle(
         return None;
     }
 
+    let node_endpoints = node_endpoints(version, &slots);
     let responses = request
         .topic_data
         .iter()
@@ -511,6 +535,7 @@ pub async fn handle(
         .collect();
     let mut response = ProduceResponse::default();
     response.responses = responses;
+    response.node_endpoints = node_endpoints;
     Some(response)
 }
 
@@ -763,8 +788,8 @@ async fn verify(
     partitions: Vec<(String, i32)>,
 ) -> Vec<Option<ResponseError>> {
     let count = partitions.len();
-    if coordinator_shard(context, transactional_id).is_none() {
-        return vec![Some(ResponseError::CoordinatorNotAvailable); count];
+    if let Err(error) = coordinator_shard(context, transactional_id) {
+        return vec![Some(error); count];
     }
     let call = TxnCall::AddPartitions {
         transactional_id: transactional_id.to_string(),
@@ -824,6 +849,28 @@ fn error_name(error: ResponseError) -> String {
     name
 }
 
+/// KIP-951: the brokers the refusals name as leaders, each once (v10+).
+fn node_endpoints(version: i16, slots: &[Vec<Slot>]) -> Vec<NodeEndpoint> {
+    if version < CURRENT_LEADER_VERSION {
+        return Vec::new();
+    }
+    let hints = slots.iter().flatten().filter_map(|slot| match slot {
+        Slot::Done(Err(refusal)) => refusal.leader.as_ref(),
+        _ => None,
+    });
+    hinted_endpoints(hints)
+        .into_iter()
+        .map(|broker| {
+            let mut node = NodeEndpoint::default();
+            node.node_id = BrokerId(broker.id);
+            node.host = str_bytes(broker.host);
+            node.port = broker.port;
+            node.rack = broker.rack.map(str_bytes);
+            node
+        })
+        .collect()
+}
+
 /// One partition's answer: where its batches landed, or why they did not.
 fn partition_answer(version: i16, index: i32, slot: Slot) -> PartitionProduceResponse {
     let mut answer = PartitionProduceResponse::default();
@@ -841,6 +888,12 @@ fn partition_answer(version: i16, index: i32, slot: Slot) -> PartitionProduceRes
         }
         Slot::Done(Err(refusal)) => {
             answer.error_code = refusal.error.code;
+            if let Some((broker, epoch)) =
+                refusal.leader.filter(|_| version >= CURRENT_LEADER_VERSION)
+            {
+                answer.current_leader.leader_id = BrokerId(broker.id);
+                answer.current_leader.leader_epoch = epoch;
+            }
             if version >= RECORD_ERRORS_VERSION {
                 answer.error_message = refusal.error.message.map(str_bytes);
                 answer.record_errors = refusal
@@ -866,7 +919,54 @@ fn partition_answer(version: i16, index: i32, slot: Slot) -> PartitionProduceRes
 mod tests {
     use kafka_protocol::error::ResponseError;
 
-    use super::verification_error;
+    use super::*;
+    use crate::metadata::view_tests::cluster_view;
+    use crate::metadata::BrokerLayout;
+
+    /// A partition led by broker 2 answers NOT_LEADER_OR_FOLLOWER, naming
+    /// it from v10 (KIP-951); one led by a fenced broker names none.
+    #[test]
+    fn a_partition_led_elsewhere_names_its_leader_from_v10() {
+        let view = cluster_view(BrokerLayout::Node);
+        let t = view.topic("t").unwrap().clone();
+        let refused = |partition| {
+            let error = view.lead(&t, partition, NO_LEADER_EPOCH).unwrap_err();
+            Slot::Done(Err(Refusal {
+                leader: leader_hint(&view, &t, partition, error),
+                ..KafkaError::new(error).into()
+            }))
+        };
+        for version in [9, 10, 13] {
+            let slots = vec![vec![refused(1), refused(2), refused(3)]];
+            let endpoints = node_endpoints(version, &slots);
+            let answers: Vec<PartitionProduceResponse> = slots
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .map(|(index, slot)| partition_answer(version, index as i32, slot))
+                .collect();
+            assert!(answers
+                .iter()
+                .all(|answer| answer.error_code == ResponseError::NotLeaderOrFollower.code()));
+            let leaders: Vec<(i32, i32)> = answers
+                .iter()
+                .map(|a| (a.current_leader.leader_id.0, a.current_leader.leader_epoch))
+                .collect();
+            if version >= 10 {
+                assert_eq!(leaders, vec![(2, 3), (2, 0), (-1, -1)]);
+                assert_eq!(endpoints.len(), 1, "broker 2, once");
+                let node = &endpoints[0];
+                assert_eq!(
+                    (node.node_id.0, node.host.as_str(), node.port),
+                    (2, "node2.example", 19092)
+                );
+                assert_eq!(node.rack.as_deref(), Some("r2"));
+            } else {
+                assert_eq!(leaders, vec![(-1, -1); 3]);
+                assert!(endpoints.is_empty());
+            }
+        }
+    }
 
     /// Kafka's translations of the coordinator's answers, per version.
     #[test]

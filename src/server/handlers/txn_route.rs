@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 
-use super::group_route::ensure_internal_topic;
+use super::group_route::{coordinating_shard, ensure_internal_topic};
 use crate::clock::now_ms;
 use crate::group::offsets_partition;
 use crate::server::connection::{ConnectionContext, Port};
@@ -46,14 +46,22 @@ pub async fn ensure_txn_topic(context: &ConnectionContext) -> Result<(), Respons
     .await
 }
 
-/// The shard coordinating `transactional_id`; `__transaction_state` exists.
-pub fn coordinator_shard(context: &ConnectionContext, transactional_id: &str) -> Option<usize> {
+/// The shard coordinating `transactional_id`: the owner of its
+/// `__transaction_state` partition when this node leads it, else
+/// NOT_COORDINATOR (as Kafka's); COORDINATOR_NOT_AVAILABLE without the topic.
+pub fn coordinator_shard(
+    context: &ConnectionContext,
+    transactional_id: &str,
+) -> Result<usize, ResponseError> {
     let view = context.shard.view();
-    let partitions = view.topic(TRANSACTION_STATE_TOPIC)?.partitions;
-    Some(view.owner(
-        TRANSACTION_STATE_TOPIC,
-        offsets_partition(transactional_id, partitions),
-    ))
+    let meta = view
+        .topic(TRANSACTION_STATE_TOPIC)
+        .ok_or(ResponseError::CoordinatorNotAvailable)?;
+    coordinating_shard(
+        &view,
+        meta,
+        offsets_partition(transactional_id, meta.partitions),
+    )
 }
 
 /// Runs `call` on the coordinator of its transactional id.
@@ -66,8 +74,7 @@ pub async fn call_txn(
         return Err(ResponseError::InvalidRequest);
     }
     ensure_txn_topic(context).await?;
-    let owner = coordinator_shard(context, transactional_id)
-        .ok_or(ResponseError::CoordinatorNotAvailable)?;
+    let owner = coordinator_shard(context, transactional_id)?;
     match context.shard.call(owner, ShardRequest::Txn(call)).await {
         ShardReply::Txn(answer) => Ok(answer),
         ShardReply::Failed(error) => Err(ResponseError::try_from_code(error.code)
@@ -103,9 +110,7 @@ pub async fn add_once(
     (producer_id, producer_epoch): (i64, i16),
     partitions: Vec<(String, i32)>,
 ) -> Result<(), ResponseError> {
-    if coordinator_shard(context, transactional_id).is_none() {
-        return Err(ResponseError::CoordinatorNotAvailable);
-    }
+    coordinator_shard(context, transactional_id)?;
     let call = TxnCall::AddImplicitly {
         transactional_id: transactional_id.to_string(),
         producer_id,

@@ -14,7 +14,6 @@ use bytes::Bytes;
 
 use super::super::{group_by_owner, scatter};
 use super::Wanted;
-use crate::metadata::ClusterView;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{FetchOutcome, FetchPart, ShardReply, ShardRequest, TopicPartition};
 
@@ -36,7 +35,6 @@ pub struct Poll {
 /// or its time is up.
 pub async fn read_until_ready(
     context: &ConnectionContext,
-    view: &ClusterView,
     wanted: &[Wanted],
     poll: &Poll,
 ) -> Vec<FetchOutcome> {
@@ -44,13 +42,13 @@ pub async fn read_until_ready(
     let deadline = Instant::now() + Duration::from_millis(max_wait_ms);
     let min_bytes = poll.min_bytes.max(0) as usize;
     loop {
-        let outcomes = read_all(context, view, wanted, poll).await;
+        let outcomes = read_all(context, wanted, poll).await;
         let now = Instant::now();
         if ready(&outcomes, min_bytes) || now >= deadline {
             return outcomes;
         }
         let timeout_ms = (deadline - now).as_millis() as u64 + 1;
-        if !wait_for_append(context, view, wanted, &outcomes, poll, timeout_ms).await {
+        if !wait_for_append(context, wanted, &outcomes, poll, timeout_ms).await {
             return outcomes;
         }
     }
@@ -68,7 +66,6 @@ fn ready(outcomes: &[FetchOutcome], min_bytes: usize) -> bool {
 /// or `timeout_ms` passes. False when there is nothing to wait on.
 async fn wait_for_append(
     context: &ConnectionContext,
-    view: &ClusterView,
     wanted: &[Wanted],
     outcomes: &[FetchOutcome],
     poll: &Poll,
@@ -79,7 +76,7 @@ async fn wait_for_append(
         .zip(outcomes)
         .filter(|(want, _)| want.error.is_none())
         .map(|(want, outcome)| {
-            let owner = view.owner(&want.partition.topic, want.partition.partition);
+            let owner = want.owner;
             let readable = if poll.read_committed {
                 outcome.last_stable_offset
             } else {
@@ -114,7 +111,6 @@ async fn wait_for_append(
 /// Reads every wanted partition from its owner, in parallel across owners.
 async fn read_all(
     context: &ConnectionContext,
-    view: &ClusterView,
     wanted: &[Wanted],
     poll: &Poll,
 ) -> Vec<FetchOutcome> {
@@ -133,7 +129,7 @@ async fn read_all(
         .enumerate()
         .filter(|(_, want)| want.error.is_none())
         .map(|(position, want)| {
-            let owner = view.owner(&want.partition.topic, want.partition.partition);
+            let owner = want.owner;
             let part = FetchPart {
                 partition: want.partition.clone(),
                 offset: want.fetch_offset,

@@ -12,7 +12,9 @@ use bytes::Bytes;
 use kafka_protocol::protocol::StrBytes;
 
 use super::Wanted;
-use crate::protocol::fetch_writer::{AbortedTransaction, FetchPartitionParts, FetchTopicParts};
+use crate::protocol::fetch_writer::{
+    AbortedTransaction, CurrentLeader, FetchPartitionParts, FetchTopicParts,
+};
 use crate::shard::messages::{FetchOutcome, TopicPartition};
 
 /// The topics of a response, and what it said of each partition it named:
@@ -69,7 +71,10 @@ pub fn assemble(wanted: &[Wanted], outcomes: Vec<FetchOutcome>) -> Assembled {
                     .collect()
             }),
             preferred_read_replica: -1,
-            current_leader: None,
+            current_leader: want.leader.as_ref().map(|(broker, epoch)| CurrentLeader {
+                leader_id: broker.id,
+                leader_epoch: *epoch,
+            }),
             records: outcome.records,
         };
         match topics.last_mut() {
@@ -124,6 +129,8 @@ mod tests {
             fetch_offset: 0,
             max_bytes: 1 << 20,
             error: None,
+            owner: 0,
+            leader: None,
             sent,
         }
     }
