@@ -11,6 +11,7 @@
 pub mod brokers;
 pub mod controller;
 pub mod image;
+pub mod placer;
 pub mod producer_ids;
 pub mod records;
 pub mod store;
