@@ -10,6 +10,7 @@
 
 pub mod brokers;
 pub mod controller;
+pub mod heartbeats;
 pub mod image;
 pub mod placer;
 pub mod producer_ids;
