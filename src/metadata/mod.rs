@@ -15,7 +15,9 @@
 
 pub mod brokers;
 pub mod controller;
+pub mod heartbeats;
 pub mod image;
+pub mod placer;
 pub mod producer_ids;
 pub mod records;
 pub mod store;
