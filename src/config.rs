@@ -663,6 +663,15 @@ impl BrokerConfig {
         if !self.listener_shard_aware {
             return Ok(());
         }
+        // A node's shards are brokers `node.id * 1000 + shard`, which could
+        // be another node's id, and other nodes' shard ports are in no
+        // registration yet (issue 14, increment 4).
+        if self.cluster.quorum_voters.len() > 1 {
+            return Err(ConfigError(format!(
+                "listener.shard.aware=true runs on a single node only, got {} voters in controller.quorum.voters",
+                self.cluster.quorum_voters.len()
+            )));
+        }
         if self.shards > SHARDS_PER_NODE_MAX {
             return Err(ConfigError(format!(
                 "listener.shard.aware=true supports at most {SHARDS_PER_NODE_MAX} shards (broker ids are node.id * {SHARDS_PER_NODE_MAX} + shard), got {}",
@@ -756,6 +765,13 @@ mod tests {
         config.node_id = -1;
         assert!(config.check_shard_listeners().is_err());
         config.node_id = 7;
+        assert!(config.check_shard_listeners().is_ok());
+        config
+            .set("controller.quorum.voters", "7@h:9093,8@h:9093")
+            .unwrap();
+        let error = config.check_shard_listeners().unwrap_err();
+        assert!(error.0.contains("single node only"), "{error}");
+        config.set("controller.quorum.voters", "7@h:9093").unwrap();
         assert!(config.check_shard_listeners().is_ok());
         config.shards = 1001;
         assert!(config.check_shard_listeners().is_err());

@@ -160,6 +160,14 @@ def test_three_voters_form_a_quorum_create_topics_through_the_leader_only():
 
         assert create_topic(cluster.nodes[leader].bootstrap, "voters-made", PARTITIONS) == kafka_wire.ERR_NONE
         assert_listed_everywhere(cluster, everyone, "voters-made")
+        # Its partitions live on the leader that made them (placement over
+        # brokers is increment 4): that node takes a write, the others
+        # refuse it as Kafka's brokers refuse a partition they do not lead.
+        batch = kafka_wire.record_batch([b"v"], -1, -1, -1)
+        for i in everyone:
+            with kafka_wire.connect(cluster.nodes[i].bootstrap) as sock:
+                error, _ = kafka_wire.produce(sock, 1, "voters-made", 0, batch)
+            assert error == (kafka_wire.ERR_NONE if i == leader else ERR_NOT_LEADER_OR_FOLLOWER), (i, error)
         for i in others(leader):
             assert create_topic(cluster.nodes[i].bootstrap, f"refused-{i}", PARTITIONS) == ERR_NOT_CONTROLLER
         # Every node names the leader as the controller (an admin client goes
