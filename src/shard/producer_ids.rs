@@ -56,6 +56,18 @@ impl ProducerIds {
                 .call(CONTROLLER_SHARD, ShardRequest::AllocateProducerIds)
                 .await
             {
+                // Blocks come from the quorum's leader; until a broker
+                // forwards the ask (issue 14, increment 4) a client of any
+                // other node is told to retry, as Kafka's brokers answer
+                // while their next block is on its way.
+                ShardReply::ProducerIds(Err(error))
+                    if error.code == ResponseError::NotController.code() =>
+                {
+                    return Err(unavailable(
+                        "producer ids come from the metadata quorum's leader, which this node is not"
+                            .into(),
+                    ));
+                }
                 ShardReply::ProducerIds(block) => block?,
                 other => return Err(other.into_error()),
             };

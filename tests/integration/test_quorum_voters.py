@@ -37,6 +37,7 @@ PARTITIONS = 3
 # last heard its leader); the rest is a loaded two-core machine.
 ELECTION_WAIT_S = 20.0
 ERR_NOT_LEADER_OR_FOLLOWER = 6
+ERR_COORDINATOR_NOT_AVAILABLE = 15
 CONVERGE_WAIT_S = 20.0
 POLL_INTERVAL_S = 0.2
 # A request to a node that is cut off may wait for its answer this long:
@@ -168,6 +169,12 @@ def test_three_voters_form_a_quorum_create_topics_through_the_leader_only():
             with kafka_wire.connect(cluster.nodes[i].bootstrap) as sock:
                 error, _ = kafka_wire.produce(sock, 1, "voters-made", 0, batch)
             assert error == (kafka_wire.ERR_NONE if i == leader else ERR_NOT_LEADER_OR_FOLLOWER), (i, error)
+            # Producer ids come from the leader: another node tells the
+            # client to retry (a retriable code, not NOT_CONTROLLER, which
+            # InitProducerId does not have).
+            with kafka_wire.connect(cluster.nodes[i].bootstrap) as sock:
+                error, _, _ = kafka_wire.init_producer_id(sock, 2)
+            assert error == (kafka_wire.ERR_NONE if i == leader else ERR_COORDINATOR_NOT_AVAILABLE), (i, error)
         for i in others(leader):
             assert create_topic(cluster.nodes[i].bootstrap, f"refused-{i}", PARTITIONS) == ERR_NOT_CONTROLLER
         # Every node names the leader as the controller (an admin client goes
