@@ -16,8 +16,9 @@
 //! The leader commits the bootstrap records (`table::bootstrap_records`)
 //! itself when the log has none (a new multi-voter cluster).
 //!
-//! Every round that applies records publishes the image and its index
-//! (`QuorumHandle::latest`, `applied_changed`), so the controller installs
+//! Every round that makes a new image (entries applied, or a leader's
+//! snapshot installed) publishes it and its index (`QuorumHandle::latest`,
+//! `applied_bell`), so the controller installs
 //! what other voters' leaders committed (`controller.rs`), in log order.
 //! DescribeQuorum on the CONTROLLER listener is answered from the
 //! `QuorumStatus` the task refreshes after each event.
@@ -605,7 +606,11 @@ async fn drive(
             }
             None => {}
         }
-        if !finished.applied.is_empty() {
+        // Entries applied, or a leader's snapshot installed (a follower
+        // that fell behind the leader's compaction): either makes a new
+        // image, which the controller must install.
+        let image_moved = !Arc::ptr_eq(&rounds.published.latest.borrow().image, node.image());
+        if image_moved {
             *rounds.published.latest.borrow_mut() = Applied {
                 index: node.applied(),
                 image: node.image().clone(),

@@ -266,3 +266,24 @@ def test_an_isolated_leader_stops_committing_and_rejoins_as_a_follower():
         assert_listed_everywhere(cluster, everyone, "majority-made")
         assert_unknown_everywhere(cluster, everyone, "cut-off")
     epochs.check()
+
+
+def test_a_follower_behind_the_leaders_snapshot_catches_up_from_it():
+    """With a snapshot after every record the leader's log no longer holds
+    what a stopped follower missed: restarted, the follower is sent the
+    leader's snapshot and serves the topics it brings."""
+    epochs = Epochs()
+    with Cluster(NODES, SHOAL_NODE + " metadata.log.max.record.bytes.between.snapshots=1") as cluster:
+        everyone = list(range(NODES))
+        leader, _ = agreed_leader(cluster, everyone, epochs)
+        behind = others(leader)[0]
+        cluster.kill9(behind)
+        missed = ["missed-1", "missed-2"]
+        for name in missed:
+            assert create_topic(cluster.nodes[leader].bootstrap, name, PARTITIONS) == kafka_wire.ERR_NONE
+        cluster.restart(behind)
+        final, _ = agreed_leader(cluster, everyone, epochs)
+        assert final == leader, "a restarted voter must not depose a working leader"
+        for name in missed:
+            assert_listed_everywhere(cluster, [behind], name)
+    epochs.check()
