@@ -16,6 +16,8 @@
 pub mod brokers;
 pub mod controller;
 pub mod heartbeats;
+#[cfg(test)]
+mod heartbeats_tests;
 pub mod image;
 pub mod placer;
 pub mod producer_ids;
