@@ -1,6 +1,7 @@
 //! The `shoal` command: `serve` runs the broker; `storage` formats its data
 //! directory for a cluster; `tune` checks the host it runs on; the other
-//! subcommands are Kafka-protocol clients of a running broker.
+//! subcommands (`cluster status` among them) are Kafka-protocol clients of
+//! a running cluster.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +9,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use shoal::cli::{
-    ConsumeArgs, GroupCommand, ProduceArgs, StorageCommand, TopicCommand, TransactionsCommand,
+    ClusterCommand, ConsumeArgs, GroupCommand, ProduceArgs, StorageCommand, TopicCommand,
+    TransactionsCommand,
 };
 use shoal::config::BrokerConfig;
 
@@ -31,6 +33,10 @@ enum Command {
     /// that runs with process.roles (like kafka-storage.sh).
     #[command(subcommand)]
     Storage(StorageCommand),
+    /// Show the metadata quorum, the brokers and the offline partitions
+    /// (like kafka-metadata-quorum.sh describe).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Create, list, describe, delete and grow topics, change their configs,
     /// delete their old records (like kafka-topics.sh, kafka-configs.sh and
     /// kafka-delete-records.sh).
@@ -146,6 +152,7 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Command::Cluster(command) => shoal::cli::run_cluster(command),
         Command::Topic(command) => shoal::cli::run_topic(command),
         Command::Group(command) => shoal::cli::run_group(command),
         Command::Transactions(command) => shoal::cli::run_transactions(command),

@@ -406,7 +406,8 @@ pub fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_owned()))
 }
 
-fn format_host_port(host: &str, port: i32) -> String {
+/// `host:port`, the host bracketed when it is an IPv6 address.
+pub fn format_host_port(host: &str, port: i32) -> String {
     if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
