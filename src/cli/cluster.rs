@@ -92,8 +92,16 @@ pub struct QuorumView {
     pub high_watermark: i64,
     pub voters: Vec<Replica>,
     pub observers: Vec<Replica>,
-    /// Each controller's `host:port` on its CONTROLLER listener, by id.
-    pub endpoints: BTreeMap<i32, String>,
+    /// Where each controller listens for the quorum, by id.
+    pub endpoints: BTreeMap<i32, Endpoint>,
+}
+
+/// A controller's CONTROLLER listener: `host:port`, and its name where the
+/// leader said it (DescribeQuorum v2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub listener: Option<String>,
+    pub address: String,
 }
 
 /// One replica of the metadata log; `UNKNOWN` where the leader does not know.
@@ -174,7 +182,10 @@ fn status(args: &StatusArgs) -> anyhow::Result<()> {
 
 /// `read` of the first address of the comma-separated `addrs` that answers;
 /// otherwise an error naming each address with what went wrong there.
-pub(super) fn first_answer<T>(addrs: &str, read: impl Fn(&str) -> anyhow::Result<T>) -> anyhow::Result<T> {
+pub(super) fn first_answer<T>(
+    addrs: &str,
+    read: impl Fn(&str) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let mut failures = Vec::new();
     for addr in addrs.split(',').map(str::trim).filter(|a| !a.is_empty()) {
         match read(addr) {
@@ -201,14 +212,24 @@ fn read_quorum(addr: &str) -> anyhow::Result<QuorumView> {
     if leader_id < 0 {
         bail!("the quorum has no leader (an election may be under way)");
     }
-    let endpoints: BTreeMap<i32, String> = cluster
+    let endpoints: BTreeMap<i32, Endpoint> = cluster
         .brokers
         .iter()
-        .map(|node| (node.broker_id.0, format_host_port(&node.host, node.port)))
+        .map(|node| {
+            let address = format_host_port(&node.host, node.port);
+            let endpoint = Endpoint {
+                listener: None,
+                address,
+            };
+            (node.broker_id.0, endpoint)
+        })
         .collect();
-    let leader_addr = endpoints.get(&leader_id).ok_or_else(|| {
-        anyhow!("the quorum leader {leader_id} is not among the controllers {addr} lists")
-    })?;
+    let leader_addr = &endpoints
+        .get(&leader_id)
+        .ok_or_else(|| {
+            anyhow!("the quorum leader {leader_id} is not among the controllers {addr} lists")
+        })?
+        .address;
     let mut leader = if leader_addr == addr {
         seed
     } else {
@@ -257,7 +278,7 @@ fn describe_quorum_request() -> DescribeQuorumRequest {
 /// stand.
 pub(super) fn quorum_view(
     cluster_id: String,
-    mut endpoints: BTreeMap<i32, String>,
+    mut endpoints: BTreeMap<i32, Endpoint>,
     response: &DescribeQuorumResponse,
 ) -> anyhow::Result<QuorumView> {
     check(
@@ -279,7 +300,10 @@ pub(super) fn quorum_view(
     )?;
     for node in &response.nodes {
         if let Some(listener) = node.listeners.first() {
-            let endpoint = format_host_port(&listener.host, i32::from(listener.port));
+            let endpoint = Endpoint {
+                listener: Some(listener.name.to_string()),
+                address: format_host_port(&listener.host, i32::from(listener.port)),
+            };
             endpoints.insert(node.node_id.0, endpoint);
         }
     }
@@ -308,7 +332,10 @@ fn read_brokers(addr: &str) -> anyhow::Result<BrokersView> {
     Ok(brokers_view(&cluster, &metadata))
 }
 
-pub(super) fn brokers_view(cluster: &DescribeClusterResponse, metadata: &MetadataResponse) -> BrokersView {
+pub(super) fn brokers_view(
+    cluster: &DescribeClusterResponse,
+    metadata: &MetadataResponse,
+) -> BrokersView {
     let mut brokers: Vec<BrokerRow> = cluster
         .brokers
         .iter()
@@ -351,8 +378,8 @@ fn field(name: &str, value: impl std::fmt::Display) -> String {
     format!("{:<FIELD_WIDTH$}{value}\n", format!("{name}:"))
 }
 
-/// The `--status` lines of kafka-metadata-quorum.sh (without its voter
-/// lists, which the table after them shows), then one row per replica as
+/// The `--status` lines of kafka-metadata-quorum.sh, then one row per
+/// replica as
 /// its `--replication --human-readable` prints them, with each
 /// controller's endpoint in place of its directory id. Ages are measured
 /// on the leader's clock: the leader reports its own times as its now,
@@ -371,8 +398,11 @@ pub fn quorum_lines(view: &QuorumView, client_now_ms: i64) -> String {
     text.push_str(&field("HighWatermark", view.high_watermark));
     text.push_str(&field("MaxFollowerLag", max_lag));
     text.push_str(&field("MaxFollowerLagTimeMs", max_lag_time_ms));
-    text.push_str(&field("CurrentVoters", view.voters.len()));
-    text.push_str(&field("CurrentObservers", view.observers.len()));
+    text.push_str(&field("CurrentVoters", replica_list(view, &view.voters)));
+    text.push_str(&field(
+        "CurrentObservers",
+        replica_list(view, &view.observers),
+    ));
     text.push('\n');
     let followers = view.voters.iter().filter(|v| v.id != view.leader_id);
     let rows: Vec<Vec<String>> = leader
@@ -384,6 +414,26 @@ pub fn quorum_lines(view: &QuorumView, client_now_ms: i64) -> String {
         .collect();
     text.push_str(&table(Layout::Tabbed, &REPLICATION_HEADERS, &rows));
     text
+}
+
+/// kafka-metadata-quorum.sh's voter and observer lists:
+/// `[{"id": 1, "endpoints": ["CONTROLLER://host:port"]}, ...]`, the
+/// endpoints left out where the listener's name is not known.
+fn replica_list(view: &QuorumView, replicas: &[Replica]) -> String {
+    let items: Vec<String> = replicas
+        .iter()
+        .map(|replica| match view.endpoints.get(&replica.id) {
+            Some(Endpoint {
+                listener: Some(name),
+                address,
+            }) => format!(
+                r#"{{"id": {}, "endpoints": ["{name}://{address}"]}}"#,
+                replica.id
+            ),
+            _ => format!(r#"{{"id": {}}}"#, replica.id),
+        })
+        .collect();
+    format!("[{}]", items.join(", "))
 }
 
 /// kafka-metadata-quorum.sh's MaxFollowerLag (the leader's end offset less
@@ -424,8 +474,7 @@ fn replica_row(
         replica.id.to_string(),
         view.endpoints
             .get(&replica.id)
-            .cloned()
-            .unwrap_or_else(|| UNKNOWN.to_string()),
+            .map_or_else(|| UNKNOWN.to_string(), |endpoint| endpoint.address.clone()),
         replica.log_end_offset.to_string(),
         lag.to_string(),
         age(replica.last_fetch_timestamp_ms, now_ms),
@@ -480,11 +529,7 @@ pub fn brokers_lines(view: &BrokersView, show_cluster_id: bool) -> String {
             .iter()
             .map(|(topic, partitions)| {
                 let list: Vec<String> = partitions.iter().map(i32::to_string).collect();
-                vec![
-                    topic.clone(),
-                    partitions.len().to_string(),
-                    list.join(","),
-                ]
+                vec![topic.clone(), partitions.len().to_string(), list.join(",")]
             })
             .collect();
         text.push_str(&table(Layout::Tabbed, &OFFLINE_HEADERS, &rows));

@@ -46,7 +46,13 @@ fn quorum() -> QuorumView {
         ],
         observers: vec![],
         endpoints: (1..=3)
-            .map(|id| (id, format!("127.0.0.1:{}", 19093 + 10_000 * (id - 1))))
+            .map(|id| {
+                let endpoint = Endpoint {
+                    listener: (id != 3).then(|| "CONTROLLER".to_string()),
+                    address: format!("127.0.0.1:{}", 19093 + 10_000 * (id - 1)),
+                };
+                (id, endpoint)
+            })
             .collect(),
     }
 }
@@ -62,8 +68,8 @@ LeaderEpoch:            4
 HighWatermark:          40
 MaxFollowerLag:         5
 MaxFollowerLagTimeMs:   1500
-CurrentVoters:          3
-CurrentObservers:       0
+CurrentVoters:          [{\"id\": 1, \"endpoints\": [\"CONTROLLER://127.0.0.1:19093\"]}, {\"id\": 2, \"endpoints\": [\"CONTROLLER://127.0.0.1:29093\"]}, {\"id\": 3}]
+CurrentObservers:       []
 
 NodeId\tEndpoint       \tLogEndOffset\tLag\tLastFetchTimestamp\tLastCaughtUpTimestamp\tStatus  \t
 2     \t127.0.0.1:29093\t42          \t0  \t0 ms ago          \t0 ms ago             \tLeader  \t
@@ -83,13 +89,27 @@ fn observers_follow_the_voters_and_unknowns_print_as_minus_one() {
         .lines()
         .skip_while(|line| !line.starts_with("NodeId"))
         .skip(1)
-        .map(|line| line.split('\t').map(|cell| cell.trim().to_string()).collect())
+        .map(|line| {
+            line.split('\t')
+                .map(|cell| cell.trim().to_string())
+                .collect()
+        })
         .collect();
     assert_eq!(rows.len(), 4);
-    assert_eq!(rows[2][..7], ["3", "127.0.0.1:39093", "-1", "-1", "-1", "-1", "Follower"]);
-    assert_eq!(rows[3][..7], ["7", "-1", "40", "2", "1000 ms ago", "-1", "Observer"]);
+    assert_eq!(
+        rows[2][..7],
+        ["3", "127.0.0.1:39093", "-1", "-1", "-1", "-1", "Follower"]
+    );
+    assert_eq!(
+        rows[3][..7],
+        ["7", "-1", "40", "2", "1000 ms ago", "-1", "Observer"]
+    );
     assert!(text.contains("MaxFollowerLag:         43\n"), "{text}");
     assert!(text.contains("MaxFollowerLagTimeMs:   -1\n"), "{text}");
+    assert!(
+        text.contains("CurrentObservers:       [{\"id\": 7}]\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -140,8 +160,11 @@ fn quorum_view_reads_the_leaders_answer_and_its_v2_endpoints() {
             .with_name(StrBytes::from_static_str("CONTROLLER"))
             .with_host(StrBytes::from_static_str("::1"))
             .with_port(9093)])]);
-    let from_cluster: BTreeMap<i32, String> =
-        [(1, "a:1".to_string()), (2, "b:2".to_string())].into();
+    let address = |address: &str| Endpoint {
+        listener: None,
+        address: address.to_string(),
+    };
+    let from_cluster: BTreeMap<i32, Endpoint> = [(1, address("a:1")), (2, address("b:2"))].into();
     let view = quorum_view("c".to_string(), from_cluster, &response).unwrap();
     assert_eq!(
         (view.leader_id, view.leader_epoch, view.high_watermark),
@@ -150,8 +173,9 @@ fn quorum_view_reads_the_leaders_answer_and_its_v2_endpoints() {
     assert_eq!(view.voters.len(), 2);
     assert_eq!(view.voters[1].log_end_offset, 11);
     assert_eq!(view.observers[0].id, 5);
-    assert_eq!(view.endpoints[&1], "a:1");
-    assert_eq!(view.endpoints[&2], "[::1]:9093");
+    assert_eq!(view.endpoints[&1], address("a:1"));
+    assert_eq!(view.endpoints[&2].address, "[::1]:9093");
+    assert_eq!(view.endpoints[&2].listener.as_deref(), Some("CONTROLLER"));
 }
 
 #[test]
