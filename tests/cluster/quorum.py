@@ -3,10 +3,13 @@ the metadata log, `__cluster_metadata` partition 0. Any Kafka broker answers
 it (a broker forwards it to the active controller), so a test can ask any
 live node; a controller listener (Kafka's or shoal's) answers it on the
 leader only, NOT_LEADER_OR_FOLLOWER elsewhere. And CreateTopics sent to one
-node itself (`create_topic`). Needs tests/integration on sys.path for
-`kafka_wire` (the integration suite's conftest puts it there)."""
+node itself (`create_topic`), and the wait for a quorum to settle on one
+leader every voter has caught up with (`settled_leader`). Needs
+tests/integration on sys.path for `kafka_wire` (the integration suite's
+conftest puts it there)."""
 
 import struct
+import time
 from dataclasses import dataclass
 
 import kafka_wire
@@ -122,3 +125,42 @@ def create_topic(bootstrap, name, partitions, timeout_s=kafka_wire.SOCKET_TIMEOU
 
     results = dict(reader.array(result))
     return results[name]
+
+
+ERR_NOT_LEADER_OR_FOLLOWER = 6
+SETTLE_POLL_INTERVAL_S = 0.2
+
+
+def controller_address(node):
+    """Where `node` answers the quorum's requests: its CONTROLLER listener."""
+    return f"{node.host}:{node.controller_port}"
+
+
+def settled_leader(cluster, timeout_s):
+    """Waits until exactly one node of `cluster` answers DescribeQuorum as
+    the leader, names every node a voter, has committed in its epoch, and
+    every voter holds its high watermark; returns (leader's node index,
+    Quorum). Raises TimeoutError with the last answer after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while True:
+        answers = {}
+        for i, node in enumerate(cluster.nodes):
+            try:
+                answers[i] = describe_quorum(controller_address(node))
+            except QuorumError as e:
+                if e.error_code != ERR_NOT_LEADER_OR_FOLLOWER:
+                    last = e
+            except OSError as e:
+                last = e
+        if len(answers) == 1:
+            index, quorum = answers.popitem()
+            last = quorum
+            ids = {node.node_id for node in cluster.nodes}
+            if (quorum.leader_id == cluster.nodes[index].node_id and set(quorum.voters) == ids
+                    and quorum.high_watermark > 0
+                    and all(v.log_end_offset >= quorum.high_watermark for v in quorum.voters.values())):
+                return index, quorum
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"no settled quorum leader after {timeout_s}s (last: {last!r})")
+        time.sleep(SETTLE_POLL_INTERVAL_S)
