@@ -181,7 +181,8 @@ fn status(args: &StatusArgs) -> anyhow::Result<()> {
 }
 
 /// `read` of the first address of the comma-separated `addrs` that answers;
-/// otherwise an error naming each address with what went wrong there.
+/// otherwise an error of one line naming each address with what went wrong
+/// there (a broker's message may hold line breaks; they become spaces).
 pub(super) fn first_answer<T>(
     addrs: &str,
     read: impl Fn(&str) -> anyhow::Result<T>,
@@ -190,7 +191,7 @@ pub(super) fn first_answer<T>(
     for addr in addrs.split(',').map(str::trim).filter(|a| !a.is_empty()) {
         match read(addr) {
             Ok(view) => return Ok(view),
-            Err(error) => failures.push(format!("{addr}: {error:#}")),
+            Err(error) => failures.push(format!("{addr}: {error:#}").replace('\n', " ")),
         }
     }
     if failures.is_empty() {

@@ -276,4 +276,9 @@ fn first_answer_tries_each_address_in_order_and_names_every_failure() {
         "a:1: connecting to a:1: refused; c:3: connecting to c:3: refused"
     );
     assert!(first_answer(" , ", read).is_err());
+    let two_lines = |_: &str| -> anyhow::Result<()> { Err(anyhow!("first\nsecond")) };
+    assert_eq!(
+        first_answer("a:1", two_lines).unwrap_err().to_string(),
+        "a:1: first second"
+    );
 }
