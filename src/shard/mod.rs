@@ -571,7 +571,11 @@ async fn run_shard<S, F>(
     F: Future<Output = ()> + 'static,
 {
     let StartMetadata { view, quorum } = metadata;
-    let controller = match quorum.map(|start| quorum::start(start, config.data_dir.clone())) {
+    let controller = match quorum.map(|start| {
+        quorum::start(start, config.data_dir.clone(), |_| {
+            crate::quorum::transport::ControllerService::none()
+        })
+    }) {
         None => None,
         Some(Ok(handle)) => Some(Controller::new(handle)),
         Some(Err(error)) => {
