@@ -72,6 +72,8 @@ pub struct ClusterBroker {
     pub endpoint: Option<(String, i32)>,
     pub rack: Option<String>,
     pub fenced: bool,
+    /// The broker epoch of its registration.
+    pub epoch: i64,
 }
 
 impl ClusterBroker {
@@ -102,6 +104,7 @@ pub fn registered(image: &MetadataImage, listener_name: &str) -> Vec<ClusterBrok
                 .map(|endpoint| (endpoint.host.clone(), i32::from(endpoint.port))),
             rack: record.rack.clone(),
             fenced: record.fenced,
+            epoch: record.broker_epoch,
         })
         .collect()
 }

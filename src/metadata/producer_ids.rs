@@ -91,11 +91,12 @@ pub fn retire_file(data_dir: &Path) -> std::io::Result<()> {
 pub fn next_block(
     next_producer_id: i64,
     broker_id: i32,
+    broker_epoch: i64,
 ) -> Option<(ProducerIdBlock, MetadataRecord)> {
     let end = next_producer_id.checked_add(PRODUCER_ID_BLOCK_SIZE)?;
     let record = MetadataRecord::ProducerIds(ProducerIdsRecord {
         broker_id,
-        broker_epoch: -1,
+        broker_epoch,
         next_producer_id: end,
     });
     Some((
@@ -130,7 +131,7 @@ mod tests {
         let mut image = MetadataImage::default();
         let mut seen = Vec::new();
         for _ in 0..3 {
-            let (mut block, record) = next_block(image.next_producer_id, 1).unwrap();
+            let (mut block, record) = next_block(image.next_producer_id, 1, -1).unwrap();
             image.apply(&record).unwrap();
             while let Some(id) = block.take() {
                 seen.push(id);
@@ -138,7 +139,7 @@ mod tests {
         }
         let expected: Vec<i64> = (0..3 * PRODUCER_ID_BLOCK_SIZE).collect();
         assert_eq!(seen, expected);
-        assert_eq!(next_block(i64::MAX - 10, 1), None);
+        assert_eq!(next_block(i64::MAX - 10, 1, -1), None);
     }
 
     #[test]

@@ -88,7 +88,8 @@ pub struct ReplicaStatus {
 
 /// ApiVersions of `version` (0 for an unsupported version, which Kafka
 /// answers with UNSUPPORTED_VERSION and the ranges, so the client can pick).
-pub fn api_versions(version: i16) -> ApiVersionsResponse {
+/// `more`: the versions the listener's hook serves besides (`transport::ControllerService`).
+pub fn api_versions(version: i16, more: &[(ApiKey, i16, i16)]) -> ApiVersionsResponse {
     let mut response = ApiVersionsResponse::default();
     let (min, max) = served_versions(ApiKey::ApiVersions).unwrap_or((0, 0));
     if version < min || version > max {
@@ -96,6 +97,10 @@ pub fn api_versions(version: i16) -> ApiVersionsResponse {
     }
     response.api_keys = CONTROLLER_APIS
         .iter()
+        .chain(
+            more.iter()
+                .filter(|(key, _, _)| served_versions(*key).is_none()),
+        )
         .map(|&(key, min_version, max_version)| {
             ApiVersion::default()
                 .with_api_key(key as i16)
@@ -432,12 +437,12 @@ mod tests {
 
     #[test]
     fn api_versions_lists_kafkas_apis_only_and_refuses_a_newer_version() {
-        let response = api_versions(3);
+        let response = api_versions(3, &[]);
         assert_eq!(response.error_code, 0);
         let keys: Vec<i16> = response.api_keys.iter().map(|api| api.api_key).collect();
         assert_eq!(keys, [18, 60, 55]);
         assert_eq!(
-            api_versions(5).error_code,
+            api_versions(5, &[]).error_code,
             ResponseError::UnsupportedVersion.code()
         );
     }

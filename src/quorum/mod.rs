@@ -9,11 +9,13 @@
 //! in Kafka framing, and answers Kafka's tools (ApiVersions,
 //! DescribeCluster, DescribeQuorum: `describe.rs`); serve runs it when
 //! `controller.quorum.voters` names several voters (one has no one to
-//! talk to).
+//! talk to), and serves the active controller's APIs through its hook;
+//! brokers reach the active controller through `channel.rs`.
 //!
 //! `quorum` imports no `server` and no `shard` (`tests/architecture.rs`):
 //! it is storage and consensus state, handed bytes by whoever runs it.
 
+pub mod channel;
 pub mod describe;
 pub mod node;
 pub mod queue;
@@ -24,6 +26,8 @@ pub mod wire;
 pub use node::{QuorumError, QuorumNode, QuorumSettings};
 pub use storage::{RaftLogStore, StoreError, METADATA_LOG_DIR};
 
+#[cfg(test)]
+mod channel_tests;
 #[cfg(test)]
 mod single_voter_tests;
 #[cfg(test)]

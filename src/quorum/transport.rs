@@ -3,8 +3,12 @@
 //! framing, and one outbound connection per other voter.
 //!
 //! Inbound, each frame is one of: Kafka's ApiVersions, DescribeCluster and
-//! DescribeQuorum (answered from `describe`, for Kafka's tools), or
-//! shoal's private batch of Raft messages (`wire`), checked (the sender a
+//! DescribeQuorum (answered from `describe`, for Kafka's tools), a Kafka
+//! request the `ControllerService` hook serves (BrokerRegistration,
+//! BrokerHeartbeat: the active controller's APIs, `shard::brokers`),
+//! awaited before the connection's next frame is read so that answers go
+//! out in request order, or shoal's private batch of Raft messages
+//! (`wire`), checked (the sender a
 //! voter of `controller.quorum.voters` other than this node, the same
 //! sender for every batch of a connection, every message from it and to
 //! this node) and queued for the driver (`Inbound`). Anything else closes
@@ -36,11 +40,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_util::future::LocalBoxFuture;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::task::JoinHandle;
 use glommio::Task;
-use kafka_protocol::messages::{ApiKey, DescribeClusterRequest, DescribeQuorumRequest};
+use kafka_protocol::messages::{
+    ApiKey, DescribeClusterRequest, DescribeQuorumRequest, RequestHeader,
+};
 use kafka_protocol::protocol::Decodable;
 use log::{info, warn};
 use protobuf::Message as _;
@@ -111,6 +118,55 @@ pub struct TransportConfig {
 /// The driver's current view, asked for each DescribeQuorum and
 /// DescribeCluster.
 pub type StatusFn = Rc<dyn Fn() -> QuorumStatus>;
+
+/// A Kafka request on the CONTROLLER listener that the quorum itself does not answer.
+pub struct ControllerRequest {
+    pub header: RequestHeader,
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub body: Bytes,
+}
+
+/// Answers one: the encoded response frame (frame::encode_response), or why the
+/// connection must close.
+pub type ControllerApis =
+    Rc<dyn Fn(ControllerRequest) -> LocalBoxFuture<'static, Result<Bytes, String>>>;
+
+/// The versions the hook serves, for ApiVersions and the served check.
+pub type ControllerApiVersions = &'static [(ApiKey, i16, i16)];
+
+/// The Kafka APIs the CONTROLLER listener serves besides the quorum's
+/// own (`describe::CONTROLLER_APIS`, which take precedence): a request of
+/// one of `versions` goes to `apis`.
+#[derive(Clone)]
+pub struct ControllerService {
+    pub apis: ControllerApis,
+    pub versions: ControllerApiVersions,
+}
+
+impl ControllerService {
+    /// Serves nothing beyond the quorum's own APIs.
+    pub fn none() -> ControllerService {
+        ControllerService {
+            apis: Rc::new(|request: ControllerRequest| {
+                let refused = format!(
+                    "{:?} v{} is not served on the controller listener",
+                    request.api_key, request.version
+                );
+                Box::pin(async move { Err(refused) })
+            }),
+            versions: &[],
+        }
+    }
+
+    /// The versions of `api_key` the hook serves, if it serves it.
+    fn served(&self, api_key: ApiKey) -> Option<(i16, i16)> {
+        self.versions
+            .iter()
+            .find(|(key, _, _)| *key == api_key)
+            .map(|&(_, min, max)| (min, max))
+    }
+}
 
 /// Counters of one peer's outbound queue.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -188,6 +244,7 @@ impl Inbound {
 struct Shared {
     config: TransportConfig,
     status: StatusFn,
+    service: ControllerService,
     inbound: Rc<RefCell<BoundedQueue<Message>>>,
     /// Rings `Inbound::recv`; capacity one, as a peer's doorbell.
     inbound_bell: LocalSender<()>,
@@ -230,12 +287,14 @@ impl std::error::Error for TransportError {}
 impl Transport {
     /// Starts serving `listener` (bound by the caller to the CONTROLLER
     /// listener's address) and connecting to every other voter, on the
-    /// current glommio executor. Returns the transport and the `Inbound`
-    /// queue of the Raft messages other voters send this node.
+    /// current glommio executor; Kafka requests beyond the quorum's own go
+    /// to `service`. Returns the transport and the `Inbound` queue of the
+    /// Raft messages other voters send this node.
     pub fn start(
         config: TransportConfig,
         listener: std::net::TcpListener,
         status: StatusFn,
+        service: ControllerService,
     ) -> Result<(Transport, Inbound), TransportError> {
         if !config
             .voters
@@ -271,6 +330,7 @@ impl Transport {
         let shared = Rc::new(Shared {
             config,
             status,
+            service,
             inbound,
             inbound_bell,
             connections: RefCell::default(),
@@ -540,13 +600,30 @@ async fn serve_frames(stream: &mut TcpStream, shared: &Weak<Shared>) -> Result<(
         let Some(shared) = shared.upgrade() else {
             return Ok(());
         };
-        if let Some(answer) = handle_frame(&shared, &frame, &mut sender)? {
+        let answer = match handle_frame(&shared, &frame, &mut sender)? {
+            Handled::Answer(answer) => answer,
+            Handled::Hook(request) => {
+                // Not holding the transport while the hook runs: a
+                // dropped transport cancels this task anyway.
+                let apis = Rc::clone(&shared.service.apis);
+                drop(shared);
+                Some(apis(request).await?)
+            }
+        };
+        if let Some(answer) = answer {
             stream
                 .write_all(&answer)
                 .await
                 .map_err(|error| error.to_string())?;
         }
     }
+}
+
+/// What a frame asks for: an answer made at once (`None` for the one-way
+/// Raft batch), or the hook's.
+enum Handled {
+    Answer(Option<Bytes>),
+    Hook(ControllerRequest),
 }
 
 /// The next frame without its size prefix, or `None` at a clean end of
@@ -620,14 +697,14 @@ impl Drop for Pinned {
     }
 }
 
-/// The answer to one frame (`None` for the one-way Raft batch), or why
-/// the connection must close. `sender` is the voter whose Raft batches
-/// this connection carries, fixed by its first.
+/// The answer to one frame, or why the connection must close. `sender`
+/// is the voter whose Raft batches this connection carries, fixed by its
+/// first.
 fn handle_frame(
     shared: &Shared,
     frame: &[u8],
     sender: &mut Option<i32>,
-) -> Result<Option<Bytes>, String> {
+) -> Result<Handled, String> {
     if frame.len() >= 2 && i16::from_be_bytes([frame[0], frame[1]]) == RAFT_MESSAGES_API_KEY {
         let (sender_id, messages) = wire::decode_frame(frame).map_err(|error| error.to_string())?;
         if sender.is_some_and(|pinned| pinned != sender_id) {
@@ -637,7 +714,7 @@ fn handle_frame(
         }
         deliver(shared, sender_id, messages)?;
         *sender = Some(sender_id);
-        return Ok(None);
+        return Ok(Handled::Answer(None));
     }
     let frame = Bytes::copy_from_slice(frame);
     let (header, mut body) =
@@ -648,14 +725,31 @@ fn handle_frame(
     if api_key == ApiKey::ApiVersions {
         // Answered whatever the version, in v0 if it is unsupported, so a
         // newer client learns the versions it may use (Kafka's rule).
-        let answer = describe::api_versions(version);
+        let answer = describe::api_versions(version, shared.service.versions);
         let served = describe::served_versions(api_key)
             .is_some_and(|(min, max)| min <= version && version <= max);
         return frame::encode_response(&header, if served { version } else { 0 }, &answer)
-            .map(Some);
+            .map(|answer| Handled::Answer(Some(answer)));
     }
-    let served = describe::served_versions(api_key)
-        .is_some_and(|(min, max)| min <= version && version <= max);
+    let own = describe::served_versions(api_key);
+    if own.is_none() {
+        let hooked = shared
+            .service
+            .served(api_key)
+            .is_some_and(|(min, max)| min <= version && version <= max);
+        if !hooked {
+            return Err(format!(
+                "{api_key:?} v{version} is not served on the controller listener"
+            ));
+        }
+        return Ok(Handled::Hook(ControllerRequest {
+            header,
+            api_key,
+            version,
+            body,
+        }));
+    }
+    let served = own.is_some_and(|(min, max)| min <= version && version <= max);
     if !served {
         return Err(format!(
             "{api_key:?} v{version} is not served on the controller listener"
@@ -672,7 +766,8 @@ fn handle_frame(
                 status.leader_id,
                 &config.voters,
             );
-            frame::encode_response(&header, version, &answer).map(Some)
+            frame::encode_response(&header, version, &answer)
+                .map(|answer| Handled::Answer(Some(answer)))
         }
         ApiKey::DescribeQuorum => {
             let request: DescribeQuorumRequest = decode_body(&mut body, api_key, version)?;
@@ -685,7 +780,8 @@ fn handle_frame(
                 &config.listener_name,
                 now_ms,
             );
-            frame::encode_response(&header, version, &answer).map(Some)
+            frame::encode_response(&header, version, &answer)
+                .map(|answer| Handled::Answer(Some(answer)))
         }
         _ => Err(format!(
             "{api_key:?} v{version} is not served on the controller listener"
@@ -725,7 +821,13 @@ fn deliver(shared: &Shared, sender_id: i32, messages: Vec<Message>) -> Result<()
     Ok(())
 }
 
-fn decode_body<R: Decodable>(body: &mut Bytes, api_key: ApiKey, version: i16) -> Result<R, String> {
+/// Decodes a request body of `api_key` at `version`; malformed (or a
+/// decoder panic), the reason to close the connection.
+pub fn decode_body<R: Decodable>(
+    body: &mut Bytes,
+    api_key: ApiKey,
+    version: i16,
+) -> Result<R, String> {
     // The crate's decoders may panic on hostile input (protocol::frame).
     match catch_unwind(AssertUnwindSafe(|| R::decode(body, version))) {
         Ok(Ok(request)) => Ok(request),

@@ -16,17 +16,19 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, DescribeClusterRequest,
-    DescribeClusterResponse, DescribeQuorumRequest, DescribeQuorumResponse, ProduceRequest,
-    RequestHeader, ResponseHeader, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest,
+    BrokerHeartbeatResponse, DescribeClusterRequest, DescribeClusterResponse,
+    DescribeQuorumRequest, DescribeQuorumResponse, ProduceRequest, RequestHeader, ResponseHeader,
+    TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use raft::eraftpb::{Entry, Message, MessageType};
 
 use super::describe::{QuorumStatus, ReplicaStatus, METADATA_TOPIC};
 use super::transport::{
-    Inbound, StatusFn, Transport, TransportConfig, INBOUND_FRAME_BYTES_BUDGET,
-    INBOUND_MESSAGES_MAX, PEER_QUEUE_BYTES_MAX, PEER_QUEUE_MESSAGES_MAX,
+    decode_body, ControllerRequest, ControllerService, Inbound, StatusFn, Transport,
+    TransportConfig, INBOUND_FRAME_BYTES_BUDGET, INBOUND_MESSAGES_MAX, PEER_QUEUE_BYTES_MAX,
+    PEER_QUEUE_MESSAGES_MAX,
 };
 use super::wire::{self, CONTROLLER_FRAME_BYTES_MAX};
 use crate::config::Voter;
@@ -90,6 +92,15 @@ fn status(local_id: i32, leader_id: i32) -> QuorumStatus {
 }
 
 fn start(voters: &[Voter], local_id: i32, listener: StdListener) -> (Transport, Inbound) {
+    start_serving(voters, local_id, listener, ControllerService::none())
+}
+
+fn start_serving(
+    voters: &[Voter],
+    local_id: i32,
+    listener: StdListener,
+    service: ControllerService,
+) -> (Transport, Inbound) {
     let config = TransportConfig {
         local_id,
         cluster_id: CLUSTER_ID.to_string(),
@@ -97,7 +108,7 @@ fn start(voters: &[Voter], local_id: i32, listener: StdListener) -> (Transport, 
         voters: voters.to_vec(),
     };
     let fixed: StatusFn = Rc::new(move || status(local_id, 1));
-    Transport::start(config, listener, fixed).expect("start transport")
+    Transport::start(config, listener, fixed, service).expect("start transport")
 }
 
 /// A heartbeat from `from` to `to`, told apart by `commit`.
@@ -404,6 +415,101 @@ fn kafkas_requests_are_answered_on_the_controller_listener() {
         )
         .await;
         assert_eq!(quorum.topics[0].partitions[0].error_code, 6);
+    });
+}
+
+/// BrokerHeartbeat v0..=1 through a hook that answers each request with
+/// its broker epoch as `throttle_time_ms`, the first one late.
+fn heartbeat_service() -> ControllerService {
+    ControllerService {
+        apis: Rc::new(|request: ControllerRequest| {
+            Box::pin(async move {
+                let ControllerRequest {
+                    header,
+                    api_key,
+                    version,
+                    mut body,
+                } = request;
+                let heartbeat: BrokerHeartbeatRequest = decode_body(&mut body, api_key, version)?;
+                if heartbeat.broker_epoch == 1 {
+                    glommio::timer::sleep(Duration::from_millis(100)).await;
+                }
+                let answer = BrokerHeartbeatResponse::default()
+                    .with_throttle_time_ms(heartbeat.broker_epoch as i32);
+                crate::protocol::frame::encode_response(&header, version, &answer)
+            })
+        }),
+        versions: &[(ApiKey::BrokerHeartbeat, 0, 1)],
+    }
+}
+
+fn heartbeat_frame(correlation_id: i32, version: i16, broker_epoch: i64) -> BytesMut {
+    let mut header = RequestHeader::default();
+    header.request_api_key = ApiKey::BrokerHeartbeat as i16;
+    header.request_api_version = version;
+    header.correlation_id = correlation_id;
+    let mut body = BytesMut::new();
+    header
+        .encode(
+            &mut body,
+            ApiKey::BrokerHeartbeat.request_header_version(version),
+        )
+        .expect("header");
+    // Version 2 does not exist: its body is v1's, the header says 2.
+    BrokerHeartbeatRequest::default()
+        .with_broker_epoch(broker_epoch)
+        .encode(&mut body, version.min(1))
+        .expect("request");
+    body
+}
+
+#[test]
+fn the_hook_answers_its_apis_in_request_order_and_only_its_versions() {
+    block_on(|| async {
+        let (mut listeners, voters) = bind_voters(1);
+        let listener = listeners.pop().expect("listener");
+        let (one, _) = start_serving(&voters, 1, listener, heartbeat_service());
+        let mut stream = TcpStream::connect(one.local_address())
+            .await
+            .expect("connect");
+        let versions: ApiVersionsResponse = round_trip(
+            &mut stream,
+            ApiKey::ApiVersions,
+            3,
+            &ApiVersionsRequest::default(),
+        )
+        .await;
+        let listed: Vec<(i16, i16)> = versions
+            .api_keys
+            .iter()
+            .map(|api| (api.api_key, api.max_version))
+            .collect();
+        assert!(listed.contains(&(ApiKey::BrokerHeartbeat as i16, 1)));
+        assert!(listed.contains(&(ApiKey::DescribeQuorum as i16, 2)));
+        // Pipelined: the first answer is late, and still goes out first.
+        write_frame(&mut stream, &heartbeat_frame(1, 1, 1)).await;
+        write_frame(&mut stream, &heartbeat_frame(2, 0, 2)).await;
+        for (correlation_id, version) in [(1, 1), (2, 0)] {
+            let mut frame = read_answer(&mut stream).await.expect("an answer");
+            let api_key = ApiKey::BrokerHeartbeat;
+            let header =
+                ResponseHeader::decode(&mut frame, api_key.response_header_version(version))
+                    .expect("response header");
+            assert_eq!(header.correlation_id, correlation_id);
+            let answer = BrokerHeartbeatResponse::decode(&mut frame, version).expect("response");
+            assert_eq!(answer.throttle_time_ms, correlation_id);
+        }
+        // A version the hook does not serve closes the connection.
+        write_frame(&mut stream, &heartbeat_frame(3, 2, 3)).await;
+        assert!(read_answer(&mut stream).await.is_none());
+        // Without a hook, its API is refused the same way.
+        let (mut listeners, voters) = bind_voters(1);
+        let (bare, _) = start(&voters, 1, listeners.pop().expect("listener"));
+        let mut stream = TcpStream::connect(bare.local_address())
+            .await
+            .expect("connect");
+        write_frame(&mut stream, &heartbeat_frame(1, 0, 1)).await;
+        assert!(read_answer(&mut stream).await.is_none());
     });
 }
 

@@ -79,6 +79,9 @@ pub struct ConnectionContext {
     /// The listener the client connected to: a client on a shard's own port
     /// talks to that shard's broker, which lists only its own groups.
     pub port: Port,
+    /// The request came in an Envelope from another node (`forward`): it
+    /// is answered here, never forwarded again.
+    pub forwarded: bool,
 }
 
 impl ConnectionContext {
@@ -129,7 +132,12 @@ pub async fn serve(
     // The idle timeout is the wait for a request's first byte: a read that
     // times out while requests are in flight waits on.
     let _ = stream.set_read_timeout(Some(limits.idle_timeout));
-    let context = Rc::new(ConnectionContext { shard, peer, port });
+    let context = Rc::new(ConnectionContext {
+        shard,
+        peer,
+        port,
+        forwarded: false,
+    });
     // Requests read and not yet answered: while any is, the connection is
     // not idle, however long its client stays silent.
     let in_flight = Rc::new(Cell::new(0usize));

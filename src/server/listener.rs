@@ -13,6 +13,7 @@ use futures_util::future::{select, Either, FutureExt, Shared};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::connection::{self, Port};
+use super::controller_apis;
 use super::limits::{AcceptBackoff, BrokerConnections, ShardConnections};
 use crate::shard::{Shard, ShardStart};
 
@@ -44,6 +45,7 @@ fn bind(address: &str, port: Port) -> std::io::Result<glommio::net::TcpListener>
 
 pub async fn run(start: ShardStart, connections: Arc<BrokerConnections>) {
     let ShardStart { shard, stop, ready } = start;
+    shard.serve_controller_apis(controller_apis::apis(&shard));
     let mut addresses = vec![(shard.config.listen.clone(), Port::Shared)];
     if shard.config.listener_shard_aware {
         addresses.push((shard.config.shard_listen_address(shard.id), Port::Own));

@@ -6,6 +6,8 @@
 //! (`tests/architecture.rs` fails on any path through `log::segment` here).
 
 pub mod connection;
+mod controller_apis;
+pub mod forward;
 pub mod handlers;
 pub mod limits;
 pub mod listener;

@@ -19,7 +19,7 @@
 //! metadata log and installed on every shard; an install never goes back
 //! to an older index (`installed`).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -37,8 +37,10 @@ use crate::log::volume_bytes;
 use crate::metadata::controller::{self, partitions_by_owner, unavailable, Plan};
 use crate::metadata::image::MetadataImage;
 use crate::metadata::producer_ids::{self, ProducerIdBlock};
+use crate::metadata::records::MetadataRecord;
 use crate::metadata::table;
 use crate::metadata::{ClusterView, TopicMeta};
+use crate::quorum::channel::LeaderFn;
 
 /// Free bytes below which the disk counts as full for a deletion: room for
 /// a few metadata log frames (a removal, a hard state, a commit) with a
@@ -65,6 +67,18 @@ impl Controller {
             quorum,
             installed,
         }
+    }
+
+    /// Whether this node leads the quorum and may take changes now.
+    pub fn leads(&self) -> bool {
+        self.quorum.leads()
+    }
+
+    /// The quorum leader this node knows, for its way to the controller
+    /// (`to_controller`): none for a lone voter, or while none is known.
+    pub fn leader_fn(&self) -> LeaderFn {
+        let quorum = self.quorum.clone();
+        Rc::new(move || quorum.quorum_leader().filter(|&id| id >= 0))
     }
 
     /// Starts the task that installs on every shard the table of each
@@ -198,13 +212,17 @@ impl Controller {
         self.carry_out(shard, plan).await
     }
 
-    /// A block of producer ids for a shard: its `ProducerIdsRecord`,
-    /// made from the committed image, is committed before it is handed
-    /// out. Serialized with the other changes, so two blocks are never
-    /// made from the same image.
+    /// A block of producer ids for broker `broker_id`: its
+    /// `ProducerIdsRecord`, made from the committed image, is committed
+    /// before it is handed out. Serialized with the other changes, so two
+    /// blocks are never made from the same image. Another node's request
+    /// (AllocateProducerIds) names its broker epoch, which must be its
+    /// registration's (STALE_BROKER_EPOCH, as Kafka); this node's own
+    /// shards name none.
     pub async fn allocate_producer_ids(
         &self,
-        shard: &Rc<Shard>,
+        broker_id: i32,
+        broker_epoch: Option<i64>,
     ) -> Result<ProducerIdBlock, KafkaError> {
         let unavailable = |reason: String| {
             KafkaError::with_message(ResponseError::CoordinatorNotAvailable, reason)
@@ -215,26 +233,17 @@ impl Controller {
         if !self.quorum.leads() {
             return Err(KafkaError::new(ResponseError::NotController));
         }
-        let node_id = shard.view().node_id;
-        let block = Rc::new(Cell::new(None));
-        let made = block.clone();
-        let make = move |image: &MetadataImage| match producer_ids::next_block(
-            image.next_producer_id,
-            node_id,
-        ) {
-            Some((block, record)) => {
-                made.set(Some(block));
-                vec![record]
-            }
-            None => Vec::new(),
+        let outcome = Rc::new(RefCell::new(None));
+        let made = outcome.clone();
+        let make = move |image: &MetadataImage| {
+            let (block, records) = block_for(image, broker_id, broker_epoch);
+            *made.borrow_mut() = Some(block);
+            records
         };
         match self.quorum.propose(Box::new(make)).await {
-            Ok(_) => block.get().ok_or_else(|| {
-                KafkaError::with_message(
-                    ResponseError::UnknownServerError,
-                    "producer ids are used up".into(),
-                )
-            }),
+            Ok(_) => outcome
+                .take()
+                .unwrap_or_else(|| Err(unavailable("the producer id block was not made".into()))),
             Err(ProposeError::NotController) => Err(KafkaError::new(ResponseError::NotController)),
             Err(error) => {
                 log::error!("producer ids: cannot commit the next block: {error}");
@@ -374,4 +383,37 @@ async fn open_partitions(shard: &Rc<Shard>, meta: &Arc<TopicMeta>) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// The next block of `image` for `broker_id` and the records to commit
+/// for it (none when it is refused).
+fn block_for(
+    image: &MetadataImage,
+    broker_id: i32,
+    broker_epoch: Option<i64>,
+) -> (Result<ProducerIdBlock, KafkaError>, Vec<MetadataRecord>) {
+    if let Some(epoch) = broker_epoch {
+        let registered = image
+            .brokers
+            .get(&broker_id)
+            .map(|record| record.broker_epoch);
+        if registered != Some(epoch) {
+            let error = KafkaError::with_message(
+                ResponseError::StaleBrokerEpoch,
+                format!("broker {broker_id} is not registered at epoch {epoch}"),
+            );
+            return (Err(error), Vec::new());
+        }
+    }
+    let epoch = broker_epoch.unwrap_or(-1);
+    match producer_ids::next_block(image.next_producer_id, broker_id, epoch) {
+        Some((block, record)) => (Ok(block), vec![record]),
+        None => {
+            let error = KafkaError::with_message(
+                ResponseError::UnknownServerError,
+                "producer ids are used up".into(),
+            );
+            (Err(error), Vec::new())
+        }
+    }
 }

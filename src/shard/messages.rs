@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use kafka_protocol::messages::{EnvelopeRequest, EnvelopeResponse};
 
 use crate::group::{
     CommitRequest, ConsumerHeartbeatRequest, ConsumerHeartbeatResponse, DescribedConsumerGroup,
@@ -137,9 +138,14 @@ pub enum ShardRequest {
     /// DeleteRecords: moves each partition's log start offset up to the
     /// offset given (-1: the high watermark).
     DeleteRecords(Vec<(TopicPartition, i64)>),
-    /// To the controller (shard 0): a block of producer ids for the
-    /// calling shard, persisted before the answer.
-    AllocateProducerIds,
+    /// To the controller (shard 0): a block of producer ids, persisted
+    /// before the answer: for a shard of this node (`None`), or for
+    /// another node's broker, by its id and broker epoch
+    /// (AllocateProducerIds on the CONTROLLER listener).
+    AllocateProducerIds(Option<(i32, i64)>),
+    /// To `CONTROLLER_SHARD`: a request for the active controller, sent
+    /// there in this Envelope (`server::forward`).
+    Forward(Box<EnvelopeRequest>),
     /// Appends each transaction marker to its partition, answering once
     /// it is durable (`Shard::write_txn_markers`).
     WriteTxnMarkers(Vec<(TopicPartition, TxnMarker)>),
@@ -176,6 +182,8 @@ pub enum ShardReply {
     /// One per partition of `DescribeProducers`, in order.
     Producers(Vec<Result<Vec<ProducerDescription>, KafkaError>>),
     ProducerIds(Result<ProducerIdBlock, KafkaError>),
+    /// The controller's Envelope response, or why none came.
+    Forwarded(Result<EnvelopeResponse, String>),
     Group(GroupAnswer),
     Txn(TxnAnswer),
     Done,

@@ -22,6 +22,7 @@ pub mod producer_ids;
 pub mod quorum;
 mod replay;
 pub mod stall;
+pub mod to_controller;
 pub mod transactions;
 mod txn_markers;
 pub mod view;
@@ -42,6 +43,7 @@ use crate::config::BrokerConfig;
 use crate::group::OFFSETS_TOPIC;
 use crate::log::{CleanerBudget, ShardLoad};
 use crate::metadata::ClusterView;
+use crate::quorum::transport::ControllerApis;
 use crate::txn::TRANSACTION_STATE_TOPIC;
 use controller::Controller;
 use groups::GroupHost;
@@ -49,6 +51,7 @@ use mesh::{Links, Mesh, Unreachable};
 use messages::{KafkaError, ShardReply, ShardRequest};
 use owned::OwnedPartitions;
 use producer_ids::ProducerIds;
+use to_controller::{LateApis, ToController};
 use transactions::TxnHost;
 use view::ShardView;
 
@@ -150,6 +153,12 @@ pub struct Shard {
     /// shard, the blocks it gives every shard).
     pub producer_ids: ProducerIds,
     controller: Option<Controller>,
+    /// On `CONTROLLER_SHARD` of a node among several: its way to the
+    /// active controller (`to_controller.rs`).
+    to_controller: Option<Rc<ToController>>,
+    /// What its CONTROLLER listener serves other nodes, once the server
+    /// says (`serve_controller_apis`).
+    controller_apis: LateApis,
     stop: RefCell<Option<oneshot::Sender<()>>>,
     in_flight_requests: Cell<usize>,
     routing: RoutingCounts,
@@ -190,6 +199,18 @@ impl Shard {
 
     /// The current metadata snapshot: this shard's own copy, so taking it
     /// writes only this shard's memory.
+    /// Whether this node leads the metadata quorum now: only the
+    /// controller shard of a voter knows, and says so.
+    pub fn leads_quorum(&self) -> bool {
+        self.controller.as_ref().is_some_and(Controller::leads)
+    }
+
+    /// Has this node's CONTROLLER listener (a voter's, on
+    /// `CONTROLLER_SHARD`) serve other nodes' requests with `apis`.
+    pub fn serve_controller_apis(&self, apis: ControllerApis) {
+        *self.controller_apis.borrow_mut() = Some(apis);
+    }
+
     pub fn view(&self) -> Rc<ShardView> {
         self.view.borrow().clone()
     }
@@ -289,12 +310,13 @@ impl Shard {
             ShardRequest::DeleteRecords(parts) => {
                 ShardReply::DeleteRecords(self.partitions.delete_records(parts).await)
             }
-            ShardRequest::AllocateProducerIds => match &self.controller {
-                Some(controller) => {
-                    ShardReply::ProducerIds(controller.allocate_producer_ids(self).await)
-                }
-                None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
-            },
+            ShardRequest::AllocateProducerIds(requester) => {
+                ShardReply::ProducerIds(producer_ids::allocate(self, requester).await)
+            }
+            ShardRequest::Forward(envelope) => ShardReply::Forwarded(match &self.to_controller {
+                Some(to_controller) => to_controller.forward(*envelope).await,
+                None => Err("this node has no controller to forward to".to_string()),
+            }),
             ShardRequest::PartitionSizes => ShardReply::PartitionSizes(self.partitions.sizes()),
             ShardRequest::WriteTxnMarkers(parts) => {
                 ShardReply::TxnMarkers(self.write_txn_markers_here(parts).await)
@@ -571,7 +593,15 @@ async fn run_shard<S, F>(
     F: Future<Output = ()> + 'static,
 {
     let StartMetadata { view, quorum } = metadata;
-    let controller = match quorum.map(|start| quorum::start(start, config.data_dir.clone())) {
+    let among_several = quorum
+        .as_ref()
+        .is_some_and(|start| !start.settings.sole_voter());
+    let controller_apis = LateApis::default();
+    let controller = match quorum.map(|start| {
+        quorum::start(start, config.data_dir.clone(), |_| {
+            to_controller::late_service(&controller_apis)
+        })
+    }) {
         None => None,
         Some(Ok(handle)) => Some(Controller::new(handle)),
         Some(Err(error)) => {
@@ -596,7 +626,12 @@ async fn run_shard<S, F>(
         groups: GroupHost::new(config.group.clone(), id),
         transactions: TxnHost::new(config.txn.clone()),
         producer_ids: ProducerIds::default(),
+        to_controller: controller
+            .as_ref()
+            .filter(|_| among_several)
+            .map(|controller| ToController::new(&config, controller.leader_fn())),
         controller,
+        controller_apis,
         config: config.clone(),
         view: RefCell::new(Rc::new(ShardView::new(&view, &config))),
         calls_to: (0..shard_count)

@@ -1,8 +1,10 @@
 //! Producer ids as the shards hand them out (InitProducerId): each shard
 //! takes ids from a block of its own, and asks the controller shard for a
-//! new block when it runs out, as a Kafka broker asks its controller. The
-//! controller commits the block's `ProducerIdsRecord` to the metadata log
-//! (`Controller::allocate_producer_ids`) before it answers.
+//! new block when it runs out, which has the active controller make one
+//! (itself, or another node's over the CONTROLLER listener), as a Kafka
+//! broker asks its controller. The block's `ProducerIdsRecord` is
+//! committed to the metadata log (`Controller::allocate_producer_ids`)
+//! before it is handed out.
 //!
 //! Invariant: an id is handed out at most once, on one shard: blocks never
 //! overlap, and a shard takes ids from its block without an `.await`.
@@ -34,7 +36,7 @@ impl Default for ProducerIds {
 }
 
 /// The retriable error InitProducerId answers while no id can be given.
-fn unavailable(reason: String) -> KafkaError {
+pub fn unavailable(reason: String) -> KafkaError {
     KafkaError::with_message(ResponseError::CoordinatorNotAvailable, reason)
 }
 
@@ -53,21 +55,9 @@ impl ProducerIds {
                 return Ok(id);
             }
             let block = match shard
-                .call(CONTROLLER_SHARD, ShardRequest::AllocateProducerIds)
+                .call(CONTROLLER_SHARD, ShardRequest::AllocateProducerIds(None))
                 .await
             {
-                // Blocks come from the quorum's leader; until a broker
-                // forwards the ask (issue 14, increment 4) a client of any
-                // other node is told to retry, as Kafka's brokers answer
-                // while their next block is on its way.
-                ShardReply::ProducerIds(Err(error))
-                    if error.code == ResponseError::NotController.code() =>
-                {
-                    return Err(unavailable(
-                        "producer ids come from the metadata quorum's leader, which this node is not"
-                            .into(),
-                    ));
-                }
                 ShardReply::ProducerIds(block) => block?,
                 other => return Err(other.into_error()),
             };
@@ -82,4 +72,45 @@ impl ProducerIds {
         self.block.set(block);
         id
     }
+}
+
+/// On `CONTROLLER_SHARD`: a block of producer ids for `requester` (another
+/// node's broker id and epoch: AllocateProducerIds, served only by the
+/// leader) or for this node's shards (`None`): made here when this node
+/// leads the quorum, else asked of the leader with this node's broker
+/// epoch. A shard's ask that meets a leadership change is told to retry.
+pub async fn allocate(
+    shard: &Rc<Shard>,
+    requester: Option<(i32, i64)>,
+) -> Result<ProducerIdBlock, KafkaError> {
+    let not_controller = || KafkaError::new(ResponseError::NotController);
+    if let Some((broker_id, broker_epoch)) = requester {
+        let controller = shard.controller.as_ref().ok_or_else(not_controller)?;
+        return controller
+            .allocate_producer_ids(broker_id, Some(broker_epoch))
+            .await;
+    }
+    let view = shard.view();
+    let block = match (&shard.controller, &shard.to_controller) {
+        (Some(controller), _) if controller.leads() => {
+            controller.allocate_producer_ids(view.node_id, None).await
+        }
+        (_, Some(to_controller)) => {
+            let epoch = view
+                .registered
+                .iter()
+                .find(|broker| broker.id == view.node_id)
+                .map(|broker| broker.epoch)
+                .ok_or_else(|| unavailable("this broker is not registered yet".into()))?;
+            to_controller.producer_ids(view.node_id, epoch).await
+        }
+        _ => Err(not_controller()),
+    };
+    block.map_err(|error| {
+        if error.code == ResponseError::NotController.code() {
+            unavailable("producer ids come from the metadata quorum's leader, which moved".into())
+        } else {
+            error
+        }
+    })
 }

@@ -54,7 +54,7 @@ use crate::metadata::records::MetadataRecord;
 use crate::metadata::table;
 use crate::quorum::describe::{QuorumStatus, UNKNOWN};
 use crate::quorum::node::{node_id, raft_id, Finished, TICK_MS};
-use crate::quorum::transport::{Inbound, Transport, TransportConfig};
+use crate::quorum::transport::{ControllerService, Inbound, Transport, TransportConfig};
 use crate::quorum::{QuorumError, QuorumNode, QuorumSettings};
 
 /// Proposals queued for the quorum's task: the controller makes one
@@ -125,8 +125,13 @@ pub type Committed = Result<Applied, ProposeError>;
 /// propose, answered with the image as it is.
 pub type MakeRecords = Box<dyn FnOnce(&MetadataImage) -> Vec<MetadataRecord>>;
 
+/// As `MakeRecords`, also given the offset the entry's records will take
+/// (the leader's last index: entry `i` is offset `i - 1`), which a
+/// RegisterBrokerRecord's broker epoch is, as Kafka's `nextWriteOffset`.
+pub type MakeRecordsAt = Box<dyn FnOnce(&MetadataImage, i64) -> Vec<MetadataRecord>>;
+
 struct Proposal {
-    make: MakeRecords,
+    make: MakeRecordsAt,
     reply: oneshot::Sender<Committed>,
 }
 
@@ -141,9 +146,11 @@ struct Published {
     latest: RefCell<Applied>,
 }
 
-/// The controller's way to the quorum's task.
+/// The controller's way to the quorum's task (the controller's and the
+/// brokers' lifecycle, `brokers.rs`, share it).
+#[derive(Clone)]
 pub struct QuorumHandle {
-    proposals: LocalSender<Proposal>,
+    proposals: Rc<LocalSender<Proposal>>,
     published: Rc<Published>,
     applied: AppliedBell,
 }
@@ -156,6 +163,11 @@ impl QuorumHandle {
     /// Proposes the records `make` makes from the committed image as one
     /// entry and waits until it is applied.
     pub async fn propose(&self, make: MakeRecords) -> Committed {
+        self.propose_at(Box::new(move |image, _| make(image))).await
+    }
+
+    /// As `propose`, `make` also given the offset its records will take.
+    pub async fn propose_at(&self, make: MakeRecordsAt) -> Committed {
         let stopped = || ProposeError::Failed("the metadata quorum is stopped".to_string());
         let (reply, answer) = oneshot::channel();
         if self.proposals.send(Proposal { make, reply }).await.is_err() {
@@ -203,8 +215,13 @@ pub struct QuorumStart {
 }
 
 /// Starts the quorum's task on this shard, whose log is under `data_dir`;
-/// it ends when the handle is dropped.
-pub fn start(start: QuorumStart, data_dir: PathBuf) -> Result<QuorumHandle, String> {
+/// it ends when every handle is dropped. `service` makes, from the handle,
+/// what the CONTROLLER listener serves beyond the quorum's own APIs.
+pub fn start(
+    start: QuorumStart,
+    data_dir: PathBuf,
+    service: impl FnOnce(&QuorumHandle) -> ControllerService,
+) -> Result<QuorumHandle, String> {
     let QuorumStart {
         node,
         settings,
@@ -224,12 +241,22 @@ pub fn start(start: QuorumStart, data_dir: PathBuf) -> Result<QuorumHandle, Stri
     let status = Rc::new(RefCell::new(node.status(now_ms() as i64, |_| {
         (i64::from(UNKNOWN), i64::from(UNKNOWN))
     })));
+    let handle = QuorumHandle {
+        proposals: Rc::new(proposals),
+        published: published.clone(),
+        applied: Rc::new(applied),
+    };
+    let service = service(&handle);
     let (transport, inbound) = match network {
         Some((config, listener)) => {
             let shown = status.clone();
-            let (transport, inbound) =
-                Transport::start(config, listener, Rc::new(move || shown.borrow().clone()))
-                    .map_err(|error| error.to_string())?;
+            let (transport, inbound) = Transport::start(
+                config,
+                listener,
+                Rc::new(move || shown.borrow().clone()),
+                service,
+            )
+            .map_err(|error| error.to_string())?;
             (Some(transport), Some(inbound))
         }
         None => (None, None),
@@ -248,11 +275,7 @@ pub fn start(start: QuorumStart, data_dir: PathBuf) -> Result<QuorumHandle, Stri
     };
     voter.publish();
     glommio::spawn_local(run(voter, receiver, inbound)).detach();
-    Ok(QuorumHandle {
-        proposals,
-        published,
-        applied: Rc::new(applied),
-    })
+    Ok(handle)
 }
 
 /// When this node last heard from a voter and when the voter last matched
@@ -326,7 +349,8 @@ impl Voter {
             let _ = reply.send(Err(ProposeError::NotController));
             return;
         }
-        let records = make(node.image());
+        let next_offset = i64::try_from(node.last_index()).unwrap_or(i64::MAX);
+        let records = make(node.image(), next_offset);
         if records.is_empty() {
             let _ = reply.send(Ok(Applied {
                 index: node.applied(),

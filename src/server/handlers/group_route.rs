@@ -7,8 +7,8 @@ use kafka_protocol::error::ResponseError;
 use crate::group::{offsets_partition, GroupState, ListedGroup, OFFSETS_TOPIC};
 use crate::metadata::{ClusterView, TopicMeta};
 use crate::server::connection::{ConnectionContext, Port};
+use crate::server::forward;
 use crate::shard::messages::{GroupAnswer, GroupCall, NewTopic, ShardReply, ShardRequest};
-use crate::shard::CONTROLLER_SHARD;
 
 /// Creates `__consumer_offsets` unless it exists. Errors are Kafka's
 /// COORDINATOR_NOT_AVAILABLE, which clients retry.
@@ -49,14 +49,11 @@ pub async fn ensure_internal_topic(
         placement: None,
         validate_only: false,
     };
-    context
-        .shard
-        .call(CONTROLLER_SHARD, ShardRequest::CreateTopics(vec![topic]))
-        .await;
+    forward::create_topics(context, vec![topic]).await;
     if context.shard.view().topic(name).is_some() {
         Ok(())
     } else {
-        log::error!("cannot create {name}");
+        log::debug!("{name} is not in this node's metadata yet");
         Err(ResponseError::CoordinatorNotAvailable)
     }
 }

@@ -21,8 +21,8 @@ use crate::group::OFFSETS_TOPIC;
 use crate::metadata::records::NO_LEADER;
 use crate::metadata::{validate_topic_name, ClusterView, TopicMeta};
 use crate::server::connection::ConnectionContext;
-use crate::shard::messages::{NewTopic, ShardReply, ShardRequest};
-use crate::shard::CONTROLLER_SHARD;
+use crate::server::forward;
+use crate::shard::messages::NewTopic;
 
 /// Authorized operations exist in Metadata from v8; the cluster's until v10.
 const AUTHORIZED_OPERATIONS_VERSION: i16 = 8;
@@ -72,15 +72,7 @@ pub async fn handle(
                 })
                 .collect();
             if !missing.is_empty() {
-                let reply = context
-                    .shard
-                    .call(CONTROLLER_SHARD, ShardRequest::CreateTopics(missing))
-                    .await;
-                if let ShardReply::CreateTopics(results) = reply {
-                    for error in results.iter().filter_map(|result| result.as_ref().err()) {
-                        log::debug!("auto-create failed: {:?}", error.message);
-                    }
-                }
+                forward::create_topics(context, missing).await;
                 view = context.shard.view();
             }
         }

@@ -53,6 +53,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use super::connection::ConnectionContext;
+use super::forward;
 use crate::metadata::brokers::Broker;
 use crate::metadata::{ClusterView, TopicMeta};
 use crate::protocol::frame::{self, FrameError, Request};
@@ -103,6 +104,11 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
             api_key: header.request_api_key,
             correlation_id: header.correlation_id,
         })?;
+    if forward::forwards(context, api_key) {
+        if let Some(response) = forward::forward(context, &frame).await {
+            return Ok(response);
+        }
+    }
     let request = frame::decode_request(api_key, header.request_api_version, &mut body)?;
     match request {
         Request::ApiVersions(request) => {

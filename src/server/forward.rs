@@ -1,0 +1,272 @@
+//! Kafka's forwarding (KIP-590): an admin request that changes the
+//! cluster's metadata, reaching a node that is not the active controller,
+//! travels to the controller in an Envelope over the CONTROLLER listener;
+//! the controller runs it as if its client had sent it there and sends the
+//! response back, which this node relays unchanged (its header is the
+//! client's, correlation id included). So every admin tool works through
+//! any bootstrap server.
+//!
+//! Broker side (`forward`): the frame goes whole, as Kafka sends it
+//! (`request_data` is the request header and body), through the controller
+//! channel on `CONTROLLER_SHARD`. When no controller answers within the
+//! channel's bounds, or the Envelope comes back with an error, the request
+//! is handled here instead, which answers NOT_CONTROLLER for each of its
+//! items: a code Kafka's clients retry after refreshing their metadata, as
+//! they retry the REQUEST_TIMED_OUT a Kafka broker gives in that case.
+//!
+//! Controller side (`serve_envelope`): an Envelope is taken only while this
+//! node leads the quorum (else NOT_CONTROLLER, which the sender's channel
+//! follows to the new leader), and only for `FORWARDED_APIS`.
+//!
+//! Invariant: a request is forwarded at most once. A request that came in
+//! an Envelope is never forwarded again (`ConnectionContext::forwarded`), so
+//! two nodes that disagree on the leader cannot pass a request back and
+//! forth.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::rc::Rc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, EnvelopeRequest, EnvelopeResponse, RequestHeader, TopicName,
+};
+use kafka_protocol::protocol::Decodable;
+use kafka_protocol::protocol::StrBytes;
+
+use super::connection::{ConnectionContext, Port};
+use super::handlers::{self, Response};
+use crate::client::frame::encode_request;
+use crate::protocol::frame::{self, SIZE_PREFIX_BYTES};
+use crate::shard::messages::{NewTopic, ShardReply, ShardRequest};
+use crate::shard::to_controller::{ENVELOPE_VERSION, FORWARD_TIMEOUT_MS};
+use crate::shard::{Shard, CONTROLLER_SHARD};
+
+/// The CreateTopics version a node sends for the topics it creates
+/// itself: v5 and later answer with the topic's configs, which it ignores.
+const CREATE_TOPICS_VERSION: i16 = 7;
+/// The client id of those requests.
+const AUTO_CREATE_CLIENT_ID: &str = "shoal-auto-create";
+
+/// The requests a node that is not the controller forwards: those the
+/// controller alone carries out (Kafka forwards these and more: ACLs,
+/// quotas, SCRAM credentials, reassignments, which shoal does not serve).
+pub const FORWARDED_APIS: [ApiKey; 5] = [
+    ApiKey::CreateTopics,
+    ApiKey::DeleteTopics,
+    ApiKey::CreatePartitions,
+    ApiKey::AlterConfigs,
+    ApiKey::IncrementalAlterConfigs,
+];
+
+/// Whether `api_key`'s request, as `context` received it, goes to the
+/// controller: a forwardable API, on a node that does not lead the quorum
+/// (the view names another node, or none yet), not already forwarded.
+pub fn forwards(context: &ConnectionContext, api_key: ApiKey) -> bool {
+    if context.forwarded || !FORWARDED_APIS.contains(&api_key) {
+        return false;
+    }
+    let view = context.shard.view();
+    view.controller_node_id != view.node_id
+}
+
+/// Sends `frame` (a request header and body) to the controller and returns
+/// its response frame, or `None` when it could not be forwarded (the
+/// caller handles the request here).
+pub async fn forward(context: &ConnectionContext, frame: &Bytes) -> Option<Response> {
+    let envelope = EnvelopeRequest::default()
+        .with_request_data(frame.clone())
+        .with_client_host_address(address_bytes(context.peer));
+    let reply = context
+        .shard
+        .call(CONTROLLER_SHARD, ShardRequest::Forward(Box::new(envelope)))
+        .await;
+    let outcome = match reply {
+        ShardReply::Forwarded(outcome) => outcome,
+        _ => Err("the controller shard has no controller channel".to_string()),
+    };
+    match outcome {
+        Ok(response) if response.error_code == 0 => match response.response_data {
+            Some(data) => Some(Response::Frame(sized(&data))),
+            None => {
+                log::warn!("forwarded request: the controller's envelope holds no response");
+                None
+            }
+        },
+        Ok(response) => {
+            log::debug!(
+                "forwarded request refused by the controller: error {}",
+                response.error_code
+            );
+            None
+        }
+        Err(error) => {
+            log::debug!("request not forwarded: {error}");
+            None
+        }
+    }
+}
+
+/// Has the controller create `topics` (auto-created and internal topics),
+/// here when this node leads the quorum, else through a CreateTopics
+/// request forwarded as a client's would be (Kafka's brokers send one
+/// from their AutoTopicCreationManager). The caller reads the outcome from
+/// its view, which a forwarded creation reaches one install later: until
+/// then its client is told to retry.
+pub async fn create_topics(context: &ConnectionContext, topics: Vec<NewTopic>) {
+    if !forwards(context, ApiKey::CreateTopics) {
+        let reply = context
+            .shard
+            .call(CONTROLLER_SHARD, ShardRequest::CreateTopics(topics))
+            .await;
+        if let ShardReply::CreateTopics(results) = reply {
+            for error in results.iter().filter_map(|result| result.as_ref().err()) {
+                log::debug!("topic creation failed: {:?}", error.message);
+            }
+        }
+        return;
+    }
+    let request = CreateTopicsRequest::default()
+        .with_topics(topics.into_iter().map(creatable_topic).collect())
+        .with_timeout_ms(FORWARD_TIMEOUT_MS as i32);
+    let frame = match encode_request(&request, CREATE_TOPICS_VERSION, 0, AUTO_CREATE_CLIENT_ID) {
+        Ok(frame) => frame.freeze().slice(SIZE_PREFIX_BYTES..),
+        Err(error) => {
+            log::error!("topic creation: {error:#}");
+            return;
+        }
+    };
+    if forward(context, &frame).await.is_none() {
+        log::debug!("topic creation: not forwarded to the controller");
+    }
+}
+
+/// `topic` as CreateTopics carries it.
+fn creatable_topic(topic: NewTopic) -> CreatableTopic {
+    CreatableTopic::default()
+        .with_name(TopicName(StrBytes::from_string(topic.name)))
+        .with_num_partitions(topic.partitions)
+        .with_replication_factor(topic.replication_factor)
+        .with_configs(
+            topic
+                .configs
+                .into_iter()
+                .map(|(name, value)| {
+                    CreatableTopicConfig::default()
+                        .with_name(StrBytes::from_string(name))
+                        .with_value(Some(StrBytes::from_string(value)))
+                })
+                .collect(),
+        )
+}
+
+/// Answers an Envelope the CONTROLLER listener received on `shard` (the
+/// controller's): the embedded request run here, its response frame
+/// wrapped in the Envelope response. An embedded request that does not
+/// parse, or is not of `FORWARDED_APIS`, gets INVALID_REQUEST in the
+/// Envelope; a malformed Envelope closes the connection (`Err`).
+pub async fn serve_envelope(
+    shard: Rc<Shard>,
+    header: RequestHeader,
+    mut body: Bytes,
+) -> Result<Bytes, String> {
+    let envelope = EnvelopeRequest::decode(&mut body, ENVELOPE_VERSION)
+        .map_err(|_| "malformed Envelope request".to_string())?;
+    let answer = envelope_answer(shard, envelope).await;
+    frame::encode_response(&header, ENVELOPE_VERSION, &answer)
+}
+
+async fn envelope_answer(shard: Rc<Shard>, envelope: EnvelopeRequest) -> EnvelopeResponse {
+    let refuse = |error: ResponseError| EnvelopeResponse::default().with_error_code(error.code());
+    if !shard.leads_quorum() {
+        return refuse(ResponseError::NotController);
+    }
+    let embedded = envelope.request_data;
+    let api_key = frame::parse_request_header(&embedded)
+        .ok()
+        .and_then(|(header, _)| ApiKey::try_from(header.request_api_key).ok());
+    if !api_key.is_some_and(|api_key| FORWARDED_APIS.contains(&api_key)) {
+        return refuse(ResponseError::InvalidRequest);
+    }
+    let context = ConnectionContext {
+        shard,
+        peer: client_address(&envelope.client_host_address),
+        port: Port::Shared,
+        forwarded: true,
+    };
+    match handlers::dispatch(&context, embedded).await {
+        Ok(Response::Frame(frame)) if frame.len() >= SIZE_PREFIX_BYTES => {
+            EnvelopeResponse::default().with_response_data(Some(frame.slice(SIZE_PREFIX_BYTES..)))
+        }
+        Ok(_) => refuse(ResponseError::UnknownServerError),
+        Err(error) => {
+            log::warn!("forwarded request refused: {error}");
+            refuse(ResponseError::InvalidRequest)
+        }
+    }
+}
+
+/// A response's header and body, framed with its size for the client.
+fn sized(data: &Bytes) -> Bytes {
+    let mut framed = BytesMut::with_capacity(SIZE_PREFIX_BYTES + data.len());
+    framed.put_u32(data.len() as u32);
+    framed.extend_from_slice(data);
+    framed.freeze()
+}
+
+/// The client's IP address as Kafka puts it in an Envelope: the 4 or 16
+/// bytes of `InetAddress.getAddress`.
+fn address_bytes(peer: Option<SocketAddr>) -> Bytes {
+    match peer.map(|peer| peer.ip()) {
+        Some(IpAddr::V4(ip)) => Bytes::copy_from_slice(&ip.octets()),
+        Some(IpAddr::V6(ip)) => Bytes::copy_from_slice(&ip.octets()),
+        None => Bytes::new(),
+    }
+}
+
+/// The client's address an Envelope carries (port 0: Kafka sends none).
+fn client_address(bytes: &[u8]) -> Option<SocketAddr> {
+    let ip = match bytes.len() {
+        4 => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(bytes).ok()?)),
+        16 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?)),
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::protocol::Encodable;
+
+    use super::*;
+
+    #[test]
+    fn client_addresses_travel_as_kafka_encodes_them() {
+        let v4: SocketAddr = "10.1.2.3:5555".parse().unwrap();
+        let v6: SocketAddr = "[fe80::1]:5555".parse().unwrap();
+        for peer in [v4, v6] {
+            let bytes = address_bytes(Some(peer));
+            assert_eq!(client_address(&bytes), Some(SocketAddr::new(peer.ip(), 0)));
+        }
+        assert_eq!(address_bytes(None), Bytes::new());
+        assert_eq!(client_address(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn a_response_is_framed_with_its_size() {
+        let framed = sized(&Bytes::from_static(b"abc"));
+        assert_eq!(&framed[..], &[0, 0, 0, 3, b'a', b'b', b'c']);
+    }
+
+    #[test]
+    fn the_envelope_round_trips_at_its_one_version() {
+        let envelope = EnvelopeRequest::default()
+            .with_request_data(Bytes::from_static(b"frame"))
+            .with_client_host_address(Bytes::from_static(&[127, 0, 0, 1]));
+        let mut encoded = BytesMut::new();
+        envelope.encode(&mut encoded, ENVELOPE_VERSION).unwrap();
+        let decoded = EnvelopeRequest::decode(&mut encoded.freeze(), ENVELOPE_VERSION).unwrap();
+        assert_eq!(decoded, envelope);
+    }
+}
