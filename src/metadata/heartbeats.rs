@@ -74,6 +74,10 @@ pub struct RegistrationRequest {
     pub rack: Option<String>,
     pub is_migrating_zk_broker: bool,
     pub log_dirs: Vec<Uuid>,
+    /// The epoch the broker had before this incarnation (BrokerRegistration
+    /// v4), or -1: naming the live registration's epoch lets a restarted
+    /// broker take its id at once (Kafka's check in `registerBroker`).
+    pub previous_broker_epoch: i64,
 }
 
 /// A BrokerHeartbeat request.
@@ -288,7 +292,10 @@ impl BrokerLifecycle {
             let live = sessions
                 .get(&id)
                 .is_some_and(|session| self.valid_session(session, now_ms));
-            if live && existing.record.incarnation_id != request.incarnation_id {
+            if live
+                && existing.record.incarnation_id != request.incarnation_id
+                && existing.record.broker_epoch != request.previous_broker_epoch
+            {
                 return Err(KafkaError::with_message(
                     ResponseError::DuplicateBrokerRegistration,
                     "Another broker is registered with that broker id.".to_string(),

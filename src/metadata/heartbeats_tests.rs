@@ -42,6 +42,7 @@ fn request(id: i32, incarnation: u128) -> RegistrationRequest {
         rack: None,
         is_migrating_zk_broker: false,
         log_dirs: vec![Uuid::from_u128(1000 + id as u128)],
+        previous_broker_epoch: -1,
     }
 }
 
@@ -141,6 +142,11 @@ fn registrations_are_checked_as_kafka_does() {
         "Another broker is registered with that broker id.".to_string(),
     );
     assert_eq!(check(&state, &request(1, 8), 100 + TIMEOUT_MS), duplicate);
+    // Unless it names the live registration's epoch as its previous one.
+    let mut restarted = request(1, 8);
+    restarted.previous_broker_epoch = epoch;
+    let restarted = state.register(&restarted, &finalized(), 50, 100).unwrap();
+    assert_eq!((restarted.broker_epoch, restarted.fenced), (50, true));
     // Once the live broker's session has run out, a new incarnation may take the id.
     let replaced = state
         .register(&request(1, 8), &finalized(), 50, 101 + TIMEOUT_MS)

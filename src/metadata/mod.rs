@@ -19,6 +19,7 @@ pub mod heartbeats;
 #[cfg(test)]
 mod heartbeats_tests;
 pub mod image;
+pub mod leadership;
 pub mod placer;
 pub mod producer_ids;
 pub mod records;

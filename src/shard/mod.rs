@@ -13,8 +13,10 @@
 //! `transactions.rs` the pure `txn`, both loading from their internal topic
 //! through `replay.rs`.
 
+pub mod brokers;
 pub mod controller;
 pub mod groups;
+pub mod lifecycle;
 pub mod mesh;
 pub mod messages;
 pub mod owned;
@@ -493,13 +495,22 @@ async fn serve_peer(
 }
 
 /// Stops the shard's service once the main thread sets `stopping`.
-async fn watch_stop(stopping: Arc<AtomicBool>, shard: std::rc::Weak<Shard>) {
+async fn watch_stop(
+    stopping: Arc<AtomicBool>,
+    shard: std::rc::Weak<Shard>,
+    lifecycle: Option<Rc<lifecycle::LifecycleManager>>,
+) {
     loop {
         glommio::timer::sleep(Duration::from_millis(STOP_POLL_MS)).await;
         let Some(shard) = shard.upgrade() else {
             return;
         };
         if stopping.load(Ordering::Acquire) {
+            // The broker's controlled shutdown first: its leaderships
+            // move while it still serves.
+            if let Some(lifecycle) = &lifecycle {
+                lifecycle.shut_down().await;
+            }
             if let Some(stop) = shard.stop.borrow_mut().take() {
                 let _ = stop.send(());
             }
@@ -597,9 +608,20 @@ async fn run_shard<S, F>(
         .as_ref()
         .is_some_and(|start| !start.settings.sole_voter());
     let controller_apis = LateApis::default();
+    // The active controller's brokers, served on the CONTROLLER listener.
+    let mut brokers = None;
     let controller = match quorum.map(|start| {
-        quorum::start(start, config.data_dir.clone(), |_| {
-            to_controller::late_service(&controller_apis)
+        let sole = start.settings.sole_voter();
+        quorum::start(start, config.data_dir.clone(), |handle| {
+            let control = brokers::BrokerControl::start(
+                handle.clone(),
+                view.cluster_id.clone(),
+                i64::from(config.cluster.broker_session_timeout_ms),
+                sole,
+            );
+            let service = to_controller::controller_service(control.service(), &controller_apis);
+            brokers = Some((control, handle.clone(), sole));
+            service
         })
     }) {
         None => None,
@@ -671,7 +693,20 @@ async fn run_shard<S, F>(
     if let Some(controller) = &shard.controller {
         controller.follow(&shard);
     }
-    glommio::spawn_local(watch_stop(stopping, Rc::downgrade(&shard))).detach();
+    // After `follow`: the registration's image is installed by it.
+    let lifecycle = match brokers {
+        Some((control, handle, true)) => Some(
+            lifecycle::LifecycleManager::start_sole(control, handle, &config, &view.cluster_id)
+                .await,
+        ),
+        Some((_, handle, false)) => Some(lifecycle::LifecycleManager::start_remote(
+            handle,
+            &config,
+            &view.cluster_id,
+        )),
+        None => None,
+    };
+    glommio::spawn_local(watch_stop(stopping, Rc::downgrade(&shard), lifecycle)).detach();
     let checkpointer = Rc::downgrade(&shard);
     let checkpoint_interval = Duration::from_millis(config.log_flush_offset_checkpoint_interval_ms);
     glommio::spawn_local(async move {

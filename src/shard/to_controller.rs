@@ -5,8 +5,8 @@
 //! forwarding manager has its own channel: a slow admin request never
 //! holds up the broker's heartbeats, which go on another.
 //!
-//! The other way round, `late_service` is what this node's CONTROLLER
-//! listener serves other nodes: their Envelopes and AllocateProducerIds.
+//! The other way round, `controller_service` is what this node's
+//! CONTROLLER listener serves other nodes beyond the quorum's own APIs.
 //!
 //! Invariant: every call is bounded by `FORWARD_TIMEOUT_MS`, and the
 //! channel bounds the callers waiting for it.
@@ -19,6 +19,7 @@ use kafka_protocol::messages::{
     AllocateProducerIdsRequest, ApiKey, BrokerId, EnvelopeRequest, EnvelopeResponse,
 };
 
+use super::brokers::BROKER_APIS;
 use super::messages::KafkaError;
 use super::producer_ids::unavailable;
 use crate::config::BrokerConfig;
@@ -39,9 +40,10 @@ pub const ENVELOPE_VERSION: i16 = 0;
 pub const ALLOCATE_PRODUCER_IDS_VERSION: i16 = 0;
 
 /// What a controller serves other nodes on its CONTROLLER listener beyond
-/// the quorum's own APIs: the versions, fixed when the listener starts;
-/// the handler (`ControllerApis`), the server's, once the controller shard
-/// is up (`Shard::serve_controller_apis`).
+/// the quorum's own APIs, with the versions: the brokers' lifecycle
+/// (`brokers::BROKER_APIS`) and, once the controller shard is up
+/// (`Shard::serve_controller_apis`), the server's Envelope and
+/// AllocateProducerIds.
 pub const CONTROLLER_SERVICE_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Envelope, ENVELOPE_VERSION, ENVELOPE_VERSION),
     (
@@ -49,18 +51,31 @@ pub const CONTROLLER_SERVICE_APIS: &[(ApiKey, i16, i16)] = &[
         ALLOCATE_PRODUCER_IDS_VERSION,
         ALLOCATE_PRODUCER_IDS_VERSION,
     ),
+    BROKER_APIS[0],
+    BROKER_APIS[1],
 ];
+const _: () = assert!(
+    BROKER_APIS.len() == 2,
+    "CONTROLLER_SERVICE_APIS lists them all"
+);
 
-/// The handler the CONTROLLER listener's service calls: none until the
-/// server sets it, and a request before then closes its connection (the
-/// sender's channel tries again).
+/// The server's handler of Envelope and AllocateProducerIds: none until
+/// the server sets it, and such a request before then closes its
+/// connection (the sender's channel tries again).
 pub type LateApis = Rc<RefCell<Option<ControllerApis>>>;
 
-/// The listener's service, answering through `late`.
-pub fn late_service(late: &LateApis) -> ControllerService {
+/// The listener's service: the brokers' lifecycle requests to `brokers`,
+/// the rest through `late`.
+pub fn controller_service(brokers: ControllerService, late: &LateApis) -> ControllerService {
     let late = Rc::clone(late);
     ControllerService {
         apis: Rc::new(move |request: ControllerRequest| {
+            if BROKER_APIS
+                .iter()
+                .any(|(key, _, _)| *key == request.api_key)
+            {
+                return (brokers.apis)(request);
+            }
             let apis = late.borrow().clone();
             match apis {
                 Some(apis) => apis(request),

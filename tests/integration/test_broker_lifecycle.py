@@ -1,0 +1,196 @@
+"""Brokers in a cluster (issue 14, scope 2): three combined nodes, each
+registering with the active controller and heartbeating
+(BrokerRegistration and BrokerHeartbeat on the CONTROLLER listener), with a
+short `broker.session.timeout.ms` so that fencing is quick to see.
+
+Seen from the brokers' listeners as clients see it: Metadata lists the
+live brokers; DescribeCluster v2 with include_fenced_brokers lists the
+fenced ones too, marked. A broker killed with -9 is fenced once its session
+runs out; the partitions it led lose their leader (RF 1) and get it back
+when it returns, unfenced under a new broker epoch. SIGTERM is a controlled
+shutdown: fenced at once, well before the session could run out."""
+
+import os
+import re
+import struct
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import kafka_wire  # noqa: E402
+from cluster import Cluster  # noqa: E402
+from cluster.quorum import QuorumError, create_topic, describe_quorum  # noqa: E402
+
+pytestmark = pytest.mark.shoal_only
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+NODES = 3
+PARTITIONS = 2
+SESSION_TIMEOUT_MS = 6000
+HEARTBEAT_INTERVAL_MS = 500
+SHOAL_NODE = (os.path.join(REPO, "tests", "cluster", "shoal-node")
+              + " {node_id} {host} {port} {controller_port} {voters} {data_dir} {cluster_id}"
+              + f" broker.session.timeout.ms={SESSION_TIMEOUT_MS}"
+              + f" broker.heartbeat.interval.ms={HEARTBEAT_INTERVAL_MS}")
+# An election, registrations and a heartbeat or two on a loaded two-core machine.
+CONVERGE_WAIT_S = 30.0
+# A killed broker is fenced a session timeout after its last heartbeat (and
+# a new quorum leader gives every broker a fresh session first).
+FENCE_WAIT_S = 2 * SESSION_TIMEOUT_MS / 1000 + 15
+# A controlled shutdown fences the broker before the process exits: seen
+# within well under a session timeout of the exit.
+CONTROLLED_FENCE_WAIT_S = SESSION_TIMEOUT_MS / 1000 / 2
+POLL_INTERVAL_S = 0.2
+API_DESCRIBE_CLUSTER = 60
+ENDPOINT_TYPE_BROKERS = 1
+NO_LEADER = -1
+
+
+def wait_until(predicate, timeout_s, what):
+    deadline = time.monotonic() + timeout_s
+    last_error = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+            last_error = value
+        except (OSError, QuorumError, AssertionError, struct.error) as e:
+            last_error = e
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout_s}s waiting for {what} (last: {last_error!r})")
+        time.sleep(POLL_INTERVAL_S)
+
+
+def describe_cluster(bootstrap):
+    """DescribeCluster v2 with include_fenced_brokers on a broker listener:
+    {broker id: fenced}."""
+    body = struct.pack(">bbb", 0, ENDPOINT_TYPE_BROKERS, 1) + kafka_wire.uvarint(0)
+    with kafka_wire.connect(bootstrap) as sock:
+        response = kafka_wire.call(sock, API_DESCRIBE_CLUSTER, 2, 21, body, flexible=True)
+    reader = kafka_wire.Reader(response)
+    reader.take(">i")  # throttle_time_ms
+    error_code = reader.take(">h")
+    assert error_code == 0, error_code
+    size = reader.uvarint()  # error_message, compact nullable
+    reader.pos += max(size - 1, 0)
+    reader.take(">b")  # endpoint_type
+    reader.compact_string()  # cluster_id
+    reader.take(">i")  # controller_id
+
+    def broker():
+        broker_id = reader.take(">i")
+        reader.compact_string()  # host
+        reader.take(">i")  # port
+        rack = reader.uvarint()
+        reader.pos += max(rack - 1, 0)
+        fenced = reader.take(">b") == 1
+        reader.tagged_fields()
+        return broker_id, fenced
+
+    return dict(reader.compact_array(broker))
+
+
+def metadata_brokers(node):
+    brokers, _ = kafka_wire.metadata(node.bootstrap, [], False)
+    return sorted(broker_id for broker_id, _, _ in brokers)
+
+
+def quorum_leader(cluster, indexes):
+    """The index of the node among `indexes` that leads the quorum."""
+
+    def leader():
+        for i in indexes:
+            try:
+                quorum = describe_quorum(f"{cluster.nodes[i].host}:{cluster.nodes[i].controller_port}")
+            except QuorumError:
+                continue
+            if quorum.leader_id == cluster.nodes[i].node_id and quorum.high_watermark > 0:
+                return i + 1
+        return None
+
+    return wait_until(leader, CONVERGE_WAIT_S, "a quorum leader") - 1
+
+
+def registered_epochs(node):
+    """The broker epochs node's broker was given, from its logs."""
+    epochs = []
+    for path in node.log_paths:
+        with open(path, errors="replace") as f:
+            epochs += [int(e) for e in re.findall(r"broker registered with epoch (\d+)", f.read())]
+    return epochs
+
+
+def all_see(cluster, indexes, expected):
+    """Every node of `indexes` lists exactly `expected` ({id: fenced}) in
+    DescribeCluster, and the unfenced ones in Metadata."""
+    live = sorted(i for i, fenced in expected.items() if not fenced)
+    for i in indexes:
+        node = cluster.nodes[i]
+        if describe_cluster(node.bootstrap) != expected or metadata_brokers(node) != live:
+            return False
+    return True
+
+
+def leaders_of(node, topic):
+    _, topics = kafka_wire.metadata(node.bootstrap, [topic], False)
+    error_code, partitions = topics[topic]
+    return {p: leader for p, (_, leader) in partitions.items()}
+
+
+def test_brokers_register_are_fenced_when_silent_and_return():
+    with Cluster(NODES, SHOAL_NODE) as cluster:
+        everyone = list(range(NODES))
+        ids = [node.node_id for node in cluster.nodes]
+        wait_until(lambda: all_see(cluster, everyone, {i: False for i in ids}), CONVERGE_WAIT_S,
+                   "every node to list three live brokers")
+        leader = quorum_leader(cluster, everyone)
+        victim = next(i for i in everyone if i != leader)
+        victim_id = ids[victim]
+        first_epochs = registered_epochs(cluster.nodes[victim])
+        assert first_epochs, "the victim logged no registration"
+
+        # kill -9: fenced once its session runs out, listed as such.
+        cluster.kill9(victim)
+        rest = [i for i in everyone if i != victim]
+        fenced = {i: i == victim_id for i in ids}
+        wait_until(lambda: all_see(cluster, rest, fenced), FENCE_WAIT_S, f"broker {victim_id} fenced")
+
+        # Back: unfenced under a new epoch.
+        cluster.restart(victim)
+        wait_until(lambda: all_see(cluster, everyone, {i: False for i in ids}), CONVERGE_WAIT_S,
+                   f"broker {victim_id} unfenced")
+        later = registered_epochs(cluster.nodes[victim])
+        assert len(later) > len(first_epochs) and later[-1] > first_epochs[-1], (first_epochs, later)
+
+        # The quorum leader's broker holds a topic's partitions (CreateTopics
+        # sent to it places them there); killed, the other two elect a new
+        # leader, fence it, and report its partitions leaderless.
+        assert create_topic(cluster.nodes[leader].bootstrap, "lifecycle", PARTITIONS) == kafka_wire.ERR_NONE
+        leader_id = ids[leader]
+        wait_until(lambda: all(set(leaders_of(cluster.nodes[i], "lifecycle").values()) == {leader_id}
+                               for i in everyone), CONVERGE_WAIT_S, "the topic led by the quorum leader")
+        cluster.kill9(leader)
+        rest = [i for i in everyone if i != leader]
+        fenced = {i: i == leader_id for i in ids}
+        wait_until(lambda: all_see(cluster, rest, fenced), FENCE_WAIT_S, f"broker {leader_id} fenced")
+        wait_until(lambda: all(set(leaders_of(cluster.nodes[i], "lifecycle").values()) == {NO_LEADER}
+                               for i in rest), CONVERGE_WAIT_S, "its partitions leaderless")
+        cluster.restart(leader)
+        wait_until(lambda: all_see(cluster, everyone, {i: False for i in ids}), CONVERGE_WAIT_S,
+                   f"broker {leader_id} unfenced")
+        wait_until(lambda: all(set(leaders_of(cluster.nodes[i], "lifecycle").values()) == {leader_id}
+                               for i in everyone), CONVERGE_WAIT_S, "its partitions led by it again")
+
+        # SIGTERM: a controlled shutdown fences it before it exits.
+        leader = quorum_leader(cluster, everyone)
+        stopped = next(i for i in everyone if i != leader)
+        stopped_id = ids[stopped]
+        assert cluster.stop(stopped) == 0
+        rest = [i for i in everyone if i != stopped]
+        fenced = {i: i == stopped_id for i in ids}
+        wait_until(lambda: all_see(cluster, rest, fenced), CONTROLLED_FENCE_WAIT_S,
+                   f"broker {stopped_id} fenced by its controlled shutdown")
