@@ -41,7 +41,7 @@ use kafka_protocol::error::ResponseError;
 use crate::config::BrokerConfig;
 use crate::group::OFFSETS_TOPIC;
 use crate::log::{CleanerBudget, ShardLoad};
-use crate::metadata::ClusterView;
+use crate::metadata::{ClusterView, TopicMeta};
 use crate::txn::TRANSACTION_STATE_TOPIC;
 use controller::Controller;
 use groups::GroupHost;
@@ -232,18 +232,11 @@ impl Shard {
                 ShardReply::ListOffsets(self.partitions.list_offsets(parts).await)
             }
             ShardRequest::OpenPartitions { topic, partitions } => {
-                // Only replicas are opened: nothing is made on disk for a
-                // partition other nodes hold.
-                let view = self.view();
-                let partitions: Vec<i32> = partitions
-                    .into_iter()
-                    .filter(|&partition| view.hosts(&topic, partition))
-                    .collect();
-                match self
-                    .partitions
-                    .open(&self.config, &topic, &partitions)
-                    .await
-                {
+                // Boxed: loading a transaction coordinator may call the
+                // controller shard, so the future would contain itself.
+                let open: LocalBoxFuture<'_, _> =
+                    Box::pin(self.open_partitions(&topic, partitions));
+                match open.await {
                     Ok(()) => ShardReply::Done,
                     Err(error) => ShardReply::Failed(error),
                 }
@@ -324,6 +317,35 @@ impl Shard {
                 ShardReply::Done
             }
         }
+    }
+
+    /// Opens `partitions` of `topic` that this node replicates (nothing is
+    /// made on disk for a partition other nodes hold), and loads the
+    /// coordinator of each `__consumer_offsets` or `__transaction_state`
+    /// partition newly opened here that this node leads: a coordinator
+    /// lives on the leader of its partition, wherever the placer put it.
+    /// (Start-up loads those it opens itself, in `run_shard`.)
+    async fn open_partitions(
+        self: &Rc<Self>,
+        topic: &TopicMeta,
+        partitions: Vec<i32>,
+    ) -> Result<(), KafkaError> {
+        let view = self.view();
+        let hosted: Vec<i32> = partitions
+            .into_iter()
+            .filter(|&partition| view.hosts(topic, partition))
+            .collect();
+        let opened = self.partitions.open(&self.config, topic, &hosted).await?;
+        let led: Vec<i32> = opened
+            .into_iter()
+            .filter(|&partition| view.leads(topic, partition))
+            .collect();
+        match topic.name.as_str() {
+            OFFSETS_TOPIC => self.groups.load(&self.partitions, &led).await,
+            TRANSACTION_STATE_TOPIC => self.transactions.load(self, &led).await,
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Counts a client request as in flight until the guard drops, so a

@@ -110,14 +110,17 @@ impl OwnedPartitions {
             .ok_or_else(|| KafkaError::new(ResponseError::UnknownTopicOrPartition))
     }
 
-    /// Opens the logs of `partitions` of `topic`, running recovery on each.
+    /// Opens the logs of `partitions` of `topic` not open yet, running
+    /// recovery on each; returns the ones it opened. Opening what is open
+    /// does nothing, so an install may ask again.
     pub async fn open(
         &self,
         broker: &BrokerConfig,
         topic: &TopicMeta,
         partitions: &[i32],
-    ) -> Result<(), KafkaError> {
+    ) -> Result<Vec<i32>, KafkaError> {
         let config = TopicConfig::resolve(broker, &topic.configs);
+        let mut opened = Vec::with_capacity(partitions.len());
         for &index in partitions {
             let partition = TopicPartition::new(&topic.name, index);
             if self.logs.borrow().contains_key(&partition) {
@@ -135,8 +138,9 @@ impl OwnedPartitions {
                 );
             }
             self.logs.borrow_mut().insert(partition, log);
+            opened.push(index);
         }
-        Ok(())
+        Ok(opened)
     }
 
     pub async fn delete(&self, partitions: &[TopicPartition]) {
@@ -530,7 +534,11 @@ mod tests {
             };
             let broker = BrokerConfig::new(tmp.path().to_path_buf(), 1);
             let indexes: Vec<i32> = (0..8).collect();
-            owned.open(&broker, &topic, &indexes).await.unwrap();
+            assert_eq!(
+                owned.open(&broker, &topic, &indexes).await,
+                Ok(indexes.clone())
+            );
+            assert_eq!(owned.open(&broker, &topic, &indexes).await, Ok(Vec::new()));
             let batch = sample_batch(400, Compression::None);
             let mut frame = BytesMut::new();
             for _ in &indexes {
