@@ -30,7 +30,7 @@ pub mod table;
 pub(crate) mod view_tests;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
@@ -299,6 +299,29 @@ impl ClusterView {
                 (!arriving.is_empty()).then(|| (meta.clone(), arriving))
             })
             .collect()
+    }
+
+    /// The partitions of internal topic `topic` that `shard` of this node
+    /// leads in `next` and not in this view (gained), and the other way
+    /// round (lost): the coordinators that shard loads and unloads.
+    pub fn leadership_moves(
+        &self,
+        next: &ClusterView,
+        topic: &str,
+        shard: usize,
+    ) -> (Vec<i32>, Vec<i32>) {
+        let led = |view: &ClusterView| -> BTreeSet<i32> {
+            view.topic(topic)
+                .map(|meta| view.led_partitions(meta, shard))
+                .unwrap_or_default()
+                .into_iter()
+                .collect()
+        };
+        let (before, after) = (led(self), led(next));
+        (
+            after.difference(&before).copied().collect(),
+            before.difference(&after).copied().collect(),
+        )
     }
 
     /// The partitions of `meta` this node leads and `shard` owns: the ones

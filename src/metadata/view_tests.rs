@@ -14,8 +14,8 @@ use super::brokers::{Broker, BrokerLayout, DEFAULT_LISTENER_NAME};
 use super::controller::TopicTable;
 use super::image::MetadataImage;
 use super::records::{
-    BrokerEndpoint, BrokerEpochRecord, MetadataRecord, PartitionRecord, RegisterBrokerRecord,
-    TopicRecord, NO_LEADER,
+    BrokerEndpoint, BrokerEpochRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord,
+    RegisterBrokerRecord, TopicRecord, NO_LEADER,
 };
 use super::{table, ClusterView, TopicMeta, NO_LEADER_EPOCH};
 
@@ -333,6 +333,39 @@ fn an_install_opens_what_arrives_here_and_removes_what_left() {
         by_owner.into_iter().collect::<Vec<_>>(),
         vec![(0, vec![1, 4]), (1, vec![0, 3, 5])],
         "partition 2 has no replica here"
+    );
+}
+
+/// A coordinator follows its partition's leader: partition 0 of `t` is led
+/// here on shard 1 until its leader is fenced away, then elected back.
+#[test]
+fn coordinators_move_with_leadership() {
+    let led = empty_view(BrokerLayout::Node).with_image(&cluster_image());
+    let mut image = cluster_image();
+    image
+        .apply(&MetadataRecord::PartitionChange(PartitionChangeRecord {
+            leader: NO_LEADER,
+            ..PartitionChangeRecord::new(Uuid::from_u128(TOPIC), 0)
+        }))
+        .expect("applies");
+    let leaderless = led.with_image(&image);
+    assert_eq!(led.leadership_moves(&leaderless, "t", 1), (vec![], vec![0]));
+    assert_eq!(leaderless.leadership_moves(&led, "t", 1), (vec![0], vec![]));
+    assert_eq!(led.leadership_moves(&led, "t", 1), (vec![], vec![]));
+    assert_eq!(
+        led.leadership_moves(&leaderless, "t", 0),
+        (vec![], vec![]),
+        "another shard's"
+    );
+    assert_eq!(
+        led.leadership_moves(&leaderless, "absent", 1),
+        (vec![], vec![])
+    );
+    let empty = empty_view(BrokerLayout::Node);
+    assert_eq!(
+        empty.leadership_moves(&led, "t", 1),
+        (vec![0], vec![]),
+        "a topic made here"
     );
 }
 

@@ -16,9 +16,9 @@
 //! shard, in log order, whoever proposed it. Every install, the leader's
 //! and the followers', first removes the partitions of topics the image
 //! no longer holds and opens those it newly places on this node
-//! (`install` says why in that order); a `__consumer_offsets` or
-//! `__transaction_state` partition so opened and led here has its
-//! coordinator loaded by its owner shard (`Shard::open_partitions`).
+//! (`install` says why in that order). Each shard moves its group and
+//! transaction coordinators with the leadership the installed view gives
+//! (`Shard::follow_coordinators`).
 //!
 //! Invariant: changes and installs are serialized (one at a time, under
 //! `changes`); a change is answered only after it is committed to the

@@ -41,7 +41,7 @@ use kafka_protocol::error::ResponseError;
 use crate::config::BrokerConfig;
 use crate::group::OFFSETS_TOPIC;
 use crate::log::{CleanerBudget, ShardLoad};
-use crate::metadata::{ClusterView, TopicMeta};
+use crate::metadata::ClusterView;
 use crate::txn::TRANSACTION_STATE_TOPIC;
 use controller::Controller;
 use groups::GroupHost;
@@ -232,11 +232,18 @@ impl Shard {
                 ShardReply::ListOffsets(self.partitions.list_offsets(parts).await)
             }
             ShardRequest::OpenPartitions { topic, partitions } => {
-                // Boxed: loading a transaction coordinator may call the
-                // controller shard, so the future would contain itself.
-                let open: LocalBoxFuture<'_, _> =
-                    Box::pin(self.open_partitions(&topic, partitions));
-                match open.await {
+                // Only replicas are opened: nothing is made on disk for a
+                // partition other nodes hold.
+                let view = self.view();
+                let partitions: Vec<i32> = partitions
+                    .into_iter()
+                    .filter(|&partition| view.hosts(&topic, partition))
+                    .collect();
+                match self
+                    .partitions
+                    .open(&self.config, &topic, &partitions)
+                    .await
+                {
                     Ok(()) => ShardReply::Done,
                     Err(error) => ShardReply::Failed(error),
                 }
@@ -314,38 +321,24 @@ impl Shard {
                 let view = Rc::new(ShardView::new(&shared, &self.config));
                 let old = self.view.replace(view.clone());
                 self.partitions.reconfigure(&old, &view);
+                self.follow_coordinators(&old, &view);
                 ShardReply::Done
             }
         }
     }
 
-    /// Opens `partitions` of `topic` that this node replicates (nothing is
-    /// made on disk for a partition other nodes hold), and loads the
-    /// coordinator of each `__consumer_offsets` or `__transaction_state`
-    /// partition newly opened here that this node leads: a coordinator
-    /// lives on the leader of its partition, wherever the placer put it.
-    /// (Start-up loads those it opens itself, in `run_shard`.)
-    async fn open_partitions(
-        self: &Rc<Self>,
-        topic: &TopicMeta,
-        partitions: Vec<i32>,
-    ) -> Result<(), KafkaError> {
-        let view = self.view();
-        let hosted: Vec<i32> = partitions
-            .into_iter()
-            .filter(|&partition| view.hosts(topic, partition))
-            .collect();
-        let opened = self.partitions.open(&self.config, topic, &hosted).await?;
-        let led: Vec<i32> = opened
-            .into_iter()
-            .filter(|&partition| view.leads(topic, partition))
-            .collect();
-        match topic.name.as_str() {
-            OFFSETS_TOPIC => self.groups.load(&self.partitions, &led).await,
-            TRANSACTION_STATE_TOPIC => self.transactions.load(self, &led).await,
-            _ => {}
-        }
-        Ok(())
+    /// Moves this shard's coordinators with the leadership of the internal
+    /// partitions it owns, as a newly installed view (`new`, after `old`)
+    /// has it: a coordinator lives on the leader of its partition,
+    /// wherever the placer put it and wherever it is elected. Start-up
+    /// loads those led at start (`run_shard`); the partitions a later view
+    /// makes this node lead (made here, or their leader elected back) are
+    /// loaded, those it no longer leads unloaded.
+    fn follow_coordinators(self: &Rc<Self>, old: &ClusterView, new: &ClusterView) {
+        let (gained, lost) = old.leadership_moves(new, OFFSETS_TOPIC, self.id);
+        groups::follow_leadership(self, gained, &lost);
+        let (gained, lost) = old.leadership_moves(new, TRANSACTION_STATE_TOPIC, self.id);
+        transactions::follow_leadership(self, gained, &lost);
     }
 
     /// Counts a client request as in flight until the guard drops, so a

@@ -111,16 +111,15 @@ impl OwnedPartitions {
     }
 
     /// Opens the logs of `partitions` of `topic` not open yet, running
-    /// recovery on each; returns the ones it opened. Opening what is open
-    /// does nothing, so an install may ask again.
+    /// recovery on each. Opening what is open does nothing, so an install
+    /// may ask again.
     pub async fn open(
         &self,
         broker: &BrokerConfig,
         topic: &TopicMeta,
         partitions: &[i32],
-    ) -> Result<Vec<i32>, KafkaError> {
+    ) -> Result<(), KafkaError> {
         let config = TopicConfig::resolve(broker, &topic.configs);
-        let mut opened = Vec::with_capacity(partitions.len());
         for &index in partitions {
             let partition = TopicPartition::new(&topic.name, index);
             if self.logs.borrow().contains_key(&partition) {
@@ -138,9 +137,8 @@ impl OwnedPartitions {
                 );
             }
             self.logs.borrow_mut().insert(partition, log);
-            opened.push(index);
         }
-        Ok(opened)
+        Ok(())
     }
 
     pub async fn delete(&self, partitions: &[TopicPartition]) {
@@ -534,11 +532,15 @@ mod tests {
             };
             let broker = BrokerConfig::new(tmp.path().to_path_buf(), 1);
             let indexes: Vec<i32> = (0..8).collect();
-            assert_eq!(
-                owned.open(&broker, &topic, &indexes).await,
-                Ok(indexes.clone())
+            owned.open(&broker, &topic, &indexes).await.unwrap();
+            let first = owned.log(&TopicPartition::new("w1", 0)).expect("open");
+            owned.open(&broker, &topic, &indexes).await.unwrap();
+            let again = owned.log(&TopicPartition::new("w1", 0)).expect("open");
+            assert!(
+                Rc::ptr_eq(&first, &again),
+                "opening again keeps the open log"
             );
-            assert_eq!(owned.open(&broker, &topic, &indexes).await, Ok(Vec::new()));
+            drop((first, again));
             let batch = sample_batch(400, Compression::None);
             let mut frame = BytesMut::new();
             for _ in &indexes {
