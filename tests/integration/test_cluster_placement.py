@@ -11,6 +11,10 @@ refuse it with NOT_LEADER_OR_FOLLOWER. A group's coordinator is the leader of
 its `__consumer_offsets` partition, wherever the placer put it, and a
 confluent-kafka consumer group reads the topic and commits there.
 
+A topic deleted through the quorum leader leaves every node's disk, and
+re-created under its name it starts empty on every node, wherever its
+partitions now are.
+
 `__consumer_offsets` is made by a FindCoordinator sent to the quorum leader
 (another node answers COORDINATOR_NOT_AVAILABLE until admin requests are
 forwarded to the controller)."""
@@ -126,6 +130,27 @@ def find_coordinator(node, group):
     return error, node_id
 
 
+def partition_dirs(node, topic):
+    """The directories of `topic`'s partitions in node's log dir."""
+    log_dir = os.path.join(node.data_dir, "log")
+    prefix = f"{topic}-"
+    return sorted(name for name in os.listdir(log_dir)
+                  if name.startswith(prefix) and name[len(prefix):].isdigit())
+
+
+def produce_to_leaders(cluster, topic, leaders, tag):
+    """One batch of RECORDS_PER_PARTITION values to each partition's leader:
+    {partition: base offset}."""
+    by_id = {node.node_id: node for node in cluster.nodes}
+    base_offsets = {}
+    for p, leader_id in leaders.items():
+        values = [f"{tag}-p{p}-{i}".encode() for i in range(RECORDS_PER_PARTITION)]
+        with kafka_wire.connect(by_id[leader_id].bootstrap) as sock:
+            error, base_offsets[p] = kafka_wire.produce(sock, 1, topic, p, kafka_wire.record_batch(values, -1, -1, -1))
+        assert error == kafka_wire.ERR_NONE, (p, leader_id, error)
+    return base_offsets
+
+
 def java_hash_partition(group_id, partitions):
     """Kafka's coordinator partition: abs(String.hashCode()) % partitions."""
     data = group_id.encode("utf-16-be")
@@ -180,7 +205,7 @@ def test_partitions_spread_over_the_brokers_and_each_leader_serves_its_own():
         # partition from its leader and commits at the coordinator.
         elsewhere = next(node for node in cluster.nodes if node.node_id != coordinator)
         consumer = clients.consumer(elsewhere.bootstrap, group_id=group, auto_offset_reset="earliest",
-                                    enable_partition_eof=False)
+                                    enable_partition_eof=False, enable_auto_offset_store=True)
         read = {}
         try:
             consumer.subscribe([topic])
@@ -197,3 +222,28 @@ def test_partitions_spread_over_the_brokers_and_each_leader_serves_its_own():
         for node in cluster.nodes:
             committed = clients.committed(node.bootstrap, group, topic, PARTITIONS)
             assert committed == {p: RECORDS_PER_PARTITION for p in range(PARTITIONS)}, node.node_id
+
+
+def test_a_deleted_topic_leaves_every_node_and_comes_back_empty():
+    with Cluster(NODES, SHOAL_NODE) as cluster:
+        leader = quorum_leader(cluster)
+        expected = sorted((node.node_id, node.host, node.port) for node in cluster.nodes)
+        wait_until(lambda: all(brokers_listed(node) == expected for node in cluster.nodes),
+                   SETTLE_WAIT_S, "every node to list the three registered brokers")
+        topic = "recreated"
+        assert create_topic(cluster.nodes[leader].bootstrap, topic, PARTITIONS) == kafka_wire.ERR_NONE
+        leaders = agreed_leaders(cluster, topic, PARTITIONS)
+        assert set(produce_to_leaders(cluster, topic, leaders, "first").values()) == {0}
+        for node in cluster.nodes:
+            led_here = sorted(f"{topic}-{p}" for p, leader_id in leaders.items() if leader_id == node.node_id)
+            assert partition_dirs(node, topic) == led_here, node.node_id
+
+        admin = clients.admin(cluster.nodes[leader].bootstrap)
+        admin.delete_topics([topic], request_timeout=clients.REQUEST_TIMEOUT_S)[topic].result(
+            timeout=clients.REQUEST_TIMEOUT_S)
+        wait_until(lambda: all(not partition_dirs(node, topic) for node in cluster.nodes),
+                   CONVERGE_WAIT_S, f"every node to remove the partitions of {topic}")
+
+        assert create_topic(cluster.nodes[leader].bootstrap, topic, PARTITIONS) == kafka_wire.ERR_NONE
+        leaders = agreed_leaders(cluster, topic, PARTITIONS)
+        assert set(produce_to_leaders(cluster, topic, leaders, "second").values()) == {0}, "a fresh log"
