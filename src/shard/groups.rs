@@ -24,7 +24,7 @@ use kafka_protocol::records::Compression;
 
 use super::messages::{GroupAnswer, GroupCall, TopicPartition};
 use super::owned::OwnedPartitions;
-use super::replay::replay_partition;
+use super::replay::{replay_partition, with_records};
 use super::Shard;
 use crate::clock::now_ms;
 use crate::group::{
@@ -436,10 +436,11 @@ async fn append(owned: &OwnedPartitions, partition: i32, records: &[Record]) -> 
 pub fn follow_leadership(shard: &Rc<Shard>, gained: Vec<i32>, lost: &[i32]) {
     let host = &shard.groups;
     host.unload(lost);
+    host.unload(&gained);
+    let gained = with_records(&shard.partitions, OFFSETS_TOPIC, gained);
     if gained.is_empty() {
         return;
     }
-    host.unload(&gained);
     host.mark_loading(&gained);
     let shard = shard.clone();
     glommio::spawn_local(async move {

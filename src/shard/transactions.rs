@@ -25,7 +25,7 @@ use kafka_protocol::records::Compression;
 
 use super::messages::{TopicPartition, TxnAnswer, TxnCall};
 use super::owned::OwnedPartitions;
-use super::replay::replay_partition;
+use super::replay::{replay_partition, with_records};
 use super::Shard;
 use crate::clock::now_ms;
 use crate::group::offsets_partition;
@@ -441,10 +441,11 @@ fn retry_marker(
 pub fn follow_leadership(shard: &Rc<Shard>, gained: Vec<i32>, lost: &[i32]) {
     let host = &shard.transactions;
     host.unload(lost);
+    host.unload(&gained);
+    let gained = with_records(&shard.partitions, TRANSACTION_STATE_TOPIC, gained);
     if gained.is_empty() {
         return;
     }
-    host.unload(&gained);
     host.mark_loading(&gained);
     let shard = shard.clone();
     glommio::spawn_local(async move {
