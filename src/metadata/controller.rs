@@ -7,9 +7,21 @@
 //! broadcasts the new snapshot to every shard and only then answers, as
 //! `shard/groups.rs` drives the group state machine of `group/`.
 //!
+//! New partitions go where Kafka's controller puts them: over the brokers
+//! the image registers (`placement_brokers`), by Kafka's striped placer or
+//! the client's checked assignment (`placer.rs`); a plan's topic carries
+//! each partition's replicas, ISR and leader (`TopicMeta::states`), which
+//! `table::changes` writes as they are. Then, on each replica's node, over
+//! its shards: this node's shard of a partition it replicates is the
+//! placement rule's, or the shard whose broker the client named in
+//! shard-aware mode; other nodes place their own replicas by their rule.
+//! Until partition data replicates (issue 15) every partition has one
+//! replica: a larger replication factor is refused.
+//!
 //! Invariant: no IO, no clock, no shards, no randomness of its own (topic
-//! ids come from the caller): the same table and requests always give the
-//! same plan. It imports no `shard` or `server` (`tests/architecture.rs`).
+//! ids and placement seeds come from the caller): the same table, brokers
+//! and requests always give the same plan. It imports no `shard` or
+//! `server` (`tests/architecture.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,9 +29,12 @@ use std::sync::Arc;
 use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
-use super::brokers::LocalBroker;
+use super::brokers::{BrokerLayout, LocalBroker};
+use super::image::MetadataImage;
+use super::placer::{self, NewPartition, PlacementBroker};
 use super::{
-    initial_placement, validate_topic_name, ClusterView, TopicMeta, CLUSTER_METADATA_TOPIC,
+    owner_shard, validate_topic_name, ClusterView, PartitionState, TopicMeta,
+    CLUSTER_METADATA_TOPIC,
 };
 use crate::config::{
     apply_config_ops, validated_overrides, BrokerConfig, ConfigError, ConfigOp,
@@ -65,9 +80,9 @@ pub struct NewTopic {
     /// -1: the broker's `default.replication.factor`.
     pub replication_factor: i16,
     pub configs: Vec<(String, String)>,
-    /// The owner shard of each partition, when the client assigned the
-    /// replicas to shards' brokers (shard-aware mode); None: the placement rule.
-    pub placement: Option<Vec<u32>>,
+    /// The client's replica assignment, (partition index, broker ids) in
+    /// request order; empty: the placer chooses.
+    pub assignments: Vec<(i32, Vec<i32>)>,
     pub validate_only: bool,
 }
 
@@ -164,13 +179,40 @@ impl<T> Plan<T> {
     }
 }
 
+/// The brokers new replicas may go to: every broker `image` registers, or,
+/// while it registers none, node `node_id` alone (a single node's
+/// controller before its own registration commits is the whole cluster).
+pub fn placement_brokers(image: &MetadataImage, node_id: i32) -> Vec<PlacementBroker> {
+    if image.brokers.is_empty() {
+        return vec![PlacementBroker {
+            id: node_id,
+            rack: None,
+            fenced: false,
+            in_controlled_shutdown: false,
+        }];
+    }
+    image
+        .brokers
+        .values()
+        .map(|record| PlacementBroker {
+            id: record.broker_id,
+            rack: record.rack.clone(),
+            fenced: record.fenced,
+            in_controlled_shutdown: record.in_controlled_shutdown,
+        })
+        .collect()
+}
+
 /// CreateTopics: each topic checked (name, partition count, replication
-/// factor, configs) and, unless `validate_only`, added with an id from
-/// `new_id`.
+/// factor or assignment, configs), its partitions placed over `brokers`
+/// from a fresh `seed`, and, unless `validate_only`, added with an id
+/// from `new_id`.
 pub fn create_topics(
     config: &BrokerConfig,
     view: &ClusterView,
+    brokers: &[PlacementBroker],
     topics: Vec<NewTopic>,
+    mut seed: impl FnMut() -> u64,
     mut new_id: impl FnMut() -> Uuid,
 ) -> Plan<Arc<TopicMeta>> {
     let mut plan = Plan::new(view.topics.clone(), topics.len());
@@ -182,24 +224,26 @@ pub fn create_topics(
             )));
             continue;
         }
-        let (partitions, configs) = match check_new_topic(config, &topic) {
+        let checked = check_new_topic(&topic).and_then(|()| {
+            let placed = place_topic(config, view, brokers, &topic, seed())?;
+            let configs =
+                validated_overrides(topic.configs.iter().cloned()).map_err(invalid_config)?;
+            Ok((placed, configs))
+        });
+        let (placed, configs) = match checked {
             Ok(checked) => checked,
             Err(error) => {
                 plan.results.push(Err(error));
                 continue;
             }
         };
-        let placement = match &topic.placement {
-            Some(owners) if owners.len() == partitions as usize => owners.clone(),
-            _ => initial_placement(&topic.name, partitions, view.shard_count),
-        };
         let meta = Arc::new(TopicMeta {
-            placement,
             name: topic.name,
             id: new_id(),
-            partitions,
+            partitions: placed.states.len() as i32,
             configs,
-            states: Vec::new(),
+            placement: placed.placement,
+            states: placed.states,
         });
         if !topic.validate_only {
             plan.table.insert(meta.name.clone(), meta.clone());
@@ -272,12 +316,18 @@ pub fn alter_topic_configs(
 }
 
 /// CreatePartitions: each topic grown to the count asked for, the new
-/// partitions placed by the rule or on the shards whose brokers the client
-/// named (shard-aware mode).
-pub fn create_partitions(view: &ClusterView, growths: Vec<PartitionGrowth>) -> Plan<()> {
+/// partitions placed over `brokers` from a fresh `seed` or where the
+/// client assigned them (checked as Kafka checks them).
+pub fn create_partitions(
+    view: &ClusterView,
+    brokers: &[PlacementBroker],
+    growths: Vec<PartitionGrowth>,
+    mut seed: impl FnMut() -> u64,
+) -> Plan<()> {
     let mut plan = Plan::new(view.topics.clone(), growths.len());
     for growth in growths {
-        match check_growth(view, plan.table.get(&growth.topic), &growth) {
+        let current = plan.table.get(&growth.topic);
+        match check_growth(view, brokers, current, &growth, seed()) {
             Ok(meta) if !growth.validate_only => {
                 let meta = Arc::new(meta);
                 plan.table.insert(growth.topic, meta.clone());
@@ -291,18 +341,6 @@ pub fn create_partitions(view: &ClusterView, growths: Vec<PartitionGrowth>) -> P
     plan
 }
 
-/// The partitions of `meta` by the shard that owns each, among `shard_count`.
-pub fn partitions_by_owner(meta: &TopicMeta, shard_count: usize) -> BTreeMap<usize, Vec<i32>> {
-    let mut by_owner: BTreeMap<usize, Vec<i32>> = BTreeMap::new();
-    for partition in 0..meta.partitions {
-        by_owner
-            .entry(meta.owner(partition, shard_count))
-            .or_default()
-            .push(partition);
-    }
-    by_owner
-}
-
 /// Every result an error: the controller is shutting down.
 pub fn unavailable<T>(count: usize) -> Vec<Result<T, KafkaError>> {
     (0..count)
@@ -310,11 +348,8 @@ pub fn unavailable<T>(count: usize) -> Vec<Result<T, KafkaError>> {
         .collect()
 }
 
-/// The partition count and the checked overrides of a topic to create.
-fn check_new_topic(
-    config: &BrokerConfig,
-    topic: &NewTopic,
-) -> Result<(i32, BTreeMap<String, String>), KafkaError> {
+/// The name of a topic to create, as Kafka checks it.
+fn check_new_topic(topic: &NewTopic) -> Result<(), KafkaError> {
     validate_topic_name(&topic.name).map_err(|message| {
         KafkaError::with_message(ResponseError::InvalidTopicException, message)
     })?;
@@ -325,46 +360,146 @@ fn check_new_topic(
             format!("Creation of internal topic {CLUSTER_METADATA_TOPIC} is prohibited."),
         ));
     }
-    let partitions = if topic.partitions == -1 {
-        config.num_partitions
+    Ok(())
+}
+
+/// A new topic's partitions: the client's assignment as Kafka checks it,
+/// or the broker's defaults for what the request leaves at -1, placed
+/// over `brokers` from `seed`.
+fn place_topic(
+    config: &BrokerConfig,
+    view: &ClusterView,
+    brokers: &[PlacementBroker],
+    topic: &NewTopic,
+    seed: u64,
+) -> Result<Placed, KafkaError> {
+    let partitions = if topic.assignments.is_empty() {
+        let count = match topic.partitions {
+            -1 => config.num_partitions,
+            count => count,
+        };
+        check_partition_count(count)?;
+        let replication = match topic.replication_factor {
+            -1 => config.default_replication_factor,
+            replication => replication,
+        };
+        if replication < 1 {
+            return Err(KafkaError::with_message(
+                ResponseError::InvalidReplicationFactor,
+                "Replication factor must be larger than 0.".to_string(),
+            ));
+        }
+        placer::place_new_topic(brokers, count as usize, replication, seed)?
     } else {
-        topic.partitions
+        let partitions = placer::check_topic_assignments(
+            &assignment_brokers(view, brokers),
+            topic.partitions,
+            topic.replication_factor,
+            &topic.assignments,
+        )?;
+        check_partition_count(i32::try_from(partitions.len()).unwrap_or(i32::MAX))?;
+        partitions
     };
-    if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
+    refuse_replication(&partitions)?;
+    Ok(on_shards(view, &topic.name, 0, partitions))
+}
+
+fn check_partition_count(count: i32) -> Result<(), KafkaError> {
+    if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&count) {
         return Err(KafkaError::with_message(
             ResponseError::InvalidPartitions,
-            format!("Number of partitions must be in [1, {PARTITIONS_PER_TOPIC_MAX}], got {partitions}."),
+            format!(
+                "Number of partitions must be in [1, {PARTITIONS_PER_TOPIC_MAX}], got {count}."
+            ),
         ));
     }
-    let replication = if topic.replication_factor == -1 {
-        config.default_replication_factor
-    } else {
-        topic.replication_factor
+    Ok(())
+}
+
+/// Refuses partitions of more than one replica: until partition data
+/// replicates between brokers (issue 15), a second replica would hold
+/// nothing, so the cluster would claim a durability it does not have.
+fn refuse_replication(partitions: &[NewPartition]) -> Result<(), KafkaError> {
+    match partitions.iter().map(|p| p.replicas.len()).max() {
+        Some(replicas) if replicas > 1 => Err(KafkaError::with_message(
+            ResponseError::InvalidReplicationFactor,
+            format!("Replication factor {replicas} is not supported: shoal does not replicate partition data between brokers yet, so each partition has one replica (use 1)."),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// New partitions, with their replicas, ISR and leader, and this node's
+/// owner shard of each.
+struct Placed {
+    placement: Vec<u32>,
+    states: Vec<PartitionState>,
+}
+
+/// The brokers a client's assignment may name: `brokers`, or in
+/// shard-aware mode (a single node) the brokers of this node's shards, as
+/// fenced as the node.
+fn assignment_brokers(view: &ClusterView, brokers: &[PlacementBroker]) -> Vec<PlacementBroker> {
+    let BrokerLayout::PerShard { .. } = view.broker_layout else {
+        return brokers.to_vec();
     };
-    if replication < 1 {
-        return Err(KafkaError::with_message(
-            ResponseError::InvalidReplicationFactor,
-            "Replication factor must be larger than 0.".to_string(),
-        ));
+    let Some(node) = brokers.iter().find(|broker| broker.id == view.node_id) else {
+        return Vec::new();
+    };
+    (0..view.shard_count)
+        .map(|shard| {
+            let broker = view.broker_of_shard(shard);
+            PlacementBroker {
+                id: broker.id,
+                rack: broker.rack,
+                ..node.clone()
+            }
+        })
+        .collect()
+}
+
+/// `partitions`, numbered from `first`, as the table holds them: replica
+/// ids that name one of this node's shards (shard-aware mode) become this
+/// node's id with that shard as the partition's owner; every other
+/// partition is owned here by the placement rule's shard.
+fn on_shards(view: &ClusterView, topic: &str, first: i32, partitions: Vec<NewPartition>) -> Placed {
+    let mut placed = Placed {
+        placement: Vec::with_capacity(partitions.len()),
+        states: Vec::with_capacity(partitions.len()),
+    };
+    let node_of = |id: i32| match view.local_broker(id) {
+        Some(LocalBroker::Shard(_)) => view.node_id,
+        _ => id,
+    };
+    for (partition, new) in (first..).zip(partitions) {
+        let assigned = new
+            .replicas
+            .iter()
+            .find_map(|&id| match view.local_broker(id) {
+                Some(LocalBroker::Shard(shard)) => Some(shard),
+                _ => None,
+            });
+        let owner = assigned.unwrap_or_else(|| owner_shard(topic, partition, view.shard_count));
+        placed.placement.push(owner as u32);
+        placed.states.push(PartitionState {
+            replicas: new.replicas.iter().map(|&id| node_of(id)).collect(),
+            isr: new.isr.iter().map(|&id| node_of(id)).collect(),
+            leader: node_of(new.leader),
+            leader_epoch: 0,
+        });
     }
-    if replication > 1 {
-        return Err(KafkaError::with_message(
-            ResponseError::InvalidReplicationFactor,
-            format!("Unable to replicate the partition {replication} time(s): The target replication factor of {replication} cannot be reached because only 1 broker(s) are registered."),
-        ));
-    }
-    let configs = validated_overrides(topic.configs.iter().cloned()).map_err(invalid_config)?;
-    Ok((partitions, configs))
+    placed
 }
 
 /// The topic `growth` asks for, with Kafka's errors for a request that does
-/// not grow it or places replicas elsewhere than this node's brokers. A new
-/// partition assigned to a shard's broker (shard-aware mode) is placed on
-/// that shard.
+/// not grow it or assigns replicas Kafka would refuse. The new partitions
+/// have the replication factor of the topic's first partition.
 fn check_growth(
     view: &ClusterView,
+    brokers: &[PlacementBroker],
     current: Option<&Arc<TopicMeta>>,
     growth: &PartitionGrowth,
+    seed: u64,
 ) -> Result<TopicMeta, KafkaError> {
     let meta = current.ok_or_else(|| unknown_topic(&growth.topic))?;
     let (now, wanted) = (meta.partitions, growth.count);
@@ -383,35 +518,34 @@ fn check_growth(
             "Number of partitions must be in [1, {PARTITIONS_PER_TOPIC_MAX}], got {wanted}."
         )));
     }
-    let mut grown = meta.grown(wanted, view.shard_count);
-    let Some(assignments) = &growth.assignments else {
-        return Ok(grown);
+    let replication = i16::try_from(view.state(meta, 0).replicas.len()).unwrap_or(i16::MAX);
+    let added = (wanted - now) as usize;
+    let partitions = match &growth.assignments {
+        None => placer::place_new_partitions(brokers, added, replication, seed)?,
+        Some(assignments) => placer::check_added_assignments(
+            &assignment_brokers(view, brokers),
+            now,
+            added,
+            replication,
+            assignments,
+        )?,
     };
-    let bad = |message| KafkaError::with_message(ResponseError::InvalidReplicaAssignment, message);
-    let added = wanted - now;
-    if assignments.len() != added as usize {
-        return Err(bad(format!(
-            "Attempted to add {added} additional partition(s), but only {} assignment(s) were specified.",
-            assignments.len()
-        )));
-    }
-    for (index, replicas) in assignments.iter().enumerate() {
-        if let Some(other) = replicas.iter().find(|&&id| view.local_broker(id).is_none()) {
-            return Err(bad(format!(
-                "The manual partition assignment includes broker {other}, but no broker with that ID is registered."
-            )));
-        }
-        if replicas.len() != 1 {
-            return Err(bad(format!(
-                "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have 1 replica(s).",
-                replicas.len()
-            )));
-        }
-        if let Some(LocalBroker::Shard(owner)) = view.local_broker(replicas[0]) {
-            grown.placement[now as usize + index] = owner as u32;
-        }
-    }
-    Ok(grown)
+    refuse_replication(&partitions)?;
+    let new = on_shards(view, &meta.name, now, partitions);
+    let existing = 0..now;
+    Ok(TopicMeta {
+        partitions: wanted,
+        placement: existing
+            .clone()
+            .map(|partition| meta.owner(partition, view.shard_count) as u32)
+            .chain(new.placement)
+            .collect(),
+        states: existing
+            .map(|partition| view.state(meta, partition).into_owned())
+            .chain(new.states)
+            .collect(),
+        ..meta.as_ref().clone()
+    })
 }
 
 /// Kafka's answer for a topic the table does not hold.
@@ -424,274 +558,4 @@ fn unknown_topic(topic: &str) -> KafkaError {
 
 fn invalid_config(error: ConfigError) -> KafkaError {
     KafkaError::with_message(ResponseError::InvalidConfig, error.0)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::HashMap;
-    use std::path::PathBuf;
-
-    use super::*;
-    use crate::metadata::BrokerLayout;
-
-    fn view(layout: BrokerLayout) -> ClusterView {
-        ClusterView {
-            cluster_id: "c".into(),
-            node_id: 1,
-            advertised_host: "localhost".into(),
-            advertised_port: 9092,
-            broker_layout: layout,
-            shard_count: 2,
-            topics: BTreeMap::new(),
-            topic_names_by_id: HashMap::new(),
-            listener_name: "PLAINTEXT".into(),
-            controller_node_id: 1,
-            registered: Vec::new(),
-        }
-    }
-
-    fn new_topic(name: &str, partitions: i32) -> NewTopic {
-        NewTopic {
-            name: name.to_string(),
-            partitions,
-            replication_factor: -1,
-            configs: Vec::new(),
-            placement: None,
-            validate_only: false,
-        }
-    }
-
-    fn ids() -> impl FnMut() -> Uuid {
-        let mut next = 0;
-        move || {
-            next += 1;
-            Uuid::from_u128(next)
-        }
-    }
-
-    fn code(result: &Result<impl Sized, KafkaError>) -> i16 {
-        result.as_ref().err().map_or(0, |error| error.code)
-    }
-
-    #[test]
-    fn creation_checks_each_topic_and_plans_the_opens() {
-        let config = BrokerConfig::new(PathBuf::from("/tmp/x"), 2);
-        let empty = view(BrokerLayout::Node);
-        let mut bad_config = new_topic("c", 1);
-        bad_config.configs = vec![("segment.bytes".into(), "1".into())];
-        let mut dry = new_topic("d", 2);
-        dry.validate_only = true;
-        let plan = create_topics(
-            &config,
-            &empty,
-            vec![
-                new_topic("a", -1),
-                new_topic("a", 1),
-                new_topic("bad name!", 1),
-                bad_config,
-                dry,
-                new_topic("zero", 0),
-                new_topic(CLUSTER_METADATA_TOPIC, 1),
-            ],
-            ids(),
-        );
-        let codes: Vec<i16> = plan.results.iter().map(code).collect();
-        assert_eq!(
-            codes,
-            vec![
-                0,
-                ResponseError::TopicAlreadyExists.code(),
-                ResponseError::InvalidTopicException.code(),
-                ResponseError::InvalidConfig.code(),
-                0,
-                ResponseError::InvalidPartitions.code(),
-                ResponseError::InvalidRequest.code(),
-            ]
-        );
-        assert_eq!(plan.table.keys().collect::<Vec<_>>(), vec!["a"]);
-        assert_eq!(plan.open.len(), 1, "validate_only opens nothing");
-        assert_eq!((plan.open[0].0, plan.open[0].1.partitions), (0, 1));
-        assert!(plan.changes_table());
-
-        let mut plan = plan;
-        plan.open_failed(0, None, KafkaError::new(ResponseError::KafkaStorageError));
-        assert!(
-            plan.table.is_empty(),
-            "a topic that cannot open is not created"
-        );
-        plan.save_failed("disk");
-        assert!(plan.results.iter().all(|result| result.is_err()));
-    }
-
-    #[test]
-    fn deletion_growth_and_config_changes_follow_kafkas_rules() {
-        let config = BrokerConfig::new(PathBuf::from("/tmp/x"), 2);
-        let created = create_topics(
-            &config,
-            &view(BrokerLayout::Node),
-            vec![new_topic("t", 2)],
-            ids(),
-        );
-        let current = view(BrokerLayout::Node).with_topics(created.table);
-
-        let plan = delete_topics(
-            &current,
-            vec![TopicRef::Name("t".into()), TopicRef::Id(Uuid::from_u128(9))],
-        );
-        assert_eq!(
-            plan.results[0].as_ref().ok(),
-            Some(&("t".to_string(), Uuid::from_u128(1)))
-        );
-        assert_eq!(code(&plan.results[1]), ResponseError::UnknownTopicId.code());
-        assert!(plan.table.is_empty() && plan.delete.len() == 1);
-
-        let grow = |count, assignments| PartitionGrowth {
-            topic: "t".into(),
-            count,
-            assignments,
-            validate_only: false,
-        };
-        let plan = create_partitions(
-            &current,
-            vec![
-                grow(1, None),
-                grow(2, None),
-                grow(4, Some(vec![vec![1]])),
-                grow(3, None),
-            ],
-        );
-        let codes: Vec<i16> = plan.results.iter().map(code).collect();
-        assert_eq!(
-            codes,
-            vec![
-                ResponseError::InvalidPartitions.code(),
-                ResponseError::InvalidPartitions.code(),
-                ResponseError::InvalidReplicaAssignment.code(),
-                0,
-            ]
-        );
-        assert_eq!(plan.table["t"].partitions, 3);
-        assert_eq!(plan.table["t"].placement.len(), 3);
-
-        let change = |op| TopicConfigChange {
-            topic: "t".into(),
-            change: ConfigChange::Incremental(vec![("retention.ms".into(), op)]),
-            validate_only: false,
-        };
-        let plan = alter_topic_configs(
-            &config,
-            &current,
-            vec![
-                change(ConfigOp::Set("1000".into())),
-                change(ConfigOp::Append("x".into())),
-            ],
-        );
-        assert_eq!(code(&plan.results[0]), 0);
-        assert_eq!(code(&plan.results[1]), ResponseError::InvalidConfig.code());
-        assert!(plan.reconfigured && plan.changes_table());
-        assert_eq!(plan.table["t"].configs["retention.ms"], "1000");
-        let unchanged = alter_topic_configs(&config, &current, vec![]);
-        assert!(!unchanged.changes_table());
-    }
-
-    /// One admin request of a random client.
-    #[derive(Debug, Clone)]
-    enum Request {
-        Create { topic: u8, partitions: i32 },
-        Delete { topic: u8 },
-        Grow { topic: u8, count: i32 },
-        Configure { topic: u8, retention_ms: i64 },
-    }
-
-    fn request() -> impl proptest::strategy::Strategy<Value = Request> {
-        use proptest::prelude::*;
-        prop_oneof![
-            (0..4u8, -1..6i32)
-                .prop_map(|(topic, partitions)| Request::Create { topic, partitions }),
-            (0..4u8).prop_map(|topic| Request::Delete { topic }),
-            (0..4u8, 0..8i32).prop_map(|(topic, count)| Request::Grow { topic, count }),
-            (0..4u8, -2..5i64).prop_map(|(topic, retention_ms)| Request::Configure {
-                topic,
-                retention_ms
-            }),
-        ]
-    }
-
-    proptest::proptest! {
-        /// Whatever clients ask, a request succeeds exactly when Kafka's
-        /// rules allow it, and the table stays sound: every topic placed on
-        /// existing shards, ids unique and kept, partitions never fewer,
-        /// existing partitions never moved.
-        #[test]
-        fn random_requests_keep_the_topic_table_sound(
-            requests in proptest::collection::vec(request(), 1..40)
-        ) {
-            let config = BrokerConfig::new(PathBuf::from("/tmp/x"), 2);
-            let mut current = view(BrokerLayout::Node);
-            let mut new_id = ids();
-            for request in requests {
-                let before = current.topics.clone();
-                let (ok, allowed, table) = match request {
-                    Request::Create { topic, partitions } => {
-                        let name = format!("t{topic}");
-                        let plan = create_topics(
-                            &config,
-                            &current,
-                            vec![new_topic(&name, partitions)],
-                            &mut new_id,
-                        );
-                        let allowed = !before.contains_key(&name) && partitions != 0;
-                        (plan.results[0].is_ok(), allowed, plan.table)
-                    }
-                    Request::Delete { topic } => {
-                        let name = format!("t{topic}");
-                        let plan = delete_topics(&current, vec![TopicRef::Name(name.clone())]);
-                        (plan.results[0].is_ok(), before.contains_key(&name), plan.table)
-                    }
-                    Request::Grow { topic, count } => {
-                        let name = format!("t{topic}");
-                        let growth = PartitionGrowth {
-                            topic: name.clone(),
-                            count,
-                            assignments: None,
-                            validate_only: false,
-                        };
-                        let plan = create_partitions(&current, vec![growth]);
-                        let allowed = before.get(&name).is_some_and(|meta| count > meta.partitions);
-                        (plan.results[0].is_ok(), allowed, plan.table)
-                    }
-                    Request::Configure { topic, retention_ms } => {
-                        let name = format!("t{topic}");
-                        let change = TopicConfigChange {
-                            topic: name.clone(),
-                            change: ConfigChange::Incremental(vec![(
-                                "retention.ms".to_string(),
-                                ConfigOp::Set(retention_ms.to_string()),
-                            )]),
-                            validate_only: false,
-                        };
-                        let plan = alter_topic_configs(&config, &current, vec![change]);
-                        let allowed = before.contains_key(&name) && retention_ms >= -1;
-                        (plan.results[0].is_ok(), allowed, plan.table)
-                    }
-                };
-                proptest::prop_assert_eq!(ok, allowed);
-                let mut seen_ids = std::collections::BTreeSet::new();
-                for (name, meta) in &table {
-                    proptest::prop_assert_eq!(&meta.name, name);
-                    proptest::prop_assert!(meta.placement_fits(current.shard_count));
-                    proptest::prop_assert!(seen_ids.insert(meta.id), "ids are unique");
-                    if let Some(earlier) = before.get(name) {
-                        proptest::prop_assert_eq!(earlier.id, meta.id);
-                        proptest::prop_assert!(meta.partitions >= earlier.partitions);
-                        proptest::prop_assert_eq!(
-                            &earlier.placement[..],
-                            &meta.placement[..earlier.placement.len()]
-                        );
-                    }
-                }
-                current = current.with_topics(table);
-            }
-        }
-    }
 }

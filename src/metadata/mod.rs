@@ -15,6 +15,8 @@
 
 pub mod brokers;
 pub mod controller;
+#[cfg(test)]
+mod controller_tests;
 pub mod heartbeats;
 #[cfg(test)]
 mod heartbeats_tests;
@@ -29,7 +31,7 @@ pub mod table;
 pub(crate) mod view_tests;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
@@ -62,10 +64,11 @@ pub struct TopicMeta {
     /// without changing the rule.
     #[serde(default)]
     pub placement: Vec<u32>,
-    /// Each partition's replicas and leader, by index, as the image's
-    /// PartitionRecords left them. A table the controller plans holds none
-    /// for the partitions it is making: those are made on this node, which
-    /// leads them (`PartitionState::planned`).
+    /// Each partition's replicas and leader, by index: as the image's
+    /// PartitionRecords left them, or as the controller placed a partition
+    /// it is making. Only a table from before the metadata log
+    /// (`shoal-topics.json`) holds none: its partitions are this node's
+    /// alone (`PartitionState::single_node`).
     #[serde(skip)]
     pub states: Vec<PartitionState>,
 }
@@ -82,10 +85,10 @@ pub struct PartitionState {
 }
 
 impl PartitionState {
-    /// A partition the controller is making on `node_id` before the image
-    /// holds it: its one replica, leader at epoch 0 (`table::changes`
-    /// writes it so).
-    pub fn planned(node_id: i32) -> PartitionState {
+    /// A partition a table holds no state for (a single node's, from
+    /// before the metadata log): `node_id` its one replica and leader, at
+    /// epoch 0 (`table::changes` writes it so).
+    pub fn single_node(node_id: i32) -> PartitionState {
         PartitionState {
             replicas: vec![node_id],
             isr: vec![node_id],
@@ -114,18 +117,6 @@ impl TopicMeta {
             .map(|shard| shard as usize)
             .filter(|&shard| shard < shard_count)
             .unwrap_or_else(|| owner_shard(&self.name, partition, shard_count))
-    }
-
-    /// This topic grown to `partitions`: the new partitions are placed by
-    /// the rule, the existing ones stay where they are.
-    pub fn grown(&self, partitions: i32, shard_count: usize) -> TopicMeta {
-        TopicMeta {
-            placement: (0..partitions)
-                .map(|partition| self.owner(partition, shard_count) as u32)
-                .collect(),
-            partitions,
-            ..self.clone()
-        }
     }
 
     /// The state of `partition`, None for one the image does not hold yet
@@ -198,12 +189,12 @@ impl ClusterView {
             .and_then(|name| self.topics.get(name))
     }
 
-    /// The state of `partition` of `meta`: the image's, or the planned one
-    /// of a partition the controller is making here.
+    /// The state of `partition` of `meta`: the table's, or this node's
+    /// alone for a table without states.
     pub fn state<'a>(&self, meta: &'a TopicMeta, partition: i32) -> Cow<'a, PartitionState> {
         match meta.state(partition) {
             Some(state) => Cow::Borrowed(state),
-            None => Cow::Owned(PartitionState::planned(self.node_id)),
+            None => Cow::Owned(PartitionState::single_node(self.node_id)),
         }
     }
 
@@ -258,6 +249,80 @@ impl ClusterView {
                 self.hosts(meta, partition) && meta.owner(partition, self.shard_count) == shard
             })
             .collect()
+    }
+
+    /// `partitions` of `meta` that this node replicates, by the shard that
+    /// owns each: what each shard opens or removes of them.
+    pub fn hosted_by_owner(
+        &self,
+        meta: &TopicMeta,
+        partitions: impl IntoIterator<Item = i32>,
+    ) -> BTreeMap<usize, Vec<i32>> {
+        let mut by_owner: BTreeMap<usize, Vec<i32>> = BTreeMap::new();
+        for partition in partitions {
+            if self.hosts(meta, partition) {
+                by_owner
+                    .entry(meta.owner(partition, self.shard_count))
+                    .or_default()
+                    .push(partition);
+            }
+        }
+        by_owner
+    }
+
+    /// The topics this view holds and `next` does not (by id, so a topic
+    /// re-created under its name is one of them): this node removes their
+    /// partitions when it installs `next`.
+    pub fn removed_in(&self, next: &ClusterView) -> Vec<Arc<TopicMeta>> {
+        self.topics
+            .values()
+            .filter(|meta| next.topic_by_id(meta.id).is_none())
+            .cloned()
+            .collect()
+    }
+
+    /// The partitions `next` gives this node that this view does not, by
+    /// topic as `next` holds it: this node opens them before it installs
+    /// `next`.
+    pub fn arriving_in(&self, next: &ClusterView) -> Vec<(Arc<TopicMeta>, Vec<i32>)> {
+        next.topics
+            .values()
+            .filter_map(|meta| {
+                let before = self.topic_by_id(meta.id);
+                let held = |partition| {
+                    before.is_some_and(|before| {
+                        partition < before.partitions && self.hosts(before, partition)
+                    })
+                };
+                let arriving: Vec<i32> = (0..meta.partitions)
+                    .filter(|&partition| next.hosts(meta, partition) && !held(partition))
+                    .collect();
+                (!arriving.is_empty()).then(|| (meta.clone(), arriving))
+            })
+            .collect()
+    }
+
+    /// The partitions of internal topic `topic` that `shard` of this node
+    /// leads in `next` and not in this view (gained), and the other way
+    /// round (lost): the coordinators that shard loads and unloads.
+    pub fn leadership_moves(
+        &self,
+        next: &ClusterView,
+        topic: &str,
+        shard: usize,
+    ) -> (Vec<i32>, Vec<i32>) {
+        let led = |view: &ClusterView| -> BTreeSet<i32> {
+            view.topic(topic)
+                .map(|meta| view.led_partitions(meta, shard))
+                .unwrap_or_default()
+                .into_iter()
+                .collect()
+        };
+        let (before, after) = (led(self), led(next));
+        (
+            after.difference(&before).copied().collect(),
+            before.difference(&after).copied().collect(),
+        )
     }
 
     /// The partitions of `meta` this node leads and `shard` owns: the ones
@@ -371,19 +436,6 @@ mod tests {
         assert_eq!(t.owner(0, 2), owner_shard("t", 0, 2));
         assert_eq!(t.owner(2, 2), owner_shard("t", 2, 2));
         assert_eq!(initial_placement("t", 3, 2).len(), 3);
-        let grown = TopicMeta {
-            name: "t".into(),
-            id: uuid::Uuid::nil(),
-            partitions: 2,
-            configs: BTreeMap::new(),
-            placement: vec![1, 1],
-            states: Vec::new(),
-        }
-        .grown(5, 2);
-        assert_eq!(grown.partitions, 5);
-        assert_eq!(&grown.placement[..2], &[1, 1]);
-        assert_eq!(grown.placement[2..], initial_placement("t", 5, 2)[2..]);
-        assert!(grown.placement_fits(2));
     }
 
     #[test]

@@ -19,9 +19,8 @@
 //! Invariant: pure (no IO, no clock, no entropy of its own): the same
 //! brokers, request and seed give the same assignment. Every partition it
 //! returns has distinct replicas among the usable brokers and an active
-//! leader first in its ISR; it never panics on a request. Not wired yet:
-//! the increment that registers brokers over the CONTROLLER listener calls
-//! it from `controller.rs` for CreateTopics and CreatePartitions.
+//! leader first in its ISR; it never panics on a request. `controller.rs`
+//! calls it for CreateTopics and CreatePartitions.
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -5,12 +5,17 @@
 //! re-place partitions on fewer shards), and the table an image holds
 //! (`topic_table`).
 //!
-//! A partition the controller makes has one replica, this node, which leads
-//! it at epoch 0 with itself as the ISR; the shard that owns it on each
-//! replica rides in the PartitionRecord's shoal-only tagged field
-//! (`PartitionRecord::shards`), so the image alone rebuilds the table. The
-//! table carries each partition's replicas, ISR, leader and leader epoch
-//! (`TopicMeta::states`) as the image holds them, whoever wrote them.
+//! A partition the controller makes has the replicas, ISR and leader its
+//! plan placed (`TopicMeta::states`, at epoch 0; this node alone for a
+//! table without states, from before the metadata log). The shard that
+//! owns it on this node rides in the PartitionRecord's shoal-only tagged
+//! field (`PartitionRecord::shards`), so the image alone rebuilds the
+//! table; other nodes' replicas are written `NO_SHARD`, and each of those
+//! nodes owns its replica on its own placement rule's shard (it knows its
+//! shard count, the controller does not). The table carries each
+//! partition's replicas, ISR, leader and leader epoch as the image holds
+//! them, whoever wrote them; `changes` never rewrites the state of a
+//! partition the image holds (leadership changes are other records).
 //!
 //! A new log starts with `bootstrap_records`.
 //!
@@ -27,6 +32,9 @@ use super::records::{
     CONFIG_RESOURCE_TOPIC,
 };
 use super::{PartitionState, TopicMeta};
+
+/// The shard written for a replica on another node: that node chooses.
+pub const NO_SHARD: i32 = -1;
 
 /// Kafka's feature that versions the metadata records.
 pub const METADATA_VERSION_FEATURE: &str = "metadata.version";
@@ -50,8 +58,8 @@ pub fn bootstrap_records(image: &MetadataImage) -> Vec<MetadataRecord> {
 
 /// The topic table `image` holds, each partition owned by the shard its
 /// record names for `node_id`'s replica (the placement rule when none,
-/// or when `node_id` holds no replica: such a partition is never opened
-/// here), with its replicas and leader.
+/// `NO_SHARD`, or when `node_id` holds no replica: such a partition is
+/// never opened here), with its replicas and leader.
 pub fn topic_table(image: &MetadataImage, node_id: i32, shard_count: usize) -> TopicTable {
     image
         .topics
@@ -179,7 +187,7 @@ fn changed_topic(
                     shards: image
                         .replicas
                         .iter()
-                        .zip(image.shards.iter().chain(std::iter::repeat(&-1)))
+                        .zip(image.shards.iter().chain(std::iter::repeat(&NO_SHARD)))
                         .map(|(&replica, &shard)| {
                             if replica == node_id {
                                 owner as i32
@@ -205,22 +213,31 @@ fn changed_topic(
     }
 }
 
-/// A partition as one node makes it: this node its only replica, its
-/// leader and its ISR, at epoch 0.
+/// A new partition as `meta` places it (this node alone when `meta` holds
+/// no state for it), at partition epoch 0, with this node's owner shard.
 fn new_partition(meta: &TopicMeta, partition: i32, node_id: i32, shards: usize) -> MetadataRecord {
+    let state = meta
+        .state(partition)
+        .cloned()
+        .unwrap_or_else(|| PartitionState::single_node(node_id));
+    let owner = meta.owner(partition, shards) as i32;
     MetadataRecord::Partition(PartitionRecord {
         partition_id: partition,
         topic_id: meta.id,
-        replicas: vec![node_id],
-        isr: vec![node_id],
+        shards: state
+            .replicas
+            .iter()
+            .map(|&replica| if replica == node_id { owner } else { NO_SHARD })
+            .collect(),
+        replicas: state.replicas,
+        isr: state.isr,
         removing_replicas: Vec::new(),
         adding_replicas: Vec::new(),
-        leader: node_id,
+        leader: state.leader,
         leader_recovery_state: 0,
-        leader_epoch: 0,
+        leader_epoch: state.leader_epoch,
         partition_epoch: 0,
         directories: Vec::new(),
-        shards: vec![meta.owner(partition, shards) as i32],
     })
 }
 
@@ -266,9 +283,10 @@ mod tests {
             .collect()
     }
 
-    /// `table` as the controller plans it: without the partitions' states,
-    /// which only the image holds.
-    fn planned(table: TopicTable) -> TopicTable {
+    /// `table` without the partitions' states, as the tables these tests
+    /// write hold them (a single node's, from before the metadata log):
+    /// the image gives each to this node alone.
+    fn stateless(table: TopicTable) -> TopicTable {
         table
             .into_iter()
             .map(|(name, meta)| {
@@ -276,7 +294,7 @@ mod tests {
                 assert!(
                     states
                         .iter()
-                        .all(|state| *state == PartitionState::planned(NODE)),
+                        .all(|state| *state == PartitionState::single_node(NODE)),
                     "one node's partitions: {states:?}"
                 );
                 let meta = TopicMeta {
@@ -308,7 +326,7 @@ mod tests {
             (&vec![NODE], &vec![NODE], NODE, &vec![2])
         );
         apply(&mut image, &records);
-        assert_eq!(planned(topic_table(&image, NODE, SHARDS)), wanted);
+        assert_eq!(stateless(topic_table(&image, NODE, SHARDS)), wanted);
         assert!(changes(&image, &wanted, NODE, SHARDS).is_empty());
     }
 
@@ -344,7 +362,7 @@ mod tests {
         assert_eq!(partitions, vec![0, 2]);
         assert_eq!(records.len(), 1 + 2 + 3);
         apply(&mut image, &records);
-        assert_eq!(planned(topic_table(&image, NODE, SHARDS)), after);
+        assert_eq!(stateless(topic_table(&image, NODE, SHARDS)), after);
     }
 
     #[test]
@@ -356,7 +374,55 @@ mod tests {
         let after = table(&[meta("t", 9, vec![1, 1], &[])]);
         let records = changes(&image, &after, NODE, SHARDS);
         apply(&mut image, &records);
-        assert_eq!(planned(topic_table(&image, NODE, SHARDS)), after);
+        assert_eq!(stateless(topic_table(&image, NODE, SHARDS)), after);
+    }
+
+    /// A cluster's topic: partitions led here, by node 2 with a replica
+    /// here, and by node 3 alone, as a plan places them.
+    #[test]
+    fn placed_states_are_written_as_planned_and_read_back() {
+        let mut image = MetadataImage::default();
+        let state = |replicas: &[i32]| PartitionState {
+            replicas: replicas.to_vec(),
+            isr: replicas.to_vec(),
+            leader: replicas[0],
+            leader_epoch: 0,
+        };
+        let planned = TopicMeta {
+            states: vec![state(&[NODE, 2]), state(&[2, NODE]), state(&[3])],
+            ..meta("t", 1, vec![2, 0, 1], &[]).as_ref().clone()
+        };
+        let wanted = table(&[Arc::new(planned)]);
+        let records = changes(&image, &wanted, NODE, SHARDS);
+        let written: Vec<(Vec<i32>, i32, Vec<i32>)> = records
+            .iter()
+            .filter_map(|record| match record {
+                MetadataRecord::Partition(p) => {
+                    Some((p.replicas.clone(), p.leader, p.shards.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            written,
+            vec![
+                (vec![NODE, 2], NODE, vec![2, NO_SHARD]),
+                (vec![2, NODE], 2, vec![NO_SHARD, 0]),
+                (vec![3], 3, vec![NO_SHARD]),
+            ]
+        );
+        apply(&mut image, &records);
+        // Partition 2 has no replica here: its placement entry is the rule's.
+        let mut read = topic_table(&image, NODE, SHARDS);
+        assert_eq!(read["t"].placement[2], owner_shard("t", 2, SHARDS) as u32);
+        Arc::make_mut(read.get_mut("t").unwrap()).placement[2] = 1;
+        assert_eq!(read, wanted);
+        assert!(changes(&image, &read, NODE, SHARDS).is_empty());
+        // Node 2 owns its replicas on its own rule's shards, of its count.
+        let there = topic_table(&image, 2, 5);
+        let rule: Vec<u32> = (0..3).map(|p| owner_shard("t", p, 5) as u32).collect();
+        assert_eq!(there["t"].placement, rule);
+        assert_eq!(there["t"].states, read["t"].states);
     }
 
     fn arbitrary_table() -> impl Strategy<Value = TopicTable> {
@@ -413,7 +479,7 @@ mod tests {
                 for record in &records {
                     prop_assert_eq!(image.apply(record), Ok(()));
                 }
-                prop_assert_eq!(&planned(topic_table(&image, NODE, SHARDS)), &wanted);
+                prop_assert_eq!(&stateless(topic_table(&image, NODE, SHARDS)), &wanted);
             }
         }
     }

@@ -14,8 +14,8 @@ use super::brokers::{Broker, BrokerLayout, DEFAULT_LISTENER_NAME};
 use super::controller::TopicTable;
 use super::image::MetadataImage;
 use super::records::{
-    BrokerEndpoint, BrokerEpochRecord, MetadataRecord, PartitionRecord, RegisterBrokerRecord,
-    TopicRecord, NO_LEADER,
+    BrokerEndpoint, BrokerEpochRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord,
+    RegisterBrokerRecord, TopicRecord, NO_LEADER,
 };
 use super::{table, ClusterView, TopicMeta, NO_LEADER_EPOCH};
 
@@ -237,6 +237,136 @@ fn shard_aware_names_local_replicas_by_shard_and_others_by_node() {
     );
     assert_eq!(view.broker(1001).map(|b| b.port), Some(9101));
     assert_eq!(view.controller_id(), 1000);
+}
+
+/// `cluster_image` with topic `t` grown by a partition 5 on this node,
+/// and a topic `u` made with one partition here and one on node 2.
+fn grown_image() -> MetadataImage {
+    let mut image = cluster_image();
+    let u = Uuid::from_u128(0x8);
+    let mut records = vec![
+        partition(5, (&[1], &[1], 1, 0)),
+        MetadataRecord::Topic(TopicRecord {
+            name: "u".into(),
+            topic_id: u,
+        }),
+    ];
+    for (index, replicas) in [(0, [2]), (1, [1])] {
+        let MetadataRecord::Partition(mut record) =
+            partition(index, (&replicas, &[0], replicas[0], 0))
+        else {
+            unreachable!()
+        };
+        record.topic_id = u;
+        records.push(MetadataRecord::Partition(record));
+    }
+    for record in &records {
+        image.apply(record).expect("applies");
+    }
+    image
+}
+
+#[test]
+fn an_install_opens_what_arrives_here_and_removes_what_left() {
+    let before = empty_view(BrokerLayout::Node).with_image(&cluster_image());
+    let after = before.with_image(&grown_image());
+    let arriving: Vec<(String, Vec<i32>)> = before
+        .arriving_in(&after)
+        .into_iter()
+        .map(|(meta, partitions)| (meta.name.clone(), partitions))
+        .collect();
+    assert_eq!(
+        arriving,
+        vec![("t".to_string(), vec![5]), ("u".to_string(), vec![1])],
+        "only the new partitions with a replica here"
+    );
+    assert!(after.arriving_in(&after).is_empty(), "idempotent");
+    assert!(before.removed_in(&after).is_empty());
+    // From nothing (start-up opens these itself), all of this node's.
+    let empty = empty_view(BrokerLayout::Node);
+    let all: Vec<Vec<i32>> = empty
+        .arriving_in(&before)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(all, vec![vec![0, 1, 3, 4]]);
+
+    // `t` deleted, and re-created under its name: the old one goes, the
+    // new one's partitions all arrive.
+    let mut image = grown_image();
+    image
+        .apply(&MetadataRecord::RemoveTopic {
+            topic_id: Uuid::from_u128(TOPIC),
+        })
+        .expect("applies");
+    let deleted = after.with_image(&image);
+    let removed: Vec<Uuid> = after
+        .removed_in(&deleted)
+        .iter()
+        .map(|meta| meta.id)
+        .collect();
+    assert_eq!(removed, vec![Uuid::from_u128(TOPIC)]);
+    assert!(after.arriving_in(&deleted).is_empty());
+    let again = Uuid::from_u128(0x9);
+    image
+        .apply(&MetadataRecord::Topic(TopicRecord {
+            name: "t".into(),
+            topic_id: again,
+        }))
+        .expect("applies");
+    let MetadataRecord::Partition(mut record) = partition(0, (&[1], &[1], 1, 0)) else {
+        unreachable!()
+    };
+    record.topic_id = again;
+    image
+        .apply(&MetadataRecord::Partition(record))
+        .expect("applies");
+    let recreated = after.with_image(&image);
+    assert_eq!(after.removed_in(&recreated).len(), 1);
+    let arriving = after.arriving_in(&recreated);
+    assert_eq!(arriving.len(), 1);
+    assert_eq!((arriving[0].0.id, arriving[0].1.clone()), (again, vec![0]));
+
+    let t = after.topic("t").expect("topic").clone();
+    let by_owner = after.hosted_by_owner(&t, 0..t.partitions);
+    assert_eq!(
+        by_owner.into_iter().collect::<Vec<_>>(),
+        vec![(0, vec![1, 4]), (1, vec![0, 3, 5])],
+        "partition 2 has no replica here"
+    );
+}
+
+/// A coordinator follows its partition's leader: partition 0 of `t` is led
+/// here on shard 1 until its leader is fenced away, then elected back.
+#[test]
+fn coordinators_move_with_leadership() {
+    let led = empty_view(BrokerLayout::Node).with_image(&cluster_image());
+    let mut image = cluster_image();
+    image
+        .apply(&MetadataRecord::PartitionChange(PartitionChangeRecord {
+            leader: NO_LEADER,
+            ..PartitionChangeRecord::new(Uuid::from_u128(TOPIC), 0)
+        }))
+        .expect("applies");
+    let leaderless = led.with_image(&image);
+    assert_eq!(led.leadership_moves(&leaderless, "t", 1), (vec![], vec![0]));
+    assert_eq!(leaderless.leadership_moves(&led, "t", 1), (vec![0], vec![]));
+    assert_eq!(led.leadership_moves(&led, "t", 1), (vec![], vec![]));
+    assert_eq!(
+        led.leadership_moves(&leaderless, "t", 0),
+        (vec![], vec![]),
+        "another shard's"
+    );
+    assert_eq!(
+        led.leadership_moves(&leaderless, "absent", 1),
+        (vec![], vec![])
+    );
+    let empty = empty_view(BrokerLayout::Node);
+    assert_eq!(
+        empty.leadership_moves(&led, "t", 1),
+        (vec![0], vec![]),
+        "a topic made here"
+    );
 }
 
 fn arbitrary_table() -> impl Strategy<Value = TopicTable> {

@@ -1,9 +1,10 @@
 //! The metadata controller as `CONTROLLER_SHARD` runs it: the pure decisions
 //! of `metadata::controller`, carried out. For each admin request it takes
-//! the plan, has the owner shards open (or remove) the partitions, turns
-//! the plan's topic table into metadata records (`metadata::table`),
+//! the plan (partitions placed over the brokers the latest image
+//! registers), has the owner shards open the partitions this node hosts,
+//! turns the plan's topic table into metadata records (`metadata::table`),
 //! proposes them to the quorum as one entry (`quorum.rs`), and once they
-//! are committed and applied broadcasts the table the image holds to every
+//! are committed and applied installs the table the image holds on every
 //! shard, and only then answers. Owner shards apply a topic's new configs
 //! to its open logs when the snapshot arrives
 //! (`OwnedPartitions::reconfigure`).
@@ -12,12 +13,18 @@
 //! NOT_CONTROLLER (until admin requests are forwarded to the leader, as
 //! Kafka's brokers do). What the leader commits reaches every other voter
 //! through the log: `follow` installs each applied image's table on every
-//! shard, in log order, whoever proposed it.
+//! shard, in log order, whoever proposed it. Every install, the leader's
+//! and the followers', first removes the partitions of topics the image
+//! no longer holds and opens those it newly places on this node
+//! (`install` says why in that order). Each shard moves its group and
+//! transaction coordinators with the leadership the installed view gives
+//! (`Shard::follow_coordinators`).
 //!
 //! Invariant: changes and installs are serialized (one at a time, under
 //! `changes`); a change is answered only after it is committed to the
 //! metadata log and installed on every shard; an install never goes back
-//! to an older index (`installed`).
+//! to an older index (`installed`); a view is installed only once its
+//! partitions on this node are open.
 
 use std::cell::{Cell, RefCell};
 use std::path::Path;
@@ -34,7 +41,7 @@ use super::messages::{
 use super::quorum::{Applied, AppliedBell, ProposeError, QuorumHandle};
 use super::Shard;
 use crate::log::volume_bytes;
-use crate::metadata::controller::{self, partitions_by_owner, unavailable, Plan};
+use crate::metadata::controller::{self, placement_brokers, unavailable, Plan};
 use crate::metadata::image::MetadataImage;
 use crate::metadata::producer_ids::{self, ProducerIdBlock};
 use crate::metadata::records::MetadataRecord;
@@ -101,13 +108,40 @@ impl Controller {
     /// Installs on every shard the view of `applied`'s image (none: the
     /// installed view's topics and brokers), naming as the controller the
     /// quorum leader as this node knows it now.
+    ///
+    /// Before the view goes out, the partitions of topics the image no
+    /// longer holds are removed, then the partitions it newly gives this
+    /// node are opened. Opens first: a view names this node the leader
+    /// only of partitions its shards have open, so a produce or fetch
+    /// never gets UNKNOWN_TOPIC_OR_PARTITION for a partition that exists
+    /// (until the view arrives it gets the old view's answer, a retriable
+    /// UNKNOWN_TOPIC_OR_PARTITION from metadata or NOT_LEADER_OR_FOLLOWER).
+    /// Removals before opens: a topic deleted and re-created under its
+    /// name between two installs is opened fresh, never on its
+    /// predecessor's log; meanwhile requests for the deleted topic find no
+    /// log, UNKNOWN_TOPIC_OR_PARTITION, as the committed image has it.
+    /// An open that fails is logged (the partition stays offline here:
+    /// a committed image cannot be refused).
     async fn install(&self, shard: &Rc<Shard>, applied: Option<&Applied>) {
         let leader = self.quorum.quorum_leader();
+        let installed = shard.view();
         let mut view = match applied {
-            Some(applied) => shard.view().with_image(&applied.image),
-            None => ClusterView::clone(&shard.view()),
+            Some(applied) => installed.with_image(&applied.image),
+            None => ClusterView::clone(&installed),
         };
         view.controller_node_id = leader.unwrap_or(view.node_id);
+        for meta in installed.removed_in(&view) {
+            delete_partitions(shard, &installed, &meta).await;
+        }
+        for (meta, partitions) in installed.arriving_in(&view) {
+            if let Err(error) = open_partitions(shard, &view, &meta, partitions).await {
+                log::error!(
+                    "opening the partitions of {} this node hosts: {:?}",
+                    meta.name,
+                    error.message
+                );
+            }
+        }
         let view = Arc::new(view);
         shard
             .broadcast(|| ShardRequest::InstallView(view.clone()))
@@ -130,8 +164,16 @@ impl Controller {
             return not_controller(topics.len());
         }
         self.catch_up(shard).await;
-        let plan =
-            controller::create_topics(&shard.config, &shard.view(), topics, uuid::Uuid::new_v4);
+        let view = shard.view();
+        let brokers = placement_brokers(&self.quorum.latest().image, view.node_id);
+        let plan = controller::create_topics(
+            &shard.config,
+            &view,
+            &brokers,
+            topics,
+            placement_seed,
+            uuid::Uuid::new_v4,
+        );
         self.carry_out(shard, plan).await
     }
 
@@ -152,8 +194,7 @@ impl Controller {
         if !plan.changes_table() {
             return plan.results;
         }
-        let data_first = disk_full(&shard.config.data_dir);
-        if data_first {
+        if disk_full(&shard.config.data_dir) {
             // Deleting a topic is how a full disk gets room again, yet the
             // records that forget it need a little room first, and a
             // metadata log write that fails stops the quorum. So the data
@@ -166,13 +207,12 @@ impl Controller {
                 delete_partitions(shard, &view, meta).await;
             }
         }
+        // Otherwise the install removes them (after the commit: a crash
+        // before it keeps the topics whole).
         let Some(applied) = self.commit(shard, &mut plan).await else {
             return plan.results;
         };
         self.install(shard, Some(&applied)).await;
-        for meta in plan.delete.iter().filter(|_| !data_first) {
-            delete_partitions(shard, &view, meta).await;
-        }
         plan.results
     }
 
@@ -208,7 +248,9 @@ impl Controller {
             return not_controller(growths.len());
         }
         self.catch_up(shard).await;
-        let plan = controller::create_partitions(&shard.view(), growths);
+        let view = shard.view();
+        let brokers = placement_brokers(&self.quorum.latest().image, view.node_id);
+        let plan = controller::create_partitions(&view, &brokers, growths, placement_seed);
         self.carry_out(shard, plan).await
     }
 
@@ -254,10 +296,10 @@ impl Controller {
         }
     }
 
-    /// Has the owners open the partitions `plan` adds (a topic whose opens
-    /// fail goes back to what it was), then commits the table and installs
-    /// it on every shard. When the commit fails nothing is installed and
-    /// the successful results become storage errors.
+    /// Has the owners open the partitions `plan` adds on this node (a
+    /// topic whose opens fail goes back to what it was), then commits the
+    /// table and installs it on every shard. When the commit fails nothing
+    /// is installed and the successful results become storage errors.
     async fn carry_out<T>(
         &self,
         shard: &Rc<Shard>,
@@ -268,7 +310,8 @@ impl Controller {
         }
         let view = shard.view();
         for (index, meta) in plan.open.clone() {
-            if let Err(error) = open_partitions(shard, &meta).await {
+            let partitions = 0..meta.partitions;
+            if let Err(error) = open_partitions(shard, &view, &meta, partitions).await {
                 log::error!(
                     "opening the partitions of {}: {:?}",
                     meta.name,
@@ -356,10 +399,18 @@ fn disk_full(data_dir: &Path) -> bool {
     volume_bytes(data_dir).is_some_and(|volume| volume.usable < DISK_FULL_BYTES)
 }
 
+/// A fresh seed for the replica placer, per request (Kafka's controller
+/// draws from one `Random` for its life): from the generator topic ids
+/// come from.
+fn placement_seed() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().0
+}
+
 /// Has the owner shards (per `view`, which still holds the topic) close and
-/// remove every partition of `meta`; those already gone are skipped.
+/// remove every partition of `meta` this node hosts; those already gone
+/// are skipped.
 async fn delete_partitions(shard: &Rc<Shard>, view: &ClusterView, meta: &TopicMeta) {
-    for (owner, partitions) in partitions_by_owner(meta, view.shard_count) {
+    for (owner, partitions) in view.hosted_by_owner(meta, 0..meta.partitions) {
         let partitions = partitions
             .into_iter()
             .map(|partition| TopicPartition::new(&meta.name, partition))
@@ -370,10 +421,15 @@ async fn delete_partitions(shard: &Rc<Shard>, view: &ClusterView, meta: &TopicMe
     }
 }
 
-/// Has the owners (per `meta`'s placement) open every partition of `meta`
-/// they do not have open yet.
-async fn open_partitions(shard: &Rc<Shard>, meta: &Arc<TopicMeta>) -> Result<(), KafkaError> {
-    for (owner, partitions) in partitions_by_owner(meta, shard.count()) {
+/// Has the owners (per `meta`'s placement) open those of `partitions` of
+/// `meta` that this node hosts and they do not have open yet.
+async fn open_partitions(
+    shard: &Rc<Shard>,
+    view: &ClusterView,
+    meta: &Arc<TopicMeta>,
+    partitions: impl IntoIterator<Item = i32>,
+) -> Result<(), KafkaError> {
+    for (owner, partitions) in view.hosted_by_owner(meta, partitions) {
         let request = ShardRequest::OpenPartitions {
             topic: meta.clone(),
             partitions,

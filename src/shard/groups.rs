@@ -14,6 +14,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
@@ -23,7 +24,8 @@ use kafka_protocol::records::Compression;
 
 use super::messages::{GroupAnswer, GroupCall, TopicPartition};
 use super::owned::OwnedPartitions;
-use super::replay::replay_partition;
+use super::replay::{replay_partition, with_records};
+use super::Shard;
 use crate::clock::now_ms;
 use crate::group::{
     offsets_partition, Completion, ConsumerHeartbeatResponse, Effects, GroupConfig,
@@ -89,10 +91,26 @@ impl GroupHost {
     /// start to its high watermark. Until a partition is loaded, requests
     /// for its groups are refused (`refuse_while_loading`).
     pub async fn load(&self, owned: &OwnedPartitions, partitions: &[i32]) {
-        self.loading.borrow_mut().extend(partitions);
+        self.mark_loading(partitions);
         for &partition in partitions {
             self.load_partition(owned, partition).await;
             self.loading.borrow_mut().remove(&partition);
+        }
+    }
+
+    /// Refuses requests for the groups of `partitions` until `load` has
+    /// read them (it may start later, in a task of its own).
+    fn mark_loading(&self, partitions: &[i32]) {
+        self.loading.borrow_mut().extend(partitions);
+    }
+
+    /// Forgets the groups of `partitions`, answering their waiting
+    /// requests NOT_COORDINATOR (the clients look the coordinator up
+    /// again); what is durable stays in the log for the next load.
+    fn unload(&self, partitions: &[i32]) {
+        for &partition in partitions {
+            let effects = self.coordinator.borrow_mut().unload_partition(partition);
+            self.deliver(effects.completions);
         }
     }
 
@@ -343,10 +361,7 @@ impl GroupHost {
         if failed.is_empty() {
             return Ok(());
         }
-        for &partition in &failed {
-            let effects = self.coordinator.borrow_mut().unload_partition(partition);
-            self.deliver(effects.completions);
-        }
+        self.unload(&failed);
         self.load(owned, &failed).await;
         answer
     }
@@ -410,6 +425,28 @@ async fn append(owned: &OwnedPartitions, partition: i32, records: &[Record]) -> 
     )
     .await?;
     Ok(())
+}
+
+/// Moves the coordinator of `shard` with the leadership of the
+/// `__consumer_offsets` partitions it owns: the groups of `lost` are
+/// forgotten; those of `gained` are read from their log afresh (whatever
+/// an earlier term here left is forgotten first), in a task of their own
+/// so that an install never waits for a replay, their requests refused as
+/// loading from now on.
+pub fn follow_leadership(shard: &Rc<Shard>, gained: Vec<i32>, lost: &[i32]) {
+    let host = &shard.groups;
+    host.unload(lost);
+    host.unload(&gained);
+    let gained = with_records(&shard.partitions, OFFSETS_TOPIC, gained);
+    if gained.is_empty() {
+        return;
+    }
+    host.mark_loading(&gained);
+    let shard = shard.clone();
+    glommio::spawn_local(async move {
+        shard.groups.load(&shard.partitions, &gained).await;
+    })
+    .detach();
 }
 
 /// Drives `host.tick` every `GROUP_TICK_MS` until the shard goes away.

@@ -345,9 +345,24 @@ impl Shard {
                 let view = Rc::new(ShardView::new(&shared, &self.config));
                 let old = self.view.replace(view.clone());
                 self.partitions.reconfigure(&old, &view);
+                self.follow_coordinators(&old, &view);
                 ShardReply::Done
             }
         }
+    }
+
+    /// Moves this shard's coordinators with the leadership of the internal
+    /// partitions it owns, as a newly installed view (`new`, after `old`)
+    /// has it: a coordinator lives on the leader of its partition,
+    /// wherever the placer put it and wherever it is elected. Start-up
+    /// loads those led at start (`run_shard`); the partitions a later view
+    /// makes this node lead (made here, or their leader elected back) are
+    /// loaded, those it no longer leads unloaded.
+    fn follow_coordinators(self: &Rc<Self>, old: &ClusterView, new: &ClusterView) {
+        let (gained, lost) = old.leadership_moves(new, OFFSETS_TOPIC, self.id);
+        groups::follow_leadership(self, gained, &lost);
+        let (gained, lost) = old.leadership_moves(new, TRANSACTION_STATE_TOPIC, self.id);
+        transactions::follow_leadership(self, gained, &lost);
     }
 
     /// Counts a client request as in flight until the guard drops, so a

@@ -110,7 +110,9 @@ impl OwnedPartitions {
             .ok_or_else(|| KafkaError::new(ResponseError::UnknownTopicOrPartition))
     }
 
-    /// Opens the logs of `partitions` of `topic`, running recovery on each.
+    /// Opens the logs of `partitions` of `topic` not open yet, running
+    /// recovery on each. Opening what is open does nothing, so an install
+    /// may ask again.
     pub async fn open(
         &self,
         broker: &BrokerConfig,
@@ -531,6 +533,14 @@ mod tests {
             let broker = BrokerConfig::new(tmp.path().to_path_buf(), 1);
             let indexes: Vec<i32> = (0..8).collect();
             owned.open(&broker, &topic, &indexes).await.unwrap();
+            let first = owned.log(&TopicPartition::new("w1", 0)).expect("open");
+            owned.open(&broker, &topic, &indexes).await.unwrap();
+            let again = owned.log(&TopicPartition::new("w1", 0)).expect("open");
+            assert!(
+                Rc::ptr_eq(&first, &again),
+                "opening again keeps the open log"
+            );
+            drop((first, again));
             let batch = sample_batch(400, Compression::None);
             let mut frame = BytesMut::new();
             for _ in &indexes {

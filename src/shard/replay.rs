@@ -14,6 +14,21 @@ use crate::protocol::records::{decode_batches, ConsumedRecord, DecodedBatch};
 /// Bytes read per step while loading a coordinator's partition.
 const LOAD_READ_BYTES: usize = 1 << 20;
 
+/// Those of `partitions` of `topic` that this shard holds with records to
+/// read: the ones a coordinator that gains them must load. One just made
+/// has nothing to read, so it needs no load, and no window in which its
+/// requests are refused as loading.
+pub fn with_records(owned: &OwnedPartitions, topic: &str, partitions: Vec<i32>) -> Vec<i32> {
+    partitions
+        .into_iter()
+        .filter(|&partition| {
+            owned
+                .log(&TopicPartition::new(topic, partition))
+                .is_some_and(|log| log.high_watermark() > log.log_start_offset())
+        })
+        .collect()
+}
+
 /// Reads `topic_partition`'s log from its start to its high watermark as it
 /// moves (a transaction marker may land in `__consumer_offsets` during the
 /// load), handing every record, control records included, to `apply` with

@@ -25,7 +25,7 @@ use kafka_protocol::records::Compression;
 
 use super::messages::{TopicPartition, TxnAnswer, TxnCall};
 use super::owned::OwnedPartitions;
-use super::replay::replay_partition;
+use super::replay::{replay_partition, with_records};
 use super::Shard;
 use crate::clock::now_ms;
 use crate::group::offsets_partition;
@@ -88,7 +88,7 @@ impl TxnHost {
     /// `__transaction_state` (those this shard owns), then resumes the
     /// markers of every transaction left prepared.
     pub async fn load(&self, shard: &Rc<Shard>, partitions: &[i32]) {
-        self.loading.borrow_mut().extend(partitions);
+        self.mark_loading(partitions);
         for &partition in partitions {
             let topic_partition = TopicPartition::new(TRANSACTION_STATE_TOPIC, partition);
             replay_partition(&shard.partitions, &topic_partition, |batch, record| match (
@@ -107,6 +107,21 @@ impl TxnHost {
             for job in jobs {
                 spawn_markers(shard, job);
             }
+        }
+    }
+
+    /// Refuses requests for the ids of `partitions` until `load` has read
+    /// them (it may start later, in a task of its own).
+    fn mark_loading(&self, partitions: &[i32]) {
+        self.loading.borrow_mut().extend(partitions);
+    }
+
+    /// Forgets the ids of `partitions`; what is durable stays in the log
+    /// for the next load.
+    fn unload(&self, partitions: &[i32]) {
+        let mut coordinator = self.coordinator.borrow_mut();
+        for &partition in partitions {
+            coordinator.unload_partition(partition);
         }
     }
 
@@ -415,6 +430,28 @@ fn retry_marker(
         }
         _ => true,
     }
+}
+
+/// Moves the coordinator of `shard` with the leadership of the
+/// `__transaction_state` partitions it owns: the ids of `lost` are
+/// forgotten; those of `gained` are read from their log afresh (whatever
+/// an earlier term here left is forgotten first) and their prepared
+/// transactions finished, in a task of their own so that an install never
+/// waits for a replay, their requests refused as loading from now on.
+pub fn follow_leadership(shard: &Rc<Shard>, gained: Vec<i32>, lost: &[i32]) {
+    let host = &shard.transactions;
+    host.unload(lost);
+    host.unload(&gained);
+    let gained = with_records(&shard.partitions, TRANSACTION_STATE_TOPIC, gained);
+    if gained.is_empty() {
+        return;
+    }
+    host.mark_loading(&gained);
+    let shard = shard.clone();
+    glommio::spawn_local(async move {
+        shard.transactions.load(&shard, &gained).await;
+    })
+    .detach();
 }
 
 fn spawn_markers(shard: &Rc<Shard>, job: MarkerJob) {

@@ -164,14 +164,17 @@ def test_three_voters_form_a_quorum_create_topics_through_the_leader_only():
 
         assert create_topic(cluster.nodes[leader].bootstrap, "voters-made", PARTITIONS) == kafka_wire.ERR_NONE
         assert_listed_everywhere(cluster, everyone, "voters-made")
-        # Its partitions live on the leader that made them: that node takes
-        # a write, the others refuse it as Kafka's brokers refuse a
-        # partition they do not lead.
+        # Partition 0 lives on the node the metadata names its leader
+        # (wherever the placer put it): that node takes a write, the others
+        # refuse it as Kafka's brokers refuse a partition they do not lead.
+        _, topics = kafka_wire.metadata(cluster.nodes[leader].bootstrap, ["voters-made"], False)
+        owner_id = topics["voters-made"][1][0][1]
         batch = kafka_wire.record_batch([b"v"], -1, -1, -1)
         for i in everyone:
             with kafka_wire.connect(cluster.nodes[i].bootstrap) as sock:
                 error, _ = kafka_wire.produce(sock, 1, "voters-made", 0, batch)
-            assert error == (kafka_wire.ERR_NONE if i == leader else ERR_NOT_LEADER_OR_FOLLOWER), (i, error)
+            owns = cluster.nodes[i].node_id == owner_id
+            assert error == (kafka_wire.ERR_NONE if owns else ERR_NOT_LEADER_OR_FOLLOWER), (i, error)
         # Producer ids come from the quorum's leader, which hands any node
         # a block (AllocateProducerIds): every node gives out ids, none twice.
         ids = set()

@@ -1,4 +1,6 @@
-//! CreateTopics: validated and applied by the controller (shard 0).
+//! CreateTopics: validated, placed and applied by the controller (shard 0),
+//! replica assignments included (`metadata::controller`); only duplicate
+//! names are refused here, as Kafka's broker does.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +12,6 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, Reques
 
 use super::describe_configs::topic_config_entries;
 use super::str_bytes;
-use crate::metadata::brokers::LocalBroker;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{KafkaError, NewTopic, ShardReply, ShardRequest};
 use crate::shard::CONTROLLER_SHARD;
@@ -21,7 +22,6 @@ pub async fn handle(
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let version = header.request_api_version;
-    let view = context.shard.view();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for topic in &request.topics {
         *seen.entry(topic.name.0.to_string()).or_default() += 1;
@@ -37,53 +37,14 @@ pub async fn handle(
             ))));
             continue;
         }
-        let mut partitions = topic.num_partitions;
-        let mut replication_factor = topic.replication_factor;
-        let mut placement = None;
-        if !topic.assignments.is_empty() {
-            if partitions != -1 || replication_factor != -1 {
-                results.push(Some(Err(KafkaError::with_message(
-                    ResponseError::InvalidRequest,
-                    "Both numPartitions or replicationFactor and replicasAssignments were set."
-                        .to_string(),
-                ))));
-                continue;
-            }
-            let owners: Option<Vec<LocalBroker>> = topic
-                .assignments
-                .iter()
-                .enumerate()
-                .map(
-                    |(index, assignment)| match assignment.broker_ids.as_slice() {
-                        [only] if assignment.partition_index == index as i32 => {
-                            view.local_broker(only.0)
-                        }
-                        _ => None,
-                    },
-                )
-                .collect();
-            let Some(owners) = owners else {
-                let brokers: Vec<String> =
-                    view.brokers().iter().map(|b| b.id.to_string()).collect();
-                results.push(Some(Err(KafkaError::with_message(
-                    ResponseError::InvalidReplicaAssignment,
-                    format!(
-                        "Replica assignment must list partitions 0.. in order, each on one broker of {} only.",
-                        brokers.join(", ")
-                    ),
-                ))));
-                continue;
-            };
-            placement = owners
-                .iter()
-                .map(|owner| match owner {
-                    LocalBroker::Shard(shard) => Some(*shard as u32),
-                    LocalBroker::Node => None,
-                })
-                .collect();
-            partitions = topic.assignments.len() as i32;
-            replication_factor = 1;
-        }
+        let assignments = topic
+            .assignments
+            .iter()
+            .map(|assignment| {
+                let brokers = assignment.broker_ids.iter().map(|id| id.0).collect();
+                (assignment.partition_index, brokers)
+            })
+            .collect();
         let configs = topic
             .configs
             .iter()
@@ -97,10 +58,10 @@ pub async fn handle(
         results.push(None);
         to_create.push(NewTopic {
             name,
-            partitions,
-            replication_factor,
+            partitions: topic.num_partitions,
+            replication_factor: topic.replication_factor,
             configs,
-            placement,
+            assignments,
             validate_only: request.validate_only,
         });
     }
@@ -141,7 +102,10 @@ pub async fn handle(
                     }
                     if version >= 5 {
                         result.num_partitions = meta.partitions;
-                        result.replication_factor = 1;
+                        result.replication_factor = meta
+                            .states
+                            .first()
+                            .map_or(1, |state| state.replicas.len() as i16);
                         result.configs = Some(
                             topic_config_entries(&context.shard.config, &meta)
                                 .into_iter()

@@ -46,7 +46,7 @@ pub async fn ensure_internal_topic(
         partitions,
         replication_factor: 1,
         configs,
-        placement: None,
+        assignments: Vec::new(),
         validate_only: false,
     };
     forward::create_topics(context, vec![topic]).await;

@@ -67,7 +67,7 @@ pub async fn handle(
                     partitions: -1,
                     replication_factor: -1,
                     configs: Vec::new(),
-                    placement: None,
+                    assignments: Vec::new(),
                     validate_only: false,
                 })
                 .collect();
