@@ -15,7 +15,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::connection::{self, Port};
 use super::controller_apis;
 use super::limits::{AcceptBackoff, BrokerConnections, ShardConnections};
-use crate::shard::{Shard, ShardStart};
+use crate::shard::{Shard, ShardStart, CONTROLLER_SHARD};
 
 /// Accept backlog per shard, as Kafka's default `net.core.somaxconn`-bounded listen.
 pub const LISTEN_BACKLOG: i32 = 1024;
@@ -70,11 +70,59 @@ pub async fn run(start: ShardStart, connections: Arc<BrokerConnections>) {
         &shard.config.connections,
         connections,
     ));
-    let stop = stop.shared();
+    let mut stop = stop.shared();
+    if shard.config.cluster.quorum_voters.len() > 1 && !until_unfenced(&shard, &mut stop).await {
+        return;
+    }
     let accepting = listeners.into_iter().map(|(listener, port)| {
         accept(shard.clone(), limits.clone(), listener, port, stop.clone())
     });
     futures_util::future::join_all(accepting).await;
+}
+
+/// How often a shard looks whether its broker is unfenced yet: a view
+/// install away, so often enough to add nothing a client would notice.
+const UNFENCED_POLL_MS: u64 = 50;
+/// How often it says that it still waits.
+const UNFENCED_LOG_MS: u64 = 10_000;
+
+/// Waits, as a Kafka broker waits before it serves clients, until the
+/// cluster's metadata holds this node's broker registered and unfenced
+/// (its lifecycle on the controller shard gets it there); false when told
+/// to stop first. Meanwhile clients wait in the listen backlog, so a
+/// cluster starting up never answers them with the errors of a broker the
+/// controller does not count yet (no partitions placed on it, all brokers
+/// fenced). A lone voter is unfenced before its shards serve.
+async fn until_unfenced(
+    shard: &Shard,
+    stop: &mut Shared<futures_channel::oneshot::Receiver<()>>,
+) -> bool {
+    let started = std::time::Instant::now();
+    let mut said = started;
+    loop {
+        let view = shard.view();
+        let unfenced = view
+            .registered
+            .iter()
+            .any(|broker| broker.id == view.node_id && !broker.fenced);
+        if unfenced {
+            return true;
+        }
+        if said.elapsed().as_millis() >= u128::from(UNFENCED_LOG_MS) && shard.id == CONTROLLER_SHARD
+        {
+            log::info!(
+                "waiting {} s so far for this broker to be registered and unfenced before serving clients",
+                started.elapsed().as_secs()
+            );
+            said = std::time::Instant::now();
+        }
+        let pause = Box::pin(glommio::timer::sleep(std::time::Duration::from_millis(
+            UNFENCED_POLL_MS,
+        )));
+        if let Either::Right(_) = select(pause, &mut *stop).await {
+            return false;
+        }
+    }
 }
 
 /// Accepts on `listener` until `stop` resolves. One loop per listener, so an
