@@ -626,6 +626,74 @@ mod tests {
         });
     }
 
+    /// What a coordinator does when leadership of its partition leaves
+    /// and comes back (`follow_leadership`): the groups are forgotten,
+    /// then read back from what is durable; a partition with nothing to
+    /// read is not loaded at all.
+    #[test]
+    fn a_partition_led_again_is_read_back_from_its_log() {
+        crate::shard::block_on(|| async {
+            let tmp = tempfile::tempdir().unwrap();
+            let config = GroupConfig::default();
+            let partitions = config.offsets_topic_num_partitions;
+            let partition = offsets_partition(GROUP, partitions);
+            let empty = (partition + 1) % partitions;
+            let owned = OwnedPartitions::new(tmp.path().to_path_buf());
+            let topic = TopicMeta {
+                name: OFFSETS_TOPIC.into(),
+                id: uuid::Uuid::from_u128(7),
+                partitions,
+                configs: BTreeMap::new(),
+                placement: Vec::new(),
+                states: Vec::new(),
+            };
+            let broker = BrokerConfig::new(tmp.path().to_path_buf(), 1);
+            owned
+                .open(&broker, &topic, &[partition, empty])
+                .await
+                .unwrap();
+            let host = GroupHost::new(config, 0);
+            let (_, effects) = host.coordinator.borrow_mut().commit(
+                0,
+                crate::group::CommitRequest {
+                    group_id: GROUP.into(),
+                    generation_id: -1,
+                    member_id: String::new(),
+                    group_instance_id: None,
+                    offsets: txn_commit(
+                        TxnProducer {
+                            producer_id: -1,
+                            producer_epoch: -1,
+                        },
+                        0,
+                        5,
+                    )
+                    .offsets,
+                    api_version: 9,
+                },
+            );
+            assert_eq!(host.apply_all(&owned, effects).await, Ok(()));
+            let committed = [(0, 5), (0, -1), (0, -1)];
+            assert_eq!(stable(&host), committed);
+
+            host.unload(&[partition]);
+            assert_eq!(stable(&host)[0], (0, -1), "forgotten while led elsewhere");
+            let gained = with_records(&owned, OFFSETS_TOPIC, vec![partition, empty]);
+            assert_eq!(gained, vec![partition], "the empty partition needs no load");
+            host.mark_loading(&gained);
+            assert_eq!(
+                host.refuse_while_loading(&GroupCall::Describe(GROUP.into())),
+                Some(ResponseError::CoordinatorLoadInProgress)
+            );
+            host.load(&owned, &gained).await;
+            assert_eq!(stable(&host), committed);
+            assert_eq!(
+                host.refuse_while_loading(&GroupCall::Describe(GROUP.into())),
+                None
+            );
+        });
+    }
+
     #[test]
     fn groups_of_a_loading_partition_are_refused_until_it_is_loaded() {
         crate::shard::block_on(|| async {
