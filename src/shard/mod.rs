@@ -14,6 +14,8 @@
 //! through `replay.rs`.
 
 pub mod brokers;
+#[cfg(test)]
+mod brokers_tests;
 pub mod controller;
 pub mod groups;
 pub mod lifecycle;
