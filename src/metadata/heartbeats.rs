@@ -34,9 +34,9 @@
 //! Invariant: pure (no IO, no clock: time is `now_ms`, given); a broker is
 //! never unfenced before its metadata offset reaches its registration's;
 //! an unfenced broker is fenced by `expire` only once `now_ms` is past its
-//! last contact plus the session timeout. Not wired yet: the increment
-//! that serves BrokerRegistration and BrokerHeartbeat on the CONTROLLER
-//! listener drives it from `shard/controller.rs`.
+//! last contact plus the session timeout. `shard/brokers.rs` drives it
+//! (BrokerRegistration and BrokerHeartbeat on the CONTROLLER listener),
+//! with `leadership.rs` for the partition moves.
 
 use std::collections::BTreeMap;
 

@@ -65,7 +65,7 @@ const PLAINTEXT_PROTOCOL: i16 = 0;
 enum Controller {
     /// This node is the only voter.
     InProcess(Rc<BrokerControl>),
-    Remote(ControllerChannel),
+    Remote(Box<ControllerChannel>),
 }
 
 /// The broker's lifecycle task's state.
@@ -151,7 +151,7 @@ impl LifecycleManager {
             Rc::new(move || Some(leader_quorum.leader_id()).filter(|id| *id >= 0)),
         );
         let lifecycle = LifecycleManager::new(
-            Controller::Remote(channel),
+            Controller::Remote(Box::new(channel)),
             quorum,
             config,
             registration(config, cluster_id),

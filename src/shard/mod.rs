@@ -14,6 +14,8 @@
 //! through `replay.rs`.
 
 pub mod brokers;
+#[cfg(test)]
+mod brokers_tests;
 pub mod controller;
 pub mod groups;
 pub mod lifecycle;
@@ -709,17 +711,25 @@ async fn run_shard<S, F>(
         controller.follow(&shard);
     }
     // After `follow`: the registration's image is installed by it.
-    let lifecycle = match brokers {
-        Some((control, handle, true)) => Some(
-            lifecycle::LifecycleManager::start_sole(control, handle, &config, &view.cluster_id)
-                .await,
-        ),
-        Some((_, handle, false)) => Some(lifecycle::LifecycleManager::start_remote(
-            handle,
-            &config,
-            &view.cluster_id,
-        )),
-        None => None,
+    // `_control` lives as long as the shard: the CONTROLLER listener's
+    // hook and the expiry timer hold it only weakly.
+    let (lifecycle, _control) = match brokers {
+        Some((control, handle, true)) => {
+            let lifecycle = lifecycle::LifecycleManager::start_sole(
+                Rc::clone(&control),
+                handle,
+                &config,
+                &view.cluster_id,
+            )
+            .await;
+            (Some(lifecycle), Some(control))
+        }
+        Some((control, handle, false)) => {
+            let lifecycle =
+                lifecycle::LifecycleManager::start_remote(handle, &config, &view.cluster_id);
+            (Some(lifecycle), Some(control))
+        }
+        None => (None, None),
     };
     glommio::spawn_local(watch_stop(stopping, Rc::downgrade(&shard), lifecycle)).detach();
     let checkpointer = Rc::downgrade(&shard);
