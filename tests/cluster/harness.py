@@ -89,6 +89,9 @@ READY_TIMEOUT_S = 150.0
 STOP_TIMEOUT_S = 30.0
 KILL_WAIT_S = 10.0
 CONNECT_TIMEOUT_S = 1.0
+# ApiVersions v0 (api key 18), correlation id 1, no client id: the
+# readiness probe, the request every Kafka client sends first.
+API_VERSIONS_PROBE = bytes.fromhex("0000000a" "0012" "0000" "00000001" "ffff")
 POLL_INTERVAL_S = 0.1
 LOG_TAIL_LINES = 40
 
@@ -335,13 +338,28 @@ class Node:
             return ""
 
 
+def answers_api_versions(sock):
+    """Whether the broker behind `sock` answers ApiVersions within the
+    socket's timeout (the answer's size prefix and correlation id suffice)."""
+    sock.sendall(API_VERSIONS_PROBE)
+    head = b""
+    while len(head) < 8:
+        chunk = sock.recv(8 - len(head))
+        if not chunk:
+            return False
+        head += chunk
+    return head[4:8] == API_VERSIONS_PROBE[8:12]
+
+
 class Cluster:
     """N nodes running `node_command`, a template whose words may hold
     {node_id}, {host}, {port}, {controller_port}, {voters} (`id@host:port`
     of every node's controller listener, comma-separated), {data_dir} and
-    {cluster_id}. Use as a context manager; `start()` is called on entry."""
+    {cluster_id}. Use as a context manager; `start()` is called on entry.
+    A node is ready once it answers ApiVersions (`kafka`), or, for a node
+    that is no Kafka broker, once it accepts a connection."""
 
-    def __init__(self, n, node_command, namespaces=True, ready_timeout_s=READY_TIMEOUT_S):
+    def __init__(self, n, node_command, namespaces=True, ready_timeout_s=READY_TIMEOUT_S, kafka=True):
         global _clusters_made
         if not 1 <= n <= MAX_NODES:
             raise ValueError(f"a cluster has 1 to {MAX_NODES} nodes, not {n}")
@@ -353,6 +371,7 @@ class Cluster:
         self.run_id = f"{self.pid}-{self.run_letters}"
         self.command_template = shlex.split(node_command)
         self.ready_timeout_s = ready_timeout_s
+        self.kafka = kafka
         self.cluster_id = new_cluster_id()
         self.reasons = dict(probe())
         if not namespaces:
@@ -472,8 +491,10 @@ class Cluster:
                                          stderr=subprocess.STDOUT)
 
     def wait_ready(self, i, timeout_s=None):
-        """Waits until node i accepts TCP connections on its port, failing
-        at once if its process exits."""
+        """Waits until node i is ready on its port (a shoal node of a
+        cluster answers clients only once its broker is unfenced; before,
+        a connection waits in the listen backlog), failing at once if its
+        process exits."""
         node = self.nodes[i]
         deadline = time.monotonic() + (timeout_s or self.ready_timeout_s)
         while True:
@@ -481,8 +502,9 @@ class Cluster:
                 raise RuntimeError(f"node {node.node_id} exited with {node.proc.returncode} before it was ready; "
                                    f"log tail:\n{node.log_tail()}")
             try:
-                with socket.create_connection((node.host, node.port), timeout=CONNECT_TIMEOUT_S):
-                    return
+                with socket.create_connection((node.host, node.port), timeout=CONNECT_TIMEOUT_S) as sock:
+                    if not self.kafka or answers_api_versions(sock):
+                        return
             except OSError:
                 pass
             if time.monotonic() >= deadline:

@@ -6,8 +6,8 @@ short `broker.session.timeout.ms` so that fencing is quick to see.
 Seen from the brokers' listeners as clients see it: Metadata lists the
 live brokers; DescribeCluster v2 with include_fenced_brokers lists the
 fenced ones too, marked. A broker killed with -9 is fenced once its session
-runs out; the partitions it led lose their leader (RF 1) and get it back
-when it returns, unfenced under a new broker epoch. SIGTERM is a controlled
+runs out; the partitions it led lose their leader (RF 1), the others keep
+theirs, and it leads them again when it returns, unfenced under a new broker epoch. SIGTERM is a controlled
 shutdown: fenced at once, well before the session could run out."""
 
 import os
@@ -28,7 +28,8 @@ pytestmark = pytest.mark.shoal_only
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 NODES = 3
-PARTITIONS = 2
+# Two partitions led by each of the three brokers.
+SPREAD_PARTITIONS = 6
 SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_INTERVAL_MS = 500
 SHOAL_NODE = (os.path.join(REPO, "tests", "cluster", "shoal-node")
@@ -166,24 +167,32 @@ def test_brokers_register_are_fenced_when_silent_and_return():
         later = registered_epochs(cluster.nodes[victim])
         assert len(later) > len(first_epochs) and later[-1] > first_epochs[-1], (first_epochs, later)
 
-        # The quorum leader's broker holds a topic's partitions (CreateTopics
-        # sent to it places them there); killed, the other two elect a new
-        # leader, fence it, and report its partitions leaderless.
-        assert create_topic(cluster.nodes[leader].bootstrap, "lifecycle", PARTITIONS) == kafka_wire.ERR_NONE
+        # A topic's partitions are spread over the three brokers; the
+        # quorum leader's broker is killed: the other two elect a new
+        # leader, fence it, and report the partitions it led leaderless,
+        # the others led as before; back, it leads its own again.
+        assert create_topic(cluster.nodes[leader].bootstrap, "lifecycle", SPREAD_PARTITIONS) == kafka_wire.ERR_NONE
         leader_id = ids[leader]
-        wait_until(lambda: all(set(leaders_of(cluster.nodes[i], "lifecycle").values()) == {leader_id}
-                               for i in everyone), CONVERGE_WAIT_S, "the topic led by the quorum leader")
+
+        def agreed_leaders(indexes):
+            maps = [leaders_of(cluster.nodes[i], "lifecycle") for i in indexes]
+            first = maps[0]
+            agreed = len(first) == SPREAD_PARTITIONS and all(m == first for m in maps)
+            return first if agreed else None
+
+        placed = wait_until(lambda: agreed_leaders(everyone), CONVERGE_WAIT_S, "every node to agree on the leaders")
+        assert set(placed.values()) == set(ids), placed
+        theirs = {p for p, led_by in placed.items() if led_by == leader_id}
+        orphaned = {p: NO_LEADER if p in theirs else led_by for p, led_by in placed.items()}
         cluster.kill9(leader)
         rest = [i for i in everyone if i != leader]
         fenced = {i: i == leader_id for i in ids}
         wait_until(lambda: all_see(cluster, rest, fenced), FENCE_WAIT_S, f"broker {leader_id} fenced")
-        wait_until(lambda: all(set(leaders_of(cluster.nodes[i], "lifecycle").values()) == {NO_LEADER}
-                               for i in rest), CONVERGE_WAIT_S, "its partitions leaderless")
+        wait_until(lambda: agreed_leaders(rest) == orphaned, CONVERGE_WAIT_S, "its partitions leaderless")
         cluster.restart(leader)
         wait_until(lambda: all_see(cluster, everyone, {i: False for i in ids}), CONVERGE_WAIT_S,
                    f"broker {leader_id} unfenced")
-        wait_until(lambda: all(set(leaders_of(cluster.nodes[i], "lifecycle").values()) == {leader_id}
-                               for i in everyone), CONVERGE_WAIT_S, "its partitions led by it again")
+        wait_until(lambda: agreed_leaders(everyone) == placed, CONVERGE_WAIT_S, "its partitions led by it again")
 
         # SIGTERM: a controlled shutdown fences it before it exits.
         leader = quorum_leader(cluster, everyone)

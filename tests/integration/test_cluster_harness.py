@@ -118,7 +118,7 @@ def assert_nothing_left(pid, root_dir, subnet):
 
 @modes
 def test_harness_leaves_nothing_after_a_failing_step(namespaces):
-    cluster = Cluster(NODES, PLAIN_NODE, namespaces=namespaces)
+    cluster = Cluster(NODES, PLAIN_NODE, namespaces=namespaces, kafka=False)
     with pytest.raises(RuntimeError, match="deliberate"):
         with cluster:
             for node in cluster.nodes:
@@ -131,7 +131,7 @@ def test_harness_leaves_nothing_after_a_failing_step(namespaces):
 
 @modes
 def test_harness_faults_on_plain_processes(namespaces):
-    with Cluster(NODES, PLAIN_NODE, namespaces=namespaces) as cluster:
+    with Cluster(NODES, PLAIN_NODE, namespaces=namespaces, kafka=False) as cluster:
         a, b, c = cluster.nodes
         # kill -9 and restart on the same address and port.
         first_pid = a.proc.pid
@@ -172,7 +172,7 @@ HOLDER = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
 from cluster import Cluster
-with Cluster(2, sys.argv[2]):
+with Cluster(2, sys.argv[2], kafka=False):
     print("open", flush=True)
     time.sleep(60)
 """
