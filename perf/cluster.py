@@ -325,9 +325,9 @@ def spread_note(rows, results):
     spread over several."""
     nodes_used = {len(r["spread"].split(", ")) for w in rows for r in results[w.key][CLUSTER] if "spread" in r}
     if nodes_used == {1}:
-        return ("**Every partition of every cluster run was led by one node** (the node that created the "
-                "topic, today's placement): the cluster column measures one broker doing all the work while "
-                "two more processes (quorum followers) share its cores, not load spread over brokers.")
+        return ("**Every partition of every cluster run was led by one node** (placement did not spread "
+                "them over the brokers): the cluster column measures one broker doing all the work while "
+                "two more processes (quorum voters) share its cores, not load spread over brokers.")
     return ("The partition leaders column gives, per distinct placement seen in the cluster runs, how many "
             "of the 8 partitions each node led.")
 
