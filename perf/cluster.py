@@ -39,7 +39,9 @@ import collections
 import os
 import re
 import signal
+import socket
 import statistics
+import struct
 import sys
 import time
 import uuid
@@ -76,6 +78,17 @@ NOT_CONTROLLER = "NOT_CONTROLLER"
 # `shoal topic describe`'s partition lines (kafka-topics.sh's shape).
 DESCRIBE_LINE = re.compile(r"\tPartition: (\d+)\tLeader: (\S+)\t")
 NO_LEADER = "none"
+# Brokers register with the quorum after it elects a leader; a topic created
+# before they have is placed on the brokers registered so far. The wait is
+# bounded because a build whose brokers do not register lists only the
+# answering node: the run goes on and records how many were listed.
+REGISTERED_WAIT_S = 10.0
+# Metadata v1 (non-flexible, the broker list and the controller id, no
+# topics), as any Kafka client's first request.
+API_METADATA = 3
+METADATA_VERSION = 1
+CLIENT_ID = b"perf-cluster"
+SOCKET_TIMEOUT_S = 10.0
 
 SECTION_BEGIN = "<!-- section:cluster -->"
 SECTION_END = "<!-- /section:cluster -->"
@@ -86,6 +99,8 @@ SECTION_END = "<!-- /section:cluster -->"
 
 class SingleNode(harness.Shoal):
     """One `shoal serve`, as perf/run starts it (default shards)."""
+
+    brokers_listed = 1
 
     def node_addresses(self):
         """Node id -> address of every node that may lead a partition; one
@@ -110,6 +125,7 @@ class ShoalCluster:
         self.root = harness.make_temp_dir("cluster-")
         self.cluster = Cluster(NODES, SHOAL_NODE, namespaces=False, temp_parent=self.root)
         self.bootstrap = None
+        self.brokers_listed = None
 
     def start(self, commands):
         # tests/cluster/shoal-node execs the binary this names.
@@ -121,6 +137,7 @@ class ShoalCluster:
         commands.add([self.shoal_bin, "topic", "delete", PROBE_TOPIC, "--bootstrap", "127.0.0.1:$PORT",
                       "# on each node: the quorum leader answers UNKNOWN_TOPIC_OR_PARTITION"])
         self.bootstrap = self.quorum_leader()
+        self.brokers_listed = self.await_registrations()
         return self
 
     def quorum_leader(self):
@@ -137,6 +154,16 @@ class ShoalCluster:
                 answers.append(f"node {node.node_id}: {err.strip()[-120:]}")
             if time.monotonic() >= deadline:
                 raise RuntimeError(f"no quorum leader after {LEADER_WAIT_S:.0f} s: " + "; ".join(answers))
+            time.sleep(POLL_INTERVAL_S)
+
+    def await_registrations(self):
+        """How many brokers the quorum leader's Metadata lists, once it
+        lists every node or after REGISTERED_WAIT_S."""
+        deadline = time.monotonic() + REGISTERED_WAIT_S
+        while True:
+            listed = len(metadata_brokers(self.bootstrap))
+            if listed >= NODES or time.monotonic() >= deadline:
+                return listed
             time.sleep(POLL_INTERVAL_S)
 
     def node_addresses(self):
@@ -171,6 +198,38 @@ class ShoalCluster:
             self.cluster.close()
         finally:
             harness.remove_temp_dir(self.root)
+
+
+def metadata_brokers(bootstrap):
+    """The broker ids the node at `bootstrap` lists in a Metadata v1
+    response (asked for no topics)."""
+    host, port = bootstrap.rsplit(":", 1)
+    header = struct.pack(">hhih", API_METADATA, METADATA_VERSION, 1, len(CLIENT_ID)) + CLIENT_ID
+    request = header + struct.pack(">i", 0)
+    with socket.create_connection((host, int(port)), timeout=SOCKET_TIMEOUT_S) as sock:
+        sock.sendall(struct.pack(">i", len(request)) + request)
+        size = struct.unpack(">i", receive(sock, 4))[0]
+        response = receive(sock, size)
+    # correlation id, then the brokers: id, host, port, rack (nullable).
+    offset, count = 8, struct.unpack_from(">i", response, 4)[0]
+    brokers = []
+    for _ in range(count):
+        node_id, host_len = struct.unpack_from(">ih", response, offset)
+        offset += 6 + host_len + 4
+        rack_len = struct.unpack_from(">h", response, offset)[0]
+        offset += 2 + max(rack_len, 0)
+        brokers.append(node_id)
+    return brokers
+
+
+def receive(sock, size):
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise OSError("the broker closed the connection")
+        data += chunk
+    return data
 
 
 def process_cpu_seconds(pid):
@@ -241,6 +300,7 @@ def run_once(workload, make_target, shoal_bin, size, commands):
                 report = harness.last_json_line(out)
                 report["broker_cpu_s"] = target.cpu_seconds() - cpu_before
         report["spread"] = spread(leaders)
+        report["brokers_listed"] = target.brokers_listed
         report["reactor_stalls"] = target.stalls()
         return report
     except Exception as error:  # noqa: BLE001 - one failed run must not end the comparison
@@ -273,7 +333,9 @@ def section(argv, size, rows, results, info, end_loadavg, shoal_bin):
         "perf/run's (perf/harness.py).",
         "",
         *busy_note(info),
-        f"- **{SINGLE}**: `shoal serve`, default config and shards (one per core), as perf/run starts it.",
+        f"- **{SINGLE}**: `shoal serve`, default config and shards (one per core), as perf/run starts it. "
+        "It has more shards than a cluster node (one): perf/run's W6 rows show what the shard count alone "
+        "does on this machine (W3 with one shard beat two there).",
         f"- **{CLUSTER}**: {NODES} shoal processes on loopback ports, each a combined broker and "
         "controller and a voter of the metadata quorum, one shard each (tests/cluster/shoal-node), "
         "default config (`flush.policy=sync`), replication factor 1. Topics are created through the "
@@ -284,18 +346,21 @@ def section(argv, size, rows, results, info, end_loadavg, shoal_bin):
         "so this measures what the cluster's extra processes, quorum and routing cost, not scaling.",
         "",
         f"| workload | {SINGLE} (records/s) | {CLUSTER} (records/s) | cluster/single | each run, single | "
-        "each run, cluster | broker CPU s per M records, single / cluster | partition leaders, cluster |",
-        "|---|---|---|---|---|---|---|---|",
+        "each run, cluster | broker CPU s per M records, single / cluster | partition leaders, cluster | "
+        "brokers the quorum leader listed |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for w in rows:
         single, cluster = results[w.key][SINGLE], results[w.key][CLUSTER]
         median_single = harness.median_of(single, ["records_per_s"])
         median_cluster = harness.median_of(cluster, ["records_per_s"])
         spreads = sorted({r["spread"] for r in cluster if "spread" in r})
+        listed = sorted({str(r["brokers_listed"]) for r in cluster if "brokers_listed" in r})
         lines.append(
             f"| {w.key}: {w.title} | {harness.fmt_rate(median_single)} | {harness.fmt_rate(median_cluster)} | "
             f"{harness.fmt_ratio(median_cluster, median_single)} | {each_run(single)} | {each_run(cluster)} | "
-            f"{cpu_per_million(single)} / {cpu_per_million(cluster)} | {'; '.join(spreads) or '—'} |")
+            f"{cpu_per_million(single)} / {cpu_per_million(cluster)} | {'; '.join(spreads) or '—'} | "
+            f"{', '.join(listed) or '—'} |")
     lines += ["", spread_note(rows, results), ""]
     failures = [f"- {w.key}, {side}: {' / '.join(r['error'].splitlines())}" for w in rows
                 for side in (SINGLE, CLUSTER) for r in results[w.key][side] if "error" in r]
@@ -322,14 +387,24 @@ def each_run(reports):
 
 def spread_note(rows, results):
     """Which case the cluster column measured: partitions on one node or
-    spread over several."""
-    nodes_used = {len(r["spread"].split(", ")) for w in rows for r in results[w.key][CLUSTER] if "spread" in r}
+    spread over several, and whether the brokers had registered."""
+    runs = [r for w in rows for r in results[w.key][CLUSTER] if "spread" in r]
+    nodes_used = {len(r["spread"].split(", ")) for r in runs}
+    unregistered = sum(r.get("brokers_listed") is not None and r["brokers_listed"] < NODES for r in runs)
+    lines = ["The partition leaders column gives, per distinct placement seen in the cluster runs, how many of "
+             f"the {harness.PARTITIONS} partitions each node led; the last column, how many brokers the quorum "
+             f"leader's Metadata listed when the topic was created (after waiting up to {REGISTERED_WAIT_S:g} s "
+             f"for all {NODES})."]
     if nodes_used == {1}:
-        return ("**Every partition of every cluster run was led by one node** (placement did not spread "
-                "them over the brokers): the cluster column measures one broker doing all the work while "
-                "two more processes (quorum voters) share its cores, not load spread over brokers.")
-    return ("The partition leaders column gives, per distinct placement seen in the cluster runs, how many "
-            "of the 8 partitions each node led.")
+        lines.append("**Every partition of every cluster run was led by one node**: the cluster column measures "
+                     "one broker doing all the work while two more processes (quorum voters) share its cores, "
+                     "not load spread over brokers.")
+    if unregistered:
+        lines.append(f"In {unregistered} of {len(runs)} runs the quorum leader listed fewer than {NODES} "
+                     "brokers: the others had not "
+                     "registered (or this build's brokers do not register), so placement could only use the "
+                     "brokers listed.")
+    return " ".join(lines)
 
 
 COMMANDS = harness.CommandsLog()
