@@ -47,6 +47,7 @@ import time
 import uuid
 
 import harness
+from conn_memory import recv_exact
 
 # tests/ goes first: run as a script this file is __main__, so `cluster`
 # names the cluster harness package tests/cluster, not this file.
@@ -74,7 +75,6 @@ ADMIN_TIMEOUT_S = 30.0
 # admin requests are forwarded; then every node can create topics and the
 # first one asked is used).
 PROBE_TOPIC = "perf-cluster-no-such-topic"
-NOT_CONTROLLER = "NOT_CONTROLLER"
 # `shoal topic describe`'s partition lines (kafka-topics.sh's shape).
 DESCRIBE_LINE = re.compile(r"\tPartition: (\d+)\tLeader: (\S+)\t")
 NO_LEADER = "none"
@@ -161,7 +161,10 @@ class ShoalCluster:
         lists every node or after REGISTERED_WAIT_S."""
         deadline = time.monotonic() + REGISTERED_WAIT_S
         while True:
-            listed = len(metadata_brokers(self.bootstrap))
+            try:
+                listed = len(metadata_brokers(self.bootstrap))
+            except OSError:
+                listed = 0
             if listed >= NODES or time.monotonic() >= deadline:
                 return listed
             time.sleep(POLL_INTERVAL_S)
@@ -208,8 +211,8 @@ def metadata_brokers(bootstrap):
     request = header + struct.pack(">i", 0)
     with socket.create_connection((host, int(port)), timeout=SOCKET_TIMEOUT_S) as sock:
         sock.sendall(struct.pack(">i", len(request)) + request)
-        size = struct.unpack(">i", receive(sock, 4))[0]
-        response = receive(sock, size)
+        size = struct.unpack(">i", recv_exact(sock, 4))[0]
+        response = recv_exact(sock, size)
     # correlation id, then the brokers: id, host, port, rack (nullable).
     offset, count = 8, struct.unpack_from(">i", response, 4)[0]
     brokers = []
@@ -220,16 +223,6 @@ def metadata_brokers(bootstrap):
         offset += 2 + max(rack_len, 0)
         brokers.append(node_id)
     return brokers
-
-
-def receive(sock, size):
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise OSError("the broker closed the connection")
-        data += chunk
-    return data
 
 
 def process_cpu_seconds(pid):
