@@ -354,7 +354,7 @@ def section(argv, size, rows, results, info, end_loadavg, shoal_bin):
             f"{harness.fmt_ratio(median_cluster, median_single)} | {each_run(single)} | {each_run(cluster)} | "
             f"{cpu_per_million(single)} / {cpu_per_million(cluster)} | {'; '.join(spreads) or '—'} | "
             f"{', '.join(listed) or '—'} |")
-    lines += ["", spread_note(rows, results), ""]
+    lines += ["", spread_note(rows, results), "", stalls_line(rows, results), ""]
     failures = [f"- {w.key}, {side}: {' / '.join(r['error'].splitlines())}" for w in rows
                 for side in (SINGLE, CLUSTER) for r in results[w.key][side] if "error" in r]
     if failures:
@@ -372,6 +372,18 @@ def busy_note(info):
     return [f"**Other work was running on the machine** (1-minute load average {load:.1f} on "
             f"{info['nproc']} cores at the start): these numbers are not a quiet machine's; rerun before "
             "reading much into them.", ""]
+
+
+def stalls_line(rows, results):
+    """The shards' reactor stalls over all runs of each side (every node's
+    log for the cluster), as perf/run counts them."""
+    counts = {}
+    for side in (SINGLE, CLUSTER):
+        known = [r["reactor_stalls"] for w in rows for r in results[w.key][side]
+                 if r.get("reactor_stalls") is not None]
+        counts[side] = str(sum(known)) if known else "—"
+    return (f"Reactor stalls over {harness.STALL_BUDGET_MS} ms logged in all runs (src/shard/stall.rs): "
+            f"{SINGLE} {counts[SINGLE]}, {CLUSTER} {counts[CLUSTER]}.")
 
 
 def each_run(reports):
