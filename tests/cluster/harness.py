@@ -359,7 +359,8 @@ class Cluster:
     A node is ready once it answers ApiVersions (`kafka`), or, for a node
     that is no Kafka broker, once it accepts a connection."""
 
-    def __init__(self, n, node_command, namespaces=True, ready_timeout_s=READY_TIMEOUT_S, kafka=True):
+    def __init__(self, n, node_command, namespaces=True, ready_timeout_s=READY_TIMEOUT_S, temp_parent=None,
+                 kafka=True):
         global _clusters_made
         if not 1 <= n <= MAX_NODES:
             raise ValueError(f"a cluster has 1 to {MAX_NODES} nodes, not {n}")
@@ -370,6 +371,10 @@ class Cluster:
         self.pid = os.getpid()
         self.run_id = f"{self.pid}-{self.run_letters}"
         self.command_template = shlex.split(node_command)
+        # Where the cluster's temp dir (the nodes' data dirs) goes: None for
+        # the system's temp dir, which sweep() also cleans; a benchmark puts
+        # it on the disk it measures (perf/cluster.py).
+        self.temp_parent = temp_parent
         self.ready_timeout_s = ready_timeout_s
         self.kafka = kafka
         self.cluster_id = new_cluster_id()
@@ -414,7 +419,7 @@ class Cluster:
 
     def start(self):
         _LIVE_CLUSTERS.add(self)
-        self.root_dir = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{self.run_id}-")
+        self.root_dir = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{self.run_id}-", dir=self.temp_parent)
         if self.namespaced:
             self._make_network()
         else:

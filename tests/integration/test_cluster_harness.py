@@ -129,6 +129,20 @@ def test_harness_leaves_nothing_after_a_failing_step(namespaces):
     assert_nothing_left(os.getpid(), cluster.root_dir, cluster.subnet)
 
 
+def test_temp_parent_holds_the_data_dirs_and_is_left_empty(tmp_path):
+    # perf/cluster.py puts the nodes' data on the disk it measures.
+    parent = str(tmp_path)
+    cluster = Cluster(NODES, PLAIN_NODE, namespaces=False, temp_parent=parent)
+    with cluster:
+        assert os.path.dirname(cluster.root_dir) == parent
+        for node in cluster.nodes:
+            assert os.path.commonpath([node.data_dir, cluster.root_dir]) == cluster.root_dir
+            assert os.path.isdir(node.data_dir)
+            assert http_get(node, CONNECT_TIMEOUT_S) == 200
+    assert os.listdir(parent) == []
+    assert_nothing_left(os.getpid(), cluster.root_dir, cluster.subnet)
+
+
 @modes
 def test_harness_faults_on_plain_processes(namespaces):
     with Cluster(NODES, PLAIN_NODE, namespaces=namespaces, kafka=False) as cluster:
