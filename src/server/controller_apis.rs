@@ -15,12 +15,11 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     AllocateProducerIdsRequest, AllocateProducerIdsResponse, ApiKey, ProducerId,
 };
-use kafka_protocol::protocol::Decodable;
 
 use super::forward;
 use crate::metadata::producer_ids::ProducerIdBlock;
 use crate::protocol::frame;
-use crate::quorum::transport::{ControllerApis, ControllerRequest};
+use crate::quorum::transport::{decode_body, ControllerApis, ControllerRequest};
 use crate::shard::messages::{ShardReply, ShardRequest};
 use crate::shard::Shard;
 
@@ -44,8 +43,7 @@ async fn serve(shard: Weak<Shard>, request: ControllerRequest) -> Result<Bytes, 
     match api_key {
         ApiKey::Envelope => forward::serve_envelope(shard, header, body).await,
         ApiKey::AllocateProducerIds => {
-            let request = AllocateProducerIdsRequest::decode(&mut body, version)
-                .map_err(|_| "malformed AllocateProducerIds request".to_string())?;
+            let request: AllocateProducerIdsRequest = decode_body(&mut body, api_key, version)?;
             let answer = allocate_producer_ids(&shard, request).await;
             frame::encode_response(&header, version, &answer)
         }

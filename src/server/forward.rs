@@ -32,13 +32,13 @@ use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableT
 use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, EnvelopeRequest, EnvelopeResponse, RequestHeader, TopicName,
 };
-use kafka_protocol::protocol::Decodable;
 use kafka_protocol::protocol::StrBytes;
 
 use super::connection::{ConnectionContext, Port};
 use super::handlers::{self, Response};
 use crate::client::frame::encode_request;
 use crate::protocol::frame::{self, SIZE_PREFIX_BYTES};
+use crate::quorum::transport::decode_body;
 use crate::shard::messages::{NewTopic, ShardReply, ShardRequest};
 use crate::shard::to_controller::{ENVELOPE_VERSION, FORWARD_TIMEOUT_MS};
 use crate::shard::{Shard, CONTROLLER_SHARD};
@@ -171,8 +171,7 @@ pub async fn serve_envelope(
     header: RequestHeader,
     mut body: Bytes,
 ) -> Result<Bytes, String> {
-    let envelope = EnvelopeRequest::decode(&mut body, ENVELOPE_VERSION)
-        .map_err(|_| "malformed Envelope request".to_string())?;
+    let envelope: EnvelopeRequest = decode_body(&mut body, ApiKey::Envelope, ENVELOPE_VERSION)?;
     let answer = envelope_answer(shard, envelope).await;
     frame::encode_response(&header, ENVELOPE_VERSION, &answer)
 }
@@ -237,7 +236,7 @@ fn client_address(bytes: &[u8]) -> Option<SocketAddr> {
 
 #[cfg(test)]
 mod tests {
-    use kafka_protocol::protocol::Encodable;
+    use kafka_protocol::protocol::{Decodable, Encodable};
 
     use super::*;
 

@@ -14,7 +14,6 @@ import os
 import re
 import struct
 import sys
-import time
 
 import pytest
 
@@ -22,18 +21,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import kafka_wire  # noqa: E402
 from cluster import Cluster  # noqa: E402
+from cluster import waiting  # noqa: E402
+from cluster.waiting import wait_until  # noqa: E402
 from cluster.quorum import QuorumError, create_topic, describe_quorum  # noqa: E402
 
 pytestmark = pytest.mark.shoal_only
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 NODES = 3
 # Two partitions led by each of the three brokers.
 SPREAD_PARTITIONS = 6
 SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_INTERVAL_MS = 500
-SHOAL_NODE = (os.path.join(REPO, "tests", "cluster", "shoal-node")
-              + " {node_id} {host} {port} {controller_port} {voters} {data_dir} {cluster_id}"
+SHOAL_NODE = (waiting.SHOAL_NODE
               + f" broker.session.timeout.ms={SESSION_TIMEOUT_MS}"
               + f" broker.heartbeat.interval.ms={HEARTBEAT_INTERVAL_MS}")
 # An election, registrations and a heartbeat or two on a loaded two-core machine.
@@ -44,26 +43,9 @@ FENCE_WAIT_S = 2 * SESSION_TIMEOUT_MS / 1000 + 15
 # A controlled shutdown fences the broker before the process exits: seen
 # within well under a session timeout of the exit.
 CONTROLLED_FENCE_WAIT_S = SESSION_TIMEOUT_MS / 1000 / 2
-POLL_INTERVAL_S = 0.2
 API_DESCRIBE_CLUSTER = 60
 ENDPOINT_TYPE_BROKERS = 1
 NO_LEADER = -1
-
-
-def wait_until(predicate, timeout_s, what):
-    deadline = time.monotonic() + timeout_s
-    last_error = None
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-            last_error = value
-        except (OSError, QuorumError, AssertionError, struct.error) as e:
-            last_error = e
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what} (last: {last_error!r})")
-        time.sleep(POLL_INTERVAL_S)
 
 
 def describe_cluster(bootstrap):

@@ -29,11 +29,14 @@ import clients  # noqa: E402
 import kafka_tools  # noqa: E402
 import kafka_wire  # noqa: E402
 from cluster import Cluster, harness, leftovers, probe, sweep  # noqa: E402
+from cluster import waiting  # noqa: E402
 from cluster.quorum import QuorumError, describe_quorum  # noqa: E402
 from confluent_kafka import KafkaException  # noqa: E402
 from confluent_kafka.admin import NewTopic  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+# A Kafka admin client's errors are settling errors too here.
+wait_until = functools.partial(waiting.wait_until, settling=(KafkaException,))
 KAFKA_NODE = (os.path.join(REPO, "tests", "kafka", "kafka-cluster-node")
               + " {node_id} {host} {port} {controller_port} {voters} {data_dir} {cluster_id}")
 # A node that is only a listening socket: the harness's mechanics without a JVM.
@@ -52,26 +55,10 @@ KAFKA_TEST_TIMEOUT_S = 240
 PAUSE_S = 3.0
 CONNECT_TIMEOUT_S = 1.0
 NETEM_DELAY_MS = 300
-POLL_INTERVAL_S = 0.2
 NOTHING = {"namespaces": [], "links": [], "dirs": [], "pids": []}
 needs_namespaces = pytest.mark.skipif(probe()["namespaces"] is not None, reason=str(probe()["namespaces"]))
 # Namespaced where this machine allows it, and the loopback fallback.
 modes = pytest.mark.parametrize("namespaces", [True, False], ids=["namespaces", "loopback"])
-
-
-def wait_until(predicate, timeout_s, what):
-    deadline = time.monotonic() + timeout_s
-    last_error = None
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except (OSError, QuorumError, KafkaException, AssertionError) as e:
-            last_error = e
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what} (last error: {last_error!r})")
-        time.sleep(POLL_INTERVAL_S)
 
 
 def require(cluster, feature):

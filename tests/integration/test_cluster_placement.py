@@ -31,13 +31,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import clients  # noqa: E402
 import kafka_wire  # noqa: E402
 from cluster import Cluster  # noqa: E402
+from cluster.waiting import SHOAL_NODE, wait_until  # noqa: E402
 from cluster.quorum import QuorumError, create_topic, describe_quorum  # noqa: E402
 
 pytestmark = pytest.mark.shoal_only
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-SHOAL_NODE = (os.path.join(REPO, "tests", "cluster", "shoal-node")
-              + " {node_id} {host} {port} {controller_port} {voters} {data_dir} {cluster_id}")
 NODES = 3
 PARTITIONS = 12
 RECORDS_PER_PARTITION = 5
@@ -50,25 +48,9 @@ ERR_NOT_LEADER_OR_FOLLOWER = 6
 SETTLE_WAIT_S = 60.0
 CONVERGE_WAIT_S = 20.0
 CONSUME_WAIT_S = 60.0
-POLL_INTERVAL_S = 0.2
 API_FIND_COORDINATOR = 10
 FIND_COORDINATOR_VERSION = 1
 KEY_TYPE_GROUP = 0
-
-
-def wait_until(predicate, timeout_s, what):
-    deadline = time.monotonic() + timeout_s
-    last_error = None
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except (OSError, QuorumError, AssertionError) as e:
-            last_error = e
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what} (last: {last_error!r})")
-        time.sleep(POLL_INTERVAL_S)
 
 
 def quorum_leader(cluster):

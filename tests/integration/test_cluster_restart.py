@@ -23,14 +23,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import clients  # noqa: E402
 from cluster import Cluster  # noqa: E402
+from cluster.waiting import SHOAL_NODE  # noqa: E402
 from cluster.quorum import settled_leader  # noqa: E402
 from records import make_records  # noqa: E402
 
 pytestmark = pytest.mark.shoal_only
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-SHOAL_NODE = (os.path.join(REPO, "tests", "cluster", "shoal-node")
-              + " {node_id} {host} {port} {controller_port} {voters} {data_dir} {cluster_id}")
 NODES = 3
 # An election on a loaded two-core machine (Kafka's election timeout is 1 s).
 ELECTION_WAIT_S = 30.0

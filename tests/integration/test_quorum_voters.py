@@ -13,7 +13,6 @@ the leader cut off the network and healed."""
 import os
 import sys
 import threading
-import time
 
 import pytest
 
@@ -23,13 +22,12 @@ import kafka_tools  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 import kafka_wire  # noqa: E402
 from cluster import Cluster  # noqa: E402
+from cluster.waiting import SHOAL_NODE, wait_until  # noqa: E402
 from cluster.quorum import QuorumError, create_topic, describe_quorum  # noqa: E402
 
 pytestmark = pytest.mark.shoal_only
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-SHOAL_NODE = (os.path.join(REPO, "tests", "cluster", "shoal-node")
-              + " {node_id} {host} {port} {controller_port} {voters} {data_dir} {cluster_id}")
 NODES = 3
 PARTITIONS = 3
 # Kafka's election timeout is 1 s (a follower campaigns 1 to 2 s after it
@@ -37,27 +35,11 @@ PARTITIONS = 3
 ELECTION_WAIT_S = 20.0
 ERR_NOT_LEADER_OR_FOLLOWER = 6
 CONVERGE_WAIT_S = 20.0
-POLL_INTERVAL_S = 0.2
 # A request to a node that is cut off may wait for its answer this long:
 # the node steps down an election timeout or two after it lost its majority.
 ISOLATED_REQUEST_TIMEOUT_S = 15.0
 REQUEST_TIMEOUT_S = 10
 QUORUM_TOOL = "org.apache.kafka.tools.MetadataQuorumCommand"
-
-
-def wait_until(predicate, timeout_s, what):
-    deadline = time.monotonic() + timeout_s
-    last_error = None
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except (OSError, QuorumError, AssertionError) as e:
-            last_error = e
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what} (last: {last_error!r})")
-        time.sleep(POLL_INTERVAL_S)
 
 
 def ok_or_none(answer):
