@@ -119,7 +119,7 @@ def test_harness_leaves_nothing_after_a_failing_step(namespaces):
 def test_temp_parent_holds_the_data_dirs_and_is_left_empty(tmp_path):
     # perf/cluster.py puts the nodes' data on the disk it measures.
     parent = str(tmp_path)
-    cluster = Cluster(NODES, PLAIN_NODE, namespaces=False, temp_parent=parent)
+    cluster = Cluster(NODES, PLAIN_NODE, namespaces=False, temp_parent=parent, kafka=False)
     with cluster:
         assert os.path.dirname(cluster.root_dir) == parent
         for node in cluster.nodes:
