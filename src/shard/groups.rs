@@ -521,6 +521,18 @@ mod tests {
             .collect()
     }
 
+    /// `__consumer_offsets` with `partitions` partitions, as the tests open it.
+    fn offsets_topic(partitions: i32) -> TopicMeta {
+        TopicMeta {
+            name: OFFSETS_TOPIC.into(),
+            id: uuid::Uuid::from_u128(7),
+            partitions,
+            configs: BTreeMap::new(),
+            placement: Vec::new(),
+            states: Vec::new(),
+        }
+    }
+
     /// The transactional records and the markers of a real
     /// `__consumer_offsets` log: applied live, then loaded by a fresh host
     /// (a restart) into the same offsets; a fenced producer's batch is
@@ -533,14 +545,7 @@ mod tests {
             let partitions = config.offsets_topic_num_partitions;
             let partition = offsets_partition(GROUP, partitions);
             let owned = OwnedPartitions::new(tmp.path().to_path_buf());
-            let topic = TopicMeta {
-                name: OFFSETS_TOPIC.into(),
-                id: uuid::Uuid::from_u128(7),
-                partitions,
-                configs: BTreeMap::new(),
-                placement: Vec::new(),
-                states: Vec::new(),
-            };
+            let topic = offsets_topic(partitions);
             let broker = BrokerConfig::new(tmp.path().to_path_buf(), 1);
             owned.open(&broker, &topic, &[partition]).await.unwrap();
             let log = owned
@@ -639,14 +644,7 @@ mod tests {
             let partition = offsets_partition(GROUP, partitions);
             let empty = (partition + 1) % partitions;
             let owned = OwnedPartitions::new(tmp.path().to_path_buf());
-            let topic = TopicMeta {
-                name: OFFSETS_TOPIC.into(),
-                id: uuid::Uuid::from_u128(7),
-                partitions,
-                configs: BTreeMap::new(),
-                placement: Vec::new(),
-                states: Vec::new(),
-            };
+            let topic = offsets_topic(partitions);
             let broker = BrokerConfig::new(tmp.path().to_path_buf(), 1);
             owned
                 .open(&broker, &topic, &[partition, empty])
