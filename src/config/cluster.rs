@@ -526,12 +526,23 @@ impl ClusterConfig {
         Ok(())
     }
 
+    /// Whether this node is a controller and no broker
+    /// (`process.roles=controller`): it serves its CONTROLLER listener
+    /// only, and never hosts a partition.
+    pub fn pure_controller(&self) -> bool {
+        self.has_role(ProcessRole::Controller) && !self.has_role(ProcessRole::Broker)
+    }
+
     /// Why this node cannot run yet, if it cannot: until brokers register
     /// with the quorum (issue 14, increment 4) a KRaft node runs only as a
-    /// combined broker and controller that is one of the voters.
+    /// combined broker and controller that is one of the voters, or as a
+    /// pure controller among several (`pure_controller_unsupported`).
     pub fn unsupported_quorum(&self, node_id: i32) -> Option<String> {
         if !self.kraft() {
             return None;
+        }
+        if self.pure_controller() && self.quorum_voters.iter().any(|voter| voter.id == node_id) {
+            return self.pure_controller_unsupported();
         }
         let combined = self.has_role(ProcessRole::Broker) && self.has_role(ProcessRole::Controller);
         let voter = self.quorum_voters.iter().any(|voter| voter.id == node_id);
@@ -547,6 +558,15 @@ impl ClusterConfig {
             roles.join(","),
             self.quorum_voters.len()
         ))
+    }
+
+    /// Why a pure controller cannot run, if it cannot: as the quorum's one
+    /// voter it would bind no CONTROLLER listener (a lone voter elects
+    /// itself in process), so no broker could ever register with it.
+    fn pure_controller_unsupported(&self) -> Option<String> {
+        (self.quorum_voters.len() < 2).then(|| {
+            "a pure controller (process.roles=controller) as the only voter of controller.quorum.voters is not built yet: a lone voter listens for no broker; list the other controllers in controller.quorum.voters, or run process.roles=broker,controller".to_string()
+        })
     }
 
     /// `listeners` as Kafka prints it.
@@ -747,5 +767,63 @@ mod tests {
             .set("controller.listener.names", "CONTROLLER")
             .unwrap();
         assert!(error(&plain, 1).contains("must be empty when not running in KRaft mode"));
+    }
+
+    const PURE_CONTROLLER: &[(&str, &str)] = &[
+        ("process.roles", "controller"),
+        (
+            "controller.quorum.voters",
+            "1@127.0.0.1:19093,2@127.0.0.1:29093,3@127.0.0.1:39093",
+        ),
+        ("listeners", "CONTROLLER://127.0.0.1:19093"),
+        ("controller.listener.names", "CONTROLLER"),
+    ];
+
+    #[test]
+    fn a_pure_controller_among_several_voters_runs() {
+        let c = config(PURE_CONTROLLER);
+        c.check(1, true).unwrap();
+        assert!(c.pure_controller());
+        assert_eq!(c.unsupported_quorum(1), None);
+        assert_eq!(c.broker_listener(), None, "it has no client listener");
+        assert!(!config(COMBINED).pure_controller());
+        assert!(!ClusterConfig::default().pure_controller());
+    }
+
+    #[test]
+    fn a_pure_controller_is_refused_as_kafka_refuses_it() {
+        // Kafka's KafkaConfig: only controller listeners, itself a voter,
+        // its controller listener among the listeners.
+        let mut c = config(PURE_CONTROLLER);
+        c.set(
+            "listeners",
+            "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093",
+        )
+        .unwrap();
+        assert!(error(&c, 1).contains("The listeners config must only contain KRaft controller listeners from controller.listener.names when process.roles=controller"));
+
+        let c = config(PURE_CONTROLLER);
+        assert!(error(&c, 4).contains(
+            "the node id 4 must be included in the set of voters controller.quorum.voters={1, 2, 3}"
+        ));
+
+        let mut c = config(PURE_CONTROLLER);
+        c.set("controller.listener.names", "OTHER").unwrap();
+        c.set(
+            "listener.security.protocol.map",
+            "CONTROLLER:PLAINTEXT,OTHER:PLAINTEXT",
+        )
+        .unwrap();
+        assert!(error(&c, 1).contains("controller.listener.names must contain at least one value appearing in the 'listeners'"));
+
+        // shoal's own limit: a lone voter listens for no broker.
+        let mut c = config(PURE_CONTROLLER);
+        c.set("controller.quorum.voters", "1@127.0.0.1:19093")
+            .unwrap();
+        c.check(1, true).unwrap();
+        assert!(c
+            .unsupported_quorum(1)
+            .unwrap()
+            .contains("a pure controller (process.roles=controller) as the only voter"));
     }
 }

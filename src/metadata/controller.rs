@@ -8,7 +8,7 @@
 //! `shard/groups.rs` drives the group state machine of `group/`.
 //!
 //! New partitions go where Kafka's controller puts them: over the brokers
-//! the image registers (`placement_brokers`), by Kafka's striped placer or
+//! the image registers (`placement_brokers`; never on a pure controller), by Kafka's striped placer or
 //! the client's checked assignment (`placer.rs`); a plan's topic carries
 //! each partition's replicas, ISR and leader (`TopicMeta::states`), which
 //! `table::changes` writes as they are. Then, on each replica's node, over
@@ -179,13 +179,21 @@ impl<T> Plan<T> {
     }
 }
 
-/// The brokers new replicas may go to: every broker `image` registers, or,
-/// while it registers none, node `node_id` alone (a single node's
-/// controller before its own registration commits is the whole cluster).
-pub fn placement_brokers(image: &MetadataImage, node_id: i32) -> Vec<PlacementBroker> {
-    if image.brokers.is_empty() {
+/// The brokers new replicas may go to: every broker `image` registers and
+/// no other node, so a pure controller is never given a replica, and with
+/// no broker unfenced the placer answers as Kafka's,
+/// INVALID_REPLICATION_FACTOR "All brokers are currently fenced.".
+///
+/// One exception, `lone_broker`: the node of a lone voter that is also a
+/// broker, while the image registers no broker at all. Its broker
+/// registers in process as it starts (`LifecycleManager::start_sole`), but
+/// its other shards may take requests a moment before that registration
+/// commits (auto-created topics, a CreateTopics), and that node is the
+/// whole cluster either way.
+pub fn placement_brokers(image: &MetadataImage, lone_broker: Option<i32>) -> Vec<PlacementBroker> {
+    if let (true, Some(id)) = (image.brokers.is_empty(), lone_broker) {
         return vec![PlacementBroker {
-            id: node_id,
+            id,
             rack: None,
             fenced: false,
             in_controlled_shutdown: false,

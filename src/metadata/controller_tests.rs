@@ -48,7 +48,7 @@ fn new_topic(name: &str, partitions: i32) -> NewTopic {
 
 /// This node alone, as placement sees an image that registers no broker.
 fn alone() -> Vec<PlacementBroker> {
-    placement_brokers(&MetadataImage::default(), 1)
+    placement_brokers(&MetadataImage::default(), Some(1))
 }
 
 /// The seeds a test's placements start from: Kafka's `MockRandom` seed.
@@ -241,7 +241,7 @@ fn a_topic_spreads_over_three_brokers_as_kafkas_placer_does() {
     let config = BrokerConfig::new(PathBuf::from("/tmp/x"), 2);
     let brokers = placement_brokers(
         &registered(&[(1, None, false), (2, None, false), (3, None, false)]),
-        1,
+        None,
     );
     let plan = create_topics(
         &config,
@@ -303,7 +303,7 @@ fn racks_and_fenced_brokers_shape_placement() {
             (2, Some("a"), false),
             (3, Some("b"), false),
         ]),
-        1,
+        None,
     );
     let meta = create(&racked, new_topic("t", 6)).expect("placed");
     let kafka = placer::place_new_topic(&racked, 6, 1, 17).expect("placed");
@@ -315,7 +315,7 @@ fn racks_and_fenced_brokers_shape_placement() {
 
     let fenced = placement_brokers(
         &registered(&[(1, None, false), (2, None, false), (3, None, true)]),
-        1,
+        None,
     );
     let meta = create(&fenced, new_topic("t", 8)).expect("placed");
     assert!(
@@ -326,7 +326,7 @@ fn racks_and_fenced_brokers_shape_placement() {
     assert!(meta.states.iter().any(|state| state.leader == 1));
     assert!(meta.states.iter().any(|state| state.leader == 2));
 
-    let all_fenced = placement_brokers(&registered(&[(1, None, true), (2, None, true)]), 1);
+    let all_fenced = placement_brokers(&registered(&[(1, None, true), (2, None, true)]), None);
     assert_eq!(
         message(&create(&all_fenced, new_topic("t", 1))),
         (
@@ -342,7 +342,7 @@ fn replication_factors_beyond_one_are_refused() {
     let config = BrokerConfig::new(PathBuf::from("/tmp/x"), 2);
     let three = placement_brokers(
         &registered(&[(1, None, false), (2, None, false), (3, None, false)]),
-        1,
+        None,
     );
     let with_factor = |factor| NewTopic {
         replication_factor: factor,
@@ -393,9 +393,14 @@ fn placement_counts_only_registered_brokers_once_one_registers() {
             fenced: false,
             in_controlled_shutdown: false
         }],
-        "no registration yet: the controller's node alone"
+        "no registration yet: the lone broker's node alone"
     );
-    let others = placement_brokers(&registered(&[(2, Some("r"), false), (3, None, true)]), 1);
+    assert_eq!(
+        placement_brokers(&registered(&[(2, None, false)]), Some(1)),
+        placement_brokers(&registered(&[(2, None, false)]), None),
+        "once a broker registers, only the registered"
+    );
+    let others = placement_brokers(&registered(&[(2, Some("r"), false), (3, None, true)]), None);
     let seen: Vec<(i32, bool)> = others.iter().map(|b| (b.id, b.fenced)).collect();
     assert_eq!(
         seen,
@@ -415,6 +420,94 @@ fn placement_counts_only_registered_brokers_once_one_registers() {
     assert!(meta.states.iter().all(|state| state.replicas == vec![2]));
 }
 
+#[test]
+fn a_pure_controller_is_never_given_a_replica() {
+    // Node 3 is a voter and the controller, no broker: brokers 1 and 2
+    // registered, it not.
+    let config = BrokerConfig::new(PathBuf::from("/tmp/x"), 2);
+    let controller = ClusterView {
+        node_id: 3,
+        controller_node_id: 3,
+        ..view(BrokerLayout::Node)
+    };
+    let brokers = placement_brokers(&registered(&[(1, None, false), (2, None, false)]), None);
+    let plan = create_topics(
+        &config,
+        &controller,
+        &brokers,
+        vec![new_topic("t", 12)],
+        seeds(),
+        ids(),
+    );
+    let meta = created(&plan, 0);
+    for leader in [1, 2] {
+        let led = meta.states.iter().filter(|s| s.leader == leader).count();
+        assert_eq!(led, 6, "broker {leader} leads half");
+    }
+    assert!(meta.states.iter().all(|s| !s.replicas.contains(&3)));
+    assert!((0..12).all(|partition| !controller.hosts(&meta, partition)));
+    let grown = create_partitions(
+        &controller.with_topics(plan.table.clone()),
+        &brokers,
+        vec![PartitionGrowth {
+            topic: "t".into(),
+            count: 20,
+            assignments: None,
+            validate_only: false,
+        }],
+        seeds(),
+    );
+    assert_eq!(code(&grown.results[0]), 0);
+    assert!(grown.table["t"]
+        .states
+        .iter()
+        .all(|s| !s.replicas.contains(&3)));
+    // A client naming the controller in its assignment: no such broker.
+    let named = assigned("u", &[(0, &[3])]);
+    let plan = create_topics(&config, &controller, &brokers, vec![named], seeds(), ids());
+    assert_eq!(
+        code(&plan.results[0]),
+        ResponseError::InvalidReplicaAssignment.code()
+    );
+}
+
+#[test]
+fn with_no_broker_registered_creation_answers_as_kafkas_controller() {
+    let config = BrokerConfig::new(PathBuf::from("/tmp/x"), 2);
+    let controller = ClusterView {
+        node_id: 3,
+        ..view(BrokerLayout::Node)
+    };
+    let none = placement_brokers(&MetadataImage::default(), None);
+    assert!(none.is_empty(), "not even the controller's own node");
+    let plan = create_topics(
+        &config,
+        &controller,
+        &none,
+        vec![new_topic("t", 3), new_topic("u", -1)],
+        seeds(),
+        ids(),
+    );
+    let fenced = (
+        ResponseError::InvalidReplicationFactor.code(),
+        "Unable to replicate the partition 1 time(s): All brokers are currently fenced."
+            .to_string(),
+    );
+    assert_eq!(message(&plan.results[0]), fenced);
+    assert_eq!(message(&plan.results[1]), fenced);
+    assert!(plan.table.is_empty() && plan.open.is_empty());
+    let fenced_only = placement_brokers(&registered(&[(1, None, true)]), None);
+    let plan = create_topics(
+        &config,
+        &controller,
+        &fenced_only,
+        vec![new_topic("t", 3)],
+        seeds(),
+        ids(),
+    );
+    assert_eq!(message(&plan.results[0]), fenced);
+}
+
 fn assigned(name: &str, assignments: &[(i32, &[i32])]) -> NewTopic {
     NewTopic {
         partitions: -1,
@@ -432,7 +525,7 @@ fn explicit_assignments_are_checked_and_kept() {
     let config = BrokerConfig::new(PathBuf::from("/tmp/x"), 2);
     let brokers = placement_brokers(
         &registered(&[(1, None, false), (2, None, false), (3, None, true)]),
-        1,
+        None,
     );
     let plan = create_topics(
         &config,
@@ -506,7 +599,7 @@ fn growth_is_placed_over_the_brokers_or_where_assigned() {
     let config = BrokerConfig::new(PathBuf::from("/tmp/x"), 2);
     let brokers = placement_brokers(
         &registered(&[(1, None, false), (2, None, false), (3, None, false)]),
-        1,
+        None,
     );
     let plan = create_topics(
         &config,

@@ -3,6 +3,11 @@
 //! shard's own port too (`metadata::brokers`); accept until told to stop,
 //! within the connection limits (`limits`), and serve each connection on
 //! this shard.
+//!
+//! A pure controller (`process.roles=controller`) serves no client: its
+//! shards bind nothing here and wait to be stopped, and what it serves
+//! other nodes goes through the CONTROLLER listener alone (the hook set
+//! here, `controller_apis`).
 
 use std::net::ToSocketAddrs;
 use std::os::fd::{FromRawFd, IntoRawFd};
@@ -46,6 +51,13 @@ fn bind(address: &str, port: Port) -> std::io::Result<glommio::net::TcpListener>
 pub async fn run(start: ShardStart, connections: Arc<BrokerConnections>) {
     let ShardStart { shard, stop, ready } = start;
     shard.serve_controller_apis(controller_apis::apis(&shard));
+    if shard.config.cluster.pure_controller() {
+        // Its CONTROLLER listener (the quorum's transport on
+        // `CONTROLLER_SHARD`) is all it serves.
+        let _ = ready.send(Ok(shard.id));
+        let _ = stop.await;
+        return;
+    }
     let mut addresses = vec![(shard.config.listen.clone(), Port::Shared)];
     if shard.config.listener_shard_aware {
         addresses.push((shard.config.shard_listen_address(shard.id), Port::Own));

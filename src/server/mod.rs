@@ -48,12 +48,7 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     preflight::ensure_locked_memory(config.shards)?;
     preflight::probe_io_uring()?;
     config.check_shard_listeners()?;
-    preflight::check_port_free(&config.listen)?;
-    if config.listener_shard_aware {
-        for shard in 0..config.shards {
-            preflight::check_port_free(&config.shard_listen_address(shard))?;
-        }
-    }
+    preflight::check_client_ports(&config)?;
     crate::alloc::keep_freed_memory();
 
     // A node of a cluster (`process.roles`) starts only from storage
@@ -118,7 +113,7 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     let serve = move |start| listener::run(start, connections.clone());
     let shards =
         crate::shard::spawn_all(config.clone(), view, quorum, serve).map_err(anyhow::Error::msg)?;
-    println!("shoal ready on {}", config.listen);
+    println!("shoal ready on {}", ready_address(&config));
     let _ = std::io::stdout().flush();
     if let Some(signal) = signals.forever().next() {
         log::info!("signal {signal}: shutting down");
@@ -126,6 +121,15 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     shards.shutdown();
     log::info!("shutdown complete");
     Ok(())
+}
+
+/// Where this node serves once it is ready: its client listener, or a
+/// pure controller's CONTROLLER listener (it has no other).
+fn ready_address(config: &BrokerConfig) -> String {
+    match config.cluster.controller_listener() {
+        Some(listener) if config.cluster.pure_controller() => listener.address(),
+        _ => config.listen.clone(),
+    }
 }
 
 /// Opens the metadata log and elects this node, the quorum's one voter

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
+use crate::config::BrokerConfig;
 use crate::shard::SHARD_IO_MEMORY_BYTES;
 
 /// Locked memory beyond the shards' io_uring buffers: the rings themselves.
@@ -139,6 +140,23 @@ pub fn check_port_free(listen: &str) -> anyhow::Result<()> {
             Err(error) => bail!("cannot listen on {listen}: {error}"),
         }
     }
+}
+
+/// Fails early when the client listener's ports are taken: the shared
+/// port and, in shard-aware mode, each shard's own. A pure controller
+/// (`process.roles=controller`) binds no client listener, so it has none
+/// to check (its CONTROLLER listener is checked where it is bound).
+pub fn check_client_ports(config: &BrokerConfig) -> anyhow::Result<()> {
+    if config.cluster.pure_controller() {
+        return Ok(());
+    }
+    check_port_free(&config.listen)?;
+    if config.listener_shard_aware {
+        for shard in 0..config.shards {
+            check_port_free(&config.shard_listen_address(shard))?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether a listener accepts TCP connections on `listen`.

@@ -165,7 +165,7 @@ impl Controller {
         }
         self.catch_up(shard).await;
         let view = shard.view();
-        let brokers = placement_brokers(&self.quorum.latest().image, view.node_id);
+        let brokers = placement_brokers(&self.quorum.latest().image, lone_broker(shard));
         let plan = controller::create_topics(
             &shard.config,
             &view,
@@ -249,7 +249,7 @@ impl Controller {
         }
         self.catch_up(shard).await;
         let view = shard.view();
-        let brokers = placement_brokers(&self.quorum.latest().image, view.node_id);
+        let brokers = placement_brokers(&self.quorum.latest().image, lone_broker(shard));
         let plan = controller::create_partitions(&view, &brokers, growths, placement_seed);
         self.carry_out(shard, plan).await
     }
@@ -391,6 +391,14 @@ async fn follow(shard: Weak<Shard>, applied: AppliedBell) {
             controller.install(&shard, None).await;
         }
     }
+}
+
+/// This node's id when it is the quorum's lone voter and a broker too:
+/// the one node placement may use before any broker registers
+/// (`placement_brokers` says why).
+fn lone_broker(shard: &Shard) -> Option<i32> {
+    let cluster = &shard.config.cluster;
+    (cluster.quorum_voters.len() <= 1 && !cluster.pure_controller()).then_some(shard.config.node_id)
 }
 
 /// Whether the data directory's filesystem has less than `DISK_FULL_BYTES`

@@ -12,6 +12,12 @@
 //! quorum's voter there, `quorum.rs`), as `groups.rs` drives the pure `group` and
 //! `transactions.rs` the pure `txn`, both loading from their internal topic
 //! through `replay.rs`.
+//!
+//! A pure controller (`process.roles=controller`) runs the same shards, but
+//! registers no broker (no `LifecycleManager`) and is never given a
+//! partition (`metadata::controller::placement_brokers`), so it opens no
+//! log and loads no coordinator; its shards other than the controller's
+//! idle until stopped (`server::listener`).
 
 pub mod brokers;
 #[cfg(test)]
@@ -714,6 +720,7 @@ async fn run_shard<S, F>(
     // `_control` lives as long as the shard: the CONTROLLER listener's
     // hook and the expiry timer hold it only weakly.
     let (lifecycle, _control) = match brokers {
+        Some((control, _, _)) if config.cluster.pure_controller() => (None, Some(control)),
         Some((control, handle, true)) => {
             let lifecycle = lifecycle::LifecycleManager::start_sole(
                 Rc::clone(&control),
