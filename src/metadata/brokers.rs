@@ -232,12 +232,18 @@ impl ClusterView {
         Some((broker, self.state(meta, partition).leader_epoch))
     }
 
-    /// The broker id of the controller.
+    /// The broker id clients are told is the controller (Metadata,
+    /// DescribeCluster): the quorum leader when it is a live broker, so
+    /// admin requests go straight there; else this node's broker, which
+    /// forwards them. A pure controller, or a leader not known yet, is no
+    /// broker a client can reach: Kafka's brokers never name one either
+    /// (they name a random live broker, `KRaftMetadataCache.getControllerId`).
     pub fn controller_id(&self) -> i32 {
-        if self.controller_node_id == self.node_id {
-            self.broker_of_shard(CONTROLLER_SHARD).id
+        let leader = self.controller_node_id;
+        if leader != self.node_id && self.node_is_live(leader) {
+            leader
         } else {
-            self.controller_node_id
+            self.broker_of_shard(CONTROLLER_SHARD).id
         }
     }
 
@@ -300,6 +306,18 @@ mod tests {
         let topic = view.topic("t").unwrap().clone();
         assert_eq!(view.leader_id(&topic, 0), 7);
         assert_eq!(view.controller_id(), 7);
+        // 3: registered as no broker; -1: no quorum leader known.
+        for leader in [3, -1] {
+            let elsewhere = ClusterView {
+                controller_node_id: leader,
+                ..view.clone()
+            };
+            assert_eq!(
+                elsewhere.controller_id(),
+                7,
+                "{leader}: no broker, so this node, which forwards"
+            );
+        }
         assert_eq!(view.local_broker(7), Some(LocalBroker::Node));
         assert_eq!(view.local_broker(7000), None);
     }
