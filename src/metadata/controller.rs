@@ -8,10 +8,11 @@
 //! `shard/groups.rs` drives the group state machine of `group/`.
 //!
 //! New partitions go where Kafka's controller puts them: over the brokers
-//! the image registers (`placement_brokers`; never on a pure controller), by Kafka's striped placer or
-//! the client's checked assignment (`placer.rs`); a plan's topic carries
-//! each partition's replicas, ISR and leader (`TopicMeta::states`), which
-//! `table::changes` writes as they are. Then, on each replica's node, over
+//! the image registers (`placement_brokers`; never a pure controller), by
+//! Kafka's striped placer or the client's checked assignment
+//! (`placer.rs`); a plan's topic carries each partition's replicas, ISR
+//! and leader (`TopicMeta::states`), which `table::changes` writes as
+//! they are. Then, on each replica's node, over
 //! its shards: this node's shard of a partition it replicates is the
 //! placement rule's, or the shard whose broker the client named in
 //! shard-aware mode; other nodes place their own replicas by their rule.
