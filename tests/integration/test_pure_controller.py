@@ -30,7 +30,6 @@ from cluster import roles  # noqa: E402
 from cluster.quorum import (  # noqa: E402
     QuorumError,
     controller_address,
-    create_topic,
     describe_cluster,
     describe_quorum,
     settled_leader,
@@ -39,6 +38,7 @@ from cluster.waiting import SHOAL_NODE, wait_until  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 from test_cli import shoal  # noqa: E402
 from test_cli_cluster import parse_status  # noqa: E402
+from test_cluster_roles import created  # noqa: E402
 
 # Three processes on a loaded two-core machine and up to LEADER_TRIES
 # elections.
@@ -54,7 +54,6 @@ ELECTION_WAIT_S = 30.0
 # Each try gives the pure controller about an even chance (it and the
 # other broker race for the votes): 1 in 2^8 to fail for want of luck.
 LEADER_TRIES = 8
-ERR_TOPIC_ALREADY_EXISTS = 36
 ERR_UNKNOWN_TOPIC_OR_PARTITION = 3
 API_DELETE_TOPICS = 20
 # The last DeleteTopics version before flexible encoding (v4).
@@ -75,12 +74,6 @@ def delete_topic(bootstrap, name):
         return reader.string(), reader.take(">h")
 
     return dict(reader.array(result))[name]
-
-
-def created(bootstrap, name, partitions):
-    """CreateTopics through one broker succeeded (or did before, when the
-    answer to an earlier try was lost)."""
-    return create_topic(bootstrap, name, partitions) in (kafka_wire.ERR_NONE, ERR_TOPIC_ALREADY_EXISTS)
 
 
 def deleted(bootstrap, name):
