@@ -38,9 +38,9 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
     alter_configs_request, create_partitions_request, delete_records_request,
-    describe_log_dirs_request, incremental_alter_configs_request, AlterConfigsRequest,
-    CreatePartitionsRequest, DeleteRecordsRequest, DescribeLogDirsRequest,
-    IncrementalAlterConfigsRequest,
+    describe_log_dirs_request, describe_quorum_request, incremental_alter_configs_request,
+    AlterConfigsRequest, CreatePartitionsRequest, DeleteRecordsRequest, DescribeLogDirsRequest,
+    DescribeQuorumRequest, IncrementalAlterConfigsRequest,
 };
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, BrokerId, ConsumerProtocolAssignment, ConsumerProtocolSubscription,
@@ -2154,6 +2154,7 @@ fn every_advertised_version_of_every_admin_api() {
     create_partitions(&mut conn);
     delete_records(&mut conn);
     describe_log_dirs(&mut conn);
+    describe_quorum(&mut conn);
 }
 
 /// (value, source) of config `key` of `topic`, per DescribeConfigs.
@@ -2690,6 +2691,57 @@ fn describe_log_dirs(conn: &mut Conn) {
             assert_eq!(partition.offset_lag, 0, "{context}");
             assert!(!partition.is_future_key, "{context}");
         }
+    }
+}
+
+/// DescribeQuorum at every version: a lone node leads its own quorum and
+/// answers for `__cluster_metadata-0`, itself its one voter (v1's
+/// timestamps its own now, v2's endpoints none: it has no CONTROLLER
+/// listener); any other partition is UNKNOWN_TOPIC_OR_PARTITION.
+fn describe_quorum(conn: &mut Conn) {
+    let request = |partition| {
+        let mut asked = describe_quorum_request::TopicData::default();
+        asked.topic_name = name("__cluster_metadata");
+        asked.partitions =
+            vec![describe_quorum_request::PartitionData::default().with_partition_index(partition)];
+        DescribeQuorumRequest::default().with_topics(vec![asked])
+    };
+    for version in versions_of(ApiKey::DescribeQuorum) {
+        let context = format!("DescribeQuorum v{version}");
+        let response = conn.call(&request(0), version);
+        assert_eq!(response.error_code, NONE, "{context}");
+        let partition = &response.topics[0].partitions[0];
+        assert_eq!(partition.error_code, NONE, "{context}");
+        assert_eq!(partition.leader_id.0, NODE_ID, "{context}");
+        assert!(partition.leader_epoch >= 1, "{context}");
+        assert!(partition.high_watermark > 0, "{context}");
+        let voters: Vec<(i32, bool)> = partition
+            .current_voters
+            .iter()
+            .map(|voter| {
+                (
+                    voter.replica_id.0,
+                    voter.log_end_offset >= partition.high_watermark,
+                )
+            })
+            .collect();
+        assert_eq!(voters, [(NODE_ID, true)], "{context}");
+        if version >= 1 {
+            assert!(
+                partition.current_voters[0].last_fetch_timestamp > 0,
+                "{context}"
+            );
+        }
+        assert!(
+            partition.observers.is_empty() && response.nodes.is_empty(),
+            "{context}"
+        );
+
+        let other = conn.call(&request(1), version);
+        assert_eq!(
+            other.topics[0].partitions[0].error_code, UNKNOWN_TOPIC_OR_PARTITION,
+            "{context} partition 1"
+        );
     }
 }
 

@@ -28,9 +28,9 @@ use kafka_protocol::messages::{
     ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
     DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest,
-    DescribeProducersRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
-    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
-    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    DescribeProducersRequest, DescribeQuorumRequest, FetchRequest, FindCoordinatorRequest,
+    HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
+    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
     OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, ResponseHeader,
     SyncGroupRequest, WriteTxnMarkersRequest,
 };
@@ -205,6 +205,7 @@ pub enum Request {
     DeleteTopics(DeleteTopicsRequest),
     DescribeConfigs(DescribeConfigsRequest),
     DescribeCluster(DescribeClusterRequest),
+    DescribeQuorum(DescribeQuorumRequest),
     FindCoordinator(FindCoordinatorRequest),
     JoinGroup(JoinGroupRequest),
     SyncGroup(SyncGroupRequest),
@@ -246,6 +247,7 @@ impl Request {
             Request::DeleteTopics(_) => ApiKey::DeleteTopics,
             Request::DescribeConfigs(_) => ApiKey::DescribeConfigs,
             Request::DescribeCluster(_) => ApiKey::DescribeCluster,
+            Request::DescribeQuorum(_) => ApiKey::DescribeQuorum,
             Request::FindCoordinator(_) => ApiKey::FindCoordinator,
             Request::JoinGroup(_) => ApiKey::JoinGroup,
             Request::SyncGroup(_) => ApiKey::SyncGroup,
@@ -307,6 +309,9 @@ pub fn decode_request(
             }
             ApiKey::DescribeCluster => {
                 Request::DescribeCluster(DescribeClusterRequest::decode(body, version)?)
+            }
+            ApiKey::DescribeQuorum => {
+                Request::DescribeQuorum(DescribeQuorumRequest::decode(body, version)?)
             }
             ApiKey::FindCoordinator => {
                 Request::FindCoordinator(FindCoordinatorRequest::decode(body, version)?)

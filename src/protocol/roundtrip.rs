@@ -147,6 +147,10 @@ pub(super) fn round_trip_api(key: ApiKey, version: i16) -> Bytes {
             admin::describe_log_dirs_request,
             admin::describe_log_dirs_response
         ),
+        ApiKey::DescribeQuorum => both!(
+            admin::describe_quorum_request,
+            admin::describe_quorum_response
+        ),
         ApiKey::InitProducerId => both!(
             admin::init_producer_id_request,
             admin::init_producer_id_response

@@ -1,10 +1,17 @@
 //! Round-trip samples of the admin APIs of issue 4 — DeleteRecords,
 //! CreatePartitions, AlterConfigs, IncrementalAlterConfigs and
-//! DescribeLogDirs, and InitProducerId (issue 13): a populated request and
-//! response per version, for the table-wide round trip in `roundtrip.rs`.
+//! DescribeLogDirs, InitProducerId (issue 13) and DescribeQuorum (issue
+//! 14): a populated request and response per version, for the table-wide
+//! round trip in `roundtrip.rs`.
 
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
+
+/// The first DescribeQuorum version with replica timestamps.
+const DESCRIBE_QUORUM_TIMESTAMPS: i16 = 1;
+/// The first DescribeQuorum version with error messages, directory ids and
+/// the voters' endpoints (KIP-853).
+const DESCRIBE_QUORUM_NODES: i16 = 2;
 
 /// The first DescribeLogDirs version with the top-level error code.
 const DESCRIBE_LOG_DIRS_ERROR_CODE: i16 = 3;
@@ -211,4 +218,50 @@ pub(super) fn init_producer_id_response(_version: i16) -> InitProducerIdResponse
         .with_throttle_time_ms(1)
         .with_producer_id(ProducerId(4002))
         .with_producer_epoch(0)
+}
+
+pub(super) fn describe_quorum_request(_version: i16) -> DescribeQuorumRequest {
+    DescribeQuorumRequest::default().with_topics(vec![describe_quorum_request::TopicData::default(
+    )
+    .with_topic_name(topic("__cluster_metadata"))
+    .with_partitions(vec![
+        describe_quorum_request::PartitionData::default().with_partition_index(0)
+    ])])
+}
+
+pub(super) fn describe_quorum_response(version: i16) -> DescribeQuorumResponse {
+    let replica = |id: i32, log_end_offset| {
+        let mut replica = describe_quorum_response::ReplicaState::default()
+            .with_replica_id(BrokerId(id))
+            .with_log_end_offset(log_end_offset);
+        if version >= DESCRIBE_QUORUM_TIMESTAMPS {
+            replica.last_fetch_timestamp = 1_700_000_000_000 + i64::from(id);
+            replica.last_caught_up_timestamp = 1_700_000_000_000 - i64::from(id);
+        }
+        if version >= DESCRIBE_QUORUM_NODES {
+            replica.replica_directory_id = uuid::Uuid::from_u128(u128::from(id.unsigned_abs()));
+        }
+        replica
+    };
+    let mut partition = describe_quorum_response::PartitionData::default()
+        .with_partition_index(0)
+        .with_leader_id(BrokerId(1))
+        .with_leader_epoch(4)
+        .with_high_watermark(120)
+        .with_current_voters(vec![replica(1, 121), replica(2, 120), replica(3, -1)])
+        .with_observers(vec![replica(4, 90)]);
+    let mut response = DescribeQuorumResponse::default();
+    if version >= DESCRIBE_QUORUM_NODES {
+        partition.error_message = None;
+        response.error_message = Some(s("none"));
+        response.nodes = vec![describe_quorum_response::Node::default()
+            .with_node_id(BrokerId(1))
+            .with_listeners(vec![describe_quorum_response::Listener::default()
+                .with_name(s("CONTROLLER"))
+                .with_host(s("controller.example"))
+                .with_port(9093)])];
+    }
+    response.with_topics(vec![describe_quorum_response::TopicData::default()
+        .with_topic_name(topic("__cluster_metadata"))
+        .with_partitions(vec![partition])])
 }

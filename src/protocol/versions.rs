@@ -4,6 +4,8 @@
 
 use kafka_protocol::messages::ApiKey;
 
+use crate::quorum::describe::DESCRIBE_QUORUM_VERSIONS;
+
 /// One implemented API and its inclusive version range.
 #[derive(Debug, Clone, Copy)]
 pub struct SupportedApi {
@@ -34,6 +36,13 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DeleteTopics, 1, 6),
     api(ApiKey::DescribeConfigs, 1, 4),
     api(ApiKey::DescribeCluster, 0, 2),
+    // Forwarded to the active controller, which answers it at the versions
+    // its CONTROLLER listener serves.
+    api(
+        ApiKey::DescribeQuorum,
+        DESCRIBE_QUORUM_VERSIONS.0,
+        DESCRIBE_QUORUM_VERSIONS.1,
+    ),
     api(ApiKey::FindCoordinator, 0, 6),
     api(ApiKey::JoinGroup, 0, 9),
     api(ApiKey::SyncGroup, 0, 5),

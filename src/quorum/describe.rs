@@ -2,7 +2,10 @@
 //! (`kafka-metadata-quorum.sh --bootstrap-controller`, an admin client with
 //! `bootstrap.controllers`): ApiVersions, DescribeCluster with the
 //! controllers as its nodes (KIP-919), and DescribeQuorum (KIP-595, 836,
-//! 853) from a plain `QuorumStatus` the quorum's driver fills in.
+//! 853) from a plain `QuorumStatus` the quorum's driver fills in. The
+//! broker listener answers DescribeQuorum from here too
+//! (`server::handlers::describe_quorum`, after forwarding it to the active
+//! controller as Kafka's brokers do), at the same versions.
 //!
 //! Pure: no IO, no clock (the caller passes `now_ms`), so each answer is
 //! checked against Kafka's rules by unit tests here and by Kafka's own
@@ -36,6 +39,10 @@ const ENDPOINT_TYPE_CONTROLLER: i8 = 2;
 /// for (Kafka's `Integer.MIN_VALUE`).
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
+/// The DescribeQuorum versions served, on either listener: v2 (KIP-853,
+/// the voters' endpoints) is the newest `kafka-protocol` 0.18 encodes.
+pub const DESCRIBE_QUORUM_VERSIONS: (i16, i16) = (0, 2);
+
 /// The APIs the CONTROLLER listener serves, with the versions of each, as
 /// `(key, min, max)`: Kafka's ranges as far as `kafka-protocol` 0.18 encodes
 /// them. shoal's private Raft request is not listed (Kafka's tools must not
@@ -43,7 +50,11 @@ const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::DescribeCluster, 0, 2),
-    (ApiKey::DescribeQuorum, 0, 2),
+    (
+        ApiKey::DescribeQuorum,
+        DESCRIBE_QUORUM_VERSIONS.0,
+        DESCRIBE_QUORUM_VERSIONS.1,
+    ),
 ];
 
 /// The versions of `api_key` served here, if it is served here at all.
@@ -160,11 +171,8 @@ pub fn describe_quorum(
     listener_name: &str,
     now_ms: i64,
 ) -> DescribeQuorumResponse {
-    if !names_metadata_partition(request) {
-        return partition_errors(request, ResponseError::UnknownTopicOrPartition);
-    }
-    if status.leader_id != status.local_id {
-        return metadata_partition_error(ResponseError::NotLeaderOrFollower);
+    if !names_metadata_partition(request) || status.leader_id != status.local_id {
+        return not_leader(request);
     }
     let replica = |replica: &ReplicaStatus| {
         let leader = replica.id == status.leader_id;
@@ -206,6 +214,18 @@ pub fn describe_quorum(
             .collect();
     }
     response
+}
+
+/// DescribeQuorum as a node that does not lead the quorum answers it,
+/// Kafka's `KafkaRaftClient` on a follower: UNKNOWN_TOPIC_OR_PARTITION on
+/// each partition asked unless the request names exactly
+/// `__cluster_metadata-0`, else NOT_LEADER_OR_FOLLOWER on it (retriable:
+/// Kafka's admin client asks again, of the controller it finds then).
+pub fn not_leader(request: &DescribeQuorumRequest) -> DescribeQuorumResponse {
+    if !names_metadata_partition(request) {
+        return partition_errors(request, ResponseError::UnknownTopicOrPartition);
+    }
+    metadata_partition_error(ResponseError::NotLeaderOrFollower)
 }
 
 fn metadata_topic() -> TopicName {

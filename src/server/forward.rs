@@ -12,7 +12,9 @@
 //! channel's bounds, or the Envelope comes back with an error, the request
 //! is handled here instead, which answers NOT_CONTROLLER for each of its
 //! items: a code Kafka's clients retry after refreshing their metadata, as
-//! they retry the REQUEST_TIMED_OUT a Kafka broker gives in that case.
+//! they retry the REQUEST_TIMED_OUT a Kafka broker gives in that case
+//! (DescribeQuorum handled here answers from this node's own quorum
+//! status: NOT_LEADER_OR_FOLLOWER unless it leads, retried as well).
 //!
 //! Controller side (`serve_envelope`): an Envelope is taken only while this
 //! node leads the quorum (else NOT_CONTROLLER, which the sender's channel
@@ -51,13 +53,16 @@ const AUTO_CREATE_CLIENT_ID: &str = "shoal-auto-create";
 
 /// The requests a node that is not the controller forwards: those the
 /// controller alone carries out (Kafka forwards these and more: ACLs,
-/// quotas, SCRAM credentials, reassignments, which shoal does not serve).
-pub const FORWARDED_APIS: [ApiKey; 5] = [
+/// quotas, SCRAM credentials, reassignments, which shoal does not serve),
+/// and DescribeQuorum, which the quorum's leader alone answers (Kafka's
+/// broker forwards it always, `forwardToControllerOrFail`).
+pub const FORWARDED_APIS: [ApiKey; 6] = [
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
     ApiKey::CreatePartitions,
     ApiKey::AlterConfigs,
     ApiKey::IncrementalAlterConfigs,
+    ApiKey::DescribeQuorum,
 ];
 
 /// Whether `api_key`'s request, as `context` received it, goes to the
@@ -250,6 +255,20 @@ mod tests {
         }
         assert_eq!(address_bytes(None), Bytes::new());
         assert_eq!(client_address(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn every_forwarded_api_is_advertised_at_the_controllers_versions() {
+        use crate::protocol::versions;
+        use crate::quorum::describe;
+        for api_key in FORWARDED_APIS {
+            assert!(versions::supported(api_key).is_some(), "{api_key:?}");
+        }
+        // DescribeQuorum reaches a controller's Raft status whole: the
+        // broker listener takes exactly the versions the controller answers.
+        let broker = versions::supported(ApiKey::DescribeQuorum)
+            .map(|api| (api.min_version, api.max_version));
+        assert_eq!(broker, describe::served_versions(ApiKey::DescribeQuorum));
     }
 
     #[test]

@@ -48,6 +48,7 @@ use crate::metadata::records::MetadataRecord;
 use crate::metadata::table;
 use crate::metadata::{ClusterView, TopicMeta};
 use crate::quorum::channel::LeaderFn;
+use crate::quorum::describe::QuorumStatus;
 
 /// Free bytes below which the disk counts as full for a deletion: room for
 /// a few metadata log frames (a removal, a hard state, a commit) with a
@@ -79,6 +80,11 @@ impl Controller {
     /// Whether this node leads the quorum and may take changes now.
     pub fn leads(&self) -> bool {
         self.quorum.leads()
+    }
+
+    /// The quorum's status, for DescribeQuorum.
+    pub fn quorum_status(&self) -> QuorumStatus {
+        self.quorum.status()
     }
 
     /// The quorum leader this node knows, for its way to the controller

@@ -20,6 +20,7 @@ pub use crate::metadata::controller::{
 use crate::metadata::producer_ids::ProducerIdBlock;
 use crate::metadata::{ClusterView, TopicMeta};
 use crate::protocol::records::TxnMarker;
+use crate::quorum::describe::QuorumStatus;
 use crate::txn::{DescribedTxn, ListedTxn, TxnState};
 
 /// A partition of a topic, named the way shards address it.
@@ -146,6 +147,9 @@ pub enum ShardRequest {
     /// To `CONTROLLER_SHARD`: a request for the active controller, sent
     /// there in this Envelope (`server::forward`).
     Forward(Box<EnvelopeRequest>),
+    /// To `CONTROLLER_SHARD`: the metadata quorum's status, for
+    /// DescribeQuorum (`server::handlers::describe_quorum`).
+    QuorumStatus,
     /// Appends each transaction marker to its partition, answering once
     /// it is durable (`Shard::write_txn_markers`).
     WriteTxnMarkers(Vec<(TopicPartition, TxnMarker)>),
@@ -184,6 +188,7 @@ pub enum ShardReply {
     ProducerIds(Result<ProducerIdBlock, KafkaError>),
     /// The controller's Envelope response, or why none came.
     Forwarded(Result<EnvelopeResponse, String>),
+    QuorumStatus(Box<QuorumStatus>),
     Group(GroupAnswer),
     Txn(TxnAnswer),
     Done,

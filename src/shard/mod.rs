@@ -327,6 +327,10 @@ impl Shard {
                 Some(to_controller) => to_controller.forward(*envelope).await,
                 None => Err("this node has no controller to forward to".to_string()),
             }),
+            ShardRequest::QuorumStatus => match &self.controller {
+                Some(controller) => ShardReply::QuorumStatus(Box::new(controller.quorum_status())),
+                None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+            },
             ShardRequest::PartitionSizes => ShardReply::PartitionSizes(self.partitions.sizes()),
             ShardRequest::WriteTxnMarkers(parts) => {
                 ShardReply::TxnMarkers(self.write_txn_markers_here(parts).await)

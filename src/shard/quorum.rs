@@ -20,8 +20,9 @@
 //! snapshot installed) publishes it and its index (`QuorumHandle::latest`,
 //! `applied_bell`), so the controller installs
 //! what other voters' leaders committed (`controller.rs`), in log order.
-//! DescribeQuorum on the CONTROLLER listener is answered from the
-//! `QuorumStatus` the task refreshes after each event.
+//! DescribeQuorum, on the CONTROLLER listener or through a broker
+//! (`QuorumHandle::status`), is answered from the `QuorumStatus` the task
+//! refreshes after each event.
 //!
 //! Invariant: one round at a time, and the node is not touched while a
 //! round's write is under way; every queue is bounded (proposals here,
@@ -153,6 +154,7 @@ pub struct QuorumHandle {
     proposals: Rc<LocalSender<Proposal>>,
     published: Rc<Published>,
     applied: AppliedBell,
+    status: Rc<RefCell<QuorumStatus>>,
 }
 
 /// Rung when `QuorumHandle::latest` or the leader moves on (capacity one: a full bell
@@ -192,6 +194,11 @@ impl QuorumHandle {
     /// is its own.
     pub fn quorum_leader(&self) -> Option<i32> {
         (!self.published.sole).then(|| self.leader_id())
+    }
+
+    /// The quorum as the task last saw it, for DescribeQuorum.
+    pub fn status(&self) -> QuorumStatus {
+        self.status.borrow().clone()
     }
 
     /// The newest image applied here and its index.
@@ -245,6 +252,7 @@ pub fn start(
         proposals: Rc::new(proposals),
         published: published.clone(),
         applied: Rc::new(applied),
+        status: status.clone(),
     };
     let service = service(&handle);
     let (transport, inbound) = match network {

@@ -1,7 +1,11 @@
 //! DescribeCluster: the cluster id, the live brokers as Metadata lists them
 //! (`metadata::brokers`; v2 adds the fenced ones when asked, as Kafka) and
-//! the active controller.
+//! the active controller. A broker listener serves the brokers' endpoint
+//! type only: a request for controllers (an admin client given a broker's
+//! address as `bootstrap.controllers`) is MISMATCHED_ENDPOINT_TYPE, as
+//! Kafka's broker answers it, so a tool looking for a controller moves on.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{
     BrokerId, DescribeClusterRequest, DescribeClusterResponse, RequestHeader,
@@ -14,11 +18,21 @@ use crate::server::connection::ConnectionContext;
 /// DescribeCluster v2 lists fenced brokers on request (KIP-1073).
 const FENCED_BROKERS_VERSION: i16 = 2;
 
+/// DescribeCluster's `EndpointType`s (KIP-919). v0 has no such field and
+/// decodes as brokers.
+const ENDPOINT_TYPE_BROKER: i8 = 1;
+const ENDPOINT_TYPE_CONTROLLER: i8 = 2;
+
 pub fn handle(
     context: &ConnectionContext,
     header: &RequestHeader,
     request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
+    if let Some((error, message)) = endpoint_type_error(request.endpoint_type) {
+        return DescribeClusterResponse::default()
+            .with_error_code(error.code())
+            .with_error_message(Some(str_bytes(message)));
+    }
     let view = context.shard.view();
     let mut response = DescribeClusterResponse::default();
     if header.request_api_version >= 1 {
@@ -55,4 +69,42 @@ pub fn handle(
         })
         .collect();
     response
+}
+
+/// Why a broker refuses a request for `endpoint_type`, in Kafka's words:
+/// controllers are asked of the CONTROLLER listener
+/// (`quorum::describe::describe_cluster`), any other type is unknown.
+fn endpoint_type_error(endpoint_type: i8) -> Option<(ResponseError, String)> {
+    match endpoint_type {
+        ENDPOINT_TYPE_BROKER => None,
+        ENDPOINT_TYPE_CONTROLLER => Some((
+            ResponseError::MismatchedEndpointType,
+            "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER".to_string(),
+        )),
+        other => Some((
+            ResponseError::UnsupportedEndpointType,
+            format!("Unsupported endpoint type {other}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broker_serves_the_brokers_endpoint_type_only() {
+        assert!(endpoint_type_error(ENDPOINT_TYPE_BROKER).is_none());
+        let refused = |endpoint_type| endpoint_type_error(endpoint_type).map(|(error, _)| error);
+        assert_eq!(
+            refused(ENDPOINT_TYPE_CONTROLLER),
+            Some(ResponseError::MismatchedEndpointType)
+        );
+        for unknown in [0, 3, -1] {
+            assert_eq!(
+                refused(unknown),
+                Some(ResponseError::UnsupportedEndpointType)
+            );
+        }
+    }
 }

@@ -22,6 +22,7 @@ mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
+mod describe_quorum;
 mod describe_transactions;
 mod end_txn;
 mod fetch;
@@ -143,6 +144,10 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
         Request::DescribeCluster(request) => encode(
             &header,
             &describe_cluster::handle(context, &header, request),
+        ),
+        Request::DescribeQuorum(request) => encode(
+            &header,
+            &describe_quorum::handle(context, &header, request).await,
         ),
         Request::FindCoordinator(request) => encode(
             &header,
