@@ -342,9 +342,9 @@ def section(argv, size, rows, results, info, end_loadavg, shoal_bin):
         "leader. Broker CPU is the three processes' sum.",
         "- **How W3 reads from several leaders** (src/bench/consume.rs): `shoal bench consume` keeps one "
         "Fetch in flight per leader and sends each leader its next Fetch as soon as it answers, as Kafka's "
-        "consumer and librdkafka do. Until commit `9e1c798` it sent one Fetch to every leader, then waited "
-        "for all of them (lockstep rounds), and that made the 0.13× of the run before this one (15:24 UTC, "
-        "commit `bfda384`). The cluster's preload leaves its partitions uneven (each of the 4 producer lanes "
+        "consumer and librdkafka do. Before commit `9e1c798` it sent one Fetch to every leader, then waited "
+        "for all of them (lockstep rounds), and that made W3's 0.13× in the 2026-12-06 15:24 UTC run "
+        "(commit `bfda384`). The cluster's preload leaves its partitions uneven (each of the 4 producer lanes "
         "writes a fixed share to its 2 partitions, and more to the one whose leader answers sooner when "
         "their leaders differ: largest / smallest partition 1.19× and 1.65× in two diagnostic runs, "
         "exactly equal on the single node and within a lane of one leader), so one leader's partitions ran "
