@@ -24,7 +24,7 @@ use uuid::Uuid;
 use super::batch::BatchBuilder;
 use super::consume::{spawn, Timing};
 use super::meter::Meter;
-use super::{join_all, BenchArgs, BenchCommand, PartitionLeader, TopicLayout};
+use super::{join_all, BenchCommand, PartitionLeader, TopicLayout};
 use crate::client::frame::read_frame;
 
 /// Newest Fetch version the fake brokers offer: the last that names topics,
@@ -47,8 +47,8 @@ fn api(key: ApiKey, min: i16, max: i16) -> ApiVersion {
         .with_max_version(max)
 }
 
-/// Reads one request and answers it with `response` at the request's
-/// version; returns the request's body, or `None` once the client closed.
+/// Reads one request of `key` and answers it with what `respond` makes of
+/// its body, at the request's version; `None` once the client has closed.
 fn answer_next<Resp: Encodable>(
     stream: &mut TcpStream,
     key: ApiKey,
@@ -166,7 +166,6 @@ fn a_leader_with_nothing_new_does_not_hold_up_the_others() {
     else {
         panic!("consume did not parse");
     };
-    let args: BenchArgs = args;
     let target = Arc::new(AtomicU64::new(TARGET_RECORDS));
     let meter = Meter::new().unwrap();
 
