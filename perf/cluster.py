@@ -59,8 +59,10 @@ from cluster import Cluster  # noqa: E402
 NODES = 3
 SHOAL_NODE = (os.path.join(harness.REPO, "tests", "cluster", "shoal-node")
               + " {node_id} {host} {port} {controller_port} {voters} {data_dir} {cluster_id}")
-# The rows of perf/run this compares (perf/harness.py's keys).
-WORKLOADS = ("W1 c=1", "W1 c=4", "W3")
+# The rows of perf/run this compares (perf/harness.py's keys). "W6 W3
+# shards=1" is a control: W3 with the single node given one shard, the
+# shape of each cluster node (its cluster side is W3's, run again).
+WORKLOADS = ("W1 c=1", "W1 c=4", "W3", "W6 W3 shards=1")
 SINGLE = "single node"
 CLUSTER = f"{NODES}-node cluster"
 
@@ -100,7 +102,8 @@ SECTION_END = "<!-- /section:cluster -->"
 
 
 class SingleNode(harness.Shoal):
-    """One `shoal serve`, as perf/run starts it (default shards)."""
+    """One `shoal serve`, as perf/run starts it (default shards unless the
+    workload names a count)."""
 
     brokers_listed = 1
 
@@ -329,14 +332,27 @@ def section(argv, size, rows, results, info, end_loadavg, shoal_bin):
         "perf/run's (perf/harness.py).",
         "",
         *busy_note(info),
-        f"- **{SINGLE}**: `shoal serve`, default config and shards (one per core), as perf/run starts it. "
-        "It has more shards than a cluster node (one): perf/run's W6 rows show what the shard count alone "
-        "does on this machine (W3 with one shard beat two there).",
+        f"- **{SINGLE}**: `shoal serve`, default config and shards (one per core), as perf/run starts it, "
+        "except in the control row W6 W3 shards=1: `--shards 1`, the shape of one cluster node (that row's "
+        "cluster column is W3's cluster, run again).",
         f"- **{CLUSTER}**: {NODES} shoal processes on loopback ports, each a combined broker and "
         "controller and a voter of the metadata quorum, one shard each (tests/cluster/shoal-node), "
         "default config (`flush.policy=sync`), replication factor 1. Topics are created through the "
         "first node that takes admin requests (forwarded to the quorum leader), and `shoal bench` bootstraps there and sends each partition's requests to its "
         "leader. Broker CPU is the three processes' sum.",
+        "- **How W3 reads from several leaders** (src/bench/consume.rs): `shoal bench consume` keeps one "
+        "Fetch in flight per leader and sends each leader its next Fetch as soon as it answers, as Kafka's "
+        "consumer and librdkafka do. Before commit `9e1c798` it sent one Fetch to every leader, then waited "
+        "for all of them (lockstep rounds), and that made W3's 0.13× in the 2026-12-06 15:24 UTC run "
+        "(commit `bfda384`). The cluster's preload leaves its partitions uneven (each of the 4 producer lanes "
+        "writes a fixed share to its 2 partitions, and more to the one whose leader answers sooner when "
+        "their leaders differ: largest / smallest partition 1.19× and 1.65× in two diagnostic runs, "
+        "exactly equal on the single node and within a lane of one leader), so one leader's partitions ran "
+        "out first, and from then on each round waited out that leader's long poll "
+        "(`fetch.max.wait.ms`, 500 ms): in a traced run, 132 rounds read about 96% of the records in 2.3 s, then "
+        "11 rounds of 500 ms each read the last 4% in 5.6 s (Fetch round trip p99 502 ms). On one preloaded "
+        "cluster, the old and the new consumer alternating 3 times each: median 629 k and 3.28 M records/s "
+        "(5.2×; p99 Fetch round trip 502 ms and 40 ms).",
         f"- **All {NODES} nodes, the single node and the load generator share this machine's "
         f"{info['nproc']} cores** (and its disk): the cluster has no more hardware than the single node, "
         "so this measures what the cluster's extra processes, quorum and routing cost, not scaling.",
@@ -434,10 +450,11 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
     info = harness.machine()
     rows = [w for w in harness.workloads(False) if w.key in WORKLOADS]
-    targets = {SINGLE: lambda: SingleNode(shoal_bin), CLUSTER: lambda: ShoalCluster(shoal_bin)}
-    results = {w.key: {side: [] for side in targets} for w in rows}
+    results = {w.key: {side: [] for side in (SINGLE, CLUSTER)} for w in rows}
     try:
         for w in rows:
+            targets = {SINGLE: lambda w=w: SingleNode(shoal_bin, w.shoal_shards),
+                       CLUSTER: lambda: ShoalCluster(shoal_bin)}
             for run in range(size.runs):
                 for side, make in targets.items():
                     report = run_once(w, make, shoal_bin, size, COMMANDS)

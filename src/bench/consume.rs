@@ -2,12 +2,19 @@
 //! reading its share of the partitions with long-polling Fetch requests and
 //! decoding every record, as a real consumer does. A thread whose partitions
 //! have several leaders (shard-aware shoal, a cluster) keeps one Fetch in
-//! flight to each at once.
+//! flight to each and sends a leader its next Fetch as soon as it answers,
+//! as Kafka's consumer and librdkafka do: a leader whose partitions have
+//! nothing new long-polls (`fetch.max.wait.ms`) without holding up the
+//! others.
 //!
 //! Invariant: no record is counted twice and the total never exceeds the
-//! target: each thread claims its records from the shared count.
+//! target: each thread claims its records from the shared count. A thread
+//! waits on one leader while another's answer is ready only for the
+//! [`ERROR_BACKOFF`] after a partition error.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -35,6 +42,10 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause after a partition error before asking again, so a persistent error
 /// is counted at a bounded rate instead of in a busy loop.
 const ERROR_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest a thread waits for any of its leaders to answer before it looks
+/// again at the shared count, its deadline and [`IDLE_TIMEOUT`]: another
+/// thread may reach the target while this one's Fetches long-poll.
+const ANSWER_WAIT_MS: i32 = 100;
 
 /// `shoal bench consume`.
 pub fn run(args: &BenchArgs) -> anyhow::Result<Outcome> {
@@ -134,10 +145,51 @@ struct Position {
 }
 
 /// A Fetch sent and not yet answered.
+#[derive(Debug, Clone, Copy)]
 struct SentFetch {
     version: i16,
     correlation_id: i32,
     sent_at: Instant,
+}
+
+/// A leader of some of a thread's partitions, with the Fetch in flight to it.
+struct Leader {
+    connection: Connection,
+    positions: Vec<Position>,
+    fetch: SentFetch,
+}
+
+/// The indexes of the `leaders` whose answers have begun to arrive, after
+/// waiting up to `timeout_ms` for one; none when the wait ran out.
+fn answering(leaders: &[Leader], timeout_ms: i32) -> anyhow::Result<Vec<usize>> {
+    let buffered: Vec<usize> = (0..leaders.len())
+        .filter(|&i| leaders[i].connection.has_buffered_input())
+        .collect();
+    if !buffered.is_empty() {
+        return Ok(buffered);
+    }
+    let mut fds: Vec<libc::pollfd> = leaders
+        .iter()
+        .map(|leader| libc::pollfd {
+            fd: leader.connection.as_fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let count = libc::nfds_t::try_from(fds.len()).context("too many leaders to poll")?;
+    // SAFETY: `fds` is an exclusively borrowed array of `count` pollfds, and
+    // every fd in it stays open while `leaders` is borrowed.
+    let ready = unsafe { libc::poll(fds.as_mut_ptr(), count, timeout_ms) };
+    if ready < 0 {
+        let error = io::Error::last_os_error();
+        if error.kind() == io::ErrorKind::Interrupted {
+            return Ok(Vec::new());
+        }
+        return Err(error).context("waiting for the leaders' answers");
+    }
+    // A hung-up or failed socket counts as answering: reading it reports
+    // the broker gone.
+    Ok((0..fds.len()).filter(|&i| fds[i].revents != 0).collect())
 }
 
 /// One consumer thread.
@@ -158,34 +210,53 @@ impl Reader {
     }
 
     fn read(&self, positions: Vec<Position>) -> anyhow::Result<()> {
-        let mut by_leader: BTreeMap<String, (Connection, Vec<Position>)> = BTreeMap::new();
-        for position in positions {
-            if !by_leader.contains_key(&position.leader) {
-                let connection = Connection::connect(&position.leader)?;
-                by_leader.insert(position.leader.clone(), (connection, Vec::new()));
-            }
-            if let Some((_, list)) = by_leader.get_mut(&position.leader) {
-                list.push(position);
-            }
-        }
+        let mut leaders = self.connect(positions)?;
         let mut last_record = Instant::now();
         while !self.done() {
             if last_record.elapsed() >= IDLE_TIMEOUT {
                 return Ok(());
             }
-            // One Fetch to every leader, then their answers: the leaders
-            // work side by side, as with any consumer of several brokers.
-            let mut sent = Vec::with_capacity(by_leader.len());
-            for (connection, positions) in by_leader.values_mut() {
-                sent.push(self.send_fetch(connection, positions)?);
-            }
-            for ((connection, positions), fetch) in by_leader.values_mut().zip(sent) {
-                if self.receive_fetch(connection, positions, fetch)? > 0 {
+            for index in answering(&leaders, ANSWER_WAIT_MS)? {
+                let leader = &mut leaders[index];
+                let counted = self.receive_fetch(
+                    &mut leader.connection,
+                    &mut leader.positions,
+                    leader.fetch,
+                )?;
+                if counted > 0 {
                     last_record = Instant::now();
                 }
+                if self.done() {
+                    return Ok(());
+                }
+                leader.fetch = self.send_fetch(&mut leader.connection, &leader.positions)?;
             }
         }
         Ok(())
+    }
+
+    /// One connection per leader of `positions`, each with its first Fetch
+    /// sent.
+    fn connect(&self, positions: Vec<Position>) -> anyhow::Result<Vec<Leader>> {
+        let mut by_leader: BTreeMap<String, Vec<Position>> = BTreeMap::new();
+        for position in positions {
+            by_leader
+                .entry(position.leader.clone())
+                .or_default()
+                .push(position);
+        }
+        by_leader
+            .into_iter()
+            .map(|(addr, positions)| {
+                let mut connection = Connection::connect(&addr)?;
+                let fetch = self.send_fetch(&mut connection, &positions)?;
+                Ok(Leader {
+                    connection,
+                    positions,
+                    fetch,
+                })
+            })
+            .collect()
     }
 
     /// Sends one Fetch of `positions` to their leader.

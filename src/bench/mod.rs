@@ -23,6 +23,8 @@
 
 mod batch;
 mod consume;
+#[cfg(test)]
+mod consume_tests;
 mod e2e;
 mod meter;
 mod produce;

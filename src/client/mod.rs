@@ -21,6 +21,7 @@ pub mod partitioner;
 use std::collections::HashMap;
 use std::io::{BufReader, BufWriter};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
@@ -223,6 +224,13 @@ impl Connection {
         self.receiver.receive::<Req>(version, correlation_id)
     }
 
+    /// Whether bytes of a response are already buffered, so that reading it
+    /// starts without waiting on the socket (where poll(2) on the
+    /// connection's fd would not see them).
+    pub fn has_buffered_input(&self) -> bool {
+        !self.receiver.reader.buffer().is_empty()
+    }
+
     /// Sends `req` at `version` without waiting for a response, for requests
     /// the broker does not answer (Produce with `acks=0`).
     pub fn send_no_response<Req: Request>(&mut self, req: Req, version: i16) -> anyhow::Result<()> {
@@ -277,6 +285,14 @@ impl Connection {
         check(response.error_code, None, "ApiVersions")?;
         self.versions = choose_versions(&response);
         Ok(())
+    }
+}
+
+/// The socket responses arrive on, so that a thread with requests in flight
+/// on several connections can wait for the first to answer (poll(2)).
+impl AsFd for Connection {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.receiver.reader.get_ref().as_fd()
     }
 }
 
