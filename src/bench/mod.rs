@@ -23,8 +23,6 @@
 
 mod batch;
 mod consume;
-#[cfg(test)]
-mod consume_tests;
 mod e2e;
 mod meter;
 mod produce;
