@@ -538,6 +538,9 @@ impl ClusterConfig {
         if combined && voter {
             return None;
         }
+        if let Some(reason) = self.unsupported_pure_broker(node_id) {
+            return reason;
+        }
         if self.quorum_voters.is_empty() {
             return Some("a dynamic quorum (controller.quorum.bootstrap.servers without controller.quorum.voters) is not built yet (issue 14): set controller.quorum.voters".to_string());
         }
@@ -547,6 +550,20 @@ impl ClusterConfig {
             roles.join(","),
             self.quorum_voters.len()
         ))
+    }
+
+    /// For `process.roles=broker`: None when this is not one; Some(None)
+    /// when it runs (an observer of several voters, `shard::observer`);
+    /// Some(reason) when not yet: a lone voter serves no CONTROLLER
+    /// listener, so no broker can reach it.
+    fn unsupported_pure_broker(&self, node_id: i32) -> Option<Option<String>> {
+        let pure = self.has_role(ProcessRole::Broker) && !self.has_role(ProcessRole::Controller);
+        if !pure || self.quorum_voters.iter().any(|voter| voter.id == node_id) {
+            return None;
+        }
+        Some((self.quorum_voters.len() < 2).then(|| {
+            "a pure broker (process.roles=broker) needs a quorum of several controller.quorum.voters: a lone voter serves no controller listener yet".to_string()
+        }))
     }
 
     /// `listeners` as Kafka prints it.
@@ -679,7 +696,14 @@ mod tests {
         assert!(c
             .unsupported_quorum(1)
             .unwrap()
-            .contains("not built yet (issue 14, increment 4"));
+            .contains("a pure broker (process.roles=broker) needs a quorum of several"));
+        c.set(
+            "controller.quorum.voters",
+            "2@127.0.0.1:29093,3@127.0.0.1:39093",
+        )
+        .unwrap();
+        c.check(1, true).unwrap();
+        assert_eq!(c.unsupported_quorum(1), None, "a pure broker observes");
 
         let mut c = config(COMBINED);
         c.set("process.roles", "controller").unwrap();

@@ -232,12 +232,18 @@ impl ClusterView {
         Some((broker, self.state(meta, partition).leader_epoch))
     }
 
-    /// The broker id of the controller.
+    /// The controller id clients are told (Metadata, DescribeCluster):
+    /// the quorum leader when it is a live broker, else this node's own
+    /// broker, which forwards admin requests to the leader. A client must
+    /// never be sent to a node it cannot reach: a pure controller is no
+    /// broker (Kafka's KRaft brokers name a random alive broker,
+    /// `KRaftMetadataCache.getRandomAliveBrokerId`).
     pub fn controller_id(&self) -> i32 {
-        if self.controller_node_id == self.node_id {
-            self.broker_of_shard(CONTROLLER_SHARD).id
+        let leader = self.controller_node_id;
+        if leader != self.node_id && self.broker(leader).is_some() {
+            leader
         } else {
-            self.controller_node_id
+            self.broker_of_shard(CONTROLLER_SHARD).id
         }
     }
 
@@ -334,5 +340,35 @@ mod tests {
             i64::from(NODE_ID_MAX_SHARD_AWARE + 1) * 1000 + 999 > i64::from(i32::MAX),
             "the bound is tight"
         );
+    }
+
+    #[test]
+    fn clients_are_told_a_controller_they_can_reach() {
+        let registered = |id: i32, fenced: bool| ClusterBroker {
+            id,
+            endpoint: Some(("other.example".into(), 9092)),
+            rack: None,
+            fenced,
+            epoch: 1,
+        };
+        let mut view = view(BrokerLayout::Node);
+        view.registered = vec![registered(2, true), registered(3, false)];
+        let told = |view: &ClusterView, leader: i32| {
+            ClusterView {
+                controller_node_id: leader,
+                ..view.clone()
+            }
+            .controller_id()
+        };
+        assert_eq!(told(&view, 3), 3, "a leader that is a live broker");
+        assert_eq!(told(&view, 2), 7, "a fenced broker: this node forwards");
+        assert_eq!(told(&view, 9), 7, "a pure controller is no broker");
+        assert_eq!(told(&view, -1), 7, "no leader known");
+        assert_eq!(told(&view, 7), 7);
+        let view = ClusterView {
+            broker_layout: BrokerLayout::PerShard { port_base: 9100 },
+            ..view
+        };
+        assert_eq!(told(&view, 9), 7000, "this node's controller shard");
     }
 }

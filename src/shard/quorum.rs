@@ -21,7 +21,10 @@
 //! `applied_bell`), so the controller installs
 //! what other voters' leaders committed (`controller.rs`), in log order.
 //! DescribeQuorum on the CONTROLLER listener is answered from the
-//! `QuorumStatus` the task refreshes after each event.
+//! `QuorumStatus` the task refreshes after each event. Observers' metadata
+//! fetches are answered between rounds, held until an entry applies
+//! (`fetches.rs`). A pure broker has no voter: its observer (`observer.rs`)
+//! publishes through the same `QuorumHandle` (`observer_handle`).
 //!
 //! Invariant: one round at a time, and the node is not touched while a
 //! round's write is under way; every queue is bounded (proposals here,
@@ -40,7 +43,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,6 +51,7 @@ use futures_channel::oneshot;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use raft::eraftpb::Message;
 
+use super::fetches::{self, Fetch, Fetches};
 use crate::clock::now_ms;
 use crate::metadata::image::MetadataImage;
 use crate::metadata::records::MetadataRecord;
@@ -205,6 +209,64 @@ impl QuorumHandle {
     }
 }
 
+/// The side of a `QuorumHandle` that a pure broker's observer
+/// (`observer.rs`) publishes through: `latest`, the leader and the bell.
+/// The handle's proposals are answered NOT_CONTROLLER at once, by a task
+/// that ends with the last handle.
+pub struct ObserverSide {
+    published: Weak<Published>,
+    applied_bell: LocalSender<()>,
+}
+
+impl ObserverSide {
+    /// Publishes a new image (if any) and the leader as last heard,
+    /// ringing the bell when either moved; false once every handle is
+    /// gone (the observer stops).
+    pub fn publish(&self, applied: Option<Applied>, leader_id: i32) -> bool {
+        let Some(published) = self.published.upgrade() else {
+            return false;
+        };
+        let mut moved = published.leader_id.replace(leader_id) != leader_id;
+        if let Some(applied) = applied {
+            *published.latest.borrow_mut() = applied;
+            moved = true;
+        }
+        if moved {
+            // Full means the bell already rings.
+            let _ = self.applied_bell.try_send(());
+        }
+        true
+    }
+}
+
+/// A handle whose image an observer publishes, never this node's voter.
+pub fn observer_handle(latest: Applied) -> (QuorumHandle, ObserverSide) {
+    let (proposals, receiver) = local_channel::new_bounded::<Proposal>(COMMANDS_MAX);
+    let (applied_bell, applied) = local_channel::new_bounded(1);
+    let published = Rc::new(Published {
+        sole: false,
+        leads: Cell::new(false),
+        leader_id: Cell::new(UNKNOWN),
+        latest: RefCell::new(latest),
+    });
+    glommio::spawn_local(async move {
+        while let Some(proposal) = receiver.recv().await {
+            let _ = proposal.reply.send(Err(ProposeError::NotController));
+        }
+    })
+    .detach();
+    let side = ObserverSide {
+        published: Rc::downgrade(&published),
+        applied_bell,
+    };
+    let handle = QuorumHandle {
+        proposals: Rc::new(proposals),
+        published,
+        applied: Rc::new(applied),
+    };
+    (handle, side)
+}
+
 /// What the quorum's task starts from: the node opened by serve (a lone
 /// voter already elected), and for several voters the CONTROLLER listener
 /// serve bound and whom to reach.
@@ -247,7 +309,7 @@ pub fn start(
         applied: Rc::new(applied),
     };
     let service = service(&handle);
-    let (transport, inbound) = match network {
+    let (transport, inbound, fetch_receiver) = match network {
         Some((config, listener)) => {
             let shown = status.clone();
             let (transport, inbound) = Transport::start(
@@ -257,9 +319,11 @@ pub fn start(
                 service,
             )
             .map_err(|error| error.to_string())?;
-            (Some(transport), Some(inbound))
+            let (fetch_api, fetch_receiver) = fetches::channel();
+            transport.serve_fetches(fetch_api);
+            (Some(transport), Some(inbound), Some(fetch_receiver))
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     let mut voter = Voter {
         node: Ok(node),
@@ -272,9 +336,15 @@ pub fn start(
         published: published.clone(),
         applied_bell,
         bootstrap_term: 0,
+        fetches: Fetches::default(),
     };
     voter.publish();
-    glommio::spawn_local(run(voter, receiver, inbound)).detach();
+    let events = Events {
+        proposals: receiver,
+        inbound,
+        fetches: fetch_receiver,
+    };
+    glommio::spawn_local(run(voter, events)).detach();
     Ok(handle)
 }
 
@@ -299,6 +369,8 @@ struct Voter {
     applied_bell: LocalSender<()>,
     /// The term whose leader (this node) last proposed the bootstrap records.
     bootstrap_term: u64,
+    /// Observers' fetches waiting for an entry to apply.
+    fetches: Fetches,
 }
 
 impl Voter {
@@ -513,7 +585,50 @@ enum Event {
     Tick,
     Proposal(Proposal),
     Message(Message),
+    Fetch(Fetch),
     Stop,
+}
+
+/// What the task waits on besides its tick.
+struct Events {
+    proposals: LocalReceiver<Proposal>,
+    inbound: Option<Inbound>,
+    fetches: Option<LocalReceiver<Fetch>>,
+}
+
+impl Events {
+    /// The next proposal, message or fetch; `Stop` once proposals end.
+    async fn next(&self) -> Event {
+        futures_lite::future::or(
+            async {
+                match self.proposals.recv().await {
+                    Some(proposal) => Event::Proposal(proposal),
+                    None => Event::Stop,
+                }
+            },
+            futures_lite::future::or(
+                async {
+                    match &self.inbound {
+                        Some(inbound) => match inbound.recv().await {
+                            Some(message) => Event::Message(message),
+                            None => std::future::pending().await,
+                        },
+                        None => std::future::pending().await,
+                    }
+                },
+                async {
+                    match self.fetches.as_ref() {
+                        Some(fetches) => match fetches.recv().await {
+                            Some(fetch) => Event::Fetch(fetch),
+                            None => std::future::pending().await,
+                        },
+                        None => std::future::pending().await,
+                    }
+                },
+            ),
+        )
+        .await
+    }
 }
 
 struct Waiting {
@@ -523,7 +638,7 @@ struct Waiting {
     reply: oneshot::Sender<Committed>,
 }
 
-async fn run(mut voter: Voter, proposals: LocalReceiver<Proposal>, inbound: Option<Inbound>) {
+async fn run(mut voter: Voter, events: Events) {
     let tick = Duration::from_millis(TICK_MS);
     let mut next_tick = Instant::now() + tick;
     let mut next_restart = Instant::now();
@@ -532,29 +647,10 @@ async fn run(mut voter: Voter, proposals: LocalReceiver<Proposal>, inbound: Opti
         let event = if wait.is_zero() {
             Event::Tick
         } else {
-            futures_lite::future::or(
-                async {
-                    match proposals.recv().await {
-                        Some(proposal) => Event::Proposal(proposal),
-                        None => Event::Stop,
-                    }
-                },
-                futures_lite::future::or(
-                    async {
-                        match &inbound {
-                            Some(inbound) => match inbound.recv().await {
-                                Some(message) => Event::Message(message),
-                                None => std::future::pending().await,
-                            },
-                            None => std::future::pending().await,
-                        }
-                    },
-                    async {
-                        glommio::timer::sleep(wait).await;
-                        Event::Tick
-                    },
-                ),
-            )
+            futures_lite::future::or(events.next(), async {
+                glommio::timer::sleep(wait).await;
+                Event::Tick
+            })
             .await
         };
         match event {
@@ -576,10 +672,11 @@ async fn run(mut voter: Voter, proposals: LocalReceiver<Proposal>, inbound: Opti
                 }
             }
             Event::Proposal(proposal) => voter.propose(proposal).await,
+            Event::Fetch(fetch) => voter.fetches.take(&voter.node, fetch),
             Event::Message(message) => {
                 voter.step(message);
                 for _ in 1..STEPS_PER_EVENT_MAX {
-                    match inbound.as_ref().and_then(Inbound::try_recv) {
+                    match events.inbound.as_ref().and_then(Inbound::try_recv) {
                         Some(message) => voter.step(message),
                         None => break,
                     }
@@ -587,6 +684,7 @@ async fn run(mut voter: Voter, proposals: LocalReceiver<Proposal>, inbound: Opti
             }
         }
         voter.settle().await;
+        voter.fetches.settle(&voter.node);
     }
 }
 
