@@ -54,6 +54,9 @@ import threading
 import time
 import uuid
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import roles as node_roles  # noqa: E402
+
 IP = shutil.which("ip")
 TC = shutil.which("tc")
 IPTABLES = shutil.which("iptables")
@@ -305,9 +308,10 @@ def _install_sigterm_handler():
 class Node:
     """One node: its id (1-based), address, ports, data dir and process."""
 
-    def __init__(self, index, host, port, controller_port, root_dir):
+    def __init__(self, index, host, port, controller_port, root_dir, roles=node_roles.COMBINED):
         self.index = index
         self.node_id = index + 1
+        self.roles = roles
         self.host = host
         self.port = port
         self.controller_port = controller_port
@@ -323,6 +327,19 @@ class Node:
     @property
     def bootstrap(self):
         return f"{self.host}:{self.port}"
+
+    @property
+    def controller_bootstrap(self):
+        """The node's CONTROLLER listener (a voter's)."""
+        return f"{self.host}:{self.controller_port}"
+
+    @property
+    def is_broker(self):
+        return node_roles.BROKER in node_roles.parse(self.roles)
+
+    @property
+    def is_controller(self):
+        return node_roles.CONTROLLER in node_roles.parse(self.roles)
 
     @property
     def running(self):
@@ -360,7 +377,7 @@ class Cluster:
     that is no Kafka broker, once it accepts a connection."""
 
     def __init__(self, n, node_command, namespaces=True, ready_timeout_s=READY_TIMEOUT_S, temp_parent=None,
-                 kafka=True):
+                 kafka=True, roles=None):
         global _clusters_made
         if not 1 <= n <= MAX_NODES:
             raise ValueError(f"a cluster has 1 to {MAX_NODES} nodes, not {n}")
@@ -377,6 +394,17 @@ class Cluster:
         self.temp_parent = temp_parent
         self.ready_timeout_s = ready_timeout_s
         self.kafka = kafka
+        # Each node's `process.roles` (tests/cluster/roles.py), passed to the
+        # node command as a KEY=VALUE argument; None: every node combined,
+        # the command's own default.
+        if roles is not None:
+            if len(roles) != n:
+                raise ValueError(f"{len(roles)} roles for {n} nodes")
+            for value in roles:
+                node_roles.parse(value)
+            if not any(node_roles.CONTROLLER in node_roles.parse(value) for value in roles):
+                raise ValueError("a cluster needs at least one controller")
+        self.roles = roles
         self.cluster_id = new_cluster_id()
         self.reasons = dict(probe())
         if not namespaces:
@@ -425,7 +453,7 @@ class Cluster:
         else:
             for i in range(self.n):
                 self.nodes.append(Node(i, LOOPBACK_HOST, _free_port(), _free_port(),
-                                       os.path.join(self.root_dir, f"node-{i + 1}")))
+                                       os.path.join(self.root_dir, f"node-{i + 1}"), self._roles(i)))
         for node in self.nodes:
             os.makedirs(node.data_dir, exist_ok=True)
         for node in self.nodes:
@@ -453,7 +481,7 @@ class Cluster:
         _run([IP, "link", "set", self.bridge, "up"])
         for i in range(self.n):
             node = Node(i, f"{self.subnet}.{NODE_HOST_OCTET_BASE + i}", NAMESPACED_PORT,
-                        NAMESPACED_CONTROLLER_PORT, os.path.join(self.root_dir, f"node-{i + 1}"))
+                        NAMESPACED_CONTROLLER_PORT, os.path.join(self.root_dir, f"node-{i + 1}"), self._roles(i))
             node.namespace = f"{NAMESPACE_PREFIX}{self.run_id}-{i}"
             node.veth = f"{self.link_prefix}n{i}"
             node.peer = f"{self.link_prefix}p{i}"
@@ -467,8 +495,20 @@ class Cluster:
             _run([*ns, "addr", "add", f"{node.host}/24", "dev", node.peer])
             _run([*ns, "link", "set", node.peer, "up"])
 
+    def _roles(self, i):
+        return node_roles.COMBINED if self.roles is None else self.roles[i]
+
     def voters(self):
-        return ",".join(f"{n.node_id}@{n.host}:{n.controller_port}" for n in self.nodes)
+        """`controller.quorum.voters`: the nodes with the controller role."""
+        return ",".join(f"{n.node_id}@{n.host}:{n.controller_port}" for n in self.nodes if n.is_controller)
+
+    def brokers(self):
+        """The indexes of the nodes with the broker role."""
+        return [n.index for n in self.nodes if n.is_broker]
+
+    def controllers(self):
+        """The indexes of the nodes with the controller role (the voters)."""
+        return [n.index for n in self.nodes if n.is_controller]
 
     def command(self, i):
         node = self.nodes[i]
@@ -482,6 +522,8 @@ class Cluster:
             "cluster_id": self.cluster_id,
         }
         argv = [word.format(**values) for word in self.command_template]
+        if self.roles is not None:
+            argv.append(f"process.roles={node.roles}")
         if SETPRIV:
             argv = [SETPRIV, "--pdeathsig", "KILL", "--", *argv]
         return _in_namespace(node.namespace, argv) if node.namespace else argv
@@ -499,21 +541,23 @@ class Cluster:
         """Waits until node i is ready on its port (a shoal node of a
         cluster answers clients only once its broker is unfenced; before,
         a connection waits in the listen backlog), failing at once if its
-        process exits."""
+        process exits. A pure controller has no client port: it is ready
+        once its CONTROLLER listener answers."""
         node = self.nodes[i]
+        port = node.port if node.is_broker else node.controller_port
         deadline = time.monotonic() + (timeout_s or self.ready_timeout_s)
         while True:
             if not node.running:
                 raise RuntimeError(f"node {node.node_id} exited with {node.proc.returncode} before it was ready; "
                                    f"log tail:\n{node.log_tail()}")
             try:
-                with socket.create_connection((node.host, node.port), timeout=CONNECT_TIMEOUT_S) as sock:
+                with socket.create_connection((node.host, port), timeout=CONNECT_TIMEOUT_S) as sock:
                     if not self.kafka or answers_api_versions(sock):
                         return
             except OSError:
                 pass
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"node {node.node_id} not accepting on {node.bootstrap} after "
+                raise TimeoutError(f"node {node.node_id} not accepting on {node.host}:{port} after "
                                    f"{timeout_s or self.ready_timeout_s}s; log tail:\n{node.log_tail()}")
             time.sleep(POLL_INTERVAL_S)
 

@@ -137,15 +137,17 @@ def controller_address(node):
 
 
 def settled_leader(cluster, timeout_s):
-    """Waits until exactly one node of `cluster` answers DescribeQuorum as
-    the leader, names every node a voter, has committed in its epoch, and
-    every voter holds its high watermark; returns (leader's node index,
-    Quorum). Raises TimeoutError with the last answer after timeout_s."""
+    """Waits until exactly one controller of `cluster` answers
+    DescribeQuorum as the leader, names every controller a voter, has
+    committed in its epoch, and every voter holds its high watermark;
+    returns (leader's node index, Quorum). Raises TimeoutError with the
+    last answer after timeout_s."""
     deadline = time.monotonic() + timeout_s
     last = None
     while True:
         answers = {}
-        for i, node in enumerate(cluster.nodes):
+        for i in cluster.controllers():
+            node = cluster.nodes[i]
             try:
                 answers[i] = describe_quorum(controller_address(node))
             except QuorumError as e:
@@ -156,7 +158,7 @@ def settled_leader(cluster, timeout_s):
         if len(answers) == 1:
             index, quorum = answers.popitem()
             last = quorum
-            ids = {node.node_id for node in cluster.nodes}
+            ids = {cluster.nodes[i].node_id for i in cluster.controllers()}
             if (quorum.leader_id == cluster.nodes[index].node_id and set(quorum.voters) == ids
                     and quorum.high_watermark > 0
                     and all(v.log_end_offset >= quorum.high_watermark for v in quorum.voters.values())):
@@ -164,3 +166,38 @@ def settled_leader(cluster, timeout_s):
         if time.monotonic() >= deadline:
             raise TimeoutError(f"no settled quorum leader after {timeout_s}s (last: {last!r})")
         time.sleep(SETTLE_POLL_INTERVAL_S)
+
+
+API_DESCRIBE_CLUSTER = 60
+DESCRIBE_CLUSTER_VERSION = 2
+ENDPOINT_TYPE_BROKERS = 1
+
+
+def describe_cluster(bootstrap):
+    """DescribeCluster v2 with include_fenced_brokers on a broker listener:
+    (controller id, {broker id: fenced})."""
+    body = struct.pack(">bbb", 0, ENDPOINT_TYPE_BROKERS, 1) + kafka_wire.uvarint(0)
+    with kafka_wire.connect(bootstrap) as sock:
+        response = kafka_wire.call(sock, API_DESCRIBE_CLUSTER, DESCRIBE_CLUSTER_VERSION, API_DESCRIBE_CLUSTER, body,
+                                   flexible=True)
+    reader = kafka_wire.Reader(response)
+    reader.take(">i")  # throttle_time_ms
+    error_code = reader.take(">h")
+    assert error_code == 0, error_code
+    size = reader.uvarint()  # error_message, compact nullable
+    reader.pos += max(size - 1, 0)
+    reader.take(">b")  # endpoint_type
+    reader.compact_string()  # cluster_id
+    controller_id = reader.take(">i")
+
+    def broker():
+        broker_id = reader.take(">i")
+        reader.compact_string()  # host
+        reader.take(">i")  # port
+        rack = reader.uvarint()
+        reader.pos += max(rack - 1, 0)
+        fenced = reader.take(">b") == 1
+        reader.tagged_fields()
+        return broker_id, fenced
+
+    return controller_id, dict(reader.compact_array(broker))

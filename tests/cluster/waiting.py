@@ -1,6 +1,6 @@
-"""What the cluster tests share: the command that runs shoal as one node of
-a cluster (`SHOAL_NODE`, a `Cluster` template), and the bounded wait for a
-cluster to get where a test wants it."""
+"""What the cluster tests share: the commands that run shoal or Apache Kafka
+as one node of a cluster (`SHOAL_NODE`, `KAFKA_NODE`: `Cluster` templates),
+and the bounded wait for a cluster to get where a test wants it."""
 
 import os
 import struct
@@ -12,6 +12,9 @@ from .quorum import QuorumError
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SHOAL_NODE = (os.path.join(REPO, "tests", "cluster", "shoal-node")
+              + " {node_id} {host} {port} {controller_port} {voters} {data_dir} {cluster_id}")
+# The same for Apache Kafka from its jars (tests/kafka/setup), the reference.
+KAFKA_NODE = (os.path.join(REPO, "tests", "kafka", "kafka-cluster-node")
               + " {node_id} {host} {port} {controller_port} {voters} {data_dir} {cluster_id}")
 POLL_INTERVAL_S = 0.2
 # What a node answers, or how it fails to, while a cluster settles: a

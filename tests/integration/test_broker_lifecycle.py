@@ -12,7 +12,6 @@ shutdown: fenced at once, well before the session could run out."""
 
 import os
 import re
-import struct
 import sys
 
 import pytest
@@ -23,7 +22,7 @@ import kafka_wire  # noqa: E402
 from cluster import Cluster  # noqa: E402
 from cluster import waiting  # noqa: E402
 from cluster.waiting import wait_until  # noqa: E402
-from cluster.quorum import QuorumError, create_topic, describe_quorum  # noqa: E402
+from cluster.quorum import QuorumError, create_topic, describe_cluster, describe_quorum  # noqa: E402
 
 pytestmark = pytest.mark.shoal_only
 
@@ -43,38 +42,7 @@ FENCE_WAIT_S = 2 * SESSION_TIMEOUT_MS / 1000 + 15
 # A controlled shutdown fences the broker before the process exits: seen
 # within well under a session timeout of the exit.
 CONTROLLED_FENCE_WAIT_S = SESSION_TIMEOUT_MS / 1000 / 2
-API_DESCRIBE_CLUSTER = 60
-ENDPOINT_TYPE_BROKERS = 1
 NO_LEADER = -1
-
-
-def describe_cluster(bootstrap):
-    """DescribeCluster v2 with include_fenced_brokers on a broker listener:
-    {broker id: fenced}."""
-    body = struct.pack(">bbb", 0, ENDPOINT_TYPE_BROKERS, 1) + kafka_wire.uvarint(0)
-    with kafka_wire.connect(bootstrap) as sock:
-        response = kafka_wire.call(sock, API_DESCRIBE_CLUSTER, 2, 21, body, flexible=True)
-    reader = kafka_wire.Reader(response)
-    reader.take(">i")  # throttle_time_ms
-    error_code = reader.take(">h")
-    assert error_code == 0, error_code
-    size = reader.uvarint()  # error_message, compact nullable
-    reader.pos += max(size - 1, 0)
-    reader.take(">b")  # endpoint_type
-    reader.compact_string()  # cluster_id
-    reader.take(">i")  # controller_id
-
-    def broker():
-        broker_id = reader.take(">i")
-        reader.compact_string()  # host
-        reader.take(">i")  # port
-        rack = reader.uvarint()
-        reader.pos += max(rack - 1, 0)
-        fenced = reader.take(">b") == 1
-        reader.tagged_fields()
-        return broker_id, fenced
-
-    return dict(reader.compact_array(broker))
 
 
 def metadata_brokers(node):
@@ -113,7 +81,7 @@ def all_see(cluster, indexes, expected):
     live = sorted(i for i, fenced in expected.items() if not fenced)
     for i in indexes:
         node = cluster.nodes[i]
-        if describe_cluster(node.bootstrap) != expected or metadata_brokers(node) != live:
+        if describe_cluster(node.bootstrap)[1] != expected or metadata_brokers(node) != live:
             return False
     return True
 

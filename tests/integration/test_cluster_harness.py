@@ -37,8 +37,7 @@ from confluent_kafka.admin import NewTopic  # noqa: E402
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 # A Kafka admin client's errors are settling errors too here.
 wait_until = functools.partial(waiting.wait_until, settling=(KafkaException,))
-KAFKA_NODE = (os.path.join(REPO, "tests", "kafka", "kafka-cluster-node")
-              + " {node_id} {host} {port} {controller_port} {voters} {data_dir} {cluster_id}")
+KAFKA_NODE = waiting.KAFKA_NODE
 # A node that is only a listening socket: the harness's mechanics without a JVM.
 PLAIN_NODE = f"{sys.executable} -m http.server {{port}} --bind {{host}} --directory {{data_dir}}"
 NODES = 3
