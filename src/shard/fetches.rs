@@ -159,3 +159,114 @@ impl Fetches {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_channel::oneshot::Receiver;
+
+    use super::*;
+    use crate::metadata::records::MetadataRecord;
+    use crate::quorum::QuorumSettings;
+
+    fn voter(dir: &std::path::Path) -> Result<QuorumNode, String> {
+        let settings = QuorumSettings {
+            node_id: 1,
+            voters: vec![1],
+            election_timeout_ms: 1000,
+            snapshot_bytes: u64::MAX,
+        };
+        let mut node = QuorumNode::open(dir, settings).unwrap();
+        node.elect_blocking().unwrap();
+        Ok(node)
+    }
+
+    fn fetch(after_index: u64, max_wait_ms: u32) -> (Fetch, Receiver<FetchResponse>) {
+        let (reply, answer) = oneshot::channel();
+        let request = FetchRequest {
+            sender_id: 4,
+            after_index,
+            max_wait_ms,
+            max_bytes: u32::MAX,
+        };
+        (Fetch { request, reply }, answer)
+    }
+
+    fn answered(answer: &mut Receiver<FetchResponse>) -> Option<FetchResponse> {
+        answer.try_recv().unwrap()
+    }
+
+    fn indexes(response: &FetchResponse) -> Vec<u64> {
+        match &response.fetched {
+            Fetched::Entries(entries) => entries.iter().map(|entry| entry.index).collect(),
+            Fetched::Snapshot(_) => panic!("a snapshot"),
+        }
+    }
+
+    #[test]
+    fn a_fetch_with_nothing_new_waits_for_the_next_entry_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut node = voter(dir.path());
+        let applied = node.as_ref().unwrap().applied();
+        let mut fetches = Fetches::default();
+
+        let (behind, mut behind_answer) = fetch(0, 10_000);
+        fetches.take(&node, behind);
+        let response = answered(&mut behind_answer).expect("answered at once");
+        assert_eq!(indexes(&response), (1..=applied).collect::<Vec<_>>());
+        assert_eq!((response.error_code, response.leader_id), (0, 1));
+
+        let (waiting, mut waiting_answer) = fetch(applied, 10_000);
+        fetches.take(&node, waiting);
+        fetches.settle(&node);
+        assert_eq!(answered(&mut waiting_answer), None, "held: nothing new");
+        let proposed = node.as_mut().unwrap();
+        proposed.propose(&[MetadataRecord::NoOp]).unwrap();
+        fetches.settle(&node);
+        assert_eq!(answered(&mut waiting_answer), None, "proposed, not applied");
+        node.as_mut().unwrap().run_blocking().unwrap();
+        fetches.settle(&node);
+        let response = answered(&mut waiting_answer).expect("answered once applied");
+        assert_eq!(indexes(&response), vec![applied + 1]);
+    }
+
+    #[test]
+    fn waits_end_at_their_deadline_and_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = voter(dir.path());
+        let applied = node.as_ref().unwrap().applied();
+        let mut fetches = Fetches::default();
+
+        let (now, mut now_answer) = fetch(applied, 0);
+        fetches.take(&node, now);
+        assert_eq!(
+            indexes(&answered(&mut now_answer).unwrap()),
+            Vec::<u64>::new()
+        );
+
+        let (short, mut short_answer) = fetch(applied, 1);
+        fetches.take(&node, short);
+        std::thread::sleep(Duration::from_millis(5));
+        fetches.settle(&node);
+        let response = answered(&mut short_answer).expect("answered at its deadline");
+        assert_eq!((response.error_code, indexes(&response)), (0, vec![]));
+
+        let mut held = Vec::new();
+        for _ in 0..FETCHES_WAITING_MAX {
+            let (waiting, answer) = fetch(applied, 10_000);
+            fetches.take(&node, waiting);
+            held.push(answer);
+        }
+        assert!(held.iter_mut().all(|answer| answered(answer).is_none()));
+        let (beyond, mut beyond_answer) = fetch(applied, 10_000);
+        fetches.take(&node, beyond);
+        let response = answered(&mut beyond_answer).expect("one too many: answered at once");
+        assert_eq!((response.error_code, indexes(&response)), (0, vec![]));
+
+        let down = Err("disk full".to_string());
+        fetches.settle(&down);
+        for answer in &mut held {
+            let response = answered(answer).expect("a voter that is down answers");
+            assert_eq!(response.error_code, ResponseError::KafkaStorageError.code());
+        }
+    }
+}
