@@ -152,15 +152,13 @@ impl Observed {
     pub fn take(&mut self, fetched: Fetched) -> Result<bool, ObserveError> {
         match fetched {
             Fetched::Entries(entries) => {
-                let mut expected = self.index + 1;
-                for entry in &entries {
+                for (expected, entry) in (self.index + 1..).zip(&entries) {
                     if entry.index != expected {
                         return Err(ObserveError::OutOfOrder {
                             applied: self.index,
                             given: entry.index,
                         });
                     }
-                    expected += 1;
                 }
                 let Some(last) = entries.last().map(|entry| entry.index) else {
                     return Ok(false);

@@ -154,7 +154,7 @@ fn start_metadata(
         start_voter(config, settings, cluster_id)?
     };
     let image = start.node.image().clone();
-    Ok((MetadataStart::Voter(start), image, topics))
+    Ok((MetadataStart::Voter(Box::new(start)), image, topics))
 }
 
 /// Opens the metadata log and elects this node, the quorum's one voter

@@ -10,7 +10,13 @@
 //! at most `FETCHES_WAITING_MAX` fetches wait, any beyond are answered at
 //! once with nothing new; every waiting fetch is answered by its deadline
 //! (to the task's tick) or when the task ends (its reply dropped).
+//!
+//! The observers that fetch are remembered for DescribeQuorum's
+//! `observers` (the leader lists them, as Kafka's): at most
+//! `OBSERVERS_MAX`, each forgotten `OBSERVER_SESSION_TIMEOUT_MS` after its
+//! last fetch.
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +24,8 @@ use futures_channel::oneshot;
 use glommio::channels::local_channel::{self, LocalReceiver};
 use kafka_protocol::error::ResponseError;
 
-use crate::quorum::describe::UNKNOWN;
+use crate::clock::now_ms;
+use crate::quorum::describe::{ReplicaStatus, UNKNOWN};
 use crate::quorum::fetch::{FetchRequest, FetchResponse, Fetched};
 use crate::quorum::observe;
 use crate::quorum::transport::FetchApi;
@@ -33,6 +40,14 @@ pub const FETCHES_WAITING_MAX: usize = 64;
 /// its answer before it sends the next, so the listener's connection
 /// bound (`transport::INBOUND_CONNECTIONS_MAX`) bounds these as well.
 const FETCHES_QUEUED_MAX: usize = 64;
+
+/// Observers remembered for DescribeQuorum: as many as fetches may wait;
+/// beyond, the one heard from longest ago is forgotten first.
+const OBSERVERS_MAX: usize = FETCHES_WAITING_MAX;
+
+/// How long an observer that stopped fetching is still listed: Kafka's
+/// leader's `OBSERVER_SESSION_TIMEOUT_MS` (`LeaderState`).
+const OBSERVER_SESSION_TIMEOUT_MS: i64 = 300_000;
 
 /// Kafka's error code for none.
 const NO_ERROR: i16 = 0;
@@ -78,12 +93,18 @@ pub struct Fetches {
     /// The last serving error logged, so a persistent one (an image over
     /// a frame) is one log line, not one per fetch.
     logged: Option<String>,
+    /// Per observer node id, its fetch offset and times, as DescribeQuorum
+    /// lists it.
+    observers: BTreeMap<i32, ReplicaStatus>,
 }
 
 impl Fetches {
     /// Answers `fetch` now when `node` has something for it (or cannot
     /// serve), else holds it for its wait.
     pub fn take(&mut self, node: &Result<QuorumNode, String>, fetch: Fetch) {
+        if let Ok(node) = node {
+            self.note(node, &fetch.request, now_ms() as i64);
+        }
         if let Some(answer) = self.respond(node, &fetch.request) {
             let _ = fetch.reply.send(answer);
             return;
@@ -114,6 +135,43 @@ impl Fetches {
             let (fetch, _) = self.waiting.swap_remove(index);
             let _ = fetch.reply.send(answer);
         }
+    }
+
+    /// Notes an observer's fetch: the index it applied is its log's end
+    /// offset (entry `i` is offset `i - 1`); caught up when that is all
+    /// this voter applied.
+    fn note(&mut self, node: &QuorumNode, request: &FetchRequest, now_ms: i64) {
+        let id = request.sender_id;
+        if !self.observers.contains_key(&id) && self.observers.len() >= OBSERVERS_MAX {
+            let oldest = self
+                .observers
+                .values()
+                .min_by_key(|observer| observer.last_fetch_timestamp_ms)
+                .map(|observer| observer.id);
+            if let Some(oldest) = oldest {
+                self.observers.remove(&oldest);
+            }
+        }
+        let observer = self.observers.entry(id).or_insert(ReplicaStatus {
+            id,
+            log_end_offset: 0,
+            last_fetch_timestamp_ms: now_ms,
+            last_caught_up_timestamp_ms: i64::from(UNKNOWN),
+        });
+        observer.log_end_offset = i64::try_from(request.after_index).unwrap_or(i64::MAX);
+        observer.last_fetch_timestamp_ms = now_ms;
+        if request.after_index >= node.applied() {
+            observer.last_caught_up_timestamp_ms = now_ms;
+        }
+    }
+
+    /// The observers heard from within their session, in id order; the
+    /// others are forgotten.
+    pub fn observers(&mut self, now_ms: i64) -> Vec<ReplicaStatus> {
+        self.observers.retain(|_, observer| {
+            now_ms - observer.last_fetch_timestamp_ms < OBSERVER_SESSION_TIMEOUT_MS
+        });
+        self.observers.values().cloned().collect()
     }
 
     /// The answer to `request`, or None when nothing was applied after
@@ -227,6 +285,38 @@ mod tests {
         fetches.settle(&node);
         let response = answered(&mut waiting_answer).expect("answered once applied");
         assert_eq!(indexes(&response), vec![applied + 1]);
+    }
+
+    #[test]
+    fn observers_are_listed_bounded_and_forgotten_after_their_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = voter(dir.path());
+        let voter_node = node.as_ref().unwrap();
+        let applied = voter_node.applied();
+        let mut fetches = Fetches::default();
+        let request = |sender_id, after_index| FetchRequest {
+            sender_id,
+            after_index,
+            max_wait_ms: 0,
+            max_bytes: 1,
+        };
+        fetches.note(voter_node, &request(4, 0), 1_000);
+        fetches.note(voter_node, &request(5, applied), 2_000);
+        let listed = fetches.observers(3_000);
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].log_end_offset, 0);
+        assert_eq!(listed[0].last_caught_up_timestamp_ms, i64::from(UNKNOWN));
+        assert_eq!(listed[1].log_end_offset, applied as i64);
+        assert_eq!(listed[1].last_caught_up_timestamp_ms, 2_000);
+        let listed = fetches.observers(1_000 + OBSERVER_SESSION_TIMEOUT_MS);
+        assert_eq!(listed.iter().map(|o| o.id).collect::<Vec<_>>(), vec![5]);
+
+        for id in 100..100 + OBSERVERS_MAX as i32 {
+            fetches.note(voter_node, &request(id, 0), 10_000 + i64::from(id));
+        }
+        let listed = fetches.observers(20_000);
+        assert_eq!(listed.len(), OBSERVERS_MAX);
+        assert!(listed.iter().all(|o| o.id != 5), "the oldest made room");
     }
 
     #[test]

@@ -171,7 +171,7 @@ pub fn catch_up_blocking(config: &BrokerConfig) -> Follower {
 /// What `CONTROLLER_SHARD` runs for the metadata: this node's voter, or
 /// a pure broker's observer.
 pub enum MetadataStart {
-    Voter(QuorumStart),
+    Voter(Box<QuorumStart>),
     Observer(Follower),
 }
 
@@ -179,7 +179,7 @@ impl MetadataStart {
     /// The voter's start and the observer's, whichever this is.
     pub fn split(start: Option<MetadataStart>) -> (Option<QuorumStart>, Option<Follower>) {
         match start {
-            Some(MetadataStart::Voter(voter)) => (Some(voter), None),
+            Some(MetadataStart::Voter(voter)) => (Some(*voter), None),
             Some(MetadataStart::Observer(follower)) => (None, Some(follower)),
             None => (None, None),
         }

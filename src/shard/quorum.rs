@@ -571,13 +571,17 @@ impl Voter {
             }
         }
         let contacts = &self.contacts;
-        *self.status.borrow_mut() = node.status(now, |id| {
+        let mut status = node.status(now, |id| {
             contacts
                 .get(&id)
                 .map_or((i64::from(UNKNOWN), i64::from(UNKNOWN)), |contact| {
                     (contact.heard_ms, contact.caught_up_ms)
                 })
         });
+        if node.is_leader() {
+            status.observers = self.fetches.observers(now);
+        }
+        *self.status.borrow_mut() = status;
     }
 }
 

@@ -8,7 +8,8 @@ names a live broker as the controller; a 12-partition topic created
 through the pure broker (its CreateTopics forwarded to the quorum leader)
 has partitions led by it; confluent-kafka produces and reads back with the
 pure broker as its only bootstrap server; a topic deleted through a voter
-disappears from the pure broker's metadata too."""
+disappears from the pure broker's metadata too; the quorum leader lists
+the pure broker among DescribeQuorum's observers, the voters not."""
 
 import os
 import sys
@@ -21,7 +22,8 @@ import clients  # noqa: E402
 import kafka_wire  # noqa: E402
 from cluster import Cluster  # noqa: E402
 from cluster import roles  # noqa: E402
-from cluster.quorum import create_topic, describe_cluster  # noqa: E402
+from cluster.quorum import controller_address, create_topic, describe_cluster, describe_quorum  # noqa: E402
+from cluster.quorum import settled_leader  # noqa: E402
 from cluster.waiting import SHOAL_NODE, wait_until  # noqa: E402
 from records import make_records  # noqa: E402
 
@@ -67,6 +69,11 @@ def agreed_leaders(nodes, topic):
     return first if settled and all(s == first for s in seen) else None
 
 
+def observers(leader):
+    """The observers the quorum leader lists, once it lists any."""
+    return describe_quorum(controller_address(leader)).observers or None
+
+
 def unknown_to(node, topic):
     _, topics = kafka_wire.metadata(node.bootstrap, [topic], False)
     return topics[topic][0] == kafka_wire.ERR_UNKNOWN_TOPIC_OR_PARTITION
@@ -100,3 +107,10 @@ def test_a_pure_broker_serves_clients_from_the_metadata_it_observes():
             timeout=clients.REQUEST_TIMEOUT_S)
         wait_until(lambda: unknown_to(broker, TOPIC), SETTLE_WAIT_S,
                    f"{TOPIC} gone from the pure broker's metadata")
+
+        leader, _ = settled_leader(cluster, SETTLE_WAIT_S)
+        listed = wait_until(lambda: observers(cluster.nodes[leader]), SETTLE_WAIT_S,
+                            "the quorum leader to list an observer")
+        assert list(listed) == [broker.node_id], listed
+        assert listed[broker.node_id].log_end_offset > 0, listed
+        assert listed[broker.node_id].last_fetch_timestamp_ms > 0, listed
