@@ -533,40 +533,39 @@ impl ClusterConfig {
         self.has_role(ProcessRole::Controller) && !self.has_role(ProcessRole::Broker)
     }
 
-    /// Why this node cannot run yet, if it cannot: until brokers register
-    /// with the quorum (issue 14, increment 4) a KRaft node runs only as a
-    /// combined broker and controller that is one of the voters, or as a
-    /// pure controller among several (`pure_controller_unsupported`).
+    /// Why this node cannot run, if it cannot. A KRaft node runs as a
+    /// combined broker and controller among the voters, as a pure
+    /// controller among several voters, or as a pure broker observing
+    /// several (`shard::observer`). A lone voter binds no CONTROLLER
+    /// listener (it elects itself in process), so no broker could reach a
+    /// lone pure controller and a pure broker could reach no controller;
+    /// a dynamic quorum is not built.
     pub fn unsupported_quorum(&self, node_id: i32) -> Option<String> {
         if !self.kraft() {
-            return None;
-        }
-        if self.pure_controller() && self.quorum_voters.iter().any(|voter| voter.id == node_id) {
-            return self.pure_controller_unsupported();
-        }
-        let combined = self.has_role(ProcessRole::Broker) && self.has_role(ProcessRole::Controller);
-        let voter = self.quorum_voters.iter().any(|voter| voter.id == node_id);
-        if combined && voter {
             return None;
         }
         if self.quorum_voters.is_empty() {
             return Some("a dynamic quorum (controller.quorum.bootstrap.servers without controller.quorum.voters) is not built yet (issue 14): set controller.quorum.voters".to_string());
         }
-        let roles: Vec<&str> = self.process_roles.iter().map(|r| r.name()).collect();
-        Some(format!(
-            "pure brokers and pure controllers are not built yet (issue 14, increment 4: broker registration): this shoal runs only as process.roles=broker,controller with this node among controller.quorum.voters (got process.roles={} and {} voter(s))",
-            roles.join(","),
-            self.quorum_voters.len()
-        ))
-    }
-
-    /// Why a pure controller cannot run, if it cannot: as the quorum's one
-    /// voter it would bind no CONTROLLER listener (a lone voter elects
-    /// itself in process), so no broker could ever register with it.
-    fn pure_controller_unsupported(&self) -> Option<String> {
-        (self.quorum_voters.len() < 2).then(|| {
-            "a pure controller (process.roles=controller) as the only voter of controller.quorum.voters is not built yet: a lone voter listens for no broker; list the other controllers in controller.quorum.voters, or run process.roles=broker,controller".to_string()
-        })
+        let voter = self.quorum_voters.iter().any(|voter| voter.id == node_id);
+        let broker = self.has_role(ProcessRole::Broker);
+        let controller = self.has_role(ProcessRole::Controller);
+        let several = self.quorum_voters.len() >= 2;
+        match (broker, controller, voter) {
+            (true, true, true) => None,
+            (false, true, true) if several => None,
+            (true, false, false) if several => None,
+            (false, true, true) => Some("a pure controller (process.roles=controller) as the only voter of controller.quorum.voters is not built yet: a lone voter listens for no broker; list the other controllers in controller.quorum.voters, or run process.roles=broker,controller".to_string()),
+            (true, false, false) => Some("a pure broker (process.roles=broker) needs a quorum of several controller.quorum.voters: a lone voter serves no controller listener yet".to_string()),
+            _ => {
+                let roles: Vec<&str> = self.process_roles.iter().map(|r| r.name()).collect();
+                Some(format!(
+                    "process.roles={} with node {node_id} {} controller.quorum.voters: a controller must be a voter and a pure broker must not",
+                    roles.join(","),
+                    if voter { "among" } else { "not among" }
+                ))
+            }
+        }
     }
 
     /// `listeners` as Kafka prints it.
@@ -699,7 +698,14 @@ mod tests {
         assert!(c
             .unsupported_quorum(1)
             .unwrap()
-            .contains("not built yet (issue 14, increment 4"));
+            .contains("a pure broker (process.roles=broker) needs a quorum of several"));
+        c.set(
+            "controller.quorum.voters",
+            "2@127.0.0.1:29093,3@127.0.0.1:39093",
+        )
+        .unwrap();
+        c.check(1, true).unwrap();
+        assert_eq!(c.unsupported_quorum(1), None, "a pure broker observes");
 
         let mut c = config(COMBINED);
         c.set("process.roles", "controller").unwrap();

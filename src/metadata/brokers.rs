@@ -353,4 +353,34 @@ mod tests {
             "the bound is tight"
         );
     }
+
+    #[test]
+    fn clients_are_told_a_controller_they_can_reach() {
+        let registered = |id: i32, fenced: bool| ClusterBroker {
+            id,
+            endpoint: Some(("other.example".into(), 9092)),
+            rack: None,
+            fenced,
+            epoch: 1,
+        };
+        let mut view = view(BrokerLayout::Node);
+        view.registered = vec![registered(2, true), registered(3, false)];
+        let told = |view: &ClusterView, leader: i32| {
+            ClusterView {
+                controller_node_id: leader,
+                ..view.clone()
+            }
+            .controller_id()
+        };
+        assert_eq!(told(&view, 3), 3, "a leader that is a live broker");
+        assert_eq!(told(&view, 2), 7, "a fenced broker: this node forwards");
+        assert_eq!(told(&view, 9), 7, "a pure controller is no broker");
+        assert_eq!(told(&view, -1), 7, "no leader known");
+        assert_eq!(told(&view, 7), 7);
+        let view = ClusterView {
+            broker_layout: BrokerLayout::PerShard { port_base: 9100 },
+            ..view
+        };
+        assert_eq!(told(&view, 9), 7000, "this node's controller shard");
+    }
 }

@@ -49,7 +49,7 @@ pub const WAITING_CALLERS_MAX: usize = 64;
 
 /// Kafka's `socket.connection.setup.timeout.ms` default, cut to the call's
 /// deadline when that is nearer.
-const CONNECTION_SETUP_TIMEOUT_MS: u64 = 10_000;
+pub(super) const CONNECTION_SETUP_TIMEOUT_MS: u64 = 10_000;
 
 /// The quorum leader this node knows, if any.
 pub type LeaderFn = Rc<dyn Fn() -> Option<i32>>;
@@ -258,21 +258,8 @@ impl ControllerChannel {
                 .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no voters"))?,
         };
         self.next_voter.set(self.voter_after(voter.id));
-        let address = voter
-            .address()
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
-        let setup = deadline
-            .saturating_duration_since(Instant::now())
-            .min(Duration::from_millis(CONNECTION_SETUP_TIMEOUT_MS))
-            .max(Duration::from_millis(1));
-        let stream = TcpStream::connect_timeout(address, setup)
-            .await
-            .map_err(io::Error::from)?;
-        stream.set_nodelay(true).map_err(io::Error::from)?;
         Ok(Connection {
-            stream,
+            stream: connect_to(voter, deadline).await?,
             voter_id: voter.id,
         })
     }
@@ -285,6 +272,24 @@ impl ControllerChannel {
             .position(|voter| voter.id == voter_id)
             .map_or(0, |at| (at + 1) % voters.len().max(1))
     }
+}
+
+/// A connection to `voter`'s CONTROLLER listener, made by `deadline`.
+pub(super) async fn connect_to(voter: &Voter, deadline: Instant) -> io::Result<TcpStream> {
+    let address = voter
+        .address()
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
+    let setup = deadline
+        .saturating_duration_since(Instant::now())
+        .min(Duration::from_millis(CONNECTION_SETUP_TIMEOUT_MS))
+        .max(Duration::from_millis(1));
+    let stream = TcpStream::connect_timeout(address, setup)
+        .await
+        .map_err(io::Error::from)?;
+    stream.set_nodelay(true).map_err(io::Error::from)?;
+    Ok(stream)
 }
 
 /// The framed request: size, header, body.
@@ -313,7 +318,7 @@ fn request_frame(
 }
 
 /// The next frame without its size prefix, its size checked first.
-async fn read_frame(stream: &mut TcpStream) -> io::Result<Bytes> {
+pub(super) async fn read_frame(stream: &mut TcpStream) -> io::Result<Bytes> {
     let mut prefix = [0u8; SIZE_PREFIX_BYTES];
     stream.read_exact(&mut prefix).await?;
     let size_bytes = frame::frame_size(prefix, CONTROLLER_FRAME_BYTES_MAX)
@@ -324,7 +329,7 @@ async fn read_frame(stream: &mut TcpStream) -> io::Result<Bytes> {
 }
 
 /// `future`, or a timed-out error at `deadline`.
-async fn within<T>(
+pub(super) async fn within<T>(
     deadline: Instant,
     future: impl std::future::Future<Output = io::Result<T>>,
 ) -> io::Result<T> {

@@ -10,14 +10,20 @@
 //! DescribeCluster, DescribeQuorum: `describe.rs`); serve runs it when
 //! `controller.quorum.voters` names several voters (one has no one to
 //! talk to), and serves the active controller's APIs through its hook;
-//! brokers reach the active controller through `channel.rs`.
+//! brokers reach the active controller through `channel.rs`. A pure
+//! broker (`process.roles=broker`) observes the log instead of voting:
+//! it fetches the committed entries from any voter (`fetch.rs`, its
+//! client `fetch_client.rs`, the serving and applying rules `observe.rs`).
 //!
 //! `quorum` imports no `server` and no `shard` (`tests/architecture.rs`):
 //! it is storage and consensus state, handed bytes by whoever runs it.
 
 pub mod channel;
 pub mod describe;
+pub mod fetch;
+pub mod fetch_client;
 pub mod node;
+pub mod observe;
 pub mod queue;
 pub mod storage;
 pub mod transport;
@@ -28,6 +34,8 @@ pub use storage::{RaftLogStore, StoreError, METADATA_LOG_DIR};
 
 #[cfg(test)]
 mod channel_tests;
+#[cfg(test)]
+mod observe_tests;
 #[cfg(test)]
 mod single_voter_tests;
 #[cfg(test)]

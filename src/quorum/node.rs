@@ -612,21 +612,28 @@ fn to_offset(index: u64) -> i64 {
 /// does not decode or apply is logged and skipped: every voter skips it
 /// alike, so their images stay equal.
 fn apply_entry(image: &mut MetadataImage, entry: &Entry) -> bool {
-    if entry.data.is_empty() || entry.get_entry_type() != EntryType::EntryNormal {
+    if entry.get_entry_type() != EntryType::EntryNormal {
         return false;
     }
-    match decode_records(&entry.data) {
+    apply_records(image, entry.index, &entry.data)
+}
+
+/// Applies the records of committed entry `index` (`encode_records`'s
+/// framing); false for none. A voter (`apply_entry`) and an observer
+/// (`observe.rs`) apply alike, so their images stay equal.
+pub fn apply_records(image: &mut MetadataImage, index: u64, data: &[u8]) -> bool {
+    if data.is_empty() {
+        return false;
+    }
+    match decode_records(data) {
         Ok(records) => {
             for record in &records {
                 if let Err(error) = image.apply(record) {
-                    log::error!(
-                        "metadata log entry {}: record {record:?} skipped: {error}",
-                        entry.index
-                    );
+                    log::error!("metadata log entry {index}: record {record:?} skipped: {error}");
                 }
             }
         }
-        Err(error) => log::error!("metadata log entry {} skipped: {error}", entry.index),
+        Err(error) => log::error!("metadata log entry {index} skipped: {error}"),
     }
     true
 }
@@ -666,7 +673,7 @@ pub fn decode_records(mut data: &[u8]) -> Result<Vec<MetadataRecord>, QuorumErro
 
 /// The image a snapshot's records build; a snapshot that does not replay
 /// is a corrupt log (a snapshot is only ever taken of a valid image).
-fn image_of_records(data: &[u8]) -> Result<MetadataImage, QuorumError> {
+pub fn image_of_records(data: &[u8]) -> Result<MetadataImage, QuorumError> {
     let records = decode_records(data)?;
     MetadataImage::replay(&records)
         .map_err(|error| QuorumError::Corrupt(format!("snapshot: {error}")))

@@ -7,7 +7,9 @@
 //! request the `ControllerService` hook serves (BrokerRegistration,
 //! BrokerHeartbeat: the active controller's APIs, `shard::brokers`),
 //! awaited before the connection's next frame is read so that answers go
-//! out in request order, or shoal's private batch of Raft messages
+//! out in request order, shoal's private MetadataFetch of an observer
+//! (`fetch.rs`), answered by the voter's driver (`serve_fetches`) and
+//! awaited likewise, or shoal's private batch of Raft messages
 //! (`wire`), checked (the sender a
 //! voter of `controller.quorum.voters` other than this node, the same
 //! sender for every batch of a connection, every message from it and to
@@ -54,6 +56,7 @@ use protobuf::Message as _;
 use raft::eraftpb::Message;
 
 use super::describe::{self, QuorumStatus};
+use super::fetch::{self, FetchRequest, FetchResponse, METADATA_FETCH_API_KEY};
 use super::queue::BoundedQueue;
 use super::wire::{self, CONTROLLER_FRAME_BYTES_MAX, RAFT_MESSAGES_API_KEY};
 use crate::clock::now_ms;
@@ -168,6 +171,10 @@ impl ControllerService {
     }
 }
 
+/// Answers an observer's metadata fetch (the voter's driver, which may
+/// hold it until an entry applies or the request's wait runs out).
+pub type FetchApi = Rc<dyn Fn(FetchRequest) -> LocalBoxFuture<'static, FetchResponse>>;
+
 /// Counters of one peer's outbound queue.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PeerStats {
@@ -252,6 +259,8 @@ struct Shared {
     next_connection: Cell<u64>,
     /// Bytes of frames being read or handled, all connections together.
     frame_bytes_pinned: Rc<Cell<usize>>,
+    /// Who answers metadata fetches, once the driver says.
+    fetches: RefCell<Option<FetchApi>>,
 }
 
 /// The running transport; dropping it stops everything it started.
@@ -336,6 +345,7 @@ impl Transport {
             connections: RefCell::default(),
             next_connection: Cell::new(0),
             frame_bytes_pinned: Rc::default(),
+            fetches: RefCell::new(None),
         });
         let accept = glommio::spawn_local(accept_loop(listener, Rc::downgrade(&shared)));
         Ok((
@@ -347,6 +357,12 @@ impl Transport {
             },
             receiver,
         ))
+    }
+
+    /// Has `api` answer the metadata fetches of observers; until then a
+    /// fetch closes its connection.
+    pub fn serve_fetches(&self, api: FetchApi) {
+        *self.shared.fetches.borrow_mut() = Some(api);
     }
 
     /// The address the CONTROLLER listener is bound to.
@@ -609,6 +625,13 @@ async fn serve_frames(stream: &mut TcpStream, shared: &Weak<Shared>) -> Result<(
                 drop(shared);
                 Some(apis(request).await?)
             }
+            Handled::Fetch(correlation_id, request) => {
+                let api = shared.fetches.borrow().clone();
+                drop(shared);
+                let api =
+                    api.ok_or_else(|| "metadata fetch not served by this node".to_string())?;
+                Some(fetch_answer(api(request).await, correlation_id))
+            }
         };
         if let Some(answer) = answer {
             stream
@@ -624,6 +647,22 @@ async fn serve_frames(stream: &mut TcpStream, shared: &Weak<Shared>) -> Result<(
 enum Handled {
     Answer(Option<Bytes>),
     Hook(ControllerRequest),
+    /// A metadata fetch and its correlation id.
+    Fetch(i32, FetchRequest),
+}
+
+/// The response frame of a fetch; one over a frame (the driver keeps its
+/// answers within one) becomes an error answer.
+fn fetch_answer(response: FetchResponse, correlation_id: i32) -> Bytes {
+    fetch::encode_response(&response, correlation_id).unwrap_or_else(|| {
+        warn!("a metadata fetch answer over {CONTROLLER_FRAME_BYTES_MAX} bytes refused");
+        let refused = FetchResponse {
+            error_code: kafka_protocol::error::ResponseError::UnknownServerError.code(),
+            fetched: fetch::Fetched::Entries(Vec::new()),
+            ..response
+        };
+        fetch::encode_response(&refused, correlation_id).unwrap_or_default()
+    })
 }
 
 /// The next frame without its size prefix, or `None` at a clean end of
@@ -715,6 +754,11 @@ fn handle_frame(
         deliver(shared, sender_id, messages)?;
         *sender = Some(sender_id);
         return Ok(Handled::Answer(None));
+    }
+    if frame.len() >= 2 && i16::from_be_bytes([frame[0], frame[1]]) == METADATA_FETCH_API_KEY {
+        let (correlation_id, request) =
+            fetch::decode_request(frame).map_err(|error| error.to_string())?;
+        return Ok(Handled::Fetch(correlation_id, request));
     }
     let frame = Bytes::copy_from_slice(frame);
     let (header, mut body) =

@@ -23,10 +23,12 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use crate::config::BrokerConfig;
 use crate::metadata::brokers::DEFAULT_LISTENER_NAME;
 use crate::metadata::controller::TopicTable;
+use crate::metadata::image::MetadataImage;
 use crate::metadata::{initial_placement, producer_ids, store, table, BrokerLayout, ClusterView};
 use crate::quorum::transport::TransportConfig;
 use crate::quorum::{QuorumNode, QuorumSettings, METADATA_LOG_DIR};
 use crate::shard::messages::TopicPartition;
+use crate::shard::observer::{self, MetadataStart};
 use crate::shard::quorum::QuorumStart;
 
 /// Runs the broker until SIGTERM or SIGINT; returns after a clean shutdown.
@@ -67,17 +69,7 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     } else {
         crate::quorum::describe::UNKNOWN
     };
-    let (quorum, topics) = if settings.sole_voter() {
-        let (node, topics) = start_quorum(&config, settings.clone())?;
-        let quorum = QuorumStart {
-            node,
-            settings,
-            network: None,
-        };
-        (quorum, topics)
-    } else {
-        start_voter(&config, settings, &cluster_id)?
-    };
+    let (metadata, image, topics) = start_metadata(&config, settings, &cluster_id)?;
     remove_orphan_partitions(&config, &topics);
     let (advertised_host, advertised_port) = config.advertised_host_port();
     let view = Arc::new(
@@ -103,7 +95,7 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
             controller_node_id,
             registered: Vec::new(),
         }
-        .with_image(quorum.node.image()),
+        .with_image(&image),
     );
 
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
@@ -111,8 +103,8 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     let connections = Arc::new(limits::BrokerConnections::new(&config.connections)?);
     let config = Arc::new(config);
     let serve = move |start| listener::run(start, connections.clone());
-    let shards =
-        crate::shard::spawn_all(config.clone(), view, quorum, serve).map_err(anyhow::Error::msg)?;
+    let shards = crate::shard::spawn_all(config.clone(), view, metadata, serve)
+        .map_err(anyhow::Error::msg)?;
     println!("shoal ready on {}", ready_address(&config));
     let _ = std::io::stdout().flush();
     if let Some(signal) = signals.forever().next() {
@@ -130,6 +122,43 @@ fn ready_address(config: &BrokerConfig) -> String {
         Some(listener) if config.cluster.pure_controller() => listener.address(),
         _ => config.listen.clone(),
     }
+}
+
+/// What this node's metadata starts from, the image it holds and its
+/// topic table: its voter's log (`start_quorum`, `start_voter`), or for a
+/// pure broker (`process.roles=broker`, not among the voters) the
+/// quorum's committed log as one voter gives it (`catch_up_blocking`:
+/// no metadata on disk, so it waits for a voter to answer).
+fn start_metadata(
+    config: &BrokerConfig,
+    settings: QuorumSettings,
+    cluster_id: &str,
+) -> anyhow::Result<(MetadataStart, Arc<MetadataImage>, TopicTable)> {
+    if config.cluster.kraft() && !settings.voters.contains(&config.node_id) {
+        log::info!(
+            "node {} observes the metadata quorum of {} voter(s)",
+            config.node_id,
+            settings.voters.len()
+        );
+        let follower = observer::catch_up_blocking(config);
+        let image = follower.applied().image;
+        let topics = table::topic_table(&image, config.node_id, config.shards);
+        return Ok((MetadataStart::Observer(follower), image, topics));
+    }
+    let (start, topics) = if settings.sole_voter() {
+        let (node, topics) = start_quorum(config, settings.clone())?;
+        let network = None;
+        let start = QuorumStart {
+            node,
+            settings,
+            network,
+        };
+        (start, topics)
+    } else {
+        start_voter(config, settings, cluster_id)?
+    };
+    let image = start.node.image().clone();
+    Ok((MetadataStart::Voter(Box::new(start)), image, topics))
 }
 
 /// Opens the metadata log and elects this node, the quorum's one voter

@@ -82,8 +82,8 @@ impl Controller {
         self.quorum.leads()
     }
 
-    /// The quorum's status, for DescribeQuorum.
-    pub fn quorum_status(&self) -> QuorumStatus {
+    /// The quorum's status, for DescribeQuorum: none on a pure broker.
+    pub fn quorum_status(&self) -> Option<QuorumStatus> {
         self.quorum.status()
     }
 

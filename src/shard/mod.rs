@@ -23,10 +23,12 @@ pub mod brokers;
 #[cfg(test)]
 mod brokers_tests;
 pub mod controller;
+mod fetches;
 pub mod groups;
 pub mod lifecycle;
 pub mod mesh;
 pub mod messages;
+pub mod observer;
 pub mod owned;
 pub mod producer_ids;
 pub mod quorum;
@@ -327,10 +329,12 @@ impl Shard {
                 Some(to_controller) => to_controller.forward(*envelope).await,
                 None => Err("this node has no controller to forward to".to_string()),
             }),
-            ShardRequest::QuorumStatus => match &self.controller {
-                Some(controller) => ShardReply::QuorumStatus(Box::new(controller.quorum_status())),
-                None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
-            },
+            ShardRequest::QuorumStatus => {
+                match self.controller.as_ref().and_then(Controller::quorum_status) {
+                    Some(status) => ShardReply::QuorumStatus(Box::new(status)),
+                    None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+                }
+            }
             ShardRequest::PartitionSizes => ShardReply::PartitionSizes(self.partitions.sizes()),
             ShardRequest::WriteTxnMarkers(parts) => {
                 ShardReply::TxnMarkers(self.write_txn_markers_here(parts).await)
@@ -438,7 +442,7 @@ impl ShardSet {
 pub fn spawn_all<S, F>(
     config: Arc<BrokerConfig>,
     view: Arc<ClusterView>,
-    quorum: quorum::QuorumStart,
+    quorum: observer::MetadataStart,
     service: S,
 ) -> Result<ShardSet, String>
 where
@@ -615,7 +619,7 @@ fn start_tick() -> glommio::Task<()> {
 /// `CONTROLLER_SHARD`, the metadata quorum's voter.
 struct StartMetadata {
     view: Arc<ClusterView>,
-    quorum: Option<quorum::QuorumStart>,
+    quorum: Option<observer::MetadataStart>,
 }
 
 async fn run_shard<S, F>(
@@ -631,9 +635,11 @@ async fn run_shard<S, F>(
     F: Future<Output = ()> + 'static,
 {
     let StartMetadata { view, quorum } = metadata;
-    let among_several = quorum
-        .as_ref()
-        .is_some_and(|start| !start.settings.sole_voter());
+    let (quorum, follower) = observer::MetadataStart::split(quorum);
+    let among_several = follower.is_some()
+        || quorum
+            .as_ref()
+            .is_some_and(|start| !start.settings.sole_voter());
     let controller_apis = LateApis::default();
     // The active controller's brokers, served on the CONTROLLER listener.
     let mut brokers = None;
@@ -660,6 +666,9 @@ async fn run_shard<S, F>(
             return;
         }
     };
+    // A pure broker observes the quorum instead (`observer.rs`).
+    let observed = follower.map(observer::start);
+    let controller = controller.or_else(|| observed.clone().map(Controller::new));
     let (stop_tx, stop_rx) = oneshot::channel();
     let shard_count = config.shards;
     let ticking = start_tick();
@@ -740,7 +749,12 @@ async fn run_shard<S, F>(
                 lifecycle::LifecycleManager::start_remote(handle, &config, &view.cluster_id);
             (Some(lifecycle), Some(control))
         }
-        None => (None, None),
+        None => (
+            observed.map(|handle| {
+                lifecycle::LifecycleManager::start_remote(handle, &config, &view.cluster_id)
+            }),
+            None,
+        ),
     };
     glommio::spawn_local(watch_stop(stopping, Rc::downgrade(&shard), lifecycle)).detach();
     let checkpointer = Rc::downgrade(&shard);

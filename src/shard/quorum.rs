@@ -22,7 +22,10 @@
 //! what other voters' leaders committed (`controller.rs`), in log order.
 //! DescribeQuorum, on the CONTROLLER listener or through a broker
 //! (`QuorumHandle::status`), is answered from the `QuorumStatus` the task
-//! refreshes after each event.
+//! refreshes after each event. Observers' metadata fetches are answered
+//! between rounds, held until an entry applies (`fetches.rs`). A pure
+//! broker has no voter: its observer (`observer.rs`) publishes through
+//! the same `QuorumHandle` (`observer_handle`).
 //!
 //! Invariant: one round at a time, and the node is not touched while a
 //! round's write is under way; every queue is bounded (proposals here,
@@ -41,7 +44,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,6 +52,7 @@ use futures_channel::oneshot;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use raft::eraftpb::Message;
 
+use super::fetches::{self, Fetch, Fetches};
 use crate::clock::now_ms;
 use crate::metadata::image::MetadataImage;
 use crate::metadata::records::MetadataRecord;
@@ -154,7 +158,9 @@ pub struct QuorumHandle {
     proposals: Rc<LocalSender<Proposal>>,
     published: Rc<Published>,
     applied: AppliedBell,
-    status: Rc<RefCell<QuorumStatus>>,
+    /// A voter's view of the quorum; none on an observer, which votes in
+    /// no term and tracks no replica.
+    status: Option<Rc<RefCell<QuorumStatus>>>,
 }
 
 /// Rung when `QuorumHandle::latest` or the leader moves on (capacity one: a full bell
@@ -196,9 +202,10 @@ impl QuorumHandle {
         (!self.published.sole).then(|| self.leader_id())
     }
 
-    /// The quorum as the task last saw it, for DescribeQuorum.
-    pub fn status(&self) -> QuorumStatus {
-        self.status.borrow().clone()
+    /// The quorum as the voter's task last saw it, for DescribeQuorum;
+    /// none on an observer (a pure broker).
+    pub fn status(&self) -> Option<QuorumStatus> {
+        self.status.as_ref().map(|status| status.borrow().clone())
     }
 
     /// The newest image applied here and its index.
@@ -210,6 +217,65 @@ impl QuorumHandle {
     pub fn applied_bell(&self) -> AppliedBell {
         self.applied.clone()
     }
+}
+
+/// The side of a `QuorumHandle` that a pure broker's observer
+/// (`observer.rs`) publishes through: `latest`, the leader and the bell.
+/// The handle's proposals are answered NOT_CONTROLLER at once, by a task
+/// that ends with the last handle.
+pub struct ObserverSide {
+    published: Weak<Published>,
+    applied_bell: LocalSender<()>,
+}
+
+impl ObserverSide {
+    /// Publishes a new image (if any) and the leader as last heard,
+    /// ringing the bell when either moved; false once every handle is
+    /// gone (the observer stops).
+    pub fn publish(&self, applied: Option<Applied>, leader_id: i32) -> bool {
+        let Some(published) = self.published.upgrade() else {
+            return false;
+        };
+        let mut moved = published.leader_id.replace(leader_id) != leader_id;
+        if let Some(applied) = applied {
+            *published.latest.borrow_mut() = applied;
+            moved = true;
+        }
+        if moved {
+            // Full means the bell already rings.
+            let _ = self.applied_bell.try_send(());
+        }
+        true
+    }
+}
+
+/// A handle whose image an observer publishes, never this node's voter.
+pub fn observer_handle(latest: Applied) -> (QuorumHandle, ObserverSide) {
+    let (proposals, receiver) = local_channel::new_bounded::<Proposal>(COMMANDS_MAX);
+    let (applied_bell, applied) = local_channel::new_bounded(1);
+    let published = Rc::new(Published {
+        sole: false,
+        leads: Cell::new(false),
+        leader_id: Cell::new(UNKNOWN),
+        latest: RefCell::new(latest),
+    });
+    glommio::spawn_local(async move {
+        while let Some(proposal) = receiver.recv().await {
+            let _ = proposal.reply.send(Err(ProposeError::NotController));
+        }
+    })
+    .detach();
+    let side = ObserverSide {
+        published: Rc::downgrade(&published),
+        applied_bell,
+    };
+    let handle = QuorumHandle {
+        proposals: Rc::new(proposals),
+        published,
+        applied: Rc::new(applied),
+        status: None,
+    };
+    (handle, side)
 }
 
 /// What the quorum's task starts from: the node opened by serve (a lone
@@ -252,10 +318,10 @@ pub fn start(
         proposals: Rc::new(proposals),
         published: published.clone(),
         applied: Rc::new(applied),
-        status: status.clone(),
+        status: Some(status.clone()),
     };
     let service = service(&handle);
-    let (transport, inbound) = match network {
+    let (transport, inbound, fetch_receiver) = match network {
         Some((config, listener)) => {
             let shown = status.clone();
             let (transport, inbound) = Transport::start(
@@ -265,9 +331,11 @@ pub fn start(
                 service,
             )
             .map_err(|error| error.to_string())?;
-            (Some(transport), Some(inbound))
+            let (fetch_api, fetch_receiver) = fetches::channel();
+            transport.serve_fetches(fetch_api);
+            (Some(transport), Some(inbound), Some(fetch_receiver))
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     let mut voter = Voter {
         node: Ok(node),
@@ -280,9 +348,15 @@ pub fn start(
         published: published.clone(),
         applied_bell,
         bootstrap_term: 0,
+        fetches: Fetches::default(),
     };
     voter.publish();
-    glommio::spawn_local(run(voter, receiver, inbound)).detach();
+    let events = Events {
+        proposals: receiver,
+        inbound,
+        fetches: fetch_receiver,
+    };
+    glommio::spawn_local(run(voter, events)).detach();
     Ok(handle)
 }
 
@@ -307,6 +381,8 @@ struct Voter {
     applied_bell: LocalSender<()>,
     /// The term whose leader (this node) last proposed the bootstrap records.
     bootstrap_term: u64,
+    /// Observers' fetches waiting for an entry to apply.
+    fetches: Fetches,
 }
 
 impl Voter {
@@ -507,13 +583,17 @@ impl Voter {
             }
         }
         let contacts = &self.contacts;
-        *self.status.borrow_mut() = node.status(now, |id| {
+        let mut status = node.status(now, |id| {
             contacts
                 .get(&id)
                 .map_or((i64::from(UNKNOWN), i64::from(UNKNOWN)), |contact| {
                     (contact.heard_ms, contact.caught_up_ms)
                 })
         });
+        if node.is_leader() {
+            status.observers = self.fetches.observers(now);
+        }
+        *self.status.borrow_mut() = status;
     }
 }
 
@@ -521,7 +601,50 @@ enum Event {
     Tick,
     Proposal(Proposal),
     Message(Message),
+    Fetch(Fetch),
     Stop,
+}
+
+/// What the task waits on besides its tick.
+struct Events {
+    proposals: LocalReceiver<Proposal>,
+    inbound: Option<Inbound>,
+    fetches: Option<LocalReceiver<Fetch>>,
+}
+
+impl Events {
+    /// The next proposal, message or fetch; `Stop` once proposals end.
+    async fn next(&self) -> Event {
+        futures_lite::future::or(
+            async {
+                match self.proposals.recv().await {
+                    Some(proposal) => Event::Proposal(proposal),
+                    None => Event::Stop,
+                }
+            },
+            futures_lite::future::or(
+                async {
+                    match &self.inbound {
+                        Some(inbound) => match inbound.recv().await {
+                            Some(message) => Event::Message(message),
+                            None => std::future::pending().await,
+                        },
+                        None => std::future::pending().await,
+                    }
+                },
+                async {
+                    match self.fetches.as_ref() {
+                        Some(fetches) => match fetches.recv().await {
+                            Some(fetch) => Event::Fetch(fetch),
+                            None => std::future::pending().await,
+                        },
+                        None => std::future::pending().await,
+                    }
+                },
+            ),
+        )
+        .await
+    }
 }
 
 struct Waiting {
@@ -531,7 +654,7 @@ struct Waiting {
     reply: oneshot::Sender<Committed>,
 }
 
-async fn run(mut voter: Voter, proposals: LocalReceiver<Proposal>, inbound: Option<Inbound>) {
+async fn run(mut voter: Voter, events: Events) {
     let tick = Duration::from_millis(TICK_MS);
     let mut next_tick = Instant::now() + tick;
     let mut next_restart = Instant::now();
@@ -540,29 +663,10 @@ async fn run(mut voter: Voter, proposals: LocalReceiver<Proposal>, inbound: Opti
         let event = if wait.is_zero() {
             Event::Tick
         } else {
-            futures_lite::future::or(
-                async {
-                    match proposals.recv().await {
-                        Some(proposal) => Event::Proposal(proposal),
-                        None => Event::Stop,
-                    }
-                },
-                futures_lite::future::or(
-                    async {
-                        match &inbound {
-                            Some(inbound) => match inbound.recv().await {
-                                Some(message) => Event::Message(message),
-                                None => std::future::pending().await,
-                            },
-                            None => std::future::pending().await,
-                        }
-                    },
-                    async {
-                        glommio::timer::sleep(wait).await;
-                        Event::Tick
-                    },
-                ),
-            )
+            futures_lite::future::or(events.next(), async {
+                glommio::timer::sleep(wait).await;
+                Event::Tick
+            })
             .await
         };
         match event {
@@ -584,10 +688,11 @@ async fn run(mut voter: Voter, proposals: LocalReceiver<Proposal>, inbound: Opti
                 }
             }
             Event::Proposal(proposal) => voter.propose(proposal).await,
+            Event::Fetch(fetch) => voter.fetches.take(&voter.node, fetch),
             Event::Message(message) => {
                 voter.step(message);
                 for _ in 1..STEPS_PER_EVENT_MAX {
-                    match inbound.as_ref().and_then(Inbound::try_recv) {
+                    match events.inbound.as_ref().and_then(Inbound::try_recv) {
                         Some(message) => voter.step(message),
                         None => break,
                     }
@@ -595,6 +700,7 @@ async fn run(mut voter: Voter, proposals: LocalReceiver<Proposal>, inbound: Opti
             }
         }
         voter.settle().await;
+        voter.fetches.settle(&voter.node);
     }
 }
 
