@@ -4,7 +4,11 @@
 
 use kafka_protocol::messages::ApiKey;
 
-use crate::quorum::describe::DESCRIBE_QUORUM_VERSIONS;
+/// The DescribeQuorum versions served, on either listener (a broker
+/// forwards it to the active controller, whose CONTROLLER listener
+/// answers it): v2 (KIP-853, the voters' endpoints) is the newest
+/// `kafka-protocol` 0.18 encodes.
+pub const DESCRIBE_QUORUM_VERSIONS: (i16, i16) = (0, 2);
 
 /// One implemented API and its inclusive version range.
 #[derive(Debug, Clone, Copy)]

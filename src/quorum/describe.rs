@@ -24,6 +24,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::config::Voter;
+use crate::protocol::versions::DESCRIBE_QUORUM_VERSIONS;
 
 /// The metadata log's name and partition, as Kafka's (`__cluster_metadata-0`).
 pub use crate::metadata::CLUSTER_METADATA_TOPIC as METADATA_TOPIC;
@@ -38,10 +39,6 @@ const ENDPOINT_TYPE_CONTROLLER: i8 = 2;
 /// DescribeCluster's `ClusterAuthorizedOperations` when they were not asked
 /// for (Kafka's `Integer.MIN_VALUE`).
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
-
-/// The DescribeQuorum versions served, on either listener: v2 (KIP-853,
-/// the voters' endpoints) is the newest `kafka-protocol` 0.18 encodes.
-pub const DESCRIBE_QUORUM_VERSIONS: (i16, i16) = (0, 2);
 
 /// The APIs the CONTROLLER listener serves, with the versions of each, as
 /// `(key, min, max)`: Kafka's ranges as far as `kafka-protocol` 0.18 encodes

@@ -6,8 +6,8 @@ use uuid::Uuid;
 use super::fetch::{Fetched, FetchedEntry};
 use super::node::{encode_records, QuorumSettings};
 use super::observe::{answer, ObserveError, Observed};
-use super::QuorumNode;
-use crate::metadata::records::{FeatureLevelRecord, MetadataRecord, PartitionRecord, TopicRecord};
+use super::{single_voter_tests, QuorumNode};
+use crate::metadata::records::{FeatureLevelRecord, MetadataRecord, TopicRecord};
 
 const TOPIC_ID: Uuid = Uuid::from_bytes([7; 16]);
 
@@ -40,20 +40,7 @@ fn topic() -> Vec<MetadataRecord> {
 }
 
 fn partition(partition_id: i32) -> Vec<MetadataRecord> {
-    vec![MetadataRecord::Partition(PartitionRecord {
-        partition_id,
-        topic_id: TOPIC_ID,
-        replicas: vec![1],
-        isr: vec![1],
-        removing_replicas: Vec::new(),
-        adding_replicas: Vec::new(),
-        leader: 1,
-        leader_recovery_state: 0,
-        leader_epoch: 0,
-        partition_epoch: 0,
-        directories: Vec::new(),
-        shards: vec![0],
-    })]
+    vec![single_voter_tests::partition(TOPIC_ID, partition_id)]
 }
 
 fn entries(fetched: Option<Fetched>) -> Vec<FetchedEntry> {

@@ -21,7 +21,9 @@ fn settings(snapshot_bytes: u64) -> QuorumSettings {
     }
 }
 
-fn partition(topic_id: Uuid, partition_id: i32) -> MetadataRecord {
+/// A partition record of one replica on node 1 (the observer's tests
+/// too).
+pub(super) fn partition(topic_id: Uuid, partition_id: i32) -> MetadataRecord {
     MetadataRecord::Partition(PartitionRecord {
         partition_id,
         topic_id,

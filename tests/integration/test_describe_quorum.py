@@ -18,6 +18,7 @@ import kafka_tools  # noqa: E402
 from cluster import Cluster  # noqa: E402
 from cluster.waiting import SHOAL_NODE  # noqa: E402
 from cluster.quorum import controller_address, describe_quorum, settled_leader  # noqa: E402
+from test_cli_cluster import parse_status  # noqa: E402
 
 pytestmark = pytest.mark.shoal_only
 
@@ -28,20 +29,14 @@ QUORUM_TOOL = "org.apache.kafka.tools.MetadataQuorumCommand"
 
 
 def status_fields(text):
-    """{field: value} of `describe --status`: `Name:  value` lines."""
-    fields = {}
-    for line in text.strip("\n").splitlines():
-        name, _, value = line.partition(":")
-        fields[name] = value.strip()
-    return fields
+    """{field: value} of `describe --status`."""
+    return parse_status(text)[0]
 
 
 def replication_rows(text):
-    """The rows of `describe --replication`, each {header: cell}; cells end
-    in tabs."""
-    lines = text.strip("\n").splitlines()
-    header = [cell.strip() for cell in lines[0].rstrip("\t").split("\t")]
-    return [dict(zip(header, (cell.strip() for cell in line.rstrip("\t").split("\t")))) for line in lines[1:]]
+    """The rows of `describe --replication`, each {header: cell}."""
+    (rows,) = parse_status(text)[1].values()
+    return rows
 
 
 def describe(bootstrap, what):
