@@ -473,9 +473,11 @@ fn replica_row(
     };
     vec![
         replica.id.to_string(),
+        // An observer (a pure broker) has no CONTROLLER endpoint: shown as
+        // a broker without a rack is.
         view.endpoints
             .get(&replica.id)
-            .map_or_else(|| UNKNOWN.to_string(), |endpoint| endpoint.address.clone()),
+            .map_or_else(|| NO_RACK.to_string(), |endpoint| endpoint.address.clone()),
         replica.log_end_offset.to_string(),
         lag.to_string(),
         age(replica.last_fetch_timestamp_ms, now_ms),
