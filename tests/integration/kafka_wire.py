@@ -226,6 +226,14 @@ def metadata(bootstrap, topics, allow_auto_topic_creation, timeout_s=SOCKET_TIME
     return brokers, dict(reader.array(topic))
 
 
+def leaders(bootstrap, topic):
+    """{partition: leader id} of `topic` as the node at `bootstrap` names
+    them in Metadata (-1 for an offline partition)."""
+    _, topics = metadata(bootstrap, [topic], False)
+    _, partitions = topics[topic]
+    return {p: leader for p, (_, leader) in partitions.items()}
+
+
 FETCH_VERSION = 4
 # Byte offsets inside a RecordBatch v2 header.
 BATCH_HEADER_BYTES = 61

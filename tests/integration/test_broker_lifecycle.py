@@ -86,12 +86,6 @@ def all_see(cluster, indexes, expected):
     return True
 
 
-def leaders_of(node, topic):
-    _, topics = kafka_wire.metadata(node.bootstrap, [topic], False)
-    error_code, partitions = topics[topic]
-    return {p: leader for p, (_, leader) in partitions.items()}
-
-
 def test_brokers_register_are_fenced_when_silent_and_return():
     with Cluster(NODES, SHOAL_NODE) as cluster:
         everyone = list(range(NODES))
@@ -125,7 +119,7 @@ def test_brokers_register_are_fenced_when_silent_and_return():
         leader_id = ids[leader]
 
         def agreed_leaders(indexes):
-            maps = [leaders_of(cluster.nodes[i], "lifecycle") for i in indexes]
+            maps = [kafka_wire.leaders(cluster.nodes[i].bootstrap, "lifecycle") for i in indexes]
             first = maps[0]
             agreed = len(first) == SPREAD_PARTITIONS and all(m == first for m in maps)
             return first if agreed else None

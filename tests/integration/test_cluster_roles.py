@@ -75,16 +75,9 @@ def all_see(nodes, expected):
     return True
 
 
-def leaders(node, topic):
-    """Partition -> leader id as `node`'s Metadata names them (-1 offline)."""
-    _, topics = kafka_wire.metadata(node.bootstrap, [topic], False)
-    _, partitions = topics[topic]
-    return {p: leader for p, (_, leader) in partitions.items()}
-
-
 def agreed_leaders(nodes, topic, partitions=PARTITIONS):
     """The topic's leaders once every node of `nodes` names the same ones."""
-    seen = [leaders(node, topic) for node in nodes]
+    seen = [kafka_wire.leaders(node.bootstrap, topic) for node in nodes]
     first = seen[0]
     return first if len(first) == partitions and all(s == first for s in seen) else None
 
