@@ -36,7 +36,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import harness  # noqa: E402
+from procs import CommandsLog, PERF_DIR, _cleanup_everything, _on_sigterm  # noqa: E402
+from brokers import Shoal  # noqa: E402
+from runs import PARTITIONS, Size, run_workload_once, workloads  # noqa: E402
+from results import fmt_rate, fmt_ratio, loadavg, machine, median_of, ok_reports, replace_section  # noqa: E402
 
 BEGIN_MARKER = "<!-- kept: ab -->"
 END_MARKER = "<!-- /kept: ab -->"
@@ -99,11 +102,11 @@ def smallest_p(a_runs, b_runs):
 
 
 def rates(reports):
-    return [r["records_per_s"] for r in harness.ok_reports(reports) if r.get("records_per_s") is not None]
+    return [r["records_per_s"] for r in ok_reports(reports) if r.get("records_per_s") is not None]
 
 
 def spread(values):
-    return "—" if not values else f"{harness.fmt_rate(min(values))} – {harness.fmt_rate(max(values))}"
+    return "—" if not values else f"{fmt_rate(min(values))} – {fmt_rate(max(values))}"
 
 
 def reading(test):
@@ -134,7 +137,7 @@ def section(results, args, argv, binaries, commands, info, load_end):
         *[f"- {side}: {label}: `{path}` (sha256 `{digest}`)" for side, label, path, digest in binaries],
         "",
         "Each run: a fresh broker (default shards) on an empty data directory, A then B; both driven by "
-        f"B's `shoal bench`. W1: 100 B records to {harness.PARTITIONS} partitions, `acks=all`, "
+        f"B's `shoal bench`. W1: 100 B records to {PARTITIONS} partitions, `acks=all`, "
         f"{args.duration:g} s. W3-like: {args.consume_records:,} records produced (4 connections), then "
         "consumed from the beginning (1 connection), measured. records/s; the bench client shares the "
         "machine's cores with the broker. *B above A*: the share of (A run, B run) pairs in which B's "
@@ -147,12 +150,12 @@ def section(results, args, argv, binaries, commands, info, load_end):
     ]
     for name in WORKLOADS:
         a, b = rates(results[name]["A"]), rates(results[name]["B"])
-        a_median = harness.median_of(results[name]["A"], ("records_per_s",))
-        b_median = harness.median_of(results[name]["B"], ("records_per_s",))
+        a_median = median_of(results[name]["A"], ("records_per_s",))
+        b_median = median_of(results[name]["B"], ("records_per_s",))
         test = mann_whitney(a, b)
         share, p = ("—", "—") if test is None else (f"{test[0]:.0%}", f"{test[1]:.3f}")
-        lines.append(f"| {label_of(name)} | {harness.fmt_rate(a_median)} | {spread(a)} | "
-                     f"{harness.fmt_rate(b_median)} | {spread(b)} | {harness.fmt_ratio(b_median, a_median)} | "
+        lines.append(f"| {label_of(name)} | {fmt_rate(a_median)} | {spread(a)} | "
+                     f"{fmt_rate(b_median)} | {spread(b)} | {fmt_ratio(b_median, a_median)} | "
                      f"{share} | {p} | {reading(test)} |")
     floor = smallest_p(args.runs, args.runs)
     if floor >= ALPHA:
@@ -169,9 +172,9 @@ def section(results, args, argv, binaries, commands, info, load_end):
     for name in WORKLOADS:
         for side in SIDES:
             reports = results[name][side]
-            runs = " / ".join("error" if "error" in r else harness.fmt_rate(r.get("records_per_s"))
+            runs = " / ".join("error" if "error" in r else fmt_rate(r.get("records_per_s"))
                               for r in reports)
-            ok = harness.ok_reports(reports)
+            ok = ok_reports(reports)
             stalls = sum(r.get("reactor_stalls") or 0 for r in ok) if ok else "—"
             lines.append(f"| {label_of(name)} | {side} | {runs} | {stalls} |")
     problems = [f"{label_of(name)} {side} run {i + 1}: {problem}" for name in WORKLOADS for side in SIDES
@@ -213,11 +216,11 @@ def main():
     parser.add_argument("--runs", type=int, default=5, help="runs per workload and side")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per W1 run")
     parser.add_argument("--consume-records", type=int, default=3_000_000, help="records the W3-like run reads")
-    parser.add_argument("--out", default=harness.PERF_DIR, help="directory of the RESULTS.md to update")
+    parser.add_argument("--out", default=PERF_DIR, help="directory of the RESULTS.md to update")
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
-    signal.signal(signal.SIGTERM, harness._on_sigterm)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     # Started in the background by a non-interactive shell, Python inherits
     # SIGINT ignored; Ctrl-C (or kill -INT) must still end the run.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -228,11 +231,11 @@ def main():
     binaries = [(side, label, path, sha256_prefix(path))
                 for side, label, path in (("A", args.a_label, brokers["A"]), ("B", args.b_label, brokers["B"]))]
     # No warm-up and no kafka-producer-perf-test: both sides are shoal, alike.
-    size = harness.Size("ab", runs=args.runs, duration_s=args.duration, consume_records=args.consume_records,
+    size = Size("ab", runs=args.runs, duration_s=args.duration, consume_records=args.consume_records,
                         ceiling_s=0, idle_s=0.0, warmup_s=0.0, perf_test_records=0)
-    plan = [w for w in harness.workloads(smoke=False) if w.key in WORKLOADS]
-    info = harness.machine()
-    commands = harness.CommandsLog()
+    plan = [w for w in workloads(smoke=False) if w.key in WORKLOADS]
+    info = machine()
+    commands = CommandsLog()
     # The binaries' paths as placeholders, so A's and B's commands read apart.
     named = {brokers["A"]: "$A_BIN", brokers["B"]: "$B_BIN"}
     logged = NamedCommands(commands, named)
@@ -241,15 +244,15 @@ def main():
         for run in range(args.runs):
             for w in plan:
                 for side in SIDES:
-                    report = harness.run_workload_once(w, lambda side=side: harness.Shoal(brokers[side]),
+                    report = run_workload_once(w, lambda side=side: Shoal(brokers[side]),
                                                        bench_bin, size, logged)
                     results[w.key][side].append(report)
                     shown = report.get("error") or f"{report['records_per_s']:,.0f} records/s"
                     print(f"ab: run {run + 1}/{args.runs} {label_of(w.key)} {side}: {shown}", file=sys.stderr)
     finally:
-        harness._cleanup_everything()
-    text = section(results, args, argv, binaries, commands, info, harness.loadavg())
-    harness.replace_section(os.path.join(args.out, "RESULTS.md"), BEGIN_MARKER, END_MARKER, text)
+        _cleanup_everything()
+    text = section(results, args, argv, binaries, commands, info, loadavg())
+    replace_section(os.path.join(args.out, "RESULTS.md"), BEGIN_MARKER, END_MARKER, text)
     print(text)
     failed = any("error" in r for sides in results.values() for reports in sides.values() for r in reports)
     return 1 if failed else 0

@@ -6,7 +6,7 @@
 Runs W1 (produce 100 B, 8 partitions, acks=all, 1 and 4 connections) and W3
 (consume 100 B records from the beginning, preloaded first) through
 `shoal bench ... --json`, exactly as perf/run runs them against one broker
-(perf/harness.py: the same topic creation with `shoal topic create`, the
+(perf/runs.py: the same topic creation with `shoal topic create`, the
 same unmeasured warm-up, the same bench commands and sizes), once against a
 single `shoal serve` and once against three combined broker-and-controller
 voters on loopback ports (tests/cluster: its harness in loopback mode, each
@@ -28,9 +28,9 @@ Writes the section between `<!-- section:cluster -->` markers into
 RESULTS.md (perf/, or --out DIR), below perf/run's marker, where perf/run
 keeps it.
 
-Bounds: every subprocess has a timeout (perf/harness.py's); every broker and
+Bounds: every subprocess has a timeout (perf/procs.py's); every broker and
 node is killed and every data dir removed in a `finally`, by atexit and on
-SIGTERM (the cluster harness's handler runs first, then perf/harness.py's),
+SIGTERM (the cluster harness's handler runs first, then perf/procs.py's),
 and the kernel kills the brokers if this process dies (setpriv --pdeathsig).
 
 Python 3.11 standard library only.
@@ -48,18 +48,24 @@ import sys
 import time
 import uuid
 
-import harness
+from procs import (
+    CommandsLog, PERF_DIR, REPO, _cleanup_everything, _on_sigterm, last_json_line, make_temp_dir, remove_temp_dir,
+    run_bounded,
+)
+from brokers import DIAGNOSIS_LOG_LINES, STALL_BUDGET_MS, STALL_MARK, Shoal
+from runs import FULL, PARTITIONS, QUICK, bench_timeout_s, prepare_topic, workloads
+from results import fmt_rate, fmt_ratio, loadavg, machine, median_of, ok_reports, replace_section
 from conn_memory import recv_exact
 
 # tests/ goes first: run as a script this file is __main__, so `cluster`
 # names the cluster harness package tests/cluster, not this file.
-sys.path.insert(0, os.path.join(harness.REPO, "tests"))
+sys.path.insert(0, os.path.join(REPO, "tests"))
 from cluster import Cluster  # noqa: E402
 
 NODES = 3
-SHOAL_NODE = (os.path.join(harness.REPO, "tests", "cluster", "shoal-node")
+SHOAL_NODE = (os.path.join(REPO, "tests", "cluster", "shoal-node")
               + " {node_id} {host} {port} {controller_port} {voters} {data_dir} {cluster_id}")
-# The rows of perf/run this compares (perf/harness.py's keys). "W6 W3
+# The rows of perf/run this compares (perf/runs.py's keys). "W6 W3
 # shards=1" is a control: W3 with the single node given one shard, the
 # shape of each cluster node (its cluster side is W3's, run again).
 WORKLOADS = ("W1 c=1", "W1 c=4", "W3", "W6 W3 shards=1")
@@ -101,7 +107,7 @@ SECTION_END = "<!-- /section:cluster -->"
 # ---------------------------------------------------------------- the two sides
 
 
-class SingleNode(harness.Shoal):
+class SingleNode(Shoal):
     """One `shoal serve`, as perf/run starts it (default shards unless the
     workload names a count)."""
 
@@ -119,7 +125,7 @@ class SingleNode(harness.Shoal):
 class ShoalCluster:
     """NODES combined voters on loopback ports (tests/cluster/harness.py in
     loopback mode), data dirs under target/perf-data. Quacks like
-    perf/harness.py's Broker where run_once and harness.prepare_topic use
+    perf/brokers.py's Broker where run_once and prepare_topic use
     it: `bootstrap` is the address of the first node that takes admin
     requests."""
 
@@ -128,7 +134,7 @@ class ShoalCluster:
 
     def __init__(self, shoal_bin):
         self.shoal_bin = shoal_bin
-        self.root = harness.make_temp_dir("cluster-")
+        self.root = make_temp_dir("cluster-")
         self.cluster = Cluster(NODES, SHOAL_NODE, namespaces=False, temp_parent=self.root)
         self.bootstrap = None
         self.brokers_listed = None
@@ -153,7 +159,7 @@ class ShoalCluster:
         while True:
             answers = []
             for node in self.cluster.nodes:
-                code, _, err = harness.run_bounded(
+                code, _, err = run_bounded(
                     [self.shoal_bin, "topic", "delete", PROBE_TOPIC, "--bootstrap", node.bootstrap], ADMIN_TIMEOUT_S)
                 if code != 0 and "UNKNOWN_TOPIC_OR_PARTITION" in err:
                     return node.bootstrap
@@ -194,19 +200,19 @@ class ShoalCluster:
         for node in self.cluster.nodes:
             try:
                 with open(node.log_paths[-1], errors="replace") as f:
-                    count += sum(harness.STALL_MARK in line for line in f)
+                    count += sum(STALL_MARK in line for line in f)
             except (OSError, IndexError):
                 return None
         return count
 
     def diagnosis(self):
-        return f"[{CLUSTER}; its logs end: {self.cluster.log_tails(harness.DIAGNOSIS_LOG_LINES)}]"
+        return f"[{CLUSTER}; its logs end: {self.cluster.log_tails(DIAGNOSIS_LOG_LINES)}]"
 
     def close(self):
         try:
             self.cluster.close()
         finally:
-            harness.remove_temp_dir(self.root)
+            remove_temp_dir(self.root)
 
 
 def metadata_brokers(bootstrap):
@@ -243,7 +249,7 @@ def process_cpu_seconds(pid):
 def partition_leaders(shoal_bin, bootstrap, topic):
     """Partition -> leader id (a string, "none" when the node knows none)
     as the node at `bootstrap` describes the topic; {} when it cannot."""
-    code, out, _ = harness.run_bounded([shoal_bin, "topic", "describe", topic, "--bootstrap", bootstrap],
+    code, out, _ = run_bounded([shoal_bin, "topic", "describe", topic, "--bootstrap", bootstrap],
                                        ADMIN_TIMEOUT_S)
     if code != 0:
         return {}
@@ -256,7 +262,7 @@ def settled_leaders(target, shoal_bin, topic):
     deadline = time.monotonic() + PARTITION_LEADERS_WAIT_S
     while True:
         leaders = partition_leaders(shoal_bin, target.bootstrap, topic)
-        if len(leaders) == harness.PARTITIONS and NO_LEADER not in leaders.values():
+        if len(leaders) == PARTITIONS and NO_LEADER not in leaders.values():
             addresses = target.node_addresses()
             confirmed = True
             for leader in set(leaders.values()) & set(addresses):
@@ -278,25 +284,25 @@ def spread(leaders):
 
 def run_once(workload, make_target, shoal_bin, size, commands):
     """Fresh processes, the topic made and the broker warmed up as perf/run
-    does (harness.prepare_topic), the leaders settled and recorded, then
+    does (runs.prepare_topic), the leaders settled and recorded, then
     the workload's bench steps; the measured report or {"error": ...}."""
     target = make_target()
     try:
         target.start(commands)
         topic = f"perf-{uuid.uuid4().hex[:8]}"
-        harness.prepare_topic(target, shoal_bin, topic, size, commands)
+        prepare_topic(target, shoal_bin, topic, size, commands)
         leaders = settled_leaders(target, shoal_bin, topic)
         report = None
         for step in workload.steps(size, topic):
             command = [shoal_bin, "bench", step.mode, "--bootstrap", target.bootstrap, *step.args, "--json"]
             commands.add(command, {**target.placeholders(), topic: "$TOPIC"})
             cpu_before = target.cpu_seconds()
-            code, out, err = harness.run_bounded(command, harness.bench_timeout_s(size))
+            code, out, err = run_bounded(command, bench_timeout_s(size))
             if code != 0:
                 return {"error": f"bench {step.mode} exited with {code}: {err.strip()[-400:]} "
                                  f"{target.diagnosis()[-600:]}", "spread": spread(leaders)}
             if step.measured:
-                report = harness.last_json_line(out)
+                report = last_json_line(out)
                 report["broker_cpu_s"] = target.cpu_seconds() - cpu_before
         report["spread"] = spread(leaders)
         report["brokers_listed"] = target.brokers_listed
@@ -312,13 +318,13 @@ def run_once(workload, make_target, shoal_bin, size, commands):
 
 
 def cpu_per_million(reports):
-    values = [r["broker_cpu_s"] / r["records"] * 1e6 for r in harness.ok_reports(reports)
+    values = [r["broker_cpu_s"] / r["records"] * 1e6 for r in ok_reports(reports)
               if r.get("records") and "broker_cpu_s" in r]
     return f"{statistics.median(values):.3f}" if values else "—"
 
 
 def section(argv, size, rows, results, info, end_loadavg, shoal_bin):
-    shown_bin = os.path.relpath(shoal_bin, harness.REPO)
+    shown_bin = os.path.relpath(shoal_bin, REPO)
     lines = [
         SECTION_BEGIN,
         f"## W1 and W3 on a {NODES}-node cluster next to a single node (issue 14)",
@@ -364,13 +370,13 @@ def section(argv, size, rows, results, info, end_loadavg, shoal_bin):
     ]
     for w in rows:
         single, cluster = results[w.key][SINGLE], results[w.key][CLUSTER]
-        median_single = harness.median_of(single, ["records_per_s"])
-        median_cluster = harness.median_of(cluster, ["records_per_s"])
+        median_single = median_of(single, ["records_per_s"])
+        median_cluster = median_of(cluster, ["records_per_s"])
         spreads = sorted({r["spread"] for r in cluster if "spread" in r})
         listed = sorted({str(r["brokers_listed"]) for r in cluster if "brokers_listed" in r})
         lines.append(
-            f"| {w.key}: {w.title} | {harness.fmt_rate(median_single)} | {harness.fmt_rate(median_cluster)} | "
-            f"{harness.fmt_ratio(median_cluster, median_single)} | {each_run(single)} | {each_run(cluster)} | "
+            f"| {w.key}: {w.title} | {fmt_rate(median_single)} | {fmt_rate(median_cluster)} | "
+            f"{fmt_ratio(median_cluster, median_single)} | {each_run(single)} | {each_run(cluster)} | "
             f"{cpu_per_million(single)} / {cpu_per_million(cluster)} | {'; '.join(spreads) or '—'} | "
             f"{', '.join(listed) or '—'} |")
     lines += ["", spread_note(rows, results), "", stalls_line(rows, results), ""]
@@ -401,7 +407,7 @@ def stalls_line(rows, results):
         known = [r["reactor_stalls"] for w in rows for r in results[w.key][side]
                  if r.get("reactor_stalls") is not None]
         counts[side] = str(sum(known)) if known else "—"
-    return (f"Reactor stalls over {harness.STALL_BUDGET_MS} ms logged in all runs (src/shard/stall.rs): "
+    return (f"Reactor stalls over {STALL_BUDGET_MS} ms logged in all runs (src/shard/stall.rs): "
             f"{SINGLE} {counts[SINGLE]}, {CLUSTER} {counts[CLUSTER]}.")
 
 
@@ -416,7 +422,7 @@ def spread_note(rows, results):
     nodes_used = {len(r["spread"].split(", ")) for r in runs}
     unregistered = sum(r.get("brokers_listed") is not None and r["brokers_listed"] < NODES for r in runs)
     lines = ["The partition leaders column gives, per distinct placement seen in the cluster runs, how many of "
-             f"the {harness.PARTITIONS} partitions each node led; the last column, how many brokers the bootstrap "
+             f"the {PARTITIONS} partitions each node led; the last column, how many brokers the bootstrap "
              f"node's Metadata listed when the topic was created (after waiting up to {REGISTERED_WAIT_S:g} s "
              f"for all {NODES})."]
     if nodes_used == {1}:
@@ -431,7 +437,7 @@ def spread_note(rows, results):
     return " ".join(lines)
 
 
-COMMANDS = harness.CommandsLog()
+COMMANDS = CommandsLog()
 
 
 def main():
@@ -439,17 +445,17 @@ def main():
     parser.add_argument("--quick", action="store_true", help="1 run per cell, short durations, fewer W3 records")
     parser.add_argument("--out", help="the directory whose RESULTS.md gets the section (default: perf/)")
     parser.add_argument("--shoal-bin", default=os.environ.get("SHOAL_BIN") or
-                        os.path.join(harness.REPO, "target", "release", "shoal"))
+                        os.path.join(REPO, "target", "release", "shoal"))
     args = parser.parse_args()
     signal_handlers()
-    size = harness.QUICK if args.quick else harness.FULL
+    size = QUICK if args.quick else FULL
     shoal_bin = os.path.abspath(args.shoal_bin)
     if not os.access(shoal_bin, os.X_OK):
         sys.exit(f"perf: {shoal_bin} is not an executable; run cargo build --release")
-    out_dir = args.out or harness.PERF_DIR
+    out_dir = args.out or PERF_DIR
     os.makedirs(out_dir, exist_ok=True)
-    info = harness.machine()
-    rows = [w for w in harness.workloads(False) if w.key in WORKLOADS]
+    info = machine()
+    rows = [w for w in workloads(False) if w.key in WORKLOADS]
     results = {w.key: {side: [] for side in (SINGLE, CLUSTER)} for w in rows}
     try:
         for w in rows:
@@ -462,11 +468,11 @@ def main():
                     shown = report.get("error") or f"{report['records_per_s']:,.0f} records/s ({report['spread']})"
                     print(f"perf: {w.key} run {run + 1}/{size.runs} {side}: {shown}", file=sys.stderr)
     finally:
-        harness._cleanup_everything()
+        _cleanup_everything()
     argv = sys.argv[1:]
-    text = section(argv, size, rows, results, info, harness.loadavg(), shoal_bin)
+    text = section(argv, size, rows, results, info, loadavg(), shoal_bin)
     path = os.path.join(out_dir, "RESULTS.md")
-    harness.replace_section(path, SECTION_BEGIN, SECTION_END, text)
+    replace_section(path, SECTION_BEGIN, SECTION_END, text)
     print(text)
     print(f"perf: wrote the section into {path}", file=sys.stderr)
     failed = any("error" in r for w in rows for reports in results[w.key].values() for r in reports)
@@ -478,7 +484,7 @@ def signal_handlers():
     the run even when started in the background. The cluster harness puts
     its own SIGTERM handler in front of this one when the first cluster is
     made, and chains to it."""
-    signal.signal(signal.SIGTERM, harness._on_sigterm)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 

@@ -3,7 +3,7 @@
 the cleaner off (issue 4: "the cleaner yields so that produce latency does
 not suffer").
 
-Each run starts a fresh shoal (`perf/harness.py`'s broker handling), creates a
+Each run starts a fresh shoal (`perf/brokers.py`'s broker handling), creates a
 compacted topic with 1 MiB segments, preloads it with keyed records (a
 backlog for the cleaner), then measures `shoal bench produce --rate` with
 keys into the same topic: every produced segment makes the topic dirty again,
@@ -25,7 +25,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import harness  # noqa: E402
+from procs import BENCH_SLACK_S, CommandsLog, PERF_DIR, REPO, last_json_line, run_bounded, tail  # noqa: E402
+from brokers import Shoal  # noqa: E402
+from results import fmt_rate, fmt_ratio, machine, median_of, replace_section  # noqa: E402
 
 TOPIC = "churn"
 PARTITIONS = 2
@@ -89,7 +91,7 @@ def topic_bytes(data_dir):
 
 
 def run_once(shoal_bin, overrides, duration_s, commands):
-    broker = harness.Shoal(shoal_bin, overrides=overrides + [BACKOFF_OVERRIDE]).start(commands)
+    broker = Shoal(shoal_bin, overrides=overrides + [BACKOFF_OVERRIDE]).start(commands)
     try:
         placeholders = broker.placeholders()
         bootstrap = ["--bootstrap", broker.bootstrap]
@@ -102,29 +104,29 @@ def run_once(shoal_bin, overrides, duration_s, commands):
         measure = bench + ["--rate", str(RATE), "--duration", str(duration_s), "--acks", "-1", "--json"]
         for command in (create, preload):
             commands.add(command, placeholders)
-            code, out, err = harness.run_bounded(command, harness.BENCH_SLACK_S + duration_s)
+            code, out, err = run_bounded(command, BENCH_SLACK_S + duration_s)
             if code != 0:
                 raise RuntimeError(f"{' '.join(command)} failed: {err.strip()[-500:]}")
         commands.add(measure, placeholders)
         before = cleaned_bytes(broker.log_path)
-        code, out, err = harness.run_bounded(measure, harness.BENCH_SLACK_S + duration_s)
+        code, out, err = run_bounded(measure, BENCH_SLACK_S + duration_s)
         after = cleaned_bytes(broker.log_path)
         if code != 0:
             raise RuntimeError(f"bench failed: {err.strip()[-500:]}")
-        report = harness.last_json_line(out)
+        report = last_json_line(out)
         report["cleaner_passes"] = after[0] - before[0]
         report["cleaner_bytes"] = after[1] - before[1]
         report["topic_bytes"] = topic_bytes(broker.data_dir)
         return report
     except RuntimeError as error:
-        raise RuntimeError(f"{error}\nbroker log:\n{harness.tail(broker.log_path)}") from error
+        raise RuntimeError(f"{error}\nbroker log:\n{tail(broker.log_path)}") from error
     finally:
         broker.close()
 
 
 def section(reports, duration_s, runs, commands, info):
     def med(mode, *path):
-        return harness.median_of(reports[mode], path)
+        return median_of(reports[mode], path)
 
     off_p99 = med("off", "latency_ms", "p99")
     lines = [
@@ -147,12 +149,12 @@ def section(reports, duration_s, runs, commands, info):
     for mode, label, _ in MODES:
         per_run = [r.get("latency_ms", {}).get("p99") for r in reports[mode]]
         lines.append(
-            f"| {label} | {harness.fmt_rate(med(mode, 'records_per_s'))} | {med(mode, 'latency_ms', 'p50')} | "
+            f"| {label} | {fmt_rate(med(mode, 'records_per_s'))} | {med(mode, 'latency_ms', 'p50')} | "
             f"{med(mode, 'latency_ms', 'p99')} | {med(mode, 'latency_ms', 'p999')} | "
-            f"{harness.fmt_ratio(med(mode, 'latency_ms', 'p99'), off_p99)} | {per_run} | "
-            f"{harness.fmt_rate(med(mode, 'cleaner_passes'))} | "
-            f"{harness.fmt_rate((med(mode, 'cleaner_bytes') or 0) / 1e6)} | "
-            f"{harness.fmt_rate((med(mode, 'topic_bytes') or 0) / 1e6)} |"
+            f"{fmt_ratio(med(mode, 'latency_ms', 'p99'), off_p99)} | {per_run} | "
+            f"{fmt_rate(med(mode, 'cleaner_passes'))} | "
+            f"{fmt_rate((med(mode, 'cleaner_bytes') or 0) / 1e6)} | "
+            f"{fmt_rate((med(mode, 'topic_bytes') or 0) / 1e6)} |"
         )
     lines += [
         "",
@@ -171,11 +173,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--duration", type=float, default=20.0)
-    parser.add_argument("--out", default=harness.PERF_DIR, help="directory of the RESULTS.md to update")
+    parser.add_argument("--out", default=PERF_DIR, help="directory of the RESULTS.md to update")
     args = parser.parse_args()
-    shoal_bin = os.environ.get("SHOAL_BIN") or os.path.join(harness.REPO, "target", "release", "shoal")
-    info = harness.machine()
-    commands = harness.CommandsLog()
+    shoal_bin = os.environ.get("SHOAL_BIN") or os.path.join(REPO, "target", "release", "shoal")
+    info = machine()
+    commands = CommandsLog()
     reports = {mode: [] for mode, _, _ in MODES}
     for run in range(args.runs):
         for mode, _, overrides in MODES:
@@ -187,7 +189,7 @@ def main():
             print(f"run {run + 1} cleaner {mode}: {report.get('latency_ms', report)}, "
                   f"passes {report.get('cleaner_passes')}", file=sys.stderr)
     text = section(reports, args.duration, args.runs, commands, info)
-    harness.replace_section(os.path.join(args.out, "RESULTS.md"), BEGIN_MARKER, END_MARKER, text)
+    replace_section(os.path.join(args.out, "RESULTS.md"), BEGIN_MARKER, END_MARKER, text)
     print(text)
 
 

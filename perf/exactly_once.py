@@ -19,8 +19,8 @@ The transactional workload: one confluent-kafka transactional producer
 
     perf/exactly_once.py [--runs 5] [--duration 5] [--record] [--brokers shoal,kafka]
 
-Each broker is started once (fresh data directory, harness.Shoal /
-harness.Kafka), warmed up as perf/run does, and then measured in
+Each broker is started once (fresh data directory, brokers.Shoal /
+brokers.Kafka), warmed up as perf/run does, and then measured in
 alternating pairs (plain, idempotent, plain, ...) on one topic, so both
 sides of a ratio meet the same broker, page cache and machine load. It
 prints the median records/s of each side and their ratio per broker and
@@ -40,7 +40,11 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import harness  # noqa: E402
+from procs import CommandsLog, PERF_DIR, REPO, VENV, _cleanup_everything, last_json_line, run_bounded  # noqa: E402
+from brokers import Kafka, Shoal, kafka_jars_present  # noqa: E402
+from runs import FULL, PARTITIONS, QUICK, prepare_topic  # noqa: E402
+from results import machine  # noqa: E402
+from report import KEPT_MARKER  # noqa: E402
 
 SECTION_BEGIN = "<!-- section:exactly-once -->"
 SECTION_END = "<!-- /section:exactly-once -->"
@@ -54,12 +58,12 @@ def client_command(client, side, broker, topic, args):
     """The W1 command of `client` (one of CLIENTS) for `side`."""
     if client == "shoal bench":
         command = [args.shoal_bin, "bench", "produce", "--bootstrap", broker.bootstrap, "--topic", topic,
-                   "--partitions", str(harness.PARTITIONS), "--record-size", "100", "--acks", "-1",
+                   "--partitions", str(PARTITIONS), "--record-size", "100", "--acks", "-1",
                    "--connections", "1", "--duration", str(args.duration), "--json"]
         return command + (["--idempotent"] if side == "idempotent" else [])
-    python = os.path.join(harness.VENV, "bin", "python")
-    command = [python, os.path.join(harness.PERF_DIR, "kafka_client.py"), "produce", "--bootstrap",
-               broker.bootstrap, "--topic", topic, "--partitions", str(harness.PARTITIONS),
+    python = os.path.join(VENV, "bin", "python")
+    command = [python, os.path.join(PERF_DIR, "kafka_client.py"), "produce", "--bootstrap",
+               broker.bootstrap, "--topic", topic, "--partitions", str(PARTITIONS),
                "--record-size", "100", "--duration", str(args.duration)]
     if client == "confluent, 5 in flight":
         command += ["--max-in-flight", str(IN_FLIGHT_CAPPED)]
@@ -75,7 +79,7 @@ def children_cpu_seconds():
 
 def measure(name, make_broker, args, commands):
     """{client: {"plain": [records/s], "idempotent": [records/s]}} on one broker."""
-    size = harness.QUICK if args.duration <= harness.QUICK.duration_s else harness.FULL
+    size = QUICK if args.duration <= QUICK.duration_s else FULL
     broker = make_broker()
     results = {client: {"plain": [], "idempotent": []} for client in CLIENTS}
     results["transactions"] = []
@@ -87,17 +91,17 @@ def measure(name, make_broker, args, commands):
     try:
         broker.start(commands)
         topic = f"perf-{uuid.uuid4().hex[:8]}"
-        harness.prepare_topic(broker, args.shoal_bin, topic, size, commands)
+        prepare_topic(broker, args.shoal_bin, topic, size, commands)
         for run in range(args.runs):
             for client in CLIENTS:
                 for side in ("plain", "idempotent"):
                     command = client_command(client, side, broker, topic, args)
                     commands.add(command, {**broker.placeholders(), topic: "$TOPIC"})
                     broker_before, client_before = broker.cpu_seconds(), children_cpu_seconds()
-                    code, out, err = harness.run_bounded(command, args.duration * 10 + 60)
+                    code, out, err = run_bounded(command, args.duration * 10 + 60)
                     if code != 0:
                         raise RuntimeError(f"{client} {side} exited with {code}: {(err or out).strip()[-300:]}")
-                    report = harness.last_json_line(out)
+                    report = last_json_line(out)
                     rate = report["records_per_s"]
                     results[client][side].append(rate)
                     per_million = 1e6 / max(report["records"], 1)
@@ -105,14 +109,14 @@ def measure(name, make_broker, args, commands):
                                               (children_cpu_seconds() - client_before) * per_million))
                     print(f"exactly-once: {name} run {run + 1}/{args.runs} {client} {side}: {rate:,.0f} records/s",
                           file=sys.stderr)
-            command = [os.path.join(harness.VENV, "bin", "python"), os.path.join(harness.PERF_DIR, "txn_client.py"),
-                       "--bootstrap", broker.bootstrap, "--topic", topic, "--partitions", str(harness.PARTITIONS),
+            command = [os.path.join(VENV, "bin", "python"), os.path.join(PERF_DIR, "txn_client.py"),
+                       "--bootstrap", broker.bootstrap, "--topic", topic, "--partitions", str(PARTITIONS),
                        "--duration", str(args.duration), "--txn-ms", str(TXN_MS)]
             commands.add(command, {**broker.placeholders(), topic: "$TOPIC"})
-            code, out, err = harness.run_bounded(command, args.duration * 10 + 60)
+            code, out, err = run_bounded(command, args.duration * 10 + 60)
             if code != 0:
                 raise RuntimeError(f"transactions exited with {code}: {(err or out).strip()[-300:]}")
-            report = harness.last_json_line(out)
+            report = last_json_line(out)
             results["transactions"].append(report)
             print(f"exactly-once: {name} run {run + 1}/{args.runs} transactions: "
                   f"{report['records_per_s']:,.0f} records/s, commit p50 {report['commit_ms']['p50']:.1f} ms",
@@ -123,7 +127,7 @@ def measure(name, make_broker, args, commands):
 
 
 def table(results, args, commands):
-    info = harness.machine()
+    info = machine()
     lines = [SECTION_BEGIN, "## Exactly-once: idempotence cost and transactions (issue 13)", "",
              f"`perf/exactly_once.py --runs {args.runs} --duration {args.duration:g}`, {info['date']}, commit "
              f"{info['commit']}, {info['nproc']} × {info['cpu']}, load average at the end {info['loadavg']}: W1 "
@@ -177,7 +181,7 @@ def table(results, args, commands):
 
 
 def record(text):
-    path = os.path.join(harness.PERF_DIR, "RESULTS.md")
+    path = os.path.join(PERF_DIR, "RESULTS.md")
     with open(path) as f:
         current = f.read()
     if SECTION_BEGIN in current:
@@ -185,7 +189,7 @@ def record(text):
         end = current.index(SECTION_END) + len(SECTION_END) + 1
         current = current[:begin] + text + current[end:]
     else:
-        if harness.KEPT_MARKER not in current:
+        if KEPT_MARKER not in current:
             sys.exit(f"{path} has no KEPT marker")
         current = current.rstrip("\n") + "\n\n" + text
     with open(path, "w") as f:
@@ -199,20 +203,20 @@ def main():
     parser.add_argument("--brokers", default="shoal,kafka")
     parser.add_argument("--record", action="store_true")
     parser.add_argument("--shoal-bin", default=os.environ.get("SHOAL_BIN")
-                        or os.path.join(harness.REPO, "target", "release", "shoal"))
+                        or os.path.join(REPO, "target", "release", "shoal"))
     args = parser.parse_args()
     args.shoal_bin = os.path.abspath(args.shoal_bin)
-    makers = {"shoal": lambda: harness.Shoal(args.shoal_bin), "kafka": harness.Kafka}
-    commands = harness.CommandsLog()
+    makers = {"shoal": lambda: Shoal(args.shoal_bin), "kafka": Kafka}
+    commands = CommandsLog()
     results = {}
     try:
         for name in args.brokers.split(","):
-            if name == "kafka" and not harness.kafka_jars_present():
+            if name == "kafka" and not kafka_jars_present():
                 print("exactly-once: kafka skipped: no jars (tests/kafka/setup)", file=sys.stderr)
                 continue
             results[name] = measure(name, makers[name], args, commands)
     finally:
-        harness._cleanup_everything()
+        _cleanup_everything()
     text = table(results, args, commands)
     print(text)
     if args.record:

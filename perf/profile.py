@@ -31,7 +31,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import harness  # noqa: E402
+from procs import (  # noqa: E402
+    CommandsLog, PERF_DIR, REPO, _LIVE_PROCESSES, _cleanup_everything, last_json_line, run_bounded,
+)
+from brokers import Shoal  # noqa: E402
+from results import fmt_rate, machine, replace_section  # noqa: E402
 
 BEGIN_MARKER = "<!-- kept: profile -->"
 END_MARKER = "<!-- /kept: profile -->"
@@ -55,7 +59,7 @@ REPORT_LINE = re.compile(r"^\s*([\d.]+)%\s+(\S.*?)\s+\[([.k])\]\s+(.*?)\s*$")
 def perf_samples(data_path, *filters):
     """(share % of all samples, comm, kernel?, symbol) for every comm/symbol
     pair of the samples `filters` (perf report options) keep."""
-    code, out, err = harness.run_bounded(
+    code, out, err = run_bounded(
         ["perf", "report", "-i", data_path, "--no-children", "--sort", "comm,sym", "-g", "none",
          "--stdio", "--percent-limit", "0", "--percentage", "absolute", *filters], PERF_TIMEOUT_S)
     if code != 0:
@@ -86,7 +90,7 @@ def shares_of(data_path, broker_pid, bench_pid):
 
 
 def profile_once(shoal_bin, label, record_size, duration_s, commands):
-    broker = harness.Shoal(shoal_bin)
+    broker = Shoal(shoal_bin)
     data_path = os.path.join(broker.root, "perf.data")
     try:
         broker.start(commands)
@@ -96,16 +100,16 @@ def profile_once(shoal_bin, label, record_size, duration_s, commands):
         commands.add(bench, broker.placeholders())
         load = subprocess.Popen(bench, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, text=True)
-        harness._LIVE_PROCESSES.add(load)
+        _LIVE_PROCESSES.add(load)
         time.sleep(WARMUP_S)
         record = ["perf", "record", "-a", "-g", "-F", str(SAMPLE_HZ), "-o", data_path, "--",
                   "sleep", str(duration_s)]
         commands.add(record, broker.placeholders())
-        code, _, err = harness.run_bounded(record, duration_s + PERF_TIMEOUT_S)
+        code, _, err = run_bounded(record, duration_s + PERF_TIMEOUT_S)
         if code != 0:
             sys.exit(f"perf record failed: {err.strip()[-500:]}")
         out, _ = load.communicate(timeout=duration_s + PERF_TIMEOUT_S)
-        rate = harness.last_json_line(out)["records_per_s"]
+        rate = last_json_line(out)["records_per_s"]
         parts, broker_rows = shares_of(data_path, broker.proc.pid, load.pid)
         return {"label": label, "records_per_s": rate, "parts": parts, "broker": broker_rows}
     finally:
@@ -146,7 +150,7 @@ def section(runs, info, commands, duration_s):
         summaries.append((run, shares, symbols))
         shard_total = shares["broker shards"]
         kernel_part = f"{100 * shard_kernel / shard_total:.0f}%" if shard_total else "—"
-        lines.append(f"| {run['label']} | {harness.fmt_rate(run['records_per_s'])} | "
+        lines.append(f"| {run['label']} | {fmt_rate(run['records_per_s'])} | "
                      + " | ".join(f"{shares[p]:.1f}%" for p in parts) + f" | {kernel_part} |")
     lines.append("")
     for run, shares, symbols in summaries:
@@ -168,17 +172,17 @@ def main():
     args = parser.parse_args()
     if shutil.which("perf") is None:
         sys.exit("perf is not installed (Debian: apt-get install linux-perf)")
-    shoal_bin = os.environ.get("SHOAL_BIN") or os.path.join(harness.REPO, "target", "release", "shoal")
-    info = harness.machine()
-    commands = harness.CommandsLog()
+    shoal_bin = os.environ.get("SHOAL_BIN") or os.path.join(REPO, "target", "release", "shoal")
+    info = machine()
+    commands = CommandsLog()
     try:
         runs = [profile_once(shoal_bin, label, size, args.duration, commands) for label, size in WORKLOADS]
     finally:
-        harness._cleanup_everything()
+        _cleanup_everything()
     text = section(runs, info, commands, args.duration)
     print(text)
     if args.record:
-        harness.replace_section(os.path.join(harness.PERF_DIR, "RESULTS.md"), BEGIN_MARKER, END_MARKER, text)
+        replace_section(os.path.join(PERF_DIR, "RESULTS.md"), BEGIN_MARKER, END_MARKER, text)
         print("wrote the section into perf/RESULTS.md", file=sys.stderr)
 
 

@@ -31,7 +31,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import harness  # noqa: E402
+from results import replace_section  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECORD_BYTES = 1024
@@ -208,7 +208,7 @@ def section(args, results, on_disk, segments):
 
 def record(text):
     path = os.path.join(ROOT, "perf", "RESULTS.md")
-    harness.replace_section(path, SECTION_BEGIN, SECTION_END, text)
+    replace_section(path, SECTION_BEGIN, SECTION_END, text)
     print(f"wrote the section into {path}", file=sys.stderr)
 
 

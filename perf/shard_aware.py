@@ -38,7 +38,12 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import harness  # noqa: E402
+from procs import (  # noqa: E402
+    BENCH_SLACK_S, CommandsLog, HOST, PERF_DIR, REPO, STOP_TIMEOUT_S, free_port, last_json_line, run_bounded,
+)
+from brokers import Shoal  # noqa: E402
+from runs import BENCH_RATE_FLOOR  # noqa: E402
+from results import fmt_rate, fmt_ratio, loadavg, machine, median_of, replace_section  # noqa: E402
 
 SHARDS = 2
 PARTITIONS = 8
@@ -60,13 +65,13 @@ MODES = [
 def free_port_run(count):
     """A port p with p .. p+count-1 free on the loopback (bounded tries)."""
     for _ in range(PORT_RUN_ATTEMPTS):
-        base = harness.free_port()
+        base = free_port()
         held = []
         try:
             for port in range(base, base + count):
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 held.append(sock)
-                sock.bind((harness.HOST, port))
+                sock.bind((HOST, port))
             return base
         except OSError:
             continue
@@ -76,7 +81,7 @@ def free_port_run(count):
     raise RuntimeError(f"no run of {count} free ports")
 
 
-class ModeShoal(harness.Shoal):
+class ModeShoal(Shoal):
     def __init__(self, shoal_bin, mode):
         super().__init__(shoal_bin, shards=SHARDS)
         self.mode = mode
@@ -98,7 +103,7 @@ class ModeShoal(harness.Shoal):
         (produce here, produce forwarded, fetch here, fetch forwarded)."""
         self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(timeout=harness.STOP_TIMEOUT_S)
+            self.proc.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             return None
         with open(self.log_path, errors="replace") as f:
@@ -131,11 +136,11 @@ def run_once(shoal_bin, mode, steps, timeout_s, commands):
             command = [shoal_bin, "bench", bench_mode, "--bootstrap", broker.bootstrap, "--topic", topic,
                        *args, "--json"]
             commands.add(command, {**broker.placeholders(), topic: "$TOPIC"})
-            code, out, err = harness.run_bounded(command, timeout_s)
+            code, out, err = run_bounded(command, timeout_s)
             if code != 0:
                 return {"error": f"bench {bench_mode} exited with {code}: {err.strip()[-400:]}"}
             if measured:
-                report = harness.last_json_line(out)
+                report = last_json_line(out)
         report["routed"] = broker.stop_and_count()
         report["reactor_stalls"] = broker.reactor_stalls()
         return report
@@ -181,18 +186,18 @@ def section(results, args, commands, info, load_end):
         "|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
-        default_median = harness.median_of(results[name]["default"], ("records_per_s",))
+        default_median = median_of(results[name]["default"], ("records_per_s",))
         for mode, label in MODES:
             reports = results[name][mode]
-            median = harness.median_of(reports, ("records_per_s",))
-            runs = " / ".join(harness.fmt_rate(r.get("records_per_s")) if "error" not in r else "error"
+            median = median_of(reports, ("records_per_s",))
+            runs = " / ".join(fmt_rate(r.get("records_per_s")) if "error" not in r else "error"
                               for r in reports)
-            ratio = "" if mode == "default" else f" ({harness.fmt_ratio(median, default_median)})"
-            p99 = harness.median_of(reports, ("latency_ms", "p99"))
+            ratio = "" if mode == "default" else f" ({fmt_ratio(median, default_median)})"
+            p99 = median_of(reports, ("latency_ms", "p99"))
             produce = hop_shares(reports, "produce")
             fetch = hop_shares(reports, "fetch")
             stalls = sum(r.get("reactor_stalls") or 0 for r in reports if "error" not in r)
-            lines.append(f"| {name} | {label} | {harness.fmt_rate(median)}{ratio} | {runs} | {p99} | "
+            lines.append(f"| {name} | {label} | {fmt_rate(median)}{ratio} | {runs} | {p99} | "
                          f"{stalls} | {produce} | {fetch} |")
     errors = [f"{name} {mode}: {r['error']}" for name in names for mode, _ in MODES
               for r in results[name][mode] if "error" in r]
@@ -220,12 +225,12 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--consume-records", type=int, default=3_000_000)
-    parser.add_argument("--out", default=harness.PERF_DIR, help="directory of the RESULTS.md to update")
+    parser.add_argument("--out", default=PERF_DIR, help="directory of the RESULTS.md to update")
     args = parser.parse_args()
-    shoal_bin = os.environ.get("SHOAL_BIN") or os.path.join(harness.REPO, "target", "release", "shoal")
-    info = harness.machine()
-    commands = harness.CommandsLog()
-    timeout_s = args.duration + harness.BENCH_SLACK_S + args.consume_records / harness.BENCH_RATE_FLOOR
+    shoal_bin = os.environ.get("SHOAL_BIN") or os.path.join(REPO, "target", "release", "shoal")
+    info = machine()
+    commands = CommandsLog()
+    timeout_s = args.duration + BENCH_SLACK_S + args.consume_records / BENCH_RATE_FLOOR
     plan = workloads(args.duration, args.consume_records)
     results = {name: {mode: [] for mode, _ in MODES} for name, _ in plan}
     for run in range(args.runs):
@@ -235,8 +240,8 @@ def main():
                 results[name][mode].append(report)
                 print(f"run {run + 1} {name} {mode}: {report.get('records_per_s', report)} "
                       f"routed {report.get('routed')}", file=sys.stderr)
-    text = section(results, args, commands, info, harness.loadavg())
-    harness.replace_section(os.path.join(args.out, "RESULTS.md"), BEGIN_MARKER, END_MARKER, text)
+    text = section(results, args, commands, info, loadavg())
+    replace_section(os.path.join(args.out, "RESULTS.md"), BEGIN_MARKER, END_MARKER, text)
     print(text)
 
 
