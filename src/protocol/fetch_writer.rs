@@ -26,6 +26,8 @@ const FLEXIBLE_VERSION_MIN: i16 = 12;
 const TOPIC_ID_VERSION_MIN: i16 = 13;
 /// First version with the top-level `NodeEndpoints` tagged field.
 const NODE_ENDPOINTS_VERSION_MIN: i16 = 16;
+/// Tag of `DivergingEpoch` in a partition.
+const TAG_DIVERGING_EPOCH: u32 = 0;
 /// Tag of `CurrentLeader` in a partition.
 const TAG_CURRENT_LEADER: u32 = 1;
 /// Tag of `NodeEndpoints` at the top level.
@@ -36,11 +38,21 @@ const UVARINT_SIZE_MAX: usize = 5;
 const CURRENT_LEADER_SIZE: u32 = 4 + 4 + 1;
 /// The `CurrentLeader` tagged field: tag, size, value.
 const CURRENT_LEADER_TAG_SIZE: usize = 1 + 1 + CURRENT_LEADER_SIZE as usize;
+/// `DivergingEpoch`: epoch, end offset, its own empty tagged fields.
+const DIVERGING_EPOCH_SIZE: u32 = 4 + 8 + 1;
+/// The `DivergingEpoch` tagged field: tag, size, value.
+const DIVERGING_EPOCH_TAG_SIZE: usize = 1 + 1 + DIVERGING_EPOCH_SIZE as usize;
 /// Fixed bytes of one partition besides its aborted transactions: index,
-/// error, three offsets, two lengths, preferred replica, tag count and
-/// `CurrentLeader`.
-const PARTITION_FIXED_SIZE_MAX: usize =
-    4 + 2 + 8 * 3 + 2 * UVARINT_SIZE_MAX + 4 + 1 + CURRENT_LEADER_TAG_SIZE;
+/// error, three offsets, two lengths, preferred replica, tag count,
+/// `DivergingEpoch` and `CurrentLeader`.
+const PARTITION_FIXED_SIZE_MAX: usize = 4
+    + 2
+    + 8 * 3
+    + 2 * UVARINT_SIZE_MAX
+    + 4
+    + 1
+    + DIVERGING_EPOCH_TAG_SIZE
+    + CURRENT_LEADER_TAG_SIZE;
 /// One aborted transaction: producer id, first offset, empty tagged fields.
 const ABORTED_TRANSACTION_SIZE_MAX: usize = 8 + 8 + 1;
 /// Fixed bytes of one topic besides its name and partitions: topic id or
@@ -87,6 +99,9 @@ pub struct FetchPartitionParts {
     pub aborted_transactions: Option<Vec<AbortedTransaction>>,
     /// Written from v11; -1 when there is none.
     pub preferred_read_replica: i32,
+    /// Tagged, written from v12 when set: a replica's fetch whose
+    /// `LastFetchedEpoch` diverges from this log (KIP-320).
+    pub diverging_epoch: Option<DivergingEpoch>,
     /// Tagged, written from v12 unless unknown (`None` or -1/-1, Kafka's
     /// default, which Kafka leaves out).
     pub current_leader: Option<CurrentLeader>,
@@ -99,6 +114,14 @@ pub struct FetchPartitionParts {
 pub struct AbortedTransaction {
     pub producer_id: i64,
     pub first_offset: i64,
+}
+
+/// The largest epoch this log has at or below the follower's last fetched
+/// one, and the offset where it ends here: the follower truncates to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DivergingEpoch {
+    pub epoch: i32,
+    pub end_offset: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,18 +233,30 @@ fn write_partition(writer: &mut ChunkWriter, version: i16, partition: &FetchPart
         writer.push_shared(batch);
     }
     if flexible {
-        let out = &mut writer.fixed;
-        match partition.current_leader {
-            Some(leader) if leader != UNKNOWN_LEADER => {
-                out.put_u8(1);
-                put_uvarint(out, TAG_CURRENT_LEADER);
-                put_uvarint(out, CURRENT_LEADER_SIZE);
-                out.put_i32(leader.leader_id);
-                out.put_i32(leader.leader_epoch);
-                out.put_u8(0);
-            }
-            _ => out.put_u8(0),
-        }
+        write_partition_tags(&mut writer.fixed, partition);
+    }
+}
+
+/// A partition's tagged fields, in tag order.
+fn write_partition_tags(out: &mut BytesMut, partition: &FetchPartitionParts) {
+    let leader = partition
+        .current_leader
+        .filter(|&leader| leader != UNKNOWN_LEADER);
+    let diverging = partition.diverging_epoch;
+    out.put_u8(u8::from(diverging.is_some()) + u8::from(leader.is_some()));
+    if let Some(diverging) = diverging {
+        put_uvarint(out, TAG_DIVERGING_EPOCH);
+        put_uvarint(out, DIVERGING_EPOCH_SIZE);
+        out.put_i32(diverging.epoch);
+        out.put_i64(diverging.end_offset);
+        out.put_u8(0);
+    }
+    if let Some(leader) = leader {
+        put_uvarint(out, TAG_CURRENT_LEADER);
+        put_uvarint(out, CURRENT_LEADER_SIZE);
+        out.put_i32(leader.leader_id);
+        out.put_i32(leader.leader_epoch);
+        out.put_u8(0);
     }
 }
 
@@ -389,6 +424,7 @@ mod tests {
             log_start_offset: 7,
             aborted_transactions: Some(vec![]),
             preferred_read_replica: -1,
+            diverging_epoch: None,
             current_leader: None,
             records,
         }
@@ -480,6 +516,10 @@ mod tests {
         }
         if version >= 12 {
             p.current_leader = Some(UNKNOWN_LEADER);
+            transactional.topics[0].partitions[0].diverging_epoch = Some(DivergingEpoch {
+                epoch: 4,
+                end_offset: 1_234,
+            });
             transactional.topics[1].partitions[0].current_leader = Some(CurrentLeader {
                 leader_id: 1,
                 leader_epoch: 0,
@@ -563,6 +603,14 @@ mod tests {
                     .with_leader_id(leader.leader_id.into())
                     .with_leader_epoch(leader.leader_epoch),
             )
+            .with_diverging_epoch(p.diverging_epoch.map_or_else(
+                kp::EpochEndOffset::default,
+                |diverging| {
+                    kp::EpochEndOffset::default()
+                        .with_epoch(diverging.epoch)
+                        .with_end_offset(diverging.end_offset)
+                },
+            ))
             .with_records(Some(Bytes::from(records)))
     }
 

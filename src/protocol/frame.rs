@@ -31,7 +31,7 @@ use kafka_protocol::messages::{
     DescribeProducersRequest, DescribeQuorumRequest, FetchRequest, FindCoordinatorRequest,
     HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
     LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader, ResponseHeader,
     SyncGroupRequest, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
@@ -199,6 +199,7 @@ pub enum Request {
     Produce(ProduceRequest),
     Fetch(FetchRequest),
     ListOffsets(ListOffsetsRequest),
+    OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
     Metadata(MetadataRequest),
     ApiVersions(ApiVersionsRequest),
     CreateTopics(CreateTopicsRequest),
@@ -241,6 +242,7 @@ impl Request {
             Request::Produce(_) => ApiKey::Produce,
             Request::Fetch(_) => ApiKey::Fetch,
             Request::ListOffsets(_) => ApiKey::ListOffsets,
+            Request::OffsetForLeaderEpoch(_) => ApiKey::OffsetForLeaderEpoch,
             Request::Metadata(_) => ApiKey::Metadata,
             Request::ApiVersions(_) => ApiKey::ApiVersions,
             Request::CreateTopics(_) => ApiKey::CreateTopics,
@@ -296,6 +298,9 @@ pub fn decode_request(
             ApiKey::Produce => Request::Produce(ProduceRequest::decode(body, version)?),
             ApiKey::Fetch => Request::Fetch(FetchRequest::decode(body, version)?),
             ApiKey::ListOffsets => Request::ListOffsets(ListOffsetsRequest::decode(body, version)?),
+            ApiKey::OffsetForLeaderEpoch => {
+                Request::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::decode(body, version)?)
+            }
             ApiKey::Metadata => Request::Metadata(MetadataRequest::decode(body, version)?),
             ApiKey::ApiVersions => Request::ApiVersions(ApiVersionsRequest::decode(body, version)?),
             ApiKey::CreateTopics => {

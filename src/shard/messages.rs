@@ -89,6 +89,42 @@ pub struct FetchPart {
     /// `isolation_level` 1 (READ_COMMITTED): read below the last stable
     /// offset, with the aborted transactions of what is read.
     pub read_committed: bool,
+    /// A follower's fetch: it reads up to the leader's durable end, not the
+    /// high watermark, and its fetch offset is its log end.
+    pub replica: Option<ReplicaFetch>,
+}
+
+impl FetchPart {
+    /// Where this read stops, and what its long poll waits to move.
+    pub fn bound(&self) -> ReadBound {
+        match (self.replica, self.read_committed) {
+            (Some(_), _) => ReadBound::DurableEnd,
+            (None, true) => ReadBound::LastStable,
+            (None, false) => ReadBound::HighWatermark,
+        }
+    }
+}
+
+/// A follower's fetch of a partition (Fetch's `replica_id`, or from v15
+/// its `ReplicaState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaFetch {
+    pub replica_id: i32,
+    /// The follower's broker epoch (v15+), -1 before.
+    pub broker_epoch: i64,
+    /// The epoch of the last batch in the follower's log (v12+), -1 when
+    /// unknown: the leader answers a divergence from it (KIP-320).
+    pub last_fetched_epoch: i32,
+}
+
+/// How far a read may go: what consumers read up to (the high watermark,
+/// or the last stable offset for read_committed), or what a follower may
+/// copy (the leader's durable end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadBound {
+    HighWatermark,
+    LastStable,
+    DurableEnd,
 }
 
 /// What a partition answered to a read.
@@ -99,6 +135,12 @@ pub struct FetchOutcome {
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
     pub leader_epoch: i32,
+    /// Where the read's bound (`FetchPart::bound`) stood when it read: its
+    /// long poll waits for the bound to pass it.
+    pub bound_offset: i64,
+    /// A follower's fetch whose last fetched epoch diverges from this log:
+    /// (the largest epoch here at or below it, where it ends here).
+    pub diverging_epoch: Option<(i32, i64)>,
     /// READ_COMMITTED only: (producer id, first offset) of each aborted
     /// transaction overlapping the records.
     pub aborted_transactions: Option<Vec<(i64, i64)>>,
@@ -110,17 +152,20 @@ pub struct FetchOutcome {
 pub enum ShardRequest {
     Produce(Vec<ProducePart>),
     Fetch(Vec<FetchPart>),
-    /// Resolves when any listed partition's high watermark (its last
-    /// stable offset, when the flag is set: read_committed) passes the
-    /// offset given for it, or after `timeout_ms`.
+    /// Resolves when any listed partition's bound (`ReadBound`: its high
+    /// watermark, last stable offset or durable end) passes the offset
+    /// given for it, or after `timeout_ms`.
     WaitForData {
-        parts: Vec<(TopicPartition, i64, bool)>,
+        parts: Vec<(TopicPartition, i64, ReadBound)>,
         timeout_ms: u64,
     },
     /// ListOffsets by timestamp (or -1 latest, -2 earliest, -3 max
     /// timestamp), with whether the isolation level is read_committed
     /// (latest is then the last stable offset).
     ListOffsets(Vec<(TopicPartition, (i64, bool))>),
+    /// OffsetForLeaderEpoch: each partition's largest epoch at or below
+    /// the one given, and where it ends in the log.
+    EpochEndOffsets(Vec<(TopicPartition, i32)>),
     /// Opens (creating when missing) the logs of these partitions of `topic`.
     OpenPartitions {
         topic: Arc<TopicMeta>,
@@ -173,6 +218,9 @@ pub enum ShardReply {
     Fetch(Vec<FetchOutcome>),
     /// (timestamp, offset) per requested partition.
     ListOffsets(Vec<Result<(i64, i64), KafkaError>>),
+    /// (epoch, end offset) per partition; `None` when the asked epoch is
+    /// older than the log's oldest.
+    EpochEndOffsets(Vec<Result<Option<(i32, i64)>, KafkaError>>),
     CreateTopics(Vec<Result<Arc<TopicMeta>, KafkaError>>),
     /// (name, id) per requested topic.
     DeleteTopics(Vec<Result<(String, uuid::Uuid), KafkaError>>),

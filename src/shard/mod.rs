@@ -261,6 +261,9 @@ impl Shard {
                 self.partitions.wait_for_data(parts, timeout_ms).await;
                 ShardReply::Done
             }
+            ShardRequest::EpochEndOffsets(parts) => {
+                ShardReply::EpochEndOffsets(self.partitions.epoch_end_offsets(parts))
+            }
             ShardRequest::ListOffsets(parts) => {
                 ShardReply::ListOffsets(self.partitions.list_offsets(parts).await)
             }

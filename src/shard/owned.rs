@@ -16,7 +16,7 @@ use futures_util::future::{select, select_all};
 use kafka_protocol::error::ResponseError;
 
 use super::messages::{
-    FetchOutcome, FetchPart, KafkaError, ProducePart, ProduceRefusal, TopicPartition,
+    FetchOutcome, FetchPart, KafkaError, ProducePart, ProduceRefusal, ReadBound, TopicPartition,
 };
 use super::view::ShardView;
 use crate::config::{BrokerConfig, TopicConfig};
@@ -51,6 +51,29 @@ fn aborted_in(log: &PartitionLog, fetch_offset: i64, last_offset: Option<i64>) -
         return Vec::new();
     };
     log.aborted_transactions(fetch_offset, last_offset + 1)
+}
+
+/// Where a read bounded by `bound` stops in `log` now.
+fn bound_offset(log: &PartitionLog, bound: ReadBound) -> i64 {
+    match bound {
+        ReadBound::HighWatermark => log.high_watermark(),
+        ReadBound::LastStable => log.last_stable_offset(),
+        ReadBound::DurableEnd => log.durable_end(),
+    }
+}
+
+/// KIP-320: a follower whose last fetched epoch this log ends earlier than
+/// its fetch offset, or does not hold, has records past the point where
+/// the two logs part: the answer names the largest epoch here at or below
+/// its epoch and where that epoch ends here, and the follower truncates to
+/// it. `None` when the follower's log is a prefix of this one (or it names
+/// no epoch: a fetch version without the field).
+fn diverging_epoch(log: &PartitionLog, fetch_offset: i64, last_fetched_epoch: i32) -> Option<(i32, i64)> {
+    if last_fetched_epoch < 0 {
+        return None;
+    }
+    let (epoch, end_offset) = log.end_offset_for_epoch(last_fetched_epoch).unwrap_or((-1, -1));
+    (epoch < last_fetched_epoch || end_offset < fetch_offset).then_some((epoch, end_offset))
 }
 
 /// Storage errors as Kafka error codes, logged where they lose detail.
@@ -213,22 +236,23 @@ impl OwnedPartitions {
                     }
                 }
             };
-            let high_watermark = log.high_watermark();
-            let last_stable_offset = log.last_stable_offset();
+            let max_offset = bound_offset(&log, part.bound());
             let mut outcome = FetchOutcome {
                 error_code: 0,
-                high_watermark,
-                last_stable_offset,
+                high_watermark: log.high_watermark(),
+                last_stable_offset: log.last_stable_offset(),
                 log_start_offset: log.log_start_offset(),
                 leader_epoch: log.leader_epoch(),
-                aborted_transactions: None,
-                records: Vec::new(),
+                bound_offset: max_offset,
+                ..FetchOutcome::default()
             };
-            let max_offset = if part.read_committed {
-                last_stable_offset
-            } else {
-                high_watermark
-            };
+            if let Some(replica) = part.replica {
+                outcome.diverging_epoch =
+                    diverging_epoch(&log, part.offset, replica.last_fetched_epoch);
+                if outcome.diverging_epoch.is_some() {
+                    return outcome;
+                }
+            }
             let last_offset = match log
                 .read_chunks(part.offset, max_offset, part.max_bytes, true)
                 .await
@@ -254,19 +278,18 @@ impl OwnedPartitions {
     /// stable offset, for a read_committed one), or the timeout. The LSO
     /// moves only when the high watermark does (a marker is an append), so
     /// waiting on the high watermark misses no change of it.
-    pub async fn wait_for_data(&self, parts: Vec<(TopicPartition, i64, bool)>, timeout_ms: u64) {
+    pub async fn wait_for_data(
+        &self,
+        parts: Vec<(TopicPartition, i64, ReadBound)>,
+        timeout_ms: u64,
+    ) {
         let mut logs = Vec::new();
-        for (partition, offset, read_committed) in &parts {
+        for (partition, offset, bound) in &parts {
             if let Ok(log) = self.get(partition) {
-                let readable = if *read_committed {
-                    log.last_stable_offset()
-                } else {
-                    log.high_watermark()
-                };
-                if readable > *offset {
+                if bound_offset(&log, *bound) > *offset {
                     return;
                 }
-                logs.push(log);
+                logs.push((log, *bound));
             }
         }
         let timeout = glommio::timer::sleep(Duration::from_millis(timeout_ms));
@@ -276,10 +299,25 @@ impl OwnedPartitions {
         }
         let waits: Vec<_> = logs
             .iter()
-            .map(|log| Box::pin(log.wait_for_data()))
+            .map(|(log, bound)| match bound {
+                ReadBound::DurableEnd => Box::pin(log.wait_for_durable_end()),
+                _ => Box::pin(log.wait_for_data()),
+            })
             .collect();
         let either = select(Box::pin(timeout), select_all(waits)).await;
         drop(either);
+    }
+
+    /// OffsetForLeaderEpoch: each partition's largest epoch at or below the
+    /// asked one and where it ends (`None`: older than the log's oldest).
+    pub fn epoch_end_offsets(
+        &self,
+        parts: Vec<(TopicPartition, i32)>,
+    ) -> Vec<Result<Option<(i32, i64)>, KafkaError>> {
+        parts
+            .into_iter()
+            .map(|(partition, epoch)| Ok(self.get(&partition)?.end_offset_for_epoch(epoch)))
+            .collect()
     }
 
     pub async fn list_offsets(

@@ -42,6 +42,11 @@ const INITIAL_EPOCH: i32 = 0;
 const FINAL_EPOCH: i32 = -1;
 /// `isolation_level` of a read_committed consumer (Fetch v4+).
 const READ_COMMITTED: i8 = 1;
+/// Fetch v15+ carries a follower's id and broker epoch in `ReplicaState`
+/// (KIP-903) instead of `replica_id`.
+const REPLICA_STATE_VERSION: i16 = 15;
+/// A follower's broker epoch when its Fetch version has none.
+const NO_BROKER_EPOCH: i64 = -1;
 
 /// This shard's fetch sessions, made on first use, and the instant its
 /// clock counts from.
@@ -60,6 +65,8 @@ struct Wanted {
     topic_id: uuid::Uuid,
     fetch_offset: i64,
     max_bytes: i32,
+    /// The epoch of the last batch a follower holds (v12+), -1 if unknown.
+    last_fetched_epoch: i32,
     error: Option<ResponseError>,
     /// The shard that owns the partition, when it has no error.
     owner: usize,
@@ -91,6 +98,7 @@ pub async fn handle(
         // Taken from each request, not the session, as Kafka does; v0-v3
         // have no isolation level (0).
         read_committed: request.isolation_level == READ_COMMITTED,
+        replica: replica_of(version, &request),
     };
     let mut outcomes = long_poll::read_until_ready(context, &wanted, &poll).await;
     response::trim_to_max_bytes(&mut outcomes, poll.response_max_bytes);
@@ -119,6 +127,18 @@ pub async fn handle(
         version,
         &parts,
     ))
+}
+
+/// A follower's replica id and broker epoch: from v15 in `ReplicaState`,
+/// before in `replica_id`; `None` for a consumer (a negative id).
+fn replica_of(version: i16, request: &FetchRequest) -> Option<(i32, i64)> {
+    let (replica_id, broker_epoch) = if version >= REPLICA_STATE_VERSION {
+        let state = &request.replica_state;
+        (state.replica_id.0, state.replica_epoch)
+    } else {
+        (request.replica_id.0, NO_BROKER_EPOCH)
+    };
+    (replica_id >= 0).then_some((replica_id, broker_epoch))
 }
 
 /// The partitions the request names, each with its owner shard, or the
@@ -171,6 +191,7 @@ fn resolve(view: &ClusterView, version: i16, request: &FetchRequest) -> Vec<Want
                 topic_id,
                 fetch_offset: partition.fetch_offset,
                 max_bytes: partition.partition_max_bytes,
+                last_fetched_epoch: partition.last_fetched_epoch,
                 error,
                 owner,
                 leader,
@@ -261,6 +282,7 @@ fn covered_wanted(
             topic_id: state.topic_id,
             fetch_offset: state.fetch_offset,
             max_bytes: state.max_bytes,
+            last_fetched_epoch: state.last_fetched_epoch,
             error,
             owner,
             leader,
@@ -277,7 +299,12 @@ fn known(wanted: &[Wanted]) -> impl Iterator<Item = (TopicPartition, SessionPart
         .map(|want| {
             (
                 want.partition.clone(),
-                SessionPartition::new(want.topic_id, want.fetch_offset, want.max_bytes),
+                SessionPartition::new(
+                    want.topic_id,
+                    want.fetch_offset,
+                    want.max_bytes,
+                    want.last_fetched_epoch,
+                ),
             )
         })
 }

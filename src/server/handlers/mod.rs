@@ -40,6 +40,7 @@ mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 mod txn_offset_commit;
@@ -136,6 +137,10 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
         Request::ListOffsets(request) => encode(
             &header,
             &list_offsets::handle(context, &header, request).await,
+        ),
+        Request::OffsetForLeaderEpoch(request) => encode(
+            &header,
+            &offset_for_leader_epoch::handle(context, &header, request).await,
         ),
         Request::DescribeConfigs(request) => encode(
             &header,

@@ -15,7 +15,9 @@ use bytes::Bytes;
 use super::super::{group_by_owner, scatter};
 use super::Wanted;
 use crate::server::connection::ConnectionContext;
-use crate::shard::messages::{FetchOutcome, FetchPart, ShardReply, ShardRequest, TopicPartition};
+use crate::shard::messages::{
+    FetchOutcome, FetchPart, ReplicaFetch, ShardReply, ShardRequest, TopicPartition,
+};
 
 /// Longest long poll honoured, whatever the client asks.
 const MAX_WAIT_MS_MAX: u64 = 30_000;
@@ -29,6 +31,8 @@ pub struct Poll {
     /// `isolation_level` 1: reads stop at the last stable offset, and the
     /// wait is for it to move.
     pub read_committed: bool,
+    /// A follower's fetch: its replica id and broker epoch.
+    pub replica: Option<(i32, i64)>,
 }
 
 /// One outcome per wanted partition, in order, once the poll is satisfied
@@ -71,22 +75,16 @@ async fn wait_for_append(
     poll: &Poll,
     timeout_ms: u64,
 ) -> bool {
-    let waits: Vec<(usize, (), (TopicPartition, i64, bool))> = wanted
+    let waits: Vec<(usize, (), (TopicPartition, i64, ReadBound))> = wanted
         .iter()
         .zip(outcomes)
         .filter(|(want, _)| want.error.is_none())
         .map(|(want, outcome)| {
-            let owner = want.owner;
-            let readable = if poll.read_committed {
-                outcome.last_stable_offset
-            } else {
-                outcome.high_watermark
-            };
-            let seen = readable.max(want.fetch_offset);
+            let seen = outcome.bound_offset.max(want.fetch_offset);
             (
-                owner,
+                want.owner,
                 (),
-                (want.partition.clone(), seen, poll.read_committed),
+                (want.partition.clone(), seen, part(want, poll).bound()),
             )
         })
         .collect();
@@ -106,6 +104,21 @@ async fn wait_for_append(
         .collect();
     futures_util::future::select_all(calls).await;
     true
+}
+
+/// The read `want` asks of its owner.
+fn part(want: &Wanted, poll: &Poll) -> FetchPart {
+    FetchPart {
+        partition: want.partition.clone(),
+        offset: want.fetch_offset,
+        max_bytes: (want.max_bytes.max(0) as usize).min(poll.response_max_bytes),
+        read_committed: poll.read_committed,
+        replica: poll.replica.map(|(replica_id, broker_epoch)| ReplicaFetch {
+            replica_id,
+            broker_epoch,
+            last_fetched_epoch: want.last_fetched_epoch,
+        }),
+    }
 }
 
 /// Reads every wanted partition from its owner, in parallel across owners.
@@ -128,16 +141,7 @@ async fn read_all(
         .iter()
         .enumerate()
         .filter(|(_, want)| want.error.is_none())
-        .map(|(position, want)| {
-            let owner = want.owner;
-            let part = FetchPart {
-                partition: want.partition.clone(),
-                offset: want.fetch_offset,
-                max_bytes: (want.max_bytes.max(0) as usize).min(poll.response_max_bytes),
-                read_committed: poll.read_committed,
-            };
-            (owner, position, part)
-        })
+        .map(|(position, want)| (want.owner, position, part(want, poll)))
         .collect();
     let results = scatter(
         context,

@@ -13,7 +13,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::Wanted;
 use crate::protocol::fetch_writer::{
-    AbortedTransaction, CurrentLeader, FetchPartitionParts, FetchTopicParts,
+    AbortedTransaction, CurrentLeader, DivergingEpoch, FetchPartitionParts, FetchTopicParts,
 };
 use crate::shard::messages::{FetchOutcome, TopicPartition};
 
@@ -71,6 +71,9 @@ pub fn assemble(wanted: &[Wanted], outcomes: Vec<FetchOutcome>) -> Assembled {
                     .collect()
             }),
             preferred_read_replica: -1,
+            diverging_epoch: outcome
+                .diverging_epoch
+                .map(|(epoch, end_offset)| DivergingEpoch { epoch, end_offset }),
             current_leader: want.leader.as_ref().map(|(broker, epoch)| CurrentLeader {
                 leader_id: broker.id,
                 leader_epoch: *epoch,

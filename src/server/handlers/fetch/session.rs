@@ -38,6 +38,9 @@ pub struct SessionPartition {
     pub topic_id: uuid::Uuid,
     pub fetch_offset: i64,
     pub max_bytes: i32,
+    /// A follower's last fetched epoch, kept as Kafka's session keeps it
+    /// (`CachedPartition.lastFetchedEpoch`); -1 for a consumer.
+    pub last_fetched_epoch: i32,
     /// What the last response said of this partition; an incremental
     /// response leaves a partition out while these stay the same.
     pub sent_high_watermark: i64,
@@ -46,11 +49,17 @@ pub struct SessionPartition {
 
 impl SessionPartition {
     /// A partition no response has spoken of yet.
-    pub fn new(topic_id: uuid::Uuid, fetch_offset: i64, max_bytes: i32) -> SessionPartition {
+    pub fn new(
+        topic_id: uuid::Uuid,
+        fetch_offset: i64,
+        max_bytes: i32,
+        last_fetched_epoch: i32,
+    ) -> SessionPartition {
         SessionPartition {
             topic_id,
             fetch_offset,
             max_bytes,
+            last_fetched_epoch,
             sent_high_watermark: -1,
             sent_log_start_offset: -1,
         }
@@ -173,6 +182,7 @@ impl SessionCache {
                     state.topic_id = update.topic_id;
                     state.fetch_offset = update.fetch_offset;
                     state.max_bytes = update.max_bytes;
+                    state.last_fetched_epoch = update.last_fetched_epoch;
                 }
                 None => {
                     session.partitions.insert(partition, update);
@@ -264,7 +274,7 @@ mod tests {
             .map(|partition| {
                 (
                     TopicPartition::new("t", partition),
-                    SessionPartition::new(uuid::Uuid::nil(), 0, 1024),
+                    SessionPartition::new(uuid::Uuid::nil(), 0, 1024, -1),
                 )
             })
             .collect()
@@ -457,11 +467,11 @@ mod tests {
         request.upserts = vec![
             (
                 TopicPartition::new("t", 0),
-                SessionPartition::new(uuid::Uuid::nil(), 5, 99),
+                SessionPartition::new(uuid::Uuid::nil(), 5, 99, -1),
             ),
             (
                 TopicPartition::new("u", 0),
-                SessionPartition::new(uuid::Uuid::nil(), 3, 10),
+                SessionPartition::new(uuid::Uuid::nil(), 3, 10, -1),
             ),
         ];
         request.forgotten = vec![TopicPartition::new("t", 1)];
