@@ -276,8 +276,13 @@ impl ControllerChannel {
 
 /// A connection to `voter`'s CONTROLLER listener, made by `deadline`.
 pub(super) async fn connect_to(voter: &Voter, deadline: Instant) -> io::Result<TcpStream> {
-    let address = voter
-        .address()
+    connect_address(&voter.address(), deadline).await
+}
+
+/// A connection to `address` (host:port), made by `deadline`, with
+/// Nagle's algorithm off.
+pub(crate) async fn connect_address(address: &str, deadline: Instant) -> io::Result<TcpStream> {
+    let address = address
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
@@ -293,7 +298,7 @@ pub(super) async fn connect_to(voter: &Voter, deadline: Instant) -> io::Result<T
 }
 
 /// The framed request: size, header, body.
-fn request_frame(
+pub(crate) fn request_frame(
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
@@ -319,9 +324,18 @@ fn request_frame(
 
 /// The next frame without its size prefix, its size checked first.
 pub(super) async fn read_frame(stream: &mut TcpStream) -> io::Result<Bytes> {
+    read_frame_of(stream, CONTROLLER_FRAME_BYTES_MAX).await
+}
+
+/// The next frame without its size prefix, refused over `frame_bytes_max`
+/// before anything is allocated for it.
+pub(crate) async fn read_frame_of(
+    stream: &mut TcpStream,
+    frame_bytes_max: usize,
+) -> io::Result<Bytes> {
     let mut prefix = [0u8; SIZE_PREFIX_BYTES];
     stream.read_exact(&mut prefix).await?;
-    let size_bytes = frame::frame_size(prefix, CONTROLLER_FRAME_BYTES_MAX)
+    let size_bytes = frame::frame_size(prefix, frame_bytes_max)
         .map_err(|error| invalid(error.to_string()))?;
     let mut frame = vec![0u8; size_bytes];
     stream.read_exact(&mut frame).await?;

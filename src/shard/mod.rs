@@ -23,6 +23,7 @@ pub mod brokers;
 #[cfg(test)]
 mod brokers_tests;
 pub mod controller;
+mod fetcher;
 mod fetches;
 pub mod groups;
 pub mod lifecycle;
@@ -33,6 +34,7 @@ pub mod owned;
 pub mod producer_ids;
 pub mod quorum;
 mod replay;
+pub mod replication;
 pub mod stall;
 pub mod to_controller;
 pub mod transactions;
@@ -57,6 +59,7 @@ use crate::log::{CleanerBudget, ShardLoad};
 use crate::metadata::ClusterView;
 use crate::quorum::transport::ControllerApis;
 use crate::txn::TRANSACTION_STATE_TOPIC;
+use replication::Replication;
 use controller::Controller;
 use groups::GroupHost;
 use mesh::{Links, Mesh, Unreachable};
@@ -177,6 +180,8 @@ pub struct Shard {
     /// Requests and calls from other shards started here, which the log
     /// cleaner watches to stay out of their way.
     load: ShardLoad,
+    /// The replication roles of the partitions this shard owns.
+    replication: Replication,
 }
 
 /// Produce and fetch partition parts this shard routed: run here (it owns
@@ -253,10 +258,8 @@ impl Shard {
 
     async fn handle(self: &Rc<Self>, request: ShardRequest) -> ShardReply {
         match request {
-            ShardRequest::Produce(parts) => {
-                ShardReply::Produce(self.partitions.produce(parts).await)
-            }
-            ShardRequest::Fetch(parts) => ShardReply::Fetch(self.partitions.fetch(parts).await),
+            ShardRequest::Produce(parts) => ShardReply::Produce(replication::produce(self, parts).await),
+            ShardRequest::Fetch(parts) => ShardReply::Fetch(replication::fetch(self, parts).await),
             ShardRequest::WaitForData { parts, timeout_ms } => {
                 self.partitions.wait_for_data(parts, timeout_ms).await;
                 ShardReply::Done
@@ -280,7 +283,10 @@ impl Shard {
                     .open(&self.config, &topic, &partitions)
                     .await
                 {
-                    Ok(()) => ShardReply::Done,
+                    Ok(()) => {
+                        Replication::sync(self);
+                        ShardReply::Done
+                    }
                     Err(error) => ShardReply::Failed(error),
                 }
             }
@@ -364,6 +370,7 @@ impl Shard {
                 let view = Rc::new(ShardView::new(&shared, &self.config));
                 let old = self.view.replace(view.clone());
                 self.partitions.reconfigure(&old, &view);
+                Replication::sync(self);
                 self.follow_coordinators(&old, &view);
                 ShardReply::Done
             }
@@ -704,6 +711,7 @@ async fn run_shard<S, F>(
         in_flight_requests: Cell::new(0),
         routing: RoutingCounts::default(),
         load: ShardLoad::default(),
+        replication: Replication::default(),
     });
     for topic in view.topics.values() {
         let mine = view.local_partitions(topic, id);
@@ -715,6 +723,10 @@ async fn run_shard<S, F>(
             return;
         }
     }
+    // Before the coordinators load: a replicated log reads up to the high
+    // watermark its checkpoint kept, not its log end.
+    Replication::sync(&shard);
+    Replication::start_ticks(&shard);
     if let Some(offsets) = view.topic(OFFSETS_TOPIC) {
         let mine = view.led_partitions(offsets, id);
         shard.groups.load(&shard.partitions, &mine).await;

@@ -120,6 +120,15 @@ impl OwnedPartitions {
         }
     }
 
+    /// Every open log of this shard.
+    pub fn open_logs(&self) -> Vec<(TopicPartition, Rc<PartitionLog>)> {
+        self.logs
+            .borrow()
+            .iter()
+            .map(|(partition, log)| (partition.clone(), log.clone()))
+            .collect()
+    }
+
     /// The log of `partition`, if this shard owns it.
     pub fn log(&self, partition: &TopicPartition) -> Option<Rc<PartitionLog>> {
         self.logs.borrow().get(partition).cloned()

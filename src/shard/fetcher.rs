@@ -1,0 +1,287 @@
+//! A follower shard's fetcher: one task per leader broker this shard
+//! follows partitions of, with one connection and one fetch session
+//! (KIP-227) for all of them, as DESIGN §6 batches replication: one Fetch
+//! per (follower shard, leader broker) pair, not per partition.
+//!
+//! Each round: the pure `Followers` plans the partitions to fetch from the
+//! logs' ends, the session builds the Fetch (this broker's id and broker
+//! epoch as `ReplicaState`), the leader's answer becomes one decision per
+//! partition, carried out on the logs: batches appended verbatim (each
+//! append returns once durable, so the next fetch offset is durable), a
+//! truncation to where the logs diverge, the leader's high watermark
+//! taken up to this log's end.
+//!
+//! Invariant: one request in flight per leader (the session's rule); a
+//! failed exchange drops the connection, restarts the session with a full
+//! fetch and backs off `REPLICA_FETCH_BACKOFF_MS`; a fetcher ends when
+//! this shard follows nothing of its leader any more; every read is
+//! bounded (`FETCH_FRAME_BYTES_MAX`) and every exchange timed
+//! (`FETCH_EXCHANGE_TIMEOUT_MS`).
+
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_lite::AsyncWriteExt;
+use glommio::net::TcpStream;
+use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use super::messages::TopicPartition;
+use super::replication::own_broker_epoch;
+use super::Shard;
+use crate::clock::now_ms;
+use crate::log::PartitionLog;
+use crate::quorum::channel::{connect_address, read_frame_of, request_frame};
+use crate::replication::{
+    follower_high_watermark, FetchSession, FollowerDecision, LocalEpochEnd, LocalLog,
+    PartitionAnswer, ReplicaIdentity, TopicPartitionId, FETCH_VERSION_MAX,
+    REPLICA_FETCH_BACKOFF_MS, REPLICA_FETCH_RESPONSE_MAX_BYTES, REPLICA_FETCH_WAIT_MAX_MS,
+};
+
+/// The largest Fetch answer read: the response's byte budget plus room
+/// for the headers of every partition it may name.
+const FETCH_FRAME_BYTES_MAX: usize = REPLICA_FETCH_RESPONSE_MAX_BYTES as usize + (1 << 20);
+
+/// How long one Fetch may take, the leader's long poll included, before
+/// the connection is given up: the long poll plus Kafka's 30 s
+/// `replica.socket.timeout.ms` for the rest.
+const FETCH_EXCHANGE_TIMEOUT_MS: u64 = REPLICA_FETCH_WAIT_MAX_MS as u64 + 30_000;
+
+/// How long a fetcher with nothing ready to fetch (every partition held
+/// back) sleeps before it plans again.
+const IDLE_PAUSE_MS: u64 = 50;
+
+/// The client id a follower's fetches carry, as Kafka's replica fetchers'.
+const CLIENT_ID: &str = "shoal-replica-fetcher";
+
+/// A running fetcher, as `Replication` keeps it.
+pub struct Handle;
+
+/// Starts a fetcher for each leader this shard follows and has none for.
+pub fn start_missing(shard: &Rc<Shard>) {
+    let leaders = shard.replication.followers.borrow().leaders();
+    let mut fetchers = shard.replication.fetchers.borrow_mut();
+    for leader_id in leaders {
+        if fetchers.contains_key(&leader_id) {
+            continue;
+        }
+        fetchers.insert(leader_id, Handle);
+        let weak = Rc::downgrade(shard);
+        glommio::spawn_local(run(weak, leader_id)).detach();
+    }
+}
+
+/// One leader's fetcher: rounds until this shard follows nothing there.
+async fn run(shard: Weak<Shard>, leader_id: i32) {
+    let mut session = FetchSession::new();
+    let mut link: Option<TcpStream> = None;
+    let mut correlation_id: i32 = 0;
+    loop {
+        let Some(strong) = shard.upgrade() else {
+            return;
+        };
+        if strong
+            .replication
+            .followers
+            .borrow()
+            .partitions_of(leader_id)
+            .is_empty()
+        {
+            strong.replication.fetchers.borrow_mut().remove(&leader_id);
+            return;
+        }
+        let round = prepare(&strong, leader_id, &mut session);
+        drop(strong);
+        let Some((request, address)) = round else {
+            glommio::timer::sleep(Duration::from_millis(IDLE_PAUSE_MS)).await;
+            continue;
+        };
+        correlation_id = correlation_id.wrapping_add(1);
+        let answer = exchange(&mut link, &address, &request, correlation_id).await;
+        let Some(strong) = shard.upgrade() else {
+            return;
+        };
+        let answers = match answer {
+            Ok(response) => session.on_response(&response).map_err(|e| format!("{e:?}")),
+            Err(error) => {
+                session.on_send_failed();
+                Err(error.to_string())
+            }
+        };
+        match answers {
+            Ok(answers) => carry_out(&strong, leader_id, answers).await,
+            Err(error) => {
+                log::warn!("replica fetcher for leader {leader_id}: {error}");
+                link = None;
+                strong
+                    .replication
+                    .followers
+                    .borrow_mut()
+                    .on_fetch_failed(leader_id, now_ms() as i64);
+                drop(strong);
+                glommio::timer::sleep(Duration::from_millis(REPLICA_FETCH_BACKOFF_MS as u64))
+                    .await;
+            }
+        }
+    }
+}
+
+/// The next Fetch to `leader_id` and the leader's address, or `None` when
+/// nothing is ready to fetch (or the leader has no endpoint in the view).
+fn prepare(
+    shard: &Rc<Shard>,
+    leader_id: i32,
+    session: &mut FetchSession,
+) -> Option<(FetchRequest, String)> {
+    let view = shard.view();
+    let address = view
+        .registered
+        .iter()
+        .find(|broker| broker.id == leader_id)
+        .and_then(|broker| broker.endpoint.clone())
+        .map(|(host, port)| crate::config::cluster::host_port(&host, port as u16))?;
+    let now = now_ms() as i64;
+    let planned = shard
+        .replication
+        .followers
+        .borrow_mut()
+        .plan(leader_id, now, |id| {
+            local_log(shard, id).map(|(_, log)| local_state(&log))
+        });
+    if planned.is_empty() {
+        return None;
+    }
+    let identity = ReplicaIdentity {
+        replica_id: view.node_id,
+        broker_epoch: own_broker_epoch(&view),
+    };
+    match session.build(&planned, identity, FETCH_VERSION_MAX) {
+        Ok(request) => Some((request, address)),
+        Err(error) => {
+            log::warn!("replica fetcher for leader {leader_id}: {error:?}");
+            None
+        }
+    }
+}
+
+/// The log of the partition `id` names, if this shard has it open.
+fn local_log(shard: &Shard, id: &TopicPartitionId) -> Option<(TopicPartition, Rc<PartitionLog>)> {
+    let view = shard.view();
+    let meta = view.topic_by_id(id.topic_id)?;
+    let partition = TopicPartition::new(&meta.name, id.partition);
+    let log = shard.partitions.log(&partition)?;
+    Some((partition, log))
+}
+
+fn local_state(log: &PartitionLog) -> LocalLog {
+    LocalLog {
+        log_start_offset: log.log_start_offset(),
+        log_end_offset: log.log_end_offset(),
+        durable_end_offset: log.durable_end(),
+        latest_epoch: log.latest_epoch(),
+        high_watermark_offset: log.high_watermark(),
+    }
+}
+
+/// Sends `request` on the connection (made first if need be) and reads
+/// its answer; any failure leaves the connection to be dropped.
+async fn exchange(
+    link: &mut Option<TcpStream>,
+    address: &str,
+    request: &FetchRequest,
+    correlation_id: i32,
+) -> std::io::Result<FetchResponse> {
+    let deadline = Instant::now() + Duration::from_millis(FETCH_EXCHANGE_TIMEOUT_MS);
+    if link.is_none() {
+        *link = Some(connect_address(address, deadline).await?);
+    }
+    let stream = link
+        .as_mut()
+        .ok_or_else(|| std::io::Error::other("no connection"))?;
+    let version = FETCH_VERSION_MAX;
+    let mut body = BytesMut::new();
+    request
+        .encode(&mut body, version)
+        .map_err(|error| std::io::Error::other(error.to_string()))?;
+    let frame = request_frame(
+        ApiKey::Fetch,
+        version,
+        correlation_id,
+        CLIENT_ID,
+        &body.freeze(),
+    )?;
+    let answer = crate::quorum::channel::within(deadline, async {
+        stream.write_all(&frame).await?;
+        read_frame_of(stream, FETCH_FRAME_BYTES_MAX).await
+    })
+    .await;
+    let mut answer: Bytes = answer?;
+    let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidData, message);
+    let header = ResponseHeader::decode(&mut answer, ApiKey::Fetch.response_header_version(version))
+        .map_err(|error| invalid(error.to_string()))?;
+    if header.correlation_id != correlation_id {
+        return Err(invalid(format!(
+            "correlation id {} answers request {correlation_id}",
+            header.correlation_id
+        )));
+    }
+    FetchResponse::decode(&mut answer, version).map_err(|error| invalid(error.to_string()))
+}
+
+/// Carries out each partition's answer: appends in parallel (each
+/// durable before it returns), truncations, high watermarks.
+async fn carry_out(shard: &Rc<Shard>, leader_id: i32, answers: Vec<PartitionAnswer>) {
+    let steps = answers.into_iter().filter_map(|answer| {
+        let (partition, log) = local_log(shard, &answer.id)?;
+        let local = local_state(&log);
+        let decision = shard.replication.followers.borrow_mut().on_answer(
+            leader_id,
+            &answer,
+            &local,
+            |epoch| {
+                log.end_offset_for_epoch(epoch)
+                    .map(|(epoch, end_offset)| LocalEpochEnd { epoch, end_offset })
+            },
+            now_ms() as i64,
+        );
+        Some(apply(partition, log, decision))
+    });
+    futures_util::future::join_all(steps).await;
+}
+
+async fn apply(partition: TopicPartition, log: Rc<PartitionLog>, decision: FollowerDecision) {
+    let outcome = match decision {
+        FollowerDecision::Append {
+            records,
+            leader_high_watermark_offset,
+            ..
+        } => {
+            let appended = match records.filter(|records| !records.is_empty()) {
+                Some(records) => log.append_replicated(records).await.map(drop),
+                None => Ok(()),
+            };
+            let high_watermark = follower_high_watermark(
+                log.high_watermark(),
+                leader_high_watermark_offset,
+                log.durable_end(),
+            );
+            if high_watermark > log.high_watermark() {
+                log.advance_high_watermark(high_watermark);
+            }
+            appended
+        }
+        FollowerDecision::Truncate { to_offset } => log.truncate_to(to_offset).await,
+        FollowerDecision::TruncateFullyAndStartAt { offset } => {
+            log.truncate_fully_and_start_at(offset).await
+        }
+        FollowerDecision::ResolveOutOfRange
+        | FollowerDecision::FetchAgain
+        | FollowerDecision::BackOff { .. }
+        | FollowerDecision::AwaitMetadata
+        | FollowerDecision::Ignore => Ok(()),
+    };
+    if let Err(error) = outcome {
+        log::warn!("replica of {}: {error}", partition.dir_name());
+    }
+}

@@ -1,0 +1,489 @@
+//! The replication roles of this shard's partitions, carried out: the
+//! driver of the pure `replication` bookkeeping, as `groups.rs` drives
+//! `group/`.
+//!
+//! After every view install and every open (`sync`), each open log is put
+//! in the role the view gives this node:
+//! - sole replica and leader: the log moves its high watermark with its
+//!   own durable end, as before replication (no bookkeeping, no cost);
+//! - leader of a partition with other replicas: a `LeaderState` (follower
+//!   log ends, ISR, high watermark), fed by followers' fetches
+//!   (`follower_fetched`), by this log's own durable end (a watcher task
+//!   per led partition), by a timer (`REPLICA_TICK_MS`: ISR shrink) and by
+//!   AlterPartition answers; its high watermark is set on the log, which
+//!   wakes `acks=-1` produces and consumers' long polls;
+//! - follower: fetched by this shard's fetcher for its leader broker
+//!   (`fetcher.rs`), one per leader with one fetch session.
+//!
+//! Invariant: a partition is led here only while the installed view says
+//! this node leads it; every `LeaderState` belongs to an open log of this
+//! shard; one AlterPartition per partition is in flight at a time (the
+//! state's rule); nothing here blocks the shard (each AlterPartition and
+//! watcher is a task of its own, bounded by the partitions this shard
+//! leads).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+
+use kafka_protocol::error::ResponseError;
+
+use super::alter_partition::{alter_partition, AlterPartitionItem};
+use super::fetcher;
+use super::messages::{
+    FetchOutcome, FetchPart, KafkaError, ProducePart, ProduceRefusal, ReplicaFetch,
+    TopicPartition,
+};
+use super::view::ShardView;
+use super::Shard;
+use crate::clock::now_ms;
+use crate::log::{AppendResult, AppendWait, PartitionLog};
+use crate::metadata::{PartitionState, TopicMeta, NO_LEADER};
+use crate::replication::{
+    AcksAllStatus, AlterPartitionAnswer, AlterPartitionProposal, FollowedPartition,
+    FollowerFetch, Followers, LeaderConfig, LeaderEffects, LeaderState, LocalEnds,
+    MetadataOutcome, PartitionView, TopicPartitionId,
+};
+
+/// How often each led partition's ISR is checked for followers that fell
+/// behind: Kafka checks every half `replica.lag.time.max.ms`; this is
+/// finer so that a small lag setting (tests) is honoured within it.
+const REPLICA_TICK_MS: u64 = 250;
+
+/// Produce's `acks` for "all in-sync replicas".
+const ALL_ACKS: i16 = -1;
+
+/// AlterPartition's leader recovery state for a partition that is not
+/// recovering from an unclean election.
+const RECOVERED: i8 = 0;
+
+/// One partition this shard leads with other replicas.
+struct Led {
+    state: LeaderState,
+    log: Rc<PartitionLog>,
+    topic_id: uuid::Uuid,
+    /// Bumped each time the entry is made anew, so that a watcher or an
+    /// AlterPartition answer of an older leadership changes nothing.
+    generation: u64,
+}
+
+/// This shard's replication roles (see the module doc).
+#[derive(Default)]
+pub struct Replication {
+    led: RefCell<HashMap<TopicPartition, Led>>,
+    pub(super) followers: RefCell<Followers>,
+    /// Leader broker ids with a running fetcher task.
+    pub(super) fetchers: RefCell<HashMap<i32, fetcher::Handle>>,
+    generations: Cell<u64>,
+}
+
+/// The log's ends now, as the bookkeeping reads them.
+fn local_ends(log: &PartitionLog) -> LocalEnds {
+    LocalEnds {
+        log_end_offset: log.log_end_offset(),
+        durable_end_offset: log.durable_end(),
+    }
+}
+
+fn partition_view(state: &PartitionState) -> PartitionView {
+    PartitionView {
+        replicas: state.replicas.clone(),
+        isr: state.isr.clone(),
+        leader: state.leader,
+        leader_epoch: state.leader_epoch,
+        partition_epoch: state.partition_epoch,
+    }
+}
+
+impl Replication {
+    /// Puts every open log of `shard` in the role the installed view gives
+    /// it, and starts or stops fetchers to match.
+    pub fn sync(shard: &Rc<Shard>) {
+        let view = shard.view();
+        let mut followed = Vec::new();
+        for (partition, log) in shard.partitions.open_logs() {
+            let Some(meta) = view.topic(&partition.topic) else {
+                continue;
+            };
+            let state = view.state(meta, partition.partition).into_owned();
+            let node_id = view.node_id;
+            if state.leader == node_id {
+                log.become_leader(state.leader_epoch);
+            } else if state.leader != NO_LEADER {
+                log.become_follower(state.leader_epoch);
+            }
+            let replicated = state.replicas.len() > 1;
+            log.set_replicated(replicated);
+            if replicated && state.leader == node_id {
+                Self::lead(shard, &view, meta, &partition, log, &state);
+                continue;
+            }
+            Self::end_leadership(shard, &partition);
+            if replicated && state.leader != NO_LEADER && state.leader != node_id {
+                followed.push(FollowedPartition {
+                    id: TopicPartitionId {
+                        topic_id: meta.id,
+                        partition: partition.partition,
+                    },
+                    leader_id: state.leader,
+                    leader_epoch: state.leader_epoch,
+                });
+            }
+        }
+        let changes = shard
+            .replication
+            .followers
+            .borrow_mut()
+            .apply_metadata(&followed);
+        if !changes.is_empty() {
+            fetcher::start_missing(shard);
+        }
+    }
+
+    /// Starts (or updates) the bookkeeping of `partition`, led here.
+    fn lead(
+        shard: &Rc<Shard>,
+        view: &ShardView,
+        meta: &TopicMeta,
+        partition: &TopicPartition,
+        log: Rc<PartitionLog>,
+        state: &PartitionState,
+    ) {
+        let replication = &shard.replication;
+        let now = now_ms() as i64;
+        let local = local_ends(&log);
+        let partition_view = partition_view(state);
+        let effects = {
+            let mut led = replication.led.borrow_mut();
+            match led.get_mut(partition) {
+                Some(entry) => match entry.state.on_metadata(&partition_view, local, now) {
+                    MetadataOutcome::Leading(effects) => Some((effects, entry.generation)),
+                    MetadataOutcome::Ended => None,
+                },
+                None => None,
+            }
+        };
+        if let Some((effects, generation)) = effects {
+            Self::apply(shard, partition, generation, effects);
+            return;
+        }
+        let config = LeaderConfig {
+            local_broker_id: view.node_id,
+            local_broker_epoch: own_broker_epoch(view),
+            min_insync_replicas: view
+                .topic_config(&meta.name)
+                .map_or(shard.config.replication.min_insync_replicas, |config| {
+                    config.min_insync_replicas
+                }),
+            replica_lag_time_max_ms: shard.config.replication.replica_lag_time_max_ms,
+        };
+        let Some(leader) =
+            LeaderState::new(config, &partition_view, local, log.high_watermark(), now)
+        else {
+            return;
+        };
+        let generation = replication.generations.get() + 1;
+        replication.generations.set(generation);
+        replication.led.borrow_mut().insert(
+            partition.clone(),
+            Led {
+                state: leader,
+                log: log.clone(),
+                topic_id: meta.id,
+                generation,
+            },
+        );
+        Self::watch_durable_end(shard, partition.clone(), log, generation);
+    }
+
+    fn end_leadership(shard: &Rc<Shard>, partition: &TopicPartition) {
+        shard.replication.led.borrow_mut().remove(partition);
+    }
+
+    /// A task that feeds the leader's own durable end to its bookkeeping
+    /// each time it moves, until the leadership of `generation` ends.
+    fn watch_durable_end(
+        shard: &Rc<Shard>,
+        partition: TopicPartition,
+        log: Rc<PartitionLog>,
+        generation: u64,
+    ) {
+        let weak = Rc::downgrade(shard);
+        glommio::spawn_local(async move {
+            loop {
+                let seen = log.durable_end();
+                log.wait_for_durable_end(seen).await;
+                let Some(shard) = weak.upgrade() else {
+                    return;
+                };
+                let effects = {
+                    let mut led = shard.replication.led.borrow_mut();
+                    match led.get_mut(&partition) {
+                        Some(entry) if entry.generation == generation => entry
+                            .state
+                            .on_local_ends(local_ends(&entry.log), now_ms() as i64),
+                        _ => return,
+                    }
+                };
+                Self::apply(&shard, &partition, generation, effects);
+                if log.is_closed() {
+                    return;
+                }
+            }
+        })
+        .detach();
+    }
+
+    /// Carries out `effects` of the leadership `generation` of `partition`.
+    fn apply(
+        shard: &Rc<Shard>,
+        partition: &TopicPartition,
+        generation: u64,
+        effects: LeaderEffects,
+    ) {
+        let led = shard.replication.led.borrow();
+        let Some(entry) = led.get(partition).filter(|e| e.generation == generation) else {
+            return;
+        };
+        if let Some(high_watermark) = effects.high_watermark_offset {
+            entry.log.advance_high_watermark(high_watermark);
+        }
+        if let Some(proposal) = effects.alter_partition {
+            let item = AlterPartitionItem {
+                topic_id: entry.topic_id,
+                partition: partition.partition,
+                leader_epoch: proposal.leader_epoch,
+                partition_epoch: proposal.partition_epoch,
+                new_isr: proposal
+                    .new_isr
+                    .iter()
+                    .map(|member| (member.broker_id, member.broker_epoch))
+                    .collect(),
+                leader_recovery_state: RECOVERED,
+            };
+            Self::send_alter_partition(shard, partition.clone(), generation, proposal, item);
+        }
+    }
+
+    fn send_alter_partition(
+        shard: &Rc<Shard>,
+        partition: TopicPartition,
+        generation: u64,
+        proposal: AlterPartitionProposal,
+        item: AlterPartitionItem,
+    ) {
+        let weak: Weak<Shard> = Rc::downgrade(shard);
+        glommio::spawn_local(async move {
+            let Some(shard) = weak.upgrade() else {
+                return;
+            };
+            let answer = match alter_partition(&shard, item).await {
+                Ok(committed) => AlterPartitionAnswer::Committed {
+                    leader_epoch: committed.leader_epoch,
+                    partition_epoch: committed.partition_epoch,
+                    isr: committed.isr,
+                },
+                Err(error) => AlterPartitionAnswer::Error(
+                    ResponseError::try_from_code(error.code).unwrap_or(ResponseError::UnknownServerError),
+                ),
+            };
+            let effects = {
+                let mut led = shard.replication.led.borrow_mut();
+                match led.get_mut(&partition) {
+                    Some(entry) if entry.generation == generation => {
+                        let local = local_ends(&entry.log);
+                        entry
+                            .state
+                            .on_alter_partition(&proposal, &answer, local, now_ms() as i64)
+                    }
+                    _ => return,
+                }
+            };
+            Self::apply(&shard, &partition, generation, effects);
+        })
+        .detach();
+    }
+
+    /// A follower's fetch of `partition` at `fetch_offset`, on its owner
+    /// shard, before the read: its progress counted, or the error it gets.
+    /// A partition led here without other replicas, or not led here, has
+    /// no bookkeeping: the read's own checks answer.
+    pub fn follower_fetched(
+        shard: &Rc<Shard>,
+        partition: &TopicPartition,
+        replica: ReplicaFetch,
+        fetch_offset: i64,
+    ) -> Result<(), ResponseError> {
+        let view = shard.view();
+        let registered_broker_epoch = view
+            .registered
+            .iter()
+            .find(|broker| broker.id == replica.replica_id && !broker.fenced)
+            .map(|broker| broker.epoch);
+        let (effects, generation) = {
+            let mut led = shard.replication.led.borrow_mut();
+            let Some(entry) = led.get_mut(partition) else {
+                return Ok(());
+            };
+            let fetch = FollowerFetch {
+                replica_id: replica.replica_id,
+                broker_epoch: replica.broker_epoch,
+                registered_broker_epoch,
+                fetch_offset,
+            };
+            let local = local_ends(&entry.log);
+            let effects = entry
+                .state
+                .on_follower_fetch(&fetch, local, now_ms() as i64)
+                .map_err(|refused| refused.error())?;
+            (effects, entry.generation)
+        };
+        Self::apply(shard, partition, generation, effects);
+        Ok(())
+    }
+
+    /// NOT_ENOUGH_REPLICAS for an `acks=-1` produce to a partition whose
+    /// ISR is below `min.insync.replicas`, checked before the append.
+    pub fn check_append(&self, partition: &TopicPartition, acks: i16) -> Result<(), ResponseError> {
+        match self.led.borrow().get(partition) {
+            Some(entry) => entry.state.check_append(acks),
+            None => Ok(()),
+        }
+    }
+
+    /// After an `acks=-1` append up to `end_offset` is covered by the high
+    /// watermark: NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrank
+    /// below `min.insync.replicas` meanwhile.
+    pub fn after_append(&self, partition: &TopicPartition, end_offset: i64) -> Result<(), ResponseError> {
+        match self.led.borrow().get(partition).map(|e| e.state.acks_all_status(end_offset)) {
+            Some(AcksAllStatus::NotEnoughReplicasAfterAppend) => {
+                Err(ResponseError::NotEnoughReplicasAfterAppend)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The timer: each led partition's ISR checked for followers that fell
+    /// behind, every `REPLICA_TICK_MS`, for as long as the shard runs.
+    pub fn start_ticks(shard: &Rc<Shard>) {
+        let weak = Rc::downgrade(shard);
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(std::time::Duration::from_millis(REPLICA_TICK_MS)).await;
+                let Some(shard) = weak.upgrade() else {
+                    return;
+                };
+                let now = now_ms() as i64;
+                let effects: Vec<_> = shard
+                    .replication
+                    .led
+                    .borrow_mut()
+                    .iter_mut()
+                    .map(|(partition, entry)| {
+                        let local = local_ends(&entry.log);
+                        (partition.clone(), entry.generation, entry.state.on_tick(local, now))
+                    })
+                    .collect();
+                for (partition, generation, effects) in effects {
+                    Self::apply(&shard, &partition, generation, effects);
+                }
+            }
+        })
+        .detach();
+    }
+}
+
+/// Produce on the owner shard: an `acks=-1` part of a led partition whose
+/// ISR is below `min.insync.replicas` is refused before the append
+/// (NOT_ENOUGH_REPLICAS), and one whose ISR shrank below it by the time
+/// the high watermark covered it is answered
+/// NOT_ENOUGH_REPLICAS_AFTER_APPEND, as Kafka answers.
+pub async fn produce(
+    shard: &Rc<Shard>,
+    parts: Vec<ProducePart>,
+) -> Vec<Result<AppendResult, ProduceRefusal>> {
+    let replication = &shard.replication;
+    let mut refused = Vec::with_capacity(parts.len());
+    let mut accepted = Vec::with_capacity(parts.len());
+    for (position, part) in parts.into_iter().enumerate() {
+        let acks_all = part.wait == AppendWait::Durable;
+        let checked = if acks_all {
+            replication.check_append(&part.partition, ALL_ACKS)
+        } else {
+            Ok(())
+        };
+        match checked {
+            Ok(()) => accepted.push((position, acks_all, part)),
+            Err(error) => refused.push((position, error)),
+        }
+    }
+    let total = refused.len() + accepted.len();
+    let mut results: Vec<Option<Result<AppendResult, ProduceRefusal>>> =
+        (0..total).map(|_| None).collect();
+    for (position, error) in refused {
+        results[position] = Some(Err(ProduceRefusal::Error(KafkaError::new(error))));
+    }
+    let checks: Vec<(usize, bool, TopicPartition)> = accepted
+        .iter()
+        .map(|(position, acks_all, part)| (*position, *acks_all, part.partition.clone()))
+        .collect();
+    let appended = shard
+        .partitions
+        .produce(accepted.into_iter().map(|(_, _, part)| part).collect())
+        .await;
+    for ((position, acks_all, partition), result) in checks.into_iter().zip(appended) {
+        let result = match result {
+            Ok(done) if acks_all => replication
+                .after_append(&partition, done.last_offset + 1)
+                .map(|()| done)
+                .map_err(|error| ProduceRefusal::Error(KafkaError::new(error))),
+            other => other,
+        };
+        results[position] = Some(result);
+    }
+    results.into_iter().flatten().collect()
+}
+
+/// Fetch on the owner shard: each follower's fetch counted by the leader's
+/// bookkeeping first (or refused: a broker that is no replica, a stale
+/// broker epoch), then every part read.
+pub async fn fetch(shard: &Rc<Shard>, parts: Vec<FetchPart>) -> Vec<FetchOutcome> {
+    let refusals: Vec<Option<ResponseError>> = parts
+        .iter()
+        .map(|part| {
+            let replica = part.replica?;
+            Replication::follower_fetched(shard, &part.partition, replica, part.offset).err()
+        })
+        .collect();
+    if refusals.iter().all(Option::is_none) {
+        return shard.partitions.fetch(parts).await;
+    }
+    let reads: Vec<FetchPart> = parts
+        .into_iter()
+        .zip(&refusals)
+        .filter(|(_, refused)| refused.is_none())
+        .map(|(part, _)| part)
+        .collect();
+    let mut read = shard.partitions.fetch(reads).await.into_iter();
+    refusals
+        .into_iter()
+        .map(|refused| match refused {
+            Some(error) => FetchOutcome {
+                error_code: error.code(),
+                high_watermark: -1,
+                last_stable_offset: -1,
+                log_start_offset: -1,
+                ..FetchOutcome::default()
+            },
+            None => read.next().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// This node's broker epoch as the view has it registered, -1 before it is.
+pub fn own_broker_epoch(view: &ShardView) -> i64 {
+    view.registered
+        .iter()
+        .find(|broker| broker.id == view.node_id)
+        .map_or(-1, |broker| broker.epoch)
+}
