@@ -9,13 +9,14 @@
 //!
 //! `config.rs` holds the broker's settings; `describe.rs` them as
 //! DescribeConfigs lists them; `topic.rs` topic configs and their resolution; `storage.rs`, `group.rs` and `txn.rs` the settings of the log,
-//! of the group coordinator and of the transaction coordinator; `cluster.rs`
+//! of replication (`replication.rs`), of the group coordinator and of the transaction coordinator; `cluster.rs`
 //! the node's roles, quorum and named listeners; `parse.rs` the value parsers.
 
 mod cluster;
 mod describe;
 mod group;
 mod parse;
+mod replication;
 mod storage;
 mod topic;
 mod txn;
@@ -33,6 +34,7 @@ pub use cluster::{
 pub use describe::{ConfigKind, ConfigSource, ConfigSynonym, DescribedConfig};
 pub use group::{GroupConfig, RANGE_ASSIGNOR, UNIFORM_ASSIGNOR};
 pub use parse::{split_host_port, split_key_value};
+pub use replication::{ReplicationConfig, MIN_INSYNC_REPLICAS_DEFAULT};
 pub use storage::*;
 pub use topic::{
     apply_config_ops, cleanup_deletes, is_list_topic_config, topic_config_broker_synonym,
@@ -283,6 +285,8 @@ pub struct BrokerConfig {
     pub group: GroupConfig,
     /// The transaction coordinator's settings (`transaction.*`).
     pub txn: TxnConfig,
+    /// Replication's settings (`min.insync.replicas`, `replica.*`...).
+    pub replication: ReplicationConfig,
     /// `max.connections`, `connections.max.idle.ms` and the other bounds at the edge.
     pub connections: ConnectionConfig,
     /// Roles, quorum, named listeners and rack (`process.roles`, `listeners`...).
@@ -338,6 +342,7 @@ impl BrokerConfig {
             log_message_timestamp_after_max_ms: TIMESTAMP_AFTER_MAX_MS_DEFAULT,
             group: GroupConfig::default(),
             txn: TxnConfig::default(),
+            replication: ReplicationConfig::default(),
             connections: ConnectionConfig::default(),
             cluster: ClusterConfig::default(),
             explicit: BTreeMap::new(),
@@ -373,7 +378,7 @@ impl BrokerConfig {
                 self.num_partitions = parse_range(key, value, 1, PARTITIONS_PER_TOPIC_MAX)?
             }
             "default.replication.factor" => {
-                self.default_replication_factor = parse_range(key, value, 1, 1)?
+                self.default_replication_factor = parse_range(key, value, 1, i16::MAX)?
             }
             "message.max.bytes" => {
                 self.message_max_bytes = parse_range(key, value, 0, i32::MAX as usize)?
@@ -382,6 +387,7 @@ impl BrokerConfig {
                 self.socket_request_max_bytes = parse_range(key, value, 1, i32::MAX as usize)?
             }
             _ if self.connections.set(key, value)? => {}
+            _ if self.replication.set(key, value)? => {}
             "log.segment.bytes" => {
                 self.log_segment_bytes = parse_range(key, value, 14, i32::MAX as u64)?
             }
@@ -609,6 +615,7 @@ impl BrokerConfig {
                 "shoal keeps its data in one directory; log.dirs lists several: {dirs}"
             )));
         }
+        self.replication.check()?;
         let node_id_set = ["node.id", "broker.id"]
             .iter()
             .any(|key| self.explicit.contains_key(*key));

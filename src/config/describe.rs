@@ -16,6 +16,7 @@ pub enum ConfigKind {
     Boolean,
     String,
     Int,
+    Short,
     Long,
     Double,
     List,
@@ -313,9 +314,15 @@ const ROWS: &[Row] = &[
         Long,
         |c| Some(c.cluster.metadata_snapshot_bytes.to_string())
     ),
+    row!("min.insync.replicas", Int, |c| Some(
+        c.replication.min_insync_replicas.to_string()
+    )),
     row!("node.id", Int, |c| Some(c.node_id.to_string())),
     row!("num.partitions", Int, |c| Some(
         c.num_partitions.to_string()
+    )),
+    row!("num.replica.fetchers", Int, |c| Some(
+        c.replication.num_replica_fetchers.to_string()
     )),
     row!("offset.metadata.max.bytes", Int, |c| Some(
         c.group.offset_metadata_max_bytes.to_string()
@@ -328,6 +335,9 @@ const ROWS: &[Row] = &[
     )),
     row!("offsets.topic.num.partitions", Int, |c| Some(
         c.group.offsets_topic_num_partitions.to_string()
+    )),
+    row!("offsets.topic.replication.factor", Short, |c| Some(
+        c.replication.offsets_topic_replication_factor.to_string()
     )),
     row!("offsets.topic.segment.bytes", Int, |c| Some(
         c.offsets_topic_segment_bytes.to_string()
@@ -348,6 +358,18 @@ const ROWS: &[Row] = &[
     )),
     row!("queued.max.requests", Int, |c| Some(
         c.connections.queued_max_requests.to_string()
+    )),
+    row!("replica.fetch.max.bytes", Int, |c| Some(
+        c.replication.replica_fetch_max_bytes.to_string()
+    )),
+    row!("replica.fetch.min.bytes", Int, |c| Some(
+        c.replication.replica_fetch_min_bytes.to_string()
+    )),
+    row!("replica.fetch.wait.max.ms", Int, |c| Some(
+        c.replication.replica_fetch_wait_max_ms.to_string()
+    )),
+    row!("replica.lag.time.max.ms", Long, |c| Some(
+        c.replication.replica_lag_time_max_ms.to_string()
     )),
     row!("shard.spin.before.park.us", Long, |c| Some(
         c.shard_spin_before_park_us.to_string()
@@ -378,11 +400,19 @@ const ROWS: &[Row] = &[
     row!("transaction.state.log.num.partitions", Int, |c| Some(
         c.txn.state_log_num_partitions.to_string()
     )),
+    row!("transaction.state.log.replication.factor", Short, |c| Some(
+        c.replication
+            .transaction_state_log_replication_factor
+            .to_string()
+    )),
     row!("transaction.state.log.segment.bytes", Int, |c| Some(
         c.txn.state_log_segment_bytes.to_string()
     )),
     row!("transactional.id.expiration.ms", Int, |c| Some(
         c.txn.id_expiration_ms.to_string()
+    )),
+    row!("unclean.leader.election.enable", Boolean, |c| Some(
+        c.replication.unclean_leader_election_enable.to_string()
     )),
 ];
 
@@ -453,12 +483,16 @@ mod tests {
             .unwrap_or_else(|| panic!("{name} is not described"))
     }
 
-    /// The keys `BrokerConfig::set` and `ConnectionConfig::set` match on,
-    /// read from their source: a config added there and not here fails.
+    /// The keys `BrokerConfig::set`, `ConnectionConfig::set` and
+    /// `ReplicationConfig::set` match on, read from their source: a config
+    /// added there and not here fails.
     fn keys_set_accepts() -> Vec<String> {
-        let source = include_str!("../config.rs");
+        let sources = [include_str!("../config.rs"), include_str!("replication.rs")];
         let mut keys = Vec::new();
-        for body in source.split("pub fn set(").skip(1) {
+        for body in sources
+            .iter()
+            .flat_map(|source| source.split("pub fn set(").skip(1))
+        {
             let body = body.split("\n    }\n").next().unwrap_or_default();
             for line in body.lines().filter(|line| line.contains("=>")) {
                 let pattern = line.split("=>").next().unwrap_or_default();

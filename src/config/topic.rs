@@ -31,6 +31,7 @@ pub const TOPIC_CONFIG_NAMES: &[&str] = &[
     "retention.ms",
     "segment.bytes",
     "segment.ms",
+    "unclean.leader.election.enable",
 ];
 
 /// Kafka 4's testing override of `segment.bytes`: accepted by CreateTopics
@@ -56,11 +57,15 @@ pub fn topic_config_default(broker: &BrokerConfig, name: &str) -> Option<String>
         "message.timestamp.type" => broker.log_message_timestamp_type.clone(),
         "min.cleanable.dirty.ratio" => broker.log_cleaner_min_cleanable_ratio.to_string(),
         "min.compaction.lag.ms" => broker.log_cleaner_min_compaction_lag_ms.to_string(),
-        "min.insync.replicas" => "1".to_string(),
+        "min.insync.replicas" => broker.replication.min_insync_replicas.to_string(),
         "retention.bytes" => broker.log_retention_bytes.to_string(),
         "retention.ms" => broker.log_retention_ms.to_string(),
         "segment.bytes" => broker.log_segment_bytes.to_string(),
         "segment.ms" => broker.log_roll_ms.to_string(),
+        "unclean.leader.election.enable" => broker
+            .replication
+            .unclean_leader_election_enable
+            .to_string(),
         _ => return None,
     };
     Some(value)
@@ -81,10 +86,12 @@ pub fn topic_config_broker_synonym(name: &str) -> Option<&'static str> {
         "message.timestamp.after.max.ms" => "log.message.timestamp.after.max.ms",
         "message.timestamp.before.max.ms" => "log.message.timestamp.before.max.ms",
         "message.timestamp.type" => "log.message.timestamp.type",
+        "min.insync.replicas" => "min.insync.replicas",
         "retention.bytes" => "log.retention.bytes",
         "retention.ms" => "log.retention.ms",
         "segment.bytes" => "log.segment.bytes",
         "segment.ms" => "log.roll.ms",
+        "unclean.leader.election.enable" => "unclean.leader.election.enable",
         _ => return None,
     })
 }
@@ -116,7 +123,18 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError>
             parse_range::<u64>(name, value, 14, i32::MAX as u64).map(drop)
         }
         "segment.ms" => parse_range::<u64>(name, value, 1, u64::MAX).map(drop),
+        "unclean.leader.election.enable" => boolean(name, value),
         _ => Err(ConfigError(format!("unknown topic config {name}"))),
+    }
+}
+
+/// Kafka's BOOLEAN parse: `true` or `false`, any case.
+fn boolean(name: &str, value: &str) -> Result<(), ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "false" => Ok(()),
+        _ => Err(ConfigError(format!(
+            "invalid value {value} for configuration {name}: Expected value to be either true or false"
+        ))),
     }
 }
 
@@ -226,6 +244,13 @@ pub struct TopicConfig {
     /// `message.timestamp.after.max.ms` (ignored under LogAppendTime).
     pub timestamp_before_max_ms: i64,
     pub timestamp_after_max_ms: i64,
+    /// `min.insync.replicas`: the ISR size below which the leader's high
+    /// watermark stops and `acks=all` produces are refused
+    /// (NOT_ENOUGH_REPLICAS).
+    pub min_insync_replicas: i32,
+    /// `unclean.leader.election.enable`: the controller may elect a
+    /// replica outside the ISR when no ISR member can lead.
+    pub unclean_leader_election_enable: bool,
     pub log: LogConfig,
 }
 
@@ -306,6 +331,13 @@ impl TopicConfig {
             timestamp_after_max_ms: effective("message.timestamp.after.max.ms")
                 .parse()
                 .unwrap_or(broker.log_message_timestamp_after_max_ms),
+            min_insync_replicas: effective("min.insync.replicas")
+                .parse()
+                .unwrap_or(broker.replication.min_insync_replicas),
+            unclean_leader_election_enable: effective("unclean.leader.election.enable")
+                .to_ascii_lowercase()
+                .parse()
+                .unwrap_or(broker.replication.unclean_leader_election_enable),
             log,
         }
     }
@@ -345,6 +377,40 @@ mod tests {
         );
         let topic = TopicConfig::resolve(&broker, &overrides);
         assert_eq!(topic.timestamp_before_max_ms, 5000);
+        assert_eq!(topic.min_insync_replicas, 1);
+        assert!(!topic.unclean_leader_election_enable);
+        let mut replicated = broker.clone();
+        replicated.set("min.insync.replicas", "2").unwrap();
+        replicated
+            .set("unclean.leader.election.enable", "true")
+            .unwrap();
+        let topic = TopicConfig::resolve(&replicated, &BTreeMap::new());
+        assert_eq!(
+            (
+                topic.min_insync_replicas,
+                topic.unclean_leader_election_enable
+            ),
+            (2, true),
+            "the broker's defaults"
+        );
+        let overrides = BTreeMap::from([
+            ("min.insync.replicas".to_string(), "3".to_string()),
+            (
+                "unclean.leader.election.enable".to_string(),
+                "FALSE".to_string(),
+            ),
+        ]);
+        let topic = TopicConfig::resolve(&replicated, &overrides);
+        assert_eq!(
+            (
+                topic.min_insync_replicas,
+                topic.unclean_leader_election_enable
+            ),
+            (3, false),
+            "the topic's overrides"
+        );
+        assert!(validate_topic_config("unclean.leader.election.enable", "maybe").is_err());
+        assert!(validate_topic_config("min.insync.replicas", "0").is_err());
         assert!(validate_topic_config("message.timestamp.after.max.ms", "-1").is_err());
         assert!(validate_topic_config("segment.bytes", "10").is_err());
         assert!(validate_topic_config(INTERNAL_SEGMENT_BYTES, "abc").is_err());

@@ -16,8 +16,12 @@
 //! its shards: this node's shard of a partition it replicates is the
 //! placement rule's, or the shard whose broker the client named in
 //! shard-aware mode; other nodes place their own replicas by their rule.
-//! Until partition data replicates (issue 15) every partition has one
-//! replica: a larger replication factor is refused.
+//! A replication factor goes up to the brokers registered, as Kafka's; an
+//! internal topic asking for the default (-1) gets its
+//! `offsets.topic.replication.factor` or
+//! `transaction.state.log.replication.factor`, capped at the unfenced
+//! brokers (`ReplicationConfig::internal_topic_replication`), so a single
+//! node with Kafka's defaults still makes them.
 //!
 //! Invariant: no IO, no clock, no shards, no randomness of its own (topic
 //! ids and placement seeds come from the caller): the same table, brokers
@@ -388,9 +392,14 @@ fn place_topic(
             count => count,
         };
         check_partition_count(count)?;
-        let replication = match topic.replication_factor {
-            -1 => config.default_replication_factor,
-            replication => replication,
+        let unfenced = brokers.iter().filter(|broker| !broker.fenced).count();
+        let internal = config
+            .replication
+            .internal_topic_replication(&topic.name, unfenced);
+        let replication = match (topic.replication_factor, internal) {
+            (-1, Some(internal)) => internal,
+            (-1, None) => config.default_replication_factor,
+            (replication, _) => replication,
         };
         if replication < 1 {
             return Err(KafkaError::with_message(
@@ -409,7 +418,6 @@ fn place_topic(
         check_partition_count(i32::try_from(partitions.len()).unwrap_or(i32::MAX))?;
         partitions
     };
-    refuse_replication(&partitions)?;
     Ok(on_shards(view, &topic.name, 0, partitions))
 }
 
@@ -423,19 +431,6 @@ fn check_partition_count(count: i32) -> Result<(), KafkaError> {
         ));
     }
     Ok(())
-}
-
-/// Refuses partitions of more than one replica: until partition data
-/// replicates between brokers (issue 15), a second replica would hold
-/// nothing, so the cluster would claim a durability it does not have.
-fn refuse_replication(partitions: &[NewPartition]) -> Result<(), KafkaError> {
-    match partitions.iter().map(|p| p.replicas.len()).max() {
-        Some(replicas) if replicas > 1 => Err(KafkaError::with_message(
-            ResponseError::InvalidReplicationFactor,
-            format!("Replication factor {replicas} is not supported: shoal does not replicate partition data between brokers yet, so each partition has one replica (use 1)."),
-        )),
-        _ => Ok(()),
-    }
 }
 
 /// New partitions, with their replicas, ISR and leader, and this node's
@@ -495,6 +490,7 @@ fn on_shards(view: &ClusterView, topic: &str, first: i32, partitions: Vec<NewPar
             isr: new.isr.iter().map(|&id| node_of(id)).collect(),
             leader: node_of(new.leader),
             leader_epoch: 0,
+            partition_epoch: 0,
         });
     }
     placed
@@ -539,7 +535,6 @@ fn check_growth(
             assignments,
         )?,
     };
-    refuse_replication(&partitions)?;
     let new = on_shards(view, &meta.name, now, partitions);
     let existing = 0..now;
     Ok(TopicMeta {

@@ -338,15 +338,15 @@ fn racks_and_fenced_brokers_shape_placement() {
 }
 
 #[test]
-fn replication_factors_beyond_one_are_refused() {
+fn replication_factors_go_up_to_the_registered_brokers() {
     let config = BrokerConfig::new(PathBuf::from("/tmp/x"), 2);
     let three = placement_brokers(
         &registered(&[(1, None, false), (2, None, false), (3, None, false)]),
         None,
     );
-    let with_factor = |factor| NewTopic {
+    let with_factor = |factor: i16| NewTopic {
         replication_factor: factor,
-        ..new_topic("t", 3)
+        ..new_topic(&format!("t{factor}"), 3)
     };
     let plan = create_topics(
         &config,
@@ -361,9 +361,15 @@ fn replication_factors_beyond_one_are_refused() {
         message(&plan.results[0]),
         (invalid, "Unable to replicate the partition 4 time(s): The target replication factor of 4 cannot be reached because only 3 broker(s) are registered.".to_string())
     );
-    let (code, text) = message(&plan.results[1]);
-    assert_eq!(code, invalid);
-    assert!(text.contains("does not replicate partition data"), "{text}");
+    let created = plan.results[1].as_ref().expect("RF=3 over 3 brokers");
+    for state in &created.states {
+        let mut replicas = state.replicas.clone();
+        replicas.sort_unstable();
+        assert_eq!(replicas, vec![1, 2, 3]);
+        assert_eq!(state.isr, state.replicas, "every replica starts in the ISR");
+        assert_eq!(state.leader, state.replicas[0]);
+        assert_eq!((state.leader_epoch, state.partition_epoch), (0, 0));
+    }
     assert_eq!(code_of(&plan.results[2]), invalid);
     // A single node that registers none is still one broker.
     let plan = create_topics(
@@ -377,6 +383,62 @@ fn replication_factors_beyond_one_are_refused() {
     assert!(message(&plan.results[0])
         .1
         .ends_with("only 1 broker(s) are registered."));
+}
+
+#[test]
+fn internal_topics_take_their_factor_capped_at_the_unfenced_brokers() {
+    let config = BrokerConfig::new(PathBuf::from("/tmp/x"), 2);
+    let internal = |name: &str| NewTopic {
+        name: name.to_string(),
+        replication_factor: -1,
+        ..new_topic(name, 2)
+    };
+    let factor = |plan: &Plan<Arc<TopicMeta>>, at: usize| {
+        plan.results[at].as_ref().expect("created").states[0]
+            .replicas
+            .len()
+    };
+    // One node with Kafka's default of 3: one replica, not a refusal.
+    let plan = create_topics(
+        &config,
+        &view(BrokerLayout::Node),
+        &alone(),
+        vec![
+            internal("__consumer_offsets"),
+            internal("__transaction_state"),
+        ],
+        seeds(),
+        ids(),
+    );
+    assert_eq!((factor(&plan, 0), factor(&plan, 1)), (1, 1));
+    // Four brokers, one fenced: 3 for the default; 2 where asked.
+    let four = placement_brokers(
+        &registered(&[
+            (1, None, false),
+            (2, None, false),
+            (3, None, true),
+            (4, None, false),
+        ]),
+        None,
+    );
+    let mut two = config.clone();
+    two.set("transaction.state.log.replication.factor", "2")
+        .unwrap();
+    let plan = create_topics(
+        &two,
+        &view(BrokerLayout::Node),
+        &four,
+        vec![
+            internal("__consumer_offsets"),
+            internal("__transaction_state"),
+            internal("plain"),
+        ],
+        seeds(),
+        ids(),
+    );
+    assert_eq!(factor(&plan, 0), 3);
+    assert_eq!(factor(&plan, 1), 2);
+    assert_eq!(factor(&plan, 2), 1, "default.replication.factor");
 }
 
 fn code_of(result: &Result<impl Sized, KafkaError>) -> i16 {
@@ -546,10 +608,11 @@ fn explicit_assignments_are_checked_and_kept() {
         seeds(),
         ids(),
     );
-    // Two replicas are refused, after Kafka's checks of the assignment.
-    let (code, text) = message(&plan.results[0]);
-    assert_eq!(code, ResponseError::InvalidReplicationFactor.code());
-    assert!(text.contains("does not replicate"), "{text}");
+    // Two replicas each, one fenced: kept, the fenced one out of the ISR.
+    let meta = created(&plan, 0);
+    assert_eq!(placed(&meta), vec![(vec![2, 1], 2), (vec![1, 3], 1)]);
+    let isrs: Vec<Vec<i32>> = meta.states.iter().map(|state| state.isr.clone()).collect();
+    assert_eq!(isrs, vec![vec![2, 1], vec![1]]);
     let invalid_assignment = ResponseError::InvalidReplicaAssignment.code();
     assert_eq!(
         message(&plan.results[1]),
@@ -565,8 +628,8 @@ fn explicit_assignments_are_checked_and_kept() {
         "replica counts differ"
     );
     assert_eq!(
-        code_of(&plan.results[3]),
-        ResponseError::InvalidReplicationFactor.code(),
+        placed(&created(&plan, 3)),
+        vec![(vec![1, 2], 1), (vec![2, 1], 2)],
         "two replicas each"
     );
     assert_eq!(

@@ -11,34 +11,60 @@
 //!   member, as Kafka keeps it, so that the partition comes back when that
 //!   broker does;
 //! - a broker that returns (unfenced) leads every leaderless partition
-//!   whose ISR holds it.
+//!   whose ISR holds it;
+//! - unclean election, where the topic's `unclean.leader.election.enable`
+//!   (else the controller's broker default) allows it: a partition left
+//!   with no ISR member that can lead gets the first replica that can (in
+//!   replica order; a returning broker for the leaderless partitions it
+//!   replicates) as leader, alone in the ISR, with the leader recovery
+//!   state RECOVERING until that leader reports its recovery in an
+//!   AlterPartition. What the old ISR had and the new leader lacks is lost:
+//!   that is the trade the config makes.
 //!
 //! Each change is one PartitionChangeRecord carrying only what changes;
 //! the image applies it as Kafka's `PartitionRegistration.merge` (a new
 //! leader bumps the leader epoch, any change the partition epoch).
 //!
 //! Invariant: pure (the image in, records out); a leader is only ever an
-//! ISR member that `can_lead` allows; an ISR is never emptied.
+//! ISR member that `can_lead` allows (after an unclean election, the
+//! ISR's only member); an ISR is never emptied.
 
-use super::image::{MetadataImage, PartitionImage};
-use super::records::{MetadataRecord, PartitionChangeRecord, NO_LEADER, NO_LEADER_CHANGE};
+use super::alter_partition::LEADER_RECOVERING;
+use super::image::{MetadataImage, PartitionImage, TopicImage};
+use super::records::{
+    MetadataRecord, PartitionChangeRecord, CONFIG_RESOURCE_TOPIC, NO_LEADER, NO_LEADER_CHANGE,
+};
+
+/// The topic config that allows unclean elections.
+pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
+
+/// Whether `topic` may elect a leader outside its ISR: its own
+/// `unclean.leader.election.enable`, else `default` (the broker's).
+pub fn unclean_allowed(image: &MetadataImage, topic: &TopicImage, default: bool) -> bool {
+    image
+        .configs
+        .get(&(CONFIG_RESOURCE_TOPIC, topic.name.clone()))
+        .and_then(|configs| configs.get(UNCLEAN_LEADER_ELECTION_ENABLE))
+        .and_then(|value| value.to_ascii_lowercase().parse().ok())
+        .unwrap_or(default)
+}
 
 /// The changes that take `broker_id` out of leadership and out of the
 /// ISRs it shares. `can_lead`: whether another broker may lead (active:
-/// unfenced, not shutting down).
+/// unfenced, not shutting down); `unclean_default`: the broker's
+/// `unclean.leader.election.enable`.
 pub fn broker_leaves(
     image: &MetadataImage,
     broker_id: i32,
     can_lead: impl Fn(i32) -> bool,
+    unclean_default: bool,
 ) -> Vec<MetadataRecord> {
     let mut records = Vec::new();
     for topic in image.topics.values() {
+        let unclean = unclean_allowed(image, topic, unclean_default);
         for (&partition_id, partition) in &topic.partitions {
-            let change = leave(partition, broker_id, &can_lead);
-            if let Some((isr, leader)) = change {
-                let mut record = PartitionChangeRecord::new(topic.id, partition_id);
-                record.isr = isr;
-                record.leader = leader;
+            let mut record = PartitionChangeRecord::new(topic.id, partition_id);
+            if leave(partition, broker_id, &can_lead, unclean, &mut record) {
                 records.push(MetadataRecord::PartitionChange(record));
             }
         }
@@ -46,17 +72,19 @@ pub fn broker_leaves(
     records
 }
 
-/// The new ISR (if it changes) and leader (`NO_LEADER_CHANGE` if it does
-/// not) of `partition` once `broker_id` leaves; None: nothing changes.
+/// Sets on `record` the new ISR and leader of `partition` once
+/// `broker_id` leaves; false: nothing changes.
 fn leave(
     partition: &PartitionImage,
     broker_id: i32,
     can_lead: &impl Fn(i32) -> bool,
-) -> Option<(Option<Vec<i32>>, i32)> {
+    unclean: bool,
+    record: &mut PartitionChangeRecord,
+) -> bool {
     let in_isr = partition.isr.contains(&broker_id);
     let leads = partition.leader == broker_id;
     if !in_isr && !leads {
-        return None;
+        return false;
     }
     let others: Vec<i32> = partition
         .isr
@@ -64,34 +92,66 @@ fn leave(
         .copied()
         .filter(|&id| id != broker_id)
         .collect();
-    let isr = (in_isr && !others.is_empty()).then_some(others);
-    let leader = if leads {
-        partition
+    if in_isr && !others.is_empty() {
+        record.isr = Some(others);
+    }
+    if leads {
+        let clean = partition
             .replicas
             .iter()
             .copied()
-            .find(|&id| id != broker_id && partition.isr.contains(&id) && can_lead(id))
-            .unwrap_or(NO_LEADER)
-    } else {
-        NO_LEADER_CHANGE
-    };
-    if isr.is_none() && leader == NO_LEADER_CHANGE {
-        return None;
+            .find(|&id| id != broker_id && partition.isr.contains(&id) && can_lead(id));
+        let uncleanly = || {
+            partition
+                .replicas
+                .iter()
+                .copied()
+                .find(|&id| id != broker_id && can_lead(id))
+        };
+        record.leader = match (clean, unclean.then(uncleanly).flatten()) {
+            (Some(leader), _) => leader,
+            (None, Some(leader)) => {
+                elect_uncleanly(record, leader);
+                leader
+            }
+            (None, None) => NO_LEADER,
+        };
     }
-    Some((isr, leader))
+    record.isr.is_some() || record.leader != NO_LEADER_CHANGE
+}
+
+/// An unclean election of `leader`: alone in the ISR, recovering.
+fn elect_uncleanly(record: &mut PartitionChangeRecord, leader: i32) {
+    record.leader = leader;
+    record.isr = Some(vec![leader]);
+    record.leader_recovery_state = LEADER_RECOVERING;
 }
 
 /// The changes that make `broker_id` leader of every leaderless partition
-/// whose ISR holds it.
-pub fn broker_returns(image: &MetadataImage, broker_id: i32) -> Vec<MetadataRecord> {
+/// whose ISR holds it, and, where unclean elections are allowed
+/// (`unclean_default` the broker's), of every other leaderless partition
+/// it replicates.
+pub fn broker_returns(
+    image: &MetadataImage,
+    broker_id: i32,
+    unclean_default: bool,
+) -> Vec<MetadataRecord> {
     let mut records = Vec::new();
     for topic in image.topics.values() {
+        let unclean = unclean_allowed(image, topic, unclean_default);
         for (&partition_id, partition) in &topic.partitions {
-            if partition.leader == NO_LEADER && partition.isr.contains(&broker_id) {
-                let mut record = PartitionChangeRecord::new(topic.id, partition_id);
-                record.leader = broker_id;
-                records.push(MetadataRecord::PartitionChange(record));
+            if partition.leader != NO_LEADER || !partition.replicas.contains(&broker_id) {
+                continue;
             }
+            let mut record = PartitionChangeRecord::new(topic.id, partition_id);
+            if partition.isr.contains(&broker_id) {
+                record.leader = broker_id;
+            } else if unclean {
+                elect_uncleanly(&mut record, broker_id);
+            } else {
+                continue;
+            }
+            records.push(MetadataRecord::PartitionChange(record));
         }
     }
     records
@@ -111,7 +171,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::metadata::records::{PartitionRecord, TopicRecord};
+    use crate::metadata::records::{ConfigRecord, PartitionRecord, TopicRecord};
 
     fn image(partitions: &[(Vec<i32>, Vec<i32>, i32)]) -> MetadataImage {
         let topic_id = Uuid::from_u128(1);
@@ -156,7 +216,7 @@ mod tests {
     #[test]
     fn a_lone_replica_that_leaves_leaves_its_partition_leaderless_with_its_isr() {
         let start = image(&[(vec![1], vec![1], 1), (vec![2], vec![2], 2)]);
-        let records = broker_leaves(&start, 1, |_| true);
+        let records = broker_leaves(&start, 1, |_| true, false);
         assert_eq!(records.len(), 1);
         let after = applied(start.clone(), &records);
         assert_eq!(after, vec![(vec![1], NO_LEADER, 1), (vec![2], 2, 0)]);
@@ -165,12 +225,12 @@ mod tests {
         for record in &records {
             left.apply(record).expect("apply");
         }
-        let back = broker_returns(&left, 1);
+        let back = broker_returns(&left, 1, false);
         assert_eq!(
             applied(left.clone(), &back),
             vec![(vec![1], 1, 2), (vec![2], 2, 0)]
         );
-        assert!(broker_returns(&left, 2).is_empty());
+        assert!(broker_returns(&left, 2, false).is_empty());
     }
 
     #[test]
@@ -180,14 +240,80 @@ mod tests {
             (vec![3, 1], vec![3, 1], 3),
         ]);
         // 2 is fenced too: 3 leads partition 0; 1 leaves the ISR of 1.
-        let records = broker_leaves(&start, 1, |id| id != 2);
+        let records = broker_leaves(&start, 1, |id| id != 2, false);
         assert_eq!(
             applied(start.clone(), &records),
             vec![(vec![2, 3], 3, 1), (vec![3], 3, 0)]
         );
         // No one else can lead: leaderless, the others kept in the ISR.
-        let records = broker_leaves(&start, 1, |_| false);
+        let records = broker_leaves(&start, 1, |_| false, false);
         assert_eq!(applied(start, &records)[0], (vec![2, 3], NO_LEADER, 1));
+    }
+
+    /// Partition 0 on 1, 2, 3 led by 1 with ISR [1]: 1 leaves while 2
+    /// and 3 are alive; (unclean allowed, what follows) per case.
+    #[test]
+    fn unclean_election_takes_the_first_live_replica_alone_and_recovering() {
+        let start = image(&[(vec![1, 2, 3], vec![1], 1)]);
+        let partition = |image: &MetadataImage| {
+            image.topics.values().next().expect("topic").partitions[&0].clone()
+        };
+        // Clean only: leaderless, ISR kept.
+        let records = broker_leaves(&start, 1, |id| id != 1, false);
+        assert_eq!(
+            applied(start.clone(), &records),
+            vec![(vec![1], NO_LEADER, 1)]
+        );
+        // Unclean by the broker default: 2 leads alone, recovering.
+        let records = broker_leaves(&start, 1, |id| id != 1, true);
+        let mut after = start.clone();
+        for record in &records {
+            after.apply(record).expect("apply");
+        }
+        let moved = partition(&after);
+        assert_eq!((moved.leader, moved.isr.clone()), (2, vec![2]));
+        assert_eq!(moved.leader_recovery_state, LEADER_RECOVERING);
+        assert_eq!(moved.leader_epoch, 1);
+        // 2 fenced too: 3 is the first replica that can lead.
+        let records = broker_leaves(&start, 1, |id| id == 3, true);
+        assert_eq!(applied(start.clone(), &records), vec![(vec![3], 3, 1)]);
+        // The topic's own config wins over the broker default.
+        let mut strict = start.clone();
+        strict
+            .apply(&MetadataRecord::Config(ConfigRecord {
+                resource_type: CONFIG_RESOURCE_TOPIC,
+                resource_name: "t".into(),
+                name: UNCLEAN_LEADER_ELECTION_ENABLE.into(),
+                value: Some("false".into()),
+            }))
+            .expect("apply");
+        let records = broker_leaves(&strict, 1, |id| id != 1, true);
+        assert_eq!(applied(strict, &records), vec![(vec![1], NO_LEADER, 1)]);
+        // Nobody can lead: leaderless either way.
+        let records = broker_leaves(&start, 1, |_| false, true);
+        assert_eq!(applied(start, &records), vec![(vec![1], NO_LEADER, 1)]);
+    }
+
+    #[test]
+    fn a_returning_replica_outside_the_isr_leads_only_where_unclean_is_allowed() {
+        // Leaderless with ISR [1]: 3 comes back.
+        let start = image(&[
+            (vec![1, 2, 3], vec![1], NO_LEADER),
+            (vec![1], vec![1], NO_LEADER),
+        ]);
+        assert!(broker_returns(&start, 3, false).is_empty());
+        let records = broker_returns(&start, 3, true);
+        assert_eq!(records.len(), 1, "3 replicates only partition 0");
+        assert_eq!(
+            applied(start.clone(), &records),
+            vec![(vec![3], 3, 1), (vec![1], NO_LEADER, 0)]
+        );
+        // 1, in the ISR, returns cleanly, unclean allowed or not.
+        let records = broker_returns(&start, 1, true);
+        assert_eq!(
+            applied(start, &records),
+            vec![(vec![1], 1, 1), (vec![1], 1, 1)]
+        );
     }
 
     #[test]

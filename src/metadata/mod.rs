@@ -13,6 +13,9 @@
 //! on the data path but `store.rs`, which the controller's driver calls. `metadata` imports no `shard` or
 //! `server` (`tests/architecture.rs`).
 
+pub mod alter_partition;
+#[cfg(test)]
+mod alter_partition_tests;
 pub mod brokers;
 pub mod controller;
 #[cfg(test)]
@@ -82,6 +85,10 @@ pub struct PartitionState {
     /// The leading node, or `NO_LEADER`.
     pub leader: i32,
     pub leader_epoch: i32,
+    /// Bumped by every change of the partition (the image's); a leader
+    /// sends it in AlterPartition, which the controller refuses
+    /// (INVALID_UPDATE_VERSION) when the partition moved on since.
+    pub partition_epoch: i32,
 }
 
 impl PartitionState {
@@ -94,6 +101,7 @@ impl PartitionState {
             isr: vec![node_id],
             leader: node_id,
             leader_epoch: 0,
+            partition_epoch: 0,
         }
     }
 }

@@ -98,6 +98,7 @@ fn topic_meta(
             isr: partition.isr.clone(),
             leader: partition.leader,
             leader_epoch: partition.leader_epoch,
+            partition_epoch: partition.partition_epoch,
         })
         .collect();
     TopicMeta {
@@ -387,6 +388,7 @@ mod tests {
             isr: replicas.to_vec(),
             leader: replicas[0],
             leader_epoch: 0,
+            partition_epoch: 0,
         };
         let planned = TopicMeta {
             states: vec![state(&[NODE, 2]), state(&[2, NODE]), state(&[3])],

@@ -31,8 +31,8 @@ use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    AllocateProducerIdsResponse, ApiKey, BrokerHeartbeatResponse, BrokerRegistrationResponse,
-    EnvelopeResponse, RequestHeader, ResponseHeader,
+    AllocateProducerIdsResponse, AlterPartitionResponse, ApiKey, BrokerHeartbeatResponse,
+    BrokerRegistrationResponse, EnvelopeResponse, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 
@@ -74,7 +74,8 @@ controller_response!(
     BrokerRegistrationResponse,
     BrokerHeartbeatResponse,
     EnvelopeResponse,
-    AllocateProducerIdsResponse
+    AllocateProducerIdsResponse,
+    AlterPartitionResponse
 );
 
 /// Why a call got no answer.

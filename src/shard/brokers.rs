@@ -1,9 +1,10 @@
 //! The active controller's side of brokers' lifecycle, on
 //! `CONTROLLER_SHARD` of each voter: the pure `metadata::heartbeats`
 //! (`BrokerLifecycle`) and `metadata::leadership`, carried out.
-//! BrokerRegistration (62) and BrokerHeartbeat (63) come through the
-//! CONTROLLER listener's hook (`service`), or in process from a lone
-//! voter's own broker (`shard::lifecycle`).
+//! BrokerRegistration (62), BrokerHeartbeat (63) and AlterPartition (56)
+//! come through the CONTROLLER listener's hook (`service`), or in process
+//! from this node's own broker (`shard::lifecycle`,
+//! `shard::alter_partition`).
 //!
 //! The lifecycle learns registrations from the committed image
 //! (`sync`, whenever the quorum's image moved): a broker's record is
@@ -17,7 +18,10 @@
 //!
 //! A registration is answered once its record is committed; a heartbeat
 //! once the records of its state change are, with the partition moves the
-//! change needs (`leadership`) in the same entry. A timer fences brokers
+//! change needs (`leadership`, unclean elections where the topic's or this
+//! controller's `unclean.leader.election.enable` allows) in the same
+//! entry; an AlterPartition once its ISR changes are
+//! (`metadata::alter_partition`), with each partition as committed. A timer fences brokers
 //! whose session ran out, one entry each. A lone voter's own broker is
 //! never fenced by the timer: it is the only broker, and it is alive for
 //! as long as this code runs.
@@ -34,12 +38,14 @@ use std::time::Duration;
 use glommio::sync::Semaphore;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    ApiKey, BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerRegistrationRequest,
+    alter_partition_response, AlterPartitionRequest, AlterPartitionResponse, ApiKey,
+    BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerId, BrokerRegistrationRequest,
     BrokerRegistrationResponse,
 };
 
 use super::quorum::{ProposeError, QuorumHandle};
 use crate::clock::now_ms;
+use crate::metadata::alter_partition::{self, BrokerStanding, IsrRequest};
 use crate::metadata::controller::KafkaError;
 use crate::metadata::heartbeats::{
     BrokerLifecycle, BrokerState, HeartbeatRequest, RegistrationRequest,
@@ -52,11 +58,21 @@ use crate::metadata::records::{
 use crate::protocol::frame;
 use crate::quorum::transport::{decode_body, ControllerRequest, ControllerService};
 
-/// The versions served on the CONTROLLER listener: Kafka 4.0's.
+/// The versions served on the CONTROLLER listener: Kafka 4's.
 pub const BROKER_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::BrokerRegistration, 0, 4),
     (ApiKey::BrokerHeartbeat, 0, 1),
+    (
+        ApiKey::AlterPartition,
+        ALTER_PARTITION_VERSION_MIN,
+        ALTER_PARTITION_VERSION_MAX,
+    ),
 ];
+
+/// AlterPartition's versions: Kafka 4's (topic ids; 3 adds each new ISR
+/// member's broker epoch).
+pub const ALTER_PARTITION_VERSION_MIN: i16 = 2;
+pub const ALTER_PARTITION_VERSION_MAX: i16 = 3;
 
 /// The longest the expiry timer sleeps: it also notices that this node
 /// became (or stopped being) the leader, so a new leader starts brokers'
@@ -69,17 +85,23 @@ pub struct BrokerControl {
     lifecycle: Rc<RefCell<BrokerLifecycle>>,
     /// The image the lifecycle learnt from last.
     synced: RefCell<Option<Arc<MetadataImage>>>,
-    /// One change at a time: a heartbeat's records, a fencing.
+    /// One change at a time: a heartbeat's records, a fencing, an ISR
+    /// change.
     changes: Semaphore,
+    /// This controller's `unclean.leader.election.enable`, for topics
+    /// that do not set their own.
+    unclean_default: bool,
 }
 
 impl BrokerControl {
-    /// The control for `cluster_id` with `broker.session.timeout.ms`; its
-    /// expiry timer runs until the control is dropped.
+    /// The control for `cluster_id` with `broker.session.timeout.ms` and
+    /// `unclean.leader.election.enable`; its expiry timer runs until the
+    /// control is dropped.
     pub fn start(
         quorum: QuorumHandle,
         cluster_id: String,
         session_timeout_ms: i64,
+        unclean_default: bool,
         sole: bool,
     ) -> Rc<BrokerControl> {
         let control = Rc::new(BrokerControl {
@@ -90,12 +112,18 @@ impl BrokerControl {
             ))),
             synced: RefCell::new(None),
             changes: Semaphore::new(1),
+            unclean_default,
         });
         // A lone voter's own broker is never expired (the module doc).
         if !sole {
             glommio::spawn_local(expire_sessions(Rc::downgrade(&control))).detach();
         }
         control
+    }
+
+    /// Whether this node is the active controller.
+    pub fn leads(&self) -> bool {
+        self.quorum.leads()
     }
 
     /// BrokerRegistration and BrokerHeartbeat for the CONTROLLER listener.
@@ -213,17 +241,21 @@ impl BrokerControl {
             return reply;
         }
         let active = self.active_brokers();
+        let unclean = self.unclean_default;
         let records = outcome.records;
         let committed = self
             .quorum
             .propose(Box::new(move |image| {
                 let mut records = records;
                 if leaves {
-                    records.extend(leadership::broker_leaves(image, id, |other| {
-                        active.contains(&other)
-                    }));
+                    records.extend(leadership::broker_leaves(
+                        image,
+                        id,
+                        |other| active.contains(&other),
+                        unclean,
+                    ));
                 } else if returns {
-                    records.extend(leadership::broker_returns(image, id));
+                    records.extend(leadership::broker_returns(image, id, unclean));
                 }
                 records
             }))
@@ -241,6 +273,85 @@ impl BrokerControl {
             }
             Err(error) => failed(proposal_failed(&error)),
         }
+    }
+
+    /// Answers an AlterPartition (`version` 2 or 3) once the ISR changes
+    /// it makes are committed, each partition as committed or with its
+    /// error; the whole request fails with STALE_BROKER_EPOCH when the
+    /// sender is not registered at its epoch.
+    pub async fn alter_partition(
+        &self,
+        request: &AlterPartitionRequest,
+        version: i16,
+    ) -> AlterPartitionResponse {
+        let failed =
+            |error: KafkaError| AlterPartitionResponse::default().with_error_code(error.code);
+        let Ok(_change) = self.changes.acquire_permit(1).await else {
+            return failed(KafkaError::new(ResponseError::NotController));
+        };
+        self.sync();
+        if !self.quorum.leads() {
+            return failed(KafkaError::new(ResponseError::NotController));
+        }
+        let standings = self.standings();
+        let sender = request.broker_id.0;
+        if let Err(error) = alter_partition::check_sender(&standings, sender, request.broker_epoch)
+        {
+            return failed(error);
+        }
+        let items = isr_requests(request, version);
+        let outcomes: Rc<RefCell<Vec<Result<(), KafkaError>>>> = Rc::default();
+        let (checked, out) = (items.clone(), Rc::clone(&outcomes));
+        let committed = self
+            .quorum
+            .propose(Box::new(move |image| {
+                let mut records = Vec::new();
+                let mut outcomes = out.borrow_mut();
+                for item in &checked {
+                    let outcome = alter_partition::alter_isr(image, &standings, sender, item);
+                    if let Ok(Some(record)) = &outcome {
+                        records.push(MetadataRecord::PartitionChange(record.clone()));
+                    }
+                    outcomes.push(outcome.map(drop));
+                }
+                records
+            }))
+            .await;
+        self.sync();
+        let applied = match committed {
+            Ok(applied) => applied,
+            Err(error) => return failed(proposal_failed(&error)),
+        };
+        let outcomes = outcomes.borrow();
+        if outcomes.len() != items.len() {
+            return failed(KafkaError::new(ResponseError::NotController));
+        }
+        let answers = items.iter().zip(outcomes.iter()).map(|(item, outcome)| {
+            let answer = outcome
+                .clone()
+                .and_then(|()| alter_partition::committed(&applied.image, item));
+            (item, answer)
+        });
+        alter_partition_response(answers)
+    }
+
+    /// Every registered broker as AlterPartition checks it: the epoch it
+    /// registered at, fenced and shutting down as the sessions say.
+    fn standings(&self) -> Vec<BrokerStanding> {
+        let lifecycle = self.lifecycle.borrow();
+        lifecycle
+            .placement_brokers()
+            .into_iter()
+            .filter_map(|broker| {
+                let (record, _) = lifecycle.registration(broker.id)?;
+                Some(BrokerStanding {
+                    id: broker.id,
+                    epoch: record.broker_epoch,
+                    fenced: broker.fenced,
+                    in_controlled_shutdown: broker.in_controlled_shutdown,
+                })
+            })
+            .collect()
     }
 
     /// The brokers that may lead: unfenced and not shutting down.
@@ -268,13 +379,17 @@ impl BrokerControl {
             };
             log::info!("broker {id}: session expired, fenced");
             let active = self.active_brokers();
+            let unclean = self.unclean_default;
             let committed = self
                 .quorum
                 .propose(Box::new(move |image| {
                     let mut records = vec![fence];
-                    records.extend(leadership::broker_leaves(image, id, |other| {
-                        active.contains(&other)
-                    }));
+                    records.extend(leadership::broker_leaves(
+                        image,
+                        id,
+                        |other| active.contains(&other),
+                        unclean,
+                    ));
                     records
                 }))
                 .await;
@@ -359,8 +474,80 @@ async fn serve(
             let answer = control.heartbeat(&request).await;
             frame::encode_response(&header, version, &answer)
         }
+        ApiKey::AlterPartition => {
+            let request: AlterPartitionRequest = decode_body(&mut body, api_key, version)?;
+            let answer = control.alter_partition(&request, version).await;
+            frame::encode_response(&header, version, &answer)
+        }
         _ => Err(format!("{api_key:?} is not served here")),
     }
+}
+
+/// The partitions of an AlterPartition, each with its new ISR's broker
+/// epochs (version 2 sends none: unchecked).
+fn isr_requests(request: &AlterPartitionRequest, version: i16) -> Vec<IsrRequest> {
+    let mut items = Vec::new();
+    for topic in &request.topics {
+        for partition in &topic.partitions {
+            let new_isr = if version >= 3 {
+                partition
+                    .new_isr_with_epochs
+                    .iter()
+                    .map(|member| (member.broker_id.0, member.broker_epoch))
+                    .collect()
+            } else {
+                partition
+                    .new_isr
+                    .iter()
+                    .map(|id| (id.0, alter_partition::UNCHECKED_BROKER_EPOCH))
+                    .collect()
+            };
+            items.push(IsrRequest {
+                topic_id: topic.topic_id,
+                partition: partition.partition_index,
+                leader_epoch: partition.leader_epoch,
+                partition_epoch: partition.partition_epoch,
+                new_isr,
+                leader_recovery_state: partition.leader_recovery_state,
+            });
+        }
+    }
+    items
+}
+
+/// The response: each partition under its topic, in request order.
+fn alter_partition_response<'a>(
+    answers: impl Iterator<
+        Item = (
+            &'a IsrRequest,
+            Result<alter_partition::CommittedPartition, KafkaError>,
+        ),
+    >,
+) -> AlterPartitionResponse {
+    let mut topics: Vec<alter_partition_response::TopicData> = Vec::new();
+    for (item, answer) in answers {
+        let partition = match answer {
+            Ok(state) => alter_partition_response::PartitionData::default()
+                .with_leader_id(BrokerId(state.leader))
+                .with_leader_epoch(state.leader_epoch)
+                .with_isr(state.isr.into_iter().map(BrokerId).collect())
+                .with_leader_recovery_state(state.leader_recovery_state)
+                .with_partition_epoch(state.partition_epoch),
+            Err(error) => {
+                alter_partition_response::PartitionData::default().with_error_code(error.code)
+            }
+        }
+        .with_partition_index(item.partition);
+        match topics.last_mut() {
+            Some(topic) if topic.topic_id == item.topic_id => topic.partitions.push(partition),
+            _ => topics.push(
+                alter_partition_response::TopicData::default()
+                    .with_topic_id(item.topic_id)
+                    .with_partitions(vec![partition]),
+            ),
+        }
+    }
+    AlterPartitionResponse::default().with_topics(topics)
 }
 
 fn registration(request: &BrokerRegistrationRequest) -> RegistrationRequest {

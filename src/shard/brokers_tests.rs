@@ -2,12 +2,17 @@
 //! glommio executor, called in process: two brokers register and are
 //! unfenced, one that falls silent is fenced by the timer with its
 //! partition left leaderless, it comes back and leads again, and the other
-//! stops with a controlled shutdown.
+//! stops with a controlled shutdown; a leader's AlterPartition changes
+//! its partition's ISR and stale ones are refused.
 
 use std::time::{Duration, Instant};
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::broker_registration_request::Feature;
-use kafka_protocol::messages::{BrokerHeartbeatRequest, BrokerId, BrokerRegistrationRequest};
+use kafka_protocol::messages::{
+    alter_partition_request, AlterPartitionRequest, AlterPartitionResponse, BrokerHeartbeatRequest,
+    BrokerId, BrokerRegistrationRequest,
+};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
@@ -76,41 +81,50 @@ fn state(quorum: &QuorumHandle, broker: i32) -> (bool, i32) {
     (fenced, leader)
 }
 
+/// A lone voter's quorum on `dir` with topic `t` of `partitions`.
+async fn lone_voter(dir: &std::path::Path, partitions: Vec<MetadataRecord>) -> QuorumHandle {
+    let settings = QuorumSettings {
+        node_id: 1,
+        voters: vec![1],
+        election_timeout_ms: 1000,
+        snapshot_bytes: u64::MAX,
+    };
+    let node = QuorumNode::start_blocking(dir, settings.clone()).expect("quorum");
+    let start = QuorumStart {
+        node,
+        settings,
+        network: None,
+    };
+    let quorum =
+        quorum::start(start, dir.to_path_buf(), |_| ControllerService::none()).expect("start");
+    quorum
+        .propose(Box::new(|image| {
+            let mut records = table::bootstrap_records(image);
+            records.push(MetadataRecord::Topic(TopicRecord {
+                name: "t".into(),
+                topic_id: TOPIC,
+            }));
+            records.extend(partitions);
+            records
+        }))
+        .await
+        .expect("topic");
+    quorum
+}
+
 #[test]
 fn brokers_register_are_fenced_when_silent_return_and_shut_down_under_control() {
     block_on(|| async {
         let dir = tempfile::tempdir().expect("dir");
-        let settings = QuorumSettings {
-            node_id: 1,
-            voters: vec![1],
-            election_timeout_ms: 1000,
-            snapshot_bytes: u64::MAX,
-        };
-        let node = QuorumNode::start_blocking(dir.path(), settings.clone()).expect("quorum");
-        let start = QuorumStart {
-            node,
-            settings,
-            network: None,
-        };
-        let quorum = quorum::start(start, dir.path().to_path_buf(), |_| {
-            ControllerService::none()
-        })
-        .expect("start");
-        quorum
-            .propose(Box::new(|image| {
-                let mut records = table::bootstrap_records(image);
-                records.push(MetadataRecord::Topic(TopicRecord {
-                    name: "t".into(),
-                    topic_id: TOPIC,
-                }));
-                records.extend([partition(0, 1), partition(1, 2)]);
-                records
-            }))
-            .await
-            .expect("topic");
+        let quorum = lone_voter(dir.path(), vec![partition(0, 1), partition(1, 2)]).await;
         // Not sole: the expiry timer runs.
-        let control =
-            BrokerControl::start(quorum.clone(), CLUSTER.into(), SESSION_TIMEOUT_MS, false);
+        let control = BrokerControl::start(
+            quorum.clone(),
+            CLUSTER.into(),
+            SESSION_TIMEOUT_MS,
+            false,
+            false,
+        );
         let mut epochs = Vec::new();
         for id in [1, 2] {
             let answer = control.register(&registration(id)).await;
@@ -170,5 +184,123 @@ fn brokers_register_are_fenced_when_silent_return_and_shut_down_under_control() 
             .await;
         assert_eq!((answer.is_fenced, answer.should_shut_down), (true, true));
         assert_eq!(state(&quorum, 1), (true, NO_LEADER));
+    });
+}
+
+/// Brokers 1 and 2 registered and unfenced on a lone voter that is not
+/// sole (the expiry timer runs), partition 0 on both, led by 1.
+async fn two_brokers(quorum: &QuorumHandle) -> (std::rc::Rc<BrokerControl>, Vec<i64>) {
+    let control = BrokerControl::start(
+        quorum.clone(),
+        CLUSTER.into(),
+        SESSION_TIMEOUT_MS,
+        false,
+        false,
+    );
+    let mut epochs = Vec::new();
+    for id in [1, 2] {
+        let answer = control.register(&registration(id)).await;
+        epochs.push(answer.broker_epoch);
+        let answer = control
+            .heartbeat(&heartbeat(quorum, id, answer.broker_epoch, false))
+            .await;
+        assert_eq!((answer.error_code, answer.is_fenced), (0, false));
+    }
+    (control, epochs)
+}
+
+/// One partition's AlterPartition at version 3.
+fn alter(sender: (i32, i64), partition_epoch: i32, isr: &[(i32, i64)]) -> AlterPartitionRequest {
+    let partition = alter_partition_request::PartitionData::default()
+        .with_partition_index(0)
+        .with_leader_epoch(0)
+        .with_partition_epoch(partition_epoch)
+        .with_new_isr_with_epochs(
+            isr.iter()
+                .map(|&(id, epoch)| {
+                    alter_partition_request::BrokerState::default()
+                        .with_broker_id(BrokerId(id))
+                        .with_broker_epoch(epoch)
+                })
+                .collect(),
+        );
+    AlterPartitionRequest::default()
+        .with_broker_id(BrokerId(sender.0))
+        .with_broker_epoch(sender.1)
+        .with_topics(vec![alter_partition_request::TopicData::default()
+            .with_topic_id(TOPIC)
+            .with_partitions(vec![partition])])
+}
+
+/// (top-level error, partition error, ISR, partition epoch) of an answer.
+fn answered(response: &AlterPartitionResponse) -> (i16, i16, Vec<i32>, i32) {
+    let Some(partition) = response.topics.first().and_then(|t| t.partitions.first()) else {
+        return (response.error_code, 0, Vec::new(), -1);
+    };
+    (
+        response.error_code,
+        partition.error_code,
+        partition.isr.iter().map(|id| id.0).collect(),
+        partition.partition_epoch,
+    )
+}
+
+#[test]
+fn alter_partition_commits_isr_changes_and_refuses_stale_ones() {
+    block_on(|| async {
+        let dir = tempfile::tempdir().expect("dir");
+        let shared = MetadataRecord::Partition(PartitionRecord {
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+            directories: Vec::new(),
+            shards: Vec::new(),
+            ..match partition(0, 1) {
+                MetadataRecord::Partition(record) => record,
+                _ => unreachable!("a partition record"),
+            }
+        });
+        let quorum = lone_voter(dir.path(), vec![shared]).await;
+        let (control, epochs) = two_brokers(&quorum).await;
+        let leader = (1, epochs[0]);
+        let isr = || {
+            quorum.latest().image.topics[&TOPIC].partitions[&0]
+                .isr
+                .clone()
+        };
+
+        // The leader shrinks the ISR to itself: committed, epoch 1.
+        let answer = control
+            .alter_partition(&alter(leader, 0, &[leader]), 3)
+            .await;
+        assert_eq!(answered(&answer), (0, 0, vec![1], 1));
+        assert_eq!(isr(), vec![1]);
+        // The same request again: the partition moved on.
+        let answer = control
+            .alter_partition(&alter(leader, 0, &[leader]), 3)
+            .await;
+        let stale = ResponseError::InvalidUpdateVersion.code();
+        assert_eq!(answered(&answer).1, stale);
+        // A sender at another broker epoch: the whole request.
+        let answer = control
+            .alter_partition(&alter((1, epochs[0] + 1), 1, &[leader]), 3)
+            .await;
+        assert_eq!(answered(&answer).0, ResponseError::StaleBrokerEpoch.code());
+        // A follower at an epoch it does not have: ineligible.
+        let wrong = (2, epochs[1] + 7);
+        let answer = control
+            .alter_partition(&alter(leader, 1, &[leader, wrong]), 3)
+            .await;
+        assert_eq!(answered(&answer).1, ResponseError::IneligibleReplica.code());
+        // The follower caught up: back in, epoch 2.
+        let answer = control
+            .alter_partition(&alter(leader, 1, &[leader, (2, epochs[1])]), 3)
+            .await;
+        assert_eq!(answered(&answer), (0, 0, vec![1, 2], 2));
+        assert_eq!(isr(), vec![1, 2]);
+        // Not the leader.
+        let answer = control
+            .alter_partition(&alter((2, epochs[1]), 2, &[(2, epochs[1])]), 3)
+            .await;
+        assert_eq!(answered(&answer).1, ResponseError::InvalidRequest.code());
     });
 }

@@ -192,6 +192,9 @@ pub enum ShardRequest {
     /// To `CONTROLLER_SHARD`: a request for the active controller, sent
     /// there in this Envelope (`server::forward`).
     Forward(Box<EnvelopeRequest>),
+    /// To `CONTROLLER_SHARD`: a partition leader's ISR change, for the
+    /// active controller (`alter_partition.rs`).
+    AlterPartition(Box<crate::metadata::alter_partition::IsrRequest>),
     /// To `CONTROLLER_SHARD`: the metadata quorum's status, for
     /// DescribeQuorum (`server::handlers::describe_quorum`).
     QuorumStatus,
@@ -237,6 +240,8 @@ pub enum ShardReply {
     /// The controller's Envelope response, or why none came.
     Forwarded(Result<EnvelopeResponse, String>),
     QuorumStatus(Box<QuorumStatus>),
+    /// The partition as the controller committed it.
+    AlterPartition(Result<crate::metadata::alter_partition::CommittedPartition, KafkaError>),
     Group(GroupAnswer),
     Txn(TxnAnswer),
     Done,

@@ -19,6 +19,7 @@
 //! log and loads no coordinator; its shards other than the controller's
 //! idle until stopped (`server::listener`).
 
+pub mod alter_partition;
 pub mod brokers;
 #[cfg(test)]
 mod brokers_tests;
@@ -171,6 +172,9 @@ pub struct Shard {
     /// On `CONTROLLER_SHARD` of a node among several: its way to the
     /// active controller (`to_controller.rs`).
     to_controller: Option<Rc<ToController>>,
+    /// On `CONTROLLER_SHARD` of a broker: its way to the active controller
+    /// for ISR changes (`alter_partition.rs`).
+    alter_partitions: Option<alter_partition::AlterPartitions>,
     /// What its CONTROLLER listener serves other nodes, once the server
     /// says (`serve_controller_apis`).
     controller_apis: LateApis,
@@ -338,6 +342,9 @@ impl Shard {
                 Some(to_controller) => to_controller.forward(*envelope).await,
                 None => Err("this node has no controller to forward to".to_string()),
             }),
+            ShardRequest::AlterPartition(item) => {
+                ShardReply::AlterPartition(alter_partition::serve(self, *item).await)
+            }
             ShardRequest::QuorumStatus => {
                 match self.controller.as_ref().and_then(Controller::quorum_status) {
                     Some(status) => ShardReply::QuorumStatus(Box::new(status)),
@@ -660,6 +667,7 @@ async fn run_shard<S, F>(
                 handle.clone(),
                 view.cluster_id.clone(),
                 i64::from(config.cluster.broker_session_timeout_ms),
+                config.replication.unclean_leader_election_enable,
                 sole,
             );
             let service = to_controller::controller_service(control.service(), &controller_apis);
@@ -698,6 +706,13 @@ async fn run_shard<S, F>(
             .as_ref()
             .filter(|_| among_several)
             .map(|controller| ToController::new(&config, controller.leader_fn())),
+        alter_partitions: controller.as_ref().map(|controller| {
+            alter_partition::AlterPartitions::new(
+                &config,
+                brokers.as_ref().map(|(control, _, _)| control),
+                among_several.then(|| controller.leader_fn()),
+            )
+        }),
         controller,
         controller_apis,
         config: config.clone(),

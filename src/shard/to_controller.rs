@@ -53,9 +53,10 @@ pub const CONTROLLER_SERVICE_APIS: &[(ApiKey, i16, i16)] = &[
     ),
     BROKER_APIS[0],
     BROKER_APIS[1],
+    BROKER_APIS[2],
 ];
 const _: () = assert!(
-    BROKER_APIS.len() == 2,
+    BROKER_APIS.len() == 3,
     "CONTROLLER_SERVICE_APIS lists them all"
 );
 

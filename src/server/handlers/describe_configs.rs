@@ -27,6 +27,7 @@ pub const SOURCE_DEFAULT: i8 = 5;
 /// Kafka's ConfigType codes (KIP-569).
 const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
+const TYPE_SHORT: i8 = 4;
 const TYPE_LONG: i8 = 5;
 const TYPE_DOUBLE: i8 = 6;
 const TYPE_LIST: i8 = 7;
@@ -44,6 +45,7 @@ pub struct ConfigEntry {
 fn topic_config_type(name: &str) -> i8 {
     match name {
         "cleanup.policy" => TYPE_LIST,
+        "unclean.leader.election.enable" => TYPE_BOOLEAN,
         "min.cleanable.dirty.ratio" => TYPE_DOUBLE,
         "compression.type" | "message.timestamp.type" | "flush.policy" => TYPE_STRING,
         "index.interval.bytes"
@@ -107,6 +109,7 @@ fn config_type(kind: ConfigKind) -> i8 {
         ConfigKind::Boolean => TYPE_BOOLEAN,
         ConfigKind::String => TYPE_STRING,
         ConfigKind::Int => TYPE_INT,
+        ConfigKind::Short => TYPE_SHORT,
         ConfigKind::Long => TYPE_LONG,
         ConfigKind::Double => TYPE_DOUBLE,
         ConfigKind::List => TYPE_LIST,

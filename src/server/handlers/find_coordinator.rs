@@ -145,6 +145,7 @@ mod tests {
             isr: vec![leader],
             leader,
             leader_epoch: 0,
+            partition_epoch: 0,
         };
         let offsets = TopicMeta {
             name: OFFSETS_TOPIC.to_string(),

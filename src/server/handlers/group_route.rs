@@ -44,7 +44,9 @@ pub async fn ensure_internal_topic(
     let topic = NewTopic {
         name: name.to_string(),
         partitions,
-        replication_factor: 1,
+        // The controller's `offsets.topic.replication.factor` (or the
+        // transaction log's), capped at the brokers there are.
+        replication_factor: -1,
         configs,
         assignments: Vec::new(),
         validate_only: false,
