@@ -273,7 +273,14 @@ async fn apply(partition: TopicPartition, log: Rc<PartitionLog>, decision: Follo
         }
         FollowerDecision::Truncate { to_offset } => log.truncate_to(to_offset).await,
         FollowerDecision::TruncateFullyAndStartAt { offset } => {
-            log.truncate_fully_and_start_at(offset).await
+            // The leader's log starts past this one's end: retention there
+            // removed what this replica never copied. Starting the log
+            // over at `offset` is not built yet (docs/compatibility.md).
+            log::warn!(
+                "replica of {}: the leader's log starts at {offset}, past this replica's end; not followed",
+                partition.dir_name()
+            );
+            Ok(())
         }
         FollowerDecision::ResolveOutOfRange
         | FollowerDecision::FetchAgain

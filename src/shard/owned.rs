@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures_util::future::{select, select_all};
+use futures_util::future::{select, select_all, LocalBoxFuture};
 use kafka_protocol::error::ResponseError;
 
 use super::messages::{
@@ -298,7 +298,7 @@ impl OwnedPartitions {
                 if bound_offset(&log, *bound) > *offset {
                     return;
                 }
-                logs.push((log, *bound));
+                logs.push((log, *bound, *offset));
             }
         }
         let timeout = glommio::timer::sleep(Duration::from_millis(timeout_ms));
@@ -306,11 +306,13 @@ impl OwnedPartitions {
             timeout.await;
             return;
         }
-        let waits: Vec<_> = logs
+        let waits: Vec<LocalBoxFuture<'_, ()>> = logs
             .iter()
-            .map(|(log, bound)| match bound {
-                ReadBound::DurableEnd => Box::pin(log.wait_for_durable_end()),
-                _ => Box::pin(log.wait_for_data()),
+            .map(|(log, bound, offset)| -> LocalBoxFuture<'_, ()> {
+                match bound {
+                    ReadBound::DurableEnd => Box::pin(log.wait_for_durable_end_past(*offset)),
+                    _ => Box::pin(log.wait_for_data()),
+                }
             })
             .collect();
         let either = select(Box::pin(timeout), select_all(waits)).await;

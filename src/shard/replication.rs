@@ -211,8 +211,7 @@ impl Replication {
         let weak = Rc::downgrade(shard);
         glommio::spawn_local(async move {
             loop {
-                let seen = log.durable_end();
-                log.wait_for_durable_end(seen).await;
+                log.wait_for_durable_end_past(log.durable_end()).await;
                 let Some(shard) = weak.upgrade() else {
                     return;
                 };
