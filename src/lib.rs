@@ -5,7 +5,9 @@
 //! Kafka's names), `protocol` (wire framing and hot encoders), `log`
 //! (partition storage), `shard` (threads, ownership, messages), `metadata`
 //! (topics, placement, the controller, the metadata records and image),
-//! `quorum` (the metadata log's Raft storage), `server` (listener, connections,
+//! `quorum` (the metadata log's Raft storage), `replication` (the leader's
+//! ISR and high watermark, the follower's fetch plan and fetch session, as
+//! pure state machines), `server` (listener, connections,
 //! one handler per API), `client` (a small blocking Kafka client) and `cli`
 //! (the command-line tools built on it), `bench` (the load generator
 //! behind `shoal bench`), and `tune` (host checks against `tuning/`).
@@ -21,6 +23,7 @@ pub mod log;
 pub mod metadata;
 pub mod protocol;
 pub mod quorum;
+pub mod replication;
 pub mod server;
 pub mod shard;
 pub mod tune;

@@ -15,6 +15,9 @@
 //! - `metadata` never imports `shard` or `server`.
 //! - `quorum` (the metadata log's Raft storage and driver) never imports
 //!   `shard` or `server`: whoever runs it hands it bytes and files.
+//! - `replication` (the ISR, high watermark and fetch bookkeeping) imports
+//!   nothing of shoal but `metadata` (the partition image it is built
+//!   from): no shard, server, log or quorum; the shard drives it.
 //! - `server` never opens a segment: no path through `log::segment`.
 //!
 //! An import is any `crate::` path (in a `use` or inline, groups
@@ -43,6 +46,7 @@ const RULES: &[(&str, Allowed)] = &[
     ("log", Allowed::AllBut(&["server", "shard", "metadata"])),
     ("metadata", Allowed::AllBut(&["shard", "server"])),
     ("quorum", Allowed::AllBut(&["shard", "server"])),
+    ("replication", Allowed::Only(&["metadata"])),
     ("server", Allowed::AllBut(&["log::segment"])),
 ];
 
