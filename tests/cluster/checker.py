@@ -198,16 +198,24 @@ def _hw_backward(watermarks):
         by_partition[w.partition].append(w)
     for p, rows in sorted(by_partition.items()):
         answered = sorted(rows, key=lambda w: w.received)
+        # The highest answer of each epoch among those received so far.
+        top = {}
+        taken = 0
         for later in sorted(rows, key=lambda w: w.sent):
-            before = [w for w in answered if w.received < later.sent and w.leader_epoch <= later.leader_epoch]
+            while taken < len(answered) and answered[taken].received < later.sent:
+                w = answered[taken]
+                if w.leader_epoch not in top or w.high_watermark > top[w.leader_epoch].high_watermark:
+                    top[w.leader_epoch] = w
+                taken += 1
+            before = [w for epoch, w in top.items() if epoch <= later.leader_epoch]
             if not before:
                 continue
-            top = max(before, key=lambda w: w.high_watermark)
-            if later.high_watermark < top.high_watermark:
+            highest = max(before, key=lambda w: w.high_watermark)
+            if later.high_watermark < highest.high_watermark:
                 out.append(Anomaly("hw-backward", p, later.high_watermark,
                                    f"node {later.node_id} (epoch {later.leader_epoch}) answered "
-                                   f"{later.high_watermark} after node {top.node_id} (epoch {top.leader_epoch}) "
-                                   f"answered {top.high_watermark}"))
+                                   f"{later.high_watermark} after node {highest.node_id} (epoch "
+                                   f"{highest.leader_epoch}) answered {highest.high_watermark}"))
     return out
 
 
@@ -363,8 +371,9 @@ NO_EPOCH = -1
 
 
 class Load:
-    """The writers, the consumer and the pollers of one topic (see the
-    module doc). `max_seconds` bounds every thread, should stop() never come."""
+    """The writers (each `rate_per_s` records a second at most), the
+    consumer and the pollers of one topic (see the module doc).
+    `max_seconds` bounds every thread, should stop() never come."""
 
     def __init__(self, cluster, topic, partitions, writers=2, rate_per_s=200, max_seconds=900.0):
         self.cluster = cluster
@@ -374,6 +383,7 @@ class Load:
         self.rate_per_s = rate_per_s
         self.max_seconds = max_seconds
         self.history = History()
+        self.started = time.monotonic()
         self.stop_event = threading.Event()
         self.threads = [threading.Thread(target=self._guard, args=(self._write, w), daemon=True, name=f"writer-{w}")
                         for w in range(writers)]

@@ -338,7 +338,6 @@ def run_fault(cluster, name, rounds, seconds, rate_per_s=200, partitions=PARTITI
         raise Refused(error)
     run = Run(cluster, topic, partitions)
     run.load = checker.Load(cluster, topic, partitions, rate_per_s=rate_per_s)
-    run.load.started = time.monotonic()
     wait_healthy(run)
     started = time.monotonic()
     run.load.start()
