@@ -558,10 +558,10 @@ def collect(load, in_sync_wait_s=IN_SYNC_WAIT_S):
     them, and every replica's log from its files. Returns the history."""
     history = load.history
     deadline = time.monotonic() + in_sync_wait_s
-    while not _quietly(lambda: in_sync(load.bootstrap, load.topic, load.partitions)):
+    while not quietly(lambda: in_sync(load.bootstrap, load.topic, load.partitions)):
         if time.monotonic() >= deadline:
             history.notes.append(f"not every replica in sync after {in_sync_wait_s}s: "
-                                 f"{_quietly(lambda: partition_states(load.bootstrap, load.topic))}")
+                                 f"{quietly(lambda: partition_states(load.bootstrap, load.topic))}")
             break
         time.sleep(SETTLE_POLL_S)
     history.final_hw = final_high_watermarks(load.cluster, load.topic, load.partitions)
@@ -570,7 +570,7 @@ def collect(load, in_sync_wait_s=IN_SYNC_WAIT_S):
     return history
 
 
-def _quietly(call):
+def quietly(call):
     """call()'s answer, or None when the cluster cannot answer it yet."""
     try:
         return call()

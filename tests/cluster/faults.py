@@ -78,7 +78,7 @@ class Run:
 
 
 def _states(run):
-    return checker._quietly(lambda: checker.partition_states(run.bootstrap, run.topic)) or {}
+    return checker.quietly(lambda: checker.partition_states(run.bootstrap, run.topic)) or {}
 
 
 def leader(run, partition):
@@ -111,7 +111,7 @@ def wait_healthy(run):
         if not node.running:
             run.cluster.restart(node.index, wait=False)
         run.cluster.wait_ready(node.index, timeout_s=max(1.0, deadline - time.monotonic()))
-    while not checker._quietly(lambda: checker.in_sync(run.bootstrap, run.topic, run.partitions)):
+    while not checker.quietly(lambda: checker.in_sync(run.bootstrap, run.topic, run.partitions)):
         if time.monotonic() >= deadline:
             raise AssertionError(f"{run.topic} not back in sync {HEAL_WAIT_S}s after the fault: {_states(run)}")
         time.sleep(POLL_S)
@@ -329,7 +329,7 @@ def run_fault(cluster, name, rounds, seconds, rate_per_s=200, partitions=PARTITI
     # A broker still registering would make the topic refused for too few
     # brokers, which is no answer about replication.
     deadline = time.monotonic() + HEAL_WAIT_S
-    while len(checker._quietly(lambda: checker.live_brokers(bootstrap)) or []) < len(cluster.brokers()):
+    while len(checker.quietly(lambda: checker.live_brokers(bootstrap)) or []) < len(cluster.brokers()):
         if time.monotonic() >= deadline:
             raise AssertionError(f"not every broker registered after {HEAL_WAIT_S}s")
         time.sleep(POLL_S)
@@ -337,7 +337,9 @@ def run_fault(cluster, name, rounds, seconds, rate_per_s=200, partitions=PARTITI
     if error is not None:
         raise Refused(error)
     run = Run(cluster, topic, partitions)
-    run.load = checker.Load(cluster, topic, partitions, rate_per_s=rate_per_s)
+    # The load's own bound: every round held and healed at its slowest.
+    bound_s = WARM_UP_S + COOL_DOWN_S + (rounds * len(cluster.nodes) + 1) * (seconds + HEAL_WAIT_S)
+    run.load = checker.Load(cluster, topic, partitions, rate_per_s=rate_per_s, max_seconds=bound_s)
     wait_healthy(run)
     started = time.monotonic()
     run.load.start()
