@@ -566,6 +566,12 @@ def collect(load, in_sync_wait_s=IN_SYNC_WAIT_S):
         time.sleep(SETTLE_POLL_S)
     history.final_hw = final_high_watermarks(load.cluster, load.topic, load.partitions)
     history.final = consume_all(load.bootstrap, load.topic, history.final_hw)
+    # Offsets below the high watermark of a topic without compaction or
+    # transactions are all records: fewer read means the read stopped short
+    # (the "lost" records that follows are the reader's, not the broker's).
+    short = {p: (len(history.final[p]), hw) for p, hw in history.final_hw.items() if len(history.final[p]) < hw}
+    if short:
+        history.notes.append(f"the final read stopped short (records read, high watermark): {short}")
     history.replicas = read_replicas(load.cluster, load.topic, history.final_hw, max(0.0, deadline - time.monotonic()))
     return history
 

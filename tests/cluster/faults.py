@@ -129,37 +129,37 @@ def heal(run):
         cluster.heal_partitions()
 
 
-def kill_leader(run, rounds, seconds):
-    """kill -9 of a partition's leader (a different partition each round),
-    down for `seconds`, then restarted on its data."""
+def _kill_rounds(run, rounds, seconds, pick):
+    """Each round: kill -9 of the node `pick(run, round)` gives (its index
+    and what it is), down for `seconds`, restarted on its data, healthy."""
     for r in range(rounds):
-        victim = leader(run, r % run.partitions)
+        victim, what = pick(run, r)
         run.cluster.kill9(victim)
-        run.note(f"round {r + 1}: kill -9 node {victim + 1}, leader of partition {r % run.partitions}")
+        run.note(f"round {r + 1}: kill -9 node {victim + 1}, {what}")
         time.sleep(seconds)
         run.cluster.restart(victim, wait=False)
         wait_healthy(run)
+
+
+def kill_leader(run, rounds, seconds):
+    """kill -9 of a partition's leader (a different partition each round)."""
+    _kill_rounds(run, rounds, seconds,
+                 lambda run, r: (leader(run, r % run.partitions), f"leader of partition {r % run.partitions}"))
 
 
 def kill_follower(run, rounds, seconds):
-    for r in range(rounds):
-        victim = follower(run, r % run.partitions)
-        run.cluster.kill9(victim)
-        run.note(f"round {r + 1}: kill -9 node {victim + 1}, a follower of partition {r % run.partitions}")
-        time.sleep(seconds)
-        run.cluster.restart(victim, wait=False)
-        wait_healthy(run)
+    _kill_rounds(run, rounds, seconds,
+                 lambda run, r: (follower(run, r % run.partitions), f"a follower of partition {r % run.partitions}"))
 
 
 def kill_quorum_leader(run, rounds, seconds):
     """kill -9 of the metadata quorum's leader (the active controller)."""
-    for r in range(rounds):
+
+    def pick(run, _round):
         victim, state = quorum.settled_leader(run.cluster, QUORUM_WAIT_S)
-        run.cluster.kill9(victim)
-        run.note(f"round {r + 1}: kill -9 node {victim + 1}, quorum leader in epoch {state.leader_epoch}")
-        time.sleep(seconds)
-        run.cluster.restart(victim, wait=False)
-        wait_healthy(run)
+        return victim, f"quorum leader in epoch {state.leader_epoch}"
+
+    _kill_rounds(run, rounds, seconds, pick)
 
 
 def kill_two(run, rounds, seconds):
@@ -200,36 +200,43 @@ def pause_leader(run, rounds, seconds):
         wait_healthy(run)
 
 
-def cut_leader(run, rounds, seconds):
-    """A partition's leader cut off from the other nodes (both ways; the
-    clients still reach it): it must not acknowledge alone."""
+def _firewall_rounds(run, rounds, seconds, apply):
+    """Each round: iptables rules `apply(run, round)` installs (returning
+    what they do), held for `seconds`, flushed, then healthy."""
     _require(run, "iptables")
     for r in range(rounds):
-        victim = leader(run, r % run.partitions)
-        others = [i for i in run.cluster.brokers() if i != victim]
-        run.cluster.partition([victim], others)
-        run.note(f"round {r + 1}: node {victim + 1}, leader of partition {r % run.partitions}, cut from {others}")
         try:
+            run.note(f"round {r + 1}: {apply(run, r)}")
             time.sleep(seconds)
         finally:
             run.cluster.heal_partitions()
         wait_healthy(run)
+
+
+def cut_leader(run, rounds, seconds):
+    """A partition's leader cut off from the other nodes (both ways; the
+    clients still reach it): it must not acknowledge alone."""
+
+    def apply(run, r):
+        victim = leader(run, r % run.partitions)
+        others = [i for i in run.cluster.brokers() if i != victim]
+        run.cluster.partition([victim], others)
+        return f"node {victim + 1}, leader of partition {r % run.partitions}, cut from nodes {[i + 1 for i in others]}"
+
+    _firewall_rounds(run, rounds, seconds, apply)
 
 
 def lossy_links(run, rounds, seconds):
     """Every node drops LOSS_PROBABILITY of the packets to and from every
     other node (iptables `statistic`; this kernel may have no netem)."""
-    _require(run, "iptables")
-    everyone = run.cluster.brokers()
-    for r in range(rounds):
+
+    def apply(run, _round):
+        everyone = run.cluster.brokers()
         for i in everyone:
             run.cluster.drop_randomly([i], [j for j in everyone if j != i], LOSS_PROBABILITY)
-        run.note(f"round {r + 1}: {LOSS_PROBABILITY:.0%} of packets between nodes dropped")
-        try:
-            time.sleep(seconds)
-        finally:
-            run.cluster.heal_partitions()
-        wait_healthy(run)
+        return f"{LOSS_PROBABILITY:.0%} of packets between nodes dropped"
+
+    _firewall_rounds(run, rounds, seconds, apply)
 
 
 def delay_links(run, rounds, seconds):
