@@ -60,6 +60,26 @@ def node_command(template, lag=True):
     return template + "".join(f" {key}={value}" for key, value in overrides.items())
 
 
+def shoal_knows(key):
+    """Whether the shoal binary ($SHOAL_BIN) names broker config `key` (it
+    refuses to start with one it does not know; a config's name is a string
+    in the binary once its parser reads it)."""
+    path = os.environ.get("SHOAL_BIN")
+    if not path or not os.path.isfile(path):
+        return False
+    with open(path, "rb") as f:
+        return key.encode() in f.read()
+
+
+def command_for(broker):
+    """The node command of "kafka" or "shoal" with the faults' overrides."""
+    from cluster.waiting import KAFKA_NODE, SHOAL_NODE
+
+    if broker == "kafka":
+        return node_command(KAFKA_NODE)
+    return node_command(SHOAL_NODE, lag=all(shoal_knows(key) for key in LAG_OVERRIDES))
+
+
 @dataclass
 class Run:
     cluster: object

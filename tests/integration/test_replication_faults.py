@@ -30,28 +30,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import kafka_wire  # noqa: E402
 from cluster import Cluster  # noqa: E402
 from cluster import checker, faults, segments  # noqa: E402
-from cluster.waiting import KAFKA_NODE, SHOAL_NODE  # noqa: E402
 
 pytestmark = pytest.mark.shoal_only
 
 NODES = 3
-
-
-def shoal_knows(key):
-    """Whether the shoal binary names broker config `key` (it refuses to
-    start with one it does not know; a config's name is a string in the
-    binary once its parser reads it)."""
-    path = os.environ.get("SHOAL_BIN")
-    if not path or not os.path.isfile(path):
-        return False
-    with open(path, "rb") as f:
-        return key.encode() in f.read()
-
-
-def node_command(implementation):
-    if implementation == "kafka":
-        return faults.node_command(KAFKA_NODE)
-    return faults.node_command(SHOAL_NODE, lag=all(shoal_knows(key) for key in faults.LAG_OVERRIDES))
 
 # The first test of an implementation starts its three nodes (three JVMs
 # for Kafka on a loaded two-core machine); a fault's rounds each wait for
@@ -65,7 +47,7 @@ def cluster(request):
     """Three combined nodes of one implementation, shared by its faults
     (each on a topic of its own; run_fault heals and restarts what a failed
     one left broken)."""
-    with Cluster(NODES, node_command(request.param)) as made:
+    with Cluster(NODES, faults.command_for(request.param)) as made:
         made.implementation = request.param
         made.refused = None
         yield made
