@@ -246,6 +246,21 @@ def cut_leader(run, rounds, seconds):
     _firewall_rounds(run, rounds, seconds, apply)
 
 
+def bridge(run, rounds, seconds):
+    """A partition's leader and one of its followers cut from each other,
+    the third node seeing both (a bridge): the follower leaves the ISR or
+    the leadership moves, and the metadata quorum loses a link too."""
+
+    def apply(run, r):
+        cut_leader, cut_follower = leader(run, r % run.partitions), follower(run, r % run.partitions)
+        run.cluster.partition([cut_leader], [cut_follower])
+        bridging = [i + 1 for i in run.cluster.brokers() if i not in (cut_leader, cut_follower)]
+        return (f"node {cut_leader + 1}, leader of partition {r % run.partitions}, and node {cut_follower + 1} "
+                f"cut from each other, node {bridging} seeing both")
+
+    _firewall_rounds(run, rounds, seconds, apply)
+
+
 def lossy_links(run, rounds, seconds):
     """Every node drops LOSS_PROBABILITY of the packets to and from every
     other node (iptables `statistic`; this kernel may have no netem)."""
@@ -308,6 +323,7 @@ FAULTS = {
     "pause-leader-short": (pause_leader, (1, 2.0), (5, 2.0)),
     "pause-leader-long": (pause_leader, (1, 10.0), (5, 15.0)),
     "cut-leader": (cut_leader, (1, 10.0), (5, 30.0)),
+    "bridge": (bridge, (1, 10.0), (3, 30.0)),
     "lossy-links": (lossy_links, (1, 10.0), (3, 60.0)),
     "delayed-links": (delay_links, (1, 10.0), (3, 60.0)),
     "rolling-restart": (rolling_restart, (1, 1.0), (2, 5.0)),
