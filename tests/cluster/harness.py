@@ -23,7 +23,8 @@ Faults and how each is made:
   every frame both ways (ARP too, and the test process's own connections)
   with no firewall involved, and undoing it is one command; the node keeps
   its address and sockets, as with a pulled cable.
-- partition(a, b): iptables DROP rules in the namespaces of the nodes of `a`
+- partition(a, b) and drop_randomly(a, b, p): iptables DROP rules (for
+  drop_randomly, each packet with probability p) in the namespaces of the nodes of `a`
   (INPUT from, OUTPUT to every address of `b`), since a link can only be cut
   for everyone. The rules live in the node's namespace, so deleting the
   namespace deletes them: the root namespace's rules are never touched.
@@ -616,6 +617,21 @@ class Cluster:
                 host_b = self.nodes[b].host
                 self.exec(a, [IPTABLES, "-A", "INPUT", "-s", host_b, "-j", "DROP"])
                 self.exec(a, [IPTABLES, "-A", "OUTPUT", "-d", host_b, "-j", "DROP"])
+
+    def drop_randomly(self, side_a, side_b, probability):
+        """Every node of side_a drops each packet from and to every node of
+        side_b with `probability` (iptables' `statistic` match, drawn per
+        packet): loss without netem, which this kernel may lack. Removed by
+        heal_partitions."""
+        self._require("iptables")
+        if not 0.0 < probability < 1.0:
+            raise ValueError(f"a drop probability is between 0 and 1, not {probability}")
+        chance = ["-m", "statistic", "--mode", "random", "--probability", f"{probability}"]
+        for a in side_a:
+            for b in side_b:
+                host_b = self.nodes[b].host
+                self.exec(a, [IPTABLES, "-A", "INPUT", "-s", host_b, *chance, "-j", "DROP"])
+                self.exec(a, [IPTABLES, "-A", "OUTPUT", "-d", host_b, *chance, "-j", "DROP"])
 
     def heal_partitions(self):
         """Removes every partition rule (flushes the nodes' filter tables)."""
