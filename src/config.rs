@@ -26,7 +26,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use cluster::{
-    ClusterConfig, Listener, ProcessRole, Voter, BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT,
+    host_port, ClusterConfig, Listener, ProcessRole, Voter, BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT,
     BROKER_SESSION_TIMEOUT_MS_DEFAULT, QUORUM_ELECTION_BACKOFF_MAX_MS_DEFAULT,
     QUORUM_ELECTION_TIMEOUT_MS_DEFAULT, QUORUM_FETCH_TIMEOUT_MS_DEFAULT,
     SECURITY_PROTOCOL_MAP_DEFAULT,

@@ -56,7 +56,7 @@ pub struct Listener {
 }
 
 /// `host:port`, an IPv6 host in brackets.
-fn host_port(host: &str, port: u16) -> String {
+pub fn host_port(host: &str, port: u16) -> String {
     if host.contains(':') {
         format!("[{host}]:{port}")
     } else {

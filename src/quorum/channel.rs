@@ -344,7 +344,7 @@ pub(crate) async fn read_frame_of(
 }
 
 /// `future`, or a timed-out error at `deadline`.
-pub(super) async fn within<T>(
+pub(crate) async fn within<T>(
     deadline: Instant,
     future: impl std::future::Future<Output = io::Result<T>>,
 ) -> io::Result<T> {

@@ -31,7 +31,8 @@ use super::messages::TopicPartition;
 use super::replication::own_broker_epoch;
 use super::Shard;
 use crate::clock::now_ms;
-use crate::log::PartitionLog;
+use crate::config::host_port;
+use crate::log::{Backing, PartitionLog, PinnedFrame};
 use crate::quorum::channel::{connect_address, read_frame_of, request_frame};
 use crate::replication::{
     follower_high_watermark, FetchSession, FollowerDecision, LocalEpochEnd, LocalLog,
@@ -103,14 +104,17 @@ async fn run(shard: Weak<Shard>, leader_id: i32) {
             return;
         };
         let answers = match answer {
-            Ok(response) => session.on_response(&response).map_err(|e| format!("{e:?}")),
+            Ok((response, frame_bytes)) => session
+                .on_response(&response)
+                .map(|answers| (answers, frame_bytes))
+                .map_err(|e| format!("{e:?}")),
             Err(error) => {
                 session.on_send_failed();
                 Err(error.to_string())
             }
         };
         match answers {
-            Ok(answers) => carry_out(&strong, leader_id, answers).await,
+            Ok((answers, frame_bytes)) => carry_out(&strong, leader_id, answers, frame_bytes).await,
             Err(error) => {
                 log::warn!("replica fetcher for leader {leader_id}: {error}");
                 link = None;
@@ -140,7 +144,7 @@ fn prepare(
         .iter()
         .find(|broker| broker.id == leader_id)
         .and_then(|broker| broker.endpoint.clone())
-        .map(|(host, port)| crate::config::cluster::host_port(&host, port as u16))?;
+        .and_then(|(host, port)| Some(host_port(&host, u16::try_from(port).ok()?)))?;
     let now = now_ms() as i64;
     let planned = shard
         .replication
@@ -191,7 +195,7 @@ async fn exchange(
     address: &str,
     request: &FetchRequest,
     correlation_id: i32,
-) -> std::io::Result<FetchResponse> {
+) -> std::io::Result<(FetchResponse, usize)> {
     let deadline = Instant::now() + Duration::from_millis(FETCH_EXCHANGE_TIMEOUT_MS);
     if link.is_none() {
         *link = Some(connect_address(address, deadline).await?);
@@ -217,6 +221,7 @@ async fn exchange(
     })
     .await;
     let mut answer: Bytes = answer?;
+    let frame_bytes = answer.len();
     let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidData, message);
     let header = ResponseHeader::decode(&mut answer, ApiKey::Fetch.response_header_version(version))
         .map_err(|error| invalid(error.to_string()))?;
@@ -226,12 +231,22 @@ async fn exchange(
             header.correlation_id
         )));
     }
-    FetchResponse::decode(&mut answer, version).map_err(|error| invalid(error.to_string()))
+    let response =
+        FetchResponse::decode(&mut answer, version).map_err(|error| invalid(error.to_string()))?;
+    Ok((response, frame_bytes))
 }
 
 /// Carries out each partition's answer: appends in parallel (each
 /// durable before it returns), truncations, high watermarks.
-async fn carry_out(shard: &Rc<Shard>, leader_id: i32, answers: Vec<PartitionAnswer>) {
+async fn carry_out(
+    shard: &Rc<Shard>,
+    leader_id: i32,
+    answers: Vec<PartitionAnswer>,
+    frame_bytes: usize,
+) {
+    // The records are slices of one response frame, charged once to this
+    // shard's budget for pinned frames, as a produce request's are.
+    let frame = shard.partitions.pinned_frame(frame_bytes);
     let steps = answers.into_iter().filter_map(|answer| {
         let (partition, log) = local_log(shard, &answer.id)?;
         let local = local_state(&log);
@@ -245,12 +260,17 @@ async fn carry_out(shard: &Rc<Shard>, leader_id: i32, answers: Vec<PartitionAnsw
             },
             now_ms() as i64,
         );
-        Some(apply(partition, log, decision))
+        Some(apply(partition, log, decision, frame.clone()))
     });
     futures_util::future::join_all(steps).await;
 }
 
-async fn apply(partition: TopicPartition, log: Rc<PartitionLog>, decision: FollowerDecision) {
+async fn apply(
+    partition: TopicPartition,
+    log: Rc<PartitionLog>,
+    decision: FollowerDecision,
+    frame: Rc<PinnedFrame>,
+) {
     let outcome = match decision {
         FollowerDecision::Append {
             records,
@@ -258,7 +278,10 @@ async fn apply(partition: TopicPartition, log: Rc<PartitionLog>, decision: Follo
             ..
         } => {
             let appended = match records.filter(|records| !records.is_empty()) {
-                Some(records) => log.append_replicated(records).await.map(drop),
+                Some(records) => log
+                    .append_replicated(records, Backing::Frame(frame))
+                    .await
+                    .map(drop),
                 None => Ok(()),
             };
             let high_watermark = follower_high_watermark(

@@ -272,7 +272,7 @@ impl Shard {
                 ShardReply::EpochEndOffsets(self.partitions.epoch_end_offsets(parts))
             }
             ShardRequest::ListOffsets(parts) => {
-                ShardReply::ListOffsets(self.partitions.list_offsets(parts).await)
+                ShardReply::ListOffsets(replication::list_offsets(self, parts).await)
             }
             ShardRequest::OpenPartitions { topic, partitions } => {
                 // Only replicas are opened: nothing is made on disk for a

@@ -120,6 +120,12 @@ impl OwnedPartitions {
         }
     }
 
+    /// A handle on a frame of `bytes` whose slices this shard's logs may
+    /// keep, charged once to the shard's budget when first sliced.
+    pub fn pinned_frame(&self, bytes: usize) -> Rc<PinnedFrame> {
+        PinnedFrame::new(&self.frames, bytes)
+    }
+
     /// Every open log of this shard.
     pub fn open_logs(&self) -> Vec<(TopicPartition, Rc<PartitionLog>)> {
         self.logs

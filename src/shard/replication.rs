@@ -23,7 +23,7 @@
 //! leads).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::{Rc, Weak};
 
 use kafka_protocol::error::ResponseError;
@@ -38,7 +38,8 @@ use super::view::ShardView;
 use super::Shard;
 use crate::clock::now_ms;
 use crate::log::{AppendResult, AppendWait, PartitionLog};
-use crate::metadata::{PartitionState, TopicMeta, NO_LEADER};
+use crate::metadata::records::NO_LEADER;
+use crate::metadata::{PartitionState, TopicMeta};
 use crate::replication::{
     AcksAllStatus, AlterPartitionAnswer, AlterPartitionProposal, FollowedPartition,
     FollowerFetch, Followers, LeaderConfig, LeaderEffects, LeaderState, LocalEnds,
@@ -71,6 +72,15 @@ struct Led {
 #[derive(Default)]
 pub struct Replication {
     led: RefCell<HashMap<TopicPartition, Led>>,
+    /// Replicated partitions the view names this node leader of, held back
+    /// until the view holds this incarnation's registration: a restarted
+    /// node's image is its log from before it stopped, which may still name
+    /// it leader of partitions led elsewhere since (Kafka's broker does not
+    /// serve before it has caught up with the metadata log either).
+    held: RefCell<HashSet<TopicPartition>>,
+    /// The broker epoch the view had for this node when the shard started
+    /// (-1: none): a view with a larger one holds this incarnation's.
+    start_epoch: Cell<Option<i64>>,
     pub(super) followers: RefCell<Followers>,
     /// Leader broker ids with a running fetcher task.
     pub(super) fetchers: RefCell<HashMap<i32, fetcher::Handle>>,
@@ -100,6 +110,14 @@ impl Replication {
     /// it, and starts or stops fetchers to match.
     pub fn sync(shard: &Rc<Shard>) {
         let view = shard.view();
+        let replication = &shard.replication;
+        let start_epoch = *replication
+            .start_epoch
+            .get()
+            .get_or_insert(own_broker_epoch(&view));
+        replication.start_epoch.set(Some(start_epoch));
+        let registered = own_broker_epoch(&view) > start_epoch;
+        replication.held.borrow_mut().clear();
         let mut followed = Vec::new();
         for (partition, log) in shard.partitions.open_logs() {
             let Some(meta) = view.topic(&partition.topic) else {
@@ -114,6 +132,11 @@ impl Replication {
             }
             let replicated = state.replicas.len() > 1;
             log.set_replicated(replicated);
+            if replicated && state.leader == node_id && !registered {
+                Self::end_leadership(shard, &partition);
+                replication.held.borrow_mut().insert(partition);
+                continue;
+            }
             if replicated && state.leader == node_id {
                 Self::lead(shard, &view, meta, &partition, log, &state);
                 continue;
@@ -225,7 +248,7 @@ impl Replication {
                     }
                 };
                 Self::apply(&shard, &partition, generation, effects);
-                if log.is_closed() {
+                if !log.is_open() {
                     return;
                 }
             }
@@ -341,6 +364,29 @@ impl Replication {
         Ok(())
     }
 
+    /// NOT_LEADER_OR_FOLLOWER for a partition the view names this node
+    /// leader of before this incarnation is registered (`held`).
+    pub fn refuse_held(&self, partition: &TopicPartition) -> Result<(), ResponseError> {
+        match self.held.borrow().contains(partition) {
+            true => Err(ResponseError::NotLeaderOrFollower),
+            false => Ok(()),
+        }
+    }
+
+    /// KIP-207: OFFSET_NOT_AVAILABLE for ListOffsets latest while a new
+    /// leader's high watermark is below the start of its epoch, where the
+    /// previous leader's may have been: answering it would show clients a
+    /// high watermark going backward.
+    pub fn refuse_unsettled(&self, partition: &TopicPartition) -> Result<(), ResponseError> {
+        self.refuse_held(partition)?;
+        match self.led.borrow().get(partition) {
+            Some(entry) if entry.log.high_watermark() < entry.state.leader_epoch_start_offset() => {
+                Err(ResponseError::OffsetNotAvailable)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// NOT_ENOUGH_REPLICAS for an `acks=-1` produce to a partition whose
     /// ISR is below `min.insync.replicas`, checked before the append.
     pub fn check_append(&self, partition: &TopicPartition, acks: i16) -> Result<(), ResponseError> {
@@ -406,11 +452,13 @@ pub async fn produce(
     let mut accepted = Vec::with_capacity(parts.len());
     for (position, part) in parts.into_iter().enumerate() {
         let acks_all = part.wait == AppendWait::Durable;
-        let checked = if acks_all {
-            replication.check_append(&part.partition, ALL_ACKS)
-        } else {
-            Ok(())
-        };
+        let checked = replication.refuse_held(&part.partition).and_then(|()| {
+            if acks_all {
+                replication.check_append(&part.partition, ALL_ACKS)
+            } else {
+                Ok(())
+            }
+        });
         match checked {
             Ok(()) => accepted.push((position, acks_all, part)),
             Err(error) => refused.push((position, error)),
@@ -449,9 +497,11 @@ pub async fn produce(
 pub async fn fetch(shard: &Rc<Shard>, parts: Vec<FetchPart>) -> Vec<FetchOutcome> {
     let refusals: Vec<Option<ResponseError>> = parts
         .iter()
-        .map(|part| {
-            let replica = part.replica?;
-            Replication::follower_fetched(shard, &part.partition, replica, part.offset).err()
+        .map(|part| match part.replica {
+            Some(replica) => {
+                Replication::follower_fetched(shard, &part.partition, replica, part.offset).err()
+            }
+            None => shard.replication.refuse_held(&part.partition).err(),
         })
         .collect();
     if refusals.iter().all(Option::is_none) {
@@ -475,6 +525,34 @@ pub async fn fetch(shard: &Rc<Shard>, parts: Vec<FetchPart>) -> Vec<FetchOutcome
                 ..FetchOutcome::default()
             },
             None => read.next().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// ListOffsets on the owner shard: refused for a partition held back or
+/// whose new leader's high watermark has not reached its epoch's start.
+pub async fn list_offsets(
+    shard: &Rc<Shard>,
+    parts: Vec<(TopicPartition, (i64, bool))>,
+) -> Vec<Result<(i64, i64), KafkaError>> {
+    let refusals: Vec<Option<ResponseError>> = parts
+        .iter()
+        .map(|(partition, _)| shard.replication.refuse_unsettled(partition).err())
+        .collect();
+    let asked = parts
+        .into_iter()
+        .zip(&refusals)
+        .filter(|(_, refused)| refused.is_none())
+        .map(|(part, _)| part)
+        .collect();
+    let mut answers = shard.partitions.list_offsets(asked).await.into_iter();
+    refusals
+        .into_iter()
+        .map(|refused| match refused {
+            Some(error) => Err(KafkaError::new(error)),
+            None => answers
+                .next()
+                .unwrap_or_else(|| Err(KafkaError::new(ResponseError::UnknownServerError))),
         })
         .collect()
 }

@@ -16,7 +16,7 @@ use super::super::{group_by_owner, scatter};
 use super::Wanted;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{
-    FetchOutcome, FetchPart, ReplicaFetch, ShardReply, ShardRequest, TopicPartition,
+    FetchOutcome, FetchPart, ReadBound, ReplicaFetch, ShardReply, ShardRequest, TopicPartition,
 };
 
 /// Longest long poll honoured, whatever the client asks.
