@@ -17,6 +17,8 @@
 //!   of the batch holding it) formats, as Kafka lays them out. Both are kept in
 //!   memory and written whole when a segment is sealed (rolled or closed).
 //! - `checkpoint.rs`: the `shoal.checkpoint` and `shoal.cleaner` text files.
+//! - `epochs.rs`: the leader-epoch cache and its `leader-epoch-checkpoint`
+//!   file (Kafka's format); pure but for reading and writing it.
 //! - `recovery.rs`: what `open` does with what it finds on disk.
 //! - `partition/`: [`PartitionLog`], one file per concern: its front
 //!   (`mod.rs`: what it owns, open, close, checkpoints), the append path,
@@ -67,13 +69,18 @@
 //! segment holding the recovery point is scanned whole: after a crash, that is
 //! the active segment (at most `segment.bytes`).
 //!
-//! Durability: the high watermark is what consumers may read. Under
-//! `FlushPolicy::Sync` it moves once the group holding the offsets is on the
-//! disk: new segments are opened `O_DSYNC`, so the group's one write returns
-//! only then (and acks=1 waits for it too), and a segment opened before
-//! (recovered, or under another policy) gets an fdatasync after the write; under `Interval` and `None` after the write (the data then reaches
-//! the disk at the next interval flush, roll or close). `AppendWait::Durable`
-//! (acks=all) waits for the high watermark, `Written` (acks=1) for the write.
+//! Durability: the durable end is what this replica holds as durable as
+//! its flush policy asks. Under `FlushPolicy::Sync` it moves once the group
+//! holding the offsets is on the disk: new segments are opened `O_DSYNC`,
+//! so the group's one write returns only then (and acks=1 waits for it
+//! too), and a segment opened before (recovered, or under another policy)
+//! gets an fdatasync after the write; under `Interval` and `None` after the
+//! write (the data then reaches the disk at the next interval flush, roll
+//! or close). The high watermark (what consumers may read) moves with it
+//! unless the partition is replicated; then the replication bookkeeping
+//! moves it (`advance_high_watermark`). `AppendWait::Durable` (acks=all)
+//! waits for the high watermark, `Local` (acks=1 of a replicated
+//! partition) for the durable end, `Written` (acks=1) for the write.
 //!
 //! Write failures: a failed write, file creation or index write (a full
 //! disk) gives up the group being written and everything queued behind it:
@@ -140,8 +147,13 @@
 //! tombstone_horizon_ms 9223372036854775807
 //! ```
 //!
-//! Not yet here: leader epoch
-//! changes and truncation to an epoch (KIP-101).
+//! Replication (issue 15): the high watermark is split from the durable
+//! end (`partition/watermarks.rs`), leader epochs are kept in
+//! `leader-epoch-checkpoint` (`epochs.rs`, `partition/leadership.rs`), a
+//! follower appends its leader's batches verbatim
+//! (`partition/replicated.rs`) and cuts its tail to the point of divergence
+//! (`partition/truncation.rs`).
+//!
 //! Indexes of every segment are held in memory (Kafka mmaps them); the age of
 //! a segment for `segment.ms` restarts when the log is opened.
 
@@ -150,6 +162,9 @@ mod cleaner;
 #[cfg(test)]
 mod cleaner_tests;
 mod cleaner_txns;
+mod epochs;
+#[cfg(test)]
+mod epochs_tests;
 pub mod index;
 mod partition;
 mod pinned;
@@ -190,8 +205,12 @@ pub enum AppendWait {
     Nothing,
     /// Return once the bytes are written to the segment file.
     Written,
-    /// Return once the bytes are below the high watermark (fdatasync'd under
-    /// `FlushPolicy::Sync`, written otherwise).
+    /// Return once the bytes are below this replica's durable end
+    /// (fdatasync'd under `FlushPolicy::Sync`, written otherwise): `acks=1`
+    /// of a replicated partition.
+    Local,
+    /// Return once the bytes are below the high watermark: the durable end
+    /// of a partition not replicated, what the replicas have for one that is.
     Durable,
 }
 
@@ -302,6 +321,21 @@ pub enum LogError {
     Io(std::io::Error),
     /// The log was closed (or failed) and takes no more requests.
     Closed,
+    /// A client append to a follower's log (`become_follower`): only its
+    /// leader's batches come in, through `append_replicated`.
+    NotLeader,
+    /// A follower's batch that does not go on at the log end: the caller
+    /// truncates or fetches again from `log_end_offset`.
+    NotAtLogEnd {
+        log_end_offset: i64,
+        base_offset: i64,
+    },
+    /// A follower's batch whose leader epoch is below the previous batch's.
+    EpochBackward {
+        base_offset: i64,
+        previous_epoch: i32,
+        epoch: i32,
+    },
 }
 
 impl fmt::Display for LogError {
@@ -332,6 +366,19 @@ impl fmt::Display for LogError {
             LogError::WriteFailed(reason) => write!(f, "append given up: {reason}"),
             LogError::Io(e) => write!(f, "log io: {e}"),
             LogError::Closed => write!(f, "log closed"),
+            LogError::NotLeader => write!(f, "not the leader: a follower takes only its leader's batches"),
+            LogError::NotAtLogEnd {
+                log_end_offset,
+                base_offset,
+            } => write!(f, "replicated batch at offset {base_offset}, log end {log_end_offset}"),
+            LogError::EpochBackward {
+                base_offset,
+                previous_epoch,
+                epoch,
+            } => write!(
+                f,
+                "replicated batch at offset {base_offset} of leader epoch {epoch} after epoch {previous_epoch}"
+            ),
         }
     }
 }

@@ -32,6 +32,8 @@ pub struct Recovered {
     pub segments: Vec<Rc<Segment>>,
     pub log_start_offset: i64,
     pub leader_epoch: i32,
+    /// The checkpointed high watermark, if there was a checkpoint.
+    pub high_watermark: Option<i64>,
     pub scanned_bytes: u64,
     /// The cleaner has worked on this log (it has a `shoal.cleaner`): its
     /// segments may have offset gaps.
@@ -155,6 +157,7 @@ pub async fn recover(dir: &Path, index_interval_bytes: u32) -> Result<Recovered,
         segments,
         log_start_offset,
         leader_epoch: checkpoint.map_or(0, |c| c.leader_epoch),
+        high_watermark: checkpoint.map(|c| c.high_watermark),
         scanned_bytes,
         offset_gaps,
         scanned_from,
@@ -349,18 +352,29 @@ async fn trust(
     )))
 }
 
-struct Scan {
-    indexes: SegmentIndexes,
-    next_offset: i64,
+pub(super) struct Scan {
+    pub(super) indexes: SegmentIndexes,
+    pub(super) next_offset: i64,
     /// Bytes of complete, valid batches with growing offsets from the
     /// segment start.
-    valid_bytes: u64,
+    pub(super) valid_bytes: u64,
     /// Why the scan stopped before the end of the file.
-    reason: String,
+    pub(super) reason: String,
 }
 
 /// Checks every batch of `segment` (`size` bytes) and rebuilds its indexes.
 async fn scan(segment: &Segment, size: u64, index_interval_bytes: u32) -> Result<Scan, LogError> {
+    scan_below(segment, size, index_interval_bytes, i64::MAX).await
+}
+
+/// `scan`, stopping before the first batch that reaches `stop_offset`
+/// (`truncate_to`: the batches kept and their indexes).
+pub(super) async fn scan_below(
+    segment: &Segment,
+    size: u64,
+    index_interval_bytes: u32,
+    stop_offset: i64,
+) -> Result<Scan, LogError> {
     let base = segment.base_offset;
     let mut scan = Scan {
         indexes: SegmentIndexes::empty(),
@@ -393,6 +407,9 @@ async fn scan(segment: &Segment, size: u64, index_interval_bytes: u32) -> Result
                 return Ok(scan);
             }
             let last_offset = header.last_offset();
+            if last_offset >= stop_offset {
+                return Ok(scan);
+            }
             // Offsets follow on, or, where the cleaner may have dropped whole
             // batches, grow.
             let in_place = if segment.offset_gaps.get() {

@@ -141,6 +141,11 @@ impl SegmentIndexes {
         self.bytes_since_entry += size;
     }
 
+    /// File position of the newest batch, if any.
+    pub fn last_batch_position(&self) -> Option<u32> {
+        self.last_batch.map(|(_, position)| position)
+    }
+
     /// Makes the last entries of both indexes describe the newest batch and
     /// the largest timestamp: what recovery relies on to trust a sealed segment.
     pub fn seal(&mut self, base_offset: i64) {
@@ -204,6 +209,20 @@ impl SegmentIndexes {
         self.max_timestamp = mark.max_timestamp;
         self.offset_of_max_timestamp = mark.offset_of_max_timestamp;
         self.last_batch = mark.last_batch;
+    }
+}
+
+/// Removes the file at `path`; one already gone is no error.
+async fn remove_if_present(path: &Path) -> Result<(), LogError> {
+    match glommio::io::remove(path).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let e: std::io::Error = e.into();
+            match e.kind() {
+                std::io::ErrorKind::NotFound => Ok(()),
+                _ => Err(e.into()),
+            }
+        }
     }
 }
 
@@ -474,6 +493,41 @@ impl Segment {
             .retain(|txn| txn.last_offset < next_offset);
     }
 
+    /// Cuts the segment, in memory, to its first `position` bytes, which
+    /// hold the offsets below `next_offset` and are described by `indexes`
+    /// (`truncate_to`; the writer is idle). `cut_file` then cuts the file.
+    pub fn cut(&self, position: u64, next_offset: i64, indexes: SegmentIndexes) {
+        assert!(position <= self.written_bytes.get() && next_offset >= self.base_offset);
+        assert_eq!(self.queued_bytes.get(), self.written_bytes.get());
+        self.queued_bytes.set(position);
+        self.written_bytes.set(position);
+        self.next_offset.set(next_offset);
+        *self.indexes.borrow_mut() = indexes;
+        self.aborted
+            .borrow_mut()
+            .retain(|txn| txn.last_offset < next_offset);
+    }
+
+    /// After `cut`: cuts the file to the segment's bytes, syncs it, and
+    /// removes its index files, which described the bytes cut (sealing
+    /// writes them again; until then recovery scans the segment).
+    pub async fn cut_file(&self) -> Result<(), LogError> {
+        let file = self.file.borrow().clone();
+        if let Some(file) = file {
+            file.truncate(self.written_bytes.get()).await?;
+            // Even a write-through file: its size changed without a write.
+            file.fdatasync().await?;
+        }
+        for path in [
+            index_path(&self.dir, self.base_offset),
+            time_index_path(&self.dir, self.base_offset),
+            txn_index_path(&self.dir, self.base_offset),
+        ] {
+            remove_if_present(&path).await?;
+        }
+        Ok(())
+    }
+
     /// Records a transaction aborted by a marker in this segment, unless
     /// it is already there (recovery replays markers the file may hold);
     /// true when it was added.
@@ -564,12 +618,7 @@ impl Segment {
             time_index_path(&self.dir, self.base_offset),
             txn_index_path(&self.dir, self.base_offset),
         ] {
-            if let Err(e) = glommio::io::remove(&path).await {
-                let e: std::io::Error = e.into();
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    return Err(e.into());
-                }
-            }
+            remove_if_present(&path).await?;
         }
         Ok(())
     }

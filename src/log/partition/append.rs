@@ -129,6 +129,10 @@ impl PartitionLog {
                 self.wait_for_append(&given_up, |log| log.offsets.written() > last_offset)
                     .await?
             }
+            AppendWait::Local => {
+                self.wait_for_append(&given_up, |log| log.durable_end() > last_offset)
+                    .await?
+            }
             AppendWait::Durable => {
                 self.wait_for_append(&given_up, |log| log.high_watermark() > last_offset)
                     .await?
@@ -140,7 +144,7 @@ impl PartitionLog {
     /// Waits until `len` more bytes may be queued for the writer, in the
     /// order appends asked (`admission`); at once when there is room and
     /// nobody waits.
-    async fn wait_for_room(&self, len: usize) -> Result<(), LogError> {
+    pub(super) async fn wait_for_room(&self, len: usize) -> Result<(), LogError> {
         if self.writer.admission.admits_now(len) {
             return Ok(());
         }
@@ -154,7 +158,7 @@ impl PartitionLog {
 
     /// `wait_until` for one append: fails once the writer has given its
     /// bytes up, even when later appends have since reused its offsets.
-    async fn wait_for_append(
+    pub(super) async fn wait_for_append(
         &self,
         given_up: &Cell<bool>,
         done: impl Fn(&Self) -> bool,
@@ -190,37 +194,29 @@ impl PartitionLog {
             return Err(LogError::InvalidBatch(BatchError::TooLarge));
         }
         let base_offset = self.offsets.log_end();
-        let epoch = self.leader_epoch.get();
-        // (start in `batches`, size, last offset, max timestamp) per batch,
-        // the last two filled in once patched.
-        let mut framed: Vec<(usize, usize, i64, i64)> = Vec::new();
+        let mut framed: Vec<Framed> = Vec::new();
         let mut cursor = 0;
         while cursor < batches.len() {
             let size = framed_size(&batches[cursor..]).map_err(LogError::InvalidBatch)?;
-            framed.push((cursor, size, 0, NO_TIMESTAMP));
+            framed.push(Framed {
+                start: cursor,
+                size,
+                owned_len: size,
+                last_offset: 0,
+                max_timestamp: NO_TIMESTAMP,
+            });
             cursor += size;
         }
-        // The frame is charged only when a batch would slice it.
-        let slicing = framed
-            .iter()
-            .any(|&(_, size, ..)| size >= SLICE_BATCH_BYTES_MIN)
-            && match &backing {
-                Backing::Own => true,
-                Backing::Frame(frame) => frame.charge(),
-            };
-        let owned_part = |size: usize| match slicing && size >= SLICE_BATCH_BYTES_MIN {
-            true => BATCH_HEADER_SIZE,
-            false => size,
-        };
-        let owned_len = framed.iter().map(|&(_, size, ..)| owned_part(size)).sum();
+        let epoch = self.epoch_for_append(base_offset)?;
+        owned_parts(&mut framed, &backing);
+        let owned_len = framed.iter().map(|f| f.owned_len).sum();
         let mut owned = BytesMut::with_capacity(owned_len);
         let mut next_offset = base_offset;
-        for (start, size, patched_last_offset, patched_max_timestamp) in &mut framed {
-            let (start, size) = (*start, *size);
-            let batch = &batches[start..start + size];
+        for framed in &mut framed {
+            let batch = &batches[framed.start..framed.start + framed.size];
             let at = owned.len();
-            owned.extend_from_slice(&batch[..owned_part(size)]);
-            let (head, body) = (&mut owned[at..], &batch[owned_part(size)..]);
+            owned.extend_from_slice(&batch[..framed.owned_len]);
+            let (head, body) = (&mut owned[at..], &batch[framed.owned_len..]);
             let delta = BatchHeader::view(head)
                 .map(|h| h.last_offset_delta.get())
                 .ok_or(LogError::InvalidBatch(BatchError::Truncated))?;
@@ -236,19 +232,38 @@ impl PartitionLog {
                     set_log_append_time_split(head, body, now);
                 }
             }
-            let max_timestamp =
+            framed.max_timestamp =
                 BatchHeader::view(head).map_or(NO_TIMESTAMP, |h| h.max_timestamp.get());
             next_offset += i64::from(delta) + 1;
-            *patched_last_offset = next_offset - 1;
-            *patched_max_timestamp = max_timestamp;
+            framed.last_offset = next_offset - 1;
         }
-        let last_offset = next_offset - 1;
-        if last_offset - base_offset > i64::from(u32::MAX) {
+        if next_offset - 1 - base_offset > i64::from(u32::MAX) {
             return Err(LogError::InvalidBatch(BatchError::InvalidRecordCount));
         }
+        Ok(self.queue(
+            (batches, backing),
+            framed,
+            owned.freeze(),
+            base_offset,
+            next_offset,
+        ))
+    }
+
+    /// What `enqueue` and a follower's `enqueue_replicated` share, once the
+    /// batches (offsets `base_offset..next_offset`) are framed and `owned`
+    /// holds what the log copied of them: the segment (rolled if need be),
+    /// its indexes, the tail cache, the writer's queue and the log end.
+    pub(super) fn queue(
+        &self,
+        (batches, backing): (Bytes, Backing),
+        framed: Vec<Framed>,
+        owned: Bytes,
+        base_offset: i64,
+        next_offset: i64,
+    ) -> (AppendResult, Rc<Cell<bool>>) {
+        let last_offset = next_offset - 1;
         let batches_len = batches.len() as u64;
         let segment = self.segment_for(base_offset, last_offset, batches_len);
-        let owned = owned.freeze();
         let start_position = segment.queued_bytes.get();
         // `segment_for` rolled unless these bytes fit: positions stay u32.
         assert!(start_position + batches_len <= SEGMENT_BYTES_MAX);
@@ -264,21 +279,19 @@ impl PartitionLog {
             let mut indexes = segment.indexes.borrow_mut();
             let mut tail = self.tail.borrow_mut();
             let newest = framed.len() - 1;
-            for (index, (start, size, batch_last_offset, max_timestamp)) in
-                framed.into_iter().enumerate()
-            {
+            for (index, framed) in framed.into_iter().enumerate() {
                 indexes.record(
                     segment.base_offset,
                     position as u32,
-                    batch_last_offset,
-                    max_timestamp,
-                    size as u64,
+                    framed.last_offset,
+                    framed.max_timestamp,
+                    framed.size as u64,
                     index_interval_bytes,
                 );
-                let head = owned.slice(owned_at..owned_at + owned_part(size));
+                let head = owned.slice(owned_at..owned_at + framed.owned_len);
                 owned_at += head.len();
-                let body = if head.len() < size {
-                    let body = batches.slice(start + head.len()..start + size);
+                let body = if head.len() < framed.size {
+                    let body = batches.slice(framed.start + head.len()..framed.start + framed.size);
                     bodies.push((owned_at, body.clone()));
                     body
                 } else {
@@ -289,7 +302,7 @@ impl PartitionLog {
                     _ => None,
                 };
                 tail.push(CachedBatch {
-                    last_offset: batch_last_offset,
+                    last_offset: framed.last_offset,
                     head,
                     body,
                     pinned_bytes: if index == newest {
@@ -299,7 +312,7 @@ impl PartitionLog {
                     },
                     _frame: frame,
                 });
-                position += size as u64;
+                position += framed.size as u64;
             }
         }
         segment.queued_bytes.set(position);
@@ -328,7 +341,7 @@ impl PartitionLog {
             last_offset,
             log_start_offset: self.offsets.log_start(),
         };
-        Ok((result, given_up))
+        (result, given_up)
     }
 
     /// The segment the next `len` bytes (offsets up to `last_offset`) go to,
@@ -357,6 +370,36 @@ impl PartitionLog {
             .borrow_mut()
             .push_back(Pending::Seal(active));
         segment
+    }
+}
+
+/// One batch of an append, as `queue` takes it.
+pub(super) struct Framed {
+    /// Where it lies in the appended bytes, and its size.
+    pub(super) start: usize,
+    pub(super) size: usize,
+    /// How much of it the log copies: all of it, or its header only (the
+    /// body stays a slice, see `owned_parts`).
+    pub(super) owned_len: usize,
+    /// Its last offset and largest timestamp as queued.
+    pub(super) last_offset: i64,
+    pub(super) max_timestamp: i64,
+}
+
+/// Sets how much of each batch the log copies: the header only of a batch
+/// of `SLICE_BATCH_BYTES_MIN` or more when what it lies in may be kept (a
+/// frame is charged to its shard's budget only then), else all of it.
+pub(super) fn owned_parts(framed: &mut [Framed], backing: &Backing) {
+    let slicing = framed.iter().any(|f| f.size >= SLICE_BATCH_BYTES_MIN)
+        && match backing {
+            Backing::Own => true,
+            Backing::Frame(frame) => frame.charge(),
+        };
+    for framed in framed {
+        framed.owned_len = match slicing && framed.size >= SLICE_BATCH_BYTES_MIN {
+            true => BATCH_HEADER_SIZE,
+            false => framed.size,
+        };
     }
 }
 

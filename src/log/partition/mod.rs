@@ -13,15 +13,21 @@
 //! - `cleaning.rs`: the compaction pass's bookkeeping and swap.
 //! - `timestamps.rs`: ListOffsets by timestamp.
 //! - `waiters.rs`: the `Signal` that appends and long polls wait on.
+//! - `watermarks.rs`: the high watermark split from the durable end, and
+//!   the waits on each.
 //! - `offsets.rs`: the offsets of the log and the order they keep.
 //! - `producers.rs`: the idempotent and transactional producers' state, its
 //!   checks on append, the last stable offset and its `<offset>.snapshot`
 //!   files.
+//! - `leadership.rs`: leader or follower, the epoch appends stamp, the
+//!   leader-epoch cache (`epochs.rs`) and its file.
+//! - `replicated.rs`: a follower's append of its leader's batches, verbatim.
+//! - `truncation.rs`: `truncate_to`, cutting the log's tail.
 //! - `markers.rs`: transaction markers (control batches) appended for a
 //!   transaction coordinator, and the aborted transactions they record.
 //!
-//! Invariant: `log_start_offset <= high watermark <= written offset <= log
-//! end offset`; every segment below the sealed offset (the recovery point)
+//! Invariant: `log_start_offset <= high watermark <= durable end <= written
+//! offset <= log end offset`; every segment below the sealed offset (the recovery point)
 //! is sealed and synced. All state sits in `Cell`/`RefCell` grouped by
 //! concern (`Offsets`, `Writer`, `TailCache`, `CleanerState`); no borrow is
 //! held across an `.await`.
@@ -29,6 +35,9 @@
 mod admission;
 mod append;
 mod cleaning;
+mod leadership;
+#[cfg(test)]
+mod leadership_tests;
 mod markers;
 mod offsets;
 #[cfg(test)]
@@ -37,6 +46,9 @@ mod producers;
 #[cfg(test)]
 mod producers_tests;
 mod read;
+mod replicated;
+#[cfg(test)]
+mod replicated_tests;
 pub use read::ReadChunks;
 #[cfg(test)]
 mod read_tests;
@@ -49,13 +61,18 @@ pub(in crate::log) mod tests;
 mod timestamps;
 #[cfg(test)]
 mod transactions_tests;
+mod truncation;
+#[cfg(test)]
+mod truncation_tests;
 mod waiters;
+mod watermarks;
+#[cfg(test)]
+mod watermarks_tests;
 mod writer;
 #[cfg(test)]
 mod writer_tests;
 
 use std::cell::{Cell, RefCell};
-use std::future::Future;
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -66,6 +83,7 @@ use super::recovery;
 use super::segment::Segment;
 use super::{FlushPolicy, LogConfig, LogError, SEGMENT_BYTES_MAX};
 use cleaning::CleanerState;
+use leadership::{EpochState, Role};
 use offsets::Offsets;
 use producers::Producers;
 use tail::TailCache;
@@ -86,7 +104,10 @@ pub struct PartitionLog {
     /// Oldest first; never empty, the last one is active.
     segments: RefCell<Vec<Rc<Segment>>>,
     offsets: Offsets,
+    /// The epoch appends stamp (a leader's) or follow (a follower's).
     leader_epoch: Cell<i32>,
+    role: Cell<Role>,
+    epochs: EpochState,
     writer: Writer,
     tail: RefCell<TailCache>,
     marks: Rc<Watermarks>,
@@ -115,6 +136,12 @@ impl PartitionLog {
         let log_end_offset = recovered.segments.last().map_or(0, |s| s.next_offset.get());
         let marks = Rc::new(Watermarks::default());
         marks.high_watermark.set(log_end_offset);
+        marks.durable_end.set(log_end_offset);
+        marks.recovered_high_watermark.set(
+            recovered
+                .high_watermark
+                .map(|hw| hw.clamp(recovered.log_start_offset, log_end_offset)),
+        );
         let cleaner = checkpoint::read_cleaner(&dir).await?;
         let scanned_from = recovered.scanned_from;
         let log = Rc::new(PartitionLog {
@@ -124,6 +151,8 @@ impl PartitionLog {
             segments: RefCell::new(recovered.segments),
             offsets: Offsets::recovered(recovered.log_start_offset, log_end_offset, active_base),
             leader_epoch: Cell::new(recovered.leader_epoch),
+            role: Cell::new(Role::Unassigned),
+            epochs: EpochState::default(),
             writer: Writer::new(),
             marks,
             failure: RefCell::new(None),
@@ -145,6 +174,7 @@ impl PartitionLog {
             recovery_scanned_bytes: recovered.scanned_bytes,
         });
         log.load_producers(scanned_from).await?;
+        log.load_epochs().await?;
         // A fresh log's first segment has no file yet; a recovered active
         // segment keeps its plain file (and fdatasync) until it rolls.
         log.active().prefer_write_through(log.writes_through());
@@ -168,12 +198,6 @@ impl PartitionLog {
     /// The next offset to assign.
     pub fn log_end_offset(&self) -> i64 {
         self.offsets.log_end()
-    }
-
-    /// What consumers may read: fdatasync'd under `FlushPolicy::Sync`,
-    /// written otherwise.
-    pub fn high_watermark(&self) -> i64 {
-        self.marks.high_watermark.get()
     }
 
     pub fn leader_epoch(&self) -> i32 {
@@ -244,27 +268,12 @@ impl PartitionLog {
         *self.config.borrow_mut() = bounded(config);
     }
 
-    /// Resolves once the high watermark grows past its value at the call (or
-    /// the log closes). Woken by the writer; no timer, no spinning.
-    pub fn wait_for_data(&self) -> impl Future<Output = ()> {
-        let marks = self.marks.clone();
-        let start = marks.high_watermark.get();
-        async move {
-            loop {
-                let seen = marks.progress.generation();
-                if marks.high_watermark.get() > start || marks.closed.get() {
-                    return;
-                }
-                marks.progress.changed(seen).await;
-            }
-        }
-    }
-
     /// Writes the checkpoint. Its recovery point is the start of the first
     /// segment not yet sealed: everything before it is synced with its indexes.
     /// Also writes the producer state's snapshot when one is due.
     pub async fn checkpoint(&self) -> Result<(), LogError> {
         self.write_checkpoint(self.offsets.sealed()).await?;
+        self.write_epochs().await?;
         self.write_producer_snapshot().await
     }
 
@@ -275,7 +284,7 @@ impl PartitionLog {
         let checkpoint = Checkpoint {
             recovery_point,
             log_start_offset: self.log_start_offset(),
-            high_watermark: self.high_watermark(),
+            high_watermark: self.checkpoint_high_watermark(),
             leader_epoch: self.leader_epoch(),
         };
         checkpoint::write(&self.dir, &checkpoint).await
@@ -310,8 +319,9 @@ impl PartitionLog {
         active.write_indexes().await?;
         let log_end_offset = self.log_end_offset();
         self.offsets.sealed_to(log_end_offset);
-        self.raise_high_watermark(log_end_offset);
+        self.raise_durable_end(log_end_offset);
         self.write_checkpoint(log_end_offset).await?;
+        self.write_epochs().await?;
         self.write_producer_snapshot().await
     }
 

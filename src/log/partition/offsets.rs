@@ -3,9 +3,10 @@
 //! Invariant: `log_start <= log_end`, `sealed <= written <= log_end`
 //! (every segment below `sealed` is sealed and synced). `log_start`,
 //! `written` and `sealed` only grow, and `log_end` grows by each append
-//! from where the last one ended; the one way back is `give_up_to_written`,
+//! from where the last one ended; the ways back are `give_up_to_written`,
 //! after a failed write, which moves `log_end` back to `written` (the
-//! files are intact up to there). Each move asserts its rule: they are O(1),
+//! files are intact up to there), and `truncated_to` (a follower cutting
+//! its tail), which moves both back. Each move asserts its rule: they are O(1),
 //! so they run in production too.
 
 use std::cell::Cell;
@@ -91,6 +92,26 @@ impl Offsets {
         self.log_end.set(to);
         self.sealed.set(self.sealed.get().min(active_base));
         to
+    }
+
+    /// `truncate_to` cut the log at `end` (the writer idle, everything
+    /// written): it ends there, and the segment based at `active_base`,
+    /// which holds the next appends, is not sealed.
+    pub(super) fn truncated_to(&self, end: i64, active_base: i64) {
+        assert_eq!(
+            self.written.get(),
+            self.log_end.get(),
+            "truncation with queued writes"
+        );
+        assert!(
+            self.log_start.get() <= end && active_base <= end && end <= self.log_end.get(),
+            "truncation to {end} outside [{}, {}]",
+            self.log_start.get(),
+            self.log_end.get()
+        );
+        self.log_end.set(end);
+        self.written.set(end);
+        self.sealed.set(self.sealed.get().min(active_base));
     }
 }
 

@@ -156,6 +156,7 @@ impl PartitionLog {
         let done = |log: &Self| match wait {
             AppendWait::Nothing => true,
             AppendWait::Written => log.offsets.written() > batch.last_offset,
+            AppendWait::Local => log.durable_end() > batch.last_offset,
             AppendWait::Durable => log.high_watermark() > batch.last_offset,
         };
         self.wait_until(|log| given_up(log) || done(log)).await?;
@@ -311,6 +312,29 @@ impl PartitionLog {
             segment.write_txn_index().await?;
         }
         Ok(())
+    }
+
+    /// A follower's batch, taken in as the replay at `open` takes it.
+    pub(super) fn producers_replay(&self, append: &ProducerAppend) -> Option<CompletedTxn> {
+        self.producers.table.borrow_mut().replay(append)
+    }
+
+    /// `truncate_to` cut the log at its log end: the snapshots past it go,
+    /// and the state is rebuilt as `open` builds it (the newest snapshot at
+    /// or below the end, then the batches after it).
+    pub(super) async fn rebuild_producers(&self) -> Result<(), LogError> {
+        let log_end = self.offsets.log_end();
+        {
+            let mut pending = self.producers.pending_snapshot.borrow_mut();
+            if pending.as_ref().is_some_and(|(at, _)| *at > log_end) {
+                *pending = None;
+            }
+        }
+        self.producers.snapshot_offset.set(None);
+        self.producers
+            .give_ups
+            .set(self.producers.give_ups.get() + 1);
+        self.load_producers(None).await
     }
 
     pub(super) fn producers_first_unstable_offset(&self) -> Option<i64> {

@@ -65,6 +65,7 @@ impl PartitionLog {
             return Ok(self.log_start_offset());
         }
         self.offsets.start_at(offset);
+        self.start_epochs_at(offset);
         self.tail.borrow_mut().evict_below(offset);
         let deleted = self.take_segments_while(|segment, _| segment.next_offset.get() <= offset);
         if deleted.is_empty() {
@@ -88,7 +89,11 @@ impl PartitionLog {
         let sealed_offset = self.offsets.sealed();
         let mut count = 0;
         for segment in segments.iter().take(segments.len().saturating_sub(1)) {
-            if segment.next_offset.get() > sealed_offset {
+            // Nothing above the high watermark goes: a replicated
+            // partition's may lag what the writer sealed (Kafka's rule).
+            if segment.next_offset.get() > sealed_offset
+                || segment.next_offset.get() > self.high_watermark()
+            {
                 break;
             }
             let size_without_bytes = size_bytes - segment.queued_bytes.get();
@@ -105,6 +110,7 @@ impl PartitionLog {
         let log_start_offset = segments[count].base_offset.max(self.offsets.log_start());
         let deleted: Vec<Rc<Segment>> = segments.drain(..count).collect();
         self.offsets.start_at(log_start_offset);
+        self.start_epochs_at(log_start_offset);
         self.tail.borrow_mut().evict_below(log_start_offset);
         deleted
     }

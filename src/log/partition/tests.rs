@@ -126,3 +126,21 @@ pub async fn append_at(log: &Rc<PartitionLog>, count: usize, timestamp: i64) {
             .unwrap();
     }
 }
+
+/// The named files of `dir` ending in one of `extensions`, with their bytes.
+pub fn files(dir: &Path, extensions: &[&str]) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| extensions.iter().any(|e| x == *e))
+        })
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}

@@ -5,7 +5,9 @@
 //! Invariant: a waiter is woken by the next `notify`, never by a timer or a
 //! spin; the wakers list holds only live waiters (a future dropped before its
 //! wake takes its entry out), so an idle partition holds none. Knows nothing
-//! of segments or offsets beyond the high watermark it carries.
+//! of segments or offsets beyond the two marks it carries: the durable end
+//! (what this replica has made as durable as its flush policy asks) and the
+//! high watermark (what is committed), `high watermark <= durable end`.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -88,7 +90,18 @@ impl Drop for Changed<'_> {
 /// What long polls watch; shared so their futures do not borrow the log.
 #[derive(Default)]
 pub(super) struct Watermarks {
+    /// What is committed: what consumers read below and `acks=all` waits
+    /// for. Moves with `durable_end` unless `replicated`.
     pub(super) high_watermark: Cell<i64>,
+    /// What this replica has written, and synced under `FlushPolicy::Sync`.
+    pub(super) durable_end: Cell<i64>,
+    /// The high watermark moves only through `advance_high_watermark`.
+    pub(super) replicated: Cell<bool>,
+    /// The checkpointed high watermark found at `open` (clamped into the
+    /// recovered log), while nothing since has shown more to be committed:
+    /// what a partition marked replicated starts from, and what checkpoints
+    /// write until then.
+    pub(super) recovered_high_watermark: Cell<Option<i64>>,
     pub(super) closed: Cell<bool>,
     /// Notified whenever a group is written, synced, or the log closes or fails.
     pub(super) progress: Signal,

@@ -1,7 +1,8 @@
 //! The group-commit writer: one task per partition that takes everything
 //! `append` queued (up to `GROUP_BYTES_MAX`), writes it with one `write_at`
 //! per segment, seals rolled segments, fdatasyncs as the flush policy asks,
-//! raises the high watermark and wakes whoever waits.
+//! raises the durable end (and with it the high watermark of a partition
+//! not replicated) and wakes whoever waits.
 //!
 //! Invariant: at most one writer task runs per log (`Writer::running`);
 //! each segment's bytes are written in order, each run starting where the
@@ -274,6 +275,7 @@ impl PartitionLog {
         self.offsets.give_up_to_written(active.base_offset);
         self.tail.borrow_mut().truncate_from(to);
         self.give_up_producers(to);
+        self.cut_epochs(to);
         if let Some((_, position, _)) = cuts.iter().find(|(s, _, _)| Rc::ptr_eq(s, &active)) {
             active.truncate_file(*position).await?;
         }
@@ -316,6 +318,8 @@ impl PartitionLog {
         group_bytes: usize,
     ) -> Result<(), WriteFailure> {
         use WriteFailure::{Fatal, Retryable};
+        // The epochs of these bytes reach the disk before they do.
+        self.write_epochs().await.map_err(Retryable)?;
         let mut run: Option<Run> = None;
         let mut next_offset = self.offsets.written();
         let mut last_segment = None;
@@ -361,14 +365,14 @@ impl PartitionLog {
                     assert_eq!(end, next_offset, "a segment sealed before its last batch");
                     self.offsets.wrote_to(end);
                     self.offsets.sealed_to(end);
-                    self.raise_high_watermark(end);
+                    self.raise_durable_end(end);
                 }
             }
         }
         Self::write_run(run.take()).await?;
         self.offsets.wrote_to(next_offset);
         self.flush_group(last_segment).await?;
-        self.raise_high_watermark(next_offset);
+        self.raise_durable_end(next_offset);
         Ok(())
     }
 
@@ -428,20 +432,6 @@ impl PartitionLog {
         }
         segment.written_bytes.set(end);
         Ok(())
-    }
-
-    /// Raises the high watermark to `offset` (it never moves back) and wakes
-    /// the waiters. Only over written bytes: `HW <= written <= LEO`.
-    pub(super) fn raise_high_watermark(&self, offset: i64) {
-        assert!(
-            offset <= self.offsets.written(),
-            "high watermark {offset} past the written offset {}",
-            self.offsets.written()
-        );
-        if offset > self.marks.high_watermark.get() {
-            self.marks.high_watermark.set(offset);
-        }
-        self.marks.progress.notify();
     }
 
     /// `FlushPolicy::Interval`: one fdatasync of the active segment `delay`
