@@ -21,6 +21,9 @@
 //!   AlterPartition. What the old ISR had and the new leader lacks is lost:
 //!   that is the trade the config makes.
 //!
+//! - ElectLeaders (`elect`): the preferred replica back as leader, or an
+//!   unclean election of a leaderless partition, with Kafka's errors.
+//!
 //! Each change is one PartitionChangeRecord carrying only what changes;
 //! the image applies it as Kafka's `PartitionRegistration.merge` (a new
 //! leader bumps the leader epoch, any change the partition epoch).
@@ -29,7 +32,10 @@
 //! ISR member that `can_lead` allows (after an unclean election, the
 //! ISR's only member); an ISR is never emptied.
 
+use kafka_protocol::error::ResponseError;
+
 use super::alter_partition::LEADER_RECOVERING;
+use super::controller::KafkaError;
 use super::image::{MetadataImage, PartitionImage, TopicImage};
 use super::records::{
     MetadataRecord, PartitionChangeRecord, CONFIG_RESOURCE_TOPIC, NO_LEADER, NO_LEADER_CHANGE,
@@ -155,6 +161,70 @@ pub fn broker_returns(
         }
     }
     records
+}
+
+/// ElectLeaders' election types (Kafka's `ElectionType`: 0 and 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Election {
+    /// The first replica leads again, if it is in the ISR and can lead.
+    Preferred,
+    /// A leaderless partition gets a leader, outside the ISR if it must.
+    Unclean,
+}
+
+/// Kafka's `ReplicationControlManager.electLeader`, for ElectLeaders (api
+/// 43): the change that elects `election`'s leader of `partition_id` of
+/// `topic`, or Kafka's error: UNKNOWN_TOPIC_OR_PARTITION; ELECTION_NOT_NEEDED
+/// when the preferred replica already leads (preferred) or the partition
+/// has a leader (unclean); PREFERRED_LEADER_NOT_AVAILABLE when the
+/// preferred replica is out of the ISR or cannot lead;
+/// ELIGIBLE_LEADERS_NOT_AVAILABLE when no replica can lead.
+pub fn elect(
+    image: &MetadataImage,
+    topic: &str,
+    partition_id: i32,
+    election: Election,
+    can_lead: impl Fn(i32) -> bool,
+) -> Result<PartitionChangeRecord, KafkaError> {
+    let found = image
+        .topic_by_name(topic)
+        .ok_or_else(|| unknown(format!("No such topic as {topic}")))?;
+    let partition = found
+        .partitions
+        .get(&partition_id)
+        .ok_or_else(|| unknown(format!("No such partition as {topic}-{partition_id}")))?;
+    let preferred = partition.replicas.first().copied();
+    let not_needed = match election {
+        Election::Preferred => preferred == Some(partition.leader),
+        Election::Unclean => partition.leader != NO_LEADER,
+    };
+    if not_needed {
+        return Err(KafkaError::new(ResponseError::ElectionNotNeeded));
+    }
+    let mut record = PartitionChangeRecord::new(found.id, partition_id);
+    let in_isr = |id: &i32| partition.isr.contains(id) && can_lead(*id);
+    match election {
+        Election::Preferred => match preferred.filter(in_isr) {
+            Some(leader) => record.leader = leader,
+            None => return Err(KafkaError::new(ResponseError::PreferredLeaderNotAvailable)),
+        },
+        Election::Unclean => {
+            let clean = partition.replicas.iter().copied().find(in_isr);
+            let unclean = || partition.replicas.iter().copied().find(|&id| can_lead(id));
+            match (clean, unclean()) {
+                (Some(leader), _) => record.leader = leader,
+                (None, Some(leader)) => elect_uncleanly(&mut record, leader),
+                (None, None) => {
+                    return Err(KafkaError::new(ResponseError::EligibleLeadersNotAvailable))
+                }
+            }
+        }
+    }
+    Ok(record)
+}
+
+fn unknown(message: String) -> KafkaError {
+    KafkaError::with_message(ResponseError::UnknownTopicOrPartition, message)
 }
 
 /// Whether `broker_id` leads any partition in `image`.
@@ -313,6 +383,83 @@ mod tests {
         assert_eq!(
             applied(start, &records),
             vec![(vec![1], 1, 1), (vec![1], 1, 1)]
+        );
+    }
+
+    /// Partition p of `t`: (replicas, ISR, leader), brokers 1 to 3 alive
+    /// unless the case says; (election, partition, alive, what follows).
+    #[test]
+    fn elections_answer_as_kafkas_controller() {
+        let start = image(&[
+            (vec![1, 2, 3], vec![1, 2, 3], 2),
+            (vec![1, 2, 3], vec![2, 3], 2),
+            (vec![1, 2, 3], vec![1, 2, 3], 1),
+            (vec![1, 2, 3], vec![1], NO_LEADER),
+            (vec![1, 2, 3], vec![1, 2], NO_LEADER),
+        ]);
+        let ok = |leader, isr: Vec<i32>| Ok((leader, isr));
+        let error = |error: ResponseError| Err(error.code());
+        type Case = (Election, i32, &'static [i32], Result<(i32, Vec<i32>), i16>);
+        let cases: Vec<Case> = vec![
+            (Election::Preferred, 0, &[1, 2, 3], ok(1, vec![1, 2, 3])),
+            (
+                Election::Preferred,
+                0,
+                &[2, 3],
+                error(ResponseError::PreferredLeaderNotAvailable),
+            ),
+            (
+                Election::Preferred,
+                1,
+                &[1, 2, 3],
+                error(ResponseError::PreferredLeaderNotAvailable),
+            ),
+            (
+                Election::Preferred,
+                2,
+                &[1, 2, 3],
+                error(ResponseError::ElectionNotNeeded),
+            ),
+            (Election::Preferred, 3, &[1, 2, 3], ok(1, vec![1])),
+            (
+                Election::Preferred,
+                9,
+                &[1, 2, 3],
+                error(ResponseError::UnknownTopicOrPartition),
+            ),
+            (
+                Election::Unclean,
+                0,
+                &[1, 2, 3],
+                error(ResponseError::ElectionNotNeeded),
+            ),
+            (Election::Unclean, 3, &[2, 3], ok(2, vec![2])),
+            (Election::Unclean, 4, &[2, 3], ok(2, vec![1, 2])),
+            (
+                Election::Unclean,
+                3,
+                &[],
+                error(ResponseError::EligibleLeadersNotAvailable),
+            ),
+        ];
+        for (election, partition, alive, expected) in cases {
+            let result = elect(&start, "t", partition, election, |id| alive.contains(&id));
+            let got = result.map_err(|error| error.code).map(|record| {
+                let mut after = start.clone();
+                after
+                    .apply(&MetadataRecord::PartitionChange(record))
+                    .expect("apply");
+                let moved = &after.topics.values().next().expect("topic").partitions[&partition];
+                (moved.leader, moved.isr.clone())
+            });
+            assert_eq!(
+                got, expected,
+                "{election:?} of {partition} with {alive:?} alive"
+            );
+        }
+        assert_eq!(
+            elect(&start, "nope", 0, Election::Preferred, |_| true).map_err(|e| e.code),
+            Err(ResponseError::UnknownTopicOrPartition.code())
         );
     }
 

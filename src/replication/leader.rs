@@ -117,6 +117,9 @@ pub enum FetchRefused {
     /// The fetching broker is not a replica of the partition (the
     /// metadata may not have reached this leader yet).
     NotAReplica,
+    /// The fetch offset is past the leader's log end (the follower holds
+    /// records this leader does not: it must truncate first).
+    OffsetOutOfRange,
 }
 
 impl FetchRefused {
@@ -125,6 +128,7 @@ impl FetchRefused {
         match self {
             FetchRefused::StaleBrokerEpoch => ResponseError::NotLeaderOrFollower,
             FetchRefused::NotAReplica => ResponseError::UnknownLeaderEpoch,
+            FetchRefused::OffsetOutOfRange => ResponseError::OffsetOutOfRange,
         }
     }
 }
@@ -396,6 +400,9 @@ impl LeaderState {
                 .is_some_and(|registered| registered > fetch.broker_epoch)
         {
             return Err(FetchRefused::StaleBrokerEpoch);
+        }
+        if fetch.fetch_offset > local.log_end_offset {
+            return Err(FetchRefused::OffsetOutOfRange);
         }
         follower.record_fetch(fetch, local.log_end_offset, now_ms);
         let alter_partition = self.maybe_expand(fetch.replica_id);

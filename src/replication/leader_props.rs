@@ -16,10 +16,11 @@ const LAG_MAX_MS: i64 = 1_000;
 enum Event {
     Append(u8),
     Flush,
-    /// A follower (2 or 3) fetches `back` offsets below the leader's end.
+    /// A follower (2 or 3) fetches `back` offsets below the leader's end
+    /// (a negative `back` is past it: refused).
     Fetch {
         follower: i32,
-        back: u8,
+        back: i8,
         epoch: EpochKind,
     },
     Tick(u16),
@@ -55,7 +56,7 @@ fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
         3 => (1u8..20).prop_map(Event::Append),
         2 => Just(Event::Flush),
-        6 => (2i32..4, prop_oneof![3 => Just(0u8), 2 => 0u8..30], epoch)
+        6 => (2i32..4, prop_oneof![3 => Just(0i8), 2 => -2i8..30], epoch)
             .prop_map(|(follower, back, epoch)| Event::Fetch { follower, back, epoch }),
         2 => (0u16..1_500).prop_map(Event::Tick),
         2 => Just(Event::Commit),
@@ -188,7 +189,7 @@ fn view(isr: &[i32], partition_epoch: i32) -> PartitionView {
     }
 }
 
-fn follower_fetch(follower: i32, back: u8, epoch: EpochKind, log_end_offset: i64) -> FollowerFetch {
+fn follower_fetch(follower: i32, back: i8, epoch: EpochKind, log_end_offset: i64) -> FollowerFetch {
     let registered = 1000 + i64::from(follower);
     let (broker_epoch, registered_broker_epoch) = match epoch {
         EpochKind::Current => (registered, Some(registered)),
@@ -229,6 +230,13 @@ fn check(before: &LeaderState, after: &LeaderState, effects: &LeaderEffects, loc
                 "{id} at {end:?} < {hw_after}"
             );
         }
+    }
+    for id in [2, 3] {
+        let end = after.follower_log_end_offset(id);
+        assert!(
+            end.is_none_or(|end| end <= local.log_end_offset),
+            "{id} past the leader"
+        );
     }
     let isr = after.committed_isr();
     assert!(isr.contains(&LEADER) && isr.iter().all(|id| REPLICAS.contains(id)));

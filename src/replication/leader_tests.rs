@@ -203,6 +203,10 @@ fn a_follower_without_its_registered_broker_epoch_does_not_join() {
         state.on_follower_fetch(&fetch(4, 10), ends(10, 10), 3),
         Err(FetchRefused::NotAReplica)
     );
+    assert_eq!(
+        state.on_follower_fetch(&fetch(3, 11), ends(10, 10), 3),
+        Err(FetchRefused::OffsetOutOfRange)
+    );
     // An old follower fetching with -1 (before KIP-903) is not checked.
     let unversioned = FollowerFetch {
         broker_epoch: -1,
