@@ -83,7 +83,9 @@ fn diverging_epoch(log: &PartitionLog, fetch_offset: i64, last_fetched_epoch: i3
 pub fn log_error_to_kafka(partition: &TopicPartition, error: &LogError) -> KafkaError {
     match error {
         LogError::OffsetOutOfRange { .. } => KafkaError::new(ResponseError::OffsetOutOfRange),
-        LogError::Closed => KafkaError::new(ResponseError::NotLeaderOrFollower),
+        LogError::Closed | LogError::NotLeader => {
+            KafkaError::new(ResponseError::NotLeaderOrFollower)
+        }
         LogError::Producer(ProducerError::InvalidProducerEpoch(message)) => {
             KafkaError::with_message(ResponseError::InvalidProducerEpoch, message.clone())
         }

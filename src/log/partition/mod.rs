@@ -223,6 +223,11 @@ impl PartitionLog {
         self.segments.borrow().len()
     }
 
+    /// False once `close` (or `delete`) began: nothing more is appended.
+    pub fn is_open(&self) -> bool {
+        !self.closing.get()
+    }
+
     fn check_open(&self) -> Result<(), LogError> {
         self.check_failure()?;
         if self.closing.get() {
