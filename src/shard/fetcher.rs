@@ -294,7 +294,14 @@ async fn apply(
             }
             appended
         }
-        FollowerDecision::Truncate { to_offset } => log.truncate_to(to_offset).await,
+        FollowerDecision::Truncate { to_offset } => {
+            log::info!(
+                "replica of {}: truncating from {} to {to_offset}, where it diverges from its leader",
+                partition.dir_name(),
+                log.log_end_offset()
+            );
+            log.truncate_to(to_offset).await
+        }
         FollowerDecision::TruncateFullyAndStartAt { offset } => {
             // The leader's log starts past this one's end: retention there
             // removed what this replica never copied. Starting the log
@@ -305,9 +312,19 @@ async fn apply(
             );
             Ok(())
         }
-        FollowerDecision::ResolveOutOfRange
-        | FollowerDecision::FetchAgain
-        | FollowerDecision::BackOff { .. }
+        FollowerDecision::ResolveOutOfRange => {
+            log::warn!(
+                "replica of {}: its offset {} is out of the leader's range; not followed",
+                partition.dir_name(),
+                log.log_end_offset()
+            );
+            Ok(())
+        }
+        FollowerDecision::BackOff { error, .. } => {
+            log::info!("replica of {}: leader answered {error:?}", partition.dir_name());
+            Ok(())
+        }
+        FollowerDecision::FetchAgain
         | FollowerDecision::AwaitMetadata
         | FollowerDecision::Ignore => Ok(()),
     };

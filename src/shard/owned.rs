@@ -68,7 +68,11 @@ fn bound_offset(log: &PartitionLog, bound: ReadBound) -> i64 {
 /// its epoch and where that epoch ends here, and the follower truncates to
 /// it. `None` when the follower's log is a prefix of this one (or it names
 /// no epoch: a fetch version without the field).
-fn diverging_epoch(log: &PartitionLog, fetch_offset: i64, last_fetched_epoch: i32) -> Option<(i32, i64)> {
+pub(super) fn diverging_epoch(
+    log: &PartitionLog,
+    fetch_offset: i64,
+    last_fetched_epoch: i32,
+) -> Option<(i32, i64)> {
     if last_fetched_epoch < 0 {
         return None;
     }

@@ -34,6 +34,7 @@ use super::messages::{
     FetchOutcome, FetchPart, KafkaError, ProducePart, ProduceRefusal, ReplicaFetch,
     TopicPartition,
 };
+use super::owned;
 use super::view::ShardView;
 use super::Shard;
 use crate::clock::now_ms;
@@ -498,9 +499,13 @@ pub async fn fetch(shard: &Rc<Shard>, parts: Vec<FetchPart>) -> Vec<FetchOutcome
     let refusals: Vec<Option<ResponseError>> = parts
         .iter()
         .map(|part| match part.replica {
-            Some(replica) => {
+            // A follower whose log diverges from this one is answered where
+            // (the read's `diverging_epoch`), its offset not counted: it
+            // truncates first (Kafka's order).
+            Some(replica) if !diverges(shard, part, replica) => {
                 Replication::follower_fetched(shard, &part.partition, replica, part.offset).err()
             }
+            Some(_) => None,
             None => shard.replication.refuse_held(&part.partition).err(),
         })
         .collect();
@@ -527,6 +532,12 @@ pub async fn fetch(shard: &Rc<Shard>, parts: Vec<FetchPart>) -> Vec<FetchOutcome
             None => read.next().unwrap_or_default(),
         })
         .collect()
+}
+
+fn diverges(shard: &Shard, part: &FetchPart, replica: ReplicaFetch) -> bool {
+    shard.partitions.log(&part.partition).is_some_and(|log| {
+        owned::diverging_epoch(&log, part.offset, replica.last_fetched_epoch).is_some()
+    })
 }
 
 /// ListOffsets on the owner shard: refused for a partition held back or

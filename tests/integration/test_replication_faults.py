@@ -39,7 +39,7 @@ NODES = 3
 # for Kafka on a loaded two-core machine); a fault's rounds each wait for
 # the cluster to be whole again.
 FAULT_TIMEOUT_S = 420
-REPORT_LOG_LINES = 15
+REPORT_LOG_LINES = 400
 
 
 @pytest.fixture(scope="module", params=["kafka", "shoal"])

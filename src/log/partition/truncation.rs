@@ -45,7 +45,13 @@ impl PartitionLog {
         );
         self.check_open()?;
         if offset >= self.log_end_offset() {
-            return Ok(());
+            // Nothing to cut but epoch entries at the end with no batch: a
+            // leader that recorded its epoch's start and was deposed before
+            // any batch of it landed would otherwise name that epoch as its
+            // last fetched one, and diverge at the same offset for ever
+            // (Kafka's `truncateTo` cuts its epoch cache here too).
+            self.cut_epochs(self.log_end_offset());
+            return self.write_epochs().await;
         }
         // Retention and the cleaner change the segment list: not meanwhile.
         let _permit = self.maintenance_lock.acquire_permit(1).await?;
