@@ -37,6 +37,7 @@ fn parts(partitions: usize) -> FetchResponseParts {
                     log_start_offset: 0,
                     aborted_transactions: None,
                     preferred_read_replica: -1,
+                    diverging_epoch: None,
                     current_leader: None,
                     records: vec![records.clone()],
                 })

@@ -336,8 +336,8 @@ pub(crate) async fn read_frame_of(
 ) -> io::Result<Bytes> {
     let mut prefix = [0u8; SIZE_PREFIX_BYTES];
     stream.read_exact(&mut prefix).await?;
-    let size_bytes = frame::frame_size(prefix, frame_bytes_max)
-        .map_err(|error| invalid(error.to_string()))?;
+    let size_bytes =
+        frame::frame_size(prefix, frame_bytes_max).map_err(|error| invalid(error.to_string()))?;
     let mut frame = vec![0u8; size_bytes];
     stream.read_exact(&mut frame).await?;
     Ok(Bytes::from(frame))

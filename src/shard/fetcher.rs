@@ -124,8 +124,7 @@ async fn run(shard: Weak<Shard>, leader_id: i32) {
                     .borrow_mut()
                     .on_fetch_failed(leader_id, now_ms() as i64);
                 drop(strong);
-                glommio::timer::sleep(Duration::from_millis(REPLICA_FETCH_BACKOFF_MS as u64))
-                    .await;
+                glommio::timer::sleep(Duration::from_millis(REPLICA_FETCH_BACKOFF_MS as u64)).await;
             }
         }
     }
@@ -223,8 +222,9 @@ async fn exchange(
     let mut answer: Bytes = answer?;
     let frame_bytes = answer.len();
     let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidData, message);
-    let header = ResponseHeader::decode(&mut answer, ApiKey::Fetch.response_header_version(version))
-        .map_err(|error| invalid(error.to_string()))?;
+    let header =
+        ResponseHeader::decode(&mut answer, ApiKey::Fetch.response_header_version(version))
+            .map_err(|error| invalid(error.to_string()))?;
     if header.correlation_id != correlation_id {
         return Err(invalid(format!(
             "correlation id {} answers request {correlation_id}",
@@ -321,7 +321,10 @@ async fn apply(
             Ok(())
         }
         FollowerDecision::BackOff { error, .. } => {
-            log::info!("replica of {}: leader answered {error:?}", partition.dir_name());
+            log::info!(
+                "replica of {}: leader answered {error:?}",
+                partition.dir_name()
+            );
             Ok(())
         }
         FollowerDecision::FetchAgain

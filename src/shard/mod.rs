@@ -60,13 +60,13 @@ use crate::log::{CleanerBudget, ShardLoad};
 use crate::metadata::ClusterView;
 use crate::quorum::transport::ControllerApis;
 use crate::txn::TRANSACTION_STATE_TOPIC;
-use replication::Replication;
 use controller::Controller;
 use groups::GroupHost;
 use mesh::{Links, Mesh, Unreachable};
 use messages::{KafkaError, ShardReply, ShardRequest};
 use owned::OwnedPartitions;
 use producer_ids::ProducerIds;
+use replication::Replication;
 use to_controller::{LateApis, ToController};
 use transactions::TxnHost;
 use view::ShardView;
@@ -262,7 +262,9 @@ impl Shard {
 
     async fn handle(self: &Rc<Self>, request: ShardRequest) -> ShardReply {
         match request {
-            ShardRequest::Produce(parts) => ShardReply::Produce(replication::produce(self, parts).await),
+            ShardRequest::Produce(parts) => {
+                ShardReply::Produce(replication::produce(self, parts).await)
+            }
             ShardRequest::Fetch(parts) => ShardReply::Fetch(replication::fetch(self, parts).await),
             ShardRequest::WaitForData { parts, timeout_ms } => {
                 self.partitions.wait_for_data(parts, timeout_ms).await;

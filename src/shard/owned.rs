@@ -76,7 +76,9 @@ pub(super) fn diverging_epoch(
     if last_fetched_epoch < 0 {
         return None;
     }
-    let (epoch, end_offset) = log.end_offset_for_epoch(last_fetched_epoch).unwrap_or((-1, -1));
+    let (epoch, end_offset) = log
+        .end_offset_for_epoch(last_fetched_epoch)
+        .unwrap_or((-1, -1));
     (epoch < last_fetched_epoch || end_offset < fetch_offset).then_some((epoch, end_offset))
 }
 

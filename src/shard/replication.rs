@@ -31,8 +31,7 @@ use kafka_protocol::error::ResponseError;
 use super::alter_partition::{alter_partition, AlterPartitionItem};
 use super::fetcher;
 use super::messages::{
-    FetchOutcome, FetchPart, KafkaError, ProducePart, ProduceRefusal, ReplicaFetch,
-    TopicPartition,
+    FetchOutcome, FetchPart, KafkaError, ProducePart, ProduceRefusal, ReplicaFetch, TopicPartition,
 };
 use super::owned;
 use super::view::ShardView;
@@ -42,9 +41,9 @@ use crate::log::{AppendResult, AppendWait, PartitionLog};
 use crate::metadata::records::NO_LEADER;
 use crate::metadata::{PartitionState, TopicMeta};
 use crate::replication::{
-    AcksAllStatus, AlterPartitionAnswer, AlterPartitionProposal, FollowedPartition,
-    FollowerFetch, Followers, LeaderConfig, LeaderEffects, LeaderState, LocalEnds,
-    MetadataOutcome, PartitionView, TopicPartitionId,
+    AcksAllStatus, AlterPartitionAnswer, AlterPartitionProposal, FollowedPartition, FollowerFetch,
+    Followers, LeaderConfig, LeaderEffects, LeaderState, LocalEnds, MetadataOutcome, PartitionView,
+    TopicPartitionId,
 };
 
 /// How often each led partition's ISR is checked for followers that fell
@@ -307,7 +306,8 @@ impl Replication {
                     isr: committed.isr,
                 },
                 Err(error) => AlterPartitionAnswer::Error(
-                    ResponseError::try_from_code(error.code).unwrap_or(ResponseError::UnknownServerError),
+                    ResponseError::try_from_code(error.code)
+                        .unwrap_or(ResponseError::UnknownServerError),
                 ),
             };
             let effects = {
@@ -400,8 +400,17 @@ impl Replication {
     /// After an `acks=-1` append up to `end_offset` is covered by the high
     /// watermark: NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrank
     /// below `min.insync.replicas` meanwhile.
-    pub fn after_append(&self, partition: &TopicPartition, end_offset: i64) -> Result<(), ResponseError> {
-        match self.led.borrow().get(partition).map(|e| e.state.acks_all_status(end_offset)) {
+    pub fn after_append(
+        &self,
+        partition: &TopicPartition,
+        end_offset: i64,
+    ) -> Result<(), ResponseError> {
+        match self
+            .led
+            .borrow()
+            .get(partition)
+            .map(|e| e.state.acks_all_status(end_offset))
+        {
             Some(AcksAllStatus::NotEnoughReplicasAfterAppend) => {
                 Err(ResponseError::NotEnoughReplicasAfterAppend)
             }
@@ -427,7 +436,11 @@ impl Replication {
                     .iter_mut()
                     .map(|(partition, entry)| {
                         let local = local_ends(&entry.log);
-                        (partition.clone(), entry.generation, entry.state.on_tick(local, now))
+                        (
+                            partition.clone(),
+                            entry.generation,
+                            entry.state.on_tick(local, now),
+                        )
                     })
                     .collect();
                 for (partition, generation, effects) in effects {

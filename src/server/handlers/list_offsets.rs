@@ -46,11 +46,13 @@ pub async fn handle(
         },
     )
     .await;
+    let view = context.shard.view();
     let topics = request
         .topics
         .iter()
         .zip(answers)
         .map(|(topic, topic_answers)| {
+            let meta = view.topic(topic.name.0.as_str());
             let mut entry = ListOffsetsTopicResponse::default();
             entry.name = topic.name.clone();
             entry.partitions = topic
@@ -66,9 +68,12 @@ pub async fn handle(
                         Ok((timestamp, offset)) => {
                             out.timestamp = timestamp;
                             out.offset = offset;
-                            // No offset found has no epoch either (-1, as in Kafka).
+                            // No offset found has no epoch either (-1, as in
+                            // Kafka); else the epoch this leader leads in.
                             if version >= 4 && offset >= 0 {
-                                out.leader_epoch = 0;
+                                out.leader_epoch = meta.map_or(0, |meta| {
+                                    view.state(meta, partition.partition_index).leader_epoch
+                                });
                             }
                         }
                         Err(error) => out.error_code = error.code,

@@ -131,6 +131,7 @@ mod tests {
             topic_id: uuid::Uuid::nil(),
             fetch_offset: 0,
             max_bytes: 1 << 20,
+            last_fetched_epoch: -1,
             error: None,
             owner: 0,
             leader: None,
