@@ -82,6 +82,10 @@ pub(super) fn round_trip_api(key: ApiKey, version: i16) -> Bytes {
         ApiKey::Produce => both!(produce_request, produce_response),
         ApiKey::Fetch => both!(fetch_request, fetch_response),
         ApiKey::ListOffsets => both!(list_offsets_request, list_offsets_response),
+        ApiKey::OffsetForLeaderEpoch => both!(
+            offset_for_leader_epoch_request,
+            offset_for_leader_epoch_response
+        ),
         ApiKey::Metadata => both!(metadata_request, metadata_response),
         ApiKey::ApiVersions => both!(api_versions_request, api_versions_response),
         ApiKey::CreateTopics => both!(create_topics_request, create_topics_response),
@@ -399,6 +403,41 @@ fn list_offsets_response(version: i16) -> ListOffsetsResponse {
         response.throttle_time_ms = 1;
     }
     response
+}
+
+fn offset_for_leader_epoch_request(version: i16) -> OffsetForLeaderEpochRequest {
+    let partition = offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+        .with_partition(1)
+        .with_current_leader_epoch(8)
+        .with_leader_epoch(5);
+    let mut request = OffsetForLeaderEpochRequest::default().with_topics(vec![
+        offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+            .with_topic(topic("orders"))
+            .with_partitions(vec![partition]),
+    ]);
+    if version >= 3 {
+        request.replica_id = broker(-1);
+    }
+    request
+}
+
+fn offset_for_leader_epoch_response(_version: i16) -> OffsetForLeaderEpochResponse {
+    let found = offset_for_leader_epoch_response::EpochEndOffset::default()
+        .with_partition(1)
+        .with_leader_epoch(5)
+        .with_end_offset(777);
+    let fenced = offset_for_leader_epoch_response::EpochEndOffset::default()
+        .with_partition(2)
+        .with_error_code(74) // FENCED_LEADER_EPOCH
+        .with_leader_epoch(-1)
+        .with_end_offset(-1);
+    OffsetForLeaderEpochResponse::default()
+        .with_throttle_time_ms(1)
+        .with_topics(vec![
+            offset_for_leader_epoch_response::OffsetForLeaderTopicResult::default()
+                .with_topic(topic("orders"))
+                .with_partitions(vec![found, fenced]),
+        ])
 }
 
 fn metadata_request(version: i16) -> MetadataRequest {
