@@ -49,6 +49,9 @@ COOL_DOWN_S = 3.0
 # Acknowledgements already on their way when two replicas die: after this
 # long none may come (min.insync.replicas=2 with one replica alive).
 ACK_GRACE_S = 3.0
+# Each node's data dir is a tmpfs of this size (for follower-disk-full):
+# far more than a run writes, RAM taken only as written.
+DATA_DISK_MB = 1024
 LOSS_PROBABILITY = 0.2
 DELAY_MS = 50
 
@@ -145,6 +148,8 @@ def heal(run):
     for node in cluster.nodes:
         if node.running:
             cluster.resume(node.index)
+        if cluster.unavailable("disk-full") is None:
+            cluster.free_disk(node.index)
     if cluster.unavailable("iptables") is None:
         cluster.heal_partitions()
 
@@ -291,6 +296,26 @@ def delay_links(run, rounds, seconds):
         wait_healthy(run)
 
 
+def follower_disk_full(run, rounds, seconds):
+    """A follower's data disk filled for `seconds`, then freed: its appends
+    fail (Kafka takes the log dir offline and, with no other, halts; a
+    follower must stop counting toward the high watermark either way),
+    and once there is room it catches up or restarts on its data."""
+    _require(run, "disk-full")
+    for r in range(rounds):
+        victim = follower(run, r % run.partitions)
+        try:
+            taken = run.cluster.fill_disk(victim)
+            run.note(f"round {r + 1}: node {victim + 1}'s disk filled ({taken} bytes), "
+                     f"a follower of partition {r % run.partitions}")
+            time.sleep(seconds)
+        finally:
+            run.cluster.free_disk(victim)
+        run.note(f"round {r + 1}: node {victim + 1} {'running' if run.cluster.nodes[victim].running else 'exited'} "
+                 "when its disk was freed")
+        wait_healthy(run)
+
+
 def rolling_restart(run, rounds, seconds):
     """Every node in turn stopped (SIGTERM, a clean shutdown), kept down for
     `seconds`, restarted, and waited for until every replica is in sync."""
@@ -326,9 +351,11 @@ FAULTS = {
     "bridge": (bridge, (1, 10.0), (3, 30.0)),
     "lossy-links": (lossy_links, (1, 10.0), (3, 60.0)),
     "delayed-links": (delay_links, (1, 10.0), (3, 60.0)),
+    "follower-disk-full": (follower_disk_full, (1, 10.0), (3, 30.0)),
     "rolling-restart": (rolling_restart, (1, 1.0), (2, 5.0)),
 }
-SHORT_MATRIX = ("kill-leader", "kill-follower", "kill-two", "pause-leader-long", "cut-leader", "rolling-restart")
+SHORT_MATRIX = ("kill-leader", "kill-follower", "kill-two", "pause-leader-long", "cut-leader", "follower-disk-full",
+                "rolling-restart")
 
 
 @dataclass

@@ -42,6 +42,7 @@ no longer alive (a run killed by -9).
 
 import atexit
 import base64
+import errno
 import os
 import re
 import shlex
@@ -98,6 +99,10 @@ CONNECT_TIMEOUT_S = 1.0
 API_VERSIONS_PROBE = bytes.fromhex("0000000a" "0012" "0000" "00000001" "ffff")
 POLL_INTERVAL_S = 0.1
 LOG_TAIL_LINES = 40
+# The file that fills a node's data disk (a file in the data dir, which
+# brokers ignore: they read only directories there).
+DISK_FILLER = "disk-filler"
+DISK_FILL_STEPS = (64 << 20, 1 << 20, 4 << 10)
 
 PLACEHOLDERS = ("node_id", "host", "port", "controller_port", "voters", "data_dir", "cluster_id")
 
@@ -217,6 +222,7 @@ def sweep():
     for name in os.listdir(temp_root):
         pid = _owner_pid(name, _TEMP_OWNER)
         if pid is not None and not pid_alive(pid):
+            _unmount_under(os.path.join(temp_root, name))
             shutil.rmtree(os.path.join(temp_root, name), ignore_errors=True)
             removed.append(os.path.join(temp_root, name))
     return removed
@@ -378,7 +384,7 @@ class Cluster:
     that is no Kafka broker, once it accepts a connection."""
 
     def __init__(self, n, node_command, namespaces=True, ready_timeout_s=READY_TIMEOUT_S, temp_parent=None,
-                 kafka=True, roles=None):
+                 kafka=True, roles=None, data_size_mb=None):
         global _clusters_made
         if not 1 <= n <= MAX_NODES:
             raise ValueError(f"a cluster has 1 to {MAX_NODES} nodes, not {n}")
@@ -408,6 +414,15 @@ class Cluster:
         self.roles = roles
         self.cluster_id = new_cluster_id()
         self.reasons = dict(probe())
+        # Each node's data dir on a tmpfs of this size, so a fault can fill
+        # one node's disk alone (`fill_disk`); None: on the temp dir's disk.
+        self.data_size_mb = data_size_mb
+        if data_size_mb is None:
+            self.reasons["disk-full"] = "the cluster's data dirs are not on disks of their own (data_size_mb)"
+        elif os.geteuid() != 0:
+            self.reasons["disk-full"] = "mounting a tmpfs per node needs root"
+        else:
+            self.reasons["disk-full"] = None
         if not namespaces:
             self.reasons["namespaces"] = self.reasons["iptables"] = self.reasons["netem"] = "loopback mode asked for"
         self.namespaced = self.reasons["namespaces"] is None
@@ -424,7 +439,7 @@ class Cluster:
 
     def unavailable(self, feature):
         """Why `feature` ("namespaces", "iptables" for partition, "netem",
-        or "isolate") cannot be used here, or None when it can."""
+        "isolate" or "disk-full") cannot be used here, or None when it can."""
         if feature == "isolate":
             return self.reasons["namespaces"]
         return self.reasons[feature]
@@ -457,6 +472,8 @@ class Cluster:
                                        os.path.join(self.root_dir, f"node-{i + 1}"), self._roles(i)))
         for node in self.nodes:
             os.makedirs(node.data_dir, exist_ok=True)
+            if self.unavailable("disk-full") is None:
+                _run(["mount", "-t", "tmpfs", "-o", f"size={self.data_size_mb}m", "tmpfs", node.data_dir])
         for node in self.nodes:
             self._spawn(node)
         for node in self.nodes:
@@ -593,6 +610,38 @@ class Cluster:
         if wait:
             self.wait_ready(i)
 
+    def fill_disk(self, i):
+        """Fills node i's data disk (its tmpfs): a file takes every free
+        byte, so the node's next write fails with ENOSPC. Returns the bytes
+        taken."""
+        self._require("disk-full")
+        node = self.nodes[i]
+        path = os.path.join(node.data_dir, DISK_FILLER)
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        try:
+            # Grown until ENOSPC in smaller and smaller steps (a tmpfs keeps
+            # a little of what statvfs calls free).
+            taken = os.fstat(fd).st_size
+            for step in DISK_FILL_STEPS:
+                while True:
+                    try:
+                        os.posix_fallocate(fd, taken, step)
+                    except OSError as e:
+                        if e.errno != errno.ENOSPC:
+                            raise
+                        break
+                    taken += step
+        finally:
+            os.close(fd)
+        return taken
+
+    def free_disk(self, i):
+        """Undoes fill_disk (safe when the disk is not full)."""
+        try:
+            os.unlink(os.path.join(self.nodes[i].data_dir, DISK_FILLER))
+        except FileNotFoundError:
+            pass
+
     def pause(self, i):
         self.nodes[i].proc.send_signal(signal.SIGSTOP)
 
@@ -679,6 +728,7 @@ class Cluster:
             if self.bridge is not None:
                 steps.append(lambda: _run([IP, "link", "del", self.bridge], check=False))
         if self.root_dir is not None:
+            steps.append(lambda: _unmount_under(self.root_dir))
             steps.append(lambda: shutil.rmtree(self.root_dir, ignore_errors=True))
         first_error = None
         for step in steps:
@@ -690,6 +740,17 @@ class Cluster:
         _LIVE_CLUSTERS.discard(self)
         if first_error is not None:
             raise first_error
+
+
+def _unmount_under(root):
+    """Unmounts every mount point below `root` (the nodes' tmpfs data dirs),
+    lazily, so a process still holding a file there cannot keep it."""
+    root = os.path.realpath(root) + os.sep
+    with open("/proc/self/mounts") as mounts:
+        points = [line.split()[1] for line in mounts]
+    for point in sorted(points, reverse=True):
+        if point.startswith(root):
+            _run(["umount", "-l", point], check=False)
 
 
 def _kill_node(node):

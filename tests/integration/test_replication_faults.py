@@ -6,8 +6,10 @@ checked (tests/cluster/checker.py): no acknowledged record lost or moved, no
 two values at one offset, replicas equal below the high watermark, no high
 watermark going back, nothing a consumer saw gone, no value twice.
 
-Apache Kafka 4.x from its jars runs the same matrix and must pass: that is
-what shows the checker sound. That it can fail is shown without a cluster:
+Apache Kafka 4.x from its jars runs kill -9 of a leader here and must pass
+(the whole long matrix passed on it, perf/RESULTS.md): that is what shows the
+checker sound. Its other faults are left to the long run, to keep
+tests/run inside CI's time. That it can fail is shown without a cluster:
 the checker is fed fabricated histories with each anomaly, and the log file
 reader fabricated segments. shoal runs the matrix as soon as it accepts a
 topic with replication factor 3; until then each test skips with its
@@ -46,6 +48,9 @@ SHOAL_GAPS = {
     "rolling-restart": "shoal: under load, a node restarted after a clean shutdown in a rolling "
                        "restart may stay fenced (not accepting clients) for minutes (issue 15, open)",
 }
+# What Kafka runs here: three JVMs restart slowly on two cores, and the
+# long run (tests/faults/run --broker kafka, perf/RESULTS.md) has the rest.
+KAFKA_MATRIX = ("kill-leader",)
 
 
 @pytest.fixture(scope="module", params=["kafka", "shoal"])
@@ -53,7 +58,7 @@ def cluster(request):
     """Three combined nodes of one implementation, shared by its faults
     (each on a topic of its own; run_fault heals and restarts what a failed
     one left broken)."""
-    with Cluster(NODES, faults.command_for(request.param)) as made:
+    with Cluster(NODES, faults.command_for(request.param), data_size_mb=faults.DATA_DISK_MB) as made:
         made.implementation = request.param
         made.refused = None
         yield made
@@ -66,6 +71,8 @@ def test_no_acknowledged_record_lost_under_fault(cluster, fault):
         pytest.skip(cluster.refused)
     if cluster.implementation == "shoal" and fault in SHOAL_GAPS:
         pytest.skip(SHOAL_GAPS[fault])
+    if cluster.implementation == "kafka" and fault not in KAFKA_MATRIX:
+        pytest.skip(f"kafka runs {fault} in the long run only (tests/faults/run --broker kafka)")
     _, (rounds, seconds), _ = faults.FAULTS[fault]
     try:
         result = faults.run_fault(cluster, fault, rounds, seconds)
