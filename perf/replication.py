@@ -3,7 +3,7 @@
 replication factor 3 and 1: what replication costs, and shoal against Kafka
 replicated (issue 15).
 
-    perf/replication.py [--quick] [--out DIR] [--shoal-bin PATH]
+    perf/replication.py [--quick] [--perf-test] [--out DIR] [--shoal-bin PATH]
 
 Four sides, each 3 combined broker-and-controller voters on loopback ports
 started by tests/cluster's harness (loopback mode):
@@ -34,6 +34,10 @@ preloads FULL_CONSUME_RECORDS, not perf/run's 10 M). A run that
 fails is recorded with its error, and the nodes' logs are copied under
 target/perf-data/replication-failed/ before the data dirs go.
 
+With --perf-test it runs W1 through kafka-producer-perf-test instead (the
+second, independent client, as perf/clients.py runs it against one broker)
+into a section of its own, `<!-- section:replication-perf-test -->`.
+
 Writes the section between `<!-- section:replication -->` markers into
 RESULTS.md (perf/, or --out DIR), which perf/run keeps.
 
@@ -57,7 +61,9 @@ import uuid
 from procs import (
     DATA_ROOT, PERF_DIR, REPO, CommandsLog, _cleanup_everything, last_json_line, make_temp_dir, run_bounded,
 )
-from runs import E2E_RATE, FULL, PARTITIONS, QUICK, bench_timeout_s, prepare_topic, workloads
+from runs import FULL, PARTITIONS, QUICK, Workload, bench_timeout_s, prepare_topic, workloads
+from brokers import KAFKA_JARS
+import clients
 from results import fmt_rate, fmt_ratio, loadavg, machine, median_of, replace_section
 
 # tests/ goes first, so `cluster` names the harness package tests/cluster;
@@ -100,6 +106,12 @@ FULL_CONSUME_RECORDS = 2_000_000
 
 SECTION_BEGIN = "<!-- section:replication -->"
 SECTION_END = "<!-- /section:replication -->"
+# --perf-test: W1 through Kafka's own producer instead, in a section of its own.
+PERF_TEST_KEY = "W1 perf-test"
+PERF_TEST_WORKLOAD = Workload(PERF_TEST_KEY, "produce 100 B, 8 partitions, acks=all, kafka-producer-perf-test "
+                              "(the Java producer's defaults: idempotent)", steps=None)
+PERF_TEST_BEGIN = "<!-- section:replication-perf-test -->"
+PERF_TEST_END = "<!-- /section:replication-perf-test -->"
 
 
 # ---------------------------------------------------------------- the sides
@@ -190,19 +202,13 @@ def run_once(workload, make_target, shoal_bin, size, commands, label):
         prepare_topic(target, shoal_bin, topic, size, commands)
         leaders = perf_cluster.settled_leaders(target, shoal_bin, topic)
         isr = full_isr(target, shoal_bin, topic)
-        report = None
-        for step in workload.steps(size, topic):
-            command = [shoal_bin, "bench", step.mode, "--bootstrap", target.bootstrap, *step.args, "--json"]
-            commands.add(command, {**target.placeholders(), topic: "$TOPIC"})
-            cpu_before = target.cpu_seconds()
-            code, out, err = run_bounded(command, bench_timeout_s(size))
-            if code != 0:
-                logs = target.keep_logs(label)
-                return {"error": f"bench {step.mode} exited with {code}: {err.strip()[-400:]} "
-                                 f"(nodes' logs: {logs})", "spread": perf_cluster.spread(leaders)}
-            if step.measured:
-                report = last_json_line(out)
-                report["broker_cpu_s"] = target.cpu_seconds() - cpu_before
+        if workload.key == PERF_TEST_KEY:
+            report = perf_test(target, topic, size, commands)
+        else:
+            report = bench_steps(workload, target, shoal_bin, topic, size, commands)
+        if "error" in report:
+            return {"error": f"{report['error']} (nodes' logs: {target.keep_logs(label)})",
+                    "spread": perf_cluster.spread(leaders)}
         report["spread"] = perf_cluster.spread(leaders)
         report["isr"] = isr
         report["brokers_listed"] = target.brokers_listed
@@ -216,6 +222,36 @@ def run_once(workload, make_target, shoal_bin, size, commands, label):
         return {"error": f"{str(error).strip()[-600:]} (nodes' logs: {logs})"}
     finally:
         target.close()
+
+
+def bench_steps(workload, target, shoal_bin, topic, size, commands):
+    """The workload's `shoal bench` steps; the measured one's report with
+    the brokers' CPU time, or {"error": ...}."""
+    report = None
+    for step in workload.steps(size, topic):
+        command = [shoal_bin, "bench", step.mode, "--bootstrap", target.bootstrap, *step.args, "--json"]
+        commands.add(command, {**target.placeholders(), topic: "$TOPIC"})
+        cpu_before = target.cpu_seconds()
+        code, out, err = run_bounded(command, bench_timeout_s(size))
+        if code != 0:
+            return {"error": f"bench {step.mode} exited with {code}: {err.strip()[-400:]}"}
+        if step.measured:
+            report = last_json_line(out)
+            report["broker_cpu_s"] = target.cpu_seconds() - cpu_before
+    return report
+
+
+def perf_test(target, topic, size, commands):
+    """W1 through kafka-producer-perf-test as perf/run runs it
+    (perf/clients.py: the Java producer's defaults, idempotent, acks=all),
+    into the run's topic."""
+    command = ["java", clients.PERF_TEST_HEAP, "-cp", os.path.join(KAFKA_JARS, "*"), clients.PRODUCER_PERF_TEST,
+               "--bootstrap-server", target.bootstrap, "--topic", topic, "--num-records",
+               str(size.perf_test_records), "--record-size", "100", "--throughput", "-1",
+               "--command-property", "acks=all"]
+    commands.add(command, {**target.placeholders(), topic: "$TOPIC"})
+    return clients.measured(target, command, size, clients.perf_test_report,
+                            timeout_s=clients.perf_test_timeout_s(size), partial_ok=True)
 
 
 # ---------------------------------------------------------------- report
@@ -278,15 +314,18 @@ def runs_rows(rows, results):
     return lines
 
 
-def section(argv, size, rows, results, info, end_loadavg, shoal_bin, progress=None):
+def section(argv, size, rows, results, info, end_loadavg, shoal_bin, progress=None, markers=None):
     """The RESULTS.md section; `progress` says how far a run still going
     (or cut short) got."""
+    begin, end = markers or (SECTION_BEGIN, SECTION_END)
+    title = ("W1 through kafka-producer-perf-test" if rows[0].key == PERF_TEST_KEY
+             else "W1, W3 and W4 through `shoal bench`")
     shown_bin = os.path.relpath(shoal_bin, REPO)
     stalls = [r["reactor_stalls"] for w in rows for s in (SHOAL_RF3, SHOAL_RF1) for r in results[w.key][s]
               if r.get("reactor_stalls") is not None]
     lines = [
-        SECTION_BEGIN,
-        "## Replication: RF=3 against RF=1, shoal against Apache Kafka, on 3-node clusters (issue 15)",
+        begin,
+        f"## Replication: RF=3 against RF=1, shoal against Apache Kafka, on 3-node clusters (issue 15): {title}",
         "",
         f"`{' '.join(['perf/replication.py', *argv])}` (binary `{shown_bin}`), {info['date']}, commit "
         f"`{info['commit']}`, {info['nproc']} × {info['cpu']}, load average (1/5/15 min) at the start "
@@ -301,19 +340,21 @@ def section(argv, size, rows, results, info, end_loadavg, shoal_bin, progress=No
         *profile_note(shoal_bin),
         *perf_cluster.busy_note(info),
         f"- **The machine: {info['nproc']} cores shared by all {NODES} brokers of a side and the load "
-        "generator** (`shoal bench`, producer and consumer threads), and one disk. Three replicas do three "
+        "generator** (the client's process), and one disk. Three replicas do three "
         "times the writing on the same cores and disk, so RF=3/RF=1 here is the cost of replication on one "
         "small machine, not over a network of machines.",
         f"- **shoal**: {NODES} nodes started by tests/cluster/shoal-node: combined broker and controller, "
         "a voter of the metadata quorum, one shard each, default config (`flush.policy=sync`: acks=all "
-        "answers after the leader's fdatasync and the ISR's fetch).",
+        "answers after the leader's fdatasync and once every ISR follower has fetched past the records; a "
+        "follower fetches only from a durable log end (src/replication/follower.rs), so at RF=3 an ack also "
+        "waits for the followers' fdatasync and their next Fetch).",
         f"- **kafka**: {NODES} nodes of Apache Kafka in KRaft mode (combined broker and controller, static "
         "voters) started by perf/kafka-node: tests/kafka/kafka-cluster-node's configs with perf/run's JVM "
-        "(1 GiB heap, the JVM's default collector and JIT), Kafka's default flushing (the page cache).",
+        "(1 GiB heap, the JVM's default collector and JIT), Kafka's default flushing (the page cache, on "
+        "leaders and followers alike: no fsync before an ack).",
         f"- **RF=3** topics: replication factor {REPLICATED}, `min.insync.replicas={MIN_INSYNC}`; **RF=1**: "
         "replication factor 1, partitions placed over the 3 brokers. Every topic has "
-        f"{PARTITIONS} partitions. `shoal bench` (the same load tool for every side) sends each partition's "
-        "Produce and Fetch to its leader, with `--acks -1`.",
+        f"{PARTITIONS} partitions. " + client_note(rows),
         "",
         *throughput_rows(rows, results),
         "",
@@ -327,8 +368,19 @@ def section(argv, size, rows, results, info, end_loadavg, shoal_bin, progress=No
                 for side in SIDES for r in results[w.key][side] if "error" in r]
     if failures:
         lines += ["Failed runs:", "", *failures, ""]
-    lines += ["Commands:", "", "```", *COMMANDS.lines, "```", SECTION_END]
+    lines += ["Commands:", "", "```", *COMMANDS.lines, "```", end]
     return "\n".join(lines) + "\n"
+
+
+def client_note(rows):
+    if rows[0].key == PERF_TEST_KEY:
+        return ("kafka-producer-perf-test (Apache Kafka's ProducerPerformance from the same jars, as perf/run "
+                "runs it: the Java producer's defaults, idempotent, `acks=all`; no duration option, so a side too "
+                "slow for its records is measured over the 5 s windows it completed) bootstraps at the node that "
+                "takes admin requests and sends to each partition's leader, after the same warm-up through "
+                "`shoal bench`.")
+    return ("`shoal bench` (the same load tool for every side) sends each partition's Produce and Fetch to its "
+            "leader, with `--acks -1`.")
 
 
 def profile_note(shoal_bin):
@@ -367,6 +419,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 run per cell, short durations, fewer W3 records")
     parser.add_argument("--out", help="the directory whose RESULTS.md gets the section (default: perf/)")
+    parser.add_argument("--perf-test", action="store_true",
+                        help="W1 through kafka-producer-perf-test (the second, independent client), in its own section")
     parser.add_argument("--shoal-bin", default=os.environ.get("SHOAL_BIN") or
                         os.path.join(REPO, "target", "release", "shoal"))
     args = parser.parse_args()
@@ -378,7 +432,10 @@ def main():
     out_dir = args.out or PERF_DIR
     os.makedirs(out_dir, exist_ok=True)
     info = machine()
-    rows = [w for w in workloads(False) if w.key in WORKLOADS]
+    if args.perf_test:
+        rows, markers = [PERF_TEST_WORKLOAD], (PERF_TEST_BEGIN, PERF_TEST_END)
+    else:
+        rows, markers = [w for w in workloads(False) if w.key in WORKLOADS], (SECTION_BEGIN, SECTION_END)
     results = {w.key: {side: [] for side in SIDES} for w in rows}
     path = os.path.join(out_dir, "RESULTS.md")
     total, done = size.runs * len(rows) * len(SIDES), 0
@@ -395,13 +452,13 @@ def main():
                     print(f"perf: {w.key} run {run + 1}/{size.runs} {side}: {shown(report, w)}", file=sys.stderr)
                     if done < total:
                         progress = f"**Partial: {done} of {total} runs done** (still going, or cut short)."
-                        replace_section(path, SECTION_BEGIN, SECTION_END,
+                        replace_section(path, *markers,
                                         section(sys.argv[1:], size, rows, results, info, loadavg(), shoal_bin,
-                                                progress))
+                                                progress, markers))
     finally:
         _cleanup_everything()
-    text = section(sys.argv[1:], size, rows, results, info, loadavg(), shoal_bin)
-    replace_section(path, SECTION_BEGIN, SECTION_END, text)
+    text = section(sys.argv[1:], size, rows, results, info, loadavg(), shoal_bin, markers=markers)
+    replace_section(path, *markers, text)
     print(text)
     print(f"perf: wrote the section into {path}", file=sys.stderr)
     failed = any("error" in r for w in rows for side in (SHOAL_RF3, SHOAL_RF1) for r in results[w.key][side])
