@@ -167,6 +167,11 @@ def run_workload_once(workload, make_broker, shoal_bin, size, commands):
 def create_topic(broker, shoal_bin, topic, commands):
     command = [shoal_bin, "topic", "create", topic, "--bootstrap", broker.bootstrap,
                "--partitions", str(PARTITIONS)]
+    # A cluster's broker names its topics' replication factor
+    # (perf/replication.py); one broker takes the default.
+    replication_factor = getattr(broker, "replication_factor", None)
+    if replication_factor is not None:
+        command += ["--replication-factor", str(replication_factor)]
     for config in broker.topic_configs:
         command += ["--config", config]
     commands.add(command, {**broker.placeholders(), topic: "$TOPIC"})
