@@ -62,14 +62,17 @@ pub struct Handle;
 /// Starts a fetcher for each leader this shard follows and has none for.
 pub fn start_missing(shard: &Rc<Shard>) {
     let leaders = shard.replication.followers.borrow().leaders();
-    let mut fetchers = shard.replication.fetchers.borrow_mut();
-    for leader_id in leaders {
-        if fetchers.contains_key(&leader_id) {
-            continue;
-        }
-        fetchers.insert(leader_id, Handle);
-        let weak = Rc::downgrade(shard);
-        glommio::spawn_local(run(weak, leader_id)).detach();
+    let started: Vec<i32> = {
+        let mut fetchers = shard.replication.fetchers.borrow_mut();
+        leaders
+            .into_iter()
+            .filter(|leader_id| fetchers.insert(*leader_id, Handle).is_none())
+            .collect()
+    };
+    // Spawned with no borrow held: glommio polls a new task at once, and
+    // `run` borrows `fetchers` when it ends.
+    for leader_id in started {
+        glommio::spawn_local(run(Rc::downgrade(shard), leader_id)).detach();
     }
 }
 

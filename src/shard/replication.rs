@@ -263,16 +263,22 @@ impl Replication {
         generation: u64,
         effects: LeaderEffects,
     ) {
-        let led = shard.replication.led.borrow();
-        let Some(entry) = led.get(partition).filter(|e| e.generation == generation) else {
-            return;
+        // No borrow of `led` may outlive this block: `send_alter_partition`
+        // spawns a task glommio may poll at once, and that task borrows
+        // `led` mutably when its answer is already there.
+        let (log, topic_id) = {
+            let led = shard.replication.led.borrow();
+            let Some(entry) = led.get(partition).filter(|e| e.generation == generation) else {
+                return;
+            };
+            (entry.log.clone(), entry.topic_id)
         };
         if let Some(high_watermark) = effects.high_watermark_offset {
-            entry.log.advance_high_watermark(high_watermark);
+            log.advance_high_watermark(high_watermark);
         }
         if let Some(proposal) = effects.alter_partition {
             let item = AlterPartitionItem {
-                topic_id: entry.topic_id,
+                topic_id,
                 partition: partition.partition,
                 leader_epoch: proposal.leader_epoch,
                 partition_epoch: proposal.partition_epoch,

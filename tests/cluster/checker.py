@@ -458,7 +458,9 @@ class Load:
                 except BufferError:
                     break
                 except KafkaException as e:
-                    if not e.args[0].fatal():
+                    # A fatal producer refuses every record with _FATAL,
+                    # an error not itself marked fatal.
+                    if not (e.args[0].fatal() or e.args[0].code() == KafkaError._FATAL):
                         raise
                     fatal.set()
                     break
