@@ -58,8 +58,14 @@ fn request(
     request
 }
 
+/// A topic's name and a partition index.
+type At = (String, i32);
+
+/// (partition, error, leader, ISR, offline replicas).
+type Seen = (i32, i16, i32, Vec<i32>, Vec<i32>);
+
 /// (topic, partition) of every partition in `response`, and its cursor.
-fn seen(response: &DescribeTopicPartitionsResponse) -> (Vec<(String, i32)>, Option<(String, i32)>) {
+fn seen(response: &DescribeTopicPartitionsResponse) -> (Vec<At>, Option<At>) {
     let partitions = response
         .topics
         .iter()
@@ -181,7 +187,7 @@ fn a_cursor_kafka_refuses_is_an_invalid_request() {
 fn partitions_show_leaderless_and_offline_replicas_without_an_error() {
     let view = view();
     let response = describe(&view, &request(&["t"], 10, Some(("t", 2))));
-    let partitions: Vec<(i32, i16, i32, Vec<i32>, Vec<i32>)> = response.topics[0]
+    let partitions: Vec<Seen> = response.topics[0]
         .partitions
         .iter()
         .map(|p| {
