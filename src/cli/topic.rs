@@ -1,8 +1,11 @@
 //! `shoal topic create|list|describe|delete|add-partitions`, the
 //! kafka-topics.sh subset, over CreateTopics, Metadata, DescribeConfigs,
 //! DeleteTopics and CreatePartitions; `shoal topic alter-config` (the topic
-//! part of kafka-configs.sh, over IncrementalAlterConfigs) and `shoal topic
-//! delete-records` (kafka-delete-records.sh, over DeleteRecords).
+//! part of kafka-configs.sh, over IncrementalAlterConfigs), `shoal topic
+//! delete-records` (kafka-delete-records.sh, over DeleteRecords) and
+//! `shoal topic reassign|reassignments` (kafka-reassign-partitions.sh's
+//! --execute, --cancel and --list for one partition, over
+//! AlterPartitionReassignments and ListPartitionReassignments).
 //!
 //! Invariant: output lines have the shape of Kafka's tools, so scripts
 //! written against Kafka read shoal's output unchanged.
@@ -11,6 +14,9 @@ use std::io::Write;
 
 use anyhow::{anyhow, bail, Context};
 use base64::Engine;
+use kafka_protocol::messages::alter_partition_reassignments_request::{
+    ReassignablePartition, ReassignableTopic,
+};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_records_request::{
@@ -23,6 +29,10 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
 use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
+use kafka_protocol::messages::{
+    AlterPartitionReassignmentsRequest, ListPartitionReassignmentsRequest,
+    ListPartitionReassignmentsResponse,
+};
 use kafka_protocol::messages::{
     BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest,
     DeleteTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
@@ -107,6 +117,24 @@ pub enum TopicCommand {
         #[command(flatten)]
         bootstrap: BootstrapArg,
     },
+    /// Move a partition's replicas, or cancel its move when no --replicas
+    /// are given (like kafka-reassign-partitions.sh --execute / --cancel).
+    Reassign {
+        /// The topic's name.
+        name: String,
+        #[arg(long)]
+        partition: i32,
+        /// The target broker ids, comma-separated, the preferred leader first.
+        #[arg(long, value_delimiter = ',')]
+        replicas: Vec<i32>,
+        #[command(flatten)]
+        bootstrap: BootstrapArg,
+    },
+    /// The reassignments in progress (like kafka-reassign-partitions.sh --list).
+    Reassignments {
+        #[command(flatten)]
+        bootstrap: BootstrapArg,
+    },
     /// Delete a partition's records below an offset (like kafka-delete-records.sh).
     DeleteRecords {
         /// The topic's name.
@@ -180,6 +208,35 @@ pub fn run_topic(cmd: TopicCommand) -> anyhow::Result<()> {
             let mut conn = Connection::connect(&bootstrap.bootstrap)?;
             add_partitions(&mut conn, &name, partitions)?;
             writeln!(out, "Adding partitions succeeded!")?;
+        }
+        TopicCommand::Reassign {
+            name,
+            partition,
+            replicas,
+            bootstrap,
+        } => {
+            let mut conn = Connection::connect(&bootstrap.bootstrap)?;
+            let target = (!replicas.is_empty()).then_some(replicas);
+            let verb = if target.is_some() {
+                "started"
+            } else {
+                "cancelled"
+            };
+            reassign(&mut conn, &name, partition, target)?;
+            writeln!(
+                out,
+                "Successfully {verb} partition reassignment for {name}-{partition}"
+            )?;
+        }
+        TopicCommand::Reassignments { bootstrap } => {
+            let mut conn = Connection::connect(&bootstrap.bootstrap)?;
+            let response = conn.send(ListPartitionReassignmentsRequest::default())?;
+            check(
+                response.error_code,
+                response.error_message.as_deref(),
+                "partition reassignments",
+            )?;
+            writeln!(out, "{}", reassignment_lines(&response))?;
         }
         TopicCommand::DeleteRecords {
             name,
@@ -316,6 +373,75 @@ fn add_partitions(conn: &mut Connection, name: &str, partitions: i32) -> anyhow:
         .ok_or_else(|| anyhow!("CreatePartitions response does not mention topic {name}"))?;
     check_topic(name, result.error_code, result.error_message.as_deref())?;
     Ok(())
+}
+
+/// AlterPartitionReassignments of one partition: to `target`, or cancel.
+fn reassign(
+    conn: &mut Connection,
+    name: &str,
+    partition: i32,
+    target: Option<Vec<i32>>,
+) -> anyhow::Result<()> {
+    let response = conn.send(
+        AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(TOPIC_ADMIN_TIMEOUT_MS)
+            .with_topics(vec![ReassignableTopic::default()
+                .with_name(topic_name(name))
+                .with_partitions(vec![ReassignablePartition::default()
+                    .with_partition_index(partition)
+                    .with_replicas(
+                        target.map(|ids| ids.into_iter().map(BrokerId).collect()),
+                    )])]),
+    )?;
+    check(
+        response.error_code,
+        response.error_message.as_deref(),
+        "partition reassignment",
+    )?;
+    let result = response
+        .responses
+        .iter()
+        .filter(|t| t.name.0.as_str() == name)
+        .flat_map(|t| t.partitions.iter())
+        .find(|p| p.partition_index == partition)
+        .ok_or_else(|| anyhow!("the response does not mention {name}-{partition}"))?;
+    check(
+        result.error_code,
+        result.error_message.as_deref(),
+        &format!("{name}-{partition}"),
+    )?;
+    Ok(())
+}
+
+/// kafka-reassign-partitions.sh --list's lines.
+fn reassignment_lines(response: &ListPartitionReassignmentsResponse) -> String {
+    let ids = |label: &str, nodes: &[BrokerId]| match nodes {
+        [] => String::new(),
+        _ => format!(" {label}: {}.", broker_list(nodes)),
+    };
+    let mut lines: Vec<(String, i32, String)> = response
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            topic.partitions.iter().map(move |p| {
+                let text = format!(
+                    "{}-{}: replicas: {}.{}{}",
+                    topic.name.0.as_str(),
+                    p.partition_index,
+                    broker_list(&p.replicas),
+                    ids("adding", &p.adding_replicas),
+                    ids("removing", &p.removing_replicas)
+                );
+                (topic.name.0.to_string(), p.partition_index, text)
+            })
+        })
+        .collect();
+    lines.sort();
+    if lines.is_empty() {
+        return "No partition reassignments found.".to_string();
+    }
+    let text: Vec<String> = lines.into_iter().map(|(_, _, text)| text).collect();
+    format!("Current partition reassignments:\n{}", text.join("\n"))
 }
 
 /// DeleteRecords of `partition` below `offset`; returns the new low watermark.
@@ -552,6 +678,58 @@ mod tests {
             }
         );
         assert!(Cli::try_parse_from(["topic", "add-partitions", "orders"]).is_err());
+    }
+
+    #[test]
+    fn reassign_parses_and_lists_as_kafka_reassign_partitions() {
+        let bootstrap = BootstrapArg {
+            bootstrap: "127.0.0.1:9092".into(),
+        };
+        let reassign = |replicas: Vec<i32>| TopicCommand::Reassign {
+            name: "orders".into(),
+            partition: 1,
+            replicas,
+            bootstrap: bootstrap.clone(),
+        };
+        let args = [
+            "reassign",
+            "orders",
+            "--partition",
+            "1",
+            "--replicas",
+            "3,1",
+        ];
+        assert_eq!(parse(&args), reassign(vec![3, 1]));
+        assert_eq!(parse(&args[..4]), reassign(Vec::new()), "a cancel");
+
+        use kafka_protocol::messages::list_partition_reassignments_response::{
+            OngoingPartitionReassignment, OngoingTopicReassignment,
+        };
+        let ids = |v: &[i32]| v.iter().copied().map(BrokerId).collect::<Vec<_>>();
+        let partition = |index, replicas: &[i32], adding: &[i32], removing: &[i32]| {
+            OngoingPartitionReassignment::default()
+                .with_partition_index(index)
+                .with_replicas(ids(replicas))
+                .with_adding_replicas(ids(adding))
+                .with_removing_replicas(ids(removing))
+        };
+        let mut response = ListPartitionReassignmentsResponse::default();
+        assert_eq!(
+            reassignment_lines(&response),
+            "No partition reassignments found."
+        );
+        response.topics = vec![OngoingTopicReassignment::default()
+            .with_name(topic_name("orders"))
+            .with_partitions(vec![
+                partition(2, &[1, 2], &[], &[2]),
+                partition(0, &[3, 1, 2], &[3], &[2]),
+            ])];
+        assert_eq!(
+            reassignment_lines(&response),
+            "Current partition reassignments:\n\
+             orders-0: replicas: 3,1,2. adding: 3. removing: 2.\n\
+             orders-2: replicas: 1,2. removing: 2."
+        );
     }
 
     #[test]

@@ -21,15 +21,20 @@
 //! registered, is fenced, is shutting down, or (version 3) is at another
 //! broker epoch (INELIGIBLE_REPLICA).
 //!
+//! An ISR change that covers a reassignment's target also completes it
+//! (`reassignment::complete`), as Kafka's `PartitionChangeBuilder` does.
+//!
 //! Invariant: pure (image and brokers in, a record or an error out); a
-//! record it makes keeps the leader, so the leader stays an ISR member and
-//! the ISR is never emptied.
+//! record it makes keeps the leader, unless it completes a reassignment
+//! that removes the leader (then the first target replica in the ISR
+//! leads), so the leader stays an ISR member and the ISR is never emptied.
 
 use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
 use super::controller::KafkaError;
 use super::image::{MetadataImage, PartitionImage};
+use super::reassignment;
 use super::records::PartitionChangeRecord;
 
 /// Kafka's `LeaderRecoveryState`: the leader was elected cleanly, or
@@ -117,7 +122,12 @@ pub fn alter_isr(
         record.leader_recovery_state = request.leader_recovery_state;
     }
     let unchanged = record.isr.is_none() && record.leader_recovery_state == -1;
-    Ok((!unchanged).then_some(record))
+    if unchanged {
+        return Ok(None);
+    }
+    // An ISR that now covers a reassignment's target completes it.
+    reassignment::complete(partition, brokers, &mut record);
+    Ok(Some(record))
 }
 
 /// The partition `request` names, as `image` holds it: the answer to a

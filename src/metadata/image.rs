@@ -20,6 +20,7 @@ use super::records::{
     CONFIG_RESOURCE_BROKER_LOGGER, CONFIG_RESOURCE_CLIENT_METRICS, CONFIG_RESOURCE_GROUP,
     CONFIG_RESOURCE_TOPIC, NO_LEADER_CHANGE,
 };
+use super::table::NO_SHARD;
 
 /// A record that does not apply to the image it was given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +118,27 @@ pub struct MetadataImage {
     pub features: BTreeMap<String, i16>,
     /// The first producer id of the next block to hand out.
     pub next_producer_id: i64,
+}
+
+/// The owner shards of `replicas`, each replica keeping the one it had
+/// (`NO_SHARD` for a new one), so that a reassignment's new replica
+/// list never moves a kept replica to another shard.
+fn shards_of(partition: &PartitionImage, replicas: &[i32]) -> Vec<i32> {
+    if partition.shards.is_empty() || partition.replicas == replicas {
+        return partition.shards.clone();
+    }
+    replicas
+        .iter()
+        .map(|replica| {
+            partition
+                .replicas
+                .iter()
+                .position(|r| r == replica)
+                .and_then(|at| partition.shards.get(at))
+                .copied()
+                .unwrap_or(NO_SHARD)
+        })
+        .collect()
 }
 
 impl MetadataImage {
@@ -240,6 +262,7 @@ impl MetadataImage {
             .unwrap_or(&partition.directories);
         check_directories(replicas.len(), directories)?;
         let mut next = partition.clone();
+        next.shards = shards_of(partition, replicas);
         next.replicas = replicas.clone();
         next.directories = directories.clone();
         for (field, change) in [

@@ -27,6 +27,7 @@ pub mod image;
 pub mod leadership;
 pub mod placer;
 pub mod producer_ids;
+pub mod reassignment;
 pub mod records;
 pub mod store;
 pub mod table;
@@ -306,6 +307,23 @@ impl ClusterView {
                     .filter(|&partition| next.hosts(meta, partition) && !held(partition))
                     .collect();
                 (!arriving.is_empty()).then(|| (meta.clone(), arriving))
+            })
+            .collect()
+    }
+
+    /// The partitions of topics both views hold that this view has this
+    /// node replicate and `next` does not (a reassignment moved them
+    /// away), by topic as this view holds it: this node deletes its copies
+    /// once it installed `next` (Kafka's StopReplica with delete).
+    pub fn departing_in(&self, next: &ClusterView) -> Vec<(Arc<TopicMeta>, Vec<i32>)> {
+        self.topics
+            .values()
+            .filter_map(|meta| {
+                let after = next.topic_by_id(meta.id)?;
+                let departing: Vec<i32> = (0..meta.partitions.min(after.partitions))
+                    .filter(|&p| self.hosts(meta, p) && !next.hosts(after, p))
+                    .collect();
+                (!departing.is_empty()).then(|| (meta.clone(), departing))
             })
             .collect()
     }

@@ -131,6 +131,15 @@ pub(crate) fn cluster_view(layout: BrokerLayout) -> ClusterView {
     empty_view(layout).with_image(&cluster_image())
 }
 
+/// `cluster_view` after `records` (more topics, partition changes).
+pub(crate) fn cluster_view_after(records: &[MetadataRecord]) -> ClusterView {
+    let mut image = cluster_image();
+    for record in records {
+        image.apply(record).expect("applies");
+    }
+    empty_view(BrokerLayout::Node).with_image(&image)
+}
+
 fn broker(id: i32, host: &str, port: i32, rack: Option<&str>) -> Broker {
     Broker {
         id,

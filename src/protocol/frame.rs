@@ -34,6 +34,10 @@ use kafka_protocol::messages::{
     OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest,
     RequestHeader, ResponseHeader, SyncGroupRequest, WriteTxnMarkersRequest,
 };
+use kafka_protocol::messages::{
+    AlterPartitionReassignmentsRequest, DescribeTopicPartitionsRequest,
+    ListPartitionReassignmentsRequest,
+};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::protocol::versions;
@@ -206,6 +210,9 @@ pub enum Request {
     DeleteTopics(DeleteTopicsRequest),
     DescribeConfigs(DescribeConfigsRequest),
     DescribeCluster(DescribeClusterRequest),
+    DescribeTopicPartitions(DescribeTopicPartitionsRequest),
+    AlterPartitionReassignments(AlterPartitionReassignmentsRequest),
+    ListPartitionReassignments(ListPartitionReassignmentsRequest),
     DescribeQuorum(DescribeQuorumRequest),
     FindCoordinator(FindCoordinatorRequest),
     JoinGroup(JoinGroupRequest),
@@ -249,6 +256,9 @@ impl Request {
             Request::DeleteTopics(_) => ApiKey::DeleteTopics,
             Request::DescribeConfigs(_) => ApiKey::DescribeConfigs,
             Request::DescribeCluster(_) => ApiKey::DescribeCluster,
+            Request::DescribeTopicPartitions(_) => ApiKey::DescribeTopicPartitions,
+            Request::AlterPartitionReassignments(_) => ApiKey::AlterPartitionReassignments,
+            Request::ListPartitionReassignments(_) => ApiKey::ListPartitionReassignments,
             Request::DescribeQuorum(_) => ApiKey::DescribeQuorum,
             Request::FindCoordinator(_) => ApiKey::FindCoordinator,
             Request::JoinGroup(_) => ApiKey::JoinGroup,
@@ -315,6 +325,15 @@ pub fn decode_request(
             ApiKey::DescribeCluster => {
                 Request::DescribeCluster(DescribeClusterRequest::decode(body, version)?)
             }
+            ApiKey::DescribeTopicPartitions => Request::DescribeTopicPartitions(
+                DescribeTopicPartitionsRequest::decode(body, version)?,
+            ),
+            ApiKey::AlterPartitionReassignments => Request::AlterPartitionReassignments(
+                AlterPartitionReassignmentsRequest::decode(body, version)?,
+            ),
+            ApiKey::ListPartitionReassignments => Request::ListPartitionReassignments(
+                ListPartitionReassignmentsRequest::decode(body, version)?,
+            ),
             ApiKey::DescribeQuorum => {
                 Request::DescribeQuorum(DescribeQuorumRequest::decode(body, version)?)
             }

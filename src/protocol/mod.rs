@@ -20,6 +20,8 @@ mod roundtrip_groups;
 #[cfg(test)]
 mod roundtrip_kip848;
 #[cfg(test)]
+mod roundtrip_reassign;
+#[cfg(test)]
 mod roundtrip_txn;
 pub mod schema;
 pub mod versions;

@@ -69,6 +69,7 @@ where
 use super::roundtrip_admin as admin;
 use super::roundtrip_groups as groups;
 use super::roundtrip_kip848 as kip848;
+use super::roundtrip_reassign as reassign;
 use super::roundtrip_txn as txn;
 
 pub(super) fn round_trip_api(key: ApiKey, version: i16) -> Bytes {
@@ -92,6 +93,18 @@ pub(super) fn round_trip_api(key: ApiKey, version: i16) -> Bytes {
         ApiKey::DeleteTopics => both!(delete_topics_request, delete_topics_response),
         ApiKey::DescribeConfigs => both!(describe_configs_request, describe_configs_response),
         ApiKey::DescribeCluster => both!(describe_cluster_request, describe_cluster_response),
+        ApiKey::AlterPartitionReassignments => both!(
+            reassign::alter_partition_reassignments_request,
+            reassign::alter_partition_reassignments_response
+        ),
+        ApiKey::ListPartitionReassignments => both!(
+            reassign::list_partition_reassignments_request,
+            reassign::list_partition_reassignments_response
+        ),
+        ApiKey::DescribeTopicPartitions => both!(
+            reassign::describe_topic_partitions_request,
+            reassign::describe_topic_partitions_response
+        ),
         ApiKey::FindCoordinator => both!(
             groups::find_coordinator_request,
             groups::find_coordinator_response

@@ -42,6 +42,12 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DeleteTopics, 1, 6),
     api(ApiKey::DescribeConfigs, 1, 4),
     api(ApiKey::DescribeCluster, 0, 2),
+    api(ApiKey::DescribeTopicPartitions, 0, 0),
+    // Forwarded to the active controller. AlterPartitionReassignments v1
+    // (KIP-860's replication factor check) is not served: Kafka's admin
+    // client falls back to v0.
+    api(ApiKey::AlterPartitionReassignments, 0, 0),
+    api(ApiKey::ListPartitionReassignments, 0, 0),
     // Forwarded to the active controller, which answers it at the versions
     // its CONTROLLER listener serves.
     api(

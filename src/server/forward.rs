@@ -53,16 +53,18 @@ const AUTO_CREATE_CLIENT_ID: &str = "shoal-auto-create";
 
 /// The requests a node that is not the controller forwards: those the
 /// controller alone carries out (Kafka forwards these and more: ACLs,
-/// quotas, SCRAM credentials, reassignments, which shoal does not serve),
+/// quotas, SCRAM credentials, which shoal does not serve),
 /// and DescribeQuorum, which the quorum's leader alone answers (Kafka's
 /// broker forwards it always, `forwardToControllerOrFail`).
-pub const FORWARDED_APIS: [ApiKey; 6] = [
+pub const FORWARDED_APIS: [ApiKey; 8] = [
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
     ApiKey::CreatePartitions,
     ApiKey::AlterConfigs,
     ApiKey::IncrementalAlterConfigs,
     ApiKey::DescribeQuorum,
+    ApiKey::AlterPartitionReassignments,
+    ApiKey::ListPartitionReassignments,
 ];
 
 /// Whether `api_key`'s request, as `context` received it, goes to the

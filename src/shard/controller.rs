@@ -50,6 +50,9 @@ use crate::metadata::{ClusterView, TopicMeta};
 use crate::quorum::channel::LeaderFn;
 use crate::quorum::describe::QuorumStatus;
 
+#[path = "reassign.rs"]
+mod reassign;
+
 /// Free bytes below which the disk counts as full for a deletion: room for
 /// a few metadata log frames (a removal, a hard state, a commit) with a
 /// filesystem block to spare.
@@ -127,7 +130,9 @@ impl Controller {
     /// predecessor's log; meanwhile requests for the deleted topic find no
     /// log, UNKNOWN_TOPIC_OR_PARTITION, as the committed image has it.
     /// An open that fails is logged (the partition stays offline here:
-    /// a committed image cannot be refused).
+    /// a committed image cannot be refused). Partitions a reassignment
+    /// took from this node are deleted after the view is out, once the
+    /// shards stopped following them (`departing_in`).
     async fn install(&self, shard: &Rc<Shard>, applied: Option<&Applied>) {
         let leader = self.quorum.quorum_leader();
         let installed = shard.view();
@@ -148,10 +153,15 @@ impl Controller {
                 );
             }
         }
+        let departing = installed.departing_in(&view);
         let view = Arc::new(view);
         shard
             .broadcast(|| ShardRequest::InstallView(view.clone()))
             .await;
+        // After the install: the shards stopped following them first.
+        for (meta, partitions) in departing {
+            delete_hosted(shard, &installed, &meta, partitions).await;
+        }
         if let Some(applied) = applied {
             self.installed.set(self.installed.get().max(applied.index));
         }
@@ -424,7 +434,18 @@ fn placement_seed() -> u64 {
 /// remove every partition of `meta` this node hosts; those already gone
 /// are skipped.
 async fn delete_partitions(shard: &Rc<Shard>, view: &ClusterView, meta: &TopicMeta) {
-    for (owner, partitions) in view.hosted_by_owner(meta, 0..meta.partitions) {
+    delete_hosted(shard, view, meta, 0..meta.partitions).await;
+}
+
+/// Has the owner shards (per `view`) close and remove those of
+/// `partitions` of `meta` this node hosts in `view`.
+async fn delete_hosted(
+    shard: &Rc<Shard>,
+    view: &ClusterView,
+    meta: &TopicMeta,
+    partitions: impl IntoIterator<Item = i32>,
+) {
+    for (owner, partitions) in view.hosted_by_owner(meta, partitions) {
         let partitions = partitions
             .into_iter()
             .map(|partition| TopicPartition::new(&meta.name, partition))

@@ -195,6 +195,12 @@ pub enum ShardRequest {
     /// To `CONTROLLER_SHARD`: a partition leader's ISR change, for the
     /// active controller (`alter_partition.rs`).
     AlterPartition(Box<crate::metadata::alter_partition::IsrRequest>),
+    /// To the controller (shard 0): AlterPartitionReassignments, each
+    /// partition's target (`None`: cancel), committed together.
+    AlterReassignments(Vec<crate::metadata::reassignment::ReassignItem>),
+    /// To the controller (shard 0): ListPartitionReassignments, of every
+    /// topic (`None`) or of these topics' partitions.
+    ListReassignments(Option<Vec<(String, Vec<i32>)>>),
     /// To `CONTROLLER_SHARD`: the metadata quorum's status, for
     /// DescribeQuorum (`server::handlers::describe_quorum`).
     QuorumStatus,
@@ -240,6 +246,8 @@ pub enum ShardReply {
     /// The controller's Envelope response, or why none came.
     Forwarded(Result<EnvelopeResponse, String>),
     QuorumStatus(Box<QuorumStatus>),
+    /// The reassignments in progress (`ListReassignments`).
+    Reassignments(Result<Vec<crate::metadata::reassignment::Ongoing>, KafkaError>),
     /// The partition as the controller committed it.
     AlterPartition(Result<crate::metadata::alter_partition::CommittedPartition, KafkaError>),
     Group(GroupAnswer),

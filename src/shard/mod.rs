@@ -334,6 +334,20 @@ impl Shard {
                 }
                 None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
             },
+            ShardRequest::AlterReassignments(items) => match &self.controller {
+                Some(controller) => {
+                    let alter: LocalBoxFuture<'_, _> =
+                        Box::pin(controller.alter_reassignments(self, items));
+                    ShardReply::Applied(alter.await)
+                }
+                None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+            },
+            ShardRequest::ListReassignments(topics) => match &self.controller {
+                Some(controller) => {
+                    ShardReply::Reassignments(controller.list_reassignments(topics.as_deref()))
+                }
+                None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+            },
             ShardRequest::DeleteRecords(parts) => {
                 ShardReply::DeleteRecords(self.partitions.delete_records(parts).await)
             }

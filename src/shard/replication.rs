@@ -125,6 +125,12 @@ impl Replication {
             };
             let state = view.state(meta, partition.partition).into_owned();
             let node_id = view.node_id;
+            // reassign15: a replica reassigned away neither leads nor
+            // follows; the controller's install deletes its log next.
+            if !state.replicas.is_empty() && !state.replicas.contains(&node_id) {
+                Self::end_leadership(shard, &partition);
+                continue;
+            }
             if state.leader == node_id {
                 log.become_leader(state.leader_epoch);
             } else if state.leader != NO_LEADER {

@@ -155,7 +155,11 @@ fn topic_entry(view: &ClusterView, topic: &Arc<TopicMeta>, version: i16) -> Meta
 /// One partition as the view holds it: its leader when live (else
 /// LEADER_NOT_AVAILABLE, as Kafka answers), leader epoch, replicas, ISR,
 /// and the replicas whose broker is not live.
-fn partition_entry(view: &ClusterView, topic: &TopicMeta, index: i32) -> MetadataResponsePartition {
+pub(super) fn partition_entry(
+    view: &ClusterView,
+    topic: &TopicMeta,
+    index: i32,
+) -> MetadataResponsePartition {
     let state = view.state(topic, index);
     let ids = |nodes: &mut dyn Iterator<Item = &i32>| -> Vec<BrokerId> {
         nodes

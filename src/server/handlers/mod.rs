@@ -8,6 +8,7 @@
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
+mod alter_partition_reassignments;
 mod api_versions;
 mod authorized;
 mod consumer_group_describe;
@@ -23,6 +24,7 @@ mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
 mod describe_quorum;
+mod describe_topic_partitions;
 mod describe_transactions;
 mod end_txn;
 mod fetch;
@@ -35,6 +37,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_partition_reassignments;
 mod list_transactions;
 mod metadata;
 mod offset_commit;
@@ -149,6 +152,18 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
         Request::DescribeCluster(request) => encode(
             &header,
             &describe_cluster::handle(context, &header, request),
+        ),
+        Request::AlterPartitionReassignments(request) => encode(
+            &header,
+            &alter_partition_reassignments::handle(context, request).await,
+        ),
+        Request::ListPartitionReassignments(request) => encode(
+            &header,
+            &list_partition_reassignments::handle(context, request).await,
+        ),
+        Request::DescribeTopicPartitions(request) => encode(
+            &header,
+            &describe_topic_partitions::handle(context, request),
         ),
         Request::DescribeQuorum(request) => encode(
             &header,
