@@ -8,7 +8,7 @@
 //! to set, a known resource type. Broker resources end there: shoal has no
 //! dynamic broker configs, so a change to one is refused with Kafka's answer
 //! for a config that cannot be updated dynamically (INVALID_REQUEST), and an
-//! empty change succeeds.
+//! empty change or a delete succeeds.
 
 use std::collections::BTreeSet;
 
@@ -32,6 +32,8 @@ pub(super) struct Resource<'a> {
     pub keys: Vec<&'a str>,
     /// Keys whose value is null where the operation needs one.
     pub null_values: Vec<&'a str>,
+    /// Keys the change deletes (IncrementalAlterConfigs' DELETE).
+    pub deleted: Vec<&'a str>,
 }
 
 /// Where a resource goes after the shared checks.
@@ -85,8 +87,13 @@ pub(super) fn route(view: &ClusterView, resources: &[Resource<'_>]) -> Vec<Route
         .collect()
 }
 
-/// A change to the broker's own configs: the resource must name a broker of
-/// this node (or be empty, for the cluster default), and no config can change.
+/// A change to a broker's configs: the resource must name a registered
+/// broker (or be empty, for the cluster default; the request may have been
+/// forwarded to the controller's node, so not necessarily this one), and no
+/// config can be set. Deleting one succeeds: with no dynamic broker configs
+/// there is none to delete, and the broker keeps its static value, which is
+/// what a delete leaves (kafka-reassign-partitions --verify deletes its
+/// throttles so).
 fn broker_change(view: &ClusterView, resource: &Resource<'_>) -> Result<(), KafkaError> {
     if !resource.name.is_empty() {
         let id: i32 = resource.name.parse().map_err(|_| {
@@ -95,7 +102,7 @@ fn broker_change(view: &ClusterView, resource: &Resource<'_>) -> Result<(), Kafk
                 resource.name
             ))
         })?;
-        if view.local_broker(id).is_none() {
+        if !view.brokers().iter().any(|broker| broker.id == id) {
             let expected: Vec<String> = view
                 .brokers()
                 .iter()
@@ -108,13 +115,19 @@ fn broker_change(view: &ClusterView, resource: &Resource<'_>) -> Result<(), Kafk
             )));
         }
     }
-    if resource.keys.is_empty() {
+    let set: Vec<&str> = resource
+        .keys
+        .iter()
+        .filter(|key| !resource.deleted.contains(key))
+        .copied()
+        .collect();
+    if set.is_empty() {
         return Ok(());
     }
     Err(invalid_request(format!(
         "Cannot update these configs dynamically: {}. shoal reads broker configs at start only: \
          set them in the config file or with --override and restart.",
-        resource.keys.join(", ")
+        set.join(", ")
     )))
 }
 
@@ -167,6 +180,7 @@ pub async fn handle(
             resource_type: resource.resource_type,
             name: resource.resource_name.as_str(),
             keys: resource.configs.iter().map(|c| c.name.as_str()).collect(),
+            deleted: Vec::new(),
             null_values: resource
                 .configs
                 .iter()

@@ -53,6 +53,12 @@ pub async fn handle(
             resource_type: resource.resource_type,
             name: resource.resource_name.as_str(),
             keys: resource.configs.iter().map(|c| c.name.as_str()).collect(),
+            deleted: resource
+                .configs
+                .iter()
+                .filter(|config| config.config_operation == OP_DELETE)
+                .map(|config| config.name.as_str())
+                .collect(),
             null_values: resource
                 .configs
                 .iter()
