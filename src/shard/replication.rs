@@ -283,6 +283,9 @@ impl Replication {
                     .collect(),
                 leader_recovery_state: RECOVERED,
             };
+            // Released first: glommio may run the new task at once, and its
+            // answer borrows `led` mutably (a panic under a rolling restart).
+            drop(led);
             Self::send_alter_partition(shard, partition.clone(), generation, proposal, item);
         }
     }

@@ -42,10 +42,7 @@ FAULT_TIMEOUT_S = 420
 REPORT_LOG_LINES = 15
 # Faults shoal's replication does not survive yet, each with what fails
 # (docs/compatibility.md, "Known gaps"); Kafka runs them all.
-SHOAL_GAPS = {
-    "rolling-restart": "shoal: under load, a node restarted after a clean shutdown in a rolling "
-                       "restart may stay fenced (not accepting clients) for minutes (issue 15, open)",
-}
+SHOAL_GAPS = {}
 
 
 @pytest.fixture(scope="module", params=["kafka", "shoal"])
