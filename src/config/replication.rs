@@ -27,14 +27,6 @@ pub const NUM_REPLICA_FETCHERS_DEFAULT: i32 = 1;
 /// `transaction.state.log.replication.factor` default.
 pub const INTERNAL_TOPIC_REPLICATION_FACTOR_DEFAULT: i16 = 3;
 
-/// Replicas an internal topic is made with for now, whatever its config:
-/// its coordinators load at start and on a leadership move up to the high
-/// watermark, which a replicated partition's new leader knows only once
-/// its followers fetch again (after a whole-cluster kill -9 the committed
-/// offsets read as missing until then). One replica until the loads wait
-/// for it (issue 15, docs/operations.md "Not there yet").
-pub const INTERNAL_TOPIC_REPLICAS_MAX: i16 = 1;
-
 /// Broker settings of replication, by Kafka's names, with Kafka's defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicationConfig {
@@ -132,7 +124,6 @@ impl ReplicationConfig {
     }
 
     /// The replication factor of the internal topic `name` made now, with
-    /// at most `INTERNAL_TOPIC_REPLICAS_MAX`; with
     /// `unfenced` brokers: its config, capped at the brokers there are and
     /// never below 1 (Kafka refuses to make it until enough brokers exist,
     /// which stops a single node with the defaults); None for any other
@@ -144,7 +135,7 @@ impl ReplicationConfig {
             _ => return None,
         };
         let available = i16::try_from(unfenced).unwrap_or(i16::MAX).max(1);
-        Some(configured.min(available).min(INTERNAL_TOPIC_REPLICAS_MAX))
+        Some(configured.min(available))
     }
 }
 
@@ -182,8 +173,8 @@ mod tests {
         let rf = |name, unfenced| config.internal_topic_replication(name, unfenced);
         assert_eq!(rf("__consumer_offsets", 1), Some(1));
         assert_eq!(rf("__consumer_offsets", 0), Some(1));
-        assert_eq!(rf("__transaction_state", 2), Some(1));
-        assert_eq!(rf("__consumer_offsets", 5), Some(1));
+        assert_eq!(rf("__transaction_state", 2), Some(2));
+        assert_eq!(rf("__consumer_offsets", 5), Some(3));
         assert_eq!(rf("orders", 5), None);
     }
 }

@@ -436,10 +436,8 @@ fn internal_topics_take_their_factor_capped_at_the_unfenced_brokers() {
         seeds(),
         ids(),
     );
-    // One replica each for now (`INTERNAL_TOPIC_REPLICAS_MAX`), whatever
-    // the config and the brokers.
-    assert_eq!(factor(&plan, 0), 1);
-    assert_eq!(factor(&plan, 1), 1);
+    assert_eq!(factor(&plan, 0), 3);
+    assert_eq!(factor(&plan, 1), 2);
     assert_eq!(factor(&plan, 2), 1, "default.replication.factor");
 }
 

@@ -87,9 +87,9 @@ impl GroupHost {
     }
 
     /// Rebuilds the coordinator's state from `partitions` of
-    /// `__consumer_offsets` (those this shard owns), reading each log from its
-    /// start to its high watermark. Until a partition is loaded, requests
-    /// for its groups are refused (`refuse_while_loading`).
+    /// `__consumer_offsets` (those this shard owns), reading each log from
+    /// its start to its log end offset (`replay`). Until a partition is
+    /// loaded, requests for its groups are refused (`refuse_while_loading`).
     pub async fn load(&self, owned: &OwnedPartitions, partitions: &[i32]) {
         self.mark_loading(partitions);
         for &partition in partitions {
@@ -689,6 +689,54 @@ mod tests {
                 host.refuse_while_loading(&GroupCall::Describe(GROUP.into())),
                 None
             );
+        });
+    }
+
+    /// A replicated partition's leader after a kill -9 (issue 15): its
+    /// high watermark is the checkpointed one, below what its log holds,
+    /// until the followers fetch again; the load reads the whole log, so
+    /// the offsets committed before the kill are there at once.
+    #[test]
+    fn a_load_reads_past_a_high_watermark_not_yet_caught_up() {
+        crate::shard::block_on(|| async {
+            let tmp = tempfile::tempdir().unwrap();
+            let config = GroupConfig::default();
+            let partition = offsets_partition(GROUP, config.offsets_topic_num_partitions);
+            let topic = offsets_topic(config.offsets_topic_num_partitions);
+            let broker = BrokerConfig::new(tmp.path().to_path_buf(), 1);
+            let owned = OwnedPartitions::new(tmp.path().to_path_buf());
+            owned.open(&broker, &topic, &[partition]).await.unwrap();
+            let host = GroupHost::new(config.clone(), 0);
+            let producer = TxnProducer {
+                producer_id: -1,
+                producer_epoch: -1,
+            };
+            let (_, effects) = host.coordinator.borrow_mut().commit(
+                0,
+                crate::group::CommitRequest {
+                    group_id: GROUP.into(),
+                    generation_id: -1,
+                    member_id: String::new(),
+                    group_instance_id: None,
+                    offsets: txn_commit(producer, 0, 7).offsets,
+                    api_version: 9,
+                },
+            );
+            assert_eq!(host.apply_all(&owned, effects).await, Ok(()));
+
+            // Opened again as after a kill -9, then led with replicas.
+            let restarted = OwnedPartitions::new(tmp.path().to_path_buf());
+            restarted.open(&broker, &topic, &[partition]).await.unwrap();
+            let log = restarted
+                .log(&TopicPartition::new(OFFSETS_TOPIC, partition))
+                .unwrap();
+            log.set_replicated(true);
+            assert!(log.high_watermark() < log.log_end_offset());
+            let gained = with_records(&restarted, OFFSETS_TOPIC, vec![partition]);
+            assert_eq!(gained, vec![partition]);
+            let loaded = GroupHost::new(config, 0);
+            loaded.load(&restarted, &gained).await;
+            assert_eq!(stable(&loaded)[0], (0, 7));
         });
     }
 

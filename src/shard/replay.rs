@@ -2,8 +2,18 @@
 //! reader of a `__consumer_offsets` or `__transaction_state` partition that
 //! `groups.rs` and `transactions.rs` replay their state from.
 //!
+//! A load reads to the log end offset, not to the high watermark, as
+//! Kafka's loaders do (`CoordinatorLoaderImpl`, and `GroupMetadataManager`
+//! and `TransactionStateManager` before it): a replicated partition's new
+//! leader starts from its checkpointed high watermark, which trails what
+//! its ISR holds until the followers fetch again (after a whole-cluster
+//! kill -9 it can be far behind, and offsets committed before the kill
+//! would read as missing). A leader elected from the ISR holds every
+//! record that was acknowledged; what it holds past them was never
+//! answered, and becomes committed as the followers copy it.
+//!
 //! Invariant: it reads only a partition this shard owns, only up to its
-//! high watermark, and never writes; what a record means is the caller's.
+//! log end offset, and never writes; what a record means is the caller's.
 
 use std::fmt::Display;
 
@@ -24,12 +34,12 @@ pub fn with_records(owned: &OwnedPartitions, topic: &str, partitions: Vec<i32>) 
         .filter(|&partition| {
             owned
                 .log(&TopicPartition::new(topic, partition))
-                .is_some_and(|log| log.high_watermark() > log.log_start_offset())
+                .is_some_and(|log| log.log_end_offset() > log.log_start_offset())
         })
         .collect()
 }
 
-/// Reads `topic_partition`'s log from its start to its high watermark as it
+/// Reads `topic_partition`'s log from its start to its log end offset as it
 /// moves (a transaction marker may land in `__consumer_offsets` during the
 /// load), handing every record, control records included, to `apply` with
 /// its batch. A record `apply` refuses is logged and skipped; a read or
@@ -43,8 +53,8 @@ pub async fn replay_partition<E: Display>(
         return;
     };
     let mut offset = log.log_start_offset();
-    while offset < log.high_watermark() {
-        let end = log.high_watermark();
+    while offset < log.log_end_offset() {
+        let end = log.log_end_offset();
         let chunks = match log.read(offset, end, LOAD_READ_BYTES, true).await {
             Ok(chunks) if !chunks.is_empty() => chunks,
             Ok(_) => break,

@@ -44,10 +44,7 @@ FAULT_TIMEOUT_S = 420
 REPORT_LOG_LINES = 15
 # Faults shoal's replication does not survive yet, each with what fails
 # (docs/compatibility.md, "Known gaps"); Kafka runs them all.
-SHOAL_GAPS = {
-    "rolling-restart": "shoal: under load, a node restarted after a clean shutdown in a rolling "
-                       "restart may stay fenced (not accepting clients) for minutes (issue 15, open)",
-}
+SHOAL_GAPS = {}
 # What Kafka runs here: three JVMs restart slowly on two cores, and the
 # long run (tests/faults/run --broker kafka, perf/RESULTS.md) has the rest.
 KAFKA_MATRIX = ("kill-leader",)
