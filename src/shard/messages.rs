@@ -195,6 +195,9 @@ pub enum ShardRequest {
     /// To `CONTROLLER_SHARD`: a partition leader's ISR change, for the
     /// active controller (`alter_partition.rs`).
     AlterPartition(Box<crate::metadata::alter_partition::IsrRequest>),
+    /// To `CONTROLLER_SHARD`: ElectLeaders, for the active controller
+    /// (`elections.rs`).
+    ElectLeaders(Box<super::elections::ElectionRequest>),
     /// To `CONTROLLER_SHARD`: the metadata quorum's status, for
     /// DescribeQuorum (`server::handlers::describe_quorum`).
     QuorumStatus,
@@ -242,6 +245,8 @@ pub enum ShardReply {
     QuorumStatus(Box<QuorumStatus>),
     /// The partition as the controller committed it.
     AlterPartition(Result<crate::metadata::alter_partition::CommittedPartition, KafkaError>),
+    /// ElectLeaders' answer per topic, once committed.
+    Elected(Result<Vec<crate::metadata::elections::TopicElection>, KafkaError>),
     Group(GroupAnswer),
     Txn(TxnAnswer),
     Done,

@@ -24,6 +24,7 @@ mod describe_log_dirs;
 mod describe_producers;
 mod describe_quorum;
 mod describe_transactions;
+mod elect_leaders;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
@@ -216,6 +217,10 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
         Request::AlterConfigs(request) => encode(
             &header,
             &alter_configs::handle(context, &header, request).await,
+        ),
+        Request::ElectLeaders(request) => encode(
+            &header,
+            &elect_leaders::handle(context, &header, request).await,
         ),
         Request::CreatePartitions(request) => encode(
             &header,
