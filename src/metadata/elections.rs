@@ -127,6 +127,10 @@ fn elect_all(
     elected
 }
 
+/// A partition led by another broker than its preferred replica: its
+/// topic's name and its id.
+type Imbalanced<'a> = (&'a str, i32);
+
 /// One rebalance round: the preferred replicas elected back where their
 /// broker's imbalance is above `imbalance_percentage` (0 to 100).
 pub fn rebalance(
@@ -135,7 +139,7 @@ pub fn rebalance(
     can_lead: impl Fn(i32) -> bool,
 ) -> Vec<MetadataRecord> {
     // Per preferred broker: its partitions, and those led elsewhere.
-    let mut brokers: BTreeMap<i32, (usize, Vec<(&str, i32)>)> = BTreeMap::new();
+    let mut brokers: BTreeMap<i32, (usize, Vec<Imbalanced>)> = BTreeMap::new();
     for topic in image.topics.values() {
         for (&partition_id, partition) in &topic.partitions {
             let Some(&preferred) = partition.replicas.first() else {
