@@ -17,6 +17,7 @@ mod cluster;
 #[cfg(test)]
 mod cluster_tests;
 mod consume;
+mod elect;
 mod group;
 mod produce;
 mod storage;

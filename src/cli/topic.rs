@@ -2,10 +2,11 @@
 //! kafka-topics.sh subset, over CreateTopics, Metadata, DescribeConfigs,
 //! DeleteTopics and CreatePartitions; `shoal topic alter-config` (the topic
 //! part of kafka-configs.sh, over IncrementalAlterConfigs), `shoal topic
-//! delete-records` (kafka-delete-records.sh, over DeleteRecords) and
+//! delete-records` (kafka-delete-records.sh, over DeleteRecords),
 //! `shoal topic reassign|reassignments` (kafka-reassign-partitions.sh's
 //! --execute, --cancel and --list for one partition, over
-//! AlterPartitionReassignments and ListPartitionReassignments).
+//! AlterPartitionReassignments and ListPartitionReassignments) and `shoal
+//! topic elect-leaders` (kafka-leader-election.sh, `elect.rs`).
 //!
 //! Invariant: output lines have the shape of Kafka's tools, so scripts
 //! written against Kafka read shoal's output unchanged.
@@ -39,6 +40,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::elect::{self, ElectArgs};
 use super::BootstrapArg;
 use crate::client::{bootstrap, check, topic_name, unknown_topic, Connection, KafkaError};
 
@@ -147,6 +149,9 @@ pub enum TopicCommand {
         #[command(flatten)]
         bootstrap: BootstrapArg,
     },
+    /// Elect partition leaders: the preferred replica back, or a leader
+    /// for a leaderless partition (like kafka-leader-election.sh).
+    ElectLeaders(ElectArgs),
 }
 
 /// Runs one `shoal topic` command, printing to stdout.
@@ -253,6 +258,7 @@ pub fn run_topic(cmd: TopicCommand) -> anyhow::Result<()> {
                 "partition: {name}-{partition}\tlow_watermark: {low_watermark}"
             )?;
         }
+        TopicCommand::ElectLeaders(args) => elect::run(&args, &mut out)?,
     }
     out.flush()?;
     Ok(())
@@ -678,6 +684,46 @@ mod tests {
             }
         );
         assert!(Cli::try_parse_from(["topic", "add-partitions", "orders"]).is_err());
+        let TopicCommand::ElectLeaders(elect) = parse(&["elect-leaders", "--all-topic-partitions"])
+        else {
+            panic!("elect-leaders");
+        };
+        assert_eq!(
+            (elect.topic, elect.election_type),
+            (None, elect::ElectionType::Preferred)
+        );
+        let TopicCommand::ElectLeaders(elect) = parse(&[
+            "elect-leaders",
+            "--topic",
+            "orders",
+            "--partition",
+            "1",
+            "--election-type",
+            "unclean",
+        ]) else {
+            panic!("elect-leaders");
+        };
+        assert_eq!(elect.partition, Some(1));
+        assert_eq!(elect.election_type, elect::ElectionType::Unclean);
+        for wrong in [
+            &["topic", "elect-leaders"][..],
+            &[
+                "topic",
+                "elect-leaders",
+                "--partition",
+                "1",
+                "--all-topic-partitions",
+            ],
+            &[
+                "topic",
+                "elect-leaders",
+                "--topic",
+                "t",
+                "--all-topic-partitions",
+            ],
+        ] {
+            assert!(Cli::try_parse_from(wrong).is_err(), "{wrong:?}");
+        }
     }
 
     #[test]

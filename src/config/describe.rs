@@ -121,6 +121,9 @@ const ROWS: &[Row] = &[
     row!("auto.create.topics.enable", Boolean, |c| Some(
         c.auto_create_topics_enable.to_string()
     )),
+    row!("auto.leader.rebalance.enable", Boolean, |c| Some(
+        c.replication.auto_leader_rebalance_enable.to_string()
+    )),
     row!("broker.heartbeat.interval.ms", Int, |c| Some(
         c.cluster.broker_heartbeat_interval_ms.to_string()
     )),
@@ -161,6 +164,16 @@ const ROWS: &[Row] = &[
     )),
     row!("group.min.session.timeout.ms", Int, |c| Some(
         c.group.min_session_timeout_ms.to_string()
+    )),
+    row!("leader.imbalance.check.interval.seconds", Long, |c| Some(
+        c.replication
+            .leader_imbalance_check_interval_seconds
+            .to_string()
+    )),
+    row!("leader.imbalance.per.broker.percentage", Int, |c| Some(
+        c.replication
+            .leader_imbalance_per_broker_percentage
+            .to_string()
     )),
     row!("listener.shard.aware", Boolean, |c| Some(
         c.listener_shard_aware.to_string()

@@ -1,6 +1,6 @@
 //! The broker's replication settings (`min.insync.replicas`,
 //! `unclean.leader.election.enable`, `replica.*`, the internal topics'
-//! replication factors), as plain data with Kafka's names, defaults and
+//! replication factors, the preferred leaders' rebalance), as plain data with Kafka's names, defaults and
 //! validation (`ReplicationConfigs`, `ServerLogConfigs`,
 //! `GroupCoordinatorConfig`, `TransactionLogConfig`).
 //!
@@ -26,6 +26,10 @@ pub const NUM_REPLICA_FETCHERS_DEFAULT: i32 = 1;
 /// Kafka's `offsets.topic.replication.factor` and
 /// `transaction.state.log.replication.factor` default.
 pub const INTERNAL_TOPIC_REPLICATION_FACTOR_DEFAULT: i16 = 3;
+/// Kafka's `leader.imbalance.check.interval.seconds` default.
+pub const LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS_DEFAULT: i64 = 300;
+/// Kafka's `leader.imbalance.per.broker.percentage` default.
+pub const LEADER_IMBALANCE_PER_BROKER_PERCENTAGE_DEFAULT: i32 = 10;
 
 /// Broker settings of replication, by Kafka's names, with Kafka's defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +60,15 @@ pub struct ReplicationConfig {
     /// `transaction.state.log.replication.factor`: the same for
     /// `__transaction_state`.
     pub transaction_state_log_replication_factor: i16,
+    /// `auto.leader.rebalance.enable`: the active controller moves
+    /// leadership back to each partition's preferred replica (the first
+    /// of its replicas) when that replica is in the ISR.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`: how often it looks.
+    pub leader_imbalance_check_interval_seconds: i64,
+    /// `leader.imbalance.per.broker.percentage`: the share of a broker's
+    /// preferred partitions led elsewhere above which it moves them back.
+    pub leader_imbalance_per_broker_percentage: i32,
 }
 
 impl Default for ReplicationConfig {
@@ -70,6 +83,10 @@ impl Default for ReplicationConfig {
             num_replica_fetchers: NUM_REPLICA_FETCHERS_DEFAULT,
             offsets_topic_replication_factor: INTERNAL_TOPIC_REPLICATION_FACTOR_DEFAULT,
             transaction_state_log_replication_factor: INTERNAL_TOPIC_REPLICATION_FACTOR_DEFAULT,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds:
+                LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS_DEFAULT,
+            leader_imbalance_per_broker_percentage: LEADER_IMBALANCE_PER_BROKER_PERCENTAGE_DEFAULT,
         }
     }
 }
@@ -106,6 +123,15 @@ impl ReplicationConfig {
             "transaction.state.log.replication.factor" => {
                 self.transaction_state_log_replication_factor =
                     parse_range(key, value, 1, i16::MAX)?
+            }
+            "auto.leader.rebalance.enable" => {
+                self.auto_leader_rebalance_enable = parse(key, value)?
+            }
+            "leader.imbalance.check.interval.seconds" => {
+                self.leader_imbalance_check_interval_seconds = parse_range(key, value, 1, i64::MAX)?
+            }
+            "leader.imbalance.per.broker.percentage" => {
+                self.leader_imbalance_per_broker_percentage = parse_range(key, value, 0, 100)?
             }
             _ => return Ok(false),
         }
@@ -161,6 +187,20 @@ mod tests {
         assert!(config.set("unclean.leader.election.enable", "yes").is_err());
         assert!(config.set("offsets.topic.replication.factor", "0").is_err());
         assert!(config.set("num.replica.fetchers", "4").unwrap());
+        assert!(config.auto_leader_rebalance_enable);
+        assert_eq!(config.leader_imbalance_check_interval_seconds, 300);
+        assert_eq!(config.leader_imbalance_per_broker_percentage, 10);
+        assert!(config.set("auto.leader.rebalance.enable", "false").unwrap());
+        assert!(!config.auto_leader_rebalance_enable);
+        assert!(config
+            .set("leader.imbalance.check.interval.seconds", "0")
+            .is_err());
+        assert!(config
+            .set("leader.imbalance.per.broker.percentage", "101")
+            .is_err());
+        assert!(config
+            .set("leader.imbalance.per.broker.percentage", "0")
+            .unwrap());
         assert!(!config.set("replica.selector.class", "x").unwrap());
         assert!(config.check().is_ok());
         config.set("replica.fetch.wait.max.ms", "40000").unwrap();

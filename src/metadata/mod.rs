@@ -20,6 +20,9 @@ pub mod brokers;
 pub mod controller;
 #[cfg(test)]
 mod controller_tests;
+pub mod elections;
+#[cfg(test)]
+mod elections_tests;
 pub mod heartbeats;
 #[cfg(test)]
 mod heartbeats_tests;

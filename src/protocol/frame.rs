@@ -28,11 +28,12 @@ use kafka_protocol::messages::{
     ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
     DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest,
-    DescribeProducersRequest, DescribeQuorumRequest, FetchRequest, FindCoordinatorRequest,
-    HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
-    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest,
-    RequestHeader, ResponseHeader, SyncGroupRequest, WriteTxnMarkersRequest,
+    DescribeProducersRequest, DescribeQuorumRequest, ElectLeadersRequest, FetchRequest,
+    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
+    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
+    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    SyncGroupRequest, WriteTxnMarkersRequest,
 };
 use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, DescribeTopicPartitionsRequest,
@@ -231,6 +232,7 @@ pub enum Request {
     DeleteRecords(DeleteRecordsRequest),
     DescribeProducers(DescribeProducersRequest),
     CreatePartitions(CreatePartitionsRequest),
+    ElectLeaders(ElectLeadersRequest),
     AlterConfigs(AlterConfigsRequest),
     IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
     DescribeLogDirs(DescribeLogDirsRequest),
@@ -277,6 +279,7 @@ impl Request {
             Request::DeleteRecords(_) => ApiKey::DeleteRecords,
             Request::DescribeProducers(_) => ApiKey::DescribeProducers,
             Request::CreatePartitions(_) => ApiKey::CreatePartitions,
+            Request::ElectLeaders(_) => ApiKey::ElectLeaders,
             Request::AlterConfigs(_) => ApiKey::AlterConfigs,
             Request::IncrementalAlterConfigs(_) => ApiKey::IncrementalAlterConfigs,
             Request::DescribeLogDirs(_) => ApiKey::DescribeLogDirs,
@@ -375,6 +378,9 @@ pub fn decode_request(
             }
             ApiKey::CreatePartitions => {
                 Request::CreatePartitions(CreatePartitionsRequest::decode(body, version)?)
+            }
+            ApiKey::ElectLeaders => {
+                Request::ElectLeaders(ElectLeadersRequest::decode(body, version)?)
             }
             ApiKey::AlterConfigs => {
                 Request::AlterConfigs(AlterConfigsRequest::decode(body, version)?)

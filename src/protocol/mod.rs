@@ -16,6 +16,8 @@ mod roundtrip;
 #[cfg(test)]
 mod roundtrip_admin;
 #[cfg(test)]
+mod roundtrip_elect;
+#[cfg(test)]
 mod roundtrip_groups;
 #[cfg(test)]
 mod roundtrip_kip848;

@@ -67,6 +67,7 @@ where
 /// Round-trips the sample request and response of `key` at `version` and
 /// returns the encoded request body.
 use super::roundtrip_admin as admin;
+use super::roundtrip_elect as elect;
 use super::roundtrip_groups as groups;
 use super::roundtrip_kip848 as kip848;
 use super::roundtrip_reassign as reassign;
@@ -154,6 +155,10 @@ pub(super) fn round_trip_api(key: ApiKey, version: i16) -> Bytes {
         ApiKey::CreatePartitions => both!(
             admin::create_partitions_request,
             admin::create_partitions_response
+        ),
+        ApiKey::ElectLeaders => both!(
+            elect::elect_leaders_request,
+            elect::elect_leaders_response
         ),
         ApiKey::AlterConfigs => both!(admin::alter_configs_request, admin::alter_configs_response),
         ApiKey::IncrementalAlterConfigs => both!(

@@ -54,14 +54,16 @@ const AUTO_CREATE_CLIENT_ID: &str = "shoal-auto-create";
 /// The requests a node that is not the controller forwards: those the
 /// controller alone carries out (Kafka forwards these and more: ACLs,
 /// quotas, SCRAM credentials, which shoal does not serve),
+/// ElectLeaders, AlterPartitionReassignments, ListPartitionReassignments,
 /// and DescribeQuorum, which the quorum's leader alone answers (Kafka's
 /// broker forwards it always, `forwardToControllerOrFail`).
-pub const FORWARDED_APIS: [ApiKey; 8] = [
+pub const FORWARDED_APIS: [ApiKey; 9] = [
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
     ApiKey::CreatePartitions,
     ApiKey::AlterConfigs,
     ApiKey::IncrementalAlterConfigs,
+    ApiKey::ElectLeaders,
     ApiKey::DescribeQuorum,
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,

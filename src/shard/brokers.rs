@@ -81,13 +81,13 @@ const EXPIRY_POLL_MS: u64 = 250;
 
 /// The active controller's brokers.
 pub struct BrokerControl {
-    quorum: QuorumHandle,
+    pub(super) quorum: QuorumHandle,
     lifecycle: Rc<RefCell<BrokerLifecycle>>,
     /// The image the lifecycle learnt from last.
     synced: RefCell<Option<Arc<MetadataImage>>>,
     /// One change at a time: a heartbeat's records, a fencing, an ISR
     /// change.
-    changes: Semaphore,
+    pub(super) changes: Semaphore,
     /// This controller's `unclean.leader.election.enable`, for topics
     /// that do not set their own.
     unclean_default: bool,
@@ -137,7 +137,7 @@ impl BrokerControl {
 
     /// Learns what the quorum committed since the last look, and becomes
     /// active (or not) as this node leads (or not).
-    fn sync(&self) {
+    pub(super) fn sync(&self) {
         let latest = self.quorum.latest().image;
         let moved = !self
             .synced
@@ -355,7 +355,7 @@ impl BrokerControl {
     }
 
     /// The brokers that may lead: unfenced and not shutting down.
-    fn active_brokers(&self) -> Vec<i32> {
+    pub(super) fn active_brokers(&self) -> Vec<i32> {
         self.lifecycle
             .borrow()
             .placement_brokers()
@@ -581,7 +581,7 @@ fn registration(request: &BrokerRegistrationRequest) -> RegistrationRequest {
     }
 }
 
-fn proposal_failed(error: &ProposeError) -> KafkaError {
+pub(super) fn proposal_failed(error: &ProposeError) -> KafkaError {
     match error {
         ProposeError::NotController => KafkaError::new(ResponseError::NotController),
         ProposeError::TimedOut => KafkaError::new(ResponseError::RequestTimedOut),

@@ -201,6 +201,9 @@ pub enum ShardRequest {
     /// To the controller (shard 0): ListPartitionReassignments, of every
     /// topic (`None`) or of these topics' partitions.
     ListReassignments(Option<Vec<(String, Vec<i32>)>>),
+    /// To `CONTROLLER_SHARD`: ElectLeaders, for the active controller
+    /// (`elections.rs`).
+    ElectLeaders(Box<super::elections::ElectionRequest>),
     /// To `CONTROLLER_SHARD`: the metadata quorum's status, for
     /// DescribeQuorum (`server::handlers::describe_quorum`).
     QuorumStatus,
@@ -250,6 +253,8 @@ pub enum ShardReply {
     Reassignments(Result<Vec<crate::metadata::reassignment::Ongoing>, KafkaError>),
     /// The partition as the controller committed it.
     AlterPartition(Result<crate::metadata::alter_partition::CommittedPartition, KafkaError>),
+    /// ElectLeaders' answer per topic, once committed.
+    Elected(Result<Vec<crate::metadata::elections::TopicElection>, KafkaError>),
     Group(GroupAnswer),
     Txn(TxnAnswer),
     Done,

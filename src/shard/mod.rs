@@ -24,6 +24,7 @@ pub mod brokers;
 #[cfg(test)]
 mod brokers_tests;
 pub mod controller;
+pub mod elections;
 mod fetcher;
 mod fetches;
 pub mod groups;
@@ -44,7 +45,7 @@ pub mod view;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
@@ -175,6 +176,9 @@ pub struct Shard {
     /// On `CONTROLLER_SHARD` of a broker: its way to the active controller
     /// for ISR changes (`alter_partition.rs`).
     alter_partitions: Option<alter_partition::AlterPartitions>,
+    /// On `CONTROLLER_SHARD` of a voter: its controller's brokers, for
+    /// leader elections while it leads (`elections.rs`).
+    broker_control: Option<Weak<brokers::BrokerControl>>,
     /// What its CONTROLLER listener serves other nodes, once the server
     /// says (`serve_controller_apis`).
     controller_apis: LateApis,
@@ -360,6 +364,12 @@ impl Shard {
             }),
             ShardRequest::AlterPartition(item) => {
                 ShardReply::AlterPartition(alter_partition::serve(self, *item).await)
+            }
+            ShardRequest::ElectLeaders(request) => {
+                ShardReply::Elected(match self.broker_control.as_ref().and_then(Weak::upgrade) {
+                    Some(control) => control.elect_leaders(*request).await,
+                    None => Err(KafkaError::new(ResponseError::NotController)),
+                })
             }
             ShardRequest::QuorumStatus => {
                 match self.controller.as_ref().and_then(Controller::quorum_status) {
@@ -686,6 +696,7 @@ async fn run_shard<S, F>(
                 config.replication.unclean_leader_election_enable,
                 sole,
             );
+            elections::spawn_rebalance(&control, &config.replication);
             let service = to_controller::controller_service(control.service(), &controller_apis);
             brokers = Some((control, handle.clone(), sole));
             service
@@ -729,6 +740,9 @@ async fn run_shard<S, F>(
                 among_several.then(|| controller.leader_fn()),
             )
         }),
+        broker_control: brokers
+            .as_ref()
+            .map(|(control, _, _)| Rc::downgrade(control)),
         controller,
         controller_apis,
         config: config.clone(),

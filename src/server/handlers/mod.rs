@@ -26,6 +26,7 @@ mod describe_producers;
 mod describe_quorum;
 mod describe_topic_partitions;
 mod describe_transactions;
+mod elect_leaders;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
@@ -231,6 +232,10 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
         Request::AlterConfigs(request) => encode(
             &header,
             &alter_configs::handle(context, &header, request).await,
+        ),
+        Request::ElectLeaders(request) => encode(
+            &header,
+            &elect_leaders::handle(context, &header, request).await,
         ),
         Request::CreatePartitions(request) => encode(
             &header,

@@ -1,0 +1,202 @@
+//! ElectLeaders over many partitions and the automatic rebalance: which
+//! partitions move, and Kafka's answer for each.
+
+use kafka_protocol::error::ResponseError;
+use uuid::Uuid;
+
+use super::elections::*;
+use super::image::MetadataImage;
+use super::leadership::Election;
+use super::records::{MetadataRecord, PartitionRecord, TopicRecord, NO_LEADER};
+
+/// Topics `a` and `b` with the partitions given as (replicas, ISR, leader).
+fn image(a: &[(Vec<i32>, Vec<i32>, i32)], b: &[(Vec<i32>, Vec<i32>, i32)]) -> MetadataImage {
+    let mut records = Vec::new();
+    for (n, (name, partitions)) in [("a", a), ("b", b)].into_iter().enumerate() {
+        let topic_id = Uuid::from_u128(n as u128 + 1);
+        records.push(MetadataRecord::Topic(TopicRecord {
+            name: name.into(),
+            topic_id,
+        }));
+        for (at, (replicas, isr, leader)) in partitions.iter().enumerate() {
+            records.push(MetadataRecord::Partition(PartitionRecord {
+                partition_id: at as i32,
+                topic_id,
+                replicas: replicas.clone(),
+                isr: isr.clone(),
+                removing_replicas: Vec::new(),
+                adding_replicas: Vec::new(),
+                leader: *leader,
+                leader_recovery_state: 0,
+                leader_epoch: 0,
+                partition_epoch: 0,
+                directories: Vec::new(),
+                shards: Vec::new(),
+            }));
+        }
+    }
+    MetadataImage::replay(&records).expect("replay")
+}
+
+/// (topic, partition, leader, leader epoch) of every partition once
+/// `records` are applied.
+fn leaders(mut image: MetadataImage, records: &[MetadataRecord]) -> Vec<(String, i32, i32, i32)> {
+    for record in records {
+        image.apply(record).expect("apply");
+    }
+    image
+        .topics
+        .values()
+        .flat_map(|topic| {
+            topic
+                .partitions
+                .iter()
+                .map(|(&id, p)| (topic.name.clone(), id, p.leader, p.leader_epoch))
+        })
+        .collect()
+}
+
+fn codes(results: &[TopicElection]) -> Vec<(String, Vec<(i32, i16)>)> {
+    results
+        .iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|(p, r)| (*p, r.as_ref().err().map_or(0, |e| e.code)))
+                .collect();
+            (topic.topic.clone(), partitions)
+        })
+        .collect()
+}
+
+/// a-0 led by its preferred replica; a-1 led by 2, preferred 1 in the
+/// ISR; b-0 led by 3, preferred 2 out of the ISR.
+fn failed_over() -> MetadataImage {
+    image(
+        &[
+            (vec![1, 2, 3], vec![1, 2, 3], 1),
+            (vec![1, 2, 3], vec![1, 2, 3], 2),
+        ],
+        &[(vec![2, 3, 1], vec![3, 1], 3)],
+    )
+}
+
+#[test]
+fn listed_partitions_are_answered_each_in_request_order() {
+    let start = failed_over();
+    let wanted = vec![
+        ("a".to_string(), vec![1, 0, 1, 7]),
+        ("b".to_string(), vec![0]),
+        ("gone".to_string(), vec![0]),
+    ];
+    let elected = elect_leaders(&start, Election::Preferred, Some(&wanted), |_| true);
+    let unknown = ResponseError::UnknownTopicOrPartition.code();
+    assert_eq!(
+        codes(&elected.results),
+        vec![
+            (
+                "a".to_string(),
+                vec![
+                    (1, 0),
+                    (0, ResponseError::ElectionNotNeeded.code()),
+                    (1, 0),
+                    (7, unknown)
+                ]
+            ),
+            (
+                "b".to_string(),
+                vec![(0, ResponseError::PreferredLeaderNotAvailable.code())]
+            ),
+            ("gone".to_string(), vec![(0, unknown)]),
+        ]
+    );
+    // a-1 listed twice is elected once: one epoch on, not two.
+    assert_eq!(elected.records.len(), 1);
+    let after = leaders(start, &elected.records);
+    assert_eq!(after[1], ("a".to_string(), 1, 1, 1));
+}
+
+#[test]
+fn all_partitions_leave_out_those_that_need_no_election() {
+    let start = failed_over();
+    let elected = elect_leaders(&start, Election::Preferred, None, |_| true);
+    assert_eq!(
+        codes(&elected.results),
+        vec![
+            ("a".to_string(), vec![(1, 0)]),
+            (
+                "b".to_string(),
+                vec![(0, ResponseError::PreferredLeaderNotAvailable.code())]
+            ),
+        ]
+    );
+    let after = leaders(start.clone(), &elected.records);
+    assert_eq!(after[0], ("a".to_string(), 0, 1, 0));
+    assert_eq!(after[1], ("a".to_string(), 1, 1, 1));
+    // The preferred replica cannot lead (fenced): no election.
+    let elected = elect_leaders(&start, Election::Preferred, None, |id| id != 1);
+    assert!(elected.records.is_empty());
+}
+
+#[test]
+fn unclean_elections_give_leaderless_partitions_a_leader() {
+    let start = image(
+        &[
+            (vec![1, 2], vec![1], NO_LEADER),
+            (vec![1, 2], vec![1, 2], 2),
+        ],
+        &[(vec![3], vec![3], NO_LEADER)],
+    );
+    // 1 is gone: 2 leads a-0 out of the ISR; b-0 has no one.
+    let elected = elect_leaders(&start, Election::Unclean, None, |id| id == 2);
+    assert_eq!(
+        codes(&elected.results),
+        vec![
+            ("a".to_string(), vec![(0, 0)]),
+            (
+                "b".to_string(),
+                vec![(0, ResponseError::EligibleLeadersNotAvailable.code())]
+            ),
+        ]
+    );
+    assert_eq!(
+        leaders(start, &elected.records)[0],
+        ("a".to_string(), 0, 2, 1)
+    );
+}
+
+#[test]
+fn the_rebalance_moves_leadership_back_above_the_imbalance_percentage() {
+    // Broker 1 prefers four partitions and leads one: 75% led elsewhere.
+    let preferred_by_1 = |leader| (vec![1, 2, 3], vec![1, 2, 3], leader);
+    let start = image(
+        &[
+            preferred_by_1(1),
+            preferred_by_1(2),
+            preferred_by_1(3),
+            preferred_by_1(2),
+        ],
+        &[(vec![2, 1, 3], vec![2, 1, 3], 2)],
+    );
+    let records = rebalance(&start, 10, |_| true);
+    assert_eq!(records.len(), 3);
+    let after = leaders(start.clone(), &records);
+    assert!(after
+        .iter()
+        .all(|(_, _, leader, _)| [1, 2].contains(leader)));
+    assert_eq!(after[1].3, 1, "one leader epoch on");
+    // At or under the percentage: nothing moves.
+    assert!(rebalance(&start, 75, |_| true).is_empty());
+    assert_eq!(rebalance(&start, 74, |_| true).len(), 3);
+    // A preferred replica that cannot lead is left where it is.
+    assert!(rebalance(&start, 10, |id| id != 1).is_empty());
+}
+
+#[test]
+fn the_rebalance_leaves_preferred_replicas_out_of_the_isr_alone() {
+    let start = image(&[(vec![1, 2], vec![2], 2)], &[]);
+    assert!(rebalance(&start, 0, |_| true).is_empty());
+    let balanced = image(&[(vec![1, 2], vec![1, 2], 1)], &[]);
+    assert!(rebalance(&balanced, 0, |_| true).is_empty());
+}
