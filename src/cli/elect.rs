@@ -57,7 +57,7 @@ pub struct ElectArgs {
     #[arg(long, requires = "topic")]
     pub partition: Option<i32>,
     /// Every partition of every topic.
-    #[arg(long, conflicts_with = "topic")]
+    #[arg(long, conflicts_with_all = ["topic", "partition"])]
     pub all_topic_partitions: bool,
     #[arg(long, value_enum, default_value = "preferred")]
     pub election_type: ElectionType,

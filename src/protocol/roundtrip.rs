@@ -156,10 +156,7 @@ pub(super) fn round_trip_api(key: ApiKey, version: i16) -> Bytes {
             admin::create_partitions_request,
             admin::create_partitions_response
         ),
-        ApiKey::ElectLeaders => both!(
-            elect::elect_leaders_request,
-            elect::elect_leaders_response
-        ),
+        ApiKey::ElectLeaders => both!(elect::elect_leaders_request, elect::elect_leaders_response),
         ApiKey::AlterConfigs => both!(admin::alter_configs_request, admin::alter_configs_response),
         ApiKey::IncrementalAlterConfigs => both!(
             admin::incremental_alter_configs_request,
