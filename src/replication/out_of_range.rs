@@ -133,7 +133,9 @@ mod tests {
         let queries = [query("a", 0), query("b", 1), query("a", 2)];
         let request = offsets_request(&queries, 3, EARLIEST_TIMESTAMP);
         assert_eq!(request.replica_id, BrokerId(3));
-        let shape: Vec<(String, Vec<(i32, i32, i64)>)> = request
+        // (topic, [(partition, current leader epoch, timestamp)]).
+        type Shape = Vec<(String, Vec<(i32, i32, i64)>)>;
+        let shape: Shape = request
             .topics
             .iter()
             .map(|t| {

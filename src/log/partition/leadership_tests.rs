@@ -178,3 +178,23 @@ fn acks_all_waiting_on_a_deposed_leader_fail_at_once_as_not_leader() {
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn the_epoch_at_an_offset_is_the_one_that_wrote_its_batch() {
+    with_dir(|dir| async move {
+        let log = PartitionLog::open(dir, small_config(0)).await.unwrap();
+        for epoch in [0, 2, 7] {
+            log.become_leader(epoch);
+            append_at(&log, 5, 1_000).await;
+        }
+        let epochs: Vec<Option<i32>> = [0, 24, 25, 49, 50, 74]
+            .into_iter()
+            .map(|offset| log.epoch_at(offset))
+            .collect();
+        assert_eq!(
+            epochs,
+            [Some(0), Some(0), Some(2), Some(2), Some(7), Some(7)]
+        );
+        log.close().await.unwrap();
+    });
+}
