@@ -324,8 +324,9 @@ pub enum LogError {
     /// A client append to a follower's log (`become_follower`): only its
     /// leader's batches come in, through `append_replicated`.
     NotLeader,
-    /// A follower's batch that does not go on at the log end: the caller
-    /// truncates or fetches again from `log_end_offset`.
+    /// A follower's batch that starts below the log end or overlaps the
+    /// batch before it (a forward gap is a compacted leader's, and taken):
+    /// the caller truncates or fetches again from `log_end_offset`.
     NotAtLogEnd {
         log_end_offset: i64,
         base_offset: i64,

@@ -329,14 +329,21 @@ impl Followers {
     /// off until the leader's log grows past it); the leader's start above
     /// our end, drop everything and start at the leader's start; else fetch
     /// again from our end.
+    /// An answer for a partition not waiting for one from `leader_id` (it
+    /// moved meanwhile) is ignored.
     pub fn on_leader_offsets(
         &mut self,
+        leader_id: i32,
         id: &TopicPartitionId,
         leader_offsets: Result<LeaderOffsets, ResponseError>,
         local: &LocalLog,
         now_ms: i64,
     ) -> FollowerDecision {
-        let Some(followed) = self.partitions.get_mut(id) else {
+        let Some(followed) = self
+            .partitions
+            .get_mut(id)
+            .filter(|f| f.leader_id == leader_id && f.hold == Hold::Resolving)
+        else {
             return FollowerDecision::Ignore;
         };
         let decision = match leader_offsets {

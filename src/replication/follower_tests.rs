@@ -254,14 +254,19 @@ fn out_of_range_asks_the_leaders_offsets_and_holds_the_partition_meanwhile() {
             log_end_offset,
         })
     };
+    // Each answer counts once, while the partition is held for it.
+    let mut resolve = |leader_offsets, local: &LocalLog| {
+        let out = failed(0, local.log_end_offset, ResponseError::OffsetOutOfRange);
+        followers.on_answer(2, &out, local, |_| None, 0);
+        followers.on_leader_offsets(2, &tp(0), leader_offsets, local, 0)
+    };
     // The leader's end below ours: cut to it.
-    let cut = followers.on_leader_offsets(&tp(0), leader(0, 25), &local, 0);
+    let cut = resolve(leader(0, 25), &local);
     assert_eq!(cut, FollowerDecision::Truncate { to_offset: 25 });
-    assert_eq!(planned_ids(&mut followers, 2, 0), vec![0]);
     // ... but never below our high watermark.
-    let kept = followers.on_leader_offsets(&tp(0), leader(0, 12), &local, 0);
+    let kept = resolve(leader(0, 12), &local);
     assert_eq!(kept, FollowerDecision::Truncate { to_offset: 20 });
-    let at_hw = followers.on_leader_offsets(&tp(0), leader(0, 12), &log(20, 4, 20), 0);
+    let at_hw = resolve(leader(0, 12), &log(20, 4, 20));
     assert!(matches!(
         at_hw,
         FollowerDecision::BackOff {
@@ -270,16 +275,25 @@ fn out_of_range_asks_the_leaders_offsets_and_holds_the_partition_meanwhile() {
         }
     ));
     // The leader's start above our end: start over there.
-    let fresh = followers.on_leader_offsets(&tp(0), leader(45, 60), &local, 0);
+    let fresh = resolve(leader(45, 60), &local);
     assert_eq!(
         fresh,
         FollowerDecision::TruncateFullyAndStartAt { offset: 45 }
     );
-    let again = followers.on_leader_offsets(&tp(0), leader(10, 60), &local, 0);
+    let again = resolve(leader(10, 60), &local);
     assert_eq!(again, FollowerDecision::FetchAgain);
-    let lost =
-        followers.on_leader_offsets(&tp(0), Err(ResponseError::NotLeaderOrFollower), &local, 0);
+    let lost = resolve(Err(ResponseError::NotLeaderOrFollower), &local);
     assert!(matches!(lost, FollowerDecision::BackOff { .. }));
+    assert_eq!(planned_ids(&mut followers, 2, 10_000), vec![0]);
+    // An answer nobody waits for any more (resolved, or the partition
+    // moved to another leader meanwhile) changes nothing.
+    let late = followers.on_leader_offsets(2, &tp(0), leader(45, 60), &local, 0);
+    assert_eq!(late, FollowerDecision::Ignore);
+    let out = failed(0, 30, ResponseError::OffsetOutOfRange);
+    followers.on_answer(2, &out, &local, |_| None, 0);
+    followers.apply_metadata(&[followed(0, 3, 6)]);
+    let moved = followers.on_leader_offsets(2, &tp(0), leader(45, 60), &local, 0);
+    assert_eq!(moved, FollowerDecision::Ignore);
 }
 
 #[test]

@@ -10,6 +10,8 @@
 //!   grouped by leader broker (one fetcher each): the next Fetch's partitions,
 //!   and one `FollowerDecision` per partition answer (append, truncate, back
 //!   off, wait for metadata).
+//! - `out_of_range.rs`: the ListOffsets a follower sends its leader after
+//!   OFFSET_OUT_OF_RANGE (the leader's log start and end), and its answer.
 //! - `session.rs`: `FetchSession`, the client side of one incremental fetch
 //!   session (KIP-227) with one leader broker: it turns a fetcher's planned
 //!   partitions into a `kafka_protocol` FetchRequest and a FetchResponse back
@@ -29,6 +31,7 @@
 
 mod follower;
 mod leader;
+mod out_of_range;
 mod session;
 
 #[cfg(test)]
@@ -49,6 +52,10 @@ pub use follower::{
 pub use leader::{
     AcksAllStatus, AlterPartitionAnswer, AlterPartitionProposal, FetchRefused, FollowerFetch,
     IsrMember, LeaderConfig, LeaderEffects, LeaderState, LocalEnds, MetadataOutcome,
+};
+pub use out_of_range::{
+    leader_offsets, offsets_answer, offsets_request, OffsetsQuery, EARLIEST_TIMESTAMP,
+    LATEST_TIMESTAMP, LIST_OFFSETS_VERSION,
 };
 pub use session::{
     next_epoch, FetchSession, PartitionAnswer, ReplicaIdentity, SessionError, FETCH_VERSION_MAX,

@@ -9,7 +9,10 @@
 //! partition, carried out on the logs: batches appended verbatim (each
 //! append returns once durable, so the next fetch offset is durable), a
 //! truncation to where the logs diverge, the leader's high watermark
-//! taken up to this log's end.
+//! taken up to this log's end. A partition answered OFFSET_OUT_OF_RANGE
+//! has its leader's log start and end asked (ListOffsets, as a replica, on
+//! the same connection) and is truncated to the leader's end, or started
+//! over at the leader's start (Kafka's `handleOutOfRangeError`).
 //!
 //! Invariant: one request in flight per leader (the session's rule); a
 //! failed exchange drops the connection, restarts the session with a full
@@ -24,7 +27,10 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
-use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, ResponseHeader};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{
+    ApiKey, FetchRequest, FetchResponse, ListOffsetsResponse, ResponseHeader,
+};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use super::messages::TopicPartition;
@@ -32,17 +38,23 @@ use super::replication::own_broker_epoch;
 use super::Shard;
 use crate::clock::now_ms;
 use crate::config::host_port;
-use crate::log::{Backing, PartitionLog, PinnedFrame};
+use crate::log::{Backing, PartitionLog};
 use crate::quorum::channel::{connect_address, read_frame_of, request_frame};
 use crate::replication::{
-    follower_high_watermark, FetchSession, FollowerDecision, LocalEpochEnd, LocalLog,
-    PartitionAnswer, ReplicaIdentity, TopicPartitionId, FETCH_VERSION_MAX,
-    REPLICA_FETCH_BACKOFF_MS, REPLICA_FETCH_RESPONSE_MAX_BYTES, REPLICA_FETCH_WAIT_MAX_MS,
+    follower_high_watermark, leader_offsets, offsets_answer, offsets_request, FetchSession,
+    FollowerDecision, LocalEpochEnd, LocalLog, OffsetsQuery, PartitionAnswer, ReplicaIdentity,
+    TopicPartitionId, EARLIEST_TIMESTAMP, FETCH_VERSION_MAX, LATEST_TIMESTAMP,
+    LIST_OFFSETS_VERSION, REPLICA_FETCH_BACKOFF_MS, REPLICA_FETCH_RESPONSE_MAX_BYTES,
+    REPLICA_FETCH_WAIT_MAX_MS,
 };
 
 /// The largest Fetch answer read: the response's byte budget plus room
 /// for the headers of every partition it may name.
 const FETCH_FRAME_BYTES_MAX: usize = REPLICA_FETCH_RESPONSE_MAX_BYTES as usize + (1 << 20);
+
+/// The largest ListOffsets answer read: a few dozen bytes per partition,
+/// for at most `PARTITIONS_PER_FETCH_MAX` partitions, with room to spare.
+const LIST_OFFSETS_FRAME_BYTES_MAX: usize = 1 << 20;
 
 /// How long one Fetch may take, the leader's long poll included, before
 /// the connection is given up: the long poll plus Kafka's 30 s
@@ -102,7 +114,14 @@ async fn run(shard: Weak<Shard>, leader_id: i32) {
             continue;
         };
         correlation_id = correlation_id.wrapping_add(1);
-        let answer = exchange(&mut link, &address, &request, correlation_id).await;
+        let answer = exchange::<FetchResponse>(
+            &mut link,
+            &address,
+            (ApiKey::Fetch, FETCH_VERSION_MAX, correlation_id),
+            |body| request.encode(body, FETCH_VERSION_MAX),
+            FETCH_FRAME_BYTES_MAX,
+        )
+        .await;
         let Some(strong) = shard.upgrade() else {
             return;
         };
@@ -117,7 +136,17 @@ async fn run(shard: Weak<Shard>, leader_id: i32) {
             }
         };
         match answers {
-            Ok((answers, frame_bytes)) => carry_out(&strong, leader_id, answers, frame_bytes).await,
+            Ok((answers, frame_bytes)) => {
+                let out_of_range = carry_out(&strong, leader_id, answers, frame_bytes).await;
+                if !out_of_range.is_empty() {
+                    let link = Link {
+                        stream: &mut link,
+                        address: &address,
+                        correlation_id: &mut correlation_id,
+                    };
+                    resolve_out_of_range(&strong, leader_id, link, out_of_range).await;
+                }
+            }
             Err(error) => {
                 log::warn!("replica fetcher for leader {leader_id}: {error}");
                 link = None;
@@ -190,14 +219,17 @@ fn local_state(log: &PartitionLog) -> LocalLog {
     }
 }
 
-/// Sends `request` on the connection (made first if need be) and reads
-/// its answer; any failure leaves the connection to be dropped.
-async fn exchange(
+/// Sends the request `encode` writes (its api key, version and
+/// correlation id in `header`) on the connection, made first if need be,
+/// and reads its answer (at most `frame_bytes_max`); any failure leaves
+/// the connection to be dropped.
+async fn exchange<R: Decodable>(
     link: &mut Option<TcpStream>,
     address: &str,
-    request: &FetchRequest,
-    correlation_id: i32,
-) -> std::io::Result<(FetchResponse, usize)> {
+    (api_key, version, correlation_id): (ApiKey, i16, i32),
+    encode: impl FnOnce(&mut BytesMut) -> anyhow::Result<()>,
+    frame_bytes_max: usize,
+) -> std::io::Result<(R, usize)> {
     let deadline = Instant::now() + Duration::from_millis(FETCH_EXCHANGE_TIMEOUT_MS);
     if link.is_none() {
         *link = Some(connect_address(address, deadline).await?);
@@ -205,51 +237,118 @@ async fn exchange(
     let stream = link
         .as_mut()
         .ok_or_else(|| std::io::Error::other("no connection"))?;
-    let version = FETCH_VERSION_MAX;
     let mut body = BytesMut::new();
-    request
-        .encode(&mut body, version)
-        .map_err(|error| std::io::Error::other(error.to_string()))?;
-    let frame = request_frame(
-        ApiKey::Fetch,
-        version,
-        correlation_id,
-        CLIENT_ID,
-        &body.freeze(),
-    )?;
+    encode(&mut body).map_err(|error| std::io::Error::other(error.to_string()))?;
+    let frame = request_frame(api_key, version, correlation_id, CLIENT_ID, &body.freeze())?;
     let answer = crate::quorum::channel::within(deadline, async {
         stream.write_all(&frame).await?;
-        read_frame_of(stream, FETCH_FRAME_BYTES_MAX).await
+        read_frame_of(stream, frame_bytes_max).await
     })
     .await;
     let mut answer: Bytes = answer?;
     let frame_bytes = answer.len();
     let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidData, message);
-    let header =
-        ResponseHeader::decode(&mut answer, ApiKey::Fetch.response_header_version(version))
-            .map_err(|error| invalid(error.to_string()))?;
+    let header = ResponseHeader::decode(&mut answer, api_key.response_header_version(version))
+        .map_err(|error| invalid(error.to_string()))?;
     if header.correlation_id != correlation_id {
         return Err(invalid(format!(
             "correlation id {} answers request {correlation_id}",
             header.correlation_id
         )));
     }
-    let response =
-        FetchResponse::decode(&mut answer, version).map_err(|error| invalid(error.to_string()))?;
+    let response = R::decode(&mut answer, version).map_err(|error| invalid(error.to_string()))?;
     Ok((response, frame_bytes))
 }
 
+/// The fetcher's connection to its leader, lent to a ListOffsets exchange.
+struct Link<'a> {
+    stream: &'a mut Option<TcpStream>,
+    address: &'a str,
+    correlation_id: &'a mut i32,
+}
+
+/// Asks the leader for the log start and end of the partitions `ids`
+/// answered OFFSET_OUT_OF_RANGE (earliest, then latest, as a replica) and
+/// carries out what `Followers::on_leader_offsets` decides for each; a
+/// failed exchange drops the connection and each partition backs off.
+async fn resolve_out_of_range(
+    shard: &Rc<Shard>,
+    leader_id: i32,
+    link: Link<'_>,
+    ids: Vec<TopicPartitionId>,
+) {
+    let (ids, queries): (Vec<TopicPartitionId>, Vec<OffsetsQuery>) = ids
+        .into_iter()
+        .filter_map(|id| {
+            let (partition, log) = local_log(shard, &id)?;
+            let query = OffsetsQuery {
+                topic: partition.topic.to_string(),
+                partition: partition.partition,
+                current_leader_epoch: log.leader_epoch(),
+            };
+            Some((id, query))
+        })
+        .unzip();
+    let replica_id = shard.view().node_id;
+    let mut bounds = Vec::with_capacity(2);
+    for timestamp in [EARLIEST_TIMESTAMP, LATEST_TIMESTAMP] {
+        let request = offsets_request(&queries, replica_id, timestamp);
+        *link.correlation_id = link.correlation_id.wrapping_add(1);
+        let answer = exchange::<ListOffsetsResponse>(
+            link.stream,
+            link.address,
+            (
+                ApiKey::ListOffsets,
+                LIST_OFFSETS_VERSION,
+                *link.correlation_id,
+            ),
+            |body| request.encode(body, LIST_OFFSETS_VERSION),
+            LIST_OFFSETS_FRAME_BYTES_MAX,
+        )
+        .await;
+        match answer {
+            Ok((response, _)) => bounds.push(offsets_answer(&queries, &response)),
+            Err(error) => {
+                log::warn!("replica fetcher for leader {leader_id}: ListOffsets: {error}");
+                *link.stream = None;
+                let failed = Err(ResponseError::NetworkException);
+                bounds.push(vec![failed; queries.len()]);
+            }
+        }
+    }
+    let latest = bounds.pop().unwrap_or_default();
+    let earliest = bounds.pop().unwrap_or_default();
+    let steps =
+        ids.iter()
+            .zip(earliest.into_iter().zip(latest))
+            .filter_map(|(id, (earliest, latest))| {
+                let (partition, log) = local_log(shard, id)?;
+                let decision = shard.replication.followers.borrow_mut().on_leader_offsets(
+                    leader_id,
+                    id,
+                    leader_offsets(earliest, latest),
+                    &local_state(&log),
+                    now_ms() as i64,
+                );
+                Some(apply(partition, log, decision, Backing::Own))
+            });
+    futures_util::future::join_all(steps).await;
+}
+
 /// Carries out each partition's answer: appends in parallel (each
-/// durable before it returns), truncations, high watermarks.
+/// durable before it returns), truncations, high watermarks. Returns the
+/// partitions whose leader's offsets are to be asked
+/// (`FollowerDecision::ResolveOutOfRange`).
 async fn carry_out(
     shard: &Rc<Shard>,
     leader_id: i32,
     answers: Vec<PartitionAnswer>,
     frame_bytes: usize,
-) {
+) -> Vec<TopicPartitionId> {
     // The records are slices of one response frame, charged once to this
     // shard's budget for pinned frames, as a produce request's are.
     let frame = shard.partitions.pinned_frame(frame_bytes);
+    let mut out_of_range = Vec::new();
     let steps = answers.into_iter().filter_map(|answer| {
         let (partition, log) = local_log(shard, &answer.id)?;
         let local = local_state(&log);
@@ -263,16 +362,28 @@ async fn carry_out(
             },
             now_ms() as i64,
         );
-        Some(apply(partition, log, decision, frame.clone()))
+        if decision == FollowerDecision::ResolveOutOfRange {
+            out_of_range.push(answer.id);
+        }
+        Some(apply(
+            partition,
+            log,
+            decision,
+            Backing::Frame(frame.clone()),
+        ))
     });
+    let steps: Vec<_> = steps.collect();
     futures_util::future::join_all(steps).await;
+    out_of_range
 }
 
+/// Carries out one partition's decision on its log; `backing` is what
+/// appended records lie in.
 async fn apply(
     partition: TopicPartition,
     log: Rc<PartitionLog>,
     decision: FollowerDecision,
-    frame: Rc<PinnedFrame>,
+    backing: Backing,
 ) {
     let outcome = match decision {
         FollowerDecision::Append {
@@ -281,10 +392,7 @@ async fn apply(
             ..
         } => {
             let appended = match records.filter(|records| !records.is_empty()) {
-                Some(records) => log
-                    .append_replicated(records, Backing::Frame(frame))
-                    .await
-                    .map(drop),
+                Some(records) => log.append_replicated(records, backing).await.map(drop),
                 None => Ok(()),
             };
             let high_watermark = follower_high_watermark(
@@ -306,18 +414,16 @@ async fn apply(
             log.truncate_to(to_offset).await
         }
         FollowerDecision::TruncateFullyAndStartAt { offset } => {
-            // The leader's log starts past this one's end: retention there
-            // removed what this replica never copied. Starting the log
-            // over at `offset` is not built yet (docs/compatibility.md).
-            log::warn!(
-                "replica of {}: the leader's log starts at {offset}, past this replica's end; not followed",
-                partition.dir_name()
+            log::info!(
+                "replica of {}: the leader's log starts at {offset}, past this replica's end {}; starting over there",
+                partition.dir_name(),
+                log.log_end_offset()
             );
-            Ok(())
+            log.truncate_fully_and_start_at(offset).await
         }
         FollowerDecision::ResolveOutOfRange => {
-            log::warn!(
-                "replica of {}: its offset {} is out of the leader's range; not followed",
+            log::info!(
+                "replica of {}: its offset {} is out of the leader's range; asking the leader's",
                 partition.dir_name(),
                 log.log_end_offset()
             );

@@ -127,6 +127,27 @@ pub enum ReadBound {
     DurableEnd,
 }
 
+/// How far ListOffsets latest reads: Kafka's isolation level for a
+/// consumer, none for a replica (or a debugging client): the log end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListIsolation {
+    LogEnd,
+    /// read_uncommitted.
+    HighWatermark,
+    /// read_committed.
+    LastStableOffset,
+}
+
+/// One partition's ListOffsets answer: the offset found (-1 for none),
+/// its timestamp (-1 for a special one), and the leader epoch of the
+/// batch holding it (`None`: the leader's current one, as for latest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedOffset {
+    pub timestamp: i64,
+    pub offset: i64,
+    pub leader_epoch: Option<i32>,
+}
+
 /// What a partition answered to a read.
 #[derive(Debug, Clone, Default)]
 pub struct FetchOutcome {
@@ -160,9 +181,8 @@ pub enum ShardRequest {
         timeout_ms: u64,
     },
     /// ListOffsets by timestamp (or -1 latest, -2 earliest, -3 max
-    /// timestamp), with whether the isolation level is read_committed
-    /// (latest is then the last stable offset).
-    ListOffsets(Vec<(TopicPartition, (i64, bool))>),
+    /// timestamp), with how far latest reads.
+    ListOffsets(Vec<(TopicPartition, (i64, ListIsolation))>),
     /// OffsetForLeaderEpoch: each partition's largest epoch at or below
     /// the one given, and where it ends in the log.
     EpochEndOffsets(Vec<(TopicPartition, i32)>),
@@ -228,8 +248,7 @@ pub enum ShardRequest {
 pub enum ShardReply {
     Produce(Vec<Result<AppendResult, ProduceRefusal>>),
     Fetch(Vec<FetchOutcome>),
-    /// (timestamp, offset) per requested partition.
-    ListOffsets(Vec<Result<(i64, i64), KafkaError>>),
+    ListOffsets(Vec<Result<ListedOffset, KafkaError>>),
     /// (epoch, end offset) per partition; `None` when the asked epoch is
     /// older than the log's oldest.
     EpochEndOffsets(Vec<Result<Option<(i32, i64)>, KafkaError>>),

@@ -16,7 +16,8 @@ use futures_util::future::{select, select_all, LocalBoxFuture};
 use kafka_protocol::error::ResponseError;
 
 use super::messages::{
-    FetchOutcome, FetchPart, KafkaError, ProducePart, ProduceRefusal, ReadBound, TopicPartition,
+    FetchOutcome, FetchPart, KafkaError, ListIsolation, ListedOffset, ProducePart, ProduceRefusal,
+    ReadBound, TopicPartition,
 };
 use super::view::ShardView;
 use crate::config::{BrokerConfig, TopicConfig};
@@ -345,42 +346,60 @@ impl OwnedPartitions {
             .collect()
     }
 
+    /// ListOffsets: each partition's offset for its timestamp, with the
+    /// epoch of the batch found (Kafka's: the log start's for earliest,
+    /// the batch's for a timestamp or the largest one).
     pub async fn list_offsets(
         &self,
-        parts: Vec<(TopicPartition, (i64, bool))>,
-    ) -> Vec<Result<(i64, i64), KafkaError>> {
-        let lookups =
-            parts
-                .into_iter()
-                .map(|(partition, (timestamp, read_committed))| async move {
-                    let log = self.get(&partition)?;
-                    let lookup = match timestamp {
-                        LATEST_TIMESTAMP if read_committed => {
-                            return Ok((-1, log.last_stable_offset()))
-                        }
-                        LATEST_TIMESTAMP => return Ok((-1, log.high_watermark())),
-                        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
-                            return Ok((-1, log.log_start_offset()))
-                        }
-                        // Nothing is tiered: Kafka without remote storage answers
-                        // no offset (-1), not the log start.
-                        LATEST_TIERED_TIMESTAMP => return Ok((-1, -1)),
-                        MAX_TIMESTAMP => log.max_timestamp().await,
-                        timestamp if timestamp >= 0 => log.offset_for_timestamp(timestamp).await,
-                        _ => return Err(KafkaError::new(ResponseError::InvalidRequest)),
-                    };
-                    // Kafka answers no offset for one a read_committed
-                    // consumer could not read yet.
-                    let stable = |offset: i64| !read_committed || offset < log.last_stable_offset();
-                    match lookup {
-                        Ok(Some((offset, found_timestamp))) if stable(offset) => {
-                            Ok((found_timestamp, offset))
-                        }
-                        Ok(Some(_)) => Ok((-1, -1)),
-                        Ok(None) => Ok((-1, -1)),
-                        Err(error) => Err(log_error_to_kafka(&partition, &error)),
+        parts: Vec<(TopicPartition, (i64, ListIsolation))>,
+    ) -> Vec<Result<ListedOffset, KafkaError>> {
+        let lookups = parts
+            .into_iter()
+            .map(|(partition, (timestamp, isolation))| async move {
+                let log = self.get(&partition)?;
+                let special = |offset: i64, leader_epoch: Option<i32>| {
+                    Ok(ListedOffset {
+                        timestamp: -1,
+                        offset,
+                        leader_epoch,
+                    })
+                };
+                let lookup = match timestamp {
+                    LATEST_TIMESTAMP => {
+                        let offset = match isolation {
+                            ListIsolation::LogEnd => log.log_end_offset(),
+                            ListIsolation::HighWatermark => log.high_watermark(),
+                            ListIsolation::LastStableOffset => log.last_stable_offset(),
+                        };
+                        return special(offset, None);
                     }
-                });
+                    EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
+                        let start = log.log_start_offset();
+                        return special(start, log.epoch_at(start));
+                    }
+                    // Nothing is tiered: Kafka without remote storage answers
+                    // no offset (-1), not the log start.
+                    LATEST_TIERED_TIMESTAMP => return special(-1, None),
+                    MAX_TIMESTAMP => log.max_timestamp().await,
+                    timestamp if timestamp >= 0 => log.offset_for_timestamp(timestamp).await,
+                    _ => return Err(KafkaError::new(ResponseError::InvalidRequest)),
+                };
+                // Kafka answers no offset for one a read_committed
+                // consumer could not read yet.
+                let stable = |offset: i64| {
+                    isolation != ListIsolation::LastStableOffset
+                        || offset < log.last_stable_offset()
+                };
+                match lookup {
+                    Ok(Some((offset, found_timestamp))) if stable(offset) => Ok(ListedOffset {
+                        timestamp: found_timestamp,
+                        offset,
+                        leader_epoch: log.epoch_at(offset),
+                    }),
+                    Ok(_) => special(-1, None),
+                    Err(error) => Err(log_error_to_kafka(&partition, &error)),
+                }
+            });
         futures_util::future::join_all(lookups).await
     }
 

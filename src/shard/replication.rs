@@ -15,6 +15,12 @@
 //! - follower: fetched by this shard's fetcher for its leader broker
 //!   (`fetcher.rs`), one per leader with one fetch session.
 //!
+//! A leader deposed by the view (another leader, or none) becomes a
+//! follower at once, which fails its `acks=all` produces still waiting
+//! (NOT_LEADER_OR_FOLLOWER). Produce, Fetch and ListOffsets pass through
+//! `refuse_then_run`, and skip it when the shard has no replicated
+//! partition.
+//!
 //! Invariant: a partition is led here only while the installed view says
 //! this node leads it; every `LeaderState` belongs to an open log of this
 //! shard; one AlterPartition per partition is in flight at a time (the
@@ -31,7 +37,8 @@ use kafka_protocol::error::ResponseError;
 use super::alter_partition::{alter_partition, AlterPartitionItem};
 use super::fetcher;
 use super::messages::{
-    FetchOutcome, FetchPart, KafkaError, ProducePart, ProduceRefusal, ReplicaFetch, TopicPartition,
+    FetchOutcome, FetchPart, KafkaError, ListIsolation, ListedOffset, ProducePart, ProduceRefusal,
+    ReplicaFetch, TopicPartition,
 };
 use super::owned;
 use super::view::ShardView;
@@ -85,6 +92,10 @@ pub struct Replication {
     /// Leader broker ids with a running fetcher task.
     pub(super) fetchers: RefCell<HashMap<i32, fetcher::Handle>>,
     generations: Cell<u64>,
+    /// Open logs of partitions with other replicas, as the last `sync`
+    /// counted them: none, and produce, fetch and ListOffsets skip every
+    /// check here (RF=1 costs nothing).
+    replicated: Cell<usize>,
 }
 
 /// The log's ends now, as the bookkeeping reads them.
@@ -119,25 +130,31 @@ impl Replication {
         let registered = own_broker_epoch(&view) > start_epoch;
         replication.held.borrow_mut().clear();
         let mut followed = Vec::new();
+        let mut replicated_count = 0;
         for (partition, log) in shard.partitions.open_logs() {
             let Some(meta) = view.topic(&partition.topic) else {
                 continue;
             };
             let state = view.state(meta, partition.partition).into_owned();
             let node_id = view.node_id;
-            // reassign15: a replica reassigned away neither leads nor
+            // A replica reassigned away neither leads nor
             // follows; the controller's install deletes its log next.
             if !state.replicas.is_empty() && !state.replicas.contains(&node_id) {
                 Self::end_leadership(shard, &partition);
                 continue;
             }
+            let replicated = state.replicas.len() > 1;
             if state.leader == node_id {
                 log.become_leader(state.leader_epoch);
             } else if state.leader != NO_LEADER {
                 log.become_follower(state.leader_epoch);
+            } else if replicated && state.leader_epoch >= log.leader_epoch() {
+                // A replica left without a leader leads no more either: its
+                // `acks=all` waits fail now, not at their timeout.
+                log.become_follower(state.leader_epoch);
             }
-            let replicated = state.replicas.len() > 1;
             log.set_replicated(replicated);
+            replicated_count += usize::from(replicated);
             if replicated && state.leader == node_id && !registered {
                 Self::end_leadership(shard, &partition);
                 replication.held.borrow_mut().insert(partition);
@@ -159,6 +176,7 @@ impl Replication {
                 });
             }
         }
+        replication.replicated.set(replicated_count);
         let changes = shard
             .replication
             .followers
@@ -377,6 +395,11 @@ impl Replication {
         Ok(())
     }
 
+    /// Whether any open log of this shard has other replicas.
+    pub fn any_replicated(&self) -> bool {
+        self.replicated.get() > 0
+    }
+
     /// NOT_LEADER_OR_FOLLOWER for a partition the view names this node
     /// leader of before this incarnation is registered (`held`).
     pub fn refuse_held(&self, partition: &TopicPartition) -> Result<(), ResponseError> {
@@ -474,89 +497,74 @@ pub async fn produce(
     parts: Vec<ProducePart>,
 ) -> Vec<Result<AppendResult, ProduceRefusal>> {
     let replication = &shard.replication;
-    let mut refused = Vec::with_capacity(parts.len());
-    let mut accepted = Vec::with_capacity(parts.len());
-    for (position, part) in parts.into_iter().enumerate() {
+    if !replication.any_replicated() {
+        return shard.partitions.produce(parts).await;
+    }
+    let refuse = |part: &ProducePart| {
         let acks_all = part.wait == AppendWait::Durable;
-        let checked = replication.refuse_held(&part.partition).and_then(|()| {
-            if acks_all {
-                replication.check_append(&part.partition, ALL_ACKS)
-            } else {
-                Ok(())
-            }
-        });
-        match checked {
-            Ok(()) => accepted.push((position, acks_all, part)),
-            Err(error) => refused.push((position, error)),
-        }
-    }
-    let total = refused.len() + accepted.len();
-    let mut results: Vec<Option<Result<AppendResult, ProduceRefusal>>> =
-        (0..total).map(|_| None).collect();
-    for (position, error) in refused {
-        results[position] = Some(Err(ProduceRefusal::Error(KafkaError::new(error))));
-    }
-    let checks: Vec<(usize, bool, TopicPartition)> = accepted
-        .iter()
-        .map(|(position, acks_all, part)| (*position, *acks_all, part.partition.clone()))
-        .collect();
-    let appended = shard
-        .partitions
-        .produce(accepted.into_iter().map(|(_, _, part)| part).collect())
-        .await;
-    for ((position, acks_all, partition), result) in checks.into_iter().zip(appended) {
-        let result = match result {
-            Ok(done) if acks_all => replication
-                .after_append(&partition, done.last_offset + 1)
-                .map(|()| done)
-                .map_err(|error| ProduceRefusal::Error(KafkaError::new(error))),
-            other => other,
-        };
-        results[position] = Some(result);
-    }
-    results.into_iter().flatten().collect()
+        replication
+            .refuse_held(&part.partition)
+            .and_then(|()| match acks_all {
+                true => replication.check_append(&part.partition, ALL_ACKS),
+                false => Ok(()),
+            })
+            .err()
+    };
+    let run = |accepted: Vec<ProducePart>| async move {
+        let acks_all: Vec<Option<TopicPartition>> = accepted
+            .iter()
+            .map(|part| (part.wait == AppendWait::Durable).then(|| part.partition.clone()))
+            .collect();
+        let appended = shard.partitions.produce(accepted).await;
+        appended
+            .into_iter()
+            .zip(acks_all)
+            .map(|(result, acks_all)| match (result, acks_all) {
+                (Ok(done), Some(partition)) => replication
+                    .after_append(&partition, done.last_offset + 1)
+                    .map(|()| done)
+                    .map_err(|error| ProduceRefusal::Error(KafkaError::new(error))),
+                (other, _) => other,
+            })
+            .collect()
+    };
+    refuse_then_run(parts, refuse, run, |error| {
+        Err(ProduceRefusal::Error(KafkaError::new(error)))
+    })
+    .await
 }
 
 /// Fetch on the owner shard: each follower's fetch counted by the leader's
 /// bookkeeping first (or refused: a broker that is no replica, a stale
 /// broker epoch), then every part read.
 pub async fn fetch(shard: &Rc<Shard>, parts: Vec<FetchPart>) -> Vec<FetchOutcome> {
-    let refusals: Vec<Option<ResponseError>> = parts
-        .iter()
-        .map(|part| match part.replica {
-            // A follower whose log diverges from this one is answered where
-            // (the read's `diverging_epoch`), its offset not counted: it
-            // truncates first (Kafka's order).
-            Some(replica) if !diverges(shard, part, replica) => {
-                Replication::follower_fetched(shard, &part.partition, replica, part.offset).err()
-            }
-            Some(_) => None,
-            None => shard.replication.refuse_held(&part.partition).err(),
-        })
-        .collect();
-    if refusals.iter().all(Option::is_none) {
+    if !shard.replication.any_replicated() {
         return shard.partitions.fetch(parts).await;
     }
-    let reads: Vec<FetchPart> = parts
-        .into_iter()
-        .zip(&refusals)
-        .filter(|(_, refused)| refused.is_none())
-        .map(|(part, _)| part)
-        .collect();
-    let mut read = shard.partitions.fetch(reads).await.into_iter();
-    refusals
-        .into_iter()
-        .map(|refused| match refused {
-            Some(error) => FetchOutcome {
-                error_code: error.code(),
-                high_watermark: -1,
-                last_stable_offset: -1,
-                log_start_offset: -1,
-                ..FetchOutcome::default()
-            },
-            None => read.next().unwrap_or_default(),
-        })
-        .collect()
+    let refuse = |part: &FetchPart| match part.replica {
+        // A follower whose log diverges from this one is answered where
+        // (the read's `diverging_epoch`), its offset not counted: it
+        // truncates first (Kafka's order).
+        Some(replica) if !diverges(shard, part, replica) => {
+            Replication::follower_fetched(shard, &part.partition, replica, part.offset).err()
+        }
+        Some(_) => None,
+        None => shard.replication.refuse_held(&part.partition).err(),
+    };
+    let refused = |error: ResponseError| FetchOutcome {
+        error_code: error.code(),
+        high_watermark: -1,
+        last_stable_offset: -1,
+        log_start_offset: -1,
+        ..FetchOutcome::default()
+    };
+    refuse_then_run(
+        parts,
+        refuse,
+        |reads| shard.partitions.fetch(reads),
+        refused,
+    )
+    .await
 }
 
 fn diverges(shard: &Shard, part: &FetchPart, replica: ReplicaFetch) -> bool {
@@ -565,30 +573,54 @@ fn diverges(shard: &Shard, part: &FetchPart, replica: ReplicaFetch) -> bool {
     })
 }
 
-/// ListOffsets on the owner shard: refused for a partition held back or
-/// whose new leader's high watermark has not reached its epoch's start.
+/// ListOffsets on the owner shard: refused for a partition held back, and
+/// a consumer's for one whose new leader's high watermark has not reached
+/// its epoch's start (a replica reads the log end: Kafka's rule).
 pub async fn list_offsets(
     shard: &Rc<Shard>,
-    parts: Vec<(TopicPartition, (i64, bool))>,
-) -> Vec<Result<(i64, i64), KafkaError>> {
-    let refusals: Vec<Option<ResponseError>> = parts
-        .iter()
-        .map(|(partition, _)| shard.replication.refuse_unsettled(partition).err())
-        .collect();
-    let asked = parts
+    parts: Vec<(TopicPartition, (i64, ListIsolation))>,
+) -> Vec<Result<ListedOffset, KafkaError>> {
+    let replication = &shard.replication;
+    let refuse =
+        |(partition, (_, isolation)): &(TopicPartition, (i64, ListIsolation))| match isolation {
+            ListIsolation::LogEnd => replication.refuse_held(partition).err(),
+            _ => replication.refuse_unsettled(partition).err(),
+        };
+    let run = |asked| shard.partitions.list_offsets(asked);
+    refuse_then_run(parts, refuse, run, |error| Err(KafkaError::new(error))).await
+}
+
+/// What the three wrappers share: the parts `refuse` finds an error for
+/// are answered with `refused(error)`, the others go to `run` together,
+/// and the answers come back in the order of `parts`. With nothing
+/// refused, `parts` go to `run` as they are.
+async fn refuse_then_run<P, A, F>(
+    parts: Vec<P>,
+    refuse: impl Fn(&P) -> Option<ResponseError>,
+    run: impl FnOnce(Vec<P>) -> F,
+    refused: impl Fn(ResponseError) -> A,
+) -> Vec<A>
+where
+    F: std::future::Future<Output = Vec<A>>,
+{
+    let refusals: Vec<Option<ResponseError>> = parts.iter().map(refuse).collect();
+    if refusals.iter().all(Option::is_none) {
+        return run(parts).await;
+    }
+    let admitted = parts
         .into_iter()
         .zip(&refusals)
-        .filter(|(_, refused)| refused.is_none())
+        .filter(|(_, refusal)| refusal.is_none())
         .map(|(part, _)| part)
         .collect();
-    let mut answers = shard.partitions.list_offsets(asked).await.into_iter();
+    let mut answers = run(admitted).await.into_iter();
     refusals
         .into_iter()
-        .map(|refused| match refused {
-            Some(error) => Err(KafkaError::new(error)),
+        .map(|refusal| match refusal {
+            Some(error) => refused(error),
             None => answers
                 .next()
-                .unwrap_or_else(|| Err(KafkaError::new(ResponseError::UnknownServerError))),
+                .unwrap_or_else(|| refused(ResponseError::UnknownServerError)),
         })
         .collect()
 }

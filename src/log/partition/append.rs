@@ -134,7 +134,7 @@ impl PartitionLog {
                     .await?
             }
             AppendWait::Durable => {
-                self.wait_for_append(&given_up, |log| log.high_watermark() > last_offset)
+                self.wait_for_commit(|_| given_up.get(), last_offset)
                     .await?
             }
         }
@@ -364,6 +364,7 @@ impl PartitionLog {
         self.snapshot_producers_at(base_offset);
         let segment = Rc::new(Segment::new(&self.dir, base_offset, now));
         segment.prefer_write_through(self.writes_through());
+        segment.offset_gaps.set(self.cleaning.offset_gaps.get());
         self.segments.borrow_mut().push(segment.clone());
         self.writer
             .pending

@@ -186,14 +186,8 @@ impl PartitionLog {
         };
         let log_start = to_clean.first().map_or(first_dirty, |s| s.base_offset);
         let mut txns = TxnCleaning::new(aborted, log_start);
-        if !self.cleaning.offset_gaps.get() && !to_clean.is_empty() {
-            // From the first swap on, segments may have gaps: the checkpoint
-            // that says so (to recovery) is on disk before it.
-            self.write_cleaner_checkpoint().await?;
-            self.cleaning.offset_gaps.set(true);
-            for segment in self.segments.borrow().iter() {
-                segment.offset_gaps.set(true);
-            }
+        if !to_clean.is_empty() {
+            self.allow_offset_gaps().await?;
         }
         let mut tombstone_horizon_ms = i64::MAX;
         for group in group_by_size(&to_clean, config.segment_bytes) {
@@ -243,6 +237,21 @@ impl PartitionLog {
             .iter()
             .flat_map(|segment| segment.aborted.borrow().clone())
             .collect()
+    }
+
+    /// From now on segments may have offset gaps (the cleaner's first swap,
+    /// a follower's first batch from a compacted leader): the checkpoint
+    /// that tells recovery so is on disk first.
+    pub(super) async fn allow_offset_gaps(&self) -> Result<(), LogError> {
+        if self.cleaning.offset_gaps.get() {
+            return Ok(());
+        }
+        self.write_cleaner_checkpoint().await?;
+        self.cleaning.offset_gaps.set(true);
+        for segment in self.segments.borrow().iter() {
+            segment.offset_gaps.set(true);
+        }
+        Ok(())
     }
 
     async fn write_cleaner_checkpoint(&self) -> Result<(), LogError> {

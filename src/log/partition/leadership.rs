@@ -6,6 +6,9 @@
 //! its leader's batches at their base offset. `truncate_to`, retention and
 //! DeleteRecords cut the cache with the log.
 //!
+//! A leader deposed (`become_follower`) fails every `acks=all` append still
+//! waiting for the high watermark, with `NotLeader`, at once.
+//!
 //! Invariant: the cache describes the log: no entry starts at or past the
 //! log end but a leader's own epoch starting at it, none before the log
 //! start. The file is written before the bytes of a new epoch are (the
@@ -75,9 +78,39 @@ impl PartitionLog {
 
     /// Follows the leader of `epoch` (the `current_leader_epoch` of its
     /// fetches): appends come only through `append_replicated` from now on.
+    /// A leader that becomes a follower fails its `acks=all` waits at once
+    /// (`wait_for_commit`).
     pub fn become_follower(&self, epoch: i32) {
         self.take_epoch(epoch);
-        self.role.set(Role::Follower);
+        if self.role.replace(Role::Follower) != Role::Follower {
+            self.deposals.set(self.deposals.get() + 1);
+            self.marks.progress.notify();
+        }
+    }
+
+    /// `acks=all`: waits until the high watermark covers `last_offset`.
+    /// Fails with `NotLeader` as soon as this replica stops leading
+    /// meanwhile, even if the high watermark covered it just before (Kafka
+    /// completes its delayed produces so: what it knew as leader no longer
+    /// counts, and the producer retries at the new leader).
+    pub(super) async fn wait_for_commit(
+        &self,
+        given_up: impl Fn(&Self) -> bool,
+        last_offset: i64,
+    ) -> Result<(), LogError> {
+        let deposals = self.deposals.get();
+        let deposed = |log: &Self| log.deposals.get() != deposals;
+        self.wait_until(|log| given_up(log) || deposed(log) || log.high_watermark() > last_offset)
+            .await?;
+        if given_up(self) {
+            return Err(LogError::WriteFailed(
+                self.writer.last_write_error.borrow().clone(),
+            ));
+        }
+        match deposed(self) {
+            true => Err(LogError::NotLeader),
+            false => Ok(()),
+        }
     }
 
     fn take_epoch(&self, epoch: i32) {
@@ -101,6 +134,11 @@ impl PartitionLog {
             .cache
             .borrow()
             .end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// The epoch of the batch holding `offset`, as the cache has it.
+    pub fn epoch_at(&self, offset: i64) -> Option<i32> {
+        self.epochs.cache.borrow().epoch_at(offset)
     }
 
     /// The cache's entries, oldest first, as (epoch, start offset).

@@ -3,6 +3,7 @@
 //! missing, and the cache cut from the start with the log.
 
 use bytes::BytesMut;
+use futures_lite::future::poll_once;
 use kafka_protocol::records::Compression;
 
 use super::super::epochs::EPOCHS_FILE;
@@ -141,6 +142,59 @@ fn delete_records_and_retention_cut_the_cache_from_the_start() {
         log.close().await.unwrap();
         let log = PartitionLog::open(dir, small_config(0)).await.unwrap();
         assert_eq!(log.leader_epochs(), [(2, 60), (3, 100)]);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn acks_all_waiting_on_a_deposed_leader_fail_at_once_as_not_leader() {
+    with_dir(|dir| async move {
+        let log = PartitionLog::open(dir, small_config(0)).await.unwrap();
+        log.set_replicated(true);
+        log.become_leader(1);
+        let waiting = |batch_records: usize| {
+            let log = log.clone();
+            glommio::spawn_local(async move {
+                let batch = BytesMut::from(&sample_batch(batch_records, Compression::None)[..]);
+                log.append(batch, AppendWait::Durable, None).await
+            })
+        };
+        let committed = waiting(5);
+        let pending = waiting(3);
+        log.wait_until(|log| log.durable_end() == 8).await.unwrap();
+        // The followers confirmed the first batch only.
+        assert!(log.advance_high_watermark(5));
+        assert_eq!(committed.await.unwrap().base_offset, 0);
+        // Re-elected at a newer epoch, it still leads: the wait goes on.
+        log.become_leader(2);
+        let mut pending = Box::pin(pending);
+        assert!(poll_once(&mut pending).await.is_none());
+        log.become_follower(3);
+        let started = std::time::Instant::now();
+        assert!(matches!(pending.await, Err(LogError::NotLeader)));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // Never a success afterwards, whatever the high watermark does.
+        assert_eq!(log.high_watermark(), 5);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn the_epoch_at_an_offset_is_the_one_that_wrote_its_batch() {
+    with_dir(|dir| async move {
+        let log = PartitionLog::open(dir, small_config(0)).await.unwrap();
+        for epoch in [0, 2, 7] {
+            log.become_leader(epoch);
+            append_at(&log, 5, 1_000).await;
+        }
+        let epochs: Vec<Option<i32>> = [0, 24, 25, 49, 50, 74]
+            .into_iter()
+            .map(|offset| log.epoch_at(offset))
+            .collect();
+        assert_eq!(
+            epochs,
+            [Some(0), Some(0), Some(2), Some(2), Some(7), Some(7)]
+        );
         log.close().await.unwrap();
     });
 }

@@ -107,6 +107,9 @@ pub struct PartitionLog {
     /// The epoch appends stamp (a leader's) or follow (a follower's).
     leader_epoch: Cell<i32>,
     role: Cell<Role>,
+    /// Times this replica stopped leading: an `acks=all` wait that sees it
+    /// move fails (`wait_for_commit`).
+    deposals: Cell<u64>,
     epochs: EpochState,
     writer: Writer,
     tail: RefCell<TailCache>,
@@ -152,6 +155,7 @@ impl PartitionLog {
             offsets: Offsets::recovered(recovered.log_start_offset, log_end_offset, active_base),
             leader_epoch: Cell::new(recovered.leader_epoch),
             role: Cell::new(Role::Unassigned),
+            deposals: Cell::new(0),
             epochs: EpochState::default(),
             writer: Writer::new(),
             marks,

@@ -113,6 +113,25 @@ impl Offsets {
         self.written.set(end);
         self.sealed.set(self.sealed.get().min(active_base));
     }
+
+    /// `truncate_fully_and_start_at` dropped every segment (the writer
+    /// idle, everything written): the log is empty at `offset`, which is
+    /// never below the log start.
+    pub(super) fn restarted_at(&self, offset: i64) {
+        assert_eq!(
+            self.written.get(),
+            self.log_end.get(),
+            "restart with queued writes"
+        );
+        assert!(
+            offset >= self.log_start.get(),
+            "restart at {offset} below the log start {}",
+            self.log_start.get()
+        );
+        for cell in [&self.log_start, &self.log_end, &self.written, &self.sealed] {
+            cell.set(offset);
+        }
+    }
 }
 
 /// Moves `offset_cell` up to `offset`: never back, never past `bound`.

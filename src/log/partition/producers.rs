@@ -157,8 +157,12 @@ impl PartitionLog {
             AppendWait::Nothing => true,
             AppendWait::Written => log.offsets.written() > batch.last_offset,
             AppendWait::Local => log.durable_end() > batch.last_offset,
-            AppendWait::Durable => log.high_watermark() > batch.last_offset,
+            // As the first append's own wait: failed if deposed meanwhile.
+            AppendWait::Durable => true,
         };
+        if wait == AppendWait::Durable {
+            self.wait_for_commit(given_up, batch.last_offset).await?;
+        }
         self.wait_until(|log| given_up(log) || done(log)).await?;
         if given_up(self) {
             return Err(LogError::WriteFailed(
@@ -335,6 +339,22 @@ impl PartitionLog {
             .give_ups
             .set(self.producers.give_ups.get() + 1);
         self.load_producers(None).await
+    }
+
+    /// The log restarted empty (`truncate_fully_and_start_at`): every
+    /// producer is forgotten, with its snapshots, pending or on disk, so
+    /// that neither `open` nor the next checkpoint brings one back.
+    pub(super) fn forget_producers(&self) -> Result<(), LogError> {
+        self.producers
+            .give_ups
+            .set(self.producers.give_ups.get() + 1);
+        *self.producers.table.borrow_mut() = ProducerStateTable::default();
+        *self.producers.pending_snapshot.borrow_mut() = None;
+        self.producers.snapshot_offset.set(None);
+        for offset in snapshot_offsets(&self.dir)? {
+            remove_snapshot(&self.dir, offset)?;
+        }
+        Ok(())
     }
 
     pub(super) fn producers_first_unstable_offset(&self) -> Option<i64> {

@@ -86,7 +86,7 @@ impl PartitionLog {
             let tail = self.tail.borrow();
             if tail.start_offset().is_some_and(|start| start <= offset) {
                 tail.read(offset, max_offset, &mut budget, contiguous, &mut out);
-                assert_served(&out, offset, max_offset, false);
+                assert_served(&out, offset, max_offset, self.cleaning.offset_gaps.get());
                 return Ok(out);
             }
         }

@@ -3,8 +3,11 @@
 //! through the same indexes, tail cache and group-commit writer as a
 //! client's append.
 //!
-//! Invariant: each batch starts at the log end (`LogError::NotAtLogEnd`
-//! otherwise), passes the stored-batch checks (framing, magic, CRC-32C,
+//! Invariant: each batch starts at the log end or past it (a compacted
+//! leader's batches leave offset gaps, taken as they are: Kafka's follower
+//! appends them so), never below it or overlapping the one before
+//! (`LogError::NotAtLogEnd`); the first gap makes the log one that may
+//! have gaps (`allow_offset_gaps`, on disk before the batch); each passes the stored-batch checks (framing, magic, CRC-32C,
 //! record count), and carries a leader epoch no lower than the batch
 //! before it (`LogError::EpochBackward`); every new epoch is in the epoch
 //! cache at its batch's base offset before the batch is queued. A refused
@@ -43,6 +46,10 @@ impl PartitionLog {
             self.wait_until(|log| log.durable_end() >= log_end).await?;
             return Ok(log_end);
         }
+        let (_, _, gaps) = self.check_replicated(&batches, self.log_end_offset())?;
+        if gaps {
+            self.allow_offset_gaps().await?;
+        }
         self.wait_for_room(batches.len()).await?;
         // No `.await` from here to the queue: the log end checked is the
         // one the batches get.
@@ -62,7 +69,11 @@ impl PartitionLog {
     ) -> Result<(i64, Rc<std::cell::Cell<bool>>), LogError> {
         self.check_open()?;
         let base_offset = self.offsets.log_end();
-        let (mut framed, new_epochs) = self.check_replicated(&batches, base_offset)?;
+        let (mut framed, new_epochs, gaps) = self.check_replicated(&batches, base_offset)?;
+        assert!(
+            !gaps || self.cleaning.offset_gaps.get(),
+            "offset gaps are allowed before a batch leaves one"
+        );
         let next_offset = framed.last().map_or(base_offset, |f| f.last_offset + 1);
         // Entries at the log end describe no batch (a past leadership of
         // this replica): the leader's batches say what is there.
@@ -98,13 +109,13 @@ impl PartitionLog {
     }
 
     /// Checks `batches` as a follower takes them at `base_offset`: the
-    /// batches framed, and the (epoch, start offset) of each epoch they
-    /// begin. Changes nothing.
+    /// batches framed, the (epoch, start offset) of each epoch they begin,
+    /// and whether any leaves an offset gap. Changes nothing.
     fn check_replicated(
         &self,
         batches: &[u8],
         base_offset: i64,
-    ) -> Result<(Vec<Framed>, NewEpochs), LogError> {
+    ) -> Result<(Vec<Framed>, NewEpochs, bool), LogError> {
         let mut expected = base_offset;
         let mut previous_epoch = match base_offset > self.log_start_offset() {
             true => self.epochs.cache.borrow().epoch_at(base_offset - 1),
@@ -112,6 +123,7 @@ impl PartitionLog {
         };
         let mut framed = Vec::new();
         let mut new_epochs = Vec::new();
+        let mut gaps = false;
         let mut cursor = 0;
         while cursor < batches.len() {
             let batch = &batches[cursor..];
@@ -120,12 +132,13 @@ impl PartitionLog {
             let header =
                 BatchHeader::view(batch).ok_or(LogError::InvalidBatch(BatchError::Truncated))?;
             let batch_base = header.base_offset.get();
-            if batch_base != expected {
+            if batch_base < expected {
                 return Err(LogError::NotAtLogEnd {
                     log_end_offset: self.log_end_offset(),
                     base_offset: batch_base,
                 });
             }
+            gaps |= batch_base > expected;
             let epoch = header.partition_leader_epoch.get();
             if epoch >= 0 {
                 if let Some(previous) = previous_epoch.filter(|&previous| epoch < previous) {
@@ -154,7 +167,7 @@ impl PartitionLog {
             expected = last_offset + 1;
             cursor += size;
         }
-        Ok((framed, new_epochs))
+        Ok((framed, new_epochs, gaps))
     }
 }
 

@@ -167,14 +167,14 @@ fn batches_out_of_place_backward_or_corrupt_are_refused_and_change_nothing() {
             .unwrap();
         follower.become_follower(4);
         let batches = fetch(&leader, 0).await;
-        let refused = follower
-            .append_replicated(batches[1].clone(), Backing::Own)
-            .await;
+        // A batch overlapping the one before it (or below the log end).
+        let overlapping = concat(&[batches[0].clone(), batches[0].clone()]);
+        let refused = follower.append_replicated(overlapping, Backing::Own).await;
         assert!(matches!(
             refused,
             Err(LogError::NotAtLogEnd {
                 log_end_offset: 0,
-                base_offset: 1
+                base_offset: 0
             })
         ));
         // The last batch (epoch 4), then the leader's first again moved to
@@ -220,4 +220,60 @@ fn batches_out_of_place_backward_or_corrupt_are_refused_and_change_nothing() {
         leader.close().await.unwrap();
         follower.close().await.unwrap();
     });
+}
+
+#[test]
+fn a_compacted_leaders_offset_gaps_are_taken_verbatim_and_survive_a_restart() {
+    for cache in [0, TAIL_CACHE_TEST_BYTES] {
+        with_dir(move |dir| async move {
+            let config = LogConfig {
+                segment_bytes: 2_000,
+                ..small_config(cache)
+            };
+            let leader = leader_log(&dir.join("leader"), config.clone()).await;
+            let all = fetch(&leader, 0).await;
+            // What a compacted leader serves: some plain batches gone.
+            let kept: Vec<Bytes> = all
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i >= 12 || i % 3 != 1)
+                .map(|(_, batch)| batch.clone())
+                .collect();
+            let follower = PartitionLog::open(dir.join("follower"), config.clone())
+                .await
+                .unwrap();
+            follower.become_follower(4);
+            for chunk in kept.chunks(3) {
+                follower
+                    .append_replicated(concat(chunk), Backing::Own)
+                    .await
+                    .unwrap();
+            }
+            assert!(follower.segment_count() > 1, "the gaps cross segments");
+            assert_eq!(follower.log_end_offset(), leader.log_end_offset());
+            assert_eq!(follower.leader_epochs(), leader.leader_epochs());
+            follower.advance_high_watermark(i64::MAX);
+            assert_eq!(read_all(&follower).await, kept);
+            // A read from inside a gap starts at the batch after it.
+            let in_gap = base_of(&all[1]) + 1;
+            let from_gap = follower
+                .read(in_gap, follower.high_watermark(), usize::MAX, true)
+                .await
+                .unwrap();
+            assert_eq!(from_gap, kept[1..]);
+            // Overlaps are still refused.
+            let again = kept.last().unwrap().clone();
+            let refused = follower.append_replicated(again, Backing::Own).await;
+            assert!(matches!(refused, Err(LogError::NotAtLogEnd { .. })));
+            // A crash: recovery takes the gaps as the cleaner's.
+            drop(follower);
+            let follower = PartitionLog::open(dir.join("follower"), config)
+                .await
+                .unwrap();
+            assert_eq!(follower.log_end_offset(), leader.log_end_offset());
+            assert_eq!(read_all(&follower).await, kept);
+            follower.close().await.unwrap();
+            leader.close().await.unwrap();
+        });
+    }
 }

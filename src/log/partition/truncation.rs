@@ -16,10 +16,20 @@
 //! are cut recovers the whole old log, consistent, and the caller
 //! truncates again.
 //!
+//! `truncate_fully_and_start_at`: a follower whose log ends below its
+//! leader's log start (retention or DeleteRecords there removed what it
+//! never copied) drops every segment and starts empty at the leader's
+//! start (Kafka's `truncateFullyAndStartAt`). In memory at once, without
+//! an `.await`; then the files, newest segment first (a crash leaves a
+//! prefix of the old log under the old checkpoint, and the follower finds
+//! itself out of range again; the producer snapshots went first), then
+//! the checkpoint naming the new start, then the emptied epoch file.
+//!
 //! Invariant: afterwards the log, its indexes, tail cache, epochs and
-//! producer state are exactly those of a log that never had the tail; the
-//! cut is at a batch boundary (the batch holding the offset goes whole),
-//! never below the log start.
+//! producer state are exactly those of a log that never had the tail (or,
+//! restarted, of a fresh log whose start is the offset given); the cut is
+//! at a batch boundary (the batch holding the offset goes whole), never
+//! below the log start.
 
 use std::rc::Rc;
 
@@ -27,6 +37,7 @@ use super::super::recovery::{scan_below, Scan};
 use super::super::segment::Segment;
 use super::super::LogError;
 use super::PartitionLog;
+use crate::clock::now_ms;
 
 impl PartitionLog {
     /// Removes every record at and after `offset` (the whole batch holding
@@ -126,5 +137,50 @@ impl PartitionLog {
         self.active().cut_file().await?;
         self.write_epochs().await?;
         self.rebuild_producers().await
+    }
+}
+
+impl PartitionLog {
+    /// Drops every record and starts the log empty at `offset`: log start,
+    /// log end, durable end and high watermark all there, no epochs, no
+    /// producers. For a follower only (the caller appends nothing
+    /// meanwhile); `offset` is never below the log start.
+    pub async fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), LogError> {
+        assert!(
+            offset >= self.log_start_offset(),
+            "restart at {offset} below the log start {}",
+            self.log_start_offset()
+        );
+        self.check_open()?;
+        let _permit = self.maintenance_lock.acquire_permit(1).await?;
+        self.wait_until(|log| !log.writer.running.get() && log.writer.pending.borrow().is_empty())
+            .await?;
+        self.check_open()?;
+        let removed = self.restart_in_memory(offset);
+        // Before any `.await`: no checkpoint meanwhile writes an old
+        // producer's snapshot, and none on disk outlives the old segments.
+        self.forget_producers()?;
+        for segment in removed.iter().rev() {
+            segment.delete_files().await?;
+        }
+        self.write_checkpoint(offset).await?;
+        self.write_epochs().await
+    }
+
+    /// The in-memory half: one new, empty segment at `offset`; returns the
+    /// old ones, taken out of the list.
+    fn restart_in_memory(&self, offset: i64) -> Vec<Rc<Segment>> {
+        let fresh = Rc::new(Segment::new(&self.dir, offset, now_ms()));
+        fresh.prefer_write_through(self.writes_through());
+        fresh.offset_gaps.set(self.cleaning.offset_gaps.get());
+        let removed = std::mem::replace(&mut *self.segments.borrow_mut(), vec![fresh]);
+        self.offsets.restarted_at(offset);
+        self.tail.borrow_mut().clear();
+        self.restart_marks(offset);
+        // Every entry goes: the leader's batches bring their epochs.
+        self.epochs
+            .change(|cache| cache.truncate_from_end(i64::MIN));
+        self.cleaning.offset.set(offset);
+        removed
     }
 }

@@ -218,3 +218,73 @@ fn copy_dir(from: &Path, to: &Path) {
         std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
     }
 }
+
+#[test]
+fn a_follower_restarted_at_its_leaders_start_takes_the_rest_and_keeps_it() {
+    with_dir(|dir| async move {
+        // The leader's DeleteRecords removed what the follower never copied.
+        let leader = log_of(&dir.join("leader"), 40).await;
+        let start = leader.delete_records(base(25)).await.unwrap();
+        assert_eq!(start, base(25));
+        let follower = log_of(&dir.join("follower"), 5).await;
+        follower.become_follower(5);
+        follower.checkpoint().await.unwrap();
+        assert!(segment_files(&dir.join("follower"), "snapshot") > 0);
+        follower.truncate_fully_and_start_at(start).await.unwrap();
+        assert_eq!(
+            (follower.log_start_offset(), follower.log_end_offset()),
+            (start, start)
+        );
+        assert_eq!(
+            (follower.durable_end(), follower.high_watermark()),
+            (start, start)
+        );
+        assert_eq!(follower.leader_epochs(), []);
+        assert_eq!(follower.describe_producers(), []);
+        assert_eq!(segment_files(&dir.join("follower"), "snapshot"), 0);
+        assert!(follower.read(0, start, usize::MAX, true).await.is_err());
+        let batches = leader
+            .read(start, leader.durable_end(), usize::MAX, true)
+            .await
+            .unwrap();
+        for batch in batches {
+            follower
+                .append_replicated(batch, Backing::Own)
+                .await
+                .unwrap();
+        }
+        follower.advance_high_watermark(leader.high_watermark());
+        assert_eq!(follower.log_end_offset(), leader.log_end_offset());
+        assert_eq!(follower.leader_epochs(), leader.leader_epochs());
+        assert_eq!(read_all(&follower).await, read_all(&leader).await);
+        // A crash right after: the restarted log comes back as it is.
+        drop(follower);
+        let follower = PartitionLog::open(dir.join("follower"), config())
+            .await
+            .unwrap();
+        assert_eq!(follower.log_start_offset(), start);
+        assert_eq!(follower.leader_epochs(), leader.leader_epochs());
+        assert_eq!(read_all(&follower).await, read_all(&leader).await);
+        assert_eq!(segment_bases(&dir.join("follower"))[0], start);
+        follower.close().await.unwrap();
+        leader.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_crash_after_a_restart_before_any_append_opens_empty_at_the_new_start() {
+    with_dir(|dir| async move {
+        let log = log_of(&dir, 12).await;
+        log.become_follower(5);
+        log.truncate_fully_and_start_at(1_000).await.unwrap();
+        drop(log);
+        let log = PartitionLog::open(dir.clone(), config()).await.unwrap();
+        assert_eq!(
+            (log.log_start_offset(), log.log_end_offset()),
+            (1_000, 1_000)
+        );
+        assert_eq!(log.leader_epochs(), []);
+        assert_eq!(segment_files(&dir, "log"), 0);
+        log.close().await.unwrap();
+    });
+}

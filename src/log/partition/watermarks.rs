@@ -131,6 +131,17 @@ impl PartitionLog {
         marks.progress.notify();
     }
 
+    /// `truncate_fully_and_start_at`: both marks at the new start, the
+    /// recovered one forgotten (Kafka sets the high watermark there too).
+    pub(super) fn restart_marks(&self, offset: i64) {
+        let marks = &self.marks;
+        marks.durable_end.set(offset);
+        marks.high_watermark.set(offset);
+        marks.recovered_high_watermark.set(None);
+        self.assert_marks();
+        marks.progress.notify();
+    }
+
     /// O(1), so it runs in production too.
     fn assert_marks(&self) {
         let (high_watermark, durable_end) = (self.high_watermark(), self.durable_end());

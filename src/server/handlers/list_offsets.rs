@@ -1,7 +1,9 @@
 //! ListOffsets: earliest, latest, max timestamp, or the first offset at or
 //! after a timestamp, answered by each partition's owner shard. Latest is
 //! the last stable offset for `isolation_level` 1 (read_committed), the high
-//! watermark otherwise, as Kafka answers.
+//! watermark otherwise, and the log end for a replica (`replica_id` not -1:
+//! a follower resolving OFFSET_OUT_OF_RANGE), as Kafka answers. The leader
+//! epoch answered is the found batch's, the current leader's for latest.
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -10,10 +12,14 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestH
 
 use super::per_partition;
 use crate::server::connection::ConnectionContext;
-use crate::shard::messages::{ShardReply, ShardRequest};
+use crate::shard::messages::{ListIsolation, ShardReply, ShardRequest};
 
 /// `isolation_level` of a read_committed consumer (ListOffsets v2+).
 const READ_COMMITTED: i8 = 1;
+
+/// `replica_id` of a consumer; any other (a broker's id, or -2 for a
+/// debugging client) reads up to the log end, as Kafka's `isClientRequest`.
+const CONSUMER_REPLICA_ID: i32 = -1;
 
 pub async fn handle(
     context: &ConnectionContext,
@@ -28,11 +34,10 @@ pub async fn handle(
                 .partitions
                 .iter()
                 .map(|partition| {
-                    let read_committed = request.isolation_level == READ_COMMITTED;
                     (
                         partition.partition_index,
                         partition.current_leader_epoch,
-                        (partition.timestamp, read_committed),
+                        (partition.timestamp, isolation(&request)),
                     )
                 })
                 .collect();
@@ -65,14 +70,17 @@ pub async fn handle(
                     out.timestamp = -1;
                     out.offset = -1;
                     match answer {
-                        Ok((timestamp, offset)) => {
-                            out.timestamp = timestamp;
-                            out.offset = offset;
+                        Ok(listed) => {
+                            out.timestamp = listed.timestamp;
+                            out.offset = listed.offset;
                             // No offset found has no epoch either (-1, as in
-                            // Kafka); else the epoch this leader leads in.
-                            if version >= 4 && offset >= 0 {
-                                out.leader_epoch = meta.map_or(0, |meta| {
-                                    view.state(meta, partition.partition_index).leader_epoch
+                            // Kafka); else the found batch's, or the epoch
+                            // this leader leads in.
+                            if version >= 4 && listed.offset >= 0 {
+                                out.leader_epoch = listed.leader_epoch.unwrap_or_else(|| {
+                                    meta.map_or(0, |meta| {
+                                        view.state(meta, partition.partition_index).leader_epoch
+                                    })
                                 });
                             }
                         }
@@ -87,4 +95,15 @@ pub async fn handle(
     let mut response = ListOffsetsResponse::default();
     response.topics = topics;
     response
+}
+
+/// How far latest reads for this request.
+fn isolation(request: &ListOffsetsRequest) -> ListIsolation {
+    if request.replica_id.0 != CONSUMER_REPLICA_ID {
+        ListIsolation::LogEnd
+    } else if request.isolation_level == READ_COMMITTED {
+        ListIsolation::LastStableOffset
+    } else {
+        ListIsolation::HighWatermark
+    }
 }
