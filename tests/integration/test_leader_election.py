@@ -160,11 +160,6 @@ def test_the_controller_rebalances_leadership_by_itself():
                    MOVE_WAIT_S + REBALANCE_INTERVAL_S, "the rebalance to bring the preferred leaders back")
 
 
-# Found at the deadline of session 17: the controlled shutdown is granted
-# (the stopped broker logs it), but afterwards Metadata v9 to the two
-# remaining nodes timed out for 30 s under this load, in three runs out of
-# three. Not understood yet: strict, so that the fix is noticed.
-@pytest.mark.xfail(strict=True, reason="remaining nodes do not answer Metadata after a SIGTERM under load")
 def test_sigterm_moves_leadership_before_the_broker_exits():
     with Cluster(NODES, NO_REBALANCE) as cluster:
         topic = "shutdown"
