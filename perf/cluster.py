@@ -282,6 +282,24 @@ def spread(leaders):
     return ", ".join(f"node {node}: {n}" for node, n in sorted(counts.items()))
 
 
+def bench_steps(workload, target, shoal_bin, topic, size, commands):
+    """The workload's `shoal bench` steps against `target`; the measured
+    one's report with the brokers' CPU time, or {"error": ...}."""
+    report = None
+    for step in workload.steps(size, topic):
+        command = [shoal_bin, "bench", step.mode, "--bootstrap", target.bootstrap, *step.args, "--json"]
+        commands.add(command, {**target.placeholders(), topic: "$TOPIC"})
+        cpu_before = target.cpu_seconds()
+        code, out, err = run_bounded(command, bench_timeout_s(size))
+        if code != 0:
+            return {"error": f"bench {step.mode} exited with {code}: {err.strip()[-400:]} "
+                             f"{target.diagnosis()[-600:]}"}
+        if step.measured:
+            report = last_json_line(out)
+            report["broker_cpu_s"] = target.cpu_seconds() - cpu_before
+    return report
+
+
 def run_once(workload, make_target, shoal_bin, size, commands):
     """Fresh processes, the topic made and the broker warmed up as perf/run
     does (runs.prepare_topic), the leaders settled and recorded, then
@@ -292,18 +310,9 @@ def run_once(workload, make_target, shoal_bin, size, commands):
         topic = f"perf-{uuid.uuid4().hex[:8]}"
         prepare_topic(target, shoal_bin, topic, size, commands)
         leaders = settled_leaders(target, shoal_bin, topic)
-        report = None
-        for step in workload.steps(size, topic):
-            command = [shoal_bin, "bench", step.mode, "--bootstrap", target.bootstrap, *step.args, "--json"]
-            commands.add(command, {**target.placeholders(), topic: "$TOPIC"})
-            cpu_before = target.cpu_seconds()
-            code, out, err = run_bounded(command, bench_timeout_s(size))
-            if code != 0:
-                return {"error": f"bench {step.mode} exited with {code}: {err.strip()[-400:]} "
-                                 f"{target.diagnosis()[-600:]}", "spread": spread(leaders)}
-            if step.measured:
-                report = last_json_line(out)
-                report["broker_cpu_s"] = target.cpu_seconds() - cpu_before
+        report = bench_steps(workload, target, shoal_bin, topic, size, commands)
+        if "error" in report:
+            return {**report, "spread": spread(leaders)}
         report["spread"] = spread(leaders)
         report["brokers_listed"] = target.brokers_listed
         report["reactor_stalls"] = target.stalls()

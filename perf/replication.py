@@ -59,9 +59,9 @@ import time
 import uuid
 
 from procs import (
-    DATA_ROOT, PERF_DIR, REPO, CommandsLog, _cleanup_everything, last_json_line, make_temp_dir, run_bounded,
+    DATA_ROOT, PERF_DIR, REPO, CommandsLog, _cleanup_everything, make_temp_dir, run_bounded,
 )
-from runs import FULL, PARTITIONS, QUICK, Workload, bench_timeout_s, prepare_topic, workloads
+from runs import FULL, PARTITIONS, QUICK, Workload, prepare_topic, workloads
 from brokers import KAFKA_JARS
 import clients
 from results import fmt_rate, fmt_ratio, loadavg, machine, median_of, replace_section
@@ -205,7 +205,7 @@ def run_once(workload, make_target, shoal_bin, size, commands, label):
         if workload.key == PERF_TEST_KEY:
             report = perf_test(target, topic, size, commands)
         else:
-            report = bench_steps(workload, target, shoal_bin, topic, size, commands)
+            report = perf_cluster.bench_steps(workload, target, shoal_bin, topic, size, commands)
         if "error" in report:
             return {"error": f"{report['error']} (nodes' logs: {target.keep_logs(label)})",
                     "spread": perf_cluster.spread(leaders)}
@@ -222,23 +222,6 @@ def run_once(workload, make_target, shoal_bin, size, commands, label):
         return {"error": f"{str(error).strip()[-600:]} (nodes' logs: {logs})"}
     finally:
         target.close()
-
-
-def bench_steps(workload, target, shoal_bin, topic, size, commands):
-    """The workload's `shoal bench` steps; the measured one's report with
-    the brokers' CPU time, or {"error": ...}."""
-    report = None
-    for step in workload.steps(size, topic):
-        command = [shoal_bin, "bench", step.mode, "--bootstrap", target.bootstrap, *step.args, "--json"]
-        commands.add(command, {**target.placeholders(), topic: "$TOPIC"})
-        cpu_before = target.cpu_seconds()
-        code, out, err = run_bounded(command, bench_timeout_s(size))
-        if code != 0:
-            return {"error": f"bench {step.mode} exited with {code}: {err.strip()[-400:]}"}
-        if step.measured:
-            report = last_json_line(out)
-            report["broker_cpu_s"] = target.cpu_seconds() - cpu_before
-    return report
 
 
 def perf_test(target, topic, size, commands):

@@ -2,40 +2,15 @@
 //! partitions move, and Kafka's answer for each.
 
 use kafka_protocol::error::ResponseError;
-use uuid::Uuid;
 
 use super::elections::*;
 use super::image::MetadataImage;
 use super::leadership::Election;
-use super::records::{MetadataRecord, PartitionRecord, TopicRecord, NO_LEADER};
+use super::records::{MetadataRecord, NO_LEADER};
 
 /// Topics `a` and `b` with the partitions given as (replicas, ISR, leader).
 fn image(a: &[(Vec<i32>, Vec<i32>, i32)], b: &[(Vec<i32>, Vec<i32>, i32)]) -> MetadataImage {
-    let mut records = Vec::new();
-    for (n, (name, partitions)) in [("a", a), ("b", b)].into_iter().enumerate() {
-        let topic_id = Uuid::from_u128(n as u128 + 1);
-        records.push(MetadataRecord::Topic(TopicRecord {
-            name: name.into(),
-            topic_id,
-        }));
-        for (at, (replicas, isr, leader)) in partitions.iter().enumerate() {
-            records.push(MetadataRecord::Partition(PartitionRecord {
-                partition_id: at as i32,
-                topic_id,
-                replicas: replicas.clone(),
-                isr: isr.clone(),
-                removing_replicas: Vec::new(),
-                adding_replicas: Vec::new(),
-                leader: *leader,
-                leader_recovery_state: 0,
-                leader_epoch: 0,
-                partition_epoch: 0,
-                directories: Vec::new(),
-                shards: Vec::new(),
-            }));
-        }
-    }
-    MetadataImage::replay(&records).expect("replay")
+    super::leadership::tests::image_of_topics(&[("a", a), ("b", b)])
 }
 
 /// (topic, partition, leader, leader epoch) of every partition once

@@ -237,35 +237,47 @@ pub fn leads_any(image: &MetadataImage, broker_id: i32) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use uuid::Uuid;
 
     use super::*;
     use crate::metadata::records::{ConfigRecord, PartitionRecord, TopicRecord};
 
-    fn image(partitions: &[(Vec<i32>, Vec<i32>, i32)]) -> MetadataImage {
-        let topic_id = Uuid::from_u128(1);
-        let mut records = vec![MetadataRecord::Topic(TopicRecord {
-            name: "t".into(),
-            topic_id,
-        })];
-        for (at, (replicas, isr, leader)) in partitions.iter().enumerate() {
-            records.push(MetadataRecord::Partition(PartitionRecord {
-                partition_id: at as i32,
+    /// A partition as (replicas, ISR, leader).
+    pub(in crate::metadata) type Partition = (Vec<i32>, Vec<i32>, i32);
+
+    /// Topics named and numbered in order (ids 1, 2, ...), each with its
+    /// partitions.
+    pub(in crate::metadata) fn image_of_topics(topics: &[(&str, &[Partition])]) -> MetadataImage {
+        let mut records = Vec::new();
+        for (n, (name, partitions)) in topics.iter().enumerate() {
+            let topic_id = Uuid::from_u128(n as u128 + 1);
+            records.push(MetadataRecord::Topic(TopicRecord {
+                name: (*name).into(),
                 topic_id,
-                replicas: replicas.clone(),
-                isr: isr.clone(),
-                removing_replicas: Vec::new(),
-                adding_replicas: Vec::new(),
-                leader: *leader,
-                leader_recovery_state: 0,
-                leader_epoch: 0,
-                partition_epoch: 0,
-                directories: Vec::new(),
-                shards: Vec::new(),
             }));
+            for (at, (replicas, isr, leader)) in partitions.iter().enumerate() {
+                records.push(MetadataRecord::Partition(PartitionRecord {
+                    partition_id: at as i32,
+                    topic_id,
+                    replicas: replicas.clone(),
+                    isr: isr.clone(),
+                    removing_replicas: Vec::new(),
+                    adding_replicas: Vec::new(),
+                    leader: *leader,
+                    leader_recovery_state: 0,
+                    leader_epoch: 0,
+                    partition_epoch: 0,
+                    directories: Vec::new(),
+                    shards: Vec::new(),
+                }));
+            }
         }
         MetadataImage::replay(&records).expect("replay")
+    }
+
+    fn image(partitions: &[(Vec<i32>, Vec<i32>, i32)]) -> MetadataImage {
+        image_of_topics(&[("t", partitions)])
     }
 
     fn applied(mut image: MetadataImage, records: &[MetadataRecord]) -> Vec<(Vec<i32>, i32, i32)> {

@@ -489,6 +489,23 @@ mod tests {
         }
     }
 
+    /// A plain (not transactional) OffsetCommit of the group's offset of
+    /// `t`-`topic_partition`.
+    fn plain_commit(topic_partition: i32, offset: i64) -> crate::group::CommitRequest {
+        let no_producer = TxnProducer {
+            producer_id: -1,
+            producer_epoch: -1,
+        };
+        crate::group::CommitRequest {
+            group_id: GROUP.into(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+            offsets: txn_commit(no_producer, topic_partition, offset).offsets,
+            api_version: 9,
+        }
+    }
+
     fn txn_commit(producer: TxnProducer, topic_partition: i32, offset: i64) -> TxnCommitRequest {
         TxnCommitRequest {
             group_id: GROUP.into(),
@@ -572,17 +589,7 @@ mod tests {
                 assert_eq!(host.apply_all(&owned, effects).await, Ok(()));
             }
             let effects = commit(txn_commit(committing, 2, 30));
-            let (_, plain) = host.coordinator.borrow_mut().commit(
-                0,
-                crate::group::CommitRequest {
-                    group_id: GROUP.into(),
-                    generation_id: -1,
-                    member_id: String::new(),
-                    group_instance_id: None,
-                    offsets: txn_commit(committing, 1, 5).offsets,
-                    api_version: 9,
-                },
-            );
+            let (_, plain) = host.coordinator.borrow_mut().commit(0, plain_commit(1, 5));
             let mut both = effects;
             both.records.extend(plain.records);
             assert_eq!(host.apply_all(&owned, both).await, Ok(()));
@@ -651,25 +658,7 @@ mod tests {
                 .await
                 .unwrap();
             let host = GroupHost::new(config, 0);
-            let (_, effects) = host.coordinator.borrow_mut().commit(
-                0,
-                crate::group::CommitRequest {
-                    group_id: GROUP.into(),
-                    generation_id: -1,
-                    member_id: String::new(),
-                    group_instance_id: None,
-                    offsets: txn_commit(
-                        TxnProducer {
-                            producer_id: -1,
-                            producer_epoch: -1,
-                        },
-                        0,
-                        5,
-                    )
-                    .offsets,
-                    api_version: 9,
-                },
-            );
+            let (_, effects) = host.coordinator.borrow_mut().commit(0, plain_commit(0, 5));
             assert_eq!(host.apply_all(&owned, effects).await, Ok(()));
             let committed = [(0, 5), (0, -1), (0, -1)];
             assert_eq!(stable(&host), committed);
@@ -707,21 +696,7 @@ mod tests {
             let owned = OwnedPartitions::new(tmp.path().to_path_buf());
             owned.open(&broker, &topic, &[partition]).await.unwrap();
             let host = GroupHost::new(config.clone(), 0);
-            let producer = TxnProducer {
-                producer_id: -1,
-                producer_epoch: -1,
-            };
-            let (_, effects) = host.coordinator.borrow_mut().commit(
-                0,
-                crate::group::CommitRequest {
-                    group_id: GROUP.into(),
-                    generation_id: -1,
-                    member_id: String::new(),
-                    group_instance_id: None,
-                    offsets: txn_commit(producer, 0, 7).offsets,
-                    api_version: 9,
-                },
-            );
+            let (_, effects) = host.coordinator.borrow_mut().commit(0, plain_commit(0, 7));
             assert_eq!(host.apply_all(&owned, effects).await, Ok(()));
 
             // Opened again as after a kill -9, then led with replicas.
