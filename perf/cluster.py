@@ -49,11 +49,11 @@ import time
 import uuid
 
 from procs import (
-    CommandsLog, PERF_DIR, REPO, _cleanup_everything, _on_sigterm, last_json_line, make_temp_dir, remove_temp_dir,
+    CommandsLog, PERF_DIR, REPO, _cleanup_everything, _on_sigterm, make_temp_dir, remove_temp_dir,
     run_bounded,
 )
 from brokers import DIAGNOSIS_LOG_LINES, STALL_BUDGET_MS, STALL_MARK, Shoal
-from runs import FULL, PARTITIONS, QUICK, bench_timeout_s, prepare_topic, workloads
+from runs import FULL, PARTITIONS, QUICK, bench_steps, prepare_topic, workloads
 from results import fmt_rate, fmt_ratio, loadavg, machine, median_of, ok_reports, replace_section
 from conn_memory import recv_exact
 
@@ -280,24 +280,6 @@ def spread(leaders):
     """"node 3: 8 of 8" style: how many partitions each node leads."""
     counts = collections.Counter(leaders.values())
     return ", ".join(f"node {node}: {n}" for node, n in sorted(counts.items()))
-
-
-def bench_steps(workload, target, shoal_bin, topic, size, commands):
-    """The workload's `shoal bench` steps against `target`; the measured
-    one's report with the brokers' CPU time, or {"error": ...}."""
-    report = None
-    for step in workload.steps(size, topic):
-        command = [shoal_bin, "bench", step.mode, "--bootstrap", target.bootstrap, *step.args, "--json"]
-        commands.add(command, {**target.placeholders(), topic: "$TOPIC"})
-        cpu_before = target.cpu_seconds()
-        code, out, err = run_bounded(command, bench_timeout_s(size))
-        if code != 0:
-            return {"error": f"bench {step.mode} exited with {code}: {err.strip()[-400:]} "
-                             f"{target.diagnosis()[-600:]}"}
-        if step.measured:
-            report = last_json_line(out)
-            report["broker_cpu_s"] = target.cpu_seconds() - cpu_before
-    return report
 
 
 def run_once(workload, make_target, shoal_bin, size, commands):

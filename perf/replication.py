@@ -61,7 +61,7 @@ import uuid
 from procs import (
     DATA_ROOT, PERF_DIR, REPO, CommandsLog, _cleanup_everything, make_temp_dir, run_bounded,
 )
-from runs import FULL, PARTITIONS, QUICK, Workload, prepare_topic, workloads
+from runs import FULL, PARTITIONS, QUICK, Workload, bench_steps, prepare_topic, workloads
 from brokers import KAFKA_JARS
 import clients
 from results import fmt_rate, fmt_ratio, loadavg, machine, median_of, replace_section
@@ -205,7 +205,7 @@ def run_once(workload, make_target, shoal_bin, size, commands, label):
         if workload.key == PERF_TEST_KEY:
             report = perf_test(target, topic, size, commands)
         else:
-            report = perf_cluster.bench_steps(workload, target, shoal_bin, topic, size, commands)
+            report = bench_steps(workload, target, shoal_bin, topic, size, commands)
         if "error" in report:
             return {"error": f"{report['error']} (nodes' logs: {target.keep_logs(label)})",
                     "spread": perf_cluster.spread(leaders)}

@@ -132,6 +132,25 @@ def bench_timeout_s(size):
     return size.duration_s + BENCH_SLACK_S + size.consume_records / BENCH_RATE_FLOOR
 
 
+def bench_steps(workload, target, shoal_bin, topic, size, commands):
+    """The workload's `shoal bench` steps against `target` (a broker or a
+    cluster); the measured one's report with the brokers' CPU time, or
+    {"error": ...}."""
+    report = None
+    for step in workload.steps(size, topic):
+        command = [shoal_bin, "bench", step.mode, "--bootstrap", target.bootstrap, *step.args, "--json"]
+        commands.add(command, {**target.placeholders(), topic: "$TOPIC"})
+        cpu_before = target.cpu_seconds()
+        code, out, err = run_bounded(command, bench_timeout_s(size))
+        if code != 0:
+            return {"error": f"bench {step.mode} exited with {code}: {err.strip()[-400:]} "
+                             f"{target.diagnosis()[-600:]}"}
+        if step.measured:
+            report = last_json_line(out)
+            report["broker_cpu_s"] = target.cpu_seconds() - cpu_before
+    return report
+
+
 def run_workload_once(workload, make_broker, shoal_bin, size, commands):
     """One fresh broker, the workload's steps against it; the measured
     report, or {"error": ...}."""
@@ -140,18 +159,9 @@ def run_workload_once(workload, make_broker, shoal_bin, size, commands):
         broker.start(commands)
         topic = f"perf-{uuid.uuid4().hex[:8]}"
         prepare_topic(broker, shoal_bin, topic, size, commands)
-        report = None
-        for step in workload.steps(size, topic):
-            command = [shoal_bin, "bench", step.mode, "--bootstrap", broker.bootstrap, *step.args, "--json"]
-            commands.add(command, {**broker.placeholders(), topic: "$TOPIC"})
-            cpu_before = broker.cpu_seconds()
-            code, out, err = run_bounded(command, bench_timeout_s(size))
-            if code != 0:
-                return {"error": f"bench {step.mode} exited with {code}: {err.strip()[-400:]} "
-                                 f"{broker.diagnosis()[-600:]}"}
-            if step.measured:
-                report = last_json_line(out)
-                report["broker_cpu_s"] = broker.cpu_seconds() - cpu_before
+        report = bench_steps(workload, broker, shoal_bin, topic, size, commands)
+        if "error" in report:
+            return report
         if report.get("errors"):
             report["error_note"] = f"broker errors: {report['errors']}"
         if isinstance(broker, Shoal):
