@@ -15,7 +15,10 @@
 //!    leave, so the removed ones are fenced.
 //!
 //! A target the ISR already covers (a reordering, a shrink) completes in
-//! step 1. A null target cancels: the adding replicas leave, the removing
+//! step 1. A request that forbids replication factor changes (KIP-860,
+//! AlterPartitionReassignments v1) has a target of another length than the
+//! replica set the partition has or is headed for refused
+//! INVALID_REPLICATION_FACTOR. A null target cancels: the adding replicas leave, the removing
 //! ones stay, and an ISR left empty takes the first original replica,
 //! which is an unclean election, refused unless the topic allows one.
 //!
@@ -38,6 +41,10 @@ pub struct ReassignItem {
     pub partition: i32,
     /// The target replicas; `None` cancels.
     pub target: Option<Vec<i32>>,
+    /// KIP-860's `AllowReplicationFactorChange` (v1; true before): false
+    /// refuses a target whose length differs from the replication factor
+    /// the partition has, or is headed for.
+    pub allow_replication_factor_change: bool,
 }
 
 /// The brokers as the image registers them, for `alter` and `complete`.
@@ -74,17 +81,16 @@ struct Target {
     removing: Vec<i32>,
 }
 
-/// The record that starts (target `Some`) or cancels (`None`) the
-/// reassignment of `topic`'s `partition`; None when nothing changes.
-/// `unclean_allowed`: the topic's `unclean.leader.election.enable`.
+/// The record that starts (a target) or cancels (none) the reassignment
+/// of `item`'s partition; None when nothing changes. `unclean_allowed`:
+/// the topic's `unclean.leader.election.enable`.
 pub fn alter(
     image: &MetadataImage,
     brokers: &[BrokerStanding],
-    topic: &str,
-    partition: i32,
-    target: Option<&[i32]>,
+    item: &ReassignItem,
     unclean_allowed: bool,
 ) -> Result<Option<PartitionChangeRecord>, KafkaError> {
+    let (topic, partition) = (&item.topic, item.partition);
     let unknown = || {
         KafkaError::with_message(
             ResponseError::UnknownTopicOrPartition,
@@ -93,9 +99,12 @@ pub fn alter(
     };
     let topic_image = image.topic_by_name(topic).ok_or_else(unknown)?;
     let current = topic_image.partitions.get(&partition).ok_or_else(unknown)?;
-    let (next, unclean) = match target {
+    let (next, unclean) = match &item.target {
         Some(target) => {
             check_target(brokers, target)?;
+            if !item.allow_replication_factor_change {
+                check_replication_factor(current, target)?;
+            }
             (start(current, target), false)
         }
         None => cancel(current, unclean_allowed)?,
@@ -106,6 +115,26 @@ pub fn alter(
         record.leader_recovery_state = LEADER_RECOVERING;
     }
     Ok(record)
+}
+
+/// Kafka's `validatePartitionReplicationFactorUnchanged` (KIP-860): the
+/// target is as long as the replica set the partition has, or, during a
+/// reassignment, the one it is headed for (its replicas and adding ones,
+/// without the removing ones).
+fn check_replication_factor(current: &PartitionImage, target: &[i32]) -> Result<(), KafkaError> {
+    let mut heading: Vec<i32> = current.replicas.clone();
+    heading.extend(without(&current.adding_replicas, &current.replicas));
+    let factor = without(&heading, &current.removing_replicas).len();
+    if factor == target.len() {
+        return Ok(());
+    }
+    Err(KafkaError::with_message(
+        ResponseError::InvalidReplicationFactor,
+        format!(
+            "The replication factor is changed from {factor} to {}",
+            target.len()
+        ),
+    ))
 }
 
 /// Kafka's `validateManualPartitionAssignment`: a non-empty list of

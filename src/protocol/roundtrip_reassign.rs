@@ -59,8 +59,12 @@ pub(super) fn describe_topic_partitions_response(_version: i16) -> DescribeTopic
         ))
 }
 
+/// The first AlterPartitionReassignments version with KIP-860's
+/// `AllowReplicationFactorChange`, in the request and echoed in the answer.
+const ALLOW_RF_CHANGE_VERSION: i16 = 1;
+
 pub(super) fn alter_partition_reassignments_request(
-    _version: i16,
+    version: i16,
 ) -> AlterPartitionReassignmentsRequest {
     use alter_partition_reassignments_request::*;
     let moved = ReassignablePartition::default()
@@ -71,26 +75,33 @@ pub(super) fn alter_partition_reassignments_request(
         .with_replicas(None);
     AlterPartitionReassignmentsRequest::default()
         .with_timeout_ms(60_000)
+        .with_allow_replication_factor_change(version < ALLOW_RF_CHANGE_VERSION)
         .with_topics(vec![ReassignableTopic::default()
             .with_name(topic("orders"))
             .with_partitions(vec![moved, cancelled])])
 }
 
 pub(super) fn alter_partition_reassignments_response(
-    _version: i16,
+    version: i16,
 ) -> AlterPartitionReassignmentsResponse {
     use alter_partition_reassignments_response::*;
     let refused = ReassignablePartitionResponse::default()
         .with_partition_index(4)
         .with_error_code(85)
         .with_error_message(Some(s("No partition reassignment is in progress.")));
+    let resized = ReassignablePartitionResponse::default()
+        .with_partition_index(5)
+        .with_error_code(38)
+        .with_error_message(Some(s("The replication factor is changed from 3 to 2")));
     AlterPartitionReassignmentsResponse::default()
         .with_throttle_time_ms(1)
+        .with_allow_replication_factor_change(version < ALLOW_RF_CHANGE_VERSION)
         .with_responses(vec![ReassignableTopicResponse::default()
             .with_name(topic("orders"))
             .with_partitions(vec![
                 ReassignablePartitionResponse::default().with_partition_index(0),
                 refused,
+                resized,
             ])])
 }
 

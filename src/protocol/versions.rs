@@ -43,10 +43,9 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DescribeConfigs, 1, 4),
     api(ApiKey::DescribeCluster, 0, 2),
     api(ApiKey::DescribeTopicPartitions, 0, 0),
-    // Forwarded to the active controller. AlterPartitionReassignments v1
-    // (KIP-860's replication factor check) is not served: Kafka's admin
-    // client falls back to v0.
-    api(ApiKey::AlterPartitionReassignments, 0, 0),
+    // Forwarded to the active controller. v1: KIP-860's
+    // AllowReplicationFactorChange.
+    api(ApiKey::AlterPartitionReassignments, 0, 1),
     api(ApiKey::ListPartitionReassignments, 0, 0),
     // Forwarded to the active controller, which answers it at the versions
     // its CONTROLLER listener serves.

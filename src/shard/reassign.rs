@@ -90,14 +90,7 @@ fn changes(
         let unclean = next
             .topic_by_name(&item.topic)
             .is_some_and(|topic| leadership::unclean_allowed(&next, topic, unclean_default));
-        let outcome = reassignment::alter(
-            &next,
-            &standings,
-            &item.topic,
-            item.partition,
-            item.target.as_deref(),
-            unclean,
-        );
+        let outcome = reassignment::alter(&next, &standings, item, unclean);
         let outcome = outcome.and_then(|record| {
             let Some(record) = record else {
                 return Ok(());

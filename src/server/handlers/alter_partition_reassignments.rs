@@ -1,7 +1,9 @@
 //! AlterPartitionReassignments: each partition's target replicas (or a
 //! cancel), carried out by the active controller (a broker forwards the
 //! request there, `forward.rs`), which answers once the reassignments'
-//! first step is committed (`metadata::reassignment`).
+//! first step is committed (`metadata::reassignment`). From v1 a request
+//! may forbid replication factor changes (KIP-860): a target of another
+//! length is refused INVALID_REPLICATION_FACTOR.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
@@ -32,6 +34,7 @@ pub async fn handle(
                     .replicas
                     .as_ref()
                     .map(|replicas| replicas.iter().map(|id| id.0).collect()),
+                allow_replication_factor_change: request.allow_replication_factor_change,
             })
         })
         .collect();
@@ -58,6 +61,8 @@ fn response(
 ) -> AlterPartitionReassignmentsResponse {
     let mut results = results.into_iter();
     let mut response = AlterPartitionReassignmentsResponse::default();
+    // v1 echoes the request's flag (KIP-860).
+    response.allow_replication_factor_change = request.allow_replication_factor_change;
     response.responses = request
         .topics
         .iter()
