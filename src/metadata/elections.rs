@@ -9,13 +9,16 @@
 //!   alike); with none (`TopicPartitions: null`) it tries every partition
 //!   of every topic and, as Kafka's `ReplicationControlManager
 //!   .electLeaders`, leaves out those answered ELECTION_NOT_NEEDED;
-//! - the rebalance, Kafka's rule (`leader.imbalance.per.broker.percentage`):
-//!   per broker, the partitions whose preferred replica (first in the
-//!   assignment) it is; when more than that percentage of them are led
-//!   elsewhere, each of those whose preferred replica is in the ISR and
-//!   can lead gets it back as leader. Partitions under reassignment are
-//!   left alone, as Kafka leaves them, and one round elects at most
-//!   `REBALANCE_ELECTIONS_MAX`.
+//! - the rebalance, Kafka's KRaft rule (`ReplicationControlManager
+//!   .maybeBalancePartitionLeaders` over its `imbalancedPartitions`): every
+//!   partition not led by its preferred replica (the first of its
+//!   replicas, the target's first during a reassignment) gets a preferred
+//!   election, which elects that replica when it is in the ISR and can
+//!   lead. There is no per-broker threshold: the ZooKeeper controller's
+//!   `leader.imbalance.per.broker.percentage` is not read by Kafka's
+//!   KRaft controller, nor here. One round elects at most
+//!   `REBALANCE_ELECTIONS_MAX`, and says whether it stopped there (the
+//!   next round then comes at once, as Kafka reschedules it).
 //!
 //! Invariant: pure (the image in, records and answers out); every record
 //! is `leadership::elect`'s, so a leader is only ever an ISR member that
@@ -127,49 +130,40 @@ fn elect_all(
     elected
 }
 
-/// A partition led by another broker than its preferred replica: its
-/// topic's name and its id.
-type Imbalanced<'a> = (&'a str, i32);
+/// One rebalance round: its records, and whether it stopped at
+/// `REBALANCE_ELECTIONS_MAX` with partitions left to try.
+#[derive(Debug, Default)]
+pub struct Rebalance {
+    pub records: Vec<MetadataRecord>,
+    pub more: bool,
+}
 
-/// One rebalance round: the preferred replicas elected back where their
-/// broker's imbalance is above `imbalance_percentage` (0 to 100).
-pub fn rebalance(
-    image: &MetadataImage,
-    imbalance_percentage: i32,
-    can_lead: impl Fn(i32) -> bool,
-) -> Vec<MetadataRecord> {
-    // Per preferred broker: its partitions, and those led elsewhere.
-    let mut brokers: BTreeMap<i32, (usize, Vec<Imbalanced>)> = BTreeMap::new();
+/// One rebalance round (Kafka's `maybeBalancePartitionLeaders`): a
+/// preferred election for each partition whose leader is not its preferred
+/// replica, those that elect someone becoming records. No records means
+/// nothing to propose.
+pub fn rebalance(image: &MetadataImage, can_lead: impl Fn(i32) -> bool) -> Rebalance {
+    let mut round = Rebalance::default();
     for topic in image.topics.values() {
         for (&partition_id, partition) in &topic.partitions {
-            let Some(&preferred) = partition.replicas.first() else {
+            if partition.replicas.first() == Some(&partition.leader) {
                 continue;
-            };
-            let (total, imbalanced) = brokers.entry(preferred).or_default();
-            *total += 1;
-            let moving =
-                !partition.adding_replicas.is_empty() || !partition.removing_replicas.is_empty();
-            if partition.leader != preferred && !moving {
-                imbalanced.push((topic.name.as_str(), partition_id));
+            }
+            if round.records.len() >= REBALANCE_ELECTIONS_MAX {
+                round.more = true;
+                return round;
+            }
+            let elected = leadership::elect(
+                image,
+                &topic.name,
+                partition_id,
+                Election::Preferred,
+                &can_lead,
+            );
+            if let Ok(record) = elected {
+                round.records.push(MetadataRecord::PartitionChange(record));
             }
         }
     }
-    let percentage = usize::try_from(imbalance_percentage.clamp(0, 100)).unwrap_or(0);
-    let mut records = Vec::new();
-    for (total, imbalanced) in brokers.values() {
-        if imbalanced.len() * 100 <= percentage * total {
-            continue;
-        }
-        for &(topic, partition) in imbalanced {
-            if records.len() == REBALANCE_ELECTIONS_MAX {
-                return records;
-            }
-            if let Ok(record) =
-                leadership::elect(image, topic, partition, Election::Preferred, &can_lead)
-            {
-                records.push(MetadataRecord::PartitionChange(record));
-            }
-        }
-    }
-    records
+    round
 }

@@ -142,36 +142,100 @@ fn unclean_elections_give_leaderless_partitions_a_leader() {
 }
 
 #[test]
-fn the_rebalance_moves_leadership_back_above_the_imbalance_percentage() {
-    // Broker 1 prefers four partitions and leads one: 75% led elsewhere.
+fn the_rebalance_elects_every_preferred_replica_back_whatever_its_brokers_share() {
+    // Broker 1 prefers five partitions and leads four: one led elsewhere
+    // (20%) is enough, as in Kafka's KRaft controller (no per-broker
+    // threshold); broker 2 prefers b-0 and leads it.
     let preferred_by_1 = |leader| (vec![1, 2, 3], vec![1, 2, 3], leader);
     let start = image(
         &[
             preferred_by_1(1),
-            preferred_by_1(2),
+            preferred_by_1(1),
             preferred_by_1(3),
-            preferred_by_1(2),
+            preferred_by_1(1),
+            preferred_by_1(1),
         ],
         &[(vec![2, 1, 3], vec![2, 1, 3], 2)],
     );
-    let records = rebalance(&start, 10, |_| true);
-    assert_eq!(records.len(), 3);
-    let after = leaders(start.clone(), &records);
-    assert!(after
-        .iter()
-        .all(|(_, _, leader, _)| [1, 2].contains(leader)));
-    assert_eq!(after[1].3, 1, "one leader epoch on");
-    // At or under the percentage: nothing moves.
-    assert!(rebalance(&start, 75, |_| true).is_empty());
-    assert_eq!(rebalance(&start, 74, |_| true).len(), 3);
+    let round = rebalance(&start, |_| true);
+    assert_eq!(round.records.len(), 1);
+    assert!(!round.more);
+    let after = leaders(start.clone(), &round.records);
+    assert_eq!(after[2], ("a".to_string(), 2, 1, 1), "one leader epoch on");
+    assert!(
+        rebalance(&after_image(start.clone(), &round.records), |_| true)
+            .records
+            .is_empty()
+    );
     // A preferred replica that cannot lead is left where it is.
-    assert!(rebalance(&start, 10, |id| id != 1).is_empty());
+    assert!(rebalance(&start, |id| id != 1).records.is_empty());
+}
+
+/// `image` with `records` applied.
+fn after_image(mut image: MetadataImage, records: &[MetadataRecord]) -> MetadataImage {
+    for record in records {
+        image.apply(record).expect("apply");
+    }
+    image
 }
 
 #[test]
-fn the_rebalance_leaves_preferred_replicas_out_of_the_isr_alone() {
+fn a_balanced_cluster_or_preferred_replicas_out_of_the_isr_give_nothing_to_propose() {
     let start = image(&[(vec![1, 2], vec![2], 2)], &[]);
-    assert!(rebalance(&start, 0, |_| true).is_empty());
+    assert!(rebalance(&start, |_| true).records.is_empty());
     let balanced = image(&[(vec![1, 2], vec![1, 2], 1)], &[]);
-    assert!(rebalance(&balanced, 0, |_| true).is_empty());
+    let round = rebalance(&balanced, |_| true);
+    assert!(round.records.is_empty() && !round.more);
+}
+
+#[test]
+fn a_round_elects_at_most_its_bound_and_says_more_are_left() {
+    let extra = 5;
+    let led_by_2 = vec![(vec![1, 2], vec![1, 2], 2); REBALANCE_ELECTIONS_MAX + extra];
+    let start = image(&led_by_2, &[]);
+    let first = rebalance(&start, |_| true);
+    assert_eq!(first.records.len(), REBALANCE_ELECTIONS_MAX);
+    assert!(first.more);
+    let next = after_image(start, &first.records);
+    let second = rebalance(&next, |_| true);
+    assert_eq!(second.records.len(), extra);
+    assert!(!second.more);
+    let done = after_image(next, &second.records);
+    assert!(leaders(done, &[])
+        .iter()
+        .all(|(_, _, leader, _)| *leader == 1));
+}
+
+#[test]
+fn a_partition_under_reassignment_gets_its_targets_first_replica_as_kafka_gives_it() {
+    use super::reassignment::{alter, ReassignItem};
+    let mut start = image(&[(vec![1, 2], vec![1, 2], 1)], &[]);
+    let registered = (1..=3)
+        .map(|id| super::alter_partition::BrokerStanding {
+            id,
+            epoch: 10,
+            fenced: false,
+            in_controlled_shutdown: false,
+        })
+        .collect::<Vec<_>>();
+    let item = ReassignItem {
+        topic: "a".into(),
+        partition: 0,
+        target: Some(vec![2, 3]),
+        allow_replication_factor_change: true,
+    };
+    let moving = alter(&start, &registered, &item, false)
+        .unwrap()
+        .expect("a change");
+    start
+        .apply(&MetadataRecord::PartitionChange(moving))
+        .expect("apply");
+    let partition = &start.topic_by_name("a").unwrap().partitions[&0];
+    assert_eq!(
+        (partition.replicas.clone(), partition.leader),
+        (vec![2, 3, 1], 1)
+    );
+    let round = rebalance(&start, |_| true);
+    let after = leaders(start, &round.records);
+    assert_eq!(after[0].2, 2);
 }

@@ -2,7 +2,8 @@
 //! `CONTROLLER_SHARD` of a voter: ElectLeaders (api 43, from
 //! `server::handlers::elect_leaders` once the request reached the active
 //! controller) and the timer of `auto.leader.rebalance.enable`, which
-//! looks every `leader.imbalance.check.interval.seconds`. Both are the
+//! looks every `leader.imbalance.check.interval.seconds` and proposes only
+//! a round with elections to make. Both are the
 //! pure `metadata::elections` carried out by `BrokerControl`: the records
 //! are made from the image the proposal is applied to, with the brokers
 //! that may lead (unfenced, not shutting down) as the sessions say.
@@ -27,6 +28,11 @@ use crate::metadata::leadership::Election;
 /// What ElectLeaders asks: the election type and the partitions by topic,
 /// or None for every partition.
 pub type ElectionRequest = (Election, Option<Vec<(String, Vec<i32>)>>);
+
+/// The wait before the next rebalance round when one stopped at its bound:
+/// Kafka's controller reschedules such a round "immediately", 10 ms on, so
+/// that other events run in between.
+const REBALANCE_AGAIN_MS: u64 = 10;
 
 impl BrokerControl {
     /// ElectLeaders: each partition's answer once the elections are
@@ -63,37 +69,50 @@ impl BrokerControl {
         answered.ok_or_else(not_controller)
     }
 
-    /// One rebalance round, while this node leads.
-    async fn rebalance(&self, imbalance_percentage: i32) {
+    /// One rebalance round, while this node leads: proposed only when
+    /// the committed image has a preferred leader to elect (Kafka writes
+    /// nothing for a round without records). True when the round stopped
+    /// at its bound with partitions left, so the next comes at once.
+    async fn rebalance(&self) -> bool {
         let Ok(_change) = self.changes.acquire_permit(1).await else {
-            return;
+            return false;
         };
         self.sync();
         if !self.quorum.leads() {
-            return;
+            return false;
         }
         let active = self.active_brokers();
-        let moved = Rc::new(Cell::new(0));
-        let count = Rc::clone(&moved);
+        let latest = self.quorum.latest();
+        if elections::rebalance(&latest.image, |id| active.contains(&id))
+            .records
+            .is_empty()
+        {
+            return false;
+        }
+        let round = Rc::new(Cell::new((0, false)));
+        let made = Rc::clone(&round);
         let committed = self
             .quorum
             .propose(Box::new(move |image| {
-                let records =
-                    elections::rebalance(image, imbalance_percentage, |id| active.contains(&id));
-                count.set(records.len());
-                records
+                let next = elections::rebalance(image, |id| active.contains(&id));
+                made.set((next.records.len(), next.more));
+                next.records
             }))
             .await;
         self.sync();
+        let (moved, more) = round.get();
         match committed {
-            Ok(_) if moved.get() > 0 => {
+            Ok(_) if moved > 0 => {
                 log::info!(
-                    "leader rebalance: {} partitions led by their preferred replica again",
-                    moved.get()
-                )
+                    "leader rebalance: {moved} partitions led by their preferred replica again"
+                );
+                more
             }
-            Ok(_) => {}
-            Err(error) => log::warn!("leader rebalance not committed: {error}"),
+            Ok(_) => false,
+            Err(error) => {
+                log::warn!("leader rebalance not committed: {error}");
+                false
+            }
         }
     }
 }
@@ -106,16 +125,21 @@ pub fn spawn_rebalance(control: &Rc<BrokerControl>, config: &ReplicationConfig) 
     }
     let seconds = u64::try_from(config.leader_imbalance_check_interval_seconds).unwrap_or(1);
     let interval = Duration::from_secs(seconds.max(1));
-    let percentage = config.leader_imbalance_per_broker_percentage;
-    glommio::spawn_local(run_rebalance(Rc::downgrade(control), interval, percentage)).detach();
+    glommio::spawn_local(run_rebalance(Rc::downgrade(control), interval)).detach();
 }
 
-async fn run_rebalance(control: Weak<BrokerControl>, interval: Duration, percentage: i32) {
+/// A round every `interval`, or after `REBALANCE_AGAIN_MS` when the last
+/// one stopped at its bound (Kafka's immediate reschedule).
+async fn run_rebalance(control: Weak<BrokerControl>, interval: Duration) {
+    let mut wait = interval;
     loop {
-        glommio::timer::sleep(interval).await;
+        glommio::timer::sleep(wait).await;
         let Some(control) = control.upgrade() else {
             return;
         };
-        control.rebalance(percentage).await;
+        wait = match control.rebalance().await {
+            true => Duration::from_millis(REBALANCE_AGAIN_MS),
+            false => interval,
+        };
     }
 }
