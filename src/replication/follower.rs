@@ -442,3 +442,17 @@ pub fn follower_high_watermark(
         .min(log_end_offset)
         .max(current_high_watermark_offset.min(log_end_offset))
 }
+
+/// Where the follower's log start goes after an answer (Kafka's
+/// `maybeIncrementLogStartOffset` with the leader's log start): up to the
+/// leader's, so that the leader's DeleteRecords and retention reach every
+/// replica, but never past this replica's high watermark (the rest comes
+/// with a later answer) and never backward. None: it stays.
+pub fn follower_log_start(
+    current_log_start_offset: i64,
+    leader_log_start_offset: i64,
+    high_watermark_offset: i64,
+) -> Option<i64> {
+    let next = leader_log_start_offset.min(high_watermark_offset);
+    (next > current_log_start_offset).then_some(next)
+}

@@ -179,6 +179,18 @@ fn an_answer_becomes_an_append_with_the_leaders_high_watermark() {
 }
 
 #[test]
+fn the_follower_log_start_follows_the_leaders_up_to_its_high_watermark() {
+    // The leader's DeleteRecords (or retention) moved its start to 40.
+    assert_eq!(follower_log_start(0, 40, 100), Some(40));
+    // Not past what this replica holds committed: the rest comes later.
+    assert_eq!(follower_log_start(0, 40, 25), Some(25));
+    // Never backward, and no move is no change.
+    assert_eq!(follower_log_start(40, 30, 100), None);
+    assert_eq!(follower_log_start(40, 40, 100), None);
+    assert_eq!(follower_log_start(40, 60, 40), None);
+}
+
+#[test]
 fn an_answer_from_another_leader_or_to_another_offset_is_ignored() {
     let mut followers = Followers::new();
     followers.apply_metadata(&[followed(0, 2, 5)]);

@@ -3,9 +3,10 @@
 //!
 //! Per follower: its log end (the fetch offset of its last Fetch; a follower
 //! fetches only from its durable end, so that is what it has made durable),
-//! the broker epoch it fetched with, its last fetch time and its last
-//! caught-up time (the largest time at which its fetch offset had reached
-//! the leader's log end; `replica.lag.time.max.ms` is measured from it).
+//! its log start (as its last Fetch said it), the broker epoch it fetched
+//! with, its last fetch time and its last caught-up time (the largest time
+//! at which its fetch offset had reached the leader's log end;
+//! `replica.lag.time.max.ms` is measured from it).
 //!
 //! Invariants, asserted after every operation and property-tested over
 //! random event sequences (`leader_props.rs`):
@@ -31,6 +32,10 @@
 use super::PartitionView;
 use kafka_protocol::error::ResponseError;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Kafka's `UnifiedLog.UnknownOffset`: a follower's log start before its
+/// first Fetch.
+const UNKNOWN_OFFSET: i64 = -1;
 
 /// The settings of one led partition (Kafka's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +69,8 @@ pub struct FollowerFetch {
     /// registered, unfenced and not shutting down; None otherwise.
     pub registered_broker_epoch: Option<i64>,
     pub fetch_offset: i64,
+    /// The follower's log start offset (-1: unknown).
+    pub log_start_offset: i64,
 }
 
 /// One ISR member as AlterPartition sends it (KIP-903: with its broker
@@ -160,6 +167,9 @@ pub enum MetadataOutcome {
 struct FollowerState {
     /// None until it fetches from this leader.
     log_end_offset: Option<i64>,
+    /// Kafka's `UnknownOffset` (-1) until it fetches from this leader: it
+    /// holds the low watermark down while its broker is alive.
+    log_start_offset: i64,
     broker_epoch: Option<i64>,
     /// Its last fetch carried the epoch it is registered with (or -1),
     /// and it is unfenced and not shutting down.
@@ -174,6 +184,7 @@ impl FollowerState {
     fn new(in_sync: bool, now_ms: i64) -> FollowerState {
         FollowerState {
             log_end_offset: None,
+            log_start_offset: UNKNOWN_OFFSET,
             broker_epoch: None,
             isr_eligible: false,
             last_fetch_ms: 0,
@@ -203,6 +214,7 @@ impl FollowerState {
             self.last_caught_up_ms = self.last_caught_up_ms.max(at);
         }
         self.log_end_offset = Some(fetch.fetch_offset);
+        self.log_start_offset = fetch.log_start_offset;
         self.broker_epoch = Some(fetch.broker_epoch);
         self.isr_eligible = fetch
             .registered_broker_epoch
@@ -380,6 +392,19 @@ impl LeaderState {
         } else {
             AcksAllStatus::NotEnoughReplicasAfterAppend
         }
+    }
+
+    /// Kafka's `lowWatermarkIfLeader`: the lowest log start among the
+    /// leader's (`leader_log_start_offset`) and those of the followers on
+    /// alive brokers (`alive`: registered and unfenced); a follower not
+    /// heard from since this broker began leading counts as -1. What
+    /// DeleteRecords waits for before it answers.
+    pub fn low_watermark(&self, leader_log_start_offset: i64, alive: impl Fn(i32) -> bool) -> i64 {
+        self.followers
+            .iter()
+            .filter(|(id, _)| alive(**id))
+            .map(|(_, follower)| follower.log_start_offset)
+            .fold(leader_log_start_offset, i64::min)
     }
 
     /// A follower's Fetch arrived: record it, then maybe expand the ISR

@@ -202,6 +202,7 @@ fn follower_fetch(follower: i32, back: i8, epoch: EpochKind, log_end_offset: i64
         broker_epoch,
         registered_broker_epoch,
         fetch_offset: (log_end_offset - i64::from(back)).max(0),
+        log_start_offset: 0,
     }
 }
 

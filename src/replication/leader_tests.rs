@@ -39,6 +39,7 @@ fn fetch(replica_id: i32, fetch_offset: i64) -> FollowerFetch {
         broker_epoch: 1000 + i64::from(replica_id),
         registered_broker_epoch: Some(1000 + i64::from(replica_id)),
         fetch_offset,
+        log_start_offset: 0,
     }
 }
 
@@ -447,4 +448,49 @@ fn a_requests_leader_epoch_is_checked_as_kafka_checks_it() {
         state.check_leader_epoch(6),
         Err(ResponseError::UnknownLeaderEpoch)
     );
+}
+
+#[test]
+fn the_low_watermark_is_the_least_log_start_of_the_leader_and_the_alive_followers() {
+    let mut state = leader(2, &[1, 2, 3], ends(100, 100), 100);
+    let everyone = |_| true;
+    // Neither follower has fetched since this broker leads: unknown, -1.
+    assert_eq!(state.low_watermark(40, everyone), -1);
+    let at = |replica_id, log_start_offset| FollowerFetch {
+        log_start_offset,
+        ..fetch(replica_id, 100)
+    };
+    state
+        .on_follower_fetch(&at(2, 40), ends(100, 100), 1)
+        .unwrap();
+    assert_eq!(state.low_watermark(40, everyone), -1, "3 still unknown");
+    state
+        .on_follower_fetch(&at(3, 10), ends(100, 100), 2)
+        .unwrap();
+    assert_eq!(state.low_watermark(40, everyone), 10);
+    // A follower on a broker that is not alive (fenced, unregistered)
+    // holds nothing back: Kafka's `metadataCache.hasAliveBroker`.
+    assert_eq!(state.low_watermark(40, |id| id != 3), 40);
+    assert_eq!(state.low_watermark(40, |_| false), 40);
+    // It moves as the followers follow the leader's start.
+    state
+        .on_follower_fetch(&at(3, 40), ends(100, 100), 3)
+        .unwrap();
+    assert_eq!(state.low_watermark(40, everyone), 40);
+    // Never above the leader's own start.
+    assert_eq!(state.low_watermark(30, everyone), 30);
+    // A new leader epoch keeps what the followers said (Kafka's reset
+    // for a leader re-elected); a follower moved out is forgotten.
+    state
+        .on_follower_fetch(&at(3, 10), ends(100, 100), 4)
+        .unwrap();
+    let next = PartitionView {
+        replicas: vec![1, 2],
+        isr: vec![1, 2],
+        leader_epoch: 6,
+        partition_epoch: 11,
+        ..view(&[1, 2])
+    };
+    state.on_metadata(&next, ends(100, 100), 5);
+    assert_eq!(state.low_watermark(40, everyone), 40);
 }

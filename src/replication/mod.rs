@@ -5,7 +5,9 @@
 //! - `leader.rs`: `LeaderState`, one partition this broker leads: follower
 //!   log ends, the ISR (committed, and the one AlterPartition in flight), the
 //!   high watermark (min over the maximal ISR, never backward, frozen below
-//!   `min.insync.replicas`), the `acks=-1` produce checks.
+//!   `min.insync.replicas`), the `acks=-1` produce checks, the low
+//!   watermark (least log start over the alive replicas) DeleteRecords
+//!   waits for.
 //! - `follower.rs`: `Followers`, the partitions one follower shard follows,
 //!   grouped by leader broker (one fetcher each): the next Fetch's partitions,
 //!   and one `FollowerDecision` per partition answer (append, truncate, back
@@ -44,10 +46,10 @@ mod leader_tests;
 mod session_tests;
 
 pub use follower::{
-    follower_high_watermark, FetcherChange, FollowedPartition, FollowerDecision, Followers,
-    LeaderOffsets, LocalEpochEnd, LocalLog, PlannedPartition, PARTITIONS_PER_FETCH_MAX,
-    REPLICA_FETCH_BACKOFF_MS, REPLICA_FETCH_MAX_BYTES, REPLICA_FETCH_MIN_BYTES,
-    REPLICA_FETCH_RESPONSE_MAX_BYTES, REPLICA_FETCH_WAIT_MAX_MS,
+    follower_high_watermark, follower_log_start, FetcherChange, FollowedPartition,
+    FollowerDecision, Followers, LeaderOffsets, LocalEpochEnd, LocalLog, PlannedPartition,
+    PARTITIONS_PER_FETCH_MAX, REPLICA_FETCH_BACKOFF_MS, REPLICA_FETCH_MAX_BYTES,
+    REPLICA_FETCH_MIN_BYTES, REPLICA_FETCH_RESPONSE_MAX_BYTES, REPLICA_FETCH_WAIT_MAX_MS,
 };
 pub use leader::{
     AcksAllStatus, AlterPartitionAnswer, AlterPartitionProposal, FetchRefused, FollowerFetch,

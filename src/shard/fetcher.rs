@@ -41,9 +41,9 @@ use crate::config::host_port;
 use crate::log::{Backing, PartitionLog};
 use crate::quorum::channel::{connect_address, read_frame_of, request_frame};
 use crate::replication::{
-    follower_high_watermark, leader_offsets, offsets_answer, offsets_request, FetchSession,
-    FollowerDecision, LocalEpochEnd, LocalLog, OffsetsQuery, PartitionAnswer, ReplicaIdentity,
-    TopicPartitionId, EARLIEST_TIMESTAMP, FETCH_VERSION_MAX, LATEST_TIMESTAMP,
+    follower_high_watermark, follower_log_start, leader_offsets, offsets_answer, offsets_request,
+    FetchSession, FollowerDecision, LocalEpochEnd, LocalLog, OffsetsQuery, PartitionAnswer,
+    ReplicaIdentity, TopicPartitionId, EARLIEST_TIMESTAMP, FETCH_VERSION_MAX, LATEST_TIMESTAMP,
     LIST_OFFSETS_VERSION, REPLICA_FETCH_BACKOFF_MS, REPLICA_FETCH_RESPONSE_MAX_BYTES,
     REPLICA_FETCH_WAIT_MAX_MS,
 };
@@ -389,7 +389,7 @@ async fn apply(
         FollowerDecision::Append {
             records,
             leader_high_watermark_offset,
-            ..
+            leader_log_start_offset,
         } => {
             let appended = match records.filter(|records| !records.is_empty()) {
                 Some(records) => log.append_replicated(records, backing).await.map(drop),
@@ -403,7 +403,16 @@ async fn apply(
             if high_watermark > log.high_watermark() {
                 log.advance_high_watermark(high_watermark);
             }
-            appended
+            match follower_log_start(
+                log.log_start_offset(),
+                leader_log_start_offset,
+                log.high_watermark(),
+            ) {
+                Some(log_start_offset) if appended.is_ok() => {
+                    log.delete_records(log_start_offset).await.map(drop)
+                }
+                _ => appended,
+            }
         }
         FollowerDecision::Truncate { to_offset } => {
             log::info!(

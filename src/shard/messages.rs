@@ -115,6 +115,9 @@ pub struct ReplicaFetch {
     /// The epoch of the last batch in the follower's log (v12+), -1 when
     /// unknown: the leader answers a divergence from it (KIP-320).
     pub last_fetched_epoch: i32,
+    /// The follower's log start offset, -1 when unknown: the leader's low
+    /// watermark (DeleteRecords) counts it.
+    pub log_start_offset: i64,
 }
 
 /// How far a read may go: what consumers read up to (the high watermark,
@@ -202,8 +205,12 @@ pub enum ShardRequest {
     /// To the controller (shard 0).
     CreatePartitions(Vec<PartitionGrowth>),
     /// DeleteRecords: moves each partition's log start offset up to the
-    /// offset given (-1: the high watermark).
-    DeleteRecords(Vec<(TopicPartition, i64)>),
+    /// offset given (-1: the high watermark), and answers once the low
+    /// watermark reaches it or after `timeout_ms` (`delete_records.rs`).
+    DeleteRecords {
+        parts: Vec<(TopicPartition, i64)>,
+        timeout_ms: i32,
+    },
     /// To the controller (shard 0): a block of producer ids, persisted
     /// before the answer: for a shard of this node (`None`), or for
     /// another node's broker, by its id and broker epoch

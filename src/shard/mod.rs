@@ -24,6 +24,7 @@ pub mod brokers;
 #[cfg(test)]
 mod brokers_tests;
 pub mod controller;
+pub mod delete_records;
 pub mod elections;
 mod fetcher;
 mod fetches;
@@ -352,9 +353,9 @@ impl Shard {
                 }
                 None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
             },
-            ShardRequest::DeleteRecords(parts) => {
-                ShardReply::DeleteRecords(self.partitions.delete_records(parts).await)
-            }
+            ShardRequest::DeleteRecords { parts, timeout_ms } => ShardReply::DeleteRecords(
+                delete_records::delete_records(self, parts, timeout_ms).await,
+            ),
             ShardRequest::AllocateProducerIds(requester) => {
                 ShardReply::ProducerIds(producer_ids::allocate(self, requester).await)
             }

@@ -404,11 +404,13 @@ impl OwnedPartitions {
     }
 
     /// DeleteRecords: each partition's log start offset moved up to its
-    /// offset; the answer is the log start offset afterwards.
+    /// offset; the answer is the offset asked for (the high watermark
+    /// for -1: what the low watermark must reach) and the log start offset
+    /// afterwards.
     pub async fn delete_records(
         &self,
         parts: Vec<(TopicPartition, i64)>,
-    ) -> Vec<Result<i64, KafkaError>> {
+    ) -> Vec<Result<(i64, i64), KafkaError>> {
         let deletes = parts.into_iter().map(|(partition, offset)| async move {
             let log = self.get(&partition)?;
             let offset = match offset {
@@ -417,6 +419,7 @@ impl OwnedPartitions {
             };
             log.delete_records(offset)
                 .await
+                .map(|log_start_offset| (offset, log_start_offset))
                 .map_err(|error| log_error_to_kafka(&partition, &error))
         });
         futures_util::future::join_all(deletes).await

@@ -17,7 +17,9 @@
 //!
 //! A leader deposed by the view (another leader, or none) becomes a
 //! follower at once, which fails its `acks=all` produces still waiting
-//! (NOT_LEADER_OR_FOLLOWER). Produce, Fetch and ListOffsets pass through
+//! (NOT_LEADER_OR_FOLLOWER), and its DeleteRecords still waiting for the
+//! low watermark (`delete_records.rs`), which each follower's fetch and
+//! each view install check again. Produce, Fetch and ListOffsets pass through
 //! `refuse_then_run`, and skip it when the shard has no replicated
 //! partition.
 //!
@@ -35,6 +37,7 @@ use std::rc::{Rc, Weak};
 use kafka_protocol::error::ResponseError;
 
 use super::alter_partition::{alter_partition, AlterPartitionItem};
+use super::delete_records::DeleteWaiters;
 use super::fetcher;
 use super::messages::{
     FetchOutcome, FetchPart, KafkaError, ListIsolation, ListedOffset, ProducePart, ProduceRefusal,
@@ -73,6 +76,21 @@ struct Led {
     /// Bumped each time the entry is made anew, so that a watcher or an
     /// AlterPartition answer of an older leadership changes nothing.
     generation: u64,
+    /// DeleteRecords waiting for the low watermark (`delete_records.rs`);
+    /// dropped with the leadership, which answers them NOT_LEADER_OR_FOLLOWER.
+    deletes: DeleteWaiters,
+}
+
+/// Where a DeleteRecords stands once the leader's log start has moved.
+pub enum LowWatermarkWait {
+    /// No other replica counts: the leader's log start is the answer.
+    Unreplicated,
+    /// The low watermark already reached the offset asked for.
+    Reached(i64),
+    /// Sent the low watermark once it reaches the offset.
+    Waiting(futures_channel::oneshot::Receiver<i64>),
+    /// `DELETE_RECORDS_WAITING_MAX` wait already on the partition.
+    Full,
 }
 
 /// This shard's replication roles (see the module doc).
@@ -212,6 +230,8 @@ impl Replication {
         };
         if let Some((effects, generation)) = effects {
             Self::apply(shard, partition, generation, effects);
+            // The view may have fenced or unfenced a follower's broker.
+            Self::answer_deletes(shard, partition);
             return;
         }
         let config = LeaderConfig {
@@ -238,6 +258,7 @@ impl Replication {
                 log: log.clone(),
                 topic_id: meta.id,
                 generation,
+                deletes: DeleteWaiters::default(),
             },
         );
         Self::watch_durable_end(shard, partition.clone(), log, generation);
@@ -383,6 +404,7 @@ impl Replication {
                 broker_epoch: replica.broker_epoch,
                 registered_broker_epoch,
                 fetch_offset,
+                log_start_offset: replica.log_start_offset,
             };
             let local = local_ends(&entry.log);
             let effects = entry
@@ -392,7 +414,53 @@ impl Replication {
             (effects, entry.generation)
         };
         Self::apply(shard, partition, generation, effects);
+        Self::answer_deletes(shard, partition);
         Ok(())
+    }
+
+    /// DeleteRecords on `partition` once the leader's log start moved:
+    /// the low watermark if it has reached `required`, else a waiter for
+    /// it (`delete_records.rs`).
+    pub fn wait_for_low_watermark(
+        &self,
+        view: &ShardView,
+        partition: &TopicPartition,
+        required: i64,
+    ) -> LowWatermarkWait {
+        let mut led = self.led.borrow_mut();
+        let Some(entry) = led.get_mut(partition) else {
+            return LowWatermarkWait::Unreplicated;
+        };
+        let low_watermark = entry
+            .state
+            .low_watermark(entry.log.log_start_offset(), |id| broker_alive(view, id));
+        if low_watermark >= required {
+            return LowWatermarkWait::Reached(low_watermark);
+        }
+        match entry.deletes.add(required) {
+            Some(receiver) => LowWatermarkWait::Waiting(receiver),
+            None => LowWatermarkWait::Full,
+        }
+    }
+
+    /// Answers the DeleteRecords of `partition` its low watermark now
+    /// satisfies (after a follower's Fetch, or a new view).
+    fn answer_deletes(shard: &Rc<Shard>, partition: &TopicPartition) {
+        let view = shard.view();
+        let (low_watermark, reached) = {
+            let mut led = shard.replication.led.borrow_mut();
+            let Some(entry) = led.get_mut(partition).filter(|e| !e.deletes.is_empty()) else {
+                return;
+            };
+            let low_watermark = entry
+                .state
+                .low_watermark(entry.log.log_start_offset(), |id| broker_alive(&view, id));
+            (low_watermark, entry.deletes.take_reached(low_watermark))
+        };
+        for sender in reached {
+            // A request that ended meanwhile no longer listens.
+            let _ = sender.send(low_watermark);
+        }
     }
 
     /// Whether any open log of this shard has other replicas.
@@ -590,11 +658,11 @@ pub async fn list_offsets(
     refuse_then_run(parts, refuse, run, |error| Err(KafkaError::new(error))).await
 }
 
-/// What the three wrappers share: the parts `refuse` finds an error for
-/// are answered with `refused(error)`, the others go to `run` together,
-/// and the answers come back in the order of `parts`. With nothing
-/// refused, `parts` go to `run` as they are.
-async fn refuse_then_run<P, A, F>(
+/// What the wrappers share (and DeleteRecords'): the parts `refuse` finds
+/// an error for are answered with `refused(error)`, the others go to `run`
+/// together, and the answers come back in the order of `parts`. With
+/// nothing refused, `parts` go to `run` as they are.
+pub(super) async fn refuse_then_run<P, A, F>(
     parts: Vec<P>,
     refuse: impl Fn(&P) -> Option<ResponseError>,
     run: impl FnOnce(Vec<P>) -> F,
@@ -623,6 +691,13 @@ where
                 .unwrap_or_else(|| refused(ResponseError::UnknownServerError)),
         })
         .collect()
+}
+
+/// Kafka's `metadataCache.hasAliveBroker`: registered and unfenced.
+fn broker_alive(view: &ShardView, broker_id: i32) -> bool {
+    view.registered
+        .iter()
+        .any(|broker| broker.id == broker_id && !broker.fenced)
 }
 
 /// This node's broker epoch as the view has it registered, -1 before it is.

@@ -1,7 +1,10 @@
 //! DeleteRecords: each partition's owner shard moves its log start offset up
 //! to the offset asked for (-1: the high watermark) and answers with the new
-//! low watermark. Topics whose `cleanup.policy` lacks `delete` refuse it with
-//! POLICY_VIOLATION, as in Kafka.
+//! low watermark once every replica on an alive broker has moved its own
+//! there, or REQUEST_TIMED_OUT after the request's `timeout_ms`
+//! (`shard/delete_records.rs`, Kafka's `DelayedDeleteRecords`). Topics whose
+//! `cleanup.policy` lacks `delete` refuse it with POLICY_VIOLATION, as in
+//! Kafka.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_records_response::{
@@ -38,7 +41,10 @@ pub async fn handle(
             (!cleanup_deletes(config, &meta.configs))
                 .then(|| KafkaError::new(ResponseError::PolicyViolation))
         },
-        ShardRequest::DeleteRecords,
+        |parts| ShardRequest::DeleteRecords {
+            parts,
+            timeout_ms: request.timeout_ms,
+        },
         |reply, count| match reply {
             ShardReply::DeleteRecords(results) if results.len() == count => results,
             other => vec![Err(other.into_error()); count],

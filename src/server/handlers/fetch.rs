@@ -67,6 +67,8 @@ struct Wanted {
     max_bytes: i32,
     /// The epoch of the last batch a follower holds (v12+), -1 if unknown.
     last_fetched_epoch: i32,
+    /// A follower's log start offset (v5+), -1 if unknown.
+    log_start_offset: i64,
     error: Option<ResponseError>,
     /// The shard that owns the partition, when it has no error.
     owner: usize,
@@ -192,6 +194,7 @@ fn resolve(view: &ClusterView, version: i16, request: &FetchRequest) -> Vec<Want
                 fetch_offset: partition.fetch_offset,
                 max_bytes: partition.partition_max_bytes,
                 last_fetched_epoch: partition.last_fetched_epoch,
+                log_start_offset: partition.log_start_offset,
                 error,
                 owner,
                 leader,
@@ -283,6 +286,7 @@ fn covered_wanted(
             fetch_offset: state.fetch_offset,
             max_bytes: state.max_bytes,
             last_fetched_epoch: state.last_fetched_epoch,
+            log_start_offset: state.log_start_offset,
             error,
             owner,
             leader,
@@ -299,12 +303,15 @@ fn known(wanted: &[Wanted]) -> impl Iterator<Item = (TopicPartition, SessionPart
         .map(|want| {
             (
                 want.partition.clone(),
-                SessionPartition::new(
-                    want.topic_id,
-                    want.fetch_offset,
-                    want.max_bytes,
-                    want.last_fetched_epoch,
-                ),
+                SessionPartition {
+                    log_start_offset: want.log_start_offset,
+                    ..SessionPartition::new(
+                        want.topic_id,
+                        want.fetch_offset,
+                        want.max_bytes,
+                        want.last_fetched_epoch,
+                    )
+                },
             )
         })
 }

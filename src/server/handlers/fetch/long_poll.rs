@@ -117,6 +117,7 @@ fn part(want: &Wanted, poll: &Poll) -> FetchPart {
             replica_id,
             broker_epoch,
             last_fetched_epoch: want.last_fetched_epoch,
+            log_start_offset: want.log_start_offset,
         }),
     }
 }

@@ -132,6 +132,7 @@ mod tests {
             fetch_offset: 0,
             max_bytes: 1 << 20,
             last_fetched_epoch: -1,
+            log_start_offset: -1,
             error: None,
             owner: 0,
             leader: None,

@@ -41,6 +41,10 @@ pub struct SessionPartition {
     /// A follower's last fetched epoch, kept as Kafka's session keeps it
     /// (`CachedPartition.lastFetchedEpoch`); -1 for a consumer.
     pub last_fetched_epoch: i32,
+    /// A follower's log start offset, kept as Kafka's session keeps it
+    /// (`CachedPartition.fetcherLogStartOffset`): what DeleteRecords on
+    /// the leader waits for (the low watermark); -1 for a consumer.
+    pub log_start_offset: i64,
     /// What the last response said of this partition; an incremental
     /// response leaves a partition out while these stay the same.
     pub sent_high_watermark: i64,
@@ -60,6 +64,7 @@ impl SessionPartition {
             fetch_offset,
             max_bytes,
             last_fetched_epoch,
+            log_start_offset: -1,
             sent_high_watermark: -1,
             sent_log_start_offset: -1,
         }
@@ -183,6 +188,7 @@ impl SessionCache {
                     state.fetch_offset = update.fetch_offset;
                     state.max_bytes = update.max_bytes;
                     state.last_fetched_epoch = update.last_fetched_epoch;
+                    state.log_start_offset = update.log_start_offset;
                 }
                 None => {
                     session.partitions.insert(partition, update);
