@@ -26,10 +26,11 @@ use crate::metadata::controller::TopicTable;
 use crate::metadata::image::MetadataImage;
 use crate::metadata::{initial_placement, producer_ids, store, table, BrokerLayout, ClusterView};
 use crate::quorum::transport::TransportConfig;
-use crate::quorum::{QuorumNode, QuorumSettings, METADATA_LOG_DIR};
+use crate::quorum::{QuorumNode, QuorumSettings};
 use crate::shard::messages::TopicPartition;
 use crate::shard::observer::{self, MetadataStart};
 use crate::shard::quorum::QuorumStart;
+use crate::shard::strays;
 
 /// Runs the broker until SIGTERM or SIGINT; returns after a clean shutdown.
 pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
@@ -311,13 +312,9 @@ fn remove_orphan_partitions(config: &BrokerConfig, topics: &TopicTable) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
-        let is_partition_dir = entry.path().is_dir()
-            && name
-                .rsplit_once('-')
-                .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-        // The metadata log's directory is named as Kafka names it, like a
-        // partition's, but is no topic's.
-        if is_partition_dir && name != METADATA_LOG_DIR && !expected.contains(&name) {
+        // Not the metadata log's directory, named like a partition's.
+        let is_partition_dir = entry.path().is_dir() && strays::partition_of(&name).is_some();
+        if is_partition_dir && !expected.contains(&name) {
             log::warn!("removing orphan partition directory {name}");
             if let Err(error) = std::fs::remove_dir_all(entry.path()) {
                 log::error!("cannot remove {name}: {error}");

@@ -16,7 +16,9 @@
 //! shard, in log order, whoever proposed it. Every install, the leader's
 //! and the followers', first removes the partitions of topics the image
 //! no longer holds and opens those it newly places on this node
-//! (`install` says why in that order). Each shard moves its group and
+//! (`install` says why in that order). The first install holding this
+//! process's broker registration also deletes the stray replicas the data
+//! directory holds (`strays.rs`). Each shard moves its group and
 //! transaction coordinators with the leadership the installed view gives
 //! (`Shard::follow_coordinators`).
 //!
@@ -39,7 +41,7 @@ use super::messages::{
     TopicPartition, TopicRef,
 };
 use super::quorum::{Applied, AppliedBell, ProposeError, QuorumHandle};
-use super::Shard;
+use super::{strays, Shard};
 use crate::log::volume_bytes;
 use crate::metadata::controller::{self, placement_brokers, unavailable, Plan};
 use crate::metadata::image::MetadataImage;
@@ -67,6 +69,8 @@ pub struct Controller {
     installed: Cell<u64>,
     /// The quorum leader every shard reports.
     installed_leader: Cell<Option<i32>>,
+    /// Whether this process swept its stray replicas (`strays.rs`).
+    strays_swept: Cell<bool>,
 }
 
 impl Controller {
@@ -75,6 +79,7 @@ impl Controller {
         Controller {
             changes: Semaphore::new(1),
             installed_leader: Cell::new(quorum.quorum_leader()),
+            strays_swept: Cell::new(false),
             quorum,
             installed,
         }
@@ -161,6 +166,11 @@ impl Controller {
         // After the install: the shards stopped following them first.
         for (meta, partitions) in departing {
             delete_hosted(shard, &installed, &meta, partitions).await;
+        }
+        // Once, at the first view with this incarnation's registration.
+        if !self.strays_swept.get() && shard.replication.holds_own_registration(&view) {
+            self.strays_swept.set(true);
+            strays::sweep(shard, &view).await;
         }
         if let Some(applied) = applied {
             self.installed.set(self.installed.get().max(applied.index));

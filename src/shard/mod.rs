@@ -39,6 +39,7 @@ pub mod quorum;
 mod replay;
 pub mod replication;
 pub mod stall;
+pub mod strays;
 pub mod to_controller;
 pub mod transactions;
 mod txn_markers;

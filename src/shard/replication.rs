@@ -49,7 +49,7 @@ use super::Shard;
 use crate::clock::now_ms;
 use crate::log::{AppendResult, AppendWait, PartitionLog};
 use crate::metadata::records::NO_LEADER;
-use crate::metadata::{PartitionState, TopicMeta};
+use crate::metadata::{ClusterView, PartitionState, TopicMeta};
 use crate::replication::{
     AcksAllStatus, AlterPartitionAnswer, AlterPartitionProposal, FollowedPartition, FollowerFetch,
     Followers, LeaderConfig, LeaderEffects, LeaderState, LocalEnds, MetadataOutcome, PartitionView,
@@ -463,6 +463,15 @@ impl Replication {
         }
     }
 
+    /// Whether `view` holds the registration of this incarnation of the
+    /// broker (one made since the shard started): this node has caught up
+    /// with the metadata log since it started.
+    pub fn holds_own_registration(&self, view: &ClusterView) -> bool {
+        self.start_epoch
+            .get()
+            .is_some_and(|start| own_broker_epoch(view) > start)
+    }
+
     /// Whether any open log of this shard has other replicas.
     pub fn any_replicated(&self) -> bool {
         self.replicated.get() > 0
@@ -701,7 +710,7 @@ fn broker_alive(view: &ShardView, broker_id: i32) -> bool {
 }
 
 /// This node's broker epoch as the view has it registered, -1 before it is.
-pub fn own_broker_epoch(view: &ShardView) -> i64 {
+pub fn own_broker_epoch(view: &ClusterView) -> i64 {
     view.registered
         .iter()
         .find(|broker| broker.id == view.node_id)
