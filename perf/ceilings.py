@@ -1,7 +1,7 @@
 """The machine's ceilings, measured before the brokers: iperf3 over
-loopback, fio sequential O_DIRECT writes and 4 KiB write + fdatasync
-latency on the disk the brokers' data dirs live on; each one measured or
-the reason it could not be.
+loopback, fio sequential O_DIRECT writes and reads and 4 KiB write +
+fdatasync latency on the disk the brokers' data dirs live on; each one
+measured or the reason it could not be.
 """
 
 import json
@@ -43,10 +43,10 @@ def iperf3_loopback(seconds, commands):
         remove_temp_dir(root)
 
 
-def fio_run(name, extra, seconds, commands):
+def fio_run(name, extra, seconds, commands, rw="write"):
     root = make_temp_dir("fio-")
     try:
-        command = ["fio", f"--name={name}", f"--directory={root}", "--rw=write", "--time_based",
+        command = ["fio", f"--name={name}", f"--directory={root}", f"--rw={rw}", "--time_based",
                    f"--runtime={seconds}", "--output-format=json", *extra]
         commands.add(command, {root: "$TMP"})
         code, out, err = run_bounded(command, seconds + BENCH_SLACK_S)
@@ -72,6 +72,11 @@ def ceilings(size, commands):
             "seqwrite", ["--bs=1M", "--size=512M", "--direct=1", "--ioengine=libaio", "--iodepth=8"],
             seconds, commands)["write"]["bw_bytes"],
         "fdatasync_latency_ms": lambda: fdatasync_latency(seconds, commands),
+        # W8's ceiling: what the disk reads sequentially, past the page cache
+        # (fio lays the file out first, then reads it for `seconds`).
+        "disk_seq_read_bytes_per_s": lambda: fio_run(
+            "seqread", ["--bs=1M", "--size=512M", "--direct=1", "--ioengine=libaio", "--iodepth=8"],
+            seconds, commands, rw="read")["read"]["bw_bytes"],
     }
     for key, measure in measures.items():
         try:

@@ -431,20 +431,33 @@ def spread_note(rows, results):
 COMMANDS = CommandsLog()
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def cluster_run_arguments(parser):
+    """The options every 3-node cluster run takes (this one and
+    perf/replication.py)."""
     parser.add_argument("--quick", action="store_true", help="1 run per cell, short durations, fewer W3 records")
     parser.add_argument("--out", help="the directory whose RESULTS.md gets the section (default: perf/)")
     parser.add_argument("--shoal-bin", default=os.environ.get("SHOAL_BIN") or
                         os.path.join(REPO, "target", "release", "shoal"))
-    args = parser.parse_args()
+
+
+def start_cluster_run(args):
+    """Signal handlers set, the shoal binary checked and the output
+    directory made: (absolute shoal binary, output directory)."""
     signal_handlers()
-    size = QUICK if args.quick else FULL
     shoal_bin = os.path.abspath(args.shoal_bin)
     if not os.access(shoal_bin, os.X_OK):
         sys.exit(f"perf: {shoal_bin} is not an executable; run cargo build --release")
     out_dir = args.out or PERF_DIR
     os.makedirs(out_dir, exist_ok=True)
+    return shoal_bin, out_dir
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    cluster_run_arguments(parser)
+    args = parser.parse_args()
+    shoal_bin, out_dir = start_cluster_run(args)
+    size = QUICK if args.quick else FULL
     info = machine()
     rows = [w for w in workloads(False) if w.key in WORKLOADS]
     results = {w.key: {side: [] for side in (SINGLE, CLUSTER)} for w in rows}

@@ -6,8 +6,9 @@ alternating, each run on a fresh broker with an empty data directory, and
 writes RESULTS.md, results.svg and raw.json into the output directory.
 
 All load comes from `shoal bench ... --json` as a subprocess (and, once, from
-confluent-kafka through perf/kafka_client.py), so every broker is driven by
-the same client over the Kafka protocol.
+the independent clients: confluent-kafka through perf/kafka_client.py and
+Kafka's perf-test tools), so every broker is driven by the same clients over
+the Kafka protocol.
 
 Bounds: every subprocess has a timeout, every broker is killed at the end
 (finally, atexit, SIGTERM; and the kernel kills it if this process dies, via
@@ -41,16 +42,34 @@ from results import machine
 from report import write_results
 
 
+# Peers that keep records in memory: W8 (cold page cache) does not apply.
+IN_MEMORY = ("tansu",)
+
+
+def selected_rows(rows, only, skipped):
+    """The workloads to run: those `--only` names (all without it), less the
+    cold-read rows when this is not root (dropping the page cache is)."""
+    if only is not None:
+        rows = [w for w in rows if any(w.key == key or w.key.startswith(key + " ") for key in only)]
+    if os.geteuid() != 0 and any(w.cold for w in rows):
+        skipped.append("W8 skipped: dropping the page cache needs root")
+        rows = [w for w in rows if not w.cold]
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="1 run per cell, short durations")
     mode.add_argument("--smoke", action="store_true",
-                      help="W1 and W3 for about a second, shoal only, results into a temp dir (for tests)")
+                      help="W1, W3 and W7 for about a second each, shoal only, results into a temp dir (for tests)")
     parser.add_argument("--out", help="where RESULTS.md, results.svg and raw.json go "
-                                      "(default: perf/, or a new temp dir with --smoke)")
+                                      "(default: perf/, or a new temp dir with --smoke or --only)")
     parser.add_argument("--shoal-bin", default=os.environ.get("SHOAL_BIN") or
                         os.path.join(REPO, "target", "release", "shoal"))
+    parser.add_argument("--only", help="comma-separated workload keys (W1 is every `W1 ...` row) and `clients` "
+                                       "for the independent clients; nothing else runs (no idle CPU), and the "
+                                       "results go into a new temp dir unless --out is given")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _on_sigterm)
     # Started in the background by a non-interactive shell, Python inherits
@@ -58,7 +77,10 @@ def main():
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
     size = SMOKE if args.smoke else QUICK if args.quick else FULL
-    out_dir = args.out or (tempfile.mkdtemp(prefix="shoal-perf-smoke-") if args.smoke else PERF_DIR)
+    only = None if args.only is None else [key.strip() for key in args.only.split(",") if key.strip()]
+    # A partial run must not replace the committed RESULTS.md.
+    partial = args.smoke or only is not None
+    out_dir = args.out or (tempfile.mkdtemp(prefix=f"shoal-perf-{size.name}-") if partial else PERF_DIR)
     os.makedirs(out_dir, exist_ok=True)
     shoal_bin = os.path.abspath(args.shoal_bin)
     if not os.access(shoal_bin, os.X_OK):
@@ -92,20 +114,23 @@ def main():
     for note in skipped:
         print(f"perf: {note}", file=sys.stderr)
 
+    rows = selected_rows(workloads(args.smoke), only, skipped)
+
     commands = CommandsLog()
     info = machine()
     ceiling = {}
     if not args.smoke:
         print("perf: ceilings (iperf3, fio)", file=sys.stderr)
         ceiling = ceilings(size, commands)
-    print("perf: idle CPU", file=sys.stderr)
-    idle = idle_cpu(shoal_bin, size.idle_s, commands)
-    rows = workloads(args.smoke)
+    idle = {"error": "not run (--only)"}
+    if only is None:
+        print("perf: idle CPU", file=sys.stderr)
+        idle = idle_cpu(shoal_bin, size.idle_s, commands)
     try:
         for w in rows:
             makers = {"shoal": lambda w=w: Shoal(shoal_bin, w.shoal_shards)}
             if w.peers_from is None:
-                makers.update(peers)
+                makers.update((name, make) for name, make in peers.items() if not (w.cold and name in IN_MEMORY))
             if w.variants:
                 makers.update(variants)
             for run in range(size.runs):
@@ -115,9 +140,10 @@ def main():
                     shown = report.get("error") or f"{report['records_per_s']:,.0f} records/s"
                     print(f"perf: {w.key} run {run + 1}/{size.runs} {name}: {shown}", file=sys.stderr)
         independent = None
-        if not args.smoke:
+        if not args.smoke and (only is None or "clients" in only):
             makers = {"shoal": lambda: Shoal(shoal_bin), **peers, **variants}
-            print("perf: independent clients (confluent-kafka, kafka-producer-perf-test)", file=sys.stderr)
+            print("perf: independent clients (confluent-kafka, kafka-producer-perf-test, kafka-consumer-perf-test)",
+                  file=sys.stderr)
             independent = independent_client(makers, shoal_bin, size, commands)
             if independent is None:
                 skipped.append("independent clients skipped: target/perf-venv has no confluent-kafka and "

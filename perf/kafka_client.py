@@ -6,12 +6,15 @@ way a widely used client does.
     kafka_client.py produce ... --records N
     kafka_client.py produce ... --idempotent     (enable.idempotence=true)
     kafka_client.py consume --bootstrap H:P --topic T --records N
+    kafka_client.py consume ... --fetch-queue-backoff-ms 10
+    kafka_client.py consume ... --librdkafka-debug fetch     (librdkafka's log on stderr)
 
 Prints one JSON object shaped like `shoal bench --json` (records, bytes,
 seconds, records_per_s, mb_per_s). The producer keeps librdkafka's default
 batching and linger, with acks=all; the consumer assigns every partition
-from the beginning, without a group, with `fetch.queue.backoff.ms` lowered
-(see FETCH_QUEUE_BACKOFF_MS).
+from the beginning, without a group, with librdkafka's defaults unless
+told otherwise (see perf/README.md, "Reading the independent-client rows",
+for what its default `fetch.queue.backoff.ms` does to a fast broker).
 """
 
 import argparse
@@ -29,12 +32,6 @@ ADMIN_TIMEOUT_S = 10.0
 POLL_TIMEOUT_S = 1.0
 # A consumer that receives nothing for this long gives up.
 IDLE_TIMEOUT_S = 30.0
-# librdkafka (2.3+) waits `fetch.queue.backoff.ms` (default 1000 ms) before
-# fetching again once its local queue passes `queued.min.messages`. A consumer
-# that drains faster than the broker fills it then idles most of each second,
-# and what it measures is how much one fetch round overshoots the queue limit,
-# not the broker. 10 ms keeps that pause below a fetch round trip's scale.
-FETCH_QUEUE_BACKOFF_MS = 10
 
 
 def create_topic(bootstrap, topic, partitions):
@@ -92,8 +89,12 @@ def produce(args):
 
 
 def consume(args):
-    consumer = Consumer({"bootstrap.servers": args.bootstrap, "group.id": "perf-independent",
-                         "enable.auto.commit": False, "fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS})
+    config = {"bootstrap.servers": args.bootstrap, "group.id": "perf-independent", "enable.auto.commit": False}
+    if args.fetch_queue_backoff_ms is not None:
+        config["fetch.queue.backoff.ms"] = args.fetch_queue_backoff_ms
+    if args.librdkafka_debug:
+        config["debug"] = args.librdkafka_debug
+    consumer = Consumer(config)
     try:
         metadata = consumer.list_topics(args.topic, timeout=ADMIN_TIMEOUT_S)
         partitions = metadata.topics[args.topic].partitions
@@ -130,6 +131,9 @@ def main():
     parser.add_argument("--max-in-flight", type=int,
                         help="max.in.flight.requests.per.connection (librdkafka's default is 1000000; "
                              "idempotence caps it at 5)")
+    parser.add_argument("--fetch-queue-backoff-ms", type=int,
+                        help="consume with this fetch.queue.backoff.ms (librdkafka's default is 1000)")
+    parser.add_argument("--librdkafka-debug", help="librdkafka's `debug` contexts (e.g. fetch), logged to stderr")
     args = parser.parse_args()
     if (args.records is None) == (args.duration is None):
         parser.error("give exactly one of --records and --duration")

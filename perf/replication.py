@@ -400,20 +400,12 @@ def slug(text):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1 run per cell, short durations, fewer W3 records")
-    parser.add_argument("--out", help="the directory whose RESULTS.md gets the section (default: perf/)")
+    perf_cluster.cluster_run_arguments(parser)
     parser.add_argument("--perf-test", action="store_true",
                         help="W1 through kafka-producer-perf-test (the second, independent client), in its own section")
-    parser.add_argument("--shoal-bin", default=os.environ.get("SHOAL_BIN") or
-                        os.path.join(REPO, "target", "release", "shoal"))
     args = parser.parse_args()
-    perf_cluster.signal_handlers()
+    shoal_bin, out_dir = perf_cluster.start_cluster_run(args)
     size = QUICK if args.quick else dataclasses.replace(FULL, consume_records=FULL_CONSUME_RECORDS)
-    shoal_bin = os.path.abspath(args.shoal_bin)
-    if not os.access(shoal_bin, os.X_OK):
-        sys.exit(f"perf: {shoal_bin} is not an executable; run cargo build --release")
-    out_dir = args.out or PERF_DIR
-    os.makedirs(out_dir, exist_ok=True)
     info = machine()
     if args.perf_test:
         rows, markers = [PERF_TEST_WORKLOAD], (PERF_TEST_BEGIN, PERF_TEST_END)

@@ -10,8 +10,10 @@ import statistics
 
 from procs import REPO
 from brokers import DURABILITY_VARIANTS, KAFKA_FSYNC, KAFKA_HEAP_OPTS, NOSYNC, STALL_BUDGET_MS, kafka_version
-from runs import E2E_RATE
-from clients import PERF_TEST_HEAP, PRODUCER_PERF_TEST, perf_test_timeout_s
+from runs import CATCHUP_RECORD_SIZE, E2E_RATE, PARTITIONS, SHOAL_TAIL_CACHE_BYTES
+from clients import (
+    CONSUMER_PERF_TEST, PERF_TEST_HEAP, PRODUCER_PERF_TEST, TUNED_FETCH_QUEUE_BACKOFF_MS, perf_test_timeout_s,
+)
 from results import (
     cpu_per_million, errors_of, fmt_bytes, fmt_rate, fmt_ratio, loadavg, median_of, ok_reports, one_line, verdict,
 )
@@ -22,8 +24,78 @@ TARGET_W3_RATIO = 2.0
 TARGET_W4_P99_MS = 5.0
 TARGET_W2_LOOPBACK_FRACTION = 0.40
 IDLE_CPU_PERCENT_MAX = 1.0
+# Issue 16: catch-up reads from the page cache (W7) at least this many
+# times Kafka's records/s.
+TARGET_CATCHUP_KAFKA_RATIO = 2.0
 # Independent-client check: shoal/peer ratios this close to 1 are a tie.
 CLIENT_TIE_BAND = 0.10
+
+
+def independent_section(independent, medians, brokers, size):
+    """The independent clients' rows: produce and consume, each broker's
+    rate and CPU per million records beside `shoal bench`'s, and whether
+    they order the brokers as `shoal bench` does."""
+    lines = ["## Independent clients (confluent-kafka, kafka-producer-perf-test, kafka-consumer-perf-test)", "",
+             "W1 with one producer and W3 with one consumer, driven once per broker by clients other than "
+             "`shoal bench`, after the same warm-up, each at its defaults: confluent-kafka (perf/kafka_client.py: "
+             "`acks=all`, librdkafka's default linger/batching), Kafka's own Java producer through "
+             f"`kafka-producer-perf-test` ({PRODUCER_PERF_TEST} from the jars in target/kafka, "
+             f"{size.perf_test_records:,} records of 100 B, the client's JVM with `{PERF_TEST_HEAP}`; a "
+             f"broker too slow to take them all within {perf_test_timeout_s(size):.0f} s is measured over "
+             "the tool's completed 5 s windows) and the Java consumer through `kafka-consumer-perf-test` "
+             f"({CONSUMER_PERF_TEST}). The Java producer runs idempotent with `acks=all` (its defaults; the "
+             "tool needs one property, so it is given that default), as Java users run it against any broker "
+             "that serves InitProducerId, shoal and Kafka alike; the confluent-kafka producer and `shoal bench` "
+             "are plain (librdkafka's default), and perf/exactly_once.py measures what idempotence costs. "
+             "Against Tansu 0.6.0 the Java producer sends no Produce at all, idempotent or not: Tansu answers "
+             "InitProducerId, but the producer keeps asking Metadata for an \"unknown leader\" although the "
+             "answer names one, so Tansu's row has no summary. "
+             f"The consumers read the {size.consume_records:,} records of W3's preload (`shoal bench produce`) "
+             "from the beginning: confluent-kafka at librdkafka's defaults (*default*) and with "
+             f"`fetch.queue.backoff.ms={TUNED_FETCH_QUEUE_BACKOFF_MS}` (*tuned*: librdkafka pauses a partition's "
+             "fetching for that long, 1 s by default, once its queue holds `queued.min.messages`, so a broker "
+             "faster than the Python consumer drains is paused most of each second; perf/README.md), and "
+             "kafka-consumer-perf-test (its rate leaves out the group join); not against the durability "
+             "variants, which write differently but read as their broker does. "
+             "If `shoal bench` ranked the brokers differently from them, it would be biased. CPU is the broker "
+             "process's user + system time (all its threads: shoal's io_uring workers, Kafka's JVM threads) per "
+             "million records.", "",
+             "| broker | confluent produce | CPU s/M | perf-test produce | CPU s/M | perf-test p99 ms "
+             "| shoal bench W1 c=1 |", "|---|---|---|---|---|---|---|"]
+    for b, row in independent.items():
+        if "error" in row:
+            lines.append(f"| {b} | failed: {one_line(row['error'])} | | | | | |")
+            continue
+        cells = client_cells(row.get("produce")) + client_cells(row.get("perf_test"))
+        p99 = ((row.get("perf_test") or {}).get("latency_ms") or {}).get("p99")
+        cells += ["—" if p99 is None else f"{p99:,.0f}", fmt_rate(medians.get("W1 c=1", {}).get(b))]
+        lines.append(f"| {b} | " + " | ".join(cells) + " |")
+    lines += ["", "| broker | confluent consume, default | CPU s/M | confluent consume, tuned | CPU s/M "
+              "| consumer-perf-test | CPU s/M | shoal bench W3 |", "|---|---|---|---|---|---|---|---|"]
+    for b, row in independent.items():
+        if "error" in row:
+            continue
+        if b in DURABILITY_VARIANTS:
+            continue
+        cells = [cell for mode in ("consume", "consume_tuned", "consumer_perf_test")
+                 for cell in client_cells(row.get(mode))]
+        lines.append(f"| {b} | " + " | ".join(cells + [fmt_rate(medians.get("W3", {}).get(b))]) + " |")
+    lines += ["", "The Python client is single-threaded and pays per-record Python calls, and the Java "
+              "clients' JVM shares the 2 cores with the broker, so their absolute numbers are partly "
+              "client-bound; what matters is the ordering. On 2 cores a client-bound run also measures the "
+              "CPU the broker leaves to the client: the fsync work of a durable broker (kernel time in its "
+              "io_uring workers or its request threads) comes out of the client's share.", ""]
+    return lines + client_agreement(independent, medians, brokers) + [""]
+
+
+def client_cells(report):
+    """A client run's rate and broker CPU per million records, as two cells."""
+    if report is None:
+        return ["not run", ""]
+    if "error" in report:
+        return [f"failed: {one_line(report['error'])}", ""]
+    partial = f" ({report['partial_windows']} windows of 5 s before the bound)" if report.get("partial_windows") else ""
+    return [fmt_rate(report.get("records_per_s")) + partial, cpu_per_million(report)]
 
 
 def reactor_section(rows, idle):
@@ -124,6 +196,8 @@ def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, c
     lines.append(f"- loopback (iperf3, one stream): {fmt_bytes(ceiling.get('loopback_bytes_per_s', {'error': 'skipped'}))}")
     lines.append(f"- sequential O_DIRECT writes (fio, 1 MiB, iodepth 8): "
                  f"{fmt_bytes(ceiling.get('disk_seq_write_bytes_per_s', {'error': 'skipped'}))}")
+    lines.append(f"- sequential O_DIRECT reads (fio, 1 MiB, iodepth 8): "
+                 f"{fmt_bytes(ceiling.get('disk_seq_read_bytes_per_s', {'error': 'skipped'}))}")
     sync = ceiling.get("fdatasync_latency_ms", {"error": "skipped"})
     if "error" in sync:
         lines.append(f"- fdatasync latency (fio, 4 KiB writes): not measured ({sync['error']})")
@@ -150,6 +224,7 @@ def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, c
                                          "—" if mb is None else f"{mb:,.1f}"]) + " |")
     lines += ["", "MB/s is payload (record value) bytes, MiB-based, as `shoal bench` reports it. "
               "A ratio above 1 is shoal faster.", ""]
+    lines += catchup_section(by_key, medians, brokers, ceiling, size)
     lines += cpu_section(rows, brokers)
     if "W4" in by_key:
         lines += ["## W4: end-to-end latency (ms)", "",
@@ -163,55 +238,7 @@ def write_results(out_dir, size, brokers, rows, ceiling, independent, skipped, c
                          + " | ".join("—" if c is None else f"{c:.3f}" for c in cells) + " |")
         lines.append("")
     if independent is not None:
-        lines += ["## Independent clients (confluent-kafka, kafka-producer-perf-test)", "",
-                  "W1 with one producer and W3 with one consumer, driven once per broker by clients other than "
-                  "`shoal bench`, after the same warm-up: confluent-kafka (perf/kafka_client.py: `acks=all`, "
-                  "librdkafka's default linger/batching; the consumer reads from the beginning with "
-                  "`fetch.queue.backoff.ms=10`) and Kafka's own Java producer through "
-                  f"`kafka-producer-perf-test` ({PRODUCER_PERF_TEST} from the jars in target/kafka, "
-                  f"{size.perf_test_records:,} records of 100 B, the client's JVM with `{PERF_TEST_HEAP}`; a "
-                  f"broker too slow to take them all within {perf_test_timeout_s(size):.0f} s is measured over "
-                  "the tool's completed 5 s windows). The Java producer runs with its defaults, idempotent and "
-                  "`acks=all` (the tool needs one property, so it is given that default), as Java users run it "
-                  "against any broker that serves InitProducerId, shoal and Kafka alike; the confluent-kafka "
-                  "producer and `shoal bench` are plain (librdkafka's default), and perf/exactly_once.py "
-                  "measures what idempotence costs. Against Tansu 0.6.0 the Java producer sends no Produce at "
-                  "all, idempotent or not: Tansu answers InitProducerId, but the producer keeps asking Metadata "
-                  "for an \"unknown leader\" although the answer names one, so Tansu's row has no summary. "
-                  "If `shoal bench` ranked the brokers differently from them, it would be "
-                  "biased. CPU is the broker process's user + system time (all its threads: shoal's io_uring "
-                  "workers, Kafka's JVM threads) per million records.", "",
-                  "| broker | confluent produce | CPU s/M | perf-test produce | CPU s/M | perf-test p99 ms "
-                  "| shoal bench W1 c=1 | confluent consume | CPU s/M | shoal bench W3 |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        agreement = client_agreement(independent, medians, brokers)
-        for b, row in independent.items():
-            if "error" in row:
-                lines.append(f"| {b} | failed: {one_line(row['error'])} | | | | | | | | |")
-                continue
-            cells = []
-            for mode, key in (("produce", None), ("perf_test", "W1 c=1"), ("consume", "W3")):
-                r = row.get(mode)
-                if r is None:
-                    cells += ["not run", ""]
-                elif "error" in r:
-                    cells += [f"failed: {one_line(r['error'])}", ""]
-                else:
-                    partial = (f" ({r['partial_windows']} windows of 5 s before the bound)"
-                               if r.get("partial_windows") else "")
-                    cells += [fmt_rate(r.get("records_per_s")) + partial, cpu_per_million(r)]
-                if mode == "perf_test":
-                    p99 = None if r is None else (r.get("latency_ms") or {}).get("p99")
-                    cells.append("—" if p99 is None else f"{p99:,.0f}")
-                if key:
-                    cells.append(fmt_rate(medians.get(key, {}).get(b)))
-            lines.append(f"| {b} | " + " | ".join(cells) + " |")
-        lines += ["", "The Python client is single-threaded and pays per-record Python calls, and the Java "
-                  "client's JVM shares the 2 cores with the broker, so their absolute numbers are partly "
-                  "client-bound; what matters is the ordering. On 2 cores a client-bound run also measures the "
-                  "CPU the broker leaves to the client: the fsync work of a durable broker (kernel time in its "
-                  "io_uring workers or its request threads) comes out of the client's share.", ""]
-        lines += agreement + [""]
+        lines += independent_section(independent, medians, brokers, size)
     lines += reactor_section(rows, idle)
     lines += targets(by_key, medians, ceiling, brokers)
     failures = [(w.key, b, e) for w in rows for b in brokers for e in errors_of(w.results.get(b, []))]
@@ -268,6 +295,49 @@ def peer_source(workload, broker, by_key):
     return by_key.get(workload.peers_from)
 
 
+def catchup_section(by_key, medians, brokers, ceiling, size):
+    """W7 and W8 side by side, in records/s and payload MB/s, W8 against the
+    disk's sequential read ceiling, with issue 16's targets."""
+    if "W7" not in by_key and "W8" not in by_key:
+        return []
+    topic_bytes = size.catchup_records * CATCHUP_RECORD_SIZE
+    lines = ["## Catch-up reads (W7, W8)", "",
+             f"{size.catchup_records:,} records of {CATCHUP_RECORD_SIZE} B ({topic_bytes / (1 << 30):.2f} GiB of "
+             f"payload, {topic_bytes / (PARTITIONS * SHOAL_TAIL_CACHE_BYTES):.0f}× what shoal's tail caches hold "
+             f"for {PARTITIONS} partitions) produced with `acks=all` by 4 connections, then read from the "
+             "beginning by `shoal bench consume` (one connection, 1 MiB per partition per Fetch): W7 right "
+             "after the preload, from the page cache (warm), W8 after `sync` and dropping the page cache "
+             "(`echo 3 > /proc/sys/vm/drop_caches`), so the reads go to the disk (cold). W8 does not apply "
+             "to Tansu, which keeps its records in memory. MB/s is payload, MiB-based.", "",
+             "| broker | W7 records/s | W7 MB/s | W8 records/s | W8 MB/s | W8 of the disk's read ceiling |",
+             "|---|---|---|---|---|---|"]
+    read_ceiling = ceiling.get("disk_seq_read_bytes_per_s")
+    for b in brokers:
+        cells = []
+        for key in ("W7", "W8"):
+            reports = by_key[key].results.get(b, []) if key in by_key else []
+            cells += [fmt_rate(median_of(reports, ["records_per_s"])), fmt_mb(median_of(reports, ["mb_per_s"]))]
+        w8_mb = median_of(by_key["W8"].results.get(b, []), ["mb_per_s"]) if "W8" in by_key else None
+        fraction = (f"{w8_mb * (1 << 20) / read_ceiling:.0%}"
+                    if w8_mb is not None and isinstance(read_ceiling, (int, float)) else "—")
+        if any(cell != "—" for cell in cells):
+            lines.append(f"| {b} | " + " | ".join(cells + [fraction]) + " |")
+    lines.append("")
+    s, k = medians.get("W7", {}).get("shoal"), medians.get("W7", {}).get("kafka")
+    if s and k:
+        lines.append(f"- W7: shoal/kafka {fmt_ratio(s, k)} (issue 16's target: at least "
+                     f"{TARGET_CATCHUP_KAFKA_RATIO:g}×: {verdict(s / k >= TARGET_CATCHUP_KAFKA_RATIO)}).")
+    s, k = medians.get("W8", {}).get("shoal"), medians.get("W8", {}).get("kafka")
+    if s and k:
+        lines.append(f"- W8: shoal/kafka {fmt_ratio(s, k)} (issue 16's target: shoal at the disk's sequential "
+                     "read ceiling; the last column).")
+    return lines + [""]
+
+
+def fmt_mb(value):
+    return "—" if value is None else f"{value:,.1f}"
+
+
 def cpu_section(rows, brokers):
     """Broker CPU (user + system, every thread) per million records, per
     workload and broker: the median over the runs."""
@@ -295,7 +365,9 @@ def client_agreement(independent, medians, brokers):
     lines = []
     for mode, client, key in (("produce", "confluent-kafka", "W1 c=1"),
                               ("perf_test", "kafka-producer-perf-test", "W1 c=1"),
-                              ("consume", "confluent-kafka", "W3")):
+                              ("consume", "confluent-kafka at its defaults", "W3"),
+                              ("consume_tuned", "confluent-kafka, tuned", "W3"),
+                              ("consumer_perf_test", "kafka-consumer-perf-test", "W3")):
         for label, a, b in ratio_pairs(brokers):
             theirs = [independent.get(x, {}).get(mode, {}).get("records_per_s") for x in (a, b)]
             ours = [medians.get(key, {}).get(x) for x in (a, b)]
@@ -318,7 +390,8 @@ def client_agreement(independent, medians, brokers):
 
 
 def targets(by_key, medians, ceiling, brokers):
-    if "tansu" not in brokers or "W4" not in by_key:
+    needed = ("W1 c=1", "W1 c=4", "W2 c=1", "W2 c=4", "W3", "W4")
+    if "tansu" not in brokers or any(key not in by_key for key in needed):
         return []
     rows = ["## Targets (issue 5)", "", "| target | reached | |", "|---|---|---|"]
     for key in ("W1 c=1", "W1 c=4"):

@@ -1,8 +1,9 @@
-"""The standard workloads (W1-W6) and one run of a workload: a fresh
+"""The standard workloads (W1-W8) and one run of a workload: a fresh
 broker, its topic created and warmed up, the `shoal bench` steps against
 it, the measured report with the broker's CPU time. Also shoal's idle CPU.
 """
 
+import shlex
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -15,6 +16,19 @@ BENCH_RATE_FLOOR = 50_000
 TOPIC_CREATE_TIMEOUT_S = 60.0
 PARTITIONS = 8
 E2E_RATE = 100_000
+# W7/W8 read 1 KiB records: a catch-up reader (a replica, a reprocessing
+# job) moves bytes, and 1 KiB puts the bytes, not the per-record work, on
+# the critical path.
+CATCHUP_RECORD_SIZE = 1024
+# shoal's tail cache per partition (`tail_cache_bytes`, src/config/storage.rs),
+# for saying how many times the W7/W8 topic exceeds it.
+SHOAL_TAIL_CACHE_BYTES = 4 << 20
+# W8's step between the preload and the read: `sync` writes back what is
+# dirty (Kafka's appends are, until a segment rolls), then the kernel drops
+# the clean page cache, so the read goes to the disk. Needs root.
+DROP_PAGE_CACHE = "drop-page-cache"
+DROP_PAGE_CACHE_COMMAND = ["sh", "-c", "sync && echo 3 > /proc/sys/vm/drop_caches"]
+DROP_PAGE_CACHE_TIMEOUT_S = 120.0
 # Idle measurement: the broker settles this long before CPU is counted.
 IDLE_SETTLE_S = 1.0
 
@@ -36,15 +50,23 @@ class Size:
     warmup_s: float
     # Records kafka-producer-perf-test sends (it has no duration option).
     perf_test_records: int
+    # W7/W8: records of CATCHUP_RECORD_SIZE preloaded, then read from the
+    # beginning. Many times the broker's tail caches (shoal keeps 4 MiB per
+    # partition, 32 MiB for the 8), so the reads come from the segment files.
+    catchup_records: int = 0
 
 
+# The full run's W7/W8 topic: 2 GiB of 1 KiB records, 64 times shoal's tail
+# caches, small enough for the page cache of this 24 GiB machine (W7 reads
+# it warm) and for a preload of about 15 s at W2's rate; --quick's 320 MiB
+# is still 10 times the tail caches; --smoke's 50 MiB checks the steps run.
 FULL = Size("full", runs=3, duration_s=10.0, consume_records=10_000_000, ceiling_s=10, idle_s=10.0,
-            warmup_s=5.0, perf_test_records=5_000_000)
+            warmup_s=5.0, perf_test_records=5_000_000, catchup_records=2_000_000)
 QUICK = Size("quick", runs=1, duration_s=3.0, consume_records=1_000_000, ceiling_s=3, idle_s=3.0,
-             warmup_s=1.0, perf_test_records=2_000_000)
+             warmup_s=1.0, perf_test_records=2_000_000, catchup_records=320_000)
 # shoal only, so no warm-up: the smoke run checks the harness, fast.
 SMOKE = Size("smoke", runs=1, duration_s=1.0, consume_records=100_000, ceiling_s=1, idle_s=1.0,
-             warmup_s=0.0, perf_test_records=100_000)
+             warmup_s=0.0, perf_test_records=100_000, catchup_records=50_000)
 
 
 # ---------------------------------------------------------------- workloads
@@ -71,6 +93,9 @@ class Workload:
     metric: str = "records_per_s"
     # Also run against shoal without fsync and Kafka with one (DURABILITY_VARIANTS).
     variants: bool = False
+    # W8: the page cache is dropped before the measured read. Needs root,
+    # and does not apply to a broker that keeps its records in memory (Tansu).
+    cold: bool = False
     results: dict = field(default_factory=dict)  # broker name -> [report]
 
 
@@ -94,6 +119,20 @@ def consume_steps(size, topic):
             Step("consume", ["--topic", topic, "--records", records, "--connections", "1"])]
 
 
+def catchup_steps(cold):
+    """W7 (warm) and W8 (cold): preload size.catchup_records of 1 KiB, then
+    read them all from the beginning with one connection; W8 drops the page
+    cache in between."""
+    def steps(size, topic):
+        records = str(size.catchup_records)
+        preload = ["--topic", topic, "--partitions", str(PARTITIONS), "--record-size", str(CATCHUP_RECORD_SIZE),
+                   "--acks", "-1", "--connections", "4", "--records", records]
+        read = ["--topic", topic, "--records", records, "--connections", "1"]
+        drop = [Step(DROP_PAGE_CACHE, [], measured=False)] if cold else []
+        return [Step("produce", preload, measured=False), *drop, Step("consume", read)]
+    return steps
+
+
 def e2e_steps(size, topic):
     return [Step("e2e", ["--topic", topic, "--partitions", str(PARTITIONS), "--record-size", "100",
                          "--acks", "-1", "--rate", str(E2E_RATE), "--duration", str(size.duration_s)])]
@@ -104,6 +143,8 @@ def workloads(smoke):
         return [
             Workload("W1 c=1", "produce 100 B, 8 partitions, acks=all, 1 connection", produce_steps(100, 1)),
             Workload("W3", "consume 100 B records from the beginning", consume_steps),
+            Workload("W7", "catch-up read: consume 1 KiB records from the beginning, warm page cache",
+                     catchup_steps(cold=False)),
         ]
     rows = [
         Workload("W1 c=1", "produce 100 B, 8 partitions, acks=all, 1 connection", produce_steps(100, 1),
@@ -119,6 +160,9 @@ def workloads(smoke):
                  variants=True),
         Workload("W5 lz4", "W1 (4 connections) with lz4", produce_steps(100, 4, "lz4")),
         Workload("W5 zstd", "W1 (4 connections) with zstd", produce_steps(100, 4, "zstd")),
+        Workload("W7", "catch-up read: consume 1 KiB records from the beginning, warm page cache",
+                 catchup_steps(cold=False)),
+        Workload("W8", "W7 after dropping the page cache (cold reads)", catchup_steps(cold=True), cold=True),
     ]
     for shards in (1, 2):
         rows.append(Workload(f"W6 W1 shards={shards}", f"W1 (4 connections), shoal --shards {shards}",
@@ -129,7 +173,7 @@ def workloads(smoke):
 
 
 def bench_timeout_s(size):
-    return size.duration_s + BENCH_SLACK_S + size.consume_records / BENCH_RATE_FLOOR
+    return size.duration_s + BENCH_SLACK_S + max(size.consume_records, size.catchup_records) / BENCH_RATE_FLOOR
 
 
 def bench_steps(workload, target, shoal_bin, topic, size, commands):
@@ -138,6 +182,11 @@ def bench_steps(workload, target, shoal_bin, topic, size, commands):
     {"error": ...}."""
     report = None
     for step in workload.steps(size, topic):
+        if step.mode == DROP_PAGE_CACHE:
+            error = drop_page_cache(commands)
+            if error:
+                return {"error": error}
+            continue
         command = [shoal_bin, "bench", step.mode, "--bootstrap", target.bootstrap, *step.args, "--json"]
         commands.add(command, {**target.placeholders(), topic: "$TOPIC"})
         cpu_before = target.cpu_seconds()
@@ -149,6 +198,13 @@ def bench_steps(workload, target, shoal_bin, topic, size, commands):
             report = last_json_line(out)
             report["broker_cpu_s"] = target.cpu_seconds() - cpu_before
     return report
+
+
+def drop_page_cache(commands):
+    """Writes back and drops the page cache; the error, or None."""
+    commands.add([shlex.join(DROP_PAGE_CACHE_COMMAND)])
+    code, _, err = run_bounded(DROP_PAGE_CACHE_COMMAND, DROP_PAGE_CACHE_TIMEOUT_S)
+    return None if code == 0 else f"dropping the page cache exited with {code}: {err.strip()[-300:]}"
 
 
 def run_workload_once(workload, make_broker, shoal_bin, size, commands):

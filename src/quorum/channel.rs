@@ -359,7 +359,7 @@ pub(crate) async fn within<T>(
     .await
 }
 
-fn decode<T: Decodable>(bytes: &mut Bytes, version: i16) -> io::Result<T> {
+pub(crate) fn decode<T: Decodable>(bytes: &mut Bytes, version: i16) -> io::Result<T> {
     // The crate's decoders may panic on hostile input (protocol::frame).
     match catch_unwind(AssertUnwindSafe(|| T::decode(bytes, version))) {
         Ok(Ok(decoded)) => Ok(decoded),

@@ -40,9 +40,11 @@ mod replay;
 pub mod replication;
 pub mod stall;
 pub mod strays;
+pub mod to_broker;
 pub mod to_controller;
 pub mod transactions;
 mod txn_markers;
+pub mod txn_verify;
 pub mod view;
 
 use std::cell::{Cell, RefCell};
@@ -192,6 +194,11 @@ pub struct Shard {
     load: ShardLoad,
     /// The replication roles of the partitions this shard owns.
     replication: Replication,
+    /// Its connections to other brokers (`to_broker.rs`).
+    to_brokers: to_broker::BrokerLinks,
+    /// Its verifications waiting on other nodes' transaction
+    /// coordinators (`txn_verify.rs`).
+    txn_verifier: txn_verify::TxnVerifier,
 }
 
 /// Produce and fetch partition parts this shard routed: run here (it owns
@@ -759,6 +766,8 @@ async fn run_shard<S, F>(
         routing: RoutingCounts::default(),
         load: ShardLoad::default(),
         replication: Replication::default(),
+        to_brokers: to_broker::BrokerLinks::default(),
+        txn_verifier: txn_verify::TxnVerifier::default(),
     });
     for topic in view.topics.values() {
         let mine = view.local_partitions(topic, id);

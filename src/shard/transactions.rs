@@ -2,8 +2,8 @@
 //! of `crate::txn`, fed with requests, a clock, producer ids and timers; its
 //! records appended to the `__transaction_state` partitions this shard owns
 //! before anything is answered; the markers of each prepared commit or
-//! abort written to the transaction's partitions (`Shard::write_txn_markers`)
-//! in a task of their own after EndTxn is answered, then the record that
+//! abort written to the transaction's partitions, here or on the nodes
+//! leading them (`Shard::send_txn_markers`), in a task of their own after EndTxn is answered, then the record that
 //! completes the transaction. A partition the broker no longer has is
 //! dropped from the markers, as Kafka drops a partition without a leader;
 //! other errors are retried with a backoff.
@@ -370,7 +370,7 @@ impl TxnHost {
                 .iter()
                 .map(|(topic, partition)| (TopicPartition::new(topic, *partition), marker))
                 .collect();
-            let results = shard.write_txn_markers(parts).await;
+            let results = shard.send_txn_markers(parts).await;
             remaining = remaining
                 .into_iter()
                 .zip(results)

@@ -28,12 +28,19 @@ Faults and how each is made:
   (INPUT from, OUTPUT to every address of `b`), since a link can only be cut
   for everyone. The rules live in the node's namespace, so deleting the
   namespace deletes them: the root namespace's rules are never touched.
-- netem: a `tc netem` qdisc on both ends of the node's veth, so a delay is
-  paid each way (a round trip to the node takes 2 x delay_ms more).
+- delay: this kernel has no netem qdisc, so a userspace one: an iptables
+  NFQUEUE rule in the node's `mangle` table (so that heal_partitions'
+  flush of the filter table leaves it) sends every packet the node puts on
+  its veth to nfdelay.py, running in the node's namespace, which lets each
+  go after delay_ms plus a uniform draw below jitter_ms (so packets leave
+  out of order). Delaying only what each node sends, a round trip between
+  two nodes takes 2 x delay_ms more. `--queue-bypass`: with no delayer
+  listening the rule lets packets through.
 
 Cleanup: `close()` (the context manager's exit) kills every process, deletes
 the namespaces (and with them the node-side veths, their qdiscs and iptables
-rules), the bridge-side veths, the bridge, and the temp dir, each step bounded
+rules), the bridge-side veths, the bridge, and the temp dir (and kills the
+delayers, which also die with the test process, as nodes do), each step bounded
 and each attempted whatever the one before did. An atexit hook and a SIGTERM
 handler close every cluster a crashed test left open, and `sweep()` (run when
 a Cluster is made) removes namespaces, links and temp dirs whose owning pid is
@@ -45,6 +52,7 @@ import base64
 import errno
 import os
 import re
+import select
 import shlex
 import shutil
 import signal
@@ -60,8 +68,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import roles as node_roles  # noqa: E402
 
 IP = shutil.which("ip")
-TC = shutil.which("tc")
 IPTABLES = shutil.which("iptables")
+NFDELAY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nfdelay.py")
+# The netfilter queue of a node's delayer (queues are per namespace).
+DELAY_QUEUE = 0
+# A Python start and one netlink bind, on a loaded machine.
+DELAYER_READY_S = 15.0
 # With setpriv the kernel SIGKILLs a node whose test process died, even by
 # kill -9 (as tests/integration/conftest.py does for single brokers).
 SETPRIV = shutil.which("setpriv")
@@ -109,7 +121,7 @@ PLACEHOLDERS = ("node_id", "host", "port", "controller_port", "voters", "data_di
 
 class Unavailable(Exception):
     """A fault this machine cannot make (no namespaces, no iptables, no
-    netem); the message says why, for a test's skip."""
+    NFQUEUE); the message says why, for a test's skip."""
 
 
 def _run(argv, check=True, timeout_s=COMMAND_TIMEOUT_S):
@@ -234,13 +246,13 @@ _probe_result = None
 
 def probe():
     """What this machine can do, found once by trying it in a scratch
-    namespace: {"namespaces": reason or None, "iptables": ..., "netem": ...},
+    namespace: {"namespaces": reason or None, "iptables": ..., "delay": ...},
     a reason being why the feature is unavailable."""
     global _probe_result
     with _probe_lock:
         if _probe_result is not None:
             return _probe_result
-        result = {"namespaces": None, "iptables": None, "netem": None}
+        result = {"namespaces": None, "iptables": None, "delay": None}
         if IP is None:
             result["namespaces"] = "no `ip` command (iproute2)"
         elif os.geteuid() != 0:
@@ -253,24 +265,19 @@ def probe():
             else:
                 try:
                     if IPTABLES is None:
-                        result["iptables"] = "no `iptables` command"
+                        result["iptables"] = result["delay"] = "no `iptables` command"
                     else:
                         rule = _run(_in_namespace(scratch, [IPTABLES, "-A", "OUTPUT", "-d", "192.0.2.1", "-j", "DROP"]),
                                     check=False)
                         if rule.returncode != 0:
                             result["iptables"] = f"iptables failed: {rule.stderr.strip()}"
-                    if TC is None:
-                        result["netem"] = "no `tc` command"
-                    else:
-                        qdisc = _run(_in_namespace(scratch, [TC, "qdisc", "add", "dev", "lo", "root", "netem",
-                                                             "delay", "1ms"]), check=False)
-                        if qdisc.returncode != 0:
-                            result["netem"] = ("this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM): "
-                                               f"{qdisc.stderr.strip()}")
+                        queue = _run(_in_namespace(scratch, _delay_rule("-A", "lo")), check=False)
+                        if queue.returncode != 0:
+                            result["delay"] = f"no iptables NFQUEUE target: {queue.stderr.strip()}"
                 finally:
                     _delete_namespace(scratch)
         if result["namespaces"] is not None:
-            result["iptables"] = result["netem"] = result["namespaces"]
+            result["iptables"] = result["delay"] = result["namespaces"]
         _probe_result = result
         return result
 
@@ -328,6 +335,8 @@ class Node:
         self.veth = None
         self.peer = None
         self.proc = None
+        # nfdelay.py's process while the node's packets are delayed.
+        self.delayer = None
         self.starts = 0
         self.log_paths = []
 
@@ -424,7 +433,7 @@ class Cluster:
         else:
             self.reasons["disk-full"] = None
         if not namespaces:
-            self.reasons["namespaces"] = self.reasons["iptables"] = self.reasons["netem"] = "loopback mode asked for"
+            self.reasons["namespaces"] = self.reasons["iptables"] = self.reasons["delay"] = "loopback mode asked for"
         self.namespaced = self.reasons["namespaces"] is None
         self.link_prefix = f"{LINK_PREFIX}{self.pid}{self.run_letters}"
         assert len(f"{self.link_prefix}n{MAX_NODES}") <= IFNAME_MAX_BYTES
@@ -438,7 +447,7 @@ class Cluster:
         sweep()
 
     def unavailable(self, feature):
-        """Why `feature` ("namespaces", "iptables" for partition, "netem",
+        """Why `feature` ("namespaces", "iptables" for partition, "delay",
         "isolate" or "disk-full") cannot be used here, or None when it can."""
         if feature == "isolate":
             return self.reasons["namespaces"]
@@ -688,20 +697,33 @@ class Cluster:
         for i in range(self.n):
             self.exec(i, [IPTABLES, "-F"])
 
-    def netem(self, i, delay_ms=0, loss_pct=0.0):
-        """Delays (each way) and drops packets of node i by tc netem on both
-        ends of its veth; replaces an earlier netem on that node."""
-        self._require("netem")
+    def delay(self, i, delay_ms, jitter_ms=0.0):
+        """Holds every packet node i sends for delay_ms plus a uniform draw
+        below jitter_ms (packets then leave out of order when jitter_ms
+        exceeds their spacing): nfdelay.py in the node's namespace, fed by
+        an NFQUEUE rule. Replaces an earlier delay of that node."""
+        self._require("delay")
+        self.clear_delay(i)
         node = self.nodes[i]
-        params = ["netem", "delay", f"{delay_ms}ms", "loss", f"{loss_pct}%"]
-        _run([TC, "qdisc", "replace", "dev", node.veth, "root", *params])
-        self.exec(i, [TC, "qdisc", "replace", "dev", node.peer, "root", *params])
+        argv = [sys.executable, NFDELAY, "--queue", str(DELAY_QUEUE), "--delay-ms", str(delay_ms),
+                "--jitter-ms", str(jitter_ms)]
+        if SETPRIV:
+            argv = [SETPRIV, "--pdeathsig", "KILL", "--", *argv]
+        node.delayer = subprocess.Popen(_in_namespace(node.namespace, argv), stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        ready, _, _ = select.select([node.delayer.stdout], [], [], DELAYER_READY_S)
+        line = node.delayer.stdout.readline() if ready else ""
+        if line.strip() != "nfdelay ready":
+            self.clear_delay(i)
+            raise RuntimeError(f"node {node.node_id}'s delayer did not start: {line.strip() or 'no answer'}")
+        self.exec(i, _delay_rule("-A", node.peer))
 
-    def clear_netem(self, i):
-        self._require("netem")
+    def clear_delay(self, i):
+        """Ends node i's delay: its rule, then its delayer."""
+        self._require("delay")
         node = self.nodes[i]
-        _run([TC, "qdisc", "del", "dev", node.veth, "root"], check=False)
-        self.exec(i, [TC, "qdisc", "del", "dev", node.peer, "root"], check=False)
+        self.exec(i, [IPTABLES, "-t", "mangle", "-F", "OUTPUT"], check=False)
+        _kill_delayer(node)
 
     def exec(self, i, argv, check=True, timeout_s=COMMAND_TIMEOUT_S):
         """Runs argv to its end inside node i's namespace (as is in loopback
@@ -721,6 +743,7 @@ class Cluster:
             return
         self.closed = True
         steps = [lambda node=node: _kill_node(node) for node in self.nodes]
+        steps += [lambda node=node: _kill_delayer(node) for node in self.nodes]
         if self.namespaced:
             for node in self.nodes:
                 steps.append(lambda node=node: _delete_namespace(node.namespace))
@@ -757,6 +780,22 @@ def _kill_node(node):
     if node.proc is not None and node.proc.poll() is None:
         node.proc.kill()
         node.proc.wait(timeout=KILL_WAIT_S)
+
+
+def _kill_delayer(node):
+    if node.delayer is not None:
+        if node.delayer.poll() is None:
+            node.delayer.kill()
+            node.delayer.wait(timeout=KILL_WAIT_S)
+        node.delayer.stdout.close()
+        node.delayer = None
+
+
+def _delay_rule(action, interface):
+    """The iptables command that sends what leaves by `interface` to the
+    delayer's queue (or lets it through while no delayer listens)."""
+    return [IPTABLES, "-t", "mangle", action, "OUTPUT", "-o", interface, "-j", "NFQUEUE",
+            "--queue-num", str(DELAY_QUEUE), "--queue-bypass"]
 
 
 def _free_port():

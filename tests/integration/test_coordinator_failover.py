@@ -109,9 +109,9 @@ def transactional_producer(bootstrap, transactional_id):
 
 
 def colocated_transactional_id(bootstrap):
-    """A transactional id whose coordinator is the leader of TXN_TOPIC-0:
-    a produce's KIP-890 verification asks the coordinator on the
-    partition leader's own node (shoal does not ask another broker)."""
+    """A transactional id whose coordinator is the leader of TXN_TOPIC-0,
+    so that the restart is the only thing this test exercises (a
+    coordinator on another node: test_txn_cluster.py)."""
     warm_up = transactional_producer(bootstrap, "failover-warm-up")
     warm_up.init_transactions(FAILOVER_WAIT_S)  # makes __transaction_state
     states = wait_until(lambda: checker.quietly(lambda: checker.partition_states(bootstrap, TXN_STATE_TOPIC)),

@@ -1,5 +1,5 @@
 """The perf harness end to end at its smallest size: `perf/run --smoke` starts
-shoal, runs W1 and W3 for about a second each through `shoal bench`, and
+shoal, runs W1, W3 and W7 for about a second each through `shoal bench`, and
 writes RESULTS.md, results.svg and raw.json into the directory it is given.
 No timing is asserted: this checks that the harness runs, not how fast."""
 
@@ -33,9 +33,10 @@ def test_perf_smoke_writes_results(tmp_path):
     results = (out / "RESULTS.md").read_text()
     assert "| W1 c=1:" in results
     assert "| W3:" in results
+    assert "## Catch-up reads (W7, W8)" in results
     assert (out / "results.svg").read_text().startswith("<svg")
     raw = json.loads((out / "raw.json").read_text())
-    for workload in ("W1 c=1", "W3"):
+    for workload in ("W1 c=1", "W3", "W7"):
         (report,) = raw["runs"][workload]["shoal"]
         assert "error" not in report, report
         assert report["records"] > 0

@@ -20,11 +20,11 @@ from test_transactions import java_built  # noqa: F401 (a fixture, taken by name
 from test_transactions import joined, read_values, shoal_tool, spread, tool_rows, txn_id, values
 
 
-def transact(bootstrap, topic, transactional_id, transactions):
+def transact(bootstrap, topic, transactional_id, transactions, partitions=2):
     """Runs the Java `transact` program: each transaction's records spread
-    over two partitions, ended as it says. Returns its output."""
+    round-robin over `partitions`, ended as it says. Returns its output."""
     stdin = json.dumps([
-        {"end": end, "records": [{"partition": i % 2, "value": b64(v)} for i, v in enumerate(vals)]}
+        {"end": end, "records": [{"partition": i % partitions, "value": b64(v)} for i, v in enumerate(vals)]}
         for end, vals in transactions
     ])
     proc = subprocess.run(

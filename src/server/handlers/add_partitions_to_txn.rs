@@ -1,10 +1,13 @@
 //! AddPartitionsToTxn: adds partitions to the producer's transaction before
 //! it writes to them, so the coordinator knows where the markers go. Up to
 //! v3 (what clients send) one transaction, one error for all its
-//! partitions; v4+ (KIP-890, sent by brokers) a batch of transactions, each
-//! either added or, with `verify_only`, checked (each partition's own error,
-//! TRANSACTION_ABORTABLE when not in the transaction), as Kafka answers
-//! both.
+//! partitions; v4+ (KIP-890, sent by partition leaders, shoal's
+//! `shard/txn_verify.rs` among them) a batch of transactions, each either,
+//! with `verify_only`, checked (each partition's own error,
+//! TRANSACTION_ABORTABLE when not in the transaction), or added for a
+//! producer of transactions version 2, whose Produce adds its partitions
+//! (Kafka's `ADD_PARTITION` operation), as Kafka answers both. Kafka takes
+//! v4+ only from brokers (CLUSTER_ACTION); shoal has no ACLs yet.
 //!
 //! A partition the broker does not have fails the whole transaction's
 //! request: UNKNOWN_TOPIC_OR_PARTITION for it, OPERATION_NOT_ATTEMPTED for
@@ -124,12 +127,21 @@ async fn add(context: &ConnectionContext, version: i16, transaction: &Transactio
             })
             .collect();
     }
-    let call = TxnCall::AddPartitions {
-        transactional_id: transaction.transactional_id.clone(),
-        producer_id: transaction.producer_id,
-        producer_epoch: transaction.producer_epoch,
-        partitions: transaction.partitions.clone(),
-        verify_only: transaction.verify_only,
+    let call = if version >= BATCHED_VERSION && !transaction.verify_only {
+        TxnCall::AddImplicitly {
+            transactional_id: transaction.transactional_id.clone(),
+            producer_id: transaction.producer_id,
+            producer_epoch: transaction.producer_epoch,
+            partitions: transaction.partitions.clone(),
+        }
+    } else {
+        TxnCall::AddPartitions {
+            transactional_id: transaction.transactional_id.clone(),
+            producer_id: transaction.producer_id,
+            producer_epoch: transaction.producer_epoch,
+            partitions: transaction.partitions.clone(),
+            verify_only: transaction.verify_only,
+        }
     };
     let answer = match call_txn(context, &transaction.transactional_id, call).await {
         Ok(TxnAnswer::Added(answer)) => answer,

@@ -9,7 +9,8 @@
 //! refuses a transactional batch that would open its producer's
 //! transaction on a partition, with a guard; this handler then asks the
 //! transaction coordinator whether the partition is in that transaction
-//! (AddPartitionsToTxn's `verify_only`, over the mesh) and sends the
+//! (AddPartitionsToTxn's `verify_only`: over the mesh, or to the
+//! coordinator's node, `txn_route::verify`) and sends the
 //! batches again with the guard, or answers the coordinator's error as
 //! Kafka translates it per Produce version. So a batch reaches a partition
 //! only inside a transaction the coordinator knows, and never after that
@@ -31,7 +32,7 @@ use kafka_protocol::messages::{
     BrokerId, ProduceRequest, ProduceResponse, RequestHeader, TopicName,
 };
 
-use super::txn_route::{add_once, call_txn, coordinator_shard, AddRetries};
+use super::txn_route::{add_once, verify, AddRetries};
 use super::{hinted_endpoints, leader_hint, scatter, str_bytes};
 use crate::clock::now_ms;
 use crate::config::TopicConfig;
@@ -42,8 +43,7 @@ use crate::protocol::batch::{self, BatchError, BatchHeader};
 use crate::protocol::batch_records::BatchRecords;
 use crate::server::connection::{frame_allocation_bytes_max, ConnectionContext};
 use crate::shard::messages::{
-    KafkaError, ProducePart, ProduceRefusal, ShardReply, ShardRequest, TopicPartition, TxnAnswer,
-    TxnCall,
+    KafkaError, ProducePart, ProduceRefusal, ShardReply, ShardRequest, TopicPartition,
 };
 
 /// Produce v10+ answers a partition sent to the wrong broker with its
@@ -605,14 +605,8 @@ async fn verify_and_append(
         let (mine, errors) = if version >= IMPLICIT_ADD_VERSION {
             add_to_transaction(context, request, transactional_id, mine, &mut answers).await
         } else {
-            let errors = verify(
-                context,
-                transactional_id,
-                producer_id,
-                epoch,
-                partitions_of(&mine),
-            )
-            .await;
+            let producer = (producer_id, epoch);
+            let errors = verify(context, transactional_id, producer, partitions_of(&mine)).await;
             (mine, errors)
         };
         for (u, error) in mine.into_iter().zip(errors) {
@@ -774,34 +768,6 @@ fn refusal_error(refusal: ProduceRefusal) -> KafkaError {
     match refusal {
         ProduceRefusal::Error(error) | ProduceRefusal::BehindVerifying(error) => error,
         ProduceRefusal::Unverified { .. } => KafkaError::new(ResponseError::UnknownServerError),
-    }
-}
-
-/// Each partition's error from the coordinator, None when it is in the
-/// transaction. Without `__transaction_state` there is no coordinator (a
-/// produce does not create it, as Kafka's does not).
-async fn verify(
-    context: &ConnectionContext,
-    transactional_id: &str,
-    producer_id: i64,
-    producer_epoch: i16,
-    partitions: Vec<(String, i32)>,
-) -> Vec<Option<ResponseError>> {
-    let count = partitions.len();
-    if let Err(error) = coordinator_shard(context, transactional_id) {
-        return vec![Some(error); count];
-    }
-    let call = TxnCall::AddPartitions {
-        transactional_id: transactional_id.to_string(),
-        producer_id,
-        producer_epoch,
-        partitions,
-        verify_only: true,
-    };
-    match call_txn(context, transactional_id, call).await {
-        Ok(TxnAnswer::Added(Ok(errors))) if errors.len() == count => errors,
-        Ok(TxnAnswer::Added(Err(error))) | Err(error) => vec![Some(error); count],
-        Ok(_) => vec![Some(ResponseError::UnknownServerError); count],
     }
 }
 

@@ -3,16 +3,25 @@
 //! (Kafka's `partitionFor`: the id's Java string hash modulo
 //! `transaction.state.log.num.partitions`), the topic created on first use
 //! with the configs Kafka gives it.
+//!
+//! A client's request is served only by the coordinator's node (else
+//! NOT_COORDINATOR, and the client finds the coordinator again). A
+//! partition leader's own questions (KIP-890's verification, and the
+//! implicit add of transactions version 2) go wherever the coordinator
+//! is: over the mesh on this node, else to its node as AddPartitionsToTxn
+//! (`Shard::verify_on_node`), as Kafka's `AddPartitionsToTxnManager` does.
 
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 
-use super::group_route::{coordinating_shard, ensure_internal_topic};
+use super::group_route::ensure_internal_topic;
 use crate::clock::now_ms;
 use crate::group::offsets_partition;
+use crate::metadata::records::NO_LEADER;
 use crate::server::connection::{ConnectionContext, Port};
 use crate::shard::messages::{ShardReply, ShardRequest, TxnAnswer, TxnCall};
+use crate::shard::txn_verify::Verification;
 use crate::txn::{ListedTxn, TxnState, TRANSACTION_STATE_TOPIC};
 
 /// Transactions version 2 adds a partition from the request that writes to
@@ -53,15 +62,80 @@ pub fn coordinator_shard(
     context: &ConnectionContext,
     transactional_id: &str,
 ) -> Result<usize, ResponseError> {
+    match coordinator_of(context, transactional_id)? {
+        Coordinator::Shard(shard) => Ok(shard),
+        Coordinator::Node(_) => Err(ResponseError::NotCoordinator),
+    }
+}
+
+/// Where the coordinator of a transactional id runs, for a partition
+/// leader's questions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coordinator {
+    /// On this node, on that shard.
+    Shard(usize),
+    /// On another node.
+    Node(i32),
+}
+
+/// The coordinator of `transactional_id` wherever it is: the leader of its
+/// `__transaction_state` partition. COORDINATOR_NOT_AVAILABLE without the
+/// topic, NOT_COORDINATOR while the partition has no leader (a produce
+/// waiting on either is told NOT_ENOUGH_REPLICAS, and retries).
+pub fn coordinator_of(
+    context: &ConnectionContext,
+    transactional_id: &str,
+) -> Result<Coordinator, ResponseError> {
     let view = context.shard.view();
     let meta = view
         .topic(TRANSACTION_STATE_TOPIC)
         .ok_or(ResponseError::CoordinatorNotAvailable)?;
-    coordinating_shard(
-        &view,
-        meta,
-        offsets_partition(transactional_id, meta.partitions),
-    )
+    let partition = offsets_partition(transactional_id, meta.partitions);
+    if view.leads(meta, partition) {
+        return Ok(Coordinator::Shard(meta.owner(partition, view.shard_count)));
+    }
+    match view.state(meta, partition).leader {
+        NO_LEADER => Err(ResponseError::NotCoordinator),
+        node_id => Ok(Coordinator::Node(node_id)),
+    }
+}
+
+/// Asks the coordinator whether each of `partitions` is in the producer's
+/// transaction (AddPartitionsToTxn's `verify_only`): each one's error,
+/// None when it is in.
+pub async fn verify(
+    context: &ConnectionContext,
+    transactional_id: &str,
+    (producer_id, producer_epoch): (i64, i16),
+    partitions: Vec<(String, i32)>,
+) -> Vec<Option<ResponseError>> {
+    let count = partitions.len();
+    let node_id = match coordinator_of(context, transactional_id) {
+        Ok(Coordinator::Node(node_id)) => node_id,
+        Ok(Coordinator::Shard(_)) => {
+            let call = TxnCall::AddPartitions {
+                transactional_id: transactional_id.to_string(),
+                producer_id,
+                producer_epoch,
+                partitions,
+                verify_only: true,
+            };
+            return match call_txn(context, transactional_id, call).await {
+                Ok(TxnAnswer::Added(Ok(errors))) if errors.len() == count => errors,
+                Ok(TxnAnswer::Added(Err(error))) | Err(error) => vec![Some(error); count],
+                Ok(_) => vec![Some(ResponseError::UnknownServerError); count],
+            };
+        }
+        Err(error) => return vec![Some(error); count],
+    };
+    let verification = Verification {
+        transactional_id: transactional_id.to_string(),
+        producer_id,
+        producer_epoch,
+        add: false,
+        partitions,
+    };
+    context.shard.verify_on_node(node_id, verification).await
 }
 
 /// Runs `call` on the coordinator of its transactional id.
@@ -101,16 +175,29 @@ pub async fn add_implicitly(
     }
 }
 
-/// One implicit add of `partitions` to the producer's transaction. Without
-/// `__transaction_state` there is no coordinator: a produce does not create
-/// it, as Kafka's does not.
+/// One implicit add of `partitions` to the producer's transaction, on the
+/// coordinator wherever it is. Without `__transaction_state` there is no
+/// coordinator: a produce does not create it, as Kafka's does not.
 pub async fn add_once(
     context: &ConnectionContext,
     transactional_id: &str,
     (producer_id, producer_epoch): (i64, i16),
     partitions: Vec<(String, i32)>,
 ) -> Result<(), ResponseError> {
-    coordinator_shard(context, transactional_id)?;
+    if let Coordinator::Node(node_id) = coordinator_of(context, transactional_id)? {
+        let verification = Verification {
+            transactional_id: transactional_id.to_string(),
+            producer_id,
+            producer_epoch,
+            add: true,
+            partitions,
+        };
+        let verdicts = context.shard.verify_on_node(node_id, verification).await;
+        return match verdicts.into_iter().flatten().next() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        };
+    }
     let call = TxnCall::AddImplicitly {
         transactional_id: transactional_id.to_string(),
         producer_id,
