@@ -25,6 +25,7 @@ import clients  # noqa: E402
 import kafka_tools  # noqa: E402
 import kafka_wire  # noqa: E402
 from cluster import Cluster  # noqa: E402
+from cluster.segments import partition_dirs  # noqa: E402
 from cluster.waiting import SHOAL_NODE, wait_until  # noqa: E402
 from load import SequenceProducer  # noqa: E402
 from test_alter_partition_cluster import create_replicated, partitions_of  # noqa: E402
@@ -139,6 +140,8 @@ def test_kafka_reassign_partitions_moves_a_partition_under_load(tmp_path):
                         "--replica-assignment", f"{first}:{second}", "--config", "min.insync.replicas=1")
         wait_until(lambda: partitions_of(bootstrap, topic).get(0, (None, None, 0, [], []))[4] == [first, second],
                    SETTLE_WAIT_S, "both replicas in the ISR")
+        moved_away = cluster.nodes[ids.index(first)]
+        assert 0 in partition_dirs(moved_away.data_dir, topic), f"broker {first} holds no copy to move"
 
         # --generate proposes a plan over the brokers named.
         topics_file = tmp_path / "topics.json"
@@ -178,8 +181,7 @@ def test_kafka_reassign_partitions_moves_a_partition_under_load(tmp_path):
         _, lead, _, replicas, isr, offline = state
         assert (replicas, isr, offline) == (sorted([third, second]), sorted([third, second]), []), state
         assert lead in (second, third), state
-        moved_away = cluster.nodes[ids.index(first)]
-        wait_until(lambda: not os.path.exists(os.path.join(moved_away.data_dir, f"{topic}-0")), SETTLE_WAIT_S,
+        wait_until(lambda: 0 not in partition_dirs(moved_away.data_dir, topic), SETTLE_WAIT_S,
                    f"broker {first} to delete its copy")
 
         # Every acknowledged record, from the new replicas.
