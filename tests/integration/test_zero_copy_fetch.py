@@ -19,7 +19,9 @@ SMALL_FETCH_BYTES = 100_000
 
 
 def produce(bootstrap, topic, values):
-    prod = clients.producer(bootstrap, linger_ms=5, compression_type="none")
+    # Batches of about 16 KiB (the Java client's default), so that a fetch
+    # of SMALL_FETCH_BYTES holds several.
+    prod = clients.producer(bootstrap, linger_ms=5, batch_size=16384, compression_type="none")
     log = clients.DeliveryLog()
     for value in values:
         prod.produce(topic, value=value, partition=0, on_delivery=log)
