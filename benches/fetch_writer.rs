@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kafka_protocol::protocol::StrBytes;
+use shoal::protocol::chunk::{total_len, Chunk};
 use shoal::protocol::fetch_writer::{
     encode_fetch_response, FetchPartitionParts, FetchResponseParts, FetchTopicParts,
 };
@@ -39,7 +40,7 @@ fn parts(partitions: usize) -> FetchResponseParts {
                     preferred_read_replica: -1,
                     diverging_epoch: None,
                     current_leader: None,
-                    records: vec![records.clone()],
+                    records: vec![Chunk::Memory(records.clone())],
                 })
                 .collect(),
         }],
@@ -52,7 +53,7 @@ fn encode(c: &mut Criterion) {
     for partitions in PARTITION_COUNTS {
         let parts = parts(partitions);
         let chunks = encode_fetch_response(1, FETCH_VERSION, &parts);
-        let frame_bytes: usize = chunks.iter().map(Bytes::len).sum();
+        let frame_bytes = total_len(&chunks);
         assert!(frame_bytes > partitions * RECORDS_PER_PARTITION_BYTES);
         group.throughput(Throughput::Bytes(frame_bytes as u64));
         group.bench_with_input(

@@ -42,6 +42,11 @@ impl OffsetIndex {
         self.entries.last().copied()
     }
 
+    /// Every entry, by position (and so by offset).
+    pub fn entries(&self) -> &[OffsetEntry] {
+        &self.entries
+    }
+
     /// How many entries there are: a mark to `truncate_to` later.
     pub fn entry_count(&self) -> usize {
         self.entries.len()

@@ -3,14 +3,21 @@
 //!
 //! Architecture invariant: `log/` knows RecordBatch v2 bytes (through
 //! `crate::protocol::batch`) and files; it never parses a Kafka request and
-//! never sees a socket. A [`PartitionLog`] lives on exactly one shard: it is
+//! never sees a socket (a `FileRange` is sent to whatever descriptor the
+//! connection's writer names: it knows only that it is one). A [`PartitionLog`] lives on exactly one shard: it is
 //! `!Send`, its state sits in `Cell`/`RefCell` and no borrow is held across an
 //! `.await`. All file IO after `open` goes through glommio. It imports no
 //! `server`, `shard` or `metadata` outside its tests (`tests/architecture.rs`).
 //!
 //! Map of the module:
 //! - `segment.rs`: one `{base_offset:020}.log` file with its in-memory
-//!   indexes, and the batch walker shared by reads and recovery.
+//!   indexes and the ranges of it checked this run (`segment/verified.rs`),
+//!   its reads into buffers, each batch checked (`segment/read.rs`), and a
+//!   fetch's reads of checked, cached ranges as file ranges
+//!   (`segment/ranges.rs`).
+//! - `file_range.rs`: the `FileRange` a fetch hands the connection instead
+//!   of bytes (sent with `sendfile`), the page-cache check (`cachestat`),
+//!   and the per-thread count of bytes reads copied.
 //! - `index.rs`: the `.index` (8-byte entries: u32 BE `last offset of a batch
 //!   − segment base`, u32 BE file position of that batch) and `.timeindex`
 //!   (12-byte entries: i64 BE largest timestamp so far, u32 BE relative offset
@@ -165,6 +172,7 @@ mod cleaner_txns;
 mod epochs;
 #[cfg(test)]
 mod epochs_tests;
+mod file_range;
 pub mod index;
 mod partition;
 mod pinned;
@@ -181,6 +189,7 @@ use std::time::{Duration, Instant};
 
 use crate::protocol::batch::BatchError;
 
+pub use file_range::{copy_counts, Chunk, CopyCounts, FileRange};
 pub use partition::{PartitionLog, ReadChunks};
 pub use pinned::{Backing, FrameBudget, PinnedFrame, SHARD_PINNED_FRAME_BYTES_MAX};
 pub use producer_state::{AppendOrigin, ProducerDescription, ProducerError, TxnVerification};

@@ -1,21 +1,35 @@
 //! One segment: the `{base_offset:020}.log` file of back-to-back batches, its
-//! in-memory indexes (offsets, timestamps, aborted transactions), and the
-//! walk over its batches that reads share.
+//! in-memory indexes (offsets, timestamps, aborted transactions), the byte
+//! ranges of it this process has checked (`verified.rs`), and its reads:
+//! into buffers, each batch checked (`read.rs`), or, for a fetch, checked
+//! ranges the page cache holds as file ranges the kernel sends
+//! (`ranges.rs`).
+//!
+//! Invariant: the file is only appended to, except where shoal cuts a log
+//! (a failed write's unwritten tail, a follower's truncation above the
+//! high watermark, recovery before anything is served); a cut forgets the
+//! checked ranges past it. File ranges outlive the segment through their
+//! own descriptor (`file_range.rs`).
 
 use std::cell::{Cell, RefCell};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
 use glommio::io::{BufferedFile, OpenOptions};
 
 use super::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 use super::txn_index::{self, AbortedTxn};
 use super::LogError;
-use crate::protocol::batch::{
-    framed_size, stored_crc, verify_stored, BatchError, BatchHeader, BATCH_HEADER_SIZE,
-};
+use crate::protocol::batch::{framed_size, BatchError};
+use verified::Verified;
+
+mod ranges;
+mod read;
+#[cfg(test)]
+mod read_tests;
+mod verified;
 
 /// Kafka's "no timestamp".
 pub const NO_TIMESTAMP: i64 = -1;
@@ -260,11 +274,33 @@ impl ReadBudget {
         }
     }
 
+    /// Bytes the read may still return (past them, only a first batch
+    /// promised by KIP-74).
+    pub fn remaining(&self) -> usize {
+        self.max_bytes.saturating_sub(self.used_bytes)
+    }
+
+    /// Whether a batch of `size` bytes would fit without the KIP-74 promise.
+    pub fn fits(&self, size: usize) -> bool {
+        self.used_bytes + size <= self.max_bytes
+    }
+
+    /// Whether `admit` would take a batch of `size` bytes.
+    pub fn admits(&self, size: usize) -> bool {
+        self.fits(size) || (self.batches == 0 && self.min_one_batch)
+    }
+
+    /// Takes `size` bytes of whole batches that fit (a file range).
+    pub fn take(&mut self, size: usize) {
+        assert!(self.fits(size), "a file range past the budget");
+        self.used_bytes += size;
+        self.batches += 1;
+    }
+
     /// Takes a batch of `size` bytes if it fits, or if it is the first and
     /// one is promised (KIP-74).
     pub fn admit(&mut self, size: usize) -> bool {
-        let fits = self.used_bytes + size <= self.max_bytes;
-        if fits || (self.batches == 0 && self.min_one_batch) {
+        if self.admits(size) {
             self.used_bytes += size;
             self.batches += 1;
             true
@@ -310,6 +346,10 @@ pub struct Segment {
     /// write returns once its bytes and the file's size are on the disk,
     /// so `sync` has nothing to do.
     write_through: Cell<bool>,
+    /// The byte ranges whose batches this process checked.
+    verified: RefCell<Verified>,
+    /// The descriptor file ranges hold (`ranges.rs`), made on first use.
+    shared: RefCell<Option<Arc<OwnedFd>>>,
 }
 
 impl Segment {
@@ -329,6 +369,8 @@ impl Segment {
             reported_corruption: Cell::new(None),
             offset_gaps: Cell::new(false),
             write_through: Cell::new(false),
+            verified: RefCell::new(Verified::default()),
+            shared: RefCell::new(None),
         }
     }
 
@@ -356,6 +398,8 @@ impl Segment {
             reported_corruption: Cell::new(None),
             offset_gaps: Cell::new(false),
             write_through: Cell::new(false),
+            verified: RefCell::new(Verified::default()),
+            shared: RefCell::new(None),
         }
     }
 
@@ -429,6 +473,9 @@ impl Segment {
 
     /// Writes all of `buf` at `position`. glommio owns the buffer during the
     /// write, so a short write (a full disk) is an error, not a retry.
+    /// `buf` is whole batches checked before (a produce's or a leader's,
+    /// framing and CRC-32C, or markers the log made): the range written
+    /// counts as checked.
     pub async fn write_all(&self, buf: Vec<u8>, position: u64) -> Result<(), LogError> {
         let file = self.file().await?;
         let len = buf.len();
@@ -438,40 +485,14 @@ impl Segment {
                 "short segment write",
             )));
         }
+        self.verified
+            .borrow_mut()
+            .insert(position, position + len as u64);
         Ok(())
     }
 
-    /// Reads exactly `len` bytes at `position` into one buffer, at most
-    /// `READ_STEP_BYTES` per read, letting other tasks run between reads.
-    /// What the page cache holds is copied once, by the kernel, straight
-    /// into the buffer returned (`read_cached`); only what is not cached
-    /// goes through glommio's read, whose buffer is `!Send` and is copied
-    /// again into the returned one, which may leave the shard.
-    pub async fn read_exact(&self, position: u64, len: usize) -> Result<Bytes, LogError> {
-        assert!(
-            position + len as u64 <= self.written_bytes.get(),
-            "a read past the written bytes of {}",
-            self.log_path().display()
-        );
-        let file = self.file().await?;
-        let mut out = BytesMut::with_capacity(len);
-        while out.len() < len {
-            let at = position + out.len() as u64;
-            let step = (len - out.len()).min(READ_STEP_BYTES);
-            if read_cached(file.as_raw_fd(), at, step, &mut out) == 0 {
-                let chunk = file.read_at(at, step).await?;
-                if chunk.is_empty() {
-                    return Err(self.corrupt(at, "unexpected end of segment file"));
-                }
-                out.extend_from_slice(&chunk);
-            }
-            glommio::yield_if_needed().await;
-        }
-        assert_eq!(out.len(), len, "a read longer than asked");
-        Ok(out.freeze())
-    }
-
     pub async fn truncate(&self, size: u64) -> Result<(), LogError> {
+        self.verified.borrow_mut().cut(size);
         self.file().await?.truncate(size).await?;
         self.queued_bytes.set(size);
         self.written_bytes.set(size);
@@ -483,6 +504,7 @@ impl Segment {
     /// indexes go back to `mark`, taken when the first of them was queued.
     /// `truncate_file` then cuts the file.
     pub fn rewind(&self, position: u64, next_offset: i64, mark: IndexMark) {
+        self.verified.borrow_mut().cut(position);
         self.queued_bytes.set(position);
         self.written_bytes
             .set(self.written_bytes.get().min(position));
@@ -499,6 +521,7 @@ impl Segment {
     pub fn cut(&self, position: u64, next_offset: i64, indexes: SegmentIndexes) {
         assert!(position <= self.written_bytes.get() && next_offset >= self.base_offset);
         assert_eq!(self.queued_bytes.get(), self.written_bytes.get());
+        self.verified.borrow_mut().cut(position);
         self.queued_bytes.set(position);
         self.written_bytes.set(position);
         self.next_offset.set(next_offset);
@@ -597,8 +620,10 @@ impl Segment {
         self.close().await
     }
 
-    /// Closes the file; the segment must not be used afterwards.
+    /// Closes the file; the segment must not be used afterwards. File
+    /// ranges handed out keep their own descriptor.
     pub async fn close(&self) -> Result<(), LogError> {
+        self.shared.borrow_mut().take();
         let file = self.file.borrow_mut().take();
         if let Some(file) = file.and_then(|f| Rc::try_unwrap(f).ok()) {
             file.close().await?;
@@ -644,185 +669,6 @@ impl Segment {
             position,
             reason: reason.to_string(),
         }
-    }
-
-    /// Appends to `out` the whole batches of this segment from the one holding
-    /// `offset`, stopping before a batch reaching `max_offset` or one the
-    /// budget refuses. Returns true when the read is over, false when it may
-    /// go on in the next segment.
-    ///
-    /// Every batch returned is checked first (magic, CRC-32C, offsets that
-    /// follow on): bytes that are not what the log wrote are never served.
-    /// A bad batch ends the read after the good ones before it, as Kafka's
-    /// consumers see it; only when it would be the first batch of the read
-    /// (`out` still empty) is it an error, `LogError::Corrupt`.
-    pub async fn read_batches(
-        &self,
-        offset: i64,
-        max_offset: i64,
-        budget: &mut ReadBudget,
-        out: &mut Vec<Bytes>,
-    ) -> Result<bool, LogError> {
-        let end = self.written_bytes.get();
-        let mut position = self.lookup(offset);
-        // The caller reads below the written offset: the batch the index
-        // names is written.
-        assert!(position <= end, "an index entry past the written bytes");
-        let mut want = budget.window_bytes();
-        let mut expected = Expected::Holding(offset.max(self.base_offset));
-        while position < end {
-            let buf = self
-                .read_exact(position, want.min(end - position) as usize)
-                .await?;
-            let mut cursor = 0;
-            while cursor < buf.len() {
-                let at = position + cursor as u64;
-                let size = match frame(&buf[cursor..]) {
-                    Ok(Some(size)) => size,
-                    Ok(None) => break,
-                    Err(e) => return self.end_at_corruption(at, &format!("{e:?}"), out),
-                };
-                let Some(header) = BatchHeader::view(&buf[cursor..]) else {
-                    break;
-                };
-                let last_offset = header.last_offset();
-                if last_offset >= offset {
-                    if !budget.admit(size) {
-                        return Ok(true);
-                    }
-                    let batch = buf.slice(cursor..cursor + size);
-                    if let Err(reason) = self.check_batch(&batch, expected).await {
-                        return self.end_at_corruption(at, &reason, out);
-                    }
-                    if last_offset >= max_offset {
-                        return Ok(true);
-                    }
-                    expected = Expected::StartingAt(last_offset + 1);
-                    out.push(batch);
-                }
-                cursor += size;
-            }
-            if cursor == 0 {
-                // One batch larger than the window: read it alone, at its size.
-                want = match self.batch_size_at(position, end).await {
-                    Ok(size) => size,
-                    Err(LogError::Corrupt { .. }) if !out.is_empty() => return Ok(true),
-                    Err(e) => return Err(e),
-                };
-                continue;
-            }
-            want = budget.window_bytes();
-            position += cursor as u64;
-        }
-        Ok(false)
-    }
-
-    /// A batch about to be served: intact (`batch::verify_stored`) and at
-    /// the offsets this segment holds, where the read expects it. (The base
-    /// offset is outside the CRC; this is what catches a flip there.)
-    async fn check_batch(&self, batch: &[u8], expected: Expected) -> Result<(), String> {
-        let header = BatchHeader::view(batch).ok_or("short batch header")?;
-        let (base, last) = (header.base_offset.get(), header.last_offset());
-        verify_in_steps(batch)
-            .await
-            .map_err(|e| format!("{e:?} in the batch of offsets {base}..={last}"))?;
-        let in_segment = base >= self.base_offset && last < self.next_offset.get();
-        let in_place = match (expected, self.offset_gaps.get()) {
-            (Expected::Holding(offset), false) => base <= offset && offset <= last,
-            (Expected::StartingAt(offset), false) => base == offset,
-            // The first batch at or after `offset`; then any later one.
-            (Expected::Holding(offset), true) => offset <= last,
-            (Expected::StartingAt(offset), true) => base >= offset,
-        };
-        if !in_segment || !in_place {
-            return Err(format!(
-                "batch claims offsets {base}..={last}, expected {expected:?} within [{}, {})",
-                self.base_offset,
-                self.next_offset.get()
-            ));
-        }
-        Ok(())
-    }
-
-    /// What a read does on finding a bad batch at `position`: it ends there
-    /// with what it has, or fails if it has nothing.
-    fn end_at_corruption(
-        &self,
-        position: u64,
-        reason: &str,
-        out: &[Bytes],
-    ) -> Result<bool, LogError> {
-        if out.is_empty() {
-            Err(self.corrupt(position, reason))
-        } else {
-            Ok(true)
-        }
-    }
-}
-
-/// Reads up to `len` bytes at `position` of the file `fd` straight from the
-/// page cache into the spare capacity of `out`, and returns how many it
-/// read: 0 when the first of them is not cached (or on any error, which
-/// the caller's glommio read then meets and reports). `RWF_NOWAIT` makes
-/// the kernel return at once instead of waiting for the disk, so this
-/// synchronous call never holds the reactor for IO; copying one
-/// `READ_STEP_BYTES` step from the page cache takes tens of microseconds.
-/// A file system without `RWF_NOWAIT` support (EOPNOTSUPP) reads through
-/// glommio alone.
-fn read_cached(fd: RawFd, position: u64, len: usize, out: &mut BytesMut) -> usize {
-    let spare = out.spare_capacity_mut();
-    let len = len.min(spare.len());
-    let Ok(offset) = libc::off_t::try_from(position) else {
-        return 0;
-    };
-    let iov = libc::iovec {
-        iov_base: spare.as_mut_ptr().cast(),
-        iov_len: len,
-    };
-    // SAFETY: the one iovec points at `len` bytes of `out`'s spare
-    // capacity, which nothing else touches during the call; `fd` is the
-    // segment's open file, kept open by the caller's `Rc`.
-    let read = unsafe { libc::preadv2(fd, &iov, 1, offset, libc::RWF_NOWAIT) };
-    let Ok(read) = usize::try_from(read) else {
-        return 0;
-    };
-    assert!(read <= len, "preadv2 read more than asked");
-    // SAFETY: the kernel wrote `read` bytes at the start of the spare
-    // capacity, right after the buffer's initialized bytes.
-    unsafe { out.set_len(out.len() + read) };
-    read
-}
-
-/// `batch::verify_stored`, checksumming `READ_STEP_BYTES` at a time and
-/// letting other tasks run after each step, so a batch of many megabytes
-/// does not hold the reactor.
-async fn verify_in_steps(batch: &[u8]) -> Result<(), BatchError> {
-    if batch.len() <= READ_STEP_BYTES {
-        return verify_stored(batch);
-    }
-    let (covered, claimed) = stored_crc(batch)?;
-    let mut crc = 0;
-    for step in covered.chunks(READ_STEP_BYTES) {
-        crc = crc32c::crc32c_append(crc, step);
-        glommio::yield_if_needed().await;
-    }
-    if crc != claimed {
-        return Err(BatchError::CrcMismatch);
-    }
-    Ok(())
-}
-
-impl Segment {
-    /// Size of the batch at `position` from its header, checked to end
-    /// within the `end` bytes of the segment.
-    async fn batch_size_at(&self, position: u64, end: u64) -> Result<u64, LogError> {
-        let header_len = BATCH_HEADER_SIZE.min((end - position) as usize);
-        let header = self.read_exact(position, header_len).await?;
-        BatchHeader::view(&header)
-            .map(|h| h.total_size())
-            .filter(|&size| size >= BATCH_HEADER_SIZE as i64 && size as u64 <= end - position)
-            .map(|size| size as u64)
-            .ok_or_else(|| self.corrupt(position, "batch runs past the end of the segment"))
     }
 }
 
@@ -878,83 +724,6 @@ async fn write_whole(path: &Path, bytes: Vec<u8>) -> Result<(), LogError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Drops the file's clean pages from the page cache.
-    fn evict_from_page_cache(file: &std::fs::File) {
-        file.sync_all().unwrap();
-        // SAFETY: fadvise on an open descriptor; it only drops clean pages.
-        let result =
-            unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-        assert_eq!(result, 0);
-    }
-
-    /// The one copy of a page-cache read is the kernel's, into the buffer
-    /// the read returns; a page not in the cache is left to glommio's read
-    /// (which may wait for the disk) rather than waited for on the reactor.
-    #[test]
-    fn cached_pages_are_read_straight_into_the_buffer_and_cold_ones_are_not_waited_for() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("segment");
-        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-        std::fs::write(&path, &bytes).unwrap();
-        let file = std::fs::File::open(&path).unwrap();
-        let mut out = BytesMut::with_capacity(1000);
-        out.extend_from_slice(b"kept");
-        assert_eq!(read_cached(file.as_raw_fd(), 5000, 900, &mut out), 900);
-        assert_eq!(&out[..4], b"kept");
-        assert_eq!(&out[4..], &bytes[5000..5900]);
-        // Never past the buffer's capacity, nor past the end of the file.
-        assert_eq!(read_cached(file.as_raw_fd(), 0, 900, &mut out), 96);
-        let mut out = BytesMut::with_capacity(1000);
-        assert_eq!(read_cached(file.as_raw_fd(), 299_990, 900, &mut out), 10);
-        assert_eq!(read_cached(file.as_raw_fd(), 400_000, 900, &mut out), 0);
-
-        // fadvise may keep a page another CPU still holds in its LRU batch,
-        // and a refused read starts readahead: each try evicts again.
-        let cold_read_refused = (0..EVICTION_TRIES).any(|_| {
-            evict_from_page_cache(&file);
-            let mut cold = BytesMut::with_capacity(1000);
-            read_cached(file.as_raw_fd(), 200_000, 1000, &mut cold) == 0 && cold.is_empty()
-        });
-        assert!(cold_read_refused, "every read of evicted pages was served");
-    }
-
-    /// How often the cold read is tried before the test fails: the kernel
-    /// drops clean pages on the first try but for the rare one in flight.
-    const EVICTION_TRIES: usize = 5;
-
-    /// A segment read over pages the cache dropped, or holds only in part,
-    /// returns the file's bytes all the same.
-    #[test]
-    fn reads_over_evicted_and_partly_cached_pages_return_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let bytes: Vec<u8> = (0..3 * READ_STEP_BYTES as u32 + 77)
-            .map(|i| (i % 253) as u8)
-            .collect();
-        let path = log_path(dir.path(), 0);
-        std::fs::write(&path, &bytes).unwrap();
-        evict_from_page_cache(&std::fs::File::open(&path).unwrap());
-        let dir_path = dir.path().to_path_buf();
-        let expected = bytes.clone();
-        crate::shard::block_on(move || async move {
-            let file = Segment::open_file(&log_path(&dir_path, 0)).await.unwrap();
-            let len = expected.len() as u64;
-            let segment = Segment::existing(&dir_path, 0, file, len, SegmentIndexes::empty(), 0, 0);
-            // The middle comes into the cache first; the whole read then
-            // meets cached and uncached pages.
-            let middle = segment
-                .read_exact(READ_STEP_BYTES as u64, 5000)
-                .await
-                .unwrap();
-            assert_eq!(
-                &middle[..],
-                &expected[READ_STEP_BYTES..READ_STEP_BYTES + 5000]
-            );
-            let whole = segment.read_exact(0, expected.len()).await.unwrap();
-            assert_eq!(&whole[..], &expected[..]);
-            segment.close().await.unwrap();
-        });
-    }
 
     #[test]
     fn only_a_full_disk_leaves_a_write_through_segment_usable() {

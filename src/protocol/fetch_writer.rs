@@ -2,9 +2,10 @@
 //!
 //! The output is the whole response frame as a list of chunks for a vectored
 //! write. The small fixed fields (size prefix, header, offsets, error codes,
-//! lengths) go into a few pieces of one `BytesMut`; every record batch the
-//! caller hands in appears in the list as that same buffer, so no record byte
-//! is copied, decoded or re-encoded on the way out.
+//! lengths) go into a few pieces of one `BytesMut`; every record chunk the
+//! caller hands in (a buffer, or a file range the kernel sends: `chunk`)
+//! appears in the list as that same chunk, so no record byte is copied,
+//! decoded or re-encoded on the way out.
 //!
 //! Invariant: the bytes equal what Kafka (and the `kafka-protocol` crate)
 //! write for the same response at the same version, 4 through 18. The tests
@@ -14,6 +15,8 @@ use std::ops::RangeInclusive;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
+
+use super::chunk::{total_len, Chunk, FileChunk, NoFile};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
@@ -63,32 +66,45 @@ const TOPIC_FIXED_SIZE_MAX: usize = 16 + 2 * UVARINT_SIZE_MAX + 1;
 /// `NodeEndpoints`.
 const RESPONSE_FIXED_SIZE_MAX: usize = 4 + 4 + 1 + 4 + 2 + 4 + 3 * UVARINT_SIZE_MAX + 1;
 
-/// Everything a Fetch response says, with records as whole batches.
-#[derive(Debug, Clone, Default)]
-pub struct FetchResponseParts {
+/// Everything a Fetch response says, with records as whole batches, in
+/// memory or in files of kind `F`.
+#[derive(Debug, Clone)]
+pub struct FetchResponseParts<F = NoFile> {
     pub throttle_time_ms: i32,
     /// Top-level error, written from v7.
     pub error_code: i16,
     /// Fetch session id, written from v7.
     pub session_id: i32,
-    pub topics: Vec<FetchTopicParts>,
+    pub topics: Vec<FetchTopicParts<F>>,
     /// Leaders named by `current_leader` in partitions with
     /// NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH; tagged, written from
     /// v16 when not empty.
     pub node_endpoints: Vec<NodeEndpoint>,
 }
 
+impl<F> Default for FetchResponseParts<F> {
+    fn default() -> Self {
+        FetchResponseParts {
+            throttle_time_ms: 0,
+            error_code: 0,
+            session_id: 0,
+            topics: Vec::new(),
+            node_endpoints: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
-pub struct FetchTopicParts {
+pub struct FetchTopicParts<F = NoFile> {
     /// Written up to v12.
     pub name: StrBytes,
     /// Written from v13.
     pub topic_id: Uuid,
-    pub partitions: Vec<FetchPartitionParts>,
+    pub partitions: Vec<FetchPartitionParts<F>>,
 }
 
 #[derive(Debug, Clone)]
-pub struct FetchPartitionParts {
+pub struct FetchPartitionParts<F = NoFile> {
     pub partition_index: i32,
     pub error_code: i16,
     pub high_watermark: i64,
@@ -107,7 +123,7 @@ pub struct FetchPartitionParts {
     pub current_leader: Option<CurrentLeader>,
     /// Whole batches in offset order, sent as they are. Empty is written as
     /// an empty record set, never null, as Kafka does.
-    pub records: Vec<Bytes>,
+    pub records: Vec<Chunk<F>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,16 +155,16 @@ pub struct NodeEndpoint {
 }
 
 /// Encodes the complete response frame, size prefix first, as chunks to be
-/// written in order. Each record buffer of `parts` is one chunk of the output,
+/// written in order. Each record chunk of `parts` is one chunk of the output,
 /// shared, not copied.
 ///
 /// Fields that do not exist at `version` are left out. The caller keeps the
 /// frame under 2 GiB (it bounds records by `fetch.max.bytes`, an `i32`).
-pub fn encode_fetch_response(
+pub fn encode_fetch_response<F: FileChunk + Clone>(
     correlation_id: i32,
     version: i16,
-    parts: &FetchResponseParts,
-) -> Vec<Bytes> {
+    parts: &FetchResponseParts<F>,
+) -> Vec<Chunk<F>> {
     assert!(FETCH_VERSIONS.contains(&version), "Fetch v{version}");
     let mut writer = ChunkWriter::new(fixed_size_estimate(parts));
     let out = &mut writer.fixed;
@@ -201,7 +217,11 @@ pub fn encode_fetch_response(
     writer.finish()
 }
 
-fn write_partition(writer: &mut ChunkWriter, version: i16, partition: &FetchPartitionParts) {
+fn write_partition<F: FileChunk + Clone>(
+    writer: &mut ChunkWriter<F>,
+    version: i16,
+    partition: &FetchPartitionParts<F>,
+) {
     let flexible = version >= FLEXIBLE_VERSION_MIN;
     let out = &mut writer.fixed;
     out.put_i32(partition.partition_index);
@@ -223,7 +243,7 @@ fn write_partition(writer: &mut ChunkWriter, version: i16, partition: &FetchPart
     if version >= 11 {
         out.put_i32(partition.preferred_read_replica);
     }
-    let records_size: usize = partition.records.iter().map(Bytes::len).sum();
+    let records_size = total_len(&partition.records);
     if flexible {
         put_uvarint(out, to_u32(records_size + 1));
     } else {
@@ -238,7 +258,7 @@ fn write_partition(writer: &mut ChunkWriter, version: i16, partition: &FetchPart
 }
 
 /// A partition's tagged fields, in tag order.
-fn write_partition_tags(out: &mut BytesMut, partition: &FetchPartitionParts) {
+fn write_partition_tags<F>(out: &mut BytesMut, partition: &FetchPartitionParts<F>) {
     let leader = partition
         .current_leader
         .filter(|&leader| leader != UNKNOWN_LEADER);
@@ -268,24 +288,24 @@ const UNKNOWN_LEADER: CurrentLeader = CurrentLeader {
 
 /// Collects the frame: fixed bytes accumulate in `fixed` and are split off
 /// (sharing one allocation) each time a record buffer is pushed.
-struct ChunkWriter {
+struct ChunkWriter<F> {
     fixed: BytesMut,
     /// The first fixed piece, kept mutable until the size prefix is known.
     head: Option<BytesMut>,
     /// `chunks[0]` is a placeholder for `head`.
-    chunks: Vec<Bytes>,
+    chunks: Vec<Chunk<F>>,
 }
 
-impl ChunkWriter {
+impl<F: FileChunk + Clone> ChunkWriter<F> {
     fn new(fixed_capacity: usize) -> Self {
         ChunkWriter {
             fixed: BytesMut::with_capacity(fixed_capacity),
             head: None,
-            chunks: vec![Bytes::new()],
+            chunks: vec![Chunk::Memory(Bytes::new())],
         }
     }
 
-    fn push_shared(&mut self, records: &Bytes) {
+    fn push_shared(&mut self, records: &Chunk<F>) {
         if records.is_empty() {
             return;
         }
@@ -300,24 +320,24 @@ impl ChunkWriter {
         let piece = self.fixed.split();
         match self.head {
             None => self.head = Some(piece),
-            Some(_) => self.chunks.push(piece.freeze()),
+            Some(_) => self.chunks.push(Chunk::Memory(piece.freeze())),
         }
     }
 
-    fn finish(mut self) -> Vec<Bytes> {
+    fn finish(mut self) -> Vec<Chunk<F>> {
         self.cut_fixed();
         let mut head = self.head.take().expect("the header is always written");
         // `chunks[0]` is still the empty placeholder; the prefix counts
         // everything after itself.
-        let frame_size = head.len() + self.chunks.iter().map(Bytes::len).sum::<usize>() - 4;
+        let frame_size = head.len() + total_len(&self.chunks) - 4;
         head[..4].copy_from_slice(&to_i32(frame_size).to_be_bytes());
-        self.chunks[0] = head.freeze();
+        self.chunks[0] = Chunk::Memory(head.freeze());
         self.chunks
     }
 }
 
 /// Capacity for the fixed bytes, enough that `fixed` never grows.
-fn fixed_size_estimate(parts: &FetchResponseParts) -> usize {
+fn fixed_size_estimate<F>(parts: &FetchResponseParts<F>) -> usize {
     let topics: usize = parts
         .topics
         .iter()
@@ -416,6 +436,7 @@ mod tests {
     }
 
     fn partition(index: i32, records: Vec<Bytes>) -> FetchPartitionParts {
+        let records = records.into_iter().map(Chunk::Memory).collect();
         FetchPartitionParts {
             partition_index: index,
             error_code: 0,
@@ -581,7 +602,7 @@ mod tests {
 
     fn crate_partition(p: &FetchPartitionParts) -> kp::PartitionData {
         let leader = p.current_leader.unwrap_or(UNKNOWN_LEADER);
-        let records: Vec<u8> = p.records.iter().flat_map(|b| b.iter().copied()).collect();
+        let records: Vec<u8> = concat(&p.records);
         kp::PartitionData::default()
             .with_partition_index(p.partition_index)
             .with_error_code(p.error_code)
@@ -628,8 +649,12 @@ mod tests {
         frame
     }
 
-    fn concat(chunks: &[Bytes]) -> Vec<u8> {
-        chunks.iter().flat_map(|c| c.iter().copied()).collect()
+    /// The bytes of `chunks`, all in memory here (`NoFile`).
+    fn concat(chunks: &[Chunk<NoFile>]) -> Vec<u8> {
+        chunks
+            .iter()
+            .flat_map(|c| c.memory().expect("no files here").iter().copied())
+            .collect()
     }
 
     /// Fields the version does not carry, as the crate decodes them.
@@ -703,6 +728,7 @@ mod tests {
             for record in &records {
                 let shared = chunks
                     .iter()
+                    .filter_map(Chunk::memory)
                     .filter(|c| c.as_ptr() == record.as_ptr() && c.len() == record.len())
                     .count();
                 assert_eq!(shared, 1, "v{version}");
@@ -716,8 +742,9 @@ mod tests {
         for version in FETCH_VERSIONS {
             for (shape, parts) in shapes(version) {
                 let chunks = encode_fetch_response(9, version, &parts);
-                let total: usize = chunks.iter().map(Bytes::len).sum();
-                let prefix = i32::from_be_bytes(chunks[0][..4].try_into().unwrap());
+                let total = total_len(&chunks);
+                let head = chunks[0].memory().expect("the head is in memory");
+                let prefix = i32::from_be_bytes(head[..4].try_into().unwrap());
                 assert_eq!(prefix as usize, total - 4, "v{version} {shape}");
             }
         }
@@ -733,9 +760,9 @@ mod tests {
                     .iter()
                     .flat_map(|t| &t.partitions)
                     .flat_map(|p| &p.records)
-                    .map(Bytes::len)
+                    .map(Chunk::len)
                     .sum();
-                let fixed = chunks.iter().map(Bytes::len).sum::<usize>() - records;
+                let fixed = total_len(&chunks) - records;
                 assert!(fixed <= fixed_size_estimate(&parts), "v{version} {shape}");
             }
         }

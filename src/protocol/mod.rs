@@ -8,6 +8,7 @@
 
 pub mod batch;
 pub mod batch_records;
+pub mod chunk;
 pub mod fetch_writer;
 pub mod frame;
 pub mod records;

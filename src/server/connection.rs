@@ -13,6 +13,11 @@
 //! not the whole frame at every doubling. A frame handed out lies in an
 //! allocation of at most `frame_allocation_bytes_max` of its length (a read
 //! chunk, or one that ends where the frame does): what a slice of it pins.
+//! Answers go out whole and in request order, one at a time; a Fetch
+//! answer's file ranges are sent by the kernel from the page cache
+//! (`sendfile` on the socket, which is made non-blocking), so the shard
+//! never waits for a full socket, nor for the disk but for pages evicted
+//! since their read, and then only after `PAGE_WAITS_MAX` timer waits.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -25,6 +30,8 @@ use glommio::net::TcpStream;
 
 use super::handlers::{self, CloseReason, Response};
 use super::limits::{ConnectionPermit, ShardConnections};
+use crate::log::{Chunk, FileRange};
+use crate::protocol::chunk::FileChunk;
 use crate::protocol::frame::{self, FrameError};
 
 /// Why reading a frame stopped.
@@ -197,6 +204,11 @@ async fn write_answers(
     limits: Rc<ShardConnections>,
     in_flight: Rc<Cell<usize>>,
 ) {
+    if let Err(error) = set_nonblocking(&stream) {
+        log::warn!("connection from {peer:?}: cannot make its socket non-blocking: {error}");
+        let _ = stream.shutdown(std::net::Shutdown::Both).await;
+        return;
+    }
     while let Some(task) = pending.recv().await {
         let response = match task.await {
             Ok(response) => response,
@@ -391,15 +403,39 @@ async fn write_response(stream: &mut TcpStream, response: Response) -> std::io::
 
 /// Buffers handed to one `sendmsg`: Linux's `UIO_MAXIOV`.
 const SEND_IOVECS_MAX: usize = 1024;
+/// Most bytes of a file range given to one `sendfile`: each step is
+/// checked to be in the page cache first, and other tasks run between
+/// steps, as between the copy path's reads (`log::segment`).
+const SEND_FILE_STEP_BYTES: usize = 256 << 10;
+/// Waits for pages of a file range evicted since its read (rare: the read
+/// found them cached), each after asking the kernel to read them back:
+/// 1 ms is about an SSD read of a step. After the last wait the send goes
+/// on and may hold the shard for one disk read.
+const PAGE_WAITS_MAX: usize = 50;
+/// One of those waits.
+const PAGE_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Writes a frame in pieces with as few system calls as the socket buffer
-/// allows: a non-blocking vectored `sendmsg` of every piece left, and only
-/// when the socket is full a wait through glommio for the piece at hand.
-/// Record bytes go from the tail cache or segment buffers to the socket
-/// without being gathered into one buffer first.
-async fn write_chunks(stream: &mut TcpStream, chunks: &[Bytes]) -> std::io::Result<()> {
+/// allows: a non-blocking vectored `sendmsg` of the memory pieces up to the
+/// next file range, and a non-blocking `sendfile` of each file range (the
+/// kernel sends it from the page cache: its bytes never enter user space);
+/// only when the socket is full a wait through glommio. Nothing else is
+/// written to the socket meanwhile: the frame goes out whole, in order.
+async fn write_chunks(stream: &mut TcpStream, chunks: &[Chunk]) -> std::io::Result<()> {
     let mut position = ChunkPosition::default();
     while position.index < chunks.len() {
+        let bytes = match &chunks[position.index] {
+            Chunk::File(range) => {
+                send_file_range(stream, range, position.offset).await?;
+                position = position.next_piece();
+                continue;
+            }
+            Chunk::Memory(bytes) if bytes.len() == position.offset => {
+                position = position.next_piece();
+                continue;
+            }
+            Chunk::Memory(bytes) => bytes,
+        };
         match send_now(stream.as_raw_fd(), chunks, position) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(sent) => {
@@ -411,16 +447,76 @@ async fn write_chunks(stream: &mut TcpStream, chunks: &[Bytes]) -> std::io::Resu
             }
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
             Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
-                stream
-                    .write_all(&chunks[position.index][position.offset..])
-                    .await?;
-                position = ChunkPosition {
-                    index: position.index + 1,
-                    offset: 0,
-                };
+                stream.write_all(&bytes[position.offset..]).await?;
+                position = position.next_piece();
             }
             Err(error) => return Err(error),
         }
+    }
+    Ok(())
+}
+
+/// Sends `range` from `from` bytes in, `SEND_FILE_STEP_BYTES` at a time,
+/// each step checked to be in the page cache first (see `PAGE_WAITS_MAX`)
+/// so that `sendfile` does not wait for the disk on the reactor. The
+/// socket is non-blocking (`set_nonblocking`); when it is full, one byte
+/// goes through glommio's write, which waits for room without holding the
+/// shard. A file shorter than the range (cut under the send) fails the
+/// write: the frame cannot be finished, and the connection closes.
+async fn send_file_range(
+    stream: &mut TcpStream,
+    range: &FileRange,
+    mut from: usize,
+) -> std::io::Result<()> {
+    while from < range.byte_len() {
+        let step = (range.byte_len() - from).min(SEND_FILE_STEP_BYTES);
+        wait_for_pages(range, from, step).await;
+        match range.send(stream.as_raw_fd(), from, step) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(sent) => {
+                from += sent;
+                glommio::yield_if_needed().await;
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                stream.write_all(&[range.byte_at(from)?]).await?;
+                from += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// Waits until the `len` bytes `from` bytes into `range` are in the page
+/// cache, having asked the kernel to read them, for at most
+/// `PAGE_WAITS_MAX` waits of `PAGE_WAIT`.
+async fn wait_for_pages(range: &FileRange, from: usize, len: usize) {
+    if range.cached(from, len) {
+        return;
+    }
+    range.prefetch(from, len);
+    for _ in 0..PAGE_WAITS_MAX {
+        glommio::timer::sleep(PAGE_WAIT).await;
+        if range.cached(from, len) {
+            return;
+        }
+    }
+}
+
+/// Makes the connection's socket non-blocking, so that `sendfile` returns
+/// when it is full instead of holding the shard. glommio's own socket
+/// calls are unaffected: it sends and receives with `MSG_DONTWAIT` and
+/// waits through io_uring polls either way. The flag is on the socket
+/// itself, which the reader's handle shares.
+fn set_nonblocking(stream: &TcpStream) -> std::io::Result<()> {
+    let fd = stream.as_raw_fd();
+    // SAFETY: fcntl on the connection's open socket; it reads and sets
+    // the status flags only.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }
@@ -435,8 +531,16 @@ struct ChunkPosition {
 }
 
 impl ChunkPosition {
+    /// The start of the piece after this one.
+    fn next_piece(self) -> ChunkPosition {
+        ChunkPosition {
+            index: self.index + 1,
+            offset: 0,
+        }
+    }
+
     /// The position after `sent` more bytes went out, past empty pieces.
-    fn advance(self, chunks: &[Bytes], mut sent: usize) -> ChunkPosition {
+    fn advance(self, chunks: &[Chunk], mut sent: usize) -> ChunkPosition {
         let ChunkPosition {
             mut index,
             mut offset,
@@ -457,14 +561,21 @@ impl ChunkPosition {
     }
 }
 
-/// One `sendmsg(MSG_DONTWAIT)` of the pieces from `position` on: never
-/// blocks the shard; `WouldBlock` when the socket buffer is full.
-fn send_now(fd: i32, chunks: &[Bytes], position: ChunkPosition) -> std::io::Result<usize> {
+/// One `sendmsg(MSG_DONTWAIT)` of the memory pieces from `position` up to
+/// the next file range: never blocks the shard; `WouldBlock` when the
+/// socket buffer is full. `MSG_MORE` when a file range follows, so that
+/// the fixed fields before it leave in its first packet.
+fn send_now(fd: i32, chunks: &[Chunk], position: ChunkPosition) -> std::io::Result<usize> {
     let mut iovecs = Vec::with_capacity((chunks.len() - position.index).min(SEND_IOVECS_MAX));
+    let mut flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
     for (n, chunk) in chunks[position.index..].iter().enumerate() {
         if iovecs.len() == SEND_IOVECS_MAX {
             break;
         }
+        let Chunk::Memory(chunk) = chunk else {
+            flags |= libc::MSG_MORE;
+            break;
+        };
         let bytes = if n == 0 {
             &chunk[position.offset..]
         } else {
@@ -483,7 +594,7 @@ fn send_now(fd: i32, chunks: &[Bytes], position: ChunkPosition) -> std::io::Resu
     message.msg_iovlen = iovecs.len() as _;
     // SAFETY: every iovec points into a `Bytes` borrowed for this call, and
     // the kernel only reads them; `fd` is this connection's open socket.
-    let sent = unsafe { libc::sendmsg(fd, &message, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    let sent = unsafe { libc::sendmsg(fd, &message, flags) };
     if sent < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -494,8 +605,11 @@ fn send_now(fd: i32, chunks: &[Bytes], position: ChunkPosition) -> std::io::Resu
 mod tests {
     use super::*;
 
-    fn chunks(lengths: &[usize]) -> Vec<Bytes> {
-        lengths.iter().map(|&n| Bytes::from(vec![7u8; n])).collect()
+    fn chunks(lengths: &[usize]) -> Vec<Chunk> {
+        lengths
+            .iter()
+            .map(|&n| Chunk::Memory(Bytes::from(vec![7u8; n])))
+            .collect()
     }
 
     #[test]
@@ -676,9 +790,20 @@ mod tests {
         // Pieces much larger than the socket buffer force the WouldBlock
         // path; many small ones force more than one sendmsg.
         let mut pieces = chunks(&[1, 0, 3_000_000, 17]);
-        pieces.extend((0..3000).map(|n| Bytes::from(vec![(n % 251) as u8; n % 97])));
-        let expected: Vec<u8> = pieces.iter().flat_map(|p| p.iter().copied()).collect();
-        let received = crate::shard::block_on(move || async move {
+        pieces.extend((0..3000).map(|n| Chunk::Memory(Bytes::from(vec![(n % 251) as u8; n % 97]))));
+        let expected: Vec<u8> = pieces
+            .iter()
+            .flat_map(|p| p.memory().expect("in memory").iter().copied())
+            .collect();
+        let received = send_through_socket(pieces);
+        assert_eq!(received.len(), expected.len());
+        assert!(received == expected, "bytes differ");
+    }
+
+    /// What a reader on the other end of a socket receives when
+    /// `write_chunks` sends `pieces` on a non-blocking socket.
+    fn send_through_socket(pieces: Vec<Chunk>) -> Vec<u8> {
+        crate::shard::block_on(move || async move {
             let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             let address = listener.local_addr().expect("address");
             let reader = glommio::spawn_local(async move {
@@ -688,10 +813,44 @@ mod tests {
                 all
             });
             let mut stream = listener.accept().await.expect("accept");
+            set_nonblocking(&stream).expect("O_NONBLOCK");
             write_chunks(&mut stream, &pieces).await.expect("write");
             stream.close().await.expect("close");
             reader.await
-        });
+        })
+    }
+
+    /// File ranges go out between memory pieces, in order, through a socket
+    /// that fills (each wait for room sends one byte through glommio), and
+    /// from a file removed after the ranges were made.
+    #[test]
+    fn file_ranges_arrive_whole_and_in_order_between_memory_pieces() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("segment");
+        let file_bytes: Vec<u8> = (0..5_000_000u32).map(|n| (n % 241) as u8).collect();
+        std::fs::write(&path, &file_bytes).expect("write the file");
+        let file = std::sync::Arc::new(std::os::fd::OwnedFd::from(
+            std::fs::File::open(&path).expect("open"),
+        ));
+        std::fs::remove_file(&path).expect("unlink");
+        let range = |start: usize, len: usize| {
+            Chunk::File(FileRange::new(file.clone(), start as u64, len, 0..1))
+        };
+        let pieces = vec![
+            Chunk::Memory(Bytes::from_static(b"head")),
+            range(10, 4_000_000),
+            range(4_500_000, 3),
+            Chunk::Memory(Bytes::from_static(b"middle")),
+            range(0, 1),
+            Chunk::Memory(Bytes::from_static(b"tail")),
+        ];
+        let mut expected = b"head".to_vec();
+        expected.extend_from_slice(&file_bytes[10..4_000_010]);
+        expected.extend_from_slice(&file_bytes[4_500_000..4_500_003]);
+        expected.extend_from_slice(b"middle");
+        expected.extend_from_slice(&file_bytes[..1]);
+        expected.extend_from_slice(b"tail");
+        let received = send_through_socket(pieces);
         assert_eq!(received.len(), expected.len());
         assert!(received == expected, "bytes differ");
     }

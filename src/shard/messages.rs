@@ -12,7 +12,7 @@ use crate::group::{
     DescribedGroup, GroupState, HeartbeatRequest, JoinRequest, JoinResponse, LeaveResponse,
     LeavingMember, ListedGroup, PartitionOffset, SyncRequest, SyncResponse, TxnCommitRequest,
 };
-use crate::log::{AppendResult, AppendWait, ProducerDescription, TxnVerification};
+use crate::log::{AppendResult, AppendWait, Chunk, ProducerDescription, TxnVerification};
 // The controller's requests and errors are the pure controller's types.
 pub use crate::metadata::controller::{
     ConfigChange, KafkaError, NewTopic, PartitionGrowth, TopicConfigChange, TopicRef,
@@ -168,8 +168,9 @@ pub struct FetchOutcome {
     /// READ_COMMITTED only: (producer id, first offset) of each aborted
     /// transaction overlapping the records.
     pub aborted_transactions: Option<Vec<(i64, i64)>>,
-    /// Whole batches, shared with the owner's tail cache (zero copy).
-    pub records: Vec<Bytes>,
+    /// Whole batches, shared with the owner's tail cache or as ranges of
+    /// its segment files (zero copy).
+    pub records: Vec<Chunk>,
 }
 
 #[derive(Debug)]

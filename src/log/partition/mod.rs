@@ -45,6 +45,8 @@ mod pinned_tests;
 mod producers;
 #[cfg(test)]
 mod producers_tests;
+#[cfg(test)]
+mod ranges_tests;
 mod read;
 mod replicated;
 #[cfg(test)]

@@ -7,12 +7,13 @@ use std::rc::Rc;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::Compression;
 
-use super::super::{AppendWait, LogConfig, LogError};
+use super::super::{AppendWait, Chunk, LogConfig, LogError};
 use super::append::SLICE_BATCH_BYTES_MIN;
 use super::tests::*;
 use super::PartitionLog;
 use crate::protocol::batch::tests::sample_batch;
 use crate::protocol::batch::{BatchHeader, ATTR_TIMESTAMP_TYPE_LOG_APPEND, BATCH_HEADER_SIZE};
+use crate::protocol::chunk::total_len;
 
 /// A log whose segments hold these tests' large batches and whose tail
 /// holds `tail_cache_bytes`, with its config for reopening it.
@@ -62,12 +63,13 @@ fn tail_reads_share_the_appended_memory() {
             .read_chunks(0, log.high_watermark(), usize::MAX, true)
             .await
             .unwrap();
-        let fetched: usize = read.chunks.iter().map(Bytes::len).sum();
+        let fetched = total_len(&read.chunks);
         assert_eq!(fetched, 3 * (large.len() + small.len()));
         assert_eq!(read.last_offset, Some(log.log_end_offset() - 1));
         let copied: usize = read
             .chunks
             .iter()
+            .filter_map(Chunk::memory)
             .filter(|chunk| {
                 let start = chunk.as_ptr() as usize;
                 !appended
@@ -108,7 +110,7 @@ fn a_sliced_batch_from_the_tail_is_the_batch_in_the_segment() {
             let read = log.read_chunks(0, hw, usize::MAX, true).await.unwrap();
             assert_eq!(read.chunks.len(), 6, "two batches in two parts each");
             assert_eq!(read.last_offset, Some(hw - 1));
-            let from_tail: Vec<u8> = read.chunks.concat();
+            let from_tail: Vec<u8> = chunk_bytes(&read.chunks);
             let whole: Vec<u8> = log.read(0, hw, usize::MAX, true).await.unwrap().concat();
             assert_eq!(from_tail, whole);
             log.close().await.unwrap();
@@ -117,8 +119,9 @@ fn a_sliced_batch_from_the_tail_is_the_batch_in_the_segment() {
             let from_segment = log.read_chunks(0, hw, usize::MAX, true).await.unwrap();
             assert_eq!(from_segment.chunks.len(), 4);
             assert_eq!(from_segment.last_offset, Some(hw - 1));
-            assert_eq!(from_segment.chunks.concat(), from_tail);
-            let second = BatchHeader::view(&from_segment.chunks[1]).unwrap();
+            assert_eq!(chunk_bytes(&from_segment.chunks), from_tail);
+            let second = from_segment.chunks[1].memory().unwrap();
+            let second = BatchHeader::view(second).unwrap();
             let stamped = second.attributes.get() & ATTR_TIMESTAMP_TYPE_LOG_APPEND != 0;
             assert_eq!(stamped, log_append_time_ms.is_some());
             if let Some(now) = log_append_time_ms {

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::Compression;
 
-use super::super::{AppendResult, AppendWait, LogConfig, LogError};
+use super::super::{AppendResult, AppendWait, Chunk, LogConfig, LogError};
 use super::PartitionLog;
 use crate::protocol::batch::tests::sample_batch;
 use crate::protocol::batch::{BatchHeader, ATTR_TRANSACTIONAL};
@@ -95,6 +95,18 @@ pub fn segment_files(dir: &Path, extension: &str) -> usize {
                 .is_some_and(|x| x == extension)
         })
         .count()
+}
+
+/// The bytes a read's chunks stand for, file ranges read from their files.
+pub fn chunk_bytes(chunks: &[Chunk]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for chunk in chunks {
+        match chunk {
+            Chunk::Memory(memory) => bytes.extend_from_slice(memory),
+            Chunk::File(range) => bytes.extend_from_slice(&range.contents()),
+        }
+    }
+    bytes
 }
 
 pub fn base_of(batch: &Bytes) -> i64 {

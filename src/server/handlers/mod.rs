@@ -60,6 +60,7 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use super::connection::ConnectionContext;
 use super::forward;
+use crate::log::Chunk;
 use crate::metadata::brokers::Broker;
 use crate::metadata::{ClusterView, TopicMeta};
 use crate::protocol::frame::{self, FrameError, Request};
@@ -70,8 +71,9 @@ pub enum Response {
     /// Nothing: `acks=0` produce.
     None,
     Frame(Bytes),
-    /// A frame in pieces, record bytes shared rather than copied.
-    Chunks(Vec<Bytes>),
+    /// A frame in pieces, record bytes shared rather than copied (memory,
+    /// or file ranges the kernel sends).
+    Chunks(Vec<Chunk>),
 }
 
 /// Why a connection must close.

@@ -10,10 +10,9 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
 use super::super::{group_by_owner, scatter};
 use super::Wanted;
+use crate::protocol::chunk::total_len;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{
     FetchOutcome, FetchPart, ReadBound, ReplicaFetch, ShardReply, ShardRequest, TopicPartition,
@@ -61,7 +60,7 @@ pub async fn read_until_ready(
 fn ready(outcomes: &[FetchOutcome], min_bytes: usize) -> bool {
     let total_bytes: usize = outcomes
         .iter()
-        .map(|outcome| outcome.records.iter().map(Bytes::len).sum::<usize>())
+        .map(|outcome| total_len(&outcome.records))
         .sum();
     total_bytes >= min_bytes || outcomes.iter().any(|outcome| outcome.error_code != 0)
 }

@@ -8,10 +8,11 @@
 //! records, no error and the same high watermark and log start offset as the
 //! session last sent (KIP-227). Pure: no IO, no session cache.
 
-use bytes::Bytes;
 use kafka_protocol::protocol::StrBytes;
 
 use super::Wanted;
+use crate::log::FileRange;
+use crate::protocol::chunk::total_len;
 use crate::protocol::fetch_writer::{
     AbortedTransaction, CurrentLeader, DivergingEpoch, FetchPartitionParts, FetchTopicParts,
 };
@@ -20,7 +21,7 @@ use crate::shard::messages::{FetchOutcome, TopicPartition};
 /// The topics of a response, and what it said of each partition it named:
 /// (partition, high watermark, log start offset), for the session.
 pub struct Assembled {
-    pub topics: Vec<FetchTopicParts>,
+    pub topics: Vec<FetchTopicParts<FileRange>>,
     pub sent: Vec<(TopicPartition, i64, i64)>,
 }
 
@@ -29,7 +30,7 @@ pub struct Assembled {
 pub fn trim_to_max_bytes(outcomes: &mut [FetchOutcome], response_max_bytes: usize) {
     let mut total_bytes = 0usize;
     for outcome in outcomes.iter_mut() {
-        let size: usize = outcome.records.iter().map(Bytes::len).sum();
+        let size = total_len(&outcome.records);
         if size == 0 {
             continue;
         }
@@ -44,7 +45,7 @@ pub fn trim_to_max_bytes(outcomes: &mut [FetchOutcome], response_max_bytes: usiz
 /// Groups the outcomes by topic, in the order wanted, leaving out what an
 /// incremental response need not repeat.
 pub fn assemble(wanted: &[Wanted], outcomes: Vec<FetchOutcome>) -> Assembled {
-    let mut topics: Vec<FetchTopicParts> = Vec::new();
+    let mut topics: Vec<FetchTopicParts<FileRange>> = Vec::new();
     let mut sent = Vec::new();
     for (want, outcome) in wanted.iter().zip(outcomes) {
         if unchanged(want, &outcome) {
@@ -112,6 +113,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::log::Chunk;
 
     fn outcome(record_bytes: &[usize]) -> FetchOutcome {
         FetchOutcome {
@@ -119,7 +121,7 @@ mod tests {
             log_start_offset: 0,
             records: record_bytes
                 .iter()
-                .map(|&size| Bytes::from(vec![0u8; size]))
+                .map(|&size| Chunk::Memory(Bytes::from(vec![0u8; size])))
                 .collect(),
             ..FetchOutcome::default()
         }
@@ -151,7 +153,7 @@ mod tests {
         trim_to_max_bytes(&mut outcomes, 100);
         let kept: Vec<usize> = outcomes
             .iter()
-            .map(|outcome| outcome.records.iter().map(Bytes::len).sum())
+            .map(|outcome| total_len(&outcome.records))
             .collect();
         assert_eq!(kept, vec![0, 120, 0, 0]);
 
