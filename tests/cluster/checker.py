@@ -30,7 +30,7 @@ import struct
 import sys
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -274,6 +274,9 @@ def report(history, anomalies, per_kind=REPORT_PER_KIND):
         if of_kind:
             lines.append(f"{kind}: {len(of_kind)}")
             lines += [f"  {a}" for a in of_kind[:per_kind]]
+    if history.errors:
+        by_error = Counter(error for _, error in history.errors)
+        lines.append("failed by error: " + "; ".join(f"{n} x {error}" for error, n in by_error.most_common()))
     resent = _duplicated(history)[1]
     if resent:
         lines.append(f"re-sent by the client in a new producer epoch (no anomaly): {resent} values")
