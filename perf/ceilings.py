@@ -1,12 +1,14 @@
 """The machine's ceilings, measured before the brokers: iperf3 over
-loopback, fio sequential O_DIRECT writes and reads and 4 KiB write +
-fdatasync latency on the disk the brokers' data dirs live on; each one
+loopback, fio sequential O_DIRECT writes and reads, W2's write pattern
+(8 files, 16 KiB O_DSYNC writes) and 4 KiB write + fdatasync latency on the disk the brokers' data dirs live on; each one
 measured or the reason it could not be.
 """
 
 import json
 import os
 import time
+
+from runs import PARTITIONS
 
 from procs import (
     BENCH_SLACK_S, HOST, POLL_INTERVAL_S, READY_TIMEOUT_S, _kill, free_port, make_temp_dir, remove_temp_dir,
@@ -15,6 +17,10 @@ from procs import (
 
 
 # ---------------------------------------------------------------- ceilings
+
+# The batch W2's producer fills per partition: `shoal bench`'s default
+# --batch-bytes, which perf/run's workloads keep.
+W2_BATCH_BYTES = 16384
 
 
 def iperf3_loopback(seconds, commands):
@@ -72,6 +78,13 @@ def ceilings(size, commands):
             "seqwrite", ["--bs=1M", "--size=512M", "--direct=1", "--ioengine=libaio", "--iodepth=8"],
             seconds, commands)["write"]["bw_bytes"],
         "fdatasync_latency_ms": lambda: fdatasync_latency(seconds, commands),
+        # W2's ceiling (issue 16): W2's write pattern without a broker: its 8
+        # partitions' files written side by side, one W2_BATCH_BYTES batch
+        # at a time each, buffered with O_DSYNC as shoal's durable log writes.
+        "disk_w2_pattern_bytes_per_s": lambda: fio_run(
+            "w2pattern", [f"--bs={W2_BATCH_BYTES}", "--size=128M", f"--numjobs={PARTITIONS}", "--ioengine=sync",
+                          "--sync=dsync", "--group_reporting"],
+            seconds, commands)["write"]["bw_bytes"],
         # W8's ceiling: what the disk reads sequentially, past the page cache
         # (fio lays the file out first, then reads it for `seconds`).
         "disk_seq_read_bytes_per_s": lambda: fio_run(
