@@ -93,6 +93,10 @@ class Run:
     load: object = None
     events: list = field(default_factory=list)
     violations: list = field(default_factory=list)
+    # Whether a node may exit by itself during this fault (a full disk:
+    # Kafka halts); otherwise a node found exited that the fault did not
+    # kill crashed, and that is a violation.
+    exits_allowed: bool = False
 
     def note(self, what):
         self.events.append(f"{time.monotonic() - self.load.started:7.1f}s {what}")
@@ -100,6 +104,10 @@ class Run:
     @property
     def bootstrap(self):
         return self.load.bootstrap
+
+
+# The log lines a crashed node's violation quotes.
+CRASH_LOG_LINES = 3
 
 
 def _states(run):
@@ -134,6 +142,10 @@ def wait_healthy(run):
     deadline = time.monotonic() + HEAL_WAIT_S
     for node in run.cluster.nodes:
         if not node.running:
+            if not run.exits_allowed:
+                last = node.log_tail(CRASH_LOG_LINES).strip().splitlines()
+                run.violations.append(f"node {node.node_id} exited by itself (code {node.proc.returncode}): "
+                                      + " / ".join(last))
             run.cluster.restart(node.index, wait=False)
         run.cluster.wait_ready(node.index, timeout_s=max(1.0, deadline - time.monotonic()))
     while not checker.quietly(lambda: checker.in_sync(run.bootstrap, run.topic, run.partitions)):
@@ -306,6 +318,7 @@ def follower_disk_full(run, rounds, seconds):
     follower must stop counting toward the high watermark either way),
     and once there is room it catches up or restarts on its data."""
     _require(run, "disk-full")
+    run.exits_allowed = True
     for r in range(rounds):
         victim = follower(run, r % run.partitions)
         try:
