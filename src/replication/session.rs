@@ -148,9 +148,10 @@ impl FetchSession {
         Ok(request)
     }
 
-    /// The request built last was not answered (connection lost, timeout):
-    /// close the session and ask for a new one with the next request.
-    pub fn on_send_failed(&mut self) {
+    /// The request built last was not answered (connection lost, timeout),
+    /// or its answer did not fit what this side holds: close the session
+    /// and ask for a new one with the next request (a full fetch).
+    pub fn start_over(&mut self) {
         self.in_flight_epoch = None;
         self.next_epoch = INITIAL_EPOCH;
     }

@@ -191,7 +191,7 @@ fn a_lost_answer_or_a_closed_session_makes_the_next_fetch_full() {
         session.build(&plan, ME, VERSION).unwrap_err(),
         SessionError::RequestInFlight
     );
-    session.on_send_failed();
+    session.start_over();
     assert!(session.next_is_full());
     let (mut session, plan) = opened(42);
     session.build(&plan, ME, VERSION).unwrap();
@@ -310,7 +310,7 @@ proptest! {
             prop_assert!(request.session_epoch == 0 || request.session_id == session_id);
             match fate {
                 // Lost: the leader never saw it.
-                0 => session.on_send_failed(),
+                0 => session.start_over(),
                 // The leader lost the session.
                 1 => {
                     let error = ResponseError::FetchSessionIdNotFound.code();

@@ -38,7 +38,7 @@ use super::replication::own_broker_epoch;
 use super::Shard;
 use crate::clock::now_ms;
 use crate::config::host_port;
-use crate::log::{Backing, PartitionLog};
+use crate::log::{Backing, LogError, PartitionLog};
 use crate::quorum::channel::{connect_address, read_frame_of, request_frame};
 use crate::replication::{
     follower_high_watermark, follower_log_start, leader_offsets, offsets_answer, offsets_request,
@@ -131,13 +131,23 @@ async fn run(shard: Weak<Shard>, leader_id: i32) {
                 .map(|answers| (answers, frame_bytes))
                 .map_err(|e| format!("{e:?}")),
             Err(error) => {
-                session.on_send_failed();
+                session.start_over();
                 Err(error.to_string())
             }
         };
         match answers {
             Ok((answers, frame_bytes)) => {
-                let out_of_range = carry_out(&strong, leader_id, answers, frame_bytes).await;
+                let carried = carry_out(&strong, leader_id, answers, frame_bytes).await;
+                if carried.misplaced {
+                    // The leader served a position this replica is not at:
+                    // what the session holds on either side disagrees, so
+                    // the next Fetch is full and states every position.
+                    log::warn!(
+                        "replica fetcher for leader {leader_id}: an answer out of place; starting the fetch session over"
+                    );
+                    session.start_over();
+                }
+                let out_of_range = carried.out_of_range;
                 if !out_of_range.is_empty() {
                     let link = Link {
                         stream: &mut link,
@@ -344,7 +354,7 @@ async fn carry_out(
     leader_id: i32,
     answers: Vec<PartitionAnswer>,
     frame_bytes: usize,
-) -> Vec<TopicPartitionId> {
+) -> Carried {
     // The records are slices of one response frame, charged once to this
     // shard's budget for pinned frames, as a produce request's are.
     let frame = shard.partitions.pinned_frame(frame_bytes);
@@ -373,18 +383,34 @@ async fn carry_out(
         ))
     });
     let steps: Vec<_> = steps.collect();
-    futures_util::future::join_all(steps).await;
-    out_of_range
+    let misplaced = futures_util::future::join_all(steps)
+        .await
+        .into_iter()
+        .any(|misplaced| misplaced);
+    Carried {
+        out_of_range,
+        misplaced,
+    }
+}
+
+/// What one answer's partitions came to, for the fetcher's loop.
+struct Carried {
+    /// Partitions whose leader's offsets are to be asked.
+    out_of_range: Vec<TopicPartitionId>,
+    /// Whether the log refused an answer's batches as not where it ends
+    /// (`LogError::NotAtLogEnd`, `EpochBackward`).
+    misplaced: bool,
 }
 
 /// Carries out one partition's decision on its log; `backing` is what
-/// appended records lie in.
+/// appended records lie in. True when the log refused the batches as out
+/// of place.
 async fn apply(
     partition: TopicPartition,
     log: Rc<PartitionLog>,
     decision: FollowerDecision,
     backing: Backing,
-) {
+) -> bool {
     let outcome = match decision {
         FollowerDecision::Append {
             records,
@@ -449,7 +475,14 @@ async fn apply(
         | FollowerDecision::AwaitMetadata
         | FollowerDecision::Ignore => Ok(()),
     };
-    if let Err(error) = outcome {
-        log::warn!("replica of {}: {error}", partition.dir_name());
+    match outcome {
+        Ok(()) => false,
+        Err(error) => {
+            log::warn!("replica of {}: {error}", partition.dir_name());
+            matches!(
+                error,
+                LogError::NotAtLogEnd { .. } | LogError::EpochBackward { .. }
+            )
+        }
     }
 }

@@ -245,16 +245,24 @@ LAST_OFFSET_DELTA_AT = 23
 # offsets to partitions, v7 fetch sessions (KIP-227).
 FETCH_LOG_START_VERSION = 5
 FETCH_SESSIONS_VERSION = 7
+# Fetch v9 names the leader epoch the fetcher knows, per partition (KIP-320).
+FETCH_LEADER_EPOCH_VERSION = 9
+NO_LEADER_EPOCH = -1
 NO_FETCH_SESSION = 0
 NO_FETCH_SESSION_EPOCH = -1
 
 
 def fetch_request(partitions, version, max_bytes=64 << 20, session_id=NO_FETCH_SESSION, epoch=NO_FETCH_SESSION_EPOCH):
-    """A Fetch body (v4 to v7, no wait). partitions is [(topic, partition,
-    offset, partition_max_bytes)]; session_id and epoch are sent from v7."""
+    """A Fetch body (v4 to v10, no wait). partitions is [(topic, partition,
+    offset, partition_max_bytes)], or from v9 [(topic, partition, offset,
+    partition_max_bytes, current_leader_epoch)] (-1 when left out);
+    session_id and epoch are sent from v7."""
     by_topic = {}
-    for topic, partition, offset, partition_max_bytes in partitions:
-        if version >= FETCH_LOG_START_VERSION:
+    for topic, partition, offset, partition_max_bytes, *rest in partitions:
+        if version >= FETCH_LEADER_EPOCH_VERSION:
+            leader_epoch = rest[0] if rest else NO_LEADER_EPOCH
+            part = struct.pack(">iiqqi", partition, leader_epoch, offset, -1, partition_max_bytes)
+        elif version >= FETCH_LOG_START_VERSION:
             part = struct.pack(">iqqi", partition, offset, -1, partition_max_bytes)
         else:
             part = struct.pack(">iqi", partition, offset, partition_max_bytes)
@@ -272,7 +280,7 @@ def fetch_request(partitions, version, max_bytes=64 << 20, session_id=NO_FETCH_S
 
 def parse_fetch_response(body, version):
     """(error_code, session_id, {(topic, partition): (error_code,
-    high_watermark, records_bytes)}) of a Fetch response (v4 to v7; before
+    high_watermark, records_bytes)}) of a Fetch response (v4 to v10; before
     v7 there is no top-level error or session, given as ERR_NONE and
     NO_FETCH_SESSION)."""
     reader = Reader(body)
@@ -289,6 +297,7 @@ def parse_fetch_response(body, version):
         size = reader.take(">i")
         records = b"" if size < 0 else reader.data[reader.pos : reader.pos + size]
         reader.pos += max(size, 0)
+        assert (topic, index) not in out, f"the response names {topic}-{index} twice"
         out[(topic, index)] = (part_error, high_watermark, records)
 
     def topic():

@@ -34,6 +34,9 @@ INITIAL_EPOCH = 0
 FINAL_EPOCH = -1
 NO_SESSION = kafka_wire.NO_FETCH_SESSION
 ERR_FETCH_SESSION_ID_NOT_FOUND = 70
+ERR_UNKNOWN_LEADER_EPOCH = 75
+# A leader epoch the broker has not reached (a new topic's is 0).
+AHEAD_LEADER_EPOCH = 5
 PARTITION_MAX_BYTES = 1 << 20
 RECORDS_PER_ROUND = 10
 SESSIONS_PER_SHARD = 20
@@ -66,27 +69,30 @@ def connect_to_shard(broker, shard):
 class FetchSession:
     """One client's view of its fetch session on one connection."""
 
-    def __init__(self, sock):
+    def __init__(self, sock, version=FETCH_SESSIONS_VERSION):
         self.sock = sock
+        self.version = version
         self.correlation_id = 0
         self.session_id = NO_SESSION
         self.epoch = INITIAL_EPOCH
 
     def fetch(self, session_id, epoch, partitions=()):
-        """Fetch v7 with no wait. partitions is [(topic, partition, offset)].
+        """Fetch with no wait. partitions is [(topic, partition, offset)],
+        from v9 also [(topic, partition, offset, current_leader_epoch)].
         Returns (error_code, session_id, {(topic, partition): (error_code,
         high_watermark, records)})."""
         self.correlation_id += 1
         body = kafka_wire.fetch_request(
-            [(topic, partition, offset, PARTITION_MAX_BYTES) for topic, partition, offset in partitions],
-            FETCH_SESSIONS_VERSION,
+            [(topic, partition, offset, PARTITION_MAX_BYTES, *epoch)
+             for topic, partition, offset, *epoch in partitions],
+            self.version,
             session_id=session_id,
             epoch=epoch,
         )
-        header = kafka_wire.request_header(kafka_wire.API_FETCH, FETCH_SESSIONS_VERSION, self.correlation_id)
+        header = kafka_wire.request_header(kafka_wire.API_FETCH, self.version, self.correlation_id)
         self.sock.sendall(kafka_wire.frame(header + body))
         response = kafka_wire.read_response(self.sock, self.correlation_id)
-        return kafka_wire.parse_fetch_response(response, FETCH_SESSIONS_VERSION)
+        return kafka_wire.parse_fetch_response(response, self.version)
 
     def open(self, partitions):
         error, session_id, answer = self.fetch(NO_SESSION, INITIAL_EPOCH, partitions)
@@ -157,6 +163,34 @@ def test_another_clients_full_fetch_or_close_leaves_a_session_alone(broker_facto
         # B's own session, on its own shard, is untouched too.
         error, _ = client_b.next()
         assert error == kafka_wire.ERR_NONE
+
+
+def test_a_partition_named_with_an_error_moves_in_its_session(broker_factory, topic):
+    """A fetcher that names a partition at a new offset and gets an error
+    for it (here a leader epoch ahead of the broker's: a follower whose
+    metadata is newer than its leader's) has moved that partition in its
+    session all the same, as Kafka's session caches every partition a
+    request names: the answer names it once, with the error, and later
+    fetches that cover it without naming it are checked with that epoch and
+    served from that offset, never from where it was before."""
+    broker = sessions_broker(broker_factory)
+    clients.create_topic(broker.bootstrap, topic, 1)
+    produce(broker, topic, 0)
+    with connect_to_shard(broker, 0) as sock:
+        client = FetchSession(sock, kafka_wire.FETCH_LEADER_EPOCH_VERSION)
+        assert last_offset(client.open([(topic, 0, 0)]), topic) == RECORDS_PER_ROUND - 1
+        moved_to = RECORDS_PER_ROUND // 2
+        error, answer = client.next([(topic, 0, moved_to, AHEAD_LEADER_EPOCH)])
+        assert error == kafka_wire.ERR_NONE
+        assert answer[(topic, 0)][0] == ERR_UNKNOWN_LEADER_EPOCH, answer
+        error, answer = client.next()
+        assert error == kafka_wire.ERR_NONE
+        assert answer[(topic, 0)][0] == ERR_UNKNOWN_LEADER_EPOCH, \
+            f"served from the position before the move: {answer}"
+        error, answer = client.next([(topic, 0, moved_to, kafka_wire.NO_LEADER_EPOCH)])
+        assert error == kafka_wire.ERR_NONE
+        batches = kafka_wire.batch_offsets(answer[(topic, 0)][2])
+        assert batches[0][0] <= moved_to <= batches[0][1], batches
 
 
 def test_session_ids_are_unique_across_the_broker(broker_factory, topic):

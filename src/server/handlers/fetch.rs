@@ -24,7 +24,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{hinted_endpoints, leader_hint, Response};
 use crate::metadata::brokers::Broker;
-use crate::metadata::{ClusterView, NO_LEADER_EPOCH};
+use crate::metadata::ClusterView;
 use crate::protocol::fetch_writer::{self, FetchResponseParts, NodeEndpoint};
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::TopicPartition;
@@ -69,6 +69,8 @@ struct Wanted {
     last_fetched_epoch: i32,
     /// A follower's log start offset (v5+), -1 if unknown.
     log_start_offset: i64,
+    /// The leader epoch the fetcher knows (v9+), -1 if it names none.
+    current_leader_epoch: i32,
     error: Option<ResponseError>,
     /// The shard that owns the partition, when it has no error.
     owner: usize,
@@ -195,6 +197,7 @@ fn resolve(view: &ClusterView, version: i16, request: &FetchRequest) -> Vec<Want
                 max_bytes: partition.partition_max_bytes,
                 last_fetched_epoch: partition.last_fetched_epoch,
                 log_start_offset: partition.log_start_offset,
+                current_leader_epoch: partition.current_leader_epoch,
                 error,
                 owner,
                 leader,
@@ -230,7 +233,7 @@ fn open_session(
         if request.session_epoch == FINAL_EPOCH {
             return Ok((INVALID_SESSION_ID, wanted));
         }
-        let partitions = known(&wanted).collect();
+        let partitions = cached(&wanted).collect();
         let id = cache.create(now_ms, uses_topic_ids, partitions, &mut random_u64);
         Ok((id, wanted))
     })
@@ -249,22 +252,25 @@ fn incremental(
         session_id: request.session_id,
         epoch: request.session_epoch,
         uses_topic_ids,
-        upserts: known(&wanted).collect(),
+        upserts: cached(&wanted).collect(),
         forgotten: forgotten(view, request, uses_topic_ids),
     };
     let covered = with_sessions(context, |cache, now_ms| cache.update(now_ms, update))?;
     let Some(covered) = covered else {
         return Ok((INVALID_SESSION_ID, wanted));
     };
-    let errors = wanted.into_iter().filter(|want| want.error.is_some());
+    // What the session cannot hold is answered once, from the request; all
+    // the rest is the session's, each partition once.
+    let uncached = wanted.into_iter().filter(|want| !is_cached(want));
     Ok((
         request.session_id,
-        covered_wanted(view, covered).chain(errors).collect(),
+        covered_wanted(view, covered).chain(uncached).collect(),
     ))
 }
 
 /// The session's partitions, each with its owner shard, or the error it
-/// earns now that metadata has moved on (deleted, led elsewhere).
+/// earns now, checked with the leader epoch its fetcher last named, as a
+/// request naming it is (led elsewhere, an epoch behind or ahead, deleted).
 fn covered_wanted(
     view: &ClusterView,
     covered: SessionPartitions,
@@ -273,7 +279,7 @@ fn covered_wanted(
         let index = partition.partition;
         let (owner, error, leader) = match view.topic(&partition.topic) {
             Some(meta) if meta.id == state.topic_id || state.topic_id.is_nil() => {
-                match view.lead(meta, index, NO_LEADER_EPOCH) {
+                match view.lead(meta, index, state.current_leader_epoch) {
                     Ok(owner) => (owner, None, None),
                     Err(error) => (0, Some(error), leader_hint(view, meta, index, error)),
                 }
@@ -287,6 +293,7 @@ fn covered_wanted(
             max_bytes: state.max_bytes,
             last_fetched_epoch: state.last_fetched_epoch,
             log_start_offset: state.log_start_offset,
+            current_leader_epoch: state.current_leader_epoch,
             error,
             owner,
             leader,
@@ -295,25 +302,36 @@ fn covered_wanted(
     })
 }
 
-/// The wanted partitions metadata knows, as a session keeps them.
-fn known(wanted: &[Wanted]) -> impl Iterator<Item = (TopicPartition, SessionPartition)> + '_ {
-    wanted
-        .iter()
-        .filter(|want| want.error.is_none())
-        .map(|want| {
-            (
-                want.partition.clone(),
-                SessionPartition {
-                    log_start_offset: want.log_start_offset,
-                    ..SessionPartition::new(
-                        want.topic_id,
-                        want.fetch_offset,
-                        want.max_bytes,
-                        want.last_fetched_epoch,
-                    )
-                },
-            )
-        })
+/// Whether a session holds `want`: every partition of a topic metadata
+/// knows, whatever its leadership error, as Kafka's session caches every
+/// partition a request names. A session that left out a partition
+/// answered with an error while its fetcher counts it in, or kept an older
+/// position of it, would serve it from a position the fetcher no longer
+/// has, or never again.
+fn is_cached(want: &Wanted) -> bool {
+    !matches!(
+        want.error,
+        Some(ResponseError::UnknownTopicId | ResponseError::UnknownTopicOrPartition)
+    )
+}
+
+/// The wanted partitions a session holds (`is_cached`), as it keeps them.
+fn cached(wanted: &[Wanted]) -> impl Iterator<Item = (TopicPartition, SessionPartition)> + '_ {
+    wanted.iter().filter(|want| is_cached(want)).map(|want| {
+        (
+            want.partition.clone(),
+            SessionPartition {
+                log_start_offset: want.log_start_offset,
+                current_leader_epoch: want.current_leader_epoch,
+                ..SessionPartition::new(
+                    want.topic_id,
+                    want.fetch_offset,
+                    want.max_bytes,
+                    want.last_fetched_epoch,
+                )
+            },
+        )
+    })
 }
 
 /// The partitions the request drops from its session; a topic id metadata

@@ -135,6 +135,7 @@ mod tests {
             max_bytes: 1 << 20,
             last_fetched_epoch: -1,
             log_start_offset: -1,
+            current_leader_epoch: -1,
             error: None,
             owner: 0,
             leader: None,

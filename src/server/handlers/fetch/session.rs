@@ -45,6 +45,10 @@ pub struct SessionPartition {
     /// (`CachedPartition.fetcherLogStartOffset`): what DeleteRecords on
     /// the leader waits for (the low watermark); -1 for a consumer.
     pub log_start_offset: i64,
+    /// The leader epoch the fetcher last named (`CachedPartition.leaderEpoch`),
+    /// checked again on every fetch that covers the partition without
+    /// naming it; -1 (no check) when it named none.
+    pub current_leader_epoch: i32,
     /// What the last response said of this partition; an incremental
     /// response leaves a partition out while these stay the same.
     pub sent_high_watermark: i64,
@@ -65,6 +69,7 @@ impl SessionPartition {
             max_bytes,
             last_fetched_epoch,
             log_start_offset: -1,
+            current_leader_epoch: -1,
             sent_high_watermark: -1,
             sent_log_start_offset: -1,
         }
@@ -189,6 +194,7 @@ impl SessionCache {
                     state.max_bytes = update.max_bytes;
                     state.last_fetched_epoch = update.last_fetched_epoch;
                     state.log_start_offset = update.log_start_offset;
+                    state.current_leader_epoch = update.current_leader_epoch;
                 }
                 None => {
                     session.partitions.insert(partition, update);
