@@ -20,10 +20,14 @@
 //! file size (default 1 GiB), `ZEROCOPY_BENCH_DIR` where it is written
 //! (default the system temp dir), `ZEROCOPY_BENCH_ROUNDS` the rounds.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
+
+use common::{env_or, thread_cpu_s};
 
 /// The file sent: larger than the socket buffers by far, smaller than the
 /// page cache of the machine this runs on.
@@ -53,23 +57,6 @@ impl Candidate {
             Candidate::Splice => "splice",
         }
     }
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// CPU seconds this thread used so far (user + system).
-fn thread_cpu_s() -> f64 {
-    // SAFETY: an all-zero rusage is valid; getrusage fills it.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a live local.
-    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 fn check(result: isize, what: &str) -> usize {

@@ -165,20 +165,31 @@ def section(runs, info, commands, duration_s):
     return "\n".join(lines) + "\n"
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds perf samples per workload")
-    parser.add_argument("--record", action="store_true", help="write the section into perf/RESULTS.md")
-    args = parser.parse_args()
+def profiled(work):
+    """What a profile script's `main` does around its work: checks that perf
+    is there, finds the broker (SHOAL_BIN, else target/release/shoal), notes
+    the machine, runs `work(shoal_bin, commands)` and stops every process it
+    started whatever happens. Returns the work's result, the machine and the
+    commands it logged."""
     if shutil.which("perf") is None:
         sys.exit("perf is not installed (Debian: apt-get install linux-perf)")
     shoal_bin = os.environ.get("SHOAL_BIN") or os.path.join(REPO, "target", "release", "shoal")
     info = machine()
     commands = CommandsLog()
     try:
-        runs = [profile_once(shoal_bin, label, size, args.duration, commands) for label, size in WORKLOADS]
+        result = work(shoal_bin, commands)
     finally:
         _cleanup_everything()
+    return result, info, commands
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds perf samples per workload")
+    parser.add_argument("--record", action="store_true", help="write the section into perf/RESULTS.md")
+    args = parser.parse_args()
+    runs, info, commands = profiled(lambda shoal_bin, commands: [
+        profile_once(shoal_bin, label, size, args.duration, commands) for label, size in WORKLOADS])
     text = section(runs, info, commands, args.duration)
     print(text)
     if args.record:

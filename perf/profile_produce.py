@@ -26,7 +26,6 @@ import argparse
 import collections
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -35,12 +34,11 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from procs import (  # noqa: E402
-    CommandsLog, PERF_DIR, REPO, VENV, _LIVE_PROCESSES, _cleanup_everything, last_json_line, run_bounded,
+    PERF_DIR, REPO, VENV, _LIVE_PROCESSES, last_json_line, run_bounded,
 )
 from brokers import KAFKA_JARS, Shoal  # noqa: E402
 from clients import PERF_TEST_HEAP, PRODUCER_PERF_TEST, perf_test_report  # noqa: E402
-from profile import perf_samples  # noqa: E402  (perf/profile.py, not the standard library's)
-from results import machine  # noqa: E402
+from profile import perf_samples, profiled  # noqa: E402  (perf/profile.py, not the standard library's)
 from runs import PARTITIONS, create_topic  # noqa: E402
 
 RECORD_SIZE = 100
@@ -168,15 +166,7 @@ def main():
     parser.add_argument("--label", default="", help="names the run in the output")
     parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args()
-    if shutil.which("perf") is None:
-        sys.exit("perf is not installed (Debian: apt-get install linux-perf)")
-    shoal_bin = os.environ.get("SHOAL_BIN") or os.path.join(REPO, "target", "release", "shoal")
-    info = machine()
-    commands = CommandsLog()
-    try:
-        run = profile(args, shoal_bin, commands)
-    finally:
-        _cleanup_everything()
+    run, info, commands = profiled(lambda shoal_bin, commands: profile(args, shoal_bin, commands))
     print(markdown(run, info, commands))
     if args.json:
         with open(args.json, "w") as f:

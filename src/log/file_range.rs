@@ -11,13 +11,16 @@
 //! open descriptor. The log hands out only ranges of checked batches below
 //! the high watermark, which shoal never cuts or rewrites in place
 //! (`Segment` says so where ranges are made), so the bytes a range names
-//! do not change while it lives. Nothing here blocks on the disk except a
-//! send of pages evicted since they were checked (see `send`).
+//! do not change while it lives. Nothing here waits for the disk on the
+//! shard's thread: pages not cached are read through io_uring (`read`);
+//! `send` is for pages `cached` has just found in the page cache.
 
 use std::cell::Cell;
 use std::ops::Range;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
+
+use glommio::io::{BufferedFile, ReadResult};
 
 use crate::protocol::chunk::{self, FileChunk};
 
@@ -120,24 +123,33 @@ impl FileRange {
         pages_cached(self.file.as_raw_fd(), at, len as u64)
     }
 
-    /// Asks the kernel to start reading those bytes into the page cache,
-    /// without waiting for them (`POSIX_FADV_WILLNEED`).
-    pub fn prefetch(&self, from: usize, len: usize) {
+    /// Reads at most `len` bytes `from` bytes into the range through the
+    /// shard's io_uring, which waits for the disk while the reactor runs
+    /// other tasks: what a send does with pages evicted since their read
+    /// (`cached` said no). Empty when the file is shorter than the range.
+    /// The bytes enter user space: counted in `CopyCounts::copied_bytes`.
+    pub async fn read(&self, from: usize, len: usize) -> std::io::Result<ReadResult> {
         let (at, len) = self.within(from, len);
-        let (Ok(at), Ok(len)) = (libc::off_t::try_from(at), libc::off_t::try_from(len)) else {
-            return;
-        };
-        // SAFETY: advice on a descriptor the range holds open; it reads
-        // nothing into memory of ours. Failure only loses the hint.
-        unsafe { libc::posix_fadvise(self.file.as_raw_fd(), at, len, libc::POSIX_FADV_WILLNEED) };
+        // A descriptor of its own: glommio's file closes the one it holds.
+        let own = self.file.try_clone()?;
+        // SAFETY: `own` is a fresh duplicate that nothing else owns; the
+        // `BufferedFile` takes it over and closes it.
+        let file = unsafe { BufferedFile::from_raw_fd(own.into_raw_fd()) };
+        let read = file.read_at(at, len).await;
+        // Nothing was written through it: a failed close loses nothing.
+        let _ = file.close().await;
+        let read = read?;
+        count(|counts| counts.copied_bytes += read.len() as u64);
+        Ok(read)
     }
 
     /// One `sendfile` of at most `len` bytes from `from` bytes into the
     /// range to `socket`, which must be non-blocking (`WouldBlock` when it
     /// is full). The kernel copies from the page cache to the socket; a
     /// page not cached is read from the disk first, holding the caller, so
-    /// the caller checks `cached` before. Ok(0) means the file is shorter
-    /// than the range: it was cut under the send.
+    /// the caller checks `cached` just before (and `read`s what is not).
+    /// Ok(0) means the file is shorter than the range: it was cut under
+    /// the send.
     pub fn send(&self, socket: RawFd, from: usize, len: usize) -> std::io::Result<usize> {
         let (at, len) = self.within(from, len);
         let mut offset = libc::off_t::try_from(at)
@@ -204,7 +216,8 @@ impl FileRange {
 pub struct CopyCounts {
     /// Bytes read from segment files into buffers (reads not served as
     /// file ranges: the first read of a range this process has not
-    /// checked, and pages not in the page cache).
+    /// checked, and pages not in the page cache, at the read or, evicted
+    /// since, at the send).
     pub copied_bytes: u64,
     /// Batch header bytes read to find where file ranges start and end.
     pub header_bytes: u64,

@@ -16,8 +16,8 @@
 //! Answers go out whole and in request order, one at a time; a Fetch
 //! answer's file ranges are sent by the kernel from the page cache
 //! (`sendfile` on the socket, which is made non-blocking), so the shard
-//! never waits for a full socket, nor for the disk but for pages evicted
-//! since their read, and then only after `PAGE_WAITS_MAX` timer waits.
+//! never waits for a full socket, nor for the disk: pages evicted since
+//! their read are read back through io_uring and written from memory.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -56,8 +56,8 @@ impl std::fmt::Display for ReadError {
 }
 use crate::shard::Shard;
 
-/// Most bytes taken from the socket by one read: bounds the buffer grown and
-/// zero-filled per read, and the time one read holds the shard.
+/// Most bytes taken from the socket by one read: bounds the buffer grown per
+/// read, and the time one read holds the shard.
 const READ_CHUNK_BYTES_MAX: usize = 64 * 1024;
 
 /// The most a slice of a request frame of `frame_len` bytes keeps
@@ -253,43 +253,54 @@ impl FrameReader {
                 return Ok(Some(frame));
             }
             let waiting = bytes_waiting(stream);
-            if waiting == 0 {
-                self.release_allocation();
-                if !self.wait_for_bytes(stream, in_flight, max_bytes).await? {
-                    return match self.buffer.is_empty() {
-                        true => Ok(None),
-                        false => Err(ReadError::Truncated),
-                    };
-                }
+            if waiting > 0 && self.read_waiting(stream, waiting, max_bytes)? {
                 continue;
             }
-            // Only what the kernel holds: the buffer grows with the bytes
-            // that arrived, and no more is zero-filled than this read fills.
-            let room = waiting.min(READ_CHUNK_BYTES_MAX);
-            // The part of the frame that the kernel already holds gets its
-            // room at once: grown one read at a time, the buffer would copy
-            // the frame's bytes read so far at every reallocation.
-            let rest = self.frame_rest(max_bytes);
-            if rest > 0 {
-                self.make_room(rest.min(waiting), rest);
-            } else {
-                self.make_room(room, room);
+            self.release_allocation();
+            if !self.wait_for_bytes(stream, in_flight, max_bytes).await? {
+                return match self.buffer.is_empty() {
+                    true => Ok(None),
+                    false => Err(ReadError::Truncated),
+                };
             }
-            // Within the allocation: one made for a frame ends where it does.
-            let room = room.min(self.buffer.capacity() - self.buffer.len());
-            let filled = self.buffer.len();
-            self.buffer.resize(filled + room, 0);
-            match stream.read(&mut self.buffer[filled..]).await {
-                Ok(0) => {
-                    self.buffer.truncate(filled);
-                    return Err(ReadError::Truncated);
-                }
-                Ok(read) => self.buffer.truncate(filled + read),
-                Err(error) => {
-                    self.buffer.truncate(filled);
-                    return Err(ReadError::Io(error));
-                }
+        }
+    }
+
+    /// Reads bytes of the `waiting` the kernel holds, without waiting:
+    /// false when it gave none after all (it counted urgent data that a
+    /// read skips), and the caller waits for bytes as when none are held.
+    fn read_waiting(
+        &mut self,
+        stream: &TcpStream,
+        waiting: usize,
+        max_bytes: usize,
+    ) -> Result<bool, ReadError> {
+        // Only what the kernel holds: the buffer grows with the bytes
+        // that arrived.
+        let room = waiting.min(READ_CHUNK_BYTES_MAX);
+        // The part of the frame that the kernel already holds gets its
+        // room at once: grown one read at a time, the buffer would copy
+        // the frame's bytes read so far at every reallocation.
+        let rest = self.frame_rest(max_bytes);
+        if rest > 0 {
+            self.make_room(rest.min(waiting), rest);
+        } else {
+            self.make_room(room, room);
+        }
+        // Within the allocation: one made for a frame ends where it does.
+        let room = room.min(self.buffer.capacity() - self.buffer.len());
+        match receive(stream, &mut self.buffer, room) {
+            Ok(0) => Err(ReadError::Truncated),
+            Ok(_) => Ok(true),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(false)
             }
+            Err(error) => Err(ReadError::Io(error)),
         }
     }
 
@@ -381,6 +392,36 @@ impl FrameReader {
     }
 }
 
+/// One `recv(MSG_DONTWAIT)` of at most `len` bytes (and at least one) into
+/// the spare capacity of `buffer`, which then covers exactly the bytes the
+/// kernel wrote: the buffer is not zero-filled first, as a read through a
+/// `&mut [u8]` would need. For bytes the kernel already holds
+/// (`bytes_waiting`): this never waits.
+fn receive(stream: &TcpStream, buffer: &mut BytesMut, len: usize) -> std::io::Result<usize> {
+    let spare = buffer.spare_capacity_mut();
+    let len = len.min(spare.len());
+    assert!(len > 0, "a receive into no room");
+    // SAFETY: the kernel writes at most `len` bytes into the spare capacity,
+    // which nothing else touches during the call, and reads none of it;
+    // the descriptor is this connection's open socket.
+    let received = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            spare.as_mut_ptr().cast(),
+            len,
+            libc::MSG_DONTWAIT,
+        )
+    };
+    let Ok(received) = usize::try_from(received) else {
+        return Err(std::io::Error::last_os_error());
+    };
+    assert!(received <= len, "recv wrote more than asked");
+    // SAFETY: the kernel wrote `received` bytes at the start of the spare
+    // capacity, right after the buffer's initialized bytes.
+    unsafe { buffer.set_len(buffer.len() + received) };
+    Ok(received)
+}
+
 /// Bytes the kernel holds for this socket (FIONREAD); 0 when none or on error.
 fn bytes_waiting(stream: &TcpStream) -> usize {
     let mut waiting: libc::c_int = 0;
@@ -393,10 +434,47 @@ fn bytes_waiting(stream: &TcpStream) -> usize {
     usize::try_from(waiting).unwrap_or(0)
 }
 
+/// What this thread's connections wrote, since it started: the writer's
+/// side of "user-space bytes copied per byte fetched" (`log::copy_counts`
+/// is the reads' side). Neither kind is copied in user space; `memory`
+/// bytes pass from user memory into the socket, `file` bytes never enter
+/// user space at all.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WriteCounts {
+    /// Bytes written from memory: answers' fixed fields, batches shared
+    /// with the tail cache or read through the copy path, pages read back
+    /// at a send, and the bytes sent to wait for room.
+    pub memory_bytes: u64,
+    /// Bytes of file ranges the kernel sent (`sendfile`).
+    pub file_bytes: u64,
+}
+
+thread_local! {
+    static WRITE_COUNTS: Cell<WriteCounts> = Cell::new(WriteCounts::default());
+}
+
+/// This thread's counts (each shard is one thread: its connections').
+pub fn write_counts() -> WriteCounts {
+    WRITE_COUNTS.with(Cell::get)
+}
+
+fn count_written(memory_bytes: usize, file_bytes: usize) {
+    WRITE_COUNTS.with(|cell| {
+        let mut counts = cell.get();
+        counts.memory_bytes += memory_bytes as u64;
+        counts.file_bytes += file_bytes as u64;
+        cell.set(counts);
+    });
+}
+
 async fn write_response(stream: &mut TcpStream, response: Response) -> std::io::Result<()> {
     match response {
         Response::None => Ok(()),
-        Response::Frame(bytes) => stream.write_all(&bytes).await,
+        Response::Frame(bytes) => {
+            stream.write_all(&bytes).await?;
+            count_written(bytes.len(), 0);
+            Ok(())
+        }
         Response::Chunks(chunks) => write_chunks(stream, &chunks).await,
     }
 }
@@ -405,15 +483,10 @@ async fn write_response(stream: &mut TcpStream, response: Response) -> std::io::
 const SEND_IOVECS_MAX: usize = 1024;
 /// Most bytes of a file range given to one `sendfile`: each step is
 /// checked to be in the page cache first, and other tasks run between
-/// steps, as between the copy path's reads (`log::segment`).
+/// steps, as between the copy path's reads (`log::segment`). A step whose
+/// pages were evicted since the read is read into a buffer of this size
+/// through io_uring instead: the bound of that buffer.
 const SEND_FILE_STEP_BYTES: usize = 256 << 10;
-/// Waits for pages of a file range evicted since its read (rare: the read
-/// found them cached), each after asking the kernel to read them back:
-/// 1 ms is about an SSD read of a step. After the last wait the send goes
-/// on and may hold the shard for one disk read.
-const PAGE_WAITS_MAX: usize = 50;
-/// One of those waits.
-const PAGE_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Writes a frame in pieces with as few system calls as the socket buffer
 /// allows: a non-blocking vectored `sendmsg` of the memory pieces up to the
@@ -439,6 +512,7 @@ async fn write_chunks(stream: &mut TcpStream, chunks: &[Chunk]) -> std::io::Resu
         match send_now(stream.as_raw_fd(), chunks, position) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(sent) => {
+                count_written(sent, 0);
                 position = position.advance(chunks, sent);
                 // A fast reader empties the socket as quickly as it fills:
                 // without this, a response of many megabytes goes out in
@@ -448,6 +522,7 @@ async fn write_chunks(stream: &mut TcpStream, chunks: &[Chunk]) -> std::io::Resu
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
             Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
                 stream.write_all(&bytes[position.offset..]).await?;
+                count_written(bytes.len() - position.offset, 0);
                 position = position.next_piece();
             }
             Err(error) => return Err(error),
@@ -457,12 +532,15 @@ async fn write_chunks(stream: &mut TcpStream, chunks: &[Chunk]) -> std::io::Resu
 }
 
 /// Sends `range` from `from` bytes in, `SEND_FILE_STEP_BYTES` at a time,
-/// each step checked to be in the page cache first (see `PAGE_WAITS_MAX`)
-/// so that `sendfile` does not wait for the disk on the reactor. The
-/// socket is non-blocking (`set_nonblocking`); when it is full, one byte
-/// goes through glommio's write, which waits for room without holding the
-/// shard. A file shorter than the range (cut under the send) fails the
-/// write: the frame cannot be finished, and the connection closes.
+/// each step checked to be in the page cache first, so that `sendfile`
+/// does not wait for the disk on the reactor. A step with pages evicted
+/// since the read is read through io_uring (`FileRange::read`: the shard
+/// runs other tasks while the disk works) and written from that buffer.
+/// The socket is non-blocking (`set_nonblocking`); when it is full, one
+/// byte goes through glommio's write, which waits for room without
+/// holding the shard. A file shorter than the range (cut under the send)
+/// fails the write: the frame cannot be finished, and the connection
+/// closes.
 async fn send_file_range(
     stream: &mut TcpStream,
     range: &FileRange,
@@ -470,16 +548,21 @@ async fn send_file_range(
 ) -> std::io::Result<()> {
     while from < range.byte_len() {
         let step = (range.byte_len() - from).min(SEND_FILE_STEP_BYTES);
-        wait_for_pages(range, from, step).await;
+        if !range.cached(from, step) {
+            from += send_evicted(stream, range, from, step).await?;
+            continue;
+        }
         match range.send(stream.as_raw_fd(), from, step) {
             Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
             Ok(sent) => {
+                count_written(0, sent);
                 from += sent;
                 glommio::yield_if_needed().await;
             }
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
             Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
                 stream.write_all(&[range.byte_at(from)?]).await?;
+                count_written(1, 0);
                 from += 1;
             }
             Err(error) => return Err(error),
@@ -488,20 +571,22 @@ async fn send_file_range(
     Ok(())
 }
 
-/// Waits until the `len` bytes `from` bytes into `range` are in the page
-/// cache, having asked the kernel to read them, for at most
-/// `PAGE_WAITS_MAX` waits of `PAGE_WAIT`.
-async fn wait_for_pages(range: &FileRange, from: usize, len: usize) {
-    if range.cached(from, len) {
-        return;
+/// Reads up to `len` bytes `from` bytes into `range` through io_uring and
+/// writes them: how many went out. Rare (the read found the pages cached),
+/// so simple: one buffer of at most `SEND_FILE_STEP_BYTES`.
+async fn send_evicted(
+    stream: &mut TcpStream,
+    range: &FileRange,
+    from: usize,
+    len: usize,
+) -> std::io::Result<usize> {
+    let bytes = range.read(from, len).await?;
+    if bytes.is_empty() {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
-    range.prefetch(from, len);
-    for _ in 0..PAGE_WAITS_MAX {
-        glommio::timer::sleep(PAGE_WAIT).await;
-        if range.cached(from, len) {
-            return;
-        }
-    }
+    stream.write_all(&bytes).await?;
+    count_written(bytes.len(), 0);
+    Ok(bytes.len())
 }
 
 /// Makes the connection's socket non-blocking, so that `sendfile` returns
@@ -602,256 +687,5 @@ fn send_now(fd: i32, chunks: &[Chunk], position: ChunkPosition) -> std::io::Resu
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn chunks(lengths: &[usize]) -> Vec<Chunk> {
-        lengths
-            .iter()
-            .map(|&n| Chunk::Memory(Bytes::from(vec![7u8; n])))
-            .collect()
-    }
-
-    #[test]
-    fn advance_walks_across_pieces_and_skips_empty_ones() {
-        let pieces = chunks(&[3, 0, 5, 2]);
-        let start = ChunkPosition::default();
-        let at = |index, offset| ChunkPosition { index, offset };
-        assert_eq!(start.advance(&pieces, 2), at(0, 2));
-        assert_eq!(start.advance(&pieces, 3), at(2, 0));
-        assert_eq!(start.advance(&pieces, 4), at(2, 1));
-        assert_eq!(at(2, 1).advance(&pieces, 4), at(3, 0));
-        assert_eq!(at(2, 1).advance(&pieces, 5), at(3, 1));
-        assert_eq!(start.advance(&pieces, 10), at(4, 0));
-    }
-
-    /// Runs `reader` against a real socket whose client sends `pieces`
-    /// (pausing between them) and then stays connected and silent.
-    fn read_from_client<T: Send + 'static>(
-        pieces: Vec<Vec<u8>>,
-        reader: impl FnOnce(TcpStream) -> futures_lite::future::BoxedLocal<T> + Send + 'static,
-    ) -> T {
-        crate::shard::block_on(move || async move {
-            let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-            let address = listener.local_addr().expect("address");
-            let (done, finished) = futures_channel::oneshot::channel::<()>();
-            let client = glommio::spawn_local(async move {
-                let mut stream = TcpStream::connect(address).await.expect("connect");
-                for piece in pieces {
-                    stream.write_all(&piece).await.expect("write");
-                    glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
-                }
-                let _ = finished.await;
-            });
-            let stream = listener.accept().await.expect("accept");
-            let result = reader(stream).await;
-            drop(done);
-            client.await;
-            result
-        })
-    }
-
-    fn frame_bytes(body: &[u8]) -> Vec<u8> {
-        let mut bytes = (body.len() as u32).to_be_bytes().to_vec();
-        bytes.extend_from_slice(body);
-        bytes
-    }
-
-    #[test]
-    fn frames_split_and_joined_anyhow_come_out_whole_and_in_order() {
-        let bodies: Vec<Vec<u8>> = (1..=5u8).map(|n| vec![n; n as usize * 1000]).collect();
-        let stream: Vec<u8> = bodies.iter().flat_map(|b| frame_bytes(b)).collect();
-        // Cuts inside a size prefix, inside bodies, and several frames at once.
-        let cuts = [0, 2, 3, 1500, 1504, 9000, stream.len()];
-        let pieces = cuts
-            .windows(2)
-            .map(|w| stream[w[0]..w[1]].to_vec())
-            .collect();
-        let frames = read_from_client(pieces, move |mut stream| {
-            Box::pin(async move {
-                let mut reader = FrameReader::default();
-                let in_flight = Cell::new(0);
-                let mut frames = Vec::new();
-                for _ in 0..5 {
-                    let frame = reader.next(&mut stream, 1 << 20, &in_flight).await;
-                    frames.push(frame.ok().flatten().expect("a frame").to_vec());
-                }
-                frames
-            })
-        });
-        assert!(frames == bodies, "frames differ");
-    }
-
-    /// A frame whose size is known before all of it is read lies in an
-    /// allocation that ends where it ends: the bytes of the next frame, sent
-    /// with its last piece, go to another (`frame_allocation_bytes_max`).
-    #[test]
-    fn a_frame_read_in_pieces_shares_its_allocation_with_no_other() {
-        let first = vec![1u8; 3 * READ_CHUNK_BYTES_MAX];
-        let second = vec![2u8; 100];
-        let mut stream = frame_bytes(&first);
-        stream.extend_from_slice(&frame_bytes(&second));
-        let cuts = [0, 1000, READ_CHUNK_BYTES_MAX, stream.len()];
-        let pieces = cuts
-            .windows(2)
-            .map(|w| stream[w[0]..w[1]].to_vec())
-            .collect();
-        let (frames, spare_after_first) = read_from_client(pieces, move |mut stream| {
-            Box::pin(async move {
-                let mut reader = FrameReader::default();
-                let in_flight = Cell::new(0);
-                let one = reader.next(&mut stream, 1 << 20, &in_flight).await;
-                let spare = reader.buffer.capacity();
-                let two = reader.next(&mut stream, 1 << 20, &in_flight).await;
-                let frames: Vec<Vec<u8>> = [one, two]
-                    .into_iter()
-                    .map(|frame| frame.ok().flatten().expect("a frame").to_vec())
-                    .collect();
-                (frames, spare)
-            })
-        });
-        assert!(frames == [first, second], "frames differ");
-        assert_eq!(
-            spare_after_first, 0,
-            "room past the frame in its allocation"
-        );
-    }
-
-    #[test]
-    fn a_big_announced_frame_pins_only_what_arrived() {
-        let announced: u32 = 100_000_000;
-        let mut piece = announced.to_be_bytes().to_vec();
-        piece.extend_from_slice(&[7; 10]);
-        let (error, capacity) = read_from_client(vec![piece], |mut stream| {
-            Box::pin(async move {
-                stream
-                    .set_read_timeout(Some(std::time::Duration::from_millis(200)))
-                    .expect("timeout");
-                let mut reader = FrameReader::default();
-                let result = reader.next(&mut stream, 1 << 30, &Cell::new(0)).await;
-                (
-                    result.err().map(|e| e.to_string()),
-                    reader.buffer.capacity(),
-                )
-            })
-        });
-        assert_eq!(error.as_deref(), Some("idle for connections.max.idle.ms"));
-        assert!(capacity < 1024, "{capacity} bytes held for 14 received");
-    }
-
-    #[test]
-    fn a_frame_the_kernel_holds_whole_is_read_without_moving_its_bytes() {
-        const FRAME_BYTES: usize = 1 << 20;
-        // Room for the whole frame in the socket, set before the connection
-        // is made so that the window offered covers it.
-        const RECEIVE_BUFFER_BYTES: usize = 4 << 20;
-        let body: Vec<u8> = (0..FRAME_BYTES).map(|n| (n % 251) as u8).collect();
-        let sent = frame_bytes(&body);
-        let (frame, capacity_left) = crate::shard::block_on(move || async move {
-            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-                .expect("socket");
-            socket
-                .set_recv_buffer_size(RECEIVE_BUFFER_BYTES)
-                .expect("SO_RCVBUF");
-            let any_port: SocketAddr = "127.0.0.1:0".parse().expect("address");
-            socket.bind(&any_port.into()).expect("bind");
-            socket.listen(1).expect("listen");
-            // SAFETY: the listening socket's descriptor, whose ownership
-            // passes to the glommio listener.
-            let listener = unsafe {
-                glommio::net::TcpListener::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(socket))
-            };
-            let address = listener.local_addr().expect("address");
-            let (written, all_written) = futures_channel::oneshot::channel::<()>();
-            let client = glommio::spawn_local(async move {
-                let mut stream = TcpStream::connect(address).await.expect("connect");
-                stream.write_all(&sent).await.expect("write");
-                let _ = written.send(());
-                stream
-            });
-            let mut stream = listener.accept().await.expect("accept");
-            all_written.await.expect("the client wrote");
-            let mut reader = FrameReader::default();
-            let frame = reader.next(&mut stream, 1 << 30, &Cell::new(0)).await;
-            drop(client.await);
-            (frame.ok().flatten(), reader.buffer.capacity())
-        });
-        assert!(frame.is_some_and(|f| f == body), "the frame differs");
-        // Grown read by read, the buffer would have doubled past the frame
-        // (copying it at each step) and kept about as much again.
-        assert!(
-            capacity_left < READ_CHUNK_BYTES_MAX,
-            "{capacity_left} bytes of room left past a frame read whole"
-        );
-    }
-
-    #[test]
-    fn chunks_arrive_whole_and_in_order_through_a_small_socket_buffer() {
-        // Pieces much larger than the socket buffer force the WouldBlock
-        // path; many small ones force more than one sendmsg.
-        let mut pieces = chunks(&[1, 0, 3_000_000, 17]);
-        pieces.extend((0..3000).map(|n| Chunk::Memory(Bytes::from(vec![(n % 251) as u8; n % 97]))));
-        let expected: Vec<u8> = pieces
-            .iter()
-            .flat_map(|p| p.memory().expect("in memory").iter().copied())
-            .collect();
-        let received = send_through_socket(pieces);
-        assert_eq!(received.len(), expected.len());
-        assert!(received == expected, "bytes differ");
-    }
-
-    /// What a reader on the other end of a socket receives when
-    /// `write_chunks` sends `pieces` on a non-blocking socket.
-    fn send_through_socket(pieces: Vec<Chunk>) -> Vec<u8> {
-        crate::shard::block_on(move || async move {
-            let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-            let address = listener.local_addr().expect("address");
-            let reader = glommio::spawn_local(async move {
-                let mut stream = TcpStream::connect(address).await.expect("connect");
-                let mut all = Vec::new();
-                stream.read_to_end(&mut all).await.expect("read");
-                all
-            });
-            let mut stream = listener.accept().await.expect("accept");
-            set_nonblocking(&stream).expect("O_NONBLOCK");
-            write_chunks(&mut stream, &pieces).await.expect("write");
-            stream.close().await.expect("close");
-            reader.await
-        })
-    }
-
-    /// File ranges go out between memory pieces, in order, through a socket
-    /// that fills (each wait for room sends one byte through glommio), and
-    /// from a file removed after the ranges were made.
-    #[test]
-    fn file_ranges_arrive_whole_and_in_order_between_memory_pieces() {
-        let dir = tempfile::tempdir().expect("dir");
-        let path = dir.path().join("segment");
-        let file_bytes: Vec<u8> = (0..5_000_000u32).map(|n| (n % 241) as u8).collect();
-        std::fs::write(&path, &file_bytes).expect("write the file");
-        let file = std::sync::Arc::new(std::os::fd::OwnedFd::from(
-            std::fs::File::open(&path).expect("open"),
-        ));
-        std::fs::remove_file(&path).expect("unlink");
-        let range = |start: usize, len: usize| {
-            Chunk::File(FileRange::new(file.clone(), start as u64, len, 0..1))
-        };
-        let pieces = vec![
-            Chunk::Memory(Bytes::from_static(b"head")),
-            range(10, 4_000_000),
-            range(4_500_000, 3),
-            Chunk::Memory(Bytes::from_static(b"middle")),
-            range(0, 1),
-            Chunk::Memory(Bytes::from_static(b"tail")),
-        ];
-        let mut expected = b"head".to_vec();
-        expected.extend_from_slice(&file_bytes[10..4_000_010]);
-        expected.extend_from_slice(&file_bytes[4_500_000..4_500_003]);
-        expected.extend_from_slice(b"middle");
-        expected.extend_from_slice(&file_bytes[..1]);
-        expected.extend_from_slice(b"tail");
-        let received = send_through_socket(pieces);
-        assert_eq!(received.len(), expected.len());
-        assert!(received == expected, "bytes differ");
-    }
-}
+#[path = "connection_tests.rs"]
+mod tests;

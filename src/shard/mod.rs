@@ -902,4 +902,18 @@ async fn run_shard<S, F>(
         routing.fetch_here.get(),
         routing.fetch_forwarded.get()
     );
+    let (read, written) = (
+        crate::log::copy_counts(),
+        crate::server::connection::write_counts(),
+    );
+    log::info!(
+        "shard {id}: fetch bytes: {} copied from files, {} batch header bytes read, {} as file ranges; \
+         written {} from memory, {} by sendfile, {} to wait for room",
+        read.copied_bytes,
+        read.header_bytes,
+        read.file_bytes,
+        written.memory_bytes,
+        written.file_bytes,
+        read.wait_bytes
+    );
 }
