@@ -275,6 +275,8 @@ fn remove(conn: &mut Connection, args: &ChangeArgs) -> anyhow::Result<Vec<Acl>> 
                     .with_resource_type_filter(resource_type.code())
                     .with_resource_name_filter(Some(text(&name)))
                     .with_pattern_type_filter(pattern_type.code())
+                    .with_principal_filter(None)
+                    .with_host_filter(None)
                     .with_operation(Operation::Any.code())
                     .with_permission_type(Permission::Any.code())
             })
@@ -333,6 +335,7 @@ fn list(conn: &mut Connection, args: &ListArgs) -> anyhow::Result<Vec<Acl>> {
             .with_resource_name_filter(name.as_deref().map(text))
             .with_pattern_type_filter(pattern_type.code())
             .with_principal_filter(args.principal.as_deref().map(text))
+            .with_host_filter(None)
             .with_operation(Operation::Any.code())
             .with_permission_type(Permission::Any.code());
         let response = conn.send(request)?;
@@ -370,11 +373,11 @@ fn listing(title: &str, acls: &[Acl]) -> String {
     for ((resource_type, name, pattern_type), entries) in by_resource {
         out.push_str(&format!(
             "{title} for resource `ResourcePattern(resourceType={resource_type}, \
-             name={name}, patternType={pattern_type})`: \n"
+             name={name}, patternType={pattern_type})`:\n"
         ));
         for acl in entries {
             out.push_str(&format!(
-                " \t(principal={}, host={}, operation={}, permissionType={}) \n",
+                "\t(principal={}, host={}, operation={}, permissionType={})\n",
                 acl.principal,
                 acl.host,
                 acl.operation.name(),
@@ -449,8 +452,8 @@ mod tests {
         assert_eq!(
             text,
             "Current ACLs for resource `ResourcePattern(resourceType=TOPIC, name=t, \
-             patternType=PREFIXED)`: \n \t(principal=User:a, host=*, operation=READ, \
-             permissionType=ALLOW) \n\n"
+             patternType=PREFIXED)`:\n\t(principal=User:a, host=*, operation=READ, \
+             permissionType=ALLOW)\n\n"
         );
     }
 }
