@@ -583,9 +583,9 @@ mod tests {
     fn unimplemented_apis_are_refused() {
         let mut body = Bytes::new();
         assert_eq!(
-            decode_request(ApiKey::DescribeAcls, 1, &mut body),
+            decode_request(ApiKey::CreateDelegationToken, 1, &mut body),
             Err(FrameError::UnsupportedVersion {
-                api_key: ApiKey::DescribeAcls,
+                api_key: ApiKey::CreateDelegationToken,
                 version: 1
             })
         );
