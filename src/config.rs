@@ -9,9 +9,11 @@
 //!
 //! `config.rs` holds the broker's settings; `describe.rs` them as
 //! DescribeConfigs lists them; `topic.rs` topic configs and their resolution; `storage.rs`, `group.rs` and `txn.rs` the settings of the log,
-//! of replication (`replication.rs`), of the group coordinator and of the transaction coordinator; `cluster.rs`
+//! of replication (`replication.rs`), of the group coordinator and of the transaction coordinator; `authorizer.rs`
+//! the authorizer's; `cluster.rs`
 //! the node's roles, quorum and named listeners; `parse.rs` the value parsers.
 
+mod authorizer;
 mod cluster;
 mod describe;
 mod group;
@@ -25,6 +27,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use authorizer::{AuthorizerConfig, SHOAL_AUTHORIZER, STANDARD_AUTHORIZER};
 pub use cluster::{
     host_port, ClusterConfig, Listener, ProcessRole, Voter, BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT,
     BROKER_SESSION_TIMEOUT_MS_DEFAULT, QUORUM_ELECTION_BACKOFF_MAX_MS_DEFAULT,
@@ -291,6 +294,8 @@ pub struct BrokerConfig {
     pub connections: ConnectionConfig,
     /// Roles, quorum, named listeners and rack (`process.roles`, `listeners`...).
     pub cluster: ClusterConfig,
+    /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found`.
+    pub authorizer: AuthorizerConfig,
     /// Every key the operator set, as given, for DescribeConfigs.
     pub explicit: BTreeMap<String, String>,
 }
@@ -344,6 +349,7 @@ impl BrokerConfig {
             txn: TxnConfig::default(),
             replication: ReplicationConfig::default(),
             connections: ConnectionConfig::default(),
+            authorizer: AuthorizerConfig::default(),
             cluster: ClusterConfig::default(),
             explicit: BTreeMap::new(),
         }
@@ -388,6 +394,7 @@ impl BrokerConfig {
             }
             _ if self.connections.set(key, value)? => {}
             _ if self.replication.set(key, value)? => {}
+            _ if self.authorizer.set(key, value)? => {}
             "log.segment.bytes" => {
                 self.log_segment_bytes = parse_range(key, value, 14, i32::MAX as u64)?
             }

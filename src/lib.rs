@@ -9,7 +9,8 @@
 //! ISR and high watermark, the follower's fetch plan and fetch session, as
 //! pure state machines), `server` (listener, connections,
 //! one handler per API), `client` (a small blocking Kafka client) and `cli`
-//! (the command-line tools built on it), `bench` (the load generator
+//! (the command-line tools built on it), `security` (the authorizer and
+//! its ACLs), `bench` (the load generator
 //! behind `shoal bench`), and `tune` (host checks against `tuning/`).
 
 pub mod alloc;
@@ -24,6 +25,7 @@ pub mod metadata;
 pub mod protocol;
 pub mod quorum;
 pub mod replication;
+pub mod security;
 pub mod server;
 pub mod shard;
 pub mod tune;

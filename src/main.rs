@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use shoal::cli::{
-    ClusterCommand, ConsumeArgs, GroupCommand, ProduceArgs, StorageCommand, TopicCommand,
-    TransactionsCommand,
+    AclCommand, ClusterCommand, ConsumeArgs, GroupCommand, ProduceArgs, StorageCommand,
+    TopicCommand, TransactionsCommand,
 };
 use shoal::config::BrokerConfig;
 
@@ -50,6 +50,9 @@ enum Command {
     /// kafka-transactions.sh).
     #[command(subcommand)]
     Transactions(TransactionsCommand),
+    /// Add, list and remove ACLs (like kafka-acls.sh).
+    #[command(subcommand)]
+    Acl(AclCommand),
     /// Produce one record per stdin line (like kafka-console-producer.sh).
     Produce(ProduceArgs),
     /// Print records to stdout (like kafka-console-consumer.sh).
@@ -156,6 +159,7 @@ fn main() -> ExitCode {
         Command::Topic(command) => shoal::cli::run_topic(command),
         Command::Group(command) => shoal::cli::run_group(command),
         Command::Transactions(command) => shoal::cli::run_transactions(command),
+        Command::Acl(command) => shoal::cli::run_acl(command),
         Command::Produce(args) => shoal::cli::run_produce(args),
         Command::Consume(args) => shoal::cli::run_consume(args),
         Command::Bench(command) => shoal::bench::run_bench(command),

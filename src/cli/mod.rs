@@ -1,8 +1,8 @@
 //! The command-line tools `shoal topic`, `shoal group`, `shoal transactions`,
-//! `shoal cluster`, `shoal produce` and `shoal consume`: clap argument types and the functions
+//! `shoal acl`, `shoal cluster`, `shoal produce` and `shoal consume`: clap argument types and the functions
 //! that run them, speaking the Kafka protocol through [`crate::client`], with
 //! the output shapes of Kafka's `kafka-topics.sh`, `kafka-consumer-groups.sh`,
-//! `kafka-transactions.sh`, `kafka-metadata-quorum.sh`, `kafka-console-producer.sh` and
+//! `kafka-transactions.sh`, `kafka-acls.sh`, `kafka-metadata-quorum.sh`, `kafka-console-producer.sh` and
 //! `kafka-console-consumer.sh`.
 //!
 //! `shoal storage` (like `kafka-storage.sh`) is the exception: it formats
@@ -13,6 +13,7 @@
 //! come back as `anyhow` errors whose message starts with the Kafka error name
 //! (e.g. `TOPIC_ALREADY_EXISTS: ...`); the caller prints them and exits 1.
 
+mod acl;
 mod cluster;
 #[cfg(test)]
 mod cluster_tests;
@@ -25,6 +26,7 @@ mod table;
 mod topic;
 mod transactions;
 
+pub use acl::{run_acl, AclCommand};
 pub use cluster::{run_cluster, ClusterCommand, StatusArgs};
 pub use consume::{run_consume, ConsumeArgs, OffsetSpec};
 pub use group::{run_group, GroupCommand, ResetOffsetsArgs, ResetTarget, TopicPartitions};

@@ -1,7 +1,7 @@
 //! The metadata image: the pure replay of the metadata log's records
 //! (`records.rs`), with Kafka's apply rules (`MetadataDelta` and its
 //! `TopicsDelta`, `ClusterDelta`, `ConfigurationsDelta`, `FeaturesDelta`,
-//! `ProducerIdsDelta`, and `PartitionRegistration.merge`), and the records
+//! `ProducerIdsDelta`, `AclsDelta`, and `PartitionRegistration.merge`), and the records
 //! that rebuild it (a snapshot's content, `MetadataImage.write`'s order).
 //!
 //! Invariant: `apply` either applies a record whole or refuses it with a
@@ -21,6 +21,7 @@ use super::records::{
     CONFIG_RESOURCE_TOPIC, NO_LEADER_CHANGE,
 };
 use super::table::NO_SHARD;
+use crate::security::acl::Acl;
 
 /// A record that does not apply to the image it was given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +51,8 @@ pub enum ApplyError {
         current: i64,
         next: i64,
     },
+    /// A RemoveAccessControlEntryRecord for an ACL id the image lacks.
+    UnknownAclId(Uuid),
 }
 
 impl fmt::Display for ApplyError {
@@ -76,6 +79,7 @@ impl fmt::Display for ApplyError {
             ApplyError::ProducerIdsBackwards { current, next } => {
                 write!(f, "producer id block end {next} is not past {current}")
             }
+            ApplyError::UnknownAclId(id) => write!(f, "no ACL with id {id}"),
         }
     }
 }
@@ -118,6 +122,8 @@ pub struct MetadataImage {
     pub features: BTreeMap<String, i16>,
     /// The first producer id of the next block to hand out.
     pub next_producer_id: i64,
+    /// Every ACL, by its id (`acls.rs`).
+    pub acls: BTreeMap<Uuid, Acl>,
 }
 
 /// The owner shards of `replicas`, each replica keeping the one it had
@@ -185,6 +191,12 @@ impl MetadataImage {
                     });
                 }
                 self.next_producer_id = record.next_producer_id;
+            }
+            MetadataRecord::AccessControlEntry { id, acl } => {
+                self.acls.insert(*id, acl.clone());
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                self.acls.remove(id).ok_or(ApplyError::UnknownAclId(*id))?;
             }
             MetadataRecord::NoOp => {}
         }
@@ -336,7 +348,7 @@ impl MetadataImage {
 
     /// The records that rebuild this image from an empty one, in Kafka's
     /// snapshot order: features, brokers, topics with their partitions,
-    /// configs, the producer id block.
+    /// configs, the producer id block, ACLs.
     pub fn snapshot_records(&self) -> Vec<MetadataRecord> {
         let mut records = Vec::new();
         for (name, feature_level) in &self.features {
@@ -388,6 +400,12 @@ impl MetadataImage {
                 next_producer_id: self.next_producer_id,
             }));
         }
+        for (id, acl) in &self.acls {
+            records.push(MetadataRecord::AccessControlEntry {
+                id: *id,
+                acl: acl.clone(),
+            });
+        }
         records
     }
 
@@ -417,6 +435,7 @@ fn check_directories(replicas: usize, directories: &[Uuid]) -> Result<(), ApplyE
 mod tests {
     use super::*;
     use crate::metadata::records::{BrokerEndpoint, NO_LEADER};
+    use crate::security::acl::{Operation, PatternType, Permission, ResourceType};
     use proptest::prelude::*;
 
     fn uuid(byte: u8) -> Uuid {
@@ -607,7 +626,28 @@ mod tests {
             (0..3i32, 0..3i64).prop_map(|(id, epoch)| MetadataRecord::UnfenceBroker(
                 BrokerEpochRecord { id, epoch }
             )),
-            small.prop_map(|id| MetadataRecord::RemoveTopic { topic_id: uuid(id) }),
+            small
+                .clone()
+                .prop_map(|id| MetadataRecord::RemoveTopic { topic_id: uuid(id) }),
+            (small.clone(), "[ab*]", prop::bool::ANY).prop_map(|(id, name, allow)| {
+                MetadataRecord::AccessControlEntry {
+                    id: uuid(id),
+                    acl: Acl {
+                        resource_type: ResourceType::Topic,
+                        resource_name: name,
+                        pattern_type: PatternType::Literal,
+                        principal: "User:a".into(),
+                        host: "*".into(),
+                        operation: Operation::Read,
+                        permission: if allow {
+                            Permission::Allow
+                        } else {
+                            Permission::Deny
+                        },
+                    },
+                }
+            }),
+            small.prop_map(|id| MetadataRecord::RemoveAccessControlEntry { id: uuid(id) }),
             ("[fg]", 0..3i16).prop_map(|(name, feature_level)| MetadataRecord::FeatureLevel(
                 FeatureLevelRecord {
                     name,

@@ -13,6 +13,7 @@
 //! on the data path but `store.rs`, which the controller's driver calls. `metadata` imports no `shard` or
 //! `server` (`tests/architecture.rs`).
 
+pub mod acls;
 pub mod alter_partition;
 #[cfg(test)]
 mod alter_partition_tests;
@@ -45,6 +46,7 @@ use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
 use crate::config::TOPIC_NAME_LENGTH_MAX;
+use crate::security::acl::AclIndex;
 pub use brokers::{BrokerLayout, ClusterBroker};
 use image::MetadataImage;
 
@@ -166,6 +168,8 @@ pub struct ClusterView {
     pub registered: Vec<ClusterBroker>,
     pub topics: BTreeMap<String, Arc<TopicMeta>>,
     pub topic_names_by_id: HashMap<Uuid, String>,
+    /// The image's ACLs, indexed for the authorizer (`server::authorize`).
+    pub acls: Arc<AclIndex>,
 }
 
 impl ClusterView {
@@ -175,6 +179,7 @@ impl ClusterView {
     pub fn with_image(&self, image: &MetadataImage) -> ClusterView {
         ClusterView {
             registered: brokers::registered(image, &self.listener_name),
+            acls: Arc::new(AclIndex::new(image.acls.clone())),
             ..self.with_topics(table::topic_table(image, self.node_id, self.shard_count))
         }
     }
@@ -445,6 +450,7 @@ mod tests {
             shard_count: 2,
             topics: BTreeMap::new(),
             topic_names_by_id: HashMap::new(),
+            acls: Default::default(),
             listener_name: "PLAINTEXT".into(),
             controller_node_id: 1,
             registered: Vec::new(),

@@ -19,6 +19,9 @@ use std::fmt;
 use bytes::{BufMut, Bytes, BytesMut};
 use uuid::Uuid;
 
+use crate::security::acl::Acl;
+
+use super::acls;
 use crate::protocol::schema::{
     put_compact_length, put_compact_string, put_no_tagged_fields, put_unsigned_varint, Reader,
     RecordError,
@@ -218,9 +221,20 @@ pub enum MetadataRecord {
     PartitionChange(PartitionChangeRecord),
     FenceBroker(BrokerEpochRecord),
     UnfenceBroker(BrokerEpochRecord),
-    RemoveTopic { topic_id: Uuid },
+    RemoveTopic {
+        topic_id: Uuid,
+    },
     FeatureLevel(FeatureLevelRecord),
     ProducerIds(ProducerIdsRecord),
+    /// AccessControlEntryRecord (api key 18): an ACL and its id.
+    AccessControlEntry {
+        id: Uuid,
+        acl: Acl,
+    },
+    /// RemoveAccessControlEntryRecord (api key 19).
+    RemoveAccessControlEntry {
+        id: Uuid,
+    },
     NoOp,
 }
 
@@ -238,6 +252,8 @@ impl MetadataRecord {
             MetadataRecord::RemoveTopic { .. } => (9, 0),
             MetadataRecord::FeatureLevel(_) => (12, 0),
             MetadataRecord::ProducerIds(_) => (15, 0),
+            MetadataRecord::AccessControlEntry { .. } => (18, 0),
+            MetadataRecord::RemoveAccessControlEntry { .. } => (19, 0),
             MetadataRecord::NoOp => (20, 0),
         }
     }
@@ -284,6 +300,11 @@ impl MetadataRecord {
                 buf.put_i64(record.next_producer_id);
                 put_no_tagged_fields(&mut buf);
             }
+            MetadataRecord::AccessControlEntry { id, acl } => acls::put_acl(&mut buf, id, acl),
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                buf.put_slice(id.as_bytes());
+                put_no_tagged_fields(&mut buf);
+            }
             MetadataRecord::NoOp => put_no_tagged_fields(&mut buf),
         }
         buf.freeze()
@@ -299,7 +320,7 @@ impl MetadataRecord {
         let version = unsigned_varint(&mut rest)?;
         let version_max = match api_key {
             0 => 3,
-            2 | 4 | 7 | 8 | 9 | 12 | 15 | 20 => 0,
+            2 | 4 | 7 | 8 | 9 | 12 | 15 | 18 | 19 | 20 => 0,
             3 | 5 => 1,
             _ => return Err(MetadataRecordError::UnknownApiKey(api_key)),
         };
@@ -365,6 +386,12 @@ impl MetadataRecord {
                     broker_epoch,
                     next_producer_id,
                 })
+            }
+            18 => acls::read_acl(&mut reader)?,
+            19 => {
+                let id = reader.uuid()?;
+                reader.tagged_fields()?;
+                MetadataRecord::RemoveAccessControlEntry { id }
             }
             _ => {
                 reader.tagged_fields()?;

@@ -39,6 +39,7 @@ use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, DescribeTopicPartitionsRequest,
     ListPartitionReassignmentsRequest,
 };
+use kafka_protocol::messages::{CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::protocol::versions;
@@ -243,6 +244,9 @@ pub enum Request {
     EndTxn(EndTxnRequest),
     DescribeTransactions(DescribeTransactionsRequest),
     ListTransactions(ListTransactionsRequest),
+    CreateAcls(CreateAclsRequest),
+    DescribeAcls(DescribeAclsRequest),
+    DeleteAcls(DeleteAclsRequest),
 }
 
 impl Request {
@@ -290,6 +294,9 @@ impl Request {
             Request::EndTxn(_) => ApiKey::EndTxn,
             Request::DescribeTransactions(_) => ApiKey::DescribeTransactions,
             Request::ListTransactions(_) => ApiKey::ListTransactions,
+            Request::CreateAcls(_) => ApiKey::CreateAcls,
+            Request::DescribeAcls(_) => ApiKey::DescribeAcls,
+            Request::DeleteAcls(_) => ApiKey::DeleteAcls,
         }
     }
 }
@@ -410,6 +417,11 @@ pub fn decode_request(
             ApiKey::ListTransactions => {
                 Request::ListTransactions(ListTransactionsRequest::decode(body, version)?)
             }
+            ApiKey::CreateAcls => Request::CreateAcls(CreateAclsRequest::decode(body, version)?),
+            ApiKey::DescribeAcls => {
+                Request::DescribeAcls(DescribeAclsRequest::decode(body, version)?)
+            }
+            ApiKey::DeleteAcls => Request::DeleteAcls(DeleteAclsRequest::decode(body, version)?),
             _ => anyhow::bail!("{api_key:?} is in SUPPORTED_APIS but not in Request"),
         };
         Ok(request)
@@ -571,9 +583,9 @@ mod tests {
     fn unimplemented_apis_are_refused() {
         let mut body = Bytes::new();
         assert_eq!(
-            decode_request(ApiKey::DescribeAcls, 1, &mut body),
+            decode_request(ApiKey::CreateDelegationToken, 1, &mut body),
             Err(FrameError::UnsupportedVersion {
-                api_key: ApiKey::DescribeAcls,
+                api_key: ApiKey::CreateDelegationToken,
                 version: 1
             })
         );

@@ -15,6 +15,8 @@ pub mod records;
 #[cfg(test)]
 mod roundtrip;
 #[cfg(test)]
+mod roundtrip_acls;
+#[cfg(test)]
 mod roundtrip_admin;
 #[cfg(test)]
 mod roundtrip_elect;

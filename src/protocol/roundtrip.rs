@@ -64,6 +64,7 @@ where
     first
 }
 
+use super::roundtrip_acls as acls;
 /// Round-trips the sample request and response of `key` at `version` and
 /// returns the encoded request body.
 use super::roundtrip_admin as admin;
@@ -195,6 +196,9 @@ pub(super) fn round_trip_api(key: ApiKey, version: i16) -> Bytes {
             txn::list_transactions_request,
             txn::list_transactions_response
         ),
+        ApiKey::CreateAcls => both!(acls::create_acls_request, acls::create_acls_response),
+        ApiKey::DescribeAcls => both!(acls::describe_acls_request, acls::describe_acls_response),
+        ApiKey::DeleteAcls => both!(acls::delete_acls_request, acls::delete_acls_response),
         other => panic!("{other:?} is advertised but has no round-trip sample"),
     }
 }

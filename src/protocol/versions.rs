@@ -85,6 +85,12 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     // v2's transactional id pattern (KIP-1152) is newer than Kafka 4's
     // brokers, which serve up to v1.
     api(ApiKey::ListTransactions, 0, 1),
+    // Kafka 4 removed CreateAcls and DeleteAcls v0-v1 and DescribeAcls v0
+    // (KIP-896); v1 is the oldest the crate knows, and librdkafka still
+    // sends it.
+    api(ApiKey::DescribeAcls, 1, 3),
+    api(ApiKey::CreateAcls, 1, 3),
+    api(ApiKey::DeleteAcls, 1, 3),
 ];
 
 /// The supported range of `key`, if shoal implements it.

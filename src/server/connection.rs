@@ -33,6 +33,7 @@ use super::limits::{ConnectionPermit, ShardConnections};
 use crate::log::{Chunk, FileRange};
 use crate::protocol::chunk::FileChunk;
 use crate::protocol::frame::{self, FrameError};
+use crate::security::acl::ANONYMOUS;
 
 /// Why reading a frame stopped.
 enum ReadError {
@@ -89,6 +90,10 @@ pub struct ConnectionContext {
     /// The request came in an Envelope from another node (`forward`): it
     /// is answered here, never forwarded again.
     pub forwarded: bool,
+    /// Who the client is, as `Type:name` (`server::authorize` checks it):
+    /// `User:ANONYMOUS` on a connection that did not authenticate, the
+    /// original client's for a forwarded request.
+    pub principal: Rc<str>,
 }
 
 impl ConnectionContext {
@@ -144,6 +149,7 @@ pub async fn serve(
         peer,
         port,
         forwarded: false,
+        principal: Rc::from(ANONYMOUS),
     });
     // Requests read and not yet answered: while any is, the connection is
     // not idle, however long its client stays silent.

@@ -28,19 +28,23 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::rc::Rc;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, EnvelopeRequest, EnvelopeResponse, RequestHeader, TopicName,
+    ApiKey, CreateTopicsRequest, DefaultPrincipalData, EnvelopeRequest, EnvelopeResponse,
+    RequestHeader, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use super::connection::{ConnectionContext, Port};
 use super::handlers::{self, Response};
 use crate::client::frame::encode_request;
 use crate::protocol::frame::{self, SIZE_PREFIX_BYTES};
 use crate::quorum::transport::decode_body;
+use crate::security::acl::ANONYMOUS;
 use crate::shard::messages::{NewTopic, ShardReply, ShardRequest};
 use crate::shard::to_controller::{ENVELOPE_VERSION, FORWARD_TIMEOUT_MS};
 use crate::shard::{Shard, CONTROLLER_SHARD};
@@ -49,15 +53,17 @@ use crate::shard::{Shard, CONTROLLER_SHARD};
 /// itself: v5 and later answer with the topic's configs, which it ignores.
 const CREATE_TOPICS_VERSION: i16 = 7;
 /// The client id of those requests.
-const AUTO_CREATE_CLIENT_ID: &str = "shoal-auto-create";
+pub const AUTO_CREATE_CLIENT_ID: &str = "shoal-auto-create";
+/// The one version of Kafka's `DefaultPrincipalData`.
+const PRINCIPAL_DATA_VERSION: i16 = 0;
 
 /// The requests a node that is not the controller forwards: those the
-/// controller alone carries out (Kafka forwards these and more: ACLs,
-/// quotas, SCRAM credentials, which shoal does not serve),
+/// controller alone carries out (Kafka forwards these and more: quotas,
+/// SCRAM credentials, which shoal does not serve),
 /// ElectLeaders, AlterPartitionReassignments, ListPartitionReassignments,
 /// and DescribeQuorum, which the quorum's leader alone answers (Kafka's
 /// broker forwards it always, `forwardToControllerOrFail`).
-pub const FORWARDED_APIS: [ApiKey; 9] = [
+pub const FORWARDED_APIS: [ApiKey; 11] = [
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
     ApiKey::CreatePartitions,
@@ -67,6 +73,8 @@ pub const FORWARDED_APIS: [ApiKey; 9] = [
     ApiKey::DescribeQuorum,
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
+    ApiKey::CreateAcls,
+    ApiKey::DeleteAcls,
 ];
 
 /// Whether `api_key`'s request, as `context` received it, goes to the
@@ -86,6 +94,7 @@ pub fn forwards(context: &ConnectionContext, api_key: ApiKey) -> bool {
 pub async fn forward(context: &ConnectionContext, frame: &Bytes) -> Option<Response> {
     let envelope = EnvelopeRequest::default()
         .with_request_data(frame.clone())
+        .with_request_principal(Some(principal_bytes(&context.principal)))
         .with_client_host_address(address_bytes(context.peer));
     let reply = context
         .shard
@@ -197,11 +206,15 @@ async fn envelope_answer(shard: Rc<Shard>, envelope: EnvelopeRequest) -> Envelop
     if !api_key.is_some_and(|api_key| FORWARDED_APIS.contains(&api_key)) {
         return refuse(ResponseError::InvalidRequest);
     }
+    let Some(principal) = envelope_principal(envelope.request_principal.as_ref()) else {
+        return refuse(ResponseError::PrincipalDeserializationFailure);
+    };
     let context = ConnectionContext {
         shard,
         peer: client_address(&envelope.client_host_address),
         port: Port::Shared,
         forwarded: true,
+        principal,
     };
     match handlers::dispatch(&context, embedded).await {
         Ok(Response::Frame(frame)) if frame.len() >= SIZE_PREFIX_BYTES => {
@@ -233,6 +246,45 @@ fn address_bytes(peer: Option<SocketAddr>) -> Bytes {
     }
 }
 
+/// The client's principal as Kafka puts it in an Envelope: its
+/// `DefaultPrincipalData` (type, name), version 0, prefixed by that
+/// version as a 16-bit integer (`DefaultKafkaPrincipalBuilder.serialize`).
+fn principal_bytes(principal: &str) -> Bytes {
+    let (kind, name) = principal.split_once(':').unwrap_or(("User", principal));
+    let data = DefaultPrincipalData::default()
+        .with_type(StrBytes::from_string(kind.to_string()))
+        .with_name(StrBytes::from_string(name.to_string()));
+    let mut buf = BytesMut::new();
+    buf.put_i16(PRINCIPAL_DATA_VERSION);
+    match data.encode(&mut buf, PRINCIPAL_DATA_VERSION) {
+        Ok(()) => buf.freeze(),
+        // Two strings always encode; if not, the controller refuses it.
+        Err(_) => Bytes::new(),
+    }
+}
+
+/// The principal an Envelope carries (`User:ANONYMOUS` when it carries
+/// none), or None when its bytes do not decode.
+fn envelope_principal(bytes: Option<&Bytes>) -> Option<Rc<str>> {
+    let Some(bytes) = bytes else {
+        return Some(Rc::from(ANONYMOUS));
+    };
+    let mut bytes = bytes.clone();
+    if bytes.len() < 2 || bytes.get_i16() != PRINCIPAL_DATA_VERSION {
+        return None;
+    }
+    let data = catch_unwind(AssertUnwindSafe(|| {
+        DefaultPrincipalData::decode(&mut bytes, PRINCIPAL_DATA_VERSION)
+    }))
+    .ok()?
+    .ok()?;
+    Some(Rc::from(format!(
+        "{}:{}",
+        data._type.as_str(),
+        data.name.as_str()
+    )))
+}
+
 /// The client's address an Envelope carries (port 0: Kafka sends none).
 fn client_address(bytes: &[u8]) -> Option<SocketAddr> {
     let ip = match bytes.len() {
@@ -245,8 +297,6 @@ fn client_address(bytes: &[u8]) -> Option<SocketAddr> {
 
 #[cfg(test)]
 mod tests {
-    use kafka_protocol::protocol::{Decodable, Encodable};
-
     use super::*;
 
     #[test]
@@ -273,6 +323,20 @@ mod tests {
         let broker = versions::supported(ApiKey::DescribeQuorum)
             .map(|api| (api.min_version, api.max_version));
         assert_eq!(broker, describe::served_versions(ApiKey::DescribeQuorum));
+    }
+
+    #[test]
+    fn principals_travel_as_kafkas_default_principal_data() {
+        let bytes = principal_bytes("User:alice");
+        assert_eq!(&bytes[..2], &[0, 0], "the version first");
+        assert_eq!(
+            envelope_principal(Some(&bytes)).as_deref(),
+            Some("User:alice")
+        );
+        assert_eq!(envelope_principal(None).as_deref(), Some(ANONYMOUS));
+        for cut in 0..bytes.len() {
+            assert_eq!(envelope_principal(Some(&bytes.slice(..cut))), None);
+        }
     }
 
     #[test]

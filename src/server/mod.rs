@@ -5,6 +5,7 @@
 //! it never opens a segment file or touches a `PartitionLog` directly
 //! (`tests/architecture.rs` fails on any path through `log::segment` here).
 
+pub mod authorize;
 pub mod connection;
 mod controller_apis;
 pub mod forward;
@@ -89,6 +90,7 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
             shard_count: config.shards,
             topics: Default::default(),
             topic_names_by_id: Default::default(),
+            acls: Default::default(),
             listener_name: config
                 .cluster
                 .broker_listener()

@@ -52,6 +52,8 @@ use crate::metadata::{ClusterView, TopicMeta};
 use crate::quorum::channel::LeaderFn;
 use crate::quorum::describe::QuorumStatus;
 
+#[path = "acls.rs"]
+mod acls;
 #[path = "reassign.rs"]
 mod reassign;
 
@@ -320,6 +322,50 @@ impl Controller {
                 )))
             }
         }
+    }
+
+    /// Commits the records `decide` makes from the committed image, under
+    /// the one-change-at-a-time permit and only while this node leads, and
+    /// installs the image they leave before answering: `count` results,
+    /// those that succeeded failed with the reason when nothing could be
+    /// committed (AlterPartitionReassignments, CreateAcls, DeleteAcls).
+    async fn commit_decision<R: 'static>(
+        &self,
+        shard: &Rc<Shard>,
+        count: usize,
+        decide: impl FnOnce(&MetadataImage) -> (Vec<MetadataRecord>, Vec<Result<R, KafkaError>>)
+            + 'static,
+    ) -> Vec<Result<R, KafkaError>> {
+        let Ok(_change) = self.changes.acquire_permit(1).await else {
+            return unavailable(count);
+        };
+        if !self.quorum.leads() {
+            return not_controller(count);
+        }
+        let outcomes: Rc<RefCell<Vec<Result<R, KafkaError>>>> = Rc::default();
+        let made = Rc::clone(&outcomes);
+        let make = move |image: &MetadataImage| {
+            let (records, results) = decide(image);
+            *made.borrow_mut() = results;
+            records
+        };
+        let committed = self.quorum.propose(Box::new(make)).await;
+        let mut results = outcomes.take();
+        if results.len() != count {
+            return not_controller(count);
+        }
+        match committed {
+            Ok(applied) => self.install(shard, Some(&applied)).await,
+            Err(error) => {
+                let error = match error {
+                    ProposeError::NotController => ResponseError::NotController,
+                    ProposeError::TimedOut => ResponseError::RequestTimedOut,
+                    ProposeError::Failed(_) => ResponseError::UnknownServerError,
+                };
+                fail_succeeded(&mut results, error);
+            }
+        }
+        results
     }
 
     /// Has the owners open the partitions `plan` adds on this node (a

@@ -232,6 +232,12 @@ pub enum ShardRequest {
     /// To `CONTROLLER_SHARD`: ElectLeaders, for the active controller
     /// (`elections.rs`).
     ElectLeaders(Box<super::elections::ElectionRequest>),
+    /// To the controller (shard 0): CreateAcls, each ACL's result in
+    /// `Applied`, once committed (`controller/acls.rs`).
+    CreateAcls(Vec<crate::security::acl::Acl>),
+    /// To the controller (shard 0): DeleteAcls, each filter's removed
+    /// ACLs, once committed.
+    DeleteAcls(Vec<crate::security::acl::AclFilter>),
     /// To `CONTROLLER_SHARD`: the metadata quorum's status, for
     /// DescribeQuorum (`server::handlers::describe_quorum`).
     QuorumStatus,
@@ -280,6 +286,8 @@ pub enum ShardReply {
     Reassignments(Result<Vec<crate::metadata::reassignment::Ongoing>, KafkaError>),
     /// The partition as the controller committed it.
     AlterPartition(Result<crate::metadata::alter_partition::CommittedPartition, KafkaError>),
+    /// DeleteAcls' answer per filter: the ACLs it removed.
+    AclsDeleted(Vec<Result<Vec<crate::security::acl::Acl>, KafkaError>>),
     /// ElectLeaders' answer per topic, once committed.
     Elected(Result<Vec<crate::metadata::elections::TopicElection>, KafkaError>),
     Group(GroupAnswer),

@@ -355,6 +355,22 @@ impl Shard {
                 }
                 None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
             },
+            ShardRequest::CreateAcls(acls) => match &self.controller {
+                Some(controller) => {
+                    let create: LocalBoxFuture<'_, _> =
+                        Box::pin(controller.create_acls(self, acls));
+                    ShardReply::Applied(create.await)
+                }
+                None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+            },
+            ShardRequest::DeleteAcls(filters) => match &self.controller {
+                Some(controller) => {
+                    let delete: LocalBoxFuture<'_, _> =
+                        Box::pin(controller.delete_acls(self, filters));
+                    ShardReply::AclsDeleted(delete.await)
+                }
+                None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+            },
             ShardRequest::ListReassignments(topics) => match &self.controller {
                 Some(controller) => {
                     ShardReply::Reassignments(controller.list_reassignments(topics.as_deref()))

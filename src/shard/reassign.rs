@@ -9,13 +9,11 @@
 //! Invariant: the same one-change-at-a-time permit as every other change
 //! of the controller, and nothing proposed unless this node leads.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
 use kafka_protocol::error::ResponseError;
 
-use super::{Controller, KafkaError, ProposeError, Shard};
-use crate::metadata::controller::unavailable;
+use super::{Controller, KafkaError, Shard};
 use crate::metadata::image::MetadataImage;
 use crate::metadata::leadership;
 use crate::metadata::reassignment::{self, Ongoing, ReassignItem};
@@ -28,38 +26,12 @@ impl Controller {
         shard: &Rc<Shard>,
         items: Vec<ReassignItem>,
     ) -> Vec<Result<(), KafkaError>> {
-        let Ok(_change) = self.changes.acquire_permit(1).await else {
-            return unavailable(items.len());
-        };
-        if !self.quorum.leads() {
-            return super::not_controller(items.len());
-        }
         let unclean_default = shard.config.replication.unclean_leader_election_enable;
-        let outcomes: Rc<RefCell<Vec<Result<(), KafkaError>>>> = Rc::default();
-        let made = Rc::clone(&outcomes);
         let count = items.len();
-        let make = move |image: &MetadataImage| {
-            let (records, results) = changes(image, &items, unclean_default);
-            *made.borrow_mut() = results;
-            records
-        };
-        let committed = self.quorum.propose(Box::new(make)).await;
-        let mut results = outcomes.take();
-        if results.len() != count {
-            return super::not_controller(count);
-        }
-        match committed {
-            Ok(applied) => self.install(shard, Some(&applied)).await,
-            Err(error) => {
-                let error = match error {
-                    ProposeError::NotController => ResponseError::NotController,
-                    ProposeError::TimedOut => ResponseError::RequestTimedOut,
-                    ProposeError::Failed(_) => ResponseError::UnknownServerError,
-                };
-                super::fail_succeeded(&mut results, error);
-            }
-        }
-        results
+        self.commit_decision(shard, count, move |image| {
+            changes(image, &items, unclean_default)
+        })
+        .await
     }
 
     /// ListPartitionReassignments, from the committed image.

@@ -7,6 +7,7 @@
 //! for shape. The broker is always killed and its directory removed, even
 //! when an assertion fails.
 
+mod acls;
 mod admin;
 mod broker;
 #[macro_use]
@@ -62,6 +63,7 @@ fn every_advertised_version_of_every_api() {
     describe_configs(&mut conn, &created);
     describe_cluster(&mut conn, &broker);
     delete_topics(&mut conn, &created, &topic_ids);
+    acls::acl_apis(&mut conn);
 }
 
 #[test]

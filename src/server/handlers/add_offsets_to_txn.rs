@@ -8,6 +8,8 @@ use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 use super::group_route::group_offsets_partition;
 use super::txn_route::{call_txn, fenced_for};
 use crate::group::OFFSETS_TOPIC;
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{TxnAnswer, TxnCall};
 
@@ -30,8 +32,14 @@ async fn add(
     context: &ConnectionContext,
     request: &AddOffsetsToTxnRequest,
 ) -> Result<(), ResponseError> {
-    let partition = group_offsets_partition(context, &request.group_id.0).await?;
     let transactional_id = request.transactional_id.0.to_string();
+    if !authorize::transactional_id(context, Operation::Write, &transactional_id) {
+        return Err(ResponseError::TransactionalIdAuthorizationFailed);
+    }
+    if !authorize::group(context, Operation::Read, &request.group_id.0) {
+        return Err(ResponseError::GroupAuthorizationFailed);
+    }
+    let partition = group_offsets_partition(context, &request.group_id.0).await?;
     let call = TxnCall::AddPartitions {
         transactional_id: transactional_id.clone(),
         producer_id: request.producer_id.0,

@@ -6,8 +6,9 @@
 //! with `verify_only`, checked (each partition's own error,
 //! TRANSACTION_ABORTABLE when not in the transaction), or added for a
 //! producer of transactions version 2, whose Produce adds its partitions
-//! (Kafka's `ADD_PARTITION` operation), as Kafka answers both. Kafka takes
-//! v4+ only from brokers (CLUSTER_ACTION); shoal has no ACLs yet.
+//! (Kafka's `ADD_PARTITION` operation), as Kafka answers both. As Kafka,
+//! v4+ is taken only with CLUSTER_ACTION (from brokers); before, WRITE on
+//! the transactional id and on each (non-internal) topic.
 //!
 //! A partition the broker does not have fails the whole transaction's
 //! request: UNKNOWN_TOPIC_OR_PARTITION for it, OPERATION_NOT_ATTEMPTED for
@@ -24,6 +25,9 @@ use kafka_protocol::messages::{
 
 use super::str_bytes;
 use super::txn_route::{call_txn, fenced_for};
+use crate::metadata::INTERNAL_TOPICS;
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{TxnAnswer, TxnCall};
 
@@ -57,6 +61,10 @@ pub async fn handle(
         };
         let errors = add(context, version, &transaction).await;
         response.results_by_topic_v3_and_below = topic_results(&transaction.partitions, &errors);
+        return response;
+    }
+    if !authorize::cluster(context, Operation::ClusterAction) {
+        response.error_code = ResponseError::ClusterAuthorizationFailed.code();
         return response;
     }
     let transactions: Vec<Transaction> = request
@@ -105,6 +113,11 @@ fn flatten(topics: &[AddPartitionsToTxnTopic]) -> Vec<(String, i32)> {
 /// Each partition's error code, in the order of `transaction.partitions`.
 async fn add(context: &ConnectionContext, version: i16, transaction: &Transaction) -> Vec<i16> {
     let count = transaction.partitions.len();
+    if version < BATCHED_VERSION {
+        if let Some(refused) = unauthorized(context, transaction) {
+            return refused;
+        }
+    }
     let view = context.shard.view();
     let unknown: Vec<bool> = transaction
         .partitions
@@ -156,6 +169,37 @@ async fn add(context: &ConnectionContext, version: i16, transaction: &Transactio
         Ok(_) => vec![0; count],
         Err(error) => vec![fenced_for(version, PRODUCER_FENCED_VERSION, error).code(); count],
     }
+}
+
+/// A client's transaction the principal may not extend: WRITE on the
+/// transactional id (else all TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and
+/// on each non-internal topic (else TOPIC_AUTHORIZATION_FAILED for those,
+/// OPERATION_NOT_ATTEMPTED for the rest).
+fn unauthorized(context: &ConnectionContext, transaction: &Transaction) -> Option<Vec<i16>> {
+    let count = transaction.partitions.len();
+    if !authorize::transactional_id(context, Operation::Write, &transaction.transactional_id) {
+        return Some(vec![
+            ResponseError::TransactionalIdAuthorizationFailed.code();
+            count
+        ]);
+    }
+    let denied: Vec<bool> = transaction
+        .partitions
+        .iter()
+        .map(|(topic, _)| {
+            !INTERNAL_TOPICS.contains(&topic.as_str())
+                && !authorize::topic(context, Operation::Write, topic)
+        })
+        .collect();
+    denied.contains(&true).then(|| {
+        denied
+            .into_iter()
+            .map(|denied| match denied {
+                true => ResponseError::TopicAuthorizationFailed.code(),
+                false => ResponseError::OperationNotAttempted.code(),
+            })
+            .collect()
+    })
 }
 
 /// Per-topic results of `partitions` with their `codes`, in request order.

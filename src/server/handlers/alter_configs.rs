@@ -19,6 +19,8 @@ use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, Reques
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::str_bytes;
 use crate::metadata::ClusterView;
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{
     ConfigChange, KafkaError, ShardReply, ShardRequest, TopicConfigChange,
@@ -49,7 +51,8 @@ fn invalid_request(message: String) -> KafkaError {
 }
 
 /// The shared checks, one route per resource, in order.
-pub(super) fn route(view: &ClusterView, resources: &[Resource<'_>]) -> Vec<Route> {
+pub(super) fn route(context: &ConnectionContext, resources: &[Resource<'_>]) -> Vec<Route> {
+    let view = context.shard.view();
     let mut seen = BTreeSet::new();
     let repeated: BTreeSet<(i8, &str)> = resources
         .iter()
@@ -76,9 +79,15 @@ pub(super) fn route(view: &ClusterView, resources: &[Resource<'_>]) -> Vec<Route
                     resource.null_values.join(", ")
                 ))));
             }
+            let (kind, name) = (resource.resource_type, resource.name);
+            if let Some(error) =
+                authorize::config_resource(context, kind, name, Operation::AlterConfigs)
+            {
+                return Route::Done(Err(error));
+            }
             match resource.resource_type {
                 RESOURCE_TOPIC => Route::Topic,
-                RESOURCE_BROKER => Route::Done(broker_change(view, resource)),
+                RESOURCE_BROKER => Route::Done(broker_change(&view, resource)),
                 other => Route::Done(Err(invalid_request(format!(
                     "Unknown resource type {other}"
                 )))),
@@ -189,7 +198,7 @@ pub async fn handle(
                 .collect(),
         })
         .collect();
-    let routes = route(&context.shard.view(), &resources);
+    let routes = route(context, &resources);
     let changes = request
         .resources
         .iter()

@@ -15,6 +15,8 @@ use kafka_protocol::messages::{
 
 use super::str_bytes;
 use crate::metadata::reassignment::ReassignItem;
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{KafkaError, ShardReply, ShardRequest};
 use crate::shard::CONTROLLER_SHARD;
@@ -39,7 +41,9 @@ pub async fn handle(
         })
         .collect();
     let count = items.len();
-    let results = if items.is_empty() {
+    let results = if !authorize::cluster(context, Operation::Alter) {
+        vec![Err(authorize::cluster_denied()); count]
+    } else if items.is_empty() {
         Vec::new()
     } else {
         match context

@@ -1,9 +1,10 @@
 //! The `authorizedOperations` bitfields of Metadata, DescribeCluster,
-//! DescribeGroups and ConsumerGroupDescribe. shoal has no ACLs yet, so, as
-//! Kafka without an authorizer, every client may do every operation Kafka
-//! defines for a resource type (`AclEntry.supportedOperations`). A field
-//! the client did not ask for keeps the protocol's default, -2147483648,
-//! as Kafka sends it.
+//! DescribeGroups and ConsumerGroupDescribe: every operation Kafka defines
+//! for a resource type (`AclEntry.supportedOperations`), which
+//! `server::authorize::operations` narrows to those the principal may do
+//! when an authorizer is configured (without one, as Kafka, all of them).
+//! A field the client did not ask for keeps the protocol's default,
+//! -2147483648, as Kafka sends it.
 
 /// Kafka's `AclOperation` codes; bit n of a bitfield is code n.
 const READ: i32 = 3;

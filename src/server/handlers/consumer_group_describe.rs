@@ -12,6 +12,8 @@ use kafka_protocol::messages::{
 use super::group_route::{call_group, code};
 use super::{authorized, str_bytes};
 use crate::group::DescribedTopicPartitions;
+use crate::security::acl::ResourceType;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{GroupAnswer, GroupCall};
 
@@ -69,7 +71,8 @@ pub async fn handle(
             Err(error) => entry.error_code = error.code(),
         }
         if request.include_authorized_operations && entry.error_code == 0 {
-            entry.authorized_operations = authorized::GROUP;
+            entry.authorized_operations =
+                authorize::operations(context, ResourceType::Group, &name, authorized::GROUP);
         }
         response.groups.push(entry);
     }

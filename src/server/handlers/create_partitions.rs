@@ -9,6 +9,8 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, RequestHeader};
 
 use super::str_bytes;
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{KafkaError, PartitionGrowth, ShardReply, ShardRequest};
 use crate::shard::CONTROLLER_SHARD;
@@ -30,6 +32,10 @@ pub async fn handle(
                 ResponseError::InvalidRequest,
                 "Duplicate topic name.".to_string(),
             ))));
+            continue;
+        }
+        if !authorize::topic(context, Operation::Alter, &topic.name.0) {
+            prechecked.push(Some(Err(authorize::topic_denied())));
             continue;
         }
         prechecked.push(None);

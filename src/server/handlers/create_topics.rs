@@ -12,7 +12,11 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, Reques
 
 use super::describe_configs::topic_config_entries;
 use super::str_bytes;
+use crate::metadata::INTERNAL_TOPICS;
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
+use crate::server::forward;
 use crate::shard::messages::{KafkaError, NewTopic, ShardReply, ShardRequest};
 use crate::shard::CONTROLLER_SHARD;
 
@@ -28,8 +32,14 @@ pub async fn handle(
     }
     let mut results: Vec<Option<Result<_, KafkaError>>> = Vec::with_capacity(request.topics.len());
     let mut to_create = Vec::new();
+    let cluster_create = internal_creation(context, header, &request)
+        || authorize::cluster(context, Operation::Create);
     for topic in &request.topics {
         let name = topic.name.0.to_string();
+        if !cluster_create && !authorize::topic(context, Operation::Create, &name) {
+            results.push(Some(Err(authorize::topic_denied())));
+            continue;
+        }
         if seen.get(&name).copied().unwrap_or(0) > 1 {
             results.push(Some(Err(KafkaError::with_message(
                 ResponseError::InvalidRequest,
@@ -135,4 +145,22 @@ pub async fn handle(
     let mut response = CreateTopicsResponse::default();
     response.topics = topics;
     response
+}
+
+/// A node's own creation of internal topics, forwarded to this controller
+/// (`forward::create_topics`): the node needs them whoever its client is,
+/// so they are not checked against the client's principal, which the
+/// Envelope carries (Kafka's brokers send those as their own principal).
+/// A client that names itself so gets nothing but the internal topics.
+fn internal_creation(
+    context: &ConnectionContext,
+    header: &RequestHeader,
+    request: &CreateTopicsRequest,
+) -> bool {
+    context.forwarded
+        && header.client_id.as_deref() == Some(forward::AUTO_CREATE_CLIENT_ID)
+        && request
+            .topics
+            .iter()
+            .all(|topic| INTERNAL_TOPICS.contains(&topic.name.0.as_str()))
 }

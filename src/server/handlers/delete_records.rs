@@ -15,6 +15,8 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, Requ
 use super::per_partition;
 use crate::config::cleanup_deletes;
 use crate::metadata::NO_LEADER_EPOCH;
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{KafkaError, ShardReply, ShardRequest};
 
@@ -37,6 +39,7 @@ pub async fn handle(
                 .collect();
             (topic.name.0.as_str(), partitions)
         }),
+        |name| (!authorize::topic(context, Operation::Delete, name)).then(authorize::topic_denied),
         |meta| {
             (!cleanup_deletes(config, &meta.configs))
                 .then(|| KafkaError::new(ResponseError::PolicyViolation))

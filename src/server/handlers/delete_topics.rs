@@ -1,13 +1,16 @@
 //! DeleteTopics: by name (v1–v5) or by name or id (v6+), via the controller.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
     DeleteTopicsRequest, DeleteTopicsResponse, RequestHeader, TopicName,
 };
 
 use super::str_bytes;
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
-use crate::shard::messages::{ShardReply, ShardRequest, TopicRef};
+use crate::shard::messages::{KafkaError, ShardReply, ShardRequest, TopicRef};
 use crate::shard::CONTROLLER_SHARD;
 
 pub async fn handle(
@@ -32,18 +35,39 @@ pub async fn handle(
             .map(|name| TopicRef::Name(name.0.to_string()))
             .collect()
     };
-    let outcomes = match context
-        .shard
-        .call(
-            CONTROLLER_SHARD,
-            ShardRequest::DeleteTopics(targets.clone()),
-        )
-        .await
-    {
-        ShardReply::DeleteTopics(outcomes) => outcomes,
-        ShardReply::Failed(error) => targets.iter().map(|_| Err(error.clone())).collect(),
-        _ => Vec::new(),
-    };
+    let denied = deletion_denied(context, &targets);
+    let allowed: Vec<TopicRef> = targets
+        .iter()
+        .zip(&denied)
+        .filter(|(_, denied)| !**denied)
+        .map(|(target, _)| target.clone())
+        .collect();
+    let mut deleted = if allowed.is_empty() {
+        Vec::new()
+    } else {
+        match context
+            .shard
+            .call(
+                CONTROLLER_SHARD,
+                ShardRequest::DeleteTopics(allowed.clone()),
+            )
+            .await
+        {
+            ShardReply::DeleteTopics(outcomes) => outcomes,
+            ShardReply::Failed(error) => allowed.iter().map(|_| Err(error.clone())).collect(),
+            _ => Vec::new(),
+        }
+    }
+    .into_iter();
+    let outcomes: Vec<_> = denied
+        .iter()
+        .map(|denied| match denied {
+            true => Err(authorize::topic_denied()),
+            false => deleted
+                .next()
+                .unwrap_or_else(|| Err(KafkaError::new(ResponseError::UnknownServerError))),
+        })
+        .collect();
     let responses = targets
         .into_iter()
         .zip(outcomes)
@@ -76,4 +100,20 @@ pub async fn handle(
     let mut response = DeleteTopicsResponse::default();
     response.responses = responses;
     response
+}
+
+/// For each target, whether the principal lacks DELETE on it (an unknown
+/// id names no topic: the controller answers it).
+fn deletion_denied(context: &ConnectionContext, targets: &[TopicRef]) -> Vec<bool> {
+    let view = context.shard.view();
+    targets
+        .iter()
+        .map(|target| {
+            let name = match target {
+                TopicRef::Name(name) => Some(name.as_str()),
+                TopicRef::Id(id) => view.topic_by_id(*id).map(|meta| meta.name.as_str()),
+            };
+            name.is_some_and(|name| !authorize::topic(context, Operation::Delete, name))
+        })
+        .collect()
 }

@@ -13,6 +13,8 @@ use kafka_protocol::messages::{
 
 use super::{authorized, str_bytes};
 use crate::metadata::brokers::Broker;
+use crate::security::acl::{ResourceType, CLUSTER_NAME};
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 
 /// DescribeCluster v2 lists fenced brokers on request (KIP-1073).
@@ -40,7 +42,12 @@ pub fn handle(
     }
     response.cluster_id = str_bytes(view.cluster_id.clone());
     if request.include_cluster_authorized_operations {
-        response.cluster_authorized_operations = authorized::CLUSTER;
+        response.cluster_authorized_operations = authorize::operations(
+            context,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+            authorized::CLUSTER,
+        );
     }
     response.controller_id = BrokerId(view.controller_id());
     let fenced =

@@ -13,6 +13,8 @@ use crate::config::{
     INTERNAL_SEGMENT_BYTES, TOPIC_CONFIG_NAMES,
 };
 use crate::metadata::TopicMeta;
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 
 /// Kafka's ConfigResource.Type codes.
@@ -170,6 +172,14 @@ pub fn handle(
                 }
                 config
             };
+            let name = resource.resource_name.as_str();
+            let operation = Operation::DescribeConfigs;
+            if let Some(error) =
+                authorize::config_resource(context, resource.resource_type, name, operation)
+            {
+                result.error_code = error.code;
+                return result;
+            }
             match resource.resource_type {
                 RESOURCE_TOPIC => match view.topic(resource.resource_name.as_str()) {
                     Some(topic) => {

@@ -9,6 +9,8 @@ use kafka_protocol::messages::{
 use super::group_route::call_group;
 use super::{authorized, str_bytes};
 use crate::group::GroupState;
+use crate::security::acl::ResourceType;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{GroupAnswer, GroupCall};
 
@@ -70,7 +72,12 @@ pub async fn handle(
             && request.include_authorized_operations
             && entry.error_code == 0
         {
-            entry.authorized_operations = authorized::GROUP;
+            entry.authorized_operations = authorize::operations(
+                context,
+                ResourceType::Group,
+                group_id.0.as_str(),
+                authorized::GROUP,
+            );
         }
         response.groups.push(entry);
     }

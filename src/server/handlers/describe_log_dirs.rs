@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
@@ -14,6 +15,8 @@ use kafka_protocol::messages::{
 
 use super::str_bytes;
 use crate::log::volume_bytes;
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{ShardReply, ShardRequest};
 
@@ -26,6 +29,11 @@ pub async fn handle(
     request: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {
     let version = header.request_api_version;
+    if !authorize::cluster(context, Operation::Describe) {
+        let mut response = DescribeLogDirsResponse::default();
+        response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        return response;
+    }
     let calls = (0..context.shard.count()).map(|owner| {
         let shard = context.shard.clone();
         async move { shard.call(owner, ShardRequest::PartitionSizes).await }

@@ -12,6 +12,8 @@ use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersRespon
 use super::per_partition;
 use crate::log::ProducerDescription;
 use crate::metadata::NO_LEADER_EPOCH;
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{ShardReply, ShardRequest};
 
@@ -29,6 +31,7 @@ pub async fn handle(
                 .collect();
             (topic.name.0.as_str(), partitions)
         }),
+        |name| (!authorize::topic(context, Operation::Read, name)).then(authorize::topic_denied),
         |_| None,
         |parts| ShardRequest::DescribeProducers(parts.into_iter().map(|(p, ())| p).collect()),
         |reply, count| match reply {

@@ -13,10 +13,13 @@
 //! quorum as its own status says, so every node that answers names the
 //! same leader in one term.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{DescribeQuorumRequest, DescribeQuorumResponse, RequestHeader};
 
 use crate::config::Voter;
 use crate::quorum::describe::{self, QuorumStatus};
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{ShardReply, ShardRequest};
 use crate::shard::CONTROLLER_SHARD;
@@ -26,6 +29,11 @@ pub async fn handle(
     header: &RequestHeader,
     request: DescribeQuorumRequest,
 ) -> DescribeQuorumResponse {
+    if !authorize::cluster(context, Operation::Describe) {
+        let mut response = DescribeQuorumResponse::default();
+        response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        return response;
+    }
     let status = match context
         .shard
         .call(CONTROLLER_SHARD, ShardRequest::QuorumStatus)

@@ -25,6 +25,8 @@ use kafka_protocol::messages::{
 use super::metadata::partition_entry;
 use super::{authorized, str_bytes};
 use crate::metadata::{validate_topic_name, ClusterView, TopicMeta};
+use crate::security::acl::{Operation, ResourceType};
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 
 /// Kafka's `max.request.partition.size.limit` default: the most partitions
@@ -35,7 +37,43 @@ pub fn handle(
     context: &ConnectionContext,
     request: DescribeTopicPartitionsRequest,
 ) -> DescribeTopicPartitionsResponse {
-    describe(&context.shard.view(), &request)
+    let mut response = describe(&context.shard.view(), &request);
+    if authorize::enabled(context) {
+        authorize_topics(context, &mut response, request.topics.is_empty());
+    }
+    response
+}
+
+/// Kafka's DESCRIBE check on each topic: of every topic, those the
+/// principal may not describe are left out; a named one is answered
+/// TOPIC_AUTHORIZATION_FAILED. The others carry the principal's own
+/// authorized operations.
+fn authorize_topics(
+    context: &ConnectionContext,
+    response: &mut DescribeTopicPartitionsResponse,
+    list_all: bool,
+) {
+    let name = |topic: &DescribeTopicPartitionsResponseTopic| {
+        topic
+            .name
+            .as_ref()
+            .map_or(String::new(), |name| name.0.to_string())
+    };
+    if list_all {
+        response
+            .topics
+            .retain(|topic| authorize::topic(context, Operation::Describe, &name(topic)));
+    }
+    for topic in &mut response.topics {
+        let name = name(topic);
+        if !authorize::topic(context, Operation::Describe, &name) {
+            topic.error_code = ResponseError::TopicAuthorizationFailed.code();
+            topic.partitions.clear();
+        } else if topic.error_code == 0 {
+            topic.topic_authorized_operations =
+                authorize::operations(context, ResourceType::Topic, &name, authorized::TOPIC);
+        }
+    }
 }
 
 /// The page `request` asks for, or INVALID_REQUEST for each named topic

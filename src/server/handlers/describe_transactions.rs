@@ -10,6 +10,8 @@ use kafka_protocol::messages::{
 
 use super::str_bytes;
 use super::txn_route::call_txn;
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{TxnAnswer, TxnCall};
 use crate::txn::DescribedTxn;
@@ -39,6 +41,9 @@ async fn describe(
     context: &ConnectionContext,
     transactional_id: String,
 ) -> Result<DescribedTxn, ResponseError> {
+    if !authorize::transactional_id(context, Operation::Describe, &transactional_id) {
+        return Err(ResponseError::TransactionalIdAuthorizationFailed);
+    }
     let call = TxnCall::Describe(transactional_id.clone());
     match call_txn(context, &transactional_id, call).await? {
         TxnAnswer::Described(answer) => answer,

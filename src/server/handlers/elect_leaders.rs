@@ -18,6 +18,8 @@ use kafka_protocol::messages::{
 use super::str_bytes;
 use crate::metadata::elections::TopicElection;
 use crate::metadata::leadership::Election;
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{KafkaError, ShardReply, ShardRequest};
 use crate::shard::CONTROLLER_SHARD;
@@ -37,6 +39,9 @@ pub async fn handle(
             .map(|topic| (topic.topic.0.to_string(), topic.partitions.clone()))
             .collect()
     });
+    if !authorize::cluster(context, Operation::Alter) {
+        return refused(wanted.as_deref(), authorize::cluster_denied());
+    }
     let election = match request.election_type {
         PREFERRED => Election::Preferred,
         UNCLEAN => Election::Unclean,

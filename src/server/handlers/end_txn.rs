@@ -8,6 +8,8 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 
 use super::txn_route::{call_txn, fenced_for};
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{TxnAnswer, TxnCall};
 use crate::txn::{NO_PRODUCER_EPOCH, NO_PRODUCER_ID, TV_0, TV_2};
@@ -35,10 +37,14 @@ pub async fn handle(
             TV_0
         },
     };
-    let outcome = match call_txn(context, &transactional_id, call).await {
-        Ok(TxnAnswer::Ended(answer)) => answer,
-        Ok(_) => Err(ResponseError::UnknownServerError),
-        Err(error) => Err(error),
+    let outcome = if !authorize::transactional_id(context, Operation::Write, &transactional_id) {
+        Err(ResponseError::TransactionalIdAuthorizationFailed)
+    } else {
+        match call_txn(context, &transactional_id, call).await {
+            Ok(TxnAnswer::Ended(answer)) => answer,
+            Ok(_) => Err(ResponseError::UnknownServerError),
+            Err(error) => Err(error),
+        }
     };
     let mut response = EndTxnResponse::default();
     match outcome {

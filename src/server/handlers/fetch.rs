@@ -16,6 +16,7 @@ mod response;
 mod session;
 
 use std::cell::RefCell;
+use std::sync::Arc;
 use std::time::Instant;
 
 use kafka_protocol::error::ResponseError;
@@ -26,6 +27,8 @@ use super::{hinted_endpoints, leader_hint, Response};
 use crate::metadata::brokers::Broker;
 use crate::metadata::ClusterView;
 use crate::protocol::fetch_writer::{self, FetchResponseParts, NodeEndpoint};
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::TopicPartition;
 use session::{
@@ -90,10 +93,12 @@ pub async fn handle(
     let version = header.request_api_version;
     let view = context.shard.view();
     let wanted = resolve(&view, version, &request);
-    let (session_id, wanted) = match open_session(context, &view, version, &request, wanted) {
+    let (session_id, mut wanted) = match open_session(context, &view, version, &request, wanted) {
         Ok(opened) => opened,
         Err(error) => return error_response(header.correlation_id, version, error),
     };
+    let replica = replica_of(version, &request);
+    refuse_unauthorized(context, &mut wanted, replica.is_some());
     let poll = long_poll::Poll {
         min_bytes: request.min_bytes,
         max_wait_ms: request.max_wait_ms,
@@ -102,7 +107,7 @@ pub async fn handle(
         // Taken from each request, not the session, as Kafka does; v0-v3
         // have no isolation level (0).
         read_committed: request.isolation_level == READ_COMMITTED,
-        replica: replica_of(version, &request),
+        replica,
     };
     let mut outcomes = long_poll::read_until_ready(context, &wanted, &poll).await;
     response::trim_to_max_bytes(&mut outcomes, poll.response_max_bytes);
@@ -131,6 +136,36 @@ pub async fn handle(
         version,
         &parts,
     ))
+}
+
+/// Kafka's checks: a follower's fetch needs CLUSTER_ACTION on the
+/// cluster, a consumer's READ on each topic; a partition refused is
+/// TOPIC_AUTHORIZATION_FAILED (an unknown topic id stays UNKNOWN_TOPIC_ID:
+/// it names no topic to authorize).
+fn refuse_unauthorized(context: &ConnectionContext, wanted: &mut [Wanted], follower: bool) {
+    if !authorize::enabled(context) {
+        return;
+    }
+    let cluster_action = follower && authorize::cluster(context, Operation::ClusterAction);
+    let mut last: Option<(Arc<str>, bool)> = None;
+    for want in wanted {
+        if want.error == Some(ResponseError::UnknownTopicId) {
+            continue;
+        }
+        let allowed = match &last {
+            _ if follower => cluster_action,
+            Some((topic, allowed)) if *topic == want.partition.topic => *allowed,
+            _ => {
+                let allowed = authorize::topic(context, Operation::Read, &want.partition.topic);
+                last = Some((want.partition.topic.clone(), allowed));
+                allowed
+            }
+        };
+        if !allowed {
+            want.error = Some(ResponseError::TopicAuthorizationFailed);
+            want.leader = None;
+        }
+    }
 }
 
 /// A follower's replica id and broker epoch: from v15 in `ReplicaState`,

@@ -20,6 +20,8 @@ use super::txn_route::ensure_txn_topic;
 use crate::group::{offsets_partition, OFFSETS_TOPIC};
 use crate::metadata::brokers::Broker;
 use crate::metadata::ClusterView;
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::txn::TRANSACTION_STATE_TOPIC;
 
@@ -40,6 +42,14 @@ pub async fn handle(
     };
     let view = context.shard.view();
     let found = |key: &StrBytes| match outcome {
+        // DESCRIBE on the group or transactional id (Kafka's check).
+        _ if !may_describe(context, request.key_type, key.as_str()) => {
+            let error = match request.key_type {
+                KEY_TYPE_GROUP => ResponseError::GroupAuthorizationFailed,
+                _ => ResponseError::TransactionalIdAuthorizationFailed,
+            };
+            Err((error, error.to_string()))
+        }
         Ok(()) => coordinator(&view, internal_topic, key.as_str()).map_err(|error| {
             let message = "The coordinator is not available".to_string();
             (error, message)
@@ -84,6 +94,16 @@ pub async fn handle(
         }
     }
     response
+}
+
+/// Whether the principal may DESCRIBE the group or transactional id `key`
+/// (an unknown key type is refused later, INVALID_REQUEST).
+fn may_describe(context: &ConnectionContext, key_type: i8, key: &str) -> bool {
+    match key_type {
+        KEY_TYPE_GROUP => authorize::group(context, Operation::Describe, key),
+        KEY_TYPE_TRANSACTION => authorize::transactional_id(context, Operation::Describe, key),
+        _ => true,
+    }
 }
 
 /// The broker coordinating `key` (a group id or a transactional id): the

@@ -6,6 +6,8 @@ use kafka_protocol::error::ResponseError;
 
 use crate::group::{offsets_partition, GroupState, ListedGroup, OFFSETS_TOPIC};
 use crate::metadata::{ClusterView, TopicMeta};
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::{ConnectionContext, Port};
 use crate::server::forward;
 use crate::shard::messages::{GroupAnswer, GroupCall, NewTopic, ShardReply, ShardRequest};
@@ -89,12 +91,16 @@ pub fn coordinating_shard(
     Ok(meta.owner(partition, view.shard_count))
 }
 
-/// Runs `call` on the coordinator of `group_id`.
+/// Runs `call` on the coordinator of `group_id`, once the principal may
+/// do the call's operation on the group (GROUP_AUTHORIZATION_FAILED).
 pub async fn call_group(
     context: &ConnectionContext,
     group_id: &str,
     call: GroupCall,
 ) -> Result<GroupAnswer, ResponseError> {
+    if !authorize::group(context, group_operation(&call), group_id) {
+        return Err(ResponseError::GroupAuthorizationFailed);
+    }
     if group_id.is_empty() {
         return Err(ResponseError::InvalidGroupId);
     }
@@ -109,6 +115,26 @@ pub async fn call_group(
         ShardReply::Failed(error) => Err(ResponseError::try_from_code(error.code)
             .unwrap_or(ResponseError::CoordinatorNotAvailable)),
         _ => Err(ResponseError::CoordinatorNotAvailable),
+    }
+}
+
+/// The operation on the group Kafka's authorization matrix asks of each
+/// call: READ to be a member or commit, DESCRIBE to look, DELETE to
+/// delete the group or its offsets.
+fn group_operation(call: &GroupCall) -> Operation {
+    match call {
+        GroupCall::Join(_)
+        | GroupCall::Sync(_)
+        | GroupCall::Heartbeat(_)
+        | GroupCall::Leave { .. }
+        | GroupCall::Commit(_)
+        | GroupCall::TxnCommit(_)
+        | GroupCall::ConsumerHeartbeat(_) => Operation::Read,
+        GroupCall::FetchOffsets { .. }
+        | GroupCall::Describe(_)
+        | GroupCall::List(_)
+        | GroupCall::ConsumerDescribe(_) => Operation::Describe,
+        GroupCall::DeleteOffsets { .. } | GroupCall::Delete(_) => Operation::Delete,
     }
 }
 

@@ -67,7 +67,7 @@ pub async fn handle(
                 .collect(),
         })
         .collect();
-    let mut routes = route(&context.shard.view(), &resources);
+    let mut routes = route(context, &resources);
     let mut changes = Vec::new();
     for (resource, route) in request.resources.iter().zip(routes.iter_mut()) {
         if !matches!(route, Route::Topic) {

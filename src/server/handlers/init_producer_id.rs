@@ -10,6 +10,8 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use super::txn_route::{call_txn, fenced_for};
+use crate::security::acl::{Operation, ResourceType};
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{TxnAnswer, TxnCall};
 use crate::txn::{NO_PRODUCER_EPOCH, NO_PRODUCER_ID};
@@ -28,6 +30,16 @@ pub async fn handle(
     response.producer_id = ProducerId(NO_PRODUCER_ID);
     response.producer_epoch = NO_PRODUCER_EPOCH;
     let outcome = match &request.transactional_id {
+        Some(id) if !authorize::transactional_id(context, Operation::Write, id) => {
+            Err(ResponseError::TransactionalIdAuthorizationFailed)
+        }
+        // An idempotent producer: IDEMPOTENT_WRITE on the cluster, or WRITE
+        // on some topic (Kafka's check).
+        None if !authorize::cluster(context, Operation::IdempotentWrite)
+            && !authorize::any_of_type(context, Operation::Write, ResourceType::Topic) =>
+        {
+            Err(ResponseError::ClusterAuthorizationFailed)
+        }
         // Kafka refuses an empty id, as the Java client does.
         Some(id) if id.is_empty() => Err(ResponseError::InvalidRequest),
         Some(id) => transactional(context, id, &request).await,

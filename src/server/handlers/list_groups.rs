@@ -7,6 +7,8 @@ use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse, R
 use super::group_route::list_all;
 use super::str_bytes;
 use crate::group::{GroupState, GroupType};
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 
 pub async fn handle(
@@ -31,10 +33,16 @@ pub async fn handle(
     if !wants_state || !wants_type {
         return response;
     }
+    // Kafka lists every group to DESCRIBE on the cluster, else those the
+    // principal may DESCRIBE.
+    let all_groups = authorize::cluster(context, Operation::Describe);
     response.groups = list_all(context, states)
         .await
         .into_iter()
         .filter(|group| types.is_empty() || types.contains(&group.group_type))
+        .filter(|group| {
+            all_groups || authorize::group(context, Operation::Describe, &group.group_id)
+        })
         .map(|group| {
             let mut entry = ListedGroup::default();
             entry.group_id = GroupId(str_bytes(group.group_id));

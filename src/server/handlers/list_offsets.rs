@@ -11,6 +11,8 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
 
 use super::per_partition;
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{ListIsolation, ShardReply, ShardRequest};
 
@@ -43,6 +45,9 @@ pub async fn handle(
                 .collect();
             (topic.name.0.as_str(), partitions)
         }),
+        |name| {
+            (!authorize::topic(context, Operation::Describe, name)).then(authorize::topic_denied)
+        },
         |_| None,
         ShardRequest::ListOffsets,
         |reply, count| match reply {

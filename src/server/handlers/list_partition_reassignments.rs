@@ -13,6 +13,8 @@ use kafka_protocol::messages::{
 
 use super::str_bytes;
 use crate::metadata::reassignment::Ongoing;
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{ShardReply, ShardRequest};
 use crate::shard::CONTROLLER_SHARD;
@@ -27,13 +29,17 @@ pub async fn handle(
             .map(|topic| (topic.name.0.to_string(), topic.partition_indexes))
             .collect()
     });
-    let listed = match context
-        .shard
-        .call(CONTROLLER_SHARD, ShardRequest::ListReassignments(topics))
-        .await
-    {
-        ShardReply::Reassignments(listed) => listed,
-        other => Err(other.into_error()),
+    let listed = if !authorize::cluster(context, Operation::Describe) {
+        Err(authorize::cluster_denied())
+    } else {
+        match context
+            .shard
+            .call(CONTROLLER_SHARD, ShardRequest::ListReassignments(topics))
+            .await
+        {
+            ShardReply::Reassignments(listed) => listed,
+            other => Err(other.into_error()),
+        }
     };
     let mut response = ListPartitionReassignmentsResponse::default();
     match listed {

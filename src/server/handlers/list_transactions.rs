@@ -10,6 +10,8 @@ use kafka_protocol::messages::{
 
 use super::str_bytes;
 use super::txn_route::list_all;
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::txn::TxnState;
 
@@ -42,6 +44,9 @@ pub async fn handle(
         Ok(listed) => {
             response.transaction_states = listed
                 .into_iter()
+                .filter(|txn| {
+                    authorize::transactional_id(context, Operation::Describe, &txn.transactional_id)
+                })
                 .map(|txn| {
                     TransactionState::default()
                         .with_transactional_id(TransactionalId(str_bytes(txn.transactional_id)))

@@ -20,6 +20,8 @@ use super::str_bytes;
 use crate::group::OFFSETS_TOPIC;
 use crate::metadata::records::NO_LEADER;
 use crate::metadata::{validate_topic_name, ClusterView, TopicMeta};
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::server::forward;
 use crate::shard::messages::NewTopic;
@@ -62,6 +64,7 @@ pub async fn handle(
                 .filter_map(|(name, _)| name.as_ref())
                 .filter(|name| *name != OFFSETS_TOPIC)
                 .filter(|name| view.topic(name).is_none() && validate_topic_name(name).is_ok())
+                .filter(|name| may_create(context, name))
                 .map(|name| NewTopic {
                     name: name.clone(),
                     partitions: -1,
@@ -78,13 +81,14 @@ pub async fn handle(
         }
     }
 
-    let topic_operations = (version >= AUTHORIZED_OPERATIONS_VERSION
-        && request.include_topic_authorized_operations)
-        .then_some(authorized::TOPIC);
+    let topic_operations =
+        version >= AUTHORIZED_OPERATIONS_VERSION && request.include_topic_authorized_operations;
     let mut topics: Vec<MetadataResponseTopic> = match requested {
+        // Every topic the principal may describe; the others are hidden.
         None => view
             .topics
             .values()
+            .filter(|topic| authorize::topic(context, Operation::Describe, &topic.name))
             .map(|topic| topic_entry(&view, topic, version))
             .collect(),
         Some(requested) => requested
@@ -94,8 +98,17 @@ pub async fn handle(
                     Some(name) => view.topic(name),
                     None => view.topic_by_id(id),
                 };
+                let denied = |name: &str| !authorize::topic(context, Operation::Describe, name);
                 match (found, name) {
+                    (Some(topic), name) if denied(&topic.name) => {
+                        missing_entry(name, id, ResponseError::TopicAuthorizationFailed)
+                    }
                     (Some(topic), _) => topic_entry(&view, topic, version),
+                    (None, Some(name))
+                        if denied(&name) || (allow_auto_create && !may_create(context, &name)) =>
+                    {
+                        missing_entry(Some(name), id, ResponseError::TopicAuthorizationFailed)
+                    }
                     (None, Some(name)) => {
                         let error = if validate_topic_name(&name).is_err() {
                             ResponseError::InvalidTopicException
@@ -110,9 +123,11 @@ pub async fn handle(
             .collect(),
     };
 
-    if let Some(operations) = topic_operations {
+    if topic_operations {
         for topic in topics.iter_mut().filter(|topic| topic.error_code == 0) {
-            topic.topic_authorized_operations = operations;
+            let name = topic.name.as_ref().map_or("", |name| name.0.as_str());
+            topic.topic_authorized_operations =
+                authorize::operations(context, ResourceType::Topic, name, authorized::TOPIC);
         }
     }
     let mut response = MetadataResponse::default();
@@ -134,9 +149,21 @@ pub async fn handle(
     if (AUTHORIZED_OPERATIONS_VERSION..=CLUSTER_OPERATIONS_VERSION_MAX).contains(&version)
         && request.include_cluster_authorized_operations
     {
-        response.cluster_authorized_operations = authorized::CLUSTER;
+        response.cluster_authorized_operations = authorize::operations(
+            context,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+            authorized::CLUSTER,
+        );
     }
     response
+}
+
+/// Whether a missing topic may be created for the principal: CREATE on
+/// the cluster or on the topic (Kafka's auto-creation check).
+fn may_create(context: &ConnectionContext, name: &str) -> bool {
+    authorize::cluster(context, Operation::Create)
+        || authorize::topic(context, Operation::Create, name)
 }
 
 fn topic_entry(view: &ClusterView, topic: &Arc<TopicMeta>, version: i16) -> MetadataResponseTopic {

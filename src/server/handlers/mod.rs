@@ -13,11 +13,14 @@ mod api_versions;
 mod authorized;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
+mod create_acls;
 mod create_partitions;
 mod create_topics;
+mod delete_acls;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
+mod describe_acls;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -281,6 +284,13 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
             &header,
             &list_transactions::handle(context, header.request_api_version, request).await,
         ),
+        Request::CreateAcls(request) => {
+            encode(&header, &create_acls::handle(context, request).await)
+        }
+        Request::DescribeAcls(request) => encode(&header, &describe_acls::handle(context, request)),
+        Request::DeleteAcls(request) => {
+            encode(&header, &delete_acls::handle(context, request).await)
+        }
     }
 }
 
@@ -325,7 +335,9 @@ fn str_bytes(text: impl Into<String>) -> StrBytes {
 /// Partition work for requests shaped as topics of partitions, each
 /// partition carrying its `current_leader_epoch` (`NO_LEADER_EPOCH` where
 /// the request has none) and an `X` (ListOffsets' timestamp,
-/// DeleteRecords' offset): a partition the cluster does not have gets
+/// DeleteRecords' offset): `unauthorized` answers a topic's partitions
+/// first (an authorization error, by its name, before its existence is
+/// told), a partition the cluster does not have gets
 /// UNKNOWN_TOPIC_OR_PARTITION, one this node does not lead the view's
 /// answer (`ClusterView::lead`), `refuse` may answer those of a topic at
 /// once (a policy), and the rest go to their owner shards through
@@ -333,6 +345,7 @@ fn str_bytes(text: impl Into<String>) -> StrBytes {
 async fn per_partition<'a, X, R>(
     context: &ConnectionContext,
     topics: impl Iterator<Item = (&'a str, Vec<(i32, i32, X)>)>,
+    unauthorized: impl Fn(&str) -> Option<KafkaError>,
     refuse: impl Fn(&TopicMeta) -> Option<KafkaError>,
     request: impl Fn(Vec<(TopicPartition, X)>) -> ShardRequest,
     reply: impl Fn(ShardReply, usize) -> Vec<Result<R, KafkaError>>,
@@ -341,6 +354,15 @@ async fn per_partition<'a, X, R>(
     let mut answers: Vec<Vec<Option<Result<R, KafkaError>>>> = Vec::new();
     let mut routed = Vec::new();
     for (topic_index, (name, partitions)) in topics.enumerate() {
+        if let Some(error) = unauthorized(name) {
+            answers.push(
+                partitions
+                    .iter()
+                    .map(|_| Some(Err(error.clone())))
+                    .collect(),
+            );
+            continue;
+        }
         let meta = view.topic(name);
         let refused = meta.and_then(|meta| refuse(meta));
         let mut topic_answers = Vec::with_capacity(partitions.len());

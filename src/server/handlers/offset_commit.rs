@@ -4,6 +4,8 @@
 //! that do not exist are refused here, the rest go to the group's
 //! coordinator in one call.
 
+use std::collections::BTreeSet;
+
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -13,6 +15,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::group_route::{call_group, code};
 use crate::group::{CommitRequest, OffsetToCommit, PartitionOffset};
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{GroupAnswer, GroupCall};
 use crate::shard::view::ShardView;
@@ -97,13 +101,23 @@ pub(super) use commit_partitions;
 /// What a commit answers for each of its partitions.
 pub(super) struct CommitResults {
     view: std::rc::Rc<ShardView>,
+    /// Topics the principal may not READ (TOPIC_AUTHORIZATION_FAILED).
+    unreadable: BTreeSet<String>,
     results: Result<Vec<PartitionOffset>, ResponseError>,
 }
 
 impl CommitResults {
-    /// The error code of `partition` of `topic`: UNKNOWN_TOPIC_OR_PARTITION
-    /// for one that does not exist, else the coordinator's verdict.
+    /// The error code of `partition` of `topic`, in Kafka's order:
+    /// GROUP_AUTHORIZATION_FAILED for all, TOPIC_AUTHORIZATION_FAILED for
+    /// a topic the principal may not read, UNKNOWN_TOPIC_OR_PARTITION for
+    /// one that does not exist, else the coordinator's verdict.
     pub fn code(&self, topic: &str, partition: i32) -> i16 {
+        if let Err(ResponseError::GroupAuthorizationFailed) = &self.results {
+            return ResponseError::GroupAuthorizationFailed.code();
+        }
+        if self.unreadable.contains(topic) {
+            return ResponseError::TopicAuthorizationFailed.code();
+        }
         if unknown(&self.view, topic, partition) {
             return ResponseError::UnknownTopicOrPartition.code();
         }
@@ -126,8 +140,24 @@ pub(super) async fn commit_offsets<'a>(
     make_call: impl FnOnce(Vec<OffsetToCommit>) -> GroupCall,
 ) -> CommitResults {
     let view = context.shard.view();
+    let mut unreadable = BTreeSet::new();
+    if !authorize::group(context, Operation::Read, group_id) {
+        let results = Err(ResponseError::GroupAuthorizationFailed);
+        return CommitResults {
+            view,
+            unreadable,
+            results,
+        };
+    }
     let offsets: Vec<OffsetToCommit> = partitions
-        .filter(|entry| !unknown(&view, entry.topic, entry.partition))
+        .filter(|entry| {
+            let readable = !unreadable.contains(entry.topic)
+                && authorize::topic(context, Operation::Read, entry.topic);
+            if !readable {
+                unreadable.insert(entry.topic.to_string());
+            }
+            readable && !unknown(&view, entry.topic, entry.partition)
+        })
         .map(|entry| OffsetToCommit {
             topic: entry.topic.to_string(),
             partition: entry.partition,
@@ -145,7 +175,11 @@ pub(super) async fn commit_offsets<'a>(
             Err(error) => Err(error),
         }
     };
-    CommitResults { view, results }
+    CommitResults {
+        view,
+        unreadable,
+        results,
+    }
 }
 
 /// Kafka refuses commits for partitions of topics that do not exist.

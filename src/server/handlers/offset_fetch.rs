@@ -12,6 +12,8 @@ use kafka_protocol::messages::{
 use super::group_route::{call_group, code};
 use super::str_bytes;
 use crate::group::PartitionOffset;
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{GroupAnswer, GroupCall};
 
@@ -29,16 +31,42 @@ async fn fetch(
     partitions: Option<Vec<(String, i32)>>,
     require_stable: bool,
 ) -> Result<Vec<PartitionOffset>, ResponseError> {
+    let every_partition = partitions.is_none();
     let call = GroupCall::FetchOffsets {
         group_id: group_id.to_string(),
         member,
         partitions,
         require_stable,
     };
-    match call_group(context, group_id, call).await? {
-        GroupAnswer::FetchedOffsets(offsets) => offsets,
-        _ => Err(ResponseError::UnknownServerError),
+    let offsets = match call_group(context, group_id, call).await? {
+        GroupAnswer::FetchedOffsets(offsets) => offsets?,
+        _ => return Err(ResponseError::UnknownServerError),
+    };
+    Ok(describable(context, offsets, every_partition))
+}
+
+/// Kafka's topic check: DESCRIBE on each topic; of every partition, those
+/// of other topics are left out, of named partitions they are
+/// TOPIC_AUTHORIZATION_FAILED.
+fn describable(
+    context: &ConnectionContext,
+    mut offsets: Vec<PartitionOffset>,
+    every_partition: bool,
+) -> Vec<PartitionOffset> {
+    if !authorize::enabled(context) {
+        return offsets;
     }
+    let allowed =
+        |offset: &PartitionOffset| authorize::topic(context, Operation::Describe, &offset.topic);
+    if every_partition {
+        offsets.retain(allowed);
+        return offsets;
+    }
+    for offset in offsets.iter_mut().filter(|offset| !allowed(offset)) {
+        offset.error = Some(ResponseError::TopicAuthorizationFailed);
+        offset.committed = None;
+    }
+    offsets
 }
 
 /// Offsets grouped by topic, in first-seen order.

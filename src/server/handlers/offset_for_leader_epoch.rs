@@ -15,8 +15,10 @@ use kafka_protocol::messages::{
 };
 
 use super::per_partition;
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
-use crate::shard::messages::{ShardReply, ShardRequest};
+use crate::shard::messages::{KafkaError, ShardReply, ShardRequest};
 
 /// An epoch (or offset) the log has no answer for: the asked epoch is
 /// older than the oldest the log holds.
@@ -37,6 +39,7 @@ pub async fn handle(
                 .collect();
             (topic.topic.0.as_str(), partitions)
         }),
+        |name| unauthorized(context, request.replica_id.0, name),
         |_| None,
         ShardRequest::EpochEndOffsets,
         |reply, count| match reply {
@@ -77,4 +80,14 @@ pub async fn handle(
     let mut response = OffsetForLeaderEpochResponse::default();
     response.topics = topics;
     response
+}
+
+/// Kafka's checks: a follower (a replica id) needs CLUSTER_ACTION on the
+/// cluster, a consumer DESCRIBE on the topic.
+fn unauthorized(context: &ConnectionContext, replica_id: i32, topic: &str) -> Option<KafkaError> {
+    if replica_id >= 0 {
+        return (!authorize::cluster(context, Operation::ClusterAction))
+            .then(authorize::cluster_denied);
+    }
+    (!authorize::topic(context, Operation::Describe, topic)).then(authorize::topic_denied)
 }

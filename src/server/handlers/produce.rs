@@ -41,6 +41,8 @@ use crate::metadata::brokers::Broker;
 use crate::metadata::NO_LEADER_EPOCH;
 use crate::protocol::batch::{self, BatchError, BatchHeader};
 use crate::protocol::batch_records::BatchRecords;
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::{frame_allocation_bytes_max, ConnectionContext};
 use crate::shard::messages::{
     KafkaError, ProducePart, ProduceRefusal, ShardReply, ShardRequest, TopicPartition,
@@ -349,6 +351,24 @@ fn has_transactional_batch(records: &[u8]) -> bool {
     false
 }
 
+/// Whether the request holds transactional batches its principal may not
+/// write: no transactional id, or no WRITE on it.
+fn transactional_id_denied(context: &ConnectionContext, request: &ProduceRequest) -> bool {
+    if !authorize::enabled(context) {
+        return false;
+    }
+    let transactional = request.topic_data.iter().any(|topic| {
+        topic.partition_data.iter().any(|partition| {
+            has_transactional_batch(partition.records.as_deref().unwrap_or_default())
+        })
+    });
+    transactional
+        && !request
+            .transactional_id
+            .as_ref()
+            .is_some_and(|id| authorize::transactional_id(context, Operation::Write, id.0.as_str()))
+}
+
 pub async fn handle(
     context: &ConnectionContext,
     header: &RequestHeader,
@@ -373,6 +393,9 @@ pub async fn handle(
             context.shard.config.txn.partition_verification_enable
                 || version >= IMPLICIT_ADD_VERSION
         });
+    // Kafka's order: the transactional id, then each topic's WRITE.
+    let refused_before_topic =
+        transactional_id_denied(context, &request).then(authorize::transactional_id_denied);
     let mut slots: Vec<Vec<Slot>> = Vec::with_capacity(request.topic_data.len());
     let mut parts: Vec<RoutedPart> = Vec::new();
     // Only when batches may need verification: the routes to send them again.
@@ -384,8 +407,18 @@ pub async fn handle(
             view.topic(topic.name.0.as_str())
         };
         let config = meta.and_then(|meta| view.topic_config(&meta.name));
+        let denied = refused_before_topic.clone().or_else(|| {
+            let name = meta.map_or(topic.name.0.as_str(), |meta| meta.name.as_str());
+            let unknown_id = meta.is_none() && version >= TOPIC_IDS_VERSION;
+            (!unknown_id && !authorize::topic(context, Operation::Write, name))
+                .then(authorize::topic_denied)
+        });
         let mut topic_slots = Vec::with_capacity(topic.partition_data.len());
         for (partition_index, partition) in topic.partition_data.iter().enumerate() {
+            if let Some(error) = &denied {
+                topic_slots.push(Slot::Done(Err(error.clone().into())));
+                continue;
+            }
             let (Some(meta), Some(config)) = (meta, config) else {
                 let error = if version >= TOPIC_IDS_VERSION {
                     ResponseError::UnknownTopicId

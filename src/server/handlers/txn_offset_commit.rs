@@ -18,6 +18,8 @@ use super::group_route::group_offsets_partition;
 use super::offset_commit::{commit_offsets, commit_partitions, CommitPartition};
 use super::txn_route::add_implicitly;
 use crate::group::{TxnCommitRequest, TxnProducer, OFFSETS_TOPIC};
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::GroupCall;
 
@@ -35,6 +37,13 @@ pub async fn handle(
     request: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
     let version = header.request_api_version;
+    // Kafka's order: the transactional id, then the group (`commit_offsets`).
+    if !authorize::transactional_id(context, Operation::Write, &request.transactional_id.0) {
+        return refused(&request, ResponseError::TransactionalIdAuthorizationFailed);
+    }
+    if !authorize::group(context, Operation::Read, &request.group_id.0) {
+        return refused(&request, ResponseError::GroupAuthorizationFailed);
+    }
     if version >= IMPLICIT_ADD_VERSION {
         if let Err(error) = add_offsets_partition(context, &request).await {
             log::debug!(

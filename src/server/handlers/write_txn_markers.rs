@@ -10,6 +10,8 @@ use kafka_protocol::messages::write_txn_markers_response::{
 use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 
 use crate::protocol::records::TxnMarker;
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::TopicPartition;
 
@@ -31,7 +33,13 @@ pub async fn handle(
             }
         }
     }
-    let mut answers = context.shard.write_txn_markers(parts).await.into_iter();
+    // From brokers only (Kafka's CLUSTER_ACTION).
+    let mut answers = if authorize::cluster(context, Operation::ClusterAction) {
+        context.shard.write_txn_markers(parts).await
+    } else {
+        vec![Err(authorize::cluster_denied()); parts.len()]
+    }
+    .into_iter();
     let mut response = WriteTxnMarkersResponse::default();
     response.markers = request
         .markers
