@@ -24,6 +24,7 @@ pub mod metadata;
 pub mod protocol;
 pub mod quorum;
 pub mod replication;
+pub mod security;
 pub mod server;
 pub mod shard;
 pub mod tune;

@@ -285,6 +285,7 @@ mod tests {
             shard_count: 2,
             topics: BTreeMap::new(),
             topic_names_by_id: HashMap::new(),
+            scram: Default::default(),
             listener_name: "PLAINTEXT".into(),
             controller_node_id: 7,
             registered: Vec::new(),

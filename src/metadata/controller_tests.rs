@@ -29,6 +29,7 @@ fn view(layout: BrokerLayout) -> ClusterView {
         shard_count: 2,
         topics: BTreeMap::new(),
         topic_names_by_id: HashMap::new(),
+        scram: Default::default(),
         listener_name: "PLAINTEXT".into(),
         controller_node_id: 1,
         registered: Vec::new(),

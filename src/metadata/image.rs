@@ -20,6 +20,7 @@ use super::records::{
     CONFIG_RESOURCE_BROKER_LOGGER, CONFIG_RESOURCE_CLIENT_METRICS, CONFIG_RESOURCE_GROUP,
     CONFIG_RESOURCE_TOPIC, NO_LEADER_CHANGE,
 };
+use super::scram::ScramCredentials;
 use super::table::NO_SHARD;
 
 /// A record that does not apply to the image it was given.
@@ -50,6 +51,8 @@ pub enum ApplyError {
         current: i64,
         next: i64,
     },
+    /// A removal of a SCRAM credential the image does not hold.
+    UnknownScramCredential { name: String, mechanism: i8 },
 }
 
 impl fmt::Display for ApplyError {
@@ -75,6 +78,9 @@ impl fmt::Display for ApplyError {
             }
             ApplyError::ProducerIdsBackwards { current, next } => {
                 write!(f, "producer id block end {next} is not past {current}")
+            }
+            ApplyError::UnknownScramCredential { name, mechanism } => {
+                write!(f, "no SCRAM credential of mechanism {mechanism} for user {name}")
             }
         }
     }
@@ -118,6 +124,8 @@ pub struct MetadataImage {
     pub features: BTreeMap<String, i16>,
     /// The first producer id of the next block to hand out.
     pub next_producer_id: i64,
+    /// SCRAM credentials by user and mechanism.
+    pub scram: ScramCredentials,
 }
 
 /// The owner shards of `replicas`, each replica keeping the one it had
@@ -185,6 +193,15 @@ impl MetadataImage {
                     });
                 }
                 self.next_producer_id = record.next_producer_id;
+            }
+            MetadataRecord::UserScramCredential(record) => self.scram.apply(record),
+            MetadataRecord::RemoveUserScramCredential(record) => {
+                if !self.scram.remove(record) {
+                    return Err(ApplyError::UnknownScramCredential {
+                        name: record.name.clone(),
+                        mechanism: record.mechanism,
+                    });
+                }
             }
             MetadataRecord::NoOp => {}
         }
@@ -336,7 +353,7 @@ impl MetadataImage {
 
     /// The records that rebuild this image from an empty one, in Kafka's
     /// snapshot order: features, brokers, topics with their partitions,
-    /// configs, the producer id block.
+    /// configs, SCRAM credentials, the producer id block.
     pub fn snapshot_records(&self) -> Vec<MetadataRecord> {
         let mut records = Vec::new();
         for (name, feature_level) in &self.features {
@@ -380,6 +397,11 @@ impl MetadataImage {
                 }));
             }
         }
+        records.extend(
+            self.scram
+                .records()
+                .map(MetadataRecord::UserScramCredential),
+        );
         if self.next_producer_id > 0 {
             // Kafka's `ProducerIdsImage.write`: no broker asked for it.
             records.push(MetadataRecord::ProducerIds(ProducerIdsRecord {

@@ -32,6 +32,7 @@ pub mod placer;
 pub mod producer_ids;
 pub mod reassignment;
 pub mod records;
+pub mod scram;
 pub mod store;
 pub mod table;
 #[cfg(test)]
@@ -166,6 +167,8 @@ pub struct ClusterView {
     pub registered: Vec<ClusterBroker>,
     pub topics: BTreeMap<String, Arc<TopicMeta>>,
     pub topic_names_by_id: HashMap<Uuid, String>,
+    /// The SCRAM credentials of the image, shared between views.
+    pub scram: Arc<scram::ScramCredentials>,
 }
 
 impl ClusterView {
@@ -175,6 +178,7 @@ impl ClusterView {
     pub fn with_image(&self, image: &MetadataImage) -> ClusterView {
         ClusterView {
             registered: brokers::registered(image, &self.listener_name),
+            scram: Arc::new(image.scram.clone()),
             ..self.with_topics(table::topic_table(image, self.node_id, self.shard_count))
         }
     }
@@ -445,6 +449,7 @@ mod tests {
             shard_count: 2,
             topics: BTreeMap::new(),
             topic_names_by_id: HashMap::new(),
+            scram: Default::default(),
             listener_name: "PLAINTEXT".into(),
             controller_node_id: 1,
             registered: Vec::new(),

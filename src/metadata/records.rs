@@ -19,6 +19,11 @@ use std::fmt;
 use bytes::{BufMut, Bytes, BytesMut};
 use uuid::Uuid;
 
+pub use super::scram::{RemoveUserScramCredentialRecord, UserScramCredentialRecord};
+use super::scram::{
+    put_credential, put_removal, read_credential, read_removal, REMOVE_USER_SCRAM_CREDENTIAL_KEY,
+    USER_SCRAM_CREDENTIAL_KEY,
+};
 use crate::protocol::schema::{
     put_compact_length, put_compact_string, put_no_tagged_fields, put_unsigned_varint, Reader,
     RecordError,
@@ -221,6 +226,8 @@ pub enum MetadataRecord {
     RemoveTopic { topic_id: Uuid },
     FeatureLevel(FeatureLevelRecord),
     ProducerIds(ProducerIdsRecord),
+    UserScramCredential(UserScramCredentialRecord),
+    RemoveUserScramCredential(RemoveUserScramCredentialRecord),
     NoOp,
 }
 
@@ -238,6 +245,8 @@ impl MetadataRecord {
             MetadataRecord::RemoveTopic { .. } => (9, 0),
             MetadataRecord::FeatureLevel(_) => (12, 0),
             MetadataRecord::ProducerIds(_) => (15, 0),
+            MetadataRecord::UserScramCredential(_) => (USER_SCRAM_CREDENTIAL_KEY, 0),
+            MetadataRecord::RemoveUserScramCredential(_) => (REMOVE_USER_SCRAM_CREDENTIAL_KEY, 0),
             MetadataRecord::NoOp => (20, 0),
         }
     }
@@ -284,6 +293,8 @@ impl MetadataRecord {
                 buf.put_i64(record.next_producer_id);
                 put_no_tagged_fields(&mut buf);
             }
+            MetadataRecord::UserScramCredential(record) => put_credential(&mut buf, record),
+            MetadataRecord::RemoveUserScramCredential(record) => put_removal(&mut buf, record),
             MetadataRecord::NoOp => put_no_tagged_fields(&mut buf),
         }
         buf.freeze()
@@ -299,7 +310,7 @@ impl MetadataRecord {
         let version = unsigned_varint(&mut rest)?;
         let version_max = match api_key {
             0 => 3,
-            2 | 4 | 7 | 8 | 9 | 12 | 15 | 20 => 0,
+            2 | 4 | 7 | 8 | 9 | 11 | 12 | 15 | 20 | 22 => 0,
             3 | 5 => 1,
             _ => return Err(MetadataRecordError::UnknownApiKey(api_key)),
         };
@@ -365,6 +376,12 @@ impl MetadataRecord {
                     broker_epoch,
                     next_producer_id,
                 })
+            }
+            USER_SCRAM_CREDENTIAL_KEY => {
+                MetadataRecord::UserScramCredential(read_credential(&mut reader)?)
+            }
+            REMOVE_USER_SCRAM_CREDENTIAL_KEY => {
+                MetadataRecord::RemoveUserScramCredential(read_removal(&mut reader)?)
             }
             _ => {
                 reader.tagged_fields()?;

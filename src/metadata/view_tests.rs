@@ -37,6 +37,7 @@ fn empty_view(layout: BrokerLayout) -> ClusterView {
         registered: Vec::new(),
         topics: BTreeMap::new(),
         topic_names_by_id: Default::default(),
+        scram: Default::default(),
     }
 }
 

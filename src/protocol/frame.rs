@@ -36,6 +36,10 @@ use kafka_protocol::messages::{
     SyncGroupRequest, WriteTxnMarkersRequest,
 };
 use kafka_protocol::messages::{
+    AlterUserScramCredentialsRequest, DescribeUserScramCredentialsRequest,
+    SaslAuthenticateRequest, SaslHandshakeRequest,
+};
+use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, DescribeTopicPartitionsRequest,
     ListPartitionReassignmentsRequest,
 };
@@ -243,6 +247,10 @@ pub enum Request {
     EndTxn(EndTxnRequest),
     DescribeTransactions(DescribeTransactionsRequest),
     ListTransactions(ListTransactionsRequest),
+    SaslHandshake(SaslHandshakeRequest),
+    SaslAuthenticate(SaslAuthenticateRequest),
+    AlterUserScramCredentials(AlterUserScramCredentialsRequest),
+    DescribeUserScramCredentials(DescribeUserScramCredentialsRequest),
 }
 
 impl Request {
@@ -290,6 +298,10 @@ impl Request {
             Request::EndTxn(_) => ApiKey::EndTxn,
             Request::DescribeTransactions(_) => ApiKey::DescribeTransactions,
             Request::ListTransactions(_) => ApiKey::ListTransactions,
+            Request::SaslHandshake(_) => ApiKey::SaslHandshake,
+            Request::SaslAuthenticate(_) => ApiKey::SaslAuthenticate,
+            Request::AlterUserScramCredentials(_) => ApiKey::AlterUserScramCredentials,
+            Request::DescribeUserScramCredentials(_) => ApiKey::DescribeUserScramCredentials,
         }
     }
 }
@@ -410,6 +422,18 @@ pub fn decode_request(
             ApiKey::ListTransactions => {
                 Request::ListTransactions(ListTransactionsRequest::decode(body, version)?)
             }
+            ApiKey::SaslHandshake => {
+                Request::SaslHandshake(SaslHandshakeRequest::decode(body, version)?)
+            }
+            ApiKey::SaslAuthenticate => {
+                Request::SaslAuthenticate(SaslAuthenticateRequest::decode(body, version)?)
+            }
+            ApiKey::AlterUserScramCredentials => Request::AlterUserScramCredentials(
+                AlterUserScramCredentialsRequest::decode(body, version)?,
+            ),
+            ApiKey::DescribeUserScramCredentials => Request::DescribeUserScramCredentials(
+                DescribeUserScramCredentialsRequest::decode(body, version)?,
+            ),
             _ => anyhow::bail!("{api_key:?} is in SUPPORTED_APIS but not in Request"),
         };
         Ok(request)

@@ -26,6 +26,7 @@
 //! forth.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -41,6 +42,7 @@ use super::handlers::{self, Response};
 use crate::client::frame::encode_request;
 use crate::protocol::frame::{self, SIZE_PREFIX_BYTES};
 use crate::quorum::transport::decode_body;
+use crate::security::principal::KafkaPrincipal;
 use crate::shard::messages::{NewTopic, ShardReply, ShardRequest};
 use crate::shard::to_controller::{ENVELOPE_VERSION, FORWARD_TIMEOUT_MS};
 use crate::shard::{Shard, CONTROLLER_SHARD};
@@ -52,12 +54,12 @@ const CREATE_TOPICS_VERSION: i16 = 7;
 const AUTO_CREATE_CLIENT_ID: &str = "shoal-auto-create";
 
 /// The requests a node that is not the controller forwards: those the
-/// controller alone carries out (Kafka forwards these and more: ACLs,
-/// quotas, SCRAM credentials, which shoal does not serve),
+/// controller alone carries out (Kafka forwards these and more: ACLs and
+/// quotas, which shoal does not serve), AlterUserScramCredentials,
 /// ElectLeaders, AlterPartitionReassignments, ListPartitionReassignments,
 /// and DescribeQuorum, which the quorum's leader alone answers (Kafka's
 /// broker forwards it always, `forwardToControllerOrFail`).
-pub const FORWARDED_APIS: [ApiKey; 9] = [
+pub const FORWARDED_APIS: [ApiKey; 10] = [
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
     ApiKey::CreatePartitions,
@@ -67,6 +69,7 @@ pub const FORWARDED_APIS: [ApiKey; 9] = [
     ApiKey::DescribeQuorum,
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
+    ApiKey::AlterUserScramCredentials,
 ];
 
 /// Whether `api_key`'s request, as `context` received it, goes to the
@@ -202,6 +205,8 @@ async fn envelope_answer(shard: Rc<Shard>, envelope: EnvelopeRequest) -> Envelop
         peer: client_address(&envelope.client_host_address),
         port: Port::Shared,
         forwarded: true,
+        sasl: None,
+        principal: RefCell::new(KafkaPrincipal::anonymous()),
     };
     match handlers::dispatch(&context, embedded).await {
         Ok(Response::Frame(frame)) if frame.len() >= SIZE_PREFIX_BYTES => {

@@ -89,6 +89,7 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
             shard_count: config.shards,
             topics: Default::default(),
             topic_names_by_id: Default::default(),
+            scram: Default::default(),
             listener_name: config
                 .cluster
                 .broker_listener()

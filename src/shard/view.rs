@@ -83,6 +83,7 @@ mod tests {
             shard_count: 1,
             topics: BTreeMap::new(),
             topic_names_by_id: HashMap::new(),
+            scram: Default::default(),
             listener_name: "PLAINTEXT".into(),
             controller_node_id: 1,
             registered: Vec::new(),
