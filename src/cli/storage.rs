@@ -12,8 +12,8 @@ use clap::{Args, Subcommand};
 use crate::config::{BrokerConfig, ProcessRole, SaslMechanism, DEFAULT_DATA_DIR};
 use crate::metadata::records::{MetadataRecord, UserScramCredentialRecord};
 use crate::metadata::store;
-use crate::security::sasl::scram;
 use crate::quorum::{QuorumNode, QuorumSettings};
+use crate::security::sasl::scram;
 
 #[derive(Debug, Subcommand)]
 pub enum StorageCommand {
@@ -43,7 +43,11 @@ pub struct FormatArgs {
     /// takes it: `SCRAM-SHA-256=[name=alice,password=alice-secret]`
     /// (also `iterations=`, `salt=` in base64, `saltedpassword=` in
     /// base64 with `salt`). Repeatable.
-    #[arg(short = 'S', long = "add-scram", value_name = "MECHANISM=[name=...,password=...]")]
+    #[arg(
+        short = 'S',
+        long = "add-scram",
+        value_name = "MECHANISM=[name=...,password=...]"
+    )]
     pub add_scram: Vec<String>,
 }
 
@@ -201,10 +205,16 @@ fn add_scram_record(arg: &str) -> anyhow::Result<MetadataRecord> {
         None => SCRAM_ITERATIONS_DEFAULT,
     };
     if iterations < scram::ITERATIONS_MIN {
-        bail!("The 'iterations' value must be >= {} for add-scram", scram::ITERATIONS_MIN);
+        bail!(
+            "The 'iterations' value must be >= {} for add-scram",
+            scram::ITERATIONS_MIN
+        );
     }
     if iterations > scram::ITERATIONS_MAX {
-        bail!("The 'iterations' value must be <= {} for add-scram", scram::ITERATIONS_MAX);
+        bail!(
+            "The 'iterations' value must be <= {} for add-scram",
+            scram::ITERATIONS_MAX
+        );
     }
     let credential = match (fields.remove("password"), fields.remove("saltedpassword")) {
         (Some(password), _) => scram::credential_from_password(sasl, &password, &salt, iterations),
@@ -218,11 +228,13 @@ fn add_scram_record(arg: &str) -> anyhow::Result<MetadataRecord> {
         let unknown: Vec<&str> = fields.keys().map(String::as_str).collect();
         bail!("Unknown SCRAM configurations: {}", unknown.join(", "));
     }
-    Ok(MetadataRecord::UserScramCredential(UserScramCredentialRecord {
-        name,
-        mechanism: sasl.scram_type().unwrap_or_default(),
-        credential,
-    }))
+    Ok(MetadataRecord::UserScramCredential(
+        UserScramCredentialRecord {
+            name,
+            mechanism: sasl.scram_type().unwrap_or_default(),
+            credential,
+        },
+    ))
 }
 
 fn info(args: &InfoArgs) -> anyhow::Result<bool> {
@@ -301,9 +313,18 @@ mod tests {
             ("PLAIN=[name=a,password=secret]", "is not supported"),
             ("SCRAM-SHA-256=name=a,password=secret]", "start with ["),
             ("SCRAM-SHA-256=[password=secret]", "You must supply 'name'"),
-            ("SCRAM-SHA-256=[name=a]", "one of 'password' or 'saltedpassword'"),
-            ("SCRAM-SHA-256=[name=a,password=secret,iterations=10]", "must be >= 4096"),
-            ("SCRAM-SHA-256=[name=a,password=secret,colour=red]", "Unknown SCRAM configurations: colour"),
+            (
+                "SCRAM-SHA-256=[name=a]",
+                "one of 'password' or 'saltedpassword'",
+            ),
+            (
+                "SCRAM-SHA-256=[name=a,password=secret,iterations=10]",
+                "must be >= 4096",
+            ),
+            (
+                "SCRAM-SHA-256=[name=a,password=secret,colour=red]",
+                "Unknown SCRAM configurations: colour",
+            ),
             ("SCRAM-SHA-256=[name=a,secret]", "No equals sign"),
         ] {
             let error = add_scram_record(arg).unwrap_err().to_string();

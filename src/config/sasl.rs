@@ -179,7 +179,9 @@ pub fn parse_jaas(key: &str, text: &str) -> Result<JaasConfig, ConfigError> {
     let rest = rest.trim_start();
     let (flag, mut rest) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
     if !["required", "requisite", "sufficient", "optional"].contains(&flag) {
-        return Err(fail("the control flag must be required, requisite, sufficient or optional"));
+        return Err(fail(
+            "the control flag must be required, requisite, sufficient or optional",
+        ));
     }
     let mut options = BTreeMap::new();
     loop {
@@ -194,7 +196,8 @@ pub fn parse_jaas(key: &str, text: &str) -> Result<JaasConfig, ConfigError> {
         if name.is_empty() || name.contains(char::is_whitespace) {
             return Err(fail("an option has no name"));
         }
-        let (value, after) = jaas_value(after.trim_start()).ok_or_else(|| fail("an unterminated quoted value"))?;
+        let (value, after) =
+            jaas_value(after.trim_start()).ok_or_else(|| fail("an unterminated quoted value"))?;
         options.insert(name.to_string(), value);
         rest = after;
     }

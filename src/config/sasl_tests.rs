@@ -12,7 +12,10 @@ fn a_plain_jaas_entry_gives_its_users() {
     assert_eq!(users["alice"], "b\"c");
     assert_eq!(jaas.options["username"], "admin");
     let shown = format!("{jaas:?}");
-    assert!(!shown.contains("b\\\"c") && !shown.contains("\"a\""), "{shown}");
+    assert!(
+        !shown.contains("b\\\"c") && !shown.contains("\"a\""),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -47,7 +50,10 @@ fn keys_are_kafkas_and_unserved_mechanisms_are_refused_by_name() {
         .set("sasl.enabled.mechanisms", "GSSAPI")
         .unwrap_err()
         .0;
-    assert!(error.contains("shoal does not serve SASL/GSSAPI"), "{error}");
+    assert!(
+        error.contains("shoal does not serve SASL/GSSAPI"),
+        "{error}"
+    );
     assert!(config
         .set(
             "listener.name.sasl_plaintext.plain.sasl.jaas.config",
@@ -56,10 +62,15 @@ fn keys_are_kafkas_and_unserved_mechanisms_are_refused_by_name() {
         .unwrap());
     assert_eq!(config.plain_users("SASL_PLAINTEXT")["alice"], "b\"c");
     assert!(config
-        .set("listener.name.other.sasl.enabled.mechanisms", "SCRAM-SHA-256")
+        .set(
+            "listener.name.other.sasl.enabled.mechanisms",
+            "SCRAM-SHA-256"
+        )
         .unwrap());
     assert_eq!(config.mechanisms_of("OTHER"), [SaslMechanism::ScramSha256]);
-    assert!(!config.set("listener.name.x.ssl.keystore.location", "f").unwrap());
+    assert!(!config
+        .set("listener.name.x.ssl.keystore.location", "f")
+        .unwrap());
     assert!(!config.set("log.dirs", "x").unwrap());
     assert!(config
         .set("listener.name.x.gssapi.sasl.jaas.config", "a required;")
@@ -102,6 +113,9 @@ fn a_sasl_listener_needs_mechanisms_and_plain_its_users() {
         .set("sasl.enabled.mechanisms", "SCRAM-SHA-256,SCRAM-SHA-512")
         .unwrap();
     config.check_listener("SASL_PLAINTEXT").unwrap();
-    assert_eq!(SaslMechanism::from_scram_type(2), Some(SaslMechanism::ScramSha512));
+    assert_eq!(
+        SaslMechanism::from_scram_type(2),
+        Some(SaslMechanism::ScramSha512)
+    );
     assert_eq!(SaslMechanism::from_scram_type(0), None);
 }

@@ -52,7 +52,10 @@ pub enum ApplyError {
         next: i64,
     },
     /// A removal of a SCRAM credential the image does not hold.
-    UnknownScramCredential { name: String, mechanism: i8 },
+    UnknownScramCredential {
+        name: String,
+        mechanism: i8,
+    },
 }
 
 impl fmt::Display for ApplyError {
@@ -80,7 +83,10 @@ impl fmt::Display for ApplyError {
                 write!(f, "producer id block end {next} is not past {current}")
             }
             ApplyError::UnknownScramCredential { name, mechanism } => {
-                write!(f, "no SCRAM credential of mechanism {mechanism} for user {name}")
+                write!(
+                    f,
+                    "no SCRAM credential of mechanism {mechanism} for user {name}"
+                )
             }
         }
     }

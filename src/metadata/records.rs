@@ -19,11 +19,11 @@ use std::fmt;
 use bytes::{BufMut, Bytes, BytesMut};
 use uuid::Uuid;
 
-pub use super::scram::{RemoveUserScramCredentialRecord, UserScramCredentialRecord};
 use super::scram::{
     put_credential, put_removal, read_credential, read_removal, REMOVE_USER_SCRAM_CREDENTIAL_KEY,
     USER_SCRAM_CREDENTIAL_KEY,
 };
+pub use super::scram::{RemoveUserScramCredentialRecord, UserScramCredentialRecord};
 use crate::protocol::schema::{
     put_compact_length, put_compact_string, put_no_tagged_fields, put_unsigned_varint, Reader,
     RecordError,

@@ -140,13 +140,13 @@ impl ScramCredentials {
 
     /// The records that rebuild these credentials.
     pub fn records(&self) -> impl Iterator<Item = UserScramCredentialRecord> + '_ {
-        self.by_user
-            .iter()
-            .map(|((name, mechanism), credential)| UserScramCredentialRecord {
+        self.by_user.iter().map(
+            |((name, mechanism), credential)| UserScramCredentialRecord {
                 name: name.clone(),
                 mechanism: *mechanism,
                 credential: credential.clone(),
-            })
+            },
+        )
     }
 }
 
@@ -188,8 +188,12 @@ pub fn alter(
     let mut accepted: BTreeMap<&str, &ScramChange> = BTreeMap::new();
     let mut refused: BTreeMap<&str, (ResponseError, String)> = BTreeMap::new();
     let mut order: Vec<&str> = Vec::new();
-    let deletions = changes.iter().filter(|c| matches!(c, ScramChange::Delete { .. }));
-    let upsertions = changes.iter().filter(|c| matches!(c, ScramChange::Upsert { .. }));
+    let deletions = changes
+        .iter()
+        .filter(|c| matches!(c, ScramChange::Delete { .. }));
+    let upsertions = changes
+        .iter()
+        .filter(|c| matches!(c, ScramChange::Upsert { .. }));
     for change in deletions.chain(upsertions) {
         let name = change.name();
         if refused.contains_key(name) {
@@ -243,7 +247,8 @@ fn record_of(change: &ScramChange) -> MetadataRecord {
             salt,
             salted_password,
         } => {
-            let sasl = SaslMechanism::from_scram_type(*mechanism).unwrap_or(SaslMechanism::ScramSha256);
+            let sasl =
+                SaslMechanism::from_scram_type(*mechanism).unwrap_or(SaslMechanism::ScramSha256);
             MetadataRecord::UserScramCredential(UserScramCredentialRecord {
                 name: name.clone(),
                 mechanism: *mechanism,
@@ -256,16 +261,23 @@ fn record_of(change: &ScramChange) -> MetadataRecord {
 /// Kafka's checks of one change, with its errors and messages.
 fn check(current: &ScramCredentials, change: &ScramChange) -> Result<(), (ResponseError, String)> {
     let (name, mechanism) = match change {
-        ScramChange::Delete { name, mechanism } | ScramChange::Upsert { name, mechanism, .. } => {
-            (name, *mechanism)
-        }
+        ScramChange::Delete { name, mechanism }
+        | ScramChange::Upsert {
+            name, mechanism, ..
+        } => (name, *mechanism),
     };
     let fail = |error, message: &str| Err((error, message.to_string()));
     if name.is_empty() {
-        return fail(ResponseError::UnacceptableCredential, "Username must not be empty");
+        return fail(
+            ResponseError::UnacceptableCredential,
+            "Username must not be empty",
+        );
     }
     let Some(sasl) = SaslMechanism::from_scram_type(mechanism) else {
-        return fail(ResponseError::UnsupportedSaslMechanism, "Unknown SCRAM mechanism");
+        return fail(
+            ResponseError::UnsupportedSaslMechanism,
+            "Unknown SCRAM mechanism",
+        );
     };
     match change {
         ScramChange::Delete { .. } if current.get(name, sasl).is_none() => fail(

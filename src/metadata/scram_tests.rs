@@ -47,7 +47,10 @@ fn credential_records_round_trip_and_have_kafkas_layout() {
     assert_eq!(&bytes[..3], &[1, 22, 0]);
     assert_eq!(MetadataRecord::decode(&bytes).unwrap(), removal);
     for cut in 0..bytes.len() {
-        assert!(MetadataRecord::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        assert!(
+            MetadataRecord::decode(&bytes[..cut]).is_err(),
+            "cut at {cut}"
+        );
     }
 }
 
@@ -58,12 +61,21 @@ fn the_image_keeps_credentials_across_a_snapshot_and_refuses_unknown_removals() 
         &image.scram,
         &[upsert("alice", SHA512, 4096), upsert("bob", SHA256, 8192)],
     );
-    assert!(results.iter().all(|(_, error)| error.is_none()), "{results:?}");
+    assert!(
+        results.iter().all(|(_, error)| error.is_none()),
+        "{results:?}"
+    );
     for record in &records {
         image.apply(record).unwrap();
     }
-    assert!(image.scram.get("alice", SaslMechanism::ScramSha512).is_some());
-    assert!(image.scram.get("alice", SaslMechanism::ScramSha256).is_none());
+    assert!(image
+        .scram
+        .get("alice", SaslMechanism::ScramSha512)
+        .is_some());
+    assert!(image
+        .scram
+        .get("alice", SaslMechanism::ScramSha256)
+        .is_none());
     assert_eq!(image.scram.users()["bob"], vec![(SHA256, 8192)]);
     let rebuilt = MetadataImage::replay(&image.snapshot_records()).unwrap();
     assert_eq!(rebuilt, image);
@@ -82,7 +94,10 @@ fn the_image_keeps_credentials_across_a_snapshot_and_refuses_unknown_removals() 
     assert_eq!(image, before);
     let (records, _) = alter(&image.scram, &[delete("alice", SHA512)]);
     image.apply(&records[0]).unwrap();
-    assert!(image.scram.get("alice", SaslMechanism::ScramSha512).is_none());
+    assert!(image
+        .scram
+        .get("alice", SaslMechanism::ScramSha512)
+        .is_none());
 }
 
 #[test]
@@ -131,12 +146,32 @@ fn bad_changes_get_kafkas_errors() {
         ],
     );
     let expect = |name: &str, code: ResponseError, message: &str| {
-        assert_eq!(error(&results, name), Some((code, message.to_string())), "{name}");
+        assert_eq!(
+            error(&results, name),
+            Some((code, message.to_string())),
+            "{name}"
+        );
     };
-    expect("few", ResponseError::UnacceptableCredential, "Too few iterations");
-    expect("many", ResponseError::UnacceptableCredential, "Too many iterations");
-    expect("odd", ResponseError::UnsupportedSaslMechanism, "Unknown SCRAM mechanism");
-    expect("", ResponseError::UnacceptableCredential, "Username must not be empty");
+    expect(
+        "few",
+        ResponseError::UnacceptableCredential,
+        "Too few iterations",
+    );
+    expect(
+        "many",
+        ResponseError::UnacceptableCredential,
+        "Too many iterations",
+    );
+    expect(
+        "odd",
+        ResponseError::UnsupportedSaslMechanism,
+        "Unknown SCRAM mechanism",
+    );
+    expect(
+        "",
+        ResponseError::UnacceptableCredential,
+        "Username must not be empty",
+    );
     expect(
         "nobody",
         ResponseError::ResourceNotFound,

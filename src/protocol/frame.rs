@@ -36,12 +36,12 @@ use kafka_protocol::messages::{
     SyncGroupRequest, WriteTxnMarkersRequest,
 };
 use kafka_protocol::messages::{
-    AlterUserScramCredentialsRequest, DescribeUserScramCredentialsRequest,
-    SaslAuthenticateRequest, SaslHandshakeRequest,
-};
-use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, DescribeTopicPartitionsRequest,
     ListPartitionReassignmentsRequest,
+};
+use kafka_protocol::messages::{
+    AlterUserScramCredentialsRequest, DescribeUserScramCredentialsRequest, SaslAuthenticateRequest,
+    SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 

@@ -67,7 +67,9 @@ pub(super) fn alter_user_scram_credentials_response(
             AlterUserScramCredentialsResult::default()
                 .with_user(s("bob"))
                 .with_error_code(91)
-                .with_error_message(Some(s("Attempt to delete a user credential that does not exist"))),
+                .with_error_message(Some(s(
+                    "Attempt to delete a user credential that does not exist",
+                ))),
         ])
 }
 

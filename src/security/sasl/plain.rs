@@ -86,12 +86,27 @@ mod tests {
         let invalid = "Authentication failed: Invalid username or password";
         assert_eq!(refusal(b"\0alice\0wrong"), invalid);
         assert_eq!(refusal(b"\0alice\0alice-secre"), invalid);
-        assert_eq!(refusal(b"\0alice\0alice-secret\0"), "Invalid SASL/PLAIN response: expected 3 tokens, got 4");
+        assert_eq!(
+            refusal(b"\0alice\0alice-secret\0"),
+            "Invalid SASL/PLAIN response: expected 3 tokens, got 4"
+        );
         assert_eq!(refusal(b"\0bob\0alice-secret"), invalid);
-        assert_eq!(refusal(b"alice-secret"), "Invalid SASL/PLAIN response: expected 3 tokens, got 1");
-        assert_eq!(refusal(b"\0\0x"), "Authentication failed: username not specified");
-        assert_eq!(refusal(b"\0alice\0"), "Authentication failed: password not specified");
+        assert_eq!(
+            refusal(b"alice-secret"),
+            "Invalid SASL/PLAIN response: expected 3 tokens, got 1"
+        );
+        assert_eq!(
+            refusal(b"\0\0x"),
+            "Authentication failed: username not specified"
+        );
+        assert_eq!(
+            refusal(b"\0alice\0"),
+            "Authentication failed: password not specified"
+        );
         assert!(refusal(b"bob\0alice\0alice-secret").contains("authorization id"));
-        assert_eq!(refusal(b""), "Invalid SASL/PLAIN response: expected 3 tokens, got 1");
+        assert_eq!(
+            refusal(b""),
+            "Invalid SASL/PLAIN response: expected 3 tokens, got 1"
+        );
     }
 }

@@ -165,11 +165,17 @@ impl ScramServer {
         }
     }
 
-    fn client_first(&self, text: &str, credentials: &Credentials<'_>) -> Result<Exchange, SaslError> {
+    fn client_first(
+        &self,
+        text: &str,
+        credentials: &Credentials<'_>,
+    ) -> Result<Exchange, SaslError> {
         let first = ClientFirst::parse(text)?;
         let credential = credentials
             .scram(self.mechanism, &first.user)
-            .ok_or_else(|| SaslError::Invalid("Authentication failed: Invalid user credentials".into()))?;
+            .ok_or_else(|| {
+                SaslError::Invalid("Authentication failed: Invalid user credentials".into())
+            })?;
         if !first.authzid.is_empty() && first.authzid != first.user {
             return Err(SaslError::Refused(
                 "Authentication failed: Client requested an authorization id that is different from username".into(),
@@ -199,7 +205,8 @@ impl ScramServer {
     }
 
     fn client_final(&self, text: &str, exchange: Exchange) -> Result<Step, SaslError> {
-        let invalid = |why: &str| SaslError::Invalid(format!("Invalid SCRAM client final message: {why}"));
+        let invalid =
+            |why: &str| SaslError::Invalid(format!("Invalid SCRAM client final message: {why}"));
         let (without_proof, proof) = text.rsplit_once(",p=").ok_or_else(|| invalid("no proof"))?;
         let mut fields = without_proof.split(',');
         let binding = fields
@@ -218,13 +225,19 @@ impl ScramServer {
                 "Invalid client nonce in the final client message.".into(),
             ));
         }
-        let proof = BASE64.decode(proof).map_err(|_| invalid("the proof is not base64"))?;
+        let proof = BASE64
+            .decode(proof)
+            .map_err(|_| invalid("the proof is not base64"))?;
         let auth_message = format!(
             "{},{},{}",
             exchange.client_first_bare, exchange.server_first, without_proof
         );
         let credential = &exchange.credential;
-        let signature = hmac(self.mechanism, &credential.stored_key, auth_message.as_bytes());
+        let signature = hmac(
+            self.mechanism,
+            &credential.stored_key,
+            auth_message.as_bytes(),
+        );
         if proof.len() != signature.len() {
             return Err(SaslError::Invalid("Invalid client credentials".into()));
         }
@@ -233,7 +246,11 @@ impl ScramServer {
         if !bool::from(computed.ct_eq(&credential.stored_key)) {
             return Err(SaslError::Invalid("Invalid client credentials".into()));
         }
-        let server_signature = hmac(self.mechanism, &credential.server_key, auth_message.as_bytes());
+        let server_signature = hmac(
+            self.mechanism,
+            &credential.server_key,
+            auth_message.as_bytes(),
+        );
         Ok(Step::Done {
             user: exchange.user,
             token: format!("v={}", BASE64.encode(server_signature)).into_bytes(),
@@ -258,7 +275,9 @@ impl ClientFirst {
         let (authzid, bare) = rest.split_once(',').ok_or_else(invalid)?;
         let authzid = match authzid {
             "" => String::new(),
-            named => sasl_name(named.strip_prefix("a=").ok_or_else(invalid)?).ok_or_else(invalid)?,
+            named => {
+                sasl_name(named.strip_prefix("a=").ok_or_else(invalid)?).ok_or_else(invalid)?
+            }
         };
         let mut fields = bare.split(',');
         let user = fields

@@ -19,8 +19,10 @@ const SHA512_CLIENT_FIRST: &str = "n,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL";
 const SHA512_SERVER_FIRST: &str =
     "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=MDEyMzQ1Njc4OWFiY2RlZg==,i=4096";
 const SHA512_CLIENT_FINAL: &str = "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=HaikemR29Zh7A9Q0eFSXcXNonJ9f/Lh+Q0hTL2CEJBNcpBthqTFnyhirqjjXQFr8Z4IDRi8XlEQs0jLfW4HdPA==";
-const SHA512_SERVER_FINAL: &str = "v=3PF6hBoFM5lxYIaJr3NIH5NgWzXrSyCcXzcBlgzqqn75nDafhFe+qwQw9lFvyq4ffzugN+I3cni1p4OSo5jL3A==";
-const SHA512_STORED_KEY: &str = "nmk6vIl7V+y4ZT9HOfhwQ3zYKcbc1h3I16wfNiNBKxSQVfy4DJaTPUF6DyLMQvUfc01rDC81sG0sX50SIYRuxA==";
+const SHA512_SERVER_FINAL: &str =
+    "v=3PF6hBoFM5lxYIaJr3NIH5NgWzXrSyCcXzcBlgzqqn75nDafhFe+qwQw9lFvyq4ffzugN+I3cni1p4OSo5jL3A==";
+const SHA512_STORED_KEY: &str =
+    "nmk6vIl7V+y4ZT9HOfhwQ3zYKcbc1h3I16wfNiNBKxSQVfy4DJaTPUF6DyLMQvUfc01rDC81sG0sX50SIYRuxA==";
 
 fn rfc_credential() -> ScramCredential {
     let salt = BASE64.decode(RFC7677_SALT).unwrap();
@@ -62,13 +64,22 @@ fn exchange(
 
 fn rfc_exchange(tokens: &[&str]) -> Result<Vec<Step>, SaslError> {
     let nonce = RFC7677_SERVER_NONCE;
-    exchange(SaslMechanism::ScramSha256, nonce, "user", rfc_credential(), tokens)
+    exchange(
+        SaslMechanism::ScramSha256,
+        nonce,
+        "user",
+        rfc_credential(),
+        tokens,
+    )
 }
 
 #[test]
 fn rfc_7677_sha_256_example() {
     let steps = rfc_exchange(&[RFC7677_CLIENT_FIRST, RFC7677_CLIENT_FINAL]).unwrap();
-    assert_eq!(steps[0], Step::Continue(RFC7677_SERVER_FIRST.as_bytes().to_vec()));
+    assert_eq!(
+        steps[0],
+        Step::Continue(RFC7677_SERVER_FIRST.as_bytes().to_vec())
+    );
     assert_eq!(
         steps[1],
         Step::Done {
@@ -91,7 +102,10 @@ fn sha_512_exchange_matches_an_independent_implementation() {
         &[SHA512_CLIENT_FIRST, SHA512_CLIENT_FINAL],
     )
     .unwrap();
-    assert_eq!(steps[0], Step::Continue(SHA512_SERVER_FIRST.as_bytes().to_vec()));
+    assert_eq!(
+        steps[0],
+        Step::Continue(SHA512_SERVER_FIRST.as_bytes().to_vec())
+    );
     assert_eq!(
         steps[1],
         Step::Done {
@@ -133,7 +147,11 @@ fn a_wrong_proof_an_unknown_user_or_a_changed_nonce_fails() {
     );
     let other_binding = RFC7677_CLIENT_FINAL.replace("c=biws", "c=eSws");
     assert!(invalid(rfc_exchange(&[RFC7677_CLIENT_FIRST, &other_binding])).contains("binding"));
-    let again = [RFC7677_CLIENT_FIRST, RFC7677_CLIENT_FINAL, RFC7677_CLIENT_FINAL];
+    let again = [
+        RFC7677_CLIENT_FIRST,
+        RFC7677_CLIENT_FINAL,
+        RFC7677_CLIENT_FINAL,
+    ];
     assert!(invalid(rfc_exchange(&again)).contains("ended"));
 }
 
@@ -187,6 +205,12 @@ fn too_few_iterations_on_record_fail() {
     let mut credential = rfc_credential();
     credential.iterations = ITERATIONS_MIN - 1;
     let nonce = RFC7677_SERVER_NONCE;
-    let result = exchange(SaslMechanism::ScramSha256, nonce, "user", credential, &[RFC7677_CLIENT_FIRST]);
+    let result = exchange(
+        SaslMechanism::ScramSha256,
+        nonce,
+        "user",
+        credential,
+        &[RFC7677_CLIENT_FIRST],
+    );
     assert!(invalid(result).contains("less than the minimum 4096"));
 }

@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
-use kafka_protocol::messages::{AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse};
+use kafka_protocol::messages::{
+    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse,
+};
 
 use super::str_bytes;
 use crate::metadata::scram::{ScramChange, ScramResult};
@@ -20,17 +22,23 @@ pub async fn handle(
     context: &ConnectionContext,
     request: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
-    let deletions = request.deletions.iter().map(|deletion| ScramChange::Delete {
-        name: deletion.name.to_string(),
-        mechanism: deletion.mechanism,
-    });
-    let upsertions = request.upsertions.iter().map(|upsertion| ScramChange::Upsert {
-        name: upsertion.name.to_string(),
-        mechanism: upsertion.mechanism,
-        iterations: upsertion.iterations,
-        salt: upsertion.salt.to_vec(),
-        salted_password: upsertion.salted_password.to_vec(),
-    });
+    let deletions = request
+        .deletions
+        .iter()
+        .map(|deletion| ScramChange::Delete {
+            name: deletion.name.to_string(),
+            mechanism: deletion.mechanism,
+        });
+    let upsertions = request
+        .upsertions
+        .iter()
+        .map(|upsertion| ScramChange::Upsert {
+            name: upsertion.name.to_string(),
+            mechanism: upsertion.mechanism,
+            iterations: upsertion.iterations,
+            salt: upsertion.salt.to_vec(),
+            salted_password: upsertion.salted_password.to_vec(),
+        });
     let changes: Vec<ScramChange> = deletions.chain(upsertions).collect();
     let names: Vec<String> = changes.iter().map(|c| c.name().to_string()).collect();
     let results: Vec<ScramResult> = match context

@@ -146,7 +146,11 @@ mod tests {
     #[test]
     fn sasl_apis_are_listed_only_on_a_sasl_listener() {
         let keys = |sasl| -> Vec<i16> {
-            response(0, sasl).api_keys.iter().map(|api| api.api_key).collect()
+            response(0, sasl)
+                .api_keys
+                .iter()
+                .map(|api| api.api_key)
+                .collect()
         };
         let handshake = ApiKey::SaslHandshake as i16;
         assert!(keys(true).contains(&handshake));

@@ -22,8 +22,8 @@ use std::collections::BTreeMap;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    ApiKey, RequestHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
-    SaslHandshakeRequest, SaslHandshakeResponse,
+    ApiKey, RequestHeader, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse,
 };
 
 use super::{api_versions, dispatch, encode, str_bytes, Response};
@@ -194,9 +194,7 @@ pub async fn gate(
             let answer = illegal_handshake();
             Gate::last(encode(&header, &answer).ok())
         }
-        Request::SaslAuthenticate(request) => {
-            authenticate(context, session, &header, request, log)
-        }
+        Request::SaslAuthenticate(request) => authenticate(context, session, &header, request, log),
         _ => refuse("a request out of order during SASL authentication".into()),
     }
 }
