@@ -19,6 +19,7 @@ mod describe;
 mod group;
 mod parse;
 mod replication;
+mod sasl;
 mod storage;
 mod topic;
 mod txn;
@@ -38,6 +39,10 @@ pub use describe::{ConfigKind, ConfigSource, ConfigSynonym, DescribedConfig};
 pub use group::{GroupConfig, RANGE_ASSIGNOR, UNIFORM_ASSIGNOR};
 pub use parse::{split_host_port, split_key_value};
 pub use replication::{ReplicationConfig, MIN_INSYNC_REPLICAS_DEFAULT};
+pub use sasl::{
+    is_sensitive, parse_jaas, JaasConfig, SaslConfig, SaslMechanism,
+    SASL_SERVER_MAX_RECEIVE_SIZE_DEFAULT,
+};
 pub use storage::*;
 pub use topic::{
     apply_config_ops, cleanup_deletes, is_list_topic_config, topic_config_broker_synonym,
@@ -296,6 +301,8 @@ pub struct BrokerConfig {
     pub cluster: ClusterConfig,
     /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found`.
     pub authorizer: AuthorizerConfig,
+    /// SASL mechanisms, JAAS users and bounds (`sasl.*`).
+    pub sasl: SaslConfig,
     /// Every key the operator set, as given, for DescribeConfigs.
     pub explicit: BTreeMap<String, String>,
 }
@@ -351,6 +358,7 @@ impl BrokerConfig {
             connections: ConnectionConfig::default(),
             authorizer: AuthorizerConfig::default(),
             cluster: ClusterConfig::default(),
+            sasl: SaslConfig::default(),
             explicit: BTreeMap::new(),
         }
     }
@@ -395,6 +403,7 @@ impl BrokerConfig {
             _ if self.connections.set(key, value)? => {}
             _ if self.replication.set(key, value)? => {}
             _ if self.authorizer.set(key, value)? => {}
+            _ if self.sasl.set(key, value)? => {}
             "log.segment.bytes" => {
                 self.log_segment_bytes = parse_range(key, value, 14, i32::MAX as u64)?
             }
@@ -576,7 +585,9 @@ impl BrokerConfig {
             }
             _ => return Err(ConfigError(format!("unknown broker config {key}"))),
         }
-        self.explicit.insert(key.to_string(), value.to_string());
+        // A secret is kept as set, never as given: nothing shows it.
+        let shown = if is_sensitive(key) { "[hidden]" } else { value };
+        self.explicit.insert(key.to_string(), shown.to_string());
         Ok(())
     }
 
@@ -626,7 +637,51 @@ impl BrokerConfig {
         let node_id_set = ["node.id", "broker.id"]
             .iter()
             .any(|key| self.explicit.contains_key(*key));
-        self.cluster.check(self.node_id, node_id_set)
+        self.cluster.check(self.node_id, node_id_set)?;
+        self.check_sasl()
+    }
+
+    /// The security protocol of the listener clients are served on.
+    pub fn client_security_protocol(&self) -> Option<String> {
+        let listener = self.cluster.broker_listener()?;
+        self.cluster
+            .effective_security_protocol_map()
+            .get(&listener.name)
+            .cloned()
+    }
+
+    /// The SASL listener's mechanisms and users are set; no SASL where
+    /// another node must authenticate: shoal's brokers and controllers do
+    /// not log in to each other with SASL yet, so a controller listener,
+    /// and the broker listener of a node with other brokers (followers
+    /// fetch from it), stay unauthenticated.
+    fn check_sasl(&self) -> Result<(), ConfigError> {
+        let protocols = self.cluster.effective_security_protocol_map();
+        let is_sasl = |name: &str| protocols.get(name).is_some_and(|p| p.starts_with("SASL_"));
+        for name in &self.cluster.controller_listener_names {
+            if is_sasl(name) {
+                return Err(ConfigError(format!(
+                    "controller listener {name} uses {}: the controller quorum does not authenticate with SASL in shoal yet; map it to PLAINTEXT",
+                    protocols[name]
+                )));
+            }
+        }
+        let Some(listener) = self.cluster.broker_listener() else {
+            return Ok(());
+        };
+        if !is_sasl(&listener.name) {
+            return Ok(());
+        }
+        let lone_node = !self.cluster.kraft()
+            || (self.cluster.quorum_voters.len() <= 1
+                && self.cluster.has_role(ProcessRole::Controller));
+        if !lone_node {
+            return Err(ConfigError(format!(
+                "listener {} uses {} and is the inter-broker listener of a cluster: brokers do not authenticate to each other with SASL in shoal yet (sasl.mechanism.inter.broker.protocol); SASL serves a single node for now",
+                listener.name, protocols[&listener.name]
+            )));
+        }
+        self.sasl.check_listener(&listener.name)
     }
 
     /// Applies a Java-properties file: `key=value` lines, `#`/`!` comments.

@@ -3,14 +3,17 @@
 //! directory before its first start in a cluster, `info` shows what a data
 //! directory holds. Local files only: no broker is reached.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
 
-use crate::config::{BrokerConfig, ProcessRole, DEFAULT_DATA_DIR};
+use crate::config::{BrokerConfig, ProcessRole, SaslMechanism, DEFAULT_DATA_DIR};
+use crate::metadata::records::{MetadataRecord, UserScramCredentialRecord};
 use crate::metadata::store;
 use crate::quorum::{QuorumNode, QuorumSettings};
+use crate::security::sasl::scram;
 
 #[derive(Debug, Subcommand)]
 pub enum StorageCommand {
@@ -36,6 +39,16 @@ pub struct FormatArgs {
     /// Any broker config by Kafka's name, as `serve --override` (repeatable).
     #[arg(long = "override", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
+    /// A SCRAM credential for the cluster's metadata, as kafka-storage.sh
+    /// takes it: `SCRAM-SHA-256=[name=alice,password=alice-secret]`
+    /// (also `iterations=`, `salt=` in base64, `saltedpassword=` in
+    /// base64 with `salt`). Repeatable.
+    #[arg(
+        short = 'S',
+        long = "add-scram",
+        value_name = "MECHANISM=[name=...,password=...]"
+    )]
+    pub add_scram: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +121,15 @@ fn format(args: &FormatArgs) -> anyhow::Result<()> {
         args.cluster_id,
         config.node_id
     );
+    let scram = args
+        .add_scram
+        .iter()
+        .map(|arg| add_scram_record(arg))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sole_voter = QuorumSettings::of(&config).sole_voter();
+    if !scram.is_empty() && !sole_voter {
+        bail!("--add-scram is supported for a single voter's storage only in shoal: in a cluster, create the credentials with AlterUserScramCredentials (kafka-configs --alter --add-config 'SCRAM-SHA-256=[password=...]') once it runs");
+    }
     store::format_meta_properties(dir, &args.cluster_id, config.node_id)?;
     // The one voter's log gets its bootstrap records now, as Kafka's
     // format writes them; a voter among several gets its log with the
@@ -116,12 +138,103 @@ fn format(args: &FormatArgs) -> anyhow::Result<()> {
     if config.cluster.unsupported_quorum(config.node_id).is_none() {
         let settings = QuorumSettings::of(&config);
         if settings.sole_voter() {
-            QuorumNode::start_blocking(dir, settings)?;
+            let mut node = QuorumNode::start_blocking(dir, settings)?;
+            if !scram.is_empty() {
+                node.propose_blocking(&scram)?;
+            }
         } else {
             QuorumNode::open(dir, settings)?;
         }
     }
     Ok(())
+}
+
+/// Random bytes of a salt `--add-scram` makes (Kafka's `secureRandomBytes`).
+const SCRAM_SALT_BYTES: usize = 32;
+/// Kafka's iterations when `--add-scram` names none.
+const SCRAM_ITERATIONS_DEFAULT: i32 = 4096;
+
+/// One `--add-scram` argument as Kafka's `ScramParser` reads it, made the
+/// UserScramCredentialRecord it stands for. Errors never repeat a password.
+fn add_scram_record(arg: &str) -> anyhow::Result<MetadataRecord> {
+    use base64::Engine;
+    let base64 = base64::engine::general_purpose::STANDARD;
+    let (mechanism, config) = arg
+        .trim()
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("Failed to find equals sign in SCRAM argument"))?;
+    let sasl = SaslMechanism::from_name(mechanism)
+        .filter(|m| m.scram_type().is_some())
+        .ok_or_else(|| anyhow::anyhow!("The add-scram mechanism {mechanism} is not supported."))?;
+    let config = config
+        .strip_prefix('[')
+        .ok_or_else(|| anyhow::anyhow!("Expected configuration string to start with ["))?
+        .strip_suffix(']')
+        .ok_or_else(|| anyhow::anyhow!("Expected configuration string to end with ]"))?;
+    let mut fields = BTreeMap::new();
+    for component in config.split(',') {
+        let (key, value) = component
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("No equals sign found in a SCRAM component"))?;
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        fields.insert(key.trim().to_string(), value.to_string());
+    }
+    let name = fields
+        .remove("name")
+        .ok_or_else(|| anyhow::anyhow!("You must supply 'name' to add-scram"))?;
+    let decode = |what: &str, text: String| {
+        base64
+            .decode(text)
+            .map_err(|_| anyhow::anyhow!("Failed to decode given {what}"))
+    };
+    let salt = match fields.remove("salt") {
+        Some(salt) => decode("salt", salt)?,
+        None => {
+            let mut salt = vec![0u8; SCRAM_SALT_BYTES];
+            getrandom::getrandom(&mut salt)?;
+            salt
+        }
+    };
+    let iterations = match fields.remove("iterations") {
+        Some(text) => text
+            .parse::<i32>()
+            .map_err(|_| anyhow::anyhow!("Failed to parse iterations count: {text}"))?,
+        None => SCRAM_ITERATIONS_DEFAULT,
+    };
+    if iterations < scram::ITERATIONS_MIN {
+        bail!(
+            "The 'iterations' value must be >= {} for add-scram",
+            scram::ITERATIONS_MIN
+        );
+    }
+    if iterations > scram::ITERATIONS_MAX {
+        bail!(
+            "The 'iterations' value must be <= {} for add-scram",
+            scram::ITERATIONS_MAX
+        );
+    }
+    let credential = match (fields.remove("password"), fields.remove("saltedpassword")) {
+        (Some(password), _) => scram::credential_from_password(sasl, &password, &salt, iterations),
+        (None, Some(salted)) => {
+            let salted = decode("saltedPassword", salted)?;
+            scram::credential_from_salted(sasl, &salted, &salt, iterations)
+        }
+        (None, None) => bail!("You must supply one of 'password' or 'saltedpassword' to add-scram"),
+    };
+    if !fields.is_empty() {
+        let unknown: Vec<&str> = fields.keys().map(String::as_str).collect();
+        bail!("Unknown SCRAM configurations: {}", unknown.join(", "));
+    }
+    Ok(MetadataRecord::UserScramCredential(
+        UserScramCredentialRecord {
+            name,
+            mechanism: sasl.scram_type().unwrap_or_default(),
+            credential,
+        },
+    ))
 }
 
 fn info(args: &InfoArgs) -> anyhow::Result<bool> {
@@ -163,4 +276,60 @@ fn info(args: &InfoArgs) -> anyhow::Result<bool> {
         println!("  {problem}");
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_scram_reads_kafkas_syntax() {
+        let record = add_scram_record(
+            "SCRAM-SHA-256=[name=alice,password=alice-secret,iterations=8192,salt=\"c2FsdA==\"]",
+        )
+        .unwrap();
+        let MetadataRecord::UserScramCredential(record) = record else {
+            panic!("{record:?}");
+        };
+        assert_eq!((record.name.as_str(), record.mechanism), ("alice", 1));
+        let expected = scram::credential_from_password(
+            SaslMechanism::ScramSha256,
+            "alice-secret",
+            b"salt",
+            8192,
+        );
+        assert_eq!(record.credential, expected);
+        let random = add_scram_record("SCRAM-SHA-512=[name=bob,password=pw]").unwrap();
+        let MetadataRecord::UserScramCredential(random) = random else {
+            panic!("{random:?}");
+        };
+        assert_eq!(random.credential.salt.len(), SCRAM_SALT_BYTES);
+        assert_eq!(random.credential.iterations, 4096);
+    }
+
+    #[test]
+    fn add_scram_errors_are_kafkas_and_hide_the_password() {
+        for (arg, expected) in [
+            ("PLAIN=[name=a,password=secret]", "is not supported"),
+            ("SCRAM-SHA-256=name=a,password=secret]", "start with ["),
+            ("SCRAM-SHA-256=[password=secret]", "You must supply 'name'"),
+            (
+                "SCRAM-SHA-256=[name=a]",
+                "one of 'password' or 'saltedpassword'",
+            ),
+            (
+                "SCRAM-SHA-256=[name=a,password=secret,iterations=10]",
+                "must be >= 4096",
+            ),
+            (
+                "SCRAM-SHA-256=[name=a,password=secret,colour=red]",
+                "Unknown SCRAM configurations: colour",
+            ),
+            ("SCRAM-SHA-256=[name=a,secret]", "No equals sign"),
+        ] {
+            let error = add_scram_record(arg).unwrap_err().to_string();
+            assert!(error.contains(expected), "{arg}: {error}");
+            assert!(!error.contains("secret"), "{arg}: {error}");
+        }
+    }
 }

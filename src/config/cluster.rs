@@ -25,10 +25,12 @@ pub const BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT: i32 = 2000;
 /// Kafka's `listener.security.protocol.map` default.
 pub const SECURITY_PROTOCOL_MAP_DEFAULT: &str =
     "SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT";
-/// Kafka's security protocols; the only one shoal speaks is PLAINTEXT.
+/// Kafka's security protocols; shoal speaks PLAINTEXT and SASL_PLAINTEXT.
 const SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
 /// The protocol shoal's listeners speak.
 const PLAINTEXT: &str = "PLAINTEXT";
+/// The protocol of a listener that authenticates its clients with SASL.
+const SASL_PLAINTEXT: &str = "SASL_PLAINTEXT";
 
 /// A role of `process.roles`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -392,9 +394,9 @@ impl ClusterConfig {
                         listener.name
                     ))
                 }
-                Some(protocol) if protocol != PLAINTEXT => {
+                Some(protocol) if protocol != PLAINTEXT && protocol != SASL_PLAINTEXT => {
                     return fail(format!(
-                        "listener {} uses {protocol}: shoal speaks PLAINTEXT only",
+                        "listener {} uses {protocol}: shoal speaks PLAINTEXT and SASL_PLAINTEXT only",
                         listener.name
                     ))
                 }
@@ -748,7 +750,7 @@ mod tests {
             "PLAINTEXT:SSL,BROKER:PLAINTEXT,CONTROLLER:PLAINTEXT",
         )
         .unwrap();
-        assert!(error(&c, 1).contains("shoal speaks PLAINTEXT only"));
+        assert!(error(&c, 1).contains("shoal speaks PLAINTEXT and SASL_PLAINTEXT only"));
 
         let mut c = config(COMBINED);
         c.set("advertised.listeners", "OTHER://h:1").unwrap();

@@ -286,6 +286,7 @@ mod tests {
             topics: BTreeMap::new(),
             topic_names_by_id: HashMap::new(),
             acls: Default::default(),
+            scram: Default::default(),
             listener_name: "PLAINTEXT".into(),
             controller_node_id: 7,
             registered: Vec::new(),

@@ -30,6 +30,7 @@ fn view(layout: BrokerLayout) -> ClusterView {
         topics: BTreeMap::new(),
         topic_names_by_id: HashMap::new(),
         acls: Default::default(),
+        scram: Default::default(),
         listener_name: "PLAINTEXT".into(),
         controller_node_id: 1,
         registered: Vec::new(),

@@ -20,6 +20,7 @@ use super::records::{
     CONFIG_RESOURCE_BROKER_LOGGER, CONFIG_RESOURCE_CLIENT_METRICS, CONFIG_RESOURCE_GROUP,
     CONFIG_RESOURCE_TOPIC, NO_LEADER_CHANGE,
 };
+use super::scram::ScramCredentials;
 use super::table::NO_SHARD;
 use crate::security::acl::Acl;
 
@@ -53,6 +54,11 @@ pub enum ApplyError {
     },
     /// A RemoveAccessControlEntryRecord for an ACL id the image lacks.
     UnknownAclId(Uuid),
+    /// A removal of a SCRAM credential the image does not hold.
+    UnknownScramCredential {
+        name: String,
+        mechanism: i8,
+    },
 }
 
 impl fmt::Display for ApplyError {
@@ -80,6 +86,12 @@ impl fmt::Display for ApplyError {
                 write!(f, "producer id block end {next} is not past {current}")
             }
             ApplyError::UnknownAclId(id) => write!(f, "no ACL with id {id}"),
+            ApplyError::UnknownScramCredential { name, mechanism } => {
+                write!(
+                    f,
+                    "no SCRAM credential of mechanism {mechanism} for user {name}"
+                )
+            }
         }
     }
 }
@@ -124,6 +136,8 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
     /// Every ACL, by its id (`acls.rs`).
     pub acls: BTreeMap<Uuid, Acl>,
+    /// SCRAM credentials by user and mechanism.
+    pub scram: ScramCredentials,
 }
 
 /// The owner shards of `replicas`, each replica keeping the one it had
@@ -197,6 +211,15 @@ impl MetadataImage {
             }
             MetadataRecord::RemoveAccessControlEntry { id } => {
                 self.acls.remove(id).ok_or(ApplyError::UnknownAclId(*id))?;
+            }
+            MetadataRecord::UserScramCredential(record) => self.scram.apply(record),
+            MetadataRecord::RemoveUserScramCredential(record) => {
+                if !self.scram.remove(record) {
+                    return Err(ApplyError::UnknownScramCredential {
+                        name: record.name.clone(),
+                        mechanism: record.mechanism,
+                    });
+                }
             }
             MetadataRecord::NoOp => {}
         }
@@ -348,7 +371,7 @@ impl MetadataImage {
 
     /// The records that rebuild this image from an empty one, in Kafka's
     /// snapshot order: features, brokers, topics with their partitions,
-    /// configs, the producer id block, ACLs.
+    /// configs, SCRAM credentials, the producer id block, ACLs.
     pub fn snapshot_records(&self) -> Vec<MetadataRecord> {
         let mut records = Vec::new();
         for (name, feature_level) in &self.features {
@@ -392,6 +415,11 @@ impl MetadataImage {
                 }));
             }
         }
+        records.extend(
+            self.scram
+                .records()
+                .map(MetadataRecord::UserScramCredential),
+        );
         if self.next_producer_id > 0 {
             // Kafka's `ProducerIdsImage.write`: no broker asked for it.
             records.push(MetadataRecord::ProducerIds(ProducerIdsRecord {

@@ -33,6 +33,7 @@ pub mod placer;
 pub mod producer_ids;
 pub mod reassignment;
 pub mod records;
+pub mod scram;
 pub mod store;
 pub mod table;
 #[cfg(test)]
@@ -170,6 +171,8 @@ pub struct ClusterView {
     pub topic_names_by_id: HashMap<Uuid, String>,
     /// The image's ACLs, indexed for the authorizer (`server::authorize`).
     pub acls: Arc<AclIndex>,
+    /// The SCRAM credentials of the image, shared between views.
+    pub scram: Arc<scram::ScramCredentials>,
 }
 
 impl ClusterView {
@@ -180,6 +183,7 @@ impl ClusterView {
         ClusterView {
             registered: brokers::registered(image, &self.listener_name),
             acls: Arc::new(AclIndex::new(image.acls.clone())),
+            scram: Arc::new(image.scram.clone()),
             ..self.with_topics(table::topic_table(image, self.node_id, self.shard_count))
         }
     }
@@ -451,6 +455,7 @@ mod tests {
             topics: BTreeMap::new(),
             topic_names_by_id: HashMap::new(),
             acls: Default::default(),
+            scram: Default::default(),
             listener_name: "PLAINTEXT".into(),
             controller_node_id: 1,
             registered: Vec::new(),

@@ -22,6 +22,11 @@ use uuid::Uuid;
 use crate::security::acl::Acl;
 
 use super::acls;
+use super::scram::{
+    put_credential, put_removal, read_credential, read_removal, REMOVE_USER_SCRAM_CREDENTIAL_KEY,
+    USER_SCRAM_CREDENTIAL_KEY,
+};
+pub use super::scram::{RemoveUserScramCredentialRecord, UserScramCredentialRecord};
 use crate::protocol::schema::{
     put_compact_length, put_compact_string, put_no_tagged_fields, put_unsigned_varint, Reader,
     RecordError,
@@ -235,6 +240,8 @@ pub enum MetadataRecord {
     RemoveAccessControlEntry {
         id: Uuid,
     },
+    UserScramCredential(UserScramCredentialRecord),
+    RemoveUserScramCredential(RemoveUserScramCredentialRecord),
     NoOp,
 }
 
@@ -254,6 +261,8 @@ impl MetadataRecord {
             MetadataRecord::ProducerIds(_) => (15, 0),
             MetadataRecord::AccessControlEntry { .. } => (18, 0),
             MetadataRecord::RemoveAccessControlEntry { .. } => (19, 0),
+            MetadataRecord::UserScramCredential(_) => (USER_SCRAM_CREDENTIAL_KEY, 0),
+            MetadataRecord::RemoveUserScramCredential(_) => (REMOVE_USER_SCRAM_CREDENTIAL_KEY, 0),
             MetadataRecord::NoOp => (20, 0),
         }
     }
@@ -305,6 +314,8 @@ impl MetadataRecord {
                 buf.put_slice(id.as_bytes());
                 put_no_tagged_fields(&mut buf);
             }
+            MetadataRecord::UserScramCredential(record) => put_credential(&mut buf, record),
+            MetadataRecord::RemoveUserScramCredential(record) => put_removal(&mut buf, record),
             MetadataRecord::NoOp => put_no_tagged_fields(&mut buf),
         }
         buf.freeze()
@@ -320,7 +331,7 @@ impl MetadataRecord {
         let version = unsigned_varint(&mut rest)?;
         let version_max = match api_key {
             0 => 3,
-            2 | 4 | 7 | 8 | 9 | 12 | 15 | 18 | 19 | 20 => 0,
+            2 | 4 | 7 | 8 | 9 | 11 | 12 | 15 | 18 | 19 | 20 | 22 => 0,
             3 | 5 => 1,
             _ => return Err(MetadataRecordError::UnknownApiKey(api_key)),
         };
@@ -392,6 +403,12 @@ impl MetadataRecord {
                 let id = reader.uuid()?;
                 reader.tagged_fields()?;
                 MetadataRecord::RemoveAccessControlEntry { id }
+            }
+            USER_SCRAM_CREDENTIAL_KEY => {
+                MetadataRecord::UserScramCredential(read_credential(&mut reader)?)
+            }
+            REMOVE_USER_SCRAM_CREDENTIAL_KEY => {
+                MetadataRecord::RemoveUserScramCredential(read_removal(&mut reader)?)
             }
             _ => {
                 reader.tagged_fields()?;

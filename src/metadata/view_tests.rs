@@ -38,6 +38,7 @@ fn empty_view(layout: BrokerLayout) -> ClusterView {
         topics: BTreeMap::new(),
         topic_names_by_id: Default::default(),
         acls: Default::default(),
+        scram: Default::default(),
     }
 }
 

@@ -40,6 +40,10 @@ use kafka_protocol::messages::{
     ListPartitionReassignmentsRequest,
 };
 use kafka_protocol::messages::{CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest};
+use kafka_protocol::messages::{
+    AlterUserScramCredentialsRequest, DescribeUserScramCredentialsRequest, SaslAuthenticateRequest,
+    SaslHandshakeRequest,
+};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::protocol::versions;
@@ -247,6 +251,10 @@ pub enum Request {
     CreateAcls(CreateAclsRequest),
     DescribeAcls(DescribeAclsRequest),
     DeleteAcls(DeleteAclsRequest),
+    SaslHandshake(SaslHandshakeRequest),
+    SaslAuthenticate(SaslAuthenticateRequest),
+    AlterUserScramCredentials(AlterUserScramCredentialsRequest),
+    DescribeUserScramCredentials(DescribeUserScramCredentialsRequest),
 }
 
 impl Request {
@@ -297,6 +305,10 @@ impl Request {
             Request::CreateAcls(_) => ApiKey::CreateAcls,
             Request::DescribeAcls(_) => ApiKey::DescribeAcls,
             Request::DeleteAcls(_) => ApiKey::DeleteAcls,
+            Request::SaslHandshake(_) => ApiKey::SaslHandshake,
+            Request::SaslAuthenticate(_) => ApiKey::SaslAuthenticate,
+            Request::AlterUserScramCredentials(_) => ApiKey::AlterUserScramCredentials,
+            Request::DescribeUserScramCredentials(_) => ApiKey::DescribeUserScramCredentials,
         }
     }
 }
@@ -422,6 +434,18 @@ pub fn decode_request(
                 Request::DescribeAcls(DescribeAclsRequest::decode(body, version)?)
             }
             ApiKey::DeleteAcls => Request::DeleteAcls(DeleteAclsRequest::decode(body, version)?),
+            ApiKey::SaslHandshake => {
+                Request::SaslHandshake(SaslHandshakeRequest::decode(body, version)?)
+            }
+            ApiKey::SaslAuthenticate => {
+                Request::SaslAuthenticate(SaslAuthenticateRequest::decode(body, version)?)
+            }
+            ApiKey::AlterUserScramCredentials => Request::AlterUserScramCredentials(
+                AlterUserScramCredentialsRequest::decode(body, version)?,
+            ),
+            ApiKey::DescribeUserScramCredentials => Request::DescribeUserScramCredentials(
+                DescribeUserScramCredentialsRequest::decode(body, version)?,
+            ),
             _ => anyhow::bail!("{api_key:?} is in SUPPORTED_APIS but not in Request"),
         };
         Ok(request)

@@ -27,6 +27,8 @@ mod roundtrip_kip848;
 #[cfg(test)]
 mod roundtrip_reassign;
 #[cfg(test)]
+mod roundtrip_sasl;
+#[cfg(test)]
 mod roundtrip_txn;
 pub mod schema;
 pub mod versions;

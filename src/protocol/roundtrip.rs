@@ -72,6 +72,7 @@ use super::roundtrip_elect as elect;
 use super::roundtrip_groups as groups;
 use super::roundtrip_kip848 as kip848;
 use super::roundtrip_reassign as reassign;
+use super::roundtrip_sasl as sasl;
 use super::roundtrip_txn as txn;
 
 pub(super) fn round_trip_api(key: ApiKey, version: i16) -> Bytes {
@@ -199,6 +200,19 @@ pub(super) fn round_trip_api(key: ApiKey, version: i16) -> Bytes {
         ApiKey::CreateAcls => both!(acls::create_acls_request, acls::create_acls_response),
         ApiKey::DescribeAcls => both!(acls::describe_acls_request, acls::describe_acls_response),
         ApiKey::DeleteAcls => both!(acls::delete_acls_request, acls::delete_acls_response),
+        ApiKey::SaslHandshake => both!(sasl::sasl_handshake_request, sasl::sasl_handshake_response),
+        ApiKey::SaslAuthenticate => both!(
+            sasl::sasl_authenticate_request,
+            sasl::sasl_authenticate_response
+        ),
+        ApiKey::AlterUserScramCredentials => both!(
+            sasl::alter_user_scram_credentials_request,
+            sasl::alter_user_scram_credentials_response
+        ),
+        ApiKey::DescribeUserScramCredentials => both!(
+            sasl::describe_user_scram_credentials_request,
+            sasl::describe_user_scram_credentials_response
+        ),
         other => panic!("{other:?} is advertised but has no round-trip sample"),
     }
 }

@@ -91,7 +91,17 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DescribeAcls, 1, 3),
     api(ApiKey::CreateAcls, 1, 3),
     api(ApiKey::DeleteAcls, 1, 3),
+    // Advertised on SASL listeners only (`SASL_APIS`).
+    api(ApiKey::SaslHandshake, 0, 1),
+    api(ApiKey::SaslAuthenticate, 0, 2),
+    // Forwarded to the active controller.
+    api(ApiKey::AlterUserScramCredentials, 0, 0),
+    api(ApiKey::DescribeUserScramCredentials, 0, 0),
 ];
+
+/// The APIs ApiVersions lists only where the listener speaks SASL: a
+/// client of a PLAINTEXT listener has nothing to authenticate with.
+pub const SASL_APIS: [ApiKey; 2] = [ApiKey::SaslHandshake, ApiKey::SaslAuthenticate];
 
 /// The supported range of `key`, if shoal implements it.
 pub fn supported(key: ApiKey) -> Option<SupportedApi> {

@@ -33,10 +33,11 @@ pub fn allowed(
         return true;
     }
     let view = context.shard.view();
+    let principal = context.principal.borrow().clone();
     acl::authorize(
         config,
         &view.acls,
-        requester(context),
+        requester(context, &principal),
         operation,
         resource_type,
         name,
@@ -75,10 +76,11 @@ pub fn any_of_type(
         return true;
     }
     let view = context.shard.view();
+    let principal = context.principal.borrow().clone();
     acl::authorize_by_resource_type(
         config,
         &view.acls,
-        requester(context),
+        requester(context, &principal),
         operation,
         resource_type,
     )
@@ -90,9 +92,9 @@ pub fn enabled(context: &ConnectionContext) -> bool {
     context.shard.config.authorizer.enabled
 }
 
-fn requester(context: &ConnectionContext) -> Requester<'_> {
+fn requester<'a>(context: &ConnectionContext, principal: &'a str) -> Requester<'a> {
     Requester {
-        principal: &context.principal,
+        principal,
         host: context.peer.map(|peer| peer.ip()),
     }
 }

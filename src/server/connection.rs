@@ -19,7 +19,7 @@
 //! never waits for a full socket, nor for the disk: pages evicted since
 //! their read are read back through io_uring and written from memory.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::rc::Rc;
@@ -28,6 +28,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
+use super::handlers::sasl_session::{self, SaslListener, SaslSession};
 use super::handlers::{self, CloseReason, Response};
 use super::limits::{ConnectionPermit, ShardConnections};
 use crate::log::{Chunk, FileRange};
@@ -90,10 +91,12 @@ pub struct ConnectionContext {
     /// The request came in an Envelope from another node (`forward`): it
     /// is answered here, never forwarded again.
     pub forwarded: bool,
+    /// The SASL exchange of a connection to a SASL listener; None on others.
+    pub sasl: Option<SaslSession>,
     /// Who the client is, as `Type:name` (`server::authorize` checks it):
-    /// `User:ANONYMOUS` on a connection that did not authenticate, the
-    /// original client's for a forwarded request.
-    pub principal: Rc<str>,
+    /// `User:ANONYMOUS` until a SASL exchange says otherwise, the original
+    /// client's for a forwarded request.
+    pub principal: RefCell<Rc<str>>,
 }
 
 impl ConnectionContext {
@@ -144,12 +147,14 @@ pub async fn serve(
     // The idle timeout is the wait for a request's first byte: a read that
     // times out while requests are in flight waits on.
     let _ = stream.set_read_timeout(Some(limits.idle_timeout));
+    let sasl = SaslListener::of(&shard.config).map(SaslSession::new);
     let context = Rc::new(ConnectionContext {
         shard,
         peer,
         port,
         forwarded: false,
-        principal: Rc::from(ANONYMOUS),
+        sasl,
+        principal: RefCell::new(Rc::from(ANONYMOUS)),
     });
     // Requests read and not yet answered: while any is, the connection is
     // not idle, however long its client stays silent.
@@ -164,7 +169,11 @@ pub async fn serve(
     ));
     let mut reader = FrameReader::default();
     loop {
-        let max_bytes = context.shard.config.socket_request_max_bytes;
+        let authenticating = context.sasl.as_ref().filter(|s| !s.authenticated());
+        let max_bytes = match authenticating {
+            Some(session) => session.listener.max_receive_bytes,
+            None => context.shard.config.socket_request_max_bytes,
+        };
         let frame = match reader.next(&mut stream, max_bytes, &in_flight).await {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
@@ -179,6 +188,18 @@ pub async fn serve(
                 break;
             }
         };
+        // Until authenticated, a SASL connection's frames go to the gate
+        // one at a time, each answered before the next is read.
+        if let Some(session) = authenticating {
+            let gate = sasl_session::gate(&context, session, frame, &limits.close_log).await;
+            in_flight.set(in_flight.get() + 1);
+            let answer = gate.answer.unwrap_or(Response::None);
+            let task: Pending = glommio::spawn_local(async move { Ok(answer) });
+            if queue.send(task).await.is_err() || gate.close {
+                break;
+            }
+            continue;
+        }
         // Waiting here stops this connection's reads while the shard's
         // share of `queued.max.requests` is in use.
         let queued = limits.request_permit(&frame).await;

@@ -25,6 +25,7 @@
 //! two nodes that disagree on the leader cannot pass a request back and
 //! forth.
 
+use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::rc::Rc;
 
@@ -59,11 +60,12 @@ const PRINCIPAL_DATA_VERSION: i16 = 0;
 
 /// The requests a node that is not the controller forwards: those the
 /// controller alone carries out (Kafka forwards these and more: quotas,
-/// SCRAM credentials, which shoal does not serve),
-/// ElectLeaders, AlterPartitionReassignments, ListPartitionReassignments,
-/// and DescribeQuorum, which the quorum's leader alone answers (Kafka's
-/// broker forwards it always, `forwardToControllerOrFail`).
-pub const FORWARDED_APIS: [ApiKey; 11] = [
+/// which shoal does not serve), AlterUserScramCredentials, CreateAcls,
+/// DeleteAcls, ElectLeaders, AlterPartitionReassignments,
+/// ListPartitionReassignments, and DescribeQuorum, which the quorum's
+/// leader alone answers (Kafka's broker forwards it always,
+/// `forwardToControllerOrFail`).
+pub const FORWARDED_APIS: [ApiKey; 12] = [
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
     ApiKey::CreatePartitions,
@@ -75,6 +77,7 @@ pub const FORWARDED_APIS: [ApiKey; 11] = [
     ApiKey::ListPartitionReassignments,
     ApiKey::CreateAcls,
     ApiKey::DeleteAcls,
+    ApiKey::AlterUserScramCredentials,
 ];
 
 /// Whether `api_key`'s request, as `context` received it, goes to the
@@ -94,7 +97,7 @@ pub fn forwards(context: &ConnectionContext, api_key: ApiKey) -> bool {
 pub async fn forward(context: &ConnectionContext, frame: &Bytes) -> Option<Response> {
     let envelope = EnvelopeRequest::default()
         .with_request_data(frame.clone())
-        .with_request_principal(Some(principal_bytes(&context.principal)))
+        .with_request_principal(Some(principal_bytes(&context.principal.borrow())))
         .with_client_host_address(address_bytes(context.peer));
     let reply = context
         .shard
@@ -214,7 +217,8 @@ async fn envelope_answer(shard: Rc<Shard>, envelope: EnvelopeRequest) -> Envelop
         peer: client_address(&envelope.client_host_address),
         port: Port::Shared,
         forwarded: true,
-        principal,
+        sasl: None,
+        principal: RefCell::new(principal),
     };
     match handlers::dispatch(&context, embedded).await {
         Ok(Response::Frame(frame)) if frame.len() >= SIZE_PREFIX_BYTES => {

@@ -91,6 +91,7 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
             topics: Default::default(),
             topic_names_by_id: Default::default(),
             acls: Default::default(),
+            scram: Default::default(),
             listener_name: config
                 .cluster
                 .broker_listener()

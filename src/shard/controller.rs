@@ -47,6 +47,7 @@ use crate::metadata::controller::{self, placement_brokers, unavailable, Plan};
 use crate::metadata::image::MetadataImage;
 use crate::metadata::producer_ids::{self, ProducerIdBlock};
 use crate::metadata::records::MetadataRecord;
+use crate::metadata::scram::{self, ScramChange, ScramResult};
 use crate::metadata::table;
 use crate::metadata::{ClusterView, TopicMeta};
 use crate::quorum::channel::LeaderFn;
@@ -366,6 +367,44 @@ impl Controller {
             }
         }
         results
+    }
+
+    /// AlterUserScramCredentials: the records Kafka's rules make of the
+    /// changes against the committed image (`metadata::scram::alter`),
+    /// committed and installed on every shard before the answer, so a
+    /// client authenticates with a new credential on any shard at once.
+    pub async fn alter_scram(
+        &self,
+        shard: &Rc<Shard>,
+        changes: Vec<ScramChange>,
+    ) -> Result<Vec<ScramResult>, KafkaError> {
+        let Ok(_change) = self.changes.acquire_permit(1).await else {
+            return Err(KafkaError::new(ResponseError::CoordinatorNotAvailable));
+        };
+        if !self.quorum.leads() {
+            return Err(KafkaError::new(ResponseError::NotController));
+        }
+        let outcome = Rc::new(RefCell::new(None));
+        let made = outcome.clone();
+        let make = move |image: &MetadataImage| {
+            let (records, results) = scram::alter(&image.scram, &changes);
+            *made.borrow_mut() = Some(results);
+            records
+        };
+        match self.quorum.propose(Box::new(make)).await {
+            Ok(applied) => {
+                self.install(shard, Some(&applied)).await;
+                outcome
+                    .take()
+                    .ok_or_else(|| KafkaError::new(ResponseError::UnknownServerError))
+            }
+            Err(ProposeError::NotController) => Err(KafkaError::new(ResponseError::NotController)),
+            Err(ProposeError::TimedOut) => Err(KafkaError::new(ResponseError::RequestTimedOut)),
+            Err(error) => {
+                log::error!("SCRAM credentials: cannot commit the change: {error}");
+                Err(KafkaError::new(ResponseError::UnknownServerError))
+            }
+        }
     }
 
     /// Has the owners open the partitions `plan` adds on this node (a

@@ -220,6 +220,9 @@ pub enum ShardRequest {
     /// To `CONTROLLER_SHARD`: a request for the active controller, sent
     /// there in this Envelope (`server::forward`).
     Forward(Box<EnvelopeRequest>),
+    /// To the controller (shard 0): AlterUserScramCredentials' changes,
+    /// committed together.
+    AlterScram(Vec<crate::metadata::scram::ScramChange>),
     /// To `CONTROLLER_SHARD`: a partition leader's ISR change, for the
     /// active controller (`alter_partition.rs`).
     AlterPartition(Box<crate::metadata::alter_partition::IsrRequest>),
@@ -288,6 +291,8 @@ pub enum ShardReply {
     AlterPartition(Result<crate::metadata::alter_partition::CommittedPartition, KafkaError>),
     /// DeleteAcls' answer per filter: the ACLs it removed.
     AclsDeleted(Vec<Result<Vec<crate::security::acl::Acl>, KafkaError>>),
+    /// AlterUserScramCredentials' result per user, once committed.
+    Scram(Vec<crate::metadata::scram::ScramResult>),
     /// ElectLeaders' answer per topic, once committed.
     Elected(Result<Vec<crate::metadata::elections::TopicElection>, KafkaError>),
     Group(GroupAnswer),

@@ -383,6 +383,17 @@ impl Shard {
             ShardRequest::AllocateProducerIds(requester) => {
                 ShardReply::ProducerIds(producer_ids::allocate(self, requester).await)
             }
+            ShardRequest::AlterScram(changes) => match &self.controller {
+                Some(controller) => {
+                    let alter: LocalBoxFuture<'_, _> =
+                        Box::pin(controller.alter_scram(self, changes));
+                    match alter.await {
+                        Ok(results) => ShardReply::Scram(results),
+                        Err(error) => ShardReply::Failed(error),
+                    }
+                }
+                None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+            },
             ShardRequest::Forward(envelope) => ShardReply::Forwarded(match &self.to_controller {
                 Some(to_controller) => to_controller.forward(*envelope).await,
                 None => Err("this node has no controller to forward to".to_string()),

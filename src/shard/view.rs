@@ -84,6 +84,7 @@ mod tests {
             topics: BTreeMap::new(),
             topic_names_by_id: HashMap::new(),
             acls: Default::default(),
+            scram: Default::default(),
             listener_name: "PLAINTEXT".into(),
             controller_node_id: 1,
             registered: Vec::new(),

@@ -18,7 +18,7 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use crate::clock::now_ms;
 use crate::config::TRANSACTION_VERSION_MAX;
-use crate::protocol::versions::{self, SUPPORTED_APIS};
+use crate::protocol::versions::{self, SASL_APIS, SUPPORTED_APIS};
 use crate::server::connection::ConnectionContext;
 
 /// Kafka's name of the transactions feature.
@@ -60,11 +60,13 @@ fn add_features(response: &mut ApiVersionsResponse, version: i16, level: i16) {
     }
 }
 
-fn response(error_code: i16) -> ApiVersionsResponse {
+/// The table, without the SASL APIs unless the listener speaks SASL.
+fn response(error_code: i16, sasl: bool) -> ApiVersionsResponse {
     let mut response = ApiVersionsResponse::default();
     response.error_code = error_code;
     response.api_keys = SUPPORTED_APIS
         .iter()
+        .filter(|api| sasl || !SASL_APIS.contains(&api.key))
         .map(|api| {
             let mut entry = ApiVersion::default();
             entry.api_key = api.key as i16;
@@ -81,7 +83,7 @@ pub fn handle(
     header: &RequestHeader,
     _request: ApiVersionsRequest,
 ) -> ApiVersionsResponse {
-    let mut answer = response(0);
+    let mut answer = response(0, context.sasl.is_some());
     let level = context.shard.config.txn.transaction_version;
     add_features(&mut answer, header.request_api_version, level);
     answer
@@ -90,7 +92,7 @@ pub fn handle(
 /// KIP-511: a client may send an ApiVersions newer than the broker knows.
 /// The broker answers in v0 with UNSUPPORTED_VERSION and its version table,
 /// and the client retries with the highest version listed.
-pub fn unsupported_version_fallback(frame: &[u8]) -> Option<Bytes> {
+pub fn unsupported_version_fallback(frame: &[u8], sasl: bool) -> Option<Bytes> {
     if frame.len() < 8 {
         return None;
     }
@@ -101,7 +103,7 @@ pub fn unsupported_version_fallback(frame: &[u8]) -> Option<Bytes> {
     if key != ApiKey::ApiVersions as i16 || version <= supported.max_version {
         return None;
     }
-    let body = response(ResponseError::UnsupportedVersion.code());
+    let body = response(ResponseError::UnsupportedVersion.code(), sasl);
     let mut buf = BytesMut::new();
     buf.put_i32(0);
     buf.put_i32(correlation_id);
@@ -116,7 +118,7 @@ mod tests {
     use super::*;
 
     fn features(version: i16, level: i16) -> ApiVersionsResponse {
-        let mut answer = response(0);
+        let mut answer = response(0, false);
         add_features(&mut answer, version, level);
         answer
     }
@@ -139,6 +141,22 @@ mod tests {
             features(4, 1).finalized_features_epoch,
             answer.finalized_features_epoch
         );
+    }
+
+    #[test]
+    fn sasl_apis_are_listed_only_on_a_sasl_listener() {
+        let keys = |sasl| -> Vec<i16> {
+            response(0, sasl)
+                .api_keys
+                .iter()
+                .map(|api| api.api_key)
+                .collect()
+        };
+        let handshake = ApiKey::SaslHandshake as i16;
+        assert!(keys(true).contains(&handshake));
+        assert!(!keys(false).contains(&handshake));
+        assert!(!keys(false).contains(&(ApiKey::SaslAuthenticate as i16)));
+        assert!(keys(false).contains(&(ApiKey::DescribeUserScramCredentials as i16)));
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
 mod alter_partition_reassignments;
+mod alter_user_scram_credentials;
 mod api_versions;
 mod authorized;
 mod consumer_group_describe;
@@ -29,6 +30,7 @@ mod describe_producers;
 mod describe_quorum;
 mod describe_topic_partitions;
 mod describe_transactions;
+mod describe_user_scram_credentials;
 mod elect_leaders;
 mod end_txn;
 mod fetch;
@@ -49,6 +51,7 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+pub mod sasl_session;
 mod sync_group;
 mod txn_offset_commit;
 mod txn_route;
@@ -106,7 +109,8 @@ impl From<FrameError> for CloseReason {
 /// Decodes one request frame and runs its handler. An error means the frame
 /// was unacceptable and the connection must close.
 pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Response, CloseReason> {
-    if let Some(fallback) = api_versions::unsupported_version_fallback(&frame) {
+    let sasl = context.sasl.is_some();
+    if let Some(fallback) = api_versions::unsupported_version_fallback(&frame, sasl) {
         return Ok(Response::Frame(fallback));
     }
     let (header, mut body) = frame::parse_request_header(&frame)?;
@@ -291,6 +295,17 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
         Request::DeleteAcls(request) => {
             encode(&header, &delete_acls::handle(context, request).await)
         }
+        // Past the gate (authenticated, or no SASL on this listener).
+        Request::SaslHandshake(_) => encode(&header, &sasl_session::illegal_handshake()),
+        Request::SaslAuthenticate(_) => encode(&header, &sasl_session::illegal_authenticate()),
+        Request::AlterUserScramCredentials(request) => encode(
+            &header,
+            &alter_user_scram_credentials::handle(context, request).await,
+        ),
+        Request::DescribeUserScramCredentials(request) => encode(
+            &header,
+            &describe_user_scram_credentials::handle(context, request),
+        ),
     }
 }
 
