@@ -39,11 +39,11 @@ use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, DescribeTopicPartitionsRequest,
     ListPartitionReassignmentsRequest,
 };
-use kafka_protocol::messages::{CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest};
 use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, DescribeUserScramCredentialsRequest, SaslAuthenticateRequest,
     SaslHandshakeRequest,
 };
+use kafka_protocol::messages::{CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::protocol::versions;
