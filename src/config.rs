@@ -17,6 +17,7 @@ mod describe;
 mod group;
 mod parse;
 mod replication;
+mod security;
 mod storage;
 mod topic;
 mod txn;
@@ -35,6 +36,7 @@ pub use describe::{ConfigKind, ConfigSource, ConfigSynonym, DescribedConfig};
 pub use group::{GroupConfig, RANGE_ASSIGNOR, UNIFORM_ASSIGNOR};
 pub use parse::{split_host_port, split_key_value};
 pub use replication::{ReplicationConfig, MIN_INSYNC_REPLICAS_DEFAULT};
+pub use security::{ClientAuth, PemSource, SecurityConfig, SslSettings, SSL_SENSITIVE_KEYS};
 pub use storage::*;
 pub use topic::{
     apply_config_ops, cleanup_deletes, is_list_topic_config, topic_config_broker_synonym,
@@ -291,6 +293,8 @@ pub struct BrokerConfig {
     pub connections: ConnectionConfig,
     /// Roles, quorum, named listeners and rack (`process.roles`, `listeners`...).
     pub cluster: ClusterConfig,
+    /// The TLS listeners' `ssl.*` keys, global and per listener.
+    pub security: SecurityConfig,
     /// Every key the operator set, as given, for DescribeConfigs.
     pub explicit: BTreeMap<String, String>,
 }
@@ -345,6 +349,7 @@ impl BrokerConfig {
             replication: ReplicationConfig::default(),
             connections: ConnectionConfig::default(),
             cluster: ClusterConfig::default(),
+            security: SecurityConfig::default(),
             explicit: BTreeMap::new(),
         }
     }
@@ -353,6 +358,10 @@ impl BrokerConfig {
     /// refused so a typo never silently does nothing.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         let value = value.trim();
+        // Not kept in `explicit`: some are secrets (`SSL_SENSITIVE_KEYS`).
+        if self.security.set(key, value)? {
+            return Ok(());
+        }
         match key {
             "listeners" => self.set_cluster(key, value)?,
             "listen" => self.set_cluster(key, value)?,
@@ -364,6 +373,7 @@ impl BrokerConfig {
             "listener.security.protocol.map" => self.set_cluster(key, value)?,
             "controller.listener.names" => self.set_cluster(key, value)?,
             "inter.broker.listener.name" => self.set_cluster(key, value)?,
+            "security.inter.broker.protocol" => self.set_cluster(key, value)?,
             "broker.rack" => self.set_cluster(key, value)?,
             "controller.quorum.election.timeout.ms" => self.set_cluster(key, value)?,
             "controller.quorum.fetch.timeout.ms" => self.set_cluster(key, value)?,
@@ -619,7 +629,14 @@ impl BrokerConfig {
         let node_id_set = ["node.id", "broker.id"]
             .iter()
             .any(|key| self.explicit.contains_key(*key));
-        self.cluster.check(self.node_id, node_id_set)
+        self.cluster.check(self.node_id, node_id_set)?;
+        let protocols = self.cluster.effective_security_protocol_map();
+        for listener in self.cluster.client_listeners() {
+            if protocols.get(&listener.name).map(String::as_str) == Some("SSL") {
+                self.security.ssl(&listener.name)?;
+            }
+        }
+        Ok(())
     }
 
     /// Applies a Java-properties file: `key=value` lines, `#`/`!` comments.
@@ -678,6 +695,11 @@ impl BrokerConfig {
                 "listener.shard.aware=true runs on a single node only, got {} voters in controller.quorum.voters",
                 self.cluster.quorum_voters.len()
             )));
+        }
+        if self.cluster.client_listeners().count() > 1 {
+            return Err(ConfigError(
+                "listener.shard.aware=true serves one client listener: the shards' own ports belong to it".to_string(),
+            ));
         }
         if self.shards > SHARDS_PER_NODE_MAX {
             return Err(ConfigError(format!(

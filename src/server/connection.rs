@@ -19,20 +19,25 @@
 //! never waits for a full socket, nor for the disk but for pages evicted
 //! since their read, and then only after `PAGE_WAITS_MAX` timer waits.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 
 use super::handlers::{self, CloseReason, Response};
 use super::limits::{ConnectionPermit, ShardConnections};
+use super::listener::ClientListener;
+use super::stream::{ReadHalf, WriteHalf};
 use crate::log::{Chunk, FileRange};
+use crate::metadata::brokers::Broker;
 use crate::protocol::chunk::FileChunk;
 use crate::protocol::frame::{self, FrameError};
+use crate::security::{Principal, Session};
 
 /// Why reading a frame stopped.
 enum ReadError {
@@ -89,9 +94,28 @@ pub struct ConnectionContext {
     /// The request came in an Envelope from another node (`forward`): it
     /// is answered here, never forwarded again.
     pub forwarded: bool,
+    /// The listener, its security protocol and the client's principal.
+    /// Borrowed briefly, never across an await.
+    pub session: RefCell<Session>,
+    /// Where this node is advertised on the connection's listener, when it
+    /// is not the broker listener the view advertises (`seen`).
+    pub advertised: Option<(String, i32)>,
 }
 
 impl ConnectionContext {
+    /// `broker` as a client of this connection reaches it: this node at
+    /// the address of the listener the client came in on, as Kafka answers
+    /// with the endpoints of the request's listener.
+    pub fn seen(&self, mut broker: Broker) -> Broker {
+        if let Some((host, port)) = &self.advertised {
+            if broker.id == self.shard.view().node_id {
+                broker.host = host.clone();
+                broker.port = *port;
+            }
+        }
+        broker
+    }
+
     /// The client's address as Kafka shows it in group descriptions (`/ip`).
     pub fn client_host(&self) -> String {
         self.peer
@@ -125,13 +149,14 @@ pub fn writer_handle(stream: &TcpStream) -> std::io::Result<TcpStream> {
     Ok(unsafe { TcpStream::from_raw_fd(duplicate) })
 }
 
-/// Serves one connection: `stream` reads requests, `writer` (its
-/// `writer_handle`) writes the answers.
+/// Serves one connection accepted on `listener`: `stream` reads requests,
+/// `writer` (its `writer_handle`) writes the answers; on a TLS listener
+/// both after the handshake.
 pub async fn serve(
     shard: Rc<Shard>,
     limits: Rc<ShardConnections>,
-    (mut stream, writer): (TcpStream, TcpStream),
-    port: Port,
+    (stream, writer): (TcpStream, TcpStream),
+    (port, listener): (Port, Arc<ClientListener>),
     _permit: ConnectionPermit,
 ) {
     let peer = stream.peer_addr().ok();
@@ -139,11 +164,30 @@ pub async fn serve(
     // The idle timeout is the wait for a request's first byte: a read that
     // times out while requests are in flight waits on.
     let _ = stream.set_read_timeout(Some(limits.idle_timeout));
+    let (mut stream, writer, session) =
+        match listener.secure(stream, writer, limits.idle_timeout).await {
+            Ok(secured) => secured,
+            Err(error) => {
+                if limits.close_log.allow() {
+                    log::warn!("closing connection from {peer:?} on listener {}: {error}", listener.name);
+                }
+                return;
+            }
+        };
+    if session.principal != Principal::anonymous() {
+        log::info!(
+            "connection from {peer:?} on listener {} authenticated as {}",
+            session.listener,
+            session.principal
+        );
+    }
     let context = Rc::new(ConnectionContext {
         shard,
         peer,
         port,
         forwarded: false,
+        session: RefCell::new(session),
+        advertised: listener.advertised.clone(),
     });
     // Requests read and not yet answered: while any is, the connection is
     // not idle, however long its client stays silent.
@@ -191,22 +235,21 @@ pub async fn serve(
     }
     drop(queue);
     writing.await;
-    let _ = stream.close().await;
 }
 
 /// Writes the answers in request order. A request that must close the
 /// connection ends it here, after every earlier answer went out; requests
 /// queued behind it are dropped unanswered, as the protocol expects.
 async fn write_answers(
-    mut stream: TcpStream,
+    mut stream: WriteHalf,
     pending: glommio::channels::local_channel::LocalReceiver<Pending>,
     peer: Option<SocketAddr>,
     limits: Rc<ShardConnections>,
     in_flight: Rc<Cell<usize>>,
 ) {
-    if let Err(error) = set_nonblocking(&stream) {
+    if let Err(error) = set_nonblocking(stream.socket()) {
         log::warn!("connection from {peer:?}: cannot make its socket non-blocking: {error}");
-        let _ = stream.shutdown(std::net::Shutdown::Both).await;
+        stream.close().await;
         return;
     }
     while let Some(task) = pending.recv().await {
@@ -219,14 +262,14 @@ async fn write_answers(
                 break;
             }
         };
-        if let Err(error) = write_response(&mut stream, response).await {
+        if let Err(error) = stream.write_response(response).await {
             log::debug!("connection from {peer:?} closed while writing: {error}");
             break;
         }
         in_flight.set(in_flight.get() - 1);
     }
     // Ends the reader's wait too: its next read sees the socket closed.
-    let _ = stream.shutdown(std::net::Shutdown::Both).await;
+    stream.close().await;
 }
 
 /// The bytes of a connection read and not yet handed out as frames.
@@ -244,7 +287,7 @@ impl FrameReader {
     /// before any byte of the frame is read.
     async fn next(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut ReadHalf,
         max_bytes: usize,
         in_flight: &Cell<usize>,
     ) -> Result<Option<Bytes>, ReadError> {
@@ -252,7 +295,7 @@ impl FrameReader {
             if let Some(frame) = self.take_frame(max_bytes)? {
                 return Ok(Some(frame));
             }
-            let waiting = bytes_waiting(stream);
+            let waiting = stream.bytes_waiting();
             if waiting == 0 {
                 self.release_allocation();
                 if !self.wait_for_bytes(stream, in_flight, max_bytes).await? {
@@ -356,7 +399,7 @@ impl FrameReader {
     /// (the socket's read timeout), fails with `Idle`.
     async fn wait_for_bytes(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut ReadHalf,
         in_flight: &Cell<usize>,
         max_bytes: usize,
     ) -> Result<bool, ReadError> {
@@ -381,26 +424,6 @@ impl FrameReader {
     }
 }
 
-/// Bytes the kernel holds for this socket (FIONREAD); 0 when none or on error.
-fn bytes_waiting(stream: &TcpStream) -> usize {
-    let mut waiting: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int through the pointer, which points to
-    // a live local; the descriptor is this connection's open socket.
-    let result = unsafe { libc::ioctl(stream.as_raw_fd(), libc::FIONREAD, &mut waiting) };
-    if result < 0 {
-        return 0;
-    }
-    usize::try_from(waiting).unwrap_or(0)
-}
-
-async fn write_response(stream: &mut TcpStream, response: Response) -> std::io::Result<()> {
-    match response {
-        Response::None => Ok(()),
-        Response::Frame(bytes) => stream.write_all(&bytes).await,
-        Response::Chunks(chunks) => write_chunks(stream, &chunks).await,
-    }
-}
-
 /// Buffers handed to one `sendmsg`: Linux's `UIO_MAXIOV`.
 const SEND_IOVECS_MAX: usize = 1024;
 /// Most bytes of a file range given to one `sendfile`: each step is
@@ -421,7 +444,7 @@ const PAGE_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
 /// kernel sends it from the page cache: its bytes never enter user space);
 /// only when the socket is full a wait through glommio. Nothing else is
 /// written to the socket meanwhile: the frame goes out whole, in order.
-async fn write_chunks(stream: &mut TcpStream, chunks: &[Chunk]) -> std::io::Result<()> {
+pub(super) async fn write_chunks(stream: &mut TcpStream, chunks: &[Chunk]) -> std::io::Result<()> {
     let mut position = ChunkPosition::default();
     while position.index < chunks.len() {
         let bytes = match &chunks[position.index] {
@@ -491,7 +514,7 @@ async fn send_file_range(
 /// Waits until the `len` bytes `from` bytes into `range` are in the page
 /// cache, having asked the kernel to read them, for at most
 /// `PAGE_WAITS_MAX` waits of `PAGE_WAIT`.
-async fn wait_for_pages(range: &FileRange, from: usize, len: usize) {
+pub(super) async fn wait_for_pages(range: &FileRange, from: usize, len: usize) {
     if range.cached(from, len) {
         return;
     }
@@ -604,6 +627,7 @@ fn send_now(fd: i32, chunks: &[Chunk], position: ChunkPosition) -> std::io::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_lite::AsyncReadExt;
 
     fn chunks(lengths: &[usize]) -> Vec<Chunk> {
         lengths
@@ -667,8 +691,9 @@ mod tests {
             .windows(2)
             .map(|w| stream[w[0]..w[1]].to_vec())
             .collect();
-        let frames = read_from_client(pieces, move |mut stream| {
+        let frames = read_from_client(pieces, move |stream| {
             Box::pin(async move {
+                let mut stream = ReadHalf::Plain(stream);
                 let mut reader = FrameReader::default();
                 let in_flight = Cell::new(0);
                 let mut frames = Vec::new();
@@ -696,8 +721,9 @@ mod tests {
             .windows(2)
             .map(|w| stream[w[0]..w[1]].to_vec())
             .collect();
-        let (frames, spare_after_first) = read_from_client(pieces, move |mut stream| {
+        let (frames, spare_after_first) = read_from_client(pieces, move |stream| {
             Box::pin(async move {
+                let mut stream = ReadHalf::Plain(stream);
                 let mut reader = FrameReader::default();
                 let in_flight = Cell::new(0);
                 let one = reader.next(&mut stream, 1 << 20, &in_flight).await;
@@ -722,11 +748,12 @@ mod tests {
         let announced: u32 = 100_000_000;
         let mut piece = announced.to_be_bytes().to_vec();
         piece.extend_from_slice(&[7; 10]);
-        let (error, capacity) = read_from_client(vec![piece], |mut stream| {
+        let (error, capacity) = read_from_client(vec![piece], |stream| {
             Box::pin(async move {
                 stream
                     .set_read_timeout(Some(std::time::Duration::from_millis(200)))
                     .expect("timeout");
+                let mut stream = ReadHalf::Plain(stream);
                 let mut reader = FrameReader::default();
                 let result = reader.next(&mut stream, 1 << 30, &Cell::new(0)).await;
                 (
@@ -769,7 +796,7 @@ mod tests {
                 let _ = written.send(());
                 stream
             });
-            let mut stream = listener.accept().await.expect("accept");
+            let mut stream = ReadHalf::Plain(listener.accept().await.expect("accept"));
             all_written.await.expect("the client wrote");
             let mut reader = FrameReader::default();
             let frame = reader.next(&mut stream, 1 << 30, &Cell::new(0)).await;

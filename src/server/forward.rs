@@ -26,7 +26,9 @@
 //! forth.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
@@ -38,6 +40,12 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::connection::{ConnectionContext, Port};
 use super::handlers::{self, Response};
+use crate::security::{SecurityProtocol, Session};
+
+/// The listener a forwarded request is answered as from: the one
+/// Envelopes arrive on. Its principal stays ANONYMOUS until the
+/// Envelope's own (`request_principal`) is read.
+const FORWARDED_LISTENER: &str = "CONTROLLER";
 use crate::client::frame::encode_request;
 use crate::protocol::frame::{self, SIZE_PREFIX_BYTES};
 use crate::quorum::transport::decode_body;
@@ -202,6 +210,11 @@ async fn envelope_answer(shard: Rc<Shard>, envelope: EnvelopeRequest) -> Envelop
         peer: client_address(&envelope.client_host_address),
         port: Port::Shared,
         forwarded: true,
+        session: RefCell::new(Session::new(
+            Arc::from(FORWARDED_LISTENER),
+            SecurityProtocol::Plaintext,
+        )),
+        advertised: None,
     };
     match handlers::dispatch(&context, embedded).await {
         Ok(Response::Frame(frame)) if frame.len() >= SIZE_PREFIX_BYTES => {
