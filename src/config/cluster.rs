@@ -854,8 +854,11 @@ mod tests {
             "SSL://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093",
         )
         .unwrap();
-        c.set("listener.security.protocol.map", "SSL:SSL,CONTROLLER:PLAINTEXT")
-            .unwrap();
+        c.set(
+            "listener.security.protocol.map",
+            "SSL:SSL,CONTROLLER:PLAINTEXT",
+        )
+        .unwrap();
         assert!(error(&c, 1).contains("inter-broker TLS is not built yet"));
 
         let mut c = config(COMBINED);

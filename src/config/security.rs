@@ -170,19 +170,25 @@ impl SecurityConfig {
         if value("ssl.keystore.password").is_some() {
             return fail("SSL key store password cannot be specified with PEM format, only key password may be specified (ssl.key.password)".to_string());
         }
-        let truststore = match (
-            value("ssl.truststore.location"),
-            value("ssl.truststore.certificates"),
-        ) {
-            (Some(path), None) => Some(PemSource::File(PathBuf::from(path))),
-            (None, Some(certificates)) => Some(PemSource::Inline(certificates.to_string())),
-            (None, None) => None,
-            _ => return fail("set either ssl.truststore.location or ssl.truststore.certificates, not both".to_string()),
-        };
+        let truststore =
+            match (
+                value("ssl.truststore.location"),
+                value("ssl.truststore.certificates"),
+            ) {
+                (Some(path), None) => Some(PemSource::File(PathBuf::from(path))),
+                (None, Some(certificates)) => Some(PemSource::Inline(certificates.to_string())),
+                (None, None) => None,
+                _ => return fail(
+                    "set either ssl.truststore.location or ssl.truststore.certificates, not both"
+                        .to_string(),
+                ),
+            };
         if truststore.is_some() {
             store_type("ssl.truststore.type", value("ssl.truststore.type")).map_err(in_listener)?;
             if value("ssl.truststore.password").is_some() {
-                return fail("SSL trust store password cannot be specified with PEM format".to_string());
+                return fail(
+                    "SSL trust store password cannot be specified with PEM format".to_string(),
+                );
             }
         }
         let client_auth = client_auth(value("ssl.client.auth").unwrap_or("none"))?;
@@ -259,10 +265,9 @@ fn check_value(key: &str, value: &str) -> Result<(), ConfigError> {
                 None => Ok(()),
             }
         }
-        "ssl.protocol" if !SSL_PROTOCOLS.contains(&value.trim()) => invalid(&format!(
-            "shoal speaks {}",
-            TLS_VERSIONS.join(" and ")
-        )),
+        "ssl.protocol" if !SSL_PROTOCOLS.contains(&value.trim()) => {
+            invalid(&format!("shoal speaks {}", TLS_VERSIONS.join(" and ")))
+        }
         _ => Ok(()),
     }
 }

@@ -28,7 +28,10 @@ fn a_listener_override_wins_over_the_global_key() {
     let config = config(&[
         ("ssl.keystore.type", "PEM"),
         ("ssl.keystore.location", "/global.pem"),
-        ("listener.name.internal.ssl.keystore.location", "/internal.pem"),
+        (
+            "listener.name.internal.ssl.keystore.location",
+            "/internal.pem",
+        ),
         ("listener.name.internal.ssl.client.auth", "required"),
         ("ssl.truststore.type", "PEM"),
         ("ssl.truststore.certificates", "-----BEGIN CERTIFICATE-----"),
@@ -39,14 +42,22 @@ fn a_listener_override_wins_over_the_global_key() {
     let other = config.ssl("SSL").unwrap();
     assert_eq!(other.keystore.0, PemSource::File("/global.pem".into()));
     assert_eq!(other.client_auth, ClientAuth::None);
-    assert_eq!(config.overridden_listeners().collect::<Vec<_>>(), ["INTERNAL"]);
+    assert_eq!(
+        config.overridden_listeners().collect::<Vec<_>>(),
+        ["INTERNAL"]
+    );
 }
 
 #[test]
 fn what_shoal_cannot_read_is_refused_with_the_reason() {
     let error = |pairs: &[(&str, &str)]| config(pairs).ssl("SSL").unwrap_err().0;
-    assert!(error(&[("ssl.keystore.location", "/k.jks")]).contains("ssl.keystore.type=JKS is not supported"));
-    assert!(error(&[("ssl.keystore.type", "PKCS12"), ("ssl.keystore.location", "/k.p12")]).contains("PEM files only"));
+    assert!(error(&[("ssl.keystore.location", "/k.jks")])
+        .contains("ssl.keystore.type=JKS is not supported"));
+    assert!(error(&[
+        ("ssl.keystore.type", "PKCS12"),
+        ("ssl.keystore.location", "/k.p12")
+    ])
+    .contains("PEM files only"));
     assert!(error(&[("ssl.keystore.type", "PEM")]).contains("needs ssl.keystore.location"));
     assert!(error(&[
         ("ssl.keystore.type", "PEM"),
@@ -61,9 +72,13 @@ fn what_shoal_cannot_read_is_refused_with_the_reason() {
     ])
     .contains("needs a truststore"));
     let mut config = SecurityConfig::default();
-    assert!(config.set("ssl.enabled.protocols", "TLSv1.1,TLSv1.2").is_err());
+    assert!(config
+        .set("ssl.enabled.protocols", "TLSv1.1,TLSv1.2")
+        .is_err());
     assert!(config.set("ssl.client.auth", "sometimes").is_err());
     assert!(config.set("ssl.protocol", "SSLv3").is_err());
     assert!(!config.set("ssl.unknown", "x").unwrap());
-    assert!(!config.set("listener.name.ssl.sasl.enabled.mechanisms", "PLAIN").unwrap());
+    assert!(!config
+        .set("listener.name.ssl.sasl.enabled.mechanisms", "PLAIN")
+        .unwrap());
 }

@@ -163,7 +163,8 @@ impl FileRange {
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
         // SAFETY: reads at most `len` bytes, no more than `buf` holds, into
         // `buf`, from a descriptor the range holds open.
-        let read = unsafe { libc::pread(self.file.as_raw_fd(), buf.as_mut_ptr().cast(), len, offset) };
+        let read =
+            unsafe { libc::pread(self.file.as_raw_fd(), buf.as_mut_ptr().cast(), len, offset) };
         if read < 0 {
             return Err(std::io::Error::last_os_error());
         }

@@ -84,7 +84,9 @@ impl PrincipalMapper {
                 }
             }
         }
-        Err(format!("no ssl.principal.mapping.rules rule applies to {dn}"))
+        Err(format!(
+            "no ssl.principal.mapping.rules rule applies to {dn}"
+        ))
     }
 }
 

@@ -24,7 +24,10 @@ fn attribute(oid: &[u8], tag: u8, value: &[u8]) -> Vec<u8> {
 /// A certificate-shaped DER whose subject is `rdns` (each a set of
 /// attributes), outermost first as certificates store them.
 fn certificate(rdns: &[Vec<Vec<u8>>]) -> Vec<u8> {
-    let subject: Vec<u8> = rdns.iter().flat_map(|rdn| der(SET, &rdn.concat())).collect();
+    let subject: Vec<u8> = rdns
+        .iter()
+        .flat_map(|rdn| der(SET, &rdn.concat()))
+        .collect();
     let tbs = [
         der(EXPLICIT_VERSION, &der(INTEGER, &[2])),
         der(INTEGER, &[1, 2, 3]),
@@ -35,7 +38,10 @@ fn certificate(rdns: &[Vec<Vec<u8>>]) -> Vec<u8> {
         der(SEQUENCE, &[0; 200]),
     ]
     .concat();
-    der(SEQUENCE, &[der(SEQUENCE, &tbs), der(SEQUENCE, &[])].concat())
+    der(
+        SEQUENCE,
+        &[der(SEQUENCE, &tbs), der(SEQUENCE, &[])].concat(),
+    )
 }
 
 const CN: &[u8] = &[0x55, 4, 3];
@@ -91,7 +97,8 @@ fn default_keeps_the_name() {
 
 #[test]
 fn rules_apply_in_order_with_commas_escapes_and_case() {
-    let rules = "RULE:^CN=(.*?),OU=ServiceUsers.*$/$1/,\n RULE:^CN=([^,]*),O=(.*)$/$1\\/$2@x/U, DEFAULT";
+    let rules =
+        "RULE:^CN=(.*?),OU=ServiceUsers.*$/$1/,\n RULE:^CN=([^,]*),O=(.*)$/$1\\/$2@x/U, DEFAULT";
     let mapper = PrincipalMapper::parse(rules).unwrap();
     assert_eq!(
         mapper.map("CN=kafka-svc,OU=ServiceUsers,O=corp").unwrap(),
@@ -106,7 +113,14 @@ fn rules_apply_in_order_with_commas_escapes_and_case() {
 
 #[test]
 fn malformed_rules_are_refused() {
-    for rules in ["", "RULE:abc", "RULE:a/b", "DEFAULTS", "RULE:(/x/", "nonsense"] {
+    for rules in [
+        "",
+        "RULE:abc",
+        "RULE:a/b",
+        "DEFAULTS",
+        "RULE:(/x/",
+        "nonsense",
+    ] {
         assert!(PrincipalMapper::parse(rules).is_err(), "{rules:?}");
     }
 }

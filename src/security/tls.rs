@@ -184,7 +184,9 @@ fn provider(names: &[String]) -> Result<CryptoProvider, String> {
         .iter()
         .find(|name| !provider.cipher_suites.iter().any(|s| &iana(s) == *name))
     {
-        return Err(format!("ssl.cipher.suites: {unknown} is not a suite shoal offers"));
+        return Err(format!(
+            "ssl.cipher.suites: {unknown} is not a suite shoal offers"
+        ));
     }
     provider
         .cipher_suites
@@ -331,9 +333,7 @@ async fn write_pending(
 ) -> Result<(), HandshakeError> {
     let mut out = Vec::new();
     while connection.wants_write() {
-        connection
-            .write_tls(&mut out)
-            .map_err(HandshakeError::Io)?;
+        connection.write_tls(&mut out).map_err(HandshakeError::Io)?;
         socket.write_all(&out).await.map_err(HandshakeError::Io)?;
         out.clear();
     }

@@ -19,7 +19,9 @@ fn pki() -> Pki {
     let ca_key = KeyPair::generate().expect("key");
     let mut ca_params = CertificateParams::new(Vec::new()).expect("params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "test-ca");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "test-ca");
     let ca = ca_params.self_signed(&ca_key).expect("ca");
     let server_key = KeyPair::generate().expect("key");
     let server = CertificateParams::new(vec!["localhost".to_string()])
@@ -78,7 +80,9 @@ fn client_config(pki: &Pki, with_certificate: bool) -> Arc<rustls::ClientConfig>
     let config = if with_certificate {
         let chain = certificates(pki.client_chain.as_bytes(), "chain").expect("chain");
         let key = PrivateKeyDer::from_pem_slice(pki.client_key.as_bytes()).expect("key");
-        builder.with_client_auth_cert(chain, key).expect("client cert")
+        builder
+            .with_client_auth_cert(chain, key)
+            .expect("client cert")
     } else {
         builder.with_no_client_auth()
     };
@@ -230,7 +234,10 @@ fn an_encrypted_key_and_an_unknown_suite_are_refused_with_the_reason() {
             .to_string(),
     );
     let error = TlsAcceptor::new(&encrypted).err().expect("refused");
-    assert!(error.contains("ssl.key.password is not supported"), "{error}");
+    assert!(
+        error.contains("ssl.key.password is not supported"),
+        "{error}"
+    );
     let mut suites = settings(&pki, ClientAuth::None, "DEFAULT");
     suites.cipher_suites = vec!["TLS_RSA_WITH_NULL_SHA".to_string()];
     let error = TlsAcceptor::new(&suites).err().expect("refused");

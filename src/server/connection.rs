@@ -18,6 +18,8 @@
 //! (`sendfile` on the socket, which is made non-blocking), so the shard
 //! never waits for a full socket, nor for the disk but for pages evicted
 //! since their read, and then only after `PAGE_WAITS_MAX` timer waits.
+//! Over TLS (`stream.rs`) the same ranges are read into a bounded buffer
+//! and encrypted instead: `sendfile` cannot encrypt.
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -169,7 +171,10 @@ pub async fn serve(
             Ok(secured) => secured,
             Err(error) => {
                 if limits.close_log.allow() {
-                    log::warn!("closing connection from {peer:?} on listener {}: {error}", listener.name);
+                    log::warn!(
+                        "closing connection from {peer:?} on listener {}: {error}",
+                        listener.name
+                    );
                 }
                 return;
             }

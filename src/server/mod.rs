@@ -113,8 +113,7 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
         .context("cannot install signal handlers")?;
     let connections = Arc::new(limits::BrokerConnections::new(&config.connections)?);
     let config = Arc::new(config);
-    let serve =
-        move |start| listener::run(start, connections.clone(), client_listeners.clone());
+    let serve = move |start| listener::run(start, connections.clone(), client_listeners.clone());
     let shards = crate::shard::spawn_all(config.clone(), view, metadata, serve)
         .map_err(anyhow::Error::msg)?;
     println!("shoal ready on {}", ready_address(&config));
