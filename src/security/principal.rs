@@ -214,11 +214,11 @@ fn tlv(input: &[u8], tag: u8) -> Option<(&[u8], &[u8], &[u8])> {
 }
 
 /// The element at the start of `input` whatever its tag: tag, whole
-/// encoding, content, rest.
-fn any_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+/// encoding, content.
+fn any_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let tag = *input.first()?;
-    let (whole, content, rest) = tlv(input, tag)?;
-    Some((tag, whole, content, rest))
+    let (whole, content, _) = tlv(input, tag)?;
+    Some((tag, whole, content))
 }
 
 /// An RDNSequence as RFC 2253 writes it: last RDN first, `,` between
@@ -244,7 +244,7 @@ fn rfc2253(mut rdns: &[u8]) -> Option<String> {
 /// `KEY=value` of one attribute: a keyword RFC 2253 knows with its string
 /// value escaped, else the dotted OID with the value's DER in hex.
 fn attribute(oid: &[u8], value: &[u8]) -> Option<String> {
-    let (tag, whole, content, _) = any_tlv(value)?;
+    let (tag, whole, content) = any_tlv(value)?;
     let keyword = KEYWORDS
         .iter()
         .find(|(known, _)| *known == oid)
@@ -286,7 +286,7 @@ fn string_value(tag: u8, content: &[u8]) -> Option<String> {
         // TeletexString: Latin-1 in practice.
         0x14 => Some(content.iter().map(|&b| char::from(b)).collect()),
         // BMPString: UTF-16, big-endian.
-        0x1e if content.len() % 2 == 0 => {
+        0x1e if content.len().is_multiple_of(2) => {
             let units: Vec<u16> = content
                 .chunks_exact(2)
                 .map(|pair| u16::from_be_bytes([pair[0], pair[1]]))
