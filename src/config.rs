@@ -20,6 +20,7 @@ mod group;
 mod parse;
 mod replication;
 mod sasl;
+mod security;
 mod storage;
 mod topic;
 mod txn;
@@ -43,6 +44,7 @@ pub use sasl::{
     is_sensitive, parse_jaas, JaasConfig, SaslConfig, SaslMechanism,
     SASL_SERVER_MAX_RECEIVE_SIZE_DEFAULT,
 };
+pub use security::{ClientAuth, PemSource, SecurityConfig, SslSettings, SSL_SENSITIVE_KEYS};
 pub use storage::*;
 pub use topic::{
     apply_config_ops, cleanup_deletes, is_list_topic_config, topic_config_broker_synonym,
@@ -303,6 +305,8 @@ pub struct BrokerConfig {
     pub authorizer: AuthorizerConfig,
     /// SASL mechanisms, JAAS users and bounds (`sasl.*`).
     pub sasl: SaslConfig,
+    /// The TLS listeners' `ssl.*` keys, global and per listener.
+    pub security: SecurityConfig,
     /// Every key the operator set, as given, for DescribeConfigs.
     pub explicit: BTreeMap<String, String>,
 }
@@ -359,6 +363,7 @@ impl BrokerConfig {
             authorizer: AuthorizerConfig::default(),
             cluster: ClusterConfig::default(),
             sasl: SaslConfig::default(),
+            security: SecurityConfig::default(),
             explicit: BTreeMap::new(),
         }
     }
@@ -367,6 +372,10 @@ impl BrokerConfig {
     /// refused so a typo never silently does nothing.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         let value = value.trim();
+        // Not kept in `explicit`: some are secrets (`SSL_SENSITIVE_KEYS`).
+        if self.security.set(key, value)? {
+            return Ok(());
+        }
         match key {
             "listeners" => self.set_cluster(key, value)?,
             "listen" => self.set_cluster(key, value)?,
@@ -378,6 +387,7 @@ impl BrokerConfig {
             "listener.security.protocol.map" => self.set_cluster(key, value)?,
             "controller.listener.names" => self.set_cluster(key, value)?,
             "inter.broker.listener.name" => self.set_cluster(key, value)?,
+            "security.inter.broker.protocol" => self.set_cluster(key, value)?,
             "broker.rack" => self.set_cluster(key, value)?,
             "controller.quorum.election.timeout.ms" => self.set_cluster(key, value)?,
             "controller.quorum.fetch.timeout.ms" => self.set_cluster(key, value)?,
@@ -638,19 +648,11 @@ impl BrokerConfig {
             .iter()
             .any(|key| self.explicit.contains_key(*key));
         self.cluster.check(self.node_id, node_id_set)?;
-        self.check_sasl()
+        self.check_sasl()?;
+        self.check_ssl()
     }
 
-    /// The security protocol of the listener clients are served on.
-    pub fn client_security_protocol(&self) -> Option<String> {
-        let listener = self.cluster.broker_listener()?;
-        self.cluster
-            .effective_security_protocol_map()
-            .get(&listener.name)
-            .cloned()
-    }
-
-    /// The SASL listener's mechanisms and users are set; no SASL where
+    /// Every SASL listener's mechanisms and users are set; no SASL where
     /// another node must authenticate: shoal's brokers and controllers do
     /// not log in to each other with SASL yet, so a controller listener,
     /// and the broker listener of a node with other brokers (followers
@@ -666,22 +668,34 @@ impl BrokerConfig {
                 )));
             }
         }
-        let Some(listener) = self.cluster.broker_listener() else {
-            return Ok(());
-        };
-        if !is_sasl(&listener.name) {
-            return Ok(());
-        }
         let lone_node = !self.cluster.kraft()
             || (self.cluster.quorum_voters.len() <= 1
                 && self.cluster.has_role(ProcessRole::Controller));
-        if !lone_node {
-            return Err(ConfigError(format!(
-                "listener {} uses {} and is the inter-broker listener of a cluster: brokers do not authenticate to each other with SASL in shoal yet (sasl.mechanism.inter.broker.protocol); SASL serves a single node for now",
-                listener.name, protocols[&listener.name]
-            )));
+        if let Some(listener) = self.cluster.broker_listener() {
+            if is_sasl(&listener.name) && !lone_node {
+                return Err(ConfigError(format!(
+                    "listener {} uses {} and is the inter-broker listener of a cluster: brokers do not authenticate to each other with SASL in shoal yet (sasl.mechanism.inter.broker.protocol); SASL serves a single node for now",
+                    listener.name, protocols[&listener.name]
+                )));
+            }
         }
-        self.sasl.check_listener(&listener.name)
+        for listener in self.cluster.client_listeners() {
+            if is_sasl(&listener.name) {
+                self.sasl.check_listener(&listener.name)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every TLS listener (SSL, SASL_SSL) has its key and certificate.
+    fn check_ssl(&self) -> Result<(), ConfigError> {
+        let protocols = self.cluster.effective_security_protocol_map();
+        for listener in self.cluster.client_listeners() {
+            if protocols.get(&listener.name).is_some_and(|p| p.ends_with("SSL")) {
+                self.security.ssl(&listener.name)?;
+            }
+        }
+        Ok(())
     }
 
     /// Applies a Java-properties file: `key=value` lines, `#`/`!` comments.
@@ -740,6 +754,11 @@ impl BrokerConfig {
                 "listener.shard.aware=true runs on a single node only, got {} voters in controller.quorum.voters",
                 self.cluster.quorum_voters.len()
             )));
+        }
+        if self.cluster.client_listeners().count() > 1 {
+            return Err(ConfigError(
+                "listener.shard.aware=true serves one client listener: the shards' own ports belong to it".to_string(),
+            ));
         }
         if self.shards > SHARDS_PER_NODE_MAX {
             return Err(ConfigError(format!(

@@ -7,7 +7,8 @@
 //! (topics, placement, the controller, the metadata records and image),
 //! `quorum` (the metadata log's Raft storage), `replication` (the leader's
 //! ISR and high watermark, the follower's fetch plan and fetch session, as
-//! pure state machines), `server` (listener, connections,
+//! pure state machines), `security` (a connection's session and principal,
+//! TLS on the shard's reactor), `server` (listener, connections,
 //! one handler per API), `client` (a small blocking Kafka client) and `cli`
 //! (the command-line tools built on it), `security` (the authorizer and
 //! its ACLs), `bench` (the load generator

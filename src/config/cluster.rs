@@ -25,12 +25,10 @@ pub const BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT: i32 = 2000;
 /// Kafka's `listener.security.protocol.map` default.
 pub const SECURITY_PROTOCOL_MAP_DEFAULT: &str =
     "SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT";
-/// Kafka's security protocols; shoal speaks PLAINTEXT and SASL_PLAINTEXT.
+/// Kafka's security protocols; shoal speaks all four on client listeners.
 const SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
-/// The protocol shoal's listeners speak.
+/// The protocol every listener speaks unless mapped otherwise.
 const PLAINTEXT: &str = "PLAINTEXT";
-/// The protocol of a listener that authenticates its clients with SASL.
-const SASL_PLAINTEXT: &str = "SASL_PLAINTEXT";
 
 /// A role of `process.roles`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -102,6 +100,9 @@ pub struct ClusterConfig {
     pub security_protocol_map: Option<BTreeMap<String, String>>,
     pub controller_listener_names: Vec<String>,
     pub inter_broker_listener_name: Option<String>,
+    /// `security.inter.broker.protocol`: names the inter-broker listener
+    /// by its protocol when `inter.broker.listener.name` is not set.
+    pub inter_broker_security_protocol: Option<String>,
     pub broker_rack: Option<String>,
     pub quorum_election_timeout_ms: i32,
     pub quorum_fetch_timeout_ms: i32,
@@ -129,6 +130,7 @@ impl Default for ClusterConfig {
             security_protocol_map: None,
             controller_listener_names: Vec::new(),
             inter_broker_listener_name: None,
+            inter_broker_security_protocol: None,
             broker_rack: None,
             quorum_election_timeout_ms: QUORUM_ELECTION_TIMEOUT_MS_DEFAULT,
             quorum_fetch_timeout_ms: QUORUM_FETCH_TIMEOUT_MS_DEFAULT,
@@ -272,6 +274,16 @@ impl ClusterConfig {
             "inter.broker.listener.name" => {
                 self.inter_broker_listener_name = Some(value.to_ascii_uppercase())
             }
+            "security.inter.broker.protocol" => {
+                let protocol = value.trim().to_ascii_uppercase();
+                if !SECURITY_PROTOCOLS.contains(&protocol.as_str()) {
+                    return Err(ConfigError(format!(
+                        "Invalid value {value} for configuration {key}: String must be one of: {}",
+                        SECURITY_PROTOCOLS.join(", ")
+                    )));
+                }
+                self.inter_broker_security_protocol = Some(protocol)
+            }
             "broker.rack" => self.broker_rack = Some(value.to_string()),
             "controller.quorum.election.timeout.ms" => {
                 self.quorum_election_timeout_ms = timeout(value)?
@@ -325,12 +337,30 @@ impl ClusterConfig {
         let named = self
             .inter_broker_listener_name
             .as_ref()
+            .or(self.inter_broker_security_protocol.as_ref())
             .and_then(|name| self.listeners.iter().find(|l| &l.name == name));
         named.or_else(|| {
             self.listeners
                 .iter()
                 .find(|l| !self.is_controller_listener(&l.name))
         })
+    }
+
+    /// Every listener that serves clients (not a controller listener), in
+    /// `listeners` order.
+    pub fn client_listeners(&self) -> impl Iterator<Item = &Listener> {
+        self.listeners
+            .iter()
+            .filter(|l| !self.is_controller_listener(&l.name))
+    }
+
+    /// Where clients are told to connect on `listener`: its entry of the
+    /// advertised listeners, else the listener itself.
+    pub fn advertised_listener<'a>(&'a self, listener: &'a Listener) -> &'a Listener {
+        self.effective_advertised()
+            .iter()
+            .find(|l| l.name == listener.name)
+            .unwrap_or(listener)
     }
 
     /// Where clients are told to connect: the advertised listener of the
@@ -394,9 +424,9 @@ impl ClusterConfig {
                         listener.name
                     ))
                 }
-                Some(protocol) if protocol != PLAINTEXT && protocol != SASL_PLAINTEXT => {
+                Some(protocol) if protocol.ends_with("SSL") && self.is_controller_listener(&listener.name) => {
                     return fail(format!(
-                        "listener {} uses {protocol}: shoal speaks PLAINTEXT and SASL_PLAINTEXT only",
+                        "controller listener {} uses {protocol}: the quorum's transport speaks PLAINTEXT only (not built yet)",
                         listener.name
                     ))
                 }
@@ -409,7 +439,11 @@ impl ClusterConfig {
                     "Listener with name {name} defined in inter.broker.listener.name not found in listener.security.protocol.map."
                 ));
             }
+            if self.inter_broker_security_protocol.is_some() {
+                return fail("Only one of inter.broker.listener.name and security.inter.broker.protocol should be set.".to_string());
+            }
         }
+        self.check_client_listeners(&protocols)?;
         let voter_ids: Vec<i32> = self.quorum_voters.iter().map(|v| v.id).collect();
         let voter_set = format!(
             "{{{}}}",
@@ -515,17 +549,47 @@ impl ClusterConfig {
         if !advertised.iter().all(|name| names.contains(name)) {
             return fail(format!("advertised.listeners listener names must be equal to or a subset of the ones defined in listeners. Found {}. The valid options based on the current configuration are {}", advertised.join(","), names.join(",")));
         }
-        let broker_listeners = self
-            .listeners
-            .iter()
-            .filter(|l| !self.is_controller_listener(&l.name))
-            .count();
-        if broker_listeners > 1 {
-            return fail(format!(
-                "shoal serves clients on one listener; listeners has {broker_listeners} that are not controller listeners: {listed}"
-            ));
+        Ok(())
+    }
+
+    /// What shoal cannot do yet with several client listeners or TLS: a
+    /// node of a multi-node cluster serves clients on one listener (other
+    /// brokers are advertised at their registered endpoint, one per
+    /// broker), and brokers talk to each other in PLAINTEXT.
+    fn check_client_listeners(
+        &self,
+        protocols: &BTreeMap<String, String>,
+    ) -> Result<(), ConfigError> {
+        let several_nodes = self.quorum_voters.len() > 1 || self.pure_broker();
+        let client_listeners = self.client_listeners().count();
+        if several_nodes && client_listeners > 1 {
+            return Err(ConfigError(format!(
+                "a node of a multi-node cluster serves clients on one listener; listeners has {client_listeners} that are not controller listeners: {}",
+                Self::listeners_text(&self.listeners)
+            )));
+        }
+        if let Some(protocol) = &self.inter_broker_security_protocol {
+            if !self.listeners.iter().any(|l| &l.name == protocol) {
+                return Err(ConfigError(format!(
+                    "security.inter.broker.protocol={protocol} names no listener of that name in listeners"
+                )));
+            }
+        }
+        let inter_broker = self.broker_listener();
+        let inter_broker_protocol = inter_broker.and_then(|l| protocols.get(&l.name));
+        if several_nodes && inter_broker_protocol.is_some_and(|p| p != PLAINTEXT) {
+            return Err(ConfigError(format!(
+                "the inter-broker listener {} uses {}: brokers reach each other in PLAINTEXT only (inter-broker TLS is not built yet)",
+                inter_broker.map_or("", |l| l.name.as_str()),
+                inter_broker_protocol.map_or("", String::as_str)
+            )));
         }
         Ok(())
+    }
+
+    /// A broker without the controller role (`process.roles=broker`).
+    fn pure_broker(&self) -> bool {
+        self.has_role(ProcessRole::Broker) && !self.has_role(ProcessRole::Controller)
     }
 
     /// Whether this node is a controller and no broker
@@ -744,13 +808,50 @@ mod tests {
             "PLAINTEXT:PLAINTEXT,BROKER:PLAINTEXT,CONTROLLER:PLAINTEXT",
         )
         .unwrap();
-        assert!(error(&c, 1).contains("shoal serves clients on one listener"));
+        // A lone node serves clients on several listeners, TLS or not.
+        c.check(1, true).unwrap();
+        assert_eq!(c.client_listeners().count(), 2);
         c.set(
             "listener.security.protocol.map",
             "PLAINTEXT:SSL,BROKER:PLAINTEXT,CONTROLLER:PLAINTEXT",
         )
         .unwrap();
-        assert!(error(&c, 1).contains("shoal speaks PLAINTEXT and SASL_PLAINTEXT only"));
+        c.check(1, true).unwrap();
+        c.set(
+            "listener.security.protocol.map",
+            "PLAINTEXT:SASL_SSL,BROKER:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        )
+        .unwrap();
+        c.check(1, true).unwrap();
+        c.set(
+            "listener.security.protocol.map",
+            "PLAINTEXT:PLAINTEXT,BROKER:PLAINTEXT,CONTROLLER:SSL",
+        )
+        .unwrap();
+        assert!(error(&c, 1).contains("the quorum's transport speaks PLAINTEXT only"));
+        // Several nodes: one client listener, and brokers talk PLAINTEXT.
+        c.set(
+            "listener.security.protocol.map",
+            "PLAINTEXT:PLAINTEXT,BROKER:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        )
+        .unwrap();
+        c.set(
+            "controller.quorum.voters",
+            "1@127.0.0.1:19093,2@127.0.0.1:29093",
+        )
+        .unwrap();
+        assert!(error(&c, 1).contains("serves clients on one listener"));
+        c.set(
+            "listeners",
+            "SSL://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093",
+        )
+        .unwrap();
+        c.set(
+            "listener.security.protocol.map",
+            "SSL:SSL,CONTROLLER:PLAINTEXT",
+        )
+        .unwrap();
+        assert!(error(&c, 1).contains("inter-broker TLS is not built yet"));
 
         let mut c = config(COMBINED);
         c.set("advertised.listeners", "OTHER://h:1").unwrap();

@@ -384,6 +384,10 @@ const ROWS: &[Row] = &[
     row!("replica.lag.time.max.ms", Long, |c| Some(
         c.replication.replica_lag_time_max_ms.to_string()
     )),
+    row!("security.inter.broker.protocol", String, |c| c
+        .cluster
+        .inter_broker_security_protocol
+        .clone()),
     row!("shard.spin.before.park.us", Long, |c| Some(
         c.shard_spin_before_park_us.to_string()
     )),

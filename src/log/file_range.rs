@@ -164,6 +164,26 @@ impl FileRange {
         Ok(sent as usize)
     }
 
+    /// Reads into `buf` the bytes from `from` bytes into the range, at
+    /// most to its end: the copy path of a connection that cannot use
+    /// `sendfile` (TLS encrypts in user space). As for `send`, the caller
+    /// checks `cached` first (and `read`s what is not), or this waits for
+    /// the disk. Ok(0) means the file was cut under the read.
+    pub fn read_cached(&self, from: usize, buf: &mut [u8]) -> std::io::Result<usize> {
+        let (at, len) = self.within(from, buf.len());
+        let offset = libc::off_t::try_from(at)
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        // SAFETY: reads at most `len` bytes, no more than `buf` holds, into
+        // `buf`, from a descriptor the range holds open.
+        let read =
+            unsafe { libc::pread(self.file.as_raw_fd(), buf.as_mut_ptr().cast(), len, offset) };
+        if read < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        count(|counts| counts.copied_bytes += read as u64);
+        Ok(read as usize)
+    }
+
     /// The byte `from` bytes into the range: what a writer sends through
     /// its runtime to wait for a full socket to drain (counted in
     /// `CopyCounts::wait_bytes`).

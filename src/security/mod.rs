@@ -1,12 +1,54 @@
 //! Security at the connection's edge and behind it: who the client is
-//! (`principal`), how it proves it (`sasl`), and what it may do (`acl`,
-//! the authorizer and its ACLs).
+//! (`principal`), how it proves it (`tls` with a client certificate mapped
+//! by `ssl_principal`, or `sasl`), and what it may do (`acl`, the
+//! authorizer and its ACLs). A connection has one identity, its principal
+//! (`User:ANONYMOUS` until a TLS handshake with a client certificate or a
+//! SASL exchange of that same connection sets it).
 //!
-//! Invariant: pure. Nothing here reads a socket, a clock or a file; the
-//! server feeds tokens and requests in and takes answers, principals and
-//! decisions out, so every mechanism and rule is unit-tested without a
-//! broker. Imports only `config`.
+//! Invariant: pure but for `tls`. Nothing else here reads a socket, a
+//! clock or a file; the server feeds tokens, certificates and requests in
+//! and takes answers, principals and decisions out, so every mechanism and
+//! rule is unit-tested without a broker. `tls` drives rustls on the
+//! connection's socket and nothing else: it touches no partition, file or
+//! other shard. Imports only `config`.
 
 pub mod acl;
 pub mod principal;
 pub mod sasl;
+pub mod ssl_principal;
+pub mod tls;
+
+/// Kafka's security protocols (`listener.security.protocol.map` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// The protocol Kafka names `name` (upper case), if any.
+    pub fn parse(name: &str) -> Option<SecurityProtocol> {
+        match name {
+            "PLAINTEXT" => Some(SecurityProtocol::Plaintext),
+            "SSL" => Some(SecurityProtocol::Ssl),
+            "SASL_PLAINTEXT" => Some(SecurityProtocol::SaslPlaintext),
+            "SASL_SSL" => Some(SecurityProtocol::SaslSsl),
+            _ => None,
+        }
+    }
+
+    /// Whether the connection's bytes go through TLS.
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    /// Whether the client must authenticate with SASL before any request.
+    pub fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+}

@@ -18,23 +18,28 @@
 //! (`sendfile` on the socket, which is made non-blocking), so the shard
 //! never waits for a full socket, nor for the disk: pages evicted since
 //! their read are read back through io_uring and written from memory.
+//! Over TLS (`stream.rs`) the same ranges are read into a bounded buffer
+//! and encrypted instead: `sendfile` cannot encrypt.
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 
 use super::handlers::sasl_session::{self, SaslListener, SaslSession};
 use super::handlers::{self, CloseReason, Response};
 use super::limits::{ConnectionPermit, ShardConnections};
+use super::listener::ClientListener;
+use super::stream::{ReadHalf, WriteHalf};
 use crate::log::{Chunk, FileRange};
+use crate::metadata::brokers::Broker;
 use crate::protocol::chunk::FileChunk;
 use crate::protocol::frame::{self, FrameError};
-use crate::security::acl::ANONYMOUS;
 
 /// Why reading a frame stopped.
 enum ReadError {
@@ -94,12 +99,29 @@ pub struct ConnectionContext {
     /// The SASL exchange of a connection to a SASL listener; None on others.
     pub sasl: Option<SaslSession>,
     /// Who the client is, as `Type:name` (`server::authorize` checks it):
-    /// `User:ANONYMOUS` until a SASL exchange says otherwise, the original
+    /// `User:ANONYMOUS` until the TLS handshake (a client certificate's
+    /// mapped subject) or a SASL exchange says otherwise, the original
     /// client's for a forwarded request.
     pub principal: RefCell<Rc<str>>,
+    /// Where this node is advertised on the connection's listener, when it
+    /// is not the broker listener the view advertises (`seen`).
+    pub advertised: Option<(String, i32)>,
 }
 
 impl ConnectionContext {
+    /// `broker` as a client of this connection reaches it: this node at
+    /// the address of the listener the client came in on, as Kafka answers
+    /// with the endpoints of the request's listener.
+    pub fn seen(&self, mut broker: Broker) -> Broker {
+        if let Some((host, port)) = &self.advertised {
+            if broker.id == self.shard.view().node_id {
+                broker.host = host.clone();
+                broker.port = *port;
+            }
+        }
+        broker
+    }
+
     /// The client's address as Kafka shows it in group descriptions (`/ip`).
     pub fn client_host(&self) -> String {
         self.peer
@@ -133,13 +155,14 @@ pub fn writer_handle(stream: &TcpStream) -> std::io::Result<TcpStream> {
     Ok(unsafe { TcpStream::from_raw_fd(duplicate) })
 }
 
-/// Serves one connection: `stream` reads requests, `writer` (its
-/// `writer_handle`) writes the answers.
+/// Serves one connection accepted on `listener`: `stream` reads requests,
+/// `writer` (its `writer_handle`) writes the answers; on a TLS listener
+/// both after the handshake.
 pub async fn serve(
     shard: Rc<Shard>,
     limits: Rc<ShardConnections>,
-    (mut stream, writer): (TcpStream, TcpStream),
-    port: Port,
+    (stream, writer): (TcpStream, TcpStream),
+    (port, listener): (Port, Arc<ClientListener>),
     _permit: ConnectionPermit,
 ) {
     let peer = stream.peer_addr().ok();
@@ -147,14 +170,35 @@ pub async fn serve(
     // The idle timeout is the wait for a request's first byte: a read that
     // times out while requests are in flight waits on.
     let _ = stream.set_read_timeout(Some(limits.idle_timeout));
-    let sasl = SaslListener::of(&shard.config).map(SaslSession::new);
+    let (mut stream, writer, principal) =
+        match listener.secure(stream, writer, limits.idle_timeout).await {
+            Ok(secured) => secured,
+            Err(error) => {
+                if limits.close_log.allow() {
+                    log::warn!(
+                        "closing connection from {peer:?} on listener {}: {error}",
+                        listener.name
+                    );
+                }
+                return;
+            }
+        };
+    if !principal.is_anonymous() {
+        log::info!(
+            "connection from {peer:?} on listener {} authenticated as {principal}",
+            listener.name
+        );
+    }
+    let sasl = SaslListener::of(&shard.config, &listener.name, listener.protocol)
+        .map(SaslSession::new);
     let context = Rc::new(ConnectionContext {
         shard,
         peer,
         port,
         forwarded: false,
         sasl,
-        principal: RefCell::new(Rc::from(ANONYMOUS)),
+        principal: RefCell::new(Rc::from(principal.to_string())),
+        advertised: listener.advertised.clone(),
     });
     // Requests read and not yet answered: while any is, the connection is
     // not idle, however long its client stays silent.
@@ -218,22 +262,21 @@ pub async fn serve(
     }
     drop(queue);
     writing.await;
-    let _ = stream.close().await;
 }
 
 /// Writes the answers in request order. A request that must close the
 /// connection ends it here, after every earlier answer went out; requests
 /// queued behind it are dropped unanswered, as the protocol expects.
 async fn write_answers(
-    mut stream: TcpStream,
+    mut stream: WriteHalf,
     pending: glommio::channels::local_channel::LocalReceiver<Pending>,
     peer: Option<SocketAddr>,
     limits: Rc<ShardConnections>,
     in_flight: Rc<Cell<usize>>,
 ) {
-    if let Err(error) = set_nonblocking(&stream) {
+    if let Err(error) = set_nonblocking(stream.socket()) {
         log::warn!("connection from {peer:?}: cannot make its socket non-blocking: {error}");
-        let _ = stream.shutdown(std::net::Shutdown::Both).await;
+        stream.close().await;
         return;
     }
     while let Some(task) = pending.recv().await {
@@ -246,14 +289,14 @@ async fn write_answers(
                 break;
             }
         };
-        if let Err(error) = write_response(&mut stream, response).await {
+        if let Err(error) = stream.write_response(response).await {
             log::debug!("connection from {peer:?} closed while writing: {error}");
             break;
         }
         in_flight.set(in_flight.get() - 1);
     }
     // Ends the reader's wait too: its next read sees the socket closed.
-    let _ = stream.shutdown(std::net::Shutdown::Both).await;
+    stream.close().await;
 }
 
 /// The bytes of a connection read and not yet handed out as frames.
@@ -271,7 +314,7 @@ impl FrameReader {
     /// before any byte of the frame is read.
     async fn next(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut ReadHalf,
         max_bytes: usize,
         in_flight: &Cell<usize>,
     ) -> Result<Option<Bytes>, ReadError> {
@@ -279,7 +322,7 @@ impl FrameReader {
             if let Some(frame) = self.take_frame(max_bytes)? {
                 return Ok(Some(frame));
             }
-            let waiting = bytes_waiting(stream);
+            let waiting = stream.bytes_waiting();
             if waiting > 0 && self.read_waiting(stream, waiting, max_bytes)? {
                 continue;
             }
@@ -293,12 +336,13 @@ impl FrameReader {
         }
     }
 
-    /// Reads bytes of the `waiting` the kernel holds, without waiting:
-    /// false when it gave none after all (it counted urgent data that a
-    /// read skips), and the caller waits for bytes as when none are held.
+    /// Reads bytes of the `waiting` the stream holds, without waiting:
+    /// false when it gave none after all (the kernel counted urgent data
+    /// that a read skips), and the caller waits for bytes as when none are
+    /// held.
     fn read_waiting(
         &mut self,
-        stream: &TcpStream,
+        stream: &mut ReadHalf,
         waiting: usize,
         max_bytes: usize,
     ) -> Result<bool, ReadError> {
@@ -316,7 +360,7 @@ impl FrameReader {
         }
         // Within the allocation: one made for a frame ends where it does.
         let room = room.min(self.buffer.capacity() - self.buffer.len());
-        match receive(stream, &mut self.buffer, room) {
+        match stream.read_waiting(&mut self.buffer, room) {
             Ok(0) => Err(ReadError::Truncated),
             Ok(_) => Ok(true),
             Err(error)
@@ -394,7 +438,7 @@ impl FrameReader {
     /// (the socket's read timeout), fails with `Idle`.
     async fn wait_for_bytes(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut ReadHalf,
         in_flight: &Cell<usize>,
         max_bytes: usize,
     ) -> Result<bool, ReadError> {
@@ -417,48 +461,6 @@ impl FrameReader {
             }
         }
     }
-}
-
-/// One `recv(MSG_DONTWAIT)` of at most `len` bytes (and at least one) into
-/// the spare capacity of `buffer`, which then covers exactly the bytes the
-/// kernel wrote: the buffer is not zero-filled first, as a read through a
-/// `&mut [u8]` would need. For bytes the kernel already holds
-/// (`bytes_waiting`): this never waits.
-fn receive(stream: &TcpStream, buffer: &mut BytesMut, len: usize) -> std::io::Result<usize> {
-    let spare = buffer.spare_capacity_mut();
-    let len = len.min(spare.len());
-    assert!(len > 0, "a receive into no room");
-    // SAFETY: the kernel writes at most `len` bytes into the spare capacity,
-    // which nothing else touches during the call, and reads none of it;
-    // the descriptor is this connection's open socket.
-    let received = unsafe {
-        libc::recv(
-            stream.as_raw_fd(),
-            spare.as_mut_ptr().cast(),
-            len,
-            libc::MSG_DONTWAIT,
-        )
-    };
-    let Ok(received) = usize::try_from(received) else {
-        return Err(std::io::Error::last_os_error());
-    };
-    assert!(received <= len, "recv wrote more than asked");
-    // SAFETY: the kernel wrote `received` bytes at the start of the spare
-    // capacity, right after the buffer's initialized bytes.
-    unsafe { buffer.set_len(buffer.len() + received) };
-    Ok(received)
-}
-
-/// Bytes the kernel holds for this socket (FIONREAD); 0 when none or on error.
-fn bytes_waiting(stream: &TcpStream) -> usize {
-    let mut waiting: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int through the pointer, which points to
-    // a live local; the descriptor is this connection's open socket.
-    let result = unsafe { libc::ioctl(stream.as_raw_fd(), libc::FIONREAD, &mut waiting) };
-    if result < 0 {
-        return 0;
-    }
-    usize::try_from(waiting).unwrap_or(0)
 }
 
 /// What this thread's connections wrote, since it started: the writer's
@@ -485,7 +487,7 @@ pub fn write_counts() -> WriteCounts {
     WRITE_COUNTS.with(Cell::get)
 }
 
-fn count_written(memory_bytes: usize, file_bytes: usize) {
+pub(super) fn count_written(memory_bytes: usize, file_bytes: usize) {
     WRITE_COUNTS.with(|cell| {
         let mut counts = cell.get();
         counts.memory_bytes += memory_bytes as u64;
@@ -494,7 +496,11 @@ fn count_written(memory_bytes: usize, file_bytes: usize) {
     });
 }
 
-async fn write_response(stream: &mut TcpStream, response: Response) -> std::io::Result<()> {
+/// Writes one answer whole on a PLAINTEXT connection (`WriteHalf`).
+pub(super) async fn write_response(
+    stream: &mut TcpStream,
+    response: Response,
+) -> std::io::Result<()> {
     match response {
         Response::None => Ok(()),
         Response::Frame(bytes) => {

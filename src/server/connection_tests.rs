@@ -3,6 +3,7 @@
 //! memory and from files (cached, or evicted and read back).
 
 use super::*;
+use futures_lite::AsyncReadExt;
 
 fn chunks(lengths: &[usize]) -> Vec<Chunk> {
     lengths
@@ -66,8 +67,9 @@ fn frames_split_and_joined_anyhow_come_out_whole_and_in_order() {
         .windows(2)
         .map(|w| stream[w[0]..w[1]].to_vec())
         .collect();
-    let frames = read_from_client(pieces, move |mut stream| {
+    let frames = read_from_client(pieces, move |stream| {
         Box::pin(async move {
+            let mut stream = ReadHalf::Plain(stream);
             let mut reader = FrameReader::default();
             let in_flight = Cell::new(0);
             let mut frames = Vec::new();
@@ -95,8 +97,9 @@ fn a_frame_read_in_pieces_shares_its_allocation_with_no_other() {
         .windows(2)
         .map(|w| stream[w[0]..w[1]].to_vec())
         .collect();
-    let (frames, spare_after_first) = read_from_client(pieces, move |mut stream| {
+    let (frames, spare_after_first) = read_from_client(pieces, move |stream| {
         Box::pin(async move {
+            let mut stream = ReadHalf::Plain(stream);
             let mut reader = FrameReader::default();
             let in_flight = Cell::new(0);
             let one = reader.next(&mut stream, 1 << 20, &in_flight).await;
@@ -121,11 +124,12 @@ fn a_big_announced_frame_pins_only_what_arrived() {
     let announced: u32 = 100_000_000;
     let mut piece = announced.to_be_bytes().to_vec();
     piece.extend_from_slice(&[7; 10]);
-    let (error, capacity) = read_from_client(vec![piece], |mut stream| {
+    let (error, capacity) = read_from_client(vec![piece], |stream| {
         Box::pin(async move {
             stream
                 .set_read_timeout(Some(std::time::Duration::from_millis(200)))
                 .expect("timeout");
+            let mut stream = ReadHalf::Plain(stream);
             let mut reader = FrameReader::default();
             let result = reader.next(&mut stream, 1 << 30, &Cell::new(0)).await;
             (
@@ -168,7 +172,7 @@ fn a_frame_the_kernel_holds_whole_is_read_without_moving_its_bytes() {
             let _ = written.send(());
             stream
         });
-        let mut stream = listener.accept().await.expect("accept");
+        let mut stream = ReadHalf::Plain(listener.accept().await.expect("accept"));
         all_written.await.expect("the client wrote");
         let mut reader = FrameReader::default();
         let frame = reader.next(&mut stream, 1 << 30, &Cell::new(0)).await;

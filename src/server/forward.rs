@@ -219,6 +219,7 @@ async fn envelope_answer(shard: Rc<Shard>, envelope: EnvelopeRequest) -> Envelop
         forwarded: true,
         sasl: None,
         principal: RefCell::new(principal),
+        advertised: None,
     };
     match handlers::dispatch(&context, embedded).await {
         Ok(Response::Frame(frame)) if frame.len() >= SIZE_PREFIX_BYTES => {

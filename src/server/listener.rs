@@ -20,7 +20,89 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::connection::{self, Port};
 use super::controller_apis;
 use super::limits::{AcceptBackoff, BrokerConnections, ShardConnections};
+use super::stream::{ReadHalf, WriteHalf};
+use crate::config::BrokerConfig;
+use crate::security::tls::{HandshakeError, TlsAcceptor, HANDSHAKE_TIMEOUT_MAX};
+use crate::security::principal::KafkaPrincipal;
+use crate::security::SecurityProtocol;
 use crate::shard::{Shard, ShardStart, CONTROLLER_SHARD};
+
+/// A listener that serves clients (one of `listeners` that is not a
+/// controller listener), as every shard binds it.
+pub struct ClientListener {
+    pub name: Arc<str>,
+    pub protocol: SecurityProtocol,
+    /// `host:port` to bind.
+    pub address: String,
+    /// Where clients are told this node is on this listener, when that is
+    /// not the broker listener the metadata view advertises.
+    pub advertised: Option<(String, i32)>,
+    /// The TLS settings of an SSL or SASL_SSL listener, loaded at start.
+    pub tls: Option<TlsAcceptor>,
+}
+
+impl ClientListener {
+    /// Every client listener of `config`, the broker listener first, with
+    /// the TLS ones' keystores and truststores loaded.
+    pub fn all(config: &BrokerConfig) -> Result<Vec<ClientListener>, String> {
+        let protocols = config.cluster.effective_security_protocol_map();
+        let primary = config.cluster.broker_listener().map(|l| l.name.clone());
+        let mut listeners = Vec::new();
+        for listener in config.cluster.client_listeners() {
+            let protocol = protocols
+                .get(&listener.name)
+                .and_then(|name| SecurityProtocol::parse(name))
+                .ok_or_else(|| format!("no security protocol for listener {}", listener.name))?;
+            let tls = match protocol.uses_tls() {
+                true => Some(
+                    config
+                        .security
+                        .ssl(&listener.name)
+                        .map_err(|error| error.0)
+                        .and_then(|settings| TlsAcceptor::new(&settings))
+                        .map_err(|error| format!("listener {}: {error}", listener.name))?,
+                ),
+                false => None,
+            };
+            let advertised = (primary.as_ref() != Some(&listener.name)).then(|| {
+                let shown = config.cluster.advertised_listener(listener);
+                (shown.host.clone(), i32::from(shown.port))
+            });
+            let entry = ClientListener {
+                name: Arc::from(listener.name.as_str()),
+                protocol,
+                address: listener.address(),
+                advertised,
+                tls,
+            };
+            match primary.as_ref() == Some(&listener.name) {
+                true => listeners.insert(0, entry),
+                false => listeners.push(entry),
+            }
+        }
+        Ok(listeners)
+    }
+
+    /// The connection's two halves and the principal its transport proves:
+    /// at once and `User:ANONYMOUS` on a PLAINTEXT listener, after the
+    /// handshake (bounded by `connections.max.idle.ms` and
+    /// `HANDSHAKE_TIMEOUT_MAX`) on a TLS one, the client certificate's
+    /// mapped subject if it sent one.
+    pub async fn secure(
+        &self,
+        stream: glommio::net::TcpStream,
+        writer: glommio::net::TcpStream,
+        idle_timeout: std::time::Duration,
+    ) -> Result<(ReadHalf, WriteHalf, KafkaPrincipal), HandshakeError> {
+        let Some(tls) = &self.tls else {
+            let anonymous = KafkaPrincipal::anonymous();
+            return Ok((ReadHalf::Plain(stream), WriteHalf::Plain(writer), anonymous));
+        };
+        let bound = idle_timeout.min(HANDSHAKE_TIMEOUT_MAX);
+        let (reader, writer, principal) = tls.accept(stream, writer, bound).await?;
+        Ok((ReadHalf::Tls(reader), WriteHalf::Tls(writer), principal))
+    }
+}
 
 /// Accept backlog per shard, as Kafka's default `net.core.somaxconn`-bounded listen.
 pub const LISTEN_BACKLOG: i32 = 1024;
@@ -48,7 +130,11 @@ fn bind(address: &str, port: Port) -> std::io::Result<glommio::net::TcpListener>
     Ok(unsafe { glommio::net::TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
-pub async fn run(start: ShardStart, connections: Arc<BrokerConnections>) {
+pub async fn run(
+    start: ShardStart,
+    connections: Arc<BrokerConnections>,
+    client_listeners: Arc<Vec<Arc<ClientListener>>>,
+) {
     let ShardStart { shard, stop, ready } = start;
     shard.serve_controller_apis(controller_apis::apis(&shard));
     if shard.config.cluster.pure_controller() {
@@ -58,14 +144,20 @@ pub async fn run(start: ShardStart, connections: Arc<BrokerConnections>) {
         let _ = stop.await;
         return;
     }
-    let mut addresses = vec![(shard.config.listen.clone(), Port::Shared)];
+    let mut addresses: Vec<(String, Port, Arc<ClientListener>)> = client_listeners
+        .iter()
+        .map(|listener| (listener.address.clone(), Port::Shared, listener.clone()))
+        .collect();
     if shard.config.listener_shard_aware {
-        addresses.push((shard.config.shard_listen_address(shard.id), Port::Own));
+        if let Some(primary) = client_listeners.first() {
+            let own = shard.config.shard_listen_address(shard.id);
+            addresses.push((own, Port::Own, primary.clone()));
+        }
     }
     let mut listeners = Vec::with_capacity(addresses.len());
-    for (address, port) in addresses {
+    for (address, port, client_listener) in addresses {
         match bind(&address, port) {
-            Ok(listener) => listeners.push((listener, port)),
+            Ok(listener) => listeners.push((listener, (port, client_listener))),
             Err(error) => {
                 let _ = ready.send(Err(format!(
                     "shard {}: cannot listen on {address}: {error}",
@@ -146,7 +238,7 @@ async fn accept(
     shard: Rc<Shard>,
     limits: Rc<ShardConnections>,
     listener: glommio::net::TcpListener,
-    port: Port,
+    port: (Port, Arc<ClientListener>),
     mut stop: Shared<futures_channel::oneshot::Receiver<()>>,
 ) {
     let mut backoff = AcceptBackoff::default();
@@ -198,7 +290,7 @@ async fn accept(
             shard.clone(),
             limits.clone(),
             (stream, writer),
-            port,
+            port.clone(),
             permit,
         ))
         .detach();

@@ -13,6 +13,7 @@ pub mod handlers;
 pub mod limits;
 pub mod listener;
 pub mod preflight;
+mod stream;
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -38,6 +39,15 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     if let Some(reason) = config.cluster.unsupported_quorum(config.node_id) {
         anyhow::bail!(reason);
     }
+    // Keystores and truststores are read before anything starts, so that
+    // a bad one stops the start with its reason.
+    let client_listeners: Vec<Arc<listener::ClientListener>> =
+        listener::ClientListener::all(&config)
+            .map_err(anyhow::Error::msg)?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+    let client_listeners = Arc::new(client_listeners);
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     // glommio opens directories by absolute path only (a relative one fails
@@ -106,7 +116,7 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
         .context("cannot install signal handlers")?;
     let connections = Arc::new(limits::BrokerConnections::new(&config.connections)?);
     let config = Arc::new(config);
-    let serve = move |start| listener::run(start, connections.clone());
+    let serve = move |start| listener::run(start, connections.clone(), client_listeners.clone());
     let shards = crate::shard::spawn_all(config.clone(), view, metadata, serve)
         .map_err(anyhow::Error::msg)?;
     println!("shoal ready on {}", ready_address(&config));

@@ -1,4 +1,4 @@
-"""SASL on a SASL_PLAINTEXT listener (issue 17), configured as Kafka is:
+"""SASL on a SASL_PLAINTEXT listener (issue 17; over TLS, SASL_SSL, in test_tls.py), configured as Kafka is:
 PLAIN users from the listener's JAAS entry, SCRAM-SHA-256/512 users made
 with AlterUserScramCredentials (confluent-kafka's admin client, Kafka's own
 kafka-configs tool) or by `shoal storage format --add-scram`; confluent-kafka,
@@ -358,7 +358,6 @@ def wait_listening(port, proc, log_path, timeout_s=20):
     raise AssertionError(f"nothing listens on {port}:\n" + open(log_path, errors="replace").read())
 
 
-@pytest.mark.xfail(strict=True, reason="shoal serves one client listener until tls17's several listeners are merged")
 def test_a_plaintext_listener_beside_the_sasl_one_needs_no_login(tmp_root, topic):
     plain_port, sasl_port = free_port(), free_port()
     args = [shoal_bin(), "serve", "--data-dir", os.path.join(tmp_root, "data"), "--shards", "1"]

@@ -66,6 +66,7 @@ pub fn handle(
     response.brokers = brokers
         .into_iter()
         .map(|(broker, is_fenced)| {
+            let broker = context.seen(broker);
             let mut entry = DescribeClusterBroker::default();
             entry.broker_id = BrokerId(broker.id);
             entry.host = str_bytes(broker.host);

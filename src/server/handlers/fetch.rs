@@ -122,6 +122,7 @@ pub async fn handle(
         topics: assembled.topics,
         node_endpoints: hinted_endpoints(wanted.iter().filter_map(|want| want.leader.as_ref()))
             .into_iter()
+            .map(|broker| context.seen(broker))
             .map(|broker| NodeEndpoint {
                 node_id: broker.id,
                 host: StrBytes::from_string(broker.host),

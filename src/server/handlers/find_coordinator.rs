@@ -50,10 +50,12 @@ pub async fn handle(
             };
             Err((error, error.to_string()))
         }
-        Ok(()) => coordinator(&view, internal_topic, key.as_str()).map_err(|error| {
-            let message = "The coordinator is not available".to_string();
-            (error, message)
-        }),
+        Ok(()) => coordinator(&view, internal_topic, key.as_str())
+            .map(|broker| context.seen(broker))
+            .map_err(|error| {
+                let message = "The coordinator is not available".to_string();
+                (error, message)
+            }),
         Err(error) => Err((
             error,
             if internal_topic.is_empty() {

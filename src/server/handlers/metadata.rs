@@ -134,6 +134,7 @@ pub async fn handle(
     response.brokers = view
         .brokers()
         .into_iter()
+        .map(|broker| context.seen(broker))
         .map(|broker| {
             let mut entry = MetadataResponseBroker::default();
             entry.node_id = BrokerId(broker.id);

@@ -545,7 +545,7 @@ pub async fn handle(
         return None;
     }
 
-    let node_endpoints = node_endpoints(version, &slots);
+    let node_endpoints = node_endpoints(version, &slots, |broker| context.seen(broker));
     let responses = request
         .topic_data
         .iter()
@@ -849,7 +849,12 @@ fn error_name(error: ResponseError) -> String {
 }
 
 /// KIP-951: the brokers the refusals name as leaders, each once (v10+).
-fn node_endpoints(version: i16, slots: &[Vec<Slot>]) -> Vec<NodeEndpoint> {
+/// `seen`: a broker as the connection's client reaches it.
+fn node_endpoints(
+    version: i16,
+    slots: &[Vec<Slot>],
+    seen: impl Fn(Broker) -> Broker,
+) -> Vec<NodeEndpoint> {
     if version < CURRENT_LEADER_VERSION {
         return Vec::new();
     }
@@ -859,6 +864,7 @@ fn node_endpoints(version: i16, slots: &[Vec<Slot>]) -> Vec<NodeEndpoint> {
     });
     hinted_endpoints(hints)
         .into_iter()
+        .map(seen)
         .map(|broker| {
             let mut node = NodeEndpoint::default();
             node.node_id = BrokerId(broker.id);
@@ -937,7 +943,7 @@ mod tests {
         };
         for version in [9, 10, 13] {
             let slots = vec![vec![refused(1), refused(2), refused(3)]];
-            let endpoints = node_endpoints(version, &slots);
+            let endpoints = node_endpoints(version, &slots, |broker| broker);
             let answers: Vec<PartitionProduceResponse> = slots
                 .into_iter()
                 .flatten()

@@ -31,6 +31,7 @@ use super::{api_versions, dispatch, encode, str_bytes, Response};
 use crate::config::BrokerConfig;
 use crate::protocol::frame::{self, Request};
 use crate::security::principal::KafkaPrincipal;
+use crate::security::SecurityProtocol;
 use crate::security::sasl::{Authenticator, Credentials, SaslError, SaslMechanism, Step};
 use crate::server::connection::ConnectionContext;
 use crate::server::limits::LogLimiter;
@@ -45,13 +46,13 @@ pub struct SaslListener {
 }
 
 impl SaslListener {
-    /// The client listener's SASL settings, if it speaks SASL.
-    pub fn of(config: &BrokerConfig) -> Option<SaslListener> {
-        let protocol = config.client_security_protocol()?;
-        if !protocol.starts_with("SASL_") {
+    /// The SASL settings of the client listener `name`, which speaks
+    /// `protocol`, if that is SASL_PLAINTEXT or SASL_SSL.
+    pub fn of(config: &BrokerConfig, name: &str, protocol: SecurityProtocol) -> Option<SaslListener> {
+        if !protocol.uses_sasl() {
             return None;
         }
-        let name = config.cluster.broker_listener()?.name.clone();
+        let name = name.to_string();
         Some(SaslListener {
             mechanisms: config.sasl.mechanisms_of(&name).to_vec(),
             plain_users: config.sasl.plain_users(&name),
