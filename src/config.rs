@@ -691,7 +691,10 @@ impl BrokerConfig {
     fn check_ssl(&self) -> Result<(), ConfigError> {
         let protocols = self.cluster.effective_security_protocol_map();
         for listener in self.cluster.client_listeners() {
-            if protocols.get(&listener.name).is_some_and(|p| p.ends_with("SSL")) {
+            if protocols
+                .get(&listener.name)
+                .is_some_and(|p| p.ends_with("SSL"))
+            {
                 self.security.ssl(&listener.name)?;
             }
         }

@@ -189,8 +189,8 @@ pub async fn serve(
             listener.name
         );
     }
-    let sasl = SaslListener::of(&shard.config, &listener.name, listener.protocol)
-        .map(SaslSession::new);
+    let sasl =
+        SaslListener::of(&shard.config, &listener.name, listener.protocol).map(SaslSession::new);
     let context = Rc::new(ConnectionContext {
         shard,
         peer,

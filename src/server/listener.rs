@@ -22,8 +22,8 @@ use super::controller_apis;
 use super::limits::{AcceptBackoff, BrokerConnections, ShardConnections};
 use super::stream::{ReadHalf, WriteHalf};
 use crate::config::BrokerConfig;
-use crate::security::tls::{HandshakeError, TlsAcceptor, HANDSHAKE_TIMEOUT_MAX};
 use crate::security::principal::KafkaPrincipal;
+use crate::security::tls::{HandshakeError, TlsAcceptor, HANDSHAKE_TIMEOUT_MAX};
 use crate::security::SecurityProtocol;
 use crate::shard::{Shard, ShardStart, CONTROLLER_SHARD};
 

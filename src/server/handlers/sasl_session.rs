@@ -31,8 +31,8 @@ use super::{api_versions, dispatch, encode, str_bytes, Response};
 use crate::config::BrokerConfig;
 use crate::protocol::frame::{self, Request};
 use crate::security::principal::KafkaPrincipal;
-use crate::security::SecurityProtocol;
 use crate::security::sasl::{Authenticator, Credentials, SaslError, SaslMechanism, Step};
+use crate::security::SecurityProtocol;
 use crate::server::connection::ConnectionContext;
 use crate::server::limits::LogLimiter;
 
@@ -48,7 +48,11 @@ pub struct SaslListener {
 impl SaslListener {
     /// The SASL settings of the client listener `name`, which speaks
     /// `protocol`, if that is SASL_PLAINTEXT or SASL_SSL.
-    pub fn of(config: &BrokerConfig, name: &str, protocol: SecurityProtocol) -> Option<SaslListener> {
+    pub fn of(
+        config: &BrokerConfig,
+        name: &str,
+        protocol: SecurityProtocol,
+    ) -> Option<SaslListener> {
         if !protocol.uses_sasl() {
             return None;
         }
