@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use shoal::client::frame;
-use shoal::protocol::versions::SUPPORTED_APIS;
+use shoal::protocol::versions::{SASL_APIS, SUPPORTED_APIS};
 use uuid::Uuid;
 
 use crate::broker::{Broker, Conn, NODE_ID, RESPONSE_FRAME_MAX_BYTES};
@@ -25,10 +25,12 @@ use crate::wire::{
     UNSUPPORTED_VERSION,
 };
 
-/// The table as ApiVersions should advertise it.
+/// The table as ApiVersions should advertise it on a PLAINTEXT listener:
+/// every API shoal serves but the SASL exchange's.
 fn expected_api_table() -> Vec<(i16, i16, i16)> {
     SUPPORTED_APIS
         .iter()
+        .filter(|api| !SASL_APIS.contains(&api.key))
         .map(|api| (api.key as i16, api.min_version, api.max_version))
         .collect()
 }

@@ -475,9 +475,12 @@ def test_java_unsupported_admin_calls(broker, topic):
     b = broker.bootstrap
     java("admin", "-brokers", b, "-op", "create-topic", "-topic", topic, "-partitions", "1")
     assert java("admin", "-brokers", b, "-op", "unsupported", "-topic", topic) == {
-        "describeAcls": "UnsupportedVersionException",
+        # Served since issue 17; with no authorizer configured, Kafka's
+        # answer is SECURITY_DISABLED.
+        "describeAcls": "SecurityDisabledException",
         "describeClientQuotas": "UnsupportedVersionException",
-        "describeUserScramCredentials": "UnsupportedVersionException",
+        # Served since issue 17 (SCRAM credentials in the metadata).
+        "describeUserScramCredentials": "ok",
         "listTransactions": "ok",
         # Served since issue 15 (forwarded to the controller).
         "listPartitionReassignments": "ok",
@@ -489,9 +492,9 @@ def test_java_unsupported_admin_calls(broker, topic):
         # Served since issue 15: partition 0's only replica leads it
         # already, Kafka's answer for that.
         "electLeaders": "ElectionNotNeededException",
-        "createAcls": "UnsupportedVersionException",
+        "createAcls": "SecurityDisabledException",
         "alterClientQuotas": "UnsupportedVersionException",
-        "alterUserScramCredentials": "UnsupportedVersionException",
+        "alterUserScramCredentials": "ok",
         "alterPartitionReassignments": "ok",
         # Served since the transaction coordinator: it bumps the id's epoch.
         "fenceProducers": "ok",
