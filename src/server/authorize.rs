@@ -16,8 +16,9 @@
 use kafka_protocol::error::ResponseError;
 
 use super::connection::ConnectionContext;
+use crate::config::AuthorizerConfig;
 use crate::metadata::records::{CONFIG_RESOURCE_GROUP, CONFIG_RESOURCE_TOPIC};
-use crate::security::acl::{self, Operation, Requester, ResourceType, CLUSTER_NAME};
+use crate::security::acl::{self, AclIndex, Operation, Requester, ResourceType, CLUSTER_NAME};
 use crate::shard::messages::KafkaError;
 
 /// Whether the client of `context` may do `operation` on the resource
@@ -28,20 +29,24 @@ pub fn allowed(
     resource_type: ResourceType,
     name: &str,
 ) -> bool {
+    decide(context, |config, acls, requester| {
+        acl::authorize(config, acls, requester, operation, resource_type, name)
+    })
+}
+
+/// `question` asked of the authorizer for the connection's principal and
+/// address; allowed without asking when no authorizer is configured.
+fn decide(
+    context: &ConnectionContext,
+    question: impl FnOnce(&AuthorizerConfig, &AclIndex, Requester<'_>) -> bool,
+) -> bool {
     let config = &context.shard.config.authorizer;
     if !config.enabled {
         return true;
     }
     let view = context.shard.view();
     let principal = context.principal.borrow().clone();
-    acl::authorize(
-        config,
-        &view.acls,
-        requester(context, &principal),
-        operation,
-        resource_type,
-        name,
-    )
+    question(config, &view.acls, requester(context, &principal))
 }
 
 /// `operation` on the topic `name`.
@@ -71,19 +76,9 @@ pub fn any_of_type(
     operation: Operation,
     resource_type: ResourceType,
 ) -> bool {
-    let config = &context.shard.config.authorizer;
-    if !config.enabled {
-        return true;
-    }
-    let view = context.shard.view();
-    let principal = context.principal.borrow().clone();
-    acl::authorize_by_resource_type(
-        config,
-        &view.acls,
-        requester(context, &principal),
-        operation,
-        resource_type,
-    )
+    decide(context, |config, acls, requester| {
+        acl::authorize_by_resource_type(config, acls, requester, operation, resource_type)
+    })
 }
 
 /// Whether an authorizer is configured (the ACL APIs answer

@@ -18,26 +18,45 @@ use crate::shard::CONTROLLER_SHARD;
 
 pub async fn handle(context: &ConnectionContext, request: CreateAclsRequest) -> CreateAclsResponse {
     let count = request.creations.len();
-    let results = if !authorize::cluster(context, Operation::Alter) {
-        vec![Err(authorize::cluster_denied()); count]
-    } else if !authorize::enabled(context) {
-        vec![Err(security_disabled()); count]
-    } else if count == 0 {
-        Vec::new()
-    } else {
-        let acls = request.creations.iter().map(acl).collect();
-        match context
-            .shard
-            .call(CONTROLLER_SHARD, ShardRequest::CreateAcls(acls))
-            .await
-        {
-            ShardReply::Applied(results) if results.len() == count => results,
-            other => vec![Err(other.into_error()); count],
-        }
-    };
+    let results = controller_acl_call(
+        context,
+        count,
+        || ShardRequest::CreateAcls(request.creations.iter().map(acl).collect()),
+        |reply| match reply {
+            ShardReply::Applied(results) if results.len() == count => Ok(results),
+            other => Err(other),
+        },
+    )
+    .await;
     let mut response = CreateAclsResponse::default();
     response.results = results.into_iter().map(result).collect();
     response
+}
+
+/// What CreateAcls and DeleteAcls share: ALTER on the cluster, an
+/// authorizer configured, then one call to the controller shard whose
+/// reply `unpack` turns into one result per item (`count` of them), or
+/// gives back when it is not the expected answer. Every refusal answers
+/// each item with the same error.
+pub(super) async fn controller_acl_call<T>(
+    context: &ConnectionContext,
+    count: usize,
+    request: impl FnOnce() -> ShardRequest,
+    unpack: impl FnOnce(ShardReply) -> Result<Vec<Result<T, KafkaError>>, ShardReply>,
+) -> Vec<Result<T, KafkaError>> {
+    let refusal = if !authorize::cluster(context, Operation::Alter) {
+        authorize::cluster_denied()
+    } else if !authorize::enabled(context) {
+        security_disabled()
+    } else if count == 0 {
+        return Vec::new();
+    } else {
+        match unpack(context.shard.call(CONTROLLER_SHARD, request()).await) {
+            Ok(results) => return results,
+            Err(other) => other.into_error(),
+        }
+    };
+    (0..count).map(|_| Err(refusal.clone())).collect()
 }
 
 /// SECURITY_DISABLED, with Kafka's message.

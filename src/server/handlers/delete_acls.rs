@@ -9,33 +9,24 @@ use kafka_protocol::messages::delete_acls_response::{
 };
 use kafka_protocol::messages::{DeleteAclsRequest, DeleteAclsResponse};
 
-use super::create_acls::security_disabled;
+use super::create_acls::controller_acl_call;
 use super::str_bytes;
 use crate::security::acl::{Acl, AclFilter, Operation, PatternType, Permission, ResourceType};
-use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{KafkaError, ShardReply, ShardRequest};
-use crate::shard::CONTROLLER_SHARD;
 
 pub async fn handle(context: &ConnectionContext, request: DeleteAclsRequest) -> DeleteAclsResponse {
     let count = request.filters.len();
-    let results = if !authorize::cluster(context, Operation::Alter) {
-        vec![Err(authorize::cluster_denied()); count]
-    } else if !authorize::enabled(context) {
-        vec![Err(security_disabled()); count]
-    } else if count == 0 {
-        Vec::new()
-    } else {
-        let filters = request.filters.iter().map(filter).collect();
-        match context
-            .shard
-            .call(CONTROLLER_SHARD, ShardRequest::DeleteAcls(filters))
-            .await
-        {
-            ShardReply::AclsDeleted(results) if results.len() == count => results,
-            other => vec![Err(other.into_error()); count],
-        }
-    };
+    let results = controller_acl_call(
+        context,
+        count,
+        || ShardRequest::DeleteAcls(request.filters.iter().map(filter).collect()),
+        |reply| match reply {
+            ShardReply::AclsDeleted(results) if results.len() == count => Ok(results),
+            other => Err(other),
+        },
+    )
+    .await;
     let mut response = DeleteAclsResponse::default();
     response.filter_results = results.into_iter().map(result).collect();
     response
