@@ -8,6 +8,7 @@ way a widely used client does.
     kafka_client.py consume --bootstrap H:P --topic T --records N
     kafka_client.py consume ... --fetch-queue-backoff-ms 10
     kafka_client.py consume ... --librdkafka-debug fetch     (librdkafka's log on stderr)
+    kafka_client.py ... --config security.protocol=SASL_SSL --config ...   (any librdkafka property)
 
 Prints one JSON object shaped like `shoal bench --json` (records, bytes,
 seconds, records_per_s, mb_per_s). The producer keeps librdkafka's default
@@ -34,8 +35,8 @@ POLL_TIMEOUT_S = 1.0
 IDLE_TIMEOUT_S = 30.0
 
 
-def create_topic(bootstrap, topic, partitions):
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def create_topic(bootstrap, topic, partitions, extra_config):
+    admin = AdminClient({"bootstrap.servers": bootstrap, **extra_config})
     future = admin.create_topics([NewTopic(topic, partitions, 1)],
                                  operation_timeout=ADMIN_TIMEOUT_S)[topic]
     try:
@@ -56,8 +57,9 @@ def report(records, seconds, record_size):
 
 
 def produce(args):
-    create_topic(args.bootstrap, args.topic, args.partitions)
-    config = {"bootstrap.servers": args.bootstrap, "acks": "all", "enable.idempotence": args.idempotent}
+    create_topic(args.bootstrap, args.topic, args.partitions, args.config)
+    config = {"bootstrap.servers": args.bootstrap, "acks": "all", "enable.idempotence": args.idempotent,
+              **args.config}
     if args.max_in_flight is not None:
         config["max.in.flight.requests.per.connection"] = args.max_in_flight
     producer = Producer(config)
@@ -89,7 +91,8 @@ def produce(args):
 
 
 def consume(args):
-    config = {"bootstrap.servers": args.bootstrap, "group.id": "perf-independent", "enable.auto.commit": False}
+    config = {"bootstrap.servers": args.bootstrap, "group.id": "perf-independent", "enable.auto.commit": False,
+              **args.config}
     if args.fetch_queue_backoff_ms is not None:
         config["fetch.queue.backoff.ms"] = args.fetch_queue_backoff_ms
     if args.librdkafka_debug:
@@ -134,7 +137,10 @@ def main():
     parser.add_argument("--fetch-queue-backoff-ms", type=int,
                         help="consume with this fetch.queue.backoff.ms (librdkafka's default is 1000)")
     parser.add_argument("--librdkafka-debug", help="librdkafka's `debug` contexts (e.g. fetch), logged to stderr")
+    parser.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                        help="a librdkafka property for every client of the run (e.g. security.protocol=SASL_SSL)")
     args = parser.parse_args()
+    args.config = dict(item.split("=", 1) for item in args.config)
     if (args.records is None) == (args.duration is None):
         parser.error("give exactly one of --records and --duration")
     result = produce(args) if args.mode == "produce" else consume(args)

@@ -1,6 +1,8 @@
 //! ConsumerGroupHeartbeat (KIP-848): the one request of the consumer group
 //! protocol, run on the group's coordinator shard with the topic ids and
-//! partition counts of this shard's metadata view.
+//! partition counts of this shard's metadata view. As Kafka's, a member
+//! the group admits must also be able to DESCRIBE every topic it names in
+//! its subscription (TOPIC_AUTHORIZATION_FAILED otherwise).
 
 use kafka_protocol::messages::consumer_group_heartbeat_response::{
     Assignment, TopicPartitions as ResponsePartitions,
@@ -9,9 +11,13 @@ use kafka_protocol::messages::{
     ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, RequestHeader,
 };
 
+use kafka_protocol::error::ResponseError;
+
 use super::group_route::{call_group, code};
 use super::str_bytes;
 use crate::group::{ConsumerHeartbeatRequest, ConsumerHeartbeatResponse};
+use crate::security::acl::Operation;
+use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{GroupAnswer, GroupCall};
 
@@ -21,6 +27,11 @@ pub async fn handle(
     request: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
     let group_id = request.group_id.0.to_string();
+    if !subscription_describable(context, &group_id, &request) {
+        let mut response = ConsumerGroupHeartbeatResponse::default();
+        response.error_code = ResponseError::TopicAuthorizationFailed.code();
+        return response;
+    }
     let beat = ConsumerHeartbeatRequest {
         group_id: group_id.clone(),
         member_id: request.member_id.to_string(),
@@ -83,4 +94,21 @@ pub async fn handle(
         assignment
     });
     response
+}
+
+/// Kafka's order: the group's READ first (`call_group` answers
+/// GROUP_AUTHORIZATION_FAILED), then DESCRIBE on each subscribed topic.
+fn subscription_describable(
+    context: &ConnectionContext,
+    group_id: &str,
+    request: &ConsumerGroupHeartbeatRequest,
+) -> bool {
+    let Some(names) = &request.subscribed_topic_names else {
+        return true;
+    };
+    !authorize::enabled(context)
+        || !authorize::group(context, Operation::Read, group_id)
+        || names
+            .iter()
+            .all(|name| authorize::topic(context, Operation::Describe, &name.0))
 }

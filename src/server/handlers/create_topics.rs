@@ -110,7 +110,16 @@ pub async fn handle(
                     if version >= 7 {
                         result.topic_id = meta.id;
                     }
-                    if version >= 5 {
+                    if version >= 5
+                        && !authorize::topic(context, Operation::DescribeConfigs, &meta.name)
+                    {
+                        // Kafka's: created, but its configs, partitions and
+                        // replication factor are not shown.
+                        result.topic_config_error_code =
+                            ResponseError::TopicAuthorizationFailed.code();
+                        result.num_partitions = -1;
+                        result.replication_factor = -1;
+                    } else if version >= 5 {
                         result.num_partitions = meta.partitions;
                         result.replication_factor = meta
                             .states

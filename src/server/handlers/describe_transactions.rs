@@ -1,5 +1,7 @@
 //! DescribeTransactions: each transactional id's state, producer, timeout,
-//! start time and partitions, from the coordinator of the id.
+//! start time and partitions, from the coordinator of the id. As Kafka's:
+//! DESCRIBE on the transactional id, and only the partitions of topics the
+//! principal may DESCRIBE are listed.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
@@ -45,10 +47,14 @@ async fn describe(
         return Err(ResponseError::TransactionalIdAuthorizationFailed);
     }
     let call = TxnCall::Describe(transactional_id.clone());
-    match call_txn(context, &transactional_id, call).await? {
-        TxnAnswer::Described(answer) => answer,
-        _ => Err(ResponseError::UnknownServerError),
-    }
+    let mut described = match call_txn(context, &transactional_id, call).await? {
+        TxnAnswer::Described(answer) => answer?,
+        _ => return Err(ResponseError::UnknownServerError),
+    };
+    described
+        .partitions
+        .retain(|(topic, _)| authorize::topic(context, Operation::Describe, topic));
+    Ok(described)
 }
 
 fn state(id: TransactionalId, described: Result<DescribedTxn, ResponseError>) -> TransactionState {
