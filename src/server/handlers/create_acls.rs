@@ -24,7 +24,7 @@ pub async fn handle(context: &ConnectionContext, request: CreateAclsRequest) -> 
         || ShardRequest::CreateAcls(request.creations.iter().map(acl).collect()),
         |reply| match reply {
             ShardReply::Applied(results) if results.len() == count => Ok(results),
-            other => Err(other),
+            other => Err(other.into_error()),
         },
     )
     .await;
@@ -36,13 +36,13 @@ pub async fn handle(context: &ConnectionContext, request: CreateAclsRequest) -> 
 /// What CreateAcls and DeleteAcls share: ALTER on the cluster, an
 /// authorizer configured, then one call to the controller shard whose
 /// reply `unpack` turns into one result per item (`count` of them), or
-/// gives back when it is not the expected answer. Every refusal answers
+/// into the error it carries when it is not the expected answer. Every refusal answers
 /// each item with the same error.
 pub(super) async fn controller_acl_call<T>(
     context: &ConnectionContext,
     count: usize,
     request: impl FnOnce() -> ShardRequest,
-    unpack: impl FnOnce(ShardReply) -> Result<Vec<Result<T, KafkaError>>, ShardReply>,
+    unpack: impl FnOnce(ShardReply) -> Result<Vec<Result<T, KafkaError>>, KafkaError>,
 ) -> Vec<Result<T, KafkaError>> {
     let refusal = if !authorize::cluster(context, Operation::Alter) {
         authorize::cluster_denied()
@@ -53,7 +53,7 @@ pub(super) async fn controller_acl_call<T>(
     } else {
         match unpack(context.shard.call(CONTROLLER_SHARD, request()).await) {
             Ok(results) => return results,
-            Err(other) => other.into_error(),
+            Err(error) => error,
         }
     };
     (0..count).map(|_| Err(refusal.clone())).collect()

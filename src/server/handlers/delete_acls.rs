@@ -23,7 +23,7 @@ pub async fn handle(context: &ConnectionContext, request: DeleteAclsRequest) -> 
         || ShardRequest::DeleteAcls(request.filters.iter().map(filter).collect()),
         |reply| match reply {
             ShardReply::AclsDeleted(results) if results.len() == count => Ok(results),
-            other => Err(other),
+            other => Err(other.into_error()),
         },
     )
     .await;
