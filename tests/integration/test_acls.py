@@ -9,6 +9,7 @@ deny over allow, `allow.everyone.if.no.acl.found`, group READ, and
 Every client here connects over PLAINTEXT, so every principal is
 User:ANONYMOUS, as in Kafka."""
 
+import struct
 import time
 import uuid
 
@@ -25,6 +26,7 @@ from confluent_kafka.admin import (
 
 import clients
 import kafka_tools as kt
+import kafka_wire
 from clients import REQUEST_TIMEOUT_S
 from test_cli import shoal
 
@@ -232,3 +234,42 @@ def test_super_users_pass_everything(broker_factory):
     )
     assert produce_error(b, topic) is None
     assert consume_error(b, topic, group="any") is None
+
+
+CONSUMER_GROUP_HEARTBEAT = 68
+
+
+def heartbeat_error(bootstrap, group, topics):
+    """The error code of a first ConsumerGroupHeartbeat (v0, KIP-848) that
+    joins `group` subscribed to `topics`, on a raw socket."""
+    null = kafka_wire.uvarint(0)
+    body = (kafka_wire.compact_string(group)  # group id
+            + kafka_wire.compact_string(uuid.uuid4().hex[:22])  # member id
+            + struct.pack(">i", 0)  # member epoch: joining
+            + null + null  # instance id, rack id
+            + struct.pack(">i", 30_000)  # rebalance timeout
+            + kafka_wire.compact_array([kafka_wire.compact_string(t) for t in topics])
+            + null + kafka_wire.compact_array([])  # server assignor, owned partitions
+            + null)  # tagged fields
+    with kafka_wire.connect(bootstrap) as sock:
+        response = kafka_wire.call(sock, CONSUMER_GROUP_HEARTBEAT, 0, 1, body, flexible=True)
+    reader = kafka_wire.Reader(response)
+    reader.take(">i")  # throttle time
+    return reader.take(">h")
+
+
+def test_a_subscription_needs_describe_on_each_topic(broker_factory):
+    """As Kafka's: a member the group admits is refused with
+    TOPIC_AUTHORIZATION_FAILED when it subscribes to a topic it may not
+    DESCRIBE; the group's own READ is checked first."""
+    broker = secured(broker_factory)
+    b = broker.bootstrap
+    hidden, visible = new_topic(b), new_topic(b)
+    create_acls(
+        b,
+        binding(ResourceType.TOPIC, hidden, AclOperation.DESCRIBE, AclPermissionType.DENY),
+        binding(ResourceType.GROUP, "blocked", AclOperation.READ, AclPermissionType.DENY),
+    )
+    assert heartbeat_error(b, "g-ok", [visible]) == KafkaError.NO_ERROR
+    assert heartbeat_error(b, "g-hidden", [visible, hidden]) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert heartbeat_error(b, "blocked", [hidden]) == KafkaError.GROUP_AUTHORIZATION_FAILED
