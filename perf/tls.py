@@ -68,7 +68,7 @@ ROWS = (
 
 def make_pki(root):
     """A CA and a server certificate it signs (SANs localhost and
-    127.0.0.1), as PEM files: {"ca": path, "keystore": key + chain}."""
+    127.0.0.1), as PEM files: {"ca": path, "keystore": key + chain, "root": root}."""
     def openssl(*args):
         done = subprocess.run(["openssl", *args], cwd=root, capture_output=True, text=True,
                               timeout=OPENSSL_TIMEOUT_S)
@@ -88,7 +88,7 @@ def make_pki(root):
         for name in ("server.key", "server.pem", "ca.pem"):
             with open(os.path.join(root, name)) as f:
                 out.write(f.read())
-    return {"ca": os.path.join(root, "ca.pem"), "keystore": keystore}
+    return {"ca": os.path.join(root, "ca.pem"), "keystore": keystore, "root": root}
 
 
 def server_tls_configs(pki):
@@ -127,6 +127,7 @@ class TlsShoal(Shoal):
         overrides = [f"{k}={v}" for k, v in server_tls_configs(pki).items()]
         overrides.append(f"listener.security.protocol.map={PLAINTEXT}:{PLAINTEXT},{SASL_SSL}:{SASL_SSL}")
         super().__init__(shoal_bin, overrides=overrides)
+        self.pki = pki
         self.tls_port = free_port()
         self.tls_bootstrap = f"{HOST}:{self.tls_port}"
 
@@ -141,7 +142,7 @@ class TlsShoal(Shoal):
         return "shoal ready on" in tail(self.log_path)
 
     def placeholders(self):
-        return {**super().placeholders(), f":{self.tls_port}": ":$TLS_PORT"}
+        return {**super().placeholders(), f":{self.tls_port}": ":$TLS_PORT", self.pki["root"]: "$PKI"}
 
 
 class TlsKafka(Kafka):
@@ -165,7 +166,7 @@ class TlsKafka(Kafka):
         return [*super().command(), *(f"{k}={v}" for k, v in configs.items())]
 
     def placeholders(self):
-        return {**super().placeholders(), f":{self.tls_port}": ":$TLS_PORT"}
+        return {**super().placeholders(), f":{self.tls_port}": ":$TLS_PORT", self.pki["root"]: "$PKI"}
 
 
 class Listener:
@@ -191,7 +192,7 @@ def confluent(listener, topic, mode, extra, protocol, pki, size):
                "--topic", topic, "--partitions", str(PARTITIONS), "--record-size", "100", *extra]
     if protocol == SASL_SSL:
         command += [arg for k, v in client_tls_config(pki).items() for arg in ("--config", f"{k}={v}")]
-    COMMANDS.add(command, {**listener.placeholders(), topic: "$TOPIC", pki["ca"]: "$TMP/ca.pem"})
+    COMMANDS.add(command, {**listener.placeholders(), topic: "$TOPIC"})
     return measured(listener, command, size, last_json_line)
 
 
@@ -205,7 +206,7 @@ def perf_test(listener, topic, protocol, pki, root, size):
         with open(config, "w") as f:
             f.writelines(f"{k}={v}\n" for k, v in java_tls_config(pki).items())
         command += ["--producer.config", config]
-    COMMANDS.add(command, {**listener.placeholders(), topic: "$TOPIC", root: "$TMP"})
+    COMMANDS.add(command, {**listener.placeholders(), topic: "$TOPIC"})
     return measured(listener, command, size, perf_test_report, timeout_s=perf_test_timeout_s(size),
                     partial_ok=True)
 
