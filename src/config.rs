@@ -17,6 +17,7 @@ mod authorizer;
 mod cluster;
 mod describe;
 mod group;
+mod oauthbearer;
 mod parse;
 mod replication;
 mod sasl;
@@ -38,6 +39,10 @@ pub use cluster::{
 };
 pub use describe::{ConfigKind, ConfigSource, ConfigSynonym, DescribedConfig};
 pub use group::{GroupConfig, RANGE_ASSIGNOR, UNIFORM_ASSIGNOR};
+pub use oauthbearer::{
+    JwksSource, JwksValidatorOptions, OAuthValidatorConfig, UnsecuredValidatorOptions,
+    OAUTHBEARER_LOGIN_MODULE,
+};
 pub use parse::{split_host_port, split_key_value};
 pub use replication::{ReplicationConfig, MIN_INSYNC_REPLICAS_DEFAULT};
 pub use sasl::{

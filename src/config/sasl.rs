@@ -3,11 +3,13 @@
 //! mechanism (`listener.name.<listener>.<mechanism>.sasl.jaas.config`, in
 //! Kafka's JAAS syntax), `sasl.mechanism.inter.broker.protocol`,
 //! `sasl.mechanism.controller.protocol`, `sasl.server.max.receive.size`
-//! and `connections.max.reauth.ms`.
+//! and `connections.max.reauth.ms` (KIP-368, global or per listener and
+//! mechanism: `listener.name.<l>.<mechanism>.connections.max.reauth.ms`);
+//! OAUTHBEARER's own keys are in `oauthbearer`.
 //!
 //! Kafka's `sasl.enabled.mechanisms` default is GSSAPI (Kerberos), which
 //! shoal does not serve: a SASL listener needs the key set to PLAIN,
-//! SCRAM-SHA-256 and/or SCRAM-SHA-512 (`SaslConfig::check` says so).
+//! SCRAM-SHA-256, SCRAM-SHA-512 and/or OAUTHBEARER (`SaslConfig::check` says so).
 //!
 //! Invariant: a JAAS option's value (a password) is never printed: the
 //! `Debug` of `JaasConfig` shows option names only.
@@ -15,6 +17,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use super::oauthbearer::{OAuthConfig, OAuthValidatorConfig, OAUTHBEARER_LOGIN_MODULE};
 use super::parse::parse_range;
 use super::ConfigError;
 
@@ -30,7 +33,9 @@ pub const SCRAM_LOGIN_MODULE: &str = "org.apache.kafka.common.security.scram.Scr
 /// The prefix of a PLAIN user's option: `user_alice="secret"`.
 const PLAIN_USER_PREFIX: &str = "user_";
 /// The mechanisms Kafka knows and shoal does not serve, refused by name.
-const UNSERVED_MECHANISMS: &[&str] = &["GSSAPI", "OAUTHBEARER"];
+const UNSERVED_MECHANISMS: &[&str] = &["GSSAPI"];
+/// The mechanisms served, as messages list them.
+const SERVED: &str = "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER";
 
 /// A SASL mechanism shoal serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -38,13 +43,15 @@ pub enum SaslMechanism {
     Plain,
     ScramSha256,
     ScramSha512,
+    OAuthBearer,
 }
 
 impl SaslMechanism {
-    pub const ALL: [SaslMechanism; 3] = [
+    pub const ALL: [SaslMechanism; 4] = [
         SaslMechanism::Plain,
         SaslMechanism::ScramSha256,
         SaslMechanism::ScramSha512,
+        SaslMechanism::OAuthBearer,
     ];
 
     /// The name clients ask for in SaslHandshake.
@@ -53,6 +60,7 @@ impl SaslMechanism {
             SaslMechanism::Plain => "PLAIN",
             SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
             SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            SaslMechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 
@@ -64,7 +72,7 @@ impl SaslMechanism {
     /// UserScramCredentialRecord): 1 for SHA-256, 2 for SHA-512.
     pub fn scram_type(self) -> Option<i8> {
         match self {
-            SaslMechanism::Plain => None,
+            SaslMechanism::Plain | SaslMechanism::OAuthBearer => None,
             SaslMechanism::ScramSha256 => Some(1),
             SaslMechanism::ScramSha512 => Some(2),
         }
@@ -121,6 +129,13 @@ pub struct SaslConfig {
     pub controller_mechanism: Option<String>,
     /// `sasl.server.max.receive.size`.
     pub server_max_receive_size: usize,
+    /// `connections.max.reauth.ms` (0: sessions do not expire by it).
+    pub max_reauth_ms: i64,
+    /// Its per-listener forms, by upper-case listener and, for
+    /// `listener.name.<l>.<mechanism>.connections.max.reauth.ms`, mechanism.
+    pub listener_max_reauth_ms: BTreeMap<(String, Option<SaslMechanism>), i64>,
+    /// OAUTHBEARER's validators' keys.
+    pub oauth: OAuthConfig,
 }
 
 impl Default for SaslConfig {
@@ -132,6 +147,9 @@ impl Default for SaslConfig {
             inter_broker_mechanism: None,
             controller_mechanism: None,
             server_max_receive_size: SASL_SERVER_MAX_RECEIVE_SIZE_DEFAULT,
+            max_reauth_ms: 0,
+            listener_max_reauth_ms: BTreeMap::new(),
+            oauth: OAuthConfig::default(),
         }
     }
 }
@@ -141,7 +159,7 @@ pub fn is_sensitive(key: &str) -> bool {
     key.ends_with(".sasl.jaas.config")
 }
 
-/// A mechanism list: each name Kafka's, GSSAPI and OAUTHBEARER refused by name.
+/// A mechanism list: each name Kafka's, GSSAPI refused by name.
 fn mechanisms(key: &str, value: &str) -> Result<Vec<SaslMechanism>, ConfigError> {
     let mut list = Vec::new();
     for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -152,7 +170,7 @@ fn mechanisms(key: &str, value: &str) -> Result<Vec<SaslMechanism>, ConfigError>
                 format!("unknown SASL mechanism {name}")
             };
             ConfigError(format!(
-                "{key}={value}: {why}; the mechanisms served are PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512"
+                "{key}={value}: {why}; the mechanisms served are {SERVED}"
             ))
         })?;
         if !list.contains(&mechanism) {
@@ -207,6 +225,16 @@ pub fn parse_jaas(key: &str, text: &str) -> Result<JaasConfig, ConfigError> {
     })
 }
 
+/// The mechanism a key names in lower case (`scram-sha-256`).
+fn mechanism_of(key: &str, name: &str) -> Result<SaslMechanism, ConfigError> {
+    let upper = name.to_ascii_uppercase();
+    SaslMechanism::from_name(&upper).ok_or_else(|| {
+        ConfigError(format!(
+            "{key}: shoal serves no SASL mechanism {upper} ({SERVED})"
+        ))
+    })
+}
+
 /// A quoted (`"..."`, with `\"` and `\\` escapes) or bare value, and the text after it.
 fn jaas_value(text: &str) -> Option<(String, &str)> {
     let Some(quoted) = text.strip_prefix('"') else {
@@ -240,13 +268,9 @@ impl SaslConfig {
                 self.server_max_receive_size = parse_range(key, value, 1, i32::MAX as usize)?
             }
             "connections.max.reauth.ms" => {
-                let reauth_ms: i64 = parse_range(key, value, 0, i64::MAX)?;
-                if reauth_ms != 0 {
-                    return Err(ConfigError(format!(
-                        "connections.max.reauth.ms={reauth_ms}: re-authentication (KIP-368) is not built in shoal yet; only 0 (never) is accepted"
-                    )));
-                }
+                self.max_reauth_ms = parse_range(key, value, 0, i64::MAX)?
             }
+            _ if self.oauth.set_global(key, value)? => {}
             _ => return self.set_listener_key(key, value),
         }
         Ok(true)
@@ -264,6 +288,21 @@ impl SaslConfig {
                 .insert(listener.to_ascii_uppercase(), list);
             return Ok(true);
         }
+        if let Some(prefix) = rest.strip_suffix(".connections.max.reauth.ms") {
+            let reauth_ms = parse_range(key, value, 0, i64::MAX)?;
+            let (listener, mechanism) = match prefix.split_once('.') {
+                Some((listener, mechanism)) => (listener, Some(mechanism_of(key, mechanism)?)),
+                None => (prefix, None),
+            };
+            self.listener_max_reauth_ms
+                .insert((listener.to_ascii_uppercase(), mechanism), reauth_ms);
+            return Ok(true);
+        }
+        if let Some((listener, rest)) = rest.split_once(".oauthbearer.") {
+            if self.oauth.set_listener(key, listener, rest, value)? {
+                return Ok(true);
+            }
+        }
         let Some(prefix) = rest.strip_suffix(".sasl.jaas.config") else {
             return Ok(false);
         };
@@ -272,16 +311,37 @@ impl SaslConfig {
                 "{key}: expected listener.name.<listener>.<mechanism>.sasl.jaas.config"
             ))
         })?;
-        let upper = mechanism.to_ascii_uppercase();
-        let mechanism = SaslMechanism::from_name(&upper).ok_or_else(|| {
-            ConfigError(format!(
-                "{key}: shoal serves no SASL mechanism {upper} (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"
-            ))
-        })?;
+        let mechanism = mechanism_of(key, mechanism)?;
         let jaas = parse_jaas(key, value)?;
         self.jaas
             .insert((listener.to_ascii_uppercase(), mechanism), jaas);
         Ok(true)
+    }
+
+    /// `connections.max.reauth.ms` for `mechanism` on `listener`: the
+    /// listener-and-mechanism key, else the listener's, else the global one.
+    pub fn max_reauth_ms(&self, listener: &str, mechanism: SaslMechanism) -> i64 {
+        let listener = listener.to_string();
+        self.listener_max_reauth_ms
+            .get(&(listener.clone(), Some(mechanism)))
+            .or_else(|| self.listener_max_reauth_ms.get(&(listener, None)))
+            .copied()
+            .unwrap_or(self.max_reauth_ms)
+    }
+
+    /// How `listener` validates OAUTHBEARER tokens, if it enables the
+    /// mechanism (`check_listener` has checked that it can).
+    pub fn oauth_validator(&self, listener: &str) -> Option<OAuthValidatorConfig> {
+        if !self
+            .mechanisms_of(listener)
+            .contains(&SaslMechanism::OAuthBearer)
+        {
+            return None;
+        }
+        let jaas = self
+            .jaas
+            .get(&(listener.to_string(), SaslMechanism::OAuthBearer))?;
+        self.oauth.validator(listener, &jaas.options).ok()
     }
 
     /// The mechanisms `listener` serves: its own list, else the global one.
@@ -306,7 +366,7 @@ impl SaslConfig {
         let enabled = self.mechanisms_of(listener);
         if enabled.is_empty() {
             return Err(ConfigError(format!(
-                "listener {listener} uses SASL but no mechanism is enabled: Kafka's default sasl.enabled.mechanisms=GSSAPI is not served by shoal; set sasl.enabled.mechanisms to PLAIN, SCRAM-SHA-256 and/or SCRAM-SHA-512"
+                "listener {listener} uses SASL but no mechanism is enabled: Kafka's default sasl.enabled.mechanisms=GSSAPI is not served by shoal; set sasl.enabled.mechanisms to some of {SERVED}"
             )));
         }
         if enabled.contains(&SaslMechanism::Plain) {
@@ -327,17 +387,34 @@ impl SaslConfig {
             }
         }
         for ((name, mechanism), jaas) in &self.jaas {
-            if name == listener
-                && mechanism != &SaslMechanism::Plain
-                && jaas.login_module != SCRAM_LOGIN_MODULE
-            {
+            let module = match mechanism {
+                SaslMechanism::Plain => continue,
+                SaslMechanism::OAuthBearer => OAUTHBEARER_LOGIN_MODULE,
+                _ => SCRAM_LOGIN_MODULE,
+            };
+            if name == listener && jaas.login_module != module {
                 return Err(ConfigError(format!(
-                    "listener.name.{}.{}.sasl.jaas.config: the login module must be {SCRAM_LOGIN_MODULE}, not {}",
+                    "listener.name.{}.{}.sasl.jaas.config: the login module must be {module}, not {}",
                     listener.to_ascii_lowercase(),
                     mechanism.name().to_ascii_lowercase(),
                     jaas.login_module
                 )));
             }
+        }
+        if enabled.contains(&SaslMechanism::OAuthBearer) {
+            let key = format!(
+                "listener.name.{}.oauthbearer.sasl.jaas.config",
+                listener.to_ascii_lowercase()
+            );
+            let jaas = self
+                .jaas
+                .get(&(listener.to_string(), SaslMechanism::OAuthBearer))
+                .ok_or_else(|| ConfigError(format!(
+                    "listener {listener} enables SASL/OAUTHBEARER but {key} is not set: {OAUTHBEARER_LOGIN_MODULE} required;"
+                )))?;
+            self.oauth
+                .validator(listener, &jaas.options)
+                .map_err(|error| ConfigError(format!("{key}: {}", error.0)))?;
         }
         Ok(())
     }

@@ -76,11 +76,7 @@ fn keys_are_kafkas_and_unserved_mechanisms_are_refused_by_name() {
         .set("listener.name.x.gssapi.sasl.jaas.config", "a required;")
         .is_err());
     assert!(config.set("connections.max.reauth.ms", "0").unwrap());
-    let error = config
-        .set("connections.max.reauth.ms", "3600000")
-        .unwrap_err()
-        .0;
-    assert!(error.contains("not built in shoal yet"), "{error}");
+    assert!(config.set("connections.max.reauth.ms", "-1").is_err());
     assert!(is_sensitive(
         "listener.name.sasl_plaintext.plain.sasl.jaas.config"
     ));
@@ -118,4 +114,112 @@ fn a_sasl_listener_needs_mechanisms_and_plain_its_users() {
         Some(SaslMechanism::ScramSha512)
     );
     assert_eq!(SaslMechanism::from_scram_type(0), None);
+}
+
+#[test]
+fn reauth_ms_is_per_mechanism_then_listener_then_global() {
+    let mut config = SaslConfig::default();
+    assert_eq!(config.max_reauth_ms("X", SaslMechanism::Plain), 0);
+    config.set("connections.max.reauth.ms", "60000").unwrap();
+    config
+        .set("listener.name.x.connections.max.reauth.ms", "5000")
+        .unwrap();
+    config
+        .set(
+            "listener.name.x.oauthbearer.connections.max.reauth.ms",
+            "3000",
+        )
+        .unwrap();
+    assert_eq!(config.max_reauth_ms("X", SaslMechanism::OAuthBearer), 3000);
+    assert_eq!(config.max_reauth_ms("X", SaslMechanism::Plain), 5000);
+    assert_eq!(config.max_reauth_ms("Y", SaslMechanism::Plain), 60000);
+    assert!(config
+        .set("listener.name.x.gssapi.connections.max.reauth.ms", "1")
+        .is_err());
+}
+
+const OAUTH_JAAS: &str = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub=\"admin\" unsecuredValidatorRequiredScope=\"a b\" unsecuredValidatorAllowableClockSkewMs=\"500\";";
+
+fn oauth_config(extra: &[(&str, &str)]) -> SaslConfig {
+    let mut config = SaslConfig::default();
+    config
+        .set("sasl.enabled.mechanisms", "OAUTHBEARER")
+        .unwrap();
+    config
+        .set("listener.name.x.oauthbearer.sasl.jaas.config", OAUTH_JAAS)
+        .unwrap();
+    for (key, value) in extra {
+        config.set(key, value).unwrap();
+    }
+    config
+}
+
+#[test]
+fn oauthbearer_validates_unsecured_without_a_jwks_url() {
+    let config = oauth_config(&[]);
+    config.check_listener("X").unwrap();
+    let Some(OAuthValidatorConfig::Unsecured(options)) = config.oauth_validator("X") else {
+        panic!("{:?}", config.oauth_validator("X"));
+    };
+    assert_eq!(options.principal_claim_name, "sub");
+    assert_eq!(options.required_scope, ["a", "b"]);
+    assert_eq!(options.allowable_clock_skew_ms, 500);
+    // Without its JAAS entry the listener is refused.
+    let mut bare = SaslConfig::default();
+    bare.set("sasl.enabled.mechanisms", "OAUTHBEARER").unwrap();
+    let error = bare.check_listener("X").unwrap_err().0;
+    assert!(error.contains("OAuthBearerLoginModule"), "{error}");
+    let mut skew = SaslConfig::default();
+    skew.set("sasl.enabled.mechanisms", "OAUTHBEARER").unwrap();
+    skew.set(
+        "listener.name.x.oauthbearer.sasl.jaas.config",
+        "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredValidatorAllowableClockSkewMs=\"-1\";",
+    )
+    .unwrap();
+    assert!(skew.check_listener("X").is_err());
+}
+
+#[test]
+fn oauthbearer_validates_with_jwks_when_its_url_is_set() {
+    let config = oauth_config(&[
+        ("sasl.oauthbearer.jwks.endpoint.url", "file:///keys.json"),
+        ("sasl.oauthbearer.expected.audience", "kafka, other"),
+        (
+            "listener.name.x.oauthbearer.sasl.oauthbearer.sub.claim.name",
+            "client_id",
+        ),
+        ("sasl.oauthbearer.jwks.endpoint.refresh.ms", "20000"),
+        (
+            "listener.name.x.oauthbearer.sasl.server.callback.handler.class",
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+        ),
+    ]);
+    config.check_listener("X").unwrap();
+    let Some(OAuthValidatorConfig::Jwks(source, options)) = config.oauth_validator("X") else {
+        panic!("{:?}", config.oauth_validator("X"));
+    };
+    assert_eq!(source.url, "file:///keys.json");
+    assert_eq!(source.refresh_ms, 20000);
+    assert_eq!(options.expected_audiences, ["kafka", "other"]);
+    assert_eq!(options.expected_issuer, None);
+    assert_eq!(options.sub_claim_name, "client_id");
+    assert_eq!(options.clock_skew_seconds, 30);
+    let mut config = SaslConfig::default();
+    for (key, value) in [
+        ("sasl.oauthbearer.jwks.endpoint.url", "http://insecure/keys"),
+        ("sasl.oauthbearer.jwks.endpoint.refresh.ms", "10"),
+        (
+            "listener.name.x.oauthbearer.sasl.server.callback.handler.class",
+            "com.example.Mine",
+        ),
+    ] {
+        assert!(config.set(key, value).is_err(), "{key}={value}");
+    }
+    // The secured handler without a URL is refused.
+    let handler = oauth_config(&[(
+        "listener.name.x.oauthbearer.sasl.server.callback.handler.class",
+        "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+    )]);
+    let error = handler.check_listener("X").unwrap_err().0;
+    assert!(error.contains("jwks.endpoint.url"), "{error}");
 }

@@ -5,14 +5,19 @@
 //! (`User:ANONYMOUS` until a TLS handshake with a client certificate or a
 //! SASL exchange of that same connection sets it).
 //!
-//! Invariant: pure but for `tls`. Nothing else here reads a socket, a
-//! clock or a file; the server feeds tokens, certificates and requests in
-//! and takes answers, principals and decisions out, so every mechanism and
-//! rule is unit-tested without a broker. `tls` drives rustls on the
-//! connection's socket and nothing else: it touches no partition, file or
-//! other shard. Imports only `config`.
+//! Invariant: pure but for `tls` and `jwks_fetch`. Nothing else here
+//! reads a socket, a clock or a file; the server feeds tokens,
+//! certificates, key sets, times and requests in and takes answers,
+//! principals and decisions out, so every mechanism and rule is
+//! unit-tested without a broker. `tls` drives rustls on the connection's
+//! socket and nothing else: it touches no partition, file or other shard.
+//! `jwks_fetch` is a blocking read of an OAUTHBEARER key set, run at start
+//! or on a blocking thread, never on a reactor. Imports only `config`.
 
 pub mod acl;
+pub mod jwks;
+pub mod jwks_fetch;
+pub mod jws;
 pub mod principal;
 pub mod sasl;
 pub mod ssl_principal;

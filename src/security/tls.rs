@@ -4,6 +4,11 @@
 //! verification, versions, the principal mapper); `accept` runs one
 //! handshake within a time bound and splits the connection into a
 //! `TlsReader` and a `TlsWriter` that share its rustls state.
+//! `TlsAcceptors` is a shard's acceptor per TLS listener: the one loaded
+//! at start until `reload` (a dynamic `listener.name.<l>.ssl.keystore.location`
+//! or `...truststore.location`, Kafka's certificate update without restart)
+//! replaces it for new handshakes; a connection keeps the settings its
+//! handshake began with.
 //!
 //! Invariant: every buffer is bounded (`CIPHERTEXT_READ_BYTES` of
 //! ciphertext read ahead; rustls' own limits on decrypted plaintext and
@@ -13,6 +18,7 @@
 //! alert or certificate ends the connection with an error.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -29,7 +35,7 @@ use rustls::{RootCertStore, ServerConfig, ServerConnection};
 
 use super::principal::KafkaPrincipal;
 use super::ssl_principal::{subject_dn, PrincipalMapper};
-use crate::config::{ClientAuth, PemSource, SslSettings};
+use crate::config::{ClientAuth, PemSource, SecurityConfig, SslSettings};
 
 /// Ciphertext read from the socket ahead of rustls: one TLS record at its
 /// largest (16 KiB of data plus header and expansion) and some, so that a
@@ -48,6 +54,16 @@ pub const HANDSHAKE_TIMEOUT_MAX: Duration = Duration::from_secs(10);
 pub struct TlsAcceptor {
     config: Arc<ServerConfig>,
     mapper: PrincipalMapper,
+    /// The subject of the keystore's certificate, which a reload keeps.
+    subject: String,
+}
+
+impl std::fmt::Debug for TlsAcceptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsAcceptor")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a handshake ended without a connection.
@@ -107,6 +123,9 @@ impl TlsAcceptor {
             }
         };
         let (key, chain) = keystore(settings)?;
+        // Only compared by a reload: a subject the parser cannot read
+        // compares as empty rather than refusing a certificate rustls takes.
+        let subject = subject_dn(chain[0].as_ref()).unwrap_or_default();
         let config = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&versions)
             .map_err(|error| format!("ssl.enabled.protocols: {error}"))?
@@ -118,6 +137,7 @@ impl TlsAcceptor {
         Ok(TlsAcceptor {
             config: Arc::new(config),
             mapper,
+            subject,
         })
     }
 
@@ -163,6 +183,71 @@ impl TlsAcceptor {
         let name = self.mapper.map(&dn).map_err(HandshakeError::Principal)?;
         Ok(KafkaPrincipal::user(&name))
     }
+}
+
+/// A shard's acceptor per TLS listener (upper-case name), and the dynamic
+/// `listener.name.<l>.ssl.*` keys in force over the static config. Each
+/// shard holds its own copy, installed by broadcast; bounded by the
+/// listeners and the reloadable keys.
+#[derive(Default)]
+pub struct TlsAcceptors {
+    by_listener: RefCell<BTreeMap<String, Arc<TlsAcceptor>>>,
+    dynamic: RefCell<BTreeMap<String, String>>,
+}
+
+impl TlsAcceptors {
+    /// The acceptor new handshakes on `listener` use.
+    pub fn get(&self, listener: &str) -> Option<Arc<TlsAcceptor>> {
+        self.by_listener.borrow().get(listener).cloned()
+    }
+
+    /// The dynamic keys in force.
+    pub fn dynamic(&self) -> BTreeMap<String, String> {
+        self.dynamic.borrow().clone()
+    }
+
+    /// Installs `acceptor` for `listener`, with the dynamic keys that
+    /// made it (None: the static config's, at start).
+    pub fn install(
+        &self,
+        listener: &str,
+        acceptor: Arc<TlsAcceptor>,
+        dynamic: Option<BTreeMap<String, String>>,
+    ) {
+        self.by_listener
+            .borrow_mut()
+            .insert(listener.to_string(), acceptor);
+        if let Some(dynamic) = dynamic {
+            *self.dynamic.borrow_mut() = dynamic;
+        }
+    }
+}
+
+/// `listener`'s acceptor rebuilt from the static `security` settings under
+/// the `dynamic` keys, re-reading the files they name (so a file replaced
+/// in place is read again even when its path is unchanged, as Kafka
+/// reloads a modified keystore). Refused, as Kafka refuses it without
+/// `ssl.allow.dn.changes`, when the new certificate's subject is not
+/// `current`'s.
+pub fn reload(
+    security: &SecurityConfig,
+    dynamic: &BTreeMap<String, String>,
+    listener: &str,
+    current: Option<&TlsAcceptor>,
+) -> Result<TlsAcceptor, String> {
+    let mut security = security.clone();
+    for (key, value) in dynamic {
+        security.set(key, value).map_err(|error| error.0)?;
+    }
+    let settings = security.ssl(listener).map_err(|error| error.0)?;
+    let acceptor = TlsAcceptor::new(&settings)?;
+    if let Some(current) = current.filter(|current| current.subject != acceptor.subject) {
+        return Err(format!(
+            "Keystore DistinguishedName does not match:  existing={{DN={}}}, new={{DN={}}}",
+            current.subject, acceptor.subject
+        ));
+    }
+    Ok(acceptor)
 }
 
 /// ring's provider, its cipher suites cut to `names` (Kafka's

@@ -233,15 +233,64 @@ fn an_encrypted_key_and_an_unknown_suite_are_refused_with_the_reason() {
         "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"
             .to_string(),
     );
-    let error = TlsAcceptor::new(&encrypted).err().expect("refused");
+    let error = TlsAcceptor::new(&encrypted).expect_err("refused");
     assert!(
         error.contains("ssl.key.password is not supported"),
         "{error}"
     );
     let mut suites = settings(&pki, ClientAuth::None, "DEFAULT");
     suites.cipher_suites = vec!["TLS_RSA_WITH_NULL_SHA".to_string()];
-    let error = TlsAcceptor::new(&suites).err().expect("refused");
+    let error = TlsAcceptor::new(&suites).expect_err("refused");
     assert!(error.contains("not a suite shoal offers"), "{error}");
     suites.cipher_suites = vec!["TLS_AES_128_GCM_SHA256".to_string()];
     assert!(TlsAcceptor::new(&suites).is_ok());
+}
+
+#[test]
+fn a_reload_reads_the_new_keystore_and_keeps_its_subject() {
+    let dir = tempfile::tempdir().expect("dir");
+    let write = |name: &str, key: &str, chain: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("{key}{chain}")).expect("write");
+        path.display().to_string()
+    };
+    let (first, second) = (pki(), pki());
+    let mut security = SecurityConfig::default();
+    security.set("ssl.keystore.type", "PEM").expect("type");
+    let path = write("first.pem", &first.server_key, &first.server_chain);
+    security
+        .set("ssl.keystore.location", &path)
+        .expect("location");
+    let current = TlsAcceptor::new(&security.ssl("SSL").expect("settings")).expect("acceptor");
+    let key = "listener.name.ssl.ssl.keystore.location";
+    let renewed = write("second.pem", &second.server_key, &second.server_chain);
+    let dynamic = BTreeMap::from([(key.to_string(), renewed)]);
+    let reloaded = reload(&security, &dynamic, "SSL", Some(&current)).expect("reload");
+    assert_eq!(reloaded.subject, current.subject);
+    assert!(!Arc::ptr_eq(&reloaded.config, &current.config));
+    // Another listener's keys leave this one's alone; a certificate for
+    // another subject is refused, as is a file that is not there.
+    let elsewhere = BTreeMap::from([(
+        "listener.name.other.ssl.keystore.location".to_string(),
+        "/nonexistent.pem".to_string(),
+    )]);
+    assert!(reload(&security, &elsewhere, "SSL", Some(&current)).is_ok());
+    let other = write("other.pem", &first.client_key, &first.client_chain);
+    let dynamic = BTreeMap::from([(key.to_string(), other)]);
+    let error = reload(&security, &dynamic, "SSL", Some(&current)).unwrap_err();
+    assert!(
+        error.contains("Keystore DistinguishedName does not match"),
+        "{error}"
+    );
+    assert!(error.contains("CN=alice"), "{error}");
+    let dynamic = BTreeMap::from([(key.to_string(), "/nonexistent.pem".to_string())]);
+    assert!(reload(&security, &dynamic, "SSL", Some(&current)).is_err());
+    // A shard's acceptors: the installed one serves, with its keys.
+    let acceptors = TlsAcceptors::default();
+    assert!(acceptors.get("SSL").is_none());
+    acceptors.install("SSL", Arc::new(current), None);
+    assert!(acceptors.dynamic().is_empty());
+    acceptors.install("SSL", Arc::new(reloaded), Some(dynamic.clone()));
+    assert_eq!(acceptors.dynamic(), dynamic);
+    assert!(acceptors.get("SSL").is_some());
 }

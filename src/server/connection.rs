@@ -31,7 +31,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 
-use super::handlers::sasl_session::{self, SaslListener, SaslSession};
+use super::handlers::sasl_session::{self, Authenticated, SaslListener, SaslSession};
 use super::handlers::{self, CloseReason, Response};
 use super::limits::{ConnectionPermit, ShardConnections};
 use super::listener::ClientListener;
@@ -170,19 +170,21 @@ pub async fn serve(
     // The idle timeout is the wait for a request's first byte: a read that
     // times out while requests are in flight waits on.
     let _ = stream.set_read_timeout(Some(limits.idle_timeout));
-    let (mut stream, writer, principal) =
-        match listener.secure(stream, writer, limits.idle_timeout).await {
-            Ok(secured) => secured,
-            Err(error) => {
-                if limits.close_log.allow() {
-                    log::warn!(
-                        "closing connection from {peer:?} on listener {}: {error}",
-                        listener.name
-                    );
-                }
-                return;
+    let (mut stream, writer, principal) = match listener
+        .secure(&shard.tls, stream, writer, limits.idle_timeout)
+        .await
+    {
+        Ok(secured) => secured,
+        Err(error) => {
+            if limits.close_log.allow() {
+                log::warn!(
+                    "closing connection from {peer:?} on listener {}: {error}",
+                    listener.name
+                );
             }
-        };
+            return;
+        }
+    };
     if !principal.is_anonymous() {
         log::info!(
             "connection from {peer:?} on listener {} authenticated as {principal}",
@@ -213,8 +215,7 @@ pub async fn serve(
     ));
     let mut reader = FrameReader::default();
     loop {
-        let authenticating = context.sasl.as_ref().filter(|s| !s.authenticated());
-        let max_bytes = match authenticating {
+        let max_bytes = match context.sasl.as_ref().filter(|s| !s.authenticated()) {
             Some(session) => session.listener.max_receive_bytes,
             None => context.shard.config.socket_request_max_bytes,
         };
@@ -232,8 +233,26 @@ pub async fn serve(
                 break;
             }
         };
-        // Until authenticated, a SASL connection's frames go to the gate
-        // one at a time, each answered before the next is read.
+        // Until authenticated (and while re-authenticating), a SASL
+        // connection's frames go to the gate one at a time, each answered
+        // before the next is read; a session past its lifetime closes.
+        let authenticating = match &context.sasl {
+            Some(session) if session.authenticated() => {
+                match session.after_authentication(&frame, std::time::Instant::now()) {
+                    Authenticated::Serve => None,
+                    Authenticated::Reauthenticate => Some(session),
+                    Authenticated::Expired => {
+                        if limits.close_log.allow() {
+                            log::info!(
+                                "closing connection from {peer:?}: its SASL session expired (connections.max.reauth.ms or the credential's lifetime) and it did not re-authenticate"
+                            );
+                        }
+                        break;
+                    }
+                }
+            }
+            other => other.as_ref(),
+        };
         if let Some(session) = authenticating {
             let gate = sasl_session::gate(&context, session, frame, &limits.close_log).await;
             in_flight.set(in_flight.get() + 1);

@@ -19,11 +19,14 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::connection::{self, Port};
 use super::controller_apis;
+use super::jwks_refresh;
 use super::limits::{AcceptBackoff, BrokerConnections, ShardConnections};
 use super::stream::{ReadHalf, WriteHalf};
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, JwksSource, OAuthValidatorConfig};
+use crate::security::jwks::JwkSet;
+use crate::security::jwks_fetch;
 use crate::security::principal::KafkaPrincipal;
-use crate::security::tls::{HandshakeError, TlsAcceptor, HANDSHAKE_TIMEOUT_MAX};
+use crate::security::tls::{HandshakeError, TlsAcceptor, TlsAcceptors, HANDSHAKE_TIMEOUT_MAX};
 use crate::security::SecurityProtocol;
 use crate::shard::{Shard, ShardStart, CONTROLLER_SHARD};
 
@@ -37,8 +40,11 @@ pub struct ClientListener {
     /// Where clients are told this node is on this listener, when that is
     /// not the broker listener the metadata view advertises.
     pub advertised: Option<(String, i32)>,
-    /// The TLS settings of an SSL or SASL_SSL listener, loaded at start.
-    pub tls: Option<TlsAcceptor>,
+    /// The TLS settings of an SSL or SASL_SSL listener, loaded at start
+    /// (each shard's `TlsAcceptors` starts with them).
+    pub tls: Option<Arc<TlsAcceptor>>,
+    /// Where its OAUTHBEARER keys come from, and the set read at start.
+    pub jwks: Option<(JwksSource, Arc<JwkSet>)>,
 }
 
 impl ClientListener {
@@ -60,6 +66,7 @@ impl ClientListener {
                         .ssl(&listener.name)
                         .map_err(|error| error.0)
                         .and_then(|settings| TlsAcceptor::new(&settings))
+                        .map(Arc::new)
                         .map_err(|error| format!("listener {}: {error}", listener.name))?,
                 ),
                 false => None,
@@ -74,6 +81,7 @@ impl ClientListener {
                 address: listener.address(),
                 advertised,
                 tls,
+                jwks: jwks(config, &listener.name, protocol)?,
             };
             match primary.as_ref() == Some(&listener.name) {
                 true => listeners.insert(0, entry),
@@ -86,15 +94,16 @@ impl ClientListener {
     /// The connection's two halves and the principal its transport proves:
     /// at once and `User:ANONYMOUS` on a PLAINTEXT listener, after the
     /// handshake (bounded by `connections.max.idle.ms` and
-    /// `HANDSHAKE_TIMEOUT_MAX`) on a TLS one, the client certificate's
-    /// mapped subject if it sent one.
+    /// `HANDSHAKE_TIMEOUT_MAX`) on a TLS one, with the shard's current
+    /// acceptor for it, the client certificate's mapped subject if it sent one.
     pub async fn secure(
         &self,
+        acceptors: &TlsAcceptors,
         stream: glommio::net::TcpStream,
         writer: glommio::net::TcpStream,
         idle_timeout: std::time::Duration,
     ) -> Result<(ReadHalf, WriteHalf, KafkaPrincipal), HandshakeError> {
-        let Some(tls) = &self.tls else {
+        let Some(tls) = acceptors.get(&self.name).or_else(|| self.tls.clone()) else {
             let anonymous = KafkaPrincipal::anonymous();
             return Ok((ReadHalf::Plain(stream), WriteHalf::Plain(writer), anonymous));
         };
@@ -102,6 +111,31 @@ impl ClientListener {
         let (reader, writer, principal) = tls.accept(stream, writer, bound).await?;
         Ok((ReadHalf::Tls(reader), WriteHalf::Tls(writer), principal))
     }
+}
+
+/// The key set of `listener`'s OAUTHBEARER validator, when it checks
+/// tokens with a JWKS: read now (before any shard runs), so that a bad
+/// URL stops the start with its reason and the first client finds keys.
+fn jwks(
+    config: &BrokerConfig,
+    listener: &str,
+    protocol: SecurityProtocol,
+) -> Result<Option<(JwksSource, Arc<JwkSet>)>, String> {
+    if !protocol.uses_sasl() {
+        return Ok(None);
+    }
+    let Some(OAuthValidatorConfig::Jwks(source, _)) = config.sasl.oauth_validator(listener) else {
+        return Ok(None);
+    };
+    let keys = jwks_fetch::fetch(&source.url).map_err(|error| {
+        format!("listener {listener}: sasl.oauthbearer.jwks.endpoint.url: {error}")
+    })?;
+    log::info!(
+        "listener {listener}: {} OAUTHBEARER keys from {}",
+        keys.len(),
+        source.url
+    );
+    Ok(Some((source, Arc::new(keys))))
 }
 
 /// Accept backlog per shard, as Kafka's default `net.core.somaxconn`-bounded listen.
@@ -175,6 +209,16 @@ pub async fn run(
         connections,
     ));
     let mut stop = stop.shared();
+    for listener in client_listeners.iter() {
+        if let Some(tls) = &listener.tls {
+            shard.tls.install(&listener.name, tls.clone(), None);
+        }
+        if let Some((source, keys)) = &listener.jwks {
+            shard.jwks.install(&source.url, JwkSet::clone(keys));
+            let refresh = jwks_refresh::refresh(shard.clone(), source.clone(), stop.clone());
+            glommio::spawn_local(refresh).detach();
+        }
+    }
     if shard.config.cluster.quorum_voters.len() > 1 && !until_unfenced(&shard, &mut stop).await {
         return;
     }

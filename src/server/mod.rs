@@ -10,6 +10,7 @@ pub mod connection;
 mod controller_apis;
 pub mod forward;
 pub mod handlers;
+mod jwks_refresh;
 pub mod limits;
 pub mod listener;
 pub mod preflight;

@@ -203,6 +203,13 @@ pub enum ShardRequest {
     DeleteTopics(Vec<TopicRef>),
     /// To the controller (shard 0).
     AlterTopicConfigs(Vec<TopicConfigChange>),
+    /// To every shard: new handshakes on `listener` use `acceptor`, made
+    /// under the `dynamic` keys (a certificate reload).
+    InstallTls {
+        listener: String,
+        acceptor: Arc<crate::security::tls::TlsAcceptor>,
+        dynamic: std::collections::BTreeMap<String, String>,
+    },
     /// To the controller (shard 0).
     CreatePartitions(Vec<PartitionGrowth>),
     /// DeleteRecords: moves each partition's log start offset up to the

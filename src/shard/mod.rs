@@ -199,6 +199,12 @@ pub struct Shard {
     /// Its verifications waiting on other nodes' transaction
     /// coordinators (`txn_verify.rs`).
     txn_verifier: txn_verify::TxnVerifier,
+    /// Its copy of each OAUTHBEARER key set its listeners validate with
+    /// (`server::jwks_refresh` keeps it fresh).
+    pub jwks: crate::security::jwks::JwksCache,
+    /// The acceptor each TLS listener's new connections get here (a
+    /// certificate reload replaces it on every shard).
+    pub tls: crate::security::tls::TlsAcceptors,
 }
 
 /// Produce and fetch partition parts this shard routed: run here (it owns
@@ -279,6 +285,14 @@ impl Shard {
                 ShardReply::Produce(replication::produce(self, parts).await)
             }
             ShardRequest::Fetch(parts) => ShardReply::Fetch(replication::fetch(self, parts).await),
+            ShardRequest::InstallTls {
+                listener,
+                acceptor,
+                dynamic,
+            } => {
+                self.tls.install(&listener, acceptor, Some(dynamic));
+                ShardReply::Done
+            }
             ShardRequest::WaitForData { parts, timeout_ms } => {
                 self.partitions.wait_for_data(parts, timeout_ms).await;
                 ShardReply::Done
@@ -795,6 +809,8 @@ async fn run_shard<S, F>(
         replication: Replication::default(),
         to_brokers: to_broker::BrokerLinks::default(),
         txn_verifier: txn_verify::TxnVerifier::default(),
+        jwks: Default::default(),
+        tls: Default::default(),
     });
     for topic in view.topics.values() {
         let mine = view.local_partitions(topic, id);

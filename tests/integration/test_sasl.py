@@ -340,7 +340,8 @@ def test_a_bad_sasl_config_is_refused_in_one_line(tmp_root):
     assert "GSSAPI is not served" in refused(mapped)
     assert "shoal does not serve SASL/GSSAPI" in refused(mapped, "sasl.enabled.mechanisms=GSSAPI")
     assert "plain.sasl.jaas.config is not set" in refused(mapped, "sasl.enabled.mechanisms=PLAIN")
-    assert "re-authentication (KIP-368) is not built" in refused(mapped, "connections.max.reauth.ms=60000")
+    assert "connections.max.reauth.ms" in refused(mapped, "connections.max.reauth.ms=-1")
+    assert "oauthbearer.sasl.jaas.config is not set" in refused(mapped, "sasl.enabled.mechanisms=OAUTHBEARER")
     bad_jaas = refused(mapped, "sasl.enabled.mechanisms=PLAIN",
                        f'listener.name.plaintext.plain.sasl.jaas.config=org.X required user_a="{ADMIN_PASSWORD}"')
     assert "invalid JAAS configuration" in bad_jaas and ADMIN_PASSWORD not in bad_jaas

@@ -84,7 +84,8 @@ def _pem_cert(cert):
 def make_pki(root):
     """A CA; the server's keystore (key and chain in one PEM file, SANs
     localhost and 127.0.0.1); a client key and certificate with subject
-    CLIENT_DN; the server key encrypted (which shoal refuses). Paths."""
+    CLIENT_DN; the server key encrypted (which shoal refuses); the CA's
+    key, to issue more (test_oauth.py's certificate reload). Paths."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name([(NameOID.COMMON_NAME, "shoal-test-ca")])
     ca = _certificate(ca_name, ca_name, ca_key.public_key(), ca_key, ca=True)
@@ -106,6 +107,7 @@ def make_pki(root):
     )
     files = {
         "ca": _pem_cert(ca),
+        "ca_key": _pem_key(ca_key),
         "keystore": _pem_key(server_key) + _pem_cert(server) + _pem_cert(ca),
         "encrypted_keystore": _pem_key(server_key, b"secret") + _pem_cert(server),
         "client_cert": _pem_cert(client),

@@ -1,5 +1,6 @@
-//! The server side of SASL's mechanisms: PLAIN (RFC 4616) and
-//! SCRAM-SHA-256 / SCRAM-SHA-512 (RFC 5802, RFC 7677). An `Authenticator`
+//! The server side of SASL's mechanisms: PLAIN (RFC 4616),
+//! SCRAM-SHA-256 / SCRAM-SHA-512 (RFC 5802, RFC 7677) and OAUTHBEARER
+//! (RFC 7628, `oauthbearer`). An `Authenticator`
 //! takes the client's tokens one at a time and answers each with the
 //! server's token, until the client is authenticated as a user or
 //! refused.
@@ -8,17 +9,22 @@
 //! client sees as is (Kafka's `SaslAuthenticationException`: "Authentication
 //! failed: Invalid username or password"), `Invalid` a reason for the
 //! broker's log only, the client seeing Kafka's generic message (its
-//! `SaslException`, which may not say whether a user exists).
+//! `SaslException`, which may not say whether a user exists), and `Token`
+//! both: OAUTHBEARER's JSON status for the client, its reason for the log.
 //!
 //! Invariant: no error, message or `Debug` output holds a password, a
 //! token or a key; secrets are compared in constant time.
 
+pub mod oauthbearer;
+mod oauthbearer_unsecured;
 mod plain;
 pub mod scram;
 
 use std::collections::BTreeMap;
 
 pub use crate::config::SaslMechanism;
+pub use oauthbearer::{BearerToken, TokenFailure, Validator};
+pub use oauthbearer_unsecured::validate as validate_unsecured;
 pub use scram::ScramCredential;
 
 /// Why an exchange failed.
@@ -28,6 +34,8 @@ pub enum SaslError {
     Refused(String),
     /// For the log; the client sees `generic_failure`.
     Invalid(String),
+    /// A refused bearer token: `answer` for the client, `reason` for the log.
+    Token { answer: String, reason: String },
 }
 
 impl SaslError {
@@ -36,6 +44,16 @@ impl SaslError {
         match self {
             SaslError::Refused(message) => message.clone(),
             SaslError::Invalid(_) => generic_failure(mechanism),
+            SaslError::Token { answer, .. } => answer.clone(),
+        }
+    }
+
+    /// What the broker's log says of it.
+    pub fn reason(&self) -> &str {
+        match self {
+            SaslError::Refused(reason)
+            | SaslError::Invalid(reason)
+            | SaslError::Token { reason, .. } => reason,
         }
     }
 }
@@ -58,10 +76,12 @@ pub enum Step {
 }
 
 /// Where the credentials come from: the listener's PLAIN users (its JAAS
-/// entry), and the cluster's SCRAM credentials (the metadata image).
+/// entry), the cluster's SCRAM credentials (the metadata image), and the
+/// listener's OAUTHBEARER validator (at the time of the exchange).
 pub struct Credentials<'a> {
     pub plain_users: &'a BTreeMap<String, String>,
     pub scram: &'a dyn Fn(SaslMechanism, &str) -> Option<ScramCredential>,
+    pub oauth: Option<Validator<'a>>,
 }
 
 impl Credentials<'_> {
@@ -78,6 +98,7 @@ impl Credentials<'_> {
 pub enum Authenticator {
     Plain,
     Scram(scram::ScramServer),
+    OAuthBearer(oauthbearer::OAuthBearerServer),
 }
 
 impl Authenticator {
@@ -85,6 +106,7 @@ impl Authenticator {
     pub fn new(mechanism: SaslMechanism) -> Result<Authenticator, SaslError> {
         Ok(match mechanism {
             SaslMechanism::Plain => Authenticator::Plain,
+            SaslMechanism::OAuthBearer => Authenticator::OAuthBearer(Default::default()),
             _ => Authenticator::Scram(scram::ScramServer::new(mechanism, random_nonce()?)),
         })
     }
@@ -94,6 +116,16 @@ impl Authenticator {
         match self {
             Authenticator::Plain => plain::authenticate(token, credentials),
             Authenticator::Scram(server) => server.step(token, credentials),
+            Authenticator::OAuthBearer(server) => server.step(token, credentials),
+        }
+    }
+
+    /// When the credential the client authenticated with expires (ms
+    /// since the epoch): a bearer token's `exp`; passwords do not.
+    pub fn credential_expires_ms(&self) -> Option<i64> {
+        match self {
+            Authenticator::OAuthBearer(server) => server.expires_ms(),
+            _ => None,
         }
     }
 }

@@ -58,6 +58,7 @@ mod tests {
         let credentials = Credentials {
             plain_users: &users,
             scram: &|_, _| None,
+            oauth: None,
         };
         authenticate(token, &credentials)
     }

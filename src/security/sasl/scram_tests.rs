@@ -54,6 +54,7 @@ fn exchange(
     let credentials = Credentials {
         plain_users: &users,
         scram: &lookup,
+        oauth: None,
     };
     let mut server = ScramServer::new(mechanism, server_nonce.to_string());
     tokens
@@ -180,6 +181,7 @@ fn malformed_messages_fail_without_echoing_them() {
         let credentials = Credentials {
             plain_users: &users,
             scram: &|_, _| None,
+            oauth: None,
         };
         let mut server = ScramServer::new(SaslMechanism::ScramSha256, "n".into());
         server.step(&[0xff, 0xfe], &credentials)

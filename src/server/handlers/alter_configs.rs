@@ -5,7 +5,8 @@
 //! Also the checks both alter APIs share, made before anything reaches the
 //! controller, as Kafka's broker makes them (`ConfigAdminManager`): each
 //! resource at most once, each key at most once per resource, no null value
-//! to set, a known resource type. Broker resources end there: shoal has no
+//! to set, a known resource type. Broker resources end there but for a
+//! TLS listener's certificate locations (`tls_reload`): shoal has no other
 //! dynamic broker configs, so a change to one is refused with Kafka's answer
 //! for a config that cannot be updated dynamically (INVALID_REQUEST), and an
 //! empty change or a delete succeeds.
@@ -17,7 +18,7 @@ use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, RequestHeader};
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
-use super::str_bytes;
+use super::{str_bytes, tls_reload};
 use crate::metadata::ClusterView;
 use crate::security::acl::Operation;
 use crate::server::authorize;
@@ -182,13 +183,23 @@ pub async fn handle(
     _header: &RequestHeader,
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
+    // A broker's certificate keys are `tls_reload`'s, not `route`'s.
+    let config = &context.shard.config;
+    let reloadable = |resource_type: i8, key: &str| {
+        resource_type == RESOURCE_BROKER && tls_reload::reloadable_listener(config, key).is_some()
+    };
     let resources: Vec<Resource<'_>> = request
         .resources
         .iter()
         .map(|resource| Resource {
             resource_type: resource.resource_type,
             name: resource.resource_name.as_str(),
-            keys: resource.configs.iter().map(|c| c.name.as_str()).collect(),
+            keys: resource
+                .configs
+                .iter()
+                .map(|c| c.name.as_str())
+                .filter(|key| !reloadable(resource.resource_type, key))
+                .collect(),
             deleted: Vec::new(),
             null_values: resource
                 .configs
@@ -198,7 +209,26 @@ pub async fn handle(
                 .collect(),
         })
         .collect();
-    let routes = route(context, &resources);
+    let mut routes = route(context, &resources);
+    for (resource, route) in request.resources.iter().zip(routes.iter_mut()) {
+        if resource.resource_type != RESOURCE_BROKER || !matches!(route, Route::Done(Ok(()))) {
+            continue;
+        }
+        let changes = resource
+            .configs
+            .iter()
+            .filter(|op| reloadable(resource.resource_type, &op.name))
+            .map(|op| {
+                (
+                    op.name.to_string(),
+                    op.value.as_ref().map(|v| v.to_string()),
+                )
+            })
+            .collect();
+        let name = resource.resource_name.as_str();
+        *route =
+            Route::Done(tls_reload::apply(context, name, changes, request.validate_only).await);
+    }
     let changes = request
         .resources
         .iter()

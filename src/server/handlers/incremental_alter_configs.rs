@@ -1,17 +1,22 @@
 //! IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT (the last two
 //! only on LIST configs such as `cleanup.policy`) on a topic's overrides,
-//! applied by the controller (shard 0). The checks shared with AlterConfigs
-//! are in `alter_configs.rs`.
+//! applied by the controller (shard 0), and on a broker's TLS listener
+//! certificates (`tls_reload`). The checks shared with AlterConfigs are
+//! in `alter_configs.rs`.
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, RequestHeader,
 };
 
 use super::alter_configs::{apply, results, route, Resource, Route};
+use super::describe_configs::RESOURCE_BROKER;
 use super::str_bytes;
+use super::tls_reload;
 use crate::config::ConfigOp;
 use crate::server::connection::ConnectionContext;
 use crate::shard::messages::{ConfigChange, KafkaError, TopicConfigChange};
@@ -41,23 +46,59 @@ fn config_op(config: &AlterableConfig) -> Result<(String, ConfigOp), KafkaError>
     Ok((config.name.to_string(), op))
 }
 
+/// The SET and DELETE operations of a broker resource on its reloadable
+/// certificate keys (`tls_reload`); Kafka's answer to another operation.
+fn certificate_changes(
+    context: &ConnectionContext,
+    resource: &AlterConfigsResource,
+) -> Result<Vec<tls_reload::Change>, KafkaError> {
+    let config = &context.shard.config;
+    resource
+        .configs
+        .iter()
+        .filter(|op| tls_reload::reloadable_listener(config, &op.name).is_some())
+        .map(|op| match (op.config_operation, &op.value) {
+            (OP_SET, Some(value)) => Ok((op.name.to_string(), Some(value.to_string()))),
+            (OP_DELETE, _) => Ok((op.name.to_string(), None)),
+            _ => Err(KafkaError::with_message(
+                ResponseError::InvalidConfig,
+                format!(
+                    "{}: a certificate location is set or deleted",
+                    op.name.as_str()
+                ),
+            )),
+        })
+        .collect()
+}
+
 pub async fn handle(
     context: &ConnectionContext,
     _header: &RequestHeader,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
+    // A broker's certificate keys are `tls_reload`'s, not `route`'s.
+    let config = &context.shard.config;
+    let reloadable = |resource_type: i8, key: &str| {
+        resource_type == RESOURCE_BROKER && tls_reload::reloadable_listener(config, key).is_some()
+    };
     let resources: Vec<Resource<'_>> = request
         .resources
         .iter()
         .map(|resource| Resource {
             resource_type: resource.resource_type,
             name: resource.resource_name.as_str(),
-            keys: resource.configs.iter().map(|c| c.name.as_str()).collect(),
+            keys: resource
+                .configs
+                .iter()
+                .map(|c| c.name.as_str())
+                .filter(|key| !reloadable(resource.resource_type, key))
+                .collect(),
             deleted: resource
                 .configs
                 .iter()
                 .filter(|config| config.config_operation == OP_DELETE)
                 .map(|config| config.name.as_str())
+                .filter(|key| !reloadable(resource.resource_type, key))
                 .collect(),
             null_values: resource
                 .configs
@@ -68,6 +109,17 @@ pub async fn handle(
         })
         .collect();
     let mut routes = route(context, &resources);
+    for (resource, route) in request.resources.iter().zip(routes.iter_mut()) {
+        if resource.resource_type != RESOURCE_BROKER || !matches!(route, Route::Done(Ok(()))) {
+            continue;
+        }
+        let name = resource.resource_name.as_str();
+        let changes = certificate_changes(context, resource);
+        *route = Route::Done(match changes {
+            Ok(changes) => tls_reload::apply(context, name, changes, request.validate_only).await,
+            Err(error) => Err(error),
+        });
+    }
     let mut changes = Vec::new();
     for (resource, route) in request.resources.iter().zip(routes.iter_mut()) {
         if !matches!(route, Route::Topic) {

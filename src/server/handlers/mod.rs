@@ -53,6 +53,7 @@ mod offset_for_leader_epoch;
 mod produce;
 pub mod sasl_session;
 mod sync_group;
+mod tls_reload;
 mod txn_offset_commit;
 mod txn_route;
 mod write_txn_markers;
