@@ -36,6 +36,7 @@ pub mod observer;
 pub mod owned;
 pub mod producer_ids;
 pub mod quorum;
+mod quota_share;
 mod replay;
 pub mod replication;
 pub mod stall;
@@ -199,6 +200,8 @@ pub struct Shard {
     /// Its verifications waiting on other nodes' transaction
     /// coordinators (`txn_verify.rs`).
     txn_verifier: txn_verify::TxnVerifier,
+    /// Its client-quota sensors (`quota`).
+    pub quotas: crate::quota::ShardQuotas,
 }
 
 /// Produce and fetch partition parts this shard routed: run here (it owns
@@ -389,6 +392,21 @@ impl Shard {
                         Box::pin(controller.alter_scram(self, changes));
                     match alter.await {
                         Ok(results) => ShardReply::Scram(results),
+                        Err(error) => ShardReply::Failed(error),
+                    }
+                }
+                None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+            },
+            ShardRequest::QuotaRates { from, rates } => {
+                self.quotas.absorb(from, rates);
+                ShardReply::Done
+            }
+            ShardRequest::AlterQuotas(alterations) => match &self.controller {
+                Some(controller) => {
+                    let alter: LocalBoxFuture<'_, _> =
+                        Box::pin(controller.alter_quotas(self, alterations));
+                    match alter.await {
+                        Ok(results) => ShardReply::Quotas(results),
                         Err(error) => ShardReply::Failed(error),
                     }
                 }
@@ -795,6 +813,11 @@ async fn run_shard<S, F>(
         replication: Replication::default(),
         to_brokers: to_broker::BrokerLinks::default(),
         txn_verifier: txn_verify::TxnVerifier::default(),
+        quotas: crate::quota::ShardQuotas::new(
+            crate::quota::rate::WindowConfig::of(&config.connections),
+            id,
+            shard_count,
+        ),
     });
     for topic in view.topics.values() {
         let mine = view.local_partitions(topic, id);
@@ -820,6 +843,7 @@ async fn run_shard<S, F>(
         shard.transactions.load(&shard, &mine).await;
     }
     transactions::spawn_timers(&shard);
+    quota_share::start(&shard);
     for (peer, receiver) in receivers {
         glommio::spawn_local(serve_peer(shard.clone(), peer, receiver)).detach();
     }
