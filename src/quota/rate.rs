@@ -196,9 +196,10 @@ mod tests {
     fn a_negative_value_takes_back_a_recorded_one() {
         let mut rate = Rate::new(CONFIG);
         rate.record(CONFIG, 300.0, 100);
-        rate.record(CONFIG, 700.0, 200);
-        rate.record(CONFIG, -700.0, 200);
-        assert!((rate.measure(CONFIG, 200) - 30.0).abs() < 1e-9);
+        rate.record(CONFIG, 700.0, 100);
+        rate.record(CONFIG, -700.0, 100);
+        // 300 over the 10 whole windows a new rate counts.
+        assert!((rate.measure(CONFIG, 100) - 30.0).abs() < 1e-9);
     }
 
     #[test]

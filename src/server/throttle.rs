@@ -199,3 +199,29 @@ fn measured_client(frame: &Bytes) -> Option<String> {
     };
     (!exempt).then(|| client_id(&header).to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mute_holds_the_reader_for_its_time_and_the_longest_wins() {
+        crate::shard::block_on(|| async {
+            let throttle = ConnectionThrottle::default();
+            let started = Instant::now();
+            throttle.wait().await;
+            assert!(started.elapsed() < Duration::from_millis(20), "not muted");
+            throttle.mute_for(60);
+            throttle.mute_for(10);
+            throttle.mute_for(0);
+            throttle.wait().await;
+            assert!(started.elapsed() >= Duration::from_millis(60));
+            let again = Instant::now();
+            throttle.wait().await;
+            assert!(
+                again.elapsed() < Duration::from_millis(20),
+                "the mute is over"
+            );
+        });
+    }
+}

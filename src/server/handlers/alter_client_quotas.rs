@@ -98,9 +98,10 @@ fn entry_answer(alteration: &QuotaAlteration, result: QuotaResult) -> EntryData 
             data
         })
         .collect();
-    if let Some((error, message)) = result {
+    // Null on success, as Kafka answers (the crate's default is "").
+    entry.error_message = result.map(|(error, message)| {
         entry.error_code = error.code();
-        entry.error_message = Some(str_bytes(message));
-    }
+        str_bytes(message)
+    });
     entry
 }

@@ -20,6 +20,8 @@ pub fn handle(
     request: DescribeClientQuotasRequest,
 ) -> DescribeClientQuotasResponse {
     let mut response = DescribeClientQuotasResponse::default();
+    // Null unless an error says why (the crate's default is "").
+    response.error_message = None;
     if !authorize::cluster(context, Operation::DescribeConfigs) {
         response.error_code = ResponseError::ClusterAuthorizationFailed.code();
         response.error_message = Some(str_bytes(
