@@ -310,7 +310,7 @@ impl ClientQuotas {
     }
 
     /// Every entity and its quotas, in entity order.
-    pub fn entries(&self) -> impl Iterator<Item = (&QuotaEntity, &BTreeMap<String, QuotaValue>)> {
+    pub fn entries(&self) -> impl Iterator<Item = EntityQuotas<'_>> {
         self.by_entity.iter()
     }
 }
@@ -501,13 +501,16 @@ fn matches(entity: &QuotaEntity, filter: &Filter, strict: bool) -> bool {
             .all(|entity_type| entity_name(entity, entity_type).is_some())
 }
 
+/// An entity and its quotas, as the image holds them.
+pub type EntityQuotas<'a> = (&'a QuotaEntity, &'a BTreeMap<String, QuotaValue>);
+
 /// The entities `components` match and their quotas (Kafka's
 /// `ClientQuotasImage.describe`), or the request's error.
 pub fn describe<'a>(
     quotas: &'a ClientQuotas,
     components: &[FilterComponent],
     strict: bool,
-) -> Result<Vec<(&'a QuotaEntity, &'a BTreeMap<String, QuotaValue>)>, QuotaError> {
+) -> Result<Vec<EntityQuotas<'a>>, QuotaError> {
     let filter = filter_of(components)?;
     Ok(quotas
         .entries()

@@ -156,7 +156,7 @@ fn entities_keys_and_values_are_checked_as_kafka_checks_them() {
         ),
     ];
     for (alteration, expected) in cases {
-        let (records, results) = alter(&ClientQuotas::default(), &[alteration.clone()]);
+        let (records, results) = alter(&ClientQuotas::default(), std::slice::from_ref(&alteration));
         assert!(records.is_empty(), "{alteration:?}");
         let (error, text) = results[0].clone().expect("refused");
         assert_eq!(error, ResponseError::InvalidRequest, "{alteration:?}");

@@ -133,7 +133,8 @@ mod tests {
         let mut quotas = ClientQuotas::default();
         assert_eq!(bound(&quotas, "alice", "app"), None);
         // Set from the lowest level up; each new one takes over.
-        let levels: [(Option<Option<&str>>, Option<Option<&str>>, Tags); 8] = [
+        type Level<'a> = (Option<Option<&'a str>>, Option<Option<&'a str>>, Tags);
+        let levels: [Level; 8] = [
             (None, Some(None), CLIENT_ONLY),
             (None, Some(Some("app")), CLIENT_ONLY),
             (Some(None), None, USER_ONLY),
