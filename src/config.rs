@@ -136,6 +136,12 @@ pub const MAX_CONNECTIONS_DEFAULT: usize = i32::MAX as usize;
 pub const CONNECTIONS_MAX_IDLE_MS_DEFAULT: u64 = 600_000;
 /// Kafka's `queued.max.requests` default.
 pub const QUEUED_MAX_REQUESTS_DEFAULT: usize = 500;
+/// Kafka's `max.connection.creation.rate` default: `Int.MaxValue`, no limit.
+pub const MAX_CONNECTION_CREATION_RATE_DEFAULT: u32 = i32::MAX as u32;
+/// Kafka's `quota.window.num` default.
+pub const QUOTA_WINDOW_NUM_DEFAULT: usize = 11;
+/// Kafka's `quota.window.size.seconds` default.
+pub const QUOTA_WINDOW_SIZE_SECONDS_DEFAULT: u64 = 1;
 
 /// How many connections and requests the broker holds, by Kafka's names and
 /// with Kafka's defaults; `server::limits` enforces them.
@@ -153,6 +159,11 @@ pub const QUEUED_MAX_REQUESTS_DEFAULT: usize = 500;
 /// - `queued.max.requests`: requests read and not yet handled, broker-wide;
 ///   each shard takes an equal share (rounded up) and stops reading its
 ///   connections while its share is in use.
+/// - `max.connection.creation.rate`: new connections per second, all
+///   shards together; past it the broker waits before serving the next
+///   one, as Kafka's acceptor does (at most one quota window).
+/// - `quota.window.num`, `quota.window.size.seconds`: the windows client
+///   quotas and connection rates are measured over (`quota::rate`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionConfig {
     pub max_connections: usize,
@@ -160,6 +171,9 @@ pub struct ConnectionConfig {
     pub max_connections_per_ip_overrides: BTreeMap<String, usize>,
     pub connections_max_idle_ms: u64,
     pub queued_max_requests: usize,
+    pub max_connection_creation_rate: u32,
+    pub quota_window_num: usize,
+    pub quota_window_size_seconds: u64,
 }
 
 impl Default for ConnectionConfig {
@@ -170,6 +184,9 @@ impl Default for ConnectionConfig {
             max_connections_per_ip_overrides: BTreeMap::new(),
             connections_max_idle_ms: CONNECTIONS_MAX_IDLE_MS_DEFAULT,
             queued_max_requests: QUEUED_MAX_REQUESTS_DEFAULT,
+            max_connection_creation_rate: MAX_CONNECTION_CREATION_RATE_DEFAULT,
+            quota_window_num: QUOTA_WINDOW_NUM_DEFAULT,
+            quota_window_size_seconds: QUOTA_WINDOW_SIZE_SECONDS_DEFAULT,
         }
     }
 }
@@ -198,6 +215,15 @@ impl ConnectionConfig {
             }
             "queued.max.requests" => {
                 self.queued_max_requests = parse_range(key, value, 1, i32::MAX as usize)?
+            }
+            "max.connection.creation.rate" => {
+                self.max_connection_creation_rate = parse_range(key, value, 0, i32::MAX as u32)?
+            }
+            "quota.window.num" => {
+                self.quota_window_num = parse_range(key, value, 1, i32::MAX as usize)?
+            }
+            "quota.window.size.seconds" => {
+                self.quota_window_size_seconds = parse_range(key, value, 1, i32::MAX as u64)?
             }
             _ => return Ok(false),
         }

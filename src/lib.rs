@@ -8,7 +8,8 @@
 //! `quorum` (the metadata log's Raft storage), `replication` (the leader's
 //! ISR and high watermark, the follower's fetch plan and fetch session, as
 //! pure state machines), `security` (a connection's session and principal,
-//! TLS on the shard's reactor), `server` (listener, connections,
+//! TLS on the shard's reactor), `quota` (client quotas: Kafka's windowed
+//! rates, precedence, each shard's sensors), `server` (listener, connections,
 //! one handler per API), `client` (a small blocking Kafka client) and `cli`
 //! (the command-line tools built on it), `security` (the authorizer and
 //! its ACLs), `bench` (the load generator
@@ -25,6 +26,7 @@ pub mod log;
 pub mod metadata;
 pub mod protocol;
 pub mod quorum;
+pub mod quota;
 pub mod replication;
 pub mod security;
 pub mod server;

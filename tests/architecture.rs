@@ -19,6 +19,9 @@
 //!   nothing of shoal but `metadata` (the partition image it is built
 //!   from): no shard, server, log or quorum; the shard drives it.
 //! - `server` never opens a segment: no path through `log::segment`.
+//! - `quota` (client quotas: rates, precedence, a shard's sensors)
+//!   imports nothing of shoal but `config` (its windows) and `metadata`
+//!   (the quotas of the image): the server and the shard drive it.
 //!
 //! An import is any `crate::` path (in a `use` or inline, groups
 //! `crate::{a, b::{c}}` included) and any `super::` path that climbs out of
@@ -48,6 +51,7 @@ const RULES: &[(&str, Allowed)] = &[
     ("quorum", Allowed::AllBut(&["shard", "server"])),
     ("replication", Allowed::Only(&["metadata"])),
     ("server", Allowed::AllBut(&["log::segment"])),
+    ("quota", Allowed::Only(&["config", "metadata"])),
 ];
 
 /// One source file, as the rules see it.

@@ -302,6 +302,9 @@ const ROWS: &[Row] = &[
     row!("log.segment.bytes", Int, |c| Some(
         c.log_segment_bytes.to_string()
     )),
+    row!("max.connection.creation.rate", Int, |c| Some(
+        c.connections.max_connection_creation_rate.to_string()
+    )),
     row!("max.connections", Int, |c| Some(
         c.connections.max_connections.to_string()
     )),
@@ -371,6 +374,12 @@ const ROWS: &[Row] = &[
     )),
     row!("queued.max.requests", Int, |c| Some(
         c.connections.queued_max_requests.to_string()
+    )),
+    row!("quota.window.num", Int, |c| Some(
+        c.connections.quota_window_num.to_string()
+    )),
+    row!("quota.window.size.seconds", Int, |c| Some(
+        c.connections.quota_window_size_seconds.to_string()
     )),
     row!("replica.fetch.max.bytes", Int, |c| Some(
         c.replication.replica_fetch_max_bytes.to_string()

@@ -31,6 +31,7 @@ fn view(layout: BrokerLayout) -> ClusterView {
         topic_names_by_id: HashMap::new(),
         acls: Default::default(),
         scram: Default::default(),
+        quotas: Default::default(),
         listener_name: "PLAINTEXT".into(),
         controller_node_id: 1,
         registered: Vec::new(),

@@ -14,6 +14,7 @@ use std::fmt;
 
 use uuid::Uuid;
 
+use super::quotas::ClientQuotas;
 use super::records::{
     BrokerEpochRecord, ConfigRecord, FeatureLevelRecord, MetadataRecord, PartitionChangeRecord,
     PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord, TopicRecord, CONFIG_RESOURCE_BROKER,
@@ -59,6 +60,8 @@ pub enum ApplyError {
         name: String,
         mechanism: i8,
     },
+    /// A ClientQuotaRecord whose entity Kafka could not have written.
+    InvalidQuotaEntity(String),
 }
 
 impl fmt::Display for ApplyError {
@@ -91,6 +94,9 @@ impl fmt::Display for ApplyError {
                     f,
                     "no SCRAM credential of mechanism {mechanism} for user {name}"
                 )
+            }
+            ApplyError::InvalidQuotaEntity(message) => {
+                write!(f, "invalid client quota entity: {message}")
             }
         }
     }
@@ -138,6 +144,8 @@ pub struct MetadataImage {
     pub acls: BTreeMap<Uuid, Acl>,
     /// SCRAM credentials by user and mechanism.
     pub scram: ScramCredentials,
+    /// Client quotas by entity.
+    pub quotas: ClientQuotas,
 }
 
 /// The owner shards of `replicas`, each replica keeping the one it had
@@ -221,6 +229,10 @@ impl MetadataImage {
                     });
                 }
             }
+            MetadataRecord::ClientQuota(record) => self
+                .quotas
+                .apply(record)
+                .map_err(ApplyError::InvalidQuotaEntity)?,
             MetadataRecord::NoOp => {}
         }
         Ok(())
@@ -420,6 +432,7 @@ impl MetadataImage {
                 .records()
                 .map(MetadataRecord::UserScramCredential),
         );
+        records.extend(self.quotas.records().map(MetadataRecord::ClientQuota));
         if self.next_producer_id > 0 {
             // Kafka's `ProducerIdsImage.write`: no broker asked for it.
             records.push(MetadataRecord::ProducerIds(ProducerIdsRecord {

@@ -31,6 +31,7 @@ pub mod image;
 pub mod leadership;
 pub mod placer;
 pub mod producer_ids;
+pub mod quotas;
 pub mod reassignment;
 pub mod records;
 pub mod scram;
@@ -173,6 +174,8 @@ pub struct ClusterView {
     pub acls: Arc<AclIndex>,
     /// The SCRAM credentials of the image, shared between views.
     pub scram: Arc<scram::ScramCredentials>,
+    /// The client quotas of the image (`quota`), shared between views.
+    pub quotas: Arc<quotas::ClientQuotas>,
 }
 
 impl ClusterView {
@@ -184,6 +187,7 @@ impl ClusterView {
             registered: brokers::registered(image, &self.listener_name),
             acls: Arc::new(AclIndex::new(image.acls.clone())),
             scram: Arc::new(image.scram.clone()),
+            quotas: Arc::new(image.quotas.clone()),
             ..self.with_topics(table::topic_table(image, self.node_id, self.shard_count))
         }
     }
@@ -456,6 +460,7 @@ mod tests {
             topic_names_by_id: HashMap::new(),
             acls: Default::default(),
             scram: Default::default(),
+            quotas: Default::default(),
             listener_name: "PLAINTEXT".into(),
             controller_node_id: 1,
             registered: Vec::new(),

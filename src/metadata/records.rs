@@ -22,6 +22,8 @@ use uuid::Uuid;
 use crate::security::acl::Acl;
 
 use super::acls;
+use super::quotas::{put_client_quota, read_client_quota, CLIENT_QUOTA_KEY};
+pub use super::quotas::{ClientQuotaRecord, QuotaValue};
 use super::scram::{
     put_credential, put_removal, read_credential, read_removal, REMOVE_USER_SCRAM_CREDENTIAL_KEY,
     USER_SCRAM_CREDENTIAL_KEY,
@@ -242,6 +244,8 @@ pub enum MetadataRecord {
     },
     UserScramCredential(UserScramCredentialRecord),
     RemoveUserScramCredential(RemoveUserScramCredentialRecord),
+    /// ClientQuotaRecord (api key 14).
+    ClientQuota(ClientQuotaRecord),
     NoOp,
 }
 
@@ -263,6 +267,7 @@ impl MetadataRecord {
             MetadataRecord::RemoveAccessControlEntry { .. } => (19, 0),
             MetadataRecord::UserScramCredential(_) => (USER_SCRAM_CREDENTIAL_KEY, 0),
             MetadataRecord::RemoveUserScramCredential(_) => (REMOVE_USER_SCRAM_CREDENTIAL_KEY, 0),
+            MetadataRecord::ClientQuota(_) => (CLIENT_QUOTA_KEY, 0),
             MetadataRecord::NoOp => (20, 0),
         }
     }
@@ -316,6 +321,7 @@ impl MetadataRecord {
             }
             MetadataRecord::UserScramCredential(record) => put_credential(&mut buf, record),
             MetadataRecord::RemoveUserScramCredential(record) => put_removal(&mut buf, record),
+            MetadataRecord::ClientQuota(record) => put_client_quota(&mut buf, record),
             MetadataRecord::NoOp => put_no_tagged_fields(&mut buf),
         }
         buf.freeze()
@@ -331,7 +337,7 @@ impl MetadataRecord {
         let version = unsigned_varint(&mut rest)?;
         let version_max = match api_key {
             0 => 3,
-            2 | 4 | 7 | 8 | 9 | 11 | 12 | 15 | 18 | 19 | 20 | 22 => 0,
+            2 | 4 | 7 | 8 | 9 | 11 | 12 | 14 | 15 | 18 | 19 | 20 | 22 => 0,
             3 | 5 => 1,
             _ => return Err(MetadataRecordError::UnknownApiKey(api_key)),
         };
@@ -410,6 +416,7 @@ impl MetadataRecord {
             REMOVE_USER_SCRAM_CREDENTIAL_KEY => {
                 MetadataRecord::RemoveUserScramCredential(read_removal(&mut reader)?)
             }
+            CLIENT_QUOTA_KEY => MetadataRecord::ClientQuota(read_client_quota(&mut reader)?),
             _ => {
                 reader.tagged_fields()?;
                 MetadataRecord::NoOp

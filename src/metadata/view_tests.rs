@@ -39,6 +39,7 @@ fn empty_view(layout: BrokerLayout) -> ClusterView {
         topic_names_by_id: Default::default(),
         acls: Default::default(),
         scram: Default::default(),
+        quotas: Default::default(),
     }
 }
 

@@ -23,6 +23,7 @@ use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, DescribeTransactionsRequest, EndTxnRequest,
     ListTransactionsRequest, TxnOffsetCommitRequest,
 };
+use kafka_protocol::messages::{AlterClientQuotasRequest, DescribeClientQuotasRequest};
 use kafka_protocol::messages::{
     AlterConfigsRequest, ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest,
     ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest,
@@ -255,6 +256,8 @@ pub enum Request {
     SaslAuthenticate(SaslAuthenticateRequest),
     AlterUserScramCredentials(AlterUserScramCredentialsRequest),
     DescribeUserScramCredentials(DescribeUserScramCredentialsRequest),
+    DescribeClientQuotas(DescribeClientQuotasRequest),
+    AlterClientQuotas(AlterClientQuotasRequest),
 }
 
 impl Request {
@@ -309,6 +312,8 @@ impl Request {
             Request::SaslAuthenticate(_) => ApiKey::SaslAuthenticate,
             Request::AlterUserScramCredentials(_) => ApiKey::AlterUserScramCredentials,
             Request::DescribeUserScramCredentials(_) => ApiKey::DescribeUserScramCredentials,
+            Request::DescribeClientQuotas(_) => ApiKey::DescribeClientQuotas,
+            Request::AlterClientQuotas(_) => ApiKey::AlterClientQuotas,
         }
     }
 }
@@ -446,6 +451,12 @@ pub fn decode_request(
             ApiKey::DescribeUserScramCredentials => Request::DescribeUserScramCredentials(
                 DescribeUserScramCredentialsRequest::decode(body, version)?,
             ),
+            ApiKey::DescribeClientQuotas => {
+                Request::DescribeClientQuotas(DescribeClientQuotasRequest::decode(body, version)?)
+            }
+            ApiKey::AlterClientQuotas => {
+                Request::AlterClientQuotas(AlterClientQuotasRequest::decode(body, version)?)
+            }
             _ => anyhow::bail!("{api_key:?} is in SUPPORTED_APIS but not in Request"),
         };
         Ok(request)

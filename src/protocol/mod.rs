@@ -25,6 +25,8 @@ mod roundtrip_groups;
 #[cfg(test)]
 mod roundtrip_kip848;
 #[cfg(test)]
+mod roundtrip_quotas;
+#[cfg(test)]
 mod roundtrip_reassign;
 #[cfg(test)]
 mod roundtrip_sasl;

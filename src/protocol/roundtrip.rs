@@ -71,6 +71,7 @@ use super::roundtrip_admin as admin;
 use super::roundtrip_elect as elect;
 use super::roundtrip_groups as groups;
 use super::roundtrip_kip848 as kip848;
+use super::roundtrip_quotas as quotas;
 use super::roundtrip_reassign as reassign;
 use super::roundtrip_sasl as sasl;
 use super::roundtrip_txn as txn;
@@ -212,6 +213,14 @@ pub(super) fn round_trip_api(key: ApiKey, version: i16) -> Bytes {
         ApiKey::DescribeUserScramCredentials => both!(
             sasl::describe_user_scram_credentials_request,
             sasl::describe_user_scram_credentials_response
+        ),
+        ApiKey::DescribeClientQuotas => both!(
+            quotas::describe_client_quotas_request,
+            quotas::describe_client_quotas_response
+        ),
+        ApiKey::AlterClientQuotas => both!(
+            quotas::alter_client_quotas_request,
+            quotas::alter_client_quotas_response
         ),
         other => panic!("{other:?} is advertised but has no round-trip sample"),
     }

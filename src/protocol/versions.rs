@@ -97,6 +97,9 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     // Forwarded to the active controller.
     api(ApiKey::AlterUserScramCredentials, 0, 0),
     api(ApiKey::DescribeUserScramCredentials, 0, 0),
+    // Client quotas; AlterClientQuotas is forwarded to the active controller.
+    api(ApiKey::DescribeClientQuotas, 0, 1),
+    api(ApiKey::AlterClientQuotas, 0, 1),
 ];
 
 /// The APIs ApiVersions lists only where the listener speaks SASL: a

@@ -32,10 +32,11 @@ use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 
 use super::handlers::sasl_session::{self, Authenticated, SaslListener, SaslSession};
-use super::handlers::{self, CloseReason, Response};
+use super::handlers::{CloseReason, Response};
 use super::limits::{ConnectionPermit, ShardConnections};
 use super::listener::ClientListener;
 use super::stream::{ReadHalf, WriteHalf};
+use super::throttle::{self, ConnectionThrottle};
 use crate::log::{Chunk, FileRange};
 use crate::metadata::brokers::Broker;
 use crate::protocol::chunk::FileChunk;
@@ -106,6 +107,8 @@ pub struct ConnectionContext {
     /// Where this node is advertised on the connection's listener, when it
     /// is not the broker listener the view advertises (`seen`).
     pub advertised: Option<(String, i32)>,
+    /// Until when a client over its quota is not read (`throttle`).
+    pub throttle: ConnectionThrottle,
 }
 
 impl ConnectionContext {
@@ -201,6 +204,7 @@ pub async fn serve(
         sasl,
         principal: RefCell::new(Rc::from(principal.to_string())),
         advertised: listener.advertised.clone(),
+        throttle: ConnectionThrottle::default(),
     });
     // Requests read and not yet answered: while any is, the connection is
     // not idle, however long its client stays silent.
@@ -215,6 +219,9 @@ pub async fn serve(
     ));
     let mut reader = FrameReader::default();
     loop {
+        // KIP-219: a client over its quota is not read until its throttle
+        // time has passed.
+        context.throttle.wait().await;
         let max_bytes = match context.sasl.as_ref().filter(|s| !s.authenticated()) {
             Some(session) => session.listener.max_receive_bytes,
             None => context.shard.config.socket_request_max_bytes,
@@ -271,7 +278,7 @@ pub async fn serve(
         in_flight.set(in_flight.get() + 1);
         let task: Pending = glommio::spawn_local(async move {
             let _in_flight = guard;
-            let answer = handlers::dispatch(&request_context, frame).await;
+            let answer = throttle::dispatch(&request_context, frame).await;
             drop(queued);
             answer
         });

@@ -59,13 +59,13 @@ pub const AUTO_CREATE_CLIENT_ID: &str = "shoal-auto-create";
 const PRINCIPAL_DATA_VERSION: i16 = 0;
 
 /// The requests a node that is not the controller forwards: those the
-/// controller alone carries out (Kafka forwards these and more: quotas,
-/// which shoal does not serve), AlterUserScramCredentials, CreateAcls,
-/// DeleteAcls, ElectLeaders, AlterPartitionReassignments,
+/// controller alone carries out, AlterUserScramCredentials,
+/// AlterClientQuotas, CreateAcls, DeleteAcls, ElectLeaders,
+/// AlterPartitionReassignments,
 /// ListPartitionReassignments, and DescribeQuorum, which the quorum's
 /// leader alone answers (Kafka's broker forwards it always,
 /// `forwardToControllerOrFail`).
-pub const FORWARDED_APIS: [ApiKey; 12] = [
+pub const FORWARDED_APIS: [ApiKey; 13] = [
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
     ApiKey::CreatePartitions,
@@ -78,6 +78,7 @@ pub const FORWARDED_APIS: [ApiKey; 12] = [
     ApiKey::CreateAcls,
     ApiKey::DeleteAcls,
     ApiKey::AlterUserScramCredentials,
+    ApiKey::AlterClientQuotas,
 ];
 
 /// Whether `api_key`'s request, as `context` received it, goes to the
@@ -220,6 +221,7 @@ async fn envelope_answer(shard: Rc<Shard>, envelope: EnvelopeRequest) -> Envelop
         sasl: None,
         principal: RefCell::new(principal),
         advertised: None,
+        throttle: Default::default(),
     };
     match handlers::dispatch(&context, embedded).await {
         Ok(Response::Frame(frame)) if frame.len() >= SIZE_PREFIX_BYTES => {

@@ -1,12 +1,23 @@
 //! Bounds at the edge of the broker: how many connections it holds, all
 //! shards together and per client address (`max.connections`,
-//! `max.connections.per.ip`); how many requests a shard has read and not yet
-//! handled (its share of `queued.max.requests`); how `accept` failures back
-//! off; and how many lines a shard logs about connections it closes.
+//! `max.connections.per.ip`); how fast they may be made, all shards
+//! together (`max.connection.creation.rate`) and per client address (the
+//! ip entity's `connection_creation_rate` quota); how many requests a
+//! shard has read and not yet handled (its share of
+//! `queued.max.requests`); how `accept` failures back off; and how many
+//! lines a shard logs about connections it closes.
 //!
-//! Invariant: the connection counts are the only state shared between
-//! shards, and they are touched when a connection is accepted or closed,
-//! never per request. Everything else here belongs to one shard.
+//! Connection rates are Kafka's (`ConnectionQuotas`): windowed rates
+//! (`quota::rate`) of new connections. Past the broker-wide rate, the
+//! accepting shard waits the throttle time (at most one quota window)
+//! before it serves the connection and accepts the next, as Kafka's
+//! acceptor blocks. Past an address's rate, the connection is not
+//! counted and is closed after the throttle time, so that the client
+//! does not reconnect at once, as Kafka delays the close.
+//!
+//! Invariant: the connection counts and rates are the only state shared
+//! between shards, and they are touched when a connection is accepted or
+//! closed, never per request. Everything else here belongs to one shard.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -20,7 +31,8 @@ use anyhow::Context;
 use glommio::sync::{Semaphore, StaticPermit};
 use kafka_protocol::messages::ApiKey;
 
-use crate::config::ConnectionConfig;
+use crate::config::{ConnectionConfig, MAX_CONNECTION_CREATION_RATE_DEFAULT};
+use crate::quota::rate::{throttle_time_ms, Rate, WindowConfig};
 
 /// First pause after a failed `accept`. Failures such as EMFILE repeat at
 /// once until something changes, so retrying without a pause spins the
@@ -42,6 +54,14 @@ const CLOSE_LOG_LINES_PER_SECOND: u32 = 10;
 const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// The window of `CLOSE_LOG_LINES_PER_SECOND`.
 const CLOSE_LOG_WINDOW: Duration = Duration::from_secs(1);
+/// Addresses whose connection rate is kept: past it, those idle for the
+/// whole window are dropped first, and if none is, a new address is not
+/// measured. Bounds the map a flood from many addresses could grow.
+const IP_RATES_MAX: usize = 10_000;
+/// Connections over their address's rate that a shard holds open at
+/// once until their delayed close; past it, one is closed at once. Each
+/// holds two descriptors for at most one quota window.
+const THROTTLED_CLOSES_MAX: usize = 1_000;
 
 /// API keys of requests that wait for other clients' requests: a JoinGroup
 /// or SyncGroup completes when the other members join or the leader syncs.
@@ -54,27 +74,55 @@ const PARKING_API_KEYS: [i16; 2] = [ApiKey::JoinGroup as i16, ApiKey::SyncGroup 
 pub struct BrokerConnections {
     max_connections: usize,
     open: AtomicUsize,
-    /// `None` when no per-IP limit is set, so the default costs no lock.
+    /// `None` when no per-IP limit is set.
     per_ip: Option<PerIpLimits>,
+    /// `max.connection.creation.rate`; `None` at Kafka's default (no limit).
+    max_creation_rate: Option<f64>,
+    windows: WindowConfig,
+    /// Counts per address and connection rates. A lock, taken once on
+    /// accept and once on close of a connection and never per request,
+    /// keeps them exact across shards: the kernel spreads one client's
+    /// connections over every shard, so a per-shard share of a limit
+    /// would refuse a client early. Taken only when a per-IP limit or a
+    /// rate is set, so the default costs no lock.
+    accepting: Mutex<AcceptState>,
 }
 
-/// Connections per client address. A lock, taken once on accept and once
-/// on close of a connection and never per request, keeps the count exact
-/// across shards: the kernel spreads one client's connections over every
-/// shard, so a per-shard share of the limit would refuse a client early.
+/// Connections per client address.
 struct PerIpLimits {
     default_max: usize,
     overrides: HashMap<IpAddr, usize>,
-    open: Mutex<HashMap<IpAddr, usize>>,
 }
 
-impl PerIpLimits {
-    fn open_counts(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
-        // A count map left by a panicking shard is still a count map.
-        self.open
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+/// What the lock guards.
+struct AcceptState {
+    open: HashMap<IpAddr, usize>,
+    broker_rate: Rate,
+    ip_rates: HashMap<IpAddr, Rate>,
+}
+
+/// What becomes of an accepted connection.
+pub enum Admission {
+    /// Serve it, after `delay` when the broker-wide creation rate is
+    /// exceeded (the accepting shard waits: its next accept too).
+    Admitted {
+        permit: ConnectionPermit,
+        delay: Duration,
+    },
+    /// Its address holds `max.connections.per.ip` connections.
+    TooMany,
+    /// Its address is over its `connection_creation_rate`: close it
+    /// after this long.
+    Throttled(Duration),
+}
+
+/// Records a new connection on `rate`: the throttle time past `bound`
+/// connections per second, at most one window (Kafka's
+/// `boundedThrottleTime` for connection quotas).
+fn record_connection(rate: &mut Rate, windows: WindowConfig, bound: f64, now_ms: u64) -> u64 {
+    rate.record(windows, 1.0, now_ms);
+    let observed = rate.measure(windows, now_ms);
+    throttle_time_ms(observed, bound, rate.window_ms(windows, now_ms)).min(windows.window_ms)
 }
 
 impl BrokerConnections {
@@ -97,21 +145,60 @@ impl BrokerConnections {
             Some(PerIpLimits {
                 default_max: config.max_connections_per_ip,
                 overrides,
-                open: Mutex::new(HashMap::new()),
             })
         } else {
             None
         };
+        let windows = WindowConfig::of(config);
+        let rate = config.max_connection_creation_rate;
         Ok(BrokerConnections {
             max_connections: config.max_connections,
             open: AtomicUsize::new(0),
             per_ip,
+            max_creation_rate: (rate < MAX_CONNECTION_CREATION_RATE_DEFAULT)
+                .then_some(f64::from(rate)),
+            windows,
+            accepting: Mutex::new(AcceptState {
+                open: HashMap::new(),
+                broker_rate: Rate::new(windows),
+                ip_rates: HashMap::new(),
+            }),
         })
     }
 
-    /// Admits a connection from `ip` under `max.connections.per.ip`, or
-    /// `None` when that address already holds its limit.
-    pub fn admit(self: &Arc<Self>, ip: Option<IpAddr>) -> Option<ConnectionPermit> {
+    fn accept_state(&self) -> std::sync::MutexGuard<'_, AcceptState> {
+        // Counts left by a panicking shard are still counts.
+        self.accepting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Admits a connection from `ip` under `max.connections.per.ip`,
+    /// `max.connection.creation.rate` and `ip_rate`, the address's
+    /// `connection_creation_rate` quota if it has one.
+    pub fn admit(self: &Arc<Self>, ip: Option<IpAddr>, ip_rate: Option<f64>) -> Admission {
+        let ip_limited = self.per_ip.is_some() && ip.is_some();
+        let permit = |ip| ConnectionPermit {
+            connections: self.clone(),
+            ip,
+            counted: false,
+        };
+        if !ip_limited && ip_rate.is_none() && self.max_creation_rate.is_none() {
+            let delay = Duration::ZERO;
+            let permit = permit(None);
+            return Admission::Admitted { permit, delay };
+        }
+        let now_ms = crate::quota::now_ms();
+        let mut state = self.accept_state();
+        let delay_ms = self.max_creation_rate.map_or(0, |bound| {
+            record_connection(&mut state.broker_rate, self.windows, bound, now_ms)
+        });
+        if let (Some(ip), Some(bound)) = (ip, ip_rate) {
+            let throttle_ms = self.record_ip_connection(&mut state, ip, bound, now_ms);
+            if throttle_ms > 0 {
+                return Admission::Throttled(Duration::from_millis(throttle_ms));
+            }
+        }
         let counted_ip = match (&self.per_ip, ip) {
             (Some(limits), Some(ip)) => {
                 let max = limits
@@ -119,24 +206,56 @@ impl BrokerConnections {
                     .get(&ip)
                     .copied()
                     .unwrap_or(limits.default_max);
-                let mut open = limits.open_counts();
-                let count = open.entry(ip).or_insert(0);
+                let count = state.open.entry(ip).or_insert(0);
                 if *count >= max {
                     if *count == 0 {
-                        open.remove(&ip);
+                        state.open.remove(&ip);
                     }
-                    return None;
+                    return Admission::TooMany;
                 }
                 *count += 1;
                 Some(ip)
             }
             _ => None,
         };
-        Some(ConnectionPermit {
-            connections: self.clone(),
-            ip: counted_ip,
-            counted: false,
-        })
+        let delay = Duration::from_millis(delay_ms);
+        let permit = permit(counted_ip);
+        Admission::Admitted { permit, delay }
+    }
+
+    /// Records a connection from `ip` against its rate `bound`: its
+    /// throttle time. A throttled connection is taken back from the
+    /// address's and the broker's rates: it is not made (Kafka's
+    /// `recordIpConnectionMaybeThrottle`).
+    fn record_ip_connection(
+        &self,
+        state: &mut AcceptState,
+        ip: IpAddr,
+        bound: f64,
+        now_ms: u64,
+    ) -> u64 {
+        let windows = self.windows;
+        if !state.ip_rates.contains_key(&ip) && state.ip_rates.len() >= IP_RATES_MAX {
+            state.ip_rates.retain(|_, rate| {
+                rate.last_event_ms()
+                    .is_some_and(|last| now_ms.saturating_sub(last) < windows.expiry_ms())
+            });
+            if state.ip_rates.len() >= IP_RATES_MAX {
+                return 0;
+            }
+        }
+        let rate = state
+            .ip_rates
+            .entry(ip)
+            .or_insert_with(|| Rate::new(windows));
+        let throttle_ms = record_connection(rate, windows, bound, now_ms);
+        if throttle_ms > 0 {
+            rate.record(windows, -1.0, now_ms);
+            if self.max_creation_rate.is_some() {
+                state.broker_rate.record(windows, -1.0, now_ms);
+            }
+        }
+        throttle_ms
     }
 
     /// Connections counted against `max.connections`.
@@ -192,12 +311,12 @@ impl Drop for ConnectionPermit {
         if self.counted {
             self.connections.open.fetch_sub(1, Ordering::AcqRel);
         }
-        if let (Some(limits), Some(ip)) = (&self.connections.per_ip, self.ip) {
-            let mut open = limits.open_counts();
-            if let Some(count) = open.get_mut(&ip) {
+        if let Some(ip) = self.ip {
+            let mut state = self.connections.accept_state();
+            if let Some(count) = state.open.get_mut(&ip) {
                 *count -= 1;
                 if *count == 0 {
-                    open.remove(&ip);
+                    state.open.remove(&ip);
                 }
             }
         }
@@ -212,6 +331,8 @@ pub struct ShardConnections {
     requests: Rc<Semaphore>,
     pub idle_timeout: Duration,
     pub close_log: LogLimiter,
+    /// Connections waiting for their delayed close (`close_later`).
+    throttled_closes: Rc<Cell<usize>>,
 }
 
 impl ShardConnections {
@@ -229,7 +350,25 @@ impl ShardConnections {
             )),
             idle_timeout: Duration::from_millis(config.connections_max_idle_ms),
             close_log: LogLimiter::new(shard_id),
+            throttled_closes: Rc::default(),
         }
+    }
+
+    /// Closes `connection` after `delay` (a connection over its address's
+    /// rate, `Admission::Throttled`), or at once past
+    /// `THROTTLED_CLOSES_MAX` such connections on this shard.
+    pub fn close_later<T: 'static>(&self, connection: T, delay: Duration) {
+        if self.throttled_closes.get() >= THROTTLED_CLOSES_MAX {
+            return;
+        }
+        let waiting = self.throttled_closes.clone();
+        waiting.set(waiting.get() + 1);
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(delay).await;
+            drop(connection);
+            waiting.set(waiting.get() - 1);
+        })
+        .detach();
     }
 
     /// Waits for room in this shard's share of `queued.max.requests` for the
@@ -358,6 +497,14 @@ mod tests {
         Arc::new(BrokerConnections::new(config).expect("limits"))
     }
 
+    /// The permit of a connection from `ip` admitted at once.
+    fn admitted(limits: &Arc<BrokerConnections>, ip: Option<IpAddr>) -> Option<ConnectionPermit> {
+        match limits.admit(ip, None) {
+            Admission::Admitted { permit, delay } if delay.is_zero() => Some(permit),
+            _ => None,
+        }
+    }
+
     #[test]
     fn per_ip_limit_counts_each_address_and_frees_on_drop() {
         let mut config = ConnectionConfig::default();
@@ -368,14 +515,14 @@ mod tests {
         let limits = limits(&config);
         let one: IpAddr = "127.0.0.1".parse().expect("ip");
         let two: IpAddr = "127.0.0.2".parse().expect("ip");
-        let first: Vec<_> = (0..2).map(|_| limits.admit(Some(one))).collect();
+        let first: Vec<_> = (0..2).map(|_| admitted(&limits, Some(one))).collect();
         assert!(first.iter().all(Option::is_some));
-        assert!(limits.admit(Some(one)).is_none());
-        let second: Vec<_> = (0..3).map(|_| limits.admit(Some(two))).collect();
+        assert!(admitted(&limits, Some(one)).is_none());
+        let second: Vec<_> = (0..3).map(|_| admitted(&limits, Some(two))).collect();
         assert!(second.iter().all(Option::is_some));
-        assert!(limits.admit(Some(two)).is_none());
+        assert!(admitted(&limits, Some(two)).is_none());
         drop(first);
-        assert!(limits.admit(Some(one)).is_some());
+        assert!(admitted(&limits, Some(one)).is_some());
     }
 
     #[test]
@@ -387,8 +534,8 @@ mod tests {
             .set("max.connections.per.ip.overrides", "127.0.0.1:1")
             .expect("set");
         let limits = limits(&config);
-        assert!(limits.admit("127.0.0.3".parse().ok()).is_none());
-        assert!(limits.admit("127.0.0.1".parse().ok()).is_some());
+        assert!(admitted(&limits, "127.0.0.3".parse().ok()).is_none());
+        assert!(admitted(&limits, "127.0.0.1".parse().ok()).is_some());
     }
 
     #[test]
@@ -398,12 +545,12 @@ mod tests {
         let limits = limits(&config);
         crate::shard::block_on(move || async move {
             let never = std::future::pending::<()>;
-            let mut a = limits.admit(None).expect("admit");
-            let mut b = limits.admit(None).expect("admit");
+            let mut a = admitted(&limits, None).expect("admit");
+            let mut b = admitted(&limits, None).expect("admit");
             assert!(a.count(never()).await);
             assert!(b.count(never()).await);
             assert!(!limits.has_room());
-            let mut c = limits.admit(None).expect("admit");
+            let mut c = admitted(&limits, None).expect("admit");
             assert!(
                 !c.count(glommio::timer::sleep(Duration::from_millis(50)))
                     .await
@@ -414,6 +561,72 @@ mod tests {
             drop((b, c));
             assert_eq!(limits.open(), 0);
         });
+    }
+
+    #[test]
+    fn an_address_over_its_rate_is_throttled_and_not_counted() {
+        let mut config = ConnectionConfig::default();
+        config.set("max.connections.per.ip", "100").expect("set");
+        let limits = limits(&config);
+        let ip: IpAddr = "127.0.0.1".parse().expect("ip");
+        // 2 per second over a new rate's 10 s: 20 connections pass at once.
+        let passed: Vec<_> = (0..20)
+            .map_while(|_| match limits.admit(Some(ip), Some(2.0)) {
+                Admission::Admitted { permit, .. } => Some(permit),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(passed.len(), 20);
+        match limits.admit(Some(ip), Some(2.0)) {
+            Admission::Throttled(delay) => {
+                // (21 / 10 - 2) / 2 * 10 s = 500 ms, less any ms elapsed.
+                assert!(delay > Duration::from_millis(400));
+                assert!(delay <= Duration::from_millis(500));
+            }
+            _ => panic!("the 21st connection is throttled"),
+        }
+        // Not counted: the rate is back at 20, the count at 20.
+        assert_eq!(limits.accept_state().open.get(&ip), Some(&20));
+        assert!(matches!(
+            limits.admit(Some(ip), Some(2.0)),
+            Admission::Throttled(_)
+        ));
+        // Another address, or none set, passes.
+        let other: IpAddr = "127.0.0.2".parse().expect("ip");
+        assert!(matches!(
+            limits.admit(Some(other), Some(2.0)),
+            Admission::Admitted { .. }
+        ));
+        assert!(admitted(&limits, Some(ip)).is_some());
+    }
+
+    #[test]
+    fn past_the_broker_rate_admission_waits_at_most_a_window() {
+        let mut config = ConnectionConfig::default();
+        config
+            .set("max.connection.creation.rate", "2")
+            .expect("set");
+        let limits = limits(&config);
+        let delays: Vec<Duration> = (0..30)
+            .map(|_| match limits.admit(None, None) {
+                Admission::Admitted { delay, .. } => delay,
+                _ => panic!("no per-IP limit"),
+            })
+            .collect();
+        // 2 per second over a new rate's 10 s: 20 pass at once; the 21st
+        // waits (21 / 10 - 2) / 2 * 10 s = 500 ms, the next ones longer.
+        assert!(delays[..20].iter().all(Duration::is_zero));
+        assert!(delays[20] > Duration::from_millis(400));
+        assert!(delays[20] <= Duration::from_millis(500));
+        assert_eq!(
+            delays[29],
+            Duration::from_millis(1000),
+            "bounded by a window"
+        );
+        // Without any rate or per-IP limit, no lock and no wait.
+        let free = self::limits(&ConnectionConfig::default());
+        assert!(admitted(&free, None).is_some());
+        assert!(free.accept_state().broker_rate.last_event_ms().is_none());
     }
 
     #[test]

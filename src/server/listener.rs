@@ -20,9 +20,13 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::connection::{self, Port};
 use super::controller_apis;
 use super::jwks_refresh;
-use super::limits::{AcceptBackoff, BrokerConnections, ShardConnections};
+use super::limits::{
+    AcceptBackoff, Admission, BrokerConnections, ConnectionPermit, ShardConnections,
+};
 use super::stream::{ReadHalf, WriteHalf};
 use crate::config::{BrokerConfig, JwksSource, OAuthValidatorConfig};
+use crate::metadata::quotas::CONNECTION_CREATION_RATE;
+use crate::quota::precedence;
 use crate::security::jwks::JwkSet;
 use crate::security::jwks_fetch;
 use crate::security::principal::KafkaPrincipal;
@@ -273,6 +277,54 @@ async fn until_unfenced(
     }
 }
 
+/// Admits a connection from `peer` by the connection limits and rates
+/// (`limits::Admission`): the connection and its permit, or `None` when
+/// it is refused (closed now, or later when its address is over its
+/// rate) or `stop` resolved during a wait for the broker-wide rate.
+async fn admit(
+    shard: &Shard,
+    limits: &ShardConnections,
+    peer: Option<std::net::SocketAddr>,
+    connection: (glommio::net::TcpStream, glommio::net::TcpStream),
+    stop: &mut Shared<futures_channel::oneshot::Receiver<()>>,
+) -> Option<(
+    ConnectionPermit,
+    (glommio::net::TcpStream, glommio::net::TcpStream),
+)> {
+    let ip = peer.map(|peer| peer.ip());
+    let ip_rate = ip.and_then(|ip| {
+        precedence::ip_connection_rate(&shard.view().quotas, CONNECTION_CREATION_RATE, ip)
+    });
+    match limits.broker.admit(ip, ip_rate) {
+        Admission::Admitted { permit, delay } => {
+            if !delay.is_zero() {
+                let waiting = Box::pin(glommio::timer::sleep(delay));
+                if let Either::Right(_) = select(waiting, &mut *stop).await {
+                    return None;
+                }
+            }
+            Some((permit, connection))
+        }
+        Admission::TooMany => {
+            if limits.close_log.allow() {
+                log::info!(
+                    "shard {}: closing connection from {peer:?}: its address has max.connections.per.ip connections",
+                    shard.id
+                );
+            }
+            None
+        }
+        Admission::Throttled(delay) => {
+            log::debug!(
+                "shard {}: closing connection from {peer:?} in {delay:?}: its address is over its connection_creation_rate",
+                shard.id
+            );
+            limits.close_later(connection, delay);
+            None
+        }
+    }
+}
+
 /// Accepts on `listener` until `stop` resolves. One loop per listener, so an
 /// accept in progress is never dropped for another listener's connection.
 /// A failed accept pauses the loop (`AcceptBackoff`); at `max.connections`
@@ -312,13 +364,8 @@ async fn accept(
             }
         };
         let peer = stream.peer_addr().ok();
-        let Some(mut permit) = limits.broker.admit(peer.map(|peer| peer.ip())) else {
-            if limits.close_log.allow() {
-                log::info!(
-                    "shard {}: closing connection from {peer:?}: its address has max.connections.per.ip connections",
-                    shard.id
-                );
-            }
+        let admitted = admit(&shard, &limits, peer, (stream, writer), &mut stop).await;
+        let Some((mut permit, (stream, writer))) = admitted else {
             continue;
         };
         if !limits.broker.has_room() && limits.close_log.allow() {

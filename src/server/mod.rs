@@ -15,6 +15,7 @@ pub mod limits;
 pub mod listener;
 pub mod preflight;
 mod stream;
+pub mod throttle;
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -103,6 +104,7 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
             topic_names_by_id: Default::default(),
             acls: Default::default(),
             scram: Default::default(),
+            quotas: Default::default(),
             listener_name: config
                 .cluster
                 .broker_listener()

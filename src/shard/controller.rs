@@ -46,6 +46,7 @@ use crate::log::volume_bytes;
 use crate::metadata::controller::{self, placement_brokers, unavailable, Plan};
 use crate::metadata::image::MetadataImage;
 use crate::metadata::producer_ids::{self, ProducerIdBlock};
+use crate::metadata::quotas::{self, QuotaAlteration, QuotaResult};
 use crate::metadata::records::MetadataRecord;
 use crate::metadata::scram::{self, ScramChange, ScramResult};
 use crate::metadata::table;
@@ -378,6 +379,36 @@ impl Controller {
         shard: &Rc<Shard>,
         changes: Vec<ScramChange>,
     ) -> Result<Vec<ScramResult>, KafkaError> {
+        self.decide_and_commit(shard, "SCRAM credentials", move |image| {
+            scram::alter(&image.scram, &changes)
+        })
+        .await
+    }
+
+    /// AlterClientQuotas: the records Kafka's rules make of the entries
+    /// against the committed image (`metadata::quotas::alter`), committed
+    /// and installed on every shard before the answer, so the quota holds
+    /// on every shard at once.
+    pub async fn alter_quotas(
+        &self,
+        shard: &Rc<Shard>,
+        alterations: Vec<QuotaAlteration>,
+    ) -> Result<Vec<QuotaResult>, KafkaError> {
+        self.decide_and_commit(shard, "client quotas", move |image| {
+            quotas::alter(&image.quotas, &alterations)
+        })
+        .await
+    }
+
+    /// Commits the records `decide` makes of the committed image, installs
+    /// them on every shard, and returns what `decide` answered; `what`
+    /// names the change in a log line if the commit fails.
+    async fn decide_and_commit<R: 'static>(
+        &self,
+        shard: &Rc<Shard>,
+        what: &str,
+        decide: impl FnOnce(&MetadataImage) -> (Vec<MetadataRecord>, R) + 'static,
+    ) -> Result<R, KafkaError> {
         let Ok(_change) = self.changes.acquire_permit(1).await else {
             return Err(KafkaError::new(ResponseError::CoordinatorNotAvailable));
         };
@@ -387,7 +418,7 @@ impl Controller {
         let outcome = Rc::new(RefCell::new(None));
         let made = outcome.clone();
         let make = move |image: &MetadataImage| {
-            let (records, results) = scram::alter(&image.scram, &changes);
+            let (records, results) = decide(image);
             *made.borrow_mut() = Some(results);
             records
         };
@@ -401,7 +432,7 @@ impl Controller {
             Err(ProposeError::NotController) => Err(KafkaError::new(ResponseError::NotController)),
             Err(ProposeError::TimedOut) => Err(KafkaError::new(ResponseError::RequestTimedOut)),
             Err(error) => {
-                log::error!("SCRAM credentials: cannot commit the change: {error}");
+                log::error!("{what}: cannot commit the change: {error}");
                 Err(KafkaError::new(ResponseError::UnknownServerError))
             }
         }

@@ -230,6 +230,14 @@ pub enum ShardRequest {
     /// To the controller (shard 0): AlterUserScramCredentials' changes,
     /// committed together.
     AlterScram(Vec<crate::metadata::scram::ScramChange>),
+    /// To the controller (shard 0): AlterClientQuotas' entries,
+    /// committed together.
+    AlterQuotas(Vec<crate::metadata::quotas::QuotaAlteration>),
+    /// Another shard's client-quota rates (`shard::quota_share`).
+    QuotaRates {
+        from: usize,
+        rates: Vec<(crate::quota::SensorKey, f64)>,
+    },
     /// To `CONTROLLER_SHARD`: a partition leader's ISR change, for the
     /// active controller (`alter_partition.rs`).
     AlterPartition(Box<crate::metadata::alter_partition::IsrRequest>),
@@ -300,6 +308,8 @@ pub enum ShardReply {
     AclsDeleted(Vec<Result<Vec<crate::security::acl::Acl>, KafkaError>>),
     /// AlterUserScramCredentials' result per user, once committed.
     Scram(Vec<crate::metadata::scram::ScramResult>),
+    /// AlterClientQuotas' result per entry, once committed.
+    Quotas(Vec<crate::metadata::quotas::QuotaResult>),
     /// ElectLeaders' answer per topic, once committed.
     Elected(Result<Vec<crate::metadata::elections::TopicElection>, KafkaError>),
     Group(GroupAnswer),

@@ -36,6 +36,7 @@ pub mod observer;
 pub mod owned;
 pub mod producer_ids;
 pub mod quorum;
+mod quota_share;
 mod replay;
 pub mod replication;
 pub mod stall;
@@ -205,6 +206,8 @@ pub struct Shard {
     /// The acceptor each TLS listener's new connections get here (a
     /// certificate reload replaces it on every shard).
     pub tls: crate::security::tls::TlsAcceptors,
+    /// Its client-quota sensors (`quota`).
+    pub quotas: crate::quota::ShardQuotas,
 }
 
 /// Produce and fetch partition parts this shard routed: run here (it owns
@@ -403,6 +406,21 @@ impl Shard {
                         Box::pin(controller.alter_scram(self, changes));
                     match alter.await {
                         Ok(results) => ShardReply::Scram(results),
+                        Err(error) => ShardReply::Failed(error),
+                    }
+                }
+                None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+            },
+            ShardRequest::QuotaRates { from, rates } => {
+                self.quotas.absorb(from, rates);
+                ShardReply::Done
+            }
+            ShardRequest::AlterQuotas(alterations) => match &self.controller {
+                Some(controller) => {
+                    let alter: LocalBoxFuture<'_, _> =
+                        Box::pin(controller.alter_quotas(self, alterations));
+                    match alter.await {
+                        Ok(results) => ShardReply::Quotas(results),
                         Err(error) => ShardReply::Failed(error),
                     }
                 }
@@ -811,6 +829,11 @@ async fn run_shard<S, F>(
         txn_verifier: txn_verify::TxnVerifier::default(),
         jwks: Default::default(),
         tls: Default::default(),
+        quotas: crate::quota::ShardQuotas::new(
+            crate::quota::rate::WindowConfig::of(&config.connections),
+            id,
+            shard_count,
+        ),
     });
     for topic in view.topics.values() {
         let mine = view.local_partitions(topic, id);
@@ -836,6 +859,7 @@ async fn run_shard<S, F>(
         shard.transactions.load(&shard, &mine).await;
     }
     transactions::spawn_timers(&shard);
+    quota_share::start(&shard);
     for (peer, receiver) in receivers {
         glommio::spawn_local(serve_peer(shard.clone(), peer, receiver)).detach();
     }

@@ -85,6 +85,7 @@ mod tests {
             topic_names_by_id: HashMap::new(),
             acls: Default::default(),
             scram: Default::default(),
+            quotas: Default::default(),
             listener_name: "PLAINTEXT".into(),
             controller_node_id: 1,
             registered: Vec::new(),

@@ -13,6 +13,7 @@ mod broker;
 #[macro_use]
 mod group_offsets;
 mod groups;
+mod quotas;
 mod records;
 mod topics;
 mod wire;
@@ -64,6 +65,7 @@ fn every_advertised_version_of_every_api() {
     describe_cluster(&mut conn, &broker);
     delete_topics(&mut conn, &created, &topic_ids);
     acls::acl_apis(&mut conn);
+    quotas::quota_apis(&mut conn);
 }
 
 #[test]

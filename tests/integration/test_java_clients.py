@@ -478,7 +478,8 @@ def test_java_unsupported_admin_calls(broker, topic):
         # Served since issue 17; with no authorizer configured, Kafka's
         # answer is SECURITY_DISABLED.
         "describeAcls": "SecurityDisabledException",
-        "describeClientQuotas": "UnsupportedVersionException",
+        # Served since issue 17 (client quotas in the metadata).
+        "describeClientQuotas": "ok",
         # Served since issue 17 (SCRAM credentials in the metadata).
         "describeUserScramCredentials": "ok",
         "listTransactions": "ok",
@@ -493,7 +494,7 @@ def test_java_unsupported_admin_calls(broker, topic):
         # already, Kafka's answer for that.
         "electLeaders": "ElectionNotNeededException",
         "createAcls": "SecurityDisabledException",
-        "alterClientQuotas": "UnsupportedVersionException",
+        "alterClientQuotas": "ok",
         "alterUserScramCredentials": "ok",
         "alterPartitionReassignments": "ok",
         # Served since the transaction coordinator: it bumps the id's epoch.

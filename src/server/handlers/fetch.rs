@@ -26,10 +26,12 @@ use kafka_protocol::protocol::StrBytes;
 use super::{hinted_endpoints, leader_hint, Response};
 use crate::metadata::brokers::Broker;
 use crate::metadata::ClusterView;
+use crate::protocol::chunk::total_len;
 use crate::protocol::fetch_writer::{self, FetchResponseParts, NodeEndpoint};
 use crate::security::acl::Operation;
 use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
+use crate::server::throttle;
 use crate::shard::messages::TopicPartition;
 use session::{
     IncrementalFetch, SessionCache, SessionPartition, SessionPartitions, INVALID_SESSION_ID,
@@ -111,6 +113,13 @@ pub async fn handle(
     };
     let mut outcomes = long_poll::read_until_ready(context, &wanted, &poll).await;
     response::trim_to_max_bytes(&mut outcomes, poll.response_max_bytes);
+    if replica.is_none() {
+        let bytes: usize = outcomes.iter().map(|o| total_len(&o.records)).sum();
+        let throttle_time_ms = throttle::fetch(context, header, bytes);
+        if throttle_time_ms > 0 {
+            return throttled(context, header, &request, session_id, throttle_time_ms);
+        }
+    }
     let assembled = response::assemble(&wanted, outcomes);
     if session_id != INVALID_SESSION_ID {
         with_sessions(context, |cache, _| {
@@ -422,6 +431,37 @@ fn with_sessions<T>(context: &ConnectionContext, f: impl FnOnce(&mut SessionCach
 /// of a v4 UUID: 62 random bits under the 2 variant bits.
 fn random_u64() -> u64 {
     uuid::Uuid::new_v4().as_u64_pair().1
+}
+
+/// A consumer over its `consumer_byte_rate`, as Kafka's
+/// `getThrottledResponse` answers it: no partitions, the throttle time,
+/// the session as it was (a session this full fetch opened is closed
+/// again: its id is never told, so its answer has no session).
+fn throttled(
+    context: &ConnectionContext,
+    header: &RequestHeader,
+    request: &FetchRequest,
+    session_id: i32,
+    throttle_time_ms: i32,
+) -> Response {
+    let opened = session_id != INVALID_SESSION_ID && request.session_epoch == INITIAL_EPOCH;
+    if opened {
+        with_sessions(context, |cache, _| cache.close(session_id));
+    }
+    let parts = FetchResponseParts {
+        throttle_time_ms,
+        session_id: if opened {
+            INVALID_SESSION_ID
+        } else {
+            session_id
+        },
+        ..FetchResponseParts::default()
+    };
+    Response::Chunks(fetch_writer::encode_fetch_response(
+        header.correlation_id,
+        header.request_api_version,
+        &parts,
+    ))
 }
 
 fn error_response(correlation_id: i32, version: i16, error: ResponseError) -> Response {

@@ -7,6 +7,7 @@
 
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
+mod alter_client_quotas;
 mod alter_configs;
 mod alter_partition_reassignments;
 mod alter_user_scram_credentials;
@@ -22,6 +23,7 @@ mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_acls;
+mod describe_client_quotas;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -306,6 +308,13 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
         Request::DescribeUserScramCredentials(request) => encode(
             &header,
             &describe_user_scram_credentials::handle(context, request),
+        ),
+        Request::DescribeClientQuotas(request) => {
+            encode(&header, &describe_client_quotas::handle(context, request))
+        }
+        Request::AlterClientQuotas(request) => encode(
+            &header,
+            &alter_client_quotas::handle(context, request).await,
         ),
     }
 }

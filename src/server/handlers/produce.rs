@@ -44,6 +44,7 @@ use crate::protocol::batch_records::BatchRecords;
 use crate::security::acl::Operation;
 use crate::server::authorize;
 use crate::server::connection::{frame_allocation_bytes_max, ConnectionContext};
+use crate::server::throttle;
 use crate::shard::messages::{
     KafkaError, ProducePart, ProduceRefusal, ShardReply, ShardRequest, TopicPartition,
 };
@@ -541,6 +542,9 @@ pub async fn handle(
             fill(&mut slots, position, answer);
         }
     }
+    // KIP-219: recorded once appended, as Kafka does; an `acks=0` client
+    // has no answer to read it from, and is muted all the same.
+    let throttle_time_ms = throttle::produce(context, header, frame_len);
     if request.acks == 0 {
         return None;
     }
@@ -569,6 +573,7 @@ pub async fn handle(
     let mut response = ProduceResponse::default();
     response.responses = responses;
     response.node_endpoints = node_endpoints;
+    response.throttle_time_ms = throttle_time_ms;
     Some(response)
 }
 
