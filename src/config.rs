@@ -14,6 +14,7 @@
 //! the node's roles, quorum and named listeners; `parse.rs` the value parsers.
 
 mod authorizer;
+mod client;
 mod cluster;
 mod describe;
 mod group;
@@ -29,6 +30,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use client::{ClientCredentials, ClientSecurity, ClientTlsSettings, SaslLogin};
 pub use authorizer::{AuthorizerConfig, SHOAL_AUTHORIZER, STANDARD_AUTHORIZER};
 pub use cluster::{
     host_port, ClusterConfig, Listener, ProcessRole, Voter, BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT,
@@ -652,11 +654,11 @@ impl BrokerConfig {
         self.check_ssl()
     }
 
-    /// Every SASL listener's mechanisms and users are set; no SASL where
-    /// another node must authenticate: shoal's brokers and controllers do
-    /// not log in to each other with SASL yet, so a controller listener,
-    /// and the broker listener of a node with other brokers (followers
-    /// fetch from it), stay unauthenticated.
+    /// Every SASL listener's mechanisms and users are set; a node with
+    /// other brokers has its own login for the inter-broker listener
+    /// (`ClientSecurity::inter_broker`: its mechanism and JAAS username
+    /// and password, or its truststore); no SASL on a controller
+    /// listener, since the quorum's transport does not log in yet.
     fn check_sasl(&self) -> Result<(), ConfigError> {
         let protocols = self.cluster.effective_security_protocol_map();
         let is_sasl = |name: &str| protocols.get(name).is_some_and(|p| p.starts_with("SASL_"));
@@ -671,13 +673,8 @@ impl BrokerConfig {
         let lone_node = !self.cluster.kraft()
             || (self.cluster.quorum_voters.len() <= 1
                 && self.cluster.has_role(ProcessRole::Controller));
-        if let Some(listener) = self.cluster.broker_listener() {
-            if is_sasl(&listener.name) && !lone_node {
-                return Err(ConfigError(format!(
-                    "listener {} uses {} and is the inter-broker listener of a cluster: brokers do not authenticate to each other with SASL in shoal yet (sasl.mechanism.inter.broker.protocol); SASL serves a single node for now",
-                    listener.name, protocols[&listener.name]
-                )));
-            }
+        if !lone_node {
+            ClientSecurity::inter_broker(self)?;
         }
         for listener in self.cluster.client_listeners() {
             if is_sasl(&listener.name) {

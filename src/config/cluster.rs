@@ -575,15 +575,9 @@ impl ClusterConfig {
                 )));
             }
         }
-        let inter_broker = self.broker_listener();
-        let inter_broker_protocol = inter_broker.and_then(|l| protocols.get(&l.name));
-        if several_nodes && inter_broker_protocol.is_some_and(|p| p != PLAINTEXT) {
-            return Err(ConfigError(format!(
-                "the inter-broker listener {} uses {}: brokers reach each other in PLAINTEXT only (inter-broker TLS is not built yet)",
-                inter_broker.map_or("", |l| l.name.as_str()),
-                inter_broker_protocol.map_or("", String::as_str)
-            )));
-        }
+        // The inter-broker listener may use any protocol: the brokers
+        // connect to it as clients (`shard::link`), with the login
+        // `ClientSecurity::inter_broker` reads, checked at start.
         Ok(())
     }
 
@@ -851,7 +845,9 @@ mod tests {
             "SSL:SSL,CONTROLLER:PLAINTEXT",
         )
         .unwrap();
-        assert!(error(&c, 1).contains("inter-broker TLS is not built yet"));
+        // An SSL inter-broker listener is served: the brokers connect to
+        // it as TLS clients (`shard::link`).
+        c.check(1, true).unwrap();
 
         let mut c = config(COMBINED);
         c.set("advertised.listeners", "OTHER://h:1").unwrap();

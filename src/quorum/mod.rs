@@ -18,6 +18,7 @@
 //! `quorum` imports no `server` and no `shard` (`tests/architecture.rs`):
 //! it is storage and consensus state, handed bytes by whoever runs it.
 
+pub mod bootstrap_file;
 pub mod channel;
 pub mod describe;
 pub mod fetch;

@@ -5,7 +5,11 @@
 //! (`User:ANONYMOUS` until a TLS handshake with a client certificate or a
 //! SASL exchange of that same connection sets it).
 //!
-//! Invariant: pure but for `tls`. Nothing else here reads a socket, a
+//! The client side lives here too: `sasl::client` (PLAIN and SCRAM as a
+//! client) and `tls_client` (rustls' client settings, and a TLS stream a
+//! shard opens to another broker).
+//!
+//! Invariant: pure but for `tls` and `tls_client`. Nothing else here reads a socket, a
 //! clock or a file; the server feeds tokens, certificates and requests in
 //! and takes answers, principals and decisions out, so every mechanism and
 //! rule is unit-tested without a broker. `tls` drives rustls on the
@@ -17,6 +21,7 @@ pub mod principal;
 pub mod sasl;
 pub mod ssl_principal;
 pub mod tls;
+pub mod tls_client;
 
 /// Kafka's security protocols (`listener.security.protocol.map` values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -48,6 +48,14 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
             .map(Arc::new)
             .collect();
     let client_listeners = Arc::new(client_listeners);
+    // So is the inter-broker listener's client side (its truststore, the
+    // broker's own login), on a node that has other brokers to reach.
+    let pure_broker = config.cluster.has_role(crate::config::ProcessRole::Broker)
+        && !config.cluster.has_role(crate::config::ProcessRole::Controller);
+    if config.cluster.quorum_voters.len() > 1 || pure_broker {
+        crate::shard::link::LinkSecurity::inter_broker(&config)
+            .map_err(|error| anyhow::anyhow!("inter-broker connections: {error}"))?;
+    }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     // glommio opens directories by absolute path only (a relative one fails

@@ -30,6 +30,7 @@ mod fetcher;
 mod fetches;
 pub mod groups;
 pub mod lifecycle;
+pub mod link;
 pub mod mesh;
 pub mod messages;
 pub mod observer;
@@ -793,7 +794,7 @@ async fn run_shard<S, F>(
         routing: RoutingCounts::default(),
         load: ShardLoad::default(),
         replication: Replication::default(),
-        to_brokers: to_broker::BrokerLinks::default(),
+        to_brokers: to_broker::BrokerLinks::new(&config),
         txn_verifier: txn_verify::TxnVerifier::default(),
     });
     for topic in view.topics.values() {

@@ -13,6 +13,7 @@
 //! Invariant: no error, message or `Debug` output holds a password, a
 //! token or a key; secrets are compared in constant time.
 
+pub mod client;
 mod plain;
 pub mod scram;
 
