@@ -654,20 +654,25 @@ impl BrokerConfig {
         self.check_ssl()
     }
 
-    /// Every SASL listener's mechanisms and users are set; a node with
-    /// other brokers has its own login for the inter-broker listener
-    /// (`ClientSecurity::inter_broker`: its mechanism and JAAS username
-    /// and password, or its truststore); no SASL on a controller
-    /// listener, since the quorum's transport does not log in yet.
+    /// Every SASL listener's mechanisms and users are set (a controller
+    /// listener's gate serves PLAIN: `quorum::gate`); a node with other
+    /// nodes has its own login for the inter-broker and controller
+    /// listeners (`ClientSecurity`: the mechanism and JAAS username and
+    /// password, or the truststore).
     fn check_sasl(&self) -> Result<(), ConfigError> {
         let protocols = self.cluster.effective_security_protocol_map();
         let is_sasl = |name: &str| protocols.get(name).is_some_and(|p| p.starts_with("SASL_"));
-        for name in &self.cluster.controller_listener_names {
-            if is_sasl(name) {
-                return Err(ConfigError(format!(
-                    "controller listener {name} uses {}: the controller quorum does not authenticate with SASL in shoal yet; map it to PLAINTEXT",
-                    protocols[name]
-                )));
+        if let Some(listener) = self.cluster.controller_listener() {
+            if is_sasl(&listener.name) {
+                self.sasl.check_listener(&listener.name)?;
+                let mechanisms = self.sasl.mechanisms_of(&listener.name);
+                if !mechanisms.contains(&SaslMechanism::Plain) {
+                    return Err(ConfigError(format!(
+                        "controller listener {} enables {}: it serves PLAIN only (SCRAM credentials live in the metadata log, which the controllers must reach each other to read); enable PLAIN on it",
+                        listener.name,
+                        mechanisms.iter().map(|m| m.name()).collect::<Vec<_>>().join(",")
+                    )));
+                }
             }
         }
         let lone_node = !self.cluster.kraft()
@@ -675,6 +680,7 @@ impl BrokerConfig {
                 && self.cluster.has_role(ProcessRole::Controller));
         if !lone_node {
             ClientSecurity::inter_broker(self)?;
+            ClientSecurity::controller(self)?;
         }
         for listener in self.cluster.client_listeners() {
             if is_sasl(&listener.name) {
@@ -687,7 +693,8 @@ impl BrokerConfig {
     /// Every TLS listener (SSL, SASL_SSL) has its key and certificate.
     fn check_ssl(&self) -> Result<(), ConfigError> {
         let protocols = self.cluster.effective_security_protocol_map();
-        for listener in self.cluster.client_listeners() {
+        let controller = self.cluster.controller_listener();
+        for listener in self.cluster.client_listeners().chain(controller) {
             if protocols
                 .get(&listener.name)
                 .is_some_and(|p| p.ends_with("SSL"))

@@ -9,7 +9,9 @@
 //! connections to the other brokers (`inter_broker`: the listener of
 //! `inter.broker.listener.name` / `security.inter.broker.protocol`,
 //! `sasl.mechanism.inter.broker.protocol`, and the username and password
-//! of that listener's `listener.name.<l>.<mechanism>.sasl.jaas.config`).
+//! of that listener's `listener.name.<l>.<mechanism>.sasl.jaas.config`)
+//! and to the controllers (`controller`: the first of
+//! `controller.listener.names`, `sasl.mechanism.controller.protocol`).
 //!
 //! Invariant: plain data, as all of `config`; no file is read here
 //! (`security::tls_client` loads the PEM files). No password shows in a
@@ -130,6 +132,38 @@ impl ClientSecurity {
             let jaas = config.sasl.jaas.get(&(name.to_string(), parsed)).ok_or_else(|| {
                 ConfigError(format!(
                     "the inter-broker listener {name} uses {protocol} with sasl.mechanism.inter.broker.protocol={mechanism}: {key} must give the broker's own username and password"
+                ))
+            })?;
+            login_of(parsed, &key, &jaas.options)
+        };
+        resolve(protocol, &config.security, name, mechanism, login)
+    }
+
+    /// How this node connects to the controllers: as a client of the
+    /// CONTROLLER listener (the first of `controller.listener.names`),
+    /// with `sasl.mechanism.controller.protocol` and the username and
+    /// password of that listener's JAAS entry. PLAIN only among the SASL
+    /// mechanisms: SCRAM credentials live in the metadata log, which the
+    /// controllers must reach each other to read.
+    pub fn controller(config: &BrokerConfig) -> Result<ClientSecurity, ConfigError> {
+        let Some(name) = config.cluster.controller_listener_names.first() else {
+            return Ok(ClientSecurity::plaintext());
+        };
+        let name = name.as_str();
+        let protocols = config.cluster.effective_security_protocol_map();
+        let protocol = protocols.get(name).map_or(PLAINTEXT, String::as_str);
+        let mechanism = config.sasl.controller_mechanism.as_deref().unwrap_or(GSSAPI);
+        let login = |mechanism: &str| -> Result<SaslLogin, ConfigError> {
+            let parsed = SaslMechanism::from_name(mechanism).ok_or_else(|| unspoken(mechanism))?;
+            if parsed != SaslMechanism::Plain {
+                return Err(ConfigError(format!(
+                    "the controller listener {name} uses {protocol} with sasl.mechanism.controller.protocol={mechanism}: SCRAM credentials live in the metadata log, which the controllers must reach each other to read; use PLAIN, or SSL with client certificates, on the controller listener"
+                )));
+            }
+            let key = format!("listener.name.{}.plain.sasl.jaas.config", name.to_ascii_lowercase());
+            let jaas = config.sasl.jaas.get(&(name.to_string(), parsed)).ok_or_else(|| {
+                ConfigError(format!(
+                    "the controller listener {name} uses {protocol}: {key} must give this node's own username and password"
                 ))
             })?;
             login_of(parsed, &key, &jaas.options)

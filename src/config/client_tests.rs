@@ -105,3 +105,31 @@ fn the_inter_broker_login_comes_from_the_listeners_jaas_entry() {
     let error = ClientSecurity::inter_broker(&config).unwrap_err().0;
     assert!(error.contains("listener.name.broker.plain.sasl.jaas.config"), "{error}");
 }
+
+#[test]
+fn the_controller_login_is_plain_from_the_controller_listeners_jaas_entry() {
+    let mut config = BrokerConfig::new(PathBuf::from("/tmp/x"), 1);
+    let keys = [
+        ("listeners", "BROKER://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"),
+        ("listener.security.protocol.map", "BROKER:PLAINTEXT,CONTROLLER:SASL_PLAINTEXT"),
+        ("controller.listener.names", "CONTROLLER"),
+        ("sasl.mechanism.controller.protocol", "PLAIN"),
+        (
+            "listener.name.controller.plain.sasl.jaas.config",
+            r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="ctl" password="ctl-secret" user_ctl="ctl-secret";"#,
+        ),
+    ];
+    for (key, value) in keys {
+        config.set(key, value).unwrap();
+    }
+    let security = ClientSecurity::controller(&config).unwrap();
+    assert_eq!(security.tls, None);
+    let sasl = security.sasl.unwrap();
+    assert_eq!(sasl.mechanism, SaslMechanism::Plain);
+    assert_eq!(sasl.credentials.user, "ctl");
+    config.set("sasl.mechanism.controller.protocol", "SCRAM-SHA-512").unwrap();
+    let error = ClientSecurity::controller(&config).unwrap_err().0;
+    assert!(error.contains("use PLAIN"), "{error}");
+    config.set("listener.security.protocol.map", "BROKER:PLAINTEXT,CONTROLLER:PLAINTEXT").unwrap();
+    assert!(ClientSecurity::controller(&config).unwrap().is_plaintext());
+}

@@ -31,13 +31,13 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
-use super::link::{self, LinkSecurity, LinkStream};
 use super::messages::TopicPartition;
 use super::replication::own_broker_epoch;
 use super::Shard;
 use crate::clock::now_ms;
 use crate::config::host_port;
 use crate::log::{Backing, LogError, PartitionLog};
+use crate::quorum::link::{self, LinkSecurity, LinkStream};
 use crate::quorum::channel::request_frame;
 use crate::replication::{
     follower_high_watermark, follower_log_start, leader_offsets, offsets_answer, offsets_request,

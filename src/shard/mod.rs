@@ -30,7 +30,6 @@ mod fetcher;
 mod fetches;
 pub mod groups;
 pub mod lifecycle;
-pub mod link;
 pub mod mesh;
 pub mod messages;
 pub mod observer;

@@ -26,9 +26,9 @@ use glommio::sync::Semaphore;
 use kafka_protocol::messages::{ApiKey, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Request};
 
-use super::link::{self, LinkSecurity, LinkStream};
 use super::Shard;
 use crate::config::{host_port, BrokerConfig};
+use crate::quorum::link::{self, LinkSecurity, LinkStream};
 use crate::quorum::channel::{decode, request_frame, within};
 
 /// How long one request to another broker may take, connecting included:

@@ -1,18 +1,19 @@
-"""A secured cluster (issue 17): three shoal nodes whose client and
-inter-broker listener is SASL_SSL with SCRAM-SHA-512, the users made at
-format time (`shoal storage format --add-scram`, as kafka-storage.sh),
-the authorizer on and `super.users=User:broker` alone. The brokers reach
-each other as TLS clients checking the node's certificate and log in as
-`broker` (`sasl.mechanism.inter.broker.protocol` and the listener's JAAS
-entry), so topics at RF=3 replicate with a full ISR; a client user with
-ACLs produces and consumes, one without is refused with Kafka's error; a
-killed follower restarted rejoins the ISR through the secured fetcher;
-`shoal topic --command-config` works against it; fuzzed TLS and SASL
-handshakes against one node leave the cluster healthy (the TLS fuzz of
-test_tls.py, on a cluster, plus broken SASL exchanges inside TLS).
-
-The CONTROLLER listener stays PLAINTEXT: the quorum's transport does not
-serve TLS or SASL yet (the config refuses SSL there)."""
+"""A secured cluster (issue 17): three shoal nodes, every listener
+SASL_SSL. The client and inter-broker listener logs in with SCRAM-SHA-512,
+the users made at format time (`shoal storage format --add-scram`, as
+kafka-storage.sh), the authorizer on and `super.users=User:broker` alone;
+the CONTROLLER listener with PLAIN (SCRAM credentials live in the metadata
+log the controllers must reach each other to read: Kafka's rule too). The
+brokers reach each other and the controllers as TLS clients checking the
+node's certificate and log in as `broker` (`sasl.mechanism.inter.broker.protocol`,
+`sasl.mechanism.controller.protocol` and the listeners' JAAS entries), so
+the quorum forms, brokers register, and topics at RF=3 replicate with a
+full ISR; a client user with ACLs produces and consumes, one without is
+refused with Kafka's error; a killed follower restarted rejoins the ISR
+through the secured fetcher; `shoal topic` and `shoal cluster status`
+with `--command-config` work against it; fuzzed TLS and SASL handshakes
+against one node leave the cluster healthy (the TLS fuzz of test_tls.py,
+on a cluster, plus broken SASL exchanges inside TLS)."""
 
 import ipaddress
 import os
@@ -68,6 +69,10 @@ SASL_HANDSHAKE = 17
 SASL_AUTHENTICATE = 36
 JAAS = (f'org.apache.kafka.common.security.scram.ScramLoginModule required '
         f'username="{BROKER_USER}" password="{BROKER_PASSWORD}";')
+CONTROLLER_PASSWORD = "controller-plain-secret"
+CONTROLLER_JAAS = (f'org.apache.kafka.common.security.plain.PlainLoginModule required '
+                   f'username="{BROKER_USER}" password="{CONTROLLER_PASSWORD}" '
+                   f'user_{BROKER_USER}="{CONTROLLER_PASSWORD}";')
 
 
 def scram(user, password):
@@ -80,10 +85,13 @@ def node_command(ca_path):
         "listeners": "SASL_SSL://{host}:{port},CONTROLLER://{host}:{controller_port}",
         "advertised.listeners": "SASL_SSL://{host}:{port}",
         "inter.broker.listener.name": "SASL_SSL",
-        "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SASL_SSL",
         "sasl.enabled.mechanisms": MECHANISM,
         "sasl.mechanism.inter.broker.protocol": MECHANISM,
         "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": JAAS,
+        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+        "sasl.mechanism.controller.protocol": "PLAIN",
+        "listener.name.controller.plain.sasl.jaas.config": CONTROLLER_JAAS,
         "ssl.keystore.type": "PEM",
         "ssl.keystore.location": "{data_dir}/keystore.pem",
         "ssl.truststore.type": "PEM",
@@ -323,6 +331,16 @@ def run_secured_cluster(cluster, pki, root):
     plaintext = subprocess.run([shoal_bin(), "topic", "list", "--bootstrap", cluster.nodes[0].bootstrap],
                                capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert plaintext.returncode != 0
+    # The quorum through a controller's SASL_SSL listener, logged in with PLAIN.
+    controller_config = os.path.join(root, "controller.properties")
+    with open(controller_config, "w") as f:
+        f.write(f"security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\nsasl.jaas.config={CONTROLLER_JAAS}\n"
+                f"ssl.truststore.type=PEM\nssl.truststore.location={pki.ca_path}\n")
+    controller = cluster.nodes[0]
+    status = shoal_tool(["cluster", "status", "--bootstrap-controller",
+                         f"{controller.host}:{controller.controller_port}"], controller_config)
+    assert status.returncode == 0, status.stderr
+    assert "LeaderId" in status.stdout, status.stdout
 
     # Broken handshakes against one node; the cluster carries on.
     fuzz_handshakes(cluster.nodes[0], pki)
@@ -333,5 +351,5 @@ def run_secured_cluster(cluster, pki, root):
     wait_isr(client, topic, NODES, "every replica in the ISR after the fuzz")
     for node in cluster.nodes:
         log = "".join(open(path, errors="replace").read() for path in node.log_paths)
-        for secret in (BROKER_PASSWORD, ALICE_PASSWORD, BOB_PASSWORD):
+        for secret in (BROKER_PASSWORD, ALICE_PASSWORD, BOB_PASSWORD, CONTROLLER_PASSWORD):
             assert secret not in log, f"a password reached node {node.node_id}'s log"

@@ -1,13 +1,17 @@
-//! The connections a shard opens to other brokers (the replica fetcher,
-//! transaction verifications and markers), secured as Kafka secures its
-//! inter-broker clients: the protocol of the inter-broker listener
-//! (`inter.broker.listener.name` / `security.inter.broker.protocol`), TLS
-//! with that listener's `ssl.*` settings (its keystore doubling as the
-//! broker's client certificate), then SaslHandshake v1 and
-//! SaslAuthenticate with `sasl.mechanism.inter.broker.protocol` and the
-//! username and password of the listener's JAAS entry. The broker then
-//! acts as its own user, so `super.users=User:<broker user>` lets it
-//! fetch (CLUSTER_ACTION) and write markers where an authorizer is on.
+//! The connections this node opens as a client of another node, secured
+//! as Kafka secures its inter-broker and controller clients: to the other
+//! brokers (the replica fetcher, transaction verifications and markers)
+//! on the inter-broker listener (`inter.broker.listener.name` /
+//! `security.inter.broker.protocol`, `sasl.mechanism.inter.broker.protocol`),
+//! and to the controllers (the channel, the quorum's peers, an observer's
+//! fetches) on the CONTROLLER listener (the first of
+//! `controller.listener.names`, `sasl.mechanism.controller.protocol`):
+//! TLS with that listener's `ssl.*` settings (its keystore doubling as
+//! this node's client certificate), then SaslHandshake v1 and
+//! SaslAuthenticate with the username and password of the listener's
+//! JAAS entry. The node then acts as its own user, so
+//! `super.users=User:<broker user>` lets it fetch (CLUSTER_ACTION) and
+//! write markers where an authorizer is on.
 //!
 //! Invariant: every step of a connection is bounded by the caller's
 //! deadline; a login takes at most `SASL_ROUNDS_MAX` round trips and
@@ -29,7 +33,7 @@ use rustls::ClientConfig;
 
 use crate::config::{BrokerConfig, ClientSecurity, SaslLogin};
 use crate::protocol::frame::{self, SIZE_PREFIX_BYTES};
-use crate::quorum::channel::{connect_address, decode, request_frame, within};
+use super::channel::{connect_address, decode, request_frame, within};
 use crate::security::sasl::client::{ClientExchange, ClientStep};
 use crate::security::sasl::SaslError;
 use crate::security::tls_client::{client_config, server_name, TlsClientStream};
@@ -45,17 +49,44 @@ const SASL_ROUNDS_MAX: usize = 4;
 /// hundred bytes; a SaslHandshake answer lists a few mechanism names.
 const SASL_FRAME_BYTES_MAX: usize = 64 * 1024;
 
-/// The inter-broker listener's security, its PEM files loaded.
+/// How one kind of connection is secured, its PEM files loaded.
 #[derive(Default)]
 pub struct LinkSecurity {
     tls: Option<Arc<ClientConfig>>,
     sasl: Option<SaslLogin>,
 }
 
+impl std::fmt::Debug for LinkSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkSecurity")
+            .field("tls", &self.tls.is_some())
+            .field("sasl", &self.sasl)
+            .finish()
+    }
+}
+
 impl LinkSecurity {
     /// This broker's settings for connecting to the other brokers.
     pub fn inter_broker(config: &BrokerConfig) -> Result<LinkSecurity, String> {
-        let security = ClientSecurity::inter_broker(config).map_err(|error| error.0)?;
+        LinkSecurity::load(ClientSecurity::inter_broker(config).map_err(|error| error.0)?)
+    }
+
+    /// This node's settings for connecting to the controllers.
+    pub fn controller(config: &BrokerConfig) -> Result<LinkSecurity, String> {
+        LinkSecurity::load(ClientSecurity::controller(config).map_err(|error| error.0)?)
+    }
+
+    /// `controller`, or PLAINTEXT with a log line when the settings do not
+    /// load (`server::serve` checked they do before anything started).
+    pub fn controller_or_plaintext(config: &BrokerConfig) -> Arc<LinkSecurity> {
+        Arc::new(LinkSecurity::controller(config).unwrap_or_else(|error| {
+            log::warn!("connections to the controllers in PLAINTEXT: {error}");
+            LinkSecurity::default()
+        }))
+    }
+
+    /// Loads the PEM files `security` names.
+    pub fn load(security: ClientSecurity) -> Result<LinkSecurity, String> {
         let tls = match &security.tls {
             Some(settings) => Some(client_config(settings)?),
             None => None,
@@ -64,6 +95,11 @@ impl LinkSecurity {
             tls,
             sasl: security.sasl,
         })
+    }
+
+    /// Plain TCP without a login.
+    pub fn is_plaintext(&self) -> bool {
+        self.tls.is_none() && self.sasl.is_none()
     }
 }
 
@@ -110,6 +146,18 @@ pub async fn connect(
     client_id: &str,
 ) -> io::Result<LinkStream> {
     let socket = connect_address(address, deadline).await?;
+    secure(socket, address, deadline, security, client_id).await
+}
+
+/// `socket`, connected to `address`, secured as `security` says by
+/// `deadline`.
+pub async fn secure(
+    socket: TcpStream,
+    address: &str,
+    deadline: Instant,
+    security: &LinkSecurity,
+    client_id: &str,
+) -> io::Result<LinkStream> {
     let mut stream = match &security.tls {
         None => LinkStream::Plain(socket),
         Some(config) => {
