@@ -391,7 +391,7 @@ impl ClusterConfig {
 
     /// Kafka's rules over the whole config (`KafkaConfig.validateValues`
     /// and the listener checks), with Kafka's messages, plus what shoal
-    /// cannot do: several client listeners, or one not PLAINTEXT.
+    /// cannot do: several client listeners on a node of a cluster.
     /// `node_id_set`: whether `node.id` was given (Kafka has no default).
     pub fn check(&self, node_id: i32, node_id_set: bool) -> Result<(), ConfigError> {
         let fail = |message: String| Err(ConfigError(message));
@@ -570,7 +570,7 @@ impl ClusterConfig {
             }
         }
         // The inter-broker listener may use any protocol: the brokers
-        // connect to it as clients (`shard::link`), with the login
+        // connect to it as clients (`quorum::link`), with the login
         // `ClientSecurity::inter_broker` reads, checked at start.
         Ok(())
     }
@@ -841,7 +841,7 @@ mod tests {
         )
         .unwrap();
         // An SSL inter-broker listener is served: the brokers connect to
-        // it as TLS clients (`shard::link`).
+        // it as TLS clients (`quorum::link`).
         c.check(1, true).unwrap();
 
         let mut c = config(COMBINED);

@@ -9,7 +9,7 @@
 //! (replica fetches, WriteTxnMarkers, AddPartitionsToTxn from a broker)
 //! are checked as CLUSTER_ACTION on the principal of the connection: the
 //! broker's own user where the inter-broker listener has SASL (or its
-//! certificate's mapped name with mutual TLS; `shard::link` logs in), so
+//! certificate's mapped name with mutual TLS; `quorum::link` logs in), so
 //! `super.users=User:<broker>` lets brokers replicate; on a PLAINTEXT
 //! inter-broker listener it is `User:ANONYMOUS`.
 //!

@@ -182,7 +182,16 @@ fn fetch_once(follower: &Follower, voter: &Voter) -> std::io::Result<FetchRespon
         return fetch_blocking(voter, &request);
     }
     let (security, voter) = (follower.security.clone(), voter.clone());
-    super::block_on(move || async move { FetchClient::new(security).fetch(&voter, request).await })
+    let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(super::SHARD_IO_MEMORY_BYTES)
+        .spawn(move || async move {
+            let mut client = FetchClient::new(security);
+            client.fetch(&voter, request).await
+        })
+        .map_err(|error| std::io::Error::other(format!("no executor for the catch-up: {error:?}")))?;
+    executor
+        .join()
+        .map_err(|error| std::io::Error::other(format!("the catch-up's executor: {error:?}")))?
 }
 
 /// What `CONTROLLER_SHARD` runs for the metadata: this node's voter, or

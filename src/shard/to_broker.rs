@@ -103,7 +103,7 @@ impl Drop for Waiter<'_> {
 }
 
 /// A shard's links to other brokers, by purpose and node id, and how
-/// they are secured (`link.rs`).
+/// they are secured (`quorum::link`).
 pub struct BrokerLinks {
     links: RefCell<BTreeMap<(Purpose, i32), Rc<Link>>>,
     security: Rc<LinkSecurity>,
