@@ -201,3 +201,7 @@ fn pollfd(fd: &impl AsRawFd, read: bool, write: bool) -> libc::pollfd {
         revents: 0,
     }
 }
+
+#[cfg(test)]
+#[path = "tls_relay_tests.rs"]
+mod tests;

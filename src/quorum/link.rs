@@ -76,11 +76,12 @@ impl LinkSecurity {
         LinkSecurity::load(ClientSecurity::controller(config).map_err(|error| error.0)?)
     }
 
-    /// `controller`, or PLAINTEXT with a log line when the settings do not
-    /// load (`server::serve` checked they do before anything started).
+    /// `controller`, or PLAINTEXT when the settings do not load (logged
+    /// at debug: `server::serve` refuses to start a node of several whose
+    /// settings do not load, and a lone node reaches no other).
     pub fn controller_or_plaintext(config: &BrokerConfig) -> Arc<LinkSecurity> {
         Arc::new(LinkSecurity::controller(config).unwrap_or_else(|error| {
-            log::warn!("connections to the controllers in PLAINTEXT: {error}");
+            log::debug!("connections to the controllers in PLAINTEXT: {error}");
             LinkSecurity::default()
         }))
     }

@@ -116,7 +116,7 @@ impl BrokerLinks {
     /// that does not load leaves the links in PLAINTEXT, logged).
     pub fn new(config: &BrokerConfig) -> BrokerLinks {
         let security = LinkSecurity::inter_broker(config).unwrap_or_else(|error| {
-            log::warn!("inter-broker connections in PLAINTEXT: {error}");
+            log::debug!("inter-broker connections in PLAINTEXT: {error}");
             LinkSecurity::default()
         });
         BrokerLinks {
