@@ -679,8 +679,12 @@ impl BrokerConfig {
             || (self.cluster.quorum_voters.len() <= 1
                 && self.cluster.has_role(ProcessRole::Controller));
         if !lone_node {
-            ClientSecurity::inter_broker(self)?;
-            ClientSecurity::controller(self)?;
+            ClientSecurity::inter_broker(self).map_err(|error| {
+                ConfigError(format!("connections to the other brokers: {}", error.0))
+            })?;
+            ClientSecurity::controller(self).map_err(|error| {
+                ConfigError(format!("connections to the controllers: {}", error.0))
+            })?;
         }
         for listener in self.cluster.client_listeners() {
             if is_sasl(&listener.name) {
