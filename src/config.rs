@@ -30,8 +30,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use client::{ClientCredentials, ClientSecurity, ClientTlsSettings, SaslLogin};
 pub use authorizer::{AuthorizerConfig, SHOAL_AUTHORIZER, STANDARD_AUTHORIZER};
+pub use client::{ClientCredentials, ClientSecurity, ClientTlsSettings, SaslLogin};
 pub use cluster::{
     host_port, ClusterConfig, Listener, ProcessRole, Voter, BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT,
     BROKER_SESSION_TIMEOUT_MS_DEFAULT, QUORUM_ELECTION_BACKOFF_MAX_MS_DEFAULT,

@@ -94,8 +94,7 @@ pub(super) fn wrap(
 pub(super) fn authenticate(connection: &mut Connection, login: &SaslLogin) -> anyhow::Result<()> {
     let mechanism = login.mechanism;
     let handshake = connection.send_version(
-        SaslHandshakeRequest::default()
-            .with_mechanism(StrBytes::from_static_str(mechanism.name())),
+        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism.name())),
         SASL_HANDSHAKE_VERSION,
     )?;
     if handshake.error_code != 0 {

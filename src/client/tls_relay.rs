@@ -44,7 +44,9 @@ pub fn connect(
     }
     let (application, relay_end) = UnixStream::pair().context("making the TLS relay's sockets")?;
     socket.set_nonblocking(true).context("TLS socket")?;
-    relay_end.set_nonblocking(true).context("TLS relay socket")?;
+    relay_end
+        .set_nonblocking(true)
+        .context("TLS relay socket")?;
     std::thread::Builder::new()
         .name("shoal-tls-relay".to_string())
         .spawn(move || Relay::new(tls, socket, relay_end).run())
@@ -109,7 +111,9 @@ impl Relay {
                 }
                 return;
             }
-            let readable = |fd: &libc::pollfd| fd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0;
+            let readable = |fd: &libc::pollfd| {
+                fd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
+            };
             if want_net_read && readable(&fds[0]) && self.read_net().is_err() {
                 return;
             }

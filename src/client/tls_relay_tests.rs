@@ -105,5 +105,8 @@ fn a_server_the_truststore_does_not_know_is_refused_at_connect() {
     let socket = TcpStream::connect(&address).expect("connect");
     let name = ServerName::try_from("127.0.0.1").expect("name");
     let error = connect(socket, other_client, name).expect_err("refused");
-    assert!(format!("{error:#}").contains("TLS handshake failed"), "{error:#}");
+    assert!(
+        format!("{error:#}").contains("TLS handshake failed"),
+        "{error:#}"
+    );
 }

@@ -121,7 +121,11 @@ impl ClientSecurity {
         let name = listener.name.as_str();
         let protocols = config.cluster.effective_security_protocol_map();
         let protocol = protocols.get(name).map_or(PLAINTEXT, String::as_str);
-        let mechanism = config.sasl.inter_broker_mechanism.as_deref().unwrap_or(GSSAPI);
+        let mechanism = config
+            .sasl
+            .inter_broker_mechanism
+            .as_deref()
+            .unwrap_or(GSSAPI);
         let login = |mechanism: &str| -> Result<SaslLogin, ConfigError> {
             let parsed = SaslMechanism::from_name(mechanism).ok_or_else(|| unspoken(mechanism))?;
             let key = format!(
@@ -152,7 +156,11 @@ impl ClientSecurity {
         let name = name.as_str();
         let protocols = config.cluster.effective_security_protocol_map();
         let protocol = protocols.get(name).map_or(PLAINTEXT, String::as_str);
-        let mechanism = config.sasl.controller_mechanism.as_deref().unwrap_or(GSSAPI);
+        let mechanism = config
+            .sasl
+            .controller_mechanism
+            .as_deref()
+            .unwrap_or(GSSAPI);
         let login = |mechanism: &str| -> Result<SaslLogin, ConfigError> {
             let parsed = SaslMechanism::from_name(mechanism).ok_or_else(|| unspoken(mechanism))?;
             if parsed != SaslMechanism::Plain {
@@ -160,7 +168,10 @@ impl ClientSecurity {
                     "the controller listener {name} uses {protocol} with sasl.mechanism.controller.protocol={mechanism}: SCRAM credentials live in the metadata log, which the controllers must reach each other to read; use PLAIN, or SSL with client certificates, on the controller listener"
                 )));
             }
-            let key = format!("listener.name.{}.plain.sasl.jaas.config", name.to_ascii_lowercase());
+            let key = format!(
+                "listener.name.{}.plain.sasl.jaas.config",
+                name.to_ascii_lowercase()
+            );
             let jaas = config.sasl.jaas.get(&(name.to_string(), parsed)).ok_or_else(|| {
                 ConfigError(format!(
                     "the controller listener {name} uses {protocol}: {key} must give this node's own username and password"

@@ -17,7 +17,10 @@ fn a_kafka_client_config_for_sasl_ssl_is_read() {
     );
     let security = parse(&text).unwrap();
     let tls = security.tls.unwrap();
-    assert_eq!(tls.truststore, PemSource::File(PathBuf::from("/etc/ca.pem")));
+    assert_eq!(
+        tls.truststore,
+        PemSource::File(PathBuf::from("/etc/ca.pem"))
+    );
     assert_eq!(tls.keystore, None);
     assert!(tls.endpoint_identification, "https is Kafka's default");
     assert_eq!(tls.enabled_protocols, ["TLSv1.2", "TLSv1.3"]);
@@ -57,11 +60,17 @@ fn what_shoal_cannot_speak_is_refused_with_the_reason() {
         assert!(error.contains(reason), "{text:?}: {error}");
     };
     refused("security.protocol=SASL_SSL\nssl.truststore.type=PEM\nssl.truststore.location=/ca\nsasl.jaas.config=x required username=\"a\" password=\"b\";", "GSSAPI");
-    refused("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN", "sasl.jaas.config");
+    refused(
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN",
+        "sasl.jaas.config",
+    );
     refused("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=OAUTHBEARER\nsasl.jaas.config=x required;", "OAUTHBEARER");
     refused("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.jaas.config=x required username=\"a\";", "password");
     refused("security.protocol=SSL", "ssl.truststore");
-    refused("security.protocol=SSL\nssl.truststore.location=/ca.pem", "PEM");
+    refused(
+        "security.protocol=SSL\nssl.truststore.location=/ca.pem",
+        "PEM",
+    );
     refused("security.protocol=TLS", "security.protocol=TLS");
     refused("security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location=/ca\nssl.endpoint.identification.algorithm=ldap", "https");
     refused("no value here", "line 1");
@@ -71,8 +80,14 @@ fn what_shoal_cannot_speak_is_refused_with_the_reason() {
 fn the_inter_broker_login_comes_from_the_listeners_jaas_entry() {
     let mut config = BrokerConfig::new(PathBuf::from("/tmp/x"), 1);
     let keys = [
-        ("listeners", "BROKER://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"),
-        ("listener.security.protocol.map", "BROKER:SASL_SSL,CONTROLLER:PLAINTEXT"),
+        (
+            "listeners",
+            "BROKER://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+        ),
+        (
+            "listener.security.protocol.map",
+            "BROKER:SASL_SSL,CONTROLLER:PLAINTEXT",
+        ),
         ("controller.listener.names", "CONTROLLER"),
         ("inter.broker.listener.name", "BROKER"),
         ("sasl.enabled.mechanisms", "SCRAM-SHA-512"),
@@ -85,7 +100,10 @@ fn the_inter_broker_login_comes_from_the_listeners_jaas_entry() {
         ("ssl.keystore.location", "/server.pem"),
         ("ssl.truststore.type", "PEM"),
         ("ssl.truststore.location", "/ca.pem"),
-        ("listener.name.broker.ssl.endpoint.identification.algorithm", ""),
+        (
+            "listener.name.broker.ssl.endpoint.identification.algorithm",
+            "",
+        ),
     ];
     for (key, value) in keys {
         config.set(key, value).unwrap();
@@ -99,19 +117,33 @@ fn the_inter_broker_login_comes_from_the_listeners_jaas_entry() {
     assert!(!tls.endpoint_identification);
     // As Kafka's brokers, the listener's keystore is also the client's
     // certificate (mutual TLS between brokers).
-    assert_eq!(tls.keystore.as_ref().map(|(key, _)| key), Some(&PemSource::File(PathBuf::from("/server.pem"))));
+    assert_eq!(
+        tls.keystore.as_ref().map(|(key, _)| key),
+        Some(&PemSource::File(PathBuf::from("/server.pem")))
+    );
 
-    config.set("sasl.mechanism.inter.broker.protocol", "PLAIN").unwrap();
+    config
+        .set("sasl.mechanism.inter.broker.protocol", "PLAIN")
+        .unwrap();
     let error = ClientSecurity::inter_broker(&config).unwrap_err().0;
-    assert!(error.contains("listener.name.broker.plain.sasl.jaas.config"), "{error}");
+    assert!(
+        error.contains("listener.name.broker.plain.sasl.jaas.config"),
+        "{error}"
+    );
 }
 
 #[test]
 fn the_controller_login_is_plain_from_the_controller_listeners_jaas_entry() {
     let mut config = BrokerConfig::new(PathBuf::from("/tmp/x"), 1);
     let keys = [
-        ("listeners", "BROKER://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"),
-        ("listener.security.protocol.map", "BROKER:PLAINTEXT,CONTROLLER:SASL_PLAINTEXT"),
+        (
+            "listeners",
+            "BROKER://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+        ),
+        (
+            "listener.security.protocol.map",
+            "BROKER:PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+        ),
         ("controller.listener.names", "CONTROLLER"),
         ("sasl.mechanism.controller.protocol", "PLAIN"),
         (
@@ -127,9 +159,16 @@ fn the_controller_login_is_plain_from_the_controller_listeners_jaas_entry() {
     let sasl = security.sasl.unwrap();
     assert_eq!(sasl.mechanism, SaslMechanism::Plain);
     assert_eq!(sasl.credentials.user, "ctl");
-    config.set("sasl.mechanism.controller.protocol", "SCRAM-SHA-512").unwrap();
+    config
+        .set("sasl.mechanism.controller.protocol", "SCRAM-SHA-512")
+        .unwrap();
     let error = ClientSecurity::controller(&config).unwrap_err().0;
     assert!(error.contains("use PLAIN"), "{error}");
-    config.set("listener.security.protocol.map", "BROKER:PLAINTEXT,CONTROLLER:PLAINTEXT").unwrap();
+    config
+        .set(
+            "listener.security.protocol.map",
+            "BROKER:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        )
+        .unwrap();
     assert!(ClientSecurity::controller(&config).unwrap().is_plaintext());
 }

@@ -78,7 +78,10 @@ mod tests {
             name: name.to_string(),
             mechanism: 2,
             credential: crate::security::sasl::scram::credential_from_password(
-                mechanism, "secret", b"salt-salt", 4096,
+                mechanism,
+                "secret",
+                b"salt-salt",
+                4096,
             ),
         })
     }

@@ -263,8 +263,13 @@ impl ControllerChannel {
         };
         self.next_voter.set(self.voter_after(voter.id));
         Ok(Connection {
-            stream: connect_to(voter, deadline, &self.config.security, &self.config.client_id)
-                .await?,
+            stream: connect_to(
+                voter,
+                deadline,
+                &self.config.security,
+                &self.config.client_id,
+            )
+            .await?,
             voter_id: voter.id,
         })
     }

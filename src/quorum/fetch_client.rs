@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::channel::{connect_to, read_frame, within, CONNECTION_SETUP_TIMEOUT_MS};
-use super::link::{LinkSecurity, LinkStream};
 use super::fetch::{self, FetchRequest, FetchResponse};
+use super::link::{LinkSecurity, LinkStream};
 use super::wire::CONTROLLER_FRAME_BYTES_MAX;
 use crate::config::Voter;
 use crate::protocol::frame::{self, SIZE_PREFIX_BYTES};

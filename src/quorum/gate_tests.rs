@@ -178,7 +178,10 @@ fn voters_log_in_over_tls_and_exchange_messages() {
         let voters = voters(&listeners);
         let mut nodes = Vec::new();
         for (listener, voter) in listeners.into_iter().zip(&voters) {
-            let security = (gate(&pki, true), login(&pki, SaslMechanism::Plain, PASSWORD));
+            let security = (
+                gate(&pki, true),
+                login(&pki, SaslMechanism::Plain, PASSWORD),
+            );
             nodes.push(start(&voters, voter.id, listener, security));
         }
         assert!(arrives(&nodes[0].0, &nodes[1].1, heartbeat(1, 2, 7), WAIT).await);
@@ -197,7 +200,12 @@ fn a_wrong_password_or_no_login_delivers_nothing() {
         let mut listeners = listeners.into_iter();
         let first = listeners.next().expect("first");
         let second = listeners.next().expect("second");
-        let guarded = start(&voters, 1, first, (gate(&pki, true), LinkSecurity::default()));
+        let guarded = start(
+            &voters,
+            1,
+            first,
+            (gate(&pki, true), LinkSecurity::default()),
+        );
         let wrong = (gate(&pki, true), login(&pki, SaslMechanism::Plain, "wrong"));
         let intruder = start(&voters, 2, second, wrong);
         assert!(!arrives(&intruder.0, &guarded.1, heartbeat(2, 1, 9), QUIET).await);
@@ -207,12 +215,18 @@ fn a_wrong_password_or_no_login_delivers_nothing() {
         let mut raw = glommio::net::TcpStream::connect(address.as_str())
             .await
             .expect("connect");
-        let body = wire::encode_frame(2, 0, &[wire::encode_message(&heartbeat(2, 1, 10))
-            .expect("encodes")]);
+        let body = wire::encode_frame(
+            2,
+            0,
+            &[wire::encode_message(&heartbeat(2, 1, 10)).expect("encodes")],
+        );
         let _ = raw.write_all(&body).await;
         let mut rest = Vec::new();
         let closed = within(WAIT, raw.read_to_end(&mut rest)).await;
-        assert!(closed.is_some(), "the gate keeps a connection without TLS open");
+        assert!(
+            closed.is_some(),
+            "the gate keeps a connection without TLS open"
+        );
         assert!(within(QUIET, guarded.1.recv()).await.is_none());
     });
 }
@@ -223,7 +237,12 @@ fn scram_is_refused_on_the_controller_listener() {
         let pki = pki();
         let listener = StdListener::bind("127.0.0.1:0").expect("bind");
         let voters = voters(std::slice::from_ref(&listener));
-        let _node = start(&voters, 1, listener, (gate(&pki, true), LinkSecurity::default()));
+        let _node = start(
+            &voters,
+            1,
+            listener,
+            (gate(&pki, true), LinkSecurity::default()),
+        );
         let deadline = Instant::now() + WAIT;
         let scram = login(&pki, SaslMechanism::ScramSha512, PASSWORD);
         let refused = link::connect(&voters[0].address(), deadline, &scram, "test")

@@ -31,9 +31,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Encodable, Request, StrBytes};
 use rustls::ClientConfig;
 
+use super::channel::{connect_address, decode, request_frame, within};
 use crate::config::{BrokerConfig, ClientSecurity, SaslLogin};
 use crate::protocol::frame::{self, SIZE_PREFIX_BYTES};
-use super::channel::{connect_address, decode, request_frame, within};
 use crate::security::sasl::client::{ClientExchange, ClientStep};
 use crate::security::sasl::SaslError;
 use crate::security::tls_client::{client_config, server_name, TlsClientStream};
@@ -164,9 +164,12 @@ pub async fn secure(
         Some(config) => {
             let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
             let name = server_name(host).map_err(io::Error::other)?;
-            let tls = within(deadline, TlsClientStream::connect(config.clone(), name, socket))
-                .await
-                .map_err(|error| io::Error::new(error.kind(), format!("TLS: {error}")))?;
+            let tls = within(
+                deadline,
+                TlsClientStream::connect(config.clone(), name, socket),
+            )
+            .await
+            .map_err(|error| io::Error::new(error.kind(), format!("TLS: {error}")))?;
             LinkStream::Tls(Box::new(tls))
         }
     };
@@ -183,8 +186,8 @@ async fn authenticate(
     client_id: &str,
 ) -> io::Result<()> {
     let mechanism = login.mechanism;
-    let handshake = SaslHandshakeRequest::default()
-        .with_mechanism(StrBytes::from_static_str(mechanism.name()));
+    let handshake =
+        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism.name()));
     let answer = call(stream, &handshake, SASL_HANDSHAKE_VERSION, 0, client_id).await?;
     if answer.error_code != 0 {
         let offered: Vec<String> = answer.mechanisms.iter().map(|m| m.to_string()).collect();

@@ -67,7 +67,11 @@ fn acceptor(pki: &Pki, client_auth: ClientAuth) -> TlsAcceptor {
 /// A glommio TLS listener with `acceptor` and a `TlsClientStream` to it
 /// as `host`: the principal the server saw and the echo the client read,
 /// or the first failure.
-fn round_trip(acceptor: TlsAcceptor, config: Arc<ClientConfig>, host: &str) -> Result<String, String> {
+fn round_trip(
+    acceptor: TlsAcceptor,
+    config: Arc<ClientConfig>,
+    host: &str,
+) -> Result<String, String> {
     let name = server_name(host)?;
     crate::shard::block_on(move || async move {
         let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -82,7 +86,10 @@ fn round_trip(acceptor: TlsAcceptor, config: Arc<ClientConfig>, host: &str) -> R
             let mut message = [0u8; 5];
             let mut got = 0;
             while got < message.len() {
-                let read = reader.read(&mut message[got..]).await.map_err(|e| e.to_string())?;
+                let read = reader
+                    .read(&mut message[got..])
+                    .await
+                    .map_err(|e| e.to_string())?;
                 if read == 0 {
                     return Err("closed early".to_string());
                 }
@@ -95,15 +102,23 @@ fn round_trip(acceptor: TlsAcceptor, config: Arc<ClientConfig>, host: &str) -> R
             Ok::<usize, String>(answer.len())
         })
         .detach();
-        let socket = glommio::net::TcpStream::connect(address).await.expect("connect");
+        let socket = glommio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
         let client = async {
             let mut stream = TlsClientStream::connect(config, name, socket)
                 .await
                 .map_err(|error| error.to_string())?;
-            stream.write_all(b"hello").await.map_err(|e| e.to_string())?;
+            stream
+                .write_all(b"hello")
+                .await
+                .map_err(|e| e.to_string())?;
             let answer_bytes = server.await.ok_or("server task gone")??;
             let mut answer = vec![0u8; answer_bytes];
-            stream.read_exact(&mut answer).await.map_err(|e| e.to_string())?;
+            stream
+                .read_exact(&mut answer)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok::<String, String>(String::from_utf8_lossy(&answer).into_owned())
         };
         client.await
@@ -115,11 +130,21 @@ fn a_shard_speaks_tls_to_a_listener_and_checks_its_name() {
     let pki = pki();
     let checked = client_config(&settings(&pki.ca, None, true)).unwrap();
     assert_eq!(
-        round_trip(acceptor(&pki, ClientAuth::None), checked.clone(), "localhost").unwrap(),
+        round_trip(
+            acceptor(&pki, ClientAuth::None),
+            checked.clone(),
+            "localhost"
+        )
+        .unwrap(),
         "User:ANONYMOUShello"
     );
     assert_eq!(
-        round_trip(acceptor(&pki, ClientAuth::None), checked.clone(), "127.0.0.1").unwrap(),
+        round_trip(
+            acceptor(&pki, ClientAuth::None),
+            checked.clone(),
+            "127.0.0.1"
+        )
+        .unwrap(),
         "User:ANONYMOUShello"
     );
     let error = round_trip(acceptor(&pki, ClientAuth::None), checked, "elsewhere").unwrap_err();

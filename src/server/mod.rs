@@ -51,7 +51,9 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     // So is the inter-broker listener's client side (its truststore, the
     // broker's own login), on a node that has other brokers to reach.
     let pure_broker = config.cluster.has_role(crate::config::ProcessRole::Broker)
-        && !config.cluster.has_role(crate::config::ProcessRole::Controller);
+        && !config
+            .cluster
+            .has_role(crate::config::ProcessRole::Controller);
     if config.cluster.quorum_voters.len() > 1 || pure_broker {
         crate::quorum::link::LinkSecurity::inter_broker(&config)
             .map_err(|error| anyhow::anyhow!("inter-broker connections: {error}"))?;

@@ -37,8 +37,8 @@ use super::Shard;
 use crate::clock::now_ms;
 use crate::config::host_port;
 use crate::log::{Backing, LogError, PartitionLog};
-use crate::quorum::link::{self, LinkSecurity, LinkStream};
 use crate::quorum::channel::request_frame;
+use crate::quorum::link::{self, LinkSecurity, LinkStream};
 use crate::replication::{
     follower_high_watermark, follower_log_start, leader_offsets, offsets_answer, offsets_request,
     FetchSession, FollowerDecision, LocalEpochEnd, LocalLog, OffsetsQuery, PartitionAnswer,

@@ -188,7 +188,9 @@ fn fetch_once(follower: &Follower, voter: &Voter) -> std::io::Result<FetchRespon
             let mut client = FetchClient::new(security);
             client.fetch(&voter, request).await
         })
-        .map_err(|error| std::io::Error::other(format!("no executor for the catch-up: {error:?}")))?;
+        .map_err(|error| {
+            std::io::Error::other(format!("no executor for the catch-up: {error:?}"))
+        })?;
     executor
         .join()
         .map_err(|error| std::io::Error::other(format!("the catch-up's executor: {error:?}")))?

@@ -28,8 +28,8 @@ use kafka_protocol::protocol::{Decodable, Request};
 
 use super::Shard;
 use crate::config::{host_port, BrokerConfig};
-use crate::quorum::link::{self, LinkSecurity, LinkStream};
 use crate::quorum::channel::{decode, request_frame, within};
+use crate::quorum::link::{self, LinkSecurity, LinkStream};
 
 /// How long one request to another broker may take, connecting included:
 /// below the 30 s `request.timeout.ms` of Kafka's clients, so that a

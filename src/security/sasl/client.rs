@@ -75,9 +75,13 @@ pub fn plain_token(credentials: &ClientCredentials) -> Vec<u8> {
 
 enum ScramState {
     /// Client-first sent; waiting for server-first.
-    First { client_first_bare: String },
+    First {
+        client_first_bare: String,
+    },
     /// Client-final sent; the server signature it must answer with.
-    Final { server_signature: Vec<u8> },
+    Final {
+        server_signature: Vec<u8>,
+    },
     Ended,
 }
 

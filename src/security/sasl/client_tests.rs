@@ -176,5 +176,8 @@ fn plain_sends_one_token_and_is_done_on_the_answer() {
 fn user_names_are_escaped_and_debug_hides_the_password() {
     assert_eq!(escape("a,b=c"), "a=2Cb=3Dc");
     let shown = format!("{:?}", credentials("alice", "s3cret"));
-    assert!(shown.contains("alice") && !shown.contains("s3cret"), "{shown}");
+    assert!(
+        shown.contains("alice") && !shown.contains("s3cret"),
+        "{shown}"
+    );
 }
