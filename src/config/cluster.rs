@@ -437,7 +437,7 @@ impl ClusterConfig {
                 return fail("Only one of inter.broker.listener.name and security.inter.broker.protocol should be set.".to_string());
             }
         }
-        self.check_client_listeners(&protocols)?;
+        self.check_client_listeners()?;
         let voter_ids: Vec<i32> = self.quorum_voters.iter().map(|v| v.id).collect();
         let voter_set = format!(
             "{{{}}}",
@@ -549,11 +549,8 @@ impl ClusterConfig {
     /// What shoal cannot do yet with several client listeners or TLS: a
     /// node of a multi-node cluster serves clients on one listener (other
     /// brokers are advertised at their registered endpoint, one per
-    /// broker), and brokers talk to each other in PLAINTEXT.
-    fn check_client_listeners(
-        &self,
-        protocols: &BTreeMap<String, String>,
-    ) -> Result<(), ConfigError> {
+    /// broker); `security.inter.broker.protocol` names a listener.
+    fn check_client_listeners(&self) -> Result<(), ConfigError> {
         let several_nodes = self.quorum_voters.len() > 1 || self.pure_broker();
         let client_listeners = self.client_listeners().count();
         if several_nodes && client_listeners > 1 {

@@ -28,7 +28,7 @@ use glommio::net::TcpStream;
 use kafka_protocol::messages::{
     ApiKey, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
 };
-use kafka_protocol::protocol::{Encodable, Request, StrBytes};
+use kafka_protocol::protocol::{Request, StrBytes};
 use rustls::ClientConfig;
 
 use super::channel::{connect_address, decode, request_frame, within};

@@ -297,6 +297,7 @@ mod tests {
             leader_epoch: 0,
             next: 0,
             avoid: None,
+            security: Default::default(),
         }
     }
 
