@@ -417,14 +417,11 @@ impl ClusterConfig {
         }
         let protocols = self.effective_security_protocol_map();
         for listener in self.listeners.iter().chain(self.effective_advertised()) {
-            match protocols.get(&listener.name) {
-                None => {
-                    return fail(format!(
-                        "No security protocol defined for listener {}",
-                        listener.name
-                    ))
-                }
-                Some(_) => {}
+            if !protocols.contains_key(&listener.name) {
+                return fail(format!(
+                    "No security protocol defined for listener {}",
+                    listener.name
+                ));
             }
         }
         if let Some(name) = &self.inter_broker_listener_name {

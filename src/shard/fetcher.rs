@@ -153,7 +153,7 @@ async fn run(shard: Weak<Shard>, leader_id: i32) {
                 if !out_of_range.is_empty() {
                     let link = Link {
                         stream: &mut link,
-                        security: &*security,
+                        security: &security,
                         address: &address,
                         correlation_id: &mut correlation_id,
                     };
