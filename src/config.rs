@@ -14,6 +14,7 @@
 //! the node's roles, quorum and named listeners; `parse.rs` the value parsers.
 
 mod authorizer;
+mod client;
 mod cluster;
 mod describe;
 mod group;
@@ -31,6 +32,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use authorizer::{AuthorizerConfig, SHOAL_AUTHORIZER, STANDARD_AUTHORIZER};
+pub use client::{ClientCredentials, ClientSecurity, ClientTlsSettings, SaslLogin};
 pub use cluster::{
     host_port, ClusterConfig, Listener, ProcessRole, Voter, BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT,
     BROKER_SESSION_TIMEOUT_MS_DEFAULT, QUORUM_ELECTION_BACKOFF_MAX_MS_DEFAULT,
@@ -683,32 +685,37 @@ impl BrokerConfig {
         self.check_ssl()
     }
 
-    /// Every SASL listener's mechanisms and users are set; no SASL where
-    /// another node must authenticate: shoal's brokers and controllers do
-    /// not log in to each other with SASL yet, so a controller listener,
-    /// and the broker listener of a node with other brokers (followers
-    /// fetch from it), stay unauthenticated.
+    /// Every SASL listener's mechanisms and users are set (a controller
+    /// listener's gate serves PLAIN: `quorum::gate`); a node with other
+    /// nodes has its own login for the inter-broker and controller
+    /// listeners (`ClientSecurity`: the mechanism and JAAS username and
+    /// password, or the truststore).
     fn check_sasl(&self) -> Result<(), ConfigError> {
         let protocols = self.cluster.effective_security_protocol_map();
         let is_sasl = |name: &str| protocols.get(name).is_some_and(|p| p.starts_with("SASL_"));
-        for name in &self.cluster.controller_listener_names {
-            if is_sasl(name) {
-                return Err(ConfigError(format!(
-                    "controller listener {name} uses {}: the controller quorum does not authenticate with SASL in shoal yet; map it to PLAINTEXT",
-                    protocols[name]
-                )));
+        if let Some(listener) = self.cluster.controller_listener() {
+            if is_sasl(&listener.name) {
+                self.sasl.check_listener(&listener.name)?;
+                let mechanisms = self.sasl.mechanisms_of(&listener.name);
+                if !mechanisms.contains(&SaslMechanism::Plain) {
+                    return Err(ConfigError(format!(
+                        "controller listener {} enables {}: it serves PLAIN only (SCRAM credentials live in the metadata log, which the controllers must reach each other to read); enable PLAIN on it",
+                        listener.name,
+                        mechanisms.iter().map(|m| m.name()).collect::<Vec<_>>().join(",")
+                    )));
+                }
             }
         }
         let lone_node = !self.cluster.kraft()
             || (self.cluster.quorum_voters.len() <= 1
                 && self.cluster.has_role(ProcessRole::Controller));
-        if let Some(listener) = self.cluster.broker_listener() {
-            if is_sasl(&listener.name) && !lone_node {
-                return Err(ConfigError(format!(
-                    "listener {} uses {} and is the inter-broker listener of a cluster: brokers do not authenticate to each other with SASL in shoal yet (sasl.mechanism.inter.broker.protocol); SASL serves a single node for now",
-                    listener.name, protocols[&listener.name]
-                )));
-            }
+        if !lone_node {
+            ClientSecurity::inter_broker(self).map_err(|error| {
+                ConfigError(format!("connections to the other brokers: {}", error.0))
+            })?;
+            ClientSecurity::controller(self).map_err(|error| {
+                ConfigError(format!("connections to the controllers: {}", error.0))
+            })?;
         }
         for listener in self.cluster.client_listeners() {
             if is_sasl(&listener.name) {
@@ -721,7 +728,8 @@ impl BrokerConfig {
     /// Every TLS listener (SSL, SASL_SSL) has its key and certificate.
     fn check_ssl(&self) -> Result<(), ConfigError> {
         let protocols = self.cluster.effective_security_protocol_map();
-        for listener in self.cluster.client_listeners() {
+        let controller = self.cluster.controller_listener();
+        for listener in self.cluster.client_listeners().chain(controller) {
             if protocols
                 .get(&listener.name)
                 .is_some_and(|p| p.ends_with("SSL"))

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use shoal::cli::{
     AclCommand, ClusterCommand, ConsumeArgs, GroupCommand, ProduceArgs, StorageCommand,
@@ -122,8 +122,26 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
     Ok(config)
 }
 
+/// The `--command-config` file of whichever tool was asked for, if any.
+fn command_config(matches: &ArgMatches) -> Option<PathBuf> {
+    // `try_get_one` fails for a command that has no such argument.
+    if let Ok(Some(path)) = matches.try_get_one::<PathBuf>(shoal::cli::COMMAND_CONFIG_ID) {
+        return Some(path.clone());
+    }
+    matches
+        .subcommand()
+        .and_then(|(_, subcommand)| command_config(subcommand))
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    if let Some(path) = command_config(&matches) {
+        if let Err(error) = shoal::client::security::install_file(&path) {
+            eprintln!("Error: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    }
     let default_log_level = match cli.command {
         Command::Serve(_) => "info",
         _ => "warn",

@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use kafka_protocol::messages::create_acls_request::AclCreation;
@@ -80,9 +79,6 @@ pub struct ChangeArgs {
     /// default All).
     #[arg(long)]
     pub operation: Vec<String>,
-    /// Client properties (kafka-acls.sh's --command-config).
-    #[arg(long, value_name = "FILE")]
-    pub command_config: Option<PathBuf>,
     #[command(flatten)]
     pub bootstrap: BootstrapArg,
 }
@@ -95,9 +91,6 @@ pub struct ListArgs {
     /// Only the ACLs of this principal.
     #[arg(long)]
     pub principal: Option<String>,
-    /// Client properties (kafka-acls.sh's --command-config).
-    #[arg(long, value_name = "FILE")]
-    pub command_config: Option<PathBuf>,
     #[command(flatten)]
     pub bootstrap: BootstrapArg,
 }
@@ -108,43 +101,24 @@ pub fn run_acl(command: AclCommand) -> anyhow::Result<()> {
     let mut out = stdout.lock();
     match command {
         AclCommand::Add(args) => {
-            let mut conn = connect(&args.bootstrap, args.command_config.as_deref())?;
+            let mut conn = Connection::connect(&args.bootstrap.bootstrap)?;
             let acls = acls_of(&args, PatternType::Literal)?;
             add(&mut conn, &acls)?;
             write!(out, "{}", listing("Adding ACLs", &acls))?;
         }
         AclCommand::Remove(args) => {
-            let mut conn = connect(&args.bootstrap, args.command_config.as_deref())?;
+            let mut conn = Connection::connect(&args.bootstrap.bootstrap)?;
             let removed = remove(&mut conn, &args)?;
             write!(out, "{}", listing("Removed ACLs", &removed))?;
         }
         AclCommand::List(args) => {
-            let mut conn = connect(&args.bootstrap, args.command_config.as_deref())?;
+            let mut conn = Connection::connect(&args.bootstrap.bootstrap)?;
             let listed = list(&mut conn, &args)?;
             write!(out, "{}", listing("Current ACLs", &listed))?;
         }
     }
     out.flush()?;
     Ok(())
-}
-
-/// A connection to the bootstrap broker; a `--command-config` file is read
-/// and refused if it asks for a security protocol shoal's tools do not
-/// speak yet (they speak PLAINTEXT).
-fn connect(bootstrap: &BootstrapArg, command_config: Option<&Path>) -> anyhow::Result<Connection> {
-    if let Some(path) = command_config {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let protocol = text
-            .lines()
-            .filter_map(crate::config::split_key_value)
-            .find(|(key, _)| *key == "security.protocol")
-            .map(|(_, value)| value.to_ascii_uppercase());
-        if protocol.is_some_and(|protocol| protocol != "PLAINTEXT") {
-            bail!("{}: shoal's tools speak PLAINTEXT only", path.display());
-        }
-    }
-    Connection::connect(&bootstrap.bootstrap)
 }
 
 /// The resources named, each as (type, name); at least one is required.
@@ -411,9 +385,9 @@ mod tests {
             allow_host: Vec::new(),
             deny_host: vec!["10.0.0.1".into()],
             operation: operations.iter().map(|o| o.to_string()).collect(),
-            command_config: None,
             bootstrap: BootstrapArg {
                 bootstrap: "x:1".into(),
+                command_config: None,
             },
         }
     }

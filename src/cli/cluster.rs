@@ -81,6 +81,10 @@ pub struct StatusArgs {
     /// Brokers to ask about the brokers and partitions, tried in order.
     #[arg(long, value_name = "HOST:PORT[,...]")]
     pub bootstrap_server: Option<String>,
+    /// Client properties, as kafka-metadata-quorum.sh's --command-config
+    /// (installed by `main`, as `BootstrapArg`'s).
+    #[arg(long, value_name = "FILE")]
+    pub command_config: Option<std::path::PathBuf>,
 }
 
 /// The metadata quorum as its leader reports it.

@@ -38,10 +38,19 @@ pub use transactions::{run_transactions, AbortArgs, TransactionsCommand};
 /// Where the tools look for a broker unless told otherwise.
 pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
 
-/// The `--bootstrap` option every tool takes.
+/// The `--bootstrap` and `--command-config` options every tool takes.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct BootstrapArg {
     /// A broker to start from, as HOST:PORT.
     #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_BOOTSTRAP)]
     pub bootstrap: String,
+    /// Client properties, as Kafka's tools take them (security.protocol,
+    /// sasl.mechanism, sasl.jaas.config, ssl.truststore.*, ssl.keystore.*).
+    /// `main` installs them for every connection the tool makes
+    /// (`client::security`), under the argument id `COMMAND_CONFIG_ID`.
+    #[arg(long, value_name = "FILE")]
+    pub command_config: Option<std::path::PathBuf>,
 }
+
+/// The clap id of every tool's `--command-config`, by which `main` finds it.
+pub const COMMAND_CONFIG_ID: &str = "command_config";

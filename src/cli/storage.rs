@@ -126,10 +126,6 @@ fn format(args: &FormatArgs) -> anyhow::Result<()> {
         .iter()
         .map(|arg| add_scram_record(arg))
         .collect::<Result<Vec<_>, _>>()?;
-    let sole_voter = QuorumSettings::of(&config).sole_voter();
-    if !scram.is_empty() && !sole_voter {
-        bail!("--add-scram is supported for a single voter's storage only in shoal: in a cluster, create the credentials with AlterUserScramCredentials (kafka-configs --alter --add-config 'SCRAM-SHA-256=[password=...]') once it runs");
-    }
     store::format_meta_properties(dir, &args.cluster_id, config.node_id)?;
     // The one voter's log gets its bootstrap records now, as Kafka's
     // format writes them; a voter among several gets its log with the
@@ -144,6 +140,10 @@ fn format(args: &FormatArgs) -> anyhow::Result<()> {
             }
         } else {
             QuorumNode::open(dir, settings)?;
+            // For whichever voter leads first (`quorum::bootstrap_file`).
+            if !scram.is_empty() {
+                crate::quorum::bootstrap_file::write(dir, &scram)?;
+            }
         }
     }
     Ok(())

@@ -618,7 +618,8 @@ mod tests {
                     ("cleanup.policy".into(), "compact".into()),
                 ],
                 bootstrap: BootstrapArg {
-                    bootstrap: "127.0.0.1:9999".into()
+                    bootstrap: "127.0.0.1:9999".into(),
+                    command_config: None,
                 },
             }
         );
@@ -626,7 +627,8 @@ mod tests {
             parse(&["list"]),
             TopicCommand::List {
                 bootstrap: BootstrapArg {
-                    bootstrap: "127.0.0.1:9092".into()
+                    bootstrap: "127.0.0.1:9092".into(),
+                    command_config: None,
                 }
             }
         );
@@ -634,9 +636,22 @@ mod tests {
     }
 
     #[test]
+    fn every_topic_command_takes_a_command_config() {
+        let cmd = parse(&["list", "--command-config", "/etc/client.properties"]);
+        let TopicCommand::List { bootstrap } = cmd else {
+            panic!("{cmd:?}");
+        };
+        assert_eq!(
+            bootstrap.command_config,
+            Some(std::path::PathBuf::from("/etc/client.properties"))
+        );
+    }
+
+    #[test]
     fn admin_commands_parse() {
         let bootstrap = BootstrapArg {
             bootstrap: "127.0.0.1:9092".into(),
+            command_config: None,
         };
         assert_eq!(
             parse(&[
@@ -730,6 +745,7 @@ mod tests {
     fn reassign_parses_and_lists_as_kafka_reassign_partitions() {
         let bootstrap = BootstrapArg {
             bootstrap: "127.0.0.1:9092".into(),
+            command_config: None,
         };
         let reassign = |replicas: Vec<i32>| TopicCommand::Reassign {
             name: "orders".into(),

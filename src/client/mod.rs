@@ -17,11 +17,14 @@ pub mod coordinator;
 pub mod error;
 pub mod frame;
 pub mod partitioner;
+pub mod security;
+mod tls_relay;
 
 use std::collections::HashMap;
-use std::io::{BufReader, BufWriter};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
@@ -75,7 +78,7 @@ pub struct Connection {
 /// waiting for their responses.
 pub struct RequestSender {
     addr: String,
-    writer: BufWriter<TcpStream>,
+    writer: BufWriter<Socket>,
     next_correlation_id: i32,
 }
 
@@ -96,7 +99,7 @@ impl RequestSender {
 /// requests were sent.
 pub struct ResponseReceiver {
     addr: String,
-    reader: BufReader<TcpStream>,
+    reader: BufReader<Socket>,
 }
 
 impl ResponseReceiver {
@@ -123,21 +126,30 @@ impl ResponseReceiver {
 }
 
 impl Connection {
-    /// Connects to `addr` (`host:port`) and negotiates API versions.
+    /// Connects to `addr` (`host:port`), negotiates API versions and, with
+    /// a client config installed (`security::install_file`), speaks TLS
+    /// and logs in as it says.
     pub fn connect(addr: &str) -> anyhow::Result<Connection> {
+        Connection::connect_secured(addr, security::installed())
+    }
+
+    /// Connects to `addr` with `secured` (None: PLAINTEXT).
+    pub fn connect_secured(
+        addr: &str,
+        secured: Option<&security::Secured>,
+    ) -> anyhow::Result<Connection> {
         let stream = connect_stream(addr)?;
-        stream
-            .set_read_timeout(Some(READ_TIMEOUT))
-            .context("setting read timeout")?;
-        stream
-            .set_write_timeout(Some(WRITE_TIMEOUT))
-            .context("setting write timeout")?;
         stream.set_nodelay(true).context("setting TCP_NODELAY")?;
-        let reader = BufReader::new(stream.try_clone().context("cloning socket")?);
+        // Bounds the TLS handshake too, which runs on this socket.
+        Socket::Tcp(stream.try_clone().context("cloning socket")?).set_timeouts()?;
+        let host = split_host(addr);
+        let socket = security::wrap(stream, host, secured)?;
+        socket.set_timeouts()?;
+        let reader = BufReader::new(socket.try_clone().context("cloning socket")?);
         let mut connection = Connection {
             sender: RequestSender {
                 addr: addr.to_owned(),
-                writer: BufWriter::new(stream),
+                writer: BufWriter::new(socket),
                 next_correlation_id: 0,
             },
             receiver: ResponseReceiver {
@@ -147,6 +159,9 @@ impl Connection {
             versions: HashMap::new(),
         };
         connection.negotiate_versions()?;
+        if let Some(login) = secured.and_then(|secured| secured.security.sasl.as_ref()) {
+            security::authenticate(&mut connection, login)?;
+        }
         Ok(connection)
     }
 
@@ -294,6 +309,76 @@ impl AsFd for Connection {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.receiver.reader.get_ref().as_fd()
     }
+}
+
+/// The byte stream under a connection: the TCP socket, or the
+/// application end of a TLS relay (`tls_relay`).
+pub(crate) enum Socket {
+    Tcp(TcpStream),
+    Relay(UnixStream),
+}
+
+impl Socket {
+    fn try_clone(&self) -> std::io::Result<Socket> {
+        Ok(match self {
+            Socket::Tcp(stream) => Socket::Tcp(stream.try_clone()?),
+            Socket::Relay(stream) => Socket::Relay(stream.try_clone()?),
+        })
+    }
+
+    fn set_timeouts(&self) -> anyhow::Result<()> {
+        match self {
+            Socket::Tcp(stream) => {
+                stream.set_read_timeout(Some(READ_TIMEOUT))?;
+                stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+            }
+            Socket::Relay(stream) => {
+                stream.set_read_timeout(Some(READ_TIMEOUT))?;
+                stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Socket::Tcp(stream) => stream.read(buf),
+            Socket::Relay(stream) => stream.read(buf),
+        }
+    }
+}
+
+impl Write for Socket {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Socket::Tcp(stream) => stream.write(buf),
+            Socket::Relay(stream) => stream.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Socket::Tcp(stream) => stream.flush(),
+            Socket::Relay(stream) => stream.flush(),
+        }
+    }
+}
+
+impl AsFd for Socket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Socket::Tcp(stream) => stream.as_fd(),
+            Socket::Relay(stream) => stream.as_fd(),
+        }
+    }
+}
+
+/// The host of `host:port` (an IPv6 host without its brackets).
+fn split_host(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 /// The highest version per API that both the broker (per `response`) and the

@@ -391,7 +391,7 @@ impl ClusterConfig {
 
     /// Kafka's rules over the whole config (`KafkaConfig.validateValues`
     /// and the listener checks), with Kafka's messages, plus what shoal
-    /// cannot do: several client listeners, or one not PLAINTEXT.
+    /// cannot do: several client listeners on a node of a cluster.
     /// `node_id_set`: whether `node.id` was given (Kafka has no default).
     pub fn check(&self, node_id: i32, node_id_set: bool) -> Result<(), ConfigError> {
         let fail = |message: String| Err(ConfigError(message));
@@ -417,20 +417,11 @@ impl ClusterConfig {
         }
         let protocols = self.effective_security_protocol_map();
         for listener in self.listeners.iter().chain(self.effective_advertised()) {
-            match protocols.get(&listener.name) {
-                None => {
-                    return fail(format!(
-                        "No security protocol defined for listener {}",
-                        listener.name
-                    ))
-                }
-                Some(protocol) if protocol.ends_with("SSL") && self.is_controller_listener(&listener.name) => {
-                    return fail(format!(
-                        "controller listener {} uses {protocol}: the quorum's transport speaks PLAINTEXT only (not built yet)",
-                        listener.name
-                    ))
-                }
-                Some(_) => {}
+            if !protocols.contains_key(&listener.name) {
+                return fail(format!(
+                    "No security protocol defined for listener {}",
+                    listener.name
+                ));
             }
         }
         if let Some(name) = &self.inter_broker_listener_name {
@@ -443,7 +434,7 @@ impl ClusterConfig {
                 return fail("Only one of inter.broker.listener.name and security.inter.broker.protocol should be set.".to_string());
             }
         }
-        self.check_client_listeners(&protocols)?;
+        self.check_client_listeners()?;
         let voter_ids: Vec<i32> = self.quorum_voters.iter().map(|v| v.id).collect();
         let voter_set = format!(
             "{{{}}}",
@@ -555,11 +546,8 @@ impl ClusterConfig {
     /// What shoal cannot do yet with several client listeners or TLS: a
     /// node of a multi-node cluster serves clients on one listener (other
     /// brokers are advertised at their registered endpoint, one per
-    /// broker), and brokers talk to each other in PLAINTEXT.
-    fn check_client_listeners(
-        &self,
-        protocols: &BTreeMap<String, String>,
-    ) -> Result<(), ConfigError> {
+    /// broker); `security.inter.broker.protocol` names a listener.
+    fn check_client_listeners(&self) -> Result<(), ConfigError> {
         let several_nodes = self.quorum_voters.len() > 1 || self.pure_broker();
         let client_listeners = self.client_listeners().count();
         if several_nodes && client_listeners > 1 {
@@ -575,15 +563,9 @@ impl ClusterConfig {
                 )));
             }
         }
-        let inter_broker = self.broker_listener();
-        let inter_broker_protocol = inter_broker.and_then(|l| protocols.get(&l.name));
-        if several_nodes && inter_broker_protocol.is_some_and(|p| p != PLAINTEXT) {
-            return Err(ConfigError(format!(
-                "the inter-broker listener {} uses {}: brokers reach each other in PLAINTEXT only (inter-broker TLS is not built yet)",
-                inter_broker.map_or("", |l| l.name.as_str()),
-                inter_broker_protocol.map_or("", String::as_str)
-            )));
-        }
+        // The inter-broker listener may use any protocol: the brokers
+        // connect to it as clients (`quorum::link`), with the login
+        // `ClientSecurity::inter_broker` reads, checked at start.
         Ok(())
     }
 
@@ -828,7 +810,8 @@ mod tests {
             "PLAINTEXT:PLAINTEXT,BROKER:PLAINTEXT,CONTROLLER:SSL",
         )
         .unwrap();
-        assert!(error(&c, 1).contains("the quorum's transport speaks PLAINTEXT only"));
+        // A TLS controller listener is served (`quorum::gate`).
+        c.check(1, true).unwrap();
         // Several nodes: one client listener, and brokers talk PLAINTEXT.
         c.set(
             "listener.security.protocol.map",
@@ -851,7 +834,9 @@ mod tests {
             "SSL:SSL,CONTROLLER:PLAINTEXT",
         )
         .unwrap();
-        assert!(error(&c, 1).contains("inter-broker TLS is not built yet"));
+        // An SSL inter-broker listener is served: the brokers connect to
+        // it as TLS clients (`quorum::link`).
+        c.check(1, true).unwrap();
 
         let mut c = config(COMBINED);
         c.set("advertised.listeners", "OTHER://h:1").unwrap();

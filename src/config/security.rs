@@ -124,7 +124,7 @@ impl SecurityConfig {
 
     /// The value of `key` for `listener`: its override, the global key, or
     /// Kafka's default; empty counts as unset.
-    fn value(&self, listener: &str, key: &str) -> Option<&str> {
+    pub(super) fn value(&self, listener: &str, key: &str) -> Option<&str> {
         let set = self
             .listeners
             .get(listener)
@@ -213,7 +213,7 @@ impl SecurityConfig {
     }
 }
 
-fn list(value: Option<&str>) -> Vec<String> {
+pub(super) fn list(value: Option<&str>) -> Vec<String> {
     value
         .unwrap_or_default()
         .split(',')
@@ -224,7 +224,7 @@ fn list(value: Option<&str>) -> Vec<String> {
 }
 
 /// A keystore or truststore type shoal can read: PEM only.
-fn store_type(key: &str, value: Option<&str>) -> Result<(), String> {
+pub(super) fn store_type(key: &str, value: Option<&str>) -> Result<(), String> {
     match value.unwrap_or(PEM) {
         kind if kind.eq_ignore_ascii_case(PEM) => Ok(()),
         kind => Err(format!(

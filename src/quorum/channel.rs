@@ -23,10 +23,10 @@ use std::io;
 use std::net::ToSocketAddrs;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 use kafka_protocol::error::ResponseError;
@@ -36,10 +36,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 
+use super::link::{self, LinkSecurity, LinkStream};
 use super::transport::{RECONNECT_BACKOFF_MAX_MS, RECONNECT_BACKOFF_MS};
 use super::wire::CONTROLLER_FRAME_BYTES_MAX;
 use crate::config::Voter;
-use crate::protocol::frame::{self, SIZE_PREFIX_BYTES};
+use crate::protocol::frame::SIZE_PREFIX_BYTES;
 
 /// Callers waiting for the one request in flight. A broker sends a
 /// heartbeat every interval and, later, forwarded admin requests; more
@@ -113,11 +114,13 @@ pub struct ChannelConfig {
     pub voters: Vec<Voter>,
     /// How long one call may take, every retry included.
     pub request_timeout_ms: u64,
+    /// How the connections to the controllers are secured (`link.rs`).
+    pub security: Arc<LinkSecurity>,
 }
 
 /// The open connection and the voter it reaches.
 struct Connection {
-    stream: TcpStream,
+    stream: LinkStream,
     voter_id: i32,
 }
 
@@ -260,7 +263,13 @@ impl ControllerChannel {
         };
         self.next_voter.set(self.voter_after(voter.id));
         Ok(Connection {
-            stream: connect_to(voter, deadline).await?,
+            stream: connect_to(
+                voter,
+                deadline,
+                &self.config.security,
+                &self.config.client_id,
+            )
+            .await?,
             voter_id: voter.id,
         })
     }
@@ -275,9 +284,15 @@ impl ControllerChannel {
     }
 }
 
-/// A connection to `voter`'s CONTROLLER listener, made by `deadline`.
-pub(super) async fn connect_to(voter: &Voter, deadline: Instant) -> io::Result<TcpStream> {
-    connect_address(&voter.address(), deadline).await
+/// A connection to `voter`'s CONTROLLER listener, made and secured as
+/// `security` says by `deadline`.
+pub(super) async fn connect_to(
+    voter: &Voter,
+    deadline: Instant,
+    security: &LinkSecurity,
+    client_id: &str,
+) -> io::Result<LinkStream> {
+    link::connect(&voter.address(), deadline, security, client_id).await
 }
 
 /// A connection to `address` (host:port), made by `deadline`, with
@@ -324,23 +339,8 @@ pub(crate) fn request_frame(
 }
 
 /// The next frame without its size prefix, its size checked first.
-pub(super) async fn read_frame(stream: &mut TcpStream) -> io::Result<Bytes> {
-    read_frame_of(stream, CONTROLLER_FRAME_BYTES_MAX).await
-}
-
-/// The next frame without its size prefix, refused over `frame_bytes_max`
-/// before anything is allocated for it.
-pub(crate) async fn read_frame_of(
-    stream: &mut TcpStream,
-    frame_bytes_max: usize,
-) -> io::Result<Bytes> {
-    let mut prefix = [0u8; SIZE_PREFIX_BYTES];
-    stream.read_exact(&mut prefix).await?;
-    let size_bytes =
-        frame::frame_size(prefix, frame_bytes_max).map_err(|error| invalid(error.to_string()))?;
-    let mut frame = vec![0u8; size_bytes];
-    stream.read_exact(&mut frame).await?;
-    Ok(Bytes::from(frame))
+pub(super) async fn read_frame(stream: &mut LinkStream) -> io::Result<Bytes> {
+    stream.read_frame(CONTROLLER_FRAME_BYTES_MAX).await
 }
 
 /// `future`, or a timed-out error at `deadline`.

@@ -57,6 +57,8 @@ fn transport(
         cluster_id: "c".to_string(),
         listener_name: "CONTROLLER".to_string(),
         voters: voters.to_vec(),
+        gate: Default::default(),
+        peers: Default::default(),
     };
     let status: StatusFn = Rc::new(move || QuorumStatus {
         local_id: id,
@@ -106,6 +108,7 @@ fn the_channel_finds_the_controller_past_a_refusal_and_a_dead_voter() {
             client_id: "broker-9".to_string(),
             voters: voters.clone(),
             request_timeout_ms: 10_000,
+            security: Default::default(),
         };
         let channel = ControllerChannel::new(config, Rc::new(|| None));
         let request = BrokerHeartbeatRequest::default().with_broker_epoch(7);
@@ -137,6 +140,7 @@ fn a_call_no_controller_answers_times_out_within_its_time() {
             client_id: "broker-9".to_string(),
             voters,
             request_timeout_ms: 500,
+            security: Default::default(),
         };
         // The leader hint names the refusing voter: it is asked again and
         // again until the time runs out.

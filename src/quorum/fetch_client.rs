@@ -11,14 +11,14 @@
 
 use std::io::{self, Read, Write};
 use std::net::ToSocketAddrs;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_lite::AsyncWriteExt;
-use glommio::net::TcpStream;
 
 use super::channel::{connect_to, read_frame, within, CONNECTION_SETUP_TIMEOUT_MS};
 use super::fetch::{self, FetchRequest, FetchResponse};
+use super::link::{LinkSecurity, LinkStream};
 use super::wire::CONTROLLER_FRAME_BYTES_MAX;
 use crate::config::Voter;
 use crate::protocol::frame::{self, SIZE_PREFIX_BYTES};
@@ -27,14 +27,26 @@ use crate::protocol::frame::{self, SIZE_PREFIX_BYTES};
 /// answer may take beyond the wait the request asked the voter for.
 pub const QUORUM_REQUEST_TIMEOUT_MS: u64 = 2_000;
 
+/// The request header's client id of an observer's fetches.
+const CLIENT_ID: &str = "shoal-observer";
+
 /// The observer's connection, to the voter it last asked.
-#[derive(Default)]
 pub struct FetchClient {
-    connection: Option<(i32, TcpStream)>,
+    connection: Option<(i32, LinkStream)>,
     correlation_id: i32,
+    /// How connections to the voters are secured (`link.rs`).
+    security: Arc<LinkSecurity>,
 }
 
 impl FetchClient {
+    pub fn new(security: Arc<LinkSecurity>) -> FetchClient {
+        FetchClient {
+            connection: None,
+            correlation_id: 0,
+            security,
+        }
+    }
+
     /// Asks `voter` for the log after `request.after_index`; an error
     /// drops the connection, so the next request connects afresh.
     pub async fn fetch(
@@ -58,7 +70,7 @@ impl FetchClient {
     ) -> io::Result<FetchResponse> {
         if self.connection.as_ref().map(|(id, _)| *id) != Some(voter.id) {
             self.connection = None;
-            let stream = connect_to(voter, deadline).await?;
+            let stream = connect_to(voter, deadline, &self.security, CLIENT_ID).await?;
             self.connection = Some((voter.id, stream));
         }
         let Some((_, stream)) = self.connection.as_mut() else {
@@ -94,7 +106,9 @@ fn decode(answer: &Bytes, correlation_id: i32) -> io::Result<FetchResponse> {
 }
 
 /// Asks `voter` once on a blocking socket (serve's catch-up, before any
-/// reactor runs).
+/// reactor runs), in PLAINTEXT: a secured CONTROLLER listener is asked
+/// through a `FetchClient` on an executor of its own instead
+/// (`shard::observer`).
 pub fn fetch_blocking(voter: &Voter, request: &FetchRequest) -> io::Result<FetchResponse> {
     let address = voter
         .address()

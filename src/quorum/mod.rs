@@ -14,14 +14,21 @@
 //! broker (`process.roles=broker`) observes the log instead of voting:
 //! it fetches the committed entries from any voter (`fetch.rs`, its
 //! client `fetch_client.rs`, the serving and applying rules `observe.rs`).
+//! The CONTROLLER listener is secured as its protocol says: `gate.rs`
+//! admits a connection (TLS, then a SASL/PLAIN login), and `link.rs`
+//! opens the connections this node makes as a client, to the controllers
+//! and to the other brokers alike (TLS, then a SASL login).
 //!
 //! `quorum` imports no `server` and no `shard` (`tests/architecture.rs`):
 //! it is storage and consensus state, handed bytes by whoever runs it.
 
+pub mod bootstrap_file;
 pub mod channel;
 pub mod describe;
 pub mod fetch;
 pub mod fetch_client;
+pub mod gate;
+pub mod link;
 pub mod node;
 pub mod observe;
 pub mod queue;
@@ -34,6 +41,8 @@ pub use storage::{RaftLogStore, StoreError, METADATA_LOG_DIR};
 
 #[cfg(test)]
 mod channel_tests;
+#[cfg(test)]
+mod gate_tests;
 #[cfg(test)]
 mod observe_tests;
 #[cfg(test)]

@@ -260,6 +260,8 @@ pub struct QuorumNode {
     /// Record bytes applied since the image was last snapshot.
     bytes_since_snapshot: u64,
     snapshot_bytes: u64,
+    /// The records format left for the first leader (`bootstrap_file`).
+    bootstrap_extra: Vec<MetadataRecord>,
 }
 
 impl QuorumNode {
@@ -273,6 +275,7 @@ impl QuorumNode {
     ) -> Result<QuorumNode, QuorumError> {
         let node_id = settings.raft_id();
         let mut store = RaftLogStore::open(data_dir)?;
+        let bootstrap_extra = super::bootstrap_file::read(data_dir)?;
         let RaftState {
             hard_state,
             conf_state,
@@ -325,7 +328,19 @@ impl QuorumNode {
             applied,
             bytes_since_snapshot: 0,
             snapshot_bytes: settings.snapshot_bytes,
+            bootstrap_extra,
         })
+    }
+
+    /// What a leader of a log that lacks them proposes first
+    /// (`metadata::table::bootstrap_records`), with the records format
+    /// left for it (`bootstrap_file`); nothing once the log has them.
+    pub fn bootstrap_records(&self) -> Vec<MetadataRecord> {
+        let mut records = crate::metadata::table::bootstrap_records(self.image());
+        if !records.is_empty() {
+            records.extend(self.bootstrap_extra.iter().cloned());
+        }
+        records
     }
 
     /// Opens the log, elects this node its one voter and commits the
@@ -337,7 +352,7 @@ impl QuorumNode {
     ) -> Result<QuorumNode, QuorumError> {
         let mut node = QuorumNode::open(data_dir, settings)?;
         node.elect_blocking()?;
-        let bootstrap = crate::metadata::table::bootstrap_records(node.image());
+        let bootstrap = node.bootstrap_records();
         if !bootstrap.is_empty() {
             node.propose_blocking(&bootstrap)?;
         }

@@ -38,10 +38,10 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use futures_util::future::LocalBoxFuture;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::{TcpListener, TcpStream};
@@ -57,6 +57,8 @@ use raft::eraftpb::Message;
 
 use super::describe::{self, QuorumStatus};
 use super::fetch::{self, FetchRequest, FetchResponse, METADATA_FETCH_API_KEY};
+use super::gate::{ControllerGate, InboundStream};
+use super::link::{self, LinkSecurity, LinkStream};
 use super::queue::BoundedQueue;
 use super::wire::{self, CONTROLLER_FRAME_BYTES_MAX, RAFT_MESSAGES_API_KEY};
 use crate::clock::now_ms;
@@ -116,6 +118,10 @@ pub struct TransportConfig {
     pub listener_name: String,
     /// `controller.quorum.voters`.
     pub voters: Vec<Voter>,
+    /// What the CONTROLLER listener asks of a connection (`gate.rs`).
+    pub gate: Arc<ControllerGate>,
+    /// How this voter connects to the others (`link.rs`).
+    pub peers: Arc<LinkSecurity>,
 }
 
 /// The driver's current view, asked for each DescribeQuorum and
@@ -334,7 +340,10 @@ impl Transport {
             .voters
             .iter()
             .filter(|voter| voter.id != config.local_id)
-            .map(|voter| (voter.id, start_peer(config.local_id, voter.clone())))
+            .map(|voter| {
+                let peer = start_peer(config.local_id, voter.clone(), config.peers.clone());
+                (voter.id, peer)
+            })
             .collect();
         let shared = Rc::new(Shared {
             config,
@@ -430,7 +439,7 @@ impl Drop for Transport {
     }
 }
 
-fn start_peer(local_id: i32, voter: Voter) -> Peer {
+fn start_peer(local_id: i32, voter: Voter, security: Arc<LinkSecurity>) -> Peer {
     let queue = Rc::new(RefCell::new(PeerQueue {
         messages: BoundedQueue::new(
             format!("raft messages to voter {}", voter.id),
@@ -442,7 +451,12 @@ fn start_peer(local_id: i32, voter: Voter) -> Peer {
         connects: 0,
     }));
     let (doorbell, bell) = local_channel::new_bounded(1);
-    let task = glommio::spawn_local(run_peer(local_id, voter, Rc::clone(&queue), bell));
+    let task = glommio::spawn_local(run_peer(
+        (local_id, security),
+        voter,
+        Rc::clone(&queue),
+        bell,
+    ));
     Peer {
         queue,
         doorbell,
@@ -456,7 +470,7 @@ fn start_peer(local_id: i32, voter: Voter) -> Peer {
 /// through, so a peer that keeps closing on us is not hammered. One log
 /// line per outage, not per attempt.
 async fn run_peer(
-    local_id: i32,
+    (local_id, security): (i32, Arc<LinkSecurity>),
     voter: Voter,
     queue: Rc<RefCell<PeerQueue>>,
     bell: LocalReceiver<()>,
@@ -465,7 +479,7 @@ async fn run_peer(
     let mut failing = false;
     let mut correlation_id = 0i32;
     loop {
-        let failure = match connect(&voter).await {
+        let failure = match connect(local_id, &voter, &security).await {
             Ok(mut stream) => {
                 info!("connected to voter {} at {}", voter.id, voter.address());
                 queue.borrow_mut().connects += 1;
@@ -509,7 +523,7 @@ async fn run_peer(
 /// fails (its error; the frame in flight is counted as dropped) or the
 /// transport is gone (`None`). `written` tells whether a frame went out.
 async fn write_queue(
-    stream: &mut TcpStream,
+    stream: &mut LinkStream,
     local_id: i32,
     correlation_id: &mut i32,
     queue: &RefCell<PeerQueue>,
@@ -535,7 +549,7 @@ async fn write_queue(
     }
 }
 
-async fn connect(voter: &Voter) -> io::Result<TcpStream> {
+async fn connect(local_id: i32, voter: &Voter, security: &LinkSecurity) -> io::Result<LinkStream> {
     // Resolved at each attempt, as Kafka does, so a voter's host name may
     // move. glommio's connect assumes a resolved address.
     let address = voter
@@ -551,7 +565,9 @@ async fn connect(voter: &Voter) -> io::Result<TcpStream> {
     stream
         .set_write_timeout(Some(Duration::from_millis(QUORUM_REQUEST_TIMEOUT_MS)))
         .map_err(io::Error::from)?;
-    Ok(stream)
+    let deadline = Instant::now() + Duration::from_millis(CONNECTION_SETUP_TIMEOUT_MS);
+    let client_id = format!("raft-{local_id}-to-{}", voter.id);
+    link::secure(stream, &voter.address(), deadline, security, &client_id).await
 }
 
 async fn accept_loop(listener: TcpListener, shared: Weak<Shared>) {
@@ -584,11 +600,11 @@ async fn accept_loop(listener: TcpListener, shared: Weak<Shared>) {
     }
 }
 
-async fn serve_connection(mut stream: TcpStream, shared: Weak<Shared>, id: u64) {
+async fn serve_connection(stream: TcpStream, shared: Weak<Shared>, id: u64) {
     let peer = stream.peer_addr().ok();
     let idle = Duration::from_millis(CONNECTIONS_MAX_IDLE_MS);
     let outcome = match stream.set_read_timeout(Some(idle)) {
-        Ok(()) => serve_frames(&mut stream, &shared).await,
+        Ok(()) => admit_and_serve(stream, &shared).await,
         Err(error) => Err(error.to_string()),
     };
     if let Err(reason) = outcome {
@@ -599,9 +615,22 @@ async fn serve_connection(mut stream: TcpStream, shared: Weak<Shared>, id: u64) 
     }
 }
 
+/// Admits the connection as the listener's protocol says (`gate.rs`),
+/// then serves it.
+async fn admit_and_serve(stream: TcpStream, shared: &Weak<Shared>) -> Result<(), String> {
+    let Some((gate, apis)) = shared
+        .upgrade()
+        .map(|shared| (Arc::clone(&shared.config.gate), shared.service.versions))
+    else {
+        return Ok(());
+    };
+    let (mut stream, _principal) = gate.admit(stream, apis).await?;
+    serve_frames(&mut stream, shared).await
+}
+
 /// Answers the connection's frames in order until it closes (`Ok`) or
 /// sends what it must not (`Err`, the reason to log).
-async fn serve_frames(stream: &mut TcpStream, shared: &Weak<Shared>) -> Result<(), String> {
+async fn serve_frames(stream: &mut InboundStream, shared: &Weak<Shared>) -> Result<(), String> {
     let Some(budget) = shared
         .upgrade()
         .map(|shared| Rc::clone(&shared.frame_bytes_pinned))
@@ -669,7 +698,7 @@ fn fetch_answer(response: FetchResponse, correlation_id: i32) -> Bytes {
 /// stream. The size is checked before anything is allocated, and the
 /// buffer grows only with what arrives.
 async fn read_frame(
-    stream: &mut TcpStream,
+    stream: &mut InboundStream,
     budget: &Rc<Cell<usize>>,
 ) -> Result<Option<(Vec<u8>, Pinned)>, String> {
     let mut prefix = [0u8; SIZE_PREFIX_BYTES];

@@ -106,6 +106,8 @@ fn start_serving(
         cluster_id: CLUSTER_ID.to_string(),
         listener_name: "CONTROLLER".to_string(),
         voters: voters.to_vec(),
+        gate: Default::default(),
+        peers: Default::default(),
     };
     let fixed: StatusFn = Rc::new(move || status(local_id, 1));
     Transport::start(config, listener, fixed, service).expect("start transport")

@@ -5,14 +5,19 @@
 //! (`User:ANONYMOUS` until a TLS handshake with a client certificate or a
 //! SASL exchange of that same connection sets it).
 //!
-//! Invariant: pure but for `tls` and `jwks_fetch`. Nothing else here
-//! reads a socket, a clock or a file; the server feeds tokens,
+//! The client side lives here too: `sasl::client` (PLAIN and SCRAM as a
+//! client) and `tls_client` (rustls' client settings, and a TLS stream a
+//! shard opens to another broker).
+//!
+//! Invariant: pure but for `tls`, `tls_client` and `jwks_fetch`. Nothing
+//! else here reads a socket, a clock or a file; the server feeds tokens,
 //! certificates, key sets, times and requests in and takes answers,
 //! principals and decisions out, so every mechanism and rule is
-//! unit-tested without a broker. `tls` drives rustls on the connection's
-//! socket and nothing else: it touches no partition, file or other shard.
-//! `jwks_fetch` is a blocking read of an OAUTHBEARER key set, run at start
-//! or on a blocking thread, never on a reactor. Imports only `config`.
+//! unit-tested without a broker. `tls` and `tls_client` drive rustls on a
+//! connection's socket and nothing else: they touch no partition, file or
+//! other shard. `jwks_fetch` is a blocking read of an OAUTHBEARER key set,
+//! run at start or on a blocking thread, never on a reactor. Imports only
+//! `config`.
 
 pub mod acl;
 pub mod jwks;
@@ -22,6 +27,7 @@ pub mod principal;
 pub mod sasl;
 pub mod ssl_principal;
 pub mod tls;
+pub mod tls_client;
 
 /// Kafka's security protocols (`listener.security.protocol.map` values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -252,7 +252,7 @@ pub fn reload(
 
 /// ring's provider, its cipher suites cut to `names` (Kafka's
 /// `ssl.cipher.suites`, IANA names) when any are given.
-fn provider(names: &[String]) -> Result<CryptoProvider, String> {
+pub(super) fn provider(names: &[String]) -> Result<CryptoProvider, String> {
     // ring, not aws-lc-rs: it builds with a C compiler alone (no cmake),
     // at the cost of rustls' post-quantum key exchange, which the Java and
     // librdkafka clients of today do not offer a broker anyway.
@@ -279,7 +279,7 @@ fn provider(names: &[String]) -> Result<CryptoProvider, String> {
     Ok(provider)
 }
 
-fn pem_text(source: &PemSource, key: &str) -> Result<Vec<u8>, String> {
+pub(super) fn pem_text(source: &PemSource, key: &str) -> Result<Vec<u8>, String> {
     match source {
         PemSource::File(path) => std::fs::read(path)
             .map_err(|error| format!("{key}: cannot read {}: {error}", path.display())),
@@ -305,12 +305,12 @@ fn keystore(
 
 /// Whether a PEM key is encrypted (PKCS#8 `ENCRYPTED PRIVATE KEY`, or a
 /// legacy OpenSSL key with a `Proc-Type: 4,ENCRYPTED` header).
-fn is_encrypted(pem: &[u8]) -> bool {
+pub(super) fn is_encrypted(pem: &[u8]) -> bool {
     let text = String::from_utf8_lossy(pem);
     text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") || text.contains("4,ENCRYPTED")
 }
 
-fn certificates(pem: &[u8], key: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(super) fn certificates(pem: &[u8], key: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let certificates = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| format!("{key}: {error}"))?;
@@ -320,7 +320,7 @@ fn certificates(pem: &[u8], key: &str) -> Result<Vec<CertificateDer<'static>>, S
     Ok(certificates)
 }
 
-fn root_store(source: &PemSource) -> Result<RootCertStore, String> {
+pub(super) fn root_store(source: &PemSource) -> Result<RootCertStore, String> {
     let text = pem_text(source, "ssl.truststore")?;
     let mut roots = RootCertStore::empty();
     for certificate in certificates(&text, "ssl.truststore")? {

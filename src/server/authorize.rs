@@ -7,9 +7,11 @@
 //! With no authorizer configured (`authorizer.class.name` unset, Kafka's
 //! default) every check is one branch and allows. Inter-broker requests
 //! (replica fetches, WriteTxnMarkers, AddPartitionsToTxn from a broker)
-//! are checked as CLUSTER_ACTION on the principal of the connection: on a
-//! PLAINTEXT listener that is `User:ANONYMOUS`, so a cluster with an
-//! authorizer lists it in `super.users` until its brokers authenticate.
+//! are checked as CLUSTER_ACTION on the principal of the connection: the
+//! broker's own user where the inter-broker listener has SASL (or its
+//! certificate's mapped name with mutual TLS; `quorum::link` logs in), so
+//! `super.users=User:<broker>` lets brokers replicate; on a PLAINTEXT
+//! inter-broker listener it is `User:ANONYMOUS`.
 //!
 //! Invariant: no check allocates; each reads one `Rc` of the shard's view.
 

@@ -50,6 +50,18 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
             .map(Arc::new)
             .collect();
     let client_listeners = Arc::new(client_listeners);
+    // So is the inter-broker listener's client side (its truststore, the
+    // broker's own login), on a node that has other brokers to reach.
+    let pure_broker = config.cluster.has_role(crate::config::ProcessRole::Broker)
+        && !config
+            .cluster
+            .has_role(crate::config::ProcessRole::Controller);
+    if config.cluster.quorum_voters.len() > 1 || pure_broker {
+        crate::quorum::link::LinkSecurity::inter_broker(&config)
+            .map_err(|error| anyhow::anyhow!("inter-broker connections: {error}"))?;
+        crate::quorum::link::LinkSecurity::controller(&config)
+            .map_err(|error| anyhow::anyhow!("connections to the controllers: {error}"))?;
+    }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     // glommio opens directories by absolute path only (a relative one fails
@@ -260,11 +272,17 @@ fn start_voter(
     preflight::check_port_free(&address)?;
     let socket = std::net::TcpListener::bind(&address)
         .with_context(|| format!("cannot listen on {address} (the controller listener)"))?;
+    let gate = crate::quorum::gate::ControllerGate::of(config)
+        .map_err(|error| anyhow::anyhow!("the controller listener: {error}"))?;
+    let peers = crate::quorum::link::LinkSecurity::controller(config)
+        .map_err(|error| anyhow::anyhow!("connections to the other controllers: {error}"))?;
     let transport = TransportConfig {
         local_id: config.node_id,
         cluster_id: cluster_id.to_string(),
         listener_name: listener.name.clone(),
         voters: config.cluster.quorum_voters.clone(),
+        gate: Arc::new(gate),
+        peers: Arc::new(peers),
     };
     let node = QuorumNode::open(&config.data_dir, settings.clone())
         .context("cannot open the metadata log")?;

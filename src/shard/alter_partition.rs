@@ -29,6 +29,7 @@ use crate::config::BrokerConfig;
 use crate::metadata::alter_partition::{CommittedPartition, IsrRequest};
 use crate::metadata::controller::CONTROLLER_SHARD;
 use crate::quorum::channel::{ChannelConfig, ControllerChannel, LeaderFn};
+use crate::quorum::link::LinkSecurity;
 
 /// The ISR change a leader asks for: topic id, partition, the leader and
 /// partition epochs it knows, the new ISR with each member's broker epoch
@@ -107,6 +108,7 @@ impl AlterPartitions {
                     client_id: format!("broker-{}-alter-partition", config.node_id),
                     voters: config.cluster.quorum_voters.clone(),
                     request_timeout_ms: ALTER_PARTITION_TIMEOUT_MS,
+                    security: LinkSecurity::controller_or_plaintext(config),
                 },
                 leader,
             )

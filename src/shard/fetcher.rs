@@ -25,8 +25,6 @@ use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use futures_lite::AsyncWriteExt;
-use glommio::net::TcpStream;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     ApiKey, FetchRequest, FetchResponse, ListOffsetsResponse, ResponseHeader,
@@ -39,7 +37,8 @@ use super::Shard;
 use crate::clock::now_ms;
 use crate::config::host_port;
 use crate::log::{Backing, LogError, PartitionLog};
-use crate::quorum::channel::{connect_address, read_frame_of, request_frame};
+use crate::quorum::channel::request_frame;
+use crate::quorum::link::{self, LinkSecurity, LinkStream};
 use crate::replication::{
     follower_high_watermark, follower_log_start, leader_offsets, offsets_answer, offsets_request,
     FetchSession, FollowerDecision, LocalEpochEnd, LocalLog, OffsetsQuery, PartitionAnswer,
@@ -91,7 +90,10 @@ pub fn start_missing(shard: &Rc<Shard>) {
 /// One leader's fetcher: rounds until this shard follows nothing there.
 async fn run(shard: Weak<Shard>, leader_id: i32) {
     let mut session = FetchSession::new();
-    let mut link: Option<TcpStream> = None;
+    let mut link: Option<LinkStream> = None;
+    let Some(security) = shard.upgrade().map(|shard| shard.to_brokers.security()) else {
+        return;
+    };
     let mut correlation_id: i32 = 0;
     loop {
         let Some(strong) = shard.upgrade() else {
@@ -115,7 +117,7 @@ async fn run(shard: Weak<Shard>, leader_id: i32) {
         };
         correlation_id = correlation_id.wrapping_add(1);
         let answer = exchange::<FetchResponse>(
-            &mut link,
+            (&mut link, &*security),
             &address,
             (ApiKey::Fetch, FETCH_VERSION_MAX, correlation_id),
             |body| request.encode(body, FETCH_VERSION_MAX),
@@ -151,6 +153,7 @@ async fn run(shard: Weak<Shard>, leader_id: i32) {
                 if !out_of_range.is_empty() {
                     let link = Link {
                         stream: &mut link,
+                        security: &security,
                         address: &address,
                         correlation_id: &mut correlation_id,
                     };
@@ -234,7 +237,7 @@ fn local_state(log: &PartitionLog) -> LocalLog {
 /// and reads its answer (at most `frame_bytes_max`); any failure leaves
 /// the connection to be dropped.
 async fn exchange<R: Decodable>(
-    link: &mut Option<TcpStream>,
+    (link, security): (&mut Option<LinkStream>, &LinkSecurity),
     address: &str,
     (api_key, version, correlation_id): (ApiKey, i16, i32),
     encode: impl FnOnce(&mut BytesMut) -> anyhow::Result<()>,
@@ -242,7 +245,7 @@ async fn exchange<R: Decodable>(
 ) -> std::io::Result<(R, usize)> {
     let deadline = Instant::now() + Duration::from_millis(FETCH_EXCHANGE_TIMEOUT_MS);
     if link.is_none() {
-        *link = Some(connect_address(address, deadline).await?);
+        *link = Some(link::connect(address, deadline, security, CLIENT_ID).await?);
     }
     let stream = link
         .as_mut()
@@ -252,7 +255,7 @@ async fn exchange<R: Decodable>(
     let frame = request_frame(api_key, version, correlation_id, CLIENT_ID, &body.freeze())?;
     let answer = crate::quorum::channel::within(deadline, async {
         stream.write_all(&frame).await?;
-        read_frame_of(stream, frame_bytes_max).await
+        stream.read_frame(frame_bytes_max).await
     })
     .await;
     let mut answer: Bytes = answer?;
@@ -272,7 +275,8 @@ async fn exchange<R: Decodable>(
 
 /// The fetcher's connection to its leader, lent to a ListOffsets exchange.
 struct Link<'a> {
-    stream: &'a mut Option<TcpStream>,
+    stream: &'a mut Option<LinkStream>,
+    security: &'a LinkSecurity,
     address: &'a str,
     correlation_id: &'a mut i32,
 }
@@ -305,7 +309,7 @@ async fn resolve_out_of_range(
         let request = offsets_request(&queries, replica_id, timestamp);
         *link.correlation_id = link.correlation_id.wrapping_add(1);
         let answer = exchange::<ListOffsetsResponse>(
-            link.stream,
+            (&mut *link.stream, link.security),
             link.address,
             (
                 ApiKey::ListOffsets,

@@ -40,6 +40,7 @@ use crate::config::BrokerConfig;
 use crate::metadata::brokers::DEFAULT_LISTENER_NAME;
 use crate::metadata::table::{METADATA_VERSION_FEATURE, METADATA_VERSION_LEVEL};
 use crate::quorum::channel::{ChannelConfig, ControllerChannel};
+use crate::quorum::link::LinkSecurity;
 
 /// How long a controlled shutdown may hold the process: about Kafka's
 /// `broker.session.timeout.ms` default, after which the controller would
@@ -147,6 +148,7 @@ impl LifecycleManager {
                 ),
                 voters: config.cluster.quorum_voters.clone(),
                 request_timeout_ms: HEARTBEAT_TIMEOUT_MS,
+                security: LinkSecurity::controller_or_plaintext(config),
             },
             Rc::new(move || Some(leader_quorum.leader_id()).filter(|id| *id >= 0)),
         );

@@ -825,7 +825,7 @@ async fn run_shard<S, F>(
         routing: RoutingCounts::default(),
         load: ShardLoad::default(),
         replication: Replication::default(),
-        to_brokers: to_broker::BrokerLinks::default(),
+        to_brokers: to_broker::BrokerLinks::new(&config),
         txn_verifier: txn_verify::TxnVerifier::default(),
         jwks: Default::default(),
         tls: Default::default(),

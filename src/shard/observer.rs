@@ -23,12 +23,14 @@
 //! Invariant: the image published is always the replay of committed
 //! entries through its index (`Observed`), and moves only forward.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{BrokerConfig, Voter};
 use crate::quorum::describe::UNKNOWN;
 use crate::quorum::fetch::{FetchRequest, FetchResponse};
 use crate::quorum::fetch_client::{fetch_blocking, FetchClient};
+use crate::quorum::link::LinkSecurity;
 use crate::quorum::observe::Observed;
 use crate::quorum::transport::{RECONNECT_BACKOFF_MAX_MS, RECONNECT_BACKOFF_MS};
 
@@ -56,6 +58,8 @@ pub struct Follower {
     /// The voter that last failed: its name as leader is not followed
     /// until a later term names a leader.
     avoid: Option<i32>,
+    /// How connections to the voters are secured.
+    security: Arc<LinkSecurity>,
 }
 
 impl Follower {
@@ -68,6 +72,7 @@ impl Follower {
             leader_epoch: 0,
             next: 0,
             avoid: None,
+            security: LinkSecurity::controller_or_plaintext(config),
         }
     }
 
@@ -142,7 +147,7 @@ pub fn catch_up_blocking(config: &BrokerConfig) -> Follower {
             let Some(voter) = follower.target().cloned() else {
                 break;
             };
-            let outcome = fetch_blocking(&voter, &follower.request(0))
+            let outcome = fetch_once(&follower, &voter)
                 .map_err(|error| error.to_string())
                 .and_then(|response| follower.take(response));
             match outcome {
@@ -166,6 +171,29 @@ pub fn catch_up_blocking(config: &BrokerConfig) -> Follower {
         std::thread::sleep(Duration::from_millis(backoff_ms));
         backoff_ms = (backoff_ms * 2).min(RECONNECT_BACKOFF_MAX_MS);
     }
+}
+
+/// One fetch for the catch-up: on a blocking socket in PLAINTEXT, else
+/// through a `FetchClient` on an executor of its own (TLS and the login
+/// run on glommio).
+fn fetch_once(follower: &Follower, voter: &Voter) -> std::io::Result<FetchResponse> {
+    let request = follower.request(0);
+    if follower.security.is_plaintext() {
+        return fetch_blocking(voter, &request);
+    }
+    let (security, voter) = (follower.security.clone(), voter.clone());
+    let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(super::SHARD_IO_MEMORY_BYTES)
+        .spawn(move || async move {
+            let mut client = FetchClient::new(security);
+            client.fetch(&voter, request).await
+        })
+        .map_err(|error| {
+            std::io::Error::other(format!("no executor for the catch-up: {error:?}"))
+        })?;
+    executor
+        .join()
+        .map_err(|error| std::io::Error::other(format!("the catch-up's executor: {error:?}")))?
 }
 
 /// What `CONTROLLER_SHARD` runs for the metadata: this node's voter, or
@@ -196,7 +224,7 @@ pub fn start(follower: Follower) -> QuorumHandle {
 }
 
 async fn run(mut follower: Follower, side: ObserverSide) {
-    let mut client = FetchClient::default();
+    let mut client = FetchClient::new(follower.security.clone());
     let mut backoff_ms = RECONNECT_BACKOFF_MS;
     let mut failing = false;
     loop {
@@ -269,6 +297,7 @@ mod tests {
             leader_epoch: 0,
             next: 0,
             avoid: None,
+            security: Default::default(),
         }
     }
 

@@ -13,7 +13,7 @@
 //! always the difference from what is committed: only a leader that has
 //! committed an entry of its own term takes one (before that its image may
 //! lack entries of earlier terms); any other node answers NOT_CONTROLLER.
-//! The leader commits the bootstrap records (`table::bootstrap_records`)
+//! The leader commits the bootstrap records (`QuorumNode::bootstrap_records`)
 //! itself when the log has none (a new multi-voter cluster).
 //!
 //! Every round that makes a new image (entries applied, or a leader's
@@ -56,7 +56,6 @@ use super::fetches::{self, Fetch, Fetches};
 use crate::clock::now_ms;
 use crate::metadata::image::MetadataImage;
 use crate::metadata::records::MetadataRecord;
-use crate::metadata::table;
 use crate::quorum::describe::{QuorumStatus, UNKNOWN};
 use crate::quorum::node::{node_id, raft_id, Finished, TICK_MS};
 use crate::quorum::transport::{ControllerService, Inbound, Transport, TransportConfig};
@@ -521,7 +520,7 @@ impl Voter {
             return false;
         }
         self.bootstrap_term = node.term();
-        let records = table::bootstrap_records(node.image());
+        let records = node.bootstrap_records();
         if records.is_empty() {
             return false;
         }

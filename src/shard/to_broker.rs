@@ -22,15 +22,14 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use futures_lite::AsyncWriteExt;
-use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 use kafka_protocol::messages::{ApiKey, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Request};
 
 use super::Shard;
-use crate::config::host_port;
-use crate::quorum::channel::{connect_address, decode, read_frame_of, request_frame, within};
+use crate::config::{host_port, BrokerConfig};
+use crate::quorum::channel::{decode, request_frame, within};
+use crate::quorum::link::{self, LinkSecurity, LinkStream};
 
 /// How long one request to another broker may take, connecting included:
 /// below the 30 s `request.timeout.ms` of Kafka's clients, so that a
@@ -71,7 +70,7 @@ impl Purpose {
 struct Link {
     in_flight: Semaphore,
     waiting: Cell<usize>,
-    stream: RefCell<Option<TcpStream>>,
+    stream: RefCell<Option<LinkStream>>,
     correlation_id: Cell<i32>,
 }
 
@@ -103,13 +102,34 @@ impl Drop for Waiter<'_> {
     }
 }
 
-/// A shard's links to other brokers, by purpose and node id.
-#[derive(Default)]
+/// A shard's links to other brokers, by purpose and node id, and how
+/// they are secured (`quorum::link`).
 pub struct BrokerLinks {
     links: RefCell<BTreeMap<(Purpose, i32), Rc<Link>>>,
+    security: Rc<LinkSecurity>,
 }
 
 impl BrokerLinks {
+    /// No links yet; their security from the inter-broker listener's
+    /// settings (`server::serve` has checked they load on a node of
+    /// several: on one alone, where no link leaves the node, a setting
+    /// that does not load leaves the links in PLAINTEXT, logged).
+    pub fn new(config: &BrokerConfig) -> BrokerLinks {
+        let security = LinkSecurity::inter_broker(config).unwrap_or_else(|error| {
+            log::debug!("inter-broker connections in PLAINTEXT: {error}");
+            LinkSecurity::default()
+        });
+        BrokerLinks {
+            links: RefCell::default(),
+            security: Rc::new(security),
+        }
+    }
+
+    /// How this shard's connections to other brokers are secured.
+    pub fn security(&self) -> Rc<LinkSecurity> {
+        self.security.clone()
+    }
+
     fn link(&self, purpose: Purpose, node_id: i32) -> Rc<Link> {
         self.links
             .borrow_mut()
@@ -164,7 +184,16 @@ impl Shard {
         let address = self
             .broker_address(node_id)
             .ok_or_else(|| format!("node {node_id} has no live endpoint"))?;
-        let answer = exchange(&link, &address, purpose, request, version, deadline).await;
+        let security = self.to_brokers.security();
+        let answer = exchange(
+            &link,
+            (address.as_str(), &*security),
+            purpose,
+            request,
+            version,
+            deadline,
+        )
+        .await;
         if answer.is_err() {
             link.stream.borrow_mut().take();
         }
@@ -175,7 +204,7 @@ impl Shard {
 /// One request on `link` (connected first if need be) and its answer.
 async fn exchange<R: Request>(
     link: &Link,
-    address: &str,
+    (address, security): (&str, &LinkSecurity),
     purpose: Purpose,
     request: &R,
     version: i16,
@@ -201,11 +230,11 @@ async fn exchange<R: Request>(
     let stream = link.stream.borrow_mut().take();
     let mut stream = match stream {
         Some(stream) => stream,
-        None => connect_address(address, deadline).await?,
+        None => link::connect(address, deadline, security, purpose.client_id()).await?,
     };
     let answer = within(deadline, async {
         stream.write_all(&frame).await?;
-        read_frame_of(&mut stream, BROKER_FRAME_BYTES_MAX).await
+        stream.read_frame(BROKER_FRAME_BYTES_MAX).await
     })
     .await;
     let mut answer = answer?;

@@ -25,6 +25,7 @@ use super::producer_ids::unavailable;
 use crate::config::BrokerConfig;
 use crate::metadata::producer_ids::ProducerIdBlock;
 use crate::quorum::channel::{ChannelConfig, ControllerChannel, LeaderFn};
+use crate::quorum::link::LinkSecurity;
 use crate::quorum::transport::{ControllerApis, ControllerRequest, ControllerService};
 
 /// How long a forwarded request may look for the controller, retries
@@ -101,6 +102,7 @@ impl ToController {
                 client_id: format!("broker-{}-forwarding", config.node_id),
                 voters: config.cluster.quorum_voters.clone(),
                 request_timeout_ms: FORWARD_TIMEOUT_MS,
+                security: LinkSecurity::controller_or_plaintext(config),
             },
             leader,
         );

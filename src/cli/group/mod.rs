@@ -272,7 +272,8 @@ mod tests {
             GroupCommand::Describe {
                 group: "g".into(),
                 bootstrap: BootstrapArg {
-                    bootstrap: "127.0.0.1:9999".into()
+                    bootstrap: "127.0.0.1:9999".into(),
+                    command_config: None,
                 },
             }
         );
@@ -281,7 +282,8 @@ mod tests {
             GroupCommand::Delete {
                 groups: vec!["a".into(), "b".into()],
                 bootstrap: BootstrapArg {
-                    bootstrap: "127.0.0.1:9092".into()
+                    bootstrap: "127.0.0.1:9092".into(),
+                    command_config: None,
                 },
             }
         );

@@ -15,6 +15,7 @@
 //! Invariant: no error, message or `Debug` output holds a password, a
 //! token or a key; secrets are compared in constant time.
 
+pub mod client;
 pub mod oauthbearer;
 mod oauthbearer_unsecured;
 mod plain;

@@ -41,7 +41,7 @@ impl std::fmt::Debug for ScramCredential {
     }
 }
 
-fn hmac(mechanism: SaslMechanism, key: &[u8], data: &[u8]) -> Vec<u8> {
+pub(super) fn hmac(mechanism: SaslMechanism, key: &[u8], data: &[u8]) -> Vec<u8> {
     // HMAC takes a key of any length: `new_from_slice` cannot fail here.
     match mechanism {
         SaslMechanism::ScramSha512 => {
@@ -57,7 +57,7 @@ fn hmac(mechanism: SaslMechanism, key: &[u8], data: &[u8]) -> Vec<u8> {
     }
 }
 
-fn hash(mechanism: SaslMechanism, data: &[u8]) -> Vec<u8> {
+pub(super) fn hash(mechanism: SaslMechanism, data: &[u8]) -> Vec<u8> {
     match mechanism {
         SaslMechanism::ScramSha512 => Sha512::digest(data).to_vec(),
         _ => Sha256::digest(data).to_vec(),
@@ -312,7 +312,7 @@ impl ClientFirst {
 }
 
 /// RFC 5802's `saslname`: `=2C` is ',', `=3D` is '=', any other '=' is an error.
-fn sasl_name(text: &str) -> Option<String> {
+pub(super) fn sasl_name(text: &str) -> Option<String> {
     let mut name = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find('=') {

@@ -1,0 +1,371 @@
+"""A secured cluster (issue 17): three shoal nodes, every listener
+SASL_SSL. The client and inter-broker listener logs in with SCRAM-SHA-512,
+the users made at format time (`shoal storage format --add-scram`, as
+kafka-storage.sh), the authorizer on and `super.users=User:broker` alone;
+the CONTROLLER listener with PLAIN (SCRAM credentials live in the metadata
+log the controllers must reach each other to read: Kafka's rule too). The
+brokers reach each other and the controllers as TLS clients checking the
+node's certificate and log in as `broker` (`sasl.mechanism.inter.broker.protocol`,
+`sasl.mechanism.controller.protocol` and the listeners' JAAS entries), so
+the quorum forms, brokers register, and topics at RF=3 replicate with a
+full ISR; a client user with ACLs produces and consumes, one without is
+refused with Kafka's error; a killed follower restarted rejoins the ISR
+through the secured fetcher; `shoal topic` and `shoal cluster status`
+with `--command-config` work against it; fuzzed TLS and SASL handshakes
+against one node leave the cluster healthy (the TLS fuzz of test_tls.py,
+on a cluster, plus broken SASL exchanges inside TLS)."""
+
+import ipaddress
+import os
+import random
+import socket
+import ssl
+import subprocess
+import sys
+import time
+
+import pytest
+from confluent_kafka import KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import clients  # noqa: E402
+import kafka_wire  # noqa: E402
+from cluster import Cluster  # noqa: E402
+from cluster.waiting import SHOAL_NODE, wait_until  # noqa: E402
+from conftest import make_temp_dir, remove_temp_dir, shoal_bin  # noqa: E402
+from test_tls import _certificate, _name, _pem_cert, _pem_key, client_hello  # noqa: E402
+
+pytestmark = [pytest.mark.shoal_only, pytest.mark.timeout(150)]
+
+NODES = 3
+PARTITIONS = 3
+BROKER_USER, BROKER_PASSWORD = "broker", "broker-scram-secret"
+ALICE, ALICE_PASSWORD = "alice", "alice-scram-secret"
+BOB, BOB_PASSWORD = "bob", "bob-scram-secret"
+MECHANISM = "SCRAM-SHA-512"
+# Every node registered and unfenced on a loaded two-core machine.
+SETTLE_WAIT_S = 60.0
+# The ISR after a follower is killed (fenced after the session timeout,
+# or dropped after the lag bound) and after it comes back.
+ISR_WAIT_S = 40.0
+# How long a refused client is given to hear its refusal.
+DENIAL_WAIT_S = 10
+FUZZ_CONNECTIONS = 30
+FUZZ_SEED = 1717
+SASL_HANDSHAKE = 17
+SASL_AUTHENTICATE = 36
+JAAS = (f'org.apache.kafka.common.security.scram.ScramLoginModule required '
+        f'username="{BROKER_USER}" password="{BROKER_PASSWORD}";')
+CONTROLLER_PASSWORD = "controller-plain-secret"
+CONTROLLER_JAAS = (f'org.apache.kafka.common.security.plain.PlainLoginModule required '
+                   f'username="{BROKER_USER}" password="{CONTROLLER_PASSWORD}" '
+                   f'user_{BROKER_USER}="{CONTROLLER_PASSWORD}";')
+
+
+def scram(user, password):
+    return f"SCRAM-SHA-512=[name={user},password={password}]"
+
+
+def node_command(ca_path):
+    """shoal-node with every client and inter-broker connection SASL_SSL."""
+    overrides = {
+        "listeners": "SASL_SSL://{host}:{port},CONTROLLER://{host}:{controller_port}",
+        "advertised.listeners": "SASL_SSL://{host}:{port}",
+        "inter.broker.listener.name": "SASL_SSL",
+        "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SASL_SSL",
+        "sasl.enabled.mechanisms": MECHANISM,
+        "sasl.mechanism.inter.broker.protocol": MECHANISM,
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": JAAS,
+        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+        "sasl.mechanism.controller.protocol": "PLAIN",
+        "listener.name.controller.plain.sasl.jaas.config": CONTROLLER_JAAS,
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": "{data_dir}/keystore.pem",
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": ca_path,
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": f"User:{BROKER_USER}",
+        "replica.lag.time.max.ms": "5000",
+        "add-scram.broker": scram(BROKER_USER, BROKER_PASSWORD),
+        "add-scram.alice": scram(ALICE, ALICE_PASSWORD),
+        "add-scram.bob": scram(BOB, BOB_PASSWORD),
+    }
+    words = [f"'{key}={value}'" for key, value in overrides.items()]
+    return SHOAL_NODE + " " + " ".join(words)
+
+
+class Pki:
+    """A CA, and a keystore per node for its own address."""
+
+    def __init__(self, root):
+        self.root = root
+        self.ca_key = ec.generate_private_key(ec.SECP256R1())
+        self.ca_name = _name([(NameOID.COMMON_NAME, "shoal-cluster-ca")])
+        ca = _certificate(self.ca_name, self.ca_name, self.ca_key.public_key(), self.ca_key, ca=True)
+        self.ca_pem = _pem_cert(ca)
+        self.ca_path = os.path.join(root, "ca.pem")
+        with open(self.ca_path, "wb") as f:
+            f.write(self.ca_pem)
+
+    def keystore(self, host, path):
+        key = ec.generate_private_key(ec.SECP256R1())
+        certificate = _certificate(_name([(NameOID.COMMON_NAME, host)]), self.ca_name, key.public_key(),
+                                   self.ca_key, sans=[x509.IPAddress(ipaddress.ip_address(host))])
+        with open(path, "wb") as f:
+            f.write(_pem_key(key) + _pem_cert(certificate) + self.ca_pem)
+
+
+class SecureCluster(Cluster):
+    """The harness's cluster, each node's keystore made for its address
+    before it first starts (the addresses are known only then)."""
+
+    def __init__(self, pki):
+        super().__init__(NODES, node_command(pki.ca_path), kafka=False)
+        self.pki = pki
+
+    def _spawn(self, node):
+        keystore = os.path.join(node.data_dir, "keystore.pem")
+        if not os.path.exists(keystore):
+            self.pki.keystore(node.host, keystore)
+        super()._spawn(node)
+
+
+def auth(pki, user, password):
+    return {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": MECHANISM,
+        "sasl.username": user,
+        "sasl.password": password,
+        "ssl.ca.location": pki.ca_path,
+    }
+
+
+def bootstrap_of(cluster):
+    return ",".join(node.bootstrap for node in cluster.nodes)
+
+
+def admin(bootstrap, pki):
+    return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000,
+                        "logger": clients.LIBRDKAFKA_LOG, **auth(pki, BROKER_USER, BROKER_PASSWORD)})
+
+
+def isr_sizes(client, topic):
+    """Partition -> ISR size, as the cluster's Metadata says."""
+    metadata = client.list_topics(topic, timeout=clients.REQUEST_TIMEOUT_S)
+    return {p: len(meta.isrs) for p, meta in metadata.topics[topic].partitions.items()}
+
+
+def wait_isr(client, topic, size, what):
+    wait_until(lambda: (lambda sizes: len(sizes) == PARTITIONS and all(s == size for s in sizes.values()))(
+        isr_sizes(client, topic)), ISR_WAIT_S, what)
+
+
+def produce(bootstrap, topic, values, config):
+    prod = clients.producer(bootstrap, **config)
+    log = clients.DeliveryLog()
+    for i, value in enumerate(values):
+        prod.produce(topic, value=value, partition=i % PARTITIONS, on_delivery=log)
+    clients.flush(prod)
+    assert log.errors == []
+
+
+def consume(bootstrap, topic, expected, config):
+    """The values read from the start of every partition until all of
+    `expected` came (a producer's retry may have written one twice)."""
+    consumer = clients.consumer(bootstrap, extra_config={**config, "group.id": "readers",
+                                                         "auto.offset.reset": "earliest"})
+    got = set()
+    try:
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+        deadline = time.monotonic() + clients.CONSUME_TIMEOUT_S
+        while not set(expected) <= got and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=100, timeout=0.2):
+                if msg.error() is None:
+                    got.add(msg.value())
+    finally:
+        consumer.close()
+    return got
+
+
+def produce_error(bootstrap, topic, config):
+    prod = clients.producer(bootstrap, **{"message.timeout.ms": DENIAL_WAIT_S * 1000, **config})
+    log = clients.DeliveryLog()
+    prod.produce(topic, value=b"v", on_delivery=log)
+    clients.flush(prod, DENIAL_WAIT_S + 5)
+    return log.errors[0].code() if log.errors else None
+
+
+def grant(client, topic, user):
+    """WRITE and READ on the topic (each implying DESCRIBE), READ on the group."""
+    principal = f"User:{user}"
+    bindings = [
+        AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, principal, "*",
+                   AclOperation.WRITE, AclPermissionType.ALLOW),
+        AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, principal, "*",
+                   AclOperation.READ, AclPermissionType.ALLOW),
+        AclBinding(ResourceType.GROUP, "readers", ResourcePatternType.LITERAL, principal, "*",
+                   AclOperation.READ, AclPermissionType.ALLOW),
+    ]
+    for future in client.create_acls(bindings, request_timeout=clients.REQUEST_TIMEOUT_S).values():
+        future.result(timeout=clients.REQUEST_TIMEOUT_S)
+
+
+def shoal_tool(args, config_path):
+    return subprocess.run([shoal_bin(), *args, "--command-config", config_path], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def tls_closed(sock, timeout_s=10):
+    """True if the peer ends the TLS connection within timeout_s: EOF, with
+    or without close_notify (Python raises for the latter), or a reset."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            if not sock.recv(65536):
+                return True
+        except socket.timeout:
+            return False
+        except OSError:
+            return True
+    return False
+
+
+def fuzz_handshakes(node, pki):
+    """ClientHellos cut anywhere and random bytes on the TLS port; then,
+    inside TLS, a SaslHandshake for an unknown mechanism, a SCRAM
+    exchange with a garbage token, and a wrong password: each connection
+    closed or refused, none crashing the node."""
+    hello = client_hello(node.host)
+    rng = random.Random(FUZZ_SEED)
+    for round_ in range(FUZZ_CONNECTIONS):
+        data = rng.randbytes(rng.randrange(1, 4096)) if round_ % 2 else hello[: rng.randrange(1, len(hello))]
+        with kafka_wire.connect(node.bootstrap) as sock:
+            try:
+                sock.sendall(data)
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            assert kafka_wire.wait_closed(sock, 10), f"round {round_}: still open"
+    context = ssl.create_default_context(cafile=pki.ca_path)
+
+    def tls_call(sock, api_key, version, correlation_id, body):
+        sock.sendall(kafka_wire.frame(kafka_wire.request_header(api_key, version, correlation_id) + body))
+        return kafka_wire.Reader(kafka_wire.read_response(sock, correlation_id))
+
+    with context.wrap_socket(kafka_wire.connect(node.bootstrap), server_hostname=node.host) as sock:
+        reader = tls_call(sock, SASL_HANDSHAKE, 1, 1, kafka_wire.string("GSSAPI"))
+        assert reader.take(">h") == KafkaError.UNSUPPORTED_SASL_MECHANISM
+    for token in (b"", b"n,,", b"\xff" * 300, rng.randbytes(2000)):
+        with context.wrap_socket(kafka_wire.connect(node.bootstrap), server_hostname=node.host) as sock:
+            assert tls_call(sock, SASL_HANDSHAKE, 1, 1, kafka_wire.string(MECHANISM)).take(">h") == 0
+            body = len(token).to_bytes(4, "big") + token
+            try:
+                code = tls_call(sock, SASL_AUTHENTICATE, 1, 2, body).take(">h")
+            except (ConnectionError, EOFError, OSError):
+                code = None  # closed without an answer: refused too
+            assert code in (None, KafkaError.SASL_AUTHENTICATION_FAILED), code
+            assert tls_closed(sock)
+
+
+def test_a_cluster_secured_on_every_broker_connection():
+    root = make_temp_dir("shoal-it-secure-")
+    pki = Pki(root)
+    try:
+        with SecureCluster(pki) as cluster:
+            run_secured_cluster(cluster, pki, root)
+    finally:
+        remove_temp_dir(root)
+
+
+def run_secured_cluster(cluster, pki, root):
+    bootstrap = bootstrap_of(cluster)
+    client = admin(bootstrap, pki)
+    wait_until(lambda: len(client.list_topics(timeout=clients.REQUEST_TIMEOUT_S).brokers) == NODES,
+               SETTLE_WAIT_S, "three brokers over SASL_SSL")
+    topic = "secured"
+    futures = client.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=NODES)],
+                                   request_timeout=clients.REQUEST_TIMEOUT_S)
+    futures[topic].result(timeout=clients.REQUEST_TIMEOUT_S)
+    # The followers fetch from the leaders as User:broker (CLUSTER_ACTION).
+    wait_isr(client, topic, NODES, "every replica in the ISR")
+
+    # A user with ACLs produces and consumes; one without is refused.
+    alice = auth(pki, ALICE, ALICE_PASSWORD)
+    grant(client, topic, ALICE)
+    first = [f"first-{i}".encode() for i in range(30)]
+    produce(bootstrap, topic, first, alice)
+    assert consume(bootstrap, topic, first, alice) == set(first)
+    bob = auth(pki, BOB, BOB_PASSWORD)
+    assert produce_error(bootstrap, topic, bob) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    wrong = auth(pki, ALICE, "not-her-password")
+    errors = []
+    refused = Producer({"bootstrap.servers": bootstrap, "error_cb": errors.append, **wrong})
+    deadline = time.monotonic() + DENIAL_WAIT_S
+    while not errors and time.monotonic() < deadline:
+        refused.poll(0.2)
+    assert errors and errors[0].code() == KafkaError._AUTHENTICATION, errors
+
+    # A follower killed and restarted rejoins the ISR, fetching over SASL_SSL.
+    follower = cluster.nodes[NODES - 1]
+    cluster.kill9(follower.index)
+    survivors = ",".join(node.bootstrap for node in cluster.nodes[:-1])
+    survivor_admin = admin(survivors, pki)
+    wait_isr(survivor_admin, topic, NODES - 1, "the killed follower out of the ISR")
+    second = [f"second-{i}".encode() for i in range(30)]
+    produce(survivors, topic, second, alice)
+    cluster.restart(follower.index)
+    wait_isr(survivor_admin, topic, NODES, "the restarted follower back in the ISR")
+
+    # shoal's own tools with Kafka's client properties.
+    config_path = os.path.join(root, "broker.properties")
+    with open(config_path, "w") as f:
+        f.write(f"security.protocol=SASL_SSL\nsasl.mechanism={MECHANISM}\nsasl.jaas.config={JAAS}\n"
+                f"ssl.truststore.type=PEM\nssl.truststore.location={pki.ca_path}\n")
+    created = shoal_tool(["topic", "create", "by-tool", "--partitions", "2", "--replication-factor", "3",
+                          "--bootstrap", cluster.nodes[0].bootstrap], config_path)
+    assert created.returncode == 0, created.stderr
+    listed = shoal_tool(["topic", "list", "--bootstrap", cluster.nodes[2].bootstrap], config_path)
+    assert listed.returncode == 0, listed.stderr
+    assert {"by-tool", topic} <= set(listed.stdout.split()), listed.stdout
+    described = shoal_tool(["topic", "describe", topic, "--bootstrap", cluster.nodes[1].bootstrap], config_path)
+    assert described.returncode == 0, described.stderr
+    assert "ReplicationFactor: 3" in described.stdout, described.stdout
+    plaintext = subprocess.run([shoal_bin(), "topic", "list", "--bootstrap", cluster.nodes[0].bootstrap],
+                               capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert plaintext.returncode != 0
+    # The quorum through a controller's SASL_SSL listener, logged in with PLAIN.
+    controller_config = os.path.join(root, "controller.properties")
+    with open(controller_config, "w") as f:
+        f.write(f"security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\nsasl.jaas.config={CONTROLLER_JAAS}\n"
+                f"ssl.truststore.type=PEM\nssl.truststore.location={pki.ca_path}\n")
+    controller = cluster.nodes[0]
+    status = shoal_tool(["cluster", "status", "--bootstrap-controller",
+                         f"{controller.host}:{controller.controller_port}"], controller_config)
+    assert status.returncode == 0, status.stderr
+    assert "LeaderId" in status.stdout, status.stdout
+
+    # Broken handshakes against one node; the cluster carries on.
+    fuzz_handshakes(cluster.nodes[0], pki)
+    assert all(node.running for node in cluster.nodes)
+    third = [f"third-{i}".encode() for i in range(30)]
+    produce(bootstrap, topic, third, alice)
+    assert consume(bootstrap, topic, first + second + third, alice) == set(first + second + third)
+    wait_isr(client, topic, NODES, "every replica in the ISR after the fuzz")
+    for node in cluster.nodes:
+        log = "".join(open(path, errors="replace").read() for path in node.log_paths)
+        for secret in (BROKER_PASSWORD, ALICE_PASSWORD, BOB_PASSWORD, CONTROLLER_PASSWORD):
+            assert secret not in log, f"a password reached node {node.node_id}'s log"
