@@ -19,6 +19,9 @@
 //!   nothing of shoal but `metadata` (the partition image it is built
 //!   from): no shard, server, log or quorum; the shard drives it.
 //! - `server` never opens a segment: no path through `log::segment`.
+//! - `metrics` (each shard's counters) imports nothing of shoal: every
+//!   layer may call its hooks.
+//! - `logging` imports nothing of shoal but `config` (the log format).
 //!
 //! An import is any `crate::` path (in a `use` or inline, groups
 //! `crate::{a, b::{c}}` included) and any `super::` path that climbs out of
@@ -48,6 +51,8 @@ const RULES: &[(&str, Allowed)] = &[
     ("quorum", Allowed::AllBut(&["shard", "server"])),
     ("replication", Allowed::Only(&["metadata"])),
     ("server", Allowed::AllBut(&["log::segment"])),
+    ("metrics", Allowed::Only(&[])),
+    ("logging", Allowed::Only(&["config"])),
 ];
 
 /// One source file, as the rules see it.
