@@ -310,6 +310,8 @@ pub struct BrokerConfig {
     pub sasl: SaslConfig,
     /// The TLS listeners' `ssl.*` keys, global and per listener.
     pub security: SecurityConfig,
+    /// The admin listener, metrics and log format.
+    pub observability: ObservabilityConfig,
     /// Every key the operator set, as given, for DescribeConfigs.
     pub explicit: BTreeMap<String, String>,
 }

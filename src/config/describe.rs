@@ -512,11 +512,15 @@ mod tests {
             .unwrap_or_else(|| panic!("{name} is not described"))
     }
 
-    /// The keys `BrokerConfig::set`, `ConnectionConfig::set` and
-    /// `ReplicationConfig::set` match on, read from their source: a config
+    /// The keys `BrokerConfig::set`, `ConnectionConfig::set`,
+    /// `ReplicationConfig::set` and `ObservabilityConfig::set` match on, read from their source: a config
     /// added there and not here fails.
     fn keys_set_accepts() -> Vec<String> {
-        let sources = [include_str!("../config.rs"), include_str!("replication.rs")];
+        let sources = [
+            include_str!("../config.rs"),
+            include_str!("replication.rs"),
+            include_str!("observability.rs"),
+        ];
         let mut keys = Vec::new();
         for body in sources
             .iter()

@@ -87,11 +87,13 @@ impl ObservabilityConfig {
             "metrics.partition.series.enabled" => {
                 self.metrics_partition_series_enabled = parse(key, value)?
             }
-            "log.format" => self.log_format = LogFormat::parse(value).ok_or_else(|| {
-                ConfigError(format!(
+            "log.format" => {
+                self.log_format = LogFormat::parse(value).ok_or_else(|| {
+                    ConfigError(format!(
                     "invalid value {value} for configuration {key}: expected text, logfmt or json"
                 ))
-            })?,
+                })?
+            }
             _ => return Ok(false),
         }
         Ok(true)

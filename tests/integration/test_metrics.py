@@ -155,7 +155,8 @@ def test_partition_series_can_be_turned_off(broker_factory, topic):
     clients.create_topic(broker.bootstrap, topic, 3)
     clients.produce_records(broker.bootstrap, topic, make_records(seed="off", partitions=3, per_partition=5))
     series = scrape(broker)
-    assert not [key for key in series if key.startswith("shoal_partition_")]
+    per_partition = [key for key in series if 'partition="' in key or key.startswith("shoal_group_lag")]
+    assert not per_partition, per_partition
     assert total(series, "shoal_partitions") >= 3
     assert total(series, "shoal_requests_total", api="Produce") >= 1
 
