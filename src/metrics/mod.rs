@@ -186,7 +186,7 @@ fn record(pick: impl Fn(&mut Histograms) -> &mut Option<Histogram<u64>>, high: u
     RECORDER.with(|recorder| {
         if recorder.enabled.get() {
             let mut histograms = recorder.histograms.borrow_mut();
-            record_into(pick(&mut *histograms), high, value);
+            record_into(pick(&mut histograms), high, value);
         }
     });
 }
