@@ -11,7 +11,8 @@
 //! DescribeConfigs lists them; `topic.rs` topic configs and their resolution; `storage.rs`, `group.rs` and `txn.rs` the settings of the log,
 //! of replication (`replication.rs`), of the group coordinator and of the transaction coordinator; `authorizer.rs`
 //! the authorizer's; `cluster.rs`
-//! the node's roles, quorum and named listeners; `parse.rs` the value parsers.
+//! the node's roles, quorum and named listeners; `observability.rs` the
+//! admin listener, metrics and log format; `parse.rs` the value parsers.
 
 mod authorizer;
 mod client;
@@ -19,6 +20,7 @@ mod cluster;
 mod describe;
 mod group;
 mod oauthbearer;
+mod observability;
 mod parse;
 mod replication;
 mod sasl;
@@ -45,6 +47,7 @@ pub use oauthbearer::{
     JwksSource, JwksValidatorOptions, OAuthValidatorConfig, UnsecuredValidatorOptions,
     OAUTHBEARER_LOGIN_MODULE,
 };
+pub use observability::{LogFormat, ObservabilityConfig, ADMIN_LISTENER_DEFAULT};
 pub use parse::{split_host_port, split_key_value};
 pub use replication::{ReplicationConfig, MIN_INSYNC_REPLICAS_DEFAULT};
 pub use sasl::{
@@ -340,6 +343,8 @@ pub struct BrokerConfig {
     pub sasl: SaslConfig,
     /// The TLS listeners' `ssl.*` keys, global and per listener.
     pub security: SecurityConfig,
+    /// The admin listener, metrics and log format.
+    pub observability: ObservabilityConfig,
     /// Every key the operator set, as given, for DescribeConfigs.
     pub explicit: BTreeMap<String, String>,
 }
@@ -397,6 +402,7 @@ impl BrokerConfig {
             cluster: ClusterConfig::default(),
             sasl: SaslConfig::default(),
             security: SecurityConfig::default(),
+            observability: ObservabilityConfig::default(),
             explicit: BTreeMap::new(),
         }
     }
@@ -447,6 +453,7 @@ impl BrokerConfig {
             _ if self.replication.set(key, value)? => {}
             _ if self.authorizer.set(key, value)? => {}
             _ if self.sasl.set(key, value)? => {}
+            _ if self.observability.set(key, value)? => {}
             "log.segment.bytes" => {
                 self.log_segment_bytes = parse_range(key, value, 14, i32::MAX as u64)?
             }

@@ -13,8 +13,12 @@
 //! one handler per API), `client` (a small blocking Kafka client) and `cli`
 //! (the command-line tools built on it), `security` (the authorizer and
 //! its ACLs), `bench` (the load generator
-//! behind `shoal bench`), and `tune` (host checks against `tuning/`).
+//! behind `shoal bench`), `tune` (host checks against `tuning/`),
+//! `metrics` (each shard's counters and histograms, the Prometheus text
+//! format), `admin` (the admin HTTP listener: `/metrics`, health checks,
+//! log levels) and `logging` (the logger: formats, levels at runtime).
 
+pub mod admin;
 pub mod alloc;
 pub mod bench;
 pub mod cli;
@@ -23,7 +27,9 @@ pub mod clock;
 pub mod config;
 pub mod group;
 pub mod log;
+pub mod logging;
 pub mod metadata;
+pub mod metrics;
 pub mod protocol;
 pub mod quorum;
 pub mod quota;

@@ -146,13 +146,7 @@ fn main() -> ExitCode {
         Command::Serve(_) => "info",
         _ => "warn",
     };
-    let logger = env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or(default_log_level),
-    )
-    .build();
-    log::set_max_level(logger.filter());
-    // Only fails if a logger is already set, and none is before this point.
-    let _ = log::set_boxed_logger(Box::new(logger));
+    shoal::logging::install(default_log_level);
     let result = match cli.command {
         Command::Serve(args) => {
             return match broker_config(args).and_then(shoal::server::serve) {

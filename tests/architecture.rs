@@ -22,6 +22,9 @@
 //! - `quota` (client quotas: rates, precedence, a shard's sensors)
 //!   imports nothing of shoal but `config` (its windows) and `metadata`
 //!   (the quotas of the image): the server and the shard drive it.
+//! - `metrics` (each shard's counters) imports nothing of shoal: every
+//!   layer may call its hooks.
+//! - `logging` imports nothing of shoal but `config` (the log format).
 //!
 //! An import is any `crate::` path (in a `use` or inline, groups
 //! `crate::{a, b::{c}}` included) and any `super::` path that climbs out of
@@ -52,6 +55,8 @@ const RULES: &[(&str, Allowed)] = &[
     ("replication", Allowed::Only(&["metadata"])),
     ("server", Allowed::AllBut(&["log::segment"])),
     ("quota", Allowed::Only(&["config", "metadata"])),
+    ("metrics", Allowed::Only(&[])),
+    ("logging", Allowed::Only(&["config"])),
 ];
 
 /// One source file, as the rules see it.

@@ -113,6 +113,9 @@ fn java_double(value: f64) -> String {
 }
 
 const ROWS: &[Row] = &[
+    row!("admin.listeners", String, |c| Some(
+        c.observability.admin_listeners()
+    )),
     row!("advertised.listeners", String, |c| c
         .cluster
         .advertised_listeners
@@ -262,6 +265,9 @@ const ROWS: &[Row] = &[
     row!("log.flush.policy", String, |c| Some(
         c.log_flush_policy.clone()
     )),
+    row!("log.format", String, |c| Some(
+        c.observability.log_format.name().to_string()
+    )),
     row!("log.index.interval.bytes", Int, |c| Some(
         c.log_index_interval_bytes.to_string()
     )),
@@ -330,6 +336,12 @@ const ROWS: &[Row] = &[
         Long,
         |c| Some(c.cluster.metadata_snapshot_bytes.to_string())
     ),
+    row!("metrics.enabled", Boolean, |c| Some(
+        c.observability.metrics_enabled.to_string()
+    )),
+    row!("metrics.partition.series.enabled", Boolean, |c| Some(
+        c.observability.metrics_partition_series_enabled.to_string()
+    )),
     row!("min.insync.replicas", Int, |c| Some(
         c.replication.min_insync_replicas.to_string()
     )),
@@ -509,11 +521,15 @@ mod tests {
             .unwrap_or_else(|| panic!("{name} is not described"))
     }
 
-    /// The keys `BrokerConfig::set`, `ConnectionConfig::set` and
-    /// `ReplicationConfig::set` match on, read from their source: a config
+    /// The keys `BrokerConfig::set`, `ConnectionConfig::set`,
+    /// `ReplicationConfig::set` and `ObservabilityConfig::set` match on, read from their source: a config
     /// added there and not here fails.
     fn keys_set_accepts() -> Vec<String> {
-        let sources = [include_str!("../config.rs"), include_str!("replication.rs")];
+        let sources = [
+            include_str!("../config.rs"),
+            include_str!("replication.rs"),
+            include_str!("observability.rs"),
+        ];
         let mut keys = Vec::new();
         for body in sources
             .iter()

@@ -95,6 +95,29 @@ impl GroupCoordinator {
             .collect()
     }
 
+    /// Every group's state, members and committed offsets, for the
+    /// broker's metrics.
+    pub fn gauges(&self) -> Vec<GroupGauge> {
+        self.groups
+            .values()
+            .map(|group| GroupGauge {
+                group_id: group.group_id.clone(),
+                state: group.state,
+                members: group
+                    .consumer
+                    .as_ref()
+                    .map_or(group.members.len(), |consumer| consumer.members.len()),
+                offsets: group
+                    .offsets
+                    .iter()
+                    .map(|((topic, partition), stored)| {
+                        (topic.clone(), *partition, stored.committed.offset)
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
     /// DeleteGroups for one group: only an Empty group can go, with all its
     /// offsets.
     pub fn delete_group(

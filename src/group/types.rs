@@ -257,6 +257,16 @@ pub struct ListedGroup {
     pub state: GroupState,
 }
 
+/// One group as the broker's metrics show it (`GroupCoordinator::gauges`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupGauge {
+    pub group_id: String,
+    pub state: GroupState,
+    pub members: usize,
+    /// (topic, partition, committed offset), by topic and partition.
+    pub offsets: Vec<(String, i32, i64)>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribedMember {
     pub member_id: String,

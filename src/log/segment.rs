@@ -479,7 +479,14 @@ impl Segment {
     pub async fn write_all(&self, buf: Vec<u8>, position: u64) -> Result<(), LogError> {
         let file = self.file().await?;
         let len = buf.len();
-        if file.write_at(buf, position).await? != len {
+        let started = std::time::Instant::now();
+        let written = file.write_at(buf, position).await?;
+        // A write-through segment's write is its flush (`sync` is then
+        // nothing): timed as one, as the fdatasync of any other is.
+        if self.write_through.get() {
+            crate::metrics::fsynced(started.elapsed());
+        }
+        if written != len {
             return Err(LogError::Io(std::io::Error::new(
                 std::io::ErrorKind::WriteZero,
                 "short segment write",
@@ -592,7 +599,12 @@ impl Segment {
         }
         let file = self.file.borrow().clone();
         match file {
-            Some(file) => Ok(file.fdatasync().await?),
+            Some(file) => {
+                let started = std::time::Instant::now();
+                file.fdatasync().await?;
+                crate::metrics::fsynced(started.elapsed());
+                Ok(())
+            }
             None => Ok(()),
         }
     }

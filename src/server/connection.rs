@@ -168,6 +168,7 @@ pub async fn serve(
     (port, listener): (Port, Arc<ClientListener>),
     _permit: ConnectionPermit,
 ) {
+    let _open = crate::metrics::OpenConnection::open();
     let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
     // The idle timeout is the wait for a request's first byte: a read that
@@ -270,6 +271,7 @@ pub async fn serve(
             }
             continue;
         }
+        let timer = crate::metrics::RequestTimer::start(&frame);
         // Waiting here stops this connection's reads while the shard's
         // share of `queued.max.requests` is in use.
         let queued = limits.request_permit(&frame).await;
@@ -280,6 +282,9 @@ pub async fn serve(
             let _in_flight = guard;
             let answer = throttle::dispatch(&request_context, frame).await;
             drop(queued);
+            if let Some(timer) = timer {
+                timer.done();
+            }
             answer
         });
         if queue.send(task).await.is_err() {

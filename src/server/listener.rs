@@ -147,8 +147,10 @@ pub const LISTEN_BACKLOG: i32 = 1024;
 
 /// Binds a port with SO_REUSEADDR (as Kafka sets) so a restarted broker can
 /// bind while the previous one's closed connections linger in FIN_WAIT or
-/// TIME_WAIT, and for the shared port SO_REUSEPORT so every shard listens on it.
-fn bind(address: &str, port: Port) -> std::io::Result<glommio::net::TcpListener> {
+/// TIME_WAIT, and for the shared port SO_REUSEPORT so every shard listens on
+/// it; a `Port::Own` (a shard's own, the admin listener) is this process's
+/// alone.
+pub fn bind(address: &str, port: Port) -> std::io::Result<glommio::net::TcpListener> {
     let address: std::net::SocketAddr = address
         .to_socket_addrs()?
         .next()
@@ -175,6 +177,10 @@ pub async fn run(
 ) {
     let ShardStart { shard, stop, ready } = start;
     shard.serve_controller_apis(controller_apis::apis(&shard));
+    if let Err(error) = crate::admin::start(&shard) {
+        let _ = ready.send(Err(error));
+        return;
+    }
     if shard.config.cluster.pure_controller() {
         // Its CONTROLLER listener (the quorum's transport on
         // `CONTROLLER_SHARD`) is all it serves.

@@ -38,6 +38,7 @@ use crate::shard::strays;
 
 /// Runs the broker until SIGTERM or SIGINT; returns after a clean shutdown.
 pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
+    crate::logging::set_format(config.observability.log_format);
     if let Some(reason) = config.cluster.unsupported_quorum(config.node_id) {
         anyhow::bail!(reason);
     }

@@ -66,6 +66,11 @@ impl GroupHost {
         }
     }
 
+    /// Every group this shard coordinates, for a scrape (`metrics.rs`).
+    pub fn gauges(&self) -> Vec<crate::group::GroupGauge> {
+        self.coordinator.borrow().gauges()
+    }
+
     /// COORDINATOR_LOAD_IN_PROGRESS when `call`'s group lives in a
     /// partition that is loading (clients retry it, as with Kafka).
     pub fn refuse_while_loading(&self, call: &GroupCall) -> Option<ResponseError> {

@@ -268,6 +268,8 @@ pub enum ShardRequest {
     PartitionSizes,
     /// Replaces the shard's metadata snapshot.
     InstallView(Arc<ClusterView>),
+    /// The shard's metrics, for a scrape of the admin listener.
+    Metrics,
     /// To the group coordinator of the shard that owns the group's
     /// `__consumer_offsets` partition (`List` goes to every shard).
     Group(GroupCall),
@@ -314,6 +316,8 @@ pub enum ShardReply {
     Elected(Result<Vec<crate::metadata::elections::TopicElection>, KafkaError>),
     Group(GroupAnswer),
     Txn(TxnAnswer),
+    /// Boxed: the largest answer by far.
+    Metrics(Box<crate::metrics::ShardMetrics>),
     Done,
     /// The request failed as a whole (e.g. a partition could not be opened).
     Failed(KafkaError),

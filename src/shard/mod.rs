@@ -32,6 +32,7 @@ pub mod groups;
 pub mod lifecycle;
 pub mod mesh;
 pub mod messages;
+pub mod metrics;
 pub mod observer;
 pub mod owned;
 pub mod producer_ids;
@@ -268,6 +269,7 @@ impl Shard {
         let Some(calls) = self.calls_to.get(owner) else {
             return ShardReply::Failed(KafkaError::new(ResponseError::BrokerNotAvailable));
         };
+        crate::metrics::cross_shard_call();
         self.mesh
             .call(owner, calls, request)
             .await
@@ -446,6 +448,7 @@ impl Shard {
                 }
             }
             ShardRequest::PartitionSizes => ShardReply::PartitionSizes(self.partitions.sizes()),
+            ShardRequest::Metrics => ShardReply::Metrics(Box::new(metrics::snapshot(self))),
             ShardRequest::WriteTxnMarkers(parts) => {
                 ShardReply::TxnMarkers(self.write_txn_markers_here(parts).await)
             }
@@ -788,6 +791,7 @@ async fn run_shard<S, F>(
     // In a task of its own, and polled on a timer (`Links::connect`): a
     // shard waiting for its peers' connections otherwise sometimes slept
     // through them.
+    crate::metrics::enable(config.observability.metrics_enabled);
     let connecting = glommio::spawn_local(links.connect());
     let (mesh, receivers) = connecting.await;
     log::debug!("shard {id}: connected to the other shards");

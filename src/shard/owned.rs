@@ -217,6 +217,7 @@ impl OwnedPartitions {
             let frame = frame.clone();
             async move {
                 let log = self.get(&part.partition).map_err(ProduceRefusal::Error)?;
+                let bytes = part.batches.len();
                 let appended = log
                     .append_verified(
                         part.verification,
@@ -226,6 +227,10 @@ impl OwnedPartitions {
                         part.log_append_time_ms,
                     )
                     .await;
+                if let Ok(result) = &appended {
+                    let records = result.last_offset - result.base_offset + 1;
+                    crate::metrics::produced(bytes, u64::try_from(records).unwrap_or(0));
+                }
                 appended.map_err(|error| match error {
                     LogError::TxnUnverified {
                         producer_id,
@@ -506,12 +511,15 @@ impl OwnedPartitions {
     pub async fn enforce_retention_all(&self, now_ms: i64) {
         for (partition, log) in self.all_logs() {
             match log.enforce_retention(now_ms).await {
-                Ok(outcome) if outcome.deleted_segments > 0 => log::info!(
-                    "retention deleted {} segment(s) of {}; log start offset {}",
-                    outcome.deleted_segments,
-                    partition.dir_name(),
-                    outcome.log_start_offset
-                ),
+                Ok(outcome) if outcome.deleted_segments > 0 => {
+                    crate::metrics::retention_deleted(outcome.deleted_segments);
+                    log::info!(
+                        "retention deleted {} segment(s) of {}; log start offset {}",
+                        outcome.deleted_segments,
+                        partition.dir_name(),
+                        outcome.log_start_offset
+                    )
+                }
                 Ok(_) | Err(LogError::Closed) => {}
                 Err(error) => log::error!("retention of {}: {error}", partition.dir_name()),
             }
@@ -547,16 +555,23 @@ impl OwnedPartitions {
         };
         let load = (!need.urgent).then_some(load);
         match log.clean(now_ms, budget, load).await {
-            Ok(outcome) => log::info!(
-                "cleaned {}: {} segment(s) of {} bytes into {} of {} bytes, {} record(s) removed, cleaned up to offset {}",
-                partition.dir_name(),
-                outcome.segments_before,
-                outcome.bytes_before,
-                outcome.segments_after,
-                outcome.bytes_after,
-                outcome.records_removed,
-                outcome.cleaner_offset
-            ),
+            Ok(outcome) => {
+                crate::metrics::cleaned(
+                    outcome.bytes_before,
+                    outcome.bytes_after,
+                    outcome.records_removed,
+                );
+                log::info!(
+                    "cleaned {}: {} segment(s) of {} bytes into {} of {} bytes, {} record(s) removed, cleaned up to offset {}",
+                    partition.dir_name(),
+                    outcome.segments_before,
+                    outcome.bytes_before,
+                    outcome.segments_after,
+                    outcome.bytes_after,
+                    outcome.records_removed,
+                    outcome.cleaner_offset
+                )
+            }
             Err(LogError::Closed) => {}
             Err(error) => {
                 // Kafka marks such a partition uncleanable; here it is retried

@@ -117,6 +117,14 @@ pub struct Replication {
 }
 
 /// The log's ends now, as the bookkeeping reads them.
+/// Counts a committed ISR change of a partition led here, from `before`
+/// members to `after` (Kafka's IsrShrinksPerSec and IsrExpandsPerSec).
+fn count_isr_change(before: usize, after: usize) {
+    if after != before {
+        crate::metrics::isr_changed(after < before);
+    }
+}
+
 fn local_ends(log: &PartitionLog) -> LocalEnds {
     LocalEnds {
         log_end_offset: log.log_end_offset(),
@@ -365,6 +373,9 @@ impl Replication {
                 let mut led = shard.replication.led.borrow_mut();
                 match led.get_mut(&partition) {
                     Some(entry) if entry.generation == generation => {
+                        if let AlterPartitionAnswer::Committed { isr, .. } = &answer {
+                            count_isr_change(entry.state.committed_isr().len(), isr.len());
+                        }
                         let local = local_ends(&entry.log);
                         entry
                             .state
@@ -470,6 +481,16 @@ impl Replication {
         self.start_epoch
             .get()
             .is_some_and(|start| own_broker_epoch(view) > start)
+    }
+
+    /// Partitions led here whose committed ISR is short of
+    /// `min.insync.replicas` (Kafka's UnderMinIsrPartitionCount).
+    pub fn under_min_isr(&self) -> usize {
+        self.led
+            .borrow()
+            .values()
+            .filter(|entry| entry.state.is_under_min_isr())
+            .count()
     }
 
     /// Whether any open log of this shard has other replicas.

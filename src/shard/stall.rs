@@ -112,6 +112,7 @@ async fn watch(shard_id: usize) {
         let wall = wall_start.elapsed();
         let on_cpu = thread_cpu_time().saturating_sub(cpu_start);
         if let Some(run) = StalledRun::of_tick(interval, wall, on_cpu) {
+            crate::metrics::stalled(run.busy(), run.wall);
             log::warn!("shard {shard_id}: {run}");
         }
     }

@@ -174,6 +174,7 @@ impl PartitionLog {
             }
             let fatal = match self.write_group(&group, group_bytes).await {
                 Ok(()) => {
+                    crate::metrics::group_committed(group.len(), group_bytes);
                     if self.writer.failing.replace(false) {
                         ::log::info!(
                             "partition log {}: writes resumed at offset {}",
