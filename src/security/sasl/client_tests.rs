@@ -141,6 +141,7 @@ fn the_client_and_shoals_server_agree_for_both_mechanisms() {
             let server_credentials = Credentials {
                 plain_users: &users,
                 scram: &lookup,
+                oauth: None,
             };
             let mut server = ScramServer::new(mechanism, "server-nonce".into());
             let (mut client, first) =
