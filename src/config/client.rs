@@ -127,7 +127,7 @@ impl ClientSecurity {
             .as_deref()
             .unwrap_or(GSSAPI);
         let login = |mechanism: &str| -> Result<SaslLogin, ConfigError> {
-            let parsed = SaslMechanism::from_name(mechanism).ok_or_else(|| unspoken(mechanism))?;
+            let parsed = client_mechanism(mechanism)?;
             let key = format!(
                 "listener.name.{}.{}.sasl.jaas.config",
                 name.to_ascii_lowercase(),
@@ -162,7 +162,7 @@ impl ClientSecurity {
             .as_deref()
             .unwrap_or(GSSAPI);
         let login = |mechanism: &str| -> Result<SaslLogin, ConfigError> {
-            let parsed = SaslMechanism::from_name(mechanism).ok_or_else(|| unspoken(mechanism))?;
+            let parsed = client_mechanism(mechanism)?;
             if parsed != SaslMechanism::Plain {
                 return Err(ConfigError(format!(
                     "the controller listener {name} uses {protocol} with sasl.mechanism.controller.protocol={mechanism}: SCRAM credentials live in the metadata log, which the controllers must reach each other to read; use PLAIN, or SSL with client certificates, on the controller listener"
@@ -216,6 +216,14 @@ fn resolve(
     Ok(ClientSecurity { tls, sasl })
 }
 
+/// A mechanism shoal logs in with as a client: the server side's but
+/// OAUTHBEARER (shoal's tools and brokers fetch no tokens).
+fn client_mechanism(mechanism: &str) -> Result<SaslMechanism, ConfigError> {
+    SaslMechanism::from_name(mechanism)
+        .filter(|parsed| *parsed != SaslMechanism::OAuthBearer)
+        .ok_or_else(|| unspoken(mechanism))
+}
+
 fn unspoken(mechanism: &str) -> ConfigError {
     ConfigError(format!(
         "SASL mechanism {mechanism} is not one shoal speaks as a client (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512){}",
@@ -225,7 +233,7 @@ fn unspoken(mechanism: &str) -> ConfigError {
 
 /// The login of a JAAS entry's text, for `mechanism`.
 fn sasl_login(mechanism: &str, key: &str, jaas: &str) -> Result<SaslLogin, ConfigError> {
-    let parsed = SaslMechanism::from_name(mechanism).ok_or_else(|| unspoken(mechanism))?;
+    let parsed = client_mechanism(mechanism)?;
     let jaas = parse_jaas(key, jaas)?;
     login_of(parsed, key, &jaas.options)
 }

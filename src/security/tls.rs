@@ -94,19 +94,26 @@ impl std::fmt::Display for HandshakeError {
     }
 }
 
+/// rustls' versions of Kafka's `ssl.enabled.protocols` names (TLSv1.2,
+/// TLSv1.3; others are refused when the config is read).
+pub(super) fn protocol_versions(
+    names: &[String],
+) -> Vec<&'static rustls::SupportedProtocolVersion> {
+    names
+        .iter()
+        .filter_map(|name| match name.as_str() {
+            "TLSv1.2" => Some(&rustls::version::TLS12),
+            "TLSv1.3" => Some(&rustls::version::TLS13),
+            _ => None,
+        })
+        .collect()
+}
+
 impl TlsAcceptor {
     /// Loads the keystore and truststore and builds the rustls settings.
     pub fn new(settings: &SslSettings) -> Result<TlsAcceptor, String> {
         let provider = Arc::new(provider(&settings.cipher_suites)?);
-        let versions: Vec<&'static rustls::SupportedProtocolVersion> = settings
-            .enabled_protocols
-            .iter()
-            .filter_map(|name| match name.as_str() {
-                "TLSv1.2" => Some(&rustls::version::TLS12),
-                "TLSv1.3" => Some(&rustls::version::TLS13),
-                _ => None,
-            })
-            .collect();
+        let versions = protocol_versions(&settings.enabled_protocols);
         let verifier = match (&settings.truststore, settings.client_auth) {
             (_, ClientAuth::None) => WebPkiClientVerifier::no_client_auth(),
             (None, _) => return Err("client authentication needs a truststore".to_string()),

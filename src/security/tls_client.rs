@@ -23,7 +23,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct};
 
-use super::tls::{certificates, is_encrypted, pem_text, provider, root_store};
+use super::tls::{certificates, is_encrypted, pem_text, protocol_versions, provider, root_store};
 use crate::config::ClientTlsSettings;
 
 /// Ciphertext read from the socket ahead of rustls: one TLS record at its
@@ -33,15 +33,7 @@ const CIPHERTEXT_READ_BYTES: usize = 18 * 1024;
 /// Builds the rustls client settings, reading the PEM files.
 pub fn client_config(settings: &ClientTlsSettings) -> Result<Arc<ClientConfig>, String> {
     let provider = Arc::new(provider(&[])?);
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> = settings
-        .enabled_protocols
-        .iter()
-        .filter_map(|name| match name.as_str() {
-            "TLSv1.2" => Some(&rustls::version::TLS12),
-            "TLSv1.3" => Some(&rustls::version::TLS13),
-            _ => None,
-        })
-        .collect();
+    let versions = protocol_versions(&settings.enabled_protocols);
     let roots = Arc::new(root_store(&settings.truststore)?);
     let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
         .build()

@@ -51,6 +51,8 @@ from test_tls import _certificate, _name, _pem_cert, _pem_key, client_hello  # n
 pytestmark = [pytest.mark.shoal_only, pytest.mark.timeout(150)]
 
 NODES = 3
+# How long a node may take to list a topic another node created.
+LISTED_WITHIN_S = 15
 PARTITIONS = 3
 BROKER_USER, BROKER_PASSWORD = "broker", "broker-scram-secret"
 ALICE, ALICE_PASSWORD = "alice", "alice-scram-secret"
@@ -338,8 +340,15 @@ def run_secured_cluster(cluster, pki, root):
     created = shoal_tool(["topic", "create", "by-tool", "--partitions", "2", "--replication-factor", "3",
                           "--bootstrap", cluster.nodes[0].bootstrap], config_path)
     assert created.returncode == 0, created.stderr
-    listed = shoal_tool(["topic", "list", "--bootstrap", cluster.nodes[2].bootstrap], config_path)
-    assert listed.returncode == 0, listed.stderr
+    # Through the node restarted above: it lists the new topic once its
+    # copy of the metadata has caught up.
+    deadline = time.monotonic() + LISTED_WITHIN_S
+    while True:
+        listed = shoal_tool(["topic", "list", "--bootstrap", cluster.nodes[2].bootstrap], config_path)
+        assert listed.returncode == 0, listed.stderr
+        if {"by-tool", topic} <= set(listed.stdout.split()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert {"by-tool", topic} <= set(listed.stdout.split()), listed.stdout
     described = shoal_tool(["topic", "describe", topic, "--bootstrap", cluster.nodes[1].bootstrap], config_path)
     assert described.returncode == 0, described.stderr
