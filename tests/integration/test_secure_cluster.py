@@ -46,7 +46,9 @@ import kafka_wire  # noqa: E402
 from cluster import Cluster  # noqa: E402
 from cluster.waiting import SHOAL_NODE, wait_until  # noqa: E402
 from conftest import make_temp_dir, remove_temp_dir, shoal_bin  # noqa: E402
-from test_tls import _certificate, _name, _pem_cert, _pem_key, client_hello  # noqa: E402
+from test_tls import (  # noqa: E402
+    _certificate, _name, _pem_cert, _pem_key, client_hello, fuzzed_handshake_closes,
+)
 
 pytestmark = [pytest.mark.shoal_only, pytest.mark.timeout(150)]
 
@@ -254,14 +256,7 @@ def fuzz_handshakes(node, pki):
     hello = client_hello(node.host)
     rng = random.Random(FUZZ_SEED)
     for round_ in range(FUZZ_CONNECTIONS):
-        data = rng.randbytes(rng.randrange(1, 4096)) if round_ % 2 else hello[: rng.randrange(1, len(hello))]
-        with kafka_wire.connect(node.bootstrap) as sock:
-            try:
-                sock.sendall(data)
-                sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-            assert kafka_wire.wait_closed(sock, 10), f"round {round_}: still open"
+        fuzzed_handshake_closes(node.bootstrap, rng, hello, round_)
     context = ssl.create_default_context(cafile=pki.ca_path)
 
     def tls_call(sock, api_key, version, correlation_id, body):

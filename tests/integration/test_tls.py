@@ -297,6 +297,20 @@ def send_and_wait_closed(bootstrap, data, close_within_s):
         return kafka_wire.wait_closed(sock, close_within_s)
 
 
+def fuzzed_handshake_closes(bootstrap, rng, hello, round_):
+    """One fuzz round against a TLS port: random bytes (odd rounds) or a
+    cut ClientHello (even ones), then the write side shut; the broker must
+    close that connection."""
+    data = rng.randbytes(rng.randrange(1, 4096)) if round_ % 2 else hello[: rng.randrange(1, len(hello))]
+    with kafka_wire.connect(bootstrap) as sock:
+        try:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        assert kafka_wire.wait_closed(sock, 10), f"round {round_}: still open"
+
+
 def test_bad_handshakes_close_only_their_connection(tls_broker, pki):
     """A plaintext Kafka request on the TLS port, a TLS client on the
     plaintext port, random bytes and ClientHellos cut anywhere on the TLS
@@ -320,17 +334,7 @@ def test_bad_handshakes_close_only_their_connection(tls_broker, pki):
     for round_ in range(FUZZ_CONNECTIONS):
         if round_ % 10 == 0:
             survivor_answers()
-        if round_ % 2:
-            data = rng.randbytes(rng.randrange(1, 4096))
-        else:
-            data = hello[: rng.randrange(1, len(hello))]
-        with kafka_wire.connect(tls_broker.ssl_bootstrap) as sock:
-            try:
-                sock.sendall(data)
-                sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-            assert kafka_wire.wait_closed(sock, 10), f"round {round_}: still open"
+        fuzzed_handshake_closes(tls_broker.ssl_bootstrap, rng, hello, round_)
     survivor_answers()
     survivor.close()
 
