@@ -168,10 +168,7 @@ mod tests {
     use super::*;
     use crate::metadata::quotas::{ClientQuotaRecord, QuotaValue, PRODUCER_BYTE_RATE};
 
-    const CONFIG: WindowConfig = WindowConfig {
-        samples: 11,
-        window_ms: 1000,
-    };
+    const CONFIG: WindowConfig = WindowConfig::KAFKA_DEFAULT;
 
     #[test]
     fn the_user_is_the_principals_name() {

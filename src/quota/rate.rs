@@ -24,6 +24,13 @@ pub struct WindowConfig {
 }
 
 impl WindowConfig {
+    /// Kafka's defaults: `quota.window.num=11`, `quota.window.size.seconds=1`.
+    #[cfg(test)]
+    pub const KAFKA_DEFAULT: WindowConfig = WindowConfig {
+        samples: 11,
+        window_ms: 1000,
+    };
+
     /// `quota.window.num` and `quota.window.size.seconds` of `config`.
     pub fn of(config: &ConnectionConfig) -> WindowConfig {
         WindowConfig {
@@ -151,10 +158,7 @@ pub fn throttle_time_ms(observed: f64, bound: f64, window_ms: u64) -> u64 {
 mod tests {
     use super::*;
 
-    const CONFIG: WindowConfig = WindowConfig {
-        samples: 11,
-        window_ms: 1000,
-    };
+    const CONFIG: WindowConfig = WindowConfig::KAFKA_DEFAULT;
 
     #[test]
     fn a_new_rate_counts_ten_whole_windows() {
