@@ -204,6 +204,7 @@ def test_an_older_producer_with_the_same_transactional_id_is_fenced(broker, topi
 # How often the broker looks for timed-out transactions: a second, not
 # Kafka's default 10 s, so that the test does not wait for the default.
 TIMEOUT_CHECK_INTERVAL_MS = 1000
+STALL_TIMEOUT_MS = 10000
 
 
 def test_the_broker_aborts_a_transaction_that_outlives_its_timeout(broker_factory, topic):
@@ -217,7 +218,10 @@ def test_the_broker_aborts_a_transaction_that_outlives_its_timeout(broker_factor
     )
     b = broker.bootstrap
     clients.create_topic(b, topic, 1)
-    stalled = txn_producer(b, txn_id(), transaction_timeout_ms=2000, message_timeout_ms=2000)
+    # Long enough that a loaded machine still checks the held-back last
+    # stable offset before the timeout passes (2 s was not, once, in CI).
+    stalled = txn_producer(b, txn_id(), transaction_timeout_ms=STALL_TIMEOUT_MS,
+                           message_timeout_ms=STALL_TIMEOUT_MS)
     stalled.begin_transaction()
     produce_values(stalled, topic, 1, values("stalled", 5))
     plain = clients.producer(b)
@@ -225,7 +229,7 @@ def test_the_broker_aborts_a_transaction_that_outlives_its_timeout(broker_factor
     produce_values(plain, topic, 1, after)
     assert latest(b, topic, 1, IsolationLevel.READ_COMMITTED) == {0: 0}
     # The abort marker is one offset past the ten records.
-    wait_until(lambda: latest(b, topic, 1, IsolationLevel.READ_COMMITTED) == {0: 11}, 30,
+    wait_until(lambda: latest(b, topic, 1, IsolationLevel.READ_COMMITTED) == {0: 11}, 40,
                "the broker to abort the timed-out transaction", interval_s=0.5)
     assert read_values(b, topic, 1, "read_committed") == {0: after}
     with pytest.raises(KafkaException) as raised:
