@@ -21,6 +21,12 @@ approximation), then the raw runs and the exact commands.
 
     perf/ab.py --a BIN --a-label TEXT --b BIN --b-label TEXT [--runs 5] [--duration 5]
                [--consume-records 3000000] [--out perf]
+               [--a-config KEY=VALUE ...] [--b-config KEY=VALUE ...] [--name NAME]
+
+The same binary with two configurations is an A/B too (`--a-config
+metrics.enabled=false`): each side's `--override`s are listed with it.
+`--name` keeps several A/Bs in RESULTS.md: the section's markers are
+`<!-- kept: ab-NAME -->` (without it, `<!-- kept: ab -->`).
 
 Standard library only.
 """
@@ -41,8 +47,12 @@ from brokers import Shoal  # noqa: E402
 from runs import PARTITIONS, Size, run_workload_once, workloads  # noqa: E402
 from results import fmt_rate, fmt_ratio, loadavg, machine, median_of, ok_reports, replace_section  # noqa: E402
 
-BEGIN_MARKER = "<!-- kept: ab -->"
-END_MARKER = "<!-- /kept: ab -->"
+def markers(name):
+    """The section's begin and end markers for an A/B called `name`."""
+    kept = "ab" if name is None else f"ab-{name}"
+    return f"<!-- kept: {kept} -->", f"<!-- /kept: {kept} -->"
+
+
 WORKLOADS = ("W1 c=1", "W1 c=4", "W3")
 SIDES = ("A", "B")
 # Below this two-sided p the test calls B faster or slower than A.
@@ -127,14 +137,17 @@ def sha256_prefix(path):
 
 
 def section(results, args, argv, binaries, commands, info, load_end):
+    begin_marker, end_marker = markers(args.name)
     lines = [
-        BEGIN_MARKER,
+        begin_marker,
         f"## A/B: {args.a_label} (A) against {args.b_label} (B)",
         "",
         f"Written by `{argv}` ({info['date']}, perf/ab.py from commit `{info['commit']}`, load average "
         f"{info['loadavg']} at the start, {load_end} at the end).",
         "",
-        *[f"- {side}: {label}: `{path}` (sha256 `{digest}`)" for side, label, path, digest in binaries],
+        *[f"- {side}: {label}: `{path}` (sha256 `{digest}`)"
+          + "".join(f", `--override {o}`" for o in overrides)
+          for side, label, path, digest, overrides in binaries],
         "",
         "Each run: a fresh broker (default shards) on an empty data directory, A then B; both driven by "
         f"B's `shoal bench`. W1: 100 B records to {PARTITIONS} partitions, `acks=all`, "
@@ -191,7 +204,7 @@ def section(results, args, argv, binaries, commands, info, load_end):
         "```",
         *commands.lines,
         "```",
-        END_MARKER,
+        end_marker,
     ]
     return "\n".join(lines) + "\n"
 
@@ -217,6 +230,11 @@ def main():
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per W1 run")
     parser.add_argument("--consume-records", type=int, default=3_000_000, help="records the W3-like run reads")
     parser.add_argument("--out", default=PERF_DIR, help="directory of the RESULTS.md to update")
+    parser.add_argument("--a-config", action="append", default=[], metavar="KEY=VALUE",
+                        help="a broker config of A's (`serve --override`); repeatable")
+    parser.add_argument("--b-config", action="append", default=[], metavar="KEY=VALUE",
+                        help="a broker config of B's; repeatable")
+    parser.add_argument("--name", help="the A/B's name in RESULTS.md's section markers")
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -228,8 +246,9 @@ def main():
     brokers = {"A": executable(args.a), "B": executable(args.b)}
     bench_bin = brokers["B"]
     argv = " ".join(["perf/ab.py", *map(shlex.quote, sys.argv[1:])])
-    binaries = [(side, label, path, sha256_prefix(path))
-                for side, label, path in (("A", args.a_label, brokers["A"]), ("B", args.b_label, brokers["B"]))]
+    overrides = {"A": tuple(args.a_config), "B": tuple(args.b_config)}
+    binaries = [(side, label, brokers[side], sha256_prefix(brokers[side]), overrides[side])
+                for side, label in (("A", args.a_label), ("B", args.b_label))]
     # No warm-up and no kafka-producer-perf-test: both sides are shoal, alike.
     size = Size("ab", runs=args.runs, duration_s=args.duration, consume_records=args.consume_records,
                         ceiling_s=0, idle_s=0.0, warmup_s=0.0, perf_test_records=0)
@@ -244,7 +263,8 @@ def main():
         for run in range(args.runs):
             for w in plan:
                 for side in SIDES:
-                    report = run_workload_once(w, lambda side=side: Shoal(brokers[side]),
+                    report = run_workload_once(w, lambda side=side: Shoal(brokers[side],
+                                                                          overrides=overrides[side]),
                                                        bench_bin, size, logged)
                     results[w.key][side].append(report)
                     shown = report.get("error") or f"{report['records_per_s']:,.0f} records/s"
@@ -252,7 +272,7 @@ def main():
     finally:
         _cleanup_everything()
     text = section(results, args, argv, binaries, commands, info, loadavg())
-    replace_section(os.path.join(args.out, "RESULTS.md"), BEGIN_MARKER, END_MARKER, text)
+    replace_section(os.path.join(args.out, "RESULTS.md"), *markers(args.name), text)
     print(text)
     failed = any("error" in r for sides in results.values() for reports in sides.values() for r in reports)
     return 1 if failed else 0
