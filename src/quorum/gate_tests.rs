@@ -359,10 +359,10 @@ fn a_login_without_cluster_action_is_refused_what_kafka_refuses() {
             .await
             .expect("the login itself is fine");
         let refused = ResponseError::ClusterAuthorizationFailed.code();
-        let heartbeat = BrokerHeartbeatRequest::default()
+        let broker_heartbeat = BrokerHeartbeatRequest::default()
             .with_broker_id(kafka_protocol::messages::BrokerId(2))
             .with_broker_epoch(5);
-        let mut answer = call(&mut stream, ApiKey::BrokerHeartbeat, 1, &heartbeat).await;
+        let mut answer = call(&mut stream, ApiKey::BrokerHeartbeat, 1, &broker_heartbeat).await;
         let answer = BrokerHeartbeatResponse::decode(&mut answer, 1).expect("heartbeat answer");
         assert_eq!(answer.error_code, refused);
         let describe = DescribeQuorumRequest::default();
