@@ -99,14 +99,12 @@ fn create_partitions(
     super::controller::create_partitions(view, brokers, growths, seed, &mut |_| Ok(()))
 }
 
+/// The partition counts a quota was asked for.
+type Asked = Rc<RefCell<Vec<i32>>>;
+
 /// A quota of `budget` partitions that refuses a topic once it is spent,
 /// and the counts it was asked for.
-fn budget_quota(
-    budget: i32,
-) -> (
-    impl FnMut(i32) -> Result<(), KafkaError>,
-    Rc<RefCell<Vec<i32>>>,
-) {
+fn budget_quota(budget: i32) -> (impl FnMut(i32) -> Result<(), KafkaError>, Asked) {
     let asked = Rc::new(RefCell::new(Vec::new()));
     let seen = asked.clone();
     let mut left = budget;
