@@ -169,6 +169,9 @@ pub const QUOTA_WINDOW_SIZE_SECONDS_DEFAULT: u64 = 1;
 ///   one, as Kafka's acceptor does (at most one quota window).
 /// - `quota.window.num`, `quota.window.size.seconds`: the windows client
 ///   quotas and connection rates are measured over (`quota::rate`).
+/// - `controller.quota.window.num`, `controller.quota.window.size.seconds`:
+///   the same for `controller_mutation_rate` (KIP-599), whose token bucket
+///   holds `num * size * rate` mutations (`quota::mutation`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionConfig {
     pub max_connections: usize,
@@ -179,6 +182,8 @@ pub struct ConnectionConfig {
     pub max_connection_creation_rate: u32,
     pub quota_window_num: usize,
     pub quota_window_size_seconds: u64,
+    pub controller_quota_window_num: usize,
+    pub controller_quota_window_size_seconds: u64,
 }
 
 impl Default for ConnectionConfig {
@@ -192,6 +197,8 @@ impl Default for ConnectionConfig {
             max_connection_creation_rate: MAX_CONNECTION_CREATION_RATE_DEFAULT,
             quota_window_num: QUOTA_WINDOW_NUM_DEFAULT,
             quota_window_size_seconds: QUOTA_WINDOW_SIZE_SECONDS_DEFAULT,
+            controller_quota_window_num: QUOTA_WINDOW_NUM_DEFAULT,
+            controller_quota_window_size_seconds: QUOTA_WINDOW_SIZE_SECONDS_DEFAULT,
         }
     }
 }
@@ -229,6 +236,13 @@ impl ConnectionConfig {
             }
             "quota.window.size.seconds" => {
                 self.quota_window_size_seconds = parse_range(key, value, 1, i32::MAX as u64)?
+            }
+            "controller.quota.window.num" => {
+                self.controller_quota_window_num = parse_range(key, value, 1, i32::MAX as usize)?
+            }
+            "controller.quota.window.size.seconds" => {
+                self.controller_quota_window_size_seconds =
+                    parse_range(key, value, 1, i32::MAX as u64)?
             }
             _ => return Ok(false),
         }

@@ -214,6 +214,14 @@ const ROWS: &[Row] = &[
             .collect::<Vec<_>>()
             .join(",")
     )),
+    row!("controller.quota.window.num", Int, |c| Some(
+        c.connections.controller_quota_window_num.to_string()
+    )),
+    row!("controller.quota.window.size.seconds", Int, |c| Some(
+        c.connections
+            .controller_quota_window_size_seconds
+            .to_string()
+    )),
     row!("inter.broker.listener.name", String, |c| c
         .cluster
         .inter_broker_listener_name

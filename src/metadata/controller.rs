@@ -216,9 +216,16 @@ pub fn placement_brokers(image: &MetadataImage, lone_broker: Option<i32>) -> Vec
         .collect()
 }
 
+/// Kafka's `applyPartitionChangeQuota` (the controller mutation quota,
+/// `quota::mutation`): asked for the partitions one topic of a request
+/// creates or deletes, once that topic is otherwise sound; an error
+/// (THROTTLING_QUOTA_EXCEEDED) refuses the topic.
+pub type PartitionQuota<'a> = &'a mut dyn FnMut(i32) -> Result<(), KafkaError>;
+
 /// CreateTopics: each topic checked (name, partition count, replication
 /// factor or assignment, configs), its partitions placed over `brokers`
-/// from a fresh `seed`, and, unless `validate_only`, added with an id
+/// from a fresh `seed`, counted against `quota` (validate-only ones too,
+/// as Kafka counts them), and, unless `validate_only`, added with an id
 /// from `new_id`.
 pub fn create_topics(
     config: &BrokerConfig,
@@ -227,6 +234,7 @@ pub fn create_topics(
     topics: Vec<NewTopic>,
     mut seed: impl FnMut() -> u64,
     mut new_id: impl FnMut() -> Uuid,
+    quota: PartitionQuota<'_>,
 ) -> Plan<Arc<TopicMeta>> {
     let mut plan = Plan::new(view.topics.clone(), topics.len());
     for topic in topics {
@@ -241,6 +249,10 @@ pub fn create_topics(
             let placed = place_topic(config, view, brokers, &topic, seed())?;
             let configs =
                 validated_overrides(topic.configs.iter().cloned()).map_err(invalid_config)?;
+            Ok((placed, configs))
+        });
+        let checked = checked.and_then(|(placed, configs)| {
+            quota(placed.states.len() as i32)?;
             Ok((placed, configs))
         });
         let (placed, configs) = match checked {
@@ -267,10 +279,14 @@ pub fn create_topics(
     plan
 }
 
-/// DeleteTopics: each topic found by name or id leaves the table; its
-/// partitions are to be removed by their owners (per `view`, which still
-/// holds it).
-pub fn delete_topics(view: &ClusterView, topics: Vec<TopicRef>) -> Plan<(String, Uuid)> {
+/// DeleteTopics: each topic found by name or id, and within `quota`,
+/// leaves the table; its partitions are to be removed by their owners
+/// (per `view`, which still holds it).
+pub fn delete_topics(
+    view: &ClusterView,
+    topics: Vec<TopicRef>,
+    quota: PartitionQuota<'_>,
+) -> Plan<(String, Uuid)> {
     let mut plan = Plan::new(view.topics.clone(), topics.len());
     for topic in topics {
         let found = match &topic {
@@ -279,6 +295,10 @@ pub fn delete_topics(view: &ClusterView, topics: Vec<TopicRef>) -> Plan<(String,
         };
         match found {
             Some(meta) => {
+                if let Err(error) = quota(meta.partitions) {
+                    plan.results.push(Err(error));
+                    continue;
+                }
                 plan.table.remove(&meta.name);
                 plan.results.push(Ok((meta.name.clone(), meta.id)));
                 plan.delete.push(meta);
@@ -330,17 +350,22 @@ pub fn alter_topic_configs(
 
 /// CreatePartitions: each topic grown to the count asked for, the new
 /// partitions placed over `brokers` from a fresh `seed` or where the
-/// client assigned them (checked as Kafka checks them).
+/// client assigned them (checked as Kafka checks them), the new ones
+/// counted against `quota`.
 pub fn create_partitions(
     view: &ClusterView,
     brokers: &[PlacementBroker],
     growths: Vec<PartitionGrowth>,
     mut seed: impl FnMut() -> u64,
+    quota: PartitionQuota<'_>,
 ) -> Plan<()> {
     let mut plan = Plan::new(view.topics.clone(), growths.len());
     for growth in growths {
         let current = plan.table.get(&growth.topic);
-        match check_growth(view, brokers, current, &growth, seed()) {
+        let before = current.map_or(0, |meta| meta.partitions);
+        let grown = check_growth(view, brokers, current, &growth, seed())
+            .and_then(|meta| quota(meta.partitions - before).map(|()| meta));
+        match grown {
             Ok(meta) if !growth.validate_only => {
                 let meta = Arc::new(meta);
                 plan.table.insert(growth.topic, meta.clone());

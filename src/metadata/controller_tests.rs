@@ -2,8 +2,10 @@
 //! placement over the registered brokers, and random requests that keep
 //! the topic table sound.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
@@ -69,6 +71,107 @@ fn ids() -> impl FnMut() -> Uuid {
 
 fn code(result: &Result<impl Sized, KafkaError>) -> i16 {
     result.as_ref().err().map_or(0, |error| error.code)
+}
+
+/// The plans without a mutation quota; `mutations_are_counted_per_topic`
+/// gives them one.
+fn create_topics(
+    config: &BrokerConfig,
+    view: &ClusterView,
+    brokers: &[PlacementBroker],
+    topics: Vec<NewTopic>,
+    seed: impl FnMut() -> u64,
+    new_id: impl FnMut() -> Uuid,
+) -> Plan<Arc<TopicMeta>> {
+    super::controller::create_topics(config, view, brokers, topics, seed, new_id, &mut |_| Ok(()))
+}
+
+fn delete_topics(view: &ClusterView, topics: Vec<TopicRef>) -> Plan<(String, Uuid)> {
+    super::controller::delete_topics(view, topics, &mut |_| Ok(()))
+}
+
+fn create_partitions(
+    view: &ClusterView,
+    brokers: &[PlacementBroker],
+    growths: Vec<PartitionGrowth>,
+    seed: impl FnMut() -> u64,
+) -> Plan<()> {
+    super::controller::create_partitions(view, brokers, growths, seed, &mut |_| Ok(()))
+}
+
+/// The partition counts a quota was asked for.
+type Asked = Rc<RefCell<Vec<i32>>>;
+
+/// A quota of `budget` partitions that refuses a topic once it is spent,
+/// and the counts it was asked for.
+fn budget_quota(budget: i32) -> (impl FnMut(i32) -> Result<(), KafkaError>, Asked) {
+    let asked = Rc::new(RefCell::new(Vec::new()));
+    let seen = asked.clone();
+    let mut left = budget;
+    let quota = move |partitions: i32| {
+        seen.borrow_mut().push(partitions);
+        if left < 0 {
+            return Err(KafkaError::new(ResponseError::ThrottlingQuotaExceeded));
+        }
+        left -= partitions;
+        Ok(())
+    };
+    (quota, asked)
+}
+
+#[test]
+fn mutations_are_counted_per_topic() {
+    let config = BrokerConfig::new(PathBuf::from("/tmp/x"), 2);
+    let empty = view(BrokerLayout::Node);
+    let throttled = ResponseError::ThrottlingQuotaExceeded.code();
+    // A topic that fails its checks is not counted; one that finds the
+    // budget spent is refused and not created.
+    let (mut quota, asked) = budget_quota(2);
+    let plan = super::controller::create_topics(
+        &config,
+        &empty,
+        &alone(),
+        vec![
+            new_topic("a", 3),
+            new_topic("zero", 0),
+            new_topic("b", 2),
+            new_topic("c", 1),
+        ],
+        seeds(),
+        ids(),
+        &mut quota,
+    );
+    let codes: Vec<i16> = plan.results.iter().map(code).collect();
+    let invalid = ResponseError::InvalidPartitions.code();
+    assert_eq!(codes, vec![0, invalid, throttled, throttled]);
+    assert_eq!(*asked.borrow(), vec![3, 2, 1]);
+    assert_eq!(plan.table.keys().collect::<Vec<_>>(), vec!["a"]);
+    let current = empty.with_topics(plan.table);
+
+    // Growth counts the partitions added.
+    let (mut quota, asked) = budget_quota(0);
+    let grow = |count| PartitionGrowth {
+        topic: "a".into(),
+        count,
+        assignments: None,
+        validate_only: false,
+    };
+    let plan = super::controller::create_partitions(
+        &current,
+        &alone(),
+        vec![grow(5)],
+        seeds(),
+        &mut quota,
+    );
+    assert_eq!(code(&plan.results[0]), 0);
+    assert_eq!(*asked.borrow(), vec![2]);
+
+    // A refused deletion keeps the topic.
+    let (mut quota, _) = budget_quota(-1);
+    let plan =
+        super::controller::delete_topics(&current, vec![TopicRef::Name("a".into())], &mut quota);
+    assert_eq!(code(&plan.results[0]), throttled);
+    assert!(plan.table.contains_key("a") && plan.delete.is_empty());
 }
 
 #[test]

@@ -43,6 +43,7 @@ fn answering(error: ResponseError) -> ControllerService {
             })
         }),
         versions: &[(ApiKey::BrokerHeartbeat, 0, 1)],
+        authorize: crate::quorum::authorize::allow_all(),
     }
 }
 

@@ -1,6 +1,8 @@
 //! The CONTROLLER listener secured: voters over TLS with a SASL/PLAIN
 //! login exchange Raft messages; a wrong password, a client without a
-//! login and a SCRAM login are each kept out, with nothing delivered.
+//! login and a SCRAM login are each kept out, with nothing delivered; a
+//! login without CLUSTER_ACTION is refused each request Kafka's
+//! authorization matrix refuses it.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -60,6 +62,11 @@ fn pki() -> Pki {
 }
 
 fn gate(pki: &Pki, with_tls: bool) -> ControllerGate {
+    gate_for(pki, with_tls, &["controller"])
+}
+
+/// A gate taking PLAIN logins of `users`, all with `PASSWORD`.
+fn gate_for(pki: &Pki, with_tls: bool, users: &[&str]) -> ControllerGate {
     let tls = with_tls.then(|| {
         TlsAcceptor::new(&SslSettings {
             keystore: (
@@ -75,11 +82,18 @@ fn gate(pki: &Pki, with_tls: bool) -> ControllerGate {
         })
         .expect("acceptor")
     });
-    let users = BTreeMap::from([("controller".to_string(), PASSWORD.to_string())]);
+    let users = users
+        .iter()
+        .map(|user| (user.to_string(), PASSWORD.to_string()))
+        .collect::<BTreeMap<_, _>>();
     ControllerGate::new(tls, Some(users))
 }
 
 fn login(pki: &Pki, mechanism: SaslMechanism, password: &str) -> LinkSecurity {
+    login_as(pki, mechanism, "controller", password)
+}
+
+fn login_as(pki: &Pki, mechanism: SaslMechanism, user: &str, password: &str) -> LinkSecurity {
     LinkSecurity::load(ClientSecurity {
         tls: Some(ClientTlsSettings {
             truststore: PemSource::Inline(pki.ca.clone()),
@@ -90,7 +104,7 @@ fn login(pki: &Pki, mechanism: SaslMechanism, password: &str) -> LinkSecurity {
         sasl: Some(SaslLogin {
             mechanism,
             credentials: ClientCredentials {
-                user: "controller".into(),
+                user: user.into(),
                 password: password.into(),
             },
         }),
@@ -103,7 +117,17 @@ fn start(
     voters: &[Voter],
     id: i32,
     listener: StdListener,
+    security: (ControllerGate, LinkSecurity),
+) -> (Transport, Inbound) {
+    start_serving(voters, id, listener, security, ControllerService::none())
+}
+
+fn start_serving(
+    voters: &[Voter],
+    id: i32,
+    listener: StdListener,
     (gate, peers): (ControllerGate, LinkSecurity),
+    service: ControllerService,
 ) -> (Transport, Inbound) {
     let config = TransportConfig {
         local_id: id,
@@ -121,7 +145,7 @@ fn start(
         voters: Vec::new(),
         observers: Vec::new(),
     });
-    Transport::start(config, listener, status, ControllerService::none()).expect("transport")
+    Transport::start(config, listener, status, service).expect("transport")
 }
 
 fn voters(listeners: &[StdListener]) -> Vec<Voter> {
@@ -266,5 +290,101 @@ fn scram_is_refused_on_the_controller_listener() {
         stream.write_all(&frame).await.expect("write");
         let answer = stream.read_frame(1 << 20).await.expect("an answer");
         assert_eq!(&answer[..4], &5i32.to_be_bytes());
+    });
+}
+
+/// Sends `body` as a request of `api_key` at `version` and returns the
+/// response's body.
+async fn call<R: Encodable + kafka_protocol::protocol::HeaderVersion>(
+    stream: &mut link::LinkStream,
+    api_key: kafka_protocol::messages::ApiKey,
+    version: i16,
+    body: &R,
+) -> bytes::Bytes {
+    use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+    use kafka_protocol::protocol::Decodable;
+    let mut request = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(api_key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(9)
+        .encode(&mut request, R::header_version(version))
+        .expect("header");
+    body.encode(&mut request, version).expect("body");
+    let mut frame = (request.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&request);
+    stream.write_all(&frame).await.expect("write");
+    let mut answer = stream.read_frame(1 << 20).await.expect("an answer");
+    let header = ResponseHeader::decode(&mut answer, api_key.response_header_version(version))
+        .expect("response header");
+    assert_eq!(header.correlation_id, 9);
+    answer
+}
+
+#[test]
+fn a_login_without_cluster_action_is_refused_what_kafka_refuses() {
+    use kafka_protocol::error::ResponseError;
+    use kafka_protocol::messages::{
+        ApiKey, BrokerHeartbeatRequest, BrokerHeartbeatResponse, DescribeQuorumRequest,
+        DescribeQuorumResponse,
+    };
+    use kafka_protocol::protocol::Decodable;
+    block_on(|| async {
+        let pki = pki();
+        // Voter 2 is never started: its Raft messages would be delivered
+        // but for the authorizer.
+        let listeners: Vec<StdListener> = (0..2)
+            .map(|_| StdListener::bind("127.0.0.1:0").expect("bind"))
+            .collect();
+        let voters = voters(&listeners);
+        let listener = listeners.into_iter().next().expect("first");
+        let gate = gate_for(&pki, true, &["controller", "intruder"]);
+        // The controllers' user alone is a super user.
+        let service = ControllerService {
+            versions: &[(ApiKey::BrokerHeartbeat, 0, 1)],
+            authorize: Rc::new(|principal: &str, _, _| principal == "User:controller"),
+            ..ControllerService::none()
+        };
+        let node = start_serving(
+            &voters,
+            1,
+            listener,
+            (gate, LinkSecurity::default()),
+            service,
+        );
+        let deadline = Instant::now() + WAIT;
+        let address = voters[0].address();
+        let intruder = login_as(&pki, SaslMechanism::Plain, "intruder", PASSWORD);
+        let mut stream = link::connect(&address, deadline, &intruder, "test")
+            .await
+            .expect("the login itself is fine");
+        let refused = ResponseError::ClusterAuthorizationFailed.code();
+        let broker_heartbeat = BrokerHeartbeatRequest::default()
+            .with_broker_id(kafka_protocol::messages::BrokerId(2))
+            .with_broker_epoch(5);
+        let mut answer = call(&mut stream, ApiKey::BrokerHeartbeat, 1, &broker_heartbeat).await;
+        let answer = BrokerHeartbeatResponse::decode(&mut answer, 1).expect("heartbeat answer");
+        assert_eq!(answer.error_code, refused);
+        let describe = DescribeQuorumRequest::default();
+        let mut answer = call(&mut stream, ApiKey::DescribeQuorum, 1, &describe).await;
+        let answer = DescribeQuorumResponse::decode(&mut answer, 1).expect("describe answer");
+        assert_eq!(answer.error_code, refused);
+        // The quorum's own messages from it close the connection.
+        let body = wire::encode_frame(
+            2,
+            0,
+            &[wire::encode_message(&heartbeat(2, 1, 11)).expect("encodes")],
+        );
+        let _ = stream.write_all(&body).await;
+        assert!(stream.read_frame(1 << 20).await.is_err(), "closed");
+        assert!(within(QUIET, node.1.recv()).await.is_none());
+        // The controllers' own login is served.
+        let controller = login(&pki, SaslMechanism::Plain, PASSWORD);
+        let mut stream = link::connect(&address, deadline, &controller, "test")
+            .await
+            .expect("logged in");
+        let mut answer = call(&mut stream, ApiKey::DescribeQuorum, 1, &describe).await;
+        let answer = DescribeQuorumResponse::decode(&mut answer, 1).expect("describe answer");
+        assert_eq!(answer.error_code, 0);
     });
 }

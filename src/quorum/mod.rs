@@ -17,11 +17,13 @@
 //! The CONTROLLER listener is secured as its protocol says: `gate.rs`
 //! admits a connection (TLS, then a SASL/PLAIN login), and `link.rs`
 //! opens the connections this node makes as a client, to the controllers
-//! and to the other brokers alike (TLS, then a SASL login).
+//! and to the other brokers alike (TLS, then a SASL login); `authorize.rs`
+//! holds Kafka's authorization matrix for what a login may ask there.
 //!
 //! `quorum` imports no `server` and no `shard` (`tests/architecture.rs`):
 //! it is storage and consensus state, handed bytes by whoever runs it.
 
+pub mod authorize;
 pub mod bootstrap_file;
 pub mod channel;
 pub mod describe;

@@ -26,6 +26,9 @@
 //! `reconnect.backoff.max.ms`, without Kafka's jitter: a few voters do not
 //! make a thundering herd).
 //!
+//! Every frame past the login is checked against Kafka's authorization
+//! matrix for the principal the login gave (`authorize.rs`).
+//!
 //! Invariants: every queue, frame, connection count and the bytes of all
 //! frames being read together are bounded; nothing read from a socket is
 //! unwrapped; dropping the `Transport` stops every task it started and
@@ -55,6 +58,7 @@ use log::{info, warn};
 use protobuf::Message as _;
 use raft::eraftpb::Message;
 
+use super::authorize::{self, Caller, ClusterAuthorizer};
 use super::describe::{self, QuorumStatus};
 use super::fetch::{self, FetchRequest, FetchResponse, METADATA_FETCH_API_KEY};
 use super::gate::{ControllerGate, InboundStream};
@@ -64,6 +68,7 @@ use super::wire::{self, CONTROLLER_FRAME_BYTES_MAX, RAFT_MESSAGES_API_KEY};
 use crate::clock::now_ms;
 use crate::config::Voter;
 use crate::protocol::frame::{self, SIZE_PREFIX_BYTES};
+use crate::security::acl::Operation;
 
 /// Kafka's `reconnect.backoff.ms` default: the wait after a first failed
 /// connection to a peer.
@@ -151,10 +156,13 @@ pub type ControllerApiVersions = &'static [(ApiKey, i16, i16)];
 pub struct ControllerService {
     pub apis: ControllerApis,
     pub versions: ControllerApiVersions,
+    /// Who may make which request (`authorize.rs`), the quorum's own
+    /// included.
+    pub authorize: ClusterAuthorizer,
 }
 
 impl ControllerService {
-    /// Serves nothing beyond the quorum's own APIs.
+    /// Serves nothing beyond the quorum's own APIs, to anyone.
     pub fn none() -> ControllerService {
         ControllerService {
             apis: Rc::new(|request: ControllerRequest| {
@@ -165,6 +173,7 @@ impl ControllerService {
                 Box::pin(async move { Err(refused) })
             }),
             versions: &[],
+            authorize: authorize::allow_all(),
         }
     }
 
@@ -604,7 +613,7 @@ async fn serve_connection(stream: TcpStream, shared: Weak<Shared>, id: u64) {
     let peer = stream.peer_addr().ok();
     let idle = Duration::from_millis(CONNECTIONS_MAX_IDLE_MS);
     let outcome = match stream.set_read_timeout(Some(idle)) {
-        Ok(()) => admit_and_serve(stream, &shared).await,
+        Ok(()) => admit_and_serve(stream, &shared, peer).await,
         Err(error) => Err(error.to_string()),
     };
     if let Err(reason) = outcome {
@@ -616,21 +625,33 @@ async fn serve_connection(stream: TcpStream, shared: Weak<Shared>, id: u64) {
 }
 
 /// Admits the connection as the listener's protocol says (`gate.rs`),
-/// then serves it.
-async fn admit_and_serve(stream: TcpStream, shared: &Weak<Shared>) -> Result<(), String> {
+/// then serves it as the principal its login gave.
+async fn admit_and_serve(
+    stream: TcpStream,
+    shared: &Weak<Shared>,
+    peer: Option<SocketAddr>,
+) -> Result<(), String> {
     let Some((gate, apis)) = shared
         .upgrade()
         .map(|shared| (Arc::clone(&shared.config.gate), shared.service.versions))
     else {
         return Ok(());
     };
-    let (mut stream, _principal) = gate.admit(stream, apis).await?;
-    serve_frames(&mut stream, shared).await
+    let (mut stream, principal) = gate.admit(stream, apis).await?;
+    let caller = Caller {
+        principal: principal.to_string(),
+        host: peer.map(|peer| peer.ip()),
+    };
+    serve_frames(&mut stream, shared, &caller).await
 }
 
 /// Answers the connection's frames in order until it closes (`Ok`) or
 /// sends what it must not (`Err`, the reason to log).
-async fn serve_frames(stream: &mut InboundStream, shared: &Weak<Shared>) -> Result<(), String> {
+async fn serve_frames(
+    stream: &mut InboundStream,
+    shared: &Weak<Shared>,
+    caller: &Caller,
+) -> Result<(), String> {
     let Some(budget) = shared
         .upgrade()
         .map(|shared| Rc::clone(&shared.frame_bytes_pinned))
@@ -645,7 +666,7 @@ async fn serve_frames(stream: &mut InboundStream, shared: &Weak<Shared>) -> Resu
         let Some(shared) = shared.upgrade() else {
             return Ok(());
         };
-        let answer = match handle_frame(&shared, &frame, &mut sender)? {
+        let answer = match handle_frame(&shared, &frame, &mut sender, caller)? {
             Handled::Answer(answer) => answer,
             Handled::Hook(request) => {
                 // Not holding the transport while the hook runs: a
@@ -767,12 +788,22 @@ impl Drop for Pinned {
 
 /// The answer to one frame, or why the connection must close. `sender`
 /// is the voter whose Raft batches this connection carries, fixed by its
-/// first.
+/// first; `caller` who logged in, checked as `authorize.rs` says.
 fn handle_frame(
     shared: &Shared,
     frame: &[u8],
     sender: &mut Option<i32>,
+    caller: &Caller,
 ) -> Result<Handled, String> {
+    let private = frame.len() >= 2
+        && [RAFT_MESSAGES_API_KEY, METADATA_FETCH_API_KEY]
+            .contains(&i16::from_be_bytes([frame[0], frame[1]]));
+    if private && !caller.may(&shared.service.authorize, Operation::ClusterAction) {
+        return Err(format!(
+            "{} is not authorized for CLUSTER_ACTION on the cluster (the quorum's own requests)",
+            caller.principal
+        ));
+    }
     if frame.len() >= 2 && i16::from_be_bytes([frame[0], frame[1]]) == RAFT_MESSAGES_API_KEY {
         let (sender_id, messages) = wire::decode_frame(frame).map_err(|error| error.to_string())?;
         if sender.is_some_and(|pinned| pinned != sender_id) {
@@ -804,29 +835,34 @@ fn handle_frame(
         return frame::encode_response(&header, if served { version } else { 0 }, &answer)
             .map(|answer| Handled::Answer(Some(answer)));
     }
+    // Served here, or by the hook: versions checked before anything else,
+    // as Kafka's socket server checks them.
     let own = describe::served_versions(api_key);
+    let served = own
+        .or_else(|| shared.service.served(api_key))
+        .is_some_and(|(min, max)| min <= version && version <= max);
+    if !served {
+        return Err(format!(
+            "{api_key:?} v{version} is not served on the controller listener"
+        ));
+    }
+    let allowed = authorize::required(api_key)
+        .is_none_or(|operation| caller.may(&shared.service.authorize, operation));
+    if !allowed {
+        warn!(
+            "controller listener: {api_key:?} from {} refused: CLUSTER_AUTHORIZATION_FAILED",
+            caller.principal
+        );
+        return authorize::refusal(&header, api_key, version)
+            .map(|answer| Handled::Answer(Some(answer)));
+    }
     if own.is_none() {
-        let hooked = shared
-            .service
-            .served(api_key)
-            .is_some_and(|(min, max)| min <= version && version <= max);
-        if !hooked {
-            return Err(format!(
-                "{api_key:?} v{version} is not served on the controller listener"
-            ));
-        }
         return Ok(Handled::Hook(ControllerRequest {
             header,
             api_key,
             version,
             body,
         }));
-    }
-    let served = own.is_some_and(|(min, max)| min <= version && version <= max);
-    if !served {
-        return Err(format!(
-            "{api_key:?} v{version} is not served on the controller listener"
-        ));
     }
     let status = (shared.status)();
     let config = &shared.config;

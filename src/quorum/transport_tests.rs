@@ -442,6 +442,7 @@ fn heartbeat_service() -> ControllerService {
             })
         }),
         versions: &[(ApiKey::BrokerHeartbeat, 0, 1)],
+        authorize: crate::quorum::authorize::allow_all(),
     }
 }
 

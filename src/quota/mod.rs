@@ -2,7 +2,9 @@
 //! KIP-219): byte rates of produce and fetch, the share of a thread
 //! that a client's requests take, measured over Kafka's windows
 //! (`rate.rs`), the quota that holds for a user and client id by Kafka's
-//! precedence (`precedence.rs`), and each shard's sensors (`tracker.rs`).
+//! precedence (`precedence.rs`), and each shard's sensors (`tracker.rs`);
+//! and the controller mutation quota (KIP-599), token buckets kept by the
+//! controller alone (`mutation.rs`).
 //!
 //! **How shards agree on a rate.** Kafka's quotas are per broker; a
 //! shoal broker is several shards, and a user's connections may sit on
@@ -23,6 +25,7 @@
 //! nothing here runs per request (`server::throttle` checks the image
 //! first) and nothing is sent between shards.
 
+pub mod mutation;
 pub mod precedence;
 pub mod rate;
 pub mod tracker;
@@ -109,7 +112,7 @@ impl ShardQuotas {
         // Kafka bounds the request quota's throttle by one window.
         let max_throttle_ms = match kind {
             QuotaKind::Request => tracker.config().window_ms,
-            QuotaKind::Produce | QuotaKind::Fetch => u64::MAX,
+            QuotaKind::Produce | QuotaKind::Fetch | QuotaKind::ControllerMutation => u64::MAX,
         };
         let throttle_ms = tracker.record(
             key.clone(),
@@ -154,11 +157,14 @@ impl ShardQuotas {
 impl QuotaKind {
     /// The quota key this kind measures.
     pub fn key(self) -> &'static str {
-        use crate::metadata::quotas::{CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE};
+        use crate::metadata::quotas::{
+            CONSUMER_BYTE_RATE, CONTROLLER_MUTATION_RATE, PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE,
+        };
         match self {
             QuotaKind::Produce => PRODUCER_BYTE_RATE,
             QuotaKind::Fetch => CONSUMER_BYTE_RATE,
             QuotaKind::Request => REQUEST_PERCENTAGE,
+            QuotaKind::ControllerMutation => CONTROLLER_MUTATION_RATE,
         }
     }
 }

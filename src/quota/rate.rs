@@ -41,6 +41,18 @@ impl WindowConfig {
         }
     }
 
+    /// `controller.quota.window.num` and
+    /// `controller.quota.window.size.seconds` of `config`: the controller
+    /// mutation quota's (`mutation.rs`).
+    pub fn controller_of(config: &ConnectionConfig) -> WindowConfig {
+        WindowConfig {
+            samples: config.controller_quota_window_num,
+            window_ms: config
+                .controller_quota_window_size_seconds
+                .saturating_mul(MS_PER_SECOND as u64),
+        }
+    }
+
     /// How long a sample without events stays counted.
     pub fn expiry_ms(&self) -> u64 {
         self.samples as u64 * self.window_ms

@@ -30,6 +30,9 @@ pub enum QuotaKind {
     Fetch,
     /// Request handling time, in percent of one thread (`request_percentage`).
     Request,
+    /// Partitions created or deleted (`controller_mutation_rate`), on the
+    /// controller's token buckets (`mutation.rs`), never on a tracker.
+    ControllerMutation,
 }
 
 /// What one rate is measured over: the kind, and the user and client id

@@ -11,7 +11,9 @@
 //! broker's own user where the inter-broker listener has SASL (or its
 //! certificate's mapped name with mutual TLS; `quorum::link` logs in), so
 //! `super.users=User:<broker>` lets brokers replicate; on a PLAINTEXT
-//! inter-broker listener it is `User:ANONYMOUS`.
+//! inter-broker listener it is `User:ANONYMOUS`. The CONTROLLER
+//! listener's checks (BrokerHeartbeat, Envelope, the quorum's own) are
+//! `quorum::authorize`'s, on the same authorizer config.
 //!
 //! Invariant: no check allocates; each reads one `Rc` of the shard's view.
 

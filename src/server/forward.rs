@@ -110,7 +110,17 @@ pub async fn forward(context: &ConnectionContext, frame: &Bytes) -> Option<Respo
     };
     match outcome {
         Ok(response) if response.error_code == 0 => match response.response_data {
-            Some(data) => Some(Response::Frame(sized(&data))),
+            Some(data) => {
+                let header = frame::parse_request_header(frame).ok();
+                let asked = header.and_then(|(header, _)| {
+                    let api_key = ApiKey::try_from(header.request_api_key).ok()?;
+                    Some((api_key, header.request_api_version))
+                });
+                if let Some((api_key, version)) = asked {
+                    super::throttle::relayed(context, api_key, version, &data);
+                }
+                Some(Response::Frame(sized(&data)))
+            }
             None => {
                 log::warn!("forwarded request: the controller's envelope holds no response");
                 None
@@ -140,9 +150,9 @@ pub async fn create_topics(context: &ConnectionContext, topics: Vec<NewTopic>) {
     if !forwards(context, ApiKey::CreateTopics) {
         let reply = context
             .shard
-            .call(CONTROLLER_SHARD, ShardRequest::CreateTopics(topics))
+            .call(CONTROLLER_SHARD, ShardRequest::CreateTopics(topics, None))
             .await;
-        if let ShardReply::CreateTopics(results) = reply {
+        if let ShardReply::CreateTopics(results, _) = reply {
             for error in results.iter().filter_map(|result| result.as_ref().err()) {
                 log::debug!("topic creation failed: {:?}", error.message);
             }

@@ -18,6 +18,12 @@
 //!   answer's `throttle_time_ms`; produce and fetch answers carry their
 //!   byte quota's throttle. Follower fetches and WriteTxnMarkers are
 //!   exempt, as Kafka exempts cluster actions.
+//! - CreateTopics, CreatePartitions, DeleteTopics: the partitions they
+//!   create or delete (`controller_mutation_rate`), counted by the active
+//!   controller (`quota::mutation`), whose throttle time the answer
+//!   carries. A node that forwarded the request mutes its client's
+//!   connection for the throttle time of the answer it relays, as Kafka's
+//!   broker throttles a forwarded request's channel.
 //!
 //! Invariant: with no quota of a kind in the metadata, a request costs
 //! one map lookup for it: nothing is measured, parsed or allocated.
@@ -33,6 +39,7 @@ use super::connection::ConnectionContext;
 use super::handlers::{self, CloseReason, Response};
 use crate::metadata::quotas::{CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE};
 use crate::protocol::frame::{self, Request};
+use crate::quota::mutation::Mutator;
 use crate::quota::{QuotaKind, Recorded};
 
 /// Kafka's conversion of handler time to a share of one thread: a whole
@@ -135,6 +142,71 @@ pub fn fetch(context: &ConnectionContext, header: &RequestHeader, response_bytes
         }
     }
     as_field(throttle_ms)
+}
+
+/// Who a mutation request (CreateTopics, CreatePartitions, DeleteTopics)
+/// of `header` is measured as: strict from `strict_since_version`.
+pub fn mutator(
+    context: &ConnectionContext,
+    header: &RequestHeader,
+    strict_since_version: i16,
+) -> Mutator {
+    Mutator {
+        principal: context.principal.borrow().to_string(),
+        client_id: client_id(header).to_string(),
+        strict: header.request_api_version >= strict_since_version,
+    }
+}
+
+/// The controller mutation quota's throttle time: the connection is
+/// muted for it; the answer's `throttle_time_ms`.
+pub fn mutation(context: &ConnectionContext, throttle_ms: u64) -> i32 {
+    context.throttle.mute_for(throttle_ms);
+    as_field(throttle_ms)
+}
+
+/// A mutation request's answer relayed from the controller
+/// (`forward`): its throttle time mutes the client's connection here.
+pub fn relayed(context: &ConnectionContext, api_key: ApiKey, version: i16, response: &Bytes) {
+    if !MUTATION_APIS.contains(&api_key) {
+        return;
+    }
+    let throttle_ms = relayed_throttle_ms(api_key, version, response.clone()).unwrap_or(0);
+    context
+        .throttle
+        .mute_for(u64::try_from(throttle_ms).unwrap_or(0));
+}
+
+/// The APIs the controller mutation quota measures.
+const MUTATION_APIS: [ApiKey; 3] = [
+    ApiKey::CreateTopics,
+    ApiKey::CreatePartitions,
+    ApiKey::DeleteTopics,
+];
+
+/// The `throttle_time_ms` of a response (its header and body, without the
+/// size prefix) of one of `MUTATION_APIS`; `None` when it does not decode.
+fn relayed_throttle_ms(api_key: ApiKey, version: i16, mut response: Bytes) -> Option<i32> {
+    use kafka_protocol::messages::{
+        CreatePartitionsResponse, CreateTopicsResponse, DeleteTopicsResponse, ResponseHeader,
+    };
+    use kafka_protocol::protocol::Decodable;
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        ResponseHeader::decode(&mut response, api_key.response_header_version(version)).ok()?;
+        match api_key {
+            ApiKey::CreateTopics => CreateTopicsResponse::decode(&mut response, version)
+                .ok()
+                .map(|body| body.throttle_time_ms),
+            ApiKey::CreatePartitions => CreatePartitionsResponse::decode(&mut response, version)
+                .ok()
+                .map(|body| body.throttle_time_ms),
+            ApiKey::DeleteTopics => DeleteTopicsResponse::decode(&mut response, version)
+                .ok()
+                .map(|body| body.throttle_time_ms),
+            _ => None,
+        }
+    }));
+    decoded.ok().flatten()
 }
 
 /// Runs the request in `frame` (`handlers::dispatch`), measuring the

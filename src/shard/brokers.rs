@@ -126,12 +126,15 @@ impl BrokerControl {
         self.quorum.leads()
     }
 
-    /// BrokerRegistration and BrokerHeartbeat for the CONTROLLER listener.
+    /// BrokerRegistration and BrokerHeartbeat for the CONTROLLER listener
+    /// (authorized by `to_controller::controller_service`, which serves
+    /// them with the rest).
     pub fn service(self: &Rc<Self>) -> ControllerService {
         let control = Rc::downgrade(self);
         ControllerService {
             apis: Rc::new(move |request| Box::pin(serve(Weak::clone(&control), request))),
             versions: BROKER_APIS,
+            authorize: crate::quorum::authorize::allow_all(),
         }
     }
 

@@ -43,7 +43,7 @@ use super::messages::{
 use super::quorum::{Applied, AppliedBell, ProposeError, QuorumHandle};
 use super::{strays, Shard};
 use crate::log::volume_bytes;
-use crate::metadata::controller::{self, placement_brokers, unavailable, Plan};
+use crate::metadata::controller::{self, placement_brokers, unavailable, PartitionQuota, Plan};
 use crate::metadata::image::MetadataImage;
 use crate::metadata::producer_ids::{self, ProducerIdBlock};
 use crate::metadata::quotas::{self, QuotaAlteration, QuotaResult};
@@ -53,6 +53,9 @@ use crate::metadata::table;
 use crate::metadata::{ClusterView, TopicMeta};
 use crate::quorum::channel::LeaderFn;
 use crate::quorum::describe::QuorumStatus;
+use crate::quota::mutation::{MutationQuotas, Mutator};
+use crate::quota::rate::WindowConfig;
+use crate::quota::{self, QuotaKind};
 
 #[path = "acls.rs"]
 mod acls;
@@ -75,12 +78,17 @@ pub struct Controller {
     installed_leader: Cell<Option<i32>>,
     /// Whether this process swept its stray replicas (`strays.rs`).
     strays_swept: Cell<bool>,
+    /// The controller mutation quota's buckets (KIP-599): the active
+    /// controller carries out every mutation, so it alone measures them.
+    mutations: RefCell<MutationQuotas>,
 }
 
 impl Controller {
-    pub fn new(quorum: QuorumHandle) -> Controller {
+    /// `window`: `controller.quota.window.*` (`quota::mutation`).
+    pub fn new(quorum: QuorumHandle, window: WindowConfig) -> Controller {
         let installed = Cell::new(quorum.latest().index);
         Controller {
+            mutations: RefCell::new(MutationQuotas::new(window)),
             changes: Semaphore::new(1),
             installed_leader: Cell::new(quorum.quorum_leader()),
             strays_swept: Cell::new(false),
@@ -182,45 +190,89 @@ impl Controller {
         self.installed_leader.set(leader);
     }
 
+    /// Runs `plan` with the controller mutation quota of `mutator` (none,
+    /// or no `controller_mutation_rate` in the image: unbounded); the plan
+    /// and its answer's throttle time.
+    fn within_quota<T>(
+        &self,
+        view: &ClusterView,
+        mutator: Option<&Mutator>,
+        plan: impl FnOnce(PartitionQuota<'_>) -> T,
+    ) -> (T, u64) {
+        let measured = view.quotas.has_key(QuotaKind::ControllerMutation.key());
+        let Some(mutator) = mutator.filter(|_| measured) else {
+            return (plan(&mut |_| Ok(())), 0);
+        };
+        let mut buckets = self.mutations.borrow_mut();
+        let mut request = buckets.request(&view.quotas, mutator, quota::now_ms());
+        let planned = plan(&mut |partitions| {
+            request
+                .record(partitions, quota::now_ms())
+                .map_err(|_| throttled())
+        });
+        (planned, request.throttle_ms(quota::now_ms()))
+    }
+
+    /// CreateTopics; the results and the throttle time of `mutator`'s
+    /// quota.
     pub async fn create_topics(
         &self,
         shard: &Rc<Shard>,
         topics: Vec<NewTopic>,
-    ) -> Vec<Result<Arc<TopicMeta>, KafkaError>> {
+        mutator: Option<Mutator>,
+    ) -> (Vec<Result<Arc<TopicMeta>, KafkaError>>, u64) {
         let Ok(_change) = self.changes.acquire_permit(1).await else {
-            return unavailable(topics.len());
+            return (unavailable(topics.len()), 0);
         };
         if !self.quorum.leads() {
-            return not_controller(topics.len());
+            return (not_controller(topics.len()), 0);
         }
         self.catch_up(shard).await;
         let view = shard.view();
         let brokers = placement_brokers(&self.quorum.latest().image, lone_broker(shard));
-        let plan = controller::create_topics(
-            &shard.config,
-            &view,
-            &brokers,
-            topics,
-            placement_seed,
-            uuid::Uuid::new_v4,
-        );
-        self.carry_out(shard, plan).await
+        let (plan, throttle_ms) = self.within_quota(&view, mutator.as_ref(), |quota| {
+            controller::create_topics(
+                &shard.config,
+                &view,
+                &brokers,
+                topics,
+                placement_seed,
+                uuid::Uuid::new_v4,
+                quota,
+            )
+        });
+        (self.carry_out(shard, plan).await, throttle_ms)
     }
 
+    /// DeleteTopics; the results and the throttle time of `mutator`'s
+    /// quota.
     pub async fn delete_topics(
         &self,
         shard: &Rc<Shard>,
         topics: Vec<TopicRef>,
-    ) -> Vec<Result<(String, uuid::Uuid), KafkaError>> {
+        mutator: Option<Mutator>,
+    ) -> (Vec<Result<(String, uuid::Uuid), KafkaError>>, u64) {
         let Ok(_change) = self.changes.acquire_permit(1).await else {
-            return unavailable(topics.len());
+            return (unavailable(topics.len()), 0);
         };
         if !self.quorum.leads() {
-            return not_controller(topics.len());
+            return (not_controller(topics.len()), 0);
         }
         self.catch_up(shard).await;
         let view = shard.view();
-        let mut plan = controller::delete_topics(&view, topics);
+        let (plan, throttle_ms) = self.within_quota(&view, mutator.as_ref(), |quota| {
+            controller::delete_topics(&view, topics, quota)
+        });
+        (self.delete_planned(shard, &view, plan).await, throttle_ms)
+    }
+
+    /// Carries out a deletion plan made from `view`.
+    async fn delete_planned(
+        &self,
+        shard: &Rc<Shard>,
+        view: &ClusterView,
+        mut plan: Plan<(String, uuid::Uuid)>,
+    ) -> Vec<Result<(String, uuid::Uuid), KafkaError>> {
         if !plan.changes_table() {
             return plan.results;
         }
@@ -234,7 +286,7 @@ impl Controller {
             let names: Vec<&str> = plan.delete.iter().map(|meta| meta.name.as_str()).collect();
             log::warn!("disk full: deleting the data of {names:?} before the topic table");
             for meta in &plan.delete {
-                delete_partitions(shard, &view, meta).await;
+                delete_partitions(shard, view, meta).await;
             }
         }
         // Otherwise the install removes them (after the commit: a crash
@@ -265,23 +317,27 @@ impl Controller {
     }
 
     /// CreatePartitions: grows topics to the partition counts asked for,
-    /// has the owners open the new partitions, then persists and broadcasts.
+    /// has the owners open the new partitions, then persists and
+    /// broadcasts; the results and the throttle time of `mutator`'s quota.
     pub async fn create_partitions(
         &self,
         shard: &Rc<Shard>,
         growths: Vec<PartitionGrowth>,
-    ) -> Vec<Result<(), KafkaError>> {
+        mutator: Option<Mutator>,
+    ) -> (Vec<Result<(), KafkaError>>, u64) {
         let Ok(_change) = self.changes.acquire_permit(1).await else {
-            return unavailable(growths.len());
+            return (unavailable(growths.len()), 0);
         };
         if !self.quorum.leads() {
-            return not_controller(growths.len());
+            return (not_controller(growths.len()), 0);
         }
         self.catch_up(shard).await;
         let view = shard.view();
         let brokers = placement_brokers(&self.quorum.latest().image, lone_broker(shard));
-        let plan = controller::create_partitions(&view, &brokers, growths, placement_seed);
-        self.carry_out(shard, plan).await
+        let (plan, throttle_ms) = self.within_quota(&view, mutator.as_ref(), |quota| {
+            controller::create_partitions(&view, &brokers, growths, placement_seed, quota)
+        });
+        (self.carry_out(shard, plan).await, throttle_ms)
     }
 
     /// A block of producer ids for broker `broker_id`: its
@@ -501,6 +557,14 @@ fn not_controller<T>(count: usize) -> Vec<Result<T, KafkaError>> {
     (0..count)
         .map(|_| Err(KafkaError::new(ResponseError::NotController)))
         .collect()
+}
+
+/// A topic refused by the controller mutation quota, with Kafka's message.
+fn throttled() -> KafkaError {
+    KafkaError::with_message(
+        ResponseError::ThrottlingQuotaExceeded,
+        "The throttling quota has been exceeded.".to_string(),
+    )
 }
 
 /// Turns each result that succeeded so far into `error`: the change they

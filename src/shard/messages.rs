@@ -21,6 +21,7 @@ use crate::metadata::producer_ids::ProducerIdBlock;
 use crate::metadata::{ClusterView, TopicMeta};
 use crate::protocol::records::TxnMarker;
 use crate::quorum::describe::QuorumStatus;
+use crate::quota::mutation::Mutator;
 use crate::txn::{DescribedTxn, ListedTxn, TxnState};
 
 /// A partition of a topic, named the way shards address it.
@@ -197,10 +198,11 @@ pub enum ShardRequest {
     },
     /// Closes and removes the logs of these partitions.
     DeletePartitions(Vec<TopicPartition>),
-    /// To the controller (shard 0).
-    CreateTopics(Vec<NewTopic>),
-    /// To the controller (shard 0).
-    DeleteTopics(Vec<TopicRef>),
+    /// To the controller (shard 0), measured against the controller
+    /// mutation quota of the `Mutator` (none: not measured).
+    CreateTopics(Vec<NewTopic>, Option<Mutator>),
+    /// To the controller (shard 0), measured as `CreateTopics`.
+    DeleteTopics(Vec<TopicRef>, Option<Mutator>),
     /// To the controller (shard 0).
     AlterTopicConfigs(Vec<TopicConfigChange>),
     /// To every shard: new handshakes on `listener` use `acceptor`, made
@@ -210,8 +212,8 @@ pub enum ShardRequest {
         acceptor: Arc<crate::security::tls::TlsAcceptor>,
         dynamic: std::collections::BTreeMap<String, String>,
     },
-    /// To the controller (shard 0).
-    CreatePartitions(Vec<PartitionGrowth>),
+    /// To the controller (shard 0), measured as `CreateTopics`.
+    CreatePartitions(Vec<PartitionGrowth>, Option<Mutator>),
     /// DeleteRecords: moves each partition's log start offset up to the
     /// offset given (-1: the high watermark), and answers once the low
     /// watermark reaches it or after `timeout_ms` (`delete_records.rs`).
@@ -286,10 +288,13 @@ pub enum ShardReply {
     /// (epoch, end offset) per partition; `None` when the asked epoch is
     /// older than the log's oldest.
     EpochEndOffsets(Vec<Result<Option<(i32, i64)>, KafkaError>>),
-    CreateTopics(Vec<Result<Arc<TopicMeta>, KafkaError>>),
-    /// (name, id) per requested topic.
-    DeleteTopics(Vec<Result<(String, uuid::Uuid), KafkaError>>),
-    /// One result per topic of `AlterTopicConfigs` or `CreatePartitions`.
+    /// With the throttle time of the mutation quota.
+    CreateTopics(Vec<Result<Arc<TopicMeta>, KafkaError>>, u64),
+    /// (name, id) per requested topic, and the throttle time.
+    DeleteTopics(Vec<Result<(String, uuid::Uuid), KafkaError>>, u64),
+    /// One result per topic of `CreatePartitions`, and the throttle time.
+    PartitionsCreated(Vec<Result<(), KafkaError>>, u64),
+    /// One result per item (`AlterTopicConfigs`, `CreateAcls`, ...).
     Applied(Vec<Result<(), KafkaError>>),
     /// The log start offset afterwards (low watermark) per partition.
     DeleteRecords(Vec<Result<i64, KafkaError>>),

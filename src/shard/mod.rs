@@ -332,21 +332,23 @@ impl Shard {
                 self.partitions.delete(&partitions).await;
                 ShardReply::Done
             }
-            ShardRequest::CreateTopics(topics) => match &self.controller {
+            ShardRequest::CreateTopics(topics, mutator) => match &self.controller {
                 Some(controller) => {
                     // Boxed: the controller calls back into shards (`call`), so
                     // the future type would otherwise contain itself.
                     let create: LocalBoxFuture<'_, _> =
-                        Box::pin(controller.create_topics(self, topics));
-                    ShardReply::CreateTopics(create.await)
+                        Box::pin(controller.create_topics(self, topics, mutator));
+                    let (results, throttle_ms) = create.await;
+                    ShardReply::CreateTopics(results, throttle_ms)
                 }
                 None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
             },
-            ShardRequest::DeleteTopics(topics) => match &self.controller {
+            ShardRequest::DeleteTopics(topics, mutator) => match &self.controller {
                 Some(controller) => {
                     let delete: LocalBoxFuture<'_, _> =
-                        Box::pin(controller.delete_topics(self, topics));
-                    ShardReply::DeleteTopics(delete.await)
+                        Box::pin(controller.delete_topics(self, topics, mutator));
+                    let (results, throttle_ms) = delete.await;
+                    ShardReply::DeleteTopics(results, throttle_ms)
                 }
                 None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
             },
@@ -358,11 +360,12 @@ impl Shard {
                 }
                 None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
             },
-            ShardRequest::CreatePartitions(growths) => match &self.controller {
+            ShardRequest::CreatePartitions(growths, mutator) => match &self.controller {
                 Some(controller) => {
                     let grow: LocalBoxFuture<'_, _> =
-                        Box::pin(controller.create_partitions(self, growths));
-                    ShardReply::Applied(grow.await)
+                        Box::pin(controller.create_partitions(self, growths, mutator));
+                    let (results, throttle_ms) = grow.await;
+                    ShardReply::PartitionsCreated(results, throttle_ms)
                 }
                 None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
             },
@@ -755,6 +758,7 @@ async fn run_shard<S, F>(
             .as_ref()
             .is_some_and(|start| !start.settings.sole_voter());
     let controller_apis = LateApis::default();
+    let mutation_window = crate::quota::rate::WindowConfig::controller_of(&config.connections);
     // The active controller's brokers, served on the CONTROLLER listener.
     let mut brokers = None;
     let controller = match quorum.map(|start| {
@@ -768,13 +772,18 @@ async fn run_shard<S, F>(
                 sole,
             );
             elections::spawn_rebalance(&control, &config.replication);
-            let service = to_controller::controller_service(control.service(), &controller_apis);
+            let service = to_controller::controller_service(
+                control.service(),
+                &controller_apis,
+                &config,
+                handle,
+            );
             brokers = Some((control, handle.clone(), sole));
             service
         })
     }) {
         None => None,
-        Some(Ok(handle)) => Some(Controller::new(handle)),
+        Some(Ok(handle)) => Some(Controller::new(handle, mutation_window)),
         Some(Err(error)) => {
             let _ = ready.send(Err(format!(
                 "shard {id}: cannot start the metadata quorum: {error}"
@@ -784,7 +793,11 @@ async fn run_shard<S, F>(
     };
     // A pure broker observes the quorum instead (`observer.rs`).
     let observed = follower.map(observer::start);
-    let controller = controller.or_else(|| observed.clone().map(Controller::new));
+    let controller = controller.or_else(|| {
+        observed
+            .clone()
+            .map(|handle| Controller::new(handle, mutation_window))
+    });
     let (stop_tx, stop_rx) = oneshot::channel();
     let shard_count = config.shards;
     let ticking = start_tick();

@@ -12,7 +12,9 @@
 //! channel bounds the callers waiting for it.
 
 use std::cell::RefCell;
+use std::net::IpAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
@@ -22,11 +24,15 @@ use kafka_protocol::messages::{
 use super::brokers::BROKER_APIS;
 use super::messages::KafkaError;
 use super::producer_ids::unavailable;
+use super::quorum::QuorumHandle;
 use crate::config::BrokerConfig;
+use crate::metadata::image::MetadataImage;
 use crate::metadata::producer_ids::ProducerIdBlock;
+use crate::quorum::authorize::{self, ClusterAuthorizer};
 use crate::quorum::channel::{ChannelConfig, ControllerChannel, LeaderFn};
 use crate::quorum::link::LinkSecurity;
 use crate::quorum::transport::{ControllerApis, ControllerRequest, ControllerService};
+use crate::security::acl::{self, AclIndex, Operation, Requester, ResourceType, CLUSTER_NAME};
 
 /// How long a forwarded request may look for the controller, retries
 /// included: well inside the 30 s `request.timeout.ms` of Kafka's clients,
@@ -67,8 +73,14 @@ const _: () = assert!(
 pub type LateApis = Rc<RefCell<Option<ControllerApis>>>;
 
 /// The listener's service: the brokers' lifecycle requests to `brokers`,
-/// the rest through `late`.
-pub fn controller_service(brokers: ControllerService, late: &LateApis) -> ControllerService {
+/// the rest through `late`, every request (the quorum's own too)
+/// authorized by `cluster_authorizer`.
+pub fn controller_service(
+    brokers: ControllerService,
+    late: &LateApis,
+    config: &Arc<BrokerConfig>,
+    quorum: &QuorumHandle,
+) -> ControllerService {
     let late = Rc::clone(late);
     ControllerService {
         apis: Rc::new(move |request: ControllerRequest| {
@@ -85,7 +97,47 @@ pub fn controller_service(brokers: ControllerService, late: &LateApis) -> Contro
             }
         }),
         versions: CONTROLLER_SERVICE_APIS,
+        authorize: cluster_authorizer(config, quorum),
     }
+}
+
+/// Kafka's authorizer for the CONTROLLER listener (`quorum::authorize`):
+/// `authorizer.class.name`, `super.users` and
+/// `allow.everyone.if.no.acl.found` of `config`, with the ACLs of the
+/// quorum's latest image (indexed again only when the image moves).
+/// Without an authorizer every caller may do everything.
+fn cluster_authorizer(config: &Arc<BrokerConfig>, quorum: &QuorumHandle) -> ClusterAuthorizer {
+    if !config.authorizer.enabled {
+        return authorize::allow_all();
+    }
+    let config = Arc::clone(config);
+    let quorum = quorum.clone();
+    let indexed: RefCell<Option<(Arc<MetadataImage>, Rc<AclIndex>)>> = RefCell::new(None);
+    Rc::new(
+        move |principal: &str, host: Option<IpAddr>, operation: Operation| {
+            let image = quorum.latest().image;
+            let acls = {
+                let mut indexed = indexed.borrow_mut();
+                match indexed.as_ref() {
+                    Some((seen, acls)) if Arc::ptr_eq(seen, &image) => Rc::clone(acls),
+                    _ => {
+                        let acls = Rc::new(AclIndex::new(image.acls.clone()));
+                        *indexed = Some((image, Rc::clone(&acls)));
+                        acls
+                    }
+                }
+            };
+            let requester = Requester { principal, host };
+            acl::authorize(
+                &config.authorizer,
+                &acls,
+                requester,
+                operation,
+                ResourceType::Cluster,
+                CLUSTER_NAME,
+            )
+        },
+    )
 }
 
 pub struct ToController {

@@ -252,11 +252,13 @@ NO_FETCH_SESSION = 0
 NO_FETCH_SESSION_EPOCH = -1
 
 
-def fetch_request(partitions, version, max_bytes=64 << 20, session_id=NO_FETCH_SESSION, epoch=NO_FETCH_SESSION_EPOCH):
+def fetch_request(partitions, version, max_bytes=64 << 20, session_id=NO_FETCH_SESSION, epoch=NO_FETCH_SESSION_EPOCH,
+                  replica_id=-1):
     """A Fetch body (v4 to v10, no wait). partitions is [(topic, partition,
     offset, partition_max_bytes)], or from v9 [(topic, partition, offset,
     partition_max_bytes, current_leader_epoch)] (-1 when left out);
-    session_id and epoch are sent from v7."""
+    session_id and epoch are sent from v7; a replica_id of 0 or more is a
+    follower's fetch."""
     by_topic = {}
     for topic, partition, offset, partition_max_bytes, *rest in partitions:
         if version >= FETCH_LEADER_EPOCH_VERSION:
@@ -267,7 +269,7 @@ def fetch_request(partitions, version, max_bytes=64 << 20, session_id=NO_FETCH_S
         else:
             part = struct.pack(">iqi", partition, offset, partition_max_bytes)
         by_topic.setdefault(topic, []).append(part)
-    body = struct.pack(">iiiib", -1, 0, 0, max_bytes, 0)
+    body = struct.pack(">iiiib", replica_id, 0, 0, max_bytes, 0)
     if version >= FETCH_SESSIONS_VERSION:
         body += struct.pack(">ii", session_id, epoch)
     body += struct.pack(">i", len(by_topic))

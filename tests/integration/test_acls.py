@@ -3,12 +3,14 @@
 confluent-kafka's admin client add, list and remove them; a DENY keeps a
 principal's producer and consumer off a topic (TOPIC_AUTHORIZATION_FAILED)
 and Metadata hides it, while another topic still works; prefixed ACLs,
-deny over allow, `allow.everyone.if.no.acl.found`, group READ, and
-`super.users`.
+deny over allow, `allow.everyone.if.no.acl.found`, group READ,
+`super.users`, and a follower's fetch (a replica id) refused without
+CLUSTER_ACTION whatever its READ.
 
 Every client here connects over PLAINTEXT, so every principal is
 User:ANONYMOUS, as in Kafka."""
 
+import contextlib
 import struct
 import time
 import uuid
@@ -234,6 +236,32 @@ def test_super_users_pass_everything(broker_factory):
     )
     assert produce_error(b, topic) is None
     assert consume_error(b, topic, group="any") is None
+
+
+def fetch_as(bootstrap, topic, replica_id):
+    """Fetch v4 of partition 0 from offset 0 with `replica_id` (-1: a
+    consumer's): the partition's error code."""
+    body = kafka_wire.fetch_request([(topic, 0, 0, 1 << 20)], 4, replica_id=replica_id)
+    with contextlib.closing(kafka_wire.connect(bootstrap)) as sock:
+        response = kafka_wire.call(sock, kafka_wire.API_FETCH, 4, 21, body)
+    return kafka_wire.parse_fetch_response(response, 4)[2][(topic, 0)][0]
+
+
+def test_a_follower_fetch_needs_cluster_action(broker_factory):
+    """Kafka's KafkaApis: a fetch naming a replica id needs CLUSTER_ACTION
+    on the cluster, and without it every partition is
+    TOPIC_AUTHORIZATION_FAILED, READ on the topic or not."""
+    broker = secured(broker_factory)
+    b = broker.bootstrap
+    topic = new_topic(b)
+    assert produce_error(b, topic) is None
+    create_acls(
+        b,
+        binding(ResourceType.TOPIC, topic, AclOperation.READ, AclPermissionType.ALLOW),
+        binding(ResourceType.BROKER, "kafka-cluster", AclOperation.CLUSTER_ACTION, AclPermissionType.DENY),
+    )
+    assert fetch_as(b, topic, -1) == kafka_wire.ERR_NONE
+    assert fetch_as(b, topic, 1) == KafkaError.TOPIC_AUTHORIZATION_FAILED
 
 
 CONSUMER_GROUP_HEARTBEAT = 68

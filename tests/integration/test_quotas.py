@@ -6,14 +6,20 @@ their byte rates are throttled (their rate comes down to the quota, and
 their throttle callback hears of it), also when their connections sit on
 different shards (shard-aware ports choose them); an address over its
 `connection_creation_rate` has its new connections closed, and a broker's
-`max.connection.creation.rate` holds new connections back.
+`max.connection.creation.rate` holds new connections back. The controller
+mutation quota (KIP-599): the Java admin's CreateTopics and DeleteTopics
+past a client's `controller_mutation_rate` get THROTTLING_QUOTA_EXCEEDED for
+the topics past the budget, an older CreateTopics version only a throttle
+time.
 
 The brokers measure over 3 windows of 1 s instead of Kafka's 11, so that a
 rate settles within a few seconds (a new sensor counts 2 s, not 10)."""
 
 import contextlib
+import shutil
 import socket
 import struct
+import subprocess
 import time
 
 import pytest
@@ -23,12 +29,14 @@ import clients
 import kafka_tools as kt
 import kafka_wire
 from conftest import HOST
+from test_java_clients import BUILD as JAVA_BUILD, java
 from test_shard_aware import free_port_run
 
 pytestmark = pytest.mark.shoal_only
 
 SHARDS = 2
 WINDOWS = {"quota.window.num": "3", "quota.window.size.seconds": "1"}
+CREATE_TOPICS = 19
 DESCRIBE_CLIENT_QUOTAS = 48
 ALTER_CLIENT_QUOTAS = 49
 ERR_INVALID_REQUEST = 42
@@ -56,6 +64,12 @@ def encode_string(value):
 def alter_quotas(bootstrap, entity, ops, validate_only=False):
     """AlterClientQuotas v0 of one entry: entity [(type, name or None)],
     ops [(key, value or None to remove)]. Returns (error_code, message)."""
+    with contextlib.closing(kafka_wire.connect(bootstrap)) as sock:
+        return alter_quotas_on(sock, entity, ops, validate_only)
+
+
+def alter_quotas_on(sock, entity, ops, validate_only=False):
+    """alter_quotas on a connection of the caller's."""
     body = struct.pack(">i", 1)
     body += struct.pack(">i", len(entity))
     body += b"".join(kafka_wire.string(t) + encode_string(n) for t, n in entity)
@@ -63,8 +77,7 @@ def alter_quotas(bootstrap, entity, ops, validate_only=False):
     for key, value in ops:
         body += kafka_wire.string(key) + struct.pack(">d?", value or 0.0, value is None)
     body += struct.pack(">?", validate_only)
-    with contextlib.closing(kafka_wire.connect(bootstrap)) as sock:
-        reader = kafka_wire.Reader(kafka_wire.call(sock, ALTER_CLIENT_QUOTAS, 0, 5, body))
+    reader = kafka_wire.Reader(kafka_wire.call(sock, ALTER_CLIENT_QUOTAS, 0, 5, body))
     reader.take(">i")
 
     def entry():
@@ -80,12 +93,17 @@ def alter_quotas(bootstrap, entity, ops, validate_only=False):
 def describe_quotas(bootstrap, components, strict=False):
     """DescribeClientQuotas v0: components [(type, match type, match)].
     Returns (error_code, {((type, name), ...): {key: value}})."""
+    with contextlib.closing(kafka_wire.connect(bootstrap)) as sock:
+        return describe_quotas_on(sock, components, strict)
+
+
+def describe_quotas_on(sock, components, strict=False):
+    """describe_quotas on a connection of the caller's."""
     body = struct.pack(">i", len(components))
     for entity_type, match_type, match in components:
         body += kafka_wire.string(entity_type) + struct.pack(">b", match_type) + encode_string(match)
     body += struct.pack(">?", strict)
-    with contextlib.closing(kafka_wire.connect(bootstrap)) as sock:
-        reader = kafka_wire.Reader(kafka_wire.call(sock, DESCRIBE_CLIENT_QUOTAS, 0, 6, body))
+    reader = kafka_wire.Reader(kafka_wire.call(sock, DESCRIBE_CLIENT_QUOTAS, 0, 6, body))
     reader.take(">i")
     error_code = reader.take(">h")
     reader.string()
@@ -120,10 +138,11 @@ class Throttles:
         self.times_s.append(event.throttle_time)
 
 
-def produce_for(bootstrap, topic, client_id, seconds, warmup_s=0):
-    """Produces VALUE to every partition as fast as the broker lets a
-    producer of `client_id` for `seconds`; returns (acknowledged bytes per
-    second after the first `warmup_s`, throttle times reported)."""
+def produce_for(bootstrap, topic, client_id, seconds, warmup_s=0, config=None, partitions=PARTITIONS):
+    """Produces VALUE to each of `partitions` as fast as the broker lets a
+    producer of `client_id` (with `config` besides) for `seconds`; returns
+    (acknowledged bytes per second after the first `warmup_s`, throttle
+    times reported)."""
     throttles = Throttles()
     acked = [0]
 
@@ -138,6 +157,7 @@ def produce_for(bootstrap, topic, client_id, seconds, warmup_s=0):
         # A small queue: what is left at the end is dropped, not waited for.
         "queue.buffering.max.kbytes": 64,
         "throttle_cb": throttles,
+        **(config or {}),
     })
     started = time.monotonic()
     deadline = started + seconds
@@ -147,7 +167,7 @@ def produce_for(bootstrap, topic, client_id, seconds, warmup_s=0):
         if warm is None and time.monotonic() - started >= warmup_s:
             warm = (time.monotonic(), acked[0])
         try:
-            producer.produce(topic, VALUE, partition=n % PARTITIONS, on_delivery=delivered)
+            producer.produce(topic, VALUE, partition=n % partitions, on_delivery=delivered)
             n += 1
         except BufferError:
             producer.poll(0.01)
@@ -334,3 +354,67 @@ def test_max_connection_creation_rate_holds_new_connections_back(broker_factory)
     # 10 pass at once (5 per second over 2 s); the other 10 come at about
     # 5 per second. Without the limit, 20 take a few milliseconds.
     assert elapsed > 1.2, f"20 connections served in {elapsed:.2f} s"
+
+
+# Partitions per second, and the bucket of 2 windows of 1 s it fills:
+# 2 * 1 * 2 = 4 partitions at once.
+MUTATION_RATE = 2.0
+MUTATION_WINDOWS = {"controller.quota.window.num": "2", "controller.quota.window.size.seconds": "1"}
+
+
+def create_topics_v4(bootstrap, topics):
+    """CreateTopics v4 (before THROTTLING_QUOTA_EXCEEDED: a permissive
+    quota) as kafka_wire's client id, {name: partitions}; returns
+    (throttle_time_ms, {name: error_code})."""
+    body = struct.pack(">i", len(topics))
+    for name, partitions in topics.items():
+        body += kafka_wire.string(name) + struct.pack(">ihii", partitions, 1, 0, 0)
+    body += struct.pack(">i?", 30_000, False)
+    with contextlib.closing(kafka_wire.connect(bootstrap)) as sock:
+        reader = kafka_wire.Reader(kafka_wire.call(sock, CREATE_TOPICS, 4, 3, body))
+    throttle_ms = reader.take(">i")
+
+    def result():
+        name = reader.string()
+        error_code = reader.take(">h")
+        reader.string()
+        return name, error_code
+
+    return throttle_ms, dict(reader.array(result))
+
+
+def test_controller_mutations_past_their_quota_are_refused_or_throttled(broker_factory):
+    if shutil.which("javac") is None:
+        pytest.skip("no JDK: tests/run could not install one")
+    check = subprocess.run([JAVA_BUILD, "--check"], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stderr
+    broker = broker_factory(overrides=MUTATION_WINDOWS)
+    b = broker.bootstrap
+    for client in ("mutator", kafka_wire.CLIENT_ID.decode()):
+        assert alter_quotas(b, [("client-id", client)], [("controller_mutation_rate", MUTATION_RATE)]) == (0, None)
+
+    def admin(*args, client="mutator"):
+        return java("admin", "-brokers", b, "-client-id", client, *args)
+
+    # Strict (the Java admin's CreateTopics v7): the first topic finds the
+    # bucket full and takes 6 of its 4 tokens; the next finds it below zero.
+    out = admin("-op", "create-topics-once", "-partitions-of", "big=6,small=1")
+    assert out["big"] == {"error": None}, out
+    assert out["small"]["error"] == "ThrottlingQuotaExceededException", out
+    # -2 tokens at 2 per second: at most a second to wait.
+    assert 0 < out["small"]["throttle_time_ms"] <= 1000, out
+    # Another client id has a bucket of its own.
+    assert admin("-op", "create-topics-once", "-partitions-of", "other=3", client="free") == {
+        "other": {"error": None}}
+    # Refilled, the bucket takes a deletion of 6 and refuses the next.
+    time.sleep(out["small"]["throttle_time_ms"] / 1000 + 0.2)
+    out = admin("-op", "delete-topics-once", "-topics", "big,other")
+    assert out["big"] == {"error": None}, out
+    assert out["other"]["error"] == "ThrottlingQuotaExceededException", out
+    # Permissive (CreateTopics v4): created whatever the bucket holds, and
+    # the answer says how long the client waits.
+    throttle_ms, errors = create_topics_v4(b, {"permissive": 20})
+    assert errors == {"permissive": 0}
+    # 20 partitions from a bucket of at most 4: at least 8 s to refill.
+    assert throttle_ms >= 8000, throttle_ms
+    assert "permissive" in clients.admin(b).list_topics(timeout=clients.REQUEST_TIMEOUT_S).topics

@@ -13,13 +13,27 @@ refused with Kafka's error; a killed follower restarted rejoins the ISR
 through the secured fetcher; `shoal topic` and `shoal cluster status`
 with `--command-config` work against it; fuzzed TLS and SASL handshakes
 against one node leave the cluster healthy (the TLS fuzz of test_tls.py,
-on a cluster, plus broken SASL exchanges inside TLS)."""
+on a cluster, plus broken SASL exchanges inside TLS).
 
+Kafka's authorization matrix for the brokers' own APIs: a controller login
+that is not a super user is refused BrokerHeartbeat and DescribeQuorum
+(CLUSTER_AUTHORIZATION_FAILED), and a client user's fetch naming a replica
+id gets TOPIC_AUTHORIZATION_FAILED, while the brokers (`User:broker`) keep
+replicating. A produce quota altered through one node reaches every node's
+metadata and throttles a producer whose partition another node leads. An
+OAUTHBEARER client (librdkafka's unsecured token, enabled beside SCRAM on
+the client listener) produces and consumes; such a listener trusts whoever
+writes a token, so it belongs in tests only."""
+
+import base64
+import hashlib
+import hmac
 import ipaddress
 import os
 import random
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import time
@@ -46,11 +60,12 @@ import kafka_wire  # noqa: E402
 from cluster import Cluster  # noqa: E402
 from cluster.waiting import SHOAL_NODE, wait_until  # noqa: E402
 from conftest import make_temp_dir, remove_temp_dir, shoal_bin  # noqa: E402
+from test_quotas import alter_quotas_on, describe_quotas_on, produce_for  # noqa: E402
 from test_tls import (  # noqa: E402
     _certificate, _name, _pem_cert, _pem_key, client_hello, fuzzed_handshake_closes,
 )
 
-pytestmark = [pytest.mark.shoal_only, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.shoal_only, pytest.mark.timeout(240)]
 
 NODES = 3
 # How long a node may take to list a topic another node created.
@@ -69,14 +84,30 @@ ISR_WAIT_S = 40.0
 DENIAL_WAIT_S = 10
 FUZZ_CONNECTIONS = 30
 FUZZ_SEED = 1717
+FETCH = 1
 SASL_HANDSHAKE = 17
 SASL_AUTHENTICATE = 36
+DESCRIBE_QUORUM = 55
+BROKER_HEARTBEAT = 63
+CLUSTER_AUTHORIZATION_FAILED = 31
+INTRUDER, INTRUDER_PASSWORD = "intruder", "intruder-plain-secret"
+OAUTH_JAAS = ('org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required '
+              'unsecuredLoginStringClaim_sub="broker";')
+# Bytes per second: far below what a producer over TLS reaches, far above
+# one request. The nodes measure over 3 windows of 1 s (test_quotas.py).
+PRODUCE_QUOTA = 150_000
+QUOTA_RUN_S = 7
+QUOTA_WARMUP_S = 2
+RATE_SLACK = 1.5
+# How long a quota altered through one node may take to reach the others.
+QUOTA_SPREAD_S = 15
 JAAS = (f'org.apache.kafka.common.security.scram.ScramLoginModule required '
         f'username="{BROKER_USER}" password="{BROKER_PASSWORD}";')
 CONTROLLER_PASSWORD = "controller-plain-secret"
 CONTROLLER_JAAS = (f'org.apache.kafka.common.security.plain.PlainLoginModule required '
                    f'username="{BROKER_USER}" password="{CONTROLLER_PASSWORD}" '
-                   f'user_{BROKER_USER}="{CONTROLLER_PASSWORD}";')
+                   f'user_{BROKER_USER}="{CONTROLLER_PASSWORD}" '
+                   f'user_{INTRUDER}="{INTRUDER_PASSWORD}";')
 
 
 def scram(user, password):
@@ -90,9 +121,11 @@ def node_command(ca_path):
         "advertised.listeners": "SASL_SSL://{host}:{port}",
         "inter.broker.listener.name": "SASL_SSL",
         "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SASL_SSL",
-        "sasl.enabled.mechanisms": MECHANISM,
+        "sasl.enabled.mechanisms": f"{MECHANISM},OAUTHBEARER",
         "sasl.mechanism.inter.broker.protocol": MECHANISM,
         "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": JAAS,
+        "listener.name.sasl_ssl.oauthbearer.sasl.jaas.config": OAUTH_JAAS,
+        "quota.window.num": "3",
         "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
         "sasl.mechanism.controller.protocol": "PLAIN",
         "listener.name.controller.plain.sasl.jaas.config": CONTROLLER_JAAS,
@@ -278,6 +311,137 @@ def fuzz_handshakes(node, pki):
             assert tls_closed(sock)
 
 
+class RawClient:
+    """A connection of the test's own over TLS, logged in by hand, for
+    the requests no client library sends."""
+
+    def __init__(self, address, pki):
+        host = kafka_wire.parse_bootstrap(address)[0]
+        context = ssl.create_default_context(cafile=pki.ca_path)
+        self.sock = context.wrap_socket(kafka_wire.connect(address), server_hostname=host)
+        self.correlation_id = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+    def call(self, api_key, version, body, flexible=False):
+        self.correlation_id += 1
+        return kafka_wire.Reader(kafka_wire.call(self.sock, api_key, version, self.correlation_id, body, flexible))
+
+    def authenticate(self, token):
+        """SaslAuthenticate v1: the server's answer, which must not be an error."""
+        reader = self.call(SASL_AUTHENTICATE, 1, struct.pack(">i", len(token)) + token)
+        error_code, message = reader.take(">h"), reader.string()
+        assert error_code == 0, message
+        size = reader.take(">i")
+        return reader.data[reader.pos:reader.pos + size]
+
+    def login(self, mechanism):
+        assert self.call(SASL_HANDSHAKE, 1, kafka_wire.string(mechanism)).take(">h") == 0
+
+    def plain(self, user, password):
+        self.login("PLAIN")
+        self.authenticate(f"\0{user}\0{password}".encode())
+
+    def scram(self, user, password):
+        """SCRAM-SHA-512 as RFC 5802's client."""
+        self.login(MECHANISM)
+        nonce = base64.b64encode(os.urandom(18)).decode()
+        first_bare = f"n={user},r={nonce}"
+        server_first = self.authenticate(f"n,,{first_bare}".encode()).decode()
+        fields = dict(field.split("=", 1) for field in server_first.split(","))
+        assert fields["r"].startswith(nonce), server_first
+        salted = hashlib.pbkdf2_hmac("sha512", password.encode(), base64.b64decode(fields["s"]), int(fields["i"]))
+        client_key = hmac.new(salted, b"Client Key", "sha512").digest()
+        without_proof = f"c=biws,r={fields['r']}"
+        auth_message = f"{first_bare},{server_first},{without_proof}".encode()
+        signature = hmac.new(hashlib.sha512(client_key).digest(), auth_message, "sha512").digest()
+        proof = base64.b64encode(bytes(k ^ s for k, s in zip(client_key, signature))).decode()
+        assert self.authenticate(f"{without_proof},p={proof}".encode()).startswith(b"v=")
+
+
+def cluster_actions_refused(cluster, pki, client, topic):
+    """Kafka's authorization matrix for the brokers' own APIs: a
+    controller login that is not a super user is refused BrokerHeartbeat
+    and DescribeQuorum; alice, who may READ the topic, is refused a fetch
+    naming a replica id (a follower's), and served a consumer's."""
+    with RawClient(cluster.nodes[0].controller_bootstrap, pki) as raw:
+        raw.plain(INTRUDER, INTRUDER_PASSWORD)
+        # BrokerHeartbeat v0: broker id, epoch, metadata offset, want fence,
+        # want shutdown.
+        heartbeat = struct.pack(">iqq??", 2, 1, 0, False, False) + kafka_wire.uvarint(0)
+        reader = raw.call(BROKER_HEARTBEAT, 0, heartbeat, flexible=True)
+        reader.take(">i")  # throttle_time_ms
+        assert reader.take(">h") == CLUSTER_AUTHORIZATION_FAILED
+        describe = kafka_wire.compact_array([]) + kafka_wire.uvarint(0)
+        assert raw.call(DESCRIBE_QUORUM, 0, describe, flexible=True).take(">h") == CLUSTER_AUTHORIZATION_FAILED
+    leader = client.list_topics(topic, timeout=clients.REQUEST_TIMEOUT_S).topics[topic].partitions[0].leader
+    node = next(node for node in cluster.nodes if node.node_id == leader)
+    with RawClient(node.bootstrap, pki) as raw:
+        raw.scram(ALICE, ALICE_PASSWORD)
+        for replica_id, expected in ((-1, 0), (2, KafkaError.TOPIC_AUTHORIZATION_FAILED)):
+            body = kafka_wire.fetch_request([(topic, 0, 0, 1 << 20)], 4, replica_id=replica_id)
+            parts = kafka_wire.parse_fetch_response(raw.call(FETCH, 4, body).data, 4)[2]
+            assert parts[(topic, 0)][0] == expected, (replica_id, parts)
+
+
+def oauth_client_produces_and_consumes(bootstrap, pki, client):
+    """librdkafka's unsecured token for alice, on the SASL_SSL listener."""
+    topic = "oauth"
+    futures = client.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=NODES)],
+                                   request_timeout=clients.REQUEST_TIMEOUT_S)
+    futures[topic].result(timeout=clients.REQUEST_TIMEOUT_S)
+    grant(client, topic, ALICE)
+    oauth = {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "OAUTHBEARER",
+        "enable.sasl.oauthbearer.unsecure.jwt": True,
+        "sasl.oauthbearer.config": f"principal={ALICE}",
+        "ssl.ca.location": pki.ca_path,
+    }
+    values = [f"oauth-{i}".encode() for i in range(30)]
+    produce(bootstrap, topic, values, oauth)
+    assert consume(bootstrap, topic, values, oauth) == set(values)
+
+
+def quota_throttles_on_another_node(cluster, pki, client):
+    """alice's producer_byte_rate, altered through a node that does not
+    lead the topic's partition, reaches every node and throttles her
+    producer at the leader."""
+    topic = "quota-led-elsewhere"
+    futures = client.create_topics([NewTopic(topic, num_partitions=1, replication_factor=NODES)],
+                                   request_timeout=clients.REQUEST_TIMEOUT_S)
+    futures[topic].result(timeout=clients.REQUEST_TIMEOUT_S)
+    grant(client, topic, ALICE)
+    wait_until(lambda: client.list_topics(topic, timeout=clients.REQUEST_TIMEOUT_S)
+               .topics[topic].partitions[0].leader >= 0, ISR_WAIT_S, "a leader")
+    leader = client.list_topics(topic, timeout=clients.REQUEST_TIMEOUT_S).topics[topic].partitions[0].leader
+    through = next(node for node in cluster.nodes if node.node_id != leader)
+    with RawClient(through.bootstrap, pki) as raw:
+        raw.scram(BROKER_USER, BROKER_PASSWORD)
+        assert alter_quotas_on(raw.sock, [("user", ALICE)], [("producer_byte_rate", PRODUCE_QUOTA)]) == (0, None)
+    wanted = {(("user", ALICE),): {"producer_byte_rate": float(PRODUCE_QUOTA)}}
+
+    def described(node):
+        with RawClient(node.bootstrap, pki) as raw:
+            raw.scram(BROKER_USER, BROKER_PASSWORD)
+            error_code, entries = describe_quotas_on(raw.sock, [("user", 0, ALICE)], strict=True)
+            return error_code == 0 and entries == wanted
+
+    for node in cluster.nodes:
+        wait_until(lambda: described(node), QUOTA_SPREAD_S, f"alice's quota in node {node.node_id}'s metadata")
+    rate, throttles = produce_for(bootstrap_of(cluster), topic, "alice-producer", QUOTA_RUN_S, QUOTA_WARMUP_S,
+                                  config=auth(pki, ALICE, ALICE_PASSWORD), partitions=1)
+    assert rate < RATE_SLACK * PRODUCE_QUOTA, f"{rate:.0f} B/s against a quota of {PRODUCE_QUOTA}"
+    assert throttles and max(throttles) > 0, "the producer was told of its throttle"
+    with RawClient(through.bootstrap, pki) as raw:
+        raw.scram(BROKER_USER, BROKER_PASSWORD)
+        assert alter_quotas_on(raw.sock, [("user", ALICE)], [("producer_byte_rate", None)]) == (0, None)
+
+
 def test_a_cluster_secured_on_every_broker_connection():
     root = make_temp_dir("shoal-it-secure-")
     pki = Pki(root)
@@ -362,6 +526,11 @@ def run_secured_cluster(cluster, pki, root):
     assert status.returncode == 0, status.stderr
     assert "LeaderId" in status.stdout, status.stdout
 
+    # The brokers' own APIs, OAUTHBEARER, and a quota on another node.
+    cluster_actions_refused(cluster, pki, client, topic)
+    oauth_client_produces_and_consumes(bootstrap, pki, client)
+    quota_throttles_on_another_node(cluster, pki, client)
+
     # Broken handshakes against one node; the cluster carries on.
     fuzz_handshakes(cluster.nodes[0], pki)
     assert all(node.running for node in cluster.nodes)
@@ -371,5 +540,5 @@ def run_secured_cluster(cluster, pki, root):
     wait_isr(client, topic, NODES, "every replica in the ISR after the fuzz")
     for node in cluster.nodes:
         log = "".join(open(path, errors="replace").read() for path in node.log_paths)
-        for secret in (BROKER_PASSWORD, ALICE_PASSWORD, BOB_PASSWORD, CONTROLLER_PASSWORD):
+        for secret in (BROKER_PASSWORD, ALICE_PASSWORD, BOB_PASSWORD, CONTROLLER_PASSWORD, INTRUDER_PASSWORD):
             assert secret not in log, f"a password reached node {node.node_id}'s log"

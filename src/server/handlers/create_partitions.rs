@@ -1,6 +1,8 @@
 //! CreatePartitions: grows topics, validated and applied by the controller
 //! (shard 0), which has the owner shards open the new partitions before
-//! the new metadata is broadcast; clients find them through Metadata.
+//! the new metadata is broadcast; clients find them through Metadata. The
+//! partitions added count against the client's controller mutation quota
+//! (`quota::mutation`: strict from v3, as Kafka's).
 
 use std::collections::BTreeMap;
 
@@ -12,12 +14,16 @@ use super::str_bytes;
 use crate::security::acl::Operation;
 use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
+use crate::server::throttle::{self, mutator};
 use crate::shard::messages::{KafkaError, PartitionGrowth, ShardReply, ShardRequest};
 use crate::shard::CONTROLLER_SHARD;
 
+/// The first version that takes THROTTLING_QUOTA_EXCEEDED.
+const STRICT_QUOTA_VERSION: i16 = 3;
+
 pub async fn handle(
     context: &ConnectionContext,
-    _header: &RequestHeader,
+    header: &RequestHeader,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
@@ -52,19 +58,25 @@ pub async fn handle(
         });
     }
     let count = growths.len();
-    let mut applied = if growths.is_empty() {
-        Vec::new()
+    let mutator = Some(mutator(context, header, STRICT_QUOTA_VERSION));
+    let (applied, throttle_ms) = if growths.is_empty() {
+        (Vec::new(), 0)
     } else {
         match context
             .shard
-            .call(CONTROLLER_SHARD, ShardRequest::CreatePartitions(growths))
+            .call(
+                CONTROLLER_SHARD,
+                ShardRequest::CreatePartitions(growths, mutator),
+            )
             .await
         {
-            ShardReply::Applied(results) if results.len() == count => results,
-            other => vec![Err(other.into_error()); count],
+            ShardReply::PartitionsCreated(results, throttle_ms) if results.len() == count => {
+                (results, throttle_ms)
+            }
+            other => (vec![Err(other.into_error()); count], 0),
         }
-    }
-    .into_iter();
+    };
+    let mut applied = applied.into_iter();
     let mut response = CreatePartitionsResponse::default();
     response.results = request
         .topics
@@ -85,5 +97,6 @@ pub async fn handle(
             result
         })
         .collect();
+    response.throttle_time_ms = throttle::mutation(context, throttle_ms);
     response
 }

@@ -1,6 +1,8 @@
 //! CreateTopics: validated, placed and applied by the controller (shard 0),
-//! replica assignments included (`metadata::controller`); only duplicate
-//! names are refused here, as Kafka's broker does.
+//! replica assignments included (`metadata::controller`), each topic's
+//! partitions counted against the client's controller mutation quota
+//! (`quota::mutation`: strict from v6, as Kafka's); only duplicate names
+//! are refused here, as Kafka's broker does.
 
 use std::collections::BTreeMap;
 
@@ -17,8 +19,13 @@ use crate::security::acl::Operation;
 use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
 use crate::server::forward;
+use crate::server::throttle::{self, mutator};
 use crate::shard::messages::{KafkaError, NewTopic, ShardReply, ShardRequest};
 use crate::shard::CONTROLLER_SHARD;
+
+/// The first version that takes THROTTLING_QUOTA_EXCEEDED (Kafka's
+/// `strictSinceVersion`); older ones are throttled only.
+const STRICT_QUOTA_VERSION: i16 = 6;
 
 pub async fn handle(
     context: &ConnectionContext,
@@ -32,8 +39,8 @@ pub async fn handle(
     }
     let mut results: Vec<Option<Result<_, KafkaError>>> = Vec::with_capacity(request.topics.len());
     let mut to_create = Vec::new();
-    let cluster_create = internal_creation(context, header, &request)
-        || authorize::cluster(context, Operation::Create);
+    let internal = internal_creation(context, header, &request);
+    let cluster_create = internal || authorize::cluster(context, Operation::Create);
     for topic in &request.topics {
         let name = topic.name.0.to_string();
         if !cluster_create && !authorize::topic(context, Operation::Create, &name) {
@@ -75,22 +82,28 @@ pub async fn handle(
             validate_only: request.validate_only,
         });
     }
-    let mut created = if to_create.is_empty() {
-        Vec::new()
+    // The node's own internal topics are not the client's mutations.
+    let mutator = (!internal).then(|| mutator(context, header, STRICT_QUOTA_VERSION));
+    let (created, throttle_ms) = if to_create.is_empty() {
+        (Vec::new(), 0)
     } else {
         match context
             .shard
-            .call(CONTROLLER_SHARD, ShardRequest::CreateTopics(to_create))
+            .call(
+                CONTROLLER_SHARD,
+                ShardRequest::CreateTopics(to_create, mutator),
+            )
             .await
         {
-            ShardReply::CreateTopics(created) => created,
-            ShardReply::Failed(error) => {
-                vec![Err(error); results.iter().filter(|r| r.is_none()).count()]
-            }
-            _ => Vec::new(),
+            ShardReply::CreateTopics(created, throttle_ms) => (created, throttle_ms),
+            ShardReply::Failed(error) => (
+                vec![Err(error); results.iter().filter(|r| r.is_none()).count()],
+                0,
+            ),
+            _ => (Vec::new(), 0),
         }
-    }
-    .into_iter();
+    };
+    let mut created = created.into_iter();
 
     let topics = request
         .topics
@@ -153,6 +166,7 @@ pub async fn handle(
         .collect();
     let mut response = CreateTopicsResponse::default();
     response.topics = topics;
+    response.throttle_time_ms = throttle::mutation(context, throttle_ms);
     response
 }
 

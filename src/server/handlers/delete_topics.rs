@@ -1,4 +1,6 @@
-//! DeleteTopics: by name (v1–v5) or by name or id (v6+), via the controller.
+//! DeleteTopics: by name (v1–v5) or by name or id (v6+), via the controller,
+//! each topic's partitions counted against the client's controller
+//! mutation quota (`quota::mutation`: strict from v5, as Kafka's).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
@@ -10,8 +12,12 @@ use super::str_bytes;
 use crate::security::acl::Operation;
 use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
+use crate::server::throttle::{self, mutator};
 use crate::shard::messages::{KafkaError, ShardReply, ShardRequest, TopicRef};
 use crate::shard::CONTROLLER_SHARD;
+
+/// The first version that takes THROTTLING_QUOTA_EXCEEDED.
+const STRICT_QUOTA_VERSION: i16 = 5;
 
 pub async fn handle(
     context: &ConnectionContext,
@@ -42,23 +48,24 @@ pub async fn handle(
         .filter(|(_, denied)| !**denied)
         .map(|(target, _)| target.clone())
         .collect();
-    let mut deleted = if allowed.is_empty() {
-        Vec::new()
+    let mutator = Some(mutator(context, header, STRICT_QUOTA_VERSION));
+    let (deleted, throttle_ms) = if allowed.is_empty() {
+        (Vec::new(), 0)
     } else {
         match context
             .shard
             .call(
                 CONTROLLER_SHARD,
-                ShardRequest::DeleteTopics(allowed.clone()),
+                ShardRequest::DeleteTopics(allowed.clone(), mutator),
             )
             .await
         {
-            ShardReply::DeleteTopics(outcomes) => outcomes,
-            ShardReply::Failed(error) => allowed.iter().map(|_| Err(error.clone())).collect(),
-            _ => Vec::new(),
+            ShardReply::DeleteTopics(outcomes, throttle_ms) => (outcomes, throttle_ms),
+            ShardReply::Failed(error) => (allowed.iter().map(|_| Err(error.clone())).collect(), 0),
+            _ => (Vec::new(), 0),
         }
-    }
-    .into_iter();
+    };
+    let mut deleted = deleted.into_iter();
     let outcomes: Vec<_> = denied
         .iter()
         .map(|denied| match denied {
@@ -99,6 +106,7 @@ pub async fn handle(
         .collect();
     let mut response = DeleteTopicsResponse::default();
     response.responses = responses;
+    response.throttle_time_ms = throttle::mutation(context, throttle_ms);
     response
 }
 

@@ -14,6 +14,7 @@ import java.util.Optional;
 import java.util.Properties;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
@@ -21,7 +22,10 @@ import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
+import org.apache.kafka.clients.admin.CreateTopicsOptions;
 import org.apache.kafka.clients.admin.CreateTopicsResult;
+import org.apache.kafka.clients.admin.DeleteTopicsOptions;
+import org.apache.kafka.clients.admin.DeleteTopicsResult;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
 import org.apache.kafka.clients.admin.GroupListing;
 import org.apache.kafka.clients.admin.FenceProducersOptions;
@@ -36,6 +40,7 @@ import org.apache.kafka.common.acl.AclBinding;
 import org.apache.kafka.common.acl.AclOperation;
 import org.apache.kafka.common.acl.AclPermissionType;
 import org.apache.kafka.common.errors.ApiException;
+import org.apache.kafka.common.errors.ThrottlingQuotaExceededException;
 import org.apache.kafka.common.quota.ClientQuotaAlteration;
 import org.apache.kafka.common.quota.ClientQuotaEntity;
 import org.apache.kafka.common.resource.PatternType;
@@ -75,6 +80,9 @@ final class AdminOps {
         int timeoutMs = (int) flags.timeout().toMillis();
         props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, String.valueOf(timeoutMs / 2));
         props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, String.valueOf(timeoutMs / 4));
+        if (flags.has("client-id")) {
+            props.put(AdminClientConfig.CLIENT_ID_CONFIG, flags.get("client-id"));
+        }
         try (Admin admin = Admin.create(props)) {
             return new AdminOps.Call(admin, flags, timeoutMs).run();
         }
@@ -97,6 +105,8 @@ final class AdminOps {
             return switch (flags.get("op")) {
                 case "create-topic" -> createTopic();
                 case "delete-topic" -> deleteTopic();
+                case "create-topics-once" -> createTopicsOnce();
+                case "delete-topics-once" -> deleteTopicsOnce();
                 case "topics" -> topics();
                 case "describe-topic" -> describeTopic();
                 case "create-partitions" -> {
@@ -149,6 +159,47 @@ final class AdminOps {
                     .put("id", get(r.topicId(topic())).toString())
                     .put("partitions", get(r.numPartitions(topic())))
                     .put("replication_factor", get(r.replicationFactor(topic())));
+        }
+
+        /** -partitions-of name=count,...: created in one request, not retried past a quota. */
+        JsonNode createTopicsOnce() throws Exception {
+            List<NewTopic> topics = new ArrayList<>();
+            flags.keyValues("partitions-of").forEach((name, count) ->
+                    topics.add(new NewTopic(name, Optional.of(Integer.parseInt(count)), Optional.empty())));
+            CreateTopicsOptions once = new CreateTopicsOptions().retryOnQuotaViolation(false);
+            CreateTopicsResult r = admin.createTopics(topics, once);
+            ObjectNode out = Main.object();
+            for (NewTopic t : topics) {
+                out.set(t.name(), outcome(r.values().get(t.name())));
+            }
+            return out;
+        }
+
+        /** -topics a,b,...: deleted in one request, not retried past a quota. */
+        JsonNode deleteTopicsOnce() throws Exception {
+            List<String> names = List.of(flags.get("topics").split(","));
+            DeleteTopicsOptions once = new DeleteTopicsOptions().retryOnQuotaViolation(false);
+            DeleteTopicsResult r = admin.deleteTopics(TopicCollection.ofTopicNames(names), once);
+            ObjectNode out = Main.object();
+            for (String name : names) {
+                out.set(name, outcome(r.topicNameValues().get(name)));
+            }
+            return out;
+        }
+
+        /** One topic's outcome: its error's class (null when none) and a throttle's time. */
+        JsonNode outcome(KafkaFuture<?> f) throws Exception {
+            ObjectNode o = Main.object();
+            try {
+                get(f);
+                o.putNull("error");
+            } catch (ExecutionException e) {
+                o.put("error", e.getCause().getClass().getSimpleName());
+                if (e.getCause() instanceof ThrottlingQuotaExceededException t) {
+                    o.put("throttle_time_ms", t.throttleTimeMs());
+                }
+            }
+            return o;
         }
 
         JsonNode deleteTopic() throws Exception {
