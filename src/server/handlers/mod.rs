@@ -55,7 +55,7 @@ mod offset_for_leader_epoch;
 mod produce;
 pub mod sasl_session;
 mod sync_group;
-mod tls_reload;
+mod broker_configs;
 mod txn_offset_commit;
 mod txn_route;
 mod write_txn_markers;
@@ -122,7 +122,9 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
             api_key: header.request_api_key,
             correlation_id: header.correlation_id,
         })?;
-    if forward::forwards(context, api_key) {
+    if forward::forwards(context, api_key)
+        && !forward::CHECKED_BEFORE_FORWARDING.contains(&api_key)
+    {
         if let Some(response) = forward::forward(context, &frame).await {
             return Ok(response);
         }
