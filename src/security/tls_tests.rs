@@ -292,9 +292,15 @@ fn a_reload_reads_the_new_keystore_and_keeps_its_subject() {
     assert!(acceptors.get("SSL").is_none());
     let (current, reloaded) = (Arc::new(current), Arc::new(reloaded));
     acceptors.install_static("SSL", current.clone());
-    assert!(Arc::ptr_eq(&acceptors.get("SSL").expect("static"), &current));
+    assert!(Arc::ptr_eq(
+        &acceptors.get("SSL").expect("static"),
+        &current
+    ));
     acceptors.install("SSL", reloaded.clone());
-    assert!(Arc::ptr_eq(&acceptors.get("SSL").expect("reloaded"), &reloaded));
+    assert!(Arc::ptr_eq(
+        &acceptors.get("SSL").expect("reloaded"),
+        &reloaded
+    ));
     acceptors.install_static("SSL", current);
     assert!(Arc::ptr_eq(&acceptors.get("SSL").expect("kept"), &reloaded));
 }

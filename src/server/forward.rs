@@ -165,7 +165,9 @@ pub async fn forward_request<Req: Request>(
     match decoded {
         Ok(response) => Some(response),
         Err(error) => {
-            log::warn!("{api_key:?} v{version}: the controller's response does not decode: {error:#}");
+            log::warn!(
+                "{api_key:?} v{version}: the controller's response does not decode: {error:#}"
+            );
             None
         }
     }

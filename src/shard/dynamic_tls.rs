@@ -117,7 +117,12 @@ impl Applier {
                 .collect()
         };
         let mut listeners = named(&next.keys);
-        listeners.extend(previous.as_ref().map(|p| named(&p.keys)).unwrap_or_default());
+        listeners.extend(
+            previous
+                .as_ref()
+                .map(|p| named(&p.keys))
+                .unwrap_or_default(),
+        );
         let tls = tls_client_listeners(config);
         for listener in listeners {
             if !tls.contains(&listener) {

@@ -16,9 +16,7 @@ use std::collections::BTreeSet;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
-use kafka_protocol::messages::{
-    AlterConfigsRequest, AlterConfigsResponse, ApiKey, RequestHeader,
-};
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, ApiKey, RequestHeader};
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{broker_configs, str_bytes};
@@ -120,7 +118,9 @@ pub(super) async fn check_brokers(
             continue;
         }
         let checked = match change(index) {
-            Ok(change) => broker_configs::check(context, &change).await.map(|()| change),
+            Ok(change) => broker_configs::check(context, &change)
+                .await
+                .map(|()| change),
             Err(error) => Err(error),
         };
         *route = match checked {
@@ -152,9 +152,9 @@ pub(super) fn take_forwarded(
             .iter()
             .position(|(k, n, _)| k == kind && n == name)
             .map(|at| answers.swap_remove(at).2);
-        *route = Route::Done(found.unwrap_or_else(|| {
-            Err(KafkaError::new(ResponseError::UnknownServerError))
-        }));
+        *route = Route::Done(
+            found.unwrap_or_else(|| Err(KafkaError::new(ResponseError::UnknownServerError))),
+        );
     }
 }
 
@@ -256,7 +256,12 @@ pub async fn handle(
             ops: resource
                 .configs
                 .iter()
-                .map(|op| (op.name.to_string(), op.value.as_ref().map(|v| v.to_string())))
+                .map(|op| {
+                    (
+                        op.name.to_string(),
+                        op.value.as_ref().map(|v| v.to_string()),
+                    )
+                })
                 .collect(),
             replace: true,
             validate_only: request.validate_only,

@@ -104,7 +104,12 @@ async fn loads(
         .ops
         .iter()
         .map(|(key, value)| (key, value.is_some()))
-        .chain(current.keys().filter(|_| change.replace).map(|key| (key, false)));
+        .chain(
+            current
+                .keys()
+                .filter(|_| change.replace)
+                .map(|key| (key, false)),
+        );
     let mut listeners = BTreeSet::new();
     for (key, sets) in touched {
         let Some((listener, _)) = broker_configs::listener_ssl_key(key) else {
@@ -177,7 +182,11 @@ pub struct DynamicEntry {
 /// or for the cluster default (`CLUSTER_DEFAULT`) the default's alone.
 /// Synonyms run from the listener key to its unprefixed key: the dynamic
 /// values, the default's, then the config file's.
-pub fn described(view: &ClusterView, config: &crate::config::BrokerConfig, name: &str) -> Vec<DynamicEntry> {
+pub fn described(
+    view: &ClusterView,
+    config: &crate::config::BrokerConfig,
+    name: &str,
+) -> Vec<DynamicEntry> {
     let per_broker = name != CLUSTER_DEFAULT;
     let none = Default::default();
     let own = match per_broker {
@@ -215,7 +224,11 @@ pub fn described(view: &ClusterView, config: &crate::config::BrokerConfig, name:
                 name: key.clone(),
                 value,
                 source,
-                config_type: if sensitive { TYPE_PASSWORD } else { TYPE_STRING },
+                config_type: if sensitive {
+                    TYPE_PASSWORD
+                } else {
+                    TYPE_STRING
+                },
                 sensitive,
                 synonyms,
             }

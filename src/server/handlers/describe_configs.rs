@@ -253,13 +253,17 @@ pub fn handle(
                     // This broker's dynamic configs, or for the empty name
                     // the cluster-wide defaults alone.
                     let dynamic = broker_configs::described(&view, broker, name);
-                    result
-                        .configs
-                        .extend(dynamic.into_iter().filter(|d| wanted(d.name.as_str())).map(|d| {
-                            let mut entry = entry(&d.name, d.value, d.source, d.config_type, d.synonyms);
-                            entry.is_sensitive = d.sensitive;
-                            entry
-                        }));
+                    result.configs.extend(
+                        dynamic
+                            .into_iter()
+                            .filter(|d| wanted(d.name.as_str()))
+                            .map(|d| {
+                                let mut entry =
+                                    entry(&d.name, d.value, d.source, d.config_type, d.synonyms);
+                                entry.is_sensitive = d.sensitive;
+                                entry
+                            }),
+                    );
                 }
                 other => {
                     result.error_code = ResponseError::InvalidRequest.code();

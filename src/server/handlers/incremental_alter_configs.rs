@@ -147,7 +147,11 @@ pub async fn handle(
     }
     let topic_change = |index: usize| -> Result<TopicConfigChange, KafkaError> {
         let resource: &AlterConfigsResource = &request.resources[index];
-        let ops = resource.configs.iter().map(config_op).collect::<Result<_, _>>()?;
+        let ops = resource
+            .configs
+            .iter()
+            .map(config_op)
+            .collect::<Result<_, _>>()?;
         Ok(TopicConfigChange {
             topic: resource.resource_name.to_string(),
             change: ConfigChange::Incremental(ops),
