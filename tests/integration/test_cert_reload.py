@@ -8,7 +8,9 @@ new certificate, the other nodes still show theirs, and a connection
 opened before keeps working. kafka-configs --describe lists the key as
 DYNAMIC_BROKER_CONFIG; a keystore that does not load is refused with
 INVALID_REQUEST and changes nothing; a change naming another broker than
-the one it reaches is refused as Kafka refuses it. Restarted, the broker
+the one it reaches is refused as Kafka refuses it, while a topic's change
+in the same request (sent to a broker that is not the controller) travels
+on to the controller and applies. Restarted, the broker
 applies the record again from the metadata log and shows the new
 certificate, not its config file's."""
 
@@ -17,7 +19,7 @@ import ssl
 import sys
 
 import pytest
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -41,6 +43,7 @@ SETTLE_WAIT_S = 60.0
 APPLIED_WITHIN_S = 20.0
 API_VERSIONS = 18
 INCREMENTAL_ALTER_CONFIGS = 44
+RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
 OP_SET = 0
 INVALID_REQUEST = 42
@@ -98,18 +101,26 @@ def api_versions(sock, correlation_id):
     return kafka_wire.Reader(kafka_wire.read_response(sock, correlation_id)).take(">h")
 
 
-def alter_elsewhere(node, pki, broker_id, value):
-    """IncrementalAlterConfigs v0 sent to `node` for broker `broker_id`:
-    the resource's error code and message."""
-    config = kafka_wire.string(KEY) + bytes([OP_SET]) + kafka_wire.string(value)
-    resource = bytes([RESOURCE_BROKER]) + kafka_wire.string(str(broker_id)) + (1).to_bytes(4, "big") + config
-    body = (1).to_bytes(4, "big") + resource + b"\x00"
+def incremental_alter(node, pki, resources):
+    """IncrementalAlterConfigs v0 sent to `node`, each resource a
+    (type, name, key, value) to SET: each resource's (error code,
+    message), in order."""
+    body = len(resources).to_bytes(4, "big")
+    for kind, name, key, value in resources:
+        config = kafka_wire.string(key) + bytes([OP_SET]) + kafka_wire.string(value)
+        body += bytes([kind]) + kafka_wire.string(name) + (1).to_bytes(4, "big") + config
+    body += b"\x00"  # validate_only
     with tls_connection(node, pki) as sock:
         sock.sendall(kafka_wire.frame(kafka_wire.request_header(INCREMENTAL_ALTER_CONFIGS, 0, 7) + body))
         reader = kafka_wire.Reader(kafka_wire.read_response(sock, 7))
         reader.take(">i")  # throttle_time_ms
-        assert reader.take(">i") == 1
-        return reader.take(">h"), reader.string()
+
+        def result():
+            code, message = reader.take(">h"), reader.string()
+            reader.take(">b")
+            reader.string()
+            return code, message
+        return reader.array(result)
 
 
 def test_a_reload_reaches_the_broker_it_names_and_survives_its_restart():
@@ -180,10 +191,19 @@ def run_reload(cluster, pki, root):
     assert f"{KEY}={new_path}" in configs("--describe")
 
     # A change reaching another broker than the one it names is refused
-    # there, as Kafka's broker refuses it.
-    code, message = alter_elsewhere(others[0], pki, target.node_id, new_path)
-    assert code == INVALID_REQUEST, (code, message)
-    assert message == f"Unexpected broker id, expected {others[0].node_id}, but received {target.node_id}"
+    # there, as Kafka's broker refuses it; a topic's change in the same
+    # request goes on to the controller and is applied.
+    topic = "reloaded"
+    admin.create_topics([NewTopic(topic, 1, NODES)])[topic].result(timeout=clients.REQUEST_TIMEOUT_S)
+    wrong_broker = (RESOURCE_BROKER, str(others[0].node_id), KEY, new_path)
+    retention = (RESOURCE_TOPIC, topic, "retention.ms", "123456")
+    answers = wait_until(lambda: (lambda a: a if a[1][0] == 0 else None)(
+        incremental_alter(target, pki, [wrong_broker, retention])), APPLIED_WITHIN_S, "the topic's change applied")
+    assert answers[0] == (INVALID_REQUEST, f"Unexpected broker id, expected {target.node_id}, "
+                                           f"but received {others[0].node_id}"), answers
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    described_topic = admin.describe_configs([resource])[resource].result(timeout=clients.REQUEST_TIMEOUT_S)
+    assert described_topic["retention.ms"].value == "123456"
 
     # Restarted, the broker applies the record from the metadata log: the
     # new certificate, not the config file's.
