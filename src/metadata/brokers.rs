@@ -288,6 +288,7 @@ mod tests {
             acls: Default::default(),
             scram: Default::default(),
             quotas: Default::default(),
+            broker_configs: Default::default(),
             listener_name: "PLAINTEXT".into(),
             controller_node_id: 7,
             registered: Vec::new(),

@@ -34,6 +34,7 @@ fn view(layout: BrokerLayout) -> ClusterView {
         acls: Default::default(),
         scram: Default::default(),
         quotas: Default::default(),
+        broker_configs: Default::default(),
         listener_name: "PLAINTEXT".into(),
         controller_node_id: 1,
         registered: Vec::new(),

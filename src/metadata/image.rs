@@ -14,6 +14,7 @@ use std::fmt;
 
 use uuid::Uuid;
 
+use super::broker_configs::{BrokerConfigs, ConfigTouches};
 use super::quotas::ClientQuotas;
 use super::records::{
     BrokerEpochRecord, ConfigRecord, FeatureLevelRecord, MetadataRecord, PartitionChangeRecord,
@@ -146,6 +147,9 @@ pub struct MetadataImage {
     pub scram: ScramCredentials,
     /// Client quotas by entity.
     pub quotas: ClientQuotas,
+    /// The BROKER ConfigRecords applied since this image was built: not
+    /// metadata, and equal whatever the counts (`ConfigTouches`).
+    pub config_touches: ConfigTouches,
 }
 
 /// The owner shards of `replicas`, each replica keeping the one it had
@@ -345,6 +349,9 @@ impl MetadataImage {
         {
             return Err(ApplyError::UnknownConfigResourceType(record.resource_type));
         }
+        if record.resource_type == CONFIG_RESOURCE_BROKER {
+            self.config_touches.touch(&record.resource_name);
+        }
         let resource = (record.resource_type, record.resource_name.clone());
         match &record.value {
             Some(value) => {
@@ -365,6 +372,15 @@ impl MetadataImage {
             }
         }
         Ok(())
+    }
+
+    /// The dynamic configs of every BROKER resource (`broker_configs`).
+    pub fn broker_configs(&self) -> BrokerConfigs {
+        self.configs
+            .iter()
+            .filter(|((resource_type, _), _)| *resource_type == CONFIG_RESOURCE_BROKER)
+            .map(|((_, name), configs)| (name.clone(), configs.clone()))
+            .collect()
     }
 
     /// Kafka's `ClusterDelta.getBrokerOrThrow`: the broker at that epoch.

@@ -17,6 +17,7 @@ pub mod acls;
 pub mod alter_partition;
 #[cfg(test)]
 mod alter_partition_tests;
+pub mod broker_configs;
 pub mod brokers;
 pub mod controller;
 #[cfg(test)]
@@ -176,6 +177,9 @@ pub struct ClusterView {
     pub scram: Arc<scram::ScramCredentials>,
     /// The client quotas of the image (`quota`), shared between views.
     pub quotas: Arc<quotas::ClientQuotas>,
+    /// The image's dynamic broker configs (`broker_configs`), by resource
+    /// name.
+    pub broker_configs: Arc<broker_configs::BrokerConfigs>,
 }
 
 impl ClusterView {
@@ -188,6 +192,7 @@ impl ClusterView {
             acls: Arc::new(AclIndex::new(image.acls.clone())),
             scram: Arc::new(image.scram.clone()),
             quotas: Arc::new(image.quotas.clone()),
+            broker_configs: Arc::new(image.broker_configs()),
             ..self.with_topics(table::topic_table(image, self.node_id, self.shard_count))
         }
     }
@@ -461,6 +466,7 @@ mod tests {
             acls: Default::default(),
             scram: Default::default(),
             quotas: Default::default(),
+            broker_configs: Default::default(),
             listener_name: "PLAINTEXT".into(),
             controller_node_id: 1,
             registered: Vec::new(),

@@ -40,6 +40,7 @@ fn empty_view(layout: BrokerLayout) -> ClusterView {
         acls: Default::default(),
         scram: Default::default(),
         quotas: Default::default(),
+        broker_configs: Default::default(),
     }
 }
 

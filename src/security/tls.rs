@@ -5,8 +5,8 @@
 //! handshake within a time bound and splits the connection into a
 //! `TlsReader` and a `TlsWriter` that share its rustls state.
 //! `TlsAcceptors` is a shard's acceptor per TLS listener: the one loaded
-//! at start until `reload` (a dynamic `listener.name.<l>.ssl.keystore.location`
-//! or `...truststore.location`, Kafka's certificate update without restart)
+//! at start until `reload` (the dynamic `listener.name.<l>.ssl.*` broker
+//! configs, Kafka's certificate update without restart, `shard::dynamic_tls`)
 //! replaces it for new handshakes; a connection keeps the settings its
 //! handshake began with.
 //!
@@ -192,14 +192,11 @@ impl TlsAcceptor {
     }
 }
 
-/// A shard's acceptor per TLS listener (upper-case name), and the dynamic
-/// `listener.name.<l>.ssl.*` keys in force over the static config. Each
-/// shard holds its own copy, installed by broadcast; bounded by the
-/// listeners and the reloadable keys.
+/// A shard's acceptor per TLS listener (upper-case name). Each shard
+/// holds its own copy, installed by broadcast; bounded by the listeners.
 #[derive(Default)]
 pub struct TlsAcceptors {
     by_listener: RefCell<BTreeMap<String, Arc<TlsAcceptor>>>,
-    dynamic: RefCell<BTreeMap<String, String>>,
 }
 
 impl TlsAcceptors {
@@ -208,25 +205,21 @@ impl TlsAcceptors {
         self.by_listener.borrow().get(listener).cloned()
     }
 
-    /// The dynamic keys in force.
-    pub fn dynamic(&self) -> BTreeMap<String, String> {
-        self.dynamic.borrow().clone()
-    }
-
-    /// Installs `acceptor` for `listener`, with the dynamic keys that
-    /// made it (None: the static config's, at start).
-    pub fn install(
-        &self,
-        listener: &str,
-        acceptor: Arc<TlsAcceptor>,
-        dynamic: Option<BTreeMap<String, String>>,
-    ) {
+    /// Installs `acceptor` for `listener`, built under the dynamic broker
+    /// configs (a certificate reload).
+    pub fn install(&self, listener: &str, acceptor: Arc<TlsAcceptor>) {
         self.by_listener
             .borrow_mut()
             .insert(listener.to_string(), acceptor);
-        if let Some(dynamic) = dynamic {
-            *self.dynamic.borrow_mut() = dynamic;
-        }
+    }
+
+    /// Installs the static config's `acceptor` for `listener`, at start,
+    /// unless the dynamic configs' reached this shard first.
+    pub fn install_static(&self, listener: &str, acceptor: Arc<TlsAcceptor>) {
+        self.by_listener
+            .borrow_mut()
+            .entry(listener.to_string())
+            .or_insert(acceptor);
     }
 }
 

@@ -285,12 +285,22 @@ fn a_reload_reads_the_new_keystore_and_keeps_its_subject() {
     assert!(error.contains("CN=alice"), "{error}");
     let dynamic = BTreeMap::from([(key.to_string(), "/nonexistent.pem".to_string())]);
     assert!(reload(&security, &dynamic, "SSL", Some(&current)).is_err());
-    // A shard's acceptors: the installed one serves, with its keys.
+    // A shard's acceptors: a reload replaces what serves; the static
+    // acceptor, installed at start, does not replace a reload that came
+    // first.
     let acceptors = TlsAcceptors::default();
     assert!(acceptors.get("SSL").is_none());
-    acceptors.install("SSL", Arc::new(current), None);
-    assert!(acceptors.dynamic().is_empty());
-    acceptors.install("SSL", Arc::new(reloaded), Some(dynamic.clone()));
-    assert_eq!(acceptors.dynamic(), dynamic);
-    assert!(acceptors.get("SSL").is_some());
+    let (current, reloaded) = (Arc::new(current), Arc::new(reloaded));
+    acceptors.install_static("SSL", current.clone());
+    assert!(Arc::ptr_eq(
+        &acceptors.get("SSL").expect("static"),
+        &current
+    ));
+    acceptors.install("SSL", reloaded.clone());
+    assert!(Arc::ptr_eq(
+        &acceptors.get("SSL").expect("reloaded"),
+        &reloaded
+    ));
+    acceptors.install_static("SSL", current);
+    assert!(Arc::ptr_eq(&acceptors.get("SSL").expect("kept"), &reloaded));
 }

@@ -36,9 +36,9 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, DefaultPrincipalData, EnvelopeRequest, EnvelopeResponse,
-    RequestHeader, TopicName,
+    RequestHeader, ResponseHeader, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 
 use super::connection::{ConnectionContext, Port};
 use super::handlers::{self, Response};
@@ -80,6 +80,13 @@ pub const FORWARDED_APIS: [ApiKey; 13] = [
     ApiKey::AlterUserScramCredentials,
     ApiKey::AlterClientQuotas,
 ];
+
+/// The forwarded APIs whose handlers forward them, after this node's own
+/// checks (`forward_request`): a BROKER resource's change is checked by
+/// the broker it names, which alone can load the files it gives, before
+/// the controller commits it (Kafka's `ConfigAdminManager.preprocess`).
+pub const CHECKED_BEFORE_FORWARDING: [ApiKey; 2] =
+    [ApiKey::AlterConfigs, ApiKey::IncrementalAlterConfigs];
 
 /// Whether `api_key`'s request, as `context` received it, goes to the
 /// controller: a forwardable API, on a node that does not lead the quorum
@@ -135,6 +142,42 @@ pub async fn forward(context: &ConnectionContext, frame: &Bytes) -> Option<Respo
         }
         Err(error) => {
             log::debug!("request not forwarded: {error}");
+            None
+        }
+    }
+}
+
+/// Sends `request` under the client's `header` to the controller, as the
+/// handler of a `CHECKED_BEFORE_FORWARDING` API leaves it (what this node
+/// refused taken out), and decodes the controller's response; None when
+/// it could not be forwarded (the caller handles the request here).
+pub async fn forward_request<Req: Request>(
+    context: &ConnectionContext,
+    header: &RequestHeader,
+    request: &Req,
+) -> Option<Req::Response> {
+    let version = header.request_api_version;
+    let api_key = ApiKey::try_from(Req::KEY).ok()?;
+    let mut frame = BytesMut::new();
+    let encoded = header
+        .encode(&mut frame, api_key.request_header_version(version))
+        .and_then(|()| request.encode(&mut frame, version));
+    if let Err(error) = encoded {
+        log::error!("{api_key:?} v{version}: cannot encode the request to forward: {error:#}");
+        return None;
+    }
+    let Response::Frame(framed) = forward(context, &frame.freeze()).await? else {
+        return None;
+    };
+    let mut data = framed.slice(SIZE_PREFIX_BYTES.min(framed.len())..);
+    let decoded = ResponseHeader::decode(&mut data, api_key.response_header_version(version))
+        .and_then(|_| Req::Response::decode(&mut data, version));
+    match decoded {
+        Ok(response) => Some(response),
+        Err(error) => {
+            log::warn!(
+                "{api_key:?} v{version}: the controller's response does not decode: {error:#}"
+            );
             None
         }
     }

@@ -221,7 +221,7 @@ pub async fn run(
     let mut stop = stop.shared();
     for listener in client_listeners.iter() {
         if let Some(tls) = &listener.tls {
-            shard.tls.install(&listener.name, tls.clone(), None);
+            shard.tls.install_static(&listener.name, tls.clone());
         }
         if let Some((source, keys)) = &listener.jwks {
             shard.jwks.install(&source.url, JwkSet::clone(keys));

@@ -118,6 +118,7 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
             acls: Default::default(),
             scram: Default::default(),
             quotas: Default::default(),
+            broker_configs: Default::default(),
             listener_name: config
                 .cluster
                 .broker_listener()

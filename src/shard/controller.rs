@@ -41,8 +41,9 @@ use super::messages::{
     TopicPartition, TopicRef,
 };
 use super::quorum::{Applied, AppliedBell, ProposeError, QuorumHandle};
-use super::{strays, Shard};
+use super::{dynamic_tls, strays, Shard};
 use crate::log::volume_bytes;
+use crate::metadata::broker_configs::{self, BrokerConfigChange};
 use crate::metadata::controller::{self, placement_brokers, unavailable, PartitionQuota, Plan};
 use crate::metadata::image::MetadataImage;
 use crate::metadata::producer_ids::{self, ProducerIdBlock};
@@ -81,6 +82,8 @@ pub struct Controller {
     /// The controller mutation quota's buckets (KIP-599): the active
     /// controller carries out every mutation, so it alone measures them.
     mutations: RefCell<MutationQuotas>,
+    /// The dynamic TLS settings this node applied (`dynamic_tls.rs`).
+    tls: dynamic_tls::Applier,
 }
 
 impl Controller {
@@ -92,6 +95,7 @@ impl Controller {
             changes: Semaphore::new(1),
             installed_leader: Cell::new(quorum.quorum_leader()),
             strays_swept: Cell::new(false),
+            tls: dynamic_tls::Applier::default(),
             quorum,
             installed,
         }
@@ -186,6 +190,8 @@ impl Controller {
         }
         if let Some(applied) = applied {
             self.installed.set(self.installed.get().max(applied.index));
+            // The dynamic broker configs addressed to this node.
+            self.tls.follow(shard, &applied.image).await;
         }
         self.installed_leader.set(leader);
     }
@@ -441,6 +447,27 @@ impl Controller {
         .await
     }
 
+    /// AlterConfigs and IncrementalAlterConfigs on BROKER resources,
+    /// checked by the handler: their ConfigRecords committed together and
+    /// installed (this node applying those addressed to it) before the
+    /// answer; the other brokers apply theirs as the records reach them.
+    pub async fn alter_broker_configs(
+        &self,
+        shard: &Rc<Shard>,
+        changes: Vec<BrokerConfigChange>,
+    ) -> Vec<Result<(), KafkaError>> {
+        let count = changes.len();
+        let committed = self
+            .decide_and_commit(shard, "broker configs", move |image| {
+                (broker_configs::alter(&image.broker_configs(), &changes), ())
+            })
+            .await;
+        match committed {
+            Ok(()) => (0..count).map(|_| Ok(())).collect(),
+            Err(error) => (0..count).map(|_| Err(error.clone())).collect(),
+        }
+    }
+
     /// AlterClientQuotas: the records Kafka's rules make of the entries
     /// against the committed image (`metadata::quotas::alter`), committed
     /// and installed on every shard before the answer, so the quota holds
@@ -580,6 +607,16 @@ fn fail_succeeded<T>(results: &mut [Result<T, KafkaError>], error: ResponseError
 /// while it installs, so the shard's end ends the quorum's task and then
 /// this one.
 async fn follow(shard: Weak<Shard>, applied: AppliedBell) {
+    // The dynamic broker configs of the image this node starts from (the
+    // metadata log replayed or its snapshot), before any new entry.
+    if let Some(shard) = shard.upgrade() {
+        if let Some(controller) = &shard.controller {
+            if let Ok(_change) = controller.changes.acquire_permit(1).await {
+                let image = controller.quorum.latest().image;
+                controller.tls.follow(&shard, &image).await;
+            }
+        }
+    }
     while applied.recv().await.is_some() {
         let Some(shard) = shard.upgrade() else {
             return;

@@ -206,12 +206,14 @@ pub enum ShardRequest {
     /// To the controller (shard 0).
     AlterTopicConfigs(Vec<TopicConfigChange>),
     /// To every shard: new handshakes on `listener` use `acceptor`, made
-    /// under the `dynamic` keys (a certificate reload).
+    /// under the dynamic broker configs (`dynamic_tls`).
     InstallTls {
         listener: String,
         acceptor: Arc<crate::security::tls::TlsAcceptor>,
-        dynamic: std::collections::BTreeMap<String, String>,
     },
+    /// To the controller (shard 0): changes to BROKER resources' dynamic
+    /// configs, committed together; one result each in `Applied`.
+    AlterBrokerConfigs(Vec<crate::metadata::broker_configs::BrokerConfigChange>),
     /// To the controller (shard 0), measured as `CreateTopics`.
     CreatePartitions(Vec<PartitionGrowth>, Option<Mutator>),
     /// DeleteRecords: moves each partition's log start offset up to the

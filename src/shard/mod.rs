@@ -25,6 +25,7 @@ pub mod brokers;
 mod brokers_tests;
 pub mod controller;
 pub mod delete_records;
+pub mod dynamic_tls;
 pub mod elections;
 mod fetcher;
 mod fetches;
@@ -290,12 +291,8 @@ impl Shard {
                 ShardReply::Produce(replication::produce(self, parts).await)
             }
             ShardRequest::Fetch(parts) => ShardReply::Fetch(replication::fetch(self, parts).await),
-            ShardRequest::InstallTls {
-                listener,
-                acceptor,
-                dynamic,
-            } => {
-                self.tls.install(&listener, acceptor, Some(dynamic));
+            ShardRequest::InstallTls { listener, acceptor } => {
+                self.tls.install(&listener, acceptor);
                 ShardReply::Done
             }
             ShardRequest::WaitForData { parts, timeout_ms } => {
@@ -420,6 +417,14 @@ impl Shard {
                 self.quotas.absorb(from, rates);
                 ShardReply::Done
             }
+            ShardRequest::AlterBrokerConfigs(changes) => match &self.controller {
+                Some(controller) => {
+                    let alter: LocalBoxFuture<'_, _> =
+                        Box::pin(controller.alter_broker_configs(self, changes));
+                    ShardReply::Applied(alter.await)
+                }
+                None => ShardReply::Failed(KafkaError::new(ResponseError::NotController)),
+            },
             ShardRequest::AlterQuotas(alterations) => match &self.controller {
                 Some(controller) => {
                     let alter: LocalBoxFuture<'_, _> =

@@ -86,6 +86,7 @@ mod tests {
             acls: Default::default(),
             scram: Default::default(),
             quotas: Default::default(),
+            broker_configs: Default::default(),
             listener_name: "PLAINTEXT".into(),
             controller_node_id: 1,
             registered: Vec::new(),

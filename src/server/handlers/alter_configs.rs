@@ -1,28 +1,29 @@
-//! AlterConfigs (the legacy, non-incremental API): each topic resource's
-//! configs replace its whole override set, as in Kafka; what is not named
-//! goes back to its default. Applied by the controller (shard 0).
+//! AlterConfigs (the legacy, non-incremental API): each resource's configs
+//! replace its whole set, as in Kafka; what is not named goes back to its
+//! default. Topic changes are applied by the controller (shard 0); BROKER
+//! resources' are dynamic broker configs (`broker_configs`).
 //!
-//! Also the checks both alter APIs share, made before anything reaches the
-//! controller, as Kafka's broker makes them (`ConfigAdminManager`): each
-//! resource at most once, each key at most once per resource, no null value
-//! to set, a known resource type. Broker resources end there but for a
-//! TLS listener's certificate locations (`tls_reload`): shoal has no other
-//! dynamic broker configs, so a change to one is refused with Kafka's answer
-//! for a config that cannot be updated dynamically (INVALID_REQUEST), and an
-//! empty change or a delete succeeds.
+//! Also what both alter APIs share: the checks made before anything
+//! reaches the controller, as Kafka's broker makes them
+//! (`ConfigAdminManager`): each resource at most once, each key at most
+//! once per resource, no null value to set, a known resource type, then
+//! a BROKER resource's own checks on the broker that receives it. What
+//! passes goes to the controller: in a copy of the request holding only
+//! it, forwarded (`forward::forward_request`), when this node is not the
+//! controller, else to shard 0.
 
 use std::collections::BTreeSet;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
-use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, RequestHeader};
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, ApiKey, RequestHeader};
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
-use super::{str_bytes, tls_reload};
-use crate::metadata::ClusterView;
+use super::{broker_configs, str_bytes};
+use crate::metadata::broker_configs::BrokerConfigChange;
 use crate::security::acl::Operation;
-use crate::server::authorize;
 use crate::server::connection::ConnectionContext;
+use crate::server::{authorize, forward};
 use crate::shard::messages::{
     ConfigChange, KafkaError, ShardReply, ShardRequest, TopicConfigChange,
 };
@@ -35,16 +36,25 @@ pub(super) struct Resource<'a> {
     pub keys: Vec<&'a str>,
     /// Keys whose value is null where the operation needs one.
     pub null_values: Vec<&'a str>,
-    /// Keys the change deletes (IncrementalAlterConfigs' DELETE).
-    pub deleted: Vec<&'a str>,
 }
 
 /// Where a resource goes after the shared checks.
 pub(super) enum Route {
     /// To the controller.
     Topic,
+    /// A BROKER resource: its own checks next (`broker_configs::check`).
+    Broker,
+    /// A BROKER resource's change that passed them, to the controller.
+    BrokerChecked(BrokerConfigChange),
     /// Answered already.
     Done(Result<(), KafkaError>),
+}
+
+impl Route {
+    /// Still to be carried out by the controller.
+    pub(super) fn pending(&self) -> bool {
+        matches!(self, Route::Topic | Route::BrokerChecked(_))
+    }
 }
 
 fn invalid_request(message: String) -> KafkaError {
@@ -53,7 +63,6 @@ fn invalid_request(message: String) -> KafkaError {
 
 /// The shared checks, one route per resource, in order.
 pub(super) fn route(context: &ConnectionContext, resources: &[Resource<'_>]) -> Vec<Route> {
-    let view = context.shard.view();
     let mut seen = BTreeSet::new();
     let repeated: BTreeSet<(i8, &str)> = resources
         .iter()
@@ -88,7 +97,7 @@ pub(super) fn route(context: &ConnectionContext, resources: &[Resource<'_>]) -> 
             }
             match resource.resource_type {
                 RESOURCE_TOPIC => Route::Topic,
-                RESOURCE_BROKER => Route::Done(broker_change(&view, resource)),
+                RESOURCE_BROKER => Route::Broker,
                 other => Route::Done(Err(invalid_request(format!(
                     "Unknown resource type {other}"
                 )))),
@@ -97,48 +106,67 @@ pub(super) fn route(context: &ConnectionContext, resources: &[Resource<'_>]) -> 
         .collect()
 }
 
-/// A change to a broker's configs: the resource must name a registered
-/// broker (or be empty, for the cluster default; the request may have been
-/// forwarded to the controller's node, so not necessarily this one), and no
-/// config can be set. Deleting one succeeds: with no dynamic broker configs
-/// there is none to delete, and the broker keeps its static value, which is
-/// what a delete leaves (kafka-reassign-partitions --verify deletes its
-/// throttles so).
-fn broker_change(view: &ClusterView, resource: &Resource<'_>) -> Result<(), KafkaError> {
-    if !resource.name.is_empty() {
-        let id: i32 = resource.name.parse().map_err(|_| {
-            invalid_request(format!(
-                "Node id must be an integer, but it is: {}",
-                resource.name
-            ))
-        })?;
-        if !view.brokers().iter().any(|broker| broker.id == id) {
-            let expected: Vec<String> = view
-                .brokers()
-                .iter()
-                .map(|broker| broker.id.to_string())
-                .collect();
-            return Err(invalid_request(format!(
-                "Unexpected broker id, expected {}, but received {}",
-                expected.join(" or "),
-                resource.name
-            )));
+/// Runs the BROKER checks of each `Route::Broker`, whose change `change`
+/// makes of its index (or refuses).
+pub(super) async fn check_brokers(
+    context: &ConnectionContext,
+    routes: &mut [Route],
+    change: impl Fn(usize) -> Result<BrokerConfigChange, KafkaError>,
+) {
+    for (index, route) in routes.iter_mut().enumerate() {
+        if !matches!(route, Route::Broker) {
+            continue;
         }
+        let checked = match change(index) {
+            Ok(change) => broker_configs::check(context, &change)
+                .await
+                .map(|()| change),
+            Err(error) => Err(error),
+        };
+        *route = match checked {
+            Ok(change) => Route::BrokerChecked(change),
+            Err(error) => Route::Done(Err(error)),
+        };
     }
-    let set: Vec<&str> = resource
-        .keys
-        .iter()
-        .filter(|key| !resource.deleted.contains(key))
-        .copied()
-        .collect();
-    if set.is_empty() {
-        return Ok(());
+}
+
+/// Whether the pending routes go to the controller in a forwarded copy of
+/// the request: this node is not the controller, and some are pending.
+pub(super) fn forwarding(context: &ConnectionContext, api_key: ApiKey, routes: &[Route]) -> bool {
+    forward::forwards(context, api_key) && routes.iter().any(Route::pending)
+}
+
+/// Answers the pending routes, in order, with the forwarded request's
+/// `answers` (type, name, result), found by resource.
+pub(super) fn take_forwarded(
+    routes: &mut [Route],
+    types_and_names: &[(i8, &str)],
+    answers: Vec<(i8, String, Result<(), KafkaError>)>,
+) {
+    let mut answers = answers;
+    for (route, (kind, name)) in routes.iter_mut().zip(types_and_names) {
+        if !route.pending() {
+            continue;
+        }
+        let found = answers
+            .iter()
+            .position(|(k, n, _)| k == kind && n == name)
+            .map(|at| answers.swap_remove(at).2);
+        *route = Route::Done(
+            found.unwrap_or_else(|| Err(KafkaError::new(ResponseError::UnknownServerError))),
+        );
     }
-    Err(invalid_request(format!(
-        "Cannot update these configs dynamically: {}. shoal reads broker configs at start only: \
-         set them in the config file or with --override and restart.",
-        set.join(", ")
-    )))
+}
+
+/// A response's error as a result.
+pub(super) fn answer_result(code: i16, message: Option<&str>) -> Result<(), KafkaError> {
+    match code {
+        0 => Ok(()),
+        code => Err(KafkaError {
+            code,
+            message: message.map(str::to_string),
+        }),
+    }
 }
 
 /// Sends the topic changes to the controller; one result per change.
@@ -160,19 +188,41 @@ pub(super) async fn apply(
     }
 }
 
-/// Fills the routes' results in order: `Topic` routes take the next of
-/// `applied`.
-pub(super) fn results(
+/// Carries out the pending routes here (this node is the controller, or
+/// the controller could not be reached: then each is answered
+/// NOT_CONTROLLER): topics with `topic_changes` made of their indexes,
+/// BROKER changes as checked. One result per route, in order.
+pub(super) async fn carry_out(
+    context: &ConnectionContext,
     routes: Vec<Route>,
-    applied: Vec<Result<(), KafkaError>>,
+    topic_change: impl Fn(usize) -> Result<TopicConfigChange, KafkaError>,
 ) -> Vec<Result<(), KafkaError>> {
-    let mut applied = applied.into_iter();
+    let mut routes = routes;
+    let mut topics = Vec::new();
+    for (index, route) in routes.iter_mut().enumerate() {
+        if matches!(route, Route::Topic) {
+            match topic_change(index) {
+                Ok(change) => topics.push(change),
+                Err(error) => *route = Route::Done(Err(error)),
+            }
+        }
+    }
+    let brokers: Vec<BrokerConfigChange> = routes
+        .iter()
+        .filter_map(|route| match route {
+            Route::BrokerChecked(change) => Some(change.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut topics = apply(context, topics).await.into_iter();
+    let mut brokers = broker_configs::apply(context, brokers).await.into_iter();
+    let lost = || Err(KafkaError::new(ResponseError::UnknownServerError));
     routes
         .into_iter()
         .map(|route| match route {
-            Route::Topic => applied
-                .next()
-                .unwrap_or_else(|| Err(KafkaError::new(ResponseError::UnknownServerError))),
+            Route::Topic => topics.next().unwrap_or_else(lost),
+            Route::BrokerChecked(_) => brokers.next().unwrap_or_else(lost),
+            Route::Broker => lost(),
             Route::Done(result) => result,
         })
         .collect()
@@ -180,27 +230,16 @@ pub(super) fn results(
 
 pub async fn handle(
     context: &ConnectionContext,
-    _header: &RequestHeader,
+    header: &RequestHeader,
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
-    // A broker's certificate keys are `tls_reload`'s, not `route`'s.
-    let config = &context.shard.config;
-    let reloadable = |resource_type: i8, key: &str| {
-        resource_type == RESOURCE_BROKER && tls_reload::reloadable_listener(config, key).is_some()
-    };
     let resources: Vec<Resource<'_>> = request
         .resources
         .iter()
         .map(|resource| Resource {
             resource_type: resource.resource_type,
             name: resource.resource_name.as_str(),
-            keys: resource
-                .configs
-                .iter()
-                .map(|c| c.name.as_str())
-                .filter(|key| !reloadable(resource.resource_type, key))
-                .collect(),
-            deleted: Vec::new(),
+            keys: resource.configs.iter().map(|c| c.name.as_str()).collect(),
             null_values: resource
                 .configs
                 .iter()
@@ -210,31 +249,57 @@ pub async fn handle(
         })
         .collect();
     let mut routes = route(context, &resources);
-    for (resource, route) in request.resources.iter().zip(routes.iter_mut()) {
-        if resource.resource_type != RESOURCE_BROKER || !matches!(route, Route::Done(Ok(()))) {
-            continue;
-        }
-        let changes = resource
-            .configs
+    let broker_change = |index: usize| -> Result<BrokerConfigChange, KafkaError> {
+        let resource = &request.resources[index];
+        Ok(BrokerConfigChange {
+            name: resource.resource_name.to_string(),
+            ops: resource
+                .configs
+                .iter()
+                .map(|op| {
+                    (
+                        op.name.to_string(),
+                        op.value.as_ref().map(|v| v.to_string()),
+                    )
+                })
+                .collect(),
+            replace: true,
+            validate_only: request.validate_only,
+        })
+    };
+    check_brokers(context, &mut routes, broker_change).await;
+    if forwarding(context, ApiKey::AlterConfigs, &routes) {
+        let mut copy = request.clone();
+        copy.resources = request
+            .resources
             .iter()
-            .filter(|op| reloadable(resource.resource_type, &op.name))
-            .map(|op| {
-                (
-                    op.name.to_string(),
-                    op.value.as_ref().map(|v| v.to_string()),
-                )
-            })
+            .zip(&routes)
+            .filter(|(_, route)| route.pending())
+            .map(|(resource, _)| resource.clone())
             .collect();
-        let name = resource.resource_name.as_str();
-        *route =
-            Route::Done(tls_reload::apply(context, name, changes, request.validate_only).await);
+        if let Some(response) = forward::forward_request(context, header, &copy).await {
+            let answers = response
+                .responses
+                .iter()
+                .map(|answer| {
+                    let message = answer.error_message.as_ref().map(|m| m.as_str());
+                    (
+                        answer.resource_type,
+                        answer.resource_name.to_string(),
+                        answer_result(answer.error_code, message),
+                    )
+                })
+                .collect();
+            let named: Vec<(i8, &str)> = resources
+                .iter()
+                .map(|resource| (resource.resource_type, resource.name))
+                .collect();
+            take_forwarded(&mut routes, &named, answers);
+        }
     }
-    let changes = request
-        .resources
-        .iter()
-        .zip(&routes)
-        .filter(|(_, route)| matches!(route, Route::Topic))
-        .map(|(resource, _)| TopicConfigChange {
+    let topic_change = |index: usize| -> Result<TopicConfigChange, KafkaError> {
+        let resource = &request.resources[index];
+        Ok(TopicConfigChange {
             topic: resource.resource_name.to_string(),
             change: ConfigChange::Replace(
                 resource
@@ -248,13 +313,13 @@ pub async fn handle(
             ),
             validate_only: request.validate_only,
         })
-        .collect();
-    let applied = apply(context, changes).await;
+    };
+    let results = carry_out(context, routes, topic_change).await;
     let mut response = AlterConfigsResponse::default();
     response.responses = request
         .resources
         .iter()
-        .zip(results(routes, applied))
+        .zip(results)
         .map(|(resource, result)| {
             let mut answer = AlterConfigsResourceResponse::default();
             answer.resource_type = resource.resource_type;

@@ -1,5 +1,7 @@
 //! DescribeConfigs: topic configs (overrides over broker defaults) and the
-//! broker's own configs, with Kafka's config sources and synonyms.
+//! broker's own configs, with Kafka's config sources and synonyms: those
+//! read at start, and the dynamic ones of the metadata log
+//! (`broker_configs::described`).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
@@ -7,7 +9,7 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, RequestHeader};
 
-use super::str_bytes;
+use super::{broker_configs, str_bytes};
 use crate::config::{
     topic_config_broker_synonym, topic_config_default, BrokerConfig, ConfigKind, ConfigSource,
     INTERNAL_SEGMENT_BYTES, TOPIC_CONFIG_NAMES,
@@ -236,7 +238,8 @@ pub fn handle(
                                     config_type(config.kind),
                                     synonyms,
                                 );
-                                // shoal reads its broker configs at start only.
+                                // Read at start only; the dynamic
+                                // ones are listed below.
                                 entry.read_only = true;
                                 entry
                             })
@@ -245,10 +248,22 @@ pub fn handle(
                         result.error_code = ResponseError::InvalidRequest.code();
                         result.error_message =
                             Some(str_bytes(format!("Unexpected broker id {name}")));
+                        return result;
                     }
-                    // The empty name asks for the cluster-wide dynamic
-                    // defaults, which shoal does not have: none, as Kafka
-                    // answers before any is set.
+                    // This broker's dynamic configs, or for the empty name
+                    // the cluster-wide defaults alone.
+                    let dynamic = broker_configs::described(&view, broker, name);
+                    result.configs.extend(
+                        dynamic
+                            .into_iter()
+                            .filter(|d| wanted(d.name.as_str()))
+                            .map(|d| {
+                                let mut entry =
+                                    entry(&d.name, d.value, d.source, d.config_type, d.synonyms);
+                                entry.is_sensitive = d.sensitive;
+                                entry
+                            }),
+                    );
                 }
                 other => {
                     result.error_code = ResponseError::InvalidRequest.code();

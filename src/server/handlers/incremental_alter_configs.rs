@@ -1,8 +1,8 @@
 //! IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT (the last two
 //! only on LIST configs such as `cleanup.policy`) on a topic's overrides,
-//! applied by the controller (shard 0), and on a broker's TLS listener
-//! certificates (`tls_reload`). The checks shared with AlterConfigs are
-//! in `alter_configs.rs`.
+//! applied by the controller (shard 0), and SET and DELETE on a BROKER
+//! resource's dynamic configs (`broker_configs`). The checks and the way
+//! to the controller shared with AlterConfigs are in `alter_configs.rs`.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::incremental_alter_configs_request::{
@@ -10,15 +10,17 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
 };
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, RequestHeader,
+    ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, RequestHeader,
 };
 
-use super::alter_configs::{apply, results, route, Resource, Route};
-use super::describe_configs::RESOURCE_BROKER;
+use super::alter_configs::{
+    answer_result, carry_out, check_brokers, forwarding, route, take_forwarded, Resource,
+};
 use super::str_bytes;
-use super::tls_reload;
 use crate::config::ConfigOp;
+use crate::metadata::broker_configs::BrokerConfigChange;
 use crate::server::connection::ConnectionContext;
+use crate::server::forward;
 use crate::shard::messages::{ConfigChange, KafkaError, TopicConfigChange};
 
 /// Kafka's `AlterConfigOp.OpType` codes.
@@ -46,60 +48,60 @@ fn config_op(config: &AlterableConfig) -> Result<(String, ConfigOp), KafkaError>
     Ok((config.name.to_string(), op))
 }
 
-/// The SET and DELETE operations of a broker resource on its reloadable
-/// certificate keys (`tls_reload`); Kafka's answer to another operation.
-fn certificate_changes(
-    context: &ConnectionContext,
+/// A BROKER resource's change: SET and DELETE; APPEND and SUBTRACT are
+/// refused as Kafka refuses them on a config that is not a list (none of
+/// the dynamic broker configs is one).
+fn broker_change(
     resource: &AlterConfigsResource,
-) -> Result<Vec<tls_reload::Change>, KafkaError> {
-    let config = &context.shard.config;
-    resource
+    validate_only: bool,
+) -> Result<BrokerConfigChange, KafkaError> {
+    let ops = resource
         .configs
         .iter()
-        .filter(|op| tls_reload::reloadable_listener(config, &op.name).is_some())
         .map(|op| match (op.config_operation, &op.value) {
-            (OP_SET, Some(value)) => Ok((op.name.to_string(), Some(value.to_string()))),
+            (OP_SET, value) => Ok((
+                op.name.to_string(),
+                Some(value.as_deref().unwrap_or_default().to_string()),
+            )),
             (OP_DELETE, _) => Ok((op.name.to_string(), None)),
-            _ => Err(KafkaError::with_message(
+            (OP_APPEND, _) | (OP_SUBTRACT, _) => Err(KafkaError::with_message(
                 ResponseError::InvalidConfig,
                 format!(
-                    "{}: a certificate location is set or deleted",
+                    "Config value {} is not allowed for config key: {}",
+                    if op.config_operation == OP_APPEND {
+                        "append"
+                    } else {
+                        "subtract"
+                    },
                     op.name.as_str()
                 ),
             )),
+            (other, _) => Err(KafkaError::with_message(
+                ResponseError::InvalidRequest,
+                format!("Unknown operations type {other}"),
+            )),
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok(BrokerConfigChange {
+        name: resource.resource_name.to_string(),
+        ops,
+        replace: false,
+        validate_only,
+    })
 }
 
 pub async fn handle(
     context: &ConnectionContext,
-    _header: &RequestHeader,
+    header: &RequestHeader,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    // A broker's certificate keys are `tls_reload`'s, not `route`'s.
-    let config = &context.shard.config;
-    let reloadable = |resource_type: i8, key: &str| {
-        resource_type == RESOURCE_BROKER && tls_reload::reloadable_listener(config, key).is_some()
-    };
     let resources: Vec<Resource<'_>> = request
         .resources
         .iter()
         .map(|resource| Resource {
             resource_type: resource.resource_type,
             name: resource.resource_name.as_str(),
-            keys: resource
-                .configs
-                .iter()
-                .map(|c| c.name.as_str())
-                .filter(|key| !reloadable(resource.resource_type, key))
-                .collect(),
-            deleted: resource
-                .configs
-                .iter()
-                .filter(|config| config.config_operation == OP_DELETE)
-                .map(|config| config.name.as_str())
-                .filter(|key| !reloadable(resource.resource_type, key))
-                .collect(),
+            keys: resource.configs.iter().map(|c| c.name.as_str()).collect(),
             null_values: resource
                 .configs
                 .iter()
@@ -109,37 +111,59 @@ pub async fn handle(
         })
         .collect();
     let mut routes = route(context, &resources);
-    for (resource, route) in request.resources.iter().zip(routes.iter_mut()) {
-        if resource.resource_type != RESOURCE_BROKER || !matches!(route, Route::Done(Ok(()))) {
-            continue;
+    let validate_only = request.validate_only;
+    check_brokers(context, &mut routes, |index| {
+        broker_change(&request.resources[index], validate_only)
+    })
+    .await;
+    if forwarding(context, ApiKey::IncrementalAlterConfigs, &routes) {
+        let mut copy = request.clone();
+        copy.resources = request
+            .resources
+            .iter()
+            .zip(&routes)
+            .filter(|(_, route)| route.pending())
+            .map(|(resource, _)| resource.clone())
+            .collect();
+        if let Some(response) = forward::forward_request(context, header, &copy).await {
+            let answers = response
+                .responses
+                .iter()
+                .map(|answer| {
+                    let message = answer.error_message.as_ref().map(|m| m.as_str());
+                    (
+                        answer.resource_type,
+                        answer.resource_name.to_string(),
+                        answer_result(answer.error_code, message),
+                    )
+                })
+                .collect();
+            let named: Vec<(i8, &str)> = resources
+                .iter()
+                .map(|resource| (resource.resource_type, resource.name))
+                .collect();
+            take_forwarded(&mut routes, &named, answers);
         }
-        let name = resource.resource_name.as_str();
-        let changes = certificate_changes(context, resource);
-        *route = Route::Done(match changes {
-            Ok(changes) => tls_reload::apply(context, name, changes, request.validate_only).await,
-            Err(error) => Err(error),
-        });
     }
-    let mut changes = Vec::new();
-    for (resource, route) in request.resources.iter().zip(routes.iter_mut()) {
-        if !matches!(route, Route::Topic) {
-            continue;
-        }
-        match resource.configs.iter().map(config_op).collect() {
-            Ok(ops) => changes.push(TopicConfigChange {
-                topic: resource.resource_name.to_string(),
-                change: ConfigChange::Incremental(ops),
-                validate_only: request.validate_only,
-            }),
-            Err(error) => *route = Route::Done(Err(error)),
-        }
-    }
-    let applied = apply(context, changes).await;
+    let topic_change = |index: usize| -> Result<TopicConfigChange, KafkaError> {
+        let resource: &AlterConfigsResource = &request.resources[index];
+        let ops = resource
+            .configs
+            .iter()
+            .map(config_op)
+            .collect::<Result<_, _>>()?;
+        Ok(TopicConfigChange {
+            topic: resource.resource_name.to_string(),
+            change: ConfigChange::Incremental(ops),
+            validate_only,
+        })
+    };
+    let results = carry_out(context, routes, topic_change).await;
     let mut response = IncrementalAlterConfigsResponse::default();
     response.responses = request
         .resources
         .iter()
-        .zip(results(routes, applied))
+        .zip(results)
         .map(|(resource, result)| {
             let mut answer = AlterConfigsResourceResponse::default();
             answer.resource_type = resource.resource_type;

@@ -13,6 +13,7 @@ mod alter_partition_reassignments;
 mod alter_user_scram_credentials;
 mod api_versions;
 mod authorized;
+mod broker_configs;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_acls;
@@ -55,7 +56,6 @@ mod offset_for_leader_epoch;
 mod produce;
 pub mod sasl_session;
 mod sync_group;
-mod tls_reload;
 mod txn_offset_commit;
 mod txn_route;
 mod write_txn_markers;
@@ -122,7 +122,8 @@ pub async fn dispatch(context: &ConnectionContext, frame: Bytes) -> Result<Respo
             api_key: header.request_api_key,
             correlation_id: header.correlation_id,
         })?;
-    if forward::forwards(context, api_key) {
+    if forward::forwards(context, api_key) && !forward::CHECKED_BEFORE_FORWARDING.contains(&api_key)
+    {
         if let Some(response) = forward::forward(context, &frame).await {
             return Ok(response);
         }
