@@ -210,6 +210,8 @@ def test_console_pages_charts_and_a_produced_record_in_the_browser(admin_broker,
     clients.create_topic(bootstrap, topic, 2, config={"retention.ms": "3600000"})
     produce_json(bootstrap, topic, 0, [{"n": n, "kind": "first"} for n in range(30)])
     produce_json(bootstrap, topic, 1, [{"n": n} for n in range(10)])
+    # A consumer's fetches, for the Fetch latency chart.
+    clients.consume(bootstrap, topic, {0: 30, 1: 10})
     group = f"{topic}-group"
     consumer = clients.consumer(bootstrap, group_id=group)
     try:

@@ -11,8 +11,9 @@ const FOLLOW_MS = 250;
 const REFRESH_MS = 5000;
 // Rows a following record view keeps on screen.
 const ROWS_KEPT_MAX = 500;
-// The shortest time a chart spans.
+// The shortest time a chart spans, and the most points drawn as dots too.
 const SPAN_MIN_MS = 60e3;
+const DOTS_MAX = 60;
 
 let timer = null;
 let generation = 0;
@@ -54,7 +55,7 @@ function bytes(n) {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let i = 0;
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-  return (i === 0 ? n : n.toFixed(1)) + " " + units[i];
+  return (i === 0 ? Math.round(n) : n.toFixed(1)) + " " + units[i];
 }
 
 function num(n) {
@@ -104,7 +105,7 @@ async function brokersPage() {
       card("Offline partitions", num(data.offline_partitions), data.offline_partitions > 0),
       card("This node", data.ready ? "ready" : "not ready", !data.ready)),
     table(["Id", "Host", "Port", "Rack", "State", "Epoch", "Role"], data.brokers.map((b) => [
-      b.id, b.host, b.port, b.rack,
+      b.id, b.host, b.port === null ? null : String(b.port), b.rack,
       el("span", { class: b.fenced ? "bad" : "ok" }, b.fenced ? "fenced" : "active"),
       b.epoch,
       [b.controller ? "controller" : null, b.this ? "this node" : null].filter(Boolean).join(", ") || "—",
@@ -159,22 +160,25 @@ function decodeBase64(shown) {
   return out;
 }
 
-function render(shown, format) {
+// Bytes shown as text, JSON (pretty-printed when they parse, as text when
+// not) or hex; in a block for values, inline for keys and headers.
+function render(shown, format, inline) {
   if (shown === null) return el("span", { class: "muted" }, "null");
   const data = decodeBase64(shown);
   const cut = shown.length > data.length ? ` … (${num(shown.length)} bytes)` : "";
+  const tag = inline ? "code" : "pre";
   if (format === "hex") {
-    return el("pre", {}, Array.from(data, (b) => b.toString(16).padStart(2, "0")).join(" ") + cut);
+    return el(tag, {}, Array.from(data, (b) => b.toString(16).padStart(2, "0")).join(" ") + cut);
   }
   const text = new TextDecoder("utf-8").decode(data);
   if (format === "json") {
     try {
-      return el("pre", {}, JSON.stringify(JSON.parse(text), null, 2) + cut);
+      return el(tag, {}, JSON.stringify(JSON.parse(text), null, inline ? 0 : 2) + cut);
     } catch (_) {
-      return el("pre", {}, el("span", { class: "muted" }, "not JSON: "), text + cut);
+      // Not JSON (or cut): shown as the text it is.
     }
   }
-  return el("pre", {}, text + cut);
+  return el(tag, {}, text + cut);
 }
 
 function params() {
@@ -227,8 +231,8 @@ async function recordsPage() {
       body.append(el("tr", { "data-offset": r.offset },
         el("td", { class: "num" }, r.offset),
         el("td", {}, new Date(r.timestamp).toISOString()),
-        el("td", {}, render(r.key, state.format)),
-        el("td", {}, r.headers.map((h) => el("div", {}, `${h.key}: `, render(h.value, state.format)))),
+        el("td", {}, render(r.key, state.format, true)),
+        el("td", {}, r.headers.map((h) => el("div", {}, `${h.key}: `, render(h.value, state.format, true)))),
         el("td", { class: "value" }, render(r.value, state.format))));
     }
     while (body.children.length > ROWS_KEPT_MAX) body.firstChild.remove();
@@ -288,7 +292,12 @@ function lineChart(title, series, format) {
   series.forEach((s, i) => {
     if (s.points.length === 0) return;
     const d = s.points.map((p, j) => `${j ? "L" : "M"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" ");
-    chart.append(svg("path", { d, fill: "none", stroke: COLORS[i % COLORS.length], "stroke-width": 1.5, class: "series" }));
+    const color = COLORS[i % COLORS.length];
+    chart.append(svg("path", { d, fill: "none", stroke: color, "stroke-width": 1.5, class: "series" }));
+    // Dots while the points are few (a line of one point draws nothing).
+    if (s.points.length <= DOTS_MAX) {
+      for (const p of s.points) chart.append(svg("circle", { cx: x(p[0]), cy: y(p[1]), r: 2.5, fill: color }));
+    }
   });
   const legend = el("div", { class: "legend" }, series.map((s, i) =>
     el("span", {}, el("i", { style: `background:${COLORS[i % COLORS.length]}` }), s.name)));
