@@ -341,7 +341,8 @@ mod tests {
                 producer_epoch: -1,
                 timestamp_type: TimestampType::Creation,
                 offset,
-                sequence: -1,
+                // Stepping with the offset keeps the records in one batch.
+                sequence: offset as i32,
                 timestamp: 1_000 + offset,
                 key: (offset % 2 == 0).then(|| Bytes::from(format!("k{offset}"))),
                 value: Some(Bytes::from(vec![

@@ -9,7 +9,7 @@
 //! previous sample's; two latency histograms kept between samples. Pure:
 //! the caller gives the metrics and the time.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -122,14 +122,22 @@ impl History {
             .filter(|partition| partition.leader)
             .map(|p| ((&*p.topic, p.partition), p.high_watermark))
             .collect();
-        let mut names: HashMap<&str, Rc<str>> = HashMap::new();
+        // One `Rc` per name, shared with the last sample's lags.
+        let mut names: HashSet<Rc<str>> = HashSet::new();
         if let Some(last) = self.samples.back() {
             for lag in &last.lags {
-                names.insert(&*lag.group, Rc::clone(&lag.group));
-                names.insert(&*lag.topic, Rc::clone(&lag.topic));
+                names.insert(Rc::clone(&lag.group));
+                names.insert(Rc::clone(&lag.topic));
             }
         }
-        let name = |text: &str| names.get(text).cloned().unwrap_or_else(|| Rc::from(text));
+        let mut name = |text: &str| match names.get(text) {
+            Some(known) => Rc::clone(known),
+            None => {
+                let new: Rc<str> = Rc::from(text);
+                names.insert(Rc::clone(&new));
+                new
+            }
+        };
         let mut lags = Vec::new();
         for group in &metrics.groups {
             for (topic, partition, offset) in &group.offsets {
