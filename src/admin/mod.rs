@@ -3,7 +3,9 @@
 //! `GET /v1/status/live` (the process serves HTTP), `GET
 //! /v1/status/ready` (the broker is registered, unfenced and caught up
 //! with the metadata log; 503 otherwise), and `GET`/`PUT /v1/log/level`
-//! (log levels by module at runtime, `logging`).
+//! (log levels by module at runtime, `logging`); and the web console,
+//! `/console/` and its JSON under `/v1/console/` (`console`), whose
+//! charts read the last hour the admin task samples (`history`).
 //!
 //! It runs on one shard (`admin_shard`, the last, away from the
 //! controller's), in a task queue of its own with a small share of the
@@ -16,8 +18,12 @@
 //! size bounds, its answer written within `WRITE_TIMEOUT`; nothing a
 //! client sends here touches a Kafka connection or a partition.
 
+mod browse;
+mod console;
+mod history;
 pub mod http;
 
+use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -33,6 +39,7 @@ use crate::metrics::{export, BrokerMetrics};
 use crate::server::connection::Port;
 use crate::shard::messages::{ShardReply, ShardRequest};
 use crate::shard::{self, Shard};
+use history::History;
 use http::{Parsed, Request, Response};
 
 /// Admin connections served at once: scrapers and health checks are a
@@ -88,16 +95,44 @@ pub fn start(shard: &Rc<Shard>) -> Result<(), String> {
         glommio::Latency::NotImportant,
         "admin",
     );
-    let accepting = glommio::spawn_local_into(accept(Rc::downgrade(shard), listener, queue), queue)
+    let history = Rc::new(RefCell::new(History::default()));
+    let sampling = glommio::spawn_local_into(sample(Rc::downgrade(shard), history.clone()), queue)
         .map_err(|error| format!("cannot start the admin listener: {error}"))?;
+    sampling.detach();
+    let accepting = glommio::spawn_local_into(
+        accept(Rc::downgrade(shard), history, listener, queue),
+        queue,
+    )
+    .map_err(|error| format!("cannot start the admin listener: {error}"))?;
     accepting.detach();
     log::info!("admin listener on http://{address}");
     Ok(())
 }
 
+/// Keeps a sample of the broker's metrics every `SAMPLE_INTERVAL` in
+/// `history`, until the shard's executor stops.
+async fn sample(shard: Weak<Shard>, history: Rc<RefCell<History>>) {
+    loop {
+        let Some(strong) = shard.upgrade() else {
+            return;
+        };
+        let metrics = gather(&strong, true).await;
+        drop(strong);
+        history
+            .borrow_mut()
+            .record(&metrics, crate::clock::now_ms());
+        glommio::timer::sleep(history::SAMPLE_INTERVAL).await;
+    }
+}
+
 /// Accepts admin connections, `CONNECTIONS_MAX` served at a time, until
 /// the shard's executor stops.
-async fn accept(shard: Weak<Shard>, listener: TcpListener, queue: TaskQueueHandle) {
+async fn accept(
+    shard: Weak<Shard>,
+    history: Rc<RefCell<History>>,
+    listener: TcpListener,
+    queue: TaskQueueHandle,
+) {
     let slots = Rc::new(Semaphore::new(CONNECTIONS_MAX as u64));
     loop {
         let Ok(slot) = slots.acquire_static_permit(1).await else {
@@ -112,9 +147,10 @@ async fn accept(shard: Weak<Shard>, listener: TcpListener, queue: TaskQueueHandl
             }
         };
         let shard = shard.clone();
+        let history = history.clone();
         let serving = glommio::spawn_local_into(
             async move {
-                serve(&shard, stream).await;
+                serve(&shard, &history, stream).await;
                 drop(slot);
             },
             queue,
@@ -126,7 +162,7 @@ async fn accept(shard: Weak<Shard>, listener: TcpListener, queue: TaskQueueHandl
 }
 
 /// Reads one request, answers it, closes.
-async fn serve(shard: &Weak<Shard>, mut stream: TcpStream) {
+async fn serve(shard: &Weak<Shard>, history: &RefCell<History>, mut stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let read = {
         let reading = Box::pin(read_request(&mut stream));
@@ -137,7 +173,10 @@ async fn serve(shard: &Weak<Shard>, mut stream: TcpStream) {
         }
     };
     let (response, head_only) = match read {
-        Ok(request) => (route(shard, &request).await, request.method == "HEAD"),
+        Ok(request) => (
+            route(shard, history, &request).await,
+            request.method == "HEAD",
+        ),
         Err(Some(status)) => (Response::status(status), false),
         // The client closed before a whole request: nobody to answer.
         Err(None) => return,
@@ -167,14 +206,18 @@ async fn read_request(stream: &mut TcpStream) -> Result<Request, Option<u16>> {
 
 const READ_ONLY: &str = "GET, HEAD";
 
-async fn route(shard: &Weak<Shard>, request: &Request) -> Response {
+async fn route(shard: &Weak<Shard>, history: &RefCell<History>, request: &Request) -> Response {
     let Some(shard) = shard.upgrade() else {
         return Response::status(503);
     };
+    if let Some(response) = console::route(&shard, history, request).await {
+        return response;
+    }
     let reading = matches!(request.method.as_str(), "GET" | "HEAD");
     match request.path.as_str() {
         "/metrics" if reading => {
-            let text = export::render(&gather(&shard).await);
+            let series = shard.config.observability.metrics_partition_series_enabled;
+            let text = export::render(&gather(&shard, series).await);
             Response::new(200, export::CONTENT_TYPE, text)
         }
         "/v1/status/live" if reading => Response::json(200, &json!({ "status": "live" })),
@@ -189,9 +232,10 @@ async fn route(shard: &Weak<Shard>, request: &Request) -> Response {
     }
 }
 
-/// Every shard's snapshot, merged with the cluster as this shard sees it.
-pub async fn gather(shard: &Rc<Shard>) -> BrokerMetrics {
-    let calls = (0..shard.count()).map(|id| shard.call(id, ShardRequest::Metrics));
+/// Every shard's snapshot, merged with the cluster as this shard sees it;
+/// with every partition's series and group's offsets when `series`.
+pub async fn gather(shard: &Rc<Shard>, series: bool) -> BrokerMetrics {
+    let calls = (0..shard.count()).map(|id| shard.call(id, ShardRequest::Metrics { series }));
     let snapshots = futures_util::future::join_all(calls)
         .await
         .into_iter()

@@ -272,8 +272,12 @@ pub enum ShardRequest {
     PartitionSizes,
     /// Replaces the shard's metadata snapshot.
     InstallView(Arc<ClusterView>),
-    /// The shard's metrics, for a scrape of the admin listener.
-    Metrics,
+    /// The shard's metrics, for a scrape of the admin listener (or its
+    /// console); with a series per partition and group offsets when
+    /// `series`.
+    Metrics {
+        series: bool,
+    },
     /// To the group coordinator of the shard that owns the group's
     /// `__consumer_offsets` partition (`List` goes to every shard).
     Group(GroupCall),

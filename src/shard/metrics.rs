@@ -18,8 +18,9 @@ use crate::metrics::{
 /// Percent in a whole: the dirty ratio is exported in percent.
 const PERCENT: f64 = 100.0;
 
-/// Everything shard `shard` reports to a scrape.
-pub fn snapshot(shard: &Shard) -> ShardMetrics {
+/// Everything shard `shard` reports to a scrape; its partitions' series
+/// and its groups' offsets only when `series`.
+pub fn snapshot(shard: &Shard, series: bool) -> ShardMetrics {
     metrics::executor_ran(executor_delta());
     let mut snapshot = metrics::snapshot(shard.id);
     let written = crate::server::connection::write_counts();
@@ -30,7 +31,6 @@ pub fn snapshot(shard: &Shard) -> ShardMetrics {
     counters.produce_parts_forwarded = routing.produce_forwarded.get();
     counters.fetch_parts_local = routing.fetch_here.get();
     counters.fetch_parts_forwarded = routing.fetch_forwarded.get();
-    let series = shard.config.observability.metrics_partition_series_enabled;
     let (gauges, partitions) = partitions(shard, series);
     snapshot.gauges = gauges;
     snapshot.partitions = partitions;

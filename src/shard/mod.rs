@@ -456,7 +456,9 @@ impl Shard {
                 }
             }
             ShardRequest::PartitionSizes => ShardReply::PartitionSizes(self.partitions.sizes()),
-            ShardRequest::Metrics => ShardReply::Metrics(Box::new(metrics::snapshot(self))),
+            ShardRequest::Metrics { series } => {
+                ShardReply::Metrics(Box::new(metrics::snapshot(self, series)))
+            }
             ShardRequest::WriteTxnMarkers(parts) => {
                 ShardReply::TxnMarkers(self.write_txn_markers_here(parts).await)
             }
