@@ -84,6 +84,7 @@ fn login(pki: &Pki, mechanism: SaslMechanism, password: &str) -> LinkSecurity {
         tls: Some(ClientTlsSettings {
             truststore: PemSource::Inline(pki.ca.clone()),
             keystore: None,
+            key_password: None,
             endpoint_identification: true,
             enabled_protocols: vec!["TLSv1.3".into()],
         }),
