@@ -58,6 +58,8 @@ pub struct ClientTlsSettings {
     pub truststore: PemSource,
     /// The client's own key and chain, for mutual TLS.
     pub keystore: Option<(PemSource, PemSource)>,
+    /// `ssl.key.password`: the keystore's key is encrypted with it.
+    pub key_password: Option<String>,
     /// `ssl.endpoint.identification.algorithm=https`: the server's
     /// certificate must name the host connected to.
     pub endpoint_identification: bool,
@@ -309,6 +311,7 @@ fn client_tls(ssl: &SecurityConfig, listener: &str) -> Result<ClientTlsSettings,
     Ok(ClientTlsSettings {
         truststore,
         keystore,
+        key_password: value("ssl.key.password").map(str::to_string),
         endpoint_identification,
         enabled_protocols,
     })

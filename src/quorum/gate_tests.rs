@@ -98,6 +98,7 @@ fn login_as(pki: &Pki, mechanism: SaslMechanism, user: &str, password: &str) -> 
         tls: Some(ClientTlsSettings {
             truststore: PemSource::Inline(pki.ca.clone()),
             keystore: None,
+            key_password: None,
             endpoint_identification: true,
             enabled_protocols: vec!["TLSv1.3".into()],
         }),

@@ -23,6 +23,7 @@ pub mod acl;
 pub mod jwks;
 pub mod jwks_fetch;
 pub mod jws;
+pub mod pem_key;
 pub mod principal;
 pub mod sasl;
 pub mod ssl_principal;

@@ -33,6 +33,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection};
 
+use super::pem_key::private_key;
 use super::principal::KafkaPrincipal;
 use super::ssl_principal::{subject_dn, PrincipalMapper};
 use crate::config::{ClientAuth, PemSource, SecurityConfig, SslSettings};
@@ -293,21 +294,10 @@ fn keystore(
 ) -> Result<(PrivateKeyDer<'static>, Vec<CertificateDer<'static>>), String> {
     let (key_source, chain_source) = &settings.keystore;
     let key_text = pem_text(key_source, "ssl.keystore")?;
-    if is_encrypted(&key_text) {
-        return Err("ssl.keystore: the private key is encrypted, and shoal reads unencrypted PEM keys only (ssl.key.password is not supported): write it unencrypted with `openssl pkcs8 -topk8 -nocrypt -in key.pem -out plain.pem` and protect the file instead".to_string());
-    }
-    let key = PrivateKeyDer::from_pem_slice(&key_text)
-        .map_err(|error| format!("ssl.keystore: no usable private key: {error}"))?;
+    let key = private_key(&key_text, settings.key_password.as_deref())?;
     let chain_text = pem_text(chain_source, "ssl.keystore")?;
     let chain = certificates(&chain_text, "ssl.keystore")?;
     Ok((key, chain))
-}
-
-/// Whether a PEM key is encrypted (PKCS#8 `ENCRYPTED PRIVATE KEY`, or a
-/// legacy OpenSSL key with a `Proc-Type: 4,ENCRYPTED` header).
-pub(super) fn is_encrypted(pem: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(pem);
-    text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") || text.contains("4,ENCRYPTED")
 }
 
 pub(super) fn certificates(pem: &[u8], key: &str) -> Result<Vec<CertificateDer<'static>>, String> {

@@ -19,11 +19,11 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct};
 
-use super::tls::{certificates, is_encrypted, pem_text, protocol_versions, provider, root_store};
+use super::pem_key::private_key;
+use super::tls::{certificates, pem_text, protocol_versions, provider, root_store};
 use crate::config::ClientTlsSettings;
 
 /// Ciphertext read from the socket ahead of rustls: one TLS record at its
@@ -52,11 +52,7 @@ pub fn client_config(settings: &ClientTlsSettings) -> Result<Arc<ClientConfig>, 
         None => builder.with_no_client_auth(),
         Some((key_source, chain_source)) => {
             let key_text = pem_text(key_source, "ssl.keystore")?;
-            if is_encrypted(&key_text) {
-                return Err("ssl.keystore: the private key is encrypted, and shoal reads unencrypted PEM keys only: write it unencrypted with `openssl pkcs8 -topk8 -nocrypt` and protect the file instead".to_string());
-            }
-            let key = PrivateKeyDer::from_pem_slice(&key_text)
-                .map_err(|error| format!("ssl.keystore: no usable private key: {error}"))?;
+            let key = private_key(&key_text, settings.key_password.as_deref())?;
             let chain = certificates(&pem_text(chain_source, "ssl.keystore")?, "ssl.keystore")?;
             builder
                 .with_client_auth_cert(chain, key)

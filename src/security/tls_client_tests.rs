@@ -43,6 +43,7 @@ fn settings(ca: &str, keystore: Option<&(String, String)>, check_name: bool) -> 
                 PemSource::Inline(chain.clone()),
             )
         }),
+        key_password: None,
         endpoint_identification: check_name,
         enabled_protocols: vec!["TLSv1.2".into(), "TLSv1.3".into()],
     }

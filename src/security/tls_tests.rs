@@ -226,7 +226,7 @@ fn garbage_truncation_and_silence_end_the_handshake_cleanly() {
 }
 
 #[test]
-fn an_encrypted_key_and_an_unknown_suite_are_refused_with_the_reason() {
+fn an_encrypted_key_without_its_password_and_an_unknown_suite_are_refused_with_the_reason() {
     let pki = pki();
     let mut encrypted = settings(&pki, ClientAuth::None, "DEFAULT");
     encrypted.keystore.0 = PemSource::Inline(
@@ -234,10 +234,10 @@ fn an_encrypted_key_and_an_unknown_suite_are_refused_with_the_reason() {
             .to_string(),
     );
     let error = TlsAcceptor::new(&encrypted).expect_err("refused");
-    assert!(
-        error.contains("ssl.key.password is not supported"),
-        "{error}"
-    );
+    assert!(error.contains("ssl.key.password is not set"), "{error}");
+    encrypted.key_password = Some("secret".to_string());
+    let error = TlsAcceptor::new(&encrypted).expect_err("refused");
+    assert!(error.contains("encrypted private key"), "{error}");
     let mut suites = settings(&pki, ClientAuth::None, "DEFAULT");
     suites.cipher_suites = vec!["TLS_RSA_WITH_NULL_SHA".to_string()];
     let error = TlsAcceptor::new(&suites).expect_err("refused");

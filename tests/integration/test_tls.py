@@ -81,10 +81,15 @@ def _pem_cert(cert):
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
+# `ssl.key.password` of the encrypted keystore.
+KEY_PASSWORD = "keystore-pw-5c1e"
+
+
 def make_pki(root):
     """A CA; the server's keystore (key and chain in one PEM file, SANs
     localhost and 127.0.0.1); a client key and certificate with subject
-    CLIENT_DN; the server key encrypted (which shoal refuses); the CA's
+    CLIENT_DN; the server's keystore with its key encrypted (PKCS#8,
+    with KEY_PASSWORD); the CA's
     key, to issue more (test_oauth.py's certificate reload). Paths."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name([(NameOID.COMMON_NAME, "shoal-test-ca")])
@@ -109,7 +114,7 @@ def make_pki(root):
         "ca": _pem_cert(ca),
         "ca_key": _pem_key(ca_key),
         "keystore": _pem_key(server_key) + _pem_cert(server) + _pem_cert(ca),
-        "encrypted_keystore": _pem_key(server_key, b"secret") + _pem_cert(server),
+        "encrypted_keystore": _pem_key(server_key, KEY_PASSWORD.encode()) + _pem_cert(server),
         "client_cert": _pem_cert(client),
         "client_key": _pem_key(client_key),
     }
@@ -351,7 +356,9 @@ def test_bad_handshakes_close_only_their_connection(tls_broker, pki):
     "overrides, reason",
     [
         ({"ssl.keystore.type": "JKS"}, "ssl.keystore.type=JKS is not supported"),
-        ({"ssl.keystore.location": "ENCRYPTED"}, "ssl.key.password is not supported"),
+        ({"ssl.keystore.location": "ENCRYPTED", "ssl.key.password": "not-the-password"},
+         "cannot be decrypted with ssl.key.password"),
+        ({"ssl.keystore.location": "ENCRYPTED"}, "ssl.key.password is not set"),
         ({"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SSL:SASL_SSL,MTLS:SSL"},
          "listener SSL uses SASL but no mechanism is enabled"),
         ({"listener.name.mtls.ssl.principal.mapping.rules": "RULE:broken"}, "ssl.principal.mapping.rules"),
@@ -364,10 +371,10 @@ def test_configs_shoal_cannot_serve_are_refused_at_start(pki, overrides, reason)
         broker.overrides.update(overrides)
         if broker.overrides["ssl.keystore.location"] == "ENCRYPTED":
             broker.overrides["ssl.keystore.location"] = pki["encrypted_keystore"]
-            broker.overrides["ssl.key.password"] = "secret"
         proc = subprocess.run(broker.command(), capture_output=True, text=True, timeout=30)
         assert proc.returncode != 0
         assert reason in proc.stderr + proc.stdout, proc.stderr[-2000:]
+        assert "not-the-password" not in proc.stderr + proc.stdout
     finally:
         remove_temp_dir(root)
 
@@ -401,9 +408,12 @@ def test_scram_over_sasl_ssl_beside_plaintext_with_confluent_kafka(pki, topic):
     """A SASL_SSL listener: TLS first, then a SCRAM-SHA-512 login in it.
     Records produced and consumed through it come back whole (large
     fetches through the TLS copy path), the PLAINTEXT listener beside it
-    needs no login, and a wrong password is refused with Kafka's error."""
+    needs no login, and a wrong password is refused with Kafka's error.
+    The broker's key is encrypted, opened with `ssl.key.password`."""
     root = make_temp_dir("shoal-it-")
     overrides = broker_overrides(pki)
+    overrides["ssl.keystore.location"] = pki["encrypted_keystore"]
+    overrides["ssl.key.password"] = KEY_PASSWORD
     overrides["listener.security.protocol.map"] = "PLAINTEXT:PLAINTEXT,SSL:SASL_SSL,MTLS:SSL"
     overrides["sasl.enabled.mechanisms"] = "SCRAM-SHA-512"
     broker = TlsBroker(root, overrides)
@@ -428,7 +438,7 @@ def test_scram_over_sasl_ssl_beside_plaintext_with_confluent_kafka(pki, topic):
         assert errors and errors[0].code() == KafkaError._AUTHENTICATION, errors
         assert "invalid credentials with SASL mechanism SCRAM-SHA-512" in errors[0].str()
         log = read_log(broker)
-        assert SCRAM_PASSWORD not in log and "wrong-pw" not in log
+        assert SCRAM_PASSWORD not in log and "wrong-pw" not in log and KEY_PASSWORD not in log
     finally:
         broker.close()
         panics = broker.panic_lines()
