@@ -158,6 +158,50 @@ pub(super) fn take_forwarded(
     }
 }
 
+/// Forwards the pending routes' resources to the active controller, in a
+/// copy of `request` that holds only them (`resources_of` names its
+/// resource list), and takes the controller's answers (`answers` reads
+/// them from its response as `forwarded_answer` makes them) into `routes`.
+pub(super) async fn forward_pending<Req, Item>(
+    context: &ConnectionContext,
+    header: &RequestHeader,
+    request: &Req,
+    resources: &[Resource<'_>],
+    routes: &mut [Route],
+    resources_of: impl Fn(&mut Req) -> &mut Vec<Item>,
+    answers: impl Fn(&Req::Response) -> Vec<(i8, String, Result<(), KafkaError>)>,
+) where
+    Req: kafka_protocol::protocol::Request + Clone,
+{
+    let mut copy = request.clone();
+    let all = std::mem::take(resources_of(&mut copy));
+    *resources_of(&mut copy) = all
+        .into_iter()
+        .zip(routes.iter())
+        .filter(|(_, route)| route.pending())
+        .map(|(resource, _)| resource)
+        .collect();
+    if let Some(response) = forward::forward_request(context, header, &copy).await {
+        let named: Vec<(i8, &str)> = resources
+            .iter()
+            .map(|resource| (resource.resource_type, resource.name))
+            .collect();
+        take_forwarded(routes, &named, answers(&response));
+    }
+}
+
+/// One forwarded answer (resource type, name, error code, message) as
+/// `take_forwarded` takes it.
+pub(super) fn forwarded_answer(
+    (resource_type, name, code, message): (i8, &str, i16, Option<&str>),
+) -> (i8, String, Result<(), KafkaError>) {
+    (
+        resource_type,
+        name.to_string(),
+        answer_result(code, message),
+    )
+}
+
 /// A response's error as a result.
 pub(super) fn answer_result(code: i16, message: Option<&str>) -> Result<(), KafkaError> {
     match code {
@@ -174,15 +218,21 @@ pub(super) async fn apply(
     context: &ConnectionContext,
     changes: Vec<TopicConfigChange>,
 ) -> Vec<Result<(), KafkaError>> {
-    if changes.is_empty() {
+    let count = changes.len();
+    applied(context, count, ShardRequest::AlterTopicConfigs(changes)).await
+}
+
+/// Sends `request`, holding `count` changes, to the controller; one
+/// result per change.
+pub(super) async fn applied(
+    context: &ConnectionContext,
+    count: usize,
+    request: ShardRequest,
+) -> Vec<Result<(), KafkaError>> {
+    if count == 0 {
         return Vec::new();
     }
-    let count = changes.len();
-    match context
-        .shard
-        .call(CONTROLLER_SHARD, ShardRequest::AlterTopicConfigs(changes))
-        .await
-    {
+    match context.shard.call(CONTROLLER_SHARD, request).await {
         ShardReply::Applied(results) if results.len() == count => results,
         other => vec![Err(other.into_error()); count],
     }
@@ -269,33 +319,30 @@ pub async fn handle(
     };
     check_brokers(context, &mut routes, broker_change).await;
     if forwarding(context, ApiKey::AlterConfigs, &routes) {
-        let mut copy = request.clone();
-        copy.resources = request
-            .resources
-            .iter()
-            .zip(&routes)
-            .filter(|(_, route)| route.pending())
-            .map(|(resource, _)| resource.clone())
-            .collect();
-        if let Some(response) = forward::forward_request(context, header, &copy).await {
-            let answers = response
-                .responses
-                .iter()
-                .map(|answer| {
-                    let message = answer.error_message.as_ref().map(|m| m.as_str());
+        let answers = |response: &AlterConfigsResponse| {
+            let answers = response.responses.iter();
+            answers
+                .map(|a| {
                     (
-                        answer.resource_type,
-                        answer.resource_name.to_string(),
-                        answer_result(answer.error_code, message),
+                        a.resource_type,
+                        a.resource_name.as_str(),
+                        a.error_code,
+                        a.error_message.as_deref(),
                     )
                 })
-                .collect();
-            let named: Vec<(i8, &str)> = resources
-                .iter()
-                .map(|resource| (resource.resource_type, resource.name))
-                .collect();
-            take_forwarded(&mut routes, &named, answers);
-        }
+                .map(forwarded_answer)
+                .collect()
+        };
+        forward_pending(
+            context,
+            header,
+            &request,
+            &resources,
+            &mut routes,
+            |request: &mut AlterConfigsRequest| &mut request.resources,
+            answers,
+        )
+        .await;
     }
     let topic_change = |index: usize| -> Result<TopicConfigChange, KafkaError> {
         let resource = &request.resources[index];

@@ -28,8 +28,7 @@ use crate::metadata::broker_configs::{self, BrokerConfigChange, CLUSTER_DEFAULT}
 use crate::metadata::ClusterView;
 use crate::server::connection::ConnectionContext;
 use crate::shard::dynamic_tls;
-use crate::shard::messages::{KafkaError, ShardReply, ShardRequest};
-use crate::shard::CONTROLLER_SHARD;
+use crate::shard::messages::{KafkaError, ShardRequest};
 
 fn invalid_request(message: String) -> KafkaError {
     KafkaError::with_message(ResponseError::InvalidRequest, message)
@@ -142,18 +141,8 @@ pub async fn apply(
     context: &ConnectionContext,
     changes: Vec<BrokerConfigChange>,
 ) -> Vec<Result<(), KafkaError>> {
-    if changes.is_empty() {
-        return Vec::new();
-    }
     let count = changes.len();
-    match context
-        .shard
-        .call(CONTROLLER_SHARD, ShardRequest::AlterBrokerConfigs(changes))
-        .await
-    {
-        ShardReply::Applied(results) if results.len() == count => results,
-        other => vec![Err(other.into_error()); count],
-    }
+    super::alter_configs::applied(context, count, ShardRequest::AlterBrokerConfigs(changes)).await
 }
 
 /// Kafka's ConfigSource codes of dynamic broker configs.

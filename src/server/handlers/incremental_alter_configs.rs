@@ -14,13 +14,12 @@ use kafka_protocol::messages::{
 };
 
 use super::alter_configs::{
-    answer_result, carry_out, check_brokers, forwarding, route, take_forwarded, Resource,
+    carry_out, check_brokers, forward_pending, forwarded_answer, forwarding, route, Resource,
 };
 use super::str_bytes;
 use crate::config::ConfigOp;
 use crate::metadata::broker_configs::BrokerConfigChange;
 use crate::server::connection::ConnectionContext;
-use crate::server::forward;
 use crate::shard::messages::{ConfigChange, KafkaError, TopicConfigChange};
 
 /// Kafka's `AlterConfigOp.OpType` codes.
@@ -117,33 +116,30 @@ pub async fn handle(
     })
     .await;
     if forwarding(context, ApiKey::IncrementalAlterConfigs, &routes) {
-        let mut copy = request.clone();
-        copy.resources = request
-            .resources
-            .iter()
-            .zip(&routes)
-            .filter(|(_, route)| route.pending())
-            .map(|(resource, _)| resource.clone())
-            .collect();
-        if let Some(response) = forward::forward_request(context, header, &copy).await {
-            let answers = response
-                .responses
-                .iter()
-                .map(|answer| {
-                    let message = answer.error_message.as_ref().map(|m| m.as_str());
+        let answers = |response: &IncrementalAlterConfigsResponse| {
+            let answers = response.responses.iter();
+            answers
+                .map(|a| {
                     (
-                        answer.resource_type,
-                        answer.resource_name.to_string(),
-                        answer_result(answer.error_code, message),
+                        a.resource_type,
+                        a.resource_name.as_str(),
+                        a.error_code,
+                        a.error_message.as_deref(),
                     )
                 })
-                .collect();
-            let named: Vec<(i8, &str)> = resources
-                .iter()
-                .map(|resource| (resource.resource_type, resource.name))
-                .collect();
-            take_forwarded(&mut routes, &named, answers);
-        }
+                .map(forwarded_answer)
+                .collect()
+        };
+        forward_pending(
+            context,
+            header,
+            &request,
+            &resources,
+            &mut routes,
+            |request: &mut IncrementalAlterConfigsRequest| &mut request.resources,
+            answers,
+        )
+        .await;
     }
     let topic_change = |index: usize| -> Result<TopicConfigChange, KafkaError> {
         let resource: &AlterConfigsResource = &request.resources[index];
