@@ -24,6 +24,7 @@ pub mod brokers;
 #[cfg(test)]
 mod brokers_tests;
 pub mod controller;
+pub mod cores;
 pub mod delete_records;
 pub mod dynamic_tls;
 pub mod elections;
@@ -50,6 +51,7 @@ mod txn_markers;
 pub mod txn_verify;
 pub mod view;
 
+pub use cores::{allowed_cores, default_shard_count, shard_cores};
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::{Rc, Weak};
@@ -128,31 +130,6 @@ where
         .expect("spawn executor")
         .join()
         .expect("executor thread")
-}
-
-/// Cores this process may run on (its affinity mask), in ascending order.
-pub fn allowed_cores() -> Vec<usize> {
-    core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|core| core.id)
-        .collect()
-}
-
-/// How many shards run when `--shards` is not given: one per core this
-/// process may use.
-pub fn default_shard_count() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-}
-
-/// The core each of `count` shards is pinned to, in shard order: the first
-/// `count` allowed cores. `None` when there are more shards than cores; the
-/// shards then run unpinned.
-pub fn shard_cores(count: usize) -> Option<Vec<usize>> {
-    let cores = allowed_cores();
-    (cores.len() >= count).then(|| cores[..count].to_vec())
 }
 
 /// One shard's state. Lives on its own thread; other shards reach it only
