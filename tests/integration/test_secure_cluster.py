@@ -39,7 +39,7 @@ import sys
 import time
 
 import pytest
-from confluent_kafka import KafkaError, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (
     AclBinding,
     AclOperation,
@@ -80,6 +80,8 @@ SETTLE_WAIT_S = 60.0
 # The ISR after a follower is killed (fenced after the session timeout,
 # or dropped after the lag bound) and after it comes back.
 ISR_WAIT_S = 40.0
+# How long a grant may take to reach every partition's leader.
+GRANT_WAIT_S = 20.0
 # How long a refused client is given to hear its refusal.
 DENIAL_WAIT_S = 10
 FUZZ_CONNECTIONS = 30
@@ -245,8 +247,13 @@ def produce_error(bootstrap, topic, config):
     return log.errors[0].code() if log.errors else None
 
 
-def grant(client, topic, user):
-    """WRITE and READ on the topic (each implying DESCRIBE), READ on the group."""
+def grant(client, topic, user, bootstrap, config, partitions=PARTITIONS):
+    """WRITE and READ on the topic (each implying DESCRIBE), READ on the group,
+    in one CreateAcls, then waits until every partition's leader lets `user`
+    (connecting with `config`) describe the topic. The controller answers
+    once the bindings are committed; each broker applies them when the
+    record reaches it, a moment later (Kafka's too), and librdkafka takes a
+    TOPIC_AUTHORIZATION_FAILED on a produce as final."""
     principal = f"User:{user}"
     bindings = [
         AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, principal, "*",
@@ -258,6 +265,26 @@ def grant(client, topic, user):
     ]
     for future in client.create_acls(bindings, request_timeout=clients.REQUEST_TIMEOUT_S).values():
         future.result(timeout=clients.REQUEST_TIMEOUT_S)
+    probe = clients.consumer(bootstrap, extra_config={**config, "group.id": "readers"})
+    try:
+        wait_until(lambda: all(described_at_leader(probe, topic, p) for p in range(partitions)),
+                   GRANT_WAIT_S, f"{user}'s ACLs on every leader of {topic}")
+    finally:
+        probe.close()
+
+
+def described_at_leader(consumer, topic, partition):
+    """Whether the partition's leader answers ListOffsets (DESCRIBE) for the
+    consumer's principal."""
+    try:
+        consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=clients.REQUEST_TIMEOUT_S)
+        return True
+    except KafkaException as e:
+        error = e.args[0]
+        if error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED or error.retriable() \
+                or error.code() == KafkaError._TIMED_OUT:
+            return False
+        raise
 
 
 def shoal_tool(args, config_path):
@@ -394,7 +421,6 @@ def oauth_client_produces_and_consumes(bootstrap, pki, client):
     futures = client.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=NODES)],
                                    request_timeout=clients.REQUEST_TIMEOUT_S)
     futures[topic].result(timeout=clients.REQUEST_TIMEOUT_S)
-    grant(client, topic, ALICE)
     oauth = {
         "security.protocol": "SASL_SSL",
         "sasl.mechanism": "OAUTHBEARER",
@@ -402,6 +428,7 @@ def oauth_client_produces_and_consumes(bootstrap, pki, client):
         "sasl.oauthbearer.config": f"principal={ALICE}",
         "ssl.ca.location": pki.ca_path,
     }
+    grant(client, topic, ALICE, bootstrap, oauth)
     values = [f"oauth-{i}".encode() for i in range(30)]
     produce(bootstrap, topic, values, oauth)
     assert consume(bootstrap, topic, values, oauth) == set(values)
@@ -415,9 +442,8 @@ def quota_throttles_on_another_node(cluster, pki, client):
     futures = client.create_topics([NewTopic(topic, num_partitions=1, replication_factor=NODES)],
                                    request_timeout=clients.REQUEST_TIMEOUT_S)
     futures[topic].result(timeout=clients.REQUEST_TIMEOUT_S)
-    grant(client, topic, ALICE)
-    wait_until(lambda: client.list_topics(topic, timeout=clients.REQUEST_TIMEOUT_S)
-               .topics[topic].partitions[0].leader >= 0, ISR_WAIT_S, "a leader")
+    alice = auth(pki, ALICE, ALICE_PASSWORD)
+    grant(client, topic, ALICE, bootstrap_of(cluster), alice, partitions=1)
     leader = client.list_topics(topic, timeout=clients.REQUEST_TIMEOUT_S).topics[topic].partitions[0].leader
     through = next(node for node in cluster.nodes if node.node_id != leader)
     with RawClient(through.bootstrap, pki) as raw:
@@ -434,7 +460,7 @@ def quota_throttles_on_another_node(cluster, pki, client):
     for node in cluster.nodes:
         wait_until(lambda: described(node), QUOTA_SPREAD_S, f"alice's quota in node {node.node_id}'s metadata")
     rate, throttles = produce_for(bootstrap_of(cluster), topic, "alice-producer", QUOTA_RUN_S, QUOTA_WARMUP_S,
-                                  config=auth(pki, ALICE, ALICE_PASSWORD), partitions=1)
+                                  config=alice, partitions=1)
     assert rate < RATE_SLACK * PRODUCE_QUOTA, f"{rate:.0f} B/s against a quota of {PRODUCE_QUOTA}"
     assert throttles and max(throttles) > 0, "the producer was told of its throttle"
     with RawClient(through.bootstrap, pki) as raw:
@@ -466,7 +492,7 @@ def run_secured_cluster(cluster, pki, root):
 
     # A user with ACLs produces and consumes; one without is refused.
     alice = auth(pki, ALICE, ALICE_PASSWORD)
-    grant(client, topic, ALICE)
+    grant(client, topic, ALICE, bootstrap, alice)
     first = [f"first-{i}".encode() for i in range(30)]
     produce(bootstrap, topic, first, alice)
     assert consume(bootstrap, topic, first, alice) == set(first)

@@ -27,6 +27,9 @@ from conftest import read_text
 RECORDS = 12_000
 RECORD_BYTES = 1000
 SEGMENT_BYTES = 1 << 20
+# At most 1/EVICTED_SHARE_MAX of the bytes served as ranges may have been
+# evicted from the page cache, and so copied, before their read.
+EVICTED_SHARE_MAX = 100
 # A budget that cuts most responses inside a segment.
 SMALL_FETCH_BYTES = 100_000
 # Well inside the broker's 4 MiB tail cache per partition.
@@ -131,12 +134,15 @@ def test_catch_up_reads_from_segment_files_serve_every_record(broker_factory, to
     values = make_values(RECORDS)
     produce(broker.bootstrap, topic, values)
 
-    # Written this run: checked on produce, served from the files as ranges
-    # (0 bytes copied), sent by the kernel from the page cache.
+    # Written this run: checked on produce, served from the files as ranges,
+    # sent by the kernel from the page cache. Nothing is copied but the few
+    # pages the kernel may evict under another process's memory pressure
+    # between the write and the read (read back and copied: seen once in
+    # CI, 0.2% of the bytes); a range checked again would copy them all.
     assert read_values(broker.bootstrap, topic) == values
     assert read_in_small_fetches(broker.bootstrap, topic) > RECORDS * RECORD_BYTES // SMALL_FETCH_BYTES
     counts = stopped_counts(broker)
-    assert counts["copied"] == 0, counts
+    assert counts["copied"] <= counts["ranges"] // EVICTED_SHARE_MAX, counts
     assert counts["ranges"] > 0, counts
     # A range is sent once, by sendfile but for the bytes that waited for
     # room; a consumer closing under an answer leaves some unsent.
