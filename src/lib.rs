@@ -25,6 +25,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod fatal;
 pub mod group;
 pub mod log;
 pub mod logging;

@@ -149,6 +149,7 @@ fn main() -> ExitCode {
     shoal::logging::install(default_log_level);
     let result = match cli.command {
         Command::Serve(args) => {
+            shoal::fatal::install();
             return match broker_config(args).and_then(shoal::server::serve) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {

@@ -577,6 +577,7 @@ where
             .preempt_timer(Duration::from_millis(stall::PREEMPT_TIMER_MS))
             .spin_before_park(Duration::from_micros(config.shard_spin_before_park_us))
             .spawn(move || {
+                crate::fatal::on_this_thread();
                 let metadata = StartMetadata { view, quorum };
                 run_shard(id, config, metadata, links, stopping, service, ready)
             })
