@@ -1,21 +1,13 @@
 """The web console the admin listener serves (/console/), in a real browser:
 Debian's chromium, headless, driven by Selenium through Debian's
-chromedriver (nothing downloaded). The pages load, the charts are SVG with
+chromedriver (browser.py). The pages load, the charts are SVG with
 data, a record a real client (confluent-kafka) produces shows up in the
 browser's following record view within a second, and the console's JSON
 endpoints stay bounded and read-only. The test saves a screenshot of each
-page in target/console-screenshots/ (docs/images/console-*.png are copies).
-
-Whatever happens, no chromium or chromedriver process outlives the test:
-chromedriver runs in a session of its own, and teardown kills every process
-of that session or naming the browser's profile directory (chromium's
-crash handlers start sessions of their own, but their database is in the
-profile), then checks that none is left."""
+page in target/console-screenshots/ (docs/images/console-*.png are copies)."""
 
 import json
 import os
-import shutil
-import signal
 import time
 import urllib.error
 import urllib.request
@@ -23,12 +15,11 @@ import urllib.request
 import pytest
 
 import clients
-from conftest import HOST, free_port, make_temp_dir, remove_temp_dir, wait_until
+from browser import headless_chromium, needs_chromium
+from conftest import HOST, free_port, wait_until
 
 pytestmark = pytest.mark.shoal_only
 
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
 SCREENSHOTS = os.path.join(os.path.dirname(__file__), "..", "..", "target", "console-screenshots")
 WINDOW = (1200, 800)
 # The record view follows a partition by polling (console.js FOLLOW_MS,
@@ -40,12 +31,6 @@ PAGE_TIMEOUT_S = 15
 # of two points needs three samples, the last of them "now".
 CHART_LINES_TIMEOUT_S = 40
 HTTP_TIMEOUT_S = 10
-PROCESS_GONE_TIMEOUT_S = 10
-
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
-    reason="Debian's chromium and chromium-driver are not installed",
-)
 
 
 @pytest.fixture
@@ -68,90 +53,12 @@ def get(url):
     return status, json.loads(body) if kind.startswith("application/json") else body
 
 
-def session_processes(session_id, marker):
-    """Pids of live processes in session `session_id` or whose command line
-    holds `marker` (the browser's own profile directory)."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read()
-        except OSError:
-            continue
-        # After the command name: state, ppid, pgrp, session.
-        if fields[0] == "Z":
-            continue
-        if int(fields[3]) == session_id or marker.encode() in cmdline:
-            found.add(int(entry))
-    return found
-
-
-def kill_all(pids):
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 @pytest.fixture
 def browser():
-    """A headless chromium under chromedriver, 1200x800; at teardown every
-    process of theirs is gone."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = make_temp_dir("shoal-console-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-extensions",
-        "--disable-breakpad",
-        "--disable-background-networking",
-        f"--window-size={WINDOW[0]},{WINDOW[1]}",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(argument)
-    # HOME and XDG_CONFIG_HOME in the profile: chromium's crash handlers,
-    # which start sessions of their own, then name the profile too.
-    env = {**os.environ, "HOME": profile, "XDG_CONFIG_HOME": profile}
-    service = Service(executable_path=CHROMEDRIVER, popen_kw={"start_new_session": True}, env=env)
-    driver = None
-    try:
-        driver = webdriver.Chrome(service=service, options=options)
-        driver.set_window_size(*WINDOW)
+    """A headless chromium, 1200x800; at teardown every process of theirs
+    is gone (browser.py)."""
+    with headless_chromium(WINDOW) as driver:
         yield driver
-    finally:
-        session = service.process.pid if service.process else -1
-        if driver is not None:
-            try:
-                driver.quit()
-            except Exception:
-                pass
-        try:
-            service.stop()
-        except Exception:
-            pass
-        kill_all(session_processes(session, profile))
-        left = []
-        deadline = time.monotonic() + PROCESS_GONE_TIMEOUT_S
-        while time.monotonic() < deadline:
-            left = session_processes(session, profile)
-            if not left:
-                break
-            kill_all(left)
-            time.sleep(0.1)
-        remove_temp_dir(profile)
-        assert not left, f"chromium or chromedriver processes left: {sorted(left)}"
 
 
 def open_page(driver, broker, page):

@@ -4,23 +4,32 @@ fetches; /v1/status/live and /v1/status/ready; log levels changed at
 runtime, and no log line per request at the default level; HTTP clients that
 are slow, silent or send garbage are bounded and never disturb Kafka clients;
 and, where Debian's `prometheus` is installed, a real Prometheus scrapes the
-broker and the Grafana dashboard's queries return series."""
+broker and the Grafana dashboard's queries return series; with Debian's
+chromium too, the dashboard is drawn in the browser from its JSON and that
+Prometheus's answers (dashboard_render/, no Grafana), every panel with a
+line, and its screenshot saved in target/dashboard-screenshots/."""
 
+import contextlib
 import json
+import math
 import os
 import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
+import types
 import urllib.error
 import urllib.parse
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from confluent_kafka import TopicPartition
 
 import clients
+from browser import headless_chromium, needs_chromium
 from conftest import HOST, free_port, make_temp_dir, read_text, remove_temp_dir, wait_until
 from records import make_records
 
@@ -31,6 +40,28 @@ ADMIN_CONNECTIONS_MAX = 8
 ADMIN_REQUEST_TIMEOUT_S = 5
 HTTP_TIMEOUT_S = 10
 DASHBOARD = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "grafana", "shoal.json")
+# The page that draws the dashboard in the browser, and where its
+# screenshot goes (docs/images/dashboard.png is a copy).
+DASHBOARD_PAGE = os.path.join(os.path.dirname(__file__), "dashboard_render")
+SCREENSHOTS = os.path.join(os.path.dirname(__file__), "..", "..", "target", "dashboard-screenshots")
+# Grafana's grid is 24 columns wide: at 1200 px a half-width panel is
+# about 580 px, as on a laptop's screen.
+DASHBOARD_WINDOW = (1200, 900)
+# Every panel's queries and drawing, on a loaded 2-core machine.
+DASHBOARD_DRAWN_TIMEOUT_S = 30
+# Prometheus's scrapes: a rate window of four of them (Grafana's
+# $__rate_interval) holds a few seconds of traffic.
+SCRAPE_INTERVAL_S = 1
+# The traffic behind the drawn lines: 20 s in ticks of half a second,
+# each producing between 20 and 220 records, up and down every 10 s.
+TRAFFIC_TICKS = 40
+TICK_S = 0.5
+TRAFFIC_WAVE_TICKS = 20
+TRAFFIC_RECORDS_MIN = 20
+TRAFFIC_RECORDS_STEP = 20
+# Names that read well in the screenshot.
+DASHBOARD_TOPIC = "orders"
+DASHBOARD_GROUP = "billing"
 
 
 @pytest.fixture
@@ -296,7 +327,55 @@ def prometheus_query(prom_port, query):
     return answer["data"]["result"]
 
 
-@pytest.mark.skipif(shutil.which("prometheus") is None, reason="Debian's prometheus is not installed")
+needs_prometheus = pytest.mark.skipif(shutil.which("prometheus") is None, reason="Debian's prometheus is not installed")
+
+
+@contextlib.contextmanager
+def running_prometheus(admin_port, cors_origin=None):
+    """A real Prometheus scraping the admin listener at `admin_port` every
+    second, answering cross-origin to `cors_origin` (a regex) if given;
+    yields its port, URL and log once it has scraped the broker. Stopped and its
+    directory removed on exit, whatever happened."""
+    root = make_temp_dir("shoal-prometheus-")
+    prom_port = free_port()
+    config_path = os.path.join(root, "prometheus.yml")
+    with open(config_path, "w") as f:
+        f.write(
+            f"global:\n  scrape_interval: {SCRAPE_INTERVAL_S}s\n"
+            "scrape_configs:\n"
+            "  - job_name: shoal\n"
+            f"    static_configs:\n      - targets: ['{HOST}:{admin_port}']\n"
+        )
+    log_path = os.path.join(root, "prometheus.log")
+    command = [
+        "prometheus",
+        f"--config.file={config_path}",
+        f"--storage.tsdb.path={os.path.join(root, 'data')}",
+        f"--web.listen-address={HOST}:{prom_port}",
+    ]
+    if cors_origin is not None:
+        command.append(f"--web.cors.origin={cors_origin}")
+    with open(log_path, "wb") as log:
+        prom = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def scraped():
+            try:
+                return prometheus_query(prom_port, 'up{job="shoal"} == 1')
+            except (OSError, AssertionError):
+                return None
+
+        wait_until(scraped, 60, "Prometheus to scrape the broker", interval_s=0.5)
+        yield types.SimpleNamespace(port=prom_port, url=f"http://{HOST}:{prom_port}", log_path=log_path)
+    finally:
+        prom.terminate()
+        try:
+            prom.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            prom.kill()
+        remove_temp_dir(root)
+
+
+@needs_prometheus
 def test_a_real_prometheus_scrapes_the_broker_and_the_dashboard_queries_answer(admin_broker, topic):
     bootstrap = admin_broker.bootstrap
     clients.create_topic(bootstrap, topic, 2)
@@ -309,46 +388,130 @@ def test_a_real_prometheus_scrapes_the_broker_and_the_dashboard_queries_answer(a
     finally:
         c.close()
 
-    root = make_temp_dir("shoal-prometheus-")
-    prom_port = free_port()
-    config_path = os.path.join(root, "prometheus.yml")
-    with open(config_path, "w") as f:
-        f.write(
-            "global:\n  scrape_interval: 1s\n"
-            "scrape_configs:\n"
-            "  - job_name: shoal\n"
-            f"    static_configs:\n      - targets: ['{HOST}:{admin_broker.admin_port}']\n"
-        )
-    log_path = os.path.join(root, "prometheus.log")
-    with open(log_path, "wb") as log:
-        prom = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={config_path}",
-                f"--storage.tsdb.path={os.path.join(root, 'data')}",
-                f"--web.listen-address={HOST}:{prom_port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        def scraped():
-            try:
-                return prometheus_query(prom_port, 'up{job="shoal"} == 1')
-            except (OSError, AssertionError):
-                return None
-
-        wait_until(scraped, 60, "Prometheus to scrape the broker", interval_s=0.5)
+    with running_prometheus(admin_broker.admin_port) as prom:
         # Rates need two samples in their window.
         time.sleep(3)
         clients.produce_records(bootstrap, topic, records)
         time.sleep(3)
         for query in dashboard_queries():
-            assert prometheus_query(prom_port, query), f"no series for {query}\n{read_text(log_path)[-2000:]}"
+            assert prometheus_query(prom.port, query), f"no series for {query}\n{read_text(prom.log_path)[-2000:]}"
+
+
+@contextlib.contextmanager
+def serving_dashboard_page():
+    """An HTTP server on a free port for the page that draws the dashboard
+    (dashboard_render/) and the dashboard's JSON, at /shoal.json; yields its
+    base URL. Shut down on exit."""
+    files = {f"/{name}": os.path.join(DASHBOARD_PAGE, name) for name in os.listdir(DASHBOARD_PAGE)}
+    files["/shoal.json"] = DASHBOARD
+    kinds = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".json": "application/json"}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            path = files.get(urllib.parse.urlsplit(self.path).path)
+            if path is None:
+                self.send_error(404)
+                return
+            with open(path, "rb") as f:
+                body = f.read()
+            self.send_response(200)
+            self.send_header("Content-Type", kinds[os.path.splitext(path)[1]] + "; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer((HOST, 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{HOST}:{server.server_port}"
     finally:
-        prom.terminate()
-        try:
-            prom.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            prom.kill()
-        remove_temp_dir(root)
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=HTTP_TIMEOUT_S)
+
+
+def run_traffic(bootstrap, topic, group):
+    """Produces and reads for TRAFFIC_TICKS ticks of TICK_S: each tick a
+    producer sends to both partitions a number of records that rises and
+    falls (a triangle wave), and a reader of `group` reads at most the
+    wave's mean and commits its position, so its lag rises and falls too."""
+    prod = clients.producer(bootstrap)
+    reader = clients.consumer(bootstrap, group_id=group, enable_partition_eof=False)
+    partitions = [TopicPartition(topic, p, 0) for p in (0, 1)]
+    reader.assign(partitions)
+    log = clients.DeliveryLog()
+    started = time.monotonic()
+    try:
+        for tick in range(TRAFFIC_TICKS):
+            level = abs((tick + TRAFFIC_WAVE_TICKS // 2) % TRAFFIC_WAVE_TICKS - TRAFFIC_WAVE_TICKS // 2)
+            count = TRAFFIC_RECORDS_MIN + TRAFFIC_RECORDS_STEP * level
+            for n in range(count):
+                prod.produce(topic, key=b"k%d" % n, value=b"v" * (100 + 7 * n), partition=n % 2, on_delivery=log)
+            clients.flush(prod)
+            mean = TRAFFIC_RECORDS_MIN + TRAFFIC_RECORDS_STEP * TRAFFIC_WAVE_TICKS // 4
+            read = reader.consume(num_messages=mean, timeout=TICK_S / 2)
+            assert not [m.error() for m in read if m.error()]
+            positions = [p for p in reader.position(partitions) if p.offset >= 0]
+            if positions:
+                reader.commit(offsets=positions, asynchronous=False)
+            time.sleep(max(0.0, started + (tick + 1) * TICK_S - time.monotonic()))
+    finally:
+        reader.close()
+    assert log.errors == []
+
+
+@needs_prometheus
+@needs_chromium
+def test_the_dashboard_drawn_from_its_json_with_a_real_prometheus(admin_broker):
+    """The dashboard's panels, laid out and drawn in chromium from the
+    dashboard's JSON and the answers of a real Prometheus scraping a broker
+    under produce and fetch traffic: every panel draws a line. The
+    screenshot is docs/images/dashboard.png (a copy of the one in
+    target/dashboard-screenshots/)."""
+    with open(DASHBOARD) as f:
+        titles = [panel["title"] for panel in json.load(f)["panels"]]
+    clients.create_topic(admin_broker.bootstrap, DASHBOARD_TOPIC, 2)
+    with serving_dashboard_page() as page_url, running_prometheus(
+        admin_broker.admin_port, cors_origin=re.escape(page_url)
+    ) as prom:
+        scraped_since = time.time()
+        run_traffic(admin_broker.bootstrap, DASHBOARD_TOPIC, DASHBOARD_GROUP)
+        range_s = math.ceil(time.time() - scraped_since) + 2
+        query = urllib.parse.urlencode({"prometheus": prom.url, "range_s": range_s, "scrape_s": SCRAPE_INTERVAL_S})
+        with headless_chromium(DASHBOARD_WINDOW) as driver:
+            driver.get(f"{page_url}/index.html?{query}")
+            wait_until(
+                lambda: driver.execute_script("return document.body.dataset.loaded") in ("done", "error"),
+                DASHBOARD_DRAWN_TIMEOUT_S,
+                "the dashboard's panels",
+            )
+            assert driver.execute_script("return document.body.dataset.loaded") == "done", driver.page_source[-2000:]
+            panels = driver.execute_script(
+                """return Array.from(document.querySelectorAll('section.panel')).map((p) => ({
+                    title: p.dataset.title, series: Number(p.dataset.series || 0), error: p.dataset.error || null,
+                    lines: p.querySelectorAll('path.series').length,
+                    legend: Array.from(p.querySelectorAll('.legend span')).map((s) => s.textContent)}))"""
+            )
+            assert [p["title"] for p in panels] == titles
+            for panel in panels:
+                assert panel["error"] is None and panel["series"] >= 1, (
+                    f"panel {panel['title']!r} drew no line: {panel['error']}\n{read_text(prom.log_path)[-2000:]}"
+                )
+                assert panel["lines"] >= panel["series"] and len(panel["legend"]) == panel["series"], panel
+            legends = {p["title"]: p["legend"] for p in panels}
+            assert {"Produce", "Fetch"} <= set(legends["Requests per second by API"]), legends
+            assert f"{DASHBOARD_GROUP} {DASHBOARD_TOPIC}" in legends["Consumer group lag"], legends
+            assert {"produced", "sent", "received"} == set(legends["Bytes in and out"]), legends
+
+            # The whole page in one image: a viewport as tall as the page.
+            height = driver.execute_script("return document.documentElement.scrollHeight")
+            driver.set_window_size(DASHBOARD_WINDOW[0], height)
+            short_px = height - driver.execute_script("return window.innerHeight")
+            if short_px > 0:
+                driver.set_window_size(DASHBOARD_WINDOW[0], height + short_px)
+            os.makedirs(SCREENSHOTS, exist_ok=True)
+            assert driver.save_screenshot(os.path.join(SCREENSHOTS, "dashboard.png"))
