@@ -3,7 +3,8 @@
 //! endpoints under `/v1/console/` it calls. Brokers, topics, consumer
 //! groups and their lag come from this node's metadata view and from the
 //! shards' metrics snapshots over the mesh (as `/metrics` gathers them,
-//! with every partition's series); records from the partition's owner
+//! with every partition's series, and the high watermarks other nodes'
+//! leaders last gave, `watermarks`); records from the partition's owner
 //! shard (`browse`); the last hour's charts from the admin task's
 //! `history`.
 //!
@@ -14,7 +15,6 @@
 //! listener authenticates no one, so with ACLs on it would let anyone
 //! who reaches it read every topic.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
 use serde_json::{json, Value};
@@ -22,7 +22,8 @@ use serde_json::{json, Value};
 use super::browse::{self, Query};
 use super::history::{History, Sample, SAMPLES_MAX, SAMPLE_INTERVAL};
 use super::http::{query_pairs, Request, Response};
-use crate::metrics::{BrokerMetrics, PartitionMetrics};
+use super::Memory;
+use crate::metrics::{group_lag, BrokerMetrics, PartitionMetrics};
 use crate::shard::Shard;
 
 const INDEX_HTML: &str = include_str!("console/index.html");
@@ -40,11 +41,7 @@ pub const GROUP_PARTITIONS_LISTED_MAX: usize = 5_000;
 
 /// The console's answer to `request`, or `None` when its path is not the
 /// console's.
-pub async fn route(
-    shard: &Rc<Shard>,
-    history: &RefCell<History>,
-    request: &Request,
-) -> Option<Response> {
+pub async fn route(shard: &Rc<Shard>, memory: &Memory, request: &Request) -> Option<Response> {
     let asset = |content_type, text: &'static str| Some(Response::new(200, content_type, text));
     let path = request.path.as_str();
     let ours = matches!(
@@ -62,15 +59,22 @@ pub async fn route(
         "/" | "/console" | "/console/" => asset("text/html; charset=utf-8", INDEX_HTML),
         "/console/console.js" => asset("text/javascript; charset=utf-8", CONSOLE_JS),
         "/console/console.css" => asset("text/css; charset=utf-8", CONSOLE_CSS),
-        "/v1/console/brokers" => Some(ok(brokers(shard, &super::gather(shard, false).await))),
-        "/v1/console/topics" => Some(ok(topics(shard, &super::gather(shard, true).await))),
-        "/v1/console/topic" => Some(topic(shard, &super::gather(shard, true).await, &pairs)),
-        "/v1/console/groups" => Some(ok(groups(&super::gather(shard, true).await))),
+        "/v1/console/brokers" => Some(ok(brokers(
+            shard,
+            &super::gather(shard, memory, false).await,
+        ))),
+        "/v1/console/topics" => Some(ok(topics(shard, &super::gather(shard, memory, true).await))),
+        "/v1/console/topic" => Some(topic(
+            shard,
+            &super::gather(shard, memory, true).await,
+            &pairs,
+        )),
+        "/v1/console/groups" => Some(ok(groups(&super::gather(shard, memory, true).await))),
         "/v1/console/history" => {
-            let now = super::gather(shard, true).await;
+            let now = super::gather(shard, memory, true).await;
             let group = pairs.iter().find(|(key, _)| key == "group");
             let group = group.map(|(_, group)| group.as_str());
-            Some(ok(charts(&history.borrow(), &now, group)))
+            Some(ok(charts(&memory.history.borrow(), &now, group)))
         }
         "/v1/console/records" => Some(records(shard, &pairs).await),
         _ => Some(Response::status(404)),
@@ -220,9 +224,12 @@ fn topic(shard: &Shard, metrics: &BrokerMetrics, pairs: &[(String, String)]) -> 
     }))
 }
 
-/// The groups this node coordinates, each partition's committed offset
-/// and its lag where this node leads the partition.
+/// The groups this node coordinates, each partition's committed offset,
+/// its high watermark and lag where this node knows the high watermark:
+/// the partitions it leads, and those whose leader answered the admin
+/// task's last ask (`watermarks`); null otherwise.
 fn groups(metrics: &BrokerMetrics) -> Value {
+    let high_watermarks = metrics.high_watermarks();
     let mut budget = GROUP_PARTITIONS_LISTED_MAX;
     let listed: Vec<Value> = metrics
         .groups
@@ -234,15 +241,14 @@ fn groups(metrics: &BrokerMetrics) -> Value {
                 .iter()
                 .take(budget)
                 .map(|(topic, partition, committed)| {
-                    let high_watermark = held(metrics, topic)
-                        .find(|p| p.partition == *partition && p.leader)
-                        .map(|p| p.high_watermark);
+                    let high_watermark =
+                        high_watermarks.get(&(topic.as_str(), *partition)).copied();
                     json!({
                         "topic": topic,
                         "partition": partition,
                         "committed": committed,
                         "high_watermark": high_watermark,
-                        "lag": high_watermark.map(|hw| (hw - committed).max(0)),
+                        "lag": high_watermark.map(|hw| group_lag(hw, *committed)),
                     })
                 })
                 .collect();

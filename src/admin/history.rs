@@ -9,14 +9,14 @@
 //! previous sample's; two latency histograms kept between samples. Pure:
 //! the caller gives the metrics and the time.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use kafka_protocol::messages::ApiKey;
 
-use crate::metrics::BrokerMetrics;
+use crate::metrics::{group_lag, BrokerMetrics};
 
 /// One sample every ten seconds: an hour is `SAMPLES_MAX` of them.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(10);
@@ -113,15 +113,10 @@ impl History {
     }
 
     /// Each group partition's lag where this node knows the high
-    /// watermark (the partitions it leads), as `/metrics` shows it; names
-    /// shared with the last sample's.
+    /// watermark (`BrokerMetrics::high_watermarks`), as `/metrics` shows
+    /// it; names shared with the last sample's.
     fn lags(&self, metrics: &BrokerMetrics) -> Vec<Lag> {
-        let high_watermarks: BTreeMap<(&str, i32), i64> = metrics
-            .partitions
-            .iter()
-            .filter(|partition| partition.leader)
-            .map(|p| ((&*p.topic, p.partition), p.high_watermark))
-            .collect();
+        let high_watermarks = metrics.high_watermarks();
         // One `Rc` per name, shared with the last sample's lags.
         let mut names: HashSet<Rc<str>> = HashSet::new();
         if let Some(last) = self.samples.back() {
@@ -152,7 +147,7 @@ impl History {
                     group: name(&group.group),
                     topic: name(topic),
                     partition: *partition,
-                    lag: (high_watermark - offset).max(0),
+                    lag: group_lag(*high_watermark, *offset),
                 });
             }
         }
@@ -278,9 +273,13 @@ mod tests {
             &samples[0].lags[3].topic,
             &samples[1].lags[3].topic
         ));
-        // A partition this node does not lead has no lag here.
+        // A partition this node does not lead has no lag here, unless its
+        // leader gave its high watermark.
         let mut followed = metrics(0, &[], &[("g", 0, 5)]);
         followed.partitions[0].leader = false;
         assert!(history.sample(&followed, 2).lags.is_empty());
+        followed.led_elsewhere.insert(("t".into(), 0), 9);
+        let lags = history.sample(&followed, 3).lags;
+        assert_eq!(lags.iter().map(|lag| lag.lag).collect::<Vec<_>>(), [9]);
     }
 }

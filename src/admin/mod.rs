@@ -5,7 +5,11 @@
 //! with the metadata log; 503 otherwise), and `GET`/`PUT /v1/log/level`
 //! (log levels by module at runtime, `logging`); and the web console,
 //! `/console/` and its JSON under `/v1/console/` (`console`), whose
-//! charts read the last hour the admin task samples (`history`).
+//! charts read the last hour the admin task samples (`history`). Each
+//! sample also asks the leaders of the partitions the groups coordinated
+//! here consume, where another node leads them, for their high watermarks
+//! (`watermarks`), so that the console and `/metrics` show every group
+//! partition's lag.
 //!
 //! It runs on one shard (`admin_shard`, the last, away from the
 //! controller's), in a task queue of its own with a small share of the
@@ -22,6 +26,7 @@ mod browse;
 mod console;
 mod history;
 pub mod http;
+mod watermarks;
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -41,6 +46,7 @@ use crate::shard::messages::{ShardReply, ShardRequest};
 use crate::shard::{self, Shard};
 use history::History;
 use http::{Parsed, Request, Response};
+use watermarks::LeaderWatermarks;
 
 /// Admin connections served at once: scrapers and health checks are a
 /// handful; past this, connections wait in the listen backlog.
@@ -58,6 +64,16 @@ const ADMIN_SHARES: usize = 100;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Bytes read from an admin socket at a time.
 const READ_CHUNK_BYTES: usize = 1024;
+
+/// What the admin task keeps between samples, for its pages to read.
+#[derive(Default)]
+pub struct Memory {
+    /// The last hour's samples.
+    pub history: RefCell<History>,
+    /// The high watermarks the leaders of group partitions led elsewhere
+    /// gave at the last sample.
+    pub led_elsewhere: RefCell<LeaderWatermarks>,
+}
 
 /// The shard that serves the admin listener: the last, so that the
 /// controller's shard (the first) keeps its core.
@@ -95,30 +111,33 @@ pub fn start(shard: &Rc<Shard>) -> Result<(), String> {
         glommio::Latency::NotImportant,
         "admin",
     );
-    let history = Rc::new(RefCell::new(History::default()));
-    let sampling = glommio::spawn_local_into(sample(Rc::downgrade(shard), history.clone()), queue)
+    let memory = Rc::new(Memory::default());
+    let sampling = glommio::spawn_local_into(sample(Rc::downgrade(shard), memory.clone()), queue)
         .map_err(|error| format!("cannot start the admin listener: {error}"))?;
     sampling.detach();
-    let accepting = glommio::spawn_local_into(
-        accept(Rc::downgrade(shard), history, listener, queue),
-        queue,
-    )
-    .map_err(|error| format!("cannot start the admin listener: {error}"))?;
+    let accepting =
+        glommio::spawn_local_into(accept(Rc::downgrade(shard), memory, listener, queue), queue)
+            .map_err(|error| format!("cannot start the admin listener: {error}"))?;
     accepting.detach();
     log::info!("admin listener on http://{address}");
     Ok(())
 }
 
 /// Keeps a sample of the broker's metrics every `SAMPLE_INTERVAL` in
-/// `history`, until the shard's executor stops.
-async fn sample(shard: Weak<Shard>, history: Rc<RefCell<History>>) {
+/// `memory`, with the high watermarks of group partitions led elsewhere
+/// as their leaders give them then, until the shard's executor stops.
+async fn sample(shard: Weak<Shard>, memory: Rc<Memory>) {
     loop {
         let Some(strong) = shard.upgrade() else {
             return;
         };
-        let metrics = gather(&strong, true).await;
+        let mut metrics = gather(&strong, &memory, true).await;
+        let led_elsewhere = watermarks::ask_leaders(&strong, &metrics).await;
         drop(strong);
-        history
+        metrics.led_elsewhere = led_elsewhere.clone();
+        *memory.led_elsewhere.borrow_mut() = led_elsewhere;
+        memory
+            .history
             .borrow_mut()
             .record(&metrics, crate::clock::now_ms());
         glommio::timer::sleep(history::SAMPLE_INTERVAL).await;
@@ -129,7 +148,7 @@ async fn sample(shard: Weak<Shard>, history: Rc<RefCell<History>>) {
 /// the shard's executor stops.
 async fn accept(
     shard: Weak<Shard>,
-    history: Rc<RefCell<History>>,
+    memory: Rc<Memory>,
     listener: TcpListener,
     queue: TaskQueueHandle,
 ) {
@@ -147,10 +166,10 @@ async fn accept(
             }
         };
         let shard = shard.clone();
-        let history = history.clone();
+        let memory = memory.clone();
         let serving = glommio::spawn_local_into(
             async move {
-                serve(&shard, &history, stream).await;
+                serve(&shard, &memory, stream).await;
                 drop(slot);
             },
             queue,
@@ -162,7 +181,7 @@ async fn accept(
 }
 
 /// Reads one request, answers it, closes.
-async fn serve(shard: &Weak<Shard>, history: &RefCell<History>, mut stream: TcpStream) {
+async fn serve(shard: &Weak<Shard>, memory: &Memory, mut stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let read = {
         let reading = Box::pin(read_request(&mut stream));
@@ -174,7 +193,7 @@ async fn serve(shard: &Weak<Shard>, history: &RefCell<History>, mut stream: TcpS
     };
     let (response, head_only) = match read {
         Ok(request) => (
-            route(shard, history, &request).await,
+            route(shard, memory, &request).await,
             request.method == "HEAD",
         ),
         Err(Some(status)) => (Response::status(status), false),
@@ -206,18 +225,18 @@ async fn read_request(stream: &mut TcpStream) -> Result<Request, Option<u16>> {
 
 const READ_ONLY: &str = "GET, HEAD";
 
-async fn route(shard: &Weak<Shard>, history: &RefCell<History>, request: &Request) -> Response {
+async fn route(shard: &Weak<Shard>, memory: &Memory, request: &Request) -> Response {
     let Some(shard) = shard.upgrade() else {
         return Response::status(503);
     };
-    if let Some(response) = console::route(&shard, history, request).await {
+    if let Some(response) = console::route(&shard, memory, request).await {
         return response;
     }
     let reading = matches!(request.method.as_str(), "GET" | "HEAD");
     match request.path.as_str() {
         "/metrics" if reading => {
             let series = shard.config.observability.metrics_partition_series_enabled;
-            let text = export::render(&gather(&shard, series).await);
+            let text = export::render(&gather(&shard, memory, series).await);
             Response::new(200, export::CONTENT_TYPE, text)
         }
         "/v1/status/live" if reading => Response::json(200, &json!({ "status": "live" })),
@@ -233,8 +252,9 @@ async fn route(shard: &Weak<Shard>, history: &RefCell<History>, request: &Reques
 }
 
 /// Every shard's snapshot, merged with the cluster as this shard sees it;
-/// with every partition's series and group's offsets when `series`.
-pub async fn gather(shard: &Rc<Shard>, series: bool) -> BrokerMetrics {
+/// with every partition's series and group's offsets, and the high
+/// watermarks `memory` holds of partitions led elsewhere, when `series`.
+pub async fn gather(shard: &Rc<Shard>, memory: &Memory, series: bool) -> BrokerMetrics {
     let calls = (0..shard.count()).map(|id| shard.call(id, ShardRequest::Metrics { series }));
     let snapshots = futures_util::future::join_all(calls)
         .await
@@ -244,7 +264,11 @@ pub async fn gather(shard: &Rc<Shard>, series: bool) -> BrokerMetrics {
             _ => None,
         })
         .collect();
-    BrokerMetrics::merge(snapshots, shard::metrics::cluster(shard))
+    let mut metrics = BrokerMetrics::merge(snapshots, shard::metrics::cluster(shard));
+    if series {
+        metrics.led_elsewhere = memory.led_elsewhere.borrow().clone();
+    }
+    metrics
 }
 
 fn ready(shard: &Shard) -> Response {

@@ -7,13 +7,12 @@
 //! Invariant: every family is written whole, at one place, so no family
 //! is split (the format forbids it); label values are escaped.
 
-use std::collections::BTreeMap;
 use std::fmt::{Display, Write};
 
 use hdrhistogram::Histogram;
 use kafka_protocol::messages::ApiKey;
 
-use super::snapshot::{BrokerMetrics, ShardGauges};
+use super::snapshot::{group_lag, BrokerMetrics, ShardGauges};
 use super::Counters;
 
 /// The `Content-Type` of the text format.
@@ -629,18 +628,9 @@ fn render_groups(out: &mut Exposition, metrics: &BrokerMetrics) {
             out.sample(name, &labels, offset);
         }
     }
-    // The lag where this node knows the high watermark: partitions it leads.
-    let high_watermarks: BTreeMap<(&str, i32), i64> = metrics
-        .partitions
-        .iter()
-        .filter(|partition| partition.leader)
-        .map(|partition| {
-            (
-                (&*partition.topic, partition.partition),
-                partition.high_watermark,
-            )
-        })
-        .collect();
+    // The lag where this node knows the high watermark: partitions it
+    // leads, and those whose leader answered the admin task's last ask.
+    let high_watermarks = metrics.high_watermarks();
     let name = "shoal_group_lag";
     out.family(
         name,
@@ -658,7 +648,7 @@ fn render_groups(out: &mut Exposition, metrics: &BrokerMetrics) {
                 ("topic", topic.as_str()),
                 ("partition", index.as_str()),
             ];
-            out.sample(name, &labels, (high_watermark - offset).max(0));
+            out.sample(name, &labels, group_lag(*high_watermark, *offset));
         }
     }
 }

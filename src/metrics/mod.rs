@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 pub use snapshot::{
-    BrokerMetrics, ClusterGauges, GroupMetrics, PartitionMetrics, ShardGauges, ShardMetrics,
+    group_lag, BrokerMetrics, ClusterGauges, GroupMetrics, PartitionMetrics, ShardGauges,
+    ShardMetrics,
 };
 
 /// Request API keys counted: Kafka's run below 100 today; a frame with a

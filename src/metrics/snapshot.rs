@@ -77,6 +77,13 @@ pub struct GroupMetrics {
     pub offsets: Vec<(String, i32, i64)>,
 }
 
+/// A group's lag on a partition: records from its committed offset to
+/// the high watermark (0 for a commit past the high watermark known, the
+/// leader's answer being a sample old).
+pub fn group_lag(high_watermark: i64, committed: i64) -> i64 {
+    (high_watermark - committed).max(0)
+}
+
 /// What the whole cluster looks like from this node's metadata view, and
 /// this node's own standing in it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -110,6 +117,10 @@ pub struct BrokerMetrics {
     pub partitions: Vec<PartitionMetrics>,
     /// Sorted by group id.
     pub groups: Vec<GroupMetrics>,
+    /// The high watermarks of group partitions other nodes lead, as their
+    /// leaders last answered the admin task (`admin::watermarks`); empty
+    /// where it does not ask.
+    pub led_elsewhere: BTreeMap<(Arc<str>, i32), i64>,
     pub cluster: ClusterGauges,
 }
 
@@ -130,6 +141,22 @@ impl BrokerMetrics {
             .sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         merged.groups.sort_by(|a, b| a.group.cmp(&b.group));
         merged
+    }
+
+    /// Every high watermark this node knows, by (topic, partition): its
+    /// own where it leads the partition, else the leader's last answer.
+    pub fn high_watermarks(&self) -> BTreeMap<(&str, i32), i64> {
+        let led_here = self
+            .partitions
+            .iter()
+            .filter(|partition| partition.leader)
+            .map(|p| ((&*p.topic, p.partition), p.high_watermark));
+        let elsewhere = self
+            .led_elsewhere
+            .iter()
+            .map(|((topic, partition), high_watermark)| ((&**topic, *partition), *high_watermark));
+        // This node's own, fresher, win over an answer of a former leader.
+        elsewhere.chain(led_here).collect()
     }
 
     fn add(&mut self, snapshot: ShardMetrics) {

@@ -168,6 +168,41 @@ fn merging_adds_requests_and_histograms_and_keeps_shards_apart() {
     assert_each_family_is_whole(&text);
 }
 
+#[test]
+fn group_lag_is_exported_where_the_high_watermark_is_known_here_or_from_its_leader() {
+    let mut merged = BrokerMetrics::merge(
+        vec![ShardMetrics {
+            groups: vec![GroupMetrics {
+                group: "g".into(),
+                state: "Empty",
+                members: 0,
+                offsets: vec![
+                    ("t".into(), 0, 4),
+                    ("t".into(), 1, 3),
+                    ("t".into(), 2, 12),
+                    ("u".into(), 0, 1),
+                ],
+            }],
+            ..shard_snapshot(0, 1, &[])
+        }],
+        ClusterGauges::default(),
+    );
+    // Partition 1 is led here (high watermark 10); 0 and 2 elsewhere, and
+    // their leader answered; u-0's leader did not.
+    merged.led_elsewhere.insert((Arc::from("t"), 0), 7);
+    merged.led_elsewhere.insert((Arc::from("t"), 2), 11);
+    let text = export::render(&merged);
+    let lag = |partition: &str| {
+        value_of(
+            &text,
+            &format!("shoal_group_lag{{group=\"g\",topic=\"t\",partition=\"{partition}\"}}"),
+        )
+    };
+    assert_eq!([lag("0"), lag("1"), lag("2")], ["3", "7", "0"]);
+    assert!(!text.contains("shoal_group_lag{group=\"g\",topic=\"u\""));
+    assert_each_family_is_whole(&text);
+}
+
 /// Every sample follows its own family's `# TYPE` line, and no family is
 /// declared twice.
 fn assert_each_family_is_whole(text: &str) {

@@ -1,9 +1,11 @@
 //! What a shard asks other brokers of the cluster, on their client
 //! listener (Kafka's inter-broker `NetworkClient`s, one per sender): the
 //! transaction verifications of KIP-890 (AddPartitionsToTxn v4+ to the
-//! node coordinating the transactional id, `txn_verify.rs`) and the
+//! node coordinating the transactional id, `txn_verify.rs`), the
 //! transaction markers of this node's coordinators (WriteTxnMarkers to the
-//! partitions' leaders, `txn_markers.rs`).
+//! partitions' leaders, `txn_markers.rs`) and the high watermarks the
+//! admin task asks leaders for, for the lag of the groups this node
+//! coordinates (ListOffsets, `admin::watermarks`).
 //!
 //! One connection per (shard, purpose, node), made on first use and kept;
 //! one request in flight on it, so a purpose's requests to a node go out
@@ -38,10 +40,11 @@ use crate::quorum::link::{self, LinkSecurity, LinkStream};
 /// waits for its partition's ISR.
 pub const BROKER_REQUEST_TIMEOUT_MS: u64 = 10_000;
 
-/// The largest answer read: AddPartitionsToTxn and WriteTxnMarkers
-/// answers are a few bytes per partition; a batch of verifications is
-/// bounded (`txn_verify.rs`) and a marker job names a
-/// transaction's partitions, well under this.
+/// The largest answer read: AddPartitionsToTxn, WriteTxnMarkers and
+/// ListOffsets answers are a few dozen bytes per partition; a batch of
+/// verifications is bounded (`txn_verify.rs`), a marker job names a
+/// transaction's partitions and a lag ask at most
+/// `admin::watermarks::PARTITIONS_ASKED_MAX`, well under this.
 const BROKER_FRAME_BYTES_MAX: usize = 16 << 20;
 
 /// Callers waiting for one link's request in flight. Verifications wait
@@ -55,6 +58,7 @@ const WAITING_CALLERS_MAX: usize = 256;
 pub enum Purpose {
     Verify,
     Markers,
+    Lag,
 }
 
 impl Purpose {
@@ -62,6 +66,7 @@ impl Purpose {
         match self {
             Purpose::Verify => "shoal-txn-verification",
             Purpose::Markers => "shoal-txn-markers",
+            Purpose::Lag => "shoal-consumer-lag",
         }
     }
 }
