@@ -5,7 +5,10 @@
 //! with the metadata log; 503 otherwise), and `GET`/`PUT /v1/log/level`
 //! (log levels by module at runtime, `logging`); and the web console,
 //! `/console/` and its JSON under `/v1/console/` (`console`), whose
-//! charts read the last hour the admin task samples (`history`).
+//! charts read the last hour the admin task samples (`history`), and its
+//! admin actions (`actions`, off by default), which run as the Kafka
+//! API's requests (`kafka`) for the user HTTP Basic names (`auth`) while
+//! an authorizer is on.
 //!
 //! It runs on one shard (`admin_shard`, the last, away from the
 //! controller's), in a task queue of its own with a small share of the
@@ -16,14 +19,21 @@
 //! `CONNECTIONS_MAX` connections at once (more wait in the backlog); one
 //! request per connection, whole within `REQUEST_TIMEOUT` and `http`'s
 //! size bounds, its answer written within `WRITE_TIMEOUT`; nothing a
-//! client sends here touches a Kafka connection or a partition.
+//! client sends here touches a Kafka connection or a partition, but for
+//! the console's actions and record pages, which go through the Kafka
+//! API's handlers and the partitions' owner shards, within the same
+//! checks.
 
+mod actions;
+mod auth;
 mod browse;
 mod console;
 mod history;
 pub mod http;
+mod kafka;
 
 use std::cell::RefCell;
+use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -164,6 +174,7 @@ async fn accept(
 /// Reads one request, answers it, closes.
 async fn serve(shard: &Weak<Shard>, history: &RefCell<History>, mut stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let peer = stream.peer_addr().ok();
     let read = {
         let reading = Box::pin(read_request(&mut stream));
         let deadline = Box::pin(glommio::timer::sleep(REQUEST_TIMEOUT));
@@ -174,7 +185,7 @@ async fn serve(shard: &Weak<Shard>, history: &RefCell<History>, mut stream: TcpS
     };
     let (response, head_only) = match read {
         Ok(request) => (
-            route(shard, history, &request).await,
+            route(shard, history, &request, peer).await,
             request.method == "HEAD",
         ),
         Err(Some(status)) => (Response::status(status), false),
@@ -206,11 +217,16 @@ async fn read_request(stream: &mut TcpStream) -> Result<Request, Option<u16>> {
 
 const READ_ONLY: &str = "GET, HEAD";
 
-async fn route(shard: &Weak<Shard>, history: &RefCell<History>, request: &Request) -> Response {
+async fn route(
+    shard: &Weak<Shard>,
+    history: &RefCell<History>,
+    request: &Request,
+    peer: Option<SocketAddr>,
+) -> Response {
     let Some(shard) = shard.upgrade() else {
         return Response::status(503);
     };
-    if let Some(response) = console::route(&shard, history, request).await {
+    if let Some(response) = console::route(&shard, history, request, peer).await {
         return response;
     }
     let reading = matches!(request.method.as_str(), "GET" | "HEAD");
