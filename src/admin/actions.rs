@@ -45,6 +45,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth;
+use super::browse::{EARLIEST, LATEST};
 use super::http::{Request, Response};
 use super::kafka::{self, refusal};
 use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
@@ -66,10 +67,6 @@ const DESCRIBE_GROUPS_VERSION: i16 = 5;
 const FIND_COORDINATOR_VERSION: i16 = 4;
 const LIST_OFFSETS_VERSION: i16 = 7;
 const OFFSET_COMMIT_VERSION: i16 = 8;
-/// ListOffsets' special timestamps (Kafka's `EARLIEST_TIMESTAMP`,
-/// `LATEST_TIMESTAMP`).
-const EARLIEST: i64 = -2;
-const LATEST: i64 = -1;
 /// The group states kafka-consumer-groups resets: no active member.
 const INACTIVE_STATES: [&str; 2] = ["Empty", "Dead"];
 
@@ -188,16 +185,8 @@ struct NewTopic {
 /// topic) and forwarded as the Kafka API is.
 async fn create_topic(context: &ConnectionContext, topic: NewTopic) -> Result<Response, Response> {
     let principal = context.principal.borrow().clone();
-    let allowed = |resource_type, name: &str| {
-        auth::allowed(
-            &context.shard,
-            &principal,
-            context.peer,
-            Operation::Create,
-            resource_type,
-            name,
-        )
-    };
+    let allowed =
+        |resource_type, name: &str| auth::may(context, Operation::Create, resource_type, name);
     if !allowed(ResourceType::Cluster, CLUSTER_NAME) && !allowed(ResourceType::Topic, &topic.name) {
         return Err(auth::forbidden(
             &principal,
@@ -277,16 +266,8 @@ enum ResetTo {
 /// some of its partitions).
 async fn reset_offsets(context: &ConnectionContext, reset: Reset) -> Result<Response, Response> {
     let principal = context.principal.borrow().clone();
-    let may_read = |resource_type, name: &str| {
-        auth::allowed(
-            &context.shard,
-            &principal,
-            context.peer,
-            Operation::Read,
-            resource_type,
-            name,
-        )
-    };
+    let may_read =
+        |resource_type, name: &str| auth::may(context, Operation::Read, resource_type, name);
     if !may_read(ResourceType::Group, &reset.group) {
         return Err(auth::forbidden(
             &principal,

@@ -24,6 +24,7 @@ use super::http::{Request, Response};
 use crate::config::SaslMechanism;
 use crate::security::acl::{self, Operation, Requester, ResourceType, ANONYMOUS};
 use crate::security::sasl::{self, Authenticator, Credentials, Step};
+use crate::server::connection::ConnectionContext;
 use crate::shard::Shard;
 
 /// The SCRAM mechanisms a password is tried against, strongest first.
@@ -74,6 +75,24 @@ pub fn allowed(
         config,
         &view.acls,
         requester,
+        operation,
+        resource_type,
+        name,
+    )
+}
+
+/// `allowed` for the principal and peer of a console request's context.
+pub fn may(
+    context: &ConnectionContext,
+    operation: Operation,
+    resource_type: ResourceType,
+    name: &str,
+) -> bool {
+    let principal = context.principal.borrow().clone();
+    allowed(
+        &context.shard,
+        &principal,
+        context.peer,
         operation,
         resource_type,
         name,
