@@ -31,7 +31,6 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -50,6 +49,7 @@ use super::http::{Request, Response};
 use super::kafka::{self, refusal};
 use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 use crate::server::connection::ConnectionContext;
+use crate::server::forward;
 use crate::shard::Shard;
 
 /// The header a console request carries: a page of another site cannot
@@ -196,21 +196,16 @@ async fn create_topic(context: &ConnectionContext, topic: NewTopic) -> Result<Re
             ),
         ));
     }
-    let configs = topic
-        .configs
-        .iter()
-        .map(|(name, value)| {
-            CreatableTopicConfig::default()
-                .with_name(StrBytes::from_string(name.clone()))
-                .with_value(Some(StrBytes::from_string(value.clone())))
-        })
-        .collect();
+    let creatable = forward::creatable_topic(crate::shard::messages::NewTopic {
+        name: topic.name.clone(),
+        partitions: topic.partitions,
+        replication_factor: topic.replication_factor,
+        configs: topic.configs.clone().into_iter().collect(),
+        assignments: Vec::new(),
+        validate_only: false,
+    });
     let request = CreateTopicsRequest::default()
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(TopicName(StrBytes::from_string(topic.name.clone())))
-            .with_num_partitions(topic.partitions)
-            .with_replication_factor(topic.replication_factor)
-            .with_configs(configs)])
+        .with_topics(vec![creatable])
         .with_timeout_ms(CREATE_TIMEOUT_MS);
     let response = kafka::call(context, CREATE_TOPICS_VERSION, &request).await?;
     let Some(result) = response.topics.first() else {
