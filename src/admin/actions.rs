@@ -95,7 +95,7 @@ pub async fn route(
     Some(act(shard, request, peer, action).await)
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum Action {
     CreateTopic,
     ResetOffsets,
@@ -135,7 +135,7 @@ async fn act(
         Ok(principal) => principal,
         Err(response) => return response,
     };
-    let context = kafka::context(shard, principal, peer);
+    let context = kafka::context(shard, principal.clone(), peer);
     let outcome = match action {
         Action::CreateTopic => match parse(&request.body) {
             Ok(topic) => create_topic(&context, topic).await,
@@ -146,7 +146,14 @@ async fn act(
             Err(response) => Err(response),
         },
     };
-    outcome.unwrap_or_else(|response| response)
+    outcome.unwrap_or_else(|refused| {
+        log::info!(
+            "console: {action:?} of {principal} from {peer:?} refused: {} {}",
+            refused.status,
+            String::from_utf8_lossy(&refused.body).trim_end()
+        );
+        refused
+    })
 }
 
 /// Refuses a request a page of another site could have sent: without the
