@@ -18,7 +18,6 @@ import json
 import time
 import urllib.error
 import urllib.request
-import uuid
 
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
