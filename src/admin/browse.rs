@@ -36,8 +36,8 @@ pub const READ_BYTES_MAX: usize = 1 << 20;
 pub const SHOWN_BYTES_MAX: usize = 2 * 1024;
 /// ListOffsets' special timestamps (Kafka's `EARLIEST_TIMESTAMP`,
 /// `LATEST_TIMESTAMP`).
-const EARLIEST: i64 = -2;
-const LATEST: i64 = -1;
+pub const EARLIEST: i64 = -2;
+pub const LATEST: i64 = -1;
 
 /// Where a page starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

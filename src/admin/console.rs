@@ -8,22 +8,28 @@
 //! shard (`browse`); the last hour's charts from the admin task's
 //! `history`.
 //!
-//! Invariant: read-only, and bounded as the rest of the admin listener:
-//! every list is cut at a named bound (and says so), record pages at
-//! `browse`'s. It changes nothing: no topic is made, no offset reset.
-//! Records are shown only while the authorizer is off: the admin
-//! listener authenticates no one, so with ACLs on it would let anyone
-//! who reaches it read every topic.
+//! Its two admin actions, creating a topic and resetting a group's
+//! offsets, are `actions`'s, off unless `admin.console.actions.enabled`.
+//!
+//! Invariant: bounded as the rest of the admin listener: every list is
+//! cut at a named bound (and says so), record pages at `browse`'s. What
+//! is here only reads; a change is made by `actions` alone, through the
+//! Kafka API's own handlers. While an authorizer is on, records are shown
+//! only to a user whose HTTP Basic credentials check (`auth`) and whom
+//! the ACLs allow READ on the topic, as a consumer's Fetch needs.
 
 use std::rc::Rc;
 
 use serde_json::{json, Value};
+
+use std::net::SocketAddr;
 
 use super::browse::{self, Query};
 use super::history::{History, Sample, SAMPLES_MAX, SAMPLE_INTERVAL};
 use super::http::{query_pairs, Request, Response};
 use super::Memory;
 use crate::metrics::{group_lag, BrokerMetrics, PartitionMetrics};
+use crate::security::acl::{Operation, ResourceType};
 use crate::shard::Shard;
 
 const INDEX_HTML: &str = include_str!("console/index.html");
@@ -41,7 +47,15 @@ pub const GROUP_PARTITIONS_LISTED_MAX: usize = 5_000;
 
 /// The console's answer to `request`, or `None` when its path is not the
 /// console's.
-pub async fn route(shard: &Rc<Shard>, memory: &Memory, request: &Request) -> Option<Response> {
+pub async fn route(
+    shard: &Rc<Shard>,
+    memory: &Memory,
+    request: &Request,
+    peer: Option<SocketAddr>,
+) -> Option<Response> {
+    if let Some(response) = super::actions::route(shard, request, peer).await {
+        return Some(response);
+    }
     let asset = |content_type, text: &'static str| Some(Response::new(200, content_type, text));
     let path = request.path.as_str();
     let ours = matches!(
@@ -76,7 +90,7 @@ pub async fn route(shard: &Rc<Shard>, memory: &Memory, request: &Request) -> Opt
             let group = group.map(|(_, group)| group.as_str());
             Some(ok(charts(&memory.history.borrow(), &now, group)))
         }
-        "/v1/console/records" => Some(records(shard, &pairs).await),
+        "/v1/console/records" => Some(records(shard, request, peer, &pairs).await),
         _ => Some(Response::status(404)),
     }
 }
@@ -313,19 +327,37 @@ fn sample_json(sample: &Sample, group: Option<&str>) -> Value {
     })
 }
 
-/// A page of a partition's records (`browse`), unless the authorizer is
-/// on (see the module's invariant).
-async fn records(shard: &Rc<Shard>, pairs: &[(String, String)]) -> Response {
-    if shard.config.authorizer.enabled {
-        return refuse(
-            403,
-            "record browsing is off while the authorizer is on: the admin listener authenticates no one",
-        );
-    }
+/// A page of a partition's records (`browse`); while an authorizer is
+/// on, for a user with READ on the topic only.
+async fn records(
+    shard: &Rc<Shard>,
+    request: &Request,
+    peer: Option<SocketAddr>,
+    pairs: &[(String, String)],
+) -> Response {
     let query = match Query::parse(pairs) {
         Ok(query) => query,
         Err(reason) => return refuse(400, &reason),
     };
+    let principal = match super::auth::principal(shard, request, peer) {
+        Ok(principal) => principal,
+        Err(response) => return response,
+    };
+    let topic = &query.topic;
+    if !super::auth::allowed(
+        shard,
+        &principal,
+        peer,
+        Operation::Read,
+        ResourceType::Topic,
+        topic,
+    ) {
+        log::info!("console: {principal} from {peer:?} may not read topic {topic}");
+        return super::auth::forbidden(
+            &principal,
+            &format!("read topic {topic:?} (READ on the topic)"),
+        );
+    }
     match browse::page(shard, &query).await {
         Ok(page) => ok(page),
         Err((status, reason)) => refuse(status, &reason),

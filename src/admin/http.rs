@@ -11,7 +11,8 @@
 /// head is a few hundred bytes.
 pub const HEAD_BYTES_MAX: usize = 8 * 1024;
 /// The longest body taken: the admin API carries its arguments in the
-/// query; a body is read only to be correct about its length.
+/// query, the console's actions a JSON object of a few hundred bytes (a
+/// topic's name, counts and a handful of configs).
 pub const BODY_BYTES_MAX: usize = 4 * 1024;
 /// Most header lines taken in one request.
 const HEADERS_MAX: usize = 64;
@@ -23,7 +24,19 @@ pub struct Request {
     pub path: String,
     /// The target after `?`, undecoded (`query_pairs` decodes it).
     pub query: String,
+    /// The header fields, names in lower case, in the order sent.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+impl Request {
+    /// The value of the first header field `name` (lower case), trimmed.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(field, _)| field == name)
+            .map(|(_, value)| value.as_str())
+    }
 }
 
 /// What the bytes read so far make.
@@ -55,7 +68,11 @@ pub fn parse(buffer: &[u8]) -> Parsed {
         Ok(line) => line,
         Err(status) => return Parsed::Invalid(status),
     };
-    let content_length = match content_length(lines) {
+    let headers = match header_fields(lines) {
+        Ok(headers) => headers,
+        Err(status) => return Parsed::Invalid(status),
+    };
+    let content_length = match content_length(&headers) {
         Ok(length) => length,
         Err(status) => return Parsed::Invalid(status),
     };
@@ -68,6 +85,7 @@ pub fn parse(buffer: &[u8]) -> Parsed {
         method: method.to_string(),
         path: path.to_string(),
         query: query.to_string(),
+        headers,
         body: body.to_vec(),
     })
 }
@@ -94,10 +112,10 @@ fn request_line(line: &str) -> Result<(&str, &str), u16> {
     Ok((method, target))
 }
 
-/// The body's length the headers give (0 without one), or the status
+/// The header fields, names in lower case, values trimmed; or the status
 /// refusing them.
-fn content_length<'a>(lines: impl Iterator<Item = &'a str>) -> Result<usize, u16> {
-    let mut length = None;
+fn header_fields<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Vec<(String, String)>, u16> {
+    let mut headers = Vec::new();
     for (count, line) in lines.enumerate() {
         if count >= HEADERS_MAX {
             return Err(431);
@@ -109,11 +127,21 @@ fn content_length<'a>(lines: impl Iterator<Item = &'a str>) -> Result<usize, u16
         if name.is_empty() || name.trim_end() != name {
             return Err(400);
         }
-        if name.eq_ignore_ascii_case("transfer-encoding") {
+        headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
+    }
+    Ok(headers)
+}
+
+/// The body's length the headers give (0 without one), or the status
+/// refusing them.
+fn content_length(headers: &[(String, String)]) -> Result<usize, u16> {
+    let mut length = None;
+    for (name, value) in headers {
+        if name == "transfer-encoding" {
             return Err(501);
         }
-        if name.eq_ignore_ascii_case("content-length") {
-            let parsed: usize = value.trim().parse().map_err(|_| 400u16)?;
+        if name == "content-length" {
+            let parsed: usize = value.parse().map_err(|_| 400u16)?;
             if length.is_some_and(|before| before != parsed) {
                 return Err(400);
             }
@@ -171,6 +199,8 @@ pub struct Response {
     pub body: Vec<u8>,
     /// The methods a 405 names.
     pub allow: Option<&'static str>,
+    /// A 401 asks for HTTP Basic credentials (`WWW-Authenticate`).
+    pub basic_challenge: bool,
 }
 
 impl Response {
@@ -180,6 +210,7 @@ impl Response {
             content_type,
             body: body.into(),
             allow: None,
+            basic_challenge: false,
         }
     }
 
@@ -218,6 +249,9 @@ impl Response {
             head.push_str(allow);
             head.push_str("\r\n");
         }
+        if self.basic_challenge {
+            head.push_str("WWW-Authenticate: Basic realm=\"shoal\", charset=\"UTF-8\"\r\n");
+        }
         head.push_str("\r\n");
         let mut bytes = head.into_bytes();
         if !head_only {
@@ -231,12 +265,15 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         409 => "Conflict",
         413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         501 => "Not Implemented",
         503 => "Service Unavailable",
@@ -262,6 +299,8 @@ mod tests {
         assert_eq!(parsed.method, "PUT");
         assert_eq!(parsed.path, "/v1/log/level");
         assert_eq!(parsed.body, b"ok");
+        assert_eq!(parsed.header("content-length"), Some("2"));
+        assert_eq!(parsed.header("host"), Some("x"));
         assert_eq!(
             query_pairs(&parsed.query),
             vec![

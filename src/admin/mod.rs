@@ -10,6 +10,9 @@
 //! here consume, where another node leads them, for their high watermarks
 //! (`watermarks`), so that the console and `/metrics` show every group
 //! partition's lag.
+//! Its admin actions (`actions`, off by default) run as the Kafka API's
+//! requests (`kafka`) for the user HTTP Basic names (`auth`) while an
+//! authorizer is on.
 //!
 //! It runs on one shard (`admin_shard`, the last, away from the
 //! controller's), in a task queue of its own with a small share of the
@@ -20,15 +23,22 @@
 //! `CONNECTIONS_MAX` connections at once (more wait in the backlog); one
 //! request per connection, whole within `REQUEST_TIMEOUT` and `http`'s
 //! size bounds, its answer written within `WRITE_TIMEOUT`; nothing a
-//! client sends here touches a Kafka connection or a partition.
+//! client sends here touches a Kafka connection or a partition, but for
+//! the console's actions and record pages, which go through the Kafka
+//! API's handlers and the partitions' owner shards, within the same
+//! checks.
 
+mod actions;
+mod auth;
 mod browse;
 mod console;
 mod history;
 pub mod http;
+mod kafka;
 mod watermarks;
 
 use std::cell::RefCell;
+use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -183,6 +193,7 @@ async fn accept(
 /// Reads one request, answers it, closes.
 async fn serve(shard: &Weak<Shard>, memory: &Memory, mut stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let peer = stream.peer_addr().ok();
     let read = {
         let reading = Box::pin(read_request(&mut stream));
         let deadline = Box::pin(glommio::timer::sleep(REQUEST_TIMEOUT));
@@ -193,7 +204,7 @@ async fn serve(shard: &Weak<Shard>, memory: &Memory, mut stream: TcpStream) {
     };
     let (response, head_only) = match read {
         Ok(request) => (
-            route(shard, memory, &request).await,
+            route(shard, memory, &request, peer).await,
             request.method == "HEAD",
         ),
         Err(Some(status)) => (Response::status(status), false),
@@ -225,11 +236,16 @@ async fn read_request(stream: &mut TcpStream) -> Result<Request, Option<u16>> {
 
 const READ_ONLY: &str = "GET, HEAD";
 
-async fn route(shard: &Weak<Shard>, memory: &Memory, request: &Request) -> Response {
+async fn route(
+    shard: &Weak<Shard>,
+    memory: &Memory,
+    request: &Request,
+    peer: Option<SocketAddr>,
+) -> Response {
     let Some(shard) = shard.upgrade() else {
         return Response::status(503);
     };
-    if let Some(response) = console::route(&shard, memory, request).await {
+    if let Some(response) = console::route(&shard, memory, request, peer).await {
         return response;
     }
     let reading = matches!(request.method.as_str(), "GET" | "HEAD");

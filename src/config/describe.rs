@@ -116,6 +116,9 @@ const ROWS: &[Row] = &[
     row!("admin.listeners", String, |c| Some(
         c.observability.admin_listeners()
     )),
+    row!("admin.console.actions.enabled", Boolean, |c| Some(
+        c.observability.console_actions_enabled.to_string()
+    )),
     row!("advertised.listeners", String, |c| c
         .cluster
         .advertised_listeners

@@ -1,5 +1,6 @@
 //! What the broker tells its operator: the admin HTTP listener
-//! (`admin.listeners`: `/metrics`, health checks, log levels), the
+//! (`admin.listeners`: `/metrics`, health checks, log levels, the console
+//! and its actions, `admin.console.actions.enabled`), the
 //! metrics it keeps (`metrics.enabled`, `metrics.partition.series.enabled`)
 //! and the format of its log lines (`log.format`).
 
@@ -51,6 +52,9 @@ pub struct ObservabilityConfig {
     /// bound stops the start; the default's only warns (several test
     /// brokers on one host would otherwise fight over it).
     pub admin_explicit: bool,
+    /// `admin.console.actions.enabled`: the console may create topics and
+    /// reset a group's offsets. Off by default: the console only reads.
+    pub console_actions_enabled: bool,
     /// Shards record metrics (the hooks cost a few adds per request).
     pub metrics_enabled: bool,
     /// `/metrics` shows a series per partition (7 per partition replica).
@@ -63,6 +67,7 @@ impl Default for ObservabilityConfig {
         ObservabilityConfig {
             admin_address: admin_address(ADMIN_LISTENER_DEFAULT),
             admin_explicit: false,
+            console_actions_enabled: false,
             metrics_enabled: true,
             metrics_partition_series_enabled: true,
             log_format: LogFormat::Text,
@@ -83,6 +88,7 @@ impl ObservabilityConfig {
                 self.admin_address = admin_listener(key, value)?;
                 self.admin_explicit = true;
             }
+            "admin.console.actions.enabled" => self.console_actions_enabled = parse(key, value)?,
             "metrics.enabled" => self.metrics_enabled = parse(key, value)?,
             "metrics.partition.series.enabled" => {
                 self.metrics_partition_series_enabled = parse(key, value)?
@@ -166,6 +172,11 @@ mod tests {
         config.set("log.format", "logfmt").expect("logfmt");
         assert_eq!(config.log_format, LogFormat::KeyValue);
         assert!(config.set("log.format", "xml").is_err());
+        assert!(!config.console_actions_enabled);
+        config
+            .set("admin.console.actions.enabled", "true")
+            .expect("bool");
+        assert!(config.console_actions_enabled);
         config.set("metrics.enabled", "false").expect("bool");
         assert!(!config.metrics_enabled);
         config

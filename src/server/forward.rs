@@ -217,8 +217,9 @@ pub async fn create_topics(context: &ConnectionContext, topics: Vec<NewTopic>) {
     }
 }
 
-/// `topic` as CreateTopics carries it.
-fn creatable_topic(topic: NewTopic) -> CreatableTopic {
+/// `topic` as CreateTopics carries it (its assignments left out: the
+/// controller places the partitions).
+pub fn creatable_topic(topic: NewTopic) -> CreatableTopic {
     CreatableTopic::default()
         .with_name(TopicName(StrBytes::from_string(topic.name)))
         .with_num_partitions(topic.partitions)

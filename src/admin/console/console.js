@@ -1,7 +1,10 @@
 // shoal console: a hand-written page script, no framework and no build
 // step. Each page is a function that fetches JSON from /v1/console/... and
 // draws tables, or SVG charts. Pages that move (records in follow mode,
-// charts) poll while they are shown; leaving a page stops its timer.
+// charts) poll while they are shown; leaving a page stops its timer. The
+// admin actions (create a topic, reset a group's offsets) are forms shown
+// only when /v1/console/actions says they are on; they POST JSON with the
+// X-Shoal-Console header the broker requires of them.
 "use strict";
 
 const COLORS = ["#1f6feb", "#e36209", "#2e7d32", "#8250df", "#c62828", "#0a7ea4", "#9a6700", "#57606a"];
@@ -43,11 +46,70 @@ function svg(tag, attrs, ...children) {
   return node;
 }
 
+// An answer's error as one line: the HTTP status, Kafka's error name and
+// the broker's message.
+function failure(response, body) {
+  const said = [body.error, body.message !== body.error ? body.message : null].filter(Boolean);
+  return new Error(`${response.status} ${said.join(": ") || response.statusText}`);
+}
+
 async function api(path) {
   const response = await fetch(path, { cache: "no-store" });
   const body = await response.json().catch(() => ({ error: response.statusText }));
-  if (!response.ok) throw new Error(body.error || response.statusText);
+  if (!response.ok) throw failure(response, body);
   return body;
+}
+
+async function action(path, payload) {
+  const response = await fetch(path, {
+    method: "POST",
+    cache: "no-store",
+    headers: { "Content-Type": "application/json", "X-Shoal-Console": "1" },
+    body: JSON.stringify(payload),
+  });
+  const body = await response.json().catch(() => ({ error: response.statusText }));
+  if (!response.ok) throw failure(response, body);
+  return body;
+}
+
+// Whether the broker takes the console's actions (asked once per load).
+let actionsEnabled = null;
+async function actionsOn() {
+  if (actionsEnabled === null) actionsEnabled = (await api("/v1/console/actions")).enabled;
+  return actionsEnabled;
+}
+
+// The outcome of the last action, shown once on the page it redraws.
+let outcome = null;
+function outcomeNode() {
+  const node = outcome;
+  outcome = null;
+  return node;
+}
+
+// A form whose submit runs `run(values)` and shows its outcome in `result`.
+function actionForm(id, fields, label, run) {
+  const result = el("p", { id: `${id}-result`, class: "muted" });
+  const form = el("form", { id, class: "controls" }, fields, el("button", { type: "submit" }, label));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const values = Object.fromEntries(new FormData(form));
+    result.className = "muted";
+    result.textContent = "…";
+    try {
+      const done = await run(values);
+      result.className = "ok";
+      result.textContent = done;
+    } catch (error) {
+      result.className = "error";
+      result.textContent = String(error.message || error);
+    }
+  });
+  return [form, result];
+}
+
+function field(label, attrs) {
+  return el("label", {}, label, el("input", attrs));
 }
 
 function bytes(n) {
@@ -133,9 +195,34 @@ async function topicsPage() {
     t.records_here, bytes(t.size_bytes_here),
     Object.entries(t.configs).map(([k, v]) => `${k}=${v}`).join(", ") || "—",
   ]);
-  return [el("h1", {}, "Topics"),
+  const create = await actionsOn() ? [el("h2", {}, "Create a topic"), createTopicForm()] : [];
+  return [el("h1", {}, "Topics"), outcomeNode(), ...create,
     table(["Topic", "Partitions", "Replicas", "Offline", "Under-replicated", "Records (led here)", "Size here", "Config overrides"], rows),
     data.truncated ? el("p", { class: "muted" }, "The list is cut at the console's bound.") : null];
+}
+
+function createTopicForm() {
+  return actionForm("create-topic", [
+    field("Name", { name: "name", required: true }),
+    field("Partitions", { name: "partitions", type: "number", min: 1, value: 1, required: true }),
+    field("Replication factor", { name: "replication_factor", type: "number", min: 1, value: 1, required: true }),
+    field("Configs (k=v, comma separated)", { name: "configs", placeholder: "retention.ms=86400000" }),
+  ], "Create", async (values) => {
+    const configs = {};
+    for (const pair of values.configs.split(",").map((p) => p.trim()).filter(Boolean)) {
+      const at = pair.indexOf("=");
+      if (at <= 0) throw new Error(`config ${pair} is not key=value`);
+      configs[pair.slice(0, at).trim()] = pair.slice(at + 1).trim();
+    }
+    const created = await action("/v1/console/actions/create-topic", {
+      name: values.name, partitions: Number(values.partitions),
+      replication_factor: Number(values.replication_factor), configs,
+    });
+    outcome = el("p", { id: "create-topic-result", class: "ok" },
+      `Created topic ${created.name}: ${created.partitions} partitions, replication factor ${created.replication_factor}.`);
+    route();
+    return "created";
+  });
 }
 
 async function topicPage(name) {
@@ -358,6 +445,10 @@ async function groupsPage(selected) {
   const group = data.groups.find((g) => g.group === selected) || (selected === undefined ? data.groups[0] : undefined);
   if (group) {
     nodes.push(el("h2", {}, `Group ${group.group}`));
+    if (await actionsOn()) {
+      nodes.push(el("p", {}, el("a", { href: `#reset/${encodeURIComponent(group.group)}`, id: "reset-link" },
+        "Reset offsets…")));
+    }
     nodes.push(table(["Topic", "Partition", "Committed", "High watermark", "Lag"], group.offsets.map((o) => [
       o.topic, o.partition, o.committed, o.high_watermark, o.lag])));
     const history = await api(`/v1/console/history?group=${encodeURIComponent(group.group)}`);
@@ -376,6 +467,34 @@ async function groupsPage(selected) {
   return nodes;
 }
 
+// ---- Reset a group's offsets ----
+
+// Not redrawn on a timer, so that the form keeps what is typed in it.
+async function resetPage(group) {
+  if (!(await actionsOn())) {
+    return [el("h1", {}, "Reset offsets"), el("p", { class: "muted" },
+      "Console actions are off (admin.console.actions.enabled=false).")];
+  }
+  const topics = (await api("/v1/console/topics")).topics.filter((t) => !t.internal);
+  const to = el("select", { name: "to" }, ["earliest", "latest", "offset"].map((v) => el("option", { value: v }, v)));
+  return [el("h1", {}, `Reset offsets of group ${group || ""}`),
+    el("p", { class: "muted" }, "Only a group with no active member is reset, as kafka-consumer-groups --reset-offsets requires."),
+    actionForm("reset-offsets", [
+      field("Group", { name: "group", value: group || "", required: true }),
+      el("label", {}, "Topic", el("select", { name: "topic" }, topics.map((t) => el("option", { value: t.name }, t.name)))),
+      field("Partition (empty: all)", { name: "partition", type: "number", min: 0 }),
+      el("label", {}, "To", to),
+      field("Offset", { name: "offset", type: "number", min: 0 }),
+    ], "Reset", async (values) => {
+      const payload = { group: values.group, topic: values.topic, to: values.to };
+      if (values.partition !== "") payload.partitions = [Number(values.partition)];
+      if (values.to === "offset") payload.offset = Number(values.offset);
+      const done = await action("/v1/console/actions/reset-offsets", payload);
+      return `Reset ${done.group} on ${done.topic}: ` +
+        done.offsets.map((o) => `partition ${o.partition} → ${o.offset}`).join(", ");
+    })];
+}
+
 // ---- Routing ----
 
 async function route() {
@@ -384,7 +503,8 @@ async function route() {
   const hash = decodeURIComponent(location.hash.slice(1).split("?")[0]) || "brokers";
   const [page, arg] = [hash.split("/")[0], hash.split("/").slice(1).join("/")];
   for (const link of document.querySelectorAll("nav a")) {
-    link.classList.toggle("active", link.dataset.page === (page === "topic" ? "topics" : page));
+    const shown = { topic: "topics", reset: "groups" }[page] || page;
+    link.classList.toggle("active", link.dataset.page === shown);
   }
   const pages = {
     brokers: brokersPage,
@@ -392,6 +512,7 @@ async function route() {
     topic: () => topicPage(arg),
     records: recordsPage,
     groups: () => groupsPage(arg || undefined),
+    reset: () => resetPage(arg),
     charts: chartsPage,
   };
   // A page opened meanwhile wins: an older one's answer is dropped.

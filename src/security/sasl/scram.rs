@@ -115,6 +115,20 @@ pub fn credential_from_password(
     credential_from_salted(mechanism, &salted, salt, iterations)
 }
 
+/// Whether `password` is the one `credential` was made from: its stored
+/// key made again with the credential's salt and iterations, compared in
+/// constant time (for HTTP Basic on the admin listener, where the client
+/// sends the password itself rather than a proof).
+pub fn password_matches(
+    mechanism: SaslMechanism,
+    credential: &ScramCredential,
+    password: &str,
+) -> bool {
+    let made =
+        credential_from_password(mechanism, password, &credential.salt, credential.iterations);
+    made.stored_key.ct_eq(&credential.stored_key).into()
+}
+
 /// What the server remembers between client-first and client-final.
 struct Exchange {
     user: String,

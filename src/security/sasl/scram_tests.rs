@@ -216,3 +216,18 @@ fn too_few_iterations_on_record_fail() {
     );
     assert!(invalid(result).contains("less than the minimum 4096"));
 }
+
+#[test]
+fn a_password_matches_only_its_own_credential() {
+    let sha256 = SaslMechanism::ScramSha256;
+    assert!(password_matches(sha256, &rfc_credential(), "pencil"));
+    assert!(!password_matches(sha256, &rfc_credential(), "pencil "));
+    assert!(!password_matches(sha256, &rfc_credential(), ""));
+    let sha512 = SaslMechanism::ScramSha512;
+    assert!(password_matches(
+        sha512,
+        &sha512_credential(),
+        "alice-secret"
+    ));
+    assert!(!password_matches(sha512, &sha512_credential(), "pencil"));
+}
