@@ -16,7 +16,8 @@
 //! behind `shoal bench`), `tune` (host checks against `tuning/`),
 //! `metrics` (each shard's counters and histograms, the Prometheus text
 //! format), `admin` (the admin HTTP listener: `/metrics`, health checks,
-//! log levels) and `logging` (the logger: formats, levels at runtime).
+//! log levels), `logging` (the logger: formats, levels at runtime) and
+//! `fatal` (the frames of a thread that dies of SIGSEGV or SIGBUS).
 
 pub mod admin;
 pub mod alloc;
