@@ -36,6 +36,7 @@ import hashlib
 import itertools
 import math
 import os
+import random
 import shlex
 import signal
 import sys
@@ -65,6 +66,14 @@ EXACT_SPLITS_MAX = 200_000
 PROBLEM_CHARS_MAX = 300
 # Bytes of a binary read at a time when hashing it.
 HASH_CHUNK_BYTES = 1 << 20
+# The interval of B/A: a percentile bootstrap of median(B)/median(A), each
+# side's runs resampled on their own, this many times, from a fixed seed so
+# that the same runs give the same interval; 95% two-sided.
+BOOTSTRAP_RESAMPLES = 4000
+BOOTSTRAP_SEED = 11
+INTERVAL_LEVEL = 0.95
+# Fewer runs a side than this give no interval.
+INTERVAL_RUNS_MIN = 4
 
 
 def midranks(values):
@@ -103,6 +112,31 @@ def mann_whitney(a, b):
     if variance == 0:
         return u / pairs, 1.0
     return u / pairs, math.erfc(distance / math.sqrt(variance) / math.sqrt(2))
+
+
+def plain_median(values):
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def ratio_interval(a, b):
+    """The 95% bootstrap interval of median(b) / median(a), or None with
+    fewer than INTERVAL_RUNS_MIN runs a side. A bound such as "B costs at
+    most 2%" holds when the interval's low end is at least 0.98."""
+    if min(len(a), len(b)) < INTERVAL_RUNS_MIN or 0 in a:
+        return None
+    rng = random.Random(BOOTSTRAP_SEED)
+    ratios = sorted(plain_median(rng.choices(b, k=len(b))) / plain_median(rng.choices(a, k=len(a)))
+                    for _ in range(BOOTSTRAP_RESAMPLES))
+    tail = (1 - INTERVAL_LEVEL) / 2
+    return ratios[int(tail * BOOTSTRAP_RESAMPLES)], ratios[int((1 - tail) * BOOTSTRAP_RESAMPLES) - 1]
+
+
+def cpu_per_million(reports):
+    """The broker's CPU seconds per million records of each run that has both."""
+    return [r["broker_cpu_s"] / r["records"] * 1e6 for r in ok_reports(reports)
+            if r.get("records") and r.get("broker_cpu_s") is not None]
 
 
 def smallest_p(a_runs, b_runs):
@@ -155,11 +189,12 @@ def section(results, args, argv, binaries, commands, info, load_end):
         "consumed from the beginning (1 connection), measured. records/s; the bench client shares the "
         "machine's cores with the broker. *B above A*: the share of (A run, B run) pairs in which B's "
         "run is the faster (Mann–Whitney U over the pairs; 50% is no difference); p: two-sided, "
-        f"\"no difference shown\" at p ≥ {ALPHA:g}.",
+        f"\"no difference shown\" at p ≥ {ALPHA:g}. *B/A 95%*: a bootstrap interval of the medians' "
+        "ratio (each side's runs resampled): B costs at most x% where its low end is at least 1 − x%.",
         "",
         "| workload | A records/s (median) | A spread | B records/s (median) | B spread | B/A | "
-        "B above A | p | reading |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "B/A 95% | B above A | p | reading |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in WORKLOADS:
         a, b = rates(results[name]["A"]), rates(results[name]["B"])
@@ -167,9 +202,30 @@ def section(results, args, argv, binaries, commands, info, load_end):
         b_median = median_of(results[name]["B"], ("records_per_s",))
         test = mann_whitney(a, b)
         share, p = ("—", "—") if test is None else (f"{test[0]:.0%}", f"{test[1]:.3f}")
+        interval = ratio_interval(a, b)
+        bounds = "—" if interval is None else f"{interval[0]:.3f} – {interval[1]:.3f}"
         lines.append(f"| {label_of(name)} | {fmt_rate(a_median)} | {spread(a)} | "
                      f"{fmt_rate(b_median)} | {spread(b)} | {fmt_ratio(b_median, a_median)} | "
-                     f"{share} | {p} | {reading(test)} |")
+                     f"{bounds} | {share} | {p} | {reading(test)} |")
+    lines += [
+        "",
+        "The broker's CPU time per million records of the measured step (its process's user and "
+        "system time, `/proc/PID/stat`): steadier than records/s when the client shares the cores. "
+        "*B/A 95%* as above; B costs at most x% more CPU where its high end is at most 1 + x%.",
+        "",
+        "| workload | A CPU s per million (median) | B CPU s per million (median) | B/A | B/A 95% |",
+        "|---|---|---|---|---|",
+    ]
+    for name in WORKLOADS:
+        a, b = cpu_per_million(results[name]["A"]), cpu_per_million(results[name]["B"])
+        if not a or not b:
+            lines.append(f"| {label_of(name)} | — | — | — | — |")
+            continue
+        interval = ratio_interval(a, b)
+        bounds = "—" if interval is None else f"{interval[0]:.3f} – {interval[1]:.3f}"
+        a_median, b_median = plain_median(a), plain_median(b)
+        lines.append(f"| {label_of(name)} | {a_median:.3f} | {b_median:.3f} | "
+                     f"{fmt_ratio(b_median, a_median)} | {bounds} |")
     floor = smallest_p(args.runs, args.runs)
     if floor >= ALPHA:
         lines += ["", f"With {args.runs} run(s) a side the smallest p the test can give is {floor:.2f}: "
