@@ -114,14 +114,16 @@ extern "C" fn on_fault(
     } else {
         "bad memory access"
     };
+    // Said before the backtrace, which needs more stack than a thread
+    // without `on_this_thread` has for its handler.
+    let _ = writeln!(
+        std::io::stderr(),
+        "fatal: {name} in thread '{thread}' at {address:#x} ({what})"
+    );
     let backtrace = std::backtrace::Backtrace::force_capture().to_string();
     let frames = frames(&backtrace);
     let mut out = std::io::stderr().lock();
-    let _ = writeln!(
-        out,
-        "fatal: {name} in thread '{thread}' at {address:#x} ({what}); {} frames",
-        frames.len()
-    );
+    let _ = writeln!(out, "{} frames", frames.len());
     if frames.len() > INNER_FRAMES + OUTER_FRAMES {
         let _ = writeln!(out, "outermost frames:");
         for frame in &frames[frames.len() - OUTER_FRAMES..] {
