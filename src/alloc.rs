@@ -72,7 +72,13 @@ fn is_mapped(layout: &Layout) -> bool {
     layout.size() >= LARGE_ALLOCATION_BYTES && layout.align() <= PAGE_BYTES
 }
 
-unsafe fn map(size: usize) -> *mut u8 {
+/// A fresh anonymous private mapping of `size` bytes, committed only when
+/// written (`MAP_NORESERVE`); null when the kernel refuses it. Also the
+/// fatal handler's alternate signal stacks (`fatal::on_this_thread`).
+///
+/// # Safety
+/// The caller unmaps it with the same `size`, or keeps it for good.
+pub(crate) unsafe fn map(size: usize) -> *mut u8 {
     // SAFETY: an anonymous private mapping; no file, no fixed address.
     let pointer = unsafe {
         libc::mmap(

@@ -58,18 +58,9 @@ pub fn install() {
 /// Gives this thread an alternate signal stack of `ALT_STACK_BYTES`, kept
 /// for the thread's life (one mapping per shard thread).
 pub fn on_this_thread() {
-    // SAFETY: an anonymous private mapping; no file, no fixed address.
-    let base = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            ALT_STACK_BYTES,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if base == libc::MAP_FAILED {
+    // SAFETY: a fresh mapping this thread keeps for good.
+    let base = unsafe { crate::alloc::map(ALT_STACK_BYTES) };
+    if base.is_null() {
         log::warn!(
             "no alternate signal stack: {}",
             std::io::Error::last_os_error()
@@ -77,7 +68,7 @@ pub fn on_this_thread() {
         return;
     }
     let stack = libc::stack_t {
-        ss_sp: base,
+        ss_sp: base.cast(),
         ss_flags: 0,
         ss_size: ALT_STACK_BYTES,
     };
