@@ -11,7 +11,10 @@ other work on it fall on both sides alike:
 - W1 c=1 and c=4: `shoal bench produce --partitions 8 --record-size 100
   --acks -1 --duration D`, 1 and 4 connections;
 - W3-like: N records of 100 B produced (4 connections), then `shoal bench
-  consume` of them from the beginning (1 connection), measured.
+  consume` of them from the beginning (1 connection), measured;
+- W7 and W8, when named in `--workloads`: perf/run's catch-up reads of
+  `--catchup-records` records of 1 KiB, warm (W7) and after dropping the page
+  cache (W8).
 
 Per workload the section it writes into RESULTS.md (between `<!-- kept: ab
 -->` markers, which perf/run keeps) has each side's median records/s and
@@ -20,7 +23,8 @@ every split of the pooled runs while that is small, else the normal
 approximation), then the raw runs and the exact commands.
 
     perf/ab.py --a BIN --a-label TEXT --b BIN --b-label TEXT [--runs 5] [--duration 5]
-               [--consume-records 3000000] [--out perf]
+               [--consume-records 3000000] [--workloads "W1 c=1,W1 c=4,W3"]
+               [--catchup-records 2000000] [--out perf]
                [--a-config KEY=VALUE ...] [--b-config KEY=VALUE ...] [--name NAME]
 
 The same binary with two configurations is an A/B too (`--a-config
@@ -54,7 +58,10 @@ def markers(name):
     return f"<!-- kept: {kept} -->", f"<!-- /kept: {kept} -->"
 
 
+# The workloads run unless --workloads names others (perf/run's keys).
 WORKLOADS = ("W1 c=1", "W1 c=4", "W3")
+# Any of these may be named: W7/W8 for a change to the catch-up read path.
+CHOOSABLE = ("W1 c=1", "W1 c=4", "W3", "W7", "W8")
 SIDES = ("A", "B")
 # Below this two-sided p the test calls B faster or slower than A.
 ALPHA = 0.05
@@ -184,9 +191,7 @@ def section(results, args, argv, binaries, commands, info, load_end):
           for side, label, path, digest, overrides in binaries],
         "",
         "Each run: a fresh broker (default shards) on an empty data directory, A then B; both driven by "
-        f"B's `shoal bench`. W1: 100 B records to {PARTITIONS} partitions, `acks=all`, "
-        f"{args.duration:g} s. W3-like: {args.consume_records:,} records produced (4 connections), then "
-        "consumed from the beginning (1 connection), measured. records/s; the bench client shares the "
+        f"B's `shoal bench`. {described(args)}records/s; the bench client shares the "
         "machine's cores with the broker. *B above A*: the share of (A run, B run) pairs in which B's "
         "run is the faster (Mann–Whitney U over the pairs; 50% is no difference); p: two-sided, "
         f"\"no difference shown\" at p ≥ {ALPHA:g}. *B/A 95%*: a bootstrap interval of the medians' "
@@ -196,7 +201,7 @@ def section(results, args, argv, binaries, commands, info, load_end):
         "B/A 95% | B above A | p | reading |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name in WORKLOADS:
+    for name in args.workloads:
         a, b = rates(results[name]["A"]), rates(results[name]["B"])
         a_median = median_of(results[name]["A"], ("records_per_s",))
         b_median = median_of(results[name]["B"], ("records_per_s",))
@@ -216,7 +221,7 @@ def section(results, args, argv, binaries, commands, info, load_end):
         "| workload | A CPU s per million (median) | B CPU s per million (median) | B/A | B/A 95% |",
         "|---|---|---|---|---|",
     ]
-    for name in WORKLOADS:
+    for name in args.workloads:
         a, b = cpu_per_million(results[name]["A"]), cpu_per_million(results[name]["B"])
         if not a or not b:
             lines.append(f"| {label_of(name)} | — | — | — | — |")
@@ -238,7 +243,7 @@ def section(results, args, argv, binaries, commands, info, load_end):
         "| workload | side | runs | stalls > 10 ms |",
         "|---|---|---|---|",
     ]
-    for name in WORKLOADS:
+    for name in args.workloads:
         for side in SIDES:
             reports = results[name][side]
             runs = " / ".join("error" if "error" in r else fmt_rate(r.get("records_per_s"))
@@ -246,7 +251,7 @@ def section(results, args, argv, binaries, commands, info, load_end):
             ok = ok_reports(reports)
             stalls = sum(r.get("reactor_stalls") or 0 for r in ok) if ok else "—"
             lines.append(f"| {label_of(name)} | {side} | {runs} | {stalls} |")
-    problems = [f"{label_of(name)} {side} run {i + 1}: {problem}" for name in WORKLOADS for side in SIDES
+    problems = [f"{label_of(name)} {side} run {i + 1}: {problem}" for name in args.workloads for side in SIDES
                 for i, r in enumerate(results[name][side])
                 for problem in (r.get("error"), r.get("error_note")) if problem]
     if problems:
@@ -263,6 +268,21 @@ def section(results, args, argv, binaries, commands, info, load_end):
         end_marker,
     ]
     return "\n".join(lines) + "\n"
+
+
+def described(args):
+    """What the workloads run do, a sentence each."""
+    names = set(args.workloads)
+    text = ""
+    if names & {"W1 c=1", "W1 c=4"}:
+        text += f"W1: 100 B records to {PARTITIONS} partitions, `acks=all`, {args.duration:g} s. "
+    if "W3" in names:
+        text += (f"W3-like: {args.consume_records:,} records produced (4 connections), then consumed from "
+                 "the beginning (1 connection), measured. ")
+    if names & {"W7", "W8"}:
+        text += (f"W7/W8: {args.catchup_records:,} records of 1 KiB produced (4 connections), then consumed "
+                 "from the beginning (1 connection), measured; W8 drops the page cache in between. ")
+    return text
 
 
 def label_of(name):
@@ -285,6 +305,9 @@ def main():
     parser.add_argument("--runs", type=int, default=5, help="runs per workload and side")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per W1 run")
     parser.add_argument("--consume-records", type=int, default=3_000_000, help="records the W3-like run reads")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS),
+                        help=f"comma-separated, of {', '.join(CHOOSABLE)}")
+    parser.add_argument("--catchup-records", type=int, default=2_000_000, help="records W7 and W8 read")
     parser.add_argument("--out", default=PERF_DIR, help="directory of the RESULTS.md to update")
     parser.add_argument("--a-config", action="append", default=[], metavar="KEY=VALUE",
                         help="a broker config of A's (`serve --override`); repeatable")
@@ -294,6 +317,10 @@ def main():
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    args.workloads = [name.strip() for name in args.workloads.split(",") if name.strip()]
+    unknown = [name for name in args.workloads if name not in CHOOSABLE]
+    if unknown or not args.workloads:
+        parser.error(f"--workloads: {', '.join(unknown) or 'none named'}; choose from {', '.join(CHOOSABLE)}")
     signal.signal(signal.SIGTERM, _on_sigterm)
     # Started in the background by a non-interactive shell, Python inherits
     # SIGINT ignored; Ctrl-C (or kill -INT) must still end the run.
@@ -307,8 +334,9 @@ def main():
                 for side, label in (("A", args.a_label), ("B", args.b_label))]
     # No warm-up and no kafka-producer-perf-test: both sides are shoal, alike.
     size = Size("ab", runs=args.runs, duration_s=args.duration, consume_records=args.consume_records,
-                        ceiling_s=0, idle_s=0.0, warmup_s=0.0, perf_test_records=0)
-    plan = [w for w in workloads(smoke=False) if w.key in WORKLOADS]
+                        ceiling_s=0, idle_s=0.0, warmup_s=0.0, perf_test_records=0,
+                catchup_records=args.catchup_records)
+    plan = [w for w in workloads(smoke=False) if w.key in args.workloads]
     info = machine()
     commands = CommandsLog()
     # The binaries' paths as placeholders, so A's and B's commands read apart.

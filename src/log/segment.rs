@@ -3,7 +3,8 @@
 //! ranges of it this process has checked (`verified.rs`), and its reads:
 //! into buffers, each batch checked (`read.rs`), or, for a fetch, checked
 //! ranges the page cache holds as file ranges the kernel sends
-//! (`ranges.rs`).
+//! (`ranges.rs`); a read that misses the page cache has the kernel read
+//! the stretch ahead (`readahead.rs`).
 //!
 //! Invariant: the file is only appended to, except where shoal cuts a log
 //! (a failed write's unwritten tail, a follower's truncation above the
@@ -23,12 +24,14 @@ use super::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 use super::txn_index::{self, AbortedTxn};
 use super::LogError;
 use crate::protocol::batch::{framed_size, BatchError};
+use readahead::Readahead;
 use verified::Verified;
 
 mod ranges;
 mod read;
 #[cfg(test)]
 mod read_tests;
+mod readahead;
 mod verified;
 
 /// Kafka's "no timestamp".
@@ -350,6 +353,8 @@ pub struct Segment {
     verified: RefCell<Verified>,
     /// The descriptor file ranges hold (`ranges.rs`), made on first use.
     shared: RefCell<Option<Arc<OwnedFd>>>,
+    /// What cold reads asked the kernel to read ahead (`readahead.rs`).
+    readahead: Readahead,
 }
 
 impl Segment {
@@ -371,6 +376,7 @@ impl Segment {
             write_through: Cell::new(false),
             verified: RefCell::new(Verified::default()),
             shared: RefCell::new(None),
+            readahead: Readahead::default(),
         }
     }
 
@@ -400,6 +406,7 @@ impl Segment {
             write_through: Cell::new(false),
             verified: RefCell::new(Verified::default()),
             shared: RefCell::new(None),
+            readahead: Readahead::default(),
         }
     }
 

@@ -91,6 +91,7 @@ impl Segment {
                 break;
             };
             out.push(Chunk::File(range));
+            self.read_ahead(next.position, false).await;
             if next.offset >= max_offset {
                 return Ok(true);
             }
@@ -227,7 +228,7 @@ impl Segment {
     /// The segment file's descriptor that file ranges share: a duplicate
     /// of the log's, made on first use, so that ranges outlive the
     /// segment's own file (closed by retention, the cleaner's swap).
-    async fn shared_file(&self) -> Result<Arc<OwnedFd>, LogError> {
+    pub(super) async fn shared_file(&self) -> Result<Arc<OwnedFd>, LogError> {
         if let Some(file) = self.shared.borrow().as_ref() {
             return Ok(file.clone());
         }

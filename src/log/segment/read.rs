@@ -50,7 +50,9 @@ impl Segment {
         while out.len() < len {
             let at = position + out.len() as u64;
             let step = (len - out.len()).min(READ_STEP_BYTES);
-            if read_cached(file.as_raw_fd(), at, step, &mut out) == 0 {
+            let missed = read_cached(file.as_raw_fd(), at, step, &mut out) == 0;
+            self.read_ahead(at, missed).await;
+            if missed {
                 let chunk = file.read_at(at, step).await?;
                 if chunk.is_empty() {
                     return Err(self.corrupt(at, "unexpected end of segment file"));

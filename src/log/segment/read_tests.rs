@@ -141,3 +141,49 @@ async fn read(segment: &Segment, next_offset: i64) -> Vec<Chunk> {
         .unwrap();
     out
 }
+
+/// A read that misses the page cache has the kernel read the stretch
+/// ahead of it (`readahead.rs`), so the reads after it find their pages:
+/// a catch-up reader does not wait for the disk at every step.
+#[test]
+fn a_cold_read_has_the_stretch_ahead_read_into_the_page_cache() {
+    use crate::log::file_range::pages_cached;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let len = 4 << 20;
+    let bytes: Vec<u8> = (0..len as u32).map(|i| (i % 241) as u8).collect();
+    let path = log_path(dir.path(), 0);
+    std::fs::write(&path, &bytes).unwrap();
+    let dir_path = dir.path().to_path_buf();
+    crate::shard::block_on(move || async move {
+        let file = Segment::open_file(&log_path(&dir_path, 0)).await.unwrap();
+        let segment = Segment::existing(&dir_path, 0, file, len, SegmentIndexes::empty(), 0, 0);
+        let reader = std::fs::File::open(log_path(&dir_path, 0)).unwrap();
+        let (ahead, ahead_len) = (READ_STEP_BYTES as u64 * 2, len - READ_STEP_BYTES as u64 * 2);
+        // Evicted (again, should a page linger) until a read misses.
+        let mut missed = false;
+        for _ in 0..EVICTION_TRIES {
+            evict_from_page_cache(&reader);
+            if pages_cached(reader.as_raw_fd(), ahead, ahead_len) {
+                continue;
+            }
+            let first = segment.read_exact(0, 4096).await.unwrap();
+            assert_eq!(&first[..], &bytes[..4096]);
+            missed = true;
+            break;
+        }
+        assert!(missed, "the file's pages stayed cached");
+        // The kernel reads the stretch on its own time: bounded wait.
+        let mut cached = false;
+        for _ in 0..500 {
+            cached = pages_cached(reader.as_raw_fd(), ahead, ahead_len);
+            if cached {
+                break;
+            }
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(cached, "the pages ahead of the cold read were not read");
+        segment.close().await.unwrap();
+    });
+}
