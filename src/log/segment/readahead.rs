@@ -14,9 +14,10 @@
 //!
 //! Invariant: the advice runs on glommio's blocking pool, never on the
 //! reactor (queueing megabytes of reads allocates their pages); at most
-//! one request is in flight per segment, each within the written bytes
-//! and at most `READAHEAD_BYTES`; a segment whose reads all find their
-//! pages (tail readers, warm catch-up reads) never asks.
+//! one request is in flight per segment and `ASKS_IN_FLIGHT_MAX` per
+//! shard thread, each within the written bytes and at most
+//! `READAHEAD_BYTES`; a segment whose reads all find their pages (tail
+//! readers, warm catch-up reads) never asks.
 
 use std::cell::Cell;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -31,6 +32,16 @@ use super::Segment;
 /// consumer's fetches.
 pub const READAHEAD_BYTES: u64 = 8 << 20;
 
+/// Requests a shard thread has with the blocking pool at once: 256 MiB
+/// of reads queued. A catch-up of more partitions than this at once
+/// reads the rest as without readahead rather than queueing more.
+const ASKS_IN_FLIGHT_MAX: usize = 32;
+
+thread_local! {
+    /// This shard thread's requests with the blocking pool.
+    static ASKS_IN_FLIGHT: Cell<usize> = const { Cell::new(0) };
+}
+
 /// One segment's readahead: how far it was asked, and whether the ask is
 /// still with the blocking pool.
 #[derive(Debug, Default)]
@@ -42,10 +53,16 @@ pub(super) struct Readahead {
 
 impl Readahead {
     /// The stretch to ask for, if any, of a read at `position` of a file
-    /// of `written` bytes; `missed` when its first page was not cached.
-    /// Marks it asked.
-    fn next(&self, position: u64, missed: bool, written: u64) -> Option<(u64, u64)> {
-        if self.in_flight.get() {
+    /// of `written` bytes; `missed` when its first page was not cached;
+    /// `shard_asks` the shard thread's requests in flight. Marks it asked.
+    fn next(
+        &self,
+        position: u64,
+        missed: bool,
+        written: u64,
+        shard_asks: usize,
+    ) -> Option<(u64, u64)> {
+        if self.in_flight.get() || shard_asks >= ASKS_IN_FLIGHT_MAX {
             return None;
         }
         let asked = self.asked_to.get();
@@ -72,22 +89,26 @@ impl Segment {
     /// page was not in the page cache. Asks for the stretch ahead when
     /// `Readahead::next` says so, without waiting for it.
     pub(super) async fn read_ahead(&self, position: u64, missed: bool) {
-        let Some((start, end)) = self
-            .readahead
-            .next(position, missed, self.written_bytes.get())
-        else {
+        let shard_asks = ASKS_IN_FLIGHT.with(Cell::get);
+        let written = self.written_bytes.get();
+        let Some((start, end)) = self.readahead.next(position, missed, written, shard_asks) else {
             return;
         };
+        ASKS_IN_FLIGHT.with(|asks| asks.set(asks.get() + 1));
         let in_flight = self.readahead.in_flight.clone();
-        let Ok(file) = self.shared_file().await else {
+        let answered = move || {
             in_flight.set(false);
+            ASKS_IN_FLIGHT.with(|asks| asks.set(asks.get() - 1));
+        };
+        let Ok(file) = self.shared_file().await else {
+            answered();
             return;
         };
         glommio::spawn_local(async move {
             glommio::executor()
                 .spawn_blocking(move || advise_will_need(&file, start, end - start))
                 .await;
-            in_flight.set(false);
+            answered();
         })
         .detach();
     }
@@ -115,38 +136,57 @@ mod tests {
     fn a_miss_asks_for_the_stretch_ahead_and_a_streaming_reader_the_next() {
         let readahead = Readahead::default();
         let written = 100 * MIB;
-        assert_eq!(readahead.next(0, false, written), None, "cached: no ask");
-        assert_eq!(readahead.next(MIB, true, written), Some((MIB, 9 * MIB)));
+        assert_eq!(readahead.next(0, false, written, 0), None, "cached: no ask");
+        assert_eq!(readahead.next(MIB, true, written, 0), Some((MIB, 9 * MIB)));
         assert_eq!(
-            readahead.next(2 * MIB, true, written),
+            readahead.next(2 * MIB, true, written, 0),
             None,
             "one in flight"
         );
         readahead.in_flight.set(false);
         assert_eq!(
-            readahead.next(3 * MIB, false, written),
+            readahead.next(3 * MIB, false, written, 0),
             None,
             "far from the end"
         );
         assert_eq!(
-            readahead.next(5 * MIB, false, written),
+            readahead.next(5 * MIB, false, written, 0),
             Some((9 * MIB, 13 * MIB)),
             "within half of the end: the next stretch, from where the last ended"
         );
         readahead.in_flight.set(false);
-        assert_eq!(readahead.next(20 * MIB, false, written), None, "past it");
+        assert_eq!(readahead.next(20 * MIB, false, written, 0), None, "past it");
         assert_eq!(
-            readahead.next(20 * MIB, true, written),
+            readahead.next(20 * MIB, true, written, 0),
             Some((20 * MIB, 28 * MIB))
+        );
+    }
+
+    #[test]
+    fn a_shard_with_its_most_asks_in_flight_asks_no_more() {
+        let readahead = Readahead::default();
+        let full = ASKS_IN_FLIGHT_MAX;
+        assert_eq!(readahead.next(0, true, 100 * MIB, full), None);
+        assert_eq!(
+            readahead.next(0, true, 100 * MIB, full - 1),
+            Some((0, 8 * MIB))
         );
     }
 
     #[test]
     fn asks_stay_within_the_written_bytes() {
         let readahead = Readahead::default();
-        assert_eq!(readahead.next(MIB, true, 3 * MIB), Some((MIB, 3 * MIB)));
+        assert_eq!(readahead.next(MIB, true, 3 * MIB, 0), Some((MIB, 3 * MIB)));
         readahead.in_flight.set(false);
-        assert_eq!(readahead.next(2 * MIB, false, 3 * MIB), None, "all asked");
-        assert_eq!(readahead.next(3 * MIB, true, 3 * MIB), None, "at the end");
+        assert_eq!(
+            readahead.next(2 * MIB, false, 3 * MIB, 0),
+            None,
+            "all asked"
+        );
+        assert_eq!(
+            readahead.next(3 * MIB, true, 3 * MIB, 0),
+            None,
+            "at the end"
+        );
     }
 }
