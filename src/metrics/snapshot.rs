@@ -79,9 +79,10 @@ pub struct GroupMetrics {
 
 /// A group's lag on a partition: records from its committed offset to
 /// the high watermark (0 for a commit past the high watermark known, the
-/// leader's answer being a sample old).
+/// leader's answer being a sample old). Saturating: a client may commit
+/// any i64, `i64::MIN` too.
 pub fn group_lag(high_watermark: i64, committed: i64) -> i64 {
-    (high_watermark - committed).max(0)
+    high_watermark.saturating_sub(committed).max(0)
 }
 
 /// What the whole cluster looks like from this node's metadata view, and
@@ -208,4 +209,17 @@ fn merge_optional(total: &mut Option<Histogram<u64>>, more: Option<Histogram<u64
 fn add_histogram(total: &mut Histogram<u64>, more: &Histogram<u64>) {
     let added = total.add(more);
     debug_assert!(added.is_ok(), "histograms of one kind share their bounds");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::group_lag;
+
+    #[test]
+    fn a_lag_is_never_negative_and_any_committed_offset_is_taken() {
+        assert_eq!(group_lag(100, 40), 60);
+        assert_eq!(group_lag(100, 140), 0, "a commit past the high watermark");
+        assert_eq!(group_lag(100, i64::MIN), i64::MAX, "a garbage commit");
+        assert_eq!(group_lag(-1, i64::MAX), 0);
+    }
 }
