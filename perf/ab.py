@@ -43,6 +43,7 @@ import os
 import random
 import shlex
 import signal
+import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -121,12 +122,6 @@ def mann_whitney(a, b):
     return u / pairs, math.erfc(distance / math.sqrt(variance) / math.sqrt(2))
 
 
-def plain_median(values):
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
 def ratio_interval(a, b):
     """The 95% bootstrap interval of median(b) / median(a), or None with
     fewer than INTERVAL_RUNS_MIN runs a side. A bound such as "B costs at
@@ -134,10 +129,14 @@ def ratio_interval(a, b):
     if min(len(a), len(b)) < INTERVAL_RUNS_MIN or 0 in a:
         return None
     rng = random.Random(BOOTSTRAP_SEED)
-    ratios = sorted(plain_median(rng.choices(b, k=len(b))) / plain_median(rng.choices(a, k=len(a)))
+    ratios = sorted(statistics.median(rng.choices(b, k=len(b))) / statistics.median(rng.choices(a, k=len(a)))
                     for _ in range(BOOTSTRAP_RESAMPLES))
     tail = (1 - INTERVAL_LEVEL) / 2
     return ratios[int(tail * BOOTSTRAP_RESAMPLES)], ratios[int((1 - tail) * BOOTSTRAP_RESAMPLES) - 1]
+
+
+def fmt_interval(interval):
+    return "—" if interval is None else f"{interval[0]:.3f} – {interval[1]:.3f}"
 
 
 def cpu_per_million(reports):
@@ -207,8 +206,7 @@ def section(results, args, argv, binaries, commands, info, load_end):
         b_median = median_of(results[name]["B"], ("records_per_s",))
         test = mann_whitney(a, b)
         share, p = ("—", "—") if test is None else (f"{test[0]:.0%}", f"{test[1]:.3f}")
-        interval = ratio_interval(a, b)
-        bounds = "—" if interval is None else f"{interval[0]:.3f} – {interval[1]:.3f}"
+        bounds = fmt_interval(ratio_interval(a, b))
         lines.append(f"| {label_of(name)} | {fmt_rate(a_median)} | {spread(a)} | "
                      f"{fmt_rate(b_median)} | {spread(b)} | {fmt_ratio(b_median, a_median)} | "
                      f"{bounds} | {share} | {p} | {reading(test)} |")
@@ -226,9 +224,8 @@ def section(results, args, argv, binaries, commands, info, load_end):
         if not a or not b:
             lines.append(f"| {label_of(name)} | — | — | — | — |")
             continue
-        interval = ratio_interval(a, b)
-        bounds = "—" if interval is None else f"{interval[0]:.3f} – {interval[1]:.3f}"
-        a_median, b_median = plain_median(a), plain_median(b)
+        bounds = fmt_interval(ratio_interval(a, b))
+        a_median, b_median = statistics.median(a), statistics.median(b)
         lines.append(f"| {label_of(name)} | {a_median:.3f} | {b_median:.3f} | "
                      f"{fmt_ratio(b_median, a_median)} | {bounds} |")
     floor = smallest_p(args.runs, args.runs)

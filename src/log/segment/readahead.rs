@@ -30,7 +30,7 @@ use super::Segment;
 /// of Linux's largest readahead window (`read_ahead_kb` on this machine's
 /// disk), enough queued per partition to keep a disk busy between a
 /// consumer's fetches.
-pub const READAHEAD_BYTES: u64 = 8 << 20;
+const READAHEAD_BYTES: u64 = 8 << 20;
 
 /// Requests a shard thread has with the blocking pool at once: 256 MiB
 /// of reads queued. A catch-up of more partitions than this at once
