@@ -33,12 +33,16 @@ use crate::quorum::transport::TransportConfig;
 use crate::quorum::{QuorumNode, QuorumSettings};
 use crate::shard::messages::TopicPartition;
 use crate::shard::observer::{self, MetadataStart};
+use crate::shard::progress::{StartProgress, Step};
 use crate::shard::quorum::QuorumStart;
 use crate::shard::strays;
 
 /// Runs the broker until SIGTERM or SIGINT; returns after a clean shutdown.
 pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     crate::logging::set_format(config.observability.log_format);
+    let progress = StartProgress::new(config.shards);
+    progress.node(Step::CheckingHost);
+    let slow_start = progress.report_while_slow();
     if let Some(reason) = config.cluster.unsupported_quorum(config.node_id) {
         anyhow::bail!(reason);
     }
@@ -96,6 +100,7 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     } else {
         crate::quorum::describe::UNKNOWN
     };
+    progress.node(Step::OpeningMetadataLog);
     let (metadata, image, topics) = start_metadata(&config, settings, &cluster_id)?;
     remove_orphan_partitions(&config, &topics);
     let (advertised_host, advertised_port) = config.advertised_host_port();
@@ -134,8 +139,10 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     let connections = Arc::new(limits::BrokerConnections::new(&config.connections)?);
     let config = Arc::new(config);
     let serve = move |start| listener::run(start, connections.clone(), client_listeners.clone());
-    let shards = crate::shard::spawn_all(config.clone(), view, metadata, serve)
+    progress.node(Step::StartingShards);
+    let shards = crate::shard::spawn_all(config.clone(), view, metadata, &progress, serve)
         .map_err(anyhow::Error::msg)?;
+    drop(slow_start);
     println!("shoal ready on {}", ready_address(&config));
     let _ = std::io::stdout().flush();
     if let Some(signal) = signals.forever().next() {

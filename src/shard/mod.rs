@@ -38,6 +38,7 @@ pub mod metrics;
 pub mod observer;
 pub mod owned;
 pub mod producer_ids;
+pub mod progress;
 pub mod quorum;
 mod quota_share;
 mod replay;
@@ -76,6 +77,7 @@ use mesh::{Links, Mesh, Unreachable};
 use messages::{KafkaError, ShardReply, ShardRequest};
 use owned::OwnedPartitions;
 use producer_ids::ProducerIds;
+use progress::{ShardSteps, StartProgress, Step};
 use replication::Replication;
 use to_controller::{LateApis, ToController};
 use transactions::TxnHost;
@@ -544,6 +546,7 @@ pub fn spawn_all<S, F>(
     config: Arc<BrokerConfig>,
     view: Arc<ClusterView>,
     quorum: observer::MetadataStart,
+    progress: &Arc<StartProgress>,
     service: S,
 ) -> Result<ShardSet, String>
 where
@@ -571,6 +574,7 @@ where
         let stopping = stopping.clone();
         let service = service.clone();
         let ready = ready_tx.clone();
+        let steps = progress.of_shard(id);
         let thread = glommio::LocalExecutorBuilder::new(placement)
             .name(&format!("shoal-shard-{id}"))
             .io_memory(SHARD_IO_MEMORY_BYTES)
@@ -579,7 +583,7 @@ where
             .spawn(move || {
                 crate::fatal::on_this_thread();
                 let metadata = StartMetadata { view, quorum };
-                run_shard(id, config, metadata, links, stopping, service, ready)
+                run_shard(steps, config, metadata, links, stopping, service, ready)
             })
             .map_err(|error| format!("cannot start shard {id}: {error}"))?;
         threads.push(thread);
@@ -725,7 +729,7 @@ struct StartMetadata {
 }
 
 async fn run_shard<S, F>(
-    id: usize,
+    steps: ShardSteps,
     config: Arc<BrokerConfig>,
     metadata: StartMetadata,
     links: Links,
@@ -736,7 +740,9 @@ async fn run_shard<S, F>(
     S: Fn(ShardStart) -> F,
     F: Future<Output = ()> + 'static,
 {
+    let id = steps.id;
     let StartMetadata { view, quorum } = metadata;
+    steps.step(Step::StartingQuorum);
     let (quorum, follower) = observer::MetadataStart::split(quorum);
     let among_several = follower.is_some()
         || quorum
@@ -790,6 +796,7 @@ async fn run_shard<S, F>(
     // shard waiting for its peers' connections otherwise sometimes slept
     // through them.
     crate::metrics::enable(config.observability.metrics_enabled);
+    steps.step(Step::ConnectingShards);
     let connecting = glommio::spawn_local(links.connect());
     let (mesh, receivers) = connecting.await;
     log::debug!("shard {id}: connected to the other shards");
@@ -837,6 +844,7 @@ async fn run_shard<S, F>(
             shard_count,
         ),
     });
+    steps.step(Step::OpeningPartitions);
     for topic in view.topics.values() {
         let mine = view.local_partitions(topic, id);
         if let Err(error) = shard.partitions.open(&config, topic, &mine).await {
@@ -851,11 +859,13 @@ async fn run_shard<S, F>(
     // watermark its checkpoint kept, not its log end.
     Replication::sync(&shard);
     Replication::start_ticks(&shard);
+    steps.step(Step::LoadingGroups);
     if let Some(offsets) = view.topic(OFFSETS_TOPIC) {
         let mine = view.led_partitions(offsets, id);
         shard.groups.load(&shard.partitions, &mine).await;
     }
     glommio::spawn_local(groups::run_ticks(Rc::downgrade(&shard))).detach();
+    steps.step(Step::LoadingTransactions);
     if let Some(states) = view.topic(TRANSACTION_STATE_TOPIC) {
         let mine = view.led_partitions(states, id);
         shard.transactions.load(&shard, &mine).await;
@@ -869,6 +879,7 @@ async fn run_shard<S, F>(
     if let Some(controller) = &shard.controller {
         controller.follow(&shard);
     }
+    steps.step(Step::Registering);
     // After `follow`: the registration's image is installed by it.
     // `_control` lives as long as the shard: the CONTROLLER listener's
     // hook and the expiry timer hold it only weakly.
@@ -947,6 +958,7 @@ async fn run_shard<S, F>(
     }
     stall::spawn_watchdog(id);
     drop(ticking);
+    steps.step(Step::Listening);
     log::debug!("shard {id}: started, running its service");
 
     service(ShardStart {

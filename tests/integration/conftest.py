@@ -32,12 +32,20 @@ sys.path.insert(0, os.path.dirname(__file__))
 import kafka_wire  # noqa: E402
 
 HOST = "127.0.0.1"
-READY_TIMEOUT_S = 20.0
+# A start takes well under a second; one in CI once printed nothing in
+# 20 s. Past 5 s the broker logs the step it is on (`shard::progress`),
+# and past this bound the failure shows its threads' frames.
+READY_TIMEOUT_S = 45.0
 # A JVM broker (Apache Kafka through SHOAL_TEST_SERVE_CMD) formats its storage
 # and starts in one JVM each, well past 20 s on a loaded machine.
 EXTERNAL_READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 20.0
 LOG_TAIL_LINES = 60
+# gdb attaching to a hung broker for its frames, and the frames of each
+# thread it prints.
+STACKS_TIMEOUT_S = 60.0
+STACK_FRAMES = 16
+STACK_LINE_CHARS = 240
 POLL_INTERVAL_S = 0.05
 
 EXTERNAL_SERVE_CMD = os.environ.get("SHOAL_TEST_SERVE_CMD")
@@ -105,8 +113,49 @@ def wait_ready(proc, log_path, bootstrap):
     deadline = time.monotonic() + READY_TIMEOUT_S
     while f"shoal ready on {bootstrap}" not in read_text(log_path):
         assert proc.poll() is None, read_text(log_path)
-        assert time.monotonic() < deadline, read_text(log_path)
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{read_text(log_path)}\n{thread_stacks(proc.pid)}")
         time.sleep(POLL_INTERVAL_S)
+
+
+def thread_stacks(pid):
+    """Each thread of process `pid`: its name and kernel wait channel, then
+    (where gdb is) its innermost frames. For the message of a broker that
+    never got ready: a start that hung once in CI left an empty log and
+    nothing else to find the wait by."""
+    lines = [f"--- threads of pid {pid} (name, kernel wait channel) ---"]
+    task_dir = f"/proc/{pid}/task"
+    try:
+        tids = sorted(os.listdir(task_dir), key=int)
+    except OSError as error:
+        return f"no threads of pid {pid}: {error}"
+    for tid in tids:
+        name = read_text(f"{task_dir}/{tid}/comm").strip()
+        wchan = read_text(f"{task_dir}/{tid}/wchan").strip()
+        lines.append(f"{tid} {name} {wchan}")
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        lines.append("(no gdb here for the frames)")
+        return "\n".join(lines)
+    try:
+        frames = subprocess.run(
+            [gdb, "-p", str(pid), "-batch", "-ex", f"thread apply all bt {STACK_FRAMES}"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=STACKS_TIMEOUT_S,
+        ).stdout
+    except subprocess.TimeoutExpired:
+        lines.append(f"(gdb took more than {STACKS_TIMEOUT_S}s)")
+        return "\n".join(lines)
+    lines.append("--- frames (gdb) ---")
+    lines.extend(
+        line[:STACK_LINE_CHARS]
+        for line in frames.splitlines()
+        if line.startswith(("#", "Thread "))
+    )
+    return "\n".join(lines)
 
 
 def free_port():
@@ -234,8 +283,9 @@ class Broker:
                     f"broker exited with {code} before it was ready:\n{self.log_tail()}"
                 )
             if time.monotonic() >= deadline:
+                stacks = "" if EXTERNAL_SERVE_CMD else f"\n{thread_stacks(self.proc.pid)}"
                 raise AssertionError(
-                    f"broker printed no {ready_line!r} within {ready_timeout_s}s:\n{self.log_tail()}"
+                    f"broker printed no {ready_line!r} within {ready_timeout_s}s:\n{self.log_tail()}{stacks}"
                 )
             time.sleep(POLL_INTERVAL_S)
 
