@@ -30,6 +30,7 @@ import struct
 import sys
 import threading
 import time
+import traceback
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -364,6 +365,12 @@ WATERMARK_TIMEOUT_S = 2.0
 # Every thread stops within this after it is told to (each blocks at most
 # POLL_S, WATERMARK_TIMEOUT_S or FLUSH_S at a time).
 JOIN_S = FLUSH_S + 10
+# Python frames shown of a load thread that outlived JOIN_S.
+HUNG_FRAMES = 4
+# A consumer's request to a node that died or was cut is given up after
+# this, not librdkafka's default 60 s: a stopping consumer (its close waits
+# for its requests) once outlived JOIN_S in a kill-leader run against Kafka.
+CONSUMER_SOCKET_TIMEOUT_MS = 10000
 # Rows any one list of the history may hold, whatever the run's length.
 ROWS_MAX = 2_000_000
 NOTES_MAX = 1000
@@ -409,8 +416,12 @@ class Load:
         for t in self.threads:
             if t.ident is not None:
                 t.join(max(0.0, deadline - time.monotonic()))
-        hung = [t.name for t in self.threads if t.is_alive()]
-        assert not hung, f"load threads still running {JOIN_S}s after stop: {hung}"
+        hung = [t for t in self.threads if t.is_alive()]
+        if hung:
+            frames = sys._current_frames()
+            where = "\n".join(f"{t.name}:\n{''.join(traceback.format_stack(frames[t.ident])[-HUNG_FRAMES:])}"
+                              for t in hung if t.ident in frames)
+            raise AssertionError(f"load threads still running {JOIN_S}s after stop:\n{where}")
         assert not self.failures, f"load threads failed: {self.failures}"
 
     def acked(self):
@@ -488,7 +499,8 @@ class Load:
     def _consume(self):
         consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"checker-{self.topic}",
                              "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                             "enable.partition.eof": False, "logger": LIBRDKAFKA_LOG})
+                             "enable.partition.eof": False, "socket.timeout.ms": CONSUMER_SOCKET_TIMEOUT_MS,
+                             "logger": LIBRDKAFKA_LOG})
         try:
             consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in range(self.partitions)])
             while self._running():
@@ -619,7 +631,8 @@ def consume_all(bootstrap, topic, high_watermarks, timeout_s=FINAL_CONSUME_S):
     out = {p: {} for p in high_watermarks}
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"checker-final-{topic}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                         "enable.partition.eof": False, "logger": LIBRDKAFKA_LOG})
+                         "enable.partition.eof": False, "socket.timeout.ms": CONSUMER_SOCKET_TIMEOUT_MS,
+                         "logger": LIBRDKAFKA_LOG})
     try:
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in high_watermarks])
         deadline = time.monotonic() + timeout_s
