@@ -61,6 +61,17 @@ use crate::replication::{
 /// finer so that a small lag setting (tests) is honoured within it.
 const REPLICA_TICK_MS: u64 = 250;
 
+/// How long a leader waits before it sends again an AlterPartition the
+/// controller refused with a retriable error (NOT_CONTROLLER,
+/// STALE_BROKER_EPOCH while this broker's new registration is not in the
+/// view yet, ...), as Kafka's leader resends on a later round, not at
+/// once. Without the wait, a refusal given at once (this node's own
+/// controller, on the partition's own shard, answers without a single
+/// await) made the resend recurse on the shard's stack: glommio polls a
+/// new task on the spawner's stack, so each round nested in the last until
+/// the shard thread overflowed its stack (rolling restarts in CI).
+const ALTER_PARTITION_RETRY_BACKOFF_MS: u64 = 100;
+
 /// Produce's `acks` for "all in-sync replicas".
 const ALL_ACKS: i16 = -1;
 
@@ -369,7 +380,7 @@ impl Replication {
                         .unwrap_or(ResponseError::UnknownServerError),
                 ),
             };
-            let effects = {
+            let mut effects = {
                 let mut led = shard.replication.led.borrow_mut();
                 match led.get_mut(&partition) {
                     Some(entry) if entry.generation == generation => {
@@ -384,6 +395,32 @@ impl Replication {
                     _ => return,
                 }
             };
+            if let Some(resend) = effects.alter_partition.take() {
+                // The high watermark now; the resend after the backoff,
+                // and only while it is still the change in flight.
+                Self::apply(&shard, &partition, generation, effects);
+                drop(shard);
+                let backoff = std::time::Duration::from_millis(ALTER_PARTITION_RETRY_BACKOFF_MS);
+                glommio::timer::sleep(backoff).await;
+                let Some(shard) = weak.upgrade() else {
+                    return;
+                };
+                let still_in_flight = shard
+                    .replication
+                    .led
+                    .borrow()
+                    .get(&partition)
+                    .filter(|entry| entry.generation == generation)
+                    .is_some_and(|entry| entry.state.in_flight() == Some(&resend));
+                if still_in_flight {
+                    let resent = LeaderEffects {
+                        alter_partition: Some(resend),
+                        ..LeaderEffects::default()
+                    };
+                    Self::apply(&shard, &partition, generation, resent);
+                }
+                return;
+            }
             Self::apply(&shard, &partition, generation, effects);
         })
         .detach();
