@@ -41,7 +41,6 @@ use crate::shard::strays;
 pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     crate::logging::set_format(config.observability.log_format);
     let progress = StartProgress::new(config.shards);
-    progress.node(Step::CheckingHost);
     let slow_start = progress.report_while_slow();
     if let Some(reason) = config.cluster.unsupported_quorum(config.node_id) {
         anyhow::bail!(reason);

@@ -85,9 +85,10 @@ pub struct StartProgress {
 }
 
 impl StartProgress {
+    /// A start of `shards` shards, the node at its first step.
     pub fn new(shards: usize) -> Arc<StartProgress> {
         Arc::new(StartProgress {
-            node: AtomicU8::new(Step::NotStarted as u8),
+            node: AtomicU8::new(Step::CheckingHost as u8),
             shards: (0..shards)
                 .map(|_| AtomicU8::new(Step::NotStarted as u8))
                 .collect(),
@@ -98,7 +99,7 @@ impl StartProgress {
         self.node.store(step as u8, Ordering::Relaxed);
     }
 
-    pub fn shard(&self, id: usize, step: Step) {
+    fn shard(&self, id: usize, step: Step) {
         if let Some(slot) = self.shards.get(id) {
             slot.store(step as u8, Ordering::Relaxed);
         }

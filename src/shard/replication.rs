@@ -400,8 +400,10 @@ impl Replication {
                 // and only while it is still the change in flight.
                 Self::apply(&shard, &partition, generation, effects);
                 drop(shard);
-                let backoff = std::time::Duration::from_millis(ALTER_PARTITION_RETRY_BACKOFF_MS);
-                glommio::timer::sleep(backoff).await;
+                glommio::timer::sleep(std::time::Duration::from_millis(
+                    ALTER_PARTITION_RETRY_BACKOFF_MS,
+                ))
+                .await;
                 let Some(shard) = weak.upgrade() else {
                     return;
                 };
