@@ -279,6 +279,9 @@ def described_at_leader(consumer, topic, partition):
     until the grant reaches the leader, and librdkafka's own
     _UNKNOWN_PARTITION until the topic's metadata reaches it (the wait is
     bounded, and says what it waited for)."""
+    # librdkafka runs an OAUTHBEARER client's token callback from poll():
+    # without one the probe never logs in.
+    consumer.poll(0)
     try:
         consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=clients.REQUEST_TIMEOUT_S)
         return True
